@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install everything tinyedge needs on a Debian machine, then run the main job:
+# train the bundled example and deploy it to the embedded default board (qemu-cortex-m4).
+#   ./install.sh            install + main job
+#   ./install.sh --no-demo  install only (what CI does before the tests)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(
+  python3-venv python3-dev build-essential pkg-config
+  gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib
+  qemu-system-arm
+  gcc-avr avr-libc avrdude simavr libsimavr-dev libelf-dev arduino-core-avr
+  clang libclang-rt-14-dev
+)
+
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> apt: installing ${missing[*]}"
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  python3 -m venv .venv
+fi
+echo "==> pip: installing tinyedge and its dependencies into .venv"
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+
+if [ "${1:-}" = "--no-demo" ]; then
+  exit 0
+fi
+
+echo "==> main job: train the example, then deploy it to qemu-cortex-m4 and validate it there"
+.venv/bin/python examples/train.py --model shapes -o examples/out
+.venv/bin/tinyedge deploy examples/out/shapes.keras --board qemu-cortex-m4 \
+  --calibration examples/out/calibration.npy --data examples/out/test_x.npy --labels examples/out/test_y.npy \
+  --json examples/out/report.json --junit examples/out/report.xml

@@ -1,0 +1,87 @@
+"""Session-wide fixtures: real models trained, saved and quantized once per test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+REPO = Path(__file__).resolve().parent.parent
+TINYEDGE = [sys.executable, "-m", "tinyedge"]
+
+
+@dataclass
+class ModelFiles:
+    """A trained float model on disk, its data, and its full-int8 conversion."""
+    keras: Path
+    calibration: Path
+    eval_x: Path
+    eval_y: Path
+    int8: Path
+
+
+def run_tinyedge(*args: str | Path, cwd: Path | None = None, env: dict | None = None,
+                 timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the tinyedge CLI as a user would, capturing its output."""
+    merged = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run([*TINYEDGE, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=merged, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def sine_model(tmp_path_factory) -> ModelFiles:
+    import models
+    from tinyedge.quantize import quantize_model
+
+    out = tmp_path_factory.mktemp("sine")
+    keras_model = models.sine_mlp()
+    keras_model.save(out / "sine.keras")
+    x, y = models.sine_data(300, seed=5)
+    np.save(out / "cal.npy", x[:200])
+    np.save(out / "eval_x.npy", x[200:])
+    np.save(out / "eval_y.npy", y[200:])
+    quantize_model(out / "sine.keras", x[:200], out / "sine_int8.tflite")
+    return ModelFiles(out / "sine.keras", out / "cal.npy", out / "eval_x.npy", out / "eval_y.npy", out / "sine_int8.tflite")
+
+
+@pytest.fixture(scope="session")
+def cnn_model(tmp_path_factory) -> ModelFiles:
+    import models
+    from tinyedge.quantize import quantize_model
+
+    out = tmp_path_factory.mktemp("cnn")
+    keras_model = models.small_cnn()
+    keras_model.save(out / "cnn.keras")
+    x, y = models.blobs_images(160, seed=9)
+    np.save(out / "cal.npy", x[:100])
+    np.save(out / "eval_x.npy", x[100:])
+    np.save(out / "eval_y.npy", y[100:])
+    quantize_model(out / "cnn.keras", x[:100], out / "cnn_int8.tflite")
+    return ModelFiles(out / "cnn.keras", out / "cal.npy", out / "eval_x.npy", out / "eval_y.npy", out / "cnn_int8.tflite")
+
+
+def tflm_tree() -> Path | None:
+    value = os.environ.get("TINYEDGE_TFLM_DIR")
+    return Path(value) if value and Path(value).is_dir() else None
+
+
+requires_tflm = pytest.mark.skipif(
+    tflm_tree() is None,
+    reason="needs a TFLM source tree: set TINYEDGE_TFLM_DIR to a tree made with TFLM's create_tflm_tree.py",
+)
+
+
+def require_tools(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} on PATH (installed by the README's set-up command)")

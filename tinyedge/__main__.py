@@ -1,0 +1,3 @@
+from tinyedge.cli import app
+
+app()

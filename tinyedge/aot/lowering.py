@@ -1,0 +1,27 @@
+"""The contract between the AOT code generator and the per-op lowerings.
+
+A lowering turns one operator into C: file-scope declarations (constant tables, read with the
+TE_RD_* macros of firmware/aot/te_pgm.h so they may live in PROGMEM) and the statements that run it.
+`ptr(tensor_index)` gives the C expression for a tensor's data: a typed pointer into the arena for
+activations, or the name of a TE_CONST array for constants. Identifiers in `decls` are prefixed with
+`op{op.index}_` so they never collide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from tinyedge.tflite_model import Operator, TfliteModel
+
+PointerOf = Callable[[int], str]
+
+
+@dataclass
+class Lowered:
+    decls: str = ""
+    call: str = ""
+    inplace_ok: bool = False   # the output may share the first input's memory
+
+
+Lowering = Callable[[TfliteModel, Operator, PointerOf], Lowered]

@@ -1,0 +1,142 @@
+"""`tinyedge inspect`: what a .tflite holds, what it costs, and whether it fits a board."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyedge.boards import Board, get_board
+from tinyedge.reference import check_runs_in_tflm, measure_arena
+from tinyedge.tflite_model import Operator, TfliteModel, load_tflite
+
+# TFLM's interpreter, allocator and a handful of reference kernels, measured as text+rodata on a
+# Cortex-M4 build (37 KB for a conv/pool/dense/softmax model); used only for the fit estimate.
+TFLM_CODE_ESTIMATE = 40 * 1024
+# tinyedge's AOT kernels plus the protocol for a small model.
+AOT_CODE_ESTIMATE = 6 * 1024
+HOST_ARENA_NOTE = (
+    "arena measured with tflite-micro on this 64-bit host; 32-bit targets need a different figure "
+    "(pointers are smaller): fit it on the board with `tinyedge deploy --fit-arena`"
+)
+
+
+@dataclass
+class TensorSummary:
+    index: int
+    name: str
+    shape: list[int]
+    dtype: str
+    scale: list[float]
+    zero_point: list[int]
+    constant: bool
+
+
+@dataclass
+class BoardFit:
+    board: str
+    runtime: str
+    flash_needed: int
+    flash_budget: int
+    ram_needed: int
+    ram_budget: int
+    fits: bool
+    basis: str
+
+
+@dataclass
+class ModelSummary:
+    path: str
+    model_bytes: int
+    sha256: str
+    ops: dict[str, int]
+    operators: list[str]
+    inputs: list[TensorSummary]
+    outputs: list[TensorSummary]
+    tensors: list[TensorSummary]
+    parameters: int
+    macs: int
+    full_int8: bool
+    not_full_int8_because: list[str]
+    arena_bytes_host: int
+    arena_note: str = HOST_ARENA_NOTE
+    board_fit: BoardFit | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _tensor_summary(model: TfliteModel, index: int) -> TensorSummary:
+    t = model.tensors[index]
+    return TensorSummary(
+        index=index, name=t.name, shape=list(t.shape), dtype=t.type_name.lower(),
+        scale=[float(s) for s in t.scale[:8]], zero_point=[int(z) for z in t.zero_point[:8]],
+        constant=t.is_constant,
+    )
+
+
+def op_macs(model: TfliteModel, op: Operator) -> int:
+    """Multiply-accumulates of one operator (convolutions and dense layers; 0 for the rest)."""
+    if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
+        weights = model.tensors[op.inputs[1]]
+        out = model.tensors[op.outputs[0]]
+        out_elems = int(np.prod(out.shape))
+        if op.opcode == "CONV_2D":
+            _, kh, kw, cin = weights.shape
+            return out_elems * kh * kw * cin
+        if op.opcode == "DEPTHWISE_CONV_2D":
+            _, kh, kw, _ = weights.shape
+            return out_elems * kh * kw
+        if op.opcode == "FULLY_CONNECTED":
+            return out_elems * weights.shape[-1]
+    return 0
+
+
+def board_fit(model: TfliteModel, board: Board, arena_bytes: int) -> BoardFit:
+    runtime = "tflm" if "tflm" in board.runtimes else "aot"
+    if runtime == "tflm":
+        flash_needed, ram_needed = len(model.data) + TFLM_CODE_ESTIMATE, arena_bytes
+        basis = f"model bytes + ~{TFLM_CODE_ESTIMATE // 1024} KB of TFLM code; host-measured arena"
+    else:
+        weights = sum(t.nbytes for t in model.tensors if t.is_constant)
+        flash_needed = weights + AOT_CODE_ESTIMATE
+        ram_needed = _aot_arena(model, fallback=arena_bytes)
+        basis = f"constant bytes + ~{AOT_CODE_ESTIMATE // 1024} KB of AOT code; AOT memory plan"
+    fits = not board.is_budgeted or (flash_needed <= board.flash_bytes and ram_needed <= board.ram_bytes)
+    return BoardFit(board.id, runtime, flash_needed, board.flash_bytes, ram_needed, board.ram_bytes, fits, basis)
+
+
+def _aot_arena(model: TfliteModel, fallback: int) -> int:
+    try:
+        from tinyedge.aot.compiler import compile_model
+    except ImportError:
+        return fallback
+    try:
+        return int(compile_model(model).arena_bytes)
+    except Exception:
+        return fallback
+
+
+def inspect_model(path: str | Path, board_id: str | None = None) -> ModelSummary:
+    model = load_tflite(path)
+    board = get_board(board_id) if board_id else None
+    check_runs_in_tflm(model)
+    arena = measure_arena(model)
+    return ModelSummary(
+        path=str(path),
+        model_bytes=len(model.data),
+        sha256=model.sha256,
+        ops=model.op_versions(),
+        operators=[op.opcode for op in model.operators],
+        inputs=[_tensor_summary(model, i) for i in model.inputs],
+        outputs=[_tensor_summary(model, i) for i in model.outputs],
+        tensors=[_tensor_summary(model, i) for i in range(len(model.tensors))],
+        parameters=model.parameter_count(),
+        macs=sum(op_macs(model, op) for op in model.operators),
+        full_int8=model.is_full_int8(),
+        not_full_int8_because=model.full_int8_problems(),
+        arena_bytes_host=arena,
+        board_fit=board_fit(model, board, arena) if board else None,
+    )

@@ -1,0 +1,27 @@
+"""Where the project's data lives: board profiles, Jinja templates and static firmware sources."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = PROJECT_ROOT / "templates"
+FIRMWARE_DIR = PROJECT_ROOT / "firmware"
+
+
+def boards_file() -> Path:
+    return Path(os.environ.get("TINYEDGE_BOARDS", PROJECT_ROOT / "boards.yaml"))
+
+
+def cache_dir() -> Path:
+    """Per-user cache for compiled TFLM objects and host tools, shared by every project."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tinyedge"
+    path = Path(os.environ.get("TINYEDGE_CACHE", default))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def tflm_dir_from_env() -> Path | None:
+    value = os.environ.get("TINYEDGE_TFLM_DIR")
+    return Path(value) if value else None

@@ -1,0 +1,358 @@
+"""Full-int8 quantization: int8 weights (per channel), activations, inputs and outputs.
+
+The float model is converted with its batch dimension fixed to 1 (a free batch dimension makes
+Keras 3 models carry SHAPE/STRIDED_SLICE/PACK ops onto the board), calibrated on the user's
+data, checked in tflite-micro, and compared against the float model on held-out data.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from tinyedge.errors import TinyedgeError
+from tinyedge.reference import Reference, captured_native_output, check_runs_in_tflm
+from tinyedge.tflite_model import TFLITE_IDENTIFIER, TfliteModel, parse_tflite
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+HOLDOUT_FRACTION = 0.2
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class QuantizeReport:
+    output: str
+    float_bytes: int
+    int8_bytes: int
+    calibration_samples: int
+    eval_samples: int
+    eval_source: str
+    rmse: float
+    cosine: float
+    top1_agreement: float | None
+    accuracy: dict[str, float] | None = None
+    label_rmse: dict[str, float] | None = None
+    ops: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tensorflow():
+    """Import TensorFlow with its log noise silenced."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    import logging
+
+    with captured_native_output():
+        import tensorflow as tf
+
+    tf.get_logger().setLevel(logging.ERROR)
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:  # pragma: no cover
+        pass
+    return tf
+
+
+# ---------------------------------------------------------------- loading the float model
+
+
+@dataclass
+class FloatModel:
+    """A float Keras model whose input batch dimension is fixed to 1."""
+    keras_model: Any
+    input_shapes: list[tuple[int, ...]]
+
+    def predict(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        result = self.keras_model(inputs if len(inputs) > 1 else inputs[0], training=False)
+        if isinstance(result, dict):
+            result = [result[k] for k in sorted(result)]
+        elif not isinstance(result, (list, tuple)):
+            result = [result]
+        return [np.asarray(r) for r in result]
+
+
+def load_float_model(path: str | Path) -> FloatModel:
+    path = Path(path)
+    if not path.exists():
+        raise TinyedgeError(f"{path} does not exist: give a Keras .keras/.h5 file or a SavedModel directory.")
+    if path.is_file() and _looks_like_tflite(path):
+        raise TinyedgeError(
+            f"{path} is already a .tflite model; quantization needs the source model: give the Keras "
+            ".keras/.h5 file or SavedModel directory it was converted from."
+        )
+    if path.is_dir():
+        if not (path / "saved_model.pb").exists():
+            raise TinyedgeError(f"{path} is a directory without saved_model.pb: give a SavedModel directory or a .keras/.h5 file.")
+        return _load_saved_model(path)
+    if path.suffix.lower() not in KERAS_SUFFIXES:
+        raise TinyedgeError(f"{path} is not a model tinyedge can read: give a Keras .keras/.h5 file or a SavedModel directory.")
+    return _load_keras(path)
+
+
+def _looks_like_tflite(path: Path) -> bool:
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    return len(head) == 8 and head[4:8] == TFLITE_IDENTIFIER
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def _load_keras(path: Path) -> FloatModel:
+    tf = tensorflow()
+    try:
+        with captured_native_output():
+            model = tf.keras.models.load_model(path, compile=False)
+    except Exception as exc:
+        raise TinyedgeError(f"{path} could not be loaded as a Keras model ({_first_line(exc)}): check the file.") from None
+    return keras_to_float_model(model)
+
+
+def keras_to_float_model(model: Any) -> FloatModel:
+    """Re-wrap a Keras model with batch size 1 (inputs of shape (1, ...))."""
+    tf = tensorflow()
+    shapes = [(1, *tuple(t.shape)[1:]) for t in model.inputs]
+    if any(None in shape for shape in shapes):
+        raise TinyedgeError(
+            "the model has a free dimension besides the batch (e.g. variable sequence length): "
+            "give its inputs fixed shapes before quantizing."
+        )
+    inputs = [tf.keras.Input(batch_shape=shape, dtype=t.dtype) for shape, t in zip(shapes, model.inputs)]
+    outputs = model(inputs if len(inputs) > 1 else inputs[0])
+    return FloatModel(tf.keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs), shapes)
+
+
+def _load_saved_model(path: Path) -> FloatModel:
+    tf = tensorflow()
+    try:
+        with captured_native_output():
+            layer = tf.keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")
+            loaded = tf.saved_model.load(str(path))
+    except Exception as exc:
+        raise TinyedgeError(f"{path} could not be loaded as a SavedModel with a 'serving_default' signature ({_first_line(exc)}).") from None
+    specs = loaded.signatures["serving_default"].structured_input_signature[1]
+    if len(specs) != 1:
+        raise TinyedgeError(f"{path} has {len(specs)} inputs; tinyedge quantize takes single-input models.")
+    spec = next(iter(specs.values()))
+    shape = (1, *spec.shape.as_list()[1:])
+    if None in shape:
+        raise TinyedgeError(f"{path} has a free dimension besides the batch: export it with fixed input shapes.")
+    inp = tf.keras.Input(batch_shape=shape, dtype=spec.dtype)
+    out = layer(inp)
+    if isinstance(out, dict):
+        out = [out[k] for k in sorted(out)]
+        out = out[0] if len(out) == 1 else out
+    return FloatModel(tf.keras.Model(inp, out), [shape])
+
+
+# ---------------------------------------------------------------- data
+
+
+def load_array(path: str | Path, what: str) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise TinyedgeError(f"the {what} file {path} does not exist: give a .npy array.")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception:
+        raise TinyedgeError(f"{path} is not a NumPy .npy array: save the {what} with numpy.save.") from None
+    if not isinstance(array, np.ndarray):
+        raise TinyedgeError(f"{path} holds several arrays (.npz): save the {what} as one array with numpy.save.")
+    return array
+
+
+def check_samples(data: np.ndarray, input_shape: tuple[int, ...], what: str, source: str) -> np.ndarray:
+    """Accept N samples of the model's input shape (with or without the batch axis of 1)."""
+    if data.size == 0 or data.shape[0] == 0:
+        raise TinyedgeError(f"the {what} data in {source} is empty: give at least one sample.")
+    if not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
+        raise TinyedgeError(f"the {what} data in {source} has dtype {data.dtype}: it must be numeric (float32 preferred).")
+    sample_shape = tuple(input_shape[1:])
+    if tuple(data.shape[1:]) == sample_shape:
+        return data
+    if data.ndim == len(input_shape) + 1 and tuple(data.shape[1:]) == tuple(input_shape):
+        return data.reshape((data.shape[0], *sample_shape))
+    raise TinyedgeError(
+        f"the {what} data in {source} has samples of shape {tuple(data.shape[1:])}, but the model "
+        f"expects {sample_shape}: give an array of shape (N, {', '.join(map(str, sample_shape))})."
+    )
+
+
+# ---------------------------------------------------------------- conversion
+
+
+def convert(float_model: FloatModel, calibration: np.ndarray | None, progress: Progress | None = None) -> bytes:
+    """Convert to .tflite: full int8 when calibration data is given, float otherwise."""
+    tf = tensorflow()
+    converter = tf.lite.TFLiteConverter.from_keras_model(float_model.keras_model)
+    if calibration is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+        converter.representative_dataset = lambda: _representative(calibration, progress)
+    with captured_native_output() as log:
+        try:
+            return bytes(converter.convert())
+        except Exception as exc:
+            failure = exc
+    hint = _conversion_hint(str(failure) + "\n" + "\n".join(log))
+    raise TinyedgeError(f"the TFLite converter could not convert the model ({hint}): {_conversion_advice(hint)}")
+
+
+def _representative(calibration: np.ndarray, progress: Progress | None) -> Iterator[list[np.ndarray]]:
+    total = len(calibration)
+    for i in range(total):
+        yield [calibration[i:i + 1].astype(np.float32)]
+        if progress:
+            progress(i + 1, total)
+
+
+def _conversion_hint(text: str) -> str:
+    for line in text.splitlines():
+        if "error:" in line.lower() and ("op" in line.lower() or "not supported" in line.lower()):
+            return line.strip()[:300]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:300] if lines else "unknown error"
+
+
+def _conversion_advice(hint: str) -> str:
+    if "not supported" in hint or "failed to legalize" in hint.lower():
+        return "replace the layer that uses an op without an int8 TFLite kernel."
+    return "check that the model runs in TensorFlow and uses TFLite-compatible layers."
+
+
+# ---------------------------------------------------------------- comparison
+
+
+def run_int8(model: TfliteModel, samples: np.ndarray) -> np.ndarray:
+    """Dequantized outputs of the (single-output) int8 model on float samples, via tflite-micro."""
+    ref = Reference(model)
+    tin, tout = model.input_tensors[0], model.output_tensors[0]
+    outputs = []
+    for x in samples:
+        q = quantize_input(x.astype(np.float32), tin.scale[0], int(tin.zero_point[0]), tin.dtype)
+        y = ref.run([q.reshape(tin.shape)])[0]
+        outputs.append(dequantize(y, tout.scale[0], int(tout.zero_point[0])))
+    return np.stack(outputs).reshape(len(samples), -1)
+
+
+def quantize_input(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype = np.int8) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return (q.astype(np.float32) - zero_point) * np.float32(scale)
+
+
+def compare_outputs(float_out: np.ndarray, int8_out: np.ndarray) -> tuple[float, float, float | None]:
+    """RMSE, cosine similarity and top-1 agreement (None for single-value outputs)."""
+    a, b = float_out.reshape(len(float_out), -1).astype(np.float64), int8_out.reshape(len(int8_out), -1).astype(np.float64)
+    rmse = float(np.sqrt(np.mean((a - b) ** 2)))
+    cosine = cosine_similarity(a, b)
+    top1 = float(np.mean(a.argmax(axis=1) == b.argmax(axis=1))) if a.shape[1] > 1 else None
+    return rmse, cosine, top1
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 and nb == 0:
+        return 1.0
+    if na == 0 or nb == 0:
+        return 0.0
+    return float(np.dot(a, b) / (na * nb))
+
+
+def label_metrics(labels: np.ndarray, outputs: dict[str, np.ndarray]) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+    """Accuracy for class labels (indices or one-hot); RMSE against targets for regression labels."""
+    first = next(iter(outputs.values()))
+    n = len(first)
+    if len(labels) != n:
+        raise TinyedgeError(f"there are {len(labels)} labels for {n} evaluation samples: give one label per sample.")
+    if labels.ndim == 2 and labels.shape[1] == first.shape[1] and first.shape[1] > 1:
+        labels = labels.argmax(axis=1)
+    if labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer) and first.shape[1] > 1:
+        return {name: float(np.mean(out.argmax(axis=1) == labels)) for name, out in outputs.items()}, None
+    targets = labels.reshape(n, -1).astype(np.float64)
+    if targets.shape[1] != first.shape[1]:
+        raise TinyedgeError(
+            f"labels have {targets.shape[1]} values per sample but the model outputs {first.shape[1]}: "
+            "give class indices, one-hot labels or regression targets of the output's size."
+        )
+    return None, {name: float(np.sqrt(np.mean((out - targets) ** 2))) for name, out in outputs.items()}
+
+
+# ---------------------------------------------------------------- the stage
+
+
+def quantize_model(
+    model_path: str | Path,
+    calibration: np.ndarray,
+    out_path: str | Path,
+    eval_data: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    samples: int | None = None,
+    progress: Progress | None = None,
+) -> QuantizeReport:
+    float_model = load_float_model(model_path)
+    if len(float_model.input_shapes) != 1:
+        raise TinyedgeError("the model has several inputs; tinyedge quantize takes single-input models: give a model with one input.")
+    input_shape = float_model.input_shapes[0]
+    calibration = check_samples(calibration, input_shape, "calibration", "--calibration")
+    calibration = calibration.astype(np.float32)
+    if eval_data is not None:
+        eval_data = check_samples(eval_data, input_shape, "evaluation", "--eval").astype(np.float32)
+        eval_source, cal = "--eval", calibration
+    else:
+        holdout = max(1, int(len(calibration) * HOLDOUT_FRACTION)) if len(calibration) > 1 else 0
+        cal = calibration[:len(calibration) - holdout] if holdout else calibration
+        eval_data = calibration[len(calibration) - holdout:] if holdout else calibration
+        eval_source = f"held-out {holdout} of the calibration samples" if holdout else "the calibration sample"
+    if samples is not None:
+        if samples <= 0:
+            raise TinyedgeError(f"--samples must be positive (got {samples}).")
+        cal = cal[:samples]
+
+    float_bytes = convert(float_model, None)
+    int8_bytes = convert(float_model, cal, progress)
+    int8_model = parse_tflite(int8_bytes, name=str(out_path))
+    check_runs_in_tflm(int8_model)
+    if not int8_model.is_full_int8():
+        raise TinyedgeError(
+            f"the converter could not make the model full int8 ({'; '.join(int8_model.full_int8_problems())}): "
+            "replace the layers that have no int8 kernel."
+        )
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_bytes(int8_bytes)
+
+    float_out = np.concatenate([float_model.predict([x[None]])[0].reshape(1, -1) for x in eval_data])
+    int8_out = run_int8(int8_model, eval_data)
+    rmse, cosine, top1 = compare_outputs(float_out, int8_out)
+    accuracy = label_rmse = None
+    if labels is not None:
+        if eval_source != "--eval" and len(labels) == len(calibration):
+            labels = labels[len(calibration) - len(eval_data):]
+        accuracy, label_rmse = label_metrics(labels, {"float": float_out, "int8": int8_out})
+    return QuantizeReport(
+        output=str(out_path), float_bytes=len(float_bytes), int8_bytes=len(int8_bytes),
+        calibration_samples=len(cal), eval_samples=len(eval_data), eval_source=eval_source,
+        rmse=rmse, cosine=cosine, top1_agreement=top1, accuracy=accuracy, label_rmse=label_rmse,
+        ops=int8_model.op_names(),
+    )

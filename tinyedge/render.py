@@ -1,0 +1,131 @@
+"""Rich tables for people; the same data goes to JSON for rigs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from tinyedge.boards import Board
+
+
+def kib(n: int) -> str:
+    return f"{n:,} B" if n < 10 * 1024 else f"{n / 1024:,.1f} KiB"
+
+
+def pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"
+
+
+def quantize_table(report: Any) -> Table:
+    table = Table(title=f"Quantized → {report.output}", show_header=True, header_style="bold")
+    table.add_column("")
+    table.add_column("float", justify="right")
+    table.add_column("int8", justify="right")
+    table.add_row("file size", kib(report.float_bytes), kib(report.int8_bytes))
+    if report.accuracy:
+        table.add_row("accuracy", pct(report.accuracy["float"]), pct(report.accuracy["int8"]))
+        loss = 100 * (report.accuracy["float"] - report.accuracy["int8"])
+        table.add_row("accuracy lost", "", f"{loss:.1f} pts" if abs(loss) >= 0.05 else "none")
+    if report.label_rmse:
+        table.add_row("RMSE vs labels", f"{report.label_rmse['float']:.5f}", f"{report.label_rmse['int8']:.5f}")
+    table.add_section()
+    table.add_row(f"int8 vs float on {report.eval_samples} samples ({report.eval_source})", "", "")
+    table.add_row("  output RMSE", "", f"{report.rmse:.5f}")
+    table.add_row("  cosine similarity", "", f"{report.cosine:.5f}")
+    table.add_row("  top-1 agreement", "", pct(report.top1_agreement))
+    table.caption = f"calibrated on {report.calibration_samples} samples · ops: {', '.join(report.ops)}"
+    return table
+
+
+def inspect_tables(summary: Any) -> list[Table]:
+    head = Table(title=f"{summary.path}", show_header=False)
+    head.add_column(style="bold")
+    head.add_column()
+    head.add_row("model bytes", f"{summary.model_bytes:,}")
+    head.add_row("sha256", summary.sha256)
+    head.add_row("parameters", f"{summary.parameters:,}")
+    head.add_row("MACs / inference", f"{summary.macs:,}")
+    head.add_row("full int8", "yes" if summary.full_int8 else "no: " + "; ".join(summary.not_full_int8_because))
+    head.add_row("tensor arena", f"{summary.arena_bytes_host:,} B (host, 64-bit)")
+    head.caption = summary.arena_note
+
+    ops = Table(title="Ops", header_style="bold")
+    ops.add_column("op")
+    ops.add_column("version", justify="right")
+    ops.add_column("count", justify="right")
+    for name, version in summary.ops.items():
+        ops.add_row(name, str(version), str(summary.operators.count(name)))
+
+    io = Table(title="Inputs and outputs", header_style="bold")
+    for col in ("", "name", "shape", "dtype", "scale", "zero point"):
+        io.add_column(col)
+    for role, tensors in (("input", summary.inputs), ("output", summary.outputs)):
+        for t in tensors:
+            io.add_row(role, t.name, str(tuple(t.shape)), t.dtype,
+                       ", ".join(f"{s:.6g}" for s in t.scale) or "-", ", ".join(map(str, t.zero_point)) or "-")
+    tables = [head, ops, io]
+    if summary.board_fit:
+        tables.append(fit_table(summary.board_fit))
+    return tables
+
+
+def fit_table(fit: Any) -> Table:
+    table = Table(title=f"Fit on {fit.board} ({fit.runtime})", header_style="bold")
+    for col in ("", "needed", "budget", "use"):
+        table.add_column(col, justify="right")
+    for what, needed, budget in (("flash", fit.flash_needed, fit.flash_budget), ("RAM", fit.ram_needed, fit.ram_budget)):
+        use = f"{100 * needed / budget:.0f} %" if budget else "unbounded"
+        style = "red" if budget and needed > budget else "green"
+        table.add_row(what, kib(needed), kib(budget) if budget else "-", f"[{style}]{use}[/]")
+    table.caption = ("fits" if fit.fits else "[red]does not fit[/]") + f" · {fit.basis}"
+    return table
+
+
+def boards_table(boards: dict[str, Board]) -> Table:
+    table = Table(title="Board profiles (boards.yaml)", header_style="bold")
+    for col in ("id", "name", "framework", "flasher", "flash", "RAM", "runtimes", "USB ids"):
+        table.add_column(col)
+    for board in boards.values():
+        table.add_row(board.id, board.name, board.framework, board.flasher,
+                      kib(board.flash_bytes) if board.flash_bytes else "-", kib(board.ram_bytes) if board.ram_bytes else "-",
+                      ", ".join(board.runtimes), ", ".join(board.usb_ids) or "-")
+    return table
+
+
+def board_table(board: Board) -> Table:
+    table = Table(title=f"{board.id}: {board.name}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in board.as_dict().items():
+        if isinstance(value, int) and not isinstance(value, bool) and key.endswith("bytes"):
+            value = f"{value:,}"
+        table.add_row(key, str(value))
+    return table
+
+
+def validation_table(report: Any) -> Table:
+    verdict = "[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]"
+    table = Table(title=f"Validation on {report.board} ({report.runtime} {report.runtime_version}) — {verdict}",
+                  show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("samples", f"{report.samples} of {report.requested_samples}" + (" (interrupted)" if report.interrupted else ""))
+    table.add_row("bit-exact", pct(report.bit_exact))
+    table.add_row("max |Δ| / mean |Δ|", f"{report.max_abs_diff_lsb} LSB / {report.mean_abs_diff_lsb:.3f} LSB"
+                  + (f" (tolerance {report.tolerance_lsb})" if report.tolerance_lsb else ""))
+    table.add_row("RMSE (dequantized)", f"{report.rmse:.6f}")
+    table.add_row("cosine", f"{report.cosine:.6f}")
+    table.add_row("top-1 agreement", pct(report.top1_agreement))
+    if report.accuracy:
+        table.add_row("accuracy board / host int8" + (" / float" if "float" in report.accuracy else ""),
+                      " / ".join(pct(report.accuracy[k]) for k in ("board", "host_int8", "float") if k in report.accuracy))
+    if report.latency_us:
+        lat = report.latency_us
+        table.add_row("latency min / median / max", f"{lat['min']:,.0f} / {lat['median']:,.0f} / {lat['max']:,.0f} µs")
+    if report.latency_cycles:
+        lat = report.latency_cycles
+        table.add_row("latency min / median / max", f"{lat['min']:,.0f} / {lat['median']:,.0f} / {lat['max']:,.0f} cycles")
+    table.add_row("tensor arena", f"{report.arena_bytes:,} B")
+    table.add_row("model sha256", report.model_sha256[:16] + "…")
+    return table

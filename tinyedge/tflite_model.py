@@ -1,0 +1,238 @@
+"""Read a `.tflite` flatbuffer into plain Python objects, without importing TensorFlow.
+
+Uses the schema bindings that ship with tflite-micro, so reading a model costs milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+from tinyedge.errors import TinyedgeError
+
+TFLITE_IDENTIFIER = b"TFL3"
+
+_OPCODE_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+_TENSOR_TYPES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+_NUMPY_TYPES = {
+    "FLOAT32": np.float32, "FLOAT16": np.float16, "INT32": np.int32, "UINT8": np.uint8,
+    "INT64": np.int64, "INT16": np.int16, "INT8": np.int8, "BOOL": np.bool_, "UINT32": np.uint32,
+    "FLOAT64": np.float64, "UINT16": np.uint16,
+}
+ACTIVATIONS = {v: k for k, v in vars(schema.ActivationFunctionType).items() if not k.startswith("_")}
+PADDINGS = {v: k for k, v in vars(schema.Padding).items() if not k.startswith("_")}
+
+
+@dataclass(frozen=True)
+class Tensor:
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    type_name: str
+    scale: np.ndarray
+    zero_point: np.ndarray
+    quantized_dimension: int
+    data: np.ndarray | None
+    is_variable: bool = False
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(_NUMPY_TYPES.get(self.type_name, np.uint8))
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+    @property
+    def is_quantized(self) -> bool:
+        return self.scale.size > 0
+
+    @property
+    def per_channel(self) -> bool:
+        return self.scale.size > 1
+
+
+@dataclass(frozen=True)
+class Operator:
+    index: int
+    opcode: str
+    version: int
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    options: Any
+    custom_code: str | None = None
+
+    @property
+    def activation(self) -> str:
+        value = getattr(self.options, "fusedActivationFunction", 0)
+        return ACTIVATIONS.get(value, "NONE")
+
+
+@dataclass
+class TfliteModel:
+    path: Path | None
+    data: bytes
+    tensors: list[Tensor]
+    operators: list[Operator]
+    inputs: list[int]
+    outputs: list[int]
+    opcodes: list[tuple[str, int]] = field(default_factory=list)
+    subgraph_count: int = 1
+
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def input_tensors(self) -> list[Tensor]:
+        return [self.tensors[i] for i in self.inputs]
+
+    @property
+    def output_tensors(self) -> list[Tensor]:
+        return [self.tensors[i] for i in self.outputs]
+
+    def op_names(self) -> list[str]:
+        """Distinct operator names, sorted: exactly what an op resolver must register."""
+        return sorted({op.opcode for op in self.operators})
+
+    def op_versions(self) -> dict[str, int]:
+        versions: dict[str, int] = {}
+        for op in self.operators:
+            versions[op.opcode] = max(versions.get(op.opcode, 0), op.version)
+        return dict(sorted(versions.items()))
+
+    def parameter_count(self) -> int:
+        return sum(t.size for t in self.tensors if t.is_constant)
+
+    def io_types(self) -> list[str]:
+        return [t.type_name for t in self.input_tensors + self.output_tensors]
+
+    def full_int8_problems(self) -> list[str]:
+        """Why this model is not full int8; an empty list means it is."""
+        problems = []
+        for t in self.input_tensors:
+            if t.type_name != "INT8":
+                problems.append(f"input '{t.name}' is {t.type_name.lower()}")
+        for t in self.output_tensors:
+            if t.type_name != "INT8":
+                problems.append(f"output '{t.name}' is {t.type_name.lower()}")
+        float_ops = [op.opcode for op in self.operators if op.opcode in ("QUANTIZE", "DEQUANTIZE")]
+        float_tensors = [t for t in self.tensors if t.type_name in ("FLOAT32", "FLOAT16")]
+        if float_tensors and not problems:
+            problems.append(f"{len(float_tensors)} tensors are float (e.g. '{float_tensors[0].name}')")
+        elif float_ops and not problems:
+            problems.append(f"it contains {', '.join(sorted(set(float_ops)))}")
+        return problems
+
+    def is_full_int8(self) -> bool:
+        return not self.full_int8_problems()
+
+    def require_full_int8(self, what_for: str) -> None:
+        problems = self.full_int8_problems()
+        if problems:
+            name = self.path.name if self.path else "the model"
+            raise TinyedgeError(
+                f"{name} is not a full-int8 model ({'; '.join(problems)}), which {what_for} needs: "
+                "quantize it first with `tinyedge quantize MODEL --calibration CAL.npy -o OUT.tflite`."
+            )
+
+
+def load_tflite(path: str | Path) -> TfliteModel:
+    path = Path(path)
+    if not path.exists():
+        raise TinyedgeError(f"{path} does not exist: give the path of a .tflite model.")
+    if path.is_dir():
+        raise TinyedgeError(f"{path} is a directory, not a .tflite file: give the path of a .tflite model.")
+    model = parse_tflite(path.read_bytes(), name=str(path))
+    model.path = path
+    return model
+
+
+def parse_tflite(data: bytes, name: str = "the model") -> TfliteModel:
+    if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
+        raise TinyedgeError(
+            f"{name} is not a TensorFlow Lite model (no TFL3 identifier): give a .tflite file made by "
+            "`tinyedge quantize` or the TFLite converter."
+        )
+    try:
+        raw = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+        return _from_schema(raw, bytes(data))
+    except TinyedgeError:
+        raise
+    except Exception as exc:  # a truncated or corrupted flatbuffer fails anywhere inside the bindings
+        raise TinyedgeError(
+            f"{name} looks like a .tflite file but cannot be read ({type(exc).__name__}): it is probably "
+            "truncated or corrupted, so export it again."
+        ) from None
+
+
+def _from_schema(raw: Any, data: bytes) -> TfliteModel:
+    if not raw.subgraphs:
+        raise TinyedgeError("the model has no subgraph: export it again from the converter.")
+    opcodes = [(_opcode_name(oc), int(oc.version or 1)) for oc in (raw.operatorCodes or [])]
+    sub = raw.subgraphs[0]
+    buffers = raw.buffers or []
+    tensors = [_tensor(i, t, buffers, data) for i, t in enumerate(sub.tensors or [])]
+    operators = []
+    for i, op in enumerate(sub.operators or []):
+        name, version = opcodes[op.opcodeIndex]
+        custom = None
+        if name == "CUSTOM":
+            custom = bytes(raw.operatorCodes[op.opcodeIndex].customCode or b"").decode(errors="replace")
+        operators.append(Operator(
+            index=i, opcode=name, version=version,
+            inputs=tuple(int(x) for x in (op.inputs if op.inputs is not None else [])),
+            outputs=tuple(int(x) for x in (op.outputs if op.outputs is not None else [])),
+            options=op.builtinOptions, custom_code=custom,
+        ))
+    return TfliteModel(
+        path=None, data=data, tensors=tensors, operators=operators,
+        inputs=[int(x) for x in sub.inputs], outputs=[int(x) for x in sub.outputs],
+        opcodes=opcodes, subgraph_count=len(raw.subgraphs),
+    )
+
+
+def _opcode_name(oc: Any) -> str:
+    code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
+    return _OPCODE_NAMES.get(code, f"UNKNOWN_{code}")
+
+
+def _tensor(index: int, t: Any, buffers: list, data: bytes) -> Tensor:
+    type_name = _TENSOR_TYPES.get(t.type, f"TYPE_{t.type}")
+    shape = tuple(int(x) for x in (t.shape if t.shape is not None else []))
+    q = t.quantization
+    scale = np.asarray(q.scale if q is not None and q.scale is not None else [], dtype=np.float32)
+    zero_point = np.asarray(q.zeroPoint if q is not None and q.zeroPoint is not None else [], dtype=np.int64)
+    qdim = int(q.quantizedDimension) if q is not None else 0
+    values = None
+    buf = buffers[t.buffer] if 0 < t.buffer < len(buffers) else None
+    if buf is not None:
+        raw_bytes = _buffer_bytes(buf, data)
+        if raw_bytes:
+            dtype = np.dtype(_NUMPY_TYPES.get(type_name, np.uint8))
+            values = np.frombuffer(raw_bytes, dtype=dtype).reshape(shape if shape else ())
+    name = t.name.decode(errors="replace") if isinstance(t.name, bytes) else str(t.name or "")
+    return Tensor(index, name, shape, type_name, scale, zero_point, qdim, values, bool(t.isVariable))
+
+
+def _buffer_bytes(buf: Any, data: bytes) -> bytes:
+    if buf.data is not None and len(buf.data):
+        return bytes(np.asarray(buf.data, dtype=np.uint8))
+    offset, size = int(getattr(buf, "offset", 0) or 0), int(getattr(buf, "size", 0) or 0)
+    if offset > 1 and size:
+        return data[offset:offset + size]
+    return b""

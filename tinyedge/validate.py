@@ -1,0 +1,330 @@
+"""On-device validation: send every input over serial, compare every output with the host reference.
+
+Each result is appended to a JSONL journal as it arrives, so an interrupted run loses nothing and
+`--resume` continues it; Ctrl-C still leaves a valid partial report.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from xml.etree import ElementTree as ET
+
+import numpy as np
+
+from tinyedge.errors import DeviceError, TinyedgeError
+from tinyedge.quantize import cosine_similarity, dequantize, quantize_input
+from tinyedge.reference import Reference
+from tinyedge.tflite_model import TfliteModel, load_tflite
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class SampleResult:
+    index: int
+    output: list[int]
+    expected: list[int]
+    max_abs_diff: int
+    cycles: int
+    micros: int | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "SampleResult":
+        return cls(**{k: data[k] for k in ("index", "output", "expected", "max_abs_diff", "cycles", "micros")})
+
+
+@dataclass
+class ValidationReport:
+    samples: int
+    bit_exact: float
+    max_abs_diff_lsb: int
+    mean_abs_diff_lsb: float
+    rmse: float
+    cosine: float
+    top1_agreement: float | None
+    model_sha256: str
+    board: str
+    runtime: str
+    arena_bytes: int
+    passed: bool
+    tolerance_lsb: int = 0
+    accuracy: dict[str, float] | None = None
+    latency_us: dict[str, float] | None = None
+    latency_cycles: dict[str, float] | None = None
+    runtime_version: str = ""
+    clock_hz: int = 0
+    requested_samples: int = 0
+    interrupted: bool = False
+    failures: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {k: v for k, v in data.items() if v is not None or k == "top1_agreement"}
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def quantized_inputs(model: TfliteModel, data: np.ndarray) -> np.ndarray:
+    """The model's input tensor bytes for each sample: float data is quantized with the input's scale."""
+    if len(model.inputs) != 1:
+        raise TinyedgeError("validate takes models with one input: give a single-input model.")
+    tin = model.input_tensors[0]
+    sample_shape = tuple(tin.shape[1:])
+    if data.ndim == 0 or len(data) == 0:
+        raise TinyedgeError("the --data array is empty: give at least one sample.")
+    if tuple(data.shape[1:]) not in (sample_shape, tuple(tin.shape)):
+        raise TinyedgeError(
+            f"--data samples have shape {tuple(data.shape[1:])}, but the model expects {sample_shape}: "
+            f"give an array of shape (N, {', '.join(map(str, sample_shape))})."
+        )
+    if np.issubdtype(data.dtype, np.floating) and tin.type_name != "FLOAT32":
+        data = quantize_input(data, tin.scale[0], int(tin.zero_point[0]), tin.dtype)
+    return data.astype(tin.dtype).reshape(len(data), *tin.shape)
+
+
+def float_inputs(model: TfliteModel, data: np.ndarray) -> np.ndarray:
+    tin = model.input_tensors[0]
+    if np.issubdtype(data.dtype, np.floating) or tin.type_name == "FLOAT32":
+        return data.astype(np.float32).reshape(len(data), *tin.shape[1:])
+    return dequantize(data, tin.scale[0], int(tin.zero_point[0])).reshape(len(data), *tin.shape[1:])
+
+
+# ---------------------------------------------------------------- journal
+
+
+class Journal:
+    """Results as JSON lines: a header naming the model, then one line per sample."""
+
+    def __init__(self, path: Path, model_sha256: str, resume: bool):
+        self.path = path
+        self.done: dict[int, SampleResult] = {}
+        if resume and path.exists():
+            self._load(model_sha256)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"journal": "tinyedge-validate", "model_sha256": model_sha256}) + "\n")
+        self._handle = path.open("a")
+
+    def _load(self, model_sha256: str) -> None:
+        lines = self.path.read_text().splitlines()
+        header = json.loads(lines[0]) if lines else {}
+        if header.get("model_sha256") != model_sha256:
+            raise TinyedgeError(f"{self.path} records a run of a different model: drop --resume or pick another --journal.")
+        for line in lines[1:]:
+            try:
+                result = SampleResult.from_json(json.loads(line))
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut short by the interruption
+            self.done[result.index] = result
+
+    def append(self, result: SampleResult) -> None:
+        self._handle.write(json.dumps(asdict(result)) + "\n")
+        self._handle.flush()
+        self.done[result.index] = result
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+# ---------------------------------------------------------------- the run
+
+
+def check_device_matches(info: Any, model: TfliteModel) -> None:
+    if info.model_sha256.lower() != model.sha256:
+        raise DeviceError(
+            f"the board runs a different model — flash it first (board: {info.model_sha256[:12]}…, "
+            f"{model.path.name if model.path else 'model'}: {model.sha256[:12]}…)."
+        )
+    expected = [t.nbytes for t in model.input_tensors]
+    got = [t.nbytes for t in info.inputs]
+    if expected != got:
+        raise DeviceError(f"the board's model takes {got} input bytes but the model here takes {expected}: flash it again.")
+
+
+def run_samples(device: Any, inputs: np.ndarray, expected: list[np.ndarray], journal: Journal,
+                out_dtype: np.dtype, progress: Progress | None = None) -> Iterator[SampleResult]:
+    total = len(inputs)
+    for index in range(total):
+        if index in journal.done:
+            continue
+        answer = device.infer(inputs[index].tobytes())
+        output = np.frombuffer(answer.output, dtype=out_dtype)
+        want = expected[index].astype(out_dtype).ravel()
+        if output.size != want.size:
+            raise DeviceError(f"the board answered {output.size} output values for sample {index}, expected {want.size}: flash the firmware again.")
+        diff = int(np.max(np.abs(output.astype(np.int64) - want.astype(np.int64)))) if want.size else 0
+        result = SampleResult(index, output.tolist(), want.tolist(), diff, int(answer.cycles), answer.micros)
+        journal.append(result)
+        if progress:
+            progress(len(journal.done), total)
+        yield result
+
+
+def _stats(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"min": float(np.min(values)), "median": float(np.median(values)), "max": float(np.max(values))}
+
+
+def summarize(model: TfliteModel, info: Any, results: list[SampleResult], tolerance_lsb: int,
+              labels: np.ndarray | None, float_outputs: np.ndarray | None, requested: int, interrupted: bool) -> ValidationReport:
+    tout = model.output_tensors[0]
+    scale, zp = (float(tout.scale[0]), int(tout.zero_point[0])) if tout.is_quantized else (1.0, 0)
+    board = np.array([r.output for r in results], dtype=np.float64).reshape(len(results), -1)
+    host = np.array([r.expected for r in results], dtype=np.float64).reshape(len(results), -1)
+    diffs = np.abs(board - host) if len(results) else np.zeros((0, 1))
+    board_f, host_f = (board - zp) * scale, (host - zp) * scale
+    top1 = float(np.mean(board.argmax(1) == host.argmax(1))) if len(results) and board.shape[1] > 1 else None
+    accuracy = None
+    if labels is not None and len(results) and board.shape[1] > 1:
+        idx = np.array([r.index for r in results])
+        truth = labels.argmax(1) if labels.ndim == 2 else labels
+        truth = truth[idx]
+        accuracy = {"board": float(np.mean(board.argmax(1) == truth)), "host_int8": float(np.mean(host.argmax(1) == truth))}
+        if float_outputs is not None:
+            accuracy["float"] = float(np.mean(float_outputs[idx].argmax(1) == truth))
+    micros = [r.micros for r in results if r.micros is not None]
+    failures = [r.index for r in results if r.max_abs_diff > tolerance_lsb]
+    return ValidationReport(
+        samples=len(results),
+        bit_exact=float(np.mean(diffs.max(axis=1) == 0)) if len(results) else 0.0,
+        max_abs_diff_lsb=int(diffs.max()) if diffs.size else 0,
+        mean_abs_diff_lsb=float(diffs.mean()) if diffs.size else 0.0,
+        rmse=float(np.sqrt(np.mean((board_f - host_f) ** 2))) if len(results) else 0.0,
+        cosine=cosine_similarity(board_f, host_f) if len(results) else 0.0,
+        top1_agreement=top1,
+        accuracy=accuracy,
+        latency_us=_stats(micros) if micros else None,
+        latency_cycles=_stats([r.cycles for r in results]) if not micros else None,
+        arena_bytes=int(info.arena_used),
+        model_sha256=model.sha256,
+        board=info.board_id,
+        runtime=info.runtime,
+        runtime_version=info.runtime_version,
+        clock_hz=int(info.clock_hz),
+        passed=bool(results) and not failures and not interrupted and len(results) == requested,
+        tolerance_lsb=tolerance_lsb,
+        requested_samples=requested,
+        interrupted=interrupted,
+        failures=failures[:100],
+    )
+
+
+def float_model_outputs(float_model: Path, data: np.ndarray) -> np.ndarray:
+    from tinyedge.quantize import load_float_model
+
+    model = load_float_model(float_model)
+    return np.concatenate([model.predict([x[None]])[0].reshape(1, -1) for x in data])
+
+
+def validate(
+    port: str,
+    model_path: str | Path,
+    data: np.ndarray,
+    labels: np.ndarray | None = None,
+    float_model: str | Path | None = None,
+    tolerance_lsb: int = 0,
+    journal_path: str | Path | None = None,
+    resume: bool = False,
+    baud: int | None = None,
+    progress: Progress | None = None,
+    on_info: Callable[[Any], None] | None = None,
+) -> ValidationReport:
+    from tinyedge.protocol import Device
+
+    model = load_tflite(model_path)
+    if len(model.outputs) != 1:
+        raise TinyedgeError("validate takes models with one output: give a single-output model.")
+    if tolerance_lsb < 0:
+        raise TinyedgeError(f"--tolerance-lsb must be 0 or more (got {tolerance_lsb}).")
+    inputs = quantized_inputs(model, data)
+    if labels is not None and len(labels) != len(inputs):
+        raise TinyedgeError(f"there are {len(labels)} labels for {len(inputs)} samples: give one label per sample.")
+    reference = Reference(model)
+    expected = [reference.run([x])[0] for x in inputs]
+    float_outputs = float_model_outputs(Path(float_model), float_inputs(model, data)) if float_model else None
+    journal = Journal(Path(journal_path or "tinyedge-validate.jsonl"), model.sha256, resume)
+    results: list[SampleResult] = list(journal.done.values())
+    interrupted = False
+    try:
+        with Device(port, **({"baud": baud} if baud else {})) as device:
+            info = device.info()
+            check_device_matches(info, model)
+            if on_info:
+                on_info(info)
+            if progress:
+                progress(len(journal.done), len(inputs))
+            try:
+                for result in run_samples(device, inputs, expected, journal, model.output_tensors[0].dtype, progress):
+                    results.append(result)
+            except KeyboardInterrupt:
+                interrupted = True
+    finally:
+        journal.close()
+    results.sort(key=lambda r: r.index)
+    return summarize(model, info, results, tolerance_lsb, labels, float_outputs, len(inputs), interrupted)
+
+
+# ---------------------------------------------------------------- outputs for rigs
+
+
+def write_json(report: ValidationReport, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+
+
+def write_junit(report: ValidationReport, path: Path, seconds: float = 0.0) -> None:
+    """One suite; a case for bit-exactness (within tolerance), one for completeness, one per label metric."""
+    suite = ET.Element("testsuite", name=f"tinyedge.validate.{report.board}", timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                       time=f"{seconds:.3f}")
+    props = ET.SubElement(suite, "properties")
+    for key in ("board", "runtime", "model_sha256", "arena_bytes", "samples", "bit_exact", "max_abs_diff_lsb"):
+        ET.SubElement(props, "property", name=key, value=str(getattr(report, key)))
+    cases = []
+    agreement = ET.Element("testcase", classname=f"tinyedge.{report.board}.{report.runtime}", name="outputs_match_host_reference")
+    if report.failures:
+        failure = ET.SubElement(agreement, "failure", message=(
+            f"{len(report.failures)} of {report.samples} samples differ by more than {report.tolerance_lsb} LSB "
+            f"(max {report.max_abs_diff_lsb} LSB)"))
+        failure.text = "first differing samples: " + ", ".join(map(str, report.failures[:20]))
+    cases.append(agreement)
+    complete = ET.Element("testcase", classname=f"tinyedge.{report.board}.{report.runtime}", name="all_samples_ran")
+    if report.samples != report.requested_samples or report.interrupted:
+        ET.SubElement(complete, "failure", message=f"ran {report.samples} of {report.requested_samples} samples"
+                      + (" (interrupted)" if report.interrupted else ""))
+    cases.append(complete)
+    suite.extend(cases)
+    suite.set("tests", str(len(cases)))
+    suite.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))
+    suite.set("errors", "0")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def write_plot(report: ValidationReport, journal_path: Path, path: Path) -> None:
+    """Histogram of |Δ| in LSB and of latency, for people."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in journal_path.read_text().splitlines()[1:] if line.strip()]
+    diffs = [r["max_abs_diff"] for r in rows]
+    latency = [r["micros"] if r["micros"] is not None else r["cycles"] for r in rows]
+    unit = "µs" if rows and rows[0]["micros"] is not None else "cycles"
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.hist(diffs, bins=range(0, max(diffs + [0]) + 2), color="tab:blue", align="left")
+    left.set_title(f"max |Δ| per sample (LSB) — {100 * report.bit_exact:.1f} % bit-exact")
+    left.set_xlabel("LSB")
+    right.hist(latency, bins=30, color="tab:green")
+    right.set_title(f"latency per inference ({unit})")
+    right.set_xlabel(unit)
+    fig.suptitle(f"{report.board} · {report.runtime} · {report.samples} samples · {'PASS' if report.passed else 'FAIL'}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
