@@ -112,6 +112,9 @@ def _arena_works(model: TfliteModel, size: int) -> bool:
     """Probe in a forked child: tflite-micro's Python wrapper segfaults on some too-small arenas."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
+        import faulthandler
+
+        faulthandler.disable()  # a crash here is an answer ("too small"), not something to report
         os._exit(0 if _arena_probe(model, size) else 1)
     _, status = os.waitpid(pid, 0)
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
