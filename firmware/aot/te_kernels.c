@@ -1,0 +1,273 @@
+/* int8 kernels of the AOT runtime: TFLM's reference kernels (tensorflow/lite/kernels/internal/
+ * reference/integer_ops), bit for bit. See te_kernels.h. */
+#include "te_kernels.h"
+
+#include <string.h>
+
+#ifdef __AVR__
+#define TE_LOAD(dst, src, n) memcpy_P((dst), (src), (n))
+#else
+#define TE_LOAD(dst, src, n) memcpy((dst), (src), (n))
+#endif
+
+/* gemmlowp's SaturatingRoundingDoublingHighMul; the division by 2^31 truncates toward zero. */
+static int32_t te_srdhm(int32_t a, int32_t b) {
+  int64_t ab;
+  if (a == INT32_MIN && b == INT32_MIN) {
+    return INT32_MAX;
+  }
+  ab = (int64_t)a * (int64_t)b;
+  if (ab >= 0) {
+    ab += (int64_t)1 << 30;
+  } else {
+    ab += (int64_t)1 - ((int64_t)1 << 30);
+    ab += ((int64_t)1 << 31) - 1;
+  }
+  return (int32_t)(ab >> 31);
+}
+
+/* gemmlowp's RoundingDivideByPOT: round half away from zero. */
+static int32_t te_rounding_divide_by_pot(int32_t x, int8_t exponent) {
+  const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u);
+  const int32_t remainder = x & mask;
+  const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+int32_t te_mul_by_quantized_multiplier(int32_t x, int32_t multiplier, int8_t shift) {
+  const int8_t left = shift > 0 ? shift : 0;
+  const int8_t right = shift > 0 ? 0 : (int8_t)-shift;
+  return te_rounding_divide_by_pot(te_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
+}
+
+static int8_t te_requantize(int32_t acc, const te_requant_t *q, int16_t channel) {
+  const int16_t i = q->per_channel ? channel : 0;
+  acc = te_mul_by_quantized_multiplier(acc, TE_RD_S32(q->multiplier + i), TE_RD_S8(q->shift + i));
+  acc += q->output_offset;
+  if (acc < q->act_min) {
+    acc = q->act_min;
+  }
+  if (acc > q->act_max) {
+    acc = q->act_max;
+  }
+  return (int8_t)acc;
+}
+
+/* |filter| <= 128 and |input + offset| <= 255, so the product fits in 16 bits, as on AVR's int. */
+static int32_t te_dot(const int8_t *in, const int8_t *filter, int16_t n, int16_t input_offset) {
+  int32_t acc = 0;
+  int16_t i;
+  for (i = 0; i < n; ++i) {
+    acc += (int16_t)TE_RD_S8(filter + i) * (int16_t)(in[i] + input_offset);
+  }
+  return acc;
+}
+
+void te_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+               const te_window_t *window, const te_requant_t *requant) {
+  te_window_t w;
+  te_requant_t q;
+  te_dim oy, ox, oc, ky, kx;
+  TE_LOAD(&w, window, sizeof w);
+  TE_LOAD(&q, requant, sizeof q);
+  for (oy = 0; oy < w.out_h; ++oy) {
+    const int16_t iy0 = (int16_t)(oy * w.stride_h - w.pad_h);
+    for (ox = 0; ox < w.out_w; ++ox) {
+      const int16_t ix0 = (int16_t)(ox * w.stride_w - w.pad_w);
+      for (oc = 0; oc < w.out_c; ++oc) {
+        int32_t acc = 0;
+        for (ky = 0; ky < w.k_h; ++ky) {
+          const int16_t iy = (int16_t)(iy0 + w.dil_h * ky);
+          if (iy < 0 || iy >= w.in_h) {
+            continue;
+          }
+          for (kx = 0; kx < w.k_w; ++kx) {
+            const int16_t ix = (int16_t)(ix0 + w.dil_w * kx);
+            if (ix < 0 || ix >= w.in_w) {
+              continue;
+            }
+            acc += te_dot(in + ((int32_t)iy * w.in_w + ix) * w.in_c,
+                          filter + (((int32_t)oc * w.k_h + ky) * w.k_w + kx) * w.in_c,
+                          w.in_c, q.input_offset);
+          }
+        }
+        if (bias) {
+          acc += TE_RD_S32(bias + oc);
+        }
+        *out++ = te_requantize(acc, &q, oc);
+      }
+    }
+  }
+}
+
+void te_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                         const te_window_t *window, int16_t depth_multiplier, const te_requant_t *requant) {
+  te_window_t w;
+  te_requant_t q;
+  te_dim oy, ox, ic, m, ky, kx;
+  TE_LOAD(&w, window, sizeof w);
+  TE_LOAD(&q, requant, sizeof q);
+  for (oy = 0; oy < w.out_h; ++oy) {
+    const int16_t iy0 = (int16_t)(oy * w.stride_h - w.pad_h);
+    for (ox = 0; ox < w.out_w; ++ox) {
+      const int16_t ix0 = (int16_t)(ox * w.stride_w - w.pad_w);
+      for (ic = 0; ic < w.in_c; ++ic) {
+        for (m = 0; m < depth_multiplier; ++m) {
+          const int16_t oc = (int16_t)(ic * depth_multiplier + m);
+          int32_t acc = 0;
+          for (ky = 0; ky < w.k_h; ++ky) {
+            const int16_t iy = (int16_t)(iy0 + w.dil_h * ky);
+            if (iy < 0 || iy >= w.in_h) {
+              continue;
+            }
+            for (kx = 0; kx < w.k_w; ++kx) {
+              const int16_t ix = (int16_t)(ix0 + w.dil_w * kx);
+              int16_t x;
+              if (ix < 0 || ix >= w.in_w) {
+                continue;
+              }
+              x = (int16_t)(in[((int32_t)iy * w.in_w + ix) * w.in_c + ic] + q.input_offset);
+              acc += (int16_t)TE_RD_S8(filter + ((int32_t)ky * w.k_w + kx) * w.out_c + oc) * x;
+            }
+          }
+          if (bias) {
+            acc += TE_RD_S32(bias + oc);
+          }
+          out[((int32_t)oy * w.out_w + ox) * w.out_c + oc] = te_requantize(acc, &q, oc);
+        }
+      }
+    }
+  }
+}
+
+void te_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                        int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *requant) {
+  te_requant_t q;
+  int16_t b, oc;
+  TE_LOAD(&q, requant, sizeof q);
+  for (b = 0; b < batches; ++b) {
+    for (oc = 0; oc < out_depth; ++oc) {
+      int32_t acc = te_dot(in, filter + (int32_t)oc * accum_depth, accum_depth, q.input_offset);
+      if (bias) {
+        acc += TE_RD_S32(bias + oc);
+      }
+      *out++ = te_requantize(acc, &q, oc);
+    }
+    in += accum_depth;
+  }
+}
+
+/* The window of one pool output, clamped to the input as TFLM does. */
+typedef struct {
+  int16_t y0, y1, x0, x1, iy0, ix0;
+} te_span_t;
+
+static te_span_t te_pool_span(const te_window_t *w, te_dim oy, te_dim ox) {
+  te_span_t s;
+  s.iy0 = (int16_t)(oy * w->stride_h - w->pad_h);
+  s.ix0 = (int16_t)(ox * w->stride_w - w->pad_w);
+  s.y0 = s.iy0 < 0 ? (int16_t)-s.iy0 : 0;
+  s.x0 = s.ix0 < 0 ? (int16_t)-s.ix0 : 0;
+  s.y1 = w->k_h < w->in_h - s.iy0 ? w->k_h : (int16_t)(w->in_h - s.iy0);
+  s.x1 = w->k_w < w->in_w - s.ix0 ? w->k_w : (int16_t)(w->in_w - s.ix0);
+  return s;
+}
+
+static int8_t te_clamp8(int32_t v, int8_t lo, int8_t hi) {
+  return (int8_t)(v < lo ? lo : v > hi ? hi : v);
+}
+
+void te_average_pool(int8_t *out, const int8_t *in, const te_window_t *window, int8_t act_min, int8_t act_max) {
+  te_window_t w;
+  te_dim oy, ox, c, fy, fx;
+  TE_LOAD(&w, window, sizeof w);
+  for (oy = 0; oy < w.out_h; ++oy) {
+    for (ox = 0; ox < w.out_w; ++ox) {
+      const te_span_t s = te_pool_span(&w, oy, ox);
+      for (c = 0; c < w.in_c; ++c) {
+        int32_t acc = 0;
+        int32_t count = 0;
+        for (fy = s.y0; fy < s.y1; ++fy) {
+          for (fx = s.x0; fx < s.x1; ++fx) {
+            acc += in[((int32_t)(s.iy0 + fy) * w.in_w + (s.ix0 + fx)) * w.in_c + c];
+            ++count;
+          }
+        }
+        if (count > 0) {
+          acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+        }
+        *out++ = te_clamp8(acc, act_min, act_max);
+      }
+    }
+  }
+}
+
+void te_max_pool(int8_t *out, const int8_t *in, const te_window_t *window, int8_t act_min, int8_t act_max) {
+  te_window_t w;
+  te_dim oy, ox, c, fy, fx;
+  TE_LOAD(&w, window, sizeof w);
+  for (oy = 0; oy < w.out_h; ++oy) {
+    for (ox = 0; ox < w.out_w; ++ox) {
+      const te_span_t s = te_pool_span(&w, oy, ox);
+      for (c = 0; c < w.in_c; ++c) {
+        int8_t max = INT8_MIN;
+        for (fy = s.y0; fy < s.y1; ++fy) {
+          for (fx = s.x0; fx < s.x1; ++fx) {
+            const int8_t v = in[((int32_t)(s.iy0 + fy) * w.in_w + (s.ix0 + fx)) * w.in_c + c];
+            if (v > max) {
+              max = v;
+            }
+          }
+        }
+        *out++ = te_clamp8(max, act_min, act_max);
+      }
+    }
+  }
+}
+
+void te_pad(int8_t *out, const int8_t *in, const te_dim *in_dims, const te_dim *out_dims,
+            const te_dim *pad_before, int8_t pad_value) {
+  te_dim id[4], od[4], pb[4];
+  te_dim a, b, c, d;
+  uint8_t k;
+  for (k = 0; k < 4; ++k) {
+    id[k] = TE_RD_S16(in_dims + k);
+    od[k] = TE_RD_S16(out_dims + k);
+    pb[k] = TE_RD_S16(pad_before + k);
+  }
+  for (a = 0; a < od[0]; ++a) {
+    const int16_t ia = (int16_t)(a - pb[0]);
+    for (b = 0; b < od[1]; ++b) {
+      const int16_t ib = (int16_t)(b - pb[1]);
+      for (c = 0; c < od[2]; ++c) {
+        const int16_t ic = (int16_t)(c - pb[2]);
+        const uint8_t row_inside = ia >= 0 && ia < id[0] && ib >= 0 && ib < id[1] && ic >= 0 && ic < id[2];
+        for (d = 0; d < od[3]; ++d) {
+          const int16_t idd = (int16_t)(d - pb[3]);
+          if (row_inside && idd >= 0 && idd < id[3]) {
+            *out++ = in[(((int32_t)ia * id[1] + ib) * id[2] + ic) * id[3] + idd];
+          } else {
+            *out++ = pad_value;
+          }
+        }
+      }
+    }
+  }
+}
+
+void te_copy_blocks(uint8_t *dst, const uint8_t *src, int32_t outer, int32_t block, int32_t dst_stride) {
+  int32_t o;
+  if (dst == src && block == dst_stride) {
+    return;
+  }
+  for (o = 0; o < outer; ++o) {
+    memmove(dst + o * dst_stride, src + o * block, (size_t)block);
+  }
+}
+
+void te_copy_blocks_const(uint8_t *dst, const uint8_t *src, int32_t outer, int32_t block, int32_t dst_stride) {
+  int32_t o;
+  for (o = 0; o < outer; ++o) {
+    TE_LOAD(dst + o * dst_stride, src + o * block, (size_t)block);
+  }
+}

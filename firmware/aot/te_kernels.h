@@ -1,0 +1,69 @@
+/* int8 kernels of the AOT runtime: TFLM's reference kernels, bit for bit, in C99.
+ * Every quantization parameter (per-channel multipliers and shifts, offsets, activation clamps)
+ * is computed by the generator ahead of time; constants are read through te_pgm.h so they may
+ * live in flash (PROGMEM) on AVR. Sizes use int16_t dims and int32_t offsets: `int` is 16 bits
+ * on AVR. */
+#ifndef TE_KERNELS_H
+#define TE_KERNELS_H
+
+#include <stdint.h>
+
+#include "te_pgm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int16_t te_dim;
+
+/* TFLM's MultiplyByQuantizedMultiplier (double rounding: SaturatingRoundingDoublingHighMul then
+ * RoundingDivideByPOT). `shift` > 0 shifts left. */
+int32_t te_mul_by_quantized_multiplier(int32_t x, int32_t multiplier, int8_t shift);
+
+/* The geometry shared by convolutions and pools (NHWC, batch 1). */
+typedef struct {
+  te_dim in_h, in_w, in_c;
+  te_dim out_h, out_w, out_c;
+  te_dim k_h, k_w;
+  int8_t stride_h, stride_w, dil_h, dil_w;
+  int8_t pad_h, pad_w;
+} te_window_t;
+
+/* Requantization of one op: per-channel tables (or one entry when `per_channel` is 0). */
+typedef struct {
+  const int32_t *multiplier; /* TE_CONST */
+  const int8_t *shift;       /* TE_CONST */
+  uint8_t per_channel;
+  int16_t input_offset;      /* -input zero point */
+  int16_t output_offset;     /* output zero point */
+  int8_t act_min, act_max;
+} te_requant_t;
+
+void te_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+               const te_window_t *w, const te_requant_t *q);
+
+void te_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                         const te_window_t *w, int16_t depth_multiplier, const te_requant_t *q);
+
+/* out[batches][out_depth] from in[batches][accum_depth] and filter[out_depth][accum_depth]. */
+void te_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                        int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *q);
+
+void te_average_pool(int8_t *out, const int8_t *in, const te_window_t *w, int8_t act_min, int8_t act_max);
+void te_max_pool(int8_t *out, const int8_t *in, const te_window_t *w, int8_t act_min, int8_t act_max);
+
+/* 4-D pad: in_dims/pad_before give the shape and leading padding per dimension, out_dims the result. */
+void te_pad(int8_t *out, const int8_t *in, const te_dim *in_dims, const te_dim *out_dims,
+            const te_dim *pad_before, int8_t pad_value);
+
+/* Copy `outer` blocks of `block` bytes from src (contiguous) into dst, `dst_stride` bytes apart:
+ * one input of a CONCATENATION, or a plain copy when outer is 1. */
+void te_copy_blocks(uint8_t *dst, const uint8_t *src, int32_t outer, int32_t block, int32_t dst_stride);
+/* The same with src a TE_CONST array. */
+void te_copy_blocks_const(uint8_t *dst, const uint8_t *src, int32_t outer, int32_t block, int32_t dst_stride);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

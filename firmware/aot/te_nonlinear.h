@@ -1,0 +1,71 @@
+/* AOT kernels for the nonlinear and elementwise int8 ops: SOFTMAX, LOGISTIC, TANH, MEAN, ADD, MUL,
+ * QUANTIZE and DEQUANTIZE, bit-exact with TFLM's reference kernels.
+ *
+ * Every multiplier, shift and table is computed at generation time by tinyedge/aot/nonlinear.py,
+ * exactly as TFLM's Prepare functions compute them. Arrays marked "TE_CONST" below may live in
+ * program memory (AVR) and are read with the TE_RD_* macros. */
+#ifndef TE_NONLINEAR_H
+#define TE_NONLINEAR_H
+
+#include <stdint.h>
+
+#include "te_pgm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Most dimensions a broadcast (ADD, MUL) or reduction (MEAN) may have after merging. */
+#define TE_NL_MAX_DIMS 6
+
+/* ADD/MUL operand that lives in TE_CONST memory (a constant tensor). */
+#define TE_NL_A_CONST 1u
+#define TE_NL_B_CONST 2u
+
+/* out[i] = lut[in[i] + 128]: LOGISTIC and TANH, whose int8 results depend on the input byte alone.
+ * lut: 256 entries, TE_CONST. */
+void te_lut_s8(const int8_t *in, int8_t *out, int32_t count, const int8_t *lut);
+
+/* SOFTMAX over the last dimension (reference_ops::Softmax, gemmlowp fixed point, int8 -> int8 with
+ * output scale 1/256 and zero point -128). */
+void te_softmax_s8(const int8_t *in, int8_t *out, int32_t outer, int32_t depth,
+                   int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min);
+
+/* MEAN (reference_ops::QuantizedMeanOrSum). geom, TE_CONST:
+ *   {n_kept, n_reduced, kept_sizes[n_kept], kept_strides[n_kept],
+ *    reduced_sizes[n_reduced], reduced_strides[n_reduced]}
+ * with strides in input elements; outputs are produced in row-major order of the kept dims.
+ * count is the number of reduced elements per output; multiplier/shift already include 1/count. */
+void te_mean_s8(const int8_t *in, int8_t *out, const int32_t *geom, int32_t input_zero_point,
+                int32_t count, int32_t multiplier, int32_t shift, int32_t output_zero_point);
+
+/* Broadcast geometry for ADD and MUL, TE_CONST:
+ *   {ndim, sizes[ndim], a_strides[ndim], b_strides[ndim]}  (stride 0 = broadcast along that dim).
+ * const_mask says which operands are TE_CONST arrays (TE_NL_A_CONST | TE_NL_B_CONST). */
+
+/* ADD (reference_integer_ops::AddFunc). params, TE_CONST:
+ *   {a_offset, a_multiplier, a_shift, b_offset, b_multiplier, b_shift, left_shift,
+ *    out_multiplier, out_shift, out_offset, act_min, act_max} */
+void te_add_s8(const int8_t *a, const int8_t *b, int8_t *out, const int32_t *geom,
+               const int32_t *params, uint8_t const_mask);
+
+/* MUL (reference_integer_ops::MulElementwise). params, TE_CONST:
+ *   {a_offset, b_offset, out_multiplier, out_shift, out_offset, act_min, act_max} */
+void te_mul_s8(const int8_t *a, const int8_t *b, int8_t *out, const int32_t *geom,
+               const int32_t *params, uint8_t const_mask);
+
+/* QUANTIZE float32 -> int8 (reference_ops::AffineQuantize). */
+void te_quantize_f32_s8(const float *in, int8_t *out, int32_t count, float scale, int32_t zero_point);
+
+/* QUANTIZE int8 -> int8 (reference_ops::Requantize). */
+void te_requantize_s8(const int8_t *in, int8_t *out, int32_t count, int32_t input_zero_point,
+                      int32_t multiplier, int32_t shift, int32_t output_zero_point);
+
+/* DEQUANTIZE int8 -> float32 (reference_ops::Dequantize). */
+void te_dequantize_s8_f32(const int8_t *in, float *out, int32_t count, float scale, int32_t zero_point);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,243 @@
+"""Helpers for the AOT tests: make full-int8 models with TF, and run AOT-generated C natively.
+
+`to_int8` converts a Keras model with the batch fixed to 1 (what tinyedge quantizes to), and
+`NativeModel` writes a project's AOT sources, compiles them with the host C compiler at
+-O2 -Wall -Wextra -Werror into a shared library, and runs it through ctypes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+
+from tinyedge.paths import FIRMWARE_DIR
+from tinyedge.tflite_model import TfliteModel, parse_tflite
+
+CC = os.environ.get("CC", shutil.which("cc") or "gcc")
+CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared"]
+
+
+def to_int8(model, samples: int = 32, seed: int = 0) -> TfliteModel:
+    """Full-int8 conversion of a Keras model (int8 input and output, batch 1)."""
+    import tensorflow as tf
+
+    shapes = [tuple(int(d) for d in t.shape[1:]) for t in model.inputs]
+    rng = np.random.default_rng(seed)
+    calibration = [[rng.uniform(-1, 1, (1, *s)).astype(np.float32) for s in shapes] for _ in range(samples)]
+
+    @tf.function(input_signature=[tf.TensorSpec((1, *s), tf.float32) for s in shapes])
+    def serve(*xs):
+        return model(list(xs) if len(xs) > 1 else xs[0], training=False)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: iter(calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return parse_tflite(converter.convert())
+
+
+def reshape_to_squeeze(model: TfliteModel, squeeze_dims: list[int]) -> TfliteModel:
+    """The same model with its last op, a RESHAPE that drops size-1 dims, rewritten as SQUEEZE
+    (the converter folds every squeeze into RESHAPE, yet other exporters emit SQUEEZE)."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    raw = schema.ModelT.InitFromPackedBuf(bytearray(model.data), 0)
+    op = raw.subgraphs[0].operators[-1]
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.SQUEEZE
+    code.version = 1
+    raw.operatorCodes.append(code)
+    op.opcodeIndex = len(raw.operatorCodes) - 1
+    op.inputs = op.inputs[:1]
+    op.builtinOptionsType = schema.BuiltinOptions.SqueezeOptions
+    op.builtinOptions = schema.SqueezeOptionsT()
+    op.builtinOptions.squeezeDims = squeeze_dims
+    builder = flatbuffers.Builder(0)
+    builder.Finish(raw.Pack(builder), file_identifier=b"TFL3")
+    return parse_tflite(bytes(builder.Output()))
+
+
+def random_inputs(model: TfliteModel, rng: np.random.Generator) -> list[np.ndarray]:
+    arrays = []
+    for t in model.input_tensors:
+        info = np.iinfo(t.dtype) if np.issubdtype(t.dtype, np.integer) else None
+        if info is not None:
+            arrays.append(rng.integers(info.min, info.max + 1, size=t.shape, dtype=t.dtype))
+        else:
+            arrays.append(rng.uniform(-1, 1, size=t.shape).astype(t.dtype))
+    return arrays
+
+
+class NativeModel:
+    """An AOT-compiled model built as a host shared library."""
+
+    def __init__(self, model: TfliteModel, work_dir: Path):
+        from tinyedge.aot.compiler import compile_model
+        from tinyedge.runtimes.aot import copy_kernel_sources
+
+        self.model = model
+        self.program = compile_model(model)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        (work_dir / "te_model.c").write_text(self.program.source)
+        (work_dir / "te_model.h").write_text(self.program.header)
+        sources = [work_dir / "te_model.c"] + [work_dir / name for name in copy_kernel_sources(work_dir, self.program)]
+        self.library_path = work_dir / "libmodel.so"
+        command = [CC, *CFLAGS, f"-I{work_dir}", f"-I{FIRMWARE_DIR / 'common'}",
+                   *[str(s) for s in sources if s.suffix == ".c"], "-o", str(self.library_path), "-lm"]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise AssertionError(f"generated C does not compile:\n{' '.join(command)}\n{result.stderr}")
+        self.lib = ctypes.CDLL(str(self.library_path))
+        self.lib.te_runtime_input.restype = ctypes.c_void_p
+        self.lib.te_runtime_output.restype = ctypes.c_void_p
+        self.lib.te_runtime_name.restype = ctypes.c_char_p
+        self.lib.te_runtime_version.restype = ctypes.c_char_p
+        assert self.lib.te_runtime_init() == 0
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        for i, (tensor, value) in enumerate(zip(self.model.input_tensors, inputs)):
+            data = np.ascontiguousarray(value, dtype=tensor.dtype).tobytes()
+            ctypes.memmove(self.lib.te_runtime_input(i), data, len(data))
+        assert self.lib.te_runtime_invoke() == 0
+        outputs = []
+        for i, tensor in enumerate(self.model.output_tensors):
+            raw = ctypes.string_at(self.lib.te_runtime_output(i), tensor.nbytes)
+            outputs.append(np.frombuffer(raw, dtype=tensor.dtype).reshape(tensor.shape).copy())
+        return outputs
+
+
+def assert_matches_reference(model: TfliteModel, native: NativeModel, samples: int = 5, seed: int = 0) -> None:
+    """The AOT C gives the same bytes as tflite-micro on random inputs (plus all-min and all-max)."""
+    from tinyedge.reference import Reference
+
+    reference = Reference(model)
+    rng = np.random.default_rng(seed)
+    cases = [random_inputs(model, rng) for _ in range(samples)]
+    for fill in (np.iinfo(np.int8).min, np.iinfo(np.int8).max):
+        cases.append([np.full(t.shape, fill, dtype=t.dtype) for t in model.input_tensors])
+    for case, inputs in enumerate(cases):
+        expected = reference.run(inputs)
+        actual = native.run(inputs)
+        for out, (want, got) in enumerate(zip(expected, actual)):
+            if not np.array_equal(want, got):
+                diff = np.flatnonzero(want.ravel() != got.ravel())
+                raise AssertionError(
+                    f"case {case}, output {out}: {diff.size}/{want.size} values differ, first at {diff[0]}: "
+                    f"tflm {want.ravel()[diff[0]]} vs aot {got.ravel()[diff[0]]}")
+
+
+AVR_RUNNER = """/* Runs the AOT model on baked-in inputs and prints every output byte in hex over UART0. */
+#include <avr/io.h>
+#include <avr/interrupt.h>
+#include <avr/pgmspace.h>
+#include <avr/sleep.h>
+#include <stdint.h>
+#include "tinyedge_runtime.h"
+#include "inputs.h"
+
+static void put(char c) {
+  while (!(UCSR0A & (1 << UDRE0))) {
+  }
+  UDR0 = c;
+}
+
+static void put_hex(uint8_t v) {
+  static const char digits[] = "0123456789abcdef";
+  put(digits[v >> 4]);
+  put(digits[v & 15]);
+}
+
+int main(void) {
+  uint16_t sample, i;
+  UBRR0H = 0;
+  UBRR0L = 8;
+  UCSR0B = (1 << TXEN0);
+  UCSR0C = (1 << UCSZ01) | (1 << UCSZ00);
+  te_runtime_init();
+  for (sample = 0; sample < TE_SAMPLES; ++sample) {
+    uint8_t *in = te_runtime_input(0);
+    const uint8_t *out;
+    for (i = 0; i < TE_INPUT_BYTES; ++i) {
+      in[i] = pgm_read_byte(te_inputs + (uint32_t)sample * TE_INPUT_BYTES + i);
+    }
+    te_runtime_invoke();
+    out = te_runtime_output(0);
+    for (i = 0; i < TE_OUTPUT_BYTES; ++i) {
+      put_hex(out[i]);
+      if (i % 16 == 15) {
+        put('\\n');
+      }
+    }
+    put('\\n');
+  }
+  put('E');
+  put('\\n');
+  cli();
+  sleep_cpu();
+  return 0;
+}
+"""
+
+
+def run_on_simavr(model: TfliteModel, inputs: list[np.ndarray], work_dir: Path) -> list[np.ndarray]:
+    """Build the model's AOT sources for the ATmega328P (16-bit int, constants in PROGMEM), run them
+    in simavr on the given single-input samples, and return the single output of each."""
+    import re
+
+    from tinyedge.boards import get_board
+    from tinyedge.runtimes.aot import write_sources
+
+    board = get_board("arduino-uno")
+    sources = write_sources(model, board, work_dir, None, None)
+    in_t, out_t = model.input_tensors[0], model.output_tensors[0]
+    data = b"".join(np.ascontiguousarray(x, dtype=in_t.dtype).tobytes() for x in inputs)
+    (work_dir / "inputs.h").write_text(
+        f"#define TE_SAMPLES {len(inputs)}\n#define TE_INPUT_BYTES {in_t.nbytes}\n#define TE_OUTPUT_BYTES {out_t.nbytes}\n"
+        f"static const uint8_t te_inputs[{len(data)}] PROGMEM = {{{', '.join(str(b) for b in data)}}};\n")
+    (work_dir / "runner.c").write_text(AVR_RUNNER)
+    elf = work_dir / "model.elf"
+    command = ["avr-gcc", *board.cpu_flags, "-Os", "-std=c99", "-Wall", "-Wextra", "-Werror",
+               "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections",
+               f"-I{work_dir}", f"-I{work_dir / 'aot'}", f"-I{FIRMWARE_DIR / 'common'}",
+               str(work_dir / "runner.c"), *[str(work_dir / s) for s in sources.sources], "-o", str(elf)]
+    built = subprocess.run(command, capture_output=True, text=True)
+    if built.returncode != 0:
+        raise AssertionError(f"AOT C does not build for AVR:\n{built.stderr}")
+    ran = subprocess.run(["simavr", "-m", "atmega328p", "-f", "16000000", str(elf)],
+                         capture_output=True, text=True, timeout=300)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", ran.stdout + ran.stderr)
+    lines = [line.strip().rstrip(".") for line in text.splitlines()]
+    assert "E" in lines, f"the AVR run did not finish:\n{text[-2000:]}"
+    hex_digits = "".join(line for line in lines if re.fullmatch(r"(?:[0-9a-f]{2})+", line))
+    raw = bytes.fromhex(hex_digits)
+    assert len(raw) == out_t.nbytes * len(inputs), f"expected {out_t.nbytes * len(inputs)} bytes, got {len(raw)}"
+    return [np.frombuffer(raw[i * out_t.nbytes:(i + 1) * out_t.nbytes], dtype=out_t.dtype).reshape(out_t.shape)
+            for i in range(len(inputs))]
+
+
+def tflm_planned_tensor_bytes(model: TfliteModel) -> int:
+    """The head of tflite-micro's arena: what its greedy planner gives the model's non-persistent
+    tensors (and scratch buffers), as its RecordingMicroAllocator reports it."""
+    import re
+
+    from tinyedge.reference import _interpreter, captured_native_output
+
+    with captured_native_output() as log:
+        interpreter = _interpreter(model.data, max(len(model.data) * 10, 1 << 20))
+        interpreter.print_allocations()
+    for line in log:
+        match = re.search(r"Arena allocation head (\d+) bytes", line)
+        if match:
+            return int(match.group(1))
+    raise AssertionError("tflite-micro did not report its arena head:\n" + "\n".join(log))

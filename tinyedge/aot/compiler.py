@@ -1,0 +1,274 @@
+"""Compile an int8 .tflite ahead of time into one C99 function over one statically planned arena."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tinyedge import __version__
+from tinyedge.aot.lowering import Lowered
+from tinyedge.aot.ops import ALIAS_OPS, CORE_LOWERINGS, c_array, check_supported, lowerings
+from tinyedge.aot.planner import Buffer, MemoryPlan, plan_memory
+from tinyedge.errors import TinyedgeError
+from tinyedge.tflite_model import Operator, Tensor, TfliteModel
+
+C_TYPES = {"INT8": "int8_t", "UINT8": "uint8_t", "INT16": "int16_t", "INT32": "int32_t", "FLOAT32": "float"}
+MODEL_SOURCE = "te_model.c"
+MODEL_HEADER = "te_model.h"
+KERNEL_FILES = ("te_pgm.h", "te_kernels.h", "te_kernels.c")
+NONLINEAR_FILES = ("te_nonlinear.h", "te_nonlinear.c")
+
+
+@dataclass
+class AotStats:
+    arena_bytes: int
+    tensor_bytes_total: int       # every activation tensor in its own buffer: the no-reuse bound
+    constant_bytes: int           # weights, biases and per-op tables (multipliers, shifts, geometry)
+    op_count: int
+    progmem: bool
+
+    @property
+    def ram_bytes(self) -> int:
+        """Static RAM the model needs: the arena, plus constants unless they stay in flash."""
+        return self.arena_bytes + (0 if self.progmem else self.constant_bytes)
+
+
+@dataclass
+class AotProgram:
+    source: str                   # te_model.c
+    header: str                   # te_model.h
+    plan: MemoryPlan
+    buffers: list[Buffer]
+    tensor_offsets: dict[int, int]   # tensor index -> arena offset, for every activation tensor
+    stats: AotStats
+    uses_nonlinear: bool = False
+    op_lines: list[str] = field(default_factory=list)
+
+
+def compile_model(model: TfliteModel, progmem: bool = False) -> AotProgram:
+    """C for the whole model. `progmem` says the constants live in flash (AVR), which only changes
+    the RAM figure in `stats`: the C is the same, TE_CONST decides where constants go."""
+    check_supported(model)
+    _check_io(model)
+    available = lowerings()
+    probe = _Pointers(model, {}, probing=True)
+    first_pass = [available[op.opcode](model, op, probe) for op in model.operators]
+    groups = _buffer_groups(model, first_pass)
+    buffers = _buffers(model, groups)
+    plan = plan_memory(buffers)
+    offsets = {t: plan.offsets[root] for t, root in groups.items()}
+    pointers = _Pointers(model, offsets)
+    lowered = [available[op.opcode](model, op, pointers) for op in model.operators]
+    constants = _constant_decls(model, sorted(pointers.constants_used))
+    decls = "".join(low.decls for low in lowered)
+    op_lines = [_op_line(model, op, low) for op, low in zip(model.operators, lowered)]
+    uses_nonlinear = any(op.opcode not in CORE_LOWERINGS for op in model.operators)
+    source = _source(model, plan, offsets, constants, decls, op_lines, uses_nonlinear)
+    stats = AotStats(
+        arena_bytes=plan.arena_bytes,
+        tensor_bytes_total=sum(model.tensors[t].nbytes for t in groups),
+        constant_bytes=sum(model.tensors[t].nbytes for t in pointers.constants_used) + table_bytes(decls),
+        op_count=len(model.operators), progmem=progmem,
+    )
+    return AotProgram(source, _header(plan), plan, buffers, offsets, stats, uses_nonlinear, op_lines)
+
+
+_C_SIZES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "te_dim": 2, "int32_t": 4, "uint32_t": 4,
+            "float": 4, "te_window_t": 20, "te_requant_t": 16}
+_DECLARATION = re.compile(r"static const (\w+) \w+(?:\[(\d+)\])?")
+
+
+def table_bytes(decls: str) -> int:
+    """Bytes of the constant tables that lowerings declare (4 bytes for a type this does not know)."""
+    return sum(_C_SIZES.get(c_type, 4) * int(count or 1) for c_type, count in _DECLARATION.findall(decls))
+
+
+def _check_io(model: TfliteModel) -> None:
+    too_big = [t for t in model.tensors if not t.is_constant and any(d > 32767 for d in t.shape)]
+    if too_big:
+        raise TinyedgeError(f"tensor '{tensor_label(too_big[0])}' has a dimension above 32767, more than the AOT "
+                            "kernels index: build the model with `--runtime tflm` instead.")
+    for index in model.inputs + model.outputs:
+        t = model.tensors[index]
+        if t.is_constant or t.type_name not in C_TYPES:
+            raise TinyedgeError(f"model I/O tensor '{t.name}' is {t.type_name.lower()}"
+                                f"{' and constant' if t.is_constant else ''}, which the AOT runtime cannot serve: "
+                                "build it with `--runtime tflm` instead.")
+
+
+class _Pointers:
+    """ptr(tensor_index) for lowerings: typed arena pointers, or TE_CONST array names."""
+
+    def __init__(self, model: TfliteModel, offsets: dict[int, int], probing: bool = False):
+        self.model, self.offsets, self.probing = model, offsets, probing
+        self.constants_used: set[int] = set()
+
+    def __call__(self, index: int) -> str:
+        t = self.model.tensors[index]
+        if t.is_constant:
+            self.constants_used.add(index)
+            return constant_name(t)
+        c_type = C_TYPES.get(t.type_name)
+        if c_type is None:
+            raise TinyedgeError(f"tensor '{t.name}' is {t.type_name.lower()}, which the AOT runtime cannot hold: "
+                                "build the model with `--runtime tflm` instead.")
+        offset = 0 if self.probing else self.offsets[index]
+        return f"(({c_type} *)(te_arena + {offset}))"
+
+
+def constant_name(t: Tensor) -> str:
+    return f"te_c{t.index}"
+
+
+def _activation_tensors(model: TfliteModel) -> list[int]:
+    seen: dict[int, None] = {}
+    for index in model.inputs:
+        seen[index] = None
+    for op in model.operators:
+        for index in op.inputs + op.outputs:
+            if index >= 0 and not model.tensors[index].is_constant:
+                seen[index] = None
+    return list(seen)
+
+
+def _buffer_groups(model: TfliteModel, first_pass: list[Lowered]) -> dict[int, int]:
+    """tensor index -> the tensor whose buffer it uses (aliases and in-place outputs share one)."""
+    root = {t: t for t in _activation_tensors(model)}
+    last_reader = _last_readers(model)
+    model_inputs = set(model.inputs)
+    for op, low in zip(model.operators, first_pass):
+        source = op.inputs[0] if op.inputs else -1
+        if source not in root or not op.outputs:
+            continue
+        out = op.outputs[0]
+        if op.opcode in ALIAS_OPS:
+            root[out] = root[source]
+        elif low.inplace_ok and _can_share(model, op, source, out, root, last_reader, model_inputs):
+            root[out] = root[source]
+    return {t: _find(root, t) for t in root}
+
+
+def _find(root: dict[int, int], t: int) -> int:
+    while root[t] != t:
+        t = root[t]
+    return t
+
+
+def _can_share(model: TfliteModel, op: Operator, source: int, out: int, root: dict[int, int],
+               last_reader: dict[int, int], model_inputs: set[int]) -> bool:
+    """An elementwise op may write over its first input when nothing reads that buffer afterwards."""
+    group = _find(root, source)
+    members = [t for t in root if _find(root, t) == group]
+    if any(t in model_inputs or t in model.outputs for t in members):
+        return False
+    if any(last_reader.get(t, -1) > op.index for t in members):
+        return False
+    if any(i != source and i in root and _find(root, i) == group for i in op.inputs):
+        return False
+    return model.tensors[out].nbytes <= model.tensors[source].nbytes
+
+
+def _last_readers(model: TfliteModel) -> dict[int, int]:
+    last: dict[int, int] = {}
+    for op in model.operators:
+        for index in op.inputs:
+            last[index] = op.index
+    for index in model.outputs:
+        last[index] = len(model.operators)
+    return last
+
+
+def _buffers(model: TfliteModel, groups: dict[int, int]) -> list[Buffer]:
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    size: dict[int, int] = {}
+    align: dict[int, int] = {}
+
+    def touch(tensor: int, when: int) -> None:
+        g = groups[tensor]
+        first[g] = min(first.get(g, when), when)
+        last[g] = max(last.get(g, when), when)
+        size[g] = max(size.get(g, 0), model.tensors[tensor].nbytes)
+        align[g] = max(align.get(g, 1), model.tensors[tensor].dtype.itemsize)
+
+    for index in model.inputs:
+        touch(index, -1)
+    for op in model.operators:
+        for index in op.inputs + op.outputs:
+            if index in groups:
+                touch(index, op.index)
+    for index in model.outputs:
+        touch(index, len(model.operators))
+    return [Buffer(g, size[g], first[g], last[g], align[g]) for g in sorted(size)]
+
+
+def _constant_decls(model: TfliteModel, indices: list[int]) -> str:
+    parts = []
+    for index in indices:
+        t = model.tensors[index]
+        c_type = C_TYPES.get(t.type_name)
+        if c_type is None or c_type == "float":
+            raise TinyedgeError(f"constant '{t.name}' is {t.type_name.lower()}, which the AOT runtime cannot store: "
+                                "build the model with `--runtime tflm` instead.")
+        values = np.asarray(t.data).ravel()
+        parts.append(f"/* {tensor_label(t)} {t.type_name.lower()}{list(t.shape)} */\n"
+                     f"static const {c_type} {constant_name(t)}[{max(values.size, 1)}] TE_CONST = {c_array(values, 20)};\n")
+    return "".join(parts)
+
+
+def tensor_label(t: Tensor) -> str:
+    """A tensor's name fit for a short C comment: the last two path parts of the first of the
+    converter's ';'-joined fused names (e.g. 'conv2d_1/Relu')."""
+    return ("/".join(t.name.split(";")[0].split("/")[-2:]) or f"t{t.index}").replace("*/", "* /").replace("/*", "/ *").replace("\n", " ")
+
+
+def _op_line(model: TfliteModel, op: Operator, low: Lowered) -> str:
+    names = lambda indices: ", ".join(tensor_label(model.tensors[i]) for i in indices if i >= 0)  # noqa: E731
+    comment = f"/* {op.index}: {op.opcode} ({names(op.inputs)}) -> ({names(op.outputs)}) */"
+    if not low.call:
+        return f"  {comment} /* shares its input's bytes */"
+    return f"  {comment}\n  {low.call}"
+
+
+def _header(plan: MemoryPlan) -> str:
+    return (
+        "/* Generated by tinyedge: the AOT-compiled model. Do not edit. */\n"
+        "#ifndef TE_MODEL_H\n#define TE_MODEL_H\n\n#include <stdint.h>\n\n"
+        f"#define TE_ARENA_BYTES {max(plan.arena_bytes, 1)}u\n\n"
+        "/* One inference over what is in the input tensors. */\nvoid te_model_invoke(void);\n\n#endif\n"
+    )
+
+
+def _switch(signature: str, offsets: list[int]) -> str:
+    cases = "".join(f"    case {i}: return te_arena + {off};\n" for i, off in enumerate(offsets))
+    return (f"{signature}(uint8_t index) {{\n  switch (index) {{\n{cases}"
+            f"    default: return 0;\n  }}\n}}\n")
+
+
+def _source(model: TfliteModel, plan: MemoryPlan, offsets: dict[int, int], constants: str, decls: str,
+            op_lines: list[str], uses_nonlinear: bool) -> str:
+    name = model.path.name if model.path else "model"
+    nonlinear = '#include "te_nonlinear.h"\n' if uses_nonlinear else ""
+    arena = max(plan.arena_bytes, 1)
+    return (
+        f"/* Generated by tinyedge {__version__} from {name} (sha256 {model.sha256[:16]}).\n"
+        " * The model compiled ahead of time: TFLM reference-kernel arithmetic, one static arena. Do not edit. */\n"
+        '#include <stdint.h>\n\n#include "te_pgm.h"\n#include "te_kernels.h"\n'
+        f'{nonlinear}#include "te_model.h"\n#include "tinyedge_runtime.h"\n\n'
+        f"/* Every activation tensor at a fixed offset: {plan.arena_bytes} bytes planned from tensor lifetimes. */\n"
+        f"static union {{ uint8_t bytes[{arena}]; int32_t align; }} te_arena_mem;\n"
+        "#define te_arena (te_arena_mem.bytes)\n\n"
+        f"{constants}\n{decls}\n"
+        "void te_model_invoke(void) {\n" + "\n".join(op_lines) + "\n}\n\n"
+        "int te_runtime_init(void) { return TE_OK; }\n\n"
+        + _switch("uint8_t *te_runtime_input", [offsets[i] for i in model.inputs])
+        + "\n" + _switch("const uint8_t *te_runtime_output", [offsets[i] for i in model.outputs])
+        + "\nint te_runtime_invoke(void) {\n  te_model_invoke();\n  return TE_OK;\n}\n\n"
+        "uint32_t te_runtime_arena_used(void) { return TE_ARENA_BYTES; }\n"
+        "uint32_t te_runtime_arena_size(void) { return TE_ARENA_BYTES; }\n\n"
+        "int te_runtime_set_arena(uint32_t bytes) {\n  (void)bytes;\n  return TE_ERR_UNSUPPORTED;\n}\n\n"
+        'const char *te_runtime_name(void) { return "aot"; }\n'
+        f'const char *te_runtime_version(void) {{ return "{__version__}"; }}\n'
+    )

@@ -1,0 +1,535 @@
+"""AOT lowerings for the nonlinear and elementwise ops: SOFTMAX, LOGISTIC, TANH, MEAN, ADD, MUL,
+QUANTIZE and DEQUANTIZE, bit-exact with TFLM's reference kernels (firmware/aot/te_nonlinear.c).
+
+Every multiplier, shift and table is computed here, at generation time, exactly as TFLM's Prepare
+functions compute them: scales are float32 in the flatbuffer and widened to double, rounding is
+std::round (halves away from zero). LOGISTIC and TANH become 256-entry tables, because an int8
+result depends only on the input byte; the table entries run gemmlowp's fixed-point logistic and
+tanh, ported below integer for integer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyedge.aot.lowering import Lowered, Lowering, PointerOf
+from tinyedge.errors import TinyedgeError
+from tinyedge.tflite_model import Operator, Tensor, TfliteModel
+
+INT8_MIN, INT8_MAX = -128, 127
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+MAX_DIMS = 6  # TE_NL_MAX_DIMS in te_nonlinear.h
+
+SOFTMAX_SCALED_DIFF_INTEGER_BITS = 5
+LOGISTIC_TANH_INPUT_INTEGER_BITS = 4
+ADD_LEFT_SHIFT = 20
+
+
+# ---------------------------------------------------------------------------------------------
+# TFLM's Prepare-time arithmetic (quantization_util.cc, kernel_util.cc)
+
+def round_half_away(x: float) -> int:
+    """TfLiteRound / std::round: halves go away from zero (Python's round() goes to even)."""
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """QuantizeMultiplier (double-rounding build): (Q31 significand, power-of-two exponent)."""
+    if real == 0.0:
+        return 0, 0
+    significand, shift = math.frexp(real)
+    q_fixed = round_half_away(significand * (1 << 31))
+    if q_fixed == 1 << 31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return q_fixed, shift
+
+
+def quantize_multiplier_smaller_than_one(real: float) -> tuple[int, int]:
+    """QuantizeMultiplierSmallerThanOneExp: TFLM refuses multipliers outside (0, 1)."""
+    if not 0.0 < real < 1.0:
+        raise TinyedgeError(f"a rescaling factor of {real} is outside (0, 1), which TFLM's int8 ADD cannot handle: "
+                            "re-quantize the model with a representative calibration set.")
+    return quantize_multiplier(real)
+
+
+def calculate_input_radius(input_integer_bits: int, input_left_shift: int, total_signed_bits: int = 31) -> int:
+    max_input_rescaled = (1.0 * ((1 << input_integer_bits) - 1) * (1 << (total_signed_bits - input_integer_bits))
+                          / (1 << input_left_shift))
+    return math.floor(max_input_rescaled)
+
+
+def softmax_parameters(beta: float, input_scale: float) -> tuple[int, int, int]:
+    """PreprocessSoftmaxScaling + CalculateInputRadius: (input_multiplier, input_left_shift, diff_min)."""
+    real = min(beta * input_scale * (1 << (31 - SOFTMAX_SCALED_DIFF_INTEGER_BITS)), (1 << 31) - 1.0)
+    multiplier, left_shift = quantize_multiplier(real)
+    if left_shift < 0:
+        raise TinyedgeError(f"SOFTMAX's input scale times beta ({beta * input_scale:g}) is too small for TFLM's int8 "
+                            "softmax: re-quantize the model with a representative calibration set.")
+    diff_min = -calculate_input_radius(SOFTMAX_SCALED_DIFF_INTEGER_BITS, left_shift)
+    return multiplier, left_shift, diff_min
+
+
+def frexp_multiplier(real: float) -> tuple[int, int]:
+    """The frexp-based multiplier of LOGISTIC/TANH Prepare, cast to int32 as the C++ does (no renormalising)."""
+    significand, shift = math.frexp(real)
+    multiplier = round_half_away(significand * (1 << 31))
+    return _wrap32(multiplier), shift
+
+
+def activation_range(activation: str, output: Tensor) -> tuple[int, int]:
+    """CalculateActivationRangeQuantized for an int8 output (Quantize() divides in float32)."""
+    scale, zero_point = _scale(output), _zero_point(output)
+
+    def quantize(value: float) -> int:
+        return zero_point + round_half_away(float(np.float32(value) / np.float32(scale)))
+
+    if activation == "RELU":
+        return max(INT8_MIN, quantize(0.0)), INT8_MAX
+    if activation == "RELU6":
+        return max(INT8_MIN, quantize(0.0)), min(INT8_MAX, quantize(6.0))
+    if activation == "RELU_N1_TO_1":
+        return max(INT8_MIN, quantize(-1.0)), min(INT8_MAX, quantize(1.0))
+    if activation == "NONE":
+        return INT8_MIN, INT8_MAX
+    raise TinyedgeError(f"the fused activation {activation} has no int8 kernel in TFLM: "
+                        "apply it as a separate layer instead.")
+
+
+# ---------------------------------------------------------------------------------------------
+# gemmlowp's scalar int32 fixed point (fixedpoint.h) and TFLM's MultiplyByQuantizedMultiplier
+
+def _wrap32(x: int) -> int:
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def _trunc_div(a: int, b: int) -> int:
+    q = abs(a) // b
+    return q if a >= 0 else -q
+
+
+def _srdhm(a: int, b: int) -> int:
+    """SaturatingRoundingDoublingHighMul."""
+    if a == b == INT32_MIN:
+        return INT32_MAX
+    ab = a * b
+    nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
+    return _trunc_div(ab + nudge, 1 << 31)
+
+
+def _rdbypot(x: int, exponent: int) -> int:
+    """RoundingDivideByPOT."""
+    mask = (1 << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+def _sat_shl(x: int, exponent: int) -> int:
+    """SaturatingRoundingMultiplyByPOT with a positive exponent."""
+    threshold = (1 << (31 - exponent)) - 1
+    if x > threshold:
+        return INT32_MAX
+    if x < -threshold:
+        return INT32_MIN
+    return x << exponent
+
+
+def _rescale(x: int, src_integer_bits: int, dst_integer_bits: int) -> int:
+    exponent = src_integer_bits - dst_integer_bits
+    if exponent > 0:
+        return _sat_shl(x, exponent)
+    if exponent < 0:
+        return _rdbypot(x, -exponent)
+    return x
+
+
+def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int:
+    left, right = max(shift, 0), max(-shift, 0)
+    return _rdbypot(_srdhm(_wrap32(x << left), multiplier), right)
+
+
+def _exp_on_interval_between_negative_one_quarter_and_0_excl(a: int) -> int:
+    constant_term, constant_1_over_3 = 1895147668, 715827883
+    x = _wrap32(a + (1 << 28))
+    x2 = _srdhm(x, x)
+    x3 = _srdhm(x2, x)
+    x4 = _srdhm(x2, x2)
+    x4_over_4 = _rdbypot(x4, 2)
+    poly = _rdbypot(_wrap32(_srdhm(_wrap32(x4_over_4 + x3), constant_1_over_3) + x2), 1)
+    return _wrap32(constant_term + _srdhm(constant_term, _wrap32(x + poly)))
+
+
+_EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
+               (2, 39332535), (3, 720401), (4, 242))
+
+
+def _exp_on_negative_values(a: int, integer_bits: int) -> int:
+    fractional_bits = 31 - integer_bits
+    one_quarter = 1 << (fractional_bits - 2)
+    a_mod_quarter_minus_one_quarter = _wrap32((a & (one_quarter - 1)) - one_quarter)
+    result = _exp_on_interval_between_negative_one_quarter_and_0_excl(
+        _rescale(a_mod_quarter_minus_one_quarter, integer_bits, 0))
+    remainder = _wrap32(a_mod_quarter_minus_one_quarter - a)
+    for exponent, multiplier in _EXP_BARREL:
+        if integer_bits > exponent and remainder & (1 << (fractional_bits + exponent)):
+            result = _srdhm(result, multiplier)
+    if integer_bits > 5 and a < -(1 << (36 - integer_bits)):
+        result = 0
+    return INT32_MAX if a == 0 else result
+
+
+def _newton_reciprocal_q2(a: int) -> int:
+    """The shared Newton-Raphson part of one_over_one_plus_x / one_minus_x_over_one_plus_x, in Q2.29."""
+    half_denominator = _trunc_div(a + INT32_MAX + (1 if a + INT32_MAX >= 0 else -1), 2)  # RoundingHalfSum(a, One)
+    x = _wrap32(1515870810 + _srdhm(half_denominator, -1010580540))
+    for _ in range(3):
+        one_minus = _wrap32((1 << 29) - _srdhm(half_denominator, x))
+        x = _wrap32(x + _rescale(_srdhm(x, one_minus), 4, 2))
+    return x
+
+
+def _one_over_one_plus_x_for_x_in_0_1(a: int) -> int:
+    return _rescale(_newton_reciprocal_q2(a), 1, 0)
+
+
+def _one_minus_x_over_one_plus_x_for_x_in_0_1(a: int) -> int:
+    return _rescale(_wrap32(_newton_reciprocal_q2(a) - (1 << 29)), 2, 0)
+
+
+def _logistic(a: int, integer_bits: int) -> int:
+    abs_input = a if a > 0 else _wrap32(-a)
+    if_positive = _one_over_one_plus_x_for_x_in_0_1(_exp_on_negative_values(_wrap32(-abs_input), integer_bits))
+    if a == 0:
+        return 1 << 30
+    return if_positive if a > 0 else _wrap32(INT32_MAX - if_positive)
+
+
+def _tanh(a: int, integer_bits: int) -> int:
+    n = a if a < 0 else _wrap32(-a)
+    t = _one_minus_x_over_one_plus_x_for_x_in_0_1(_exp_on_negative_values(n, integer_bits + 1))
+    if a == 0:
+        return 0
+    return _wrap32(-t) if a < 0 else t
+
+
+def logistic_table(input_scale: float, input_zero_point: int) -> list[int]:
+    """reference_integer_ops::Logistic (int8) for every input byte -128..127."""
+    return _q4_table(input_scale, input_zero_point, lambda q4: _logistic(q4, LOGISTIC_TANH_INPUT_INTEGER_BITS),
+                     output_shift=31 - 8, output_offset=-128)
+
+
+def tanh_table(input_scale: float, input_zero_point: int) -> list[int]:
+    """reference_integer_ops::Tanh (int8) for every input byte -128..127."""
+    return _q4_table(input_scale, input_zero_point, lambda q4: _tanh(q4, LOGISTIC_TANH_INPUT_INTEGER_BITS),
+                     output_shift=31 - 7, output_offset=0)
+
+
+def _q4_table(input_scale: float, input_zero_point: int, function, output_shift: int, output_offset: int) -> list[int]:
+    real = input_scale * float(1 << (31 - LOGISTIC_TANH_INPUT_INTEGER_BITS))
+    multiplier, left_shift = frexp_multiplier(real)
+    radius = calculate_input_radius(LOGISTIC_TANH_INPUT_INTEGER_BITS, left_shift, 31)
+    table = []
+    for byte in range(INT8_MIN, INT8_MAX + 1):
+        value = byte - input_zero_point
+        if value <= -radius:
+            table.append(INT8_MIN)
+        elif value >= radius:
+            table.append(INT8_MAX)
+        else:
+            q4 = multiply_by_quantized_multiplier(value, multiplier, left_shift)
+            out = _rdbypot(function(q4), output_shift) + output_offset
+            table.append(min(max(out, INT8_MIN), INT8_MAX))
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# C emission helpers
+
+def c_int32(value: int) -> str:
+    value = int(value)
+    if value == INT32_MIN:
+        return "(-2147483647L - 1L)"
+    return f"{value}L"
+
+
+def c_float(value: float) -> str:
+    """An exact C99 hexadecimal literal for a float32 value, e.g. 0x1.813d8ap-6f."""
+    mantissa, exponent = float(np.float32(value)).hex().split("p")
+    mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
+    return f"{mantissa}p{exponent}f"
+
+
+def _int32_array(name: str, values: list[int]) -> str:
+    return f"static const int32_t {name}[{len(values)}] TE_CONST = {{{', '.join(c_int32(v) for v in values)}}};\n"
+
+
+def _int8_array(name: str, values: list[int]) -> str:
+    rows = [", ".join(str(int(v)) for v in values[i:i + 16]) for i in range(0, len(values), 16)]
+    body = ",\n    ".join(rows)
+    return f"static const int8_t {name}[{len(values)}] TE_CONST = {{\n    {body}\n}};\n"
+
+
+def _scale(t: Tensor) -> float:
+    """The tensor's float32 scale, widened to double as static_cast<double>(params.scale) does."""
+    if t.scale.size == 0:
+        raise TinyedgeError(f"tensor '{t.name}' has no quantization parameters: quantize the model to full int8 first.")
+    return float(np.float32(t.scale[0]))
+
+
+def _zero_point(t: Tensor) -> int:
+    return int(t.zero_point[0]) if t.zero_point.size else 0
+
+
+def _require(model: TfliteModel, op: Operator, types: dict[int, str]) -> None:
+    for tensor_index, type_name in types.items():
+        t = model.tensors[tensor_index]
+        if t.type_name != type_name:
+            raise TinyedgeError(
+                f"{op.opcode} (operator {op.index}) has a {t.type_name.lower()} tensor '{t.name}' where the AOT runtime "
+                f"supports {type_name.lower()} only: quantize the model to full int8 or use the tflm runtime.")
+
+
+def _prefix(op: Operator) -> str:
+    return f"op{op.index}_"
+
+
+# ---------------------------------------------------------------------------------------------
+# Lowerings
+
+def lower_softmax(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    src, dst = op.inputs[0], op.outputs[0]
+    _require(model, op, {src: "INT8", dst: "INT8"})
+    inp, out = model.tensors[src], model.tensors[dst]
+    if _zero_point(out) != -128 or np.float32(out.scale[0]) != np.float32(1.0 / 256):
+        raise TinyedgeError(f"SOFTMAX (operator {op.index}) output is not quantized with scale 1/256 and zero point -128, "
+                            "which TFLM's int8 softmax requires: convert the model with the standard TFLite converter.")
+    if not inp.shape:
+        raise TinyedgeError(f"SOFTMAX (operator {op.index}) has a scalar input: give it at least one dimension.")
+    beta = float(getattr(op.options, "beta", 1.0))
+    multiplier, left_shift, diff_min = softmax_parameters(beta, _scale(inp))
+    depth = inp.shape[-1]
+    outer = inp.size // depth if depth else 0
+    call = (f"te_softmax_s8({ptr(src)}, {ptr(dst)}, {c_int32(outer)}, {c_int32(depth)}, "
+            f"{c_int32(multiplier)}, {c_int32(left_shift)}, {c_int32(diff_min)});")
+    return Lowered(call=call, inplace_ok=True)
+
+
+def _lower_table(model: TfliteModel, op: Operator, ptr: PointerOf, table: list[int]) -> Lowered:
+    src, dst = op.inputs[0], op.outputs[0]
+    name = f"{_prefix(op)}lut"
+    call = f"te_lut_s8({ptr(src)}, {ptr(dst)}, {c_int32(model.tensors[src].size)}, {name});"
+    return Lowered(decls=_int8_array(name, table), call=call, inplace_ok=True)
+
+
+def lower_logistic(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    src, dst = op.inputs[0], op.outputs[0]
+    _require(model, op, {src: "INT8", dst: "INT8"})
+    if _zero_point(model.tensors[dst]) != -128:
+        raise TinyedgeError(f"LOGISTIC (operator {op.index}) output zero point is not -128, which TFLM's int8 logistic "
+                            "requires: convert the model with the standard TFLite converter.")
+    inp = model.tensors[src]
+    return _lower_table(model, op, ptr, logistic_table(_scale(inp), _zero_point(inp)))
+
+
+def lower_tanh(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    src, dst = op.inputs[0], op.outputs[0]
+    _require(model, op, {src: "INT8", dst: "INT8"})
+    inp = model.tensors[src]
+    return _lower_table(model, op, ptr, tanh_table(_scale(inp), _zero_point(inp)))
+
+
+@dataclass(frozen=True)
+class MeanGeometry:
+    kept_sizes: list[int]
+    kept_strides: list[int]
+    reduced_sizes: list[int]
+    reduced_strides: list[int]
+    count: int  # elements averaged into each output
+
+    def as_array(self) -> list[int]:
+        return [len(self.kept_sizes), len(self.reduced_sizes), *self.kept_sizes, *self.kept_strides,
+                *self.reduced_sizes, *self.reduced_strides]
+
+
+def mean_geometry(shape: tuple[int, ...], axes: list[int]) -> MeanGeometry:
+    """Resolve the axes as TFLM's ResolveAxis does, then merge neighbouring dims of the same kind."""
+    rank = len(shape)
+    resolved: list[int] = []
+    for axis in axes:
+        current = axis + rank if axis < 0 else axis
+        if not 0 <= current < rank:
+            raise TinyedgeError(f"MEAN axis {axis} is out of range for a {rank}-D input: fix the model's reduction axes.")
+        if current not in resolved:
+            resolved.append(current)
+    count = math.prod(shape[a] for a in resolved)
+    strides = [math.prod(shape[d + 1:]) for d in range(rank)]
+    groups: list[list[int]] = []  # [size, stride, reduced]
+    for d in range(rank):
+        if shape[d] == 1:
+            continue
+        reduced = int(d in resolved)
+        if groups and groups[-1][2] == reduced and groups[-1][1] == strides[d] * shape[d]:
+            groups[-1][0] *= shape[d]
+            groups[-1][1] = strides[d]
+        else:
+            groups.append([shape[d], strides[d], reduced])
+    kept = [g for g in groups if not g[2]]
+    red = [g for g in groups if g[2]]
+    if len(kept) > MAX_DIMS or len(red) > MAX_DIMS:
+        raise TinyedgeError(f"MEAN over a {rank}-D input with axes {axes} has too many separate dimensions for the AOT "
+                            "runtime: reshape the input to fewer dimensions first.")
+    return MeanGeometry([g[0] for g in kept], [g[1] for g in kept], [g[0] for g in red], [g[1] for g in red], count)
+
+
+def mean_multiplier(input_scale: float, output_scale: float, count: int) -> tuple[int, int]:
+    """PrepareMeanOrSumHelper's QuantizeMultiplier, then QuantizedMeanOrSum's folding of 1/count."""
+    multiplier, shift = quantize_multiplier(input_scale / output_scale)
+    if count > 0:
+        fold = min(count.bit_length() - 1, 32, 31 + shift)
+        multiplier = _wrap32((multiplier << fold) // count)
+        shift -= fold
+    return multiplier, shift
+
+
+def lower_mean(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    src, axis_index, dst = op.inputs[0], op.inputs[1], op.outputs[0]
+    _require(model, op, {src: "INT8", dst: "INT8"})
+    inp, out, axis_t = model.tensors[src], model.tensors[dst], model.tensors[axis_index]
+    if axis_t.data is None:
+        raise TinyedgeError(f"MEAN (operator {op.index}) takes its axes at run time, which the AOT runtime cannot "
+                            "compile: make the reduction axes a constant.")
+    geometry = mean_geometry(inp.shape, [int(a) for a in np.asarray(axis_t.data).reshape(-1)])
+    if math.prod(geometry.kept_sizes) != out.size:
+        raise TinyedgeError(f"MEAN (operator {op.index}) output has {out.size} elements but its axes leave "
+                            f"{math.prod(geometry.kept_sizes)}: the model is inconsistent, convert it again.")
+    multiplier, shift = mean_multiplier(_scale(inp), _scale(out), geometry.count)
+    name = f"{_prefix(op)}geom"
+    call = (f"te_mean_s8({ptr(src)}, {ptr(dst)}, {name}, {c_int32(_zero_point(inp))}, {c_int32(geometry.count)}, "
+            f"{c_int32(multiplier)}, {c_int32(shift)}, {c_int32(_zero_point(out))});")
+    return Lowered(decls=_int32_array(name, geometry.as_array()), call=call)
+
+
+def broadcast_geometry(a_shape: tuple[int, ...], b_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[int]:
+    """{ndim, sizes, a_strides, b_strides} for te_add_s8/te_mul_s8, with unit dims dropped and
+    neighbouring dims merged wherever both operands stay contiguous across them."""
+    rank = max(len(a_shape), len(b_shape), len(out_shape))
+    sizes = [1] * (rank - len(out_shape)) + list(out_shape)
+    operands = []
+    for shape in (a_shape, b_shape):
+        padded = [1] * (rank - len(shape)) + list(shape)
+        strides = []
+        for d in range(rank):
+            if padded[d] not in (1, sizes[d]):
+                raise TinyedgeError(f"shapes {a_shape} and {b_shape} do not broadcast to {out_shape}: "
+                                    "fix the model's elementwise operands.")
+            strides.append(0 if padded[d] == 1 else math.prod(padded[d + 1:]))
+        operands.append(strides)
+    dims: list[list[int]] = []  # [size, a_stride, b_stride]
+    for d in range(rank):
+        if sizes[d] == 1:
+            continue
+        a_stride, b_stride = operands[0][d], operands[1][d]
+        if dims and dims[-1][1] == a_stride * sizes[d] and dims[-1][2] == b_stride * sizes[d]:
+            dims[-1] = [dims[-1][0] * sizes[d], a_stride, b_stride]
+        else:
+            dims.append([sizes[d], a_stride, b_stride])
+    if not dims:
+        dims = [[1, 0, 0]]
+    if len(dims) > MAX_DIMS:
+        raise TinyedgeError(f"broadcasting {a_shape} with {b_shape} needs more than {MAX_DIMS} dimensions in the AOT "
+                            "runtime: reshape the operands to fewer dimensions first.")
+    return [len(dims), *[d[0] for d in dims], *[d[1] for d in dims], *[d[2] for d in dims]]
+
+
+def add_parameters(a: Tensor, b: Tensor, out: Tensor, activation: str) -> list[int]:
+    """CalculateOpDataAdd for int8: the order te_add_s8 reads them in."""
+    a_scale, b_scale, out_scale = _scale(a), _scale(b), _scale(out)
+    twice_max_input_scale = 2 * max(a_scale, b_scale)
+    a_multiplier, a_shift = quantize_multiplier_smaller_than_one(a_scale / twice_max_input_scale)
+    b_multiplier, b_shift = quantize_multiplier_smaller_than_one(b_scale / twice_max_input_scale)
+    out_multiplier, out_shift = quantize_multiplier_smaller_than_one(
+        twice_max_input_scale / ((1 << ADD_LEFT_SHIFT) * out_scale))
+    act_min, act_max = activation_range(activation, out)
+    return [-_zero_point(a), a_multiplier, a_shift, -_zero_point(b), b_multiplier, b_shift, ADD_LEFT_SHIFT,
+            out_multiplier, out_shift, _zero_point(out), act_min, act_max]
+
+
+def mul_parameters(a: Tensor, b: Tensor, out: Tensor, activation: str) -> list[int]:
+    """CalculateOpDataMul for int8: the order te_mul_s8 reads them in."""
+    multiplier, shift = quantize_multiplier(_scale(a) * _scale(b) / _scale(out))
+    act_min, act_max = activation_range(activation, out)
+    return [-_zero_point(a), -_zero_point(b), multiplier, shift, _zero_point(out), act_min, act_max]
+
+
+def _lower_binary(model: TfliteModel, op: Operator, ptr: PointerOf, kernel: str, params: list[int]) -> Lowered:
+    a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
+    shapes = [model.tensors[i].shape for i in (a, b, dst)]
+    geometry = broadcast_geometry(*shapes)
+    prefix = _prefix(op)
+    decls = _int32_array(f"{prefix}geom", geometry) + _int32_array(f"{prefix}params", params)
+    flags = [flag for index, flag in ((a, "TE_NL_A_CONST"), (b, "TE_NL_B_CONST")) if model.tensors[index].is_constant]
+    const_mask = " | ".join(flags) if flags else "0u"
+    call = f"{kernel}({ptr(a)}, {ptr(b)}, {ptr(dst)}, {prefix}geom, {prefix}params, {const_mask});"
+    a_t = model.tensors[a]
+    inplace = not a_t.is_constant and a_t.size == model.tensors[dst].size
+    return Lowered(decls=decls, call=call, inplace_ok=inplace)
+
+
+def lower_add(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
+    _require(model, op, {a: "INT8", b: "INT8", dst: "INT8"})
+    params = add_parameters(model.tensors[a], model.tensors[b], model.tensors[dst], op.activation)
+    return _lower_binary(model, op, ptr, "te_add_s8", params)
+
+
+def lower_mul(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
+    _require(model, op, {a: "INT8", b: "INT8", dst: "INT8"})
+    params = mul_parameters(model.tensors[a], model.tensors[b], model.tensors[dst], op.activation)
+    return _lower_binary(model, op, ptr, "te_mul_s8", params)
+
+
+def lower_quantize(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    src, dst = op.inputs[0], op.outputs[0]
+    inp, out = model.tensors[src], model.tensors[dst]
+    _require(model, op, {dst: "INT8"})
+    if out.per_channel:
+        raise TinyedgeError(f"QUANTIZE (operator {op.index}) has a per-channel output, which TFLM does not support: "
+                            "quantize the model per tensor.")
+    count = c_int32(inp.size)
+    if inp.type_name == "FLOAT32":
+        call = (f"te_quantize_f32_s8({ptr(src)}, {ptr(dst)}, {count}, {c_float(_scale(out))}, "
+                f"{c_int32(_zero_point(out))});")
+        return Lowered(call=call, inplace_ok=True)
+    _require(model, op, {src: "INT8"})
+    multiplier, shift = quantize_multiplier(_scale(inp) / _scale(out))
+    call = (f"te_requantize_s8({ptr(src)}, {ptr(dst)}, {count}, {c_int32(_zero_point(inp))}, {c_int32(multiplier)}, "
+            f"{c_int32(shift)}, {c_int32(_zero_point(out))});")
+    return Lowered(call=call, inplace_ok=True)
+
+
+def lower_dequantize(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    src, dst = op.inputs[0], op.outputs[0]
+    _require(model, op, {src: "INT8", dst: "FLOAT32"})
+    inp = model.tensors[src]
+    call = (f"te_dequantize_s8_f32({ptr(src)}, {ptr(dst)}, {c_int32(inp.size)}, {c_float(_scale(inp))}, "
+            f"{c_int32(_zero_point(inp))});")
+    return Lowered(call=call)
+
+
+LOWERINGS: dict[str, Lowering] = {
+    "SOFTMAX": lower_softmax,
+    "LOGISTIC": lower_logistic,
+    "TANH": lower_tanh,
+    "MEAN": lower_mean,
+    "ADD": lower_add,
+    "MUL": lower_mul,
+    "QUANTIZE": lower_quantize,
+    "DEQUANTIZE": lower_dequantize,
+}

@@ -1,0 +1,225 @@
+"""The AOT op registry: the lowerings of this module (convolutions, pools, FC, layout ops) merged with
+the nonlinear and elementwise ones of `tinyedge.aot.nonlinear`, and the check that refuses the rest."""
+
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+
+import numpy as np
+
+from tinyedge.aot.lowering import Lowered, Lowering, PointerOf
+from tinyedge.aot.quant import (
+    activation_range, per_channel_multipliers, per_tensor_fc_multiplier, same_or_valid_padding,
+)
+from tinyedge.errors import TinyedgeError
+from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel
+
+# Ops whose output is the input's bytes under another shape: no code, one buffer.
+ALIAS_OPS = frozenset({"RESHAPE", "SQUEEZE"})
+# What tinyedge.aot.nonlinear implements (it may not have landed yet).
+NONLINEAR_OPS = ("SOFTMAX", "LOGISTIC", "TANH", "MEAN", "ADD", "MUL", "QUANTIZE", "DEQUANTIZE")
+
+
+def c_array(values: np.ndarray | list[int], per_line: int = 16) -> str:
+    flat = [str(int(v)) for v in np.asarray(values).ravel()]
+    lines = [", ".join(flat[i:i + per_line]) for i in range(0, len(flat), per_line)]
+    return "{\n  " + ",\n  ".join(lines) + "\n}" if len(flat) > per_line else "{" + ", ".join(flat) + "}"
+
+
+def _requant_decls(prefix: str, multipliers: list[tuple[int, int]], input_t: Tensor, output_t: Tensor,
+                   activation: str) -> str:
+    act_min, act_max = activation_range(activation, output_t)
+    per_channel = int(len(multipliers) > 1)
+    return (
+        f"static const int32_t {prefix}_mult[{len(multipliers)}] TE_CONST = {c_array([m for m, _ in multipliers])};\n"
+        f"static const int8_t {prefix}_shift[{len(multipliers)}] TE_CONST = {c_array([s for _, s in multipliers])};\n"
+        f"static const te_requant_t {prefix}_q TE_CONST = {{{prefix}_mult, {prefix}_shift, {per_channel}, "
+        f"{-int(input_t.zero_point[0])}, {int(output_t.zero_point[0])}, {act_min}, {act_max}}};\n"
+    )
+
+
+def _window_decl(prefix: str, in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, options, dil_h: int = 1,
+                 dil_w: int = 1) -> str:
+    _, in_h, in_w, in_c = in_t.shape
+    _, out_h, out_w, out_c = out_t.shape
+    s_h, s_w = int(options.strideH), int(options.strideW)
+    pad_h = same_or_valid_padding(in_h, k_h, s_h, dil_h, out_h)
+    pad_w = same_or_valid_padding(in_w, k_w, s_w, dil_w, out_w)
+    _require(PADDINGS.get(options.padding) in ("SAME", "VALID"), "padding other than SAME/VALID")
+    fields = [in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, s_h, s_w, dil_h, dil_w, pad_h, pad_w]
+    return f"static const te_window_t {prefix}_win TE_CONST = {{{', '.join(map(str, fields))}}};\n"
+
+
+def _require(condition: bool, what: str) -> None:
+    if not condition:
+        raise TinyedgeError(f"the AOT compiler does not support {what}: use `--runtime tflm` for this model.")
+
+
+def _bias(op: Operator, ptr: PointerOf) -> str:
+    return ptr(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else "0"
+
+
+def _int8_tensors(model: TfliteModel, op: Operator) -> list[Tensor]:
+    tensors = [model.tensors[i] for i in (op.inputs[0], op.outputs[0])]
+    _require(all(t.type_name == "INT8" for t in tensors), f"{op.opcode} on non-int8 tensors")
+    return tensors
+
+
+def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    in_t, out_t = _int8_tensors(model, op)
+    filter_t = model.tensors[op.inputs[1]]
+    _require(len(in_t.shape) == 4 and in_t.shape[0] == 1, "CONV_2D with a batch other than 1")
+    _require(filter_t.shape[3] == in_t.shape[3], "grouped CONV_2D")
+    prefix, o = f"op{op.index}", op.options
+    decls = _window_decl(prefix, in_t, out_t, filter_t.shape[1], filter_t.shape[2], o,
+                         int(o.dilationHFactor), int(o.dilationWFactor))
+    decls += _requant_decls(prefix, per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3]),
+                            in_t, out_t, op.activation)
+    call = (f"te_conv2d({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {_bias(op, ptr)}, "
+            f"&{prefix}_win, &{prefix}_q);")
+    return Lowered(decls, call)
+
+
+def lower_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    in_t, out_t = _int8_tensors(model, op)
+    filter_t = model.tensors[op.inputs[1]]
+    _require(len(in_t.shape) == 4 and in_t.shape[0] == 1, "DEPTHWISE_CONV_2D with a batch other than 1")
+    depth_multiplier = out_t.shape[3] // in_t.shape[3]
+    prefix, o = f"op{op.index}", op.options
+    decls = _window_decl(prefix, in_t, out_t, filter_t.shape[1], filter_t.shape[2], o,
+                         int(o.dilationHFactor), int(o.dilationWFactor))
+    decls += _requant_decls(prefix, per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3]),
+                            in_t, out_t, op.activation)
+    call = (f"te_depthwise_conv2d({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, "
+            f"{_bias(op, ptr)}, &{prefix}_win, {depth_multiplier}, &{prefix}_q);")
+    return Lowered(decls, call)
+
+
+def lower_fully_connected(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    in_t, out_t = _int8_tensors(model, op)
+    filter_t = model.tensors[op.inputs[1]]
+    _require(filter_t.type_name == "INT8" and len(filter_t.shape) == 2, "FULLY_CONNECTED without 2-D int8 weights")
+    out_depth, accum_depth = filter_t.shape
+    if filter_t.per_channel:
+        multipliers = per_channel_multipliers(in_t, filter_t, out_t, out_depth)
+    else:
+        multipliers = [per_tensor_fc_multiplier(in_t, filter_t, out_t)]
+    prefix = f"op{op.index}"
+    decls = _requant_decls(prefix, multipliers, in_t, out_t, op.activation)
+    call = (f"te_fully_connected({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {_bias(op, ptr)}, "
+            f"{in_t.size // accum_depth}, {accum_depth}, {out_depth}, &{prefix}_q);")
+    return Lowered(decls, call)
+
+
+def _lower_pool(kernel: str):
+    def lower(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+        in_t, out_t = _int8_tensors(model, op)
+        o, prefix = op.options, f"op{op.index}"
+        decls = _window_decl(prefix, in_t, out_t, int(o.filterHeight), int(o.filterWidth), o)
+        act_min, act_max = activation_range(op.activation, out_t)
+        return Lowered(decls, f"{kernel}({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, &{prefix}_win, {act_min}, {act_max});")
+    return lower
+
+
+def lower_pad(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    in_t, out_t = _int8_tensors(model, op)
+    paddings = model.tensors[op.inputs[1]].data
+    _require(paddings is not None and len(in_t.shape) <= 4, "PAD with computed paddings or more than 4 dimensions")
+    lead = 4 - len(in_t.shape)
+    in_dims = [1] * lead + list(in_t.shape)
+    out_dims = [1] * lead + list(out_t.shape)
+    before = [0] * lead + [int(p[0]) for p in np.asarray(paddings).reshape(-1, 2)]
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        constant = model.tensors[op.inputs[2]].data
+        _require(constant is not None, "PADV2 with a computed pad value")
+        pad_value = int(np.asarray(constant).ravel()[0])
+    else:
+        pad_value = int(out_t.zero_point[0])
+    prefix = f"op{op.index}"
+    decls = (f"static const te_dim {prefix}_in_dims[4] TE_CONST = {c_array(in_dims)};\n"
+             f"static const te_dim {prefix}_out_dims[4] TE_CONST = {c_array(out_dims)};\n"
+             f"static const te_dim {prefix}_before[4] TE_CONST = {c_array(before)};\n")
+    call = (f"te_pad({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}_in_dims, {prefix}_out_dims, "
+            f"{prefix}_before, {pad_value});")
+    return Lowered(decls, call)
+
+
+def lower_concatenation(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    out_t = model.tensors[op.outputs[0]]
+    _require(op.activation == "NONE", "CONCATENATION with a fused activation")
+    axis = int(op.options.axis) % len(out_t.shape)
+    outer = int(np.prod(out_t.shape[:axis], dtype=np.int64))
+    row = int(np.prod(out_t.shape[axis:], dtype=np.int64)) * out_t.dtype.itemsize
+    calls, column = [], 0
+    for index in op.inputs:
+        t = model.tensors[index]
+        block = int(np.prod(t.shape[axis:], dtype=np.int64)) * t.dtype.itemsize
+        kernel = "te_copy_blocks_const" if t.is_constant else "te_copy_blocks"
+        calls.append(f"{kernel}((uint8_t *){ptr(op.outputs[0])} + {column}, (const uint8_t *){ptr(index)}, "
+                     f"{outer}, {block}, {row});")
+        column += block
+    return Lowered("", " ".join(calls))
+
+
+def lower_alias(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """RESHAPE/SQUEEZE share their input's buffer; only a constant input needs copying."""
+    source = model.tensors[op.inputs[0]]
+    if source.is_constant:
+        return Lowered("", f"te_copy_blocks_const((uint8_t *){ptr(op.outputs[0])}, (const uint8_t *){ptr(op.inputs[0])}, "
+                           f"1, {source.nbytes}, {source.nbytes});")
+    return Lowered("", "")
+
+
+CORE_LOWERINGS: dict[str, Lowering] = {
+    "CONV_2D": lower_conv2d,
+    "DEPTHWISE_CONV_2D": lower_depthwise_conv2d,
+    "FULLY_CONNECTED": lower_fully_connected,
+    "AVERAGE_POOL_2D": _lower_pool("te_average_pool"),
+    "MAX_POOL_2D": _lower_pool("te_max_pool"),
+    "PAD": lower_pad,
+    "PADV2": lower_pad,
+    "CONCATENATION": lower_concatenation,
+    "RESHAPE": lower_alias,
+    "SQUEEZE": lower_alias,
+}
+
+
+@lru_cache(maxsize=1)
+def nonlinear_lowerings() -> dict[str, Lowering]:
+    """The colleague module's lowerings, or none while it has not landed."""
+    try:
+        module = importlib.import_module("tinyedge.aot.nonlinear")
+    except ModuleNotFoundError as missing:
+        if missing.name != "tinyedge.aot.nonlinear":
+            raise
+        return {}
+    return dict(getattr(module, "LOWERINGS", {}))
+
+
+def lowerings() -> dict[str, Lowering]:
+    return {**nonlinear_lowerings(), **CORE_LOWERINGS}
+
+
+def supported_ops() -> list[str]:
+    return sorted(lowerings())
+
+
+def unsupported_ops(model: TfliteModel) -> list[str]:
+    available = lowerings()
+    return sorted({op.opcode for op in model.operators} - set(available))
+
+
+def check_supported(model: TfliteModel) -> None:
+    """Refuse, naming the ops, a model the AOT compiler cannot compile."""
+    missing = unsupported_ops(model)
+    if missing:
+        name = model.path.name if model.path else "the model"
+        verb = "is" if len(missing) == 1 else "are"
+        raise TinyedgeError(
+            f"{name} uses {', '.join(missing)}, which {verb} not supported by the AOT runtime "
+            f"(it compiles {', '.join(supported_ops())}): build it with `--runtime tflm` instead."
+        )
+    if model.subgraph_count != 1:
+        raise TinyedgeError("the model has more than one subgraph, which the AOT runtime cannot compile: "
+                            "build it with `--runtime tflm` instead.")

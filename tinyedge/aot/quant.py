@@ -1,0 +1,97 @@
+"""Quantization arithmetic done at generation time, exactly as TFLM does it when it prepares a kernel.
+
+Every float here follows TFLM's C++ types: scales are float32 in the flatbuffer, multipliers are
+computed in double (or float first, where TFLM multiplies two floats), rounding is std::round.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tinyedge.tflite_model import Tensor
+
+INT8_MIN, INT8_MAX = -128, 127
+
+
+def round_half_away(x: float) -> int:
+    """TfLiteRound / std::round: halves go away from zero (Python's round() goes to even)."""
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLM's QuantizeMultiplier (double-rounding build): (Q31 significand, power-of-two exponent)."""
+    if real == 0.0:
+        return 0, 0
+    significand, shift = math.frexp(real)
+    q_fixed = round_half_away(significand * (1 << 31))
+    if q_fixed == 1 << 31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return q_fixed, shift
+
+
+def _f32(x: float | np.floating) -> float:
+    return float(np.float32(x))
+
+
+def per_channel_multipliers(input_t: Tensor, filter_t: Tensor, output_t: Tensor, channels: int) -> list[tuple[int, int]]:
+    """PopulateConvolutionQuantizationParams (conv, depthwise, per-channel FC): double(in) * double(f) / double(out)."""
+    in_scale, out_scale = _f32(input_t.scale[0]), _f32(output_t.scale[0])
+    scales = filter_t.scale if filter_t.per_channel else np.repeat(filter_t.scale[:1], channels)
+    return [quantize_multiplier(in_scale * _f32(s) / out_scale) for s in scales]
+
+
+def per_tensor_fc_multiplier(input_t: Tensor, filter_t: Tensor, output_t: Tensor) -> tuple[int, int]:
+    """GetQuantizedConvolutionMultipler: the two scales are multiplied as floats, then divided in double."""
+    product = float(np.float32(input_t.scale[0]) * np.float32(filter_t.scale[0]))
+    return quantize_multiplier(product / _f32(output_t.scale[0]))
+
+
+def _quantize_f32(value: float, scale: float, zero_point: int) -> int:
+    return zero_point + round_half_away(float(np.float32(value) / np.float32(scale)))
+
+
+def activation_range(activation: str, output_t: Tensor) -> tuple[int, int]:
+    """CalculateActivationRangeQuantized for an int8 output."""
+    scale, zero_point = _f32(output_t.scale[0]), int(output_t.zero_point[0])
+    if activation == "RELU":
+        return max(INT8_MIN, _quantize_f32(0.0, scale, zero_point)), INT8_MAX
+    if activation == "RELU6":
+        return (max(INT8_MIN, _quantize_f32(0.0, scale, zero_point)),
+                min(INT8_MAX, _quantize_f32(6.0, scale, zero_point)))
+    if activation == "RELU_N1_TO_1":
+        return (max(INT8_MIN, _quantize_f32(-1.0, scale, zero_point)),
+                min(INT8_MAX, _quantize_f32(1.0, scale, zero_point)))
+    return INT8_MIN, INT8_MAX
+
+
+def same_or_valid_padding(in_size: int, filter_size: int, stride: int, dilation: int, out_size: int) -> int:
+    """ComputePaddingWithOffset: the leading padding (VALID comes out as 0 from the same formula)."""
+    effective = (filter_size - 1) * dilation + 1
+    total = (out_size - 1) * stride + effective - in_size
+    return max(total, 0) // 2
+
+
+def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int:
+    """Python model of the C kernel's requantization, for tests of the arithmetic itself."""
+    left, right = max(shift, 0), max(-shift, 0)
+    a = ((x << left) + 2**31) % 2**32 - 2**31
+    if a == multiplier == -2**31:
+        high = 2**31 - 1
+    else:
+        ab = a * multiplier
+        nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
+        high = _trunc_div(ab + nudge, 2**31)
+    mask = (1 << right) - 1
+    remainder = high & mask
+    threshold = (mask >> 1) + (1 if high < 0 else 0)
+    return (high >> right) + (1 if remainder > threshold else 0)
+
+
+def _trunc_div(a: int, b: int) -> int:
+    q = abs(a) // b
+    return q if a >= 0 else -q

@@ -1,0 +1,382 @@
+"""The `tinyedge` command line: thin wrappers over the stage modules."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+import typer
+from rich.console import Console
+
+from tinyedge.errors import TinyedgeError
+
+app = typer.Typer(
+    name="tinyedge",
+    help="Take a trained TensorFlow/Keras model onto a microcontroller and prove it runs correctly there.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a TinyedgeError into one red sentence and its exit code; Ctrl-C into exit 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except TinyedgeError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug of ours, not the user's: say so in one line
+            if os.environ.get("TINYEDGE_DEBUG"):
+                raise
+            err_console.print(
+                f"[bold red]internal error:[/] {type(exc).__name__}: {exc} — this is a tinyedge bug; "
+                "rerun with TINYEDGE_DEBUG=1 for the traceback and report it.", highlight=False)
+            raise typer.Exit(70) from None
+
+    return wrapper
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# --- model commands: quantize / emit / inspect / boards (lead) ---
+
+
+@app.command()
+@user_errors
+def quantize(
+    model: Path = typer.Argument(..., help="Keras .keras/.h5 file or SavedModel directory."),
+    calibration: Path = typer.Option(..., "--calibration", help="Calibration inputs, .npy of shape (N, *input_shape)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the full-int8 .tflite."),
+    eval_data: Optional[Path] = typer.Option(None, "--eval", help="Evaluation inputs .npy (default: hold out 20 % of the calibration data)."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Labels for the evaluation inputs: class indices, one-hot or regression targets."),
+    samples: Optional[int] = typer.Option(None, "--samples", help="Use at most N calibration samples."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
+) -> None:
+    """Quantize a float model to full int8 and report the accuracy it lost."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from tinyedge import quantize as q
+    from tinyedge.render import quantize_table
+
+    cal = q.load_array(calibration, "calibration")
+    ev = q.load_array(eval_data, "evaluation") if eval_data else None
+    lab = q.load_array(labels, "labels") if labels else None
+    with Progress(TextColumn("[bold]calibrating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task("calibrating", total=None)
+        report = q.quantize_model(model, cal, output, ev, lab, samples,
+                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+    console.print(quantize_table(report))
+    if json_out:
+        json_out.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+
+
+@app.command()
+@user_errors
+def emit(
+    model: Path = typer.Argument(..., help="The .tflite model."),
+    out_dir: Path = typer.Option(..., "-o", "--output", help="Directory for NAME.h and NAME.cc."),
+    name: Optional[str] = typer.Option(None, "--name", help="C identifier / file name (default: from the model file name)."),
+    progmem: bool = typer.Option(False, "--progmem", help="AVR: keep the array in program memory (PROGMEM)."),
+    test_vectors: Optional[int] = typer.Option(None, "--test-vectors", help="Also emit N inputs and their expected outputs."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Inputs (.npy) for --test-vectors."),
+) -> None:
+    """Emit the model as a const, 16-byte-aligned C array with a header."""
+    from tinyedge.emit import emit_model
+    from tinyedge.quantize import load_array
+
+    arrays = load_array(data, "test data") if data else None
+    for path in emit_model(model, out_dir, name, progmem, test_vectors, arrays):
+        console.print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+
+
+@app.command()
+@user_errors
+def inspect(
+    model: Path = typer.Argument(..., help="The .tflite model."),
+    board: Optional[str] = typer.Option(None, "--board", help="Check the fit against this board's flash and RAM budget."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Ops, tensors, parameters, MACs, arena, and the fit on a board."""
+    from tinyedge.inspection import inspect_model
+    from tinyedge.render import inspect_tables, kib
+
+    summary = inspect_model(model, board)
+    if as_json:
+        print_json(summary.as_dict())
+    else:
+        for table in inspect_tables(summary):
+            console.print(table)
+    fit = summary.board_fit
+    if fit and not fit.fits:
+        raise TinyedgeError(
+            f"the model does not fit {fit.board}: it needs {kib(fit.flash_needed)} of flash (budget {kib(fit.flash_budget)}) "
+            f"and {kib(fit.ram_needed)} of RAM (budget {kib(fit.ram_budget)}); shrink the model or pick a larger board."
+        )
+
+
+boards_app = typer.Typer(help="List board profiles, or show one.", no_args_is_help=False)
+app.add_typer(boards_app, name="boards")
+
+
+@boards_app.callback(invoke_without_command=True)
+@user_errors
+def boards_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the board profiles in boards.yaml."""
+    if ctx.invoked_subcommand:
+        return
+    from tinyedge.boards import load_boards
+    from tinyedge.render import boards_table
+
+    boards = load_boards()
+    if as_json:
+        print_json([b.as_dict() for b in boards.values()])
+    else:
+        console.print(boards_table(boards))
+
+
+@boards_app.command("show")
+@user_errors
+def boards_show(board_id: str = typer.Argument(..., metavar="ID"),
+                as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show every field of one board profile."""
+    from tinyedge.boards import get_board
+    from tinyedge.render import board_table
+
+    board = get_board(board_id)
+    if as_json:
+        print_json(board.as_dict())
+    else:
+        console.print(board_table(board))
+
+
+# --- stage commands: generate / build / flash (board-pipeline engineer) ---
+
+
+@app.command()
+@user_errors
+def generate(
+    model: Path = typer.Argument(..., help="The full-int8 .tflite model."),
+    board: str = typer.Option(..., "--board", help="Board id from boards.yaml (see `tinyedge boards`)."),
+    out_dir: Path = typer.Option(..., "-o", "--output", help="Directory for the generated firmware project."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="tflm or aot (default: tflm when a TFLM tree is configured, else aot)."),
+    tflm_dir: Optional[Path] = typer.Option(None, "--tflm-dir", help="TFLM source tree (default: $TINYEDGE_TFLM_DIR)."),
+    arena_kb: Optional[int] = typer.Option(None, "--arena-kb", help="Tensor arena size in KiB (default: measured)."),
+) -> None:
+    """Generate a firmware project for a board: sources, build files and the tinyedge.json manifest."""
+    from tinyedge.generate import generate as generate_project
+
+    generate_project(model, board, out_dir, runtime=runtime, tflm_dir=tflm_dir, arena_kb=arena_kb, console=console)
+
+
+@app.command()
+@user_errors
+def build(project_dir: Path = typer.Argument(..., metavar="DIR", help="A project made by `tinyedge generate`.")) -> None:
+    """Build the firmware with the board's real toolchain and report flash and RAM use."""
+    from tinyedge.build import build as build_project
+
+    build_project(project_dir, console=console)
+
+
+@app.command()
+@user_errors
+def flash(
+    project_dir: Path = typer.Argument(..., metavar="DIR", help="A built project."),
+    port: Optional[str] = typer.Option(None, "--port", help="Serial port (default: auto-detected by USB id)."),
+    icount: bool = typer.Option(False, "--icount", help="QEMU: count instructions (-icount shift=0) for deterministic cycle figures."),
+) -> None:
+    """Flash the firmware; an emulated board keeps running here, printing its URL, until Ctrl-C."""
+    import time
+
+    from tinyedge.flash import flash as flash_project
+    from tinyedge.flash import is_emulated, load_built_project
+    from tinyedge.flashers import get_flasher
+
+    project = load_built_project(project_dir)
+    emulated = is_emulated(get_flasher(project.board.flasher), project, port)
+
+    def progress(done: int, total: int, what: str) -> None:
+        err_console.print(f"[dim]{what}[/]", highlight=False)
+
+    with flash_project(project_dir, port, progress, icount=icount or None) as url:
+        if not emulated:
+            console.print(f"flashed {project.board.name}: the firmware answers on [bold]{url}[/]")
+            return
+        console.print(f"{project.board.name} is running: the firmware answers on [bold]{url}[/] (Ctrl-C stops it)")
+        sys.stdout.flush()
+        while True:
+            time.sleep(3600)
+
+
+# --- device commands: validate / deploy (lead) ---
+
+
+def validation_progress(console_: Console):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]validating"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console_, transient=True)
+
+
+def run_validation(port: str, model: Path, data: Path, labels: Optional[Path], float_model: Optional[Path],
+                   tolerance_lsb: int, json_out: Optional[Path], junit_out: Optional[Path], journal: Optional[Path],
+                   resume: bool, plot: Optional[Path], baud: Optional[int] = None) -> None:
+    """Shared by `validate` and `deploy`: run, print the table, write the rig outputs, set the exit code."""
+    import time
+
+    from tinyedge.errors import ValidationFailed
+    from tinyedge.quantize import load_array
+    from tinyedge.render import validation_table
+    from tinyedge.validate import validate as run, write_json, write_junit, write_plot
+
+    arrays = load_array(data, "validation data")
+    label_array = load_array(labels, "labels") if labels else None
+    journal = journal or (json_out.with_suffix(".jsonl") if json_out else Path("tinyedge-validate.jsonl"))
+    started = time.monotonic()
+    with validation_progress(err_console) as bar:
+        task = bar.add_task("validating", total=len(arrays), rate="")
+
+        def progress(done: int, total: int) -> None:
+            elapsed = max(time.monotonic() - started, 1e-6)
+            bar.update(task, completed=done, total=total, rate=f"{done / elapsed:.1f} samples/s")
+
+        report = run(port, model, arrays, label_array, float_model, tolerance_lsb, journal, resume, baud, progress)
+    seconds = time.monotonic() - started
+    console.print(validation_table(report))
+    console.print(f"results journal: {journal}")
+    if json_out:
+        write_json(report, json_out)
+    if junit_out:
+        write_junit(report, junit_out, seconds)
+    if plot:
+        write_plot(report, journal, plot)
+    if report.interrupted:
+        raise KeyboardInterrupt
+    if not report.passed:
+        raise ValidationFailed(
+            f"{len(report.failures)} of {report.samples} samples differ from the host reference by more than "
+            f"{report.tolerance_lsb} LSB (max {report.max_abs_diff_lsb}): see {journal}."
+        )
+
+
+@app.command()
+@user_errors
+def validate(
+    port: str = typer.Option(..., "--port", help="Serial port: a path, socket://host:port or rfc2217://host:port."),
+    model: Path = typer.Option(..., "--model", help="The .tflite the board runs."),
+    data: Path = typer.Option(..., "--data", help="Inputs .npy, float (quantized with the model's input scale) or int8."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Class labels for accuracy."),
+    float_model: Optional[Path] = typer.Option(None, "--float-model", help="The float Keras/SavedModel, for its accuracy."),
+    tolerance_lsb: int = typer.Option(0, "--tolerance-lsb", help="Allowed |Δ| per output, for optimized kernels (ESP-NN, CMSIS-NN)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
+    junit_out: Optional[Path] = typer.Option(None, "--junit", help="Write a JUnit XML report."),
+    journal: Optional[Path] = typer.Option(None, "--journal", help="JSONL file results are appended to as they arrive."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its journal."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Save a PNG of the |Δ| and latency histograms."),
+    baud: Optional[int] = typer.Option(None, "--baud", help="Baud rate (default 115200)."),
+) -> None:
+    """Run the test inputs on the board and compare with the host reference, bit for bit."""
+    run_validation(port, model, data, labels, float_model, tolerance_lsb, json_out, junit_out, journal, resume, plot, baud)
+
+
+@app.command()
+@user_errors
+def deploy(
+    model: Path = typer.Argument(..., help="A .tflite, or a float Keras .keras/.h5 / SavedModel (then give --calibration)."),
+    board: str = typer.Option("qemu-cortex-m4", "--board", help="Board id from `tinyedge boards`."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="Calibration inputs .npy, to quantize a float model."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Validation inputs .npy (default: the calibration data)."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Class labels for the validation inputs."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="tflm or aot (default: tflm when a TFLM tree is configured, else aot)."),
+    port: Optional[str] = typer.Option(None, "--port", help="Serial port (default: found by USB id, or the board's emulator)."),
+    out_dir: Optional[Path] = typer.Option(None, "-o", "--output", help="Working directory (default: tinyedge-out/MODEL-BOARD)."),
+    tflm_dir: Optional[Path] = typer.Option(None, "--tflm-dir", help="TFLM source tree (default: $TINYEDGE_TFLM_DIR)."),
+    arena_kb: Optional[int] = typer.Option(None, "--arena-kb", help="TFLM tensor arena size in KiB."),
+    fit_arena: bool = typer.Option(False, "--fit-arena", help="Find the smallest working TFLM arena on the target and rebuild with it."),
+    tolerance_lsb: int = typer.Option(0, "--tolerance-lsb", help="Allowed |Δ| per output (optimized kernels)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the validation report as JSON."),
+    junit_out: Optional[Path] = typer.Option(None, "--junit", help="Write a JUnit XML report."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Save a PNG of the |Δ| and latency histograms."),
+) -> None:
+    """Quantize, emit, generate, build, flash and validate, in one command."""
+    import time
+
+    from tinyedge.deploy import DeployPlan, deploy as run_deploy
+
+    validation_data = data or calibration
+    if validation_data is None:
+        raise TinyedgeError("deploy validates on the board: give --data X.npy (or --calibration, which is used when --data is absent).")
+    out = out_dir or Path("tinyedge-out") / f"{model.stem}-{board}"
+    plan = DeployPlan(model, board, out, calibration, data, labels, runtime, port, tflm_dir, arena_kb, fit_arena)
+    started = time.monotonic()
+
+    def step(name: str, message: str) -> None:
+        console.print(f"[green]✔[/] [bold]{name:<9}[/] {message}  [dim]({time.monotonic() - started:.1f} s)[/]", highlight=False)
+
+    float_model = model if labels and result_is_float(model) else None
+    with run_deploy(plan, step, console) as result:
+        run_validation(result.port, result.tflite, validation_data, labels, float_model, tolerance_lsb,
+                       json_out, junit_out, out / "validate.jsonl", False, plot)
+
+
+def result_is_float(model: Path) -> bool:
+    from tinyedge.deploy import is_tflite
+
+    return not is_tflite(model)
+
+
+# --- host commands: ports / doctor (MCU-frameworks engineer) ---
+
+
+@app.command()
+@user_errors
+def ports(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List serial ports with their USB ids and the board profiles they could be."""
+    from tinyedge.ports import list_ports, ports_table
+
+    found = list_ports()
+    if as_json:
+        print_json([port.as_dict() for port in found])
+        return
+    if not found:
+        console.print("no serial ports found: connect a board (and check `tinyedge doctor` for permissions)")
+        return
+    console.print(ports_table(found))
+
+
+@app.command()
+@user_errors
+def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Check the toolchains, flashers, TFLM tree and serial permissions every board needs (a report: exits 0)."""
+    from tinyedge.doctor import diagnose, doctor_tables
+
+    report = diagnose()
+    if as_json:
+        print_json(report.as_dict())
+        return
+    for table in doctor_tables(report):
+        console.print(table)
+
+
+def main() -> None:  # pragma: no cover
+    app()

@@ -1,0 +1,208 @@
+"""`tinyedge doctor`: which external tools each board needs (present, with versions, or missing,
+with the line that installs them), whether a TFLM tree is configured, and whether this user can
+open serial ports. A report only: it never fails."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tinyedge.boards import Board, load_boards
+from tinyedge.errors import TinyedgeError
+from tinyedge.frameworks import Tool
+from tinyedge.paths import tflm_dir_from_env
+
+SERIAL_GROUPS = ("dialout", "uucp", "plugdev")
+
+
+@dataclass
+class ToolStatus:
+    name: str
+    command: str
+    install: str
+    present: bool
+    version: str | None
+    path: str | None
+    needed_by: list[str] = field(default_factory=list)    # "framework espidf: esp32-devkitc", ...
+
+
+@dataclass
+class TflmStatus:
+    configured: bool
+    path: str | None
+    valid: bool
+    version: str | None
+    message: str
+
+
+@dataclass
+class SerialStatus:
+    user: str
+    groups: list[str]
+    serial_group: str | None          # the group owning /dev/tty* devices on this system
+    in_serial_group: bool
+    ports: list[dict[str, Any]]
+    message: str
+
+
+@dataclass
+class DoctorReport:
+    tools: list[ToolStatus]
+    unavailable: list[str]            # frameworks/flashers that could not be loaded, with why
+    tflm: TflmStatus
+    serial: SerialStatus
+
+    @property
+    def missing(self) -> list[ToolStatus]:
+        return [tool for tool in self.tools if not tool.present]
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["missing"] = [tool.command for tool in self.missing]
+        return data
+
+
+def _load(kind: str, name: str) -> Any:
+    """A framework or flasher; ImportError or TinyedgeError when it is not there (the caller reports it)."""
+    from tinyedge.flashers import get_flasher
+    from tinyedge.frameworks import get_framework
+
+    return get_framework(name) if kind == "framework" else get_flasher(name)
+
+
+def needed_tools(boards: dict[str, Board]) -> tuple[dict[str, tuple[Tool, list[str]]], list[str]]:
+    """Every tool of every board's framework and flasher, keyed by command, with who needs it."""
+    tools: dict[str, tuple[Tool, list[str]]] = {}
+    unavailable: list[str] = []
+    for board in boards.values():
+        for kind, name in (("framework", board.framework), ("flasher", board.flasher)):
+            try:
+                component = _load(kind, name)
+                board_tools = component.tools(board)
+            except (ImportError, AttributeError, TinyedgeError) as exc:
+                note = f"{kind} {name}: not available ({exc})"
+                if note not in unavailable:
+                    unavailable.append(note)
+                continue
+            for tool in board_tools:
+                entry = tools.setdefault(tool.command, (tool, []))
+                user = f"{kind} {name}: {board.id}"
+                if user not in entry[1]:
+                    entry[1].append(user)
+    return tools, unavailable
+
+
+def check_tools(boards: dict[str, Board]) -> tuple[list[ToolStatus], list[str]]:
+    from tinyedge.frameworks.mcu_support import tool_path, tool_version
+
+    found, unavailable = needed_tools(boards)
+    statuses = []
+    for tool, users in found.values():
+        path = tool_path(tool)
+        statuses.append(ToolStatus(name=tool.name, command=tool.command, install=tool.install,
+                                   present=path is not None, version=tool_version(tool) if path else None,
+                                   path=path, needed_by=users))
+    return statuses, unavailable
+
+
+def check_tflm() -> TflmStatus:
+    from tinyedge.tflm import find_tflm_tree, tflm_version
+
+    given = tflm_dir_from_env()
+    if given is None:
+        return TflmStatus(False, None, False, None,
+                          "TINYEDGE_TFLM_DIR is not set: boards that build TFLM from a tree (host, qemu-cortex-m4) "
+                          "can only use the aot runtime; ESP-IDF, Arduino and PlatformIO bring TFLM themselves")
+    tree = find_tflm_tree(given)
+    if tree is None:
+        return TflmStatus(True, str(given), False, None,
+                          f"TINYEDGE_TFLM_DIR={given} is not a TFLM tree: make one with TFLM's create_tflm_tree.py")
+    return TflmStatus(True, str(tree), True, tflm_version(tree), "ok")
+
+
+def serial_group() -> str | None:
+    """The group that owns serial devices here (dialout on Debian/Ubuntu, uucp on Arch)."""
+    for device in ("/dev/ttyUSB0", "/dev/ttyACM0", "/dev/ttyS0"):
+        try:
+            return grp.getgrgid(os.stat(device).st_gid).gr_name
+        except (OSError, KeyError):
+            continue
+    for name in SERIAL_GROUPS:
+        try:
+            grp.getgrnam(name)
+            return name
+        except KeyError:
+            continue
+    return None
+
+
+def check_serial() -> SerialStatus:
+    from tinyedge.ports import list_ports
+
+    uid = os.getuid()
+    user = pwd.getpwuid(uid).pw_name
+    groups = sorted({grp.getgrgid(gid).gr_name for gid in os.getgroups() if _group_exists(gid)})
+    group = serial_group()
+    in_group = uid == 0 or (group is not None and group in groups)
+    ports = [{"device": p.device, "usb_id": p.usb_id, "boards": list(p.boards),
+              "can_open": os.access(p.device, os.R_OK | os.W_OK)} for p in list_ports()]
+    if uid == 0:
+        message = "running as root: every serial port can be opened"
+    elif in_group:
+        message = f"{user} is in the {group} group"
+    else:
+        message = (f"{user} is not in the {group or 'dialout'} group: run "
+                   f"`sudo usermod -aG {group or 'dialout'} {user}` and log in again")
+    blocked = [p["device"] for p in ports if not p["can_open"]]
+    if blocked:
+        message += f"; cannot open {', '.join(blocked)}"
+    return SerialStatus(user, groups, group, in_group, ports, message)
+
+
+def _group_exists(gid: int) -> bool:
+    try:
+        grp.getgrgid(gid)
+        return True
+    except KeyError:
+        return False
+
+
+def diagnose() -> DoctorReport:
+    boards = load_boards()
+    tools, unavailable = check_tools(boards)
+    return DoctorReport(tools=tools, unavailable=unavailable, tflm=check_tflm(), serial=check_serial())
+
+
+def doctor_tables(report: DoctorReport) -> list[Any]:
+    from rich.table import Table
+
+    tools = Table(title="Tools", header_style="bold")
+    for column in ("", "tool", "version / install", "needed by"):
+        tools.add_column(column)
+    for tool in sorted(report.tools, key=lambda t: (t.present, t.command)):
+        mark = "[green]✔[/]" if tool.present else "[red]✘[/]"
+        detail = tool.version or "present" if tool.present else f"[yellow]{tool.install}[/]"
+        tools.add_row(mark, f"{tool.name} ({tool.command})", detail, "\n".join(tool.needed_by))
+    missing = len(report.missing)
+    tools.caption = (f"{missing} of {len(report.tools)} tools missing: boards needing them cannot be built or flashed"
+                     if missing else "every tool is present")
+    for note in report.unavailable:
+        tools.add_row("[red]✘[/]", note, "", "")
+
+    environment = Table(title="Environment", header_style="bold", show_header=False)
+    environment.add_column("")
+    environment.add_column("", style="bold")
+    environment.add_column("")
+    tflm_mark = "[green]✔[/]" if report.tflm.valid else "[yellow]![/]"
+    tflm_text = f"{report.tflm.path} ({report.tflm.version})" if report.tflm.valid else report.tflm.message
+    environment.add_row(tflm_mark, "TFLM tree", tflm_text)
+    serial = report.serial
+    serial_ok = serial.in_serial_group and all(p["can_open"] for p in serial.ports)
+    environment.add_row("[green]✔[/]" if serial_ok else "[red]✘[/]", "serial access", serial.message)
+    ports = ", ".join(f"{p['device']} ({p['usb_id'] or '?'}{': ' + '/'.join(p['boards']) if p['boards'] else ''})"
+                      for p in serial.ports) or "none connected"
+    environment.add_row("", "serial ports", ports)
+    return [tools, environment]

@@ -1,0 +1,162 @@
+"""The `avrdude` flasher: a real Uno is flashed through its bootloader with
+`avrdude -c arduino -p m328p -b 115200 -P PORT -U flash:w:firmware.hex:i`.
+
+With no --port and no matching USB device attached, a profile with an `emulator` of kind `simavr`
+is emulated instead: a small launcher (tools/simavr-uno, built once against libsimavr and cached)
+runs Debian's Optiboot in an emulated ATmega328P with its UART on a pseudo-terminal; the real
+avrdude flashes through that bootloader, and the firmware then answers on the same pty."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tinyedge.boards import Board
+from tinyedge.errors import TinyedgeError
+from tinyedge.flashers import Flasher, ProgressCallback
+from tinyedge.frameworks import Tool
+from tinyedge.paths import PROJECT_ROOT, cache_dir
+from tinyedge.processes import drain, read_line_matching, start_owned, stop
+from tinyedge.project import Project
+
+AVRDUDE_INSTALL = "sudo apt-get install avrdude"
+SIMAVR_INSTALL = "sudo apt-get install libsimavr-dev libelf-dev pkg-config build-essential"
+LAUNCHER_SOURCES = PROJECT_ROOT / "tools" / "simavr-uno"
+LAUNCHER_MARKER = "simavr-uno: uart on "
+FLASH_TIMEOUT_S = 120
+
+
+def avrdude_command(board: Board, port: str, hex_path: Path) -> list[str]:
+    avr = board.section("avr")
+    return ["avrdude", "-c", str(avr.get("avrdude_programmer", "arduino")), "-p", str(avr.get("avrdude_part", "m328p")),
+            "-b", str(avr.get("upload_baud", 115200)), "-P", port, "-U", f"flash:w:{hex_path}:i"]
+
+
+def run_avrdude(board: Board, port: str, hex_path: Path, progress: ProgressCallback | None) -> float:
+    """Flash and verify; returns the seconds it took. A failure quotes avrdude's last error line."""
+    if shutil.which("avrdude") is None:
+        raise TinyedgeError(f"avrdude is not installed or not on PATH: install it with `{AVRDUDE_INSTALL}`.")
+    size = hex_path.stat().st_size
+    if progress:
+        progress(0, size, f"avrdude → {port}")
+    started = time.monotonic()
+    try:
+        result = subprocess.run(avrdude_command(board, port, hex_path), capture_output=True, text=True,
+                                timeout=FLASH_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise TinyedgeError(f"avrdude did not finish within {FLASH_TIMEOUT_S} s on {port}: "
+                            "press reset on the board and try again.") from None
+    if result.returncode != 0:
+        errors = [line.strip() for line in result.stderr.splitlines() if "error" in line.lower()]
+        last = errors[-1] if errors else (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise TinyedgeError(f"avrdude could not flash {board.name} on {port} ({last}): "
+                            "check the port and the board, then try again.")
+    if progress:
+        progress(size, size, f"flashed and verified in {time.monotonic() - started:.1f} s")
+    return time.monotonic() - started
+
+
+def launcher_path() -> Path:
+    """The simavr-uno launcher, compiled once per version of its sources into the tinyedge cache."""
+    sources = sorted(LAUNCHER_SOURCES.glob("*.c"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
+    target = cache_dir() / "simavr-uno" / digest / "simavr-uno"
+    if target.is_file():
+        return target
+    for tool in ("cc", "pkg-config"):
+        if shutil.which(tool) is None:
+            raise TinyedgeError(f"{tool} is needed to build the Uno emulator: install it with `{SIMAVR_INSTALL}`.")
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "simavr", "simavrparts"], capture_output=True, text=True)
+    if flags.returncode != 0:
+        raise TinyedgeError(f"libsimavr is not installed, so the Uno cannot be emulated: install it with `{SIMAVR_INSTALL}`.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f"simavr-uno.{time.monotonic_ns()}.tmp")
+    command = ["cc", "-O2", "-std=gnu99", "-Wall", "-Wextra", *map(str, sources), "-o", str(temporary),
+               *flags.stdout.split(), "-lelf", "-lpthread", "-lutil"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        first = next((l for l in result.stderr.splitlines() if "error" in l), result.stderr.strip()[-200:])
+        raise TinyedgeError(f"the Uno emulator launcher did not compile ({first}): install `{SIMAVR_INSTALL}`.")
+    temporary.replace(target)
+    return target
+
+
+def attached_port(board: Board) -> str | None:
+    """The one attached board's port; None when none is attached (several is an error)."""
+    try:
+        from tinyedge import ports
+    except ImportError:
+        return None
+    found = ports.candidates_for(board, ports.list_ports())
+    if not found:
+        return None
+    return ports.choose_port(board, found)
+
+
+class AvrdudeFlasher(Flasher):
+    name = "avrdude"
+
+    def tools(self, board: Board) -> list[Tool]:
+        return [Tool("avrdude", "avrdude", AVRDUDE_INSTALL)]
+
+    @property
+    def is_emulator(self) -> bool:
+        return False
+
+    def will_emulate(self, board: Board, port: str | None) -> bool:
+        return port is None and board.emulator.get("kind") == "simavr" and attached_port(board) is None
+
+    @contextmanager
+    def flash(self, project: Project, port: str | None,
+              progress: ProgressCallback | None = None) -> Iterator[str]:
+        board = project.board
+        hex_path = hex_image(project)
+        if port is None:
+            port = attached_port(board)
+        if port is not None:
+            run_avrdude(board, port, hex_path, progress)
+            yield port
+            return
+        if board.emulator.get("kind") != "simavr":
+            raise TinyedgeError(f"no {board.name} found (USB ids {', '.join(board.usb_ids)}): connect it or pass --port.")
+        with emulated_uno(board, progress) as pty:
+            run_avrdude(board, pty, hex_path, progress)
+            yield pty
+
+
+def hex_image(project: Project) -> Path:
+    elf = project.elf_path
+    if elf is None or not elf.is_file():
+        raise TinyedgeError(f"{project.dir} has no built firmware: run `tinyedge build {project.dir}` first.")
+    hex_path = elf.with_suffix(".hex")
+    if not hex_path.is_file():
+        raise TinyedgeError(f"{hex_path} is missing: run `tinyedge build {project.dir}` again.")
+    return hex_path
+
+
+@contextmanager
+def emulated_uno(board: Board, progress: ProgressCallback | None = None) -> Iterator[str]:
+    """An emulated Uno running its bootloader, owned for the duration; yields its pty."""
+    bootloader = Path(board.emulator.get("bootloader_hex", ""))
+    if not bootloader.is_file():
+        raise TinyedgeError(f"the Optiboot image {bootloader} is missing, so the Uno cannot be emulated: "
+                            "install it with `sudo apt-get install arduino-core-avr`.")
+    launcher = launcher_path()
+    if progress:
+        progress(0, 1, "no Uno attached: starting the simavr emulator")
+    process = start_owned([str(launcher), str(bootloader), str(board.clock_hz)], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = read_line_matching(process, process.stdout, LAUNCHER_MARKER, 10.0, "the simavr Uno emulator")
+        drain(process.stdout)
+        yield line.split(LAUNCHER_MARKER, 1)[1].strip()
+    finally:
+        stop(process)
+
+
+FLASHER = AvrdudeFlasher()

@@ -1,0 +1,85 @@
+"""Flash an Arduino SAM/nRF board (Nano 33 BLE) with bossac directly, without arduino-cli:
+1200-bps touch on the sketch's port, wait for the bootloader's port, then
+`bossac -p PORT -U -i -e -w -R firmware.bin` (native USB, info, erase, write, reset),
+and wait for the sketch's port to come back.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from tinyedge.boards import Board
+from tinyedge.errors import DeviceError, TinyedgeError
+from tinyedge.flashers import Flasher, ProgressCallback
+from tinyedge.flashers.arduino_cli import run_with_progress
+from tinyedge.flashers.uf2 import touch_1200bps
+from tinyedge.frameworks import Tool
+from tinyedge.frameworks.mcu_support import require_tool
+from tinyedge.ports import find_board_port, is_device_path, list_ports, wait_for_usb_port
+from tinyedge.project import Project
+
+BOSSAC_INSTALL = "sudo apt-get install bossa-cli  (or use the bossac that `arduino-cli core install` brings)"
+
+
+def firmware_bin(project: Project) -> Path:
+    artifacts = {**project.extra.get("build", {}).get("artifacts", {}), **project.extra.get("artifacts", {})}
+    candidates = [project.dir / artifacts["bin"]] if "bin" in artifacts else []
+    candidates += sorted((project.dir / "build").glob("*.bin"))
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise TinyedgeError(f"{project.dir} has no firmware .bin: run `tinyedge build {project.dir}` first.")
+
+
+def bootloader_ids(board: Board) -> list[str]:
+    return list(board.section("arduino").get("bootloader_usb_ids", board.usb_ids))
+
+
+def sketch_ids(board: Board) -> list[str]:
+    boot = set(bootloader_ids(board))
+    return [uid for uid in board.usb_ids if uid not in boot] or list(board.usb_ids)
+
+
+def enter_bootloader(board: Board, port: str) -> str:
+    """Touch the port at 1200 bps and return the bootloader's port once it enumerates."""
+    if any(p.device == port and p.usb_id in bootloader_ids(board) for p in list_ports()):
+        return port     # already in the bootloader (double-tapped reset)
+    touch_1200bps(port)
+    time.sleep(0.5)     # let the sketch's port go away before looking for the bootloader's
+    found = wait_for_usb_port(bootloader_ids(board), timeout_s=10)
+    if found is None:
+        raise DeviceError(f"the {board.name} did not enter its bootloader after the 1200-bps touch on {port}: "
+                          "double-tap its reset button and flash again with --port.")
+    return found
+
+
+class BossacFlasher(Flasher):
+    name = "bossac"
+
+    def tools(self, board: Board) -> list[Tool]:
+        return [Tool("BOSSA", "bossac", BOSSAC_INSTALL, ("--help",))]
+
+    @contextmanager
+    def flash(self, project: Project, port: str | None,
+              progress: ProgressCallback | None = None) -> Iterator[str]:
+        board = project.board
+        bossac = require_tool(self.tools(board)[0])
+        image = firmware_bin(project)
+        port = port or find_board_port(board)
+        if not is_device_path(port):
+            raise TinyedgeError(f"bossac needs a local serial device, not {port}: pass --port /dev/ttyACM0 or similar.")
+        if board.section("arduino").get("touch_1200bps", True):
+            port = enter_bootloader(board, port)
+        run_with_progress([bossac, "-p", port, "-U", "-i", "-e", "-w", "-R", str(image)], project.dir,
+                          "bossac", progress)
+        answering = wait_for_usb_port(sketch_ids(board), timeout_s=15)
+        if answering is None:
+            raise DeviceError(f"the {board.name} took the firmware but its port ({', '.join(sketch_ids(board))}) "
+                              "did not come back: reconnect it and run `tinyedge validate` with --port.")
+        yield answering
+
+
+FLASHER = BossacFlasher()

@@ -1,0 +1,204 @@
+"""Flash an ESP-IDF build through esptool's Python API: detect the chip, load the stub, write the
+bootloader, partition table and app at the board profile's offsets, verify each by MD5, hard-reset.
+
+The images come from the project's build: `tinyedge.json` (recorded by the ESP-IDF framework after
+`idf.py build`) or, failing that, ESP-IDF's own `build/flasher_args.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from tinyedge.boards import Board
+from tinyedge.errors import DeviceError, TinyedgeError
+from tinyedge.flashers import Flasher, ProgressCallback
+from tinyedge.frameworks import Tool
+from tinyedge.ports import find_board_port, is_device_path, wait_for_port
+from tinyedge.project import Project
+
+ROLES = ("bootloader", "partition_table", "app")
+# Keys of ESP-IDF's build/flasher_args.json for each role.
+FLASHER_ARGS_KEYS = {"bootloader": "bootloader", "partition_table": "partition-table", "app": "app"}
+
+
+@dataclass(frozen=True)
+class EspImage:
+    role: str
+    offset: int
+    path: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.role.replace('_', ' ')} @ {self.offset:#x}"
+
+
+def read_flasher_args(build_dir: Path) -> dict[str, Any]:
+    """The images ESP-IDF built (paths relative to the project) and their flash settings."""
+    path = build_dir / "flasher_args.json"
+    if not path.is_file():
+        raise TinyedgeError(f"{path} is missing: build the project first with `tinyedge build {build_dir.parent}`.")
+    try:
+        args = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise TinyedgeError(f"{path} is damaged ({exc}): build the project again.") from None
+    images: dict[str, str] = {}
+    for role, key in FLASHER_ARGS_KEYS.items():
+        entry = args.get(key)
+        if not isinstance(entry, dict) or "file" not in entry:
+            raise TinyedgeError(f"{path} names no {key} image: build the project again with `idf.py build`.")
+        images[role] = str((build_dir / entry["file"]).relative_to(build_dir.parent))
+    return {"images": images, "flash_settings": args.get("flash_settings", {}),
+            "chip": args.get("extra_esptool_args", {}).get("chip")}
+
+
+def recorded_build(project: Project) -> dict[str, Any]:
+    recorded = project.extra.get("esptool")
+    if isinstance(recorded, dict) and isinstance(recorded.get("images"), dict):
+        return recorded
+    return read_flasher_args(project.dir / "build")
+
+
+def profile_offsets(board: Board) -> dict[str, int]:
+    offsets = board.section("esptool").get("offsets", {})
+    missing = [role for role in ROLES if not isinstance(offsets.get(role), int)]
+    if missing:
+        raise TinyedgeError(f"board '{board.id}' has no esptool offset for {', '.join(missing)}: "
+                            "add esptool.offsets to its profile in boards.yaml.")
+    return {role: offsets[role] for role in ROLES}
+
+
+def esp_images(project: Project) -> list[EspImage]:
+    """The bootloader, partition table and app of the project's build, at the board profile's offsets."""
+    offsets = profile_offsets(project.board)
+    recorded = recorded_build(project)
+    images = []
+    for role in ROLES:
+        path = project.dir / recorded["images"][role]
+        if not path.is_file():
+            raise TinyedgeError(f"the {role.replace('_', ' ')} image {path} is missing: "
+                                f"build the project again with `tinyedge build {project.dir}`.")
+        images.append(EspImage(role, offsets[role], path))
+    return images
+
+
+def _esptool_logger(progress: ProgressCallback | None, label: list[str]) -> Any:
+    """An esptool logger that keeps its text for error reports and turns its bars into progress calls."""
+    from esp_pylib.logger import EspLogBase
+
+    class TinyedgeEspLog(EspLogBase):
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def print(self, *args: Any, **kwargs: Any) -> None:
+            self.lines.append(" ".join(str(a) for a in args))
+
+        def err(self, *args: Any, suggestion: str | None = None) -> None:
+            self.print(*args)
+
+        warn = note = hint = debug = err  # type: ignore[assignment]
+
+        def set_verbosity(self, mode: int | str) -> None:
+            pass
+
+        def progress_bar(self, cur_iter: int, total_iters: int, prefix: str = "", suffix: str = "",
+                         bar_length: int = 30) -> None:
+            if progress is not None:
+                progress(cur_iter, total_iters, label[0])
+
+    return TinyedgeEspLog()
+
+
+@contextmanager
+def _quiet_esptool(progress: ProgressCallback | None, label: list[str]) -> Iterator[Any]:
+    from esp_pylib.logger import EspLog
+
+    previous = EspLog.instance
+    logger = _esptool_logger(progress, label)
+    EspLog.instance = logger
+    try:
+        yield logger
+    finally:
+        EspLog.instance = previous
+
+
+def chip_name(chip: str) -> str:
+    from esptool.targets import CHIP_DEFS
+
+    if chip not in CHIP_DEFS:
+        raise TinyedgeError(f"esptool does not know the chip '{chip}': fix esptool.chip in boards.yaml "
+                            f"(one of {', '.join(CHIP_DEFS)}).")
+    return CHIP_DEFS[chip].CHIP_NAME
+
+
+def write_images(port: str, board: Board, images: list[EspImage],
+                 progress: ProgressCallback | None = None) -> None:
+    """Connect to the ROM loader on `port`, write every image and verify it, then hard-reset the chip."""
+    from esptool.cmds import attach_flash, detect_chip, reset_chip, run_stub, write_flash
+    from esptool.util import FatalError
+    from serial import SerialException
+
+    settings = board.section("esptool")
+    expected = chip_name(settings.get("chip", "esp32"))
+    flash_baud = int(settings.get("flash_baud", 460800))
+    label = ["connecting"]
+    with _quiet_esptool(progress, label) as logger:
+        try:
+            connect_mode = "default-reset" if is_device_path(port) else "no-reset"
+            with detect_chip(port, connect_mode=connect_mode) as esp:
+                if esp.CHIP_NAME != expected:
+                    raise TinyedgeError(f"{port} has an {esp.CHIP_NAME}, but board '{board.id}' is an {expected}: "
+                                        "pass the --board that matches the chip.")
+                esp = run_stub(esp)
+                if flash_baud != esp._port.baudrate:
+                    esp.change_baud(flash_baud)
+                attach_flash(esp)
+                for image in images:
+                    label[0] = image.label
+                    write_flash(esp, [(image.offset, str(image.path))], flash_mode="keep",
+                                flash_freq="keep", flash_size="keep")
+                label[0] = "reset"
+                reset_chip(esp, "hard-reset")
+        except (FatalError, SerialException, OSError) as exc:
+            raise DeviceError(f"esptool could not flash the {board.name} on {port} during {label[0]} "
+                              f"({_what_went_wrong(exc, logger.lines)}): hold BOOT, tap EN (RST) and try again, "
+                              "or check --port.") from None
+
+
+def _what_went_wrong(exc: Exception, esptool_lines: list[str]) -> str:
+    """esptool's error, with the last thing it said before it (often the more telling part)."""
+    text = str(exc).strip()
+    detail = text.splitlines()[0] if text else type(exc).__name__
+    last_said = next((line.strip() for line in reversed(esptool_lines) if line.strip()), "")
+    return f"{detail}; {last_said}" if last_said and last_said not in detail else detail
+
+
+class EsptoolFlasher(Flasher):
+    name = "esptool"
+
+    def tools(self, board: Board) -> list[Tool]:
+        # esptool is a tinyedge dependency, driven through its Python API; its script sits beside our Python.
+        script = Path(sys.executable).parent / "esptool"
+        return [Tool("esptool", str(script), f"{sys.executable} -m pip install esptool", ("version",))]
+
+    @contextmanager
+    def flash(self, project: Project, port: str | None,
+              progress: ProgressCallback | None = None) -> Iterator[str]:
+        board = project.board
+        images = esp_images(project)
+        port = port or find_board_port(board)
+        write_images(port, board, images, progress)
+        if is_device_path(port):
+            time.sleep(0.5)     # a native-USB chip drops off the bus on reset: let it go before waiting for it
+        if not wait_for_port(port, timeout_s=10.0):
+            raise DeviceError(f"{port} did not come back after the reset: reconnect the {board.name} "
+                              "and run `tinyedge validate` with --port.")
+        yield port
+
+
+FLASHER = EsptoolFlasher()

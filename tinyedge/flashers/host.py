@@ -1,0 +1,52 @@
+"""The `host` flasher: run the built native firmware; it opens a pseudo-terminal and says
+`tinyedge: serving on /dev/pts/N`, which is the URL yielded. The program is owned like QEMU."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from tinyedge.boards import Board
+from tinyedge.errors import TinyedgeError
+from tinyedge.flashers import Flasher, ProgressCallback
+from tinyedge.frameworks import Tool
+from tinyedge.processes import drain, read_line_matching, start_owned, stop
+from tinyedge.project import Project
+
+SERVING_MARKER = "tinyedge: serving on "
+
+
+class HostFlasher(Flasher):
+    name = "host"
+
+    @property
+    def is_emulator(self) -> bool:
+        return True
+
+    def tools(self, board: Board) -> list[Tool]:
+        return []
+
+    @contextmanager
+    def flash(self, project: Project, port: str | None,
+              progress: ProgressCallback | None = None) -> Iterator[str]:
+        if port:
+            raise TinyedgeError("the host board runs the firmware as a local program and has no serial port: drop --port.")
+        program = project.elf_path
+        if program is None or not program.is_file():
+            raise TinyedgeError(f"{project.dir} has no built firmware: run `tinyedge build {project.dir}` first.")
+        if progress:
+            progress(0, 1, f"starting {program.name}")
+        process = start_owned([str(program)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, cwd=project.dir)
+        try:
+            line = read_line_matching(process, process.stdout, SERVING_MARKER, 10.0, f"the host firmware {program}")
+            drain(process.stdout)
+            if progress:
+                progress(1, 1, "running")
+            yield line.split(SERVING_MARKER, 1)[1].strip()
+        finally:
+            stop(process)
+
+
+FLASHER = HostFlasher()

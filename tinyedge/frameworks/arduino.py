@@ -1,0 +1,119 @@
+"""Arduino (arduino-cli): a sketch folder `firmware/firmware.ino` with every source under
+`firmware/src/`, which arduino-cli compiles recursively.
+
+The board's core (`arduino.core`) and, for the tflm runtime, its TFLM library (`arduino.tflm_library`)
+are installed by `build` with `arduino-cli core install` / `arduino-cli lib install`. Defines and
+include folders reach every compilation unit through the cores' `compiler.{c,cpp}.extra_flags`
+build properties.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tinyedge.boards import Board
+from tinyedge.errors import TinyedgeError
+from tinyedge.frameworks import BuildResult, Framework, RenderContext, Tool
+from tinyedge.frameworks.mcu_support import (
+    drop_stale_sources, elf_memory, firmware_defines, gather_into, project_sources, relative_to, render_template,
+    require_tool, run_build_step,
+)
+from tinyedge.project import Project
+
+SKETCH = "firmware"
+ARDUINO_CLI_INSTALL = ("install arduino-cli (curl -fsSL https://raw.githubusercontent.com/arduino/arduino-cli/master/"
+                       "install.sh | BINDIR=~/.local/bin sh) and run `arduino-cli core update-index`")
+# Board manager indexes of cores not in Arduino's own index, by core vendor.
+CORE_INDEX_URLS = {"esp32": "https://espressif.github.io/arduino-esp32/package_esp32_index.json",
+                   "rp2040": "https://github.com/earlephilhower/arduino-pico/releases/download/global/"
+                             "package_rp2040_index.json"}
+
+
+def arduino_settings(board: Board) -> dict[str, str]:
+    settings = board.section("arduino")
+    if not settings.get("fqbn") or not settings.get("core"):
+        raise TinyedgeError(f"board '{board.id}' has no arduino.fqbn/arduino.core: add them to its profile in boards.yaml.")
+    return settings
+
+
+def extra_flags(defines: dict[str, str]) -> str:
+    return " ".join(f"-D{name}={value}" for name, value in defines.items())
+
+
+def index_urls(core: str) -> list[str]:
+    vendor = core.split(":")[0]
+    return [CORE_INDEX_URLS[vendor]] if vendor in CORE_INDEX_URLS else []
+
+
+class ArduinoFramework(Framework):
+    name = "arduino"
+    source_dir = f"{SKETCH}/src"
+
+    def tools(self, board: Board) -> list[Tool]:
+        return [Tool("arduino-cli", "arduino-cli", ARDUINO_CLI_INSTALL, ("version",))]
+
+    def render(self, ctx: RenderContext) -> None:
+        board = ctx.board
+        settings = arduino_settings(board)
+        sketch = ctx.out_dir / SKETCH
+        src = ctx.out_dir / self.source_dir
+        src.mkdir(parents=True, exist_ok=True)
+        drop_stale_sources(src, [p.name for p in project_sources(ctx, self.source_dir)])
+        gather_into(ctx, self.source_dir, src)
+        uses_tflm = ctx.runtime == "tflm"
+        render_template("arduino", "sketch.ino.j2", sketch / f"{SKETCH}.ino", board=board, model_name=ctx.model_name,
+                        runtime=ctx.runtime, core=settings["core"],
+                        library=settings.get("tflm_library") if uses_tflm else None,
+                        library_header=settings.get("tflm_header") if uses_tflm else None)
+        render_template("arduino", "sketch.yaml.j2", sketch / "sketch.yaml", fqbn=settings["fqbn"])
+        (ctx.out_dir / "arduino_build.json").write_text(json.dumps({
+            "fqbn": settings["fqbn"], "core": settings["core"],
+            "libraries": [settings["tflm_library"]] if uses_tflm and settings.get("tflm_library") else [],
+            "defines": firmware_defines(ctx),
+        }, indent=2) + "\n")
+
+    def compile_command(self, cli: str, project_dir: Path) -> list[str]:
+        config = json.loads((project_dir / "arduino_build.json").read_text())
+        flags = extra_flags(config["defines"])
+        return [cli, "compile", "--fqbn", config["fqbn"], "--output-dir", "build",
+                "--build-property", f"compiler.c.extra_flags={flags}",
+                "--build-property", f"compiler.cpp.extra_flags={flags}",
+                *sum((["--additional-urls", url] for url in index_urls(config["core"])), []),
+                SKETCH]
+
+    def build(self, project: Project) -> BuildResult:
+        cli = require_tool(self.tools(project.board)[0])
+        config_path = project.dir / "arduino_build.json"
+        if not config_path.is_file():
+            raise TinyedgeError(f"{config_path} is missing: generate the project again.")
+        config = json.loads(config_path.read_text())
+        started = time.monotonic()
+        log = project.dir / "build" / "build.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("")
+        urls = sum((["--additional-urls", url] for url in index_urls(config["core"])), [])
+        run_build_step([cli, "core", "update-index", *urls], project.dir, log, "arduino-cli core update-index")
+        run_build_step([cli, "core", "install", config["core"], *urls], project.dir, log,
+                       f"arduino-cli core install {config['core']}")
+        for library in config["libraries"]:
+            run_build_step([cli, "lib", "install", library], project.dir, log, f"arduino-cli lib install {library}")
+        run_build_step(self.compile_command(cli, project.dir), project.dir, log, "arduino-cli compile")
+        return collect_outputs(project, time.monotonic() - started)
+
+
+def collect_outputs(project: Project, seconds: float) -> BuildResult:
+    """arduino-cli --output-dir build leaves firmware.ino.elf/.bin/.hex (and .uf2 on some cores)."""
+    build = project.dir / "build"
+    elf = build / f"{SKETCH}.ino.elf"
+    if not elf.is_file():
+        raise TinyedgeError(f"arduino-cli finished but {elf} is missing: see {build / 'build.log'}.")
+    artifacts = {suffix: build / f"{SKETCH}.ino.{suffix}" for suffix in ("bin", "hex", "uf2")
+                 if (build / f"{SKETCH}.ino.{suffix}").is_file()}
+    flash, ram = elf_memory(elf)
+    project.extra["artifacts"] = {k: relative_to(v, project.dir) for k, v in {**artifacts, "elf": elf}.items()}
+    return BuildResult(elf=elf, flash_bytes=flash, ram_bytes=ram, seconds=seconds, artifacts=artifacts)
+
+
+FRAMEWORK = ArduinoFramework()

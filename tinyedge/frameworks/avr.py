@@ -1,0 +1,43 @@
+"""The `avr` framework: avr-gcc and avr-libc for the ATmega328P (Arduino Uno), weights in PROGMEM,
+an Intel hex image for avrdude. The budget is checked before the build (generate) and after it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tinyedge.boards import Board
+from tinyedge.frameworks import RenderContext, Tool
+from tinyedge.frameworks.host import BUILD_ESSENTIAL, MakeFramework
+from tinyedge.project import Project
+
+AVR_INSTALL = "sudo apt-get install gcc-avr avr-libc binutils-avr"
+
+
+class AvrFramework(MakeFramework):
+    name = "avr"
+    # The ELF's data + bss leave out the stack: keep this much free for it (and the protocol's calls).
+    stack_reserve_bytes = 192
+
+    def compilers(self, board: Board) -> tuple[str, str, str]:
+        return "avr-gcc", "avr-g++", "avr-ar"
+
+    def make_variables(self, ctx: RenderContext) -> dict[str, Any]:
+        board = ctx.board
+        mcu = board.section("avr").get("mcu", "atmega328p")
+        return {
+            "cpu_flags": [f"-mmcu={mcu}"],
+            "defines": {"F_CPU": f"{board.clock_hz}UL", **self.base_defines(ctx)},
+            "ldflags": ["-Wl,--gc-sections", "-Wl,-Map=$(BUILD)/firmware.map"],
+            "all_targets": ["$(TARGET)", "$(BUILD)/firmware.hex"],
+        }
+
+    def artifacts(self, project: Project) -> dict[str, Path]:
+        return {"hex": project.dir / "build" / "firmware.hex"}
+
+    def tools(self, board: Board) -> list[Tool]:
+        return [Tool("AVR GCC", "avr-gcc", AVR_INSTALL), Tool("avr-objcopy", "avr-objcopy", AVR_INSTALL),
+                Tool("make", "make", BUILD_ESSENTIAL)]
+
+
+FRAMEWORK = AvrFramework()

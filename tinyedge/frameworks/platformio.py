@@ -1,0 +1,82 @@
+"""PlatformIO: `platformio.ini` with one `[env:<board id>]` (platform, board and framework from the
+profile's `platformio` section, the TFLM library in `lib_deps`, our defines in `build_flags`) and
+every source under `src/`. `build` runs `pio run`, which fetches the platform, toolchain and
+libraries itself on first use.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tinyedge.boards import Board
+from tinyedge.errors import TinyedgeError
+from tinyedge.frameworks import BuildResult, Framework, RenderContext, Tool
+from tinyedge.frameworks.mcu_support import (
+    drop_stale_sources, elf_memory, firmware_defines, gather_into, project_sources, relative_to, render_template,
+    require_tool, run_build_step,
+)
+from tinyedge.project import Project
+
+PIO_INSTALL = "pip install platformio  (or see https://platformio.org/install/cli)"
+ENTRY_SOURCE = "main.cpp"
+# platformio section keys that become `board_*` options, e.g. core: earlephilhower -> board_build.core.
+BOARD_OPTIONS = {"core": "board_build.core", "f_cpu": "board_build.f_cpu", "filesystem_size": "board_build.filesystem_size"}
+
+
+def platformio_settings(board: Board) -> dict[str, object]:
+    settings = board.section("platformio")
+    missing = [key for key in ("platform", "board", "framework") if not settings.get(key)]
+    if missing:
+        raise TinyedgeError(f"board '{board.id}' has no platformio.{'/'.join(missing)}: add it to its profile in boards.yaml.")
+    return settings
+
+
+def env_name(board: Board) -> str:
+    return board.id
+
+
+class PlatformioFramework(Framework):
+    name = "platformio"
+    source_dir = "src"
+
+    def tools(self, board: Board) -> list[Tool]:
+        return [Tool("PlatformIO Core", "pio", PIO_INSTALL, ("--version",))]
+
+    def render(self, ctx: RenderContext) -> None:
+        board = ctx.board
+        settings = platformio_settings(board)
+        src = ctx.out_dir / self.source_dir
+        src.mkdir(parents=True, exist_ok=True)
+        drop_stale_sources(src, [p.name for p in project_sources(ctx, self.source_dir)] + [ENTRY_SOURCE])
+        gather_into(ctx, self.source_dir, src)
+        uses_tflm = ctx.runtime == "tflm"
+        lib_deps = list(board.tflm.get("lib_deps", [])) if uses_tflm else []
+        options = {option: settings[key] for key, option in BOARD_OPTIONS.items() if key in settings}
+        render_template("platformio", "platformio.ini.j2", ctx.out_dir / "platformio.ini", board=board,
+                        env=env_name(board), platform=settings["platform"], pio_board=settings["board"],
+                        framework=settings["framework"], board_options=options, lib_deps=lib_deps,
+                        defines=firmware_defines(ctx))
+        render_template("platformio", "main.cpp.j2", src / ENTRY_SOURCE, board=board, model_name=ctx.model_name,
+                        runtime=ctx.runtime, library_header=settings.get("tflm_header") if uses_tflm else None)
+
+    def build(self, project: Project) -> BuildResult:
+        board = project.board
+        pio = require_tool(self.tools(board)[0])
+        started = time.monotonic()
+        log = project.dir / "build" / "build.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("")
+        run_build_step([pio, "run", "-e", env_name(board)], project.dir, log, "pio run")
+        out = project.dir / ".pio" / "build" / env_name(board)
+        elf = out / "firmware.elf"
+        if not elf.is_file():
+            raise TinyedgeError(f"pio run finished but {elf} is missing: see {log}.")
+        artifacts = {suffix: out / f"firmware.{suffix}" for suffix in ("uf2", "bin", "hex")
+                     if (out / f"firmware.{suffix}").is_file()}
+        flash, ram = elf_memory(elf)
+        project.extra["artifacts"] = {k: relative_to(v, project.dir) for k, v in {**artifacts, "elf": elf}.items()}
+        return BuildResult(elf=elf, flash_bytes=flash, ram_bytes=ram, seconds=time.monotonic() - started,
+                           artifacts=artifacts)
+
+
+FRAMEWORK = PlatformioFramework()

@@ -1,0 +1,240 @@
+"""`tinyedge generate`: a buildable firmware project for one board, one model and one runtime."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+import tinyedge
+from tinyedge.boards import Board, get_board
+from tinyedge.errors import TinyedgeError
+from tinyedge.frameworks import RenderContext, get_framework
+from tinyedge.paths import FIRMWARE_DIR, TEMPLATES_DIR, tflm_dir_from_env
+from tinyedge.project import MANIFEST, Project
+from tinyedge.runtimes import RuntimeSources, get_runtime
+from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite
+
+DTYPE_CODES = {"INT8": 1, "UINT8": 2, "INT16": 3, "INT32": 4, "FLOAT32": 5}
+MAX_DIMS = 6
+# The board port each framework uses unless the profile names one with `port:`.
+DEFAULT_PORTS = {"host": "posix", "baremetal": "mps2", "avr": "avr", "espidf": "espidf", "arduino": "arduino",
+                 "platformio": "arduino"}
+PORT_SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".h", ".S", ".s")
+
+
+@dataclass(frozen=True)
+class FirmwareAllowance:
+    """What the firmware around the model (protocol, port, kernels, C library) takes, by framework:
+    the model's constants and arena must fit in the budget that is left."""
+    flash_bytes: int
+    ram_bytes: int
+
+
+ALLOWANCES = {
+    "avr": FirmwareAllowance(flash_bytes=6 * 1024, ram_bytes=448),
+    "baremetal": FirmwareAllowance(flash_bytes=32 * 1024, ram_bytes=24 * 1024),
+}
+DEFAULT_ALLOWANCE = FirmwareAllowance(flash_bytes=64 * 1024, ram_bytes=32 * 1024)
+
+
+def say(console: Any, message: str) -> None:
+    if console is not None:
+        console.print(message, highlight=False)
+
+
+def choose_runtime(board: Board, runtime: str | None, tflm_dir: Path | None, console: Any = None) -> str:
+    """The explicit runtime, checked against the board; else tflm when a TFLM tree is configured, else aot."""
+    if runtime is not None:
+        if runtime not in ("tflm", "aot"):
+            raise TinyedgeError(f"unknown runtime '{runtime}': choose tflm or aot.")
+        if runtime not in board.runtimes:
+            raise TinyedgeError(f"the {board.id} board cannot run the {runtime} runtime: "
+                                f"choose --runtime {' or '.join(board.runtimes)}.")
+        return runtime
+    tree = tflm_dir if tflm_dir is not None else tflm_dir_from_env()
+    if "tflm" in board.runtimes and tree is not None:
+        source = "--tflm-dir" if tflm_dir is not None else "TINYEDGE_TFLM_DIR"
+        say(console, f"runtime: [bold]tflm[/] (a TFLM tree is configured by {source}; pass --runtime aot for the AOT runtime)")
+        return "tflm"
+    if "aot" in board.runtimes:
+        why = ("the board cannot run tflm" if "tflm" not in board.runtimes
+               else "no TFLM tree is configured (--tflm-dir or TINYEDGE_TFLM_DIR)")
+        say(console, f"runtime: [bold]aot[/] ({why})")
+        return "aot"
+    say(console, "runtime: [bold]tflm[/] (the only runtime this board lists)")
+    return "tflm"
+
+
+def check_model_fits_flash(model: TfliteModel, board: Board, model_name: str) -> None:
+    if board.flash_bytes and len(model.data) > board.flash_bytes:
+        raise TinyedgeError(
+            f"{model_name} is {len(model.data):,} bytes but the {board.id} board has {board.flash_bytes:,} bytes "
+            "of flash: use a smaller model or a bigger board.")
+
+
+def check_aot_fits(model: TfliteModel, board: Board, model_name: str) -> None:
+    """Refuse, with the figures, an AOT model whose constants or arena cannot fit the board's budget."""
+    from tinyedge.aot.compiler import compile_model
+
+    stats = compile_model(model, progmem=board.arch.startswith("avr")).stats
+    if not board.is_budgeted:
+        return
+    allowance = ALLOWANCES.get(board.framework, DEFAULT_ALLOWANCE)
+    flash_needed = stats.constant_bytes + allowance.flash_bytes
+    ram_needed = stats.ram_bytes + allowance.ram_bytes
+    if flash_needed > board.flash_bytes:
+        raise TinyedgeError(
+            f"{model_name} does not fit the {board.id} board's flash: {stats.constant_bytes:,} bytes of weights "
+            f"+ about {allowance.flash_bytes:,} bytes of firmware = {flash_needed:,} > {board.flash_bytes:,} bytes; "
+            "use a smaller model or a bigger board.")
+    if ram_needed > board.ram_bytes:
+        raise TinyedgeError(
+            f"{model_name} does not fit the {board.id} board's RAM: a {stats.ram_bytes:,}-byte arena "
+            f"+ about {allowance.ram_bytes:,} bytes for the firmware = {ram_needed:,} > {board.ram_bytes:,} bytes; "
+            "use a smaller model or a bigger board.")
+
+
+def resolve_tflm_tree(board: Board, runtime: str, tflm_dir: Path | None) -> Path | None:
+    if runtime != "tflm" or board.tflm.get("source") != "tree":
+        return None
+    from tinyedge.tflm import require_tflm_tree
+
+    return require_tflm_tree(tflm_dir)
+
+
+def port_name(board: Board) -> str:
+    name = board.extra.get("port") or DEFAULT_PORTS.get(board.framework)
+    if name is None:
+        return ""
+    if not (FIRMWARE_DIR / "ports" / name).is_dir():
+        raise TinyedgeError(f"the {board.id} profile names port '{name}' but firmware/ports/{name} does not exist: "
+                            "fix the profile's `port` field.")
+    return name
+
+
+def prepare_out_dir(out_dir: Path, board_id: str, runtime: str) -> None:
+    """A new or empty directory, or an earlier project: kept for an incremental rebuild when it was made
+    for the same board and runtime, emptied otherwise so no stale sources remain."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TinyedgeError(f"{out_dir} is a file: choose a directory for the generated project.")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not (out_dir / MANIFEST).is_file():
+            raise TinyedgeError(f"{out_dir} already holds files that are not a tinyedge project: "
+                                "choose an empty or new directory.")
+        previous = Project.load(out_dir)
+        if (previous.board_id, previous.runtime) != (board_id, runtime):
+            for entry in out_dir.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Leave an identical file untouched, so a regenerated project rebuilds only what changed."""
+    if path.is_file() and path.read_text() == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def copy_if_changed(source: Path, dest: Path) -> None:
+    if dest.is_file() and dest.read_bytes() == source.read_bytes():
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, dest)
+
+
+def copy_firmware_sources(src_dir: Path, port: str) -> list[Path]:
+    """firmware/common, firmware/protocol and the board's port, flat into the project's source dir."""
+    folders = [FIRMWARE_DIR / "common", FIRMWARE_DIR / "protocol"]
+    if port:
+        folders.append(FIRMWARE_DIR / "ports" / port)
+    copied = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.suffix in PORT_SOURCE_SUFFIXES:
+                copy_if_changed(path, src_dir / path.name)
+                copied.append(src_dir / path.name)
+    return copied
+
+
+def tensor_info(t: Tensor) -> dict[str, Any]:
+    if t.type_name not in DTYPE_CODES:
+        raise TinyedgeError(f"tensor '{t.name}' is {t.type_name.lower()}, which the serial protocol cannot carry: "
+                            "quantize the model to full int8 first.")
+    if len(t.shape) > MAX_DIMS:
+        raise TinyedgeError(f"tensor '{t.name}' has {len(t.shape)} dimensions, more than the {MAX_DIMS} the firmware "
+                            "describes: reshape the model's inputs and outputs.")
+    scale = float(t.scale[0]) if t.is_quantized else 0.0
+    zero_point = int(t.zero_point[0]) if t.zero_point.size else 0
+    dims = list(t.shape) + [0] * (MAX_DIMS - len(t.shape))
+    return {"name": t.name.replace("*/", "* /"), "dtype": DTYPE_CODES[t.type_name], "rank": len(t.shape),
+            "dims": dims, "bytes": t.nbytes, "scale": f"{scale:.9e}", "zero_point": zero_point}
+
+
+def template_env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, trim_blocks=False)
+
+
+def render_model_info(model: TfliteModel, board: Board, model_name: str) -> str:
+    return template_env().get_template("common/model_info.c.j2").render(
+        model_name=model_name, board_id=board.id, clock_hz=board.clock_hz,
+        sha256_bytes=[f"0x{b:02x}" for b in bytes.fromhex(model.sha256)],
+        inputs=[tensor_info(t) for t in model.input_tensors],
+        outputs=[tensor_info(t) for t in model.output_tensors])
+
+
+def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None = None,
+             tflm_dir: Path | None = None, arena_kb: int | None = None, console: Any = None) -> Project:
+    """Write a firmware project for `board_id` running `model_path` into `out_dir`; returns its manifest."""
+    board = get_board(board_id)
+    model_path, out_dir = Path(model_path), Path(out_dir)
+    model = load_tflite(model_path)
+    model_name = model_path.name
+    model.require_full_int8(f"running it on the {board.id} board")
+    if arena_kb is not None and arena_kb <= 0:
+        raise TinyedgeError(f"--arena-kb must be a positive number of KiB (got {arena_kb}).")
+    chosen = choose_runtime(board, runtime, tflm_dir, console)
+    check_model_fits_flash(model, board, model_name)
+    if chosen == "aot":
+        check_aot_fits(model, board, model_name)
+    else:
+        from tinyedge.tflm import require_supported_ops
+
+        require_supported_ops(model.op_names())
+    tree = resolve_tflm_tree(board, chosen, tflm_dir)
+    framework = get_framework(board.framework)
+    port = port_name(board)
+
+    prepare_out_dir(out_dir, board.id, chosen)
+    src_dir = out_dir / framework.source_dir
+    copied = copy_firmware_sources(src_dir, port)
+    write_if_changed(src_dir / "model_info.c", render_model_info(model, board, model_name))
+    arena_bytes = arena_kb * 1024 if arena_kb is not None else None
+    sources: RuntimeSources = get_runtime(chosen).write_sources(model, board, out_dir, arena_bytes, tree)
+    common = [str(p.relative_to(out_dir)) for p in copied if p.suffix in (".c", ".cc", ".cpp", ".S", ".s")]
+    common.append(str((src_dir / "model_info.c").relative_to(out_dir)))
+    ctx = RenderContext(board=board, model=model, model_name=model_name, runtime=chosen, out_dir=out_dir,
+                        runtime_sources=sources, common_sources=common,
+                        include_dirs=[framework.source_dir], tflm_dir=tree, extra={"port": port})
+    framework.render(ctx)
+
+    project = Project(dir=out_dir, board_id=board.id, runtime=chosen, model_name=model_name,
+                      model_sha256=model.sha256, arena_bytes=sources.arena_bytes, ops=model.op_names(),
+                      tflm_dir=str(tree) if tree else None,
+                      extra={"framework": board.framework, "port": port, "tinyedge_version": tinyedge.__version__,
+                             "model_bytes": len(model.data), "uses_cpp": sources.uses_cpp})
+    project.save()
+    say(console, f"generated [bold]{out_dir}[/] for {board.name}: {chosen} runtime, "
+                 f"{len(model.data):,}-byte model, {sources.arena_bytes:,}-byte arena, ops {', '.join(project.ops)}")
+    return project
+

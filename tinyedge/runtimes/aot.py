@@ -1,0 +1,54 @@
+"""The `aot` runtime: the model compiled ahead of time to C99 (tinyedge.aot), with the small kernel
+library of firmware/aot/. No interpreter, no flatbuffer on the board, one statically planned arena."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tinyedge.aot.compiler import KERNEL_FILES, MODEL_HEADER, MODEL_SOURCE, NONLINEAR_FILES, AotProgram, compile_model
+from tinyedge.boards import Board
+from tinyedge.errors import TinyedgeError
+from tinyedge.paths import FIRMWARE_DIR
+from tinyedge.runtimes import RuntimeSources
+from tinyedge.tflite_model import TfliteModel
+
+SUBDIR = "aot"
+
+
+def copy_kernel_sources(dest: Path, program: AotProgram) -> list[str]:
+    """Copy the kernel library files the program needs into dest; returns their names."""
+    names = list(KERNEL_FILES)
+    if program.uses_nonlinear:
+        if not all((FIRMWARE_DIR / "aot" / n).exists() for n in NONLINEAR_FILES):
+            raise TinyedgeError("the AOT kernels for nonlinear ops are missing from firmware/aot: "
+                                "reinstall tinyedge or build with `--runtime tflm`.")
+        names += NONLINEAR_FILES
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copyfile(FIRMWARE_DIR / "aot" / name, dest / name)
+    return names
+
+
+def _is_avr(board: Board) -> bool:
+    return board.arch.startswith("avr")
+
+
+def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: int | None,
+                  tflm_dir: Path | None) -> RuntimeSources:
+    """Write aot/te_model.{c,h} and the kernel library into out_dir. The arena is planned here, so an
+    `arena_bytes` request smaller than the plan is refused and a larger one changes nothing."""
+    program = compile_model(model, progmem=_is_avr(board))
+    if arena_bytes is not None and arena_bytes < program.plan.arena_bytes:
+        raise TinyedgeError(
+            f"the AOT runtime plans a {program.plan.arena_bytes}-byte arena for this model and cannot use "
+            f"{arena_bytes} bytes: drop --arena-kb, since the AOT runtime plans its own arena."
+        )
+    dest = Path(out_dir) / SUBDIR
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / MODEL_SOURCE).write_text(program.source)
+    (dest / MODEL_HEADER).write_text(program.header)
+    names = copy_kernel_sources(dest, program)
+    sources = [f"{SUBDIR}/{MODEL_SOURCE}"] + [f"{SUBDIR}/{n}" for n in names if n.endswith(".c")]
+    return RuntimeSources(sources=sources, include_dirs=[SUBDIR], arena_bytes=program.plan.arena_bytes,
+                          uses_cpp=False, needs_tflm_tree=False)

@@ -1,0 +1,421 @@
+"""TFLM from a source tree made by tflite-micro's create_tflm_tree.py: find it, pick the sources a
+model needs (the core plus exactly the kernels of its ops), and compile them into a static library.
+
+Objects are cached per (tree content, compilers, flags) under `cache_dir()/tflm/<key>/`, so after a
+model change only the kernels of new ops compile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+from tinyedge.errors import TinyedgeError
+from tinyedge.paths import cache_dir, tflm_dir_from_env
+
+MAKE_TREE_HINT = (
+    "make one with tflite-micro's tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py "
+    "<dir> (run from a tflite-micro checkout, Pillow and numpy installed) and point tinyedge at it with "
+    "--tflm-dir <dir> or TINYEDGE_TFLM_DIR=<dir>"
+)
+
+# Files whose presence makes a directory a usable TFLM tree.
+TREE_MARKERS = (
+    "tensorflow/lite/micro/micro_interpreter.cc",
+    "tensorflow/lite/micro/micro_mutable_op_resolver.h",
+    "tensorflow/lite/micro/kernels/kernel_util.cc",
+    "tensorflow/lite/schema/schema_generated.h",
+    "third_party/flatbuffers/include/flatbuffers/flatbuffers.h",
+    "third_party/gemmlowp/fixedpoint/fixedpoint.h",
+)
+THIRD_PARTY_INCLUDES = ("third_party/flatbuffers/include", "third_party/gemmlowp", "third_party/ruy",
+                        "third_party/kissfft")
+# Defines the library is built with and every translation unit including TFLM headers must share:
+# TF_LITE_STATIC_MEMORY changes the layout of TfLiteTensor.
+LIBRARY_DEFINES = ("TF_LITE_STATIC_MEMORY", "TF_LITE_DISABLE_X86_NEON")
+
+MICRO_DIR = "tensorflow/lite/micro"
+KERNELS_DIR = f"{MICRO_DIR}/kernels"
+# Test and recording helpers in the tree that no firmware needs.
+CORE_EXCLUDED = frozenset({
+    "fake_micro_context.cc", "mock_micro_graph.cc", "test_helpers.cc", "test_helper_custom_ops.cc",
+    "recording_micro_allocator.cc", "recording_single_arena_buffer_allocator.cc",
+})
+# Kernel-directory helpers every kernel links against.
+KERNEL_SUPPORT = ("kernel_util", "micro_tensor_utils")
+
+# TFLite builtin op -> (MicroMutableOpResolver method, kernel sources in tensorflow/lite/micro/kernels
+# without ".cc"). Derived from micro_mutable_op_resolver.h (which Register_* each Add* uses) and the
+# kernel file defining that Register_*, plus the *_common.cc and kernel files it includes.
+OP_TABLE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ABS": ("AddAbs", ("elementwise",)),
+    "ADD": ("AddAdd", ("add", "add_common")),
+    "ADD_N": ("AddAddN", ("add_n",)),
+    "ARG_MAX": ("AddArgMax", ("arg_min_max",)),
+    "ARG_MIN": ("AddArgMin", ("arg_min_max",)),
+    "ASSIGN_VARIABLE": ("AddAssignVariable", ("assign_variable",)),
+    "AVERAGE_POOL_2D": ("AddAveragePool2D", ("pooling", "pooling_common")),
+    "BATCH_MATMUL": ("AddBatchMatMul", ("batch_matmul", "batch_matmul_common")),
+    "BATCH_TO_SPACE_ND": ("AddBatchToSpaceNd", ("batch_to_space_nd",)),
+    "BROADCAST_ARGS": ("AddBroadcastArgs", ("broadcast_args",)),
+    "BROADCAST_TO": ("AddBroadcastTo", ("broadcast_to",)),
+    "CALL_ONCE": ("AddCallOnce", ("call_once",)),
+    "CAST": ("AddCast", ("cast",)),
+    "CEIL": ("AddCeil", ("ceil",)),
+    "CONCATENATION": ("AddConcatenation", ("concatenation",)),
+    "CONV_2D": ("AddConv2D", ("conv", "conv_common")),
+    "COS": ("AddCos", ("elementwise",)),
+    "CUMSUM": ("AddCumSum", ("cumsum",)),
+    "DEPTHWISE_CONV_2D": ("AddDepthwiseConv2D", ("depthwise_conv", "depthwise_conv_common")),
+    "DEPTH_TO_SPACE": ("AddDepthToSpace", ("depth_to_space",)),
+    "DEQUANTIZE": ("AddDequantize", ("dequantize", "dequantize_common")),
+    "DIV": ("AddDiv", ("div",)),
+    "DYNAMIC_UPDATE_SLICE": ("AddDynamicUpdateSlice", ("dynamic_update_slice",)),
+    "ELU": ("AddElu", ("elu",)),
+    "EMBEDDING_LOOKUP": ("AddEmbeddingLookup", ("embedding_lookup",)),
+    "EQUAL": ("AddEqual", ("comparisons",)),
+    "EXP": ("AddExp", ("exp",)),
+    "EXPAND_DIMS": ("AddExpandDims", ("expand_dims",)),
+    "FILL": ("AddFill", ("fill",)),
+    "FLOOR": ("AddFloor", ("floor",)),
+    "FLOOR_DIV": ("AddFloorDiv", ("floor_div",)),
+    "FLOOR_MOD": ("AddFloorMod", ("floor_mod",)),
+    "FULLY_CONNECTED": ("AddFullyConnected", ("fully_connected", "fully_connected_common")),
+    "GATHER": ("AddGather", ("gather",)),
+    "GATHER_ND": ("AddGatherNd", ("gather_nd",)),
+    "GREATER": ("AddGreater", ("comparisons",)),
+    "GREATER_EQUAL": ("AddGreaterEqual", ("comparisons",)),
+    "HARD_SWISH": ("AddHardSwish", ("hard_swish", "hard_swish_common")),
+    "IF": ("AddIf", ("if",)),
+    "L2_NORMALIZATION": ("AddL2Normalization", ("l2norm",)),
+    "L2_POOL_2D": ("AddL2Pool2D", ("l2_pool_2d",)),
+    "LEAKY_RELU": ("AddLeakyRelu", ("leaky_relu", "leaky_relu_common")),
+    "LESS": ("AddLess", ("comparisons",)),
+    "LESS_EQUAL": ("AddLessEqual", ("comparisons",)),
+    "LOG": ("AddLog", ("elementwise",)),
+    "LOGICAL_AND": ("AddLogicalAnd", ("logical", "logical_common")),
+    "LOGICAL_NOT": ("AddLogicalNot", ("elementwise",)),
+    "LOGICAL_OR": ("AddLogicalOr", ("logical", "logical_common")),
+    "LOGISTIC": ("AddLogistic", ("logistic", "logistic_common")),
+    "LOG_SOFTMAX": ("AddLogSoftmax", ("log_softmax",)),
+    "MAXIMUM": ("AddMaximum", ("maximum_minimum",)),
+    "MAX_POOL_2D": ("AddMaxPool2D", ("pooling", "pooling_common")),
+    "MEAN": ("AddMean", ("reduce", "reduce_common")),
+    "MINIMUM": ("AddMinimum", ("maximum_minimum",)),
+    "MIRROR_PAD": ("AddMirrorPad", ("mirror_pad",)),
+    "MUL": ("AddMul", ("mul", "mul_common")),
+    "NEG": ("AddNeg", ("neg",)),
+    "NOT_EQUAL": ("AddNotEqual", ("comparisons",)),
+    "PACK": ("AddPack", ("pack",)),
+    "PAD": ("AddPad", ("pad", "pad_common")),
+    "PADV2": ("AddPadV2", ("pad", "pad_common")),
+    "PRELU": ("AddPrelu", ("prelu", "prelu_common")),
+    "QUANTIZE": ("AddQuantize", ("quantize", "quantize_common")),
+    "READ_VARIABLE": ("AddReadVariable", ("read_variable",)),
+    "REDUCE_ALL": ("AddReduceAll", ("reduce", "reduce_common")),
+    "REDUCE_MAX": ("AddReduceMax", ("reduce", "reduce_common")),
+    "REDUCE_MIN": ("AddReduceMin", ("reduce", "reduce_common")),
+    "RELU": ("AddRelu", ("activations", "activations_common")),
+    "RELU6": ("AddRelu6", ("activations", "activations_common")),
+    "RESHAPE": ("AddReshape", ("reshape", "reshape_common")),
+    "RESIZE_BILINEAR": ("AddResizeBilinear", ("resize_bilinear",)),
+    "RESIZE_NEAREST_NEIGHBOR": ("AddResizeNearestNeighbor", ("resize_nearest_neighbor",)),
+    "REVERSE_V2": ("AddReverseV2", ("reverse",)),
+    "ROUND": ("AddRound", ("round",)),
+    "RSQRT": ("AddRsqrt", ("elementwise",)),
+    "SELECT_V2": ("AddSelectV2", ("select",)),
+    "SHAPE": ("AddShape", ("shape",)),
+    "SIN": ("AddSin", ("elementwise",)),
+    "SLICE": ("AddSlice", ("slice",)),
+    "SOFTMAX": ("AddSoftmax", ("softmax", "softmax_common")),
+    "SPACE_TO_BATCH_ND": ("AddSpaceToBatchNd", ("space_to_batch_nd",)),
+    "SPACE_TO_DEPTH": ("AddSpaceToDepth", ("space_to_depth",)),
+    "SPLIT": ("AddSplit", ("split",)),
+    "SPLIT_V": ("AddSplitV", ("split_v",)),
+    "SQRT": ("AddSqrt", ("elementwise",)),
+    "SQUARE": ("AddSquare", ("elementwise",)),
+    "SQUARED_DIFFERENCE": ("AddSquaredDifference", ("squared_difference",)),
+    "SQUEEZE": ("AddSqueeze", ("squeeze",)),
+    "STRIDED_SLICE": ("AddStridedSlice", ("strided_slice", "strided_slice_common")),
+    "SUB": ("AddSub", ("sub", "sub_common")),
+    "SUM": ("AddSum", ("reduce", "reduce_common")),
+    "SVDF": ("AddSvdf", ("svdf", "svdf_common")),
+    "TANH": ("AddTanh", ("tanh",)),
+    "TRANSPOSE": ("AddTranspose", ("transpose", "transpose_common")),
+    "TRANSPOSE_CONV": ("AddTransposeConv", ("transpose_conv",)),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": ("AddUnidirectionalSequenceLSTM", (
+        "unidirectional_sequence_lstm", "lstm_eval", "lstm_eval_common", "fully_connected",
+        "fully_connected_common")),
+    "UNPACK": ("AddUnpack", ("unpack",)),
+    "VAR_HANDLE": ("AddVarHandle", ("var_handle",)),
+    "WHILE": ("AddWhile", ("while",)),
+    "ZEROS_LIKE": ("AddZerosLike", ("zeros_like",)),
+}
+
+COMPILE_JOBS = 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the tree
+
+
+def is_tflm_tree(path: Path) -> bool:
+    return all((path / marker).is_file() for marker in TREE_MARKERS)
+
+
+def find_tflm_tree(explicit: Path | None) -> Path | None:
+    """The tree given by --tflm-dir, else by TINYEDGE_TFLM_DIR; None when neither names a valid tree."""
+    candidate = explicit if explicit is not None else tflm_dir_from_env()
+    if candidate is None:
+        return None
+    candidate = Path(candidate).expanduser()
+    return candidate.resolve() if is_tflm_tree(candidate) else None
+
+
+def require_tflm_tree(explicit: Path | None) -> Path:
+    """Like find_tflm_tree, but a missing or broken tree is a TinyedgeError saying how to make one."""
+    tree = find_tflm_tree(explicit)
+    if tree is not None:
+        return tree
+    given = explicit if explicit is not None else tflm_dir_from_env()
+    if given is None:
+        raise TinyedgeError(f"this board builds TFLM from source but no TFLM tree is set: {MAKE_TREE_HINT}.")
+    given = Path(given).expanduser()
+    if not given.is_dir():
+        raise TinyedgeError(f"the TFLM tree {given} does not exist: {MAKE_TREE_HINT}.")
+    missing = next(marker for marker in TREE_MARKERS if not (given / marker).is_file())
+    raise TinyedgeError(f"{given} is not a TFLM tree ({missing} is missing): {MAKE_TREE_HINT}.")
+
+
+def tflm_version(tree: Path) -> str:
+    """The tflite-micro commit recorded in the tree (a TFLM_COMMIT file), else a content hash."""
+    for name in ("TFLM_COMMIT", "TFLM_VERSION"):
+        marker = tree / name
+        if marker.is_file():
+            text = marker.read_text().strip().split()
+            if text:
+                return text[0][:40]
+    return "tree-" + tree_hash(tree)[:12]
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing sources
+
+
+def unsupported_ops(ops: list[str]) -> list[str]:
+    return sorted(op for op in set(ops) if op not in OP_TABLE)
+
+
+def require_supported_ops(ops: list[str]) -> None:
+    missing = unsupported_ops(ops)
+    if missing:
+        raise TinyedgeError(
+            f"TFLM has no kernel for {', '.join(missing)}: re-export the model without these ops or "
+            "use a runtime that supports them.")
+
+
+def resolver_methods(ops: list[str]) -> list[str]:
+    """The MicroMutableOpResolver Add* calls registering exactly these ops, in op-name order."""
+    require_supported_ops(ops)
+    return [OP_TABLE[op][0] for op in sorted(set(ops))]
+
+
+def kernel_sources(tree: Path, ops: list[str]) -> list[Path]:
+    """The kernel .cc files the ops need (and nothing else), relative to the tree."""
+    require_supported_ops(ops)
+    stems = sorted({stem for op in set(ops) for stem in OP_TABLE[op][1]})
+    paths = [Path(KERNELS_DIR) / f"{stem}.cc" for stem in stems]
+    missing = [str(p) for p in paths if not (tree / p).is_file()]
+    if missing:
+        raise TinyedgeError(
+            f"the TFLM tree {tree} lacks {', '.join(missing)}: regenerate it from a tflite-micro checkout "
+            "with create_tflm_tree.py.")
+    return paths
+
+
+def core_sources(tree: Path) -> list[Path]:
+    """Interpreter, allocator, memory planners, flatbuffer and logging glue, shared TFLite code, and
+    the kernel helpers every kernel uses; relative to the tree."""
+    micro = tree / MICRO_DIR
+    found: list[Path] = []
+    for directory in (micro, micro / "arena_allocator", micro / "memory_planner", micro / "tflite_bridge"):
+        found += [p for p in directory.glob("*.cc") if p.name not in CORE_EXCLUDED and not p.name.endswith("_test.cc")]
+    for path in (tree / "tensorflow").rglob("*.cc"):
+        inside_micro = path.is_relative_to(micro)
+        if not inside_micro and "experimental" not in path.relative_to(tree).parts \
+                and not path.name.endswith("_test.cc") and path.name != "array.cc":
+            found.append(path)
+    found += [tree / KERNELS_DIR / f"{stem}.cc" for stem in KERNEL_SUPPORT]
+    return sorted({p.relative_to(tree) for p in found})
+
+
+def library_sources(tree: Path, ops: list[str]) -> list[Path]:
+    return sorted(set(core_sources(tree)) | set(kernel_sources(tree, ops)))
+
+
+def include_dirs(tree: Path) -> list[Path]:
+    return [tree] + [tree / d for d in THIRD_PARTY_INCLUDES if (tree / d).is_dir()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Building
+
+
+@dataclass
+class TflmLibrary:
+    archive: Path
+    include_dirs: list[Path]
+    defines: list[str]
+    objects_compiled: int
+    objects_reused: int
+    seconds: float
+
+
+@lru_cache(maxsize=8)
+def _tree_hash_cached(tree: str, stamp: tuple[int, int]) -> str:
+    digest = hashlib.sha256()
+    root = Path(tree)
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".cc", ".c", ".h", ".hpp", ".inc")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def tree_hash(tree: Path) -> str:
+    """Content hash of the tree's sources and headers: any edit to the tree gives a new object cache."""
+    stat = (tree / MICRO_DIR).stat()
+    return _tree_hash_cached(str(tree.resolve()), (stat.st_mtime_ns, stat.st_ino))
+
+
+@lru_cache(maxsize=16)
+def _compiler_identity(compiler: str) -> str:
+    resolved = shutil.which(compiler)
+    if resolved is None:
+        raise TinyedgeError(f"the compiler '{compiler}' is not installed or not on PATH: install it or fix the board's toolchain.")
+    version = subprocess.run([resolved, "--version"], capture_output=True, text=True).stdout.splitlines()
+    machine = subprocess.run([resolved, "-dumpmachine"], capture_output=True, text=True).stdout.strip()
+    return f"{os.path.realpath(resolved)}|{version[0] if version else ''}|{machine}"
+
+
+def cache_key(tree: Path, cc: str, cxx: str, cflags: list[str], cxxflags: list[str]) -> str:
+    parts = [tree_hash(tree), _compiler_identity(cc), _compiler_identity(cxx), " ".join(cflags), " ".join(cxxflags)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _object_name(source: Path) -> str:
+    return str(source.with_suffix(".o")).replace("/", "__")
+
+
+def _compile_command(tree: Path, source: Path, obj: Path, cc: str, cxx: str,
+                     cflags: list[str], cxxflags: list[str]) -> list[str]:
+    compiler, flags = (cxx, cxxflags) if source.suffix == ".cc" else (cc, cflags)
+    includes = [f"-I{d}" for d in include_dirs(tree)]
+    defines = [f"-D{d}" for d in LIBRARY_DEFINES if f"-D{d}" not in flags]
+    return [compiler, *flags, *defines, *includes, "-c", str(tree / source), "-o", str(obj)]
+
+
+def _compile_one(command: list[str], obj: Path) -> str | None:
+    """Compile to a private temporary name and rename, so concurrent builds never see half an object."""
+    tmp = obj.with_name(f"{obj.name}.{os.getpid()}.{id(command)}.tmp")
+    command = command[:-1] + [str(tmp)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        return f"{' '.join(command)}\n{result.stderr.strip()}"
+    os.replace(tmp, obj)
+    return None
+
+
+def build_tflm_library(tree: Path, ops: list[str], cc: str, cxx: str, ar: str,
+                       cflags: list[str], cxxflags: list[str]) -> TflmLibrary:
+    """Compile TFLM's core and exactly the kernels of `ops` with the caller's compilers and flags into
+    a static library, reusing every object already in the cache for the same tree, compilers and flags."""
+    started = time.monotonic()
+    tree = require_tflm_tree(tree)
+    sources = library_sources(tree, ops)
+    key = cache_key(tree, cc, cxx, cflags, cxxflags)
+    obj_dir = cache_dir() / "tflm" / key
+    obj_dir.mkdir(parents=True, exist_ok=True)
+    objects = {src: obj_dir / _object_name(src) for src in sources}
+    pending = [src for src, obj in objects.items() if not obj.is_file()]
+    _compile_all(tree, pending, objects, cc, cxx, cflags, cxxflags)
+    archive = _archive(obj_dir, [objects[src] for src in sources], ar)
+    return TflmLibrary(
+        archive=archive, include_dirs=include_dirs(tree), defines=list(LIBRARY_DEFINES),
+        objects_compiled=len(pending), objects_reused=len(sources) - len(pending),
+        seconds=time.monotonic() - started)
+
+
+def _compile_all(tree: Path, pending: list[Path], objects: dict[Path, Path], cc: str, cxx: str,
+                 cflags: list[str], cxxflags: list[str]) -> None:
+    if not pending:
+        return
+    commands = [(_compile_command(tree, src, objects[src], cc, cxx, cflags, cxxflags), objects[src]) for src in pending]
+    with ThreadPoolExecutor(max_workers=COMPILE_JOBS) as pool:
+        failures = [f for f in pool.map(lambda job: _compile_one(*job), commands) if f]
+    if failures:
+        raise TinyedgeError(
+            f"compiling TFLM failed for {len(failures)} file(s); the first error was:\n{failures[0][-3000:]}\n"
+            "Check the board's compiler flags, or regenerate the TFLM tree with create_tflm_tree.py.")
+
+
+def _archive(obj_dir: Path, objects: list[Path], ar: str) -> Path:
+    names = "\n".join(sorted(o.name for o in objects))
+    lib_dir = obj_dir / "lib"
+    lib_dir.mkdir(exist_ok=True)
+    archive = lib_dir / f"libtflm-{hashlib.sha256(names.encode()).hexdigest()[:12]}.a"
+    if archive.is_file():
+        return archive
+    if shutil.which(ar) is None:
+        raise TinyedgeError(f"the archiver '{ar}' is not installed or not on PATH: install binutils for the board's toolchain.")
+    tmp = archive.with_name(f"{archive.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    result = subprocess.run([ar, "rcs", str(tmp), *map(str, objects)], capture_output=True, text=True)
+    if result.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise TinyedgeError(f"'{ar}' could not archive the TFLM objects ({result.stderr.strip()}): check the toolchain install.")
+    os.replace(tmp, archive)
+    return archive
+
+
+# ---------------------------------------------------------------------------------------------
+# --fit-arena
+
+
+class ArenaDevice(Protocol):
+    def set_arena(self, nbytes: int) -> bool: ...
+
+
+ARENA_ALIGN = 16
+
+
+def _align_up(n: int) -> int:
+    return (n + ARENA_ALIGN - 1) // ARENA_ALIGN * ARENA_ALIGN
+
+
+def fit_arena(device: ArenaDevice, low: int, high: int) -> int:
+    """Smallest arena length (a multiple of 16, in [low, high]) the device can allocate and invoke
+    with, found by bisection; the device is left running with that arena."""
+    high = _align_up(high)
+    failing = low // ARENA_ALIGN * ARENA_ALIGN - ARENA_ALIGN  # largest length known (or assumed) too small
+    if not device.set_arena(high):
+        raise TinyedgeError(
+            f"the model does not run even with the full {high}-byte arena: generate the firmware "
+            "with a larger --arena.")
+    while high - failing > ARENA_ALIGN:
+        middle = _align_up((failing + high) // 2)
+        if device.set_arena(middle):
+            high = middle
+        else:
+            failing = middle
+    if not device.set_arena(high):
+        raise TinyedgeError(f"the device stopped accepting a {high}-byte arena it took before: reset it and retry.")
+    return high
