@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -56,6 +57,24 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def flash_progress():
+    """A progress callback (done, total, what) drawn as one rich bar per step of the flasher."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    tasks: dict[str, Any] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=err_console,
+                  transient=True) as bar:
+
+        def progress(done: int, total: int, what: str) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total or None)
+                bar.console.print(f"[dim]{what}[/]", highlight=False)
+            bar.update(tasks[what], completed=done, total=total or None)
+
+        yield progress
 
 
 # --- model commands: quantize / emit / inspect / boards (lead) ---
@@ -215,10 +234,7 @@ def flash(
     project = load_built_project(project_dir)
     emulated = is_emulated(get_flasher(project.board.flasher), project, port)
 
-    def progress(done: int, total: int, what: str) -> None:
-        err_console.print(f"[dim]{what}[/]", highlight=False)
-
-    with flash_project(project_dir, port, progress, icount=icount or None) as url:
+    with flash_progress() as progress, flash_project(project_dir, port, progress, icount=icount or None) as url:
         if not emulated:
             console.print(f"flashed {project.board.name}: the firmware answers on [bold]{url}[/]")
             return
@@ -334,7 +350,7 @@ def deploy(
         console.print(f"[green]✔[/] [bold]{name:<9}[/] {message}  [dim]({time.monotonic() - started:.1f} s)[/]", highlight=False)
 
     float_model = model if labels and result_is_float(model) else None
-    with run_deploy(plan, step, console) as result:
+    with flash_progress() as progress, run_deploy(plan, step, console, progress) as result:
         run_validation(result.port, result.tflite, validation_data, labels, float_model, tolerance_lsb,
                        json_out, junit_out, out / "validate.jsonl", False, plot)
 

@@ -91,11 +91,14 @@ def fit_arena_on_target(url: str) -> int:
         info = device.info()
         if info.runtime != "tflm":
             raise TinyedgeError(f"--fit-arena applies to the tflm runtime; the {info.runtime} runtime plans its arena statically.")
-        return fit_arena(device, low=0, high=int(info.arena_size))
+        # Below the bytes TFLM reports in use nothing can work, and probing there makes kernels
+        # dereference persistent buffers that could not be allocated: start the bisection at that figure.
+        return fit_arena(device, low=int(info.arena_used), high=int(info.arena_size))
 
 
 @contextmanager
-def deploy(plan: DeployPlan, report: StepReporter, console: Any = None) -> Iterator[DeployResult]:
+def deploy(plan: DeployPlan, report: StepReporter, console: Any = None,
+           progress: Callable[[int, int, str], None] | None = None) -> Iterator[DeployResult]:
     """Run every stage up to a flashed board; yield while the board (or its emulator) is live."""
     from tinyedge.build import build
     from tinyedge.flash import flash
@@ -112,7 +115,7 @@ def deploy(plan: DeployPlan, report: StepReporter, console: Any = None) -> Itera
     report("build", f"built {built.elf.name}: flash {built.flash_bytes:,} B, RAM {built.ram_bytes:,} B in {built.seconds:.1f} s")
     result = DeployResult(tflite, project_dir, project.runtime, built)
     if plan.fit_arena:
-        with flash(project_dir, plan.port) as url:
+        with flash(project_dir, plan.port, progress) as url:
             result.fitted_arena = fit_arena_on_target(url)
         result.arena_with_margin = arena_with_margin(result.fitted_arena)
         report("fit-arena", f"smallest working arena on the target: {result.fitted_arena:,} B; rebuilding with "
@@ -120,7 +123,7 @@ def deploy(plan: DeployPlan, report: StepReporter, console: Any = None) -> Itera
         project = generate(tflite, plan.board, project_dir, runtime=project.runtime, tflm_dir=plan.tflm_dir,
                            arena_kb=math.ceil(result.arena_with_margin / 1024), console=console)
         result.build = build(project_dir, console=console)
-    with flash(project_dir, plan.port) as url:
+    with flash(project_dir, plan.port, progress) as url:
         result.port = url
         report("flash", f"flashed; the board answers on {url}")
         result.steps["total"] = time.monotonic() - started

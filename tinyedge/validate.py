@@ -115,12 +115,15 @@ class Journal:
         header = json.loads(lines[0]) if lines else {}
         if header.get("model_sha256") != model_sha256:
             raise TinyedgeError(f"{self.path} records a run of a different model: drop --resume or pick another --journal.")
+        kept = lines[:1]
         for line in lines[1:]:
             try:
                 result = SampleResult.from_json(json.loads(line))
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line cut short by the interruption
             self.done[result.index] = result
+            kept.append(line)
+        self.path.write_text("\n".join(kept) + "\n")
 
     def append(self, result: SampleResult) -> None:
         self._handle.write(json.dumps(asdict(result)) + "\n")

@@ -1,0 +1,150 @@
+"""A user validates a flashed board against the host reference, and a rig reads the reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import numpy as np
+import pytest
+
+from conftest import REPO, TINYEDGE, require_tools, run_tinyedge
+from tinyedge.build import build
+from tinyedge.errors import DeviceError, TinyedgeError
+from tinyedge.flash import flash
+from tinyedge.generate import generate
+from tinyedge.validate import validate
+
+CONTRACT_KEYS = {"samples", "bit_exact", "max_abs_diff_lsb", "mean_abs_diff_lsb", "rmse", "cosine", "top1_agreement",
+                 "arena_bytes", "model_sha256", "board", "runtime", "passed"}
+
+
+@pytest.fixture(scope="session")
+def host_cnn_firmware(cnn_model, tmp_path_factory) -> Path:
+    require_tools("cc", "make")
+    project = tmp_path_factory.mktemp("host-cnn") / "fw"
+    generate(cnn_model.int8, "host", project, runtime="aot")
+    build(project)
+    return project
+
+
+@pytest.fixture
+def host_board(host_cnn_firmware):
+    """The host board running the CNN, answering on a pseudo-terminal."""
+    with flash(host_cnn_firmware) as url:
+        yield url
+
+
+def test_validation_passes_bit_exact_and_writes_rig_reports(host_board, cnn_model, tmp_path):
+    result = run_tinyedge("validate", "--port", host_board, "--model", cnn_model.int8, "--data", cnn_model.eval_x,
+                          "--labels", cnn_model.eval_y, "--float-model", cnn_model.keras,
+                          "--json", tmp_path / "report.json", "--junit", tmp_path / "report.xml",
+                          "--plot", tmp_path / "report.png")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS" in result.stdout and "bit-exact" in result.stdout
+
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert CONTRACT_KEYS <= set(report)
+    samples = len(np.load(cnn_model.eval_x))
+    assert report["samples"] == samples and report["bit_exact"] == 1.0 and report["passed"] is True
+    assert report["max_abs_diff_lsb"] == 0 and report["mean_abs_diff_lsb"] == 0
+    assert report["cosine"] == pytest.approx(1.0) and report["rmse"] == 0
+    assert report["top1_agreement"] == 1.0
+    assert set(report["accuracy"]) == {"board", "host_int8", "float"}
+    assert report["accuracy"]["board"] == report["accuracy"]["host_int8"]
+    assert set(report["latency_us"]) == {"min", "median", "max"}
+    assert report["board"] == "host" and report["runtime"] == "aot"
+    assert report["arena_bytes"] > 0
+
+    suite = ET.parse(tmp_path / "report.xml").getroot()
+    assert suite.tag == "testsuite" and suite.get("failures") == "0" and int(suite.get("tests")) >= 2
+    journal = (tmp_path / "report.jsonl").read_text().splitlines()
+    assert len(journal) == samples + 1
+    assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_resume_continues_an_interrupted_run(host_board, cnn_model, tmp_path):
+    data = np.load(cnn_model.eval_x)
+    journal = tmp_path / "run.jsonl"
+    first = validate(host_board, cnn_model.int8, data[:20], journal_path=journal)
+    assert first.samples == 20
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join(lines[:11]) + "\n" + lines[11][:15])  # 10 results, then a line cut short
+    resumed = validate(host_board, cnn_model.int8, data[:20], journal_path=journal, resume=True)
+    assert resumed.samples == 20 and resumed.passed
+    indices = [json.loads(line)["index"] for line in journal.read_text().splitlines()[1:] if line.endswith("}")]
+    assert sorted(indices) == list(range(20))
+
+
+def test_ctrl_c_leaves_a_valid_partial_report(host_board, cnn_model, tmp_path):
+    many = np.repeat(np.load(cnn_model.eval_x), 400, axis=0)
+    np.save(tmp_path / "many.npy", many)
+    process = subprocess.Popen(
+        [*TINYEDGE, "validate", "--port", host_board, "--model", str(cnn_model.int8), "--data", str(tmp_path / "many.npy"),
+         "--json", str(tmp_path / "partial.json"), "--junit", str(tmp_path / "partial.xml")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"})
+    journal = tmp_path / "partial.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not journal.exists() or len(journal.read_text().splitlines()) < 50):
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    report = json.loads((tmp_path / "partial.json").read_text())
+    assert report["interrupted"] is True and report["passed"] is False
+    assert 50 <= report["samples"] < len(many) and report["bit_exact"] == 1.0
+    suite = ET.parse(tmp_path / "partial.xml").getroot()
+    assert suite.get("failures") == "1"
+
+
+def test_a_board_running_another_model_is_refused(host_board, sine_model, tmp_path):
+    result = run_tinyedge("validate", "--port", host_board, "--model", sine_model.int8, "--data", sine_model.eval_x)
+    assert result.returncode == 3
+    assert "the board runs a different model — flash it first" in " ".join(result.stderr.split())
+
+
+def test_wrong_data_shape_is_one_sentence(host_board, cnn_model, sine_model):
+    with pytest.raises(TinyedgeError, match="expects"):
+        validate(host_board, cnn_model.int8, np.load(sine_model.eval_x))
+
+
+def test_no_such_port(cnn_model, tmp_path):
+    result = run_tinyedge("validate", "--port", "/dev/ttyNOPE0", "--model", cnn_model.int8, "--data", cnn_model.eval_x)
+    assert result.returncode == 3
+    assert "/dev/ttyNOPE0" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_silent_device(cnn_model):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    try:
+        with pytest.raises(DeviceError, match="no answer|silent|did not answer"):
+            validate(f"socket://127.0.0.1:{port}", cnn_model.int8, np.load(cnn_model.eval_x)[:2])
+    finally:
+        listener.close()
+
+
+def test_deploy_the_sine_model_to_an_emulated_arduino_uno(sine_model, tmp_path):
+    require_tools("avr-gcc", "avrdude", "pkg-config")
+    result = run_tinyedge("deploy", sine_model.keras, "--board", "arduino-uno", "--calibration", sine_model.calibration,
+                          "--data", sine_model.eval_x, "-o", tmp_path / "uno", "--json", tmp_path / "uno.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "uno.json").read_text())
+    assert report["board"] == "arduino-uno" and report["runtime"] == "aot"
+    assert report["bit_exact"] == 1.0 and report["passed"]
+    assert "simavr emulator" in result.stdout + result.stderr
+
+
+def test_deploy_needs_calibration_for_a_float_model(sine_model, tmp_path):
+    result = run_tinyedge("deploy", sine_model.keras, "--board", "host", "--data", sine_model.eval_x, "-o", tmp_path)
+    assert result.returncode == 1
+    assert "give --calibration" in " ".join(result.stderr.split())
