@@ -148,3 +148,20 @@ def test_deploy_needs_calibration_for_a_float_model(sine_model, tmp_path):
     result = run_tinyedge("deploy", sine_model.keras, "--board", "host", "--data", sine_model.eval_x, "-o", tmp_path)
     assert result.returncode == 1
     assert "give --calibration" in " ".join(result.stderr.split())
+
+
+@pytest.mark.skipif(not os.environ.get("TINYEDGE_TFLM_DIR"), reason="needs a TFLM source tree: set TINYEDGE_TFLM_DIR to a tree made with TFLM's create_tflm_tree.py")
+def test_fit_arena_finds_the_smallest_working_arena_on_the_emulated_cortex_m4(cnn_model, tmp_path):
+    result = run_tinyedge("deploy", cnn_model.int8, "--board", "qemu-cortex-m4", "--runtime", "tflm", "--fit-arena",
+                          "--data", cnn_model.eval_x, "-o", tmp_path / "fit", "--json", tmp_path / "fit.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "fit.json").read_text())
+    fitted, built = report["arena_fitted_bytes"], report["arena_built_bytes"]
+    assert fitted % 16 == 0 and report["arena_bytes"] <= fitted < built
+    assert built - fitted >= 256
+    assert report["runtime"] == "tflm" and report["bit_exact"] == 1.0
+    from tinyedge.reference import measure_arena
+    from tinyedge.tflite_model import load_tflite
+
+    assert fitted < measure_arena(load_tflite(cnn_model.int8)), "a 32-bit target needs less than the 64-bit host"
+    assert "smallest working arena on the target" in " ".join(result.stdout.split())

@@ -256,7 +256,8 @@ def validation_progress(console_: Console):
 
 def run_validation(port: str, model: Path, data: Path, labels: Optional[Path], float_model: Optional[Path],
                    tolerance_lsb: int, json_out: Optional[Path], junit_out: Optional[Path], journal: Optional[Path],
-                   resume: bool, plot: Optional[Path], baud: Optional[int] = None) -> None:
+                   resume: bool, plot: Optional[Path], baud: Optional[int] = None,
+                   extra: Optional[dict[str, Any]] = None) -> None:
     """Shared by `validate` and `deploy`: run, print the table, write the rig outputs, set the exit code."""
     import time
 
@@ -278,6 +279,7 @@ def run_validation(port: str, model: Path, data: Path, labels: Optional[Path], f
 
         report = run(port, model, arrays, label_array, float_model, tolerance_lsb, journal, resume, baud, progress)
     seconds = time.monotonic() - started
+    report.extra.update(extra or {})
     console.print(validation_table(report))
     console.print(f"results journal: {journal}")
     if json_out:
@@ -351,8 +353,9 @@ def deploy(
 
     float_model = model if labels and result_is_float(model) else None
     with flash_progress() as progress, run_deploy(plan, step, console, progress) as result:
+        fitted = {"arena_fitted_bytes": result.fitted_arena, "arena_built_bytes": result.arena_with_margin} if fit_arena else {}
         run_validation(result.port, result.tflite, validation_data, labels, float_model, tolerance_lsb,
-                       json_out, junit_out, out / "validate.jsonl", False, plot)
+                       json_out, junit_out, out / "validate.jsonl", False, plot, extra=fitted)
 
 
 def result_is_float(model: Path) -> bool:

@@ -121,7 +121,7 @@ def deploy(plan: DeployPlan, report: StepReporter, console: Any = None,
         report("fit-arena", f"smallest working arena on the target: {result.fitted_arena:,} B; rebuilding with "
                             f"{result.arena_with_margin:,} B (+{FIT_ARENA_MARGIN:.0%}, at least {FIT_ARENA_MIN_MARGIN} B)")
         project = generate(tflite, plan.board, project_dir, runtime=project.runtime, tflm_dir=plan.tflm_dir,
-                           arena_kb=math.ceil(result.arena_with_margin / 1024), console=console)
+                           console=console, arena_bytes=result.arena_with_margin)
         result.build = build(project_dir, console=console)
     with flash(project_dir, plan.port, progress) as url:
         result.port = url

@@ -194,7 +194,8 @@ def render_model_info(model: TfliteModel, board: Board, model_name: str) -> str:
 
 
 def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None = None,
-             tflm_dir: Path | None = None, arena_kb: int | None = None, console: Any = None) -> Project:
+             tflm_dir: Path | None = None, arena_kb: int | None = None, console: Any = None,
+             arena_bytes: int | None = None) -> Project:
     """Write a firmware project for `board_id` running `model_path` into `out_dir`; returns its manifest."""
     board = get_board(board_id)
     model_path, out_dir = Path(model_path), Path(out_dir)
@@ -219,7 +220,8 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     src_dir = out_dir / framework.source_dir
     copied = copy_firmware_sources(src_dir, port)
     write_if_changed(src_dir / "model_info.c", render_model_info(model, board, model_name))
-    arena_bytes = arena_kb * 1024 if arena_kb is not None else None
+    if arena_bytes is None and arena_kb is not None:
+        arena_bytes = arena_kb * 1024
     sources: RuntimeSources = get_runtime(chosen).write_sources(model, board, out_dir, arena_bytes, tree)
     common = [str(p.relative_to(out_dir)) for p in copied if p.suffix in (".c", ".cc", ".cpp", ".S", ".s")]
     common.append(str((src_dir / "model_info.c").relative_to(out_dir)))

@@ -60,9 +60,11 @@ class ValidationReport:
     requested_samples: int = 0
     interrupted: bool = False
     failures: list[int] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)   # e.g. deploy --fit-arena's figures
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data.update(data.pop("extra"))
         return {k: v for k, v in data.items() if v is not None or k == "top1_agreement"}
 
 
