@@ -25,6 +25,10 @@ uint32_t te_port_cycles(void);
 uint32_t te_port_cycle_hz(void);
 uint32_t te_port_micros(void);
 
+/* Optional: the most stack, in bytes, used since reset (a painted-stack high-water mark), or 0 when
+ * the port cannot tell. Ports without it get a weak default returning 0 (te_protocol.c). */
+uint32_t te_port_stack_used(void);
+
 /* Human-readable boot text, printed before the protocol starts (the host skips it). */
 void te_port_boot_banner(const char *text);
 

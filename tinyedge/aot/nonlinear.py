@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyedge.aot.lowering import Lowered, Lowering, PointerOf
+from tinyedge.aot.quant import activation_range, quantize_multiplier, round_half_away
 from tinyedge.errors import TinyedgeError
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
@@ -30,25 +31,6 @@ ADD_LEFT_SHIFT = 20
 
 # ---------------------------------------------------------------------------------------------
 # TFLM's Prepare-time arithmetic (quantization_util.cc, kernel_util.cc)
-
-def round_half_away(x: float) -> int:
-    """TfLiteRound / std::round: halves go away from zero (Python's round() goes to even)."""
-    return int(math.copysign(math.floor(abs(x) + 0.5), x))
-
-
-def quantize_multiplier(real: float) -> tuple[int, int]:
-    """QuantizeMultiplier (double-rounding build): (Q31 significand, power-of-two exponent)."""
-    if real == 0.0:
-        return 0, 0
-    significand, shift = math.frexp(real)
-    q_fixed = round_half_away(significand * (1 << 31))
-    if q_fixed == 1 << 31:
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return q_fixed, shift
-
 
 def quantize_multiplier_smaller_than_one(real: float) -> tuple[int, int]:
     """QuantizeMultiplierSmallerThanOneExp: TFLM refuses multipliers outside (0, 1)."""
@@ -80,25 +62,6 @@ def frexp_multiplier(real: float) -> tuple[int, int]:
     significand, shift = math.frexp(real)
     multiplier = round_half_away(significand * (1 << 31))
     return _wrap32(multiplier), shift
-
-
-def activation_range(activation: str, output: Tensor) -> tuple[int, int]:
-    """CalculateActivationRangeQuantized for an int8 output (Quantize() divides in float32)."""
-    scale, zero_point = _scale(output), _zero_point(output)
-
-    def quantize(value: float) -> int:
-        return zero_point + round_half_away(float(np.float32(value) / np.float32(scale)))
-
-    if activation == "RELU":
-        return max(INT8_MIN, quantize(0.0)), INT8_MAX
-    if activation == "RELU6":
-        return max(INT8_MIN, quantize(0.0)), min(INT8_MAX, quantize(6.0))
-    if activation == "RELU_N1_TO_1":
-        return max(INT8_MIN, quantize(-1.0)), min(INT8_MAX, quantize(1.0))
-    if activation == "NONE":
-        return INT8_MIN, INT8_MAX
-    raise TinyedgeError(f"the fused activation {activation} has no int8 kernel in TFLM: "
-                        "apply it as a separate layer instead.")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from tinyedge.errors import TinyedgeError
 from tinyedge.tflite_model import Tensor
 
 INT8_MIN, INT8_MAX = -128, 127
@@ -66,7 +67,10 @@ def activation_range(activation: str, output_t: Tensor) -> tuple[int, int]:
     if activation == "RELU_N1_TO_1":
         return (max(INT8_MIN, _quantize_f32(-1.0, scale, zero_point)),
                 min(INT8_MAX, _quantize_f32(1.0, scale, zero_point)))
-    return INT8_MIN, INT8_MAX
+    if activation == "NONE":
+        return INT8_MIN, INT8_MAX
+    raise TinyedgeError(f"the fused activation {activation} has no int8 kernel in TFLM: "
+                        "apply it as a separate layer instead.")
 
 
 def same_or_valid_padding(in_size: int, filter_size: int, stride: int, dilation: int, out_size: int) -> int:

@@ -1,7 +1,13 @@
 /* Reset and vector table for the Cortex-M4F of MPS2 AN386, linked with -nostartfiles:
- * enable the FPU, copy .data, zero .bss, run static constructors, call main. */
+ * paint the free RAM below the stack, enable the FPU, copy .data, zero .bss, run static
+ * constructors, call main. te_port_stack_used() measures the stack's high-water mark from the paint. */
 #include <stdint.h>
 #include <string.h>
+
+#include "tinyedge_port.h"
+
+/* Not a byte repeated, so no memset or zeroed buffer can look like unused stack. */
+#define STACK_PAINT 0x5AC3E10Fu
 
 extern uint32_t __stack_top;
 extern uint32_t __data_load, __data_start, __data_end, __bss_start, __bss_end;
@@ -56,7 +62,23 @@ static void semihosting_exit(int status) {
   __asm__ volatile("bkpt 0xab" : : "r"(r0), "r"(r1) : "memory");
 }
 
+/* Everything between the end of .bss (the empty heap) and the current stack pointer: the stack may
+ * overflow its reservation into free RAM, and the high-water mark should still see how far. */
+static inline __attribute__((always_inline)) void paint_stack(void) {
+  uint32_t *sp;
+  __asm__ volatile("mov %0, sp" : "=r"(sp));
+  for (volatile uint32_t *word = &__bss_end; word < sp; word++) *word = STACK_PAINT;
+}
+
+/* Bytes of stack ever used since reset: from the top down to the lowest word no longer painted. */
+uint32_t te_port_stack_used(void) {
+  const volatile uint32_t *word = &__bss_end;
+  while (word < &__stack_top && *word == STACK_PAINT) word++;
+  return (uint32_t)((uintptr_t)&__stack_top - (uintptr_t)word);
+}
+
 __attribute__((noreturn)) void Reset_Handler(void) {
+  paint_stack();
   SCB_CPACR |= 0xFu << 20;   /* CP10 and CP11 full access: before any float instruction */
   __asm__ volatile("dsb\n\tisb" ::: "memory");
   memcpy(&__data_start, &__data_load, (size_t)((char *)&__data_end - (char *)&__data_start));
