@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 
 from conftest import run_tinyedge
 from tinyedge.inspection import inspect_model

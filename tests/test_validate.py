@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -15,7 +14,7 @@ from xml.etree import ElementTree as ET
 import numpy as np
 import pytest
 
-from conftest import REPO, TINYEDGE, require_tools, run_tinyedge
+from conftest import TINYEDGE, require_tools, run_tinyedge
 from tinyedge.build import build
 from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.flash import flash

@@ -108,6 +108,7 @@ class DeviceInfo:
     cycle_hz: int
     max_chunk: int
     runtime_status: int = STATUS_OK  # what te_runtime_init() (or the last SET_ARENA) returned
+    stack_used: int | None = None  # the stack's high-water mark since reset; None when the port cannot tell
 
     @property
     def input_bytes(self) -> int:
@@ -264,6 +265,9 @@ class _Reader:
     def string(self) -> str:
         return self.take(self.u8()).decode("utf-8", errors="replace")
 
+    def remaining(self) -> int:
+        return len(self._data) - self._at
+
     def rest(self) -> bytes:
         return self.take(len(self._data) - self._at)
 
@@ -292,9 +296,13 @@ def parse_info(body: bytes) -> DeviceInfo:
     num_inputs, num_outputs = r.u8(), r.u8()
     inputs = [_read_tensor(r) for _ in range(num_inputs)]
     outputs = [_read_tensor(r) for _ in range(num_outputs)]
+    stack_used = None
+    if r.remaining():  # a trailing field newer firmware adds; later fields, if any, are skipped
+        stack_used = r.u32() or None
+        r.rest()
     r.finish()
     return DeviceInfo(version, board_id, runtime, runtime_version, sha, inputs, outputs, arena_used,
-                      arena_size, clock_hz, cycle_hz, max_chunk, runtime_status)
+                      arena_size, clock_hz, cycle_hz, max_chunk, runtime_status, stack_used)
 
 
 def encode_info(info: DeviceInfo) -> bytes:
@@ -316,6 +324,7 @@ def encode_info(info: DeviceInfo) -> bytes:
         text(info.board_id), text(info.runtime), text(info.runtime_version),
         bytes((len(info.inputs), len(info.outputs))),
         *(tensor(t) for t in info.inputs), *(tensor(t) for t in info.outputs),
+        b"" if info.stack_used is None else struct.pack("<I", info.stack_used),
     ])
 
 
