@@ -117,3 +117,21 @@ def test_bad_inputs_from_the_command_line(sine_model, tmp_path):
         assert result.returncode == 1, (args, result.stdout, result.stderr)
         assert message in " ".join(result.stderr.split()), result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_requantize_before_concatenation_is_still_full_int8(tmp_path):
+    """Branches with different scales meet in CONCATENATION: the converter inserts an int8→int8 QUANTIZE."""
+    import tensorflow as tf
+
+    k = tf.keras
+    k.utils.set_random_seed(3)
+    inp = k.Input((8, 8, 2))
+    a = k.layers.Conv2D(4, 3, padding="same", activation="tanh")(inp)
+    b = k.layers.Conv2D(4, 1, activation="relu6")(inp)
+    out = k.layers.Dense(5)(k.layers.Flatten()(k.layers.Concatenate()([a, b])))
+    k.Model(inp, out).save(tmp_path / "branches.keras")
+    data = np.random.default_rng(0).normal(size=(60, 8, 8, 2)).astype(np.float32)
+    report = quantize_model(tmp_path / "branches.keras", data, tmp_path / "branches.tflite")
+    assert "QUANTIZE" in report.ops and "CONCATENATION" in report.ops
+    model = load_tflite(tmp_path / "branches.tflite")
+    assert model.is_full_int8(), model.full_int8_problems()

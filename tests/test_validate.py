@@ -164,3 +164,28 @@ def test_fit_arena_finds_the_smallest_working_arena_on_the_emulated_cortex_m4(cn
 
     assert fitted < measure_arena(load_tflite(cnn_model.int8)), "a 32-bit target needs less than the 64-bit host"
     assert "smallest working arena on the target" in " ".join(result.stdout.split())
+
+
+def test_a_model_whose_io_stayed_float_runs_and_validates_in_lsb(sine_model, tmp_path):
+    """int8 inside, float at the edges (QUANTIZE in, DEQUANTIZE out): the AOT runtime runs it and |Δ| is
+    still counted in output LSB."""
+    import tensorflow as tf
+
+    keras_model = tf.keras.models.load_model(sine_model.keras)
+    inp = tf.keras.Input(batch_shape=(1, 1))
+    converter = tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inp, keras_model(inp)))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    calibration = np.load(sine_model.calibration)
+    converter.representative_dataset = lambda: ([calibration[i:i + 1]] for i in range(50))
+    path = tmp_path / "float_io.tflite"
+    path.write_bytes(converter.convert())
+    from tinyedge.tflite_model import load_tflite
+
+    model = load_tflite(path)
+    assert model.io_types() == ["FLOAT32", "FLOAT32"] and {"QUANTIZE", "DEQUANTIZE"} <= set(model.op_names())
+    generate(path, "host", tmp_path / "fw", runtime="aot")
+    build(tmp_path / "fw")
+    with flash(tmp_path / "fw") as url:
+        report = validate(url, path, np.load(sine_model.eval_x), journal_path=tmp_path / "j.jsonl")
+    assert report.passed and report.bit_exact == 1.0 and report.max_abs_diff_lsb == 0
+    assert report.samples == len(np.load(sine_model.eval_x))

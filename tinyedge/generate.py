@@ -201,7 +201,7 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     model_path, out_dir = Path(model_path), Path(out_dir)
     model = load_tflite(model_path)
     model_name = model_path.name
-    model.require_full_int8(f"running it on the {board.id} board")
+    model.require_int8_inside(f"running it on the {board.id} board")
     if arena_kb is not None and arena_kb <= 0:
         raise TinyedgeError(f"--arena-kb must be a positive number of KiB (got {arena_kb}).")
     chosen = choose_runtime(board, runtime, tflm_dir, console)

@@ -389,8 +389,9 @@ class Device:
 
     # ---- requests ----
 
-    def info(self) -> DeviceInfo:
-        if self._info is None:
+    def info(self, refresh: bool = False) -> DeviceInfo:
+        """The device's INFO, asked once and cached; `refresh` asks again (e.g. for a new stack_used)."""
+        if self._info is None or refresh:
             body = self._checked(MSG_INFO, b"", "INFO")
             try:
                 self._info = parse_info(body)

@@ -130,13 +130,28 @@ class TfliteModel:
         for t in self.output_tensors:
             if t.type_name != "INT8":
                 problems.append(f"output '{t.name}' is {t.type_name.lower()}")
-        float_ops = [op.opcode for op in self.operators if op.opcode in ("QUANTIZE", "DEQUANTIZE")]
+        # QUANTIZE between two int8 tensors is a requantization (e.g. before CONCATENATION) and
+        # stays full int8; any float tensor means part of the graph runs in float.
         float_tensors = [t for t in self.tensors if t.type_name in ("FLOAT32", "FLOAT16")]
         if float_tensors and not problems:
             problems.append(f"{len(float_tensors)} tensors are float (e.g. '{float_tensors[0].name}')")
-        elif float_ops and not problems:
-            problems.append(f"it contains {', '.join(sorted(set(float_ops)))}")
         return problems
+
+    def float_inside_problems(self) -> list[str]:
+        """Why the model does not compute in int8 between its inputs and outputs. Float I/O converted
+        at the edges by QUANTIZE/DEQUANTIZE is fine; float tensors anywhere else are not."""
+        edges = set(self.inputs) | set(self.outputs)
+        inside = [t for t in self.tensors if t.type_name in ("FLOAT32", "FLOAT16") and t.index not in edges]
+        return [f"{len(inside)} inner tensors are float (e.g. '{inside[0].name}')"] if inside else []
+
+    def require_int8_inside(self, what_for: str) -> None:
+        problems = self.float_inside_problems()
+        if problems:
+            name = self.path.name if self.path else "the model"
+            raise TinyedgeError(
+                f"{name} computes in float ({problems[0]}), but {what_for} needs int8 between its inputs and "
+                "outputs: quantize it with `tinyedge quantize MODEL --calibration CAL.npy -o OUT.tflite`."
+            )
 
     def is_full_int8(self) -> bool:
         return not self.full_int8_problems()

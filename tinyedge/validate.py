@@ -96,6 +96,35 @@ def float_inputs(model: TfliteModel, data: np.ndarray) -> np.ndarray:
     return dequantize(data, tin.scale[0], int(tin.zero_point[0])).reshape(len(data), *tin.shape[1:])
 
 
+class OutputUnits:
+    """Outputs in quantized steps (LSB) and in real units. A float output that a DEQUANTIZE produced is
+    mapped back through that op's scale, so |Δ| stays in LSB for models whose I/O stayed float."""
+
+    def __init__(self, model: TfliteModel):
+        tensor = model.output_tensors[0]
+        self.is_float = tensor.type_name == "FLOAT32"
+        source = tensor
+        if self.is_float:
+            producer = next((op for op in model.operators if tensor.index in op.outputs), None)
+            if producer is not None and producer.opcode == "DEQUANTIZE":
+                source = model.tensors[producer.inputs[0]]
+        self.scale = float(source.scale[0]) if source.is_quantized else 1.0
+        self.zero_point = int(source.zero_point[0]) if source.is_quantized else 0
+        self.quantized = source.is_quantized
+
+    def lsb(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values)
+        if not self.is_float:
+            return values.astype(np.int64)
+        if self.quantized:
+            return np.round(values.astype(np.float64) / self.scale).astype(np.int64) + self.zero_point
+        return values.astype(np.float32).view(np.int32).astype(np.int64)  # no scale: compare float bit patterns
+
+    def real(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        return values if self.is_float else (values - self.zero_point) * self.scale
+
+
 # ---------------------------------------------------------------- journal
 
 
@@ -152,7 +181,7 @@ def check_device_matches(info: Any, model: TfliteModel) -> None:
 
 
 def run_samples(device: Any, inputs: np.ndarray, expected: list[np.ndarray], journal: Journal,
-                out_dtype: np.dtype, progress: Progress | None = None) -> Iterator[SampleResult]:
+                out_dtype: np.dtype, units: OutputUnits, progress: Progress | None = None) -> Iterator[SampleResult]:
     total = len(inputs)
     for index in range(total):
         if index in journal.done:
@@ -162,7 +191,7 @@ def run_samples(device: Any, inputs: np.ndarray, expected: list[np.ndarray], jou
         want = expected[index].astype(out_dtype).ravel()
         if output.size != want.size:
             raise DeviceError(f"the board answered {output.size} output values for sample {index}, expected {want.size}: flash the firmware again.")
-        diff = int(np.max(np.abs(output.astype(np.int64) - want.astype(np.int64)))) if want.size else 0
+        diff = int(np.max(np.abs(units.lsb(output) - units.lsb(want)))) if want.size else 0
         result = SampleResult(index, output.tolist(), want.tolist(), diff, int(answer.cycles), answer.micros)
         journal.append(result)
         if progress:
@@ -178,12 +207,11 @@ def _stats(values: list[float]) -> dict[str, float] | None:
 
 def summarize(model: TfliteModel, info: Any, results: list[SampleResult], tolerance_lsb: int,
               labels: np.ndarray | None, float_outputs: np.ndarray | None, requested: int, interrupted: bool) -> ValidationReport:
-    tout = model.output_tensors[0]
-    scale, zp = (float(tout.scale[0]), int(tout.zero_point[0])) if tout.is_quantized else (1.0, 0)
+    units = OutputUnits(model)
     board = np.array([r.output for r in results], dtype=np.float64).reshape(len(results), -1)
     host = np.array([r.expected for r in results], dtype=np.float64).reshape(len(results), -1)
-    diffs = np.abs(board - host) if len(results) else np.zeros((0, 1))
-    board_f, host_f = (board - zp) * scale, (host - zp) * scale
+    diffs = np.abs(units.lsb(board) - units.lsb(host)) if len(results) else np.zeros((0, 1))
+    board_f, host_f = units.real(board), units.real(host)
     top1 = float(np.mean(board.argmax(1) == host.argmax(1))) if len(results) and board.shape[1] > 1 else None
     accuracy = None
     if labels is not None and len(results) and board.shape[1] > 1:
@@ -265,7 +293,8 @@ def validate(
             if progress:
                 progress(len(journal.done), len(inputs))
             try:
-                for result in run_samples(device, inputs, expected, journal, model.output_tensors[0].dtype, progress):
+                for result in run_samples(device, inputs, expected, journal, model.output_tensors[0].dtype,
+                                          OutputUnits(model), progress):
                     results.append(result)
             except KeyboardInterrupt:
                 interrupted = True
