@@ -54,9 +54,17 @@ static int8_t te_requantize(int32_t acc, const te_requant_t *q, int16_t channel)
 }
 
 /* |filter| <= 128 and |input + offset| <= 255, so the product fits in 16 bits, as on AVR's int. */
-static int32_t te_dot(const int8_t *in, const int8_t *filter, int16_t n, int16_t input_offset) {
+/* int_fast16_t is the native register width on 32-bit cores (no sign-extension per step) and
+ * 16 bits on AVR. An input offset of 0 means the generator folded it into the bias. */
+static int32_t te_dot(const int8_t *in, const int8_t *filter, int_fast16_t n, int_fast16_t input_offset) {
   int32_t acc = 0;
-  int16_t i;
+  int_fast16_t i;
+  if (input_offset == 0) {
+    for (i = 0; i < n; ++i) {
+      acc += (int16_t)TE_RD_S8(filter + i) * (int16_t)in[i];
+    }
+    return acc;
+  }
   for (i = 0; i < n; ++i) {
     acc += (int16_t)TE_RD_S8(filter + i) * (int16_t)(in[i] + input_offset);
   }

@@ -27,7 +27,7 @@ def c_array(values: np.ndarray | list[int], per_line: int = 16) -> str:
     return "{\n  " + ",\n  ".join(lines) + "\n}" if len(flat) > per_line else "{" + ", ".join(flat) + "}"
 
 
-def _requant_decls(prefix: str, multipliers: list[tuple[int, int]], input_t: Tensor, output_t: Tensor,
+def _requant_decls(prefix: str, multipliers: list[tuple[int, int]], input_offset: int, output_t: Tensor,
                    activation: str) -> str:
     act_min, act_max = activation_range(activation, output_t)
     per_channel = int(len(multipliers) > 1)
@@ -35,8 +35,50 @@ def _requant_decls(prefix: str, multipliers: list[tuple[int, int]], input_t: Ten
         f"static const int32_t {prefix}_mult[{len(multipliers)}] TE_CONST = {c_array([m for m, _ in multipliers])};\n"
         f"static const int8_t {prefix}_shift[{len(multipliers)}] TE_CONST = {c_array([s for _, s in multipliers])};\n"
         f"static const te_requant_t {prefix}_q TE_CONST = {{{prefix}_mult, {prefix}_shift, {per_channel}, "
-        f"{-int(input_t.zero_point[0])}, {int(output_t.zero_point[0])}, {act_min}, {act_max}}};\n"
+        f"{input_offset}, {int(output_t.zero_point[0])}, {act_min}, {act_max}}};\n"
     )
+
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def _folded_bias(model: TfliteModel, op: Operator, input_offset: int) -> np.ndarray | None:
+    """bias + input_offset * sum(weights) per output channel, so the inner loop multiplies raw inputs.
+
+    Exact (integer arithmetic) whenever every tap of every window reads a real input, i.e. for
+    FULLY_CONNECTED and for convolutions whose windows never touch padding. None when not applicable.
+    """
+    if len(op.inputs) < 3 or op.inputs[2] < 0:
+        return None
+    bias, weights = model.tensors[op.inputs[2]].data, model.tensors[op.inputs[1]].data
+    if bias is None or weights is None or input_offset == 0:
+        return None
+    sums = weights.reshape(weights.shape[0], -1).astype(np.int64).sum(axis=1)
+    folded = bias.astype(np.int64) + input_offset * sums
+    if folded.min() < INT32_MIN or folded.max() > INT32_MAX:
+        return None
+    return folded
+
+
+def _windows_inside(in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, options, dil_h: int, dil_w: int) -> bool:
+    """True when no convolution window reaches into padding (all taps are real inputs)."""
+    _, in_h, in_w, _ = in_t.shape
+    _, out_h, out_w, _ = out_t.shape
+    s_h, s_w = int(options.strideH), int(options.strideW)
+    if same_or_valid_padding(in_h, k_h, s_h, dil_h, out_h) or same_or_valid_padding(in_w, k_w, s_w, dil_w, out_w):
+        return False
+    return (out_h - 1) * s_h + dil_h * (k_h - 1) < in_h and (out_w - 1) * s_w + dil_w * (k_w - 1) < in_w
+
+
+def _bias_and_offset(model: TfliteModel, op: Operator, ptr: PointerOf, in_t: Tensor, prefix: str,
+                     foldable: bool) -> tuple[str, str, int]:
+    """(extra decls, bias expression, input offset for the kernel): folded when `foldable`."""
+    input_offset = -int(in_t.zero_point[0])
+    folded = _folded_bias(model, op, input_offset) if foldable else None
+    if folded is None:
+        return "", _bias(op, ptr), input_offset
+    decl = f"static const int32_t {prefix}_bias[{len(folded)}] TE_CONST = {c_array(folded)};\n"
+    return decl, f"{prefix}_bias", 0
 
 
 def _window_decl(prefix: str, in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, options, dil_h: int = 1,
@@ -72,11 +114,13 @@ def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     _require(len(in_t.shape) == 4 and in_t.shape[0] == 1, "CONV_2D with a batch other than 1")
     _require(filter_t.shape[3] == in_t.shape[3], "grouped CONV_2D")
     prefix, o = f"op{op.index}", op.options
-    decls = _window_decl(prefix, in_t, out_t, filter_t.shape[1], filter_t.shape[2], o,
-                         int(o.dilationHFactor), int(o.dilationWFactor))
+    k_h, k_w, dil_h, dil_w = filter_t.shape[1], filter_t.shape[2], int(o.dilationHFactor), int(o.dilationWFactor)
+    inside = _windows_inside(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
+    bias_decl, bias, input_offset = _bias_and_offset(model, op, ptr, in_t, prefix, inside)
+    decls = _window_decl(prefix, in_t, out_t, k_h, k_w, o, dil_h, dil_w) + bias_decl
     decls += _requant_decls(prefix, per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3]),
-                            in_t, out_t, op.activation)
-    call = (f"te_conv2d({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {_bias(op, ptr)}, "
+                            input_offset, out_t, op.activation)
+    call = (f"te_conv2d({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
             f"&{prefix}_win, &{prefix}_q);")
     return Lowered(decls, call)
 
@@ -90,7 +134,7 @@ def lower_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> 
     decls = _window_decl(prefix, in_t, out_t, filter_t.shape[1], filter_t.shape[2], o,
                          int(o.dilationHFactor), int(o.dilationWFactor))
     decls += _requant_decls(prefix, per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3]),
-                            in_t, out_t, op.activation)
+                            -int(in_t.zero_point[0]), out_t, op.activation)
     call = (f"te_depthwise_conv2d({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, "
             f"{_bias(op, ptr)}, &{prefix}_win, {depth_multiplier}, &{prefix}_q);")
     return Lowered(decls, call)
@@ -106,8 +150,9 @@ def lower_fully_connected(model: TfliteModel, op: Operator, ptr: PointerOf) -> L
     else:
         multipliers = [per_tensor_fc_multiplier(in_t, filter_t, out_t)]
     prefix = f"op{op.index}"
-    decls = _requant_decls(prefix, multipliers, in_t, out_t, op.activation)
-    call = (f"te_fully_connected({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {_bias(op, ptr)}, "
+    bias_decl, bias, input_offset = _bias_and_offset(model, op, ptr, in_t, prefix, foldable=True)
+    decls = bias_decl + _requant_decls(prefix, multipliers, input_offset, out_t, op.activation)
+    call = (f"te_fully_connected({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
             f"{in_t.size // accum_depth}, {accum_depth}, {out_depth}, &{prefix}_q);")
     return Lowered(decls, call)
 
