@@ -357,3 +357,114 @@ def test_sine_mlp_is_bit_exact_on_an_emulated_atmega328p(sine_model, tmp_path):
     reference = Reference(model)
     for x, got in zip(inputs, run_on_simavr(model, inputs, tmp_path)):
         np.testing.assert_array_equal(got, reference.run([x])[0])
+
+
+def _pointwise_depthwise(strides: int, dilation: int, padding: str, kernel: int = 3):
+    """A narrow input widened by a 1x1 conv: the depthwise conv is where RAM peaks out of place."""
+    def build(k):
+        return _model((9, 8, 1),
+                      k.layers.Conv2D(12, 1, activation="relu", bias_initializer=_bias()),
+                      k.layers.DepthwiseConv2D(kernel, strides=strides, dilation_rate=dilation, padding=padding,
+                                               activation="relu6", bias_initializer=_bias()),
+                      k.layers.Conv2D(4, 1, bias_initializer=_bias()))
+    return build
+
+
+def _residual_block(k):
+    inputs = k.Input((7, 6, 3))
+    x = k.layers.Conv2D(5, 3, padding="same", activation="relu", bias_initializer=_bias())(inputs)
+    y = k.layers.Conv2D(5, 3, padding="same", activation="relu", bias_initializer=_bias())(x)
+    y = k.layers.Conv2D(5, 3, padding="same", bias_initializer=_bias())(y)
+    x = k.layers.ReLU()(k.layers.Add()([x, y]))
+    return k.Model(inputs, k.layers.Conv2D(2, 1, bias_initializer=_bias())(x))
+
+
+def _conv_kernel_shapes(k):
+    """Ring depths 2 (5x5), 0 (2x3: SAME pads only below) and 1 (3x1), then a narrowing 1x1."""
+    return _model((8, 7, 2),
+                  k.layers.Conv2D(4, 1, bias_initializer=_bias()),
+                  k.layers.Conv2D(4, 5, padding="same", activation="relu", bias_initializer=_bias()),
+                  k.layers.Conv2D(4, (2, 3), padding="same", bias_initializer=_bias()),
+                  k.layers.Conv2D(4, (3, 1), padding="same", activation="relu6", bias_initializer=_bias()),
+                  k.layers.Conv2D(3, 1, bias_initializer=_bias()),
+                  k.layers.Flatten(), k.layers.Dense(5, bias_initializer=_bias()))
+
+
+# name -> (builder, the in-place kernels the generated C must call)
+INPLACE_MODELS = {
+    "depthwise_stride1": (_pointwise_depthwise(1, 1, "same"),
+                          ["te_depthwise_conv2d_inplace", "te_pointwise_conv2d_inplace"]),
+    "depthwise_stride2": (_pointwise_depthwise(2, 1, "same"), ["te_depthwise_conv2d_inplace"]),
+    "depthwise_dilated": (_pointwise_depthwise(1, 2, "valid"), ["te_depthwise_conv2d_inplace"]),
+    "depthwise_5x5_stride2": (_pointwise_depthwise(2, 1, "same", kernel=5), ["te_depthwise_conv2d_inplace"]),
+    "residual_block": (_residual_block, ["te_conv2d_inplace"]),
+    "conv_kernel_shapes": (_conv_kernel_shapes, ["te_conv2d_inplace", "te_pointwise_conv2d_inplace"]),
+}
+
+
+@pytest.fixture(scope="session")
+def inplace_models():
+    import tensorflow as tf
+
+    cache = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = to_int8(INPLACE_MODELS[name][0](tf.keras))
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", sorted(INPLACE_MODELS))
+def test_convolutions_written_over_their_input_are_bit_exact(name, inplace_models, tmp_path):
+    model = inplace_models(name)
+    native = NativeModel(model, tmp_path)
+    program = native.program
+    for kernel in INPLACE_MODELS[name][1]:
+        assert f"{kernel}(" in program.source
+    assert "te_scratch_mem" in program.source and program.stats.scratch_bytes > 0
+    out_of_place = compile_model(model, inplace_with_scratch=False)
+    assert "_inplace(" not in out_of_place.source and out_of_place.stats.scratch_bytes == 0
+    assert program.plan.arena_bytes < out_of_place.plan.arena_bytes
+    assert program.stats.ram_bytes == (program.plan.arena_bytes + program.stats.scratch_bytes
+                                       + program.stats.constant_bytes)
+    assert_matches_reference(model, native, samples=6)
+
+
+def test_in_place_convolutions_share_their_input_buffer_and_size_the_scratch(inplace_models):
+    model = inplace_models("residual_block")
+    program = compile_model(model)
+    convs = [op for op in model.operators if op.opcode == "CONV_2D"]
+    first, block_conv1, block_conv2 = convs[:3]
+    offsets = program.tensor_offsets
+    # The block's input x is read again by ADD: conv1 must not write over it; conv2 may write over conv1's output.
+    assert offsets[block_conv1.outputs[0]] != offsets[block_conv1.inputs[0]]
+    assert offsets[block_conv2.outputs[0]] == offsets[block_conv2.inputs[0]]
+    assert offsets[first.outputs[0]] != offsets[first.inputs[0]]   # the model input stays intact
+    assert program.stats.scratch_bytes == (1 + 1) * 6 * 5        # one ring row and one output row of 6x5
+
+
+def test_depthwise_scratch_is_one_channel_plane(inplace_models):
+    program = compile_model(inplace_models("depthwise_stride2"))
+    assert program.stats.scratch_bytes == 9 * 8
+    assert "static union { int8_t bytes[72]; int32_t align; } te_scratch_mem;" in program.source
+
+
+def test_models_without_in_place_convolutions_declare_no_scratch(single_op_models):
+    program = compile_model(single_op_models("depthwise_multiplier2"))
+    assert program.stats.scratch_bytes == 0 and "te_scratch" not in program.source
+
+
+@pytest.mark.skipif(shutil.which("simavr") is None or shutil.which("avr-gcc") is None, reason="needs avr-gcc and simavr")
+@pytest.mark.parametrize("name", ["depthwise_stride2", "conv_kernel_shapes"])
+def test_in_place_convolutions_are_bit_exact_on_an_emulated_atmega328p(name, inplace_models, tmp_path):
+    from aot_harness import random_inputs, run_on_simavr
+    from tinyedge.reference import Reference
+
+    model = inplace_models(name)
+    rng = np.random.default_rng(5)
+    inputs = [random_inputs(model, rng)[0] for _ in range(2)] + [np.full(model.input_tensors[0].shape, 127, np.int8)]
+    reference = Reference(model)
+    for x, got in zip(inputs, run_on_simavr(model, inputs, tmp_path)):
+        np.testing.assert_array_equal(got, reference.run([x])[0])

@@ -148,6 +148,118 @@ void te_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, co
   }
 }
 
+void te_depthwise_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *filter, const int32_t *bias,
+                                 const te_window_t *window, const te_requant_t *requant) {
+  te_window_t w;
+  te_requant_t q;
+  te_dim c, oy, ox, ky, kx;
+  int32_t p, pixels;
+  TE_LOAD(&w, window, sizeof w);
+  TE_LOAD(&q, requant, sizeof q);
+  pixels = (int32_t)w.in_h * w.in_w;
+  for (c = 0; c < w.in_c; ++c) {
+    for (p = 0; p < pixels; ++p) {
+      scratch[p] = data[p * w.in_c + c];
+    }
+    for (oy = 0; oy < w.out_h; ++oy) {
+      const int16_t iy0 = (int16_t)(oy * w.stride_h - w.pad_h);
+      for (ox = 0; ox < w.out_w; ++ox) {
+        const int16_t ix0 = (int16_t)(ox * w.stride_w - w.pad_w);
+        int32_t acc = 0;
+        for (ky = 0; ky < w.k_h; ++ky) {
+          const int16_t iy = (int16_t)(iy0 + w.dil_h * ky);
+          if (iy < 0 || iy >= w.in_h) {
+            continue;
+          }
+          for (kx = 0; kx < w.k_w; ++kx) {
+            const int16_t ix = (int16_t)(ix0 + w.dil_w * kx);
+            int16_t x;
+            if (ix < 0 || ix >= w.in_w) {
+              continue;
+            }
+            x = (int16_t)(scratch[(int32_t)iy * w.in_w + ix] + q.input_offset);
+            acc += (int16_t)TE_RD_S8(filter + ((int32_t)ky * w.k_w + kx) * w.out_c + c) * x;
+          }
+        }
+        if (bias) {
+          acc += TE_RD_S32(bias + c);
+        }
+        data[((int32_t)oy * w.out_w + ox) * w.out_c + c] = te_requantize(acc, &q, c);
+      }
+    }
+  }
+}
+
+void te_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *filter, const int32_t *bias,
+                       const te_window_t *window, const te_requant_t *requant) {
+  te_window_t w;
+  te_requant_t q;
+  te_dim oy, ox, oc, ky, kx;
+  int32_t row_bytes;
+  int8_t *row_out;
+  TE_LOAD(&w, window, sizeof w);
+  TE_LOAD(&q, requant, sizeof q);
+  row_bytes = (int32_t)w.in_w * w.in_c;
+  row_out = scratch + (int32_t)w.pad_h * row_bytes;
+  for (oy = 0; oy < w.out_h; ++oy) {
+    int8_t *out = row_out;
+    for (ox = 0; ox < w.out_w; ++ox) {
+      const int16_t ix0 = (int16_t)(ox - w.pad_w);
+      for (oc = 0; oc < w.out_c; ++oc) {
+        int32_t acc = 0;
+        for (ky = 0; ky < w.k_h; ++ky) {
+          const int16_t iy = (int16_t)(oy - w.pad_h + ky);
+          const int8_t *row;
+          if (iy < 0 || iy >= w.in_h) {
+            continue;
+          }
+          /* Rows above this one were overwritten: their input lives in the ring. */
+          row = iy < oy ? scratch + (int32_t)(iy % w.pad_h) * row_bytes : data + (int32_t)iy * row_bytes;
+          for (kx = 0; kx < w.k_w; ++kx) {
+            const int16_t ix = (int16_t)(ix0 + kx);
+            if (ix < 0 || ix >= w.in_w) {
+              continue;
+            }
+            acc += te_dot(row + (int32_t)ix * w.in_c,
+                          filter + (((int32_t)oc * w.k_h + ky) * w.k_w + kx) * w.in_c,
+                          w.in_c, q.input_offset);
+          }
+        }
+        if (bias) {
+          acc += TE_RD_S32(bias + oc);
+        }
+        *out++ = te_requantize(acc, &q, oc);
+      }
+    }
+    if (w.pad_h > 0) {
+      memcpy(scratch + (int32_t)(oy % w.pad_h) * row_bytes, data + (int32_t)oy * row_bytes, (size_t)row_bytes);
+    }
+    memcpy(data + (int32_t)oy * row_bytes, row_out, (size_t)row_bytes);
+  }
+}
+
+void te_pointwise_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *filter, const int32_t *bias,
+                                 const te_window_t *window, const te_requant_t *requant) {
+  te_window_t w;
+  te_requant_t q;
+  te_dim oc;
+  int32_t p, pixels;
+  TE_LOAD(&w, window, sizeof w);
+  TE_LOAD(&q, requant, sizeof q);
+  pixels = (int32_t)w.in_h * w.in_w;
+  for (p = 0; p < pixels; ++p) {
+    const int8_t *in = data + p * w.in_c;
+    for (oc = 0; oc < w.out_c; ++oc) {
+      int32_t acc = te_dot(in, filter + (int32_t)oc * w.in_c, w.in_c, q.input_offset);
+      if (bias) {
+        acc += TE_RD_S32(bias + oc);
+      }
+      scratch[oc] = te_requantize(acc, &q, oc);
+    }
+    memcpy(data + p * w.out_c, scratch, (size_t)w.out_c);
+  }
+}
+
 void te_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                         int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *requant) {
   te_requant_t q;

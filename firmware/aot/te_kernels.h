@@ -45,6 +45,24 @@ void te_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_
 void te_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                          const te_window_t *w, int16_t depth_multiplier, const te_requant_t *q);
 
+/* In-place variants: the output overwrites the input's bytes (`data`), with `scratch` as the only
+ * extra memory. The generator picks them only when the geometry allows it (see each kernel). */
+
+/* depth_multiplier 1 (out_c == in_c), any stride/padding/dilation, output no larger than the input:
+ * each channel's in_h*in_w plane is gathered into `scratch` (in_h*in_w bytes) before its outputs,
+ * which only touch that channel's slots, are written. */
+void te_depthwise_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *filter, const int32_t *bias,
+                                 const te_window_t *w, const te_requant_t *q);
+
+/* stride 1, dilation 1, out_h == in_h, out_w == in_w, out_c == in_c: rows top to bottom; `scratch`
+ * holds the pad_h input rows above the current one (a ring) and one output row: (pad_h + 1) rows. */
+void te_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *filter, const int32_t *bias,
+                       const te_window_t *w, const te_requant_t *q);
+
+/* 1x1, stride 1, no padding, out_c <= in_c: pixel by pixel through `scratch` (out_c bytes). */
+void te_pointwise_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *filter, const int32_t *bias,
+                                 const te_window_t *w, const te_requant_t *q);
+
 /* out[batches][out_depth] from in[batches][accum_depth] and filter[out_depth][accum_depth]. */
 void te_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                         int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *q);

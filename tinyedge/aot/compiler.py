@@ -28,11 +28,12 @@ class AotStats:
     constant_bytes: int           # weights, biases and per-op tables (multipliers, shifts, geometry)
     op_count: int
     progmem: bool
+    scratch_bytes: int = 0        # the one scratch buffer of the in-place convolutions (0: none)
 
     @property
     def ram_bytes(self) -> int:
-        """Static RAM the model needs: the arena, plus constants unless they stay in flash."""
-        return self.arena_bytes + (0 if self.progmem else self.constant_bytes)
+        """Static RAM the model needs: the arena and the scratch, plus constants unless they stay in flash."""
+        return self.arena_bytes + self.scratch_bytes + (0 if self.progmem else self.constant_bytes)
 
 
 @dataclass
@@ -47,14 +48,29 @@ class AotProgram:
     op_lines: list[str] = field(default_factory=list)
 
 
-def compile_model(model: TfliteModel, progmem: bool = False) -> AotProgram:
+def compile_model(model: TfliteModel, progmem: bool = False, inplace_with_scratch: bool = True) -> AotProgram:
     """C for the whole model. `progmem` says the constants live in flash (AVR), which only changes
-    the RAM figure in `stats`: the C is the same, TE_CONST decides where constants go."""
+    the RAM figure in `stats`: the C is the same, TE_CONST decides where constants go.
+    Convolutions that can write over their input do so (with one shared scratch buffer) when that
+    takes less RAM than running them out of place; `inplace_with_scratch=False` never lets them."""
     check_supported(model)
     _check_io(model)
+    out_of_place = _compile(model, progmem, inplace_with_scratch=False)
+    if not inplace_with_scratch:
+        return out_of_place
+    in_place = _compile(model, progmem, inplace_with_scratch=True)
+    if in_place.stats.arena_bytes + in_place.stats.scratch_bytes < out_of_place.stats.arena_bytes:
+        return in_place
+    return out_of_place
+
+
+def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool) -> AotProgram:
     available = lowerings()
     probe = _Pointers(model, {}, probing=True)
     first_pass = [available[op.opcode](model, op, probe) for op in model.operators]
+    if not inplace_with_scratch:
+        for low in first_pass:
+            low.inplace_ok = low.inplace_ok and low.scratch_bytes == 0
     groups = _buffer_groups(model, first_pass)
     buffers = _buffers(model, groups)
     plan = plan_memory(buffers)
@@ -65,12 +81,13 @@ def compile_model(model: TfliteModel, progmem: bool = False) -> AotProgram:
     decls = "".join(low.decls for low in lowered)
     op_lines = [_op_line(model, op, low) for op, low in zip(model.operators, lowered)]
     uses_nonlinear = any(op.opcode not in CORE_LOWERINGS for op in model.operators)
-    source = _source(model, plan, offsets, constants, decls, op_lines, uses_nonlinear)
+    scratch = max((low.scratch_bytes for low in lowered), default=0)
+    source = _source(model, plan, offsets, constants, decls, op_lines, uses_nonlinear, scratch)
     stats = AotStats(
         arena_bytes=plan.arena_bytes,
         tensor_bytes_total=sum(model.tensors[t].nbytes for t in groups),
         constant_bytes=sum(model.tensors[t].nbytes for t in pointers.constants_used) + table_bytes(decls),
-        op_count=len(model.operators), progmem=progmem,
+        op_count=len(model.operators), progmem=progmem, scratch_bytes=scratch,
     )
     return AotProgram(source, _header(plan), plan, buffers, offsets, stats, uses_nonlinear, op_lines)
 
@@ -158,7 +175,9 @@ def _find(root: dict[int, int], t: int) -> int:
 
 def _can_share(model: TfliteModel, op: Operator, source: int, out: int, root: dict[int, int],
                last_reader: dict[int, int], model_inputs: set[int]) -> bool:
-    """An elementwise op may write over its first input when nothing reads that buffer afterwards."""
+    """An op that can run in place (elementwise ops, some convolutions) may write over its first input
+    when nothing reads that buffer afterwards, the buffer is no model input or output, no other input
+    of the op lives there, and the output is not larger."""
     group = _find(root, source)
     members = [t for t in root if _find(root, t) == group]
     if any(t in model_inputs or t in model.outputs for t in members):
@@ -247,8 +266,16 @@ def _switch(signature: str, offsets: list[int]) -> str:
             f"    default: return 0;\n  }}\n}}\n")
 
 
+def _scratch_decl(scratch_bytes: int) -> str:
+    if not scratch_bytes:
+        return ""
+    return (f"/* Working memory of the convolutions that write over their input: {scratch_bytes} bytes. */\n"
+            f"static union {{ int8_t bytes[{scratch_bytes}]; int32_t align; }} te_scratch_mem;\n"
+            "#define te_scratch (te_scratch_mem.bytes)\n\n")
+
+
 def _source(model: TfliteModel, plan: MemoryPlan, offsets: dict[int, int], constants: str, decls: str,
-            op_lines: list[str], uses_nonlinear: bool) -> str:
+            op_lines: list[str], uses_nonlinear: bool, scratch_bytes: int) -> str:
     name = model.path.name if model.path else "model"
     nonlinear = '#include "te_nonlinear.h"\n' if uses_nonlinear else ""
     arena = max(plan.arena_bytes, 1)
@@ -260,7 +287,7 @@ def _source(model: TfliteModel, plan: MemoryPlan, offsets: dict[int, int], const
         f"/* Every activation tensor at a fixed offset: {plan.arena_bytes} bytes planned from tensor lifetimes. */\n"
         f"static union {{ uint8_t bytes[{arena}]; int32_t align; }} te_arena_mem;\n"
         "#define te_arena (te_arena_mem.bytes)\n\n"
-        f"{constants}\n{decls}\n"
+        f"{_scratch_decl(scratch_bytes)}{constants}\n{decls}\n"
         "void te_model_invoke(void) {\n" + "\n".join(op_lines) + "\n}\n\n"
         "int te_runtime_init(void) { return TE_OK; }\n\n"
         + _switch("uint8_t *te_runtime_input", [offsets[i] for i in model.inputs])

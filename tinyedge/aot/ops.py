@@ -120,9 +120,33 @@ def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     decls = _window_decl(prefix, in_t, out_t, k_h, k_w, o, dil_h, dil_w) + bias_decl
     decls += _requant_decls(prefix, per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3]),
                             input_offset, out_t, op.activation)
+    inplace_kernel, scratch = _conv_inplace_kernel(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
+    if inplace_kernel and ptr(op.outputs[0]) == ptr(op.inputs[0]):
+        call = (f"{inplace_kernel}({ptr(op.outputs[0])}, te_scratch, {ptr(op.inputs[1])}, {bias}, "
+                f"&{prefix}_win, &{prefix}_q);")
+        return Lowered(decls, call, inplace_ok=True, scratch_bytes=scratch)
     call = (f"te_conv2d({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
             f"&{prefix}_win, &{prefix}_q);")
-    return Lowered(decls, call)
+    return Lowered(decls, call, inplace_ok=bool(inplace_kernel))
+
+
+def _conv_inplace_kernel(in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, options, dil_h: int,
+                         dil_w: int) -> tuple[str, int]:
+    """(in-place kernel, its scratch bytes) for a CONV_2D that can write over its input, or ("", 0).
+
+    Both need stride 1, dilation 1 and the input's height and width: the pointwise kernel goes pixel
+    by pixel (out_c <= in_c), the row kernel keeps the pad_h rows above the current one (out_c == in_c).
+    """
+    _, in_h, in_w, in_c = in_t.shape
+    _, out_h, out_w, out_c = out_t.shape
+    if (int(options.strideH), int(options.strideW), dil_h, dil_w) != (1, 1, 1, 1) or (out_h, out_w) != (in_h, in_w):
+        return "", 0
+    if (k_h, k_w) == (1, 1) and out_c <= in_c:
+        return "te_pointwise_conv2d_inplace", out_c
+    if out_c == in_c:
+        pad_h = same_or_valid_padding(in_h, k_h, 1, 1, out_h)
+        return "te_conv2d_inplace", (pad_h + 1) * in_w * in_c
+    return "", 0
 
 
 def lower_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
@@ -135,9 +159,15 @@ def lower_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> 
                          int(o.dilationHFactor), int(o.dilationWFactor))
     decls += _requant_decls(prefix, per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3]),
                             -int(in_t.zero_point[0]), out_t, op.activation)
+    # One channel's plane in the scratch at a time: any stride, padding or dilation.
+    inplace = depth_multiplier == 1 and out_t.nbytes <= in_t.nbytes
+    if inplace and ptr(op.outputs[0]) == ptr(op.inputs[0]):
+        call = (f"te_depthwise_conv2d_inplace({ptr(op.outputs[0])}, te_scratch, {ptr(op.inputs[1])}, "
+                f"{_bias(op, ptr)}, &{prefix}_win, &{prefix}_q);")
+        return Lowered(decls, call, inplace_ok=True, scratch_bytes=in_t.shape[1] * in_t.shape[2])
     call = (f"te_depthwise_conv2d({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, "
             f"{_bias(op, ptr)}, &{prefix}_win, {depth_multiplier}, &{prefix}_q);")
-    return Lowered(decls, call)
+    return Lowered(decls, call, inplace_ok=inplace)
 
 
 def lower_fully_connected(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:

@@ -133,7 +133,8 @@ def tool_version(tool: Tool, timeout_s: float = 20.0) -> str | None:
     lines = [line.strip() for line in (done.stdout + "\n" + done.stderr).splitlines() if line.strip()]
     if not lines:
         return "ok" if done.returncode == 0 else None
-    for pattern in (r"version\s*:?\s*v?\d", r"\d+\.\d+"):
+    # A dotted number first: licence blurbs ("GPL version 3 or later") follow the real version line.
+    for pattern in (r"\d+\.\d+", r"version\s*:?\s*v?\d"):
         for line in lines:
             if re.search(pattern, line, re.IGNORECASE):
                 return line
