@@ -156,15 +156,6 @@ class TfliteModel:
     def is_full_int8(self) -> bool:
         return not self.full_int8_problems()
 
-    def require_full_int8(self, what_for: str) -> None:
-        problems = self.full_int8_problems()
-        if problems:
-            name = self.path.name if self.path else "the model"
-            raise TinyedgeError(
-                f"{name} is not a full-int8 model ({'; '.join(problems)}), which {what_for} needs: "
-                "quantize it first with `tinyedge quantize MODEL --calibration CAL.npy -o OUT.tflite`."
-            )
-
 
 def load_tflite(path: str | Path) -> TfliteModel:
     path = Path(path)

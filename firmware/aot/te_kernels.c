@@ -108,11 +108,34 @@ void te_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_
   }
 }
 
+/* One depthwise output: the k_h x k_w window at (iy0, ix0) of one channel, whose pixels are
+ * `pixel_stride` bytes apart in `src`, times that channel's taps (`filter` points at the first). */
+static int32_t te_depthwise_window(const int8_t *src, int16_t pixel_stride, const int8_t *filter,
+                                   const te_window_t *w, int16_t iy0, int16_t ix0, int16_t input_offset) {
+  int32_t acc = 0;
+  te_dim ky, kx;
+  for (ky = 0; ky < w->k_h; ++ky) {
+    const int16_t iy = (int16_t)(iy0 + w->dil_h * ky);
+    if (iy < 0 || iy >= w->in_h) {
+      continue;
+    }
+    for (kx = 0; kx < w->k_w; ++kx) {
+      const int16_t ix = (int16_t)(ix0 + w->dil_w * kx);
+      if (ix < 0 || ix >= w->in_w) {
+        continue;
+      }
+      acc += (int16_t)TE_RD_S8(filter + ((int32_t)ky * w->k_w + kx) * w->out_c) *
+             (int16_t)(src[((int32_t)iy * w->in_w + ix) * pixel_stride] + input_offset);
+    }
+  }
+  return acc;
+}
+
 void te_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                          const te_window_t *window, int16_t depth_multiplier, const te_requant_t *requant) {
   te_window_t w;
   te_requant_t q;
-  te_dim oy, ox, ic, m, ky, kx;
+  te_dim oy, ox, ic, m;
   TE_LOAD(&w, window, sizeof w);
   TE_LOAD(&q, requant, sizeof q);
   for (oy = 0; oy < w.out_h; ++oy) {
@@ -122,22 +145,7 @@ void te_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, co
       for (ic = 0; ic < w.in_c; ++ic) {
         for (m = 0; m < depth_multiplier; ++m) {
           const int16_t oc = (int16_t)(ic * depth_multiplier + m);
-          int32_t acc = 0;
-          for (ky = 0; ky < w.k_h; ++ky) {
-            const int16_t iy = (int16_t)(iy0 + w.dil_h * ky);
-            if (iy < 0 || iy >= w.in_h) {
-              continue;
-            }
-            for (kx = 0; kx < w.k_w; ++kx) {
-              const int16_t ix = (int16_t)(ix0 + w.dil_w * kx);
-              int16_t x;
-              if (ix < 0 || ix >= w.in_w) {
-                continue;
-              }
-              x = (int16_t)(in[((int32_t)iy * w.in_w + ix) * w.in_c + ic] + q.input_offset);
-              acc += (int16_t)TE_RD_S8(filter + ((int32_t)ky * w.k_w + kx) * w.out_c + oc) * x;
-            }
-          }
+          int32_t acc = te_depthwise_window(in + ic, w.in_c, filter + oc, &w, iy0, ix0, q.input_offset);
           if (bias) {
             acc += TE_RD_S32(bias + oc);
           }
@@ -152,7 +160,7 @@ void te_depthwise_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *fi
                                  const te_window_t *window, const te_requant_t *requant) {
   te_window_t w;
   te_requant_t q;
-  te_dim c, oy, ox, ky, kx;
+  te_dim c, oy, ox;
   int32_t p, pixels;
   TE_LOAD(&w, window, sizeof w);
   TE_LOAD(&q, requant, sizeof q);
@@ -165,22 +173,7 @@ void te_depthwise_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *fi
       const int16_t iy0 = (int16_t)(oy * w.stride_h - w.pad_h);
       for (ox = 0; ox < w.out_w; ++ox) {
         const int16_t ix0 = (int16_t)(ox * w.stride_w - w.pad_w);
-        int32_t acc = 0;
-        for (ky = 0; ky < w.k_h; ++ky) {
-          const int16_t iy = (int16_t)(iy0 + w.dil_h * ky);
-          if (iy < 0 || iy >= w.in_h) {
-            continue;
-          }
-          for (kx = 0; kx < w.k_w; ++kx) {
-            const int16_t ix = (int16_t)(ix0 + w.dil_w * kx);
-            int16_t x;
-            if (ix < 0 || ix >= w.in_w) {
-              continue;
-            }
-            x = (int16_t)(scratch[(int32_t)iy * w.in_w + ix] + q.input_offset);
-            acc += (int16_t)TE_RD_S8(filter + ((int32_t)ky * w.k_w + kx) * w.out_c + c) * x;
-          }
-        }
+        int32_t acc = te_depthwise_window(scratch, 1, filter + c, &w, iy0, ix0, q.input_offset);
         if (bias) {
           acc += TE_RD_S32(bias + c);
         }
