@@ -135,3 +135,20 @@ def test_requantize_before_concatenation_is_still_full_int8(tmp_path):
     assert "QUANTIZE" in report.ops and "CONCATENATION" in report.ops
     model = load_tflite(tmp_path / "branches.tflite")
     assert model.is_full_int8(), model.full_int8_problems()
+
+
+def test_a_savedmodel_directory_quantizes_like_its_keras_model(cnn_model, tmp_path):
+    import tensorflow as tf
+
+    tf.keras.models.load_model(cnn_model.keras).export(tmp_path / "saved", verbose=False)
+    report = quantize_model(tmp_path / "saved", np.load(cnn_model.calibration), tmp_path / "q.tflite",
+                            eval_data=np.load(cnn_model.eval_x), labels=np.load(cnn_model.eval_y))
+    model = load_tflite(tmp_path / "q.tflite")
+    assert model.is_full_int8() and model.input_tensors[0].shape == (1, 16, 16, 1)
+    assert report.cosine > 0.99
+    assert report.ops == load_tflite(cnn_model.int8).op_names()
+
+
+def test_a_directory_that_is_not_a_savedmodel(tmp_path, sine_model):
+    with pytest.raises(TinyedgeError, match="without saved_model.pb"):
+        quantize_model(tmp_path, np.load(sine_model.calibration), tmp_path / "q.tflite")

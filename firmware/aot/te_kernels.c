@@ -54,6 +54,14 @@ static int8_t te_requantize(int32_t acc, const te_requant_t *q, int16_t channel)
 }
 
 /* |filter| <= 128 and |input + offset| <= 255, so the product fits in 16 bits, as on AVR's int. */
+/* The bias (when the op has one) and the requantization that end every conv / FC output. */
+static int8_t te_output(int32_t acc, const int32_t *bias, int16_t channel, const te_requant_t *q) {
+  if (bias) {
+    acc += TE_RD_S32(bias + channel);
+  }
+  return te_requantize(acc, q, channel);
+}
+
 /* int_fast16_t is the native register width on 32-bit cores (no sign-extension per step) and
  * 16 bits on AVR. An input offset of 0 means the generator folded it into the bias. */
 static int32_t te_dot(const int8_t *in, const int8_t *filter, int_fast16_t n, int_fast16_t input_offset) {
@@ -99,10 +107,7 @@ void te_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_
                           w.in_c, q.input_offset);
           }
         }
-        if (bias) {
-          acc += TE_RD_S32(bias + oc);
-        }
-        *out++ = te_requantize(acc, &q, oc);
+        *out++ = te_output(acc, bias, oc, &q);
       }
     }
   }
@@ -146,10 +151,7 @@ void te_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, co
         for (m = 0; m < depth_multiplier; ++m) {
           const int16_t oc = (int16_t)(ic * depth_multiplier + m);
           int32_t acc = te_depthwise_window(in + ic, w.in_c, filter + oc, &w, iy0, ix0, q.input_offset);
-          if (bias) {
-            acc += TE_RD_S32(bias + oc);
-          }
-          out[((int32_t)oy * w.out_w + ox) * w.out_c + oc] = te_requantize(acc, &q, oc);
+          out[((int32_t)oy * w.out_w + ox) * w.out_c + oc] = te_output(acc, bias, oc, &q);
         }
       }
     }
@@ -174,10 +176,7 @@ void te_depthwise_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *fi
       for (ox = 0; ox < w.out_w; ++ox) {
         const int16_t ix0 = (int16_t)(ox * w.stride_w - w.pad_w);
         int32_t acc = te_depthwise_window(scratch, 1, filter + c, &w, iy0, ix0, q.input_offset);
-        if (bias) {
-          acc += TE_RD_S32(bias + c);
-        }
-        data[((int32_t)oy * w.out_w + ox) * w.out_c + c] = te_requantize(acc, &q, c);
+        data[((int32_t)oy * w.out_w + ox) * w.out_c + c] = te_output(acc, bias, c, &q);
       }
     }
   }
@@ -218,10 +217,7 @@ void te_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *filter, cons
                           w.in_c, q.input_offset);
           }
         }
-        if (bias) {
-          acc += TE_RD_S32(bias + oc);
-        }
-        *out++ = te_requantize(acc, &q, oc);
+        *out++ = te_output(acc, bias, oc, &q);
       }
     }
     if (w.pad_h > 0) {
@@ -244,10 +240,7 @@ void te_pointwise_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *fi
     const int8_t *in = data + p * w.in_c;
     for (oc = 0; oc < w.out_c; ++oc) {
       int32_t acc = te_dot(in, filter + (int32_t)oc * w.in_c, w.in_c, q.input_offset);
-      if (bias) {
-        acc += TE_RD_S32(bias + oc);
-      }
-      scratch[oc] = te_requantize(acc, &q, oc);
+      scratch[oc] = te_output(acc, bias, oc, &q);
     }
     memcpy(data + p * w.out_c, scratch, (size_t)w.out_c);
   }
@@ -261,10 +254,7 @@ void te_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, con
   for (b = 0; b < batches; ++b) {
     for (oc = 0; oc < out_depth; ++oc) {
       int32_t acc = te_dot(in, filter + (int32_t)oc * accum_depth, accum_depth, q.input_offset);
-      if (bias) {
-        acc += TE_RD_S32(bias + oc);
-      }
-      *out++ = te_requantize(acc, &q, oc);
+      *out++ = te_output(acc, bias, oc, &q);
     }
     in += accum_depth;
   }

@@ -64,14 +64,20 @@ void te_port_init(uint32_t baud) {
   sei();
 }
 
-uint32_t te_port_cycles(void) {
-  uint32_t overflows;
+/* Timer1's count and its overflows, read together (an overflow pending while interrupts are off counts). */
+static uint16_t timer1_read(uint32_t *overflows) {
   uint16_t count;
   ATOMIC_BLOCK(ATOMIC_RESTORESTATE) {
     count = TCNT1;
-    overflows = timer1_overflows;
-    if ((TIFR1 & _BV(TOV1)) && count < 0x8000u) overflows++;
+    *overflows = timer1_overflows;
+    if ((TIFR1 & _BV(TOV1)) && count < 0x8000u) (*overflows)++;
   }
+  return count;
+}
+
+uint32_t te_port_cycles(void) {
+  uint32_t overflows;
+  uint16_t count = timer1_read(&overflows);
   return (overflows << 16) | count;
 }
 
@@ -79,12 +85,7 @@ uint32_t te_port_cycle_hz(void) { return F_CPU; }
 
 uint32_t te_port_micros(void) {
   uint32_t overflows;
-  uint16_t count;
-  ATOMIC_BLOCK(ATOMIC_RESTORESTATE) {
-    count = TCNT1;
-    overflows = timer1_overflows;
-    if ((TIFR1 & _BV(TOV1)) && count < 0x8000u) overflows++;
-  }
+  uint16_t count = timer1_read(&overflows);
   return overflows * (65536UL / CYCLES_PER_US) + count / CYCLES_PER_US;
 }
 
