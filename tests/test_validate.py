@@ -189,3 +189,29 @@ def test_a_model_whose_io_stayed_float_runs_and_validates_in_lsb(sine_model, tmp
         report = validate(url, path, np.load(sine_model.eval_x), journal_path=tmp_path / "j.jsonl")
     assert report.passed and report.bit_exact == 1.0 and report.max_abs_diff_lsb == 0
     assert report.samples == len(np.load(sine_model.eval_x))
+
+
+def test_a_model_with_two_heads_validates_every_output(tmp_path):
+    """A classifier head and a regression head: both travel in one INFER and both are compared."""
+    import tensorflow as tf
+
+    from tinyedge.quantize import quantize_model
+    from tinyedge.tflite_model import load_tflite
+
+    k = tf.keras
+    k.utils.set_random_seed(4)
+    inp = k.Input((12,))
+    hidden = k.layers.Dense(16, activation="relu")(inp)
+    heads = [k.layers.Dense(3, activation="softmax", name="cls")(hidden), k.layers.Dense(2, name="reg")(hidden)]
+    k.Model(inp, heads).save(tmp_path / "two_heads.keras")
+    data = np.random.default_rng(1).normal(size=(40, 12)).astype(np.float32)
+    quantize_model(tmp_path / "two_heads.keras", data, tmp_path / "two_heads.tflite")
+    model = load_tflite(tmp_path / "two_heads.tflite")
+    assert len(model.outputs) == 2
+    generate(tmp_path / "two_heads.tflite", "host", tmp_path / "fw", runtime="aot")
+    build(tmp_path / "fw")
+    with flash(tmp_path / "fw") as url:
+        report = validate(url, tmp_path / "two_heads.tflite", data, journal_path=tmp_path / "j.jsonl")
+    assert report.passed and report.bit_exact == 1.0 and report.samples == 40
+    first = json.loads((tmp_path / "j.jsonl").read_text().splitlines()[1])
+    assert len(first["output"]) == 5 == len(first["expected"])

@@ -239,16 +239,38 @@ def _conversion_advice(hint: str) -> str:
 # ---------------------------------------------------------------- comparison
 
 
-def run_int8(model: TfliteModel, samples: np.ndarray) -> np.ndarray:
-    """Dequantized outputs of the (single-output) int8 model on float samples, via tflite-micro."""
+def run_int8(model: TfliteModel, samples: np.ndarray) -> list[np.ndarray]:
+    """Dequantized outputs of the int8 model on float samples, via tflite-micro: one (N, size) array
+    per output, in the .tflite's output order."""
     ref = Reference(model)
-    tin, tout = model.input_tensors[0], model.output_tensors[0]
-    outputs = []
+    tin = model.input_tensors[0]
+    per_sample = []
     for x in samples:
         q = quantize_input(x.astype(np.float32), tin.scale[0], int(tin.zero_point[0]), tin.dtype)
-        y = ref.run([q.reshape(tin.shape)])[0]
-        outputs.append(dequantize(y, tout.scale[0], int(tout.zero_point[0])))
-    return np.stack(outputs).reshape(len(samples), -1)
+        per_sample.append(ref.run([q.reshape(tin.shape)]))
+    return [np.stack([dequantize(outs[i], t.scale[0], int(t.zero_point[0])).ravel() for outs in per_sample])
+            for i, t in enumerate(model.output_tensors)]
+
+
+def run_float(model: FloatModel, samples: np.ndarray) -> list[np.ndarray]:
+    """The float model's outputs: one (N, size) array per output, in Keras's order."""
+    per_sample = [model.predict([x[None]]) for x in samples]
+    return [np.stack([outs[i].ravel() for outs in per_sample]) for i in range(len(per_sample[0]))]
+
+
+def pair_outputs(float_outs: list[np.ndarray], int8_outs: list[np.ndarray]) -> list[np.ndarray]:
+    """The float outputs reordered to the .tflite's output order (the converter may reorder heads):
+    each int8 output takes the unused float output of its size that it is closest to."""
+    unused = list(range(len(float_outs)))
+    paired = []
+    for q in int8_outs:
+        same_size = [j for j in unused if float_outs[j].shape == q.shape]
+        if not same_size:
+            raise TinyedgeError("the int8 model's outputs do not match the float model's: convert it again.")
+        best = min(same_size, key=lambda j: float(np.mean((float_outs[j] - q) ** 2)))
+        unused.remove(best)
+        paired.append(float_outs[best])
+    return paired
 
 
 def quantize_input(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype = np.int8) -> np.ndarray:
@@ -342,9 +364,12 @@ def quantize_model(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(int8_bytes)
 
-    float_out = np.concatenate([float_model.predict([x[None]])[0].reshape(1, -1) for x in eval_data])
-    int8_out = run_int8(int8_model, eval_data)
-    rmse, cosine, top1 = compare_outputs(float_out, int8_out)
+    int8_outs = run_int8(int8_model, eval_data)
+    float_outs = pair_outputs(run_float(float_model, eval_data), int8_outs)
+    rmse, cosine, _ = compare_outputs(np.concatenate(float_outs, axis=1), np.concatenate(int8_outs, axis=1))
+    # Top-1 and label metrics belong to one head: the first output, as `tinyedge inspect` lists them.
+    float_out, int8_out = float_outs[0], int8_outs[0]
+    top1 = compare_outputs(float_out, int8_out)[2]
     accuracy = label_rmse = None
     if labels is not None:
         if eval_source != "--eval" and len(labels) == len(calibration):

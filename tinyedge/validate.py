@@ -18,7 +18,7 @@ import numpy as np
 from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.quantize import cosine_similarity, dequantize, quantize_input
 from tinyedge.reference import Reference
-from tinyedge.tflite_model import TfliteModel, load_tflite
+from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite
 
 Progress = Callable[[int, int], None]
 
@@ -100,8 +100,7 @@ class OutputUnits:
     """Outputs in quantized steps (LSB) and in real units. A float output that a DEQUANTIZE produced is
     mapped back through that op's scale, so |Δ| stays in LSB for models whose I/O stayed float."""
 
-    def __init__(self, model: TfliteModel):
-        tensor = model.output_tensors[0]
+    def __init__(self, model: TfliteModel, tensor: Tensor):
         self.is_float = tensor.type_name == "FLOAT32"
         source = tensor
         if self.is_float:
@@ -123,6 +122,41 @@ class OutputUnits:
     def real(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64)
         return values if self.is_float else (values - self.zero_point) * self.scale
+
+
+class Outputs:
+    """All of a model's outputs as one flat vector per sample, as the device sends them (concatenated
+    in order): compared in LSB output by output; top-1 and accuracy are taken on the first output."""
+
+    def __init__(self, model: TfliteModel):
+        self.tensors = model.output_tensors
+        self.units = [OutputUnits(model, t) for t in self.tensors]
+        self.bounds = np.cumsum([0] + [t.size for t in self.tensors])
+        self.nbytes = sum(t.nbytes for t in self.tensors)
+
+    def decode(self, data: bytes) -> list[float | int]:
+        values, offset = [], 0
+        for t in self.tensors:
+            values += np.frombuffer(data, dtype=t.dtype, count=t.size, offset=offset).tolist()
+            offset += t.nbytes
+        return values
+
+    def flatten(self, arrays: list[np.ndarray]) -> list[float | int]:
+        return [v for t, a in zip(self.tensors, arrays) for v in np.asarray(a, dtype=t.dtype).ravel().tolist()]
+
+    def _per_output(self, convert: str, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        blocks = [getattr(u, convert)(values[..., a:b]) for u, a, b in zip(self.units, self.bounds, self.bounds[1:])]
+        return np.concatenate(blocks, axis=-1)
+
+    def lsb(self, values: np.ndarray) -> np.ndarray:
+        return self._per_output("lsb", values)
+
+    def real(self, values: np.ndarray) -> np.ndarray:
+        return self._per_output("real", values)
+
+    def first(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values)[..., : self.bounds[1]]
 
 
 # ---------------------------------------------------------------- journal
@@ -180,19 +214,19 @@ def check_device_matches(info: Any, model: TfliteModel) -> None:
         raise DeviceError(f"the board's model takes {got} input bytes but the model here takes {expected}: flash it again.")
 
 
-def run_samples(device: Any, inputs: np.ndarray, expected: list[np.ndarray], journal: Journal,
-                out_dtype: np.dtype, units: OutputUnits, progress: Progress | None = None) -> Iterator[SampleResult]:
+def run_samples(device: Any, inputs: np.ndarray, expected: list[list[np.ndarray]], journal: Journal,
+                outputs: Outputs, progress: Progress | None = None) -> Iterator[SampleResult]:
     total = len(inputs)
     for index in range(total):
         if index in journal.done:
             continue
         answer = device.infer(inputs[index].tobytes())
-        output = np.frombuffer(answer.output, dtype=out_dtype)
-        want = expected[index].astype(out_dtype).ravel()
-        if output.size != want.size:
-            raise DeviceError(f"the board answered {output.size} output values for sample {index}, expected {want.size}: flash the firmware again.")
-        diff = int(np.max(np.abs(units.lsb(output) - units.lsb(want)))) if want.size else 0
-        result = SampleResult(index, output.tolist(), want.tolist(), diff, int(answer.cycles), answer.micros)
+        if len(answer.output) != outputs.nbytes:
+            raise DeviceError(f"the board answered {len(answer.output)} output bytes for sample {index}, expected "
+                              f"{outputs.nbytes}: flash the firmware again.")
+        output, want = outputs.decode(answer.output), outputs.flatten(expected[index])
+        diff = int(np.max(np.abs(outputs.lsb(output) - outputs.lsb(want)))) if want else 0
+        result = SampleResult(index, output, want, diff, int(answer.cycles), answer.micros)
         journal.append(result)
         if progress:
             progress(len(journal.done), total)
@@ -207,11 +241,12 @@ def _stats(values: list[float]) -> dict[str, float] | None:
 
 def summarize(model: TfliteModel, info: Any, results: list[SampleResult], tolerance_lsb: int,
               labels: np.ndarray | None, float_outputs: np.ndarray | None, requested: int, interrupted: bool) -> ValidationReport:
-    units = OutputUnits(model)
+    outputs = Outputs(model)
     board = np.array([r.output for r in results], dtype=np.float64).reshape(len(results), -1)
     host = np.array([r.expected for r in results], dtype=np.float64).reshape(len(results), -1)
-    diffs = np.abs(units.lsb(board) - units.lsb(host)) if len(results) else np.zeros((0, 1))
-    board_f, host_f = units.real(board), units.real(host)
+    diffs = np.abs(outputs.lsb(board) - outputs.lsb(host)) if len(results) else np.zeros((0, 1))
+    board_f, host_f = outputs.real(board), outputs.real(host)
+    board, host = outputs.first(board), outputs.first(host)
     top1 = float(np.mean(board.argmax(1) == host.argmax(1))) if len(results) and board.shape[1] > 1 else None
     accuracy = None
     if labels is not None and len(results) and board.shape[1] > 1:
@@ -248,11 +283,15 @@ def summarize(model: TfliteModel, info: Any, results: list[SampleResult], tolera
     )
 
 
-def float_model_outputs(float_model: Path, data: np.ndarray) -> np.ndarray:
-    from tinyedge.quantize import load_float_model
+def float_model_outputs(float_model: Path, data: np.ndarray, model: TfliteModel,
+                        expected: list[list[np.ndarray]]) -> np.ndarray:
+    """The float model's head that matches the int8 model's first output (the one accuracy is taken on)."""
+    from tinyedge.quantize import load_float_model, pair_outputs, run_float
 
-    model = load_float_model(float_model)
-    return np.concatenate([model.predict([x[None]])[0].reshape(1, -1) for x in data])
+    outputs = Outputs(model)
+    host = outputs.real(np.array([outputs.flatten(e) for e in expected], dtype=np.float64))
+    host_heads = [host[:, a:b] for a, b in zip(outputs.bounds, outputs.bounds[1:])]
+    return pair_outputs(run_float(load_float_model(float_model), data), host_heads)[0]
 
 
 def validate(
@@ -271,16 +310,15 @@ def validate(
     from tinyedge.protocol import Device
 
     model = load_tflite(model_path)
-    if len(model.outputs) != 1:
-        raise TinyedgeError("validate takes models with one output: give a single-output model.")
     if tolerance_lsb < 0:
         raise TinyedgeError(f"--tolerance-lsb must be 0 or more (got {tolerance_lsb}).")
     inputs = quantized_inputs(model, data)
     if labels is not None and len(labels) != len(inputs):
         raise TinyedgeError(f"there are {len(labels)} labels for {len(inputs)} samples: give one label per sample.")
     reference = Reference(model)
-    expected = [reference.run([x])[0] for x in inputs]
-    float_outputs = float_model_outputs(Path(float_model), float_inputs(model, data)) if float_model else None
+    expected = [reference.run([x]) for x in inputs]
+    float_outputs = (float_model_outputs(Path(float_model), float_inputs(model, data), model, expected)
+                     if float_model else None)
     journal = Journal(Path(journal_path or "tinyedge-validate.jsonl"), model.sha256, resume)
     results: list[SampleResult] = list(journal.done.values())
     interrupted = False
@@ -293,8 +331,7 @@ def validate(
             if progress:
                 progress(len(journal.done), len(inputs))
             try:
-                for result in run_samples(device, inputs, expected, journal, model.output_tensors[0].dtype,
-                                          OutputUnits(model), progress):
+                for result in run_samples(device, inputs, expected, journal, Outputs(model), progress):
                     results.append(result)
             except KeyboardInterrupt:
                 interrupted = True
