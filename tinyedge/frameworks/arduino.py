@@ -17,7 +17,7 @@ from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.frameworks import BuildResult, Framework, RenderContext, Tool
 from tinyedge.frameworks.mcu_support import (
-    drop_stale_sources, elf_memory, firmware_defines, gather_into, project_sources, relative_to, render_template,
+    drop_stale_sources, firmware_defines, firmware_outputs, gather_into, project_sources, render_template,
     require_tool, run_build_step,
 )
 from tinyedge.project import Project
@@ -106,14 +106,7 @@ class ArduinoFramework(Framework):
 def collect_outputs(project: Project, seconds: float) -> BuildResult:
     """arduino-cli --output-dir build leaves firmware.ino.elf/.bin/.hex (and .uf2 on some cores)."""
     build = project.dir / "build"
-    elf = build / f"{SKETCH}.ino.elf"
-    if not elf.is_file():
-        raise TinyedgeError(f"arduino-cli finished but {elf} is missing: see {build / 'build.log'}.")
-    artifacts = {suffix: build / f"{SKETCH}.ino.{suffix}" for suffix in ("bin", "hex", "uf2")
-                 if (build / f"{SKETCH}.ino.{suffix}").is_file()}
-    flash, ram = elf_memory(elf)
-    project.extra["artifacts"] = {k: relative_to(v, project.dir) for k, v in {**artifacts, "elf": elf}.items()}
-    return BuildResult(elf=elf, flash_bytes=flash, ram_bytes=ram, seconds=seconds, artifacts=artifacts)
+    return firmware_outputs(project, build / f"{SKETCH}.ino.elf", seconds, "arduino-cli", build / "build.log")
 
 
 FRAMEWORK = ArduinoFramework()

@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 
 from tinyedge.errors import TinyedgeError
-from tinyedge.frameworks import RenderContext, Tool
+from tinyedge.frameworks import BuildResult, RenderContext, Tool
 from tinyedge.paths import TEMPLATES_DIR
 
 SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".S")
@@ -180,3 +180,15 @@ def elf_memory(elf: Path) -> tuple[int, int]:
         else:
             flash += size
     return flash, ram
+
+
+def firmware_outputs(project: Any, elf: Path, seconds: float, tool: str, log: Path) -> BuildResult:
+    """What an MCU build left: the ELF and the .bin/.hex/.uf2 images beside it (same stem), recorded
+    in the manifest for the flashers."""
+    if not elf.is_file():
+        raise TinyedgeError(f"{tool} finished but {elf} is missing: see {log}.")
+    artifacts = {suffix: elf.with_suffix(f".{suffix}") for suffix in ("bin", "hex", "uf2")
+                 if elf.with_suffix(f".{suffix}").is_file()}
+    flash, ram = elf_memory(elf)
+    project.extra["artifacts"] = {k: relative_to(v, project.dir) for k, v in {**artifacts, "elf": elf}.items()}
+    return BuildResult(elf=elf, flash_bytes=flash, ram_bytes=ram, seconds=seconds, artifacts=artifacts)

@@ -12,7 +12,7 @@ from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.frameworks import BuildResult, Framework, RenderContext, Tool
 from tinyedge.frameworks.mcu_support import (
-    drop_stale_sources, elf_memory, firmware_defines, gather_into, project_sources, relative_to, render_template,
+    drop_stale_sources, firmware_defines, firmware_outputs, gather_into, project_sources, render_template,
     require_tool, run_build_step,
 )
 from tinyedge.project import Project
@@ -68,15 +68,7 @@ class PlatformioFramework(Framework):
         log.write_text("")
         run_build_step([pio, "run", "-e", env_name(board)], project.dir, log, "pio run")
         out = project.dir / ".pio" / "build" / env_name(board)
-        elf = out / "firmware.elf"
-        if not elf.is_file():
-            raise TinyedgeError(f"pio run finished but {elf} is missing: see {log}.")
-        artifacts = {suffix: out / f"firmware.{suffix}" for suffix in ("uf2", "bin", "hex")
-                     if (out / f"firmware.{suffix}").is_file()}
-        flash, ram = elf_memory(elf)
-        project.extra["artifacts"] = {k: relative_to(v, project.dir) for k, v in {**artifacts, "elf": elf}.items()}
-        return BuildResult(elf=elf, flash_bytes=flash, ram_bytes=ram, seconds=time.monotonic() - started,
-                           artifacts=artifacts)
+        return firmware_outputs(project, out / "firmware.elf", time.monotonic() - started, "pio run", log)
 
 
 FRAMEWORK = PlatformioFramework()
