@@ -6,7 +6,9 @@ import contextlib
 import functools
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -15,18 +17,55 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+
+try:  # typer vendors its own click from 0.2x on; older ones use click itself
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError
 
 from tinyedge.errors import TinyedgeError
 
+
+class UsageErrorsExitOne(TyperGroup):
+    """Click exits 2 on a usage error (unknown option, missing argument); the README gives 2 to
+    "validation failed" and 1 to usage and input errors, so usage errors leave with 1."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except UsageError as exc:
+            exc.exit_code = 1
+            raise
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            exc.exit_code = 1
+            raise
+
+
+def console_for(stream: Any, stderr: bool = False) -> Console:
+    """A console that never cuts a line when its stream is not a terminal: a rig parses ids, URLs,
+    paths and hashes from it, so tables and lines keep their natural width."""
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=UNCUT_WIDTH)
+
+
+UNCUT_WIDTH = 10_000
+
 app = typer.Typer(
+    cls=UsageErrorsExitOne,
     name="tinyedge",
     help="Take a trained TensorFlow/Keras model onto a microcontroller and prove it runs correctly there.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = console_for(sys.stdout)
+err_console = console_for(sys.stderr, stderr=True)
 
 
 def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -35,7 +74,8 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with terminate_as_interrupt():
+                return func(*args, **kwargs)
         except TinyedgeError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
@@ -53,6 +93,24 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(70) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM (a rig stopping a job) takes the same path as Ctrl-C: emulators are stopped and
+    reports describe the run that was stopped."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def print_json(data: Any) -> None:
@@ -95,8 +153,12 @@ def quantize(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from tinyedge import quantize as q
+    from tinyedge.outputs import check_output_file, write_atomically
     from tinyedge.render import quantize_table
 
+    check_output_file(output, "-o")
+    if json_out:
+        check_output_file(json_out, "--json")
     cal = q.load_array(calibration, "calibration")
     ev = q.load_array(eval_data, "evaluation") if eval_data else None
     lab = q.load_array(labels, "labels") if labels else None
@@ -105,9 +167,11 @@ def quantize(
         task = bar.add_task("calibrating", total=None)
         report = q.quantize_model(model, cal, output, ev, lab, samples,
                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+    for warning in report.warnings:
+        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     console.print(quantize_table(report))
     if json_out:
-        json_out.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+        write_atomically(json_out, json.dumps(report.as_dict(), indent=2) + "\n", "--json")
 
 
 @app.command()
@@ -122,8 +186,10 @@ def emit(
 ) -> None:
     """Emit the model as a const, 16-byte-aligned C array with a header."""
     from tinyedge.emit import emit_model
+    from tinyedge.outputs import check_output_dir
     from tinyedge.quantize import load_array
 
+    check_output_dir(out_dir, "-o")
     arrays = load_array(data, "test data") if data else None
     for path in emit_model(model, out_dir, name, progmem, test_vectors, arrays):
         console.print(f"wrote {path} ({path.stat().st_size:,} bytes)")
@@ -154,7 +220,7 @@ def inspect(
         )
 
 
-boards_app = typer.Typer(help="List board profiles, or show one.", no_args_is_help=False)
+boards_app = typer.Typer(cls=UsageErrorsExitOne, help="List board profiles, or show one.", no_args_is_help=False)
 app.add_typer(boards_app, name="boards")
 
 
@@ -204,7 +270,9 @@ def generate(
 ) -> None:
     """Generate a firmware project for a board: sources, build files and the tinyedge.json manifest."""
     from tinyedge.generate import generate as generate_project
+    from tinyedge.outputs import check_output_dir
 
+    check_output_dir(out_dir, "-o")
     generate_project(model, board, out_dir, runtime=runtime, tflm_dir=tflm_dir, arena_kb=arena_kb, console=console)
 
 
@@ -254,30 +322,50 @@ def validation_progress(console_: Console):
                     TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console_, transient=True)
 
 
+def prepare_reports(json_out: Optional[Path], junit_out: Optional[Path], plot: Optional[Path],
+                    journal: Optional[Path] = None) -> None:
+    """Check every report path can be written, then remove the previous run's reports: whatever
+    happens next, a report on disk describes this run or there is none."""
+    from tinyedge.outputs import check_output_file, remove_stale
+
+    for path, flag in ((json_out, "--json"), (junit_out, "--junit"), (plot, "--plot"), (journal, "--journal")):
+        if path:
+            check_output_file(path, flag)
+    for path, flag in ((json_out, "--json"), (junit_out, "--junit"), (plot, "--plot")):
+        if path:
+            remove_stale(path, flag)
+
+
 def run_validation(port: str, model: Path, data: Path, labels: Optional[Path], float_model: Optional[Path],
                    tolerance_lsb: int, json_out: Optional[Path], junit_out: Optional[Path], journal: Optional[Path],
                    resume: bool, plot: Optional[Path], baud: Optional[int] = None,
-                   extra: Optional[dict[str, Any]] = None) -> None:
+                   extra: Optional[dict[str, Any]] = None, icount: Optional[bool] = None) -> None:
     """Shared by `validate` and `deploy`: run, print the table, write the rig outputs, set the exit code."""
     import time
 
     from tinyedge.errors import ValidationFailed
     from tinyedge.quantize import load_array
     from tinyedge.render import validation_table
-    from tinyedge.validate import validate as run, write_json, write_junit, write_plot
+    from tinyedge.validate import StoppedByDevice, validate as run, write_json, write_junit, write_plot
 
+    journal = journal or (json_out.with_suffix(".jsonl") if json_out else Path("tinyedge-validate.jsonl"))
+    prepare_reports(json_out, junit_out, plot, journal)
     arrays = load_array(data, "validation data")
     label_array = load_array(labels, "labels") if labels else None
-    journal = journal or (json_out.with_suffix(".jsonl") if json_out else Path("tinyedge-validate.jsonl"))
     started = time.monotonic()
+    stopped: Optional[StoppedByDevice] = None
     with validation_progress(err_console) as bar:
-        task = bar.add_task("validating", total=len(arrays), rate="")
+        task = bar.add_task("validating", total=len(arrays) if arrays.ndim else None, rate="")
 
         def progress(done: int, total: int) -> None:
             elapsed = max(time.monotonic() - started, 1e-6)
             bar.update(task, completed=done, total=total, rate=f"{done / elapsed:.1f} samples/s")
 
-        report = run(port, model, arrays, label_array, float_model, tolerance_lsb, journal, resume, baud, progress)
+        try:
+            report = run(port, model, arrays, label_array, float_model, tolerance_lsb, journal, resume, baud, progress,
+                         icount=icount)
+        except StoppedByDevice as exc:
+            stopped, report = exc, exc.report
     seconds = time.monotonic() - started
     report.extra.update(extra or {})
     console.print(validation_table(report))
@@ -288,6 +376,8 @@ def run_validation(port: str, model: Path, data: Path, labels: Optional[Path], f
         write_junit(report, junit_out, seconds)
     if plot:
         write_plot(report, journal, plot)
+    if stopped:
+        raise stopped
     if report.interrupted:
         raise KeyboardInterrupt
     if not report.passed:
@@ -335,17 +425,21 @@ def deploy(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the validation report as JSON."),
     junit_out: Optional[Path] = typer.Option(None, "--junit", help="Write a JUnit XML report."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Save a PNG of the |Δ| and latency histograms."),
+    icount: bool = typer.Option(False, "--icount", help="QEMU: count instructions (-icount shift=0) for deterministic cycle figures."),
 ) -> None:
     """Quantize, emit, generate, build, flash and validate, in one command."""
     import time
 
     from tinyedge.deploy import DeployPlan, deploy as run_deploy
+    from tinyedge.outputs import check_output_dir
 
     validation_data = data or calibration
     if validation_data is None:
         raise TinyedgeError("deploy validates on the board: give --data X.npy (or --calibration, which is used when --data is absent).")
-    out = out_dir or Path("tinyedge-out") / f"{model.stem}-{board}"
-    plan = DeployPlan(model, board, out, calibration, data, labels, runtime, port, tflm_dir, arena_kb, fit_arena)
+    out = check_output_dir(out_dir or Path("tinyedge-out") / f"{model.stem}-{board}", "-o")
+    prepare_reports(json_out, junit_out, plot)
+    plan = DeployPlan(model, board, out, calibration, data, labels, runtime, port, tflm_dir, arena_kb, fit_arena,
+                      icount=icount or None)
     started = time.monotonic()
 
     def step(name: str, message: str) -> None:
@@ -355,7 +449,7 @@ def deploy(
     with flash_progress() as progress, run_deploy(plan, step, console, progress) as result:
         fitted = {"arena_fitted_bytes": result.fitted_arena, "arena_built_bytes": result.arena_with_margin} if fit_arena else {}
         run_validation(result.port, result.tflite, validation_data, labels, float_model, tolerance_lsb,
-                       json_out, junit_out, out / "validate.jsonl", False, plot, extra=fitted)
+                       json_out, junit_out, out / "validate.jsonl", False, plot, extra=fitted, icount=result.icount)
 
 
 def result_is_float(model: Path) -> bool:

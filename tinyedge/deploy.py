@@ -31,6 +31,7 @@ class DeployPlan:
     tflm_dir: Path | None = None
     arena_kb: int | None = None
     fit_arena: bool = False
+    icount: bool | None = None      # QEMU: -icount shift=0 (None: $TINYEDGE_QEMU_ICOUNT decides)
 
 
 @dataclass
@@ -42,6 +43,7 @@ class DeployResult:
     port: str | None = None
     fitted_arena: int | None = None
     arena_with_margin: int | None = None
+    icount: bool | None = None      # whether QEMU counted instructions (None: not a QEMU board)
     steps: dict[str, float] = field(default_factory=dict)
 
 
@@ -115,7 +117,7 @@ def deploy(plan: DeployPlan, report: StepReporter, console: Any = None,
     report("build", f"built {built.elf.name}: flash {built.flash_bytes:,} B, RAM {built.ram_bytes:,} B in {built.seconds:.1f} s")
     result = DeployResult(tflite, project_dir, project.runtime, built)
     if plan.fit_arena:
-        with flash(project_dir, plan.port, progress) as url:
+        with flash(project_dir, plan.port, progress, icount=plan.icount) as url:
             result.fitted_arena = fit_arena_on_target(url)
         result.arena_with_margin = arena_with_margin(result.fitted_arena)
         report("fit-arena", f"smallest working arena on the target: {result.fitted_arena:,} B; rebuilding with "
@@ -123,7 +125,11 @@ def deploy(plan: DeployPlan, report: StepReporter, console: Any = None,
         project = generate(tflite, plan.board, project_dir, runtime=project.runtime, tflm_dir=plan.tflm_dir,
                            console=console, arena_bytes=result.arena_with_margin)
         result.build = build(project_dir, console=console)
-    with flash(project_dir, plan.port, progress) as url:
+    if project.board.flasher == "qemu":
+        from tinyedge.flashers.qemu import icount_requested
+
+        result.icount = icount_requested(plan.icount)
+    with flash(project_dir, plan.port, progress, icount=plan.icount) as url:
         result.port = url
         report("flash", f"flashed; the board answers on {url}")
         result.steps["total"] = time.monotonic() - started

@@ -31,7 +31,7 @@ def flash(project_dir: Path, port: str | None = None, progress: ProgressCallback
     """Flash the project's firmware; the context yields the URL to open with pyserial and stops any
     emulator it started on exit. `icount` (QEMU only) runs the guest with `-icount shift=0`, so cycle
     figures are deterministic instruction counts (default: $TINYEDGE_QEMU_ICOUNT)."""
-    project = load_built_project(Path(project_dir))
+    project = load_built_project(Path(project_dir).resolve())  # flashers run tools in other directories
     flasher = get_flasher(project.board.flasher)
     if icount and project.board.flasher != "qemu":
         raise TinyedgeError(f"--icount only applies to QEMU-emulated boards, not {project.board.id}: drop it.")

@@ -102,21 +102,19 @@ def board_fit(model: TfliteModel, board: Board, arena_bytes: int) -> BoardFit:
     else:
         weights = sum(t.nbytes for t in model.tensors if t.is_constant)
         flash_needed = weights + AOT_CODE_ESTIMATE
-        ram_needed = _aot_arena(model, fallback=arena_bytes)
-        basis = f"constant bytes + ~{AOT_CODE_ESTIMATE // 1024} KB of AOT code; AOT memory plan"
+        ram_needed = aot_ram_bytes(model, board)
+        basis = (f"constant bytes + ~{AOT_CODE_ESTIMATE // 1024} KB of AOT code; AOT memory plan "
+                 f"(arena + scratch{'' if board.arch.startswith('avr') else ' + constants'})")
     fits = not board.is_budgeted or (flash_needed <= board.flash_bytes and ram_needed <= board.ram_bytes)
     return BoardFit(board.id, runtime, flash_needed, board.flash_bytes, ram_needed, board.ram_bytes, fits, basis)
 
 
-def _aot_arena(model: TfliteModel, fallback: int) -> int:
-    try:
-        from tinyedge.aot.compiler import compile_model
-    except ImportError:
-        return fallback
-    try:
-        return int(compile_model(model).arena_bytes)
-    except Exception:
-        return fallback
+def aot_ram_bytes(model: TfliteModel, board: Board) -> int:
+    """The RAM the AOT-compiled model takes on the board: its planned arena and scratch, plus its
+    constants where they are not kept in flash (they are on AVR)."""
+    from tinyedge.aot.compiler import compile_model
+
+    return compile_model(model, progmem=board.arch.startswith("avr")).stats.ram_bytes
 
 
 def inspect_model(path: str | Path, board_id: str | None = None) -> ModelSummary:

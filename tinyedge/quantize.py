@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from tinyedge.checks import check_numeric_samples, class_labels
 from tinyedge.errors import TinyedgeError
 from tinyedge.reference import Reference, captured_native_output, check_runs_in_tflm
 from tinyedge.tflite_model import TFLITE_IDENTIFIER, TfliteModel, parse_tflite
@@ -41,6 +42,7 @@ class QuantizeReport:
     accuracy: dict[str, float] | None = None
     label_rmse: dict[str, float] | None = None
     ops: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,10 +179,7 @@ def load_array(path: str | Path, what: str) -> np.ndarray:
 
 def check_samples(data: np.ndarray, input_shape: tuple[int, ...], what: str, source: str) -> np.ndarray:
     """Accept N samples of the model's input shape (with or without the batch axis of 1)."""
-    if data.size == 0 or data.shape[0] == 0:
-        raise TinyedgeError(f"the {what} data in {source} is empty: give at least one sample.")
-    if not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
-        raise TinyedgeError(f"the {what} data in {source} has dtype {data.dtype}: it must be numeric (float32 preferred).")
+    check_numeric_samples(data, what, source)
     sample_shape = tuple(input_shape[1:])
     if tuple(data.shape[1:]) == sample_shape:
         return data
@@ -190,6 +189,18 @@ def check_samples(data: np.ndarray, input_shape: tuple[int, ...], what: str, sou
         f"the {what} data in {source} has samples of shape {tuple(data.shape[1:])}, but the model "
         f"expects {sample_shape}: give an array of shape (N, {', '.join(map(str, sample_shape))})."
     )
+
+
+def calibration_warnings(calibration: np.ndarray) -> list[str]:
+    """Calibration data that quantizes, but probably not as the user meant."""
+    warnings = []
+    if calibration.dtype in (np.int8, np.uint8):
+        warnings.append(f"the calibration data is {calibration.dtype}, but the float model is calibrated on the "
+                        "values it takes: give the float inputs the model was trained on (e.g. pixels scaled as in training).")
+    if len(calibration) == 1:
+        warnings.append("there is a single calibration sample, so the int8 ranges fit that sample only: "
+                        "give a few hundred representative samples.")
+    return warnings
 
 
 # ---------------------------------------------------------------- conversion
@@ -305,12 +316,9 @@ def label_metrics(labels: np.ndarray, outputs: dict[str, np.ndarray]) -> tuple[d
     """Accuracy for class labels (indices or one-hot); RMSE against targets for regression labels."""
     first = next(iter(outputs.values()))
     n = len(first)
-    if len(labels) != n:
-        raise TinyedgeError(f"there are {len(labels)} labels for {n} evaluation samples: give one label per sample.")
-    if labels.ndim == 2 and labels.shape[1] == first.shape[1] and first.shape[1] > 1:
-        labels = labels.argmax(axis=1)
-    if labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer) and first.shape[1] > 1:
-        return {name: float(np.mean(out.argmax(axis=1) == labels)) for name, out in outputs.items()}, None
+    classes = class_labels(labels, n, first.shape[1], "evaluation samples")
+    if classes is not None:
+        return {name: float(np.mean(out.argmax(axis=1) == classes)) for name, out in outputs.items()}, None
     targets = labels.reshape(n, -1).astype(np.float64)
     if targets.shape[1] != first.shape[1]:
         raise TinyedgeError(
@@ -337,6 +345,7 @@ def quantize_model(
         raise TinyedgeError("the model has several inputs; tinyedge quantize takes single-input models: give a model with one input.")
     input_shape = float_model.input_shapes[0]
     calibration = check_samples(calibration, input_shape, "calibration", "--calibration")
+    warnings = calibration_warnings(calibration)
     calibration = calibration.astype(np.float32)
     if eval_data is not None:
         eval_data = check_samples(eval_data, input_shape, "evaluation", "--eval").astype(np.float32)
@@ -372,12 +381,12 @@ def quantize_model(
     top1 = compare_outputs(float_out, int8_out)[2]
     accuracy = label_rmse = None
     if labels is not None:
-        if eval_source != "--eval" and len(labels) == len(calibration):
+        if eval_source != "--eval" and labels.ndim and len(labels) == len(calibration):
             labels = labels[len(calibration) - len(eval_data):]
         accuracy, label_rmse = label_metrics(labels, {"float": float_out, "int8": int8_out})
     return QuantizeReport(
         output=str(out_path), float_bytes=len(float_bytes), int8_bytes=len(int8_bytes),
         calibration_samples=len(cal), eval_samples=len(eval_data), eval_source=eval_source,
         rmse=rmse, cosine=cosine, top1_agreement=top1, accuracy=accuracy, label_rmse=label_rmse,
-        ops=int8_model.op_names(),
+        ops=int8_model.op_names(), warnings=warnings,
     )

@@ -127,5 +127,11 @@ def validation_table(report: Any) -> Table:
         lat = report.latency_cycles
         table.add_row("latency min / median / max", f"{lat['min']:,.0f} / {lat['median']:,.0f} / {lat['max']:,.0f} cycles")
     table.add_row("tensor arena", f"{report.arena_bytes:,} B")
-    table.add_row("model sha256", report.model_sha256[:16] + "…")
+    table.add_row("model sha256", report.model_sha256)
+    if report.resumed_samples:
+        table.add_row("from the journal", f"{report.resumed_samples} samples (re-checked against the host reference)")
+    if report.error:
+        table.add_row("stopped", f"[red]{report.error}[/]")
+    if report.latency_note:
+        table.caption = f"latency: {report.latency_note}"
     return table

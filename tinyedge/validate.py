@@ -6,16 +6,19 @@ Each result is appended to a JSONL journal as it arrives, so an interrupted run 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 from xml.etree import ElementTree as ET
 
 import numpy as np
 
+from tinyedge.checks import check_integer_input, check_numeric_samples, class_labels
 from tinyedge.errors import DeviceError, TinyedgeError
+from tinyedge.outputs import write_atomically
 from tinyedge.quantize import cosine_similarity, dequantize, quantize_input
 from tinyedge.reference import Reference
 from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite
@@ -60,6 +63,10 @@ class ValidationReport:
     requested_samples: int = 0
     interrupted: bool = False
     failures: list[int] = field(default_factory=list)
+    data_sha256: str = ""
+    resumed_samples: int = 0          # results read back from the journal (re-checked, not re-run)
+    error: str | None = None          # why the run stopped early (a device error), when it did
+    latency_note: str | None = None   # why the latency figures are not the board's, when they are not
     extra: dict[str, Any] = field(default_factory=dict)   # e.g. deploy --fit-arena's figures
 
     def as_dict(self) -> dict[str, Any]:
@@ -77,8 +84,7 @@ def quantized_inputs(model: TfliteModel, data: np.ndarray) -> np.ndarray:
         raise TinyedgeError("validate takes models with one input: give a single-input model.")
     tin = model.input_tensors[0]
     sample_shape = tuple(tin.shape[1:])
-    if data.ndim == 0 or len(data) == 0:
-        raise TinyedgeError("the --data array is empty: give at least one sample.")
+    check_numeric_samples(data, "validation", "--data")
     if tuple(data.shape[1:]) not in (sample_shape, tuple(tin.shape)):
         raise TinyedgeError(
             f"--data samples have shape {tuple(data.shape[1:])}, but the model expects {sample_shape}: "
@@ -86,6 +92,8 @@ def quantized_inputs(model: TfliteModel, data: np.ndarray) -> np.ndarray:
         )
     if np.issubdtype(data.dtype, np.floating) and tin.type_name != "FLOAT32":
         data = quantize_input(data, tin.scale[0], int(tin.zero_point[0]), tin.dtype)
+    elif np.issubdtype(data.dtype, np.integer) and tin.type_name != "FLOAT32":
+        check_integer_input(data, tin.dtype, "--data")
     return data.astype(tin.dtype).reshape(len(data), *tin.shape)
 
 
@@ -161,34 +169,89 @@ class Outputs:
 
 # ---------------------------------------------------------------- journal
 
+JOURNAL_FORMAT = 2
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What a journal measured: a journal resumes only the run it was written for."""
+    model_sha256: str
+    data_sha256: str
+    labels_sha256: str | None
+    tolerance_lsb: int
+    samples: int
+    board: str = ""
+    runtime: str = ""
+
+
+# How each field is named in the sentence refusing a journal of another run.
+IDENTITY_NAMES = {"model_sha256": "model", "data_sha256": "--data", "labels_sha256": "--labels",
+                  "tolerance_lsb": "--tolerance-lsb", "samples": "number of samples", "board": "board",
+                  "runtime": "runtime"}
+
+
+def array_sha256(array: np.ndarray | None) -> str | None:
+    """A hash of an array's values, dtype and shape (None for no array)."""
+    if array is None:
+        return None
+    array = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+Recheck = Callable[[int, list[Any], int, Any], SampleResult]   # (index, output, cycles, micros) -> result
+
 
 class Journal:
-    """Results as JSON lines: a header naming the model, then one line per sample."""
+    """Results as JSON lines: a header naming the run (model, data, labels, tolerance, board,
+    runtime), then one line per sample. On resume only the board's outputs are read back; every
+    comparison is made again against the host reference."""
 
-    def __init__(self, path: Path, model_sha256: str, resume: bool):
+    def __init__(self, path: Path, identity: RunIdentity, resume: bool, recheck: Recheck, output_values: int):
         self.path = path
         self.done: dict[int, SampleResult] = {}
         if resume and path.exists():
-            self._load(model_sha256)
+            self._load(identity, recheck, output_values)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"journal": "tinyedge-validate", "model_sha256": model_sha256}) + "\n")
+            header = {"journal": "tinyedge-validate", "version": JOURNAL_FORMAT, **asdict(identity)}
+            path.write_text(json.dumps(header) + "\n")
         self._handle = path.open("a")
 
-    def _load(self, model_sha256: str) -> None:
+    def _load(self, identity: RunIdentity, recheck: Recheck, output_values: int) -> None:
         lines = self.path.read_text().splitlines()
-        header = json.loads(lines[0]) if lines else {}
-        if header.get("model_sha256") != model_sha256:
-            raise TinyedgeError(f"{self.path} records a run of a different model: drop --resume or pick another --journal.")
+        header = self._header(lines[0] if lines else "")
+        for key, name in IDENTITY_NAMES.items():
+            if header.get(key) != getattr(identity, key):
+                raise TinyedgeError(f"{self.path} records a run with another {name}: drop --resume to validate afresh, "
+                                    "or give the journal of this run.")
         kept = lines[:1]
         for line in lines[1:]:
             try:
-                result = SampleResult.from_json(json.loads(line))
+                row = json.loads(line)
+                index, output = row["index"], row["output"]
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line cut short by the interruption
-            self.done[result.index] = result
-            kept.append(line)
+            if not (isinstance(index, int) and 0 <= index < identity.samples and isinstance(output, list)
+                    and len(output) == output_values):
+                raise TinyedgeError(f"{self.path} has a damaged result line (sample {index!r}): drop --resume to validate afresh.")
+            result = recheck(index, output, int(row.get("cycles") or 0), row.get("micros"))
+            self.done[index] = result
+            kept.append(json.dumps(asdict(result)))
         self.path.write_text("\n".join(kept) + "\n")
+
+    def _header(self, line: str) -> dict[str, Any]:
+        try:
+            header = json.loads(line)
+        except json.JSONDecodeError:
+            header = None
+        if not isinstance(header, dict) or header.get("journal") != "tinyedge-validate":
+            raise TinyedgeError(f"{self.path} is not a tinyedge validate journal: drop --resume or give the run's --journal.")
+        if header.get("version") != JOURNAL_FORMAT:
+            raise TinyedgeError(f"{self.path} was written by an older tinyedge and does not record what it measured: "
+                                "drop --resume to validate afresh.")
+        return header
 
     def append(self, result: SampleResult) -> None:
         self._handle.write(json.dumps(asdict(result)) + "\n")
@@ -214,9 +277,24 @@ def check_device_matches(info: Any, model: TfliteModel) -> None:
         raise DeviceError(f"the board's model takes {got} input bytes but the model here takes {expected}: flash it again.")
 
 
-def run_samples(device: Any, inputs: np.ndarray, expected: list[list[np.ndarray]], journal: Journal,
-                outputs: Outputs, progress: Progress | None = None) -> Iterator[SampleResult]:
+class Comparison:
+    """A board output against the host reference for the same sample, in LSB."""
+
+    def __init__(self, outputs: Outputs, expected: list[list[np.ndarray]]):
+        self.outputs = outputs
+        self.expected = expected
+
+    def __call__(self, index: int, output: list[Any], cycles: int, micros: Any) -> SampleResult:
+        want = self.outputs.flatten(self.expected[index])
+        diff = int(np.max(np.abs(self.outputs.lsb(np.asarray(output, dtype=np.float64))
+                                 - self.outputs.lsb(np.asarray(want, dtype=np.float64))))) if want else 0
+        return SampleResult(index, output, want, diff, cycles, micros if isinstance(micros, int) else None)
+
+
+def run_samples(device: Any, inputs: np.ndarray, compare: Comparison, journal: Journal,
+                progress: Progress | None = None) -> Iterator[SampleResult]:
     total = len(inputs)
+    outputs = compare.outputs
     for index in range(total):
         if index in journal.done:
             continue
@@ -224,9 +302,7 @@ def run_samples(device: Any, inputs: np.ndarray, expected: list[list[np.ndarray]
         if len(answer.output) != outputs.nbytes:
             raise DeviceError(f"the board answered {len(answer.output)} output bytes for sample {index}, expected "
                               f"{outputs.nbytes}: flash the firmware again.")
-        output, want = outputs.decode(answer.output), outputs.flatten(expected[index])
-        diff = int(np.max(np.abs(outputs.lsb(output) - outputs.lsb(want)))) if want else 0
-        result = SampleResult(index, output, want, diff, int(answer.cycles), answer.micros)
+        result = compare(index, outputs.decode(answer.output), int(answer.cycles), answer.micros)
         journal.append(result)
         if progress:
             progress(len(journal.done), total)
@@ -239,28 +315,48 @@ def _stats(values: list[float]) -> dict[str, float] | None:
     return {"min": float(np.min(values)), "median": float(np.median(values)), "max": float(np.max(values))}
 
 
+def latency_note(board_id: str, icount: bool | None) -> str | None:
+    """Under QEMU the latency is the host's time unless the guest counts instructions (-icount)."""
+    from tinyedge.boards import get_board
+
+    try:
+        flasher = get_board(board_id).flasher
+    except TinyedgeError:
+        return None  # a board without a profile here: real hardware
+    if flasher != "qemu":
+        return None
+    if icount:
+        return "emulated by QEMU with -icount: cycles are instruction counts, not the real chip's timing"
+    known = "without" if icount is False else "unless the emulator runs with"
+    return (f"emulated by QEMU {known} -icount: latency is the host's time and is noise; "
+            "flash or deploy with --icount for deterministic instruction counts")
+
+
 def summarize(model: TfliteModel, info: Any, results: list[SampleResult], tolerance_lsb: int,
-              labels: np.ndarray | None, float_outputs: np.ndarray | None, requested: int, interrupted: bool) -> ValidationReport:
+              classes: np.ndarray | None, float_outputs: np.ndarray | None, requested: int, interrupted: bool,
+              error: str | None = None, icount: bool | None = None) -> ValidationReport:
+    """The verdict, computed from the board's outputs against the host reference of each sample."""
     outputs = Outputs(model)
     board = np.array([r.output for r in results], dtype=np.float64).reshape(len(results), -1)
     host = np.array([r.expected for r in results], dtype=np.float64).reshape(len(results), -1)
     diffs = np.abs(outputs.lsb(board) - outputs.lsb(host)) if len(results) else np.zeros((0, 1))
+    per_sample = diffs.max(axis=1) if len(results) else np.zeros(0)
     board_f, host_f = outputs.real(board), outputs.real(host)
     board, host = outputs.first(board), outputs.first(host)
     top1 = float(np.mean(board.argmax(1) == host.argmax(1))) if len(results) and board.shape[1] > 1 else None
     accuracy = None
-    if labels is not None and len(results) and board.shape[1] > 1:
+    if classes is not None and len(results) and board.shape[1] > 1:
         idx = np.array([r.index for r in results])
-        truth = labels.argmax(1) if labels.ndim == 2 else labels
-        truth = truth[idx]
+        truth = classes[idx]
         accuracy = {"board": float(np.mean(board.argmax(1) == truth)), "host_int8": float(np.mean(host.argmax(1) == truth))}
         if float_outputs is not None:
             accuracy["float"] = float(np.mean(float_outputs[idx].argmax(1) == truth))
     micros = [r.micros for r in results if r.micros is not None]
-    failures = [r.index for r in results if r.max_abs_diff > tolerance_lsb]
+    failures = [r.index for r, d in zip(results, per_sample) if d > tolerance_lsb]
+    complete = bool(results) and len(results) == requested and not interrupted and error is None
     return ValidationReport(
         samples=len(results),
-        bit_exact=float(np.mean(diffs.max(axis=1) == 0)) if len(results) else 0.0,
+        bit_exact=float(np.mean(per_sample == 0)) if len(results) else 0.0,
         max_abs_diff_lsb=int(diffs.max()) if diffs.size else 0,
         mean_abs_diff_lsb=float(diffs.mean()) if diffs.size else 0.0,
         rmse=float(np.sqrt(np.mean((board_f - host_f) ** 2))) if len(results) else 0.0,
@@ -275,11 +371,13 @@ def summarize(model: TfliteModel, info: Any, results: list[SampleResult], tolera
         runtime=info.runtime,
         runtime_version=info.runtime_version,
         clock_hz=int(info.clock_hz),
-        passed=bool(results) and not failures and not interrupted and len(results) == requested,
+        passed=complete and not failures,
         tolerance_lsb=tolerance_lsb,
         requested_samples=requested,
         interrupted=interrupted,
         failures=failures[:100],
+        error=error,
+        latency_note=latency_note(info.board_id, icount),
     )
 
 
@@ -294,6 +392,14 @@ def float_model_outputs(float_model: Path, data: np.ndarray, model: TfliteModel,
     return pair_outputs(run_float(load_float_model(float_model), data), host_heads)[0]
 
 
+class StoppedByDevice(DeviceError):
+    """A device error after some samples ran: carries the partial report of the run it stopped."""
+
+    def __init__(self, message: str, report: ValidationReport):
+        super().__init__(message)
+        self.report = report
+
+
 def validate(
     port: str,
     model_path: str | Path,
@@ -306,47 +412,61 @@ def validate(
     baud: int | None = None,
     progress: Progress | None = None,
     on_info: Callable[[Any], None] | None = None,
+    icount: bool | None = None,
 ) -> ValidationReport:
+    """Run every sample on the board and compare it with the host reference. A device error after
+    the board answered INFO raises StoppedByDevice, whose report describes the partial run."""
     from tinyedge.protocol import Device
 
     model = load_tflite(model_path)
     if tolerance_lsb < 0:
         raise TinyedgeError(f"--tolerance-lsb must be 0 or more (got {tolerance_lsb}).")
     inputs = quantized_inputs(model, data)
-    if labels is not None and len(labels) != len(inputs):
-        raise TinyedgeError(f"there are {len(labels)} labels for {len(inputs)} samples: give one label per sample.")
+    outputs = Outputs(model)
+    classes = class_labels(labels, len(inputs), int(outputs.bounds[1])) if labels is not None else None
     reference = Reference(model)
     expected = [reference.run([x]) for x in inputs]
     float_outputs = (float_model_outputs(Path(float_model), float_inputs(model, data), model, expected)
                      if float_model else None)
-    journal = Journal(Path(journal_path or "tinyedge-validate.jsonl"), model.sha256, resume)
-    results: list[SampleResult] = list(journal.done.values())
-    interrupted = False
-    try:
-        with Device(port, **({"baud": baud} if baud else {})) as device:
-            info = device.info()
-            check_device_matches(info, model)
-            if on_info:
-                on_info(info)
+    compare = Comparison(outputs, expected)
+    identity = RunIdentity(model.sha256, array_sha256(inputs) or "", array_sha256(labels), tolerance_lsb, len(inputs))
+    interrupted, error = False, None
+    with Device(port, **({"baud": baud} if baud else {})) as device:
+        info = device.info()
+        check_device_matches(info, model)
+        if on_info:
+            on_info(info)
+        identity = replace(identity, board=info.board_id, runtime=info.runtime)
+        journal = Journal(Path(journal_path or "tinyedge-validate.jsonl"), identity, resume, compare,
+                          int(outputs.bounds[-1]))
+        resumed = len(journal.done)
+        results: list[SampleResult] = list(journal.done.values())
+        try:
             if progress:
-                progress(len(journal.done), len(inputs))
-            try:
-                for result in run_samples(device, inputs, expected, journal, Outputs(model), progress):
-                    results.append(result)
-            except KeyboardInterrupt:
-                interrupted = True
-    finally:
-        journal.close()
+                progress(resumed, len(inputs))
+            for result in run_samples(device, inputs, compare, journal, progress):
+                results.append(result)
+        except KeyboardInterrupt:
+            interrupted = True
+        except DeviceError as exc:
+            error = exc
+        finally:
+            journal.close()
     results.sort(key=lambda r: r.index)
-    return summarize(model, info, results, tolerance_lsb, labels, float_outputs, len(inputs), interrupted)
+    report = summarize(model, info, results, tolerance_lsb, classes, float_outputs, len(inputs), interrupted,
+                       str(error) if error else None, icount)
+    report.data_sha256 = identity.data_sha256
+    report.resumed_samples = resumed
+    if error is not None:
+        raise StoppedByDevice(str(error), report) from None
+    return report
 
 
 # ---------------------------------------------------------------- outputs for rigs
 
 
 def write_json(report: ValidationReport, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+    write_atomically(path, json.dumps(report.as_dict(), indent=2) + "\n", "--json")
 
 
 def write_junit(report: ValidationReport, path: Path, seconds: float = 0.0) -> None:
@@ -354,7 +474,7 @@ def write_junit(report: ValidationReport, path: Path, seconds: float = 0.0) -> N
     suite = ET.Element("testsuite", name=f"tinyedge.validate.{report.board}", timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
                        time=f"{seconds:.3f}")
     props = ET.SubElement(suite, "properties")
-    for key in ("board", "runtime", "model_sha256", "arena_bytes", "samples", "bit_exact", "max_abs_diff_lsb"):
+    for key in ("board", "runtime", "model_sha256", "data_sha256", "arena_bytes", "samples", "bit_exact", "max_abs_diff_lsb"):
         ET.SubElement(props, "property", name=key, value=str(getattr(report, key)))
     cases = []
     agreement = ET.Element("testcase", classname=f"tinyedge.{report.board}.{report.runtime}", name="outputs_match_host_reference")
@@ -365,16 +485,15 @@ def write_junit(report: ValidationReport, path: Path, seconds: float = 0.0) -> N
         failure.text = "first differing samples: " + ", ".join(map(str, report.failures[:20]))
     cases.append(agreement)
     complete = ET.Element("testcase", classname=f"tinyedge.{report.board}.{report.runtime}", name="all_samples_ran")
-    if report.samples != report.requested_samples or report.interrupted:
+    if report.samples != report.requested_samples or report.interrupted or report.error:
         ET.SubElement(complete, "failure", message=f"ran {report.samples} of {report.requested_samples} samples"
-                      + (" (interrupted)" if report.interrupted else ""))
+                      + (" (interrupted)" if report.interrupted else "") + (f": {report.error}" if report.error else ""))
     cases.append(complete)
     suite.extend(cases)
     suite.set("tests", str(len(cases)))
     suite.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))
     suite.set("errors", "0")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+    write_atomically(path, ET.tostring(suite, encoding="utf-8", xml_declaration=True), "--junit")
 
 
 def write_plot(report: ValidationReport, journal_path: Path, path: Path) -> None:

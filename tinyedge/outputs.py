@@ -1,0 +1,80 @@
+"""Files the user names for tinyedge to write: checked before the work starts, written whole or not
+at all, and a failure to write is the user's to fix (one sentence), not a tinyedge bug."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from tinyedge.errors import TinyedgeError
+
+
+def cannot_write(path: Path, flag: str, exc: OSError) -> TinyedgeError:
+    reason = exc.strerror or type(exc).__name__
+    return TinyedgeError(f"cannot write {flag} {path} ({reason.lower()}): give a path in a writable directory.")
+
+
+def check_output_file(path: Path, flag: str) -> Path:
+    """Refuse, before any work, an output file that cannot be written: a path inside a file, a
+    directory where a file is wanted, a directory that cannot be written to."""
+    if path.is_dir():
+        raise TinyedgeError(f"{flag} {path} is a directory: give a file name, e.g. {path / 'report'}{path.suffix or ''}.")
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("ab"):
+            pass
+    except OSError as exc:
+        raise cannot_write(path, flag, exc) from None
+    if not existed:
+        path.unlink()
+    return path
+
+
+def check_output_dir(path: Path, flag: str) -> Path:
+    if path.exists() and not path.is_dir():
+        raise TinyedgeError(f"{flag} {path} is a file: give a directory (it is created when missing).")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise cannot_write(path, flag, exc) from None
+    return path
+
+
+def remove_stale(path: Path, flag: str) -> None:
+    """Remove a previous run's report, so no exit path can leave it describing this run."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise cannot_write(path, flag, exc) from None
+
+
+def write_atomically(path: Path, content: str | bytes, flag: str = "") -> None:
+    """Write through a temporary file renamed over `path`: a reader (or an interruption) sees the
+    old file or the whole new one, never a half-written one."""
+    data = content.encode() if isinstance(content, str) else content
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise cannot_write(path, flag or "the file", exc) from None
+    try:
+        os.fchmod(handle, 0o666 & ~current_umask())  # as an ordinary open() would create it
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise cannot_write(path, flag or "the file", exc) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
