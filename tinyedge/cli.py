@@ -436,6 +436,11 @@ def deploy(
     validation_data = data or calibration
     if validation_data is None:
         raise TinyedgeError("deploy validates on the board: give --data X.npy (or --calibration, which is used when --data is absent).")
+    if icount:
+        from tinyedge.boards import get_board
+
+        if get_board(board).flasher != "qemu":
+            raise TinyedgeError(f"--icount only applies to QEMU-emulated boards, not {board}: drop it.")
     out = check_output_dir(out_dir or Path("tinyedge-out") / f"{model.stem}-{board}", "-o")
     prepare_reports(json_out, junit_out, plot)
     plan = DeployPlan(model, board, out, calibration, data, labels, runtime, port, tflm_dir, arena_kb, fit_arena,
