@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -350,9 +351,31 @@ def test_without_icount_qemu_latency_is_called_noise():
 # ---------------------------------------------------------------- 19. relative project folder
 
 
-def test_flash_a_relative_project_folder_on_the_host_board(cnn_firmware, monkeypatch):
-    monkeypatch.chdir(cnn_firmware.parent)
-    result_url = None
-    with flash(Path(cnn_firmware.name)) as url:
-        result_url = url
-    assert result_url and result_url.startswith("/dev/")
+def flash_until_serving(project: Path, cwd: Path) -> tuple[str, int, str]:
+    """`tinyedge flash DIR` with stdout a pipe and no COLUMNS: its line naming the URL, then SIGTERM."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    process = subprocess.Popen([*TINYEDGE, "flash", str(project)], cwd=cwd, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = process.stdout.readline()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return line, process.returncode, stderr
+
+
+def test_flash_a_relative_project_folder_on_the_host_board(cnn_firmware):
+    line, code, stderr = flash_until_serving(Path(cnn_firmware.name), cwd=cnn_firmware.parent)
+    assert "the firmware answers on /dev/" in line, stderr
+    assert code == 130, stderr   # SIGTERM stops it like Ctrl-C
+
+
+def test_flash_on_a_pipe_prints_the_socket_url_on_one_line(sine_model, tmp_path):
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+    generate(sine_model.int8, "qemu-cortex-m4", tmp_path / "fw", runtime="aot")
+    build(tmp_path / "fw")
+    line, code, stderr = flash_until_serving(tmp_path / "fw", cwd=tmp_path)
+    assert re.search(r"answers on socket://127\.0\.0\.1:\d+ \(Ctrl-C stops it\)$", line.rstrip()), line + stderr
+    assert code == 130, stderr

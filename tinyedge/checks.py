@@ -58,6 +58,8 @@ def class_labels(labels: np.ndarray, samples: int, width: int, what: str = "samp
     check_finite(labels, "label", flag)
     if width <= 1:
         return None
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]   # a column of class indices
     if labels.ndim == 2 and labels.shape[1] == width:
         return labels.argmax(axis=1)
     if labels.ndim == 2:
