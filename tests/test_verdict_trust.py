@@ -241,14 +241,40 @@ def test_unwritable_model_and_project_paths_are_user_errors(sine_model, tmp_path
         assert "internal error" not in result.stderr and "error:" in result.stderr
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
-def test_a_read_only_directory_is_a_user_error(sine_model, tmp_path):
+def read_only_directory(tmp_path: Path) -> Path:
+    """A directory this user cannot create files in: chmod 555 for a user; sysfs (where no one creates
+    files) for root, who writes through permission bits."""
+    if os.geteuid() == 0:
+        if not Path("/sys/kernel").is_dir():
+            pytest.skip("needs sysfs at /sys when run as root")
+        return Path("/sys")
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
+    return locked
+
+
+def test_a_read_only_directory_is_a_user_error(sine_model, tmp_path):
+    target = read_only_directory(tmp_path) / "tinyedge-report.json"
     result = run_tinyedge("validate", "--port", "/dev/ttyNOPE0", "--model", sine_model.int8, "--data", sine_model.eval_x,
-                          "--json", locked / "r.json")
-    assert result.returncode == 1 and "internal error" not in result.stderr
+                          "--json", target)
+    assert result.returncode == 1, result.stderr
+    assert "internal error" not in result.stderr and f"cannot write --json {target}" in sentence(result)
+
+
+def test_two_ctrl_c_in_a_row_leave_this_runs_report_or_none(board, cnn_model, many_samples, tmp_path):
+    a_passing_report(tmp_path / "report.json")
+    process = start_validation(board, cnn_model.int8, many_samples, tmp_path)
+    wait_for(lambda: journal_rows(tmp_path / "report.jsonl") >= 20)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    if (tmp_path / "report.json").exists():
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert report["interrupted"] is True and report["passed"] is False
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
 # ---------------------------------------------------------------- 15. calibration data
