@@ -171,6 +171,14 @@ def test_a_second_ctrl_c_while_writing_leaves_no_half_report(tmp_path, monkeypat
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_report_to_dev_stdout_is_written_through(board, cnn_model, tmp_path):
+    np.save(tmp_path / "few.npy", np.load(cnn_model.eval_x)[:3])
+    result = run_tinyedge("validate", "--port", board, "--model", cnn_model.int8, "--data", tmp_path / "few.npy",
+                          "--json", "/dev/stdout", "--journal", tmp_path / "j.jsonl")
+    assert result.returncode == 0, result.stderr
+    assert '"passed": true' in result.stdout and Path("/dev/stdout").is_symlink()
+
+
 # ---------------------------------------------------------------- 4. inputs that make accuracy meaningless
 
 

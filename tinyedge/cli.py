@@ -46,6 +46,9 @@ class UsageErrorsExitOne(TyperGroup):
             raise
 
 
+UNCUT_WIDTH = 10_000
+
+
 def console_for(stream: Any, stderr: bool = False) -> Console:
     """A console that never cuts a line when its stream is not a terminal: a rig parses ids, URLs,
     paths and hashes from it, so tables and lines keep their natural width."""
@@ -53,8 +56,6 @@ def console_for(stream: Any, stderr: bool = False) -> Console:
         return Console(stderr=stderr)
     return Console(stderr=stderr, width=UNCUT_WIDTH)
 
-
-UNCUT_WIDTH = 10_000
 
 app = typer.Typer(
     cls=UsageErrorsExitOne,

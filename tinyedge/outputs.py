@@ -45,8 +45,16 @@ def check_output_dir(path: Path, flag: str) -> Path:
     return path
 
 
+def is_plain_file(path: Path) -> bool:
+    """A regular file, not a link: what may be removed and replaced. A link or a special file
+    (`--json /dev/stdout`, a FIFO) is written through and never replaced."""
+    return path.is_file() and not path.is_symlink()
+
+
 def remove_stale(path: Path, flag: str) -> None:
     """Remove a previous run's report, so no exit path can leave it describing this run."""
+    if not is_plain_file(path):
+        return
     try:
         path.unlink(missing_ok=True)
     except OSError as exc:
@@ -57,6 +65,13 @@ def write_atomically(path: Path, content: str | bytes, flag: str = "") -> None:
     """Write through a temporary file renamed over `path`: a reader (or an interruption) sees the
     old file or the whole new one, never a half-written one."""
     data = content.encode() if isinstance(content, str) else content
+    if path.exists() and not is_plain_file(path):
+        try:
+            with path.open("wb") as out:
+                out.write(data)
+        except OSError as exc:
+            raise cannot_write(path, flag or "the file", exc) from None
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -36,10 +36,6 @@ class SampleResult:
     cycles: int
     micros: int | None
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "SampleResult":
-        return cls(**{k: data[k] for k in ("index", "output", "expected", "max_abs_diff", "cycles", "micros")})
-
 
 @dataclass
 class ValidationReport:
@@ -235,7 +231,7 @@ class Journal:
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line cut short by the interruption
             if not (isinstance(index, int) and 0 <= index < identity.samples and isinstance(output, list)
-                    and len(output) == output_values):
+                    and len(output) == output_values and all(isinstance(v, (int, float)) for v in output)):
                 raise TinyedgeError(f"{self.path} has a damaged result line (sample {index!r}): drop --resume to validate afresh.")
             result = recheck(index, output, int(row.get("cycles") or 0), row.get("micros"))
             self.done[index] = result
