@@ -295,9 +295,10 @@ def test_quantize_refuses_nan_calibration_and_a_scalar(sine_model, tmp_path):
     np.save(tmp_path / "scalar.npy", np.float32(0.5))
     for path, message in ((tmp_path / "inf.npy", "holds NaN or infinity in 1 sample(s), the first at index 7"),
                           (tmp_path / "scalar.npy", "holds a single number, not samples")):
-        result = run_tinyedge("quantize", sine_model.keras, "--calibration", path, "-o", tmp_path / "m.tflite")
+        result = run_tinyedge("quantize", sine_model.keras, "--calibration", path, "-o", tmp_path / "new" / "m.tflite")
         assert result.returncode == 1, result.stderr
         assert message in sentence(result) and "internal error" not in result.stderr
+        assert not (tmp_path / "new").exists()
 
 
 def test_quantize_warns_about_int8_data_and_a_single_sample(sine_model, tmp_path):

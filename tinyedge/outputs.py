@@ -17,13 +17,15 @@ def cannot_write(path: Path, flag: str, exc: OSError) -> TinyedgeError:
 
 
 def check_output_file(path: Path, flag: str) -> Path:
-    """Refuse, before any work, an output file that cannot be written: a path inside a file, a
-    directory where a file is wanted, a directory that cannot be written to."""
+    """Refuse, before any work and without creating anything, an output file that cannot be
+    written: a path inside a file, a directory where a file is wanted, an unwritable directory."""
     if path.is_dir():
         raise TinyedgeError(f"{flag} {path} is a directory: give a file name, e.g. {path / 'report'}{path.suffix or ''}.")
+    if not path.parent.is_dir():
+        check_can_create(path, flag)   # its directories are made when it is written
+        return path
     existed = path.exists()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("ab"):
             pass
     except OSError as exc:
@@ -34,15 +36,23 @@ def check_output_file(path: Path, flag: str) -> Path:
 
 
 def check_output_dir(path: Path, flag: str) -> Path:
+    """Refuse an output directory that cannot be made or written to, without creating it."""
     if path.exists() and not path.is_dir():
         raise TinyedgeError(f"{flag} {path} is a file: give a directory (it is created when missing).")
+    check_can_create(path, flag)
+    return path
+
+
+def check_can_create(path: Path, flag: str) -> None:
+    """The nearest existing directory above `path` (or `path` itself) accepts new files."""
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise TinyedgeError(f"{flag} {path} is inside the file {existing}: give a path in a directory.")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
         raise cannot_write(path, flag, exc) from None
-    return path
 
 
 def is_plain_file(path: Path) -> bool:

@@ -7,6 +7,7 @@ Each result is appended to a JSONL journal as it arrives, so an interrupted run 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -515,5 +516,7 @@ def write_plot(report: ValidationReport, journal_path: Path, path: Path) -> None
     right.set_xlabel(unit)
     fig.suptitle(f"{report.board} · {report.runtime} · {report.samples} samples · {'PASS' if report.passed else 'FAIL'}")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
+    write_atomically(path, png.getvalue(), "--plot")
