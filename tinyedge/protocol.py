@@ -549,7 +549,7 @@ class Device:
         try:
             self._port().write(wire)
             self._port().flush()
-        except (OSError, _serial_exception()) as exc:
+        except (OSError, *_serial_exception()) as exc:
             raise self._lost_error(exc) from None
         self.bytes_sent += len(wire)
 
@@ -557,7 +557,7 @@ class Device:
         port = self._port()
         try:
             data = port.read(max(1, port.in_waiting))
-        except (OSError, _serial_exception()) as exc:
+        except (OSError, *_serial_exception()) as exc:
             raise self._lost_error(exc) from None
         self.bytes_received += len(data)
         self._splitter.feed(data)
@@ -583,10 +583,16 @@ class Device:
                            "uses the port.")
 
 
-def _serial_exception() -> type[Exception]:
+def _serial_exception() -> tuple[type[Exception], ...]:
+    """What a failing port raises: pyserial's error, and termios's (EIO from tcdrain when a
+    pseudo-terminal's board process dies mid-run), which is not an OSError."""
     import serial
 
-    return serial.SerialException
+    try:
+        import termios
+    except ImportError:  # pragma: no cover - Windows
+        return (serial.SerialException,)
+    return (serial.SerialException, termios.error)
 
 
 def _open_port(url: str, baud: int):

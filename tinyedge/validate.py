@@ -16,7 +16,6 @@ from typing import Any, Callable, Iterator
 from xml.etree import ElementTree as ET
 
 import numpy as np
-import serial
 
 from tinyedge.checks import check_integer_input, check_numeric_samples, class_labels
 from tinyedge.errors import DeviceError, TinyedgeError
@@ -448,8 +447,6 @@ def validate(
             interrupted = True
         except DeviceError as exc:
             error = exc
-        except serial.SerialException as exc:   # the port itself failed: a board unplugged or reset
-            error = DeviceError(f"the port {port} failed mid-run ({exc}): check the board's cable and power, then run again.")
         finally:
             journal.close()
     results.sort(key=lambda r: r.index)
