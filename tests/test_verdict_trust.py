@@ -358,10 +358,13 @@ def test_inspect_fits_the_uno_with_the_aot_memory_plan(sine_model):
 
 
 def test_no_bare_except_exception_around_our_own_code():
-    allowed = {"cli.py": 1, "quantize.py": 4, "reference.py": 3, "tflite_model.py": 1}  # around TF/tflite/numpy, and the CLI's last resort
-    for path in (REPO / "tinyedge").rglob("*.py"):
-        count = path.read_text().count("except Exception")
-        assert count <= allowed.get(path.name, 0), f"{path.relative_to(REPO)} has {count} `except Exception`"
+    """Modules that only call tinyedge's own code let its bugs surface (the CLI keeps one last resort,
+    which says "tinyedge bug"); `except Exception` is left only around TF, tflite-micro and NumPy."""
+    ours = ["inspection.py", "validate.py", "deploy.py", "flash.py", "checks.py", "outputs.py", "render.py",
+            "generate.py", "build.py", "project.py", "boards.py", "emit.py"]
+    for name in ours:
+        assert "except Exception" not in (REPO / "tinyedge" / name).read_text(), name
+    assert (REPO / "tinyedge" / "cli.py").read_text().count("except Exception") == 1
 
 
 # ---------------------------------------------------------------- 18. QEMU latency

@@ -75,8 +75,9 @@ def ensure_int8(plan: DeployPlan, report: StepReporter) -> Path:
     lost = ""
     if result.accuracy:
         lost = f", accuracy {100 * result.accuracy['float']:.1f} % → {100 * result.accuracy['int8']:.1f} %"
+    warnings = "".join(f"; warning: {warning}" for warning in result.warnings)
     report("quantize", f"quantized to full int8: {result.float_bytes:,} → {result.int8_bytes:,} bytes, "
-                       f"cosine {result.cosine:.4f} vs float{lost}")
+                       f"cosine {result.cosine:.4f} vs float{lost}{warnings}")
     return out
 
 
