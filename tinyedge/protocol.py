@@ -592,9 +592,15 @@ def _serial_exception() -> type[Exception]:
 def _open_port(url: str, baud: int):
     import serial
 
+    from tinyedge.ports import is_rfc2217, open_options, with_rfc2217_defaults
+
     try:
-        port = serial.serial_for_url(url, baudrate=baud, timeout=READ_SLICE_S, write_timeout=30)
+        port = serial.serial_for_url(with_rfc2217_defaults(url), baudrate=baud, timeout=READ_SLICE_S,
+                                     **open_options(url))
     except (serial.SerialException, OSError, ValueError) as exc:
+        if is_rfc2217(url):
+            raise DeviceError(f"cannot reach the RFC 2217 server at {url} ({exc}): check the host and port, and "
+                              "that its ser2net or labgrid exporter is running.") from None
         missing = getattr(exc, "errno", None) == errno.ENOENT or "No such file" in str(exc)
         reason = "no such port" if missing else str(exc)
         raise DeviceError(f"cannot open serial port {url} ({reason}): check the port name with "
