@@ -77,6 +77,21 @@ def flash_progress():
         yield progress
 
 
+def place_option():
+    return typer.Option(None, "--place", help="A labgrid place to acquire for this command; its NetworkSerialPort is the port.")
+
+
+def coordinator_option():
+    return typer.Option(None, "--coordinator", help="labgrid coordinator HOST:PORT for --place (default: $LG_COORDINATOR, else 127.0.0.1:20408).")
+
+
+def held_port(port: Optional[str], place: Optional[str], coordinator: Optional[str]):
+    """--port as given, or the serial URL of the --place held (and released) around the command."""
+    from tinyedge.places import port_or_place
+
+    return port_or_place(port, place, coordinator, say=lambda line: err_console.print(f"[dim]{line}[/]", highlight=False))
+
+
 # --- model commands: quantize / emit / inspect / boards (lead) ---
 
 
@@ -223,6 +238,8 @@ def flash(
     project_dir: Path = typer.Argument(..., metavar="DIR", help="A built project."),
     port: Optional[str] = typer.Option(None, "--port", help="Serial port (default: auto-detected by USB id)."),
     icount: bool = typer.Option(False, "--icount", help="QEMU: count instructions (-icount shift=0) for deterministic cycle figures."),
+    place: Optional[str] = place_option(),
+    coordinator: Optional[str] = coordinator_option(),
 ) -> None:
     """Flash the firmware; an emulated board keeps running here, printing its URL, until Ctrl-C."""
     import time
@@ -232,9 +249,10 @@ def flash(
     from tinyedge.flashers import get_flasher
 
     project = load_built_project(project_dir)
-    emulated = is_emulated(get_flasher(project.board.flasher), project, port)
 
-    with flash_progress() as progress, flash_project(project_dir, port, progress, icount=icount or None) as url:
+    with held_port(port, place, coordinator) as port, flash_progress() as progress, \
+            flash_project(project_dir, port, progress, icount=icount or None) as url:
+        emulated = is_emulated(get_flasher(project.board.flasher), project, port)
         if not emulated:
             console.print(f"flashed {project.board.name}: the firmware answers on [bold]{url}[/]")
             return
@@ -300,7 +318,7 @@ def run_validation(port: str, model: Path, data: Path, labels: Optional[Path], f
 @app.command()
 @user_errors
 def validate(
-    port: str = typer.Option(..., "--port", help="Serial port: a path, socket://host:port or rfc2217://host:port."),
+    port: Optional[str] = typer.Option(None, "--port", help="Serial port: a path, socket://host:port or rfc2217://host:port."),
     model: Path = typer.Option(..., "--model", help="The .tflite the board runs."),
     data: Path = typer.Option(..., "--data", help="Inputs .npy, float (quantized with the model's input scale) or int8."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Class labels for accuracy."),
@@ -312,9 +330,14 @@ def validate(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its journal."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Save a PNG of the |Δ| and latency histograms."),
     baud: Optional[int] = typer.Option(None, "--baud", help="Baud rate (default 115200)."),
+    place: Optional[str] = place_option(),
+    coordinator: Optional[str] = coordinator_option(),
 ) -> None:
     """Run the test inputs on the board and compare with the host reference, bit for bit."""
-    run_validation(port, model, data, labels, float_model, tolerance_lsb, json_out, junit_out, journal, resume, plot, baud)
+    if not port and not place:
+        raise TinyedgeError("validate needs the board: give --port (a path or URL) or --place (a labgrid place).")
+    with held_port(port, place, coordinator) as port:
+        run_validation(port, model, data, labels, float_model, tolerance_lsb, json_out, junit_out, journal, resume, plot, baud)
 
 
 @app.command()
@@ -335,6 +358,8 @@ def deploy(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the validation report as JSON."),
     junit_out: Optional[Path] = typer.Option(None, "--junit", help="Write a JUnit XML report."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Save a PNG of the |Δ| and latency histograms."),
+    place: Optional[str] = place_option(),
+    coordinator: Optional[str] = coordinator_option(),
 ) -> None:
     """Quantize, emit, generate, build, flash and validate, in one command."""
     import time
@@ -352,7 +377,8 @@ def deploy(
         console.print(f"[green]✔[/] [bold]{name:<9}[/] {message}  [dim]({time.monotonic() - started:.1f} s)[/]", highlight=False)
 
     float_model = model if labels and result_is_float(model) else None
-    with flash_progress() as progress, run_deploy(plan, step, console, progress) as result:
+    with held_port(port, place, coordinator) as plan.port, flash_progress() as progress, \
+            run_deploy(plan, step, console, progress) as result:
         fitted = {"arena_fitted_bytes": result.fitted_arena, "arena_built_bytes": result.arena_with_margin} if fit_arena else {}
         run_validation(result.port, result.tflite, validation_data, labels, float_model, tolerance_lsb,
                        json_out, junit_out, out / "validate.jsonl", False, plot, extra=fitted)

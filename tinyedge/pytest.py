@@ -131,7 +131,7 @@ def _session_port(config: pytest.Config) -> Iterator[tuple[str, str | None]]:
             if place:
                 from tinyedge.places import acquired_place
 
-                port = stack.enter_context(acquired_place(place, config.getoption("--tinyedge-coordinator")))
+                port = stack.enter_context(acquired_place(place, config.getoption("--tinyedge-coordinator"))).url
             if firmware:
                 from tinyedge.flash import flash
 
