@@ -103,3 +103,15 @@ def test_without_a_board_the_rig_tests_skip_and_say_what_to_pass(rig):
 def test_the_plugin_is_declared_as_a_pytest11_entry_point():
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]["pytest11"]
     assert declared == {"tinyedge": "tinyedge.pytest"}
+
+
+def test_an_installed_tinyedge_loads_the_plugin_in_any_pytest_run(tmp_path):
+    from importlib.metadata import entry_points
+
+    if not any(ep.value == "tinyedge.pytest" for ep in entry_points(group="pytest11")):
+        pytest.skip("this install predates the pytest11 entry point: reinstall tinyedge (pip install -e .)")
+    result = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for flag in ("--tinyedge-board", "--tinyedge-port", "--tinyedge-place", "--tinyedge-firmware"):
+        assert flag in result.stdout

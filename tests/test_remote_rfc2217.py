@@ -61,3 +61,11 @@ def test_lab_servers_get_ign_set_control_and_no_write_timeout():
     assert with_rfc2217_defaults("/dev/ttyACM0") == "/dev/ttyACM0"
     assert open_options("rfc2217://lab:4000") == {}
     assert open_options("/dev/ttyACM0") == {"write_timeout": 30}
+
+
+def test_validate_without_port_or_place_says_to_give_one(host_firmware, tmp_path):
+    model, _, data = host_firmware
+    result = run_tinyedge("validate", "--model", model, "--data", data, cwd=tmp_path, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "validate needs the board: give --port (a path or URL) or --place (a labgrid place)." in \
+        " ".join(result.stderr.split())

@@ -175,11 +175,17 @@ def _acquire(session: Any, place: str, address: str, attempt: _Attempt) -> None:
 
 def _serial_url(session: Any, place: str, address: str, wait_s: float) -> str:
     """The pyserial URL of the place's one NetworkSerialPort, once its exporter serves it."""
+    from labgrid.remote.client import Error
+
     deadline = time.monotonic() + wait_s
     while True:
         found = session.get_place(place)
-        ports = {name: entry for (name, cls), entry in session.get_target_resources(found).items()
-                 if cls == "NetworkSerialPort"}
+        try:
+            resources = session.get_target_resources(found)
+        except Error as exc:
+            raise DeviceError(f"labgrid place '{found.name}' cannot be used ({labgrid_message(exc)}): check it with "
+                              f"`labgrid-client -p {found.name} show`.") from None
+        ports = {name: entry for (name, cls), entry in resources.items() if cls == "NetworkSerialPort"}
         if not ports:
             raise TinyedgeError(f"labgrid place '{found.name}' has no NetworkSerialPort: add the board's serial port "
                                 f"with `labgrid-client -p {found.name} add-match EXPORTER/GROUP/NetworkSerialPort`.")
