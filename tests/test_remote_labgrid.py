@@ -179,3 +179,23 @@ def test_the_pytest_plugin_holds_a_place_for_the_session(free_place, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
     assert holder(coordinator) is None
+
+
+@pytest.mark.parametrize("address", ["lab:notaport", ":20408", "lab:99999"])
+def test_a_malformed_coordinator_address_is_a_usage_error(lab, tmp_path, address):
+    _, model, data, _ = lab
+    result = run_tinyedge("validate", "--place", PLACE, "--coordinator", address, "--model", model,
+                          "--data", data, cwd=tmp_path, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"--coordinator must be HOST:PORT, such as lab:20408 (got '{address}')." in " ".join(result.stderr.split())
+
+
+def test_deploy_holds_the_place_and_releases_it_when_flashing_fails(free_place, tmp_path):
+    coordinator, model, data, _ = free_place
+    result = run_tinyedge("deploy", model, "--board", "host", "--runtime", "aot", "--data", data, "-o", tmp_path / "out",
+                          "--place", PLACE, "--coordinator", coordinator, cwd=tmp_path, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    stderr = " ".join(result.stderr.split())
+    assert f"holding labgrid place {PLACE}" in stderr and "has no serial port" in stderr
+    assert f"released labgrid place {PLACE}" in stderr
+    assert holder(coordinator) is None

@@ -39,8 +39,13 @@ class Lease:
 
 
 def coordinator_address(coordinator: str | None = None) -> str:
-    """--coordinator, else $LG_COORDINATOR, else labgrid's default."""
-    return coordinator or os.environ.get("LG_COORDINATOR") or DEFAULT_COORDINATOR
+    """--coordinator, else $LG_COORDINATOR, else labgrid's default; HOST or HOST:PORT."""
+    address = coordinator or os.environ.get("LG_COORDINATOR") or DEFAULT_COORDINATOR
+    host, colon, port = address.rpartition(":") if not address.endswith("]") else ("", "", "")
+    if colon and (not host or not port.isdigit() or not 0 < int(port) < 65536):
+        origin = "--coordinator" if coordinator else "LG_COORDINATOR"
+        raise TinyedgeError(f"{origin} must be HOST:PORT, such as lab:20408 (got {address!r}).")
+    return address
 
 
 @contextlib.contextmanager
