@@ -83,8 +83,8 @@ def flash_progress():
 @app.command()
 @user_errors
 def quantize(
-    model: Path = typer.Argument(..., help="Keras .keras/.h5 file or SavedModel directory."),
-    calibration: Path = typer.Option(..., "--calibration", help="Calibration inputs, .npy of shape (N, *input_shape)."),
+    model: Path = typer.Argument(..., help="Keras .keras/.h5 file, SavedModel directory or .onnx file."),
+    calibration: Path = typer.Option(..., "--calibration", help="Calibration inputs, .npy of shape (N, *input_shape) (ONNX: NCHW or NHWC)."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the full-int8 .tflite."),
     eval_data: Optional[Path] = typer.Option(None, "--eval", help="Evaluation inputs .npy (default: hold out 20 % of the calibration data)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Labels for the evaluation inputs: class indices, one-hot or regression targets."),
@@ -320,7 +320,7 @@ def validate(
 @app.command()
 @user_errors
 def deploy(
-    model: Path = typer.Argument(..., help="A .tflite, or a float Keras .keras/.h5 / SavedModel (then give --calibration)."),
+    model: Path = typer.Argument(..., help="A .tflite, or a float Keras .keras/.h5 / SavedModel / .onnx (then give --calibration)."),
     board: str = typer.Option("qemu-cortex-m4", "--board", help="Board id from `tinyedge boards`."),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Calibration inputs .npy, to quantize a float model."),
     data: Optional[Path] = typer.Option(None, "--data", help="Validation inputs .npy (default: the calibration data)."),
@@ -339,7 +339,7 @@ def deploy(
     """Quantize, emit, generate, build, flash and validate, in one command."""
     import time
 
-    from tinyedge.deploy import DeployPlan, deploy as run_deploy
+    from tinyedge.deploy import DeployPlan, board_inputs, deploy as run_deploy
 
     validation_data = data or calibration
     if validation_data is None:
@@ -352,9 +352,13 @@ def deploy(
         console.print(f"[green]✔[/] [bold]{name:<9}[/] {message}  [dim]({time.monotonic() - started:.1f} s)[/]", highlight=False)
 
     float_model = model if labels and result_is_float(model) else None
+    board_data, layout = board_inputs(model, validation_data, out)
     with flash_progress() as progress, run_deploy(plan, step, console, progress) as result:
         fitted = {"arena_fitted_bytes": result.fitted_arena, "arena_built_bytes": result.arena_with_margin} if fit_arena else {}
-        run_validation(result.port, result.tflite, validation_data, labels, float_model, tolerance_lsb,
+        if layout:
+            fitted["input_layout"] = layout
+            step("layout", f"the board is fed {layout}")
+        run_validation(result.port, result.tflite, board_data, labels, float_model, tolerance_lsb,
                        json_out, junit_out, out / "validate.jsonl", False, plot, extra=fitted)
 
 

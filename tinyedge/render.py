@@ -20,7 +20,8 @@ def pct(x: float | None) -> str:
 def quantize_table(report: Any) -> Table:
     table = Table(title=f"Quantized → {report.output}", show_header=True, header_style="bold")
     table.add_column("")
-    table.add_column("float", justify="right")
+    reference = report.float_reference
+    table.add_column("float" if reference == "TensorFlow" else f"float ({reference})", justify="right")
     table.add_column("int8", justify="right")
     table.add_row("file size", kib(report.float_bytes), kib(report.int8_bytes))
     if report.accuracy:
@@ -35,6 +36,8 @@ def quantize_table(report: Any) -> Table:
     table.add_row("  cosine similarity", "", f"{report.cosine:.5f}")
     table.add_row("  top-1 agreement", "", pct(report.top1_agreement))
     table.caption = f"calibrated on {report.calibration_samples} samples · ops: {', '.join(report.ops)}"
+    if report.input_layout:
+        table.caption += f" · input layout {report.input_layout}"
     return table
 
 
