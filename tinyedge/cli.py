@@ -154,6 +154,33 @@ def inspect(
         )
 
 
+@app.command()
+@user_errors
+def shrink(
+    model: Path = typer.Argument(..., help="The float Keras .keras/.h5 classifier."),
+    data: Path = typer.Option(..., "--data", help="Training inputs .npy (a fifth is held out for the accuracy figures)."),
+    labels: Path = typer.Option(..., "--labels", help="Their class labels .npy: indices or one-hot."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the narrower .keras model."),
+    board: Optional[str] = typer.Option(None, "--board", help="Narrow until the int8 model fits this board's flash and RAM."),
+    keep: Optional[float] = typer.Option(None, "--keep", help="Or narrow every hidden Conv/Dense layer to this fraction of its width."),
+    epochs: int = typer.Option(3, "--epochs", help="Distillation epochs against the original model."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
+) -> None:
+    """Fit a model to a board: narrow its layers (L1 norm), distil from the original, report before/after."""
+    from tinyedge.quantize import load_array
+    from tinyedge.render import shrink_table
+    from tinyedge.shrink import shrink_model
+
+    x, y = load_array(data, "training data"), load_array(labels, "labels")
+    with err_console.status("shrinking") as status:
+        report = shrink_model(model, x, y, output, board=board, keep=keep, epochs=epochs,
+                              progress=lambda message: err_console.print(f"[dim]{message}[/]", highlight=False))
+        status.stop()
+    console.print(shrink_table(report))
+    if json_out:
+        json_out.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+
+
 boards_app = typer.Typer(help="List board profiles, or show one.", no_args_is_help=False)
 app.add_typer(boards_app, name="boards")
 
