@@ -12,6 +12,7 @@ unless one lies in its working directory (so one is written there: nothing is do
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -97,7 +98,7 @@ class OnnxModel:
         from tinyedge.quantize import check_samples
 
         board_sample = tuple(self.input_shapes[0][1:])
-        if self.declared_layout(data) and tuple(data.shape[1:]) != board_sample:
+        if self.declared_layout(data):
             data = data.reshape((len(data), *self.onnx_shape[1:]))
             return np.ascontiguousarray(data.transpose(channels_last_axes(data.ndim)))
         if self.channels_last and tuple(data.shape[1:]) not in (board_sample, tuple(self.input_shapes[0])):
@@ -136,6 +137,9 @@ class OnnxModel:
 
     def convert_to_saved_model(self) -> Path:
         """Run onnx2tf on a copy of the model, in a directory that holds its sample image file."""
+        if importlib.util.find_spec("onnx2tf") is None:
+            raise TinyedgeError("onnx2tf is not installed, and tinyedge converts ONNX models with it: run ./install.sh "
+                                "(it installs onnx2tf without its version pins).")
         self._workdir = tempfile.TemporaryDirectory(prefix="tinyedge-onnx2tf-")
         work = Path(self._workdir.name)
         model = work / self.path.name
@@ -167,7 +171,13 @@ def conversion_failure(log: str) -> str:
     return (lines[-1][:200] if lines else "no output") + "; check that the model runs in ONNX Runtime."
 
 
+def _require(module: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise TinyedgeError(f"the {module} package is not installed, and ONNX models need it: run ./install.sh.")
+
+
 def _load_proto(path: Path) -> Any:
+    _require("onnx")
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -183,6 +193,7 @@ def _load_proto(path: Path) -> Any:
 
 
 def _session(path: Path, proto: Any) -> Any:
+    _require("onnxruntime")
     import onnxruntime as ort
 
     options = ort.SessionOptions()
