@@ -71,6 +71,7 @@ def test_pytorch_style_cnn_deploys_to_qemu_with_its_nchw_arrays(cnn_files, tmp_p
     assert report["input_layout"] == "NHWC (transposed from the NCHW arrays given)"
     assert report["accuracy"]["float"] == 1.0, "the labels are ONNX Runtime's own answers"
     assert "the board is fed NHWC" in result.stdout
+    assert "vs float (ONNX Runtime)" in " ".join(result.stdout.split())
 
     tflite = tmp_path / "out" / "cnn_int8.tflite"
     ops = load_tflite(tflite).op_names()

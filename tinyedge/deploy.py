@@ -74,8 +74,9 @@ def ensure_int8(plan: DeployPlan, report: StepReporter) -> Path:
     lost = ""
     if result.accuracy:
         lost = f", accuracy {100 * result.accuracy['float']:.1f} % → {100 * result.accuracy['int8']:.1f} %"
+    reference = "" if result.float_reference == "TensorFlow" else f" ({result.float_reference})"
     report("quantize", f"quantized to full int8: {result.float_bytes:,} → {result.int8_bytes:,} bytes, "
-                       f"cosine {result.cosine:.4f} vs float{lost}")
+                       f"cosine {result.cosine:.4f} vs float{reference}{lost}")
     return out
 
 

@@ -100,7 +100,7 @@ class OnnxModel:
         board_sample = tuple(self.input_shapes[0][1:])
         if self.declared_layout(data):
             data = data.reshape((len(data), *self.onnx_shape[1:]))
-            return np.ascontiguousarray(data.transpose(channels_last_axes(data.ndim)))
+            data = np.ascontiguousarray(data.transpose(channels_last_axes(data.ndim)))
         if self.channels_last and tuple(data.shape[1:]) not in (board_sample, tuple(self.input_shapes[0])):
             onnx_sample = tuple(self.onnx_shape[1:])
             raise TinyedgeError(
