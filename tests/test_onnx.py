@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import onnx_models
-from conftest import require_tools, run_tinyedge
+from conftest import require_tools, requires_tflm, run_tinyedge
 from tinyedge.reference import Reference
 from tinyedge.tflite_model import load_tflite
 
@@ -152,3 +152,18 @@ def test_nchw_and_nhwc_arrays_give_the_same_board_inputs(cnn_files):
     assert np.array_equal(model.arrange(nchw, "validation", "--data"), nhwc)
     assert np.array_equal(model.arrange(nhwc, "validation", "--data"), nhwc)
     assert np.allclose(model.predict([nhwc[:1]])[0], onnxruntime_outputs(cnn_files / "cnn.onnx", nchw[:1]))
+
+
+@requires_tflm
+def test_the_onnx_cnn_with_its_transpose_runs_bit_exact_on_tflm(cnn_files, tmp_path):
+    require_tools(*QEMU_TOOLS)
+    from tinyedge.quantize import quantize_model
+
+    report = quantize_model(cnn_files / "cnn.onnx", np.load(cnn_files / "cal_nchw.npy"), tmp_path / "cnn_int8.tflite")
+    assert "TRANSPOSE" in report.ops
+    np.save(tmp_path / "x_nhwc.npy", np.load(cnn_files / "x_nchw.npy")[:8].transpose(0, 2, 3, 1))
+    result = run_tinyedge("deploy", tmp_path / "cnn_int8.tflite", "--board", "qemu-cortex-m4", "--runtime", "tflm",
+                          "--data", tmp_path / "x_nhwc.npy", "-o", tmp_path / "out", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["runtime"] == "tflm" and report["bit_exact"] == 1.0
