@@ -3,6 +3,9 @@ graph): compiled to C and run natively, it gives the same bytes as tflite-micro'
 
 from __future__ import annotations
 
+import shutil
+
+import numpy as np
 import pytest
 
 from aot_harness import NativeModel, assert_matches_reference, to_int8
@@ -47,3 +50,19 @@ def test_transpose_is_bit_exact_with_tflite_micro(name, tmp_path):
     assert "TRANSPOSE" in model.op_names()
     assert "te_transpose(" in compile_model(model).source
     assert_matches_reference(model, NativeModel(model, tmp_path), samples=6)
+
+
+@pytest.mark.skipif(shutil.which("simavr") is None or shutil.which("avr-gcc") is None, reason="needs avr-gcc and simavr")
+def test_transpose_is_bit_exact_on_an_emulated_atmega328p(tmp_path):
+    """16-bit `int` and strides read from flash (PROGMEM): the same bytes must come out."""
+    import tensorflow as tf
+
+    from aot_harness import random_inputs, run_on_simavr
+    from tinyedge.reference import Reference
+
+    model = to_int8(_nhwc_to_nchw_then_dense(tf.keras))
+    rng = np.random.default_rng(12)
+    inputs = [random_inputs(model, rng)[0] for _ in range(3)]
+    reference = Reference(model)
+    for x, got in zip(inputs, run_on_simavr(model, inputs, tmp_path)):
+        np.testing.assert_array_equal(got, reference.run([x])[0])
