@@ -57,6 +57,7 @@ def cnn_files(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_pytorch_style_cnn_deploys_to_qemu_with_its_nchw_arrays(cnn_files, tmp_path):
     require_tools(*QEMU_TOOLS)
     model = cnn_files / "cnn.onnx"
@@ -82,6 +83,7 @@ def test_pytorch_style_cnn_deploys_to_qemu_with_its_nchw_arrays(cnn_files, tmp_p
     assert not list(tmp_path.glob("calibration_image_sample_data*")), "nothing is fetched or left in the cwd"
 
 
+@pytest.mark.slow
 def test_mlp_quantizes_with_onnxruntime_as_the_float_reference_then_deploys(tmp_path):
     require_tools(*QEMU_TOOLS)
     model = onnx_models.mlp(tmp_path / "mlp.onnx")
@@ -154,6 +156,7 @@ def test_nchw_and_nhwc_arrays_give_the_same_board_inputs(cnn_files):
     assert np.allclose(model.predict([nhwc[:1]])[0], onnxruntime_outputs(cnn_files / "cnn.onnx", nchw[:1]))
 
 
+@pytest.mark.slow
 @requires_tflm
 def test_the_onnx_cnn_with_its_transpose_runs_bit_exact_on_tflm(cnn_files, tmp_path):
     require_tools(*QEMU_TOOLS)

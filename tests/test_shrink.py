@@ -39,6 +39,7 @@ def big_cnn(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_a_model_too_big_for_the_uno_fits_after_shrinking_and_runs_there(big_cnn, tmp_path):
     require_tools(*AVR_TOOLS)
     before = run_tinyedge("deploy", big_cnn / "big.keras", "--board", "arduino-uno", "--calibration", big_cnn / "x.npy",
@@ -66,6 +67,7 @@ def test_a_model_too_big_for_the_uno_fits_after_shrinking_and_runs_there(big_cnn
     assert board["bit_exact"] == 1.0 and board["accuracy"]["board"] >= 0.75
 
 
+@pytest.mark.slow
 def test_keep_narrows_every_hidden_layer_and_keeps_the_output(big_cnn, tmp_path):
     result = run_tinyedge("shrink", big_cnn / "big.keras", "--data", big_cnn / "x.npy", "--labels", big_cnn / "y.npy",
                           "--keep", "0.5", "--epochs", "1", "-o", tmp_path / "half.keras", "--json", tmp_path / "half.json")
