@@ -33,6 +33,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "==> pip: installing tinyedge and its dependencies into .venv"
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+# onnx2tf (ONNX models in) pins exact TensorFlow, numpy and protobuf versions that would replace the
+# project's: install it, and tf-keras matching our TensorFlow, without their pins. The packages they
+# really import are tinyedge's own dependencies (pyproject.toml).
+.venv/bin/pip install -q --disable-pip-version-check --no-deps "onnx2tf==1.29.24" "tf-keras>=2.21,<2.22"
 
 if [ "${1:-}" = "--no-demo" ]; then
   exit 0

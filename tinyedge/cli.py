@@ -98,8 +98,8 @@ def held_port(port: Optional[str], place: Optional[str], coordinator: Optional[s
 @app.command()
 @user_errors
 def quantize(
-    model: Path = typer.Argument(..., help="Keras .keras/.h5 file or SavedModel directory."),
-    calibration: Path = typer.Option(..., "--calibration", help="Calibration inputs, .npy of shape (N, *input_shape)."),
+    model: Path = typer.Argument(..., help="Keras .keras/.h5 file, SavedModel directory or .onnx file."),
+    calibration: Path = typer.Option(..., "--calibration", help="Calibration inputs, .npy of shape (N, *input_shape) (ONNX: NCHW or NHWC)."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the full-int8 .tflite."),
     eval_data: Optional[Path] = typer.Option(None, "--eval", help="Evaluation inputs .npy (default: hold out 20 % of the calibration data)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Labels for the evaluation inputs: class indices, one-hot or regression targets."),
@@ -167,6 +167,33 @@ def inspect(
             f"the model does not fit {fit.board}: it needs {kib(fit.flash_needed)} of flash (budget {kib(fit.flash_budget)}) "
             f"and {kib(fit.ram_needed)} of RAM (budget {kib(fit.ram_budget)}); shrink the model or pick a larger board."
         )
+
+
+@app.command()
+@user_errors
+def shrink(
+    model: Path = typer.Argument(..., help="The float Keras .keras/.h5 classifier."),
+    data: Path = typer.Option(..., "--data", help="Training inputs .npy (a fifth is held out for the accuracy figures)."),
+    labels: Path = typer.Option(..., "--labels", help="Their class labels .npy: indices or one-hot."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the narrower .keras model."),
+    board: Optional[str] = typer.Option(None, "--board", help="Narrow until the int8 model fits this board's flash and RAM."),
+    keep: Optional[float] = typer.Option(None, "--keep", help="Or narrow every hidden Conv/Dense layer to this fraction of its width."),
+    epochs: int = typer.Option(3, "--epochs", help="Distillation epochs against the original model."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
+) -> None:
+    """Fit a model to a board: narrow its layers (L1 norm), distil from the original, report before/after."""
+    from tinyedge.quantize import load_array
+    from tinyedge.render import shrink_table
+    from tinyedge.shrink import shrink_model
+
+    x, y = load_array(data, "training data"), load_array(labels, "labels")
+    with err_console.status("shrinking") as status:
+        report = shrink_model(model, x, y, output, board=board, keep=keep, epochs=epochs,
+                              progress=lambda message: err_console.print(f"[dim]{message}[/]", highlight=False))
+        status.stop()
+    console.print(shrink_table(report))
+    if json_out:
+        json_out.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
 
 
 boards_app = typer.Typer(help="List board profiles, or show one.", no_args_is_help=False)
@@ -343,7 +370,7 @@ def validate(
 @app.command()
 @user_errors
 def deploy(
-    model: Path = typer.Argument(..., help="A .tflite, or a float Keras .keras/.h5 / SavedModel (then give --calibration)."),
+    model: Path = typer.Argument(..., help="A .tflite, or a float Keras .keras/.h5 / SavedModel / .onnx (then give --calibration)."),
     board: str = typer.Option("qemu-cortex-m4", "--board", help="Board id from `tinyedge boards`."),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Calibration inputs .npy, to quantize a float model."),
     data: Optional[Path] = typer.Option(None, "--data", help="Validation inputs .npy (default: the calibration data)."),
@@ -364,7 +391,7 @@ def deploy(
     """Quantize, emit, generate, build, flash and validate, in one command."""
     import time
 
-    from tinyedge.deploy import DeployPlan, deploy as run_deploy
+    from tinyedge.deploy import DeployPlan, board_inputs, deploy as run_deploy
 
     validation_data = data or calibration
     if validation_data is None:
@@ -377,10 +404,14 @@ def deploy(
         console.print(f"[green]✔[/] [bold]{name:<9}[/] {message}  [dim]({time.monotonic() - started:.1f} s)[/]", highlight=False)
 
     float_model = model if labels and result_is_float(model) else None
+    board_data, layout = board_inputs(model, validation_data, out)
     with held_port(port, place, coordinator) as plan.port, flash_progress() as progress, \
             run_deploy(plan, step, console, progress) as result:
         fitted = {"arena_fitted_bytes": result.fitted_arena, "arena_built_bytes": result.arena_with_margin} if fit_arena else {}
-        run_validation(result.port, result.tflite, validation_data, labels, float_model, tolerance_lsb,
+        if layout:
+            fitted["input_layout"] = layout
+            step("layout", f"the board is fed {layout}")
+        run_validation(result.port, result.tflite, board_data, labels, float_model, tolerance_lsb,
                        json_out, junit_out, out / "validate.jsonl", False, plot, extra=fitted)
 
 

@@ -59,7 +59,8 @@ def is_tflite(path: Path) -> bool:
 def ensure_int8(plan: DeployPlan, report: StepReporter) -> Path:
     """The .tflite to deploy: the given one, or the float model quantized with --calibration."""
     if not plan.model.exists():
-        raise TinyedgeError(f"{plan.model} does not exist: give a .tflite, a Keras .keras/.h5 file or a SavedModel directory.")
+        raise TinyedgeError(f"{plan.model} does not exist: give a .tflite, a Keras .keras/.h5 file, a SavedModel directory "
+                            "or an .onnx file.")
     if is_tflite(plan.model):
         return plan.model
     if plan.calibration is None:
@@ -73,9 +74,34 @@ def ensure_int8(plan: DeployPlan, report: StepReporter) -> Path:
     lost = ""
     if result.accuracy:
         lost = f", accuracy {100 * result.accuracy['float']:.1f} % → {100 * result.accuracy['int8']:.1f} %"
+    reference = "" if result.float_reference == "TensorFlow" else f" ({result.float_reference})"
     report("quantize", f"quantized to full int8: {result.float_bytes:,} → {result.int8_bytes:,} bytes, "
-                       f"cosine {result.cosine:.4f} vs float{lost}")
+                       f"cosine {result.cosine:.4f} vs float{reference}{lost}")
     return out
+
+
+def board_inputs(model: Path, data_path: Path, out_dir: Path) -> tuple[Path, str | None]:
+    """The validation inputs as the board takes them, and for an ONNX model the layout note for the report:
+    arrays in the layout the ONNX model declares (NCHW) are transposed to the board's (NHWC) into out_dir."""
+    from tinyedge.onnx_import import is_onnx
+
+    if not is_onnx(model):
+        return data_path, None
+    import numpy as np
+
+    from tinyedge.onnx_import import OnnxModel
+    from tinyedge.quantize import input_layout_note, load_array
+
+    onnx_model = OnnxModel(model)
+    data = load_array(data_path, "validation data")
+    note = input_layout_note(onnx_model, data)
+    if not onnx_model.declared_layout(data):
+        onnx_model.arrange(data, "validation", "--data")   # refuses a shape that fits neither layout
+        return data_path, note
+    out_dir.mkdir(parents=True, exist_ok=True)
+    board_data = out_dir / f"{data_path.stem}_{onnx_model.board_layout.lower()}.npy"
+    np.save(board_data, onnx_model.arrange(data, "validation", "--data"))
+    return board_data, note
 
 
 def arena_with_margin(fitted: int) -> int:

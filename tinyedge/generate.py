@@ -35,7 +35,9 @@ class FirmwareAllowance:
 
 
 ALLOWANCES = {
-    "avr": FirmwareAllowance(flash_bytes=6 * 1024, ram_bytes=448),
+    # RAM: the firmware's own data + bss (~330 B measured with a 256-byte input) and the 192 B that
+    # `build` keeps free for the stack.
+    "avr": FirmwareAllowance(flash_bytes=6 * 1024, ram_bytes=640),
     "baremetal": FirmwareAllowance(flash_bytes=32 * 1024, ram_bytes=24 * 1024),
 }
 DEFAULT_ALLOWANCE = FirmwareAllowance(flash_bytes=64 * 1024, ram_bytes=32 * 1024)
