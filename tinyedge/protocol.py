@@ -617,8 +617,8 @@ class Device:
         """Wait for the reply to request `seq` (or, with any_seq, to any earlier probe too);
         `count` is False while probing for a booting board: nothing counts against the link then.
 
-        A NAK the device could not even give a seq (0: bytes lost, duplicated or inserted) may be
-        about our request: it is answered at once, as a retransmission is harmless. When the line goes
+        A NAK for a frame the device could not read may be about our request whatever its seq (0 when
+        bytes were lost, duplicated or inserted): it is answered at once, a retransmission is harmless. When the line goes
         quiet for QUIET_GAP_S with part of a frame pending, its end was lost: the part is dropped.
         When nothing at all came back by then, a lone 0x00 ends our request in case its own
         delimiter was lost (the device ignores an empty frame)."""
@@ -639,8 +639,9 @@ class Device:
                     return _Boot()
                 if any_seq and frame.type == reply_type:
                     return frame
-                unreadable = frame.type == MSG_NAK and frame.body[:1] in _UNREADABLE
-                if unreadable and (frame.seq == seq or frame.seq == 0):
+                if frame.type == MSG_NAK and frame.body[:1] in _UNREADABLE:
+                    # The device could not read a frame; its seq byte (0 when it could not decode that
+                    # far) cannot be trusted, so the frame may have been ours: send it again now.
                     self.link.crc_errors += count
                     return _Nak(frame.body[0])
                 if frame.seq != seq:
