@@ -118,9 +118,164 @@ def test_at_1e_2_a_result_is_exact_or_a_link_failure_never_wrong(reusing_firmwar
     assert exact > 0
 
 
+def test_a_slow_inference_is_waited_for_not_sent_again(tmp_path):
+    """Invoke takes 2.5 s, longer than the 1 s every other request gets: with an INFER timeout that
+    follows the model's cost the host waits for it instead of re-sending it while the device works."""
+    firmware = build_firmware(tmp_path, MODEL, extra_defines={"TE_PROTO_RX_BUFFER": 64, "FIXTURE_INVOKE_MS": 2500})
+    data = sample(9)
+    with start_firmware(firmware) as fw, open_device(fw.url, timeout=1.0, infer_timeout=4.0) as device:
+        assert device.infer(data).output == MODEL.expected_output(data)
+        assert (device.link.retries, device.link.timeouts) == (0, 0)
+        device.infer_timeout = None
+        assert device.infer(data).output == MODEL.expected_output(data)
+        assert device.link.timeouts >= 2  # the control: re-sent after each 1 s, answered by replay
+
+
 def test_the_infer_timeout_follows_the_models_cost():
     # ResNet-8 (12.5 M MACs) on a 25 MHz board: far beyond the 5 s a PING gets.
     assert infer_timeout(5.0, 12_500_000, 25_000_000) > 40
     assert infer_timeout(5.0, 1_000, 25_000_000) == pytest.approx(5.0, abs=0.01)
     # 2,000 output bytes at 9,600 baud take 2.3 s on the wire.
     assert infer_timeout(5.0, 0, 16_000_000, wire_bytes=2000, baud=9600) == pytest.approx(7.29, abs=0.01)
+
+
+# ---- the real firmware: AOT builds of real models on the emulated boards ----
+
+BOARD_TOOLS = {
+    "host": ("cc", "make"),
+    "qemu-cortex-m4": ("arm-none-eabi-gcc", "make", "qemu-system-arm"),
+    "arduino-uno": ("avr-gcc", "make", "avrdude", "pkg-config"),
+}
+
+
+def aot_project(model: Path, board: str, out: Path) -> Path:
+    from tinyedge.build import build
+    from tinyedge.generate import generate
+
+    require_tools(*BOARD_TOOLS[board])
+    generate(model, board, out, runtime="aot")
+    build(out)
+    return out
+
+
+def test_validate_through_a_noisy_link_reports_what_the_link_did(cnn_model, tmp_path):
+    """`tinyedge validate` as a rig runs it, on the host board's AOT firmware through the proxy at
+    3e-3 faults per byte: every sample bit-exact, and the link's work in the JSON, JUnit and table."""
+    import json
+    from xml.etree import ElementTree as ET
+
+    from conftest import run_tinyedge
+    from tinyedge.flash import flash
+
+    project = aot_project(cnn_model.int8, "host", tmp_path / "fw")
+    data = tmp_path / "x.npy"
+    np.save(data, np.load(cnn_model.eval_x)[:30])
+    with flash(project) as url, FaultProxy(url, rate=3e-3, seed=11) as proxy:
+        result = run_tinyedge("validate", "--port", proxy.url, "--model", cnn_model.int8, "--data", data,
+                              "--board", "host", "--json", tmp_path / "r.json", "--junit", tmp_path / "r.xml",
+                              timeout=300)
+        assert proxy.counts.total() > 0
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["passed"] and report["bit_exact"] == 1.0 and report["samples"] == 30
+    link = report["link"]
+    assert set(link) >= {"retries", "crc_errors", "resyncs", "timeouts"}
+    assert link["retries"] > 0 and link["crc_errors"] > 0
+    assert link["baud"] == 115200
+    properties = {p.get("name"): p.get("value") for p in ET.parse(tmp_path / "r.xml").getroot().iter("property")}
+    assert properties["link_retries"] == str(link["retries"])
+    assert properties["link_crc_errors"] == str(link["crc_errors"])
+    assert f"{link['retries']} retries, {link['crc_errors']} CRC errors" in result.stdout
+
+
+def test_validate_takes_the_baud_rate_and_timeout_it_is_given(cnn_model, tmp_path):
+    import json
+
+    from conftest import run_tinyedge
+    from tinyedge.flash import flash
+
+    project = aot_project(cnn_model.int8, "host", tmp_path / "fw")
+    data = tmp_path / "x.npy"
+    np.save(data, np.load(cnn_model.eval_x)[:2])
+    with flash(project) as url:
+        result = run_tinyedge("validate", "--port", url, "--model", cnn_model.int8, "--data", data,
+                              "--baud", "57600", "--timeout", "7.5", "--json", tmp_path / "r.json", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    link = json.loads((tmp_path / "r.json").read_text())["link"]
+    assert (link["baud"], link["infer_timeout_s"]) == (57600, 7.5)
+
+
+def test_the_infer_timeout_of_a_real_model_grows_with_its_macs_on_a_slow_clock():
+    from tinyedge.protocol import DeviceInfo, TensorInfo
+    from tinyedge.tflite_model import load_tflite
+    from tinyedge.validate import infer_timeout_for
+
+    resnet = REAL_MODELS / "pretrainedResnet_quant.tflite"
+    if not resnet.exists():
+        pytest.skip(f"{REAL_MODELS} is absent (the real trained models)")
+    tensor = TensorInfo("int8", (1, 32, 32, 3), 1.0, -128, 3072)
+    info = DeviceInfo(1, "qemu-cortex-m4", "tflm", "", "0" * 64, [tensor], [tensor], 0, 0, 25_000_000, 25_000_000, 1007)
+
+    class Link:
+        timeout, baud = 5.0, 115200
+
+    # ResNet-8: 12.5 M MACs; TFLM's reference kernels take ~11 s per inference under QEMU.
+    assert infer_timeout_for(load_tflite(resnet), info, Link()) > 30
+
+
+@pytest.mark.parametrize("board, model_name", [
+    ("qemu-cortex-m4", "micro_speech_quantized.tflite"),   # 1,960 B: two 1,007-byte chunks
+    ("host", "person_detect.tflite"),                      # 9,216 B: three 4,067-byte chunks
+])
+def test_corrupted_replies_of_a_real_multi_chunk_model_stay_exact(board, model_name, tmp_path):
+    """The bug as seen on QEMU: the INFER reply of a model whose input needs several chunks is
+    corrupted, the host asks again; the result must be the board's, bit for bit."""
+    from tinyedge.flash import flash
+    from tinyedge.reference import Reference
+    from tinyedge.tflite_model import load_tflite
+
+    tflite = REAL_MODELS / model_name
+    if not tflite.exists():
+        pytest.skip(f"{REAL_MODELS} is absent (the real trained models)")
+    project = aot_project(tflite, board, tmp_path / "fw")
+    model = load_tflite(tflite)
+    reference = Reference(model)
+    shape = model.input_tensors[0].shape
+    inputs = [np.random.default_rng(seed).integers(-128, 128, size=shape, dtype=np.int8) for seed in range(4)]
+    with flash(project) as url, FaultProxy(url, corrupt_replies={INFER_REPLY: 4}, rate=1e-3, seed=4) as proxy, \
+            open_device(proxy.url) as device:
+        assert device.info().max_chunk < model.input_tensors[0].nbytes
+        for x in inputs:
+            expected = b"".join(np.asarray(a).tobytes() for a in reference.run([x]))
+            assert device.infer(x.tobytes()).output == expected
+        assert proxy.corrupter.done[INFER_REPLY] == 4
+
+
+def test_corrupted_replies_on_the_simavr_uno_stay_exact(tmp_path):
+    """The Uno's 64-byte receive buffer: 51-byte chunks, so the 120-byte input of this MLP takes three."""
+    import models
+    from tinyedge.flash import flash
+    from tinyedge.quantize import quantize_model
+    from tinyedge.reference import Reference
+    from tinyedge.tflite_model import load_tflite
+
+    require_tools(*BOARD_TOOLS["arduino-uno"])
+    k = models.keras()
+    k.utils.set_random_seed(4)
+    keras_model = k.Sequential([k.Input(shape=(120,)), k.layers.Dense(16, activation="relu"), k.layers.Dense(4)])
+    keras_model.save(tmp_path / "wide.keras")
+    samples = np.random.default_rng(4).normal(size=(32, 120)).astype(np.float32)
+    quantize_model(tmp_path / "wide.keras", samples, tmp_path / "wide_int8.tflite")
+    tflite = tmp_path / "wide_int8.tflite"
+    project = aot_project(tflite, "arduino-uno", tmp_path / "fw")
+    model = load_tflite(tflite)
+    reference = Reference(model)
+    inputs = [np.random.default_rng(seed).integers(-128, 128, size=model.input_tensors[0].shape, dtype=np.int8)
+              for seed in range(4)]
+    with flash(project) as url, FaultProxy(url, corrupt_replies={INFER_REPLY: 4}) as proxy, \
+            open_device(proxy.url) as device:
+        assert device.info().max_chunk < 120
+        for x in inputs:
+            expected = b"".join(np.asarray(a).tobytes() for a in reference.run([x]))
+            assert device.infer(x.tobytes()).output == expected
+        assert proxy.corrupter.done[INFER_REPLY] == 4

@@ -391,6 +391,10 @@ class _Boot:
     """The device announced a (re)start."""
 
 
+class _Resplit(Exception):
+    """The device could not read an INFER, so it did not run: send its bytes again in smaller chunks."""
+
+
 class _Restart(Exception):
     """The device lost its state (it reset, or refused a chunk out of sequence): redo the operation."""
 
@@ -495,15 +499,21 @@ class Device:
     def _infer_once(self, data: bytes, info: DeviceInfo) -> InferResult:
         """WRITE the input chunk by chunk, then INFER with the rest. The INFER frame is sent again
         byte for byte when its reply is lost: the device then answers with the outputs it computed
-        (docs/protocol.md, "Idempotent requests") instead of running on input memory it reused."""
+        (docs/protocol.md, "Idempotent requests") instead of running on input memory it reused.
+        When the device could not read the INFER, its bytes go again in smaller chunks."""
         if self._chunk is None:
             self._chunk = max(1, info.max_chunk)
         offset = 0
-        while len(data) - offset > self._chunk:
-            sent = self._write_chunk(data, offset)
-            offset += sent
-        body = self._checked(MSG_INFER, struct.pack("<I", offset) + data[offset:], "INFER", retry=False,
-                             timeout=max(self.timeout, self.infer_timeout or 0.0))
+        for resplits in range(self.corruption_retries + 1):
+            while len(data) - offset > self._chunk:
+                offset += self._write_chunk(data, offset)
+            try:
+                body = self._checked(MSG_INFER, struct.pack("<I", offset) + data[offset:], "INFER", retry=False,
+                                     timeout=max(self.timeout, self.infer_timeout or 0.0),
+                                     resplit=resplits < self.corruption_retries)
+                break
+            except _Resplit:
+                self.link.retries += 1
         if len(body) != 8 + info.output_bytes:
             raise DeviceError(f"the device on {self.url} sent {len(body) - 8} output bytes where the model has "
                               f"{info.output_bytes}: flash the firmware generated for this model.")
@@ -523,10 +533,10 @@ class Device:
         return sizes[-1]
 
     def _checked(self, msg_type: int, body: bytes | Callable[[], bytes], op: str, retry: bool = True,
-                 timeout: float | None = None) -> bytes:
+                 timeout: float | None = None, resplit: bool = False) -> bytes:
         """Exchange one request and return the reply body after its status, which must be OK."""
         def once() -> bytes:
-            status, rest = self._exchange(msg_type, body, op, timeout)
+            status, rest = self._exchange(msg_type, body, op, timeout, resplit)
             if status == BAD_SEQUENCE:
                 raise _Restart()
             if status != STATUS_OK:
@@ -546,9 +556,10 @@ class Device:
                           "check its power supply and that nothing else resets it.")
 
     def _exchange(self, msg_type: int, body: bytes | Callable[[], bytes], op: str,
-                  timeout: float | None = None) -> tuple[int, bytes]:
+                  timeout: float | None = None, resplit: bool = False) -> tuple[int, bytes]:
         """Send one request until its reply arrives; returns (status, rest of the reply body).
-        `body` may be a callable, asked again before each attempt (a WRITE shrinks its chunk)."""
+        `body` may be a callable, asked again before each attempt (a WRITE shrinks its chunk);
+        with `resplit`, a NAK raises _Resplit (after shrinking the chunk) instead of re-sending."""
         seq = self._next_seq()
         timeout = timeout or self.timeout
         silent = corrupted = 0
@@ -569,6 +580,8 @@ class Device:
             if isinstance(outcome, _Nak) or outcome.saw_corruption:
                 corrupted += 1
                 self._shrink_chunk()
+                if resplit and isinstance(outcome, _Nak):
+                    raise _Resplit()
             else:
                 silent += 1
                 self.link.timeouts += 1
