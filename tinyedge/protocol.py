@@ -1,9 +1,11 @@
 """The host side of tinyedge's serial protocol (docs/protocol.md; device side: firmware/protocol/).
 
-Every frame, both ways, is rCOBS(type, seq, body, CRC-32 little-endian) followed by a 0x00 byte.
+Every frame, both ways, is 0x00, rCOBS(type, seq, body, CRC-32 little-endian), 0x00.
 The host sends one request at a time and waits for its reply (stop and wait), so a device whose
 UART receive buffer holds one request frame never overruns. Inputs larger than the device's
 announced chunk travel as WRITE frames, each acknowledged, and the last chunk rides in INFER.
+A lost or corrupted reply is asked for again with the same request; the device answers a repeated
+INFER from the outputs it computed. What the link did is counted in `Device.link`.
 """
 
 from __future__ import annotations
