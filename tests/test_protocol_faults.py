@@ -279,3 +279,20 @@ def test_corrupted_replies_on_the_simavr_uno_stay_exact(tmp_path):
             expected = b"".join(np.asarray(a).tobytes() for a in reference.run([x]))
             assert device.infer(x.tobytes()).output == expected
         assert proxy.corrupter.done[INFER_REPLY] == 4
+
+
+def test_deploy_opens_the_board_at_its_profiles_baud_and_takes_a_timeout(cnn_model, tmp_path):
+    import json
+
+    from conftest import run_tinyedge
+    from tinyedge.boards import get_board
+
+    require_tools(*BOARD_TOOLS["host"])
+    data = tmp_path / "x.npy"
+    np.save(data, np.load(cnn_model.eval_x)[:3])
+    result = run_tinyedge("deploy", cnn_model.int8, "--board", "host", "--runtime", "aot", "--data", data,
+                          "-o", tmp_path / "out", "--timeout", "9", "--json", tmp_path / "r.json", timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    link = json.loads((tmp_path / "r.json").read_text())["link"]
+    assert (link["baud"], link["infer_timeout_s"]) == (get_board("host").baud, 9.0)
+    assert link["retries"] == link["crc_errors"] == link["timeouts"] == 0
