@@ -296,3 +296,15 @@ def test_deploy_opens_the_board_at_its_profiles_baud_and_takes_a_timeout(cnn_mod
     link = json.loads((tmp_path / "r.json").read_text())["link"]
     assert (link["baud"], link["infer_timeout_s"]) == (get_board("host").baud, 9.0)
     assert link["retries"] == link["crc_errors"] == link["timeouts"] == 0
+
+
+def test_a_timeout_of_zero_is_refused_in_one_sentence(cnn_model, tmp_path):
+    from conftest import run_tinyedge
+
+    data = tmp_path / "x.npy"
+    np.save(data, np.load(cnn_model.eval_x)[:2])
+    result = run_tinyedge("validate", "--port", "/dev/null", "--model", cnn_model.int8, "--data", data,
+                          "--timeout", "0")
+    assert result.returncode == 1
+    assert "--timeout must be more than 0 seconds" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

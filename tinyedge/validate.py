@@ -314,6 +314,8 @@ def validate(
     model = load_tflite(model_path)
     if tolerance_lsb < 0:
         raise TinyedgeError(f"--tolerance-lsb must be 0 or more (got {tolerance_lsb}).")
+    if timeout is not None and timeout <= 0:
+        raise TinyedgeError(f"--timeout must be more than 0 seconds (got {timeout:g}).")
     inputs = quantized_inputs(model, data)
     if labels is not None and len(labels) != len(inputs):
         raise TinyedgeError(f"there are {len(labels)} labels for {len(inputs)} samples: give one label per sample.")
