@@ -362,6 +362,26 @@ def test_the_wire_format_by_hand_over_stdio(uno_like):
     assert device.process.returncode == 0
 
 
+def test_every_reply_frame_starts_with_a_zero_so_printed_text_cannot_corrupt_it(uno_like):
+    """Text a library prints on the protocol's port (TFLM's DebugLog on Arduino's Serial) ends up in
+    a piece of its own, split off by the 0x00 that leads every frame."""
+    device = StdioDevice(uno_like)
+    try:
+        device.next_frame()  # BOOT
+        device.send(b"\x00" + encode_frame(MSG_PING, 5))
+        wire = b""
+        expected = b"\x00" + encode_frame(MSG_PING | MSG_REPLY, 5, bytes((0, PROTOCOL_VERSION)) + struct.pack("<I", UNO_CHUNK))
+        while len(wire) < len(expected):
+            wire += os.read(device.process.stdout.fileno(), 4096)
+        assert wire == expected
+    finally:
+        device.close()
+    splitter = FrameSplitter()
+    splitter.feed(b"Failed to allocate tail memory. Requested: 1024\r\n" + wire)
+    *text, reply = splitter.frames
+    assert decode_frame(reply).seq == 5
+
+
 def serve_stdio_firmware_on_tcp(binary: Path) -> tuple[int, threading.Thread]:
     """A TCP server bridging one connection to the firmware's --stdio, as QEMU's serial socket does."""
     server = socket.create_server(("127.0.0.1", 0))
