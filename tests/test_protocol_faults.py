@@ -125,6 +125,7 @@ def test_a_slow_inference_is_waited_for_not_sent_again(tmp_path):
     data = sample(9)
     with start_firmware(firmware) as fw, open_device(fw.url, timeout=1.0, infer_timeout=4.0) as device:
         assert device.infer(data).output == MODEL.expected_output(data)
+        assert device.set_arena(16384)  # runs the model once too, as TFLM's does
         assert (device.link.retries, device.link.timeouts) == (0, 0)
         device.infer_timeout = None
         assert device.infer(data).output == MODEL.expected_output(data)

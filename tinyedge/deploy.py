@@ -84,12 +84,17 @@ def arena_with_margin(fitted: int) -> int:
     return (fitted + margin + 15) // 16 * 16
 
 
-def fit_arena_on_target(url: str, baud: int = 115200) -> int:
+def fit_arena_on_target(url: str, baud: int = 115200, model: Path | None = None) -> int:
     from tinyedge.protocol import Device
     from tinyedge.tflm import fit_arena
 
     with Device(url, baud=baud) as device:
         info = device.info()
+        if model is not None:  # each probe runs the model once: wait for it as validate does
+            from tinyedge.tflite_model import load_tflite
+            from tinyedge.validate import infer_timeout_for
+
+            device.infer_timeout = infer_timeout_for(load_tflite(model), info, device)
         if info.runtime != "tflm":
             raise TinyedgeError(f"--fit-arena applies to the tflm runtime; the {info.runtime} runtime plans its arena statically.")
         # Below the bytes TFLM reports in use nothing can work, and probing there makes kernels
@@ -117,7 +122,7 @@ def deploy(plan: DeployPlan, report: StepReporter, console: Any = None,
     result = DeployResult(tflite, project_dir, project.runtime, built, baud=project.board.baud)
     if plan.fit_arena:
         with flash(project_dir, plan.port, progress) as url:
-            result.fitted_arena = fit_arena_on_target(url, project.board.baud)
+            result.fitted_arena = fit_arena_on_target(url, project.board.baud, tflite)
         result.arena_with_margin = arena_with_margin(result.fitted_arena)
         report("fit-arena", f"smallest working arena on the target: {result.fitted_arena:,} B; rebuilding with "
                             f"{result.arena_with_margin:,} B (+{FIT_ARENA_MARGIN:.0%}, at least {FIT_ARENA_MIN_MARGIN} B)")

@@ -483,8 +483,10 @@ class Device:
         return result
 
     def set_arena(self, nbytes: int) -> bool:
+        """SET_ARENA runs the model once (TFLM), so it waits as long as an INFER."""
+        timeout = max(self.timeout, self.infer_timeout or 0.0)
         status, body = self._resilient(
-            lambda: self._exchange(MSG_SET_ARENA, struct.pack("<I", nbytes), "SET_ARENA"), "SET_ARENA")
+            lambda: self._exchange(MSG_SET_ARENA, struct.pack("<I", nbytes), "SET_ARENA", timeout), "SET_ARENA")
         self._info = None
         if status == STATUS_OK:
             return True
