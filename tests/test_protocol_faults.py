@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_tools
+from conftest import require_tools, requires_tflm, tflm_tree
 from fixtures.fault_proxy import FaultProxy
 from fixtures.posix_firmware import FixtureModel, build_firmware, start_firmware
 from tinyedge.errors import DeviceError
@@ -310,3 +310,64 @@ def test_a_timeout_of_zero_is_refused_in_one_sentence(cnn_model, tmp_path):
     assert result.returncode == 1
     assert "--timeout must be more than 0 seconds" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+# ---- the TFLM runtime ----
+
+@requires_tflm
+def test_tflm_corrupted_replies_of_a_multi_chunk_model_stay_exact(tmp_path):
+    """The same as above on TFLM's interpreter, whose arena planner reuses the input's memory:
+    person_detect's 9,216-byte input takes ten chunks on QEMU."""
+    from tinyedge.build import build
+    from tinyedge.flash import flash
+    from tinyedge.generate import generate
+    from tinyedge.reference import Reference
+    from tinyedge.tflite_model import load_tflite
+
+    tflite = REAL_MODELS / "person_detect.tflite"
+    if not tflite.exists():
+        pytest.skip(f"{REAL_MODELS} is absent (the real trained models)")
+    require_tools(*BOARD_TOOLS["qemu-cortex-m4"])
+    generate(tflite, "qemu-cortex-m4", tmp_path / "fw", runtime="tflm", tflm_dir=tflm_tree())
+    build(tmp_path / "fw")
+    model = load_tflite(tflite)
+    reference = Reference(model)
+    shape = model.input_tensors[0].shape
+    with flash(tmp_path / "fw") as url, FaultProxy(url) as proxy, \
+            open_device(proxy.url, infer_timeout=120.0) as device:  # seconds per inference under QEMU
+        assert device.info().runtime == "tflm"
+        assert device.info().max_chunk < model.input_tensors[0].nbytes
+        for seed in range(3):
+            x = np.random.default_rng(seed).integers(-128, 128, size=shape, dtype=np.int8)
+            expected = b"".join(np.asarray(a).tobytes() for a in reference.run([x]))
+            proxy.corrupter.left[INFER_REPLY] = 1
+            assert device.infer(x.tobytes()).output == expected
+        assert proxy.corrupter.done[INFER_REPLY] == 3
+
+
+@requires_tflm
+def test_tflm_resnet_on_qemu_is_waited_for_not_sent_again(tmp_path):
+    """TFLM's reference kernels take ~11 s per ResNet-8 inference under QEMU: more than the 5 s every
+    other request gets. validate's INFER timeout follows the model's MACs, so nothing is re-sent."""
+    import json
+
+    from conftest import run_tinyedge
+    from tinyedge.build import build
+    from tinyedge.flash import flash
+    from tinyedge.generate import generate
+
+    tflite = REAL_MODELS / "pretrainedResnet_quant.tflite"
+    if not tflite.exists():
+        pytest.skip(f"{REAL_MODELS} is absent (the real trained models)")
+    require_tools(*BOARD_TOOLS["qemu-cortex-m4"])
+    generate(tflite, "qemu-cortex-m4", tmp_path / "fw", runtime="tflm", tflm_dir=tflm_tree())
+    build(tmp_path / "fw")
+    data = tmp_path / "x.npy"
+    np.save(data, np.random.default_rng(0).integers(-128, 128, size=(1, 32, 32, 3), dtype=np.int8))
+    with flash(tmp_path / "fw") as url:
+        result = run_tinyedge("validate", "--port", url, "--model", tflite, "--data", data, "--board", "qemu-cortex-m4",
+                              "--json", tmp_path / "r.json", timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["link"]["infer_timeout_s"] > 30
+    assert (report["link"]["retries"], report["link"]["timeouts"]) == (0, 0)
