@@ -302,7 +302,7 @@ def validation_progress(console_: Console):
 def run_validation(port: str, model: Path, data: Path, labels: Optional[Path], float_model: Optional[Path],
                    tolerance_lsb: int, json_out: Optional[Path], junit_out: Optional[Path], journal: Optional[Path],
                    resume: bool, plot: Optional[Path], baud: Optional[int] = None,
-                   extra: Optional[dict[str, Any]] = None) -> None:
+                   extra: Optional[dict[str, Any]] = None, timeout: Optional[float] = None) -> None:
     """Shared by `validate` and `deploy`: run, print the table, write the rig outputs, set the exit code."""
     import time
 
@@ -322,7 +322,8 @@ def run_validation(port: str, model: Path, data: Path, labels: Optional[Path], f
             elapsed = max(time.monotonic() - started, 1e-6)
             bar.update(task, completed=done, total=total, rate=f"{done / elapsed:.1f} samples/s")
 
-        report = run(port, model, arrays, label_array, float_model, tolerance_lsb, journal, resume, baud, progress)
+        report = run(port, model, arrays, label_array, float_model, tolerance_lsb, journal, resume, baud, progress,
+                     timeout=timeout)
     seconds = time.monotonic() - started
     report.extra.update(extra or {})
     console.print(validation_table(report))
@@ -356,15 +357,23 @@ def validate(
     journal: Optional[Path] = typer.Option(None, "--journal", help="JSONL file results are appended to as they arrive."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its journal."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Save a PNG of the |Δ| and latency histograms."),
-    baud: Optional[int] = typer.Option(None, "--baud", help="Baud rate (default 115200)."),
+    baud: Optional[int] = typer.Option(None, "--baud", help="Baud rate (default: the --board profile's, else 115200)."),
+    board: Optional[str] = typer.Option(None, "--board", help="Board id from `tinyedge boards`: its profile's baud rate."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds to wait for each reply (default: 5, and for "
+                                            "an inference what the model's MACs take at the board's clock)."),
     place: Optional[str] = place_option(),
     coordinator: Optional[str] = coordinator_option(),
 ) -> None:
     """Run the test inputs on the board and compare with the host reference, bit for bit."""
     if not port and not place:
         raise TinyedgeError("validate needs the board: give --port (a path or URL) or --place (a labgrid place).")
+    if board and not baud:
+        from tinyedge.boards import get_board
+
+        baud = get_board(board).baud
     with held_port(port, place, coordinator) as port:
-        run_validation(port, model, data, labels, float_model, tolerance_lsb, json_out, junit_out, journal, resume, plot, baud)
+        run_validation(port, model, data, labels, float_model, tolerance_lsb, json_out, junit_out, journal, resume, plot, baud,
+                       timeout=timeout)
 
 
 @app.command()
@@ -387,6 +396,8 @@ def deploy(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Save a PNG of the |Δ| and latency histograms."),
     place: Optional[str] = place_option(),
     coordinator: Optional[str] = coordinator_option(),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds to wait for each reply (default: 5, and for "
+                                            "an inference what the model's MACs take at the board's clock)."),
 ) -> None:
     """Quantize, emit, generate, build, flash and validate, in one command."""
     import time
@@ -412,7 +423,8 @@ def deploy(
             fitted["input_layout"] = layout
             step("layout", f"the board is fed {layout}")
         run_validation(result.port, result.tflite, board_data, labels, float_model, tolerance_lsb,
-                       json_out, junit_out, out / "validate.jsonl", False, plot, extra=fitted)
+                       json_out, junit_out, out / "validate.jsonl", False, plot, baud=result.baud, extra=fitted,
+                       timeout=timeout)
 
 
 def result_is_float(model: Path) -> bool:

@@ -40,6 +40,7 @@ class DeployResult:
     runtime: str
     build: Any = None
     port: str | None = None
+    baud: int | None = None   # the board profile's: what the host opens the port with
     fitted_arena: int | None = None
     arena_with_margin: int | None = None
     steps: dict[str, float] = field(default_factory=dict)
@@ -109,12 +110,17 @@ def arena_with_margin(fitted: int) -> int:
     return (fitted + margin + 15) // 16 * 16
 
 
-def fit_arena_on_target(url: str) -> int:
+def fit_arena_on_target(url: str, baud: int = 115200, model: Path | None = None) -> int:
     from tinyedge.protocol import Device
     from tinyedge.tflm import fit_arena
 
-    with Device(url) as device:
+    with Device(url, baud=baud) as device:
         info = device.info()
+        if model is not None:  # each probe runs the model once: wait for it as validate does
+            from tinyedge.tflite_model import load_tflite
+            from tinyedge.validate import infer_timeout_for
+
+            device.infer_timeout = infer_timeout_for(load_tflite(model), info, device)
         if info.runtime != "tflm":
             raise TinyedgeError(f"--fit-arena applies to the tflm runtime; the {info.runtime} runtime plans its arena statically.")
         # Below the bytes TFLM reports in use nothing can work, and probing there makes kernels
@@ -139,10 +145,10 @@ def deploy(plan: DeployPlan, report: StepReporter, console: Any = None,
     report("generate", f"generated {project.runtime} firmware for {plan.board} in {project_dir}")
     built = build(project_dir, console=console)
     report("build", f"built {built.elf.name}: flash {built.flash_bytes:,} B, RAM {built.ram_bytes:,} B in {built.seconds:.1f} s")
-    result = DeployResult(tflite, project_dir, project.runtime, built)
+    result = DeployResult(tflite, project_dir, project.runtime, built, baud=project.board.baud)
     if plan.fit_arena:
         with flash(project_dir, plan.port, progress) as url:
-            result.fitted_arena = fit_arena_on_target(url)
+            result.fitted_arena = fit_arena_on_target(url, project.board.baud, tflite)
         result.arena_with_margin = arena_with_margin(result.fitted_arena)
         report("fit-arena", f"smallest working arena on the target: {result.fitted_arena:,} B; rebuilding with "
                             f"{result.arena_with_margin:,} B (+{FIT_ARENA_MARGIN:.0%}, at least {FIT_ARENA_MIN_MARGIN} B)")

@@ -132,6 +132,10 @@ def validation_table(report: Any) -> Table:
         lat = report.latency_cycles
         table.add_row("latency min / median / max", f"{lat['min']:,.0f} / {lat['median']:,.0f} / {lat['max']:,.0f} cycles")
     table.add_row("tensor arena", f"{report.arena_bytes:,} B")
+    if getattr(report, "link", None):
+        link = report.link
+        table.add_row("link", f"{link['retries']} retries, {link['crc_errors']} CRC errors, "
+                              f"{link['resyncs']} resyncs, {link['timeouts']} timeouts")
     table.add_row("model sha256", report.model_sha256[:16] + "…")
     return table
 
