@@ -19,7 +19,6 @@ from tinyedge.aot.nonlinear import (
     _exp_on_negative_values, _srdhm, _wrap32, add_parameters, broadcast_geometry, logistic_table,
     softmax_parameters, tanh_table,
 )
-from tinyedge.aot.ops import _windows_inside
 from tinyedge.aot.quant import activation_range, per_channel_multipliers, per_tensor_fc_multiplier, same_or_valid_padding
 from tinyedge.errors import TinyedgeError
 from tinyedge.protocol import DeviceInfo, TensorInfo, encode_info
@@ -106,12 +105,17 @@ def _requant_table(multipliers: list[tuple[int, int]]) -> bytes:
 
 
 def _check_accumulator(op: Operator, weights: np.ndarray, bias: np.ndarray, input_span: int,
-                       multipliers: list[tuple[int, int]]) -> None:
-    """Refuse a layer whose accumulator (or its left-shifted value) could leave int32 on a 32-bit MCU."""
-    per_channel = np.abs(weights.astype(np.int64)).reshape(weights.shape[0], -1).sum(axis=1) * input_span
-    bound = per_channel + np.abs(bias.astype(np.int64))
+                       multipliers: list[tuple[int, int]], offset_binary: bool = False) -> None:
+    """Refuse a layer whose accumulator (or its left-shifted value) could leave int32 on a 32-bit MCU.
+    `offset_binary`: the kernel also sums x_u * w_u (both 0..255) and subtracts 128 * sum(x_u)."""
+    rows = weights.astype(np.int64).reshape(weights.shape[0], -1)
+    bound = np.abs(rows).sum(axis=1) * input_span + np.abs(bias.astype(np.int64))
     shifts = np.array([max(s, 0) for _, s in multipliers] * (len(bound) if len(multipliers) == 1 else 1))
     worst = int((bound << shifts).max())
+    if offset_binary:
+        taps = rows.shape[1]
+        worst = max(worst, int((rows + 128).sum(axis=1).max()) * 255,
+                    128 * 255 * taps + int(np.abs(bias).max(initial=0)))
     if worst >= INT32_LIMIT:
         raise _refuse(op, f"could accumulate {worst:,}, beyond int32")
 
@@ -122,14 +126,18 @@ def _bias_for(model: TfliteModel, op: Operator, channels: int) -> np.ndarray:
     return np.zeros(channels, dtype=np.int64)
 
 
-def _folded(bias: np.ndarray, weights: np.ndarray, input_offset: int) -> tuple[np.ndarray, int, int]:
-    """(bias, k, input span) for kernels that multiply x+128+k: with the input offset folded into the
-    bias, k is 0 and x+128 spans 0..255."""
+def _folded(op: Operator, bias: np.ndarray, weights: np.ndarray, input_offset: int) -> np.ndarray:
+    """bias + (off - 128) * sum(w) per output channel: what the offset-binary kernels add at the end."""
     sums = weights.astype(np.int64).reshape(weights.shape[0], -1).sum(axis=1)
     folded = bias + (input_offset - 128) * sums
     if np.abs(folded).max(initial=0) >= INT32_LIMIT:
-        return bias, input_offset - 128, 128 + abs(input_offset)
-    return folded, 0, 255
+        raise _refuse(op, "has a bias that leaves int32 once the input offset is folded in")
+    return folded
+
+
+def offset_binary(weights: np.ndarray) -> bytes:
+    """int8 weights stored as w + 128 (0..255), so the kernels multiply plain byte loads."""
+    return (np.asarray(weights, dtype=np.int8).view(np.uint8) ^ 0x80).tobytes()
 
 
 def _window(in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, o, dil_h: int = 1, dil_w: int = 1) -> list[int]:
@@ -161,11 +169,15 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
     bias = _bias_for(model, op, out_c)
     input_offset = -int(in_t.zero_point[0])
     per_channel_weights = weights.reshape(-1, out_c).T if depthwise else weights
-    if not depthwise and _windows_inside(in_t, out_t, k_h, k_w, o, dil_h, dil_w):
-        bias, k, span = _folded(bias, weights, input_offset)
+    span = 128 + abs(input_offset)
+    if depthwise:
+        k = input_offset - 128
+        _check_accumulator(op, per_channel_weights, bias, span, multipliers)
     else:
-        k, span = input_offset - 128, 128 + abs(input_offset)
-    _check_accumulator(op, per_channel_weights, bias, span, multipliers)
+        _check_accumulator(op, weights, bias, span, multipliers)
+        bias = _folded(op, bias, weights, input_offset)
+        k = 128 - input_offset          # the input zero point in offset binary
+        _check_accumulator(op, weights, bias, span, multipliers, offset_binary=True)
     if not depthwise and filter_t.shape[3] != in_t.shape[3]:
         raise _refuse(op, "is a grouped convolution")
     act_min, act_max = activation_range(op.activation, out_t)
@@ -175,12 +187,12 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
     if depthwise:
         params.append(out_c // in_t.shape[3])
     n = op.index
-    w = e.const(f"W{n}", weights.tobytes())
+    w = e.const(f"W{n}", weights.tobytes() if depthwise else offset_binary(weights))
     b = e.const(f"B{n}", i32_bytes(bias))
     q = e.const(f"Q{n}", _requant_table(multipliers))
     p = e.const(f"P{n}", i32_bytes(params))
-    kernel = "depthwise_conv2d" if depthwise else "conv2d"
-    e.calls.append(f"k.{kernel}(A, {w}, {b}, {q}, {p})")
+    call = f"k.depthwise_conv2d(A, {w}, {b}, {q}, {p})" if depthwise else f"k.conv2d(0, 0, A, {w}, {b}, {q}, {p})"
+    e.calls.append(call)
     taps = k_h * k_w * (1 if depthwise else in_t.shape[3])
     e.macs += out_t.size * taps
 
@@ -197,16 +209,20 @@ def _emit_fully_connected(e: _Emitter, op: Operator) -> None:
         multipliers = per_channel_multipliers(in_t, filter_t, out_t, n_out)
     else:
         multipliers = [per_tensor_fc_multiplier(in_t, filter_t, out_t)]
-    bias, k, span = _folded(_bias_for(model, op, n_out), weights, -int(in_t.zero_point[0]))
-    _check_accumulator(op, weights, bias, span, multipliers)
+    input_offset = -int(in_t.zero_point[0])
+    bias = _bias_for(model, op, n_out)
+    _check_accumulator(op, weights, bias, 128 + abs(input_offset), multipliers)
+    bias = _folded(op, bias, weights, input_offset)
+    _check_accumulator(op, weights, bias, 128 + abs(input_offset), multipliers, offset_binary=True)
+    k = 128 - input_offset
     act_min, act_max = activation_range(op.activation, out_t)
     batches = in_t.size // depth
     params = [e.at(op.inputs[0]), e.at(op.outputs[0]), batches, depth, n_out, k, int(out_t.zero_point[0]),
               act_min, act_max, int(len(multipliers) > 1)]
     n = op.index
-    w, b = e.const(f"W{n}", weights.tobytes()), e.const(f"B{n}", i32_bytes(bias))
+    w, b = e.const(f"W{n}", offset_binary(weights)), e.const(f"B{n}", i32_bytes(bias))
     q, p = e.const(f"Q{n}", _requant_table(multipliers)), e.const(f"P{n}", i32_bytes(params))
-    e.calls.append(f"k.fully_connected(A, {w}, {b}, {q}, {p})")
+    e.calls.append(f"k.fully_connected(0, 0, A, {w}, {b}, {q}, {p})")
     e.macs += batches * depth * n_out
 
 

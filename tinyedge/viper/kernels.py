@@ -68,28 +68,49 @@ def _params(names: str) -> list[str]:
     return [f"    {name} = {rd32('P', str(4 * i))}" for i, name in enumerate(names.split())]
 
 
-def _dot(acc: str, x: str, w: str, n: str, indent: str) -> list[str]:
-    """acc += sum((x_u + k) * w) over n bytes, x_u = x + 128 (the raw int8 read as offset binary)."""
-    return [f"{indent}if k == 0:",
-            f"{indent}    for c in range({n}):",
-            f"{indent}        {acc} += (A[{x} + c] ^ 128) * ((W[{w} + c] ^ 128) - 128)",
-            f"{indent}else:",
-            f"{indent}    for c in range({n}):",
-            f"{indent}        {acc} += ((A[{x} + c] ^ 128) + k) * ((W[{w} + c] ^ 128) - 128)"]
+def _flip(region: str, count: str, indent: str) -> list[str]:
+    """XOR a region of the arena with 128: int8 <-> offset binary (x + 128), in place; it is its own inverse."""
+    return [f"{indent}for c in range({count}):", f"{indent}    A[{region} + c] = A[{region} + c] ^ 128"]
+
+
+def _dot(indent: str) -> list[str]:
+    """acc += sum(x_u * w_u) over the bytes p .. e (x_u: the input in offset binary, w_u: the weights stored
+    as w + 128, at p + dd). p and acc are the kernel's first two locals, which viper keeps in registers;
+    four MACs a turn."""
+    return [f"{indent}e4 = e - ((e - p) & 3)",
+            f"{indent}while p < e4:",
+            f"{indent}    q = ptr8(p + dd)",
+            *[f"{indent}    acc += ptr8(p)[{i}] * q[{i}]" for i in range(4)],
+            f"{indent}    p += 4",
+            f"{indent}while p < e:",
+            f"{indent}    acc += ptr8(p)[0] * ptr8(p + dd)[0]",
+            f"{indent}    p += 1"]
 
 
 def _fully_connected() -> list[str]:
-    lines = ["@micropython.viper", "def fully_connected(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
-    lines += _params("src dst batches depth n_out k ozp lo hi pc")
-    lines += ["    for b in range(batches):",
+    """sum((x + off) * w) + bias = sum(x_u * w_u) - 128 * sum(x_u) + bias', bias' = bias + (off - 128) * sum(w)
+    folded by the generator, sum(x_u) once per input row."""
+    lines = ["@micropython.viper",
+             "def fully_connected(p: int, acc: int, A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params("src dst batches depth n_out zpu ozp lo hi pc")
+    lines += _flip("src", "batches * depth", "    ")
+    lines += ["    base_a = int(A)",
+              "    base_w = int(W)",
+              "    for b in range(batches):",
               "        x0 = src + b * depth",
+              "        sx = 0",
+              "        for c in range(depth):",
+              "            sx += A[x0 + c]",
               "        for o in range(n_out):",
-              "            acc = 0",
-              "            w0 = o * depth"]
-    lines += _dot("acc", "x0", "w0", "depth", " " * 12)
-    lines += [f"            acc += {rd32('B', '4 * o')}", "            qa = 12 * o * pc"]
+              "            p = base_a + x0",
+              "            e = p + depth",
+              "            dd = base_w + o * depth - p",
+              "            acc = 0"]
+    lines += _dot(" " * 12)
+    lines += [f"            acc += {rd32('B', '4 * o')} - 128 * sx", "            qa = 12 * o * pc"]
     lines += _requant_from_table("acc", "Q", "qa", " " * 12)
     lines += _store("acc", "dst + b * n_out + o", " " * 12)
+    lines += _flip("src", "batches * depth", "    ")
     return lines
 
 
@@ -97,28 +118,47 @@ _WINDOW = "src dst in_h in_w in_c out_h out_w out_c k_h k_w s_h s_w d_h d_w pad_
 
 
 def _conv2d() -> list[str]:
-    lines = ["@micropython.viper", "def conv2d(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
-    lines += _params(_WINDOW + " k ozp lo hi pc")
-    lines += ["    for oy in range(out_h):",
+    """As FULLY_CONNECTED per output pixel; a tap in the padding reads as the input zero point (zpu in
+    offset binary), whose (x + off) is 0, which is exactly TFLM's skipping it."""
+    lines = ["@micropython.viper", "def conv2d(p: int, acc: int, A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params(_WINDOW + " zpu ozp lo hi pc")
+    lines += _flip("src", "in_h * in_w * in_c", "    ")
+    lines += ["    base_a = int(A)",
+              "    base_w = int(W)",
+              "    for oy in range(out_h):",
               "        iy0 = oy * s_h - pad_h",
               "        for ox in range(out_w):",
               "            ix0 = ox * s_w - pad_w",
+              "            sx = 0",
+              "            for ky in range(k_h):",
+              "                iy = iy0 + d_h * ky",
+              "                for kx in range(k_w):",
+              "                    ix = ix0 + d_w * kx",
+              "                    if iy < 0 or iy >= in_h or ix < 0 or ix >= in_w:",
+              "                        sx += zpu * in_c",
+              "                        continue",
+              "                    x0 = src + (iy * in_w + ix) * in_c",
+              "                    for c in range(in_c):",
+              "                        sx += A[x0 + c]",
               "            for oc in range(out_c):",
               "                acc = 0",
               "                for ky in range(k_h):",
               "                    iy = iy0 + d_h * ky",
-              "                    if iy < 0 or iy >= in_h:",
-              "                        continue",
               "                    for kx in range(k_w):",
               "                        ix = ix0 + d_w * kx",
-              "                        if ix < 0 or ix >= in_w:",
+              "                        w0 = ((oc * k_h + ky) * k_w + kx) * in_c",
+              "                        if iy < 0 or iy >= in_h or ix < 0 or ix >= in_w:",
+              "                            for c in range(in_c):",
+              "                                acc += zpu * W[w0 + c]",
               "                            continue",
-              "                        x0 = src + (iy * in_w + ix) * in_c",
-              "                        w0 = ((oc * k_h + ky) * k_w + kx) * in_c"]
-    lines += _dot("acc", "x0", "w0", "in_c", " " * 24)
-    lines += [f"                acc += {rd32('B', '4 * oc')}", "                qa = 12 * oc * pc"]
+              "                        p = base_a + src + (iy * in_w + ix) * in_c",
+              "                        e = p + in_c",
+              "                        dd = base_w + w0 - p"]
+    lines += _dot(" " * 24)
+    lines += [f"                acc += {rd32('B', '4 * oc')} - 128 * sx", "                qa = 12 * oc * pc"]
     lines += _requant_from_table("acc", "Q", "qa", " " * 16)
     lines += _store("acc", "dst + (oy * out_w + ox) * out_c + oc", " " * 16)
+    lines += _flip("src", "in_h * in_w * in_c", "    ")
     return lines
 
 
