@@ -1,5 +1,5 @@
 """Instructions per MAC of the viper inner loops, read from the Thumb code mpy-cross emits for armv6m
-(RP2040's Cortex-M0+): the innermost backward branch around `muls` is the loop, one MAC per `muls`."""
+(RP2040's Cortex-M0+): the backward branch around `muls` with the fewest instructions per `muls` is the MAC loop."""
 
 from __future__ import annotations
 
@@ -63,7 +63,8 @@ def innermost_mac_loop(mpy: Path) -> LoopCount:
             if not target or int(target.group(1), 16) >= addr or int(target.group(1), 16) not in index:
                 continue
             body = rows[index[int(target.group(1), 16)]:i + 1]
-            if any(m.startswith("mul") for _, m, _ in body) and (best is None or len(body) < len(best)):
+            macs = sum(m.startswith("mul") for _, m, _ in body)
+            if macs and (best is None or len(body) / macs < len(best) / sum(m.startswith("mul") for _, m, _ in best)):
                 best = body
     if best is None:
         raise TinyedgeError(f"no multiply loop found in {mpy.name}: the kernel code changed shape.")
