@@ -170,28 +170,31 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
     input_offset = -int(in_t.zero_point[0])
     per_channel_weights = weights.reshape(-1, out_c).T if depthwise else weights
     span = 128 + abs(input_offset)
-    if depthwise:
+    depth_multiplier = out_c // in_t.shape[3]
+    _check_accumulator(op, per_channel_weights, bias, span, multipliers)
+    if depthwise and depth_multiplier != 1:
         k = input_offset - 128
-        _check_accumulator(op, per_channel_weights, bias, span, multipliers)
     else:
-        _check_accumulator(op, weights, bias, span, multipliers)
-        bias = _folded(op, bias, weights, input_offset)
+        bias = _folded(op, bias, per_channel_weights, input_offset)
         k = 128 - input_offset          # the input zero point in offset binary
-        _check_accumulator(op, weights, bias, span, multipliers, offset_binary=True)
+        _check_accumulator(op, per_channel_weights, bias, span, multipliers, offset_binary=not depthwise)
     if not depthwise and filter_t.shape[3] != in_t.shape[3]:
         raise _refuse(op, "is a grouped convolution")
     act_min, act_max = activation_range(op.activation, out_t)
     window = _window(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
     params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *window, k, int(out_t.zero_point[0]), act_min, act_max,
               int(len(multipliers) > 1)]
-    if depthwise:
-        params.append(out_c // in_t.shape[3])
+    if depthwise and depth_multiplier != 1:
+        params.append(depth_multiplier)
     n = op.index
     w = e.const(f"W{n}", weights.tobytes() if depthwise else offset_binary(weights))
     b = e.const(f"B{n}", i32_bytes(bias))
     q = e.const(f"Q{n}", _requant_table(multipliers))
     p = e.const(f"P{n}", i32_bytes(params))
-    call = f"k.depthwise_conv2d(A, {w}, {b}, {q}, {p})" if depthwise else f"k.conv2d(0, 0, A, {w}, {b}, {q}, {p})"
+    if depthwise and depth_multiplier != 1:
+        call = f"k.depthwise_multiplier(A, {w}, {b}, {q}, {p})"
+    else:
+        call = f"k.{'depthwise_conv2d' if depthwise else 'conv2d'}(0, 0, A, {w}, {b}, {q}, {p})"
     e.calls.append(call)
     taps = k_h * k_w * (1 if depthwise else in_t.shape[3])
     e.macs += out_t.size * taps
