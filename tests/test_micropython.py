@@ -56,6 +56,26 @@ def test_small_cnn_runs_bit_exact_as_viper_code(cnn_model):
     assert_bit_exact_on_unix_port(load_tflite(cnn_model.int8), samples=4)
 
 
+def test_logistic_tanh_add_and_pools_run_bit_exact_as_viper_code(tmp_path):
+    import models
+    from tinyedge.quantize import quantize_model
+
+    k = models.keras()
+    inputs = k.Input((6, 6, 3))
+    a = k.layers.Conv2D(4, 3, padding="same", activation="tanh")(inputs)
+    b = k.layers.Conv2D(4, 1, activation="sigmoid")(inputs)
+    x = k.layers.MaxPooling2D(2)(k.layers.Add()([a, b]))
+    x = k.layers.AveragePooling2D(3, strides=1, padding="same")(x)
+    outputs = k.layers.Dense(3, activation="softmax")(k.layers.Flatten()(x))
+    model = k.Model(inputs, outputs)
+    model.save(tmp_path / "mixed.keras")
+    calibration = np.random.default_rng(3).normal(size=(32, 6, 6, 3)).astype(np.float32)
+    quantize_model(tmp_path / "mixed.keras", calibration, tmp_path / "mixed_int8.tflite")
+    tflite = load_tflite(tmp_path / "mixed_int8.tflite")
+    assert {"TANH", "LOGISTIC", "ADD", "MAX_POOL_2D", "AVERAGE_POOL_2D", "SOFTMAX"} <= set(tflite.op_names())
+    assert_bit_exact_on_unix_port(tflite, samples=6)
+
+
 def test_deploy_to_micropython_unix_validates_bit_exact_and_copies_only_what_changed(sine_model, tmp_path):
     args = ["deploy", sine_model.int8, "--board", "micropython-unix", "-o", tmp_path / "out",
             "--data", sine_model.eval_x, "--json", tmp_path / "report.json"]
