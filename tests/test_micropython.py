@@ -109,6 +109,24 @@ def test_a_model_too_big_for_the_heap_is_refused_with_the_figures(tmp_path):
     assert "Traceback" not in text
 
 
+def test_a_board_without_micropython_is_told_how_to_install_it(sine_model, tmp_path):
+    import os
+    import pty
+    import tty
+
+    master, slave = pty.openpty()   # a serial port on which nothing answers
+    tty.setraw(slave)
+    try:
+        result = run_tinyedge("deploy", sine_model.int8, "--board", "rp2040-micropython", "-o", tmp_path / "out",
+                              "--data", sine_model.eval_x, "--port", os.ttyname(slave))
+    finally:
+        os.close(master)
+        os.close(slave)
+    text = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 3, text
+    assert "no MicroPython REPL answers" in text and "RPI-RP2 drive" in text and "Traceback" not in text
+
+
 def test_ops_the_viper_runtime_lacks_are_refused_by_name():
     model = real_model("trained_lstm_int8.tflite")
     with pytest.raises(TinyedgeError, match="UNIDIRECTIONAL_SEQUENCE_LSTM"):

@@ -13,13 +13,14 @@ from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.protocol import encode_frame
 from tinyedge.viper.mpy import MpyFormat
 
+READ_TIMEOUT_S = 2.0
 MSG_QUIT = 0x7E          # the MicroPython server's own request: hand the REPL back
 SERVER_MODULE = "te_server"
 NO_MICROPYTHON_HINTS = {
-    "esptool": "flash MicroPython first, e.g. `esptool.py --port PORT write_flash 0x1000 ESP32_GENERIC.bin` "
-               "(or `tinyedge deploy ... --firmware FILE`)",
-    "uf2": "flash MicroPython first: hold BOOTSEL, plug the board in and copy RPI_PICO.uf2 to the RPI-RP2 drive "
-           "(or `tinyedge deploy ... --firmware FILE`)",
+    "esptool": "flash MicroPython first with esptool (installed with tinyedge), e.g. "
+               "`esptool.py --port PORT write_flash 0x1000 ESP32_GENERIC.bin` from micropython.org/download",
+    "uf2": "flash MicroPython first: hold BOOTSEL, plug the board in and copy RPI_PICO.uf2 from "
+           "micropython.org/download to the RPI-RP2 drive",
 }
 
 
@@ -36,7 +37,8 @@ def _transport(url: str, baud: int):
     from mpremote.transport_serial import SerialTransport
 
     try:
-        return SerialTransport(url, baudrate=baud)
+        # A read timeout, so a silent port ends mpremote's waits instead of blocking them forever.
+        return SerialTransport(url, baudrate=baud, timeout=READ_TIMEOUT_S)
     except (TransportError, OSError) as exc:
         raise DeviceError(f"cannot open {url} ({exc}): check the port with `tinyedge ports`.") from None
 
