@@ -53,7 +53,9 @@ class MpremoteFlasher(Flasher):
         return is_unix_board(board)
 
     def tools(self, board: Board) -> list[Tool]:
-        return [Tool("mpremote", "mpremote", "pip install mpremote")]
+        # mpremote is a tinyedge dependency; its script sits beside our Python.
+        return [Tool("mpremote", str(Path(sys.executable).parent / "mpremote"),
+                     f"{sys.executable} -m pip install mpremote", ("version",))]
 
     @contextmanager
     def flash(self, project: Project, port: str | None,

