@@ -119,7 +119,8 @@ _WINDOW = "src dst in_h in_w in_c out_h out_w out_c k_h k_w s_h s_w d_h d_w pad_
 
 def _conv2d() -> list[str]:
     """As FULLY_CONNECTED per output pixel; a tap in the padding reads as the input zero point (zpu in
-    offset binary), whose (x + off) is 0, which is exactly TFLM's skipping it."""
+    offset binary), whose (x + off) is 0, which is exactly TFLM's skipping it. With dilation 1 across, a
+    row of taps inside the input is one contiguous run of k_w * in_c bytes in both input and weights."""
     lines = ["@micropython.viper", "def conv2d(p: int, acc: int, A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
     lines += _params(_WINDOW + " zpu ozp lo hi pc")
     lines += _flip("src", "in_h * in_w * in_c", "    ")
@@ -140,10 +141,17 @@ def _conv2d() -> list[str]:
               "                    x0 = src + (iy * in_w + ix) * in_c",
               "                    for c in range(in_c):",
               "                        sx += A[x0 + c]",
+              "            row_inside = d_w == 1 and ix0 >= 0 and ix0 + k_w <= in_w",
               "            for oc in range(out_c):",
               "                acc = 0",
               "                for ky in range(k_h):",
               "                    iy = iy0 + d_h * ky",
+              "                    if row_inside and iy >= 0 and iy < in_h:",
+              "                        p = base_a + src + (iy * in_w + ix0) * in_c",
+              "                        e = p + k_w * in_c",
+              "                        dd = base_w + (oc * k_h + ky) * k_w * in_c - p"]
+    lines += _dot(" " * 24)
+    lines += ["                        continue",
               "                    for kx in range(k_w):",
               "                        ix = ix0 + d_w * kx",
               "                        w0 = ((oc * k_h + ky) * k_w + kx) * in_c",
