@@ -169,6 +169,11 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
     bias = _bias_for(model, op, out_c)
     input_offset = -int(in_t.zero_point[0])
     per_channel_weights = weights.reshape(-1, out_c).T if depthwise else weights
+    window = _window(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
+    pointwise = (k_h, k_w, window[8], window[9], window[12], window[13]) == (1, 1, 1, 1, 0, 0)
+    if not depthwise and pointwise and filter_t.shape[3] == in_t.shape[3] and out_t.shape[1:3] == in_t.shape[1:3]:
+        _emit_dense(e, op, weights.reshape(out_c, -1), multipliers, in_t.shape[1] * in_t.shape[2])
+        return
     span = 128 + abs(input_offset)
     depth_multiplier = out_c // in_t.shape[3]
     _check_accumulator(op, per_channel_weights, bias, span, multipliers)
@@ -181,7 +186,6 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
     if not depthwise and filter_t.shape[3] != in_t.shape[3]:
         raise _refuse(op, "is a grouped convolution")
     act_min, act_max = activation_range(op.activation, out_t)
-    window = _window(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
     params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *window, k, int(out_t.zero_point[0]), act_min, act_max,
               int(len(multipliers) > 1)]
     if depthwise and depth_multiplier != 1:
@@ -206,12 +210,21 @@ def _emit_fully_connected(e: _Emitter, op: Operator) -> None:
     filter_t = model.tensors[op.inputs[1]]
     if filter_t.type_name != "INT8" or len(filter_t.shape) != 2 or filter_t.data is None:
         raise _refuse(op, "has no constant 2-D int8 weights")
-    weights = np.asarray(filter_t.data, dtype=np.int8)
     n_out, depth = filter_t.shape
     if filter_t.per_channel:
         multipliers = per_channel_multipliers(in_t, filter_t, out_t, n_out)
     else:
         multipliers = [per_tensor_fc_multiplier(in_t, filter_t, out_t)]
+    _emit_dense(e, op, np.asarray(filter_t.data, dtype=np.int8), multipliers, in_t.size // depth)
+
+
+def _emit_dense(e: _Emitter, op: Operator, weights: np.ndarray, multipliers: list[tuple[int, int]],
+                batches: int) -> None:
+    """out[b][o] from in[b][:] . weights[o][:]: FULLY_CONNECTED, and 1x1 stride-1 unpadded CONV_2D
+    (pixels as batches), whose weights have the same layout."""
+    model = e.model
+    in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
+    n_out, depth = weights.shape
     input_offset = -int(in_t.zero_point[0])
     bias = _bias_for(model, op, n_out)
     _check_accumulator(op, weights, bias, 128 + abs(input_offset), multipliers)
@@ -219,7 +232,6 @@ def _emit_fully_connected(e: _Emitter, op: Operator) -> None:
     _check_accumulator(op, weights, bias, 128 + abs(input_offset), multipliers, offset_binary=True)
     k = 128 - input_offset
     act_min, act_max = activation_range(op.activation, out_t)
-    batches = in_t.size // depth
     params = [e.at(op.inputs[0]), e.at(op.outputs[0]), batches, depth, n_out, k, int(out_t.zero_point[0]),
               act_min, act_max, int(len(multipliers) > 1)]
     n = op.index
