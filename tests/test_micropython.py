@@ -56,24 +56,32 @@ def test_small_cnn_runs_bit_exact_as_viper_code(cnn_model):
     assert_bit_exact_on_unix_port(load_tflite(cnn_model.int8), samples=4)
 
 
-def test_logistic_tanh_add_and_pools_run_bit_exact_as_viper_code(tmp_path):
+@pytest.fixture(scope="module")
+def mixed_model(tmp_path_factory):
+    """A small int8 model with TANH, LOGISTIC, ADD, both pools, a padded conv and SOFTMAX."""
     import models
     from tinyedge.quantize import quantize_model
 
+    out = tmp_path_factory.mktemp("mixed")
     k = models.keras()
     inputs = k.Input((6, 6, 3))
     a = k.layers.Conv2D(4, 3, padding="same", activation="tanh")(inputs)
     b = k.layers.Conv2D(4, 1, activation="sigmoid")(inputs)
     x = k.layers.MaxPooling2D(2)(k.layers.Add()([a, b]))
+    x = k.layers.DepthwiseConv2D(3, padding="same")(x)
     x = k.layers.AveragePooling2D(3, strides=1, padding="same")(x)
     outputs = k.layers.Dense(3, activation="softmax")(k.layers.Flatten()(x))
     model = k.Model(inputs, outputs)
-    model.save(tmp_path / "mixed.keras")
+    model.save(out / "mixed.keras")
     calibration = np.random.default_rng(3).normal(size=(32, 6, 6, 3)).astype(np.float32)
-    quantize_model(tmp_path / "mixed.keras", calibration, tmp_path / "mixed_int8.tflite")
-    tflite = load_tflite(tmp_path / "mixed_int8.tflite")
-    assert {"TANH", "LOGISTIC", "ADD", "MAX_POOL_2D", "AVERAGE_POOL_2D", "SOFTMAX"} <= set(tflite.op_names())
-    assert_bit_exact_on_unix_port(tflite, samples=6)
+    quantize_model(out / "mixed.keras", calibration, out / "mixed_int8.tflite")
+    return load_tflite(out / "mixed_int8.tflite")
+
+
+def test_logistic_tanh_add_and_pools_run_bit_exact_as_viper_code(mixed_model):
+    assert {"TANH", "LOGISTIC", "ADD", "MAX_POOL_2D", "AVERAGE_POOL_2D", "SOFTMAX", "DEPTHWISE_CONV_2D"} <= set(
+        mixed_model.op_names())
+    assert_bit_exact_on_unix_port(mixed_model, samples=6)
 
 
 def test_deploy_to_micropython_unix_validates_bit_exact_and_copies_only_what_changed(sine_model, tmp_path):
@@ -185,6 +193,18 @@ class Int32:
     __gt__ = lambda s, o: s.v > (o.v if isinstance(o, Int32) else o)  # noqa: E731
     __lt__ = lambda s, o: s.v < (o.v if isinstance(o, Int32) else o)  # noqa: E731
 
+    __xor__ = lambda s, o: s._op(o, lambda a, b: a ^ b)  # noqa: E731
+    __or__ = lambda s, o: s._op(o, lambda a, b: a | b)  # noqa: E731
+    __ror__ = __or__
+    __floordiv__ = lambda s, o: s._op(o, lambda a, b: a // b)  # noqa: E731
+    __ge__ = lambda s, o: s.v >= (o.v if isinstance(o, Int32) else o)  # noqa: E731
+    __le__ = lambda s, o: s.v <= (o.v if isinstance(o, Int32) else o)  # noqa: E731
+    __eq__ = lambda s, o: s.v == (o.v if isinstance(o, Int32) else o)  # noqa: E731
+    __ne__ = lambda s, o: s.v != (o.v if isinstance(o, Int32) else o)  # noqa: E731
+    __index__ = lambda s: s.v  # noqa: E731
+    __int__ = __index__
+    __hash__ = lambda s: hash(s.v)  # noqa: E731
+
     def __iadd__(self, other):
         return self + other
 
@@ -202,3 +222,103 @@ def test_requantization_matches_tflm_with_every_intermediate_inside_int32():
                  "sh": Int32(shift)}
         exec(code, {}, scope)
         assert scope["acc"].v == multiply_by_quantized_multiplier(acc, multiplier, shift), (acc, multiplier, shift)
+
+
+class Memory:
+    """Buffers at 32-bit addresses, for ptr8 over an address the kernels computed (as `int(A) + offset`)."""
+
+    def __init__(self):
+        self.buffers: list[tuple[int, object]] = []
+
+    def base(self, buffer) -> int:
+        for base, known in self.buffers:
+            if known is buffer:
+                return base
+        base = 0x2000_0000 + len(self.buffers) * 0x0100_0000   # like RP2040/ESP32 RAM: below 2**31
+        self.buffers.append((base, buffer))
+        return base
+
+    def resolve(self, address: int):
+        for base, buffer in self.buffers:
+            if base <= address < base + 0x0100_0000:
+                return buffer, address - base
+        raise AssertionError(f"address {address:#x} points at no buffer")
+
+
+class Ptr8:
+    """viper's ptr8: loads are zero-extended machine words, stores keep the low byte."""
+
+    def __init__(self, memory: Memory, buffer, offset: int = 0):
+        self.memory, self.buffer, self.offset = memory, buffer, offset
+
+    def __getitem__(self, index) -> Int32:
+        return Int32(self.buffer[self.offset + int(index)])
+
+    def __setitem__(self, index, value) -> None:
+        self.buffer[self.offset + int(index)] = int(value) & 0xFF
+
+    def __int__(self) -> int:
+        return self.memory.base(self.buffer) + self.offset
+
+
+def load_viper_emulation(monkeypatch, memory: Memory):
+    """te_kernels with every viper function run in CPython on Int32 machine words."""
+    import inspect
+    import sys
+    import types
+
+    def viper(function):
+        hints = inspect.signature(function).parameters
+
+        def call(*args):
+            converted = []
+            for (name, parameter), value in zip(hints.items(), args):
+                if parameter.annotation == "ptr8":
+                    converted.append(value if isinstance(value, Ptr8) else Ptr8(memory, value))
+                else:
+                    converted.append(Int32(int(value)))
+            result = function(*converted)
+            return int(result) if result is not None else None
+        return call
+
+    def ptr8(value):
+        if isinstance(value, Ptr8):
+            return value
+        return Ptr8(memory, *memory.resolve(int(value)))
+
+    stub = types.ModuleType("micropython")
+    stub.viper = viper
+    monkeypatch.setitem(sys.modules, "micropython", stub)
+    kernels_module = types.ModuleType("te_kernels")
+    kernels_module.ptr8 = ptr8
+    source = kernel_source().replace("(p: int, acc: int,", "(p, acc,")
+    import __future__
+
+    # String annotations, so `A: ptr8` names the buffer arguments without evaluating them.
+    flags = __future__.annotations.compiler_flag
+    exec(compile(source, "te_kernels.py", "exec", flags=flags, dont_inherit=True), kernels_module.__dict__)
+    monkeypatch.setitem(sys.modules, "te_kernels", kernels_module)
+    return kernels_module
+
+
+def test_whole_models_keep_every_intermediate_inside_int32_like_a_32_bit_board(mixed_model, monkeypatch):
+    """The generated model run in CPython with viper's ints as int32 machine words that fail on overflow
+    (the unix port's are 64-bit, so it cannot show this), outputs still equal to tflite-micro's."""
+    import types
+
+    for model in (mixed_model, real_model("hello_world_int8.tflite")):
+        memory = Memory()
+        load_viper_emulation(monkeypatch, memory)
+        module = types.ModuleType("te_model")
+        exec(compile(generate_program(model).model_source, "te_model.py", "exec"), module.__dict__)
+        rng = np.random.default_rng(5)
+        reference = Reference(model)
+        for _ in range(2):
+            x = rng.integers(-128, 128, size=model.input_tensors[0].shape, dtype=np.int8)
+            (at, n), = module.INPUTS
+            module.A[at:at + n] = x.tobytes()
+            module.invoke()
+            got = np.concatenate([np.frombuffer(bytes(module.A[o:o + m]), dtype=np.int8) for o, m in module.OUTPUTS])
+            expected = np.concatenate([o.reshape(-1) for o in reference.run([x])])
+            assert np.array_equal(got, expected)
+
