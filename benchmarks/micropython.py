@@ -24,6 +24,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tinyedge.errors import TinyedgeError  # noqa: E402
 from tinyedge.reference import Reference  # noqa: E402
 from tinyedge.tflite_model import load_tflite  # noqa: E402
 from tinyedge.viper import kernels  # noqa: E402
@@ -95,7 +96,7 @@ def main() -> int:
             continue
         try:
             row = measure(path, args.runs)
-        except Exception as exc:  # a model the runtime refuses is reported, not fatal to the table
+        except TinyedgeError as exc:  # a model the runtime refuses is reported, not fatal to the table
             print(f"{path.name:34} refused: {exc}")
             continue
         rows.append(row)

@@ -55,6 +55,8 @@ def _raw_repl(transport, url: str, installer: str, soft_reset: bool = True) -> N
 
 def read_facts(url: str, baud: int, installer: str = "") -> BoardFacts:
     """Soft-reset the board and read its .mpy format, free heap, platform and version."""
+    from mpremote.transport import TransportError
+
     transport = _transport(url, baud)
     try:
         _raw_repl(transport, url, installer)
@@ -62,9 +64,7 @@ def read_facts(url: str, baud: int, installer: str = "") -> BoardFacts:
                              "print(sys.implementation._mpy, gc.mem_free(), sys.platform, "
                              "'.'.join(str(v) for v in sys.implementation.version[:3]))")
         transport.exit_raw_repl()
-    except DeviceError:
-        raise
-    except Exception as exc:  # mpremote raises TransportError or its own exception types from exec
+    except TransportError as exc:   # TransportExecError too: the query itself failed on the board
         raise DeviceError(f"the MicroPython board on {url} did not answer a query ({exc}): "
                           "reset it and try again.") from None
     finally:
