@@ -322,3 +322,30 @@ def test_whole_models_keep_every_intermediate_inside_int32_like_a_32_bit_board(m
             expected = np.concatenate([o.reshape(-1) for o in reference.run([x])])
             assert np.array_equal(got, expected)
 
+
+
+def test_firmware_installs_micropython_with_esptool_before_talking_to_the_repl(sine_model, tmp_path):
+    """`deploy --firmware` on an ESP32 with no MicroPython: the image lands at the profile's offset through
+    the real esptool (the chip is esp32-mock-bootloader's stand-in ROM loader, which cannot run it), and
+    the stand-in then answers no REPL, which is said in one sentence."""
+    mock_bootloader = pytest.importorskip("esp32_mock_bootloader").mock_bootloader
+    from test_esptool_flash import esp_app_image, read_back
+
+    image = esp_app_image("esp32", 0x40080400, bytes(range(256)) * 16)
+    (tmp_path / "ESP32_GENERIC.bin").write_bytes(image)
+    with mock_bootloader(chip="esp32") as stand_in_chip:
+        url = stand_in_chip.url()
+        result = run_tinyedge("deploy", sine_model.int8, "--board", "esp32-micropython", "-o", tmp_path / "out",
+                              "--data", sine_model.eval_x, "--port", url, "--firmware", tmp_path / "ESP32_GENERIC.bin",
+                              timeout=300)
+        assert read_back(url, 0x1000, len(image)) == image
+    text = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 3, text
+    assert "no MicroPython REPL answers" in text and "Traceback" not in text
+
+
+def test_firmware_is_refused_where_it_means_nothing(sine_model, tmp_path):
+    result = run_tinyedge("deploy", sine_model.int8, "--board", "micropython-unix", "-o", tmp_path / "out",
+                          "--data", sine_model.eval_x, "--firmware", tmp_path / "x.bin")
+    assert result.returncode == 1
+    assert "drop --firmware" in " ".join((result.stdout + result.stderr).split())

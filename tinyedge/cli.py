@@ -223,6 +223,7 @@ def flash(
     project_dir: Path = typer.Argument(..., metavar="DIR", help="A built project."),
     port: Optional[str] = typer.Option(None, "--port", help="Serial port (default: auto-detected by USB id)."),
     icount: bool = typer.Option(False, "--icount", help="QEMU: count instructions (-icount shift=0) for deterministic cycle figures."),
+    firmware: Optional[Path] = typer.Option(None, "--firmware", help="MicroPython boards: install MicroPython from this file first."),
 ) -> None:
     """Flash the firmware; an emulated board keeps running here, printing its URL, until Ctrl-C."""
     import time
@@ -234,7 +235,8 @@ def flash(
     project = load_built_project(project_dir)
     emulated = is_emulated(get_flasher(project.board.flasher), project, port)
 
-    with flash_progress() as progress, flash_project(project_dir, port, progress, icount=icount or None) as url:
+    with flash_progress() as progress, flash_project(project_dir, port, progress, icount=icount or None,
+                                                     firmware=firmware) as url:
         if not emulated:
             console.print(f"flashed {project.board.name}: the firmware answers on [bold]{url}[/]")
             return
@@ -335,6 +337,7 @@ def deploy(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the validation report as JSON."),
     junit_out: Optional[Path] = typer.Option(None, "--junit", help="Write a JUnit XML report."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Save a PNG of the |Δ| and latency histograms."),
+    firmware: Optional[Path] = typer.Option(None, "--firmware", help="MicroPython boards: install MicroPython from this file first."),
 ) -> None:
     """Quantize, emit, generate, build, flash and validate, in one command."""
     import time
@@ -345,7 +348,8 @@ def deploy(
     if validation_data is None:
         raise TinyedgeError("deploy validates on the board: give --data X.npy (or --calibration, which is used when --data is absent).")
     out = out_dir or Path("tinyedge-out") / f"{model.stem}-{board}"
-    plan = DeployPlan(model, board, out, calibration, data, labels, runtime, port, tflm_dir, arena_kb, fit_arena)
+    plan = DeployPlan(model, board, out, calibration, data, labels, runtime, port, tflm_dir, arena_kb, fit_arena,
+                      firmware)
     started = time.monotonic()
 
     def step(name: str, message: str) -> None:

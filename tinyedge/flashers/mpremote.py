@@ -14,14 +14,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tinyedge.boards import Board
-from tinyedge.errors import TinyedgeError
+from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
 from tinyedge.frameworks import Tool
-from tinyedge.ports import find_board_port
+from tinyedge.ports import find_board_port, is_device_path, wait_for_port
 from tinyedge.processes import drain, read_line_matching, start_owned, stop
 from tinyedge.project import Project
 from tinyedge.viper.board import check_fits, copy_files, read_facts, start_server, stop_server
 from tinyedge.viper.bridge import SERVING_MARKER
+from tinyedge.viper.firmware import install_micropython
 from tinyedge.viper.mpy import MpyFormat, check_board_loads
 
 BOARD_FS_DIR = "board-fs"
@@ -58,9 +59,11 @@ class MpremoteFlasher(Flasher):
                      f"{sys.executable} -m pip install mpremote", ("version",))]
 
     @contextmanager
-    def flash(self, project: Project, port: str | None,
-              progress: ProgressCallback | None = None) -> Iterator[str]:
+    def flash(self, project: Project, port: str | None, progress: ProgressCallback | None = None,
+              firmware: Path | None = None) -> Iterator[str]:
         board = project.board
+        if firmware is not None and is_unix_board(board):
+            raise TinyedgeError(f"the {board.id} board runs MicroPython from PyPI's unix port: drop --firmware.")
         if is_unix_board(board):
             if port:
                 raise TinyedgeError(f"the {board.id} board is MicroPython's unix port on a local pseudo-terminal: "
@@ -69,6 +72,15 @@ class MpremoteFlasher(Flasher):
                 yield from self._serve(project, url, progress)
             return
         url = port or find_board_port(board)
+        if firmware is not None:
+            if progress:
+                progress(0, 1, f"installing MicroPython from {firmware.name}")
+            done = install_micropython(board, url, firmware)
+            if progress:
+                progress(1, 1, done)
+            if is_device_path(url) and not wait_for_port(url, timeout_s=15.0):
+                raise DeviceError(f"{url} did not come back after MicroPython was installed: replug the board "
+                                  "and run again without --firmware.")
         yield from self._serve(project, url, progress)
 
     def _serve(self, project: Project, url: str, progress: ProgressCallback | None) -> Iterator[str]:
