@@ -32,6 +32,8 @@ def framework_available(name: str) -> bool:
 def board_cases() -> list:
     cases = []
     for board in load_boards().values():
+        if "aot" not in board.runtimes:
+            continue
         marks = [] if framework_available(board.framework) else [
             pytest.mark.skip(reason=f"the {board.framework} framework is not written yet")]
         cases.append(pytest.param(board.id, marks=marks, id=board.id))

@@ -267,6 +267,7 @@ def flash(
     icount: bool = typer.Option(False, "--icount", help="QEMU: count instructions (-icount shift=0) for deterministic cycle figures."),
     place: Optional[str] = place_option(),
     coordinator: Optional[str] = coordinator_option(),
+    firmware: Optional[Path] = typer.Option(None, "--firmware", help="MicroPython boards: install MicroPython from this file first."),
 ) -> None:
     """Flash the firmware; an emulated board keeps running here, printing its URL, until Ctrl-C."""
     import time
@@ -278,7 +279,7 @@ def flash(
     project = load_built_project(project_dir)
 
     with held_port(port, place, coordinator) as port, flash_progress() as progress, \
-            flash_project(project_dir, port, progress, icount=icount or None) as url:
+            flash_project(project_dir, port, progress, icount=icount or None, firmware=firmware) as url:
         emulated = is_emulated(get_flasher(project.board.flasher), project, port)
         if not emulated:
             console.print(f"flashed {project.board.name}: the firmware answers on [bold]{url}[/]")
@@ -398,6 +399,7 @@ def deploy(
     coordinator: Optional[str] = coordinator_option(),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds to wait for each reply (default: 5, and for "
                                             "an inference what the model's MACs take at the board's clock)."),
+    firmware: Optional[Path] = typer.Option(None, "--firmware", help="MicroPython boards: install MicroPython from this file first."),
 ) -> None:
     """Quantize, emit, generate, build, flash and validate, in one command."""
     import time
@@ -408,7 +410,8 @@ def deploy(
     if validation_data is None:
         raise TinyedgeError("deploy validates on the board: give --data X.npy (or --calibration, which is used when --data is absent).")
     out = out_dir or Path("tinyedge-out") / f"{model.stem}-{board}"
-    plan = DeployPlan(model, board, out, calibration, data, labels, runtime, port, tflm_dir, arena_kb, fit_arena)
+    plan = DeployPlan(model, board, out, calibration, data, labels, runtime, port, tflm_dir, arena_kb, fit_arena,
+                      firmware)
     started = time.monotonic()
 
     def step(name: str, message: str) -> None:

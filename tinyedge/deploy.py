@@ -31,6 +31,7 @@ class DeployPlan:
     tflm_dir: Path | None = None
     arena_kb: int | None = None
     fit_arena: bool = False
+    firmware: Path | None = None      # MicroPython boards: install MicroPython from this file first
 
 
 @dataclass
@@ -155,7 +156,7 @@ def deploy(plan: DeployPlan, report: StepReporter, console: Any = None,
         project = generate(tflite, plan.board, project_dir, runtime=project.runtime, tflm_dir=plan.tflm_dir,
                            console=console, arena_bytes=result.arena_with_margin)
         result.build = build(project_dir, console=console)
-    with flash(project_dir, plan.port, progress) as url:
+    with flash(project_dir, plan.port, progress, firmware=plan.firmware) as url:
         result.port = url
         report("flash", f"flashed; the board answers on {url}")
         result.steps["total"] = time.monotonic() - started
