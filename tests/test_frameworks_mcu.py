@@ -254,7 +254,10 @@ def compile_jobs(project: Path, board_id: str, stand_ins: Path, tflm: Path | Non
     includes = [f"-I{src}", f"-I{stand_ins}"]
     if tflm is not None:
         from tinyedge.tflm import include_dirs
-        includes += [f"-isystem{d}" for d in include_dirs(tflm)]
+        # ESP-IDF hands main the TFLM component's folders as plain -I, so its -Werror covers TFLM's headers;
+        # under arduino-cli and PlatformIO they are a library's, whose warnings never fail a build.
+        flag = "-I" if board.framework == "espidf" else "-isystem"
+        includes += [f"{flag}{d}" for d in include_dirs(tflm)]
     common = [*cpu, "-O2", "-c", "-o", "/dev/null", *warnings, *includes, *ARCH_DEFINES.get(board_id, []),
               *(f"-D{name}={value}" for name, value in project_defines(project).items())]
     jobs = []
