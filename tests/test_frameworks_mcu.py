@@ -281,7 +281,7 @@ def test_generated_sources_compile_with_werror_on_a_stand_in_arm_toolchain(proje
     glue), compiled with the project's own defines and its framework's flags under -Werror. Debian's Arm GCC
     stands in for the boards' compilers (Xtensa ones too); Arduino.h and Chirale_TensorFlowLite.h are stand-ins;
     a TFLM tree (TINYEDGE_TFLM_DIR) stands in for the TFLM library the framework brings. A define given twice,
-    like TE_ARENA_BYTES once was (-D and te_model.c), fails here rather than under ESP-IDF v6."""
+    like TE_ARENA_BYTES once was (-D and te_model.h), fails here rather than under ESP-IDF v6."""
     require_tools("arm-none-eabi-gcc", "arm-none-eabi-g++")
     board_id, runtime = key.split("/")
     tflm = None
