@@ -130,6 +130,19 @@ def test_espidf_factory_partition_is_the_flash_budget_inspect_checks(projects, s
     assert fit["flash_budget"] == size
 
 
+def test_an_esp32_profile_budgeting_the_whole_chip_is_refused_with_the_size_that_fits(sine_model, tmp_path):
+    from tinyedge.paths import boards_file
+
+    boards = yaml.safe_load(boards_file().read_text())
+    boards["boards"]["esp32-devkitc"]["flash_bytes"] = 4 * 1024 * 1024     # the chip, not the app partition
+    (tmp_path / "boards.yaml").write_text(yaml.safe_dump(boards))
+    result = run_tinyedge("generate", sine_model.int8, "--board", "esp32-devkitc", "--runtime", "aot",
+                          "-o", tmp_path / "esp32", env={"TINYEDGE_BOARDS": str(tmp_path / "boards.yaml")})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert "end within the 4MB chip: set flash_bytes to at most 4128768 in boards.yaml." in message
+
+
 def test_espidf_build_without_idf_says_how_to_install_it(projects):
     result = run_tinyedge("build", projects["esp32-devkitc/tflm"], env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 1

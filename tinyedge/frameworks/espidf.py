@@ -79,10 +79,11 @@ def app_partition(board: Board) -> tuple[int, int]:
     """(offset, size) of the factory app partition: at the profile's app offset, `flash_bytes` long."""
     offset = int(board.section("esptool").get("offsets", {}).get("app", 0x10000))
     chip_bytes = int(flash_size_name(board)[:-2]) * 1024 * 1024
-    if offset % 0x10000 or board.flash_bytes % 0x1000 or offset + board.flash_bytes > chip_bytes:
-        raise TinyedgeError(f"board '{board.id}': an app partition of flash_bytes={board.flash_bytes} at "
-                            f"{offset:#x} does not fit a {flash_size_name(board)} chip in 4 KiB pages: "
-                            f"set flash_bytes to at most {chip_bytes - offset} in boards.yaml.")
+    if offset < 0x10000 or offset % 0x10000 or board.flash_bytes % 0x1000 or offset + board.flash_bytes > chip_bytes:
+        raise TinyedgeError(f"board '{board.id}': the app partition (flash_bytes {board.flash_bytes} at esptool.offsets.app "
+                            f"{offset:#x}) must start at 0x10000 or a later 64 KiB boundary, fill whole 4 KiB "
+                            f"sectors and end within the {flash_size_name(board)} chip: set flash_bytes to at most "
+                            f"{chip_bytes - offset} in boards.yaml.")
     return offset, board.flash_bytes
 
 
