@@ -64,6 +64,7 @@ class ValidationReport:
     resumed_samples: int = 0          # results read back from the journal (re-checked, not re-run)
     error: str | None = None          # why the run stopped early (a device error), when it did
     latency_note: str | None = None   # why the latency figures are not the board's, when they are not
+    link: dict[str, Any] | None = None   # what the serial link did: retries, crc_errors, resyncs, timeouts, ...
     extra: dict[str, Any] = field(default_factory=dict)   # e.g. deploy --fit-arena's figures
 
     def as_dict(self) -> dict[str, Any]:
@@ -410,6 +411,7 @@ def validate(
     progress: Progress | None = None,
     on_info: Callable[[Any], None] | None = None,
     icount: bool | None = None,
+    timeout: float | None = None,
 ) -> ValidationReport:
     """Run every sample on the board and compare it with the host reference. A device error after
     the board answered INFO raises StoppedByDevice, whose report describes the partial run."""
@@ -418,6 +420,8 @@ def validate(
     model = load_tflite(model_path)
     if tolerance_lsb < 0:
         raise TinyedgeError(f"--tolerance-lsb must be 0 or more (got {tolerance_lsb}).")
+    if timeout is not None and timeout <= 0:
+        raise TinyedgeError(f"--timeout must be more than 0 seconds (got {timeout:g}).")
     inputs = quantized_inputs(model, data)
     outputs = Outputs(model)
     classes = class_labels(labels, len(inputs), int(outputs.bounds[1])) if labels is not None else None
@@ -428,9 +432,10 @@ def validate(
     compare = Comparison(outputs, expected)
     identity = RunIdentity(model.sha256, array_sha256(inputs) or "", array_sha256(labels), tolerance_lsb, len(inputs))
     interrupted, error = False, None
-    with Device(port, **({"baud": baud} if baud else {})) as device:
+    with Device(port, **link_options(baud, timeout)) as device:
         info = device.info()
         check_device_matches(info, model)
+        device.infer_timeout = timeout or infer_timeout_for(model, info, device)
         if on_info:
             on_info(info)
         identity = replace(identity, board=info.board_id, runtime=info.runtime)
@@ -452,11 +457,26 @@ def validate(
     results.sort(key=lambda r: r.index)
     report = summarize(model, info, results, tolerance_lsb, classes, float_outputs, len(inputs), interrupted,
                        str(error) if error else None, icount)
+    report.link = {**device.link.as_dict(), "baud": device.baud, "infer_timeout_s": round(device.infer_timeout, 3)}
     report.data_sha256 = identity.data_sha256
     report.resumed_samples = resumed
     if error is not None:
         raise StoppedByDevice(str(error), report) from None
     return report
+
+
+def link_options(baud: int | None, timeout: float | None) -> dict[str, Any]:
+    """Device keyword arguments for the link: `--baud` (else pyserial's 115200), `--timeout`."""
+    return {**({"baud": baud} if baud else {}), **({"timeout": timeout} if timeout else {})}
+
+
+def infer_timeout_for(model: TfliteModel, info: Any, device: Any) -> float:
+    """An INFER's timeout from the model's cost: its MACs at the board's clock, and its bytes on the wire."""
+    from tinyedge.inspection import op_macs
+    from tinyedge.protocol import infer_timeout
+
+    macs = sum(op_macs(model, op) for op in model.operators)
+    return infer_timeout(device.timeout, macs, int(info.clock_hz), info.input_bytes + info.output_bytes, device.baud)
 
 
 # ---------------------------------------------------------------- outputs for rigs
@@ -473,6 +493,8 @@ def write_junit(report: ValidationReport, path: Path, seconds: float = 0.0) -> N
     props = ET.SubElement(suite, "properties")
     for key in ("board", "runtime", "model_sha256", "data_sha256", "arena_bytes", "samples", "bit_exact", "max_abs_diff_lsb"):
         ET.SubElement(props, "property", name=key, value=str(getattr(report, key)))
+    for key, value in (report.link or {}).items():
+        ET.SubElement(props, "property", name=f"link_{key}", value=str(value))
     cases = []
     agreement = ET.Element("testcase", classname=f"tinyedge.{report.board}.{report.runtime}", name="outputs_match_host_reference")
     if report.failures:
