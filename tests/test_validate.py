@@ -91,7 +91,7 @@ def test_ctrl_c_leaves_a_valid_partial_report(host_board, cnn_model, tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"})
     journal = tmp_path / "partial.jsonl"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not journal.exists() or len(journal.read_text().splitlines()) < 50):
+    while time.monotonic() < deadline and (not journal.exists() or len(journal.read_text().splitlines()) < 51):  # a header and 50 results
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
