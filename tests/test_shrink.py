@@ -25,9 +25,11 @@ def big_cnn(tmp_path_factory):
     x, y = models.blobs_images(400, seed=3)
     model = k.Sequential([
         k.Input((16, 16, 1)),
-        k.layers.Conv2D(32, 3, padding="same", activation="relu"), k.layers.MaxPooling2D(2),
-        k.layers.Conv2D(32, 3, padding="same"), k.layers.BatchNormalization(), k.layers.ReLU(), k.layers.MaxPooling2D(2),
-        k.layers.Flatten(), k.layers.Dense(64, activation="relu"), k.layers.Dense(4, activation="softmax"),
+        k.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2d"), k.layers.MaxPooling2D(2),
+        k.layers.Conv2D(32, 3, padding="same", name="conv2d_1"), k.layers.BatchNormalization(), k.layers.ReLU(),
+        k.layers.MaxPooling2D(2),
+        k.layers.Flatten(), k.layers.Dense(64, activation="relu", name="dense"),
+        k.layers.Dense(4, activation="softmax", name="classes"),
     ])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=4, batch_size=32, verbose=0)
