@@ -121,6 +121,8 @@ def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     decls += _requant_decls(prefix, per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3]),
                             input_offset, out_t, op.activation)
     inplace_kernel, scratch = _conv_inplace_kernel(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
+    if uses_dsp(ptr) and k_h <= DSP_MAX_K_H:
+        return _dsp_conv2d(op, ptr, decls, bias, in_t, out_t, k_h, k_w, inplace_kernel, scratch, ptr(op.inputs[1]))
     if inplace_kernel and ptr(op.outputs[0]) == ptr(op.inputs[0]):
         call = (f"{inplace_kernel}({ptr(op.outputs[0])}, te_scratch, {ptr(op.inputs[1])}, {bias}, "
                 f"&{prefix}_win, &{prefix}_q);")
@@ -128,6 +130,37 @@ def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     call = (f"te_conv2d({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
             f"&{prefix}_win, &{prefix}_q);")
     return Lowered(decls, call, inplace_ok=bool(inplace_kernel))
+
+
+DSP_MAX_K_H = 16          # te_dsp.c's TE_DSP_MAX_K_H
+DSP_MAX_TAP_PAIRS = 32    # te_dsp.c's TE_DSP_MAX_TAP_PAIRS
+
+
+def uses_dsp(ptr: PointerOf) -> bool:
+    """The target has the Arm DSP extension: lower to te_dsp.c's kernels (the compiler says so on `ptr`)."""
+    return bool(getattr(ptr, "dsp", False))
+
+
+def _align4(n: int) -> int:
+    return (n + 3) // 4 * 4
+
+
+def _dsp_conv2d(op: Operator, ptr: PointerOf, decls: str, bias: str, in_t: Tensor, out_t: Tensor, k_h: int,
+                k_w: int, inplace_kernel: str, ring_bytes: int, filter_expr: str) -> Lowered:
+    """CONV_2D on te_dsp.c: im2col into two int16 columns in the scratch (after the in-place ring)."""
+    prefix = f"op{op.index}"
+    col_bytes = 2 * 2 * _align4(k_h * k_w * in_t.shape[3])
+    args = f"{filter_expr}, {bias}, &{prefix}_win, &{prefix}_q"
+    out, source = ptr(op.outputs[0]), ptr(op.inputs[0])
+    if inplace_kernel == "te_pointwise_conv2d_inplace":
+        call = f"te_dsp_pointwise_conv2d({out}, {source}, {args}, (int16_t *)te_scratch);"
+        return Lowered(decls, call, inplace_ok=True, scratch_bytes=col_bytes)
+    if inplace_kernel and out == source:
+        ring = _align4(ring_bytes)
+        call = f"te_dsp_conv2d_inplace({out}, te_scratch, {args}, (int16_t *)(te_scratch + {ring}));"
+        return Lowered(decls, call, inplace_ok=True, scratch_bytes=ring + col_bytes)
+    call = f"te_dsp_conv2d({out}, {source}, {args}, (int16_t *)te_scratch);"
+    return Lowered(decls, call, inplace_ok=bool(inplace_kernel), scratch_bytes=col_bytes)
 
 
 def _conv_inplace_kernel(in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, options, dil_h: int,
@@ -159,6 +192,10 @@ def lower_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> 
                          int(o.dilationHFactor), int(o.dilationWFactor))
     decls += _requant_decls(prefix, per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3]),
                             -int(in_t.zero_point[0]), out_t, op.activation)
+    if uses_dsp(ptr):
+        dsp = _dsp_depthwise_conv2d(model, op, ptr, decls, in_t, out_t, filter_t, depth_multiplier)
+        if dsp is not None:
+            return dsp
     # One channel's plane in the scratch at a time: any stride, padding or dilation.
     inplace = depth_multiplier == 1 and out_t.nbytes <= in_t.nbytes
     if inplace and ptr(op.outputs[0]) == ptr(op.inputs[0]):
@@ -168,6 +205,29 @@ def lower_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> 
     call = (f"te_depthwise_conv2d({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, "
             f"{_bias(op, ptr)}, &{prefix}_win, {depth_multiplier}, &{prefix}_q);")
     return Lowered(decls, call, inplace_ok=inplace)
+
+
+def _dsp_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, decls: str, in_t: Tensor,
+                          out_t: Tensor, filter_t: Tensor, depth_multiplier: int) -> Lowered | None:
+    """DEPTHWISE_CONV_2D on te_dsp.c, or None where its kernel does not apply. One input channel is a
+    CONV_2D whose filter is the depthwise one transposed ([1,kh,kw,M] -> [M,kh,kw,1]); depth multiplier
+    1 runs channel by channel over a ring of k_h widened rows in the scratch."""
+    prefix, o = f"op{op.index}", op.options
+    _, k_h, k_w, _ = filter_t.shape
+    dil_h, dil_w = int(o.dilationHFactor), int(o.dilationWFactor)
+    bias = _bias(op, ptr)
+    if in_t.shape[3] == 1 and filter_t.data is not None and k_h <= DSP_MAX_K_H:
+        relaid = np.transpose(np.asarray(filter_t.data).reshape(k_h, k_w, -1), (2, 0, 1))
+        decls += f"static const int8_t {prefix}_filter[{relaid.size}] TE_CONST = {c_array(relaid.ravel(), 20)};\n"
+        return _dsp_conv2d(op, ptr, decls, bias, in_t, out_t, k_h, k_w, "", 0, f"{prefix}_filter")
+    pad_h = same_or_valid_padding(in_t.shape[1], k_h, int(o.strideH), dil_h, out_t.shape[1])
+    if (depth_multiplier != 1 or (dil_h, dil_w) != (1, 1) or k_h > DSP_MAX_K_H or pad_h >= k_h
+            or k_h * ((k_w + 1) // 2) > DSP_MAX_TAP_PAIRS):
+        return None
+    rows_bytes = 2 * k_h * ((out_t.shape[2] - 1) * int(o.strideW) + k_w + 2)
+    call = (f"te_dsp_depthwise_conv2d({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
+            f"&{prefix}_win, &{prefix}_q, (int16_t *)te_scratch);")
+    return Lowered(decls, call, inplace_ok=out_t.nbytes <= in_t.nbytes, scratch_bytes=rows_bytes)
 
 
 def lower_fully_connected(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
@@ -182,7 +242,8 @@ def lower_fully_connected(model: TfliteModel, op: Operator, ptr: PointerOf) -> L
     prefix = f"op{op.index}"
     bias_decl, bias, input_offset = _bias_and_offset(model, op, ptr, in_t, prefix, foldable=True)
     decls = bias_decl + _requant_decls(prefix, multipliers, input_offset, out_t, op.activation)
-    call = (f"te_fully_connected({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
+    kernel = "te_dsp_fully_connected" if uses_dsp(ptr) else "te_fully_connected"
+    call = (f"{kernel}({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
             f"{in_t.size // accum_depth}, {accum_depth}, {out_depth}, &{prefix}_q);")
     return Lowered(decls, call)
 

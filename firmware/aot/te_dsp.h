@@ -1,0 +1,54 @@
+/* Fast int8 kernels of the AOT runtime for cores with the Arm DSP extension (armv7e-m: SXTB16,
+ * SXTAB16 and SMLAD, two 16x16 multiply-accumulates per instruction). Bit for bit the same results
+ * as te_kernels.c (TFLM's reference kernels): only the order of exact int32 sums changes. Elsewhere
+ * (the host tests) the same C runs with portable versions of the three instructions.
+ *
+ * Activations are widened once to int16 (with the input offset added) in the order SXTB16 unpacks
+ * a word of weights: x0 x2 x1 x3 per group of four, so the int8 weights are used as stored. */
+#ifndef TE_DSP_H
+#define TE_DSP_H
+
+#include <stdint.h>
+
+#include "te_kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* int16 elements of the `col` buffer te_dsp_conv2d needs: two im2col columns. */
+#define TE_DSP_CONV_COL(k_h, k_w, in_c) (2 * (((int32_t)(k_h) * (k_w) * (in_c) + 3) & ~3))
+
+/* Any CONV_2D (stride, padding, dilation; k_h <= 16). `col` holds TE_DSP_CONV_COL int16. */
+void te_dsp_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                   const te_window_t *w, const te_requant_t *q, int16_t *col);
+
+/* 1x1, stride 1, no padding: two pixels at a time; `out` may be `in` (a smaller output is written
+ * front to back, a larger one back to front). `col` holds TE_DSP_CONV_COL(1, 1, in_c) int16. */
+void te_dsp_pointwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                             const te_window_t *w, const te_requant_t *q, int16_t *col);
+
+/* te_conv2d_inplace (stride 1, same height and width, out_c == in_c) with im2col: `ring` holds
+ * (pad_h + 1) input rows as there, `col` as for te_dsp_conv2d. */
+void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int8_t *filter, const int32_t *bias,
+                           const te_window_t *w, const te_requant_t *q, int16_t *col);
+
+/* int16 elements of the `rows` buffer te_dsp_depthwise_conv2d needs. */
+#define TE_DSP_DEPTHWISE_ROWS(k_h, k_w, out_w, stride_w) \
+  ((int32_t)(k_h) * (((int32_t)(out_w) - 1) * (stride_w) + (k_w) + 2))
+
+/* DEPTHWISE_CONV_2D with depth multiplier 1, dilation 1, k_h * k_w <= 64, pad_h < k_h: channel by
+ * channel through a ring of k_h widened, zero-padded input rows. `out` may be `in` when the output
+ * is no larger. */
+void te_dsp_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                             const te_window_t *w, const te_requant_t *q, int16_t *rows);
+
+/* te_fully_connected, four output rows at a time, activations widened on the fly (no buffer). */
+void te_dsp_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                            int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *q);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
