@@ -66,39 +66,63 @@ static inline int32_t te_pair(int32_t lo, int32_t hi) {
   return (int32_t)(((uint32_t)hi << 16) | ((uint32_t)lo & 0xFFFFu));
 }
 
+/* The per-op part of the requantization, read once per kernel call. */
+typedef struct {
+  int32_t output_offset, act_min, act_max;
+} te_dsp_clamp_t;
+
+/* The per-channel part: TFLM's multiplier and its shift split into left and right shifts. */
+typedef struct {
+  int32_t multiplier, left, right, mask;
+} te_dsp_scale_t;
+
+static inline te_dsp_clamp_t te_dsp_clamp(const te_requant_t *q) {
+  te_dsp_clamp_t c;
+  c.output_offset = q->output_offset;
+  c.act_min = q->act_min;
+  c.act_max = q->act_max;
+  return c;
+}
+
+static inline te_dsp_scale_t te_dsp_scale(const te_requant_t *q, int32_t channel) {
+  te_dsp_scale_t s;
+  const int32_t i = q->per_channel ? channel : 0;
+  const int32_t shift = TE_RD_S8(q->shift + i);
+  s.multiplier = TE_RD_S32(q->multiplier + i);
+  s.left = shift > 0 ? shift : 0;
+  s.right = shift > 0 ? 0 : -shift;
+  s.mask = (int32_t)((1u << s.right) - 1u);
+  return s;
+}
+
 /* TFLM's MultiplyByQuantizedMultiplier for a multiplier in [0, 2^31): the saturating case of
- * SaturatingRoundingDoublingHighMul cannot occur, and its rounding is (ab + 2^30) >> 31. Then the
- * output offset and the activation clamp. */
-static inline int8_t te_dsp_requantize(int32_t acc, int32_t multiplier, int32_t shift, const te_requant_t *q) {
-  const int32_t left = shift > 0 ? shift : 0;
-  const int32_t right = shift > 0 ? 0 : -shift;
-  const int32_t mask = (int32_t)((1u << right) - 1u);
-  int32_t x = (int32_t)(((int64_t)(int32_t)((uint32_t)acc << left) * multiplier + ((int64_t)1 << 30)) >> 31);
-  const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-  x = (x >> right) + ((x & mask) > threshold ? 1 : 0);
-  x += q->output_offset;
-  if (x < q->act_min) {
-    x = q->act_min;
-  }
-  if (x > q->act_max) {
-    x = q->act_max;
-  }
+ * SaturatingRoundingDoublingHighMul cannot occur, and its rounding is (ab + 2^30) >> 31; then
+ * RoundingDivideByPOT (half away from zero), the output offset and the activation clamp. */
+static inline int8_t te_dsp_requantize(int32_t acc, te_dsp_scale_t s, te_dsp_clamp_t c) {
+  int32_t x = (int32_t)(((int64_t)(int32_t)((uint32_t)acc << s.left) * s.multiplier + ((int64_t)1 << 30)) >> 31);
+  const int32_t threshold = (s.mask >> 1) + (int32_t)((uint32_t)x >> 31);
+  x = (x >> s.right) + ((x & s.mask) > threshold ? 1 : 0);
+  x += c.output_offset;
+  x = x < c.act_min ? c.act_min : x;
+  x = x > c.act_max ? c.act_max : x;
   return (int8_t)x;
 }
 
-/* Position of element j of an im2col column: x0 x2 x1 x3 within each whole group of four. */
-static inline int32_t te_col_index(int32_t j, int32_t whole) {
+/* The im2col buffer holds two columns (pixels), interleaved per group of four elements: words
+ * x0e x0o x1e x1o, where x0e holds elements 0 and 2 of pixel 0's group and x0o elements 1 and 3 --
+ * the halves SXTB16 and SXTB16 ROR 8 unpack from a word of four int8 weights. Columns are padded
+ * with zeros to whole groups, as the filter rows are (te_dsp.h). */
+static inline int32_t te_col_slot(int32_t j, uint8_t slot) {
   static const uint8_t order[4] = {0, 2, 1, 3};
-  return j < whole ? (j & ~3) | order[j & 3] : j;
+  return (j >> 2) * 8 + slot * 4 + order[j & 3];
 }
 
-/* One im2col column: the window whose rows are `rows[ky]` (0 outside the input) starting at input
- * column ix0, widened with the input offset; taps outside the input are 0. */
-static void te_dsp_im2col(int16_t *col, const int8_t *const *rows, int16_t ix0, const te_window_t *w,
-                          int16_t input_offset) {
+/* Pixel `slot`'s column: the window whose rows are `rows[ky]` (0 outside the input) starting at
+ * input column ix0, widened with the input offset; taps outside the input are 0. */
+static void te_dsp_im2col(int16_t *col, uint8_t slot, const int8_t *const *rows, int16_t ix0,
+                          const te_window_t *w, int16_t input_offset) {
   const int32_t in_c = w->in_c;
   const int32_t size = (int32_t)w->k_h * w->k_w * in_c;
-  const int32_t whole = size & ~3;
   const int32_t offsets = te_pair(input_offset, input_offset);
   int32_t j = 0;
   te_dim ky, kx;
@@ -108,95 +132,77 @@ static void te_dsp_im2col(int16_t *col, const int8_t *const *rows, int16_t ix0, 
       const int8_t *src = rows[ky] != 0 && ix >= 0 && ix < w->in_w ? rows[ky] + (int32_t)ix * in_c : 0;
       int32_t c;
       if ((in_c & 3) == 0) {
-        int32_t *dst = (int32_t *)(void *)(col + j);
+        int32_t *dst = (int32_t *)(void *)col + (j >> 2) * 4 + slot * 2;
         if (src != 0) {
           for (c = 0; c < in_c; c += 4) {
             const int32_t v = te_read_s8x4(src + c);
             dst[0] = te_sxtab16(offsets, v);
             dst[1] = te_sxtab16_ror8(offsets, v);
-            dst += 2;
+            dst += 4;
           }
         } else {
-          memset(dst, 0, (size_t)in_c * sizeof(int16_t));
+          for (c = 0; c < in_c; c += 4) {
+            dst[0] = 0;
+            dst[1] = 0;
+            dst += 4;
+          }
         }
       } else {
         for (c = 0; c < in_c; ++c) {
-          col[te_col_index(j + c, whole)] = (int16_t)(src != 0 ? src[c] + input_offset : 0);
+          col[te_col_slot(j + c, slot)] = (int16_t)(src != 0 ? src[c] + input_offset : 0);
         }
       }
       j += in_c;
     }
   }
+  for (; j < ((size + 3) & ~3); ++j) {
+    col[te_col_slot(j, slot)] = 0;
+  }
 }
 
-/* Two columns (pixels) times two filter rows: acc[pixel * 2 + row]. */
-static inline void te_dsp_dot2x2(const int16_t *c0, const int16_t *c1, const int8_t *f0, const int8_t *f1,
-                                 int32_t size, int32_t *acc) {
-  const int32_t whole = size & ~3;
-  int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
-  int32_t j;
-  for (j = 0; j < whole; j += 4) {
-    const int32_t w0 = te_read_s8x4(f0 + j);
-    const int32_t w1 = te_read_s8x4(f1 + j);
-    const int32_t w0e = te_sxtb16(w0), w0o = te_sxtb16_ror8(w0);
-    const int32_t w1e = te_sxtb16(w1), w1o = te_sxtb16_ror8(w1);
-    const int32_t x0e = te_read_s16x2(c0 + j), x0o = te_read_s16x2(c0 + j + 2);
-    const int32_t x1e = te_read_s16x2(c1 + j), x1o = te_read_s16x2(c1 + j + 2);
-    a00 = te_smlad(x0e, w0e, a00);
-    a00 = te_smlad(x0o, w0o, a00);
-    a01 = te_smlad(x0e, w1e, a01);
-    a01 = te_smlad(x0o, w1o, a01);
-    a10 = te_smlad(x1e, w0e, a10);
-    a10 = te_smlad(x1o, w0o, a10);
-    a11 = te_smlad(x1e, w1e, a11);
-    a11 = te_smlad(x1o, w1o, a11);
-  }
-  for (; j < size; ++j) {
-    a00 += c0[j] * f0[j];
-    a01 += c0[j] * f1[j];
-    a10 += c1[j] * f0[j];
-    a11 += c1[j] * f1[j];
-  }
-  acc[0] = a00;
-  acc[1] = a01;
-  acc[2] = a10;
-  acc[3] = a11;
-}
-
-/* Every output channel of one or two pixels from their im2col columns (out1 0: one pixel). */
-static void te_dsp_conv_pixels(int8_t *out0, int8_t *out1, const int16_t *c0, const int16_t *c1,
-                               const int8_t *filter, const int32_t *bias, int32_t size, te_dim out_c,
-                               const te_requant_t *q) {
+/* Every output channel of one or two pixels (out1 0: one) from the interleaved columns. */
+static void te_dsp_conv_pixels(int8_t *out0, int8_t *out1, const int16_t *col, const int32_t *filter,
+                               const int32_t *bias, int32_t groups, te_dim out_c, const te_requant_t *q,
+                               te_dsp_clamp_t clamp) {
   te_dim oc;
-  if (out1 == 0) {
-    c1 = c0;
-  }
   for (oc = 0; oc < out_c; oc += 2) {
     const uint8_t second = oc + 1 < out_c;
-    const int8_t *f0 = filter + (int32_t)oc * size;
-    const int8_t *f1 = second ? f0 + size : f0;
-    const int32_t b0 = bias != 0 ? TE_RD_S32(bias + oc) : 0;
-    const int32_t b1 = bias != 0 && second ? TE_RD_S32(bias + oc + 1) : 0;
-    const int16_t i0 = q->per_channel ? oc : 0;
-    const int16_t i1 = q->per_channel && second ? (int16_t)(oc + 1) : i0;
-    int32_t acc[4];
-    acc[0] = b0;
-    acc[1] = b1;
-    acc[2] = b0;
-    acc[3] = b1;
-    te_dsp_dot2x2(c0, c1, f0, f1, size, acc);
+    const int32_t *x = (const int32_t *)(const void *)col;
+    const int32_t *f = filter + (int32_t)oc * groups;
+    int32_t a00 = bias != 0 ? TE_RD_S32(bias + oc) : 0;
+    int32_t a01 = bias != 0 && second ? TE_RD_S32(bias + oc + 1) : 0;
+    int32_t a10 = a00, a11 = a01;
+    int32_t g;
+    for (g = 0; g < groups; ++g) {
+      const int32_t x0e = x[0], x0o = x[1], x1e = x[2], x1o = x[3];
+      const int32_t w0 = f[0], w1 = f[1];
+      int32_t v = te_sxtb16(w0);
+      a00 = te_smlad(x0e, v, a00);
+      a10 = te_smlad(x1e, v, a10);
+      v = te_sxtb16_ror8(w0);
+      a00 = te_smlad(x0o, v, a00);
+      a10 = te_smlad(x1o, v, a10);
+      v = te_sxtb16(w1);
+      a01 = te_smlad(x0e, v, a01);
+      a11 = te_smlad(x1e, v, a11);
+      v = te_sxtb16_ror8(w1);
+      a01 = te_smlad(x0o, v, a01);
+      a11 = te_smlad(x1o, v, a11);
+      x += 4;
+      f += 2;
+    }
     {
-      const int32_t m0 = TE_RD_S32(q->multiplier + i0), s0 = TE_RD_S8(q->shift + i0);
-      out0[oc] = te_dsp_requantize(acc[0], m0, s0, q);
+      const te_dsp_scale_t s0 = te_dsp_scale(q, oc);
+      out0[oc] = te_dsp_requantize(a00, s0, clamp);
       if (out1 != 0) {
-        out1[oc] = te_dsp_requantize(acc[2], m0, s0, q);
+        out1[oc] = te_dsp_requantize(a10, s0, clamp);
       }
     }
     if (second) {
-      const int32_t m1 = TE_RD_S32(q->multiplier + i1), s1 = TE_RD_S8(q->shift + i1);
-      out0[oc + 1] = te_dsp_requantize(acc[1], m1, s1, q);
+      const te_dsp_scale_t s1 = te_dsp_scale(q, oc + 1);
+      out0[oc + 1] = te_dsp_requantize(a01, s1, clamp);
       if (out1 != 0) {
-        out1[oc + 1] = te_dsp_requantize(acc[3], m1, s1, q);
+        out1[oc + 1] = te_dsp_requantize(a11, s1, clamp);
       }
     }
   }
@@ -214,47 +220,57 @@ static void te_dsp_rows(const int8_t **rows, const int8_t *in, te_dim oy, const 
   }
 }
 
-void te_dsp_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+static int32_t te_dsp_groups(const te_window_t *w) {
+  return ((int32_t)w->k_h * w->k_w * w->in_c + 3) >> 2;
+}
+
+void te_dsp_conv2d(int8_t *out, const int8_t *in, const int32_t *filter, const int32_t *bias,
                    const te_window_t *w, const te_requant_t *q, int16_t *col) {
-  const int32_t size = (int32_t)w->k_h * w->k_w * w->in_c;
+  const int32_t groups = te_dsp_groups(w);
   const int32_t pixels = (int32_t)w->out_h * w->out_w;
-  int16_t *col1 = col + ((size + 3) & ~3);
+  const te_dsp_clamp_t clamp = te_dsp_clamp(q);
   const int8_t *rows[TE_DSP_MAX_K_H];
   int32_t p;
   for (p = 0; p < pixels; p += 2) {
     const uint8_t pair = p + 1 < pixels;
     te_dim oy = (te_dim)(p / w->out_w), ox = (te_dim)(p % w->out_w);
     te_dsp_rows(rows, in, oy, w);
-    te_dsp_im2col(col, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, q->input_offset);
+    te_dsp_im2col(col, 0, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, q->input_offset);
     if (pair) {
       if (++ox == w->out_w) {
         ox = 0;
         te_dsp_rows(rows, in, ++oy, w);
       }
-      te_dsp_im2col(col1, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, q->input_offset);
+      te_dsp_im2col(col, 1, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, q->input_offset);
     }
-    te_dsp_conv_pixels(out + p * w->out_c, pair ? out + (p + 1) * w->out_c : 0, col, col1, filter, bias, size,
-                       w->out_c, q);
+    te_dsp_conv_pixels(out + p * w->out_c, pair ? out + (p + 1) * w->out_c : 0, col, filter, bias, groups,
+                       w->out_c, q, clamp);
   }
 }
 
-void te_dsp_pointwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+/* Pixel p's input widened into the column slot (the 1x1 window of a pointwise conv). */
+static void te_dsp_widen_pixel(int16_t *col, uint8_t slot, const int8_t *in, int32_t p, const te_window_t *w,
+                               int16_t input_offset) {
+  const int8_t *row = in + p * w->in_c;
+  te_dsp_im2col(col, slot, &row, 0, w, input_offset);
+}
+
+void te_dsp_pointwise_conv2d(int8_t *out, const int8_t *in, const int32_t *filter, const int32_t *bias,
                              const te_window_t *w, const te_requant_t *q, int16_t *col) {
-  const int32_t in_c = w->in_c, out_c = w->out_c;
+  const int32_t out_c = w->out_c;
   const int32_t pixels = (int32_t)w->in_h * w->in_w;
-  int16_t *col1 = col + ((in_c + 3) & ~3);
-  const int8_t *row;
+  const int32_t groups = te_dsp_groups(w);
+  const te_dsp_clamp_t clamp = te_dsp_clamp(q);
   int32_t p;
-  if (out_c <= in_c) {
+  if (out_c <= w->in_c) {
     for (p = 0; p < pixels; p += 2) {
       const uint8_t pair = p + 1 < pixels;
-      row = in + p * in_c;
-      te_dsp_im2col(col, &row, 0, w, q->input_offset);
+      te_dsp_widen_pixel(col, 0, in, p, w, q->input_offset);
       if (pair) {
-        row += in_c;
-        te_dsp_im2col(col1, &row, 0, w, q->input_offset);
+        te_dsp_widen_pixel(col, 1, in, p + 1, w, q->input_offset);
       }
-      te_dsp_conv_pixels(out + p * out_c, pair ? out + (p + 1) * out_c : 0, col, col1, filter, bias, in_c, w->out_c, q);
+      te_dsp_conv_pixels(out + p * out_c, pair ? out + (p + 1) * out_c : 0, col, filter, bias, groups, w->out_c,
+                         q, clamp);
     }
     return;
   }
@@ -262,26 +278,23 @@ void te_dsp_pointwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter
   p = pixels;
   if (p & 1) {
     --p;
-    row = in + p * in_c;
-    te_dsp_im2col(col, &row, 0, w, q->input_offset);
-    te_dsp_conv_pixels(out + p * out_c, 0, col, col, filter, bias, in_c, w->out_c, q);
+    te_dsp_widen_pixel(col, 0, in, p, w, q->input_offset);
+    te_dsp_conv_pixels(out + p * out_c, 0, col, filter, bias, groups, w->out_c, q, clamp);
   }
   while (p > 0) {
     p -= 2;
-    row = in + p * in_c;
-    te_dsp_im2col(col, &row, 0, w, q->input_offset);
-    row += in_c;
-    te_dsp_im2col(col1, &row, 0, w, q->input_offset);
-    te_dsp_conv_pixels(out + p * out_c, out + (p + 1) * out_c, col, col1, filter, bias, in_c, w->out_c, q);
+    te_dsp_widen_pixel(col, 0, in, p, w, q->input_offset);
+    te_dsp_widen_pixel(col, 1, in, p + 1, w, q->input_offset);
+    te_dsp_conv_pixels(out + p * out_c, out + (p + 1) * out_c, col, filter, bias, groups, w->out_c, q, clamp);
   }
 }
 
-void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int8_t *filter, const int32_t *bias,
+void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int32_t *filter, const int32_t *bias,
                            const te_window_t *w, const te_requant_t *q, int16_t *col) {
-  const int32_t size = (int32_t)w->k_h * w->k_w * w->in_c;
+  const int32_t groups = te_dsp_groups(w);
   const int32_t row_bytes = (int32_t)w->in_w * w->in_c;
+  const te_dsp_clamp_t clamp = te_dsp_clamp(q);
   int8_t *row_out = ring + (int32_t)w->pad_h * row_bytes;
-  int16_t *col1 = col + ((size + 3) & ~3);
   const int8_t *rows[TE_DSP_MAX_K_H];
   te_dim oy, ox, ky;
   for (oy = 0; oy < w->out_h; ++oy) {
@@ -294,12 +307,12 @@ void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int8_t *filter, con
     }
     for (ox = 0; ox < w->out_w; ox += 2) {
       const uint8_t pair = ox + 1 < w->out_w;
-      te_dsp_im2col(col, rows, (int16_t)(ox - w->pad_w), w, q->input_offset);
+      te_dsp_im2col(col, 0, rows, (int16_t)(ox - w->pad_w), w, q->input_offset);
       if (pair) {
-        te_dsp_im2col(col1, rows, (int16_t)(ox + 1 - w->pad_w), w, q->input_offset);
+        te_dsp_im2col(col, 1, rows, (int16_t)(ox + 1 - w->pad_w), w, q->input_offset);
       }
       te_dsp_conv_pixels(row_out + (int32_t)ox * w->out_c, pair ? row_out + (int32_t)(ox + 1) * w->out_c : 0, col,
-                         col1, filter, bias, size, w->out_c, q);
+                         filter, bias, groups, w->out_c, q, clamp);
     }
     if (w->pad_h > 0) {
       memcpy(ring + (int32_t)(oy % w->pad_h) * row_bytes, data + (int32_t)oy * row_bytes, (size_t)row_bytes);
@@ -334,17 +347,73 @@ static void te_dsp_depthwise_row(int16_t *dst, int32_t row_len, const int8_t *in
   }
 }
 
+/* Outputs are accumulated a chunk at a time, then requantized in a second loop, so neither loop
+ * runs out of registers. */
+#define TE_DSP_CHUNK 16
+
+/* Accumulators of `count` outputs of one channel for a 3x3 window: six tap pairs in registers. */
+static void te_dsp_depthwise_acc_3x3(int32_t *acc, const int16_t *const *window, int32_t x, const int32_t *taps,
+                                     int32_t bias, int32_t count, int32_t stride_w) {
+  const int32_t t0 = taps[0], t1 = taps[1], t2 = taps[2], t3 = taps[3], t4 = taps[4], t5 = taps[5];
+  const int16_t *r0 = window[0] + x, *r1 = window[1] + x, *r2 = window[2] + x;
+  int32_t i;
+  for (i = 0; i < count; ++i) {
+    int32_t a = te_smlad(te_read_s16x2(r0), t0, bias);
+    a = te_smlad(te_read_s16x2(r0 + 2), t1, a);
+    a = te_smlad(te_read_s16x2(r1), t2, a);
+    a = te_smlad(te_read_s16x2(r1 + 2), t3, a);
+    a = te_smlad(te_read_s16x2(r2), t4, a);
+    acc[i] = te_smlad(te_read_s16x2(r2 + 2), t5, a);
+    r0 += stride_w;
+    r1 += stride_w;
+    r2 += stride_w;
+  }
+}
+
+/* The same for any window: k_h rows of tap_pairs pairs. */
+static void te_dsp_depthwise_acc_any(int32_t *acc, const int16_t *const *window, int32_t x, const int32_t *taps,
+                                     int32_t bias, int32_t count, int32_t stride_w, te_dim k_h, te_dim tap_pairs) {
+  int32_t i;
+  te_dim ky, kp;
+  for (i = 0; i < count; ++i) {
+    const int32_t *t = taps;
+    int32_t a = bias;
+    for (ky = 0; ky < k_h; ++ky) {
+      const int16_t *r = window[ky] + x;
+      for (kp = 0; kp < tap_pairs; ++kp) {
+        a = te_smlad(te_read_s16x2(r + 2 * kp), *t++, a);
+      }
+    }
+    acc[i] = a;
+    x += stride_w;
+  }
+}
+
+static void te_dsp_requantize_strided(int8_t *dst, const int32_t *acc, int32_t count, int32_t stride,
+                                      te_dsp_scale_t scale, te_dsp_clamp_t clamp) {
+  int32_t i;
+  for (i = 0; i < count; ++i) {
+    *dst = te_dsp_requantize(acc[i], scale, clamp);
+    dst += stride;
+  }
+}
+
 void te_dsp_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
-                             const te_window_t *w, const te_requant_t *q, int16_t *rows) {
+                             const te_window_t *window_geometry, const te_requant_t *q, int16_t *rows) {
+  const te_window_t geometry = *window_geometry;
+  const te_window_t *w = &geometry;
   const int32_t row_len = ((int32_t)w->out_w - 1) * w->stride_w + w->k_w + 2;
-  const int16_t tap_pairs = (int16_t)((w->k_w + 1) / 2);
+  const te_dim tap_pairs = (te_dim)((w->k_w + 1) / 2);
+  const uint8_t is_3x3 = w->k_h == 3 && w->k_w == 3;
+  const int16_t input_offset = q->input_offset;
   int32_t taps[TE_DSP_MAX_TAP_PAIRS];
+  int32_t acc[TE_DSP_CHUNK];
   const int16_t *window[TE_DSP_MAX_K_H];
+  const te_dsp_clamp_t clamp = te_dsp_clamp(q);
   te_dim c, oy, ox, ky, kp;
   for (c = 0; c < w->out_c; ++c) {
     const int32_t b = bias != 0 ? TE_RD_S32(bias + c) : 0;
-    const int16_t i = q->per_channel ? c : 0;
-    const int32_t multiplier = TE_RD_S32(q->multiplier + i), shift = TE_RD_S8(q->shift + i);
+    const te_dsp_scale_t scale = te_dsp_scale(q, c);
     int16_t next = 0;
     for (ky = 0; ky < w->k_h; ++ky) {
       for (kp = 0; kp < tap_pairs; ++kp) {
@@ -358,23 +427,20 @@ void te_dsp_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter
       const int16_t vr0 = (int16_t)(oy * w->stride_h);
       int8_t *dst = out + (int32_t)oy * w->out_w * w->out_c + c;
       for (; next < vr0 + w->k_h; ++next) {
-        te_dsp_depthwise_row(rows + (int32_t)(next % w->k_h) * row_len, row_len, in, next, c, w, q->input_offset);
+        te_dsp_depthwise_row(rows + (int32_t)(next % w->k_h) * row_len, row_len, in, next, c, w, input_offset);
       }
       for (ky = 0; ky < w->k_h; ++ky) {
         window[ky] = rows + (int32_t)((vr0 + ky) % w->k_h) * row_len;
       }
-      for (ox = 0; ox < w->out_w; ++ox) {
+      for (ox = 0; ox < w->out_w; ox += TE_DSP_CHUNK) {
+        const int32_t count = w->out_w - ox < TE_DSP_CHUNK ? w->out_w - ox : TE_DSP_CHUNK;
         const int32_t x = (int32_t)ox * w->stride_w;
-        int32_t acc = b;
-        const int32_t *t = taps;
-        for (ky = 0; ky < w->k_h; ++ky) {
-          const int16_t *r = window[ky] + x;
-          for (kp = 0; kp < tap_pairs; ++kp) {
-            acc = te_smlad(te_read_s16x2(r + 2 * kp), *t++, acc);
-          }
+        if (is_3x3) {
+          te_dsp_depthwise_acc_3x3(acc, window, x, taps, b, count, w->stride_w);
+        } else {
+          te_dsp_depthwise_acc_any(acc, window, x, taps, b, count, w->stride_w, w->k_h, tap_pairs);
         }
-        *dst = te_dsp_requantize(acc, multiplier, shift, q);
-        dst += w->out_c;
+        te_dsp_requantize_strided(dst + (int32_t)ox * w->out_c, acc, count, w->out_c, scale, clamp);
       }
     }
   }
@@ -384,6 +450,7 @@ void te_dsp_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter,
                             int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *q) {
   const int32_t size = accum_depth, whole = size & ~3;
   const int32_t offsets = te_pair(q->input_offset, q->input_offset);
+  const te_dsp_clamp_t clamp = te_dsp_clamp(q);
   int16_t b, oc, r;
   for (b = 0; b < batches; ++b) {
     for (oc = 0; oc < out_depth; oc += 4) {
@@ -427,8 +494,7 @@ void te_dsp_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter,
         acc[3] = a3;
       }
       for (r = 0; r < 4 && oc + r < out_depth; ++r) {
-        const int16_t i = q->per_channel ? (int16_t)(oc + r) : 0;
-        out[oc + r] = te_dsp_requantize(acc[r], TE_RD_S32(q->multiplier + i), TE_RD_S8(q->shift + i), q);
+        out[oc + r] = te_dsp_requantize(acc[r], te_dsp_scale(q, oc + r), clamp);
       }
     }
     in += accum_depth;

@@ -4,7 +4,10 @@
  * (the host tests) the same C runs with portable versions of the three instructions.
  *
  * Activations are widened once to int16 (with the input offset added) in the order SXTB16 unpacks
- * a word of weights: x0 x2 x1 x3 per group of four, so the int8 weights are used as stored. */
+ * a word of weights: x0 x2 x1 x3 per group of four, so the int8 weights stay int8. The convolutions
+ * take their filter re-laid by the generator (`packed`): filter rows (out_c x k_h*k_w*in_c, TFLM's
+ * order) padded with zeros to whole groups of four and to an even count, then rows 2i and 2i+1
+ * interleaved one int32 word (four weights) at a time. */
 #ifndef TE_DSP_H
 #define TE_DSP_H
 
@@ -16,21 +19,21 @@
 extern "C" {
 #endif
 
-/* int16 elements of the `col` buffer te_dsp_conv2d needs: two im2col columns. */
+/* int16 elements of the `col` buffer the convolutions need: two im2col columns. */
 #define TE_DSP_CONV_COL(k_h, k_w, in_c) (2 * (((int32_t)(k_h) * (k_w) * (in_c) + 3) & ~3))
 
 /* Any CONV_2D (stride, padding, dilation; k_h <= 16). `col` holds TE_DSP_CONV_COL int16. */
-void te_dsp_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+void te_dsp_conv2d(int8_t *out, const int8_t *in, const int32_t *packed, const int32_t *bias,
                    const te_window_t *w, const te_requant_t *q, int16_t *col);
 
 /* 1x1, stride 1, no padding: two pixels at a time; `out` may be `in` (a smaller output is written
  * front to back, a larger one back to front). `col` holds TE_DSP_CONV_COL(1, 1, in_c) int16. */
-void te_dsp_pointwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+void te_dsp_pointwise_conv2d(int8_t *out, const int8_t *in, const int32_t *packed, const int32_t *bias,
                              const te_window_t *w, const te_requant_t *q, int16_t *col);
 
 /* te_conv2d_inplace (stride 1, same height and width, out_c == in_c) with im2col: `ring` holds
  * (pad_h + 1) input rows as there, `col` as for te_dsp_conv2d. */
-void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int8_t *filter, const int32_t *bias,
+void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int32_t *packed, const int32_t *bias,
                            const te_window_t *w, const te_requant_t *q, int16_t *col);
 
 /* int16 elements of the `rows` buffer te_dsp_depthwise_conv2d needs. */

@@ -121,8 +121,10 @@ def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     decls += _requant_decls(prefix, per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3]),
                             input_offset, out_t, op.activation)
     inplace_kernel, scratch = _conv_inplace_kernel(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
-    if uses_dsp(ptr) and k_h <= DSP_MAX_K_H:
-        return _dsp_conv2d(op, ptr, decls, bias, in_t, out_t, k_h, k_w, inplace_kernel, scratch, ptr(op.inputs[1]))
+    if uses_dsp(ptr) and k_h <= DSP_MAX_K_H and filter_t.data is not None:
+        rows = np.asarray(filter_t.data).reshape(filter_t.shape[0], -1)
+        return _dsp_conv2d(op, ptr, decls + _packed_filter(prefix, rows), bias, in_t, out_t, k_h, k_w,
+                           inplace_kernel, scratch)
     if inplace_kernel and ptr(op.outputs[0]) == ptr(op.inputs[0]):
         call = (f"{inplace_kernel}({ptr(op.outputs[0])}, te_scratch, {ptr(op.inputs[1])}, {bias}, "
                 f"&{prefix}_win, &{prefix}_q);")
@@ -145,12 +147,23 @@ def _align4(n: int) -> int:
     return (n + 3) // 4 * 4
 
 
+def _packed_filter(prefix: str, rows: np.ndarray) -> str:
+    """The filter rows (out_c x k_h*k_w*in_c) as te_dsp.h's `packed` words: rows padded with zeros
+    to whole groups of four and to an even count, rows 2i and 2i+1 interleaved a word at a time."""
+    out_c, size = rows.shape
+    padded = np.zeros((out_c + out_c % 2, _align4(size)), dtype=np.int8)
+    padded[:out_c, :size] = rows
+    words = padded.reshape(-1, 2, padded.shape[1] // 4, 4).transpose(0, 2, 1, 3).copy().view("<i4").ravel()
+    return f"static const int32_t {prefix}_packed[{words.size}] TE_CONST = {c_array(words, 8)};\n"
+
+
 def _dsp_conv2d(op: Operator, ptr: PointerOf, decls: str, bias: str, in_t: Tensor, out_t: Tensor, k_h: int,
-                k_w: int, inplace_kernel: str, ring_bytes: int, filter_expr: str) -> Lowered:
-    """CONV_2D on te_dsp.c: im2col into two int16 columns in the scratch (after the in-place ring)."""
+                k_w: int, inplace_kernel: str, ring_bytes: int) -> Lowered:
+    """CONV_2D on te_dsp.c (filter in `{prefix}_packed`): im2col into two int16 columns in the
+    scratch (after the in-place ring)."""
     prefix = f"op{op.index}"
     col_bytes = 2 * 2 * _align4(k_h * k_w * in_t.shape[3])
-    args = f"{filter_expr}, {bias}, &{prefix}_win, &{prefix}_q"
+    args = f"{prefix}_packed, {bias}, &{prefix}_win, &{prefix}_q"
     out, source = ptr(op.outputs[0]), ptr(op.inputs[0])
     if inplace_kernel == "te_pointwise_conv2d_inplace":
         call = f"te_dsp_pointwise_conv2d({out}, {source}, {args}, (int16_t *)te_scratch);"
@@ -217,9 +230,8 @@ def _dsp_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, decl
     dil_h, dil_w = int(o.dilationHFactor), int(o.dilationWFactor)
     bias = _bias(op, ptr)
     if in_t.shape[3] == 1 and filter_t.data is not None and k_h <= DSP_MAX_K_H:
-        relaid = np.transpose(np.asarray(filter_t.data).reshape(k_h, k_w, -1), (2, 0, 1))
-        decls += f"static const int8_t {prefix}_filter[{relaid.size}] TE_CONST = {c_array(relaid.ravel(), 20)};\n"
-        return _dsp_conv2d(op, ptr, decls, bias, in_t, out_t, k_h, k_w, "", 0, f"{prefix}_filter")
+        rows = np.transpose(np.asarray(filter_t.data).reshape(k_h * k_w, -1))
+        return _dsp_conv2d(op, ptr, decls + _packed_filter(prefix, rows), bias, in_t, out_t, k_h, k_w, "", 0)
     pad_h = same_or_valid_padding(in_t.shape[1], k_h, int(o.strideH), dil_h, out_t.shape[1])
     if (depth_multiplier != 1 or (dil_h, dil_w) != (1, 1) or k_h > DSP_MAX_K_H or pad_h >= k_h
             or k_h * ((k_w + 1) // 2) > DSP_MAX_TAP_PAIRS):
