@@ -29,7 +29,9 @@ static inline int32_t te_smlad(int32_t x, int32_t y, int32_t acc) {
   __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(x), "r"(y), "r"(acc));
   return r;
 }
+#define TE_DSP_NOINLINE __attribute__((noinline))
 #else
+#define TE_DSP_NOINLINE
 /* The same instructions in portable C (little-endian), for testing on the host. */
 static int32_t te_lo16(int32_t x) { return (int16_t)(uint16_t)((uint32_t)x & 0xFFFFu); }
 static int32_t te_hi16(int32_t x) { return (int16_t)(uint16_t)((uint32_t)x >> 16); }
@@ -71,9 +73,12 @@ typedef struct {
   int32_t output_offset, act_min, act_max;
 } te_dsp_clamp_t;
 
-/* The per-channel part: TFLM's multiplier and its shift split into left and right shifts. */
+/* The per-channel part: TFLM's multiplier, its shift split into left and right shifts, and for a
+ * right shift the rounding constant of the one-step form below. */
 typedef struct {
-  int32_t multiplier, left, right, mask;
+  int32_t multiplier, left, right;
+  uint32_t round_lo;
+  int32_t round_hi;
 } te_dsp_scale_t;
 
 static inline te_dsp_clamp_t te_dsp_clamp(const te_requant_t *q) {
@@ -91,18 +96,43 @@ static inline te_dsp_scale_t te_dsp_scale(const te_requant_t *q, int32_t channel
   s.multiplier = TE_RD_S32(q->multiplier + i);
   s.left = shift > 0 ? shift : 0;
   s.right = shift > 0 ? 0 : -shift;
-  s.mask = (int32_t)((1u << s.right) - 1u);
+  /* 2^30 + 2^(30 + right) (right > 0) as two words. */
+  s.round_lo = s.right == 1 ? 0xC0000000u : 0x40000000u;
+  s.round_hi = s.right >= 2 ? (int32_t)1 << (s.right - 2) : 0;
   return s;
 }
 
-/* TFLM's MultiplyByQuantizedMultiplier for a multiplier in [0, 2^31): the saturating case of
- * SaturatingRoundingDoublingHighMul cannot occur, and its rounding is (ab + 2^30) >> 31; then
- * RoundingDivideByPOT (half away from zero), the output offset and the activation clamp. */
+/* TFLM's MultiplyByQuantizedMultiplier is RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(
+ * x, m), r) with x = acc << left. For a multiplier m in [0, 2^31) the saturating case cannot occur
+ * and the first step is y = floor((x*m + 2^30) / 2^31); rounding half away from zero is then
+ * floor((y + 2^(r-1) - [y < 0]) / 2^r), and the two floors merge into one:
+ *   floor((x*m + 2^30 + 2^(30+r) - [x < 0] * 2^31) / 2^(31+r))
+ * ([x < 0] may stand for [y < 0]: they differ only where y = 0, and there both give 0). */
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+static inline int32_t te_dsp_scale_value(int32_t x, te_dsp_scale_t s) {
+  uint32_t lo = s.round_lo;
+  int32_t hi = s.round_hi;
+  __asm__("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"(x), "r"(s.multiplier));
+  if (s.right == 0) {
+    return (int32_t)(((uint32_t)hi << 1) | (lo >> 31));
+  }
+  __asm__("adds %0, %0, %2, lsl #31\n\tadc %1, %1, %2" : "+r"(lo), "+r"(hi) : "r"(x >> 31) : "cc");
+  return hi >> (s.right - 1);
+}
+#else
+static inline int32_t te_dsp_scale_value(int32_t x, te_dsp_scale_t s) {
+  int64_t n = (int64_t)x * s.multiplier + (int64_t)(((uint64_t)(uint32_t)s.round_hi << 32) | s.round_lo);
+  if (s.right == 0) {
+    return (int32_t)(n >> 31);
+  }
+  n -= x < 0 ? (int64_t)1 << 31 : 0;
+  return (int32_t)(n >> (31 + s.right));
+}
+#endif
+
+/* The requantization of one output: scale, output offset, activation clamp. */
 static inline int8_t te_dsp_requantize(int32_t acc, te_dsp_scale_t s, te_dsp_clamp_t c) {
-  int32_t x = (int32_t)(((int64_t)(int32_t)((uint32_t)acc << s.left) * s.multiplier + ((int64_t)1 << 30)) >> 31);
-  const int32_t threshold = (s.mask >> 1) + (int32_t)((uint32_t)x >> 31);
-  x = (x >> s.right) + ((x & s.mask) > threshold ? 1 : 0);
-  x += c.output_offset;
+  int32_t x = te_dsp_scale_value((int32_t)((uint32_t)acc << s.left), s) + c.output_offset;
   x = x < c.act_min ? c.act_min : x;
   x = x > c.act_max ? c.act_max : x;
   return (int8_t)x;
@@ -112,9 +142,51 @@ static inline int8_t te_dsp_requantize(int32_t acc, te_dsp_scale_t s, te_dsp_cla
  * x0e x0o x1e x1o, where x0e holds elements 0 and 2 of pixel 0's group and x0o elements 1 and 3 --
  * the halves SXTB16 and SXTB16 ROR 8 unpack from a word of four int8 weights. Columns are padded
  * with zeros to whole groups, as the filter rows are (te_dsp.h). */
-static inline int32_t te_col_slot(int32_t j, uint8_t slot) {
-  static const uint8_t order[4] = {0, 2, 1, 3};
-  return (j >> 2) * 8 + slot * 4 + order[j & 3];
+static inline void te_dsp_widen_group(int32_t *dst, int32_t v, int32_t offsets) {
+  dst[0] = te_sxtab16(offsets, v);
+  dst[1] = te_sxtab16_ror8(offsets, v);
+}
+
+/* Channel counts that are not a multiple of four: the window is first copied as bytes (taps
+ * outside the input hold the input zero point, which widens to 0) into the bytes after the two
+ * columns, then widened a word at a time. */
+static void te_dsp_im2col_bytes(int16_t *col, uint8_t slot, const int8_t *const *rows, int16_t ix0,
+                                const te_window_t *w, int16_t input_offset) {
+  const int32_t in_c = w->in_c;
+  const int32_t size = (int32_t)w->k_h * w->k_w * in_c;
+  const int32_t whole = (size + 3) & ~3;
+  const int32_t offsets = te_pair(input_offset, input_offset);
+  const int8_t zero_point = (int8_t)-input_offset;
+  const int32_t span = (int32_t)w->k_w * in_c;
+  int8_t *bytes = (int8_t *)(void *)(col + 2 * whole);
+  int8_t *dst = bytes;
+  int32_t *words = (int32_t *)(void *)col + slot * 2;
+  int32_t g;
+  te_dim ky, kx;
+  for (ky = 0; ky < w->k_h; ++ky) {
+    if (rows[ky] == 0) {
+      memset(dst, zero_point, (size_t)span);
+    } else if (w->dil_w == 1 && ix0 >= 0 && ix0 + w->k_w <= w->in_w) {
+      memcpy(dst, rows[ky] + (int32_t)ix0 * in_c, (size_t)span);
+    } else {
+      for (kx = 0; kx < w->k_w; ++kx) {
+        const int16_t ix = (int16_t)(ix0 + w->dil_w * kx);
+        if (ix >= 0 && ix < w->in_w) {
+          memcpy(dst + (int32_t)kx * in_c, rows[ky] + (int32_t)ix * in_c, (size_t)in_c);
+        } else {
+          memset(dst + (int32_t)kx * in_c, zero_point, (size_t)in_c);
+        }
+      }
+    }
+    dst += span;
+  }
+  for (; dst < bytes + whole; ++dst) {
+    *dst = zero_point;
+  }
+  for (g = 0; g < whole; g += 4) {
+    te_dsp_widen_group(words, te_read_s8x4(bytes + g), offsets);
+    words += 4;
+  }
 }
 
 /* Pixel `slot`'s column: the window whose rows are `rows[ky]` (0 outside the input) starting at
@@ -122,55 +194,49 @@ static inline int32_t te_col_slot(int32_t j, uint8_t slot) {
 static void te_dsp_im2col(int16_t *col, uint8_t slot, const int8_t *const *rows, int16_t ix0,
                           const te_window_t *w, int16_t input_offset) {
   const int32_t in_c = w->in_c;
-  const int32_t size = (int32_t)w->k_h * w->k_w * in_c;
   const int32_t offsets = te_pair(input_offset, input_offset);
-  int32_t j = 0;
+  int32_t *dst = (int32_t *)(void *)col + slot * 2;
   te_dim ky, kx;
+  if ((in_c & 3) != 0) {
+    te_dsp_im2col_bytes(col, slot, rows, ix0, w, input_offset);
+    return;
+  }
   for (ky = 0; ky < w->k_h; ++ky) {
     for (kx = 0; kx < w->k_w; ++kx) {
       const int16_t ix = (int16_t)(ix0 + w->dil_w * kx);
       const int8_t *src = rows[ky] != 0 && ix >= 0 && ix < w->in_w ? rows[ky] + (int32_t)ix * in_c : 0;
       int32_t c;
-      if ((in_c & 3) == 0) {
-        int32_t *dst = (int32_t *)(void *)col + (j >> 2) * 4 + slot * 2;
-        if (src != 0) {
-          for (c = 0; c < in_c; c += 4) {
-            const int32_t v = te_read_s8x4(src + c);
-            dst[0] = te_sxtab16(offsets, v);
-            dst[1] = te_sxtab16_ror8(offsets, v);
-            dst += 4;
-          }
-        } else {
-          for (c = 0; c < in_c; c += 4) {
-            dst[0] = 0;
-            dst[1] = 0;
-            dst += 4;
-          }
+      if (src != 0) {
+        for (c = 0; c < in_c; c += 4) {
+          te_dsp_widen_group(dst, te_read_s8x4(src + c), offsets);
+          dst += 4;
         }
       } else {
-        for (c = 0; c < in_c; ++c) {
-          col[te_col_slot(j + c, slot)] = (int16_t)(src != 0 ? src[c] + input_offset : 0);
+        for (c = 0; c < in_c; c += 4) {
+          dst[0] = 0;
+          dst[1] = 0;
+          dst += 4;
         }
       }
-      j += in_c;
     }
-  }
-  for (; j < ((size + 3) & ~3); ++j) {
-    col[te_col_slot(j, slot)] = 0;
   }
 }
 
-/* Every output channel of one or two pixels (out1 0: one) from the interleaved columns. */
-static void te_dsp_conv_pixels(int8_t *out0, int8_t *out1, const int16_t *col, const int32_t *filter,
-                               const int32_t *bias, int32_t groups, te_dim out_c, const te_requant_t *q,
-                               te_dsp_clamp_t clamp) {
-  te_dim oc;
-  for (oc = 0; oc < out_c; oc += 2) {
-    const uint8_t second = oc + 1 < out_c;
+/* Output channels are computed a chunk at a time: accumulators first, then their requantization,
+ * each loop in its own function so that it keeps its values in registers. */
+#define TE_DSP_OC_CHUNK 16
+
+/* acc[i] and acc[TE_DSP_OC_CHUNK + i]: channel oc0 + i of pixels 0 and 1, for i < n (n even or
+ * reaching out_c). */
+TE_DSP_NOINLINE static void te_dsp_dot_chunk(int32_t *acc, const int16_t *col, const int32_t *filter,
+                                             const int32_t *bias, int32_t groups, te_dim oc0, te_dim n) {
+  te_dim i;
+  for (i = 0; i < n; i += 2) {
+    const te_dim oc = (te_dim)(oc0 + i);
     const int32_t *x = (const int32_t *)(const void *)col;
     const int32_t *f = filter + (int32_t)oc * groups;
     int32_t a00 = bias != 0 ? TE_RD_S32(bias + oc) : 0;
-    int32_t a01 = bias != 0 && second ? TE_RD_S32(bias + oc + 1) : 0;
+    int32_t a01 = bias != 0 && i + 1 < n ? TE_RD_S32(bias + oc + 1) : 0;
     int32_t a10 = a00, a11 = a01;
     int32_t g;
     for (g = 0; g < groups; ++g) {
@@ -191,20 +257,36 @@ static void te_dsp_conv_pixels(int8_t *out0, int8_t *out1, const int16_t *col, c
       x += 4;
       f += 2;
     }
-    {
-      const te_dsp_scale_t s0 = te_dsp_scale(q, oc);
-      out0[oc] = te_dsp_requantize(a00, s0, clamp);
-      if (out1 != 0) {
-        out1[oc] = te_dsp_requantize(a10, s0, clamp);
-      }
+    acc[i] = a00;
+    acc[i + 1] = a01;
+    acc[TE_DSP_OC_CHUNK + i] = a10;
+    acc[TE_DSP_OC_CHUNK + i + 1] = a11;
+  }
+}
+
+TE_DSP_NOINLINE static void te_dsp_requantize_chunk(int8_t *out0, int8_t *out1, const int32_t *acc, te_dim oc0,
+                                                    te_dim n, const te_requant_t *q, const te_dsp_clamp_t *clamp) {
+  const te_dsp_clamp_t c = *clamp;
+  te_dim i;
+  for (i = 0; i < n; ++i) {
+    const te_dsp_scale_t s = te_dsp_scale(q, oc0 + i);
+    out0[oc0 + i] = te_dsp_requantize(acc[i], s, c);
+    if (out1 != 0) {
+      out1[oc0 + i] = te_dsp_requantize(acc[TE_DSP_OC_CHUNK + i], s, c);
     }
-    if (second) {
-      const te_dsp_scale_t s1 = te_dsp_scale(q, oc + 1);
-      out0[oc + 1] = te_dsp_requantize(a01, s1, clamp);
-      if (out1 != 0) {
-        out1[oc + 1] = te_dsp_requantize(a11, s1, clamp);
-      }
-    }
+  }
+}
+
+/* Every output channel of one or two pixels (out1 0: one) from the interleaved columns. */
+static void te_dsp_conv_pixels(int8_t *out0, int8_t *out1, const int16_t *col, const int32_t *filter,
+                               const int32_t *bias, int32_t groups, te_dim out_c, const te_requant_t *q,
+                               te_dsp_clamp_t clamp) {
+  int32_t acc[2 * TE_DSP_OC_CHUNK];
+  te_dim oc;
+  for (oc = 0; oc < out_c; oc += TE_DSP_OC_CHUNK) {
+    const te_dim n = out_c - oc < TE_DSP_OC_CHUNK ? (te_dim)(out_c - oc) : TE_DSP_OC_CHUNK;
+    te_dsp_dot_chunk(acc, col, filter, bias, groups, oc, n);
+    te_dsp_requantize_chunk(out0, out1, acc, oc, n, q, &clamp);
   }
 }
 
@@ -352,7 +434,7 @@ static void te_dsp_depthwise_row(int16_t *dst, int32_t row_len, const int8_t *in
 #define TE_DSP_CHUNK 16
 
 /* Accumulators of `count` outputs of one channel for a 3x3 window: six tap pairs in registers. */
-static void te_dsp_depthwise_acc_3x3(int32_t *acc, const int16_t *const *window, int32_t x, const int32_t *taps,
+TE_DSP_NOINLINE static void te_dsp_depthwise_acc_3x3(int32_t *acc, const int16_t *const *window, int32_t x, const int32_t *taps,
                                      int32_t bias, int32_t count, int32_t stride_w) {
   const int32_t t0 = taps[0], t1 = taps[1], t2 = taps[2], t3 = taps[3], t4 = taps[4], t5 = taps[5];
   const int16_t *r0 = window[0] + x, *r1 = window[1] + x, *r2 = window[2] + x;
@@ -371,7 +453,7 @@ static void te_dsp_depthwise_acc_3x3(int32_t *acc, const int16_t *const *window,
 }
 
 /* The same for any window: k_h rows of tap_pairs pairs. */
-static void te_dsp_depthwise_acc_any(int32_t *acc, const int16_t *const *window, int32_t x, const int32_t *taps,
+TE_DSP_NOINLINE static void te_dsp_depthwise_acc_any(int32_t *acc, const int16_t *const *window, int32_t x, const int32_t *taps,
                                      int32_t bias, int32_t count, int32_t stride_w, te_dim k_h, te_dim tap_pairs) {
   int32_t i;
   te_dim ky, kp;
@@ -389,11 +471,33 @@ static void te_dsp_depthwise_acc_any(int32_t *acc, const int16_t *const *window,
   }
 }
 
-static void te_dsp_requantize_strided(int8_t *dst, const int32_t *acc, int32_t count, int32_t stride,
-                                      te_dsp_scale_t scale, te_dsp_clamp_t clamp) {
-  int32_t i;
-  for (i = 0; i < count; ++i) {
-    *dst = te_dsp_requantize(acc[i], scale, clamp);
+/* Requantize `count` accumulators of one channel into dst, `stride` bytes apart. The loops are
+ * split by the kind of shift and of clamp so that each keeps its constants in registers. */
+TE_DSP_NOINLINE static void te_dsp_requantize_run(int8_t *dst, int32_t stride, const int32_t *acc, int32_t count,
+                                                  const te_dsp_scale_t *scale, const te_dsp_clamp_t *clamp) {
+  const te_dsp_scale_t s = *scale;
+  const int32_t offset = clamp->output_offset, lo = clamp->act_min, hi = clamp->act_max;
+  const int32_t *end = acc + count;
+  if (s.right == 0) {
+    for (; acc < end; ++acc) {
+      *dst = te_dsp_requantize(*acc, s, *clamp);
+      dst += stride;
+    }
+    return;
+  }
+  if (hi == 127) {
+    for (; acc < end; ++acc) {
+      int32_t x = te_dsp_scale_value((int32_t)((uint32_t)*acc << s.left), s) + offset;
+      x = x < lo ? lo : x;
+      *dst = (int8_t)(x > 127 ? 127 : x);
+      dst += stride;
+    }
+    return;
+  }
+  for (; acc < end; ++acc) {
+    int32_t x = te_dsp_scale_value((int32_t)((uint32_t)*acc << s.left), s) + offset;
+    x = x < lo ? lo : x;
+    *dst = (int8_t)(x > hi ? hi : x);
     dst += stride;
   }
 }
@@ -440,7 +544,7 @@ void te_dsp_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter
         } else {
           te_dsp_depthwise_acc_any(acc, window, x, taps, b, count, w->stride_w, w->k_h, tap_pairs);
         }
-        te_dsp_requantize_strided(dst + (int32_t)ox * w->out_c, acc, count, w->out_c, scale, clamp);
+        te_dsp_requantize_run(dst + (int32_t)ox * w->out_c, w->out_c, acc, count, &scale, &clamp);
       }
     }
   }

@@ -19,15 +19,15 @@
 extern "C" {
 #endif
 
-/* int16 elements of the `col` buffer the convolutions need: two im2col columns. */
-#define TE_DSP_CONV_COL(k_h, k_w, in_c) (2 * (((int32_t)(k_h) * (k_w) * (in_c) + 3) & ~3))
+/* Bytes of the `col` buffer the convolutions need: two im2col columns of int16, then one of int8. */
+#define TE_DSP_CONV_COL_BYTES(k_h, k_w, in_c) (5 * (((int32_t)(k_h) * (k_w) * (in_c) + 3) & ~3))
 
-/* Any CONV_2D (stride, padding, dilation; k_h <= 16). `col` holds TE_DSP_CONV_COL int16. */
+/* Any CONV_2D (stride, padding, dilation; k_h <= 16). `col` holds TE_DSP_CONV_COL_BYTES. */
 void te_dsp_conv2d(int8_t *out, const int8_t *in, const int32_t *packed, const int32_t *bias,
                    const te_window_t *w, const te_requant_t *q, int16_t *col);
 
 /* 1x1, stride 1, no padding: two pixels at a time; `out` may be `in` (a smaller output is written
- * front to back, a larger one back to front). `col` holds TE_DSP_CONV_COL(1, 1, in_c) int16. */
+ * front to back, a larger one back to front). `col` holds TE_DSP_CONV_COL_BYTES(1, 1, in_c). */
 void te_dsp_pointwise_conv2d(int8_t *out, const int8_t *in, const int32_t *packed, const int32_t *bias,
                              const te_window_t *w, const te_requant_t *q, int16_t *col);
 

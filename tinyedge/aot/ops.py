@@ -162,7 +162,7 @@ def _dsp_conv2d(op: Operator, ptr: PointerOf, decls: str, bias: str, in_t: Tenso
     """CONV_2D on te_dsp.c (filter in `{prefix}_packed`): im2col into two int16 columns in the
     scratch (after the in-place ring)."""
     prefix = f"op{op.index}"
-    col_bytes = 2 * 2 * _align4(k_h * k_w * in_t.shape[3])
+    col_bytes = 5 * _align4(k_h * k_w * in_t.shape[3])   # te_dsp.h's TE_DSP_CONV_COL_BYTES
     args = f"{prefix}_packed, {bias}, &{prefix}_win, &{prefix}_q"
     out, source = ptr(op.outputs[0]), ptr(op.inputs[0])
     if inplace_kernel == "te_pointwise_conv2d_inplace":
