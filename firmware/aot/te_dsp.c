@@ -550,6 +550,79 @@ void te_dsp_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter
   }
 }
 
+void te_dsp_depthwise_conv2d_plane(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                                   const te_window_t *window_geometry, const te_requant_t *q, int16_t *plane,
+                                   uint8_t transposed) {
+  const te_window_t geometry = *window_geometry;
+  const te_window_t *w = &geometry;
+  const int32_t padded_h = ((int32_t)w->out_h - 1) * w->stride_h + w->k_h;
+  const int32_t padded_w = ((int32_t)w->out_w - 1) * w->stride_w + w->k_w;
+  /* The plane's lines: image rows, or image columns when transposed. */
+  const int32_t lines = transposed ? padded_w : padded_h;
+  const int32_t line_len = (transposed ? padded_h : padded_w) + 2;
+  const te_dim out_lines = transposed ? w->out_w : w->out_h;
+  const te_dim out_len = transposed ? w->out_h : w->out_w;
+  const te_dim k_lines = transposed ? w->k_w : w->k_h;
+  const te_dim k_len = transposed ? w->k_h : w->k_w;
+  const int32_t line_stride = transposed ? w->stride_w : w->stride_h;
+  const int32_t step = transposed ? w->stride_h : w->stride_w;
+  const int32_t out_c = w->out_c;
+  const int32_t line_step = transposed ? out_c : (int32_t)w->out_w * out_c;
+  const int32_t out_step = transposed ? (int32_t)w->out_w * out_c : out_c;
+  const int32_t rows_in = w->in_h < padded_h - w->pad_h ? w->in_h : padded_h - w->pad_h;
+  const int32_t cols_in = w->in_w < padded_w - w->pad_w ? w->in_w : padded_w - w->pad_w;
+  const int32_t gather_step = transposed ? line_len : 1;     /* plane step for one image column */
+  const int32_t gather_row = transposed ? 1 : line_len;      /* plane step for one image row */
+  const te_dim tap_pairs = (te_dim)((k_len + 1) / 2);
+  const uint8_t is_3x3 = k_lines == 3 && k_len == 3;
+  const int16_t input_offset = q->input_offset;
+  const te_dsp_clamp_t clamp = te_dsp_clamp(q);
+  int32_t taps[TE_DSP_MAX_TAP_PAIRS];
+  int32_t acc[TE_DSP_CHUNK];
+  const int16_t *window[TE_DSP_MAX_K_H];
+  te_dim c, line, col, a, kp;
+  int32_t iy, ix;
+  memset(plane, 0, (size_t)lines * line_len * sizeof(int16_t));
+  for (c = 0; c < out_c; ++c) {
+    const int32_t b = bias != 0 ? TE_RD_S32(bias + c) : 0;
+    const te_dsp_scale_t scale = te_dsp_scale(q, c);
+    for (a = 0; a < k_lines; ++a) {
+      for (kp = 0; kp < tap_pairs; ++kp) {
+        const int32_t b0 = 2 * kp, b1 = 2 * kp + 1;
+        const int32_t t0 = transposed ? b0 * w->k_w + a : (int32_t)a * w->k_w + b0;
+        const int32_t t1 = transposed ? b1 * w->k_w + a : (int32_t)a * w->k_w + b1;
+        const int32_t lo = TE_RD_S8(filter + t0 * out_c + c);
+        const int32_t hi = b1 < k_len ? TE_RD_S8(filter + t1 * out_c + c) : 0;
+        taps[a * tap_pairs + kp] = te_pair(lo, hi);
+      }
+    }
+    for (iy = 0; iy < rows_in; ++iy) {
+      const int8_t *src = in + (iy * w->in_w) * out_c + c;
+      int16_t *dst = plane + (iy + w->pad_h) * gather_row + w->pad_w * gather_step;
+      for (ix = 0; ix < cols_in; ++ix) {
+        *dst = (int16_t)(*src + input_offset);
+        src += out_c;
+        dst += gather_step;
+      }
+    }
+    for (line = 0; line < out_lines; ++line) {
+      for (a = 0; a < k_lines; ++a) {
+        window[a] = plane + ((int32_t)line * line_stride + a) * line_len;
+      }
+      for (col = 0; col < out_len; col += TE_DSP_CHUNK) {
+        const int32_t count = out_len - col < TE_DSP_CHUNK ? out_len - col : TE_DSP_CHUNK;
+        if (is_3x3) {
+          te_dsp_depthwise_acc_3x3(acc, window, (int32_t)col * step, taps, b, count, step);
+        } else {
+          te_dsp_depthwise_acc_any(acc, window, (int32_t)col * step, taps, b, count, step, k_lines, tap_pairs);
+        }
+        te_dsp_requantize_run(out + line * line_step + (int32_t)col * out_step + c, out_step, acc, count, &scale,
+                              &clamp);
+      }
+    }
+  }
+}
+
 void te_dsp_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                             int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *q) {
   const int32_t size = accum_depth, whole = size & ~3;

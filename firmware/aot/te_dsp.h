@@ -46,6 +46,13 @@ void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int32_t *packed, co
 void te_dsp_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                              const te_window_t *w, const te_requant_t *q, int16_t *rows);
 
+/* The same with each channel's whole zero-padded plane widened into `plane` first (in_c channels
+ * of ((out_h-1)*stride_h + k_h) x ((out_w-1)*stride_w + k_w + 2) int16; with `transposed`, image
+ * columns are the plane's lines, for images narrower than tall). Lines are computed whole. */
+void te_dsp_depthwise_conv2d_plane(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                                   const te_window_t *w, const te_requant_t *q, int16_t *plane,
+                                   uint8_t transposed);
+
 /* te_fully_connected, four output rows at a time, activations widened on the fly (no buffer). */
 void te_dsp_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                             int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *q);

@@ -136,6 +136,8 @@ def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
 
 DSP_MAX_K_H = 16          # te_dsp.c's TE_DSP_MAX_K_H
 DSP_MAX_TAP_PAIRS = 32    # te_dsp.c's TE_DSP_MAX_TAP_PAIRS
+# Depthwise planes up to this size are widened whole (lines computed whole); larger ones a ring of rows.
+DSP_DEPTHWISE_PLANE_BYTES = 2048
 
 
 def uses_dsp(ptr: PointerOf) -> bool:
@@ -236,10 +238,19 @@ def _dsp_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, decl
     if (depth_multiplier != 1 or (dil_h, dil_w) != (1, 1) or k_h > DSP_MAX_K_H or pad_h >= k_h
             or k_h * ((k_w + 1) // 2) > DSP_MAX_TAP_PAIRS):
         return None
-    rows_bytes = 2 * k_h * ((out_t.shape[2] - 1) * int(o.strideW) + k_w + 2)
-    call = (f"te_dsp_depthwise_conv2d({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
-            f"&{prefix}_win, &{prefix}_q, (int16_t *)te_scratch);")
-    return Lowered(decls, call, inplace_ok=out_t.nbytes <= in_t.nbytes, scratch_bytes=rows_bytes)
+    args = (f"{ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, &{prefix}_win, "
+            f"&{prefix}_q, (int16_t *)te_scratch")
+    inplace_ok = out_t.nbytes <= in_t.nbytes
+    out_h, out_w = out_t.shape[1], out_t.shape[2]
+    padded_h = (out_h - 1) * int(o.strideH) + k_h
+    padded_w = (out_w - 1) * int(o.strideW) + k_w
+    transposed = out_w < out_h and k_w <= DSP_MAX_K_H and k_w * ((k_h + 1) // 2) <= DSP_MAX_TAP_PAIRS
+    plane_bytes = 2 * (padded_w * (padded_h + 2) if transposed else padded_h * (padded_w + 2))
+    if plane_bytes <= DSP_DEPTHWISE_PLANE_BYTES:
+        return Lowered(decls, f"te_dsp_depthwise_conv2d_plane({args}, {int(transposed)});", inplace_ok=inplace_ok,
+                       scratch_bytes=plane_bytes)
+    rows_bytes = 2 * k_h * (padded_w + 2)
+    return Lowered(decls, f"te_dsp_depthwise_conv2d({args});", inplace_ok=inplace_ok, scratch_bytes=rows_bytes)
 
 
 def lower_fully_connected(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
