@@ -91,7 +91,7 @@ static inline te_dsp_clamp_t te_dsp_clamp(const te_requant_t *q) {
 
 static inline te_dsp_scale_t te_dsp_scale(const te_requant_t *q, int32_t channel) {
   te_dsp_scale_t s;
-  const int32_t i = q->per_channel ? channel : 0;
+  const int32_t i = (q->per_channel & TE_REQUANT_PER_CHANNEL) ? channel : 0;
   const int32_t shift = TE_RD_S8(q->shift + i);
   s.multiplier = TE_RD_S32(q->multiplier + i);
   s.left = shift > 0 ? shift : 0;
@@ -136,6 +136,47 @@ static inline int8_t te_dsp_requantize(int32_t acc, te_dsp_scale_t s, te_dsp_cla
   x = x < c.act_min ? c.act_min : x;
   x = x > c.act_max ? c.act_max : x;
   return (int8_t)x;
+}
+
+/* With TE_REQUANT_BOUNDED (|acc * 2^left| < 2^30, checked by the generator) and a right shift r >= 1
+ * there is a shorter exact form: x = acc * 2^(left+1) fits in 32 bits, so y = SMMULR(x, m) =
+ * floor((x*m + 2^31) / 2^32) is SaturatingRoundingDoublingHighMul, |y| < 2^30, and
+ * RoundingDivideByPOT(y, r) = (y - [y < 0] + 2^(r-1)) >> r without overflow. */
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+static inline int32_t te_dsp_smmulr(int32_t a, int32_t b) {
+  int32_t r;
+  __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+#else
+static inline int32_t te_dsp_smmulr(int32_t a, int32_t b) {
+  return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+}
+#endif
+
+typedef struct {
+  int32_t multiplier, left, right, half;
+} te_dsp_fast_t;
+
+/* The short form's constants for channel i, or 0 where it does not apply. */
+static inline uint8_t te_dsp_fast_scale(const te_requant_t *q, int32_t channel, te_dsp_fast_t *f) {
+  const int32_t i = (q->per_channel & TE_REQUANT_PER_CHANNEL) ? channel : 0;
+  const int32_t shift = TE_RD_S8(q->shift + i);
+  if (!(q->per_channel & TE_REQUANT_BOUNDED) || shift >= 0) {
+    return 0;
+  }
+  f->multiplier = TE_RD_S32(q->multiplier + i);
+  f->left = 1;
+  f->right = -shift;
+  f->half = (int32_t)1 << (f->right - 1);
+  return 1;
+}
+
+static inline int8_t te_dsp_requantize_fast(int32_t acc, te_dsp_fast_t f, int32_t offset, int32_t lo, int32_t hi) {
+  int32_t y = te_dsp_smmulr((int32_t)((uint32_t)acc << f.left), f.multiplier);
+  y = ((y - (int32_t)((uint32_t)y >> 31) + f.half) >> f.right) + offset;
+  y = y < lo ? lo : y;
+  return (int8_t)(y > hi ? hi : y);
 }
 
 /* The im2col buffer holds two columns (pixels), interleaved per group of four elements: words
@@ -269,10 +310,20 @@ TE_DSP_NOINLINE static void te_dsp_requantize_chunk(int8_t *out0, int8_t *out1, 
   const te_dsp_clamp_t c = *clamp;
   te_dim i;
   for (i = 0; i < n; ++i) {
+    te_dsp_fast_t f;
+    if (te_dsp_fast_scale(q, oc0 + i, &f)) {
+      out0[oc0 + i] = te_dsp_requantize_fast(acc[i], f, c.output_offset, c.act_min, c.act_max);
+      if (out1 != 0) {
+        out1[oc0 + i] = te_dsp_requantize_fast(acc[TE_DSP_OC_CHUNK + i], f, c.output_offset, c.act_min, c.act_max);
+      }
+      continue;
+    }
+    {
     const te_dsp_scale_t s = te_dsp_scale(q, oc0 + i);
     out0[oc0 + i] = te_dsp_requantize(acc[i], s, c);
     if (out1 != 0) {
       out1[oc0 + i] = te_dsp_requantize(acc[TE_DSP_OC_CHUNK + i], s, c);
+    }
     }
   }
 }
@@ -473,6 +524,18 @@ TE_DSP_NOINLINE static void te_dsp_depthwise_acc_any(int32_t *acc, const int16_t
 
 /* Requantize `count` accumulators of one channel into dst, `stride` bytes apart. The loops are
  * split by the kind of shift and of clamp so that each keeps its constants in registers. */
+TE_DSP_NOINLINE static void te_dsp_requantize_run_fast(int8_t *dst, int32_t stride, const int32_t *acc,
+                                                       int32_t count, const te_dsp_fast_t *fast,
+                                                       const te_dsp_clamp_t *clamp) {
+  const te_dsp_fast_t f = *fast;
+  const int32_t offset = clamp->output_offset, lo = clamp->act_min, hi = clamp->act_max;
+  const int32_t *end = acc + count;
+  for (; acc < end; ++acc) {
+    *dst = te_dsp_requantize_fast(*acc, f, offset, lo, hi);
+    dst += stride;
+  }
+}
+
 TE_DSP_NOINLINE static void te_dsp_requantize_run(int8_t *dst, int32_t stride, const int32_t *acc, int32_t count,
                                                   const te_dsp_scale_t *scale, const te_dsp_clamp_t *clamp) {
   const te_dsp_scale_t s = *scale;
@@ -518,6 +581,8 @@ void te_dsp_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter
   for (c = 0; c < w->out_c; ++c) {
     const int32_t b = bias != 0 ? TE_RD_S32(bias + c) : 0;
     const te_dsp_scale_t scale = te_dsp_scale(q, c);
+    te_dsp_fast_t fast;
+    const uint8_t use_fast = te_dsp_fast_scale(q, c, &fast);
     int16_t next = 0;
     for (ky = 0; ky < w->k_h; ++ky) {
       for (kp = 0; kp < tap_pairs; ++kp) {
@@ -544,7 +609,11 @@ void te_dsp_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter
         } else {
           te_dsp_depthwise_acc_any(acc, window, x, taps, b, count, w->stride_w, w->k_h, tap_pairs);
         }
-        te_dsp_requantize_run(dst + (int32_t)ox * w->out_c, w->out_c, acc, count, &scale, &clamp);
+        if (use_fast) {
+          te_dsp_requantize_run_fast(dst + (int32_t)ox * w->out_c, w->out_c, acc, count, &fast, &clamp);
+        } else {
+          te_dsp_requantize_run(dst + (int32_t)ox * w->out_c, w->out_c, acc, count, &scale, &clamp);
+        }
       }
     }
   }
@@ -586,6 +655,8 @@ void te_dsp_depthwise_conv2d_plane(int8_t *out, const int8_t *in, const int8_t *
   for (c = 0; c < out_c; ++c) {
     const int32_t b = bias != 0 ? TE_RD_S32(bias + c) : 0;
     const te_dsp_scale_t scale = te_dsp_scale(q, c);
+    te_dsp_fast_t fast;
+    const uint8_t use_fast = te_dsp_fast_scale(q, c, &fast);
     for (a = 0; a < k_lines; ++a) {
       for (kp = 0; kp < tap_pairs; ++kp) {
         const int32_t b0 = 2 * kp, b1 = 2 * kp + 1;
@@ -616,8 +687,12 @@ void te_dsp_depthwise_conv2d_plane(int8_t *out, const int8_t *in, const int8_t *
         } else {
           te_dsp_depthwise_acc_any(acc, window, (int32_t)col * step, taps, b, count, step, k_lines, tap_pairs);
         }
-        te_dsp_requantize_run(out + line * line_step + (int32_t)col * out_step + c, out_step, acc, count, &scale,
-                              &clamp);
+        int8_t *dst = out + line * line_step + (int32_t)col * out_step + c;
+        if (use_fast) {
+          te_dsp_requantize_run_fast(dst, out_step, acc, count, &fast, &clamp);
+        } else {
+          te_dsp_requantize_run(dst, out_step, acc, count, &scale, &clamp);
+        }
       }
     }
   }
@@ -671,7 +746,12 @@ void te_dsp_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter,
         acc[3] = a3;
       }
       for (r = 0; r < 4 && oc + r < out_depth; ++r) {
-        out[oc + r] = te_dsp_requantize(acc[r], te_dsp_scale(q, oc + r), clamp);
+        te_dsp_fast_t fast;
+        if (te_dsp_fast_scale(q, oc + r, &fast)) {
+          out[oc + r] = te_dsp_requantize_fast(acc[r], fast, clamp.output_offset, clamp.act_min, clamp.act_max);
+        } else {
+          out[oc + r] = te_dsp_requantize(acc[r], te_dsp_scale(q, oc + r), clamp);
+        }
       }
     }
     in += accum_depth;

@@ -28,9 +28,11 @@ def c_array(values: np.ndarray | list[int], per_line: int = 16) -> str:
 
 
 def _requant_decls(prefix: str, multipliers: list[tuple[int, int]], input_offset: int, output_t: Tensor,
-                   activation: str) -> str:
+                   activation: str, bounded: bool = False) -> str:
+    """te_requant_t and its tables. `bounded` (te_kernels.h's TE_REQUANT_BOUNDED) says every
+    accumulator of the op, shifted left by its channel's left shift, stays below 2^30 in magnitude."""
     act_min, act_max = activation_range(activation, output_t)
-    per_channel = int(len(multipliers) > 1)
+    per_channel = int(len(multipliers) > 1) | (2 if bounded else 0)
     return (
         f"static const int32_t {prefix}_mult[{len(multipliers)}] TE_CONST = {c_array([m for m, _ in multipliers])};\n"
         f"static const int8_t {prefix}_shift[{len(multipliers)}] TE_CONST = {c_array([s for _, s in multipliers])};\n"
@@ -40,6 +42,23 @@ def _requant_decls(prefix: str, multipliers: list[tuple[int, int]], input_offset
 
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def accumulators_bounded(model: TfliteModel, op: Operator, rows: np.ndarray | None,
+                         multipliers: list[tuple[int, int]]) -> bool:
+    """Every accumulator of the op (bias, possibly with the input offset folded in, plus weights
+    times inputs with their offset: at most 255 each) times 2^left of its channel is below 2^30.
+    `rows` are the weights per output channel."""
+    if rows is None:
+        return False
+    weights = np.abs(rows.astype(np.int64)).sum(axis=1)
+    bias_t = model.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+    if bias_t is not None and bias_t.data is None:
+        return False
+    bias = np.abs(np.asarray(bias_t.data, dtype=np.int64)) if bias_t is not None else 0
+    bound = bias + (255 + 128) * weights
+    lefts = np.array([max(shift, 0) for _, shift in multipliers], dtype=np.int64)
+    return bool(np.all(bound * (1 << lefts) < (1 << 30)))
 
 
 def _folded_bias(model: TfliteModel, op: Operator, input_offset: int) -> np.ndarray | None:
@@ -118,11 +137,12 @@ def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     inside = _windows_inside(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
     bias_decl, bias, input_offset = _bias_and_offset(model, op, ptr, in_t, prefix, inside)
     decls = _window_decl(prefix, in_t, out_t, k_h, k_w, o, dil_h, dil_w) + bias_decl
-    decls += _requant_decls(prefix, per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3]),
-                            input_offset, out_t, op.activation)
+    multipliers = per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3])
+    rows = None if filter_t.data is None else np.asarray(filter_t.data).reshape(filter_t.shape[0], -1)
+    bounded = uses_dsp(ptr) and accumulators_bounded(model, op, rows, multipliers)
+    decls += _requant_decls(prefix, multipliers, input_offset, out_t, op.activation, bounded)
     inplace_kernel, scratch = _conv_inplace_kernel(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
-    if uses_dsp(ptr) and k_h <= DSP_MAX_K_H and filter_t.data is not None:
-        rows = np.asarray(filter_t.data).reshape(filter_t.shape[0], -1)
+    if uses_dsp(ptr) and k_h <= DSP_MAX_K_H and rows is not None:
         return _dsp_conv2d(op, ptr, decls + _packed_filter(prefix, rows), bias, in_t, out_t, k_h, k_w,
                            inplace_kernel, scratch)
     if inplace_kernel and ptr(op.outputs[0]) == ptr(op.inputs[0]):
@@ -205,8 +225,10 @@ def lower_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> 
     prefix, o = f"op{op.index}", op.options
     decls = _window_decl(prefix, in_t, out_t, filter_t.shape[1], filter_t.shape[2], o,
                          int(o.dilationHFactor), int(o.dilationWFactor))
-    decls += _requant_decls(prefix, per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3]),
-                            -int(in_t.zero_point[0]), out_t, op.activation)
+    multipliers = per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3])
+    rows = None if filter_t.data is None else np.asarray(filter_t.data).reshape(-1, out_t.shape[3]).T
+    bounded = uses_dsp(ptr) and accumulators_bounded(model, op, rows, multipliers)
+    decls += _requant_decls(prefix, multipliers, -int(in_t.zero_point[0]), out_t, op.activation, bounded)
     if uses_dsp(ptr):
         dsp = _dsp_depthwise_conv2d(model, op, ptr, decls, in_t, out_t, filter_t, depth_multiplier)
         if dsp is not None:
@@ -264,7 +286,9 @@ def lower_fully_connected(model: TfliteModel, op: Operator, ptr: PointerOf) -> L
         multipliers = [per_tensor_fc_multiplier(in_t, filter_t, out_t)]
     prefix = f"op{op.index}"
     bias_decl, bias, input_offset = _bias_and_offset(model, op, ptr, in_t, prefix, foldable=True)
-    decls = bias_decl + _requant_decls(prefix, multipliers, input_offset, out_t, op.activation)
+    rows = None if filter_t.data is None else np.asarray(filter_t.data).reshape(out_depth, -1)
+    bounded = uses_dsp(ptr) and accumulators_bounded(model, op, rows, multipliers)
+    decls = bias_decl + _requant_decls(prefix, multipliers, input_offset, out_t, op.activation, bounded)
     kernel = "te_dsp_fully_connected" if uses_dsp(ptr) else "te_fully_connected"
     call = (f"{kernel}({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
             f"{in_t.size // accum_depth}, {accum_depth}, {out_depth}, &{prefix}_q);")
