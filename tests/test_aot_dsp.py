@@ -75,7 +75,8 @@ def _keras_single_channel():
     x = tf.keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
     x = tf.keras.layers.DepthwiseConv2D((3, 5), padding="same", activation="relu")(x)   # a tall, narrow plane
     x = tf.keras.layers.DepthwiseConv2D((2, 3), strides=(1, 2), padding="same")(x)
-    x = tf.keras.layers.Conv2D(8, 3, padding="same")(x)
+    y = tf.keras.layers.Conv2D(8, 3, padding="same")(x)
+    x = tf.keras.layers.ReLU()(tf.keras.layers.Add()([x, y]))   # a residual ADD
     x = tf.keras.layers.Flatten()(x)
     return tf.keras.Model(inputs, tf.keras.layers.Dense(3)(x))
 

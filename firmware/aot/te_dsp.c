@@ -758,3 +758,27 @@ void te_dsp_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter,
     out += out_depth;
   }
 }
+
+/* RoundingDivideByPOT for |y| < 2^30 (no overflow) given r, 2^(r-1) (0 when r is 0) and [r > 0]. */
+static inline int32_t te_dsp_rdbp_short(int32_t y, int32_t r, int32_t half, uint32_t rounds) {
+  return (y - (int32_t)(((uint32_t)y >> 31) & rounds) + half) >> r;
+}
+
+void te_dsp_add_s8(const int8_t *a, const int8_t *b, int8_t *out, int32_t count, const int32_t *params) {
+  const int32_t a_offset = TE_RD_S32(params + 0), a_mult = TE_RD_S32(params + 1), a_r = -TE_RD_S32(params + 2);
+  const int32_t b_offset = TE_RD_S32(params + 3), b_mult = TE_RD_S32(params + 4), b_r = -TE_RD_S32(params + 5);
+  const int32_t left = TE_RD_S32(params + 6) + 1;
+  const int32_t out_mult = TE_RD_S32(params + 7), out_r = -TE_RD_S32(params + 8);
+  const int32_t out_offset = TE_RD_S32(params + 9), lo = TE_RD_S32(params + 10), hi = TE_RD_S32(params + 11);
+  const int32_t a_half = a_r > 0 ? (int32_t)1 << (a_r - 1) : 0, b_half = b_r > 0 ? (int32_t)1 << (b_r - 1) : 0;
+  const int32_t out_half = out_r > 0 ? (int32_t)1 << (out_r - 1) : 0;
+  const uint32_t a_rounds = a_r > 0, b_rounds = b_r > 0, out_rounds = out_r > 0;
+  int32_t i;
+  for (i = 0; i < count; ++i) {
+    const int32_t sa = te_dsp_rdbp_short(te_dsp_smmulr((int32_t)((uint32_t)(a[i] + a_offset) << left), a_mult), a_r, a_half, a_rounds);
+    const int32_t sb = te_dsp_rdbp_short(te_dsp_smmulr((int32_t)((uint32_t)(b[i] + b_offset) << left), b_mult), b_r, b_half, b_rounds);
+    int32_t y = te_dsp_rdbp_short(te_dsp_smmulr((int32_t)((uint32_t)(sa + sb) << 1), out_mult), out_r, out_half, out_rounds) + out_offset;
+    y = y < lo ? lo : y;
+    out[i] = (int8_t)(y > hi ? hi : y);
+  }
+}

@@ -57,6 +57,11 @@ void te_dsp_depthwise_conv2d_plane(int8_t *out, const int8_t *in, const int8_t *
 void te_dsp_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                             int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *q);
 
+/* te_add_s8 for two same-shape int8 tensors (no broadcast, no constants), params as there, with the
+ * short exact form of its three rescalings: the generator checks (255 << (left_shift + 1)) < 2^31,
+ * which bounds every intermediate below 2^30. */
+void te_dsp_add_s8(const int8_t *a, const int8_t *b, int8_t *out, int32_t count, const int32_t *params);
+
 #ifdef __cplusplus
 }
 #endif
