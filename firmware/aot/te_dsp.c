@@ -265,7 +265,7 @@ static void te_dsp_im2col(int16_t *col, uint8_t slot, const int8_t *const *rows,
 
 /* Output channels are computed a chunk at a time: accumulators first, then their requantization,
  * each loop in its own function so that it keeps its values in registers. */
-#define TE_DSP_OC_CHUNK 16
+#define TE_DSP_OC_CHUNK 8
 
 /* acc[i] and acc[TE_DSP_OC_CHUNK + i]: channel oc0 + i of pixels 0 and 1, for i < n (n even or
  * reaching out_c). */
@@ -454,7 +454,7 @@ void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int32_t *filter, co
   }
 }
 
-#define TE_DSP_MAX_TAP_PAIRS 32
+#define TE_DSP_MAX_TAP_PAIRS 16
 
 /* Virtual row `vr` (input row vr - pad_h) of channel c, widened with the offset and zero-padded. */
 static void te_dsp_depthwise_row(int16_t *dst, int32_t row_len, const int8_t *in, int16_t vr, te_dim c,

@@ -19,8 +19,10 @@
 extern "C" {
 #endif
 
-/* Bytes of the `col` buffer the convolutions need: two im2col columns of int16, then one of int8. */
-#define TE_DSP_CONV_COL_BYTES(k_h, k_w, in_c) (5 * (((int32_t)(k_h) * (k_w) * (in_c) + 3) & ~3))
+/* Bytes of the `col` buffer the convolutions need: two im2col columns of int16, then (when in_c is
+ * not a multiple of four) one of int8. */
+#define TE_DSP_CONV_COL_BYTES(k_h, k_w, in_c) \
+  ((((in_c) & 3) ? 5 : 4) * (((int32_t)(k_h) * (k_w) * (in_c) + 3) & ~3))
 
 /* Any CONV_2D (stride, padding, dilation; k_h <= 16). `col` holds TE_DSP_CONV_COL_BYTES. */
 void te_dsp_conv2d(int8_t *out, const int8_t *in, const int32_t *packed, const int32_t *bias,
@@ -40,7 +42,7 @@ void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int32_t *packed, co
 #define TE_DSP_DEPTHWISE_ROWS(k_h, k_w, out_w, stride_w) \
   ((int32_t)(k_h) * (((int32_t)(out_w) - 1) * (stride_w) + (k_w) + 2))
 
-/* DEPTHWISE_CONV_2D with depth multiplier 1, dilation 1, k_h * k_w <= 64, pad_h < k_h: channel by
+/* DEPTHWISE_CONV_2D with depth multiplier 1, dilation 1, k_h * ceil(k_w / 2) <= 16, pad_h < k_h: channel by
  * channel through a ring of k_h widened, zero-padded input rows. `out` may be `in` when the output
  * is no larger. */
 void te_dsp_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,

@@ -62,19 +62,24 @@ def compile_model(model: TfliteModel, progmem: bool = False, inplace_with_scratc
     out_of_place = _compile(model, progmem, inplace_with_scratch=False, dsp=dsp)
     if not inplace_with_scratch:
         return out_of_place
-    in_place = _compile(model, progmem, inplace_with_scratch=True, dsp=dsp)
-    if in_place.stats.arena_bytes + in_place.stats.scratch_bytes < out_of_place.stats.arena_bytes:
-        return in_place
-    return out_of_place
+    best = out_of_place
+    # A growing in-place op makes its whole buffer group as large as its output: tried with and without.
+    for grow in (False, True):
+        in_place = _compile(model, progmem, inplace_with_scratch=True, dsp=dsp, grow=grow)
+        if in_place.stats.arena_bytes + in_place.stats.scratch_bytes < best.stats.arena_bytes + best.stats.scratch_bytes:
+            best = in_place
+    return best
 
 
-def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp: bool) -> AotProgram:
+def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp: bool, grow: bool = False) -> AotProgram:
     available = lowerings()
     probe = _Pointers(model, {}, probing=True, dsp=dsp)
     first_pass = [available[op.opcode](model, op, probe) for op in model.operators]
     if not inplace_with_scratch:
         for low in first_pass:
             low.inplace_ok = low.inplace_ok and low.scratch_bytes == 0
+    for low in first_pass:
+        low.grows_in_place = low.grows_in_place and grow
     groups = _buffer_groups(model, first_pass)
     buffers = _buffers(model, groups)
     plan = plan_memory(buffers)
@@ -166,7 +171,7 @@ def _buffer_groups(model: TfliteModel, first_pass: list[Lowered]) -> dict[int, i
         out = op.outputs[0]
         if op.opcode in ALIAS_OPS:
             root[out] = root[source]
-        elif low.inplace_ok and _can_share(model, op, source, out, root, last_reader, model_inputs):
+        elif low.inplace_ok and _can_share(model, op, source, out, root, last_reader, model_inputs, low.grows_in_place):
             root[out] = root[source]
     return {t: _find(root, t) for t in root}
 
@@ -178,10 +183,10 @@ def _find(root: dict[int, int], t: int) -> int:
 
 
 def _can_share(model: TfliteModel, op: Operator, source: int, out: int, root: dict[int, int],
-               last_reader: dict[int, int], model_inputs: set[int]) -> bool:
+               last_reader: dict[int, int], model_inputs: set[int], grows: bool = False) -> bool:
     """An op that can run in place (elementwise ops, some convolutions) may write over its first input
     when nothing reads that buffer afterwards, the buffer is no model input or output, no other input
-    of the op lives there, and the output is not larger."""
+    of the op lives there, and the output is not larger (unless the op `grows` in place)."""
     group = _find(root, source)
     members = [t for t in root if _find(root, t) == group]
     if any(t in model_inputs or t in model.outputs for t in members):
@@ -190,7 +195,7 @@ def _can_share(model: TfliteModel, op: Operator, source: int, out: int, root: di
         return False
     if any(i != source and i in root and _find(root, i) == group for i in op.inputs):
         return False
-    return model.tensors[out].nbytes <= model.tensors[source].nbytes
+    return grows or model.tensors[out].nbytes <= model.tensors[source].nbytes
 
 
 def _last_readers(model: TfliteModel) -> dict[int, int]:

@@ -155,9 +155,9 @@ def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
 
 
 DSP_MAX_K_H = 16          # te_dsp.c's TE_DSP_MAX_K_H
-DSP_MAX_TAP_PAIRS = 32    # te_dsp.c's TE_DSP_MAX_TAP_PAIRS
+DSP_MAX_TAP_PAIRS = 16    # te_dsp.c's TE_DSP_MAX_TAP_PAIRS
 # Depthwise planes up to this size are widened whole (lines computed whole); larger ones a ring of rows.
-DSP_DEPTHWISE_PLANE_BYTES = 2048
+DSP_DEPTHWISE_PLANE_BYTES = 1024
 
 
 def uses_dsp(ptr: PointerOf) -> bool:
@@ -184,12 +184,14 @@ def _dsp_conv2d(op: Operator, ptr: PointerOf, decls: str, bias: str, in_t: Tenso
     """CONV_2D on te_dsp.c (filter in `{prefix}_packed`): im2col into two int16 columns in the
     scratch (after the in-place ring)."""
     prefix = f"op{op.index}"
-    col_bytes = 5 * _align4(k_h * k_w * in_t.shape[3])   # te_dsp.h's TE_DSP_CONV_COL_BYTES
+    col_bytes = (5 if in_t.shape[3] % 4 else 4) * _align4(k_h * k_w * in_t.shape[3])   # TE_DSP_CONV_COL_BYTES
     args = f"{prefix}_packed, {bias}, &{prefix}_win, &{prefix}_q"
     out, source = ptr(op.outputs[0]), ptr(op.inputs[0])
-    if inplace_kernel == "te_pointwise_conv2d_inplace":
+    o = op.options
+    if ((k_h, k_w) == (1, 1) and (int(o.strideH), int(o.strideW)) == (1, 1)
+            and in_t.shape[1:3] == out_t.shape[1:3]):
         call = f"te_dsp_pointwise_conv2d({out}, {source}, {args}, (int16_t *)te_scratch);"
-        return Lowered(decls, call, inplace_ok=True, scratch_bytes=col_bytes)
+        return Lowered(decls, call, inplace_ok=True, scratch_bytes=col_bytes, grows_in_place=True)
     if inplace_kernel and out == source:
         ring = _align4(ring_bytes)
         call = f"te_dsp_conv2d_inplace({out}, te_scratch, {args}, (int16_t *)(te_scratch + {ring}));"
