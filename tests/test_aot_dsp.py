@@ -86,3 +86,15 @@ def test_dsp_kernel_tails_match_tflite_micro(build, tmp_path):
     model = to_int8(build(), samples=8)
     native = NativeModel(model, tmp_path, dsp=True)
     assert_matches_reference(model, native, samples=4)
+
+
+def test_conv_streams_into_the_fully_connected_after_it(tmp_path):
+    """micro_speech: its DEPTHWISE_CONV_2D (one input channel) feeds a FULLY_CONNECTED directly, so the
+    4000-byte feature map is never stored: the arena holds little more than the 1960-byte input."""
+    model = _real("micro_speech_quantized")
+    program = compile_model(model, dsp=True)
+    assert "te_dsp_conv2d_fc(" in program.source
+    assert program.stats.arena_bytes < 1960 + 4000
+    assert program.stats.arena_bytes + program.stats.scratch_bytes < 3000
+    native = NativeModel(model, tmp_path, dsp=True)
+    assert_matches_reference(model, native, samples=3)

@@ -759,6 +759,52 @@ void te_dsp_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter,
   }
 }
 
+void te_dsp_conv2d_fc(const int8_t *in, const int32_t *packed, const int32_t *bias, const te_window_t *w,
+                      const te_requant_t *q, int16_t *col, int8_t *fc_out, const int8_t *fc_filter,
+                      const int32_t *fc_bias, int16_t fc_depth, const te_requant_t *fc_q, int32_t *fc_acc,
+                      int8_t *values) {
+  const int32_t groups = te_dsp_groups(w);
+  const int32_t pixels = (int32_t)w->out_h * w->out_w;
+  const int32_t fc_size = pixels * w->out_c;
+  const int32_t fc_offset = fc_q->input_offset;
+  const te_dsp_clamp_t clamp = te_dsp_clamp(q);
+  const int8_t *rows[TE_DSP_MAX_K_H];
+  int32_t p, j;
+  int16_t o;
+  for (o = 0; o < fc_depth; ++o) {
+    fc_acc[o] = fc_bias != 0 ? TE_RD_S32(fc_bias + o) : 0;
+  }
+  for (p = 0; p < pixels; p += 2) {
+    const uint8_t pair = p + 1 < pixels;
+    const int32_t n = (pair ? 2 : 1) * w->out_c;
+    te_dim oy = (te_dim)(p / w->out_w), ox = (te_dim)(p % w->out_w);
+    te_dsp_rows(rows, in, oy, w);
+    te_dsp_im2col(col, 0, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, q->input_offset);
+    if (pair) {
+      if (++ox == w->out_w) {
+        ox = 0;
+        te_dsp_rows(rows, in, ++oy, w);
+      }
+      te_dsp_im2col(col, 1, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, q->input_offset);
+    }
+    te_dsp_conv_pixels(values, pair ? values + w->out_c : 0, col, packed, bias, groups, w->out_c, q, clamp);
+    for (o = 0; o < fc_depth; ++o) {
+      const int8_t *f = fc_filter + (int32_t)o * fc_size + p * w->out_c;
+      int32_t acc = fc_acc[o];
+      for (j = 0; j < n; ++j) {
+        acc += (values[j] + fc_offset) * TE_RD_S8(f + j);
+      }
+      fc_acc[o] = acc;
+    }
+  }
+  {
+    const te_dsp_clamp_t fc_clamp = te_dsp_clamp(fc_q);
+    for (o = 0; o < fc_depth; ++o) {
+      fc_out[o] = te_dsp_requantize(fc_acc[o], te_dsp_scale(fc_q, o), fc_clamp);
+    }
+  }
+}
+
 /* RoundingDivideByPOT for |y| < 2^30 (no overflow) given r, 2^(r-1) (0 when r is 0) and [r > 0]. */
 static inline int32_t te_dsp_rdbp_short(int32_t y, int32_t r, int32_t half, uint32_t rounds) {
   return (y - (int32_t)(((uint32_t)y >> 31) & rounds) + half) >> r;

@@ -59,6 +59,15 @@ void te_dsp_depthwise_conv2d_plane(int8_t *out, const int8_t *in, const int8_t *
 void te_dsp_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                             int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *q);
 
+/* te_dsp_conv2d whose output goes straight into the FULLY_CONNECTED reading it (batch 1): the conv's
+ * outputs are made two pixels at a time into `values` (2 * out_c bytes) and added into the FC's
+ * `fc_acc` (fc_depth int32), so the conv's output tensor is never stored. `fc_q` is the FC's
+ * requantization with its real input offset. */
+void te_dsp_conv2d_fc(const int8_t *in, const int32_t *packed, const int32_t *bias, const te_window_t *w,
+                      const te_requant_t *q, int16_t *col, int8_t *fc_out, const int8_t *fc_filter,
+                      const int32_t *fc_bias, int16_t fc_depth, const te_requant_t *fc_q, int32_t *fc_acc,
+                      int8_t *values);
+
 /* te_add_s8 for two same-shape int8 tensors (no broadcast, no constants), params as there, with the
  * short exact form of its three rescalings: the generator checks (255 << (left_shift + 1)) < 2^31,
  * which bounds every intermediate below 2^30. */

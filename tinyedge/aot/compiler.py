@@ -80,7 +80,8 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
             low.inplace_ok = low.inplace_ok and low.scratch_bytes == 0
     for low in first_pass:
         low.grows_in_place = low.grows_in_place and grow
-    groups = _buffer_groups(model, first_pass)
+    streamed = {op.outputs[0] for op, low in zip(model.operators, first_pass) if low.streams_output}
+    groups = {t: root for t, root in _buffer_groups(model, first_pass).items() if t not in streamed}
     buffers = _buffers(model, groups)
     plan = plan_memory(buffers)
     offsets = {t: plan.offsets[root] for t, root in groups.items()}

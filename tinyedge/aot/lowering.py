@@ -28,6 +28,7 @@ class Lowered:
     inplace_ok: bool = False   # the output may share the first input's memory
     scratch_bytes: int = 0     # bytes of the shared `te_scratch` buffer the call uses (an in-place kernel's)
     grows_in_place: bool = False   # with inplace_ok: also when the output is larger (the input at its start)
+    streams_output: bool = False   # the output is consumed as it is made (fused into its one reader): no memory
 
 
 Lowering = Callable[[TfliteModel, Operator, PointerOf], Lowered]

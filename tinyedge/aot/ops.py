@@ -143,7 +143,7 @@ def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     decls += _requant_decls(prefix, multipliers, input_offset, out_t, op.activation, bounded)
     inplace_kernel, scratch = _conv_inplace_kernel(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
     if uses_dsp(ptr) and k_h <= DSP_MAX_K_H and rows is not None:
-        return _dsp_conv2d(op, ptr, decls + _packed_filter(prefix, rows), bias, in_t, out_t, k_h, k_w,
+        return _dsp_conv2d(model, op, ptr, decls + _packed_filter(prefix, rows), bias, in_t, out_t, k_h, k_w,
                            inplace_kernel, scratch)
     if inplace_kernel and ptr(op.outputs[0]) == ptr(op.inputs[0]):
         call = (f"{inplace_kernel}({ptr(op.outputs[0])}, te_scratch, {ptr(op.inputs[1])}, {bias}, "
@@ -179,11 +179,14 @@ def _packed_filter(prefix: str, rows: np.ndarray) -> str:
     return f"static const int32_t {prefix}_packed[{words.size}] TE_CONST = {c_array(words, 8)};\n"
 
 
-def _dsp_conv2d(op: Operator, ptr: PointerOf, decls: str, bias: str, in_t: Tensor, out_t: Tensor, k_h: int,
-                k_w: int, inplace_kernel: str, ring_bytes: int) -> Lowered:
+def _dsp_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, decls: str, bias: str, in_t: Tensor, out_t: Tensor,
+                k_h: int, k_w: int, inplace_kernel: str, ring_bytes: int) -> Lowered:
     """CONV_2D on te_dsp.c (filter in `{prefix}_packed`): im2col into two int16 columns in the
     scratch (after the in-place ring)."""
     prefix = f"op{op.index}"
+    fc = streamed_fc(model, op)
+    if fc is not None:
+        return _dsp_conv2d_fc(model, op, fc, ptr, decls, bias, in_t, k_h, k_w)
     col_bytes = (5 if in_t.shape[3] % 4 else 4) * _align4(k_h * k_w * in_t.shape[3])   # TE_DSP_CONV_COL_BYTES
     args = f"{prefix}_packed, {bias}, &{prefix}_win, &{prefix}_q"
     out, source = ptr(op.outputs[0]), ptr(op.inputs[0])
@@ -257,7 +260,7 @@ def _dsp_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, decl
     bias = _bias(op, ptr)
     if in_t.shape[3] == 1 and filter_t.data is not None and k_h <= DSP_MAX_K_H:
         rows = np.transpose(np.asarray(filter_t.data).reshape(k_h * k_w, -1))
-        return _dsp_conv2d(op, ptr, decls + _packed_filter(prefix, rows), bias, in_t, out_t, k_h, k_w, "", 0)
+        return _dsp_conv2d(model, op, ptr, decls + _packed_filter(prefix, rows), bias, in_t, out_t, k_h, k_w, "", 0)
     pad_h = same_or_valid_padding(in_t.shape[1], k_h, int(o.strideH), dil_h, out_t.shape[1])
     if (depth_multiplier != 1 or (dil_h, dil_w) != (1, 1) or k_h > DSP_MAX_K_H or pad_h >= k_h
             or k_h * ((k_w + 1) // 2) > DSP_MAX_TAP_PAIRS):
@@ -277,15 +280,67 @@ def _dsp_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, decl
     return Lowered(decls, f"te_dsp_depthwise_conv2d({args});", inplace_ok=inplace_ok, scratch_bytes=rows_bytes)
 
 
+def _fc_multipliers(in_t: Tensor, filter_t: Tensor, out_t: Tensor) -> list[tuple[int, int]]:
+    if filter_t.per_channel:
+        return per_channel_multipliers(in_t, filter_t, out_t, filter_t.shape[0])
+    return [per_tensor_fc_multiplier(in_t, filter_t, out_t)]
+
+
+def streamed_fc(model: TfliteModel, op: Operator) -> Operator | None:
+    """The FULLY_CONNECTED that a CONV_2D or single-channel DEPTHWISE_CONV_2D `op` feeds on DSP targets,
+    when it is that output's only reader (batch 1, constant int8 weights): te_dsp_conv2d_fc then
+    accumulates the FC as the conv's outputs come, and the conv's output tensor takes no memory."""
+    if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D") or not op.outputs:
+        return None
+    in_t, filter_t = model.tensors[op.inputs[0]], model.tensors[op.inputs[1]]
+    if op.opcode == "DEPTHWISE_CONV_2D" and (len(in_t.shape) != 4 or in_t.shape[3] != 1):
+        return None
+    if filter_t.data is None or len(filter_t.shape) != 4 or filter_t.shape[1] > DSP_MAX_K_H:
+        return None
+    out = op.outputs[0]
+    readers = [o for o in model.operators if out in o.inputs]
+    if out in model.outputs or len(readers) != 1:
+        return None
+    fc = readers[0]
+    fc_filter = model.tensors[fc.inputs[1]] if len(fc.inputs) > 1 else None
+    if (fc.opcode != "FULLY_CONNECTED" or fc.inputs[0] != out or fc_filter is None or fc_filter.data is None
+            or fc_filter.type_name != "INT8" or len(fc_filter.shape) != 2 or fc_filter.shape[1] != model.tensors[out].size
+            or model.tensors[fc.outputs[0]].type_name != "INT8" or model.tensors[out].type_name != "INT8"):
+        return None
+    return fc
+
+
+def _producer(model: TfliteModel, tensor: int) -> Operator | None:
+    return next((o for o in model.operators if tensor in o.outputs), None)
+
+
+def _dsp_conv2d_fc(model: TfliteModel, op: Operator, fc: Operator, ptr: PointerOf, decls: str, bias: str,
+                   in_t: Tensor, k_h: int, k_w: int) -> Lowered:
+    """A conv streamed into the FULLY_CONNECTED after it (see streamed_fc)."""
+    prefix, fc_prefix = f"op{op.index}", f"op{fc.index}"
+    fc_in, fc_out = model.tensors[fc.inputs[0]], model.tensors[fc.outputs[0]]
+    fc_filter = model.tensors[fc.inputs[1]]
+    decls += _requant_decls(fc_prefix, _fc_multipliers(fc_in, fc_filter, fc_out), -int(fc_in.zero_point[0]), fc_out,
+                            fc.activation)
+    col_bytes = _align4((5 if in_t.shape[3] % 4 else 4) * _align4(k_h * k_w * in_t.shape[3]))
+    depth = fc_filter.shape[0]
+    values = col_bytes + 4 * depth
+    call = (f"te_dsp_conv2d_fc({ptr(op.inputs[0])}, {prefix}_packed, {bias}, &{prefix}_win, &{prefix}_q, "
+            f"(int16_t *)te_scratch, {ptr(fc.outputs[0])}, {ptr(fc.inputs[1])}, {_bias(fc, ptr)}, {depth}, "
+            f"&{fc_prefix}_q, (int32_t *)(te_scratch + {col_bytes}), te_scratch + {values});")
+    return Lowered(decls, call, scratch_bytes=values + 2 * model.tensors[op.outputs[0]].shape[-1],
+                   streams_output=True)
+
+
 def lower_fully_connected(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     in_t, out_t = _int8_tensors(model, op)
     filter_t = model.tensors[op.inputs[1]]
     _require(filter_t.type_name == "INT8" and len(filter_t.shape) == 2, "FULLY_CONNECTED without 2-D int8 weights")
     out_depth, accum_depth = filter_t.shape
-    if filter_t.per_channel:
-        multipliers = per_channel_multipliers(in_t, filter_t, out_t, out_depth)
-    else:
-        multipliers = [per_tensor_fc_multiplier(in_t, filter_t, out_t)]
+    producer = _producer(model, op.inputs[0])
+    if uses_dsp(ptr) and producer is not None and streamed_fc(model, producer) is op:
+        return Lowered("", f"/* computed by op {producer.index}'s te_dsp_conv2d_fc */")
+    multipliers = _fc_multipliers(in_t, filter_t, out_t)
     prefix = f"op{op.index}"
     bias_decl, bias, input_offset = _bias_and_offset(model, op, ptr, in_t, prefix, foldable=True)
     rows = None if filter_t.data is None else np.asarray(filter_t.data).reshape(out_depth, -1)
