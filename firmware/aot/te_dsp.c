@@ -265,7 +265,7 @@ static void te_dsp_im2col(int16_t *col, uint8_t slot, const int8_t *const *rows,
 
 /* Output channels are computed a chunk at a time: accumulators first, then their requantization,
  * each loop in its own function so that it keeps its values in registers. */
-#define TE_DSP_OC_CHUNK 8
+#define TE_DSP_OC_CHUNK 16
 
 /* acc[i] and acc[TE_DSP_OC_CHUNK + i]: channel oc0 + i of pixels 0 and 1, for i < n (n even or
  * reaching out_c). */
