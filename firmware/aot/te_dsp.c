@@ -759,6 +759,56 @@ void te_dsp_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter,
   }
 }
 
+void te_dsp_fully_connected_packed(int8_t *out, const int8_t *in, const int32_t *packed, const int32_t *bias,
+                                   int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *q) {
+  const int32_t groups = accum_depth >> 2;
+  const int32_t offsets = te_pair(q->input_offset, q->input_offset);
+  const te_dsp_clamp_t clamp = te_dsp_clamp(q);
+  int16_t b, oc, r;
+  for (b = 0; b < batches; ++b) {
+    for (oc = 0; oc < out_depth; oc += 4) {
+      const int32_t *f = packed + (int32_t)oc * groups;
+      const int8_t *x = in;
+      const int8_t *end = in + 4 * groups;
+      int32_t acc[4];
+      for (r = 0; r < 4; ++r) {
+        acc[r] = bias != 0 && oc + r < out_depth ? TE_RD_S32(bias + oc + r) : 0;
+      }
+      {
+        int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+        for (; x < end; x += 4) {
+          const int32_t v = te_read_s8x4(x);
+          const int32_t xe = te_sxtab16(offsets, v), xo = te_sxtab16_ror8(offsets, v);
+          const int32_t w0 = f[0], w1 = f[1], w2 = f[2], w3 = f[3];
+          a0 = te_smlad(xe, te_sxtb16(w0), a0);
+          a0 = te_smlad(xo, te_sxtb16_ror8(w0), a0);
+          a1 = te_smlad(xe, te_sxtb16(w1), a1);
+          a1 = te_smlad(xo, te_sxtb16_ror8(w1), a1);
+          a2 = te_smlad(xe, te_sxtb16(w2), a2);
+          a2 = te_smlad(xo, te_sxtb16_ror8(w2), a2);
+          a3 = te_smlad(xe, te_sxtb16(w3), a3);
+          a3 = te_smlad(xo, te_sxtb16_ror8(w3), a3);
+          f += 4;
+        }
+        acc[0] = a0;
+        acc[1] = a1;
+        acc[2] = a2;
+        acc[3] = a3;
+      }
+      for (r = 0; r < 4 && oc + r < out_depth; ++r) {
+        te_dsp_fast_t fast;
+        if (te_dsp_fast_scale(q, oc + r, &fast)) {
+          out[oc + r] = te_dsp_requantize_fast(acc[r], fast, clamp.output_offset, clamp.act_min, clamp.act_max);
+        } else {
+          out[oc + r] = te_dsp_requantize(acc[r], te_dsp_scale(q, oc + r), clamp);
+        }
+      }
+    }
+    in += accum_depth;
+    out += out_depth;
+  }
+}
+
 void te_dsp_conv2d_fc(const int8_t *in, const int32_t *packed, const int32_t *bias, const te_window_t *w,
                       const te_requant_t *q, int16_t *col, int8_t *fc_out, const int8_t *fc_filter,
                       const int32_t *fc_bias, int16_t fc_depth, const te_requant_t *fc_q, int32_t *fc_acc,

@@ -59,6 +59,11 @@ void te_dsp_depthwise_conv2d_plane(int8_t *out, const int8_t *in, const int8_t *
 void te_dsp_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                             int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *q);
 
+/* The same for accum_depth a multiple of four with the filter re-laid by the generator: rows padded
+ * with zeros to a multiple of four, rows 4i..4i+3 interleaved one int32 word at a time. */
+void te_dsp_fully_connected_packed(int8_t *out, const int8_t *in, const int32_t *packed, const int32_t *bias,
+                                   int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *q);
+
 /* te_dsp_conv2d whose output goes straight into the FULLY_CONNECTED reading it (batch 1): the conv's
  * outputs are made two pixels at a time into `values` (2 * out_c bytes) and added into the FC's
  * `fc_acc` (fc_depth int32), so the conv's output tensor is never stored. `fc_q` is the FC's

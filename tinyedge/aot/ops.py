@@ -169,14 +169,20 @@ def _align4(n: int) -> int:
     return (n + 3) // 4 * 4
 
 
-def _packed_filter(prefix: str, rows: np.ndarray) -> str:
-    """The filter rows (out_c x k_h*k_w*in_c) as te_dsp.h's `packed` words: rows padded with zeros
-    to whole groups of four and to an even count, rows 2i and 2i+1 interleaved a word at a time."""
+def _packed_rows(prefix: str, rows: np.ndarray, interleave: int) -> str:
+    """Weight rows as te_dsp.h's `packed` words: rows padded with zeros to whole groups of four and
+    to a multiple of `interleave`, then each `interleave` consecutive rows interleaved a word at a time."""
     out_c, size = rows.shape
-    padded = np.zeros((out_c + out_c % 2, _align4(size)), dtype=np.int8)
+    padded = np.zeros((-(-out_c // interleave) * interleave, _align4(size)), dtype=np.int8)
     padded[:out_c, :size] = rows
-    words = padded.reshape(-1, 2, padded.shape[1] // 4, 4).transpose(0, 2, 1, 3).copy().view("<i4").ravel()
+    words = (padded.reshape(-1, interleave, padded.shape[1] // 4, 4).transpose(0, 2, 1, 3).copy()
+             .view("<i4").ravel())
     return f"static const int32_t {prefix}_packed[{words.size}] TE_CONST = {c_array(words, 8)};\n"
+
+
+def _packed_filter(prefix: str, rows: np.ndarray) -> str:
+    """A conv filter's rows (out_c x k_h*k_w*in_c), two rows interleaved (te_dsp.h's `packed`)."""
+    return _packed_rows(prefix, rows, 2)
 
 
 def _dsp_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, decls: str, bias: str, in_t: Tensor, out_t: Tensor,
@@ -346,6 +352,11 @@ def lower_fully_connected(model: TfliteModel, op: Operator, ptr: PointerOf) -> L
     rows = None if filter_t.data is None else np.asarray(filter_t.data).reshape(out_depth, -1)
     bounded = uses_dsp(ptr) and accumulators_bounded(model, op, rows, multipliers)
     decls = bias_decl + _requant_decls(prefix, multipliers, input_offset, out_t, op.activation, bounded)
+    if uses_dsp(ptr) and rows is not None and accum_depth % 4 == 0:
+        decls += _packed_rows(prefix, rows, 4)
+        call = (f"te_dsp_fully_connected_packed({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}_packed, {bias}, "
+                f"{in_t.size // accum_depth}, {accum_depth}, {out_depth}, &{prefix}_q);")
+        return Lowered(decls, call)
     kernel = "te_dsp_fully_connected" if uses_dsp(ptr) else "te_fully_connected"
     call = (f"{kernel}({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
             f"{in_t.size // accum_depth}, {accum_depth}, {out_depth}, &{prefix}_q);")
