@@ -172,6 +172,36 @@ static inline uint8_t te_dsp_fast_scale(const te_requant_t *q, int32_t channel, 
   return 1;
 }
 
+/* The short form when act_max is 127 (no activation, or RELU): SSAT does the upper clamp. */
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+static inline int32_t te_dsp_requantize_fast127(int32_t acc, int32_t multiplier, int32_t right, int32_t half,
+                                                int32_t offset, int32_t lo) {
+  int32_t y;
+  __asm__("lsl %0, %1, #1\n\t"
+          "smmulr %0, %0, %2\n\t"
+          "sub %0, %0, %0, lsr #31\n\t"
+          "add %0, %0, %3\n\t"
+          "asr %0, %0, %4\n\t"
+          "add %0, %0, %5\n\t"
+          "ssat %0, #8, %0\n\t"
+          "cmp %0, %6\n\t"
+          "it lt\n\t"
+          "movlt %0, %6"
+          : "=&r"(y)
+          : "r"(acc), "r"(multiplier), "r"(half), "r"(right), "r"(offset), "r"(lo)
+          : "cc");
+  return y;
+}
+#else
+static inline int32_t te_dsp_requantize_fast127(int32_t acc, int32_t multiplier, int32_t right, int32_t half,
+                                                int32_t offset, int32_t lo) {
+  int32_t y = te_dsp_smmulr((int32_t)((uint32_t)acc << 1), multiplier);
+  y = ((y - (int32_t)((uint32_t)y >> 31) + half) >> right) + offset;
+  y = y < -128 ? -128 : y > 127 ? 127 : y;
+  return y < lo ? lo : y;
+}
+#endif
+
 static inline int8_t te_dsp_requantize_fast(int32_t acc, te_dsp_fast_t f, int32_t offset, int32_t lo, int32_t hi) {
   int32_t y = te_dsp_smmulr((int32_t)((uint32_t)acc << f.left), f.multiplier);
   y = ((y - (int32_t)((uint32_t)y >> 31) + f.half) >> f.right) + offset;
@@ -309,6 +339,29 @@ TE_DSP_NOINLINE static void te_dsp_requantize_chunk(int8_t *out0, int8_t *out1, 
                                                     te_dim n, const te_requant_t *q, const te_dsp_clamp_t *clamp) {
   const te_dsp_clamp_t c = *clamp;
   te_dim i;
+  if (c.act_max == 127 && (q->per_channel & TE_REQUANT_BOUNDED)) {
+    const uint8_t per_channel = q->per_channel & TE_REQUANT_PER_CHANNEL;
+    for (i = 0; i < n; ++i) {
+      const int32_t k = per_channel ? oc0 + i : 0;
+      const int32_t shift = TE_RD_S8(q->shift + k);
+      if (shift < 0) {
+        const int32_t multiplier = TE_RD_S32(q->multiplier + k), right = -shift;
+        const int32_t half = (int32_t)1 << (right - 1);
+        out0[oc0 + i] = (int8_t)te_dsp_requantize_fast127(acc[i], multiplier, right, half, c.output_offset, c.act_min);
+        if (out1 != 0) {
+          out1[oc0 + i] = (int8_t)te_dsp_requantize_fast127(acc[TE_DSP_OC_CHUNK + i], multiplier, right, half,
+                                                            c.output_offset, c.act_min);
+        }
+      } else {
+        const te_dsp_scale_t s = te_dsp_scale(q, oc0 + i);
+        out0[oc0 + i] = te_dsp_requantize(acc[i], s, c);
+        if (out1 != 0) {
+          out1[oc0 + i] = te_dsp_requantize(acc[TE_DSP_OC_CHUNK + i], s, c);
+        }
+      }
+    }
+    return;
+  }
   for (i = 0; i < n; ++i) {
     te_dsp_fast_t f;
     if (te_dsp_fast_scale(q, oc0 + i, &f)) {
@@ -530,6 +583,13 @@ TE_DSP_NOINLINE static void te_dsp_requantize_run_fast(int8_t *dst, int32_t stri
   const te_dsp_fast_t f = *fast;
   const int32_t offset = clamp->output_offset, lo = clamp->act_min, hi = clamp->act_max;
   const int32_t *end = acc + count;
+  if (hi == 127) {
+    for (; acc < end; ++acc) {
+      *dst = (int8_t)te_dsp_requantize_fast127(*acc, f.multiplier, f.right, f.half, offset, lo);
+      dst += stride;
+    }
+    return;
+  }
   for (; acc < end; ++acc) {
     *dst = te_dsp_requantize_fast(*acc, f, offset, lo, hi);
     dst += stride;
