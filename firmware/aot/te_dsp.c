@@ -700,8 +700,6 @@ void te_dsp_depthwise_conv2d_plane(int8_t *out, const int8_t *in, const int8_t *
   const int32_t out_step = transposed ? (int32_t)w->out_w * out_c : out_c;
   const int32_t rows_in = w->in_h < padded_h - w->pad_h ? w->in_h : padded_h - w->pad_h;
   const int32_t cols_in = w->in_w < padded_w - w->pad_w ? w->in_w : padded_w - w->pad_w;
-  const int32_t gather_step = transposed ? line_len : 1;     /* plane step for one image column */
-  const int32_t gather_row = transposed ? 1 : line_len;      /* plane step for one image row */
   const te_dim tap_pairs = (te_dim)((k_len + 1) / 2);
   const uint8_t is_3x3 = k_lines == 3 && k_len == 3;
   const int16_t input_offset = q->input_offset;
@@ -727,13 +725,26 @@ void te_dsp_depthwise_conv2d_plane(int8_t *out, const int8_t *in, const int8_t *
         taps[a * tap_pairs + kp] = te_pair(lo, hi);
       }
     }
-    for (iy = 0; iy < rows_in; ++iy) {
-      const int8_t *src = in + (iy * w->in_w) * out_c + c;
-      int16_t *dst = plane + (iy + w->pad_h) * gather_row + w->pad_w * gather_step;
+    if (transposed) {   /* along each image column: the plane's line */
       for (ix = 0; ix < cols_in; ++ix) {
-        *dst = (int16_t)(*src + input_offset);
-        src += out_c;
-        dst += gather_step;
+        const int8_t *src = in + ix * out_c + c;
+        int16_t *dst = plane + (ix + w->pad_w) * line_len + w->pad_h;
+        int16_t *end = dst + rows_in;
+        const int32_t src_step = (int32_t)w->in_w * out_c;
+        for (; dst < end; ++dst) {
+          *dst = (int16_t)(*src + input_offset);
+          src += src_step;
+        }
+      }
+    } else {
+      for (iy = 0; iy < rows_in; ++iy) {
+        const int8_t *src = in + (iy * w->in_w) * out_c + c;
+        int16_t *dst = plane + (iy + w->pad_h) * line_len + w->pad_w;
+        int16_t *end = dst + cols_in;
+        for (; dst < end; ++dst) {
+          *dst = (int16_t)(*src + input_offset);
+          src += out_c;
+        }
       }
     }
     for (line = 0; line < out_lines; ++line) {
