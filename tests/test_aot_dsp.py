@@ -81,10 +81,24 @@ def _keras_single_channel():
     return tf.keras.Model(inputs, tf.keras.layers.Dense(3)(x))
 
 
-@pytest.mark.parametrize("build", [_keras_odd_shapes, _keras_single_channel])
+def _keras_wide_windows():
+    """3x3 windows over 96 channels: two im2col columns would exceed the scratch budget, so these
+    convolutions run one pixel at a time (in place through the row ring, and out of place)."""
+    import tensorflow as tf
+
+    inputs = tf.keras.Input((6, 5, 96))
+    x = tf.keras.layers.Conv2D(96, 3, padding="same", activation="relu")(inputs)
+    x = tf.keras.layers.Conv2D(7, 3, strides=2, padding="same")(x)
+    x = tf.keras.layers.Flatten()(x)
+    return tf.keras.Model(inputs, tf.keras.layers.Dense(3)(x))
+
+
+@pytest.mark.parametrize("build", [_keras_odd_shapes, _keras_single_channel, _keras_wide_windows])
 def test_dsp_kernel_tails_match_tflite_micro(build, tmp_path):
     model = to_int8(build(), samples=8)
     native = NativeModel(model, tmp_path, dsp=True)
+    if build is _keras_wide_windows:
+        assert native.program.source.count("te_dsp_conv2d(") == native.program.source.count("te_scratch, 1);") == 2
     assert_matches_reference(model, native, samples=4)
 
 

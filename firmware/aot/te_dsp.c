@@ -209,6 +209,10 @@ static inline int8_t te_dsp_requantize_fast(int32_t acc, te_dsp_fast_t f, int32_
   return (int8_t)(y > hi ? hi : y);
 }
 
+/* `slot` TE_DSP_SOLO: a column of its own (words x0e x0o per group), for windows too large to
+ * hold two columns of in the scratch. */
+#define TE_DSP_SOLO 2
+
 /* The im2col buffer holds two columns (pixels), interleaved per group of four elements: words
  * x0e x0o x1e x1o, where x0e holds elements 0 and 2 of pixel 0's group and x0o elements 1 and 3 --
  * the halves SXTB16 and SXTB16 ROR 8 unpack from a word of four int8 weights. Columns are padded
@@ -229,9 +233,10 @@ static void te_dsp_im2col_bytes(int16_t *col, uint8_t slot, const int8_t *const 
   const int32_t offsets = te_pair(input_offset, input_offset);
   const int8_t zero_point = (int8_t)-input_offset;
   const int32_t span = (int32_t)w->k_w * in_c;
-  int8_t *bytes = (int8_t *)(void *)(col + 2 * whole);
+  const int32_t lanes = slot == TE_DSP_SOLO ? 1 : 2;
+  int8_t *bytes = (int8_t *)(void *)(col + lanes * whole);
   int8_t *dst = bytes;
-  int32_t *words = (int32_t *)(void *)col + slot * 2;
+  int32_t *words = (int32_t *)(void *)col + (slot == TE_DSP_SOLO ? 0 : slot * 2);
   int32_t g;
   te_dim ky, kx;
   for (ky = 0; ky < w->k_h; ++ky) {
@@ -256,7 +261,7 @@ static void te_dsp_im2col_bytes(int16_t *col, uint8_t slot, const int8_t *const 
   }
   for (g = 0; g < whole; g += 4) {
     te_dsp_widen_group(words, te_read_s8x4(bytes + g), offsets);
-    words += 4;
+    words += 2 * lanes;
   }
 }
 
@@ -266,7 +271,8 @@ static void te_dsp_im2col(int16_t *col, uint8_t slot, const int8_t *const *rows,
                           const te_window_t *w, int16_t input_offset) {
   const int32_t in_c = w->in_c;
   const int32_t offsets = te_pair(input_offset, input_offset);
-  int32_t *dst = (int32_t *)(void *)col + slot * 2;
+  const int32_t step = slot == TE_DSP_SOLO ? 2 : 4;
+  int32_t *dst = (int32_t *)(void *)col + (slot == TE_DSP_SOLO ? 0 : slot * 2);
   te_dim ky, kx;
   if ((in_c & 3) != 0) {
     te_dsp_im2col_bytes(col, slot, rows, ix0, w, input_offset);
@@ -280,13 +286,13 @@ static void te_dsp_im2col(int16_t *col, uint8_t slot, const int8_t *const *rows,
       if (src != 0) {
         for (c = 0; c < in_c; c += 4) {
           te_dsp_widen_group(dst, te_read_s8x4(src + c), offsets);
-          dst += 4;
+          dst += step;
         }
       } else {
         for (c = 0; c < in_c; c += 4) {
           dst[0] = 0;
           dst[1] = 0;
-          dst += 4;
+          dst += step;
         }
       }
     }
@@ -332,6 +338,30 @@ TE_DSP_NOINLINE static void te_dsp_dot_chunk(int32_t *acc, const int16_t *col, c
     acc[i + 1] = a01;
     acc[TE_DSP_OC_CHUNK + i] = a10;
     acc[TE_DSP_OC_CHUNK + i + 1] = a11;
+  }
+}
+
+/* acc[i]: channel oc0 + i of the one pixel of a TE_DSP_SOLO column. */
+TE_DSP_NOINLINE static void te_dsp_dot_chunk_solo(int32_t *acc, const int16_t *col, const int32_t *filter,
+                                                  const int32_t *bias, int32_t groups, te_dim oc0, te_dim n) {
+  te_dim i;
+  for (i = 0; i < n; i += 2) {
+    const te_dim oc = (te_dim)(oc0 + i);
+    const int32_t *x = (const int32_t *)(const void *)col;
+    const int32_t *f = filter + (int32_t)oc * groups;
+    const int32_t *end = x + 2 * groups;
+    int32_t a0 = bias != 0 ? TE_RD_S32(bias + oc) : 0;
+    int32_t a1 = bias != 0 && i + 1 < n ? TE_RD_S32(bias + oc + 1) : 0;
+    for (; x < end; x += 2) {
+      const int32_t xe = x[0], xo = x[1], w0 = f[0], w1 = f[1];
+      a0 = te_smlad(xe, te_sxtb16(w0), a0);
+      a0 = te_smlad(xo, te_sxtb16_ror8(w0), a0);
+      a1 = te_smlad(xe, te_sxtb16(w1), a1);
+      a1 = te_smlad(xo, te_sxtb16_ror8(w1), a1);
+      f += 2;
+    }
+    acc[i] = a0;
+    acc[i + 1] = a1;
   }
 }
 
@@ -382,16 +412,26 @@ TE_DSP_NOINLINE static void te_dsp_requantize_chunk(int8_t *out0, int8_t *out1, 
 }
 
 /* Every output channel of one or two pixels (out1 0: one) from the interleaved columns. */
-static void te_dsp_conv_pixels(int8_t *out0, int8_t *out1, const int16_t *col, const int32_t *filter,
-                               const int32_t *bias, int32_t groups, te_dim out_c, const te_requant_t *q,
-                               te_dsp_clamp_t clamp) {
+static void te_dsp_conv_pixels_any(int8_t *out0, int8_t *out1, const int16_t *col, const int32_t *filter,
+                                   const int32_t *bias, int32_t groups, te_dim out_c, const te_requant_t *q,
+                                   te_dsp_clamp_t clamp, uint8_t solo) {
   int32_t acc[2 * TE_DSP_OC_CHUNK];
   te_dim oc;
   for (oc = 0; oc < out_c; oc += TE_DSP_OC_CHUNK) {
     const te_dim n = out_c - oc < TE_DSP_OC_CHUNK ? (te_dim)(out_c - oc) : TE_DSP_OC_CHUNK;
-    te_dsp_dot_chunk(acc, col, filter, bias, groups, oc, n);
+    if (solo) {
+      te_dsp_dot_chunk_solo(acc, col, filter, bias, groups, oc, n);
+    } else {
+      te_dsp_dot_chunk(acc, col, filter, bias, groups, oc, n);
+    }
     te_dsp_requantize_chunk(out0, out1, acc, oc, n, q, &clamp);
   }
+}
+
+static void te_dsp_conv_pixels(int8_t *out0, int8_t *out1, const int16_t *col, const int32_t *filter,
+                               const int32_t *bias, int32_t groups, te_dim out_c, const te_requant_t *q,
+                               te_dsp_clamp_t clamp) {
+  te_dsp_conv_pixels_any(out0, out1, col, filter, bias, groups, out_c, q, clamp, 0);
 }
 
 #define TE_DSP_MAX_K_H 16
@@ -411,12 +451,21 @@ static int32_t te_dsp_groups(const te_window_t *w) {
 }
 
 void te_dsp_conv2d(int8_t *out, const int8_t *in, const int32_t *filter, const int32_t *bias,
-                   const te_window_t *w, const te_requant_t *q, int16_t *col) {
+                   const te_window_t *w, const te_requant_t *q, int16_t *col, uint8_t solo) {
   const int32_t groups = te_dsp_groups(w);
   const int32_t pixels = (int32_t)w->out_h * w->out_w;
   const te_dsp_clamp_t clamp = te_dsp_clamp(q);
   const int8_t *rows[TE_DSP_MAX_K_H];
   int32_t p;
+  if (solo) {
+    for (p = 0; p < pixels; ++p) {
+      const te_dim oy = (te_dim)(p / w->out_w), ox = (te_dim)(p % w->out_w);
+      te_dsp_rows(rows, in, oy, w);
+      te_dsp_im2col(col, TE_DSP_SOLO, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, q->input_offset);
+      te_dsp_conv_pixels_any(out + p * w->out_c, 0, col, filter, bias, groups, w->out_c, q, clamp, 1);
+    }
+    return;
+  }
   for (p = 0; p < pixels; p += 2) {
     const uint8_t pair = p + 1 < pixels;
     te_dim oy = (te_dim)(p / w->out_w), ox = (te_dim)(p % w->out_w);
@@ -476,7 +525,7 @@ void te_dsp_pointwise_conv2d(int8_t *out, const int8_t *in, const int32_t *filte
 }
 
 void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int32_t *filter, const int32_t *bias,
-                           const te_window_t *w, const te_requant_t *q, int16_t *col) {
+                           const te_window_t *w, const te_requant_t *q, int16_t *col, uint8_t solo) {
   const int32_t groups = te_dsp_groups(w);
   const int32_t row_bytes = (int32_t)w->in_w * w->in_c;
   const te_dsp_clamp_t clamp = te_dsp_clamp(q);
@@ -491,7 +540,11 @@ void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int32_t *filter, co
                  : iy < oy               ? ring + (int32_t)(iy % w->pad_h) * row_bytes
                                          : data + (int32_t)iy * row_bytes;
     }
-    for (ox = 0; ox < w->out_w; ox += 2) {
+    for (ox = 0; solo && ox < w->out_w; ++ox) {
+      te_dsp_im2col(col, TE_DSP_SOLO, rows, (int16_t)(ox - w->pad_w), w, q->input_offset);
+      te_dsp_conv_pixels_any(row_out + (int32_t)ox * w->out_c, 0, col, filter, bias, groups, w->out_c, q, clamp, 1);
+    }
+    for (ox = 0; !solo && ox < w->out_w; ox += 2) {
       const uint8_t pair = ox + 1 < w->out_w;
       te_dsp_im2col(col, 0, rows, (int16_t)(ox - w->pad_w), w, q->input_offset);
       if (pair) {

@@ -23,10 +23,13 @@ extern "C" {
  * not a multiple of four) one of int8. */
 #define TE_DSP_CONV_COL_BYTES(k_h, k_w, in_c) \
   ((((in_c) & 3) ? 5 : 4) * (((int32_t)(k_h) * (k_w) * (in_c) + 3) & ~3))
+#define TE_DSP_CONV_SOLO_BYTES(k_h, k_w, in_c) \
+  ((((in_c) & 3) ? 3 : 2) * (((int32_t)(k_h) * (k_w) * (in_c) + 3) & ~3))
 
-/* Any CONV_2D (stride, padding, dilation; k_h <= 16). `col` holds TE_DSP_CONV_COL_BYTES. */
+/* Any CONV_2D (stride, padding, dilation; k_h <= 16). `col` holds TE_DSP_CONV_COL_BYTES, or with
+ * `solo` (one pixel at a time, for large windows) TE_DSP_CONV_SOLO_BYTES. */
 void te_dsp_conv2d(int8_t *out, const int8_t *in, const int32_t *packed, const int32_t *bias,
-                   const te_window_t *w, const te_requant_t *q, int16_t *col);
+                   const te_window_t *w, const te_requant_t *q, int16_t *col, uint8_t solo);
 
 /* 1x1, stride 1, no padding: two pixels at a time; `out` may be `in` (a smaller output is written
  * front to back, a larger one back to front). `col` holds TE_DSP_CONV_COL_BYTES(1, 1, in_c). */
@@ -36,7 +39,7 @@ void te_dsp_pointwise_conv2d(int8_t *out, const int8_t *in, const int32_t *packe
 /* te_conv2d_inplace (stride 1, same height and width, out_c == in_c) with im2col: `ring` holds
  * (pad_h + 1) input rows as there, `col` as for te_dsp_conv2d. */
 void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int32_t *packed, const int32_t *bias,
-                           const te_window_t *w, const te_requant_t *q, int16_t *col);
+                           const te_window_t *w, const te_requant_t *q, int16_t *col, uint8_t solo);
 
 /* int16 elements of the `rows` buffer te_dsp_depthwise_conv2d needs. */
 #define TE_DSP_DEPTHWISE_ROWS(k_h, k_w, out_w, stride_w) \

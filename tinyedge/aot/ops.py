@@ -158,6 +158,8 @@ DSP_MAX_K_H = 16          # te_dsp.c's TE_DSP_MAX_K_H
 DSP_MAX_TAP_PAIRS = 16    # te_dsp.c's TE_DSP_MAX_TAP_PAIRS
 # Depthwise planes up to this size are widened whole (lines computed whole); larger ones a ring of rows.
 DSP_DEPTHWISE_PLANE_BYTES = 1024
+# Convolutions whose two im2col columns would take more scratch than this run one pixel at a time.
+DSP_TWO_COLUMNS_MAX_BYTES = 3072
 
 
 def uses_dsp(ptr: PointerOf) -> bool:
@@ -193,7 +195,11 @@ def _dsp_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, decls: str, bi
     fc = streamed_fc(model, op)
     if fc is not None:
         return _dsp_conv2d_fc(model, op, fc, ptr, decls, bias, in_t, k_h, k_w)
-    col_bytes = (5 if in_t.shape[3] % 4 else 4) * _align4(k_h * k_w * in_t.shape[3])   # TE_DSP_CONV_COL_BYTES
+    size = _align4(k_h * k_w * in_t.shape[3])
+    col_bytes = (5 if in_t.shape[3] % 4 else 4) * size   # TE_DSP_CONV_COL_BYTES
+    solo = col_bytes > DSP_TWO_COLUMNS_MAX_BYTES
+    if solo:
+        col_bytes = (3 if in_t.shape[3] % 4 else 2) * size   # TE_DSP_CONV_SOLO_BYTES
     args = f"{prefix}_packed, {bias}, &{prefix}_win, &{prefix}_q"
     out, source = ptr(op.outputs[0]), ptr(op.inputs[0])
     o = op.options
@@ -203,9 +209,9 @@ def _dsp_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, decls: str, bi
         return Lowered(decls, call, inplace_ok=True, scratch_bytes=col_bytes, grows_in_place=True)
     if inplace_kernel and out == source:
         ring = _align4(ring_bytes)
-        call = f"te_dsp_conv2d_inplace({out}, te_scratch, {args}, (int16_t *)(te_scratch + {ring}));"
+        call = f"te_dsp_conv2d_inplace({out}, te_scratch, {args}, (int16_t *)(te_scratch + {ring}), {int(solo)});"
         return Lowered(decls, call, inplace_ok=True, scratch_bytes=ring + col_bytes)
-    call = f"te_dsp_conv2d({out}, {source}, {args}, (int16_t *)te_scratch);"
+    call = f"te_dsp_conv2d({out}, {source}, {args}, (int16_t *)te_scratch, {int(solo)});"
     return Lowered(decls, call, inplace_ok=bool(inplace_kernel), scratch_bytes=col_bytes)
 
 
