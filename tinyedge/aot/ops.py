@@ -159,7 +159,7 @@ DSP_MAX_TAP_PAIRS = 16    # te_dsp.c's TE_DSP_MAX_TAP_PAIRS
 # Depthwise planes up to this size are widened whole (lines computed whole); larger ones a ring of rows.
 DSP_DEPTHWISE_PLANE_BYTES = 1024
 # Convolutions whose two im2col columns would take more scratch than this run one pixel at a time.
-DSP_TWO_COLUMNS_MAX_BYTES = 3072
+DSP_TWO_COLUMNS_MAX_BYTES = 2048
 
 
 def uses_dsp(ptr: PointerOf) -> bool:
