@@ -12,6 +12,7 @@ APT_PACKAGES=(
   qemu-system-arm
   gcc-avr avr-libc avrdude simavr libsimavr-dev libelf-dev arduino-core-avr
   clang libclang-rt-14-dev
+  ser2net
 )
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -32,6 +33,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "==> pip: installing tinyedge and its dependencies into .venv"
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+# onnx2tf (ONNX models in) pins exact TensorFlow, numpy and protobuf versions that would replace the
+# project's: install it, and tf-keras matching our TensorFlow, without their pins. The packages they
+# really import are tinyedge's own dependencies (pyproject.toml).
+.venv/bin/pip install -q --disable-pip-version-check --no-deps "onnx2tf==1.29.24" "tf-keras>=2.21,<2.22"
 
 if [ "${1:-}" = "--no-demo" ]; then
   exit 0

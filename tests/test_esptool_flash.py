@@ -212,3 +212,21 @@ def test_flash_through_a_serial_device_path(tmp_path):
     finally:
         mock.terminate()
         mock.wait(timeout=10)
+
+
+def test_an_esptool_older_than_the_api_the_flasher_drives_is_refused_in_one_sentence():
+    """attach_flash, run_stub and reset_chip came with esptool 5.0, logging through esp_pylib with 5.4."""
+    import importlib.metadata
+
+    tomllib = pytest.importorskip("tomllib")
+    from tinyedge.flashers.esptool import ESPTOOL_MINIMUM, require_esptool_version
+    from tinyedge.paths import PROJECT_ROOT
+
+    dependencies = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert "esptool>=5.4" in dependencies and ESPTOOL_MINIMUM == (5, 4)
+    require_esptool_version(importlib.metadata.version("esptool"))     # the one installed here passes
+    require_esptool_version("5.4.0")
+    for old in ("5.3.1", "4.8.1"):
+        with pytest.raises(TinyedgeError, match=rf"esptool {old} is installed but tinyedge needs 5.4 or newer: "
+                                                r"run `.* -m pip install 'esptool>=5.4'`\.$"):
+            require_esptool_version(old)

@@ -9,6 +9,7 @@ vendor tool must say how to install it. UF2 conversion is checked against the UF
 from __future__ import annotations
 
 import configparser
+import json
 import re
 import shutil
 import struct
@@ -76,7 +77,8 @@ def test_espidf_project_compiles_every_source_in_main(projects, key):
     names = {path.name for path in resolved}
     assert {"tinyedge_app_main.c", "port_espidf.c", "te_protocol.c", "te_main.c", "model_info.c"} <= names
     assert all((project / "main" / inc).is_dir() for inc in includes)
-    assert "PRIV_REQUIRES driver esp_timer" in main
+    # ESP-IDF v6's `driver` no longer re-exports the UART and USB Serial/JTAG drivers: name them (v5.3+).
+    assert "PRIV_REQUIRES esp_driver_uart esp_driver_usb_serial_jtag esp_timer\n" in main
     assert f"TE_BAUD={board.baud}u" in main and f"TE_PROTO_RX_BUFFER={board.rx_buffer_bytes}" in main
     assert "void app_main(void) { te_main(TE_BAUD); }" in (project / "main" / "tinyedge_app_main.c").read_text()
 
@@ -85,7 +87,7 @@ def test_espidf_manifest_pulls_esp_tflite_micro_only_for_the_tflm_runtime(projec
     board = get_board("esp32-devkitc")
     tflm = yaml.safe_load((projects["esp32-devkitc/tflm"] / "main" / "idf_component.yml").read_text())
     assert tflm["dependencies"]["espressif/esp-tflite-micro"] == board.tflm["version"]
-    assert tflm["dependencies"]["idf"].startswith(">=5")
+    assert tflm["dependencies"]["idf"] == ">=5.3", "the esp_driver_* components main requires came with v5.3"
     aot = yaml.safe_load((projects["esp32-s3-devkitc/aot"] / "main" / "idf_component.yml").read_text())
     assert list(aot["dependencies"]) == ["idf"]
 
@@ -98,8 +100,47 @@ def test_espidf_sdkconfig_defaults_give_the_protocol_the_uart(projects, key, tar
     assert config["CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ_240"] == "y"
     assert config["CONFIG_ESP_CONSOLE_NONE"] == "y" and config["CONFIG_ESP_CONSOLE_SECONDARY_NONE"] == "y"
     assert config[f"CONFIG_ESPTOOLPY_FLASHSIZE_{flash}"] == "y"
+    assert config["CONFIG_PARTITION_TABLE_CUSTOM"] == "y"
+    assert config["CONFIG_PARTITION_TABLE_CUSTOM_FILENAME"] == "partitions.csv"
+    assert "CONFIG_PARTITION_TABLE_SINGLE_APP_LARGE" not in config, "its factory partition is only 1,500 KiB"
     assert int(config["CONFIG_ESP_MAIN_TASK_STACK_SIZE"]) >= 8192
     assert config["CONFIG_ESP_TASK_WDT_INIT"] == "n"
+
+
+def partition_table(path: Path) -> list[tuple[str, str, str, int, int]]:
+    rows = [line.split(",") for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return [(name.strip(), kind.strip(), sub.strip(), int(offset, 0), int(size, 0))
+            for name, kind, sub, offset, size, *_ in rows]
+
+
+@pytest.mark.parametrize("key, chip_mib", [("esp32-devkitc/tflm", 4), ("esp32-s3-devkitc/aot", 8)])
+def test_espidf_factory_partition_is_the_flash_budget_inspect_checks(projects, sine_model, key, chip_mib):
+    """`inspect --board` and `idf.py build` (which fails an app larger than its partition) use one budget."""
+    board = get_board(key.split("/")[0])
+    table = partition_table(projects[key] / "partitions.csv")
+    apps = [row for row in table if row[1] == "app"]
+    assert [row[:3] for row in apps] == [("factory", "app", "factory")]
+    _, _, _, offset, size = apps[0]
+    assert offset == board.section("esptool")["offsets"]["app"] == 0x10000
+    assert size == board.flash_bytes and offset + size == chip_mib * 1024 * 1024, "the app gets the rest of the chip"
+    spans = sorted((row[3], row[3] + row[4]) for row in table)
+    assert spans[0][0] >= 0x9000 and all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
+
+    fit = json.loads(run_tinyedge("inspect", sine_model.int8, "--board", board.id, "--json").stdout)["board_fit"]
+    assert fit["flash_budget"] == size
+
+
+def test_an_esp32_profile_budgeting_the_whole_chip_is_refused_with_the_size_that_fits(sine_model, tmp_path):
+    from tinyedge.paths import boards_file
+
+    boards = yaml.safe_load(boards_file().read_text())
+    boards["boards"]["esp32-devkitc"]["flash_bytes"] = 4 * 1024 * 1024     # the chip, not the app partition
+    (tmp_path / "boards.yaml").write_text(yaml.safe_dump(boards))
+    result = run_tinyedge("generate", sine_model.int8, "--board", "esp32-devkitc", "--runtime", "aot",
+                          "-o", tmp_path / "esp32", env={"TINYEDGE_BOARDS": str(tmp_path / "boards.yaml")})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert "end within the 4MB chip: set flash_bytes to at most 4128768 in boards.yaml." in message
 
 
 def test_espidf_build_without_idf_says_how_to_install_it(projects):
@@ -107,6 +148,8 @@ def test_espidf_build_without_idf_says_how_to_install_it(projects):
     assert result.returncode == 1
     message = " ".join(result.stderr.split())
     assert "idf.py" in message and "install.sh" in message and ". ./export.sh" in message
+    assert re.search(r"git clone -b v\d+\.\d+(\.\d+)? --recursive https://github.com/espressif/esp-idf", message), \
+        "a release, not master"
     assert "Traceback" not in result.stderr
 
 
@@ -192,23 +235,93 @@ void yield(void);
 """
 
 
-@pytest.mark.parametrize("key, cpu, arch_define", [("arduino-nano-33-ble/aot", "cortex-m4", "ARDUINO_ARCH_MBED"),
-                                                   ("raspberry-pi-pico/aot", "cortex-m0plus", "ARDUINO_ARCH_RP2040")])
-def test_arduino_sources_compile_for_the_board_cpu(projects, key, cpu, arch_define, tmp_path):
+# Each framework's C/C++ dialect and warnings; our own sources are held to -Werror everywhere. ESP-IDF
+# v6 builds every component with plain -Werror (tools/cmake/build.cmake at v6.0; gnu2x is GCC 12's
+# name for its gnu23); arduino-cli and PlatformIO pass the user's warnings, "All" being -Wall -Wextra.
+ESP_IDF_V6_WARNINGS = ["-Wall", "-Werror", "-Wno-error=unused-function", "-Wno-error=unused-variable",
+                       "-Wno-error=unused-but-set-variable", "-Wno-error=deprecated-declarations", "-Wextra",
+                       "-Wno-error=extra", "-Wno-unused-parameter", "-Wno-sign-compare", "-Wno-enum-conversion"]
+FRAMEWORK_FLAGS = {
+    "espidf": (["-std=gnu2x"], ["-std=gnu++2b"], ESP_IDF_V6_WARNINGS),
+    "arduino": (["-std=gnu11"], ["-std=gnu++17"], ["-Wall", "-Wextra", "-Werror"]),
+    "platformio": (["-std=gnu17"], ["-std=gnu++17"], ["-Wall", "-Wextra", "-Werror"]),
+}
+ARCH_DEFINES = {"arduino-nano-33-ble": ["-DARDUINO_ARCH_MBED=1", "-DF_CPU=64000000UL"],
+                "raspberry-pi-pico": ["-DARDUINO_ARCH_RP2040=1", "-DF_CPU=133000000UL"]}
+CHIRALE_H_STAND_IN = "// Test fixture standing in for Chirale_TensorFlowLite.h, which is empty but for peripherals.h.\n#pragma once\n"
+
+
+def source_dir(project: Path) -> Path:
+    for relative in ("main", "firmware/src", "src"):
+        if (project / relative).is_dir():
+            return project / relative
+    raise AssertionError(f"no source folder in {project}")
+
+
+def compile_jobs(project: Path, board_id: str, stand_ins: Path, tflm: Path | None) -> list[list[str]]:
+    """One arm-none-eabi command per C/C++ file the framework would compile, with the project's own defines."""
+    board = get_board(board_id)
+    c_std, cxx_std, warnings = FRAMEWORK_FLAGS[board.framework]
+    src = source_dir(project)
+    cpu = list(board.cpu_flags) or ["-mcpu=cortex-m4", "-mthumb"]     # Xtensa LX6/LX7: a 32-bit stand-in
+    includes = [f"-I{src}", f"-I{stand_ins}"]
+    if tflm is not None:
+        from tinyedge.tflm import include_dirs
+        # ESP-IDF hands main the TFLM component's folders as plain -I, so its -Werror covers TFLM's headers;
+        # under arduino-cli and PlatformIO they are a library's, whose warnings never fail a build.
+        flag = "-I" if board.framework == "espidf" else "-isystem"
+        includes += [f"{flag}{d}" for d in include_dirs(tflm)]
+    common = [*cpu, "-O2", "-c", "-o", "/dev/null", *warnings, *includes, *ARCH_DEFINES.get(board_id, []),
+              *(f"-D{name}={value}" for name, value in project_defines(project).items())]
+    jobs = []
+    for path in sorted(src.iterdir()):
+        if path.name == "port_espidf.c":
+            continue        # needs ESP-IDF's own headers: compiled by hand against v5.3 and v6.0
+        if path.suffix == ".c":
+            jobs.append(["arm-none-eabi-gcc", *c_std, *common, str(path)])
+        elif path.suffix in (".cc", ".cpp"):
+            jobs.append(["arm-none-eabi-g++", *cxx_std, "-fno-exceptions", "-fno-rtti", *common, str(path)])
+    if board.framework == "arduino":
+        jobs.append(["arm-none-eabi-g++", *cxx_std, *common, "-x", "c++", "-include", "Arduino.h",
+                     str(project / "firmware" / "firmware.ino")])
+    return jobs
+
+
+@pytest.mark.parametrize("key", ["esp32-devkitc/tflm", "esp32-s3-devkitc/aot", "arduino-nano-33-ble/tflm",
+                                 "arduino-nano-33-ble/aot", "raspberry-pi-pico/tflm", "raspberry-pi-pico/aot"])
+def test_generated_sources_compile_with_werror_on_a_stand_in_arm_toolchain(projects, key, tmp_path):
+    """Every source of ours a generated project holds (port, protocol, model info, AOT model and kernels, TFLM
+    glue), compiled with the project's own defines and its framework's flags under -Werror. Debian's Arm GCC
+    stands in for the boards' compilers (Xtensa ones too); Arduino.h and Chirale_TensorFlowLite.h are stand-ins;
+    a TFLM tree (TINYEDGE_TFLM_DIR) stands in for the TFLM library the framework brings. A define given twice,
+    like TE_ARENA_BYTES once was (-D and te_model.h), fails here rather than under ESP-IDF v6."""
     require_tools("arm-none-eabi-gcc", "arm-none-eabi-g++")
-    project = projects[key]
-    src = project / ("firmware/src" if key.startswith("arduino") else "src")
+    board_id, runtime = key.split("/")
+    tflm = None
+    if runtime == "tflm":
+        from conftest import tflm_tree
+        tflm = tflm_tree()
+        if tflm is None:
+            pytest.skip("the tflm glue needs TFLM's headers: set TINYEDGE_TFLM_DIR to a TFLM tree")
     (tmp_path / "Arduino.h").write_text(ARDUINO_H_STAND_IN)
-    common = [f"-mcpu={cpu}", "-mthumb", "-fsyntax-only", f"-D{arch_define}=1", "-DF_CPU=64000000UL",
-              "-DTE_PROTO_RX_BUFFER=256", "-DTE_BAUD=115200u", f"-I{tmp_path}", f"-I{src}"]
-    strict = ["-Wall", "-Wextra", "-Werror"]
-    entry = project / "firmware" / "firmware.ino" if key.startswith("arduino") else src / "main.cpp"
-    jobs = [["arm-none-eabi-g++", *common, *strict, "-x", "c++", "-include", "Arduino.h", str(entry)],
-            ["arm-none-eabi-g++", *common, *strict, str(src / "port_arduino.cpp")]]
-    jobs += [["arm-none-eabi-gcc", "-std=c99", *common, str(c)] for c in sorted(src.glob("*.c"))]
+    (tmp_path / "Chirale_TensorFlowLite.h").write_text(CHIRALE_H_STAND_IN)
+    jobs = compile_jobs(projects[key], board_id, tmp_path, tflm)
+    compiled = {Path(job[-1]).name for job in jobs}
+    assert {"te_protocol.c", "te_main.c", "model_info.c"} <= compiled
+    assert ({"te_model.c", "te_kernels.c"} <= compiled) == (runtime == "aot")
+    assert ({"te_tflm_runtime.cc", "te_tflm_ops.cc", "te_tflm_model_data.cc"} <= compiled) == (runtime == "tflm")
+    assert ("port_arduino.cpp" in compiled) == (not board_id.startswith("esp32"))
     for command in jobs:
-        done = subprocess.run(command, capture_output=True, text=True, cwd=project)
+        done = subprocess.run(command, capture_output=True, text=True, cwd=projects[key])
         assert done.returncode == 0, f"{' '.join(command)}\n{done.stderr}"
+        assert "warning" not in done.stderr, done.stderr
+
+
+def test_only_the_runtime_defines_the_arena_size(projects):
+    """te_model.h writes `#define TE_ARENA_BYTES`: a -D of the same name from the build files is a redefinition."""
+    for key, project in projects.items():
+        assert not any(name.startswith("TE_ARENA") for name in project_defines(project)), key
+    assert "#define TE_ARENA_BYTES" in (projects["raspberry-pi-pico/aot"] / "src" / "te_model.h").read_text()
 
 
 # --- PlatformIO --------------------------------------------------------------------------------
@@ -228,12 +341,53 @@ def test_platformio_ini_comes_from_the_board_profile(projects):
     flags = env["build_flags"].split()
     assert {"-DTE_BAUD=115200u", "-DTE_PROTO_RX_BUFFER=256", "-DTF_LITE_STATIC_MEMORY=1", "-Isrc"} <= set(flags)
     main = (projects["raspberry-pi-pico/tflm"] / "src" / "main.cpp").read_text()
-    assert "te_setup(115200u);" in main and "te_protocol_poll();" in main and "#include <TensorFlowLite.h>" in main
+    assert "te_setup(115200u);" in main and "te_protocol_poll();" in main
+    assert "#include <Chirale_TensorFlowLite.h>" in main
 
     aot = configparser.ConfigParser()
     aot.read(projects["raspberry-pi-pico/aot"] / "platformio.ini")
     assert "lib_deps" not in aot["env:raspberry-pi-pico"]
     assert not list(projects["raspberry-pi-pico/aot"].glob("aot")), "runtime sources were moved into src/"
+
+
+def test_the_pico_takes_a_tflm_library_that_builds_for_rp2040(projects):
+    """Not tflite-micro-arduino-examples: archived, and its peripherals.h stops any board but the Nano 33 BLE.
+    Chirale's library has no board check; it lists no rp2040 architecture, which PlatformIO's `soft`
+    compatibility mode does not hold against it (only `strict` checks platforms)."""
+    ini = configparser.ConfigParser()
+    ini.read(projects["raspberry-pi-pico/tflm"] / "platformio.ini")
+    env = ini["env:raspberry-pi-pico"]
+    assert env["lib_deps"].split() == ["https://github.com/spaziochirale/Chirale_TensorFlowLite.git#v2.0.0"]
+    assert env["lib_compat_mode"] == "soft"
+    assert "tflite-micro-arduino-examples" not in (projects["raspberry-pi-pico/tflm"] / "platformio.ini").read_text()
+
+
+def project_defines(project: Path) -> dict[str, str]:
+    """The -D defines a generated project compiles its sources with, read from its own build files."""
+    if (project / "arduino_build.json").is_file():
+        return json.loads((project / "arduino_build.json").read_text())["defines"]
+    if (project / "platformio.ini").is_file():
+        ini = configparser.ConfigParser()
+        ini.read(project / "platformio.ini")
+        flags = ini[f"env:{ini['platformio']['default_envs']}"]["build_flags"].split()
+        return dict(flag[2:].split("=", 1) for flag in flags if flag.startswith("-D"))
+    block = re.search(r"target_compile_definitions\(\$\{COMPONENT_LIB\} PRIVATE(.*?)\)",
+                      (project / "main" / "CMakeLists.txt").read_text(), re.DOTALL)
+    return dict(line.strip().split("=", 1) for line in block.group(1).splitlines() if line.strip())
+
+
+@pytest.mark.parametrize("key", ["arduino-nano-33-ble/tflm", "raspberry-pi-pico/tflm"])
+def test_tflm_on_arduino_cores_is_built_without_error_strings(projects, key):
+    """Chirale's DebugLog prints on `Serial`, the protocol's port: `--fit-arena`'s deliberate "Failed to
+    allocate" must never reach it. The define goes to every compilation unit, the library's included."""
+    assert project_defines(projects[key])["TF_LITE_STRIP_ERROR_STRINGS"] == "1"
+    assert "TF_LITE_STRIP_ERROR_STRINGS" not in project_defines(projects[key.replace("tflm", "aot")])
+
+
+def test_tflm_under_esp_idf_keeps_its_error_strings_on_the_silenced_console(projects):
+    """esp-tflite-micro's DebugLog writes to stderr, and CONFIG_ESP_CONSOLE_NONE sends that nowhere."""
+    assert "TF_LITE_STRIP_ERROR_STRINGS" not in project_defines(projects["esp32-devkitc/tflm"])
+    assert sdkconfig(projects["esp32-devkitc/tflm"] / "sdkconfig.defaults")["CONFIG_ESP_CONSOLE_NONE"] == "y"
 
 
 def test_platformio_build_without_pio_says_how_to_install_it(projects):
@@ -395,13 +549,32 @@ def test_a_failing_uploader_is_a_device_error_with_its_last_words(tmp_path):
                           tmp_path, "bossac", None)
 
 
-@pytest.mark.parametrize("flasher, needle", [("arduino-cli", "install.sh"), ("bossac", "apt-get install bossa-cli")])
-def test_upload_without_the_uploader_says_how_to_install_it(projects, flasher, needle, monkeypatch):
+@pytest.mark.parametrize("flasher, needle", [
+    ("arduino-cli", "install.sh"),
+    # Debian's bossa-cli is upstream BOSSA 1.9.1, which cannot flash the nRF52840: the hint names Arduino's fork.
+    ("bossac", "install Arduino's bossac 1.9.1-arduino2 with `arduino-cli core install arduino:mbed_nano`"),
+])
+def test_upload_without_the_uploader_says_how_to_install_it(projects, flasher, needle, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr("tinyedge.flashers.bossac.ARDUINO_TOOLS", tmp_path / "no-arduino15")
     project = Project.load(projects["arduino-nano-33-ble/aot"])
     with pytest.raises(TinyedgeError, match=re.escape(needle)):
         with get_flasher(flasher).flash(project, "/dev/ttyACM0"):
             pass
+
+
+def test_bossac_is_arduinos_fork_where_arduino_cli_installs_it(projects, monkeypatch, tmp_path):
+    tools = tmp_path / ".arduino15" / "packages" / "arduino" / "tools" / "bossac"
+    fork = tools / "1.9.1-arduino2" / "bossac"
+    fork.parent.mkdir(parents=True)
+    fork.write_text("#!/bin/sh\necho 'Basic Open Source SAM-BA Application (BOSSA) Version 1.9.1-arduino2'\n")
+    fork.chmod(0o755)
+    monkeypatch.setattr("tinyedge.flashers.bossac.ARDUINO_TOOLS", tools)
+    board = get_board("arduino-nano-33-ble")
+    tool = get_flasher("bossac").tools(board)[0]
+    assert tool.command == str(fork)
+    from tinyedge.frameworks.mcu_support import tool_version
+    assert tool_version(tool).endswith("1.9.1-arduino2")
 
 
 def test_an_esp32_profile_on_the_arduino_core_renders_a_sketch(sine_model, tmp_path, monkeypatch):

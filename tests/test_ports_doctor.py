@@ -56,8 +56,9 @@ def test_find_board_port_on_this_machine_finds_no_nano():
 
 def test_usb_ids_shared_by_several_profiles_list_them_all():
     boards = load_boards()
-    assert set(boards_for_usb_id("10C4:EA60", boards)) == {"esp32-devkitc", "esp32-s3-devkitc"}
-    assert set(boards_for_usb_id("1a86:7523", boards)) == {"esp32-devkitc", "arduino-uno"}
+    assert set(boards_for_usb_id("10C4:EA60", boards)) == {"esp32-devkitc", "esp32-s3-devkitc", "esp32-micropython",
+                                                           "esp32-s3-micropython"}
+    assert set(boards_for_usb_id("1a86:7523", boards)) == {"esp32-devkitc", "arduino-uno", "esp32-micropython"}
     assert boards_for_usb_id(None, boards) == ()
 
 

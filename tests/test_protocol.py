@@ -15,6 +15,7 @@ from tinyedge.protocol import (
     DTYPES,
     DeviceInfo,
     FrameError,
+    MSG_PING,
     FrameSplitter,
     TensorInfo,
     crc32,
@@ -165,3 +166,19 @@ def test_frame_crc_is_little_endian_over_type_seq_and_body():
     raw = rcobs_decode(wire[:-1])
     assert raw[:4] == b"\x04\x09\x01\x02"
     assert struct.unpack("<I", raw[4:])[0] == zlib.crc32(b"\x04\x09\x01\x02")
+
+
+def test_the_link_counters_are_the_reports_contract():
+    from tinyedge.protocol import LinkStats
+
+    assert list(LinkStats().as_dict()) == ["retries", "crc_errors", "resyncs", "timeouts"]
+
+
+def test_a_frame_whose_end_was_lost_can_be_dropped_before_the_next_one():
+    splitter = FrameSplitter()
+    splitter.feed(encode_frame(MSG_PING, 1)[:5])
+    assert splitter.pending
+    splitter.drop_pending()
+    splitter.feed(b"\x00" + encode_frame(MSG_PING, 2))
+    assert not splitter.pending
+    assert [decode_frame(f).seq for f in splitter.frames] == [2]

@@ -13,9 +13,9 @@ import yaml
 from tinyedge.errors import TinyedgeError
 from tinyedge.paths import boards_file
 
-FRAMEWORKS = ("host", "baremetal", "espidf", "arduino", "platformio", "avr")
-FLASHERS = ("host", "qemu", "esptool", "arduino-cli", "bossac", "uf2", "avrdude")
-RUNTIMES = ("tflm", "aot")
+FRAMEWORKS = ("host", "baremetal", "espidf", "arduino", "platformio", "avr", "micropython")
+FLASHERS = ("host", "qemu", "esptool", "arduino-cli", "bossac", "uf2", "avrdude", "mpremote")
+RUNTIMES = ("tflm", "aot", "viper")
 TFLM_SOURCES = ("tree", "component", "arduino-library", "lib_deps", "none")
 USB_ID = re.compile(r"^[0-9A-Fa-f]{4}:[0-9A-Fa-f]{4}$")
 

@@ -77,14 +77,29 @@ def flash_progress():
         yield progress
 
 
+def place_option():
+    return typer.Option(None, "--place", help="A labgrid place to acquire for this command; its NetworkSerialPort is the port.")
+
+
+def coordinator_option():
+    return typer.Option(None, "--coordinator", help="labgrid coordinator HOST:PORT for --place (default: $LG_COORDINATOR, else 127.0.0.1:20408).")
+
+
+def held_port(port: Optional[str], place: Optional[str], coordinator: Optional[str]):
+    """--port as given, or the serial URL of the --place held (and released) around the command."""
+    from tinyedge.places import port_or_place
+
+    return port_or_place(port, place, coordinator, say=lambda line: err_console.print(f"[dim]{line}[/]", highlight=False))
+
+
 # --- model commands: quantize / emit / inspect / boards (lead) ---
 
 
 @app.command()
 @user_errors
 def quantize(
-    model: Path = typer.Argument(..., help="Keras .keras/.h5 file or SavedModel directory."),
-    calibration: Path = typer.Option(..., "--calibration", help="Calibration inputs, .npy of shape (N, *input_shape)."),
+    model: Path = typer.Argument(..., help="Keras .keras/.h5 file, SavedModel directory or .onnx file."),
+    calibration: Path = typer.Option(..., "--calibration", help="Calibration inputs, .npy of shape (N, *input_shape) (ONNX: NCHW or NHWC)."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the full-int8 .tflite."),
     eval_data: Optional[Path] = typer.Option(None, "--eval", help="Evaluation inputs .npy (default: hold out 20 % of the calibration data)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Labels for the evaluation inputs: class indices, one-hot or regression targets."),
@@ -152,6 +167,33 @@ def inspect(
             f"the model does not fit {fit.board}: it needs {kib(fit.flash_needed)} of flash (budget {kib(fit.flash_budget)}) "
             f"and {kib(fit.ram_needed)} of RAM (budget {kib(fit.ram_budget)}); shrink the model or pick a larger board."
         )
+
+
+@app.command()
+@user_errors
+def shrink(
+    model: Path = typer.Argument(..., help="The float Keras .keras/.h5 classifier."),
+    data: Path = typer.Option(..., "--data", help="Training inputs .npy (a fifth is held out for the accuracy figures)."),
+    labels: Path = typer.Option(..., "--labels", help="Their class labels .npy: indices or one-hot."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the narrower .keras model."),
+    board: Optional[str] = typer.Option(None, "--board", help="Narrow until the int8 model fits this board's flash and RAM."),
+    keep: Optional[float] = typer.Option(None, "--keep", help="Or narrow every hidden Conv/Dense layer to this fraction of its width."),
+    epochs: int = typer.Option(3, "--epochs", help="Distillation epochs against the original model."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
+) -> None:
+    """Fit a model to a board: narrow its layers (L1 norm), distil from the original, report before/after."""
+    from tinyedge.quantize import load_array
+    from tinyedge.render import shrink_table
+    from tinyedge.shrink import shrink_model
+
+    x, y = load_array(data, "training data"), load_array(labels, "labels")
+    with err_console.status("shrinking") as status:
+        report = shrink_model(model, x, y, output, board=board, keep=keep, epochs=epochs,
+                              progress=lambda message: err_console.print(f"[dim]{message}[/]", highlight=False))
+        status.stop()
+    console.print(shrink_table(report))
+    if json_out:
+        json_out.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
 
 
 boards_app = typer.Typer(help="List board profiles, or show one.", no_args_is_help=False)
@@ -223,6 +265,9 @@ def flash(
     project_dir: Path = typer.Argument(..., metavar="DIR", help="A built project."),
     port: Optional[str] = typer.Option(None, "--port", help="Serial port (default: auto-detected by USB id)."),
     icount: bool = typer.Option(False, "--icount", help="QEMU: count instructions (-icount shift=0) for deterministic cycle figures."),
+    place: Optional[str] = place_option(),
+    coordinator: Optional[str] = coordinator_option(),
+    firmware: Optional[Path] = typer.Option(None, "--firmware", help="MicroPython boards: install MicroPython from this file first."),
 ) -> None:
     """Flash the firmware; an emulated board keeps running here, printing its URL, until Ctrl-C."""
     import time
@@ -232,9 +277,10 @@ def flash(
     from tinyedge.flashers import get_flasher
 
     project = load_built_project(project_dir)
-    emulated = is_emulated(get_flasher(project.board.flasher), project, port)
 
-    with flash_progress() as progress, flash_project(project_dir, port, progress, icount=icount or None) as url:
+    with held_port(port, place, coordinator) as port, flash_progress() as progress, \
+            flash_project(project_dir, port, progress, icount=icount or None, firmware=firmware) as url:
+        emulated = is_emulated(get_flasher(project.board.flasher), project, port)
         if not emulated:
             console.print(f"flashed {project.board.name}: the firmware answers on [bold]{url}[/]")
             return
@@ -257,7 +303,7 @@ def validation_progress(console_: Console):
 def run_validation(port: str, model: Path, data: Path, labels: Optional[Path], float_model: Optional[Path],
                    tolerance_lsb: int, json_out: Optional[Path], junit_out: Optional[Path], journal: Optional[Path],
                    resume: bool, plot: Optional[Path], baud: Optional[int] = None,
-                   extra: Optional[dict[str, Any]] = None) -> None:
+                   extra: Optional[dict[str, Any]] = None, timeout: Optional[float] = None) -> None:
     """Shared by `validate` and `deploy`: run, print the table, write the rig outputs, set the exit code."""
     import time
 
@@ -277,7 +323,8 @@ def run_validation(port: str, model: Path, data: Path, labels: Optional[Path], f
             elapsed = max(time.monotonic() - started, 1e-6)
             bar.update(task, completed=done, total=total, rate=f"{done / elapsed:.1f} samples/s")
 
-        report = run(port, model, arrays, label_array, float_model, tolerance_lsb, journal, resume, baud, progress)
+        report = run(port, model, arrays, label_array, float_model, tolerance_lsb, journal, resume, baud, progress,
+                     timeout=timeout)
     seconds = time.monotonic() - started
     report.extra.update(extra or {})
     console.print(validation_table(report))
@@ -300,7 +347,7 @@ def run_validation(port: str, model: Path, data: Path, labels: Optional[Path], f
 @app.command()
 @user_errors
 def validate(
-    port: str = typer.Option(..., "--port", help="Serial port: a path, socket://host:port or rfc2217://host:port."),
+    port: Optional[str] = typer.Option(None, "--port", help="Serial port: a path, socket://host:port or rfc2217://host:port."),
     model: Path = typer.Option(..., "--model", help="The .tflite the board runs."),
     data: Path = typer.Option(..., "--data", help="Inputs .npy, float (quantized with the model's input scale) or int8."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Class labels for accuracy."),
@@ -311,16 +358,29 @@ def validate(
     journal: Optional[Path] = typer.Option(None, "--journal", help="JSONL file results are appended to as they arrive."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its journal."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Save a PNG of the |Δ| and latency histograms."),
-    baud: Optional[int] = typer.Option(None, "--baud", help="Baud rate (default 115200)."),
+    baud: Optional[int] = typer.Option(None, "--baud", help="Baud rate (default: the --board profile's, else 115200)."),
+    board: Optional[str] = typer.Option(None, "--board", help="Board id from `tinyedge boards`: its profile's baud rate."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds to wait for each reply (default: 5, and for "
+                                            "an inference what the model's MACs take at the board's clock)."),
+    place: Optional[str] = place_option(),
+    coordinator: Optional[str] = coordinator_option(),
 ) -> None:
     """Run the test inputs on the board and compare with the host reference, bit for bit."""
-    run_validation(port, model, data, labels, float_model, tolerance_lsb, json_out, junit_out, journal, resume, plot, baud)
+    if not port and not place:
+        raise TinyedgeError("validate needs the board: give --port (a path or URL) or --place (a labgrid place).")
+    if board and not baud:
+        from tinyedge.boards import get_board
+
+        baud = get_board(board).baud
+    with held_port(port, place, coordinator) as port:
+        run_validation(port, model, data, labels, float_model, tolerance_lsb, json_out, junit_out, journal, resume, plot, baud,
+                       timeout=timeout)
 
 
 @app.command()
 @user_errors
 def deploy(
-    model: Path = typer.Argument(..., help="A .tflite, or a float Keras .keras/.h5 / SavedModel (then give --calibration)."),
+    model: Path = typer.Argument(..., help="A .tflite, or a float Keras .keras/.h5 / SavedModel / .onnx (then give --calibration)."),
     board: str = typer.Option("qemu-cortex-m4", "--board", help="Board id from `tinyedge boards`."),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Calibration inputs .npy, to quantize a float model."),
     data: Optional[Path] = typer.Option(None, "--data", help="Validation inputs .npy (default: the calibration data)."),
@@ -335,27 +395,39 @@ def deploy(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the validation report as JSON."),
     junit_out: Optional[Path] = typer.Option(None, "--junit", help="Write a JUnit XML report."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Save a PNG of the |Δ| and latency histograms."),
+    place: Optional[str] = place_option(),
+    coordinator: Optional[str] = coordinator_option(),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds to wait for each reply (default: 5, and for "
+                                            "an inference what the model's MACs take at the board's clock)."),
+    firmware: Optional[Path] = typer.Option(None, "--firmware", help="MicroPython boards: install MicroPython from this file first."),
 ) -> None:
     """Quantize, emit, generate, build, flash and validate, in one command."""
     import time
 
-    from tinyedge.deploy import DeployPlan, deploy as run_deploy
+    from tinyedge.deploy import DeployPlan, board_inputs, deploy as run_deploy
 
     validation_data = data or calibration
     if validation_data is None:
         raise TinyedgeError("deploy validates on the board: give --data X.npy (or --calibration, which is used when --data is absent).")
     out = out_dir or Path("tinyedge-out") / f"{model.stem}-{board}"
-    plan = DeployPlan(model, board, out, calibration, data, labels, runtime, port, tflm_dir, arena_kb, fit_arena)
+    plan = DeployPlan(model, board, out, calibration, data, labels, runtime, port, tflm_dir, arena_kb, fit_arena,
+                      firmware)
     started = time.monotonic()
 
     def step(name: str, message: str) -> None:
         console.print(f"[green]✔[/] [bold]{name:<9}[/] {message}  [dim]({time.monotonic() - started:.1f} s)[/]", highlight=False)
 
     float_model = model if labels and result_is_float(model) else None
-    with flash_progress() as progress, run_deploy(plan, step, console, progress) as result:
+    board_data, layout = board_inputs(model, validation_data, out)
+    with held_port(port, place, coordinator) as plan.port, flash_progress() as progress, \
+            run_deploy(plan, step, console, progress) as result:
         fitted = {"arena_fitted_bytes": result.fitted_arena, "arena_built_bytes": result.arena_with_margin} if fit_arena else {}
-        run_validation(result.port, result.tflite, validation_data, labels, float_model, tolerance_lsb,
-                       json_out, junit_out, out / "validate.jsonl", False, plot, extra=fitted)
+        if layout:
+            fitted["input_layout"] = layout
+            step("layout", f"the board is fed {layout}")
+        run_validation(result.port, result.tflite, board_data, labels, float_model, tolerance_lsb,
+                       json_out, junit_out, out / "validate.jsonl", False, plot, baud=result.baud, extra=fitted,
+                       timeout=timeout)
 
 
 def result_is_float(model: Path) -> bool:

@@ -27,14 +27,20 @@ def is_emulated(flasher: Flasher, project: Project, port: str | None) -> bool:
 
 @contextmanager
 def flash(project_dir: Path, port: str | None = None, progress: ProgressCallback | None = None,
-          icount: bool | None = None) -> Iterator[str]:
+          icount: bool | None = None, firmware: Path | None = None) -> Iterator[str]:
     """Flash the project's firmware; the context yields the URL to open with pyserial and stops any
     emulator it started on exit. `icount` (QEMU only) runs the guest with `-icount shift=0`, so cycle
-    figures are deterministic instruction counts (default: $TINYEDGE_QEMU_ICOUNT)."""
+    figures are deterministic instruction counts (default: $TINYEDGE_QEMU_ICOUNT). `firmware`
+    (MicroPython boards only) installs MicroPython from that file first."""
     project = load_built_project(Path(project_dir))
     flasher = get_flasher(project.board.flasher)
     if icount and project.board.flasher != "qemu":
         raise TinyedgeError(f"--icount only applies to QEMU-emulated boards, not {project.board.id}: drop it.")
     options = {"icount": icount} if project.board.flasher == "qemu" else {}
+    if firmware is not None:
+        if project.board.flasher != "mpremote":
+            raise TinyedgeError(f"--firmware installs MicroPython on MicroPython boards, not on {project.board.id}: "
+                                "drop it.")
+        options["firmware"] = Path(firmware)
     with flasher.flash(project, port, progress, **options) as url:
         yield url

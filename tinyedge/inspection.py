@@ -63,6 +63,8 @@ class ModelSummary:
     arena_bytes_host: int
     arena_note: str = HOST_ARENA_NOTE
     board_fit: BoardFit | None = None
+    zero_weights: float = 0.0
+    zeros_note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,23 +102,51 @@ def board_fit(model: TfliteModel, board: Board, arena_bytes: int) -> BoardFit:
         flash_needed, ram_needed = len(model.data) + TFLM_CODE_ESTIMATE, arena_bytes
         basis = f"model bytes + ~{TFLM_CODE_ESTIMATE // 1024} KB of TFLM code; host-measured arena"
     else:
-        weights = sum(t.nbytes for t in model.tensors if t.is_constant)
-        flash_needed = weights + AOT_CODE_ESTIMATE
-        ram_needed = _aot_arena(model, fallback=arena_bytes)
-        basis = f"constant bytes + ~{AOT_CODE_ESTIMATE // 1024} KB of AOT code; AOT memory plan"
+        flash_needed, ram_needed, basis = _aot_needs(model, board, fallback_arena=arena_bytes)
     fits = not board.is_budgeted or (flash_needed <= board.flash_bytes and ram_needed <= board.ram_bytes)
     return BoardFit(board.id, runtime, flash_needed, board.flash_bytes, ram_needed, board.ram_bytes, fits, basis)
 
 
-def _aot_arena(model: TfliteModel, fallback: int) -> int:
+def _aot_needs(model: TfliteModel, board: Board, fallback_arena: int) -> tuple[int, int, str]:
+    """Flash and RAM of the AOT firmware, as `tinyedge generate` checks them: the memory plan and
+    constants plus the framework's firmware allowance (the host arena when the AOT compiler refuses the model)."""
+    from tinyedge.aot.compiler import compile_model
+    from tinyedge.errors import TinyedgeError
+    from tinyedge.generate import ALLOWANCES, DEFAULT_ALLOWANCE
+
+    allowance = ALLOWANCES.get(board.framework, DEFAULT_ALLOWANCE)
     try:
-        from tinyedge.aot.compiler import compile_model
-    except ImportError:
-        return fallback
-    try:
-        return int(compile_model(model).arena_bytes)
-    except Exception:
-        return fallback
+        stats = compile_model(model, progmem=board.arch.startswith("avr")).stats
+    except TinyedgeError:
+        weights = sum(t.nbytes for t in model.tensors if t.is_constant)
+        return (weights + AOT_CODE_ESTIMATE, fallback_arena,
+                f"constant bytes + ~{AOT_CODE_ESTIMATE // 1024} KB of AOT code; host-measured arena")
+    return (stats.constant_bytes + allowance.flash_bytes, stats.ram_bytes + allowance.ram_bytes,
+            f"AOT constants and memory plan + about {allowance.flash_bytes:,} B flash / {allowance.ram_bytes:,} B RAM "
+            "of firmware (as `tinyedge generate` checks)")
+
+
+# From this share of zero weights on, `inspect` says what zeros (magnitude pruning) do not buy.
+ZEROS_NOTE_FROM = 0.05
+
+
+def zero_weight_fraction(model: TfliteModel) -> float:
+    """The share of zeros among the weights of convolutions and dense layers."""
+    zeros = total = 0
+    for op in model.operators:
+        if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
+            weights = model.tensors[op.inputs[1]].data
+            if weights is not None:
+                zeros += int(np.count_nonzero(weights == 0))
+                total += int(weights.size)
+    return zeros / total if total else 0.0
+
+
+def zeros_note(fraction: float) -> str | None:
+    if fraction < ZEROS_NOTE_FROM:
+        return None
+    return (f"{fraction:.0%} of the weights are zeros, which save neither flash nor time on TFLM or the AOT runtime "
+            "(both store and multiply dense arrays): narrow the layers with `tinyedge shrink` instead.")
 
 
 def inspect_model(path: str | Path, board_id: str | None = None) -> ModelSummary:
@@ -139,4 +169,6 @@ def inspect_model(path: str | Path, board_id: str | None = None) -> ModelSummary
         not_full_int8_because=model.full_int8_problems(),
         arena_bytes_host=arena,
         board_fit=board_fit(model, board, arena) if board else None,
+        zero_weights=zero_weight_fraction(model),
+        zeros_note=zeros_note(zero_weight_fraction(model)),
     )

@@ -90,6 +90,24 @@ def is_device_path(port: str) -> bool:
     return "://" not in port
 
 
+def is_rfc2217(url: str) -> bool:
+    return url.lower().startswith("rfc2217://")
+
+
+def with_rfc2217_defaults(url: str) -> str:
+    """An rfc2217:// URL with `ign_set_control`, which lab servers (ser2net, labgrid's exporter) need
+    because they do not answer every SET_CONTROL; other URLs unchanged."""
+    if not is_rfc2217(url) or "ign_set_control" in url.partition("?")[2].split("&"):
+        return url
+    return f"{url}{'&' if '?' in url else '?'}ign_set_control"
+
+
+def open_options(url: str) -> dict[str, object]:
+    """Extra pyserial options for opening `url`: a write timeout, except over RFC 2217, whose pyserial
+    implementation refuses one (pyserial#412)."""
+    return {} if is_rfc2217(url) else {"write_timeout": 30}
+
+
 def wait_for_port(device: str, timeout_s: float = 10.0, poll_s: float = 0.1) -> bool:
     """Wait until a device path exists again (after a reset that re-enumerates USB). URLs count as present."""
     if not is_device_path(device) or os.name == "nt":

@@ -1,9 +1,11 @@
 """The host side of tinyedge's serial protocol (docs/protocol.md; device side: firmware/protocol/).
 
-Every frame, both ways, is rCOBS(type, seq, body, CRC-32 little-endian) followed by a 0x00 byte.
+Every frame, both ways, is 0x00, rCOBS(type, seq, body, CRC-32 little-endian), 0x00.
 The host sends one request at a time and waits for its reply (stop and wait), so a device whose
 UART receive buffer holds one request frame never overruns. Inputs larger than the device's
 announced chunk travel as WRITE frames, each acknowledged, and the last chunk rides in INFER.
+A lost or corrupted reply is asked for again with the same request; the device answers a repeated
+INFER from the outputs it computed. What the link did is counted in `Device.link`.
 """
 
 from __future__ import annotations
@@ -78,6 +80,20 @@ NO_MICROS = 0xFFFFFFFF
 # After an unreadable frame, retransmit once the line has been quiet this long.
 QUIET_GAP_S = 0.2
 READ_SLICE_S = 0.05
+
+# Attempts per request when frames come back corrupted (cheap: each is noticed at once), on top of
+# the `retries` a silent device gets (each costs a whole timeout).
+CORRUPTION_RETRIES = 12
+# Chunks shrink (halve, down to this) after a corrupted exchange and grow back (double) after this
+# many clean ones in a row: on a noisy line a short frame is far likelier to arrive whole.
+MIN_CHUNK = 16
+CLEAN_BEFORE_GROWING = 8
+
+# The INFER timeout budgets this many cycles per multiply-accumulate at the board's clock (generous:
+# TFLM's reference kernels take ~10-30 on a Cortex-M4, an AVR more, and QEMU runs at the host's pace),
+# plus 11 bit times per byte on the wire at the link's baud rate.
+CYCLES_PER_MAC = 100
+BITS_PER_BYTE = 11
 
 
 class FrameError(ValueError):
@@ -219,6 +235,22 @@ class FrameSplitter:
         if len(self._partial) > self.MAX_PENDING:
             del self._partial[: -self.MAX_PENDING]
 
+    @property
+    def pending(self) -> bool:
+        """Bytes of a frame whose delimiter has not arrived yet."""
+        return bool(self._partial)
+
+    def drop_pending(self) -> None:
+        self._partial.clear()
+
+
+def infer_timeout(base: float, macs: int, clock_hz: int, wire_bytes: int = 0, baud: int = 115200) -> float:
+    """How long to wait for an INFER reply: `base` plus the model's compute time budgeted at
+    CYCLES_PER_MAC cycles per MAC on a `clock_hz` board, plus the time its bytes take on the wire."""
+    compute = macs * CYCLES_PER_MAC / clock_hz if clock_hz > 0 else 0.0
+    wire = wire_bytes * BITS_PER_BYTE / baud if baud > 0 else 0.0
+    return base + compute + wire
+
 
 def request_wire_bytes(chunk: int) -> int:
     """Worst-case bytes on the wire for a WRITE/INFER frame carrying `chunk` input bytes,
@@ -330,6 +362,23 @@ def encode_info(info: DeviceInfo) -> bytes:
 
 # ---- the device ----
 
+@dataclass
+class LinkStats:
+    """What the link did during a session (the report's `link`)."""
+    retries: int = 0      # requests sent again (a NAK, a corrupted or missing reply)
+    crc_errors: int = 0   # frames that failed their check: NAKed by the device or unreadable here
+    resyncs: int = 0      # operations redone from their first chunk (the device reset or lost its input)
+    timeouts: int = 0     # attempts that got no answer within the timeout
+
+    def as_dict(self) -> dict[str, int]:
+        return {"retries": self.retries, "crc_errors": self.crc_errors, "resyncs": self.resyncs,
+                "timeouts": self.timeouts}
+
+    def summary(self) -> str:
+        return (f"{self.retries} retries, {self.crc_errors} CRC errors, {self.resyncs} resyncs, "
+                f"{self.timeouts} timeouts")
+
+
 @dataclass(frozen=True)
 class _Nak:
     status: int
@@ -344,6 +393,10 @@ class _Boot:
     """The device announced a (re)start."""
 
 
+class _Resplit(Exception):
+    """The device could not read an INFER, so it did not run: send its bytes again in smaller chunks."""
+
+
 class _Restart(Exception):
     """The device lost its state (it reset, or refused a chunk out of sequence): redo the operation."""
 
@@ -353,28 +406,46 @@ T = TypeVar("T")
 
 class Device:
     """A board running tinyedge firmware, reached through a pyserial URL (a path, socket://host:port,
-    rfc2217://...). Opening it waits up to boot_timeout for the firmware to answer."""
+    rfc2217://...). Opening it waits up to boot_timeout for the firmware to answer.
+
+    `timeout` bounds each request's wait for its reply; INFER waits `infer_timeout` when that is longer
+    (a slow model: see infer_timeout()). `retries` is how often a silent request is sent again;
+    corrupted frames are retried up to `corruption_retries` times, as each costs only a moment."""
 
     def __init__(self, url: str, baud: int = 115200, timeout: float = 5.0, retries: int = 3,
-                 boot_timeout: float = 10.0) -> None:
+                 boot_timeout: float = 10.0, infer_timeout: float | None = None,
+                 corruption_retries: int = CORRUPTION_RETRIES) -> None:
         self.url = url
+        self.baud = baud
         self.timeout = timeout
+        self.infer_timeout = infer_timeout
         self.retries = retries
+        self.corruption_retries = max(retries, corruption_retries)
         self.bytes_sent = 0
         self.bytes_received = 0
         self.payload_sent = 0
         self.payload_received = 0
-        self.retransmissions = 0
-        self.resets_seen = 0
+        self.link = LinkStats()
         self._seq = 0
         self._info: DeviceInfo | None = None
+        self._chunk: int | None = None  # the chunk in use: the device's max, shrunk on a noisy line
+        self._clean_in_a_row = 0
         self._splitter = FrameSplitter()
+        self._last_data = 0.0
         self._serial = _open_port(url, baud)
         try:
             self._sync(boot_timeout)
         except BaseException:
             self.close()
             raise
+
+    @property
+    def retransmissions(self) -> int:
+        return self.link.retries
+
+    @property
+    def resets_seen(self) -> int:
+        return self.link.resyncs
 
     def __enter__(self) -> Device:
         return self
@@ -412,8 +483,10 @@ class Device:
         return result
 
     def set_arena(self, nbytes: int) -> bool:
+        """SET_ARENA runs the model once (TFLM), so it waits as long as an INFER."""
+        timeout = max(self.timeout, self.infer_timeout or 0.0)
         status, body = self._resilient(
-            lambda: self._exchange(MSG_SET_ARENA, struct.pack("<I", nbytes), "SET_ARENA"), "SET_ARENA")
+            lambda: self._exchange(MSG_SET_ARENA, struct.pack("<I", nbytes), "SET_ARENA", timeout), "SET_ARENA")
         self._info = None
         if status == STATUS_OK:
             return True
@@ -428,22 +501,46 @@ class Device:
     # ---- transactions ----
 
     def _infer_once(self, data: bytes, info: DeviceInfo) -> InferResult:
-        chunk = max(1, info.max_chunk)
-        offsets = list(range(0, len(data), chunk)) or [0]
-        for offset in offsets[:-1]:
-            self._checked(MSG_WRITE, struct.pack("<I", offset) + data[offset:offset + chunk], "WRITE", retry=False)
-        last = offsets[-1]
-        body = self._checked(MSG_INFER, struct.pack("<I", last) + data[last:], "INFER", retry=False)
+        """WRITE the input chunk by chunk, then INFER with the rest. The INFER frame is sent again
+        byte for byte when its reply is lost: the device then answers with the outputs it computed
+        (docs/protocol.md, "Idempotent requests") instead of running on input memory it reused.
+        When the device could not read the INFER, its bytes go again in smaller chunks."""
+        if self._chunk is None:
+            self._chunk = max(1, info.max_chunk)
+        offset = 0
+        for resplits in range(self.corruption_retries + 1):
+            while len(data) - offset > self._chunk:
+                offset += self._write_chunk(data, offset)
+            try:
+                body = self._checked(MSG_INFER, struct.pack("<I", offset) + data[offset:], "INFER", retry=False,
+                                     timeout=max(self.timeout, self.infer_timeout or 0.0),
+                                     resplit=resplits < self.corruption_retries)
+                break
+            except _Resplit:
+                self.link.retries += 1
         if len(body) != 8 + info.output_bytes:
             raise DeviceError(f"the device on {self.url} sent {len(body) - 8} output bytes where the model has "
                               f"{info.output_bytes}: flash the firmware generated for this model.")
         cycles, micros = struct.unpack_from("<II", body)
         return InferResult(body[8:], cycles, None if micros == NO_MICROS else micros)
 
-    def _checked(self, msg_type: int, body: bytes, op: str, retry: bool = True) -> bytes:
+    def _write_chunk(self, data: bytes, offset: int) -> int:
+        """WRITE the input bytes at `offset` (fewer after a corrupted attempt); returns how many arrived."""
+        sizes: list[int] = []
+
+        def body() -> bytes:
+            piece = data[offset:offset + (self._chunk or 1)]
+            sizes.append(len(piece))
+            return struct.pack("<I", offset) + piece
+
+        self._checked(MSG_WRITE, body, "WRITE", retry=False)
+        return sizes[-1]
+
+    def _checked(self, msg_type: int, body: bytes | Callable[[], bytes], op: str, retry: bool = True,
+                 timeout: float | None = None, resplit: bool = False) -> bytes:
         """Exchange one request and return the reply body after its status, which must be OK."""
         def once() -> bytes:
-            status, rest = self._exchange(msg_type, body, op)
+            status, rest = self._exchange(msg_type, body, op, timeout, resplit)
             if status == BAD_SEQUENCE:
                 raise _Restart()
             if status != STATUS_OK:
@@ -452,7 +549,9 @@ class Device:
         return self._resilient(once, op) if retry else once()
 
     def _resilient(self, operation: Callable[[], T], op: str) -> T:
-        for _ in range(self.retries + 1):
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.link.resyncs += 1
             try:
                 return operation()
             except _Restart:
@@ -460,35 +559,57 @@ class Device:
         raise DeviceError(f"the device on {self.url} kept resetting or losing its state during {op}: "
                           "check its power supply and that nothing else resets it.")
 
-    def _exchange(self, msg_type: int, body: bytes, op: str) -> tuple[int, bytes]:
-        """Send one request until its reply arrives; returns (status, rest of the reply body)."""
+    def _exchange(self, msg_type: int, body: bytes | Callable[[], bytes], op: str,
+                  timeout: float | None = None, resplit: bool = False) -> tuple[int, bytes]:
+        """Send one request until its reply arrives; returns (status, rest of the reply body).
+        `body` may be a callable, asked again before each attempt (a WRITE shrinks its chunk);
+        with `resplit`, a NAK raises _Resplit (after shrinking the chunk) instead of re-sending."""
         seq = self._next_seq()
-        unreadable = 0
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self.retransmissions += 1
-            self._send(msg_type, seq, body)
-            outcome = self._await(seq, msg_type | MSG_REPLY, self.timeout)
+        timeout = timeout or self.timeout
+        silent = corrupted = 0
+        while True:
+            self._send(msg_type, seq, body() if callable(body) else body)
+            outcome = self._await(seq, msg_type | MSG_REPLY, timeout)
             if isinstance(outcome, Frame):
                 if not outcome.body:
                     raise DeviceError(f"the device on {self.url} sent an empty {op} reply: "
                                       "flash firmware generated by this version of tinyedge.")
+                self._exchanged_cleanly(silent + corrupted == 0)
                 return outcome.body[0], outcome.body[1:]
             if isinstance(outcome, _Boot):
-                self.resets_seen += 1
                 self._info = None  # a reset restores the arena SET_ARENA may have changed
                 raise _Restart()
-            if isinstance(outcome, _Nak):
-                if outcome.status not in RETRYABLE_NAKS:
-                    raise self._status_error(outcome.status, op)
-                unreadable += 1
-            elif outcome.saw_corruption:
-                unreadable += 1
-        if unreadable:
-            raise DeviceError(f"the link to {self.url} kept corrupting frames ({unreadable} of "
-                              f"{self.retries + 1} {op} attempts failed their CRC check): check the cable, "
+            if isinstance(outcome, _Nak) and outcome.status not in RETRYABLE_NAKS:
+                raise self._status_error(outcome.status, op)
+            if isinstance(outcome, _Nak) or outcome.saw_corruption:
+                corrupted += 1
+                self._shrink_chunk()
+                if resplit and isinstance(outcome, _Nak):
+                    raise _Resplit()
+            else:
+                silent += 1
+                self.link.timeouts += 1
+            if corrupted > self.corruption_retries or silent > self.retries:
+                break
+            self.link.retries += 1
+        if corrupted:
+            raise DeviceError(f"the link to {self.url} kept corrupting frames ({corrupted} of "
+                              f"{corrupted + silent} {op} attempts failed their CRC check): check the cable, "
                               "the baud rate and that nothing else uses the port.")
-        raise self._silent_error(self.timeout)
+        raise self._silent_error(timeout)
+
+    def _shrink_chunk(self) -> None:
+        self._clean_in_a_row = 0
+        if self._chunk is not None:
+            self._chunk = max(min(MIN_CHUNK, self._chunk), self._chunk // 2)
+
+    def _exchanged_cleanly(self, clean: bool) -> None:
+        if not clean or self._info is None or self._chunk is None:
+            return
+        self._clean_in_a_row += 1
+        if self._clean_in_a_row >= CLEAN_BEFORE_GROWING:
+            self._clean_in_a_row = 0
+            self._chunk = min(max(1, self._info.max_chunk), self._chunk * 2)
 
     def _sync(self, boot_timeout: float) -> None:
         """Probe with PING until the firmware answers (it may still be booting)."""
@@ -497,7 +618,8 @@ class Device:
         while (remaining := deadline - time.monotonic()) > 0:
             seq = self._next_seq()
             self._send(MSG_PING, seq, b"")
-            outcome = self._await(seq, MSG_PING | MSG_REPLY, min(probe_every, remaining), any_seq=True)
+            outcome = self._await(seq, MSG_PING | MSG_REPLY, min(probe_every, remaining), any_seq=True,
+                                  count=False)
             if isinstance(outcome, Frame) and outcome.body[:1] == bytes((STATUS_OK,)):
                 version = outcome.body[1] if len(outcome.body) > 1 else 0
                 if version != PROTOCOL_VERSION:
@@ -507,16 +629,26 @@ class Device:
                 return
         raise self._silent_error(boot_timeout)
 
-    def _await(self, seq: int, reply_type: int, timeout: float,
-               any_seq: bool = False) -> Frame | _Nak | _Timeout | _Boot:
-        """Wait for the reply to request `seq` (or, with any_seq, to any earlier probe too)."""
-        deadline = time.monotonic() + timeout
-        corrupted = False
+    def _await(self, seq: int, reply_type: int, timeout: float, any_seq: bool = False,
+               count: bool = True) -> Frame | _Nak | _Timeout | _Boot:
+        """Wait for the reply to request `seq` (or, with any_seq, to any earlier probe too);
+        `count` is False while probing for a booting board: nothing counts against the link then.
+
+        A NAK for a frame the device could not read may be about our request whatever its seq (0 when
+        bytes were lost, duplicated or inserted): it is answered at once, a retransmission is harmless. When the line goes
+        quiet for QUIET_GAP_S with part of a frame pending, its end was lost: the part is dropped.
+        When nothing at all came back by then, a lone 0x00 ends our request in case its own
+        delimiter was lost (the device ignores an empty frame)."""
+        sent_at = time.monotonic()
+        deadline = sent_at + timeout
+        corrupted = poked = False
         while True:
             while self._splitter.frames:
+                piece = self._splitter.frames.popleft()
                 try:
-                    frame = decode_frame(self._splitter.frames.popleft())
+                    frame = decode_frame(piece)
                 except FrameError:
+                    self.link.crc_errors += count
                     corrupted = True
                     deadline = min(deadline, time.monotonic() + QUIET_GAP_S)
                     continue
@@ -524,28 +656,42 @@ class Device:
                     return _Boot()
                 if any_seq and frame.type == reply_type:
                     return frame
+                if frame.type == MSG_NAK and frame.body[:1] in _UNREADABLE:
+                    # The device could not read a frame; its seq byte (0 when it could not decode that
+                    # far) cannot be trusted, so the frame may have been ours: send it again now.
+                    self.link.crc_errors += count
+                    return _Nak(frame.body[0])
                 if frame.seq != seq:
-                    # A NAK for bytes the device could not even read (seq unknown) still tells us the
-                    # line corrupts or drops bytes; anything else is a stale reply.
-                    corrupted |= frame.type == MSG_NAK and frame.body[:1] in _UNREADABLE
-                    continue
+                    continue  # a stale reply to an earlier attempt
                 if frame.type == MSG_NAK:
                     return _Nak(frame.body[0] if frame.body else BAD_FRAME)
                 if frame.type == reply_type:
                     return frame
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            now = time.monotonic()
+            if self._splitter.pending and self._last_data > sent_at and now - self._last_data > QUIET_GAP_S:
+                self._splitter.drop_pending()
+                self.link.crc_errors += count
+                corrupted = True
+                deadline = min(deadline, now + QUIET_GAP_S)
+            if count and not poked and self._last_data < sent_at and now - sent_at > QUIET_GAP_S:
+                poked = True
+                self._write(b"\x00")
+            if deadline - now <= 0:
                 return _Timeout(corrupted)
             self._receive()
 
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) & 0xFF
+        if self._seq == 0:
+            self._seq = 1  # seq 0 is what the device puts in a NAK for a frame it could not read
         return self._seq
 
     # ---- bytes ----
 
     def _send(self, msg_type: int, seq: int, body: bytes) -> None:
-        wire = b"\x00" + encode_frame(msg_type, seq, body)
+        self._write(b"\x00" + encode_frame(msg_type, seq, body))
+
+    def _write(self, wire: bytes) -> None:
         try:
             self._port().write(wire)
             self._port().flush()
@@ -559,6 +705,8 @@ class Device:
             data = port.read(max(1, port.in_waiting))
         except (OSError, _serial_exception()) as exc:
             raise self._lost_error(exc) from None
+        if data:
+            self._last_data = time.monotonic()
         self.bytes_received += len(data)
         self._splitter.feed(data)
 
@@ -592,9 +740,15 @@ def _serial_exception() -> type[Exception]:
 def _open_port(url: str, baud: int):
     import serial
 
+    from tinyedge.ports import is_rfc2217, open_options, with_rfc2217_defaults
+
     try:
-        port = serial.serial_for_url(url, baudrate=baud, timeout=READ_SLICE_S, write_timeout=30)
+        port = serial.serial_for_url(with_rfc2217_defaults(url), baudrate=baud, timeout=READ_SLICE_S,
+                                     **open_options(url))
     except (serial.SerialException, OSError, ValueError) as exc:
+        if is_rfc2217(url):
+            raise DeviceError(f"cannot reach the RFC 2217 server at {url} ({exc}): check the host and port, and "
+                              "that its ser2net or labgrid exporter is running.") from None
         missing = getattr(exc, "errno", None) == errno.ENOENT or "No such file" in str(exc)
         reason = "no such port" if missing else str(exc)
         raise DeviceError(f"cannot open serial port {url} ({reason}): check the port name with "

@@ -41,6 +41,8 @@ class QuantizeReport:
     accuracy: dict[str, float] | None = None
     label_rmse: dict[str, float] | None = None
     ops: list[str] = field(default_factory=list)
+    float_reference: str = "TensorFlow"   # what ran the float model: TensorFlow, or ONNX Runtime for .onnx
+    input_layout: str | None = None       # for .onnx: the layout the int8 model takes, and what was transposed
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +75,8 @@ class FloatModel:
     """A float Keras model whose input batch dimension is fixed to 1."""
     keras_model: Any
     input_shapes: list[tuple[int, ...]]
+    reference_name = "TensorFlow"   # what computes the float outputs the int8 model is compared with
+    channels_last = False           # True when user arrays may come channels-first (ONNX models)
 
     def predict(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         result = self.keras_model(inputs if len(inputs) > 1 else inputs[0], training=False)
@@ -82,11 +86,18 @@ class FloatModel:
             result = [result]
         return [np.asarray(r) for r in result]
 
+    def arrange(self, data: np.ndarray, what: str, source: str) -> np.ndarray:
+        return check_samples(data, self.input_shapes[0], what, source)
+
 
 def load_float_model(path: str | Path) -> FloatModel:
     path = Path(path)
     if not path.exists():
-        raise TinyedgeError(f"{path} does not exist: give a Keras .keras/.h5 file or a SavedModel directory.")
+        raise TinyedgeError(f"{path} does not exist: give a Keras .keras/.h5 file, a SavedModel directory or an .onnx file.")
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        from tinyedge.onnx_import import OnnxModel
+
+        return OnnxModel(path)
     if path.is_file() and _looks_like_tflite(path):
         raise TinyedgeError(
             f"{path} is already a .tflite model; quantization needs the source model: give the Keras "
@@ -97,7 +108,7 @@ def load_float_model(path: str | Path) -> FloatModel:
             raise TinyedgeError(f"{path} is a directory without saved_model.pb: give a SavedModel directory or a .keras/.h5 file.")
         return _load_saved_model(path)
     if path.suffix.lower() not in KERAS_SUFFIXES:
-        raise TinyedgeError(f"{path} is not a model tinyedge can read: give a Keras .keras/.h5 file or a SavedModel directory.")
+        raise TinyedgeError(f"{path} is not a model tinyedge can read: give a Keras .keras/.h5 file, a SavedModel directory or an .onnx file.")
     return _load_keras(path)
 
 
@@ -335,11 +346,11 @@ def quantize_model(
     float_model = load_float_model(model_path)
     if len(float_model.input_shapes) != 1:
         raise TinyedgeError("the model has several inputs; tinyedge quantize takes single-input models: give a model with one input.")
-    input_shape = float_model.input_shapes[0]
-    calibration = check_samples(calibration, input_shape, "calibration", "--calibration")
+    layout_note = input_layout_note(float_model, calibration)
+    calibration = float_model.arrange(calibration, "calibration", "--calibration")
     calibration = calibration.astype(np.float32)
     if eval_data is not None:
-        eval_data = check_samples(eval_data, input_shape, "evaluation", "--eval").astype(np.float32)
+        eval_data = float_model.arrange(eval_data, "evaluation", "--eval").astype(np.float32)
         eval_source, cal = "--eval", calibration
     else:
         holdout = max(1, int(len(calibration) * HOLDOUT_FRACTION)) if len(calibration) > 1 else 0
@@ -380,4 +391,14 @@ def quantize_model(
         calibration_samples=len(cal), eval_samples=len(eval_data), eval_source=eval_source,
         rmse=rmse, cosine=cosine, top1_agreement=top1, accuracy=accuracy, label_rmse=label_rmse,
         ops=int8_model.op_names(),
+        float_reference=float_model.reference_name, input_layout=layout_note,
     )
+
+
+def input_layout_note(float_model: Any, data: np.ndarray) -> str | None:
+    """For ONNX models: the layout the int8 model takes, and whether the user's arrays were transposed to it."""
+    if not float_model.channels_last:
+        return None
+    if float_model.declared_layout(data):
+        return f"{float_model.board_layout} (transposed from the {float_model.onnx_layout} arrays given)"
+    return f"{float_model.board_layout} (as given)"

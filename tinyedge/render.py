@@ -20,7 +20,8 @@ def pct(x: float | None) -> str:
 def quantize_table(report: Any) -> Table:
     table = Table(title=f"Quantized → {report.output}", show_header=True, header_style="bold")
     table.add_column("")
-    table.add_column("float", justify="right")
+    reference = report.float_reference
+    table.add_column("float" if reference == "TensorFlow" else f"float ({reference})", justify="right")
     table.add_column("int8", justify="right")
     table.add_row("file size", kib(report.float_bytes), kib(report.int8_bytes))
     if report.accuracy:
@@ -35,6 +36,8 @@ def quantize_table(report: Any) -> Table:
     table.add_row("  cosine similarity", "", f"{report.cosine:.5f}")
     table.add_row("  top-1 agreement", "", pct(report.top1_agreement))
     table.caption = f"calibrated on {report.calibration_samples} samples · ops: {', '.join(report.ops)}"
+    if report.input_layout:
+        table.caption += f" · input layout {report.input_layout}"
     return table
 
 
@@ -49,6 +52,8 @@ def inspect_tables(summary: Any) -> list[Table]:
     head.add_row("full int8", "yes" if summary.full_int8 else "no: " + "; ".join(summary.not_full_int8_because))
     head.add_row("tensor arena", f"{summary.arena_bytes_host:,} B (host, 64-bit)")
     head.caption = summary.arena_note
+    if summary.zeros_note:
+        head.add_row("zero weights", summary.zeros_note)
 
     ops = Table(title="Ops", header_style="bold")
     ops.add_column("op")
@@ -127,5 +132,32 @@ def validation_table(report: Any) -> Table:
         lat = report.latency_cycles
         table.add_row("latency min / median / max", f"{lat['min']:,.0f} / {lat['median']:,.0f} / {lat['max']:,.0f} cycles")
     table.add_row("tensor arena", f"{report.arena_bytes:,} B")
+    if getattr(report, "link", None):
+        link = report.link
+        table.add_row("link", f"{link['retries']} retries, {link['crc_errors']} CRC errors, "
+                              f"{link['resyncs']} resyncs, {link['timeouts']} timeouts")
     table.add_row("model sha256", report.model_sha256[:16] + "…")
+    return table
+
+
+def shrink_table(report: Any) -> Table:
+    target = f"to fit {report.board}" if report.board else f"by --keep {report.keep:g}"
+    table = Table(title=f"Shrunk {target} → {report.output}", header_style="bold")
+    table.add_column("")
+    table.add_column("before", justify="right")
+    table.add_column("after", justify="right")
+    before, after = report.before, report.after
+    table.add_row("int8 model", f"{before.int8_bytes:,} B", f"{after.int8_bytes:,} B")
+    table.add_row("tensor arena (host)", f"{before.arena_bytes:,} B", f"{after.arena_bytes:,} B")
+    table.add_row("MACs / inference", f"{before.macs:,}", f"{after.macs:,}")
+    table.add_row("parameters", f"{before.parameters:,}", f"{after.parameters:,}")
+    table.add_row("accuracy (float)", pct(before.accuracy_float), pct(after.accuracy_float))
+    table.add_row("accuracy (int8)", pct(before.accuracy_int8), pct(after.accuracy_int8))
+    if report.board:
+        table.add_row(f"flash on {report.board}", f"{before.flash_needed:,} B", f"{after.flash_needed:,} B")
+        table.add_row(f"RAM on {report.board}", f"{before.ram_needed:,} B", f"{after.ram_needed:,} B")
+        table.add_row("fits", "yes" if before.fits else "no", "yes" if after.fits else "no")
+    widths = ", ".join(f"{name} {a}→{b}" for name, (a, b) in report.widths.items())
+    table.caption = (f"width kept {report.keep:.0%} ({widths}) · distilled {report.epochs} epoch(s) · "
+                     f"accuracy on {report.eval_samples} held-out samples")
     return table

@@ -60,6 +60,7 @@ class ValidationReport:
     requested_samples: int = 0
     interrupted: bool = False
     failures: list[int] = field(default_factory=list)
+    link: dict[str, Any] | None = None   # what the serial link did: retries, crc_errors, resyncs, timeouts, ...
     extra: dict[str, Any] = field(default_factory=dict)   # e.g. deploy --fit-arena's figures
 
     def as_dict(self) -> dict[str, Any]:
@@ -306,12 +307,15 @@ def validate(
     baud: int | None = None,
     progress: Progress | None = None,
     on_info: Callable[[Any], None] | None = None,
+    timeout: float | None = None,
 ) -> ValidationReport:
     from tinyedge.protocol import Device
 
     model = load_tflite(model_path)
     if tolerance_lsb < 0:
         raise TinyedgeError(f"--tolerance-lsb must be 0 or more (got {tolerance_lsb}).")
+    if timeout is not None and timeout <= 0:
+        raise TinyedgeError(f"--timeout must be more than 0 seconds (got {timeout:g}).")
     inputs = quantized_inputs(model, data)
     if labels is not None and len(labels) != len(inputs):
         raise TinyedgeError(f"there are {len(labels)} labels for {len(inputs)} samples: give one label per sample.")
@@ -323,9 +327,10 @@ def validate(
     results: list[SampleResult] = list(journal.done.values())
     interrupted = False
     try:
-        with Device(port, **({"baud": baud} if baud else {})) as device:
+        with Device(port, **link_options(baud, timeout)) as device:
             info = device.info()
             check_device_matches(info, model)
+            device.infer_timeout = timeout or infer_timeout_for(model, info, device)
             if on_info:
                 on_info(info)
             if progress:
@@ -338,7 +343,23 @@ def validate(
     finally:
         journal.close()
     results.sort(key=lambda r: r.index)
-    return summarize(model, info, results, tolerance_lsb, labels, float_outputs, len(inputs), interrupted)
+    report = summarize(model, info, results, tolerance_lsb, labels, float_outputs, len(inputs), interrupted)
+    report.link = {**device.link.as_dict(), "baud": device.baud, "infer_timeout_s": round(device.infer_timeout, 3)}
+    return report
+
+
+def link_options(baud: int | None, timeout: float | None) -> dict[str, Any]:
+    """Device keyword arguments for the link: `--baud` (else pyserial's 115200), `--timeout`."""
+    return {**({"baud": baud} if baud else {}), **({"timeout": timeout} if timeout else {})}
+
+
+def infer_timeout_for(model: TfliteModel, info: Any, device: Any) -> float:
+    """An INFER's timeout from the model's cost: its MACs at the board's clock, and its bytes on the wire."""
+    from tinyedge.inspection import op_macs
+    from tinyedge.protocol import infer_timeout
+
+    macs = sum(op_macs(model, op) for op in model.operators)
+    return infer_timeout(device.timeout, macs, int(info.clock_hz), info.input_bytes + info.output_bytes, device.baud)
 
 
 # ---------------------------------------------------------------- outputs for rigs
@@ -356,6 +377,8 @@ def write_junit(report: ValidationReport, path: Path, seconds: float = 0.0) -> N
     props = ET.SubElement(suite, "properties")
     for key in ("board", "runtime", "model_sha256", "arena_bytes", "samples", "bit_exact", "max_abs_diff_lsb"):
         ET.SubElement(props, "property", name=key, value=str(getattr(report, key)))
+    for key, value in (report.link or {}).items():
+        ET.SubElement(props, "property", name=f"link_{key}", value=str(value))
     cases = []
     agreement = ET.Element("testcase", classname=f"tinyedge.{report.board}.{report.runtime}", name="outputs_match_host_reference")
     if report.failures:

@@ -374,3 +374,25 @@ void te_copy_blocks_const(uint8_t *dst, const uint8_t *src, int32_t outer, int32
     TE_LOAD(dst + o * dst_stride, src + o * block, (size_t)block);
   }
 }
+
+void te_transpose(int8_t *out, const int8_t *in, const te_dim *out_dims, const int32_t *in_strides) {
+  te_dim od[4], a, b, c, d;
+  int32_t st[4];
+  uint8_t k;
+  for (k = 0; k < 4; ++k) {
+    od[k] = TE_RD_S16(out_dims + k);
+    st[k] = TE_RD_S32(in_strides + k);
+  }
+  for (a = 0; a < od[0]; ++a) {
+    const int8_t *pa = in + a * st[0];
+    for (b = 0; b < od[1]; ++b) {
+      const int8_t *pb = pa + b * st[1];
+      for (c = 0; c < od[2]; ++c) {
+        const int8_t *pc = pb + c * st[2];
+        for (d = 0; d < od[3]; ++d) {
+          *out++ = pc[d * st[3]];
+        }
+      }
+    }
+  }
+}

@@ -1,7 +1,9 @@
 /* tinyedge serial protocol, device side (see docs/protocol.md).
  *
- * Every frame, both ways, is rCOBS(type, seq, body, CRC-32 LE) followed by a 0x00 delimiter.
- * The device never buffers a reply: it streams it out while encoding and checksumming it.
+ * Every frame, both ways, is 0x00, rCOBS(type, seq, body, CRC-32 LE), 0x00.
+ * The device never buffers a reply: it streams it out while encoding and checksumming it. It keeps
+ * its last INFER reply's cycles and µs so that a retransmitted INFER is answered without running
+ * the model again (docs/protocol.md, "Idempotent requests").
  * The only buffer is one received frame, bounded by TE_PROTO_MAX_CHUNK input bytes.
  *
  * Compile-time settings:

@@ -428,6 +428,25 @@ def lower_alias(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     return Lowered("", "")
 
 
+def lower_transpose(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """TRANSPOSE (e.g. NHWC back to NCHW before an ONNX model's Flatten): the output is walked in order,
+    the input with its strides permuted."""
+    in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
+    perm = model.tensors[op.inputs[1]].data
+    _require(perm is not None and len(in_t.shape) <= 4 and in_t.dtype.itemsize == 1 and not in_t.is_constant,
+             "TRANSPOSE with a computed permutation, more than 4 dimensions, wider than 8-bit or constant data")
+    rank, lead = len(in_t.shape), 4 - len(in_t.shape)
+    axes = [int(p) % rank for p in np.asarray(perm).ravel()]
+    in_strides = [int(np.prod(in_t.shape[k + 1:], dtype=np.int64)) for k in range(rank)]
+    out_dims = [1] * lead + [int(in_t.shape[p]) for p in axes]
+    strides = [0] * lead + [in_strides[p] for p in axes]
+    _require(out_dims[lead:] == [int(d) for d in out_t.shape], "TRANSPOSE whose output shape is not its permuted input")
+    prefix = f"op{op.index}"
+    decls = (f"static const te_dim {prefix}_out_dims[4] TE_CONST = {c_array(out_dims)};\n"
+             f"static const int32_t {prefix}_in_strides[4] TE_CONST = {c_array(strides)};\n")
+    return Lowered(decls, f"te_transpose({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}_out_dims, {prefix}_in_strides);")
+
+
 CORE_LOWERINGS: dict[str, Lowering] = {
     "CONV_2D": lower_conv2d,
     "DEPTHWISE_CONV_2D": lower_depthwise_conv2d,
@@ -439,6 +458,7 @@ CORE_LOWERINGS: dict[str, Lowering] = {
     "CONCATENATION": lower_concatenation,
     "RESHAPE": lower_alias,
     "SQUEEZE": lower_alias,
+    "TRANSPOSE": lower_transpose,
 }
 
 

@@ -24,6 +24,7 @@ FLASHER_MODULES = {
     "arduino-cli": "tinyedge.flashers.arduino_cli",
     "bossac": "tinyedge.flashers.bossac",
     "uf2": "tinyedge.flashers.uf2",
+    "mpremote": "tinyedge.flashers.mpremote",
 }
 
 # progress(done_bytes, total_bytes, what) — routed into a rich progress bar by the CLI.

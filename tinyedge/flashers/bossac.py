@@ -1,7 +1,8 @@
 """Flash an Arduino SAM/nRF board (Nano 33 BLE) with bossac directly, without arduino-cli:
 1200-bps touch on the sketch's port, wait for the bootloader's port, then
 `bossac -p PORT -U -i -e -w -R firmware.bin` (native USB, info, erase, write, reset),
-and wait for the sketch's port to come back.
+and wait for the sketch's port to come back. The bossac is Arduino's fork where arduino-cli installs
+it, else the one on PATH.
 """
 
 from __future__ import annotations
@@ -21,7 +22,19 @@ from tinyedge.frameworks.mcu_support import require_tool
 from tinyedge.ports import find_board_port, is_device_path, list_ports, wait_for_usb_port
 from tinyedge.project import Project
 
-BOSSAC_INSTALL = "sudo apt-get install bossa-cli  (or use the bossac that `arduino-cli core install` brings)"
+# The Nano 33 BLE's bootloader speaks Arduino's BOSSA fork (1.9.1-arduino2); upstream BOSSA, Debian's
+# bossa-cli included, has no nRF52840 support. arduino-cli installs the fork with the board's core.
+ARDUINO_BOSSAC_VERSION = "1.9.1-arduino2"
+ARDUINO_TOOLS = Path.home() / ".arduino15" / "packages" / "arduino" / "tools" / "bossac"
+BOSSAC_INSTALL = (f"install Arduino's bossac {ARDUINO_BOSSAC_VERSION} with `arduino-cli core install arduino:mbed_nano` "
+                  f"(it lands in {ARDUINO_TOOLS}/{ARDUINO_BOSSAC_VERSION}/, which tinyedge looks in) - "
+                  "not Debian's bossa-cli, which cannot flash the nRF52840")
+
+
+def arduino_bossac() -> str | None:
+    """The bossac arduino-cli installed with an Arduino core, the newest first, if any."""
+    found = sorted(ARDUINO_TOOLS.glob("*/bossac"), reverse=True) if ARDUINO_TOOLS.is_dir() else []
+    return str(found[0]) if found else None
 
 
 def firmware_bin(project: Project) -> Path:
@@ -60,7 +73,8 @@ class BossacFlasher(Flasher):
     name = "bossac"
 
     def tools(self, board: Board) -> list[Tool]:
-        return [Tool("BOSSA", "bossac", BOSSAC_INSTALL, ("--help",))]
+        command = arduino_bossac() or "bossac"     # the fork first: a bossac on PATH may be upstream
+        return [Tool("BOSSA", command, BOSSAC_INSTALL, ("--help",))]
 
     @contextmanager
     def flash(self, project: Project, port: str | None,

@@ -3,11 +3,16 @@ bootloader, partition table and app at the board profile's offsets, verify each 
 
 The images come from the project's build: `tinyedge.json` (recorded by the ESP-IDF framework after
 `idf.py build`) or, failing that, ESP-IDF's own `build/flasher_args.json`.
+
+Needs esptool 5.4 or newer: `attach_flash`, `run_stub` and `reset_chip` came with 5.0, logging through
+`esp_pylib.logger` with 5.4 (pyproject.toml pins it; an older one is refused in one sentence).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import re
 import sys
 import time
 from contextlib import contextmanager
@@ -136,9 +141,26 @@ def chip_name(chip: str) -> str:
     return CHIP_DEFS[chip].CHIP_NAME
 
 
+ESPTOOL_MINIMUM = (5, 4)
+
+
+def require_esptool_version(installed: str) -> None:
+    """Refuse an esptool older than the API this flasher drives."""
+    numbers = tuple(int(part) for part in re.findall(r"\d+", installed)[:2])
+    if numbers < ESPTOOL_MINIMUM:
+        wanted = ".".join(map(str, ESPTOOL_MINIMUM))
+        found = f"esptool {installed} is installed" if numbers else "esptool is not installed"
+        raise TinyedgeError(f"{found} but tinyedge needs {wanted} or newer: "
+                            f"run `{sys.executable} -m pip install 'esptool>={wanted}'`.")
+
+
 def write_images(port: str, board: Board, images: list[EspImage],
                  progress: ProgressCallback | None = None) -> None:
     """Connect to the ROM loader on `port`, write every image and verify it, then hard-reset the chip."""
+    try:
+        require_esptool_version(importlib.metadata.version("esptool"))
+    except importlib.metadata.PackageNotFoundError:
+        require_esptool_version("none")
     from esptool.cmds import attach_flash, detect_chip, reset_chip, run_stub, write_flash
     from esptool.util import FatalError
     from serial import SerialException

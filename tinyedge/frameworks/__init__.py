@@ -22,6 +22,7 @@ FRAMEWORK_MODULES = {
     "espidf": "tinyedge.frameworks.espidf",
     "arduino": "tinyedge.frameworks.arduino",
     "platformio": "tinyedge.frameworks.platformio",
+    "micropython": "tinyedge.frameworks.micropython",
 }
 
 

@@ -4,7 +4,8 @@
 The board's core (`arduino.core`) and, for the tflm runtime, its TFLM library (`arduino.tflm_library`)
 are installed by `build` with `arduino-cli core install` / `arduino-cli lib install`. Defines and
 include folders reach every compilation unit through the cores' `compiler.{c,cpp}.extra_flags`
-build properties.
+build properties, so they reach the libraries too: the tflm runtime is built without TFLM's error
+strings, since the library's DebugLog prints on `Serial`, the port the protocol speaks on.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class ArduinoFramework(Framework):
         (ctx.out_dir / "arduino_build.json").write_text(json.dumps({
             "fqbn": settings["fqbn"], "core": settings["core"],
             "libraries": [settings["tflm_library"]] if uses_tflm and settings.get("tflm_library") else [],
-            "defines": firmware_defines(ctx),
+            "defines": firmware_defines(ctx, tflm_log_on_protocol_port=True),
         }, indent=2) + "\n")
 
     def compile_command(self, cli: str, project_dir: Path) -> list[str]:

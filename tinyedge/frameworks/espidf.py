@@ -10,8 +10,18 @@ Serial: the protocol owns UART0, the port behind the DevKits' USB-UART bridge, s
 turns the IDF console and boot log off (CONFIG_ESP_CONSOLE_NONE, bootloader log level NONE); only the
 ROM loader's boot text precedes the protocol, and the host skips it. On the ESP32-S3 the port also
 serves the USB Serial/JTAG connector (firmware/ports/espidf). The CPU runs at the profile's clock
-(240 MHz), the main task gets an 8 KiB stack, the task watchdog is not armed (a long inference must
-not reset the chip) and the app partition is the large single-app one at 0x10000.
+(240 MHz), the main task gets an 8 KiB stack and the task watchdog is not armed (a long inference must
+not reset the chip).
+
+Flash: the project brings its own partitions.csv whose factory app partition, at the profile's app offset,
+is exactly the profile's `flash_bytes` (the chip, `esptool.flash_size`, less what lies below the app), so
+the budget `inspect --board` checks is the one `idf.py build` enforces.
+
+TFLM's DebugLog (esp-tflite-micro) writes to stderr, which CONFIG_ESP_CONSOLE_NONE sends nowhere: its
+error text cannot reach the protocol's port, so TFLM keeps its error strings here.
+
+ESP-IDF v5.3 or newer: `main` names the driver components it uses (esp_driver_uart,
+esp_driver_usb_serial_jtag, split out of `driver` in v5.3, which stopped re-exporting them in v6.0).
 """
 
 from __future__ import annotations
@@ -29,11 +39,19 @@ from tinyedge.frameworks.mcu_support import (
 )
 from tinyedge.project import Project
 
-IDF_VERSION = ">=5.1"
+IDF_VERSION = ">=5.3"
+# The components main uses beyond ESP-IDF's common ones; all exist from v5.3 on.
+MAIN_REQUIRES = ("esp_driver_uart", "esp_driver_usb_serial_jtag", "esp_timer")
+IDF_RELEASE = "v6.0.2"
 MAIN_STACK_BYTES = 8192
 ENTRY_SOURCE = "tinyedge_app_main.c"
-IDF_INSTALL = ("install ESP-IDF v5.1 or newer (git clone --recursive https://github.com/espressif/esp-idf, "
-               "then ./install.sh esp32,esp32s3) and run `. ./export.sh` from it in this shell")
+IDF_INSTALL = (f"install ESP-IDF v5.3 or newer (git clone -b {IDF_RELEASE} --recursive "
+               "https://github.com/espressif/esp-idf, then ./install.sh esp32,esp32s3) "
+               "and run `. ./export.sh` from it in this shell")
+PARTITION_TABLE = "partitions.csv"
+# Below the app: bootloader, partition table (0x8000), nvs and phy_init, as in ESP-IDF's own tables.
+DATA_PARTITIONS = (("nvs", "data", "nvs", 0x9000, 0x6000), ("phy_init", "data", "phy", 0xF000, 0x1000))
+ESP_FLASH_SIZES_MIB = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 def project_name(model_name: str) -> str:
@@ -48,11 +66,25 @@ def idf_target(board: Board) -> str:
     return str(target)
 
 
-def flash_size_name(flash_bytes: int) -> str:
-    mib = flash_bytes // (1024 * 1024)
-    if mib not in (1, 2, 4, 8, 16, 32, 64, 128):
-        raise TinyedgeError(f"flash_bytes {flash_bytes} is not an ESP flash size (1-128 MiB): fix boards.yaml.")
-    return f"{mib}MB"
+def flash_size_name(board: Board) -> str:
+    """The chip's flash size as ESP-IDF and esptool spell it (`4MB`), from the profile's esptool.flash_size."""
+    name = str(board.section("esptool").get("flash_size", ""))
+    if not name.endswith("MB") or not name[:-2].isdigit() or int(name[:-2]) not in ESP_FLASH_SIZES_MIB:
+        raise TinyedgeError(f"board '{board.id}' needs esptool.flash_size, one of "
+                            f"{', '.join(f'{m}MB' for m in ESP_FLASH_SIZES_MIB)}: fix boards.yaml.")
+    return name
+
+
+def app_partition(board: Board) -> tuple[int, int]:
+    """(offset, size) of the factory app partition: at the profile's app offset, `flash_bytes` long."""
+    offset = int(board.section("esptool").get("offsets", {}).get("app", 0x10000))
+    chip_bytes = int(flash_size_name(board)[:-2]) * 1024 * 1024
+    if offset < 0x10000 or offset % 0x10000 or board.flash_bytes % 0x1000 or offset + board.flash_bytes > chip_bytes:
+        raise TinyedgeError(f"board '{board.id}': the app partition (flash_bytes {board.flash_bytes} at esptool.offsets.app "
+                            f"{offset:#x}) must start at 0x10000 or a later 64 KiB boundary, fill whole 4 KiB "
+                            f"sectors and end within the {flash_size_name(board)} chip: set flash_bytes to at most "
+                            f"{chip_bytes - offset} in boards.yaml.")
+    return offset, board.flash_bytes
 
 
 class EspIdfFramework(Framework):
@@ -74,13 +106,16 @@ class EspIdfFramework(Framework):
         render_template("espidf", "CMakeLists.txt.j2", out / "CMakeLists.txt", board=board,
                         idf_target=idf_target(board), project_name=name)
         render_template("espidf", "main/CMakeLists.txt.j2", main_dir / "CMakeLists.txt", runtime=ctx.runtime,
-                        sources=sources, include_dirs=["."], defines=firmware_defines(ctx))
+                        sources=sources, include_dirs=["."], requires=MAIN_REQUIRES, defines=firmware_defines(ctx))
         render_template("espidf", "main/idf_component.yml.j2", main_dir / "idf_component.yml",
                         idf_version=IDF_VERSION, component=tflm.get("component"),
                         component_version=tflm.get("version", "*"))
         render_template("espidf", "sdkconfig.defaults.j2", out / "sdkconfig.defaults", board=board,
                         idf_target=idf_target(board), main_stack_bytes=MAIN_STACK_BYTES,
-                        flash_size=flash_size_name(board.flash_bytes))
+                        flash_size=flash_size_name(board), partition_table=PARTITION_TABLE)
+        app_offset, app_bytes = app_partition(board)
+        render_template("espidf", "partitions.csv.j2", out / PARTITION_TABLE, board=board,
+                        data_partitions=DATA_PARTITIONS, app_offset=app_offset, app_bytes=app_bytes)
 
     def build(self, project: Project) -> BuildResult:
         board = project.board

@@ -22,13 +22,21 @@ SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".S")
 HEADER_SUFFIXES = (".h", ".hpp", ".hh", ".inc")
 
 
-def firmware_defines(ctx: RenderContext) -> dict[str, str]:
-    """What every board's firmware is compiled with: serial settings, clock, arena, and the runtime's defines."""
+# TFLM without its error strings: its DebugLog has nothing left to print. Needed where DebugLog writes to
+# the port the protocol speaks on (Chirale's Arduino library prints to `Serial`), or `--fit-arena`'s
+# deliberate "Failed to allocate..." would land in the middle of a reply frame.
+TFLM_QUIET = {"TF_LITE_STRIP_ERROR_STRINGS": "1"}
+
+
+def firmware_defines(ctx: RenderContext, tflm_log_on_protocol_port: bool = False) -> dict[str, str]:
+    """What every board's firmware is compiled with: serial settings, clock, and the runtime's defines.
+    The arena size is not among them: each runtime writes its own into the sources it generates."""
     board = ctx.board
     defines = {"TE_BAUD": f"{board.baud}u", "TE_RX_BUFFER_BYTES": str(board.rx_buffer_bytes),
-               "TE_PROTO_RX_BUFFER": str(board.rx_buffer_bytes), "TE_CLOCK_HZ": f"{board.clock_hz}u",
-               "TE_ARENA_BYTES": str(ctx.runtime_sources.arena_bytes)}
+               "TE_PROTO_RX_BUFFER": str(board.rx_buffer_bytes), "TE_CLOCK_HZ": f"{board.clock_hz}u"}
     defines.update({k: str(v) for k, v in ctx.runtime_sources.defines.items()})
+    if tflm_log_on_protocol_port and ctx.runtime == "tflm":
+        defines.update(TFLM_QUIET)
     return defines
 
 

@@ -1,7 +1,8 @@
 """PlatformIO: `platformio.ini` with one `[env:<board id>]` (platform, board and framework from the
 profile's `platformio` section, the TFLM library in `lib_deps`, our defines in `build_flags`) and
 every source under `src/`. `build` runs `pio run`, which fetches the platform, toolchain and
-libraries itself on first use.
+libraries itself on first use. `build_flags` reach the libraries too: the tflm runtime is built without
+TFLM's error strings, since the Arduino TFLM library's DebugLog prints on `Serial`, the protocol's port.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class PlatformioFramework(Framework):
         render_template("platformio", "platformio.ini.j2", ctx.out_dir / "platformio.ini", board=board,
                         env=env_name(board), platform=settings["platform"], pio_board=settings["board"],
                         framework=settings["framework"], board_options=options, lib_deps=lib_deps,
-                        defines=firmware_defines(ctx))
+                        lib_compat_mode=board.tflm.get("lib_compat_mode") if uses_tflm else None,
+                        defines=firmware_defines(ctx, tflm_log_on_protocol_port=True))
         render_template("platformio", "main.cpp.j2", src / ENTRY_SOURCE, board=board, model_name=ctx.model_name,
                         runtime=ctx.runtime, library_header=settings.get("tflm_header") if uses_tflm else None)
 

@@ -15,7 +15,8 @@ from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.tflite_model import TfliteModel
 
-RUNTIME_MODULES = {"tflm": "tinyedge.runtimes.tflm", "aot": "tinyedge.runtimes.aot"}
+RUNTIME_MODULES = {"tflm": "tinyedge.runtimes.tflm", "aot": "tinyedge.runtimes.aot",
+                   "viper": "tinyedge.runtimes.viper"}
 
 
 @dataclass

@@ -1,0 +1,172 @@
+"""tinyedge's serial protocol on MicroPython (docs/protocol.md), served over the REPL's stdin/stdout.
+
+The host enters the raw REPL and runs `import te_server; te_server.serve()`. Frames are
+rCOBS(type, seq, body, CRC-32 LE) + 0x00, exactly as the C firmware speaks them. Ctrl-C is
+disabled while serving (frames may hold 0x03); a QUIT request (0x7E) hands the REPL back.
+"""
+import sys
+import time
+
+import micropython
+import te_model
+
+try:
+    from binascii import crc32
+except ImportError:
+    crc32 = None
+
+PING, INFO, WRITE, INFER, SET_ARENA, QUIT, REPLY, NAK = 0x01, 0x02, 0x03, 0x04, 0x05, 0x7E, 0x80, 0xFF
+BAD_CRC, BAD_LENGTH, BAD_FRAME, BAD_TYPE, BAD_SEQUENCE, UNSUPPORTED = 0x10, 0x11, 0x12, 0x13, 0x14, 0x03
+MAX_FRAME = 8192
+
+
+def _crc32_slow(data):
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0xEDB88320 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def _crc(data):
+    return (crc32(data) if crc32 else _crc32_slow(data)) & 0xFFFFFFFF
+
+
+def _u32(value):
+    return bytes((value & 255, (value >> 8) & 255, (value >> 16) & 255, (value >> 24) & 255))
+
+
+def _encode(raw):
+    out = bytearray()
+    run = 0
+    for byte in raw:
+        if byte == 0:
+            out.append(run + 1)
+            run = 0
+            continue
+        out.append(byte)
+        run += 1
+        if run == 254:
+            out.append(0xFF)
+            run = 0
+    out.append(run + 1)
+    return out
+
+
+def _decode(enc):
+    """Undo rCOBS from the end; None when malformed."""
+    pieces = []
+    end = len(enc)
+    last_code = True
+    while end > 0:
+        code = enc[end - 1]
+        end -= 1
+        if not last_code and code != 0xFF:
+            pieces.append(b"\x00")
+        last_code = False
+        start = end - (code - 1)
+        if start < 0:
+            return None
+        pieces.append(bytes(enc[start:end]))
+        end = start
+    pieces.reverse()
+    return b"".join(pieces)
+
+
+class Server:
+    def __init__(self, out):
+        self.out = out
+        self.received_end = 0
+        self.input_bytes = sum(n for _, n in te_model.INPUTS)
+
+    def send(self, msg_type, seq, body=b""):
+        raw = bytes((msg_type, seq)) + body
+        self.out.write(b"\x00" + _encode(raw + _u32(_crc(raw))) + b"\x00")
+
+    def accept_input(self, body, is_last):
+        if len(body) < 4:
+            return BAD_LENGTH
+        offset = body[0] | (body[1] << 8) | (body[2] << 16) | (body[3] << 24)
+        end = offset + len(body) - 4
+        if offset == 0:
+            self.received_end = 0
+        if offset > self.received_end:
+            return BAD_SEQUENCE
+        if end > self.input_bytes or (is_last and end != self.input_bytes):
+            return BAD_LENGTH
+        at, base = 4, 0
+        for arena_offset, n in te_model.INPUTS:
+            nxt = base + n
+            if offset < nxt and offset < end:
+                count = min(end, nxt) - offset
+                start = arena_offset + offset - base
+                te_model.A[start:start + count] = body[at:at + count]
+                at += count
+                offset += count
+            base = nxt
+        self.received_end = max(self.received_end, end)
+        return 0
+
+    def infer(self, seq, body):
+        status = self.accept_input(body, True)
+        if status:
+            self.send(INFER | REPLY, seq, bytes((status,)))
+            return
+        t0 = time.ticks_us()
+        te_model.invoke()
+        micros = time.ticks_diff(time.ticks_us(), t0)
+        outputs = b"".join(bytes(te_model.A[o:o + n]) for o, n in te_model.OUTPUTS)
+        self.send(INFER | REPLY, seq, b"\x00" + _u32(micros) + _u32(micros) + outputs)
+
+    def dispatch(self, msg_type, seq, body):
+        if msg_type == PING:
+            self.send(PING | REPLY, seq, b"\x00\x01")
+        elif msg_type == INFO:
+            self.send(INFO | REPLY, seq, b"\x00" + te_model.INFO)
+        elif msg_type == WRITE:
+            self.send(WRITE | REPLY, seq, bytes((self.accept_input(body, False),)))
+        elif msg_type == INFER:
+            self.infer(seq, body)
+        elif msg_type == SET_ARENA:
+            self.send(SET_ARENA | REPLY, seq, bytes((UNSUPPORTED,)) + _u32(len(te_model.A)) * 2)
+        elif msg_type == QUIT:
+            self.send(QUIT | REPLY, seq, b"\x00")
+            return False
+        else:
+            self.send(NAK, seq, bytes((BAD_TYPE,)))
+        return True
+
+    def handle(self, encoded):
+        raw = _decode(encoded)
+        if raw is None or len(raw) < 6:
+            self.send(NAK, 0, bytes((BAD_FRAME if raw is None else BAD_LENGTH,)))
+            return True
+        content = raw[:-4]
+        check = raw[-4:]
+        if _crc(content) != (check[0] | (check[1] << 8) | (check[2] << 16) | (check[3] << 24)):
+            self.send(NAK, content[1], bytes((BAD_CRC,)))
+            return True
+        return self.dispatch(content[0], content[1], content[2:])
+
+
+def serve():
+    """Answer requests on stdin/stdout until QUIT."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    server = Server(stdout)
+    frame = bytearray()
+    micropython.kbd_intr(-1)
+    try:
+        while True:
+            byte = stdin.read(1)
+            if not byte:
+                continue
+            if byte[0]:
+                if len(frame) < MAX_FRAME:
+                    frame.append(byte[0])
+                continue
+            if frame and not server.handle(frame):
+                return
+            frame = bytearray()
+    finally:
+        micropython.kbd_intr(3)

@@ -1,0 +1,100 @@
+"""ONNX models built with onnx.helper (no PyTorch needed), as torch.onnx.export would lay them out:
+NCHW inputs with a free batch dimension."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+OPSET = 13
+
+
+def _init(name: str, array: np.ndarray):
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.asarray(array, dtype=np.float32), name)
+
+
+def _save(nodes: list, inputs: list, outputs: list, initializers: list, path: Path, name: str,
+          opsets: dict[str, int] | None = None) -> Path:
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph(nodes, name, inputs, outputs, initializers)
+    imports = [helper.make_opsetid(domain, version) for domain, version in {"": OPSET, **(opsets or {})}.items()]
+    model = helper.make_model(graph, opset_imports=imports, producer_name="tinyedge-tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def cnn(path: Path, channels: int = 3, size: int = 16, classes: int = 4, seed: int = 0) -> Path:
+    """Conv → BatchNorm → ReLU → depthwise Conv → ReLU → MaxPool → Flatten → Gemm, NCHW input (N, 3, 16, 16)."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(seed)
+    width = 8
+    initializers = [
+        _init("conv_w", rng.normal(0, 0.3, (width, channels, 3, 3))), _init("conv_b", rng.normal(0, 0.1, width)),
+        _init("bn_scale", rng.uniform(0.5, 1.5, width)), _init("bn_bias", rng.normal(0, 0.1, width)),
+        _init("bn_mean", rng.normal(0, 0.1, width)), _init("bn_var", rng.uniform(0.5, 1.5, width)),
+        _init("dw_w", rng.normal(0, 0.3, (width, 1, 3, 3))), _init("dw_b", rng.normal(0, 0.1, width)),
+        _init("fc_w", rng.normal(0, 0.1, (classes, width * (size // 2) ** 2))), _init("fc_b", rng.normal(0, 0.1, classes)),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "conv_w", "conv_b"], ["conv"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["conv", "bn_scale", "bn_bias", "bn_mean", "bn_var"], ["bn"]),
+        helper.make_node("Relu", ["bn"], ["relu1"]),
+        helper.make_node("Conv", ["relu1", "dw_w", "dw_b"], ["dw"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=width),
+        helper.make_node("Relu", ["dw"], ["relu2"]),
+        helper.make_node("MaxPool", ["relu2"], ["pool"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["pool"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], transB=1),
+    ]
+    return _save(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", channels, size, size])],
+                 [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])], initializers, path, "cnn")
+
+
+def mlp(path: Path, features: int = 10, hidden: int = 16, classes: int = 3, seed: int = 1) -> Path:
+    """Gemm → ReLU → Gemm on (N, 10) inputs."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(seed)
+    initializers = [
+        _init("w1", rng.normal(0, 0.4, (hidden, features))), _init("b1", rng.normal(0, 0.1, hidden)),
+        _init("w2", rng.normal(0, 0.4, (classes, hidden))), _init("b2", rng.normal(0, 0.1, classes)),
+    ]
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], transB=1),
+        helper.make_node("Relu", ["h"], ["hr"]),
+        helper.make_node("Gemm", ["hr", "w2", "b2"], ["y"], transB=1),
+    ]
+    return _save(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", features])],
+                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", classes])], initializers, path, "mlp")
+
+
+def with_scaler(path: Path, features: int = 6) -> Path:
+    """An MLP-like model using ai.onnx.ml's Scaler, which ONNX Runtime runs and onnx2tf cannot convert."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(2)
+    nodes = [
+        helper.make_node("Scaler", ["x"], ["scaled"], domain="ai.onnx.ml",
+                         offset=[0.5] * features, scale=[2.0] * features),
+        helper.make_node("Gemm", ["scaled", "w", "b"], ["y"], transB=1),
+    ]
+    initializers = [_init("w", rng.normal(0, 0.4, (2, features))), _init("b", np.zeros(2))]
+    return _save(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", features])],
+                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])], initializers, path, "scaler",
+                 opsets={"ai.onnx.ml": 3})
+
+
+def free_length(path: Path) -> Path:
+    """A model whose sequence length is free besides the batch: (batch, 4, length)."""
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Relu", ["x"], ["y"])]
+    return _save(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, "length"])],
+                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, "length"])], [], path, "free")

@@ -1,0 +1,217 @@
+"""ONNX (and so PyTorch) models in.
+
+ONNX Runtime runs the model as its authors wrote it: it is the float reference. For quantization,
+onnx2tf turns the graph into a float SavedModel (channels-last, batch fixed to 1) that tinyedge's
+own converter then quantizes to full int8, exactly as for a Keras model. onnx2tf's own int8 mode
+is not used: it allows Flex ops that TFLM cannot run.
+
+Two of onnx2tf's habits are handled here: it simplifies the .onnx in place (so it works on a copy),
+and for models whose inputs are all 4-D images it loads a sample image file, which it downloads
+unless one lies in its working directory (so one is written there: nothing is downloaded).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyedge.errors import TinyedgeError
+
+ONNX_SUFFIX = ".onnx"
+# The file onnx2tf's download_test_image_data() reads from its working directory before it
+# would download it (onnx2tf 1.x, utils/common_functions.py).
+ONNX2TF_SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+ONNX2TF_SAMPLES = 20
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def is_onnx(path: str | Path) -> bool:
+    return Path(path).suffix.lower() == ONNX_SUFFIX
+
+
+def channels_last_axes(rank: int) -> tuple[int, ...]:
+    """The permutation that takes a channels-first array (N, C, ...) to channels-last (N, ..., C)."""
+    return (0, *range(2, rank), 1) if rank >= 3 else tuple(range(rank))
+
+
+def channels_first_axes(rank: int) -> tuple[int, ...]:
+    return tuple(int(a) for a in np.argsort(channels_last_axes(rank)))
+
+
+def layout_name(rank: int, channels_last: bool) -> str:
+    spatial = {3: "W", 4: "HW", 5: "DHW"}.get(rank)
+    if spatial is None:
+        return f"{rank}-D"
+    return f"N{spatial}C" if channels_last else f"NC{spatial}"
+
+
+class OnnxModel:
+    """An ONNX model: predicts with ONNX Runtime; converted to a float Keras model on first need.
+
+    Inputs and outputs are taken in the board's layout (channels-last, as onnx2tf converts them);
+    `arrange` also accepts the user's arrays in the layout the ONNX model declares (e.g. NCHW).
+    """
+    reference_name = "ONNX Runtime"
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.proto = _load_proto(path)
+        self.session = _session(path, self.proto)
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise TinyedgeError(f"{path} has {len(inputs)} inputs; tinyedge takes single-input models: export one with one input.")
+        self.input_name = inputs[0].name
+        self.onnx_shape = _fixed_shape(path, inputs[0].shape)
+        rank = len(self.onnx_shape)
+        self.channels_last = rank >= 3
+        self.input_shapes = [tuple(self.onnx_shape[a] for a in channels_last_axes(rank)) if self.channels_last
+                             else self.onnx_shape]
+        self._workdir: tempfile.TemporaryDirectory | None = None
+
+    # -- layouts
+
+    @property
+    def onnx_layout(self) -> str:
+        return layout_name(len(self.onnx_shape), False)
+
+    @property
+    def board_layout(self) -> str:
+        return layout_name(len(self.onnx_shape), self.channels_last)
+
+    def declared_layout(self, data: np.ndarray) -> bool:
+        """True when the samples come in the ONNX model's own layout (and so need transposing)."""
+        sample = tuple(data.shape[1:])
+        return self.channels_last and sample in (tuple(self.onnx_shape[1:]), tuple(self.onnx_shape))
+
+    def arrange(self, data: np.ndarray, what: str, source: str) -> np.ndarray:
+        """The samples in the board's layout: taken as they are, or transposed from the ONNX layout."""
+        from tinyedge.quantize import check_samples
+
+        board_sample = tuple(self.input_shapes[0][1:])
+        if self.declared_layout(data):
+            data = data.reshape((len(data), *self.onnx_shape[1:]))
+            data = np.ascontiguousarray(data.transpose(channels_last_axes(data.ndim)))
+        if self.channels_last and tuple(data.shape[1:]) not in (board_sample, tuple(self.input_shapes[0])):
+            onnx_sample = tuple(self.onnx_shape[1:])
+            raise TinyedgeError(
+                f"the {what} data in {source} has samples of shape {tuple(data.shape[1:])}, but the ONNX model takes "
+                f"{onnx_sample} ({self.onnx_layout}, as it declares) or {board_sample} ({self.board_layout}): "
+                f"give an array of shape (N, {', '.join(map(str, onnx_sample))})."
+            )
+        return check_samples(data, self.input_shapes[0], what, source)
+
+    # -- the float reference
+
+    def predict(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        x = np.asarray(inputs[0], dtype=np.float32).reshape(self.input_shapes[0])
+        if self.channels_last:
+            x = x.transpose(channels_first_axes(x.ndim))
+        outputs = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})
+        return [np.asarray(o).transpose(channels_last_axes(o.ndim)) if self.channels_last and o.ndim >= 3
+                else np.asarray(o) for o in outputs]
+
+    # -- the converted float model, for tinyedge's quantizer
+
+    @cached_property
+    def keras_model(self) -> Any:
+        from tinyedge.quantize import load_float_model
+
+        saved_model = self.convert_to_saved_model()
+        converted = load_float_model(saved_model)
+        if converted.input_shapes[0] != self.input_shapes[0]:
+            raise TinyedgeError(
+                f"onnx2tf converted {self.path.name} to an input of shape {converted.input_shapes[0]}, not the expected "
+                f"{self.input_shapes[0]}: export the model with a {self.onnx_layout} input."
+            )
+        return converted.keras_model
+
+    def convert_to_saved_model(self) -> Path:
+        """Run onnx2tf on a copy of the model, in a directory that holds its sample image file."""
+        if importlib.util.find_spec("onnx2tf") is None:
+            raise TinyedgeError("onnx2tf is not installed, and tinyedge converts ONNX models with it: run ./install.sh "
+                                "(it installs onnx2tf without its version pins).")
+        self._workdir = tempfile.TemporaryDirectory(prefix="tinyedge-onnx2tf-")
+        work = Path(self._workdir.name)
+        model = work / self.path.name
+        shutil.copyfile(self.path, model)
+        rng = np.random.default_rng(0)
+        np.save(work / ONNX2TF_SAMPLE_FILE,
+                rng.uniform(0, 1, (ONNX2TF_SAMPLES, *self.input_shapes[0][1:])).astype(np.float32))
+        out = work / "saved_model"
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+               "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "NO_COLOR": "1"}
+        command = [sys.executable, "-m", "onnx2tf", "-i", str(model), "-o", str(out), "-b", "1"]
+        result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+        if result.returncode != 0 or not (out / "saved_model.pb").exists():
+            raise TinyedgeError(f"onnx2tf could not convert {self.path.name}: {conversion_failure(result.stdout + result.stderr)}")
+        return out
+
+
+def conversion_failure(log: str) -> str:
+    """The op onnx2tf stopped at, in one clause with what to do."""
+    text = ANSI.sub("", log)
+    missing = re.findall(r"(\S+) OP is not yet implemented", text)
+    if missing:
+        return f"it has no conversion for the ONNX op {missing[-1]}; replace that op in the model before exporting it."
+    nodes = re.findall(r"onnx_op_type:\s*(\S+)\s+onnx_op_name:\s*(\S+)", text)
+    if nodes:
+        op, name = nodes[-1]
+        return f"it failed at the ONNX op {op} (node {name}); replace that op in the model before exporting it."
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[-1][:200] if lines else "no output") + "; check that the model runs in ONNX Runtime."
+
+
+def _require(module: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise TinyedgeError(f"the {module} package is not installed, and ONNX models need it: run ./install.sh.")
+
+
+def _load_proto(path: Path) -> Any:
+    _require("onnx")
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    if not path.is_file():
+        raise TinyedgeError(f"{path} does not exist: give the .onnx file the model was exported to.")
+    try:
+        proto = onnx.load(str(path))
+        onnx.checker.check_model(proto)
+    except (DecodeError, onnx.checker.ValidationError, ValueError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise TinyedgeError(f"{path} is not a valid ONNX model ({first}): export it again, e.g. with torch.onnx.export.") from None
+    return proto
+
+
+def _session(path: Path, proto: Any) -> Any:
+    _require("onnxruntime")
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors for graphs it cannot run
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise TinyedgeError(f"ONNX Runtime cannot run {path} ({first}): check the model's ops and opset.") from None
+
+
+def _fixed_shape(path: Path, shape: list[Any]) -> tuple[int, ...]:
+    """The input shape with a free batch dimension fixed to 1, as for Keras models."""
+    dims = [1 if i == 0 and not isinstance(d, int) else d for i, d in enumerate(shape)]
+    if dims and dims[0] in (0, -1):
+        dims[0] = 1
+    if any(not isinstance(d, int) or d <= 0 for d in dims):
+        raise TinyedgeError(
+            f"{path} has a free input dimension besides the batch ({shape}): export it with fixed input shapes."
+        )
+    return tuple(int(d) for d in dims)

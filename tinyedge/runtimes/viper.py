@@ -1,0 +1,39 @@
+"""The `viper` runtime: the model as MicroPython code (tinyedge.viper), for the micropython framework.
+Writes device/te_model.py, device/te_kernels.py and device/te_server.py; nothing is compiled in C."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from tinyedge.boards import Board
+from tinyedge.errors import TinyedgeError
+from tinyedge.paths import TEMPLATES_DIR
+from tinyedge.protocol import max_chunk_for_rx_buffer
+from tinyedge.runtimes import RuntimeSources
+from tinyedge.tflite_model import TfliteModel
+from tinyedge.viper.generator import MODEL_MODULE, generate_program
+from tinyedge.viper.kernels import KERNEL_MODULE, kernel_source
+
+DEVICE_DIR = "device"
+SERVER_FILE = "te_server.py"
+STATS_FILE = "viper.json"
+
+
+def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: int | None,
+                  tflm_dir: Path | None) -> RuntimeSources:
+    program = generate_program(model, board.id, board.clock_hz, max_chunk_for_rx_buffer(board.rx_buffer_bytes))
+    if arena_bytes is not None and arena_bytes < program.stats.arena_bytes:
+        raise TinyedgeError(f"the viper runtime plans a {program.stats.arena_bytes}-byte arena for this model and "
+                            f"cannot use {arena_bytes} bytes: drop --arena-kb.")
+    dest = Path(out_dir) / DEVICE_DIR
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / f"{MODEL_MODULE}.py").write_text(program.model_source)
+    (dest / f"{KERNEL_MODULE}.py").write_text(kernel_source())
+    shutil.copyfile(TEMPLATES_DIR / "micropython" / SERVER_FILE, dest / SERVER_FILE)
+    stats = {"arena_bytes": program.stats.arena_bytes, "constant_bytes": program.stats.constant_bytes,
+             "macs": program.stats.macs, "op_count": program.stats.op_count}
+    (dest / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n")
+    sources = [f"{DEVICE_DIR}/{name}.py" for name in (MODEL_MODULE, KERNEL_MODULE, SERVER_FILE[:-3])]
+    return RuntimeSources(sources=sources, arena_bytes=program.stats.arena_bytes)

@@ -1,0 +1,384 @@
+"""Lower an int8 .tflite to a MicroPython model module (te_model.py) over the viper kernels.
+
+The memory plan and every quantization constant come from the AOT compiler (tinyedge.aot): its
+arena plan (run out of place, so elementwise ops may still share their input's bytes), TFLM's
+multiplier, padding and activation arithmetic, and the SOFTMAX/LOGISTIC/TANH/ADD parameters.
+Weights become `bytes`, per-op tables packed int32 `bytes`, the arena one `bytearray`.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tinyedge import __version__
+from tinyedge.aot.compiler import compile_model
+from tinyedge.aot.nonlinear import (
+    _exp_on_negative_values, _srdhm, _wrap32, add_parameters, broadcast_geometry, logistic_table,
+    softmax_parameters, tanh_table,
+)
+from tinyedge.aot.quant import activation_range, per_channel_multipliers, per_tensor_fc_multiplier, same_or_valid_padding
+from tinyedge.errors import TinyedgeError
+from tinyedge.protocol import DeviceInfo, TensorInfo, encode_info
+from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel
+from tinyedge.viper.kernels import KERNEL_MODULE
+
+MODEL_MODULE = "te_model"
+SUPPORTED_OPS = ("ADD", "AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "LOGISTIC",
+                 "MAX_POOL_2D", "RESHAPE", "SOFTMAX", "SQUEEZE", "TANH")
+INT32_LIMIT = 1 << 31
+SOFTMAX_MAX_DEPTH = 511   # above this the sum of exps can need a right shift past 31 (TFLM asserts)
+DTYPE_NAMES = {"INT8": "int8", "UINT8": "uint8", "INT16": "int16", "INT32": "int32", "FLOAT32": "float32"}
+
+
+@dataclass
+class ViperStats:
+    arena_bytes: int
+    constant_bytes: int       # weights and packed tables, all `bytes` in RAM on stock firmware
+    macs: int                 # multiply-accumulates of one inference (convolutions and FC)
+    op_count: int
+
+
+@dataclass
+class ViperProgram:
+    model_source: str         # te_model.py
+    stats: ViperStats
+    input_offsets: list[int] = field(default_factory=list)
+    output_offsets: list[int] = field(default_factory=list)
+
+
+def unsupported_ops(model: TfliteModel) -> list[str]:
+    return sorted({op.opcode for op in model.operators} - set(SUPPORTED_OPS))
+
+
+def check_supported(model: TfliteModel) -> None:
+    missing = unsupported_ops(model)
+    if missing:
+        name = model.path.name if model.path else "the model"
+        verb = "is" if len(missing) == 1 else "are"
+        raise TinyedgeError(f"{name} uses {', '.join(missing)}, which {verb} not supported by the viper runtime "
+                            f"(it runs {', '.join(SUPPORTED_OPS)}): use a C board with `--runtime aot` or "
+                            "`--runtime tflm` for this model.")
+    for t in model.input_tensors + model.output_tensors:
+        if t.type_name != "INT8":
+            raise TinyedgeError(f"model I/O tensor '{t.name}' is {t.type_name.lower()}, but the viper runtime "
+                                "serves int8 inputs and outputs only: quantize the model to full int8.")
+
+
+def i32_bytes(values) -> bytes:
+    return struct.pack(f"<{len(values)}i", *[int(v) for v in values])
+
+
+class _Emitter:
+    def __init__(self, model: TfliteModel, offsets: dict[int, int]):
+        self.model, self.offsets = model, offsets
+        self.constants: list[str] = []
+        self.calls: list[str] = []
+        self.constant_bytes = 0
+        self.macs = 0
+
+    def const(self, name: str, data: bytes) -> str:
+        self.constants.append(f"{name} = {bytes(data)!r}")
+        self.constant_bytes += len(data)
+        return name
+
+    def at(self, index: int) -> int:
+        t = self.model.tensors[index]
+        if t.is_constant:
+            raise TinyedgeError(f"tensor '{t.name}' is a constant where the viper runtime expects an activation: "
+                                "use a C board with `--runtime aot` for this model.")
+        if t.type_name != "INT8":
+            raise TinyedgeError(f"tensor '{t.name}' is {t.type_name.lower()}, but the viper runtime computes int8 "
+                                "only: quantize the model to full int8.")
+        return self.offsets[index]
+
+
+def _refuse(op: Operator, what: str) -> TinyedgeError:
+    return TinyedgeError(f"{op.opcode} (operator {op.index}) {what}, which the viper runtime cannot run exactly: "
+                         "use a C board with `--runtime aot` or `--runtime tflm` for this model.")
+
+
+def _requant_table(multipliers: list[tuple[int, int]]) -> bytes:
+    return i32_bytes([v for m, s in multipliers for v in (m >> 16, m & 0xFFFF, s)])
+
+
+def _check_accumulator(op: Operator, weights: np.ndarray, bias: np.ndarray, input_span: int,
+                       multipliers: list[tuple[int, int]], offset_binary: bool = False) -> None:
+    """Refuse a layer whose accumulator (or its left-shifted value) could leave int32 on a 32-bit MCU.
+    `offset_binary`: the kernel also sums x_u * w_u (both 0..255) and subtracts 128 * sum(x_u)."""
+    rows = weights.astype(np.int64).reshape(weights.shape[0], -1)
+    bound = np.abs(rows).sum(axis=1) * input_span + np.abs(bias.astype(np.int64))
+    shifts = np.array([max(s, 0) for _, s in multipliers] * (len(bound) if len(multipliers) == 1 else 1))
+    worst = int((bound << shifts).max())
+    if offset_binary:
+        taps = rows.shape[1]
+        worst = max(worst, int((rows + 128).sum(axis=1).max()) * 255,
+                    128 * 255 * taps + int(np.abs(bias).max(initial=0)))
+    if worst >= INT32_LIMIT:
+        raise _refuse(op, f"could accumulate {worst:,}, beyond int32")
+
+
+def _bias_for(model: TfliteModel, op: Operator, channels: int) -> np.ndarray:
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        return np.asarray(model.tensors[op.inputs[2]].data, dtype=np.int64).reshape(-1)
+    return np.zeros(channels, dtype=np.int64)
+
+
+def _folded(op: Operator, bias: np.ndarray, weights: np.ndarray, input_offset: int) -> np.ndarray:
+    """bias + (off - 128) * sum(w) per output channel: what the offset-binary kernels add at the end."""
+    sums = weights.astype(np.int64).reshape(weights.shape[0], -1).sum(axis=1)
+    folded = bias + (input_offset - 128) * sums
+    if np.abs(folded).max(initial=0) >= INT32_LIMIT:
+        raise _refuse(op, "has a bias that leaves int32 once the input offset is folded in")
+    return folded
+
+
+def offset_binary(weights: np.ndarray) -> bytes:
+    """int8 weights stored as w + 128 (0..255), so the kernels multiply plain byte loads."""
+    return (np.asarray(weights, dtype=np.int8).view(np.uint8) ^ 0x80).tobytes()
+
+
+def _window(in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, o, dil_h: int = 1, dil_w: int = 1) -> list[int]:
+    _, in_h, in_w, in_c = in_t.shape
+    _, out_h, out_w, out_c = out_t.shape
+    s_h, s_w = int(o.strideH), int(o.strideW)
+    return [in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, s_h, s_w, dil_h, dil_w,
+            same_or_valid_padding(in_h, k_h, s_h, dil_h, out_h), same_or_valid_padding(in_w, k_w, s_w, dil_w, out_w)]
+
+
+def _require_4d(op: Operator, model: TfliteModel) -> tuple[Tensor, Tensor]:
+    in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
+    if len(in_t.shape) != 4 or in_t.shape[0] != 1 or len(out_t.shape) != 4:
+        raise _refuse(op, "has a batch other than 1")
+    if PADDINGS.get(op.options.padding) not in ("SAME", "VALID"):
+        raise _refuse(op, "uses padding other than SAME/VALID")
+    return in_t, out_t
+
+
+def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
+    model = e.model
+    in_t, out_t = _require_4d(op, model)
+    filter_t = model.tensors[op.inputs[1]]
+    weights = np.asarray(filter_t.data, dtype=np.int8)
+    o = op.options
+    k_h, k_w, dil_h, dil_w = filter_t.shape[1], filter_t.shape[2], int(o.dilationHFactor), int(o.dilationWFactor)
+    out_c = out_t.shape[3]
+    multipliers = per_channel_multipliers(in_t, filter_t, out_t, out_c)
+    bias = _bias_for(model, op, out_c)
+    input_offset = -int(in_t.zero_point[0])
+    per_channel_weights = weights.reshape(-1, out_c).T if depthwise else weights
+    window = _window(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
+    pointwise = (k_h, k_w, window[8], window[9], window[12], window[13]) == (1, 1, 1, 1, 0, 0)
+    if not depthwise and pointwise and filter_t.shape[3] == in_t.shape[3] and out_t.shape[1:3] == in_t.shape[1:3]:
+        _emit_dense(e, op, weights.reshape(out_c, -1), multipliers, in_t.shape[1] * in_t.shape[2])
+        return
+    span = 128 + abs(input_offset)
+    depth_multiplier = out_c // in_t.shape[3]
+    _check_accumulator(op, per_channel_weights, bias, span, multipliers)
+    if depthwise and depth_multiplier != 1:
+        k = input_offset - 128
+    else:
+        bias = _folded(op, bias, per_channel_weights, input_offset)
+        k = 128 - input_offset          # the input zero point in offset binary
+        _check_accumulator(op, per_channel_weights, bias, span, multipliers, offset_binary=not depthwise)
+    if not depthwise and filter_t.shape[3] != in_t.shape[3]:
+        raise _refuse(op, "is a grouped convolution")
+    act_min, act_max = activation_range(op.activation, out_t)
+    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *window, k, int(out_t.zero_point[0]), act_min, act_max,
+              int(len(multipliers) > 1)]
+    if depthwise and depth_multiplier != 1:
+        params.append(depth_multiplier)
+    n = op.index
+    w = e.const(f"W{n}", weights.tobytes() if depthwise else offset_binary(weights))
+    b = e.const(f"B{n}", i32_bytes(bias))
+    q = e.const(f"Q{n}", _requant_table(multipliers))
+    p = e.const(f"P{n}", i32_bytes(params))
+    if depthwise and depth_multiplier != 1:
+        call = f"k.depthwise_multiplier(A, {w}, {b}, {q}, {p})"
+    else:
+        call = f"k.{'depthwise_conv2d' if depthwise else 'conv2d'}(0, 0, A, {w}, {b}, {q}, {p})"
+    e.calls.append(call)
+    taps = k_h * k_w * (1 if depthwise else in_t.shape[3])
+    e.macs += out_t.size * taps
+
+
+def _emit_fully_connected(e: _Emitter, op: Operator) -> None:
+    model = e.model
+    in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
+    filter_t = model.tensors[op.inputs[1]]
+    if filter_t.type_name != "INT8" or len(filter_t.shape) != 2 or filter_t.data is None:
+        raise _refuse(op, "has no constant 2-D int8 weights")
+    n_out, depth = filter_t.shape
+    if filter_t.per_channel:
+        multipliers = per_channel_multipliers(in_t, filter_t, out_t, n_out)
+    else:
+        multipliers = [per_tensor_fc_multiplier(in_t, filter_t, out_t)]
+    _emit_dense(e, op, np.asarray(filter_t.data, dtype=np.int8), multipliers, in_t.size // depth)
+
+
+def _emit_dense(e: _Emitter, op: Operator, weights: np.ndarray, multipliers: list[tuple[int, int]],
+                batches: int) -> None:
+    """out[b][o] from in[b][:] . weights[o][:]: FULLY_CONNECTED, and 1x1 stride-1 unpadded CONV_2D
+    (pixels as batches), whose weights have the same layout."""
+    model = e.model
+    in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
+    n_out, depth = weights.shape
+    input_offset = -int(in_t.zero_point[0])
+    bias = _bias_for(model, op, n_out)
+    _check_accumulator(op, weights, bias, 128 + abs(input_offset), multipliers)
+    bias = _folded(op, bias, weights, input_offset)
+    _check_accumulator(op, weights, bias, 128 + abs(input_offset), multipliers, offset_binary=True)
+    k = 128 - input_offset
+    act_min, act_max = activation_range(op.activation, out_t)
+    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), batches, depth, n_out, k, int(out_t.zero_point[0]),
+              act_min, act_max, int(len(multipliers) > 1)]
+    n = op.index
+    w, b = e.const(f"W{n}", offset_binary(weights)), e.const(f"B{n}", i32_bytes(bias))
+    q, p = e.const(f"Q{n}", _requant_table(multipliers)), e.const(f"P{n}", i32_bytes(params))
+    e.calls.append(f"k.fully_connected(0, 0, A, {w}, {b}, {q}, {p})")
+    e.macs += batches * depth * n_out
+
+
+def _emit_pool(e: _Emitter, op: Operator, kernel: str) -> None:
+    in_t, out_t = _require_4d(op, e.model)
+    o = op.options
+    act_min, act_max = activation_range(op.activation, out_t)
+    window = _window(in_t, out_t, int(o.filterHeight), int(o.filterWidth), o)
+    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *window, 0, act_min, act_max]
+    e.calls.append(f"k.{kernel}(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+
+
+def _emit_add(e: _Emitter, op: Operator) -> None:
+    model = e.model
+    a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
+    tensors = [model.tensors[i] for i in (a, b, dst)]
+    if any(t.type_name != "INT8" for t in tensors):
+        raise _refuse(op, "is not int8")
+    geometry = broadcast_geometry(*(t.shape for t in tensors))
+    ndim = geometry[0]
+    if ndim > 4:
+        raise _refuse(op, "broadcasts over more than 4 dimensions")
+    pad = 4 - ndim
+    sizes = [1] * pad + geometry[1:1 + ndim]
+    a_strides = [0] * pad + geometry[1 + ndim:1 + 2 * ndim]
+    b_strides = [0] * pad + geometry[1 + 2 * ndim:1 + 3 * ndim]
+    (a_off, a_mult, a_shift, b_off, b_mult, b_shift, left, o_mult, o_shift, o_zp, act_min,
+     act_max) = add_parameters(*tensors, op.activation)
+    sources = []
+    for index in (a, b):
+        t = model.tensors[index]
+        if t.is_constant:
+            sources.append((e.const(f"X{op.index}_{index}", np.asarray(t.data, dtype=np.int8).tobytes()), 0))
+        else:
+            sources.append(("A", e.at(index)))
+    params = [sources[0][1], sources[1][1], e.at(dst), *sizes, *a_strides, *b_strides,
+              a_off, a_mult >> 16, a_mult & 0xFFFF, a_shift, b_off, b_mult >> 16, b_mult & 0xFFFF, b_shift, left,
+              o_mult >> 16, o_mult & 0xFFFF, o_shift, o_zp, act_min, act_max]
+    p = e.const(f"P{op.index}", i32_bytes(params))
+    e.calls.append(f"k.add(A, {sources[0][0]}, {sources[1][0]}, {p})")
+
+
+def softmax_exp_table(multiplier: int, left_shift: int, diff_min: int) -> list[int]:
+    """exp_on_negative_values of every int8 diff 0, -1, ..., -255 rescaled as TFLM does (0 below diff_min)."""
+    table = []
+    for d in range(256):
+        diff = -d
+        if diff < diff_min:
+            table.append(0)
+            continue
+        scaled = _srdhm(_wrap32(diff << left_shift), multiplier)
+        table.append(_exp_on_negative_values(scaled, 5))
+    return table
+
+
+def _emit_softmax(e: _Emitter, op: Operator) -> None:
+    inp, out = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    if int(out.zero_point[0]) != -128 or np.float32(out.scale[0]) != np.float32(1.0 / 256):
+        raise _refuse(op, "has an output not quantized with scale 1/256 and zero point -128")
+    depth = inp.shape[-1]
+    if depth > SOFTMAX_MAX_DEPTH:
+        raise _refuse(op, f"has {depth} classes (more than {SOFTMAX_MAX_DEPTH})")
+    beta = float(getattr(op.options, "beta", 1.0))
+    table = softmax_exp_table(*softmax_parameters(beta, float(np.float32(inp.scale[0]))))
+    t = e.const(f"E{op.index}", i32_bytes(table))
+    e.calls.append(f"k.softmax(A, {t}, {inp.size // depth}, {e.at(op.inputs[0])}, {e.at(op.outputs[0])}, {depth})")
+
+
+def _emit_table(e: _Emitter, op: Operator, table: list[int]) -> None:
+    t = e.const(f"T{op.index}", bytes(v & 0xFF for v in table))
+    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), e.model.tensors[op.inputs[0]].size]
+    e.calls.append(f"k.lut(A, {t}, {e.const(f'P{op.index}', i32_bytes(params))})")
+
+
+def _emit(e: _Emitter, op: Operator) -> None:
+    model = e.model
+    code = op.opcode
+    if code in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        _emit_conv(e, op, depthwise=code == "DEPTHWISE_CONV_2D")
+    elif code == "FULLY_CONNECTED":
+        _emit_fully_connected(e, op)
+    elif code in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+        _emit_pool(e, op, "average_pool" if code == "AVERAGE_POOL_2D" else "max_pool")
+    elif code == "ADD":
+        _emit_add(e, op)
+    elif code == "SOFTMAX":
+        _emit_softmax(e, op)
+    elif code in ("LOGISTIC", "TANH"):
+        inp, out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
+        if code == "LOGISTIC" and int(out.zero_point[0]) != -128:
+            raise _refuse(op, "has an output zero point other than -128")
+        make = logistic_table if code == "LOGISTIC" else tanh_table
+        _emit_table(e, op, make(float(np.float32(inp.scale[0])), int(inp.zero_point[0])))
+    elif code in ("RESHAPE", "SQUEEZE"):
+        e.at(op.inputs[0])   # shares its input's bytes; a constant input is refused there
+    if code not in ("RESHAPE", "SQUEEZE"):
+        e.calls[-1] += f"  # {op.index}: {code}"
+
+
+def tensor_infos(tensors: list[Tensor]) -> list[TensorInfo]:
+    return [TensorInfo(DTYPE_NAMES[t.type_name], tuple(int(d) for d in t.shape),
+                       float(t.scale[0]) if t.is_quantized else 0.0,
+                       int(t.zero_point[0]) if t.zero_point.size else 0, t.nbytes) for t in tensors]
+
+
+def info_body(model: TfliteModel, board_id: str, clock_hz: int, max_chunk: int, arena_bytes: int) -> bytes:
+    """The INFO reply body (after its status byte) the board sends: fixed at generation time."""
+    return encode_info(DeviceInfo(
+        protocol_version=1, board_id=board_id, runtime="viper", runtime_version=__version__,
+        model_sha256=model.sha256, inputs=tensor_infos(model.input_tensors),
+        outputs=tensor_infos(model.output_tensors), arena_used=arena_bytes, arena_size=arena_bytes,
+        clock_hz=clock_hz, cycle_hz=1_000_000, max_chunk=max_chunk))
+
+
+def generate_program(model: TfliteModel, board_id: str = "micropython-unix", clock_hz: int = 0,
+                     max_chunk: int = 256) -> ViperProgram:
+    check_supported(model)
+    plan = compile_model(model, inplace_with_scratch=False)
+    emitter = _Emitter(model, plan.tensor_offsets)
+    for op in model.operators:
+        _emit(emitter, op)
+    arena = max(plan.plan.arena_bytes, 1)
+    inputs = [emitter.at(i) for i in model.inputs]
+    outputs = [plan.tensor_offsets[i] for i in model.outputs]
+    info = info_body(model, board_id, clock_hz, max_chunk, arena)
+    name = model.path.name if model.path else "model"
+    source = "\n".join([
+        f'"""Generated by tinyedge {__version__} from {name} (sha256 {model.sha256[:16]}): the model for the '
+        'viper runtime. Do not edit."""',
+        f"import {KERNEL_MODULE} as k",
+        "",
+        f"A = bytearray({arena})",
+        f"INPUTS = {tuple((o, model.tensors[i].nbytes) for o, i in zip(inputs, model.inputs))!r}",
+        f"OUTPUTS = {tuple((o, model.tensors[i].nbytes) for o, i in zip(outputs, model.outputs))!r}",
+        f"INFO = {info!r}",
+        *emitter.constants,
+        "",
+        "",
+        "def invoke():",
+        *[f"    {call}" for call in emitter.calls],
+        "    return 0" if not emitter.calls else "",
+    ]) + "\n"
+    stats = ViperStats(arena, emitter.constant_bytes, emitter.macs, len(model.operators))
+    return ViperProgram(source, stats, inputs, outputs)

@@ -1,0 +1,417 @@
+"""The viper kernel module (te_kernels.py on the board): TFLM reference-kernel arithmetic, bit for bit.
+
+Viper ints are machine words: 32 bits on ESP32 and RP2040, 64 on the unix port. The code below is
+exact on both because no intermediate leaves int32 (the generator proves the accumulator ranges and
+refuses a layer that could overflow), and because:
+- SaturatingRoundingDoublingHighMul's 64-bit product is built from 16-bit limbs (`requant_lines`);
+- int32 constants are read byte by byte and sign-extended (`rd32`), never through ptr32 (which
+  zero-extends on 64-bit and needs alignment on armv6m);
+- no literal reaches 2**30 (armv6m and xtensawin refuse such viper constants).
+Every buffer goes in as `ptr8`: the arena (a bytearray), the weights and the packed int32 tables
+(bytes). Each kernel takes its geometry as one packed int32 table `P`.
+"""
+
+from __future__ import annotations
+
+KERNEL_MODULE = "te_kernels"
+
+
+def rd32(buf: str, at: str) -> str:
+    """The int32 stored little-endian at byte `at` of `buf`, sign-extended."""
+    return (f"({buf}[{at}] | ({buf}[{at} + 1] << 8) | ({buf}[{at} + 2] << 16) "
+            f"| ((({buf}[{at} + 3] ^ 128) - 128) << 24))")
+
+
+def requant_lines(acc: str, mh: str, ml: str, shift: str, indent: str) -> list[str]:
+    """TFLM's MultiplyByQuantizedMultiplier(acc, M, shift) in place on `acc`, with M = mh * 2**16 + ml
+    (0 <= M < 2**31, mh and ml precomputed), inside int32: the high half of the doubled product
+    comes from 16-bit limbs of acc and M, its rounding (+2**30, floor) from the carries of the parts."""
+    body = [
+        f"if {shift} > 0:",
+        f"    {acc} = {acc} << {shift}",
+        f"    t_rs = 0",
+        "else:",
+        f"    t_rs = 0 - {shift}",
+        f"t_ah = {acc} >> 16",
+        f"t_al = {acc} & 65535",
+        f"t_p = t_ah * {ml}",
+        f"t_q = t_al * {mh}",
+        f"t_lh = ((t_al >> 8) * {ml} + (((t_al & 255) * {ml}) >> 8)) >> 8",
+        f"{acc} = 2 * t_ah * {mh} + (t_p >> 15) + (t_q >> 15) + (t_lh >> 15) "
+        "+ (((t_p & 32767) + (t_q & 32767) + (t_lh & 32767) + 16384) >> 15)",
+        "if t_rs > 0:",
+        "    t_mask = ((1 << (t_rs - 1)) - 1) * 2 + 1",
+        f"    t_rem = {acc} & t_mask",
+        "    t_thr = t_mask >> 1",
+        f"    if {acc} < 0:",
+        "        t_thr += 1",
+        f"    {acc} = {acc} >> t_rs",
+        "    if t_rem > t_thr:",
+        f"        {acc} += 1",
+    ]
+    return [indent + line for line in body]
+
+
+def _requant_from_table(acc: str, table: str, at: str, indent: str) -> list[str]:
+    """Requantize with the (mh, ml, shift) triple stored at byte `at` of `table`."""
+    return [f"{indent}t_mh = {rd32(table, at)}", f"{indent}t_ml = {rd32(table, at + ' + 4')}",
+            f"{indent}t_sh = {rd32(table, at + ' + 8')}"] + requant_lines(acc, "t_mh", "t_ml", "t_sh", indent)
+
+
+def _store(acc: str, dst: str, indent: str) -> list[str]:
+    """acc + output zero point, clamped to the activation range, stored as one byte."""
+    return [f"{indent}{acc} += ozp", f"{indent}if {acc} < lo:", f"{indent}    {acc} = lo",
+            f"{indent}if {acc} > hi:", f"{indent}    {acc} = hi", f"{indent}A[{dst}] = {acc}"]
+
+
+def _params(names: str) -> list[str]:
+    return [f"    {name} = {rd32('P', str(4 * i))}" for i, name in enumerate(names.split())]
+
+
+def _flip(region: str, count: str, indent: str) -> list[str]:
+    """XOR a region of the arena with 128: int8 <-> offset binary (x + 128), in place; it is its own inverse."""
+    return [f"{indent}for c in range({count}):", f"{indent}    A[{region} + c] = A[{region} + c] ^ 128"]
+
+
+def _dot(indent: str) -> list[str]:
+    """acc += sum(x_u * w_u) over the bytes p .. e (x_u: the input in offset binary, w_u: the weights stored
+    as w + 128, at p + dd). p and acc are the kernel's first two locals, which viper keeps in registers;
+    four MACs a turn."""
+    return [f"{indent}e4 = e - ((e - p) & 3)",
+            f"{indent}while p < e4:",
+            f"{indent}    q = ptr8(p + dd)",
+            *[f"{indent}    acc += ptr8(p)[{i}] * q[{i}]" for i in range(4)],
+            f"{indent}    p += 4",
+            f"{indent}while p < e:",
+            f"{indent}    acc += ptr8(p)[0] * ptr8(p + dd)[0]",
+            f"{indent}    p += 1"]
+
+
+def _fully_connected() -> list[str]:
+    """sum((x + off) * w) + bias = sum(x_u * w_u) - 128 * sum(x_u) + bias', bias' = bias + (off - 128) * sum(w)
+    folded by the generator, sum(x_u) once per input row."""
+    lines = ["@micropython.viper",
+             "def fully_connected(p: int, acc: int, A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params("src dst batches depth n_out zpu ozp lo hi pc")
+    lines += _flip("src", "batches * depth", "    ")
+    lines += ["    base_a = int(A)",
+              "    base_w = int(W)",
+              "    for b in range(batches):",
+              "        x0 = src + b * depth",
+              "        sx = 0",
+              "        for c in range(depth):",
+              "            sx += A[x0 + c]",
+              "        for o in range(n_out):",
+              "            p = base_a + x0",
+              "            e = p + depth",
+              "            dd = base_w + o * depth - p",
+              "            acc = 0"]
+    lines += _dot(" " * 12)
+    lines += [f"            acc += {rd32('B', '4 * o')} - 128 * sx", "            qa = 12 * o * pc"]
+    lines += _requant_from_table("acc", "Q", "qa", " " * 12)
+    lines += _store("acc", "dst + b * n_out + o", " " * 12)
+    lines += _flip("src", "batches * depth", "    ")
+    return lines
+
+
+_WINDOW = "src dst in_h in_w in_c out_h out_w out_c k_h k_w s_h s_w d_h d_w pad_h pad_w"
+
+
+def _conv2d() -> list[str]:
+    """As FULLY_CONNECTED per output pixel; a tap in the padding reads as the input zero point (zpu in
+    offset binary), whose (x + off) is 0, which is exactly TFLM's skipping it. With dilation 1 across, a
+    row of taps inside the input is one contiguous run of k_w * in_c bytes in both input and weights."""
+    lines = ["@micropython.viper", "def conv2d(p: int, acc: int, A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params(_WINDOW + " zpu ozp lo hi pc")
+    lines += _flip("src", "in_h * in_w * in_c", "    ")
+    lines += ["    base_a = int(A)",
+              "    base_w = int(W)",
+              "    for oy in range(out_h):",
+              "        iy0 = oy * s_h - pad_h",
+              "        for ox in range(out_w):",
+              "            ix0 = ox * s_w - pad_w",
+              "            sx = 0",
+              "            for ky in range(k_h):",
+              "                iy = iy0 + d_h * ky",
+              "                for kx in range(k_w):",
+              "                    ix = ix0 + d_w * kx",
+              "                    if iy < 0 or iy >= in_h or ix < 0 or ix >= in_w:",
+              "                        sx += zpu * in_c",
+              "                        continue",
+              "                    x0 = src + (iy * in_w + ix) * in_c",
+              "                    for c in range(in_c):",
+              "                        sx += A[x0 + c]",
+              "            row_inside = d_w == 1 and ix0 >= 0 and ix0 + k_w <= in_w",
+              "            for oc in range(out_c):",
+              "                acc = 0",
+              "                for ky in range(k_h):",
+              "                    iy = iy0 + d_h * ky",
+              "                    if row_inside and iy >= 0 and iy < in_h:",
+              "                        p = base_a + src + (iy * in_w + ix0) * in_c",
+              "                        e = p + k_w * in_c",
+              "                        dd = base_w + (oc * k_h + ky) * k_w * in_c - p"]
+    lines += _dot(" " * 24)
+    lines += ["                        continue",
+              "                    for kx in range(k_w):",
+              "                        ix = ix0 + d_w * kx",
+              "                        w0 = ((oc * k_h + ky) * k_w + kx) * in_c",
+              "                        if iy < 0 or iy >= in_h or ix < 0 or ix >= in_w:",
+              "                            for c in range(in_c):",
+              "                                acc += zpu * W[w0 + c]",
+              "                            continue",
+              "                        p = base_a + src + (iy * in_w + ix) * in_c",
+              "                        e = p + in_c",
+              "                        dd = base_w + w0 - p"]
+    lines += _dot(" " * 24)
+    lines += [f"                acc += {rd32('B', '4 * oc')} - 128 * sx", "                qa = 12 * oc * pc"]
+    lines += _requant_from_table("acc", "Q", "qa", " " * 16)
+    lines += _store("acc", "dst + (oy * out_w + ox) * out_c + oc", " " * 16)
+    lines += _flip("src", "in_h * in_w * in_c", "    ")
+    return lines
+
+
+def _depthwise_conv2d() -> list[str]:
+    """Depth multiplier 1: the input in offset binary (x_u), signed weights, acc = sum(x_u * w) per channel
+    plus the generator's bias' = bias + (off - 128) * sum(w); a tap in the padding reads the input zero
+    point (zpu), whose (x + off) is 0, as TFLM's skipping it. A row of taps inside the input runs with
+    p (input) and acc in registers; the weight sits at p + dd."""
+    lines = ["@micropython.viper",
+             "def depthwise_conv2d(p: int, acc: int, A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params(_WINDOW + " zpu ozp lo hi pc")
+    lines += _flip("src", "in_h * in_w * in_c", "    ")
+    lines += ["    base_a = int(A) + src",
+              "    base_w = int(W)",
+              "    step = d_w * in_c",
+              "    ds = out_c - step",
+              "    span = d_w * (k_w - 1)",
+              "    for oy in range(out_h):",
+              "        iy0 = oy * s_h - pad_h",
+              "        for ox in range(out_w):",
+              "            ix0 = ox * s_w - pad_w",
+              "            inside_x = ix0 >= 0 and ix0 + span < in_w",
+              "            for c in range(out_c):",
+              "                acc = 0",
+              "                for ky in range(k_h):",
+              "                    iy = iy0 + d_h * ky",
+              "                    w0 = ky * k_w * out_c + c",
+              "                    if iy < 0 or iy >= in_h:",
+              "                        for kx in range(k_w):",
+              "                            acc += zpu * ((W[w0 + kx * out_c] ^ 128) - 128)",
+              "                        continue",
+              "                    if inside_x:",
+              "                        p = base_a + (iy * in_w + ix0) * in_c + c",
+              "                        e = p + k_w * step",
+              "                        dd = base_w + w0 - p",
+              "                        while p < e:",
+              "                            acc += ptr8(p)[0] * ((ptr8(p + dd)[0] ^ 128) - 128)",
+              "                            p += step",
+              "                            dd += ds",
+              "                        continue",
+              "                    for kx in range(k_w):",
+              "                        ix = ix0 + d_w * kx",
+              "                        wv = (W[w0 + kx * out_c] ^ 128) - 128",
+              "                        if ix < 0 or ix >= in_w:",
+              "                            acc += zpu * wv",
+              "                        else:",
+              "                            acc += A[src + (iy * in_w + ix) * in_c + c] * wv",
+              f"                acc += {rd32('B', '4 * c')}", "                qa = 12 * c * pc"]
+    lines += _requant_from_table("acc", "Q", "qa", " " * 16)
+    lines += _store("acc", "dst + (oy * out_w + ox) * out_c + c", " " * 16)
+    lines += _flip("src", "in_h * in_w * in_c", "    ")
+    return lines
+
+
+def _depthwise_multiplier() -> list[str]:
+    """Any depth multiplier: TFLM's loop order, taps inside the input only, (x + 128 + k) * w."""
+    lines = ["@micropython.viper", "def depthwise_multiplier(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params(_WINDOW + " k ozp lo hi pc dm")
+    lines += ["    for oy in range(out_h):",
+              "        iy0 = oy * s_h - pad_h",
+              "        for ox in range(out_w):",
+              "            ix0 = ox * s_w - pad_w",
+              "            for oc in range(out_c):",
+              "                ic = oc // dm",
+              "                acc = 0",
+              "                for ky in range(k_h):",
+              "                    iy = iy0 + d_h * ky",
+              "                    if iy < 0 or iy >= in_h:",
+              "                        continue",
+              "                    for kx in range(k_w):",
+              "                        ix = ix0 + d_w * kx",
+              "                        if ix < 0 or ix >= in_w:",
+              "                            continue",
+              "                        acc += ((A[src + (iy * in_w + ix) * in_c + ic] ^ 128) + k) * "
+              "((W[(ky * k_w + kx) * out_c + oc] ^ 128) - 128)",
+              f"                acc += {rd32('B', '4 * oc')}", "                qa = 12 * oc * pc"]
+    lines += _requant_from_table("acc", "Q", "qa", " " * 16)
+    lines += _store("acc", "dst + (oy * out_w + ox) * out_c + oc", " " * 16)
+    return lines
+
+
+def _pool(name: str, average: bool) -> list[str]:
+    lines = ["@micropython.viper", f"def {name}(A: ptr8, P: ptr8):"]
+    lines += _params(_WINDOW + " ozp lo hi")
+    lines += ["    ozp = 0",
+              "    for oy in range(out_h):",
+              "        iy0 = oy * s_h - pad_h",
+              "        y0 = 0",
+              "        if iy0 < 0:",
+              "            y0 = 0 - iy0",
+              "        y1 = in_h - iy0",
+              "        if k_h < y1:",
+              "            y1 = k_h",
+              "        for ox in range(out_w):",
+              "            ix0 = ox * s_w - pad_w",
+              "            x0 = 0",
+              "            if ix0 < 0:",
+              "                x0 = 0 - ix0",
+              "            x1 = in_w - ix0",
+              "            if k_w < x1:",
+              "                x1 = k_w",
+              "            for c in range(in_c):",
+              "                acc = 0" if average else "                acc = -128",
+              "                count = 0",
+              "                fy = y0",
+              "                while fy < y1:",
+              "                    fx = x0",
+              "                    while fx < x1:",
+              "                        v = (A[src + ((iy0 + fy) * in_w + ix0 + fx) * in_c + c] ^ 128) - 128"]
+    if average:
+        lines += ["                        acc += v",
+                  "                        count += 1",
+                  "                        fx += 1",
+                  "                    fy += 1",
+                  "                if count > 0:",
+                  "                    if acc > 0:",
+                  "                        acc = (acc + count // 2) // count",
+                  "                    else:",
+                  "                        acc = 0 - ((count // 2 - acc) // count)"]
+    else:
+        lines += ["                        if v > acc:",
+                  "                            acc = v",
+                  "                        fx += 1",
+                  "                    fy += 1"]
+    lines += _store("acc", "dst + (oy * out_w + ox) * out_c + c", " " * 16)
+    return lines
+
+
+def _add() -> list[str]:
+    """ADD with broadcasting over up to 4 merged dims: X and Y are the arena or a constant's bytes."""
+    lines = ["@micropython.viper", "def add(A: ptr8, X: ptr8, Y: ptr8, P: ptr8):"]
+    lines += _params("xa ya dst n0 n1 n2 n3 xs0 xs1 xs2 xs3 ys0 ys1 ys2 ys3 "
+                     "aoff amh aml ash boff bmh bml bsh lsh omh oml osh ozp lo hi")
+    lines += ["    d = dst",
+              "    for i0 in range(n0):",
+              "        for i1 in range(n1):",
+              "            for i2 in range(n2):",
+              "                xi = xa + i0 * xs0 + i1 * xs1 + i2 * xs2",
+              "                yi = ya + i0 * ys0 + i1 * ys1 + i2 * ys2",
+              "                for i3 in range(n3):",
+              "                    r1 = (((X[xi] ^ 128) - 128) + aoff) << lsh",
+              "                    r2 = (((Y[yi] ^ 128) - 128) + boff) << lsh"]
+    indent = " " * 20
+    lines += requant_lines("r1", "amh", "aml", "ash", indent)
+    lines += requant_lines("r2", "bmh", "bml", "bsh", indent)
+    lines += [f"{indent}acc = r1 + r2"]
+    lines += requant_lines("acc", "omh", "oml", "osh", indent)
+    lines += _store("acc", "d", indent)
+    lines += [f"{indent}d += 1", f"{indent}xi += xs3", f"{indent}yi += ys3"]
+    return lines
+
+
+def _lut() -> list[str]:
+    return ["@micropython.viper", "def lut(A: ptr8, T: ptr8, P: ptr8):",
+            *_params("src dst n"),
+            "    for i in range(n):",
+            "        A[dst + i] = T[A[src + i] ^ 128]"]
+
+
+def _softmax() -> list[str]:
+    """int8 SOFTMAX: E[-diff] holds exp_on_negative_values of the rescaled diff (0 below diff_min),
+    precomputed for the 256 possible diffs; the per-row reciprocal runs in `_reciprocal` (plain
+    Python, arbitrary-precision ints, once per row)."""
+    lines = ["@micropython.viper", "def _softmax_sum(A: ptr8, E: ptr8, x0: int, depth: int) -> int:",
+             "    mx = -128",
+             "    for c in range(depth):",
+             "        v = (A[x0 + c] ^ 128) - 128",
+             "        if v > mx:",
+             "            mx = v",
+             "    s = 0",
+             "    for c in range(depth):",
+             "        v = (A[x0 + c] ^ 128) - 128",
+             f"        e = {rd32('E', '4 * (mx - v)')}",
+             "        s += (e >> 12) + (1 if (e & 4095) > 2047 else 0)",
+             "    return s",
+             "",
+             "@micropython.viper",
+             "def _softmax_out(A: ptr8, E: ptr8, x0: int, y0: int, depth: int, scale_h: int, scale_l: int, "
+             "ex: int):",
+             "    mx = -128",
+             "    for c in range(depth):",
+             "        v = (A[x0 + c] ^ 128) - 128",
+             "        if v > mx:",
+             "            mx = v",
+             "    ozp = -128",
+             "    lo = -128",
+             "    hi = 127",
+             "    for c in range(depth):",
+             "        v = (A[x0 + c] ^ 128) - 128",
+             f"        acc = {rd32('E', '4 * (mx - v)')}",
+             "        sh = 0 - ex"]
+    lines += requant_lines("acc", "scale_h", "scale_l", "sh", " " * 8)
+    lines += _store("acc", "y0 + c", " " * 8)
+    lines += ["", "def softmax(A, E, outer, src, dst, depth):",
+              "    for row in range(outer):",
+              "        s = _softmax_sum(A, E, src + row * depth, depth)",
+              "        scale, ex = _reciprocal(s)",
+              "        _softmax_out(A, E, src + row * depth, dst + row * depth, depth, scale >> 16, scale & 65535, ex)"]
+    return lines
+
+
+RECIPROCAL = '''
+_I32_MAX = 2147483647
+
+
+def _wrap32(x):
+    return ((x + 2147483648) & 4294967295) - 2147483648
+
+
+def _srdhm(a, b):
+    if a == b == -2147483648:
+        return _I32_MAX
+    ab = a * b
+    if ab >= 0:
+        return (ab + 1073741824) >> 31
+    return -((-ab - 1 + 1073741824) >> 31)
+
+
+def _sat_shl(x, e):
+    t = (1 << (31 - e)) - 1
+    if x > t:
+        return _I32_MAX
+    if x < -t:
+        return -2147483648
+    return x << e
+
+
+def _reciprocal(s):
+    """GetReciprocal(sum_of_exps, 12): (shifted_scale, the output's right shift)."""
+    hp1 = 32 - len(bin(s)) + 2
+    x = _wrap32((s << hp1) - 2147483648)
+    half = (x + _I32_MAX + (1 if x + _I32_MAX >= 0 else -1))
+    half = half // 2 if half >= 0 else -((-half) // 2)
+    r = _wrap32(1515870810 + _srdhm(half, -1010580540))
+    for _ in range(3):
+        r = _wrap32(r + _sat_shl(_srdhm(r, _wrap32(536870912 - _srdhm(half, r))), 2))
+    return _sat_shl(r, 1), (12 - hp1) + 31 - 8
+'''
+
+
+def kernel_source() -> str:
+    """The whole te_kernels.py module."""
+    parts = ['"""Generated by tinyedge: the viper kernels of the model (TFLM reference arithmetic). Do not edit."""',
+             "import micropython", RECIPROCAL.strip("\n")]
+    for lines in (_fully_connected(), _conv2d(), _depthwise_conv2d(), _depthwise_multiplier(), _pool("average_pool", True),
+                  _pool("max_pool", False), _add(), _lut(), _softmax()):
+        parts.append("\n".join(lines))
+    return "\n\n\n".join(parts) + "\n"
