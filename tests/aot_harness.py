@@ -82,12 +82,12 @@ def random_inputs(model: TfliteModel, rng: np.random.Generator) -> list[np.ndarr
 class NativeModel:
     """An AOT-compiled model built as a host shared library."""
 
-    def __init__(self, model: TfliteModel, work_dir: Path):
+    def __init__(self, model: TfliteModel, work_dir: Path, dsp: bool = False):
         from tinyedge.aot.compiler import compile_model
         from tinyedge.runtimes.aot import copy_kernel_sources
 
         self.model = model
-        self.program = compile_model(model)
+        self.program = compile_model(model, dsp=dsp)
         work_dir.mkdir(parents=True, exist_ok=True)
         (work_dir / "te_model.c").write_text(self.program.source)
         (work_dir / "te_model.h").write_text(self.program.header)

@@ -41,7 +41,7 @@ int32_t te_mul_by_quantized_multiplier(int32_t x, int32_t multiplier, int8_t shi
 }
 
 static int8_t te_requantize(int32_t acc, const te_requant_t *q, int16_t channel) {
-  const int16_t i = q->per_channel ? channel : 0;
+  const int16_t i = (q->per_channel & TE_REQUANT_PER_CHANNEL) ? channel : 0;
   acc = te_mul_by_quantized_multiplier(acc, TE_RD_S32(q->multiplier + i), TE_RD_S8(q->shift + i));
   acc += q->output_offset;
   if (acc < q->act_min) {

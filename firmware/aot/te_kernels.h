@@ -29,7 +29,11 @@ typedef struct {
   int8_t pad_h, pad_w;
 } te_window_t;
 
-/* Requantization of one op: per-channel tables (or one entry when `per_channel` is 0). */
+/* Requantization of one op: per-channel tables (or one entry when bit 0 of `per_channel` is 0).
+ * Bit 1 (TE_REQUANT_BOUNDED, set only for te_dsp.c's kernels) says every accumulator times 2^left
+ * of its channel is below 2^30 in magnitude. */
+#define TE_REQUANT_PER_CHANNEL 1
+#define TE_REQUANT_BOUNDED 2
 typedef struct {
   const int32_t *multiplier; /* TE_CONST */
   const int8_t *shift;       /* TE_CONST */

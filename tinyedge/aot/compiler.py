@@ -19,6 +19,7 @@ MODEL_SOURCE = "te_model.c"
 MODEL_HEADER = "te_model.h"
 KERNEL_FILES = ("te_pgm.h", "te_kernels.h", "te_kernels.c")
 NONLINEAR_FILES = ("te_nonlinear.h", "te_nonlinear.c")
+DSP_FILES = ("te_dsp.h", "te_dsp.c")
 
 
 @dataclass
@@ -45,51 +46,60 @@ class AotProgram:
     tensor_offsets: dict[int, int]   # tensor index -> arena offset, for every activation tensor
     stats: AotStats
     uses_nonlinear: bool = False
+    uses_dsp: bool = False        # te_dsp.c's kernels (cores with the Arm DSP extension)
     op_lines: list[str] = field(default_factory=list)
 
 
-def compile_model(model: TfliteModel, progmem: bool = False, inplace_with_scratch: bool = True) -> AotProgram:
+def compile_model(model: TfliteModel, progmem: bool = False, inplace_with_scratch: bool = True,
+                  dsp: bool = False) -> AotProgram:
     """C for the whole model. `progmem` says the constants live in flash (AVR), which only changes
     the RAM figure in `stats`: the C is the same, TE_CONST decides where constants go.
     Convolutions that can write over their input do so (with one shared scratch buffer) when that
-    takes less RAM than running them out of place; `inplace_with_scratch=False` never lets them."""
+    takes less RAM than running them out of place; `inplace_with_scratch=False` never lets them.
+    `dsp` lowers the convolutions and FC to te_dsp.c (the target has the Arm DSP extension)."""
     check_supported(model)
     _check_io(model)
-    out_of_place = _compile(model, progmem, inplace_with_scratch=False)
+    out_of_place = _compile(model, progmem, inplace_with_scratch=False, dsp=dsp)
     if not inplace_with_scratch:
         return out_of_place
-    in_place = _compile(model, progmem, inplace_with_scratch=True)
-    if in_place.stats.arena_bytes + in_place.stats.scratch_bytes < out_of_place.stats.arena_bytes:
-        return in_place
-    return out_of_place
+    best = out_of_place
+    # A growing in-place op makes its whole buffer group as large as its output: tried with and without.
+    for grow in (False, True):
+        in_place = _compile(model, progmem, inplace_with_scratch=True, dsp=dsp, grow=grow)
+        if in_place.stats.arena_bytes + in_place.stats.scratch_bytes < best.stats.arena_bytes + best.stats.scratch_bytes:
+            best = in_place
+    return best
 
 
-def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool) -> AotProgram:
+def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp: bool, grow: bool = False) -> AotProgram:
     available = lowerings()
-    probe = _Pointers(model, {}, probing=True)
+    probe = _Pointers(model, {}, probing=True, dsp=dsp)
     first_pass = [available[op.opcode](model, op, probe) for op in model.operators]
     if not inplace_with_scratch:
         for low in first_pass:
             low.inplace_ok = low.inplace_ok and low.scratch_bytes == 0
-    groups = _buffer_groups(model, first_pass)
+    for low in first_pass:
+        low.grows_in_place = low.grows_in_place and grow
+    streamed = {op.outputs[0] for op, low in zip(model.operators, first_pass) if low.streams_output}
+    groups = {t: root for t, root in _buffer_groups(model, first_pass).items() if t not in streamed}
     buffers = _buffers(model, groups)
     plan = plan_memory(buffers)
     offsets = {t: plan.offsets[root] for t, root in groups.items()}
-    pointers = _Pointers(model, offsets)
+    pointers = _Pointers(model, offsets, dsp=dsp)
     lowered = [available[op.opcode](model, op, pointers) for op in model.operators]
     constants = _constant_decls(model, sorted(pointers.constants_used))
     decls = "".join(low.decls for low in lowered)
     op_lines = [_op_line(model, op, low) for op, low in zip(model.operators, lowered)]
     uses_nonlinear = any(op.opcode not in CORE_LOWERINGS for op in model.operators)
     scratch = max((low.scratch_bytes for low in lowered), default=0)
-    source = _source(model, plan, offsets, constants, decls, op_lines, uses_nonlinear, scratch)
+    source = _source(model, plan, offsets, constants, decls, op_lines, uses_nonlinear, scratch, dsp)
     stats = AotStats(
         arena_bytes=plan.arena_bytes,
         tensor_bytes_total=sum(model.tensors[t].nbytes for t in groups),
         constant_bytes=sum(model.tensors[t].nbytes for t in pointers.constants_used) + table_bytes(decls),
         op_count=len(model.operators), progmem=progmem, scratch_bytes=scratch,
     )
-    return AotProgram(source, _header(plan), plan, buffers, offsets, stats, uses_nonlinear, op_lines)
+    return AotProgram(source, _header(plan), plan, buffers, offsets, stats, uses_nonlinear, dsp, op_lines)
 
 
 _C_SIZES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "te_dim": 2, "int32_t": 4, "uint32_t": 4,
@@ -118,8 +128,8 @@ def _check_io(model: TfliteModel) -> None:
 class _Pointers:
     """ptr(tensor_index) for lowerings: typed arena pointers, or TE_CONST array names."""
 
-    def __init__(self, model: TfliteModel, offsets: dict[int, int], probing: bool = False):
-        self.model, self.offsets, self.probing = model, offsets, probing
+    def __init__(self, model: TfliteModel, offsets: dict[int, int], probing: bool = False, dsp: bool = False):
+        self.model, self.offsets, self.probing, self.dsp = model, offsets, probing, dsp
         self.constants_used: set[int] = set()
 
     def __call__(self, index: int) -> str:
@@ -162,7 +172,7 @@ def _buffer_groups(model: TfliteModel, first_pass: list[Lowered]) -> dict[int, i
         out = op.outputs[0]
         if op.opcode in ALIAS_OPS:
             root[out] = root[source]
-        elif low.inplace_ok and _can_share(model, op, source, out, root, last_reader, model_inputs):
+        elif low.inplace_ok and _can_share(model, op, source, out, root, last_reader, model_inputs, low.grows_in_place):
             root[out] = root[source]
     return {t: _find(root, t) for t in root}
 
@@ -174,10 +184,10 @@ def _find(root: dict[int, int], t: int) -> int:
 
 
 def _can_share(model: TfliteModel, op: Operator, source: int, out: int, root: dict[int, int],
-               last_reader: dict[int, int], model_inputs: set[int]) -> bool:
+               last_reader: dict[int, int], model_inputs: set[int], grows: bool = False) -> bool:
     """An op that can run in place (elementwise ops, some convolutions) may write over its first input
     when nothing reads that buffer afterwards, the buffer is no model input or output, no other input
-    of the op lives there, and the output is not larger."""
+    of the op lives there, and the output is not larger (unless the op `grows` in place)."""
     group = _find(root, source)
     members = [t for t in root if _find(root, t) == group]
     if any(t in model_inputs or t in model.outputs for t in members):
@@ -186,7 +196,7 @@ def _can_share(model: TfliteModel, op: Operator, source: int, out: int, root: di
         return False
     if any(i != source and i in root and _find(root, i) == group for i in op.inputs):
         return False
-    return model.tensors[out].nbytes <= model.tensors[source].nbytes
+    return grows or model.tensors[out].nbytes <= model.tensors[source].nbytes
 
 
 def _last_readers(model: TfliteModel) -> dict[int, int]:
@@ -275,9 +285,10 @@ def _scratch_decl(scratch_bytes: int) -> str:
 
 
 def _source(model: TfliteModel, plan: MemoryPlan, offsets: dict[int, int], constants: str, decls: str,
-            op_lines: list[str], uses_nonlinear: bool, scratch_bytes: int) -> str:
+            op_lines: list[str], uses_nonlinear: bool, scratch_bytes: int, dsp: bool) -> str:
     name = model.path.name if model.path else "model"
     nonlinear = '#include "te_nonlinear.h"\n' if uses_nonlinear else ""
+    nonlinear += '#include "te_dsp.h"\n' if dsp else ""
     arena = max(plan.arena_bytes, 1)
     return (
         f"/* Generated by tinyedge {__version__} from {name} (sha256 {model.sha256[:16]}).\n"

@@ -448,7 +448,16 @@ def lower_add(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
     _require(model, op, {a: "INT8", b: "INT8", dst: "INT8"})
     params = add_parameters(model.tensors[a], model.tensors[b], model.tensors[dst], op.activation)
-    return _lower_binary(model, op, ptr, "te_add_s8", params)
+    lowered = _lower_binary(model, op, ptr, "te_add_s8", params)
+    tensors = [model.tensors[i] for i in (a, b, dst)]
+    if (getattr(ptr, "dsp", False) and len({t.shape for t in tensors}) == 1 and not any(t.is_constant for t in tensors)
+            and (255 << (params[6] + 1)) < (1 << 31)):
+        # te_dsp.c's short form (the Arm DSP extension's targets): same shapes, no broadcast.
+        prefix = _prefix(op)
+        lowered.decls = _int32_array(f"{prefix}params", params)
+        lowered.call = (f"te_dsp_add_s8({ptr(a)}, {ptr(b)}, {ptr(dst)}, {c_int32(tensors[2].size)}, "
+                        f"{prefix}params);")
+    return lowered
 
 
 def lower_mul(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:

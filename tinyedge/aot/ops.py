@@ -28,9 +28,11 @@ def c_array(values: np.ndarray | list[int], per_line: int = 16) -> str:
 
 
 def _requant_decls(prefix: str, multipliers: list[tuple[int, int]], input_offset: int, output_t: Tensor,
-                   activation: str) -> str:
+                   activation: str, bounded: bool = False) -> str:
+    """te_requant_t and its tables. `bounded` (te_kernels.h's TE_REQUANT_BOUNDED) says every
+    accumulator of the op, shifted left by its channel's left shift, stays below 2^30 in magnitude."""
     act_min, act_max = activation_range(activation, output_t)
-    per_channel = int(len(multipliers) > 1)
+    per_channel = int(len(multipliers) > 1) | (2 if bounded else 0)
     return (
         f"static const int32_t {prefix}_mult[{len(multipliers)}] TE_CONST = {c_array([m for m, _ in multipliers])};\n"
         f"static const int8_t {prefix}_shift[{len(multipliers)}] TE_CONST = {c_array([s for _, s in multipliers])};\n"
@@ -40,6 +42,23 @@ def _requant_decls(prefix: str, multipliers: list[tuple[int, int]], input_offset
 
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def accumulators_bounded(model: TfliteModel, op: Operator, rows: np.ndarray | None,
+                         multipliers: list[tuple[int, int]]) -> bool:
+    """Every accumulator of the op (bias, possibly with the input offset folded in, plus weights
+    times inputs with their offset: at most 255 each) times 2^left of its channel is below 2^30.
+    `rows` are the weights per output channel."""
+    if rows is None:
+        return False
+    weights = np.abs(rows.astype(np.int64)).sum(axis=1)
+    bias_t = model.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+    if bias_t is not None and bias_t.data is None:
+        return False
+    bias = np.abs(np.asarray(bias_t.data, dtype=np.int64)) if bias_t is not None else 0
+    bound = bias + (255 + 128) * weights
+    lefts = np.array([max(shift, 0) for _, shift in multipliers], dtype=np.int64)
+    return bool(np.all(bound * (1 << lefts) < (1 << 30)))
 
 
 def _folded_bias(model: TfliteModel, op: Operator, input_offset: int) -> np.ndarray | None:
@@ -118,9 +137,14 @@ def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     inside = _windows_inside(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
     bias_decl, bias, input_offset = _bias_and_offset(model, op, ptr, in_t, prefix, inside)
     decls = _window_decl(prefix, in_t, out_t, k_h, k_w, o, dil_h, dil_w) + bias_decl
-    decls += _requant_decls(prefix, per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3]),
-                            input_offset, out_t, op.activation)
+    multipliers = per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3])
+    rows = None if filter_t.data is None else np.asarray(filter_t.data).reshape(filter_t.shape[0], -1)
+    bounded = uses_dsp(ptr) and accumulators_bounded(model, op, rows, multipliers)
+    decls += _requant_decls(prefix, multipliers, input_offset, out_t, op.activation, bounded)
     inplace_kernel, scratch = _conv_inplace_kernel(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
+    if uses_dsp(ptr) and k_h <= DSP_MAX_K_H and rows is not None:
+        return _dsp_conv2d(model, op, ptr, decls + _packed_filter(prefix, rows), bias, in_t, out_t, k_h, k_w,
+                           inplace_kernel, scratch)
     if inplace_kernel and ptr(op.outputs[0]) == ptr(op.inputs[0]):
         call = (f"{inplace_kernel}({ptr(op.outputs[0])}, te_scratch, {ptr(op.inputs[1])}, {bias}, "
                 f"&{prefix}_win, &{prefix}_q);")
@@ -128,6 +152,67 @@ def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     call = (f"te_conv2d({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
             f"&{prefix}_win, &{prefix}_q);")
     return Lowered(decls, call, inplace_ok=bool(inplace_kernel))
+
+
+DSP_MAX_K_H = 16          # te_dsp.c's TE_DSP_MAX_K_H
+DSP_MAX_TAP_PAIRS = 16    # te_dsp.c's TE_DSP_MAX_TAP_PAIRS
+# Depthwise planes up to this size are widened whole (lines computed whole); larger ones a ring of rows.
+DSP_DEPTHWISE_PLANE_BYTES = 1024
+# Convolutions whose two im2col columns would take more scratch than this run one pixel at a time.
+DSP_TWO_COLUMNS_MAX_BYTES = 2048
+
+
+def uses_dsp(ptr: PointerOf) -> bool:
+    """The target has the Arm DSP extension: lower to te_dsp.c's kernels (the compiler says so on `ptr`)."""
+    return bool(getattr(ptr, "dsp", False))
+
+
+def _align4(n: int) -> int:
+    return (n + 3) // 4 * 4
+
+
+def _packed_rows(prefix: str, rows: np.ndarray, interleave: int) -> str:
+    """Weight rows as te_dsp.h's `packed` words: rows padded with zeros to whole groups of four and
+    to a multiple of `interleave`, then each `interleave` consecutive rows interleaved a word at a time."""
+    out_c, size = rows.shape
+    padded = np.zeros((-(-out_c // interleave) * interleave, _align4(size)), dtype=np.int8)
+    padded[:out_c, :size] = rows
+    words = (padded.reshape(-1, interleave, padded.shape[1] // 4, 4).transpose(0, 2, 1, 3).copy()
+             .view("<i4").ravel())
+    return f"static const int32_t {prefix}_packed[{words.size}] TE_CONST = {c_array(words, 8)};\n"
+
+
+def _packed_filter(prefix: str, rows: np.ndarray) -> str:
+    """A conv filter's rows (out_c x k_h*k_w*in_c), two rows interleaved (te_dsp.h's `packed`)."""
+    return _packed_rows(prefix, rows, 2)
+
+
+def _dsp_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, decls: str, bias: str, in_t: Tensor, out_t: Tensor,
+                k_h: int, k_w: int, inplace_kernel: str, ring_bytes: int) -> Lowered:
+    """CONV_2D on te_dsp.c (filter in `{prefix}_packed`): im2col into two int16 columns in the
+    scratch (after the in-place ring)."""
+    prefix = f"op{op.index}"
+    fc = streamed_fc(model, op)
+    if fc is not None:
+        return _dsp_conv2d_fc(model, op, fc, ptr, decls, bias, in_t, k_h, k_w)
+    size = _align4(k_h * k_w * in_t.shape[3])
+    col_bytes = (5 if in_t.shape[3] % 4 else 4) * size   # TE_DSP_CONV_COL_BYTES
+    solo = col_bytes > DSP_TWO_COLUMNS_MAX_BYTES
+    if solo:
+        col_bytes = (3 if in_t.shape[3] % 4 else 2) * size   # TE_DSP_CONV_SOLO_BYTES
+    args = f"{prefix}_packed, {bias}, &{prefix}_win, &{prefix}_q"
+    out, source = ptr(op.outputs[0]), ptr(op.inputs[0])
+    o = op.options
+    if ((k_h, k_w) == (1, 1) and (int(o.strideH), int(o.strideW)) == (1, 1)
+            and in_t.shape[1:3] == out_t.shape[1:3]):
+        call = f"te_dsp_pointwise_conv2d({out}, {source}, {args}, (int16_t *)te_scratch);"
+        return Lowered(decls, call, inplace_ok=True, scratch_bytes=col_bytes, grows_in_place=True)
+    if inplace_kernel and out == source:
+        ring = _align4(ring_bytes)
+        call = f"te_dsp_conv2d_inplace({out}, te_scratch, {args}, (int16_t *)(te_scratch + {ring}), {int(solo)});"
+        return Lowered(decls, call, inplace_ok=True, scratch_bytes=ring + col_bytes)
+    call = f"te_dsp_conv2d({out}, {source}, {args}, (int16_t *)te_scratch, {int(solo)});"
+    return Lowered(decls, call, inplace_ok=bool(inplace_kernel), scratch_bytes=col_bytes)
 
 
 def _conv_inplace_kernel(in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, options, dil_h: int,
@@ -157,8 +242,14 @@ def lower_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> 
     prefix, o = f"op{op.index}", op.options
     decls = _window_decl(prefix, in_t, out_t, filter_t.shape[1], filter_t.shape[2], o,
                          int(o.dilationHFactor), int(o.dilationWFactor))
-    decls += _requant_decls(prefix, per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3]),
-                            -int(in_t.zero_point[0]), out_t, op.activation)
+    multipliers = per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3])
+    rows = None if filter_t.data is None else np.asarray(filter_t.data).reshape(-1, out_t.shape[3]).T
+    bounded = uses_dsp(ptr) and accumulators_bounded(model, op, rows, multipliers)
+    decls += _requant_decls(prefix, multipliers, -int(in_t.zero_point[0]), out_t, op.activation, bounded)
+    if uses_dsp(ptr):
+        dsp = _dsp_depthwise_conv2d(model, op, ptr, decls, in_t, out_t, filter_t, depth_multiplier)
+        if dsp is not None:
+            return dsp
     # One channel's plane in the scratch at a time: any stride, padding or dilation.
     inplace = depth_multiplier == 1 and out_t.nbytes <= in_t.nbytes
     if inplace and ptr(op.outputs[0]) == ptr(op.inputs[0]):
@@ -170,19 +261,110 @@ def lower_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> 
     return Lowered(decls, call, inplace_ok=inplace)
 
 
+def _dsp_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, decls: str, in_t: Tensor,
+                          out_t: Tensor, filter_t: Tensor, depth_multiplier: int) -> Lowered | None:
+    """DEPTHWISE_CONV_2D on te_dsp.c, or None where its kernel does not apply. One input channel is a
+    CONV_2D whose filter is the depthwise one transposed ([1,kh,kw,M] -> [M,kh,kw,1]); depth multiplier
+    1 runs channel by channel over a ring of k_h widened rows in the scratch."""
+    prefix, o = f"op{op.index}", op.options
+    _, k_h, k_w, _ = filter_t.shape
+    dil_h, dil_w = int(o.dilationHFactor), int(o.dilationWFactor)
+    bias = _bias(op, ptr)
+    if in_t.shape[3] == 1 and filter_t.data is not None and k_h <= DSP_MAX_K_H:
+        rows = np.transpose(np.asarray(filter_t.data).reshape(k_h * k_w, -1))
+        return _dsp_conv2d(model, op, ptr, decls + _packed_filter(prefix, rows), bias, in_t, out_t, k_h, k_w, "", 0)
+    pad_h = same_or_valid_padding(in_t.shape[1], k_h, int(o.strideH), dil_h, out_t.shape[1])
+    if (depth_multiplier != 1 or (dil_h, dil_w) != (1, 1) or k_h > DSP_MAX_K_H or pad_h >= k_h
+            or k_h * ((k_w + 1) // 2) > DSP_MAX_TAP_PAIRS):
+        return None
+    args = (f"{ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, &{prefix}_win, "
+            f"&{prefix}_q, (int16_t *)te_scratch")
+    inplace_ok = out_t.nbytes <= in_t.nbytes
+    out_h, out_w = out_t.shape[1], out_t.shape[2]
+    padded_h = (out_h - 1) * int(o.strideH) + k_h
+    padded_w = (out_w - 1) * int(o.strideW) + k_w
+    transposed = out_w < out_h and k_w <= DSP_MAX_K_H and k_w * ((k_h + 1) // 2) <= DSP_MAX_TAP_PAIRS
+    plane_bytes = 2 * (padded_w * (padded_h + 2) if transposed else padded_h * (padded_w + 2))
+    if plane_bytes <= DSP_DEPTHWISE_PLANE_BYTES:
+        return Lowered(decls, f"te_dsp_depthwise_conv2d_plane({args}, {int(transposed)});", inplace_ok=inplace_ok,
+                       scratch_bytes=plane_bytes)
+    rows_bytes = 2 * k_h * (padded_w + 2)
+    return Lowered(decls, f"te_dsp_depthwise_conv2d({args});", inplace_ok=inplace_ok, scratch_bytes=rows_bytes)
+
+
+def _fc_multipliers(in_t: Tensor, filter_t: Tensor, out_t: Tensor) -> list[tuple[int, int]]:
+    if filter_t.per_channel:
+        return per_channel_multipliers(in_t, filter_t, out_t, filter_t.shape[0])
+    return [per_tensor_fc_multiplier(in_t, filter_t, out_t)]
+
+
+def streamed_fc(model: TfliteModel, op: Operator) -> Operator | None:
+    """The FULLY_CONNECTED that a CONV_2D or single-channel DEPTHWISE_CONV_2D `op` feeds on DSP targets,
+    when it is that output's only reader (batch 1, constant int8 weights): te_dsp_conv2d_fc then
+    accumulates the FC as the conv's outputs come, and the conv's output tensor takes no memory."""
+    if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D") or not op.outputs:
+        return None
+    in_t, filter_t = model.tensors[op.inputs[0]], model.tensors[op.inputs[1]]
+    if op.opcode == "DEPTHWISE_CONV_2D" and (len(in_t.shape) != 4 or in_t.shape[3] != 1):
+        return None
+    if filter_t.data is None or len(filter_t.shape) != 4 or filter_t.shape[1] > DSP_MAX_K_H:
+        return None
+    out = op.outputs[0]
+    readers = [o for o in model.operators if out in o.inputs]
+    if out in model.outputs or len(readers) != 1:
+        return None
+    fc = readers[0]
+    fc_filter = model.tensors[fc.inputs[1]] if len(fc.inputs) > 1 else None
+    if (fc.opcode != "FULLY_CONNECTED" or fc.inputs[0] != out or fc_filter is None or fc_filter.data is None
+            or fc_filter.type_name != "INT8" or len(fc_filter.shape) != 2 or fc_filter.shape[1] != model.tensors[out].size
+            or model.tensors[fc.outputs[0]].type_name != "INT8" or model.tensors[out].type_name != "INT8"):
+        return None
+    return fc
+
+
+def _producer(model: TfliteModel, tensor: int) -> Operator | None:
+    return next((o for o in model.operators if tensor in o.outputs), None)
+
+
+def _dsp_conv2d_fc(model: TfliteModel, op: Operator, fc: Operator, ptr: PointerOf, decls: str, bias: str,
+                   in_t: Tensor, k_h: int, k_w: int) -> Lowered:
+    """A conv streamed into the FULLY_CONNECTED after it (see streamed_fc)."""
+    prefix, fc_prefix = f"op{op.index}", f"op{fc.index}"
+    fc_in, fc_out = model.tensors[fc.inputs[0]], model.tensors[fc.outputs[0]]
+    fc_filter = model.tensors[fc.inputs[1]]
+    decls += _requant_decls(fc_prefix, _fc_multipliers(fc_in, fc_filter, fc_out), -int(fc_in.zero_point[0]), fc_out,
+                            fc.activation)
+    col_bytes = _align4((5 if in_t.shape[3] % 4 else 4) * _align4(k_h * k_w * in_t.shape[3]))
+    depth = fc_filter.shape[0]
+    values = col_bytes + 4 * depth
+    call = (f"te_dsp_conv2d_fc({ptr(op.inputs[0])}, {prefix}_packed, {bias}, &{prefix}_win, &{prefix}_q, "
+            f"(int16_t *)te_scratch, {ptr(fc.outputs[0])}, {ptr(fc.inputs[1])}, {_bias(fc, ptr)}, {depth}, "
+            f"&{fc_prefix}_q, (int32_t *)(te_scratch + {col_bytes}), te_scratch + {values});")
+    return Lowered(decls, call, scratch_bytes=values + 2 * model.tensors[op.outputs[0]].shape[-1],
+                   streams_output=True)
+
+
 def lower_fully_connected(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     in_t, out_t = _int8_tensors(model, op)
     filter_t = model.tensors[op.inputs[1]]
     _require(filter_t.type_name == "INT8" and len(filter_t.shape) == 2, "FULLY_CONNECTED without 2-D int8 weights")
     out_depth, accum_depth = filter_t.shape
-    if filter_t.per_channel:
-        multipliers = per_channel_multipliers(in_t, filter_t, out_t, out_depth)
-    else:
-        multipliers = [per_tensor_fc_multiplier(in_t, filter_t, out_t)]
+    producer = _producer(model, op.inputs[0])
+    if uses_dsp(ptr) and producer is not None and streamed_fc(model, producer) is op:
+        return Lowered("", f"/* computed by op {producer.index}'s te_dsp_conv2d_fc */")
+    multipliers = _fc_multipliers(in_t, filter_t, out_t)
     prefix = f"op{op.index}"
     bias_decl, bias, input_offset = _bias_and_offset(model, op, ptr, in_t, prefix, foldable=True)
-    decls = bias_decl + _requant_decls(prefix, multipliers, input_offset, out_t, op.activation)
-    call = (f"te_fully_connected({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
+    rows = None if filter_t.data is None else np.asarray(filter_t.data).reshape(out_depth, -1)
+    bounded = uses_dsp(ptr) and accumulators_bounded(model, op, rows, multipliers)
+    decls = bias_decl + _requant_decls(prefix, multipliers, input_offset, out_t, op.activation, bounded)
+    if uses_dsp(ptr) and rows is not None and accum_depth % 4 == 0:
+        decls += _packed_rows(prefix, rows, 4)
+        call = (f"te_dsp_fully_connected_packed({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}_packed, {bias}, "
+                f"{in_t.size // accum_depth}, {accum_depth}, {out_depth}, &{prefix}_q);")
+        return Lowered(decls, call)
+    kernel = "te_dsp_fully_connected" if uses_dsp(ptr) else "te_fully_connected"
+    call = (f"{kernel}({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
             f"{in_t.size // accum_depth}, {accum_depth}, {out_depth}, &{prefix}_q);")
     return Lowered(decls, call)
 

@@ -77,6 +77,7 @@ class MakeFramework(Framework):
             "extra_cflags": [], "extra_cxxflags": [], "ldflags": [], "ldlibs": ["-lm"], "link_deps": [],
             "uses_cpp": ctx.runtime_sources.uses_cpp or bool(cxx_sources),
             "all_targets": ["$(TARGET)"],
+            "speed_sources": [s for s in ctx.runtime_sources.speed_sources if s in c_sources],
         }
         variables.update(self.make_variables(ctx))
         write_if_changed(ctx.out_dir / "Makefile", env.get_template(f"{self.name}/Makefile.j2").render(**variables))

@@ -27,6 +27,7 @@ class RuntimeSources:
     arena_bytes: int = 0
     uses_cpp: bool = False
     needs_tflm_tree: bool = False
+    speed_sources: list[str] = field(default_factory=list)  # hot kernels: compiled for speed (-O2), not size
 
 
 class Runtime(Protocol):

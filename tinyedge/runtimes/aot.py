@@ -6,7 +6,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tinyedge.aot.compiler import KERNEL_FILES, MODEL_HEADER, MODEL_SOURCE, NONLINEAR_FILES, AotProgram, compile_model
+from tinyedge.aot.compiler import (
+    DSP_FILES, KERNEL_FILES, MODEL_HEADER, MODEL_SOURCE, NONLINEAR_FILES, AotProgram, compile_model,
+)
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.paths import FIRMWARE_DIR
@@ -24,6 +26,8 @@ def copy_kernel_sources(dest: Path, program: AotProgram) -> list[str]:
             raise TinyedgeError("the AOT kernels for nonlinear ops are missing from firmware/aot: "
                                 "reinstall tinyedge or build with `--runtime tflm`.")
         names += NONLINEAR_FILES
+    if program.uses_dsp:
+        names += DSP_FILES
     dest.mkdir(parents=True, exist_ok=True)
     for name in names:
         shutil.copyfile(FIRMWARE_DIR / "aot" / name, dest / name)
@@ -34,11 +38,20 @@ def _is_avr(board: Board) -> bool:
     return board.arch.startswith("avr")
 
 
+# Architectures whose cores all have the DSP extension (SXTB16, SMLAD): Cortex-M4, M7.
+DSP_ARCHITECTURES = frozenset({"armv7e-m"})
+
+
+def has_dsp(board: Board) -> bool:
+    """The board's architecture has the Arm DSP extension, so the AOT uses te_dsp.c's kernels."""
+    return board.arch in DSP_ARCHITECTURES
+
+
 def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: int | None,
                   tflm_dir: Path | None) -> RuntimeSources:
     """Write aot/te_model.{c,h} and the kernel library into out_dir. The arena is planned here, so an
     `arena_bytes` request smaller than the plan is refused and a larger one changes nothing."""
-    program = compile_model(model, progmem=_is_avr(board))
+    program = compile_model(model, progmem=_is_avr(board), dsp=has_dsp(board))
     if arena_bytes is not None and arena_bytes < program.plan.arena_bytes:
         raise TinyedgeError(
             f"the AOT runtime plans a {program.plan.arena_bytes}-byte arena for this model and cannot use "
@@ -50,5 +63,6 @@ def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: 
     (dest / MODEL_HEADER).write_text(program.header)
     names = copy_kernel_sources(dest, program)
     sources = [f"{SUBDIR}/{MODEL_SOURCE}"] + [f"{SUBDIR}/{n}" for n in names if n.endswith(".c")]
+    speed = [f"{SUBDIR}/{n}" for n in DSP_FILES if n.endswith(".c") and program.uses_dsp]
     return RuntimeSources(sources=sources, include_dirs=[SUBDIR], arena_bytes=program.plan.arena_bytes,
-                          uses_cpp=False, needs_tflm_tree=False)
+                          uses_cpp=False, needs_tflm_tree=False, speed_sources=speed)

@@ -1,0 +1,1004 @@
+/* Fast int8 kernels for cores with the Arm DSP extension; see te_dsp.h. */
+#include "te_dsp.h"
+
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+static inline int32_t te_sxtb16(int32_t x) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(x));
+  return r;
+}
+static inline int32_t te_sxtb16_ror8(int32_t x) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+static inline int32_t te_sxtab16(int32_t a, int32_t x) {
+  int32_t r;
+  __asm__("sxtab16 %0, %1, %2" : "=r"(r) : "r"(a), "r"(x));
+  return r;
+}
+static inline int32_t te_sxtab16_ror8(int32_t a, int32_t x) {
+  int32_t r;
+  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+  return r;
+}
+static inline int32_t te_smlad(int32_t x, int32_t y, int32_t acc) {
+  int32_t r;
+  __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(x), "r"(y), "r"(acc));
+  return r;
+}
+#define TE_DSP_NOINLINE __attribute__((noinline))
+#else
+#define TE_DSP_NOINLINE
+/* The same instructions in portable C (little-endian), for testing on the host. */
+static int32_t te_lo16(int32_t x) { return (int16_t)(uint16_t)((uint32_t)x & 0xFFFFu); }
+static int32_t te_hi16(int32_t x) { return (int16_t)(uint16_t)((uint32_t)x >> 16); }
+static int32_t te_byte(int32_t x, int shift) { return (int8_t)(uint8_t)((uint32_t)x >> shift); }
+static int32_t te_pack16(int32_t lo, int32_t hi) {
+  return (int32_t)(((uint32_t)hi << 16) | ((uint32_t)lo & 0xFFFFu));
+}
+static int32_t te_sxtb16(int32_t x) { return te_pack16(te_byte(x, 0), te_byte(x, 16)); }
+static int32_t te_sxtb16_ror8(int32_t x) { return te_pack16(te_byte(x, 8), te_byte(x, 24)); }
+static int32_t te_sxtab16(int32_t a, int32_t x) {
+  return te_pack16(te_lo16(a) + te_byte(x, 0), te_hi16(a) + te_byte(x, 16));
+}
+static int32_t te_sxtab16_ror8(int32_t a, int32_t x) {
+  return te_pack16(te_lo16(a) + te_byte(x, 8), te_hi16(a) + te_byte(x, 24));
+}
+static int32_t te_smlad(int32_t x, int32_t y, int32_t acc) {
+  return acc + te_lo16(x) * te_lo16(y) + te_hi16(x) * te_hi16(y);
+}
+#endif
+
+static inline int32_t te_read_s8x4(const int8_t *p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+static inline int32_t te_read_s16x2(const int16_t *p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+static inline int32_t te_pair(int32_t lo, int32_t hi) {
+  return (int32_t)(((uint32_t)hi << 16) | ((uint32_t)lo & 0xFFFFu));
+}
+
+/* The per-op part of the requantization, read once per kernel call. */
+typedef struct {
+  int32_t output_offset, act_min, act_max;
+} te_dsp_clamp_t;
+
+/* The per-channel part: TFLM's multiplier, its shift split into left and right shifts, and for a
+ * right shift the rounding constant of the one-step form below. */
+typedef struct {
+  int32_t multiplier, left, right;
+  uint32_t round_lo;
+  int32_t round_hi;
+} te_dsp_scale_t;
+
+static inline te_dsp_clamp_t te_dsp_clamp(const te_requant_t *q) {
+  te_dsp_clamp_t c;
+  c.output_offset = q->output_offset;
+  c.act_min = q->act_min;
+  c.act_max = q->act_max;
+  return c;
+}
+
+static inline te_dsp_scale_t te_dsp_scale(const te_requant_t *q, int32_t channel) {
+  te_dsp_scale_t s;
+  const int32_t i = (q->per_channel & TE_REQUANT_PER_CHANNEL) ? channel : 0;
+  const int32_t shift = TE_RD_S8(q->shift + i);
+  s.multiplier = TE_RD_S32(q->multiplier + i);
+  s.left = shift > 0 ? shift : 0;
+  s.right = shift > 0 ? 0 : -shift;
+  /* 2^30 + 2^(30 + right) (right > 0) as two words. */
+  s.round_lo = s.right == 1 ? 0xC0000000u : 0x40000000u;
+  s.round_hi = s.right >= 2 ? (int32_t)1 << (s.right - 2) : 0;
+  return s;
+}
+
+/* TFLM's MultiplyByQuantizedMultiplier is RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(
+ * x, m), r) with x = acc << left. For a multiplier m in [0, 2^31) the saturating case cannot occur
+ * and the first step is y = floor((x*m + 2^30) / 2^31); rounding half away from zero is then
+ * floor((y + 2^(r-1) - [y < 0]) / 2^r), and the two floors merge into one:
+ *   floor((x*m + 2^30 + 2^(30+r) - [x < 0] * 2^31) / 2^(31+r))
+ * ([x < 0] may stand for [y < 0]: they differ only where y = 0, and there both give 0). */
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+static inline int32_t te_dsp_scale_value(int32_t x, te_dsp_scale_t s) {
+  uint32_t lo = s.round_lo;
+  int32_t hi = s.round_hi;
+  __asm__("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"(x), "r"(s.multiplier));
+  if (s.right == 0) {
+    return (int32_t)(((uint32_t)hi << 1) | (lo >> 31));
+  }
+  __asm__("adds %0, %0, %2, lsl #31\n\tadc %1, %1, %2" : "+r"(lo), "+r"(hi) : "r"(x >> 31) : "cc");
+  return hi >> (s.right - 1);
+}
+#else
+static inline int32_t te_dsp_scale_value(int32_t x, te_dsp_scale_t s) {
+  int64_t n = (int64_t)x * s.multiplier + (int64_t)(((uint64_t)(uint32_t)s.round_hi << 32) | s.round_lo);
+  if (s.right == 0) {
+    return (int32_t)(n >> 31);
+  }
+  n -= x < 0 ? (int64_t)1 << 31 : 0;
+  return (int32_t)(n >> (31 + s.right));
+}
+#endif
+
+/* The requantization of one output: scale, output offset, activation clamp. */
+static inline int8_t te_dsp_requantize(int32_t acc, te_dsp_scale_t s, te_dsp_clamp_t c) {
+  int32_t x = te_dsp_scale_value((int32_t)((uint32_t)acc << s.left), s) + c.output_offset;
+  x = x < c.act_min ? c.act_min : x;
+  x = x > c.act_max ? c.act_max : x;
+  return (int8_t)x;
+}
+
+/* With TE_REQUANT_BOUNDED (|acc * 2^left| < 2^30, checked by the generator) and a right shift r >= 1
+ * there is a shorter exact form: x = acc * 2^(left+1) fits in 32 bits, so y = SMMULR(x, m) =
+ * floor((x*m + 2^31) / 2^32) is SaturatingRoundingDoublingHighMul, |y| < 2^30, and
+ * RoundingDivideByPOT(y, r) = (y - [y < 0] + 2^(r-1)) >> r without overflow. */
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+static inline int32_t te_dsp_smmulr(int32_t a, int32_t b) {
+  int32_t r;
+  __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+#else
+static inline int32_t te_dsp_smmulr(int32_t a, int32_t b) {
+  return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+}
+#endif
+
+typedef struct {
+  int32_t multiplier, left, right, half;
+} te_dsp_fast_t;
+
+/* The short form's constants for channel i, or 0 where it does not apply. */
+static inline uint8_t te_dsp_fast_scale(const te_requant_t *q, int32_t channel, te_dsp_fast_t *f) {
+  const int32_t i = (q->per_channel & TE_REQUANT_PER_CHANNEL) ? channel : 0;
+  const int32_t shift = TE_RD_S8(q->shift + i);
+  if (!(q->per_channel & TE_REQUANT_BOUNDED) || shift >= 0) {
+    return 0;
+  }
+  f->multiplier = TE_RD_S32(q->multiplier + i);
+  f->left = 1;
+  f->right = -shift;
+  f->half = (int32_t)1 << (f->right - 1);
+  return 1;
+}
+
+/* The short form when act_max is 127 (no activation, or RELU): SSAT does the upper clamp. */
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+static inline int32_t te_dsp_requantize_fast127(int32_t acc, int32_t multiplier, int32_t right, int32_t half,
+                                                int32_t offset, int32_t lo) {
+  int32_t y;
+  __asm__("lsl %0, %1, #1\n\t"
+          "smmulr %0, %0, %2\n\t"
+          "sub %0, %0, %0, lsr #31\n\t"
+          "add %0, %0, %3\n\t"
+          "asr %0, %0, %4\n\t"
+          "add %0, %0, %5\n\t"
+          "ssat %0, #8, %0\n\t"
+          "cmp %0, %6\n\t"
+          "it lt\n\t"
+          "movlt %0, %6"
+          : "=&r"(y)
+          : "r"(acc), "r"(multiplier), "r"(half), "r"(right), "r"(offset), "r"(lo)
+          : "cc");
+  return y;
+}
+#else
+static inline int32_t te_dsp_requantize_fast127(int32_t acc, int32_t multiplier, int32_t right, int32_t half,
+                                                int32_t offset, int32_t lo) {
+  int32_t y = te_dsp_smmulr((int32_t)((uint32_t)acc << 1), multiplier);
+  y = ((y - (int32_t)((uint32_t)y >> 31) + half) >> right) + offset;
+  y = y < -128 ? -128 : y > 127 ? 127 : y;
+  return y < lo ? lo : y;
+}
+#endif
+
+static inline int8_t te_dsp_requantize_fast(int32_t acc, te_dsp_fast_t f, int32_t offset, int32_t lo, int32_t hi) {
+  int32_t y = te_dsp_smmulr((int32_t)((uint32_t)acc << f.left), f.multiplier);
+  y = ((y - (int32_t)((uint32_t)y >> 31) + f.half) >> f.right) + offset;
+  y = y < lo ? lo : y;
+  return (int8_t)(y > hi ? hi : y);
+}
+
+/* `slot` TE_DSP_SOLO: a column of its own (words x0e x0o per group), for windows too large to
+ * hold two columns of in the scratch. */
+#define TE_DSP_SOLO 2
+
+/* The im2col buffer holds two columns (pixels), interleaved per group of four elements: words
+ * x0e x0o x1e x1o, where x0e holds elements 0 and 2 of pixel 0's group and x0o elements 1 and 3 --
+ * the halves SXTB16 and SXTB16 ROR 8 unpack from a word of four int8 weights. Columns are padded
+ * with zeros to whole groups, as the filter rows are (te_dsp.h). */
+static inline void te_dsp_widen_group(int32_t *dst, int32_t v, int32_t offsets) {
+  dst[0] = te_sxtab16(offsets, v);
+  dst[1] = te_sxtab16_ror8(offsets, v);
+}
+
+/* Channel counts that are not a multiple of four: the window is first copied as bytes (taps
+ * outside the input hold the input zero point, which widens to 0) into the bytes after the two
+ * columns, then widened a word at a time. */
+static void te_dsp_im2col_bytes(int16_t *col, uint8_t slot, const int8_t *const *rows, int16_t ix0,
+                                const te_window_t *w, int16_t input_offset) {
+  const int32_t in_c = w->in_c;
+  const int32_t size = (int32_t)w->k_h * w->k_w * in_c;
+  const int32_t whole = (size + 3) & ~3;
+  const int32_t offsets = te_pair(input_offset, input_offset);
+  const int8_t zero_point = (int8_t)-input_offset;
+  const int32_t span = (int32_t)w->k_w * in_c;
+  const int32_t lanes = slot == TE_DSP_SOLO ? 1 : 2;
+  int8_t *bytes = (int8_t *)(void *)(col + lanes * whole);
+  int8_t *dst = bytes;
+  int32_t *words = (int32_t *)(void *)col + (slot == TE_DSP_SOLO ? 0 : slot * 2);
+  int32_t g;
+  te_dim ky, kx;
+  for (ky = 0; ky < w->k_h; ++ky) {
+    if (rows[ky] == 0) {
+      memset(dst, zero_point, (size_t)span);
+    } else if (w->dil_w == 1 && ix0 >= 0 && ix0 + w->k_w <= w->in_w) {
+      memcpy(dst, rows[ky] + (int32_t)ix0 * in_c, (size_t)span);
+    } else {
+      for (kx = 0; kx < w->k_w; ++kx) {
+        const int16_t ix = (int16_t)(ix0 + w->dil_w * kx);
+        if (ix >= 0 && ix < w->in_w) {
+          memcpy(dst + (int32_t)kx * in_c, rows[ky] + (int32_t)ix * in_c, (size_t)in_c);
+        } else {
+          memset(dst + (int32_t)kx * in_c, zero_point, (size_t)in_c);
+        }
+      }
+    }
+    dst += span;
+  }
+  for (; dst < bytes + whole; ++dst) {
+    *dst = zero_point;
+  }
+  for (g = 0; g < whole; g += 4) {
+    te_dsp_widen_group(words, te_read_s8x4(bytes + g), offsets);
+    words += 2 * lanes;
+  }
+}
+
+/* Pixel `slot`'s column: the window whose rows are `rows[ky]` (0 outside the input) starting at
+ * input column ix0, widened with the input offset; taps outside the input are 0. */
+static void te_dsp_im2col(int16_t *col, uint8_t slot, const int8_t *const *rows, int16_t ix0,
+                          const te_window_t *w, int16_t input_offset) {
+  const int32_t in_c = w->in_c;
+  const int32_t offsets = te_pair(input_offset, input_offset);
+  const int32_t step = slot == TE_DSP_SOLO ? 2 : 4;
+  int32_t *dst = (int32_t *)(void *)col + (slot == TE_DSP_SOLO ? 0 : slot * 2);
+  te_dim ky, kx;
+  if ((in_c & 3) != 0) {
+    te_dsp_im2col_bytes(col, slot, rows, ix0, w, input_offset);
+    return;
+  }
+  for (ky = 0; ky < w->k_h; ++ky) {
+    for (kx = 0; kx < w->k_w; ++kx) {
+      const int16_t ix = (int16_t)(ix0 + w->dil_w * kx);
+      const int8_t *src = rows[ky] != 0 && ix >= 0 && ix < w->in_w ? rows[ky] + (int32_t)ix * in_c : 0;
+      int32_t c;
+      if (src != 0) {
+        for (c = 0; c < in_c; c += 4) {
+          te_dsp_widen_group(dst, te_read_s8x4(src + c), offsets);
+          dst += step;
+        }
+      } else {
+        for (c = 0; c < in_c; c += 4) {
+          dst[0] = 0;
+          dst[1] = 0;
+          dst += step;
+        }
+      }
+    }
+  }
+}
+
+/* Output channels are computed a chunk at a time: accumulators first, then their requantization,
+ * each loop in its own function so that it keeps its values in registers. */
+#define TE_DSP_OC_CHUNK 16
+
+/* acc[i] and acc[TE_DSP_OC_CHUNK + i]: channel oc0 + i of pixels 0 and 1, for i < n (n even or
+ * reaching out_c). */
+TE_DSP_NOINLINE static void te_dsp_dot_chunk(int32_t *acc, const int16_t *col, const int32_t *filter,
+                                             const int32_t *bias, int32_t groups, te_dim oc0, te_dim n) {
+  te_dim i;
+  for (i = 0; i < n; i += 2) {
+    const te_dim oc = (te_dim)(oc0 + i);
+    const int32_t *x = (const int32_t *)(const void *)col;
+    const int32_t *f = filter + (int32_t)oc * groups;
+    int32_t a00 = bias != 0 ? TE_RD_S32(bias + oc) : 0;
+    int32_t a01 = bias != 0 && i + 1 < n ? TE_RD_S32(bias + oc + 1) : 0;
+    int32_t a10 = a00, a11 = a01;
+    int32_t g;
+    for (g = 0; g < groups; ++g) {
+      const int32_t x0e = x[0], x0o = x[1], x1e = x[2], x1o = x[3];
+      const int32_t w0 = f[0], w1 = f[1];
+      int32_t v = te_sxtb16(w0);
+      a00 = te_smlad(x0e, v, a00);
+      a10 = te_smlad(x1e, v, a10);
+      v = te_sxtb16_ror8(w0);
+      a00 = te_smlad(x0o, v, a00);
+      a10 = te_smlad(x1o, v, a10);
+      v = te_sxtb16(w1);
+      a01 = te_smlad(x0e, v, a01);
+      a11 = te_smlad(x1e, v, a11);
+      v = te_sxtb16_ror8(w1);
+      a01 = te_smlad(x0o, v, a01);
+      a11 = te_smlad(x1o, v, a11);
+      x += 4;
+      f += 2;
+    }
+    acc[i] = a00;
+    acc[i + 1] = a01;
+    acc[TE_DSP_OC_CHUNK + i] = a10;
+    acc[TE_DSP_OC_CHUNK + i + 1] = a11;
+  }
+}
+
+/* acc[i]: channel oc0 + i of the one pixel of a TE_DSP_SOLO column. */
+TE_DSP_NOINLINE static void te_dsp_dot_chunk_solo(int32_t *acc, const int16_t *col, const int32_t *filter,
+                                                  const int32_t *bias, int32_t groups, te_dim oc0, te_dim n) {
+  te_dim i;
+  for (i = 0; i < n; i += 2) {
+    const te_dim oc = (te_dim)(oc0 + i);
+    const int32_t *x = (const int32_t *)(const void *)col;
+    const int32_t *f = filter + (int32_t)oc * groups;
+    const int32_t *end = x + 2 * groups;
+    int32_t a0 = bias != 0 ? TE_RD_S32(bias + oc) : 0;
+    int32_t a1 = bias != 0 && i + 1 < n ? TE_RD_S32(bias + oc + 1) : 0;
+    for (; x < end; x += 2) {
+      const int32_t xe = x[0], xo = x[1], w0 = f[0], w1 = f[1];
+      a0 = te_smlad(xe, te_sxtb16(w0), a0);
+      a0 = te_smlad(xo, te_sxtb16_ror8(w0), a0);
+      a1 = te_smlad(xe, te_sxtb16(w1), a1);
+      a1 = te_smlad(xo, te_sxtb16_ror8(w1), a1);
+      f += 2;
+    }
+    acc[i] = a0;
+    acc[i + 1] = a1;
+  }
+}
+
+TE_DSP_NOINLINE static void te_dsp_requantize_chunk(int8_t *out0, int8_t *out1, const int32_t *acc, te_dim oc0,
+                                                    te_dim n, const te_requant_t *q, const te_dsp_clamp_t *clamp) {
+  const te_dsp_clamp_t c = *clamp;
+  te_dim i;
+  if (c.act_max == 127 && (q->per_channel & TE_REQUANT_BOUNDED)) {
+    const uint8_t per_channel = q->per_channel & TE_REQUANT_PER_CHANNEL;
+    for (i = 0; i < n; ++i) {
+      const int32_t k = per_channel ? oc0 + i : 0;
+      const int32_t shift = TE_RD_S8(q->shift + k);
+      if (shift < 0) {
+        const int32_t multiplier = TE_RD_S32(q->multiplier + k), right = -shift;
+        const int32_t half = (int32_t)1 << (right - 1);
+        out0[oc0 + i] = (int8_t)te_dsp_requantize_fast127(acc[i], multiplier, right, half, c.output_offset, c.act_min);
+        if (out1 != 0) {
+          out1[oc0 + i] = (int8_t)te_dsp_requantize_fast127(acc[TE_DSP_OC_CHUNK + i], multiplier, right, half,
+                                                            c.output_offset, c.act_min);
+        }
+      } else {
+        const te_dsp_scale_t s = te_dsp_scale(q, oc0 + i);
+        out0[oc0 + i] = te_dsp_requantize(acc[i], s, c);
+        if (out1 != 0) {
+          out1[oc0 + i] = te_dsp_requantize(acc[TE_DSP_OC_CHUNK + i], s, c);
+        }
+      }
+    }
+    return;
+  }
+  for (i = 0; i < n; ++i) {
+    te_dsp_fast_t f;
+    if (te_dsp_fast_scale(q, oc0 + i, &f)) {
+      out0[oc0 + i] = te_dsp_requantize_fast(acc[i], f, c.output_offset, c.act_min, c.act_max);
+      if (out1 != 0) {
+        out1[oc0 + i] = te_dsp_requantize_fast(acc[TE_DSP_OC_CHUNK + i], f, c.output_offset, c.act_min, c.act_max);
+      }
+      continue;
+    }
+    {
+    const te_dsp_scale_t s = te_dsp_scale(q, oc0 + i);
+    out0[oc0 + i] = te_dsp_requantize(acc[i], s, c);
+    if (out1 != 0) {
+      out1[oc0 + i] = te_dsp_requantize(acc[TE_DSP_OC_CHUNK + i], s, c);
+    }
+    }
+  }
+}
+
+/* Every output channel of one or two pixels (out1 0: one) from the interleaved columns. */
+static void te_dsp_conv_pixels_any(int8_t *out0, int8_t *out1, const int16_t *col, const int32_t *filter,
+                                   const int32_t *bias, int32_t groups, te_dim out_c, const te_requant_t *q,
+                                   te_dsp_clamp_t clamp, uint8_t solo) {
+  int32_t acc[2 * TE_DSP_OC_CHUNK];
+  te_dim oc;
+  for (oc = 0; oc < out_c; oc += TE_DSP_OC_CHUNK) {
+    const te_dim n = out_c - oc < TE_DSP_OC_CHUNK ? (te_dim)(out_c - oc) : TE_DSP_OC_CHUNK;
+    if (solo) {
+      te_dsp_dot_chunk_solo(acc, col, filter, bias, groups, oc, n);
+    } else {
+      te_dsp_dot_chunk(acc, col, filter, bias, groups, oc, n);
+    }
+    te_dsp_requantize_chunk(out0, out1, acc, oc, n, q, &clamp);
+  }
+}
+
+static void te_dsp_conv_pixels(int8_t *out0, int8_t *out1, const int16_t *col, const int32_t *filter,
+                               const int32_t *bias, int32_t groups, te_dim out_c, const te_requant_t *q,
+                               te_dsp_clamp_t clamp) {
+  te_dsp_conv_pixels_any(out0, out1, col, filter, bias, groups, out_c, q, clamp, 0);
+}
+
+#define TE_DSP_MAX_K_H 16
+
+static void te_dsp_rows(const int8_t **rows, const int8_t *in, te_dim oy, const te_window_t *w) {
+  const int32_t row_bytes = (int32_t)w->in_w * w->in_c;
+  const int16_t iy0 = (int16_t)(oy * w->stride_h - w->pad_h);
+  te_dim ky;
+  for (ky = 0; ky < w->k_h; ++ky) {
+    const int16_t iy = (int16_t)(iy0 + w->dil_h * ky);
+    rows[ky] = iy >= 0 && iy < w->in_h ? in + (int32_t)iy * row_bytes : 0;
+  }
+}
+
+static int32_t te_dsp_groups(const te_window_t *w) {
+  return ((int32_t)w->k_h * w->k_w * w->in_c + 3) >> 2;
+}
+
+void te_dsp_conv2d(int8_t *out, const int8_t *in, const int32_t *filter, const int32_t *bias,
+                   const te_window_t *w, const te_requant_t *q, int16_t *col, uint8_t solo) {
+  const int32_t groups = te_dsp_groups(w);
+  const int32_t pixels = (int32_t)w->out_h * w->out_w;
+  const te_dsp_clamp_t clamp = te_dsp_clamp(q);
+  const int8_t *rows[TE_DSP_MAX_K_H];
+  int32_t p;
+  if (solo) {
+    for (p = 0; p < pixels; ++p) {
+      const te_dim oy = (te_dim)(p / w->out_w), ox = (te_dim)(p % w->out_w);
+      te_dsp_rows(rows, in, oy, w);
+      te_dsp_im2col(col, TE_DSP_SOLO, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, q->input_offset);
+      te_dsp_conv_pixels_any(out + p * w->out_c, 0, col, filter, bias, groups, w->out_c, q, clamp, 1);
+    }
+    return;
+  }
+  for (p = 0; p < pixels; p += 2) {
+    const uint8_t pair = p + 1 < pixels;
+    te_dim oy = (te_dim)(p / w->out_w), ox = (te_dim)(p % w->out_w);
+    te_dsp_rows(rows, in, oy, w);
+    te_dsp_im2col(col, 0, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, q->input_offset);
+    if (pair) {
+      if (++ox == w->out_w) {
+        ox = 0;
+        te_dsp_rows(rows, in, ++oy, w);
+      }
+      te_dsp_im2col(col, 1, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, q->input_offset);
+    }
+    te_dsp_conv_pixels(out + p * w->out_c, pair ? out + (p + 1) * w->out_c : 0, col, filter, bias, groups,
+                       w->out_c, q, clamp);
+  }
+}
+
+/* Pixel p's input widened into the column slot (the 1x1 window of a pointwise conv). */
+static void te_dsp_widen_pixel(int16_t *col, uint8_t slot, const int8_t *in, int32_t p, const te_window_t *w,
+                               int16_t input_offset) {
+  const int8_t *row = in + p * w->in_c;
+  te_dsp_im2col(col, slot, &row, 0, w, input_offset);
+}
+
+void te_dsp_pointwise_conv2d(int8_t *out, const int8_t *in, const int32_t *filter, const int32_t *bias,
+                             const te_window_t *w, const te_requant_t *q, int16_t *col) {
+  const int32_t out_c = w->out_c;
+  const int32_t pixels = (int32_t)w->in_h * w->in_w;
+  const int32_t groups = te_dsp_groups(w);
+  const te_dsp_clamp_t clamp = te_dsp_clamp(q);
+  int32_t p;
+  if (out_c <= w->in_c) {
+    for (p = 0; p < pixels; p += 2) {
+      const uint8_t pair = p + 1 < pixels;
+      te_dsp_widen_pixel(col, 0, in, p, w, q->input_offset);
+      if (pair) {
+        te_dsp_widen_pixel(col, 1, in, p + 1, w, q->input_offset);
+      }
+      te_dsp_conv_pixels(out + p * out_c, pair ? out + (p + 1) * out_c : 0, col, filter, bias, groups, w->out_c,
+                         q, clamp);
+    }
+    return;
+  }
+  /* A larger output over its own input: from the last pixel back, so no unread input is overwritten. */
+  p = pixels;
+  if (p & 1) {
+    --p;
+    te_dsp_widen_pixel(col, 0, in, p, w, q->input_offset);
+    te_dsp_conv_pixels(out + p * out_c, 0, col, filter, bias, groups, w->out_c, q, clamp);
+  }
+  while (p > 0) {
+    p -= 2;
+    te_dsp_widen_pixel(col, 0, in, p, w, q->input_offset);
+    te_dsp_widen_pixel(col, 1, in, p + 1, w, q->input_offset);
+    te_dsp_conv_pixels(out + p * out_c, out + (p + 1) * out_c, col, filter, bias, groups, w->out_c, q, clamp);
+  }
+}
+
+void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int32_t *filter, const int32_t *bias,
+                           const te_window_t *w, const te_requant_t *q, int16_t *col, uint8_t solo) {
+  const int32_t groups = te_dsp_groups(w);
+  const int32_t row_bytes = (int32_t)w->in_w * w->in_c;
+  const te_dsp_clamp_t clamp = te_dsp_clamp(q);
+  int8_t *row_out = ring + (int32_t)w->pad_h * row_bytes;
+  const int8_t *rows[TE_DSP_MAX_K_H];
+  te_dim oy, ox, ky;
+  for (oy = 0; oy < w->out_h; ++oy) {
+    for (ky = 0; ky < w->k_h; ++ky) {
+      const int16_t iy = (int16_t)(oy - w->pad_h + ky);
+      /* Rows above this one were overwritten: their input lives in the ring. */
+      rows[ky] = iy < 0 || iy >= w->in_h ? 0
+                 : iy < oy               ? ring + (int32_t)(iy % w->pad_h) * row_bytes
+                                         : data + (int32_t)iy * row_bytes;
+    }
+    for (ox = 0; solo && ox < w->out_w; ++ox) {
+      te_dsp_im2col(col, TE_DSP_SOLO, rows, (int16_t)(ox - w->pad_w), w, q->input_offset);
+      te_dsp_conv_pixels_any(row_out + (int32_t)ox * w->out_c, 0, col, filter, bias, groups, w->out_c, q, clamp, 1);
+    }
+    for (ox = 0; !solo && ox < w->out_w; ox += 2) {
+      const uint8_t pair = ox + 1 < w->out_w;
+      te_dsp_im2col(col, 0, rows, (int16_t)(ox - w->pad_w), w, q->input_offset);
+      if (pair) {
+        te_dsp_im2col(col, 1, rows, (int16_t)(ox + 1 - w->pad_w), w, q->input_offset);
+      }
+      te_dsp_conv_pixels(row_out + (int32_t)ox * w->out_c, pair ? row_out + (int32_t)(ox + 1) * w->out_c : 0, col,
+                         filter, bias, groups, w->out_c, q, clamp);
+    }
+    if (w->pad_h > 0) {
+      memcpy(ring + (int32_t)(oy % w->pad_h) * row_bytes, data + (int32_t)oy * row_bytes, (size_t)row_bytes);
+    }
+    memcpy(data + (int32_t)oy * row_bytes, row_out, (size_t)row_bytes);
+  }
+}
+
+#define TE_DSP_MAX_TAP_PAIRS 16
+
+/* Virtual row `vr` (input row vr - pad_h) of channel c, widened with the offset and zero-padded. */
+static void te_dsp_depthwise_row(int16_t *dst, int32_t row_len, const int8_t *in, int16_t vr, te_dim c,
+                                 const te_window_t *w, int16_t input_offset) {
+  const int16_t iy = (int16_t)(vr - w->pad_h);
+  int32_t x = 0, end;
+  const int8_t *src;
+  if (iy < 0 || iy >= w->in_h) {
+    memset(dst, 0, (size_t)row_len * sizeof(int16_t));
+    return;
+  }
+  for (; x < w->pad_w && x < row_len; ++x) {
+    dst[x] = 0;
+  }
+  end = w->pad_w + w->in_w < row_len ? w->pad_w + w->in_w : row_len;
+  src = in + ((int32_t)iy * w->in_w + (x - w->pad_w)) * w->in_c + c;
+  for (; x < end; ++x) {
+    dst[x] = (int16_t)(*src + input_offset);
+    src += w->in_c;
+  }
+  for (; x < row_len; ++x) {
+    dst[x] = 0;
+  }
+}
+
+/* Outputs are accumulated a chunk at a time, then requantized in a second loop, so neither loop
+ * runs out of registers. */
+#define TE_DSP_CHUNK 16
+
+/* Accumulators of `count` outputs of one channel for a 3x3 window: six tap pairs in registers. */
+TE_DSP_NOINLINE static void te_dsp_depthwise_acc_3x3(int32_t *acc, const int16_t *const *window, int32_t x, const int32_t *taps,
+                                     int32_t bias, int32_t count, int32_t stride_w) {
+  const int32_t t0 = taps[0], t1 = taps[1], t2 = taps[2], t3 = taps[3], t4 = taps[4], t5 = taps[5];
+  const int16_t *r0 = window[0] + x, *r1 = window[1] + x, *r2 = window[2] + x;
+  int32_t i;
+  for (i = 0; i < count; ++i) {
+    int32_t a = te_smlad(te_read_s16x2(r0), t0, bias);
+    a = te_smlad(te_read_s16x2(r0 + 2), t1, a);
+    a = te_smlad(te_read_s16x2(r1), t2, a);
+    a = te_smlad(te_read_s16x2(r1 + 2), t3, a);
+    a = te_smlad(te_read_s16x2(r2), t4, a);
+    acc[i] = te_smlad(te_read_s16x2(r2 + 2), t5, a);
+    r0 += stride_w;
+    r1 += stride_w;
+    r2 += stride_w;
+  }
+}
+
+/* The same for any window: k_h rows of tap_pairs pairs. */
+TE_DSP_NOINLINE static void te_dsp_depthwise_acc_any(int32_t *acc, const int16_t *const *window, int32_t x, const int32_t *taps,
+                                     int32_t bias, int32_t count, int32_t stride_w, te_dim k_h, te_dim tap_pairs) {
+  int32_t i;
+  te_dim ky, kp;
+  for (i = 0; i < count; ++i) {
+    const int32_t *t = taps;
+    int32_t a = bias;
+    for (ky = 0; ky < k_h; ++ky) {
+      const int16_t *r = window[ky] + x;
+      for (kp = 0; kp < tap_pairs; ++kp) {
+        a = te_smlad(te_read_s16x2(r + 2 * kp), *t++, a);
+      }
+    }
+    acc[i] = a;
+    x += stride_w;
+  }
+}
+
+/* Requantize `count` accumulators of one channel into dst, `stride` bytes apart. The loops are
+ * split by the kind of shift and of clamp so that each keeps its constants in registers. */
+TE_DSP_NOINLINE static void te_dsp_requantize_run_fast(int8_t *dst, int32_t stride, const int32_t *acc,
+                                                       int32_t count, const te_dsp_fast_t *fast,
+                                                       const te_dsp_clamp_t *clamp) {
+  const te_dsp_fast_t f = *fast;
+  const int32_t offset = clamp->output_offset, lo = clamp->act_min, hi = clamp->act_max;
+  const int32_t *end = acc + count;
+  if (hi == 127) {
+    for (; acc < end; ++acc) {
+      *dst = (int8_t)te_dsp_requantize_fast127(*acc, f.multiplier, f.right, f.half, offset, lo);
+      dst += stride;
+    }
+    return;
+  }
+  for (; acc < end; ++acc) {
+    *dst = te_dsp_requantize_fast(*acc, f, offset, lo, hi);
+    dst += stride;
+  }
+}
+
+TE_DSP_NOINLINE static void te_dsp_requantize_run(int8_t *dst, int32_t stride, const int32_t *acc, int32_t count,
+                                                  const te_dsp_scale_t *scale, const te_dsp_clamp_t *clamp) {
+  const te_dsp_scale_t s = *scale;
+  const int32_t offset = clamp->output_offset, lo = clamp->act_min, hi = clamp->act_max;
+  const int32_t *end = acc + count;
+  if (s.right == 0) {
+    for (; acc < end; ++acc) {
+      *dst = te_dsp_requantize(*acc, s, *clamp);
+      dst += stride;
+    }
+    return;
+  }
+  if (hi == 127) {
+    for (; acc < end; ++acc) {
+      int32_t x = te_dsp_scale_value((int32_t)((uint32_t)*acc << s.left), s) + offset;
+      x = x < lo ? lo : x;
+      *dst = (int8_t)(x > 127 ? 127 : x);
+      dst += stride;
+    }
+    return;
+  }
+  for (; acc < end; ++acc) {
+    int32_t x = te_dsp_scale_value((int32_t)((uint32_t)*acc << s.left), s) + offset;
+    x = x < lo ? lo : x;
+    *dst = (int8_t)(x > hi ? hi : x);
+    dst += stride;
+  }
+}
+
+void te_dsp_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                             const te_window_t *window_geometry, const te_requant_t *q, int16_t *rows) {
+  const te_window_t geometry = *window_geometry;
+  const te_window_t *w = &geometry;
+  const int32_t row_len = ((int32_t)w->out_w - 1) * w->stride_w + w->k_w + 2;
+  const te_dim tap_pairs = (te_dim)((w->k_w + 1) / 2);
+  const uint8_t is_3x3 = w->k_h == 3 && w->k_w == 3;
+  const int16_t input_offset = q->input_offset;
+  int32_t taps[TE_DSP_MAX_TAP_PAIRS];
+  int32_t acc[TE_DSP_CHUNK];
+  const int16_t *window[TE_DSP_MAX_K_H];
+  const te_dsp_clamp_t clamp = te_dsp_clamp(q);
+  te_dim c, oy, ox, ky, kp;
+  for (c = 0; c < w->out_c; ++c) {
+    const int32_t b = bias != 0 ? TE_RD_S32(bias + c) : 0;
+    const te_dsp_scale_t scale = te_dsp_scale(q, c);
+    te_dsp_fast_t fast;
+    const uint8_t use_fast = te_dsp_fast_scale(q, c, &fast);
+    int16_t next = 0;
+    for (ky = 0; ky < w->k_h; ++ky) {
+      for (kp = 0; kp < tap_pairs; ++kp) {
+        const int32_t tap = (int32_t)ky * w->k_w + 2 * kp;
+        const int32_t lo = TE_RD_S8(filter + tap * w->out_c + c);
+        const int32_t hi = 2 * kp + 1 < w->k_w ? TE_RD_S8(filter + (tap + 1) * w->out_c + c) : 0;
+        taps[ky * tap_pairs + kp] = te_pair(lo, hi);
+      }
+    }
+    for (oy = 0; oy < w->out_h; ++oy) {
+      const int16_t vr0 = (int16_t)(oy * w->stride_h);
+      int8_t *dst = out + (int32_t)oy * w->out_w * w->out_c + c;
+      for (; next < vr0 + w->k_h; ++next) {
+        te_dsp_depthwise_row(rows + (int32_t)(next % w->k_h) * row_len, row_len, in, next, c, w, input_offset);
+      }
+      for (ky = 0; ky < w->k_h; ++ky) {
+        window[ky] = rows + (int32_t)((vr0 + ky) % w->k_h) * row_len;
+      }
+      for (ox = 0; ox < w->out_w; ox += TE_DSP_CHUNK) {
+        const int32_t count = w->out_w - ox < TE_DSP_CHUNK ? w->out_w - ox : TE_DSP_CHUNK;
+        const int32_t x = (int32_t)ox * w->stride_w;
+        if (is_3x3) {
+          te_dsp_depthwise_acc_3x3(acc, window, x, taps, b, count, w->stride_w);
+        } else {
+          te_dsp_depthwise_acc_any(acc, window, x, taps, b, count, w->stride_w, w->k_h, tap_pairs);
+        }
+        if (use_fast) {
+          te_dsp_requantize_run_fast(dst + (int32_t)ox * w->out_c, w->out_c, acc, count, &fast, &clamp);
+        } else {
+          te_dsp_requantize_run(dst + (int32_t)ox * w->out_c, w->out_c, acc, count, &scale, &clamp);
+        }
+      }
+    }
+  }
+}
+
+void te_dsp_depthwise_conv2d_plane(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                                   const te_window_t *window_geometry, const te_requant_t *q, int16_t *plane,
+                                   uint8_t transposed) {
+  const te_window_t geometry = *window_geometry;
+  const te_window_t *w = &geometry;
+  const int32_t padded_h = ((int32_t)w->out_h - 1) * w->stride_h + w->k_h;
+  const int32_t padded_w = ((int32_t)w->out_w - 1) * w->stride_w + w->k_w;
+  /* The plane's lines: image rows, or image columns when transposed. */
+  const int32_t lines = transposed ? padded_w : padded_h;
+  const int32_t line_len = (transposed ? padded_h : padded_w) + 2;
+  const te_dim out_lines = transposed ? w->out_w : w->out_h;
+  const te_dim out_len = transposed ? w->out_h : w->out_w;
+  const te_dim k_lines = transposed ? w->k_w : w->k_h;
+  const te_dim k_len = transposed ? w->k_h : w->k_w;
+  const int32_t line_stride = transposed ? w->stride_w : w->stride_h;
+  const int32_t step = transposed ? w->stride_h : w->stride_w;
+  const int32_t out_c = w->out_c;
+  const int32_t line_step = transposed ? out_c : (int32_t)w->out_w * out_c;
+  const int32_t out_step = transposed ? (int32_t)w->out_w * out_c : out_c;
+  const int32_t rows_in = w->in_h < padded_h - w->pad_h ? w->in_h : padded_h - w->pad_h;
+  const int32_t cols_in = w->in_w < padded_w - w->pad_w ? w->in_w : padded_w - w->pad_w;
+  const te_dim tap_pairs = (te_dim)((k_len + 1) / 2);
+  const uint8_t is_3x3 = k_lines == 3 && k_len == 3;
+  const int16_t input_offset = q->input_offset;
+  const te_dsp_clamp_t clamp = te_dsp_clamp(q);
+  int32_t taps[TE_DSP_MAX_TAP_PAIRS];
+  int32_t acc[TE_DSP_CHUNK];
+  const int16_t *window[TE_DSP_MAX_K_H];
+  te_dim c, line, col, a, kp;
+  int32_t iy, ix;
+  memset(plane, 0, (size_t)lines * line_len * sizeof(int16_t));
+  for (c = 0; c < out_c; ++c) {
+    const int32_t b = bias != 0 ? TE_RD_S32(bias + c) : 0;
+    const te_dsp_scale_t scale = te_dsp_scale(q, c);
+    te_dsp_fast_t fast;
+    const uint8_t use_fast = te_dsp_fast_scale(q, c, &fast);
+    for (a = 0; a < k_lines; ++a) {
+      for (kp = 0; kp < tap_pairs; ++kp) {
+        const int32_t b0 = 2 * kp, b1 = 2 * kp + 1;
+        const int32_t t0 = transposed ? b0 * w->k_w + a : (int32_t)a * w->k_w + b0;
+        const int32_t t1 = transposed ? b1 * w->k_w + a : (int32_t)a * w->k_w + b1;
+        const int32_t lo = TE_RD_S8(filter + t0 * out_c + c);
+        const int32_t hi = b1 < k_len ? TE_RD_S8(filter + t1 * out_c + c) : 0;
+        taps[a * tap_pairs + kp] = te_pair(lo, hi);
+      }
+    }
+    if (transposed) {   /* along each image column: the plane's line */
+      for (ix = 0; ix < cols_in; ++ix) {
+        const int8_t *src = in + ix * out_c + c;
+        int16_t *dst = plane + (ix + w->pad_w) * line_len + w->pad_h;
+        int16_t *end = dst + rows_in;
+        const int32_t src_step = (int32_t)w->in_w * out_c;
+        for (; dst < end; ++dst) {
+          *dst = (int16_t)(*src + input_offset);
+          src += src_step;
+        }
+      }
+    } else {
+      for (iy = 0; iy < rows_in; ++iy) {
+        const int8_t *src = in + (iy * w->in_w) * out_c + c;
+        int16_t *dst = plane + (iy + w->pad_h) * line_len + w->pad_w;
+        int16_t *end = dst + cols_in;
+        for (; dst < end; ++dst) {
+          *dst = (int16_t)(*src + input_offset);
+          src += out_c;
+        }
+      }
+    }
+    for (line = 0; line < out_lines; ++line) {
+      for (a = 0; a < k_lines; ++a) {
+        window[a] = plane + ((int32_t)line * line_stride + a) * line_len;
+      }
+      for (col = 0; col < out_len; col += TE_DSP_CHUNK) {
+        const int32_t count = out_len - col < TE_DSP_CHUNK ? out_len - col : TE_DSP_CHUNK;
+        if (is_3x3) {
+          te_dsp_depthwise_acc_3x3(acc, window, (int32_t)col * step, taps, b, count, step);
+        } else {
+          te_dsp_depthwise_acc_any(acc, window, (int32_t)col * step, taps, b, count, step, k_lines, tap_pairs);
+        }
+        int8_t *dst = out + line * line_step + (int32_t)col * out_step + c;
+        if (use_fast) {
+          te_dsp_requantize_run_fast(dst, out_step, acc, count, &fast, &clamp);
+        } else {
+          te_dsp_requantize_run(dst, out_step, acc, count, &scale, &clamp);
+        }
+      }
+    }
+  }
+}
+
+void te_dsp_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                            int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *q) {
+  const int32_t size = accum_depth, whole = size & ~3;
+  const int32_t offsets = te_pair(q->input_offset, q->input_offset);
+  const te_dsp_clamp_t clamp = te_dsp_clamp(q);
+  int16_t b, oc, r;
+  for (b = 0; b < batches; ++b) {
+    for (oc = 0; oc < out_depth; oc += 4) {
+      const int8_t *f[4];
+      int32_t acc[4];
+      int32_t j;
+      for (r = 0; r < 4; ++r) {
+        const int16_t row = oc + r < out_depth ? (int16_t)(oc + r) : oc;
+        f[r] = filter + (int32_t)row * size;
+        acc[r] = bias != 0 ? TE_RD_S32(bias + row) : 0;
+      }
+      {
+        const int8_t *f0 = f[0], *f1 = f[1], *f2 = f[2], *f3 = f[3];
+        int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+        for (j = 0; j < whole; j += 4) {
+          const int32_t x = te_read_s8x4(in + j);
+          const int32_t xe = te_sxtab16(offsets, x), xo = te_sxtab16_ror8(offsets, x);
+          int32_t v = te_read_s8x4(f0 + j);
+          a0 = te_smlad(xe, te_sxtb16(v), a0);
+          a0 = te_smlad(xo, te_sxtb16_ror8(v), a0);
+          v = te_read_s8x4(f1 + j);
+          a1 = te_smlad(xe, te_sxtb16(v), a1);
+          a1 = te_smlad(xo, te_sxtb16_ror8(v), a1);
+          v = te_read_s8x4(f2 + j);
+          a2 = te_smlad(xe, te_sxtb16(v), a2);
+          a2 = te_smlad(xo, te_sxtb16_ror8(v), a2);
+          v = te_read_s8x4(f3 + j);
+          a3 = te_smlad(xe, te_sxtb16(v), a3);
+          a3 = te_smlad(xo, te_sxtb16_ror8(v), a3);
+        }
+        for (; j < size; ++j) {
+          const int32_t x = in[j] + q->input_offset;
+          a0 += x * f0[j];
+          a1 += x * f1[j];
+          a2 += x * f2[j];
+          a3 += x * f3[j];
+        }
+        acc[0] = a0;
+        acc[1] = a1;
+        acc[2] = a2;
+        acc[3] = a3;
+      }
+      for (r = 0; r < 4 && oc + r < out_depth; ++r) {
+        te_dsp_fast_t fast;
+        if (te_dsp_fast_scale(q, oc + r, &fast)) {
+          out[oc + r] = te_dsp_requantize_fast(acc[r], fast, clamp.output_offset, clamp.act_min, clamp.act_max);
+        } else {
+          out[oc + r] = te_dsp_requantize(acc[r], te_dsp_scale(q, oc + r), clamp);
+        }
+      }
+    }
+    in += accum_depth;
+    out += out_depth;
+  }
+}
+
+void te_dsp_fully_connected_packed(int8_t *out, const int8_t *in, const int32_t *packed, const int32_t *bias,
+                                   int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *q) {
+  const int32_t groups = accum_depth >> 2;
+  const int32_t offsets = te_pair(q->input_offset, q->input_offset);
+  const te_dsp_clamp_t clamp = te_dsp_clamp(q);
+  int16_t b, oc, r;
+  for (b = 0; b < batches; ++b) {
+    for (oc = 0; oc < out_depth; oc += 4) {
+      const int32_t *f = packed + (int32_t)oc * groups;
+      const int8_t *x = in;
+      const int8_t *end = in + 4 * groups;
+      int32_t acc[4];
+      for (r = 0; r < 4; ++r) {
+        acc[r] = bias != 0 && oc + r < out_depth ? TE_RD_S32(bias + oc + r) : 0;
+      }
+      {
+        int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+        for (; x < end; x += 4) {
+          const int32_t v = te_read_s8x4(x);
+          const int32_t xe = te_sxtab16(offsets, v), xo = te_sxtab16_ror8(offsets, v);
+          const int32_t w0 = f[0], w1 = f[1], w2 = f[2], w3 = f[3];
+          a0 = te_smlad(xe, te_sxtb16(w0), a0);
+          a0 = te_smlad(xo, te_sxtb16_ror8(w0), a0);
+          a1 = te_smlad(xe, te_sxtb16(w1), a1);
+          a1 = te_smlad(xo, te_sxtb16_ror8(w1), a1);
+          a2 = te_smlad(xe, te_sxtb16(w2), a2);
+          a2 = te_smlad(xo, te_sxtb16_ror8(w2), a2);
+          a3 = te_smlad(xe, te_sxtb16(w3), a3);
+          a3 = te_smlad(xo, te_sxtb16_ror8(w3), a3);
+          f += 4;
+        }
+        acc[0] = a0;
+        acc[1] = a1;
+        acc[2] = a2;
+        acc[3] = a3;
+      }
+      for (r = 0; r < 4 && oc + r < out_depth; ++r) {
+        te_dsp_fast_t fast;
+        if (te_dsp_fast_scale(q, oc + r, &fast)) {
+          out[oc + r] = te_dsp_requantize_fast(acc[r], fast, clamp.output_offset, clamp.act_min, clamp.act_max);
+        } else {
+          out[oc + r] = te_dsp_requantize(acc[r], te_dsp_scale(q, oc + r), clamp);
+        }
+      }
+    }
+    in += accum_depth;
+    out += out_depth;
+  }
+}
+
+void te_dsp_conv2d_fc(const int8_t *in, const int32_t *packed, const int32_t *bias, const te_window_t *w,
+                      const te_requant_t *q, int16_t *col, int8_t *fc_out, const int8_t *fc_filter,
+                      const int32_t *fc_bias, int16_t fc_depth, const te_requant_t *fc_q, int32_t *fc_acc,
+                      int8_t *values) {
+  const int32_t groups = te_dsp_groups(w);
+  const int32_t pixels = (int32_t)w->out_h * w->out_w;
+  const int32_t fc_size = pixels * w->out_c;
+  const int32_t fc_offset = fc_q->input_offset;
+  const te_dsp_clamp_t clamp = te_dsp_clamp(q);
+  const int8_t *rows[TE_DSP_MAX_K_H];
+  int32_t p, j;
+  int16_t o;
+  for (o = 0; o < fc_depth; ++o) {
+    fc_acc[o] = fc_bias != 0 ? TE_RD_S32(fc_bias + o) : 0;
+  }
+  for (p = 0; p < pixels; p += 2) {
+    const uint8_t pair = p + 1 < pixels;
+    const int32_t n = (pair ? 2 : 1) * w->out_c;
+    te_dim oy = (te_dim)(p / w->out_w), ox = (te_dim)(p % w->out_w);
+    te_dsp_rows(rows, in, oy, w);
+    te_dsp_im2col(col, 0, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, q->input_offset);
+    if (pair) {
+      if (++ox == w->out_w) {
+        ox = 0;
+        te_dsp_rows(rows, in, ++oy, w);
+      }
+      te_dsp_im2col(col, 1, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, q->input_offset);
+    }
+    te_dsp_conv_pixels(values, pair ? values + w->out_c : 0, col, packed, bias, groups, w->out_c, q, clamp);
+    for (o = 0; o < fc_depth; ++o) {
+      const int8_t *f = fc_filter + (int32_t)o * fc_size + p * w->out_c;
+      int32_t acc = fc_acc[o];
+      for (j = 0; j < n; ++j) {
+        acc += (values[j] + fc_offset) * TE_RD_S8(f + j);
+      }
+      fc_acc[o] = acc;
+    }
+  }
+  {
+    const te_dsp_clamp_t fc_clamp = te_dsp_clamp(fc_q);
+    for (o = 0; o < fc_depth; ++o) {
+      fc_out[o] = te_dsp_requantize(fc_acc[o], te_dsp_scale(fc_q, o), fc_clamp);
+    }
+  }
+}
+
+/* RoundingDivideByPOT for |y| < 2^30 (no overflow) given r, 2^(r-1) (0 when r is 0) and [r > 0]. */
+static inline int32_t te_dsp_rdbp_short(int32_t y, int32_t r, int32_t half, uint32_t rounds) {
+  return (y - (int32_t)(((uint32_t)y >> 31) & rounds) + half) >> r;
+}
+
+void te_dsp_add_s8(const int8_t *a, const int8_t *b, int8_t *out, int32_t count, const int32_t *params) {
+  const int32_t a_offset = TE_RD_S32(params + 0), a_mult = TE_RD_S32(params + 1), a_r = -TE_RD_S32(params + 2);
+  const int32_t b_offset = TE_RD_S32(params + 3), b_mult = TE_RD_S32(params + 4), b_r = -TE_RD_S32(params + 5);
+  const int32_t left = TE_RD_S32(params + 6) + 1;
+  const int32_t out_mult = TE_RD_S32(params + 7), out_r = -TE_RD_S32(params + 8);
+  const int32_t out_offset = TE_RD_S32(params + 9), lo = TE_RD_S32(params + 10), hi = TE_RD_S32(params + 11);
+  const int32_t a_half = a_r > 0 ? (int32_t)1 << (a_r - 1) : 0, b_half = b_r > 0 ? (int32_t)1 << (b_r - 1) : 0;
+  const int32_t out_half = out_r > 0 ? (int32_t)1 << (out_r - 1) : 0;
+  const uint32_t a_rounds = a_r > 0, b_rounds = b_r > 0, out_rounds = out_r > 0;
+  int32_t i;
+  for (i = 0; i < count; ++i) {
+    const int32_t sa = te_dsp_rdbp_short(te_dsp_smmulr((int32_t)((uint32_t)(a[i] + a_offset) << left), a_mult), a_r, a_half, a_rounds);
+    const int32_t sb = te_dsp_rdbp_short(te_dsp_smmulr((int32_t)((uint32_t)(b[i] + b_offset) << left), b_mult), b_r, b_half, b_rounds);
+    int32_t y = te_dsp_rdbp_short(te_dsp_smmulr((int32_t)((uint32_t)(sa + sb) << 1), out_mult), out_r, out_half, out_rounds) + out_offset;
+    y = y < lo ? lo : y;
+    out[i] = (int8_t)(y > hi ? hi : y);
+  }
+}
