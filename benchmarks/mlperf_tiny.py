@@ -150,6 +150,7 @@ def millions(n: float) -> str:
 def print_table(results: dict[str, dict[str, Result]], errors: dict[str, dict[str, str]]) -> None:
     print(f"\n{method.BOARD}: instructions per inference (median), bytes, bit-exact vs tflite-micro; "
           "published figures are cycles on a Cortex-M4F")
+    print(f"measured at tinyedge commit {method.measured_commit()}")
     header = (f"{'model':<30} {'runtime':<14} {'instructions':>13} {'flash':>9} {'flash-wts':>9} {'RAM':>8} "
               f"{'weights':>9} {'exact':>6} {'/MLPerf ref':>11} {'/X-CUBE-AI':>10}")
     print(header)
@@ -232,7 +233,7 @@ def write_json(args: argparse.Namespace, runtime_trees: dict[str, Path | None],
                results: dict[str, dict[str, Result]], errors: dict[str, dict[str, str]]) -> None:
     """Written after every measurement, so an interrupted run keeps what it measured."""
     args.json.write_text(json.dumps({
-        "board": method.BOARD, "runs": args.runs, "samples": args.samples,
+        "board": method.BOARD, "commit": method.measured_commit(), "runs": args.runs, "samples": args.samples,
         "trees": {k: str(v) for k, v in runtime_trees.items() if v is not None},
         "published_cycles": PUBLISHED_CYCLES,
         "models": {stem: {rt: asdict(r) for rt, r in row.items()} for stem, row in results.items()},
