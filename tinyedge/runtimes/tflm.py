@@ -10,12 +10,12 @@ import jinja2
 
 from tinyedge.boards import Board
 from tinyedge.emit import write_c_array
+from tinyedge.errors import TinyedgeError
 from tinyedge.paths import FIRMWARE_DIR, TEMPLATES_DIR
 from tinyedge.reference import measure_arena
 from tinyedge.runtimes import RuntimeSources
 from tinyedge.tflite_model import TfliteModel
-from tinyedge.errors import TinyedgeError
-from tinyedge.tflm import OP_TABLE, is_cmsis_nn_tree, require_supported_ops, require_tflm_tree, tflm_version
+from tinyedge.tflm import OP_TABLE, is_cmsis_nn_tree, require_model_ops, require_tflm_tree, tflm_version
 
 MODEL_ARRAY = "te_tflm_model_data"
 GLUE = FIRMWARE_DIR / "tflm" / "te_tflm_runtime.cc"
@@ -43,22 +43,8 @@ DATA_INPUT = {"TRANSPOSE_CONV": 2}
 def resolver_ops(model: TfliteModel) -> list[tuple[str, str]]:
     """(op name, MicroMutableOpResolver method) for each distinct op of the model, sorted by op."""
     ops = model.op_names()
-    require_no_custom_ops(model)
-    require_supported_ops(ops)
+    require_model_ops(model)
     return [(op, OP_TABLE[op][0]) for op in ops]
-
-
-def require_no_custom_ops(model: TfliteModel) -> None:
-    custom = sorted({op.custom_code or "?" for op in model.operators if op.opcode == "CUSTOM"})
-    if not custom:
-        return
-    name = model.path.name if getattr(model, "path", None) else "the model"
-    signal = all(code.startswith("Signal") for code in custom)
-    where = (" (TFLM's signal library, signal/micro/kernels in a TFLM tree)" if signal else "")
-    raise TinyedgeError(
-        f"{name} uses the custom op(s) {', '.join(custom)}{where}, which the tflm runtime does not register: "
-        "run that stage in your application code with TFLM and pass its output to a model without custom ops, "
-        "or re-export the model without them.")
 
 
 def int8_only_ops(model: TfliteModel) -> set[str]:
@@ -123,11 +109,11 @@ def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     needs_tree = board.tflm.get("source") == TREE_SOURCE
+    ops = resolver_ops(model)   # the model's own problems first: they need no tree to be told
     tree = require_tflm_tree(tflm_dir) if needs_tree else None
     cmsis_nn = tree is not None and is_cmsis_nn_tree(tree)
     if cmsis_nn:
         require_cmsis_nn_board(board, tree)
-    ops = resolver_ops(model)
     arena = _align(arena_bytes) if arena_bytes else default_arena_bytes(model)
     model_name = model.path.name if getattr(model, "path", None) else "the model"
 
