@@ -34,8 +34,9 @@ INT8_REGISTRATIONS = {
     "DEPTHWISE_CONV_2D": "Register_DEPTHWISE_CONV_2D_INT8", "FULLY_CONNECTED": "Register_FULLY_CONNECTED_INT8",
     "MAX_POOL_2D": "Register_MAX_POOL_2D_INT8", "MUL": "Register_MUL_INT8", "SOFTMAX": "Register_SOFTMAX_INT8",
     "SVDF": "Register_SVDF_INT8", "TRANSPOSE_CONV": "Register_TRANSPOSE_CONV_INT8",
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": "Register_UNIDIRECTIONAL_SEQUENCE_LSTM_INT8",
 }
+# Not Register_UNIDIRECTIONAL_SEQUENCE_LSTM_INT8: with it trained_lstm_int8 never answered on
+# qemu-cortex-m4 (TFLM 90b983c, CMSIS-NN 4ab83cc), while the generic registration runs.
 # Which input carries the activations (TRANSPOSE_CONV's first input is the output shape).
 DATA_INPUT = {"TRANSPOSE_CONV": 2}
 
