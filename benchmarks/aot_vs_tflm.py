@@ -15,6 +15,10 @@ Without a TFLM tree only the AOT figures are printed. How each figure is measure
   took, under QEMU `-icount shift=0` (one instruction per virtual ns, so one 25 MHz tick = 40
   instructions; figures have that granularity).
 - bit-exact: the device's outputs equal tflite-micro's (tinyedge.reference) on --samples random inputs.
+
+The figures depend on the code measured, so the script prints (and writes to the JSON) the commit it
+ran at, marked "+uncommitted changes" when the work tree differs from it: a figure quoted from it
+names that commit.
 """
 
 from __future__ import annotations
@@ -252,6 +256,18 @@ def quantized(workload: Workload, out: Path, calibration_samples: int) -> Path:
 
 # ---- the table ----
 
+def measured_commit() -> str:
+    """HEAD of the checkout the benchmark runs from, "+uncommitted changes" when tracked files differ."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+
+    head = git("rev-parse", "HEAD")
+    if head.returncode != 0:
+        return "unknown (not a git checkout)"
+    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    return head.stdout.strip() + (" +uncommitted changes" if dirty else "")
+
+
 def verdict(ratio: float, target: float) -> str:
     return "PASS" if ratio <= target else "MISS"
 
@@ -266,6 +282,7 @@ def compare(row: Row) -> None:
 
 def print_figures(rows: list[Row]) -> None:
     print(f"\n{BOARD}: flash and RAM in bytes, instructions per inference (median), outputs equal to tflite-micro's")
+    print(f"measured at tinyedge commit {measured_commit()}")
     header = (f"{'model':<31} {'runtime':<7} {'flash':>9} {'data+bss':>9} {'stack':>6} {'RAM':>9} "
               f"{'arena':>8} {'instructions':>13} {'exact':>6}")
     print(header)
@@ -365,7 +382,7 @@ def main() -> int:
     all_pass = print_ratios(rows) and all(row.aot.exact == row.aot.checked for row in rows)
     if args.json:
         args.json.write_text(json.dumps(
-            {"board": BOARD, "targets": TARGETS, "runs": args.runs, "tflm_tree": str(tree) if tree else None,
+            {"board": BOARD, "commit": measured_commit(), "targets": TARGETS, "runs": args.runs, "tflm_tree": str(tree) if tree else None,
              "models": [{"model": r.model, "model_bytes": r.model_bytes, "aot": r.aot.as_dict(),
                          "tflm": r.tflm.as_dict() if r.tflm else None, "ratios": r.ratios} for r in rows]},
             indent=2) + "\n")

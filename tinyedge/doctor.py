@@ -36,6 +36,7 @@ class TflmStatus:
     valid: bool
     version: str | None
     message: str
+    kernels: str | None = None        # "reference" or "cmsis-nn" (Cortex-M boards only)
 
 
 @dataclass
@@ -109,7 +110,7 @@ def check_tools(boards: dict[str, Board]) -> tuple[list[ToolStatus], list[str]]:
 
 
 def check_tflm() -> TflmStatus:
-    from tinyedge.tflm import find_tflm_tree, tflm_version
+    from tinyedge.tflm import find_tflm_tree, tflm_version, tree_kind
 
     given = tflm_dir_from_env()
     if given is None:
@@ -120,7 +121,12 @@ def check_tflm() -> TflmStatus:
     if tree is None:
         return TflmStatus(True, str(given), False, None,
                           f"TINYEDGE_TFLM_DIR={given} is not a TFLM tree: make one with TFLM's create_tflm_tree.py")
-    return TflmStatus(True, str(tree), True, tflm_version(tree), "ok")
+    kind = tree_kind(tree)
+    if kind == "cmsis-nn":
+        return TflmStatus(True, str(tree), True, tflm_version(tree),
+                          "ok: CMSIS-NN kernels, for Cortex-M boards only (the host board needs a reference-kernel "
+                          "tree)", kind)
+    return TflmStatus(True, str(tree), True, tflm_version(tree), "ok", kind)
 
 
 def serial_group() -> str | None:
@@ -197,7 +203,8 @@ def doctor_tables(report: DoctorReport) -> list[Any]:
     environment.add_column("", style="bold")
     environment.add_column("")
     tflm_mark = "[green]✔[/]" if report.tflm.valid else "[yellow]![/]"
-    tflm_text = f"{report.tflm.path} ({report.tflm.version})" if report.tflm.valid else report.tflm.message
+    tflm_text = (f"{report.tflm.path} ({report.tflm.version}, {report.tflm.kernels} kernels)" if report.tflm.valid
+                 else report.tflm.message)
     environment.add_row(tflm_mark, "TFLM tree", tflm_text)
     serial = report.serial
     serial_ok = serial.in_serial_group and all(p["can_open"] for p in serial.ports)

@@ -216,9 +216,9 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     if chosen == "aot":
         check_aot_fits(model, board, model_name)
     else:
-        from tinyedge.tflm import require_supported_ops
+        from tinyedge.tflm import require_model_ops
 
-        require_supported_ops(model.op_names())
+        require_model_ops(model)
     tree = resolve_tflm_tree(board, chosen, tflm_dir)
     framework = get_framework(board.framework)
     port = port_name(board)

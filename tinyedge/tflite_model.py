@@ -132,7 +132,7 @@ class TfliteModel:
                 problems.append(f"output '{t.name}' is {t.type_name.lower()}")
         # QUANTIZE between two int8 tensors is a requantization (e.g. before CONCATENATION) and
         # stays full int8; any float tensor means part of the graph runs in float.
-        float_tensors = [t for t in self.tensors if t.type_name in ("FLOAT32", "FLOAT16")]
+        float_tensors = self._float_tensors()
         if float_tensors and not problems:
             problems.append(f"{len(float_tensors)} tensors are float (e.g. '{float_tensors[0].name}')")
         return problems
@@ -141,8 +141,13 @@ class TfliteModel:
         """Why the model does not compute in int8 between its inputs and outputs. Float I/O converted
         at the edges by QUANTIZE/DEQUANTIZE is fine; float tensors anywhere else are not."""
         edges = set(self.inputs) | set(self.outputs)
-        inside = [t for t in self.tensors if t.type_name in ("FLOAT32", "FLOAT16") and t.index not in edges]
+        inside = [t for t in self._float_tensors() if t.index not in edges]
         return [f"{len(inside)} inner tensors are float (e.g. '{inside[0].name}')"] if inside else []
+
+    def _float_tensors(self) -> list[Tensor]:
+        """Float tensors holding data: TFLM's LSTM declares empty (shape [0]) float intermediates that
+        no kernel reads or writes, so they do not make a model compute in float."""
+        return [t for t in self.tensors if t.type_name in ("FLOAT32", "FLOAT16") and t.size > 0]
 
     def require_int8_inside(self, what_for: str) -> None:
         problems = self.float_inside_problems()
@@ -150,7 +155,8 @@ class TfliteModel:
             name = self.path.name if self.path else "the model"
             raise TinyedgeError(
                 f"{name} computes in float ({problems[0]}), but {what_for} needs int8 between its inputs and "
-                "outputs: quantize it with `tinyedge quantize MODEL --calibration CAL.npy -o OUT.tflite`."
+                "outputs: quantize its Keras or SavedModel source with `tinyedge quantize MODEL --calibration "
+                "CAL.npy -o OUT.tflite`, or ask its author for a full-int8 export."
             )
 
     def is_full_int8(self) -> bool:

@@ -3,6 +3,12 @@ model needs (the core plus exactly the kernels of its ops), and compile them int
 
 Objects are cached per (tree content, compilers, flags) under `cache_dir()/tflm/<key>/`, so after a
 model change only the kernels of new ops compile.
+
+Two kinds of tree build: a reference-kernel tree (create_tflm_tree.py without options) and a CMSIS-NN
+tree (`--makefile_options="TARGET=cortex_m_generic TARGET_ARCH=cortex-m4 OPTIMIZED_KERNEL_DIR=cmsis_nn
+..."`), whose optimized kernels live in kernels/cmsis_nn/ and call Arm's CMSIS-NN library in
+third_party/cmsis_nn. The CMSIS-NN tree is built the way TFLM's own Makefile builds it: -DCMSIS_NN and
+no float CMSIS-NN code, kernels and CMSIS-NN at -O2 while the rest keeps the board's -Os.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Protocol
 
 from tinyedge.errors import TinyedgeError
 from tinyedge.paths import cache_dir, tflm_dir_from_env
+from tinyedge.tflite_model import TfliteModel
 
 MAKE_TREE_HINT = (
     "make one with tflite-micro's tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py "
@@ -44,6 +51,20 @@ LIBRARY_DEFINES = ("TF_LITE_STATIC_MEMORY", "TF_LITE_DISABLE_X86_NEON")
 
 MICRO_DIR = "tensorflow/lite/micro"
 KERNELS_DIR = f"{MICRO_DIR}/kernels"
+
+CMSIS_NN_KERNELS_DIR = f"{KERNELS_DIR}/cmsis_nn"
+CMSIS_NN_DIR = "third_party/cmsis_nn"
+CMSIS_NN_DEFINES = ("CMSIS_NN", "ARM_NN_ENABLE_F16=0", "ARM_NN_ENABLE_F32=0")
+# As in tflite-micro's ext_libs/cmsis_nn.inc: kernels include "Include/arm_nnfunctions.h", CMSIS-NN
+# includes "arm_nn_types.h" and the CMSIS core headers by bare name.
+CMSIS_NN_INCLUDES = ("third_party/cmsis", CMSIS_NN_DIR, "third_party/cmsis/CMSIS/Core/Include",
+                     f"{CMSIS_NN_DIR}/Include")
+# The cortex_m_generic target replaces micro/debug_log.cc by a callback-based one.
+CORTEX_M_DEBUG_LOG = f"{MICRO_DIR}/cortex_m_generic/debug_log.cc"
+# TFLM's Makefile compiles kernels (and third-party kernel code) at -O2, the rest at -Os.
+KERNEL_OPT = "-O2"
+TREE_KIND_REFERENCE = "reference"
+TREE_KIND_CMSIS_NN = "cmsis-nn"
 # Test and recording helpers in the tree that no firmware needs.
 CORE_EXCLUDED = frozenset({
     "fake_micro_context.cc", "mock_micro_graph.cc", "test_helpers.cc", "test_helper_custom_ops.cc",
@@ -74,7 +95,7 @@ OP_TABLE: dict[str, tuple[str, tuple[str, ...]]] = {
     "CONV_2D": ("AddConv2D", ("conv", "conv_common")),
     "COS": ("AddCos", ("elementwise",)),
     "CUMSUM": ("AddCumSum", ("cumsum",)),
-    "DEPTHWISE_CONV_2D": ("AddDepthwiseConv2D", ("depthwise_conv", "depthwise_conv_common")),
+    "DEPTHWISE_CONV_2D": ("AddDepthwiseConv2D", ("depthwise_conv", "depthwise_conv_common", "conv_common")),
     "DEPTH_TO_SPACE": ("AddDepthToSpace", ("depth_to_space",)),
     "DEQUANTIZE": ("AddDequantize", ("dequantize", "dequantize_common")),
     "DIV": ("AddDiv", ("div",)),
@@ -195,6 +216,16 @@ def require_tflm_tree(explicit: Path | None) -> Path:
     raise TinyedgeError(f"{given} is not a TFLM tree ({missing} is missing): {MAKE_TREE_HINT}.")
 
 
+def tree_kind(tree: Path) -> str:
+    """"cmsis-nn" for a tree made with OPTIMIZED_KERNEL_DIR=cmsis_nn, else "reference"."""
+    cmsis = (tree / CMSIS_NN_KERNELS_DIR).is_dir() and (tree / CMSIS_NN_DIR / "Include" / "arm_nnfunctions.h").is_file()
+    return TREE_KIND_CMSIS_NN if cmsis else TREE_KIND_REFERENCE
+
+
+def is_cmsis_nn_tree(tree: Path) -> bool:
+    return tree_kind(tree) == TREE_KIND_CMSIS_NN
+
+
 def tflm_version(tree: Path) -> str:
     """The tflite-micro commit recorded in the tree (a TFLM_COMMIT file), else a content hash."""
     for name in ("TFLM_COMMIT", "TFLM_VERSION"):
@@ -222,6 +253,21 @@ def require_supported_ops(ops: list[str]) -> None:
             "use a runtime that supports them.")
 
 
+def require_model_ops(model: TfliteModel) -> None:
+    """Refuse, naming them, custom ops (the tflm runtime registers builtin ops only) and builtin ops
+    TFLM has no kernel for."""
+    custom = sorted({op.custom_code or "?" for op in model.operators if op.opcode == "CUSTOM"})
+    if custom:
+        name = model.path.name if getattr(model, "path", None) else "the model"
+        signal = all(code.startswith("Signal") for code in custom)
+        where = " (TFLM's signal library, signal/micro/kernels in a TFLM tree)" if signal else ""
+        raise TinyedgeError(
+            f"{name} uses the custom op(s) {', '.join(custom)}{where}, which the tflm runtime does not register: "
+            "run that stage in your application code with TFLM and pass its output to a model without custom "
+            "ops, or re-export the model without them.")
+    require_supported_ops(model.op_names())
+
+
 def resolver_methods(ops: list[str]) -> list[str]:
     """The MicroMutableOpResolver Add* calls registering exactly these ops, in op-name order."""
     require_supported_ops(ops)
@@ -229,16 +275,34 @@ def resolver_methods(ops: list[str]) -> list[str]:
 
 
 def kernel_sources(tree: Path, ops: list[str]) -> list[Path]:
-    """The kernel .cc files the ops need (and nothing else), relative to the tree."""
+    """The kernel .cc files the ops need (and nothing else), relative to the tree; in a CMSIS-NN tree
+    the optimized kernel replaces the reference one where there is one."""
     require_supported_ops(ops)
     stems = sorted({stem for op in set(ops) for stem in OP_TABLE[op][1]})
-    paths = [Path(KERNELS_DIR) / f"{stem}.cc" for stem in stems]
+    paths = [_kernel_path(tree, stem) for stem in stems]
     missing = [str(p) for p in paths if not (tree / p).is_file()]
     if missing:
         raise TinyedgeError(
             f"the TFLM tree {tree} lacks {', '.join(missing)}: regenerate it from a tflite-micro checkout "
             "with create_tflm_tree.py.")
     return paths
+
+
+def _kernel_path(tree: Path, stem: str) -> Path:
+    optimized = Path(CMSIS_NN_KERNELS_DIR) / f"{stem}.cc"
+    if (tree / optimized).is_file():
+        return optimized
+    return Path(KERNELS_DIR) / f"{stem}.cc"
+
+
+def cmsis_nn_sources(tree: Path) -> list[Path]:
+    """CMSIS-NN's C sources without its float code (as ARM_NN_ENABLE_F16/F32=0 leave it), relative
+    to the tree; the archive lets the linker take only the functions the kernels call."""
+    if not is_cmsis_nn_tree(tree):
+        return []
+    found = [p for p in (tree / CMSIS_NN_DIR / "Source").rglob("*.c")
+             if not p.name.endswith(("_f16.c", "_f32.c")) and p.name != "arm_nntables_flt.c"]
+    return sorted(p.relative_to(tree) for p in found)
 
 
 def core_sources(tree: Path) -> list[Path]:
@@ -254,15 +318,33 @@ def core_sources(tree: Path) -> list[Path]:
                 and not path.name.endswith("_test.cc") and path.name != "array.cc":
             found.append(path)
     found += [tree / KERNELS_DIR / f"{stem}.cc" for stem in KERNEL_SUPPORT]
+    if not (micro / "debug_log.cc").is_file() and (tree / CORTEX_M_DEBUG_LOG).is_file():
+        found.append(tree / CORTEX_M_DEBUG_LOG)
     return sorted({p.relative_to(tree) for p in found})
 
 
 def library_sources(tree: Path, ops: list[str]) -> list[Path]:
-    return sorted(set(core_sources(tree)) | set(kernel_sources(tree, ops)))
+    return sorted(set(core_sources(tree)) | set(kernel_sources(tree, ops)) | set(cmsis_nn_sources(tree)))
 
 
 def include_dirs(tree: Path) -> list[Path]:
-    return [tree] + [tree / d for d in THIRD_PARTY_INCLUDES if (tree / d).is_dir()]
+    extra = CMSIS_NN_INCLUDES if is_cmsis_nn_tree(tree) else ()
+    return [tree] + [tree / d for d in (*THIRD_PARTY_INCLUDES, *extra) if (tree / d).is_dir()]
+
+
+def library_defines(tree: Path) -> list[str]:
+    """Defines the library is built with; the op-resolver source must be compiled with them too."""
+    extra = CMSIS_NN_DEFINES if is_cmsis_nn_tree(tree) else ()
+    return [*LIBRARY_DEFINES, *extra]
+
+
+def is_kernel_source(tree: Path, source: Path) -> bool:
+    """Compiled at KERNEL_OPT in a CMSIS-NN tree: the op kernels and CMSIS-NN itself."""
+    if not is_cmsis_nn_tree(tree):
+        return False
+    parts = source.parts
+    return source.parent == Path(KERNELS_DIR) and source.stem not in KERNEL_SUPPORT \
+        or source.parent == Path(CMSIS_NN_KERNELS_DIR) or parts[:2] == tuple(Path(CMSIS_NN_DIR).parts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,7 +388,8 @@ def _compiler_identity(compiler: str) -> str:
 
 
 def cache_key(tree: Path, cc: str, cxx: str, cflags: list[str], cxxflags: list[str]) -> str:
-    parts = [tree_hash(tree), _compiler_identity(cc), _compiler_identity(cxx), " ".join(cflags), " ".join(cxxflags)]
+    parts = [tree_hash(tree), _compiler_identity(cc), _compiler_identity(cxx), " ".join(cflags), " ".join(cxxflags),
+             f"kernels {KERNEL_OPT}" if is_cmsis_nn_tree(tree) else "kernels as the rest"]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -317,8 +400,10 @@ def _object_name(source: Path) -> str:
 def _compile_command(tree: Path, source: Path, obj: Path, cc: str, cxx: str,
                      cflags: list[str], cxxflags: list[str]) -> list[str]:
     compiler, flags = (cxx, cxxflags) if source.suffix == ".cc" else (cc, cflags)
+    if is_kernel_source(tree, source):
+        flags = [f for f in flags if not f.startswith("-O")] + [KERNEL_OPT]
     includes = [f"-I{d}" for d in include_dirs(tree)]
-    defines = [f"-D{d}" for d in LIBRARY_DEFINES if f"-D{d}" not in flags]
+    defines = [f"-D{d}" for d in library_defines(tree) if f"-D{d}" not in flags]
     return [compiler, *flags, *defines, *includes, "-c", str(tree / source), "-o", str(obj)]
 
 
@@ -349,7 +434,7 @@ def build_tflm_library(tree: Path, ops: list[str], cc: str, cxx: str, ar: str,
     _compile_all(tree, pending, objects, cc, cxx, cflags, cxxflags)
     archive = _archive(obj_dir, [objects[src] for src in sources], ar)
     return TflmLibrary(
-        archive=archive, include_dirs=include_dirs(tree), defines=list(LIBRARY_DEFINES),
+        archive=archive, include_dirs=include_dirs(tree), defines=library_defines(tree),
         objects_compiled=len(pending), objects_reused=len(sources) - len(pending),
         seconds=time.monotonic() - started)
 

@@ -1,0 +1,33 @@
+"""benchmarks/mlperf_tiny.py keeps its contract: `--models DIR [--tflm-dir D] [--tflm-cmsis-dir D2]
+--json OUT` prints a row per runtime and writes {"models": {STEM: {RUNTIME: {"instructions": int,
+"flash_bytes": int, "ram_bytes": int, "weights_bytes": int, "bit_exact": float}}}}. Run here on the
+smallest real model with the AOT runtime only (no TFLM tree needed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, require_tools
+
+REAL = next((base / "shared" / "models" / "real" for base in (REPO.parent, REPO.parent.parent)
+             if (base / "shared" / "models" / "real").is_dir()), REPO.parent / "shared" / "models" / "real")
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason=f"the real models are not here ({REAL} is absent)")
+def test_mlperf_benchmark_writes_the_contracted_json(tmp_path):
+    require_tools("arm-none-eabi-gcc", "make", "qemu-system-arm")
+    out = tmp_path / "figures.json"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "mlperf_tiny.py"), "--models", str(REAL),
+                             "--json", str(out), "--only", "hello_world", "--samples", "2", "--runs", "1"],
+                            capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    figures = json.loads(out.read_text())["models"]["hello_world_int8"]["aot"]
+    assert {k: type(figures[k]) for k in ("instructions", "flash_bytes", "ram_bytes", "weights_bytes", "bit_exact")} \
+        == {"instructions": int, "flash_bytes": int, "ram_bytes": int, "weights_bytes": int, "bit_exact": float}
+    assert figures["bit_exact"] == 1.0 and figures["weights_bytes"] > 0 and figures["instructions"] > 1000
+    row = [line for line in result.stdout.splitlines() if line.startswith("hello_world_int8")]
+    assert len(row) == 1 and " aot " in row[0]
