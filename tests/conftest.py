@@ -70,6 +70,28 @@ def cnn_model(tmp_path_factory) -> ModelFiles:
     return ModelFiles(out / "cnn.keras", out / "cal.npy", out / "eval_x.npy", out / "eval_y.npy", out / "cnn_int8.tflite")
 
 
+@pytest.fixture(scope="session")
+def host_cnn_firmware(cnn_model, tmp_path_factory) -> Path:
+    """The session CNN built for the host board with the AOT runtime."""
+    from tinyedge.build import build
+    from tinyedge.generate import generate
+
+    require_tools("cc", "make")
+    project = tmp_path_factory.mktemp("host-cnn") / "fw"
+    generate(cnn_model.int8, "host", project, runtime="aot")
+    build(project)
+    return project
+
+
+@pytest.fixture
+def host_board(host_cnn_firmware):
+    """The host board running the CNN, answering on a pseudo-terminal."""
+    from tinyedge.flash import flash
+
+    with flash(host_cnn_firmware) as url:
+        yield url
+
+
 def tflm_tree() -> Path | None:
     value = os.environ.get("TINYEDGE_TFLM_DIR")
     return Path(value) if value and Path(value).is_dir() else None

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import numpy as np
@@ -23,22 +22,6 @@ from tinyedge.validate import validate
 
 CONTRACT_KEYS = {"samples", "bit_exact", "max_abs_diff_lsb", "mean_abs_diff_lsb", "rmse", "cosine", "top1_agreement",
                  "arena_bytes", "model_sha256", "board", "runtime", "passed"}
-
-
-@pytest.fixture(scope="session")
-def host_cnn_firmware(cnn_model, tmp_path_factory) -> Path:
-    require_tools("cc", "make")
-    project = tmp_path_factory.mktemp("host-cnn") / "fw"
-    generate(cnn_model.int8, "host", project, runtime="aot")
-    build(project)
-    return project
-
-
-@pytest.fixture
-def host_board(host_cnn_firmware):
-    """The host board running the CNN, answering on a pseudo-terminal."""
-    with flash(host_cnn_firmware) as url:
-        yield url
 
 
 def test_validation_passes_bit_exact_and_writes_rig_reports(host_board, cnn_model, tmp_path):

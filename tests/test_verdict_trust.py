@@ -22,20 +22,10 @@ from tinyedge.generate import generate
 from tinyedge.validate import validate
 
 
-@pytest.fixture(scope="session")
-def cnn_firmware(cnn_model, tmp_path_factory) -> Path:
-    require_tools("cc", "make")
-    project = tmp_path_factory.mktemp("trust-cnn") / "fw"
-    generate(cnn_model.int8, "host", project, runtime="aot")
-    build(project)
-    return project
-
-
 @pytest.fixture
-def board(cnn_firmware):
-    """The host board running the CNN, answering on a pseudo-terminal."""
-    with flash(cnn_firmware) as url:
-        yield url
+def board(host_board) -> str:
+    """The host board running the session CNN (conftest's `host_board`)."""
+    return host_board
 
 
 def sentence(result: subprocess.CompletedProcess) -> str:
@@ -144,9 +134,9 @@ def test_ctrl_c_before_the_first_sample_leaves_no_report(board, cnn_model, many_
     assert not (tmp_path / "report.json").exists() and not (tmp_path / "report.xml").exists()
 
 
-def test_a_device_error_mid_run_leaves_a_failing_report_with_the_error(cnn_firmware, cnn_model, many_samples, tmp_path):
+def test_a_device_error_mid_run_leaves_a_failing_report_with_the_error(host_cnn_firmware, cnn_model, many_samples, tmp_path):
     a_passing_report(tmp_path / "report.json")
-    with flash(cnn_firmware) as url:   # the board dies when this block ends
+    with flash(host_cnn_firmware) as url:   # the board dies when this block ends
         process = start_validation(url, cnn_model.int8, many_samples, tmp_path)
         wait_for(lambda: journal_rows(tmp_path / "report.jsonl") >= 20)
     _, stderr = process.communicate(timeout=120)
@@ -406,8 +396,8 @@ def flash_until_serving(project: Path, cwd: Path) -> tuple[str, int, str]:
     return line, process.returncode, stderr
 
 
-def test_flash_a_relative_project_folder_on_the_host_board(cnn_firmware):
-    line, code, stderr = flash_until_serving(Path(cnn_firmware.name), cwd=cnn_firmware.parent)
+def test_flash_a_relative_project_folder_on_the_host_board(host_cnn_firmware):
+    line, code, stderr = flash_until_serving(Path(host_cnn_firmware.name), cwd=host_cnn_firmware.parent)
     assert "the firmware answers on /dev/" in line, stderr
     assert code == 130, stderr   # SIGTERM stops it like Ctrl-C
 
