@@ -18,7 +18,7 @@ C_TYPES = {"INT8": "int8_t", "UINT8": "uint8_t", "INT16": "int16_t", "INT32": "i
 MODEL_SOURCE = "te_model.c"
 MODEL_HEADER = "te_model.h"
 KERNEL_FILES = ("te_pgm.h", "te_kernels.h", "te_kernels.c")
-NONLINEAR_FILES = ("te_nonlinear.h", "te_nonlinear.c")
+NONLINEAR_FILES = ("te_nonlinear.h", "te_nonlinear.c", "te_recurrent.h", "te_recurrent.c")
 DSP_FILES = ("te_dsp.h", "te_dsp.c")
 
 
@@ -190,7 +190,7 @@ def _can_share(model: TfliteModel, op: Operator, source: int, out: int, root: di
     of the op lives there, and the output is not larger (unless the op `grows` in place)."""
     group = _find(root, source)
     members = [t for t in root if _find(root, t) == group]
-    if any(t in model_inputs or t in model.outputs for t in members):
+    if any(t in model_inputs or t in model.outputs or model.tensors[t].is_variable for t in members):
         return False
     if any(last_reader.get(t, -1) > op.index for t in members):
         return False
@@ -230,6 +230,10 @@ def _buffers(model: TfliteModel, groups: dict[int, int]) -> list[Buffer]:
                 touch(index, op.index)
     for index in model.outputs:
         touch(index, len(model.operators))
+    for index in groups:
+        if model.tensors[index].is_variable:   # state kept across invocations: its bytes are never reused
+            touch(index, -1)
+            touch(index, len(model.operators))
     return [Buffer(g, size[g], first[g], last[g], align[g]) for g in sorted(size)]
 
 
@@ -287,7 +291,7 @@ def _scratch_decl(scratch_bytes: int) -> str:
 def _source(model: TfliteModel, plan: MemoryPlan, offsets: dict[int, int], constants: str, decls: str,
             op_lines: list[str], uses_nonlinear: bool, scratch_bytes: int, dsp: bool) -> str:
     name = model.path.name if model.path else "model"
-    nonlinear = '#include "te_nonlinear.h"\n' if uses_nonlinear else ""
+    nonlinear = '#include "te_nonlinear.h"\n#include "te_recurrent.h"\n' if uses_nonlinear else ""
     nonlinear += '#include "te_dsp.h"\n' if dsp else ""
     arena = max(plan.arena_bytes, 1)
     return (
