@@ -28,24 +28,45 @@ def _real(path: Path) -> TfliteModel:
     return load_tflite(path)
 
 
-def single_op_model(model: TfliteModel, op_index: int) -> TfliteModel:
-    """The model cut down to one of its operators, with only the tensors that operator uses:
-    its first input and its output become the model's input and output."""
+def sub_model(model: TfliteModel, first: int, last: int | None = None) -> TfliteModel:
+    """The model cut down to its operators first..last (one operator by default), with only the tensors
+    they use: the first one's first input is the model's input, the last one's output its output."""
     import flatbuffers
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
     raw = schema.ModelT.InitFromPackedBuf(bytearray(model.data), 0)
     graph = raw.subgraphs[0]
-    op = graph.operators[op_index]
-    used = sorted({int(i) for i in list(op.inputs) + list(op.outputs) + list(op.intermediates or []) if i >= 0})
+    ops = graph.operators[first:(first if last is None else last) + 1]
+    used = sorted({int(i) for op in ops for i in [*op.inputs, *op.outputs, *(op.intermediates if op.intermediates is not None else [])]
+                   if i >= 0})
     renumber = {old: new for new, old in enumerate(used)}
     graph.tensors = [graph.tensors[i] for i in used]
-    op.inputs = [renumber[int(i)] if i >= 0 else -1 for i in op.inputs]
-    op.outputs = [renumber[int(i)] for i in op.outputs]
-    if op.intermediates is not None:
-        op.intermediates = [renumber[int(i)] for i in op.intermediates]
-    graph.operators = [op]
-    graph.inputs, graph.outputs = [op.inputs[0]], [op.outputs[0]]
+    for op in ops:
+        op.inputs = [renumber[int(i)] if i >= 0 else -1 for i in op.inputs]
+        op.outputs = [renumber[int(i)] for i in op.outputs]
+        if op.intermediates is not None:
+            op.intermediates = [renumber[int(i)] for i in op.intermediates]
+    graph.operators = ops
+    graph.inputs, graph.outputs = [ops[0].inputs[0]], [ops[-1].outputs[0]]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(raw.Pack(builder), file_identifier=b"TFL3")
+    return parse_tflite(bytes(builder.Output()))
+
+
+def rewritten(model: TfliteModel, scales: dict[int, float] | None = None,
+              data: dict[int, np.ndarray] | None = None) -> TfliteModel:
+    """The model with the scales of some tensors multiplied (tensor index -> factor) and the values of
+    some constant tensors replaced (tensor index -> array of its dtype)."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    raw = schema.ModelT.InitFromPackedBuf(bytearray(model.data), 0)
+    tensors = raw.subgraphs[0].tensors
+    for index, factor in (scales or {}).items():
+        quantization = tensors[index].quantization
+        quantization.scale = [float(np.float32(s * factor)) for s in quantization.scale]
+    for index, values in (data or {}).items():
+        raw.buffers[tensors[index].buffer].data = np.frombuffer(np.ascontiguousarray(values).tobytes(), np.uint8)
     builder = flatbuffers.Builder(0)
     builder.Finish(raw.Pack(builder), file_identifier=b"TFL3")
     return parse_tflite(bytes(builder.Output()))
@@ -68,24 +89,80 @@ def assert_sequence_matches_reference(model: TfliteModel, native: NativeModel, i
                                     f"{diff[0]}: tflm {w.ravel()[diff[0]]} vs aot {g.ravel()[diff[0]]}")
 
 
+def tamed(model: TfliteModel, output_scale: float = 10.0) -> TfliteModel:
+    """The keyword model's weights are scrambled and its biases random int32s, so every op saturates
+    to -128/127: with biases shifted right by 16 and SVDF outputs scaled by `output_scale` (and the
+    scales of the FC biases after them, which TFLM checks against input times weights scale), the same
+    weights give outputs across the whole int8 range."""
+    weighted = [op for op in model.operators if op.opcode in ("SVDF", "FULLY_CONNECTED")]
+    bias_of = {op.index: op.inputs[3 if op.opcode == "SVDF" else 2] for op in weighted}
+    biases = {bias_of[op.index]: (model.tensors[bias_of[op.index]].data >> 16).astype(np.int32) for op in weighted}
+    scales = {op.outputs[0]: output_scale for op in model.operators if op.opcode == "SVDF"}
+    scales.update({bias_of[op.index]: output_scale for op in weighted
+                   if op.opcode == "FULLY_CONNECTED" and op.inputs[0] in scales})
+    return rewritten(model, scales, biases)
+
+
+def _distinct_outputs(model: TfliteModel, invocations: int = 12) -> int:
+    reference, rng = Reference(model), np.random.default_rng(0)
+    return len(np.unique([reference.run(random_inputs(model, rng))[0] for _ in range(invocations)]))
+
+
 def test_every_svdf_of_the_keyword_model_is_bit_exact_across_invocations(tmp_path):
     model = _real(KEYWORD)
     svdfs = [op.index for op in model.operators if op.opcode == "SVDF"]
     assert len(svdfs) == 7
     for index in svdfs:
-        op_model = single_op_model(model, index)
-        assert op_model.op_names() == ["SVDF"]
-        assert "te_svdf_s8(" in compile_model(op_model).source
-        native = NativeModel(op_model, tmp_path / f"svdf{index}")
-        # The state holds 8 (or 32) frames: 40 invocations shift every slot out several times.
-        assert_sequence_matches_reference(op_model, native, invocations=40, seed=index)
+        for variant, op_model in (("as is", sub_model(model, index)), ("tamed", tamed(sub_model(model, index)))):
+            assert op_model.op_names() == ["SVDF"]
+            assert "te_svdf_s8(" in compile_model(op_model).source
+            if variant == "tamed":
+                assert _distinct_outputs(op_model) > 20
+            native = NativeModel(op_model, tmp_path / f"svdf{index}{variant[-1]}")
+            # The state holds 8 (or 32) frames: 40 invocations shift every slot out several times.
+            assert_sequence_matches_reference(op_model, native, invocations=40, seed=index)
+
+
+def test_svdf_state_carries_over_from_one_invocation_to_the_next(tmp_path):
+    model = tamed(sub_model(_real(KEYWORD), 1))
+    native = NativeModel(model, tmp_path)
+    x = random_inputs(model, np.random.default_rng(1))
+    first, second = native.run(x)[0], native.run(x)[0]
+    assert not np.array_equal(first, second)
+    reference = Reference(model)
+    assert np.array_equal(reference.run(x)[0], first) and np.array_equal(reference.run(x)[0], second)
 
 
 def test_svdf_state_is_never_shared_with_other_tensors():
-    model = single_op_model(_real(KEYWORD), 1)
+    model = sub_model(_real(KEYWORD), 1)
     program = compile_model(model)
     state = model.operators[0].inputs[4]
     state_range = range(program.tensor_offsets[state], program.tensor_offsets[state] + model.tensors[state].nbytes)
     for index, offset in program.tensor_offsets.items():
         if index != state:
             assert offset + model.tensors[index].nbytes <= state_range.start or offset >= state_range.stop
+
+
+def test_the_keyword_model_is_bit_exact_end_to_end_across_invocations(tmp_path):
+    """int16 in (QUANTIZE to int8), 7 SVDF + 5 FC, SOFTMAX to int16, QUANTIZE to an int32 out. Its
+    scrambled weights always answer [0, 32767], so the output of its last SVDF is compared too, with
+    the biases tamed."""
+    model = _real(KEYWORD)
+    source = compile_model(model).source
+    assert "te_requantize_int(" in source and "te_softmax_s8_s16(" in source
+    assert_sequence_matches_reference(model, NativeModel(model, tmp_path / "whole"), invocations=30, seed=3)
+    last_svdf = max(op.index for op in model.operators if op.opcode == "SVDF")
+    features = tamed(sub_model(model, 0, last_svdf), output_scale=1.0)
+    assert _distinct_outputs(features) > 20
+    assert features.input_tensors[0].type_name == "INT16" and features.output_tensors[0].type_name == "INT8"
+    assert_sequence_matches_reference(features, NativeModel(features, tmp_path / "features"), invocations=30, seed=4)
+
+
+@pytest.mark.parametrize("opcode", ["SOFTMAX", "QUANTIZE"])
+def test_the_keyword_models_int16_and_int32_tail_ops_are_bit_exact(opcode, tmp_path):
+    """SOFTMAX int8 -> int16 and QUANTIZE int16 -> int32 (and the int16 -> int8 one at the input)."""
+    model = _real(KEYWORD)
+    for op in [op for op in model.operators if op.opcode == opcode]:
+        alone = sub_model(model, op.index)
+        assert _distinct_outputs(alone) > 20
+        assert_sequence_matches_reference(alone, NativeModel(alone, tmp_path / f"op{op.index}"), invocations=20, seed=op.index)
