@@ -166,3 +166,19 @@ def test_the_keyword_models_int16_and_int32_tail_ops_are_bit_exact(opcode, tmp_p
         alone = sub_model(model, op.index)
         assert _distinct_outputs(alone) > 20
         assert_sequence_matches_reference(alone, NativeModel(alone, tmp_path / f"op{op.index}"), invocations=20, seed=op.index)
+
+
+def test_the_lstm_alone_is_bit_exact_across_invocations(tmp_path):
+    model = _real(LSTM)
+    lstm = sub_model(model, 0)
+    assert lstm.op_names() == ["UNIDIRECTIONAL_SEQUENCE_LSTM"]
+    assert "te_lstm_s8(" in compile_model(lstm).source
+    assert _distinct_outputs(lstm) > 100
+    assert_sequence_matches_reference(lstm, NativeModel(lstm, tmp_path), invocations=12, seed=5)
+
+
+def test_trained_lstm_is_bit_exact_end_to_end_across_invocations(tmp_path):
+    """LSTM + RESHAPE + FC + SOFTMAX; its four empty float intermediates are no tensors of the program."""
+    model = _real(LSTM)
+    assert _distinct_outputs(model) > 3
+    assert_sequence_matches_reference(model, NativeModel(model, tmp_path), invocations=12, seed=6)

@@ -3,6 +3,12 @@
 
 #include "te_kernels.h"
 
+#ifdef __AVR__
+#define TE_RD_U16(p) ((uint16_t)pgm_read_word(p))
+#else
+#define TE_RD_U16(p) (*(const uint16_t *)(p))
+#endif
+
 static int32_t te_clamp32(int32_t x, int32_t lo, int32_t hi) {
   return x < lo ? lo : (x > hi ? hi : x);
 }
@@ -39,5 +45,102 @@ void te_svdf_s8(const int8_t *in, int8_t *out, int8_t *state, const int8_t *weig
       acc += time;
     }
     out[unit] = (int8_t)te_clamp32(te_mul_by_quantized_multiplier(acc, multiplier_2, shift_2) + output_zp, -128, 127);
+  }
+}
+
+#define TE_LSTM_P(i) TE_RD_S32(params + (i))
+
+static int16_t te_clamp16(int32_t x) {
+  return (int16_t)te_clamp32(x, -32768, 32767);
+}
+
+/* reference_integer_ops::Logistic on int16 with TFLM's power-of-two input (multiplier 3, no shift). */
+static int16_t te_sigmoid16(int16_t x, const uint16_t *lut) {
+  const int32_t input = (int32_t)x * 3;
+  const uint32_t magnitude = (uint32_t)(input < 0 ? -input : input);
+  const uint32_t uh = magnitude >> 9;
+  uint32_t result;
+  if (uh >= 255) {
+    result = 0x7FFFUL << 10;
+  } else {
+    const uint32_t ua = TE_RD_U16(lut + uh), ub = TE_RD_U16(lut + uh + 1);
+    result = (ua << 9) + (magnitude & 0x1ff) * (ub - ua);
+  }
+  result = input >= 0 ? result + (1UL << 9) : (1UL << 25) - result + (1UL << 9) - 1;
+  return (int16_t)(result >> 10);
+}
+
+/* reference_integer_ops::Tanh on int16: input scaled by multiplier then right shift, rounded. */
+static int16_t te_tanh16(int16_t x, int32_t multiplier, int32_t right_shift, const uint16_t *lut) {
+  const int32_t round = right_shift > 0 ? (int32_t)1 << (right_shift - 1) : 0;
+  const int32_t input = ((int32_t)x * multiplier + round) >> right_shift;
+  const uint32_t magnitude = (uint32_t)(input < 0 ? -input : input);
+  const uint32_t uh = magnitude >> 8;
+  int32_t result;
+  if (uh >= 255) {
+    result = (int32_t)(0xFFFFUL << 8);
+  } else {
+    const uint32_t ua = TE_RD_U16(lut + uh), ub = TE_RD_U16(lut + uh + 1);
+    result = (int32_t)((ua << 8) + (magnitude & 0xff) * (ub - ua));
+  }
+  result = input >= 0 ? result - (1L << 23) + (1L << 7) : -result + (1L << 23) + (1L << 7) - 1;
+  return (int16_t)(result >> 8);
+}
+
+/* One gate FC (int8 x int8 + int32 bias -> int16 at scale 2^-12, zero point 0, clamped to int16). */
+static int16_t te_gate_fc(const int8_t *x, const int8_t *w, int32_t n, int32_t offset, const int32_t *bias,
+                          int32_t unit, int32_t multiplier, int32_t shift) {
+  int32_t acc = 0, i;
+  for (i = 0; i < n; ++i) {
+    acc += (int32_t)TE_RD_S8(w + i) * ((int32_t)x[i] + offset);
+  }
+  if (bias) {
+    acc += TE_RD_S32(bias + unit);
+  }
+  return te_clamp16(te_mul_by_quantized_multiplier(acc, multiplier, (int8_t)shift));
+}
+
+static int32_t te_mul16(int32_t a, int32_t b, int32_t multiplier, int32_t shift) {
+  return te_mul_by_quantized_multiplier(a * b, multiplier, (int8_t)shift);
+}
+
+void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
+                const int8_t *const *weights, const int32_t *const *biases, const int32_t *params,
+                const uint16_t *lut) {
+  const int32_t steps = TE_LSTM_P(0), n_input = TE_LSTM_P(1), n_state = TE_LSTM_P(2);
+  const int32_t input_offset = TE_LSTM_P(3), hidden_offset = TE_LSTM_P(4);
+  const int32_t hidden_zp = TE_LSTM_P(27), cell_clip = TE_LSTM_P(28);
+  const int32_t tanh_multiplier = TE_LSTM_P(29), tanh_shift = TE_LSTM_P(30), cell_sigmoid = TE_LSTM_P(31);
+  int32_t t, u, g;
+  for (t = 0; t < steps; ++t) {
+    const int8_t *x = in + t * n_input;
+    int8_t *h_new = out + t * n_state;
+    /* Unit by unit: every gate reads the previous hidden state, so the new one is written to the
+     * output row first and copied into the state once the step is done. */
+    for (u = 0; u < n_state; ++u) {
+      int16_t gate[4];
+      int32_t c;
+      for (g = 0; g < 4; ++g) {
+        const int32_t *q = params + 5 + 4 * g;
+        const int16_t from_input = te_gate_fc(x, weights[g] + u * n_input, n_input, input_offset, biases[g], u,
+                                              TE_RD_S32(q), TE_RD_S32(q + 1));
+        const int16_t from_hidden = te_gate_fc(hidden, weights[4 + g] + u * n_state, n_state, hidden_offset, 0, u,
+                                               TE_RD_S32(q + 2), TE_RD_S32(q + 3));
+        const int16_t sum = te_clamp16((int32_t)from_input + from_hidden);
+        gate[g] = (g == 2 && !cell_sigmoid) ? te_tanh16(sum, 3, 0, lut) : te_sigmoid16(sum, lut);
+      }
+      c = te_clamp16(te_mul16(gate[1], cell[u], TE_LSTM_P(21), TE_LSTM_P(22)));
+      c = te_clamp16(c + te_clamp16(te_mul16(gate[0], gate[2], TE_LSTM_P(23), TE_LSTM_P(24))));
+      if (cell_clip > 0) {
+        c = te_clamp32(c, -cell_clip, cell_clip);
+      }
+      cell[u] = (int16_t)c;
+      h_new[u] = (int8_t)te_clamp32(
+          te_mul16(te_tanh16((int16_t)c, tanh_multiplier, tanh_shift, lut), gate[3], TE_LSTM_P(25), TE_LSTM_P(26))
+              + hidden_zp, -128, 127);
+    }
+    for (u = 0; u < n_state; ++u) {
+      hidden[u] = h_new[u];
+    }
   }
 }

@@ -21,6 +21,22 @@ extern "C" {
 void te_svdf_s8(const int8_t *in, int8_t *out, int8_t *state, const int8_t *weights_feature,
                 const int8_t *weights_time, const int32_t *bias, const int32_t *params);
 
+/* UNIDIRECTIONAL_SEQUENCE_LSTM, int8 activations and weights, int16 cell state, int32 biases
+ * (EvalLstm<int8_t, int8_t, int16_t, int32_t>), batch 1, no peepholes, projection or layer norm.
+ * weights: {input->input, input->forget, input->cell, input->output,
+ *           recurrent->input, recurrent->forget, recurrent->cell, recurrent->output} (TE_CONST data);
+ * biases: {input, forget, cell, output} gate (TE_CONST data);
+ * params, TE_CONST: {steps, n_input, n_state, input_offset, hidden_offset,
+ *   per gate (input, forget, cell, output): input_multiplier, input_shift, recurrent_multiplier, recurrent_shift,
+ *   forget_mul_multiplier, forget_mul_shift, input_mul_multiplier, input_mul_shift,
+ *   output_mul_multiplier, output_mul_shift, hidden_zero_point, quantized_cell_clip (0: none),
+ *   cell_tanh_multiplier, cell_tanh_right_shift, cell_gate_is_sigmoid}
+ * lut: TFLM's 256-entry sigmoid table (sigmoid(i/24) in 0.16), TE_CONST.
+ * hidden (int8) and cell (int16): the state, n_state each, updated in place; out: steps x n_state. */
+void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
+                const int8_t *const *weights, const int32_t *const *biases, const int32_t *params,
+                const uint16_t *lut);
+
 #ifdef __cplusplus
 }
 #endif
