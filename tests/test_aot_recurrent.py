@@ -4,6 +4,7 @@ row (their state tensors persist between invocations, in TFLM and in the AOT are
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -182,3 +183,16 @@ def test_trained_lstm_is_bit_exact_end_to_end_across_invocations(tmp_path):
     model = _real(LSTM)
     assert _distinct_outputs(model) > 3
     assert_sequence_matches_reference(model, NativeModel(model, tmp_path), invocations=12, seed=6)
+
+
+@pytest.mark.skipif(shutil.which("simavr") is None or shutil.which("avr-gcc") is None, reason="needs avr-gcc and simavr")
+def test_trained_lstm_is_bit_exact_on_an_emulated_atmega328p(tmp_path):
+    """16-bit `int`, weights and the sigmoid table read from flash (PROGMEM), the state across samples."""
+    from aot_harness import run_on_simavr
+
+    model = _real(LSTM)
+    rng = np.random.default_rng(13)
+    inputs = [random_inputs(model, rng)[0] for _ in range(3)]
+    reference = Reference(model)
+    for x, got in zip(inputs, run_on_simavr(model, inputs, tmp_path)):
+        np.testing.assert_array_equal(got, reference.run([x])[0])
