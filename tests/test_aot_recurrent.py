@@ -169,6 +169,14 @@ def test_the_keyword_models_int16_and_int32_tail_ops_are_bit_exact(opcode, tmp_p
         assert_sequence_matches_reference(alone, NativeModel(alone, tmp_path / f"op{op.index}"), invocations=20, seed=op.index)
 
 
+def test_tflm_sigmoid_table_is_read_back_from_tflite_micro():
+    from tinyedge.aot.recurrent import sigmoid_table
+
+    table = sigmoid_table()
+    assert len(table) == 256 and table[0] == 32768 and table[-1] == 65535
+    assert all(a <= b for a, b in zip(table, table[1:]))
+
+
 def test_the_lstm_alone_is_bit_exact_across_invocations(tmp_path):
     model = _real(LSTM)
     lstm = sub_model(model, 0)
