@@ -204,3 +204,25 @@ def test_trained_lstm_is_bit_exact_on_an_emulated_atmega328p(tmp_path):
     reference = Reference(model)
     for x, got in zip(inputs, run_on_simavr(model, inputs, tmp_path)):
         np.testing.assert_array_equal(got, reference.run([x])[0])
+
+
+@pytest.mark.parametrize("path", [KEYWORD, LSTM], ids=lambda p: p.stem)
+def test_the_keyword_models_deploy_on_the_host_board_with_the_aot_runtime(path, tmp_path):
+    """As a user would: deploy builds, runs and validates 20 inferences in a row (the state carrying
+    over on both sides) and reports them all bit-exact."""
+    import json
+
+    from conftest import run_tinyedge
+
+    model = _real(path)
+    if model.float_inside_problems():
+        pytest.skip(f"tinyedge still calls {path.name} float for its empty intermediates (fixed on the speed-tflm branch)")
+    rng = np.random.default_rng(21)
+    t = model.input_tensors[0]
+    low, high = (0, 3000) if t.type_name == "INT16" else (-128, 128)   # keyword: int16 audio features
+    np.save(tmp_path / "x.npy", rng.integers(low, high, (20, *t.shape)).astype(t.dtype))
+    result = run_tinyedge("deploy", path, "--board", "host", "--runtime", "aot", "--data", tmp_path / "x.npy",
+                          "-o", tmp_path / "out", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["samples"] == 20 and report["bit_exact"] == 1.0 and report["runtime"] == "aot"
