@@ -87,17 +87,17 @@ static int16_t te_tanh16(int16_t x, int32_t multiplier, int32_t right_shift, con
   return (int16_t)(result >> 8);
 }
 
-/* One gate FC (int8 x int8 + int32 bias -> int16 at scale 2^-12, zero point 0, clamped to int16). */
-static int16_t te_gate_fc(const int8_t *x, const int8_t *w, int32_t n, int32_t offset, const int32_t *bias,
-                          int32_t unit, int32_t multiplier, int32_t shift) {
-  int32_t acc = 0, i;
-  for (i = 0; i < n; ++i) {
-    acc += (int32_t)TE_RD_S8(w + i) * ((int32_t)x[i] + offset);
+/* sum of w[i] * x[i]: the input offsets are folded into the gates' bias tables at generation time. */
+static int32_t te_dot_s8(const int8_t *x, const int8_t *w, int32_t n) {
+  int32_t acc = 0, i = 0;
+  for (; i + 4 <= n; i += 4) {
+    acc += (int32_t)TE_RD_S8(w + i) * x[i] + (int32_t)TE_RD_S8(w + i + 1) * x[i + 1]
+         + (int32_t)TE_RD_S8(w + i + 2) * x[i + 2] + (int32_t)TE_RD_S8(w + i + 3) * x[i + 3];
   }
-  if (bias) {
-    acc += TE_RD_S32(bias + unit);
+  for (; i < n; ++i) {
+    acc += (int32_t)TE_RD_S8(w + i) * x[i];
   }
-  return te_clamp16(te_mul_by_quantized_multiplier(acc, multiplier, (int8_t)shift));
+  return acc;
 }
 
 static int32_t te_mul16(int32_t a, int32_t b, int32_t multiplier, int32_t shift) {
@@ -108,10 +108,18 @@ void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
                 const int8_t *const *weights, const int32_t *const *biases, const int32_t *params,
                 const uint16_t *lut) {
   const int32_t steps = TE_LSTM_P(0), n_input = TE_LSTM_P(1), n_state = TE_LSTM_P(2);
-  const int32_t input_offset = TE_LSTM_P(3), hidden_offset = TE_LSTM_P(4);
   const int32_t hidden_zp = TE_LSTM_P(27), cell_clip = TE_LSTM_P(28);
   const int32_t tanh_multiplier = TE_LSTM_P(29), tanh_shift = TE_LSTM_P(30), cell_sigmoid = TE_LSTM_P(31);
+  const int32_t forget_m = TE_LSTM_P(21), forget_s = TE_LSTM_P(22), input_m = TE_LSTM_P(23), input_s = TE_LSTM_P(24);
+  const int32_t output_m = TE_LSTM_P(25), output_s = TE_LSTM_P(26);
+  int32_t multiplier[8], shift[8];
   int32_t t, u, g;
+  for (g = 0; g < 4; ++g) {
+    multiplier[g] = TE_LSTM_P(5 + 4 * g);
+    shift[g] = TE_LSTM_P(6 + 4 * g);
+    multiplier[4 + g] = TE_LSTM_P(7 + 4 * g);
+    shift[4 + g] = TE_LSTM_P(8 + 4 * g);
+  }
   for (t = 0; t < steps; ++t) {
     const int8_t *x = in + t * n_input;
     int8_t *h_new = out + t * n_state;
@@ -121,23 +129,23 @@ void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
       int16_t gate[4];
       int32_t c;
       for (g = 0; g < 4; ++g) {
-        const int32_t *q = params + 5 + 4 * g;
-        const int16_t from_input = te_gate_fc(x, weights[g] + u * n_input, n_input, input_offset, biases[g], u,
-                                              TE_RD_S32(q), TE_RD_S32(q + 1));
-        const int16_t from_hidden = te_gate_fc(hidden, weights[4 + g] + u * n_state, n_state, hidden_offset, 0, u,
-                                               TE_RD_S32(q + 2), TE_RD_S32(q + 3));
-        const int16_t sum = te_clamp16((int32_t)from_input + from_hidden);
+        const int32_t from_input = te_clamp16(te_mul_by_quantized_multiplier(
+            TE_RD_S32(biases[g] + u) + te_dot_s8(x, weights[g] + u * n_input, n_input), multiplier[g], (int8_t)shift[g]));
+        const int32_t from_hidden = te_clamp16(te_mul_by_quantized_multiplier(
+            TE_RD_S32(biases[4 + g] + u) + te_dot_s8(hidden, weights[4 + g] + u * n_state, n_state),
+            multiplier[4 + g], (int8_t)shift[4 + g]));
+        const int16_t sum = te_clamp16(from_input + from_hidden);
         gate[g] = (g == 2 && !cell_sigmoid) ? te_tanh16(sum, 3, 0, lut) : te_sigmoid16(sum, lut);
       }
-      c = te_clamp16(te_mul16(gate[1], cell[u], TE_LSTM_P(21), TE_LSTM_P(22)));
-      c = te_clamp16(c + te_clamp16(te_mul16(gate[0], gate[2], TE_LSTM_P(23), TE_LSTM_P(24))));
+      c = te_clamp16(te_mul16(gate[1], cell[u], forget_m, forget_s));
+      c = te_clamp16(c + te_clamp16(te_mul16(gate[0], gate[2], input_m, input_s)));
       if (cell_clip > 0) {
         c = te_clamp32(c, -cell_clip, cell_clip);
       }
       cell[u] = (int16_t)c;
       h_new[u] = (int8_t)te_clamp32(
-          te_mul16(te_tanh16((int16_t)c, tanh_multiplier, tanh_shift, lut), gate[3], TE_LSTM_P(25), TE_LSTM_P(26))
-              + hidden_zp, -128, 127);
+          te_mul16(te_tanh16((int16_t)c, tanh_multiplier, tanh_shift, lut), gate[3], output_m, output_s) + hidden_zp,
+          -128, 127);
     }
     for (u = 0; u < n_state; ++u) {
       hidden[u] = h_new[u];

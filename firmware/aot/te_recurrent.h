@@ -25,8 +25,9 @@ void te_svdf_s8(const int8_t *in, int8_t *out, int8_t *state, const int8_t *weig
  * (EvalLstm<int8_t, int8_t, int16_t, int32_t>), batch 1, no peepholes, projection or layer norm.
  * weights: {input->input, input->forget, input->cell, input->output,
  *           recurrent->input, recurrent->forget, recurrent->cell, recurrent->output} (TE_CONST data);
- * biases: {input, forget, cell, output} gate (TE_CONST data);
- * params, TE_CONST: {steps, n_input, n_state, input_offset, hidden_offset,
+ * biases (TE_CONST data): per gate (input, forget, cell, output) the input FC's bias plus its input
+ *   offset times the weights' row sums, then per gate the recurrent FC's hidden offset times its row sums;
+ * params, TE_CONST: {steps, n_input, n_state, input_offset, hidden_offset (both folded into biases),
  *   per gate (input, forget, cell, output): input_multiplier, input_shift, recurrent_multiplier, recurrent_shift,
  *   forget_mul_multiplier, forget_mul_shift, input_mul_multiplier, input_mul_shift,
  *   output_mul_multiplier, output_mul_shift, hidden_zero_point, quantized_cell_clip (0: none),

@@ -156,15 +156,34 @@ def lower_lstm(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     _check_lstm(model, op)
     prefix = f"op{op.index}_"
     weights = ", ".join(ptr(op.inputs[i]) for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS)
-    biases = ", ".join(ptr(op.inputs[i]) for i in LSTM_BIASES)
+    folded = _folded_gate_biases(model, op)
+    tables = "".join(_int32_params(f"{prefix}bias{i}", list(values)) for i, values in enumerate(folded))
     table = sigmoid_table()
-    decls = (_int32_params(f"{prefix}params", lstm_parameters(model, op))
+    decls = (_int32_params(f"{prefix}params", lstm_parameters(model, op)) + tables
              + f"static const int8_t *const {prefix}weights[8] = {{{weights}}};\n"
-             + f"static const int32_t *const {prefix}biases[4] = {{{biases}}};\n"
+             + f"static const int32_t *const {prefix}biases[8] = {{{', '.join(f'{prefix}bias{i}' for i in range(8))}}};\n"
              + f"static const uint16_t {prefix}sigmoid[{len(table)}] TE_CONST = {{{', '.join(map(str, table))}}};\n")
     call = (f"te_lstm_s8({ptr(op.inputs[LSTM_INPUT])}, {ptr(op.outputs[0])}, {ptr(op.inputs[LSTM_HIDDEN])}, "
             f"{ptr(op.inputs[LSTM_CELL])}, {prefix}weights, {prefix}biases, {prefix}params, {prefix}sigmoid);")
     return Lowered(decls=decls, call=call)
+
+
+def _folded_gate_biases(model: TfliteModel, op: Operator) -> list[np.ndarray]:
+    """Per gate, the input FC's bias plus input_offset * row sums, then per gate the recurrent FC's
+    hidden_offset * row sums (it has no bias): the kernel then multiplies raw int8 values. Exact: the
+    same integer sums as TFLM's sum of w * (x + offset) + bias."""
+    inp, hidden = model.tensors[op.inputs[LSTM_INPUT]], model.tensors[op.inputs[LSTM_HIDDEN]]
+    tables = []
+    for weights_at, bias_at, offset in ((LSTM_INPUT_WEIGHTS, LSTM_BIASES, -_zero_point(inp)),
+                                        (LSTM_RECURRENT_WEIGHTS, (None,) * 4, -_zero_point(hidden))):
+        for w_index, b_index in zip(weights_at, bias_at):
+            rows = model.tensors[op.inputs[w_index]].data.astype(np.int64).sum(axis=1)
+            bias = model.tensors[op.inputs[b_index]].data.astype(np.int64) if b_index is not None else 0
+            folded = bias + offset * rows
+            if folded.min() < -(1 << 31) or folded.max() >= 1 << 31:
+                raise _refuse(op, "has biases that overflow int32 once its input offset is folded in")
+            tables.append(folded)
+    return tables
 
 
 @lru_cache(maxsize=1)
