@@ -226,3 +226,14 @@ def test_the_keyword_models_deploy_on_the_host_board_with_the_aot_runtime(path, 
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["samples"] == 20 and report["bit_exact"] == 1.0 and report["runtime"] == "aot"
+
+
+def test_recurrent_kernels_are_compiled_for_speed_on_dsp_boards_only(tmp_path):
+    from tinyedge.boards import get_board
+    from tinyedge.runtimes.aot import write_sources
+
+    model = _real(KEYWORD)
+    m4 = write_sources(model, get_board("qemu-cortex-m4"), tmp_path / "m4", None, None)
+    host = write_sources(model, get_board("host"), tmp_path / "host", None, None)
+    assert "aot/te_recurrent.c" in m4.speed_sources and "aot/te_recurrent.c" in m4.sources
+    assert "aot/te_recurrent.c" not in host.speed_sources and "aot/te_recurrent.c" in host.sources

@@ -17,9 +17,11 @@ extern "C" {
 /* SVDF, int8 input, int8 weights and state (EvalIntegerSvdfReference<int8_t>), batch 1.
  * params, TE_CONST: {n_input, n_filter, n_memory, rank, input_zp, state_zp, output_zp,
  *                    multiplier_1, shift_1, multiplier_2, shift_2}
- * bias (TE_CONST) may be 0. state: n_filter rows of n_memory, updated in place. */
+ * bias (TE_CONST) may be 0. folds (TE_CONST), per filter: -input_zp * its feature weights' sum and
+ * -state_zp * its time weights' sum, so the dot products run on raw values.
+ * state: n_filter rows of n_memory, updated in place. */
 void te_svdf_s8(const int8_t *in, int8_t *out, int8_t *state, const int8_t *weights_feature,
-                const int8_t *weights_time, const int32_t *bias, const int32_t *params);
+                const int8_t *weights_time, const int32_t *bias, const int32_t *folds, const int32_t *params);
 
 /* UNIDIRECTIONAL_SEQUENCE_LSTM, int8 activations and weights, int16 cell state, int32 biases
  * (EvalLstm<int8_t, int8_t, int16_t, int32_t>), batch 1, no peepholes, projection or layer norm.

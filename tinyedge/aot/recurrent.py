@@ -65,9 +65,13 @@ def lower_svdf(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     prefix = f"op{op.index}_"
     params = [n_input, n_filter, n_memory, rank, _zero_point(inp), _zero_point(state), _zero_point(out), m1, s1, m2, s2]
     bias_ptr = ptr(op.inputs[SVDF_BIAS]) if bias is not None else "0"
+    feature_sums = weights_feature.data.astype(np.int64).sum(axis=1)
+    time_sums = weights_time.data.astype(np.int64).sum(axis=1)
+    folds = np.stack([-_zero_point(inp) * feature_sums, -_zero_point(state) * time_sums], axis=1).ravel()
     call = (f"te_svdf_s8({ptr(op.inputs[SVDF_INPUT])}, {ptr(op.outputs[0])}, {ptr(op.inputs[SVDF_STATE])}, "
-            f"{ptr(op.inputs[SVDF_WEIGHTS_FEATURE])}, {ptr(op.inputs[SVDF_WEIGHTS_TIME])}, {bias_ptr}, {prefix}params);")
-    return Lowered(decls=_int32_params(f"{prefix}params", params), call=call)
+            f"{ptr(op.inputs[SVDF_WEIGHTS_FEATURE])}, {ptr(op.inputs[SVDF_WEIGHTS_TIME])}, {bias_ptr}, {prefix}folds, "
+            f"{prefix}params);")
+    return Lowered(decls=_int32_params(f"{prefix}params", params) + _int32_params(f"{prefix}folds", list(folds)), call=call)
 
 
 LOWERINGS: dict[str, Lowering] = {
