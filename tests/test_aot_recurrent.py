@@ -237,3 +237,30 @@ def test_recurrent_kernels_are_compiled_for_speed_on_dsp_boards_only(tmp_path):
     host = write_sources(model, get_board("host"), tmp_path / "host", None, None)
     assert "aot/te_recurrent.c" in m4.speed_sources and "aot/te_recurrent.c" in m4.sources
     assert "aot/te_recurrent.c" not in host.speed_sources and "aot/te_recurrent.c" in host.sources
+
+
+def _rank_two(model: TfliteModel) -> TfliteModel:
+    """A one-SVDF model rewritten to rank 2: its 64 filters feed 32 units, two each (the bias and the
+    output shrink to 32)."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    raw = schema.ModelT.InitFromPackedBuf(bytearray(model.data), 0)
+    graph = raw.subgraphs[0]
+    op = graph.operators[0]
+    op.builtinOptions.rank = 2
+    units = graph.tensors[op.inputs[1]].shape[0] // 2
+    bias = graph.tensors[op.inputs[3]]
+    bias.shape = [units]
+    raw.buffers[bias.buffer].data = raw.buffers[bias.buffer].data[:4 * units]
+    graph.tensors[op.outputs[0]].shape = [1, units]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(raw.Pack(builder), file_identifier=b"TFL3")
+    return parse_tflite(bytes(builder.Output()))
+
+
+def test_a_rank_two_svdf_is_bit_exact_across_invocations(tmp_path):
+    model = tamed(_rank_two(sub_model(_real(KEYWORD), 1)))
+    assert model.operators[0].options.rank == 2 and model.output_tensors[0].shape == (1, 32)
+    assert _distinct_outputs(model) > 20
+    assert_sequence_matches_reference(model, NativeModel(model, tmp_path), invocations=20, seed=8)
