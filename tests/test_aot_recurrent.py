@@ -264,3 +264,23 @@ def test_a_rank_two_svdf_is_bit_exact_across_invocations(tmp_path):
     assert model.operators[0].options.rank == 2 and model.output_tensors[0].shape == (1, 32)
     assert _distinct_outputs(model) > 20
     assert_sequence_matches_reference(model, NativeModel(model, tmp_path), invocations=20, seed=8)
+
+
+def test_the_tamed_keyword_svdfs_are_bit_exact_on_the_emulated_cortex_m4(tmp_path):
+    """The SXTB16/SMLAD dot products run only on the Cortex-M4: the keyword model up to its last
+    SVDF, biases tamed so outputs spread, deployed on qemu-cortex-m4 for 20 inferences in a row."""
+    import json
+
+    from conftest import require_tools, run_tinyedge
+
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+    model = _real(KEYWORD)
+    features = tamed(sub_model(model, 0, max(op.index for op in model.operators if op.opcode == "SVDF")), 1.0)
+    (tmp_path / "features.tflite").write_bytes(features.data)
+    rng = np.random.default_rng(22)
+    np.save(tmp_path / "x.npy", rng.integers(0, 3000, (20, 1, 96)).astype(np.int16))
+    result = run_tinyedge("deploy", tmp_path / "features.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",
+                          "--data", tmp_path / "x.npy", "-o", tmp_path / "out", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["samples"] == 20 and report["bit_exact"] == 1.0
