@@ -121,6 +121,32 @@ static int32_t te_dot_s8(const int8_t *x, const int8_t *w, int32_t n) {
   return acc;
 }
 
+/* acc[r] += sum of w_r[i] * x[i] for the four gates' rows of one unit: x is read (and widened) once. */
+static void te_dot4_s8(const int8_t *x, const int8_t *w0, const int8_t *w1, const int8_t *w2, const int8_t *w3,
+                       int32_t n, int32_t *acc) {
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], i = 0;
+#ifdef TE_RECURRENT_DSP
+  for (; i + 4 <= n; i += 4) {
+    const int32_t xw = te_rec_word(x + i);
+    a0 = te_rec_smlad_bytes(xw, te_rec_word(w0 + i), a0);
+    a1 = te_rec_smlad_bytes(xw, te_rec_word(w1 + i), a1);
+    a2 = te_rec_smlad_bytes(xw, te_rec_word(w2 + i), a2);
+    a3 = te_rec_smlad_bytes(xw, te_rec_word(w3 + i), a3);
+  }
+#endif
+  for (; i < n; ++i) {
+    const int32_t v = x[i];
+    a0 += (int32_t)TE_RD_S8(w0 + i) * v;
+    a1 += (int32_t)TE_RD_S8(w1 + i) * v;
+    a2 += (int32_t)TE_RD_S8(w2 + i) * v;
+    a3 += (int32_t)TE_RD_S8(w3 + i) * v;
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+}
+
 static int32_t te_mul16(int32_t a, int32_t b, int32_t multiplier, int32_t shift) {
   return te_mul_by_quantized_multiplier(a * b, multiplier, (int8_t)shift);
 }
@@ -148,13 +174,18 @@ void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
      * output row first and copied into the state once the step is done. */
     for (u = 0; u < n_state; ++u) {
       int16_t gate[4];
-      int32_t c;
+      int32_t from_x[4], from_h[4], c;
+      const int32_t row_x = u * n_input, row_h = u * n_state;
       for (g = 0; g < 4; ++g) {
-        const int32_t from_input = te_clamp16(te_mul_by_quantized_multiplier(
-            TE_RD_S32(biases[g] + u) + te_dot_s8(x, weights[g] + u * n_input, n_input), multiplier[g], (int8_t)shift[g]));
-        const int32_t from_hidden = te_clamp16(te_mul_by_quantized_multiplier(
-            TE_RD_S32(biases[4 + g] + u) + te_dot_s8(hidden, weights[4 + g] + u * n_state, n_state),
-            multiplier[4 + g], (int8_t)shift[4 + g]));
+        from_x[g] = TE_RD_S32(biases[g] + u);
+        from_h[g] = TE_RD_S32(biases[4 + g] + u);
+      }
+      te_dot4_s8(x, weights[0] + row_x, weights[1] + row_x, weights[2] + row_x, weights[3] + row_x, n_input, from_x);
+      te_dot4_s8(hidden, weights[4] + row_h, weights[5] + row_h, weights[6] + row_h, weights[7] + row_h, n_state, from_h);
+      for (g = 0; g < 4; ++g) {
+        const int32_t from_input = te_clamp16(te_mul_by_quantized_multiplier(from_x[g], multiplier[g], (int8_t)shift[g]));
+        const int32_t from_hidden = te_clamp16(
+            te_mul_by_quantized_multiplier(from_h[g], multiplier[4 + g], (int8_t)shift[4 + g]));
         const int16_t sum = te_clamp16(from_input + from_hidden);
         gate[g] = (g == 2 && !cell_sigmoid) ? te_tanh16(sum, 3, 0, lut) : te_sigmoid16(sum, lut);
       }
