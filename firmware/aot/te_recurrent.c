@@ -9,6 +9,26 @@
 #define TE_RD_U16(p) (*(const uint16_t *)(p))
 #endif
 
+/* te_mul_by_quantized_multiplier (te_kernels.c), inlined for the recurrent kernels' many calls:
+ * SaturatingRoundingDoublingHighMul then RoundingDivideByPOT, the same arithmetic. */
+static inline int32_t te_rec_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
+  const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+  const int32_t a = (int32_t)((uint32_t)x << left);
+  int64_t ab;
+  int32_t high, mask, remainder, threshold;
+  if (a == INT32_MIN && multiplier == INT32_MIN) {
+    high = INT32_MAX;
+  } else {
+    ab = (int64_t)a * multiplier;
+    ab += ab >= 0 ? ((int64_t)1 << 30) : ((int64_t)1 - ((int64_t)1 << 30)) + (((int64_t)1 << 31) - 1);
+    high = (int32_t)(ab >> 31);
+  }
+  mask = (int32_t)(((uint32_t)1 << right) - 1u);
+  remainder = high & mask;
+  threshold = (mask >> 1) + (high < 0 ? 1 : 0);
+  return (high >> right) + (remainder > threshold ? 1 : 0);
+}
+
 static int32_t te_clamp32(int32_t x, int32_t lo, int32_t hi) {
   return x < lo ? lo : (x > hi ? hi : x);
 }
@@ -91,15 +111,24 @@ static inline int32_t te_rec_word(const int8_t *p) {
   memcpy(&v, p, 4);
   return v;
 }
-static inline int32_t te_rec_smlad_bytes(int32_t x, int32_t w, int32_t acc) {
-  int32_t xa, xb, wa, wb;
-  __asm__("sxtb16 %0, %1" : "=r"(xa) : "r"(x));
-  __asm__("sxtb16 %0, %1, ror #8" : "=r"(xb) : "r"(x));
-  __asm__("sxtb16 %0, %1" : "=r"(wa) : "r"(w));
-  __asm__("sxtb16 %0, %1, ror #8" : "=r"(wb) : "r"(w));
-  __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(xa), "r"(wa));
-  __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(xb), "r"(wb));
+static inline int32_t te_rec_even(int32_t x) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(x));
+  return r;
+}
+static inline int32_t te_rec_odd(int32_t x) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+/* acc + the four byte products of x and w, with x already widened into its even and odd halves */
+static inline int32_t te_rec_smlad_widened(int32_t x_even, int32_t x_odd, int32_t w, int32_t acc) {
+  __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(x_even), "r"(te_rec_even(w)));
+  __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(x_odd), "r"(te_rec_odd(w)));
   return acc;
+}
+static inline int32_t te_rec_smlad_bytes(int32_t x, int32_t w, int32_t acc) {
+  return te_rec_smlad_widened(te_rec_even(x), te_rec_odd(x), w, acc);
 }
 #endif
 
@@ -127,11 +156,11 @@ static void te_dot4_s8(const int8_t *x, const int8_t *w0, const int8_t *w1, cons
   int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], i = 0;
 #ifdef TE_RECURRENT_DSP
   for (; i + 4 <= n; i += 4) {
-    const int32_t xw = te_rec_word(x + i);
-    a0 = te_rec_smlad_bytes(xw, te_rec_word(w0 + i), a0);
-    a1 = te_rec_smlad_bytes(xw, te_rec_word(w1 + i), a1);
-    a2 = te_rec_smlad_bytes(xw, te_rec_word(w2 + i), a2);
-    a3 = te_rec_smlad_bytes(xw, te_rec_word(w3 + i), a3);
+    const int32_t xw = te_rec_word(x + i), x_even = te_rec_even(xw), x_odd = te_rec_odd(xw);
+    a0 = te_rec_smlad_widened(x_even, x_odd, te_rec_word(w0 + i), a0);
+    a1 = te_rec_smlad_widened(x_even, x_odd, te_rec_word(w1 + i), a1);
+    a2 = te_rec_smlad_widened(x_even, x_odd, te_rec_word(w2 + i), a2);
+    a3 = te_rec_smlad_widened(x_even, x_odd, te_rec_word(w3 + i), a3);
   }
 #endif
   for (; i < n; ++i) {
@@ -148,7 +177,7 @@ static void te_dot4_s8(const int8_t *x, const int8_t *w0, const int8_t *w1, cons
 }
 
 static int32_t te_mul16(int32_t a, int32_t b, int32_t multiplier, int32_t shift) {
-  return te_mul_by_quantized_multiplier(a * b, multiplier, (int8_t)shift);
+  return te_rec_mbqm(a * b, multiplier, shift);
 }
 
 void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
@@ -183,9 +212,9 @@ void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
       te_dot4_s8(x, weights[0] + row_x, weights[1] + row_x, weights[2] + row_x, weights[3] + row_x, n_input, from_x);
       te_dot4_s8(hidden, weights[4] + row_h, weights[5] + row_h, weights[6] + row_h, weights[7] + row_h, n_state, from_h);
       for (g = 0; g < 4; ++g) {
-        const int32_t from_input = te_clamp16(te_mul_by_quantized_multiplier(from_x[g], multiplier[g], (int8_t)shift[g]));
+        const int32_t from_input = te_clamp16(te_rec_mbqm(from_x[g], multiplier[g], shift[g]));
         const int32_t from_hidden = te_clamp16(
-            te_mul_by_quantized_multiplier(from_h[g], multiplier[4 + g], (int8_t)shift[4 + g]));
+            te_rec_mbqm(from_h[g], multiplier[4 + g], shift[4 + g]));
         const int16_t sum = te_clamp16(from_input + from_hidden);
         gate[g] = (g == 2 && !cell_sigmoid) ? te_tanh16(sum, 3, 0, lut) : te_sigmoid16(sum, lut);
       }
