@@ -284,3 +284,16 @@ def test_the_tamed_keyword_svdfs_are_bit_exact_on_the_emulated_cortex_m4(tmp_pat
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["samples"] == 20 and report["bit_exact"] == 1.0
+
+
+@pytest.mark.skipif(shutil.which("simavr") is None or shutil.which("avr-gcc") is None, reason="needs avr-gcc and simavr")
+def test_an_svdf_is_bit_exact_on_an_emulated_atmega328p(tmp_path):
+    """16-bit `int`, weights and folds in flash: the keyword model's second SVDF (tamed), state across samples."""
+    from aot_harness import run_on_simavr
+
+    model = tamed(sub_model(_real(KEYWORD), 3))
+    rng = np.random.default_rng(14)
+    inputs = [random_inputs(model, rng)[0] for _ in range(12)]
+    reference = Reference(model)
+    for x, got in zip(inputs, run_on_simavr(model, inputs, tmp_path)):
+        np.testing.assert_array_equal(got, reference.run([x])[0])
