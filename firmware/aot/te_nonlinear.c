@@ -151,13 +151,16 @@ void te_lut_s8(const int8_t *in, int8_t *out, int32_t count, const int8_t *lut)
     }
 }
 
-void te_softmax_s8(const int8_t *in, int8_t *out, int32_t outer, int32_t depth,
-                   int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min)
+/* reference_ops::Softmax for an int8 input: into out8 (int8, zero point -128) or, when out8 is 0,
+ * into out16 (int16, zero point -32768). */
+static void te_nl_softmax(const int8_t *in, int8_t *out8, int16_t *out16, int32_t outer, int32_t depth,
+                          int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min)
 {
+    const int32_t out_bits = out8 ? 8 : 16;
+    const int32_t out_min = out8 ? -128 : -32768, out_max = out8 ? 127 : 32767;
     int32_t row;
     for (row = 0; row < outer; row++) {
         const int8_t *x = in + row * depth;
-        int8_t *y = out + row * depth;
         int32_t max_in_row = -128;
         int32_t sum_of_exps = 0;     /* Q12.19 */
         int32_t headroom_plus_one;
@@ -181,19 +184,35 @@ void te_softmax_s8(const int8_t *in, int8_t *out, int32_t outer, int32_t depth,
         headroom_plus_one = te_nl_clz32((uint32_t)sum_of_exps);
         shifted_scale = te_nl_one_over_one_plus_x(
             (int32_t)(((uint32_t)sum_of_exps << headroom_plus_one) - 0x80000000UL));
-        exponent = (12 - headroom_plus_one) + 31 - 8;
+        exponent = (12 - headroom_plus_one) + 31 - out_bits;
         for (c = 0; c < depth; c++) {
             const int32_t diff = (int32_t)x[c] - max_in_row;
+            int32_t y = out_min;
             if (diff >= diff_min) {
                 const int32_t scaled = te_nl_srdhm(te_nl_shl_wrap(diff, input_left_shift), input_multiplier);
                 const int32_t exp_in_0 = te_nl_exp_on_negative_q5(scaled);
                 const int32_t unsat = te_nl_rdbypot(te_nl_srdhm(shifted_scale, exp_in_0), exponent);
-                y[c] = (int8_t)te_nl_clamp(unsat - 128, -128, 127);
+                y = te_nl_clamp(unsat + out_min, out_min, out_max);
+            }
+            if (out8) {
+                out8[row * depth + c] = (int8_t)y;
             } else {
-                y[c] = -128;
+                out16[row * depth + c] = (int16_t)y;
             }
         }
     }
+}
+
+void te_softmax_s8(const int8_t *in, int8_t *out, int32_t outer, int32_t depth,
+                   int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min)
+{
+    te_nl_softmax(in, out, 0, outer, depth, input_multiplier, input_left_shift, diff_min);
+}
+
+void te_softmax_s8_s16(const int8_t *in, int16_t *out, int32_t outer, int32_t depth,
+                       int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min)
+{
+    te_nl_softmax(in, 0, out, outer, depth, input_multiplier, input_left_shift, diff_min);
 }
 
 /* Advances a row-major multi-index by one element, keeping two flat offsets in step.
@@ -353,6 +372,32 @@ void te_requantize_s8(const int8_t *in, int8_t *out, int32_t count, int32_t inpu
     for (i = 0; i < count; i++) {
         const int32_t q = te_nl_mbqm((int32_t)in[i] - input_zero_point, multiplier, shift) + output_zero_point;
         out[i] = (int8_t)te_nl_clamp(q, -128, 127);
+    }
+}
+
+static int32_t te_nl_load(const void *p, int32_t i, uint8_t bytes)
+{
+    return bytes == 1 ? ((const int8_t *)p)[i] : bytes == 2 ? ((const int16_t *)p)[i] : ((const int32_t *)p)[i];
+}
+
+void te_requantize_int(const void *in, uint8_t in_bytes, void *out, uint8_t out_bytes, int32_t count,
+                       int32_t input_zero_point, int32_t multiplier, int32_t shift, int32_t output_zero_point)
+{
+    const int32_t lo = out_bytes == 1 ? -128 : out_bytes == 2 ? -32768 : (-2147483647L - 1L);
+    const int32_t hi = out_bytes == 1 ? 127 : out_bytes == 2 ? 32767 : 2147483647L;
+    int32_t i;
+    for (i = 0; i < count; i++) {
+        /* int32 arithmetic wraps as TFLM's does for int32 outputs */
+        const int32_t q = (int32_t)((uint32_t)te_nl_mbqm(te_nl_load(in, i, in_bytes) - input_zero_point, multiplier, shift)
+                                    + (uint32_t)output_zero_point);
+        const int32_t y = te_nl_clamp(q, lo, hi);
+        if (out_bytes == 1) {
+            ((int8_t *)out)[i] = (int8_t)y;
+        } else if (out_bytes == 2) {
+            ((int16_t *)out)[i] = (int16_t)y;
+        } else {
+            ((int32_t *)out)[i] = y;
+        }
     }
 }
 

@@ -31,6 +31,10 @@ void te_lut_s8(const int8_t *in, int8_t *out, int32_t count, const int8_t *lut);
 void te_softmax_s8(const int8_t *in, int8_t *out, int32_t outer, int32_t depth,
                    int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min);
 
+/* SOFTMAX int8 -> int16 (output scale 1/65536, zero point -32768), as te_softmax_s8. */
+void te_softmax_s8_s16(const int8_t *in, int16_t *out, int32_t outer, int32_t depth,
+                       int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min);
+
 /* MEAN (reference_ops::QuantizedMeanOrSum). geom, TE_CONST:
  *   {n_kept, n_reduced, kept_sizes[n_kept], kept_strides[n_kept],
  *    reduced_sizes[n_reduced], reduced_strides[n_reduced]}
@@ -62,6 +66,10 @@ void te_requantize_s8(const int8_t *in, int8_t *out, int32_t count, int32_t inpu
                       int32_t multiplier, int32_t shift, int32_t output_zero_point);
 
 /* DEQUANTIZE int8 -> float32 (reference_ops::Dequantize). */
+/* QUANTIZE between integer types of 1, 2 or 4 bytes (reference_ops::Requantize), e.g. int16 -> int8. */
+void te_requantize_int(const void *in, uint8_t in_bytes, void *out, uint8_t out_bytes, int32_t count,
+                       int32_t input_zero_point, int32_t multiplier, int32_t shift, int32_t output_zero_point);
+
 void te_dequantize_s8_f32(const int8_t *in, float *out, int32_t count, float scale, int32_t zero_point);
 
 #ifdef __cplusplus

@@ -1,9 +1,10 @@
 """The AOT runtime: an int8 .tflite compiled ahead of time to plain C99, bit-exact with TFLM's reference kernels.
 
 - `compiler.compile_model(model)`: the whole model as one C function over one static arena (te_model.c/.h).
-- `ops`: the op registry (`lowerings()`, `check_supported(model)`), merging `nonlinear.LOWERINGS`.
+- `ops`: the op registry (`lowerings()`, `check_supported(model)`), merging `nonlinear.LOWERINGS` and
+  `recurrent.LOWERINGS` (SVDF, UNIDIRECTIONAL_SEQUENCE_LSTM, whose state persists across inferences).
 - `planner.plan_memory(buffers)`: the arena plan from tensor lifetimes.
 - `quant`: TFLM's multiplier, activation-range and padding arithmetic, done at generation time.
 - `lowering`: the contract between the compiler and the per-op lowerings.
-The kernels themselves live in firmware/aot/ (te_kernels.c, te_nonlinear.c).
+The kernels themselves live in firmware/aot/ (te_kernels.c, te_nonlinear.c, te_recurrent.c).
 """

@@ -267,6 +267,8 @@ def _prefix(op: Operator) -> str:
 
 def lower_softmax(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     src, dst = op.inputs[0], op.outputs[0]
+    if model.tensors[dst].type_name == "INT16":
+        return _lower_softmax_s16(model, op, ptr)
     _require(model, op, {src: "INT8", dst: "INT8"})
     inp, out = model.tensors[src], model.tensors[dst]
     if _zero_point(out) != -128 or np.float32(out.scale[0]) != np.float32(1.0 / 256):
@@ -281,6 +283,25 @@ def lower_softmax(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     call = (f"te_softmax_s8({ptr(src)}, {ptr(dst)}, {c_int32(outer)}, {c_int32(depth)}, "
             f"{c_int32(multiplier)}, {c_int32(left_shift)}, {c_int32(diff_min)});")
     return Lowered(call=call, inplace_ok=True)
+
+
+def _lower_softmax_s16(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """SOFTMAX int8 -> int16, which TFLM allows with output scale 1/65536 and zero point -32768."""
+    src, dst = op.inputs[0], op.outputs[0]
+    _require(model, op, {src: "INT8", dst: "INT16"})
+    inp, out = model.tensors[src], model.tensors[dst]
+    if _zero_point(out) != -32768 or abs(_scale(out) - 1.0 / 65536) > 0.001 / 65536:
+        raise TinyedgeError(f"SOFTMAX (operator {op.index}) has an int16 output not quantized with scale 1/65536 and "
+                            "zero point -32768, which TFLM's int8 softmax requires: convert the model with the "
+                            "standard TFLite converter.")
+    if not inp.shape:
+        raise TinyedgeError(f"SOFTMAX (operator {op.index}) has a scalar input: give it at least one dimension.")
+    multiplier, left_shift, diff_min = softmax_parameters(float(getattr(op.options, "beta", 1.0)), _scale(inp))
+    depth = inp.shape[-1]
+    outer = inp.size // depth if depth else 0
+    call = (f"te_softmax_s8_s16({ptr(src)}, {ptr(dst)}, {c_int32(outer)}, {c_int32(depth)}, "
+            f"{c_int32(multiplier)}, {c_int32(left_shift)}, {c_int32(diff_min)});")
+    return Lowered(call=call)
 
 
 def _lower_table(model: TfliteModel, op: Operator, ptr: PointerOf, table: list[int]) -> Lowered:
@@ -470,6 +491,8 @@ def lower_mul(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
 def lower_quantize(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     src, dst = op.inputs[0], op.outputs[0]
     inp, out = model.tensors[src], model.tensors[dst]
+    if (inp.type_name, out.type_name) in _INTEGER_REQUANTIZE:
+        return _lower_requantize_int(model, op, ptr)
     _require(model, op, {dst: "INT8"})
     if out.per_channel:
         raise TinyedgeError(f"QUANTIZE (operator {op.index}) has a per-channel output, which TFLM does not support: "
@@ -484,6 +507,26 @@ def lower_quantize(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     call = (f"te_requantize_s8({ptr(src)}, {ptr(dst)}, {count}, {c_int32(_zero_point(inp))}, {c_int32(multiplier)}, "
             f"{c_int32(shift)}, {c_int32(_zero_point(out))});")
     return Lowered(call=call, inplace_ok=True)
+
+
+_INTEGER_BYTES = {"INT8": 1, "INT16": 2, "INT32": 4}
+# The integer pairs TFLM's QUANTIZE requantizes, besides int8 -> int8.
+_INTEGER_REQUANTIZE = {("INT16", "INT8"), ("INT8", "INT16"), ("INT8", "INT32"), ("INT16", "INT16"),
+                       ("INT16", "INT32"), ("INT32", "INT8"), ("INT32", "INT16")}
+
+
+def _lower_requantize_int(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """QUANTIZE between integer types (int16 -> int8 at a model's input, int16 -> int32 at its output...)."""
+    src, dst = op.inputs[0], op.outputs[0]
+    inp, out = model.tensors[src], model.tensors[dst]
+    if out.per_channel:
+        raise TinyedgeError(f"QUANTIZE (operator {op.index}) has a per-channel output, which TFLM does not support: "
+                            "quantize the model per tensor.")
+    multiplier, shift = quantize_multiplier(_scale(inp) / _scale(out))
+    call = (f"te_requantize_int({ptr(src)}, {_INTEGER_BYTES[inp.type_name]}, {ptr(dst)}, {_INTEGER_BYTES[out.type_name]}, "
+            f"{c_int32(inp.size)}, {c_int32(_zero_point(inp))}, {c_int32(multiplier)}, {c_int32(shift)}, "
+            f"{c_int32(_zero_point(out))});")
+    return Lowered(call=call)
 
 
 def lower_dequantize(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:

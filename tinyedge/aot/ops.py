@@ -475,7 +475,9 @@ def nonlinear_lowerings() -> dict[str, Lowering]:
 
 
 def lowerings() -> dict[str, Lowering]:
-    return {**nonlinear_lowerings(), **CORE_LOWERINGS}
+    from tinyedge.aot.recurrent import LOWERINGS as RECURRENT_LOWERINGS
+
+    return {**nonlinear_lowerings(), **RECURRENT_LOWERINGS, **CORE_LOWERINGS}
 
 
 def supported_ops() -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from tinyedge.aot.compiler import (
     DSP_FILES, KERNEL_FILES, MODEL_HEADER, MODEL_SOURCE, NONLINEAR_FILES, AotProgram, compile_model,
 )
+from tinyedge.aot.recurrent import LOWERINGS as RECURRENT_LOWERINGS
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.paths import FIRMWARE_DIR
@@ -47,6 +48,9 @@ def has_dsp(board: Board) -> bool:
     return board.arch in DSP_ARCHITECTURES
 
 
+RECURRENT_OPS = frozenset(RECURRENT_LOWERINGS)
+
+
 def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: int | None,
                   tflm_dir: Path | None) -> RuntimeSources:
     """Write aot/te_model.{c,h} and the kernel library into out_dir. The arena is planned here, so an
@@ -64,5 +68,7 @@ def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: 
     names = copy_kernel_sources(dest, program)
     sources = [f"{SUBDIR}/{MODEL_SOURCE}"] + [f"{SUBDIR}/{n}" for n in names if n.endswith(".c")]
     speed = [f"{SUBDIR}/{n}" for n in DSP_FILES if n.endswith(".c") and program.uses_dsp]
+    if program.uses_dsp and any(op.opcode in RECURRENT_OPS for op in model.operators):
+        speed.append(f"{SUBDIR}/te_recurrent.c")
     return RuntimeSources(sources=sources, include_dirs=[SUBDIR], arena_bytes=program.plan.arena_bytes,
                           uses_cpp=False, needs_tflm_tree=False, speed_sources=speed)

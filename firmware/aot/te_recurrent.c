@@ -1,0 +1,235 @@
+/* Recurrent int8 kernels of the AOT runtime (see te_recurrent.h). */
+#include "te_recurrent.h"
+
+#include "te_kernels.h"
+
+#ifdef __AVR__
+#define TE_RD_U16(p) ((uint16_t)pgm_read_word(p))
+#else
+#define TE_RD_U16(p) (*(const uint16_t *)(p))
+#endif
+
+/* te_mul_by_quantized_multiplier (te_kernels.c), inlined for the recurrent kernels' many calls:
+ * SaturatingRoundingDoublingHighMul then RoundingDivideByPOT, the same arithmetic. */
+static inline int32_t te_rec_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
+  const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+  const int32_t a = (int32_t)((uint32_t)x << left);
+  int64_t ab;
+  int32_t high, mask, remainder, threshold;
+  if (a == INT32_MIN && multiplier == INT32_MIN) {
+    high = INT32_MAX;
+  } else {
+    ab = (int64_t)a * multiplier;
+    ab += ab >= 0 ? ((int64_t)1 << 30) : ((int64_t)1 - ((int64_t)1 << 30)) + (((int64_t)1 << 31) - 1);
+    high = (int32_t)(ab >> 31);
+  }
+  mask = (int32_t)(((uint32_t)1 << right) - 1u);
+  remainder = high & mask;
+  threshold = (mask >> 1) + (high < 0 ? 1 : 0);
+  return (high >> right) + (remainder > threshold ? 1 : 0);
+}
+
+static int32_t te_clamp32(int32_t x, int32_t lo, int32_t hi) {
+  return x < lo ? lo : (x > hi ? hi : x);
+}
+
+static int32_t te_dot_s8(const int8_t *x, const int8_t *w, int32_t n);
+
+void te_svdf_s8(const int8_t *in, int8_t *out, int8_t *state, const int8_t *weights_feature,
+                const int8_t *weights_time, const int32_t *bias, const int32_t *folds, const int32_t *params) {
+  const int32_t n_input = TE_RD_S32(params + 0), n_filter = TE_RD_S32(params + 1);
+  const int32_t n_memory = TE_RD_S32(params + 2), rank = TE_RD_S32(params + 3);
+  const int32_t state_zp = TE_RD_S32(params + 5), output_zp = TE_RD_S32(params + 6);
+  const int32_t multiplier_1 = TE_RD_S32(params + 7), multiplier_2 = TE_RD_S32(params + 9);
+  const int8_t shift_1 = (int8_t)TE_RD_S32(params + 8), shift_2 = (int8_t)TE_RD_S32(params + 10);
+  int32_t filter = 0, unit, r, i;
+  /* One filter at a time: shift its row of the state left by one, append the feature dot product,
+   * then take the time dot product. TFLM does each step over all filters; the rows are independent. */
+  for (unit = 0; unit * rank < n_filter; ++unit) {
+    int32_t acc = bias ? TE_RD_S32(bias + unit) : 0;
+    for (r = 0; r < rank; ++r, ++filter) {
+      int8_t *row = state + filter * n_memory;
+      int32_t dot;
+      for (i = 0; i + 1 < n_memory; ++i) {
+        row[i] = row[i + 1];
+      }
+      dot = TE_RD_S32(folds + 2 * filter) + te_dot_s8(in, weights_feature + filter * n_input, n_input);
+      dot = te_clamp32(te_mul_by_quantized_multiplier(dot, multiplier_1, shift_1), -128, 127);
+      row[n_memory - 1] = (int8_t)(state_zp + dot);
+      acc += TE_RD_S32(folds + 2 * filter + 1) + te_dot_s8(row, weights_time + filter * n_memory, n_memory);
+    }
+    out[unit] = (int8_t)te_clamp32(te_mul_by_quantized_multiplier(acc, multiplier_2, shift_2) + output_zp, -128, 127);
+  }
+}
+
+#define TE_LSTM_P(i) TE_RD_S32(params + (i))
+
+static int16_t te_clamp16(int32_t x) {
+  return (int16_t)te_clamp32(x, -32768, 32767);
+}
+
+/* reference_integer_ops::Logistic on int16 with TFLM's power-of-two input (multiplier 3, no shift). */
+static int16_t te_sigmoid16(int16_t x, const uint16_t *lut) {
+  const int32_t input = (int32_t)x * 3;
+  const uint32_t magnitude = (uint32_t)(input < 0 ? -input : input);
+  const uint32_t uh = magnitude >> 9;
+  uint32_t result;
+  if (uh >= 255) {
+    result = 0x7FFFUL << 10;
+  } else {
+    const uint32_t ua = TE_RD_U16(lut + uh), ub = TE_RD_U16(lut + uh + 1);
+    result = (ua << 9) + (magnitude & 0x1ff) * (ub - ua);
+  }
+  result = input >= 0 ? result + (1UL << 9) : (1UL << 25) - result + (1UL << 9) - 1;
+  return (int16_t)(result >> 10);
+}
+
+/* reference_integer_ops::Tanh on int16: input scaled by multiplier then right shift, rounded. */
+static int16_t te_tanh16(int16_t x, int32_t multiplier, int32_t right_shift, const uint16_t *lut) {
+  const int32_t round = right_shift > 0 ? (int32_t)1 << (right_shift - 1) : 0;
+  const int32_t input = ((int32_t)x * multiplier + round) >> right_shift;
+  const uint32_t magnitude = (uint32_t)(input < 0 ? -input : input);
+  const uint32_t uh = magnitude >> 8;
+  int32_t result;
+  if (uh >= 255) {
+    result = (int32_t)(0xFFFFUL << 8);
+  } else {
+    const uint32_t ua = TE_RD_U16(lut + uh), ub = TE_RD_U16(lut + uh + 1);
+    result = (int32_t)((ua << 8) + (magnitude & 0xff) * (ub - ua));
+  }
+  result = input >= 0 ? result - (1L << 23) + (1L << 7) : -result + (1L << 23) + (1L << 7) - 1;
+  return (int16_t)(result >> 8);
+}
+
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && !defined(__AVR__)
+#include <string.h>
+#define TE_RECURRENT_DSP 1
+/* Cortex-M4/M7: four bytes at a time, widened in pairs (SXTB16) and multiplied-accumulated two
+ * 16-bit products per instruction (SMLAD); the same integer sum. */
+static inline int32_t te_rec_word(const int8_t *p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+static inline int32_t te_rec_even(int32_t x) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(x));
+  return r;
+}
+static inline int32_t te_rec_odd(int32_t x) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+/* acc + the four byte products of x and w, with x already widened into its even and odd halves */
+static inline int32_t te_rec_smlad_widened(int32_t x_even, int32_t x_odd, int32_t w, int32_t acc) {
+  __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(x_even), "r"(te_rec_even(w)));
+  __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(x_odd), "r"(te_rec_odd(w)));
+  return acc;
+}
+static inline int32_t te_rec_smlad_bytes(int32_t x, int32_t w, int32_t acc) {
+  return te_rec_smlad_widened(te_rec_even(x), te_rec_odd(x), w, acc);
+}
+#endif
+
+/* sum of w[i] * x[i]: the input offsets are folded into the gates' bias tables at generation time. */
+static int32_t te_dot_s8(const int8_t *x, const int8_t *w, int32_t n) {
+  int32_t acc = 0, i = 0;
+#ifdef TE_RECURRENT_DSP
+  for (; i + 4 <= n; i += 4) {
+    acc = te_rec_smlad_bytes(te_rec_word(x + i), te_rec_word(w + i), acc);
+  }
+#endif
+  for (; i + 4 <= n; i += 4) {
+    acc += (int32_t)TE_RD_S8(w + i) * x[i] + (int32_t)TE_RD_S8(w + i + 1) * x[i + 1]
+         + (int32_t)TE_RD_S8(w + i + 2) * x[i + 2] + (int32_t)TE_RD_S8(w + i + 3) * x[i + 3];
+  }
+  for (; i < n; ++i) {
+    acc += (int32_t)TE_RD_S8(w + i) * x[i];
+  }
+  return acc;
+}
+
+/* acc[r] += sum of w_r[i] * x[i] for the four gates' rows of one unit: x is read (and widened) once. */
+static void te_dot4_s8(const int8_t *x, const int8_t *w0, const int8_t *w1, const int8_t *w2, const int8_t *w3,
+                       int32_t n, int32_t *acc) {
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], i = 0;
+#ifdef TE_RECURRENT_DSP
+  for (; i + 4 <= n; i += 4) {
+    const int32_t xw = te_rec_word(x + i), x_even = te_rec_even(xw), x_odd = te_rec_odd(xw);
+    a0 = te_rec_smlad_widened(x_even, x_odd, te_rec_word(w0 + i), a0);
+    a1 = te_rec_smlad_widened(x_even, x_odd, te_rec_word(w1 + i), a1);
+    a2 = te_rec_smlad_widened(x_even, x_odd, te_rec_word(w2 + i), a2);
+    a3 = te_rec_smlad_widened(x_even, x_odd, te_rec_word(w3 + i), a3);
+  }
+#endif
+  for (; i < n; ++i) {
+    const int32_t v = x[i];
+    a0 += (int32_t)TE_RD_S8(w0 + i) * v;
+    a1 += (int32_t)TE_RD_S8(w1 + i) * v;
+    a2 += (int32_t)TE_RD_S8(w2 + i) * v;
+    a3 += (int32_t)TE_RD_S8(w3 + i) * v;
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+}
+
+static int32_t te_mul16(int32_t a, int32_t b, int32_t multiplier, int32_t shift) {
+  return te_rec_mbqm(a * b, multiplier, shift);
+}
+
+void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
+                const int8_t *const *weights, const int32_t *const *biases, const int32_t *params,
+                const uint16_t *lut) {
+  const int32_t steps = TE_LSTM_P(0), n_input = TE_LSTM_P(1), n_state = TE_LSTM_P(2);
+  const int32_t hidden_zp = TE_LSTM_P(27), cell_clip = TE_LSTM_P(28);
+  const int32_t tanh_multiplier = TE_LSTM_P(29), tanh_shift = TE_LSTM_P(30), cell_sigmoid = TE_LSTM_P(31);
+  const int32_t forget_m = TE_LSTM_P(21), forget_s = TE_LSTM_P(22), input_m = TE_LSTM_P(23), input_s = TE_LSTM_P(24);
+  const int32_t output_m = TE_LSTM_P(25), output_s = TE_LSTM_P(26);
+  int32_t multiplier[8], shift[8];
+  int32_t t, u, g;
+  for (g = 0; g < 4; ++g) {
+    multiplier[g] = TE_LSTM_P(5 + 4 * g);
+    shift[g] = TE_LSTM_P(6 + 4 * g);
+    multiplier[4 + g] = TE_LSTM_P(7 + 4 * g);
+    shift[4 + g] = TE_LSTM_P(8 + 4 * g);
+  }
+  for (t = 0; t < steps; ++t) {
+    const int8_t *x = in + t * n_input;
+    int8_t *h_new = out + t * n_state;
+    /* Unit by unit: every gate reads the previous hidden state, so the new one is written to the
+     * output row first and copied into the state once the step is done. */
+    for (u = 0; u < n_state; ++u) {
+      int16_t gate[4];
+      int32_t from_x[4], from_h[4], c;
+      const int32_t row_x = u * n_input, row_h = u * n_state;
+      for (g = 0; g < 4; ++g) {
+        from_x[g] = TE_RD_S32(biases[g] + u);
+        from_h[g] = TE_RD_S32(biases[4 + g] + u);
+      }
+      te_dot4_s8(x, weights[0] + row_x, weights[1] + row_x, weights[2] + row_x, weights[3] + row_x, n_input, from_x);
+      te_dot4_s8(hidden, weights[4] + row_h, weights[5] + row_h, weights[6] + row_h, weights[7] + row_h, n_state, from_h);
+      for (g = 0; g < 4; ++g) {
+        const int32_t from_input = te_clamp16(te_rec_mbqm(from_x[g], multiplier[g], shift[g]));
+        const int32_t from_hidden = te_clamp16(
+            te_rec_mbqm(from_h[g], multiplier[4 + g], shift[4 + g]));
+        const int16_t sum = te_clamp16(from_input + from_hidden);
+        gate[g] = (g == 2 && !cell_sigmoid) ? te_tanh16(sum, 3, 0, lut) : te_sigmoid16(sum, lut);
+      }
+      c = te_clamp16(te_mul16(gate[1], cell[u], forget_m, forget_s));
+      c = te_clamp16(c + te_clamp16(te_mul16(gate[0], gate[2], input_m, input_s)));
+      if (cell_clip > 0) {
+        c = te_clamp32(c, -cell_clip, cell_clip);
+      }
+      cell[u] = (int16_t)c;
+      h_new[u] = (int8_t)te_clamp32(
+          te_mul16(te_tanh16((int16_t)c, tanh_multiplier, tanh_shift, lut), gate[3], output_m, output_s) + hidden_zp,
+          -128, 127);
+    }
+    for (u = 0; u < n_state; ++u) {
+      hidden[u] = h_new[u];
+    }
+  }
+}

@@ -1,0 +1,47 @@
+/* AOT kernels for the recurrent int8 ops: SVDF and UNIDIRECTIONAL_SEQUENCE_LSTM, bit-exact with TFLM's
+ * reference kernels (svdf_common.cc, lstm_eval.cc). Their state tensors (TFLM's variable tensors)
+ * live in the arena for the whole program, so they persist across invocations as in TFLM.
+ * Multipliers and shifts are computed at generation time by tinyedge/aot/recurrent.py; arrays
+ * marked TE_CONST may live in program memory (AVR). */
+#ifndef TE_RECURRENT_H
+#define TE_RECURRENT_H
+
+#include <stdint.h>
+
+#include "te_pgm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* SVDF, int8 input, int8 weights and state (EvalIntegerSvdfReference<int8_t>), batch 1.
+ * params, TE_CONST: {n_input, n_filter, n_memory, rank, input_zp, state_zp, output_zp,
+ *                    multiplier_1, shift_1, multiplier_2, shift_2}
+ * bias (TE_CONST) may be 0. folds (TE_CONST), per filter: -input_zp * its feature weights' sum and
+ * -state_zp * its time weights' sum, so the dot products run on raw values.
+ * state: n_filter rows of n_memory, updated in place. */
+void te_svdf_s8(const int8_t *in, int8_t *out, int8_t *state, const int8_t *weights_feature,
+                const int8_t *weights_time, const int32_t *bias, const int32_t *folds, const int32_t *params);
+
+/* UNIDIRECTIONAL_SEQUENCE_LSTM, int8 activations and weights, int16 cell state, int32 biases
+ * (EvalLstm<int8_t, int8_t, int16_t, int32_t>), batch 1, no peepholes, projection or layer norm.
+ * weights: {input->input, input->forget, input->cell, input->output,
+ *           recurrent->input, recurrent->forget, recurrent->cell, recurrent->output} (TE_CONST data);
+ * biases (TE_CONST data): per gate (input, forget, cell, output) the input FC's bias plus its input
+ *   offset times the weights' row sums, then per gate the recurrent FC's hidden offset times its row sums;
+ * params, TE_CONST: {steps, n_input, n_state, input_offset, hidden_offset (both folded into biases),
+ *   per gate (input, forget, cell, output): input_multiplier, input_shift, recurrent_multiplier, recurrent_shift,
+ *   forget_mul_multiplier, forget_mul_shift, input_mul_multiplier, input_mul_shift,
+ *   output_mul_multiplier, output_mul_shift, hidden_zero_point, quantized_cell_clip (0: none),
+ *   cell_tanh_multiplier, cell_tanh_right_shift, cell_gate_is_sigmoid}
+ * lut: TFLM's 256-entry sigmoid table (sigmoid(i/24) in 0.16), TE_CONST.
+ * hidden (int8) and cell (int16): the state, n_state each, updated in place; out: steps x n_state. */
+void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
+                const int8_t *const *weights, const int32_t *const *biases, const int32_t *params,
+                const uint16_t *lut);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,247 @@
+"""AOT lowerings for the recurrent ops: SVDF (and UNIDIRECTIONAL_SEQUENCE_LSTM), with TFLM's int8
+semantics (svdf_common.cc, lstm_eval.cc), run by firmware/aot/te_recurrent.c.
+
+Their state is a variable tensor: the compiler keeps it in the arena for the whole program, zeroed at
+start, so it persists across invocations exactly as TFLM's variable tensors do.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from tinyedge.aot.lowering import Lowered, Lowering, PointerOf
+from tinyedge.aot.nonlinear import c_int32
+from tinyedge.aot.quant import quantize_multiplier
+from tinyedge.errors import TinyedgeError
+from tinyedge.tflite_model import Operator, Tensor, TfliteModel
+
+SVDF_INPUT, SVDF_WEIGHTS_FEATURE, SVDF_WEIGHTS_TIME, SVDF_BIAS, SVDF_STATE = range(5)
+
+
+def _f32(x: float | np.floating) -> np.float32:
+    return np.float32(x)
+
+
+def _zero_point(t: Tensor) -> int:
+    return int(t.zero_point[0]) if t.zero_point.size else 0
+
+
+def _refuse(op: Operator, what: str) -> TinyedgeError:
+    return TinyedgeError(f"{op.opcode} (operator {op.index}) {what}, which the AOT runtime does not compile: "
+                         "build the model with `--runtime tflm` instead.")
+
+
+def _int32_params(name: str, values: list[int]) -> str:
+    return f"static const int32_t {name}[{len(values)}] TE_CONST = {{{', '.join(c_int32(v) for v in values)}}};\n"
+
+
+def svdf_multipliers(inp: Tensor, weights_feature: Tensor, weights_time: Tensor, state: Tensor,
+                     out: Tensor) -> tuple[tuple[int, int], tuple[int, int]]:
+    """PrepareSvdf's effective scales: products and quotients of float32 scales in float, then double."""
+    scale_1 = float(_f32(inp.scale[0]) * _f32(weights_feature.scale[0]) / _f32(state.scale[0]))
+    scale_2 = float(_f32(state.scale[0]) * _f32(weights_time.scale[0]) / _f32(out.scale[0]))
+    return quantize_multiplier(scale_1), quantize_multiplier(scale_2)
+
+
+def lower_svdf(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    tensors = [model.tensors[i] if i >= 0 else None for i in op.inputs]
+    inp, weights_feature, weights_time, bias, state = (tensors + [None] * 5)[:5]
+    out = model.tensors[op.outputs[0]]
+    if inp is None or weights_feature is None or weights_time is None or state is None:
+        raise _refuse(op, "lacks one of its input, weights or state tensors")
+    kinds = (inp.type_name, weights_feature.type_name, weights_time.type_name, state.type_name, out.type_name)
+    if kinds != ("INT8",) * 5:
+        raise _refuse(op, f"is not int8 throughout (input, weights, state, output: {', '.join(k.lower() for k in kinds)})")
+    if len(inp.shape) != 2 or inp.shape[0] != 1:
+        raise _refuse(op, f"has an input of shape {list(inp.shape)} rather than one batch [1, n]")
+    if not state.is_variable:
+        raise _refuse(op, "has a state tensor that is not a variable")
+    rank = int(getattr(op.options, "rank", 1))
+    n_filter, n_input = weights_feature.shape
+    n_memory = weights_time.shape[1]
+    (m1, s1), (m2, s2) = svdf_multipliers(inp, weights_feature, weights_time, state, out)
+    prefix = f"op{op.index}_"
+    params = [n_input, n_filter, n_memory, rank, _zero_point(inp), _zero_point(state), _zero_point(out), m1, s1, m2, s2]
+    bias_ptr = ptr(op.inputs[SVDF_BIAS]) if bias is not None else "0"
+    feature_sums = weights_feature.data.astype(np.int64).sum(axis=1)
+    time_sums = weights_time.data.astype(np.int64).sum(axis=1)
+    folds = np.stack([-_zero_point(inp) * feature_sums, -_zero_point(state) * time_sums], axis=1).ravel()
+    call = (f"te_svdf_s8({ptr(op.inputs[SVDF_INPUT])}, {ptr(op.outputs[0])}, {ptr(op.inputs[SVDF_STATE])}, "
+            f"{ptr(op.inputs[SVDF_WEIGHTS_FEATURE])}, {ptr(op.inputs[SVDF_WEIGHTS_TIME])}, {bias_ptr}, {prefix}folds, "
+            f"{prefix}params);")
+    return Lowered(decls=_int32_params(f"{prefix}params", params) + _int32_params(f"{prefix}folds", list(folds)), call=call)
+
+
+LOWERINGS: dict[str, Lowering] = {
+    "SVDF": lower_svdf,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# UNIDIRECTIONAL_SEQUENCE_LSTM
+
+LSTM_INPUT, LSTM_HIDDEN, LSTM_CELL = 0, 18, 19
+LSTM_INPUT_WEIGHTS = (1, 2, 3, 4)       # to the input, forget, cell and output gates
+LSTM_RECURRENT_WEIGHTS = (5, 6, 7, 8)
+LSTM_BIASES = (12, 13, 14, 15)
+LSTM_ABSENT = (9, 10, 11, 16, 17, 20, 21, 22, 23)   # peepholes, projection, layer norm
+GATE_INPUT_SCALE = np.float32(2.0 ** -12)   # the gates' FC outputs: Q3.12
+GATE_OUTPUT_SCALE = 2.0 ** -15              # sigmoid / tanh outputs: Q0.15
+ACTIVATION_TANH, ACTIVATION_SIGMOID = 4, 6  # TfLiteFusedActivation
+
+
+def _gate_fc_multiplier(inp: Tensor, weights: Tensor) -> tuple[int, int]:
+    """CreateGateParams: GetQuantizedConvolutionMultipler into an int16 output of scale 2^-12."""
+    return quantize_multiplier(float(_f32(inp.scale[0]) * _f32(weights.scale[0])) / float(GATE_INPUT_SCALE))
+
+
+def _mul_multiplier(scale_1: float, scale_2: float, out_scale: float) -> tuple[int, int]:
+    """CreateInterGateMulParams: double(s1) * double(s2) / double(out)."""
+    return quantize_multiplier(float(_f32(scale_1)) * float(_f32(scale_2)) / float(_f32(out_scale)))
+
+
+def _checked_log2(x: float) -> int:
+    """tflite::CheckedLog2's rounded result: logf(x) * (1 / logf(2)) in float, rounded half away."""
+    value = np.float32(np.log(np.float32(x))) * (np.float32(1.0) / np.float32(np.log(np.float32(2.0))))
+    return int(np.copysign(np.floor(abs(float(value)) + 0.5), float(value)))
+
+
+def lstm_parameters(model: TfliteModel, op: Operator) -> list[int]:
+    """te_lstm_s8's params, from UnidirectionalSequenceLstmPrepare (PrepareGateParametersInteger)."""
+    t = {i: model.tensors[op.inputs[i]] for i in range(len(op.inputs)) if op.inputs[i] >= 0}
+    inp, hidden, cell = t[LSTM_INPUT], t[LSTM_HIDDEN], t[LSTM_CELL]
+    time_major = bool(getattr(op.options, "timeMajor", False))
+    steps = inp.shape[0] if time_major else inp.shape[1]
+    params = [steps, inp.shape[2], hidden.shape[-1], -_zero_point(inp), -_zero_point(hidden)]
+    for gate in range(4):
+        params += [*_gate_fc_multiplier(inp, t[LSTM_INPUT_WEIGHTS[gate]]),
+                   *_gate_fc_multiplier(hidden, t[LSTM_RECURRENT_WEIGHTS[gate]])]
+    cell_scale = float(_f32(cell.scale[0]))
+    params += [*_mul_multiplier(GATE_OUTPUT_SCALE, cell_scale, cell_scale),
+               *_mul_multiplier(GATE_OUTPUT_SCALE, GATE_OUTPUT_SCALE, cell_scale),
+               *_mul_multiplier(GATE_OUTPUT_SCALE, GATE_OUTPUT_SCALE, float(_f32(hidden.scale[0]))),
+               _zero_point(hidden)]
+    cell_clip = float(np.float32(getattr(op.options, "cellClip", 0.0)))
+    quantized_clip = int(min(max(cell_clip / cell_scale, -32768.0), 32767.0)) if cell_clip > 0 else 0
+    tanh_shift = 15 + _checked_log2(cell_scale) - 3
+    tanh = (3, -tanh_shift) if tanh_shift < 0 else (3 << tanh_shift, 0)
+    activation = int(getattr(op.options, "fusedActivationFunction", ACTIVATION_TANH))
+    return params + [quantized_clip, *tanh, int(activation == ACTIVATION_SIGMOID)]
+
+
+def _check_lstm(model: TfliteModel, op: Operator) -> None:
+    inputs = list(op.inputs) + [-1] * (24 - len(op.inputs))
+    if any(inputs[i] >= 0 for i in LSTM_ABSENT):
+        raise _refuse(op, "has peephole, projection or layer-norm tensors")
+    needed = (LSTM_INPUT, *LSTM_INPUT_WEIGHTS, *LSTM_RECURRENT_WEIGHTS, *LSTM_BIASES, LSTM_HIDDEN, LSTM_CELL)
+    if any(inputs[i] < 0 for i in needed):
+        raise _refuse(op, "lacks one of its gates' weights or biases (a CIFG LSTM)")
+    t = {i: model.tensors[inputs[i]] for i in needed}
+    expected = {LSTM_INPUT: "INT8", LSTM_HIDDEN: "INT8", LSTM_CELL: "INT16",
+                **{i: "INT8" for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS}, **{i: "INT32" for i in LSTM_BIASES}}
+    wrong = [i for i, kind in expected.items() if t[i].type_name != kind]
+    if wrong or model.tensors[op.outputs[0]].type_name != "INT8":
+        raise _refuse(op, "is not int8 with an int16 cell state and int32 biases")
+    if any(t[i].per_channel for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS):
+        raise _refuse(op, "has per-channel weights")
+    inp = t[LSTM_INPUT]
+    batch = inp.shape[1] if getattr(op.options, "timeMajor", False) else inp.shape[0]
+    if len(inp.shape) != 3 or batch != 1:
+        raise _refuse(op, f"has an input of shape {list(inp.shape)} rather than one batch of a sequence")
+    if not (t[LSTM_HIDDEN].is_variable and t[LSTM_CELL].is_variable):
+        raise _refuse(op, "has state tensors that are not variables")
+    if int(getattr(op.options, "fusedActivationFunction", ACTIVATION_TANH)) not in (ACTIVATION_TANH, ACTIVATION_SIGMOID):
+        raise _refuse(op, "has a cell activation other than tanh or sigmoid")
+
+
+def lower_lstm(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    _check_lstm(model, op)
+    prefix = f"op{op.index}_"
+    weights = ", ".join(ptr(op.inputs[i]) for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS)
+    folded = _folded_gate_biases(model, op)
+    tables = "".join(_int32_params(f"{prefix}bias{i}", list(values)) for i, values in enumerate(folded))
+    table = sigmoid_table()
+    decls = (_int32_params(f"{prefix}params", lstm_parameters(model, op)) + tables
+             + f"static const int8_t *const {prefix}weights[8] = {{{weights}}};\n"
+             + f"static const int32_t *const {prefix}biases[8] = {{{', '.join(f'{prefix}bias{i}' for i in range(8))}}};\n"
+             + f"static const uint16_t {prefix}sigmoid[{len(table)}] TE_CONST = {{{', '.join(map(str, table))}}};\n")
+    call = (f"te_lstm_s8({ptr(op.inputs[LSTM_INPUT])}, {ptr(op.outputs[0])}, {ptr(op.inputs[LSTM_HIDDEN])}, "
+            f"{ptr(op.inputs[LSTM_CELL])}, {prefix}weights, {prefix}biases, {prefix}params, {prefix}sigmoid);")
+    return Lowered(decls=decls, call=call)
+
+
+def _folded_gate_biases(model: TfliteModel, op: Operator) -> list[np.ndarray]:
+    """Per gate, the input FC's bias plus input_offset * row sums, then per gate the recurrent FC's
+    hidden_offset * row sums (it has no bias): the kernel then multiplies raw int8 values. Exact: the
+    same integer sums as TFLM's sum of w * (x + offset) + bias."""
+    inp, hidden = model.tensors[op.inputs[LSTM_INPUT]], model.tensors[op.inputs[LSTM_HIDDEN]]
+    tables = []
+    for weights_at, bias_at, offset in ((LSTM_INPUT_WEIGHTS, LSTM_BIASES, -_zero_point(inp)),
+                                        (LSTM_RECURRENT_WEIGHTS, (None,) * 4, -_zero_point(hidden))):
+        for w_index, b_index in zip(weights_at, bias_at):
+            rows = model.tensors[op.inputs[w_index]].data.astype(np.int64).sum(axis=1)
+            bias = model.tensors[op.inputs[b_index]].data.astype(np.int64) if b_index is not None else 0
+            folded = bias + offset * rows
+            if folded.min() < -(1 << 31) or folded.max() >= 1 << 31:
+                raise _refuse(op, "has biases that overflow int32 once its input offset is folded in")
+            tables.append(folded)
+    return tables
+
+
+@lru_cache(maxsize=1)
+def sigmoid_table() -> tuple[int, ...]:
+    """TFLM's sigmoid_table_uint16 (sigmoid(i/24) in 0.16, tuned by hand: no formula gives it), read
+    back from tflite-micro's own int16 TANH. With input scale float32(1/48) its Prepare picks
+    multiplier 16384 and left shift 6, so input x becomes exactly 256*x and the output is
+    table[x] - 32768 for x < 255. The last entry, only ever interpolated towards, comes from
+    the slope of the outputs between 254*256 and 255*256 at input scale 2^-12 (x becomes 3*x)."""
+    head = [int(v) + 32768 for v in _tanh_int16(float(np.float32(1 / 48)), list(range(255)))]
+    xs = [x for x in range(21675, 21760) if (3 * x) >> 8 == 254]
+    outputs = _tanh_int16(2.0 ** -12, xs)
+    ua = head[254]
+    for ub in range(ua, 65536):
+        if all(((ua << 8) + ((3 * x) & 255) * (ub - ua) - (1 << 23) + 128) >> 8 == o for x, o in zip(xs, outputs)):
+            return tuple(head + [ub])
+    raise TinyedgeError("tflite-micro's int16 TANH does not behave as its reference kernel: "
+                        "build the model with `--runtime tflm` instead.")
+
+
+def _tanh_int16(scale: float, xs: list[int]) -> list[int]:
+    """One int16 TANH over xs (output scale 2^-15) in tflite-micro's interpreter."""
+    from tinyedge.reference import _interpreter
+
+    interpreter = _interpreter(_tanh_int16_model(scale, len(xs)), 1 << 16)
+    interpreter.set_input(np.asarray(xs, dtype=np.int16), 0)
+    interpreter.invoke()
+    return [int(v) for v in np.asarray(interpreter.get_output(0)).ravel()]
+
+
+def _tanh_int16_model(scale: float, count: int) -> bytes:
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    def tensor(name: str, tensor_scale: float):
+        t = schema.TensorT()
+        t.shape, t.type, t.buffer, t.name = [count], schema.TensorType.INT16, 0, name
+        t.quantization = schema.QuantizationParametersT()
+        t.quantization.scale, t.quantization.zeroPoint = [tensor_scale], [0]
+        return t
+
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.TANH
+    code.version = 1
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
+    graph = schema.SubGraphT()
+    graph.tensors = [tensor("x", scale), tensor("y", 2.0 ** -15)]
+    graph.inputs, graph.outputs, graph.operators = [0], [1], [op]
+    model = schema.ModelT()
+    model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [code], [graph], [schema.BufferT()]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+LOWERINGS["UNIDIRECTIONAL_SEQUENCE_LSTM"] = lower_lstm
