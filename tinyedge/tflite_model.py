@@ -248,3 +248,16 @@ def _buffer_bytes(buf: Any, data: bytes) -> bytes:
     if offset > 1 and size:
         return data[offset:offset + size]
     return b""
+
+
+def refuse_custom_ops(model: TfliteModel) -> None:
+    """Refuse, naming them, custom ops: no runtime of tinyedge registers them."""
+    custom = sorted({op.custom_code or "?" for op in model.operators if op.opcode == "CUSTOM"})
+    if custom:
+        name = model.path.name if getattr(model, "path", None) else "the model"
+        signal = all(code.startswith("Signal") for code in custom)
+        where = " (TFLM's signal library, signal/micro/kernels in a TFLM tree)" if signal else ""
+        raise TinyedgeError(
+            f"{name} uses the custom op(s) {', '.join(custom)}{where}, which tinyedge's runtimes do not register: "
+            "run that stage in your application code with TFLM and pass its output to a model without custom "
+            "ops, or re-export the model without them.")

@@ -26,7 +26,7 @@ from typing import Protocol
 
 from tinyedge.errors import TinyedgeError
 from tinyedge.paths import cache_dir, tflm_dir_from_env
-from tinyedge.tflite_model import TfliteModel
+from tinyedge.tflite_model import TfliteModel, refuse_custom_ops
 
 MAKE_TREE_HINT = (
     "make one with tflite-micro's tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py "
@@ -256,15 +256,7 @@ def require_supported_ops(ops: list[str]) -> None:
 def require_model_ops(model: TfliteModel) -> None:
     """Refuse, naming them, custom ops (the tflm runtime registers builtin ops only) and builtin ops
     TFLM has no kernel for."""
-    custom = sorted({op.custom_code or "?" for op in model.operators if op.opcode == "CUSTOM"})
-    if custom:
-        name = model.path.name if getattr(model, "path", None) else "the model"
-        signal = all(code.startswith("Signal") for code in custom)
-        where = " (TFLM's signal library, signal/micro/kernels in a TFLM tree)" if signal else ""
-        raise TinyedgeError(
-            f"{name} uses the custom op(s) {', '.join(custom)}{where}, which the tflm runtime does not register: "
-            "run that stage in your application code with TFLM and pass its output to a model without custom "
-            "ops, or re-export the model without them.")
+    refuse_custom_ops(model)
     require_supported_ops(model.op_names())
 
 

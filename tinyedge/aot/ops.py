@@ -13,7 +13,7 @@ from tinyedge.aot.quant import (
     activation_range, per_channel_multipliers, per_tensor_fc_multiplier, same_or_valid_padding,
 )
 from tinyedge.errors import TinyedgeError
-from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel
+from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel, refuse_custom_ops
 
 # Ops whose output is the input's bytes under another shape: no code, one buffer.
 ALIAS_OPS = frozenset({"RESHAPE", "SQUEEZE"})
@@ -491,6 +491,7 @@ def unsupported_ops(model: TfliteModel) -> list[str]:
 
 def check_supported(model: TfliteModel) -> None:
     """Refuse, naming the ops, a model the AOT compiler cannot compile."""
+    refuse_custom_ops(model)
     missing = unsupported_ops(model)
     if missing:
         name = model.path.name if model.path else "the model"
