@@ -11,7 +11,8 @@ import subprocess
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import IO
 
 from tinyedge.errors import TinyedgeError
@@ -136,3 +137,17 @@ def wait_until(predicate, timeout_s: float, poll_s: float = 0.05) -> bool:
             return True
         time.sleep(poll_s)
     return predicate()
+
+
+@contextmanager
+def serving(command: Sequence[str], marker: str, timeout_s: float, what: str, **popen_kwargs) -> Iterator[str]:
+    """Start an owned child, wait for its line holding `marker` and yield what follows the marker there;
+    its output keeps draining while the caller works, and the child is stopped on leaving."""
+    process = start_owned(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, **popen_kwargs)
+    try:
+        line = read_line_matching(process, process.stdout, marker, timeout_s, what)
+        drain(process.stdout)
+        yield line.split(marker, 1)[1].strip()
+    finally:
+        stop(process)

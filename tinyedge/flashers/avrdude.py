@@ -21,7 +21,7 @@ from tinyedge.errors import TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
 from tinyedge.frameworks import Tool
 from tinyedge.paths import PROJECT_ROOT, cache_dir
-from tinyedge.processes import drain, read_line_matching, start_owned, stop
+from tinyedge.processes import serving
 from tinyedge.project import Project
 
 AVRDUDE_INSTALL = "sudo apt-get install avrdude"
@@ -149,14 +149,9 @@ def emulated_uno(board: Board, progress: ProgressCallback | None = None) -> Iter
     launcher = launcher_path()
     if progress:
         progress(0, 1, "no Uno attached: starting the simavr emulator")
-    process = start_owned([str(launcher), str(bootloader), str(board.clock_hz)], stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        line = read_line_matching(process, process.stdout, LAUNCHER_MARKER, 10.0, "the simavr Uno emulator")
-        drain(process.stdout)
-        yield line.split(LAUNCHER_MARKER, 1)[1].strip()
-    finally:
-        stop(process)
+    with serving([str(launcher), str(bootloader), str(board.clock_hz)], LAUNCHER_MARKER, 10.0,
+                 "the simavr Uno emulator") as pty:
+        yield pty
 
 
 FLASHER = AvrdudeFlasher()

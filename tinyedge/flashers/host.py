@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,7 +10,7 @@ from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
 from tinyedge.frameworks import Tool
-from tinyedge.processes import drain, read_line_matching, start_owned, stop
+from tinyedge.processes import serving
 from tinyedge.project import Project
 
 SERVING_MARKER = "tinyedge: serving on "
@@ -37,16 +36,10 @@ class HostFlasher(Flasher):
             raise TinyedgeError(f"{project.dir} has no built firmware: run `tinyedge build {project.dir}` first.")
         if progress:
             progress(0, 1, f"starting {program.name}")
-        process = start_owned([str(program)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, cwd=project.dir)
-        try:
-            line = read_line_matching(process, process.stdout, SERVING_MARKER, 10.0, f"the host firmware {program}")
-            drain(process.stdout)
+        with serving([str(program)], SERVING_MARKER, 10.0, f"the host firmware {program}", cwd=project.dir) as url:
             if progress:
                 progress(1, 1, "running")
-            yield line.split(SERVING_MARKER, 1)[1].strip()
-        finally:
-            stop(process)
+            yield url
 
 
 FLASHER = HostFlasher()

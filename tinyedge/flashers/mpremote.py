@@ -7,7 +7,6 @@ port behind tinyedge.viper.bridge's pseudo-terminal, started here and stopped on
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
 from tinyedge.frameworks import Tool
 from tinyedge.ports import find_board_port, is_device_path, wait_for_port
-from tinyedge.processes import drain, read_line_matching, start_owned, stop
+from tinyedge.processes import serving
 from tinyedge.project import Project
 from tinyedge.viper.board import check_fits, copy_files, read_facts, start_server, stop_server
 from tinyedge.viper.bridge import SERVING_MARKER
@@ -37,14 +36,9 @@ def _unix_board(project: Project) -> Iterator[str]:
     heap = int(project.board.extra["micropython"]["heap_bytes"])
     fs_dir = project.dir / BOARD_FS_DIR
     fs_dir.mkdir(exist_ok=True)
-    process = start_owned([sys.executable, "-m", "tinyedge.viper.bridge", "--heap", str(heap), "--dir", str(fs_dir)],
-                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        line = read_line_matching(process, process.stdout, SERVING_MARKER, 15.0, "the MicroPython unix-port bridge")
-        drain(process.stdout)
-        yield line.split(SERVING_MARKER, 1)[1].strip()
-    finally:
-        stop(process)
+    with serving([sys.executable, "-m", "tinyedge.viper.bridge", "--heap", str(heap), "--dir", str(fs_dir)],
+                 SERVING_MARKER, 15.0, "the MicroPython unix-port bridge") as pty:
+        yield pty
 
 
 class MpremoteFlasher(Flasher):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +14,7 @@ from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
 from tinyedge.frameworks import Tool
-from tinyedge.processes import drain, read_line_matching, start_owned, stop
+from tinyedge.processes import serving
 from tinyedge.project import Project
 
 QEMU_INSTALL = "sudo apt-get install qemu-system-arm"
@@ -81,16 +80,10 @@ class QemuFlasher(Flasher):
         tcp_port = free_tcp_port()
         if progress:
             progress(0, 1, f"starting QEMU {board.emulator.get('machine', '')}")
-        process = start_owned(qemu_command(board, elf, tcp_port, icount), stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            read_line_matching(process, process.stdout, READY_MARKER, 20.0, "QEMU")
-            drain(process.stdout)
+        with serving(qemu_command(board, elf, tcp_port, icount), READY_MARKER, 20.0, "QEMU"):
             if progress:
                 progress(1, 1, "QEMU running")
             yield f"socket://127.0.0.1:{tcp_port}"
-        finally:
-            stop(process)
 
 
 FLASHER = QemuFlasher()
