@@ -822,6 +822,20 @@ void te_dsp_depthwise_conv2d_plane(int8_t *out, const int8_t *in, const int8_t *
   }
 }
 
+/* Requantize the (up to) four accumulators of output channels oc..oc+3 into out. */
+static inline void te_dsp_store_block4(int8_t *out, const int32_t *acc, int16_t oc, int16_t out_depth,
+                                       const te_requant_t *q, te_dsp_clamp_t clamp) {
+  int16_t r;
+  for (r = 0; r < 4 && oc + r < out_depth; ++r) {
+    te_dsp_fast_t fast;
+    if (te_dsp_fast_scale(q, oc + r, &fast)) {
+      out[oc + r] = te_dsp_requantize_fast(acc[r], fast, clamp.output_offset, clamp.act_min, clamp.act_max);
+    } else {
+      out[oc + r] = te_dsp_requantize(acc[r], te_dsp_scale(q, oc + r), clamp);
+    }
+  }
+}
+
 void te_dsp_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                             int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *q) {
   const int32_t size = accum_depth, whole = size & ~3;
@@ -869,14 +883,7 @@ void te_dsp_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter,
         acc[2] = a2;
         acc[3] = a3;
       }
-      for (r = 0; r < 4 && oc + r < out_depth; ++r) {
-        te_dsp_fast_t fast;
-        if (te_dsp_fast_scale(q, oc + r, &fast)) {
-          out[oc + r] = te_dsp_requantize_fast(acc[r], fast, clamp.output_offset, clamp.act_min, clamp.act_max);
-        } else {
-          out[oc + r] = te_dsp_requantize(acc[r], te_dsp_scale(q, oc + r), clamp);
-        }
-      }
+      te_dsp_store_block4(out, acc, oc, out_depth, q, clamp);
     }
     in += accum_depth;
     out += out_depth;
@@ -919,14 +926,7 @@ void te_dsp_fully_connected_packed(int8_t *out, const int8_t *in, const int32_t 
         acc[2] = a2;
         acc[3] = a3;
       }
-      for (r = 0; r < 4 && oc + r < out_depth; ++r) {
-        te_dsp_fast_t fast;
-        if (te_dsp_fast_scale(q, oc + r, &fast)) {
-          out[oc + r] = te_dsp_requantize_fast(acc[r], fast, clamp.output_offset, clamp.act_min, clamp.act_max);
-        } else {
-          out[oc + r] = te_dsp_requantize(acc[r], te_dsp_scale(q, oc + r), clamp);
-        }
-      }
+      te_dsp_store_block4(out, acc, oc, out_depth, q, clamp);
     }
     in += accum_depth;
     out += out_depth;
