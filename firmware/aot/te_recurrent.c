@@ -33,35 +33,6 @@ static int32_t te_clamp32(int32_t x, int32_t lo, int32_t hi) {
   return x < lo ? lo : (x > hi ? hi : x);
 }
 
-static int32_t te_dot_s8(const int8_t *x, const int8_t *w, int32_t n);
-
-void te_svdf_s8(const int8_t *in, int8_t *out, int8_t *state, const int8_t *weights_feature,
-                const int8_t *weights_time, const int32_t *bias, const int32_t *folds, const int32_t *params) {
-  const int32_t n_input = TE_RD_S32(params + 0), n_filter = TE_RD_S32(params + 1);
-  const int32_t n_memory = TE_RD_S32(params + 2), rank = TE_RD_S32(params + 3);
-  const int32_t state_zp = TE_RD_S32(params + 5), output_zp = TE_RD_S32(params + 6);
-  const int32_t multiplier_1 = TE_RD_S32(params + 7), multiplier_2 = TE_RD_S32(params + 9);
-  const int8_t shift_1 = (int8_t)TE_RD_S32(params + 8), shift_2 = (int8_t)TE_RD_S32(params + 10);
-  int32_t filter = 0, unit, r, i;
-  /* One filter at a time: shift its row of the state left by one, append the feature dot product,
-   * then take the time dot product. TFLM does each step over all filters; the rows are independent. */
-  for (unit = 0; unit * rank < n_filter; ++unit) {
-    int32_t acc = bias ? TE_RD_S32(bias + unit) : 0;
-    for (r = 0; r < rank; ++r, ++filter) {
-      int8_t *row = state + filter * n_memory;
-      int32_t dot;
-      for (i = 0; i + 1 < n_memory; ++i) {
-        row[i] = row[i + 1];
-      }
-      dot = TE_RD_S32(folds + 2 * filter) + te_dot_s8(in, weights_feature + filter * n_input, n_input);
-      dot = te_clamp32(te_mul_by_quantized_multiplier(dot, multiplier_1, shift_1), -128, 127);
-      row[n_memory - 1] = (int8_t)(state_zp + dot);
-      acc += TE_RD_S32(folds + 2 * filter + 1) + te_dot_s8(row, weights_time + filter * n_memory, n_memory);
-    }
-    out[unit] = (int8_t)te_clamp32(te_mul_by_quantized_multiplier(acc, multiplier_2, shift_2) + output_zp, -128, 127);
-  }
-}
-
 #define TE_LSTM_P(i) TE_RD_S32(params + (i))
 
 static int16_t te_clamp16(int32_t x) {
@@ -174,6 +145,69 @@ static void te_dot4_s8(const int8_t *x, const int8_t *w0, const int8_t *w1, cons
   acc[1] = a1;
   acc[2] = a2;
   acc[3] = a3;
+}
+
+/* Shifts one filter's state row left by one, appends newest, and returns the row's dot product with
+ * its time weights. On Cortex-M4 a row of whole words moves a word at a time (each word takes the
+ * next one's low byte as its top byte) and is multiplied as it is stored. */
+static int32_t te_svdf_shift_dot(int8_t *row, int8_t newest, const int8_t *weights_time, int32_t n_memory) {
+  int32_t i;
+#ifdef TE_RECURRENT_DSP
+  if ((n_memory & 3) == 0) {
+    int32_t acc = 0;
+    uint32_t word = (uint32_t)te_rec_word(row);
+    for (i = 0; i < n_memory; i += 4) {
+      const uint32_t next = i + 4 < n_memory ? (uint32_t)te_rec_word(row + i + 4) : (uint32_t)(uint8_t)newest;
+      const int32_t shifted = (int32_t)((word >> 8) | (next << 24));
+      memcpy(row + i, &shifted, 4);
+      acc = te_rec_smlad_bytes(shifted, te_rec_word(weights_time + i), acc);
+      word = next;
+    }
+    return acc;
+  }
+#endif
+  for (i = 0; i + 1 < n_memory; ++i) {
+    row[i] = row[i + 1];
+  }
+  row[n_memory - 1] = newest;
+  return te_dot_s8(row, weights_time, n_memory);
+}
+
+void te_svdf_s8(const int8_t *in, int8_t *out, int8_t *state, const int8_t *weights_feature,
+                const int8_t *weights_time, const int32_t *bias, const int32_t *folds, const int32_t *params) {
+  const int32_t n_input = TE_RD_S32(params + 0), n_filter = TE_RD_S32(params + 1);
+  const int32_t n_memory = TE_RD_S32(params + 2), rank = TE_RD_S32(params + 3);
+  const int32_t state_zp = TE_RD_S32(params + 5), output_zp = TE_RD_S32(params + 6);
+  const int32_t multiplier_1 = TE_RD_S32(params + 7), multiplier_2 = TE_RD_S32(params + 9);
+  const int32_t shift_1 = TE_RD_S32(params + 8), shift_2 = TE_RD_S32(params + 10);
+  int32_t filter = 0, acc = 0;
+  /* Four filters' feature dot products at a time (the input is read once for the four), then per
+   * filter: shift its state row, append the requantized feature product and take the time dot
+   * product. TFLM does each step over all filters; the rows are independent. */
+  while (filter < n_filter) {
+    int32_t dots[4] = {0, 0, 0, 0}, block, k;
+    const int8_t *wf = weights_feature + filter * n_input;
+    if (filter + 4 <= n_filter) {
+      block = 4;
+      te_dot4_s8(in, wf, wf + n_input, wf + 2 * n_input, wf + 3 * n_input, n_input, dots);
+    } else {
+      block = 1;
+      dots[0] = te_dot_s8(in, wf, n_input);
+    }
+    for (k = 0; k < block; ++k, ++filter) {
+      const int32_t dot = te_clamp32(
+          te_rec_mbqm(TE_RD_S32(folds + 2 * filter) + dots[k], multiplier_1, shift_1), -128, 127);
+      if (filter % rank == 0) {
+        acc = bias ? TE_RD_S32(bias + filter / rank) : 0;
+      }
+      acc += TE_RD_S32(folds + 2 * filter + 1)
+           + te_svdf_shift_dot(state + filter * n_memory, (int8_t)(state_zp + dot), weights_time + filter * n_memory,
+                               n_memory);
+      if ((filter + 1) % rank == 0) {
+        out[filter / rank] = (int8_t)te_clamp32(te_rec_mbqm(acc, multiplier_2, shift_2) + output_zp, -128, 127);
+      }
+    }
+  }
 }
 
 static int32_t te_mul16(int32_t a, int32_t b, int32_t multiplier, int32_t shift) {
