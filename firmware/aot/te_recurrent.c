@@ -98,6 +98,28 @@ static inline int32_t te_rec_smlad_widened(int32_t x_even, int32_t x_odd, int32_
   __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(x_odd), "r"(te_rec_odd(w)));
   return acc;
 }
+static inline int32_t te_rec_smlad(int32_t x, int32_t y, int32_t acc) {
+  __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(x), "r"(y));
+  return acc;
+}
+/* acc[g] += the four gates' rows of one unit times x (n a multiple of 4), the rows re-laid at generation
+ * time as int16 pairs: per four bytes of x, per gate, the weights of x's bytes 0 and 2, then 1 and 3.
+ * Returns the next unit's rows. */
+static inline const int32_t *te_lstm_wide4(const int8_t *x, const int32_t *w, int32_t n, int32_t *acc) {
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], i;
+  for (i = 0; i < n; i += 4, w += 8) {
+    const int32_t xw = te_rec_word(x + i), x_even = te_rec_even(xw), x_odd = te_rec_odd(xw);
+    a0 = te_rec_smlad(x_odd, w[1], te_rec_smlad(x_even, w[0], a0));
+    a1 = te_rec_smlad(x_odd, w[3], te_rec_smlad(x_even, w[2], a1));
+    a2 = te_rec_smlad(x_odd, w[5], te_rec_smlad(x_even, w[4], a2));
+    a3 = te_rec_smlad(x_odd, w[7], te_rec_smlad(x_even, w[6], a3));
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+  return w;
+}
 static inline int32_t te_rec_smlad_bytes(int32_t x, int32_t w, int32_t acc) {
   return te_rec_smlad_widened(te_rec_even(x), te_rec_odd(x), w, acc);
 }
@@ -215,8 +237,8 @@ static int32_t te_mul16(int32_t a, int32_t b, int32_t multiplier, int32_t shift)
 }
 
 void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
-                const int8_t *const *weights, const int32_t *const *biases, const int32_t *params,
-                const uint16_t *lut) {
+                const int8_t *const *weights, const int32_t *wide, const int32_t *const *biases,
+                const int32_t *params, const uint16_t *lut) {
   const int32_t steps = TE_LSTM_P(0), n_input = TE_LSTM_P(1), n_state = TE_LSTM_P(2);
   const int32_t hidden_zp = TE_LSTM_P(27), cell_clip = TE_LSTM_P(28);
   const int32_t tanh_multiplier = TE_LSTM_P(29), tanh_shift = TE_LSTM_P(30), cell_sigmoid = TE_LSTM_P(31);
@@ -233,6 +255,11 @@ void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
   for (t = 0; t < steps; ++t) {
     const int8_t *x = in + t * n_input;
     int8_t *h_new = out + t * n_state;
+#ifdef TE_RECURRENT_DSP
+    const int32_t *rows = wide;
+#else
+    (void)wide;
+#endif
     /* Unit by unit: every gate reads the previous hidden state, so the new one is written to the
      * output row first and copied into the state once the step is done. */
     for (u = 0; u < n_state; ++u) {
@@ -243,8 +270,16 @@ void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
         from_x[g] = TE_RD_S32(biases[g] + u);
         from_h[g] = TE_RD_S32(biases[4 + g] + u);
       }
-      te_dot4_s8(x, weights[0] + row_x, weights[1] + row_x, weights[2] + row_x, weights[3] + row_x, n_input, from_x);
-      te_dot4_s8(hidden, weights[4] + row_h, weights[5] + row_h, weights[6] + row_h, weights[7] + row_h, n_state, from_h);
+#ifdef TE_RECURRENT_DSP
+      if (rows) {
+        rows = te_lstm_wide4(hidden, te_lstm_wide4(x, rows, n_input, from_x), n_state, from_h);
+      } else
+#endif
+      {
+        te_dot4_s8(x, weights[0] + row_x, weights[1] + row_x, weights[2] + row_x, weights[3] + row_x, n_input, from_x);
+        te_dot4_s8(hidden, weights[4] + row_h, weights[5] + row_h, weights[6] + row_h, weights[7] + row_h, n_state,
+                   from_h);
+      }
       for (g = 0; g < 4; ++g) {
         const int32_t from_input = te_clamp16(te_rec_mbqm(from_x[g], multiplier[g], shift[g]));
         const int32_t from_hidden = te_clamp16(
