@@ -10,19 +10,15 @@
 #endif
 
 /* te_mul_by_quantized_multiplier (te_kernels.c), inlined for the recurrent kernels' many calls:
- * SaturatingRoundingDoublingHighMul then RoundingDivideByPOT, the same arithmetic. */
+ * SaturatingRoundingDoublingHighMul then RoundingDivideByPOT, the same arithmetic. The multipliers
+ * come from QuantizeMultiplier of positive scales, never INT32_MIN, so its saturating case never occurs. */
 static inline int32_t te_rec_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
   const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
   const int32_t a = (int32_t)((uint32_t)x << left);
-  int64_t ab;
+  int64_t ab = (int64_t)a * multiplier;
   int32_t high, mask, remainder, threshold;
-  if (a == INT32_MIN && multiplier == INT32_MIN) {
-    high = INT32_MAX;
-  } else {
-    ab = (int64_t)a * multiplier;
-    ab += ab >= 0 ? ((int64_t)1 << 30) : ((int64_t)1 - ((int64_t)1 << 30)) + (((int64_t)1 << 31) - 1);
-    high = (int32_t)(ab >> 31);
-  }
+  ab += ab >= 0 ? ((int64_t)1 << 30) : ((int64_t)1 - ((int64_t)1 << 30)) + (((int64_t)1 << 31) - 1);
+  high = (int32_t)(ab >> 31);
   mask = (int32_t)(((uint32_t)1 << right) - 1u);
   remainder = high & mask;
   threshold = (mask >> 1) + (high < 0 ? 1 : 0);
