@@ -52,7 +52,7 @@ static int16_t te_sigmoid16(int16_t x, const uint16_t *lut) {
 }
 
 /* reference_integer_ops::Tanh on int16: input scaled by multiplier then right shift, rounded. */
-static int16_t te_tanh16(int16_t x, int32_t multiplier, int32_t right_shift, const uint16_t *lut) {
+static inline int16_t te_tanh16(int16_t x, int32_t multiplier, int32_t right_shift, const uint16_t *lut) {
   const int32_t round = right_shift > 0 ? (int32_t)1 << (right_shift - 1) : 0;
   const int32_t input = ((int32_t)x * multiplier + round) >> right_shift;
   const uint32_t magnitude = (uint32_t)(input < 0 ? -input : input);
