@@ -232,6 +232,14 @@ static int32_t te_mul16(int32_t a, int32_t b, int32_t multiplier, int32_t shift)
   return te_rec_mbqm(a * b, multiplier, shift);
 }
 
+/* One gate's pre-activation: its input and recurrent FC outputs, each requantized to int16, summed. */
+static inline int16_t te_lstm_gate(const int32_t *from_x, const int32_t *from_h, const int32_t *multiplier,
+                                   const int32_t *shift, int32_t g) {
+  const int32_t from_input = te_clamp16(te_rec_mbqm(from_x[g], multiplier[g], shift[g]));
+  const int32_t from_hidden = te_clamp16(te_rec_mbqm(from_h[g], multiplier[4 + g], shift[4 + g]));
+  return te_clamp16(from_input + from_hidden);
+}
+
 void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
                 const int8_t *const *weights, const int32_t *wide, const int32_t *const *biases,
                 const int32_t *params, const uint16_t *lut) {
@@ -276,13 +284,11 @@ void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
         te_dot4_s8(hidden, weights[4] + row_h, weights[5] + row_h, weights[6] + row_h, weights[7] + row_h, n_state,
                    from_h);
       }
-      for (g = 0; g < 4; ++g) {
-        const int32_t from_input = te_clamp16(te_rec_mbqm(from_x[g], multiplier[g], shift[g]));
-        const int32_t from_hidden = te_clamp16(
-            te_rec_mbqm(from_h[g], multiplier[4 + g], shift[4 + g]));
-        const int16_t sum = te_clamp16(from_input + from_hidden);
-        gate[g] = (g == 2 && !cell_sigmoid) ? te_tanh16(sum, 3, 0, lut) : te_sigmoid16(sum, lut);
-      }
+      gate[0] = te_sigmoid16(te_lstm_gate(from_x, from_h, multiplier, shift, 0), lut);
+      gate[1] = te_sigmoid16(te_lstm_gate(from_x, from_h, multiplier, shift, 1), lut);
+      gate[2] = cell_sigmoid ? te_sigmoid16(te_lstm_gate(from_x, from_h, multiplier, shift, 2), lut)
+                             : te_tanh16(te_lstm_gate(from_x, from_h, multiplier, shift, 2), 3, 0, lut);
+      gate[3] = te_sigmoid16(te_lstm_gate(from_x, from_h, multiplier, shift, 3), lut);
       c = te_clamp16(te_mul16(gate[1], cell[u], forget_m, forget_s));
       c = te_clamp16(c + te_clamp16(te_mul16(gate[0], gate[2], input_m, input_s)));
       if (cell_clip > 0) {
