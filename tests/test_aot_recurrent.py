@@ -297,3 +297,25 @@ def test_an_svdf_is_bit_exact_on_an_emulated_atmega328p(tmp_path):
     reference = Reference(model)
     for x, got in zip(inputs, run_on_simavr(model, inputs, tmp_path)):
         np.testing.assert_array_equal(got, reference.run([x])[0])
+
+
+def test_the_lstm_is_bit_exact_on_the_emulated_cortex_m4_with_its_weights_relaid_for_smlad(tmp_path):
+    """On a DSP core the gates' weights are stored once, as int16 SMLAD pairs (te_lstm_s8's `wide`), and
+    the int8 originals are left out; 12 sequences in a row on qemu-cortex-m4, the state carrying over."""
+    import json
+
+    from conftest import require_tools, run_tinyedge
+
+    lstm = sub_model(_real(LSTM), 0)
+    dsp_source, plain_source = compile_model(lstm, dsp=True).source, compile_model(lstm).source
+    assert "op0_wide[1920]" in dsp_source and "op0_wide" not in plain_source
+    assert dsp_source.count("static const int8_t") < plain_source.count("static const int8_t")
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+    (tmp_path / "lstm.tflite").write_bytes(lstm.data)
+    rng = np.random.default_rng(23)
+    np.save(tmp_path / "x.npy", rng.integers(-128, 128, (12, 1, 28, 28)).astype(np.int8))
+    result = run_tinyedge("deploy", tmp_path / "lstm.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",
+                          "--data", tmp_path / "x.npy", "-o", tmp_path / "out", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["samples"] == 12 and report["bit_exact"] == 1.0

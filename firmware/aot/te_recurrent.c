@@ -10,19 +10,15 @@
 #endif
 
 /* te_mul_by_quantized_multiplier (te_kernels.c), inlined for the recurrent kernels' many calls:
- * SaturatingRoundingDoublingHighMul then RoundingDivideByPOT, the same arithmetic. */
+ * SaturatingRoundingDoublingHighMul then RoundingDivideByPOT, the same arithmetic. The multipliers
+ * come from QuantizeMultiplier of positive scales, never INT32_MIN, so its saturating case never occurs. */
 static inline int32_t te_rec_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
   const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
   const int32_t a = (int32_t)((uint32_t)x << left);
-  int64_t ab;
+  int64_t ab = (int64_t)a * multiplier;
   int32_t high, mask, remainder, threshold;
-  if (a == INT32_MIN && multiplier == INT32_MIN) {
-    high = INT32_MAX;
-  } else {
-    ab = (int64_t)a * multiplier;
-    ab += ab >= 0 ? ((int64_t)1 << 30) : ((int64_t)1 - ((int64_t)1 << 30)) + (((int64_t)1 << 31) - 1);
-    high = (int32_t)(ab >> 31);
-  }
+  ab += ab >= 0 ? ((int64_t)1 << 30) : ((int64_t)1 - ((int64_t)1 << 30)) + (((int64_t)1 << 31) - 1);
+  high = (int32_t)(ab >> 31);
   mask = (int32_t)(((uint32_t)1 << right) - 1u);
   remainder = high & mask;
   threshold = (mask >> 1) + (high < 0 ? 1 : 0);
@@ -31,35 +27,6 @@ static inline int32_t te_rec_mbqm(int32_t x, int32_t multiplier, int32_t shift) 
 
 static int32_t te_clamp32(int32_t x, int32_t lo, int32_t hi) {
   return x < lo ? lo : (x > hi ? hi : x);
-}
-
-static int32_t te_dot_s8(const int8_t *x, const int8_t *w, int32_t n);
-
-void te_svdf_s8(const int8_t *in, int8_t *out, int8_t *state, const int8_t *weights_feature,
-                const int8_t *weights_time, const int32_t *bias, const int32_t *folds, const int32_t *params) {
-  const int32_t n_input = TE_RD_S32(params + 0), n_filter = TE_RD_S32(params + 1);
-  const int32_t n_memory = TE_RD_S32(params + 2), rank = TE_RD_S32(params + 3);
-  const int32_t state_zp = TE_RD_S32(params + 5), output_zp = TE_RD_S32(params + 6);
-  const int32_t multiplier_1 = TE_RD_S32(params + 7), multiplier_2 = TE_RD_S32(params + 9);
-  const int8_t shift_1 = (int8_t)TE_RD_S32(params + 8), shift_2 = (int8_t)TE_RD_S32(params + 10);
-  int32_t filter = 0, unit, r, i;
-  /* One filter at a time: shift its row of the state left by one, append the feature dot product,
-   * then take the time dot product. TFLM does each step over all filters; the rows are independent. */
-  for (unit = 0; unit * rank < n_filter; ++unit) {
-    int32_t acc = bias ? TE_RD_S32(bias + unit) : 0;
-    for (r = 0; r < rank; ++r, ++filter) {
-      int8_t *row = state + filter * n_memory;
-      int32_t dot;
-      for (i = 0; i + 1 < n_memory; ++i) {
-        row[i] = row[i + 1];
-      }
-      dot = TE_RD_S32(folds + 2 * filter) + te_dot_s8(in, weights_feature + filter * n_input, n_input);
-      dot = te_clamp32(te_mul_by_quantized_multiplier(dot, multiplier_1, shift_1), -128, 127);
-      row[n_memory - 1] = (int8_t)(state_zp + dot);
-      acc += TE_RD_S32(folds + 2 * filter + 1) + te_dot_s8(row, weights_time + filter * n_memory, n_memory);
-    }
-    out[unit] = (int8_t)te_clamp32(te_mul_by_quantized_multiplier(acc, multiplier_2, shift_2) + output_zp, -128, 127);
-  }
 }
 
 #define TE_LSTM_P(i) TE_RD_S32(params + (i))
@@ -85,7 +52,7 @@ static int16_t te_sigmoid16(int16_t x, const uint16_t *lut) {
 }
 
 /* reference_integer_ops::Tanh on int16: input scaled by multiplier then right shift, rounded. */
-static int16_t te_tanh16(int16_t x, int32_t multiplier, int32_t right_shift, const uint16_t *lut) {
+static inline int16_t te_tanh16(int16_t x, int32_t multiplier, int32_t right_shift, const uint16_t *lut) {
   const int32_t round = right_shift > 0 ? (int32_t)1 << (right_shift - 1) : 0;
   const int32_t input = ((int32_t)x * multiplier + round) >> right_shift;
   const uint32_t magnitude = (uint32_t)(input < 0 ? -input : input);
@@ -126,6 +93,28 @@ static inline int32_t te_rec_smlad_widened(int32_t x_even, int32_t x_odd, int32_
   __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(x_even), "r"(te_rec_even(w)));
   __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(x_odd), "r"(te_rec_odd(w)));
   return acc;
+}
+static inline int32_t te_rec_smlad(int32_t x, int32_t y, int32_t acc) {
+  __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(x), "r"(y));
+  return acc;
+}
+/* acc[g] += the four gates' rows of one unit times x (n a multiple of 4), the rows re-laid at generation
+ * time as int16 pairs: per four bytes of x, per gate, the weights of x's bytes 0 and 2, then 1 and 3.
+ * Returns the next unit's rows. */
+static inline const int32_t *te_lstm_wide4(const int8_t *x, const int32_t *w, int32_t n, int32_t *acc) {
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], i;
+  for (i = 0; i < n; i += 4, w += 8) {
+    const int32_t xw = te_rec_word(x + i), x_even = te_rec_even(xw), x_odd = te_rec_odd(xw);
+    a0 = te_rec_smlad(x_odd, w[1], te_rec_smlad(x_even, w[0], a0));
+    a1 = te_rec_smlad(x_odd, w[3], te_rec_smlad(x_even, w[2], a1));
+    a2 = te_rec_smlad(x_odd, w[5], te_rec_smlad(x_even, w[4], a2));
+    a3 = te_rec_smlad(x_odd, w[7], te_rec_smlad(x_even, w[6], a3));
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+  return w;
 }
 static inline int32_t te_rec_smlad_bytes(int32_t x, int32_t w, int32_t acc) {
   return te_rec_smlad_widened(te_rec_even(x), te_rec_odd(x), w, acc);
@@ -176,13 +165,84 @@ static void te_dot4_s8(const int8_t *x, const int8_t *w0, const int8_t *w1, cons
   acc[3] = a3;
 }
 
+/* Shifts one filter's state row left by one, appends newest, and returns the row's dot product with
+ * its time weights. On Cortex-M4 a row of whole words moves a word at a time (each word takes the
+ * next one's low byte as its top byte) and is multiplied as it is stored. */
+static int32_t te_svdf_shift_dot(int8_t *row, int8_t newest, const int8_t *weights_time, int32_t n_memory) {
+  int32_t i;
+#ifdef TE_RECURRENT_DSP
+  if ((n_memory & 3) == 0) {
+    int32_t acc = 0;
+    uint32_t word = (uint32_t)te_rec_word(row);
+    for (i = 0; i < n_memory; i += 4) {
+      const uint32_t next = i + 4 < n_memory ? (uint32_t)te_rec_word(row + i + 4) : (uint32_t)(uint8_t)newest;
+      const int32_t shifted = (int32_t)((word >> 8) | (next << 24));
+      memcpy(row + i, &shifted, 4);
+      acc = te_rec_smlad_bytes(shifted, te_rec_word(weights_time + i), acc);
+      word = next;
+    }
+    return acc;
+  }
+#endif
+  for (i = 0; i + 1 < n_memory; ++i) {
+    row[i] = row[i + 1];
+  }
+  row[n_memory - 1] = newest;
+  return te_dot_s8(row, weights_time, n_memory);
+}
+
+void te_svdf_s8(const int8_t *in, int8_t *out, int8_t *state, const int8_t *weights_feature,
+                const int8_t *weights_time, const int32_t *bias, const int32_t *folds, const int32_t *params) {
+  const int32_t n_input = TE_RD_S32(params + 0), n_filter = TE_RD_S32(params + 1);
+  const int32_t n_memory = TE_RD_S32(params + 2), rank = TE_RD_S32(params + 3);
+  const int32_t state_zp = TE_RD_S32(params + 5), output_zp = TE_RD_S32(params + 6);
+  const int32_t multiplier_1 = TE_RD_S32(params + 7), multiplier_2 = TE_RD_S32(params + 9);
+  const int32_t shift_1 = TE_RD_S32(params + 8), shift_2 = TE_RD_S32(params + 10);
+  int32_t filter = 0, acc = 0;
+  /* Four filters' feature dot products at a time (the input is read once for the four), then per
+   * filter: shift its state row, append the requantized feature product and take the time dot
+   * product. TFLM does each step over all filters; the rows are independent. */
+  while (filter < n_filter) {
+    int32_t dots[4] = {0, 0, 0, 0}, block, k;
+    const int8_t *wf = weights_feature + filter * n_input;
+    if (filter + 4 <= n_filter) {
+      block = 4;
+      te_dot4_s8(in, wf, wf + n_input, wf + 2 * n_input, wf + 3 * n_input, n_input, dots);
+    } else {
+      block = 1;
+      dots[0] = te_dot_s8(in, wf, n_input);
+    }
+    for (k = 0; k < block; ++k, ++filter) {
+      const int32_t dot = te_clamp32(
+          te_rec_mbqm(TE_RD_S32(folds + 2 * filter) + dots[k], multiplier_1, shift_1), -128, 127);
+      if (filter % rank == 0) {
+        acc = bias ? TE_RD_S32(bias + filter / rank) : 0;
+      }
+      acc += TE_RD_S32(folds + 2 * filter + 1)
+           + te_svdf_shift_dot(state + filter * n_memory, (int8_t)(state_zp + dot), weights_time + filter * n_memory,
+                               n_memory);
+      if ((filter + 1) % rank == 0) {
+        out[filter / rank] = (int8_t)te_clamp32(te_rec_mbqm(acc, multiplier_2, shift_2) + output_zp, -128, 127);
+      }
+    }
+  }
+}
+
 static int32_t te_mul16(int32_t a, int32_t b, int32_t multiplier, int32_t shift) {
   return te_rec_mbqm(a * b, multiplier, shift);
 }
 
+/* One gate's pre-activation: its input and recurrent FC outputs, each requantized to int16, summed. */
+static inline int16_t te_lstm_gate(const int32_t *from_x, const int32_t *from_h, const int32_t *multiplier,
+                                   const int32_t *shift, int32_t g) {
+  const int32_t from_input = te_clamp16(te_rec_mbqm(from_x[g], multiplier[g], shift[g]));
+  const int32_t from_hidden = te_clamp16(te_rec_mbqm(from_h[g], multiplier[4 + g], shift[4 + g]));
+  return te_clamp16(from_input + from_hidden);
+}
+
 void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
-                const int8_t *const *weights, const int32_t *const *biases, const int32_t *params,
-                const uint16_t *lut) {
+                const int8_t *const *weights, const int32_t *wide, const int32_t *const *biases,
+                const int32_t *params, const uint16_t *lut) {
   const int32_t steps = TE_LSTM_P(0), n_input = TE_LSTM_P(1), n_state = TE_LSTM_P(2);
   const int32_t hidden_zp = TE_LSTM_P(27), cell_clip = TE_LSTM_P(28);
   const int32_t tanh_multiplier = TE_LSTM_P(29), tanh_shift = TE_LSTM_P(30), cell_sigmoid = TE_LSTM_P(31);
@@ -199,6 +259,11 @@ void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
   for (t = 0; t < steps; ++t) {
     const int8_t *x = in + t * n_input;
     int8_t *h_new = out + t * n_state;
+#ifdef TE_RECURRENT_DSP
+    const int32_t *rows = wide;
+#else
+    (void)wide;
+#endif
     /* Unit by unit: every gate reads the previous hidden state, so the new one is written to the
      * output row first and copied into the state once the step is done. */
     for (u = 0; u < n_state; ++u) {
@@ -209,15 +274,21 @@ void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
         from_x[g] = TE_RD_S32(biases[g] + u);
         from_h[g] = TE_RD_S32(biases[4 + g] + u);
       }
-      te_dot4_s8(x, weights[0] + row_x, weights[1] + row_x, weights[2] + row_x, weights[3] + row_x, n_input, from_x);
-      te_dot4_s8(hidden, weights[4] + row_h, weights[5] + row_h, weights[6] + row_h, weights[7] + row_h, n_state, from_h);
-      for (g = 0; g < 4; ++g) {
-        const int32_t from_input = te_clamp16(te_rec_mbqm(from_x[g], multiplier[g], shift[g]));
-        const int32_t from_hidden = te_clamp16(
-            te_rec_mbqm(from_h[g], multiplier[4 + g], shift[4 + g]));
-        const int16_t sum = te_clamp16(from_input + from_hidden);
-        gate[g] = (g == 2 && !cell_sigmoid) ? te_tanh16(sum, 3, 0, lut) : te_sigmoid16(sum, lut);
+#ifdef TE_RECURRENT_DSP
+      if (rows) {
+        rows = te_lstm_wide4(hidden, te_lstm_wide4(x, rows, n_input, from_x), n_state, from_h);
+      } else
+#endif
+      {
+        te_dot4_s8(x, weights[0] + row_x, weights[1] + row_x, weights[2] + row_x, weights[3] + row_x, n_input, from_x);
+        te_dot4_s8(hidden, weights[4] + row_h, weights[5] + row_h, weights[6] + row_h, weights[7] + row_h, n_state,
+                   from_h);
       }
+      gate[0] = te_sigmoid16(te_lstm_gate(from_x, from_h, multiplier, shift, 0), lut);
+      gate[1] = te_sigmoid16(te_lstm_gate(from_x, from_h, multiplier, shift, 1), lut);
+      gate[2] = cell_sigmoid ? te_sigmoid16(te_lstm_gate(from_x, from_h, multiplier, shift, 2), lut)
+                             : te_tanh16(te_lstm_gate(from_x, from_h, multiplier, shift, 2), 3, 0, lut);
+      gate[3] = te_sigmoid16(te_lstm_gate(from_x, from_h, multiplier, shift, 3), lut);
       c = te_clamp16(te_mul16(gate[1], cell[u], forget_m, forget_s));
       c = te_clamp16(c + te_clamp16(te_mul16(gate[0], gate[2], input_m, input_s)));
       if (cell_clip > 0) {

@@ -27,6 +27,9 @@ void te_svdf_s8(const int8_t *in, int8_t *out, int8_t *state, const int8_t *weig
  * (EvalLstm<int8_t, int8_t, int16_t, int32_t>), batch 1, no peepholes, projection or layer norm.
  * weights: {input->input, input->forget, input->cell, input->output,
  *           recurrent->input, recurrent->forget, recurrent->cell, recurrent->output} (TE_CONST data);
+ * wide: 0, or (cores with the Arm DSP extension, n_input and n_state multiples of 4) the same weights
+ *   re-laid for SMLAD, which then replace `weights` (0): per unit, its input rows then its recurrent
+ *   rows, per four columns and per gate the int16 pairs (w0, w2) and (w1, w3);
  * biases (TE_CONST data): per gate (input, forget, cell, output) the input FC's bias plus its input
  *   offset times the weights' row sums, then per gate the recurrent FC's hidden offset times its row sums;
  * params, TE_CONST: {steps, n_input, n_state, input_offset, hidden_offset (both folded into biases),
@@ -37,8 +40,8 @@ void te_svdf_s8(const int8_t *in, int8_t *out, int8_t *state, const int8_t *weig
  * lut: TFLM's 256-entry sigmoid table (sigmoid(i/24) in 0.16), TE_CONST.
  * hidden (int8) and cell (int16): the state, n_state each, updated in place; out: steps x n_state. */
 void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
-                const int8_t *const *weights, const int32_t *const *biases, const int32_t *params,
-                const uint16_t *lut);
+                const int8_t *const *weights, const int32_t *wide, const int32_t *const *biases,
+                const int32_t *params, const uint16_t *lut);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,7 @@ import numpy as np
 
 from tinyedge.aot.lowering import Lowered, Lowering, PointerOf
 from tinyedge.aot.nonlinear import c_int32
+from tinyedge.aot.ops import uses_dsp
 from tinyedge.aot.quant import quantize_multiplier
 from tinyedge.errors import TinyedgeError
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
@@ -159,17 +160,37 @@ def _check_lstm(model: TfliteModel, op: Operator) -> None:
 def lower_lstm(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     _check_lstm(model, op)
     prefix = f"op{op.index}_"
-    weights = ", ".join(ptr(op.inputs[i]) for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS)
+    wide = _smlad_weights(model, op) if uses_dsp(ptr) else None
+    if wide is None:
+        weights, wide_decl, wide_ptr = ", ".join(ptr(op.inputs[i]) for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS), "", "0"
+    else:
+        weights, wide_decl, wide_ptr = ", ".join(["0"] * 8), _int32_params(f"{prefix}wide", wide), f"{prefix}wide"
     folded = _folded_gate_biases(model, op)
     tables = "".join(_int32_params(f"{prefix}bias{i}", list(values)) for i, values in enumerate(folded))
     table = sigmoid_table()
     decls = (_int32_params(f"{prefix}params", lstm_parameters(model, op)) + tables
-             + f"static const int8_t *const {prefix}weights[8] = {{{weights}}};\n"
+             + wide_decl + f"static const int8_t *const {prefix}weights[8] = {{{weights}}};\n"
              + f"static const int32_t *const {prefix}biases[8] = {{{', '.join(f'{prefix}bias{i}' for i in range(8))}}};\n"
              + f"static const uint16_t {prefix}sigmoid[{len(table)}] TE_CONST = {{{', '.join(map(str, table))}}};\n")
     call = (f"te_lstm_s8({ptr(op.inputs[LSTM_INPUT])}, {ptr(op.outputs[0])}, {ptr(op.inputs[LSTM_HIDDEN])}, "
-            f"{ptr(op.inputs[LSTM_CELL])}, {prefix}weights, {prefix}biases, {prefix}params, {prefix}sigmoid);")
+            f"{ptr(op.inputs[LSTM_CELL])}, {prefix}weights, {wide_ptr}, {prefix}biases, {prefix}params, {prefix}sigmoid);")
     return Lowered(decls=decls, call=call)
+
+
+def _smlad_weights(model: TfliteModel, op: Operator) -> list[int] | None:
+    """te_lstm_s8's `wide` table (see te_recurrent.h), or None when a row is not a multiple of 4 long.
+    Exact: the same products, in pairs of sign-extended int16 for SMLAD."""
+    parts = []
+    for weights_at in (LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS):
+        gates = np.stack([model.tensors[op.inputs[i]].data.astype(np.int64) for i in weights_at])  # gate, unit, column
+        if gates.shape[2] % 4:
+            return None
+        quads = gates.reshape(4, gates.shape[1], -1, 4)                      # gate, unit, chunk, byte
+        low, high = quads[..., [0, 1]], quads[..., [2, 3]]                   # (w0, w1), (w2, w3)
+        pairs = ((low & 0xFFFF) | ((high & 0xFFFF) << 16)).astype(np.uint32).view(np.int32)
+        parts.append(pairs.transpose(1, 2, 0, 3))                            # unit, chunk, gate, pair
+    units = parts[0].shape[0]
+    return list(np.concatenate([p.reshape(units, -1) for p in parts], axis=1).ravel().astype(np.int64))
 
 
 def _folded_gate_biases(model: TfliteModel, op: Operator) -> list[np.ndarray]:
