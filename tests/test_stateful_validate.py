@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_tools, run_tinyedge
+from conftest import require_tools, requires_tflm, run_tinyedge
 from tinyedge.build import build
 from tinyedge.flash import flash
 from tinyedge.generate import generate
@@ -109,3 +109,17 @@ def test_firmware_that_predates_reset_state_is_refused_for_a_stateful_model(keyw
     assert result.returncode == 3, result.stdout + result.stderr
     assert "predates the RESET_STATE request" in result.stderr and "flash firmware" in result.stderr
     assert "PASS" not in result.stdout and "FAIL" not in result.stdout
+
+
+@requires_tflm
+def test_tflm_firmware_resets_its_variable_tensors_between_validations(keyword_svdfs, samples, tmp_path):
+    require_tools("cc", "c++", "make")
+    project = tmp_path / "fw"
+    generate(keyword_svdfs, "host", project, runtime="tflm")
+    build(project)
+    with flash(project) as port:
+        for run in ("first", "second"):
+            result = _validate(port, keyword_svdfs, samples, tmp_path / f"{run}.json")
+            assert result.returncode == 0, f"{run} run: {result.stdout}{result.stderr}"
+            report = json.loads((tmp_path / f"{run}.json").read_text())
+            assert report["runtime"] == "tflm" and report["bit_exact"] == 1.0
