@@ -123,3 +123,15 @@ def test_tflm_firmware_resets_its_variable_tensors_between_validations(keyword_s
             assert result.returncode == 0, f"{run} run: {result.stdout}{result.stderr}"
             report = json.loads((tmp_path / f"{run}.json").read_text())
             assert report["runtime"] == "tflm" and report["bit_exact"] == 1.0
+
+
+def test_a_board_that_resets_mid_run_stops_the_run_instead_of_comparing_lost_state(keyword_firmware, keyword_svdfs,
+                                                                                  samples, monkeypatch):
+    from tinyedge.validate import StoppedByDevice, validate
+
+    monkeypatch.setenv("TE_POSIX_RESET_AT_RX", "1000")   # the emulated board resets after 1000 bytes received
+    with flash(keyword_firmware) as port, pytest.raises(StoppedByDevice) as stopped:
+        validate(port, keyword_svdfs, np.load(samples))
+    assert "reset during sample" in str(stopped.value)
+    report = stopped.value.report
+    assert 0 < report.samples < 8 and report.bit_exact == 1.0
