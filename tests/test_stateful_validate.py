@@ -101,7 +101,8 @@ def test_firmware_that_predates_reset_state_is_refused_for_a_stateful_model(keyw
     generate(keyword_svdfs, "host", old, runtime="aot")
     protocol = old / "src" / "te_protocol.c"
     source = protocol.read_text()
-    request = source[source.index("    case TE_MSG_RESET_STATE:"):source.index("    default:", source.index("TE_MSG_RESET_STATE:"))]
+    start = source.index("    case TE_MSG_RESET_STATE:")
+    request = source[start:source.index("    default:", start)]
     protocol.write_text(source.replace(request, ""))
     build(old)
     with flash(old) as port:
