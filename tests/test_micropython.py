@@ -349,3 +349,17 @@ def test_firmware_is_refused_where_it_means_nothing(sine_model, tmp_path):
                           "--data", sine_model.eval_x, "--firmware", tmp_path / "x.bin")
     assert result.returncode == 1
     assert "drop --firmware" in " ".join((result.stdout + result.stderr).split())
+
+
+def test_the_micropython_server_answers_reset_state(sine_model, tmp_path):
+    from tinyedge.build import build
+    from tinyedge.flash import flash
+    from tinyedge.generate import generate
+    from tinyedge.protocol import Device
+
+    generate(sine_model.int8, "micropython-unix", tmp_path / "fw")
+    build(tmp_path / "fw")
+    with flash(tmp_path / "fw") as url, Device(url) as device:
+        device.reset_state()
+        device.reset_state()
+        assert device.info().runtime == "viper"

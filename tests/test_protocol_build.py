@@ -18,8 +18,8 @@ COMMON_DIR = REPO / "firmware" / "common"
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 FUZZ_SECONDS = int(os.environ.get("TINYEDGE_FUZZ_SECONDS", "20"))
 
-# The protocol's budget on a 2 KiB AVR, with 48-byte chunks (2,682 B of text and 104 B of RAM since
-# INFER replies are replayed on retransmission and every frame starts with 0x00).
+# The protocol's budget on a 2 KiB AVR, with 48-byte chunks (2,716 B of text and 104 B of RAM since
+# INFER replies are replayed on retransmission, every frame starts with 0x00 and RESET_STATE).
 AVR_FLASH_BUDGET = 2816
 AVR_RAM_BUDGET = 150
 

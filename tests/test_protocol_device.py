@@ -249,6 +249,20 @@ def test_device_errors_come_back_as_named_codes(uno_like):
         assert device.infer(data).output == model.expected_output(data)
 
 
+def test_reset_state_is_answered_repeatably_and_ends_a_partial_input(uno_like):
+    model = FixtureModel()
+    data = random_input(model, 6)
+    with start_firmware(uno_like) as fw, open_device(fw.url) as device:
+        device.reset_state()
+        device.reset_state()
+        assert device.infer(data).output == model.expected_output(data)
+        device._checked(MSG_WRITE, struct.pack("<I", 0) + data[:8], "WRITE")
+        device.reset_state()
+        status, _ = device._exchange(MSG_WRITE, struct.pack("<I", 8) + data[8:16], "WRITE")
+        assert status == BAD_SEQUENCE
+        assert device.infer(data).output == model.expected_output(data)
+
+
 def test_a_runtime_that_failed_to_start_is_reported(builds):
     firmware = builds.get(FixtureModel(), FIXTURE_INIT_FAILS=1)
     with start_firmware(firmware) as fw, open_device(fw.url) as device:

@@ -19,3 +19,4 @@ class DeviceError(TinyedgeError):
     """The device could not be reached, stayed silent or answered with an error."""
 
     exit_code = 3
+    status: int | None = None  # the protocol status code the device answered with, when it did

@@ -82,6 +82,12 @@ class Operator:
         return ACTIVATIONS.get(value, "NONE")
 
 
+# Operators whose state outlives an inference even where a converter did not mark a tensor variable.
+STATEFUL_OPS = frozenset({"SVDF", "UNIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN",
+                          "BIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_RNN", "VAR_HANDLE",
+                          "ASSIGN_VARIABLE", "READ_VARIABLE"})
+
+
 @dataclass
 class TfliteModel:
     path: Path | None
@@ -114,6 +120,12 @@ class TfliteModel:
         for op in self.operators:
             versions[op.opcode] = max(versions.get(op.opcode, 0), op.version)
         return dict(sorted(versions.items()))
+
+    @property
+    def is_stateful(self) -> bool:
+        """True when an inference depends on the ones before it: variable tensors (SVDF and LSTM
+        state) or resource variables, which the board keeps from boot."""
+        return any(t.is_variable for t in self.tensors) or any(op.opcode in STATEFUL_OPS for op in self.operators)
 
     def parameter_count(self) -> int:
         return sum(t.size for t in self.tensors if t.is_constant)

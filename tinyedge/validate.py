@@ -289,14 +289,32 @@ class Comparison:
         return SampleResult(index, output, want, diff, cycles, micros if isinstance(micros, int) else None)
 
 
+def start_from_boot_state(device: Any, journal: Journal) -> None:
+    """A stateful model's outputs depend on every sample before: the board's state goes back to its
+    boot values, as the host reference starts, and a run cannot resume halfway through."""
+    if journal.done:
+        journal.close()
+        raise TinyedgeError(f"{journal.path} records part of a run of a stateful model, whose state on the board "
+                            "cannot be restored halfway: rerun validate without --resume.")
+    try:
+        device.reset_state()
+    except DeviceError:
+        journal.close()
+        raise
+
+
 def run_samples(device: Any, inputs: np.ndarray, compare: Comparison, journal: Journal,
-                progress: Progress | None = None) -> Iterator[SampleResult]:
+                progress: Progress | None = None, stateful: bool = False) -> Iterator[SampleResult]:
     total = len(inputs)
     outputs = compare.outputs
     for index in range(total):
         if index in journal.done:
             continue
+        resets = device.resets_seen
         answer = device.infer(inputs[index].tobytes())
+        if stateful and device.resets_seen != resets:
+            raise DeviceError(f"the board reset during sample {index} and lost the model's state, so its outputs "
+                              "cannot be compared: check its power supply and rerun validate.")
         if len(answer.output) != outputs.nbytes:
             raise DeviceError(f"the board answered {len(answer.output)} output bytes for sample {index}, expected "
                               f"{outputs.nbytes}: flash the firmware again.")
@@ -443,10 +461,12 @@ def validate(
                           int(outputs.bounds[-1]))
         resumed = len(journal.done)
         results: list[SampleResult] = list(journal.done.values())
+        if model.is_stateful:
+            start_from_boot_state(device, journal)
         try:
             if progress:
                 progress(resumed, len(inputs))
-            for result in run_samples(device, inputs, compare, journal, progress):
+            for result in run_samples(device, inputs, compare, journal, progress, model.is_stateful):
                 results.append(result)
         except KeyboardInterrupt:
             interrupted = True

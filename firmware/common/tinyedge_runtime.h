@@ -36,6 +36,10 @@ uint32_t te_runtime_arena_size(void);
  * on zero input (TFLM's --fit-arena). TE_ERR_UNSUPPORTED where the arena is planned statically. */
 int te_runtime_set_arena(uint32_t bytes);
 
+/* Put the model's state (variable tensors: SVDF, LSTM) back as it is at boot, so a host reference
+ * that starts fresh sees the same state. A no-op returning TE_OK for stateless models. */
+int te_runtime_reset_state(void);
+
 /* "tflm" or "aot", and the runtime's version string. */
 const char *te_runtime_name(void);
 const char *te_runtime_version(void);

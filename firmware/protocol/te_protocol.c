@@ -382,6 +382,10 @@ static void dispatch(uint8_t type, uint8_t seq, const uint8_t *body, te_len_t le
     case TE_MSG_SET_ARENA:
       handle_set_arena(seq, body, len);
       break;
+    case TE_MSG_RESET_STATE:
+      received_end = 0;
+      reply_status(TE_MSG_RESET_STATE, seq, (uint8_t)te_runtime_reset_state());
+      break;
     default:
       send_nak(seq, TE_PROTO_BAD_TYPE);
       break;

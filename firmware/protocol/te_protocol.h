@@ -51,6 +51,7 @@ enum te_msg_type {
   TE_MSG_WRITE = 0x03,     /* offset u32, input bytes -> status */
   TE_MSG_INFER = 0x04,     /* offset u32, last input bytes -> status, cycles, micros, outputs */
   TE_MSG_SET_ARENA = 0x05, /* bytes u32 -> status, arena used, arena size */
+  TE_MSG_RESET_STATE = 0x06, /* -> status: the model's state tensors back to their boot values */
   TE_MSG_REPLY = 0x80,     /* OR-ed into the request type */
   TE_MSG_BOOT = 0x80,      /* unsolicited, seq 0: the device (re)started; body: protocol version */
   TE_MSG_NAK = 0xFF        /* a frame that could not be read or had an unknown type; body: status */

@@ -110,6 +110,13 @@ extern "C" uint32_t te_runtime_arena_size(void) {
   return static_cast<uint32_t>(g_arena_len);
 }
 
+extern "C" int te_runtime_reset_state(void) {
+  if (!g_ready) {
+    return TE_ERR_INIT;
+  }
+  return g_interpreter->Reset() == kTfLiteOk ? TE_OK : TE_ERR_INVOKE;
+}
+
 // bytes == 0 restores the full arena.
 extern "C" int te_runtime_set_arena(uint32_t bytes) {
   if (bytes > TE_TFLM_ARENA_BYTES) {

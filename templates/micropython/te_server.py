@@ -15,7 +15,8 @@ try:
 except ImportError:
     crc32 = None
 
-PING, INFO, WRITE, INFER, SET_ARENA, QUIT, REPLY, NAK = 0x01, 0x02, 0x03, 0x04, 0x05, 0x7E, 0x80, 0xFF
+PING, INFO, WRITE, INFER, SET_ARENA, RESET_STATE = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
+QUIT, REPLY, NAK = 0x7E, 0x80, 0xFF
 BAD_CRC, BAD_LENGTH, BAD_FRAME, BAD_TYPE, BAD_SEQUENCE, UNSUPPORTED = 0x10, 0x11, 0x12, 0x13, 0x14, 0x03
 MAX_FRAME = 8192
 
@@ -130,6 +131,8 @@ class Server:
             self.infer(seq, body)
         elif msg_type == SET_ARENA:
             self.send(SET_ARENA | REPLY, seq, bytes((UNSUPPORTED,)) + _u32(len(te_model.A)) * 2)
+        elif msg_type == RESET_STATE:  # viper kernels keep no state between inferences
+            self.send(RESET_STATE | REPLY, seq, b"\x00")
         elif msg_type == QUIT:
             self.send(QUIT | REPLY, seq, b"\x00")
             return False

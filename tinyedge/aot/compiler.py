@@ -275,14 +275,15 @@ def _header(plan: MemoryPlan) -> str:
 
 
 def _runtime_init(model: TfliteModel, offsets: dict[int, int]) -> str:
-    """te_runtime_init: the state (variable) tensors reset as TFLM's ResetVariableTensors does, every
-    byte to an int8 tensor's zero point, to 0 for other types."""
+    """te_runtime_reset_state, which te_runtime_init calls: the state (variable) tensors reset as
+    TFLM's ResetVariableTensors does, every byte to an int8 tensor's zero point, to 0 for others."""
     resets = []
     for index in sorted(t for t in offsets if model.tensors[t].is_variable):
         t = model.tensors[index]
         value = int(t.zero_point[0]) & 0xFF if t.type_name == "INT8" and t.zero_point.size else 0
         resets.append(f"  memset(te_arena + {offsets[index]}, {value}, {t.nbytes});  /* {tensor_label(t)} */\n")
-    return "int te_runtime_init(void) {\n" + "".join(resets) + "  return TE_OK;\n}\n\n"
+    return ("int te_runtime_reset_state(void) {\n" + "".join(resets) + "  return TE_OK;\n}\n\n"
+            "int te_runtime_init(void) {\n  return te_runtime_reset_state();\n}\n\n")
 
 
 def _switch(signature: str, offsets: list[int]) -> str:

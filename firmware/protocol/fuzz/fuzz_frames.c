@@ -50,6 +50,7 @@ int te_runtime_invoke(void) {
   tensors[77] = 0;
   return tensors[1] == 0xEE ? TE_ERR_INVOKE : TE_OK;
 }
+int te_runtime_reset_state(void) { return ready ? TE_OK : TE_ERR_INIT; }
 uint32_t te_runtime_arena_used(void) { return ready ? 78u : 0u; }
 uint32_t te_runtime_arena_size(void) { return arena; }
 int te_runtime_set_arena(uint32_t bytes) {
