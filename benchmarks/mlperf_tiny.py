@@ -102,6 +102,8 @@ def measure(project, model: TfliteModel, inputs: list[list[np.ndarray]], runs: i
             raise TinyedgeError(f"the {project.board_id} firmware reports no cycle counter: flash a board with a timer.")
         first = method.concat_bytes(inputs[0])
         ticks = [device.infer(first).cycles for _ in range(runs)]
+        if model.is_stateful:   # the timing runs moved the board's state; the reference starts from boot
+            device.reset_state()
         exact = sum(device.infer(method.concat_bytes(x)).output == method.concat_bytes(reference.run(x)) for x in inputs)
         stack_used = device.info(refresh=True).stack_used
     if stack_used is None:
