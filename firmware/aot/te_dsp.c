@@ -446,6 +446,24 @@ static void te_dsp_rows(const int8_t **rows, const int8_t *in, te_dim oy, const 
   }
 }
 
+/* im2col of output pixel p and, when there is one, pixel p + 1 into col's two slots; returns whether
+ * the second pixel exists. */
+static inline uint8_t te_dsp_im2col_pixels(int16_t *col, const int8_t **rows, const int8_t *in, int32_t p,
+                                           int32_t pixels, const te_window_t *w, int32_t input_offset) {
+  const uint8_t pair = p + 1 < pixels;
+  te_dim oy = (te_dim)(p / w->out_w), ox = (te_dim)(p % w->out_w);
+  te_dsp_rows(rows, in, oy, w);
+  te_dsp_im2col(col, 0, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, input_offset);
+  if (pair) {
+    if (++ox == w->out_w) {
+      ox = 0;
+      te_dsp_rows(rows, in, ++oy, w);
+    }
+    te_dsp_im2col(col, 1, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, input_offset);
+  }
+  return pair;
+}
+
 static int32_t te_dsp_groups(const te_window_t *w) {
   return ((int32_t)w->k_h * w->k_w * w->in_c + 3) >> 2;
 }
@@ -467,17 +485,7 @@ void te_dsp_conv2d(int8_t *out, const int8_t *in, const int32_t *filter, const i
     return;
   }
   for (p = 0; p < pixels; p += 2) {
-    const uint8_t pair = p + 1 < pixels;
-    te_dim oy = (te_dim)(p / w->out_w), ox = (te_dim)(p % w->out_w);
-    te_dsp_rows(rows, in, oy, w);
-    te_dsp_im2col(col, 0, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, q->input_offset);
-    if (pair) {
-      if (++ox == w->out_w) {
-        ox = 0;
-        te_dsp_rows(rows, in, ++oy, w);
-      }
-      te_dsp_im2col(col, 1, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, q->input_offset);
-    }
+    const uint8_t pair = te_dsp_im2col_pixels(col, rows, in, p, pixels, w, q->input_offset);
     te_dsp_conv_pixels(out + p * w->out_c, pair ? out + (p + 1) * w->out_c : 0, col, filter, bias, groups,
                        w->out_c, q, clamp);
   }
@@ -949,18 +957,8 @@ void te_dsp_conv2d_fc(const int8_t *in, const int32_t *packed, const int32_t *bi
     fc_acc[o] = fc_bias != 0 ? TE_RD_S32(fc_bias + o) : 0;
   }
   for (p = 0; p < pixels; p += 2) {
-    const uint8_t pair = p + 1 < pixels;
+    const uint8_t pair = te_dsp_im2col_pixels(col, rows, in, p, pixels, w, q->input_offset);
     const int32_t n = (pair ? 2 : 1) * w->out_c;
-    te_dim oy = (te_dim)(p / w->out_w), ox = (te_dim)(p % w->out_w);
-    te_dsp_rows(rows, in, oy, w);
-    te_dsp_im2col(col, 0, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, q->input_offset);
-    if (pair) {
-      if (++ox == w->out_w) {
-        ox = 0;
-        te_dsp_rows(rows, in, ++oy, w);
-      }
-      te_dsp_im2col(col, 1, rows, (int16_t)(ox * w->stride_w - w->pad_w), w, q->input_offset);
-    }
     te_dsp_conv_pixels(values, pair ? values + w->out_c : 0, col, packed, bias, groups, w->out_c, q, clamp);
     for (o = 0; o < fc_depth; ++o) {
       const int8_t *f = fc_filter + (int32_t)o * fc_size + p * w->out_c;
