@@ -24,8 +24,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
+import yaml
+
 from tinyedge.errors import TinyedgeError
-from tinyedge.paths import cache_dir, tflm_dir_from_env
+from tinyedge.paths import FIRMWARE_DIR, cache_dir, tflm_dir_from_env
 from tinyedge.tflite_model import TfliteModel, refuse_custom_ops
 
 MAKE_TREE_HINT = (
@@ -73,113 +75,10 @@ CORE_EXCLUDED = frozenset({
 # Kernel-directory helpers every kernel links against.
 KERNEL_SUPPORT = ("kernel_util", "micro_tensor_utils")
 
-# TFLite builtin op -> (MicroMutableOpResolver method, kernel sources in tensorflow/lite/micro/kernels
-# without ".cc"). Derived from micro_mutable_op_resolver.h (which Register_* each Add* uses) and the
-# kernel file defining that Register_*, plus the *_common.cc and kernel files it includes.
+OP_TABLE_FILE = FIRMWARE_DIR / "tflm" / "ops.yaml"
+# TFLite builtin op -> (MicroMutableOpResolver method, kernel sources without ".cc"): see OP_TABLE_FILE.
 OP_TABLE: dict[str, tuple[str, tuple[str, ...]]] = {
-    "ABS": ("AddAbs", ("elementwise",)),
-    "ADD": ("AddAdd", ("add", "add_common")),
-    "ADD_N": ("AddAddN", ("add_n",)),
-    "ARG_MAX": ("AddArgMax", ("arg_min_max",)),
-    "ARG_MIN": ("AddArgMin", ("arg_min_max",)),
-    "ASSIGN_VARIABLE": ("AddAssignVariable", ("assign_variable",)),
-    "AVERAGE_POOL_2D": ("AddAveragePool2D", ("pooling", "pooling_common")),
-    "BATCH_MATMUL": ("AddBatchMatMul", ("batch_matmul", "batch_matmul_common")),
-    "BATCH_TO_SPACE_ND": ("AddBatchToSpaceNd", ("batch_to_space_nd",)),
-    "BROADCAST_ARGS": ("AddBroadcastArgs", ("broadcast_args",)),
-    "BROADCAST_TO": ("AddBroadcastTo", ("broadcast_to",)),
-    "CALL_ONCE": ("AddCallOnce", ("call_once",)),
-    "CAST": ("AddCast", ("cast",)),
-    "CEIL": ("AddCeil", ("ceil",)),
-    "CONCATENATION": ("AddConcatenation", ("concatenation",)),
-    "CONV_2D": ("AddConv2D", ("conv", "conv_common")),
-    "COS": ("AddCos", ("elementwise",)),
-    "CUMSUM": ("AddCumSum", ("cumsum",)),
-    "DEPTHWISE_CONV_2D": ("AddDepthwiseConv2D", ("depthwise_conv", "depthwise_conv_common", "conv_common")),
-    "DEPTH_TO_SPACE": ("AddDepthToSpace", ("depth_to_space",)),
-    "DEQUANTIZE": ("AddDequantize", ("dequantize", "dequantize_common")),
-    "DIV": ("AddDiv", ("div",)),
-    "DYNAMIC_UPDATE_SLICE": ("AddDynamicUpdateSlice", ("dynamic_update_slice",)),
-    "ELU": ("AddElu", ("elu",)),
-    "EMBEDDING_LOOKUP": ("AddEmbeddingLookup", ("embedding_lookup",)),
-    "EQUAL": ("AddEqual", ("comparisons",)),
-    "EXP": ("AddExp", ("exp",)),
-    "EXPAND_DIMS": ("AddExpandDims", ("expand_dims",)),
-    "FILL": ("AddFill", ("fill",)),
-    "FLOOR": ("AddFloor", ("floor",)),
-    "FLOOR_DIV": ("AddFloorDiv", ("floor_div",)),
-    "FLOOR_MOD": ("AddFloorMod", ("floor_mod",)),
-    "FULLY_CONNECTED": ("AddFullyConnected", ("fully_connected", "fully_connected_common")),
-    "GATHER": ("AddGather", ("gather",)),
-    "GATHER_ND": ("AddGatherNd", ("gather_nd",)),
-    "GREATER": ("AddGreater", ("comparisons",)),
-    "GREATER_EQUAL": ("AddGreaterEqual", ("comparisons",)),
-    "HARD_SWISH": ("AddHardSwish", ("hard_swish", "hard_swish_common")),
-    "IF": ("AddIf", ("if",)),
-    "L2_NORMALIZATION": ("AddL2Normalization", ("l2norm",)),
-    "L2_POOL_2D": ("AddL2Pool2D", ("l2_pool_2d",)),
-    "LEAKY_RELU": ("AddLeakyRelu", ("leaky_relu", "leaky_relu_common")),
-    "LESS": ("AddLess", ("comparisons",)),
-    "LESS_EQUAL": ("AddLessEqual", ("comparisons",)),
-    "LOG": ("AddLog", ("elementwise",)),
-    "LOGICAL_AND": ("AddLogicalAnd", ("logical", "logical_common")),
-    "LOGICAL_NOT": ("AddLogicalNot", ("elementwise",)),
-    "LOGICAL_OR": ("AddLogicalOr", ("logical", "logical_common")),
-    "LOGISTIC": ("AddLogistic", ("logistic", "logistic_common")),
-    "LOG_SOFTMAX": ("AddLogSoftmax", ("log_softmax",)),
-    "MAXIMUM": ("AddMaximum", ("maximum_minimum",)),
-    "MAX_POOL_2D": ("AddMaxPool2D", ("pooling", "pooling_common")),
-    "MEAN": ("AddMean", ("reduce", "reduce_common")),
-    "MINIMUM": ("AddMinimum", ("maximum_minimum",)),
-    "MIRROR_PAD": ("AddMirrorPad", ("mirror_pad",)),
-    "MUL": ("AddMul", ("mul", "mul_common")),
-    "NEG": ("AddNeg", ("neg",)),
-    "NOT_EQUAL": ("AddNotEqual", ("comparisons",)),
-    "PACK": ("AddPack", ("pack",)),
-    "PAD": ("AddPad", ("pad", "pad_common")),
-    "PADV2": ("AddPadV2", ("pad", "pad_common")),
-    "PRELU": ("AddPrelu", ("prelu", "prelu_common")),
-    "QUANTIZE": ("AddQuantize", ("quantize", "quantize_common")),
-    "READ_VARIABLE": ("AddReadVariable", ("read_variable",)),
-    "REDUCE_ALL": ("AddReduceAll", ("reduce", "reduce_common")),
-    "REDUCE_MAX": ("AddReduceMax", ("reduce", "reduce_common")),
-    "REDUCE_MIN": ("AddReduceMin", ("reduce", "reduce_common")),
-    "RELU": ("AddRelu", ("activations", "activations_common")),
-    "RELU6": ("AddRelu6", ("activations", "activations_common")),
-    "RESHAPE": ("AddReshape", ("reshape", "reshape_common")),
-    "RESIZE_BILINEAR": ("AddResizeBilinear", ("resize_bilinear",)),
-    "RESIZE_NEAREST_NEIGHBOR": ("AddResizeNearestNeighbor", ("resize_nearest_neighbor",)),
-    "REVERSE_V2": ("AddReverseV2", ("reverse",)),
-    "ROUND": ("AddRound", ("round",)),
-    "RSQRT": ("AddRsqrt", ("elementwise",)),
-    "SELECT_V2": ("AddSelectV2", ("select",)),
-    "SHAPE": ("AddShape", ("shape",)),
-    "SIN": ("AddSin", ("elementwise",)),
-    "SLICE": ("AddSlice", ("slice",)),
-    "SOFTMAX": ("AddSoftmax", ("softmax", "softmax_common")),
-    "SPACE_TO_BATCH_ND": ("AddSpaceToBatchNd", ("space_to_batch_nd",)),
-    "SPACE_TO_DEPTH": ("AddSpaceToDepth", ("space_to_depth",)),
-    "SPLIT": ("AddSplit", ("split",)),
-    "SPLIT_V": ("AddSplitV", ("split_v",)),
-    "SQRT": ("AddSqrt", ("elementwise",)),
-    "SQUARE": ("AddSquare", ("elementwise",)),
-    "SQUARED_DIFFERENCE": ("AddSquaredDifference", ("squared_difference",)),
-    "SQUEEZE": ("AddSqueeze", ("squeeze",)),
-    "STRIDED_SLICE": ("AddStridedSlice", ("strided_slice", "strided_slice_common")),
-    "SUB": ("AddSub", ("sub", "sub_common")),
-    "SUM": ("AddSum", ("reduce", "reduce_common")),
-    "SVDF": ("AddSvdf", ("svdf", "svdf_common")),
-    "TANH": ("AddTanh", ("tanh",)),
-    "TRANSPOSE": ("AddTranspose", ("transpose", "transpose_common")),
-    "TRANSPOSE_CONV": ("AddTransposeConv", ("transpose_conv",)),
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": ("AddUnidirectionalSequenceLSTM", (
-        "unidirectional_sequence_lstm", "lstm_eval", "lstm_eval_common", "fully_connected",
-        "fully_connected_common")),
-    "UNPACK": ("AddUnpack", ("unpack",)),
-    "VAR_HANDLE": ("AddVarHandle", ("var_handle",)),
-    "WHILE": ("AddWhile", ("while",)),
-    "ZEROS_LIKE": ("AddZerosLike", ("zeros_like",)),
-}
+    op: (entry[0], tuple(entry[1:])) for op, entry in yaml.safe_load(OP_TABLE_FILE.read_text()).items()}
 
 COMPILE_JOBS = 2
 

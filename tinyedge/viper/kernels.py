@@ -13,6 +13,8 @@ Every buffer goes in as `ptr8`: the arena (a bytearray), the weights and the pac
 
 from __future__ import annotations
 
+import textwrap
+
 KERNEL_MODULE = "te_kernels"
 
 
@@ -64,6 +66,11 @@ def _store(acc: str, dst: str, indent: str) -> list[str]:
             f"{indent}if {acc} > hi:", f"{indent}    {acc} = hi", f"{indent}A[{dst}] = {acc}"]
 
 
+def _code(text: str, indent: int) -> list[str]:
+    """The lines of an indented block of viper code, re-indented to start `indent` spaces in."""
+    return [" " * indent + line for line in textwrap.dedent(text).strip("\n").splitlines()]
+
+
 def _params(names: str) -> list[str]:
     return [f"    {name} = {rd32('P', str(4 * i))}" for i, name in enumerate(names.split())]
 
@@ -87,31 +94,48 @@ def _dot(indent: str) -> list[str]:
             f"{indent}    p += 1"]
 
 
+MAC_ARGS = "p: int, acc: int, A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8"
+
+
+def _mac_kernel(name: str, params: str, region: str, body: list[str]) -> list[str]:
+    """A multiply-accumulate kernel: p and acc first (viper keeps them in registers), its geometry read
+    from P, and the input region flipped to offset binary around the body and back after it."""
+    lines = ["@micropython.viper", f"def {name}({MAC_ARGS}):"]
+    lines += _params(params)
+    lines += _flip("src", region, "    ")
+    return lines + body + _flip("src", region, "    ")
+
+
+def _output(channel: str, dst: str, indent: str, input_sum: bool = False) -> list[str]:
+    """acc + the channel's bias (less 128 * sum(x_u) where the input ran in offset binary), requantized
+    with the channel's triple and stored."""
+    centre = " - 128 * sx" if input_sum else ""
+    lines = [f"{indent}acc += {rd32('B', f'4 * {channel}')}{centre}", f"{indent}qa = 12 * {channel} * pc"]
+    return lines + _requant_from_table("acc", "Q", "qa", indent) + _store("acc", dst, indent)
+
+
+def _dot_run(start: str, length: str, weights: str, indent: str) -> list[str]:
+    """acc += the dot product of `length` arena bytes from address `start` with the weights at `weights`."""
+    return [f"{indent}p = {start}", f"{indent}e = p + {length}", f"{indent}dd = {weights} - p"] + _dot(indent)
+
+
 def _fully_connected() -> list[str]:
     """sum((x + off) * w) + bias = sum(x_u * w_u) - 128 * sum(x_u) + bias', bias' = bias + (off - 128) * sum(w)
     folded by the generator, sum(x_u) once per input row."""
-    lines = ["@micropython.viper",
-             "def fully_connected(p: int, acc: int, A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
-    lines += _params("src dst batches depth n_out zpu ozp lo hi pc")
-    lines += _flip("src", "batches * depth", "    ")
-    lines += ["    base_a = int(A)",
-              "    base_w = int(W)",
-              "    for b in range(batches):",
-              "        x0 = src + b * depth",
-              "        sx = 0",
-              "        for c in range(depth):",
-              "            sx += A[x0 + c]",
-              "        for o in range(n_out):",
-              "            p = base_a + x0",
-              "            e = p + depth",
-              "            dd = base_w + o * depth - p",
-              "            acc = 0"]
-    lines += _dot(" " * 12)
-    lines += [f"            acc += {rd32('B', '4 * o')} - 128 * sx", "            qa = 12 * o * pc"]
-    lines += _requant_from_table("acc", "Q", "qa", " " * 12)
-    lines += _store("acc", "dst + b * n_out + o", " " * 12)
-    lines += _flip("src", "batches * depth", "    ")
-    return lines
+    body = _code("""
+        base_a = int(A)
+        base_w = int(W)
+        for b in range(batches):
+            x0 = src + b * depth
+            sx = 0
+            for c in range(depth):
+                sx += A[x0 + c]
+            for o in range(n_out):
+                acc = 0
+        """, 4)
+    body += _dot_run("base_a + x0", "depth", "base_w + o * depth", " " * 12)
+    body += _output("o", "dst + b * n_out + o", " " * 12, input_sum=True)
+    return _mac_kernel("fully_connected", "src dst batches depth n_out zpu ozp lo hi pc", "batches * depth", body)
 
 
 _WINDOW = "src dst in_h in_w in_c out_h out_w out_c k_h k_w s_h s_w d_h d_w pad_h pad_w"
@@ -121,53 +145,46 @@ def _conv2d() -> list[str]:
     """As FULLY_CONNECTED per output pixel; a tap in the padding reads as the input zero point (zpu in
     offset binary), whose (x + off) is 0, which is exactly TFLM's skipping it. With dilation 1 across, a
     row of taps inside the input is one contiguous run of k_w * in_c bytes in both input and weights."""
-    lines = ["@micropython.viper", "def conv2d(p: int, acc: int, A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
-    lines += _params(_WINDOW + " zpu ozp lo hi pc")
-    lines += _flip("src", "in_h * in_w * in_c", "    ")
-    lines += ["    base_a = int(A)",
-              "    base_w = int(W)",
-              "    for oy in range(out_h):",
-              "        iy0 = oy * s_h - pad_h",
-              "        for ox in range(out_w):",
-              "            ix0 = ox * s_w - pad_w",
-              "            sx = 0",
-              "            for ky in range(k_h):",
-              "                iy = iy0 + d_h * ky",
-              "                for kx in range(k_w):",
-              "                    ix = ix0 + d_w * kx",
-              "                    if iy < 0 or iy >= in_h or ix < 0 or ix >= in_w:",
-              "                        sx += zpu * in_c",
-              "                        continue",
-              "                    x0 = src + (iy * in_w + ix) * in_c",
-              "                    for c in range(in_c):",
-              "                        sx += A[x0 + c]",
-              "            row_inside = d_w == 1 and ix0 >= 0 and ix0 + k_w <= in_w",
-              "            for oc in range(out_c):",
-              "                acc = 0",
-              "                for ky in range(k_h):",
-              "                    iy = iy0 + d_h * ky",
-              "                    if row_inside and iy >= 0 and iy < in_h:",
-              "                        p = base_a + src + (iy * in_w + ix0) * in_c",
-              "                        e = p + k_w * in_c",
-              "                        dd = base_w + (oc * k_h + ky) * k_w * in_c - p"]
-    lines += _dot(" " * 24)
-    lines += ["                        continue",
-              "                    for kx in range(k_w):",
-              "                        ix = ix0 + d_w * kx",
-              "                        w0 = ((oc * k_h + ky) * k_w + kx) * in_c",
-              "                        if iy < 0 or iy >= in_h or ix < 0 or ix >= in_w:",
-              "                            for c in range(in_c):",
-              "                                acc += zpu * W[w0 + c]",
-              "                            continue",
-              "                        p = base_a + src + (iy * in_w + ix) * in_c",
-              "                        e = p + in_c",
-              "                        dd = base_w + w0 - p"]
-    lines += _dot(" " * 24)
-    lines += [f"                acc += {rd32('B', '4 * oc')} - 128 * sx", "                qa = 12 * oc * pc"]
-    lines += _requant_from_table("acc", "Q", "qa", " " * 16)
-    lines += _store("acc", "dst + (oy * out_w + ox) * out_c + oc", " " * 16)
-    lines += _flip("src", "in_h * in_w * in_c", "    ")
-    return lines
+    body = _code("""
+        base_a = int(A)
+        base_w = int(W)
+        for oy in range(out_h):
+            iy0 = oy * s_h - pad_h
+            for ox in range(out_w):
+                ix0 = ox * s_w - pad_w
+                sx = 0
+                for ky in range(k_h):
+                    iy = iy0 + d_h * ky
+                    for kx in range(k_w):
+                        ix = ix0 + d_w * kx
+                        if iy < 0 or iy >= in_h or ix < 0 or ix >= in_w:
+                            sx += zpu * in_c
+                            continue
+                        x0 = src + (iy * in_w + ix) * in_c
+                        for c in range(in_c):
+                            sx += A[x0 + c]
+                row_inside = d_w == 1 and ix0 >= 0 and ix0 + k_w <= in_w
+                for oc in range(out_c):
+                    acc = 0
+                    for ky in range(k_h):
+                        iy = iy0 + d_h * ky
+                        if row_inside and iy >= 0 and iy < in_h:
+        """, 4)
+    body += _dot_run("base_a + src + (iy * in_w + ix0) * in_c", "k_w * in_c", "base_w + (oc * k_h + ky) * k_w * in_c",
+                     " " * 24)
+    body += _code("""
+        continue
+    for kx in range(k_w):
+        ix = ix0 + d_w * kx
+        w0 = ((oc * k_h + ky) * k_w + kx) * in_c
+        if iy < 0 or iy >= in_h or ix < 0 or ix >= in_w:
+            for c in range(in_c):
+                acc += zpu * W[w0 + c]
+            continue
+        """, 20)
+    body += _dot_run("base_a + src + (iy * in_w + ix) * in_c", "in_c", "base_w + w0", " " * 24)
+    body += _output("oc", "dst + (oy * out_w + ox) * out_c + oc", " " * 16, input_sum=True)
+    return _mac_kernel("conv2d", _WINDOW + " zpu ozp lo hi pc", "in_h * in_w * in_c", body)
 
 
 def _depthwise_conv2d() -> list[str]:
@@ -175,11 +192,7 @@ def _depthwise_conv2d() -> list[str]:
     plus the generator's bias' = bias + (off - 128) * sum(w); a tap in the padding reads the input zero
     point (zpu), whose (x + off) is 0, as TFLM's skipping it. A row of taps inside the input runs with
     p (input) and acc in registers; the weight sits at p + dd."""
-    lines = ["@micropython.viper",
-             "def depthwise_conv2d(p: int, acc: int, A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
-    lines += _params(_WINDOW + " zpu ozp lo hi pc")
-    lines += _flip("src", "in_h * in_w * in_c", "    ")
-    lines += ["    base_a = int(A) + src",
+    body = ["    base_a = int(A) + src",
               "    base_w = int(W)",
               "    step = d_w * in_c",
               "    ds = out_c - step",
@@ -213,12 +226,9 @@ def _depthwise_conv2d() -> list[str]:
               "                        if ix < 0 or ix >= in_w:",
               "                            acc += zpu * wv",
               "                        else:",
-              "                            acc += A[src + (iy * in_w + ix) * in_c + c] * wv",
-              f"                acc += {rd32('B', '4 * c')}", "                qa = 12 * c * pc"]
-    lines += _requant_from_table("acc", "Q", "qa", " " * 16)
-    lines += _store("acc", "dst + (oy * out_w + ox) * out_c + c", " " * 16)
-    lines += _flip("src", "in_h * in_w * in_c", "    ")
-    return lines
+              "                            acc += A[src + (iy * in_w + ix) * in_c + c] * wv"]
+    body += _output("c", "dst + (oy * out_w + ox) * out_c + c", " " * 16)
+    return _mac_kernel("depthwise_conv2d", _WINDOW + " zpu ozp lo hi pc", "in_h * in_w * in_c", body)
 
 
 def _depthwise_multiplier() -> list[str]:
@@ -241,11 +251,8 @@ def _depthwise_multiplier() -> list[str]:
               "                        if ix < 0 or ix >= in_w:",
               "                            continue",
               "                        acc += ((A[src + (iy * in_w + ix) * in_c + ic] ^ 128) + k) * "
-              "((W[(ky * k_w + kx) * out_c + oc] ^ 128) - 128)",
-              f"                acc += {rd32('B', '4 * oc')}", "                qa = 12 * oc * pc"]
-    lines += _requant_from_table("acc", "Q", "qa", " " * 16)
-    lines += _store("acc", "dst + (oy * out_w + ox) * out_c + oc", " " * 16)
-    return lines
+              "((W[(ky * k_w + kx) * out_c + oc] ^ 128) - 128)"]
+    return lines + _output("oc", "dst + (oy * out_w + ox) * out_c + oc", " " * 16)
 
 
 def _pool(name: str, average: bool) -> list[str]:
