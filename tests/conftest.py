@@ -38,36 +38,34 @@ def run_tinyedge(*args: str | Path, cwd: Path | None = None, env: dict | None = 
     return subprocess.run([*TINYEDGE, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=merged, timeout=timeout)
 
 
+def quantized_session_model(out: Path, name: str, keras_model, x: np.ndarray, y: np.ndarray,
+                            calibration: int) -> ModelFiles:
+    """A Keras model saved, its data split into calibration and evaluation sets, and quantized to int8."""
+    from tinyedge.quantize import quantize_model
+
+    keras_model.save(out / f"{name}.keras")
+    np.save(out / "cal.npy", x[:calibration])
+    np.save(out / "eval_x.npy", x[calibration:])
+    np.save(out / "eval_y.npy", y[calibration:])
+    quantize_model(out / f"{name}.keras", x[:calibration], out / f"{name}_int8.tflite")
+    return ModelFiles(out / f"{name}.keras", out / "cal.npy", out / "eval_x.npy", out / "eval_y.npy",
+                      out / f"{name}_int8.tflite")
+
+
 @pytest.fixture(scope="session")
 def sine_model(tmp_path_factory) -> ModelFiles:
     import models
-    from tinyedge.quantize import quantize_model
 
-    out = tmp_path_factory.mktemp("sine")
-    keras_model = models.sine_mlp()
-    keras_model.save(out / "sine.keras")
     x, y = models.sine_data(300, seed=5)
-    np.save(out / "cal.npy", x[:200])
-    np.save(out / "eval_x.npy", x[200:])
-    np.save(out / "eval_y.npy", y[200:])
-    quantize_model(out / "sine.keras", x[:200], out / "sine_int8.tflite")
-    return ModelFiles(out / "sine.keras", out / "cal.npy", out / "eval_x.npy", out / "eval_y.npy", out / "sine_int8.tflite")
+    return quantized_session_model(tmp_path_factory.mktemp("sine"), "sine", models.sine_mlp(), x, y, 200)
 
 
 @pytest.fixture(scope="session")
 def cnn_model(tmp_path_factory) -> ModelFiles:
     import models
-    from tinyedge.quantize import quantize_model
 
-    out = tmp_path_factory.mktemp("cnn")
-    keras_model = models.small_cnn()
-    keras_model.save(out / "cnn.keras")
     x, y = models.blobs_images(160, seed=9)
-    np.save(out / "cal.npy", x[:100])
-    np.save(out / "eval_x.npy", x[100:])
-    np.save(out / "eval_y.npy", y[100:])
-    quantize_model(out / "cnn.keras", x[:100], out / "cnn_int8.tflite")
-    return ModelFiles(out / "cnn.keras", out / "cal.npy", out / "eval_x.npy", out / "eval_y.npy", out / "cnn_int8.tflite")
+    return quantized_session_model(tmp_path_factory.mktemp("cnn"), "cnn", models.small_cnn(), x, y, 100)
 
 
 @pytest.fixture(scope="session")

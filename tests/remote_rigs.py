@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import require_tools
+
 REPO = Path(__file__).resolve().parent.parent
 # Beside the checkout (CI, /work/main); a git worktree under wt/ finds it one level up.
 REAL_MODELS = next((base / "shared" / "models" / "real" for base in (REPO.parent, REPO.parent.parent)
@@ -52,6 +54,13 @@ def build_host_firmware(model: Path, out_dir: Path) -> Path:
 def hello_world_inputs(path: Path, count: int = 24) -> Path:
     np.save(path, np.linspace(0.0, 2 * np.pi, count, dtype=np.float32).reshape(count, 1))
     return path
+
+
+def hello_world_host_rig(out_dir: Path) -> tuple[Path, Path, Path]:
+    """(model, built host firmware project, inputs) for hello_world: what every remote rig test serves."""
+    require_tools("cc", "make")
+    model = require_hello_world()
+    return model, build_host_firmware(model, out_dir), hello_world_inputs(out_dir / "x.npy")
 
 
 @contextmanager

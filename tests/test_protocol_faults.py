@@ -314,22 +314,29 @@ def test_a_timeout_of_zero_is_refused_in_one_sentence(cnn_model, tmp_path):
 
 # ---- the TFLM runtime ----
 
+def tflm_firmware_on_qemu(model_name: str, project_dir: Path) -> Path:
+    """A real model's TFLM firmware for qemu-cortex-m4, built into project_dir; returns the model."""
+    from tinyedge.build import build
+    from tinyedge.generate import generate
+
+    tflite = REAL_MODELS / model_name
+    if not tflite.exists():
+        pytest.skip(f"{REAL_MODELS} is absent (the real trained models)")
+    require_tools(*BOARD_TOOLS["qemu-cortex-m4"])
+    generate(tflite, "qemu-cortex-m4", project_dir, runtime="tflm", tflm_dir=tflm_tree())
+    build(project_dir)
+    return tflite
+
+
 @requires_tflm
 def test_tflm_corrupted_replies_of_a_multi_chunk_model_stay_exact(tmp_path):
     """The same as above on TFLM's interpreter, whose arena planner reuses the input's memory:
     person_detect's 9,216-byte input takes ten chunks on QEMU."""
-    from tinyedge.build import build
     from tinyedge.flash import flash
-    from tinyedge.generate import generate
     from tinyedge.reference import Reference
     from tinyedge.tflite_model import load_tflite
 
-    tflite = REAL_MODELS / "person_detect.tflite"
-    if not tflite.exists():
-        pytest.skip(f"{REAL_MODELS} is absent (the real trained models)")
-    require_tools(*BOARD_TOOLS["qemu-cortex-m4"])
-    generate(tflite, "qemu-cortex-m4", tmp_path / "fw", runtime="tflm", tflm_dir=tflm_tree())
-    build(tmp_path / "fw")
+    tflite = tflm_firmware_on_qemu("person_detect.tflite", tmp_path / "fw")
     model = load_tflite(tflite)
     reference = Reference(model)
     shape = model.input_tensors[0].shape
@@ -352,16 +359,9 @@ def test_tflm_resnet_on_qemu_is_waited_for_not_sent_again(tmp_path):
     import json
 
     from conftest import run_tinyedge
-    from tinyedge.build import build
     from tinyedge.flash import flash
-    from tinyedge.generate import generate
 
-    tflite = REAL_MODELS / "pretrainedResnet_quant.tflite"
-    if not tflite.exists():
-        pytest.skip(f"{REAL_MODELS} is absent (the real trained models)")
-    require_tools(*BOARD_TOOLS["qemu-cortex-m4"])
-    generate(tflite, "qemu-cortex-m4", tmp_path / "fw", runtime="tflm", tflm_dir=tflm_tree())
-    build(tmp_path / "fw")
+    tflite = tflm_firmware_on_qemu("pretrainedResnet_quant.tflite", tmp_path / "fw")
     data = tmp_path / "x.npy"
     np.save(data, np.random.default_rng(0).integers(-128, 128, size=(1, 32, 32, 3), dtype=np.int8))
     with flash(tmp_path / "fw") as url:

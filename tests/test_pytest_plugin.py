@@ -12,8 +12,8 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from conftest import REPO, require_tools
-from remote_rigs import build_host_firmware, hello_world_inputs, require_hello_world
+from conftest import REPO
+from remote_rigs import hello_world_host_rig
 
 RIG_SUITE = '''
 import numpy as np
@@ -41,11 +41,8 @@ def test_another_model_than_the_flashed_one_fails(tinyedge_board):
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
-    require_tools("cc", "make")
-    model = require_hello_world()
     out = tmp_path_factory.mktemp("rig")
-    project = build_host_firmware(model, out)
-    data = hello_world_inputs(out / "x.npy")
+    model, project, data = hello_world_host_rig(out)
     other = sorted(model.parent.glob("*.tflite"))
     other = next(p for p in other if p.name == "ad01_int8.tflite")
     (out / "test_rig.py").write_text(RIG_SUITE.format(model=str(model), data=str(data), other=str(other)))

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from conftest import TINYEDGE, require_tools, run_tinyedge
-from remote_rigs import (build_host_firmware, free_port, hello_world_inputs, labgrid_client, labgrid_coordinator,
-                         labgrid_exporter, require_hello_world, running_host_board)
+from conftest import TINYEDGE, run_tinyedge
+from remote_rigs import (free_port, hello_world_host_rig, hello_world_inputs, labgrid_client, labgrid_coordinator,
+                         labgrid_exporter, running_host_board)
 
 PLACE = "uno"
 
@@ -39,11 +39,8 @@ def wait_until(predicate, timeout_s: float, what: str) -> None:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """(coordinator address, model, data) with the place `uno` free and its exporter serving the board."""
-    require_tools("cc", "make")
-    model = require_hello_world()
     out = tmp_path_factory.mktemp("lab")
-    project = build_host_firmware(model, out)
-    data = hello_world_inputs(out / "x.npy")
+    model, project, data = hello_world_host_rig(out)
     with running_host_board(project) as pts, labgrid_coordinator(out / "coordinator") as coordinator, \
             labgrid_exporter(coordinator, pts, out / "exporter"):
         wait_until(lambda: "rig/board" in labgrid_client(coordinator, "resources").stdout, 20, "the exporter's resource")

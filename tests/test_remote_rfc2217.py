@@ -7,18 +7,14 @@ import json
 
 import pytest
 
-from conftest import require_tools, run_tinyedge
-from remote_rigs import (build_host_firmware, free_port, hello_world_inputs, require_hello_world,
-                         running_host_board, ser2net_rfc2217)
+from conftest import run_tinyedge
+from remote_rigs import free_port, hello_world_host_rig, running_host_board, ser2net_rfc2217
 from tinyedge.ports import open_options, with_rfc2217_defaults
 
 
 @pytest.fixture(scope="module")
 def host_firmware(tmp_path_factory):
-    require_tools("cc", "make")
-    model = require_hello_world()
-    out = tmp_path_factory.mktemp("rfc2217")
-    return model, build_host_firmware(model, out), hello_world_inputs(out / "x.npy")
+    return hello_world_host_rig(tmp_path_factory.mktemp("rfc2217"))
 
 
 def test_validate_over_rfc2217_through_ser2net_is_bit_exact(host_firmware, tmp_path):
