@@ -3,12 +3,9 @@
  * RAM below the stack, copy .data, zero .bss, run static constructors, call main. An exit or a trap
  * stops QEMU through virt's SiFive test device. te_port_stack_used() measures the stack's high-water mark. */
 #include <stdint.h>
-#include <string.h>
 
+#include "te_startup.h"
 #include "tinyedge_port.h"
-
-/* Not a byte repeated, so no memset or zeroed buffer can look like unused stack. */
-#define STACK_PAINT 0x5AC3E10Fu
 
 /* virt's "sifive,test" device: 0x5555 stops QEMU with status 0, (code << 16) | 0x3333 with `code`. */
 #define TEST_DEVICE (*(volatile uint32_t *)0x00100000u)
@@ -23,12 +20,6 @@
 #define UART_LSR 5u
 #define LSR_THRE 0x20u
 
-extern uint32_t __stack_top;
-extern uint32_t __data_load, __data_start, __data_end, __bss_start, __bss_end;
-extern void (*__preinit_array_start[])(void);
-extern void (*__preinit_array_end[])(void);
-extern void (*__init_array_start[])(void);
-extern void (*__init_array_end[])(void);
 
 int main(void);
 void te_reset(void);
@@ -61,27 +52,17 @@ __attribute__((noreturn)) static void stop_qemu(uint32_t status) {
   }
 }
 
-/* Everything between the end of .bss (the empty heap) and the current stack pointer: the stack may
- * overflow its reservation into free RAM, and the high-water mark should still see how far. */
 static inline __attribute__((always_inline)) void paint_stack(void) {
   uint32_t *sp;
   __asm__ volatile("mv %0, sp" : "=r"(sp));
-  for (volatile uint32_t *word = &__bss_end; word < sp; word++) *word = STACK_PAINT;
+  te_paint_stack_below(sp);
 }
 
-/* Bytes of stack ever used since reset: from the top down to the lowest word no longer painted. */
-uint32_t te_port_stack_used(void) {
-  const volatile uint32_t *word = &__bss_end;
-  while (word < &__stack_top && *word == STACK_PAINT) word++;
-  return (uint32_t)((uintptr_t)&__stack_top - (uintptr_t)word);
-}
+uint32_t te_port_stack_used(void) { return te_painted_stack_used(); }
 
 __attribute__((noreturn)) void te_reset(void) {
   paint_stack();
-  memcpy(&__data_start, &__data_load, (size_t)((char *)&__data_end - (char *)&__data_start));
-  memset(&__bss_start, 0, (size_t)((char *)&__bss_end - (char *)&__bss_start));
-  for (void (**f)(void) = __preinit_array_start; f < __preinit_array_end; f++) (*f)();
-  for (void (**f)(void) = __init_array_start; f < __init_array_end; f++) (*f)();
+  te_start_c_runtime();
   stop_qemu((uint32_t)main());
 }
 
