@@ -79,10 +79,15 @@ def test_the_board_is_a_profile_and_a_port(sine_model, tmp_path):
     assert "ENTRY(Reset_Handler)" in (arm / "link.ld").read_text()
 
 
-def test_boards_and_doctor_name_the_riscv_toolchain_and_its_install_line():
+def test_boards_doctor_and_inspect_know_the_board(cnn_model):
     boards = run_tinyedge("boards", "show", BOARD)
     assert boards.returncode == 0, boards.stderr
     assert "RV32IMAC" in boards.stdout and "qemu-system-riscv32" in boards.stdout
+
+    inspect = run_tinyedge("inspect", cnn_model.int8, "--board", BOARD, "--json")
+    assert inspect.returncode == 0, inspect.stderr
+    fit = json.loads(inspect.stdout)["board_fit"]
+    assert fit["runtime"] == "aot" and fit["fits"] and fit["flash_budget"] == fit["ram_budget"] == 4 * 1024 * 1024
 
     doctor = run_tinyedge("doctor", "--json")
     assert doctor.returncode == 0, doctor.stderr
