@@ -10,6 +10,7 @@ APT_PACKAGES=(
   python3-venv python3-dev build-essential pkg-config
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib
   qemu-system-arm
+  gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc
   gcc-avr avr-libc avrdude simavr libsimavr-dev libelf-dev arduino-core-avr
   clang libclang-rt-14-dev
   ser2net

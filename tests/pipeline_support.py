@@ -13,7 +13,8 @@ from tinyedge.protocol import Device
 from tinyedge.reference import Reference
 from tinyedge.tflite_model import load_tflite
 
-EMULATOR_NAMES = ("qemu-system-arm", "simavr-uno", "firmware")
+# As /proc shows them: a process name is cut to 15 characters (qemu-system-riscv32 is "qemu-system-ris").
+EMULATOR_NAMES = ("qemu-system-arm", "qemu-system-ris", "simavr-uno", "firmware")
 
 
 def process_table() -> dict[int, tuple[str, int, str]]:

@@ -23,6 +23,7 @@ BOARDS = {
     "host": ("cc", "make"),
     "qemu-cortex-m4": ("arm-none-eabi-gcc", "make", "qemu-system-arm"),
     "arduino-uno": ("avr-gcc", "make", "avrdude", "pkg-config"),
+    "qemu-riscv32": ("riscv64-unknown-elf-gcc", "make", "qemu-system-riscv32"),
 }
 URL = re.compile(r"(socket://\S+|/dev/pts/\d+)")
 
@@ -98,7 +99,7 @@ def test_cli_flash_keeps_qemu_running_until_ctrl_c(built, sine_model):
         process.wait()
 
 
-@pytest.mark.parametrize("board_id", ["qemu-cortex-m4", "arduino-uno"])
+@pytest.mark.parametrize("board_id", ["qemu-cortex-m4", "arduino-uno", "qemu-riscv32"])
 def test_an_emulator_dies_with_a_killed_tinyedge(built, board_id):
     project = built(board_id)
     process = subprocess.Popen([*TINYEDGE, "flash", str(project.dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -32,15 +32,18 @@ TOOLS = {
     "host": ("cc", "c++", "make"),
     "qemu-cortex-m4": ("arm-none-eabi-gcc", "arm-none-eabi-g++", "make", "qemu-system-arm"),
     "arduino-uno": ("avr-gcc", "make", "simavr", "avrdude"),
+    "qemu-riscv32": ("riscv64-unknown-elf-gcc", "make", "qemu-system-riscv32"),
 }
-# Every model the AOT compiles fits the host and the emulated Cortex-M4 (where its DSP kernels run);
-# two fit the Uno's 2 KiB of RAM and 32 KiB of flash (the LSTM takes about 1 s an inference there).
+# Every model the AOT compiles fits the host, the emulated Cortex-M4 (where its DSP kernels run) and the
+# emulated RV32IMAC (portable C kernels); two fit the Uno's 2 KiB of RAM and 32 KiB of flash (the LSTM
+# takes about 1 s an inference there).
 AOT_MODELS = ("hello_world_int8", "micro_speech_quantized", "person_detect", "kws_ref_model", "vww_96_int8",
               "pretrainedResnet_quant", "pretrainedResnet_large_int8", "ad01_int8", "str_ww_ref_model",
               "trained_lstm_int8", "keyword_scrambled_8bit")
 AOT_CASES = [
     *[("host", stem) for stem in AOT_MODELS],
     *[("qemu-cortex-m4", stem) for stem in AOT_MODELS],
+    *[("qemu-riscv32", stem) for stem in AOT_MODELS],
     ("arduino-uno", "hello_world_int8"),
     ("arduino-uno", "trained_lstm_int8"),
 ]

@@ -1,6 +1,7 @@
 /* The boot sequence shared by every board's firmware: bring up the port, the runtime, print the
- * banner (boot text the host skips), announce the protocol and serve it. A board's main() is just
- * `int main(void) { te_main(TE_BAUD); return 0; }`. */
+ * banner (boot text the host skips), announce the protocol and serve it. A board's main() (generated
+ * from templates/common/main.c.j2) is just `int main(void) { te_main(<the profile's baud>u); return 0; }`;
+ * ESP-IDF's app_main and the posix port pass their TE_BAUD define, Arduino sketches call te_setup(). */
 #include "te_protocol.h"
 #include "tinyedge_port.h"
 #include "tinyedge_runtime.h"

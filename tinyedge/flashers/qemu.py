@@ -9,6 +9,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
@@ -17,9 +18,9 @@ from tinyedge.frameworks import Tool
 from tinyedge.processes import serving
 from tinyedge.project import Project
 
-QEMU_INSTALL = "sudo apt-get install qemu-system-arm"
 READY_MARKER = "waiting for connection"
-# `-icount shift=0`: one instruction per virtual nanosecond, so SysTick counts instructions (40 per tick).
+# `-icount shift=0`: one instruction per virtual nanosecond, so a timer counts instructions (a 25 MHz
+# SysTick tick is 40, a 10 MHz RISC-V mtime tick 100).
 ICOUNT_ENV = "TINYEDGE_QEMU_ICOUNT"
 
 
@@ -29,12 +30,22 @@ def free_tcp_port() -> int:
         return sock.getsockname()[1]
 
 
-def qemu_command(board: Board, elf: Path, port: int, icount: bool = False) -> list[str]:
+def emulator_facts(board: Board) -> dict[str, Any]:
+    """The profile's `emulator` section: QEMU's `program`, `machine`, its `install` line and the machine's
+    own `args` (how it boots the ELF, semihosting)."""
     emulator = board.emulator
+    if not all(emulator.get(key) for key in ("program", "machine", "install")):
+        raise TinyedgeError(f"the {board.id} profile needs an `emulator` section with QEMU's program, machine and "
+                            "install line: fix boards.yaml.")
+    return emulator
+
+
+def qemu_command(board: Board, elf: Path, port: int, icount: bool = False) -> list[str]:
+    emulator = emulator_facts(board)
     command = [
-        emulator.get("program", "qemu-system-arm"), "-M", emulator.get("machine", "mps2-an386"),
+        emulator["program"], "-M", emulator["machine"],
         "-kernel", str(elf), "-display", "none", "-monitor", "none", "-nodefaults",
-        "-semihosting-config", "enable=on,target=native",
+        *map(str, emulator.get("args", [])),
         # wait=on: the guest starts only once the host connects, so its boot banner is not lost;
         # nodelay=on: without it every request/reply exchange costs ~45 ms of Nagle delay.
         "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
@@ -58,8 +69,8 @@ class QemuFlasher(Flasher):
         return True
 
     def tools(self, board: Board) -> list[Tool]:
-        program = board.emulator.get("program", "qemu-system-arm")
-        return [Tool("QEMU", program, QEMU_INSTALL)]
+        emulator = emulator_facts(board)
+        return [Tool("QEMU", emulator["program"], emulator["install"])]
 
     def flash(self, project: Project, port: str | None, progress: ProgressCallback | None = None,
               icount: bool | None = None):

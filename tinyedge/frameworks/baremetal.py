@@ -1,5 +1,6 @@
-"""The `baremetal` framework: arm-none-eabi-gcc, newlib-nano, our own startup code and a linker
-script rendered from the profile's memory map (the QEMU mps2-an386 Cortex-M4F)."""
+"""The `baremetal` framework: a bare-metal GCC (the profile's `toolchain` prefix), the C library its
+`baremetal` section names by --specs, our own startup code and the port's linker script
+(firmware/ports/<port>/link.ld.j2) rendered from the profile's memory map."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.frameworks import RenderContext, Tool
 from tinyedge.frameworks.host import BUILD_ESSENTIAL, MakeFramework
+from tinyedge.paths import FIRMWARE_DIR
 from tinyedge.project import Project
 
-ARM_INSTALL = "sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi"
-ARM_CPP_INSTALL = "sudo apt-get install libstdc++-arm-none-eabi-newlib"
 LINKER_SCRIPT = "link.ld"
 
 
@@ -29,6 +29,26 @@ def memory_map(board: Board) -> dict[str, Any]:
                             "for the linker script: fix boards.yaml.") from None
 
 
+def toolchain_facts(board: Board) -> dict[str, Any]:
+    """The profile's `baremetal` section: the toolchain's family name, its install line, the C library's specs."""
+    facts = board.section("baremetal")
+    if not facts.get("family") or not facts.get("install"):
+        raise TinyedgeError(f"the {board.id} profile needs a `baremetal` section with the toolchain's `family` and "
+                            "`install` line (and the C library's `specs`): fix boards.yaml.")
+    return facts
+
+
+def spec_flags(names: list[str]) -> list[str]:
+    return [f"--specs={name}" for name in names]
+
+
+def link_script_template(port: str) -> Path:
+    path = FIRMWARE_DIR / "ports" / port / "link.ld.j2"
+    if not path.is_file():
+        raise TinyedgeError(f"the {port} port has no linker script template ({path}): add one to the port.")
+    return path
+
+
 class BaremetalFramework(MakeFramework):
     name = "baremetal"
 
@@ -41,19 +61,22 @@ class BaremetalFramework(MakeFramework):
 
     def tflm_flags(self, board: Board) -> tuple[list[str], list[str]]:
         cflags, cxxflags = super().tflm_flags(board)
-        return [*cflags, "--specs=nano.specs"], [*cxxflags, "--specs=nano.specs"]
+        libc = spec_flags(toolchain_facts(board).get("specs", []))
+        return [*cflags, *libc], [*cxxflags, *libc]
 
     def make_variables(self, ctx: RenderContext) -> dict[str, Any]:
         board = ctx.board
         uart = board.section("uart")
         timer = board.section("timer")
-        defines = {"TE_UART_BASE": f"0x{int(uart.get('base', 0x40004000)):08X}u",
-                   "TE_CPU_HZ": f"{int(timer.get('hz', board.clock_hz))}u"}
+        defines = {"TE_UART_BASE": f"0x{int(uart['base']):08X}u"} if "base" in uart else {}
+        defines["TE_CPU_HZ"] = f"{int(timer.get('hz', board.clock_hz))}u"
+        facts = toolchain_facts(board)
+        libc = spec_flags(facts.get("specs", []))
         return {
             "prefix": self.prefix(board),
             "defines": {**defines, **self.base_defines(ctx)},
-            "extra_cflags": ["--specs=nano.specs"], "extra_cxxflags": ["--specs=nano.specs"],
-            "ldflags": ["-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", f"-T{LINKER_SCRIPT}",
+            "extra_cflags": libc, "extra_cxxflags": libc,
+            "ldflags": ["-nostartfiles", *libc, *spec_flags(facts.get("link_specs", [])), f"-T{LINKER_SCRIPT}",
                         "-Wl,--gc-sections", "-Wl,-Map=$(BUILD)/firmware.map", "-Wl,--no-warn-rwx-segments"],
             "ldlibs": ["-lm"],
             "link_deps": [LINKER_SCRIPT],
@@ -63,7 +86,8 @@ class BaremetalFramework(MakeFramework):
     def extra_files(self, ctx: RenderContext) -> None:
         from tinyedge.generate import template_env, write_if_changed
 
-        text = template_env().get_template("baremetal/link.ld.j2").render(board=ctx.board, **memory_map(ctx.board))
+        template = template_env().from_string(link_script_template(ctx.extra["port"]).read_text())
+        text = template.render(board=ctx.board, **memory_map(ctx.board))
         write_if_changed(ctx.out_dir / LINKER_SCRIPT, text)
 
     def artifacts(self, project: Project) -> dict[str, Path]:
@@ -71,9 +95,11 @@ class BaremetalFramework(MakeFramework):
 
     def tools(self, board: Board) -> list[Tool]:
         gcc, gxx, _ = self.compilers(board)
-        tools = [Tool("Arm GCC", gcc, ARM_INSTALL), Tool("make", "make", BUILD_ESSENTIAL)]
+        facts = toolchain_facts(board)
+        family, install = facts["family"], facts["install"]
+        tools = [Tool(f"{family} GCC", gcc, install), Tool("make", "make", BUILD_ESSENTIAL)]
         if "tflm" in board.runtimes:
-            tools.append(Tool("Arm C++ compiler", gxx, f"{ARM_INSTALL} {ARM_CPP_INSTALL.split()[-1]}"))
+            tools.append(Tool(f"{family} C++ compiler", gxx, f"{install} {facts.get('cpp_package', '')}".strip()))
         return tools
 
 

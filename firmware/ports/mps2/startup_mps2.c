@@ -2,19 +2,9 @@
  * paint the free RAM below the stack, enable the FPU, copy .data, zero .bss, run static
  * constructors, call main. te_port_stack_used() measures the stack's high-water mark from the paint. */
 #include <stdint.h>
-#include <string.h>
 
+#include "te_startup.h"
 #include "tinyedge_port.h"
-
-/* Not a byte repeated, so no memset or zeroed buffer can look like unused stack. */
-#define STACK_PAINT 0x5AC3E10Fu
-
-extern uint32_t __stack_top;
-extern uint32_t __data_load, __data_start, __data_end, __bss_start, __bss_end;
-extern void (*__preinit_array_start[])(void);
-extern void (*__preinit_array_end[])(void);
-extern void (*__init_array_start[])(void);
-extern void (*__init_array_end[])(void);
 
 int main(void);
 void Reset_Handler(void);
@@ -62,29 +52,19 @@ static void semihosting_exit(int status) {
   __asm__ volatile("bkpt 0xab" : : "r"(r0), "r"(r1) : "memory");
 }
 
-/* Everything between the end of .bss (the empty heap) and the current stack pointer: the stack may
- * overflow its reservation into free RAM, and the high-water mark should still see how far. */
 static inline __attribute__((always_inline)) void paint_stack(void) {
   uint32_t *sp;
   __asm__ volatile("mov %0, sp" : "=r"(sp));
-  for (volatile uint32_t *word = &__bss_end; word < sp; word++) *word = STACK_PAINT;
+  te_paint_stack_below(sp);
 }
 
-/* Bytes of stack ever used since reset: from the top down to the lowest word no longer painted. */
-uint32_t te_port_stack_used(void) {
-  const volatile uint32_t *word = &__bss_end;
-  while (word < &__stack_top && *word == STACK_PAINT) word++;
-  return (uint32_t)((uintptr_t)&__stack_top - (uintptr_t)word);
-}
+uint32_t te_port_stack_used(void) { return te_painted_stack_used(); }
 
 __attribute__((noreturn)) void Reset_Handler(void) {
   paint_stack();
   SCB_CPACR |= 0xFu << 20;   /* CP10 and CP11 full access: before any float instruction */
   __asm__ volatile("dsb\n\tisb" ::: "memory");
-  memcpy(&__data_start, &__data_load, (size_t)((char *)&__data_end - (char *)&__data_start));
-  memset(&__bss_start, 0, (size_t)((char *)&__bss_end - (char *)&__bss_start));
-  for (void (**f)(void) = __preinit_array_start; f < __preinit_array_end; f++) (*f)();
-  for (void (**f)(void) = __init_array_start; f < __init_array_end; f++) (*f)();
+  te_start_c_runtime();
   semihosting_exit(main());
   for (;;) {
   }
