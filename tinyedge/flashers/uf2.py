@@ -17,8 +17,7 @@ from typing import Iterator
 from tinyedge.boards import Board
 from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
-from tinyedge.frameworks import Tool
-from tinyedge.ports import candidates_for, list_ports, wait_for_port, wait_for_usb_port
+from tinyedge.ports import candidates_for, list_ports, touch_1200bps, wait_for_port, wait_for_usb_port
 from tinyedge.project import Project
 
 UF2_MAGIC_START0 = 0x0A324655   # "UF2\n"
@@ -30,7 +29,6 @@ UF2_PAYLOAD_BYTES = 256
 RP2040_FAMILY_ID = 0xE48BFF56
 RP2040_FLASH_BASE = 0x10000000
 INFO_FILE = "INFO_UF2.TXT"
-RUNNING_USB_ID = "2E8A:000A"     # a Pico SDK / Arduino-Pico program's CDC port
 
 
 def bin_to_uf2(data: bytes, base_address: int = RP2040_FLASH_BASE, family_id: int = RP2040_FAMILY_ID) -> bytes:
@@ -108,39 +106,26 @@ def find_uf2_drive(volume_label: str = "RPI-RP2", search: list[Path] | None = No
     return drives[0] if drives else None
 
 
-def touch_1200bps(port: str) -> None:
-    """Open and close the port at 1200 baud: Arduino-style cores reboot into their bootloader on it."""
-    import serial
-
-    try:
-        with serial.Serial(port, 1200) as ser:
-            ser.dtr = False
-    except (serial.SerialException, OSError):
-        pass  # the board may drop off the bus while we close: that is the point
-
-
 def uf2_image(project: Project) -> Path:
     """The project's .uf2, converting its .bin or .elf when the build made none."""
     board = project.board
     settings = board.section("uf2")
     family = int(settings.get("family_id", RP2040_FAMILY_ID))
     base = int(settings.get("flash_base", RP2040_FLASH_BASE))
-    recorded = {**project.extra.get("build", {}).get("artifacts", {}), **project.extra.get("artifacts", {})}
-    artifacts = {k: project.dir / v for k, v in recorded.items()}
-    if project.elf_path is not None:
-        artifacts.setdefault("elf", project.elf_path)
-    if artifacts.get("uf2") and artifacts["uf2"].is_file():
-        return artifacts["uf2"]
+    if project.has_artifact("uf2"):
+        return project.artifact("uf2")
     out = project.dir / "build" / "firmware.uf2"
     out.parent.mkdir(parents=True, exist_ok=True)
-    if artifacts.get("bin") and artifacts["bin"].is_file():
-        out.write_bytes(bin_to_uf2(artifacts["bin"].read_bytes(), base, family))
-    elif artifacts.get("elf") and artifacts["elf"].is_file():
-        out.write_bytes(elf_to_uf2(artifacts["elf"].read_bytes(), family, base, board.flash_bytes or 16 << 20))
+    if project.has_artifact("bin"):
+        out.write_bytes(bin_to_uf2(project.artifact("bin").read_bytes(), base, family))
     else:
-        raise TinyedgeError(f"{project.dir} has no built firmware (.uf2, .bin or .elf): "
-                            f"run `tinyedge build {project.dir}` first.")
+        out.write_bytes(elf_to_uf2(project.artifact("elf").read_bytes(), family, base, board.flash_bytes or 16 << 20))
     return out
+
+
+def running_usb_id(board: Board) -> str | None:
+    """The VID:PID the board's program enumerates as once flashed (the profile's uf2.running_usb_id)."""
+    return board.section("uf2").get("running_usb_id")
 
 
 def copy_to_drive(image: Path, drive: Path, progress: ProgressCallback | None) -> None:
@@ -165,10 +150,7 @@ def wait_for_drive_to_leave(drive: Path, timeout_s: float) -> None:
 
 
 class Uf2Flasher(Flasher):
-    name = "uf2"
-
-    def tools(self, board: Board) -> list[Tool]:
-        return []   # a mounted drive and a file copy: nothing to install
+    name = "uf2"    # a mounted drive and a file copy: nothing to install
 
     def _bootsel_drive(self, board: Board, port: str | None) -> Path:
         label = board.section("uf2").get("volume_label", "RPI-RP2")
@@ -178,7 +160,7 @@ class Uf2Flasher(Flasher):
         if port:
             running = [port] if os.path.exists(port) else []
         else:
-            running = [p.device for p in candidates_for(board, list_ports()) if p.usb_id == RUNNING_USB_ID]
+            running = [p.device for p in candidates_for(board, list_ports()) if p.usb_id == running_usb_id(board)]
         if len(running) == 1:
             touch_1200bps(running[0])
             deadline = time.monotonic() + 15
@@ -202,10 +184,11 @@ class Uf2Flasher(Flasher):
                 raise DeviceError(f"{port} did not appear after flashing: check the {board.name} and --port.")
             yield port
             return
-        found = wait_for_usb_port([RUNNING_USB_ID], timeout_s=15)
+        running = running_usb_id(board)
+        found = wait_for_usb_port([running], timeout_s=15) if running else None
         if found is None:
-            raise DeviceError(f"the {board.name} took the UF2 but no serial port {RUNNING_USB_ID} appeared: "
-                              "check that the firmware enables USB CDC, or pass --port.")
+            raise DeviceError(f"the {board.name} took the UF2 but no serial port {running or '(uf2.running_usb_id)'} "
+                              "appeared: check that the firmware enables USB CDC, or pass --port.")
         yield found
 
 

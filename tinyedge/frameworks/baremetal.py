@@ -8,9 +8,12 @@ from typing import Any
 
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
-from tinyedge.frameworks import RenderContext, Tool
-from tinyedge.frameworks.host import BUILD_ESSENTIAL, MakeFramework
+from tinyedge.frameworks import RenderContext
+from tinyedge.frameworks.make import BUILD_ESSENTIAL, MakeFramework
 from tinyedge.project import Project
+from tinyedge.runtimes import FirmwareAllowance
+from tinyedge.templating import render, write_if_changed
+from tinyedge.tools import Tool
 
 ARM_INSTALL = "sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi"
 ARM_CPP_INSTALL = "sudo apt-get install libstdc++-arm-none-eabi-newlib"
@@ -31,6 +34,8 @@ def memory_map(board: Board) -> dict[str, Any]:
 
 class BaremetalFramework(MakeFramework):
     name = "baremetal"
+    default_port = "mps2"
+    allowance = FirmwareAllowance(flash_bytes=32 * 1024, ram_bytes=24 * 1024)
 
     def prefix(self, board: Board) -> str:
         return board.toolchain if board.toolchain.endswith("-") else board.toolchain + "-"
@@ -61,9 +66,7 @@ class BaremetalFramework(MakeFramework):
         }
 
     def extra_files(self, ctx: RenderContext) -> None:
-        from tinyedge.generate import template_env, write_if_changed
-
-        text = template_env().get_template("baremetal/link.ld.j2").render(board=ctx.board, **memory_map(ctx.board))
+        text = render("baremetal/link.ld.j2", board=ctx.board, **memory_map(ctx.board))
         write_if_changed(ctx.out_dir / LINKER_SCRIPT, text)
 
     def artifacts(self, project: Project) -> dict[str, Path]:
