@@ -16,7 +16,6 @@ from tinyedge.project import MANIFEST, Project
 from tinyedge.runtimes import RuntimeSources
 from tinyedge.templating import copy_if_changed, render, write_if_changed
 from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite
-from tinyedge.tflm import require_tflm_tree
 
 DTYPE_CODES = {"INT8": 1, "UINT8": 2, "INT16": 3, "INT32": 4, "FLOAT32": 5}
 MAX_DIMS = 6
@@ -54,12 +53,6 @@ def choose_runtime(board: Board, runtime: str | None, tflm_dir: Path | None, con
         return "aot"
     say(console, "runtime: [bold]tflm[/] (the only runtime this board lists)")
     return "tflm"
-
-
-def resolve_tflm_tree(board: Board, runtime: str, tflm_dir: Path | None) -> Path | None:
-    if runtime != "tflm" or board.tflm.get("source") != "tree":
-        return None
-    return require_tflm_tree(tflm_dir)
 
 
 def port_name(board: Board, framework: Framework) -> str:
@@ -152,8 +145,7 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
         raise TinyedgeError(f"--arena-kb must be a positive number of KiB (got {arena_kb}).")
     chosen = choose_runtime(board, runtime, tflm_dir, console)
     framework = get_framework(board.framework)
-    checked = get_runtime(chosen).check(model, board, model_name, framework.allowance)
-    tree = resolve_tflm_tree(board, chosen, tflm_dir)
+    checked = get_runtime(chosen).check(model, board, model_name, framework.allowance, tflm_dir)
     port = port_name(board, framework) if framework.compiles_firmware else ""
 
     prepare_out_dir(out_dir, board.id, chosen)
@@ -162,7 +154,8 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
         common = write_firmware_sources(model, board, model_name, out_dir / framework.source_dir, port, out_dir)
     if arena_bytes is None and arena_kb is not None:
         arena_bytes = arena_kb * 1024
-    sources: RuntimeSources = get_runtime(chosen).write_sources(model, board, out_dir, arena_bytes, tree, checked)
+    sources: RuntimeSources = get_runtime(chosen).write_sources(model, board, out_dir, arena_bytes, tflm_dir, checked)
+    tree = sources.tflm_dir
     ctx = RenderContext(board=board, model=model, model_name=model_name, runtime=chosen, out_dir=out_dir,
                         runtime_sources=sources, common_sources=common,
                         include_dirs=[framework.source_dir] if framework.compiles_firmware else [], tflm_dir=tree,

@@ -30,6 +30,7 @@ class RuntimeSources:
     uses_cpp: bool = False
     needs_tflm_tree: bool = False
     speed_sources: list[str] = field(default_factory=list)  # hot kernels: compiled for speed (-O2), not size
+    tflm_dir: Path | None = None             # the TFLM tree the project compiles, where it compiles one
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,10 @@ class FirmwareAllowance:
 class Runtime(ABC):
     name: ClassVar[str]
 
-    def check(self, model: TfliteModel, board: Board, model_name: str, allowance: FirmwareAllowance) -> Any:
-        """Refuse, in one sentence, a model this runtime cannot run on the board; return what `write_sources`
-        can reuse (None when nothing)."""
+    def check(self, model: TfliteModel, board: Board, model_name: str, allowance: FirmwareAllowance,
+              tflm_dir: Path | None = None) -> Any:
+        """Refuse, in one sentence, a model this runtime cannot run on the board (or a TFLM tree it needs and
+        cannot find); return what `write_sources` can reuse (None when nothing)."""
         return None
 
     @abstractmethod

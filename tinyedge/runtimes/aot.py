@@ -97,7 +97,8 @@ def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: 
 class AotRuntime(Runtime):
     name = "aot"
 
-    def check(self, model: TfliteModel, board: Board, model_name: str, allowance: FirmwareAllowance) -> AotProgram:
+    def check(self, model: TfliteModel, board: Board, model_name: str, allowance: FirmwareAllowance,
+              tflm_dir: Path | None = None) -> AotProgram:
         check_model_fits_flash(model, board, model_name)
         program = compile_for(model, board)
         check_fits(program, board, model_name, allowance)

@@ -131,6 +131,7 @@ def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: 
         arena_bytes=arena,
         uses_cpp=True,
         needs_tflm_tree=needs_tree,
+        tflm_dir=tree,
     )
 
 
@@ -142,13 +143,16 @@ def _render(out_dir: Path, **context: object) -> None:
 class TflmRuntime(Runtime):
     name = "tflm"
 
-    def check(self, model: TfliteModel, board: Board, model_name: str, allowance: FirmwareAllowance) -> None:
+    def check(self, model: TfliteModel, board: Board, model_name: str, allowance: FirmwareAllowance,
+              tflm_dir: Path | None = None) -> Path | None:
+        """The model fits and TFLM has its ops; returns the TFLM tree where the board compiles one."""
         check_model_fits_flash(model, board, model_name)
         require_model_ops(model)
+        return require_tflm_tree(tflm_dir) if board.tflm.get("source") == TREE_SOURCE else None
 
     def write_sources(self, model: TfliteModel, board: Board, out_dir: Path, arena_bytes: int | None,
                       tflm_dir: Path | None, checked: Any = None) -> RuntimeSources:
-        return write_sources(model, board, out_dir, arena_bytes, tflm_dir)
+        return write_sources(model, board, out_dir, arena_bytes, checked if checked is not None else tflm_dir)
 
 
 RUNTIME = TflmRuntime()
