@@ -25,7 +25,7 @@ from conftest import require_tools, run_tinyedge
 from tinyedge.boards import get_board
 from tinyedge.errors import TinyedgeError
 from tinyedge.flashers import get_flasher
-from tinyedge.flashers.uf2 import (
+from tinyedge.uf2 import (
     RP2040_FAMILY_ID, UF2_MAGIC_END, UF2_MAGIC_START0, UF2_MAGIC_START1, bin_to_uf2, elf_to_uf2, find_uf2_drive,
 )
 from tinyedge.frameworks.arduino import FRAMEWORK as ARDUINO

@@ -4,7 +4,6 @@ and what the build left behind."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -56,10 +55,6 @@ def project_include_dirs(ctx: RenderContext, source_dir: str) -> list[Path]:
     for relative in list(ctx.include_dirs) + list(ctx.runtime_sources.include_dirs):
         seen.setdefault(resolve(ctx, relative, source_dir), None)
     return list(seen)
-
-
-def relative_to(path: Path, base: Path) -> str:
-    return Path(os.path.relpath(path, base)).as_posix()
 
 
 def gather_into(ctx: RenderContext, source_dir: str, target: Path) -> None:
