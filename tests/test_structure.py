@@ -35,6 +35,11 @@ def plugin_module_paths() -> list[Path]:
     return sorted(p for package in PLUGIN_PACKAGES for p in (PACKAGE / package).glob("*.py"))
 
 
+def is_module(name: str) -> bool:
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def imported_modules(tree: ast.AST) -> list[tuple[str, ast.AST]]:
     """Every tinyedge module an import statement names (`from tinyedge.x import y` names tinyedge.x and,
     when y is a module, tinyedge.x.y), with the statement."""
@@ -44,7 +49,8 @@ def imported_modules(tree: ast.AST) -> list[tuple[str, ast.AST]]:
             found += [(alias.name, node) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.append((node.module, node))
-            found += [(f"{node.module}.{alias.name}", node) for alias in node.names]
+            found += [(f"{node.module}.{alias.name}", node) for alias in node.names
+                      if is_module(f"{node.module}.{alias.name}")]
     return [(name, node) for name, node in found if name.startswith("tinyedge")]
 
 
@@ -54,18 +60,19 @@ def registered_modules() -> dict[str, str]:
 
 
 def forbidden_import(importer: str, imported: str) -> str | None:
-    """Why `importer` (a plug-in-package module) may not import `imported`, or None when it may."""
+    """Why `importer` (a plug-in-package module) may not import `imported`, or None when it may: it may
+    import the low modules, its own package (base classes, shared helpers) and the runtimes package's
+    shared types, never a stage, a plug-in of another kind, or a sibling plug-in."""
     if imported in STAGES:
         return "a stage"
     importer_package = importer.split(".")[1]
     imported_parts = imported.split(".")
     if len(imported_parts) < 2 or imported_parts[1] not in PLUGIN_PACKAGES:
         return None
-    imported_package = imported_parts[1]
-    if importer_package == "flashers" and imported_package == "frameworks":
-        return "a framework"
-    if importer_package != imported_package and imported_package != "runtimes" and len(imported_parts) > 2:
-        return f"a module of tinyedge.{imported_package}"
+    if imported_parts[1] != importer_package:
+        if imported == "tinyedge.runtimes":
+            return None
+        return "a framework" if imported_parts[1] == "frameworks" else f"a module of tinyedge.{imported_parts[1]}"
     if imported in registered_modules() and imported != importer:
         return "a sibling plug-in"
     return None
@@ -95,8 +102,10 @@ def test_the_rules_catch_what_they_are_for():
     assert forbidden_import("tinyedge.flashers.arduino_cli", "tinyedge.frameworks") == "a framework"
     assert forbidden_import("tinyedge.frameworks.avr", "tinyedge.frameworks.make") is None
     assert forbidden_import("tinyedge.flashers.qemu", "tinyedge.tools") is None
-    code = "def f():\n    from tinyedge.build import run_make\n"
-    assert [name for name, _ in imported_modules(ast.parse(code).body[0])] == ["tinyedge.build", "tinyedge.build.run_make"]
+    assert forbidden_import("tinyedge.frameworks.avr", "tinyedge.runtimes") is None
+    assert forbidden_import("tinyedge.runtimes.aot", "tinyedge.frameworks") == "a framework"
+    code = "def f():\n    from tinyedge.flashers import uf2, Flasher\n"
+    assert [name for name, _ in imported_modules(ast.parse(code).body[0])] == ["tinyedge.flashers", "tinyedge.flashers.uf2"]
 
 
 def string_collections(tree: ast.AST) -> list[tuple[int, set[str]]]:
