@@ -171,3 +171,9 @@ def test_every_registered_runtime_loads_and_declares_what_the_base_class_asks(na
     assert not inspect.isabstract(type(runtime))
     assert set(inspect.signature(runtime.write_sources).parameters) >= {"model", "board", "out_dir", "checked"}
     assert any(name in board.runtimes for board in load_boards().values())
+
+
+def test_a_missing_program_is_worded_in_one_place():
+    sentence = "is not installed or not on PATH"
+    writers = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if sentence in p.read_text())
+    assert writers == ["tools.py"]
