@@ -144,8 +144,8 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     if arena_kb is not None and arena_kb <= 0:
         raise TinyedgeError(f"--arena-kb must be a positive number of KiB (got {arena_kb}).")
     chosen = choose_runtime(board, runtime, tflm_dir, console)
-    framework = get_framework(board.framework)
-    checked = get_runtime(chosen).check(model, board, model_name, framework.allowance, tflm_dir)
+    framework, runtime_plugin = get_framework(board.framework), get_runtime(chosen)
+    checked = runtime_plugin.check(model, board, model_name, framework.allowance, tflm_dir)
     port = port_name(board, framework) if framework.compiles_firmware else ""
 
     prepare_out_dir(out_dir, board.id, chosen)
@@ -154,7 +154,7 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
         common = write_firmware_sources(model, board, model_name, out_dir / framework.source_dir, port, out_dir)
     if arena_bytes is None and arena_kb is not None:
         arena_bytes = arena_kb * 1024
-    sources: RuntimeSources = get_runtime(chosen).write_sources(model, board, out_dir, arena_bytes, tflm_dir, checked)
+    sources: RuntimeSources = runtime_plugin.write_sources(model, board, out_dir, arena_bytes, tflm_dir, checked)
     tree = sources.tflm_dir
     ctx = RenderContext(board=board, model=model, model_name=model_name, runtime=chosen, out_dir=out_dir,
                         runtime_sources=sources, common_sources=common,
