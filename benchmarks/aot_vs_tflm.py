@@ -44,8 +44,9 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np
 
-from tinyedge.build import build, elf_sizes
+from tinyedge.build import build
 from tinyedge.deploy import arena_with_margin
+from tinyedge.elf import elf_sizes
 from tinyedge.errors import TinyedgeError
 from tinyedge.flash import flash
 from tinyedge.generate import generate

@@ -51,6 +51,10 @@ def _write_profiles(tmp_path, mutate) -> None:
     (lambda b: b["esp32-devkitc"].update(flasher="jtag"), "flasher", "must be one of"),
     (lambda b: b["host"].update(usb_ids=["2341-0043"]), "usb_ids", "VID:PID"),
     (lambda b: b["arduino-uno"].update(runtimes=["tflm"]), "tflm", "names no TFLM source"),
+    (lambda b: b["arduino-uno"].update(progmem="yes"), "progmem", "must be true or false"),
+    (lambda b: b["raspberry-pi-pico"]["uf2"].update(running_usb_id="2E8A"), "uf2.running_usb_id", "VID:PID"),
+    (lambda b: b["esp32-devkitc"]["arduino"].update(index_url="package_esp32_index.json"), "arduino.index_url",
+     "is not an http(s) URL"),
 ])
 def test_a_bad_profile_names_board_field_and_problem(tmp_path, mutate, field, words):
     _write_profiles(tmp_path, mutate)
@@ -65,3 +69,11 @@ def test_a_bad_profile_from_the_cli(tmp_path):
     result = run_tinyedge("boards", env={"TINYEDGE_BOARDS": str(tmp_path / "boards.yaml")})
     assert result.returncode == 1
     assert "board 'arduino-uno', field 'baud'" in " ".join(result.stderr.split())
+
+
+def test_board_facts_live_in_the_profile():
+    """What plug-ins used to hard-code per board is read from boards.yaml."""
+    boards = load_boards()
+    assert boards["arduino-uno"].progmem and not boards["qemu-cortex-m4"].progmem
+    assert boards["raspberry-pi-pico"].section("uf2")["running_usb_id"] == "2E8A:000A"
+    assert boards["esp32-devkitc"].section("arduino")["index_url"].endswith("/package_esp32_index.json")

@@ -19,7 +19,9 @@ import pytest
 from tinyedge.boards import get_board
 from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.flashers import get_flasher
-from tinyedge.flashers.esptool import esp_images, read_flasher_args
+from tinyedge.build import build_record
+from tinyedge.flashers.esptool import esp_images
+from tinyedge.frameworks.espidf import read_flasher_args, record_build
 from tinyedge.project import Project
 
 mock_bootloader = pytest.importorskip("esp32_mock_bootloader").mock_bootloader
@@ -79,8 +81,10 @@ def make_espidf_build(project_dir: Path, board_id: str) -> dict[str, bytes]:
     }
     (build / "flasher_args.json").write_text(json.dumps(flasher_args, indent=4))
     (build / "tinyedge_fw.elf").write_bytes(xtensa_elf_header())
-    Project(dir=project_dir, board_id=board_id, runtime="tflm", model_name="sine", model_sha256="0" * 64,
-            arena_bytes=2048, ops=["FULLY_CONNECTED"], elf="build/tinyedge_fw.elf").save()
+    project = Project(dir=project_dir, board_id=board_id, runtime="tflm", model_name="sine", model_sha256="0" * 64,
+                      arena_bytes=2048, ops=["FULLY_CONNECTED"])
+    project.artifacts = build_record(project, record_build(project, seconds=0.0))   # as `tinyedge build` records it
+    project.save()
     return images
 
 
@@ -147,7 +151,7 @@ def test_flash_to_the_wrong_chip_says_which_board_to_pass(tmp_path):
 def test_flash_without_a_build_asks_to_build_first(tmp_path):
     Project(dir=tmp_path, board_id="esp32-devkitc", runtime="aot", model_name="m", model_sha256="0" * 64,
             arena_bytes=0, ops=[]).save()
-    with pytest.raises(TinyedgeError, match="build the project first"):
+    with pytest.raises(TinyedgeError, match=r"has not been built: run `tinyedge build"):
         with get_flasher("esptool").flash(Project.load(tmp_path), "socket://127.0.0.1:1"):
             pass
 
@@ -166,11 +170,9 @@ def test_flash_to_a_silent_port_is_a_device_error(tmp_path):
 
 def test_flasher_args_images_are_recorded_relative_to_the_project(tmp_path):
     make_espidf_build(tmp_path, "esp32-devkitc")
-    recorded = read_flasher_args(tmp_path / "build")
-    assert recorded["images"] == {"bootloader": "build/bootloader/bootloader.bin",
-                                  "partition_table": "build/partition_table/partition-table.bin",
-                                  "app": "build/tinyedge_fw.bin"}
-    assert recorded["chip"] == "esp32"
+    assert read_flasher_args(tmp_path / "build") == {"bootloader": "build/bootloader/bootloader.bin",
+                                                     "partition_table": "build/partition_table/partition-table.bin",
+                                                     "app": "build/tinyedge_fw.bin"}
     assert [(i.role, i.offset) for i in esp_images(Project.load(tmp_path))] == [
         ("bootloader", 0x1000), ("partition_table", 0x8000), ("app", 0x10000)]
 

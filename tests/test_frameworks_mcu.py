@@ -25,12 +25,12 @@ from conftest import require_tools, run_tinyedge
 from tinyedge.boards import get_board
 from tinyedge.errors import TinyedgeError
 from tinyedge.flashers import get_flasher
-from tinyedge.flashers.uf2 import (
+from tinyedge.uf2 import (
     RP2040_FAMILY_ID, UF2_MAGIC_END, UF2_MAGIC_START0, UF2_MAGIC_START1, bin_to_uf2, elf_to_uf2, find_uf2_drive,
 )
 from tinyedge.frameworks.arduino import FRAMEWORK as ARDUINO
 from tinyedge.generate import generate
-from tinyedge.project import Project
+from tinyedge.project import Artifact, Project
 
 CMAKE_SRCS = re.compile(r"SRCS(.*?)INCLUDE_DIRS(.*?)PRIV_REQUIRES", re.DOTALL)
 
@@ -154,19 +154,22 @@ def test_espidf_build_without_idf_says_how_to_install_it(projects):
 
 
 def test_espidf_build_records_what_esptool_writes(tmp_path):
-    """After `idf.py build`, the framework reads ESP-IDF's flasher_args.json into tinyedge.json."""
+    """After `idf.py build`, the framework reads ESP-IDF's flasher_args.json; the build records it in tinyedge.json."""
     require_tools("arm-none-eabi-gcc")
     from test_esptool_flash import make_espidf_build
+    from tinyedge.build import build_record
     from tinyedge.frameworks.espidf import record_build
 
     make_espidf_build(tmp_path, "esp32-s3-devkitc")
     (tmp_path / "main.c").write_text("int data_word = 7; int bss_words[100];\nint main(void) { return data_word; }\n")
     subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "--specs=nosys.specs", "-o",
                     str(tmp_path / "build" / "tinyedge_fw.elf"), str(tmp_path / "main.c")], check=True)
-    result = record_build(Project.load(tmp_path), seconds=1.0)
     project = Project.load(tmp_path)
-    assert project.elf == "build/tinyedge_fw.elf"
-    assert project.extra["esptool"]["images"]["bootloader"] == "build/bootloader/bootloader.bin"
+    result = record_build(project, seconds=1.0)
+    record = build_record(project, result)
+    assert record["elf"].path == "build/tinyedge_fw.elf"
+    assert (record["bootloader"].path, record["bootloader"].offset) == ("build/bootloader/bootloader.bin", 0x0)
+    assert (record["app"].path, record["app"].offset) == ("build/tinyedge_fw.bin", 0x10000)
     assert result.flash_bytes == (tmp_path / "build" / "tinyedge_fw.bin").stat().st_size
     assert result.ram_bytes >= 404
 
@@ -469,7 +472,7 @@ def test_uf2_flash_copies_onto_the_bootsel_drive_and_yields_the_port(tmp_path, m
     firmware = bytes(range(256)) * 5
     (project_dir / ".pio" / "build" / "raspberry-pi-pico" / "firmware.bin").write_bytes(firmware)
     Project(dir=project_dir, board_id="raspberry-pi-pico", runtime="aot", model_name="sine", model_sha256="0" * 64,
-            arena_bytes=64, ops=[], extra={"artifacts": {"bin": ".pio/build/raspberry-pi-pico/firmware.bin"}}).save()
+            arena_bytes=64, ops=[], artifacts={"bin": Artifact(".pio/build/raspberry-pi-pico/firmware.bin")}).save()
 
     received: list[bytes] = []
 
@@ -503,7 +506,7 @@ def test_uf2_flash_without_a_drive_says_to_hold_bootsel(tmp_path, monkeypatch):
     (project_dir / "build").mkdir(parents=True)
     (project_dir / "build" / "firmware.bin").write_bytes(b"\x00" * 512)
     Project(dir=project_dir, board_id="raspberry-pi-pico", runtime="aot", model_name="m", model_sha256="0" * 64,
-            arena_bytes=0, ops=[], extra={"artifacts": {"bin": "build/firmware.bin"}}).save()
+            arena_bytes=0, ops=[], artifacts={"bin": Artifact("build/firmware.bin")}).save()
     with pytest.raises(TinyedgeError, match="no RPI-RP2 drive is mounted: hold BOOTSEL"):
         with get_flasher("uf2").flash(Project.load(project_dir), "/dev/ttyACM7"):
             pass
@@ -573,7 +576,7 @@ def test_bossac_is_arduinos_fork_where_arduino_cli_installs_it(projects, monkeyp
     board = get_board("arduino-nano-33-ble")
     tool = get_flasher("bossac").tools(board)[0]
     assert tool.command == str(fork)
-    from tinyedge.frameworks.mcu_support import tool_version
+    from tinyedge.tools import tool_version
     assert tool_version(tool).endswith("1.9.1-arduino2")
 
 

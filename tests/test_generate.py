@@ -13,7 +13,7 @@ import pytest
 from conftest import run_tinyedge, tflm_tree
 from tinyedge.boards import load_boards
 from tinyedge.errors import TinyedgeError
-from tinyedge.frameworks import FRAMEWORK_MODULES
+from tinyedge.plugins import FRAMEWORKS
 from tinyedge.generate import generate
 from tinyedge.project import Project
 from tinyedge.tflite_model import load_tflite
@@ -23,7 +23,7 @@ MAKE_FRAMEWORKS = ("host", "baremetal", "avr")
 
 def framework_available(name: str) -> bool:
     try:
-        importlib.import_module(FRAMEWORK_MODULES[name])
+        importlib.import_module(FRAMEWORKS[name].split(":")[0])
     except ImportError:
         return False
     return True
@@ -51,7 +51,7 @@ def test_every_board_generates_an_aot_project(sine_model, tmp_path, board_id):
     assert loaded.model_sha256 == model.sha256
     assert loaded.ops == ["FULLY_CONNECTED"]
     assert loaded.arena_bytes == project.arena_bytes > 0
-    assert loaded.elf is None
+    assert loaded.artifacts == {} and loaded.elf_path is None
     assert loaded.extra["framework"] == board.framework
 
     from tinyedge.frameworks import get_framework
@@ -161,7 +161,7 @@ def test_a_model_too_big_for_the_uno_is_refused_with_figures(too_big_for_uno, tm
 
 def test_a_model_bigger_than_flash_is_refused(tmp_path, sine_model):
     # The flash check compares the flatbuffer itself against the board's whole budget.
-    from tinyedge.generate import check_model_fits_flash
+    from tinyedge.runtimes import check_model_fits_flash
     from tinyedge.boards import get_board
 
     model = load_tflite(sine_model.int8)

@@ -14,7 +14,8 @@ import pytest
 
 from conftest import TINYEDGE, require_tools, run_tinyedge
 from pipeline_support import assert_device_matches_reference, children_of, wait_gone
-from tinyedge.build import build, elf_sizes
+from tinyedge.build import build
+from tinyedge.elf import elf_sizes
 from tinyedge.flash import flash
 from tinyedge.generate import generate
 from tinyedge.project import Project

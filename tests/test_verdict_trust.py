@@ -342,11 +342,11 @@ def test_inspect_fits_the_uno_with_the_aot_memory_plan(sine_model):
     result = run_tinyedge("inspect", sine_model.int8, "--board", "arduino-uno", "--json")
     assert result.returncode == 0, result.stderr
     fit = json.loads(result.stdout)["board_fit"]
-    from tinyedge.generate import ALLOWANCES
+    from tinyedge.frameworks.avr import FRAMEWORK as AVR
 
     planned = compile_model(load_tflite(sine_model.int8), progmem=True).stats
     assert fit["runtime"] == "aot" and fit["fits"] is True
-    assert fit["ram_needed"] == planned.arena_bytes + planned.scratch_bytes + ALLOWANCES["avr"].ram_bytes
+    assert fit["ram_needed"] == planned.arena_bytes + planned.scratch_bytes + AVR.allowance.ram_bytes
 
 
 def test_no_bare_except_exception_around_our_own_code():

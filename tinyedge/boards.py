@@ -12,10 +12,7 @@ import yaml
 
 from tinyedge.errors import TinyedgeError
 from tinyedge.paths import boards_file
-
-FRAMEWORKS = ("host", "baremetal", "espidf", "arduino", "platformio", "avr", "micropython")
-FLASHERS = ("host", "qemu", "esptool", "arduino-cli", "bossac", "uf2", "avrdude", "mpremote")
-RUNTIMES = ("tflm", "aot", "viper")
+from tinyedge.plugins import FLASHERS, FRAMEWORKS, RUNTIMES
 TFLM_SOURCES = ("tree", "component", "arduino-library", "lib_deps", "none")
 USB_ID = re.compile(r"^[0-9A-Fa-f]{4}:[0-9A-Fa-f]{4}$")
 
@@ -26,6 +23,7 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "tflm": dict, "rx_buffer_bytes": int,
 }
 _CHOICES = {"framework": FRAMEWORKS, "flasher": FLASHERS}
+URL = re.compile(r"^https?://\S+$")
 
 
 @dataclass(frozen=True)
@@ -57,6 +55,11 @@ class Board:
     @property
     def emulator(self) -> dict[str, Any]:
         return self.section("emulator")
+
+    @property
+    def progmem(self) -> bool:
+        """Constants must be placed in program memory explicitly (AVR's Harvard architecture)."""
+        return bool(self.extra.get("progmem", False))
 
     @property
     def is_budgeted(self) -> bool:
@@ -107,9 +110,22 @@ def _check_board(path: Path, board_id: str, raw: Any) -> Board:
         raise _problem(path, board_id, "tflm", f"'source' must be one of {', '.join(TFLM_SOURCES)}")
     if "tflm" in raw["runtimes"] and raw["tflm"]["source"] == "none":
         raise _problem(path, board_id, "tflm", "the board lists the tflm runtime but names no TFLM source")
+    _check_optional(path, board_id, raw)
     extra = {k: v for k, v in raw.items() if k not in _REQUIRED}
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in _REQUIRED}
     return Board(id=board_id, extra=extra, **fields)
+
+
+def _check_optional(path: Path, board_id: str, raw: dict[str, Any]) -> None:
+    """The optional fields plug-ins read: checked here so a typo is reported before a build or a flash."""
+    if not isinstance(raw.get("progmem", False), bool):
+        raise _problem(path, board_id, "progmem", f"must be true or false (got {raw['progmem']!r})")
+    running = raw.get("uf2", {}).get("running_usb_id") if isinstance(raw.get("uf2"), dict) else None
+    if running is not None and not (isinstance(running, str) and USB_ID.match(running)):
+        raise _problem(path, board_id, "uf2.running_usb_id", f"{running!r} is not a VID:PID pair such as '2E8A:000A'")
+    index_url = raw.get("arduino", {}).get("index_url") if isinstance(raw.get("arduino"), dict) else None
+    if index_url is not None and not (isinstance(index_url, str) and URL.match(index_url)):
+        raise _problem(path, board_id, "arduino.index_url", f"{index_url!r} is not an http(s) URL")
 
 
 def load_boards(path: Path | None = None) -> dict[str, Board]:

@@ -3,73 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
-import struct
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
-from tinyedge.frameworks import BuildResult, Tool, get_framework
-from tinyedge.project import Project
-
-SHF_WRITE = 0x1
-SHF_ALLOC = 0x2
-SHT_NOBITS = 8
-BUILD_LOG = "build/build.log"
-
-
-def elf_sizes(path: Path) -> tuple[int, int]:
-    """(flash, RAM) of an ELF image: flash = allocated sections with contents (text, rodata, data),
-    RAM = writable allocated sections (data, bss and any reserved stack)."""
-    data = Path(path).read_bytes()
-    if data[:4] != b"\x7fELF":
-        raise TinyedgeError(f"{path} is not an ELF file: run `tinyedge build` again.")
-    is64, little = data[4] == 2, data[5] == 1
-    end = "<" if little else ">"
-    if is64:
-        shoff, = struct.unpack_from(end + "Q", data, 0x28)
-        shentsize, shnum = struct.unpack_from(end + "HH", data, 0x3A)
-        layout = end + "IIQQQQ"
-    else:
-        shoff, = struct.unpack_from(end + "I", data, 0x20)
-        shentsize, shnum = struct.unpack_from(end + "HH", data, 0x2E)
-        layout = end + "IIIIII"
-    flash = ram = 0
-    for i in range(shnum):
-        _name, sh_type, sh_flags, _addr, _offset, sh_size = struct.unpack_from(layout, data, shoff + i * shentsize)
-        if not sh_flags & SHF_ALLOC:
-            continue
-        if sh_type != SHT_NOBITS:
-            flash += sh_size
-        if sh_flags & SHF_WRITE:
-            ram += sh_size
-    return flash, ram
-
-
-def require_tools(tools: list[Tool], board: Board) -> None:
-    for tool in tools:
-        if shutil.which(tool.command) is None:
-            raise TinyedgeError(f"{tool.command} is not installed or not on PATH (needed for {board.name}): "
-                                f"install it with `{tool.install}`.")
-
-
-def run_make(project_dir: Path, targets: list[str], what: str) -> None:
-    """`make` in the project with the log kept in build/build.log; a failure names the first error line."""
-    log_path = project_dir / BUILD_LOG
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    jobs = str(max(1, os.cpu_count() or 1))
-    result = subprocess.run(["make", "-j", jobs, *targets], cwd=project_dir, capture_output=True, text=True)
-    log_path.write_text(result.stdout + result.stderr)
-    if result.returncode != 0:
-        lines = (result.stderr + result.stdout).splitlines()
-        first = next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "no output")
-        raise TinyedgeError(f"the {what} build failed ({first.strip()[:300]}): fix it and run the build again "
-                            f"(full log: {log_path}).")
+from tinyedge.frameworks import BuildResult
+from tinyedge.plugins import get_framework
+from tinyedge.project import Artifact, Project
 
 
 def budget_table(project: Project, result: BuildResult) -> Table:
@@ -102,6 +45,12 @@ def check_budget(project: Project, result: BuildResult, stack_reserve: int = 0) 
                             f"{board.id} board's {board.ram_bytes:,} bytes of RAM for the stack: use a smaller model.")
 
 
+def build_record(project: Project, result: BuildResult) -> dict[str, Artifact]:
+    """What the build made, by role, relative to the project: the ELF and every image the framework returned."""
+    files = {**result.artifacts, "elf": result.elf}
+    return {role: Artifact(os.path.relpath(path, project.dir), result.offsets.get(role)) for role, path in files.items()}
+
+
 def build(project_dir: Path, console: Any = None) -> BuildResult:
     """Build a generated project with its board's framework; records the image in the manifest."""
     project = Project.load(project_dir)
@@ -109,12 +58,11 @@ def build(project_dir: Path, console: Any = None) -> BuildResult:
     started = time.monotonic()
     result = framework.build(project)
     result.seconds = result.seconds or time.monotonic() - started
-    project.elf = str(result.elf.relative_to(project.dir))
+    project.artifacts = build_record(project, result)
     project.extra["build"] = {"flash_bytes": result.flash_bytes, "ram_bytes": result.ram_bytes,
-                              "seconds": round(result.seconds, 2),
-                              "artifacts": {k: str(v.relative_to(project.dir)) for k, v in result.artifacts.items()}}
+                              "seconds": round(result.seconds, 2)}
     project.save()
     if console is not None:
         console.print(budget_table(project, result))
-    check_budget(project, result, getattr(framework, "stack_reserve_bytes", 0))
+    check_budget(project, result, framework.stack_reserve_bytes)
     return result

@@ -347,7 +347,7 @@ def flash(
 
     from tinyedge.flash import flash as flash_project
     from tinyedge.flash import is_emulated, load_built_project
-    from tinyedge.flashers import get_flasher
+    from tinyedge.plugins import get_flasher
 
     project = load_built_project(project_dir)
 

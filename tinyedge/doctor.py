@@ -12,7 +12,7 @@ from typing import Any
 
 from tinyedge.boards import Board, load_boards
 from tinyedge.errors import TinyedgeError
-from tinyedge.frameworks import Tool
+from tinyedge.tools import Tool
 from tinyedge.paths import tflm_dir_from_env
 
 SERIAL_GROUPS = ("dialout", "uucp", "plugdev")
@@ -68,8 +68,7 @@ class DoctorReport:
 
 def _load(kind: str, name: str) -> Any:
     """A framework or flasher; ImportError or TinyedgeError when it is not there (the caller reports it)."""
-    from tinyedge.flashers import get_flasher
-    from tinyedge.frameworks import get_framework
+    from tinyedge.plugins import get_flasher, get_framework
 
     return get_framework(name) if kind == "framework" else get_flasher(name)
 
@@ -97,7 +96,7 @@ def needed_tools(boards: dict[str, Board]) -> tuple[dict[str, tuple[Tool, list[s
 
 
 def check_tools(boards: dict[str, Board]) -> tuple[list[ToolStatus], list[str]]:
-    from tinyedge.frameworks.mcu_support import tool_path, tool_version
+    from tinyedge.tools import tool_path, tool_version
 
     found, unavailable = needed_tools(boards)
     statuses = []

@@ -6,23 +6,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tinyedge.errors import TinyedgeError
-from tinyedge.flashers import Flasher, ProgressCallback, get_flasher
+from tinyedge.flashers import Flasher, ProgressCallback
+from tinyedge.plugins import get_flasher
 from tinyedge.project import Project
 
 
 def load_built_project(project_dir: Path) -> Project:
     project = Project.load(project_dir)
-    if project.elf_path is None or not project.elf_path.is_file():
-        raise TinyedgeError(f"{project_dir} has not been built: run `tinyedge build {project_dir}` first.")
+    project.artifact("elf")     # an unbuilt project says to run `tinyedge build`
     return project
 
 
 def is_emulated(flasher: Flasher, project: Project, port: str | None) -> bool:
     """True when flashing starts an emulator that must keep running for the firmware to answer."""
-    will_emulate = getattr(flasher, "will_emulate", None)
-    return flasher.is_emulator or bool(will_emulate and will_emulate(project.board, port))
+    return flasher.will_emulate(project.board, port)
 
 
 @contextmanager
@@ -34,11 +34,11 @@ def flash(project_dir: Path, port: str | None = None, progress: ProgressCallback
     (MicroPython boards only) installs MicroPython from that file first."""
     project = load_built_project(Path(project_dir).resolve())  # flashers run tools in other directories
     flasher = get_flasher(project.board.flasher)
-    if icount and project.board.flasher != "qemu":
+    if icount and "icount" not in flasher.options:
         raise TinyedgeError(f"--icount only applies to QEMU-emulated boards, not {project.board.id}: drop it.")
-    options = {"icount": icount} if project.board.flasher == "qemu" else {}
+    options: dict[str, Any] = {"icount": icount} if "icount" in flasher.options else {}
     if firmware is not None:
-        if project.board.flasher != "mpremote":
+        if "firmware" not in flasher.options:
             raise TinyedgeError(f"--firmware installs MicroPython on MicroPython boards, not on {project.board.id}: "
                                 "drop it.")
         options["firmware"] = Path(firmware)

@@ -3,44 +3,24 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import jinja2
 
 import tinyedge
 from tinyedge.boards import Board, get_board
 from tinyedge.errors import TinyedgeError
-from tinyedge.frameworks import RenderContext, get_framework
-from tinyedge.paths import FIRMWARE_DIR, TEMPLATES_DIR, tflm_dir_from_env
+from tinyedge.frameworks import Framework, RenderContext
+from tinyedge.paths import FIRMWARE_DIR, tflm_dir_from_env
+from tinyedge.plugins import RUNTIMES, get_framework, get_runtime
 from tinyedge.project import MANIFEST, Project
-from tinyedge.runtimes import RuntimeSources, get_runtime
+from tinyedge.runtimes import RuntimeSources
+from tinyedge.templating import copy_if_changed, render, write_if_changed
 from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite
 
 DTYPE_CODES = {"INT8": 1, "UINT8": 2, "INT16": 3, "INT32": 4, "FLOAT32": 5}
 MAX_DIMS = 6
-# The board port each framework uses unless the profile names one with `port:`.
-DEFAULT_PORTS = {"host": "posix", "baremetal": "mps2", "avr": "avr", "espidf": "espidf", "arduino": "arduino",
-                 "platformio": "arduino"}
 PORT_SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".h", ".S", ".s")
-
-
-@dataclass(frozen=True)
-class FirmwareAllowance:
-    """What the firmware around the model (protocol, port, kernels, C library) takes, by framework:
-    the model's constants and arena must fit in the budget that is left."""
-    flash_bytes: int
-    ram_bytes: int
-
-
-ALLOWANCES = {
-    # RAM: the firmware's own data + bss (~330 B measured with a 256-byte input) and the 192 B that
-    # `build` keeps free for the stack.
-    "avr": FirmwareAllowance(flash_bytes=6 * 1024, ram_bytes=640),
-    "baremetal": FirmwareAllowance(flash_bytes=32 * 1024, ram_bytes=24 * 1024),
-}
-DEFAULT_ALLOWANCE = FirmwareAllowance(flash_bytes=64 * 1024, ram_bytes=32 * 1024)
+C_SUFFIXES = (".c", ".cc", ".cpp", ".S", ".s")
 
 
 def say(console: Any, message: str) -> None:
@@ -51,8 +31,9 @@ def say(console: Any, message: str) -> None:
 def choose_runtime(board: Board, runtime: str | None, tflm_dir: Path | None, console: Any = None) -> str:
     """The explicit runtime, checked against the board; else tflm when a TFLM tree is configured, else aot."""
     if runtime is not None:
-        if runtime not in ("tflm", "aot", "viper"):
-            raise TinyedgeError(f"unknown runtime '{runtime}': choose tflm, aot or viper.")
+        if runtime not in RUNTIMES:
+            names = list(RUNTIMES)
+            raise TinyedgeError(f"unknown runtime '{runtime}': choose {', '.join(names[:-1])} or {names[-1]}.")
         if runtime not in board.runtimes:
             raise TinyedgeError(f"the {board.id} board cannot run the {runtime} runtime: "
                                 f"choose --runtime {' or '.join(board.runtimes)}.")
@@ -74,46 +55,9 @@ def choose_runtime(board: Board, runtime: str | None, tflm_dir: Path | None, con
     return "tflm"
 
 
-def check_model_fits_flash(model: TfliteModel, board: Board, model_name: str) -> None:
-    if board.flash_bytes and len(model.data) > board.flash_bytes:
-        raise TinyedgeError(
-            f"{model_name} is {len(model.data):,} bytes but the {board.id} board has {board.flash_bytes:,} bytes "
-            "of flash: use a smaller model or a bigger board.")
-
-
-def check_aot_fits(model: TfliteModel, board: Board, model_name: str) -> None:
-    """Refuse, with the figures, an AOT model whose constants or arena cannot fit the board's budget."""
-    from tinyedge.aot.compiler import compile_model
-
-    stats = compile_model(model, progmem=board.arch.startswith("avr")).stats
-    if not board.is_budgeted:
-        return
-    allowance = ALLOWANCES.get(board.framework, DEFAULT_ALLOWANCE)
-    flash_needed = stats.constant_bytes + allowance.flash_bytes
-    ram_needed = stats.ram_bytes + allowance.ram_bytes
-    if flash_needed > board.flash_bytes:
-        raise TinyedgeError(
-            f"{model_name} does not fit the {board.id} board's flash: {stats.constant_bytes:,} bytes of weights "
-            f"+ about {allowance.flash_bytes:,} bytes of firmware = {flash_needed:,} > {board.flash_bytes:,} bytes; "
-            "use a smaller model or a bigger board.")
-    if ram_needed > board.ram_bytes:
-        raise TinyedgeError(
-            f"{model_name} does not fit the {board.id} board's RAM: a {stats.ram_bytes:,}-byte arena "
-            f"+ about {allowance.ram_bytes:,} bytes for the firmware = {ram_needed:,} > {board.ram_bytes:,} bytes; "
-            "use a smaller model or a bigger board.")
-
-
-def resolve_tflm_tree(board: Board, runtime: str, tflm_dir: Path | None) -> Path | None:
-    if runtime != "tflm" or board.tflm.get("source") != "tree":
-        return None
-    from tinyedge.tflm import require_tflm_tree
-
-    return require_tflm_tree(tflm_dir)
-
-
-def port_name(board: Board) -> str:
-    name = board.extra.get("port") or DEFAULT_PORTS.get(board.framework)
-    if name is None:
+def port_name(board: Board, framework: Framework) -> str:
+    name = board.extra.get("port") or framework.default_port
+    if not name:
         return ""
     if not (FIRMWARE_DIR / "ports" / name).is_dir():
         raise TinyedgeError(f"the {board.id} profile names port '{name}' but firmware/ports/{name} does not exist: "
@@ -138,21 +82,6 @@ def prepare_out_dir(out_dir: Path, board_id: str, runtime: str) -> None:
                 else:
                     entry.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
-
-
-def write_if_changed(path: Path, text: str) -> None:
-    """Leave an identical file untouched, so a regenerated project rebuilds only what changed."""
-    if path.is_file() and path.read_text() == text:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
-def copy_if_changed(source: Path, dest: Path) -> None:
-    if dest.is_file() and dest.read_bytes() == source.read_bytes():
-        return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, dest)
 
 
 def copy_firmware_sources(src_dir: Path, port: str) -> list[Path]:
@@ -185,17 +114,22 @@ def tensor_info(t: Tensor) -> dict[str, Any]:
             "dims": dims, "bytes": t.nbytes, "scale": f"{scale:.9e}", "zero_point": zero_point}
 
 
-def template_env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True, trim_blocks=False)
-
-
 def render_model_info(model: TfliteModel, board: Board, model_name: str) -> str:
-    return template_env().get_template("common/model_info.c.j2").render(
+    return render("common/model_info.c.j2",
         model_name=model_name, board_id=board.id, clock_hz=board.clock_hz,
         sha256_bytes=[f"0x{b:02x}" for b in bytes.fromhex(model.sha256)],
         inputs=[tensor_info(t) for t in model.input_tensors],
         outputs=[tensor_info(t) for t in model.output_tensors])
+
+
+def write_firmware_sources(model: TfliteModel, board: Board, model_name: str, src_dir: Path, port: str,
+                           out_dir: Path) -> list[str]:
+    """The protocol, the port and model_info.c in the project's source dir; returns the C sources, relative to out_dir."""
+    copied = copy_firmware_sources(src_dir, port)
+    write_if_changed(src_dir / "model_info.c", render_model_info(model, board, model_name))
+    common = [str(p.relative_to(out_dir)) for p in copied if p.suffix in C_SUFFIXES]
+    common.append(str((src_dir / "model_info.c").relative_to(out_dir)))
+    return common
 
 
 def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None = None,
@@ -210,58 +144,31 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     if arena_kb is not None and arena_kb <= 0:
         raise TinyedgeError(f"--arena-kb must be a positive number of KiB (got {arena_kb}).")
     chosen = choose_runtime(board, runtime, tflm_dir, console)
-    if chosen == "viper":
-        return generate_micropython(model, board, out_dir, arena_bytes or (arena_kb and arena_kb * 1024), console)
-    check_model_fits_flash(model, board, model_name)
-    if chosen == "aot":
-        check_aot_fits(model, board, model_name)
-    else:
-        from tinyedge.tflm import require_model_ops
-
-        require_model_ops(model)
-    tree = resolve_tflm_tree(board, chosen, tflm_dir)
-    framework = get_framework(board.framework)
-    port = port_name(board)
+    framework, runtime_plugin = get_framework(board.framework), get_runtime(chosen)
+    checked = runtime_plugin.check(model, board, model_name, framework.allowance, tflm_dir)
+    port = port_name(board, framework) if framework.compiles_firmware else ""
 
     prepare_out_dir(out_dir, board.id, chosen)
-    src_dir = out_dir / framework.source_dir
-    copied = copy_firmware_sources(src_dir, port)
-    write_if_changed(src_dir / "model_info.c", render_model_info(model, board, model_name))
+    common: list[str] = []
+    if framework.compiles_firmware:
+        common = write_firmware_sources(model, board, model_name, out_dir / framework.source_dir, port, out_dir)
     if arena_bytes is None and arena_kb is not None:
         arena_bytes = arena_kb * 1024
-    sources: RuntimeSources = get_runtime(chosen).write_sources(model, board, out_dir, arena_bytes, tree)
-    common = [str(p.relative_to(out_dir)) for p in copied if p.suffix in (".c", ".cc", ".cpp", ".S", ".s")]
-    common.append(str((src_dir / "model_info.c").relative_to(out_dir)))
+    sources: RuntimeSources = runtime_plugin.write_sources(model, board, out_dir, arena_bytes, tflm_dir, checked)
+    tree = sources.tflm_dir
     ctx = RenderContext(board=board, model=model, model_name=model_name, runtime=chosen, out_dir=out_dir,
                         runtime_sources=sources, common_sources=common,
-                        include_dirs=[framework.source_dir], tflm_dir=tree, extra={"port": port})
+                        include_dirs=[framework.source_dir] if framework.compiles_firmware else [], tflm_dir=tree,
+                        extra={"port": port})
     framework.render(ctx)
 
     project = Project(dir=out_dir, board_id=board.id, runtime=chosen, model_name=model_name,
                       model_sha256=model.sha256, arena_bytes=sources.arena_bytes, ops=model.op_names(),
                       tflm_dir=str(tree) if tree else None,
                       extra={"framework": board.framework, "port": port, "tinyedge_version": tinyedge.__version__,
-                             "model_bytes": len(model.data), "uses_cpp": sources.uses_cpp})
+                             "model_bytes": len(model.data), "uses_cpp": sources.uses_cpp,
+                             "sources": sources.sources})
     project.save()
     say(console, f"generated [bold]{out_dir}[/] for {board.name}: {chosen} runtime, "
                  f"{len(model.data):,}-byte model, {sources.arena_bytes:,}-byte arena, ops {', '.join(project.ops)}")
-    return project
-
-
-
-def generate_micropython(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: int | None,
-                         console: Any = None) -> Project:
-    """A MicroPython project: the viper model, kernel and server modules, for mpy-cross and mpremote."""
-    prepare_out_dir(out_dir, board.id, "viper")
-    sources = get_runtime("viper").write_sources(model, board, out_dir, arena_bytes, None)
-    framework = get_framework(board.framework)
-    framework.render(RenderContext(board=board, model=model, model_name=model.path.name, runtime="viper",
-                                   out_dir=out_dir, runtime_sources=sources, common_sources=[], include_dirs=[]))
-    project = Project(dir=out_dir, board_id=board.id, runtime="viper", model_name=model.path.name,
-                      model_sha256=model.sha256, arena_bytes=sources.arena_bytes, ops=model.op_names(),
-                      extra={"framework": board.framework, "tinyedge_version": tinyedge.__version__,
-                             "model_bytes": len(model.data), "sources": sources.sources})
-    project.save()
-    say(console, f"generated [bold]{out_dir}[/] for {board.name}: viper runtime, {len(model.data):,}-byte model, "
-                 f"{sources.arena_bytes:,}-byte arena, ops {', '.join(project.ops)}")
     return project

@@ -110,13 +110,13 @@ def board_fit(model: TfliteModel, board: Board, arena_bytes: int) -> BoardFit:
 def _aot_needs(model: TfliteModel, board: Board, fallback_arena: int) -> tuple[int, int, str]:
     """Flash and RAM of the AOT firmware, as `tinyedge generate` checks them: the memory plan and
     constants plus the framework's firmware allowance (the host arena when the AOT compiler refuses the model)."""
-    from tinyedge.aot.compiler import compile_model
     from tinyedge.errors import TinyedgeError
-    from tinyedge.generate import ALLOWANCES, DEFAULT_ALLOWANCE
+    from tinyedge.plugins import get_framework
+    from tinyedge.runtimes.aot import compile_for
 
-    allowance = ALLOWANCES.get(board.framework, DEFAULT_ALLOWANCE)
+    allowance = get_framework(board.framework).allowance
     try:
-        stats = compile_model(model, progmem=board.arch.startswith("avr")).stats
+        stats = compile_for(model, board).stats
     except TinyedgeError:
         weights = sum(t.nbytes for t in model.tensors if t.is_constant)
         return (weights + AOT_CODE_ESTIMATE, fallback_arena,

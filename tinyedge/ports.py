@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+import serial
 from serial.tools import list_ports as pyserial_list_ports
 
 from tinyedge.boards import Board, load_boards
@@ -134,6 +135,15 @@ def wait_for_usb_port(usb_ids: list[str] | tuple[str, ...], timeout_s: float = 1
         if time.monotonic() >= deadline:
             return None
         time.sleep(poll_s)
+
+
+def touch_1200bps(port: str) -> None:
+    """Open and close the port at 1200 baud: Arduino-style cores reboot into their bootloader on it."""
+    try:
+        with serial.Serial(port, 1200) as ser:
+            ser.dtr = False
+    except (serial.SerialException, OSError):
+        pass  # the board may drop off the bus while we close: that is the point
 
 
 def ports_table(ports: list[PortInfo]) -> Table:

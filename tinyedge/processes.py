@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import IO
 
 from tinyedge.errors import TinyedgeError
+from tinyedge.tools import missing_tool
 
 PR_SET_PDEATHSIG = 1
 _owned: "weakref.WeakSet[subprocess.Popen]" = weakref.WeakSet()
@@ -33,7 +34,7 @@ def start_owned(command: Sequence[str], **popen_kwargs) -> subprocess.Popen:
     try:
         process = subprocess.Popen(list(command), preexec_fn=_die_with_parent, **popen_kwargs)
     except FileNotFoundError:
-        raise TinyedgeError(f"{command[0]} is not installed or not on PATH: install it and try again.") from None
+        raise missing_tool(command[0]) from None
     _owned.add(process)
     return process
 

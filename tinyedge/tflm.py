@@ -29,6 +29,7 @@ import yaml
 from tinyedge.errors import TinyedgeError
 from tinyedge.paths import FIRMWARE_DIR, cache_dir, tflm_dir_from_env
 from tinyedge.tflite_model import TfliteModel, refuse_custom_ops
+from tinyedge.tools import missing_tool
 
 MAKE_TREE_HINT = (
     "make one with tflite-micro's tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py "
@@ -272,7 +273,7 @@ def tree_hash(tree: Path) -> str:
 def _compiler_identity(compiler: str) -> str:
     resolved = shutil.which(compiler)
     if resolved is None:
-        raise TinyedgeError(f"the compiler '{compiler}' is not installed or not on PATH: install it or fix the board's toolchain.")
+        raise missing_tool(compiler, "install it or fix the board's toolchain")
     version = subprocess.run([resolved, "--version"], capture_output=True, text=True).stdout.splitlines()
     machine = subprocess.run([resolved, "-dumpmachine"], capture_output=True, text=True).stdout.strip()
     return f"{os.path.realpath(resolved)}|{version[0] if version else ''}|{machine}"
@@ -351,7 +352,7 @@ def _archive(obj_dir: Path, objects: list[Path], ar: str) -> Path:
     if archive.is_file():
         return archive
     if shutil.which(ar) is None:
-        raise TinyedgeError(f"the archiver '{ar}' is not installed or not on PATH: install binutils for the board's toolchain.")
+        raise missing_tool(ar, "install binutils for the board's toolchain")
     tmp = archive.with_name(f"{archive.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     result = subprocess.run([ar, "rcs", str(tmp), *map(str, objects)], capture_output=True, text=True)

@@ -1,55 +1,43 @@
-"""Flashers, keyed by the `flasher` field of a board profile.
+"""Flashers, keyed by the `flasher` field of a board profile (names in tinyedge.plugins).
 
 `Flasher.flash(project, port)` is a context manager: it writes the firmware (or starts the emulator
 that runs it) and yields the pyserial URL to talk to; leaving the context stops anything it started.
+A flasher reads what it writes from the project's build record (`project.artifact(role)`).
 """
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
-from typing import Callable, ClassVar
+from typing import Any, ClassVar
 
 from tinyedge.boards import Board
-from tinyedge.errors import TinyedgeError
-from tinyedge.frameworks import Tool
+from tinyedge.plugins import get_flasher  # noqa: F401  (re-exported: the registry loads flashers)
 from tinyedge.project import Project
+from tinyedge.tools import ProgressCallback, Tool
 
-FLASHER_MODULES = {
-    "host": "tinyedge.flashers.host",
-    "qemu": "tinyedge.flashers.qemu",
-    "avrdude": "tinyedge.flashers.avrdude",
-    "esptool": "tinyedge.flashers.esptool",
-    "arduino-cli": "tinyedge.flashers.arduino_cli",
-    "bossac": "tinyedge.flashers.bossac",
-    "uf2": "tinyedge.flashers.uf2",
-    "mpremote": "tinyedge.flashers.mpremote",
-}
-
-# progress(done_bytes, total_bytes, what) — routed into a rich progress bar by the CLI.
-ProgressCallback = Callable[[int, int, str], None]
+__all__ = ["Flasher", "ProgressCallback", "get_flasher"]
 
 
 class Flasher(ABC):
     name: ClassVar[str]
+    # True when flashing always starts a process that must keep running (QEMU, the host firmware).
+    emulates: ClassVar[bool] = False
+    # The keyword options `flash` takes beyond (project, port, progress): "icount" (QEMU's instruction
+    # counting), "firmware" (MicroPython to install first).
+    options: ClassVar[frozenset[str]] = frozenset()
+    # The external programs every board flashed this way needs (override `tools` when it depends on the board).
+    required_tools: ClassVar[tuple[Tool, ...]] = ()
 
     @abstractmethod
-    def flash(self, project: Project, port: str | None,
-              progress: ProgressCallback | None = None) -> AbstractContextManager[str]:
+    def flash(self, project: Project, port: str | None, progress: ProgressCallback | None = None,
+              **options: Any) -> AbstractContextManager[str]:
         """Write the firmware and yield the serial URL the firmware answers on."""
 
-    @abstractmethod
     def tools(self, board: Board) -> list[Tool]:
         """External programs this flasher needs (for `tinyedge doctor`)."""
+        return list(self.required_tools)
 
-    @property
-    def is_emulator(self) -> bool:
-        """True when flashing starts a process that must keep running (QEMU, simavr, host)."""
-        return False
-
-
-def get_flasher(name: str) -> Flasher:
-    if name not in FLASHER_MODULES:
-        raise TinyedgeError(f"unknown flasher '{name}': choose one of {', '.join(FLASHER_MODULES)}.")
-    return importlib.import_module(FLASHER_MODULES[name]).FLASHER
+    def will_emulate(self, board: Board, port: str | None) -> bool:
+        """True when flashing this board on this port starts an emulator that must keep running."""
+        return self.emulates

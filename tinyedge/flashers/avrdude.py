@@ -19,12 +19,14 @@ from pathlib import Path
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
-from tinyedge.frameworks import Tool
 from tinyedge.paths import PROJECT_ROOT, cache_dir
+from tinyedge.ports import candidates_for, choose_port, list_ports
 from tinyedge.processes import serving
 from tinyedge.project import Project
+from tinyedge.tools import Tool, require_tool
 
 AVRDUDE_INSTALL = "sudo apt-get install avrdude"
+AVRDUDE = Tool("avrdude", "avrdude", AVRDUDE_INSTALL)
 SIMAVR_INSTALL = "sudo apt-get install libsimavr-dev libelf-dev pkg-config build-essential"
 LAUNCHER_SOURCES = PROJECT_ROOT / "tools" / "simavr-uno"
 LAUNCHER_MARKER = "simavr-uno: uart on "
@@ -39,8 +41,7 @@ def avrdude_command(board: Board, port: str, hex_path: Path) -> list[str]:
 
 def run_avrdude(board: Board, port: str, hex_path: Path, progress: ProgressCallback | None) -> float:
     """Flash and verify; returns the seconds it took. A failure quotes avrdude's last error line."""
-    if shutil.which("avrdude") is None:
-        raise TinyedgeError(f"avrdude is not installed or not on PATH: install it with `{AVRDUDE_INSTALL}`.")
+    require_tool(AVRDUDE)
     size = hex_path.stat().st_size
     if progress:
         progress(0, size, f"avrdude → {port}")
@@ -88,25 +89,15 @@ def launcher_path() -> Path:
 
 def attached_port(board: Board) -> str | None:
     """The one attached board's port; None when none is attached (several is an error)."""
-    try:
-        from tinyedge import ports
-    except ImportError:
-        return None
-    found = ports.candidates_for(board, ports.list_ports())
+    found = candidates_for(board, list_ports())
     if not found:
         return None
-    return ports.choose_port(board, found)
+    return choose_port(board, found)
 
 
 class AvrdudeFlasher(Flasher):
     name = "avrdude"
-
-    def tools(self, board: Board) -> list[Tool]:
-        return [Tool("avrdude", "avrdude", AVRDUDE_INSTALL)]
-
-    @property
-    def is_emulator(self) -> bool:
-        return False
+    required_tools = (AVRDUDE,)
 
     def will_emulate(self, board: Board, port: str | None) -> bool:
         return port is None and board.emulator.get("kind") == "simavr" and attached_port(board) is None
@@ -115,7 +106,7 @@ class AvrdudeFlasher(Flasher):
     def flash(self, project: Project, port: str | None,
               progress: ProgressCallback | None = None) -> Iterator[str]:
         board = project.board
-        hex_path = hex_image(project)
+        hex_path = project.artifact("hex")
         if port is None:
             port = attached_port(board)
         if port is not None:
@@ -127,16 +118,6 @@ class AvrdudeFlasher(Flasher):
         with emulated_uno(board, progress) as pty:
             run_avrdude(board, pty, hex_path, progress)
             yield pty
-
-
-def hex_image(project: Project) -> Path:
-    elf = project.elf_path
-    if elf is None or not elf.is_file():
-        raise TinyedgeError(f"{project.dir} has no built firmware: run `tinyedge build {project.dir}` first.")
-    hex_path = elf.with_suffix(".hex")
-    if not hex_path.is_file():
-        raise TinyedgeError(f"{hex_path} is missing: run `tinyedge build {project.dir}` again.")
-    return hex_path
 
 
 @contextmanager

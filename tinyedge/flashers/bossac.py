@@ -15,12 +15,9 @@ from typing import Iterator
 from tinyedge.boards import Board
 from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
-from tinyedge.flashers.arduino_cli import run_with_progress
-from tinyedge.flashers.uf2 import touch_1200bps
-from tinyedge.frameworks import Tool
-from tinyedge.frameworks.mcu_support import require_tool
-from tinyedge.ports import find_board_port, is_device_path, list_ports, wait_for_usb_port
+from tinyedge.ports import find_board_port, is_device_path, list_ports, touch_1200bps, wait_for_usb_port
 from tinyedge.project import Project
+from tinyedge.tools import Tool, require_tool, run_with_progress
 
 # The Nano 33 BLE's bootloader speaks Arduino's BOSSA fork (1.9.1-arduino2); upstream BOSSA, Debian's
 # bossa-cli included, has no nRF52840 support. arduino-cli installs the fork with the board's core.
@@ -35,16 +32,6 @@ def arduino_bossac() -> str | None:
     """The bossac arduino-cli installed with an Arduino core, the newest first, if any."""
     found = sorted(ARDUINO_TOOLS.glob("*/bossac"), reverse=True) if ARDUINO_TOOLS.is_dir() else []
     return str(found[0]) if found else None
-
-
-def firmware_bin(project: Project) -> Path:
-    artifacts = {**project.extra.get("build", {}).get("artifacts", {}), **project.extra.get("artifacts", {})}
-    candidates = [project.dir / artifacts["bin"]] if "bin" in artifacts else []
-    candidates += sorted((project.dir / "build").glob("*.bin"))
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise TinyedgeError(f"{project.dir} has no firmware .bin: run `tinyedge build {project.dir}` first.")
 
 
 def bootloader_ids(board: Board) -> list[str]:
@@ -81,7 +68,7 @@ class BossacFlasher(Flasher):
               progress: ProgressCallback | None = None) -> Iterator[str]:
         board = project.board
         bossac = require_tool(self.tools(board)[0])
-        image = firmware_bin(project)
+        image = project.artifact("bin")
         port = port or find_board_port(board)
         if not is_device_path(port):
             raise TinyedgeError(f"bossac needs a local serial device, not {port}: pass --port /dev/ttyACM0 or similar.")

@@ -1,8 +1,8 @@
 """Flash an ESP-IDF build through esptool's Python API: detect the chip, load the stub, write the
 bootloader, partition table and app at the board profile's offsets, verify each by MD5, hard-reset.
 
-The images come from the project's build: `tinyedge.json` (recorded by the ESP-IDF framework after
-`idf.py build`) or, failing that, ESP-IDF's own `build/flasher_args.json`.
+The images and their offsets come from the project's build record (`tinyedge build` notes what ESP-IDF
+built, at the board profile's offsets).
 
 Needs esptool 5.4 or newer: `attach_flash`, `run_stub` and `reset_chip` came with 5.0, logging through
 `esp_pylib.logger` with 5.4 (pyproject.toml pins it; an older one is refused in one sentence).
@@ -11,7 +11,6 @@ Needs esptool 5.4 or newer: `attach_flash`, `run_stub` and `reset_chip` came wit
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import re
 import sys
 import time
@@ -23,13 +22,11 @@ from typing import Any, Iterator
 from tinyedge.boards import Board
 from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
-from tinyedge.frameworks import Tool
 from tinyedge.ports import find_board_port, is_device_path, wait_for_port
 from tinyedge.project import Project
+from tinyedge.tools import Tool
 
 ROLES = ("bootloader", "partition_table", "app")
-# Keys of ESP-IDF's build/flasher_args.json for each role.
-FLASHER_ARGS_KEYS = {"bootloader": "bootloader", "partition_table": "partition-table", "app": "app"}
 
 
 @dataclass(frozen=True)
@@ -43,53 +40,9 @@ class EspImage:
         return f"{self.role.replace('_', ' ')} @ {self.offset:#x}"
 
 
-def read_flasher_args(build_dir: Path) -> dict[str, Any]:
-    """The images ESP-IDF built (paths relative to the project) and their flash settings."""
-    path = build_dir / "flasher_args.json"
-    if not path.is_file():
-        raise TinyedgeError(f"{path} is missing: build the project first with `tinyedge build {build_dir.parent}`.")
-    try:
-        args = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise TinyedgeError(f"{path} is damaged ({exc}): build the project again.") from None
-    images: dict[str, str] = {}
-    for role, key in FLASHER_ARGS_KEYS.items():
-        entry = args.get(key)
-        if not isinstance(entry, dict) or "file" not in entry:
-            raise TinyedgeError(f"{path} names no {key} image: build the project again with `idf.py build`.")
-        images[role] = str((build_dir / entry["file"]).relative_to(build_dir.parent))
-    return {"images": images, "flash_settings": args.get("flash_settings", {}),
-            "chip": args.get("extra_esptool_args", {}).get("chip")}
-
-
-def recorded_build(project: Project) -> dict[str, Any]:
-    recorded = project.extra.get("esptool")
-    if isinstance(recorded, dict) and isinstance(recorded.get("images"), dict):
-        return recorded
-    return read_flasher_args(project.dir / "build")
-
-
-def profile_offsets(board: Board) -> dict[str, int]:
-    offsets = board.section("esptool").get("offsets", {})
-    missing = [role for role in ROLES if not isinstance(offsets.get(role), int)]
-    if missing:
-        raise TinyedgeError(f"board '{board.id}' has no esptool offset for {', '.join(missing)}: "
-                            "add esptool.offsets to its profile in boards.yaml.")
-    return {role: offsets[role] for role in ROLES}
-
-
 def esp_images(project: Project) -> list[EspImage]:
-    """The bootloader, partition table and app of the project's build, at the board profile's offsets."""
-    offsets = profile_offsets(project.board)
-    recorded = recorded_build(project)
-    images = []
-    for role in ROLES:
-        path = project.dir / recorded["images"][role]
-        if not path.is_file():
-            raise TinyedgeError(f"the {role.replace('_', ' ')} image {path} is missing: "
-                                f"build the project again with `tinyedge build {project.dir}`.")
-        images.append(EspImage(role, offsets[role], path))
-    return images
+    """The bootloader, partition table and app of the project's build, at the offsets it recorded."""
+    return [EspImage(role, project.artifact_offset(role), project.artifact(role)) for role in ROLES]
 
 
 def _esptool_logger(progress: ProgressCallback | None, label: list[str]) -> Any:

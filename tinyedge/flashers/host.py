@@ -6,10 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
-from tinyedge.frameworks import Tool
 from tinyedge.processes import serving
 from tinyedge.project import Project
 
@@ -18,22 +16,14 @@ SERVING_MARKER = "tinyedge: serving on "
 
 class HostFlasher(Flasher):
     name = "host"
-
-    @property
-    def is_emulator(self) -> bool:
-        return True
-
-    def tools(self, board: Board) -> list[Tool]:
-        return []
+    emulates = True
 
     @contextmanager
     def flash(self, project: Project, port: str | None,
               progress: ProgressCallback | None = None) -> Iterator[str]:
         if port:
             raise TinyedgeError("the host board runs the firmware as a local program and has no serial port: drop --port.")
-        program = project.elf_path
-        if program is None or not program.is_file():
-            raise TinyedgeError(f"{project.dir} has no built firmware: run `tinyedge build {project.dir}` first.")
+        program = project.artifact("elf")
         if progress:
             progress(0, 1, f"starting {program.name}")
         with serving([str(program)], SERVING_MARKER, 10.0, f"the host firmware {program}", cwd=project.dir) as url:

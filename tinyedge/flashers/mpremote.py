@@ -15,10 +15,10 @@ from pathlib import Path
 from tinyedge.boards import Board
 from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
-from tinyedge.frameworks import Tool
 from tinyedge.ports import find_board_port, is_device_path, wait_for_port
 from tinyedge.processes import serving
 from tinyedge.project import Project
+from tinyedge.tools import Tool
 from tinyedge.viper.board import check_fits, copy_files, read_facts, start_server, stop_server
 from tinyedge.viper.bridge import SERVING_MARKER
 from tinyedge.viper.firmware import install_micropython
@@ -43,6 +43,7 @@ def _unix_board(project: Project) -> Iterator[str]:
 
 class MpremoteFlasher(Flasher):
     name = "mpremote"
+    options = frozenset({"firmware"})
 
     def will_emulate(self, board: Board, port: str | None) -> bool:
         return is_unix_board(board)
@@ -79,13 +80,12 @@ class MpremoteFlasher(Flasher):
 
     def _serve(self, project: Project, url: str, progress: ProgressCallback | None) -> Iterator[str]:
         board = project.board
-        built = project.dir / "build"
-        mpy = json.loads((built / "mpy.json").read_text())
+        mpy = json.loads(project.artifact("mpy_format").read_text())
         installer = str((board.extra.get("micropython") or {}).get("installer", ""))
         facts = read_facts(url, board.baud, installer)
         check_board_loads(facts.mpy, MpyFormat(mpy["version"], mpy["sub_version"], mpy["arch"]))
         check_fits(facts.mem_free, int(mpy["module_bytes"]), project.arena_bytes, board.id)
-        files = [built / f"{Path(s).stem}.mpy" for s in project.extra.get("sources", [])]
+        files = [project.artifact(Path(s).stem) for s in project.extra.get("sources", [])]
         if progress:
             progress(0, len(files), f"copying {len(files)} modules with mpremote")
         copied, unchanged = copy_files(url, files)

@@ -14,9 +14,9 @@ from typing import Any
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
-from tinyedge.frameworks import Tool
 from tinyedge.processes import serving
 from tinyedge.project import Project
+from tinyedge.tools import Tool, require_tools
 
 READY_MARKER = "waiting for connection"
 # `-icount shift=0`: one instruction per virtual nanosecond, so a timer counts instructions (a 25 MHz
@@ -63,10 +63,8 @@ def icount_requested(icount: bool | None) -> bool:
 
 class QemuFlasher(Flasher):
     name = "qemu"
-
-    @property
-    def is_emulator(self) -> bool:
-        return True
+    emulates = True
+    options = frozenset({"icount"})
 
     def tools(self, board: Board) -> list[Tool]:
         emulator = emulator_facts(board)
@@ -79,15 +77,11 @@ class QemuFlasher(Flasher):
     @contextmanager
     def _run(self, project: Project, port: str | None, progress: ProgressCallback | None,
              icount: bool) -> Iterator[str]:
-        from tinyedge.build import require_tools
-
         board = project.board
         if port:
             raise TinyedgeError(f"the {board.id} board is emulated by QEMU and has no serial port: drop --port.")
-        elf = project.elf_path
-        if elf is None or not elf.is_file():
-            raise TinyedgeError(f"{project.dir} has no built firmware: run `tinyedge build {project.dir}` first.")
-        require_tools(self.tools(board), board)
+        elf = project.artifact("elf")
+        require_tools(self.tools(board), needed_for=board.name)
         tcp_port = free_tcp_port()
         if progress:
             progress(0, 1, f"starting QEMU {board.emulator.get('machine', '')}")

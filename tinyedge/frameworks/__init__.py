@@ -1,38 +1,24 @@
-"""Frameworks, keyed by the `framework` field of a board profile: each renders its project
-layout from templates/<framework>/ and runs that framework's real build."""
+"""Frameworks, keyed by the `framework` field of a board profile (names in tinyedge.plugins): each
+renders its project layout from templates/<framework>/ and runs that framework's real build."""
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from tinyedge.boards import Board
-from tinyedge.errors import TinyedgeError
+from tinyedge.plugins import get_framework  # noqa: F401  (re-exported: the registry loads frameworks)
 from tinyedge.project import Project
-from tinyedge.runtimes import RuntimeSources
+from tinyedge.runtimes import FirmwareAllowance, RuntimeSources
 from tinyedge.tflite_model import TfliteModel
+from tinyedge.tools import Tool
 
-FRAMEWORK_MODULES = {
-    "host": "tinyedge.frameworks.host",
-    "baremetal": "tinyedge.frameworks.baremetal",
-    "avr": "tinyedge.frameworks.avr",
-    "espidf": "tinyedge.frameworks.espidf",
-    "arduino": "tinyedge.frameworks.arduino",
-    "platformio": "tinyedge.frameworks.platformio",
-    "micropython": "tinyedge.frameworks.micropython",
-}
+__all__ = ["BuildResult", "DEFAULT_ALLOWANCE", "Framework", "RenderContext", "Tool", "get_framework"]
 
-
-@dataclass(frozen=True)
-class Tool:
-    """An external program a framework needs, and the line that installs it."""
-    name: str
-    command: str
-    install: str
-    version_args: tuple[str, ...] = ("--version",)
+# What the firmware around the model takes on a framework that does not say.
+DEFAULT_ALLOWANCE = FirmwareAllowance(flash_bytes=64 * 1024, ram_bytes=32 * 1024)
 
 
 @dataclass
@@ -55,13 +41,24 @@ class BuildResult:
     flash_bytes: int
     ram_bytes: int
     seconds: float
-    artifacts: dict[str, Path] = field(default_factory=dict)   # e.g. bin/hex/uf2 images
+    artifacts: dict[str, Path] = field(default_factory=dict)   # role -> file, e.g. bin/hex/uf2 images
+    offsets: dict[str, int] = field(default_factory=dict)      # role -> flash address, where the flasher needs one
 
 
 class Framework(ABC):
     name: ClassVar[str]
     # Where generate.py copies the C/C++ sources inside the project ("main" for ESP-IDF, "src" elsewhere).
     source_dir: ClassVar[str] = "src"
+    # The board port (firmware/ports/<name>) used unless the profile names one with `port:`; "" for none.
+    default_port: ClassVar[str] = ""
+    # False where no C is compiled (MicroPython): generate then copies no protocol/port sources.
+    compiles_firmware: ClassVar[bool] = True
+    # What the firmware around the model takes (generate checks an AOT model against the rest of the budget).
+    allowance: ClassVar[FirmwareAllowance] = DEFAULT_ALLOWANCE
+    # The ELF's data + bss leave out the stack: keep this much RAM free for it.
+    stack_reserve_bytes: ClassVar[int] = 0
+    # The external programs every board of this framework needs (override `tools` when it depends on the board).
+    required_tools: ClassVar[tuple[Tool, ...]] = ()
 
     @abstractmethod
     def render(self, ctx: RenderContext) -> None:
@@ -71,13 +68,6 @@ class Framework(ABC):
     def build(self, project: Project) -> BuildResult:
         """Run the framework's real build; raise TinyedgeError naming a missing tool and its install line."""
 
-    @abstractmethod
     def tools(self, board: Board) -> list[Tool]:
         """The external programs this framework needs for the board (for `tinyedge doctor`)."""
-
-
-def get_framework(name: str) -> Framework:
-    if name not in FRAMEWORK_MODULES:
-        raise TinyedgeError(f"unknown framework '{name}': choose one of {', '.join(FRAMEWORK_MODULES)}.")
-    module = importlib.import_module(FRAMEWORK_MODULES[name])
-    return module.FRAMEWORK
+        return list(self.required_tools)

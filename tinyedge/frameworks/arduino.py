@@ -16,20 +16,15 @@ from pathlib import Path
 
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
-from tinyedge.frameworks import BuildResult, Framework, RenderContext, Tool
+from tinyedge.frameworks import BuildResult, Framework, RenderContext
 from tinyedge.frameworks.mcu_support import (
-    drop_stale_sources, firmware_defines, firmware_outputs, gather_into, project_sources, render_template,
-    require_tool, run_build_step,
+    drop_stale_sources, firmware_defines, firmware_outputs, gather_into, project_sources,
 )
 from tinyedge.project import Project
+from tinyedge.templating import render_to
+from tinyedge.tools import ARDUINO_CLI, require_tool, run_build_step
 
 SKETCH = "firmware"
-ARDUINO_CLI_INSTALL = ("install arduino-cli (curl -fsSL https://raw.githubusercontent.com/arduino/arduino-cli/master/"
-                       "install.sh | BINDIR=~/.local/bin sh) and run `arduino-cli core update-index`")
-# Board manager indexes of cores not in Arduino's own index, by core vendor.
-CORE_INDEX_URLS = {"esp32": "https://espressif.github.io/arduino-esp32/package_esp32_index.json",
-                   "rp2040": "https://github.com/earlephilhower/arduino-pico/releases/download/global/"
-                             "package_rp2040_index.json"}
 
 
 def arduino_settings(board: Board) -> dict[str, str]:
@@ -43,17 +38,16 @@ def extra_flags(defines: dict[str, str]) -> str:
     return " ".join(f"-D{name}={value}" for name, value in defines.items())
 
 
-def index_urls(core: str) -> list[str]:
-    vendor = core.split(":")[0]
-    return [CORE_INDEX_URLS[vendor]] if vendor in CORE_INDEX_URLS else []
+def additional_urls(config: dict) -> list[str]:
+    """`--additional-urls` for the board manager index the profile names (`arduino.index_url`), if any."""
+    return sum((["--additional-urls", url] for url in config.get("index_urls", [])), [])
 
 
 class ArduinoFramework(Framework):
     name = "arduino"
     source_dir = f"{SKETCH}/src"
-
-    def tools(self, board: Board) -> list[Tool]:
-        return [Tool("arduino-cli", "arduino-cli", ARDUINO_CLI_INSTALL, ("version",))]
+    default_port = "arduino"
+    required_tools = (ARDUINO_CLI,)
 
     def render(self, ctx: RenderContext) -> None:
         board = ctx.board
@@ -64,13 +58,14 @@ class ArduinoFramework(Framework):
         drop_stale_sources(src, [p.name for p in project_sources(ctx, self.source_dir)])
         gather_into(ctx, self.source_dir, src)
         uses_tflm = ctx.runtime == "tflm"
-        render_template("arduino", "sketch.ino.j2", sketch / f"{SKETCH}.ino", board=board, model_name=ctx.model_name,
-                        runtime=ctx.runtime, core=settings["core"],
-                        library=settings.get("tflm_library") if uses_tflm else None,
-                        library_header=settings.get("tflm_header") if uses_tflm else None)
-        render_template("arduino", "sketch.yaml.j2", sketch / "sketch.yaml", fqbn=settings["fqbn"])
+        render_to(sketch / f"{SKETCH}.ino", "arduino/sketch.ino.j2", board=board, model_name=ctx.model_name,
+                  runtime=ctx.runtime, core=settings["core"],
+                  library=settings.get("tflm_library") if uses_tflm else None,
+                  library_header=settings.get("tflm_header") if uses_tflm else None)
+        render_to(sketch / "sketch.yaml", "arduino/sketch.yaml.j2", fqbn=settings["fqbn"])
         (ctx.out_dir / "arduino_build.json").write_text(json.dumps({
             "fqbn": settings["fqbn"], "core": settings["core"],
+            "index_urls": [settings["index_url"]] if settings.get("index_url") else [],
             "libraries": [settings["tflm_library"]] if uses_tflm and settings.get("tflm_library") else [],
             "defines": firmware_defines(ctx, tflm_log_on_protocol_port=True),
         }, indent=2) + "\n")
@@ -81,11 +76,11 @@ class ArduinoFramework(Framework):
         return [cli, "compile", "--fqbn", config["fqbn"], "--output-dir", "build",
                 "--build-property", f"compiler.c.extra_flags={flags}",
                 "--build-property", f"compiler.cpp.extra_flags={flags}",
-                *sum((["--additional-urls", url] for url in index_urls(config["core"])), []),
+                *additional_urls(config),
                 SKETCH]
 
     def build(self, project: Project) -> BuildResult:
-        cli = require_tool(self.tools(project.board)[0])
+        cli = require_tool(ARDUINO_CLI)
         config_path = project.dir / "arduino_build.json"
         if not config_path.is_file():
             raise TinyedgeError(f"{config_path} is missing: generate the project again.")
@@ -94,7 +89,7 @@ class ArduinoFramework(Framework):
         log = project.dir / "build" / "build.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
-        urls = sum((["--additional-urls", url] for url in index_urls(config["core"])), [])
+        urls = additional_urls(config)
         run_build_step([cli, "core", "update-index", *urls], project.dir, log, "arduino-cli core update-index")
         run_build_step([cli, "core", "install", config["core"], *urls], project.dir, log,
                        f"arduino-cli core install {config['core']}")
@@ -107,7 +102,7 @@ class ArduinoFramework(Framework):
 def collect_outputs(project: Project, seconds: float) -> BuildResult:
     """arduino-cli --output-dir build leaves firmware.ino.elf/.bin/.hex (and .uf2 on some cores)."""
     build = project.dir / "build"
-    return firmware_outputs(project, build / f"{SKETCH}.ino.elf", seconds, "arduino-cli", build / "build.log")
+    return firmware_outputs(build / f"{SKETCH}.ino.elf", seconds, "arduino-cli", build / "build.log")
 
 
 FRAMEWORK = ArduinoFramework()

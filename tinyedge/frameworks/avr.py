@@ -7,15 +7,21 @@ from pathlib import Path
 from typing import Any
 
 from tinyedge.boards import Board
-from tinyedge.frameworks import RenderContext, Tool
-from tinyedge.frameworks.host import BUILD_ESSENTIAL, MakeFramework
+from tinyedge.frameworks import RenderContext
+from tinyedge.frameworks.make import BUILD_ESSENTIAL, MakeFramework
 from tinyedge.project import Project
+from tinyedge.runtimes import FirmwareAllowance
+from tinyedge.tools import Tool
 
 AVR_INSTALL = "sudo apt-get install gcc-avr avr-libc binutils-avr"
 
 
 class AvrFramework(MakeFramework):
     name = "avr"
+    default_port = "avr"
+    # RAM: the firmware's own data + bss (~330 B measured with a 256-byte input) and the 192 B that
+    # `build` keeps free for the stack.
+    allowance = FirmwareAllowance(flash_bytes=6 * 1024, ram_bytes=640)
     # The ELF's data + bss leave out the stack: keep this much free for it (and the protocol's calls).
     stack_reserve_bytes = 192
 

@@ -9,10 +9,13 @@ from typing import Any
 
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
-from tinyedge.frameworks import RenderContext, Tool
-from tinyedge.frameworks.host import BUILD_ESSENTIAL, MakeFramework
+from tinyedge.frameworks import RenderContext
+from tinyedge.frameworks.make import BUILD_ESSENTIAL, MakeFramework
 from tinyedge.paths import FIRMWARE_DIR
 from tinyedge.project import Project
+from tinyedge.runtimes import FirmwareAllowance
+from tinyedge.templating import render_file, write_if_changed
+from tinyedge.tools import Tool
 
 LINKER_SCRIPT = "link.ld"
 
@@ -51,6 +54,8 @@ def link_script_template(port: str) -> Path:
 
 class BaremetalFramework(MakeFramework):
     name = "baremetal"
+    default_port = "mps2"
+    allowance = FirmwareAllowance(flash_bytes=32 * 1024, ram_bytes=24 * 1024)
 
     def prefix(self, board: Board) -> str:
         return board.toolchain if board.toolchain.endswith("-") else board.toolchain + "-"
@@ -84,10 +89,7 @@ class BaremetalFramework(MakeFramework):
         }
 
     def extra_files(self, ctx: RenderContext) -> None:
-        from tinyedge.generate import template_env, write_if_changed
-
-        template = template_env().from_string(link_script_template(ctx.extra["port"]).read_text())
-        text = template.render(board=ctx.board, **memory_map(ctx.board))
+        text = render_file(link_script_template(ctx.extra["port"]), board=ctx.board, **memory_map(ctx.board))
         write_if_changed(ctx.out_dir / LINKER_SCRIPT, text)
 
     def artifacts(self, project: Project) -> dict[str, Path]:

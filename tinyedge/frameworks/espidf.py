@@ -3,8 +3,8 @@
 
 TFLM comes from Espressif's `esp-tflite-micro` component (with the ESP-NN kernels), declared in
 main/idf_component.yml and fetched by the IDF Component Manager during `idf.py build`.
-`build` runs `idf.py set-target` (when the target changed) and `idf.py build`, then records the
-images esptool writes (from ESP-IDF's build/flasher_args.json) in tinyedge.json.
+`build` runs `idf.py set-target` (when the target changed) and `idf.py build`, then returns the
+images esptool writes (from ESP-IDF's build/flasher_args.json) at the profile's offsets, for the build record.
 
 Serial: the protocol owns UART0, the port behind the DevKits' USB-UART bridge, so sdkconfig.defaults
 turns the IDF console and boot log off (CONFIG_ESP_CONSOLE_NONE, bootloader log level NONE); only the
@@ -26,18 +26,21 @@ esp_driver_usb_serial_jtag, split out of `driver` in v5.3, which stopped re-expo
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
 
 from tinyedge.boards import Board
+from tinyedge.elf import elf_sizes
 from tinyedge.errors import TinyedgeError
-from tinyedge.frameworks import BuildResult, Framework, RenderContext, Tool
+from tinyedge.frameworks import BuildResult, Framework, RenderContext
 from tinyedge.frameworks.mcu_support import (
-    drop_stale_sources, elf_memory, firmware_defines, gather_into, project_sources, relative_to, render_template,
-    require_tool, run_build_step,
+    drop_stale_sources, firmware_defines, gather_into, project_sources,
 )
 from tinyedge.project import Project
+from tinyedge.templating import render_to
+from tinyedge.tools import Tool, require_tool, run_build_step
 
 IDF_VERSION = ">=5.3"
 # The components main uses beyond ESP-IDF's common ones; all exist from v5.3 on.
@@ -52,6 +55,9 @@ PARTITION_TABLE = "partitions.csv"
 # Below the app: bootloader, partition table (0x8000), nvs and phy_init, as in ESP-IDF's own tables.
 DATA_PARTITIONS = (("nvs", "data", "nvs", 0x9000, 0x6000), ("phy_init", "data", "phy", 0xF000, 0x1000))
 ESP_FLASH_SIZES_MIB = (1, 2, 4, 8, 16, 32, 64, 128)
+IDF = Tool("ESP-IDF", "idf.py", IDF_INSTALL, ("--version",))
+# The images esptool writes, and their keys in ESP-IDF's build/flasher_args.json.
+FLASHER_ARGS_KEYS = {"bootloader": "bootloader", "partition_table": "partition-table", "app": "app"}
 
 
 def project_name(model_name: str) -> str:
@@ -90,36 +96,35 @@ def app_partition(board: Board) -> tuple[int, int]:
 class EspIdfFramework(Framework):
     name = "espidf"
     source_dir = "main"
-
-    def tools(self, board: Board) -> list[Tool]:
-        return [Tool("ESP-IDF", "idf.py", IDF_INSTALL, ("--version",))]
+    default_port = "espidf"
+    required_tools = (IDF,)
 
     def render(self, ctx: RenderContext) -> None:
         board, out = ctx.board, ctx.out_dir
         main_dir = out / self.source_dir
         name = project_name(ctx.model_name)
-        render_template("espidf", "main/tinyedge_app_main.c.j2", main_dir / ENTRY_SOURCE, board=board)
+        render_to(main_dir / ENTRY_SOURCE, "espidf/main/tinyedge_app_main.c.j2", board=board)
         sources = list(dict.fromkeys([p.name for p in project_sources(ctx, self.source_dir)] + [ENTRY_SOURCE]))
         drop_stale_sources(main_dir, sources)
         gather_into(ctx, self.source_dir, main_dir)
         tflm = board.tflm if ctx.runtime == "tflm" else {}
-        render_template("espidf", "CMakeLists.txt.j2", out / "CMakeLists.txt", board=board,
-                        idf_target=idf_target(board), project_name=name)
-        render_template("espidf", "main/CMakeLists.txt.j2", main_dir / "CMakeLists.txt", runtime=ctx.runtime,
-                        sources=sources, include_dirs=["."], requires=MAIN_REQUIRES, defines=firmware_defines(ctx))
-        render_template("espidf", "main/idf_component.yml.j2", main_dir / "idf_component.yml",
-                        idf_version=IDF_VERSION, component=tflm.get("component"),
-                        component_version=tflm.get("version", "*"))
-        render_template("espidf", "sdkconfig.defaults.j2", out / "sdkconfig.defaults", board=board,
-                        idf_target=idf_target(board), main_stack_bytes=MAIN_STACK_BYTES,
-                        flash_size=flash_size_name(board), partition_table=PARTITION_TABLE)
+        render_to(out / "CMakeLists.txt", "espidf/CMakeLists.txt.j2", board=board,
+                  idf_target=idf_target(board), project_name=name)
+        render_to(main_dir / "CMakeLists.txt", "espidf/main/CMakeLists.txt.j2", runtime=ctx.runtime,
+                  sources=sources, include_dirs=["."], requires=MAIN_REQUIRES, defines=firmware_defines(ctx))
+        render_to(main_dir / "idf_component.yml", "espidf/main/idf_component.yml.j2",
+                  idf_version=IDF_VERSION, component=tflm.get("component"),
+                  component_version=tflm.get("version", "*"))
+        render_to(out / "sdkconfig.defaults", "espidf/sdkconfig.defaults.j2", board=board,
+                  idf_target=idf_target(board), main_stack_bytes=MAIN_STACK_BYTES,
+                  flash_size=flash_size_name(board), partition_table=PARTITION_TABLE)
         app_offset, app_bytes = app_partition(board)
-        render_template("espidf", "partitions.csv.j2", out / PARTITION_TABLE, board=board,
-                        data_partitions=DATA_PARTITIONS, app_offset=app_offset, app_bytes=app_bytes)
+        render_to(out / PARTITION_TABLE, "espidf/partitions.csv.j2", board=board,
+                  data_partitions=DATA_PARTITIONS, app_offset=app_offset, app_bytes=app_bytes)
 
     def build(self, project: Project) -> BuildResult:
         board = project.board
-        idf = require_tool(self.tools(board)[0])
+        idf = require_tool(IDF)
         started = time.monotonic()
         log = project.dir / "build.log"
         log.write_text("")
@@ -138,23 +143,44 @@ def configured_target(project_dir: Path) -> str | None:
     return match.group(1) if match else None
 
 
-def record_build(project: Project, seconds: float) -> BuildResult:
-    """Note ESP-IDF's outputs in tinyedge.json: the ELF, and the images esptool writes."""
-    from tinyedge.flashers.esptool import read_flasher_args
+def read_flasher_args(build_dir: Path) -> dict[str, str]:
+    """The images ESP-IDF built, by role, as paths relative to the project."""
+    path = build_dir / "flasher_args.json"
+    if not path.is_file():
+        raise TinyedgeError(f"{path} is missing: build the project first with `tinyedge build {build_dir.parent}`.")
+    try:
+        args = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise TinyedgeError(f"{path} is damaged ({exc}): build the project again.") from None
+    images: dict[str, str] = {}
+    for role, key in FLASHER_ARGS_KEYS.items():
+        entry = args.get(key)
+        if not isinstance(entry, dict) or "file" not in entry:
+            raise TinyedgeError(f"{path} names no {key} image: build the project again with `idf.py build`.")
+        images[role] = str((build_dir / entry["file"]).relative_to(build_dir.parent))
+    return images
 
-    build_dir = project.dir / "build"
-    recorded = read_flasher_args(build_dir)
-    app = project.dir / recorded["images"]["app"]
+
+def profile_offsets(board: Board) -> dict[str, int]:
+    offsets = board.section("esptool").get("offsets", {})
+    missing = [role for role in FLASHER_ARGS_KEYS if not isinstance(offsets.get(role), int)]
+    if missing:
+        raise TinyedgeError(f"board '{board.id}' has no esptool offset for {', '.join(missing)}: "
+                            "add esptool.offsets to its profile in boards.yaml.")
+    return {role: offsets[role] for role in FLASHER_ARGS_KEYS}
+
+
+def record_build(project: Project, seconds: float) -> BuildResult:
+    """ESP-IDF's outputs: the ELF, and the images esptool writes at the profile's offsets."""
+    images = read_flasher_args(project.dir / "build")
+    offsets = profile_offsets(project.board)
+    app = project.dir / images["app"]
     elf = app.with_suffix(".elf")
     if not elf.is_file():
         raise TinyedgeError(f"ESP-IDF built {app.name} but no {elf.name}: run `idf.py fullclean` and build again.")
-    _, ram = elf_memory(elf)
-    project.elf = relative_to(elf, project.dir)
-    project.extra["esptool"] = recorded
-    project.extra["artifacts"] = {**recorded["images"], "elf": project.elf}
-    project.save()
-    artifacts = {role: project.dir / path for role, path in recorded["images"].items()}
-    return BuildResult(elf=elf, flash_bytes=app.stat().st_size, ram_bytes=ram, seconds=seconds, artifacts=artifacts)
+    _, ram = elf_sizes(elf)
+    return BuildResult(elf=elf, flash_bytes=app.stat().st_size, ram_bytes=ram, seconds=seconds,
+                       artifacts={role: project.dir / path for role, path in images.items()}, offsets=offsets)
 
 
 FRAMEWORK = EspIdfFramework()

@@ -1,22 +1,15 @@
-"""What the vendor-toolchain frameworks (ESP-IDF, Arduino, PlatformIO) share: rendering a template
-folder, locating the sources generate.py wrote, running the external build tool, and sizing an ELF."""
+"""What the vendor-toolchain frameworks (ESP-IDF, Arduino, PlatformIO) share: the firmware's defines,
+locating the sources generate.py wrote and gathering them into the one tree the vendor build compiles,
+and what the build left behind."""
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
-import struct
-import subprocess
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import jinja2
-
+from tinyedge.elf import elf_sizes
 from tinyedge.errors import TinyedgeError
-from tinyedge.frameworks import BuildResult, RenderContext, Tool
-from tinyedge.paths import TEMPLATES_DIR
+from tinyedge.frameworks import BuildResult, RenderContext
 
 SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".S")
 HEADER_SUFFIXES = (".h", ".hpp", ".hh", ".inc")
@@ -38,17 +31,6 @@ def firmware_defines(ctx: RenderContext, tflm_log_on_protocol_port: bool = False
     if tflm_log_on_protocol_port and ctx.runtime == "tflm":
         defines.update(TFLM_QUIET)
     return defines
-
-
-def jinja_env(template_dir: str) -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR / template_dir),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-
-
-def render_template(template_dir: str, template: str, target: Path, **context: Any) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(jinja_env(template_dir).get_template(template).render(**context))
-    return target
 
 
 def resolve(ctx: RenderContext, relative: str, source_dir: str) -> Path:
@@ -73,10 +55,6 @@ def project_include_dirs(ctx: RenderContext, source_dir: str) -> list[Path]:
     for relative in list(ctx.include_dirs) + list(ctx.runtime_sources.include_dirs):
         seen.setdefault(resolve(ctx, relative, source_dir), None)
     return list(seen)
-
-
-def relative_to(path: Path, base: Path) -> str:
-    return Path(os.path.relpath(path, base)).as_posix()
 
 
 def gather_into(ctx: RenderContext, source_dir: str, target: Path) -> None:
@@ -118,85 +96,12 @@ def drop_stale_sources(target: Path, current: list[str]) -> None:
     listing.write_text("\n".join(sorted(set(current))) + "\n")
 
 
-def tool_path(tool: Tool) -> str | None:
-    return shutil.which(tool.command)
-
-
-def require_tool(tool: Tool) -> str:
-    path = tool_path(tool)
-    if path is None:
-        raise TinyedgeError(f"{tool.name} ({tool.command}) is not installed or not on PATH: {tool.install}.")
-    return path
-
-
-def tool_version(tool: Tool, timeout_s: float = 20.0) -> str | None:
-    """The first line the tool prints for its version arguments, or None when it is missing or fails."""
-    path = tool_path(tool)
-    if path is None:
-        return None
-    try:
-        done = subprocess.run([path, *tool.version_args], capture_output=True, text=True, timeout=timeout_s)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    lines = [line.strip() for line in (done.stdout + "\n" + done.stderr).splitlines() if line.strip()]
-    if not lines:
-        return "ok" if done.returncode == 0 else None
-    # A dotted number first: licence blurbs ("GPL version 3 or later") follow the real version line.
-    for pattern in (r"\d+\.\d+", r"version\s*:?\s*v?\d"):
-        for line in lines:
-            if re.search(pattern, line, re.IGNORECASE):
-                return line
-    return lines[0]
-
-
-def run_build_step(command: Sequence[str], cwd: Path, log: Path, what: str,
-                   env: dict[str, str] | None = None) -> None:
-    """Run one step of a vendor build, its output appended to `log`; a failure names the log and its last lines."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a") as out:
-        out.write(f"$ {' '.join(command)}\n")
-        out.flush()
-        try:
-            done = subprocess.run(list(command), cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                  env={**os.environ, **(env or {})})
-        except FileNotFoundError:
-            raise TinyedgeError(f"{command[0]} is not installed or not on PATH: install it and try again.") from None
-    if done.returncode != 0:
-        tail = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-3:]
-        raise TinyedgeError(f"{what} failed (exit {done.returncode}; {' / '.join(tail)}): see {log} for the full output.")
-
-
-def elf_memory(elf: Path) -> tuple[int, int]:
-    """(flash bytes, RAM bytes) of a 32-bit ELF from its allocated sections: code and read-only data and the
-    initial values of .data in flash; .data and .bss in RAM."""
-    data = elf.read_bytes()
-    if data[:4] != b"\x7fELF" or data[4] != 1:
-        raise TinyedgeError(f"{elf} is not a 32-bit ELF file: build the project again.")
-    endian = "<" if data[5] == 1 else ">"
-    shoff, = struct.unpack_from(endian + "I", data, 32)
-    shentsize, shnum = struct.unpack_from(endian + "HH", data, 46)
-    flash = ram = 0
-    for i in range(shnum):
-        _name, sh_type, flags, _addr, _offset, size = struct.unpack_from(endian + "6I", data, shoff + i * shentsize)
-        if not flags & 0x2:          # SHF_ALLOC
-            continue
-        if sh_type == 8:             # SHT_NOBITS: .bss
-            ram += size
-        elif flags & 0x1:            # SHF_WRITE: .data lives in RAM, its initial values in flash
-            ram += size
-            flash += size
-        else:
-            flash += size
-    return flash, ram
-
-
-def firmware_outputs(project: Any, elf: Path, seconds: float, tool: str, log: Path) -> BuildResult:
-    """What an MCU build left: the ELF and the .bin/.hex/.uf2 images beside it (same stem), recorded
-    in the manifest for the flashers."""
+def firmware_outputs(elf: Path, seconds: float, tool: str, log: Path) -> BuildResult:
+    """What an MCU build left: the ELF and the .bin/.hex/.uf2 images beside it (same stem), for the
+    build record the flashers read."""
     if not elf.is_file():
         raise TinyedgeError(f"{tool} finished but {elf} is missing: see {log}.")
     artifacts = {suffix: elf.with_suffix(f".{suffix}") for suffix in ("bin", "hex", "uf2")
                  if elf.with_suffix(f".{suffix}").is_file()}
-    flash, ram = elf_memory(elf)
-    project.extra["artifacts"] = {k: relative_to(v, project.dir) for k, v in {**artifacts, "elf": elf}.items()}
+    flash, ram = elf_sizes(elf)
     return BuildResult(elf=elf, flash_bytes=flash, ram_bytes=ram, seconds=seconds, artifacts=artifacts)

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
-from tinyedge.frameworks import BuildResult, Framework, RenderContext, Tool
+from tinyedge.frameworks import BuildResult, Framework, RenderContext
 from tinyedge.project import Project
+from tinyedge.tools import Tool
 from tinyedge.viper.mpy import INSTALL_LINE, compile_module, mpy_cross_command, mpy_cross_format
 
 BUILD_DIR = "build"
+MPY_FORMAT = "mpy.json"     # the .mpy format the modules were compiled for, and their size
 
 
 def micropython_settings(board: Board) -> dict:
@@ -27,6 +28,7 @@ def micropython_settings(board: Board) -> dict:
 class MicroPythonFramework(Framework):
     name = "micropython"
     source_dir = "device"
+    compiles_firmware = False
 
     def render(self, ctx: RenderContext) -> None:
         micropython_settings(ctx.board)
@@ -43,12 +45,12 @@ class MicroPythonFramework(Framework):
         module_bytes = sum(p.stat().st_size for p in built)
         fmt = mpy_cross_format(arch)
         stats = json.loads((project.dir / "device" / "viper.json").read_text())
-        (out_dir / "mpy.json").write_text(json.dumps({"version": fmt.version, "sub_version": fmt.sub_version,
+        (out_dir / MPY_FORMAT).write_text(json.dumps({"version": fmt.version, "sub_version": fmt.sub_version,
                                                       "arch": arch, "module_bytes": module_bytes}) + "\n")
         model_mpy = out_dir / "te_model.mpy"
         return BuildResult(elf=model_mpy, flash_bytes=module_bytes, ram_bytes=module_bytes + stats["arena_bytes"],
                            seconds=time.monotonic() - started,
-                           artifacts={p.stem: p for p in built})
+                           artifacts={**{p.stem: p for p in built}, "mpy_format": out_dir / MPY_FORMAT})
 
     def tools(self, board: Board) -> list[Tool]:
         return [Tool("mpy-cross", mpy_cross_command(), INSTALL_LINE)]

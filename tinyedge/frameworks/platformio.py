@@ -11,14 +11,16 @@ import time
 
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
-from tinyedge.frameworks import BuildResult, Framework, RenderContext, Tool
+from tinyedge.frameworks import BuildResult, Framework, RenderContext
 from tinyedge.frameworks.mcu_support import (
-    drop_stale_sources, firmware_defines, firmware_outputs, gather_into, project_sources, render_template,
-    require_tool, run_build_step,
+    drop_stale_sources, firmware_defines, firmware_outputs, gather_into, project_sources,
 )
 from tinyedge.project import Project
+from tinyedge.templating import render_to
+from tinyedge.tools import Tool, require_tool, run_build_step
 
 PIO_INSTALL = "pip install platformio  (or see https://platformio.org/install/cli)"
+PIO = Tool("PlatformIO Core", "pio", PIO_INSTALL, ("--version",))
 ENTRY_SOURCE = "main.cpp"
 # platformio section keys that become `board_*` options, e.g. core: earlephilhower -> board_build.core.
 BOARD_OPTIONS = {"core": "board_build.core", "f_cpu": "board_build.f_cpu", "filesystem_size": "board_build.filesystem_size"}
@@ -38,10 +40,8 @@ def env_name(board: Board) -> str:
 
 class PlatformioFramework(Framework):
     name = "platformio"
-    source_dir = "src"
-
-    def tools(self, board: Board) -> list[Tool]:
-        return [Tool("PlatformIO Core", "pio", PIO_INSTALL, ("--version",))]
+    default_port = "arduino"
+    required_tools = (PIO,)
 
     def render(self, ctx: RenderContext) -> None:
         board = ctx.board
@@ -53,24 +53,24 @@ class PlatformioFramework(Framework):
         uses_tflm = ctx.runtime == "tflm"
         lib_deps = list(board.tflm.get("lib_deps", [])) if uses_tflm else []
         options = {option: settings[key] for key, option in BOARD_OPTIONS.items() if key in settings}
-        render_template("platformio", "platformio.ini.j2", ctx.out_dir / "platformio.ini", board=board,
-                        env=env_name(board), platform=settings["platform"], pio_board=settings["board"],
-                        framework=settings["framework"], board_options=options, lib_deps=lib_deps,
-                        lib_compat_mode=board.tflm.get("lib_compat_mode") if uses_tflm else None,
-                        defines=firmware_defines(ctx, tflm_log_on_protocol_port=True))
-        render_template("platformio", "main.cpp.j2", src / ENTRY_SOURCE, board=board, model_name=ctx.model_name,
-                        runtime=ctx.runtime, library_header=settings.get("tflm_header") if uses_tflm else None)
+        render_to(ctx.out_dir / "platformio.ini", "platformio/platformio.ini.j2", board=board,
+                  env=env_name(board), platform=settings["platform"], pio_board=settings["board"],
+                  framework=settings["framework"], board_options=options, lib_deps=lib_deps,
+                  lib_compat_mode=board.tflm.get("lib_compat_mode") if uses_tflm else None,
+                  defines=firmware_defines(ctx, tflm_log_on_protocol_port=True))
+        render_to(src / ENTRY_SOURCE, "platformio/main.cpp.j2", board=board, model_name=ctx.model_name,
+                  runtime=ctx.runtime, library_header=settings.get("tflm_header") if uses_tflm else None)
 
     def build(self, project: Project) -> BuildResult:
         board = project.board
-        pio = require_tool(self.tools(board)[0])
+        pio = require_tool(PIO)
         started = time.monotonic()
         log = project.dir / "build" / "build.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
         run_build_step([pio, "run", "-e", env_name(board)], project.dir, log, "pio run")
         out = project.dir / ".pio" / "build" / env_name(board)
-        return firmware_outputs(project, out / "firmware.elf", time.monotonic() - started, "pio run", log)
+        return firmware_outputs(out / "firmware.elf", time.monotonic() - started, "pio run", log)
 
 
 FRAMEWORK = PlatformioFramework()

@@ -1,22 +1,24 @@
-"""Runtimes behind the one serial protocol: `tflm` (the interpreter) and `aot` (compiled ahead of time).
+"""Runtimes behind the one serial protocol, keyed by the names in tinyedge.plugins.RUNTIMES: `tflm` (the
+interpreter), `aot` (compiled ahead of time) and `viper` (MicroPython code).
 
-Each runtime module exposes `write_sources(model, board, out_dir, arena_bytes, tflm_dir) -> RuntimeSources`,
-writing the C/C++ it needs into the generated project.
+A runtime first answers whether it can run a model on a board (`check`, which raises with the figures
+when it cannot and returns what it worked out, e.g. the compiled program), then writes the sources the
+generated project needs (`write_sources`, given what `check` returned).
 """
 
 from __future__ import annotations
 
-import importlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, ClassVar
 
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
-from tinyedge.tflite_model import TfliteModel
+from tinyedge.plugins import get_runtime  # noqa: F401  (re-exported: the registry loads runtimes)
 
-RUNTIME_MODULES = {"tflm": "tinyedge.runtimes.tflm", "aot": "tinyedge.runtimes.aot",
-                   "viper": "tinyedge.runtimes.viper"}
+__all__ = ["FirmwareAllowance", "Runtime", "RuntimeSources", "check_model_fits_flash", "get_runtime"]
+from tinyedge.tflite_model import TfliteModel
 
 
 @dataclass
@@ -28,14 +30,34 @@ class RuntimeSources:
     uses_cpp: bool = False
     needs_tflm_tree: bool = False
     speed_sources: list[str] = field(default_factory=list)  # hot kernels: compiled for speed (-O2), not size
+    tflm_dir: Path | None = None             # the TFLM tree the project compiles, where it compiles one
 
 
-class Runtime(Protocol):
-    def write_sources(self, model: TfliteModel, board: Board, out_dir: Path,
-                      arena_bytes: int | None, tflm_dir: Path | None) -> RuntimeSources: ...
+@dataclass(frozen=True)
+class FirmwareAllowance:
+    """What the firmware around the model (protocol, port, kernels, C library) takes, by framework:
+    the model's constants and arena must fit in the budget that is left."""
+    flash_bytes: int
+    ram_bytes: int
 
 
-def get_runtime(name: str) -> Runtime:
-    if name not in RUNTIME_MODULES:
-        raise TinyedgeError(f"unknown runtime '{name}': choose one of {', '.join(RUNTIME_MODULES)}.")
-    return importlib.import_module(RUNTIME_MODULES[name])  # type: ignore[return-value]
+class Runtime(ABC):
+    name: ClassVar[str]
+
+    def check(self, model: TfliteModel, board: Board, model_name: str, allowance: FirmwareAllowance,
+              tflm_dir: Path | None = None) -> Any:
+        """Refuse, in one sentence, a model this runtime cannot run on the board (or a TFLM tree it needs and
+        cannot find); return what `write_sources` can reuse (None when nothing)."""
+        return None
+
+    @abstractmethod
+    def write_sources(self, model: TfliteModel, board: Board, out_dir: Path, arena_bytes: int | None,
+                      tflm_dir: Path | None, checked: Any = None) -> RuntimeSources:
+        """Write the runtime's sources into out_dir; `checked` is what `check` returned."""
+
+
+def check_model_fits_flash(model: TfliteModel, board: Board, model_name: str) -> None:
+    if board.flash_bytes and len(model.data) > board.flash_bytes:
+        raise TinyedgeError(
+            f"{model_name} is {len(model.data):,} bytes but the {board.id} board has {board.flash_bytes:,} bytes "
+            "of flash: use a smaller model or a bigger board.")

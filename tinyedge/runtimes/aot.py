@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from tinyedge.aot.compiler import (
     DSP_FILES, KERNEL_FILES, MODEL_HEADER, MODEL_SOURCE, NONLINEAR_FILES, AotProgram, compile_model,
@@ -13,7 +14,7 @@ from tinyedge.aot.recurrent import LOWERINGS as RECURRENT_LOWERINGS
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.paths import FIRMWARE_DIR
-from tinyedge.runtimes import RuntimeSources
+from tinyedge.runtimes import FirmwareAllowance, Runtime, RuntimeSources, check_model_fits_flash
 from tinyedge.tflite_model import TfliteModel
 
 SUBDIR = "aot"
@@ -35,10 +36,6 @@ def copy_kernel_sources(dest: Path, program: AotProgram) -> list[str]:
     return names
 
 
-def _is_avr(board: Board) -> bool:
-    return board.arch.startswith("avr")
-
-
 # Architectures whose cores all have the DSP extension (SXTB16, SMLAD): Cortex-M4, M7.
 DSP_ARCHITECTURES = frozenset({"armv7e-m"})
 
@@ -51,11 +48,34 @@ def has_dsp(board: Board) -> bool:
 RECURRENT_OPS = frozenset(RECURRENT_LOWERINGS)
 
 
+def compile_for(model: TfliteModel, board: Board) -> AotProgram:
+    return compile_model(model, progmem=board.progmem, dsp=has_dsp(board))
+
+
+def check_fits(program: AotProgram, board: Board, model_name: str, allowance: FirmwareAllowance) -> None:
+    """Refuse, with the figures, an AOT model whose constants or arena cannot fit the board's budget."""
+    if not board.is_budgeted:
+        return
+    stats = program.stats
+    flash_needed = stats.constant_bytes + allowance.flash_bytes
+    ram_needed = stats.ram_bytes + allowance.ram_bytes
+    if flash_needed > board.flash_bytes:
+        raise TinyedgeError(
+            f"{model_name} does not fit the {board.id} board's flash: {stats.constant_bytes:,} bytes of weights "
+            f"+ about {allowance.flash_bytes:,} bytes of firmware = {flash_needed:,} > {board.flash_bytes:,} bytes; "
+            "use a smaller model or a bigger board.")
+    if ram_needed > board.ram_bytes:
+        raise TinyedgeError(
+            f"{model_name} does not fit the {board.id} board's RAM: a {stats.ram_bytes:,}-byte arena "
+            f"+ about {allowance.ram_bytes:,} bytes for the firmware = {ram_needed:,} > {board.ram_bytes:,} bytes; "
+            "use a smaller model or a bigger board.")
+
+
 def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: int | None,
-                  tflm_dir: Path | None) -> RuntimeSources:
+                  tflm_dir: Path | None, program: AotProgram | None = None) -> RuntimeSources:
     """Write aot/te_model.{c,h} and the kernel library into out_dir. The arena is planned here, so an
     `arena_bytes` request smaller than the plan is refused and a larger one changes nothing."""
-    program = compile_model(model, progmem=_is_avr(board), dsp=has_dsp(board))
+    program = program or compile_for(model, board)
     if arena_bytes is not None and arena_bytes < program.plan.arena_bytes:
         raise TinyedgeError(
             f"the AOT runtime plans a {program.plan.arena_bytes}-byte arena for this model and cannot use "
@@ -72,3 +92,21 @@ def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: 
         speed.append(f"{SUBDIR}/te_recurrent.c")
     return RuntimeSources(sources=sources, include_dirs=[SUBDIR], arena_bytes=program.plan.arena_bytes,
                           uses_cpp=False, needs_tflm_tree=False, speed_sources=speed)
+
+
+class AotRuntime(Runtime):
+    name = "aot"
+
+    def check(self, model: TfliteModel, board: Board, model_name: str, allowance: FirmwareAllowance,
+              tflm_dir: Path | None = None) -> AotProgram:
+        check_model_fits_flash(model, board, model_name)
+        program = compile_for(model, board)
+        check_fits(program, board, model_name, allowance)
+        return program
+
+    def write_sources(self, model: TfliteModel, board: Board, out_dir: Path, arena_bytes: int | None,
+                      tflm_dir: Path | None, checked: Any = None) -> RuntimeSources:
+        return write_sources(model, board, out_dir, arena_bytes, tflm_dir, checked)
+
+
+RUNTIME = AotRuntime()

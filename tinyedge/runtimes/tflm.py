@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-
-import jinja2
+from typing import Any
 
 from tinyedge.boards import Board
-from tinyedge.emit import write_c_array
+from tinyedge.carray import write_c_array
 from tinyedge.errors import TinyedgeError
-from tinyedge.paths import FIRMWARE_DIR, TEMPLATES_DIR
+from tinyedge.paths import FIRMWARE_DIR
 from tinyedge.reference import measure_arena
-from tinyedge.runtimes import RuntimeSources
+from tinyedge.runtimes import FirmwareAllowance, Runtime, RuntimeSources, check_model_fits_flash
+from tinyedge.templating import render_to
 from tinyedge.tflite_model import TfliteModel
 from tinyedge.tflm import OP_TABLE, is_cmsis_nn_tree, require_model_ops, require_tflm_tree, tflm_version
 
@@ -131,11 +131,28 @@ def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: 
         arena_bytes=arena,
         uses_cpp=True,
         needs_tflm_tree=needs_tree,
+        tflm_dir=tree,
     )
 
 
 def _render(out_dir: Path, **context: object) -> None:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR / "tflm"),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     for target, template in TEMPLATES.items():
-        (out_dir / target).write_text(env.get_template(template).render(**context))
+        render_to(out_dir / target, f"tflm/{template}", **context)
+
+
+class TflmRuntime(Runtime):
+    name = "tflm"
+
+    def check(self, model: TfliteModel, board: Board, model_name: str, allowance: FirmwareAllowance,
+              tflm_dir: Path | None = None) -> Path | None:
+        """The model fits and TFLM has its ops; returns the TFLM tree where the board compiles one."""
+        check_model_fits_flash(model, board, model_name)
+        require_model_ops(model)
+        return require_tflm_tree(tflm_dir) if board.tflm.get("source") == TREE_SOURCE else None
+
+    def write_sources(self, model: TfliteModel, board: Board, out_dir: Path, arena_bytes: int | None,
+                      tflm_dir: Path | None, checked: Any = None) -> RuntimeSources:
+        return write_sources(model, board, out_dir, arena_bytes, checked if checked is not None else tflm_dir)
+
+
+RUNTIME = TflmRuntime()

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.paths import TEMPLATES_DIR
 from tinyedge.protocol import max_chunk_for_rx_buffer
-from tinyedge.runtimes import RuntimeSources
+from tinyedge.runtimes import Runtime, RuntimeSources
 from tinyedge.tflite_model import TfliteModel
 from tinyedge.viper.generator import MODEL_MODULE, generate_program
 from tinyedge.viper.kernels import KERNEL_MODULE, kernel_source
@@ -37,3 +38,14 @@ def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: 
     (dest / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n")
     sources = [f"{DEVICE_DIR}/{name}.py" for name in (MODEL_MODULE, KERNEL_MODULE, SERVER_FILE[:-3])]
     return RuntimeSources(sources=sources, arena_bytes=program.stats.arena_bytes)
+
+
+class ViperRuntime(Runtime):
+    name = "viper"
+
+    def write_sources(self, model: TfliteModel, board: Board, out_dir: Path, arena_bytes: int | None,
+                      tflm_dir: Path | None, checked: Any = None) -> RuntimeSources:
+        return write_sources(model, board, out_dir, arena_bytes, tflm_dir)
+
+
+RUNTIME = ViperRuntime()

@@ -9,6 +9,7 @@ from pathlib import Path
 from tinyedge.boards import Board
 from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.ports import is_device_path
+from tinyedge.uf2 import find_uf2_drive
 
 ESP_CHIPS = {"esp32": "ESP32", "esp32s3": "ESP32-S3"}
 
@@ -51,8 +52,6 @@ def _esptool(board: Board, port: str, firmware: Path, settings: dict) -> str:
 
 
 def _uf2(firmware: Path) -> str:
-    from tinyedge.flashers.uf2 import find_uf2_drive
-
     if firmware.suffix.lower() != ".uf2":
         raise TinyedgeError(f"{firmware.name} is not a .uf2 file: pass MicroPython's RPI_PICO .uf2 to --firmware.")
     drive = find_uf2_drive("RPI-RP2")

