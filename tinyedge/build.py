@@ -8,9 +8,7 @@ import struct
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
-
-from rich.table import Table
+from typing import Callable
 
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
@@ -72,23 +70,6 @@ def run_make(project_dir: Path, targets: list[str], what: str) -> None:
                             f"(full log: {log_path}).")
 
 
-def budget_table(project: Project, result: BuildResult) -> Table:
-    board = project.board
-    table = Table(title=f"{project.dir} → {result.elf.relative_to(project.dir)} ({board.id}, {project.runtime})",
-                  header_style="bold")
-    for column in ("", "used", "budget", "use"):
-        table.add_column(column, justify="right")
-    for what, used, budget in (("flash", result.flash_bytes, board.flash_bytes), ("RAM", result.ram_bytes, board.ram_bytes)):
-        if budget:
-            share = used / budget
-            style = "red" if share > 1 else "yellow" if share > 0.9 else "green"
-            table.add_row(what, f"{used:,} B", f"{budget:,} B", f"[{style}]{100 * share:.1f} %[/]")
-        else:
-            table.add_row(what, f"{used:,} B", "-", "unbounded")
-    table.caption = f"built in {result.seconds:.1f} s · arena {project.arena_bytes:,} B · RAM = data + bss (+ reserved stack)"
-    return table
-
-
 def check_budget(project: Project, result: BuildResult, stack_reserve: int = 0) -> None:
     board = project.board
     if board.flash_bytes and result.flash_bytes > board.flash_bytes:
@@ -102,8 +83,12 @@ def check_budget(project: Project, result: BuildResult, stack_reserve: int = 0) 
                             f"{board.id} board's {board.ram_bytes:,} bytes of RAM for the stack: use a smaller model.")
 
 
-def build(project_dir: Path, console: Any = None) -> BuildResult:
-    """Build a generated project with its board's framework; records the image in the manifest."""
+BuildFigures = Callable[[Project, BuildResult], None]   # shown before the budget is checked (the CLI's table)
+
+
+def build(project_dir: Path, on_built: BuildFigures | None = None) -> BuildResult:
+    """Build a generated project with its board's framework; records the image in the manifest.
+    `on_built` sees the figures before a budget error is raised."""
     project = Project.load(project_dir)
     framework = get_framework(project.board.framework)
     started = time.monotonic()
@@ -114,7 +99,7 @@ def build(project_dir: Path, console: Any = None) -> BuildResult:
                               "seconds": round(result.seconds, 2),
                               "artifacts": {k: str(v.relative_to(project.dir)) for k, v in result.artifacts.items()}}
     project.save()
-    if console is not None:
-        console.print(budget_table(project, result))
+    if on_built is not None:
+        on_built(project, result)
     check_budget(project, result, getattr(framework, "stack_reserve_bytes", 0))
     return result

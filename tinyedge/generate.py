@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
@@ -17,6 +17,9 @@ from tinyedge.paths import FIRMWARE_DIR, TEMPLATES_DIR, tflm_dir_from_env
 from tinyedge.project import MANIFEST, Project
 from tinyedge.runtimes import RuntimeSources, get_runtime
 from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite
+
+if TYPE_CHECKING:
+    from tinyedge.deploy import StepReporter
 
 DTYPE_CODES = {"INT8": 1, "UINT8": 2, "INT16": 3, "INT32": 4, "FLOAT32": 5}
 MAX_DIMS = 6
@@ -43,12 +46,12 @@ ALLOWANCES = {
 DEFAULT_ALLOWANCE = FirmwareAllowance(flash_bytes=64 * 1024, ram_bytes=32 * 1024)
 
 
-def say(console: Any, message: str) -> None:
-    if console is not None:
-        console.print(message, highlight=False)
+def say(report: StepReporter | None, message: str) -> None:
+    if report is not None:
+        report("generate", message)
 
 
-def choose_runtime(board: Board, runtime: str | None, tflm_dir: Path | None, console: Any = None) -> str:
+def choose_runtime(board: Board, runtime: str | None, tflm_dir: Path | None, report: StepReporter | None = None) -> str:
     """The explicit runtime, checked against the board; else tflm when a TFLM tree is configured, else aot."""
     if runtime is not None:
         if runtime not in ("tflm", "aot", "viper"):
@@ -58,19 +61,19 @@ def choose_runtime(board: Board, runtime: str | None, tflm_dir: Path | None, con
                                 f"choose --runtime {' or '.join(board.runtimes)}.")
         return runtime
     if board.runtimes == ("viper",):
-        say(console, "runtime: [bold]viper[/] (MicroPython boards run the model as viper code)")
+        say(report, "runtime: viper (MicroPython boards run the model as viper code)")
         return "viper"
     tree = tflm_dir if tflm_dir is not None else tflm_dir_from_env()
     if "tflm" in board.runtimes and tree is not None:
         source = "--tflm-dir" if tflm_dir is not None else "TINYEDGE_TFLM_DIR"
-        say(console, f"runtime: [bold]tflm[/] (a TFLM tree is configured by {source}; pass --runtime aot for the AOT runtime)")
+        say(report, f"runtime: tflm (a TFLM tree is configured by {source}; pass --runtime aot for the AOT runtime)")
         return "tflm"
     if "aot" in board.runtimes:
         why = ("the board cannot run tflm" if "tflm" not in board.runtimes
                else "no TFLM tree is configured (--tflm-dir or TINYEDGE_TFLM_DIR)")
-        say(console, f"runtime: [bold]aot[/] ({why})")
+        say(report, f"runtime: aot ({why})")
         return "aot"
-    say(console, "runtime: [bold]tflm[/] (the only runtime this board lists)")
+    say(report, "runtime: tflm (the only runtime this board lists)")
     return "tflm"
 
 
@@ -199,7 +202,7 @@ def render_model_info(model: TfliteModel, board: Board, model_name: str) -> str:
 
 
 def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None = None,
-             tflm_dir: Path | None = None, arena_kb: int | None = None, console: Any = None,
+             tflm_dir: Path | None = None, arena_kb: int | None = None, report: StepReporter | None = None,
              arena_bytes: int | None = None) -> Project:
     """Write a firmware project for `board_id` running `model_path` into `out_dir`; returns its manifest."""
     board = get_board(board_id)
@@ -209,9 +212,9 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     model.require_int8_inside(f"running it on the {board.id} board")
     if arena_kb is not None and arena_kb <= 0:
         raise TinyedgeError(f"--arena-kb must be a positive number of KiB (got {arena_kb}).")
-    chosen = choose_runtime(board, runtime, tflm_dir, console)
+    chosen = choose_runtime(board, runtime, tflm_dir, report)
     if chosen == "viper":
-        return generate_micropython(model, board, out_dir, arena_bytes or (arena_kb and arena_kb * 1024), console)
+        return generate_micropython(model, board, out_dir, arena_bytes or (arena_kb and arena_kb * 1024), report)
     check_model_fits_flash(model, board, model_name)
     if chosen == "aot":
         check_aot_fits(model, board, model_name)
@@ -243,14 +246,14 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
                       extra={"framework": board.framework, "port": port, "tinyedge_version": tinyedge.__version__,
                              "model_bytes": len(model.data), "uses_cpp": sources.uses_cpp})
     project.save()
-    say(console, f"generated [bold]{out_dir}[/] for {board.name}: {chosen} runtime, "
+    say(report, f"generated {out_dir} for {board.name}: {chosen} runtime, "
                  f"{len(model.data):,}-byte model, {sources.arena_bytes:,}-byte arena, ops {', '.join(project.ops)}")
     return project
 
 
 
 def generate_micropython(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: int | None,
-                         console: Any = None) -> Project:
+                         report: StepReporter | None = None) -> Project:
     """A MicroPython project: the viper model, kernel and server modules, for mpy-cross and mpremote."""
     prepare_out_dir(out_dir, board.id, "viper")
     sources = get_runtime("viper").write_sources(model, board, out_dir, arena_bytes, None)
@@ -262,6 +265,6 @@ def generate_micropython(model: TfliteModel, board: Board, out_dir: Path, arena_
                       extra={"framework": board.framework, "tinyedge_version": tinyedge.__version__,
                              "model_bytes": len(model.data), "sources": sources.sources})
     project.save()
-    say(console, f"generated [bold]{out_dir}[/] for {board.name}: viper runtime, {len(model.data):,}-byte model, "
+    say(report, f"generated {out_dir} for {board.name}: viper runtime, {len(model.data):,}-byte model, "
                  f"{sources.arena_bytes:,}-byte arena, ops {', '.join(project.ops)}")
     return project
