@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from tinyedge.boards import get_board
 from tinyedge.errors import TinyedgeError
+from tinyedge.outputs import check_output_dir
+from tinyedge.places import port_or_place
 from tinyedge.tflite_model import TFLITE_IDENTIFIER
 
 if TYPE_CHECKING:
@@ -180,9 +183,6 @@ class ValidationInputs:
 def prepare(plan: DeployPlan) -> ValidationInputs | None:
     """Refuse, before any work, what cannot run (an --icount off QEMU, an output that cannot be
     written, inputs of the wrong shape); the validation inputs, or None for a plan without data."""
-    from tinyedge.boards import get_board
-    from tinyedge.outputs import check_output_dir
-
     if plan.icount and get_board(plan.board).flasher != "qemu":
         raise TinyedgeError(f"--icount only applies to QEMU-emulated boards, not {plan.board}: drop it.")
     check_output_dir(plan.out_dir, "-o")
@@ -208,8 +208,6 @@ def deployed(plan: DeployPlan, report: StepReporter | None = None, notes: StepRe
     """Run every stage up to a flashed board, validated on it when the plan has data; yield while the
     board (or its emulator) is live. `report` hears each stage as it ends, `notes` what a stage says
     along the way (the runtime chosen, the labgrid place held), `on_built` the build's figures."""
-    from tinyedge.places import port_or_place
-
     inputs = prepare(plan)
     report = report or no_report
     notes = notes or no_report
@@ -224,8 +222,8 @@ def deploy(plan: DeployPlan, report: StepReporter | None = None, notes: StepRepo
            progress: Callable[[int, int, str], None] | None = None, on_built: BuildFigures | None = None,
            validation_progress: Callable[[int, int], None] | None = None) -> DeployResult:
     """`tinyedge deploy` from Python: every stage, validated when the plan has data, its reports
-    written; returns once any emulator is stopped. The verdict is `result.validation` (a failed
-    verdict is returned, not raised: `result.validation.raise_for_verdict()` raises as the CLI exits)."""
+    written; returns once any emulator is stopped. The verdict is `result.validation`: a failed or
+    interrupted run is returned, not raised (`result.validation.raise_for_verdict()` raises as the CLI exits)."""
     with deployed(plan, report, notes, progress, on_built, validation_progress) as result:
         return result
 
