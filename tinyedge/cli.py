@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -35,6 +35,10 @@ from tinyedge.render import (board_table, boards_table, budget_table, doctor_tab
 
 # The stage modules load NumPy (and quantize/shrink TensorFlow) when imported: each command imports
 # the ones it runs, so `tinyedge --help` and the light commands start fast.
+if TYPE_CHECKING:
+    from tinyedge.frameworks import BuildResult
+    from tinyedge.project import Project
+    from tinyedge.validate import ValidationRun
 
 
 class UsageErrorsExitOne(TyperGroup):
@@ -398,7 +402,7 @@ class ValidationBar:
         self.stop()
 
 
-def show_validation(run: Any) -> None:
+def show_validation(run: ValidationRun) -> None:
     """The verdict table and where the journal is; the exit code comes from `run.raise_for_verdict()`."""
     console.print(validation_table(run.report))
     console.print(f"results journal: {run.journal}")
@@ -412,7 +416,7 @@ def say_plain(step: str, message: str) -> None:
         console.print(message, highlight=False, markup=False)
 
 
-def show_budget(project: Any, result: Any) -> None:
+def show_budget(project: Project, result: BuildResult) -> None:
     console.print(budget_table(project, result))
 
 
