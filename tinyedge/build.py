@@ -5,31 +5,12 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
-
-from rich.table import Table
+from typing import Callable
 
 from tinyedge.errors import TinyedgeError
 from tinyedge.frameworks import BuildResult
 from tinyedge.plugins import get_framework
 from tinyedge.project import Artifact, Project
-
-
-def budget_table(project: Project, result: BuildResult) -> Table:
-    board = project.board
-    table = Table(title=f"{project.dir} → {result.elf.relative_to(project.dir)} ({board.id}, {project.runtime})",
-                  header_style="bold")
-    for column in ("", "used", "budget", "use"):
-        table.add_column(column, justify="right")
-    for what, used, budget in (("flash", result.flash_bytes, board.flash_bytes), ("RAM", result.ram_bytes, board.ram_bytes)):
-        if budget:
-            share = used / budget
-            style = "red" if share > 1 else "yellow" if share > 0.9 else "green"
-            table.add_row(what, f"{used:,} B", f"{budget:,} B", f"[{style}]{100 * share:.1f} %[/]")
-        else:
-            table.add_row(what, f"{used:,} B", "-", "unbounded")
-    table.caption = f"built in {result.seconds:.1f} s · arena {project.arena_bytes:,} B · RAM = data + bss (+ reserved stack)"
-    return table
 
 
 def check_budget(project: Project, result: BuildResult, stack_reserve: int = 0) -> None:
@@ -51,8 +32,12 @@ def build_record(project: Project, result: BuildResult) -> dict[str, Artifact]:
     return {role: Artifact(os.path.relpath(path, project.dir), result.offsets.get(role)) for role, path in files.items()}
 
 
-def build(project_dir: Path, console: Any = None) -> BuildResult:
-    """Build a generated project with its board's framework; records the image in the manifest."""
+BuildFigures = Callable[[Project, BuildResult], None]   # shown before the budget is checked (the CLI's table)
+
+
+def build(project_dir: Path, on_built: BuildFigures | None = None) -> BuildResult:
+    """Build a generated project with its board's framework; records the image in the manifest.
+    `on_built` sees the figures before a budget error is raised."""
     project = Project.load(project_dir)
     framework = get_framework(project.board.framework)
     started = time.monotonic()
@@ -62,7 +47,7 @@ def build(project_dir: Path, console: Any = None) -> BuildResult:
     project.extra["build"] = {"flash_bytes": result.flash_bytes, "ram_bytes": result.ram_bytes,
                               "seconds": round(result.seconds, 2)}
     project.save()
-    if console is not None:
-        console.print(budget_table(project, result))
+    if on_built is not None:
+        on_built(project, result)
     check_budget(project, result, framework.stack_reserve_bytes)
     return result

@@ -9,14 +9,17 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import typer
 from rich.console import Console
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                           TimeRemainingColumn)
 from typer.core import TyperGroup
 
 try:  # typer vendors its own click from 0.2x on; older ones use click itself
@@ -24,7 +27,18 @@ try:  # typer vendors its own click from 0.2x on; older ones use click itself
 except ImportError:  # pragma: no cover
     from click.exceptions import UsageError
 
+from tinyedge.boards import get_board, load_boards
 from tinyedge.errors import TinyedgeError
+from tinyedge.outputs import check_output_dir, check_output_file, write_atomically
+from tinyedge.render import (board_table, boards_table, budget_table, doctor_tables, inspect_tables, kib, ports_table,
+                             quantize_table, shrink_table, validation_table)
+
+# The stage modules load NumPy (and quantize/shrink TensorFlow) when imported: each command imports
+# the ones it runs, so `tinyedge --help` and the light commands start fast.
+if TYPE_CHECKING:
+    from tinyedge.frameworks import BuildResult
+    from tinyedge.project import Project
+    from tinyedge.validate import ValidationRun
 
 
 class UsageErrorsExitOne(TyperGroup):
@@ -121,8 +135,6 @@ def print_json(data: Any) -> None:
 @contextlib.contextmanager
 def flash_progress():
     """A progress callback (done, total, what) drawn as one rich bar per step of the flasher."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
-
     tasks: dict[str, Any] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=err_console,
                   transient=True) as bar:
@@ -136,26 +148,46 @@ def flash_progress():
         yield progress
 
 
-def place_option():
-    return typer.Option(None, "--place", help="A labgrid place to acquire for this command; its NetworkSerialPort is the port.")
+def command(func: Callable[..., Any]) -> Any:
+    """A `tinyedge` command whose user errors end in one sentence and their exit code."""
+    return app.command()(user_errors(func))
 
 
-def coordinator_option():
-    return typer.Option(None, "--coordinator", help="labgrid coordinator HOST:PORT for --place (default: $LG_COORDINATOR, else 127.0.0.1:20408).")
+# Options several commands take, spelled once: flag -> (default, help).
+SHARED_OPTIONS: dict[str, tuple[Any, str]] = {
+    "--runtime": (None, "tflm or aot (default: tflm when a TFLM tree is configured, else aot)."),
+    "--tflm-dir": (None, "TFLM source tree (default: $TINYEDGE_TFLM_DIR)."),
+    "--icount": (False, "QEMU: count instructions (-icount shift=0) for deterministic cycle figures."),
+    "--firmware": (None, "MicroPython boards: install MicroPython from this file first."),
+    "--junit": (None, "Write a JUnit XML report."),
+    "--plot": (None, "Save a PNG of the |Δ| and latency histograms."),
+    "--timeout": (None, "Seconds to wait for each reply (default: 5, and for an inference what the model's MACs take "
+                        "at the board's clock)."),
+    "--place": (None, "A labgrid place to acquire for this command; its NetworkSerialPort is the port."),
+    "--coordinator": (None, "labgrid coordinator HOST:PORT for --place (default: $LG_COORDINATOR, else 127.0.0.1:20408)."),
+}
+
+
+def shared_option(flag: str) -> Any:
+    default, help_text = SHARED_OPTIONS[flag]
+    return typer.Option(default, flag, help=help_text)
+
+
+def say_dim(line: str) -> None:
+    err_console.print(f"[dim]{line}[/]", highlight=False)
 
 
 def held_port(port: Optional[str], place: Optional[str], coordinator: Optional[str]):
     """--port as given, or the serial URL of the --place held (and released) around the command."""
-    from tinyedge.places import port_or_place
+    from tinyedge.places import port_or_place  # asyncio, and labgrid for --place: not at start-up
 
-    return port_or_place(port, place, coordinator, say=lambda line: err_console.print(f"[dim]{line}[/]", highlight=False))
+    return port_or_place(port, place, coordinator, say=say_dim)
 
 
 # --- model commands: quantize / emit / inspect / boards (lead) ---
 
 
-@app.command()
-@user_errors
+@command
 def quantize(
     model: Path = typer.Argument(..., help="Keras .keras/.h5 file, SavedModel directory or .onnx file."),
     calibration: Path = typer.Option(..., "--calibration", help="Calibration inputs, .npy of shape (N, *input_shape) (ONNX: NCHW or NHWC)."),
@@ -166,11 +198,7 @@ def quantize(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
 ) -> None:
     """Quantize a float model to full int8 and report the accuracy it lost."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from tinyedge import quantize as q
-    from tinyedge.outputs import check_output_file, write_atomically
-    from tinyedge.render import quantize_table
+    from tinyedge import quantize as q  # NumPy, and TensorFlow when it runs
 
     check_output_file(output, "-o")
     if json_out:
@@ -190,8 +218,7 @@ def quantize(
         write_atomically(json_out, json.dumps(report.as_dict(), indent=2) + "\n", "--json")
 
 
-@app.command()
-@user_errors
+@command
 def emit(
     model: Path = typer.Argument(..., help="The .tflite model."),
     out_dir: Path = typer.Option(..., "-o", "--output", help="Directory for NAME.h and NAME.cc."),
@@ -201,8 +228,7 @@ def emit(
     data: Optional[Path] = typer.Option(None, "--data", help="Inputs (.npy) for --test-vectors."),
 ) -> None:
     """Emit the model as a const, 16-byte-aligned C array with a header."""
-    from tinyedge.emit import emit_model
-    from tinyedge.outputs import check_output_dir
+    from tinyedge.emit import emit_model  # NumPy
     from tinyedge.quantize import load_array
 
     check_output_dir(out_dir, "-o")
@@ -211,16 +237,14 @@ def emit(
         console.print(f"wrote {path} ({path.stat().st_size:,} bytes)")
 
 
-@app.command()
-@user_errors
+@command
 def inspect(
     model: Path = typer.Argument(..., help="The .tflite model."),
     board: Optional[str] = typer.Option(None, "--board", help="Check the fit against this board's flash and RAM budget."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """Ops, tensors, parameters, MACs, arena, and the fit on a board."""
-    from tinyedge.inspection import inspect_model
-    from tinyedge.render import inspect_tables, kib
+    from tinyedge.inspection import inspect_model  # NumPy
 
     summary = inspect_model(model, board)
     if as_json:
@@ -236,8 +260,7 @@ def inspect(
         )
 
 
-@app.command()
-@user_errors
+@command
 def shrink(
     model: Path = typer.Argument(..., help="The float Keras .keras/.h5 classifier."),
     data: Path = typer.Option(..., "--data", help="Training inputs .npy (a fifth is held out for the accuracy figures)."),
@@ -249,9 +272,7 @@ def shrink(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
 ) -> None:
     """Fit a model to a board: narrow its layers (L1 norm), distil from the original, report before/after."""
-    from tinyedge.outputs import check_output_file, write_atomically
-    from tinyedge.quantize import load_array
-    from tinyedge.render import shrink_table
+    from tinyedge.quantize import load_array  # NumPy, and TensorFlow
     from tinyedge.shrink import shrink_model
 
     check_output_file(output, "-o")
@@ -277,9 +298,6 @@ def boards_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"
     """List the board profiles in boards.yaml."""
     if ctx.invoked_subcommand:
         return
-    from tinyedge.boards import load_boards
-    from tinyedge.render import boards_table
-
     boards = load_boards()
     if as_json:
         print_json([b.as_dict() for b in boards.values()])
@@ -292,9 +310,6 @@ def boards_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"
 def boards_show(board_id: str = typer.Argument(..., metavar="ID"),
                 as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show every field of one board profile."""
-    from tinyedge.boards import get_board
-    from tinyedge.render import board_table
-
     board = get_board(board_id)
     if as_json:
         print_json(board.as_dict())
@@ -305,47 +320,41 @@ def boards_show(board_id: str = typer.Argument(..., metavar="ID"),
 # --- stage commands: generate / build / flash (board-pipeline engineer) ---
 
 
-@app.command()
-@user_errors
+@command
 def generate(
     model: Path = typer.Argument(..., help="The full-int8 .tflite model."),
     board: str = typer.Option(..., "--board", help="Board id from boards.yaml (see `tinyedge boards`)."),
     out_dir: Path = typer.Option(..., "-o", "--output", help="Directory for the generated firmware project."),
-    runtime: Optional[str] = typer.Option(None, "--runtime", help="tflm or aot (default: tflm when a TFLM tree is configured, else aot)."),
-    tflm_dir: Optional[Path] = typer.Option(None, "--tflm-dir", help="TFLM source tree (default: $TINYEDGE_TFLM_DIR)."),
+    runtime: Optional[str] = shared_option("--runtime"),
+    tflm_dir: Optional[Path] = shared_option("--tflm-dir"),
     arena_kb: Optional[int] = typer.Option(None, "--arena-kb", help="Tensor arena size in KiB (default: measured)."),
 ) -> None:
     """Generate a firmware project for a board: sources, build files and the tinyedge.json manifest."""
-    from tinyedge.generate import generate as generate_project
-    from tinyedge.outputs import check_output_dir
+    from tinyedge.generate import generate as generate_project  # NumPy, Jinja
 
     check_output_dir(out_dir, "-o")
-    generate_project(model, board, out_dir, runtime=runtime, tflm_dir=tflm_dir, arena_kb=arena_kb, console=console)
+    generate_project(model, board, out_dir, runtime=runtime, tflm_dir=tflm_dir, arena_kb=arena_kb, report=say_plain)
 
 
-@app.command()
-@user_errors
+@command
 def build(project_dir: Path = typer.Argument(..., metavar="DIR", help="A project made by `tinyedge generate`.")) -> None:
     """Build the firmware with the board's real toolchain and report flash and RAM use."""
-    from tinyedge.build import build as build_project
+    from tinyedge.build import build as build_project  # NumPy
 
-    build_project(project_dir, console=console)
+    build_project(project_dir, show_budget)
 
 
-@app.command()
-@user_errors
+@command
 def flash(
     project_dir: Path = typer.Argument(..., metavar="DIR", help="A built project."),
     port: Optional[str] = typer.Option(None, "--port", help="Serial port (default: auto-detected by USB id)."),
-    icount: bool = typer.Option(False, "--icount", help="QEMU: count instructions (-icount shift=0) for deterministic cycle figures."),
-    place: Optional[str] = place_option(),
-    coordinator: Optional[str] = coordinator_option(),
-    firmware: Optional[Path] = typer.Option(None, "--firmware", help="MicroPython boards: install MicroPython from this file first."),
+    icount: bool = shared_option("--icount"),
+    place: Optional[str] = shared_option("--place"),
+    coordinator: Optional[str] = shared_option("--coordinator"),
+    firmware: Optional[Path] = shared_option("--firmware"),
 ) -> None:
     """Flash the firmware; an emulated board keeps running here, printing its URL, until Ctrl-C."""
-    import time
-
-    from tinyedge.flash import flash as flash_project
+    from tinyedge.flash import flash as flash_project  # NumPy
     from tinyedge.flash import is_emulated, load_built_project
     from tinyedge.plugins import get_flasher
 
@@ -366,81 +375,52 @@ def flash(
 # --- device commands: validate / deploy (lead) ---
 
 
-def validation_progress(console_: Console):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+class ValidationBar:
+    """The samples-done callback, drawn as a rich bar from the run's first report until `stop`."""
 
-    return Progress(TextColumn("[bold]validating"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                    TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console_, transient=True)
+    def __init__(self, console_: Console):
+        self.bar = Progress(TextColumn("[bold]validating"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console_, transient=True)
+        self.task: Any = None
+        self.started = 0.0
 
+    def __call__(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.started = time.monotonic()
+            self.bar.start()
+            self.task = self.bar.add_task("validating", total=total, rate="")
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        self.bar.update(self.task, completed=done, total=total, rate=f"{done / elapsed:.1f} samples/s")
 
-def prepare_reports(json_out: Optional[Path], junit_out: Optional[Path], plot: Optional[Path],
-                    journal: Optional[Path] = None) -> None:
-    """Check every report path can be written, then remove the previous run's reports: whatever
-    happens next, a report on disk describes this run or there is none."""
-    from tinyedge.outputs import check_output_file, remove_stale
+    def stop(self) -> None:
+        self.bar.stop()
 
-    for path, flag in ((json_out, "--json"), (junit_out, "--junit"), (plot, "--plot"), (journal, "--journal")):
-        if path:
-            check_output_file(path, flag)
-    for path, flag in ((json_out, "--json"), (junit_out, "--junit"), (plot, "--plot")):
-        if path:
-            remove_stale(path, flag)
+    def __enter__(self) -> "ValidationBar":
+        return self
 
-
-def run_validation(port: str, model: Path, data: Path, labels: Optional[Path], float_model: Optional[Path],
-                   tolerance_lsb: int, json_out: Optional[Path], junit_out: Optional[Path], journal: Optional[Path],
-                   resume: bool, plot: Optional[Path], baud: Optional[int] = None,
-                   extra: Optional[dict[str, Any]] = None, timeout: Optional[float] = None,
-                   icount: Optional[bool] = None) -> None:
-    """Shared by `validate` and `deploy`: run, print the table, write the rig outputs, set the exit code."""
-    import time
-
-    from tinyedge.errors import ValidationFailed
-    from tinyedge.quantize import load_array
-    from tinyedge.render import validation_table
-    from tinyedge.validate import StoppedByDevice, validate as run, write_json, write_junit, write_plot
-
-    journal = journal or (json_out.with_suffix(".jsonl") if json_out else Path("tinyedge-validate.jsonl"))
-    prepare_reports(json_out, junit_out, plot, journal)
-    arrays = load_array(data, "validation data")
-    label_array = load_array(labels, "labels") if labels else None
-    started = time.monotonic()
-    stopped: Optional[StoppedByDevice] = None
-    with validation_progress(err_console) as bar:
-        task = bar.add_task("validating", total=len(arrays) if arrays.ndim else None, rate="")
-
-        def progress(done: int, total: int) -> None:
-            elapsed = max(time.monotonic() - started, 1e-6)
-            bar.update(task, completed=done, total=total, rate=f"{done / elapsed:.1f} samples/s")
-
-        try:
-            report = run(port, model, arrays, label_array, float_model, tolerance_lsb, journal, resume, baud, progress,
-                         icount=icount, timeout=timeout)
-        except StoppedByDevice as exc:
-            stopped, report = exc, exc.report
-    seconds = time.monotonic() - started
-    report.extra.update(extra or {})
-    console.print(validation_table(report))
-    console.print(f"results journal: {journal}")
-    if json_out:
-        write_json(report, json_out)
-    if junit_out:
-        write_junit(report, junit_out, seconds)
-    if plot:
-        write_plot(report, journal, plot)
-    if stopped:
-        raise stopped
-    if report.interrupted:
-        raise KeyboardInterrupt
-    if not report.passed:
-        raise ValidationFailed(
-            f"{len(report.failures)} of {report.samples} samples differ from the host reference by more than "
-            f"{report.tolerance_lsb} LSB (max {report.max_abs_diff_lsb}): see {journal}."
-        )
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
 
 
-@app.command()
-@user_errors
+def show_validation(run: ValidationRun) -> None:
+    """The verdict table and where the journal is; the exit code comes from `run.raise_for_verdict()`."""
+    console.print(validation_table(run.report))
+    console.print(f"results journal: {run.journal}")
+
+
+def say_plain(step: str, message: str) -> None:
+    """What a stage says along the way, as it says it; a labgrid place's lines go dim to stderr."""
+    if step == "place":
+        say_dim(message)
+    else:
+        console.print(message, highlight=False, markup=False)
+
+
+def show_budget(project: Project, result: BuildResult) -> None:
+    console.print(budget_table(project, result))
+
+
+@command
 def validate(
     port: Optional[str] = typer.Option(None, "--port", help="Serial port: a path, socket://host:port or rfc2217://host:port."),
     model: Path = typer.Option(..., "--model", help="The .tflite the board runs."),
@@ -449,104 +429,81 @@ def validate(
     float_model: Optional[Path] = typer.Option(None, "--float-model", help="The float Keras/SavedModel, for its accuracy."),
     tolerance_lsb: int = typer.Option(0, "--tolerance-lsb", help="Allowed |Δ| per output, for optimized kernels (ESP-NN, CMSIS-NN)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
-    junit_out: Optional[Path] = typer.Option(None, "--junit", help="Write a JUnit XML report."),
+    junit_out: Optional[Path] = shared_option("--junit"),
     journal: Optional[Path] = typer.Option(None, "--journal", help="JSONL file results are appended to as they arrive."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its journal."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Save a PNG of the |Δ| and latency histograms."),
+    plot: Optional[Path] = shared_option("--plot"),
     baud: Optional[int] = typer.Option(None, "--baud", help="Baud rate (default: the --board profile's, else 115200)."),
     board: Optional[str] = typer.Option(None, "--board", help="Board id from `tinyedge boards`: its profile's baud rate."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds to wait for each reply (default: 5, and for "
-                                            "an inference what the model's MACs take at the board's clock)."),
-    place: Optional[str] = place_option(),
-    coordinator: Optional[str] = coordinator_option(),
+    timeout: Optional[float] = shared_option("--timeout"),
+    place: Optional[str] = shared_option("--place"),
+    coordinator: Optional[str] = shared_option("--coordinator"),
 ) -> None:
     """Run the test inputs on the board and compare with the host reference, bit for bit."""
+    from tinyedge.validate import ReportFiles, validate_and_report  # NumPy
+
     if not port and not place:
         raise TinyedgeError("validate needs the board: give --port (a path or URL) or --place (a labgrid place).")
     if board and not baud:
-        from tinyedge.boards import get_board
-
         baud = get_board(board).baud
-    with held_port(port, place, coordinator) as port:
-        run_validation(port, model, data, labels, float_model, tolerance_lsb, json_out, junit_out, journal, resume, plot, baud,
-                       timeout=timeout)
+    with held_port(port, place, coordinator) as port, ValidationBar(err_console) as progress:
+        run = validate_and_report(port, model, data, labels, float_model, tolerance_lsb,
+                                  ReportFiles(json_out, junit_out, plot, journal), resume, baud, timeout, progress=progress)
+        progress.stop()
+        show_validation(run)
+    run.raise_for_verdict()
 
 
-@app.command()
-@user_errors
+@command
 def deploy(
     model: Path = typer.Argument(..., help="A .tflite, or a float Keras .keras/.h5 / SavedModel / .onnx (then give --calibration)."),
     board: str = typer.Option("qemu-cortex-m4", "--board", help="Board id from `tinyedge boards`."),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Calibration inputs .npy, to quantize a float model."),
     data: Optional[Path] = typer.Option(None, "--data", help="Validation inputs .npy (default: the calibration data)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Class labels for the validation inputs."),
-    runtime: Optional[str] = typer.Option(None, "--runtime", help="tflm or aot (default: tflm when a TFLM tree is configured, else aot)."),
+    runtime: Optional[str] = shared_option("--runtime"),
     port: Optional[str] = typer.Option(None, "--port", help="Serial port (default: found by USB id, or the board's emulator)."),
     out_dir: Optional[Path] = typer.Option(None, "-o", "--output", help="Working directory (default: tinyedge-out/MODEL-BOARD)."),
-    tflm_dir: Optional[Path] = typer.Option(None, "--tflm-dir", help="TFLM source tree (default: $TINYEDGE_TFLM_DIR)."),
+    tflm_dir: Optional[Path] = shared_option("--tflm-dir"),
     arena_kb: Optional[int] = typer.Option(None, "--arena-kb", help="TFLM tensor arena size in KiB."),
     fit_arena: bool = typer.Option(False, "--fit-arena", help="Find the smallest working TFLM arena on the target and rebuild with it."),
     tolerance_lsb: int = typer.Option(0, "--tolerance-lsb", help="Allowed |Δ| per output (optimized kernels)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the validation report as JSON."),
-    junit_out: Optional[Path] = typer.Option(None, "--junit", help="Write a JUnit XML report."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Save a PNG of the |Δ| and latency histograms."),
-    icount: bool = typer.Option(False, "--icount", help="QEMU: count instructions (-icount shift=0) for deterministic cycle figures."),
-    place: Optional[str] = place_option(),
-    coordinator: Optional[str] = coordinator_option(),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds to wait for each reply (default: 5, and for "
-                                            "an inference what the model's MACs take at the board's clock)."),
-    firmware: Optional[Path] = typer.Option(None, "--firmware", help="MicroPython boards: install MicroPython from this file first."),
+    junit_out: Optional[Path] = shared_option("--junit"),
+    plot: Optional[Path] = shared_option("--plot"),
+    icount: bool = shared_option("--icount"),
+    place: Optional[str] = shared_option("--place"),
+    coordinator: Optional[str] = shared_option("--coordinator"),
+    timeout: Optional[float] = shared_option("--timeout"),
+    firmware: Optional[Path] = shared_option("--firmware"),
 ) -> None:
     """Quantize, emit, generate, build, flash and validate, in one command."""
-    import time
+    from tinyedge.deploy import DeployPlan, deployed  # NumPy
 
-    from tinyedge.deploy import DeployPlan, board_inputs, deploy as run_deploy
-    from tinyedge.outputs import check_output_dir
-
-    validation_data = data or calibration
-    if validation_data is None:
+    if data is None and calibration is None:
         raise TinyedgeError("deploy validates on the board: give --data X.npy (or --calibration, which is used when --data is absent).")
-    if icount:
-        from tinyedge.boards import get_board
-
-        if get_board(board).flasher != "qemu":
-            raise TinyedgeError(f"--icount only applies to QEMU-emulated boards, not {board}: drop it.")
-    out = check_output_dir(out_dir or Path("tinyedge-out") / f"{model.stem}-{board}", "-o")
-    prepare_reports(json_out, junit_out, plot)
-    plan = DeployPlan(model, board, out, calibration, data, labels, runtime, port, tflm_dir, arena_kb, fit_arena,
-                      firmware, icount=icount or None)
+    plan = DeployPlan(model, board, out_dir, calibration, data, labels, runtime, port, tflm_dir, arena_kb, fit_arena,
+                      firmware, icount=icount or None, tolerance_lsb=tolerance_lsb, json=json_out, junit=junit_out,
+                      plot=plot, timeout=timeout, place=place, coordinator=coordinator)
     started = time.monotonic()
 
     def step(name: str, message: str) -> None:
         console.print(f"[green]✔[/] [bold]{name:<9}[/] {message}  [dim]({time.monotonic() - started:.1f} s)[/]", highlight=False)
 
-    float_model = model if labels and result_is_float(model) else None
-    board_data, layout = board_inputs(model, validation_data, out)
-    with held_port(port, place, coordinator) as plan.port, flash_progress() as progress, \
-            run_deploy(plan, step, console, progress) as result:
-        fitted = {"arena_fitted_bytes": result.fitted_arena, "arena_built_bytes": result.arena_with_margin} if fit_arena else {}
-        if layout:
-            fitted["input_layout"] = layout
-            step("layout", f"the board is fed {layout}")
-        run_validation(result.port, result.tflite, board_data, labels, float_model, tolerance_lsb,
-                       json_out, junit_out, out / "validate.jsonl", False, plot, baud=result.baud, extra=fitted,
-                       timeout=timeout, icount=result.icount)
-
-
-def result_is_float(model: Path) -> bool:
-    from tinyedge.deploy import is_tflite
-
-    return not is_tflite(model)
+    with flash_progress() as progress, ValidationBar(err_console) as counted, \
+            deployed(plan, step, say_plain, progress, show_budget, counted) as result:
+        counted.stop()
+        show_validation(result.validation)
+    result.validation.raise_for_verdict()
 
 
 # --- host commands: ports / doctor (MCU-frameworks engineer) ---
 
 
-@app.command()
-@user_errors
+@command
 def ports(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List serial ports with their USB ids and the board profiles they could be."""
-    from tinyedge.ports import list_ports, ports_table
+    from tinyedge.ports import list_ports  # pyserial's port scan
 
     found = list_ports()
     if as_json:
@@ -558,11 +515,10 @@ def ports(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     console.print(ports_table(found))
 
 
-@app.command()
-@user_errors
+@command
 def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Check the toolchains, flashers, TFLM tree and serial permissions every board needs (a report: exits 0)."""
-    from tinyedge.doctor import diagnose, doctor_tables
+    from tinyedge.doctor import diagnose  # NumPy
 
     report = diagnose()
     if as_json:

@@ -1,4 +1,7 @@
-"""The whole chain in one call: quantize (for a float model), emit, generate, build, flash, validate."""
+"""The whole chain in one call, as `tinyedge deploy` runs it: quantize (a float model), generate the
+firmware around the model, build it, flash it, and, when the plan has data, validate on the board and
+write the reports the plan names. `deploy` returns once any emulator is stopped; `deployed` yields
+while the board (or its emulator) is still live."""
 
 from __future__ import annotations
 
@@ -7,10 +10,17 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from tinyedge.boards import get_board
 from tinyedge.errors import TinyedgeError
+from tinyedge.outputs import check_output_dir
+from tinyedge.places import port_or_place
 from tinyedge.tflite_model import TFLITE_IDENTIFIER
+
+if TYPE_CHECKING:
+    from tinyedge.build import BuildFigures
+    from tinyedge.validate import ReportFiles, ValidationRun
 
 # Stated margin over the arena fitted on the target, so a later firmware change (stack, alignment)
 # does not tip AllocateTensors over.
@@ -22,7 +32,7 @@ FIT_ARENA_MIN_MARGIN = 256
 class DeployPlan:
     model: Path
     board: str
-    out_dir: Path
+    out_dir: Path | None = None       # default: tinyedge-out/MODEL-BOARD
     calibration: Path | None = None
     data: Path | None = None
     labels: Path | None = None
@@ -33,6 +43,30 @@ class DeployPlan:
     fit_arena: bool = False
     firmware: Path | None = None      # MicroPython boards: install MicroPython from this file first
     icount: bool | None = None        # QEMU: -icount shift=0 (None: $TINYEDGE_QEMU_ICOUNT decides)
+    tolerance_lsb: int = 0            # validation: allowed |Δ| per output (optimized kernels)
+    json: Path | None = None          # validation reports to write
+    junit: Path | None = None
+    plot: Path | None = None
+    timeout: float | None = None      # seconds to wait for each reply (default: from the model's MACs)
+    place: str | None = None          # a labgrid place to hold while deploying; its serial port is the port
+    coordinator: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("model", "out_dir", "calibration", "data", "labels", "tflm_dir", "firmware", "json", "junit", "plot"):
+            if getattr(self, name) is not None:   # paths may be given as strings from Python
+                setattr(self, name, Path(getattr(self, name)))
+        self.out_dir = self.out_dir or Path("tinyedge-out") / f"{self.model.stem}-{self.board}"
+
+    @property
+    def validation_data(self) -> Path | None:
+        """What the board is validated on: --data, else the calibration inputs (None: flash only)."""
+        return self.data or self.calibration
+
+    @property
+    def reports(self) -> ReportFiles:
+        from tinyedge.validate import ReportFiles
+
+        return ReportFiles(self.json, self.junit, self.plot, self.out_dir / "validate.jsonl")
 
 
 @dataclass
@@ -47,6 +81,11 @@ class DeployResult:
     arena_with_margin: int | None = None
     icount: bool | None = None      # whether QEMU counted instructions (None: not a QEMU board)
     steps: dict[str, float] = field(default_factory=dict)
+    validation: ValidationRun | None = None   # the verdict on the board, when the plan has data
+
+    @property
+    def passed(self) -> bool | None:
+        return None if self.validation is None else self.validation.passed
 
 
 StepReporter = Callable[[str, str], None]   # (step name, message when done)
@@ -132,9 +171,82 @@ def fit_arena_on_target(url: str, baud: int = 115200, model: Path | None = None)
         return fit_arena(device, low=int(info.arena_used), high=int(info.arena_size))
 
 
+@dataclass
+class ValidationInputs:
+    """The plan's validation inputs as the board takes them."""
+    data: Path
+    labels: Path | None
+    float_model: Path | None      # the float model given, for its accuracy (with labels)
+    layout: str | None            # an ONNX model's input layout note
+
+
+def prepare(plan: DeployPlan) -> ValidationInputs | None:
+    """Refuse, before any work, what cannot run (an --icount off QEMU, an output that cannot be
+    written, inputs of the wrong shape); the validation inputs, or None for a plan without data."""
+    if plan.icount and get_board(plan.board).flasher != "qemu":
+        raise TinyedgeError(f"--icount only applies to QEMU-emulated boards, not {plan.board}: drop it.")
+    check_output_dir(plan.out_dir, "-o")
+    data = plan.validation_data
+    if data is None:
+        if plan.json or plan.junit or plan.plot:
+            raise TinyedgeError("the reports describe a validation: give --data X.npy (or --calibration) to validate on.")
+        return None
+    plan.reports.prepare()
+    float_model = plan.model if plan.labels and not is_tflite(plan.model) else None
+    board_data, layout = board_inputs(plan.model, data, plan.out_dir)
+    return ValidationInputs(board_data, plan.labels, float_model, layout)
+
+
+def no_report(step: str, message: str) -> None:
+    """The StepReporter of a quiet deploy."""
+
+
 @contextmanager
-def deploy(plan: DeployPlan, report: StepReporter, console: Any = None,
-           progress: Callable[[int, int, str], None] | None = None) -> Iterator[DeployResult]:
+def deployed(plan: DeployPlan, report: StepReporter | None = None, notes: StepReporter | None = None,
+             progress: Callable[[int, int, str], None] | None = None, on_built: BuildFigures | None = None,
+             validation_progress: Callable[[int, int], None] | None = None) -> Iterator[DeployResult]:
+    """Run every stage up to a flashed board, validated on it when the plan has data; yield while the
+    board (or its emulator) is live. `report` hears each stage as it ends, `notes` what a stage says
+    along the way (the runtime chosen, the labgrid place held), `on_built` the build's figures."""
+    inputs = prepare(plan)
+    report = report or no_report
+    notes = notes or no_report
+    with port_or_place(plan.port, plan.place, plan.coordinator, say=lambda line: notes("place", line)) as port, \
+            flashed(plan, port, report, notes, progress, on_built) as result:
+        if inputs is not None:
+            result.validation = validate_deployed(plan, result, inputs, report, validation_progress)
+        yield result
+
+
+def deploy(plan: DeployPlan, report: StepReporter | None = None, notes: StepReporter | None = None,
+           progress: Callable[[int, int, str], None] | None = None, on_built: BuildFigures | None = None,
+           validation_progress: Callable[[int, int], None] | None = None) -> DeployResult:
+    """`tinyedge deploy` from Python: every stage, validated when the plan has data, its reports
+    written; returns once any emulator is stopped. The verdict is `result.validation`: a failed or
+    interrupted run is returned, not raised (`result.validation.raise_for_verdict()` raises as the CLI exits)."""
+    with deployed(plan, report, notes, progress, on_built, validation_progress) as result:
+        return result
+
+
+def validate_deployed(plan: DeployPlan, result: DeployResult, inputs: ValidationInputs, report: StepReporter,
+                      progress: Callable[[int, int], None] | None) -> ValidationRun:
+    from tinyedge.validate import validate_and_report
+
+    extra: dict[str, Any] = {}
+    if plan.fit_arena:
+        extra = {"arena_fitted_bytes": result.fitted_arena, "arena_built_bytes": result.arena_with_margin}
+    if inputs.layout:
+        extra["input_layout"] = inputs.layout
+        report("layout", f"the board is fed {inputs.layout}")
+    return validate_and_report(result.port, result.tflite, inputs.data, inputs.labels, inputs.float_model,
+                               plan.tolerance_lsb, plan.reports, baud=result.baud, timeout=plan.timeout,
+                               icount=result.icount, extra=extra, progress=progress)
+
+
+@contextmanager
+def flashed(plan: DeployPlan, port: str | None, report: StepReporter, notes: StepReporter,
+            progress: Callable[[int, int, str], None] | None = None,
+            on_built: BuildFigures | None = None) -> Iterator[DeployResult]:
     """Run every stage up to a flashed board; yield while the board (or its emulator) is live."""
     from tinyedge.build import build
     from tinyedge.flash import flash
@@ -145,25 +257,25 @@ def deploy(plan: DeployPlan, report: StepReporter, console: Any = None,
     tflite = ensure_int8(plan, report)
     project_dir = plan.out_dir / "firmware"
     project = generate(tflite, plan.board, project_dir, runtime=plan.runtime, tflm_dir=plan.tflm_dir,
-                       arena_kb=plan.arena_kb, console=console)
+                       arena_kb=plan.arena_kb, report=notes)
     report("generate", f"generated {project.runtime} firmware for {plan.board} in {project_dir}")
-    built = build(project_dir, console=console)
+    built = build(project_dir, on_built)
     report("build", f"built {built.elf.name}: flash {built.flash_bytes:,} B, RAM {built.ram_bytes:,} B in {built.seconds:.1f} s")
     result = DeployResult(tflite, project_dir, project.runtime, built, baud=project.board.baud)
     if plan.fit_arena:
-        with flash(project_dir, plan.port, progress, icount=plan.icount) as url:
+        with flash(project_dir, port, progress, icount=plan.icount) as url:
             result.fitted_arena = fit_arena_on_target(url, project.board.baud, tflite)
         result.arena_with_margin = arena_with_margin(result.fitted_arena)
         report("fit-arena", f"smallest working arena on the target: {result.fitted_arena:,} B; rebuilding with "
                             f"{result.arena_with_margin:,} B (+{FIT_ARENA_MARGIN:.0%}, at least {FIT_ARENA_MIN_MARGIN} B)")
         project = generate(tflite, plan.board, project_dir, runtime=project.runtime, tflm_dir=plan.tflm_dir,
-                           console=console, arena_bytes=result.arena_with_margin)
-        result.build = build(project_dir, console=console)
+                           report=notes, arena_bytes=result.arena_with_margin)
+        result.build = build(project_dir, on_built)
     if project.board.flasher == "qemu":
         from tinyedge.flashers.qemu import icount_requested
 
         result.icount = icount_requested(plan.icount)
-    with flash(project_dir, plan.port, progress, icount=plan.icount, firmware=plan.firmware) as url:
+    with flash(project_dir, port, progress, icount=plan.icount, firmware=plan.firmware) as url:
         result.port = url
         report("flash", f"flashed; the board answers on {url}")
         result.steps["total"] = time.monotonic() - started

@@ -180,35 +180,3 @@ def diagnose() -> DoctorReport:
     tools, unavailable = check_tools(boards)
     return DoctorReport(tools=tools, unavailable=unavailable, tflm=check_tflm(), serial=check_serial())
 
-
-def doctor_tables(report: DoctorReport) -> list[Any]:
-    from rich.table import Table
-
-    tools = Table(title="Tools", header_style="bold")
-    for column in ("", "tool", "version / install", "needed by"):
-        tools.add_column(column)
-    for tool in sorted(report.tools, key=lambda t: (t.present, t.command)):
-        mark = "[green]✔[/]" if tool.present else "[red]✘[/]"
-        detail = tool.version or "present" if tool.present else f"[yellow]{tool.install}[/]"
-        tools.add_row(mark, f"{tool.name} ({tool.command})", detail, "\n".join(tool.needed_by))
-    missing = len(report.missing)
-    tools.caption = (f"{missing} of {len(report.tools)} tools missing: boards needing them cannot be built or flashed"
-                     if missing else "every tool is present")
-    for note in report.unavailable:
-        tools.add_row("[red]✘[/]", note, "", "")
-
-    environment = Table(title="Environment", header_style="bold", show_header=False)
-    environment.add_column("")
-    environment.add_column("", style="bold")
-    environment.add_column("")
-    tflm_mark = "[green]✔[/]" if report.tflm.valid else "[yellow]![/]"
-    tflm_text = (f"{report.tflm.path} ({report.tflm.version}, {report.tflm.kernels} kernels)" if report.tflm.valid
-                 else report.tflm.message)
-    environment.add_row(tflm_mark, "TFLM tree", tflm_text)
-    serial = report.serial
-    serial_ok = serial.in_serial_group and all(p["can_open"] for p in serial.ports)
-    environment.add_row("[green]✔[/]" if serial_ok else "[red]✘[/]", "serial access", serial.message)
-    ports = ", ".join(f"{p['device']} ({p['usb_id'] or '?'}{': ' + '/'.join(p['boards']) if p['boards'] else ''})"
-                      for p in serial.ports) or "none connected"
-    environment.add_row("", "serial ports", ports)
-    return [tools, environment]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tinyedge
 from tinyedge.boards import Board, get_board
@@ -17,18 +17,21 @@ from tinyedge.runtimes import RuntimeSources
 from tinyedge.templating import copy_if_changed, render, write_if_changed
 from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite
 
+if TYPE_CHECKING:
+    from tinyedge.deploy import StepReporter
+
 DTYPE_CODES = {"INT8": 1, "UINT8": 2, "INT16": 3, "INT32": 4, "FLOAT32": 5}
 MAX_DIMS = 6
 PORT_SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".h", ".S", ".s")
 C_SUFFIXES = (".c", ".cc", ".cpp", ".S", ".s")
 
 
-def say(console: Any, message: str) -> None:
-    if console is not None:
-        console.print(message, highlight=False)
+def say(report: StepReporter | None, message: str) -> None:
+    if report is not None:
+        report("generate", message)
 
 
-def choose_runtime(board: Board, runtime: str | None, tflm_dir: Path | None, console: Any = None) -> str:
+def choose_runtime(board: Board, runtime: str | None, tflm_dir: Path | None, report: StepReporter | None = None) -> str:
     """The explicit runtime, checked against the board; else tflm when a TFLM tree is configured, else aot."""
     if runtime is not None:
         if runtime not in RUNTIMES:
@@ -39,19 +42,19 @@ def choose_runtime(board: Board, runtime: str | None, tflm_dir: Path | None, con
                                 f"choose --runtime {' or '.join(board.runtimes)}.")
         return runtime
     if board.runtimes == ("viper",):
-        say(console, "runtime: [bold]viper[/] (MicroPython boards run the model as viper code)")
+        say(report, "runtime: viper (MicroPython boards run the model as viper code)")
         return "viper"
     tree = tflm_dir if tflm_dir is not None else tflm_dir_from_env()
     if "tflm" in board.runtimes and tree is not None:
         source = "--tflm-dir" if tflm_dir is not None else "TINYEDGE_TFLM_DIR"
-        say(console, f"runtime: [bold]tflm[/] (a TFLM tree is configured by {source}; pass --runtime aot for the AOT runtime)")
+        say(report, f"runtime: tflm (a TFLM tree is configured by {source}; pass --runtime aot for the AOT runtime)")
         return "tflm"
     if "aot" in board.runtimes:
         why = ("the board cannot run tflm" if "tflm" not in board.runtimes
                else "no TFLM tree is configured (--tflm-dir or TINYEDGE_TFLM_DIR)")
-        say(console, f"runtime: [bold]aot[/] ({why})")
+        say(report, f"runtime: aot ({why})")
         return "aot"
-    say(console, "runtime: [bold]tflm[/] (the only runtime this board lists)")
+    say(report, "runtime: tflm (the only runtime this board lists)")
     return "tflm"
 
 
@@ -133,7 +136,7 @@ def write_firmware_sources(model: TfliteModel, board: Board, model_name: str, sr
 
 
 def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None = None,
-             tflm_dir: Path | None = None, arena_kb: int | None = None, console: Any = None,
+             tflm_dir: Path | None = None, arena_kb: int | None = None, report: StepReporter | None = None,
              arena_bytes: int | None = None) -> Project:
     """Write a firmware project for `board_id` running `model_path` into `out_dir`; returns its manifest."""
     board = get_board(board_id)
@@ -143,7 +146,7 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     model.require_int8_inside(f"running it on the {board.id} board")
     if arena_kb is not None and arena_kb <= 0:
         raise TinyedgeError(f"--arena-kb must be a positive number of KiB (got {arena_kb}).")
-    chosen = choose_runtime(board, runtime, tflm_dir, console)
+    chosen = choose_runtime(board, runtime, tflm_dir, report)
     framework, runtime_plugin = get_framework(board.framework), get_runtime(chosen)
     checked = runtime_plugin.check(model, board, model_name, framework.allowance, tflm_dir)
     port = port_name(board, framework) if framework.compiles_firmware else ""
@@ -169,6 +172,6 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
                              "model_bytes": len(model.data), "uses_cpp": sources.uses_cpp,
                              "sources": sources.sources})
     project.save()
-    say(console, f"generated [bold]{out_dir}[/] for {board.name}: {chosen} runtime, "
+    say(report, f"generated {out_dir} for {board.name}: {chosen} runtime, "
                  f"{len(model.data):,}-byte model, {sources.arena_bytes:,}-byte arena, ops {', '.join(project.ops)}")
     return project

@@ -5,17 +5,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
 
 import serial
 from serial.tools import list_ports as pyserial_list_ports
 
 from tinyedge.boards import Board, load_boards
 from tinyedge.errors import TinyedgeError
-
-if TYPE_CHECKING:
-    from rich.table import Table
-
 
 @dataclass(frozen=True)
 class PortInfo:
@@ -145,14 +140,3 @@ def touch_1200bps(port: str) -> None:
     except (serial.SerialException, OSError):
         pass  # the board may drop off the bus while we close: that is the point
 
-
-def ports_table(ports: list[PortInfo]) -> Table:
-    from rich.table import Table
-
-    table = Table(title="Serial ports", header_style="bold")
-    for column in ("device", "USB id", "description", "serial number", "could be"):
-        table.add_column(column)
-    for port in ports:
-        table.add_row(port.device, port.usb_id or "-", port.description or "-", port.serial_number or "-",
-                      ", ".join(port.boards) or "-")
-    return table

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
 from tinyedge.boards import Board
+
+if TYPE_CHECKING:
+    from tinyedge.doctor import DoctorReport
+    from tinyedge.frameworks import BuildResult
+    from tinyedge.ports import PortInfo
+    from tinyedge.project import Project
 
 
 def kib(n: int) -> str:
@@ -167,3 +173,61 @@ def shrink_table(report: Any) -> Table:
     table.caption = (f"width kept {report.keep:.0%} ({widths}) · distilled {report.epochs} epoch(s) · "
                      f"accuracy on {report.eval_samples} held-out samples")
     return table
+
+
+def budget_table(project: Project, result: BuildResult) -> Table:
+    board = project.board
+    table = Table(title=f"{project.dir} → {result.elf.relative_to(project.dir)} ({board.id}, {project.runtime})",
+                  header_style="bold")
+    for column in ("", "used", "budget", "use"):
+        table.add_column(column, justify="right")
+    for what, used, budget in (("flash", result.flash_bytes, board.flash_bytes), ("RAM", result.ram_bytes, board.ram_bytes)):
+        if budget:
+            share = used / budget
+            style = "red" if share > 1 else "yellow" if share > 0.9 else "green"
+            table.add_row(what, f"{used:,} B", f"{budget:,} B", f"[{style}]{100 * share:.1f} %[/]")
+        else:
+            table.add_row(what, f"{used:,} B", "-", "unbounded")
+    table.caption = f"built in {result.seconds:.1f} s · arena {project.arena_bytes:,} B · RAM = data + bss (+ reserved stack)"
+    return table
+
+
+def ports_table(ports: list[PortInfo]) -> Table:
+    table = Table(title="Serial ports", header_style="bold")
+    for column in ("device", "USB id", "description", "serial number", "could be"):
+        table.add_column(column)
+    for port in ports:
+        table.add_row(port.device, port.usb_id or "-", port.description or "-", port.serial_number or "-",
+                      ", ".join(port.boards) or "-")
+    return table
+
+
+def doctor_tables(report: DoctorReport) -> list[Table]:
+    tools = Table(title="Tools", header_style="bold")
+    for column in ("", "tool", "version / install", "needed by"):
+        tools.add_column(column)
+    for tool in sorted(report.tools, key=lambda t: (t.present, t.command)):
+        mark = "[green]✔[/]" if tool.present else "[red]✘[/]"
+        detail = tool.version or "present" if tool.present else f"[yellow]{tool.install}[/]"
+        tools.add_row(mark, f"{tool.name} ({tool.command})", detail, "\n".join(tool.needed_by))
+    missing = len(report.missing)
+    tools.caption = (f"{missing} of {len(report.tools)} tools missing: boards needing them cannot be built or flashed"
+                     if missing else "every tool is present")
+    for note in report.unavailable:
+        tools.add_row("[red]✘[/]", note, "", "")
+
+    environment = Table(title="Environment", header_style="bold", show_header=False)
+    environment.add_column("")
+    environment.add_column("", style="bold")
+    environment.add_column("")
+    tflm_mark = "[green]✔[/]" if report.tflm.valid else "[yellow]![/]"
+    tflm_text = (f"{report.tflm.path} ({report.tflm.version}, {report.tflm.kernels} kernels)" if report.tflm.valid
+                 else report.tflm.message)
+    environment.add_row(tflm_mark, "TFLM tree", tflm_text)
+    serial = report.serial
+    serial_ok = serial.in_serial_group and all(p["can_open"] for p in serial.ports)
+    environment.add_row("[green]✔[/]" if serial_ok else "[red]✘[/]", "serial access", serial.message)
+    ports = ", ".join(f"{p['device']} ({p['usb_id'] or '?'}{': ' + '/'.join(p['boards']) if p['boards'] else ''})"
+                      for p in serial.ports) or "none connected"
+    environment.add_row("", "serial ports", ports)
+    return [tools, environment]

@@ -1,7 +1,8 @@
 """On-device validation: send every input over serial, compare every output with the host reference.
 
 Each result is appended to a JSONL journal as it arrives, so an interrupted run loses nothing and
-`--resume` continues it; Ctrl-C still leaves a valid partial report.
+`--resume` continues it; Ctrl-C still leaves a valid partial report. `validate_and_report` is the
+whole stage as `tinyedge validate` and `tinyedge deploy` run it: the run and its report files.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from xml.etree import ElementTree as ET
 import numpy as np
 
 from tinyedge.checks import check_integer_input, check_numeric_samples, class_labels
-from tinyedge.errors import DeviceError, TinyedgeError
-from tinyedge.outputs import write_atomically
-from tinyedge.quantize import cosine_similarity, dequantize, quantize_input
+from tinyedge.errors import DeviceError, TinyedgeError, ValidationFailed
+from tinyedge.outputs import check_output_file, remove_stale, write_atomically
+from tinyedge.quantize import cosine_similarity, dequantize, load_array, quantize_input
 from tinyedge.reference import Reference
 from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite
 
@@ -497,6 +498,101 @@ def infer_timeout_for(model: TfliteModel, info: Any, device: Any) -> float:
 
     macs = sum(op_macs(model, op) for op in model.operators)
     return infer_timeout(device.timeout, macs, int(info.clock_hz), info.input_bytes + info.output_bytes, device.baud)
+
+
+# ---------------------------------------------------------------- the stage: a run and its reports
+
+
+@dataclass
+class ReportFiles:
+    """Where a run's reports go (each optional); the results journal goes next to --json by default."""
+    json: Path | None = None
+    junit: Path | None = None
+    plot: Path | None = None
+    journal: Path | None = None
+
+    @property
+    def journal_path(self) -> Path:
+        return self.journal or (self.json.with_suffix(".jsonl") if self.json else Path("tinyedge-validate.jsonl"))
+
+    def prepare(self) -> None:
+        """Check every report path can be written, then remove the previous run's reports: whatever
+        happens next, a report on disk describes this run or there is none."""
+        reports = ((self.json, "--json"), (self.junit, "--junit"), (self.plot, "--plot"))
+        for path, flag in (*reports, (self.journal_path, "--journal")):
+            if path:
+                check_output_file(path, flag)
+        for path, flag in reports:
+            if path:
+                remove_stale(path, flag)
+
+    def write(self, report: ValidationReport, seconds: float) -> None:
+        if self.json:
+            write_json(report, self.json)
+        if self.junit:
+            write_junit(report, self.junit, seconds)
+        if self.plot:
+            write_plot(report, self.journal_path, self.plot)
+
+
+@dataclass
+class ValidationRun:
+    """How a validation ended: its report (also on disk when asked), its journal, and a device error
+    that stopped it early, if one did."""
+    report: ValidationReport
+    journal: Path
+    seconds: float
+    stopped: StoppedByDevice | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.report.passed
+
+    def raise_for_verdict(self) -> None:
+        """A pass returns; a device error, an interruption or differing samples raise (exit 3, 130, 2)."""
+        if self.stopped:
+            raise self.stopped
+        if self.report.interrupted:
+            raise KeyboardInterrupt
+        if not self.report.passed:
+            raise ValidationFailed(
+                f"{len(self.report.failures)} of {self.report.samples} samples differ from the host reference by more "
+                f"than {self.report.tolerance_lsb} LSB (max {self.report.max_abs_diff_lsb}): see {self.journal}."
+            )
+
+
+def validate_and_report(
+    port: str,
+    model: str | Path,
+    data: Path | np.ndarray,
+    labels: Path | np.ndarray | None = None,
+    float_model: str | Path | None = None,
+    tolerance_lsb: int = 0,
+    reports: ReportFiles | None = None,
+    resume: bool = False,
+    baud: int | None = None,
+    timeout: float | None = None,
+    icount: bool | None = None,
+    extra: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> ValidationRun:
+    """Validate on the board at `port` and write the reports asked for; results go to the journal as
+    they arrive. Ctrl-C or a device error mid-run still writes the partial run's reports."""
+    reports = reports or ReportFiles()
+    reports.prepare()
+    arrays = data if isinstance(data, np.ndarray) else load_array(data, "validation data")
+    label_array = labels if labels is None or isinstance(labels, np.ndarray) else load_array(labels, "labels")
+    started = time.monotonic()
+    stopped: StoppedByDevice | None = None
+    try:
+        report = validate(port, model, arrays, label_array, float_model, tolerance_lsb, reports.journal_path, resume,
+                          baud, progress, icount=icount, timeout=timeout)
+    except StoppedByDevice as exc:
+        stopped, report = exc, exc.report
+    seconds = time.monotonic() - started
+    report.extra.update(extra or {})
+    reports.write(report, seconds)
+    return ValidationRun(report, reports.journal_path, seconds, stopped)
 
 
 # ---------------------------------------------------------------- outputs for rigs
