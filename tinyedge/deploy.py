@@ -10,17 +10,24 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator
+
+import numpy as np
 
 from tinyedge.boards import get_board
+from tinyedge.build import BuildFigures, build
 from tinyedge.errors import TinyedgeError
+from tinyedge.flash import counts_instructions, flash
+from tinyedge.generate import generate
+from tinyedge.onnx_import import OnnxModel, is_onnx
 from tinyedge.outputs import check_output_dir
 from tinyedge.places import port_or_place
-from tinyedge.tflite_model import TFLITE_IDENTIFIER
+from tinyedge.protocol import Device
+from tinyedge.quantize import input_layout_note, load_array, quantize_model
+from tinyedge.tflite_model import TFLITE_IDENTIFIER, load_tflite
+from tinyedge.tflm import fit_arena
+from tinyedge.validate import ReportFiles, ValidationRun, infer_timeout_for, validate_and_report
 
-if TYPE_CHECKING:
-    from tinyedge.build import BuildFigures
-    from tinyedge.validate import ReportFiles, ValidationRun
 
 # Stated margin over the arena fitted on the target, so a later firmware change (stack, alignment)
 # does not tip AllocateTensors over.
@@ -64,7 +71,6 @@ class DeployPlan:
 
     @property
     def reports(self) -> ReportFiles:
-        from tinyedge.validate import ReportFiles
 
         return ReportFiles(self.json, self.junit, self.plot, self.out_dir / "validate.jsonl")
 
@@ -108,7 +114,6 @@ def ensure_int8(plan: DeployPlan, report: StepReporter) -> Path:
         return plan.model
     if plan.calibration is None:
         raise TinyedgeError(f"{plan.model} is a float model: give --calibration CAL.npy so it can be quantized to int8 first.")
-    from tinyedge.quantize import load_array, quantize_model
 
     out = plan.out_dir / f"{plan.model.stem}_int8.tflite"
     data = load_array(plan.data, "validation data") if plan.data else None
@@ -127,14 +132,10 @@ def ensure_int8(plan: DeployPlan, report: StepReporter) -> Path:
 def board_inputs(model: Path, data_path: Path, out_dir: Path) -> tuple[Path, str | None]:
     """The validation inputs as the board takes them, and for an ONNX model the layout note for the report:
     arrays in the layout the ONNX model declares (NCHW) are transposed to the board's (NHWC) into out_dir."""
-    from tinyedge.onnx_import import is_onnx
 
     if not is_onnx(model):
         return data_path, None
-    import numpy as np
 
-    from tinyedge.onnx_import import OnnxModel
-    from tinyedge.quantize import input_layout_note, load_array
 
     onnx_model = OnnxModel(model)
     data = load_array(data_path, "validation data")
@@ -154,14 +155,10 @@ def arena_with_margin(fitted: int) -> int:
 
 
 def fit_arena_on_target(url: str, baud: int = 115200, model: Path | None = None) -> int:
-    from tinyedge.protocol import Device
-    from tinyedge.tflm import fit_arena
 
     with Device(url, baud=baud) as device:
         info = device.info()
         if model is not None:  # each probe runs the model once: wait for it as validate does
-            from tinyedge.tflite_model import load_tflite
-            from tinyedge.validate import infer_timeout_for
 
             device.infer_timeout = infer_timeout_for(load_tflite(model), info, device)
         if info.runtime != "tflm":
@@ -230,7 +227,6 @@ def deploy(plan: DeployPlan, report: StepReporter | None = None, notes: StepRepo
 
 def validate_deployed(plan: DeployPlan, result: DeployResult, inputs: ValidationInputs, report: StepReporter,
                       progress: Callable[[int, int], None] | None) -> ValidationRun:
-    from tinyedge.validate import validate_and_report
 
     extra: dict[str, Any] = {}
     if plan.fit_arena:
@@ -248,9 +244,6 @@ def flashed(plan: DeployPlan, port: str | None, report: StepReporter, notes: Ste
             progress: Callable[[int, int, str], None] | None = None,
             on_built: BuildFigures | None = None) -> Iterator[DeployResult]:
     """Run every stage up to a flashed board; yield while the board (or its emulator) is live."""
-    from tinyedge.build import build
-    from tinyedge.flash import flash
-    from tinyedge.generate import generate
 
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -271,10 +264,7 @@ def flashed(plan: DeployPlan, port: str | None, report: StepReporter, notes: Ste
         project = generate(tflite, plan.board, project_dir, runtime=project.runtime, tflm_dir=plan.tflm_dir,
                            report=notes, arena_bytes=result.arena_with_margin)
         result.build = build(project_dir, on_built)
-    if project.board.flasher == "qemu":
-        from tinyedge.flashers.qemu import icount_requested
-
-        result.icount = icount_requested(plan.icount)
+    result.icount = counts_instructions(project.board, plan.icount)
     with flash(project_dir, port, progress, icount=plan.icount, firmware=plan.firmware) as url:
         result.port = url
         report("flash", f"flashed; the board answers on {url}")

@@ -3,15 +3,31 @@ yield the pyserial URL the firmware answers on."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
 from tinyedge.plugins import get_flasher
 from tinyedge.project import Project
+
+# Set to 1 to run QEMU-emulated boards with `-icount shift=0` unless --icount/--no-icount says otherwise.
+ICOUNT_ENV = "TINYEDGE_QEMU_ICOUNT"
+
+
+def icount_requested(icount: bool | None) -> bool:
+    if icount is not None:
+        return icount
+    return os.environ.get(ICOUNT_ENV, "") not in ("", "0")
+
+
+def counts_instructions(board: Board, icount: bool | None) -> bool | None:
+    """Whether the board's emulator will count instructions; None when its flasher cannot."""
+    return icount_requested(icount) if "icount" in get_flasher(board.flasher).options else None
 
 
 def load_built_project(project_dir: Path) -> Project:
@@ -36,7 +52,7 @@ def flash(project_dir: Path, port: str | None = None, progress: ProgressCallback
     flasher = get_flasher(project.board.flasher)
     if icount and "icount" not in flasher.options:
         raise TinyedgeError(f"--icount only applies to QEMU-emulated boards, not {project.board.id}: drop it.")
-    options: dict[str, Any] = {"icount": icount} if "icount" in flasher.options else {}
+    options: dict[str, Any] = {"icount": icount_requested(icount)} if "icount" in flasher.options else {}
     if firmware is not None:
         if "firmware" not in flasher.options:
             raise TinyedgeError(f"--firmware installs MicroPython on MicroPython boards, not on {project.board.id}: "

@@ -4,7 +4,6 @@ Ctrl-C and, through PR_SET_PDEATHSIG, when tinyedge dies."""
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,9 +18,6 @@ from tinyedge.project import Project
 from tinyedge.tools import Tool, require_tools
 
 READY_MARKER = "waiting for connection"
-# `-icount shift=0`: one instruction per virtual nanosecond, so a timer counts instructions (a 25 MHz
-# SysTick tick is 40, a 10 MHz RISC-V mtime tick 100).
-ICOUNT_ENV = "TINYEDGE_QEMU_ICOUNT"
 
 
 def free_tcp_port() -> int:
@@ -55,12 +51,6 @@ def qemu_command(board: Board, elf: Path, port: int, icount: bool = False) -> li
     return command
 
 
-def icount_requested(icount: bool | None) -> bool:
-    if icount is not None:
-        return icount
-    return os.environ.get(ICOUNT_ENV, "") not in ("", "0")
-
-
 class QemuFlasher(Flasher):
     name = "qemu"
     emulates = True
@@ -71,8 +61,10 @@ class QemuFlasher(Flasher):
         return [Tool("QEMU", emulator["program"], emulator["install"])]
 
     def flash(self, project: Project, port: str | None, progress: ProgressCallback | None = None,
-              icount: bool | None = None):
-        return self._run(project, port, progress, icount_requested(icount))
+              icount: bool = False):
+        """`icount`: `-icount shift=0`, one instruction per virtual nanosecond, so a timer counts
+        instructions (a 25 MHz SysTick tick is 40, a 10 MHz RISC-V mtime tick 100)."""
+        return self._run(project, port, progress, icount)
 
     @contextmanager
     def _run(self, project: Project, port: str | None, progress: ProgressCallback | None,
