@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.plugins import get_runtime  # noqa: F401  (re-exported: the registry loads runtimes)
+from tinyedge.tflite_model import TfliteModel
 
 __all__ = ["FirmwareAllowance", "Runtime", "RuntimeSources", "check_model_fits_flash", "get_runtime"]
-from tinyedge.tflite_model import TfliteModel
 
 
 @dataclass
