@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from tinyedge import __version__
-from tinyedge.aot.lowering import Lowered
-from tinyedge.aot.ops import ALIAS_OPS, CORE_LOWERINGS, c_array, check_supported, lowerings
+from tinyedge.aot.lowering import Lowered, Table, render_tables
+from tinyedge.aot.ops import ALIAS_OPS, CORE_LOWERINGS, check_supported, lowerings
 from tinyedge.aot.planner import Buffer, MemoryPlan, plan_memory
 from tinyedge.errors import TinyedgeError
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
@@ -48,6 +47,7 @@ class AotProgram:
     uses_nonlinear: bool = False
     uses_dsp: bool = False        # te_dsp.c's kernels (cores with the Arm DSP extension)
     op_lines: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)   # every constant array of te_model.c, as data
 
 
 def compile_model(model: TfliteModel, progmem: bool = False, inplace_with_scratch: bool = True,
@@ -87,29 +87,21 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
     offsets = {t: plan.offsets[root] for t, root in groups.items()}
     pointers = _Pointers(model, offsets, dsp=dsp)
     lowered = [available[op.opcode](model, op, pointers) for op in model.operators]
-    constants = _constant_decls(model, sorted(pointers.constants_used))
-    decls = "".join(low.decls for low in lowered)
+    constants = _constant_tables(model, sorted(pointers.constants_used))
+    tables = [t for low in lowered for t in low.tables]
     op_lines = [_op_line(model, op, low) for op, low in zip(model.operators, lowered)]
     uses_nonlinear = any(op.opcode not in CORE_LOWERINGS for op in model.operators)
     scratch = max((low.scratch_bytes for low in lowered), default=0)
-    source = _source(model, plan, offsets, constants, decls, op_lines, uses_nonlinear, scratch, dsp)
+    source = _source(model, plan, offsets, render_tables(constants), render_tables(tables), op_lines, uses_nonlinear,
+                     scratch, dsp)
     stats = AotStats(
         arena_bytes=plan.arena_bytes,
         tensor_bytes_total=sum(model.tensors[t].nbytes for t in groups),
-        constant_bytes=sum(model.tensors[t].nbytes for t in pointers.constants_used) + table_bytes(decls),
+        constant_bytes=sum(t.nbytes for t in constants + tables),
         op_count=len(model.operators), progmem=progmem, scratch_bytes=scratch,
     )
-    return AotProgram(source, _header(plan), plan, buffers, offsets, stats, uses_nonlinear, dsp, op_lines)
-
-
-_C_SIZES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "te_dim": 2, "int32_t": 4, "uint32_t": 4,
-            "float": 4, "te_window_t": 20, "te_requant_t": 16}
-_DECLARATION = re.compile(r"static const (\w+) \w+(?:\[(\d+)\])?")
-
-
-def table_bytes(decls: str) -> int:
-    """Bytes of the constant tables that lowerings declare (4 bytes for a type this does not know)."""
-    return sum(_C_SIZES.get(c_type, 4) * int(count or 1) for c_type, count in _DECLARATION.findall(decls))
+    return AotProgram(source, _header(plan), plan, buffers, offsets, stats, uses_nonlinear, dsp, op_lines,
+                      constants + tables)
 
 
 def _check_io(model: TfliteModel) -> None:
@@ -237,18 +229,17 @@ def _buffers(model: TfliteModel, groups: dict[int, int]) -> list[Buffer]:
     return [Buffer(g, size[g], first[g], last[g], align[g]) for g in sorted(size)]
 
 
-def _constant_decls(model: TfliteModel, indices: list[int]) -> str:
-    parts = []
+def _constant_tables(model: TfliteModel, indices: list[int]) -> list[Table]:
+    tables = []
     for index in indices:
         t = model.tensors[index]
         c_type = C_TYPES.get(t.type_name)
         if c_type is None or c_type == "float":
             raise TinyedgeError(f"constant '{t.name}' is {t.type_name.lower()}, which the AOT runtime cannot store: "
                                 "build the model with `--runtime tflm` instead.")
-        values = np.asarray(t.data).ravel()
-        parts.append(f"/* {tensor_label(t)} {t.type_name.lower()}{list(t.shape)} */\n"
-                     f"static const {c_type} {constant_name(t)}[{max(values.size, 1)}] TE_CONST = {c_array(values, 20)};\n")
-    return "".join(parts)
+        tables.append(Table(c_type, constant_name(t), tuple(int(v) for v in np.asarray(t.data).ravel()), per_line=20,
+                            comment=f"{tensor_label(t)} {t.type_name.lower()}{list(t.shape)}"))
+    return tables
 
 
 def tensor_label(t: Tensor) -> str:
