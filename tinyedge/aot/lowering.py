@@ -28,7 +28,7 @@ PointerOf = Callable[[int], str]
 INT32_MIN = -(1 << 31)
 # Bytes of the C types tables are declared with (the structs as the 32-bit targets lay them out).
 C_SIZES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "te_dim": 2, "int32_t": 4, "uint32_t": 4,
-           "float": 4, "te_window_t": 20, "te_requant_t": 16}
+           "float": 4, "te_window_t": 22, "te_requant_t": 16}
 
 
 def c_int(value: int) -> str:
