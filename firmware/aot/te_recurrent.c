@@ -1,6 +1,7 @@
 /* Recurrent int8 kernels of the AOT runtime (see te_recurrent.h). */
 #include "te_recurrent.h"
 
+#include "te_dsp_insn.h"
 #include "te_kernels.h"
 
 #ifdef __AVR__
@@ -68,35 +69,13 @@ static inline int16_t te_tanh16(int16_t x, int32_t multiplier, int32_t right_shi
   return (int16_t)(result >> 8);
 }
 
-#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && !defined(__AVR__)
-#include <string.h>
+#if TE_DSP_INSN
 #define TE_RECURRENT_DSP 1
 /* Cortex-M4/M7: four bytes at a time, widened in pairs (SXTB16) and multiplied-accumulated two
  * 16-bit products per instruction (SMLAD); the same integer sum. */
-static inline int32_t te_rec_word(const int8_t *p) {
-  int32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-static inline int32_t te_rec_even(int32_t x) {
-  int32_t r;
-  __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(x));
-  return r;
-}
-static inline int32_t te_rec_odd(int32_t x) {
-  int32_t r;
-  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
-  return r;
-}
 /* acc + the four byte products of x and w, with x already widened into its even and odd halves */
 static inline int32_t te_rec_smlad_widened(int32_t x_even, int32_t x_odd, int32_t w, int32_t acc) {
-  __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(x_even), "r"(te_rec_even(w)));
-  __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(x_odd), "r"(te_rec_odd(w)));
-  return acc;
-}
-static inline int32_t te_rec_smlad(int32_t x, int32_t y, int32_t acc) {
-  __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(x), "r"(y));
-  return acc;
+  return te_smlad(x_odd, te_sxtb16_ror8(w), te_smlad(x_even, te_sxtb16(w), acc));
 }
 /* acc[g] += the four gates' rows of one unit times x (n a multiple of 4), the rows re-laid at generation
  * time as int16 pairs: per four bytes of x, per gate, the weights of x's bytes 0 and 2, then 1 and 3.
@@ -104,11 +83,11 @@ static inline int32_t te_rec_smlad(int32_t x, int32_t y, int32_t acc) {
 static inline const int32_t *te_lstm_wide4(const int8_t *x, const int32_t *w, int32_t n, int32_t *acc) {
   int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], i;
   for (i = 0; i < n; i += 4, w += 8) {
-    const int32_t xw = te_rec_word(x + i), x_even = te_rec_even(xw), x_odd = te_rec_odd(xw);
-    a0 = te_rec_smlad(x_odd, w[1], te_rec_smlad(x_even, w[0], a0));
-    a1 = te_rec_smlad(x_odd, w[3], te_rec_smlad(x_even, w[2], a1));
-    a2 = te_rec_smlad(x_odd, w[5], te_rec_smlad(x_even, w[4], a2));
-    a3 = te_rec_smlad(x_odd, w[7], te_rec_smlad(x_even, w[6], a3));
+    const int32_t xw = te_read_s8x4(x + i), x_even = te_sxtb16(xw), x_odd = te_sxtb16_ror8(xw);
+    a0 = te_smlad(x_odd, w[1], te_smlad(x_even, w[0], a0));
+    a1 = te_smlad(x_odd, w[3], te_smlad(x_even, w[2], a1));
+    a2 = te_smlad(x_odd, w[5], te_smlad(x_even, w[4], a2));
+    a3 = te_smlad(x_odd, w[7], te_smlad(x_even, w[6], a3));
   }
   acc[0] = a0;
   acc[1] = a1;
@@ -117,7 +96,7 @@ static inline const int32_t *te_lstm_wide4(const int8_t *x, const int32_t *w, in
   return w;
 }
 static inline int32_t te_rec_smlad_bytes(int32_t x, int32_t w, int32_t acc) {
-  return te_rec_smlad_widened(te_rec_even(x), te_rec_odd(x), w, acc);
+  return te_rec_smlad_widened(te_sxtb16(x), te_sxtb16_ror8(x), w, acc);
 }
 #endif
 
@@ -126,7 +105,7 @@ static int32_t te_dot_s8(const int8_t *x, const int8_t *w, int32_t n) {
   int32_t acc = 0, i = 0;
 #ifdef TE_RECURRENT_DSP
   for (; i + 4 <= n; i += 4) {
-    acc = te_rec_smlad_bytes(te_rec_word(x + i), te_rec_word(w + i), acc);
+    acc = te_rec_smlad_bytes(te_read_s8x4(x + i), te_read_s8x4(w + i), acc);
   }
 #endif
   for (; i + 4 <= n; i += 4) {
@@ -145,11 +124,11 @@ static void te_dot4_s8(const int8_t *x, const int8_t *w0, const int8_t *w1, cons
   int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], i = 0;
 #ifdef TE_RECURRENT_DSP
   for (; i + 4 <= n; i += 4) {
-    const int32_t xw = te_rec_word(x + i), x_even = te_rec_even(xw), x_odd = te_rec_odd(xw);
-    a0 = te_rec_smlad_widened(x_even, x_odd, te_rec_word(w0 + i), a0);
-    a1 = te_rec_smlad_widened(x_even, x_odd, te_rec_word(w1 + i), a1);
-    a2 = te_rec_smlad_widened(x_even, x_odd, te_rec_word(w2 + i), a2);
-    a3 = te_rec_smlad_widened(x_even, x_odd, te_rec_word(w3 + i), a3);
+    const int32_t xw = te_read_s8x4(x + i), x_even = te_sxtb16(xw), x_odd = te_sxtb16_ror8(xw);
+    a0 = te_rec_smlad_widened(x_even, x_odd, te_read_s8x4(w0 + i), a0);
+    a1 = te_rec_smlad_widened(x_even, x_odd, te_read_s8x4(w1 + i), a1);
+    a2 = te_rec_smlad_widened(x_even, x_odd, te_read_s8x4(w2 + i), a2);
+    a3 = te_rec_smlad_widened(x_even, x_odd, te_read_s8x4(w3 + i), a3);
   }
 #endif
   for (; i < n; ++i) {
@@ -173,12 +152,12 @@ static int32_t te_svdf_shift_dot(int8_t *row, int8_t newest, const int8_t *weigh
 #ifdef TE_RECURRENT_DSP
   if ((n_memory & 3) == 0) {
     int32_t acc = 0;
-    uint32_t word = (uint32_t)te_rec_word(row);
+    uint32_t word = (uint32_t)te_read_s8x4(row);
     for (i = 0; i < n_memory; i += 4) {
-      const uint32_t next = i + 4 < n_memory ? (uint32_t)te_rec_word(row + i + 4) : (uint32_t)(uint8_t)newest;
+      const uint32_t next = i + 4 < n_memory ? (uint32_t)te_read_s8x4(row + i + 4) : (uint32_t)(uint8_t)newest;
       const int32_t shifted = (int32_t)((word >> 8) | (next << 24));
       memcpy(row + i, &shifted, 4);
-      acc = te_rec_smlad_bytes(shifted, te_rec_word(weights_time + i), acc);
+      acc = te_rec_smlad_bytes(shifted, te_read_s8x4(weights_time + i), acc);
       word = next;
     }
     return acc;
