@@ -3,6 +3,7 @@ constant bytes it reports are the bytes those tables take in the compiled te_mod
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -58,3 +59,19 @@ def test_session_cnn_counts_its_windows_and_requantizations_as_compiled(cnn_mode
     assert {t.c_type for t in structs} == {"te_window_t", "te_requant_t"}
     assert all(compiled[t.name] == t.nbytes for t in structs)
     assert program.stats.constant_bytes == sum(compiled[t.name] for t in program.tables)
+
+
+KERNEL_DECLARATION = re.compile(r"^void\s+(te_\w+)\s*\(([^)]*)\)\s*;", re.MULTILINE)
+# What a kernel writes: its output, or the data it transforms in place.
+FIRST_PARAMETER = re.compile(r"^(?:int8_t|int16_t|int32_t|uint8_t|float|void) \*(?:out|dst|data|fc_out)$")
+
+
+def test_every_kernel_takes_its_output_first():
+    declarations = [(header.name, name, " ".join(params.split()))
+                    for header in sorted(AOT_DIR.glob("*.h"))
+                    for name, params in KERNEL_DECLARATION.findall(header.read_text())]
+    assert len(declarations) > 30 and {h for h, _, _ in declarations} >= {"te_kernels.h", "te_nonlinear.h",
+                                                                             "te_recurrent.h", "te_dsp.h"}
+    wrong = [f"{header}: {name}({params})" for header, name, params in declarations
+             if not FIRST_PARAMETER.match(params.split(",")[0].strip())]
+    assert wrong == []

@@ -143,7 +143,7 @@ static int32_t te_nl_one_over_one_plus_x(int32_t a)
     return te_nl_sat_shl(x, 1);
 }
 
-void te_lut_s8(const int8_t *in, int8_t *out, int32_t count, const int8_t *lut)
+void te_lut_s8(int8_t *out, const int8_t *in, int32_t count, const int8_t *lut)
 {
     int32_t i;
     for (i = 0; i < count; i++) {
@@ -153,7 +153,7 @@ void te_lut_s8(const int8_t *in, int8_t *out, int32_t count, const int8_t *lut)
 
 /* reference_ops::Softmax for an int8 input: into out8 (int8, zero point -128) or, when out8 is 0,
  * into out16 (int16, zero point -32768). */
-static void te_nl_softmax(const int8_t *in, int8_t *out8, int16_t *out16, int32_t outer, int32_t depth,
+static void te_nl_softmax(int8_t *out8, int16_t *out16, const int8_t *in, int32_t outer, int32_t depth,
                           int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min)
 {
     const int32_t out_bits = out8 ? 8 : 16;
@@ -203,16 +203,16 @@ static void te_nl_softmax(const int8_t *in, int8_t *out8, int16_t *out16, int32_
     }
 }
 
-void te_softmax_s8(const int8_t *in, int8_t *out, int32_t outer, int32_t depth,
+void te_softmax_s8(int8_t *out, const int8_t *in, int32_t outer, int32_t depth,
                    int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min)
 {
-    te_nl_softmax(in, out, 0, outer, depth, input_multiplier, input_left_shift, diff_min);
+    te_nl_softmax(out, 0, in, outer, depth, input_multiplier, input_left_shift, diff_min);
 }
 
-void te_softmax_s8_s16(const int8_t *in, int16_t *out, int32_t outer, int32_t depth,
+void te_softmax_s8_s16(int16_t *out, const int8_t *in, int32_t outer, int32_t depth,
                        int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min)
 {
-    te_nl_softmax(in, 0, out, outer, depth, input_multiplier, input_left_shift, diff_min);
+    te_nl_softmax(0, out, in, outer, depth, input_multiplier, input_left_shift, diff_min);
 }
 
 /* Advances a row-major multi-index by one element, keeping two flat offsets in step.
@@ -243,7 +243,7 @@ static void te_nl_read_s32(int32_t *dst, const int32_t *src, int32_t n)
     }
 }
 
-void te_mean_s8(const int8_t *in, int8_t *out, const int32_t *geom, int32_t input_zero_point,
+void te_mean_s8(int8_t *out, const int8_t *in, const int32_t *geom, int32_t input_zero_point,
                 int32_t count, int32_t multiplier, int32_t shift, int32_t output_zero_point)
 {
     int32_t kept_sizes[TE_NL_MAX_DIMS], kept_strides[TE_NL_MAX_DIMS], kept_index[TE_NL_MAX_DIMS];
@@ -302,45 +302,45 @@ static void te_nl_walk_next(te_nl_walk *w)
     (void)te_nl_step(w->index, w->sizes, w->strides_a, w->strides_b, &w->offset_a, &w->offset_b, w->ndim);
 }
 
-void te_add_s8(const int8_t *a, const int8_t *b, int8_t *out, const int32_t *geom,
-               const int32_t *params, uint8_t const_mask)
+void te_add_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
+               const te_add_params_t *params, uint8_t const_mask)
 {
-    int32_t p[12];
+    te_add_params_t p;
     te_nl_walk w;
     const int32_t total = te_nl_walk_begin(&w, geom);
     const uint8_t a_const = const_mask & TE_NL_A_CONST, b_const = const_mask & TE_NL_B_CONST;
     int32_t i;
-    te_nl_read_s32(p, params, 12);
+    te_nl_read_s32(&p.a_offset, &params->a_offset, (int32_t)(sizeof p / sizeof(int32_t)));
     for (i = 0; i < total; i++) {
-        const int32_t a_val = p[0] + TE_NL_LOAD_S8(a + w.offset_a, a_const);
-        const int32_t b_val = p[3] + TE_NL_LOAD_S8(b + w.offset_b, b_const);
-        const int32_t scaled_a = te_nl_mbqm_lt1(a_val * ((int32_t)1 << p[6]), p[1], p[2]);
-        const int32_t scaled_b = te_nl_mbqm_lt1(b_val * ((int32_t)1 << p[6]), p[4], p[5]);
-        const int32_t raw = te_nl_mbqm_lt1(scaled_a + scaled_b, p[7], p[8]) + p[9];
-        out[i] = (int8_t)te_nl_clamp(raw, p[10], p[11]);
+        const int32_t a_val = p.a_offset + TE_NL_LOAD_S8(a + w.offset_a, a_const);
+        const int32_t b_val = p.b_offset + TE_NL_LOAD_S8(b + w.offset_b, b_const);
+        const int32_t scaled_a = te_nl_mbqm_lt1(a_val * ((int32_t)1 << p.left_shift), p.a_multiplier, p.a_shift);
+        const int32_t scaled_b = te_nl_mbqm_lt1(b_val * ((int32_t)1 << p.left_shift), p.b_multiplier, p.b_shift);
+        const int32_t raw = te_nl_mbqm_lt1(scaled_a + scaled_b, p.out_multiplier, p.out_shift) + p.out_offset;
+        out[i] = (int8_t)te_nl_clamp(raw, p.act_min, p.act_max);
         te_nl_walk_next(&w);
     }
 }
 
-void te_mul_s8(const int8_t *a, const int8_t *b, int8_t *out, const int32_t *geom,
-               const int32_t *params, uint8_t const_mask)
+void te_mul_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
+               const te_mul_params_t *params, uint8_t const_mask)
 {
-    int32_t p[7];
+    te_mul_params_t p;
     te_nl_walk w;
     const int32_t total = te_nl_walk_begin(&w, geom);
     const uint8_t a_const = const_mask & TE_NL_A_CONST, b_const = const_mask & TE_NL_B_CONST;
     int32_t i;
-    te_nl_read_s32(p, params, 7);
+    te_nl_read_s32(&p.a_offset, &params->a_offset, (int32_t)(sizeof p / sizeof(int32_t)));
     for (i = 0; i < total; i++) {
-        const int32_t a_val = p[0] + TE_NL_LOAD_S8(a + w.offset_a, a_const);
-        const int32_t b_val = p[1] + TE_NL_LOAD_S8(b + w.offset_b, b_const);
-        const int32_t raw = p[4] + te_nl_mbqm(a_val * b_val, p[2], p[3]);
-        out[i] = (int8_t)te_nl_clamp(raw, p[5], p[6]);
+        const int32_t a_val = p.a_offset + TE_NL_LOAD_S8(a + w.offset_a, a_const);
+        const int32_t b_val = p.b_offset + TE_NL_LOAD_S8(b + w.offset_b, b_const);
+        const int32_t raw = p.out_offset + te_nl_mbqm(a_val * b_val, p.out_multiplier, p.out_shift);
+        out[i] = (int8_t)te_nl_clamp(raw, p.act_min, p.act_max);
         te_nl_walk_next(&w);
     }
 }
 
-void te_quantize_f32_s8(const float *in, int8_t *out, int32_t count, float scale, int32_t zero_point)
+void te_quantize_f32_s8(int8_t *out, const float *in, int32_t count, float scale, int32_t zero_point)
 {
     int32_t i;
     for (i = 0; i < count; i++) {
@@ -365,7 +365,7 @@ void te_quantize_f32_s8(const float *in, int8_t *out, int32_t count, float scale
     }
 }
 
-void te_requantize_s8(const int8_t *in, int8_t *out, int32_t count, int32_t input_zero_point,
+void te_requantize_s8(int8_t *out, const int8_t *in, int32_t count, int32_t input_zero_point,
                       int32_t multiplier, int32_t shift, int32_t output_zero_point)
 {
     int32_t i;
@@ -380,7 +380,7 @@ static int32_t te_nl_load(const void *p, int32_t i, uint8_t bytes)
     return bytes == 1 ? ((const int8_t *)p)[i] : bytes == 2 ? ((const int16_t *)p)[i] : ((const int32_t *)p)[i];
 }
 
-void te_requantize_int(const void *in, uint8_t in_bytes, void *out, uint8_t out_bytes, int32_t count,
+void te_requantize_int(void *out, uint8_t out_bytes, const void *in, uint8_t in_bytes, int32_t count,
                        int32_t input_zero_point, int32_t multiplier, int32_t shift, int32_t output_zero_point)
 {
     const int32_t lo = out_bytes == 1 ? -128 : out_bytes == 2 ? -32768 : (-2147483647L - 1L);
@@ -401,7 +401,7 @@ void te_requantize_int(const void *in, uint8_t in_bytes, void *out, uint8_t out_
     }
 }
 
-void te_dequantize_s8_f32(const int8_t *in, float *out, int32_t count, float scale, int32_t zero_point)
+void te_dequantize_s8_f32(float *out, const int8_t *in, int32_t count, float scale, int32_t zero_point)
 {
     int32_t i;
     /* TFLM multiplies in double then rounds to float; the exact product of a float scale and a

@@ -30,8 +30,6 @@ static int32_t te_clamp32(int32_t x, int32_t lo, int32_t hi) {
   return x < lo ? lo : (x > hi ? hi : x);
 }
 
-#define TE_LSTM_P(i) TE_RD_S32(params + (i))
-
 static int16_t te_clamp16(int32_t x) {
   return (int16_t)te_clamp32(x, -32768, 32767);
 }
@@ -170,13 +168,13 @@ static int32_t te_svdf_shift_dot(int8_t *row, int8_t newest, const int8_t *weigh
   return te_dot_s8(row, weights_time, n_memory);
 }
 
-void te_svdf_s8(const int8_t *in, int8_t *out, int8_t *state, const int8_t *weights_feature,
-                const int8_t *weights_time, const int32_t *bias, const int32_t *folds, const int32_t *params) {
-  const int32_t n_input = TE_RD_S32(params + 0), n_filter = TE_RD_S32(params + 1);
-  const int32_t n_memory = TE_RD_S32(params + 2), rank = TE_RD_S32(params + 3);
-  const int32_t state_zp = TE_RD_S32(params + 5), output_zp = TE_RD_S32(params + 6);
-  const int32_t multiplier_1 = TE_RD_S32(params + 7), multiplier_2 = TE_RD_S32(params + 9);
-  const int32_t shift_1 = TE_RD_S32(params + 8), shift_2 = TE_RD_S32(params + 10);
+void te_svdf_s8(int8_t *out, const int8_t *in, int8_t *state, const int8_t *weights_feature,
+                const int8_t *weights_time, const int32_t *bias, const int32_t *folds, const te_svdf_params_t *params) {
+  const int32_t n_input = TE_RD_S32(&params->n_input), n_filter = TE_RD_S32(&params->n_filter);
+  const int32_t n_memory = TE_RD_S32(&params->n_memory), rank = TE_RD_S32(&params->rank);
+  const int32_t state_zp = TE_RD_S32(&params->state_zp), output_zp = TE_RD_S32(&params->output_zp);
+  const int32_t multiplier_1 = TE_RD_S32(&params->multiplier_1), multiplier_2 = TE_RD_S32(&params->multiplier_2);
+  const int32_t shift_1 = TE_RD_S32(&params->shift_1), shift_2 = TE_RD_S32(&params->shift_2);
   int32_t filter = 0, acc = 0;
   /* Four filters' feature dot products at a time (the input is read once for the four), then per
    * filter: shift its state row, append the requantized feature product and take the time dot
@@ -219,21 +217,25 @@ static inline int16_t te_lstm_gate(const int32_t *from_x, const int32_t *from_h,
   return te_clamp16(from_input + from_hidden);
 }
 
-void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
+void te_lstm_s8(int8_t *out, const int8_t *in, int8_t *hidden, int16_t *cell,
                 const int8_t *const *weights, const int32_t *wide, const int32_t *const *biases,
-                const int32_t *params, const uint16_t *lut) {
-  const int32_t steps = TE_LSTM_P(0), n_input = TE_LSTM_P(1), n_state = TE_LSTM_P(2);
-  const int32_t hidden_zp = TE_LSTM_P(27), cell_clip = TE_LSTM_P(28);
-  const int32_t tanh_multiplier = TE_LSTM_P(29), tanh_shift = TE_LSTM_P(30), cell_sigmoid = TE_LSTM_P(31);
-  const int32_t forget_m = TE_LSTM_P(21), forget_s = TE_LSTM_P(22), input_m = TE_LSTM_P(23), input_s = TE_LSTM_P(24);
-  const int32_t output_m = TE_LSTM_P(25), output_s = TE_LSTM_P(26);
+                const te_lstm_params_t *params, const uint16_t *lut) {
+  const int32_t steps = TE_RD_S32(&params->steps), n_input = TE_RD_S32(&params->n_input);
+  const int32_t n_state = TE_RD_S32(&params->n_state);
+  const int32_t hidden_zp = TE_RD_S32(&params->hidden_zero_point), cell_clip = TE_RD_S32(&params->quantized_cell_clip);
+  const int32_t tanh_multiplier = TE_RD_S32(&params->cell_tanh_multiplier);
+  const int32_t tanh_shift = TE_RD_S32(&params->cell_tanh_right_shift);
+  const int32_t cell_sigmoid = TE_RD_S32(&params->cell_gate_is_sigmoid);
+  const int32_t forget_m = TE_RD_S32(&params->forget_mul_multiplier), forget_s = TE_RD_S32(&params->forget_mul_shift);
+  const int32_t input_m = TE_RD_S32(&params->input_mul_multiplier), input_s = TE_RD_S32(&params->input_mul_shift);
+  const int32_t output_m = TE_RD_S32(&params->output_mul_multiplier), output_s = TE_RD_S32(&params->output_mul_shift);
   int32_t multiplier[8], shift[8];
   int32_t t, u, g;
   for (g = 0; g < 4; ++g) {
-    multiplier[g] = TE_LSTM_P(5 + 4 * g);
-    shift[g] = TE_LSTM_P(6 + 4 * g);
-    multiplier[4 + g] = TE_LSTM_P(7 + 4 * g);
-    shift[4 + g] = TE_LSTM_P(8 + 4 * g);
+    multiplier[g] = TE_RD_S32(&params->gate[g].input_multiplier);
+    shift[g] = TE_RD_S32(&params->gate[g].input_shift);
+    multiplier[4 + g] = TE_RD_S32(&params->gate[g].recurrent_multiplier);
+    shift[4 + g] = TE_RD_S32(&params->gate[g].recurrent_shift);
   }
   for (t = 0; t < steps; ++t) {
     const int8_t *x = in + t * n_input;

@@ -4,8 +4,10 @@ A lowering turns one operator into C: the constant tables its call reads (`Table
 and the values, read with the TE_RD_* macros of firmware/aot/te_pgm.h so they may live in PROGMEM)
 and the statement that runs it. The compiler renders the tables and counts their bytes from that data.
 `ptr(tensor_index)` gives the C expression for a tensor's data: a typed pointer into the arena for
-activations, or the name of a TE_CONST array for constants. Every kernel takes its output first:
-`te_kernel(out, in, ..., params)`. An op that may run in place says so with `inplace_ok` (in the
+activations, or the name of a TE_CONST array for constants. Every kernel takes its output first,
+`te_kernel(out, in, ..., &params)`, and its generation-time parameters as one typed TE_CONST struct
+of firmware/aot/*.h (te_window_t, te_requant_t, te_add_params_t, ...) by pointer; per-element data
+(multipliers per channel, shapes, lookup tables) are arrays. An op that may run in place says so with `inplace_ok` (in the
 compiler's first, probing pass every arena pointer is offset 0, so that answer must come from the
 op's shape alone); in the second pass it runs in place when `ptr(output) == ptr(input)`, and may then
 use the model's one `te_scratch` buffer, sized to the largest `scratch_bytes`; `grows_in_place` lets
@@ -26,9 +28,11 @@ from tinyedge.tflite_model import Operator, TfliteModel
 PointerOf = Callable[[int], str]
 
 INT32_MIN = -(1 << 31)
-# Bytes of the C types tables are declared with (the structs as the 32-bit targets lay them out).
+# Bytes of the C types tables are declared with (the structs of firmware/aot/*.h as the 32-bit targets
+# lay them out).
 C_SIZES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "te_dim": 2, "int32_t": 4, "uint32_t": 4,
-           "float": 4, "te_window_t": 22, "te_requant_t": 16}
+           "float": 4, "te_window_t": 22, "te_requant_t": 16, "te_add_params_t": 48, "te_mul_params_t": 28,
+           "te_svdf_params_t": 44, "te_lstm_params_t": 128}
 
 
 def c_int(value: int) -> str:
@@ -46,7 +50,8 @@ def c_array(values: Sequence[int] | np.ndarray, per_line: int = 16) -> str:
 @dataclass(frozen=True)
 class Table:
     """One constant table: the C array `c_type name[len(values)]`, or with `struct` one value of a
-    struct type whose fields are `values` (numbers, or the names of other tables). `in_flash` tables
+    struct type whose fields are `values` (numbers, names of other tables, or tuples of them for a field
+    that is itself an array or struct). `in_flash` tables
     are TE_CONST (PROGMEM on AVR); the others (arrays of pointers to tables) stay ordinary constants."""
     c_type: str
     name: str
@@ -67,9 +72,13 @@ class Table:
         placement = " TE_CONST" if self.in_flash else ""
         comment = f"/* {self.comment} */\n" if self.comment else ""
         if self.struct:
-            return f"{comment}static const {self.c_type} {self.name}{placement} = {{{', '.join(map(str, self.values))}}};\n"
+            return f"{comment}static const {self.c_type} {self.name}{placement} = {_initializer(self.values)};\n"
         body = "{" + ", ".join(map(str, self.values)) + "}" if not self.in_flash else c_array(self.values, self.per_line)
         return f"{comment}static const {self.c_type} {self.name}[{max(len(self.values), 1)}]{placement} = {body};\n"
+
+
+def _initializer(values: Sequence) -> str:
+    return "{" + ", ".join(_initializer(v) if isinstance(v, tuple) else str(v) for v in values) + "}"
 
 
 def table(c_type: str, name: str, values: Sequence[int] | np.ndarray, per_line: int = 16) -> Table:

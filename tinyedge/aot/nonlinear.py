@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyedge.aot.lowering import (
-    Lowered, Lowering, PointerOf, c_int, op_prefix, require_types, table, uses_dsp,
+    Lowered, Lowering, PointerOf, Table, c_int, op_prefix, require_types, table, uses_dsp,
 )
 from tinyedge.aot.quant import activation_range, quantize_multiplier, round_half_away
 from tinyedge.errors import TinyedgeError
@@ -252,7 +252,7 @@ def lower_softmax(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     multiplier, left_shift, diff_min = softmax_parameters(beta, _scale(inp))
     depth = inp.shape[-1]
     outer = inp.size // depth if depth else 0
-    call = (f"te_softmax_s8({ptr(src)}, {ptr(dst)}, {c_int(outer)}, {c_int(depth)}, "
+    call = (f"te_softmax_s8({ptr(dst)}, {ptr(src)}, {c_int(outer)}, {c_int(depth)}, "
             f"{c_int(multiplier)}, {c_int(left_shift)}, {c_int(diff_min)});")
     return Lowered(call=call, inplace_ok=True)
 
@@ -271,7 +271,7 @@ def _lower_softmax_s16(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowe
     multiplier, left_shift, diff_min = softmax_parameters(float(getattr(op.options, "beta", 1.0)), _scale(inp))
     depth = inp.shape[-1]
     outer = inp.size // depth if depth else 0
-    call = (f"te_softmax_s8_s16({ptr(src)}, {ptr(dst)}, {c_int(outer)}, {c_int(depth)}, "
+    call = (f"te_softmax_s8_s16({ptr(dst)}, {ptr(src)}, {c_int(outer)}, {c_int(depth)}, "
             f"{c_int(multiplier)}, {c_int(left_shift)}, {c_int(diff_min)});")
     return Lowered(call=call)
 
@@ -279,7 +279,7 @@ def _lower_softmax_s16(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowe
 def _lower_table(model: TfliteModel, op: Operator, ptr: PointerOf, lut: list[int]) -> Lowered:
     src, dst = op.inputs[0], op.outputs[0]
     name = f"{op_prefix(op)}lut"
-    call = f"te_lut_s8({ptr(src)}, {ptr(dst)}, {c_int(model.tensors[src].size)}, {name});"
+    call = f"te_lut_s8({ptr(dst)}, {ptr(src)}, {c_int(model.tensors[src].size)}, {name});"
     return Lowered([table("int8_t", name, lut)], call, inplace_ok=True)
 
 
@@ -366,7 +366,7 @@ def lower_mean(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
                             f"{math.prod(geometry.kept_sizes)}: the model is inconsistent, convert it again.")
     multiplier, shift = mean_multiplier(_scale(inp), _scale(out), geometry.count)
     name = f"{op_prefix(op)}geom"
-    call = (f"te_mean_s8({ptr(src)}, {ptr(dst)}, {name}, {c_int(_zero_point(inp))}, {c_int(geometry.count)}, "
+    call = (f"te_mean_s8({ptr(dst)}, {ptr(src)}, {name}, {c_int(_zero_point(inp))}, {c_int(geometry.count)}, "
             f"{c_int(multiplier)}, {c_int(shift)}, {c_int(_zero_point(out))});")
     return Lowered([table("int32_t", name, geometry.as_array())], call)
 
@@ -423,15 +423,17 @@ def mul_parameters(a: Tensor, b: Tensor, out: Tensor, activation: str) -> list[i
     return [-_zero_point(a), -_zero_point(b), multiplier, shift, _zero_point(out), act_min, act_max]
 
 
-def _lower_binary(model: TfliteModel, op: Operator, ptr: PointerOf, kernel: str, params: list[int]) -> Lowered:
+def _lower_binary(model: TfliteModel, op: Operator, ptr: PointerOf, kernel: str, params_type: str,
+                  params: list[int]) -> Lowered:
     a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
     shapes = [model.tensors[i].shape for i in (a, b, dst)]
     geometry = broadcast_geometry(*shapes)
     prefix = op_prefix(op)
-    tables = [table("int32_t", f"{prefix}geom", geometry), table("int32_t", f"{prefix}params", params)]
+    tables = [table("int32_t", f"{prefix}geom", geometry),
+              Table(params_type, f"{prefix}params", tuple(params), struct=True)]
     flags = [flag for index, flag in ((a, "TE_NL_A_CONST"), (b, "TE_NL_B_CONST")) if model.tensors[index].is_constant]
     const_mask = " | ".join(flags) if flags else "0u"
-    call = f"{kernel}({ptr(a)}, {ptr(b)}, {ptr(dst)}, {prefix}geom, {prefix}params, {const_mask});"
+    call = f"{kernel}({ptr(dst)}, {ptr(a)}, {ptr(b)}, {prefix}geom, &{prefix}params, {const_mask});"
     a_t = model.tensors[a]
     inplace = not a_t.is_constant and a_t.size == model.tensors[dst].size
     return Lowered(tables, call, inplace_ok=inplace)
@@ -441,15 +443,15 @@ def lower_add(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
     require_types(model, op, {a: "INT8", b: "INT8", dst: "INT8"})
     params = add_parameters(model.tensors[a], model.tensors[b], model.tensors[dst], op.activation)
-    lowered = _lower_binary(model, op, ptr, "te_add_s8", params)
+    lowered = _lower_binary(model, op, ptr, "te_add_s8", "te_add_params_t", params)
     tensors = [model.tensors[i] for i in (a, b, dst)]
     if (uses_dsp(ptr) and len({t.shape for t in tensors}) == 1 and not any(t.is_constant for t in tensors)
             and (255 << (params[6] + 1)) < (1 << 31)):
         # te_dsp.c's short form (the Arm DSP extension's targets): same shapes, no broadcast.
         prefix = op_prefix(op)
-        lowered.tables = [table("int32_t", f"{prefix}params", params)]
-        lowered.call = (f"te_dsp_add_s8({ptr(a)}, {ptr(b)}, {ptr(dst)}, {c_int(tensors[2].size)}, "
-                        f"{prefix}params);")
+        lowered.tables = [Table("te_add_params_t", f"{prefix}params", tuple(params), struct=True)]
+        lowered.call = (f"te_dsp_add_s8({ptr(dst)}, {ptr(a)}, {ptr(b)}, {c_int(tensors[2].size)}, "
+                        f"&{prefix}params);")
     return lowered
 
 
@@ -457,7 +459,7 @@ def lower_mul(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
     require_types(model, op, {a: "INT8", b: "INT8", dst: "INT8"})
     params = mul_parameters(model.tensors[a], model.tensors[b], model.tensors[dst], op.activation)
-    return _lower_binary(model, op, ptr, "te_mul_s8", params)
+    return _lower_binary(model, op, ptr, "te_mul_s8", "te_mul_params_t", params)
 
 
 def lower_quantize(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
@@ -471,12 +473,12 @@ def lower_quantize(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
                             "quantize the model per tensor.")
     count = c_int(inp.size)
     if inp.type_name == "FLOAT32":
-        call = (f"te_quantize_f32_s8({ptr(src)}, {ptr(dst)}, {count}, {c_float(_scale(out))}, "
+        call = (f"te_quantize_f32_s8({ptr(dst)}, {ptr(src)}, {count}, {c_float(_scale(out))}, "
                 f"{c_int(_zero_point(out))});")
         return Lowered(call=call, inplace_ok=True)
     require_types(model, op, {src: "INT8"})
     multiplier, shift = quantize_multiplier(_scale(inp) / _scale(out))
-    call = (f"te_requantize_s8({ptr(src)}, {ptr(dst)}, {count}, {c_int(_zero_point(inp))}, {c_int(multiplier)}, "
+    call = (f"te_requantize_s8({ptr(dst)}, {ptr(src)}, {count}, {c_int(_zero_point(inp))}, {c_int(multiplier)}, "
             f"{c_int(shift)}, {c_int(_zero_point(out))});")
     return Lowered(call=call, inplace_ok=True)
 
@@ -495,7 +497,7 @@ def _lower_requantize_int(model: TfliteModel, op: Operator, ptr: PointerOf) -> L
         raise TinyedgeError(f"QUANTIZE (operator {op.index}) has a per-channel output, which TFLM does not support: "
                             "quantize the model per tensor.")
     multiplier, shift = quantize_multiplier(_scale(inp) / _scale(out))
-    call = (f"te_requantize_int({ptr(src)}, {_INTEGER_BYTES[inp.type_name]}, {ptr(dst)}, {_INTEGER_BYTES[out.type_name]}, "
+    call = (f"te_requantize_int({ptr(dst)}, {_INTEGER_BYTES[out.type_name]}, {ptr(src)}, {_INTEGER_BYTES[inp.type_name]}, "
             f"{c_int(inp.size)}, {c_int(_zero_point(inp))}, {c_int(multiplier)}, {c_int(shift)}, "
             f"{c_int(_zero_point(out))});")
     return Lowered(call=call)
@@ -505,7 +507,7 @@ def lower_dequantize(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowere
     src, dst = op.inputs[0], op.outputs[0]
     require_types(model, op, {src: "INT8", dst: "FLOAT32"})
     inp = model.tensors[src]
-    call = (f"te_dequantize_s8_f32({ptr(src)}, {ptr(dst)}, {c_int(inp.size)}, {c_float(_scale(inp))}, "
+    call = (f"te_dequantize_s8_f32({ptr(dst)}, {ptr(src)}, {c_int(inp.size)}, {c_float(_scale(inp))}, "
             f"{c_int(_zero_point(inp))});")
     return Lowered(call=call)
 

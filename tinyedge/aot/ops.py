@@ -316,8 +316,8 @@ def _dsp_conv2d_fc(model: TfliteModel, op: Operator, fc: Operator, ptr: PointerO
     col_bytes = _align4((5 if in_t.shape[3] % 4 else 4) * _align4(k_h * k_w * in_t.shape[3]))
     depth = fc_filter.shape[0]
     values = col_bytes + 4 * depth
-    call = (f"te_dsp_conv2d_fc({ptr(op.inputs[0])}, {prefix}packed, {bias}, &{prefix}win, &{prefix}q, "
-            f"(int16_t *)te_scratch, {ptr(fc.outputs[0])}, {ptr(fc.inputs[1])}, {_bias(fc, ptr)}, {depth}, "
+    call = (f"te_dsp_conv2d_fc({ptr(fc.outputs[0])}, {ptr(op.inputs[0])}, {prefix}packed, {bias}, &{prefix}win, "
+            f"&{prefix}q, (int16_t *)te_scratch, {ptr(fc.inputs[1])}, {_bias(fc, ptr)}, {depth}, "
             f"&{fc_prefix}q, (int32_t *)(te_scratch + {col_bytes}), te_scratch + {values});")
     return Lowered(tables, call, scratch_bytes=values + 2 * model.tensors[op.outputs[0]].shape[-1],
                    streams_output=True)

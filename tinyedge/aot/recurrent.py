@@ -58,10 +58,11 @@ def lower_svdf(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     feature_sums = weights_feature.data.astype(np.int64).sum(axis=1)
     time_sums = weights_time.data.astype(np.int64).sum(axis=1)
     folds = np.stack([-_zero_point(inp) * feature_sums, -_zero_point(state) * time_sums], axis=1).ravel()
-    call = (f"te_svdf_s8({ptr(op.inputs[SVDF_INPUT])}, {ptr(op.outputs[0])}, {ptr(op.inputs[SVDF_STATE])}, "
+    call = (f"te_svdf_s8({ptr(op.outputs[0])}, {ptr(op.inputs[SVDF_INPUT])}, {ptr(op.inputs[SVDF_STATE])}, "
             f"{ptr(op.inputs[SVDF_WEIGHTS_FEATURE])}, {ptr(op.inputs[SVDF_WEIGHTS_TIME])}, {bias_ptr}, {prefix}folds, "
-            f"{prefix}params);")
-    return Lowered([table("int32_t", f"{prefix}params", params), table("int32_t", f"{prefix}folds", folds)], call)
+            f"&{prefix}params);")
+    return Lowered([Table("te_svdf_params_t", f"{prefix}params", tuple(params), struct=True),
+                    table("int32_t", f"{prefix}folds", folds)], call)
 
 
 LOWERINGS: dict[str, Lowering] = {
@@ -155,13 +156,19 @@ def lower_lstm(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     else:
         weights, wide_tables, wide_ptr = ["0"] * 8, [table("int32_t", f"{prefix}wide", wide)], f"{prefix}wide"
     biases = [table("int32_t", f"{prefix}bias{i}", values) for i, values in enumerate(_folded_gate_biases(model, op))]
-    tables = [table("int32_t", f"{prefix}params", lstm_parameters(model, op)), *biases, *wide_tables,
+    tables = [_lstm_params_table(f"{prefix}params", lstm_parameters(model, op)), *biases, *wide_tables,
               Table("int8_t *const", f"{prefix}weights", tuple(weights), in_flash=False),
               Table("int32_t *const", f"{prefix}biases", tuple(b.name for b in biases), in_flash=False),
               table("uint16_t", f"{prefix}sigmoid", sigmoid_table())]
-    call = (f"te_lstm_s8({ptr(op.inputs[LSTM_INPUT])}, {ptr(op.outputs[0])}, {ptr(op.inputs[LSTM_HIDDEN])}, "
-            f"{ptr(op.inputs[LSTM_CELL])}, {prefix}weights, {wide_ptr}, {prefix}biases, {prefix}params, {prefix}sigmoid);")
+    call = (f"te_lstm_s8({ptr(op.outputs[0])}, {ptr(op.inputs[LSTM_INPUT])}, {ptr(op.inputs[LSTM_HIDDEN])}, "
+            f"{ptr(op.inputs[LSTM_CELL])}, {prefix}weights, {wide_ptr}, {prefix}biases, &{prefix}params, {prefix}sigmoid);")
     return Lowered(tables, call)
+
+
+def _lstm_params_table(name: str, params: list[int]) -> Table:
+    """te_recurrent.h's te_lstm_params_t: lstm_parameters' values with the four gates' rescalings grouped."""
+    gates = tuple(tuple(params[5 + 4 * g:9 + 4 * g]) for g in range(4))
+    return Table("te_lstm_params_t", name, (*params[:5], gates, *params[21:]), struct=True)
 
 
 def _smlad_weights(model: TfliteModel, op: Operator) -> list[int] | None:
