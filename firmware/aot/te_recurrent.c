@@ -4,12 +4,6 @@
 #include "te_dsp_insn.h"
 #include "te_kernels.h"
 
-#ifdef __AVR__
-#define TE_RD_U16(p) ((uint16_t)pgm_read_word(p))
-#else
-#define TE_RD_U16(p) (*(const uint16_t *)(p))
-#endif
-
 /* te_mul_by_quantized_multiplier (te_kernels.c), inlined for the recurrent kernels' many calls:
  * SaturatingRoundingDoublingHighMul then RoundingDivideByPOT, the same arithmetic. The multipliers
  * come from QuantizeMultiplier of positive scales, never INT32_MIN, so its saturating case never occurs. */
