@@ -1,5 +1,6 @@
-"""The AOT op registry: the lowerings of this module (convolutions, pools, FC, layout ops) merged with
-the nonlinear and elementwise ones of `tinyedge.aot.nonlinear`, and the check that refuses the rest."""
+"""The AOT op registry, by op family: the core lowerings of this module (convolutions, pools, FC,
+layout ops; te_kernels.c and te_dsp.c), the nonlinear and elementwise ones of `tinyedge.aot.nonlinear`
+and the recurrent ones of `tinyedge.aot.recurrent`; and the check that refuses the rest."""
 
 from __future__ import annotations
 

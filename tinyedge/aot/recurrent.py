@@ -65,11 +65,6 @@ def lower_svdf(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
                     table("int32_t", f"{prefix}folds", folds)], call)
 
 
-LOWERINGS: dict[str, Lowering] = {
-    "SVDF": lower_svdf,
-}
-
-
 # ---------------------------------------------------------------------------------------------
 # UNIDIRECTIONAL_SEQUENCE_LSTM
 
@@ -259,4 +254,7 @@ def _tanh_int16_model(scale: float, count: int) -> bytes:
     return bytes(builder.Output())
 
 
-LOWERINGS["UNIDIRECTIONAL_SEQUENCE_LSTM"] = lower_lstm
+LOWERINGS: dict[str, Lowering] = {
+    "SVDF": lower_svdf,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": lower_lstm,
+}
