@@ -7,5 +7,6 @@
 - `planner.plan_memory(buffers)`: the arena plan from tensor lifetimes.
 - `quant`: TFLM's multiplier, activation-range and padding arithmetic, done at generation time.
 - `lowering`: the contract between the compiler and the per-op lowerings (`Lowered`, `Table`, `require`).
-The kernels themselves live in firmware/aot/ (te_kernels.c, te_nonlinear.c, te_recurrent.c).
+The kernels themselves live in firmware/aot/ (te_kernels.c, te_nonlinear.c, te_recurrent.c, and te_dsp.c
+for cores with the Arm DSP extension), each taking its output first and its parameters as typed structs.
 """
