@@ -18,7 +18,7 @@ import numpy as np
 from tinyedge.aot.lowering import (
     Lowered, Lowering, PointerOf, Table, c_int, op_prefix, require_types, table, uses_dsp,
 )
-from tinyedge.aot.quant import activation_range, quantize_multiplier, round_half_away
+from tinyedge.aot.quant import activation_range, quantize_multiplier, round_half_away, zero_point
 from tinyedge.errors import TinyedgeError
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
@@ -230,10 +230,6 @@ def _scale(t: Tensor) -> float:
     return float(np.float32(t.scale[0]))
 
 
-def _zero_point(t: Tensor) -> int:
-    return int(t.zero_point[0]) if t.zero_point.size else 0
-
-
 # ---------------------------------------------------------------------------------------------
 # Lowerings
 
@@ -243,7 +239,7 @@ def lower_softmax(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
         return _lower_softmax_s16(model, op, ptr)
     require_types(model, op, {src: "INT8", dst: "INT8"})
     inp, out = model.tensors[src], model.tensors[dst]
-    if _zero_point(out) != -128 or np.float32(out.scale[0]) != np.float32(1.0 / 256):
+    if zero_point(out) != -128 or np.float32(out.scale[0]) != np.float32(1.0 / 256):
         raise TinyedgeError(f"SOFTMAX (operator {op.index}) output is not quantized with scale 1/256 and zero point -128, "
                             "which TFLM's int8 softmax requires: convert the model with the standard TFLite converter.")
     if not inp.shape:
@@ -262,7 +258,7 @@ def _lower_softmax_s16(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowe
     src, dst = op.inputs[0], op.outputs[0]
     require_types(model, op, {src: "INT8", dst: "INT16"})
     inp, out = model.tensors[src], model.tensors[dst]
-    if _zero_point(out) != -32768 or abs(_scale(out) - 1.0 / 65536) > 0.001 / 65536:
+    if zero_point(out) != -32768 or abs(_scale(out) - 1.0 / 65536) > 0.001 / 65536:
         raise TinyedgeError(f"SOFTMAX (operator {op.index}) has an int16 output not quantized with scale 1/65536 and "
                             "zero point -32768, which TFLM's int8 softmax requires: convert the model with the "
                             "standard TFLite converter.")
@@ -286,18 +282,18 @@ def _lower_table(model: TfliteModel, op: Operator, ptr: PointerOf, lut: list[int
 def lower_logistic(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     src, dst = op.inputs[0], op.outputs[0]
     require_types(model, op, {src: "INT8", dst: "INT8"})
-    if _zero_point(model.tensors[dst]) != -128:
+    if zero_point(model.tensors[dst]) != -128:
         raise TinyedgeError(f"LOGISTIC (operator {op.index}) output zero point is not -128, which TFLM's int8 logistic "
                             "requires: convert the model with the standard TFLite converter.")
     inp = model.tensors[src]
-    return _lower_table(model, op, ptr, logistic_table(_scale(inp), _zero_point(inp)))
+    return _lower_table(model, op, ptr, logistic_table(_scale(inp), zero_point(inp)))
 
 
 def lower_tanh(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     src, dst = op.inputs[0], op.outputs[0]
     require_types(model, op, {src: "INT8", dst: "INT8"})
     inp = model.tensors[src]
-    return _lower_table(model, op, ptr, tanh_table(_scale(inp), _zero_point(inp)))
+    return _lower_table(model, op, ptr, tanh_table(_scale(inp), zero_point(inp)))
 
 
 @dataclass(frozen=True)
@@ -366,8 +362,8 @@ def lower_mean(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
                             f"{math.prod(geometry.kept_sizes)}: the model is inconsistent, convert it again.")
     multiplier, shift = mean_multiplier(_scale(inp), _scale(out), geometry.count)
     name = f"{op_prefix(op)}geom"
-    call = (f"te_mean_s8({ptr(dst)}, {ptr(src)}, {name}, {c_int(_zero_point(inp))}, {c_int(geometry.count)}, "
-            f"{c_int(multiplier)}, {c_int(shift)}, {c_int(_zero_point(out))});")
+    call = (f"te_mean_s8({ptr(dst)}, {ptr(src)}, {name}, {c_int(zero_point(inp))}, {c_int(geometry.count)}, "
+            f"{c_int(multiplier)}, {c_int(shift)}, {c_int(zero_point(out))});")
     return Lowered([table("int32_t", name, geometry.as_array())], call)
 
 
@@ -412,15 +408,15 @@ def add_parameters(a: Tensor, b: Tensor, out: Tensor, activation: str) -> list[i
     out_multiplier, out_shift = quantize_multiplier_smaller_than_one(
         twice_max_input_scale / ((1 << ADD_LEFT_SHIFT) * out_scale))
     act_min, act_max = activation_range(activation, out)
-    return [-_zero_point(a), a_multiplier, a_shift, -_zero_point(b), b_multiplier, b_shift, ADD_LEFT_SHIFT,
-            out_multiplier, out_shift, _zero_point(out), act_min, act_max]
+    return [-zero_point(a), a_multiplier, a_shift, -zero_point(b), b_multiplier, b_shift, ADD_LEFT_SHIFT,
+            out_multiplier, out_shift, zero_point(out), act_min, act_max]
 
 
 def mul_parameters(a: Tensor, b: Tensor, out: Tensor, activation: str) -> list[int]:
     """CalculateOpDataMul for int8: the order te_mul_s8 reads them in."""
     multiplier, shift = quantize_multiplier(_scale(a) * _scale(b) / _scale(out))
     act_min, act_max = activation_range(activation, out)
-    return [-_zero_point(a), -_zero_point(b), multiplier, shift, _zero_point(out), act_min, act_max]
+    return [-zero_point(a), -zero_point(b), multiplier, shift, zero_point(out), act_min, act_max]
 
 
 def _lower_binary(model: TfliteModel, op: Operator, ptr: PointerOf, kernel: str, params_type: str,
@@ -474,12 +470,12 @@ def lower_quantize(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     count = c_int(inp.size)
     if inp.type_name == "FLOAT32":
         call = (f"te_quantize_f32_s8({ptr(dst)}, {ptr(src)}, {count}, {c_float(_scale(out))}, "
-                f"{c_int(_zero_point(out))});")
+                f"{c_int(zero_point(out))});")
         return Lowered(call=call, inplace_ok=True)
     require_types(model, op, {src: "INT8"})
     multiplier, shift = quantize_multiplier(_scale(inp) / _scale(out))
-    call = (f"te_requantize_s8({ptr(dst)}, {ptr(src)}, {count}, {c_int(_zero_point(inp))}, {c_int(multiplier)}, "
-            f"{c_int(shift)}, {c_int(_zero_point(out))});")
+    call = (f"te_requantize_s8({ptr(dst)}, {ptr(src)}, {count}, {c_int(zero_point(inp))}, {c_int(multiplier)}, "
+            f"{c_int(shift)}, {c_int(zero_point(out))});")
     return Lowered(call=call, inplace_ok=True)
 
 
@@ -498,8 +494,8 @@ def _lower_requantize_int(model: TfliteModel, op: Operator, ptr: PointerOf) -> L
                             "quantize the model per tensor.")
     multiplier, shift = quantize_multiplier(_scale(inp) / _scale(out))
     call = (f"te_requantize_int({ptr(dst)}, {_INTEGER_BYTES[out.type_name]}, {ptr(src)}, {_INTEGER_BYTES[inp.type_name]}, "
-            f"{c_int(inp.size)}, {c_int(_zero_point(inp))}, {c_int(multiplier)}, {c_int(shift)}, "
-            f"{c_int(_zero_point(out))});")
+            f"{c_int(inp.size)}, {c_int(zero_point(inp))}, {c_int(multiplier)}, {c_int(shift)}, "
+            f"{c_int(zero_point(out))});")
     return Lowered(call=call)
 
 
@@ -508,7 +504,7 @@ def lower_dequantize(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowere
     require_types(model, op, {src: "INT8", dst: "FLOAT32"})
     inp = model.tensors[src]
     call = (f"te_dequantize_s8_f32({ptr(dst)}, {ptr(src)}, {c_int(inp.size)}, {c_float(_scale(inp))}, "
-            f"{c_int(_zero_point(inp))});")
+            f"{c_int(zero_point(inp))});")
     return Lowered(call=call)
 
 

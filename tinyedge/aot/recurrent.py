@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 
 from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, op_prefix, table, unsupported, uses_dsp
-from tinyedge.aot.quant import quantize_multiplier
+from tinyedge.aot.quant import quantize_multiplier, zero_point
 from tinyedge.errors import TinyedgeError
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
@@ -21,10 +21,6 @@ SVDF_INPUT, SVDF_WEIGHTS_FEATURE, SVDF_WEIGHTS_TIME, SVDF_BIAS, SVDF_STATE = ran
 
 def _f32(x: float | np.floating) -> np.float32:
     return np.float32(x)
-
-
-def _zero_point(t: Tensor) -> int:
-    return int(t.zero_point[0]) if t.zero_point.size else 0
 
 
 def svdf_multipliers(inp: Tensor, weights_feature: Tensor, weights_time: Tensor, state: Tensor,
@@ -53,11 +49,11 @@ def lower_svdf(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     n_memory = weights_time.shape[1]
     (m1, s1), (m2, s2) = svdf_multipliers(inp, weights_feature, weights_time, state, out)
     prefix = op_prefix(op)
-    params = [n_input, n_filter, n_memory, rank, _zero_point(inp), _zero_point(state), _zero_point(out), m1, s1, m2, s2]
+    params = [n_input, n_filter, n_memory, rank, zero_point(inp), zero_point(state), zero_point(out), m1, s1, m2, s2]
     bias_ptr = ptr(op.inputs[SVDF_BIAS]) if bias is not None else "0"
     feature_sums = weights_feature.data.astype(np.int64).sum(axis=1)
     time_sums = weights_time.data.astype(np.int64).sum(axis=1)
-    folds = np.stack([-_zero_point(inp) * feature_sums, -_zero_point(state) * time_sums], axis=1).ravel()
+    folds = np.stack([-zero_point(inp) * feature_sums, -zero_point(state) * time_sums], axis=1).ravel()
     call = (f"te_svdf_s8({ptr(op.outputs[0])}, {ptr(op.inputs[SVDF_INPUT])}, {ptr(op.inputs[SVDF_STATE])}, "
             f"{ptr(op.inputs[SVDF_WEIGHTS_FEATURE])}, {ptr(op.inputs[SVDF_WEIGHTS_TIME])}, {bias_ptr}, {prefix}folds, "
             f"&{prefix}params);")
@@ -100,7 +96,7 @@ def lstm_parameters(model: TfliteModel, op: Operator) -> list[int]:
     inp, hidden, cell = t[LSTM_INPUT], t[LSTM_HIDDEN], t[LSTM_CELL]
     time_major = bool(getattr(op.options, "timeMajor", False))
     steps = inp.shape[0] if time_major else inp.shape[1]
-    params = [steps, inp.shape[2], hidden.shape[-1], -_zero_point(inp), -_zero_point(hidden)]
+    params = [steps, inp.shape[2], hidden.shape[-1], -zero_point(inp), -zero_point(hidden)]
     for gate in range(4):
         params += [*_gate_fc_multiplier(inp, t[LSTM_INPUT_WEIGHTS[gate]]),
                    *_gate_fc_multiplier(hidden, t[LSTM_RECURRENT_WEIGHTS[gate]])]
@@ -108,7 +104,7 @@ def lstm_parameters(model: TfliteModel, op: Operator) -> list[int]:
     params += [*_mul_multiplier(GATE_OUTPUT_SCALE, cell_scale, cell_scale),
                *_mul_multiplier(GATE_OUTPUT_SCALE, GATE_OUTPUT_SCALE, cell_scale),
                *_mul_multiplier(GATE_OUTPUT_SCALE, GATE_OUTPUT_SCALE, float(_f32(hidden.scale[0]))),
-               _zero_point(hidden)]
+               zero_point(hidden)]
     cell_clip = float(np.float32(getattr(op.options, "cellClip", 0.0)))
     quantized_clip = int(min(max(cell_clip / cell_scale, -32768.0), 32767.0)) if cell_clip > 0 else 0
     tanh_shift = 15 + _checked_log2(cell_scale) - 3
@@ -188,8 +184,8 @@ def _folded_gate_biases(model: TfliteModel, op: Operator) -> list[np.ndarray]:
     same integer sums as TFLM's sum of w * (x + offset) + bias."""
     inp, hidden = model.tensors[op.inputs[LSTM_INPUT]], model.tensors[op.inputs[LSTM_HIDDEN]]
     tables = []
-    for weights_at, bias_at, offset in ((LSTM_INPUT_WEIGHTS, LSTM_BIASES, -_zero_point(inp)),
-                                        (LSTM_RECURRENT_WEIGHTS, (None,) * 4, -_zero_point(hidden))):
+    for weights_at, bias_at, offset in ((LSTM_INPUT_WEIGHTS, LSTM_BIASES, -zero_point(inp)),
+                                        (LSTM_RECURRENT_WEIGHTS, (None,) * 4, -zero_point(hidden))):
         for w_index, b_index in zip(weights_at, bias_at):
             rows = model.tensors[op.inputs[w_index]].data.astype(np.int64).sum(axis=1)
             bias = model.tensors[op.inputs[b_index]].data.astype(np.int64) if b_index is not None else 0
