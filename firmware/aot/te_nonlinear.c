@@ -281,40 +281,40 @@ static void te_nl_walk_next(te_nl_walk *w) {
   (void)te_nl_step(w->index, w->sizes, w->strides_a, w->strides_b, &w->offset_a, &w->offset_b, w->ndim);
 }
 
+/* Runs the statements after `b` once per output element i of a broadcast ADD or MUL, with `p`
+ * (a local of the params' type) read from TE_CONST and a_val, b_val the two operands plus their
+ * offsets p.a_offset and p.b_offset. */
+#define TE_NL_BROADCAST(p, params, geom, const_mask, a, b, ...)                                   \
+  do {                                                                                            \
+    te_nl_walk w;                                                                                 \
+    const int32_t total = te_nl_walk_begin(&w, (geom));                                           \
+    const uint8_t a_const = (const_mask) & TE_NL_A_CONST, b_const = (const_mask) & TE_NL_B_CONST; \
+    int32_t i;                                                                                    \
+    te_nl_read_s32(&(p).a_offset, &(params)->a_offset, (int32_t)(sizeof(p) / sizeof(int32_t)));  \
+    for (i = 0; i < total; i++) {                                                                 \
+      const int32_t a_val = (p).a_offset + TE_NL_LOAD_S8((a) + w.offset_a, a_const);             \
+      const int32_t b_val = (p).b_offset + TE_NL_LOAD_S8((b) + w.offset_b, b_const);             \
+      __VA_ARGS__                                                                                 \
+      te_nl_walk_next(&w);                                                                        \
+    }                                                                                             \
+  } while (0)
+
 void te_add_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
                const te_add_params_t *params, uint8_t const_mask) {
   te_add_params_t p;
-  te_nl_walk w;
-  const int32_t total = te_nl_walk_begin(&w, geom);
-  const uint8_t a_const = const_mask & TE_NL_A_CONST, b_const = const_mask & TE_NL_B_CONST;
-  int32_t i;
-  te_nl_read_s32(&p.a_offset, &params->a_offset, (int32_t)(sizeof p / sizeof(int32_t)));
-  for (i = 0; i < total; i++) {
-    const int32_t a_val = p.a_offset + TE_NL_LOAD_S8(a + w.offset_a, a_const);
-    const int32_t b_val = p.b_offset + TE_NL_LOAD_S8(b + w.offset_b, b_const);
+  TE_NL_BROADCAST(p, params, geom, const_mask, a, b,
     const int32_t scaled_a = te_nl_mbqm_lt1(a_val * ((int32_t)1 << p.left_shift), p.a_multiplier, p.a_shift);
     const int32_t scaled_b = te_nl_mbqm_lt1(b_val * ((int32_t)1 << p.left_shift), p.b_multiplier, p.b_shift);
     const int32_t raw = te_nl_mbqm_lt1(scaled_a + scaled_b, p.out_multiplier, p.out_shift) + p.out_offset;
-    out[i] = (int8_t)te_nl_clamp(raw, p.act_min, p.act_max);
-    te_nl_walk_next(&w);
-  }
+    out[i] = (int8_t)te_nl_clamp(raw, p.act_min, p.act_max););
 }
 
 void te_mul_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
                const te_mul_params_t *params, uint8_t const_mask) {
   te_mul_params_t p;
-  te_nl_walk w;
-  const int32_t total = te_nl_walk_begin(&w, geom);
-  const uint8_t a_const = const_mask & TE_NL_A_CONST, b_const = const_mask & TE_NL_B_CONST;
-  int32_t i;
-  te_nl_read_s32(&p.a_offset, &params->a_offset, (int32_t)(sizeof p / sizeof(int32_t)));
-  for (i = 0; i < total; i++) {
-    const int32_t a_val = p.a_offset + TE_NL_LOAD_S8(a + w.offset_a, a_const);
-    const int32_t b_val = p.b_offset + TE_NL_LOAD_S8(b + w.offset_b, b_const);
+  TE_NL_BROADCAST(p, params, geom, const_mask, a, b,
     const int32_t raw = p.out_offset + te_nl_mbqm(a_val * b_val, p.out_multiplier, p.out_shift);
-    out[i] = (int8_t)te_nl_clamp(raw, p.act_min, p.act_max);
-    te_nl_walk_next(&w);
-  }
+    out[i] = (int8_t)te_nl_clamp(raw, p.act_min, p.act_max););
 }
 
 void te_quantize_f32_s8(int8_t *out, const float *in, int32_t count, float scale, int32_t zero_point) {
