@@ -1,18 +1,18 @@
 """The contract between the AOT code generator and the per-op lowerings.
 
-A lowering turns one operator into C: the constant tables its call reads (`Table`s: a C type, a name
-and the values, read with the TE_RD_* macros of firmware/aot/te_pgm.h so they may live in PROGMEM)
-and the statement that runs it. The compiler renders the tables and counts their bytes from that data.
+A lowering turns one operator into C: the constant tables its call reads (`Table`s: a C type, a name and
+the values, read with the TE_RD_* macros of firmware/aot/te_pgm.h so they may live in PROGMEM) and the
+statement that runs it. The compiler renders the tables and counts their bytes from that data.
 `ptr(tensor_index)` gives the C expression for a tensor's data: a typed pointer into the arena for
 activations, or the name of a TE_CONST array for constants. Every kernel takes its output first,
-`te_kernel(out, in, ..., &params)`, and its generation-time parameters as one typed TE_CONST struct
-of firmware/aot/*.h (te_window_t, te_requant_t, te_add_params_t, ...) by pointer; per-element data
-(multipliers per channel, shapes, lookup tables) are arrays. An op that may run in place says so with `inplace_ok` (in the
-compiler's first, probing pass every arena pointer is offset 0, so that answer must come from the
-op's shape alone); in the second pass it runs in place when `ptr(output) == ptr(input)`, and may then
-use the model's one `te_scratch` buffer, sized to the largest `scratch_bytes`; `grows_in_place` lets
-an output larger than its input share it too. Table names start with `op_prefix(op)` (`op{index}_`)
-so they never collide.
+`te_kernel(out, in, ..., &params)`, and its generation-time parameters as one typed TE_CONST struct of
+firmware/aot/*.h (te_window_t, te_requant_t, te_add_params_t, ...) by pointer; per-element data
+(multipliers per channel, shapes, lookup tables) are arrays. An op that may run in place says so with
+`inplace_ok` (in the compiler's first, probing pass every arena pointer is offset 0, so that answer must
+come from the op's shape alone); in the second pass it runs in place when `ptr(output) == ptr(input)`,
+and may then use the model's one `te_scratch` buffer, sized to the largest `scratch_bytes`;
+`grows_in_place` lets an output larger than its input share it too. Table names start with
+`op_prefix(op)` (`op{index}_`) so they never collide.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class Table:
         comment = f"/* {self.comment} */\n" if self.comment else ""
         if self.struct:
             return f"{comment}static const {self.c_type} {self.name}{placement} = {_initializer(self.values)};\n"
-        body = "{" + ", ".join(map(str, self.values)) + "}" if not self.in_flash else c_array(self.values, self.per_line)
+        body = c_array(self.values, self.per_line) if self.in_flash else "{" + ", ".join(map(str, self.values)) + "}"
         return f"{comment}static const {self.c_type} {self.name}[{max(len(self.values), 1)}]{placement} = {body};\n"
 
 
