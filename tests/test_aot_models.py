@@ -8,7 +8,6 @@ import pytest
 import mlperf_models
 from aot_harness import NativeModel, assert_matches_reference, tflm_planned_tensor_bytes, to_int8
 from tinyedge.aot.compiler import compile_model
-from tinyedge.aot.ops import lowerings
 from tinyedge.aot.planner import find_conflicts
 from tinyedge.reference import measure_arena
 
@@ -35,16 +34,9 @@ def mlperf_tflite():
     return get
 
 
-def _skip_without_ops(model) -> None:
-    missing = sorted(set(model.op_names()) - set(lowerings()))
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} from tinyedge/aot/nonlinear.py, which has not landed yet")
-
-
 @pytest.mark.parametrize("name", list(BUILDERS))
 def test_mlperf_shaped_model_is_bit_exact_with_tflite_micro(name, mlperf_tflite, tmp_path):
     model = mlperf_tflite(name)
-    _skip_without_ops(model)
     native = NativeModel(model, tmp_path)
     assert_matches_reference(model, native, samples=3)
 
@@ -52,7 +44,6 @@ def test_mlperf_shaped_model_is_bit_exact_with_tflite_micro(name, mlperf_tflite,
 @pytest.mark.parametrize("name", ["ds_cnn_backbone", "mobilenet_v1_backbone", "autoencoder", "resnet8"])
 def test_arena_plan_is_valid_and_smaller_than_tflite_micros(name, mlperf_tflite):
     model = mlperf_tflite(name)
-    _skip_without_ops(model)
     program = compile_model(model)
     assert find_conflicts(program.buffers, program.plan) == []
     assert program.plan.arena_bytes <= program.stats.tensor_bytes_total
@@ -64,7 +55,6 @@ def test_small_cnn_runs_bit_exact(cnn_model, tmp_path):
     from tinyedge.tflite_model import load_tflite
 
     model = load_tflite(cnn_model.int8)
-    _skip_without_ops(model)
     native = NativeModel(model, tmp_path)
     assert_matches_reference(model, native, samples=5)
     assert compile_model(model).plan.arena_bytes <= tflm_planned_tensor_bytes(model)

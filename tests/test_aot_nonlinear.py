@@ -393,7 +393,7 @@ def test_softmax_beta_reaches_the_lowering(zoo: Zoo):
     call = LOWERINGS["SOFTMAX"](model, op, lambda i: f"T{i}").call
     scale = float(np.float32(model.tensors[op.inputs[0]].scale[0]))
     multiplier, shift, diff_min = softmax_parameters(2.5, scale)
-    assert call == f"te_softmax_s8(T{op.inputs[0]}, T{op.outputs[0]}, 3L, 7L, {multiplier}L, {shift}L, {diff_min}L);"
+    assert call == f"te_softmax_s8(T{op.outputs[0]}, T{op.inputs[0]}, 3, 7, {multiplier}, {shift}, {diff_min});"
     assert softmax_parameters(1.0, scale)[0] != multiplier
 
 

@@ -3,60 +3,13 @@
 
 #include <string.h>
 
-#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
-static inline int32_t te_sxtb16(int32_t x) {
-  int32_t r;
-  __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(x));
-  return r;
-}
-static inline int32_t te_sxtb16_ror8(int32_t x) {
-  int32_t r;
-  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
-  return r;
-}
-static inline int32_t te_sxtab16(int32_t a, int32_t x) {
-  int32_t r;
-  __asm__("sxtab16 %0, %1, %2" : "=r"(r) : "r"(a), "r"(x));
-  return r;
-}
-static inline int32_t te_sxtab16_ror8(int32_t a, int32_t x) {
-  int32_t r;
-  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
-  return r;
-}
-static inline int32_t te_smlad(int32_t x, int32_t y, int32_t acc) {
-  int32_t r;
-  __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(x), "r"(y), "r"(acc));
-  return r;
-}
+#include "te_dsp_insn.h"
+
+#if TE_DSP_INSN
 #define TE_DSP_NOINLINE __attribute__((noinline))
 #else
 #define TE_DSP_NOINLINE
-/* The same instructions in portable C (little-endian), for testing on the host. */
-static int32_t te_lo16(int32_t x) { return (int16_t)(uint16_t)((uint32_t)x & 0xFFFFu); }
-static int32_t te_hi16(int32_t x) { return (int16_t)(uint16_t)((uint32_t)x >> 16); }
-static int32_t te_byte(int32_t x, int shift) { return (int8_t)(uint8_t)((uint32_t)x >> shift); }
-static int32_t te_pack16(int32_t lo, int32_t hi) {
-  return (int32_t)(((uint32_t)hi << 16) | ((uint32_t)lo & 0xFFFFu));
-}
-static int32_t te_sxtb16(int32_t x) { return te_pack16(te_byte(x, 0), te_byte(x, 16)); }
-static int32_t te_sxtb16_ror8(int32_t x) { return te_pack16(te_byte(x, 8), te_byte(x, 24)); }
-static int32_t te_sxtab16(int32_t a, int32_t x) {
-  return te_pack16(te_lo16(a) + te_byte(x, 0), te_hi16(a) + te_byte(x, 16));
-}
-static int32_t te_sxtab16_ror8(int32_t a, int32_t x) {
-  return te_pack16(te_lo16(a) + te_byte(x, 8), te_hi16(a) + te_byte(x, 24));
-}
-static int32_t te_smlad(int32_t x, int32_t y, int32_t acc) {
-  return acc + te_lo16(x) * te_lo16(y) + te_hi16(x) * te_hi16(y);
-}
 #endif
-
-static inline int32_t te_read_s8x4(const int8_t *p) {
-  int32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
 
 static inline int32_t te_read_s16x2(const int16_t *p) {
   int32_t v;
@@ -941,8 +894,8 @@ void te_dsp_fully_connected_packed(int8_t *out, const int8_t *in, const int32_t 
   }
 }
 
-void te_dsp_conv2d_fc(const int8_t *in, const int32_t *packed, const int32_t *bias, const te_window_t *w,
-                      const te_requant_t *q, int16_t *col, int8_t *fc_out, const int8_t *fc_filter,
+void te_dsp_conv2d_fc(int8_t *fc_out, const int8_t *in, const int32_t *packed, const int32_t *bias,
+                      const te_window_t *w, const te_requant_t *q, int16_t *col, const int8_t *fc_filter,
                       const int32_t *fc_bias, int16_t fc_depth, const te_requant_t *fc_q, int32_t *fc_acc,
                       int8_t *values) {
   const int32_t groups = te_dsp_groups(w);
@@ -982,12 +935,15 @@ static inline int32_t te_dsp_rdbp_short(int32_t y, int32_t r, int32_t half, uint
   return (y - (int32_t)(((uint32_t)y >> 31) & rounds) + half) >> r;
 }
 
-void te_dsp_add_s8(const int8_t *a, const int8_t *b, int8_t *out, int32_t count, const int32_t *params) {
-  const int32_t a_offset = TE_RD_S32(params + 0), a_mult = TE_RD_S32(params + 1), a_r = -TE_RD_S32(params + 2);
-  const int32_t b_offset = TE_RD_S32(params + 3), b_mult = TE_RD_S32(params + 4), b_r = -TE_RD_S32(params + 5);
-  const int32_t left = TE_RD_S32(params + 6) + 1;
-  const int32_t out_mult = TE_RD_S32(params + 7), out_r = -TE_RD_S32(params + 8);
-  const int32_t out_offset = TE_RD_S32(params + 9), lo = TE_RD_S32(params + 10), hi = TE_RD_S32(params + 11);
+void te_dsp_add_s8(int8_t *out, const int8_t *a, const int8_t *b, int32_t count, const te_add_params_t *params) {
+  const int32_t a_offset = TE_RD_S32(&params->a_offset), a_mult = TE_RD_S32(&params->a_multiplier);
+  const int32_t a_r = -TE_RD_S32(&params->a_shift);
+  const int32_t b_offset = TE_RD_S32(&params->b_offset), b_mult = TE_RD_S32(&params->b_multiplier);
+  const int32_t b_r = -TE_RD_S32(&params->b_shift);
+  const int32_t left = TE_RD_S32(&params->left_shift) + 1;
+  const int32_t out_mult = TE_RD_S32(&params->out_multiplier), out_r = -TE_RD_S32(&params->out_shift);
+  const int32_t out_offset = TE_RD_S32(&params->out_offset);
+  const int32_t lo = TE_RD_S32(&params->act_min), hi = TE_RD_S32(&params->act_max);
   const int32_t a_half = a_r > 0 ? (int32_t)1 << (a_r - 1) : 0, b_half = b_r > 0 ? (int32_t)1 << (b_r - 1) : 0;
   const int32_t out_half = out_r > 0 ? (int32_t)1 << (out_r - 1) : 0;
   const uint32_t a_rounds = a_r > 0, b_rounds = b_r > 0, out_rounds = out_r > 0;

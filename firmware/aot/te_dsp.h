@@ -71,15 +71,15 @@ void te_dsp_fully_connected_packed(int8_t *out, const int8_t *in, const int32_t 
  * outputs are made two pixels at a time into `values` (2 * out_c bytes) and added into the FC's
  * `fc_acc` (fc_depth int32), so the conv's output tensor is never stored. `fc_q` is the FC's
  * requantization with its real input offset. */
-void te_dsp_conv2d_fc(const int8_t *in, const int32_t *packed, const int32_t *bias, const te_window_t *w,
-                      const te_requant_t *q, int16_t *col, int8_t *fc_out, const int8_t *fc_filter,
+void te_dsp_conv2d_fc(int8_t *fc_out, const int8_t *in, const int32_t *packed, const int32_t *bias,
+                      const te_window_t *w, const te_requant_t *q, int16_t *col, const int8_t *fc_filter,
                       const int32_t *fc_bias, int16_t fc_depth, const te_requant_t *fc_q, int32_t *fc_acc,
                       int8_t *values);
 
 /* te_add_s8 for two same-shape int8 tensors (no broadcast, no constants), params as there, with the
  * short exact form of its three rescalings: the generator checks (255 << (left_shift + 1)) < 2^31,
  * which bounds every intermediate below 2^30. */
-void te_dsp_add_s8(const int8_t *a, const int8_t *b, int8_t *out, int32_t count, const int32_t *params);
+void te_dsp_add_s8(int8_t *out, const int8_t *a, const int8_t *b, int32_t count, const te_add_params_t *params);
 
 #ifdef __cplusplus
 }

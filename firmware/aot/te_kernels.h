@@ -43,6 +43,15 @@ typedef struct {
   int8_t act_min, act_max;
 } te_requant_t;
 
+/* ADD's rescalings (reference_integer_ops::AddFunc; te_nonlinear.c's te_add_s8, te_dsp.c's te_dsp_add_s8). */
+typedef struct {
+  int32_t a_offset, a_multiplier, a_shift;
+  int32_t b_offset, b_multiplier, b_shift;
+  int32_t left_shift;
+  int32_t out_multiplier, out_shift, out_offset;
+  int32_t act_min, act_max;
+} te_add_params_t;
+
 void te_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                const te_window_t *w, const te_requant_t *q);
 

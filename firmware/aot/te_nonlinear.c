@@ -10,403 +10,375 @@
 
 #define TE_NL_LOAD_S8(p, in_const) ((in_const) ? TE_RD_S8(p) : *(p))
 
-static int32_t te_nl_clamp(int32_t x, int32_t lo, int32_t hi)
-{
-    return x < lo ? lo : (x > hi ? hi : x);
+static int32_t te_nl_clamp(int32_t x, int32_t lo, int32_t hi) {
+  return x < lo ? lo : (x > hi ? hi : x);
 }
 
 /* gemmlowp::SaturatingRoundingDoublingHighMul (ARM VQRDMULH). */
-static int32_t te_nl_srdhm(int32_t a, int32_t b)
-{
-    int64_t ab;
-    int64_t nudged;
-    if (a == b && a == TE_NL_I32_MIN) {
-        return TE_NL_I32_MAX;
-    }
-    ab = (int64_t)a * (int64_t)b;
-    nudged = ab + (ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30)));
-    /* division by 2^31, truncating toward zero as C++ '/' does */
-    return (int32_t)(nudged >= 0 ? (nudged >> 31) : -((-nudged) >> 31));
+static int32_t te_nl_srdhm(int32_t a, int32_t b) {
+  int64_t ab;
+  int64_t nudged;
+  if (a == b && a == TE_NL_I32_MIN) {
+    return TE_NL_I32_MAX;
+  }
+  ab = (int64_t)a * (int64_t)b;
+  nudged = ab + (ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30)));
+  /* division by 2^31, truncating toward zero as C++ '/' does */
+  return (int32_t)(nudged >= 0 ? (nudged >> 31) : -((-nudged) >> 31));
 }
 
 /* gemmlowp::RoundingDivideByPOT: rounding arithmetic right shift, exponent in [0, 31]. */
-static int32_t te_nl_rdbypot(int32_t x, int32_t exponent)
-{
-    const int32_t mask = (int32_t)((((uint32_t)1) << exponent) - 1u);
-    const int32_t remainder = x & mask;
-    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+static int32_t te_nl_rdbypot(int32_t x, int32_t exponent) {
+  const int32_t mask = (int32_t)((((uint32_t)1) << exponent) - 1u);
+  const int32_t remainder = x & mask;
+  const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
 /* gemmlowp::SaturatingRoundingMultiplyByPOT with a positive exponent: saturating left shift. */
-static int32_t te_nl_sat_shl(int32_t x, int32_t exponent)
-{
-    const int32_t threshold = (int32_t)(((int32_t)1 << (31 - exponent)) - 1);
-    if (x > threshold) {
-        return TE_NL_I32_MAX;
-    }
-    if (x < -threshold) {
-        return TE_NL_I32_MIN;
-    }
-    return x * ((int32_t)1 << exponent);
+static int32_t te_nl_sat_shl(int32_t x, int32_t exponent) {
+  const int32_t threshold = (int32_t)(((int32_t)1 << (31 - exponent)) - 1);
+  if (x > threshold) {
+    return TE_NL_I32_MAX;
+  }
+  if (x < -threshold) {
+    return TE_NL_I32_MIN;
+  }
+  return x * ((int32_t)1 << exponent);
 }
 
 /* x * 2^left_shift with the two's-complement wrap that TFLM's int multiply has in practice. */
-static int32_t te_nl_shl_wrap(int32_t x, int32_t left_shift)
-{
-    return (int32_t)((uint32_t)x << left_shift);
+static int32_t te_nl_shl_wrap(int32_t x, int32_t left_shift) {
+  return (int32_t)((uint32_t)x << left_shift);
 }
 
 /* TFLM MultiplyByQuantizedMultiplier (double rounding), shift < 0 means a right shift. */
-static int32_t te_nl_mbqm(int32_t x, int32_t multiplier, int32_t shift)
-{
-    const int32_t left = shift > 0 ? shift : 0;
-    const int32_t right = shift > 0 ? 0 : -shift;
-    return te_nl_rdbypot(te_nl_srdhm(te_nl_shl_wrap(x, left), multiplier), right);
+static int32_t te_nl_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
+  const int32_t left = shift > 0 ? shift : 0;
+  const int32_t right = shift > 0 ? 0 : -shift;
+  return te_nl_rdbypot(te_nl_srdhm(te_nl_shl_wrap(x, left), multiplier), right);
 }
 
 /* TFLM MultiplyByQuantizedMultiplierSmallerThanOneExp. */
-static int32_t te_nl_mbqm_lt1(int32_t x, int32_t multiplier, int32_t left_shift)
-{
-    return te_nl_rdbypot(te_nl_srdhm(x, multiplier), -left_shift);
+static int32_t te_nl_mbqm_lt1(int32_t x, int32_t multiplier, int32_t left_shift) {
+  return te_nl_rdbypot(te_nl_srdhm(x, multiplier), -left_shift);
 }
 
 /* gemmlowp::RoundingHalfSum for int32. */
-static int32_t te_nl_rounding_half_sum(int32_t a, int32_t b)
-{
-    const int64_t sum = (int64_t)a + (int64_t)b;
-    const int64_t sign = sum >= 0 ? 1 : -1;
-    return (int32_t)((sum + sign) / 2);
+static int32_t te_nl_rounding_half_sum(int32_t a, int32_t b) {
+  const int64_t sum = (int64_t)a + (int64_t)b;
+  const int64_t sign = sum >= 0 ? 1 : -1;
+  return (int32_t)((sum + sign) / 2);
 }
 
-static int32_t te_nl_clz32(uint32_t x)
-{
-    int32_t n = 0;
-    if (x == 0u) {
-        return 32;
-    }
-    while ((x & 0x80000000UL) == 0u) {
-        x <<= 1;
-        n++;
-    }
-    return n;
+static int32_t te_nl_clz32(uint32_t x) {
+  int32_t n = 0;
+  if (x == 0u) {
+    return 32;
+  }
+  while ((x & 0x80000000UL) == 0u) {
+    x <<= 1;
+    n++;
+  }
+  return n;
 }
 
 /* gemmlowp::exp_on_interval_between_negative_one_quarter_and_0_excl, Q0.31 in and out. */
-static int32_t te_nl_exp_quarter(int32_t a)
-{
-    const int32_t constant_term = (int32_t)1895147668L;   /* exp(-1/8) */
-    const int32_t constant_1_over_3 = (int32_t)715827883L;
-    const int32_t x = a + ((int32_t)1 << 28);
-    const int32_t x2 = te_nl_srdhm(x, x);
-    const int32_t x3 = te_nl_srdhm(x2, x);
-    const int32_t x4 = te_nl_srdhm(x2, x2);
-    const int32_t x4_over_4 = te_nl_rdbypot(x4, 2);
-    const int32_t poly = te_nl_rdbypot(te_nl_srdhm(x4_over_4 + x3, constant_1_over_3) + x2, 1);
-    return constant_term + te_nl_srdhm(constant_term, x + poly);
+static int32_t te_nl_exp_quarter(int32_t a) {
+  const int32_t constant_term = (int32_t)1895147668L;   /* exp(-1/8) */
+  const int32_t constant_1_over_3 = (int32_t)715827883L;
+  const int32_t x = a + ((int32_t)1 << 28);
+  const int32_t x2 = te_nl_srdhm(x, x);
+  const int32_t x3 = te_nl_srdhm(x2, x);
+  const int32_t x4 = te_nl_srdhm(x2, x2);
+  const int32_t x4_over_4 = te_nl_rdbypot(x4, 2);
+  const int32_t poly = te_nl_rdbypot(te_nl_srdhm(x4_over_4 + x3, constant_1_over_3) + x2, 1);
+  return constant_term + te_nl_srdhm(constant_term, x + poly);
 }
 
 /* gemmlowp::exp_on_negative_values for FixedPoint<int32_t, 5> (softmax's Q5.26), result Q0.31. */
-static int32_t te_nl_exp_on_negative_q5(int32_t a)
-{
-    static const int32_t kFractionalBits = 26;
-    static const int32_t barrel[7] TE_CONST = {
-        (int32_t)1672461947L, (int32_t)1302514674L, (int32_t)790015084L, (int32_t)290630308L,
-        (int32_t)39332535L, (int32_t)720401L, (int32_t)242L,
-    };
-    const int32_t one_quarter = (int32_t)1 << (kFractionalBits - 2);
-    const int32_t a_mod_quarter_minus_one_quarter = (a & (one_quarter - 1)) - one_quarter;
-    int32_t result = te_nl_exp_quarter(te_nl_sat_shl(a_mod_quarter_minus_one_quarter, 5));
-    const int32_t remainder = a_mod_quarter_minus_one_quarter - a;
-    int32_t k;
-    for (k = 0; k < 7; k++) {
-        /* exponents -2 .. +4: bit kFractionalBits + exponent of the remainder */
-        if (remainder & ((int32_t)1 << (kFractionalBits - 2 + k))) {
-            result = te_nl_srdhm(result, TE_RD_S32(barrel + k));
-        }
+static int32_t te_nl_exp_on_negative_q5(int32_t a) {
+  static const int32_t kFractionalBits = 26;
+  static const int32_t barrel[7] TE_CONST = {
+    (int32_t)1672461947L, (int32_t)1302514674L, (int32_t)790015084L, (int32_t)290630308L,
+    (int32_t)39332535L, (int32_t)720401L, (int32_t)242L,
+};
+  const int32_t one_quarter = (int32_t)1 << (kFractionalBits - 2);
+  const int32_t a_mod_quarter_minus_one_quarter = (a & (one_quarter - 1)) - one_quarter;
+  int32_t result = te_nl_exp_quarter(te_nl_sat_shl(a_mod_quarter_minus_one_quarter, 5));
+  const int32_t remainder = a_mod_quarter_minus_one_quarter - a;
+  int32_t k;
+  for (k = 0; k < 7; k++) {
+    /* exponents -2 .. +4: bit kFractionalBits + exponent of the remainder */
+    if (remainder & ((int32_t)1 << (kFractionalBits - 2 + k))) {
+      result = te_nl_srdhm(result, TE_RD_S32(barrel + k));
     }
-    return a == 0 ? TE_NL_I32_MAX : result;
+  }
+  return a == 0 ? TE_NL_I32_MAX : result;
 }
 
 /* gemmlowp::one_over_one_plus_x_for_x_in_0_1, Q0.31 in and out (Newton-Raphson in Q2.29). */
-static int32_t te_nl_one_over_one_plus_x(int32_t a)
-{
-    const int32_t f2_one = (int32_t)1 << 29;
-    const int32_t half_denominator = te_nl_rounding_half_sum(a, TE_NL_I32_MAX);
-    int32_t x = (int32_t)1515870810L + te_nl_srdhm(half_denominator, (int32_t)-1010580540L);
-    int32_t i;
-    for (i = 0; i < 3; i++) {
-        const int32_t half_denominator_times_x = te_nl_srdhm(half_denominator, x);
-        const int32_t one_minus = f2_one - half_denominator_times_x;
-        x = x + te_nl_sat_shl(te_nl_srdhm(x, one_minus), 2);
-    }
-    return te_nl_sat_shl(x, 1);
+static int32_t te_nl_one_over_one_plus_x(int32_t a) {
+  const int32_t f2_one = (int32_t)1 << 29;
+  const int32_t half_denominator = te_nl_rounding_half_sum(a, TE_NL_I32_MAX);
+  int32_t x = (int32_t)1515870810L + te_nl_srdhm(half_denominator, (int32_t)-1010580540L);
+  int32_t i;
+  for (i = 0; i < 3; i++) {
+    const int32_t half_denominator_times_x = te_nl_srdhm(half_denominator, x);
+    const int32_t one_minus = f2_one - half_denominator_times_x;
+    x = x + te_nl_sat_shl(te_nl_srdhm(x, one_minus), 2);
+  }
+  return te_nl_sat_shl(x, 1);
 }
 
-void te_lut_s8(const int8_t *in, int8_t *out, int32_t count, const int8_t *lut)
-{
-    int32_t i;
-    for (i = 0; i < count; i++) {
-        out[i] = TE_RD_S8(lut + (uint8_t)((uint8_t)in[i] ^ 0x80u));
-    }
+void te_lut_s8(int8_t *out, const int8_t *in, int32_t count, const int8_t *lut) {
+  int32_t i;
+  for (i = 0; i < count; i++) {
+    out[i] = TE_RD_S8(lut + (uint8_t)((uint8_t)in[i] ^ 0x80u));
+  }
 }
 
 /* reference_ops::Softmax for an int8 input: into out8 (int8, zero point -128) or, when out8 is 0,
  * into out16 (int16, zero point -32768). */
-static void te_nl_softmax(const int8_t *in, int8_t *out8, int16_t *out16, int32_t outer, int32_t depth,
-                          int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min)
-{
-    const int32_t out_bits = out8 ? 8 : 16;
-    const int32_t out_min = out8 ? -128 : -32768, out_max = out8 ? 127 : 32767;
-    int32_t row;
-    for (row = 0; row < outer; row++) {
-        const int8_t *x = in + row * depth;
-        int32_t max_in_row = -128;
-        int32_t sum_of_exps = 0;     /* Q12.19 */
-        int32_t headroom_plus_one;
-        int32_t shifted_scale;
-        int32_t exponent;
-        int32_t c;
-        for (c = 0; c < depth; c++) {
-            if (x[c] > max_in_row) {
-                max_in_row = x[c];
-            }
-        }
-        for (c = 0; c < depth; c++) {
-            const int32_t diff = (int32_t)x[c] - max_in_row;
-            if (diff >= diff_min) {
-                const int32_t scaled = te_nl_srdhm(te_nl_shl_wrap(diff, input_left_shift), input_multiplier);
-                /* wraps like TFLM's int32 sum would, should a huge depth ever overflow it */
-                sum_of_exps = (int32_t)((uint32_t)sum_of_exps + (uint32_t)te_nl_rdbypot(te_nl_exp_on_negative_q5(scaled), 12));
-            }
-        }
-        /* GetReciprocal(sum_of_exps, 12, &num_bits_over_unit) */
-        headroom_plus_one = te_nl_clz32((uint32_t)sum_of_exps);
-        shifted_scale = te_nl_one_over_one_plus_x(
-            (int32_t)(((uint32_t)sum_of_exps << headroom_plus_one) - 0x80000000UL));
-        exponent = (12 - headroom_plus_one) + 31 - out_bits;
-        for (c = 0; c < depth; c++) {
-            const int32_t diff = (int32_t)x[c] - max_in_row;
-            int32_t y = out_min;
-            if (diff >= diff_min) {
-                const int32_t scaled = te_nl_srdhm(te_nl_shl_wrap(diff, input_left_shift), input_multiplier);
-                const int32_t exp_in_0 = te_nl_exp_on_negative_q5(scaled);
-                const int32_t unsat = te_nl_rdbypot(te_nl_srdhm(shifted_scale, exp_in_0), exponent);
-                y = te_nl_clamp(unsat + out_min, out_min, out_max);
-            }
-            if (out8) {
-                out8[row * depth + c] = (int8_t)y;
-            } else {
-                out16[row * depth + c] = (int16_t)y;
-            }
-        }
+static void te_nl_softmax(int8_t *out8, int16_t *out16, const int8_t *in, int32_t outer, int32_t depth,
+                          int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min) {
+  const int32_t out_bits = out8 ? 8 : 16;
+  const int32_t out_min = out8 ? -128 : -32768, out_max = out8 ? 127 : 32767;
+  int32_t row;
+  for (row = 0; row < outer; row++) {
+    const int8_t *x = in + row * depth;
+    int32_t max_in_row = -128;
+    int32_t sum_of_exps = 0;     /* Q12.19 */
+    int32_t headroom_plus_one;
+    int32_t shifted_scale;
+    int32_t exponent;
+    int32_t c;
+    for (c = 0; c < depth; c++) {
+      if (x[c] > max_in_row) {
+        max_in_row = x[c];
+      }
     }
+    for (c = 0; c < depth; c++) {
+      const int32_t diff = (int32_t)x[c] - max_in_row;
+      if (diff >= diff_min) {
+        const int32_t scaled = te_nl_srdhm(te_nl_shl_wrap(diff, input_left_shift), input_multiplier);
+        /* wraps like TFLM's int32 sum would, should a huge depth ever overflow it */
+        sum_of_exps = (int32_t)((uint32_t)sum_of_exps + (uint32_t)te_nl_rdbypot(te_nl_exp_on_negative_q5(scaled), 12));
+      }
+    }
+    /* GetReciprocal(sum_of_exps, 12, &num_bits_over_unit) */
+    headroom_plus_one = te_nl_clz32((uint32_t)sum_of_exps);
+    shifted_scale = te_nl_one_over_one_plus_x(
+        (int32_t)(((uint32_t)sum_of_exps << headroom_plus_one) - 0x80000000UL));
+    exponent = (12 - headroom_plus_one) + 31 - out_bits;
+    for (c = 0; c < depth; c++) {
+      const int32_t diff = (int32_t)x[c] - max_in_row;
+      int32_t y = out_min;
+      if (diff >= diff_min) {
+        const int32_t scaled = te_nl_srdhm(te_nl_shl_wrap(diff, input_left_shift), input_multiplier);
+        const int32_t exp_in_0 = te_nl_exp_on_negative_q5(scaled);
+        const int32_t unsat = te_nl_rdbypot(te_nl_srdhm(shifted_scale, exp_in_0), exponent);
+        y = te_nl_clamp(unsat + out_min, out_min, out_max);
+      }
+      if (out8) {
+        out8[row * depth + c] = (int8_t)y;
+      } else {
+        out16[row * depth + c] = (int16_t)y;
+      }
+    }
+  }
 }
 
-void te_softmax_s8(const int8_t *in, int8_t *out, int32_t outer, int32_t depth,
-                   int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min)
-{
-    te_nl_softmax(in, out, 0, outer, depth, input_multiplier, input_left_shift, diff_min);
+void te_softmax_s8(int8_t *out, const int8_t *in, int32_t outer, int32_t depth,
+                   int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min) {
+  te_nl_softmax(out, 0, in, outer, depth, input_multiplier, input_left_shift, diff_min);
 }
 
-void te_softmax_s8_s16(const int8_t *in, int16_t *out, int32_t outer, int32_t depth,
-                       int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min)
-{
-    te_nl_softmax(in, 0, out, outer, depth, input_multiplier, input_left_shift, diff_min);
+void te_softmax_s8_s16(int16_t *out, const int8_t *in, int32_t outer, int32_t depth,
+                       int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min) {
+  te_nl_softmax(0, out, in, outer, depth, input_multiplier, input_left_shift, diff_min);
 }
 
 /* Advances a row-major multi-index by one element, keeping two flat offsets in step.
  * Returns 0 once every index has wrapped around. */
 static int te_nl_step(int32_t *index, const int32_t *sizes, const int32_t *strides_a,
-                      const int32_t *strides_b, int32_t *offset_a, int32_t *offset_b, int32_t ndim)
-{
-    int32_t d;
-    for (d = ndim - 1; d >= 0; d--) {
-        index[d]++;
-        *offset_a += strides_a[d];
-        *offset_b += strides_b[d];
-        if (index[d] < sizes[d]) {
-            return 1;
-        }
-        *offset_a -= sizes[d] * strides_a[d];
-        *offset_b -= sizes[d] * strides_b[d];
-        index[d] = 0;
+                      const int32_t *strides_b, int32_t *offset_a, int32_t *offset_b, int32_t ndim) {
+  int32_t d;
+  for (d = ndim - 1; d >= 0; d--) {
+    index[d]++;
+    *offset_a += strides_a[d];
+    *offset_b += strides_b[d];
+    if (index[d] < sizes[d]) {
+      return 1;
     }
-    return 0;
+    *offset_a -= sizes[d] * strides_a[d];
+    *offset_b -= sizes[d] * strides_b[d];
+    index[d] = 0;
+  }
+  return 0;
 }
 
-static void te_nl_read_s32(int32_t *dst, const int32_t *src, int32_t n)
-{
-    int32_t i;
-    for (i = 0; i < n; i++) {
-        dst[i] = TE_RD_S32(src + i);
-    }
+static void te_nl_read_s32(int32_t *dst, const int32_t *src, int32_t n) {
+  int32_t i;
+  for (i = 0; i < n; i++) {
+    dst[i] = TE_RD_S32(src + i);
+  }
 }
 
-void te_mean_s8(const int8_t *in, int8_t *out, const int32_t *geom, int32_t input_zero_point,
-                int32_t count, int32_t multiplier, int32_t shift, int32_t output_zero_point)
-{
-    int32_t kept_sizes[TE_NL_MAX_DIMS], kept_strides[TE_NL_MAX_DIMS], kept_index[TE_NL_MAX_DIMS];
-    int32_t red_sizes[TE_NL_MAX_DIMS], red_strides[TE_NL_MAX_DIMS], red_index[TE_NL_MAX_DIMS];
-    const int32_t n_kept = TE_RD_S32(geom);
-    const int32_t n_red = TE_RD_S32(geom + 1);
-    int32_t base = 0, unused = 0, o = 0, d;
-    te_nl_read_s32(kept_sizes, geom + 2, n_kept);
-    te_nl_read_s32(kept_strides, geom + 2 + n_kept, n_kept);
-    te_nl_read_s32(red_sizes, geom + 2 + 2 * n_kept, n_red);
-    te_nl_read_s32(red_strides, geom + 2 + 2 * n_kept + n_red, n_red);
-    for (d = 0; d < n_kept; d++) {
-        kept_index[d] = 0;
+void te_mean_s8(int8_t *out, const int8_t *in, const int32_t *geom, int32_t input_zero_point,
+                int32_t count, int32_t multiplier, int32_t shift, int32_t output_zero_point) {
+  int32_t kept_sizes[TE_NL_MAX_DIMS], kept_strides[TE_NL_MAX_DIMS], kept_index[TE_NL_MAX_DIMS];
+  int32_t red_sizes[TE_NL_MAX_DIMS], red_strides[TE_NL_MAX_DIMS], red_index[TE_NL_MAX_DIMS];
+  const int32_t n_kept = TE_RD_S32(geom);
+  const int32_t n_red = TE_RD_S32(geom + 1);
+  int32_t base = 0, unused = 0, o = 0, d;
+  te_nl_read_s32(kept_sizes, geom + 2, n_kept);
+  te_nl_read_s32(kept_strides, geom + 2 + n_kept, n_kept);
+  te_nl_read_s32(red_sizes, geom + 2 + 2 * n_kept, n_red);
+  te_nl_read_s32(red_strides, geom + 2 + 2 * n_kept + n_red, n_red);
+  for (d = 0; d < n_kept; d++) {
+    kept_index[d] = 0;
+  }
+  do {
+    int32_t sum = 0, offset = base, unused_red = 0;
+    for (d = 0; d < n_red; d++) {
+      red_index[d] = 0;
     }
     do {
-        int32_t sum = 0, offset = base, unused_red = 0;
-        for (d = 0; d < n_red; d++) {
-            red_index[d] = 0;
-        }
-        do {
-            sum += in[offset];
-        } while (te_nl_step(red_index, red_sizes, red_strides, red_strides, &offset, &unused_red, n_red));
-        sum -= input_zero_point * count;
-        out[o++] = (int8_t)te_nl_clamp(te_nl_mbqm(sum, multiplier, shift) + output_zero_point, -128, 127);
-    } while (te_nl_step(kept_index, kept_sizes, kept_strides, kept_strides, &base, &unused, n_kept));
+      sum += in[offset];
+    } while (te_nl_step(red_index, red_sizes, red_strides, red_strides, &offset, &unused_red, n_red));
+    sum -= input_zero_point * count;
+    out[o++] = (int8_t)te_nl_clamp(te_nl_mbqm(sum, multiplier, shift) + output_zero_point, -128, 127);
+  } while (te_nl_step(kept_index, kept_sizes, kept_strides, kept_strides, &base, &unused, n_kept));
 }
 
 /* One broadcast walk shared by ADD and MUL. */
 typedef struct {
-    int32_t ndim;
-    int32_t sizes[TE_NL_MAX_DIMS];
-    int32_t strides_a[TE_NL_MAX_DIMS];
-    int32_t strides_b[TE_NL_MAX_DIMS];
-    int32_t index[TE_NL_MAX_DIMS];
-    int32_t offset_a, offset_b;
+  int32_t ndim;
+  int32_t sizes[TE_NL_MAX_DIMS];
+  int32_t strides_a[TE_NL_MAX_DIMS];
+  int32_t strides_b[TE_NL_MAX_DIMS];
+  int32_t index[TE_NL_MAX_DIMS];
+  int32_t offset_a, offset_b;
 } te_nl_walk;
 
-static int32_t te_nl_walk_begin(te_nl_walk *w, const int32_t *geom)
-{
-    int32_t d, total = 1;
-    w->ndim = TE_RD_S32(geom);
-    te_nl_read_s32(w->sizes, geom + 1, w->ndim);
-    te_nl_read_s32(w->strides_a, geom + 1 + w->ndim, w->ndim);
-    te_nl_read_s32(w->strides_b, geom + 1 + 2 * w->ndim, w->ndim);
-    for (d = 0; d < w->ndim; d++) {
-        w->index[d] = 0;
-        total *= w->sizes[d];
+static int32_t te_nl_walk_begin(te_nl_walk *w, const int32_t *geom) {
+  int32_t d, total = 1;
+  w->ndim = TE_RD_S32(geom);
+  te_nl_read_s32(w->sizes, geom + 1, w->ndim);
+  te_nl_read_s32(w->strides_a, geom + 1 + w->ndim, w->ndim);
+  te_nl_read_s32(w->strides_b, geom + 1 + 2 * w->ndim, w->ndim);
+  for (d = 0; d < w->ndim; d++) {
+    w->index[d] = 0;
+    total *= w->sizes[d];
+  }
+  w->offset_a = 0;
+  w->offset_b = 0;
+  return total;
+}
+
+static void te_nl_walk_next(te_nl_walk *w) {
+  (void)te_nl_step(w->index, w->sizes, w->strides_a, w->strides_b, &w->offset_a, &w->offset_b, w->ndim);
+}
+
+/* Runs the statements after `b` once per output element i of a broadcast ADD or MUL, with `p`
+ * (a local of the params' type) read from TE_CONST and a_val, b_val the two operands plus their
+ * offsets p.a_offset and p.b_offset. */
+#define TE_NL_BROADCAST(p, params, geom, const_mask, a, b, ...)                                   \
+  do {                                                                                            \
+    te_nl_walk w;                                                                                 \
+    const int32_t total = te_nl_walk_begin(&w, (geom));                                           \
+    const uint8_t a_const = (const_mask) & TE_NL_A_CONST, b_const = (const_mask) & TE_NL_B_CONST; \
+    int32_t i;                                                                                    \
+    te_nl_read_s32(&(p).a_offset, &(params)->a_offset, (int32_t)(sizeof(p) / sizeof(int32_t)));  \
+    for (i = 0; i < total; i++) {                                                                 \
+      const int32_t a_val = (p).a_offset + TE_NL_LOAD_S8((a) + w.offset_a, a_const);             \
+      const int32_t b_val = (p).b_offset + TE_NL_LOAD_S8((b) + w.offset_b, b_const);             \
+      __VA_ARGS__                                                                                 \
+      te_nl_walk_next(&w);                                                                        \
+    }                                                                                             \
+  } while (0)
+
+void te_add_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
+               const te_add_params_t *params, uint8_t const_mask) {
+  te_add_params_t p;
+  TE_NL_BROADCAST(p, params, geom, const_mask, a, b,
+    const int32_t scaled_a = te_nl_mbqm_lt1(a_val * ((int32_t)1 << p.left_shift), p.a_multiplier, p.a_shift);
+    const int32_t scaled_b = te_nl_mbqm_lt1(b_val * ((int32_t)1 << p.left_shift), p.b_multiplier, p.b_shift);
+    const int32_t raw = te_nl_mbqm_lt1(scaled_a + scaled_b, p.out_multiplier, p.out_shift) + p.out_offset;
+    out[i] = (int8_t)te_nl_clamp(raw, p.act_min, p.act_max););
+}
+
+void te_mul_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
+               const te_mul_params_t *params, uint8_t const_mask) {
+  te_mul_params_t p;
+  TE_NL_BROADCAST(p, params, geom, const_mask, a, b,
+    const int32_t raw = p.out_offset + te_nl_mbqm(a_val * b_val, p.out_multiplier, p.out_shift);
+    out[i] = (int8_t)te_nl_clamp(raw, p.act_min, p.act_max););
+}
+
+void te_quantize_f32_s8(int8_t *out, const float *in, int32_t count, float scale, int32_t zero_point) {
+  int32_t i;
+  for (i = 0; i < count; i++) {
+    const float r = in[i] / scale;
+    int32_t q;
+    /* far outside int8 (or NaN): saturate, where TFLM's float->int32 cast is undefined */
+    if (r != r || r <= -1024.0f) {
+      q = -1024;
+    } else if (r >= 1024.0f) {
+      q = 1024;
+    } else {
+      /* std::round: halves away from zero; r - trunc(r) is exact in float */
+      const float frac = r - (float)(int32_t)r;
+      q = (int32_t)r;
+      if (frac >= 0.5f) {
+        q++;
+      } else if (frac <= -0.5f) {
+        q--;
+      }
     }
-    w->offset_a = 0;
-    w->offset_b = 0;
-    return total;
+    out[i] = (int8_t)te_nl_clamp(q + zero_point, -128, 127);
+  }
 }
 
-static void te_nl_walk_next(te_nl_walk *w)
-{
-    (void)te_nl_step(w->index, w->sizes, w->strides_a, w->strides_b, &w->offset_a, &w->offset_b, w->ndim);
+void te_requantize_s8(int8_t *out, const int8_t *in, int32_t count, int32_t input_zero_point,
+                      int32_t multiplier, int32_t shift, int32_t output_zero_point) {
+  int32_t i;
+  for (i = 0; i < count; i++) {
+    const int32_t q = te_nl_mbqm((int32_t)in[i] - input_zero_point, multiplier, shift) + output_zero_point;
+    out[i] = (int8_t)te_nl_clamp(q, -128, 127);
+  }
 }
 
-void te_add_s8(const int8_t *a, const int8_t *b, int8_t *out, const int32_t *geom,
-               const int32_t *params, uint8_t const_mask)
-{
-    int32_t p[12];
-    te_nl_walk w;
-    const int32_t total = te_nl_walk_begin(&w, geom);
-    const uint8_t a_const = const_mask & TE_NL_A_CONST, b_const = const_mask & TE_NL_B_CONST;
-    int32_t i;
-    te_nl_read_s32(p, params, 12);
-    for (i = 0; i < total; i++) {
-        const int32_t a_val = p[0] + TE_NL_LOAD_S8(a + w.offset_a, a_const);
-        const int32_t b_val = p[3] + TE_NL_LOAD_S8(b + w.offset_b, b_const);
-        const int32_t scaled_a = te_nl_mbqm_lt1(a_val * ((int32_t)1 << p[6]), p[1], p[2]);
-        const int32_t scaled_b = te_nl_mbqm_lt1(b_val * ((int32_t)1 << p[6]), p[4], p[5]);
-        const int32_t raw = te_nl_mbqm_lt1(scaled_a + scaled_b, p[7], p[8]) + p[9];
-        out[i] = (int8_t)te_nl_clamp(raw, p[10], p[11]);
-        te_nl_walk_next(&w);
+static int32_t te_nl_load(const void *p, int32_t i, uint8_t bytes) {
+  return bytes == 1 ? ((const int8_t *)p)[i] : bytes == 2 ? ((const int16_t *)p)[i] : ((const int32_t *)p)[i];
+}
+
+void te_requantize_int(void *out, uint8_t out_bytes, const void *in, uint8_t in_bytes, int32_t count,
+                       int32_t input_zero_point, int32_t multiplier, int32_t shift, int32_t output_zero_point) {
+  const int32_t lo = out_bytes == 1 ? -128 : out_bytes == 2 ? -32768 : (-2147483647L - 1L);
+  const int32_t hi = out_bytes == 1 ? 127 : out_bytes == 2 ? 32767 : 2147483647L;
+  int32_t i;
+  for (i = 0; i < count; i++) {
+    /* int32 arithmetic wraps as TFLM's does for int32 outputs */
+    const int32_t q = (int32_t)((uint32_t)te_nl_mbqm(te_nl_load(in, i, in_bytes) - input_zero_point, multiplier, shift)
+                                + (uint32_t)output_zero_point);
+    const int32_t y = te_nl_clamp(q, lo, hi);
+    if (out_bytes == 1) {
+      ((int8_t *)out)[i] = (int8_t)y;
+    } else if (out_bytes == 2) {
+      ((int16_t *)out)[i] = (int16_t)y;
+    } else {
+      ((int32_t *)out)[i] = y;
     }
+  }
 }
 
-void te_mul_s8(const int8_t *a, const int8_t *b, int8_t *out, const int32_t *geom,
-               const int32_t *params, uint8_t const_mask)
-{
-    int32_t p[7];
-    te_nl_walk w;
-    const int32_t total = te_nl_walk_begin(&w, geom);
-    const uint8_t a_const = const_mask & TE_NL_A_CONST, b_const = const_mask & TE_NL_B_CONST;
-    int32_t i;
-    te_nl_read_s32(p, params, 7);
-    for (i = 0; i < total; i++) {
-        const int32_t a_val = p[0] + TE_NL_LOAD_S8(a + w.offset_a, a_const);
-        const int32_t b_val = p[1] + TE_NL_LOAD_S8(b + w.offset_b, b_const);
-        const int32_t raw = p[4] + te_nl_mbqm(a_val * b_val, p[2], p[3]);
-        out[i] = (int8_t)te_nl_clamp(raw, p[5], p[6]);
-        te_nl_walk_next(&w);
-    }
-}
-
-void te_quantize_f32_s8(const float *in, int8_t *out, int32_t count, float scale, int32_t zero_point)
-{
-    int32_t i;
-    for (i = 0; i < count; i++) {
-        const float r = in[i] / scale;
-        int32_t q;
-        /* far outside int8 (or NaN): saturate, where TFLM's float->int32 cast is undefined */
-        if (r != r || r <= -1024.0f) {
-            q = -1024;
-        } else if (r >= 1024.0f) {
-            q = 1024;
-        } else {
-            /* std::round: halves away from zero; r - trunc(r) is exact in float */
-            const float frac = r - (float)(int32_t)r;
-            q = (int32_t)r;
-            if (frac >= 0.5f) {
-                q++;
-            } else if (frac <= -0.5f) {
-                q--;
-            }
-        }
-        out[i] = (int8_t)te_nl_clamp(q + zero_point, -128, 127);
-    }
-}
-
-void te_requantize_s8(const int8_t *in, int8_t *out, int32_t count, int32_t input_zero_point,
-                      int32_t multiplier, int32_t shift, int32_t output_zero_point)
-{
-    int32_t i;
-    for (i = 0; i < count; i++) {
-        const int32_t q = te_nl_mbqm((int32_t)in[i] - input_zero_point, multiplier, shift) + output_zero_point;
-        out[i] = (int8_t)te_nl_clamp(q, -128, 127);
-    }
-}
-
-static int32_t te_nl_load(const void *p, int32_t i, uint8_t bytes)
-{
-    return bytes == 1 ? ((const int8_t *)p)[i] : bytes == 2 ? ((const int16_t *)p)[i] : ((const int32_t *)p)[i];
-}
-
-void te_requantize_int(const void *in, uint8_t in_bytes, void *out, uint8_t out_bytes, int32_t count,
-                       int32_t input_zero_point, int32_t multiplier, int32_t shift, int32_t output_zero_point)
-{
-    const int32_t lo = out_bytes == 1 ? -128 : out_bytes == 2 ? -32768 : (-2147483647L - 1L);
-    const int32_t hi = out_bytes == 1 ? 127 : out_bytes == 2 ? 32767 : 2147483647L;
-    int32_t i;
-    for (i = 0; i < count; i++) {
-        /* int32 arithmetic wraps as TFLM's does for int32 outputs */
-        const int32_t q = (int32_t)((uint32_t)te_nl_mbqm(te_nl_load(in, i, in_bytes) - input_zero_point, multiplier, shift)
-                                    + (uint32_t)output_zero_point);
-        const int32_t y = te_nl_clamp(q, lo, hi);
-        if (out_bytes == 1) {
-            ((int8_t *)out)[i] = (int8_t)y;
-        } else if (out_bytes == 2) {
-            ((int16_t *)out)[i] = (int16_t)y;
-        } else {
-            ((int32_t *)out)[i] = y;
-        }
-    }
-}
-
-void te_dequantize_s8_f32(const int8_t *in, float *out, int32_t count, float scale, int32_t zero_point)
-{
-    int32_t i;
-    /* TFLM multiplies in double then rounds to float; the exact product of a float scale and a
-     * 9-bit integer fits a double, so one float multiply rounds to the same value. */
-    for (i = 0; i < count; i++) {
-        out[i] = scale * (float)((int32_t)in[i] - zero_point);
-    }
+void te_dequantize_s8_f32(float *out, const int8_t *in, int32_t count, float scale, int32_t zero_point) {
+  int32_t i;
+  /* TFLM multiplies in double then rounds to float; the exact product of a float scale and a
+   * 9-bit integer fits a double, so one float multiply rounds to the same value. */
+  for (i = 0; i < count; i++) {
+    out[i] = scale * (float)((int32_t)in[i] - zero_point);
+  }
 }

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "te_kernels.h"
 #include "te_pgm.h"
 
 #ifdef __cplusplus
@@ -24,15 +25,15 @@ extern "C" {
 
 /* out[i] = lut[in[i] + 128]: LOGISTIC and TANH, whose int8 results depend on the input byte alone.
  * lut: 256 entries, TE_CONST. */
-void te_lut_s8(const int8_t *in, int8_t *out, int32_t count, const int8_t *lut);
+void te_lut_s8(int8_t *out, const int8_t *in, int32_t count, const int8_t *lut);
 
 /* SOFTMAX over the last dimension (reference_ops::Softmax, gemmlowp fixed point, int8 -> int8 with
  * output scale 1/256 and zero point -128). */
-void te_softmax_s8(const int8_t *in, int8_t *out, int32_t outer, int32_t depth,
+void te_softmax_s8(int8_t *out, const int8_t *in, int32_t outer, int32_t depth,
                    int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min);
 
 /* SOFTMAX int8 -> int16 (output scale 1/65536, zero point -32768), as te_softmax_s8. */
-void te_softmax_s8_s16(const int8_t *in, int16_t *out, int32_t outer, int32_t depth,
+void te_softmax_s8_s16(int16_t *out, const int8_t *in, int32_t outer, int32_t depth,
                        int32_t input_multiplier, int32_t input_left_shift, int32_t diff_min);
 
 /* MEAN (reference_ops::QuantizedMeanOrSum). geom, TE_CONST:
@@ -40,37 +41,41 @@ void te_softmax_s8_s16(const int8_t *in, int16_t *out, int32_t outer, int32_t de
  *    reduced_sizes[n_reduced], reduced_strides[n_reduced]}
  * with strides in input elements; outputs are produced in row-major order of the kept dims.
  * count is the number of reduced elements per output; multiplier/shift already include 1/count. */
-void te_mean_s8(const int8_t *in, int8_t *out, const int32_t *geom, int32_t input_zero_point,
+void te_mean_s8(int8_t *out, const int8_t *in, const int32_t *geom, int32_t input_zero_point,
                 int32_t count, int32_t multiplier, int32_t shift, int32_t output_zero_point);
 
 /* Broadcast geometry for ADD and MUL, TE_CONST:
  *   {ndim, sizes[ndim], a_strides[ndim], b_strides[ndim]}  (stride 0 = broadcast along that dim).
  * const_mask says which operands are TE_CONST arrays (TE_NL_A_CONST | TE_NL_B_CONST). */
 
-/* ADD (reference_integer_ops::AddFunc). params, TE_CONST:
- *   {a_offset, a_multiplier, a_shift, b_offset, b_multiplier, b_shift, left_shift,
- *    out_multiplier, out_shift, out_offset, act_min, act_max} */
-void te_add_s8(const int8_t *a, const int8_t *b, int8_t *out, const int32_t *geom,
-               const int32_t *params, uint8_t const_mask);
+/* ADD (reference_integer_ops::AddFunc), params TE_CONST (te_add_params_t: te_kernels.h). */
+void te_add_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
+               const te_add_params_t *params, uint8_t const_mask);
 
-/* MUL (reference_integer_ops::MulElementwise). params, TE_CONST:
- *   {a_offset, b_offset, out_multiplier, out_shift, out_offset, act_min, act_max} */
-void te_mul_s8(const int8_t *a, const int8_t *b, int8_t *out, const int32_t *geom,
-               const int32_t *params, uint8_t const_mask);
+/* MUL's rescaling (reference_integer_ops::MulElementwise). */
+typedef struct {
+  int32_t a_offset, b_offset;
+  int32_t out_multiplier, out_shift, out_offset;
+  int32_t act_min, act_max;
+} te_mul_params_t;
+
+/* MUL, params TE_CONST. */
+void te_mul_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
+               const te_mul_params_t *params, uint8_t const_mask);
 
 /* QUANTIZE float32 -> int8 (reference_ops::AffineQuantize). */
-void te_quantize_f32_s8(const float *in, int8_t *out, int32_t count, float scale, int32_t zero_point);
+void te_quantize_f32_s8(int8_t *out, const float *in, int32_t count, float scale, int32_t zero_point);
 
 /* QUANTIZE int8 -> int8 (reference_ops::Requantize). */
-void te_requantize_s8(const int8_t *in, int8_t *out, int32_t count, int32_t input_zero_point,
+void te_requantize_s8(int8_t *out, const int8_t *in, int32_t count, int32_t input_zero_point,
                       int32_t multiplier, int32_t shift, int32_t output_zero_point);
 
 /* DEQUANTIZE int8 -> float32 (reference_ops::Dequantize). */
 /* QUANTIZE between integer types of 1, 2 or 4 bytes (reference_ops::Requantize), e.g. int16 -> int8. */
-void te_requantize_int(const void *in, uint8_t in_bytes, void *out, uint8_t out_bytes, int32_t count,
+void te_requantize_int(void *out, uint8_t out_bytes, const void *in, uint8_t in_bytes, int32_t count,
                        int32_t input_zero_point, int32_t multiplier, int32_t shift, int32_t output_zero_point);
 
-void te_dequantize_s8_f32(const int8_t *in, float *out, int32_t count, float scale, int32_t zero_point);
+void te_dequantize_s8_f32(float *out, const int8_t *in, int32_t count, float scale, int32_t zero_point);
 
 #ifdef __cplusplus
 }

@@ -1,13 +1,8 @@
 /* Recurrent int8 kernels of the AOT runtime (see te_recurrent.h). */
 #include "te_recurrent.h"
 
+#include "te_dsp_insn.h"
 #include "te_kernels.h"
-
-#ifdef __AVR__
-#define TE_RD_U16(p) ((uint16_t)pgm_read_word(p))
-#else
-#define TE_RD_U16(p) (*(const uint16_t *)(p))
-#endif
 
 /* te_mul_by_quantized_multiplier (te_kernels.c), inlined for the recurrent kernels' many calls:
  * SaturatingRoundingDoublingHighMul then RoundingDivideByPOT, the same arithmetic. The multipliers
@@ -28,8 +23,6 @@ static inline int32_t te_rec_mbqm(int32_t x, int32_t multiplier, int32_t shift) 
 static int32_t te_clamp32(int32_t x, int32_t lo, int32_t hi) {
   return x < lo ? lo : (x > hi ? hi : x);
 }
-
-#define TE_LSTM_P(i) TE_RD_S32(params + (i))
 
 static int16_t te_clamp16(int32_t x) {
   return (int16_t)te_clamp32(x, -32768, 32767);
@@ -68,35 +61,13 @@ static inline int16_t te_tanh16(int16_t x, int32_t multiplier, int32_t right_shi
   return (int16_t)(result >> 8);
 }
 
-#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && !defined(__AVR__)
-#include <string.h>
+#if TE_DSP_INSN
 #define TE_RECURRENT_DSP 1
 /* Cortex-M4/M7: four bytes at a time, widened in pairs (SXTB16) and multiplied-accumulated two
  * 16-bit products per instruction (SMLAD); the same integer sum. */
-static inline int32_t te_rec_word(const int8_t *p) {
-  int32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-static inline int32_t te_rec_even(int32_t x) {
-  int32_t r;
-  __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(x));
-  return r;
-}
-static inline int32_t te_rec_odd(int32_t x) {
-  int32_t r;
-  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
-  return r;
-}
 /* acc + the four byte products of x and w, with x already widened into its even and odd halves */
 static inline int32_t te_rec_smlad_widened(int32_t x_even, int32_t x_odd, int32_t w, int32_t acc) {
-  __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(x_even), "r"(te_rec_even(w)));
-  __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(x_odd), "r"(te_rec_odd(w)));
-  return acc;
-}
-static inline int32_t te_rec_smlad(int32_t x, int32_t y, int32_t acc) {
-  __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(x), "r"(y));
-  return acc;
+  return te_smlad(x_odd, te_sxtb16_ror8(w), te_smlad(x_even, te_sxtb16(w), acc));
 }
 /* acc[g] += the four gates' rows of one unit times x (n a multiple of 4), the rows re-laid at generation
  * time as int16 pairs: per four bytes of x, per gate, the weights of x's bytes 0 and 2, then 1 and 3.
@@ -104,11 +75,11 @@ static inline int32_t te_rec_smlad(int32_t x, int32_t y, int32_t acc) {
 static inline const int32_t *te_lstm_wide4(const int8_t *x, const int32_t *w, int32_t n, int32_t *acc) {
   int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], i;
   for (i = 0; i < n; i += 4, w += 8) {
-    const int32_t xw = te_rec_word(x + i), x_even = te_rec_even(xw), x_odd = te_rec_odd(xw);
-    a0 = te_rec_smlad(x_odd, w[1], te_rec_smlad(x_even, w[0], a0));
-    a1 = te_rec_smlad(x_odd, w[3], te_rec_smlad(x_even, w[2], a1));
-    a2 = te_rec_smlad(x_odd, w[5], te_rec_smlad(x_even, w[4], a2));
-    a3 = te_rec_smlad(x_odd, w[7], te_rec_smlad(x_even, w[6], a3));
+    const int32_t xw = te_read_s8x4(x + i), x_even = te_sxtb16(xw), x_odd = te_sxtb16_ror8(xw);
+    a0 = te_smlad(x_odd, w[1], te_smlad(x_even, w[0], a0));
+    a1 = te_smlad(x_odd, w[3], te_smlad(x_even, w[2], a1));
+    a2 = te_smlad(x_odd, w[5], te_smlad(x_even, w[4], a2));
+    a3 = te_smlad(x_odd, w[7], te_smlad(x_even, w[6], a3));
   }
   acc[0] = a0;
   acc[1] = a1;
@@ -117,7 +88,7 @@ static inline const int32_t *te_lstm_wide4(const int8_t *x, const int32_t *w, in
   return w;
 }
 static inline int32_t te_rec_smlad_bytes(int32_t x, int32_t w, int32_t acc) {
-  return te_rec_smlad_widened(te_rec_even(x), te_rec_odd(x), w, acc);
+  return te_rec_smlad_widened(te_sxtb16(x), te_sxtb16_ror8(x), w, acc);
 }
 #endif
 
@@ -126,7 +97,7 @@ static int32_t te_dot_s8(const int8_t *x, const int8_t *w, int32_t n) {
   int32_t acc = 0, i = 0;
 #ifdef TE_RECURRENT_DSP
   for (; i + 4 <= n; i += 4) {
-    acc = te_rec_smlad_bytes(te_rec_word(x + i), te_rec_word(w + i), acc);
+    acc = te_rec_smlad_bytes(te_read_s8x4(x + i), te_read_s8x4(w + i), acc);
   }
 #endif
   for (; i + 4 <= n; i += 4) {
@@ -145,11 +116,11 @@ static void te_dot4_s8(const int8_t *x, const int8_t *w0, const int8_t *w1, cons
   int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], i = 0;
 #ifdef TE_RECURRENT_DSP
   for (; i + 4 <= n; i += 4) {
-    const int32_t xw = te_rec_word(x + i), x_even = te_rec_even(xw), x_odd = te_rec_odd(xw);
-    a0 = te_rec_smlad_widened(x_even, x_odd, te_rec_word(w0 + i), a0);
-    a1 = te_rec_smlad_widened(x_even, x_odd, te_rec_word(w1 + i), a1);
-    a2 = te_rec_smlad_widened(x_even, x_odd, te_rec_word(w2 + i), a2);
-    a3 = te_rec_smlad_widened(x_even, x_odd, te_rec_word(w3 + i), a3);
+    const int32_t xw = te_read_s8x4(x + i), x_even = te_sxtb16(xw), x_odd = te_sxtb16_ror8(xw);
+    a0 = te_rec_smlad_widened(x_even, x_odd, te_read_s8x4(w0 + i), a0);
+    a1 = te_rec_smlad_widened(x_even, x_odd, te_read_s8x4(w1 + i), a1);
+    a2 = te_rec_smlad_widened(x_even, x_odd, te_read_s8x4(w2 + i), a2);
+    a3 = te_rec_smlad_widened(x_even, x_odd, te_read_s8x4(w3 + i), a3);
   }
 #endif
   for (; i < n; ++i) {
@@ -173,12 +144,12 @@ static int32_t te_svdf_shift_dot(int8_t *row, int8_t newest, const int8_t *weigh
 #ifdef TE_RECURRENT_DSP
   if ((n_memory & 3) == 0) {
     int32_t acc = 0;
-    uint32_t word = (uint32_t)te_rec_word(row);
+    uint32_t word = (uint32_t)te_read_s8x4(row);
     for (i = 0; i < n_memory; i += 4) {
-      const uint32_t next = i + 4 < n_memory ? (uint32_t)te_rec_word(row + i + 4) : (uint32_t)(uint8_t)newest;
+      const uint32_t next = i + 4 < n_memory ? (uint32_t)te_read_s8x4(row + i + 4) : (uint32_t)(uint8_t)newest;
       const int32_t shifted = (int32_t)((word >> 8) | (next << 24));
       memcpy(row + i, &shifted, 4);
-      acc = te_rec_smlad_bytes(shifted, te_rec_word(weights_time + i), acc);
+      acc = te_rec_smlad_bytes(shifted, te_read_s8x4(weights_time + i), acc);
       word = next;
     }
     return acc;
@@ -191,13 +162,13 @@ static int32_t te_svdf_shift_dot(int8_t *row, int8_t newest, const int8_t *weigh
   return te_dot_s8(row, weights_time, n_memory);
 }
 
-void te_svdf_s8(const int8_t *in, int8_t *out, int8_t *state, const int8_t *weights_feature,
-                const int8_t *weights_time, const int32_t *bias, const int32_t *folds, const int32_t *params) {
-  const int32_t n_input = TE_RD_S32(params + 0), n_filter = TE_RD_S32(params + 1);
-  const int32_t n_memory = TE_RD_S32(params + 2), rank = TE_RD_S32(params + 3);
-  const int32_t state_zp = TE_RD_S32(params + 5), output_zp = TE_RD_S32(params + 6);
-  const int32_t multiplier_1 = TE_RD_S32(params + 7), multiplier_2 = TE_RD_S32(params + 9);
-  const int32_t shift_1 = TE_RD_S32(params + 8), shift_2 = TE_RD_S32(params + 10);
+void te_svdf_s8(int8_t *out, const int8_t *in, int8_t *state, const int8_t *weights_feature,
+                const int8_t *weights_time, const int32_t *bias, const int32_t *folds, const te_svdf_params_t *params) {
+  const int32_t n_input = TE_RD_S32(&params->n_input), n_filter = TE_RD_S32(&params->n_filter);
+  const int32_t n_memory = TE_RD_S32(&params->n_memory), rank = TE_RD_S32(&params->rank);
+  const int32_t state_zp = TE_RD_S32(&params->state_zp), output_zp = TE_RD_S32(&params->output_zp);
+  const int32_t multiplier_1 = TE_RD_S32(&params->multiplier_1), multiplier_2 = TE_RD_S32(&params->multiplier_2);
+  const int32_t shift_1 = TE_RD_S32(&params->shift_1), shift_2 = TE_RD_S32(&params->shift_2);
   int32_t filter = 0, acc = 0;
   /* Four filters' feature dot products at a time (the input is read once for the four), then per
    * filter: shift its state row, append the requantized feature product and take the time dot
@@ -240,21 +211,25 @@ static inline int16_t te_lstm_gate(const int32_t *from_x, const int32_t *from_h,
   return te_clamp16(from_input + from_hidden);
 }
 
-void te_lstm_s8(const int8_t *in, int8_t *out, int8_t *hidden, int16_t *cell,
+void te_lstm_s8(int8_t *out, const int8_t *in, int8_t *hidden, int16_t *cell,
                 const int8_t *const *weights, const int32_t *wide, const int32_t *const *biases,
-                const int32_t *params, const uint16_t *lut) {
-  const int32_t steps = TE_LSTM_P(0), n_input = TE_LSTM_P(1), n_state = TE_LSTM_P(2);
-  const int32_t hidden_zp = TE_LSTM_P(27), cell_clip = TE_LSTM_P(28);
-  const int32_t tanh_multiplier = TE_LSTM_P(29), tanh_shift = TE_LSTM_P(30), cell_sigmoid = TE_LSTM_P(31);
-  const int32_t forget_m = TE_LSTM_P(21), forget_s = TE_LSTM_P(22), input_m = TE_LSTM_P(23), input_s = TE_LSTM_P(24);
-  const int32_t output_m = TE_LSTM_P(25), output_s = TE_LSTM_P(26);
+                const te_lstm_params_t *params, const uint16_t *lut) {
+  const int32_t steps = TE_RD_S32(&params->steps), n_input = TE_RD_S32(&params->n_input);
+  const int32_t n_state = TE_RD_S32(&params->n_state);
+  const int32_t hidden_zp = TE_RD_S32(&params->hidden_zero_point), cell_clip = TE_RD_S32(&params->quantized_cell_clip);
+  const int32_t tanh_multiplier = TE_RD_S32(&params->cell_tanh_multiplier);
+  const int32_t tanh_shift = TE_RD_S32(&params->cell_tanh_right_shift);
+  const int32_t cell_sigmoid = TE_RD_S32(&params->cell_gate_is_sigmoid);
+  const int32_t forget_m = TE_RD_S32(&params->forget_mul_multiplier), forget_s = TE_RD_S32(&params->forget_mul_shift);
+  const int32_t input_m = TE_RD_S32(&params->input_mul_multiplier), input_s = TE_RD_S32(&params->input_mul_shift);
+  const int32_t output_m = TE_RD_S32(&params->output_mul_multiplier), output_s = TE_RD_S32(&params->output_mul_shift);
   int32_t multiplier[8], shift[8];
   int32_t t, u, g;
   for (g = 0; g < 4; ++g) {
-    multiplier[g] = TE_LSTM_P(5 + 4 * g);
-    shift[g] = TE_LSTM_P(6 + 4 * g);
-    multiplier[4 + g] = TE_LSTM_P(7 + 4 * g);
-    shift[4 + g] = TE_LSTM_P(8 + 4 * g);
+    multiplier[g] = TE_RD_S32(&params->gate[g].input_multiplier);
+    shift[g] = TE_RD_S32(&params->gate[g].input_shift);
+    multiplier[4 + g] = TE_RD_S32(&params->gate[g].recurrent_multiplier);
+    shift[4 + g] = TE_RD_S32(&params->gate[g].recurrent_shift);
   }
   for (t = 0; t < steps; ++t) {
     const int8_t *x = in + t * n_input;

@@ -1,10 +1,12 @@
 """The AOT runtime: an int8 .tflite compiled ahead of time to plain C99, bit-exact with TFLM's reference kernels.
 
 - `compiler.compile_model(model)`: the whole model as one C function over one static arena (te_model.c/.h).
-- `ops`: the op registry (`lowerings()`, `check_supported(model)`), merging `nonlinear.LOWERINGS` and
-  `recurrent.LOWERINGS` (SVDF, UNIDIRECTIONAL_SEQUENCE_LSTM, whose state persists across inferences).
+- `ops`: the op registry by family (`LOWERINGS_BY_FAMILY`: core ops here, `nonlinear.LOWERINGS`,
+  `recurrent.LOWERINGS` with SVDF and UNIDIRECTIONAL_SEQUENCE_LSTM, whose state persists across
+  inferences), `lowerings()` and `check_supported(model)`.
 - `planner.plan_memory(buffers)`: the arena plan from tensor lifetimes.
 - `quant`: TFLM's multiplier, activation-range and padding arithmetic, done at generation time.
-- `lowering`: the contract between the compiler and the per-op lowerings.
-The kernels themselves live in firmware/aot/ (te_kernels.c, te_nonlinear.c, te_recurrent.c).
+- `lowering`: the contract between the compiler and the per-op lowerings (`Lowered`, `Table`, `require`).
+The kernels themselves live in firmware/aot/ (te_kernels.c, te_nonlinear.c, te_recurrent.c, and te_dsp.c
+for cores with the Arm DSP extension), each taking its output first and its parameters as typed structs.
 """

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
+import jinja2
 import numpy as np
 
 from tinyedge import __version__
-from tinyedge.aot.lowering import Lowered
-from tinyedge.aot.ops import ALIAS_OPS, CORE_LOWERINGS, c_array, check_supported, lowerings
+from tinyedge.aot.lowering import Lowered, Table
+from tinyedge.aot.ops import ALIAS_OPS, CORE_LOWERINGS, check_supported, lowerings
 from tinyedge.aot.planner import Buffer, MemoryPlan, plan_memory
 from tinyedge.errors import TinyedgeError
+from tinyedge.paths import TEMPLATES_DIR
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
 C_TYPES = {"INT8": "int8_t", "UINT8": "uint8_t", "INT16": "int16_t", "INT32": "int32_t", "FLOAT32": "float"}
 MODEL_SOURCE = "te_model.c"
 MODEL_HEADER = "te_model.h"
-KERNEL_FILES = ("te_pgm.h", "te_kernels.h", "te_kernels.c")
+KERNEL_FILES = ("te_pgm.h", "te_dsp_insn.h", "te_kernels.h", "te_kernels.c")
 NONLINEAR_FILES = ("te_nonlinear.h", "te_nonlinear.c", "te_recurrent.h", "te_recurrent.c")
 DSP_FILES = ("te_dsp.h", "te_dsp.c")
 
@@ -48,6 +50,7 @@ class AotProgram:
     uses_nonlinear: bool = False
     uses_dsp: bool = False        # te_dsp.c's kernels (cores with the Arm DSP extension)
     op_lines: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)   # every constant array of te_model.c, as data
 
 
 def compile_model(model: TfliteModel, progmem: bool = False, inplace_with_scratch: bool = True,
@@ -87,29 +90,24 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
     offsets = {t: plan.offsets[root] for t, root in groups.items()}
     pointers = _Pointers(model, offsets, dsp=dsp)
     lowered = [available[op.opcode](model, op, pointers) for op in model.operators]
-    constants = _constant_decls(model, sorted(pointers.constants_used))
-    decls = "".join(low.decls for low in lowered)
+    constants = _constant_tables(model, sorted(pointers.constants_used))
+    tables = [t for low in lowered for t in low.tables]
     op_lines = [_op_line(model, op, low) for op, low in zip(model.operators, lowered)]
     uses_nonlinear = any(op.opcode not in CORE_LOWERINGS for op in model.operators)
     scratch = max((low.scratch_bytes for low in lowered), default=0)
-    source = _source(model, plan, offsets, constants, decls, op_lines, uses_nonlinear, scratch, dsp)
+    source = _render("te_model.c.j2", plan,
+                     version=__version__, model_name=model.path.name if model.path else "model", sha256=model.sha256,
+                     uses_nonlinear=uses_nonlinear, uses_dsp=dsp, scratch_bytes=scratch, constants=constants,
+                     tables=tables, op_lines=op_lines, states=_states(model, offsets),
+                     input_offsets=[offsets[i] for i in model.inputs], output_offsets=[offsets[i] for i in model.outputs])
     stats = AotStats(
         arena_bytes=plan.arena_bytes,
         tensor_bytes_total=sum(model.tensors[t].nbytes for t in groups),
-        constant_bytes=sum(model.tensors[t].nbytes for t in pointers.constants_used) + table_bytes(decls),
+        constant_bytes=sum(t.nbytes for t in constants + tables),
         op_count=len(model.operators), progmem=progmem, scratch_bytes=scratch,
     )
-    return AotProgram(source, _header(plan), plan, buffers, offsets, stats, uses_nonlinear, dsp, op_lines)
-
-
-_C_SIZES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "te_dim": 2, "int32_t": 4, "uint32_t": 4,
-            "float": 4, "te_window_t": 20, "te_requant_t": 16}
-_DECLARATION = re.compile(r"static const (\w+) \w+(?:\[(\d+)\])?")
-
-
-def table_bytes(decls: str) -> int:
-    """Bytes of the constant tables that lowerings declare (4 bytes for a type this does not know)."""
-    return sum(_C_SIZES.get(c_type, 4) * int(count or 1) for c_type, count in _DECLARATION.findall(decls))
+    return AotProgram(source, _render("te_model.h.j2", plan), plan, buffers, offsets, stats, uses_nonlinear, dsp, op_lines,
+                      constants + tables)
 
 
 def _check_io(model: TfliteModel) -> None:
@@ -237,18 +235,17 @@ def _buffers(model: TfliteModel, groups: dict[int, int]) -> list[Buffer]:
     return [Buffer(g, size[g], first[g], last[g], align[g]) for g in sorted(size)]
 
 
-def _constant_decls(model: TfliteModel, indices: list[int]) -> str:
-    parts = []
+def _constant_tables(model: TfliteModel, indices: list[int]) -> list[Table]:
+    tables = []
     for index in indices:
         t = model.tensors[index]
         c_type = C_TYPES.get(t.type_name)
         if c_type is None or c_type == "float":
             raise TinyedgeError(f"constant '{t.name}' is {t.type_name.lower()}, which the AOT runtime cannot store: "
                                 "build the model with `--runtime tflm` instead.")
-        values = np.asarray(t.data).ravel()
-        parts.append(f"/* {tensor_label(t)} {t.type_name.lower()}{list(t.shape)} */\n"
-                     f"static const {c_type} {constant_name(t)}[{max(values.size, 1)}] TE_CONST = {c_array(values, 20)};\n")
-    return "".join(parts)
+        tables.append(Table(c_type, constant_name(t), tuple(int(v) for v in np.asarray(t.data).ravel()), per_line=20,
+                            comment=f"{tensor_label(t)} {t.type_name.lower()}{list(t.shape)}"))
+    return tables
 
 
 def tensor_label(t: Tensor) -> str:
@@ -265,64 +262,34 @@ def _op_line(model: TfliteModel, op: Operator, low: Lowered) -> str:
     return f"  {comment}\n  {low.call}"
 
 
-def _header(plan: MemoryPlan) -> str:
-    return (
-        "/* Generated by tinyedge: the AOT-compiled model. Do not edit. */\n"
-        "#ifndef TE_MODEL_H\n#define TE_MODEL_H\n\n#include <stdint.h>\n\n"
-        f"#define TE_ARENA_BYTES {max(plan.arena_bytes, 1)}u\n\n"
-        "/* One inference over what is in the input tensors. */\nvoid te_model_invoke(void);\n\n#endif\n"
-    )
+@lru_cache(maxsize=1)
+def _template_env() -> jinja2.Environment:
+    """The settings generate.py renders every other generated file with."""
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, trim_blocks=False)
 
 
-def _runtime_init(model: TfliteModel, offsets: dict[int, int]) -> str:
-    """te_runtime_reset_state, which te_runtime_init calls: the state (variable) tensors reset as
-    TFLM's ResetVariableTensors does, every byte to an int8 tensor's zero point, to 0 for others."""
-    resets = []
+def _render(name: str, plan: MemoryPlan, **context) -> str:
+    """templates/aot/NAME with the arena's planned and declared sizes (at least one byte)."""
+    return _template_env().get_template(f"aot/{name}").render(
+        arena_bytes=plan.arena_bytes, arena_size=max(plan.arena_bytes, 1), **context)
+
+
+@dataclass(frozen=True)
+class _State:
+    """A state (variable) tensor and the byte te_runtime_reset_state fills it with."""
+    offset: int
+    value: int
+    nbytes: int
+    label: str
+
+
+def _states(model: TfliteModel, offsets: dict[int, int]) -> list[_State]:
+    """The state tensors, reset as TFLM's ResetVariableTensors does: every byte to an int8 tensor's
+    zero point, to 0 for others."""
+    states = []
     for index in sorted(t for t in offsets if model.tensors[t].is_variable):
         t = model.tensors[index]
         value = int(t.zero_point[0]) & 0xFF if t.type_name == "INT8" and t.zero_point.size else 0
-        resets.append(f"  memset(te_arena + {offsets[index]}, {value}, {t.nbytes});  /* {tensor_label(t)} */\n")
-    return ("int te_runtime_reset_state(void) {\n" + "".join(resets) + "  return TE_OK;\n}\n\n"
-            "int te_runtime_init(void) {\n  return te_runtime_reset_state();\n}\n\n")
-
-
-def _switch(signature: str, offsets: list[int]) -> str:
-    cases = "".join(f"    case {i}: return te_arena + {off};\n" for i, off in enumerate(offsets))
-    return (f"{signature}(uint8_t index) {{\n  switch (index) {{\n{cases}"
-            f"    default: return 0;\n  }}\n}}\n")
-
-
-def _scratch_decl(scratch_bytes: int) -> str:
-    if not scratch_bytes:
-        return ""
-    return (f"/* Working memory of the convolutions that write over their input: {scratch_bytes} bytes. */\n"
-            f"static union {{ int8_t bytes[{scratch_bytes}]; int32_t align; }} te_scratch_mem;\n"
-            "#define te_scratch (te_scratch_mem.bytes)\n\n")
-
-
-def _source(model: TfliteModel, plan: MemoryPlan, offsets: dict[int, int], constants: str, decls: str,
-            op_lines: list[str], uses_nonlinear: bool, scratch_bytes: int, dsp: bool) -> str:
-    name = model.path.name if model.path else "model"
-    nonlinear = '#include "te_nonlinear.h"\n#include "te_recurrent.h"\n' if uses_nonlinear else ""
-    nonlinear += '#include "te_dsp.h"\n' if dsp else ""
-    arena = max(plan.arena_bytes, 1)
-    return (
-        f"/* Generated by tinyedge {__version__} from {name} (sha256 {model.sha256[:16]}).\n"
-        " * The model compiled ahead of time: TFLM reference-kernel arithmetic, one static arena. Do not edit. */\n"
-        '#include <stdint.h>\n#include <string.h>\n\n#include "te_pgm.h"\n#include "te_kernels.h"\n'
-        f'{nonlinear}#include "te_model.h"\n#include "tinyedge_runtime.h"\n\n'
-        f"/* Every activation tensor at a fixed offset: {plan.arena_bytes} bytes planned from tensor lifetimes. */\n"
-        f"static union {{ uint8_t bytes[{arena}]; int32_t align; }} te_arena_mem;\n"
-        "#define te_arena (te_arena_mem.bytes)\n\n"
-        f"{_scratch_decl(scratch_bytes)}{constants}\n{decls}\n"
-        "void te_model_invoke(void) {\n" + "\n".join(op_lines) + "\n}\n\n"
-        + _runtime_init(model, offsets)
-        + _switch("uint8_t *te_runtime_input", [offsets[i] for i in model.inputs])
-        + "\n" + _switch("const uint8_t *te_runtime_output", [offsets[i] for i in model.outputs])
-        + "\nint te_runtime_invoke(void) {\n  te_model_invoke();\n  return TE_OK;\n}\n\n"
-        "uint32_t te_runtime_arena_used(void) { return TE_ARENA_BYTES; }\n"
-        "uint32_t te_runtime_arena_size(void) { return TE_ARENA_BYTES; }\n\n"
-        "int te_runtime_set_arena(uint32_t bytes) {\n  (void)bytes;\n  return TE_ERR_UNSUPPORTED;\n}\n\n"
-        'const char *te_runtime_name(void) { return "aot"; }\n'
-        f'const char *te_runtime_version(void) {{ return "{__version__}"; }}\n'
-    )
+        states.append(_State(offsets[index], value, t.nbytes, tensor_label(t)))
+    return states

@@ -1,34 +1,138 @@
 """The contract between the AOT code generator and the per-op lowerings.
 
-A lowering turns one operator into C: file-scope declarations (constant tables, read with the
-TE_RD_* macros of firmware/aot/te_pgm.h so they may live in PROGMEM) and the statements that run it.
+A lowering turns one operator into C: the constant tables its call reads (`Table`s: a C type, a name and
+the values, read with the TE_RD_* macros of firmware/aot/te_pgm.h so they may live in PROGMEM) and the
+statement that runs it. The compiler renders the tables and counts their bytes from that data.
 `ptr(tensor_index)` gives the C expression for a tensor's data: a typed pointer into the arena for
-activations, or the name of a TE_CONST array for constants. An op that may run in place says so with
-`inplace_ok` (in the compiler's first, probing pass every arena pointer is offset 0, so that answer
-must come from the op's shape alone); in the second pass it runs in place when `ptr(output) ==
-ptr(input)`, and may then use the model's one `te_scratch` buffer, sized to the largest
-`scratch_bytes`; `grows_in_place` lets an output larger than its input share it too. Identifiers in `decls` are prefixed with
-`op{op.index}_` so they never collide.
+activations, or the name of a TE_CONST array for constants. Every kernel takes its output first,
+`te_kernel(out, in, ..., &params)`, and its generation-time parameters as one typed TE_CONST struct of
+firmware/aot/*.h (te_window_t, te_requant_t, te_add_params_t, ...) by pointer; per-element data
+(multipliers per channel, shapes, lookup tables) are arrays. An op that may run in place says so with
+`inplace_ok` (in the compiler's first, probing pass every arena pointer is offset 0, so that answer must
+come from the op's shape alone); in the second pass it runs in place when `ptr(output) == ptr(input)`,
+and may then use the model's one `te_scratch` buffer, sized to the largest `scratch_bytes`;
+`grows_in_place` lets an output larger than its input share it too. Table names start with
+`op_prefix(op)` (`op{index}_`) so they never collide.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
+import numpy as np
+
+from tinyedge.errors import TinyedgeError
 from tinyedge.tflite_model import Operator, TfliteModel
 
 PointerOf = Callable[[int], str]
 
+INT32_MIN = -(1 << 31)
+# Bytes of the C types tables are declared with (the structs of firmware/aot/*.h as the 32-bit targets
+# lay them out).
+C_SIZES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "te_dim": 2, "int32_t": 4, "uint32_t": 4,
+           "float": 4, "te_window_t": 22, "te_requant_t": 16, "te_add_params_t": 48, "te_mul_params_t": 28,
+           "te_svdf_params_t": 44, "te_lstm_params_t": 128}
+
+
+def c_int(value: int) -> str:
+    """An integer literal of any int32 value (C99 gives an unsuffixed literal the first type that holds it)."""
+    value = int(value)
+    return "(-2147483647 - 1)" if value == INT32_MIN else str(value)
+
+
+def c_array(values: Sequence[int] | np.ndarray, per_line: int = 16) -> str:
+    flat = [c_int(v) for v in np.asarray(values).ravel()]
+    lines = [", ".join(flat[i:i + per_line]) for i in range(0, len(flat), per_line)]
+    return "{\n  " + ",\n  ".join(lines) + "\n}" if len(flat) > per_line else "{" + ", ".join(flat) + "}"
+
+
+@dataclass(frozen=True)
+class Table:
+    """One constant table: the C array `c_type name[len(values)]`, or with `struct` one value of a
+    struct type whose fields are `values` (numbers, names of other tables, or tuples of them for a field
+    that is itself an array or struct). `in_flash` tables
+    are TE_CONST (PROGMEM on AVR); the others (arrays of pointers to tables) stay ordinary constants."""
+    c_type: str
+    name: str
+    values: tuple[int | str, ...]
+    struct: bool = False
+    in_flash: bool = True
+    per_line: int = 16
+    comment: str = ""
+
+    @property
+    def nbytes(self) -> int:
+        """The TE_CONST bytes the table takes."""
+        if not self.in_flash:
+            return 0
+        return C_SIZES[self.c_type] * (1 if self.struct else len(self.values))
+
+    def render(self) -> str:
+        placement = " TE_CONST" if self.in_flash else ""
+        comment = f"/* {self.comment} */\n" if self.comment else ""
+        if self.struct:
+            return f"{comment}static const {self.c_type} {self.name}{placement} = {_initializer(self.values)};\n"
+        body = c_array(self.values, self.per_line) if self.in_flash else "{" + ", ".join(map(str, self.values)) + "}"
+        return f"{comment}static const {self.c_type} {self.name}[{max(len(self.values), 1)}]{placement} = {body};\n"
+
+
+def _initializer(values: Sequence) -> str:
+    return "{" + ", ".join(_initializer(v) if isinstance(v, tuple) else str(v) for v in values) + "}"
+
+
+def table(c_type: str, name: str, values: Sequence[int] | np.ndarray, per_line: int = 16) -> Table:
+    """A TE_CONST array of integers."""
+    return Table(c_type, name, tuple(int(v) for v in np.asarray(values).ravel()), per_line=per_line)
+
+
+def render_tables(tables: Sequence[Table]) -> str:
+    return "".join(t.render() for t in tables)
+
 
 @dataclass
 class Lowered:
-    decls: str = ""
+    tables: list[Table] = field(default_factory=list)
     call: str = ""
     inplace_ok: bool = False   # the output may share the first input's memory
     scratch_bytes: int = 0     # bytes of the shared `te_scratch` buffer the call uses (an in-place kernel's)
     grows_in_place: bool = False   # with inplace_ok: also when the output is larger (the input at its start)
     streams_output: bool = False   # the output is consumed as it is made (fused into its one reader): no memory
 
+    @property
+    def decls(self) -> str:
+        """The tables as C declarations."""
+        return render_tables(self.tables)
+
 
 Lowering = Callable[[TfliteModel, Operator, PointerOf], Lowered]
+
+
+def uses_dsp(ptr: PointerOf) -> bool:
+    """The target has the Arm DSP extension: lower to te_dsp.c's kernels (the compiler says so on `ptr`)."""
+    return bool(getattr(ptr, "dsp", False))
+
+
+def op_prefix(op: Operator) -> str:
+    return f"op{op.index}_"
+
+
+def unsupported(op: Operator, what: str) -> TinyedgeError:
+    return TinyedgeError(f"{op.opcode} (operator {op.index}) {what}, which the AOT runtime does not compile: "
+                         "build the model with `--runtime tflm` instead.")
+
+
+def require(condition: bool, op: Operator, what: str) -> None:
+    """Refuse the op, saying `what` it has that the AOT compiler does not support."""
+    if not condition:
+        raise unsupported(op, what)
+
+
+def require_types(model: TfliteModel, op: Operator, types: dict[int, str]) -> None:
+    """Refuse the op unless each tensor index has its type name (e.g. {op.inputs[0]: "INT8"})."""
+    for tensor_index, type_name in types.items():
+        t = model.tensors[tensor_index]
+        if t.type_name != type_name:
+            raise TinyedgeError(
+                f"{op.opcode} (operator {op.index}) has a {t.type_name.lower()} tensor '{t.name}' where the AOT runtime "
+                f"supports {type_name.lower()} only: quantize the model to full int8 or use the tflm runtime.")

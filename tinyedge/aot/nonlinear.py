@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyedge.aot.lowering import Lowered, Lowering, PointerOf
-from tinyedge.aot.quant import activation_range, quantize_multiplier, round_half_away
+from tinyedge.aot.lowering import (
+    Lowered, Lowering, PointerOf, Table, c_int, op_prefix, require_types, table, uses_dsp,
+)
+from tinyedge.aot.quant import activation_range, quantize_multiplier, round_half_away, zero_point
 from tinyedge.errors import TinyedgeError
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
@@ -214,28 +216,11 @@ def _q4_table(input_scale: float, input_zero_point: int, function, output_shift:
 # ---------------------------------------------------------------------------------------------
 # C emission helpers
 
-def c_int32(value: int) -> str:
-    value = int(value)
-    if value == INT32_MIN:
-        return "(-2147483647L - 1L)"
-    return f"{value}L"
-
-
 def c_float(value: float) -> str:
     """An exact C99 hexadecimal literal for a float32 value, e.g. 0x1.813d8ap-6f."""
     mantissa, exponent = float(np.float32(value)).hex().split("p")
     mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
     return f"{mantissa}p{exponent}f"
-
-
-def _int32_array(name: str, values: list[int]) -> str:
-    return f"static const int32_t {name}[{len(values)}] TE_CONST = {{{', '.join(c_int32(v) for v in values)}}};\n"
-
-
-def _int8_array(name: str, values: list[int]) -> str:
-    rows = [", ".join(str(int(v)) for v in values[i:i + 16]) for i in range(0, len(values), 16)]
-    body = ",\n    ".join(rows)
-    return f"static const int8_t {name}[{len(values)}] TE_CONST = {{\n    {body}\n}};\n"
 
 
 def _scale(t: Tensor) -> float:
@@ -245,23 +230,6 @@ def _scale(t: Tensor) -> float:
     return float(np.float32(t.scale[0]))
 
 
-def _zero_point(t: Tensor) -> int:
-    return int(t.zero_point[0]) if t.zero_point.size else 0
-
-
-def _require(model: TfliteModel, op: Operator, types: dict[int, str]) -> None:
-    for tensor_index, type_name in types.items():
-        t = model.tensors[tensor_index]
-        if t.type_name != type_name:
-            raise TinyedgeError(
-                f"{op.opcode} (operator {op.index}) has a {t.type_name.lower()} tensor '{t.name}' where the AOT runtime "
-                f"supports {type_name.lower()} only: quantize the model to full int8 or use the tflm runtime.")
-
-
-def _prefix(op: Operator) -> str:
-    return f"op{op.index}_"
-
-
 # ---------------------------------------------------------------------------------------------
 # Lowerings
 
@@ -269,9 +237,9 @@ def lower_softmax(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     src, dst = op.inputs[0], op.outputs[0]
     if model.tensors[dst].type_name == "INT16":
         return _lower_softmax_s16(model, op, ptr)
-    _require(model, op, {src: "INT8", dst: "INT8"})
+    require_types(model, op, {src: "INT8", dst: "INT8"})
     inp, out = model.tensors[src], model.tensors[dst]
-    if _zero_point(out) != -128 or np.float32(out.scale[0]) != np.float32(1.0 / 256):
+    if zero_point(out) != -128 or np.float32(out.scale[0]) != np.float32(1.0 / 256):
         raise TinyedgeError(f"SOFTMAX (operator {op.index}) output is not quantized with scale 1/256 and zero point -128, "
                             "which TFLM's int8 softmax requires: convert the model with the standard TFLite converter.")
     if not inp.shape:
@@ -280,17 +248,17 @@ def lower_softmax(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     multiplier, left_shift, diff_min = softmax_parameters(beta, _scale(inp))
     depth = inp.shape[-1]
     outer = inp.size // depth if depth else 0
-    call = (f"te_softmax_s8({ptr(src)}, {ptr(dst)}, {c_int32(outer)}, {c_int32(depth)}, "
-            f"{c_int32(multiplier)}, {c_int32(left_shift)}, {c_int32(diff_min)});")
+    call = (f"te_softmax_s8({ptr(dst)}, {ptr(src)}, {c_int(outer)}, {c_int(depth)}, "
+            f"{c_int(multiplier)}, {c_int(left_shift)}, {c_int(diff_min)});")
     return Lowered(call=call, inplace_ok=True)
 
 
 def _lower_softmax_s16(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     """SOFTMAX int8 -> int16, which TFLM allows with output scale 1/65536 and zero point -32768."""
     src, dst = op.inputs[0], op.outputs[0]
-    _require(model, op, {src: "INT8", dst: "INT16"})
+    require_types(model, op, {src: "INT8", dst: "INT16"})
     inp, out = model.tensors[src], model.tensors[dst]
-    if _zero_point(out) != -32768 or abs(_scale(out) - 1.0 / 65536) > 0.001 / 65536:
+    if zero_point(out) != -32768 or abs(_scale(out) - 1.0 / 65536) > 0.001 / 65536:
         raise TinyedgeError(f"SOFTMAX (operator {op.index}) has an int16 output not quantized with scale 1/65536 and "
                             "zero point -32768, which TFLM's int8 softmax requires: convert the model with the "
                             "standard TFLite converter.")
@@ -299,33 +267,33 @@ def _lower_softmax_s16(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowe
     multiplier, left_shift, diff_min = softmax_parameters(float(getattr(op.options, "beta", 1.0)), _scale(inp))
     depth = inp.shape[-1]
     outer = inp.size // depth if depth else 0
-    call = (f"te_softmax_s8_s16({ptr(src)}, {ptr(dst)}, {c_int32(outer)}, {c_int32(depth)}, "
-            f"{c_int32(multiplier)}, {c_int32(left_shift)}, {c_int32(diff_min)});")
+    call = (f"te_softmax_s8_s16({ptr(dst)}, {ptr(src)}, {c_int(outer)}, {c_int(depth)}, "
+            f"{c_int(multiplier)}, {c_int(left_shift)}, {c_int(diff_min)});")
     return Lowered(call=call)
 
 
-def _lower_table(model: TfliteModel, op: Operator, ptr: PointerOf, table: list[int]) -> Lowered:
+def _lower_table(model: TfliteModel, op: Operator, ptr: PointerOf, lut: list[int]) -> Lowered:
     src, dst = op.inputs[0], op.outputs[0]
-    name = f"{_prefix(op)}lut"
-    call = f"te_lut_s8({ptr(src)}, {ptr(dst)}, {c_int32(model.tensors[src].size)}, {name});"
-    return Lowered(decls=_int8_array(name, table), call=call, inplace_ok=True)
+    name = f"{op_prefix(op)}lut"
+    call = f"te_lut_s8({ptr(dst)}, {ptr(src)}, {c_int(model.tensors[src].size)}, {name});"
+    return Lowered([table("int8_t", name, lut)], call, inplace_ok=True)
 
 
 def lower_logistic(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     src, dst = op.inputs[0], op.outputs[0]
-    _require(model, op, {src: "INT8", dst: "INT8"})
-    if _zero_point(model.tensors[dst]) != -128:
+    require_types(model, op, {src: "INT8", dst: "INT8"})
+    if zero_point(model.tensors[dst]) != -128:
         raise TinyedgeError(f"LOGISTIC (operator {op.index}) output zero point is not -128, which TFLM's int8 logistic "
                             "requires: convert the model with the standard TFLite converter.")
     inp = model.tensors[src]
-    return _lower_table(model, op, ptr, logistic_table(_scale(inp), _zero_point(inp)))
+    return _lower_table(model, op, ptr, logistic_table(_scale(inp), zero_point(inp)))
 
 
 def lower_tanh(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     src, dst = op.inputs[0], op.outputs[0]
-    _require(model, op, {src: "INT8", dst: "INT8"})
+    require_types(model, op, {src: "INT8", dst: "INT8"})
     inp = model.tensors[src]
-    return _lower_table(model, op, ptr, tanh_table(_scale(inp), _zero_point(inp)))
+    return _lower_table(model, op, ptr, tanh_table(_scale(inp), zero_point(inp)))
 
 
 @dataclass(frozen=True)
@@ -383,7 +351,7 @@ def mean_multiplier(input_scale: float, output_scale: float, count: int) -> tupl
 
 def lower_mean(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     src, axis_index, dst = op.inputs[0], op.inputs[1], op.outputs[0]
-    _require(model, op, {src: "INT8", dst: "INT8"})
+    require_types(model, op, {src: "INT8", dst: "INT8"})
     inp, out, axis_t = model.tensors[src], model.tensors[dst], model.tensors[axis_index]
     if axis_t.data is None:
         raise TinyedgeError(f"MEAN (operator {op.index}) takes its axes at run time, which the AOT runtime cannot "
@@ -393,10 +361,10 @@ def lower_mean(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
         raise TinyedgeError(f"MEAN (operator {op.index}) output has {out.size} elements but its axes leave "
                             f"{math.prod(geometry.kept_sizes)}: the model is inconsistent, convert it again.")
     multiplier, shift = mean_multiplier(_scale(inp), _scale(out), geometry.count)
-    name = f"{_prefix(op)}geom"
-    call = (f"te_mean_s8({ptr(src)}, {ptr(dst)}, {name}, {c_int32(_zero_point(inp))}, {c_int32(geometry.count)}, "
-            f"{c_int32(multiplier)}, {c_int32(shift)}, {c_int32(_zero_point(out))});")
-    return Lowered(decls=_int32_array(name, geometry.as_array()), call=call)
+    name = f"{op_prefix(op)}geom"
+    call = (f"te_mean_s8({ptr(dst)}, {ptr(src)}, {name}, {c_int(zero_point(inp))}, {c_int(geometry.count)}, "
+            f"{c_int(multiplier)}, {c_int(shift)}, {c_int(zero_point(out))});")
+    return Lowered([table("int32_t", name, geometry.as_array())], call)
 
 
 def broadcast_geometry(a_shape: tuple[int, ...], b_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[int]:
@@ -440,52 +408,54 @@ def add_parameters(a: Tensor, b: Tensor, out: Tensor, activation: str) -> list[i
     out_multiplier, out_shift = quantize_multiplier_smaller_than_one(
         twice_max_input_scale / ((1 << ADD_LEFT_SHIFT) * out_scale))
     act_min, act_max = activation_range(activation, out)
-    return [-_zero_point(a), a_multiplier, a_shift, -_zero_point(b), b_multiplier, b_shift, ADD_LEFT_SHIFT,
-            out_multiplier, out_shift, _zero_point(out), act_min, act_max]
+    return [-zero_point(a), a_multiplier, a_shift, -zero_point(b), b_multiplier, b_shift, ADD_LEFT_SHIFT,
+            out_multiplier, out_shift, zero_point(out), act_min, act_max]
 
 
 def mul_parameters(a: Tensor, b: Tensor, out: Tensor, activation: str) -> list[int]:
     """CalculateOpDataMul for int8: the order te_mul_s8 reads them in."""
     multiplier, shift = quantize_multiplier(_scale(a) * _scale(b) / _scale(out))
     act_min, act_max = activation_range(activation, out)
-    return [-_zero_point(a), -_zero_point(b), multiplier, shift, _zero_point(out), act_min, act_max]
+    return [-zero_point(a), -zero_point(b), multiplier, shift, zero_point(out), act_min, act_max]
 
 
-def _lower_binary(model: TfliteModel, op: Operator, ptr: PointerOf, kernel: str, params: list[int]) -> Lowered:
+def _lower_binary(model: TfliteModel, op: Operator, ptr: PointerOf, kernel: str, params_type: str,
+                  params: list[int]) -> Lowered:
     a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
     shapes = [model.tensors[i].shape for i in (a, b, dst)]
     geometry = broadcast_geometry(*shapes)
-    prefix = _prefix(op)
-    decls = _int32_array(f"{prefix}geom", geometry) + _int32_array(f"{prefix}params", params)
+    prefix = op_prefix(op)
+    tables = [table("int32_t", f"{prefix}geom", geometry),
+              Table(params_type, f"{prefix}params", tuple(params), struct=True)]
     flags = [flag for index, flag in ((a, "TE_NL_A_CONST"), (b, "TE_NL_B_CONST")) if model.tensors[index].is_constant]
     const_mask = " | ".join(flags) if flags else "0u"
-    call = f"{kernel}({ptr(a)}, {ptr(b)}, {ptr(dst)}, {prefix}geom, {prefix}params, {const_mask});"
+    call = f"{kernel}({ptr(dst)}, {ptr(a)}, {ptr(b)}, {prefix}geom, &{prefix}params, {const_mask});"
     a_t = model.tensors[a]
     inplace = not a_t.is_constant and a_t.size == model.tensors[dst].size
-    return Lowered(decls=decls, call=call, inplace_ok=inplace)
+    return Lowered(tables, call, inplace_ok=inplace)
 
 
 def lower_add(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
-    _require(model, op, {a: "INT8", b: "INT8", dst: "INT8"})
+    require_types(model, op, {a: "INT8", b: "INT8", dst: "INT8"})
     params = add_parameters(model.tensors[a], model.tensors[b], model.tensors[dst], op.activation)
-    lowered = _lower_binary(model, op, ptr, "te_add_s8", params)
+    lowered = _lower_binary(model, op, ptr, "te_add_s8", "te_add_params_t", params)
     tensors = [model.tensors[i] for i in (a, b, dst)]
-    if (getattr(ptr, "dsp", False) and len({t.shape for t in tensors}) == 1 and not any(t.is_constant for t in tensors)
+    if (uses_dsp(ptr) and len({t.shape for t in tensors}) == 1 and not any(t.is_constant for t in tensors)
             and (255 << (params[6] + 1)) < (1 << 31)):
         # te_dsp.c's short form (the Arm DSP extension's targets): same shapes, no broadcast.
-        prefix = _prefix(op)
-        lowered.decls = _int32_array(f"{prefix}params", params)
-        lowered.call = (f"te_dsp_add_s8({ptr(a)}, {ptr(b)}, {ptr(dst)}, {c_int32(tensors[2].size)}, "
-                        f"{prefix}params);")
+        prefix = op_prefix(op)
+        lowered.tables = [Table("te_add_params_t", f"{prefix}params", tuple(params), struct=True)]
+        lowered.call = (f"te_dsp_add_s8({ptr(dst)}, {ptr(a)}, {ptr(b)}, {c_int(tensors[2].size)}, "
+                        f"&{prefix}params);")
     return lowered
 
 
 def lower_mul(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
-    _require(model, op, {a: "INT8", b: "INT8", dst: "INT8"})
+    require_types(model, op, {a: "INT8", b: "INT8", dst: "INT8"})
     params = mul_parameters(model.tensors[a], model.tensors[b], model.tensors[dst], op.activation)
-    return _lower_binary(model, op, ptr, "te_mul_s8", params)
+    return _lower_binary(model, op, ptr, "te_mul_s8", "te_mul_params_t", params)
 
 
 def lower_quantize(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
@@ -493,19 +463,19 @@ def lower_quantize(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     inp, out = model.tensors[src], model.tensors[dst]
     if (inp.type_name, out.type_name) in _INTEGER_REQUANTIZE:
         return _lower_requantize_int(model, op, ptr)
-    _require(model, op, {dst: "INT8"})
+    require_types(model, op, {dst: "INT8"})
     if out.per_channel:
         raise TinyedgeError(f"QUANTIZE (operator {op.index}) has a per-channel output, which TFLM does not support: "
                             "quantize the model per tensor.")
-    count = c_int32(inp.size)
+    count = c_int(inp.size)
     if inp.type_name == "FLOAT32":
-        call = (f"te_quantize_f32_s8({ptr(src)}, {ptr(dst)}, {count}, {c_float(_scale(out))}, "
-                f"{c_int32(_zero_point(out))});")
+        call = (f"te_quantize_f32_s8({ptr(dst)}, {ptr(src)}, {count}, {c_float(_scale(out))}, "
+                f"{c_int(zero_point(out))});")
         return Lowered(call=call, inplace_ok=True)
-    _require(model, op, {src: "INT8"})
+    require_types(model, op, {src: "INT8"})
     multiplier, shift = quantize_multiplier(_scale(inp) / _scale(out))
-    call = (f"te_requantize_s8({ptr(src)}, {ptr(dst)}, {count}, {c_int32(_zero_point(inp))}, {c_int32(multiplier)}, "
-            f"{c_int32(shift)}, {c_int32(_zero_point(out))});")
+    call = (f"te_requantize_s8({ptr(dst)}, {ptr(src)}, {count}, {c_int(zero_point(inp))}, {c_int(multiplier)}, "
+            f"{c_int(shift)}, {c_int(zero_point(out))});")
     return Lowered(call=call, inplace_ok=True)
 
 
@@ -523,18 +493,18 @@ def _lower_requantize_int(model: TfliteModel, op: Operator, ptr: PointerOf) -> L
         raise TinyedgeError(f"QUANTIZE (operator {op.index}) has a per-channel output, which TFLM does not support: "
                             "quantize the model per tensor.")
     multiplier, shift = quantize_multiplier(_scale(inp) / _scale(out))
-    call = (f"te_requantize_int({ptr(src)}, {_INTEGER_BYTES[inp.type_name]}, {ptr(dst)}, {_INTEGER_BYTES[out.type_name]}, "
-            f"{c_int32(inp.size)}, {c_int32(_zero_point(inp))}, {c_int32(multiplier)}, {c_int32(shift)}, "
-            f"{c_int32(_zero_point(out))});")
+    call = (f"te_requantize_int({ptr(dst)}, {_INTEGER_BYTES[out.type_name]}, {ptr(src)}, {_INTEGER_BYTES[inp.type_name]}, "
+            f"{c_int(inp.size)}, {c_int(zero_point(inp))}, {c_int(multiplier)}, {c_int(shift)}, "
+            f"{c_int(zero_point(out))});")
     return Lowered(call=call)
 
 
 def lower_dequantize(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     src, dst = op.inputs[0], op.outputs[0]
-    _require(model, op, {src: "INT8", dst: "FLOAT32"})
+    require_types(model, op, {src: "INT8", dst: "FLOAT32"})
     inp = model.tensors[src]
-    call = (f"te_dequantize_s8_f32({ptr(src)}, {ptr(dst)}, {c_int32(inp.size)}, {c_float(_scale(inp))}, "
-            f"{c_int32(_zero_point(inp))});")
+    call = (f"te_dequantize_s8_f32({ptr(dst)}, {ptr(src)}, {c_int(inp.size)}, {c_float(_scale(inp))}, "
+            f"{c_int(zero_point(inp))});")
     return Lowered(call=call)
 
 

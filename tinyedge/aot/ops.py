@@ -1,14 +1,13 @@
-"""The AOT op registry: the lowerings of this module (convolutions, pools, FC, layout ops) merged with
-the nonlinear and elementwise ones of `tinyedge.aot.nonlinear`, and the check that refuses the rest."""
+"""The AOT op registry, by op family: the core lowerings of this module (convolutions, pools, FC,
+layout ops; te_kernels.c and te_dsp.c), the nonlinear and elementwise ones of `tinyedge.aot.nonlinear`
+and the recurrent ones of `tinyedge.aot.recurrent`; and the check that refuses the rest."""
 
 from __future__ import annotations
 
-import importlib
-from functools import lru_cache
-
 import numpy as np
 
-from tinyedge.aot.lowering import Lowered, Lowering, PointerOf
+from tinyedge.aot import nonlinear, recurrent
+from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, op_prefix, require, table, uses_dsp
 from tinyedge.aot.quant import (
     activation_range, per_channel_multipliers, per_tensor_fc_multiplier, same_or_valid_padding,
 )
@@ -17,28 +16,20 @@ from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel, refus
 
 # Ops whose output is the input's bytes under another shape: no code, one buffer.
 ALIAS_OPS = frozenset({"RESHAPE", "SQUEEZE"})
-# What tinyedge.aot.nonlinear implements (it may not have landed yet).
-NONLINEAR_OPS = ("SOFTMAX", "LOGISTIC", "TANH", "MEAN", "ADD", "MUL", "QUANTIZE", "DEQUANTIZE")
 
 
-def c_array(values: np.ndarray | list[int], per_line: int = 16) -> str:
-    flat = [str(int(v)) for v in np.asarray(values).ravel()]
-    lines = [", ".join(flat[i:i + per_line]) for i in range(0, len(flat), per_line)]
-    return "{\n  " + ",\n  ".join(lines) + "\n}" if len(flat) > per_line else "{" + ", ".join(flat) + "}"
-
-
-def _requant_decls(prefix: str, multipliers: list[tuple[int, int]], input_offset: int, output_t: Tensor,
-                   activation: str, bounded: bool = False) -> str:
+def _requant_tables(prefix: str, multipliers: list[tuple[int, int]], input_offset: int, output_t: Tensor,
+                   activation: str, bounded: bool = False) -> list[Table]:
     """te_requant_t and its tables. `bounded` (te_kernels.h's TE_REQUANT_BOUNDED) says every
     accumulator of the op, shifted left by its channel's left shift, stays below 2^30 in magnitude."""
     act_min, act_max = activation_range(activation, output_t)
     per_channel = int(len(multipliers) > 1) | (2 if bounded else 0)
-    return (
-        f"static const int32_t {prefix}_mult[{len(multipliers)}] TE_CONST = {c_array([m for m, _ in multipliers])};\n"
-        f"static const int8_t {prefix}_shift[{len(multipliers)}] TE_CONST = {c_array([s for _, s in multipliers])};\n"
-        f"static const te_requant_t {prefix}_q TE_CONST = {{{prefix}_mult, {prefix}_shift, {per_channel}, "
-        f"{input_offset}, {int(output_t.zero_point[0])}, {act_min}, {act_max}}};\n"
-    )
+    return [
+        table("int32_t", f"{prefix}mult", [m for m, _ in multipliers]),
+        table("int8_t", f"{prefix}shift", [s for _, s in multipliers]),
+        Table("te_requant_t", f"{prefix}q", (f"{prefix}mult", f"{prefix}shift", per_channel, input_offset,
+                                             int(output_t.zero_point[0]), act_min, act_max), struct=True),
+    ]
 
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -90,31 +81,25 @@ def _windows_inside(in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, options, di
 
 
 def _bias_and_offset(model: TfliteModel, op: Operator, ptr: PointerOf, in_t: Tensor, prefix: str,
-                     foldable: bool) -> tuple[str, str, int]:
-    """(extra decls, bias expression, input offset for the kernel): folded when `foldable`."""
+                     foldable: bool) -> tuple[list[Table], str, int]:
+    """(extra tables, bias expression, input offset for the kernel): folded when `foldable`."""
     input_offset = -int(in_t.zero_point[0])
     folded = _folded_bias(model, op, input_offset) if foldable else None
     if folded is None:
-        return "", _bias(op, ptr), input_offset
-    decl = f"static const int32_t {prefix}_bias[{len(folded)}] TE_CONST = {c_array(folded)};\n"
-    return decl, f"{prefix}_bias", 0
+        return [], _bias(op, ptr), input_offset
+    return [table("int32_t", f"{prefix}bias", folded)], f"{prefix}bias", 0
 
 
-def _window_decl(prefix: str, in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, options, dil_h: int = 1,
-                 dil_w: int = 1) -> str:
+def _window(op: Operator, in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, options, dil_h: int = 1,
+            dil_w: int = 1) -> Table:
     _, in_h, in_w, in_c = in_t.shape
     _, out_h, out_w, out_c = out_t.shape
     s_h, s_w = int(options.strideH), int(options.strideW)
     pad_h = same_or_valid_padding(in_h, k_h, s_h, dil_h, out_h)
     pad_w = same_or_valid_padding(in_w, k_w, s_w, dil_w, out_w)
-    _require(PADDINGS.get(options.padding) in ("SAME", "VALID"), "padding other than SAME/VALID")
-    fields = [in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, s_h, s_w, dil_h, dil_w, pad_h, pad_w]
-    return f"static const te_window_t {prefix}_win TE_CONST = {{{', '.join(map(str, fields))}}};\n"
-
-
-def _require(condition: bool, what: str) -> None:
-    if not condition:
-        raise TinyedgeError(f"the AOT compiler does not support {what}: use `--runtime tflm` for this model.")
+    require(PADDINGS.get(options.padding) in ("SAME", "VALID"), op, "has padding other than SAME/VALID")
+    fields = (in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, s_h, s_w, dil_h, dil_w, pad_h, pad_w)
+    return Table("te_window_t", f"{op_prefix(op)}win", tuple(int(f) for f in fields), struct=True)
 
 
 def _bias(op: Operator, ptr: PointerOf) -> str:
@@ -123,35 +108,35 @@ def _bias(op: Operator, ptr: PointerOf) -> str:
 
 def _int8_tensors(model: TfliteModel, op: Operator) -> list[Tensor]:
     tensors = [model.tensors[i] for i in (op.inputs[0], op.outputs[0])]
-    _require(all(t.type_name == "INT8" for t in tensors), f"{op.opcode} on non-int8 tensors")
+    require(all(t.type_name == "INT8" for t in tensors), op, "has non-int8 tensors")
     return tensors
 
 
 def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     in_t, out_t = _int8_tensors(model, op)
     filter_t = model.tensors[op.inputs[1]]
-    _require(len(in_t.shape) == 4 and in_t.shape[0] == 1, "CONV_2D with a batch other than 1")
-    _require(filter_t.shape[3] == in_t.shape[3], "grouped CONV_2D")
-    prefix, o = f"op{op.index}", op.options
+    require(len(in_t.shape) == 4 and in_t.shape[0] == 1, op, "has a batch other than 1")
+    require(filter_t.shape[3] == in_t.shape[3], op, "is grouped")
+    prefix, o = op_prefix(op), op.options
     k_h, k_w, dil_h, dil_w = filter_t.shape[1], filter_t.shape[2], int(o.dilationHFactor), int(o.dilationWFactor)
     inside = _windows_inside(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
-    bias_decl, bias, input_offset = _bias_and_offset(model, op, ptr, in_t, prefix, inside)
-    decls = _window_decl(prefix, in_t, out_t, k_h, k_w, o, dil_h, dil_w) + bias_decl
+    bias_tables, bias, input_offset = _bias_and_offset(model, op, ptr, in_t, prefix, inside)
+    tables = [_window(op, in_t, out_t, k_h, k_w, o, dil_h, dil_w), *bias_tables]
     multipliers = per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3])
     rows = None if filter_t.data is None else np.asarray(filter_t.data).reshape(filter_t.shape[0], -1)
     bounded = uses_dsp(ptr) and accumulators_bounded(model, op, rows, multipliers)
-    decls += _requant_decls(prefix, multipliers, input_offset, out_t, op.activation, bounded)
+    tables += _requant_tables(prefix, multipliers, input_offset, out_t, op.activation, bounded)
     inplace_kernel, scratch = _conv_inplace_kernel(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
     if uses_dsp(ptr) and k_h <= DSP_MAX_K_H and rows is not None:
-        return _dsp_conv2d(model, op, ptr, decls + _packed_filter(prefix, rows), bias, in_t, out_t, k_h, k_w,
+        return _dsp_conv2d(model, op, ptr, [*tables, _packed_filter(prefix, rows)], bias, in_t, out_t, k_h, k_w,
                            inplace_kernel, scratch)
     if inplace_kernel and ptr(op.outputs[0]) == ptr(op.inputs[0]):
         call = (f"{inplace_kernel}({ptr(op.outputs[0])}, te_scratch, {ptr(op.inputs[1])}, {bias}, "
-                f"&{prefix}_win, &{prefix}_q);")
-        return Lowered(decls, call, inplace_ok=True, scratch_bytes=scratch)
+                f"&{prefix}win, &{prefix}q);")
+        return Lowered(tables, call, inplace_ok=True, scratch_bytes=scratch)
     call = (f"te_conv2d({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
-            f"&{prefix}_win, &{prefix}_q);")
-    return Lowered(decls, call, inplace_ok=bool(inplace_kernel))
+            f"&{prefix}win, &{prefix}q);")
+    return Lowered(tables, call, inplace_ok=bool(inplace_kernel))
 
 
 DSP_MAX_K_H = 16          # te_dsp.c's TE_DSP_MAX_K_H
@@ -162,16 +147,11 @@ DSP_DEPTHWISE_PLANE_BYTES = 1024
 DSP_TWO_COLUMNS_MAX_BYTES = 2048
 
 
-def uses_dsp(ptr: PointerOf) -> bool:
-    """The target has the Arm DSP extension: lower to te_dsp.c's kernels (the compiler says so on `ptr`)."""
-    return bool(getattr(ptr, "dsp", False))
-
-
 def _align4(n: int) -> int:
     return (n + 3) // 4 * 4
 
 
-def _packed_rows(prefix: str, rows: np.ndarray, interleave: int) -> str:
+def _packed_rows(prefix: str, rows: np.ndarray, interleave: int) -> Table:
     """Weight rows as te_dsp.h's `packed` words: rows padded with zeros to whole groups of four and
     to a multiple of `interleave`, then each `interleave` consecutive rows interleaved a word at a time."""
     out_c, size = rows.shape
@@ -179,40 +159,40 @@ def _packed_rows(prefix: str, rows: np.ndarray, interleave: int) -> str:
     padded[:out_c, :size] = rows
     words = (padded.reshape(-1, interleave, padded.shape[1] // 4, 4).transpose(0, 2, 1, 3).copy()
              .view("<i4").ravel())
-    return f"static const int32_t {prefix}_packed[{words.size}] TE_CONST = {c_array(words, 8)};\n"
+    return table("int32_t", f"{prefix}packed", words, per_line=8)
 
 
-def _packed_filter(prefix: str, rows: np.ndarray) -> str:
+def _packed_filter(prefix: str, rows: np.ndarray) -> Table:
     """A conv filter's rows (out_c x k_h*k_w*in_c), two rows interleaved (te_dsp.h's `packed`)."""
     return _packed_rows(prefix, rows, 2)
 
 
-def _dsp_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, decls: str, bias: str, in_t: Tensor, out_t: Tensor,
+def _dsp_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, tables: list[Table], bias: str, in_t: Tensor, out_t: Tensor,
                 k_h: int, k_w: int, inplace_kernel: str, ring_bytes: int) -> Lowered:
-    """CONV_2D on te_dsp.c (filter in `{prefix}_packed`): im2col into two int16 columns in the
+    """CONV_2D on te_dsp.c (filter in `{prefix}packed`): im2col into two int16 columns in the
     scratch (after the in-place ring)."""
-    prefix = f"op{op.index}"
+    prefix = op_prefix(op)
     fc = streamed_fc(model, op)
     if fc is not None:
-        return _dsp_conv2d_fc(model, op, fc, ptr, decls, bias, in_t, k_h, k_w)
+        return _dsp_conv2d_fc(model, op, fc, ptr, tables, bias, in_t, k_h, k_w)
     size = _align4(k_h * k_w * in_t.shape[3])
     col_bytes = (5 if in_t.shape[3] % 4 else 4) * size   # TE_DSP_CONV_COL_BYTES
     solo = col_bytes > DSP_TWO_COLUMNS_MAX_BYTES
     if solo:
         col_bytes = (3 if in_t.shape[3] % 4 else 2) * size   # TE_DSP_CONV_SOLO_BYTES
-    args = f"{prefix}_packed, {bias}, &{prefix}_win, &{prefix}_q"
+    args = f"{prefix}packed, {bias}, &{prefix}win, &{prefix}q"
     out, source = ptr(op.outputs[0]), ptr(op.inputs[0])
     o = op.options
     if ((k_h, k_w) == (1, 1) and (int(o.strideH), int(o.strideW)) == (1, 1)
             and in_t.shape[1:3] == out_t.shape[1:3]):
         call = f"te_dsp_pointwise_conv2d({out}, {source}, {args}, (int16_t *)te_scratch);"
-        return Lowered(decls, call, inplace_ok=True, scratch_bytes=col_bytes, grows_in_place=True)
+        return Lowered(tables, call, inplace_ok=True, scratch_bytes=col_bytes, grows_in_place=True)
     if inplace_kernel and out == source:
         ring = _align4(ring_bytes)
         call = f"te_dsp_conv2d_inplace({out}, te_scratch, {args}, (int16_t *)(te_scratch + {ring}), {int(solo)});"
-        return Lowered(decls, call, inplace_ok=True, scratch_bytes=ring + col_bytes)
+        return Lowered(tables, call, inplace_ok=True, scratch_bytes=ring + col_bytes)
     call = f"te_dsp_conv2d({out}, {source}, {args}, (int16_t *)te_scratch, {int(solo)});"
-    return Lowered(decls, call, inplace_ok=bool(inplace_kernel), scratch_bytes=col_bytes)
+    return Lowered(tables, call, inplace_ok=bool(inplace_kernel), scratch_bytes=col_bytes)
 
 
 def _conv_inplace_kernel(in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, options, dil_h: int,
@@ -237,48 +217,48 @@ def _conv_inplace_kernel(in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, option
 def lower_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     in_t, out_t = _int8_tensors(model, op)
     filter_t = model.tensors[op.inputs[1]]
-    _require(len(in_t.shape) == 4 and in_t.shape[0] == 1, "DEPTHWISE_CONV_2D with a batch other than 1")
+    require(len(in_t.shape) == 4 and in_t.shape[0] == 1, op, "has a batch other than 1")
     depth_multiplier = out_t.shape[3] // in_t.shape[3]
-    prefix, o = f"op{op.index}", op.options
-    decls = _window_decl(prefix, in_t, out_t, filter_t.shape[1], filter_t.shape[2], o,
-                         int(o.dilationHFactor), int(o.dilationWFactor))
+    prefix, o = op_prefix(op), op.options
+    tables = [_window(op, in_t, out_t, filter_t.shape[1], filter_t.shape[2], o,
+                      int(o.dilationHFactor), int(o.dilationWFactor))]
     multipliers = per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3])
     rows = None if filter_t.data is None else np.asarray(filter_t.data).reshape(-1, out_t.shape[3]).T
     bounded = uses_dsp(ptr) and accumulators_bounded(model, op, rows, multipliers)
-    decls += _requant_decls(prefix, multipliers, -int(in_t.zero_point[0]), out_t, op.activation, bounded)
+    tables += _requant_tables(prefix, multipliers, -int(in_t.zero_point[0]), out_t, op.activation, bounded)
     if uses_dsp(ptr):
-        dsp = _dsp_depthwise_conv2d(model, op, ptr, decls, in_t, out_t, filter_t, depth_multiplier)
+        dsp = _dsp_depthwise_conv2d(model, op, ptr, tables, in_t, out_t, filter_t, depth_multiplier)
         if dsp is not None:
             return dsp
     # One channel's plane in the scratch at a time: any stride, padding or dilation.
     inplace = depth_multiplier == 1 and out_t.nbytes <= in_t.nbytes
     if inplace and ptr(op.outputs[0]) == ptr(op.inputs[0]):
         call = (f"te_depthwise_conv2d_inplace({ptr(op.outputs[0])}, te_scratch, {ptr(op.inputs[1])}, "
-                f"{_bias(op, ptr)}, &{prefix}_win, &{prefix}_q);")
-        return Lowered(decls, call, inplace_ok=True, scratch_bytes=in_t.shape[1] * in_t.shape[2])
+                f"{_bias(op, ptr)}, &{prefix}win, &{prefix}q);")
+        return Lowered(tables, call, inplace_ok=True, scratch_bytes=in_t.shape[1] * in_t.shape[2])
     call = (f"te_depthwise_conv2d({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, "
-            f"{_bias(op, ptr)}, &{prefix}_win, {depth_multiplier}, &{prefix}_q);")
-    return Lowered(decls, call, inplace_ok=inplace)
+            f"{_bias(op, ptr)}, &{prefix}win, {depth_multiplier}, &{prefix}q);")
+    return Lowered(tables, call, inplace_ok=inplace)
 
 
-def _dsp_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, decls: str, in_t: Tensor,
+def _dsp_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, tables: list[Table], in_t: Tensor,
                           out_t: Tensor, filter_t: Tensor, depth_multiplier: int) -> Lowered | None:
     """DEPTHWISE_CONV_2D on te_dsp.c, or None where its kernel does not apply. One input channel is a
     CONV_2D whose filter is the depthwise one transposed ([1,kh,kw,M] -> [M,kh,kw,1]); depth multiplier
     1 runs channel by channel over a ring of k_h widened rows in the scratch."""
-    prefix, o = f"op{op.index}", op.options
+    prefix, o = op_prefix(op), op.options
     _, k_h, k_w, _ = filter_t.shape
     dil_h, dil_w = int(o.dilationHFactor), int(o.dilationWFactor)
     bias = _bias(op, ptr)
     if in_t.shape[3] == 1 and filter_t.data is not None and k_h <= DSP_MAX_K_H:
         rows = np.transpose(np.asarray(filter_t.data).reshape(k_h * k_w, -1))
-        return _dsp_conv2d(model, op, ptr, decls + _packed_filter(prefix, rows), bias, in_t, out_t, k_h, k_w, "", 0)
+        return _dsp_conv2d(model, op, ptr, [*tables, _packed_filter(prefix, rows)], bias, in_t, out_t, k_h, k_w, "", 0)
     pad_h = same_or_valid_padding(in_t.shape[1], k_h, int(o.strideH), dil_h, out_t.shape[1])
     if (depth_multiplier != 1 or (dil_h, dil_w) != (1, 1) or k_h > DSP_MAX_K_H or pad_h >= k_h
             or k_h * ((k_w + 1) // 2) > DSP_MAX_TAP_PAIRS):
         return None
-    args = (f"{ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, &{prefix}_win, "
-            f"&{prefix}_q, (int16_t *)te_scratch")
+    args = (f"{ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, &{prefix}win, "
+            f"&{prefix}q, (int16_t *)te_scratch")
     inplace_ok = out_t.nbytes <= in_t.nbytes
     out_h, out_w = out_t.shape[1], out_t.shape[2]
     padded_h = (out_h - 1) * int(o.strideH) + k_h
@@ -286,10 +266,10 @@ def _dsp_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, decl
     transposed = out_w < out_h and k_w <= DSP_MAX_K_H and k_w * ((k_h + 1) // 2) <= DSP_MAX_TAP_PAIRS
     plane_bytes = 2 * (padded_w * (padded_h + 2) if transposed else padded_h * (padded_w + 2))
     if plane_bytes <= DSP_DEPTHWISE_PLANE_BYTES:
-        return Lowered(decls, f"te_dsp_depthwise_conv2d_plane({args}, {int(transposed)});", inplace_ok=inplace_ok,
+        return Lowered(tables, f"te_dsp_depthwise_conv2d_plane({args}, {int(transposed)});", inplace_ok=inplace_ok,
                        scratch_bytes=plane_bytes)
     rows_bytes = 2 * k_h * (padded_w + 2)
-    return Lowered(decls, f"te_dsp_depthwise_conv2d({args});", inplace_ok=inplace_ok, scratch_bytes=rows_bytes)
+    return Lowered(tables, f"te_dsp_depthwise_conv2d({args});", inplace_ok=inplace_ok, scratch_bytes=rows_bytes)
 
 
 def _fc_multipliers(in_t: Tensor, filter_t: Tensor, out_t: Tensor) -> list[tuple[int, int]]:
@@ -326,85 +306,84 @@ def _producer(model: TfliteModel, tensor: int) -> Operator | None:
     return next((o for o in model.operators if tensor in o.outputs), None)
 
 
-def _dsp_conv2d_fc(model: TfliteModel, op: Operator, fc: Operator, ptr: PointerOf, decls: str, bias: str,
+def _dsp_conv2d_fc(model: TfliteModel, op: Operator, fc: Operator, ptr: PointerOf, tables: list[Table], bias: str,
                    in_t: Tensor, k_h: int, k_w: int) -> Lowered:
     """A conv streamed into the FULLY_CONNECTED after it (see streamed_fc)."""
-    prefix, fc_prefix = f"op{op.index}", f"op{fc.index}"
+    prefix, fc_prefix = op_prefix(op), op_prefix(fc)
     fc_in, fc_out = model.tensors[fc.inputs[0]], model.tensors[fc.outputs[0]]
     fc_filter = model.tensors[fc.inputs[1]]
-    decls += _requant_decls(fc_prefix, _fc_multipliers(fc_in, fc_filter, fc_out), -int(fc_in.zero_point[0]), fc_out,
-                            fc.activation)
+    tables = tables + _requant_tables(fc_prefix, _fc_multipliers(fc_in, fc_filter, fc_out), -int(fc_in.zero_point[0]),
+                                      fc_out, fc.activation)
     col_bytes = _align4((5 if in_t.shape[3] % 4 else 4) * _align4(k_h * k_w * in_t.shape[3]))
     depth = fc_filter.shape[0]
     values = col_bytes + 4 * depth
-    call = (f"te_dsp_conv2d_fc({ptr(op.inputs[0])}, {prefix}_packed, {bias}, &{prefix}_win, &{prefix}_q, "
-            f"(int16_t *)te_scratch, {ptr(fc.outputs[0])}, {ptr(fc.inputs[1])}, {_bias(fc, ptr)}, {depth}, "
-            f"&{fc_prefix}_q, (int32_t *)(te_scratch + {col_bytes}), te_scratch + {values});")
-    return Lowered(decls, call, scratch_bytes=values + 2 * model.tensors[op.outputs[0]].shape[-1],
+    call = (f"te_dsp_conv2d_fc({ptr(fc.outputs[0])}, {ptr(op.inputs[0])}, {prefix}packed, {bias}, &{prefix}win, "
+            f"&{prefix}q, (int16_t *)te_scratch, {ptr(fc.inputs[1])}, {_bias(fc, ptr)}, {depth}, "
+            f"&{fc_prefix}q, (int32_t *)(te_scratch + {col_bytes}), te_scratch + {values});")
+    return Lowered(tables, call, scratch_bytes=values + 2 * model.tensors[op.outputs[0]].shape[-1],
                    streams_output=True)
 
 
 def lower_fully_connected(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     in_t, out_t = _int8_tensors(model, op)
     filter_t = model.tensors[op.inputs[1]]
-    _require(filter_t.type_name == "INT8" and len(filter_t.shape) == 2, "FULLY_CONNECTED without 2-D int8 weights")
+    require(filter_t.type_name == "INT8" and len(filter_t.shape) == 2, op, "has no 2-D int8 weights")
     out_depth, accum_depth = filter_t.shape
     producer = _producer(model, op.inputs[0])
     if uses_dsp(ptr) and producer is not None and streamed_fc(model, producer) is op:
-        return Lowered("", f"/* computed by op {producer.index}'s te_dsp_conv2d_fc */")
+        return Lowered([], f"/* computed by op {producer.index}'s te_dsp_conv2d_fc */")
     multipliers = _fc_multipliers(in_t, filter_t, out_t)
-    prefix = f"op{op.index}"
-    bias_decl, bias, input_offset = _bias_and_offset(model, op, ptr, in_t, prefix, foldable=True)
+    prefix = op_prefix(op)
+    bias_tables, bias, input_offset = _bias_and_offset(model, op, ptr, in_t, prefix, foldable=True)
     rows = None if filter_t.data is None else np.asarray(filter_t.data).reshape(out_depth, -1)
     bounded = uses_dsp(ptr) and accumulators_bounded(model, op, rows, multipliers)
-    decls = bias_decl + _requant_decls(prefix, multipliers, input_offset, out_t, op.activation, bounded)
+    tables = bias_tables + _requant_tables(prefix, multipliers, input_offset, out_t, op.activation, bounded)
     if uses_dsp(ptr) and rows is not None and accum_depth % 4 == 0:
-        decls += _packed_rows(prefix, rows, 4)
-        call = (f"te_dsp_fully_connected_packed({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}_packed, {bias}, "
-                f"{in_t.size // accum_depth}, {accum_depth}, {out_depth}, &{prefix}_q);")
-        return Lowered(decls, call)
+        tables.append(_packed_rows(prefix, rows, 4))
+        call = (f"te_dsp_fully_connected_packed({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}packed, {bias}, "
+                f"{in_t.size // accum_depth}, {accum_depth}, {out_depth}, &{prefix}q);")
+        return Lowered(tables, call)
     kernel = "te_dsp_fully_connected" if uses_dsp(ptr) else "te_fully_connected"
     call = (f"{kernel}({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
-            f"{in_t.size // accum_depth}, {accum_depth}, {out_depth}, &{prefix}_q);")
-    return Lowered(decls, call)
+            f"{in_t.size // accum_depth}, {accum_depth}, {out_depth}, &{prefix}q);")
+    return Lowered(tables, call)
 
 
 def _lower_pool(kernel: str):
     def lower(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
         in_t, out_t = _int8_tensors(model, op)
-        o, prefix = op.options, f"op{op.index}"
-        decls = _window_decl(prefix, in_t, out_t, int(o.filterHeight), int(o.filterWidth), o)
+        o, prefix = op.options, op_prefix(op)
+        window = _window(op, in_t, out_t, int(o.filterHeight), int(o.filterWidth), o)
         act_min, act_max = activation_range(op.activation, out_t)
-        return Lowered(decls, f"{kernel}({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, &{prefix}_win, {act_min}, {act_max});")
+        return Lowered([window], f"{kernel}({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, &{prefix}win, {act_min}, {act_max});")
     return lower
 
 
 def lower_pad(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     in_t, out_t = _int8_tensors(model, op)
     paddings = model.tensors[op.inputs[1]].data
-    _require(paddings is not None and len(in_t.shape) <= 4, "PAD with computed paddings or more than 4 dimensions")
+    require(paddings is not None and len(in_t.shape) <= 4, op, "has computed paddings or more than 4 dimensions")
     lead = 4 - len(in_t.shape)
     in_dims = [1] * lead + list(in_t.shape)
     out_dims = [1] * lead + list(out_t.shape)
     before = [0] * lead + [int(p[0]) for p in np.asarray(paddings).reshape(-1, 2)]
     if len(op.inputs) > 2 and op.inputs[2] >= 0:
         constant = model.tensors[op.inputs[2]].data
-        _require(constant is not None, "PADV2 with a computed pad value")
+        require(constant is not None, op, "has a computed pad value")
         pad_value = int(np.asarray(constant).ravel()[0])
     else:
         pad_value = int(out_t.zero_point[0])
-    prefix = f"op{op.index}"
-    decls = (f"static const te_dim {prefix}_in_dims[4] TE_CONST = {c_array(in_dims)};\n"
-             f"static const te_dim {prefix}_out_dims[4] TE_CONST = {c_array(out_dims)};\n"
-             f"static const te_dim {prefix}_before[4] TE_CONST = {c_array(before)};\n")
-    call = (f"te_pad({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}_in_dims, {prefix}_out_dims, "
-            f"{prefix}_before, {pad_value});")
-    return Lowered(decls, call)
+    prefix = op_prefix(op)
+    tables = [table("te_dim", f"{prefix}in_dims", in_dims), table("te_dim", f"{prefix}out_dims", out_dims),
+              table("te_dim", f"{prefix}before", before)]
+    call = (f"te_pad({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}in_dims, {prefix}out_dims, "
+            f"{prefix}before, {pad_value});")
+    return Lowered(tables, call)
 
 
 def lower_concatenation(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     out_t = model.tensors[op.outputs[0]]
-    _require(op.activation == "NONE", "CONCATENATION with a fused activation")
+    require(op.activation == "NONE", op, "has a fused activation")
     axis = int(op.options.axis) % len(out_t.shape)
     outer = int(np.prod(out_t.shape[:axis], dtype=np.int64))
     row = int(np.prod(out_t.shape[axis:], dtype=np.int64)) * out_t.dtype.itemsize
@@ -416,16 +395,16 @@ def lower_concatenation(model: TfliteModel, op: Operator, ptr: PointerOf) -> Low
         calls.append(f"{kernel}((uint8_t *){ptr(op.outputs[0])} + {column}, (const uint8_t *){ptr(index)}, "
                      f"{outer}, {block}, {row});")
         column += block
-    return Lowered("", " ".join(calls))
+    return Lowered([], " ".join(calls))
 
 
 def lower_alias(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     """RESHAPE/SQUEEZE share their input's buffer; only a constant input needs copying."""
     source = model.tensors[op.inputs[0]]
     if source.is_constant:
-        return Lowered("", f"te_copy_blocks_const((uint8_t *){ptr(op.outputs[0])}, (const uint8_t *){ptr(op.inputs[0])}, "
+        return Lowered([], f"te_copy_blocks_const((uint8_t *){ptr(op.outputs[0])}, (const uint8_t *){ptr(op.inputs[0])}, "
                            f"1, {source.nbytes}, {source.nbytes});")
-    return Lowered("", "")
+    return Lowered()
 
 
 def lower_transpose(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
@@ -433,18 +412,17 @@ def lower_transpose(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered
     the input with its strides permuted."""
     in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
     perm = model.tensors[op.inputs[1]].data
-    _require(perm is not None and len(in_t.shape) <= 4 and in_t.dtype.itemsize == 1 and not in_t.is_constant,
-             "TRANSPOSE with a computed permutation, more than 4 dimensions, wider than 8-bit or constant data")
+    require(perm is not None and len(in_t.shape) <= 4 and in_t.dtype.itemsize == 1 and not in_t.is_constant, op,
+            "has a computed permutation, more than 4 dimensions, wider than 8-bit or constant data")
     rank, lead = len(in_t.shape), 4 - len(in_t.shape)
     axes = [int(p) % rank for p in np.asarray(perm).ravel()]
     in_strides = [int(np.prod(in_t.shape[k + 1:], dtype=np.int64)) for k in range(rank)]
     out_dims = [1] * lead + [int(in_t.shape[p]) for p in axes]
     strides = [0] * lead + [in_strides[p] for p in axes]
-    _require(out_dims[lead:] == [int(d) for d in out_t.shape], "TRANSPOSE whose output shape is not its permuted input")
-    prefix = f"op{op.index}"
-    decls = (f"static const te_dim {prefix}_out_dims[4] TE_CONST = {c_array(out_dims)};\n"
-             f"static const int32_t {prefix}_in_strides[4] TE_CONST = {c_array(strides)};\n")
-    return Lowered(decls, f"te_transpose({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}_out_dims, {prefix}_in_strides);")
+    require(out_dims[lead:] == [int(d) for d in out_t.shape], op, "has an output shape that is not its permuted input")
+    prefix = op_prefix(op)
+    tables = [table("te_dim", f"{prefix}out_dims", out_dims), table("int32_t", f"{prefix}in_strides", strides)]
+    return Lowered(tables, f"te_transpose({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}out_dims, {prefix}in_strides);")
 
 
 CORE_LOWERINGS: dict[str, Lowering] = {
@@ -462,22 +440,17 @@ CORE_LOWERINGS: dict[str, Lowering] = {
 }
 
 
-@lru_cache(maxsize=1)
-def nonlinear_lowerings() -> dict[str, Lowering]:
-    """The colleague module's lowerings, or none while it has not landed."""
-    try:
-        module = importlib.import_module("tinyedge.aot.nonlinear")
-    except ModuleNotFoundError as missing:
-        if missing.name != "tinyedge.aot.nonlinear":
-            raise
-        return {}
-    return dict(getattr(module, "LOWERINGS", {}))
+# Every op the AOT compiler lowers, by family: the kernels of te_kernels.c (and te_dsp.c), of
+# te_nonlinear.c and of te_recurrent.c.
+LOWERINGS_BY_FAMILY: dict[str, dict[str, Lowering]] = {
+    "core": CORE_LOWERINGS,
+    "nonlinear": nonlinear.LOWERINGS,
+    "recurrent": recurrent.LOWERINGS,
+}
 
 
 def lowerings() -> dict[str, Lowering]:
-    from tinyedge.aot.recurrent import LOWERINGS as RECURRENT_LOWERINGS
-
-    return {**nonlinear_lowerings(), **RECURRENT_LOWERINGS, **CORE_LOWERINGS}
+    return {op: lower for family in LOWERINGS_BY_FAMILY.values() for op, lower in family.items()}
 
 
 def supported_ops() -> list[str]:

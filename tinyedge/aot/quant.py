@@ -35,6 +35,11 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return q_fixed, shift
 
 
+def zero_point(t: Tensor) -> int:
+    """The tensor's (first) zero point; 0 when it has none."""
+    return int(t.zero_point[0]) if t.zero_point.size else 0
+
+
 def _f32(x: float | np.floating) -> float:
     return float(np.float32(x))
 

@@ -11,10 +11,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from tinyedge.aot.lowering import Lowered, Lowering, PointerOf
-from tinyedge.aot.nonlinear import c_int32
-from tinyedge.aot.ops import uses_dsp
-from tinyedge.aot.quant import quantize_multiplier
+from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, op_prefix, table, unsupported, uses_dsp
+from tinyedge.aot.quant import quantize_multiplier, zero_point
 from tinyedge.errors import TinyedgeError
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
@@ -23,19 +21,6 @@ SVDF_INPUT, SVDF_WEIGHTS_FEATURE, SVDF_WEIGHTS_TIME, SVDF_BIAS, SVDF_STATE = ran
 
 def _f32(x: float | np.floating) -> np.float32:
     return np.float32(x)
-
-
-def _zero_point(t: Tensor) -> int:
-    return int(t.zero_point[0]) if t.zero_point.size else 0
-
-
-def _refuse(op: Operator, what: str) -> TinyedgeError:
-    return TinyedgeError(f"{op.opcode} (operator {op.index}) {what}, which the AOT runtime does not compile: "
-                         "build the model with `--runtime tflm` instead.")
-
-
-def _int32_params(name: str, values: list[int]) -> str:
-    return f"static const int32_t {name}[{len(values)}] TE_CONST = {{{', '.join(c_int32(v) for v in values)}}};\n"
 
 
 def svdf_multipliers(inp: Tensor, weights_feature: Tensor, weights_time: Tensor, state: Tensor,
@@ -51,33 +36,29 @@ def lower_svdf(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     inp, weights_feature, weights_time, bias, state = (tensors + [None] * 5)[:5]
     out = model.tensors[op.outputs[0]]
     if inp is None or weights_feature is None or weights_time is None or state is None:
-        raise _refuse(op, "lacks one of its input, weights or state tensors")
+        raise unsupported(op, "lacks one of its input, weights or state tensors")
     kinds = (inp.type_name, weights_feature.type_name, weights_time.type_name, state.type_name, out.type_name)
     if kinds != ("INT8",) * 5:
-        raise _refuse(op, f"is not int8 throughout (input, weights, state, output: {', '.join(k.lower() for k in kinds)})")
+        raise unsupported(op, f"is not int8 throughout (input, weights, state, output: {', '.join(k.lower() for k in kinds)})")
     if len(inp.shape) != 2 or inp.shape[0] != 1:
-        raise _refuse(op, f"has an input of shape {list(inp.shape)} rather than one batch [1, n]")
+        raise unsupported(op, f"has an input of shape {list(inp.shape)} rather than one batch [1, n]")
     if not state.is_variable:
-        raise _refuse(op, "has a state tensor that is not a variable")
+        raise unsupported(op, "has a state tensor that is not a variable")
     rank = int(getattr(op.options, "rank", 1))
     n_filter, n_input = weights_feature.shape
     n_memory = weights_time.shape[1]
     (m1, s1), (m2, s2) = svdf_multipliers(inp, weights_feature, weights_time, state, out)
-    prefix = f"op{op.index}_"
-    params = [n_input, n_filter, n_memory, rank, _zero_point(inp), _zero_point(state), _zero_point(out), m1, s1, m2, s2]
+    prefix = op_prefix(op)
+    params = [n_input, n_filter, n_memory, rank, zero_point(inp), zero_point(state), zero_point(out), m1, s1, m2, s2]
     bias_ptr = ptr(op.inputs[SVDF_BIAS]) if bias is not None else "0"
     feature_sums = weights_feature.data.astype(np.int64).sum(axis=1)
     time_sums = weights_time.data.astype(np.int64).sum(axis=1)
-    folds = np.stack([-_zero_point(inp) * feature_sums, -_zero_point(state) * time_sums], axis=1).ravel()
-    call = (f"te_svdf_s8({ptr(op.inputs[SVDF_INPUT])}, {ptr(op.outputs[0])}, {ptr(op.inputs[SVDF_STATE])}, "
+    folds = np.stack([-zero_point(inp) * feature_sums, -zero_point(state) * time_sums], axis=1).ravel()
+    call = (f"te_svdf_s8({ptr(op.outputs[0])}, {ptr(op.inputs[SVDF_INPUT])}, {ptr(op.inputs[SVDF_STATE])}, "
             f"{ptr(op.inputs[SVDF_WEIGHTS_FEATURE])}, {ptr(op.inputs[SVDF_WEIGHTS_TIME])}, {bias_ptr}, {prefix}folds, "
-            f"{prefix}params);")
-    return Lowered(decls=_int32_params(f"{prefix}params", params) + _int32_params(f"{prefix}folds", list(folds)), call=call)
-
-
-LOWERINGS: dict[str, Lowering] = {
-    "SVDF": lower_svdf,
-}
+            f"&{prefix}params);")
+    return Lowered([Table("te_svdf_params_t", f"{prefix}params", tuple(params), struct=True),
+                    table("int32_t", f"{prefix}folds", folds)], call)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,7 +96,7 @@ def lstm_parameters(model: TfliteModel, op: Operator) -> list[int]:
     inp, hidden, cell = t[LSTM_INPUT], t[LSTM_HIDDEN], t[LSTM_CELL]
     time_major = bool(getattr(op.options, "timeMajor", False))
     steps = inp.shape[0] if time_major else inp.shape[1]
-    params = [steps, inp.shape[2], hidden.shape[-1], -_zero_point(inp), -_zero_point(hidden)]
+    params = [steps, inp.shape[2], hidden.shape[-1], -zero_point(inp), -zero_point(hidden)]
     for gate in range(4):
         params += [*_gate_fc_multiplier(inp, t[LSTM_INPUT_WEIGHTS[gate]]),
                    *_gate_fc_multiplier(hidden, t[LSTM_RECURRENT_WEIGHTS[gate]])]
@@ -123,7 +104,7 @@ def lstm_parameters(model: TfliteModel, op: Operator) -> list[int]:
     params += [*_mul_multiplier(GATE_OUTPUT_SCALE, cell_scale, cell_scale),
                *_mul_multiplier(GATE_OUTPUT_SCALE, GATE_OUTPUT_SCALE, cell_scale),
                *_mul_multiplier(GATE_OUTPUT_SCALE, GATE_OUTPUT_SCALE, float(_f32(hidden.scale[0]))),
-               _zero_point(hidden)]
+               zero_point(hidden)]
     cell_clip = float(np.float32(getattr(op.options, "cellClip", 0.0)))
     quantized_clip = int(min(max(cell_clip / cell_scale, -32768.0), 32767.0)) if cell_clip > 0 else 0
     tanh_shift = 15 + _checked_log2(cell_scale) - 3
@@ -135,46 +116,50 @@ def lstm_parameters(model: TfliteModel, op: Operator) -> list[int]:
 def _check_lstm(model: TfliteModel, op: Operator) -> None:
     inputs = list(op.inputs) + [-1] * (24 - len(op.inputs))
     if any(inputs[i] >= 0 for i in LSTM_ABSENT):
-        raise _refuse(op, "has peephole, projection or layer-norm tensors")
+        raise unsupported(op, "has peephole, projection or layer-norm tensors")
     needed = (LSTM_INPUT, *LSTM_INPUT_WEIGHTS, *LSTM_RECURRENT_WEIGHTS, *LSTM_BIASES, LSTM_HIDDEN, LSTM_CELL)
     if any(inputs[i] < 0 for i in needed):
-        raise _refuse(op, "lacks one of its gates' weights or biases (a CIFG LSTM)")
+        raise unsupported(op, "lacks one of its gates' weights or biases (a CIFG LSTM)")
     t = {i: model.tensors[inputs[i]] for i in needed}
     expected = {LSTM_INPUT: "INT8", LSTM_HIDDEN: "INT8", LSTM_CELL: "INT16",
                 **{i: "INT8" for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS}, **{i: "INT32" for i in LSTM_BIASES}}
     wrong = [i for i, kind in expected.items() if t[i].type_name != kind]
     if wrong or model.tensors[op.outputs[0]].type_name != "INT8":
-        raise _refuse(op, "is not int8 with an int16 cell state and int32 biases")
+        raise unsupported(op, "is not int8 with an int16 cell state and int32 biases")
     if any(t[i].per_channel for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS):
-        raise _refuse(op, "has per-channel weights")
+        raise unsupported(op, "has per-channel weights")
     inp = t[LSTM_INPUT]
     batch = inp.shape[1] if getattr(op.options, "timeMajor", False) else inp.shape[0]
     if len(inp.shape) != 3 or batch != 1:
-        raise _refuse(op, f"has an input of shape {list(inp.shape)} rather than one batch of a sequence")
+        raise unsupported(op, f"has an input of shape {list(inp.shape)} rather than one batch of a sequence")
     if not (t[LSTM_HIDDEN].is_variable and t[LSTM_CELL].is_variable):
-        raise _refuse(op, "has state tensors that are not variables")
+        raise unsupported(op, "has state tensors that are not variables")
     if int(getattr(op.options, "fusedActivationFunction", ACTIVATION_TANH)) not in (ACTIVATION_TANH, ACTIVATION_SIGMOID):
-        raise _refuse(op, "has a cell activation other than tanh or sigmoid")
+        raise unsupported(op, "has a cell activation other than tanh or sigmoid")
 
 
 def lower_lstm(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     _check_lstm(model, op)
-    prefix = f"op{op.index}_"
+    prefix = op_prefix(op)
     wide = _smlad_weights(model, op) if uses_dsp(ptr) else None
     if wide is None:
-        weights, wide_decl, wide_ptr = ", ".join(ptr(op.inputs[i]) for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS), "", "0"
+        weights, wide_tables, wide_ptr = [ptr(op.inputs[i]) for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS], [], "0"
     else:
-        weights, wide_decl, wide_ptr = ", ".join(["0"] * 8), _int32_params(f"{prefix}wide", wide), f"{prefix}wide"
-    folded = _folded_gate_biases(model, op)
-    tables = "".join(_int32_params(f"{prefix}bias{i}", list(values)) for i, values in enumerate(folded))
-    table = sigmoid_table()
-    decls = (_int32_params(f"{prefix}params", lstm_parameters(model, op)) + tables
-             + wide_decl + f"static const int8_t *const {prefix}weights[8] = {{{weights}}};\n"
-             + f"static const int32_t *const {prefix}biases[8] = {{{', '.join(f'{prefix}bias{i}' for i in range(8))}}};\n"
-             + f"static const uint16_t {prefix}sigmoid[{len(table)}] TE_CONST = {{{', '.join(map(str, table))}}};\n")
-    call = (f"te_lstm_s8({ptr(op.inputs[LSTM_INPUT])}, {ptr(op.outputs[0])}, {ptr(op.inputs[LSTM_HIDDEN])}, "
-            f"{ptr(op.inputs[LSTM_CELL])}, {prefix}weights, {wide_ptr}, {prefix}biases, {prefix}params, {prefix}sigmoid);")
-    return Lowered(decls=decls, call=call)
+        weights, wide_tables, wide_ptr = ["0"] * 8, [table("int32_t", f"{prefix}wide", wide)], f"{prefix}wide"
+    biases = [table("int32_t", f"{prefix}bias{i}", values) for i, values in enumerate(_folded_gate_biases(model, op))]
+    tables = [_lstm_params_table(f"{prefix}params", lstm_parameters(model, op)), *biases, *wide_tables,
+              Table("int8_t *const", f"{prefix}weights", tuple(weights), in_flash=False),
+              Table("int32_t *const", f"{prefix}biases", tuple(b.name for b in biases), in_flash=False),
+              table("uint16_t", f"{prefix}sigmoid", sigmoid_table())]
+    call = (f"te_lstm_s8({ptr(op.outputs[0])}, {ptr(op.inputs[LSTM_INPUT])}, {ptr(op.inputs[LSTM_HIDDEN])}, "
+            f"{ptr(op.inputs[LSTM_CELL])}, {prefix}weights, {wide_ptr}, {prefix}biases, &{prefix}params, {prefix}sigmoid);")
+    return Lowered(tables, call)
+
+
+def _lstm_params_table(name: str, params: list[int]) -> Table:
+    """te_recurrent.h's te_lstm_params_t: lstm_parameters' values with the four gates' rescalings grouped."""
+    gates = tuple(tuple(params[5 + 4 * g:9 + 4 * g]) for g in range(4))
+    return Table("te_lstm_params_t", name, (*params[:5], gates, *params[21:]), struct=True)
 
 
 def _smlad_weights(model: TfliteModel, op: Operator) -> list[int] | None:
@@ -199,14 +184,14 @@ def _folded_gate_biases(model: TfliteModel, op: Operator) -> list[np.ndarray]:
     same integer sums as TFLM's sum of w * (x + offset) + bias."""
     inp, hidden = model.tensors[op.inputs[LSTM_INPUT]], model.tensors[op.inputs[LSTM_HIDDEN]]
     tables = []
-    for weights_at, bias_at, offset in ((LSTM_INPUT_WEIGHTS, LSTM_BIASES, -_zero_point(inp)),
-                                        (LSTM_RECURRENT_WEIGHTS, (None,) * 4, -_zero_point(hidden))):
+    for weights_at, bias_at, offset in ((LSTM_INPUT_WEIGHTS, LSTM_BIASES, -zero_point(inp)),
+                                        (LSTM_RECURRENT_WEIGHTS, (None,) * 4, -zero_point(hidden))):
         for w_index, b_index in zip(weights_at, bias_at):
             rows = model.tensors[op.inputs[w_index]].data.astype(np.int64).sum(axis=1)
             bias = model.tensors[op.inputs[b_index]].data.astype(np.int64) if b_index is not None else 0
             folded = bias + offset * rows
             if folded.min() < -(1 << 31) or folded.max() >= 1 << 31:
-                raise _refuse(op, "has biases that overflow int32 once its input offset is folded in")
+                raise unsupported(op, "has biases that overflow int32 once its input offset is folded in")
             tables.append(folded)
     return tables
 
@@ -265,4 +250,7 @@ def _tanh_int16_model(scale: float, count: int) -> bytes:
     return bytes(builder.Output())
 
 
-LOWERINGS["UNIDIRECTIONAL_SEQUENCE_LSTM"] = lower_lstm
+LOWERINGS: dict[str, Lowering] = {
+    "SVDF": lower_svdf,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": lower_lstm,
+}
