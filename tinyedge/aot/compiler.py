@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
-import jinja2
 import numpy as np
 
 from tinyedge import __version__
@@ -13,7 +11,7 @@ from tinyedge.aot.lowering import Lowered, Table
 from tinyedge.aot.ops import ALIAS_OPS, CORE_LOWERINGS, check_supported, lowerings
 from tinyedge.aot.planner import Buffer, MemoryPlan, plan_memory
 from tinyedge.errors import TinyedgeError
-from tinyedge.paths import TEMPLATES_DIR
+from tinyedge.templating import render
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
 C_TYPES = {"INT8": "int8_t", "UINT8": "uint8_t", "INT16": "int16_t", "INT32": "int32_t", "FLOAT32": "float"}
@@ -262,17 +260,9 @@ def _op_line(model: TfliteModel, op: Operator, low: Lowered) -> str:
     return f"  {comment}\n  {low.call}"
 
 
-@lru_cache(maxsize=1)
-def _template_env() -> jinja2.Environment:
-    """The settings generate.py renders every other generated file with."""
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True, trim_blocks=False)
-
-
 def _render(name: str, plan: MemoryPlan, **context) -> str:
     """templates/aot/NAME with the arena's planned and declared sizes (at least one byte)."""
-    return _template_env().get_template(f"aot/{name}").render(
-        arena_bytes=plan.arena_bytes, arena_size=max(plan.arena_bytes, 1), **context)
+    return render(f"aot/{name}", arena_bytes=plan.arena_bytes, arena_size=max(plan.arena_bytes, 1), **context)
 
 
 @dataclass(frozen=True)
