@@ -231,10 +231,10 @@ def tflm_planned_tensor_bytes(model: TfliteModel) -> int:
     tensors (and scratch buffers), as its RecordingMicroAllocator reports it."""
     import re
 
-    from tinyedge.reference import _interpreter, captured_native_output
+    from tinyedge.reference import captured_native_output, tflm_interpreter
 
     with captured_native_output() as log:
-        interpreter = _interpreter(model.data, max(len(model.data) * 10, 1 << 20))
+        interpreter = tflm_interpreter(model.data, max(len(model.data) * 10, 1 << 20))
         interpreter.print_allocations()
     for line in log:
         match = re.search(r"Arena allocation head (\d+) bytes", line)

@@ -75,3 +75,17 @@ def class_labels(labels: np.ndarray, samples: int, width: int, what: str = "samp
         raise TinyedgeError(f"{flag} holds class indices from {low} to {high}, but the model's output has {width} "
                             f"classes: give indices 0..{width - 1}.")
     return labels
+
+
+def check_samples(data: np.ndarray, input_shape: tuple[int, ...], what: str, source: str) -> np.ndarray:
+    """Accept N samples of the model's input shape (with or without the batch axis of 1)."""
+    check_numeric_samples(data, what, source)
+    sample_shape = tuple(input_shape[1:])
+    if tuple(data.shape[1:]) == sample_shape:
+        return data
+    if data.ndim == len(input_shape) + 1 and tuple(data.shape[1:]) == tuple(input_shape):
+        return data.reshape((data.shape[0], *sample_shape))
+    raise TinyedgeError(
+        f"the {what} data in {source} has samples of shape {tuple(data.shape[1:])}, but the model "
+        f"expects {sample_shape}: give an array of shape (N, {', '.join(map(str, sample_shape))})."
+    )

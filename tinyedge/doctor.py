@@ -12,8 +12,11 @@ from typing import Any
 
 from tinyedge.boards import Board, load_boards
 from tinyedge.errors import TinyedgeError
-from tinyedge.tools import Tool
 from tinyedge.paths import tflm_dir_from_env
+from tinyedge.plugins import get_flasher, get_framework
+from tinyedge.ports import list_ports
+from tinyedge.tflm import find_tflm_tree, tflm_version, tree_kind
+from tinyedge.tools import Tool, tool_path, tool_version
 
 SERIAL_GROUPS = ("dialout", "uucp", "plugdev")
 
@@ -68,8 +71,6 @@ class DoctorReport:
 
 def _load(kind: str, name: str) -> Any:
     """A framework or flasher; ImportError or TinyedgeError when it is not there (the caller reports it)."""
-    from tinyedge.plugins import get_flasher, get_framework
-
     return get_framework(name) if kind == "framework" else get_flasher(name)
 
 
@@ -96,8 +97,6 @@ def needed_tools(boards: dict[str, Board]) -> tuple[dict[str, tuple[Tool, list[s
 
 
 def check_tools(boards: dict[str, Board]) -> tuple[list[ToolStatus], list[str]]:
-    from tinyedge.tools import tool_path, tool_version
-
     found, unavailable = needed_tools(boards)
     statuses = []
     for tool, users in found.values():
@@ -109,8 +108,6 @@ def check_tools(boards: dict[str, Board]) -> tuple[list[ToolStatus], list[str]]:
 
 
 def check_tflm() -> TflmStatus:
-    from tinyedge.tflm import find_tflm_tree, tflm_version, tree_kind
-
     given = tflm_dir_from_env()
     if given is None:
         return TflmStatus(False, None, False, None,
@@ -145,8 +142,6 @@ def serial_group() -> str | None:
 
 
 def check_serial() -> SerialStatus:
-    from tinyedge.ports import list_ports
-
     uid = os.getuid()
     user = pwd.getpwuid(uid).pw_name
     groups = sorted({grp.getgrgid(gid).gr_name for gid in os.getgroups() if _group_exists(gid)})

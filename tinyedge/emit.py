@@ -13,6 +13,7 @@ import numpy as np
 
 from tinyedge.carray import c_identifier, write_c_array
 from tinyedge.errors import TinyedgeError
+from tinyedge.quantize import quantize_input
 from tinyedge.reference import Reference
 from tinyedge.tflite_model import TfliteModel, load_tflite
 
@@ -38,8 +39,6 @@ def compute_test_vectors(model: TfliteModel, data: np.ndarray, count: int) -> Te
         raise TinyedgeError(f"--data samples have shape {tuple(data.shape[1:])}, but the model expects {sample_shape}.")
     samples = data[:count]
     if np.issubdtype(samples.dtype, np.floating) and tin.type_name in ("INT8", "UINT8", "INT16"):
-        from tinyedge.quantize import quantize_input
-
         samples = quantize_input(samples, tin.scale[0], int(tin.zero_point[0]), tin.dtype)
     samples = samples.astype(tin.dtype).reshape(len(samples), *tin.shape)
     ref = Reference(model)

@@ -9,7 +9,10 @@ from typing import Any
 import numpy as np
 
 from tinyedge.boards import Board, get_board
+from tinyedge.errors import TinyedgeError
+from tinyedge.plugins import get_framework
 from tinyedge.reference import check_runs_in_tflm, measure_arena
+from tinyedge.runtimes.aot import compile_for
 from tinyedge.tflite_model import Operator, TfliteModel, load_tflite
 
 # TFLM's interpreter, allocator and a handful of reference kernels, measured as text+rodata on a
@@ -110,10 +113,6 @@ def board_fit(model: TfliteModel, board: Board, arena_bytes: int) -> BoardFit:
 def _aot_needs(model: TfliteModel, board: Board, fallback_arena: int) -> tuple[int, int, str]:
     """Flash and RAM of the AOT firmware, as `tinyedge generate` checks them: the memory plan and
     constants plus the framework's firmware allowance (the host arena when the AOT compiler refuses the model)."""
-    from tinyedge.errors import TinyedgeError
-    from tinyedge.plugins import get_framework
-    from tinyedge.runtimes.aot import compile_for
-
     allowance = get_framework(board.framework).allowance
     try:
         stats = compile_for(model, board).stats

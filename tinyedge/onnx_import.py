@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from tinyedge.checks import check_samples
 from tinyedge.errors import TinyedgeError
+from tinyedge.float_models import load_saved_model
 
 ONNX_SUFFIX = ".onnx"
 # The file onnx2tf's download_test_image_data() reads from its working directory before it
@@ -95,8 +97,6 @@ class OnnxModel:
 
     def arrange(self, data: np.ndarray, what: str, source: str) -> np.ndarray:
         """The samples in the board's layout: taken as they are, or transposed from the ONNX layout."""
-        from tinyedge.quantize import check_samples
-
         board_sample = tuple(self.input_shapes[0][1:])
         if self.declared_layout(data):
             data = data.reshape((len(data), *self.onnx_shape[1:]))
@@ -124,10 +124,8 @@ class OnnxModel:
 
     @cached_property
     def keras_model(self) -> Any:
-        from tinyedge.quantize import load_float_model
-
         saved_model = self.convert_to_saved_model()
-        converted = load_float_model(saved_model)
+        converted = load_saved_model(saved_model)
         if converted.input_shapes[0] != self.input_shapes[0]:
             raise TinyedgeError(
                 f"onnx2tf converted {self.path.name} to an input of shape {converted.input_shapes[0]}, not the expected "

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 from tinyedge.errors import DeviceError
+from tinyedge.ports import is_rfc2217, open_options, with_rfc2217_defaults
 
 PROTOCOL_VERSION = 1
 
@@ -760,8 +761,6 @@ def _serial_exception() -> tuple[type[Exception], ...]:
 
 def _open_port(url: str, baud: int):
     import serial
-
-    from tinyedge.ports import is_rfc2217, open_options, with_rfc2217_defaults
 
     try:
         port = serial.serial_for_url(with_rfc2217_defaults(url), baudrate=baud, timeout=READ_SLICE_S,

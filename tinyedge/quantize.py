@@ -14,8 +14,10 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from tinyedge.checks import check_numeric_samples, class_labels
+from tinyedge.checks import class_labels
 from tinyedge.errors import TinyedgeError
+from tinyedge.float_models import FloatModel, load_keras_model, load_saved_model, tensorflow
+from tinyedge.onnx_import import OnnxModel
 from tinyedge.reference import Reference, captured_native_output, check_runs_in_tflm
 from tinyedge.tflite_model import TFLITE_IDENTIFIER, TfliteModel, parse_tflite
 
@@ -50,46 +52,7 @@ class QuantizeReport:
         return asdict(self)
 
 
-def tensorflow():
-    """Import TensorFlow with its log noise silenced."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    import logging
-
-    with captured_native_output():
-        import tensorflow as tf
-
-    tf.get_logger().setLevel(logging.ERROR)
-    try:
-        from absl import logging as absl_logging
-
-        absl_logging.set_verbosity(absl_logging.ERROR)
-    except ImportError:  # pragma: no cover
-        pass
-    return tf
-
-
 # ---------------------------------------------------------------- loading the float model
-
-
-@dataclass
-class FloatModel:
-    """A float Keras model whose input batch dimension is fixed to 1."""
-    keras_model: Any
-    input_shapes: list[tuple[int, ...]]
-    reference_name = "TensorFlow"   # what computes the float outputs the int8 model is compared with
-    channels_last = False           # True when user arrays may come channels-first (ONNX models)
-
-    def predict(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        result = self.keras_model(inputs if len(inputs) > 1 else inputs[0], training=False)
-        if isinstance(result, dict):
-            result = [result[k] for k in sorted(result)]
-        elif not isinstance(result, (list, tuple)):
-            result = [result]
-        return [np.asarray(r) for r in result]
-
-    def arrange(self, data: np.ndarray, what: str, source: str) -> np.ndarray:
-        return check_samples(data, self.input_shapes[0], what, source)
 
 
 def load_float_model(path: str | Path) -> FloatModel:
@@ -97,8 +60,6 @@ def load_float_model(path: str | Path) -> FloatModel:
     if not path.exists():
         raise TinyedgeError(f"{path} does not exist: give a Keras .keras/.h5 file, a SavedModel directory or an .onnx file.")
     if path.is_file() and path.suffix.lower() == ".onnx":
-        from tinyedge.onnx_import import OnnxModel
-
         return OnnxModel(path)
     if path.is_file() and _looks_like_tflite(path):
         raise TinyedgeError(
@@ -108,68 +69,16 @@ def load_float_model(path: str | Path) -> FloatModel:
     if path.is_dir():
         if not (path / "saved_model.pb").exists():
             raise TinyedgeError(f"{path} is a directory without saved_model.pb: give a SavedModel directory or a .keras/.h5 file.")
-        return _load_saved_model(path)
+        return load_saved_model(path)
     if path.suffix.lower() not in KERAS_SUFFIXES:
         raise TinyedgeError(f"{path} is not a model tinyedge can read: give a Keras .keras/.h5 file, a SavedModel directory or an .onnx file.")
-    return _load_keras(path)
+    return load_keras_model(path)
 
 
 def _looks_like_tflite(path: Path) -> bool:
     with path.open("rb") as handle:
         head = handle.read(8)
     return len(head) == 8 and head[4:8] == TFLITE_IDENTIFIER
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
-
-
-def _load_keras(path: Path) -> FloatModel:
-    tf = tensorflow()
-    try:
-        with captured_native_output():
-            model = tf.keras.models.load_model(path, compile=False)
-    except Exception as exc:
-        raise TinyedgeError(f"{path} could not be loaded as a Keras model ({_first_line(exc)}): check the file.") from None
-    return keras_to_float_model(model)
-
-
-def keras_to_float_model(model: Any) -> FloatModel:
-    """Re-wrap a Keras model with batch size 1 (inputs of shape (1, ...))."""
-    tf = tensorflow()
-    shapes = [(1, *tuple(t.shape)[1:]) for t in model.inputs]
-    if any(None in shape for shape in shapes):
-        raise TinyedgeError(
-            "the model has a free dimension besides the batch (e.g. variable sequence length): "
-            "give its inputs fixed shapes before quantizing."
-        )
-    inputs = [tf.keras.Input(batch_shape=shape, dtype=t.dtype) for shape, t in zip(shapes, model.inputs)]
-    outputs = model(inputs if len(inputs) > 1 else inputs[0])
-    return FloatModel(tf.keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs), shapes)
-
-
-def _load_saved_model(path: Path) -> FloatModel:
-    tf = tensorflow()
-    try:
-        with captured_native_output():
-            layer = tf.keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")
-            loaded = tf.saved_model.load(str(path))
-    except Exception as exc:
-        raise TinyedgeError(f"{path} could not be loaded as a SavedModel with a 'serving_default' signature ({_first_line(exc)}).") from None
-    specs = loaded.signatures["serving_default"].structured_input_signature[1]
-    if len(specs) != 1:
-        raise TinyedgeError(f"{path} has {len(specs)} inputs; tinyedge quantize takes single-input models.")
-    spec = next(iter(specs.values()))
-    shape = (1, *spec.shape.as_list()[1:])
-    if None in shape:
-        raise TinyedgeError(f"{path} has a free dimension besides the batch: export it with fixed input shapes.")
-    inp = tf.keras.Input(batch_shape=shape, dtype=spec.dtype)
-    out = layer(inp)
-    if isinstance(out, dict):
-        out = [out[k] for k in sorted(out)]
-        out = out[0] if len(out) == 1 else out
-    return FloatModel(tf.keras.Model(inp, out), [shape])
 
 
 # ---------------------------------------------------------------- data
@@ -188,18 +97,7 @@ def load_array(path: str | Path, what: str) -> np.ndarray:
     return array
 
 
-def check_samples(data: np.ndarray, input_shape: tuple[int, ...], what: str, source: str) -> np.ndarray:
-    """Accept N samples of the model's input shape (with or without the batch axis of 1)."""
-    check_numeric_samples(data, what, source)
-    sample_shape = tuple(input_shape[1:])
-    if tuple(data.shape[1:]) == sample_shape:
-        return data
-    if data.ndim == len(input_shape) + 1 and tuple(data.shape[1:]) == tuple(input_shape):
-        return data.reshape((data.shape[0], *sample_shape))
-    raise TinyedgeError(
-        f"the {what} data in {source} has samples of shape {tuple(data.shape[1:])}, but the model "
-        f"expects {sample_shape}: give an array of shape (N, {', '.join(map(str, sample_shape))})."
-    )
+
 
 
 def calibration_warnings(calibration: np.ndarray) -> list[str]:

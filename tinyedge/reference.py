@@ -44,7 +44,8 @@ def captured_native_output() -> Iterator[list[str]]:
             lines.extend(sink.read().decode(errors="replace").splitlines())
 
 
-def _interpreter(model_bytes: bytes, arena_size: int | None = None):
+def tflm_interpreter(model_bytes: bytes, arena_size: int | None = None):
+    """tflite-micro's own interpreter (its Python wrapper) over a model's bytes."""
     from tflite_micro.python.tflite_micro import runtime
 
     return runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=arena_size)
@@ -58,7 +59,7 @@ class Reference:
         arena = arena_size or max(len(self.model.data) * 10, 1 << 20)
         with captured_native_output() as log:
             try:
-                self._interp = _interpreter(self.model.data, arena)
+                self._interp = tflm_interpreter(self.model.data, arena)
             except Exception as exc:
                 failure = exc
             else:
@@ -123,7 +124,7 @@ def _arena_works(model: TfliteModel, size: int) -> bool:
 def _arena_probe(model: TfliteModel, size: int) -> bool:
     with captured_native_output():
         try:
-            interp = _interpreter(model.data, size)
+            interp = tflm_interpreter(model.data, size)
             for i, tensor in enumerate(model.input_tensors):
                 interp.set_input(np.zeros(tensor.shape, dtype=tensor.dtype), i)
             interp.invoke()

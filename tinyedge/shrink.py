@@ -17,7 +17,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tinyedge.boards import get_board
 from tinyedge.errors import TinyedgeError
+from tinyedge.float_models import keras_to_float_model, tensorflow
+from tinyedge.inspection import board_fit, op_macs
+from tinyedge.quantize import convert, load_float_model, quantize_model
+from tinyedge.reference import measure_arena
+from tinyedge.tflite_model import parse_tflite
 
 # Candidate width factors tried for --board, widest first (bisected).
 KEEP_STEPS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.35, 0.3, 0.25, 0.2, 0.15, 0.125, 0.1, 0.075, 0.05)
@@ -142,17 +148,10 @@ def check_is_plain_stack(model: Any, samples: np.ndarray) -> None:
 
 
 def int8_bytes_of(keras_model: Any, calibration: np.ndarray) -> bytes:
-    from tinyedge.quantize import convert, keras_to_float_model
-
     return convert(keras_to_float_model(keras_model), calibration.astype(np.float32))
 
 
 def fit_figures(tflite: bytes, board_id: str | None) -> dict[str, Any]:
-    from tinyedge.boards import get_board
-    from tinyedge.inspection import board_fit, op_macs
-    from tinyedge.reference import measure_arena
-    from tinyedge.tflite_model import parse_tflite
-
     model = parse_tflite(tflite)
     arena = measure_arena(model)
     figures: dict[str, Any] = {"int8_bytes": len(tflite), "arena_bytes": arena,
@@ -240,8 +239,6 @@ def accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
 def figures_of(keras_path: Path, calibration: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray,
                board_id: str | None, work: Path) -> ModelFigures:
     """Quantize through tinyedge's own stage, then measure size, arena, MACs, fit and accuracy."""
-    from tinyedge.quantize import quantize_model
-
     tflite = work / f"{keras_path.stem}_int8.tflite"
     report = quantize_model(keras_path, calibration, tflite, eval_data=eval_x, labels=eval_y)
     figures = fit_figures(tflite.read_bytes(), board_id)
@@ -252,8 +249,6 @@ def figures_of(keras_path: Path, calibration: np.ndarray, eval_x: np.ndarray, ev
 def shrink_model(model_path: str | Path, data: np.ndarray, labels: np.ndarray, out_path: str | Path,
                  board: str | None = None, keep: float | None = None, epochs: int = 3,
                  progress: Progress | None = None) -> ShrinkReport:
-    from tinyedge.quantize import load_float_model, tensorflow
-
     say = progress or (lambda message: None)
     if (board is None) == (keep is None):
         raise TinyedgeError("give either --board ID (narrow until the model fits it) or --keep F (narrow by a factor).")

@@ -18,10 +18,14 @@ from xml.etree import ElementTree as ET
 
 import numpy as np
 
+from tinyedge.boards import get_board
 from tinyedge.checks import check_integer_input, check_numeric_samples, class_labels
 from tinyedge.errors import DeviceError, TinyedgeError, ValidationFailed
+from tinyedge.inspection import op_macs
 from tinyedge.outputs import check_output_file, remove_stale, write_atomically
-from tinyedge.quantize import cosine_similarity, dequantize, load_array, quantize_input
+from tinyedge.protocol import Device, infer_timeout
+from tinyedge.quantize import (cosine_similarity, dequantize, load_array, load_float_model, pair_outputs, quantize_input,
+                               run_float)
 from tinyedge.reference import Reference
 from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite
 
@@ -334,8 +338,6 @@ def _stats(values: list[float]) -> dict[str, float] | None:
 
 def latency_note(board_id: str, icount: bool | None) -> str | None:
     """Under QEMU the latency is the host's time unless the guest counts instructions (-icount)."""
-    from tinyedge.boards import get_board
-
     try:
         flasher = get_board(board_id).flasher
     except TinyedgeError:
@@ -401,8 +403,6 @@ def summarize(model: TfliteModel, info: Any, results: list[SampleResult], tolera
 def float_model_outputs(float_model: Path, data: np.ndarray, model: TfliteModel,
                         expected: list[list[np.ndarray]]) -> np.ndarray:
     """The float model's head that matches the int8 model's first output (the one accuracy is taken on)."""
-    from tinyedge.quantize import load_float_model, pair_outputs, run_float
-
     outputs = Outputs(model)
     host = outputs.real(np.array([outputs.flatten(e) for e in expected], dtype=np.float64))
     host_heads = [host[:, a:b] for a, b in zip(outputs.bounds, outputs.bounds[1:])]
@@ -434,8 +434,6 @@ def validate(
 ) -> ValidationReport:
     """Run every sample on the board and compare it with the host reference. A device error after
     the board answered INFO raises StoppedByDevice, whose report describes the partial run."""
-    from tinyedge.protocol import Device
-
     model = load_tflite(model_path)
     if tolerance_lsb < 0:
         raise TinyedgeError(f"--tolerance-lsb must be 0 or more (got {tolerance_lsb}).")
@@ -493,9 +491,6 @@ def link_options(baud: int | None, timeout: float | None) -> dict[str, Any]:
 
 def infer_timeout_for(model: TfliteModel, info: Any, device: Any) -> float:
     """An INFER's timeout from the model's cost: its MACs at the board's clock, and its bytes on the wire."""
-    from tinyedge.inspection import op_macs
-    from tinyedge.protocol import infer_timeout
-
     macs = sum(op_macs(model, op) for op in model.operators)
     return infer_timeout(device.timeout, macs, int(info.clock_hz), info.input_bytes + info.output_bytes, device.baud)
 

@@ -14,6 +14,7 @@ import numpy as np
 from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, op_prefix, table, unsupported, uses_dsp
 from tinyedge.aot.quant import quantize_multiplier, zero_point
 from tinyedge.errors import TinyedgeError
+from tinyedge.reference import tflm_interpreter
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
 SVDF_INPUT, SVDF_WEIGHTS_FEATURE, SVDF_WEIGHTS_TIME, SVDF_BIAS, SVDF_STATE = range(5)
@@ -216,9 +217,7 @@ def sigmoid_table() -> tuple[int, ...]:
 
 def _tanh_int16(scale: float, xs: list[int]) -> list[int]:
     """One int16 TANH over xs (output scale 2^-15) in tflite-micro's interpreter."""
-    from tinyedge.reference import _interpreter
-
-    interpreter = _interpreter(_tanh_int16_model(scale, len(xs)), 1 << 16)
+    interpreter = tflm_interpreter(_tanh_int16_model(scale, len(xs)), 1 << 16)
     interpreter.set_input(np.asarray(xs, dtype=np.int16), 0)
     interpreter.invoke()
     return [int(v) for v in np.asarray(interpreter.get_output(0)).ravel()]

@@ -31,7 +31,7 @@ def requant_lines(acc: str, mh: str, ml: str, shift: str, indent: str) -> list[s
     body = [
         f"if {shift} > 0:",
         f"    {acc} = {acc} << {shift}",
-        f"    t_rs = 0",
+        "    t_rs = 0",
         "else:",
         f"    t_rs = 0 - {shift}",
         f"t_ah = {acc} >> 16",
