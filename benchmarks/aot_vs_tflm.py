@@ -390,9 +390,14 @@ def main() -> int:
     return 0 if all_pass else 1
 
 
-if __name__ == "__main__":
+def run_main(main: Callable[[], int]) -> None:
+    """Exit with main()'s status, or with 2 and one line for an error the user can fix (every benchmark's entry)."""
     try:
         sys.exit(main())
     except TinyedgeError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -29,11 +29,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import numpy as np
 
+from aot_vs_tflm import run_main  # noqa: E402  (sys.path above)
 from tinyedge.build import build
-from tinyedge.errors import TinyedgeError
 from tinyedge.generate import generate
 from tinyedge.tflite_model import load_tflite
 from tinyedge.tflm import find_tflm_tree
@@ -153,8 +154,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except TinyedgeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main)

@@ -244,8 +244,4 @@ def write_json(args: argparse.Namespace, runtime_trees: dict[str, Path | None],
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except TinyedgeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    method.run_main(main)
