@@ -40,7 +40,7 @@ def test_boards_show_one():
 
 
 def _write_profiles(tmp_path, mutate) -> None:
-    doc = yaml.safe_load((REPO / "boards.yaml").read_text())
+    doc = yaml.safe_load((REPO / "tinyedge" / "boards.yaml").read_text())
     mutate(doc["boards"])
     (tmp_path / "boards.yaml").write_text(yaml.safe_dump(doc))
 

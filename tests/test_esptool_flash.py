@@ -222,7 +222,7 @@ def test_an_esptool_older_than_the_api_the_flasher_drives_is_refused_in_one_sent
 
     tomllib = pytest.importorskip("tomllib")
     from tinyedge.flashers.esptool import ESPTOOL_MINIMUM, require_esptool_version
-    from tinyedge.paths import PROJECT_ROOT
+    PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
     dependencies = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert "esptool>=5.4" in dependencies and ESPTOOL_MINIMUM == (5, 4)

@@ -104,7 +104,7 @@ def test_a_model_too_big_for_the_heap_is_refused_with_the_figures(tmp_path):
     model = REAL / "ad01_int8.tflite"
     if not model.is_file():
         pytest.skip(f"the real models are not here ({REAL} is absent)")
-    profiles = yaml.safe_load((REPO / "boards.yaml").read_text())
+    profiles = yaml.safe_load((REPO / "tinyedge" / "boards.yaml").read_text())
     profiles["boards"]["micropython-unix"]["micropython"]["heap_bytes"] = 96 * 1024
     boards = tmp_path / "boards.yaml"
     boards.write_text(yaml.safe_dump(profiles))

@@ -154,7 +154,7 @@ def test_device_derives_the_same_chunk_from_its_rx_buffer(rx_buffer, tmp_path):
     program = tmp_path / "chunk.c"
     program.write_text('#include <stdio.h>\n#include "te_protocol.h"\n'
                        'int main(void) { printf("%ld\\n", (long)(TE_PROTO_MAX_CHUNK)); return 0; }\n')
-    subprocess.run(["cc", f"-I{REPO / 'firmware' / 'protocol'}", f"-DTE_PROTO_RX_BUFFER={rx_buffer}",
+    subprocess.run(["cc", f"-I{REPO / 'tinyedge' / 'firmware' / 'protocol'}", f"-DTE_PROTO_RX_BUFFER={rx_buffer}",
                     str(program), "-o", str(tmp_path / "chunk")], check=True)
     announced = int(subprocess.run([str(tmp_path / "chunk")], capture_output=True, text=True, check=True).stdout)
     assert request_wire_bytes(announced) <= rx_buffer

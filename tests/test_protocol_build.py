@@ -13,8 +13,8 @@ import pytest
 from fixtures.posix_firmware import FIXTURE_SOURCES, INCLUDES, POSIX_SOURCES, PROTOCOL_SOURCES
 
 REPO = Path(__file__).resolve().parent.parent
-PROTOCOL_DIR = REPO / "firmware" / "protocol"
-COMMON_DIR = REPO / "firmware" / "common"
+PROTOCOL_DIR = REPO / "tinyedge" / "firmware" / "protocol"
+COMMON_DIR = REPO / "tinyedge" / "firmware" / "common"
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 FUZZ_SECONDS = int(os.environ.get("TINYEDGE_FUZZ_SECONDS", "20"))
 

@@ -115,7 +115,7 @@ def test_a_missing_riscv_compiler_is_one_sentence_with_its_install_line(sine_mod
 
 
 def test_a_baremetal_profile_without_its_toolchain_facts_is_refused_in_one_sentence(sine_model, tmp_path):
-    doc = yaml.safe_load((REPO / "boards.yaml").read_text())
+    doc = yaml.safe_load((REPO / "tinyedge" / "boards.yaml").read_text())
     del doc["boards"][BOARD]["baremetal"]
     (tmp_path / "boards.yaml").write_text(yaml.safe_dump(doc))
     result = run_tinyedge("generate", sine_model.int8, "--board", BOARD, "-o", tmp_path / "fw",

@@ -55,7 +55,7 @@ def test_no_stage_module_imports_rich():
 def test_build_shows_its_budget_table_before_refusing_an_image_over_budget(sine_model, tmp_path):
     """`tinyedge build` once the board's profile allows 4 KB of flash: the figures first, then one sentence."""
     require_tools("gcc", "make")
-    boards = yaml.safe_load((REPO / "boards.yaml").read_text())
+    boards = yaml.safe_load((REPO / "tinyedge" / "boards.yaml").read_text())
     boards["boards"]["host"]["flash_bytes"] = 4096
     (tmp_path / "boards.yaml").write_text(yaml.safe_dump(boards))
     env = {"TINYEDGE_BOARDS": str(tmp_path / "boards.yaml")}

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES_DIR = PROJECT_ROOT / "templates"
-FIRMWARE_DIR = PROJECT_ROOT / "firmware"
+PACKAGE_DIR = Path(__file__).resolve().parent
+TEMPLATES_DIR = PACKAGE_DIR / "templates"
+FIRMWARE_DIR = PACKAGE_DIR / "firmware"
+HOST_TOOLS_DIR = FIRMWARE_DIR / "host_tools"
 
 
 def boards_file() -> Path:
-    return Path(os.environ.get("TINYEDGE_BOARDS", PROJECT_ROOT / "boards.yaml"))
+    return Path(os.environ.get("TINYEDGE_BOARDS", PACKAGE_DIR / "boards.yaml"))
 
 
 def cache_dir() -> Path:

@@ -2,7 +2,7 @@
 `avrdude -c arduino -p m328p -b 115200 -P PORT -U flash:w:firmware.hex:i`.
 
 With no --port and no matching USB device attached, a profile with an `emulator` of kind `simavr`
-is emulated instead: a small launcher (tools/simavr-uno, built once against libsimavr and cached)
+is emulated instead: a small launcher (firmware/host_tools/simavr-uno, built once against libsimavr and cached)
 runs Debian's Optiboot in an emulated ATmega328P with its UART on a pseudo-terminal; the real
 avrdude flashes through that bootloader, and the firmware then answers on the same pty."""
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
-from tinyedge.paths import PROJECT_ROOT, cache_dir
+from tinyedge.paths import HOST_TOOLS_DIR, cache_dir
 from tinyedge.ports import candidates_for, choose_port, list_ports
 from tinyedge.processes import serving
 from tinyedge.project import Project
@@ -28,7 +28,7 @@ from tinyedge.tools import Tool, require_tool
 AVRDUDE_INSTALL = "sudo apt-get install avrdude"
 AVRDUDE = Tool("avrdude", "avrdude", AVRDUDE_INSTALL)
 SIMAVR_INSTALL = "sudo apt-get install libsimavr-dev libelf-dev pkg-config build-essential"
-LAUNCHER_SOURCES = PROJECT_ROOT / "tools" / "simavr-uno"
+LAUNCHER_SOURCES = HOST_TOOLS_DIR / "simavr-uno"
 LAUNCHER_MARKER = "simavr-uno: uart on "
 FLASH_TIMEOUT_S = 120
 
