@@ -10,6 +10,8 @@ import yaml
 from conftest import REPO, run_tinyedge
 from tinyedge.boards import load_boards
 from tinyedge.errors import TinyedgeError
+from tinyedge.plugins import get_flasher, get_framework
+from tinyedge.sections import ArduinoSettings, Uf2Settings
 
 REQUIRED_BOARDS = {"host", "qemu-cortex-m4", "esp32-devkitc", "esp32-s3-devkitc", "arduino-nano-33-ble",
                    "raspberry-pi-pico", "arduino-uno"}
@@ -55,6 +57,14 @@ def _write_profiles(tmp_path, mutate) -> None:
     (lambda b: b["raspberry-pi-pico"]["uf2"].update(running_usb_id="2E8A"), "uf2.running_usb_id", "VID:PID"),
     (lambda b: b["esp32-devkitc"]["arduino"].update(index_url="package_esp32_index.json"), "arduino.index_url",
      "is not an http(s) URL"),
+    # Every section is typed and parsed when the file loads: a typo or a wrong type is caught before any stage.
+    (lambda b: b["esp32-devkitc"]["esptool"].update(flash_baud="fast"), "esptool.flash_baud", "must be a int"),
+    (lambda b: b["esp32-devkitc"]["esptool"].update(chipp="esp32"), "esptool.chipp", "is not a field of `esptool`"),
+    (lambda b: b["qemu-cortex-m4"]["memory"]["flash"].pop("length"), "memory.flash.length", "is missing"),
+    (lambda b: b["qemu-cortex-m4"]["emulator"].update(args="-nographic"), "emulator.args", "must be a list"),
+    (lambda b: b["micropython-unix"]["micropython"].pop("heap_bytes"), "micropython.heap_bytes", "is missing"),
+    (lambda b: b["arduino-uno"].update(avrr={"mcu": "atmega328p"}), "avrr", "is not a profile field or section"),
+    (lambda b: b["arduino-uno"].update(port=7), "port", "must be a str"),
 ])
 def test_a_bad_profile_names_board_field_and_problem(tmp_path, mutate, field, words):
     _write_profiles(tmp_path, mutate)
@@ -75,5 +85,14 @@ def test_board_facts_live_in_the_profile():
     """What plug-ins used to hard-code per board is read from boards.yaml."""
     boards = load_boards()
     assert boards["arduino-uno"].progmem and not boards["qemu-cortex-m4"].progmem
-    assert boards["raspberry-pi-pico"].section("uf2")["running_usb_id"] == "2E8A:000A"
-    assert boards["esp32-devkitc"].section("arduino")["index_url"].endswith("/package_esp32_index.json")
+    assert boards["raspberry-pi-pico"].settings(Uf2Settings).running_usb_id == "2E8A:000A"
+    assert boards["esp32-devkitc"].settings(ArduinoSettings).index_url.endswith("/package_esp32_index.json")
+
+
+def test_every_board_has_the_sections_its_plug_ins_require():
+    """A profile that lacks a section its framework or flasher needs is caught here, not at a user's build."""
+    for board in load_boards().values():
+        for plugin in (get_framework(board.framework), get_flasher(board.flasher)):
+            for section in plugin.sections:
+                if section.required():
+                    assert board.has_section(section), f"{board.id} lacks `{section.name}` ({plugin.name} reads it)"

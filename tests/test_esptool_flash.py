@@ -23,6 +23,7 @@ from tinyedge.build import build_record
 from tinyedge.flashers.esptool import esp_images
 from tinyedge.frameworks.espidf import read_flasher_args, record_build
 from tinyedge.project import Project
+from tinyedge.sections import EsptoolSettings
 
 mock_bootloader = pytest.importorskip("esp32_mock_bootloader").mock_bootloader
 
@@ -66,7 +67,7 @@ def make_espidf_build(project_dir: Path, board_id: str) -> dict[str, bytes]:
     (build / "bootloader" / "bootloader.bin").write_bytes(images["bootloader"])
     (build / "partition_table" / "partition-table.bin").write_bytes(images["partition_table"])
     (build / "tinyedge_fw.bin").write_bytes(images["app"])
-    offsets = get_board(board_id).section("esptool")["offsets"]
+    offsets = get_board(board_id).settings(EsptoolSettings).offsets
     flasher_args = {
         "write_flash_args": ["--flash_mode", "dio", "--flash_size", "4MB", "--flash_freq", "40m"],
         "flash_settings": {"flash_mode": "dio", "flash_size": "4MB", "flash_freq": "40m"},
@@ -112,7 +113,7 @@ def test_flash_writes_bootloader_partition_table_and_app_at_profile_offsets(tmp_
     images = make_espidf_build(tmp_path, board_id)
     project = Project.load(tmp_path)
     board = project.board
-    offsets = board.section("esptool")["offsets"]
+    offsets = board.settings(EsptoolSettings).offsets
     progress_calls: list[tuple[int, int, str]] = []
 
     with mock_bootloader(chip=CHIPS[board_id]) as stand_in_chip:
@@ -134,7 +135,7 @@ def test_profile_offsets_match_esptool_chip_definitions():
     from esptool.targets import CHIP_DEFS
 
     for board_id, chip in CHIPS.items():
-        offsets = get_board(board_id).section("esptool")["offsets"]
+        offsets = get_board(board_id).settings(EsptoolSettings).offsets
         assert offsets["bootloader"] == CHIP_DEFS[chip].BOOTLOADER_FLASH_OFFSET
         assert (offsets["partition_table"], offsets["app"]) == (0x8000, 0x10000)
 

@@ -31,6 +31,7 @@ from tinyedge.uf2 import (
 from tinyedge.frameworks.arduino import FRAMEWORK as ARDUINO
 from tinyedge.generate import generate
 from tinyedge.project import Artifact, Project
+from tinyedge.sections import EsptoolSettings, PlatformioSettings
 
 CMAKE_SRCS = re.compile(r"SRCS(.*?)INCLUDE_DIRS(.*?)PRIV_REQUIRES", re.DOTALL)
 
@@ -121,7 +122,7 @@ def test_espidf_factory_partition_is_the_flash_budget_inspect_checks(projects, s
     apps = [row for row in table if row[1] == "app"]
     assert [row[:3] for row in apps] == [("factory", "app", "factory")]
     _, _, _, offset, size = apps[0]
-    assert offset == board.section("esptool")["offsets"]["app"] == 0x10000
+    assert offset == board.settings(EsptoolSettings).offsets["app"] == 0x10000
     assert size == board.flash_bytes and offset + size == chip_mib * 1024 * 1024, "the app gets the rest of the chip"
     spans = sorted((row[3], row[3] + row[4]) for row in table)
     assert spans[0][0] >= 0x9000 and all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
@@ -332,13 +333,12 @@ def test_only_the_runtime_defines_the_arena_size(projects):
 
 def test_platformio_ini_comes_from_the_board_profile(projects):
     board = get_board("raspberry-pi-pico")
-    settings = board.section("platformio")
+    settings = board.settings(PlatformioSettings)
     ini = configparser.ConfigParser()
     ini.read(projects["raspberry-pi-pico/tflm"] / "platformio.ini")
     assert ini["platformio"]["default_envs"] == "raspberry-pi-pico"
     env = ini["env:raspberry-pi-pico"]
-    assert (env["platform"], env["board"], env["framework"]) == (settings["platform"], settings["board"],
-                                                                  settings["framework"])
+    assert (env["platform"], env["board"], env["framework"]) == (settings.platform, settings.board, settings.framework)
     assert env["board_build.core"] == "earlephilhower"
     assert env["lib_deps"].split() == board.tflm["lib_deps"]
     flags = env["build_flags"].split()

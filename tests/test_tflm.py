@@ -15,6 +15,7 @@ from conftest import requires_tflm, tflm_tree
 from tinyedge.boards import load_boards
 from tinyedge.errors import TinyedgeError
 from tinyedge.paths import FIRMWARE_DIR
+from tinyedge.sections import EmulatorSettings
 from tinyedge.reference import Reference, measure_arena
 from tinyedge.runtimes import get_runtime
 from tinyedge.tflite_model import load_tflite
@@ -434,7 +435,7 @@ def test_cnn_runs_bit_exact_on_an_emulated_cortex_m4(cnn_model, tmp_path):
                     "-Wl,--gc-sections", *map(str, objects), str(library.archive), "-lm", "-o", str(elf)], check=True)
     symbols = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True).stdout
     assert not re.search(r" (malloc|_malloc_r|__cxa_atexit|_Znwj|_ZdlPv)$", symbols, re.M)  # no heap, no atexit
-    run = subprocess.run(["qemu-system-arm", "-M", board.emulator["machine"], "-nographic", "-monitor", "none",
+    run = subprocess.run(["qemu-system-arm", "-M", board.settings(EmulatorSettings).machine, "-nographic", "-monitor", "none",
                           "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from tinyedge.errors import TinyedgeError
 from tinyedge.paths import boards_file
 from tinyedge.plugins import FLASHERS, FRAMEWORKS, RUNTIMES
+from tinyedge.sections import SECTIONS, Section, SectionError
+
+S = TypeVar("S", bound=Section)
 TFLM_SOURCES = ("tree", "component", "arduino-library", "lib_deps", "none")
 USB_ID = re.compile(r"^[0-9A-Fa-f]{4}:[0-9A-Fa-f]{4}$")
 
@@ -23,7 +27,7 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "tflm": dict, "rx_buffer_bytes": int,
 }
 _CHOICES = {"framework": FRAMEWORKS, "flasher": FLASHERS}
-URL = re.compile(r"^https?://\S+$")
+_OPTIONAL: dict[str, type] = {"progmem": bool, "port": str}
 
 
 @dataclass(frozen=True)
@@ -45,21 +49,32 @@ class Board:
     runtimes: tuple[str, ...]
     tflm: dict[str, Any]
     rx_buffer_bytes: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    progmem: bool = False
+    """Constants must be placed in program memory explicitly (AVR's Harvard architecture)."""
+    port: str | None = None
+    """The firmware port folder (firmware/ports/<port>) when not the framework's default."""
+    sections: dict[str, Section] = field(default_factory=dict)
+    raw_sections: dict[str, Any] = field(default_factory=dict)
 
-    def section(self, name: str) -> dict[str, Any]:
-        """An optional section such as `esptool`, `memory` or `emulator` (empty when absent)."""
-        value = self.extra.get(name)
-        return value if isinstance(value, dict) else {}
+    def settings(self, kind: type[S]) -> S:
+        """The profile's `kind.name` section, parsed; its defaults when the profile has none. A section with
+        required fields that the profile lacks is one sentence naming the board and the section."""
+        found = self.sections.get(kind.name)
+        if found is not None:
+            return found  # type: ignore[return-value]
+        if kind.required():
+            raise TinyedgeError(f"the {self.id} profile needs a `{kind.name}` section "
+                                f"({', '.join(f.name for f in dataclasses.fields(kind))}): fix boards.yaml.")
+        return kind()
+
+    def has_section(self, kind: type[Section]) -> bool:
+        return kind.name in self.sections
 
     @property
-    def emulator(self) -> dict[str, Any]:
-        return self.section("emulator")
-
-    @property
-    def progmem(self) -> bool:
-        """Constants must be placed in program memory explicitly (AVR's Harvard architecture)."""
-        return bool(self.extra.get("progmem", False))
+    def emulator_kind(self) -> str | None:
+        """The `emulator` section's kind (qemu, simavr, micropython-unix, …); None for a board that is only real."""
+        emulator = self.sections.get("emulator")
+        return getattr(emulator, "kind", None)
 
     @property
     def is_budgeted(self) -> bool:
@@ -69,9 +84,11 @@ class Board:
         return [tuple(int(part, 16) for part in uid.split(":")) for uid in self.usb_ids]  # type: ignore[misc]
 
     def as_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "extra"}
-        data.update({k: list(v) if isinstance(v, tuple) else v for k, v in data.items()})
-        data.update(self.extra)
+        data = {k: v for k, v in self.__dict__.items() if k not in ("sections", "raw_sections")}
+        data = {k: list(v) if isinstance(v, tuple) else v for k, v in data.items() if v is not None}
+        if not data.get("progmem"):
+            data.pop("progmem", None)
+        data.update(self.raw_sections)
         return data
 
 
@@ -110,22 +127,36 @@ def _check_board(path: Path, board_id: str, raw: Any) -> Board:
         raise _problem(path, board_id, "tflm", f"'source' must be one of {', '.join(TFLM_SOURCES)}")
     if "tflm" in raw["runtimes"] and raw["tflm"]["source"] == "none":
         raise _problem(path, board_id, "tflm", "the board lists the tflm runtime but names no TFLM source")
-    _check_optional(path, board_id, raw)
-    extra = {k: v for k, v in raw.items() if k not in _REQUIRED}
+    optional = _check_optional(path, board_id, raw)
+    sections = _check_sections(path, board_id, raw)
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in _REQUIRED}
-    return Board(id=board_id, extra=extra, **fields)
+    return Board(id=board_id, sections=sections, raw_sections={k: raw[k] for k in sections}, **optional, **fields)
 
 
-def _check_optional(path: Path, board_id: str, raw: dict[str, Any]) -> None:
-    """The optional fields plug-ins read: checked here so a typo is reported before a build or a flash."""
-    if not isinstance(raw.get("progmem", False), bool):
-        raise _problem(path, board_id, "progmem", f"must be true or false (got {raw['progmem']!r})")
-    running = raw.get("uf2", {}).get("running_usb_id") if isinstance(raw.get("uf2"), dict) else None
-    if running is not None and not (isinstance(running, str) and USB_ID.match(running)):
-        raise _problem(path, board_id, "uf2.running_usb_id", f"{running!r} is not a VID:PID pair such as '2E8A:000A'")
-    index_url = raw.get("arduino", {}).get("index_url") if isinstance(raw.get("arduino"), dict) else None
-    if index_url is not None and not (isinstance(index_url, str) and URL.match(index_url)):
-        raise _problem(path, board_id, "arduino.index_url", f"{index_url!r} is not an http(s) URL")
+def _check_optional(path: Path, board_id: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The optional plain fields: checked here so a typo is reported before a build or a flash."""
+    for name, kind in _OPTIONAL.items():
+        if name in raw and not isinstance(raw[name], kind):
+            raise _problem(path, board_id, name, f"must be {'true or false' if kind is bool else 'a ' + kind.__name__} "
+                                                 f"(got {raw[name]!r})")
+    return {name: raw[name] for name in _OPTIONAL if name in raw}
+
+
+def _check_sections(path: Path, board_id: str, raw: dict[str, Any]) -> dict[str, Section]:
+    """Every other key is a typed section (tinyedge/sections.py), parsed now."""
+    sections: dict[str, Section] = {}
+    for key in raw:
+        if key in _REQUIRED or key in _OPTIONAL:
+            continue
+        kind = SECTIONS.get(str(key))
+        if kind is None:
+            known = sorted([*_REQUIRED, *_OPTIONAL, *SECTIONS])
+            raise _problem(path, board_id, str(key), f"is not a profile field or section (known: {', '.join(known)})")
+        try:
+            sections[str(key)] = kind.parse(raw[key])
+        except SectionError as exc:
+            raise _problem(path, board_id, exc.field, exc.what) from None
+    return sections
 
 
 def load_boards(path: Path | None = None) -> dict[str, Board]:

@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
                            TimeRemainingColumn)
@@ -27,7 +28,8 @@ try:  # typer vendors its own click from 0.2x on; older ones use click itself
 except ImportError:  # pragma: no cover
     from click.exceptions import UsageError
 
-from tinyedge.boards import get_board, load_boards
+import tinyedge
+from tinyedge.boards import DEFAULT_BOARD, get_board, load_boards
 from tinyedge.errors import TinyedgeError
 from tinyedge.outputs import check_output_dir, check_output_file, write_atomically
 from tinyedge.render import (board_table, boards_table, budget_table, doctor_tables, inspect_tables, kib, ports_table,
@@ -71,6 +73,17 @@ def console_for(stream: Any, stderr: bool = False) -> Console:
     return Console(stderr=stderr, width=UNCUT_WIDTH)
 
 
+def _flag_types_hidden(show_type: Callable[..., Any]) -> Callable[..., Any]:
+    """Typer's rich help prints `<bool>` beside every flag (`--help <bool>`): a flag takes no value, so none."""
+
+    def display_type_rich(self: Any, ctx: Any) -> Any:
+        return None if getattr(self, "is_flag", False) and not getattr(self, "count", False) else show_type(self, ctx)
+
+    return display_type_rich
+
+
+typer.core.TyperOption.display_type_rich = _flag_types_hidden(typer.core.TyperOption.display_type_rich)  # type: ignore[method-assign]
+
 app = typer.Typer(
     cls=UsageErrorsExitOne,
     name="tinyedge",
@@ -81,6 +94,18 @@ app = typer.Typer(
 )
 console = console_for(sys.stdout)
 err_console = console_for(sys.stderr, stderr=True)
+
+
+def show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"tinyedge {tinyedge.__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
+                                      help="Print tinyedge's version and exit.")) -> None:
+    """Take a trained TensorFlow/Keras model onto a microcontroller and prove it runs correctly there."""
 
 
 def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -155,7 +180,8 @@ def command(func: Callable[..., Any]) -> Any:
 
 # Options several commands take, spelled once: flag -> (default, help).
 SHARED_OPTIONS: dict[str, tuple[Any, str]] = {
-    "--runtime": (None, "tflm or aot (default: tflm when a TFLM tree is configured, else aot)."),
+    "--runtime": (None, "tflm, aot or viper (default: the board's only runtime; else tflm when a TFLM tree is "
+                        "configured, else aot)."),
     "--tflm-dir": (None, "TFLM source tree (default: $TINYEDGE_TFLM_DIR)."),
     "--icount": (False, "QEMU: count instructions (-icount shift=0) for deterministic cycle figures."),
     "--firmware": (None, "MicroPython boards: install MicroPython from this file first."),
@@ -457,7 +483,7 @@ def validate(
 @command
 def deploy(
     model: Path = typer.Argument(..., help="A .tflite, or a float Keras .keras/.h5 / SavedModel / .onnx (then give --calibration)."),
-    board: str = typer.Option("qemu-cortex-m4", "--board", help="Board id from `tinyedge boards`."),
+    board: str = typer.Option(DEFAULT_BOARD, "--board", help="Board id from `tinyedge boards`."),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Calibration inputs .npy, to quantize a float model."),
     data: Optional[Path] = typer.Option(None, "--data", help="Validation inputs .npy (default: the calibration data)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Class labels for the validation inputs."),

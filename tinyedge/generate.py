@@ -59,7 +59,7 @@ def choose_runtime(board: Board, runtime: str | None, tflm_dir: Path | None, rep
 
 
 def port_name(board: Board, framework: Framework) -> str:
-    name = board.extra.get("port") or framework.default_port
+    name = board.port or framework.default_port
     if not name:
         return ""
     if not (FIRMWARE_DIR / "ports" / name).is_dir():

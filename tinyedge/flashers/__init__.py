@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from tinyedge.boards import Board
 from tinyedge.plugins import get_flasher  # noqa: F401  (re-exported: the registry loads flashers)
 from tinyedge.project import Project
+from tinyedge.sections import Section
 from tinyedge.tools import ProgressCallback, Tool
 
 __all__ = ["Flasher", "ProgressCallback", "get_flasher"]
@@ -28,6 +29,8 @@ class Flasher(ABC):
     options: ClassVar[frozenset[str]] = frozenset()
     # The external programs every board flashed this way needs (override `tools` when it depends on the board).
     required_tools: ClassVar[tuple[Tool, ...]] = ()
+    # The profile sections (tinyedge/sections.py) this flasher reads through `board.settings(...)`.
+    sections: ClassVar[tuple[type[Section], ...]] = ()
 
     @abstractmethod
     def flash(self, project: Project, port: str | None, progress: ProgressCallback | None = None,

@@ -18,6 +18,7 @@ from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
 from tinyedge.ports import find_board_port, wait_for_port
 from tinyedge.project import Project
+from tinyedge.sections import ArduinoSettings
 from tinyedge.tools import ARDUINO_CLI, require_tool, run_with_progress
 
 NEW_PORT = re.compile(r"New upload port:\s*(\S+)")
@@ -32,14 +33,15 @@ def new_port_from(lines: list[str]) -> str | None:
 
 
 def fqbn(board: Board) -> str:
-    name = board.section("arduino").get("fqbn")
+    name = board.settings(ArduinoSettings).fqbn
     if not name:
         raise TinyedgeError(f"board '{board.id}' has no arduino.fqbn: add it to its profile in boards.yaml.")
-    return str(name)
+    return name
 
 
 class ArduinoCliFlasher(Flasher):
     name = "arduino-cli"
+    sections = (ArduinoSettings,)
     required_tools = (ARDUINO_CLI,)
 
     def upload_command(self, cli: str, project: Project, port: str) -> list[str]:

@@ -23,6 +23,7 @@ from tinyedge.paths import HOST_TOOLS_DIR, cache_dir
 from tinyedge.ports import candidates_for, choose_port, list_ports
 from tinyedge.processes import serving
 from tinyedge.project import Project
+from tinyedge.sections import AvrSettings, EmulatorSettings
 from tinyedge.tools import Tool, require_tool
 
 AVRDUDE_INSTALL = "sudo apt-get install avrdude"
@@ -34,9 +35,9 @@ FLASH_TIMEOUT_S = 120
 
 
 def avrdude_command(board: Board, port: str, hex_path: Path) -> list[str]:
-    avr = board.section("avr")
-    return ["avrdude", "-c", str(avr.get("avrdude_programmer", "arduino")), "-p", str(avr.get("avrdude_part", "m328p")),
-            "-b", str(avr.get("upload_baud", 115200)), "-P", port, "-U", f"flash:w:{hex_path}:i"]
+    avr = board.settings(AvrSettings)
+    return ["avrdude", "-c", avr.avrdude_programmer, "-p", avr.avrdude_part,
+            "-b", str(avr.upload_baud), "-P", port, "-U", f"flash:w:{hex_path}:i"]
 
 
 def run_avrdude(board: Board, port: str, hex_path: Path, progress: ProgressCallback | None) -> float:
@@ -97,10 +98,11 @@ def attached_port(board: Board) -> str | None:
 
 class AvrdudeFlasher(Flasher):
     name = "avrdude"
+    sections = (AvrSettings, EmulatorSettings)
     required_tools = (AVRDUDE,)
 
     def will_emulate(self, board: Board, port: str | None) -> bool:
-        return port is None and board.emulator.get("kind") == "simavr" and attached_port(board) is None
+        return port is None and board.emulator_kind == "simavr" and attached_port(board) is None
 
     @contextmanager
     def flash(self, project: Project, port: str | None,
@@ -113,7 +115,7 @@ class AvrdudeFlasher(Flasher):
             run_avrdude(board, port, hex_path, progress)
             yield port
             return
-        if board.emulator.get("kind") != "simavr":
+        if board.emulator_kind != "simavr":
             raise TinyedgeError(f"no {board.name} found (USB ids {', '.join(board.usb_ids)}): connect it or pass --port.")
         with emulated_uno(board, progress) as pty:
             run_avrdude(board, pty, hex_path, progress)
@@ -123,7 +125,7 @@ class AvrdudeFlasher(Flasher):
 @contextmanager
 def emulated_uno(board: Board, progress: ProgressCallback | None = None) -> Iterator[str]:
     """An emulated Uno running its bootloader, owned for the duration; yields its pty."""
-    bootloader = Path(board.emulator.get("bootloader_hex", ""))
+    bootloader = Path(board.settings(EmulatorSettings).bootloader_hex)
     if not bootloader.is_file():
         raise TinyedgeError(f"the Optiboot image {bootloader} is missing, so the Uno cannot be emulated: "
                             "install it with `sudo apt-get install arduino-core-avr`.")

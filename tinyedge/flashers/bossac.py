@@ -17,6 +17,7 @@ from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
 from tinyedge.ports import find_board_port, is_device_path, list_ports, touch_1200bps, wait_for_usb_port
 from tinyedge.project import Project
+from tinyedge.sections import ArduinoSettings
 from tinyedge.tools import Tool, require_tool, run_with_progress
 
 # The Nano 33 BLE's bootloader speaks Arduino's BOSSA fork (1.9.1-arduino2); upstream BOSSA, Debian's
@@ -35,7 +36,8 @@ def arduino_bossac() -> str | None:
 
 
 def bootloader_ids(board: Board) -> list[str]:
-    return list(board.section("arduino").get("bootloader_usb_ids", board.usb_ids))
+    ids = board.settings(ArduinoSettings).bootloader_usb_ids
+    return list(board.usb_ids if ids is None else ids)
 
 
 def sketch_ids(board: Board) -> list[str]:
@@ -58,6 +60,7 @@ def enter_bootloader(board: Board, port: str) -> str:
 
 class BossacFlasher(Flasher):
     name = "bossac"
+    sections = (ArduinoSettings,)
 
     def tools(self, board: Board) -> list[Tool]:
         command = arduino_bossac() or "bossac"     # the fork first: a bossac on PATH may be upstream
@@ -72,7 +75,7 @@ class BossacFlasher(Flasher):
         port = port or find_board_port(board)
         if not is_device_path(port):
             raise TinyedgeError(f"bossac needs a local serial device, not {port}: pass --port /dev/ttyACM0 or similar.")
-        if board.section("arduino").get("touch_1200bps", True):
+        if board.settings(ArduinoSettings).touch_1200bps:
             port = enter_bootloader(board, port)
         run_with_progress([bossac, "-p", port, "-U", "-i", "-e", "-w", "-R", str(image)], project.dir,
                           "bossac", progress)

@@ -24,6 +24,7 @@ from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
 from tinyedge.ports import find_board_port, is_device_path, wait_for_port
 from tinyedge.project import Project
+from tinyedge.sections import EsptoolSettings
 from tinyedge.tools import Tool
 
 ROLES = ("bootloader", "partition_table", "app")
@@ -118,9 +119,9 @@ def write_images(port: str, board: Board, images: list[EspImage],
     from esptool.util import FatalError
     from serial import SerialException
 
-    settings = board.section("esptool")
-    expected = chip_name(settings.get("chip", "esp32"))
-    flash_baud = int(settings.get("flash_baud", 460800))
+    settings = board.settings(EsptoolSettings)
+    expected = chip_name(settings.chip)
+    flash_baud = settings.flash_baud
     label = ["connecting"]
     with _quiet_esptool(progress, label) as logger:
         try:
@@ -155,6 +156,7 @@ def _what_went_wrong(exc: Exception, esptool_lines: list[str]) -> str:
 
 class EsptoolFlasher(Flasher):
     name = "esptool"
+    sections = (EsptoolSettings,)
 
     def tools(self, board: Board) -> list[Tool]:
         # esptool is a tinyedge dependency, driven through its Python API; its script sits beside our Python.

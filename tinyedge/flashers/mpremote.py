@@ -18,6 +18,7 @@ from tinyedge.flashers import Flasher, ProgressCallback
 from tinyedge.ports import find_board_port, is_device_path, wait_for_port
 from tinyedge.processes import serving
 from tinyedge.project import Project
+from tinyedge.sections import MicropythonSettings, Uf2Settings
 from tinyedge.tools import Tool
 from tinyedge.viper.board import check_fits, copy_files, read_facts, start_server, stop_server
 from tinyedge.viper.bridge import SERVING_MARKER
@@ -28,12 +29,12 @@ BOARD_FS_DIR = "board-fs"
 
 
 def is_unix_board(board: Board) -> bool:
-    return (board.extra.get("emulator") or {}).get("kind") == "micropython-unix"
+    return board.emulator_kind == "micropython-unix"
 
 
 @contextmanager
 def _unix_board(project: Project) -> Iterator[str]:
-    heap = int(project.board.extra["micropython"]["heap_bytes"])
+    heap = project.board.settings(MicropythonSettings).heap_bytes
     fs_dir = project.dir / BOARD_FS_DIR
     fs_dir.mkdir(exist_ok=True)
     with serving([sys.executable, "-m", "tinyedge.viper.bridge", "--heap", str(heap), "--dir", str(fs_dir)],
@@ -43,6 +44,7 @@ def _unix_board(project: Project) -> Iterator[str]:
 
 class MpremoteFlasher(Flasher):
     name = "mpremote"
+    sections = (MicropythonSettings, Uf2Settings)
     options = frozenset({"firmware"})
 
     def will_emulate(self, board: Board, port: str | None) -> bool:
@@ -81,7 +83,7 @@ class MpremoteFlasher(Flasher):
     def _serve(self, project: Project, url: str, progress: ProgressCallback | None) -> Iterator[str]:
         board = project.board
         mpy = json.loads(project.artifact("mpy_format").read_text())
-        installer = str((board.extra.get("micropython") or {}).get("installer", ""))
+        installer = board.settings(MicropythonSettings).installer
         facts = read_facts(url, board.baud, installer)
         check_board_loads(facts.mpy, MpyFormat(mpy["version"], mpy["sub_version"], mpy["arch"]))
         check_fits(facts.mem_free, int(mpy["module_bytes"]), project.arena_bytes, board.id)

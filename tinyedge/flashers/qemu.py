@@ -8,13 +8,13 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
 from tinyedge.processes import serving
 from tinyedge.project import Project
+from tinyedge.sections import EmulatorSettings
 from tinyedge.tools import Tool, require_tools
 
 READY_MARKER = "waiting for connection"
@@ -26,11 +26,11 @@ def free_tcp_port() -> int:
         return sock.getsockname()[1]
 
 
-def emulator_facts(board: Board) -> dict[str, Any]:
+def emulator_facts(board: Board) -> EmulatorSettings:
     """The profile's `emulator` section: QEMU's `program`, `machine`, its `install` line and the machine's
     own `args` (how it boots the ELF, semihosting)."""
-    emulator = board.emulator
-    if not all(emulator.get(key) for key in ("program", "machine", "install")):
+    emulator = board.settings(EmulatorSettings)
+    if not (emulator.program and emulator.machine and emulator.install):
         raise TinyedgeError(f"the {board.id} profile needs an `emulator` section with QEMU's program, machine and "
                             "install line: fix boards.yaml.")
     return emulator
@@ -39,9 +39,9 @@ def emulator_facts(board: Board) -> dict[str, Any]:
 def qemu_command(board: Board, elf: Path, port: int, icount: bool = False) -> list[str]:
     emulator = emulator_facts(board)
     command = [
-        emulator["program"], "-M", emulator["machine"],
+        emulator.program, "-M", emulator.machine,
         "-kernel", str(elf), "-display", "none", "-monitor", "none", "-nodefaults",
-        *map(str, emulator.get("args", [])),
+        *emulator.args,
         # wait=on: the guest starts only once the host connects, so its boot banner is not lost;
         # nodelay=on: without it every request/reply exchange costs ~45 ms of Nagle delay.
         "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
@@ -53,12 +53,13 @@ def qemu_command(board: Board, elf: Path, port: int, icount: bool = False) -> li
 
 class QemuFlasher(Flasher):
     name = "qemu"
+    sections = (EmulatorSettings,)
     emulates = True
     options = frozenset({"icount"})
 
     def tools(self, board: Board) -> list[Tool]:
         emulator = emulator_facts(board)
-        return [Tool("QEMU", emulator["program"], emulator["install"])]
+        return [Tool("QEMU", emulator.program, emulator.install)]
 
     def flash(self, project: Project, port: str | None, progress: ProgressCallback | None = None,
               icount: bool = False):
@@ -76,7 +77,7 @@ class QemuFlasher(Flasher):
         require_tools(self.tools(board), needed_for=board.name)
         tcp_port = free_tcp_port()
         if progress:
-            progress(0, 1, f"starting QEMU {board.emulator.get('machine', '')}")
+            progress(0, 1, f"starting QEMU {emulator_facts(board).machine}")
         with serving(qemu_command(board, elf, tcp_port, icount), READY_MARKER, 20.0, "QEMU"):
             if progress:
                 progress(1, 1, "QEMU running")

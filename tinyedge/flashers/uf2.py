@@ -18,15 +18,15 @@ from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
 from tinyedge.ports import candidates_for, list_ports, touch_1200bps, wait_for_port, wait_for_usb_port
 from tinyedge.project import Project
+from tinyedge.sections import Uf2Settings
 from tinyedge.uf2 import INFO_FILE, RP2040_FAMILY_ID, RP2040_FLASH_BASE, bin_to_uf2, elf_to_uf2, find_uf2_drive
 
 
 def uf2_image(project: Project) -> Path:
     """The project's .uf2, converting its .bin or .elf when the build made none."""
     board = project.board
-    settings = board.section("uf2")
-    family = int(settings.get("family_id", RP2040_FAMILY_ID))
-    base = int(settings.get("flash_base", RP2040_FLASH_BASE))
+    settings = board.settings(Uf2Settings)
+    family, base = settings.family_id, settings.flash_base
     if project.has_artifact("uf2"):
         return project.artifact("uf2")
     out = project.dir / "build" / "firmware.uf2"
@@ -40,7 +40,7 @@ def uf2_image(project: Project) -> Path:
 
 def running_usb_id(board: Board) -> str | None:
     """The VID:PID the board's program enumerates as once flashed (the profile's uf2.running_usb_id)."""
-    return board.section("uf2").get("running_usb_id")
+    return board.settings(Uf2Settings).running_usb_id
 
 
 def copy_to_drive(image: Path, drive: Path, progress: ProgressCallback | None) -> None:
@@ -66,9 +66,10 @@ def wait_for_drive_to_leave(drive: Path, timeout_s: float) -> None:
 
 class Uf2Flasher(Flasher):
     name = "uf2"    # a mounted drive and a file copy: nothing to install
+    sections = (Uf2Settings,)
 
     def _bootsel_drive(self, board: Board, port: str | None) -> Path:
-        label = board.section("uf2").get("volume_label", "RPI-RP2")
+        label = board.settings(Uf2Settings).volume_label
         drive = find_uf2_drive(label)
         if drive is not None:
             return drive

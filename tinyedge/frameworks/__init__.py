@@ -12,6 +12,7 @@ from tinyedge.boards import Board
 from tinyedge.plugins import get_framework  # noqa: F401  (re-exported: the registry loads frameworks)
 from tinyedge.project import Project
 from tinyedge.runtimes import FirmwareAllowance, RuntimeSources
+from tinyedge.sections import Section
 from tinyedge.tflite_model import TfliteModel
 from tinyedge.tools import Tool
 
@@ -59,6 +60,8 @@ class Framework(ABC):
     stack_reserve_bytes: ClassVar[int] = 0
     # The external programs every board of this framework needs (override `tools` when it depends on the board).
     required_tools: ClassVar[tuple[Tool, ...]] = ()
+    # The profile sections (tinyedge/sections.py) this framework reads through `board.settings(...)`.
+    sections: ClassVar[tuple[type[Section], ...]] = ()
 
     @abstractmethod
     def render(self, ctx: RenderContext) -> None:

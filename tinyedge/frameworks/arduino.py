@@ -21,15 +21,16 @@ from tinyedge.frameworks.mcu_support import (
     drop_stale_sources, firmware_defines, firmware_outputs, gather_into, project_sources,
 )
 from tinyedge.project import Project
+from tinyedge.sections import ArduinoSettings
 from tinyedge.templating import render_to
 from tinyedge.tools import ARDUINO_CLI, require_tool, run_build_step
 
 SKETCH = "firmware"
 
 
-def arduino_settings(board: Board) -> dict[str, str]:
-    settings = board.section("arduino")
-    if not settings.get("fqbn") or not settings.get("core"):
+def arduino_settings(board: Board) -> ArduinoSettings:
+    settings = board.settings(ArduinoSettings)
+    if not settings.fqbn or not settings.core:
         raise TinyedgeError(f"board '{board.id}' has no arduino.fqbn/arduino.core: add them to its profile in boards.yaml.")
     return settings
 
@@ -45,6 +46,7 @@ def additional_urls(config: dict) -> list[str]:
 
 class ArduinoFramework(Framework):
     name = "arduino"
+    sections = (ArduinoSettings,)
     source_dir = f"{SKETCH}/src"
     default_port = "arduino"
     required_tools = (ARDUINO_CLI,)
@@ -59,14 +61,14 @@ class ArduinoFramework(Framework):
         gather_into(ctx, self.source_dir, src)
         uses_tflm = ctx.runtime == "tflm"
         render_to(sketch / f"{SKETCH}.ino", "arduino/sketch.ino.j2", board=board, model_name=ctx.model_name,
-                  runtime=ctx.runtime, core=settings["core"],
-                  library=settings.get("tflm_library") if uses_tflm else None,
-                  library_header=settings.get("tflm_header") if uses_tflm else None)
-        render_to(sketch / "sketch.yaml", "arduino/sketch.yaml.j2", fqbn=settings["fqbn"])
+                  runtime=ctx.runtime, core=settings.core,
+                  library=settings.tflm_library if uses_tflm else None,
+                  library_header=settings.tflm_header if uses_tflm else None)
+        render_to(sketch / "sketch.yaml", "arduino/sketch.yaml.j2", fqbn=settings.fqbn)
         (ctx.out_dir / "arduino_build.json").write_text(json.dumps({
-            "fqbn": settings["fqbn"], "core": settings["core"],
-            "index_urls": [settings["index_url"]] if settings.get("index_url") else [],
-            "libraries": [settings["tflm_library"]] if uses_tflm and settings.get("tflm_library") else [],
+            "fqbn": settings.fqbn, "core": settings.core,
+            "index_urls": [settings.index_url] if settings.index_url else [],
+            "libraries": [settings.tflm_library] if uses_tflm and settings.tflm_library else [],
             "defines": firmware_defines(ctx, tflm_log_on_protocol_port=True),
         }, indent=2) + "\n")
 

@@ -11,6 +11,7 @@ from tinyedge.frameworks import RenderContext
 from tinyedge.frameworks.make import BUILD_ESSENTIAL, MakeFramework
 from tinyedge.project import Project
 from tinyedge.runtimes import FirmwareAllowance
+from tinyedge.sections import AvrSettings
 from tinyedge.tools import Tool
 
 AVR_INSTALL = "sudo apt-get install gcc-avr avr-libc binutils-avr"
@@ -18,6 +19,7 @@ AVR_INSTALL = "sudo apt-get install gcc-avr avr-libc binutils-avr"
 
 class AvrFramework(MakeFramework):
     name = "avr"
+    sections = (AvrSettings,)
     default_port = "avr"
     # RAM: the firmware's own data + bss (~330 B measured with a 256-byte input) and the 192 B that
     # `build` keeps free for the stack.
@@ -30,7 +32,7 @@ class AvrFramework(MakeFramework):
 
     def make_variables(self, ctx: RenderContext) -> dict[str, Any]:
         board = ctx.board
-        mcu = board.section("avr").get("mcu", "atmega328p")
+        mcu = board.settings(AvrSettings).mcu
         return {
             "cpu_flags": [f"-mmcu={mcu}"],
             "defines": {"F_CPU": f"{board.clock_hz}UL", **self.base_defines(ctx)},

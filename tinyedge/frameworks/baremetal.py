@@ -13,6 +13,7 @@ from tinyedge.frameworks import RenderContext
 from tinyedge.frameworks.make import BUILD_ESSENTIAL, MakeFramework
 from tinyedge.paths import FIRMWARE_DIR
 from tinyedge.project import Project
+from tinyedge.sections import MemorySettings, TimerSettings, ToolchainSettings, UartSettings
 from tinyedge.runtimes import FirmwareAllowance
 from tinyedge.templating import render_file, write_if_changed
 from tinyedge.tools import Tool
@@ -21,27 +22,18 @@ LINKER_SCRIPT = "link.ld"
 
 
 def memory_map(board: Board) -> dict[str, Any]:
-    memory = board.section("memory")
-    try:
-        flash, ram = memory["flash"], memory["ram"]
-        return {"flash": {"origin": int(flash["origin"]), "length": int(flash["length"])},
-                "ram": {"origin": int(ram["origin"]), "length": int(ram["length"])},
-                "stack_bytes": int(memory.get("stack_bytes", 8192))}
-    except (KeyError, TypeError, ValueError):
-        raise TinyedgeError(f"the {board.id} profile needs a `memory` section with flash and ram origin/length "
-                            "for the linker script: fix boards.yaml.") from None
+    memory = board.settings(MemorySettings)
+    return {"flash": {"origin": memory.flash.origin, "length": memory.flash.length},
+            "ram": {"origin": memory.ram.origin, "length": memory.ram.length},
+            "stack_bytes": memory.stack_bytes}
 
 
-def toolchain_facts(board: Board) -> dict[str, Any]:
+def toolchain_facts(board: Board) -> ToolchainSettings:
     """The profile's `baremetal` section: the toolchain's family name, its install line, the C library's specs."""
-    facts = board.section("baremetal")
-    if not facts.get("family") or not facts.get("install"):
-        raise TinyedgeError(f"the {board.id} profile needs a `baremetal` section with the toolchain's `family` and "
-                            "`install` line (and the C library's `specs`): fix boards.yaml.")
-    return facts
+    return board.settings(ToolchainSettings)
 
 
-def spec_flags(names: list[str]) -> list[str]:
+def spec_flags(names: tuple[str, ...]) -> list[str]:
     return [f"--specs={name}" for name in names]
 
 
@@ -54,6 +46,7 @@ def link_script_template(port: str) -> Path:
 
 class BaremetalFramework(MakeFramework):
     name = "baremetal"
+    sections = (MemorySettings, ToolchainSettings, UartSettings, TimerSettings)
     default_port = "mps2"
     allowance = FirmwareAllowance(flash_bytes=32 * 1024, ram_bytes=24 * 1024)
 
@@ -66,22 +59,22 @@ class BaremetalFramework(MakeFramework):
 
     def tflm_flags(self, board: Board) -> tuple[list[str], list[str]]:
         cflags, cxxflags = super().tflm_flags(board)
-        libc = spec_flags(toolchain_facts(board).get("specs", []))
+        libc = spec_flags(toolchain_facts(board).specs)
         return [*cflags, *libc], [*cxxflags, *libc]
 
     def make_variables(self, ctx: RenderContext) -> dict[str, Any]:
         board = ctx.board
-        uart = board.section("uart")
-        timer = board.section("timer")
-        defines = {"TE_UART_BASE": f"0x{int(uart['base']):08X}u"} if "base" in uart else {}
-        defines["TE_CPU_HZ"] = f"{int(timer.get('hz', board.clock_hz))}u"
+        uart = board.settings(UartSettings)
+        timer = board.settings(TimerSettings)
+        defines = {"TE_UART_BASE": f"0x{uart.base:08X}u"} if uart.base is not None else {}
+        defines["TE_CPU_HZ"] = f"{timer.hz if timer.hz is not None else board.clock_hz}u"
         facts = toolchain_facts(board)
-        libc = spec_flags(facts.get("specs", []))
+        libc = spec_flags(facts.specs)
         return {
             "prefix": self.prefix(board),
             "defines": {**defines, **self.base_defines(ctx)},
             "extra_cflags": libc, "extra_cxxflags": libc,
-            "ldflags": ["-nostartfiles", *libc, *spec_flags(facts.get("link_specs", [])), f"-T{LINKER_SCRIPT}",
+            "ldflags": ["-nostartfiles", *libc, *spec_flags(facts.link_specs), f"-T{LINKER_SCRIPT}",
                         "-Wl,--gc-sections", "-Wl,-Map=$(BUILD)/firmware.map", "-Wl,--no-warn-rwx-segments"],
             "ldlibs": ["-lm"],
             "link_deps": [LINKER_SCRIPT],
@@ -98,10 +91,10 @@ class BaremetalFramework(MakeFramework):
     def tools(self, board: Board) -> list[Tool]:
         gcc, gxx, _ = self.compilers(board)
         facts = toolchain_facts(board)
-        family, install = facts["family"], facts["install"]
+        family, install = facts.family, facts.install
         tools = [Tool(f"{family} GCC", gcc, install), Tool("make", "make", BUILD_ESSENTIAL)]
         if "tflm" in board.runtimes:
-            tools.append(Tool(f"{family} C++ compiler", gxx, f"{install} {facts.get('cpp_package', '')}".strip()))
+            tools.append(Tool(f"{family} C++ compiler", gxx, f"{install} {facts.cpp_package}".strip()))
         return tools
 
 

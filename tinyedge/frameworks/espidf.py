@@ -39,6 +39,7 @@ from tinyedge.frameworks.mcu_support import (
     drop_stale_sources, firmware_defines, gather_into, project_sources,
 )
 from tinyedge.project import Project
+from tinyedge.sections import EspidfSettings, EsptoolSettings
 from tinyedge.templating import render_to
 from tinyedge.tools import Tool, require_tool, run_build_step
 
@@ -66,15 +67,15 @@ def project_name(model_name: str) -> str:
 
 
 def idf_target(board: Board) -> str:
-    target = board.extra.get("idf_target") or board.section("esptool").get("chip")
+    target = board.settings(EspidfSettings).target or board.settings(EsptoolSettings).chip
     if not target:
-        raise TinyedgeError(f"board '{board.id}' names no idf_target: add it to its profile in boards.yaml.")
-    return str(target)
+        raise TinyedgeError(f"board '{board.id}' names no espidf.target: add it to its profile in boards.yaml.")
+    return target
 
 
 def flash_size_name(board: Board) -> str:
     """The chip's flash size as ESP-IDF and esptool spell it (`4MB`), from the profile's esptool.flash_size."""
-    name = str(board.section("esptool").get("flash_size", ""))
+    name = board.settings(EsptoolSettings).flash_size
     if not name.endswith("MB") or not name[:-2].isdigit() or int(name[:-2]) not in ESP_FLASH_SIZES_MIB:
         raise TinyedgeError(f"board '{board.id}' needs esptool.flash_size, one of "
                             f"{', '.join(f'{m}MB' for m in ESP_FLASH_SIZES_MIB)}: fix boards.yaml.")
@@ -83,7 +84,7 @@ def flash_size_name(board: Board) -> str:
 
 def app_partition(board: Board) -> tuple[int, int]:
     """(offset, size) of the factory app partition: at the profile's app offset, `flash_bytes` long."""
-    offset = int(board.section("esptool").get("offsets", {}).get("app", 0x10000))
+    offset = board.settings(EsptoolSettings).app_offset
     chip_bytes = int(flash_size_name(board)[:-2]) * 1024 * 1024
     if offset < 0x10000 or offset % 0x10000 or board.flash_bytes % 0x1000 or offset + board.flash_bytes > chip_bytes:
         raise TinyedgeError(f"board '{board.id}': the app partition (flash_bytes {board.flash_bytes} at esptool.offsets.app "
@@ -95,6 +96,7 @@ def app_partition(board: Board) -> tuple[int, int]:
 
 class EspIdfFramework(Framework):
     name = "espidf"
+    sections = (EspidfSettings, EsptoolSettings)
     source_dir = "main"
     default_port = "espidf"
     required_tools = (IDF,)
@@ -162,7 +164,7 @@ def read_flasher_args(build_dir: Path) -> dict[str, str]:
 
 
 def profile_offsets(board: Board) -> dict[str, int]:
-    offsets = board.section("esptool").get("offsets", {})
+    offsets = board.settings(EsptoolSettings).offsets
     missing = [role for role in FLASHER_ARGS_KEYS if not isinstance(offsets.get(role), int)]
     if missing:
         raise TinyedgeError(f"board '{board.id}' has no esptool offset for {', '.join(missing)}: "

@@ -10,6 +10,7 @@ from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.frameworks import BuildResult, Framework, RenderContext
 from tinyedge.project import Project
+from tinyedge.sections import MicropythonSettings
 from tinyedge.tools import Tool
 from tinyedge.viper.mpy import INSTALL_LINE, compile_module, mpy_cross_command, mpy_cross_format
 
@@ -17,16 +18,13 @@ BUILD_DIR = "build"
 MPY_FORMAT = "mpy.json"     # the .mpy format the modules were compiled for, and their size
 
 
-def micropython_settings(board: Board) -> dict:
-    settings = board.extra.get("micropython")
-    if not isinstance(settings, dict) or "arch" not in settings or "heap_bytes" not in settings:
-        raise TinyedgeError(f"the {board.id} profile has no `micropython: {{arch, heap_bytes}}` section: "
-                            "add it to boards.yaml.")
-    return settings
+def micropython_settings(board: Board) -> MicropythonSettings:
+    return board.settings(MicropythonSettings)
 
 
 class MicroPythonFramework(Framework):
     name = "micropython"
+    sections = (MicropythonSettings,)
     source_dir = "device"
     compiles_firmware = False
 
@@ -35,7 +33,7 @@ class MicroPythonFramework(Framework):
 
     def build(self, project: Project) -> BuildResult:
         started = time.monotonic()
-        arch = micropython_settings(project.board)["arch"]
+        arch = micropython_settings(project.board).arch
         sources = [project.dir / s for s in project.extra.get("sources", [])]
         if not sources or not all(s.is_file() for s in sources):
             raise TinyedgeError(f"{project.dir} has no generated MicroPython modules: run `tinyedge generate` again.")

@@ -16,19 +16,18 @@ from tinyedge.frameworks.mcu_support import (
     drop_stale_sources, firmware_defines, firmware_outputs, gather_into, project_sources,
 )
 from tinyedge.project import Project
+from tinyedge.sections import PlatformioSettings
 from tinyedge.templating import render_to
 from tinyedge.tools import Tool, require_tool, run_build_step
 
 PIO_INSTALL = "pip install platformio  (or see https://platformio.org/install/cli)"
 PIO = Tool("PlatformIO Core", "pio", PIO_INSTALL, ("--version",))
 ENTRY_SOURCE = "main.cpp"
-# platformio section keys that become `board_*` options, e.g. core: earlephilhower -> board_build.core.
-BOARD_OPTIONS = {"core": "board_build.core", "f_cpu": "board_build.f_cpu", "filesystem_size": "board_build.filesystem_size"}
 
 
-def platformio_settings(board: Board) -> dict[str, object]:
-    settings = board.section("platformio")
-    missing = [key for key in ("platform", "board", "framework") if not settings.get(key)]
+def platformio_settings(board: Board) -> PlatformioSettings:
+    settings = board.settings(PlatformioSettings)
+    missing = [key for key in ("platform", "board", "framework") if not getattr(settings, key)]
     if missing:
         raise TinyedgeError(f"board '{board.id}' has no platformio.{'/'.join(missing)}: add it to its profile in boards.yaml.")
     return settings
@@ -40,6 +39,7 @@ def env_name(board: Board) -> str:
 
 class PlatformioFramework(Framework):
     name = "platformio"
+    sections = (PlatformioSettings,)
     default_port = "arduino"
     required_tools = (PIO,)
 
@@ -52,14 +52,14 @@ class PlatformioFramework(Framework):
         gather_into(ctx, self.source_dir, src)
         uses_tflm = ctx.runtime == "tflm"
         lib_deps = list(board.tflm.get("lib_deps", [])) if uses_tflm else []
-        options = {option: settings[key] for key, option in BOARD_OPTIONS.items() if key in settings}
+        options = settings.board_options()
         render_to(ctx.out_dir / "platformio.ini", "platformio/platformio.ini.j2", board=board,
-                  env=env_name(board), platform=settings["platform"], pio_board=settings["board"],
-                  framework=settings["framework"], board_options=options, lib_deps=lib_deps,
+                  env=env_name(board), platform=settings.platform, pio_board=settings.board,
+                  framework=settings.framework, board_options=options, lib_deps=lib_deps,
                   lib_compat_mode=board.tflm.get("lib_compat_mode") if uses_tflm else None,
                   defines=firmware_defines(ctx, tflm_log_on_protocol_port=True))
         render_to(src / ENTRY_SOURCE, "platformio/main.cpp.j2", board=board, model_name=ctx.model_name,
-                  runtime=ctx.runtime, library_header=settings.get("tflm_header") if uses_tflm else None)
+                  runtime=ctx.runtime, library_header=settings.tflm_header if uses_tflm else None)
 
     def build(self, project: Project) -> BuildResult:
         board = project.board

@@ -9,6 +9,7 @@ from pathlib import Path
 from tinyedge.boards import Board
 from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.ports import is_device_path
+from tinyedge.sections import MicropythonSettings, Uf2Settings
 from tinyedge.uf2 import find_uf2_drive
 
 ESP_CHIPS = {"esp32": "ESP32", "esp32s3": "ESP32-S3"}
@@ -20,22 +21,21 @@ def install_micropython(board: Board, port: str, firmware: Path) -> str:
     if not firmware.is_file():
         raise TinyedgeError(f"{firmware} does not exist: download MicroPython for the {board.name} from "
                             "micropython.org/download and pass that file to --firmware.")
-    settings = board.extra.get("micropython") or {}
-    installer = settings.get("installer")
-    if installer == "esptool":
+    settings = board.settings(MicropythonSettings)
+    if settings.installer == "esptool":
         return _esptool(board, port, firmware, settings)
-    if installer == "uf2":
-        return _uf2(firmware)
+    if settings.installer == "uf2":
+        return _uf2(firmware, board.settings(Uf2Settings).volume_label)
     raise TinyedgeError(f"the {board.id} board has no MicroPython installer: drop --firmware.")
 
 
-def _esptool(board: Board, port: str, firmware: Path, settings: dict) -> str:
+def _esptool(board: Board, port: str, firmware: Path, settings: MicropythonSettings) -> str:
     from esptool.cmds import attach_flash, detect_chip, reset_chip, run_stub, write_flash
     from esptool.util import FatalError
     from serial import SerialException
 
-    offset = int(settings.get("firmware_offset", 0x1000))
-    expected = ESP_CHIPS.get(str(settings.get("chip", "esp32")), "ESP32")
+    offset = settings.firmware_offset
+    expected = ESP_CHIPS.get(settings.chip, "ESP32")
     try:
         with detect_chip(port, connect_mode="default-reset" if is_device_path(port) else "no-reset") as esp:
             if esp.CHIP_NAME != expected:
@@ -51,11 +51,11 @@ def _esptool(board: Board, port: str, firmware: Path, settings: dict) -> str:
     return f"wrote {firmware.name} ({firmware.stat().st_size:,} B) at {offset:#x} with esptool"
 
 
-def _uf2(firmware: Path) -> str:
+def _uf2(firmware: Path, label: str) -> str:
     if firmware.suffix.lower() != ".uf2":
         raise TinyedgeError(f"{firmware.name} is not a .uf2 file: pass MicroPython's RPI_PICO .uf2 to --firmware.")
-    drive = find_uf2_drive("RPI-RP2")
+    drive = find_uf2_drive(label)
     if drive is None:
-        raise DeviceError("no RPI-RP2 drive is mounted: hold BOOTSEL while plugging the Pico in, then run again.")
+        raise DeviceError(f"no {label} drive is mounted: hold BOOTSEL while plugging the Pico in, then run again.")
     shutil.copyfile(firmware, drive / firmware.name)
     return f"copied {firmware.name} to {drive}"
