@@ -54,7 +54,7 @@ from tinyedge.project import Project
 from tinyedge.protocol import Device
 from tinyedge.reference import Reference
 from tinyedge.tflite_model import TfliteModel, load_tflite
-from tinyedge.tflm import find_tflm_tree, fit_arena
+from tinyedge.tflm_tree import find_tflm_tree, fit_arena
 
 BOARD = "qemu-cortex-m4"
 NS_PER_SECOND = 1_000_000_000  # -icount shift=0: one instruction per virtual nanosecond

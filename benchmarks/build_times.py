@@ -37,7 +37,7 @@ from aot_vs_tflm import run_main  # noqa: E402  (sys.path above)
 from tinyedge.build import build
 from tinyedge.generate import generate
 from tinyedge.tflite_model import load_tflite
-from tinyedge.tflm import find_tflm_tree
+from tinyedge.tflm_tree import find_tflm_tree
 
 BOARDS = ("qemu-cortex-m4", "host")
 

@@ -36,7 +36,7 @@ from tinyedge.flash import flash  # noqa: E402
 from tinyedge.protocol import Device  # noqa: E402
 from tinyedge.reference import Reference  # noqa: E402
 from tinyedge.tflite_model import TfliteModel, load_tflite  # noqa: E402
-from tinyedge.tflm import find_tflm_tree, is_cmsis_nn_tree  # noqa: E402
+from tinyedge.tflm_tree import find_tflm_tree, is_cmsis_nn_tree  # noqa: E402
 
 RUNTIMES = ("aot", "tflm", "tflm_cmsis_nn")
 # Published cycles per inference on a Cortex-M4F at 120 MHz (MLPerf Tiny v0.5 inference results):

@@ -21,6 +21,26 @@ REPO = Path(__file__).resolve().parent.parent
 TINYEDGE = [sys.executable, "-m", "tinyedge"]
 
 
+def _real_models_dir() -> Path:
+    """The real trained models (MLPerf Tiny, TFLM's examples): $TINYEDGE_REAL_MODELS, else ../shared/models/real
+    beside the checkout (or beside its parent folder, for a worktree)."""
+    if os.environ.get("TINYEDGE_REAL_MODELS"):
+        return Path(os.environ["TINYEDGE_REAL_MODELS"])
+    candidates = [base / "shared" / "models" / "real" for base in (REPO.parent, REPO.parent.parent)]
+    return next((path for path in candidates if path.is_dir()), candidates[0])
+
+
+REAL_MODELS = _real_models_dir()
+
+
+def real_model(file_name: str) -> Path:
+    """One of the real models, or a skip that says where they were looked for."""
+    path = REAL_MODELS / file_name
+    if not path.is_file():
+        pytest.skip(f"{path} is absent: the real trained models live in ../shared/models/real (see its README)")
+    return path
+
+
 @dataclass
 class ModelFiles:
     """A trained float model on disk, its data, and its full-int8 conversion."""

@@ -17,12 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_tools
+from conftest import REAL_MODELS, require_tools
 
 REPO = Path(__file__).resolve().parent.parent
 # Beside the checkout (CI, /work/main); a git worktree under wt/ finds it one level up.
-REAL_MODELS = next((base / "shared" / "models" / "real" for base in (REPO.parent, REPO.parent.parent)
-                    if (base / "shared" / "models" / "real").is_dir()), REPO.parent / "shared" / "models" / "real")
 HELLO_WORLD = REAL_MODELS / "hello_world_int8.tflite"
 SERVICE_START_S = 15.0
 

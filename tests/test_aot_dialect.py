@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from conftest import REAL_MODELS
 from tinyedge.aot.compiler import compile_model
 from tinyedge.tflite_model import load_tflite
 
 REPO = Path(__file__).resolve().parent.parent
 AOT_DIR = REPO / "tinyedge" / "firmware" / "aot"
 COMMON_DIR = REPO / "tinyedge" / "firmware" / "common"
-REAL = next((base / "shared" / "models" / "real" for base in (REPO.parent, REPO.parent.parent)
-             if (base / "shared" / "models" / "real").is_dir()), REPO.parent / "shared" / "models" / "real")
+REAL = REAL_MODELS
 
 
 def _real(stem: str):

@@ -4,18 +4,19 @@ versions of SXTB16/SXTAB16/SMLAD; on the emulated Cortex-M4 with the instruction
 
 from __future__ import annotations
 
-import os
+
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from aot_harness import NativeModel, assert_matches_reference, to_int8
+from conftest import REAL_MODELS
 from tinyedge.aot.compiler import compile_model
 from tinyedge.tflite_model import load_tflite
 
 REPO = Path(__file__).resolve().parent.parent
-REAL = Path(os.environ.get("TINYEDGE_REAL_MODELS", REPO.parent / "shared" / "models" / "real"))
+REAL = REAL_MODELS
 REAL_MODELS = ["kws_ref_model", "vww_96_int8", "pretrainedResnet_quant", "ad01_int8", "micro_speech_quantized",
                "person_detect", "str_ww_ref_model", "hello_world_int8"]
 

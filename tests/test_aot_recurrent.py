@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from aot_harness import NativeModel, random_inputs
+from conftest import REAL_MODELS
 from tinyedge.aot.compiler import compile_model
 from tinyedge.reference import Reference
 from tinyedge.tflite_model import TfliteModel, load_tflite, parse_tflite
 
 REPO = Path(__file__).resolve().parents[1]
 # ../shared beside the checkout (or beside the folder of worktrees that holds it)
-REAL = next((base / "shared" / "models" / "real" for base in (REPO.parent, REPO.parent.parent)
-             if (base / "shared" / "models" / "real").is_dir()), REPO.parent / "shared" / "models" / "real")
+REAL = REAL_MODELS
 KEYWORD = REAL / "keyword_scrambled_8bit.tflite"
 LSTM = REAL / "trained_lstm_int8.tflite"
 

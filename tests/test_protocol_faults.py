@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_tools, requires_tflm, tflm_tree
+from conftest import REAL_MODELS, require_tools, requires_tflm, tflm_tree
 from fixtures.fault_proxy import FaultProxy
 from fixtures.posix_firmware import FixtureModel, build_firmware, start_firmware
 from tinyedge.errors import DeviceError
@@ -22,7 +22,6 @@ INFER_REPLY = MSG_INFER | MSG_REPLY
 # Six 51-byte chunks on a 64-byte receive buffer (the Uno's), and a runtime that reuses the input's
 # memory during Invoke, as TFLM's and the AOT's arena planners do.
 MODEL = FixtureModel(in0_bytes=300, in1_floats=0, out0_bytes=12)
-REAL_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "real"
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, require_tools, requires_tflm, run_tinyedge, tflm_tree
+from conftest import REAL_MODELS, require_tools, requires_tflm, run_tinyedge, tflm_tree
 from tinyedge.tflite_model import load_tflite
 
 # Beside the checkout (a clone's ../shared); a git worktree one level deeper finds it one level up.
-REAL = next((base / "shared" / "models" / "real" for base in (REPO.parent, REPO.parent.parent)
-             if (base / "shared" / "models" / "real").is_dir()), REPO.parent / "shared" / "models" / "real")
+REAL = REAL_MODELS
 INPUTS = REAL / "inputs"
 CMSIS_TREE = os.environ.get("TINYEDGE_TFLM_CMSIS_DIR")
 

@@ -189,3 +189,33 @@ def test_a_missing_program_is_worded_in_one_place():
     sentence = "is not installed or not on PATH"
     writers = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if sentence in p.read_text())
     assert writers == ["tools.py"]
+
+
+def settings_read(module_path: Path) -> set[str]:
+    """The section classes a module reads with `board.settings(Class)`."""
+    tree = ast.parse(module_path.read_text())
+    return {call.args[0].id for call in ast.walk(tree)
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "settings"
+            and call.args and isinstance(call.args[0], ast.Name)}
+
+
+@pytest.mark.parametrize("kind, name", [(kind, name) for kind in ("framework", "flasher")
+                                        for name in plugins.KINDS[kind]])
+def test_a_plugin_reads_only_the_profile_sections_it_declares(kind, name):
+    plugin = plugins.load(kind, name)
+    module = inspect.getmodule(type(plugin))
+    declared = {section.__name__ for section in plugin.sections}
+    read = settings_read(Path(module.__file__))
+    assert read <= declared, f"{name} reads {sorted(read - declared)} without declaring them in `sections`"
+
+
+def test_no_module_reads_a_profile_section_as_a_raw_dict():
+    """Profiles are typed: a Board has no raw `extra`/`section()` to read, and no module calls them."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Attribute) and node.attr in ("section", "emulator")
+                    and isinstance(node.value, ast.Name) and node.value.id == "board"):
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert not offenders
+    assert not hasattr(load_boards()["qemu-cortex-m4"], "extra")

@@ -19,7 +19,7 @@ from tinyedge.sections import EmulatorSettings
 from tinyedge.reference import Reference, measure_arena
 from tinyedge.runtimes import get_runtime
 from tinyedge.tflite_model import load_tflite
-from tinyedge import tflm
+from tinyedge import tflm_tree as tflm
 
 HOST_CFLAGS = ["-O2", "-ffunction-sections", "-fdata-sections", "-DTF_LITE_STATIC_MEMORY"]
 HOST_CXXFLAGS = HOST_CFLAGS + ["-std=c++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics"]

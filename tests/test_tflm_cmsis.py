@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_tinyedge
-from tinyedge import tflm
+from tinyedge import tflm_tree as tflm
 
 CMSIS_TREE = os.environ.get("TINYEDGE_TFLM_CMSIS_DIR")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Callable
 
+from tinyedge.events import BuildFigures
 from tinyedge.errors import TinyedgeError
 from tinyedge.frameworks import BuildResult
 from tinyedge.plugins import get_framework
@@ -32,7 +32,6 @@ def build_record(project: Project, result: BuildResult) -> dict[str, Artifact]:
     return {role: Artifact(os.path.relpath(path, project.dir), result.offsets.get(role)) for role, path in files.items()}
 
 
-BuildFigures = Callable[[Project, BuildResult], None]   # shown before the budget is checked (the CLI's table)
 
 
 def build(project_dir: Path, on_built: BuildFigures | None = None) -> BuildResult:

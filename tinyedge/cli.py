@@ -103,7 +103,7 @@ def show_version(value: bool) -> None:
 
 
 @app.callback()
-def main(version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
+def global_options(version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
                                       help="Print tinyedge's version and exit.")) -> None:
     """Take a trained TensorFlow/Keras model onto a microcontroller and prove it runs correctly there."""
 

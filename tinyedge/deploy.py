@@ -10,10 +10,11 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
+from tinyedge.events import CountProgress, ProgressCallback, StepReporter
 from tinyedge.boards import get_board
 from tinyedge.build import BuildFigures, build
 from tinyedge.errors import TinyedgeError
@@ -25,7 +26,7 @@ from tinyedge.places import port_or_place
 from tinyedge.protocol import Device
 from tinyedge.quantize import input_layout_note, load_array, quantize_model
 from tinyedge.tflite_model import TFLITE_IDENTIFIER, load_tflite
-from tinyedge.tflm import fit_arena
+from tinyedge.tflm_tree import fit_arena
 from tinyedge.validate import ReportFiles, ValidationRun, infer_timeout_for, validate_and_report
 
 
@@ -94,7 +95,6 @@ class DeployResult:
         return None if self.validation is None else self.validation.passed
 
 
-StepReporter = Callable[[str, str], None]   # (step name, message when done)
 
 
 def is_tflite(path: Path) -> bool:
@@ -200,8 +200,8 @@ def no_report(step: str, message: str) -> None:
 
 @contextmanager
 def deployed(plan: DeployPlan, report: StepReporter | None = None, notes: StepReporter | None = None,
-             progress: Callable[[int, int, str], None] | None = None, on_built: BuildFigures | None = None,
-             validation_progress: Callable[[int, int], None] | None = None) -> Iterator[DeployResult]:
+             progress: ProgressCallback | None = None, on_built: BuildFigures | None = None,
+             validation_progress: CountProgress | None = None) -> Iterator[DeployResult]:
     """Run every stage up to a flashed board, validated on it when the plan has data; yield while the
     board (or its emulator) is live. `report` hears each stage as it ends, `notes` what a stage says
     along the way (the runtime chosen, the labgrid place held), `on_built` the build's figures."""
@@ -216,8 +216,8 @@ def deployed(plan: DeployPlan, report: StepReporter | None = None, notes: StepRe
 
 
 def deploy(plan: DeployPlan, report: StepReporter | None = None, notes: StepReporter | None = None,
-           progress: Callable[[int, int, str], None] | None = None, on_built: BuildFigures | None = None,
-           validation_progress: Callable[[int, int], None] | None = None) -> DeployResult:
+           progress: ProgressCallback | None = None, on_built: BuildFigures | None = None,
+           validation_progress: CountProgress | None = None) -> DeployResult:
     """`tinyedge deploy` from Python: every stage, validated when the plan has data, its reports
     written; returns once any emulator is stopped. The verdict is `result.validation`: a failed or
     interrupted run is returned, not raised (`result.validation.raise_for_verdict()` raises as the CLI exits)."""
@@ -226,7 +226,7 @@ def deploy(plan: DeployPlan, report: StepReporter | None = None, notes: StepRepo
 
 
 def validate_deployed(plan: DeployPlan, result: DeployResult, inputs: ValidationInputs, report: StepReporter,
-                      progress: Callable[[int, int], None] | None) -> ValidationRun:
+                      progress: CountProgress | None) -> ValidationRun:
 
     extra: dict[str, Any] = {}
     if plan.fit_arena:
@@ -241,7 +241,7 @@ def validate_deployed(plan: DeployPlan, result: DeployResult, inputs: Validation
 
 @contextmanager
 def flashed(plan: DeployPlan, port: str | None, report: StepReporter, notes: StepReporter,
-            progress: Callable[[int, int, str], None] | None = None,
+            progress: ProgressCallback | None = None,
             on_built: BuildFigures | None = None) -> Iterator[DeployResult]:
     """Run every stage up to a flashed board; yield while the board (or its emulator) is live."""
 

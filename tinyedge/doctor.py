@@ -15,7 +15,7 @@ from tinyedge.errors import TinyedgeError
 from tinyedge.paths import tflm_dir_from_env
 from tinyedge.plugins import get_flasher, get_framework
 from tinyedge.ports import list_ports
-from tinyedge.tflm import find_tflm_tree, tflm_version, tree_kind
+from tinyedge.tflm_tree import find_tflm_tree, tflm_version, tree_kind
 from tinyedge.tools import Tool, tool_path, tool_version
 
 SERIAL_GROUPS = ("dialout", "uucp", "plugdev")

@@ -18,7 +18,7 @@ from tinyedge.templating import copy_if_changed, render, write_if_changed
 from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite
 
 if TYPE_CHECKING:
-    from tinyedge.deploy import StepReporter
+    from tinyedge.events import StepReporter
 
 DTYPE_CODES = {"INT8": 1, "UINT8": 2, "INT16": 3, "INT32": 4, "FLOAT32": 5}
 MAX_DIMS = 6

@@ -1,11 +1,14 @@
-"""Where the project's data lives: board profiles, Jinja templates and static firmware sources."""
+"""Where tinyedge's data lives: board profiles, Jinja templates and static firmware sources, all package
+data (`pip install`, a wheel and `pipx install` carry them), found through importlib.resources."""
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+# The compilers and Jinja read these as files: an installed package is a folder on disk (not a zip).
+PACKAGE_DIR = Path(str(resources.files("tinyedge")))
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
 FIRMWARE_DIR = PACKAGE_DIR / "firmware"
 HOST_TOOLS_DIR = FIRMWARE_DIR / "host_tools"

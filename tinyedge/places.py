@@ -19,11 +19,12 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from tinyedge.errors import DeviceError, TinyedgeError
+from tinyedge.events import Say
 
 DEFAULT_COORDINATOR = "127.0.0.1:20408"   # labgrid's own default
 SERIAL_PORT_WAIT_S = 10.0
@@ -82,7 +83,7 @@ class _Attempt:
 
 @contextlib.contextmanager
 def port_or_place(port: str | None, place: str | None, coordinator: str | None = None,
-                  say: Callable[[str], None] | None = None) -> Iterator[str | None]:
+                  say: Say | None = None) -> Iterator[str | None]:
     """The CLI's --port/--place pair: the port as given, or the held place's serial URL."""
     if port and place:
         raise TinyedgeError("give --port or --place, not both.")

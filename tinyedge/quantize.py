@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
+from tinyedge.events import CountProgress
 from tinyedge.checks import class_labels
 from tinyedge.errors import TinyedgeError
 from tinyedge.float_models import FloatModel, load_keras_model, load_saved_model, tensorflow
@@ -27,7 +28,6 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 HOLDOUT_FRACTION = 0.2
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -115,7 +115,7 @@ def calibration_warnings(calibration: np.ndarray) -> list[str]:
 # ---------------------------------------------------------------- conversion
 
 
-def convert(float_model: FloatModel, calibration: np.ndarray | None, progress: Progress | None = None) -> bytes:
+def convert(float_model: FloatModel, calibration: np.ndarray | None, progress: CountProgress | None = None) -> bytes:
     """Convert to .tflite: full int8 when calibration data is given, float otherwise."""
     tf = tensorflow()
     converter = tf.lite.TFLiteConverter.from_keras_model(float_model.keras_model)
@@ -134,7 +134,7 @@ def convert(float_model: FloatModel, calibration: np.ndarray | None, progress: P
     raise TinyedgeError(f"the TFLite converter could not convert the model ({hint}): {_conversion_advice(hint)}")
 
 
-def _representative(calibration: np.ndarray, progress: Progress | None) -> Iterator[list[np.ndarray]]:
+def _representative(calibration: np.ndarray, progress: CountProgress | None) -> Iterator[list[np.ndarray]]:
     total = len(calibration)
     for i in range(total):
         yield [calibration[i:i + 1].astype(np.float32)]
@@ -247,7 +247,7 @@ def quantize_model(
     eval_data: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     samples: int | None = None,
-    progress: Progress | None = None,
+    progress: CountProgress | None = None,
 ) -> QuantizeReport:
     float_model = load_float_model(model_path)
     if len(float_model.input_shapes) != 1:

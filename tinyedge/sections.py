@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 
+from tinyedge.uf2 import RP2040_FAMILY_ID, RP2040_FLASH_BASE
+
 USB_ID = re.compile(r"^[0-9A-Fa-f]{4}:[0-9A-Fa-f]{4}$")
 URL = re.compile(r"^https?://\S+$")
 
@@ -233,8 +235,8 @@ class Uf2Settings(Section):
 
     name: ClassVar[str] = "uf2"
     volume_label: str = "RPI-RP2"
-    family_id: int = 0xE48BFF56
-    flash_base: int = 0x10000000
+    family_id: int = RP2040_FAMILY_ID
+    flash_base: int = RP2040_FLASH_BASE
     running_usb_id: str | None = None
 
     def check(self, where: str) -> None:

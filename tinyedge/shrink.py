@@ -13,10 +13,11 @@ from __future__ import annotations
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from tinyedge.events import Say
 from tinyedge.boards import get_board
 from tinyedge.errors import TinyedgeError
 from tinyedge.float_models import keras_to_float_model, tensorflow
@@ -38,7 +39,6 @@ CHANNEL_PRESERVING = {
 }
 NARROWABLE = {"Dense": "units", "Conv1D": "filters", "Conv2D": "filters"}
 
-Progress = Callable[[str], None]
 
 
 @dataclass
@@ -163,7 +163,7 @@ def fit_figures(tflite: bytes, board_id: str | None) -> dict[str, Any]:
     return figures
 
 
-def widest_fitting_keep(model: Any, board_id: str, calibration: np.ndarray, progress: Progress) -> float:
+def widest_fitting_keep(model: Any, board_id: str, calibration: np.ndarray, progress: Say) -> float:
     """The largest step of KEEP_STEPS whose narrowed int8 model fits the board (bisection: fit shrinks with width)."""
     low, high = 0, len(KEEP_STEPS) - 1   # KEEP_STEPS[high] must fit; search the widest that does
     cache: dict[int, bool] = {}
@@ -248,7 +248,7 @@ def figures_of(keras_path: Path, calibration: np.ndarray, eval_x: np.ndarray, ev
 
 def shrink_model(model_path: str | Path, data: np.ndarray, labels: np.ndarray, out_path: str | Path,
                  board: str | None = None, keep: float | None = None, epochs: int = 3,
-                 progress: Progress | None = None) -> ShrinkReport:
+                 progress: Say | None = None) -> ShrinkReport:
     say = progress or (lambda message: None)
     if (board is None) == (keep is None):
         raise TinyedgeError("give either --board ID (narrow until the model fits it) or --keep F (narrow by a factor).")

@@ -10,15 +10,13 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+from tinyedge.events import ProgressCallback
 from tinyedge.errors import DeviceError, TinyedgeError
 
 BUILD_LOG = "build/build.log"
 PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s?%")
 
-# progress(done_bytes, total_bytes, what) — routed into a rich progress bar by the CLI.
-ProgressCallback = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)

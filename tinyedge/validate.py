@@ -18,6 +18,7 @@ from xml.etree import ElementTree as ET
 
 import numpy as np
 
+from tinyedge.events import CountProgress
 from tinyedge.boards import get_board
 from tinyedge.checks import check_integer_input, check_numeric_samples, class_labels
 from tinyedge.errors import DeviceError, TinyedgeError, ValidationFailed
@@ -29,7 +30,6 @@ from tinyedge.quantize import (cosine_similarity, dequantize, load_array, load_f
 from tinyedge.reference import Reference
 from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -309,7 +309,7 @@ def start_from_boot_state(device: Any, journal: Journal) -> None:
 
 
 def run_samples(device: Any, inputs: np.ndarray, compare: Comparison, journal: Journal,
-                progress: Progress | None = None, stateful: bool = False) -> Iterator[SampleResult]:
+                progress: CountProgress | None = None, stateful: bool = False) -> Iterator[SampleResult]:
     total = len(inputs)
     outputs = compare.outputs
     for index in range(total):
@@ -427,7 +427,7 @@ def validate(
     journal_path: str | Path | None = None,
     resume: bool = False,
     baud: int | None = None,
-    progress: Progress | None = None,
+    progress: CountProgress | None = None,
     on_info: Callable[[Any], None] | None = None,
     icount: bool | None = None,
     timeout: float | None = None,
@@ -569,7 +569,7 @@ def validate_and_report(
     timeout: float | None = None,
     icount: bool | None = None,
     extra: dict[str, Any] | None = None,
-    progress: Progress | None = None,
+    progress: CountProgress | None = None,
 ) -> ValidationRun:
     """Validate on the board at `port` and write the reports asked for; results go to the journal as
     they arrive. Ctrl-C or a device error mid-run still writes the partial run's reports."""

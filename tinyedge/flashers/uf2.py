@@ -19,7 +19,7 @@ from tinyedge.flashers import Flasher, ProgressCallback
 from tinyedge.ports import candidates_for, list_ports, touch_1200bps, wait_for_port, wait_for_usb_port
 from tinyedge.project import Project
 from tinyedge.sections import Uf2Settings
-from tinyedge.uf2 import INFO_FILE, RP2040_FAMILY_ID, RP2040_FLASH_BASE, bin_to_uf2, elf_to_uf2, find_uf2_drive
+from tinyedge.uf2 import INFO_FILE, bin_to_uf2, elf_to_uf2, find_uf2_drive
 
 
 def uf2_image(project: Project) -> Path:

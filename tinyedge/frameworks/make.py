@@ -12,7 +12,7 @@ from tinyedge.errors import TinyedgeError
 from tinyedge.frameworks import BuildResult, Framework, RenderContext
 from tinyedge.project import Project
 from tinyedge.templating import render, write_if_changed
-from tinyedge.tflm import build_tflm_library, require_tflm_tree
+from tinyedge.tflm_tree import build_tflm_library, require_tflm_tree
 from tinyedge.tools import require_tools, run_make
 
 BUILD_ESSENTIAL = "sudo apt-get install build-essential"

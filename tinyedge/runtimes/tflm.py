@@ -15,7 +15,7 @@ from tinyedge.reference import measure_arena
 from tinyedge.runtimes import FirmwareAllowance, Runtime, RuntimeSources, check_model_fits_flash
 from tinyedge.templating import render_to
 from tinyedge.tflite_model import TfliteModel
-from tinyedge.tflm import OP_TABLE, is_cmsis_nn_tree, require_model_ops, require_tflm_tree, tflm_version
+from tinyedge.tflm_tree import OP_TABLE, is_cmsis_nn_tree, require_model_ops, require_tflm_tree, tflm_version
 
 MODEL_ARRAY = "te_tflm_model_data"
 GLUE = FIRMWARE_DIR / "tflm" / "te_tflm_runtime.cc"
