@@ -142,17 +142,6 @@ def test_a_cmsis_nn_tree_is_refused_for_the_host_board(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("runtime", ["tflm", "aot"])
-def test_the_signal_preprocessor_is_refused_naming_its_custom_ops(runtime, tmp_path):
-    result = run_tinyedge("generate", model_path("audio_preprocessor_int8"), "--board", "host", "--runtime", runtime,
-                          "-o", tmp_path / "out")
-    assert result.returncode == 1, result.stderr
-    message = " ".join(result.stderr.split())
-    assert "SignalWindow" in message and "SignalFilterBankLog" in message and "signal library" in message
-    assert "--runtime tflm" not in message, "no runtime registers custom ops: do not send the user to another one"
-    assert "Traceback" not in result.stderr
-
-
 def test_the_lstm_model_computes_in_int8_despite_its_empty_float_intermediates():
     model = load_tflite(model_path("trained_lstm_int8"))
     empty_floats = [t for t in model.tensors if t.type_name == "FLOAT32"]

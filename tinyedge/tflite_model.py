@@ -85,7 +85,10 @@ class Operator:
 # Operators whose state outlives an inference even where a converter did not mark a tensor variable.
 STATEFUL_OPS = frozenset({"SVDF", "UNIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN",
                           "BIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_RNN", "VAR_HANDLE",
-                          "ASSIGN_VARIABLE", "READ_VARIABLE"})
+                          "ASSIGN_VARIABLE", "READ_VARIABLE",
+                          # TFLM's signal library: ops that keep buffers or estimates from call to call.
+                          "SignalDelay", "SignalFramer", "SignalStacker", "SignalOverlapAdd",
+                          "SignalFilterBankSpectralSubtraction"})
 
 
 @dataclass
@@ -112,8 +115,9 @@ class TfliteModel:
         return [self.tensors[i] for i in self.outputs]
 
     def op_names(self) -> list[str]:
-        """Distinct operator names, sorted: exactly what an op resolver must register."""
-        return sorted({op.opcode for op in self.operators})
+        """Distinct operator names, sorted: exactly what an op resolver must register (a custom op by its
+        custom code, e.g. SignalRfft)."""
+        return sorted({op.custom_code or "?" if op.opcode == "CUSTOM" else op.opcode for op in self.operators})
 
     def op_versions(self) -> dict[str, int]:
         versions: dict[str, int] = {}
@@ -125,7 +129,7 @@ class TfliteModel:
     def is_stateful(self) -> bool:
         """True when an inference depends on the ones before it: variable tensors (SVDF and LSTM
         state) or resource variables, which the board keeps from boot."""
-        return any(t.is_variable for t in self.tensors) or any(op.opcode in STATEFUL_OPS for op in self.operators)
+        return any(t.is_variable for t in self.tensors) or not STATEFUL_OPS.isdisjoint(self.op_names())
 
     def parameter_count(self) -> int:
         return sum(t.size for t in self.tensors if t.is_constant)
@@ -262,14 +266,16 @@ def _buffer_bytes(buf: Any, data: bytes) -> bytes:
     return b""
 
 
-def refuse_custom_ops(model: TfliteModel) -> None:
-    """Refuse, naming them, custom ops: no runtime of tinyedge registers them."""
-    custom = sorted({op.custom_code or "?" for op in model.operators if op.opcode == "CUSTOM"})
+def refuse_custom_ops(model: TfliteModel, supported: set[str] = frozenset()) -> None:
+    """Refuse, naming them, custom ops the runtime does not register (`supported`: the custom codes it does)."""
+    custom = sorted({op.custom_code or "?" for op in model.operators if op.opcode == "CUSTOM"} - set(supported))
     if custom:
         name = model.path.name if getattr(model, "path", None) else "the model"
-        signal = all(code.startswith("Signal") for code in custom)
-        where = " (TFLM's signal library, signal/micro/kernels in a TFLM tree)" if signal else ""
+        if all(code.startswith("Signal") for code in custom):
+            raise TinyedgeError(
+                f"{name} uses TFLM's signal library ({', '.join(custom)}), which only the tflm runtime runs: "
+                "deploy it with --runtime tflm and a TFLM tree (--tflm-dir or TINYEDGE_TFLM_DIR).")
         raise TinyedgeError(
-            f"{name} uses the custom op(s) {', '.join(custom)}{where}, which tinyedge's runtimes do not register: "
+            f"{name} uses the custom op(s) {', '.join(custom)}, which tinyedge's runtimes do not register: "
             "run that stage in your application code with TFLM and pass its output to a model without custom "
             "ops, or re-export the model without them.")

@@ -154,9 +154,9 @@ def require_supported_ops(ops: list[str]) -> None:
 
 
 def require_model_ops(model: TfliteModel) -> None:
-    """Refuse, naming them, custom ops (the tflm runtime registers builtin ops only) and builtin ops
-    TFLM has no kernel for."""
-    refuse_custom_ops(model)
+    """Refuse, naming them, custom ops TFLM does not register (it registers its signal library's) and
+    builtin ops TFLM has no kernel for."""
+    refuse_custom_ops(model, supported=set(OP_TABLE))
     require_supported_ops(model.op_names())
 
 
@@ -181,6 +181,8 @@ def kernel_sources(tree: Path, ops: list[str]) -> list[Path]:
 
 
 def _kernel_path(tree: Path, stem: str) -> Path:
+    if "/" in stem:  # a tree-relative source (the signal library), not a kernel in kernels/
+        return Path(f"{stem}.cc")
     optimized = Path(CMSIS_NN_KERNELS_DIR) / f"{stem}.cc"
     if (tree / optimized).is_file():
         return optimized
