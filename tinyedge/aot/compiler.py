@@ -49,6 +49,7 @@ class AotProgram:
     uses_dsp: bool = False        # te_dsp.c's kernels (cores with the Arm DSP extension)
     op_lines: list[str] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)   # every constant array of te_model.c, as data
+    op_scratch_bytes: list[int] = field(default_factory=list)   # bytes of te_scratch each op's call uses
 
 
 def compile_model(model: TfliteModel, progmem: bool = False, inplace_with_scratch: bool = True,
@@ -105,7 +106,7 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
         op_count=len(model.operators), progmem=progmem, scratch_bytes=scratch,
     )
     return AotProgram(source, _render("te_model.h.j2", plan), plan, buffers, offsets, stats, uses_nonlinear, dsp, op_lines,
-                      constants + tables)
+                      constants + tables, [low.scratch_bytes for low in lowered])
 
 
 def _check_io(model: TfliteModel) -> None:
