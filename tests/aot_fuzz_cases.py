@@ -83,10 +83,11 @@ def _spatial(rng: np.random.Generator, channels: int, limits: Limits) -> tuple[i
 def _window(rng: np.random.Generator, h: int, w: int, kinds: str) -> dict[str, Any] | None:
     """Kernel, strides, dilation and padding that give at least one output pixel, or None."""
     for _ in range(20):
-        k = [int(rng.choice([1, 1, 2, 3, 3, 4, 5, 7])) for _ in range(2)]
+        shape = rng.random()
+        k = [1, 1] if shape < 0.3 else [3, 3] if shape < 0.55 else [int(rng.choice([1, 2, 3, 4, 5, 7])) for _ in range(2)]
         if kinds == "conv" and rng.random() < 0.05:
             k[0] = int(rng.integers(15, 19))          # taller than the DSP kernels take: the portable fallback
-        strides = [int(rng.choice([1, 1, 1, 2, 3])) for _ in range(2)]
+        strides = [1, 1] if rng.random() < 0.6 else [int(rng.choice([1, 2, 3])) for _ in range(2)]
         dilation = [1, 1]
         if kinds != "pool" and strides == [1, 1] and rng.random() < 0.3:
             dilation = [int(rng.integers(1, 4)) for _ in range(2)]
