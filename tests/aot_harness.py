@@ -399,8 +399,10 @@ class SanitizedModel:
                "UBSAN_OPTIONS": "print_stacktrace=1"}
         ran = subprocess.run([str(self.executable)], input=data, capture_output=True, env=env, timeout=600)
         if ran.returncode != 0:
-            raise AssertionError(f"the sanitized model failed (exit {ran.returncode}):\n"
-                                 f"{ran.stderr.decode(errors='replace')[-6000:]}")
+            report = ran.stderr.decode(errors="replace")
+            report = report[report.find("==ERROR") if "==ERROR" in report else 0:]
+            report = report.split("Shadow bytes around")[0]
+            raise AssertionError(f"the sanitized model failed (exit {ran.returncode}):\n{report[:4000]}")
         raw, outputs = ran.stdout, []
         for _ in samples:
             sample = []

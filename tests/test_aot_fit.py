@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pytest
 
@@ -100,3 +101,31 @@ def test_the_built_firmware_keeps_the_weights_in_flash(big_weights, tmp_path):
     build = json.loads((tmp_path / "fw" / "tinyedge.json").read_text())["build"]
     assert build["flash_bytes"] > stats.constant_bytes
     assert stats.arena_bytes <= build["ram_bytes"] < stats.arena_bytes + stats.scratch_bytes + 64 * 1024
+
+
+# ---------------------------------------------------------------- the README's other claims about the AOT runtime
+
+
+def test_generate_says_it_picks_tflm_when_a_tflm_tree_is_configured_and_aot_otherwise(sine_model, tmp_path):
+    aot = run_tinyedge("generate", sine_model.int8, "--board", BOARD, "-o", tmp_path / "aot", env=NO_TFLM)
+    assert aot.returncode == 0, aot.stderr
+    assert "runtime: aot (no TFLM tree is configured" in aot.stdout
+    not_a_tree = tmp_path / "tree"
+    not_a_tree.mkdir()
+    tflm = run_tinyedge("generate", sine_model.int8, "--board", BOARD, "-o", tmp_path / "tflm",
+                        env={"TINYEDGE_TFLM_DIR": str(not_a_tree)})
+    assert "runtime: tflm (a TFLM tree is configured by TINYEDGE_TFLM_DIR" in tflm.stdout
+
+
+def test_the_dsp_kernels_build_at_O2_and_the_rest_at_Os_with_no_malloc(sine_model, tmp_path):
+    """README: te_dsp.c is compiled at -O2 while the rest stays -Os; one static arena, no malloc."""
+    require_tools("make")
+    fw = tmp_path / "fw"
+    assert run_tinyedge("generate", sine_model.int8, "--board", BOARD, "--runtime", "aot", "-o", fw).returncode == 0
+    commands = subprocess.run(["make", "-n"], cwd=fw, capture_output=True, text=True, check=True).stdout.splitlines()
+    compile_of = {name: next(c for c in commands if f" -c aot/{name} " in c) for name in ("te_dsp.c", "te_kernels.c")}
+    dsp_flags = compile_of["te_dsp.c"].split()
+    assert dsp_flags.index("-O2") > dsp_flags.index("-Os"), "the last -O wins"
+    assert "-O2" not in compile_of["te_kernels.c"].split() and "-Os" in compile_of["te_kernels.c"].split()
+    for source in sorted((fw / "aot").glob("*.[ch]")):
+        assert not re.search(r"\b(malloc|calloc|realloc|free)\s*\(", source.read_text()), source.name

@@ -15,7 +15,7 @@ import pytest
 from aot_fuzz_cases import Case, random_case, run_case
 from aot_harness import NativeModel, SanitizedModel, assert_matches_reference, random_inputs, sanitized_kernels, to_int8
 
-QUICK_SEEDS = range(1, 25)
+QUICK_SEEDS = range(1, 13)   # seed 4 is issue 17's pointwise conv over 1,024 channels
 
 
 @pytest.fixture(scope="module")
