@@ -241,3 +241,174 @@ def tflm_planned_tensor_bytes(model: TfliteModel) -> int:
         if match:
             return int(match.group(1))
     raise AssertionError("tflite-micro did not report its arena head:\n" + "\n".join(log))
+
+
+# --- the AOT under AddressSanitizer, every op held to its own bytes --------------------------------
+
+SANITIZER_CC = os.environ.get("TINYEDGE_SANITIZER_CC", shutil.which("clang") or "clang")
+SANITIZER_FLAGS = ["-std=c99", "-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+                   "-fno-sanitize-recover=all"]
+
+GUARD_SOURCE = """
+/* Added by the test harness: before each op, the whole arena is poisoned but for the op's own tensors,
+ * and te_scratch past the bytes the op declared, so AddressSanitizer stops any access outside them. */
+#include <sanitizer/asan_interface.h>
+typedef struct { uint32_t offset, bytes; } te_guard_region_t;
+static void te_guard(const te_guard_region_t *regions, int count, uint32_t scratch_bytes) {
+  int i;
+  ASAN_POISON_MEMORY_REGION(&te_arena_mem, sizeof te_arena_mem);
+  for (i = 0; i < count; ++i) {
+    ASAN_UNPOISON_MEMORY_REGION(te_arena + regions[i].offset, regions[i].bytes);
+  }
+#ifdef te_scratch
+  ASAN_UNPOISON_MEMORY_REGION(&te_scratch_mem, sizeof te_scratch_mem);
+  ASAN_POISON_MEMORY_REGION(te_scratch + scratch_bytes, sizeof te_scratch_mem - scratch_bytes);
+#else
+  (void)scratch_bytes;
+#endif
+}
+static void te_unguard(void) {
+  ASAN_UNPOISON_MEMORY_REGION(&te_arena_mem, sizeof te_arena_mem);
+#ifdef te_scratch
+  ASAN_UNPOISON_MEMORY_REGION(&te_scratch_mem, sizeof te_scratch_mem);
+#endif
+}
+"""
+
+RUNNER_SOURCE = """/* Runs the model on samples read from stdin (each its inputs' bytes in order), writing every
+ * output's bytes to stdout. */
+#include <stdio.h>
+#include <stdint.h>
+#include "tinyedge_runtime.h"
+#include "te_io.h"
+
+int main(void) {
+  unsigned i;
+  if (te_runtime_init() != 0) {
+    return 3;
+  }
+  for (;;) {
+    for (i = 0; i < sizeof te_input_bytes / sizeof te_input_bytes[0]; ++i) {
+      size_t got = fread(te_runtime_input((uint8_t)i), 1, te_input_bytes[i], stdin);
+      if (got == 0 && i == 0) {
+        return 0;
+      }
+      if (got != te_input_bytes[i]) {
+        return 4;
+      }
+    }
+    if (te_runtime_invoke() != 0) {
+      return 5;
+    }
+    for (i = 0; i < sizeof te_output_bytes / sizeof te_output_bytes[0]; ++i) {
+      fwrite(te_runtime_output((uint8_t)i), 1, te_output_bytes[i], stdout);
+    }
+  }
+}
+"""
+
+
+def _has_code(op_line: str) -> bool:
+    """An op line that calls something (not just comments: an alias, or an op fused into another's call)."""
+    import re
+
+    return bool(re.sub(r"/\*.*?\*/", "", op_line, flags=re.S).strip())
+
+
+def guarded_source(model: TfliteModel, program) -> str:
+    """te_model.c with te_guard(...) before each op's call: the op may touch its inputs' and outputs'
+    arena bytes (and those of the ops without code that it computes, e.g. a fused FULLY_CONNECTED's)
+    and the first `op_scratch_bytes` of te_scratch, nothing else."""
+    guards, calls = [], []
+    for op, line, scratch in zip(model.operators, program.op_lines, program.op_scratch_bytes):
+        tensors = [t for t in op.inputs + op.outputs if t in program.tensor_offsets]
+        if _has_code(line) or not calls:
+            calls.append([line, tensors, scratch])
+        else:
+            calls[-1][0] += "\n" + line
+            calls[-1][1] += tensors
+    body = []
+    for i, (line, tensors, scratch) in enumerate(calls):
+        regions = sorted({(program.tensor_offsets[t], model.tensors[t].nbytes) for t in tensors})
+        table = ", ".join(f"{{{o}, {n}}}" for o, n in regions) or "{0, 0}"
+        guards.append(f"static const te_guard_region_t te_guard_{i}[] = {{{table}}};\n")
+        body.append(f"  te_guard(te_guard_{i}, {len(regions)}, {scratch});\n{line}")
+    invoke = "\n".join(program.op_lines)
+    assert invoke in program.source, "te_model_invoke's body is not the op lines"
+    head, tail = program.source.split("void te_model_invoke(void) {", 1)
+    tail = tail.replace(invoke, "\n".join(body) + "\n  te_unguard();", 1)
+    return head + GUARD_SOURCE + "".join(guards) + "void te_model_invoke(void) {" + tail
+
+
+def sanitized_kernels(cache_dir: Path) -> Path:
+    """The AOT kernel library (every firmware/aot/*.c) compiled once under the sanitizers, as an archive."""
+    import hashlib
+
+    sources = sorted((FIRMWARE_DIR / "aot").glob("*.[ch]"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources) + " ".join(SANITIZER_FLAGS).encode()).hexdigest()
+    archive = cache_dir / f"te_kernels_{digest[:16]}.a"
+    if archive.exists():
+        return archive
+    build_dir = cache_dir / f"kernels_{digest[:16]}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    objects = []
+    for source in (p for p in sources if p.suffix == ".c"):
+        obj = build_dir / f"{source.stem}.o"
+        command = [SANITIZER_CC, *SANITIZER_FLAGS, "-c", f"-I{FIRMWARE_DIR / 'aot'}", f"-I{FIRMWARE_DIR / 'common'}",
+                   str(source), "-o", str(obj)]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise AssertionError(f"the kernels do not compile under the sanitizers:\n{result.stderr}")
+        objects.append(str(obj))
+    partial = archive.with_suffix(f".{os.getpid()}.tmp")
+    subprocess.run(["ar", "rcs", str(partial), *objects], check=True)
+    partial.replace(archive)
+    return archive
+
+
+class SanitizedModel:
+    """An AOT-compiled model built as a host executable under AddressSanitizer and UBSan, each op
+    held to its own tensors' arena bytes and its own share of te_scratch (guarded_source)."""
+
+    def __init__(self, model: TfliteModel, work_dir: Path, kernels: Path, dsp: bool = False, program=None):
+        from tinyedge.aot.compiler import compile_model
+
+        self.model = model
+        self.program = program or compile_model(model, dsp=dsp)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        (work_dir / "te_model.c").write_text(guarded_source(model, self.program))
+        (work_dir / "te_model.h").write_text(self.program.header)
+        sizes = lambda tensors: ", ".join(str(t.nbytes) for t in tensors)  # noqa: E731
+        (work_dir / "te_io.h").write_text(
+            f"static const size_t te_input_bytes[] = {{{sizes(model.input_tensors)}}};\n"
+            f"static const size_t te_output_bytes[] = {{{sizes(model.output_tensors)}}};\n")
+        (work_dir / "runner.c").write_text(RUNNER_SOURCE)
+        self.executable = work_dir / "model"
+        command = [SANITIZER_CC, *SANITIZER_FLAGS, f"-I{work_dir}", f"-I{FIRMWARE_DIR / 'aot'}",
+                   f"-I{FIRMWARE_DIR / 'common'}", str(work_dir / "te_model.c"), str(work_dir / "runner.c"),
+                   str(kernels), "-o", str(self.executable), "-lm"]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise AssertionError(f"generated C does not compile:\n{' '.join(command)}\n{result.stderr}")
+
+    def run(self, samples: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
+        """Every sample's outputs; AssertionError with the sanitizer's report when one fires."""
+        data = b"".join(np.ascontiguousarray(x, dtype=t.dtype).tobytes()
+                        for inputs in samples for t, x in zip(self.model.input_tensors, inputs))
+        env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0",
+               "UBSAN_OPTIONS": "print_stacktrace=1"}
+        ran = subprocess.run([str(self.executable)], input=data, capture_output=True, env=env, timeout=600)
+        if ran.returncode != 0:
+            report = ran.stderr.decode(errors="replace")
+            report = report[report.find("==ERROR") if "==ERROR" in report else 0:]
+            report = report.split("Shadow bytes around")[0]
+            raise AssertionError(f"the sanitized model failed (exit {ran.returncode}):\n{report[:4000]}")
+        raw, outputs = ran.stdout, []
+        for _ in samples:
+            sample = []
+            for t in self.model.output_tensors:
+                sample.append(np.frombuffer(raw[:t.nbytes], dtype=t.dtype).reshape(t.shape).copy())
+                raw = raw[t.nbytes:]
+            outputs.append(sample)
+        assert not raw and len(outputs) == len(samples), "the sanitized model wrote an unexpected number of bytes"
+        return outputs

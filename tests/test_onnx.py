@@ -170,3 +170,19 @@ def test_the_onnx_cnn_with_its_transpose_runs_bit_exact_on_tflm(cnn_files, tmp_p
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["runtime"] == "tflm" and report["bit_exact"] == 1.0
+
+
+@pytest.mark.slow
+def test_deploying_an_onnx_model_names_onnxruntime_as_the_float_reference_of_its_report(tmp_path):
+    """README: ONNX Runtime is the float reference of the report (`float_reference` in `--json`),
+    for `deploy model.onnx` as for `quantize` (issue 17: deploy's report had no such key)."""
+    require_tools(*QEMU_TOOLS)
+    model = onnx_models.mlp(tmp_path / "mlp.onnx")
+    np.save(tmp_path / "cal.npy", np.random.default_rng(5).uniform(-1, 1, (40, 10)).astype(np.float32))
+    deployed = run_tinyedge("deploy", model, "--board", "qemu-cortex-m4", "--runtime", "aot",
+                            "--calibration", tmp_path / "cal.npy", "--data", tmp_path / "cal.npy",
+                            "-o", tmp_path / "out", "--json", tmp_path / "report.json")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert "vs float (ONNX Runtime)" in deployed.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["float_reference"] == "ONNX Runtime" and report["bit_exact"] == 1.0

@@ -89,6 +89,7 @@ class DeployResult:
     icount: bool | None = None      # whether QEMU counted instructions (None: not a QEMU board)
     steps: dict[str, float] = field(default_factory=dict)
     validation: ValidationRun | None = None   # the verdict on the board, when the plan has data
+    float_reference: str | None = None   # what ran the float model deploy quantized (TensorFlow, ONNX Runtime)
 
     @property
     def passed(self) -> bool | None:
@@ -105,13 +106,14 @@ def is_tflite(path: Path) -> bool:
     return head[4:8] == TFLITE_IDENTIFIER
 
 
-def ensure_int8(plan: DeployPlan, report: StepReporter) -> Path:
-    """The .tflite to deploy: the given one, or the float model quantized with --calibration."""
+def ensure_int8(plan: DeployPlan, report: StepReporter) -> tuple[Path, str | None]:
+    """The .tflite to deploy: the given one, or the float model quantized with --calibration; and what
+    ran the float model when it was quantized here (None for a .tflite)."""
     if not plan.model.exists():
         raise TinyedgeError(f"{plan.model} does not exist: give a .tflite, a Keras .keras/.h5 file, a SavedModel directory "
                             "or an .onnx file.")
     if is_tflite(plan.model):
-        return plan.model
+        return plan.model, None
     if plan.calibration is None:
         raise TinyedgeError(f"{plan.model} is a float model: give --calibration CAL.npy so it can be quantized to int8 first.")
 
@@ -126,7 +128,7 @@ def ensure_int8(plan: DeployPlan, report: StepReporter) -> Path:
     reference = "" if result.float_reference == "TensorFlow" else f" ({result.float_reference})"
     report("quantize", f"quantized to full int8: {result.float_bytes:,} → {result.int8_bytes:,} bytes, "
                        f"cosine {result.cosine:.4f} vs float{reference}{lost}{warnings}")
-    return out
+    return out, result.float_reference
 
 
 def board_inputs(model: Path, data_path: Path, out_dir: Path) -> tuple[Path, str | None]:
@@ -231,6 +233,8 @@ def validate_deployed(plan: DeployPlan, result: DeployResult, inputs: Validation
     extra: dict[str, Any] = {}
     if plan.fit_arena:
         extra = {"arena_fitted_bytes": result.fitted_arena, "arena_built_bytes": result.arena_with_margin}
+    if result.float_reference:
+        extra["float_reference"] = result.float_reference
     if inputs.layout:
         extra["input_layout"] = inputs.layout
         report("layout", f"the board is fed {inputs.layout}")
@@ -247,14 +251,15 @@ def flashed(plan: DeployPlan, port: str | None, report: StepReporter, notes: Ste
 
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    tflite = ensure_int8(plan, report)
+    tflite, float_reference = ensure_int8(plan, report)
     project_dir = plan.out_dir / "firmware"
     project = generate(tflite, plan.board, project_dir, runtime=plan.runtime, tflm_dir=plan.tflm_dir,
                        arena_kb=plan.arena_kb, report=notes)
     report("generate", f"generated {project.runtime} firmware for {plan.board} in {project_dir}")
     built = build(project_dir, on_built)
     report("build", f"built {built.elf.name}: flash {built.flash_bytes:,} B, RAM {built.ram_bytes:,} B in {built.seconds:.1f} s")
-    result = DeployResult(tflite, project_dir, project.runtime, built, baud=project.board.baud)
+    result = DeployResult(tflite, project_dir, project.runtime, built, baud=project.board.baud,
+                          float_reference=float_reference)
     if plan.fit_arena:
         with flash(project_dir, port, progress, icount=plan.icount) as url:
             result.fitted_arena = fit_arena_on_target(url, project.board.baud, tflite)

@@ -12,7 +12,8 @@ from tinyedge.boards import Board, get_board
 from tinyedge.errors import TinyedgeError
 from tinyedge.plugins import get_framework
 from tinyedge.reference import check_runs_in_tflm, measure_arena
-from tinyedge.runtimes.aot import compile_for
+from tinyedge.generate import choose_runtime
+from tinyedge.runtimes.aot import compile_for, ram_breakdown
 from tinyedge.tflite_model import Operator, TfliteModel, load_tflite
 
 # TFLM's interpreter, allocator and a handful of reference kernels, measured as text+rodata on a
@@ -100,7 +101,9 @@ def op_macs(model: TfliteModel, op: Operator) -> int:
 
 
 def board_fit(model: TfliteModel, board: Board, arena_bytes: int) -> BoardFit:
-    runtime = "tflm" if "tflm" in board.runtimes else "aot"
+    """The fit for the runtime `tinyedge generate` would choose: tflm where a TFLM tree is configured,
+    else the AOT runtime's own check (also the estimate for MicroPython boards' viper code)."""
+    runtime = "tflm" if choose_runtime(board, None, None) == "tflm" else "aot"
     if runtime == "tflm":
         flash_needed, ram_needed = len(model.data) + TFLM_CODE_ESTIMATE, arena_bytes
         basis = f"model bytes + ~{TFLM_CODE_ESTIMATE // 1024} KB of TFLM code; host-measured arena"
@@ -121,8 +124,8 @@ def _aot_needs(model: TfliteModel, board: Board, fallback_arena: int) -> tuple[i
         return (weights + AOT_CODE_ESTIMATE, fallback_arena,
                 f"constant bytes + ~{AOT_CODE_ESTIMATE // 1024} KB of AOT code; host-measured arena")
     return (stats.constant_bytes + allowance.flash_bytes, stats.ram_bytes + allowance.ram_bytes,
-            f"AOT constants and memory plan + about {allowance.flash_bytes:,} B flash / {allowance.ram_bytes:,} B RAM "
-            "of firmware (as `tinyedge generate` checks)")
+            f"flash: the AOT constants + about {allowance.flash_bytes:,} B of firmware; RAM: {ram_breakdown(stats)} "
+            f"+ about {allowance.ram_bytes:,} B of firmware (as `tinyedge generate` checks)")
 
 
 # From this share of zero weights on, `inspect` says what zeros (magnitude pruning) do not buy.

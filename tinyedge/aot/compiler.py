@@ -20,21 +20,25 @@ MODEL_HEADER = "te_model.h"
 KERNEL_FILES = ("te_pgm.h", "te_dsp_insn.h", "te_kernels.h", "te_kernels.c")
 NONLINEAR_FILES = ("te_nonlinear.h", "te_nonlinear.c", "te_recurrent.h", "te_recurrent.c")
 DSP_FILES = ("te_dsp.h", "te_dsp.c")
+AVR_POINTER_BYTES = 2
 
 
 @dataclass
 class AotStats:
     arena_bytes: int
     tensor_bytes_total: int       # every activation tensor in its own buffer: the no-reuse bound
-    constant_bytes: int           # weights, biases and per-op tables (multipliers, shifts, geometry)
+    constant_bytes: int           # weights, biases and per-op tables (multipliers, shifts, geometry): flash
     op_count: int
     progmem: bool
     scratch_bytes: int = 0        # the one scratch buffer of the in-place convolutions (0: none)
+    ram_table_bytes: int = 0      # constant tables that still land in RAM (AVR's arrays of pointers)
 
     @property
     def ram_bytes(self) -> int:
-        """Static RAM the model needs: the arena and the scratch, plus constants unless they stay in flash."""
-        return self.arena_bytes + self.scratch_bytes + (0 if self.progmem else self.constant_bytes)
+        """Static RAM the model needs: the arena, the scratch and the few constant tables kept in RAM.
+        Weights and the other TE_CONST tables are read from flash on every target (`const` data in
+        .rodata on Arm, RISC-V and Xtensa, PROGMEM on AVR), so they count against flash only."""
+        return self.arena_bytes + self.scratch_bytes + self.ram_table_bytes
 
 
 @dataclass
@@ -49,12 +53,14 @@ class AotProgram:
     uses_dsp: bool = False        # te_dsp.c's kernels (cores with the Arm DSP extension)
     op_lines: list[str] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)   # every constant array of te_model.c, as data
+    op_scratch_bytes: list[int] = field(default_factory=list)   # bytes of te_scratch each op's call uses
 
 
 def compile_model(model: TfliteModel, progmem: bool = False, inplace_with_scratch: bool = True,
                   dsp: bool = False) -> AotProgram:
-    """C for the whole model. `progmem` says the constants live in flash (AVR), which only changes
-    the RAM figure in `stats`: the C is the same, TE_CONST decides where constants go.
+    """C for the whole model. `progmem` says the target is AVR, whose `const` data not marked
+    TE_CONST (PROGMEM) is copied to RAM: the arrays of pointers to tables then count in `stats`' RAM.
+    The C is the same either way.
     Convolutions that can write over their input do so (with one shared scratch buffer) when that
     takes less RAM than running them out of place; `inplace_with_scratch=False` never lets them.
     `dsp` lowers the convolutions and FC to te_dsp.c (the target has the Arm DSP extension)."""
@@ -103,9 +109,10 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
         tensor_bytes_total=sum(model.tensors[t].nbytes for t in groups),
         constant_bytes=sum(t.nbytes for t in constants + tables),
         op_count=len(model.operators), progmem=progmem, scratch_bytes=scratch,
+        ram_table_bytes=sum(AVR_POINTER_BYTES * len(t.values) for t in tables if not t.in_flash) if progmem else 0,
     )
     return AotProgram(source, _render("te_model.h.j2", plan), plan, buffers, offsets, stats, uses_nonlinear, dsp, op_lines,
-                      constants + tables)
+                      constants + tables, [low.scratch_bytes for low in lowered])
 
 
 def _check_io(model: TfliteModel) -> None:

@@ -177,16 +177,17 @@ def _dsp_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, tables: list[T
         return _dsp_conv2d_fc(model, op, fc, ptr, tables, bias, in_t, k_h, k_w)
     size = _align4(k_h * k_w * in_t.shape[3])
     col_bytes = (5 if in_t.shape[3] % 4 else 4) * size   # TE_DSP_CONV_COL_BYTES
-    solo = col_bytes > DSP_TWO_COLUMNS_MAX_BYTES
-    if solo:
-        col_bytes = (3 if in_t.shape[3] % 4 else 2) * size   # TE_DSP_CONV_SOLO_BYTES
     args = f"{prefix}packed, {bias}, &{prefix}win, &{prefix}q"
     out, source = ptr(op.outputs[0]), ptr(op.inputs[0])
     o = op.options
     if ((k_h, k_w) == (1, 1) and (int(o.strideH), int(o.strideW)) == (1, 1)
             and in_t.shape[1:3] == out_t.shape[1:3]):
+        # Always two pixels at a time, whatever in_c: its col is two columns, never a solo one.
         call = f"te_dsp_pointwise_conv2d({out}, {source}, {args}, (int16_t *)te_scratch);"
         return Lowered(tables, call, inplace_ok=True, scratch_bytes=col_bytes, grows_in_place=True)
+    solo = col_bytes > DSP_TWO_COLUMNS_MAX_BYTES
+    if solo:
+        col_bytes = (3 if in_t.shape[3] % 4 else 2) * size   # TE_DSP_CONV_SOLO_BYTES
     if inplace_kernel and out == source:
         ring = _align4(ring_bytes)
         call = f"te_dsp_conv2d_inplace({out}, te_scratch, {args}, (int16_t *)(te_scratch + {ring}), {int(solo)});"

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyedge.aot.compiler import (
-    DSP_FILES, KERNEL_FILES, MODEL_HEADER, MODEL_SOURCE, NONLINEAR_FILES, AotProgram, compile_model,
+    DSP_FILES, KERNEL_FILES, MODEL_HEADER, MODEL_SOURCE, NONLINEAR_FILES, AotProgram, AotStats, compile_model,
 )
 from tinyedge.aot.recurrent import LOWERINGS as RECURRENT_LOWERINGS
 from tinyedge.boards import Board
@@ -61,14 +61,24 @@ def check_fits(program: AotProgram, board: Board, model_name: str, allowance: Fi
     ram_needed = stats.ram_bytes + allowance.ram_bytes
     if flash_needed > board.flash_bytes:
         raise TinyedgeError(
-            f"{model_name} does not fit the {board.id} board's flash: {stats.constant_bytes:,} bytes of weights "
-            f"+ about {allowance.flash_bytes:,} bytes of firmware = {flash_needed:,} > {board.flash_bytes:,} bytes; "
-            "use a smaller model or a bigger board.")
+            f"{model_name} does not fit the {board.id} board's flash: {stats.constant_bytes:,} bytes of constants "
+            f"(weights, biases, per-op tables) + about {allowance.flash_bytes:,} bytes of firmware = "
+            f"{flash_needed:,} > {board.flash_bytes:,} bytes; use a smaller model or a bigger board.")
     if ram_needed > board.ram_bytes:
         raise TinyedgeError(
-            f"{model_name} does not fit the {board.id} board's RAM: a {stats.ram_bytes:,}-byte arena "
-            f"+ about {allowance.ram_bytes:,} bytes for the firmware = {ram_needed:,} > {board.ram_bytes:,} bytes; "
-            "use a smaller model or a bigger board.")
+            f"{model_name} does not fit the {board.id} board's RAM: {ram_breakdown(stats)} + about "
+            f"{allowance.ram_bytes:,} bytes for the firmware = {ram_needed:,} > {board.ram_bytes:,} bytes "
+            f"(its {stats.constant_bytes:,} bytes of constants stay in flash); use a smaller model or a bigger board.")
+
+
+def ram_breakdown(stats: AotStats) -> str:
+    """The model's RAM in words: 'a 2,450,000-byte arena + a 4,608-byte scratch'."""
+    parts = [f"a {stats.arena_bytes:,}-byte arena"]
+    if stats.scratch_bytes:
+        parts.append(f"a {stats.scratch_bytes:,}-byte scratch")
+    if stats.ram_table_bytes:
+        parts.append(f"{stats.ram_table_bytes:,} bytes of pointer tables")
+    return " + ".join(parts)
 
 
 def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: int | None,
