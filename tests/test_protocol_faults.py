@@ -19,7 +19,7 @@ from tinyedge.errors import DeviceError
 from tinyedge.protocol import MSG_INFER, MSG_REPLY, MSG_WRITE, Device, infer_timeout
 
 INFER_REPLY = MSG_INFER | MSG_REPLY
-# Six 51-byte chunks on a 64-byte receive buffer (the Uno's), and a runtime that reuses the input's
+# Seven 48-byte chunks on a 64-byte receive buffer (the Uno's), and a runtime that reuses the input's
 # memory during Invoke, as TFLM's and the AOT's arena planners do.
 MODEL = FixtureModel(in0_bytes=300, in1_floats=0, out0_bytes=12)
 REAL_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "real"
@@ -56,7 +56,7 @@ def test_the_device_refuses_an_infer_whose_earlier_chunks_an_invoke_consumed(reu
     """Without a reply to replay (another request came between), the last chunk alone is refused as
     out of sequence, so the host starts the input over instead of getting outputs of a reused input."""
     data = sample(7)
-    last = (len(data) - 1) // 51 * 51
+    last = (len(data) - 1) // 48 * 48
     with start_firmware(reusing_firmware) as fw, open_device(fw.url) as device:
         assert device.infer(data).output == MODEL.expected_output(data)
         device.ping()
@@ -254,7 +254,7 @@ def test_corrupted_replies_of_a_real_multi_chunk_model_stay_exact(board, model_n
 
 
 def test_corrupted_replies_on_the_simavr_uno_stay_exact(tmp_path):
-    """The Uno's 64-byte receive buffer: 51-byte chunks, so the 120-byte input of this MLP takes three."""
+    """The Uno's 64-byte receive buffer: 48-byte chunks, so the 120-byte input of this MLP takes three."""
     import models
     from tinyedge.flash import flash
     from tinyedge.quantize import quantize_model
