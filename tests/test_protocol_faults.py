@@ -52,6 +52,76 @@ def test_a_corrupted_infer_reply_gets_the_outputs_the_board_computed(reusing_fir
         assert device.link.retries >= 3
 
 
+# ---- a relay that replays the board's old genuine replies ----
+
+SMALL = FixtureModel(in0_bytes=24, in1_floats=0, out0_bytes=12)  # one INFER frame per sample
+
+
+@pytest.fixture(scope="module")
+def small_firmware(tmp_path_factory) -> Path:
+    return build_firmware(tmp_path_factory.mktemp("replay"), SMALL, extra_defines={"TE_PROTO_RX_BUFFER": 64})
+
+
+def test_a_relay_replaying_old_infer_replies_never_becomes_the_boards_output(small_firmware):
+    """Before every INFER reply the relay sends an old genuine one, with the same seq once protocol 1's
+    8-bit seq has wrapped (300 samples): each is discarded as stale and counted, never recorded."""
+    with start_firmware(small_firmware) as fw, FaultProxy(fw.url, replay_replies=(INFER_REPLY,)) as proxy, \
+            open_device(proxy.url) as device:
+        for index in range(300):
+            data = random.Random(index).randbytes(SMALL.input_bytes)
+            assert device.infer(data).output == SMALL.expected_output(data), f"sample {index}"
+        assert proxy.replayer.replayed == 299
+        assert device.link.stale >= proxy.replayer.replayed  # (and a late reply to a boot probe)
+
+
+def test_a_relay_that_replaces_replies_with_old_ones_gets_the_request_asked_again(small_firmware):
+    """Instead of a quarter of the INFER replies the relay sends an old genuine one: the host discards
+    it, asks again (the board answers a repeated INFER from the outputs it computed) and records the
+    board's own output, or fails the link; never an old output."""
+    exact = failed = 0
+    with start_firmware(small_firmware) as fw, \
+            FaultProxy(fw.url, seed=3, replay_replies=(INFER_REPLY,), replay_rate=0.25, replay_replace=True) as proxy, \
+            open_device(proxy.url, timeout=0.5) as device:
+        for index in range(40):
+            data = random.Random(1000 + index).randbytes(SMALL.input_bytes)
+            try:
+                output = device.infer(data).output
+            except DeviceError as exc:
+                assert "no answer" in str(exc)
+                failed += 1
+                continue
+            assert output == SMALL.expected_output(data), f"sample {index}"
+            exact += 1
+        assert proxy.replayer.replayed > 5
+        assert device.link.stale > 5
+        assert device.link.retries > 5
+    assert exact >= 35
+
+
+def test_validate_through_a_replaying_relay_records_only_the_boards_outputs(cnn_model, tmp_path):
+    """The issue's session: `tinyedge validate` of 300 samples through a relay that sends an old genuine
+    INFER reply before each one. Every recorded output is the board's, and the report says what the
+    relay did (before: 345 of 600 outputs wrong, "0 errors")."""
+    import json
+
+    from conftest import run_tinyedge
+    from tinyedge.flash import flash
+
+    project = aot_project(cnn_model.int8, "host", tmp_path / "fw")
+    data = tmp_path / "x.npy"
+    x = np.load(cnn_model.eval_x)
+    np.save(data, np.concatenate([x] * (300 // len(x) + 1))[:300])
+    with flash(project) as url, FaultProxy(url, replay_replies=(INFER_REPLY,)) as proxy:
+        result = run_tinyedge("validate", "--port", proxy.url, "--model", cnn_model.int8, "--data", data,
+                              "--board", "host", "--json", tmp_path / "r.json", timeout=600)
+        replayed = proxy.replayer.replayed
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["passed"] and report["bit_exact"] == 1.0 and report["samples"] == 300
+    assert report["link"]["stale"] >= replayed >= 299
+    assert f"{report['link']['stale']} stale replies" in result.stdout
+
+
 def test_the_device_refuses_an_infer_whose_earlier_chunks_an_invoke_consumed(reusing_firmware):
     """Without a reply to replay (another request came between), the last chunk alone is refused as
     out of sequence, so the host starts the input over instead of getting outputs of a reused input."""
