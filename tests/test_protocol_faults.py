@@ -16,7 +16,8 @@ from conftest import require_tools, requires_tflm, tflm_tree
 from fixtures.fault_proxy import FaultProxy
 from fixtures.posix_firmware import FixtureModel, build_firmware, start_firmware
 from tinyedge.errors import DeviceError
-from tinyedge.protocol import MSG_INFER, MSG_REPLY, MSG_WRITE, Device, infer_timeout
+from tinyedge.protocol import (MSG_INFER, MSG_INFO, MSG_REPLY, MSG_WRITE, Device, decode_frame, encode_frame,
+                               infer_timeout, parse_info)
 
 INFER_REPLY = MSG_INFER | MSG_REPLY
 # Seven 48-byte chunks on a 64-byte receive buffer (the Uno's), and a runtime that reuses the input's
@@ -200,6 +201,62 @@ def test_a_slow_inference_is_waited_for_not_sent_again(tmp_path):
         device.infer_timeout = None
         assert device.infer(data).output == MODEL.expected_output(data)
         assert device.link.timeouts >= 2  # the control: re-sent after each 1 s, answered by replay
+
+
+@pytest.fixture
+def busy_cores():
+    """Every core busy for the test's duration (a loaded CI machine), with processes this test owns."""
+    import os
+    import subprocess
+    import sys
+
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def test_a_reply_that_pauses_mid_frame_on_a_loaded_machine_is_read_not_called_corrupt(small_firmware, busy_cores):
+    """Every INFO and INFER reply stops for 0.7 s halfway (an emulator descheduled mid-reply), while both
+    cores are busy: the partial frame is kept and completes, so the link reports no CRC error (before:
+    "13 of 13 INFO attempts failed their CRC check")."""
+    with start_firmware(small_firmware) as fw, \
+            FaultProxy(fw.url, stall_replies={MSG_INFO | MSG_REPLY: 0.7, INFER_REPLY: 0.7}) as proxy, \
+            open_device(proxy.url) as device:
+        assert device.info().runtime == "fixture"
+        for index in range(3):
+            data = random.Random(index).randbytes(SMALL.input_bytes)
+            assert device.infer(data).output == SMALL.expected_output(data)
+        assert proxy.staller.done[INFER_REPLY] >= 3
+    assert device.link.crc_errors == 0
+
+
+def test_info_measures_the_stack_before_its_reply_starts(small_firmware):
+    """A stack scan that takes 0.6 s (a painted-stack scan under a slow emulator) happens before the
+    first byte of the INFO reply, not in the middle of its frame."""
+    import serial
+
+    with start_firmware(small_firmware, env={"TE_POSIX_STACK_SCAN_MS": "600"}) as fw:
+        open_device(fw.url).close()  # booted and answering
+        port = serial.serial_for_url(fw.url, timeout=0.01)
+        try:
+            port.write(b"\x00" + encode_frame(MSG_INFO, 77) + b"\x00")
+            arrivals: list[tuple[float, bytes]] = []
+            wire = b""
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and b"\x00" not in wire.lstrip(b"\x00"):
+                data = port.read(4096)
+                if data:
+                    arrivals.append((time.monotonic(), data))
+                    wire += data
+        finally:
+            port.close()
+    info = parse_info(decode_frame(wire.strip(b"\x00")).body[1:])
+    assert info.stack_used == 1024
+    assert arrivals[-1][0] - arrivals[0][0] < 0.3, [(round(t - arrivals[0][0], 3), len(b)) for t, b in arrivals]
 
 
 def test_the_infer_timeout_follows_the_models_cost():
