@@ -90,14 +90,14 @@ def test_info_describes_board_runtime_and_model(uno_like):
         ("int8", (1, 100), 0.25, 5, 100), ("int32", (1,), 0.0, 0, 4)]
     assert (info.arena_used, info.arena_size) == (220, 16384)
     assert (info.clock_hz, info.cycle_hz) == (48_000_000, 1_000_000_000)
-    assert info.max_chunk == UNO_CHUNK == 51
+    assert info.max_chunk == UNO_CHUNK == 48
     assert info.runtime_status == 0
 
 
 @pytest.mark.parametrize("model", [
     FixtureModel(in0_bytes=1, in1_floats=0, out0_bytes=1),
     FixtureModel(in0_bytes=50, in1_floats=0),
-    FixtureModel(in0_bytes=51, in1_floats=0),
+    FixtureModel(in0_bytes=48, in1_floats=0),
     FixtureModel(in0_bytes=52, in1_floats=0),
     FixtureModel(in0_bytes=100, in1_floats=4),
     FixtureModel(in0_bytes=1024, in1_floats=0, out0_bytes=12),
@@ -181,7 +181,7 @@ def test_a_noisy_line_still_gives_exact_results(uno_like):
 
 
 def test_repeated_crc_failures_end_in_a_clear_error(uno_like):
-    flips = ",".join(str(n) for n in range(30, 150, 2))
+    flips = ",".join(str(n) for n in range(32, 160, 2))  # the replies after BOOT and the first PING
     with start_firmware(uno_like, env={"TE_POSIX_FLIP_TX": flips}) as fw, \
             open_device(fw.url, timeout=0.5, retries=3, corruption_retries=3) as device:
         with pytest.raises(DeviceError, match=r"the link to .* kept corrupting frames .*check the cable"):
@@ -355,22 +355,22 @@ def test_the_wire_format_by_hand_over_stdio(uno_like):
 
         device.send(b"\x00" + encode_frame(MSG_PING, 1))
         ping = device.next_frame()
-        assert (ping.type, ping.seq) == (MSG_PING | MSG_REPLY, 1)
+        assert (ping.type, ping.request_id) == (MSG_PING | MSG_REPLY, 1)
         assert ping.body == bytes((0, PROTOCOL_VERSION)) + struct.pack("<I", UNO_CHUNK)
 
         corrupted = bytearray(encode_frame(MSG_INFO, 2))
-        corrupted[3] ^= 0x40
+        corrupted[5] ^= 0x40  # a byte of the CRC: the id still reads 2
         device.send(bytes(corrupted))
         nak = device.next_frame()
-        assert (nak.type, nak.seq, nak.body) == (MSG_NAK, 2, bytes((BAD_CRC,)))
+        assert (nak.type, nak.request_id, nak.body) == (MSG_NAK, 2, bytes((BAD_CRC,)))
 
         device.send(encode_frame(0x42, 3))
         nak = device.next_frame()
-        assert (nak.type, nak.seq, nak.body) == (MSG_NAK, 3, bytes((BAD_TYPE,)))
+        assert (nak.type, nak.request_id, nak.body) == (MSG_NAK, 3, bytes((BAD_TYPE,)))
 
         device.send(encode_frame(MSG_WRITE, 4, struct.pack("<I", 10) + b"late"))
         write = device.next_frame()
-        assert (write.type, write.seq, write.body) == (MSG_WRITE | MSG_REPLY, 4, bytes((BAD_SEQUENCE,)))
+        assert (write.type, write.request_id, write.body) == (MSG_WRITE | MSG_REPLY, 4, bytes((BAD_SEQUENCE,)))
     finally:
         device.close()
     assert device.process.returncode == 0
@@ -393,7 +393,7 @@ def test_every_reply_frame_starts_with_a_zero_so_printed_text_cannot_corrupt_it(
     splitter = FrameSplitter()
     splitter.feed(b"Failed to allocate tail memory. Requested: 1024\r\n" + wire)
     *text, reply = splitter.frames
-    assert decode_frame(reply).seq == 5
+    assert decode_frame(reply).request_id == 5
 
 
 def serve_stdio_firmware_on_tcp(binary: Path) -> tuple[int, threading.Thread]:

@@ -16,10 +16,11 @@ from conftest import REAL_MODELS, require_tools, requires_tflm, tflm_tree
 from fixtures.fault_proxy import FaultProxy
 from fixtures.posix_firmware import FixtureModel, build_firmware, start_firmware
 from tinyedge.errors import DeviceError
-from tinyedge.protocol import MSG_INFER, MSG_REPLY, MSG_WRITE, Device, infer_timeout
+from tinyedge.protocol import (MSG_INFER, MSG_INFO, MSG_REPLY, MSG_WRITE, Device, decode_frame, encode_frame,
+                               infer_timeout, parse_info)
 
 INFER_REPLY = MSG_INFER | MSG_REPLY
-# Six 51-byte chunks on a 64-byte receive buffer (the Uno's), and a runtime that reuses the input's
+# Seven 48-byte chunks on a 64-byte receive buffer (the Uno's), and a runtime that reuses the input's
 # memory during Invoke, as TFLM's and the AOT's arena planners do.
 MODEL = FixtureModel(in0_bytes=300, in1_floats=0, out0_bytes=12)
 
@@ -51,11 +52,81 @@ def test_a_corrupted_infer_reply_gets_the_outputs_the_board_computed(reusing_fir
         assert device.link.retries >= 3
 
 
+# ---- a relay that replays the board's old genuine replies ----
+
+SMALL = FixtureModel(in0_bytes=24, in1_floats=0, out0_bytes=12)  # one INFER frame per sample
+
+
+@pytest.fixture(scope="module")
+def small_firmware(tmp_path_factory) -> Path:
+    return build_firmware(tmp_path_factory.mktemp("replay"), SMALL, extra_defines={"TE_PROTO_RX_BUFFER": 64})
+
+
+def test_a_relay_replaying_old_infer_replies_never_becomes_the_boards_output(small_firmware):
+    """Before every INFER reply the relay sends an old genuine one, with the same seq once protocol 1's
+    8-bit seq has wrapped (300 samples): each is discarded as stale and counted, never recorded."""
+    with start_firmware(small_firmware) as fw, FaultProxy(fw.url, replay_replies=(INFER_REPLY,)) as proxy, \
+            open_device(proxy.url) as device:
+        for index in range(300):
+            data = random.Random(index).randbytes(SMALL.input_bytes)
+            assert device.infer(data).output == SMALL.expected_output(data), f"sample {index}"
+        assert proxy.replayer.replayed == 299
+        assert device.link.stale >= proxy.replayer.replayed  # (and a late reply to a boot probe)
+
+
+def test_a_relay_that_replaces_replies_with_old_ones_gets_the_request_asked_again(small_firmware):
+    """Instead of a quarter of the INFER replies the relay sends an old genuine one: the host discards
+    it, asks again (the board answers a repeated INFER from the outputs it computed) and records the
+    board's own output, or fails the link; never an old output."""
+    exact = failed = 0
+    with start_firmware(small_firmware) as fw, \
+            FaultProxy(fw.url, seed=3, replay_replies=(INFER_REPLY,), replay_rate=0.25, replay_replace=True) as proxy, \
+            open_device(proxy.url, timeout=0.5) as device:
+        for index in range(40):
+            data = random.Random(1000 + index).randbytes(SMALL.input_bytes)
+            try:
+                output = device.infer(data).output
+            except DeviceError as exc:
+                assert "no answer" in str(exc)
+                failed += 1
+                continue
+            assert output == SMALL.expected_output(data), f"sample {index}"
+            exact += 1
+        assert proxy.replayer.replayed > 5
+        assert device.link.stale > 5
+        assert device.link.retries > 5
+    assert exact >= 35
+
+
+def test_validate_through_a_replaying_relay_records_only_the_boards_outputs(cnn_model, tmp_path):
+    """The issue's session: `tinyedge validate` of 300 samples through a relay that sends an old genuine
+    INFER reply before each one. Every recorded output is the board's, and the report says what the
+    relay did (before: 345 of 600 outputs wrong, "0 errors")."""
+    import json
+
+    from conftest import run_tinyedge
+    from tinyedge.flash import flash
+
+    project = aot_project(cnn_model.int8, "host", tmp_path / "fw")
+    data = tmp_path / "x.npy"
+    x = np.load(cnn_model.eval_x)
+    np.save(data, np.concatenate([x] * (300 // len(x) + 1))[:300])
+    with flash(project) as url, FaultProxy(url, replay_replies=(INFER_REPLY,)) as proxy:
+        result = run_tinyedge("validate", "--port", proxy.url, "--model", cnn_model.int8, "--data", data,
+                              "--board", "host", "--json", tmp_path / "r.json", timeout=600)
+        replayed = proxy.replayer.replayed
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["passed"] and report["bit_exact"] == 1.0 and report["samples"] == 300
+    assert report["link"]["stale"] >= replayed >= 299
+    assert f"{report['link']['stale']} stale replies" in result.stdout
+
+
 def test_the_device_refuses_an_infer_whose_earlier_chunks_an_invoke_consumed(reusing_firmware):
     """Without a reply to replay (another request came between), the last chunk alone is refused as
     out of sequence, so the host starts the input over instead of getting outputs of a reused input."""
     data = sample(7)
-    last = (len(data) - 1) // 51 * 51
+    last = (len(data) - 1) // 48 * 48
     with start_firmware(reusing_firmware) as fw, open_device(fw.url) as device:
         assert device.infer(data).output == MODEL.expected_output(data)
         device.ping()
@@ -129,6 +200,62 @@ def test_a_slow_inference_is_waited_for_not_sent_again(tmp_path):
         device.infer_timeout = None
         assert device.infer(data).output == MODEL.expected_output(data)
         assert device.link.timeouts >= 2  # the control: re-sent after each 1 s, answered by replay
+
+
+@pytest.fixture
+def busy_cores():
+    """Every core busy for the test's duration (a loaded CI machine), with processes this test owns."""
+    import os
+    import subprocess
+    import sys
+
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def test_a_reply_that_pauses_mid_frame_on_a_loaded_machine_is_read_not_called_corrupt(small_firmware, busy_cores):
+    """Every INFO and INFER reply stops for 0.7 s halfway (an emulator descheduled mid-reply), while both
+    cores are busy: the partial frame is kept and completes, so the link reports no CRC error (before:
+    "13 of 13 INFO attempts failed their CRC check")."""
+    with start_firmware(small_firmware) as fw, \
+            FaultProxy(fw.url, stall_replies={MSG_INFO | MSG_REPLY: 0.7, INFER_REPLY: 0.7}) as proxy, \
+            open_device(proxy.url) as device:
+        assert device.info().runtime == "fixture"
+        for index in range(3):
+            data = random.Random(index).randbytes(SMALL.input_bytes)
+            assert device.infer(data).output == SMALL.expected_output(data)
+        assert proxy.staller.done[INFER_REPLY] >= 3
+    assert device.link.crc_errors == 0
+
+
+def test_info_measures_the_stack_before_its_reply_starts(small_firmware):
+    """A stack scan that takes 0.6 s (a painted-stack scan under a slow emulator) happens before the
+    first byte of the INFO reply, not in the middle of its frame."""
+    import serial
+
+    with start_firmware(small_firmware, env={"TE_POSIX_STACK_SCAN_MS": "600"}) as fw:
+        open_device(fw.url).close()  # booted and answering
+        port = serial.serial_for_url(fw.url, timeout=0.01)
+        try:
+            port.write(b"\x00" + encode_frame(MSG_INFO, 77) + b"\x00")
+            arrivals: list[tuple[float, bytes]] = []
+            wire = b""
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and b"\x00" not in wire.lstrip(b"\x00"):
+                data = port.read(4096)
+                if data:
+                    arrivals.append((time.monotonic(), data))
+                    wire += data
+        finally:
+            port.close()
+    info = parse_info(decode_frame(wire.strip(b"\x00")).body[1:])
+    assert info.stack_used == 1024
+    assert arrivals[-1][0] - arrivals[0][0] < 0.3, [(round(t - arrivals[0][0], 3), len(b)) for t, b in arrivals]
 
 
 def test_the_infer_timeout_follows_the_models_cost():
@@ -253,7 +380,7 @@ def test_corrupted_replies_of_a_real_multi_chunk_model_stay_exact(board, model_n
 
 
 def test_corrupted_replies_on_the_simavr_uno_stay_exact(tmp_path):
-    """The Uno's 64-byte receive buffer: 51-byte chunks, so the 120-byte input of this MLP takes three."""
+    """The Uno's 64-byte receive buffer: 48-byte chunks, so the 120-byte input of this MLP takes three."""
     import models
     from tinyedge.flash import flash
     from tinyedge.quantize import quantize_model

@@ -1,6 +1,8 @@
 """The host side of tinyedge's serial protocol (docs/protocol.md; device side: firmware/protocol/).
 
-Every frame, both ways, is 0x00, rCOBS(type, seq, body, CRC-32 little-endian), 0x00.
+Every frame, both ways, is 0x00, rCOBS(type, request id u32, body, CRC-32 little-endian), 0x00.
+The host chooses each request's id (a random start per session, then counting) and the device echoes
+it in the reply, so a stale, replayed or misrouted reply is discarded, never taken for the answer.
 The host sends one request at a time and waits for its reply (stop and wait), so a device whose
 UART receive buffer holds one request frame never overruns. Inputs larger than the device's
 announced chunk travel as WRITE frames, each acknowledged, and the last chunk rides in INFER.
@@ -11,6 +13,7 @@ INFER from the outputs it computed. What the link did is counted in `Device.link
 from __future__ import annotations
 
 import errno
+import secrets
 import struct
 import time
 import zlib
@@ -21,7 +24,7 @@ from typing import Callable, TypeVar
 from tinyedge.errors import DeviceError
 from tinyedge.ports import is_rfc2217, open_options, with_rfc2217_defaults
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 MSG_PING = 0x01
 MSG_INFO = 0x02
@@ -29,6 +32,7 @@ MSG_WRITE = 0x03
 MSG_INFER = 0x04
 MSG_SET_ARENA = 0x05
 MSG_RESET_STATE = 0x06
+MSG_QUIT = 0x7E  # the MicroPython server's own request: hand the REPL back
 MSG_REPLY = 0x80
 MSG_BOOT = 0x80
 MSG_NAK = 0xFF
@@ -73,19 +77,27 @@ _UNREADABLE = {bytes((status,)) for status in RETRYABLE_NAKS}
 DTYPES = {1: "int8", 2: "uint8", 3: "int16", 4: "int32", 5: "float32"}
 DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "float32": 4}
 
-HEADER_BYTES = 2
+HEADER_BYTES = 5  # type u8, request id u32
 CRC_BYTES = 4
-DATA_OVERHEAD = HEADER_BYTES + 4 + CRC_BYTES  # type, seq, offset u32, CRC
+DATA_OVERHEAD = HEADER_BYTES + 4 + CRC_BYTES  # type, request id, offset u32, CRC
+ID_SPACE = 1 << 32
 RUN_MAX = 254
 NO_MICROS = 0xFFFFFFFF
 
-# After an unreadable frame, retransmit once the line has been quiet this long.
+# A partial frame that has waited this long for the rest of its bytes gets its request sent again
+# (it is not dropped: a frame that resumes after a pause is still read; the new reply's leading 0x00
+# ends it if it was truncated). The wait doubles after each such nudge.
 QUIET_GAP_S = 0.2
+# After an unreadable frame or a NAK, retransmit once the line has been quiet this long: one damaged
+# request may come back as several NAKs (a 0x00 inserted into it splits it), answered by one copy.
+SETTLE_S = 0.1
 READ_SLICE_S = 0.05
 
 # Attempts per request when frames come back corrupted (cheap: each is noticed at once), on top of
-# the `retries` a silent device gets (each costs a whole timeout).
+# the `retries` a silent device gets (each costs a whole timeout). INFO's reply is long (often more than
+# 100 bytes) and cannot shrink, so it gets this many times more.
 CORRUPTION_RETRIES = 12
+LONG_REPLY_FACTOR = 4
 # Chunks shrink (halve, down to this) after a corrupted exchange and grow back (double) after this
 # many clean ones in a row: on a noisy line a short frame is far likelier to arrive whole.
 MIN_CHUNK = 16
@@ -147,7 +159,7 @@ class InferResult:
 @dataclass(frozen=True)
 class Frame:
     type: int
-    seq: int
+    request_id: int  # chosen by the host for a request, echoed in its reply; 0 in BOOT and unreadable NAKs
     body: bytes
 
 
@@ -200,9 +212,9 @@ def rcobs_decode(encoded: bytes) -> bytes:
     return b"".join(reversed(pieces))
 
 
-def encode_frame(msg_type: int, seq: int, body: bytes = b"") -> bytes:
-    """One frame on the wire: rCOBS(type, seq, body, CRC-32 LE) and the 0x00 delimiter."""
-    raw = bytes((msg_type, seq & 0xFF)) + body
+def encode_frame(msg_type: int, request_id: int, body: bytes = b"") -> bytes:
+    """One frame on the wire: rCOBS(type, request id u32 LE, body, CRC-32 LE) and the 0x00 delimiter."""
+    raw = struct.pack("<BI", msg_type, request_id % ID_SPACE) + body
     return rcobs_encode(raw + struct.pack("<I", crc32(raw))) + b"\x00"
 
 
@@ -214,7 +226,7 @@ def decode_frame(encoded: bytes) -> Frame:
     content, check = raw[:-CRC_BYTES], raw[-CRC_BYTES:]
     if crc32(content) != struct.unpack("<I", check)[0]:
         raise FrameError("CRC-32 mismatch")
-    return Frame(content[0], content[1], content[2:])
+    return Frame(content[0], struct.unpack_from("<I", content, 1)[0], content[HEADER_BYTES:])
 
 
 class FrameSplitter:
@@ -371,14 +383,15 @@ class LinkStats:
     crc_errors: int = 0   # frames that failed their check: NAKed by the device or unreadable here
     resyncs: int = 0      # operations redone from their first chunk (the device reset or lost its input)
     timeouts: int = 0     # attempts that got no answer within the timeout
+    stale: int = 0        # valid frames that answered no request in flight (late, replayed or misrouted): discarded
 
     def as_dict(self) -> dict[str, int]:
         return {"retries": self.retries, "crc_errors": self.crc_errors, "resyncs": self.resyncs,
-                "timeouts": self.timeouts}
+                "timeouts": self.timeouts, "stale": self.stale}
 
     def summary(self) -> str:
         return (f"{self.retries} retries, {self.crc_errors} CRC errors, {self.resyncs} resyncs, "
-                f"{self.timeouts} timeouts")
+                f"{self.timeouts} timeouts, {self.stale} stale replies")
 
 
 @dataclass(frozen=True)
@@ -393,6 +406,10 @@ class _Timeout:
 
 class _Boot:
     """The device announced a (re)start."""
+
+
+class _Stalled:
+    """Part of a frame arrived, then the line went quiet: slow, not (yet) known to be corrupted."""
 
 
 class _Resplit(Exception):
@@ -428,7 +445,7 @@ class Device:
         self.payload_sent = 0
         self.payload_received = 0
         self.link = LinkStats()
-        self._seq = 0
+        self._id = secrets.randbelow(ID_SPACE)  # a fresh start per session: no reply of an earlier one fits
         self._info: DeviceInfo | None = None
         self._chunk: int | None = None  # the chunk in use: the device's max, shrunk on a noisy line
         self._clean_in_a_row = 0
@@ -465,7 +482,8 @@ class Device:
     def info(self, refresh: bool = False) -> DeviceInfo:
         """The device's INFO, asked once and cached; `refresh` asks again (e.g. for a new stack_used)."""
         if self._info is None or refresh:
-            body = self._checked(MSG_INFO, b"", "INFO")
+            body = self._checked(MSG_INFO, b"", "INFO",
+                                 corruption_budget=self.corruption_retries * LONG_REPLY_FACTOR)
             try:
                 self._info = parse_info(body)
             except FrameError as exc:
@@ -551,10 +569,10 @@ class Device:
         return sizes[-1]
 
     def _checked(self, msg_type: int, body: bytes | Callable[[], bytes], op: str, retry: bool = True,
-                 timeout: float | None = None, resplit: bool = False) -> bytes:
+                 timeout: float | None = None, resplit: bool = False, corruption_budget: int | None = None) -> bytes:
         """Exchange one request and return the reply body after its status, which must be OK."""
         def once() -> bytes:
-            status, rest = self._exchange(msg_type, body, op, timeout, resplit)
+            status, rest = self._exchange(msg_type, body, op, timeout, resplit, corruption_budget)
             if status == BAD_SEQUENCE:
                 raise _Restart()
             if status != STATUS_OK:
@@ -574,28 +592,30 @@ class Device:
                           "check its power supply and that nothing else resets it.")
 
     def _exchange(self, msg_type: int, body: bytes | Callable[[], bytes], op: str,
-                  timeout: float | None = None, resplit: bool = False) -> tuple[int, bytes]:
+                  timeout: float | None = None, resplit: bool = False,
+                  corruption_budget: int | None = None) -> tuple[int, bytes]:
         """Send one request until its reply arrives; returns (status, rest of the reply body).
         `body` may be a callable, asked again before each attempt (a WRITE shrinks its chunk);
-        with `resplit`, a NAK raises _Resplit (after shrinking the chunk) instead of re-sending."""
-        seq = self._next_seq()
+        with `resplit`, a NAK raises _Resplit (after shrinking the chunk) instead of re-sending.
+        Every copy keeps the request's id, so whichever copy is answered first is the answer."""
+        request_id = self._next_id()
+        reply_type = msg_type | MSG_REPLY
         timeout = timeout or self.timeout
-        silent = corrupted = 0
+        budget = corruption_budget or self.corruption_retries
+        silent = corrupted = stalls = 0
         while True:
-            self._send(msg_type, seq, body() if callable(body) else body)
-            outcome = self._await(seq, msg_type | MSG_REPLY, timeout)
+            self._send(msg_type, request_id, body() if callable(body) else body)
+            outcome = self._await(request_id, reply_type, timeout, stall_gap=QUIET_GAP_S * 2 ** min(stalls, 6))
             if isinstance(outcome, Frame):
-                if not outcome.body:
-                    raise DeviceError(f"the device on {self.url} sent an empty {op} reply: "
-                                      "flash firmware generated by this version of tinyedge.")
-                self._exchanged_cleanly(silent + corrupted == 0)
-                return outcome.body[0], outcome.body[1:]
+                return self._reply(outcome, op, clean=silent + corrupted + stalls == 0)
             if isinstance(outcome, _Boot):
                 self._info = None  # a reset restores the arena SET_ARENA may have changed
                 raise _Restart()
             if isinstance(outcome, _Nak) and outcome.status not in RETRYABLE_NAKS:
                 raise self._status_error(outcome.status, op)
-            if isinstance(outcome, _Nak) or outcome.saw_corruption:
+            if isinstance(outcome, _Stalled):
+                stalls += 1  # a slow line, not a corrupted one: ask again, the partial frame stays
+            elif isinstance(outcome, _Nak) or outcome.saw_corruption:
                 corrupted += 1
                 self._shrink_chunk()
                 if resplit and isinstance(outcome, _Nak):
@@ -603,14 +623,31 @@ class Device:
             else:
                 silent += 1
                 self.link.timeouts += 1
-            if corrupted > self.corruption_retries or silent > self.retries:
+            if corrupted > budget or silent > self.retries or stalls > budget:
                 break
             self.link.retries += 1
+        if corrupted or stalls:
+            # A copy sent earlier may still be answered (queued behind the damaged ones): wait for it
+            # before giving up.
+            late = self._await(request_id, reply_type, timeout, patient=True)
+            if isinstance(late, Frame):
+                return self._reply(late, op, clean=False)
         if corrupted:
             raise DeviceError(f"the link to {self.url} kept corrupting frames ({corrupted} of "
-                              f"{corrupted + silent} {op} attempts failed their CRC check): check the cable, "
-                              "the baud rate and that nothing else uses the port.")
+                              f"{corrupted + silent + stalls} {op} attempts failed their CRC check): check the "
+                              "cable, the baud rate and that nothing else uses the port.")
+        if stalls:
+            raise DeviceError(f"the link to {self.url} kept stalling in the middle of {op} replies ({stalls} "
+                              "times): check that the board and the machine running its emulator are not "
+                              "overloaded.")
         raise self._silent_error(timeout)
+
+    def _reply(self, frame: Frame, op: str, clean: bool) -> tuple[int, bytes]:
+        if not frame.body:
+            raise DeviceError(f"the device on {self.url} sent an empty {op} reply: "
+                              "flash firmware generated by this version of tinyedge.")
+        self._exchanged_cleanly(clean)
+        return frame.body[0], frame.body[1:]
 
     def _shrink_chunk(self) -> None:
         self._clean_in_a_row = 0
@@ -629,13 +666,19 @@ class Device:
         """Probe with PING until the firmware answers (it may still be booting)."""
         deadline = time.monotonic() + boot_timeout
         probe_every = max(0.05, min(0.5, self.timeout))
+        probes: set[int] = set()
         while (remaining := deadline - time.monotonic()) > 0:
-            seq = self._next_seq()
-            self._send(MSG_PING, seq, b"")
-            outcome = self._await(seq, MSG_PING | MSG_REPLY, min(probe_every, remaining), any_seq=True,
+            probe = self._next_id()
+            probes.add(probe)
+            self._send(MSG_PING, probe, b"")
+            outcome = self._await(probe, MSG_PING | MSG_REPLY, min(probe_every, remaining), probes=probes,
                                   count=False)
-            if isinstance(outcome, Frame) and outcome.body[:1] == bytes((STATUS_OK,)):
-                version = outcome.body[1] if len(outcome.body) > 1 else 0
+            if isinstance(outcome, Frame):
+                version = _legacy_ping_version(outcome)
+                if version is None and outcome.body[:1] == bytes((STATUS_OK,)):
+                    version = outcome.body[1] if len(outcome.body) > 1 else 0
+                if version is None:
+                    continue
                 if version != PROTOCOL_VERSION:
                     raise DeviceError(f"the firmware on {self.url} speaks protocol version {version} but this "
                                       f"tinyedge speaks version {PROTOCOL_VERSION}: regenerate and flash the "
@@ -643,19 +686,25 @@ class Device:
                 return
         raise self._silent_error(boot_timeout)
 
-    def _await(self, seq: int, reply_type: int, timeout: float, any_seq: bool = False,
-               count: bool = True) -> Frame | _Nak | _Timeout | _Boot:
-        """Wait for the reply to request `seq` (or, with any_seq, to any earlier probe too);
-        `count` is False while probing for a booting board: nothing counts against the link then.
+    def _await(self, request_id: int, reply_type: int, timeout: float, probes: set[int] | None = None,
+               count: bool = True, stall_gap: float = QUIET_GAP_S,
+               patient: bool = False) -> Frame | _Nak | _Timeout | _Boot | _Stalled:
+        """Wait for the reply to request `request_id` (while probing a booting board, to any of the
+        `probes`: a PING reply of any protocol version); `count` is False while probing: nothing counts
+        against the link then. A valid frame with another id answers no request in flight (a late
+        duplicate, or a relay's replay): it is discarded and counted as stale.
 
-        A NAK for a frame the device could not read may be about our request whatever its seq (0 when
-        bytes were lost, duplicated or inserted): it is answered at once, a retransmission is harmless. When the line goes
-        quiet for QUIET_GAP_S with part of a frame pending, its end was lost: the part is dropped.
-        When nothing at all came back by then, a lone 0x00 ends our request in case its own
-        delimiter was lost (the device ignores an empty frame)."""
+        A NAK for a frame the device could not read may be about our request whatever its id (0 when
+        bytes were lost, duplicated or inserted), as may an unreadable frame here: once the line has
+        been quiet for SETTLE_S (one damaged request can draw several NAKs), the request is sent again
+        — unless its reply arrived meanwhile. A partial frame quiet for `stall_gap` is a stalled line:
+        the request is sent again but the partial is kept, in case it resumes. When nothing at all came
+        back by QUIET_GAP_S, a lone 0x00 ends our request in case its own delimiter was lost (the device
+        ignores an empty frame). `patient`: only a reply (or the timeout) ends the wait."""
         sent_at = time.monotonic()
         deadline = sent_at + timeout
         corrupted = poked = False
+        nak: int | None = None
         while True:
             while self._splitter.frames:
                 piece = self._splitter.frames.popleft()
@@ -664,46 +713,46 @@ class Device:
                 except FrameError:
                     self.link.crc_errors += count
                     corrupted = True
-                    deadline = min(deadline, time.monotonic() + QUIET_GAP_S)
                     continue
-                if frame.type == MSG_BOOT:
+                if frame.type == MSG_BOOT and frame.request_id == 0:
                     return _Boot()
-                if any_seq and frame.type == reply_type:
+                if probes is not None and frame.request_id in probes and frame.type == reply_type:
+                    return frame
+                if probes is not None and _legacy_ping_version(frame) is not None:
                     return frame
                 if frame.type == MSG_NAK and frame.body[:1] in _UNREADABLE:
-                    # The device could not read a frame; its seq byte (0 when it could not decode that
-                    # far) cannot be trusted, so the frame may have been ours: send it again now.
+                    # The device could not read a frame; its id (0 when it could not decode that far)
+                    # cannot be trusted, so the frame may have been ours.
                     self.link.crc_errors += count
-                    return _Nak(frame.body[0])
-                if frame.seq != seq:
-                    continue  # a stale reply to an earlier attempt
+                    nak = frame.body[0]
+                    continue
+                if frame.request_id != request_id or frame.type not in (reply_type, MSG_NAK):
+                    self.link.stale += count
+                    continue
                 if frame.type == MSG_NAK:
                     return _Nak(frame.body[0] if frame.body else BAD_FRAME)
-                if frame.type == reply_type:
-                    return frame
+                return frame
             now = time.monotonic()
-            if self._splitter.pending and self._last_data > sent_at and now - self._last_data > QUIET_GAP_S:
-                self._splitter.drop_pending()
-                self.link.crc_errors += count
-                corrupted = True
-                deadline = min(deadline, now + QUIET_GAP_S)
+            quiet = now - self._last_data
+            if not patient and (corrupted or nak is not None) and quiet > SETTLE_S and now - sent_at > SETTLE_S:
+                return _Nak(nak) if nak is not None else _Timeout(True)
+            if not patient and self._splitter.pending and self._last_data > sent_at and quiet > stall_gap:
+                return _Stalled()
             if count and not poked and self._last_data < sent_at and now - sent_at > QUIET_GAP_S:
                 poked = True
                 self._write(b"\x00")
             if deadline - now <= 0:
-                return _Timeout(corrupted)
+                return _Timeout(corrupted or nak is not None)
             self._receive()
 
-    def _next_seq(self) -> int:
-        self._seq = (self._seq + 1) & 0xFF
-        if self._seq == 0:
-            self._seq = 1  # seq 0 is what the device puts in a NAK for a frame it could not read
-        return self._seq
+    def _next_id(self) -> int:
+        self._id = (self._id + 1) % ID_SPACE or 1  # id 0 is what the device puts in an unreadable frame's NAK
+        return self._id
 
     # ---- bytes ----
 
-    def _send(self, msg_type: int, seq: int, body: bytes) -> None:
-        self._write(b"\x00" + encode_frame(msg_type, seq, body))
+    def _send(self, msg_type: int, request_id: int, body: bytes) -> None:
+        self._write(b"\x00" + encode_frame(msg_type, request_id, body))
 
     def _write(self, wire: bytes) -> None:
         try:
@@ -745,6 +794,15 @@ class Device:
     def _lost_error(self, exc: Exception) -> DeviceError:
         return DeviceError(f"lost the connection to {self.url} ({exc}): check the cable and that nothing else "
                            "uses the port.")
+
+
+def _legacy_ping_version(frame: Frame) -> int | None:
+    """The protocol version in a PING reply of protocol version 1 firmware (an 8-bit seq where the id
+    now is, so it decodes as a reply to no request), else None."""
+    raw = struct.pack("<I", frame.request_id) + frame.body
+    if frame.type == MSG_PING | MSG_REPLY and len(raw) == 7 and raw[1] == STATUS_OK and raw[2] == 1:
+        return raw[2]
+    return None
 
 
 def _serial_exception() -> tuple[type[Exception], ...]:

@@ -141,7 +141,8 @@ def validation_table(report: Any) -> Table:
     if getattr(report, "link", None):
         link = report.link
         table.add_row("link", f"{link['retries']} retries, {link['crc_errors']} CRC errors, "
-                              f"{link['resyncs']} resyncs, {link['timeouts']} timeouts")
+                              f"{link['resyncs']} resyncs, {link['timeouts']} timeouts, "
+                              f"{link.get('stale', 0)} stale replies")
     table.add_row("model sha256", report.model_sha256)
     if report.resumed_samples:
         table.add_row("from the journal", f"{report.resumed_samples} samples (re-checked against the host reference)")

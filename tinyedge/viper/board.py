@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyedge.errors import DeviceError, TinyedgeError
-from tinyedge.protocol import encode_frame
+from tinyedge.protocol import MSG_QUIT, encode_frame
 from tinyedge.viper.mpy import MpyFormat
 
 READ_TIMEOUT_S = 2.0
-MSG_QUIT = 0x7E          # the MicroPython server's own request: hand the REPL back
 SERVER_MODULE = "te_server"
 NO_MICROPYTHON_HINTS = {
     "esptool": "flash MicroPython first with esptool (installed with tinyedge), e.g. "

@@ -21,7 +21,7 @@ from tinyedge.aot.nonlinear import (
 )
 from tinyedge.aot.quant import activation_range, per_channel_multipliers, per_tensor_fc_multiplier, same_or_valid_padding
 from tinyedge.errors import TinyedgeError
-from tinyedge.protocol import DeviceInfo, TensorInfo, encode_info
+from tinyedge.protocol import PROTOCOL_VERSION, DeviceInfo, TensorInfo, encode_info
 from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel
 from tinyedge.viper.kernels import KERNEL_MODULE
 
@@ -346,7 +346,7 @@ def tensor_infos(tensors: list[Tensor]) -> list[TensorInfo]:
 def info_body(model: TfliteModel, board_id: str, clock_hz: int, max_chunk: int, arena_bytes: int) -> bytes:
     """The INFO reply body (after its status byte) the board sends: fixed at generation time."""
     return encode_info(DeviceInfo(
-        protocol_version=1, board_id=board_id, runtime="viper", runtime_version=__version__,
+        protocol_version=PROTOCOL_VERSION, board_id=board_id, runtime="viper", runtime_version=__version__,
         model_sha256=model.sha256, inputs=tensor_infos(model.input_tensors),
         outputs=tensor_infos(model.output_tensors), arena_used=arena_bytes, arena_size=arena_bytes,
         clock_hz=clock_hz, cycle_hz=1_000_000, max_chunk=max_chunk))

@@ -26,7 +26,7 @@ typedef uint32_t te_len_t;
 typedef uint16_t te_len_t;
 #endif
 
-#define HEADER_BYTES 2u
+#define HEADER_BYTES 5u /* type u8, request id u32 */
 #define CRC_BYTES 4u
 #define NO_MICROS 0xFFFFFFFFUL
 #define RUN_MAX 254u
@@ -48,12 +48,14 @@ static uint32_t crc;
  * not run since: an invoke may reuse input memory, so it starts the next input over. */
 static uint32_t received_end;
 
-/* The last INFER, kept so that its retransmission (the reply was lost on the way back) is answered
- * with the outputs already computed instead of running the model again on reused input memory.
- * Valid until any other request is handled; the outputs stay in place until then. */
+/* The id the host chose for the request being answered (echoed in every reply, so that a stale,
+ * replayed or misrouted reply can never pass for the answer to another request), and the CRC of its
+ * frame. They also identify the last INFER, kept so that its retransmission (the reply was lost on
+ * the way back) is answered with the outputs already computed instead of running the model again on
+ * reused input memory. Valid until any other request is handled; the outputs stay in place until then. */
 static uint8_t replay_valid;
-static uint8_t replay_seq;
-static uint32_t replay_crc;
+static uint32_t request_id;
+static uint32_t request_crc;
 static uint32_t replay_cycles;
 static uint32_t replay_micros;
 static int8_t runtime_status;
@@ -133,12 +135,12 @@ static void put_f32(float value) {
 
 /* Every frame starts with 0x00 too, so text the board printed (a library's log on the same port)
  * ends up in a piece of its own and can never corrupt the frame. */
-static void tx_begin(uint8_t type, uint8_t seq) {
+static void tx_begin(uint8_t type, uint32_t id) {
   tx_wire(0);
   crc = 0xFFFFFFFFUL;
   tx_run = 0;
   put_u8(type);
-  put_u8(seq);
+  put_u32(id);
 }
 
 static void tx_end(void) {
@@ -153,18 +155,19 @@ static void tx_end(void) {
   tx_flush();
 }
 
-static void reply_begin(uint8_t type, uint8_t seq, uint8_t status) {
-  tx_begin((uint8_t)(type | TE_MSG_REPLY), seq);
+/* A reply to the request being handled: its type with the top bit set and its id. */
+static void reply_begin(uint8_t type, uint8_t status) {
+  tx_begin((uint8_t)(type | TE_MSG_REPLY), request_id);
   put_u8(status);
 }
 
-static void reply_status(uint8_t type, uint8_t seq, uint8_t status) {
-  reply_begin(type, seq, status);
+static void reply_status(uint8_t type, uint8_t status) {
+  reply_begin(type, status);
   tx_end();
 }
 
-static void send_nak(uint8_t seq, uint8_t status) {
-  tx_begin(TE_MSG_NAK, seq);
+static void send_nak(uint32_t id, uint8_t status) {
+  tx_begin(TE_MSG_NAK, id);
   put_u8(status);
   tx_end();
 }
@@ -263,9 +266,12 @@ static void put_tensor(const te_tensor_info_t *t) {
 /* Ports that cannot measure their stack (all but mps2 so far) leave this default in place. */
 __attribute__((weak)) uint32_t te_port_stack_used(void) { return 0; }
 
-static void handle_info(uint8_t seq) {
+static void handle_info(void) {
+  /* Measured before the reply starts: a painted-stack scan takes milliseconds, and a pause in the
+   * middle of a frame looks like a lost frame end to a host on a slow line. */
+  uint32_t stack_used = te_port_stack_used();
   uint8_t i;
-  reply_begin(TE_MSG_INFO, seq, TE_OK);
+  reply_begin(TE_MSG_INFO, TE_OK);
   put_u8(TE_PROTO_VERSION);
   put_u8((uint8_t)runtime_status);
   put_u32(TE_PROTO_MAX_CHUNK);
@@ -285,7 +291,7 @@ static void handle_info(uint8_t seq) {
   for (i = 0; i < te_model_info.num_outputs; i++) {
     put_tensor(&te_model_info.outputs[i]);
   }
-  put_u32(te_port_stack_used());
+  put_u32(stack_used);
   tx_end();
 }
 
@@ -299,9 +305,9 @@ static uint8_t outputs_ready(void) {
   return 1;
 }
 
-static void reply_outputs(uint8_t seq) {
+static void reply_outputs(void) {
   uint8_t i;
-  reply_begin(TE_MSG_INFER, seq, TE_OK);
+  reply_begin(TE_MSG_INFER, TE_OK);
   put_u32(replay_cycles);
   put_u32(replay_micros);
   for (i = 0; i < te_model_info.num_outputs; i++) {
@@ -310,13 +316,13 @@ static void reply_outputs(uint8_t seq) {
   tx_end();
 }
 
-static void handle_infer(uint8_t seq, const uint8_t *body, te_len_t len) {
+static void handle_infer(const uint8_t *body, te_len_t len) {
   uint8_t status = accept_input(body, len, 1);
   uint32_t cycles0;
   uint32_t micros0;
   uint32_t micros1;
   if (status != TE_OK) {
-    reply_status(TE_MSG_INFER, seq, status);
+    reply_status(TE_MSG_INFER, status);
     return;
   }
   received_end = 0;
@@ -330,17 +336,17 @@ static void handle_infer(uint8_t seq, const uint8_t *body, te_len_t len) {
     status = TE_ERR_INVOKE;
   }
   if (status != TE_OK) {
-    reply_status(TE_MSG_INFER, seq, status);
+    reply_status(TE_MSG_INFER, status);
     return;
   }
   replay_valid = 1;
-  reply_outputs(seq);
+  reply_outputs();
 }
 
-static void handle_set_arena(uint8_t seq, const uint8_t *body, te_len_t len) {
+static void handle_set_arena(const uint8_t *body, te_len_t len) {
   uint8_t status;
   if (len != 4u) {
-    reply_status(TE_MSG_SET_ARENA, seq, TE_PROTO_BAD_LENGTH);
+    reply_status(TE_MSG_SET_ARENA, TE_PROTO_BAD_LENGTH);
     return;
   }
   status = (uint8_t)te_runtime_set_arena(get_u32(body));
@@ -348,46 +354,47 @@ static void handle_set_arena(uint8_t seq, const uint8_t *body, te_len_t len) {
     runtime_status = (int8_t)status;
   }
   received_end = 0;
-  reply_begin(TE_MSG_SET_ARENA, seq, status);
+  reply_begin(TE_MSG_SET_ARENA, status);
   put_u32(te_runtime_arena_used());
   put_u32(te_runtime_arena_size());
   tx_end();
 }
 
-/* frame_crc identifies the request's bytes: only the very same INFER frame is answered again. */
-static void dispatch(uint8_t type, uint8_t seq, const uint8_t *body, te_len_t len, uint32_t frame_crc) {
-  if (type == TE_MSG_INFER && replay_valid && seq == replay_seq && frame_crc == replay_crc) {
-    reply_outputs(seq);
+/* frame_crc identifies the request's bytes: only the very same INFER frame (same id, same CRC) is
+ * answered again. */
+static void dispatch(uint8_t type, uint32_t id, const uint8_t *body, te_len_t len, uint32_t frame_crc) {
+  if (type == TE_MSG_INFER && replay_valid && id == request_id && frame_crc == request_crc) {
+    reply_outputs();
     return;
   }
   replay_valid = 0;
-  replay_seq = seq;
-  replay_crc = frame_crc;
+  request_id = id;
+  request_crc = frame_crc;
   switch (type) {
     case TE_MSG_PING:
-      reply_begin(TE_MSG_PING, seq, TE_OK);
+      reply_begin(TE_MSG_PING, TE_OK);
       put_u8(TE_PROTO_VERSION);
       put_u32(TE_PROTO_MAX_CHUNK);
       tx_end();
       break;
     case TE_MSG_INFO:
-      handle_info(seq);
+      handle_info();
       break;
     case TE_MSG_WRITE:
-      reply_status(TE_MSG_WRITE, seq, accept_input(body, len, 0));
+      reply_status(TE_MSG_WRITE, accept_input(body, len, 0));
       break;
     case TE_MSG_INFER:
-      handle_infer(seq, body, len);
+      handle_infer(body, len);
       break;
     case TE_MSG_SET_ARENA:
-      handle_set_arena(seq, body, len);
+      handle_set_arena(body, len);
       break;
     case TE_MSG_RESET_STATE:
       received_end = 0;
-      reply_status(TE_MSG_RESET_STATE, seq, (uint8_t)te_runtime_reset_state());
+      reply_status(TE_MSG_RESET_STATE, (uint8_t)te_runtime_reset_state());
       break;
     default:
-      send_nak(seq, TE_PROTO_BAD_TYPE);
+      send_nak(id, TE_PROTO_BAD_TYPE);
       break;
   }
 }
@@ -396,6 +403,7 @@ static void handle_frame(void) {
   te_len_t start;
   te_len_t len;
   const uint8_t *frame;
+  uint32_t id;
   te_len_t i;
   if (rx_overflow) {
     send_nak(0, TE_PROTO_BAD_LENGTH);
@@ -408,8 +416,9 @@ static void handle_frame(void) {
   }
   frame = rx_buf + start;
   len = (te_len_t)(rx_len - start);
+  id = len >= HEADER_BYTES ? get_u32(frame + 1) : 0u;
   if (len < HEADER_BYTES + CRC_BYTES) {
-    send_nak(len >= HEADER_BYTES ? frame[1] : 0u, TE_PROTO_BAD_LENGTH);
+    send_nak(id, TE_PROTO_BAD_LENGTH);
     return;
   }
   crc = 0xFFFFFFFFUL;
@@ -418,10 +427,10 @@ static void handle_frame(void) {
   }
   len = (te_len_t)(len - CRC_BYTES);
   if (crc != CRC_RESIDUE) {
-    send_nak(frame[1], TE_PROTO_BAD_CRC);
+    send_nak(id, TE_PROTO_BAD_CRC);
     return;
   }
-  dispatch(frame[0], frame[1], frame + HEADER_BYTES, (te_len_t)(len - HEADER_BYTES), get_u32(frame + len));
+  dispatch(frame[0], id, frame + HEADER_BYTES, (te_len_t)(len - HEADER_BYTES), get_u32(frame + len));
 }
 
 void te_protocol_rx_byte(uint8_t byte) {
@@ -448,6 +457,7 @@ void te_protocol_begin(int runtime_status_at_boot) {
   replay_valid = 0;
   runtime_status = (int8_t)runtime_status_at_boot;
   begun = 1;
+  request_id = 0;
   tx_begin(TE_MSG_BOOT, 0);
   put_u8(TE_PROTO_VERSION);
   tx_end();

@@ -1,6 +1,8 @@
 /* tinyedge serial protocol, device side (see docs/protocol.md).
  *
- * Every frame, both ways, is 0x00, rCOBS(type, seq, body, CRC-32 LE), 0x00.
+ * Every frame, both ways, is 0x00, rCOBS(type u8, request id u32, body, CRC-32 LE), 0x00. The host
+ * chooses each request's id; every reply and NAK echoes it, so a stale or replayed reply is never
+ * taken for the answer to another request.
  * The device never buffers a reply: it streams it out while encoding and checksumming it. It keeps
  * its last INFER reply's cycles and µs so that a retransmitted INFER is answered without running
  * the model again (docs/protocol.md, "Idempotent requests").
@@ -22,10 +24,10 @@
 extern "C" {
 #endif
 
-#define TE_PROTO_VERSION 1
+#define TE_PROTO_VERSION 2
 
-/* Bytes of a WRITE/INFER frame besides its input bytes: type, seq, offset (u32), CRC-32. */
-#define TE_PROTO_DATA_OVERHEAD 10
+/* Bytes of a WRITE/INFER frame besides its input bytes: type, request id (u32), offset (u32), CRC-32. */
+#define TE_PROTO_DATA_OVERHEAD 13
 
 #ifndef TE_PROTO_MAX_CHUNK
 #ifdef TE_PROTO_RX_BUFFER
@@ -53,7 +55,7 @@ enum te_msg_type {
   TE_MSG_SET_ARENA = 0x05, /* bytes u32 -> status, arena used, arena size */
   TE_MSG_RESET_STATE = 0x06, /* -> status: the model's state tensors back to their boot values */
   TE_MSG_REPLY = 0x80,     /* OR-ed into the request type */
-  TE_MSG_BOOT = 0x80,      /* unsolicited, seq 0: the device (re)started; body: protocol version */
+  TE_MSG_BOOT = 0x80,      /* unsolicited, id 0: the device (re)started; body: protocol version */
   TE_MSG_NAK = 0xFF        /* a frame that could not be read or had an unknown type; body: status */
 };
 

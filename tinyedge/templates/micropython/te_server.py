@@ -1,7 +1,9 @@
 """tinyedge's serial protocol on MicroPython (docs/protocol.md), served over the REPL's stdin/stdout.
 
 The host enters the raw REPL and runs `import te_server; te_server.serve()`. Frames are
-rCOBS(type, seq, body, CRC-32 LE) + 0x00, exactly as the C firmware speaks them. Ctrl-C is
+rCOBS(type, request id u32 LE, body, CRC-32 LE) + 0x00, exactly as the C firmware speaks them: every
+reply echoes its request's id, and a re-sent INFER (same id and CRC) is answered from the outputs
+already computed. Ctrl-C is
 disabled while serving (frames may hold 0x03); a QUIT request (0x7E) hands the REPL back.
 """
 import sys
@@ -80,9 +82,11 @@ class Server:
         self.out = out
         self.received_end = 0
         self.input_bytes = sum(n for _, n in te_model.INPUTS)
+        self.last = None       # (id, CRC) of the request handled last
+        self.replay = None     # the last INFER's reply body, while no other request came
 
-    def send(self, msg_type, seq, body=b""):
-        raw = bytes((msg_type, seq)) + body
+    def send(self, msg_type, request_id, body=b""):
+        raw = bytes((msg_type,)) + _u32(request_id) + body
         self.out.write(b"\x00" + _encode(raw + _u32(_crc(raw))) + b"\x00")
 
     def accept_input(self, body, is_last):
@@ -109,48 +113,55 @@ class Server:
         self.received_end = max(self.received_end, end)
         return 0
 
-    def infer(self, seq, body):
+    def infer(self, rid, body):
         status = self.accept_input(body, True)
         if status:
-            self.send(INFER | REPLY, seq, bytes((status,)))
+            self.send(INFER | REPLY, rid, bytes((status,)))
             return
+        self.received_end = 0
         t0 = time.ticks_us()
         te_model.invoke()
         micros = time.ticks_diff(time.ticks_us(), t0)
         outputs = b"".join(bytes(te_model.A[o:o + n]) for o, n in te_model.OUTPUTS)
-        self.send(INFER | REPLY, seq, b"\x00" + _u32(micros) + _u32(micros) + outputs)
+        self.replay = b"\x00" + _u32(micros) + _u32(micros) + outputs
+        self.send(INFER | REPLY, rid, self.replay)
 
-    def dispatch(self, msg_type, seq, body):
+    def dispatch(self, msg_type, rid, body, check):
+        if msg_type == INFER and self.replay is not None and self.last == (rid, check):
+            self.send(INFER | REPLY, rid, self.replay)
+            return True
+        self.last, self.replay = (rid, check), None
         if msg_type == PING:
-            self.send(PING | REPLY, seq, b"\x00\x01")
+            self.send(PING | REPLY, rid, b"\x00\x02")
         elif msg_type == INFO:
-            self.send(INFO | REPLY, seq, b"\x00" + te_model.INFO)
+            self.send(INFO | REPLY, rid, b"\x00" + te_model.INFO)
         elif msg_type == WRITE:
-            self.send(WRITE | REPLY, seq, bytes((self.accept_input(body, False),)))
+            self.send(WRITE | REPLY, rid, bytes((self.accept_input(body, False),)))
         elif msg_type == INFER:
-            self.infer(seq, body)
+            self.infer(rid, body)
         elif msg_type == SET_ARENA:
-            self.send(SET_ARENA | REPLY, seq, bytes((UNSUPPORTED,)) + _u32(len(te_model.A)) * 2)
+            self.send(SET_ARENA | REPLY, rid, bytes((UNSUPPORTED,)) + _u32(len(te_model.A)) * 2)
         elif msg_type == RESET_STATE:  # viper kernels keep no state between inferences
-            self.send(RESET_STATE | REPLY, seq, b"\x00")
+            self.send(RESET_STATE | REPLY, rid, b"\x00")
         elif msg_type == QUIT:
-            self.send(QUIT | REPLY, seq, b"\x00")
+            self.send(QUIT | REPLY, rid, b"\x00")
             return False
         else:
-            self.send(NAK, seq, bytes((BAD_TYPE,)))
+            self.send(NAK, rid, bytes((BAD_TYPE,)))
         return True
 
     def handle(self, encoded):
         raw = _decode(encoded)
-        if raw is None or len(raw) < 6:
+        if raw is None or len(raw) < 9:
             self.send(NAK, 0, bytes((BAD_FRAME if raw is None else BAD_LENGTH,)))
             return True
         content = raw[:-4]
-        check = raw[-4:]
-        if _crc(content) != (check[0] | (check[1] << 8) | (check[2] << 16) | (check[3] << 24)):
-            self.send(NAK, content[1], bytes((BAD_CRC,)))
+        check = raw[-4] | (raw[-3] << 8) | (raw[-2] << 16) | (raw[-1] << 24)
+        request_id = content[1] | (content[2] << 8) | (content[3] << 16) | (content[4] << 24)
+        if _crc(content) != check:
+            self.send(NAK, request_id, bytes((BAD_CRC,)))
             return True
-        return self.dispatch(content[0], content[1], content[2:])
+        return self.dispatch(content[0], request_id, content[5:], check)
 
 
 def serve():

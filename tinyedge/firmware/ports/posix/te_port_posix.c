@@ -45,6 +45,7 @@ static byte_list_t flip_tx;
 static unsigned long noise_every;
 static unsigned long long noise_state = 0x9E3779B97F4A7C15ULL;
 static unsigned long boot_delay_ms;
+static unsigned long stack_scan_ms;
 static int boot_noise;
 
 static volatile sig_atomic_t reset_requested;
@@ -248,6 +249,7 @@ int te_posix_configure(int argc, char **argv) {
   }
   boot_delay_ms = (unsigned long)env_number("TE_POSIX_BOOT_DELAY_MS", 0);
   boot_noise = (int)env_number("TE_POSIX_BOOT_NOISE", 0);
+  stack_scan_ms = (unsigned long)env_number("TE_POSIX_STACK_SCAN_MS", 0);
 
   memset(&action, 0, sizeof action);
   action.sa_handler = on_reset_signal;
@@ -255,6 +257,14 @@ int te_posix_configure(int argc, char **argv) {
   sigaction(SIGUSR1, &action, NULL);
   signal(SIGPIPE, SIG_IGN);
   return -1;
+}
+
+static void sleep_ms(unsigned long ms) {
+  struct timespec pause;
+  pause.tv_sec = (time_t)(ms / 1000u);
+  pause.tv_nsec = (long)(ms % 1000u) * 1000000L;
+  while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+  }
 }
 
 void te_port_init(uint32_t baud) {
@@ -268,14 +278,14 @@ void te_port_init(uint32_t baud) {
     }
   }
   clock_gettime(CLOCK_MONOTONIC, &boot_time);
-  if (boot_delay_ms) {
-    struct timespec pause;
-    pause.tv_sec = (time_t)(boot_delay_ms / 1000u);
-    pause.tv_nsec = (long)(boot_delay_ms % 1000u) * 1000000L;
-    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
-    }
-  }
+  sleep_ms(boot_delay_ms);
   discard_pending_input();
+}
+
+/* Only with TE_POSIX_STACK_SCAN_MS: a scan that takes time, as a painted-stack scan does under QEMU. */
+uint32_t te_port_stack_used(void) {
+  sleep_ms(stack_scan_ms);
+  return stack_scan_ms ? 1024u : 0u;
 }
 
 int te_port_read_byte(uint32_t timeout_ms) {

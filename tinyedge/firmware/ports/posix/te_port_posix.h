@@ -9,6 +9,8 @@
  *   TE_POSIX_NOISE=K[,SEED]      flip a random bit in about one of every K bytes, both directions
  *   TE_POSIX_BOOT_DELAY_MS=N     take that long to boot; bytes received meanwhile are lost
  *   TE_POSIX_BOOT_NOISE=1        print binary garbage and a bootloader-like text before the banner
+ *   TE_POSIX_STACK_SCAN_MS=N     te_port_stack_used() takes that long (a painted-stack scan on a slow
+ *                                emulator) and reports a stack in use
  *
  * SIGUSR1 also simulates a reset: the firmware drops its state and pending input, prints its boot
  * banner again and starts over, as a board does after its reset button.

@@ -115,8 +115,8 @@ static void check_reply(void) {
   uint8_t frame[sizeof reply];
   size_t n = rcobs_decode(reply, reply_len, frame);
   uint32_t crc;
-  if (n == (size_t)-1 || n < 7) {
-    abort(); /* every reply has type, seq, status and a CRC */
+  if (n == (size_t)-1 || n < 10) {
+    abort(); /* every reply has type, request id, status and a CRC */
   }
   crc = (uint32_t)frame[n - 4] | ((uint32_t)frame[n - 3] << 8) | ((uint32_t)frame[n - 2] << 16) |
         ((uint32_t)frame[n - 1] << 24);
