@@ -52,6 +52,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import numpy as np
 from cycle_model import trace
 
+from tinyedge.boards import get_board
 from tinyedge.build import build
 from tinyedge.deploy import arena_with_margin
 from tinyedge.elf import elf_sizes
@@ -65,6 +66,8 @@ from tinyedge.tflite_model import TfliteModel, load_tflite
 from tinyedge.tflm import find_tflm_tree, fit_arena
 
 BOARD = "qemu-cortex-m4"
+# The Cortex-M4 board profile whose datasheet run power prices the estimated cycles in energy.
+ENERGY_BOARD = "arduino-nano-33-ble"
 NS_PER_SECOND = 1_000_000_000  # -icount shift=0: one instruction per virtual nanosecond
 TARGETS = {"ram": 0.6, "flash": 0.75, "instructions": 1.0}
 REQUEST_TIMEOUT_S = 120.0
@@ -113,6 +116,7 @@ class Figures:
     flash_parts: dict[str, int]
     fitted_arena_bytes: int | None = None
     cycles_estimate: dict[str, int] | None = None   # {low, mid, high} per inference
+    energy_uj_estimate: dict[str, float] | None = None   # the same range at ENERGY_BOARD's datasheet power
 
     @property
     def ram_bytes(self) -> int:
@@ -239,7 +243,8 @@ def measure_on_target(project: Project, model: TfliteModel, runs: int, samples: 
     return Figures(project.runtime, flash_bytes, static_ram, reserved, stack_used, info.arena_size,
                    round(statistics.median(ticks) * per_tick), round(min(ticks) * per_tick),
                    round(max(ticks) * per_tick), exact, samples, round(build_seconds, 1),
-                   flash_breakdown(project.dir / "build" / "firmware.map", flash_bytes), fitted, cycles_estimate)
+                   flash_breakdown(project.dir / "build" / "firmware.map", flash_bytes), fitted, cycles_estimate,
+                   energy_from_cycles(cycles_estimate))
 
 
 def generate_and_build(model_path: Path, out: Path, runtime: str, tree: Path | None,
@@ -327,6 +332,20 @@ def print_figures(rows: list[Row]) -> None:
     print("RAM = data + bss - the reserved stack region (.stack) + the stack's measured high-water mark; "
           "TFLM's arena is the fitted one plus deploy's margin. Estimated cycles: executed instructions priced "
           "with the Cortex-M4 TRM's timings, zero wait states (benchmarks/cycle_model/).")
+
+
+def energy_datasheet() -> dict:
+    """The datasheet figures energy_uj_estimate uses, with the board they come from."""
+    return {"board": ENERGY_BOARD, **get_board(ENERGY_BOARD).section("energy")}
+
+
+def energy_from_cycles(cycles: dict[str, int] | None) -> dict[str, float] | None:
+    """µJ per inference: estimated cycles / the datasheet's clock x its run-mode current x voltage."""
+    if cycles is None:
+        return None
+    sheet = energy_datasheet()
+    joules_per_cycle = sheet["run_current_ma"] / 1000 * sheet["supply_v"] / sheet["clock_hz"]
+    return {level: round(count * joules_per_cycle * 1e6, 3) for level, count in cycles.items()}
 
 
 def cycle_range(estimate: dict[str, int] | None) -> str:
@@ -431,7 +450,7 @@ def main() -> int:
     all_pass = print_ratios(rows) and all(row.aot.exact == row.aot.checked for row in rows)
     if args.json:
         args.json.write_text(json.dumps(
-            {"board": BOARD, "commit": measured_commit(), "targets": TARGETS, "runs": args.runs, "tflm_tree": str(tree) if tree else None,
+            {"board": BOARD, "commit": measured_commit(), "targets": TARGETS, "energy_datasheet": energy_datasheet(), "runs": args.runs, "tflm_tree": str(tree) if tree else None,
              "models": [{"model": r.model, "model_bytes": r.model_bytes, "aot": r.aot.as_dict(),
                          "tflm": r.tflm.as_dict() if r.tflm else None, "ratios": r.ratios} for r in rows]},
             indent=2) + "\n")

@@ -15,7 +15,9 @@ A runtime that refuses a model (or fails to build it) gets an entry under "error
 cycles_estimate = {low, mid, high}: estimated Cortex-M4 cycles per inference of the timed input, from
 our QEMU plugin's count of every executed instruction priced with the Cortex-M4 TRM's timings at zero
 wait states (benchmarks/cycle_model/; left out, with a note, when the installed QEMU cannot load
-plugins). The published X-CUBE-AI and MLPerf figures are silicon cycles that include the flash wait
+plugins). energy_uj_estimate = {low, mid, high}: those cycles at the run-mode current and voltage of
+the nRF52840's datasheet (the arduino-nano-33-ble profile's `energy`, written to "energy_datasheet").
+The published X-CUBE-AI and MLPerf figures are silicon cycles that include the flash wait
 states of a 120 MHz STM32L4R5 (partly hidden by ST's ART accelerator), which the estimate
 leaves out: against them the estimate flatters the AOT.
 """
@@ -68,6 +70,7 @@ class Result:
     inputs_checked: int
     runtime_version: str
     cycles_estimate: dict[str, int] | None = None
+    energy_uj_estimate: dict[str, float] | None = None
 
 
 def weights_bytes(model: TfliteModel) -> int:
@@ -123,7 +126,8 @@ def measure(project, model: TfliteModel, inputs: list[list[np.ndarray]], runs: i
         flash_bytes=flash_bytes, ram_bytes=static_ram + stack_used, weights_bytes=weights,
         bit_exact=exact / len(inputs), flash_beyond_weights_bytes=flash_bytes - weights,
         stack_used_bytes=stack_used, arena_bytes=info.arena_size, inputs_checked=len(inputs),
-        runtime_version=info.runtime_version, cycles_estimate=cycles_estimate)
+        runtime_version=info.runtime_version, cycles_estimate=cycles_estimate,
+        energy_uj_estimate=method.energy_from_cycles(cycles_estimate))
 
 
 def run_runtime(runtime: str, model_path: Path, model: TfliteModel, out: Path, tree: Path | None,
@@ -193,7 +197,8 @@ def print_cycle_ratios(results: dict[str, dict[str, Result]]) -> None:
     print(f"\nEstimated Cortex-M4 cycles (mid, with the range of the per-level ratios; target <= "
           f"{CYCLE_TARGET:.2f}x): AOT / TFLM + CMSIS-NN (both estimated the same way) and AOT / X-CUBE-AI "
           "(published silicon cycles, flash wait states included: the true gap is larger than this)")
-    header = f"{'model':<30} {'AOT est. cycles':>29} {'AOT / CMSIS-NN':>26} {'AOT / X-CUBE-AI':>26}"
+    header = (f"{'model':<30} {'AOT est. cycles':>29} {'AOT / CMSIS-NN':>26} {'AOT / X-CUBE-AI':>26} "
+              f"{'energy uJ AOT / CMSIS-NN':>25}")
     print(header)
     print("-" * len(header))
     for stem, row in rows:
@@ -207,7 +212,13 @@ def print_cycle_ratios(results: dict[str, dict[str, Result]]) -> None:
                 mid = aot["mid"] / (other if isinstance(other, int) else other["mid"])
                 text += f" {method.verdict(mid, CYCLE_TARGET)}"
             cells.append(f"{text:>26}")
-        print(f"{stem:<30} {method.cycle_range(aot):>29} {' '.join(cells)}")
+        energy = f"{row['aot'].energy_uj_estimate['mid']:,.0f}"
+        if cmsis and cmsis.energy_uj_estimate:
+            energy += f" / {cmsis.energy_uj_estimate['mid']:,.0f}"
+        print(f"{stem:<30} {method.cycle_range(aot):>29} {' '.join(cells)} {energy:>25}")
+    sheet = method.energy_datasheet()
+    print(f"energy_uj_estimate: estimated cycles (mid) at the {sheet['board']} profile's datasheet figures "
+          f"({sheet['run_current_ma']} mA at {sheet['supply_v']} V, {sheet['clock_hz'] / 1e6:g} MHz: {sheet['source']})")
 
 
 def print_ratios(results: dict[str, dict[str, Result]]) -> None:
@@ -273,7 +284,7 @@ def write_json(args: argparse.Namespace, runtime_trees: dict[str, Path | None],
     args.json.write_text(json.dumps({
         "board": method.BOARD, "commit": method.measured_commit(), "runs": args.runs, "samples": args.samples,
         "trees": {k: str(v) for k, v in runtime_trees.items() if v is not None},
-        "published_cycles": PUBLISHED_CYCLES,
+        "published_cycles": PUBLISHED_CYCLES, "energy_datasheet": method.energy_datasheet(),
         "models": {stem: {rt: asdict(r) for rt, r in row.items()} for stem, row in results.items()},
         "errors": errors,
     }, indent=2) + "\n")

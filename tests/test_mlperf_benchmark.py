@@ -34,6 +34,10 @@ def test_mlperf_benchmark_writes_the_contracted_json(tmp_path):
     cycles = figures["cycles_estimate"]
     assert set(cycles) == {"low", "mid", "high"}
     assert figures["instructions"] * 0.9 < cycles["low"] <= cycles["mid"] <= cycles["high"] < 4 * figures["instructions"]
+    # and in energy, at the datasheet figures the JSON names
+    sheet = json.loads(out.read_text())["energy_datasheet"]
+    joules_per_cycle = sheet["run_current_ma"] / 1000 * sheet["supply_v"] / sheet["clock_hz"]
+    assert figures["energy_uj_estimate"]["mid"] == pytest.approx(cycles["mid"] * joules_per_cycle * 1e6, abs=1e-3)
     rows = [line for line in result.stdout.splitlines() if line.startswith("hello_world_int8")]
     assert len([row for row in rows if " aot " in row]) == 1
     assert any("Estimated Cortex-M4 cycles" in line for line in result.stdout.splitlines())
