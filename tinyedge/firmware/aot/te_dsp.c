@@ -256,6 +256,55 @@ static void te_dsp_im2col(int16_t *col, uint8_t slot, const int8_t *const *rows,
  * each loop in its own function so that it keeps its values in registers. */
 #define TE_DSP_OC_CHUNK 16
 
+#if TE_DSP_INSN
+/* One group: four column words (pixels 0 and 1, even and odd elements) and two filter words
+ * (channels 0 and 1) into the four accumulators, the same SMLADs as the C loop below. */
+#define TE_DSP_DOT_GROUP                      \
+  "ldmia %[x]!, {%[x0e], %[x0o], %[x1e], %[x1o]}\n\t" \
+  "ldmia %[f]!, {%[w0], %[w1]}\n\t"          \
+  "sxtb16 %[v], %[w0]\n\t"                   \
+  "smlad %[a00], %[x0e], %[v], %[a00]\n\t"   \
+  "smlad %[a10], %[x1e], %[v], %[a10]\n\t"   \
+  "sxtb16 %[w0], %[w0], ror #8\n\t"          \
+  "smlad %[a00], %[x0o], %[w0], %[a00]\n\t"  \
+  "smlad %[a10], %[x1o], %[w0], %[a10]\n\t"  \
+  "sxtb16 %[v], %[w1]\n\t"                   \
+  "smlad %[a01], %[x0e], %[v], %[a01]\n\t"   \
+  "smlad %[a11], %[x1e], %[v], %[a11]\n\t"   \
+  "sxtb16 %[w1], %[w1], ror #8\n\t"          \
+  "smlad %[a01], %[x0o], %[w1], %[a01]\n\t"  \
+  "smlad %[a11], %[x1o], %[w1], %[a11]\n\t"
+
+#define TE_DSP_DOT_OPERANDS                                                                       \
+  : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [x] "+r"(x), [f] "+r"(f), \
+    [n] "+r"(n), [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e), [x1o] "=&r"(x1o),          \
+    [w0] "=&r"(w0), [w1] "=&r"(w1), [v] "=&r"(v)                                                  \
+  :                                                                                               \
+  : "cc", "memory"
+
+/* The dot chunk's inner loop, priced with the Cortex-M4 TRM: LDM with write-back takes the four
+ * column words in 5 cycles and the two filter words in 3 (1+N) where the compiler's three LDRDs
+ * took 9 plus two pointer ADDs, a down-counter's SUBS sets the flags the loop branch needs, and two
+ * groups per pass halve the taken branches (1+P each): 22 cycles per 16 MACs instead of 27 (mid). */
+static inline void te_dsp_dot_groups(int32_t *p00, int32_t *p01, int32_t *p10, int32_t *p11, const int32_t *x,
+                                     const int32_t *f, int32_t groups) {
+  int32_t a00 = *p00, a01 = *p01, a10 = *p10, a11 = *p11;
+  int32_t x0e, x0o, x1e, x1o, w0, w1, v;
+  int32_t n = groups >> 1;
+  if (n > 0) {
+    __asm__ volatile("1:\n\t" TE_DSP_DOT_GROUP TE_DSP_DOT_GROUP "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t" TE_DSP_DOT_OPERANDS);
+  }
+  if (groups & 1) {
+    __asm__ volatile(TE_DSP_DOT_GROUP TE_DSP_DOT_OPERANDS);
+  }
+  *p00 = a00;
+  *p01 = a01;
+  *p10 = a10;
+  *p11 = a11;
+}
+#endif
+
 /* acc[i] and acc[TE_DSP_OC_CHUNK + i]: channel oc0 + i of pixels 0 and 1, for i < n (n even or
  * reaching out_c). */
 TE_DSP_NOINLINE static void te_dsp_dot_chunk(int32_t *acc, const int16_t *col, const int32_t *filter,
@@ -268,6 +317,9 @@ TE_DSP_NOINLINE static void te_dsp_dot_chunk(int32_t *acc, const int16_t *col, c
     int32_t a00 = bias != 0 ? TE_RD_S32(bias + oc) : 0;
     int32_t a01 = bias != 0 && i + 1 < n ? TE_RD_S32(bias + oc + 1) : 0;
     int32_t a10 = a00, a11 = a01;
+#if TE_DSP_INSN
+    te_dsp_dot_groups(&a00, &a01, &a10, &a11, x, f, groups);
+#else
     int32_t g;
     for (g = 0; g < groups; ++g) {
       const int32_t x0e = x[0], x0o = x[1], x1e = x[2], x1o = x[3];
@@ -287,6 +339,7 @@ TE_DSP_NOINLINE static void te_dsp_dot_chunk(int32_t *acc, const int16_t *col, c
       x += 4;
       f += 2;
     }
+#endif
     acc[i] = a00;
     acc[i + 1] = a01;
     acc[TE_DSP_OC_CHUNK + i] = a10;
