@@ -122,6 +122,35 @@ def blocks(rows: list[tuple[int, int, int, int, int]], code: dict[int, Instructi
     return result
 
 
+def functions(elf: Path) -> list[tuple[int, str]]:
+    """(start address, name) of the ELF's functions, sorted."""
+    text = subprocess.run(["arm-none-eabi-nm", "-n", str(elf)], capture_output=True, text=True, check=True).stdout
+    found = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in "tTwW":
+            found.append((int(parts[0], 16) & ~1, parts[2]))
+    return found
+
+
+def cycles_by_function(elf: Path, counts: Path, level: str = "mid") -> dict[str, tuple[int, int]]:
+    """Function name -> (instructions, cycles at `level`) per inference, for finding the hot loops."""
+    import bisect
+
+    from cycle_model.cortex_m4 import block_cycles
+
+    windows, rows = read_counts(counts)
+    starts = functions(elf)
+    addresses = [a for a, _ in starts]
+    totals: dict[str, tuple[int, int]] = {}
+    for block in blocks(rows, disassembly(elf)):
+        name = starts[bisect.bisect_right(addresses, block.instructions[0].address) - 1][1]
+        insns, cycles = totals.get(name, (0, 0))
+        totals[name] = (insns + len(block.instructions) * block.executions // windows,
+                        cycles + block_cycles(block, level) // windows)
+    return dict(sorted(totals.items(), key=lambda item: -item[1][1]))
+
+
 def estimate_from_counts(elf: Path, counts: Path) -> CycleEstimate:
     windows, rows = read_counts(counts)
     if windows == 0:
