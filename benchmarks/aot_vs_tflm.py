@@ -14,6 +14,11 @@ Without a TFLM tree only the AOT figures are printed. How each figure is measure
 - instructions: the median over --runs INFERs of one input of the SysTick ticks te_runtime_invoke()
   took, under QEMU `-icount shift=0` (one instruction per virtual ns, so one 25 MHz tick = 40
   instructions; figures have that granularity).
+- estimated cycles: the same INFERs run under our QEMU TCG plugin (benchmarks/cycle_model/), which
+  counts every translation block executed inside te_runtime_invoke(); each executed instruction is
+  priced with the Cortex-M4 TRM's timings (zero wait states) as a low/mid/high range
+  (benchmarks/cycle_model/cortex_m4.py says which timings are uncertain and how each level takes them).
+  Without a QEMU that loads plugins the estimate is left out, and the script says so.
 - bit-exact: the device's outputs equal tflite-micro's (tinyedge.reference) on --samples random inputs.
 
 The figures depend on the code measured, so the script prints (and writes to the JSON) the commit it
@@ -32,7 +37,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,9 +47,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import numpy as np
+from cycle_model import trace
 
+from tinyedge.boards import get_board
 from tinyedge.build import build
 from tinyedge.deploy import arena_with_margin
 from tinyedge.elf import elf_sizes
@@ -57,6 +66,8 @@ from tinyedge.tflite_model import TfliteModel, load_tflite
 from tinyedge.tflm_tree import find_tflm_tree, fit_arena
 
 BOARD = "qemu-cortex-m4"
+# The Cortex-M4 board profile whose datasheet run power prices the estimated cycles in energy.
+ENERGY_BOARD = "arduino-nano-33-ble"
 NS_PER_SECOND = 1_000_000_000  # -icount shift=0: one instruction per virtual nanosecond
 TARGETS = {"ram": 0.6, "flash": 0.75, "instructions": 1.0}
 REQUEST_TIMEOUT_S = 120.0
@@ -104,6 +115,8 @@ class Figures:
     build_seconds: float
     flash_parts: dict[str, int]
     fitted_arena_bytes: int | None = None
+    cycles_estimate: dict[str, int] | None = None   # {low, mid, high} per inference
+    energy_uj_estimate: dict[str, float] | None = None   # the same range at ENERGY_BOARD's datasheet power
 
     @property
     def ram_bytes(self) -> int:
@@ -191,17 +204,34 @@ def random_input(model: TfliteModel, rng: np.random.Generator) -> list[np.ndarra
     return [rng.integers(-128, 128, size=t.shape, dtype=np.int8) for t in model.input_tensors]
 
 
+@contextmanager
+def timed_board(project: Project, windows: int) -> Iterator[tuple[str, Callable[[], dict[str, int] | None]]]:
+    """The board under `-icount shift=0`, and a function giving the estimated cycles of the first
+    `windows` inferences (None when the installed QEMU cannot load our plugin)."""
+    if not trace.plugins_supported(project.board.emulator["program"]):
+        print("note: the installed QEMU cannot load TCG plugins (built without --enable-plugins): "
+              "no cycle estimate", file=sys.stderr)
+        with flash(project.dir, icount=True) as url:
+            yield url, lambda: None
+        return
+    with tempfile.TemporaryDirectory(prefix="tinyedge-cycles-") as tmp:
+        counts = Path(tmp) / "counts.txt"
+        with trace.traced_qemu(project, windows, counts) as url:
+            yield url, lambda: trace.estimate_from_counts(project.artifact("elf"), counts).as_dict()
+
+
 def measure_on_target(project: Project, model: TfliteModel, runs: int, samples: int,
                       build_seconds: float, fitted: int | None = None) -> Figures:
     reference = Reference(model)
     rng = np.random.default_rng(1)
     flash_bytes, static_ram, reserved = static_sizes(project)
-    with flash(project.dir, icount=True) as url, Device(url, timeout=REQUEST_TIMEOUT_S) as device:
+    with timed_board(project, runs) as (url, cycles), Device(url, timeout=REQUEST_TIMEOUT_S) as device:
         info = device.info()
         if info.cycle_hz == 0:
             raise TinyedgeError(f"the {project.board_id} firmware reports no cycle counter: flash a board with a timer.")
         x = concat_bytes(random_input(model, rng))
         ticks = [device.infer(x).cycles for _ in range(runs)]
+        cycles_estimate = cycles()
         exact = 0
         for _ in range(samples):
             inputs = random_input(model, rng)
@@ -213,7 +243,8 @@ def measure_on_target(project: Project, model: TfliteModel, runs: int, samples: 
     return Figures(project.runtime, flash_bytes, static_ram, reserved, stack_used, info.arena_size,
                    round(statistics.median(ticks) * per_tick), round(min(ticks) * per_tick),
                    round(max(ticks) * per_tick), exact, samples, round(build_seconds, 1),
-                   flash_breakdown(project.dir / "build" / "firmware.map", flash_bytes), fitted)
+                   flash_breakdown(project.dir / "build" / "firmware.map", flash_bytes), fitted, cycles_estimate,
+                   energy_from_cycles(cycles_estimate))
 
 
 def generate_and_build(model_path: Path, out: Path, runtime: str, tree: Path | None,
@@ -279,13 +310,15 @@ def compare(row: Row) -> None:
     row.ratios = {"ram": row.aot.ram_bytes / row.tflm.ram_bytes,
                   "flash": row.aot.flash_bytes / row.tflm.flash_bytes,
                   "instructions": row.aot.instructions / row.tflm.instructions}
+    if row.aot.cycles_estimate and row.tflm.cycles_estimate:
+        row.ratios["cycles_mid"] = row.aot.cycles_estimate["mid"] / row.tflm.cycles_estimate["mid"]
 
 
 def print_figures(rows: list[Row]) -> None:
     print(f"\n{BOARD}: flash and RAM in bytes, instructions per inference (median), outputs equal to tflite-micro's")
     print(f"measured at tinyedge commit {measured_commit()}")
     header = (f"{'model':<31} {'runtime':<7} {'flash':>9} {'data+bss':>9} {'stack':>6} {'RAM':>9} "
-              f"{'arena':>8} {'instructions':>13} {'exact':>6}")
+              f"{'arena':>8} {'instructions':>13} {'est. M4 cycles (low-high)':>27} {'exact':>6}")
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -294,9 +327,41 @@ def print_figures(rows: list[Row]) -> None:
                 continue
             print(f"{row.model:<31} {figures.runtime:<7} {figures.flash_bytes:>9,} {figures.static_ram_bytes:>9,} "
                   f"{figures.stack_used_bytes:>6,} {figures.ram_bytes:>9,} {figures.arena_bytes:>8,} "
-                  f"{figures.instructions:>13,} {figures.exact:>3}/{figures.checked:<2}")
+                  f"{figures.instructions:>13,} {cycle_range(figures.cycles_estimate):>27} "
+                  f"{figures.exact:>3}/{figures.checked:<2}")
     print("RAM = data + bss - the reserved stack region (.stack) + the stack's measured high-water mark; "
-          "TFLM's arena is the fitted one plus deploy's margin.")
+          "TFLM's arena is the fitted one plus deploy's margin. Estimated cycles: executed instructions priced "
+          "with the Cortex-M4 TRM's timings, zero wait states (benchmarks/cycle_model/).")
+
+
+def energy_datasheet() -> dict:
+    """The datasheet figures energy_uj_estimate uses, with the board they come from."""
+    return {"board": ENERGY_BOARD, **get_board(ENERGY_BOARD).section("energy")}
+
+
+def energy_from_cycles(cycles: dict[str, int] | None) -> dict[str, float] | None:
+    """µJ per inference: estimated cycles / the datasheet's clock x its run-mode current x voltage."""
+    if cycles is None:
+        return None
+    sheet = energy_datasheet()
+    joules_per_cycle = sheet["run_current_ma"] / 1000 * sheet["supply_v"] / sheet["clock_hz"]
+    return {level: round(count * joules_per_cycle * 1e6, 3) for level, count in cycles.items()}
+
+
+def cycle_range(estimate: dict[str, int] | None) -> str:
+    """"8.724 M (7.833-9.599)": the mid estimate and its range, or "-" without one."""
+    if estimate is None:
+        return "-"
+    return f"{estimate['mid'] / 1e6:.3f} M ({estimate['low'] / 1e6:.3f}-{estimate['high'] / 1e6:.3f})"
+
+
+def cycle_ratio(estimate: dict[str, int] | None, other: dict[str, int] | int | None) -> str:
+    """"0.945 (0.930-0.960)": the ratio at mid, and the lowest and highest of the per-level ratios (a
+    published figure is one number for every level)."""
+    if estimate is None or other is None:
+        return "-"
+    ratios = {level: estimate[level] / (other if isinstance(other, int) else other[level]) for level in estimate}
+    return f"{ratios['mid']:.3f} ({min(ratios.values()):.3f}-{max(ratios.values()):.3f})"
 
 
 def print_flash_parts(rows: list[Row]) -> None:
@@ -318,7 +383,8 @@ def print_ratios(rows: list[Row]) -> bool:
         return True
     targets = ", ".join(f"{k} <= {v:.2f}x" for k, v in TARGETS.items())
     print(f"\nAOT / TFLM (targets: {targets}, 100 % bit-exact)")
-    header = f"{'model':<31} {'RAM':>11} {'flash':>11} {'instructions':>13} {'bit-exact':>10}"
+    header = (f"{'model':<31} {'RAM':>11} {'flash':>11} {'instructions':>13} {'bit-exact':>10} "
+              f"{'est. cycles mid (range)':>24}")
     print(header)
     print("-" * len(header))
     all_pass = True
@@ -331,6 +397,7 @@ def print_ratios(rows: list[Row]) -> bool:
         exact = row.aot.exact == row.aot.checked and row.tflm.exact == row.tflm.checked
         all_pass &= exact
         cells.append(("PASS" if exact else "MISS").rjust(10))
+        cells.append(cycle_ratio(row.aot.cycles_estimate, row.tflm.cycles_estimate).rjust(24))
         print(f"{row.model:<31} {' '.join(cells)}")
     print_shortfalls(compared)
     return all_pass
@@ -383,7 +450,7 @@ def main() -> int:
     all_pass = print_ratios(rows) and all(row.aot.exact == row.aot.checked for row in rows)
     if args.json:
         args.json.write_text(json.dumps(
-            {"board": BOARD, "commit": measured_commit(), "targets": TARGETS, "runs": args.runs, "tflm_tree": str(tree) if tree else None,
+            {"board": BOARD, "commit": measured_commit(), "targets": TARGETS, "energy_datasheet": energy_datasheet(), "runs": args.runs, "tflm_tree": str(tree) if tree else None,
              "models": [{"model": r.model, "model_bytes": r.model_bytes, "aot": r.aot.as_dict(),
                          "tflm": r.tflm.as_dict() if r.tflm else None, "ratios": r.ratios} for r in rows]},
             indent=2) + "\n")

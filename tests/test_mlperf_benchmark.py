@@ -1,6 +1,7 @@
 """benchmarks/mlperf_tiny.py keeps its contract: `--models DIR [--tflm-dir D] [--tflm-cmsis-dir D2]
 --json OUT` prints a row per runtime and writes {"models": {STEM: {RUNTIME: {"instructions": int,
-"flash_bytes": int, "ram_bytes": int, "weights_bytes": int, "bit_exact": float}}}}. Run here on the
+"flash_bytes": int, "ram_bytes": int, "weights_bytes": int, "bit_exact": float,
+"cycles_estimate": {"low": int, "mid": int, "high": int}}}}}. Run here on the
 smallest real model with the AOT runtime only (no TFLM tree needed)."""
 
 from __future__ import annotations
@@ -28,5 +29,14 @@ def test_mlperf_benchmark_writes_the_contracted_json(tmp_path):
     assert {k: type(figures[k]) for k in ("instructions", "flash_bytes", "ram_bytes", "weights_bytes", "bit_exact")} \
         == {"instructions": int, "flash_bytes": int, "ram_bytes": int, "weights_bytes": int, "bit_exact": float}
     assert figures["bit_exact"] == 1.0 and figures["weights_bytes"] > 0 and figures["instructions"] > 1000
-    row = [line for line in result.stdout.splitlines() if line.startswith("hello_world_int8")]
-    assert len(row) == 1 and " aot " in row[0]
+    # estimated Cortex-M4 cycles: a range around more cycles than instructions (no M4 instruction takes < 1)
+    cycles = figures["cycles_estimate"]
+    assert set(cycles) == {"low", "mid", "high"}
+    assert figures["instructions"] * 0.9 < cycles["low"] <= cycles["mid"] <= cycles["high"] < 4 * figures["instructions"]
+    # and in energy, at the datasheet figures the JSON names
+    sheet = json.loads(out.read_text())["energy_datasheet"]
+    joules_per_cycle = sheet["run_current_ma"] / 1000 * sheet["supply_v"] / sheet["clock_hz"]
+    assert figures["energy_uj_estimate"]["mid"] == pytest.approx(cycles["mid"] * joules_per_cycle * 1e6, abs=1e-3)
+    rows = [line for line in result.stdout.splitlines() if line.startswith("hello_world_int8")]
+    assert len([row for row in rows if " aot " in row]) == 1
+    assert any("Estimated Cortex-M4 cycles" in line for line in result.stdout.splitlines())

@@ -3,7 +3,9 @@ yield the pyserial URL the firmware answers on."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
+from tinyedge.paths import cache_dir
 from tinyedge.plugins import get_flasher
 from tinyedge.project import Project
 
@@ -59,4 +62,35 @@ def flash(project_dir: Path, port: str | None = None, progress: ProgressCallback
                                 "drop it.")
         options["firmware"] = Path(firmware)
     with flasher.flash(project, port, progress, **options) as url:
-        yield url
+        if "icount" not in options:
+            yield url
+            return
+        with emulator_session(url, options["icount"]):
+            yield url
+
+
+def _session_file(url: str) -> Path:
+    return cache_dir() / "emulators" / (re.sub(r"[^A-Za-z0-9]+", "_", url) + ".json")
+
+
+@contextmanager
+def emulator_session(url: str, icount: bool) -> Iterator[None]:
+    """While an emulator this process started serves `url`, a note of whether it counts instructions,
+    so `tinyedge validate --port URL` in another shell can report instructions rather than time."""
+    path = _session_file(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"url": url, "icount": icount, "pid": os.getpid()}))
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def emulator_counts_instructions(url: str) -> bool | None:
+    """Whether the emulator serving `url` runs with -icount; None when no live tinyedge emulator serves it."""
+    try:
+        note = json.loads(_session_file(url).read_text())
+        os.kill(int(note["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    return bool(note["icount"]) if note.get("url") == url else None

@@ -137,6 +137,15 @@ def validation_table(report: Any) -> Table:
     if report.latency_cycles:
         lat = report.latency_cycles
         table.add_row("latency min / median / max", f"{lat['min']:,.0f} / {lat['median']:,.0f} / {lat['max']:,.0f} cycles")
+    if getattr(report, "latency_instructions", None):
+        lat = report.latency_instructions
+        table.add_row("instructions min / median / max",
+                      f"{lat['min']:,.0f} / {lat['median']:,.0f} / {lat['max']:,.0f}")
+    if getattr(report, "energy_uj_estimate", None) is not None:
+        sheet = report.energy_datasheet
+        table.add_row("energy per inference (estimate)",
+                      f"{report.energy_uj_estimate:,.1f} µJ at the datasheet's {sheet['run_current_ma']} mA, "
+                      f"{sheet['supply_v']} V")
     table.add_row("tensor arena", f"{report.arena_bytes:,} B")
     if getattr(report, "link", None):
         link = report.link

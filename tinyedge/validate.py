@@ -22,6 +22,7 @@ from tinyedge.events import CountProgress
 from tinyedge.boards import get_board
 from tinyedge.checks import check_integer_input, check_numeric_samples, class_labels
 from tinyedge.errors import DeviceError, TinyedgeError, ValidationFailed
+from tinyedge.flash import emulator_counts_instructions
 from tinyedge.inspection import op_macs
 from tinyedge.outputs import check_output_file, remove_stale, write_atomically
 from tinyedge.protocol import Device, infer_timeout
@@ -60,6 +61,7 @@ class ValidationReport:
     accuracy: dict[str, float] | None = None
     latency_us: dict[str, float] | None = None
     latency_cycles: dict[str, float] | None = None
+    latency_instructions: dict[str, float] | None = None   # QEMU with -icount: instructions, not time
     runtime_version: str = ""
     clock_hz: int = 0
     requested_samples: int = 0
@@ -69,6 +71,8 @@ class ValidationReport:
     resumed_samples: int = 0          # results read back from the journal (re-checked, not re-run)
     error: str | None = None          # why the run stopped early (a device error), when it did
     latency_note: str | None = None   # why the latency figures are not the board's, when they are not
+    energy_uj_estimate: float | None = None   # per inference (median latency x the datasheet's run power)
+    energy_datasheet: dict[str, Any] | None = None   # the profile's figures the estimate used
     link: dict[str, Any] | None = None   # what the serial link did: retries, crc_errors, resyncs, timeouts, ...
     extra: dict[str, Any] = field(default_factory=dict)   # e.g. deploy --fit-arena's figures
 
@@ -345,7 +349,8 @@ def latency_note(board_id: str, icount: bool | None) -> str | None:
     if flasher != "qemu":
         return None
     if icount:
-        return "emulated by QEMU with -icount: cycles are instruction counts, not the real chip's timing"
+        return ("emulated by QEMU with -icount: latency_instructions are instruction counts (one per virtual ns), "
+                "not the real chip's cycles or time")
     known = "without" if icount is False else "unless the emulator runs with"
     return (f"emulated by QEMU {known} -icount: latency is the host's time and is noise; "
             "flash or deploy with --icount for deterministic instruction counts")
@@ -370,7 +375,7 @@ def summarize(model: TfliteModel, info: Any, results: list[SampleResult], tolera
         accuracy = {"board": float(np.mean(board.argmax(1) == truth)), "host_int8": float(np.mean(host.argmax(1) == truth))}
         if float_outputs is not None:
             accuracy["float"] = float(np.mean(float_outputs[idx].argmax(1) == truth))
-    micros = [r.micros for r in results if r.micros is not None]
+    latency = Latency.of(results, int(info.cycle_hz), bool(icount))
     failures = [r.index for r, d in zip(results, per_sample) if d > tolerance_lsb]
     complete = bool(results) and len(results) == requested and not interrupted and error is None
     return ValidationReport(
@@ -382,8 +387,9 @@ def summarize(model: TfliteModel, info: Any, results: list[SampleResult], tolera
         cosine=cosine_similarity(board_f, host_f) if len(results) else 0.0,
         top1_agreement=top1,
         accuracy=accuracy,
-        latency_us=_stats(micros) if micros else None,
-        latency_cycles=_stats([r.cycles for r in results]) if not micros else None,
+        latency_us=latency.micros,
+        latency_cycles=latency.cycles,
+        latency_instructions=latency.instructions,
         arena_bytes=int(info.arena_used),
         model_sha256=model.sha256,
         board=info.board_id,
@@ -397,7 +403,39 @@ def summarize(model: TfliteModel, info: Any, results: list[SampleResult], tolera
         failures=failures[:100],
         error=error,
         latency_note=latency_note(info.board_id, icount),
+        **energy_estimate(info.board_id, latency.median_seconds),
     )
+
+
+@dataclass(frozen=True)
+class Latency:
+    """The board's latency figures: µs, timer cycles, or (QEMU -icount) instruction counts."""
+    micros: dict[str, float] | None
+    cycles: dict[str, float] | None
+    instructions: dict[str, float] | None
+    median_seconds: float | None
+
+    @staticmethod
+    def of(results: list[SampleResult], cycle_hz: int, icount: bool) -> Latency:
+        micros = [r.micros for r in results if r.micros is not None]
+        if icount and cycle_hz > 0:   # -icount shift=0: one instruction per virtual nanosecond
+            return Latency(None, None, _stats([r.cycles * 1e9 / cycle_hz for r in results]), None)
+        seconds = (float(np.median(micros)) / 1e6 if micros else
+                   float(np.median([r.cycles for r in results])) / cycle_hz if results and cycle_hz > 0 else None)
+        return Latency(_stats(micros) if micros else None,
+                       _stats([r.cycles for r in results]) if not micros else None, None, seconds)
+
+
+def energy_estimate(board_id: str, seconds: float | None) -> dict[str, Any]:
+    """energy_uj_estimate per inference from the profile's datasheet run-mode power, when it has one."""
+    try:
+        energy = get_board(board_id).section("energy")
+    except TinyedgeError:
+        return {}
+    if not energy or seconds is None:
+        return {}
+    watts = energy["run_current_ma"] / 1000 * energy["supply_v"]
+    return {"energy_uj_estimate": round(seconds * watts * 1e6, 3), "energy_datasheet": dict(energy)}
 
 
 def float_model_outputs(float_model: Path, data: np.ndarray, model: TfliteModel,
@@ -449,6 +487,8 @@ def validate(
     compare = Comparison(outputs, expected)
     identity = RunIdentity(model.sha256, array_sha256(inputs) or "", array_sha256(labels), tolerance_lsb, len(inputs))
     interrupted, error = False, None
+    if icount is None:
+        icount = emulator_counts_instructions(port)
     with Device(port, **link_options(baud, timeout)) as device:
         info = device.info()
         check_device_matches(info, model)

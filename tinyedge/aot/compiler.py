@@ -9,7 +9,7 @@ import numpy as np
 from tinyedge import __version__
 from tinyedge.aot.lowering import Lowered, Table
 from tinyedge.aot.ops import ALIAS_OPS, CORE_LOWERINGS, check_supported, lowerings
-from tinyedge.aot.planner import Buffer, MemoryPlan, plan_memory
+from tinyedge.aot.planner import Buffer, MemoryPlan, plan_memory, shared_buffer
 from tinyedge.errors import TinyedgeError
 from tinyedge.templating import render
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
@@ -213,17 +213,13 @@ def _last_readers(model: TfliteModel) -> dict[int, int]:
 
 
 def _buffers(model: TfliteModel, groups: dict[int, int]) -> list[Buffer]:
+    """One buffer per group, planned by the size of its member tensors over their lifetimes."""
     first: dict[int, int] = {}
     last: dict[int, int] = {}
-    size: dict[int, int] = {}
-    align: dict[int, int] = {}
 
     def touch(tensor: int, when: int) -> None:
-        g = groups[tensor]
-        first[g] = min(first.get(g, when), when)
-        last[g] = max(last.get(g, when), when)
-        size[g] = max(size.get(g, 0), model.tensors[tensor].nbytes)
-        align[g] = max(align.get(g, 1), model.tensors[tensor].dtype.itemsize)
+        first[tensor] = min(first.get(tensor, when), when)
+        last[tensor] = max(last.get(tensor, when), when)
 
     for index in model.inputs:
         touch(index, -1)
@@ -237,7 +233,12 @@ def _buffers(model: TfliteModel, groups: dict[int, int]) -> list[Buffer]:
         if model.tensors[index].is_variable:   # state kept across invocations: its bytes are never reused
             touch(index, -1)
             touch(index, len(model.operators))
-    return [Buffer(g, size[g], first[g], last[g], align[g]) for g in sorted(size)]
+    members: dict[int, list[int]] = {}
+    for tensor in first:
+        members.setdefault(groups[tensor], []).append(tensor)
+    return [shared_buffer(g, [(first[t], last[t], model.tensors[t].nbytes) for t in tensors],
+                          max(model.tensors[t].dtype.itemsize for t in tensors))
+            for g, tensors in sorted(members.items())]
 
 
 def _constant_tables(model: TfliteModel, indices: list[int]) -> list[Table]:
