@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover
 
 from tinyedge.boards import get_board, load_boards
 from tinyedge.errors import TinyedgeError
-from tinyedge.outputs import check_output_dir, check_output_file, write_atomically
+from tinyedge.outputs import check_output_dir, check_output_file, guard_outputs, write_atomically
 from tinyedge.render import (board_table, boards_table, budget_table, doctor_tables, inspect_tables, kib, ports_table,
                              quantize_table, shrink_table, validation_table)
 
@@ -200,6 +200,8 @@ def quantize(
     """Quantize a float model to full int8 and report the accuracy it lost."""
     from tinyedge import quantize as q  # NumPy, and TensorFlow when it runs
 
+    guard_outputs({"MODEL": model, "--calibration": calibration, "--eval": eval_data, "--labels": labels},
+                  {"-o": output, "--json": json_out})
     check_output_file(output, "-o")
     if json_out:
         check_output_file(json_out, "--json")
@@ -229,11 +231,9 @@ def emit(
 ) -> None:
     """Emit the model as a const, 16-byte-aligned C array with a header."""
     from tinyedge.emit import emit_model  # NumPy
-    from tinyedge.quantize import load_array
 
     check_output_dir(out_dir, "-o")
-    arrays = load_array(data, "test data") if data else None
-    for path in emit_model(model, out_dir, name, progmem, test_vectors, arrays):
+    for path in emit_model(model, out_dir, name, progmem, test_vectors, data):
         console.print(f"wrote {path} ({path.stat().st_size:,} bytes)")
 
 
@@ -275,6 +275,7 @@ def shrink(
     from tinyedge.quantize import load_array  # NumPy, and TensorFlow
     from tinyedge.shrink import shrink_model
 
+    guard_outputs({"MODEL": model, "--data": data, "--labels": labels}, {"-o": output, "--json": json_out})
     check_output_file(output, "-o")
     if json_out:
         check_output_file(json_out, "--json")

@@ -13,7 +13,8 @@ import numpy as np
 
 from tinyedge.carray import c_identifier, write_c_array
 from tinyedge.errors import TinyedgeError
-from tinyedge.quantize import quantize_input
+from tinyedge.outputs import guard_outputs
+from tinyedge.quantize import load_array, quantize_input
 from tinyedge.reference import Reference
 from tinyedge.tflite_model import TfliteModel, load_tflite
 
@@ -77,13 +78,28 @@ def write_test_vectors(vectors: TestVectors, out_dir: Path, name: str, progmem: 
     return h_path, cc_path
 
 
+def emitted_files(out_dir: Path, name: str, test_vectors: bool) -> list[Path]:
+    """The files `emit_model` writes: NAME.h and NAME.cc, and NAME_test.h/.cc with test vectors."""
+    stems = [c_identifier(name), *([c_identifier(name) + "_test"] if test_vectors else [])]
+    return [out_dir / f"{stem}{suffix}" for stem in stems for suffix in (".h", ".cc")]
+
+
 def emit_model(model_path: str | Path, out_dir: str | Path, name: str | None = None, progmem: bool = False,
-               test_vectors: int | None = None, data: np.ndarray | None = None) -> list[Path]:
-    model = load_tflite(model_path)
+               test_vectors: int | None = None, data: np.ndarray | str | Path | None = None) -> list[Path]:
+    """Write the model as a C array into `out_dir` (and, with `test_vectors`, that many inputs from
+    `data`, an array or a .npy file, with the host reference's outputs); returns the files written."""
     name = name or Path(model_path).stem
-    written = list(write_c_array(model.data, Path(out_dir), name, progmem))
-    if test_vectors is not None:
-        if data is None:
-            raise TinyedgeError("--test-vectors needs --data X.npy: the inputs to compute expected outputs for.")
-        written += write_test_vectors(compute_test_vectors(model, data, test_vectors), Path(out_dir), name, progmem)
+    out_dir = Path(out_dir)
+    data_path = data if isinstance(data, (str, Path)) else None
+    guard_outputs({"MODEL": model_path, "--data": data_path},
+                  {f"-o ({path.name})": path for path in emitted_files(out_dir, name, test_vectors is not None)})
+    model = load_tflite(model_path)
+    if data_path is not None:
+        data = load_array(Path(data_path), "test data")
+    if test_vectors is not None and data is None:
+        raise TinyedgeError("--test-vectors needs --data X.npy: the inputs to compute expected outputs for.")
+    vectors = compute_test_vectors(model, data, test_vectors) if test_vectors is not None else None
+    written = list(write_c_array(model.data, out_dir, name, progmem))
+    if vectors is not None:
+        written += write_test_vectors(vectors, out_dir, name, progmem)
     return written

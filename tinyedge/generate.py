@@ -10,6 +10,7 @@ import tinyedge
 from tinyedge.boards import Board, get_board
 from tinyedge.errors import TinyedgeError
 from tinyedge.frameworks import Framework, RenderContext
+from tinyedge.outputs import guard_outputs
 from tinyedge.paths import FIRMWARE_DIR, tflm_dir_from_env
 from tinyedge.plugins import RUNTIMES, get_framework, get_runtime
 from tinyedge.project import MANIFEST, Project
@@ -141,6 +142,7 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     """Write a firmware project for `board_id` running `model_path` into `out_dir`; returns its manifest."""
     board = get_board(board_id)
     model_path, out_dir = Path(model_path), Path(out_dir)
+    guard_outputs({"MODEL": model_path, "--tflm-dir": tflm_dir}, {}, {"-o": out_dir})
     model = load_tflite(model_path)
     model_name = model_path.name
     model.require_int8_inside(f"running it on the {board.id} board")
