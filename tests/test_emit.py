@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -82,11 +81,10 @@ def test_test_vectors_need_data(sine_model, tmp_path):
         emit_model(sine_model.int8, tmp_path, test_vectors=3)
 
 
-def test_one_megabyte_model_emits_well_under_a_second(tmp_path):
+def test_a_one_megabyte_model_round_trips(tmp_path):
+    """Its speed is measured in benchmarks/emit_speed.py, not timed here."""
     data = np.random.default_rng(0).integers(0, 256, 1 << 20, dtype=np.uint8).tobytes()
-    start = time.perf_counter()
     write_c_array(data, tmp_path, "big")
-    assert time.perf_counter() - start < 1.0
     assert parse_array((tmp_path / "big.cc").read_text()) == data
 
 

@@ -18,6 +18,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
                            TimeRemainingColumn)
 from typer.core import TyperGroup
@@ -92,7 +93,7 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             with terminate_as_interrupt():
                 return func(*args, **kwargs)
         except TinyedgeError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
@@ -103,7 +104,7 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             if os.environ.get("TINYEDGE_DEBUG"):
                 raise
             err_console.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {exc} — this is a tinyedge bug; "
+                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} — this is a tinyedge bug; "
                 "rerun with TINYEDGE_DEBUG=1 for the traceback and report it.", highlight=False)
             raise typer.Exit(70) from None
 
@@ -141,8 +142,8 @@ def flash_progress():
 
         def progress(done: int, total: int, what: str) -> None:
             if what not in tasks:
-                tasks[what] = bar.add_task(what, total=total or None)
-                bar.console.print(f"[dim]{what}[/]", highlight=False)
+                tasks[what] = bar.add_task(escape(what), total=total or None)
+                bar.console.print(f"[dim]{escape(what)}[/]", highlight=False)
             bar.update(tasks[what], completed=done, total=total or None)
 
         yield progress
@@ -174,7 +175,7 @@ def shared_option(flag: str) -> Any:
 
 
 def say_dim(line: str) -> None:
-    err_console.print(f"[dim]{line}[/]", highlight=False)
+    err_console.print(f"[dim]{escape(line)}[/]", highlight=False)
 
 
 def held_port(port: Optional[str], place: Optional[str], coordinator: Optional[str]):
@@ -214,7 +215,7 @@ def quantize(
         report = q.quantize_model(model, cal, output, ev, lab, samples,
                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
     for warning in report.warnings:
-        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+        err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
     console.print(quantize_table(report))
     if json_out:
         write_atomically(json_out, json.dumps(report.as_dict(), indent=2) + "\n", "--json")
@@ -234,7 +235,7 @@ def emit(
 
     check_output_dir(out_dir, "-o")
     for path in emit_model(model, out_dir, name, progmem, test_vectors, data):
-        console.print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+        console.print(f"wrote {path} ({path.stat().st_size:,} bytes)", markup=False, highlight=False)
 
 
 @command
@@ -282,7 +283,7 @@ def shrink(
     x, y = load_array(data, "training data"), load_array(labels, "labels")
     with err_console.status("shrinking") as status:
         report = shrink_model(model, x, y, output, board=board, keep=keep, epochs=epochs,
-                              progress=lambda message: err_console.print(f"[dim]{message}[/]", highlight=False))
+                              progress=say_dim)
         status.stop()
     console.print(shrink_table(report))
     if json_out:
@@ -365,9 +366,9 @@ def flash(
             flash_project(project_dir, port, progress, icount=icount or None, firmware=firmware) as url:
         emulated = is_emulated(get_flasher(project.board.flasher), project, port)
         if not emulated:
-            console.print(f"flashed {project.board.name}: the firmware answers on [bold]{url}[/]")
+            console.print(f"flashed {escape(project.board.name)}: the firmware answers on [bold]{escape(url)}[/]")
             return
-        console.print(f"{project.board.name} is running: the firmware answers on [bold]{url}[/] (Ctrl-C stops it)")
+        console.print(f"{escape(project.board.name)} is running: the firmware answers on [bold]{escape(url)}[/] (Ctrl-C stops it)")
         sys.stdout.flush()
         while True:
             time.sleep(3600)
@@ -406,7 +407,7 @@ class ValidationBar:
 def show_validation(run: ValidationRun) -> None:
     """The verdict table and where the journal is; the exit code comes from `run.raise_for_verdict()`."""
     console.print(validation_table(run.report))
-    console.print(f"results journal: {run.journal}")
+    console.print(f"results journal: {run.journal}", markup=False, highlight=False)
 
 
 def say_plain(step: str, message: str) -> None:
@@ -489,7 +490,7 @@ def deploy(
     started = time.monotonic()
 
     def step(name: str, message: str) -> None:
-        console.print(f"[green]✔[/] [bold]{name:<9}[/] {message}  [dim]({time.monotonic() - started:.1f} s)[/]", highlight=False)
+        console.print(f"[green]✔[/] [bold]{name:<9}[/] {escape(message)}  [dim]({time.monotonic() - started:.1f} s)[/]", highlight=False)
 
     with flash_progress() as progress, ValidationBar(err_console) as counted, \
             deployed(plan, step, say_plain, progress, show_budget, counted) as result:

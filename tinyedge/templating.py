@@ -101,7 +101,8 @@ def c_header(value: Any) -> Escaped:
 
 
 def make_word(value: Any) -> Escaped:
-    """One word of a Makefile (a source, an -I directory, a flag) that Make and the shell read as is."""
+    """One word of a Makefile (a source, an -I directory, a flag) that Make and the shell read as is
+    (also an unquoted CMake argument: `|cmake_word`)."""
     if not MAKE_WORD.fullmatch(str(value)):
         raise refuse(value, "a Makefile", MAKE_ALLOWED)
     return Escaped(value)
@@ -169,7 +170,7 @@ def py_string(value: Any) -> Escaped:
 FILTERS: dict[str, Callable[[Any], Escaped]] = {
     "verbatim": verbatim, "c_comment": c_comment, "c_string": c_string, "c_identifier": c_identifier, "symbol": symbol,
     "c_header": c_header, "make": make_word, "make_words": make_words, "hash_comment": hash_comment,
-    "cmake": cmake_string, "yaml": yaml_string, "ini": ini_value, "csv": csv_field, "hex": hex_number, "c_float": c_float,
+    "cmake": cmake_string, "cmake_word": make_word, "yaml": yaml_string, "ini": ini_value, "csv": csv_field, "hex": hex_number, "c_float": c_float,
     "py_string": py_string,
 }
 
