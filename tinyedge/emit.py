@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyedge.carray import c_identifier, write_c_array
+from tinyedge.checks import check_integer_input, check_numeric_samples
 from tinyedge.errors import TinyedgeError
 from tinyedge.outputs import guard_outputs
 from tinyedge.quantize import load_array, quantize_input
@@ -34,13 +35,14 @@ def compute_test_vectors(model: TfliteModel, data: np.ndarray, count: int) -> Te
     if count <= 0:
         raise TinyedgeError(f"--test-vectors must be positive (got {count}).")
     sample_shape = tuple(tin.shape[1:])
-    if data.ndim == 0 or len(data) == 0:
-        raise TinyedgeError("the --data array is empty: give at least one sample.")
+    check_numeric_samples(data, "test", "--data")
     if tuple(data.shape[1:]) != sample_shape and tuple(data.shape[1:]) != tuple(tin.shape):
         raise TinyedgeError(f"--data samples have shape {tuple(data.shape[1:])}, but the model expects {sample_shape}.")
     samples = data[:count]
     if np.issubdtype(samples.dtype, np.floating) and tin.type_name in ("INT8", "UINT8", "INT16"):
         samples = quantize_input(samples, tin.scale[0], int(tin.zero_point[0]), tin.dtype)
+    elif np.issubdtype(samples.dtype, np.integer) and tin.type_name != "FLOAT32":
+        check_integer_input(samples, tin.dtype, "--data")   # as validate does: never wrapped by a cast
     samples = samples.astype(tin.dtype).reshape(len(samples), *tin.shape)
     ref = Reference(model)
     outputs = np.stack([ref.run([x])[0].astype(tout.dtype).reshape(-1) for x in samples])
