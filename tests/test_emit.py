@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -82,11 +81,10 @@ def test_test_vectors_need_data(sine_model, tmp_path):
         emit_model(sine_model.int8, tmp_path, test_vectors=3)
 
 
-def test_one_megabyte_model_emits_well_under_a_second(tmp_path):
+def test_a_one_megabyte_model_round_trips(tmp_path):
+    """Its speed is measured in benchmarks/emit_speed.py, not timed here."""
     data = np.random.default_rng(0).integers(0, 256, 1 << 20, dtype=np.uint8).tobytes()
-    start = time.perf_counter()
     write_c_array(data, tmp_path, "big")
-    assert time.perf_counter() - start < 1.0
     assert parse_array((tmp_path / "big.cc").read_text()) == data
 
 
@@ -96,3 +94,16 @@ def test_emit_rejects_a_file_that_is_not_tflite(tmp_path):
     result = run_tinyedge("emit", bogus, "-o", tmp_path / "out")
     assert result.returncode == 1
     assert "not a TensorFlow Lite model" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_test_vectors_refuse_uint8_data_for_an_int8_input_as_validate_does(cnn_model, tmp_path):
+    data = np.load(cnn_model.eval_x)[:4]
+    np.save(tmp_path / "raw.npy", np.clip(data * 255, 0, 255).astype(np.uint8))
+    np.save(tmp_path / "wide.npy", (data * 1000).astype(np.int32))
+    for name, says in (("raw.npy", "holds uint8 samples but the model's input is int8"),
+                       ("wide.npy", "outside the int8 range")):
+        result = run_tinyedge("emit", cnn_model.int8, "-o", tmp_path / "out", "--test-vectors", "2",
+                              "--data", tmp_path / name)
+        assert result.returncode == 1, result.stderr
+        assert says in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / "cnn_test.cc").exists()

@@ -19,7 +19,7 @@ from tinyedge.build import build
 from tinyedge.errors import TinyedgeError
 from tinyedge.flash import flash
 from tinyedge.generate import generate
-from tinyedge.validate import validate
+from tinyedge.validate import ReportFiles, validate, validate_and_report
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_sigterm_leaves_a_report_of_the_stopped_run(board, cnn_model, many_sampl
     assert report["interrupted"] is True and report["passed"] is False and report["samples"] >= 20
 
 
-def test_ctrl_c_before_the_first_sample_leaves_no_report(board, cnn_model, many_samples, tmp_path):
+def test_ctrl_c_as_the_run_starts_leaves_a_failing_report(board, cnn_model, many_samples, tmp_path):
     a_passing_report(tmp_path / "report.json")
     (tmp_path / "report.xml").write_text("<testsuite failures='0'/>")
     process = start_validation(board, cnn_model.int8, many_samples, tmp_path)
@@ -131,7 +131,47 @@ def test_ctrl_c_before_the_first_sample_leaves_no_report(board, cnn_model, many_
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    assert not (tmp_path / "report.json").exists() and not (tmp_path / "report.xml").exists()
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["interrupted"] is True and report["passed"] is False
+    assert 'failures="1"' in (tmp_path / "report.xml").read_text()
+
+
+def interrupt_at_first_progress(done: int, total: int) -> None:
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_before_the_first_sample_completes_leaves_a_report_of_no_samples(board, cnn_model, tmp_path):
+    data = tmp_path / "x.npy"
+    np.save(data, np.load(cnn_model.eval_x)[:5])
+    run = validate_and_report(board, cnn_model.int8, data, reports=ReportFiles(json=tmp_path / "r.json"),
+                              progress=interrupt_at_first_progress)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["samples"] == 0 and report["passed"] is False and report["interrupted"] is True
+    assert report["requested_samples"] == 5
+    with pytest.raises(KeyboardInterrupt):
+        run.raise_for_verdict()
+
+
+def test_a_board_that_dies_before_its_first_output_leaves_a_report_with_the_error(host_cnn_firmware, cnn_model, tmp_path):
+    from pipeline_support import children_of, wait_gone
+
+    data = tmp_path / "x.npy"
+    np.save(data, np.load(cnn_model.eval_x)[:5])
+
+    def board_dies(done: int, total: int) -> None:
+        boards = children_of(os.getpid())
+        for pid in boards:
+            os.kill(pid, signal.SIGKILL)
+        assert boards and not wait_gone(boards)
+
+    with flash(host_cnn_firmware) as url:
+        run = validate_and_report(url, cnn_model.int8, data, reports=ReportFiles(json=tmp_path / "r.json"),
+                                  timeout=2, progress=board_dies)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["samples"] == 0 and report["passed"] is False and report["error"]
+    with pytest.raises(TinyedgeError) as raised:
+        run.raise_for_verdict()
+    assert raised.value.exit_code == 3
 
 
 def test_a_device_error_mid_run_leaves_a_failing_report_with_the_error(host_cnn_firmware, cnn_model, many_samples, tmp_path):

@@ -19,6 +19,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 import typer
 import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
                            TimeRemainingColumn)
 from typer.core import TyperGroup
@@ -31,7 +32,7 @@ except ImportError:  # pragma: no cover
 import tinyedge
 from tinyedge.boards import DEFAULT_BOARD, get_board, load_boards
 from tinyedge.errors import TinyedgeError
-from tinyedge.outputs import check_output_dir, check_output_file, write_atomically
+from tinyedge.outputs import check_output_dir, check_output_file, guard_outputs, write_atomically
 from tinyedge.render import (board_table, boards_table, budget_table, doctor_tables, inspect_tables, kib, ports_table,
                              quantize_table, shrink_table, validation_table)
 
@@ -117,7 +118,7 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             with terminate_as_interrupt():
                 return func(*args, **kwargs)
         except TinyedgeError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
@@ -128,7 +129,7 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             if os.environ.get("TINYEDGE_DEBUG"):
                 raise
             err_console.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {exc} — this is a tinyedge bug; "
+                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} — this is a tinyedge bug; "
                 "rerun with TINYEDGE_DEBUG=1 for the traceback and report it.", highlight=False)
             raise typer.Exit(70) from None
 
@@ -166,8 +167,8 @@ def flash_progress():
 
         def progress(done: int, total: int, what: str) -> None:
             if what not in tasks:
-                tasks[what] = bar.add_task(what, total=total or None)
-                bar.console.print(f"[dim]{what}[/]", highlight=False)
+                tasks[what] = bar.add_task(escape(what), total=total or None)
+                bar.console.print(f"[dim]{escape(what)}[/]", highlight=False)
             bar.update(tasks[what], completed=done, total=total or None)
 
         yield progress
@@ -200,7 +201,7 @@ def shared_option(flag: str) -> Any:
 
 
 def say_dim(line: str) -> None:
-    err_console.print(f"[dim]{line}[/]", highlight=False)
+    err_console.print(f"[dim]{escape(line)}[/]", highlight=False)
 
 
 def held_port(port: Optional[str], place: Optional[str], coordinator: Optional[str]):
@@ -226,6 +227,8 @@ def quantize(
     """Quantize a float model to full int8 and report the accuracy it lost."""
     from tinyedge import quantize as q  # NumPy, and TensorFlow when it runs
 
+    guard_outputs({"MODEL": model, "--calibration": calibration, "--eval": eval_data, "--labels": labels},
+                  {"-o": output, "--json": json_out})
     check_output_file(output, "-o")
     if json_out:
         check_output_file(json_out, "--json")
@@ -238,7 +241,7 @@ def quantize(
         report = q.quantize_model(model, cal, output, ev, lab, samples,
                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
     for warning in report.warnings:
-        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+        err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
     console.print(quantize_table(report))
     if json_out:
         write_atomically(json_out, json.dumps(report.as_dict(), indent=2) + "\n", "--json")
@@ -255,12 +258,10 @@ def emit(
 ) -> None:
     """Emit the model as a const, 16-byte-aligned C array with a header."""
     from tinyedge.emit import emit_model  # NumPy
-    from tinyedge.quantize import load_array
 
     check_output_dir(out_dir, "-o")
-    arrays = load_array(data, "test data") if data else None
-    for path in emit_model(model, out_dir, name, progmem, test_vectors, arrays):
-        console.print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    for path in emit_model(model, out_dir, name, progmem, test_vectors, data):
+        console.print(f"wrote {path} ({path.stat().st_size:,} bytes)", markup=False, highlight=False)
 
 
 @command
@@ -301,13 +302,14 @@ def shrink(
     from tinyedge.quantize import load_array  # NumPy, and TensorFlow
     from tinyedge.shrink import shrink_model
 
+    guard_outputs({"MODEL": model, "--data": data, "--labels": labels}, {"-o": output, "--json": json_out})
     check_output_file(output, "-o")
     if json_out:
         check_output_file(json_out, "--json")
     x, y = load_array(data, "training data"), load_array(labels, "labels")
     with err_console.status("shrinking") as status:
         report = shrink_model(model, x, y, output, board=board, keep=keep, epochs=epochs,
-                              progress=lambda message: err_console.print(f"[dim]{message}[/]", highlight=False))
+                              progress=say_dim)
         status.stop()
     console.print(shrink_table(report))
     if json_out:
@@ -390,9 +392,9 @@ def flash(
             flash_project(project_dir, port, progress, icount=icount or None, firmware=firmware) as url:
         emulated = is_emulated(get_flasher(project.board.flasher), project, port)
         if not emulated:
-            console.print(f"flashed {project.board.name}: the firmware answers on [bold]{url}[/]")
+            console.print(f"flashed {escape(project.board.name)}: the firmware answers on [bold]{escape(url)}[/]")
             return
-        console.print(f"{project.board.name} is running: the firmware answers on [bold]{url}[/] (Ctrl-C stops it)")
+        console.print(f"{escape(project.board.name)} is running: the firmware answers on [bold]{escape(url)}[/] (Ctrl-C stops it)")
         sys.stdout.flush()
         while True:
             time.sleep(3600)
@@ -431,7 +433,7 @@ class ValidationBar:
 def show_validation(run: ValidationRun) -> None:
     """The verdict table and where the journal is; the exit code comes from `run.raise_for_verdict()`."""
     console.print(validation_table(run.report))
-    console.print(f"results journal: {run.journal}")
+    console.print(f"results journal: {run.journal}", markup=False, highlight=False)
 
 
 def say_plain(step: str, message: str) -> None:
@@ -514,7 +516,7 @@ def deploy(
     started = time.monotonic()
 
     def step(name: str, message: str) -> None:
-        console.print(f"[green]✔[/] [bold]{name:<9}[/] {message}  [dim]({time.monotonic() - started:.1f} s)[/]", highlight=False)
+        console.print(f"[green]✔[/] [bold]{name:<9}[/] {escape(message)}  [dim]({time.monotonic() - started:.1f} s)[/]", highlight=False)
 
     with flash_progress() as progress, ValidationBar(err_console) as counted, \
             deployed(plan, step, say_plain, progress, show_budget, counted) as result:

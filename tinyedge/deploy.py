@@ -71,6 +71,19 @@ class DeployPlan:
         return self.data or self.calibration
 
     @property
+    def inputs(self) -> dict[str, Path | None]:
+        """The files the deploy reads, by the flag that names them."""
+        return {"MODEL": self.model, "--calibration": self.calibration, "--data": self.data, "--labels": self.labels,
+                "--firmware": self.firmware, "--tflm-dir": self.tflm_dir}
+
+    @property
+    def work_files(self) -> dict[str, Path | None]:
+        """The files the deploy writes in its -o directory, besides the reports and the firmware project."""
+        data = self.validation_data
+        return {f"-o ({name})": self.out_dir / name for name in (
+            f"{self.model.stem}_int8.tflite", *(f"{data.stem}_{layout}.npy" for layout in ("nhwc", "nchw") if data))}
+
+    @property
     def reports(self) -> ReportFiles:
 
         return ReportFiles(self.json, self.junit, self.plot, self.out_dir / "validate.jsonl")
@@ -184,13 +197,13 @@ def prepare(plan: DeployPlan) -> ValidationInputs | None:
     written, inputs of the wrong shape); the validation inputs, or None for a plan without data."""
     if plan.icount and get_board(plan.board).flasher != "qemu":
         raise TinyedgeError(f"--icount only applies to QEMU-emulated boards, not {plan.board}: drop it.")
-    check_output_dir(plan.out_dir, "-o")
     data = plan.validation_data
+    if data is None and (plan.json or plan.junit or plan.plot):
+        raise TinyedgeError("the reports describe a validation: give --data X.npy (or --calibration) to validate on.")
+    plan.reports.prepare(plan.inputs, plan.work_files, {"-o": plan.out_dir / "firmware"})
+    check_output_dir(plan.out_dir, "-o")
     if data is None:
-        if plan.json or plan.junit or plan.plot:
-            raise TinyedgeError("the reports describe a validation: give --data X.npy (or --calibration) to validate on.")
         return None
-    plan.reports.prepare()
     float_model = plan.model if plan.labels and not is_tflite(plan.model) else None
     board_data, layout = board_inputs(plan.model, data, plan.out_dir)
     return ValidationInputs(board_data, plan.labels, float_model, layout)

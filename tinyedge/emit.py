@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from tinyedge.carray import c_identifier, write_c_array
+from tinyedge.checks import check_integer_input, check_numeric_samples
 from tinyedge.errors import TinyedgeError
-from tinyedge.quantize import quantize_input
+from tinyedge.outputs import guard_outputs
+from tinyedge.quantize import load_array, quantize_input
 from tinyedge.reference import Reference
 from tinyedge.tflite_model import TfliteModel, load_tflite
 
@@ -33,13 +35,14 @@ def compute_test_vectors(model: TfliteModel, data: np.ndarray, count: int) -> Te
     if count <= 0:
         raise TinyedgeError(f"--test-vectors must be positive (got {count}).")
     sample_shape = tuple(tin.shape[1:])
-    if data.ndim == 0 or len(data) == 0:
-        raise TinyedgeError("the --data array is empty: give at least one sample.")
+    check_numeric_samples(data, "test", "--data")
     if tuple(data.shape[1:]) != sample_shape and tuple(data.shape[1:]) != tuple(tin.shape):
         raise TinyedgeError(f"--data samples have shape {tuple(data.shape[1:])}, but the model expects {sample_shape}.")
     samples = data[:count]
     if np.issubdtype(samples.dtype, np.floating) and tin.type_name in ("INT8", "UINT8", "INT16"):
         samples = quantize_input(samples, tin.scale[0], int(tin.zero_point[0]), tin.dtype)
+    elif np.issubdtype(samples.dtype, np.integer) and tin.type_name != "FLOAT32":
+        check_integer_input(samples, tin.dtype, "--data")   # as validate does: never wrapped by a cast
     samples = samples.astype(tin.dtype).reshape(len(samples), *tin.shape)
     ref = Reference(model)
     outputs = np.stack([ref.run([x])[0].astype(tout.dtype).reshape(-1) for x in samples])
@@ -77,13 +80,28 @@ def write_test_vectors(vectors: TestVectors, out_dir: Path, name: str, progmem: 
     return h_path, cc_path
 
 
+def emitted_files(out_dir: Path, name: str, test_vectors: bool) -> list[Path]:
+    """The files `emit_model` writes: NAME.h and NAME.cc, and NAME_test.h/.cc with test vectors."""
+    stems = [c_identifier(name), *([c_identifier(name) + "_test"] if test_vectors else [])]
+    return [out_dir / f"{stem}{suffix}" for stem in stems for suffix in (".h", ".cc")]
+
+
 def emit_model(model_path: str | Path, out_dir: str | Path, name: str | None = None, progmem: bool = False,
-               test_vectors: int | None = None, data: np.ndarray | None = None) -> list[Path]:
-    model = load_tflite(model_path)
+               test_vectors: int | None = None, data: np.ndarray | str | Path | None = None) -> list[Path]:
+    """Write the model as a C array into `out_dir` (and, with `test_vectors`, that many inputs from
+    `data`, an array or a .npy file, with the host reference's outputs); returns the files written."""
     name = name or Path(model_path).stem
-    written = list(write_c_array(model.data, Path(out_dir), name, progmem))
-    if test_vectors is not None:
-        if data is None:
-            raise TinyedgeError("--test-vectors needs --data X.npy: the inputs to compute expected outputs for.")
-        written += write_test_vectors(compute_test_vectors(model, data, test_vectors), Path(out_dir), name, progmem)
+    out_dir = Path(out_dir)
+    data_path = data if isinstance(data, (str, Path)) else None
+    guard_outputs({"MODEL": model_path, "--data": data_path},
+                  {f"-o ({path.name})": path for path in emitted_files(out_dir, name, test_vectors is not None)})
+    model = load_tflite(model_path)
+    if data_path is not None:
+        data = load_array(Path(data_path), "test data")
+    if test_vectors is not None and data is None:
+        raise TinyedgeError("--test-vectors needs --data X.npy: the inputs to compute expected outputs for.")
+    vectors = compute_test_vectors(model, data, test_vectors) if test_vectors is not None else None
+    written = list(write_c_array(model.data, out_dir, name, progmem))
+    if vectors is not None:
+        written += write_test_vectors(vectors, out_dir, name, progmem)
     return written

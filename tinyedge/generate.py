@@ -10,6 +10,7 @@ import tinyedge
 from tinyedge.boards import Board, get_board
 from tinyedge.errors import TinyedgeError
 from tinyedge.frameworks import Framework, RenderContext
+from tinyedge.outputs import guard_outputs
 from tinyedge.paths import FIRMWARE_DIR, tflm_dir_from_env
 from tinyedge.plugins import RUNTIMES, get_framework, get_runtime
 from tinyedge.project import MANIFEST, Project
@@ -113,14 +114,14 @@ def tensor_info(t: Tensor) -> dict[str, Any]:
     scale = float(t.scale[0]) if t.is_quantized else 0.0
     zero_point = int(t.zero_point[0]) if t.zero_point.size else 0
     dims = list(t.shape) + [0] * (MAX_DIMS - len(t.shape))
-    return {"name": t.name.replace("*/", "* /"), "dtype": DTYPE_CODES[t.type_name], "rank": len(t.shape),
-            "dims": dims, "bytes": t.nbytes, "scale": f"{scale:.9e}", "zero_point": zero_point}
+    return {"name": t.name, "dtype": DTYPE_CODES[t.type_name], "rank": len(t.shape),
+            "dims": dims, "bytes": t.nbytes, "scale": scale, "zero_point": zero_point}
 
 
 def render_model_info(model: TfliteModel, board: Board, model_name: str) -> str:
     return render("common/model_info.c.j2",
         model_name=model_name, board_id=board.id, clock_hz=board.clock_hz,
-        sha256_bytes=[f"0x{b:02x}" for b in bytes.fromhex(model.sha256)],
+        sha256_bytes=list(bytes.fromhex(model.sha256)),
         inputs=[tensor_info(t) for t in model.input_tensors],
         outputs=[tensor_info(t) for t in model.output_tensors])
 
@@ -141,6 +142,7 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     """Write a firmware project for `board_id` running `model_path` into `out_dir`; returns its manifest."""
     board = get_board(board_id)
     model_path, out_dir = Path(model_path), Path(out_dir)
+    guard_outputs({"MODEL": model_path, "--tflm-dir": tflm_dir}, {}, {"-o": out_dir})
     model = load_tflite(model_path)
     model_name = model_path.name
     model.require_int8_inside(f"running it on the {board.id} board")

@@ -7,6 +7,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Mapping
 
 from tinyedge.errors import TinyedgeError
 
@@ -103,3 +104,59 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+# ---------------------------------------------------------------- outputs never touch inputs
+
+Named = Mapping[str, "str | os.PathLike[str] | None"]   # what the user calls it (a flag) -> its path
+
+
+def guard_outputs(inputs: Named, outputs: Named, cleared: Named | None = None) -> None:
+    """Refuse, before anything is read, written or removed, an output that would destroy an input
+    or another output: an output file that is an input (the same path, a link to it or a hard link
+    of it) or lies inside an input directory, two outputs naming one file, or a directory the
+    command may empty (`cleared`) that holds an input. Every stage calls it with its own paths."""
+    given_inputs = present(inputs)
+    given_outputs = present(outputs)
+    for flag, path in given_outputs:
+        for in_flag, in_path in given_inputs:
+            if same_file(path, in_path) or (in_path.is_dir() and inside(path, in_path)):
+                raise overwrites_input(flag, path, in_flag, in_path)
+    for i, (flag, path) in enumerate(given_outputs):
+        for other_flag, other in given_outputs[i + 1:]:
+            if same_file(path, other):
+                raise TinyedgeError(f"{flag} and {other_flag} both name {path}: give each output its own file.")
+    for flag, directory in present(cleared or {}):
+        for in_flag, in_path in given_inputs:
+            if inside(in_path, directory) or same_file(in_path, directory):
+                raise TinyedgeError(f"{in_flag} {in_path} is inside {flag} {directory}, which this command may empty: "
+                                    "move it out or give another output directory.")
+
+
+def overwrites_input(flag: str, path: Path, in_flag: str, in_path: Path) -> TinyedgeError:
+    what = "the same file as" if same_file(path, in_path) else "inside"
+    return TinyedgeError(f"{flag} {path} is {what} {in_flag} {in_path}, which this command reads: "
+                         f"give {flag} another path (tinyedge never writes over its inputs).")
+
+
+def present(named: Named) -> list[tuple[str, Path]]:
+    return [(flag, Path(path)) for flag, path in named.items() if path is not None and str(path) != ""]
+
+
+def real(path: Path) -> Path:
+    return Path(os.path.realpath(path.expanduser()))
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """One file: the same path once links are followed, or the same inode (a hard link)."""
+    if real(a) == real(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:   # one of them does not exist yet
+        return False
+
+
+def inside(path: Path, directory: Path) -> bool:
+    """`path` is strictly below `directory`, once links are followed."""
+    return real(directory) in real(path).parents

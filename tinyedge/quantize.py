@@ -19,6 +19,7 @@ from tinyedge.checks import class_labels
 from tinyedge.errors import TinyedgeError
 from tinyedge.float_models import FloatModel, load_keras_model, load_saved_model, tensorflow
 from tinyedge.onnx_import import OnnxModel
+from tinyedge.outputs import guard_outputs
 from tinyedge.reference import Reference, captured_native_output, check_runs_in_tflm
 from tinyedge.tflite_model import TFLITE_IDENTIFIER, TfliteModel, parse_tflite
 
@@ -249,6 +250,7 @@ def quantize_model(
     samples: int | None = None,
     progress: CountProgress | None = None,
 ) -> QuantizeReport:
+    guard_outputs({"MODEL": model_path}, {"-o": out_path})
     float_model = load_float_model(model_path)
     if len(float_model.input_shapes) != 1:
         raise TinyedgeError("the model has several inputs; tinyedge quantize takes single-input models: give a model with one input.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from tinyedge.boards import Board
@@ -24,10 +25,10 @@ def pct(x: float | None) -> str:
 
 
 def quantize_table(report: Any) -> Table:
-    table = Table(title=f"Quantized → {report.output}", show_header=True, header_style="bold")
+    table = Table(title=f"Quantized → {escape(report.output)}", show_header=True, header_style="bold")
     table.add_column("")
     reference = report.float_reference
-    table.add_column("float" if reference == "TensorFlow" else f"float ({reference})", justify="right")
+    table.add_column("float" if reference == "TensorFlow" else f"float ({escape(reference)})", justify="right")
     table.add_column("int8", justify="right")
     table.add_row("file size", kib(report.float_bytes), kib(report.int8_bytes))
     if report.accuracy:
@@ -37,43 +38,43 @@ def quantize_table(report: Any) -> Table:
     if report.label_rmse:
         table.add_row("RMSE vs labels", f"{report.label_rmse['float']:.5f}", f"{report.label_rmse['int8']:.5f}")
     table.add_section()
-    table.add_row(f"int8 vs float on {report.eval_samples} samples ({report.eval_source})", "", "")
+    table.add_row(f"int8 vs float on {report.eval_samples} samples ({escape(report.eval_source)})", "", "")
     table.add_row("  output RMSE", "", f"{report.rmse:.5f}")
     table.add_row("  cosine similarity", "", f"{report.cosine:.5f}")
     table.add_row("  top-1 agreement", "", pct(report.top1_agreement))
-    table.caption = f"calibrated on {report.calibration_samples} samples · ops: {', '.join(report.ops)}"
+    table.caption = f"calibrated on {report.calibration_samples} samples · ops: {escape(', '.join(report.ops))}"
     if report.input_layout:
-        table.caption += f" · input layout {report.input_layout}"
+        table.caption += f" · input layout {escape(report.input_layout)}"
     return table
 
 
 def inspect_tables(summary: Any) -> list[Table]:
-    head = Table(title=f"{summary.path}", show_header=False)
+    head = Table(title=escape(str(summary.path)), show_header=False)
     head.add_column(style="bold")
     head.add_column()
     head.add_row("model bytes", f"{summary.model_bytes:,}")
     head.add_row("sha256", summary.sha256)
     head.add_row("parameters", f"{summary.parameters:,}")
     head.add_row("MACs / inference", f"{summary.macs:,}")
-    head.add_row("full int8", "yes" if summary.full_int8 else "no: " + "; ".join(summary.not_full_int8_because))
+    head.add_row("full int8", "yes" if summary.full_int8 else "no: " + escape("; ".join(summary.not_full_int8_because)))
     head.add_row("tensor arena", f"{summary.arena_bytes_host:,} B (host, 64-bit)")
-    head.caption = summary.arena_note
+    head.caption = escape(summary.arena_note)
     if summary.zeros_note:
-        head.add_row("zero weights", summary.zeros_note)
+        head.add_row("zero weights", escape(summary.zeros_note))
 
     ops = Table(title="Ops", header_style="bold")
     ops.add_column("op")
     ops.add_column("version", justify="right")
     ops.add_column("count", justify="right")
     for name, version in summary.ops.items():
-        ops.add_row(name, str(version), str(summary.operators.count(name)))
+        ops.add_row(escape(name), str(version), str(summary.operators.count(name)))
 
     io = Table(title="Inputs and outputs", header_style="bold")
     for col in ("", "name", "shape", "dtype", "scale", "zero point"):
         io.add_column(col)
     for role, tensors in (("input", summary.inputs), ("output", summary.outputs)):
         for t in tensors:
-            io.add_row(role, t.name, str(tuple(t.shape)), t.dtype,
+            io.add_row(role, escape(t.name), str(tuple(t.shape)), escape(str(t.dtype)),
                        ", ".join(f"{s:.6g}" for s in t.scale) or "-", ", ".join(map(str, t.zero_point)) or "-")
     tables = [head, ops, io]
     if summary.board_fit:
@@ -82,14 +83,14 @@ def inspect_tables(summary: Any) -> list[Table]:
 
 
 def fit_table(fit: Any) -> Table:
-    table = Table(title=f"Fit on {fit.board} ({fit.runtime})", header_style="bold")
+    table = Table(title=f"Fit on {escape(fit.board)} ({escape(fit.runtime)})", header_style="bold")
     for col in ("", "needed", "budget", "use"):
         table.add_column(col, justify="right")
     for what, needed, budget in (("flash", fit.flash_needed, fit.flash_budget), ("RAM", fit.ram_needed, fit.ram_budget)):
         use = f"{100 * needed / budget:.0f} %" if budget else "unbounded"
         style = "red" if budget and needed > budget else "green"
         table.add_row(what, kib(needed), kib(budget) if budget else "-", f"[{style}]{use}[/]")
-    table.caption = ("fits" if fit.fits else "[red]does not fit[/]") + f" · {fit.basis}"
+    table.caption = ("fits" if fit.fits else "[red]does not fit[/]") + f" · {escape(fit.basis)}"
     return table
 
 
@@ -98,26 +99,26 @@ def boards_table(boards: dict[str, Board]) -> Table:
     for col in ("id", "name", "framework", "flasher", "flash", "RAM", "runtimes", "USB ids"):
         table.add_column(col)
     for board in boards.values():
-        table.add_row(board.id, board.name, board.framework, board.flasher,
+        table.add_row(*map(escape, (board.id, board.name, board.framework, board.flasher)),
                       kib(board.flash_bytes) if board.flash_bytes else "-", kib(board.ram_bytes) if board.ram_bytes else "-",
-                      ", ".join(board.runtimes), ", ".join(board.usb_ids) or "-")
+                      escape(", ".join(board.runtimes)), escape(", ".join(board.usb_ids)) or "-")
     return table
 
 
 def board_table(board: Board) -> Table:
-    table = Table(title=f"{board.id}: {board.name}", show_header=False)
+    table = Table(title=escape(f"{board.id}: {board.name}"), show_header=False)
     table.add_column(style="bold")
     table.add_column()
     for key, value in board.as_dict().items():
         if isinstance(value, int) and not isinstance(value, bool) and key.endswith("bytes"):
             value = f"{value:,}"
-        table.add_row(key, str(value))
+        table.add_row(escape(key), escape(str(value)))
     return table
 
 
 def validation_table(report: Any) -> Table:
     verdict = "[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]"
-    table = Table(title=f"Validation on {report.board} ({report.runtime} {report.runtime_version}) — {verdict}",
+    table = Table(title=f"Validation on {escape(f'{report.board} ({report.runtime} {report.runtime_version})')} — {verdict}",
                   show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
@@ -152,19 +153,19 @@ def validation_table(report: Any) -> Table:
         table.add_row("link", f"{link['retries']} retries, {link['crc_errors']} CRC errors, "
                               f"{link['resyncs']} resyncs, {link['timeouts']} timeouts, "
                               f"{link.get('stale', 0)} stale replies")
-    table.add_row("model sha256", report.model_sha256)
+    table.add_row("model sha256", escape(report.model_sha256))
     if report.resumed_samples:
         table.add_row("from the journal", f"{report.resumed_samples} samples (re-checked against the host reference)")
     if report.error:
-        table.add_row("stopped", f"[red]{report.error}[/]")
+        table.add_row("stopped", f"[red]{escape(report.error)}[/]")
     if report.latency_note:
-        table.caption = f"latency: {report.latency_note}"
+        table.caption = f"latency: {escape(report.latency_note)}"
     return table
 
 
 def shrink_table(report: Any) -> Table:
-    target = f"to fit {report.board}" if report.board else f"by --keep {report.keep:g}"
-    table = Table(title=f"Shrunk {target} → {report.output}", header_style="bold")
+    target = f"to fit {escape(report.board)}" if report.board else f"by --keep {report.keep:g}"
+    table = Table(title=f"Shrunk {target} → {escape(report.output)}", header_style="bold")
     table.add_column("")
     table.add_column("before", justify="right")
     table.add_column("after", justify="right")
@@ -176,10 +177,10 @@ def shrink_table(report: Any) -> Table:
     table.add_row("accuracy (float)", pct(before.accuracy_float), pct(after.accuracy_float))
     table.add_row("accuracy (int8)", pct(before.accuracy_int8), pct(after.accuracy_int8))
     if report.board:
-        table.add_row(f"flash on {report.board}", f"{before.flash_needed:,} B", f"{after.flash_needed:,} B")
-        table.add_row(f"RAM on {report.board}", f"{before.ram_needed:,} B", f"{after.ram_needed:,} B")
+        table.add_row(f"flash on {escape(report.board)}", f"{before.flash_needed:,} B", f"{after.flash_needed:,} B")
+        table.add_row(f"RAM on {escape(report.board)}", f"{before.ram_needed:,} B", f"{after.ram_needed:,} B")
         table.add_row("fits", "yes" if before.fits else "no", "yes" if after.fits else "no")
-    widths = ", ".join(f"{name} {a}→{b}" for name, (a, b) in report.widths.items())
+    widths = escape(", ".join(f"{name} {a}→{b}" for name, (a, b) in report.widths.items()))
     table.caption = (f"width kept {report.keep:.0%} ({widths}) · distilled {report.epochs} epoch(s) · "
                      f"accuracy on {report.eval_samples} held-out samples")
     return table
@@ -187,7 +188,7 @@ def shrink_table(report: Any) -> Table:
 
 def budget_table(project: Project, result: BuildResult) -> Table:
     board = project.board
-    table = Table(title=f"{project.dir} → {result.elf.relative_to(project.dir)} ({board.id}, {project.runtime})",
+    table = Table(title=escape(f"{project.dir} → {result.elf.relative_to(project.dir)} ({board.id}, {project.runtime})"),
                   header_style="bold")
     for column in ("", "used", "budget", "use"):
         table.add_column(column, justify="right")
@@ -207,8 +208,8 @@ def ports_table(ports: list[PortInfo]) -> Table:
     for column in ("device", "USB id", "description", "serial number", "could be"):
         table.add_column(column)
     for port in ports:
-        table.add_row(port.device, port.usb_id or "-", port.description or "-", port.serial_number or "-",
-                      ", ".join(port.boards) or "-")
+        table.add_row(*(escape(text or "-") for text in (port.device, port.usb_id, port.description, port.serial_number,
+                                                          ", ".join(port.boards))))
     return table
 
 
@@ -218,13 +219,13 @@ def doctor_tables(report: DoctorReport) -> list[Table]:
         tools.add_column(column)
     for tool in sorted(report.tools, key=lambda t: (t.present, t.command)):
         mark = "[green]✔[/]" if tool.present else "[red]✘[/]"
-        detail = tool.version or "present" if tool.present else f"[yellow]{tool.install}[/]"
-        tools.add_row(mark, f"{tool.name} ({tool.command})", detail, "\n".join(tool.needed_by))
+        detail = escape(tool.version or "present") if tool.present else f"[yellow]{escape(tool.install)}[/]"
+        tools.add_row(mark, escape(f"{tool.name} ({tool.command})"), detail, escape("\n".join(tool.needed_by)))
     missing = len(report.missing)
     tools.caption = (f"{missing} of {len(report.tools)} tools missing: boards needing them cannot be built or flashed"
                      if missing else "every tool is present")
     for note in report.unavailable:
-        tools.add_row("[red]✘[/]", note, "", "")
+        tools.add_row("[red]✘[/]", escape(note), "", "")
 
     environment = Table(title="Environment", header_style="bold", show_header=False)
     environment.add_column("")
@@ -233,11 +234,11 @@ def doctor_tables(report: DoctorReport) -> list[Table]:
     tflm_mark = "[green]✔[/]" if report.tflm.valid else "[yellow]![/]"
     tflm_text = (f"{report.tflm.path} ({report.tflm.version}, {report.tflm.kernels} kernels)" if report.tflm.valid
                  else report.tflm.message)
-    environment.add_row(tflm_mark, "TFLM tree", tflm_text)
+    environment.add_row(tflm_mark, "TFLM tree", escape(tflm_text))
     serial = report.serial
     serial_ok = serial.in_serial_group and all(p["can_open"] for p in serial.ports)
-    environment.add_row("[green]✔[/]" if serial_ok else "[red]✘[/]", "serial access", serial.message)
+    environment.add_row("[green]✔[/]" if serial_ok else "[red]✘[/]", "serial access", escape(serial.message))
     ports = ", ".join(f"{p['device']} ({p['usb_id'] or '?'}{': ' + '/'.join(p['boards']) if p['boards'] else ''})"
                       for p in serial.ports) or "none connected"
-    environment.add_row("", "serial ports", ports)
+    environment.add_row("", "serial ports", escape(ports))
     return [tools, environment]

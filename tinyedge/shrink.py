@@ -22,6 +22,7 @@ from tinyedge.boards import get_board
 from tinyedge.errors import TinyedgeError
 from tinyedge.float_models import keras_to_float_model, tensorflow
 from tinyedge.inspection import board_fit, op_macs
+from tinyedge.outputs import guard_outputs
 from tinyedge.quantize import convert, load_float_model, quantize_model
 from tinyedge.reference import measure_arena
 from tinyedge.tflite_model import parse_tflite
@@ -250,6 +251,7 @@ def shrink_model(model_path: str | Path, data: np.ndarray, labels: np.ndarray, o
                  board: str | None = None, keep: float | None = None, epochs: int = 3,
                  progress: Say | None = None) -> ShrinkReport:
     say = progress or (lambda message: None)
+    guard_outputs({"MODEL": model_path}, {"-o": out_path})
     if (board is None) == (keep is None):
         raise TinyedgeError("give either --board ID (narrow until the model fits it) or --keep F (narrow by a factor).")
     if keep is not None and not 0 < keep <= 1:

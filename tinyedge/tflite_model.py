@@ -198,7 +198,9 @@ def parse_tflite(data: bytes, name: str = "the model") -> TfliteModel:
         )
     try:
         raw = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
-        return _from_schema(raw, bytes(data))
+        problem = flatbuffer_problem(raw, len(data))
+        if problem is None:
+            return _from_schema(raw, bytes(data))
     except TinyedgeError:
         raise
     except Exception as exc:  # a truncated or corrupted flatbuffer fails anywhere inside the bindings
@@ -206,6 +208,68 @@ def parse_tflite(data: bytes, name: str = "the model") -> TfliteModel:
             f"{name} looks like a .tflite file but cannot be read ({type(exc).__name__}): it is probably "
             "truncated or corrupted, so export it again."
         ) from None
+    raise TinyedgeError(f"{name} is a damaged .tflite ({problem}): export it again from the converter.")
+
+
+def flatbuffer_problem(raw: Any, data_bytes: int) -> str | None:
+    """What makes an unpacked model unsafe to read, or None: every index (opcode, tensor, buffer,
+    subgraph) in range, every shape non-negative, every buffer inside the file and the size of its
+    tensor. TFLM's interpreter trusts all of these, so they are checked before any stage reads it."""
+    buffers = raw.buffers or []
+    opcode_count = len(raw.operatorCodes or [])
+    subgraphs = raw.subgraphs or []
+    for b, buf in enumerate(buffers):
+        offset, size = int(getattr(buf, "offset", 0) or 0), int(getattr(buf, "size", 0) or 0)
+        if offset > 1 and (size < 0 or offset + size > data_bytes):
+            return f"buffer {b} lies outside the file's {data_bytes:,} bytes"
+    for g, sub in enumerate(subgraphs):
+        where = f"subgraph {g}: " if len(subgraphs) > 1 else ""
+        tensors = sub.tensors or []
+        for i, t in enumerate(tensors):
+            problem = _tensor_problem(t, buffers, data_bytes)
+            if problem:
+                return f"{where}tensor {i} {problem}"
+        for role, indices in (("inputs", sub.inputs), ("outputs", sub.outputs)):
+            bad = [int(x) for x in (indices if indices is not None else []) if not 0 <= int(x) < len(tensors)]
+            if bad:
+                return f"{where}the graph's {role} name tensor {bad[0]} of {len(tensors)}"
+        for o, op in enumerate(sub.operators or []):
+            if not 0 <= int(op.opcodeIndex) < opcode_count:
+                return f"{where}operator {o} names opcode {op.opcodeIndex} of {opcode_count}"
+            for role in ("inputs", "outputs", "intermediates"):
+                values = getattr(op, role, None)
+                bad = [int(x) for x in (values if values is not None else []) if not -1 <= int(x) < len(tensors)]
+                if bad:
+                    return f"{where}operator {o} names tensor {bad[0]} of {len(tensors)} among its {role}"
+            for key, value in getattr(op.builtinOptions, "__dict__", {}).items():
+                if key.endswith("SubgraphIndex") and not 0 <= int(value) < len(subgraphs):
+                    return f"{where}operator {o} names subgraph {value} of {len(subgraphs)}"
+    return None
+
+
+MAX_TENSOR_BYTES = 1 << 31
+
+
+def _tensor_problem(t: Any, buffers: list, data_bytes: int) -> str | None:
+    shape = [int(x) for x in (t.shape if t.shape is not None else [])]
+    if any(d < 0 for d in shape):
+        return f"has a negative dimension in its shape {shape}"
+    if not 0 <= int(t.buffer) < max(len(buffers), 1):
+        return f"names buffer {t.buffer} of {len(buffers)}"
+    dtype = _NUMPY_TYPES.get(_TENSOR_TYPES.get(t.type, ""))
+    size = int(np.prod(shape, dtype=object)) if shape else 1
+    if dtype is not None and size * np.dtype(dtype).itemsize > MAX_TENSOR_BYTES:
+        return f"of shape {shape} would take more than {MAX_TENSOR_BYTES:,} bytes"
+    q = t.quantization
+    scales = len(q.scale) if q is not None and q.scale is not None else 0
+    if scales > 1 and scales not in shape:
+        return f"has {scales} scales but no dimension of its shape {shape} has {scales} channels"
+    if dtype is not None and 0 < int(t.buffer) < len(buffers):
+        buf = buffers[int(t.buffer)]
+        stored = len(buf.data) if buf.data is not None and len(buf.data) else int(getattr(buf, "size", 0) or 0)
+        if stored and stored != size * np.dtype(dtype).itemsize:
+            return f"of shape {shape} needs {size * np.dtype(dtype).itemsize:,} bytes but its buffer holds {stored:,}"
+    return None
 
 
 def _from_schema(raw: Any, data: bytes) -> TfliteModel:

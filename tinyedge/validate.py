@@ -24,7 +24,7 @@ from tinyedge.checks import check_integer_input, check_numeric_samples, class_la
 from tinyedge.errors import DeviceError, TinyedgeError, ValidationFailed
 from tinyedge.flash import emulator_counts_instructions
 from tinyedge.inspection import op_macs
-from tinyedge.outputs import check_output_file, remove_stale, write_atomically
+from tinyedge.outputs import Named, check_output_file, guard_outputs, remove_stale, write_atomically
 from tinyedge.protocol import Device, infer_timeout
 from tinyedge.quantize import (cosine_similarity, dequantize, load_array, load_float_model, pair_outputs, quantize_input,
                                run_float)
@@ -361,8 +361,9 @@ def summarize(model: TfliteModel, info: Any, results: list[SampleResult], tolera
               error: str | None = None, icount: bool | None = None) -> ValidationReport:
     """The verdict, computed from the board's outputs against the host reference of each sample."""
     outputs = Outputs(model)
-    board = np.array([r.output for r in results], dtype=np.float64).reshape(len(results), -1)
-    host = np.array([r.expected for r in results], dtype=np.float64).reshape(len(results), -1)
+    width = int(outputs.bounds[-1])   # every output's values, also when no sample completed
+    board = np.array([r.output for r in results], dtype=np.float64).reshape(len(results), width)
+    host = np.array([r.expected for r in results], dtype=np.float64).reshape(len(results), width)
     diffs = np.abs(outputs.lsb(board) - outputs.lsb(host)) if len(results) else np.zeros((0, 1))
     per_sample = diffs.max(axis=1) if len(results) else np.zeros(0)
     board_f, host_f = outputs.real(board), outputs.real(host)
@@ -469,9 +470,11 @@ def validate(
     on_info: Callable[[Any], None] | None = None,
     icount: bool | None = None,
     timeout: float | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> ValidationReport:
     """Run every sample on the board and compare it with the host reference. A device error after
-    the board answered INFO raises StoppedByDevice, whose report describes the partial run."""
+    the board answered INFO raises StoppedByDevice, whose report describes the partial run.
+    `on_start` is called once the run is sure to start (the board answered, the journal is accepted)."""
     model = load_tflite(model_path)
     if tolerance_lsb < 0:
         raise TinyedgeError(f"--tolerance-lsb must be 0 or more (got {tolerance_lsb}).")
@@ -503,6 +506,8 @@ def validate(
         if model.is_stateful:
             start_from_boot_state(device, journal)
         try:
+            if on_start:
+                on_start()
             if progress:
                 progress(resumed, len(inputs))
             for result in run_samples(device, inputs, compare, journal, progress, model.is_stateful):
@@ -550,14 +555,23 @@ class ReportFiles:
     def journal_path(self) -> Path:
         return self.journal or (self.json.with_suffix(".jsonl") if self.json else Path("tinyedge-validate.jsonl"))
 
-    def prepare(self) -> None:
-        """Check every report path can be written, then remove the previous run's reports: whatever
-        happens next, a report on disk describes this run or there is none."""
-        reports = ((self.json, "--json"), (self.junit, "--junit"), (self.plot, "--plot"))
-        for path, flag in (*reports, (self.journal_path, "--journal")):
+    @property
+    def named(self) -> dict[str, Path | None]:
+        journal = "--journal" if self.journal else "the journal (--journal)"
+        return {"--json": self.json, "--junit": self.junit, "--plot": self.plot, journal: self.journal_path}
+
+    def prepare(self, inputs: Named | None = None, outputs: Named | None = None, cleared: Named | None = None) -> None:
+        """Refuse a report path that names an input (or another output) and one that cannot be
+        written, touching nothing; the previous run's reports stay until `remove_stale`."""
+        guard_outputs(inputs or {}, {**self.named, **(outputs or {})}, cleared)
+        for flag, path in self.named.items():
             if path:
                 check_output_file(path, flag)
-        for path, flag in reports:
+
+    def remove_stale(self) -> None:
+        """Once the run is sure to start, remove the previous run's reports: whatever happens next,
+        a report on disk describes this run or there is none."""
+        for path, flag in ((self.json, "--json"), (self.junit, "--junit"), (self.plot, "--plot")):
             if path:
                 remove_stale(path, flag)
 
@@ -614,20 +628,25 @@ def validate_and_report(
     """Validate on the board at `port` and write the reports asked for; results go to the journal as
     they arrive. Ctrl-C or a device error mid-run still writes the partial run's reports."""
     reports = reports or ReportFiles()
-    reports.prepare()
+    reports.prepare(paths_among({"--model": model, "--data": data, "--labels": labels, "--float-model": float_model}))
     arrays = data if isinstance(data, np.ndarray) else load_array(data, "validation data")
     label_array = labels if labels is None or isinstance(labels, np.ndarray) else load_array(labels, "labels")
     started = time.monotonic()
     stopped: StoppedByDevice | None = None
     try:
         report = validate(port, model, arrays, label_array, float_model, tolerance_lsb, reports.journal_path, resume,
-                          baud, progress, icount=icount, timeout=timeout)
+                          baud, progress, icount=icount, timeout=timeout, on_start=reports.remove_stale)
     except StoppedByDevice as exc:
         stopped, report = exc, exc.report
     seconds = time.monotonic() - started
     report.extra.update(extra or {})
     reports.write(report, seconds)
     return ValidationRun(report, reports.journal_path, seconds, stopped)
+
+
+def paths_among(named: dict[str, Any]) -> dict[str, Path]:
+    """The arguments given as paths (not arrays): the files a stage reads."""
+    return {flag: Path(value) for flag, value in named.items() if isinstance(value, (str, Path))}
 
 
 # ---------------------------------------------------------------- outputs for rigs

@@ -11,7 +11,7 @@ from tinyedge.aot.lowering import Lowered, Table
 from tinyedge.aot.ops import ALIAS_OPS, CORE_LOWERINGS, check_supported, lowerings
 from tinyedge.aot.planner import Buffer, MemoryPlan, plan_memory, shared_buffer
 from tinyedge.errors import TinyedgeError
-from tinyedge.templating import render
+from tinyedge.templating import c_comment, render
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
 C_TYPES = {"INT8": "int8_t", "UINT8": "uint8_t", "INT16": "int16_t", "INT32": "int32_t", "FLOAT32": "float"}
@@ -257,7 +257,7 @@ def _constant_tables(model: TfliteModel, indices: list[int]) -> list[Table]:
 def tensor_label(t: Tensor) -> str:
     """A tensor's name fit for a short C comment: the last two path parts of the first of the
     converter's ';'-joined fused names (e.g. 'conv2d_1/Relu')."""
-    return ("/".join(t.name.split(";")[0].split("/")[-2:]) or f"t{t.index}").replace("*/", "* /").replace("/*", "/ *").replace("\n", " ")
+    return c_comment("/".join(t.name.split(";")[0].split("/")[-2:]) or f"t{t.index}")
 
 
 def _op_line(model: TfliteModel, op: Operator, low: Lowered) -> str:

@@ -11,7 +11,7 @@ from tinyedge.elf import elf_sizes
 from tinyedge.errors import TinyedgeError
 from tinyedge.frameworks import BuildResult, Framework, RenderContext
 from tinyedge.project import Project
-from tinyedge.templating import render, write_if_changed
+from tinyedge.templating import make_word, render, write_if_changed
 from tinyedge.tflm_tree import build_tflm_library, require_tflm_tree
 from tinyedge.tools import require_tools, run_make
 
@@ -109,8 +109,8 @@ class MakeFramework(Framework):
         cflags, cxxflags = self.tflm_flags(project.board)
         library = build_tflm_library(tree, project.ops, cc, cxx, ar, cflags, cxxflags)
         text = (f"# Written by `tinyedge build`: the cached TFLM library for this toolchain and the model's ops.\n"
-                f"TFLM_LIB := {library.archive}\n"
-                f"TFLM_INCLUDES := {' '.join(f'-isystem {d}' for d in library.include_dirs)}\n"
-                f"TFLM_DEFINES := {' '.join(f'-D{d}' for d in library.defines)}\n")
+                f"TFLM_LIB := {make_word(library.archive)}\n"
+                f"TFLM_INCLUDES := {' '.join(f'-isystem {make_word(d)}' for d in library.include_dirs)}\n"
+                f"TFLM_DEFINES := {' '.join(f'-D{make_word(d)}' for d in library.defines)}\n")
         if not mk.is_file() or mk.read_text() != text:
             mk.write_text(text)
