@@ -12,6 +12,7 @@ from tinyedge.aot.quant import (
     activation_range, per_channel_multipliers, per_tensor_fc_multiplier, same_or_valid_padding,
 )
 from tinyedge.errors import TinyedgeError
+from tinyedge.ops import registry
 from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel, refuse_custom_ops
 
 # Ops whose output is the input's bytes under another shape: no code, one buffer.
@@ -441,7 +442,8 @@ CORE_LOWERINGS: dict[str, Lowering] = {
 
 
 # Every op the AOT compiler lowers, by family: the kernels of te_kernels.c (and te_dsp.c), of
-# te_nonlinear.c and of te_recurrent.c.
+# te_nonlinear.c and of te_recurrent.c. tinyedge.ops.registry says the same per op (its family, C files,
+# DSP kernel and which other runtimes run it); a test keeps the two in step.
 LOWERINGS_BY_FAMILY: dict[str, dict[str, Lowering]] = {
     "core": CORE_LOWERINGS,
     "nonlinear": nonlinear.LOWERINGS,
@@ -454,12 +456,11 @@ def lowerings() -> dict[str, Lowering]:
 
 
 def supported_ops() -> list[str]:
-    return sorted(lowerings())
+    return registry.aot_ops()
 
 
 def unsupported_ops(model: TfliteModel) -> list[str]:
-    available = lowerings()
-    return sorted({op.opcode for op in model.operators} - set(available))
+    return sorted({op.opcode for op in model.operators} - set(registry.OPS))
 
 
 def check_supported(model: TfliteModel) -> None:

@@ -15,19 +15,16 @@ import numpy as np
 
 from tinyedge import __version__
 from tinyedge.aot.compiler import compile_model
-from tinyedge.aot.nonlinear import (
-    _exp_on_negative_values, _srdhm, _wrap32, add_parameters, broadcast_geometry, logistic_table,
-    softmax_parameters, tanh_table,
-)
+from tinyedge.aot.nonlinear import add_parameters, broadcast_geometry, logistic_table, softmax_parameters, tanh_table
 from tinyedge.aot.quant import activation_range, per_channel_multipliers, per_tensor_fc_multiplier, same_or_valid_padding
 from tinyedge.errors import TinyedgeError
+from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
+from tinyedge.ops.registry import viper_ops, viper_refusal
 from tinyedge.protocol import DeviceInfo, TensorInfo, encode_info
 from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel
 from tinyedge.viper.kernels import KERNEL_MODULE
 
 MODEL_MODULE = "te_model"
-SUPPORTED_OPS = ("ADD", "AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "LOGISTIC",
-                 "MAX_POOL_2D", "RESHAPE", "SOFTMAX", "SQUEEZE", "TANH")
 INT32_LIMIT = 1 << 31
 SOFTMAX_MAX_DEPTH = 511   # above this the sum of exps can need a right shift past 31 (TFLM asserts)
 DTYPE_NAMES = {"INT8": "int8", "UINT8": "uint8", "INT16": "int16", "INT32": "int32", "FLOAT32": "float32"}
@@ -50,7 +47,7 @@ class ViperProgram:
 
 
 def unsupported_ops(model: TfliteModel) -> list[str]:
-    return sorted({op.opcode for op in model.operators} - set(SUPPORTED_OPS))
+    return sorted({op.opcode for op in model.operators} - set(viper_ops()))
 
 
 def check_supported(model: TfliteModel) -> None:
@@ -58,8 +55,9 @@ def check_supported(model: TfliteModel) -> None:
     if missing:
         name = model.path.name if model.path else "the model"
         verb = "is" if len(missing) == 1 else "are"
+        reasons = "; ".join(f"{op}: {viper_refusal(op)}" for op in missing)
         raise TinyedgeError(f"{name} uses {', '.join(missing)}, which {verb} not supported by the viper runtime "
-                            f"(it runs {', '.join(SUPPORTED_OPS)}): use a C board with `--runtime aot` or "
+                            f"({reasons}; it runs {', '.join(viper_ops())}): use a C board with `--runtime aot` or "
                             "`--runtime tflm` for this model.")
     for t in model.input_tensors + model.output_tensors:
         if t.type_name != "INT8":
@@ -288,8 +286,8 @@ def softmax_exp_table(multiplier: int, left_shift: int, diff_min: int) -> list[i
         if diff < diff_min:
             table.append(0)
             continue
-        scaled = _srdhm(_wrap32(diff << left_shift), multiplier)
-        table.append(_exp_on_negative_values(scaled, 5))
+        scaled = srdhm(wrap32(diff << left_shift), multiplier)
+        table.append(exp_on_negative_values(scaled, 5))
     return table
 
 
