@@ -20,13 +20,14 @@ from tinyedge.aot.lowering import (
 )
 from tinyedge.aot.quant import activation_range, quantize_multiplier, round_half_away, zero_point
 from tinyedge.errors import TinyedgeError
+from tinyedge.ops.cstructs import LIMITS
 from tinyedge.ops.fixedpoint import (
     INT32_MAX, INT32_MIN, logistic, multiply_by_quantized_multiplier, rdbypot, tanh, wrap32,
 )
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
 INT8_MIN, INT8_MAX = -128, 127
-MAX_DIMS = 6  # TE_NL_MAX_DIMS in te_nonlinear.h
+MAX_DIMS = LIMITS["TE_NL_MAX_DIMS"]
 
 SOFTMAX_SCALED_DIFF_INTEGER_BITS = 5
 LOGISTIC_TANH_INPUT_INTEGER_BITS = 4

@@ -16,9 +16,10 @@ import numpy as np
 from tinyedge import __version__
 from tinyedge.aot.compiler import compile_model
 from tinyedge.aot.nonlinear import add_parameters, broadcast_geometry, logistic_table, softmax_parameters, tanh_table
-from tinyedge.aot.quant import activation_range, per_channel_multipliers, per_tensor_fc_multiplier, same_or_valid_padding
+from tinyedge.aot.quant import activation_range, per_channel_multipliers
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
+from tinyedge.ops.conv import accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
 from tinyedge.ops.registry import viper_ops, viper_refusal
 from tinyedge.protocol import DeviceInfo, TensorInfo, encode_info
 from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel
@@ -107,9 +108,7 @@ def _check_accumulator(op: Operator, weights: np.ndarray, bias: np.ndarray, inpu
     """Refuse a layer whose accumulator (or its left-shifted value) could leave int32 on a 32-bit MCU.
     `offset_binary`: the kernel also sums x_u * w_u (both 0..255) and subtracts 128 * sum(x_u)."""
     rows = weights.astype(np.int64).reshape(weights.shape[0], -1)
-    bound = np.abs(rows).sum(axis=1) * input_span + np.abs(bias.astype(np.int64))
-    shifts = np.array([max(s, 0) for _, s in multipliers] * (len(bound) if len(multipliers) == 1 else 1))
-    worst = int((bound << shifts).max())
+    worst = int(accumulator_bounds(rows, bias, input_span, multipliers).max())
     if offset_binary:
         taps = rows.shape[1]
         worst = max(worst, int((rows + 128).sum(axis=1).max()) * 255,
@@ -118,16 +117,9 @@ def _check_accumulator(op: Operator, weights: np.ndarray, bias: np.ndarray, inpu
         raise _refuse(op, f"could accumulate {worst:,}, beyond int32")
 
 
-def _bias_for(model: TfliteModel, op: Operator, channels: int) -> np.ndarray:
-    if len(op.inputs) > 2 and op.inputs[2] >= 0:
-        return np.asarray(model.tensors[op.inputs[2]].data, dtype=np.int64).reshape(-1)
-    return np.zeros(channels, dtype=np.int64)
-
-
 def _folded(op: Operator, bias: np.ndarray, weights: np.ndarray, input_offset: int) -> np.ndarray:
     """bias + (off - 128) * sum(w) per output channel: what the offset-binary kernels add at the end."""
-    sums = weights.astype(np.int64).reshape(weights.shape[0], -1).sum(axis=1)
-    folded = bias + (input_offset - 128) * sums
+    folded = fold_bias(bias, weights, input_offset - 128)
     if np.abs(folded).max(initial=0) >= INT32_LIMIT:
         raise _refuse(op, "has a bias that leaves int32 once the input offset is folded in")
     return folded
@@ -136,14 +128,6 @@ def _folded(op: Operator, bias: np.ndarray, weights: np.ndarray, input_offset: i
 def offset_binary(weights: np.ndarray) -> bytes:
     """int8 weights stored as w + 128 (0..255), so the kernels multiply plain byte loads."""
     return (np.asarray(weights, dtype=np.int8).view(np.uint8) ^ 0x80).tobytes()
-
-
-def _window(in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, o, dil_h: int = 1, dil_w: int = 1) -> list[int]:
-    _, in_h, in_w, in_c = in_t.shape
-    _, out_h, out_w, out_c = out_t.shape
-    s_h, s_w = int(o.strideH), int(o.strideW)
-    return [in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, s_h, s_w, dil_h, dil_w,
-            same_or_valid_padding(in_h, k_h, s_h, dil_h, out_h), same_or_valid_padding(in_w, k_w, s_w, dil_w, out_w)]
 
 
 def _require_4d(op: Operator, model: TfliteModel) -> tuple[Tensor, Tensor]:
@@ -164,11 +148,11 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
     k_h, k_w, dil_h, dil_w = filter_t.shape[1], filter_t.shape[2], int(o.dilationHFactor), int(o.dilationWFactor)
     out_c = out_t.shape[3]
     multipliers = per_channel_multipliers(in_t, filter_t, out_t, out_c)
-    bias = _bias_for(model, op, out_c)
+    bias = bias_values(model, op, out_c)
     input_offset = -int(in_t.zero_point[0])
     per_channel_weights = weights.reshape(-1, out_c).T if depthwise else weights
-    window = _window(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
-    pointwise = (k_h, k_w, window[8], window[9], window[12], window[13]) == (1, 1, 1, 1, 0, 0)
+    geometry = window(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
+    pointwise = (k_h, k_w, geometry.stride_h, geometry.stride_w, geometry.pad_h, geometry.pad_w) == (1, 1, 1, 1, 0, 0)
     if not depthwise and pointwise and filter_t.shape[3] == in_t.shape[3] and out_t.shape[1:3] == in_t.shape[1:3]:
         _emit_dense(e, op, weights.reshape(out_c, -1), multipliers, in_t.shape[1] * in_t.shape[2])
         return
@@ -184,7 +168,7 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
     if not depthwise and filter_t.shape[3] != in_t.shape[3]:
         raise _refuse(op, "is a grouped convolution")
     act_min, act_max = activation_range(op.activation, out_t)
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *window, k, int(out_t.zero_point[0]), act_min, act_max,
+    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *geometry.values(), k, int(out_t.zero_point[0]), act_min, act_max,
               int(len(multipliers) > 1)]
     if depthwise and depth_multiplier != 1:
         params.append(depth_multiplier)
@@ -208,12 +192,8 @@ def _emit_fully_connected(e: _Emitter, op: Operator) -> None:
     filter_t = model.tensors[op.inputs[1]]
     if filter_t.type_name != "INT8" or len(filter_t.shape) != 2 or filter_t.data is None:
         raise _refuse(op, "has no constant 2-D int8 weights")
-    n_out, depth = filter_t.shape
-    if filter_t.per_channel:
-        multipliers = per_channel_multipliers(in_t, filter_t, out_t, n_out)
-    else:
-        multipliers = [per_tensor_fc_multiplier(in_t, filter_t, out_t)]
-    _emit_dense(e, op, np.asarray(filter_t.data, dtype=np.int8), multipliers, in_t.size // depth)
+    depth = filter_t.shape[1]
+    _emit_dense(e, op, np.asarray(filter_t.data, dtype=np.int8), fc_multipliers(in_t, filter_t, out_t), in_t.size // depth)
 
 
 def _emit_dense(e: _Emitter, op: Operator, weights: np.ndarray, multipliers: list[tuple[int, int]],
@@ -224,7 +204,7 @@ def _emit_dense(e: _Emitter, op: Operator, weights: np.ndarray, multipliers: lis
     in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
     n_out, depth = weights.shape
     input_offset = -int(in_t.zero_point[0])
-    bias = _bias_for(model, op, n_out)
+    bias = bias_values(model, op, n_out)
     _check_accumulator(op, weights, bias, 128 + abs(input_offset), multipliers)
     bias = _folded(op, bias, weights, input_offset)
     _check_accumulator(op, weights, bias, 128 + abs(input_offset), multipliers, offset_binary=True)
@@ -243,8 +223,8 @@ def _emit_pool(e: _Emitter, op: Operator, kernel: str) -> None:
     in_t, out_t = _require_4d(op, e.model)
     o = op.options
     act_min, act_max = activation_range(op.activation, out_t)
-    window = _window(in_t, out_t, int(o.filterHeight), int(o.filterWidth), o)
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *window, 0, act_min, act_max]
+    geometry = window(in_t, out_t, int(o.filterHeight), int(o.filterWidth), o)
+    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *geometry.values(), 0, act_min, act_max]
     e.calls.append(f"k.{kernel}(A, {e.const(f'P{op.index}', i32_bytes(params))})")
 
 

@@ -16,8 +16,7 @@
 extern "C" {
 #endif
 
-/* Most dimensions a broadcast (ADD, MUL) or reduction (MEAN) may have after merging. */
-#define TE_NL_MAX_DIMS 6
+/* TE_NL_MAX_DIMS (te_params.h): most dimensions a broadcast (ADD, MUL) or reduction (MEAN) may have after merging. */
 
 /* ADD/MUL operand that lives in TE_CONST memory (a constant tensor). */
 #define TE_NL_A_CONST 1u
@@ -52,14 +51,7 @@ void te_mean_s8(int8_t *out, const int8_t *in, const int32_t *geom, int32_t inpu
 void te_add_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
                const te_add_params_t *params, uint8_t const_mask);
 
-/* MUL's rescaling (reference_integer_ops::MulElementwise). */
-typedef struct {
-  int32_t a_offset, b_offset;
-  int32_t out_multiplier, out_shift, out_offset;
-  int32_t act_min, act_max;
-} te_mul_params_t;
-
-/* MUL, params TE_CONST. */
+/* MUL, params TE_CONST (te_mul_params_t: te_params.h). */
 void te_mul_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
                const te_mul_params_t *params, uint8_t const_mask);
 
