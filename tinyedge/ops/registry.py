@@ -136,3 +136,7 @@ def markdown_table() -> str:
         lines.append(f"| {op.name} | {', '.join(op.variants)} | {op.dsp or '—'} | {viper} | "
                      f"{'yes' if op.name in tflm_ops() else 'no'} |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":   # the README's table: python -m tinyedge.ops.registry
+    print(markdown_table(), end="")
