@@ -38,6 +38,7 @@ class OpSupport:
     variants: tuple[str, ...] = ("int8",)    # tensor types, "in->out" where they differ
     dsp: str = ""                            # the te_dsp.c kernel on cores with the DSP extension
     viper: str | None = None                 # None: viper runs it; else why it does not
+    viper_variants: tuple[str, ...] = ("int8",)
 
     @property
     def c_files(self) -> tuple[str, ...]:
@@ -51,7 +52,7 @@ class OpSupport:
 AOT_OPS: tuple[OpSupport, ...] = (
     OpSupport("ADD", "nonlinear", dsp="te_dsp_add_s8"),
     OpSupport("AVERAGE_POOL_2D", "core"),
-    OpSupport("CONCATENATION", "core", ("int8", "uint8", "int16", "int32"), viper=NOT_YET_VIPER),
+    OpSupport("CONCATENATION", "core", ("int8", "uint8", "int16", "int32")),
     OpSupport("CONV_2D", "core", dsp="te_dsp_conv2d"),
     OpSupport("DEPTHWISE_CONV_2D", "core", dsp="te_dsp_depthwise_conv2d"),
     OpSupport("DEQUANTIZE", "nonlinear", ("int8->float32",),
@@ -59,19 +60,19 @@ AOT_OPS: tuple[OpSupport, ...] = (
     OpSupport("FULLY_CONNECTED", "core", dsp="te_dsp_fully_connected"),
     OpSupport("LOGISTIC", "nonlinear"),
     OpSupport("MAX_POOL_2D", "core"),
-    OpSupport("MEAN", "nonlinear", viper=NOT_YET_VIPER),
-    OpSupport("MUL", "nonlinear", viper=NOT_YET_VIPER),
-    OpSupport("PAD", "core", viper=NOT_YET_VIPER),
-    OpSupport("PADV2", "core", viper=NOT_YET_VIPER),
+    OpSupport("MEAN", "nonlinear"),
+    OpSupport("MUL", "nonlinear"),
+    OpSupport("PAD", "core"),
+    OpSupport("PADV2", "core"),
     OpSupport("QUANTIZE", "nonlinear", ("float32->int8", "int8->int8", "int16->int8", "int8->int16", "int8->int32",
                                         "int16->int16", "int16->int32", "int32->int8", "int32->int16"),
-              viper="MicroPython's viper code has no float32 arithmetic, and its model I/O is int8"),
+              viper_variants=("int8->int8",)),
     OpSupport("RESHAPE", "core", ("any",)),
     OpSupport("SOFTMAX", "nonlinear", ("int8", "int8->int16")),
     OpSupport("SQUEEZE", "core", ("any",)),
     OpSupport("SVDF", "recurrent", viper=NOT_YET_VIPER),
     OpSupport("TANH", "nonlinear"),
-    OpSupport("TRANSPOSE", "core", ("int8", "uint8"), viper=NOT_YET_VIPER),
+    OpSupport("TRANSPOSE", "core", ("int8", "uint8")),
     OpSupport("UNIDIRECTIONAL_SEQUENCE_LSTM", "recurrent", ("int8 (int16 cell state)",),
               dsp="te_lstm_s8 (SMLAD weights)", viper=NOT_YET_VIPER),
 )
@@ -117,7 +118,7 @@ def op_detail(name: str) -> dict[str, object]:
         return {**detail, "aot": None, "viper": None}
     detail["aot"] = {"variants": list(op.variants), "paths": list(op.aot_paths), "c_files": list(op.c_files),
                      "dsp_kernel": op.dsp or None}
-    detail["viper"] = {"variants": ["int8"]} if op.viper is None else {"refused": op.viper}
+    detail["viper"] = {"variants": list(op.viper_variants)} if op.viper is None else {"refused": op.viper}
     return detail
 
 
@@ -132,7 +133,8 @@ def markdown_table() -> str:
     """The README's op table: every op the AOT runtime runs, and where."""
     lines = ["| Op | AOT (variants) | AOT DSP kernel | viper | tflm |", "|---|---|---|---|---|"]
     for op in AOT_OPS:
-        viper = "yes" if op.viper is None else ("not yet" if op.viper == NOT_YET_VIPER else "no: " + op.viper)
+        viper = (", ".join(op.viper_variants) if op.viper is None
+                 else "not yet" if op.viper == NOT_YET_VIPER else "no: " + op.viper)
         lines.append(f"| {op.name} | {', '.join(op.variants)} | {op.dsp or '—'} | {viper} | "
                      f"{'yes' if op.name in tflm_ops() else 'no'} |")
     return "\n".join(lines) + "\n"

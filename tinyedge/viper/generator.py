@@ -8,6 +8,7 @@ Weights become `bytes`, per-op tables packed int32 `bytes`, the arena one `bytea
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 
@@ -15,8 +16,11 @@ import numpy as np
 
 from tinyedge import __version__
 from tinyedge.aot.compiler import compile_model
-from tinyedge.aot.nonlinear import add_parameters, broadcast_geometry, logistic_table, softmax_parameters, tanh_table
-from tinyedge.aot.quant import activation_range, per_channel_multipliers
+from tinyedge.aot.nonlinear import (
+    add_parameters, broadcast_geometry, logistic_table, mean_geometry, mean_multiplier, mul_parameters, softmax_parameters,
+    tanh_table,
+)
+from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
 from tinyedge.ops.conv import accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
@@ -228,10 +232,17 @@ def _emit_pool(e: _Emitter, op: Operator, kernel: str) -> None:
     e.calls.append(f"k.{kernel}(A, {e.const(f'P{op.index}', i32_bytes(params))})")
 
 
-def _emit_add(e: _Emitter, op: Operator) -> None:
-    model = e.model
-    a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
-    tensors = [model.tensors[i] for i in (a, b, dst)]
+def _source(e: _Emitter, op: Operator, index: int) -> tuple[str, int]:
+    """(buffer, byte offset) of an operand: the arena, or a constant's own bytes."""
+    t = e.model.tensors[index]
+    if t.is_constant:
+        return e.const(f"X{op.index}_{index}", np.asarray(t.data, dtype=np.int8).tobytes()), 0
+    return "A", e.at(index)
+
+
+def _binary_operands(e: _Emitter, op: Operator) -> tuple[list[tuple[str, int]], list[int]]:
+    """ADD's and MUL's operands and their broadcast walk padded to 4 dims: sizes, then each operand's strides."""
+    tensors = [e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])]
     if any(t.type_name != "INT8" for t in tensors):
         raise _refuse(op, "is not int8")
     geometry = broadcast_geometry(*(t.shape for t in tensors))
@@ -239,23 +250,117 @@ def _emit_add(e: _Emitter, op: Operator) -> None:
     if ndim > 4:
         raise _refuse(op, "broadcasts over more than 4 dimensions")
     pad = 4 - ndim
-    sizes = [1] * pad + geometry[1:1 + ndim]
-    a_strides = [0] * pad + geometry[1 + ndim:1 + 2 * ndim]
-    b_strides = [0] * pad + geometry[1 + 2 * ndim:1 + 3 * ndim]
+    walk = ([1] * pad + geometry[1:1 + ndim] + [0] * pad + geometry[1 + ndim:1 + 2 * ndim]
+            + [0] * pad + geometry[1 + 2 * ndim:1 + 3 * ndim])
+    return [_source(e, op, op.inputs[0]), _source(e, op, op.inputs[1])], walk
+
+
+def _split(multiplier: int) -> list[int]:
+    """A Q31 multiplier as the kernels' (high, low) 16-bit halves."""
+    return [multiplier >> 16, multiplier & 0xFFFF]
+
+
+def _emit_add(e: _Emitter, op: Operator) -> None:
+    sources, walk = _binary_operands(e, op)
     (a_off, a_mult, a_shift, b_off, b_mult, b_shift, left, o_mult, o_shift, o_zp, act_min,
-     act_max) = add_parameters(*tensors, op.activation)
-    sources = []
-    for index in (a, b):
-        t = model.tensors[index]
-        if t.is_constant:
-            sources.append((e.const(f"X{op.index}_{index}", np.asarray(t.data, dtype=np.int8).tobytes()), 0))
-        else:
-            sources.append(("A", e.at(index)))
-    params = [sources[0][1], sources[1][1], e.at(dst), *sizes, *a_strides, *b_strides,
-              a_off, a_mult >> 16, a_mult & 0xFFFF, a_shift, b_off, b_mult >> 16, b_mult & 0xFFFF, b_shift, left,
-              o_mult >> 16, o_mult & 0xFFFF, o_shift, o_zp, act_min, act_max]
+     act_max) = add_parameters(*(e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])), op.activation)
+    params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk,
+              a_off, *_split(a_mult), a_shift, b_off, *_split(b_mult), b_shift, left,
+              *_split(o_mult), o_shift, o_zp, act_min, act_max]
     p = e.const(f"P{op.index}", i32_bytes(params))
     e.calls.append(f"k.add(A, {sources[0][0]}, {sources[1][0]}, {p})")
+
+
+def _check_shifted(op: Operator, magnitude: int, shift: int) -> None:
+    """Refuse an op whose largest value, shifted left by its multiplier's exponent, could leave int32."""
+    if magnitude << max(shift, 0) >= INT32_LIMIT:
+        raise _refuse(op, f"could reach {magnitude << max(shift, 0):,} before its rescaling, beyond int32")
+
+
+def _emit_mul(e: _Emitter, op: Operator) -> None:
+    sources, walk = _binary_operands(e, op)
+    a_off, b_off, multiplier, shift, o_zp, act_min, act_max = mul_parameters(
+        *(e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])), op.activation)
+    _check_shifted(op, (128 + abs(a_off)) * (128 + abs(b_off)), shift)
+    params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk, a_off, b_off, *_split(multiplier), shift,
+              o_zp, act_min, act_max]
+    e.calls.append(f"k.mul(A, {sources[0][0]}, {sources[1][0]}, {e.const(f'P{op.index}', i32_bytes(params))})")
+
+
+def _emit_concatenation(e: _Emitter, op: Operator) -> None:
+    """One block copy per input, as the AOT's te_copy_blocks."""
+    out_t = e.model.tensors[op.outputs[0]]
+    if op.activation != "NONE":
+        raise _refuse(op, "has a fused activation")
+    axis = int(op.options.axis) % len(out_t.shape)
+    outer, row = math.prod(out_t.shape[:axis]), math.prod(out_t.shape[axis:])
+    dst, column, calls = e.at(op.outputs[0]), 0, []
+    for index in op.inputs:
+        block = math.prod(e.model.tensors[index].shape[axis:])
+        buffer, offset = _source(e, op, index)
+        p = e.const(f"P{op.index}_{index}", i32_bytes([dst + column, offset, outer, block, row]))
+        calls.append(f"k.copy_blocks(A, {buffer}, {p})")
+        column += block
+    e.calls.append("; ".join(calls))
+
+
+def _emit_mean(e: _Emitter, op: Operator) -> None:
+    inp, out, axes = (e.model.tensors[i] for i in (op.inputs[0], op.outputs[0], op.inputs[1]))
+    if axes.data is None:
+        raise _refuse(op, "takes its axes at run time")
+    geometry = mean_geometry(inp.shape, [int(a) for a in np.asarray(axes.data).reshape(-1)])
+    if len(geometry.kept_sizes) > 3 or len(geometry.reduced_sizes) > 3:
+        raise _refuse(op, "keeps or reduces more than 3 separate dimensions")
+    multiplier, shift = mean_multiplier(float(np.float32(inp.scale[0])), float(np.float32(out.scale[0])), geometry.count)
+    _check_shifted(op, 256 * geometry.count, shift)
+    kept, reduced = 3 - len(geometry.kept_sizes), 3 - len(geometry.reduced_sizes)
+    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *[1] * kept, *geometry.kept_sizes, *[0] * kept,
+              *geometry.kept_strides, *[1] * reduced, *geometry.reduced_sizes, *[0] * reduced, *geometry.reduced_strides,
+              int(inp.zero_point[0]) * geometry.count, *_split(multiplier), shift, int(out.zero_point[0])]
+    e.calls.append(f"k.mean(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+
+
+def _emit_pad(e: _Emitter, op: Operator) -> None:
+    in_t, out_t = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    paddings = e.model.tensors[op.inputs[1]].data
+    if paddings is None or len(in_t.shape) > 4:
+        raise _refuse(op, "has computed paddings or more than 4 dimensions")
+    lead = 4 - len(in_t.shape)
+    before = [0] * lead + [int(p[0]) for p in np.asarray(paddings).reshape(-1, 2)]
+    value = int(out_t.zero_point[0])
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        constant = e.model.tensors[op.inputs[2]].data
+        if constant is None:
+            raise _refuse(op, "has a computed pad value")
+        value = int(np.asarray(constant).ravel()[0])
+    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *[1] * lead, *in_t.shape, *[1] * lead, *out_t.shape, *before,
+              value]
+    e.calls.append(f"k.pad(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+
+
+def _emit_transpose(e: _Emitter, op: Operator) -> None:
+    in_t, out_t = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    perm = e.model.tensors[op.inputs[1]].data
+    if perm is None or len(in_t.shape) > 4:
+        raise _refuse(op, "has a computed permutation or more than 4 dimensions")
+    rank, lead = len(in_t.shape), 4 - len(in_t.shape)
+    axes = [int(p) % rank for p in np.asarray(perm).ravel()]
+    in_strides = [math.prod(in_t.shape[k + 1:]) for k in range(rank)]
+    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *[1] * lead, *(int(in_t.shape[p]) for p in axes),
+              *[0] * lead, *(in_strides[p] for p in axes)]
+    if [int(in_t.shape[p]) for p in axes] != [int(d) for d in out_t.shape]:
+        raise _refuse(op, "has an output shape that is not its permuted input")
+    e.calls.append(f"k.transpose(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+
+
+def _emit_quantize(e: _Emitter, op: Operator) -> None:
+    """QUANTIZE int8 -> int8 (a requantization); other types never reach here (`at` refuses them)."""
+    inp, out = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    src, dst = e.at(op.inputs[0]), e.at(op.outputs[0])
+    multiplier, shift = quantize_multiplier(float(np.float32(inp.scale[0])) / float(np.float32(out.scale[0])))
+    _check_shifted(op, 256, shift)
+    params = [src, dst, inp.size, int(inp.zero_point[0]), *_split(multiplier), shift, int(out.zero_point[0])]
+    e.calls.append(f"k.requantize(A, {e.const(f'P{op.index}', i32_bytes(params))})")
 
 
 def softmax_exp_table(multiplier: int, left_shift: int, diff_min: int) -> list[int]:
@@ -299,8 +404,8 @@ def _emit(e: _Emitter, op: Operator) -> None:
         _emit_fully_connected(e, op)
     elif code in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
         _emit_pool(e, op, "average_pool" if code == "AVERAGE_POOL_2D" else "max_pool")
-    elif code == "ADD":
-        _emit_add(e, op)
+    elif code in SIMPLE_EMITTERS:
+        SIMPLE_EMITTERS[code](e, op)
     elif code == "SOFTMAX":
         _emit_softmax(e, op)
     elif code in ("LOGISTIC", "TANH"):
@@ -313,6 +418,10 @@ def _emit(e: _Emitter, op: Operator) -> None:
         e.at(op.inputs[0])   # shares its input's bytes; a constant input is refused there
     if code not in ("RESHAPE", "SQUEEZE"):
         e.calls[-1] += f"  # {op.index}: {code}"
+
+
+SIMPLE_EMITTERS = {"ADD": _emit_add, "MUL": _emit_mul, "CONCATENATION": _emit_concatenation, "MEAN": _emit_mean,
+                   "PAD": _emit_pad, "PADV2": _emit_pad, "TRANSPOSE": _emit_transpose, "QUANTIZE": _emit_quantize}
 
 
 def tensor_infos(tensors: list[Tensor]) -> list[TensorInfo]:
