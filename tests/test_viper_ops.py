@@ -9,7 +9,8 @@ import json
 import numpy as np
 import pytest
 from conftest import run_tinyedge
-from test_aot_nonlinear import CASES, convert
+from test_aot_new_ops import CASES as NEW_OP_CASES
+from test_aot_nonlinear import CASES, Case, convert
 from viper_hostrun import run_on_unix_port
 
 from tinyedge.reference import Reference
@@ -43,10 +44,40 @@ def test_mean_and_mul_run_bit_exact_as_viper_code(name: str):
     assert_bit_exact(model)
 
 
+LAYOUT_CASES = {
+    "pad": Case(lambda x: _tf().pad(x, [[0, 0], [1, 2], [0, 1]]) * 2.0, [(3, 4)], [1.0]),
+    "pad_4d": Case(lambda x: _tf().pad(x, [[0, 0], [2, 0], [1, 1], [0, 0]]) + 1.0, [(3, 4, 2)], [1.0]),
+    "transpose": Case(lambda x: _tf().transpose(x, [0, 2, 1]) * 2.0, [(3, 5)], [1.0]),
+    "transpose_4d": Case(lambda x: _tf().transpose(x, [0, 3, 1, 2]) + 0.5, [(2, 3, 4)], [1.0]),
+    "concatenation": Case(lambda x, y: _tf().concat([x, y * 2.0], axis=1), [(3, 4), (2, 4)], [1.0, 1.0]),
+}
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUT_CASES))
+def test_pad_transpose_and_concatenation_run_bit_exact_as_viper_code(name: str):
+    model = convert(LAYOUT_CASES[name])
+    assert {"PAD", "TRANSPOSE", "CONCATENATION"} & set(model.op_names()) and not unsupported_ops(model)
+    assert_bit_exact(model)
+
+
+@pytest.mark.parametrize("name", sorted(NEW_OP_CASES))
+def test_the_op_modules_ops_run_bit_exact_as_viper_code(name: str):
+    """SUB, RELU, RELU6, LEAKY_RELU, MAXIMUM, MINIMUM, STRIDED_SLICE, SLICE: the same prepare step as the AOT's."""
+    model = convert(NEW_OP_CASES[name][1])
+    assert not unsupported_ops(model)
+    assert_bit_exact(model)
+
+
 @pytest.fixture(scope="module")
 def residual_cnn(tmp_path_factory):
-    """A held-out residual CNN: padding, a concatenated branch, a residual ADD, a channel transpose,
-    global average pooling (MEAN) and a gated (MUL) head."""
+    """A held-out residual CNN: a concatenated branch, a residual ADD, global average pooling (MEAN) and a
+    gated (MUL) head (the converter folds its zero padding and transposes away)."""
     import models
     from tinyedge.quantize import quantize_model
 
@@ -74,7 +105,7 @@ def residual_cnn(tmp_path_factory):
 
 def test_a_residual_cnn_with_concatenation_and_mean_runs_bit_exact(residual_cnn):
     model = load_tflite(residual_cnn / "residual_int8.tflite")
-    assert {"CONCATENATION", "MEAN", "MUL", "PAD", "TRANSPOSE", "ADD"} <= set(model.op_names())
+    assert {"CONCATENATION", "MEAN", "MUL", "ADD"} <= set(model.op_names())
     assert_bit_exact(model, samples=6)
 
 

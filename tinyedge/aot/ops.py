@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyedge.aot import nonlinear, recurrent
+from tinyedge.aot import nonlinear, opdata, recurrent
 from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, op_prefix, require, table, uses_dsp
 from tinyedge.aot.quant import activation_range, per_channel_multipliers, same_or_valid_padding
 from tinyedge.errors import TinyedgeError
@@ -422,7 +422,9 @@ LOWERINGS_BY_FAMILY: dict[str, dict[str, Lowering]] = {
 
 
 def lowerings() -> dict[str, Lowering]:
-    return {op: lower for family in LOWERINGS_BY_FAMILY.values() for op, lower in family.items()}
+    """Every op's lowering: the families' above and the op modules' (tinyedge/ops/*.py) prepare steps."""
+    modules = {name: opdata.lowering(module.prepare) for name, module in registry.PREPARED.items()}
+    return {**modules, **{op: lower for family in LOWERINGS_BY_FAMILY.values() for op, lower in family.items()}}
 
 
 def supported_ops() -> list[str]:

@@ -5,51 +5,29 @@ Each AOT op has a family, which names the C files its kernels live in (firmware/
 the te_dsp.c kernel cores with the Arm DSP extension run instead of the portable one. `viper` is None
 when the viper runtime runs the op, else the reason it refuses it. The tflm runtime runs what
 tinyedge's TFLM build registers (firmware/tflm/ops.yaml).
+
+An op added since is one module of this package (found here, nothing else to edit): its `SUPPORTS`
+and its `prepare(model, op)`, which returns the typed OpData (tinyedge.ops.opdata) that the AOT and
+viper emitters render; its C kernel, if it needs a new one, goes in its family's file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+import pkgutil
+from types import ModuleType
 
+from tinyedge import ops as ops_package
+from tinyedge import plugins
+from tinyedge.ops.support import NOT_YET_VIPER, OpRegistryError, OpSupport  # noqa: F401  (the registry's vocabulary)
 from tinyedge.tflm import OP_TABLE
 
-RUNTIMES = ("aot", "tflm", "viper")
+RUNTIMES = tuple(sorted(plugins.RUNTIMES))   # aot, tflm, viper
+STATEFUL_VIPER = ("it keeps state across inferences, and the MicroPython protocol server answers RESET_STATE "
+                  "without resetting anything yet (templates/micropython/te_server.py)")
 
-# The C files of each AOT op family (te_pgm.h, te_dsp_insn.h and te_params.h come with every build).
-FAMILY_FILES: dict[str, tuple[str, ...]] = {
-    "core": ("te_kernels.h", "te_kernels.c"),
-    "nonlinear": ("te_nonlinear.h", "te_nonlinear.c"),
-    "recurrent": ("te_recurrent.h", "te_recurrent.c"),
-}
-DSP_FILES = ("te_dsp.h", "te_dsp.c")
-
-NOT_YET_VIPER = "not yet written for the viper runtime (the AOT and tflm runtimes run it)"
-
-
-class OpRegistryError(Exception):
-    """A bug, not a user error: an op's lowering disagrees with its entry here."""
-
-
-@dataclass(frozen=True)
-class OpSupport:
-    """One op (TFLite's name) as the AOT and viper runtimes run it."""
-    name: str
-    family: str                              # a key of FAMILY_FILES
-    variants: tuple[str, ...] = ("int8",)    # tensor types, "in->out" where they differ
-    dsp: str = ""                            # the te_dsp.c kernel on cores with the DSP extension
-    viper: str | None = None                 # None: viper runs it; else why it does not
-    viper_variants: tuple[str, ...] = ("int8",)
-
-    @property
-    def c_files(self) -> tuple[str, ...]:
-        return FAMILY_FILES[self.family] + (DSP_FILES if self.dsp else ())
-
-    @property
-    def aot_paths(self) -> tuple[str, ...]:
-        return ("portable", "dsp") if self.dsp else ("portable",)
-
-
-AOT_OPS: tuple[OpSupport, ...] = (
+# The ops lowered by tinyedge.aot's own modules (ops.py, nonlinear.py, recurrent.py).
+LOWERED_OPS: tuple[OpSupport, ...] = (
     OpSupport("ADD", "nonlinear", dsp="te_dsp_add_s8"),
     OpSupport("AVERAGE_POOL_2D", "core"),
     OpSupport("CONCATENATION", "core", ("int8", "uint8", "int16", "int32")),
@@ -70,13 +48,28 @@ AOT_OPS: tuple[OpSupport, ...] = (
     OpSupport("RESHAPE", "core", ("any",)),
     OpSupport("SOFTMAX", "nonlinear", ("int8", "int8->int16")),
     OpSupport("SQUEEZE", "core", ("any",)),
-    OpSupport("SVDF", "recurrent", viper=NOT_YET_VIPER),
+    OpSupport("SVDF", "recurrent", viper=STATEFUL_VIPER),
     OpSupport("TANH", "nonlinear"),
     OpSupport("TRANSPOSE", "core", ("int8", "uint8")),
     OpSupport("UNIDIRECTIONAL_SEQUENCE_LSTM", "recurrent", ("int8 (int16 cell state)",),
-              dsp="te_lstm_s8 (SMLAD weights)", viper=NOT_YET_VIPER),
+              dsp="te_lstm_s8 (SMLAD weights)", viper=STATEFUL_VIPER),
 )
 
+# Modules of this package that are not op modules.
+NOT_OP_MODULES = frozenset({"conv", "cstructs", "fixedpoint", "opdata", "registry", "support"})
+
+
+def _op_modules() -> tuple[ModuleType, ...]:
+    """Every op module of tinyedge/ops/ (one per op or op pair: its `SUPPORTS` and its `prepare`)."""
+    names = sorted(info.name for info in pkgutil.iter_modules(ops_package.__path__) if info.name not in NOT_OP_MODULES)
+    return tuple(importlib.import_module(f"tinyedge.ops.{name}") for name in names)
+
+
+OP_MODULES = _op_modules()
+# op name -> the op module whose `prepare(model, op)` gives its OpData (tinyedge.ops.opdata).
+PREPARED: dict[str, ModuleType] = {support.name: module for module in OP_MODULES for support in module.SUPPORTS}
+AOT_OPS: tuple[OpSupport, ...] = tuple(sorted(LOWERED_OPS + tuple(s for m in OP_MODULES for s in m.SUPPORTS),
+                                              key=lambda op: op.name))
 OPS: dict[str, OpSupport] = {op.name: op for op in AOT_OPS}
 
 
@@ -102,7 +95,11 @@ def tflm_ops() -> list[str]:
 
 
 def runtime_ops(runtime: str) -> list[str]:
-    return {"aot": aot_ops, "tflm": tflm_ops, "viper": viper_ops}[runtime]()
+    return RUNTIME_OPS[runtime]()
+
+
+# Each runtime's ops, by the function named after it.
+RUNTIME_OPS = {runtime: globals()[f"{runtime}_ops"] for runtime in RUNTIMES}
 
 
 def runtimes_for(name: str) -> list[str]:

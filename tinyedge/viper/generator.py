@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -24,7 +25,8 @@ from tinyedge.aot.quant import activation_range, per_channel_multipliers, quanti
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
 from tinyedge.ops.conv import accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
-from tinyedge.ops.registry import viper_ops, viper_refusal
+from tinyedge.ops.opdata import GatherData, LutData
+from tinyedge.ops.registry import PREPARED, viper_ops, viper_refusal
 from tinyedge.protocol import DeviceInfo, TensorInfo, encode_info
 from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel
 from tinyedge.viper.kernels import KERNEL_MODULE
@@ -260,15 +262,32 @@ def _split(multiplier: int) -> list[int]:
     return [multiplier >> 16, multiplier & 0xFFFF]
 
 
-def _emit_add(e: _Emitter, op: Operator) -> None:
+def _emit_add(e: _Emitter, op: Operator, kernel: str = "add", rescaling: Sequence[int] = ()) -> None:
+    """ADD, or SUB (kernel "sub") with its prepared rescalings (te_add_params_t's fields)."""
     sources, walk = _binary_operands(e, op)
-    (a_off, a_mult, a_shift, b_off, b_mult, b_shift, left, o_mult, o_shift, o_zp, act_min,
-     act_max) = add_parameters(*(e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])), op.activation)
+    (a_off, a_mult, a_shift, b_off, b_mult, b_shift, left, o_mult, o_shift, o_zp, act_min, act_max) = rescaling or \
+        add_parameters(*(e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])), op.activation)
     params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk,
               a_off, *_split(a_mult), a_shift, b_off, *_split(b_mult), b_shift, left,
               *_split(o_mult), o_shift, o_zp, act_min, act_max]
     p = e.const(f"P{op.index}", i32_bytes(params))
-    e.calls.append(f"k.add(A, {sources[0][0]}, {sources[1][0]}, {p})")
+    e.calls.append(f"k.{kernel}(A, {sources[0][0]}, {sources[1][0]}, {p})")
+
+
+def _emit_prepared(e: _Emitter, op: Operator) -> None:
+    """An op module's OpData (tinyedge.ops.opdata), as viper calls."""
+    data = PREPARED[op.opcode].prepare(e.model, op)
+    if isinstance(data, LutData):
+        _emit_table(e, op, list(data.table))
+    elif isinstance(data, GatherData):
+        params = [e.at(op.inputs[0]) + data.in_offset, e.at(op.outputs[0]), *data.out_dims, *data.in_strides]
+        e.calls.append(f"k.transpose(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+    elif data.kernel == "sub_s8":
+        _emit_add(e, op, "sub", data.params)
+    else:
+        sources, walk = _binary_operands(e, op)
+        params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk, data.flag]
+        e.calls.append(f"k.maxmin(A, {sources[0][0]}, {sources[1][0]}, {e.const(f'P{op.index}', i32_bytes(params))})")
 
 
 def _check_shifted(op: Operator, magnitude: int, shift: int) -> None:
@@ -406,6 +425,8 @@ def _emit(e: _Emitter, op: Operator) -> None:
         _emit_pool(e, op, "average_pool" if code == "AVERAGE_POOL_2D" else "max_pool")
     elif code in SIMPLE_EMITTERS:
         SIMPLE_EMITTERS[code](e, op)
+    elif code in PREPARED:
+        _emit_prepared(e, op)
     elif code == "SOFTMAX":
         _emit_softmax(e, op)
     elif code in ("LOGISTIC", "TANH"):

@@ -302,9 +302,10 @@ def _pool(name: str, average: bool) -> list[str]:
     return lines
 
 
-def _add() -> list[str]:
-    """ADD with broadcasting over up to 4 merged dims: X and Y are the arena or a constant's bytes."""
-    lines = ["@micropython.viper", "def add(A: ptr8, X: ptr8, Y: ptr8, P: ptr8):"]
+def _add(name: str = "add", combine: str = "+") -> list[str]:
+    """ADD (SUB: `combine` "-") with broadcasting over up to 4 merged dims: X and Y are the arena or a
+    constant's bytes."""
+    lines = ["@micropython.viper", f"def {name}(A: ptr8, X: ptr8, Y: ptr8, P: ptr8):"]
     lines += _params("xa ya dst n0 n1 n2 n3 xs0 xs1 xs2 xs3 ys0 ys1 ys2 ys3 "
                      "aoff amh aml ash boff bmh bml bsh lsh omh oml osh ozp lo hi")
     lines += ["    d = dst",
@@ -319,7 +320,7 @@ def _add() -> list[str]:
     indent = " " * 20
     lines += requant_lines("r1", "amh", "aml", "ash", indent)
     lines += requant_lines("r2", "bmh", "bml", "bsh", indent)
-    lines += [f"{indent}acc = r1 + r2"]
+    lines += [f"{indent}acc = r1 {combine} r2"]
     lines += requant_lines("acc", "omh", "oml", "osh", indent)
     lines += _store("acc", "d", indent)
     lines += [f"{indent}d += 1", f"{indent}xi += xs3", f"{indent}yi += ys3"]
@@ -373,6 +374,32 @@ def _softmax() -> list[str]:
               "        scale, ex = _reciprocal(s)",
               "        _softmax_out(A, E, src + row * depth, dst + row * depth, depth, scale >> 16, scale & 65535, ex)"]
     return lines
+
+
+def _maxmin() -> list[str]:
+    """MAXIMUM (mx 1) or MINIMUM (mx 0) of the raw values, with broadcasting as `add`."""
+    return ["@micropython.viper", "def maxmin(A: ptr8, X: ptr8, Y: ptr8, P: ptr8):",
+            *_params("xa ya dst n0 n1 n2 n3 xs0 xs1 xs2 xs3 ys0 ys1 ys2 ys3 mx"),
+            *_code("""
+                d = dst
+                for i0 in range(n0):
+                    for i1 in range(n1):
+                        for i2 in range(n2):
+                            xi = xa + i0 * xs0 + i1 * xs1 + i2 * xs2
+                            yi = ya + i0 * ys0 + i1 * ys1 + i2 * ys2
+                            for i3 in range(n3):
+                                x = (X[xi] ^ 128) - 128
+                                y = (Y[yi] ^ 128) - 128
+                                if mx == 1:
+                                    if y > x:
+                                        x = y
+                                elif y < x:
+                                    x = y
+                                A[d] = x
+                                d += 1
+                                xi += xs3
+                                yi += ys3
+                """, 4)]
 
 
 def _copy_blocks() -> list[str]:
@@ -518,6 +545,6 @@ def kernel_source() -> str:
              "import micropython", RECIPROCAL.strip("\n")]
     for lines in (_fully_connected(), _conv2d(), _depthwise_conv2d(), _depthwise_multiplier(), _pool("average_pool", True),
                   _pool("max_pool", False), _add(), _lut(), _softmax(), _copy_blocks(), _mean(), _mul(), _pad(),
-                  _transpose(), _requantize()):
+                  _transpose(), _requantize(), _add("sub", "-"), _maxmin()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"

@@ -356,3 +356,26 @@ void te_dequantize_s8_f32(float *out, const int8_t *in, int32_t count, float sca
     out[i] = scale * (float)((int32_t)in[i] - zero_point);
   }
 }
+
+void te_sub_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
+               const te_add_params_t *params, uint8_t const_mask) {
+  te_add_params_t p;
+  TE_NL_BROADCAST(p, params, geom, const_mask, a, b,
+    const int32_t scaled_a = te_nl_mbqm_lt1(a_val * ((int32_t)1 << p.left_shift), p.a_multiplier, p.a_shift);
+    const int32_t scaled_b = te_nl_mbqm_lt1(b_val * ((int32_t)1 << p.left_shift), p.b_multiplier, p.b_shift);
+    const int32_t raw = te_nl_mbqm_lt1(scaled_a - scaled_b, p.out_multiplier, p.out_shift) + p.out_offset;
+    out[i] = (int8_t)te_nl_clamp(raw, p.act_min, p.act_max););
+}
+
+void te_maxmin_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom, uint8_t const_mask,
+                  uint8_t maximum) {
+  te_nl_walk w;
+  const int32_t total = te_nl_walk_begin(&w, geom);
+  const uint8_t a_const = const_mask & TE_NL_A_CONST, b_const = const_mask & TE_NL_B_CONST;
+  int32_t i;
+  for (i = 0; i < total; i++) {
+    const int8_t x = TE_NL_LOAD_S8(a + w.offset_a, a_const), y = TE_NL_LOAD_S8(b + w.offset_b, b_const);
+    out[i] = maximum ? (x > y ? x : y) : (x < y ? x : y);
+    te_nl_walk_next(&w);
+  }
+}

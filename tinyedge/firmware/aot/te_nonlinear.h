@@ -1,5 +1,6 @@
-/* AOT kernels for the nonlinear and elementwise int8 ops: SOFTMAX, LOGISTIC, TANH, MEAN, ADD, MUL,
- * QUANTIZE and DEQUANTIZE, bit-exact with TFLM's reference kernels.
+/* AOT kernels for the nonlinear and elementwise int8 ops: SOFTMAX, LOGISTIC, TANH, MEAN, ADD, SUB, MUL,
+ * MAXIMUM, MINIMUM, QUANTIZE and DEQUANTIZE (and the lookup tables of RELU, RELU6, LEAKY_RELU),
+ * bit-exact with TFLM's reference kernels.
  *
  * Every multiplier, shift and table is computed at generation time by tinyedge/aot/nonlinear.py,
  * exactly as TFLM's Prepare functions compute them. Arrays marked "TE_CONST" below may live in
@@ -54,6 +55,14 @@ void te_add_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geo
 /* MUL, params TE_CONST (te_mul_params_t: te_params.h). */
 void te_mul_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
                const te_mul_params_t *params, uint8_t const_mask);
+
+/* SUB (reference_integer_ops::SubElementwise): ADD's rescalings, the second input subtracted. */
+void te_sub_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
+               const te_add_params_t *params, uint8_t const_mask);
+
+/* MAXIMUM (maximum 1) or MINIMUM (0) of the raw values (reference_ops::MaximumMinimumBroadcastSlow). */
+void te_maxmin_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom, uint8_t const_mask,
+                  uint8_t maximum);
 
 /* QUANTIZE float32 -> int8 (reference_ops::AffineQuantize). */
 void te_quantize_f32_s8(int8_t *out, const float *in, int32_t count, float scale, int32_t zero_point);
