@@ -1,4 +1,4 @@
-"""The ops added as one module each (tinyedge/ops/*.py): SUB, RELU, RELU6, LEAKY_RELU, MAXIMUM, MINIMUM,
+"""The ops added as one module each (tinyedge/ops/*.py): SUB, RELU, RELU6, LEAKY_RELU, HARD_SWISH, MAXIMUM, MINIMUM,
 STRIDED_SLICE and SLICE, compiled by the AOT runtime and run natively (portable and DSP paths) give the
 bytes tflite-micro's interpreter gives; a model with all of them deploys bit-exact on qemu-cortex-m4."""
 
@@ -34,6 +34,8 @@ CASES: dict[str, tuple[str, Case]] = {
     "relu6": ("RELU6", Case(lambda x: _tf().nn.relu6(_tf().reshape(x, (4, 5))), [(20,)], [(-2.0, 9.0)])),
     "leaky_relu": ("LEAKY_RELU", Case(_leaky(0.1), [(3, 7)], [(-4.0, 2.0)])),
     "leaky_relu_wide_alpha": ("LEAKY_RELU", Case(_leaky(1.7), [(21,)], [3.0])),
+    "hard_swish": ("HARD_SWISH", Case(lambda x: x * _tf().nn.relu6(x + 3.0) / 6.0, [(4, 9)], [(-5.0, 5.0)])),
+    "hard_swish_narrow": ("HARD_SWISH", Case(lambda x: x * _tf().nn.relu6(x + 3.0) / 6.0, [(21,)], [0.5])),
     "maximum": ("MAXIMUM", Case(lambda x, y: _tf().maximum(x, y), [(3, 6), (1, 6)], [1.0, 1.0])),
     "minimum_const": ("MINIMUM", Case(lambda x: _tf().minimum(x, 0.25), [(12,)], [1.0])),
     "strided_slice": ("STRIDED_SLICE", Case(lambda x: x[:, 1:6:2, ::-1, 1:], [(7, 5, 4)], [1.0])),
