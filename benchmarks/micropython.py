@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))   # the unix-port runner and the Thumb counter are test helpers
 sys.path.insert(0, str(REPO))
 
 from tinyedge.errors import TinyedgeError  # noqa: E402
@@ -29,9 +30,9 @@ from tinyedge.reference import Reference  # noqa: E402
 from tinyedge.tflite_model import load_tflite  # noqa: E402
 from tinyedge.viper import kernels  # noqa: E402
 from tinyedge.viper.generator import generate_program, unsupported_ops  # noqa: E402
-from tinyedge.viper.hostrun import run_on_unix_port  # noqa: E402
 from tinyedge.viper.mpy import compile_module  # noqa: E402
-from tinyedge.viper.thumb import count_kernel  # noqa: E402
+from viper_hostrun import run_on_unix_port  # noqa: E402
+from viper_thumb import count_kernel  # noqa: E402
 
 REAL = REPO.parent / "shared" / "models" / "real"
 NAIVE_LOOP = '''import micropython

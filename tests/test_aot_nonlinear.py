@@ -34,6 +34,7 @@ from tinyedge.tflite_model import Operator, TfliteModel, parse_tflite
 
 AOT_DIR = FIRMWARE_DIR / "aot"
 KERNELS_C = AOT_DIR / "te_nonlinear.c"
+FIXED_POINT_C = AOT_DIR / "te_kernels.c"   # te_mul_by_quantized_multiplier, which te_nonlinear.c calls
 CC = os.environ.get("CC", shutil.which("cc") or "gcc")
 HOST_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
 SAMPLES = 300
@@ -304,7 +305,7 @@ class Harness:
         c_file = workdir / "harness.c"
         c_file.write_text(self.source())
         exe = workdir / "harness"
-        result = subprocess.run([CC, *HOST_FLAGS, "-I", str(AOT_DIR), str(c_file), str(KERNELS_C), "-o", str(exe)],
+        result = subprocess.run([CC, *HOST_FLAGS, "-I", str(AOT_DIR), str(c_file), str(KERNELS_C), str(FIXED_POINT_C), "-o", str(exe)],
                                 capture_output=True, text=True)
         assert result.returncode == 0, f"harness did not compile:\n{result.stderr}\n{self.source()}"
         return exe
@@ -514,10 +515,12 @@ __attribute__((section(".vectors"), used)) static const void *const te_vectors[2
 }
 
 DEVICE_BUILD = {
-    "atmega328p": lambda src, elf: [*CROSS_COMPILERS["avr"], "-I", str(AOT_DIR), str(src), str(KERNELS_C), "-o", str(elf)],
+    "atmega328p": lambda src, elf: [*CROSS_COMPILERS["avr"], "-I", str(AOT_DIR), str(src), str(KERNELS_C), str(FIXED_POINT_C),
+                                    "-o", str(elf)],
     "cortex-m4": lambda src, elf: [*CROSS_COMPILERS["cortex-m4"], "-mfloat-abi=soft", "-ffreestanding", "-nostdlib",
+                                   "-ffunction-sections", "-Wl,--gc-sections",
                                    "-T", str(src.parent / "link.ld"), "-I", str(AOT_DIR), str(src), str(KERNELS_C),
-                                   "-lgcc", "-o", str(elf)],
+                                   str(FIXED_POINT_C), "-lgcc", "-o", str(elf)],
 }
 
 DEVICE_RUN = {

@@ -17,7 +17,7 @@ from tinyedge.reference import Reference
 from tinyedge.tflite_model import load_tflite
 from tinyedge.viper.bridge import micropython_program
 from tinyedge.viper.generator import generate_program
-from tinyedge.viper.hostrun import run_on_unix_port
+from viper_hostrun import run_on_unix_port
 from tinyedge.viper.kernels import kernel_source, requant_lines
 from tinyedge.viper.mpy import MpyFormat, check_board_loads, compile_module
 

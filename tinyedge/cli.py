@@ -33,8 +33,8 @@ import tinyedge
 from tinyedge.boards import DEFAULT_BOARD, get_board, load_boards
 from tinyedge.errors import TinyedgeError
 from tinyedge.outputs import check_output_dir, check_output_file, guard_outputs, write_atomically
-from tinyedge.render import (board_table, boards_table, budget_table, doctor_tables, inspect_tables, kib, ports_table,
-                             quantize_table, shrink_table, validation_table)
+from tinyedge.render import (board_table, boards_table, budget_table, doctor_tables, inspect_tables, kib,
+                             ops_support_table, ports_table, quantize_table, shrink_table, validation_table)
 
 # The stage modules load NumPy (and quantize/shrink TensorFlow) when imported: each command imports
 # the ones it runs, so `tinyedge --help` and the light commands start fast.
@@ -314,6 +314,24 @@ def shrink(
     console.print(shrink_table(report))
     if json_out:
         write_atomically(json_out, json.dumps(report.as_dict(), indent=2) + "\n", "--json")
+
+
+@command
+def ops(
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="Only this runtime: aot, tflm or viper."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Every op each runtime runs, with its variants (int8, int16...) and paths (portable, DSP)."""
+    from tinyedge.ops.registry import RUNTIMES, ops_table
+
+    if runtime is not None and runtime not in RUNTIMES:
+        raise TinyedgeError(f"there is no runtime '{runtime}': pass --runtime aot, tflm or viper.")
+    table = ops_table()
+    runtimes = [runtime] if runtime else list(RUNTIMES)
+    if as_json:
+        print_json({**{r: table[r] for r in runtimes}, "detail": table["detail"]})
+    else:
+        console.print(ops_support_table(table, runtimes))
 
 
 boards_app = typer.Typer(cls=UsageErrorsExitOne, help="List board profiles, or show one.", no_args_is_help=False)

@@ -10,6 +10,7 @@ import numpy as np
 
 from tinyedge.boards import Board, get_board
 from tinyedge.errors import TinyedgeError
+from tinyedge.ops.registry import runtimes_for
 from tinyedge.plugins import get_framework
 from tinyedge.reference import check_runs_in_tflm, measure_arena
 from tinyedge.generate import choose_runtime
@@ -62,6 +63,7 @@ class ModelSummary:
     tensors: list[TensorSummary]
     parameters: int
     macs: int
+    runtimes: dict[str, list[str]]       # op -> the runtimes that run it (aot, tflm, viper)
     full_int8: bool
     not_full_int8_because: list[str]
     arena_bytes_host: int
@@ -83,9 +85,23 @@ def _tensor_summary(model: TfliteModel, index: int) -> TensorSummary:
     )
 
 
+LSTM_INPUT_WEIGHTS = 1   # the input gate's input weights (every gate's are the same size)
+
+
 def op_macs(model: TfliteModel, op: Operator) -> int:
-    """Multiply-accumulates of one operator (convolutions and dense layers; 0 for the rest)."""
-    if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
+    """Multiply-accumulates of one operator: convolutions, dense layers, matrix products and the recurrent
+    ops' gates; 0 for ops without multiply-accumulates (elementwise, layout, activations)."""
+    recurrent = _recurrent_macs(model, op)
+    if recurrent is not None:
+        return recurrent
+    if op.opcode == "TRANSPOSE_CONV":
+        out_c, kh, kw, _ = model.tensors[op.inputs[1]].shape
+        return int(model.tensors[op.inputs[2]].size) * out_c * kh * kw
+    if op.opcode == "BATCH_MATMUL":
+        lhs = model.tensors[op.inputs[0]]
+        depth = lhs.shape[-2] if getattr(op.options, "adjX", False) else lhs.shape[-1]
+        return int(model.tensors[op.outputs[0]].size) * int(depth)
+    if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
         weights = model.tensors[op.inputs[1]]
         out = model.tensors[op.outputs[0]]
         out_elems = int(np.prod(out.shape))
@@ -98,6 +114,20 @@ def op_macs(model: TfliteModel, op: Operator) -> int:
         if op.opcode == "FULLY_CONNECTED":
             return out_elems * weights.shape[-1]
     return 0
+
+
+def _recurrent_macs(model: TfliteModel, op: Operator) -> int | None:
+    """SVDF: per batch, the feature matrix times the input and the time weights times the state;
+    UNIDIRECTIONAL_SEQUENCE_LSTM: per step, four gates of input and recurrent weights. None for other ops."""
+    if op.opcode == "SVDF":
+        inp, feature, time = (model.tensors[op.inputs[i]] for i in range(3))
+        n_filter, n_input = feature.shape
+        return int(inp.size // n_input) * n_filter * (n_input + time.shape[1])
+    if op.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+        inp = model.tensors[op.inputs[0]]
+        n_state, n_input = model.tensors[op.inputs[LSTM_INPUT_WEIGHTS]].shape
+        return int(inp.size // n_input) * 4 * n_state * (n_input + n_state)
+    return None
 
 
 def board_fit(model: TfliteModel, board: Board, arena_bytes: int) -> BoardFit:
@@ -167,6 +197,7 @@ def inspect_model(path: str | Path, board_id: str | None = None) -> ModelSummary
         tensors=[_tensor_summary(model, i) for i in range(len(model.tensors))],
         parameters=model.parameter_count(),
         macs=sum(op_macs(model, op) for op in model.operators),
+        runtimes={name: runtimes_for(name) for name in model.op_names()},
         full_int8=model.is_full_int8(),
         not_full_int8_because=model.full_int8_problems(),
         arena_bytes_host=arena,

@@ -66,8 +66,10 @@ def inspect_tables(summary: Any) -> list[Table]:
     ops.add_column("op")
     ops.add_column("version", justify="right")
     ops.add_column("count", justify="right")
+    ops.add_column("runtimes")
     for name, version in summary.ops.items():
-        ops.add_row(escape(name), str(version), str(summary.operators.count(name)))
+        ops.add_row(escape(name), str(version), str(summary.operators.count(name)),
+                    ", ".join(summary.runtimes.get(name, [])) or "none")
 
     io = Table(title="Inputs and outputs", header_style="bold")
     for col in ("", "name", "shape", "dtype", "scale", "zero point"):
@@ -80,6 +82,27 @@ def inspect_tables(summary: Any) -> list[Table]:
     if summary.board_fit:
         tables.append(fit_table(summary.board_fit))
     return tables
+
+
+def ops_support_table(table: dict[str, Any], runtimes: list[str]) -> Table:
+    """`tinyedge ops`: per op, how each runtime runs it (variants and paths) or that it does not."""
+    out = Table(title="Ops per runtime", header_style="bold")
+    out.add_column("op")
+    for runtime in runtimes:
+        out.add_column(runtime)
+    for name, detail in table["detail"].items():
+        if not any(name in table[r] for r in runtimes):
+            continue
+        cells = []
+        for runtime in runtimes:
+            info = detail[runtime]
+            if runtime == "tflm" or name not in table[runtime]:
+                cells.append("yes" if name in table[runtime] else "-")
+            else:
+                paths = f" ({', '.join(info['paths'])})" if info.get("paths") else ""
+                cells.append(", ".join(info["variants"]) + paths)
+        out.add_row(name, *cells)
+    return out
 
 
 def fit_table(fit: Any) -> Table:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -11,13 +13,15 @@ from tinyedge.aot.lowering import Lowered, Table
 from tinyedge.aot.ops import ALIAS_OPS, CORE_LOWERINGS, check_supported, lowerings
 from tinyedge.aot.planner import Buffer, MemoryPlan, plan_memory, shared_buffer
 from tinyedge.errors import TinyedgeError
+from tinyedge.ops import registry
+from tinyedge.paths import FIRMWARE_DIR
 from tinyedge.templating import c_comment, render
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
 C_TYPES = {"INT8": "int8_t", "UINT8": "uint8_t", "INT16": "int16_t", "INT32": "int32_t", "FLOAT32": "float"}
 MODEL_SOURCE = "te_model.c"
 MODEL_HEADER = "te_model.h"
-KERNEL_FILES = ("te_pgm.h", "te_dsp_insn.h", "te_kernels.h", "te_kernels.c")
+KERNEL_FILES = ("te_params.h", "te_fixedpoint.h", "te_pgm.h", "te_dsp_insn.h", "te_kernels.h", "te_kernels.c")
 NONLINEAR_FILES = ("te_nonlinear.h", "te_nonlinear.c", "te_recurrent.h", "te_recurrent.c")
 DSP_FILES = ("te_dsp.h", "te_dsp.c")
 AVR_POINTER_BYTES = 2
@@ -94,10 +98,11 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
     offsets = {t: plan.offsets[root] for t, root in groups.items()}
     pointers = _Pointers(model, offsets, dsp=dsp)
     lowered = [available[op.opcode](model, op, pointers) for op in model.operators]
+    check_kernel_families(model, lowered)
     constants = _constant_tables(model, sorted(pointers.constants_used))
     tables = [t for low in lowered for t in low.tables]
     op_lines = [_op_line(model, op, low) for op, low in zip(model.operators, lowered)]
-    uses_nonlinear = any(op.opcode not in CORE_LOWERINGS for op in model.operators)
+    uses_nonlinear = any(registry.OPS[op.opcode].family != "core" for op in model.operators)
     scratch = max((low.scratch_bytes for low in lowered), default=0)
     source = _render("te_model.c.j2", plan,
                      version=__version__, model_name=model.path.name if model.path else "model", sha256=model.sha256,
@@ -113,6 +118,29 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
     )
     return AotProgram(source, _render("te_model.h.j2", plan), plan, buffers, offsets, stats, uses_nonlinear, dsp, op_lines,
                       constants + tables, [low.scratch_bytes for low in lowered])
+
+
+@lru_cache(maxsize=1)
+def declared_kernels() -> dict[str, str]:
+    """Every function firmware/aot's headers declare -> its header."""
+    declared = {}
+    for header in sorted((FIRMWARE_DIR / "aot").glob("te_*.h")):
+        for name in re.findall(r"^[a-z][\w ]*?\**\s*\b(te_\w+)\(", header.read_text(), re.MULTILINE):
+            declared[name] = header.name
+    return declared
+
+
+def check_kernel_families(model: TfliteModel, lowered: list[Lowered]) -> None:
+    """Every kernel an op's call names is declared by a header of its family in the op registry (or
+    te_dsp.h for an op with a DSP kernel): an op lowered in the wrong family fails here, not at link time."""
+    for op, low in zip(model.operators, lowered):
+        support = registry.OPS[op.opcode]
+        headers = {name for name in support.c_files if name.endswith(".h")}
+        for kernel in re.findall(r"\b(te_\w+)\(", low.call):
+            if declared_kernels().get(kernel) not in headers:
+                raise registry.OpRegistryError(
+                    f"{op.opcode} calls {kernel}, declared in {declared_kernels().get(kernel, 'no header')}, but the op "
+                    f"registry gives it the files {', '.join(support.c_files)}: fix its family in tinyedge/ops/registry.py.")
 
 
 def _check_io(model: TfliteModel) -> None:

@@ -23,16 +23,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from tinyedge.errors import TinyedgeError
+from tinyedge.ops.cstructs import c_sizeof, designated
 from tinyedge.tflite_model import Operator, TfliteModel
 
 PointerOf = Callable[[int], str]
 
 INT32_MIN = -(1 << 31)
-# Bytes of the C types tables are declared with (the structs of firmware/aot/*.h as the 32-bit targets
-# lay them out).
-C_SIZES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "te_dim": 2, "int32_t": 4, "uint32_t": 4,
-           "float": 4, "te_window_t": 22, "te_requant_t": 16, "te_add_params_t": 48, "te_mul_params_t": 28,
-           "te_svdf_params_t": 44, "te_lstm_params_t": 128}
 
 
 def c_int(value: int) -> str:
@@ -50,8 +46,9 @@ def c_array(values: Sequence[int] | np.ndarray, per_line: int = 16) -> str:
 @dataclass(frozen=True)
 class Table:
     """One constant table: the C array `c_type name[len(values)]`, or with `struct` one value of a
-    struct type whose fields are `values` (numbers, names of other tables, or tuples of them for a field
-    that is itself an array or struct). `in_flash` tables
+    struct type of tinyedge.ops.cstructs whose fields are `values` in its order (numbers, names of other
+    tables, or tuples of them for a field that is an array of structs), written with designated
+    initializers. `in_flash` tables
     are TE_CONST (PROGMEM on AVR); the others (arrays of pointers to tables) stay ordinary constants."""
     c_type: str
     name: str
@@ -66,19 +63,16 @@ class Table:
         """The TE_CONST bytes the table takes."""
         if not self.in_flash:
             return 0
-        return C_SIZES[self.c_type] * (1 if self.struct else len(self.values))
+        # The structs as the 32-bit targets lay them out.
+        return c_sizeof(self.c_type) * (1 if self.struct else len(self.values))
 
     def render(self) -> str:
         placement = " TE_CONST" if self.in_flash else ""
         comment = f"/* {self.comment} */\n" if self.comment else ""
         if self.struct:
-            return f"{comment}static const {self.c_type} {self.name}{placement} = {_initializer(self.values)};\n"
+            return f"{comment}static const {self.c_type} {self.name}{placement} = {designated(self.c_type, self.values)};\n"
         body = c_array(self.values, self.per_line) if self.in_flash else "{" + ", ".join(map(str, self.values)) + "}"
         return f"{comment}static const {self.c_type} {self.name}[{max(len(self.values), 1)}]{placement} = {body};\n"
-
-
-def _initializer(values: Sequence) -> str:
-    return "{" + ", ".join(_initializer(v) if isinstance(v, tuple) else str(v) for v in values) + "}"
 
 
 def table(c_type: str, name: str, values: Sequence[int] | np.ndarray, per_line: int = 16) -> Table:

@@ -20,11 +20,14 @@ from tinyedge.aot.lowering import (
 )
 from tinyedge.aot.quant import activation_range, quantize_multiplier, round_half_away, zero_point
 from tinyedge.errors import TinyedgeError
+from tinyedge.ops.cstructs import LIMITS
+from tinyedge.ops.fixedpoint import (
+    INT32_MAX, INT32_MIN, logistic, multiply_by_quantized_multiplier, rdbypot, tanh, wrap32,
+)
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
 INT8_MIN, INT8_MAX = -128, 127
-INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
-MAX_DIMS = 6  # TE_NL_MAX_DIMS in te_nonlinear.h
+MAX_DIMS = LIMITS["TE_NL_MAX_DIMS"]
 
 SOFTMAX_SCALED_DIFF_INTEGER_BITS = 5
 LOGISTIC_TANH_INPUT_INTEGER_BITS = 4
@@ -63,135 +66,18 @@ def frexp_multiplier(real: float) -> tuple[int, int]:
     """The frexp-based multiplier of LOGISTIC/TANH Prepare, cast to int32 as the C++ does (no renormalising)."""
     significand, shift = math.frexp(real)
     multiplier = round_half_away(significand * (1 << 31))
-    return _wrap32(multiplier), shift
-
-
-# ---------------------------------------------------------------------------------------------
-# gemmlowp's scalar int32 fixed point (fixedpoint.h) and TFLM's MultiplyByQuantizedMultiplier
-
-def _wrap32(x: int) -> int:
-    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
-
-
-def _trunc_div(a: int, b: int) -> int:
-    q = abs(a) // b
-    return q if a >= 0 else -q
-
-
-def _srdhm(a: int, b: int) -> int:
-    """SaturatingRoundingDoublingHighMul."""
-    if a == b == INT32_MIN:
-        return INT32_MAX
-    ab = a * b
-    nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
-    return _trunc_div(ab + nudge, 1 << 31)
-
-
-def _rdbypot(x: int, exponent: int) -> int:
-    """RoundingDivideByPOT."""
-    mask = (1 << exponent) - 1
-    remainder = x & mask
-    threshold = (mask >> 1) + (1 if x < 0 else 0)
-    return (x >> exponent) + (1 if remainder > threshold else 0)
-
-
-def _sat_shl(x: int, exponent: int) -> int:
-    """SaturatingRoundingMultiplyByPOT with a positive exponent."""
-    threshold = (1 << (31 - exponent)) - 1
-    if x > threshold:
-        return INT32_MAX
-    if x < -threshold:
-        return INT32_MIN
-    return x << exponent
-
-
-def _rescale(x: int, src_integer_bits: int, dst_integer_bits: int) -> int:
-    exponent = src_integer_bits - dst_integer_bits
-    if exponent > 0:
-        return _sat_shl(x, exponent)
-    if exponent < 0:
-        return _rdbypot(x, -exponent)
-    return x
-
-
-def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int:
-    left, right = max(shift, 0), max(-shift, 0)
-    return _rdbypot(_srdhm(_wrap32(x << left), multiplier), right)
-
-
-def _exp_on_interval_between_negative_one_quarter_and_0_excl(a: int) -> int:
-    constant_term, constant_1_over_3 = 1895147668, 715827883
-    x = _wrap32(a + (1 << 28))
-    x2 = _srdhm(x, x)
-    x3 = _srdhm(x2, x)
-    x4 = _srdhm(x2, x2)
-    x4_over_4 = _rdbypot(x4, 2)
-    poly = _rdbypot(_wrap32(_srdhm(_wrap32(x4_over_4 + x3), constant_1_over_3) + x2), 1)
-    return _wrap32(constant_term + _srdhm(constant_term, _wrap32(x + poly)))
-
-
-_EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
-               (2, 39332535), (3, 720401), (4, 242))
-
-
-def _exp_on_negative_values(a: int, integer_bits: int) -> int:
-    fractional_bits = 31 - integer_bits
-    one_quarter = 1 << (fractional_bits - 2)
-    a_mod_quarter_minus_one_quarter = _wrap32((a & (one_quarter - 1)) - one_quarter)
-    result = _exp_on_interval_between_negative_one_quarter_and_0_excl(
-        _rescale(a_mod_quarter_minus_one_quarter, integer_bits, 0))
-    remainder = _wrap32(a_mod_quarter_minus_one_quarter - a)
-    for exponent, multiplier in _EXP_BARREL:
-        if integer_bits > exponent and remainder & (1 << (fractional_bits + exponent)):
-            result = _srdhm(result, multiplier)
-    if integer_bits > 5 and a < -(1 << (36 - integer_bits)):
-        result = 0
-    return INT32_MAX if a == 0 else result
-
-
-def _newton_reciprocal_q2(a: int) -> int:
-    """The shared Newton-Raphson part of one_over_one_plus_x / one_minus_x_over_one_plus_x, in Q2.29."""
-    half_denominator = _trunc_div(a + INT32_MAX + (1 if a + INT32_MAX >= 0 else -1), 2)  # RoundingHalfSum(a, One)
-    x = _wrap32(1515870810 + _srdhm(half_denominator, -1010580540))
-    for _ in range(3):
-        one_minus = _wrap32((1 << 29) - _srdhm(half_denominator, x))
-        x = _wrap32(x + _rescale(_srdhm(x, one_minus), 4, 2))
-    return x
-
-
-def _one_over_one_plus_x_for_x_in_0_1(a: int) -> int:
-    return _rescale(_newton_reciprocal_q2(a), 1, 0)
-
-
-def _one_minus_x_over_one_plus_x_for_x_in_0_1(a: int) -> int:
-    return _rescale(_wrap32(_newton_reciprocal_q2(a) - (1 << 29)), 2, 0)
-
-
-def _logistic(a: int, integer_bits: int) -> int:
-    abs_input = a if a > 0 else _wrap32(-a)
-    if_positive = _one_over_one_plus_x_for_x_in_0_1(_exp_on_negative_values(_wrap32(-abs_input), integer_bits))
-    if a == 0:
-        return 1 << 30
-    return if_positive if a > 0 else _wrap32(INT32_MAX - if_positive)
-
-
-def _tanh(a: int, integer_bits: int) -> int:
-    n = a if a < 0 else _wrap32(-a)
-    t = _one_minus_x_over_one_plus_x_for_x_in_0_1(_exp_on_negative_values(n, integer_bits + 1))
-    if a == 0:
-        return 0
-    return _wrap32(-t) if a < 0 else t
+    return wrap32(multiplier), shift
 
 
 def logistic_table(input_scale: float, input_zero_point: int) -> list[int]:
     """reference_integer_ops::Logistic (int8) for every input byte -128..127."""
-    return _q4_table(input_scale, input_zero_point, lambda q4: _logistic(q4, LOGISTIC_TANH_INPUT_INTEGER_BITS),
+    return _q4_table(input_scale, input_zero_point, lambda q4: logistic(q4, LOGISTIC_TANH_INPUT_INTEGER_BITS),
                      output_shift=31 - 8, output_offset=-128)
 
 
 def tanh_table(input_scale: float, input_zero_point: int) -> list[int]:
     """reference_integer_ops::Tanh (int8) for every input byte -128..127."""
-    return _q4_table(input_scale, input_zero_point, lambda q4: _tanh(q4, LOGISTIC_TANH_INPUT_INTEGER_BITS),
+    return _q4_table(input_scale, input_zero_point, lambda q4: tanh(q4, LOGISTIC_TANH_INPUT_INTEGER_BITS),
                      output_shift=31 - 7, output_offset=0)
 
 
@@ -208,7 +94,7 @@ def _q4_table(input_scale: float, input_zero_point: int, function, output_shift:
             table.append(INT8_MAX)
         else:
             q4 = multiply_by_quantized_multiplier(value, multiplier, left_shift)
-            out = _rdbypot(function(q4), output_shift) + output_offset
+            out = rdbypot(function(q4), output_shift) + output_offset
             table.append(min(max(out, INT8_MIN), INT8_MAX))
     return table
 
@@ -344,7 +230,7 @@ def mean_multiplier(input_scale: float, output_scale: float, count: int) -> tupl
     multiplier, shift = quantize_multiplier(input_scale / output_scale)
     if count > 0:
         fold = min(count.bit_length() - 1, 32, 31 + shift)
-        multiplier = _wrap32((multiplier << fold) // count)
+        multiplier = wrap32((multiplier << fold) // count)
         shift -= fold
     return multiplier, shift
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyedge.aot import nonlinear, recurrent
+from tinyedge.aot import nonlinear, opdata, recurrent
 from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, op_prefix, require, table, uses_dsp
-from tinyedge.aot.quant import (
-    activation_range, per_channel_multipliers, per_tensor_fc_multiplier, same_or_valid_padding,
-)
+from tinyedge.aot.quant import activation_range, per_channel_multipliers, same_or_valid_padding
 from tinyedge.errors import TinyedgeError
+from tinyedge.ops import registry
+from tinyedge.ops.conv import (
+    accumulator_bounds, bias_values, fc_multipliers, fits_int32, fold_bias, has_bias, window,
+)
+from tinyedge.ops.cstructs import LIMITS, REQUANT_FLAGS
 from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel, refuse_custom_ops
 
 # Ops whose output is the input's bytes under another shape: no code, one buffer.
@@ -23,7 +26,8 @@ def _requant_tables(prefix: str, multipliers: list[tuple[int, int]], input_offse
     """te_requant_t and its tables. `bounded` (te_kernels.h's TE_REQUANT_BOUNDED) says every
     accumulator of the op, shifted left by its channel's left shift, stays below 2^30 in magnitude."""
     act_min, act_max = activation_range(activation, output_t)
-    per_channel = int(len(multipliers) > 1) | (2 if bounded else 0)
+    per_channel = ((REQUANT_FLAGS["TE_REQUANT_PER_CHANNEL"] if len(multipliers) > 1 else 0)
+                   | (REQUANT_FLAGS["TE_REQUANT_BOUNDED"] if bounded else 0))
     return [
         table("int32_t", f"{prefix}mult", [m for m, _ in multipliers]),
         table("int8_t", f"{prefix}shift", [s for _, s in multipliers]),
@@ -32,24 +36,15 @@ def _requant_tables(prefix: str, multipliers: list[tuple[int, int]], input_offse
     ]
 
 
-INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
-
-
 def accumulators_bounded(model: TfliteModel, op: Operator, rows: np.ndarray | None,
                          multipliers: list[tuple[int, int]]) -> bool:
     """Every accumulator of the op (bias, possibly with the input offset folded in, plus weights
-    times inputs with their offset: at most 255 each) times 2^left of its channel is below 2^30.
+    times inputs with their offset: at most 255 + 128 each) times 2^left of its channel is below 2^30.
     `rows` are the weights per output channel."""
-    if rows is None:
+    if rows is None or (has_bias(op) and model.tensors[op.inputs[2]].data is None):
         return False
-    weights = np.abs(rows.astype(np.int64)).sum(axis=1)
-    bias_t = model.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
-    if bias_t is not None and bias_t.data is None:
-        return False
-    bias = np.abs(np.asarray(bias_t.data, dtype=np.int64)) if bias_t is not None else 0
-    bound = bias + (255 + 128) * weights
-    lefts = np.array([max(shift, 0) for _, shift in multipliers], dtype=np.int64)
-    return bool(np.all(bound * (1 << lefts) < (1 << 30)))
+    bias = bias_values(model, op, rows.shape[0]) if has_bias(op) else 0
+    return bool(np.all(accumulator_bounds(rows, bias, 255 + 128, multipliers) < (1 << 30)))
 
 
 def _folded_bias(model: TfliteModel, op: Operator, input_offset: int) -> np.ndarray | None:
@@ -58,26 +53,13 @@ def _folded_bias(model: TfliteModel, op: Operator, input_offset: int) -> np.ndar
     Exact (integer arithmetic) whenever every tap of every window reads a real input, i.e. for
     FULLY_CONNECTED and for convolutions whose windows never touch padding. None when not applicable.
     """
-    if len(op.inputs) < 3 or op.inputs[2] < 0:
+    if not has_bias(op):
         return None
     bias, weights = model.tensors[op.inputs[2]].data, model.tensors[op.inputs[1]].data
     if bias is None or weights is None or input_offset == 0:
         return None
-    sums = weights.reshape(weights.shape[0], -1).astype(np.int64).sum(axis=1)
-    folded = bias.astype(np.int64) + input_offset * sums
-    if folded.min() < INT32_MIN or folded.max() > INT32_MAX:
-        return None
-    return folded
-
-
-def _windows_inside(in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, options, dil_h: int, dil_w: int) -> bool:
-    """True when no convolution window reaches into padding (all taps are real inputs)."""
-    _, in_h, in_w, _ = in_t.shape
-    _, out_h, out_w, _ = out_t.shape
-    s_h, s_w = int(options.strideH), int(options.strideW)
-    if same_or_valid_padding(in_h, k_h, s_h, dil_h, out_h) or same_or_valid_padding(in_w, k_w, s_w, dil_w, out_w):
-        return False
-    return (out_h - 1) * s_h + dil_h * (k_h - 1) < in_h and (out_w - 1) * s_w + dil_w * (k_w - 1) < in_w
+    folded = fold_bias(bias, weights, input_offset)
+    return folded if fits_int32(folded) else None
 
 
 def _bias_and_offset(model: TfliteModel, op: Operator, ptr: PointerOf, in_t: Tensor, prefix: str,
@@ -92,18 +74,13 @@ def _bias_and_offset(model: TfliteModel, op: Operator, ptr: PointerOf, in_t: Ten
 
 def _window(op: Operator, in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, options, dil_h: int = 1,
             dil_w: int = 1) -> Table:
-    _, in_h, in_w, in_c = in_t.shape
-    _, out_h, out_w, out_c = out_t.shape
-    s_h, s_w = int(options.strideH), int(options.strideW)
-    pad_h = same_or_valid_padding(in_h, k_h, s_h, dil_h, out_h)
-    pad_w = same_or_valid_padding(in_w, k_w, s_w, dil_w, out_w)
+    geometry = window(in_t, out_t, k_h, k_w, options, dil_h, dil_w)
     require(PADDINGS.get(options.padding) in ("SAME", "VALID"), op, "has padding other than SAME/VALID")
-    fields = (in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, s_h, s_w, dil_h, dil_w, pad_h, pad_w)
-    return Table("te_window_t", f"{op_prefix(op)}win", tuple(int(f) for f in fields), struct=True)
+    return Table("te_window_t", f"{op_prefix(op)}win", geometry.values(), struct=True)
 
 
 def _bias(op: Operator, ptr: PointerOf) -> str:
-    return ptr(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else "0"
+    return ptr(op.inputs[2]) if has_bias(op) else "0"
 
 
 def _int8_tensors(model: TfliteModel, op: Operator) -> list[Tensor]:
@@ -119,7 +96,7 @@ def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     require(filter_t.shape[3] == in_t.shape[3], op, "is grouped")
     prefix, o = op_prefix(op), op.options
     k_h, k_w, dil_h, dil_w = filter_t.shape[1], filter_t.shape[2], int(o.dilationHFactor), int(o.dilationWFactor)
-    inside = _windows_inside(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
+    inside = window(in_t, out_t, k_h, k_w, o, dil_h, dil_w).inside
     bias_tables, bias, input_offset = _bias_and_offset(model, op, ptr, in_t, prefix, inside)
     tables = [_window(op, in_t, out_t, k_h, k_w, o, dil_h, dil_w), *bias_tables]
     multipliers = per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3])
@@ -139,8 +116,8 @@ def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     return Lowered(tables, call, inplace_ok=bool(inplace_kernel))
 
 
-DSP_MAX_K_H = 16          # te_dsp.c's TE_DSP_MAX_K_H
-DSP_MAX_TAP_PAIRS = 16    # te_dsp.c's TE_DSP_MAX_TAP_PAIRS
+DSP_MAX_K_H = LIMITS["TE_DSP_MAX_K_H"]
+DSP_MAX_TAP_PAIRS = LIMITS["TE_DSP_MAX_TAP_PAIRS"]
 # Depthwise planes up to this size are widened whole (lines computed whole); larger ones a ring of rows.
 DSP_DEPTHWISE_PLANE_BYTES = 1024
 # Convolutions whose two im2col columns would take more scratch than this run one pixel at a time.
@@ -273,12 +250,6 @@ def _dsp_depthwise_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, tabl
     return Lowered(tables, f"te_dsp_depthwise_conv2d({args});", inplace_ok=inplace_ok, scratch_bytes=rows_bytes)
 
 
-def _fc_multipliers(in_t: Tensor, filter_t: Tensor, out_t: Tensor) -> list[tuple[int, int]]:
-    if filter_t.per_channel:
-        return per_channel_multipliers(in_t, filter_t, out_t, filter_t.shape[0])
-    return [per_tensor_fc_multiplier(in_t, filter_t, out_t)]
-
-
 def streamed_fc(model: TfliteModel, op: Operator) -> Operator | None:
     """The FULLY_CONNECTED that a CONV_2D or single-channel DEPTHWISE_CONV_2D `op` feeds on DSP targets,
     when it is that output's only reader (batch 1, constant int8 weights): te_dsp_conv2d_fc then
@@ -313,7 +284,7 @@ def _dsp_conv2d_fc(model: TfliteModel, op: Operator, fc: Operator, ptr: PointerO
     prefix, fc_prefix = op_prefix(op), op_prefix(fc)
     fc_in, fc_out = model.tensors[fc.inputs[0]], model.tensors[fc.outputs[0]]
     fc_filter = model.tensors[fc.inputs[1]]
-    tables = tables + _requant_tables(fc_prefix, _fc_multipliers(fc_in, fc_filter, fc_out), -int(fc_in.zero_point[0]),
+    tables = tables + _requant_tables(fc_prefix, fc_multipliers(fc_in, fc_filter, fc_out), -int(fc_in.zero_point[0]),
                                       fc_out, fc.activation)
     col_bytes = _align4((5 if in_t.shape[3] % 4 else 4) * _align4(k_h * k_w * in_t.shape[3]))
     depth = fc_filter.shape[0]
@@ -333,7 +304,7 @@ def lower_fully_connected(model: TfliteModel, op: Operator, ptr: PointerOf) -> L
     producer = _producer(model, op.inputs[0])
     if uses_dsp(ptr) and producer is not None and streamed_fc(model, producer) is op:
         return Lowered([], f"/* computed by op {producer.index}'s te_dsp_conv2d_fc */")
-    multipliers = _fc_multipliers(in_t, filter_t, out_t)
+    multipliers = fc_multipliers(in_t, filter_t, out_t)
     prefix = op_prefix(op)
     bias_tables, bias, input_offset = _bias_and_offset(model, op, ptr, in_t, prefix, foldable=True)
     rows = None if filter_t.data is None else np.asarray(filter_t.data).reshape(out_depth, -1)
@@ -442,7 +413,8 @@ CORE_LOWERINGS: dict[str, Lowering] = {
 
 
 # Every op the AOT compiler lowers, by family: the kernels of te_kernels.c (and te_dsp.c), of
-# te_nonlinear.c and of te_recurrent.c.
+# te_nonlinear.c and of te_recurrent.c. tinyedge.ops.registry says the same per op (its family, C files,
+# DSP kernel and which other runtimes run it); a test keeps the two in step.
 LOWERINGS_BY_FAMILY: dict[str, dict[str, Lowering]] = {
     "core": CORE_LOWERINGS,
     "nonlinear": nonlinear.LOWERINGS,
@@ -451,16 +423,17 @@ LOWERINGS_BY_FAMILY: dict[str, dict[str, Lowering]] = {
 
 
 def lowerings() -> dict[str, Lowering]:
-    return {op: lower for family in LOWERINGS_BY_FAMILY.values() for op, lower in family.items()}
+    """Every op's lowering: the families' above and the op modules' (tinyedge/ops/*.py) prepare steps."""
+    modules = {name: opdata.lowering(module.prepare) for name, module in registry.PREPARED.items()}
+    return {**modules, **{op: lower for family in LOWERINGS_BY_FAMILY.values() for op, lower in family.items()}}
 
 
 def supported_ops() -> list[str]:
-    return sorted(lowerings())
+    return registry.aot_ops()
 
 
 def unsupported_ops(model: TfliteModel) -> list[str]:
-    available = lowerings()
-    return sorted({op.opcode for op in model.operators} - set(available))
+    return sorted({op.opcode for op in model.operators} - set(registry.OPS))
 
 
 def check_supported(model: TfliteModel) -> None:

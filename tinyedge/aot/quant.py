@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from tinyedge.errors import TinyedgeError
+from tinyedge.ops.fixedpoint import multiply_by_quantized_multiplier  # noqa: F401  (the tests' model of the C)
 from tinyedge.tflite_model import Tensor
 
 INT8_MIN, INT8_MAX = -128, 127
@@ -83,24 +84,3 @@ def same_or_valid_padding(in_size: int, filter_size: int, stride: int, dilation:
     effective = (filter_size - 1) * dilation + 1
     total = (out_size - 1) * stride + effective - in_size
     return max(total, 0) // 2
-
-
-def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int:
-    """Python model of the C kernel's requantization, for tests of the arithmetic itself."""
-    left, right = max(shift, 0), max(-shift, 0)
-    a = ((x << left) + 2**31) % 2**32 - 2**31
-    if a == multiplier == -2**31:
-        high = 2**31 - 1
-    else:
-        ab = a * multiplier
-        nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
-        high = _trunc_div(ab + nudge, 2**31)
-    mask = (1 << right) - 1
-    remainder = high & mask
-    threshold = (mask >> 1) + (1 if high < 0 else 0)
-    return (high >> right) + (1 if remainder > threshold else 0)
-
-
-def _trunc_div(a: int, b: int) -> int:
-    q = abs(a) // b
-    return q if a >= 0 else -q

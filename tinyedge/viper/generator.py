@@ -8,27 +8,31 @@ Weights become `bytes`, per-op tables packed int32 `bytes`, the arena one `bytea
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
 from tinyedge import __version__
 from tinyedge.aot.compiler import compile_model
 from tinyedge.aot.nonlinear import (
-    _exp_on_negative_values, _srdhm, _wrap32, add_parameters, broadcast_geometry, logistic_table,
-    softmax_parameters, tanh_table,
+    add_parameters, broadcast_geometry, logistic_table, mean_geometry, mean_multiplier, mul_parameters, softmax_parameters,
+    tanh_table,
 )
-from tinyedge.aot.quant import activation_range, per_channel_multipliers, per_tensor_fc_multiplier, same_or_valid_padding
+from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier
 from tinyedge.errors import TinyedgeError
-from tinyedge.protocol import PROTOCOL_VERSION, DeviceInfo, TensorInfo, encode_info
+from tinyedge.ops.conv import accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
+from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
+from tinyedge.ops.opdata import GatherData, LutData
+from tinyedge.ops.registry import PREPARED, viper_ops, viper_refusal
+from tinyedge.protocol import DeviceInfo, PROTOCOL_VERSION, TensorInfo, encode_info
 from tinyedge.templating import hash_comment
 from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel
 from tinyedge.viper.kernels import KERNEL_MODULE
 
 MODEL_MODULE = "te_model"
-SUPPORTED_OPS = ("ADD", "AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "LOGISTIC",
-                 "MAX_POOL_2D", "RESHAPE", "SOFTMAX", "SQUEEZE", "TANH")
 INT32_LIMIT = 1 << 31
 SOFTMAX_MAX_DEPTH = 511   # above this the sum of exps can need a right shift past 31 (TFLM asserts)
 DTYPE_NAMES = {"INT8": "int8", "UINT8": "uint8", "INT16": "int16", "INT32": "int32", "FLOAT32": "float32"}
@@ -51,7 +55,7 @@ class ViperProgram:
 
 
 def unsupported_ops(model: TfliteModel) -> list[str]:
-    return sorted({op.opcode for op in model.operators} - set(SUPPORTED_OPS))
+    return sorted({op.opcode for op in model.operators} - set(viper_ops()))
 
 
 def check_supported(model: TfliteModel) -> None:
@@ -59,8 +63,9 @@ def check_supported(model: TfliteModel) -> None:
     if missing:
         name = model.path.name if model.path else "the model"
         verb = "is" if len(missing) == 1 else "are"
+        reasons = "; ".join(f"{op}: {viper_refusal(op)}" for op in missing)
         raise TinyedgeError(f"{name} uses {', '.join(missing)}, which {verb} not supported by the viper runtime "
-                            f"(it runs {', '.join(SUPPORTED_OPS)}): use a C board with `--runtime aot` or "
+                            f"({reasons}; it runs {', '.join(viper_ops())}): use a C board with `--runtime aot` or "
                             "`--runtime tflm` for this model.")
     for t in model.input_tensors + model.output_tensors:
         if t.type_name != "INT8":
@@ -110,9 +115,7 @@ def _check_accumulator(op: Operator, weights: np.ndarray, bias: np.ndarray, inpu
     """Refuse a layer whose accumulator (or its left-shifted value) could leave int32 on a 32-bit MCU.
     `offset_binary`: the kernel also sums x_u * w_u (both 0..255) and subtracts 128 * sum(x_u)."""
     rows = weights.astype(np.int64).reshape(weights.shape[0], -1)
-    bound = np.abs(rows).sum(axis=1) * input_span + np.abs(bias.astype(np.int64))
-    shifts = np.array([max(s, 0) for _, s in multipliers] * (len(bound) if len(multipliers) == 1 else 1))
-    worst = int((bound << shifts).max())
+    worst = int(accumulator_bounds(rows, bias, input_span, multipliers).max())
     if offset_binary:
         taps = rows.shape[1]
         worst = max(worst, int((rows + 128).sum(axis=1).max()) * 255,
@@ -121,16 +124,9 @@ def _check_accumulator(op: Operator, weights: np.ndarray, bias: np.ndarray, inpu
         raise _refuse(op, f"could accumulate {worst:,}, beyond int32")
 
 
-def _bias_for(model: TfliteModel, op: Operator, channels: int) -> np.ndarray:
-    if len(op.inputs) > 2 and op.inputs[2] >= 0:
-        return np.asarray(model.tensors[op.inputs[2]].data, dtype=np.int64).reshape(-1)
-    return np.zeros(channels, dtype=np.int64)
-
-
 def _folded(op: Operator, bias: np.ndarray, weights: np.ndarray, input_offset: int) -> np.ndarray:
     """bias + (off - 128) * sum(w) per output channel: what the offset-binary kernels add at the end."""
-    sums = weights.astype(np.int64).reshape(weights.shape[0], -1).sum(axis=1)
-    folded = bias + (input_offset - 128) * sums
+    folded = fold_bias(bias, weights, input_offset - 128)
     if np.abs(folded).max(initial=0) >= INT32_LIMIT:
         raise _refuse(op, "has a bias that leaves int32 once the input offset is folded in")
     return folded
@@ -139,14 +135,6 @@ def _folded(op: Operator, bias: np.ndarray, weights: np.ndarray, input_offset: i
 def offset_binary(weights: np.ndarray) -> bytes:
     """int8 weights stored as w + 128 (0..255), so the kernels multiply plain byte loads."""
     return (np.asarray(weights, dtype=np.int8).view(np.uint8) ^ 0x80).tobytes()
-
-
-def _window(in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, o, dil_h: int = 1, dil_w: int = 1) -> list[int]:
-    _, in_h, in_w, in_c = in_t.shape
-    _, out_h, out_w, out_c = out_t.shape
-    s_h, s_w = int(o.strideH), int(o.strideW)
-    return [in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, s_h, s_w, dil_h, dil_w,
-            same_or_valid_padding(in_h, k_h, s_h, dil_h, out_h), same_or_valid_padding(in_w, k_w, s_w, dil_w, out_w)]
 
 
 def _require_4d(op: Operator, model: TfliteModel) -> tuple[Tensor, Tensor]:
@@ -167,11 +155,11 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
     k_h, k_w, dil_h, dil_w = filter_t.shape[1], filter_t.shape[2], int(o.dilationHFactor), int(o.dilationWFactor)
     out_c = out_t.shape[3]
     multipliers = per_channel_multipliers(in_t, filter_t, out_t, out_c)
-    bias = _bias_for(model, op, out_c)
+    bias = bias_values(model, op, out_c)
     input_offset = -int(in_t.zero_point[0])
     per_channel_weights = weights.reshape(-1, out_c).T if depthwise else weights
-    window = _window(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
-    pointwise = (k_h, k_w, window[8], window[9], window[12], window[13]) == (1, 1, 1, 1, 0, 0)
+    geometry = window(in_t, out_t, k_h, k_w, o, dil_h, dil_w)
+    pointwise = (k_h, k_w, geometry.stride_h, geometry.stride_w, geometry.pad_h, geometry.pad_w) == (1, 1, 1, 1, 0, 0)
     if not depthwise and pointwise and filter_t.shape[3] == in_t.shape[3] and out_t.shape[1:3] == in_t.shape[1:3]:
         _emit_dense(e, op, weights.reshape(out_c, -1), multipliers, in_t.shape[1] * in_t.shape[2])
         return
@@ -187,7 +175,7 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
     if not depthwise and filter_t.shape[3] != in_t.shape[3]:
         raise _refuse(op, "is a grouped convolution")
     act_min, act_max = activation_range(op.activation, out_t)
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *window, k, int(out_t.zero_point[0]), act_min, act_max,
+    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *geometry.values(), k, int(out_t.zero_point[0]), act_min, act_max,
               int(len(multipliers) > 1)]
     if depthwise and depth_multiplier != 1:
         params.append(depth_multiplier)
@@ -211,12 +199,8 @@ def _emit_fully_connected(e: _Emitter, op: Operator) -> None:
     filter_t = model.tensors[op.inputs[1]]
     if filter_t.type_name != "INT8" or len(filter_t.shape) != 2 or filter_t.data is None:
         raise _refuse(op, "has no constant 2-D int8 weights")
-    n_out, depth = filter_t.shape
-    if filter_t.per_channel:
-        multipliers = per_channel_multipliers(in_t, filter_t, out_t, n_out)
-    else:
-        multipliers = [per_tensor_fc_multiplier(in_t, filter_t, out_t)]
-    _emit_dense(e, op, np.asarray(filter_t.data, dtype=np.int8), multipliers, in_t.size // depth)
+    depth = filter_t.shape[1]
+    _emit_dense(e, op, np.asarray(filter_t.data, dtype=np.int8), fc_multipliers(in_t, filter_t, out_t), in_t.size // depth)
 
 
 def _emit_dense(e: _Emitter, op: Operator, weights: np.ndarray, multipliers: list[tuple[int, int]],
@@ -227,7 +211,7 @@ def _emit_dense(e: _Emitter, op: Operator, weights: np.ndarray, multipliers: lis
     in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
     n_out, depth = weights.shape
     input_offset = -int(in_t.zero_point[0])
-    bias = _bias_for(model, op, n_out)
+    bias = bias_values(model, op, n_out)
     _check_accumulator(op, weights, bias, 128 + abs(input_offset), multipliers)
     bias = _folded(op, bias, weights, input_offset)
     _check_accumulator(op, weights, bias, 128 + abs(input_offset), multipliers, offset_binary=True)
@@ -246,15 +230,22 @@ def _emit_pool(e: _Emitter, op: Operator, kernel: str) -> None:
     in_t, out_t = _require_4d(op, e.model)
     o = op.options
     act_min, act_max = activation_range(op.activation, out_t)
-    window = _window(in_t, out_t, int(o.filterHeight), int(o.filterWidth), o)
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *window, 0, act_min, act_max]
+    geometry = window(in_t, out_t, int(o.filterHeight), int(o.filterWidth), o)
+    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *geometry.values(), 0, act_min, act_max]
     e.calls.append(f"k.{kernel}(A, {e.const(f'P{op.index}', i32_bytes(params))})")
 
 
-def _emit_add(e: _Emitter, op: Operator) -> None:
-    model = e.model
-    a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
-    tensors = [model.tensors[i] for i in (a, b, dst)]
+def _source(e: _Emitter, op: Operator, index: int) -> tuple[str, int]:
+    """(buffer, byte offset) of an operand: the arena, or a constant's own bytes."""
+    t = e.model.tensors[index]
+    if t.is_constant:
+        return e.const(f"X{op.index}_{index}", np.asarray(t.data, dtype=np.int8).tobytes()), 0
+    return "A", e.at(index)
+
+
+def _binary_operands(e: _Emitter, op: Operator) -> tuple[list[tuple[str, int]], list[int]]:
+    """ADD's and MUL's operands and their broadcast walk padded to 4 dims: sizes, then each operand's strides."""
+    tensors = [e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])]
     if any(t.type_name != "INT8" for t in tensors):
         raise _refuse(op, "is not int8")
     geometry = broadcast_geometry(*(t.shape for t in tensors))
@@ -262,23 +253,134 @@ def _emit_add(e: _Emitter, op: Operator) -> None:
     if ndim > 4:
         raise _refuse(op, "broadcasts over more than 4 dimensions")
     pad = 4 - ndim
-    sizes = [1] * pad + geometry[1:1 + ndim]
-    a_strides = [0] * pad + geometry[1 + ndim:1 + 2 * ndim]
-    b_strides = [0] * pad + geometry[1 + 2 * ndim:1 + 3 * ndim]
-    (a_off, a_mult, a_shift, b_off, b_mult, b_shift, left, o_mult, o_shift, o_zp, act_min,
-     act_max) = add_parameters(*tensors, op.activation)
-    sources = []
-    for index in (a, b):
-        t = model.tensors[index]
-        if t.is_constant:
-            sources.append((e.const(f"X{op.index}_{index}", np.asarray(t.data, dtype=np.int8).tobytes()), 0))
-        else:
-            sources.append(("A", e.at(index)))
-    params = [sources[0][1], sources[1][1], e.at(dst), *sizes, *a_strides, *b_strides,
-              a_off, a_mult >> 16, a_mult & 0xFFFF, a_shift, b_off, b_mult >> 16, b_mult & 0xFFFF, b_shift, left,
-              o_mult >> 16, o_mult & 0xFFFF, o_shift, o_zp, act_min, act_max]
+    walk = ([1] * pad + geometry[1:1 + ndim] + [0] * pad + geometry[1 + ndim:1 + 2 * ndim]
+            + [0] * pad + geometry[1 + 2 * ndim:1 + 3 * ndim])
+    return [_source(e, op, op.inputs[0]), _source(e, op, op.inputs[1])], walk
+
+
+def _split(multiplier: int) -> list[int]:
+    """A Q31 multiplier as the kernels' (high, low) 16-bit halves."""
+    return [multiplier >> 16, multiplier & 0xFFFF]
+
+
+def _emit_add(e: _Emitter, op: Operator, kernel: str = "add", rescaling: Sequence[int] = ()) -> None:
+    """ADD, or SUB (kernel "sub") with its prepared rescalings (te_add_params_t's fields)."""
+    sources, walk = _binary_operands(e, op)
+    (a_off, a_mult, a_shift, b_off, b_mult, b_shift, left, o_mult, o_shift, o_zp, act_min, act_max) = rescaling or \
+        add_parameters(*(e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])), op.activation)
+    params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk,
+              a_off, *_split(a_mult), a_shift, b_off, *_split(b_mult), b_shift, left,
+              *_split(o_mult), o_shift, o_zp, act_min, act_max]
     p = e.const(f"P{op.index}", i32_bytes(params))
-    e.calls.append(f"k.add(A, {sources[0][0]}, {sources[1][0]}, {p})")
+    e.calls.append(f"k.{kernel}(A, {sources[0][0]}, {sources[1][0]}, {p})")
+
+
+def _emit_prepared(e: _Emitter, op: Operator) -> None:
+    """An op module's OpData (tinyedge.ops.opdata), as viper calls."""
+    data = PREPARED[op.opcode].prepare(e.model, op)
+    if isinstance(data, LutData):
+        _emit_table(e, op, list(data.table))
+    elif isinstance(data, GatherData):
+        params = [e.at(op.inputs[0]) + data.in_offset, e.at(op.outputs[0]), *data.out_dims, *data.in_strides]
+        e.calls.append(f"k.transpose(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+    elif data.kernel == "sub_s8":
+        _emit_add(e, op, "sub", data.params)
+    else:
+        sources, walk = _binary_operands(e, op)
+        params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk, data.flag]
+        e.calls.append(f"k.maxmin(A, {sources[0][0]}, {sources[1][0]}, {e.const(f'P{op.index}', i32_bytes(params))})")
+
+
+def _check_shifted(op: Operator, magnitude: int, shift: int) -> None:
+    """Refuse an op whose largest value, shifted left by its multiplier's exponent, could leave int32."""
+    if magnitude << max(shift, 0) >= INT32_LIMIT:
+        raise _refuse(op, f"could reach {magnitude << max(shift, 0):,} before its rescaling, beyond int32")
+
+
+def _emit_mul(e: _Emitter, op: Operator) -> None:
+    sources, walk = _binary_operands(e, op)
+    a_off, b_off, multiplier, shift, o_zp, act_min, act_max = mul_parameters(
+        *(e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])), op.activation)
+    _check_shifted(op, (128 + abs(a_off)) * (128 + abs(b_off)), shift)
+    params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk, a_off, b_off, *_split(multiplier), shift,
+              o_zp, act_min, act_max]
+    e.calls.append(f"k.mul(A, {sources[0][0]}, {sources[1][0]}, {e.const(f'P{op.index}', i32_bytes(params))})")
+
+
+def _emit_concatenation(e: _Emitter, op: Operator) -> None:
+    """One block copy per input, as the AOT's te_copy_blocks."""
+    out_t = e.model.tensors[op.outputs[0]]
+    if op.activation != "NONE":
+        raise _refuse(op, "has a fused activation")
+    axis = int(op.options.axis) % len(out_t.shape)
+    outer, row = math.prod(out_t.shape[:axis]), math.prod(out_t.shape[axis:])
+    dst, column, calls = e.at(op.outputs[0]), 0, []
+    for index in op.inputs:
+        block = math.prod(e.model.tensors[index].shape[axis:])
+        buffer, offset = _source(e, op, index)
+        p = e.const(f"P{op.index}_{index}", i32_bytes([dst + column, offset, outer, block, row]))
+        calls.append(f"k.copy_blocks(A, {buffer}, {p})")
+        column += block
+    e.calls.append("; ".join(calls))
+
+
+def _emit_mean(e: _Emitter, op: Operator) -> None:
+    inp, out, axes = (e.model.tensors[i] for i in (op.inputs[0], op.outputs[0], op.inputs[1]))
+    if axes.data is None:
+        raise _refuse(op, "takes its axes at run time")
+    geometry = mean_geometry(inp.shape, [int(a) for a in np.asarray(axes.data).reshape(-1)])
+    if len(geometry.kept_sizes) > 3 or len(geometry.reduced_sizes) > 3:
+        raise _refuse(op, "keeps or reduces more than 3 separate dimensions")
+    multiplier, shift = mean_multiplier(float(np.float32(inp.scale[0])), float(np.float32(out.scale[0])), geometry.count)
+    _check_shifted(op, 256 * geometry.count, shift)
+    kept, reduced = 3 - len(geometry.kept_sizes), 3 - len(geometry.reduced_sizes)
+    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *[1] * kept, *geometry.kept_sizes, *[0] * kept,
+              *geometry.kept_strides, *[1] * reduced, *geometry.reduced_sizes, *[0] * reduced, *geometry.reduced_strides,
+              int(inp.zero_point[0]) * geometry.count, *_split(multiplier), shift, int(out.zero_point[0])]
+    e.calls.append(f"k.mean(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+
+
+def _emit_pad(e: _Emitter, op: Operator) -> None:
+    in_t, out_t = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    paddings = e.model.tensors[op.inputs[1]].data
+    if paddings is None or len(in_t.shape) > 4:
+        raise _refuse(op, "has computed paddings or more than 4 dimensions")
+    lead = 4 - len(in_t.shape)
+    before = [0] * lead + [int(p[0]) for p in np.asarray(paddings).reshape(-1, 2)]
+    value = int(out_t.zero_point[0])
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        constant = e.model.tensors[op.inputs[2]].data
+        if constant is None:
+            raise _refuse(op, "has a computed pad value")
+        value = int(np.asarray(constant).ravel()[0])
+    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *[1] * lead, *in_t.shape, *[1] * lead, *out_t.shape, *before,
+              value]
+    e.calls.append(f"k.pad(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+
+
+def _emit_transpose(e: _Emitter, op: Operator) -> None:
+    in_t, out_t = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    perm = e.model.tensors[op.inputs[1]].data
+    if perm is None or len(in_t.shape) > 4:
+        raise _refuse(op, "has a computed permutation or more than 4 dimensions")
+    rank, lead = len(in_t.shape), 4 - len(in_t.shape)
+    axes = [int(p) % rank for p in np.asarray(perm).ravel()]
+    in_strides = [math.prod(in_t.shape[k + 1:]) for k in range(rank)]
+    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *[1] * lead, *(int(in_t.shape[p]) for p in axes),
+              *[0] * lead, *(in_strides[p] for p in axes)]
+    if [int(in_t.shape[p]) for p in axes] != [int(d) for d in out_t.shape]:
+        raise _refuse(op, "has an output shape that is not its permuted input")
+    e.calls.append(f"k.transpose(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+
+
+def _emit_quantize(e: _Emitter, op: Operator) -> None:
+    """QUANTIZE int8 -> int8 (a requantization); other types never reach here (`at` refuses them)."""
+    inp, out = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    src, dst = e.at(op.inputs[0]), e.at(op.outputs[0])
+    multiplier, shift = quantize_multiplier(float(np.float32(inp.scale[0])) / float(np.float32(out.scale[0])))
+    _check_shifted(op, 256, shift)
+    params = [src, dst, inp.size, int(inp.zero_point[0]), *_split(multiplier), shift, int(out.zero_point[0])]
+    e.calls.append(f"k.requantize(A, {e.const(f'P{op.index}', i32_bytes(params))})")
 
 
 def softmax_exp_table(multiplier: int, left_shift: int, diff_min: int) -> list[int]:
@@ -289,8 +391,8 @@ def softmax_exp_table(multiplier: int, left_shift: int, diff_min: int) -> list[i
         if diff < diff_min:
             table.append(0)
             continue
-        scaled = _srdhm(_wrap32(diff << left_shift), multiplier)
-        table.append(_exp_on_negative_values(scaled, 5))
+        scaled = srdhm(wrap32(diff << left_shift), multiplier)
+        table.append(exp_on_negative_values(scaled, 5))
     return table
 
 
@@ -322,8 +424,10 @@ def _emit(e: _Emitter, op: Operator) -> None:
         _emit_fully_connected(e, op)
     elif code in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
         _emit_pool(e, op, "average_pool" if code == "AVERAGE_POOL_2D" else "max_pool")
-    elif code == "ADD":
-        _emit_add(e, op)
+    elif code in SIMPLE_EMITTERS:
+        SIMPLE_EMITTERS[code](e, op)
+    elif code in PREPARED:
+        _emit_prepared(e, op)
     elif code == "SOFTMAX":
         _emit_softmax(e, op)
     elif code in ("LOGISTIC", "TANH"):
@@ -336,6 +440,10 @@ def _emit(e: _Emitter, op: Operator) -> None:
         e.at(op.inputs[0])   # shares its input's bytes; a constant input is refused there
     if code not in ("RESHAPE", "SQUEEZE"):
         e.calls[-1] += f"  # {op.index}: {code}"
+
+
+SIMPLE_EMITTERS = {"ADD": _emit_add, "MUL": _emit_mul, "CONCATENATION": _emit_concatenation, "MEAN": _emit_mean,
+                   "PAD": _emit_pad, "PADV2": _emit_pad, "TRANSPOSE": _emit_transpose, "QUANTIZE": _emit_quantize}
 
 
 def tensor_infos(tensors: list[Tensor]) -> list[TensorInfo]:

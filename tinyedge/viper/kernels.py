@@ -302,9 +302,10 @@ def _pool(name: str, average: bool) -> list[str]:
     return lines
 
 
-def _add() -> list[str]:
-    """ADD with broadcasting over up to 4 merged dims: X and Y are the arena or a constant's bytes."""
-    lines = ["@micropython.viper", "def add(A: ptr8, X: ptr8, Y: ptr8, P: ptr8):"]
+def _add(name: str = "add", combine: str = "+") -> list[str]:
+    """ADD (SUB: `combine` "-") with broadcasting over up to 4 merged dims: X and Y are the arena or a
+    constant's bytes."""
+    lines = ["@micropython.viper", f"def {name}(A: ptr8, X: ptr8, Y: ptr8, P: ptr8):"]
     lines += _params("xa ya dst n0 n1 n2 n3 xs0 xs1 xs2 xs3 ys0 ys1 ys2 ys3 "
                      "aoff amh aml ash boff bmh bml bsh lsh omh oml osh ozp lo hi")
     lines += ["    d = dst",
@@ -319,7 +320,7 @@ def _add() -> list[str]:
     indent = " " * 20
     lines += requant_lines("r1", "amh", "aml", "ash", indent)
     lines += requant_lines("r2", "bmh", "bml", "bsh", indent)
-    lines += [f"{indent}acc = r1 + r2"]
+    lines += [f"{indent}acc = r1 {combine} r2"]
     lines += requant_lines("acc", "omh", "oml", "osh", indent)
     lines += _store("acc", "d", indent)
     lines += [f"{indent}d += 1", f"{indent}xi += xs3", f"{indent}yi += ys3"]
@@ -375,6 +376,130 @@ def _softmax() -> list[str]:
     return lines
 
 
+def _maxmin() -> list[str]:
+    """MAXIMUM (mx 1) or MINIMUM (mx 0) of the raw values, with broadcasting as `add`."""
+    return ["@micropython.viper", "def maxmin(A: ptr8, X: ptr8, Y: ptr8, P: ptr8):",
+            *_params("xa ya dst n0 n1 n2 n3 xs0 xs1 xs2 xs3 ys0 ys1 ys2 ys3 mx"),
+            *_code("""
+                d = dst
+                for i0 in range(n0):
+                    for i1 in range(n1):
+                        for i2 in range(n2):
+                            xi = xa + i0 * xs0 + i1 * xs1 + i2 * xs2
+                            yi = ya + i0 * ys0 + i1 * ys1 + i2 * ys2
+                            for i3 in range(n3):
+                                x = (X[xi] ^ 128) - 128
+                                y = (Y[yi] ^ 128) - 128
+                                if mx == 1:
+                                    if y > x:
+                                        x = y
+                                elif y < x:
+                                    x = y
+                                A[d] = x
+                                d += 1
+                                xi += xs3
+                                yi += ys3
+                """, 4)]
+
+
+def _copy_blocks() -> list[str]:
+    """CONCATENATION, one input at a time: `outer` blocks of `block` bytes from X (the arena or a
+    constant's bytes) into the arena, `stride` bytes apart."""
+    return ["@micropython.viper", "def copy_blocks(A: ptr8, X: ptr8, P: ptr8):", *_params("dst src outer block stride"),
+            *_code("""
+                for o in range(outer):
+                    d = dst + o * stride
+                    x = src + o * block
+                    for i in range(block):
+                        A[d + i] = X[x + i]
+                """, 4)]
+
+
+def _mean() -> list[str]:
+    """MEAN (QuantizedMeanOrSum) over up to 3 reduced dims for each of up to 3 kept dims (merged and
+    padded with size-1 dims by the generator); izc is the input zero point times the count."""
+    lines = ["@micropython.viper", "def mean(A: ptr8, P: ptr8):",
+             *_params("src dst k0 k1 k2 ks0 ks1 ks2 r0 r1 r2 rs0 rs1 rs2 izc mh ml sh ozp"),
+             *_code("""
+                lo = -128
+                hi = 127
+                d = dst
+                for a in range(k0):
+                    for b in range(k1):
+                        for c in range(k2):
+                            base = src + a * ks0 + b * ks1 + c * ks2
+                            acc = 0
+                            for x in range(r0):
+                                for y in range(r1):
+                                    for z in range(r2):
+                                        acc += (A[base + x * rs0 + y * rs1 + z * rs2] ^ 128) - 128
+                            acc -= izc
+                """, 4)]
+    indent = " " * 16
+    return lines + requant_lines("acc", "mh", "ml", "sh", indent) + _store("acc", "d", indent) + [f"{indent}d += 1"]
+
+
+def _mul() -> list[str]:
+    """MUL (MulElementwise) with broadcasting over up to 4 merged dims, as `add`."""
+    lines = ["@micropython.viper", "def mul(A: ptr8, X: ptr8, Y: ptr8, P: ptr8):"]
+    lines += _params("xa ya dst n0 n1 n2 n3 xs0 xs1 xs2 xs3 ys0 ys1 ys2 ys3 aoff boff mh ml sh ozp lo hi")
+    lines += _code("""
+        d = dst
+        for i0 in range(n0):
+            for i1 in range(n1):
+                for i2 in range(n2):
+                    xi = xa + i0 * xs0 + i1 * xs1 + i2 * xs2
+                    yi = ya + i0 * ys0 + i1 * ys1 + i2 * ys2
+                    for i3 in range(n3):
+                        acc = (((X[xi] ^ 128) - 128) + aoff) * (((Y[yi] ^ 128) - 128) + boff)
+        """, 4)
+    indent = " " * 20
+    lines += requant_lines("acc", "mh", "ml", "sh", indent) + _store("acc", "d", indent)
+    return lines + [f"{indent}d += 1", f"{indent}xi += xs3", f"{indent}yi += ys3"]
+
+
+def _pad() -> list[str]:
+    """PAD / PADV2 in 4-D: the output filled with the pad value, then each input row copied in."""
+    return ["@micropython.viper", "def pad(A: ptr8, P: ptr8):",
+            *_params("src dst i0 i1 i2 i3 o0 o1 o2 o3 b0 b1 b2 b3 value"),
+            *_code("""
+                v = value & 255
+                for i in range(o0 * o1 * o2 * o3):
+                    A[dst + i] = v
+                for a in range(i0):
+                    for b in range(i1):
+                        for c in range(i2):
+                            x = src + ((a * i1 + b) * i2 + c) * i3
+                            d = dst + (((a + b0) * o1 + b + b1) * o2 + c + b2) * o3 + b3
+                            for e in range(i3):
+                                A[d + e] = A[x + e]
+                """, 4)]
+
+
+def _transpose() -> list[str]:
+    """TRANSPOSE in 4-D: the output walked in order, the input with its strides permuted."""
+    return ["@micropython.viper", "def transpose(A: ptr8, P: ptr8):",
+            *_params("src dst o0 o1 o2 o3 s0 s1 s2 s3"),
+            *_code("""
+                d = dst
+                for a in range(o0):
+                    for b in range(o1):
+                        for c in range(o2):
+                            x = src + a * s0 + b * s1 + c * s2
+                            for e in range(o3):
+                                A[d] = A[x + e * s3]
+                                d += 1
+                """, 4)]
+
+
+def _requantize() -> list[str]:
+    """QUANTIZE int8 -> int8 (reference_ops::Requantize)."""
+    lines = ["@micropython.viper", "def requantize(A: ptr8, P: ptr8):", *_params("src dst n izp mh ml sh ozp"),
+             "    lo = -128", "    hi = 127", "    for i in range(n):",
+             "        acc = ((A[src + i] ^ 128) - 128) - izp"]
+    return lines + requant_lines("acc", "mh", "ml", "sh", " " * 8) + _store("acc", "dst + i", " " * 8)
+
+
 RECIPROCAL = '''
 _I32_MAX = 2147483647
 
@@ -419,6 +544,7 @@ def kernel_source() -> str:
     parts = ['"""Generated by tinyedge: the viper kernels of the model (TFLM reference arithmetic). Do not edit."""',
              "import micropython", RECIPROCAL.strip("\n")]
     for lines in (_fully_connected(), _conv2d(), _depthwise_conv2d(), _depthwise_multiplier(), _pool("average_pool", True),
-                  _pool("max_pool", False), _add(), _lut(), _softmax()):
+                  _pool("max_pool", False), _add(), _lut(), _softmax(), _copy_blocks(), _mean(), _mul(), _pad(),
+                  _transpose(), _requantize(), _add("sub", "-"), _maxmin()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"

@@ -522,8 +522,6 @@ static void te_dsp_conv_pixels(int8_t *out0, int8_t *out1, const int16_t *col, c
   te_dsp_conv_pixels_any(out0, out1, col, filter, bias, groups, out_c, q, clamp, 0);
 }
 
-#define TE_DSP_MAX_K_H 16
-
 static void te_dsp_rows(const int8_t **rows, const int8_t *in, te_dim oy, const te_window_t *w) {
   const int32_t row_bytes = (int32_t)w->in_w * w->in_c;
   const int16_t iy0 = (int16_t)(oy * w->stride_h - w->pad_h);
@@ -655,8 +653,6 @@ void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int32_t *filter, co
     memcpy(data + (int32_t)oy * row_bytes, row_out, (size_t)row_bytes);
   }
 }
-
-#define TE_DSP_MAX_TAP_PAIRS 16
 
 /* Virtual row `vr` (input row vr - pad_h) of channel c, widened with the offset and zero-padded. */
 static void te_dsp_depthwise_row(int16_t *dst, int32_t row_len, const int8_t *in, int16_t vr, te_dim c,

@@ -2,6 +2,8 @@
  * reference/integer_ops), bit for bit. See te_kernels.h. */
 #include "te_kernels.h"
 
+#include "te_fixedpoint.h"
+
 #include <string.h>
 
 #ifdef __AVR__
@@ -9,30 +11,6 @@
 #else
 #define TE_LOAD(dst, src, n) memcpy((dst), (src), (n))
 #endif
-
-/* gemmlowp's SaturatingRoundingDoublingHighMul; the division by 2^31 truncates toward zero. */
-static int32_t te_srdhm(int32_t a, int32_t b) {
-  int64_t ab;
-  if (a == INT32_MIN && b == INT32_MIN) {
-    return INT32_MAX;
-  }
-  ab = (int64_t)a * (int64_t)b;
-  if (ab >= 0) {
-    ab += (int64_t)1 << 30;
-  } else {
-    ab += (int64_t)1 - ((int64_t)1 << 30);
-    ab += ((int64_t)1 << 31) - 1;
-  }
-  return (int32_t)(ab >> 31);
-}
-
-/* gemmlowp's RoundingDivideByPOT: round half away from zero. */
-static int32_t te_rounding_divide_by_pot(int32_t x, int8_t exponent) {
-  const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u);
-  const int32_t remainder = x & mask;
-  const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-  return (x >> exponent) + (remainder > threshold ? 1 : 0);
-}
 
 int32_t te_mul_by_quantized_multiplier(int32_t x, int32_t multiplier, int8_t shift) {
   const int8_t left = shift > 0 ? shift : 0;

@@ -8,49 +8,18 @@
 
 #include <stdint.h>
 
+#include "te_params.h"
 #include "te_pgm.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef int16_t te_dim;
-
 /* TFLM's MultiplyByQuantizedMultiplier (double rounding: SaturatingRoundingDoublingHighMul then
  * RoundingDivideByPOT). `shift` > 0 shifts left. */
 int32_t te_mul_by_quantized_multiplier(int32_t x, int32_t multiplier, int8_t shift);
 
-/* The geometry shared by convolutions and pools (NHWC, batch 1). */
-typedef struct {
-  te_dim in_h, in_w, in_c;
-  te_dim out_h, out_w, out_c;
-  te_dim k_h, k_w;
-  int8_t stride_h, stride_w, dil_h, dil_w;
-  int8_t pad_h, pad_w;
-} te_window_t;
-
-/* Requantization of one op: per-channel tables (or one entry when bit 0 of `per_channel` is 0).
- * Bit 1 (TE_REQUANT_BOUNDED, set only for te_dsp.c's kernels) says every accumulator times 2^left
- * of its channel is below 2^30 in magnitude. */
-#define TE_REQUANT_PER_CHANNEL 1
-#define TE_REQUANT_BOUNDED 2
-typedef struct {
-  const int32_t *multiplier; /* TE_CONST */
-  const int8_t *shift;       /* TE_CONST */
-  uint8_t per_channel;
-  int16_t input_offset;      /* -input zero point */
-  int16_t output_offset;     /* output zero point */
-  int8_t act_min, act_max;
-} te_requant_t;
-
-/* ADD's rescalings (reference_integer_ops::AddFunc; te_nonlinear.c's te_add_s8, te_dsp.c's te_dsp_add_s8). */
-typedef struct {
-  int32_t a_offset, a_multiplier, a_shift;
-  int32_t b_offset, b_multiplier, b_shift;
-  int32_t left_shift;
-  int32_t out_multiplier, out_shift, out_offset;
-  int32_t act_min, act_max;
-} te_add_params_t;
+/* te_window_t, te_requant_t and te_add_params_t: te_params.h. */
 
 void te_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                const te_window_t *w, const te_requant_t *q);

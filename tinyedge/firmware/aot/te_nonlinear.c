@@ -1,9 +1,11 @@
 /* AOT kernels for the nonlinear and elementwise int8 ops, bit-exact with TFLM's reference kernels.
  *
- * The fixed-point helpers reproduce gemmlowp's scalar int32 code (fixedpoint.h) and TFLM's
- * double-rounding MultiplyByQuantizedMultiplier. Only fixed-width types are used, so the same
+ * The fixed-point helpers (te_fixedpoint.h and the few below) reproduce gemmlowp's scalar int32 code
+ * (fixedpoint.h) and TFLM's double-rounding MultiplyByQuantizedMultiplier. Only fixed-width types are used, so the same
  * arithmetic holds where int is 16 bits (AVR). */
 #include "te_nonlinear.h"
+
+#include "te_fixedpoint.h"
 
 #define TE_NL_I32_MIN ((int32_t)(-2147483647L - 1L))
 #define TE_NL_I32_MAX ((int32_t)2147483647L)
@@ -12,27 +14,6 @@
 
 static int32_t te_nl_clamp(int32_t x, int32_t lo, int32_t hi) {
   return x < lo ? lo : (x > hi ? hi : x);
-}
-
-/* gemmlowp::SaturatingRoundingDoublingHighMul (ARM VQRDMULH). */
-static int32_t te_nl_srdhm(int32_t a, int32_t b) {
-  int64_t ab;
-  int64_t nudged;
-  if (a == b && a == TE_NL_I32_MIN) {
-    return TE_NL_I32_MAX;
-  }
-  ab = (int64_t)a * (int64_t)b;
-  nudged = ab + (ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30)));
-  /* division by 2^31, truncating toward zero as C++ '/' does */
-  return (int32_t)(nudged >= 0 ? (nudged >> 31) : -((-nudged) >> 31));
-}
-
-/* gemmlowp::RoundingDivideByPOT: rounding arithmetic right shift, exponent in [0, 31]. */
-static int32_t te_nl_rdbypot(int32_t x, int32_t exponent) {
-  const int32_t mask = (int32_t)((((uint32_t)1) << exponent) - 1u);
-  const int32_t remainder = x & mask;
-  const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-  return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
 /* gemmlowp::SaturatingRoundingMultiplyByPOT with a positive exponent: saturating left shift. */
@@ -52,16 +33,9 @@ static int32_t te_nl_shl_wrap(int32_t x, int32_t left_shift) {
   return (int32_t)((uint32_t)x << left_shift);
 }
 
-/* TFLM MultiplyByQuantizedMultiplier (double rounding), shift < 0 means a right shift. */
-static int32_t te_nl_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
-  const int32_t left = shift > 0 ? shift : 0;
-  const int32_t right = shift > 0 ? 0 : -shift;
-  return te_nl_rdbypot(te_nl_srdhm(te_nl_shl_wrap(x, left), multiplier), right);
-}
-
 /* TFLM MultiplyByQuantizedMultiplierSmallerThanOneExp. */
 static int32_t te_nl_mbqm_lt1(int32_t x, int32_t multiplier, int32_t left_shift) {
-  return te_nl_rdbypot(te_nl_srdhm(x, multiplier), -left_shift);
+  return te_rounding_divide_by_pot(te_srdhm(x, multiplier), -left_shift);
 }
 
 /* gemmlowp::RoundingHalfSum for int32. */
@@ -88,12 +62,12 @@ static int32_t te_nl_exp_quarter(int32_t a) {
   const int32_t constant_term = (int32_t)1895147668L;   /* exp(-1/8) */
   const int32_t constant_1_over_3 = (int32_t)715827883L;
   const int32_t x = a + ((int32_t)1 << 28);
-  const int32_t x2 = te_nl_srdhm(x, x);
-  const int32_t x3 = te_nl_srdhm(x2, x);
-  const int32_t x4 = te_nl_srdhm(x2, x2);
-  const int32_t x4_over_4 = te_nl_rdbypot(x4, 2);
-  const int32_t poly = te_nl_rdbypot(te_nl_srdhm(x4_over_4 + x3, constant_1_over_3) + x2, 1);
-  return constant_term + te_nl_srdhm(constant_term, x + poly);
+  const int32_t x2 = te_srdhm(x, x);
+  const int32_t x3 = te_srdhm(x2, x);
+  const int32_t x4 = te_srdhm(x2, x2);
+  const int32_t x4_over_4 = te_rounding_divide_by_pot(x4, 2);
+  const int32_t poly = te_rounding_divide_by_pot(te_srdhm(x4_over_4 + x3, constant_1_over_3) + x2, 1);
+  return constant_term + te_srdhm(constant_term, x + poly);
 }
 
 /* gemmlowp::exp_on_negative_values for FixedPoint<int32_t, 5> (softmax's Q5.26), result Q0.31. */
@@ -111,7 +85,7 @@ static int32_t te_nl_exp_on_negative_q5(int32_t a) {
   for (k = 0; k < 7; k++) {
     /* exponents -2 .. +4: bit kFractionalBits + exponent of the remainder */
     if (remainder & ((int32_t)1 << (kFractionalBits - 2 + k))) {
-      result = te_nl_srdhm(result, TE_RD_S32(barrel + k));
+      result = te_srdhm(result, TE_RD_S32(barrel + k));
     }
   }
   return a == 0 ? TE_NL_I32_MAX : result;
@@ -121,12 +95,12 @@ static int32_t te_nl_exp_on_negative_q5(int32_t a) {
 static int32_t te_nl_one_over_one_plus_x(int32_t a) {
   const int32_t f2_one = (int32_t)1 << 29;
   const int32_t half_denominator = te_nl_rounding_half_sum(a, TE_NL_I32_MAX);
-  int32_t x = (int32_t)1515870810L + te_nl_srdhm(half_denominator, (int32_t)-1010580540L);
+  int32_t x = (int32_t)1515870810L + te_srdhm(half_denominator, (int32_t)-1010580540L);
   int32_t i;
   for (i = 0; i < 3; i++) {
-    const int32_t half_denominator_times_x = te_nl_srdhm(half_denominator, x);
+    const int32_t half_denominator_times_x = te_srdhm(half_denominator, x);
     const int32_t one_minus = f2_one - half_denominator_times_x;
-    x = x + te_nl_sat_shl(te_nl_srdhm(x, one_minus), 2);
+    x = x + te_nl_sat_shl(te_srdhm(x, one_minus), 2);
   }
   return te_nl_sat_shl(x, 1);
 }
@@ -161,9 +135,9 @@ static void te_nl_softmax(int8_t *out8, int16_t *out16, const int8_t *in, int32_
     for (c = 0; c < depth; c++) {
       const int32_t diff = (int32_t)x[c] - max_in_row;
       if (diff >= diff_min) {
-        const int32_t scaled = te_nl_srdhm(te_nl_shl_wrap(diff, input_left_shift), input_multiplier);
+        const int32_t scaled = te_srdhm(te_nl_shl_wrap(diff, input_left_shift), input_multiplier);
         /* wraps like TFLM's int32 sum would, should a huge depth ever overflow it */
-        sum_of_exps = (int32_t)((uint32_t)sum_of_exps + (uint32_t)te_nl_rdbypot(te_nl_exp_on_negative_q5(scaled), 12));
+        sum_of_exps = (int32_t)((uint32_t)sum_of_exps + (uint32_t)te_rounding_divide_by_pot(te_nl_exp_on_negative_q5(scaled), 12));
       }
     }
     /* GetReciprocal(sum_of_exps, 12, &num_bits_over_unit) */
@@ -175,9 +149,9 @@ static void te_nl_softmax(int8_t *out8, int16_t *out16, const int8_t *in, int32_
       const int32_t diff = (int32_t)x[c] - max_in_row;
       int32_t y = out_min;
       if (diff >= diff_min) {
-        const int32_t scaled = te_nl_srdhm(te_nl_shl_wrap(diff, input_left_shift), input_multiplier);
+        const int32_t scaled = te_srdhm(te_nl_shl_wrap(diff, input_left_shift), input_multiplier);
         const int32_t exp_in_0 = te_nl_exp_on_negative_q5(scaled);
-        const int32_t unsat = te_nl_rdbypot(te_nl_srdhm(shifted_scale, exp_in_0), exponent);
+        const int32_t unsat = te_rounding_divide_by_pot(te_srdhm(shifted_scale, exp_in_0), exponent);
         y = te_nl_clamp(unsat + out_min, out_min, out_max);
       }
       if (out8) {
@@ -248,7 +222,7 @@ void te_mean_s8(int8_t *out, const int8_t *in, const int32_t *geom, int32_t inpu
       sum += in[offset];
     } while (te_nl_step(red_index, red_sizes, red_strides, red_strides, &offset, &unused_red, n_red));
     sum -= input_zero_point * count;
-    out[o++] = (int8_t)te_nl_clamp(te_nl_mbqm(sum, multiplier, shift) + output_zero_point, -128, 127);
+    out[o++] = (int8_t)te_nl_clamp(te_mul_by_quantized_multiplier(sum, multiplier, shift) + output_zero_point, -128, 127);
   } while (te_nl_step(kept_index, kept_sizes, kept_strides, kept_strides, &base, &unused, n_kept));
 }
 
@@ -313,7 +287,7 @@ void te_mul_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geo
                const te_mul_params_t *params, uint8_t const_mask) {
   te_mul_params_t p;
   TE_NL_BROADCAST(p, params, geom, const_mask, a, b,
-    const int32_t raw = p.out_offset + te_nl_mbqm(a_val * b_val, p.out_multiplier, p.out_shift);
+    const int32_t raw = p.out_offset + te_mul_by_quantized_multiplier(a_val * b_val, p.out_multiplier, p.out_shift);
     out[i] = (int8_t)te_nl_clamp(raw, p.act_min, p.act_max););
 }
 
@@ -345,7 +319,7 @@ void te_requantize_s8(int8_t *out, const int8_t *in, int32_t count, int32_t inpu
                       int32_t multiplier, int32_t shift, int32_t output_zero_point) {
   int32_t i;
   for (i = 0; i < count; i++) {
-    const int32_t q = te_nl_mbqm((int32_t)in[i] - input_zero_point, multiplier, shift) + output_zero_point;
+    const int32_t q = te_mul_by_quantized_multiplier((int32_t)in[i] - input_zero_point, multiplier, shift) + output_zero_point;
     out[i] = (int8_t)te_nl_clamp(q, -128, 127);
   }
 }
@@ -361,7 +335,7 @@ void te_requantize_int(void *out, uint8_t out_bytes, const void *in, uint8_t in_
   int32_t i;
   for (i = 0; i < count; i++) {
     /* int32 arithmetic wraps as TFLM's does for int32 outputs */
-    const int32_t q = (int32_t)((uint32_t)te_nl_mbqm(te_nl_load(in, i, in_bytes) - input_zero_point, multiplier, shift)
+    const int32_t q = (int32_t)((uint32_t)te_mul_by_quantized_multiplier(te_nl_load(in, i, in_bytes) - input_zero_point, multiplier, shift)
                                 + (uint32_t)output_zero_point);
     const int32_t y = te_nl_clamp(q, lo, hi);
     if (out_bytes == 1) {
@@ -380,5 +354,28 @@ void te_dequantize_s8_f32(float *out, const int8_t *in, int32_t count, float sca
    * 9-bit integer fits a double, so one float multiply rounds to the same value. */
   for (i = 0; i < count; i++) {
     out[i] = scale * (float)((int32_t)in[i] - zero_point);
+  }
+}
+
+void te_sub_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
+               const te_add_params_t *params, uint8_t const_mask) {
+  te_add_params_t p;
+  TE_NL_BROADCAST(p, params, geom, const_mask, a, b,
+    const int32_t scaled_a = te_nl_mbqm_lt1(a_val * ((int32_t)1 << p.left_shift), p.a_multiplier, p.a_shift);
+    const int32_t scaled_b = te_nl_mbqm_lt1(b_val * ((int32_t)1 << p.left_shift), p.b_multiplier, p.b_shift);
+    const int32_t raw = te_nl_mbqm_lt1(scaled_a - scaled_b, p.out_multiplier, p.out_shift) + p.out_offset;
+    out[i] = (int8_t)te_nl_clamp(raw, p.act_min, p.act_max););
+}
+
+void te_maxmin_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom, uint8_t const_mask,
+                  uint8_t maximum) {
+  te_nl_walk w;
+  const int32_t total = te_nl_walk_begin(&w, geom);
+  const uint8_t a_const = const_mask & TE_NL_A_CONST, b_const = const_mask & TE_NL_B_CONST;
+  int32_t i;
+  for (i = 0; i < total; i++) {
+    const int8_t x = TE_NL_LOAD_S8(a + w.offset_a, a_const), y = TE_NL_LOAD_S8(b + w.offset_b, b_const);
+    out[i] = maximum ? (x > y ? x : y) : (x < y ? x : y);
+    te_nl_walk_next(&w);
   }
 }

@@ -1,5 +1,6 @@
-/* AOT kernels for the nonlinear and elementwise int8 ops: SOFTMAX, LOGISTIC, TANH, MEAN, ADD, MUL,
- * QUANTIZE and DEQUANTIZE, bit-exact with TFLM's reference kernels.
+/* AOT kernels for the nonlinear and elementwise int8 ops: SOFTMAX, LOGISTIC, TANH, MEAN, ADD, SUB, MUL,
+ * MAXIMUM, MINIMUM, QUANTIZE and DEQUANTIZE (and the lookup tables of RELU, RELU6, LEAKY_RELU),
+ * bit-exact with TFLM's reference kernels.
  *
  * Every multiplier, shift and table is computed at generation time by tinyedge/aot/nonlinear.py,
  * exactly as TFLM's Prepare functions compute them. Arrays marked "TE_CONST" below may live in
@@ -16,8 +17,7 @@
 extern "C" {
 #endif
 
-/* Most dimensions a broadcast (ADD, MUL) or reduction (MEAN) may have after merging. */
-#define TE_NL_MAX_DIMS 6
+/* TE_NL_MAX_DIMS (te_params.h): most dimensions a broadcast (ADD, MUL) or reduction (MEAN) may have after merging. */
 
 /* ADD/MUL operand that lives in TE_CONST memory (a constant tensor). */
 #define TE_NL_A_CONST 1u
@@ -52,16 +52,17 @@ void te_mean_s8(int8_t *out, const int8_t *in, const int32_t *geom, int32_t inpu
 void te_add_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
                const te_add_params_t *params, uint8_t const_mask);
 
-/* MUL's rescaling (reference_integer_ops::MulElementwise). */
-typedef struct {
-  int32_t a_offset, b_offset;
-  int32_t out_multiplier, out_shift, out_offset;
-  int32_t act_min, act_max;
-} te_mul_params_t;
-
-/* MUL, params TE_CONST. */
+/* MUL, params TE_CONST (te_mul_params_t: te_params.h). */
 void te_mul_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
                const te_mul_params_t *params, uint8_t const_mask);
+
+/* SUB (reference_integer_ops::SubElementwise): ADD's rescalings, the second input subtracted. */
+void te_sub_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
+               const te_add_params_t *params, uint8_t const_mask);
+
+/* MAXIMUM (maximum 1) or MINIMUM (0) of the raw values (reference_ops::MaximumMinimumBroadcastSlow). */
+void te_maxmin_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom, uint8_t const_mask,
+                  uint8_t maximum);
 
 /* QUANTIZE float32 -> int8 (reference_ops::AffineQuantize). */
 void te_quantize_f32_s8(int8_t *out, const float *in, int32_t count, float scale, int32_t zero_point);

@@ -2,23 +2,8 @@
 #include "te_recurrent.h"
 
 #include "te_dsp_insn.h"
+#include "te_fixedpoint.h"
 #include "te_kernels.h"
-
-/* te_mul_by_quantized_multiplier (te_kernels.c), inlined for the recurrent kernels' many calls:
- * SaturatingRoundingDoublingHighMul then RoundingDivideByPOT, the same arithmetic. The multipliers
- * come from QuantizeMultiplier of positive scales, never INT32_MIN, so its saturating case never occurs. */
-static inline int32_t te_rec_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
-  const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
-  const int32_t a = (int32_t)((uint32_t)x << left);
-  int64_t ab = (int64_t)a * multiplier;
-  int32_t high, mask, remainder, threshold;
-  ab += ab >= 0 ? ((int64_t)1 << 30) : ((int64_t)1 - ((int64_t)1 << 30)) + (((int64_t)1 << 31) - 1);
-  high = (int32_t)(ab >> 31);
-  mask = (int32_t)(((uint32_t)1 << right) - 1u);
-  remainder = high & mask;
-  threshold = (mask >> 1) + (high < 0 ? 1 : 0);
-  return (high >> right) + (remainder > threshold ? 1 : 0);
-}
 
 static int32_t te_clamp32(int32_t x, int32_t lo, int32_t hi) {
   return x < lo ? lo : (x > hi ? hi : x);
@@ -185,7 +170,7 @@ void te_svdf_s8(int8_t *out, const int8_t *in, int8_t *state, const int8_t *weig
     }
     for (k = 0; k < block; ++k, ++filter) {
       const int32_t dot = te_clamp32(
-          te_rec_mbqm(TE_RD_S32(folds + 2 * filter) + dots[k], multiplier_1, shift_1), -128, 127);
+          te_mbqm_positive(TE_RD_S32(folds + 2 * filter) + dots[k], multiplier_1, shift_1), -128, 127);
       if (filter % rank == 0) {
         acc = bias ? TE_RD_S32(bias + filter / rank) : 0;
       }
@@ -193,21 +178,21 @@ void te_svdf_s8(int8_t *out, const int8_t *in, int8_t *state, const int8_t *weig
            + te_svdf_shift_dot(state + filter * n_memory, (int8_t)(state_zp + dot), weights_time + filter * n_memory,
                                n_memory);
       if ((filter + 1) % rank == 0) {
-        out[filter / rank] = (int8_t)te_clamp32(te_rec_mbqm(acc, multiplier_2, shift_2) + output_zp, -128, 127);
+        out[filter / rank] = (int8_t)te_clamp32(te_mbqm_positive(acc, multiplier_2, shift_2) + output_zp, -128, 127);
       }
     }
   }
 }
 
 static int32_t te_mul16(int32_t a, int32_t b, int32_t multiplier, int32_t shift) {
-  return te_rec_mbqm(a * b, multiplier, shift);
+  return te_mbqm_positive(a * b, multiplier, shift);
 }
 
 /* One gate's pre-activation: its input and recurrent FC outputs, each requantized to int16, summed. */
 static inline int16_t te_lstm_gate(const int32_t *from_x, const int32_t *from_h, const int32_t *multiplier,
                                    const int32_t *shift, int32_t g) {
-  const int32_t from_input = te_clamp16(te_rec_mbqm(from_x[g], multiplier[g], shift[g]));
-  const int32_t from_hidden = te_clamp16(te_rec_mbqm(from_h[g], multiplier[4 + g], shift[4 + g]));
+  const int32_t from_input = te_clamp16(te_mbqm_positive(from_x[g], multiplier[g], shift[g]));
+  const int32_t from_hidden = te_clamp16(te_mbqm_positive(from_h[g], multiplier[4 + g], shift[4 + g]));
   return te_clamp16(from_input + from_hidden);
 }
 

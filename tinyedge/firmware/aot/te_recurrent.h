@@ -8,18 +8,14 @@
 
 #include <stdint.h>
 
+#include "te_params.h"
 #include "te_pgm.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* SVDF's geometry and rescalings (PrepareSvdf). */
-typedef struct {
-  int32_t n_input, n_filter, n_memory, rank;
-  int32_t input_zp, state_zp, output_zp;
-  int32_t multiplier_1, shift_1, multiplier_2, shift_2;
-} te_svdf_params_t;
+/* te_svdf_params_t, te_lstm_gate_t and te_lstm_params_t: te_params.h. */
 
 /* SVDF, int8 input, int8 weights and state (EvalIntegerSvdfReference<int8_t>), batch 1.
  * params: TE_CONST. bias (TE_CONST) may be 0. folds (TE_CONST), per filter: -input_zp * its feature weights' sum and
@@ -27,22 +23,6 @@ typedef struct {
  * state: n_filter rows of n_memory, updated in place. */
 void te_svdf_s8(int8_t *out, const int8_t *in, int8_t *state, const int8_t *weights_feature,
                 const int8_t *weights_time, const int32_t *bias, const int32_t *folds, const te_svdf_params_t *params);
-
-/* One gate's two FCs' rescalings: from the input and from the hidden state. */
-typedef struct {
-  int32_t input_multiplier, input_shift, recurrent_multiplier, recurrent_shift;
-} te_lstm_gate_t;
-
-/* UNIDIRECTIONAL_SEQUENCE_LSTM's geometry and rescalings (PrepareGateParametersInteger). */
-typedef struct {
-  int32_t steps, n_input, n_state;
-  int32_t input_offset, hidden_offset;   /* folded into the biases */
-  te_lstm_gate_t gate[4];                /* input, forget, cell, output */
-  int32_t forget_mul_multiplier, forget_mul_shift, input_mul_multiplier, input_mul_shift;
-  int32_t output_mul_multiplier, output_mul_shift, hidden_zero_point;
-  int32_t quantized_cell_clip;           /* 0: none */
-  int32_t cell_tanh_multiplier, cell_tanh_right_shift, cell_gate_is_sigmoid;
-} te_lstm_params_t;
 
 /* UNIDIRECTIONAL_SEQUENCE_LSTM, int8 activations and weights, int16 cell state, int32 biases
  * (EvalLstm<int8_t, int8_t, int16_t, int32_t>), batch 1, no peepholes, projection or layer norm.

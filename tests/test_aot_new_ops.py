@@ -1,0 +1,75 @@
+"""The ops added as one module each (tinyedge/ops/*.py): SUB, RELU, RELU6, LEAKY_RELU, HARD_SWISH, MAXIMUM, MINIMUM,
+STRIDED_SLICE and SLICE, compiled by the AOT runtime and run natively (portable and DSP paths) give the
+bytes tflite-micro's interpreter gives; a model with all of them deploys bit-exact on qemu-cortex-m4."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from aot_harness import NativeModel, assert_matches_reference
+from conftest import run_tinyedge
+from test_aot_nonlinear import Case, convert
+
+from tinyedge.ops.registry import runtime_ops
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def _leaky(alpha: float):
+    return lambda x: _tf().nn.leaky_relu(x, alpha=alpha)
+
+
+CASES: dict[str, tuple[str, Case]] = {
+    "sub_same_shape": ("SUB", Case(lambda x, y: x - y, [(3, 6), (3, 6)], [1.0, 4.0])),
+    "sub_broadcast": ("SUB", Case(lambda x, y: x - y, [(4, 1, 3), (1, 5, 3)], [(0.0, 2.0), (-3.0, 0.5)])),
+    "sub_const_relu": ("SUB", Case(lambda x: _tf().nn.relu(x - np.linspace(-1, 1, 6).astype(np.float32)), [(3, 6)], [1.0])),
+    "relu": ("RELU", Case(lambda x: _tf().nn.relu(_tf().reshape(x, (4, 5))), [(20,)], [(-1.0, 3.0)])),
+    "relu6": ("RELU6", Case(lambda x: _tf().nn.relu6(_tf().reshape(x, (4, 5))), [(20,)], [(-2.0, 9.0)])),
+    "leaky_relu": ("LEAKY_RELU", Case(_leaky(0.1), [(3, 7)], [(-4.0, 2.0)])),
+    "leaky_relu_wide_alpha": ("LEAKY_RELU", Case(_leaky(1.7), [(21,)], [3.0])),
+    "hard_swish": ("HARD_SWISH", Case(lambda x: x * _tf().nn.relu6(x + 3.0) / 6.0, [(4, 9)], [(-5.0, 5.0)])),
+    "hard_swish_narrow": ("HARD_SWISH", Case(lambda x: x * _tf().nn.relu6(x + 3.0) / 6.0, [(21,)], [0.5])),
+    "maximum": ("MAXIMUM", Case(lambda x, y: _tf().maximum(x, y), [(3, 6), (1, 6)], [1.0, 1.0])),
+    "minimum_const": ("MINIMUM", Case(lambda x: _tf().minimum(x, 0.25), [(12,)], [1.0])),
+    "strided_slice": ("STRIDED_SLICE", Case(lambda x: x[:, 1:6:2, ::-1, 1:], [(7, 5, 4)], [1.0])),
+    "strided_slice_shrink": ("STRIDED_SLICE", Case(lambda x: x[:, 2, -3:], [(5, 6)], [1.0])),
+    "slice": ("SLICE", Case(lambda x: _tf().slice(x, [0, 1, 2], [1, 3, -1]), [(4, 6)], [1.0])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])
+def test_new_ops_are_bit_exact_with_tflite_micro(name: str, dsp: bool, tmp_path):
+    opcode, case = CASES[name]
+    model = convert(case)
+    assert opcode in model.op_names() and opcode in runtime_ops("aot")
+    assert_matches_reference(model, NativeModel(model, tmp_path, dsp=dsp), samples=8)
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="needs qemu-system-arm and arm-none-eabi-gcc")
+def test_a_model_with_every_new_op_deploys_bit_exact_on_qemu_cortex_m4(tmp_path):
+    tf = _tf()
+
+    def every_new_op(x):
+        a, b = x[:, :, :4], x[:, :, 4:]
+        mixed = tf.maximum(a, b) - tf.minimum(a, 0.5)
+        gated = tf.nn.relu6(tf.nn.leaky_relu(mixed, alpha=0.2) * 3.0) + tf.nn.relu(tf.reverse(b, [1]) - 0.25)
+        return tf.slice(gated[:, 1::2, :], [0, 0, 1], [1, -1, 2])
+
+    model = convert(Case(every_new_op, [(6, 8)], [2.0]))
+    assert {"SUB", "MAXIMUM", "MINIMUM", "LEAKY_RELU", "RELU6", "STRIDED_SLICE", "SLICE"} <= set(model.op_names())
+    (tmp_path / "model.tflite").write_bytes(model.data)
+    np.save(tmp_path / "x.npy", np.random.default_rng(4).uniform(-2, 2, (6, 6, 8)).astype(np.float32))
+    result = run_tinyedge("deploy", tmp_path / "model.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",
+                          "-o", tmp_path / "out", "--data", tmp_path / "x.npy", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["runtime"], report["passed"], report["bit_exact"]) == ("aot", True, 1.0)

