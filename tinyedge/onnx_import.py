@@ -37,6 +37,8 @@ ONNX2TF_SAMPLES = 20
 # (which onnx2tf reads graphs with) knows.
 MIN_OPSET = 7
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# The exception a Python traceback ends with, e.g. "ValueError: An `initial_state` was passed ...".
+EXCEPTION_LINE = re.compile(r"^((?:\w+\.)*\w+(?:Error|Exception): .+)$", re.MULTILINE)
 
 
 def is_onnx(path: str | Path) -> bool:
@@ -173,7 +175,9 @@ def conversion_failure(log: str) -> str:
     nodes = re.findall(r"onnx_op_type:\s*(\S+)\s+onnx_op_name:\s*(\S+)", text)
     if nodes:
         op, name = nodes[-1]
-        return f"it failed at the ONNX op {op} (node {name}); replace that op in the model before exporting it."
+        errors = EXCEPTION_LINE.findall(text)
+        cause = f" with {errors[-1].strip().split('. ')[0].rstrip('.')}" if errors else ""
+        return f"it failed at the ONNX op {op} (node {name}){cause}; replace that op in the model before exporting it."
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return (lines[-1][:200] if lines else "no output") + "; check that the model runs in ONNX Runtime."
 
