@@ -251,7 +251,6 @@ def flashed(plan: DeployPlan, port: str | None, report: StepReporter, notes: Ste
             on_built: BuildFigures | None = None) -> Iterator[DeployResult]:
     """Run every stage up to a flashed board; yield while the board (or its emulator) is live."""
 
-    plan.out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     tflite = ensure_int8(plan, report)
     project_dir = plan.out_dir / "firmware"
