@@ -98,3 +98,38 @@ def free_length(path: Path) -> Path:
     nodes = [helper.make_node("Relu", ["x"], ["y"])]
     return _save(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, "length"])],
                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, "length"])], [], path, "free")
+
+
+def with_external_data(model_path: Path, location: str) -> Path:
+    """Store the model's weights outside the .onnx, as torch.onnx.export does, under the file name given."""
+    import onnx
+
+    model = onnx.load(str(model_path))
+    onnx.save_model(model, str(model_path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=location, size_threshold=0)
+    return model_path
+
+
+def point_external_data_at(model_path: Path, location: str) -> Path:
+    """Rewrite where the model says its external weights lie (the weights themselves stay put)."""
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = location
+    onnx.save(model, str(model_path))
+    return model_path
+
+
+def with_opset(model_path: Path, opset: int) -> Path:
+    """The same graph declared at another opset (its ops read the same at the opsets the tests use)."""
+    import onnx
+
+    model = onnx.load(str(model_path))
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            entry.version = opset
+    onnx.save(model, str(model_path))
+    return model_path

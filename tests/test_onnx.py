@@ -186,3 +186,72 @@ def test_deploying_an_onnx_model_names_onnxruntime_as_the_float_reference_of_its
     assert "vs float (ONNX Runtime)" in deployed.stdout
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["float_reference"] == "ONNX Runtime" and report["bit_exact"] == 1.0
+
+
+# ---------------------------------------------------------------- ONNX as PyTorch writes it: external data, opsets
+
+
+def folder_state(folder: Path) -> dict[str, str]:
+    return {p.name: sha256(p) for p in folder.iterdir() if p.is_file()}
+
+
+@pytest.mark.slow
+def test_a_model_whose_weights_lie_in_an_external_file_deploys_on_the_host_board(tmp_path):
+    """As torch.onnx.export writes it: the graph in one file, the weights in another next to it (here
+    with spaces in both names); deploy reads both from the model's folder and changes neither."""
+    exported = tmp_path / "exported"
+    exported.mkdir()
+    model = onnx_models.with_external_data(onnx_models.mlp(exported / "my mlp.onnx"), "my mlp weights.bin")
+    assert (exported / "my mlp weights.bin").stat().st_size > 500
+    cal = np.random.default_rng(4).uniform(-1, 1, (40, 10)).astype(np.float32)
+    np.save(tmp_path / "cal.npy", cal)
+    before = folder_state(exported)
+    result = run_tinyedge("deploy", model, "--board", "host", "--runtime", "aot", "--calibration", tmp_path / "cal.npy",
+                          "-o", tmp_path / "out", "--json", tmp_path / "report.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["passed"] and report["bit_exact"] == 1.0 and report["samples"] == 40
+    assert folder_state(exported) == before, "the user's model and weights are read, never written"
+    calibrated = cal[:32]   # the 8 others are held out for the accuracy figures, and may fall outside its ranges
+    assert_int8_within_2_lsb_rmse_of_onnxruntime(tmp_path / "out" / "my mlp_int8.tflite", model, calibrated, calibrated)
+
+
+@pytest.fixture
+def external_mlp(tmp_path) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    np.save(tmp_path / "cal.npy", np.zeros((8, 10), np.float32))
+    return onnx_models.with_external_data(onnx_models.mlp(folder / "mlp.onnx"), "mlp.onnx.data")
+
+
+def quantize_refused(model: Path, tmp_path: Path, *fragments: str) -> None:
+    before = folder_state(model.parent)
+    result = run_tinyedge("quantize", model, "--calibration", tmp_path / "cal.npy", "-o", tmp_path / "out" / "o.tflite")
+    assert_one_sentence_error(result, *fragments)
+    assert not (tmp_path / "out").exists(), "nothing is written"
+    assert folder_state(model.parent) == before
+
+
+def test_a_missing_external_data_file_is_refused_in_one_sentence(external_mlp, tmp_path):
+    (external_mlp.parent / "mlp.onnx.data").unlink()
+    quantize_refused(external_mlp, tmp_path, "mlp.onnx stores tensor", "in 'mlp.onnx.data', which is missing",
+                     "copy that file next to the model")
+
+
+@pytest.mark.parametrize("where", ["../weights.bin", "absolute"])
+def test_external_data_outside_the_models_folder_is_refused_even_when_it_exists(external_mlp, tmp_path, where):
+    outside = tmp_path / "weights.bin"
+    (external_mlp.parent / "mlp.onnx.data").rename(outside)
+    location = str(outside) if where == "absolute" else where
+    onnx_models.point_external_data_at(external_mlp, location)
+    quantize_refused(external_mlp, tmp_path, f"in {location!r}, outside the model's folder",
+                     "save the model with its external data next to it")
+
+
+@pytest.mark.parametrize("opset", [5, 99])
+def test_an_opset_onnx2tf_cannot_read_is_refused_in_one_sentence(tmp_path, opset):
+    (tmp_path / "model").mkdir()
+    np.save(tmp_path / "cal.npy", np.zeros((8, 10), np.float32))
+    model = onnx_models.with_opset(onnx_models.mlp(tmp_path / "model" / "mlp.onnx"), opset)
+    quantize_refused(model, tmp_path, f"mlp.onnx uses ONNX opset {opset}, which onnx2tf cannot read",
+                     "opset_version=18")

@@ -89,3 +89,26 @@ def check_samples(data: np.ndarray, input_shape: tuple[int, ...], what: str, sou
         f"the {what} data in {source} has samples of shape {tuple(data.shape[1:])}, but the model "
         f"expects {sample_shape}: give an array of shape (N, {', '.join(map(str, sample_shape))})."
     )
+
+
+def check_input_arrays(inputs: list[tuple[str, tuple[int, ...]]], arrays: list[np.ndarray],
+                       flag: str = "--data") -> list[str]:
+    """One array per model input (name, shape), in order, each of the same number of samples of that
+    input's shape (with or without its batch axis of 1); returns the flag naming each array."""
+    names = ", ".join(name for name, _ in inputs)
+    if len(arrays) != len(inputs):
+        raise TinyedgeError(f"the model takes {len(inputs)} input(s) ({names}) but {len(arrays)} {flag} array(s) were "
+                            f"given: give one {flag} per input in that order, or one .npz keyed by input name.")
+    flags = [flag if len(inputs) == 1 else f"{flag} #{i + 1} ({name})" for i, (name, _) in enumerate(inputs)]
+    for (name, shape), array, source in zip(inputs, arrays, flags):
+        check_numeric_samples(array, "validation", source)
+        sample_shape = tuple(shape[1:])
+        if tuple(array.shape[1:]) not in (sample_shape, tuple(shape)):
+            raise TinyedgeError(
+                f"{source} samples have shape {tuple(array.shape[1:])}, but the model expects {sample_shape} for its "
+                f"input {name}: give an array of shape (N, {', '.join(map(str, sample_shape))}).")
+    counts = [len(array) for array in arrays]
+    if len(set(counts)) > 1:
+        raise TinyedgeError(f"the {flag} arrays hold {', '.join(map(str, counts))} samples: give the same number of "
+                            "samples for every input.")
+    return flags

@@ -470,7 +470,7 @@ def show_budget(project: Project, result: BuildResult) -> None:
 def validate(
     port: Optional[str] = typer.Option(None, "--port", help="Serial port: a path, socket://host:port or rfc2217://host:port."),
     model: Path = typer.Option(..., "--model", help="The .tflite the board runs."),
-    data: Path = typer.Option(..., "--data", help="Inputs .npy, float (quantized with the model's input scale) or int8."),
+    data: list[Path] = typer.Option(..., "--data", help="Inputs .npy, float (quantized with the model's input scale) or int8: one --data per input in order, or one .npz keyed by input name."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Class labels for accuracy."),
     float_model: Optional[Path] = typer.Option(None, "--float-model", help="The float Keras/SavedModel, for its accuracy."),
     tolerance_lsb: int = typer.Option(0, "--tolerance-lsb", help="Allowed |Δ| per output, for optimized kernels (ESP-NN, CMSIS-NN)."),
@@ -505,7 +505,7 @@ def deploy(
     model: Path = typer.Argument(..., help="A .tflite, or a float Keras .keras/.h5 / SavedModel / .onnx (then give --calibration)."),
     board: str = typer.Option(DEFAULT_BOARD, "--board", help="Board id from `tinyedge boards`."),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Calibration inputs .npy, to quantize a float model."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Validation inputs .npy (default: the calibration data)."),
+    data: Optional[list[Path]] = typer.Option(None, "--data", help="Validation inputs .npy, one --data per input in order, or one .npz keyed by input name (default: the calibration data)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Class labels for the validation inputs."),
     runtime: Optional[str] = shared_option("--runtime"),
     port: Optional[str] = typer.Option(None, "--port", help="Serial port (default: found by USB id, or the board's emulator)."),
@@ -526,9 +526,9 @@ def deploy(
     """Quantize, emit, generate, build, flash and validate, in one command."""
     from tinyedge.deploy import DeployPlan, deployed  # NumPy
 
-    if data is None and calibration is None:
+    if not data and calibration is None:
         raise TinyedgeError("deploy validates on the board: give --data X.npy (or --calibration, which is used when --data is absent).")
-    plan = DeployPlan(model, board, out_dir, calibration, data, labels, runtime, port, tflm_dir, arena_kb, fit_arena,
+    plan = DeployPlan(model, board, out_dir, calibration, data or None, labels, runtime, port, tflm_dir, arena_kb, fit_arena,
                       firmware, icount=icount or None, tolerance_lsb=tolerance_lsb, json=json_out, junit=junit_out,
                       plot=plot, timeout=timeout, place=place, coordinator=coordinator)
     started = time.monotonic()

@@ -27,7 +27,8 @@ from tinyedge.protocol import Device
 from tinyedge.quantize import input_layout_note, load_array, quantize_model
 from tinyedge.tflite_model import TFLITE_IDENTIFIER, load_tflite
 from tinyedge.tflm_tree import fit_arena
-from tinyedge.validate import ReportFiles, ValidationRun, infer_timeout_for, validate_and_report
+from tinyedge.validate import (ReportFiles, ValidationRun, infer_timeout_for, load_inputs, quantized_inputs,
+                               validate_and_report)
 
 
 # Stated margin over the arena fitted on the target, so a later firmware change (stack, alignment)
@@ -42,7 +43,7 @@ class DeployPlan:
     board: str
     out_dir: Path | None = None       # default: tinyedge-out/MODEL-BOARD
     calibration: Path | None = None
-    data: Path | None = None
+    data: Path | list[Path] | None = None   # one array per model input (or one .npz keyed by input name)
     labels: Path | None = None
     runtime: str | None = None
     port: str | None = None
@@ -60,15 +61,17 @@ class DeployPlan:
     coordinator: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("model", "out_dir", "calibration", "data", "labels", "tflm_dir", "firmware", "json", "junit", "plot"):
+        for name in ("model", "out_dir", "calibration", "labels", "tflm_dir", "firmware", "json", "junit", "plot"):
             if getattr(self, name) is not None:   # paths may be given as strings from Python
                 setattr(self, name, Path(getattr(self, name)))
+        if self.data is not None:
+            self.data = [Path(self.data)] if isinstance(self.data, (str, Path)) else [Path(p) for p in self.data]
         self.out_dir = self.out_dir or Path("tinyedge-out") / f"{self.model.stem}-{self.board}"
 
     @property
-    def validation_data(self) -> Path | None:
+    def validation_data(self) -> list[Path] | None:
         """What the board is validated on: --data, else the calibration inputs (None: flash only)."""
-        return self.data or self.calibration
+        return self.data or ([self.calibration] if self.calibration else None)
 
     @property
     def inputs(self) -> dict[str, Path | None]:
@@ -131,7 +134,7 @@ def ensure_int8(plan: DeployPlan, report: StepReporter) -> tuple[Path, str | Non
         raise TinyedgeError(f"{plan.model} is a float model: give --calibration CAL.npy so it can be quantized to int8 first.")
 
     out = plan.out_dir / f"{plan.model.stem}_int8.tflite"
-    data = load_array(plan.data, "validation data") if plan.data else None
+    data = load_array(plan.data[0], "validation data") if plan.data and len(plan.data) == 1 else None
     labels = load_array(plan.labels, "labels") if plan.labels and plan.data else None
     result = quantize_model(plan.model, load_array(plan.calibration, "calibration"), out, eval_data=data, labels=labels)
     lost = ""
@@ -144,24 +147,27 @@ def ensure_int8(plan: DeployPlan, report: StepReporter) -> tuple[Path, str | Non
     return out, result.float_reference
 
 
-def board_inputs(model: Path, data_path: Path, out_dir: Path) -> tuple[Path, str | None]:
+def board_inputs(model: Path, data_paths: list[Path], out_dir: Path) -> tuple[list[Path], str | None]:
     """The validation inputs as the board takes them, and for an ONNX model the layout note for the report:
-    arrays in the layout the ONNX model declares (NCHW) are transposed to the board's (NHWC) into out_dir."""
-
+    arrays in the layout the ONNX model declares (NCHW) are transposed to the board's (NHWC) into out_dir.
+    A .tflite's inputs are checked against the model now, before anything is built or flashed."""
+    if is_tflite(model):
+        quantized_inputs(load_tflite(model), load_inputs(data_paths, load_tflite(model)))
     if not is_onnx(model):
-        return data_path, None
-
-
+        return data_paths, None
     onnx_model = OnnxModel(model)
+    if len(data_paths) != 1:
+        raise TinyedgeError(f"{model.name} takes one input but {len(data_paths)} --data arrays were given: give one.")
+    data_path = data_paths[0]
     data = load_array(data_path, "validation data")
     note = input_layout_note(onnx_model, data)
     if not onnx_model.declared_layout(data):
         onnx_model.arrange(data, "validation", "--data")   # refuses a shape that fits neither layout
-        return data_path, note
+        return data_paths, note
     out_dir.mkdir(parents=True, exist_ok=True)
     board_data = out_dir / f"{data_path.stem}_{onnx_model.board_layout.lower()}.npy"
     np.save(board_data, onnx_model.arrange(data, "validation", "--data"))
-    return board_data, note
+    return [board_data], note
 
 
 def arena_with_margin(fitted: int) -> int:
@@ -186,7 +192,7 @@ def fit_arena_on_target(url: str, baud: int = 115200, model: Path | None = None)
 @dataclass
 class ValidationInputs:
     """The plan's validation inputs as the board takes them."""
-    data: Path
+    data: list[Path]
     labels: Path | None
     float_model: Path | None      # the float model given, for its accuracy (with labels)
     layout: str | None            # an ONNX model's input layout note
@@ -262,7 +268,6 @@ def flashed(plan: DeployPlan, port: str | None, report: StepReporter, notes: Ste
             on_built: BuildFigures | None = None) -> Iterator[DeployResult]:
     """Run every stage up to a flashed board; yield while the board (or its emulator) is live."""
 
-    plan.out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     tflite, float_reference = ensure_int8(plan, report)
     project_dir = plan.out_dir / "firmware"

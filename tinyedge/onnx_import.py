@@ -15,13 +15,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 from functools import cached_property
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -34,7 +33,12 @@ ONNX_SUFFIX = ".onnx"
 # would download it (onnx2tf 1.x, utils/common_functions.py).
 ONNX2TF_SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 ONNX2TF_SAMPLES = 20
+# The oldest ONNX opset onnx2tf's op handlers read; the newest is the one the installed onnx package
+# (which onnx2tf reads graphs with) knows.
+MIN_OPSET = 7
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# The exception a Python traceback ends with, e.g. "ValueError: An `initial_state` was passed ...".
+EXCEPTION_LINE = re.compile(r"^((?:\w+\.)*\w+(?:Error|Exception): .+)$", re.MULTILINE)
 
 
 def is_onnx(path: str | Path) -> bool:
@@ -140,8 +144,8 @@ class OnnxModel:
                                 "(it installs onnx2tf without its version pins).")
         self._workdir = tempfile.TemporaryDirectory(prefix="tinyedge-onnx2tf-")
         work = Path(self._workdir.name)
-        model = work / self.path.name
-        shutil.copyfile(self.path, model)
+        model = work / "model.onnx"
+        save_inlined(self.proto, model)
         rng = np.random.default_rng(0)
         np.save(work / ONNX2TF_SAMPLE_FILE,
                 rng.uniform(0, 1, (ONNX2TF_SAMPLES, *self.input_shapes[0][1:])).astype(np.float32))
@@ -155,6 +159,13 @@ class OnnxModel:
         return out
 
 
+def save_inlined(proto: Any, path: Path) -> None:
+    """The model as one file, its weights inlined (onnx2tf reads no external data from elsewhere)."""
+    import onnx
+
+    onnx.save_model(proto, str(path), save_as_external_data=False)
+
+
 def conversion_failure(log: str) -> str:
     """The op onnx2tf stopped at, in one clause with what to do."""
     text = ANSI.sub("", log)
@@ -164,7 +175,9 @@ def conversion_failure(log: str) -> str:
     nodes = re.findall(r"onnx_op_type:\s*(\S+)\s+onnx_op_name:\s*(\S+)", text)
     if nodes:
         op, name = nodes[-1]
-        return f"it failed at the ONNX op {op} (node {name}); replace that op in the model before exporting it."
+        errors = EXCEPTION_LINE.findall(text)
+        cause = f" with {errors[-1].strip().split('. ')[0].rstrip('.')}" if errors else ""
+        return f"it failed at the ONNX op {op} (node {name}){cause}; replace that op in the model before exporting it."
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return (lines[-1][:200] if lines else "no output") + "; check that the model runs in ONNX Runtime."
 
@@ -175,6 +188,8 @@ def _require(module: str) -> None:
 
 
 def _load_proto(path: Path) -> Any:
+    """The model with every tensor inlined: external data (as torch.onnx.export writes it) is read from
+    the model's own folder; the user's files are only read."""
     _require("onnx")
     import onnx
     from google.protobuf.message import DecodeError
@@ -182,12 +197,64 @@ def _load_proto(path: Path) -> Any:
     if not path.is_file():
         raise TinyedgeError(f"{path} does not exist: give the .onnx file the model was exported to.")
     try:
-        proto = onnx.load(str(path))
+        proto = onnx.load(str(path), load_external_data=False)
+        check_opset(proto, path)
+        load_external_data(proto, path)
         onnx.checker.check_model(proto)
     except (DecodeError, onnx.checker.ValidationError, ValueError, OSError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise TinyedgeError(f"{path} is not a valid ONNX model ({first}): export it again, e.g. with torch.onnx.export.") from None
     return proto
+
+
+def load_external_data(proto: Any, path: Path) -> None:
+    """Inline each tensor stored in an external file, after checking that the file lies in the model's folder."""
+    from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_tensor, uses_external_data
+
+    folder = path.parent.resolve()
+    for tensor in model_tensors(proto):
+        if not uses_external_data(tensor):
+            continue
+        location = ExternalDataInfo(tensor).location
+        data_file = (folder / location).resolve()
+        if PurePosixPath(location).is_absolute() or PureWindowsPath(location).is_absolute() \
+                or ".." in PurePosixPath(location.replace("\\", "/")).parts or not data_file.is_relative_to(folder):
+            raise TinyedgeError(f"{path.name} stores tensor {tensor.name} in {location!r}, outside the model's folder "
+                                f"{folder}: save the model with its external data next to it (a file name, no path).")
+        if not data_file.is_file():
+            raise TinyedgeError(f"{path.name} stores tensor {tensor.name} in {location!r}, which is missing from "
+                                f"{folder}: copy that file next to the model, as torch.onnx.export wrote it.")
+        load_external_data_for_tensor(tensor, str(folder))
+
+
+def model_tensors(proto: Any) -> Iterator[Any]:
+    """Every TensorProto of a model: initializers and constant attributes, in subgraphs and functions too."""
+    graphs = [proto.graph]
+    nodes = [node for function in proto.functions for node in function.node]
+    while graphs or nodes:
+        if graphs:
+            graph = graphs.pop()
+            yield from graph.initializer
+            yield from (sparse.values for sparse in graph.sparse_initializer)
+            nodes.extend(graph.node)
+            continue
+        for attribute in nodes.pop().attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            graphs.extend([attribute.g] if attribute.HasField("g") else [])
+            graphs.extend(attribute.graphs)
+
+
+def check_opset(proto: Any, path: Path) -> None:
+    """Refuse an opset onnx2tf cannot read, before anything is converted or written."""
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is not None and not MIN_OPSET <= opset <= newest:
+        raise TinyedgeError(f"{path.name} uses ONNX opset {opset}, which onnx2tf cannot read (it reads opsets "
+                            f"{MIN_OPSET} to {newest}): export it again with torch.onnx.export(..., opset_version=18).")
 
 
 def _session(path: Path, proto: Any) -> Any:

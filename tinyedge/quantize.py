@@ -173,9 +173,11 @@ def run_int8(model: TfliteModel, samples: np.ndarray) -> list[np.ndarray]:
             for i, t in enumerate(model.output_tensors)]
 
 
-def run_float(model: FloatModel, samples: np.ndarray) -> list[np.ndarray]:
-    """The float model's outputs: one (N, size) array per output, in Keras's order."""
-    per_sample = [model.predict([x[None]]) for x in samples]
+def run_float(model: FloatModel, samples: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
+    """The float model's outputs on N samples (one array, or one per input): one (N, size) array per
+    output, in Keras's order."""
+    arrays = [samples] if isinstance(samples, np.ndarray) else samples
+    per_sample = [model.predict([a[i:i + 1] for a in arrays]) for i in range(len(arrays[0]))]
     return [np.stack([outs[i].ravel() for outs in per_sample]) for i in range(len(per_sample[0]))]
 
 

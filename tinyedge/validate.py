@@ -13,14 +13,14 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 from xml.etree import ElementTree as ET
 
 import numpy as np
 
 from tinyedge.events import CountProgress
 from tinyedge.boards import get_board
-from tinyedge.checks import check_integer_input, check_numeric_samples, class_labels
+from tinyedge.checks import check_input_arrays, check_integer_input, class_labels
 from tinyedge.errors import DeviceError, TinyedgeError, ValidationFailed
 from tinyedge.flash import emulator_counts_instructions
 from tinyedge.inspection import op_macs
@@ -85,27 +85,69 @@ class ValidationReport:
 # ---------------------------------------------------------------- inputs
 
 
-def quantized_inputs(model: TfliteModel, data: np.ndarray) -> np.ndarray:
-    """The model's input tensor bytes for each sample: float data is quantized with the input's scale."""
-    if len(model.inputs) != 1:
-        raise TinyedgeError("validate takes models with one input: give a single-input model.")
-    tin = model.input_tensors[0]
-    sample_shape = tuple(tin.shape[1:])
-    check_numeric_samples(data, "validation", "--data")
-    if tuple(data.shape[1:]) not in (sample_shape, tuple(tin.shape)):
-        raise TinyedgeError(
-            f"--data samples have shape {tuple(data.shape[1:])}, but the model expects {sample_shape}: "
-            f"give an array of shape (N, {', '.join(map(str, sample_shape))})."
-        )
+Arrays = list[np.ndarray]   # one array of N samples per model input, in the model's input order
+
+
+def load_inputs(paths: Path | Sequence[Path], model: TfliteModel) -> Arrays:
+    """The arrays given with --data: one .npy per input in order, or one .npz keyed by input name."""
+    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    names = [t.name for t in model.input_tensors]
+    if len(paths) == 1 and paths[0].suffix.lower() == ".npz" and paths[0].is_file():
+        return arrays_by_name(paths[0], names)
+    return [load_array(path, "validation data") for path in paths]
+
+
+def arrays_by_name(path: Path, names: list[str]) -> Arrays:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        raise TinyedgeError(f"{path} is not a NumPy .npz archive: save the inputs with numpy.savez.") from None
+    with archive:
+        keys = list(archive.keys())
+        if len(names) == 1 and len(keys) == 1:
+            return [archive[keys[0]]]
+        missing = [name for name in names if name not in keys]
+        if missing:
+            raise TinyedgeError(f"{path} has no array named {missing[0]!r} (it holds {', '.join(keys) or 'none'}): "
+                                f"key its arrays by the model's input names ({', '.join(names)}), as inspect lists them.")
+        return [archive[name] for name in names]
+
+
+def as_arrays(data: np.ndarray | Arrays) -> Arrays:
+    return [data] if isinstance(data, np.ndarray) else list(data)
+
+
+def quantized_inputs(model: TfliteModel, data: np.ndarray | Arrays) -> Arrays:
+    """Each input tensor's bytes for each sample: float data is quantized with that input's scale."""
+    arrays = as_arrays(data)
+    flags = check_input_arrays([(t.name, tuple(t.shape)) for t in model.input_tensors], arrays)
+    return [quantized_input(tin, array, flag) for tin, array, flag in zip(model.input_tensors, arrays, flags)]
+
+
+def quantized_input(tin: Tensor, data: np.ndarray, flag: str) -> np.ndarray:
     if np.issubdtype(data.dtype, np.floating) and tin.type_name != "FLOAT32":
         data = quantize_input(data, tin.scale[0], int(tin.zero_point[0]), tin.dtype)
     elif np.issubdtype(data.dtype, np.integer) and tin.type_name != "FLOAT32":
-        check_integer_input(data, tin.dtype, "--data")
+        check_integer_input(data, tin.dtype, flag)
     return data.astype(tin.dtype).reshape(len(data), *tin.shape)
 
 
-def float_inputs(model: TfliteModel, data: np.ndarray) -> np.ndarray:
-    tin = model.input_tensors[0]
+def sample_inputs(inputs: Arrays, index: int) -> list[np.ndarray]:
+    return [array[index] for array in inputs]
+
+
+def inputs_sha256(inputs: Arrays) -> str:
+    """The hash of the inputs a run was given (one input: that array's hash, as journals always had)."""
+    if len(inputs) == 1:
+        return array_sha256(inputs[0]) or ""
+    return hashlib.sha256("".join(array_sha256(a) or "" for a in inputs).encode()).hexdigest()
+
+
+def float_inputs(model: TfliteModel, data: np.ndarray | Arrays) -> Arrays:
+    return [float_input(tin, array) for tin, array in zip(model.input_tensors, as_arrays(data))]
+
+
+def float_input(tin: Tensor, data: np.ndarray) -> np.ndarray:
     if np.issubdtype(data.dtype, np.floating) or tin.type_name == "FLOAT32":
         return data.astype(np.float32).reshape(len(data), *tin.shape[1:])
     return dequantize(data, tin.scale[0], int(tin.zero_point[0])).reshape(len(data), *tin.shape[1:])
@@ -312,15 +354,16 @@ def start_from_boot_state(device: Any, journal: Journal) -> None:
         raise
 
 
-def run_samples(device: Any, inputs: np.ndarray, compare: Comparison, journal: Journal,
+def run_samples(device: Any, inputs: Arrays, compare: Comparison, journal: Journal,
                 progress: CountProgress | None = None, stateful: bool = False) -> Iterator[SampleResult]:
-    total = len(inputs)
+    """INFER each sample, its inputs concatenated in the model's input order."""
+    total = len(inputs[0])
     outputs = compare.outputs
     for index in range(total):
         if index in journal.done:
             continue
         resets = device.resets_seen
-        answer = device.infer(inputs[index].tobytes())
+        answer = device.infer(b"".join(x.tobytes() for x in sample_inputs(inputs, index)))
         if stateful and device.resets_seen != resets:
             raise DeviceError(f"the board reset during sample {index} and lost the model's state, so its outputs "
                               "cannot be compared: check its power supply and rerun validate.")
@@ -439,7 +482,7 @@ def energy_estimate(board_id: str, seconds: float | None) -> dict[str, Any]:
     return {"energy_uj_estimate": round(seconds * watts * 1e6, 3), "energy_datasheet": dict(energy)}
 
 
-def float_model_outputs(float_model: Path, data: np.ndarray, model: TfliteModel,
+def float_model_outputs(float_model: Path, data: Arrays, model: TfliteModel,
                         expected: list[list[np.ndarray]]) -> np.ndarray:
     """The float model's head that matches the int8 model's first output (the one accuracy is taken on)."""
     outputs = Outputs(model)
@@ -459,7 +502,7 @@ class StoppedByDevice(DeviceError):
 def validate(
     port: str,
     model_path: str | Path,
-    data: np.ndarray,
+    data: np.ndarray | Arrays,
     labels: np.ndarray | None = None,
     float_model: str | Path | None = None,
     tolerance_lsb: int = 0,
@@ -481,14 +524,15 @@ def validate(
     if timeout is not None and timeout <= 0:
         raise TinyedgeError(f"--timeout must be more than 0 seconds (got {timeout:g}).")
     inputs = quantized_inputs(model, data)
+    samples = len(inputs[0])
     outputs = Outputs(model)
-    classes = class_labels(labels, len(inputs), int(outputs.bounds[1])) if labels is not None else None
+    classes = class_labels(labels, samples, int(outputs.bounds[1])) if labels is not None else None
     reference = Reference(model)
-    expected = [reference.run([x]) for x in inputs]
+    expected = [reference.run(sample_inputs(inputs, i)) for i in range(samples)]
     float_outputs = (float_model_outputs(Path(float_model), float_inputs(model, data), model, expected)
                      if float_model else None)
     compare = Comparison(outputs, expected)
-    identity = RunIdentity(model.sha256, array_sha256(inputs) or "", array_sha256(labels), tolerance_lsb, len(inputs))
+    identity = RunIdentity(model.sha256, inputs_sha256(inputs), array_sha256(labels), tolerance_lsb, samples)
     interrupted, error = False, None
     if icount is None:
         icount = emulator_counts_instructions(port)
@@ -509,7 +553,7 @@ def validate(
             if on_start:
                 on_start()
             if progress:
-                progress(resumed, len(inputs))
+                progress(resumed, samples)
             for result in run_samples(device, inputs, compare, journal, progress, model.is_stateful):
                 results.append(result)
         except KeyboardInterrupt:
@@ -519,7 +563,7 @@ def validate(
         finally:
             journal.close()
     results.sort(key=lambda r: r.index)
-    report = summarize(model, info, results, tolerance_lsb, classes, float_outputs, len(inputs), interrupted,
+    report = summarize(model, info, results, tolerance_lsb, classes, float_outputs, samples, interrupted,
                        str(error) if error else None, icount)
     report.link = {**device.link.as_dict(), "baud": device.baud, "infer_timeout_s": round(device.infer_timeout, 3)}
     report.data_sha256 = identity.data_sha256
@@ -613,7 +657,7 @@ class ValidationRun:
 def validate_and_report(
     port: str,
     model: str | Path,
-    data: Path | np.ndarray,
+    data: Path | Sequence[Path] | np.ndarray | Arrays,
     labels: Path | np.ndarray | None = None,
     float_model: str | Path | None = None,
     tolerance_lsb: int = 0,
@@ -628,8 +672,9 @@ def validate_and_report(
     """Validate on the board at `port` and write the reports asked for; results go to the journal as
     they arrive. Ctrl-C or a device error mid-run still writes the partial run's reports."""
     reports = reports or ReportFiles()
-    reports.prepare(paths_among({"--model": model, "--data": data, "--labels": labels, "--float-model": float_model}))
-    arrays = data if isinstance(data, np.ndarray) else load_array(data, "validation data")
+    given = [data] if isinstance(data, (str, Path, np.ndarray)) else list(data)
+    reports.prepare(paths_among({"--model": model, "--data": given, "--labels": labels, "--float-model": float_model}))
+    arrays = given if all(isinstance(a, np.ndarray) for a in given) else load_inputs(given, load_tflite(model))
     label_array = labels if labels is None or isinstance(labels, np.ndarray) else load_array(labels, "labels")
     started = time.monotonic()
     stopped: StoppedByDevice | None = None
@@ -645,8 +690,14 @@ def validate_and_report(
 
 
 def paths_among(named: dict[str, Any]) -> dict[str, Path]:
-    """The arguments given as paths (not arrays): the files a stage reads."""
-    return {flag: Path(value) for flag, value in named.items() if isinstance(value, (str, Path))}
+    """The arguments given as paths (not arrays): the files a stage reads (a repeated flag once per file)."""
+    found: dict[str, Path] = {}
+    for flag, value in named.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for position, item in enumerate(values):
+            if isinstance(item, (str, Path)):
+                found[flag if position == 0 else f"{flag} ({position + 1})"] = Path(item)
+    return found
 
 
 # ---------------------------------------------------------------- outputs for rigs

@@ -1,0 +1,48 @@
+"""A PyTorch user's first contact: models exported with torch.onnx.export's default arguments (the
+dynamo exporter, opset 18+, weights as external data) deploy to the host board with the AOT runtime
+bit-exact, or are refused in one sentence naming the op; none fails for how it was saved."""
+
+from __future__ import annotations
+
+import json
+import importlib.util
+
+import numpy as np
+import pytest
+
+import torch_models
+from conftest import run_tinyedge
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("torch") is None or importlib.util.find_spec("onnxscript") is None,
+                       reason="needs PyTorch and onnxscript (torch.onnx.export's default exporter): "
+                              "pip install torch onnxscript (not in install.sh: the wheel is GBs)"),
+]
+
+# The models a runtime (or onnx2tf) may still refuse, and the ops one of which the refusal must name.
+MAY_BE_REFUSED = {"keyword_conv1d": ("CONV_2D",), "grouped_hardswish_cnn": ("CONV_2D", "HARD_SWISH"),
+                  "activations_mlp": ("GELU", "HARD_SWISH"), "lstm": ("LSTM",), "gru": ("GRU",)}
+
+
+@pytest.mark.parametrize("name", torch_models.MODELS)
+def test_a_default_torch_onnx_export_deploys_or_is_refused_naming_the_op(name, tmp_path):
+    import onnx
+
+    model, shape = torch_models.export(name, tmp_path)
+    assert (tmp_path / f"{name}.onnx.data").exists(), "torch.onnx.export keeps the weights in a file of their own"
+    assert onnx.load(str(model), load_external_data=False).opset_import[0].version >= 18
+    np.save(tmp_path / "cal.npy", np.random.default_rng(0).normal(0, 1, (40, *shape[1:])).astype(np.float32))
+    result = run_tinyedge("deploy", model, "--board", "host", "--runtime", "aot", "--calibration", tmp_path / "cal.npy",
+                          "-o", tmp_path / "out", "--json", tmp_path / "report.json")
+    print(result.stdout[-2000:], result.stderr)
+    if result.returncode == 0:
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert report["passed"] and report["bit_exact"] == 1.0
+        return
+    assert name in MAY_BE_REFUSED, f"{name} must deploy: {result.stderr}"
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 1 and message.startswith("error:") and "Traceback" not in result.stderr
+    assert any(op in message for op in MAY_BE_REFUSED[name])
+    for how_it_was_saved in ("not regular file", "external data", "not a valid ONNX model", "opset"):
+        assert how_it_was_saved not in message

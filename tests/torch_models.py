@@ -1,0 +1,103 @@
+"""Real torch.nn models as PyTorch users write them, exported with torch.onnx.export's default
+arguments (PyTorch 2.x: the dynamo exporter, weights in a .onnx.data file next to the graph)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _modules():
+    import torch
+    from torch import nn
+
+    class MobileNetStyle(nn.Module):
+        """Conv2d+BatchNorm+ReLU6, a depthwise Conv2d, a residual add, a pointwise Conv2d, AdaptiveAvgPool
+        and a Linear head: the ops every runtime runs."""
+
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU6())
+            self.depthwise = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8), nn.ReLU6())
+            self.pointwise = nn.Conv2d(8, 16, 1)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.head = nn.Linear(16, 4)
+
+        def forward(self, x):
+            x = self.stem(x)
+            x = x + self.depthwise(x)
+            return self.head(torch.flatten(self.pool(self.pointwise(x)), 1))
+
+    class GroupedHardswishCnn(nn.Module):
+        """A grouped Conv2d and Hardswish, as MobileNetV3-style models use them."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1, groups=2), nn.BatchNorm2d(8), nn.Hardswish())
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.head(torch.flatten(self.pool(self.conv(x)), 1))
+
+    class KeywordConv1d(nn.Module):
+        """A 1-D conv keyword net: Conv1d, a depthwise and a grouped Conv1d, SiLU, AdaptiveAvgPool1d."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Sequential(nn.Conv1d(10, 16, 3, padding=1), nn.BatchNorm1d(16), nn.SiLU())
+            self.depthwise = nn.Conv1d(16, 16, 5, padding=2, groups=16)
+            self.grouped = nn.Conv1d(16, 16, 1, groups=4)
+            self.pool = nn.AdaptiveAvgPool1d(1)
+            self.head = nn.Linear(16, 3)
+
+        def forward(self, x):
+            x = self.conv(x)
+            x = x + torch.relu(self.grouped(self.depthwise(x)))
+            return self.head(self.pool(x).flatten(1))
+
+    class ActivationsMlp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(12, 24), nn.GELU(), nn.Linear(24, 24), nn.SiLU(), nn.Linear(24, 24),
+                                     nn.Hardswish(), nn.Linear(24, 3))
+
+        def forward(self, x):
+            return self.net(x)
+
+    class Recurrent(nn.Module):
+        def __init__(self, cell):
+            super().__init__()
+            self.rnn = cell(8, 16, batch_first=True)
+            self.head = nn.Linear(16, 3)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0][:, -1])
+
+    return {
+        "mobilenet_style": (MobileNetStyle, (1, 3, 16, 16)),
+        "keyword_conv1d": (KeywordConv1d, (1, 10, 20)),
+        "grouped_hardswish_cnn": (GroupedHardswishCnn, (1, 4, 8, 8)),
+        "activations_mlp": (ActivationsMlp, (1, 12)),
+        "lstm": (lambda: Recurrent(nn.LSTM), (1, 10, 8)),
+        "gru": (lambda: Recurrent(nn.GRU), (1, 10, 8)),
+    }
+
+
+MODELS = ("mobilenet_style", "keyword_conv1d", "grouped_hardswish_cnn", "activations_mlp", "lstm", "gru")
+
+
+def export(name: str, folder: Path) -> tuple[Path, tuple[int, ...]]:
+    """Export the model as a user would (default arguments); returns the .onnx and its input shape."""
+    import torch
+
+    build, shape = _modules()[name]
+    torch.manual_seed(0)
+    model = build().eval()
+    with torch.no_grad():   # BatchNorm statistics that are not the identity
+        for module in model.modules():
+            if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 1.5)
+    path = folder / f"{name}.onnx"
+    torch.onnx.export(model, (torch.randn(*shape),), str(path))
+    return path, shape
