@@ -31,7 +31,7 @@ from tinyedge.boards import get_board, load_boards
 from tinyedge.errors import TinyedgeError
 from tinyedge.outputs import check_output_dir, check_output_file, write_atomically
 from tinyedge.render import (board_table, boards_table, budget_table, doctor_tables, inspect_tables, kib, ports_table,
-                             quantize_table, shrink_table, validation_table)
+                             quantize_table, shrink_table, status_table, validation_table)
 
 # The stage modules load NumPy (and quantize/shrink TensorFlow) when imported: each command imports
 # the ones it runs, so `tinyedge --help` and the light commands start fast.
@@ -495,6 +495,31 @@ def deploy(
         counted.stop()
         show_validation(result.validation)
     result.validation.raise_for_verdict()
+
+
+# --- lifecycle commands: status ---
+
+
+@command
+def status(
+    port: Optional[str] = typer.Option(None, "--port", help="Serial port: a path, socket://host:port or rfc2217://host:port."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    baud: int = typer.Option(115200, "--baud", help="Baud rate."),
+    timeout: Optional[float] = shared_option("--timeout"),
+    place: Optional[str] = shared_option("--place"),
+    coordinator: Optional[str] = shared_option("--coordinator"),
+) -> None:
+    """What the board runs (model version, sha256, slot, firmware) and how it has done since boot."""
+    from tinyedge.telemetry import board_status
+
+    if not port and not place:
+        raise TinyedgeError("status needs the board: give --port (a path or URL) or --place (a labgrid place).")
+    with held_port(port, place, coordinator) as url:
+        report = board_status(url, baud, timeout or 5.0).as_dict()
+    if as_json:
+        print_json(report)
+    else:
+        console.print(status_table(report))
 
 
 # --- host commands: ports / doctor (MCU-frameworks engineer) ---

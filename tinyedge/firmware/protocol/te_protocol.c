@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "te_lifecycle.h"
 #include "tinyedge_model_info.h"
 #include "tinyedge_port.h"
 #include "tinyedge_runtime.h"
@@ -169,6 +170,19 @@ static void send_nak(uint8_t seq, uint8_t status) {
   tx_end();
 }
 
+/* For replies composed outside this file (te_lifecycle.c): same framing, same streaming. */
+void te_proto_reply_begin(uint8_t type, uint8_t seq, uint8_t status) { reply_begin(type, seq, status); }
+void te_proto_put(const void *data, uint32_t len) { put_bytes((const uint8_t *)data, len); }
+void te_proto_reply_end(void) { tx_end(); }
+
+/* Builds without te_lifecycle.c (the Uno) keep these defaults: no STATS, nothing counted. */
+__attribute__((weak)) void te_lifecycle_boot(void) {}
+__attribute__((weak)) void te_lifecycle_on_infer(uint8_t status, uint32_t micros) { (void)status; (void)micros; }
+__attribute__((weak)) uint8_t te_lifecycle_dispatch(uint8_t type, uint8_t seq, const uint8_t *body, uint32_t len) {
+  (void)type; (void)seq; (void)body; (void)len;
+  return 0;
+}
+
 /* ---- receive ---- */
 
 static uint32_t get_u32(const uint8_t *p) {
@@ -329,6 +343,7 @@ static void handle_infer(uint8_t seq, const uint8_t *body, te_len_t len) {
   if (status == TE_OK && !outputs_ready()) {
     status = TE_ERR_INVOKE;
   }
+  te_lifecycle_on_infer(status, replay_micros);
   if (status != TE_OK) {
     reply_status(TE_MSG_INFER, seq, status);
     return;
@@ -387,7 +402,9 @@ static void dispatch(uint8_t type, uint8_t seq, const uint8_t *body, te_len_t le
       reply_status(TE_MSG_RESET_STATE, seq, (uint8_t)te_runtime_reset_state());
       break;
     default:
-      send_nak(seq, TE_PROTO_BAD_TYPE);
+      if (!te_lifecycle_dispatch(type, seq, body, len)) {
+        send_nak(seq, TE_PROTO_BAD_TYPE);
+      }
       break;
   }
 }

@@ -1,0 +1,221 @@
+/* The model's lifecycle on the board: the boot record in the persistent store and STATS.
+ * See te_lifecycle.h and docs/protocol.md ("Lifecycle requests"). */
+#include "te_lifecycle.h"
+
+#if !defined(TE_LIFECYCLE) && !defined(__AVR__)
+#define TE_LIFECYCLE 1
+#endif
+
+#if TE_LIFECYCLE
+
+#include <stddef.h>
+#include <string.h>
+
+#include "te_protocol.h"
+#include "te_store.h"
+#include "tinyedge_model_info.h"
+#include "tinyedge_port.h"
+#include "tinyedge_runtime.h"
+
+#ifndef TE_FIRMWARE_VERSION
+#define TE_FIRMWARE_VERSION "tinyedge"
+#endif
+
+#define NO_MICROS 0xFFFFFFFFUL
+#define RECORD_MAGIC 0x52424554UL   /* "TEBR" */
+#define RECORD_SPACING 128u         /* two copies of the boot record, written in turn */
+
+/* What survives a reset: written alternately to two places, each sealed by its CRC-32, so a power
+ * cut while one is written leaves the other (the previous record) in force. */
+typedef struct {
+  uint32_t magic;
+  uint32_t seq;          /* the newer valid copy wins */
+  uint32_t boots;
+  uint32_t model_version;
+  uint8_t model_sha256[32];
+  uint8_t slot;          /* TE_SLOT_BUILT_IN, or the active slot */
+  uint8_t reserved[3];
+  uint32_t payload_bytes;
+  uint32_t crc;          /* over everything before it */
+} te_boot_record_t;
+
+static te_boot_record_t record;
+static uint8_t record_copy;        /* where `record` was read from; the next write goes to the other */
+static uint8_t persistent;
+
+static uint32_t inferences;
+static uint32_t errors;
+static uint32_t latency_min;
+static uint32_t latency_max;
+static uint32_t latency_count;
+static uint64_t latency_sum;
+static uint64_t uptime_us;
+static uint32_t last_micros;
+
+/* Ports without a persistent store: nothing survives a reset. */
+__attribute__((weak)) uint32_t te_store_size(void) { return 0; }
+__attribute__((weak)) int te_store_read(uint32_t offset, void *data, uint32_t len) {
+  (void)offset; (void)data; (void)len;
+  return -1;
+}
+__attribute__((weak)) int te_store_write(uint32_t offset, const void *data, uint32_t len) {
+  (void)offset; (void)data; (void)len;
+  return -1;
+}
+
+static uint32_t crc32_of(const void *data, uint32_t len) {
+  const uint8_t *p = (const uint8_t *)data;
+  uint32_t crc = 0xFFFFFFFFUL;
+  while (len--) {
+    uint8_t bit;
+    crc ^= *p++;
+    for (bit = 0; bit < 8u; bit++) {
+      crc = (crc >> 1) ^ (0xEDB88320UL & (0UL - (crc & 1UL)));
+    }
+  }
+  return ~crc;
+}
+
+static int read_record(uint8_t copy, te_boot_record_t *out) {
+  if (te_store_read((uint32_t)copy * RECORD_SPACING, out, sizeof *out) != 0) {
+    return 0;
+  }
+  return out->magic == RECORD_MAGIC && out->crc == crc32_of(out, offsetof(te_boot_record_t, crc));
+}
+
+/* Seal `record` with the next seq and write it over the older copy. */
+static int write_record(void) {
+  uint8_t copy = (uint8_t)(record_copy ^ 1u);
+  record.magic = RECORD_MAGIC;
+  record.seq++;
+  record.crc = crc32_of(&record, offsetof(te_boot_record_t, crc));
+  if (te_store_write((uint32_t)copy * RECORD_SPACING, &record, sizeof record) != 0) {
+    return -1;
+  }
+  record_copy = copy;
+  return 0;
+}
+
+static void load_record(void) {
+  te_boot_record_t copies[2];
+  uint8_t valid0 = read_record(0, &copies[0]);
+  uint8_t valid1 = read_record(1, &copies[1]);
+  if (valid0 || valid1) {
+    record_copy = (valid0 && valid1) ? (uint8_t)((int32_t)(copies[1].seq - copies[0].seq) > 0) : valid1;
+    record = copies[record_copy];
+    return;
+  }
+  memset(&record, 0, sizeof record);
+  record_copy = 1;   /* the first record goes to copy 0 */
+  record.slot = TE_SLOT_BUILT_IN;
+}
+
+void te_lifecycle_boot(void) {
+  inferences = errors = latency_count = latency_max = 0;
+  latency_min = NO_MICROS;
+  latency_sum = 0;
+  uptime_us = 0;
+  last_micros = te_port_micros();
+  persistent = te_store_size() > 2u * RECORD_SPACING;
+  if (!persistent) {
+    memset(&record, 0, sizeof record);
+    record.slot = TE_SLOT_BUILT_IN;
+    return;
+  }
+  load_record();
+  record.boots++;
+  if (write_record() != 0) {
+    persistent = 0;
+  }
+}
+
+/* µs since boot, from a 32-bit counter that wraps: call at least once per wrap (71 minutes).
+ * A reading that went backwards (a timer read racing its own wrap interrupt) is skipped. */
+static void advance_uptime(void) {
+  uint32_t now = te_port_micros();
+  if ((int32_t)(now - last_micros) < 0) {
+    return;
+  }
+  uptime_us += (uint32_t)(now - last_micros);
+  last_micros = now;
+}
+
+void te_lifecycle_on_infer(uint8_t status, uint32_t micros) {
+  advance_uptime();
+  if (status != TE_OK) {
+    errors++;
+    return;
+  }
+  inferences++;
+  if (micros == NO_MICROS) {
+    return;
+  }
+  latency_count++;
+  latency_sum += micros;
+  if (micros < latency_min) latency_min = micros;
+  if (micros > latency_max) latency_max = micros;
+}
+
+static void put_u32(uint32_t value) {
+  uint8_t bytes[4];
+  bytes[0] = (uint8_t)value;
+  bytes[1] = (uint8_t)(value >> 8);
+  bytes[2] = (uint8_t)(value >> 16);
+  bytes[3] = (uint8_t)(value >> 24);
+  te_proto_put(bytes, 4);
+}
+
+static void put_u64(uint64_t value) {
+  put_u32((uint32_t)value);
+  put_u32((uint32_t)(value >> 32));
+}
+
+static void put_u8(uint8_t value) { te_proto_put(&value, 1); }
+
+static void put_string(const char *text) {
+  size_t len = strlen(text);
+  put_u8((uint8_t)(len > 255u ? 255u : len));
+  te_proto_put(text, (uint32_t)(len > 255u ? 255u : len));
+}
+
+static void handle_stats(uint8_t seq) {
+  uint8_t built_in = record.slot == TE_SLOT_BUILT_IN;
+  advance_uptime();
+  te_proto_reply_begin(TE_MSG_STATS, seq, TE_OK);
+  put_u8(TE_STATS_VERSION);
+  put_u32(record.model_version);
+  te_proto_put(built_in ? te_model_info.model_sha256 : record.model_sha256, 32);
+  put_u8(record.slot);
+  put_string(TE_FIRMWARE_VERSION);
+  put_u64(uptime_us / 1000u);
+  put_u8(persistent);
+  put_u32(record.boots ? record.boots - 1u : 0u);
+  put_u32(inferences);
+  put_u32(errors);
+  put_u32(latency_count);
+  put_u32(latency_count ? latency_min : 0u);
+  put_u32(latency_max);
+  put_u64(latency_sum);
+  put_u32(te_runtime_arena_used());
+  put_u32(te_runtime_arena_size());
+  te_proto_reply_end();
+}
+
+uint8_t te_lifecycle_dispatch(uint8_t type, uint8_t seq, const uint8_t *body, uint32_t len) {
+  (void)body;
+  advance_uptime();
+  switch (type) {
+    case TE_MSG_STATS:
+      if (len != 0u) {
+        te_proto_reply_begin(TE_MSG_STATS, seq, TE_PROTO_BAD_LENGTH);
+        te_proto_reply_end();
+        return 1;
+      }
+      handle_stats(seq);
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+#endif
