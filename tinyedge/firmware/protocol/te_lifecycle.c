@@ -22,24 +22,13 @@
 #endif
 
 #define NO_MICROS 0xFFFFFFFFUL
-#define RECORD_MAGIC 0x52424554UL   /* "TEBR" */
-#define RECORD_SPACING 128u         /* two copies of the boot record, written in turn */
+#define RECORD_MAGIC 0x32524554UL   /* "TER2" */
+#define RECORD_SPACING 256u         /* two copies of the boot record, written in turn */
 
-/* What survives a reset: written alternately to two places, each sealed by its CRC-32, so a power
- * cut while one is written leaves the other (the previous record) in force. */
-typedef struct {
-  uint32_t magic;
-  uint32_t seq;          /* the newer valid copy wins */
-  uint32_t boots;
-  uint32_t model_version;
-  uint8_t model_sha256[32];
-  uint8_t slot;          /* TE_SLOT_BUILT_IN, or the active slot */
-  uint8_t reserved[3];
-  uint32_t payload_bytes;
-  uint32_t crc;          /* over everything before it */
-} te_boot_record_t;
+typedef char te_record_fits[(sizeof(te_boot_record_t) <= RECORD_SPACING) ? 1 : -1];
 
-static te_boot_record_t record;
+te_boot_record_t te_lifecycle_record;
+#define record te_lifecycle_record
 static uint8_t record_copy;        /* where `record` was read from; the next write goes to the other */
 static uint8_t persistent;
 
@@ -83,8 +72,7 @@ static int read_record(uint8_t copy, te_boot_record_t *out) {
   return out->magic == RECORD_MAGIC && out->crc == crc32_of(out, offsetof(te_boot_record_t, crc));
 }
 
-/* Seal `record` with the next seq and write it over the older copy. */
-static int write_record(void) {
+int te_lifecycle_write_record(void) {
   uint8_t copy = (uint8_t)(record_copy ^ 1u);
   record.magic = RECORD_MAGIC;
   record.seq++;
@@ -96,6 +84,17 @@ static int write_record(void) {
   return 0;
 }
 
+static void fresh_record(void) {
+  uint32_t seq = record.seq;
+  memset(&record, 0, sizeof record);
+  record.seq = seq;
+  record.active.slot = TE_SLOT_BUILT_IN;
+  record.previous.slot = TE_SLOT_BUILT_IN;
+  memcpy(record.firmware_sha256, te_model_info.model_sha256, 32);
+  memcpy(record.active.model_sha256, te_model_info.model_sha256, 32);
+}
+
+/* The newer valid copy; a fresh record when there is none or another firmware wrote it (a re-flash). */
 static void load_record(void) {
   te_boot_record_t copies[2];
   uint8_t valid0 = read_record(0, &copies[0]);
@@ -103,11 +102,13 @@ static void load_record(void) {
   if (valid0 || valid1) {
     record_copy = (valid0 && valid1) ? (uint8_t)((int32_t)(copies[1].seq - copies[0].seq) > 0) : valid1;
     record = copies[record_copy];
+    if (memcmp(record.firmware_sha256, te_model_info.model_sha256, 32) != 0) {
+      fresh_record();
+    }
     return;
   }
-  memset(&record, 0, sizeof record);
   record_copy = 1;   /* the first record goes to copy 0 */
-  record.slot = TE_SLOT_BUILT_IN;
+  fresh_record();
 }
 
 void te_lifecycle_boot(void) {
@@ -118,15 +119,15 @@ void te_lifecycle_boot(void) {
   last_micros = te_port_micros();
   persistent = te_store_size() > 2u * RECORD_SPACING;
   if (!persistent) {
-    memset(&record, 0, sizeof record);
-    record.slot = TE_SLOT_BUILT_IN;
-    return;
+    fresh_record();
+  } else {
+    load_record();
+    record.boots++;
+    if (te_lifecycle_write_record() != 0) {
+      persistent = 0;
+    }
   }
-  load_record();
-  record.boots++;
-  if (write_record() != 0) {
-    persistent = 0;
-  }
+  te_slots_boot(persistent);
 }
 
 /* µs since boot, from a 32-bit counter that wraps: call at least once per wrap (71 minutes).
@@ -179,13 +180,12 @@ static void put_string(const char *text) {
 }
 
 static void handle_stats(uint8_t seq) {
-  uint8_t built_in = record.slot == TE_SLOT_BUILT_IN;
   advance_uptime();
   te_proto_reply_begin(TE_MSG_STATS, seq, TE_OK);
   put_u8(TE_STATS_VERSION);
-  put_u32(record.model_version);
-  te_proto_put(built_in ? te_model_info.model_sha256 : record.model_sha256, 32);
-  put_u8(record.slot);
+  put_u32(record.active.version);
+  te_proto_put(record.active.model_sha256, 32);
+  put_u8(te_slots_updatable() ? record.active.slot : TE_SLOT_BUILT_IN);
   put_string(TE_FIRMWARE_VERSION);
   put_u64(uptime_us / 1000u);
   put_u8(persistent);
@@ -214,7 +214,7 @@ uint8_t te_lifecycle_dispatch(uint8_t type, uint8_t seq, const uint8_t *body, ui
       handle_stats(seq);
       return 1;
     default:
-      return 0;
+      return te_slots_dispatch(type, seq, body, len);
   }
 }
 
