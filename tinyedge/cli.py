@@ -499,7 +499,55 @@ def deploy(
     result.validation.raise_for_verdict()
 
 
-# --- lifecycle commands: status ---
+# --- lifecycle commands: bundle / update / status ---
+
+
+@command
+def bundle(
+    model: Path = typer.Argument(..., help="The retrained full-int8 .tflite."),
+    version: int = typer.Option(..., "--version", help="The model's version: updates only go up."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the bundle."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Self-test inputs .npy (default: seeded random inputs)."),
+    vectors: int = typer.Option(4, "--vectors", help="How many self-test inputs the board checks bit for bit before using the model."),
+    sign: Optional[Path] = typer.Option(None, "--sign", help="Ed25519 private key (PEM) to sign the bundle with."),
+) -> None:
+    """Package a model update: the model, its version and SHA-256, self-test vectors, a signature."""
+    from tinyedge.bundle import make_bundle  # NumPy, tflite-micro
+
+    check_output_file(output, "-o")
+    made = make_bundle(model, version, output, data, vectors, sign)
+    console.print(f"bundle {output}: version {made.version}, model sha256 {made.model_sha256}, "
+                  f"{len(made.inputs)} self-test vectors{', signed' if made.signature else ''}", highlight=False)
+
+
+@command
+def update(
+    bundle_path: Path = typer.Argument(..., metavar="BUNDLE", help="A bundle made by `tinyedge bundle`."),
+    port: Optional[str] = typer.Option(None, "--port", help="Serial port: a path, socket://host:port or rfc2217://host:port."),
+    allow_downgrade: bool = typer.Option(False, "--allow-downgrade", help="Accept a version not above the board's."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    baud: int = typer.Option(115200, "--baud", help="Baud rate."),
+    timeout: Optional[float] = shared_option("--timeout"),
+    place: Optional[str] = shared_option("--place"),
+    coordinator: Optional[str] = shared_option("--coordinator"),
+) -> None:
+    """Replace the model on a board running updatable firmware, proven on the board before it is used."""
+    from tinyedge.bundle import load_bundle
+    from tinyedge.protocol import Device
+    from tinyedge.update import update_board
+
+    if not port and not place:
+        raise TinyedgeError("update needs the board: give --port (a path or URL) or --place (a labgrid place).")
+    loaded = load_bundle(bundle_path)
+    with held_port(port, place, coordinator) as url, Device(url, baud=baud, timeout=timeout or 5.0) as device:
+        report = update_board(device, loaded, allow_downgrade)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    console.print(f"[green]✔[/] {report.board} on {report.url} runs version {report.version} "
+                  f"(sha256 {report.model_sha256}, slot {report.slot}), was version {report.previous_version}; "
+                  f"{report.sent_bytes:,} bytes in {report.transfer_s:.2f} s, self-test {report.commit_s:.2f} s",
+                  highlight=False)
 
 
 @command

@@ -127,15 +127,14 @@ def slot_layout(program: AotProgram) -> SlotLayout:
 
 
 def _graph_text(program: AotProgram, arrays: list[Table], structs: list[Table]) -> str:
-    """te_model.c and .h with every number a slot carries elided, and the header comment (model name
-    and hash) dropped: two models with the same graph give the same text."""
+    """te_model.c and .h with every number a slot carries elided and the comments (model name, hash,
+    tensor names) dropped: two models with the same graph give the same text."""
     text = program.source
     for table in arrays:
         text = text.replace(table.render(), f"{table.c_type} {table.name}[{len(table.values)}];\n")
     for table in structs:
         text = text.replace(table.render(), f"{table.c_type} {table.name} = {_initializer(table.values, lambda v: '#')};\n")
-    text = re.sub(r"\A/\*.*?\*/", "", text, count=1, flags=re.S)
-    return text + program.header
+    return re.sub(r"/\*.*?\*/", "", text + program.header, flags=re.S)
 
 
 def updatable_source(program: AotProgram, layout: SlotLayout) -> str:

@@ -25,7 +25,8 @@
 #define HEADER_BYTES 48u             /* magic u32, kind u8, 3 reserved, graph[32], array bytes u32, scalar count u32 */
 #define VECTORS_HEADER 12u           /* count u32, input bytes u32, output bytes u32 */
 #define CHUNK 64u
-#define BEGIN_BYTES 77u              /* version u32, image bytes u32, image sha[32], model sha[32], payload bytes u32, flags u8 */
+/* version u32, image bytes u32, payload bytes u32, flags u8, image sha[32], model sha[32], graph[32] */
+#define BEGIN_BYTES 109u
 #define FLAG_ALLOW_DOWNGRADE 1u
 
 __attribute__((weak)) const te_slot_layout_t *te_model_slot_layout(void) { return NULL; }
@@ -220,8 +221,10 @@ static void handle_begin(uint8_t seq, const uint8_t *body, uint32_t len) {
   }
   version = get_u32(body);
   image_bytes = get_u32(body + 4);
-  payload = get_u32(body + 72);
-  if (!(body[76] & FLAG_ALLOW_DOWNGRADE) && version <= active->version) {
+  payload = get_u32(body + 8);
+  if (memcmp(body + 77, layout->graph, 32) != 0) {
+    status = TE_LC_OTHER_GRAPH;
+  } else if (!(body[12] & FLAG_ALLOW_DOWNGRADE) && version <= active->version) {
     status = TE_LC_DOWNGRADE;
   } else if (image_bytes > slot_bytes()) {
     status = TE_LC_TOO_BIG;
@@ -234,7 +237,7 @@ static void handle_begin(uint8_t seq, const uint8_t *body, uint32_t len) {
   }
   /* The same image again (the host lost the link): carry on from what arrived. */
   resume = update.open && update.version == version && update.image_bytes == image_bytes &&
-           memcmp(update.image_sha256, body + 8, 32) == 0;
+           memcmp(update.image_sha256, body + 13, 32) == 0;
   if (!resume) {
     update.open = 1;
     update.slot = active->slot == 0u ? 1u : 0u;
@@ -242,8 +245,8 @@ static void handle_begin(uint8_t seq, const uint8_t *body, uint32_t len) {
     update.image_bytes = image_bytes;
     update.payload_bytes = payload;
     update.received = 0;
-    memcpy(update.image_sha256, body + 8, 32);
-    memcpy(update.model_sha256, body + 40, 32);
+    memcpy(update.image_sha256, body + 13, 32);
+    memcpy(update.model_sha256, body + 45, 32);
   }
   te_proto_reply_begin(TE_MSG_UPDATE_BEGIN, seq, TE_OK);
   te_proto_put(&update.slot, 1);
