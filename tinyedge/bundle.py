@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,7 +154,7 @@ def load_bundle(path: Path) -> Bundle:
         version, count = int(manifest["version"]), int(manifest["vectors"])
         in_bytes, out_bytes = int(manifest["input_bytes"]), int(manifest["output_bytes"])
         expected = (manifest["model_sha256"], manifest["vectors_sha256"])
-    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, EOFError, OSError) as exc:
+    except (zipfile.BadZipFile, zlib.error, KeyError, ValueError, TypeError, EOFError, OSError) as exc:
         raise _unreadable(path, str(exc) or type(exc).__name__) from None
     if manifest.get("format") != FORMAT:
         raise _unreadable(path, f"format {manifest.get('format')!r}, this tinyedge reads {FORMAT}")
