@@ -216,3 +216,35 @@ def test_power_cut_at_any_byte_of_an_update_boots_a_whole_model(host_updatable, 
     assert outcomes[cuts[0]] == 0 and outcomes[total + 1] == 2
     assert outcomes[record_bytes + image_bytes] == 0, "the image alone never activates it"
     assert outcomes[record_bytes + image_bytes + 100] == 0, "half an activating record leaves the old model"
+
+
+def test_qemu_killed_during_an_update_boots_the_old_model(sine_model, retrained, bundles, tmp_path):
+    """QEMU's flash is a semihosting file in the project: killing QEMU mid-transfer is a power cut."""
+    import os
+    import signal
+
+    from pipeline_support import children_of
+
+    require_tools("arm-none-eabi-gcc", "make", "qemu-system-arm")
+    project = tmp_path / "fw"
+    generate(sine_model.int8, "qemu-cortex-m4", project, runtime="aot", updatable=True)
+    build(project)
+    bundle = load_bundle(bundles["v2"])
+    for kill_after in (64, 256, 512, 700):
+        with flash(project) as url, Device(url, timeout=2.0, retries=0) as device:
+            device._info = device.info().__class__(**{**device.info().__dict__, "max_chunk": 64})
+            emulators = children_of(os.getpid())
+
+            def power_cut(done: int, total: int) -> None:
+                if done >= kill_after:
+                    for pid in emulators:
+                        os.kill(pid, signal.SIGKILL)
+            with pytest.raises(DeviceError):
+                update_board(device, bundle, progress=power_cut)
+        with flash(project) as url, Device(url) as device:
+            assert device.stats().model_version == 0, f"killed after {kill_after} bytes"
+            assert runs_exactly(device, sine_model.int8)
+    with flash(project) as url, Device(url) as device:
+        assert update_board(device, bundle).version == 2
+    with flash(project) as url, Device(url) as device:
+        assert device.stats().model_version == 2 and runs_exactly(device, retrained)
