@@ -572,6 +572,31 @@ def status(
         console.print(status_table(report))
 
 
+@command
+def monitor(
+    ports_: list[str] = typer.Option([], "--port", help="A board's serial port (repeat for several boards)."),
+    places: list[str] = typer.Option([], "--place", help="A labgrid place to hold and watch (repeatable)."),
+    prometheus: str = typer.Option(..., "--prometheus", help="HOST:PORT to serve the metrics on, for Prometheus to scrape."),
+    interval: float = typer.Option(5.0, "--interval", help="Seconds between two polls of every board."),
+    baud: int = typer.Option(115200, "--baud", help="Baud rate."),
+    timeout: Optional[float] = shared_option("--timeout"),
+    coordinator: Optional[str] = shared_option("--coordinator"),
+) -> None:
+    """Serve every board's telemetry as OpenMetrics (tinyedge_inferences_total, ...) until stopped."""
+    from tinyedge.places import port_or_place
+    from tinyedge.telemetry import BoardsCollector, serve_metrics
+
+    if not ports_ and not places:
+        raise TinyedgeError("monitor needs boards: give --port (a path or URL) or --place (a labgrid place), once per board.")
+    with contextlib.ExitStack() as held:
+        urls = list(ports_) + [held.enter_context(port_or_place(None, place, coordinator, say=say_dim)) for place in places]
+        collector = BoardsCollector(urls, baud, timeout or 5.0)
+        stop = threading.Event()
+        serve_metrics(collector, prometheus, interval, stop,
+                      on_listen=lambda url: console.print(f"serving {len(urls)} boards' metrics on {url}", highlight=False),
+                      on_poll=lambda c: [say_dim(f"{url}: {why}") for url, why in c.errors.items()])
+
+
 # --- host commands: ports / doctor (MCU-frameworks engineer) ---
 
 
