@@ -64,9 +64,9 @@ def host_updatable(sine_model, tmp_path_factory) -> Path:
     return project
 
 
-def runs_exactly(device: Device, model: Path) -> bool:
+def runs_exactly(device: Device, model: Path, probes: list[np.ndarray] = PROBES) -> bool:
     reference = Reference(load_tflite(model))
-    return all(device.infer(x.tobytes()).output == reference.run([x])[0].tobytes() for x in PROBES)
+    return all([device.infer(x.tobytes()).output == reference.run([x])[0].tobytes() for x in probes])
 
 
 def fresh_store(project: Path) -> None:
@@ -248,3 +248,23 @@ def test_qemu_killed_during_an_update_boots_the_old_model(sine_model, retrained,
         assert update_board(device, bundle).version == 2
     with flash(project) as url, Device(url) as device:
         assert device.stats().model_version == 2 and runs_exactly(device, retrained)
+
+
+@pytest.mark.parametrize("min_agreement,outcome,version", [(0.0, "promoted", 2), (0.9, "dropped", 0)])
+def test_shadow_runs_the_new_model_beside_the_old_one_before_promoting_it(
+        min_agreement, outcome, version, host_updatable, bundles, sine_model, retrained):
+    fresh_store(host_updatable)
+    with flash(host_updatable) as url:
+        staged = run_tinyedge("update", bundles["v2"], "--port", url, "--shadow", "6",
+                              "--min-agreement", str(min_agreement))
+        assert staged.returncode == 0, staged.stderr
+        assert "runs version 2 beside it on its next 6 inferences" in staged.stdout
+        with Device(url) as device:   # the application's live inferences, answered by the old model
+            assert runs_exactly(device, sine_model.int8, PROBES[:6]), "the old model answers while the new one is shadowed"
+            trial = device.stats().shadow
+        status = json.loads(run_tinyedge("status", "--port", url, "--json").stdout)
+        with Device(url) as device:
+            assert runs_exactly(device, retrained if version == 2 else sine_model.int8)
+    assert trial.done == 6 and trial.outcome == outcome
+    assert trial.exact < 6, "the retrained model's outputs differ from the old one's on most inputs"
+    assert status["model_version"] == version and status["shadow"]["outcome"] == outcome

@@ -525,6 +525,8 @@ def update(
     bundle_path: Path = typer.Argument(..., metavar="BUNDLE", help="A bundle made by `tinyedge bundle`."),
     port: Optional[str] = typer.Option(None, "--port", help="Serial port: a path, socket://host:port or rfc2217://host:port."),
     allow_downgrade: bool = typer.Option(False, "--allow-downgrade", help="Accept a version not above the board's."),
+    shadow: Optional[int] = typer.Option(None, "--shadow", help="Run the new model beside the old one on the next N live inferences before promoting it."),
+    min_agreement: float = typer.Option(1.0, "--min-agreement", help="With --shadow: the share of top-1 agreement (0-1) needed to promote."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     baud: int = typer.Option(115200, "--baud", help="Baud rate."),
     timeout: Optional[float] = shared_option("--timeout"),
@@ -540,9 +542,15 @@ def update(
         raise TinyedgeError("update needs the board: give --port (a path or URL) or --place (a labgrid place).")
     loaded = load_bundle(bundle_path)
     with held_port(port, place, coordinator) as url, Device(url, baud=baud, timeout=timeout or 5.0) as device:
-        report = update_board(device, loaded, allow_downgrade)
+        report = update_board(device, loaded, allow_downgrade, shadow=shadow, min_agreement=min_agreement)
     if as_json:
         print_json(report.as_dict())
+        return
+    if shadow is not None:
+        console.print(f"[green]✔[/] {report.board} on {report.url} keeps version {report.previous_version} active and runs "
+                      f"version {report.version} beside it on its next {shadow} inferences; it is promoted at "
+                      f"{min_agreement:.0%} top-1 agreement, else dropped (`tinyedge status` shows how it goes)",
+                      highlight=False)
         return
     console.print(f"[green]✔[/] {report.board} on {report.url} runs version {report.version} "
                   f"(sha256 {report.model_sha256}, slot {report.slot}), was version {report.previous_version}; "

@@ -143,6 +143,23 @@ class DeviceInfo:
 
 
 SLOT_BUILT_IN = 0xFF  # STATS: the model compiled into the firmware, not a slot
+SHADOW_OUTCOMES = {1: "running", 2: "promoted", 3: "dropped"}
+
+
+@dataclass(frozen=True)
+class ShadowTrial:
+    """STATS' shadow fields: a model run beside the active one on live inferences (`update --shadow`)."""
+    outcome: str     # running, promoted or dropped
+    version: int
+    target: int
+    done: int
+    exact: int       # inferences whose every output byte agreed
+    top1: int        # inferences whose first output's largest element agreed
+
+    def as_dict(self) -> dict[str, object]:
+        return {"outcome": self.outcome, "version": self.version, "inferences": self.done, "of": self.target,
+                "exact_agreement": self.exact / self.done if self.done else None,
+                "top1_agreement": self.top1 / self.done if self.done else None}
 
 
 @dataclass(frozen=True)
@@ -163,6 +180,7 @@ class DeviceStats:
     latency_sum_us: int
     arena_high_water: int
     arena_size: int
+    shadow: ShadowTrial | None = None   # a model on trial beside the active one, or its outcome
 
     @property
     def latency_mean_us(self) -> float | None:
@@ -179,10 +197,14 @@ def parse_stats(body: bytes) -> DeviceStats:
     persistent, resets, inferences, errors, count, low, high = r.u8(), *(r.u32() for _ in range(6))
     total = r.u32() | r.u32() << 32
     high_water, arena = r.u32(), r.u32()
+    shadow = None
+    if r.remaining() >= 21:
+        outcome, *figures = r.u8(), *(r.u32() for _ in range(5))
+        shadow = ShadowTrial(SHADOW_OUTCOMES[outcome], *figures) if outcome in SHADOW_OUTCOMES else None
     r.rest()
     return DeviceStats(version, sha, None if slot == SLOT_BUILT_IN else slot, firmware, uptime_ms, bool(persistent),
                        resets, inferences, errors, count, low if count else None, high if count else None, total,
-                       high_water, arena)
+                       high_water, arena, shadow)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ class BoardStatus:
             },
             "arena_high_water_bytes": stats.arena_high_water,
             "arena_bytes": stats.arena_size,
+            "shadow": stats.shadow.as_dict() if stats.shadow else None,
         }
 
 

@@ -25,6 +25,7 @@ from tinyedge.runtimes.aot import compile_for
 from tinyedge.slots import SlotLayout, slot_layout, vectors_bytes
 
 FLAG_ALLOW_DOWNGRADE = 1
+COMMIT_SHADOW = 1
 
 NO_SLOTS, DOWNGRADE, TOO_BIG, BAD_HASH, OTHER_GRAPH, SELF_TEST, NO_UPDATE, STORE, BAD_IMAGE, NO_PREVIOUS = range(0x20, 0x2A)
 
@@ -66,6 +67,8 @@ class UpdateReport:
     resumed_from: int
     transfer_s: float
     commit_s: float
+    shadow: int | None = None         # the model runs beside the old one on this many live inferences first
+    min_agreement: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,8 +116,17 @@ def board_stats(device: Device) -> DeviceStats:
 
 
 def update_board(device: Device, bundle: Bundle, allow_downgrade: bool = False,
-                 progress: Callable[[int, int], None] | None = None) -> UpdateReport:
-    """Send `bundle` to the board on `device` and make it active there, or raise UpdateFailed."""
+                 progress: Callable[[int, int], None] | None = None, shadow: int | None = None,
+                 min_agreement: float = 1.0) -> UpdateReport:
+    """Send `bundle` to the board on `device` and make it active there, or raise UpdateFailed.
+    With `shadow`, the board keeps the old model active and runs the new one beside it on its next
+    `shadow` live inferences, then promotes it when they agreed on at least `min_agreement` of them
+    (top-1 of the first output for a classifier, every byte for a single-value output), else drops
+    it (STATS' `shadow` says how it went)."""
+    if shadow is not None and shadow < 1:
+        raise UpdateFailed("--shadow must be at least 1 inference.")
+    if not 0.0 <= min_agreement <= 1.0:
+        raise UpdateFailed(f"--min-agreement must be between 0 and 1 (got {min_agreement:g}).")
     info = device.info(refresh=True)
     before = board_stats(device)
     if info.runtime != "aot":
@@ -127,10 +139,12 @@ def update_board(device: Device, bundle: Bundle, allow_downgrade: bool = False,
     _send(device, image.data, resumed_from, progress)
     transfer_s = time.monotonic() - started
     started = time.monotonic()
-    _commit(device, bundle, len(bundle.inputs))
+    mode = b"" if shadow is None else struct.pack("<BIH", COMMIT_SHADOW, shadow, round(min_agreement * 1000))
+    _commit(device, bundle, len(bundle.inputs), mode)
     return UpdateReport(device.url, info.board_id, bundle.version, bundle.model_sha256, before.model_version,
                         before.model_sha256, slot, len(image.data), len(image.data) - resumed_from, resumed_from,
-                        round(transfer_s, 3), round(time.monotonic() - started, 3))
+                        round(transfer_s, 3), round(time.monotonic() - started, 3), shadow,
+                        None if shadow is None else min_agreement)
 
 
 def _begin(device: Device, bundle: Bundle, image: Image, allow_downgrade: bool) -> tuple[int, int]:
@@ -159,14 +173,15 @@ def _send(device: Device, data: bytes, offset: int, progress: Callable[[int, int
             progress(offset, len(data))
 
 
-def _commit(device: Device, bundle: Bundle, vectors: int) -> None:
+def _commit(device: Device, bundle: Bundle, vectors: int, mode: bytes = b"") -> None:
     per_inference = max(device.timeout, device.infer_timeout or 0.0)
-    status, rest = _request(device, MSG_UPDATE_COMMIT, b"", "UPDATE_COMMIT",
+    status, rest = _request(device, MSG_UPDATE_COMMIT, mode, "UPDATE_COMMIT",
                             timeout=device.timeout + vectors * per_inference)
     if status == NO_UPDATE:
         # The reply to a COMMIT that worked was lost and the COMMIT went again: the board says which model runs.
         after = device.stats()
-        if (after.model_version, after.model_sha256) == (bundle.version, bundle.model_sha256):
+        if (after.model_version, after.model_sha256) == (bundle.version, bundle.model_sha256) or (
+                mode and after.shadow and after.shadow.version == bundle.version):
             return
     if status != STATUS_OK:
         vector = struct.unpack("<I", rest[:4])[0] if status == SELF_TEST and len(rest) >= 4 else "?"

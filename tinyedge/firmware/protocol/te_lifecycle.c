@@ -141,6 +141,8 @@ static void advance_uptime(void) {
   last_micros = now;
 }
 
+void te_lifecycle_before_invoke(void) { te_slots_before_invoke(); }
+
 void te_lifecycle_on_infer(uint8_t status, uint32_t micros) {
   advance_uptime();
   if (status != TE_OK) {
@@ -148,13 +150,13 @@ void te_lifecycle_on_infer(uint8_t status, uint32_t micros) {
     return;
   }
   inferences++;
-  if (micros == NO_MICROS) {
-    return;
+  if (micros != NO_MICROS) {
+    latency_count++;
+    latency_sum += micros;
+    if (micros < latency_min) latency_min = micros;
+    if (micros > latency_max) latency_max = micros;
   }
-  latency_count++;
-  latency_sum += micros;
-  if (micros < latency_min) latency_min = micros;
-  if (micros > latency_max) latency_max = micros;
+  te_slots_after_invoke(status);
 }
 
 static void put_u32(uint32_t value) {
@@ -198,6 +200,16 @@ static void handle_stats(uint8_t seq) {
   put_u64(latency_sum);
   put_u32(te_runtime_arena_used());
   put_u32(te_runtime_arena_size());
+  {
+    te_shadow_report_t shadow;
+    te_slots_shadow_report(&shadow);
+    put_u8(shadow.outcome);
+    put_u32(shadow.version);
+    put_u32(shadow.target);
+    put_u32(shadow.done);
+    put_u32(shadow.exact);
+    put_u32(shadow.top1);
+  }
   te_proto_reply_end();
 }
 

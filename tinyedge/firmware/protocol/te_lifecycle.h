@@ -80,11 +80,26 @@ const te_slot_layout_t *te_model_slot_layout(void);
 void te_slots_boot(uint8_t persistent);
 uint8_t te_slots_dispatch(uint8_t type, uint8_t seq, const uint8_t *body, uint32_t len);
 uint8_t te_slots_updatable(void);
+void te_slots_before_invoke(void);
+void te_slots_after_invoke(uint8_t status);
+
+/* A model on trial (UPDATE_COMMIT in shadow mode): run beside the active one on live inferences. */
+enum te_shadow_outcome { TE_SHADOW_NONE = 0, TE_SHADOW_RUNNING = 1, TE_SHADOW_PROMOTED = 2, TE_SHADOW_DROPPED = 3 };
+typedef struct {
+  uint8_t outcome;
+  uint32_t version;
+  uint32_t target;
+  uint32_t done;
+  uint32_t exact;   /* every output byte equal */
+  uint32_t top1;    /* the first output's largest element at the same index */
+} te_shadow_report_t;
+void te_slots_shadow_report(te_shadow_report_t *report);
 
 /* te_protocol.c's hooks. At boot, before te_runtime_init(): read the boot record, count the boot. */
 void te_lifecycle_boot(void);
 
-/* After every INFER that ran the model: its status and µs (0xFFFFFFFF when unknown). */
+/* Before every INFER's invoke, and after it: its status and µs (0xFFFFFFFF when unknown). */
+void te_lifecycle_before_invoke(void);
 void te_lifecycle_on_infer(uint8_t status, uint32_t micros);
 
 /* A request te_protocol.c does not know; returns 1 when it was answered here. */

@@ -177,6 +177,7 @@ void te_proto_reply_end(void) { tx_end(); }
 
 /* Builds without te_lifecycle.c (the Uno) keep these defaults: no STATS, nothing counted. */
 __attribute__((weak)) void te_lifecycle_boot(void) {}
+__attribute__((weak)) void te_lifecycle_before_invoke(void) {}
 __attribute__((weak)) void te_lifecycle_on_infer(uint8_t status, uint32_t micros) { (void)status; (void)micros; }
 __attribute__((weak)) uint8_t te_lifecycle_dispatch(uint8_t type, uint8_t seq, const uint8_t *body, uint32_t len) {
   (void)type; (void)seq; (void)body; (void)len;
@@ -334,6 +335,7 @@ static void handle_infer(uint8_t seq, const uint8_t *body, te_len_t len) {
     return;
   }
   received_end = 0;
+  te_lifecycle_before_invoke();
   micros0 = te_port_micros();
   cycles0 = te_port_cycles();
   status = (uint8_t)te_runtime_invoke();

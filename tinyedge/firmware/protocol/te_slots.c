@@ -46,6 +46,17 @@ static struct {
   uint8_t model_sha256[32];
 } update;
 
+/* A model on trial beside the active one (UPDATE_COMMIT in shadow mode); RAM only: a reset drops it. */
+#define COMMIT_SHADOW 1u
+static struct {
+  te_shadow_report_t report;
+  uint8_t slot;
+  uint16_t min_agreement_permille;
+  uint32_t image_bytes;
+  uint8_t image_sha256[32];
+  uint8_t model_sha256[32];
+} shadow;
+
 static uint32_t get_u32(const uint8_t *p) {
   return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
@@ -179,6 +190,7 @@ static int save_built_in(void) {
 void te_slots_boot(uint8_t persistent) {
   te_boot_record_t *record = &te_lifecycle_record;
   memset(&update, 0, sizeof update);
+  memset(&shadow, 0, sizeof shadow);
   layout = te_model_slot_layout();
   usable = layout != NULL && persistent && te_store_size() > SLOTS_BASE + 2u * (payload_bytes() + VECTORS_HEADER);
   if (!usable) {
@@ -332,9 +344,60 @@ static uint8_t self_test(uint32_t at, uint32_t end, uint32_t *failed) {
   return TE_OK;
 }
 
-static uint8_t commit(uint32_t *failed) {
+/* The boot record that names `slot` active: the one write that switches models. */
+static uint8_t activate(uint8_t slot, uint32_t version, uint32_t image_bytes, const uint8_t *image_sha256,
+                        const uint8_t *model_sha256) {
+  te_boot_record_t *record = &te_lifecycle_record;
+  record->previous = record->active;
+  record->active.slot = slot;
+  record->active.version = version;
+  record->active.image_bytes = image_bytes;
+  memcpy(record->active.image_sha256, image_sha256, 32);
+  memcpy(record->active.model_sha256, model_sha256, 32);
+  if (te_lifecycle_write_record() != 0) {
+    record->active = record->previous;
+    return TE_LC_STORE;
+  }
+  return TE_OK;
+}
+
+static uint32_t io_bytes(uint8_t outputs) {
+  uint32_t total = 0;
+  uint8_t i;
+  uint8_t count = outputs ? te_model_info.num_outputs : te_model_info.num_inputs;
+  for (i = 0; i < count; i++) {
+    total += outputs ? te_model_info.outputs[i].bytes : te_model_info.inputs[i].bytes;
+  }
+  return total;
+}
+
+/* Where a shadowed inference keeps its input and the active model's outputs: after the candidate's image. */
+static uint32_t shadow_scratch(void) { return slot_base(shadow.slot) + ((shadow.image_bytes + 3u) & ~3u); }
+
+static uint8_t start_shadow(const uint8_t *body, uint32_t len) {
+  uint32_t target = get_u32(body + 1);
+  if (len != 7u || target == 0u) {
+    return TE_PROTO_BAD_LENGTH;
+  }
+  if (((update.image_bytes + 3u) & ~3u) + io_bytes(0) + io_bytes(1) > slot_bytes()) {
+    return TE_LC_TOO_BIG;
+  }
+  memset(&shadow, 0, sizeof shadow);
+  shadow.report.outcome = TE_SHADOW_RUNNING;
+  shadow.report.version = update.version;
+  shadow.report.target = target;
+  shadow.min_agreement_permille = (uint16_t)(body[5] | (body[6] << 8));
+  shadow.slot = update.slot;
+  shadow.image_bytes = update.image_bytes;
+  memcpy(shadow.image_sha256, update.image_sha256, 32);
+  memcpy(shadow.model_sha256, update.model_sha256, 32);
+  return TE_OK;
+}
+
+static uint8_t commit(const uint8_t *body, uint32_t len, uint32_t *failed) {
   te_boot_record_t *record = &te_lifecycle_record;
   uint32_t base = slot_base(update.slot);
+  uint8_t shadowing = len > 0u && body[0] == COMMIT_SHADOW;
   uint8_t digest[32];
   uint8_t status;
   *failed = 0;
@@ -355,17 +418,15 @@ static uint8_t commit(uint32_t *failed) {
   if (status == TE_OK) {
     status = self_test(base + update.payload_bytes, base + update.image_bytes, failed);
   }
+  if (status == TE_OK && shadowing) {
+    status = start_shadow(body, len);
+    (void)load_image(slot_base(record->active.slot));   /* the active model goes on answering */
+    (void)te_runtime_reset_state();
+    update.open = 0;
+    return status;
+  }
   if (status == TE_OK) {
-    record->previous = record->active;
-    record->active.slot = update.slot;
-    record->active.version = update.version;
-    record->active.image_bytes = update.image_bytes;
-    memcpy(record->active.image_sha256, update.image_sha256, 32);
-    memcpy(record->active.model_sha256, update.model_sha256, 32);
-    if (te_lifecycle_write_record() != 0) {
-      record->active = record->previous;
-      status = TE_LC_STORE;
-    }
+    status = activate(update.slot, update.version, update.image_bytes, update.image_sha256, update.model_sha256);
   }
   if (status != TE_OK) {
     /* The old model back in place; the new image stays in the inactive slot, never active. */
@@ -400,6 +461,136 @@ static uint8_t rollback(void) {
   return TE_OK;
 }
 
+void te_slots_shadow_report(te_shadow_report_t *report) { *report = shadow.report; }
+
+void te_slots_before_invoke(void) {
+  uint32_t at;
+  uint8_t i;
+  if (shadow.report.outcome != TE_SHADOW_RUNNING) {
+    return;
+  }
+  at = shadow_scratch();
+  for (i = 0; i < te_model_info.num_inputs; i++) {
+    if (te_store_write(at, te_runtime_input(i), te_model_info.inputs[i].bytes) != 0) {
+      shadow.report.outcome = TE_SHADOW_DROPPED;
+      return;
+    }
+    at += te_model_info.inputs[i].bytes;
+  }
+}
+
+/* The index of the first output's largest element (int8 or uint8). */
+static uint32_t argmax(const uint8_t *data, uint32_t n, uint8_t is_signed) {
+  uint32_t best = 0, i;
+  for (i = 1; i < n; i++) {
+    int16_t a = is_signed ? (int16_t)(int8_t)data[i] : (int16_t)data[i];
+    int16_t b = is_signed ? (int16_t)(int8_t)data[best] : (int16_t)data[best];
+    if (a > b) best = i;
+  }
+  return best;
+}
+
+/* Compare the candidate's outputs (in place) with the active model's (in the scratch area). */
+static int compare_outputs(uint32_t at, uint8_t *exact, uint8_t *top1) {
+  uint8_t i;
+  uint8_t expected[CHUNK];
+  *exact = 1;
+  *top1 = 0;
+  for (i = 0; i < te_model_info.num_outputs; i++) {
+    const uint8_t *out = te_runtime_output(i);
+    uint32_t n = te_model_info.outputs[i].bytes, done = 0;
+    while (done < n) {
+      uint32_t part = n - done < CHUNK ? n - done : CHUNK;
+      if (out == NULL || te_store_read(at + done, expected, part) != 0) return -1;
+      if (memcmp(out + done, expected, part) != 0) *exact = 0;
+      done += part;
+    }
+    at += n;
+  }
+  return 0;
+}
+
+static uint32_t stored_argmax(uint32_t at) {
+  uint8_t expected[CHUNK];
+  uint32_t n = te_model_info.outputs[0].bytes, best = 0, index = 0, done = 0;
+  int16_t best_value = -32768;
+  uint8_t is_signed = te_model_info.outputs[0].dtype == TE_INT8;
+  while (done < n) {
+    uint32_t part = n - done < CHUNK ? n - done : CHUNK, i;
+    if (te_store_read(at + done, expected, part) != 0) return 0;
+    for (i = 0; i < part; i++, index++) {
+      int16_t v = is_signed ? (int16_t)(int8_t)expected[i] : (int16_t)expected[i];
+      if (v > best_value) { best_value = v; best = index; }
+    }
+    done += part;
+  }
+  return best;
+}
+
+/* The outputs the active model computed, back where the protocol streams (and replays) them from. */
+static int restore_outputs(uint32_t at) {
+  uint8_t i;
+  for (i = 0; i < te_model_info.num_outputs; i++) {
+    if (te_store_read(at, (void *)te_runtime_output(i), te_model_info.outputs[i].bytes) != 0) return -1;
+    at += te_model_info.outputs[i].bytes;
+  }
+  return 0;
+}
+
+/* Promotion needs enough agreement: top-1 for a classifier (a first output of several elements),
+ * exact for a regression (a single output value, whose top-1 always agrees). */
+static void finish_shadow(void) {
+  uint32_t needed = (uint32_t)(((uint64_t)shadow.report.target * shadow.min_agreement_permille + 999u) / 1000u);
+  uint32_t agreed = te_model_info.outputs[0].bytes > 1u ? shadow.report.top1 : shadow.report.exact;
+  if (agreed >= needed &&
+      activate(shadow.slot, shadow.report.version, shadow.image_bytes, shadow.image_sha256, shadow.model_sha256) == TE_OK) {
+    (void)load_image(slot_base(shadow.slot));
+    shadow.report.outcome = TE_SHADOW_PROMOTED;
+  } else {
+    (void)load_image(slot_base(te_lifecycle_record.active.slot));
+    shadow.report.outcome = TE_SHADOW_DROPPED;
+  }
+  (void)te_runtime_reset_state();
+}
+
+/* After the active model answered a live inference: run the candidate on the same input, count its
+ * agreement, put the active model and its outputs back; promote or drop after the last one. */
+void te_slots_after_invoke(uint8_t status) {
+  uint32_t inputs_at, outputs_at, at;
+  uint8_t i, exact, top1;
+  if (shadow.report.outcome != TE_SHADOW_RUNNING || status != TE_OK) {
+    return;
+  }
+  inputs_at = shadow_scratch();
+  outputs_at = inputs_at + io_bytes(0);
+  at = outputs_at;
+  for (i = 0; i < te_model_info.num_outputs; i++) {
+    if (te_store_write(at, te_runtime_output(i), te_model_info.outputs[i].bytes) != 0) goto fail;
+    at += te_model_info.outputs[i].bytes;
+  }
+  if (load_image(slot_base(shadow.slot)) != TE_OK) goto fail;
+  at = inputs_at;
+  for (i = 0; i < te_model_info.num_inputs; i++) {
+    if (te_store_read(at, te_runtime_input(i), te_model_info.inputs[i].bytes) != 0) goto fail;
+    at += te_model_info.inputs[i].bytes;
+  }
+  if (te_runtime_invoke() != TE_OK || compare_outputs(outputs_at, &exact, &top1) != 0) goto fail;
+  top1 = argmax(te_runtime_output(0), te_model_info.outputs[0].bytes, te_model_info.outputs[0].dtype == TE_INT8) ==
+         stored_argmax(outputs_at);
+  if (load_image(slot_base(te_lifecycle_record.active.slot)) != TE_OK || restore_outputs(outputs_at) != 0) goto fail;
+  shadow.report.done++;
+  shadow.report.exact += exact;
+  shadow.report.top1 += top1;
+  if (shadow.report.done >= shadow.report.target) {
+    finish_shadow();
+  }
+  return;
+fail:
+  (void)load_image(slot_base(te_lifecycle_record.active.slot));
+  (void)restore_outputs(outputs_at);
+  shadow.report.outcome = TE_SHADOW_DROPPED;
+}
+
 uint8_t te_slots_dispatch(uint8_t type, uint8_t seq, const uint8_t *body, uint32_t len) {
   uint32_t failed;
   uint8_t status;
@@ -418,7 +609,7 @@ uint8_t te_slots_dispatch(uint8_t type, uint8_t seq, const uint8_t *body, uint32
       reply(type, seq, accept_data(body, len));
       break;
     case TE_MSG_UPDATE_COMMIT:
-      status = commit(&failed);
+      status = commit(body, len, &failed);
       te_proto_reply_begin(type, seq, status);
       if (status == TE_LC_SELF_TEST) {
         uint8_t bytes[4];
