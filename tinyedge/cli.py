@@ -30,7 +30,8 @@ except ImportError:  # pragma: no cover
 from tinyedge.boards import get_board, load_boards
 from tinyedge.errors import TinyedgeError
 from tinyedge.outputs import check_output_dir, check_output_file, write_atomically
-from tinyedge.render import (board_table, boards_table, budget_table, doctor_tables, inspect_tables, kib, ports_table,
+from tinyedge.render import (board_table, boards_table, budget_table, doctor_tables, fleet_table, inspect_tables, kib,
+                             ports_table,
                              quantize_table, shrink_table, status_table, validation_table)
 
 # The stage modules load NumPy (and quantize/shrink TensorFlow) when imported: each command imports
@@ -603,6 +604,62 @@ def monitor(
         serve_metrics(collector, prometheus, interval, stop,
                       on_listen=lambda url: console.print(f"serving {len(urls)} boards' metrics on {url}", highlight=False),
                       on_poll=lambda c: [say_dim(f"{url}: {why}") for url, why in c.errors.items()])
+
+
+fleet_app = typer.Typer(cls=UsageErrorsExitOne, help="Every board of a labgrid lab: what it runs, and staged rollouts.",
+                        no_args_is_help=True)
+app.add_typer(fleet_app, name="fleet")
+
+
+def show_fleet(report: Any, as_json: bool, json_out: Optional[Path], junit_out: Optional[Path]) -> None:
+    from tinyedge.fleet import write_fleet_reports
+
+    write_fleet_reports(report, json_out, junit_out)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        console.print(fleet_table(report.as_dict()))
+
+
+@fleet_app.command("status")
+@user_errors
+def fleet_status(
+    coordinator: Optional[str] = shared_option("--coordinator"),
+    match: list[str] = typer.Option([], "--match", help="Only places tagged KEY=VALUE (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Every place: its board, model version, sha256, slot and last validation."""
+    from tinyedge.fleet import fleet_status as read_fleet
+
+    report = read_fleet(coordinator, match)
+    show_fleet(report, as_json, None, None)
+    if report.failed:
+        raise typer.Exit(3)
+
+
+@fleet_app.command("update")
+@user_errors
+def fleet_update(
+    bundle_path: Path = typer.Argument(..., metavar="BUNDLE", help="A bundle made by `tinyedge bundle`."),
+    coordinator: Optional[str] = shared_option("--coordinator"),
+    match: list[str] = typer.Option([], "--match", help="Only places tagged KEY=VALUE (repeatable), such as board=host."),
+    canary: int = typer.Option(1, "--canary", help="Places updated and validated one by one first."),
+    parallel: int = typer.Option(1, "--parallel", help="Places updated at a time after the canaries."),
+    allow_downgrade: bool = typer.Option(False, "--allow-downgrade", help="Accept a version not above a board's."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    json_out: Optional[Path] = typer.Option(None, "--report", help="Also write the JSON report to this file."),
+    junit_out: Optional[Path] = shared_option("--junit"),
+) -> None:
+    """Roll a bundle out: canaries first, each board validated with the bundle's vectors, stop at the first failure."""
+    from tinyedge.bundle import load_bundle
+    from tinyedge.fleet import fleet_update as roll_out
+
+    loaded = load_bundle(bundle_path)
+    report = roll_out(loaded, coordinator, match, canary, parallel, allow_downgrade,
+                      progress=lambda row: say_dim(f"{row.place}: {row.result}" + (f" ({row.why})" if row.why else "")))
+    show_fleet(report, as_json, json_out, junit_out)
+    if report.failed:
+        raise typer.Exit(3)
 
 
 # --- host commands: ports / doctor (MCU-frameworks engineer) ---

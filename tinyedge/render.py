@@ -249,3 +249,21 @@ def status_table(report: dict[str, Any]) -> Table:
                   f"min {latency['min_us']} µs, mean {latency['mean_us']} µs, max {latency['max_us']} µs")
     table.add_row("arena", f"{report['arena_high_water_bytes']:,} of {report['arena_bytes']:,} bytes (high-water)")
     return table
+
+
+def fleet_table(report: dict[str, Any]) -> Table:
+    """`tinyedge fleet status|update`: one row per labgrid place (fleet.FleetReport.as_dict())."""
+    title = f"Fleet on {report['coordinator']}" + (f": version {report['bundle_version']}" if report["bundle_version"] else "")
+    table = Table(title=title, header_style="bold")
+    for column in ("place", "board", "result", "version", "model sha256", "slot", "last validation", "why"):
+        table.add_column(column)
+    for row in report["places"]:
+        check = row["last_validation"]
+        validation = (f"v{check['version']} {'passed' if check['passed'] else 'FAILED'} {check['when']}" if check else "-")
+        color = {"ok": "green", "updated": "green", "skipped": "yellow"}.get(row["result"], "red")
+        table.add_row(row["place"], row["board"] or "-", f"[{color}]{row['result']}[/]",
+                      "-" if row["model_version"] is None else str(row["model_version"]),
+                      row["model_sha256"] or "-", "-" if row["slot"] is None else str(row["slot"]), validation,
+                      row["why"] or "")
+    table.caption = f"{len(report['places'])} places in {report['seconds']:.1f} s"
+    return table
