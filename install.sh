@@ -14,6 +14,7 @@ APT_PACKAGES=(
   gcc-avr avr-libc avrdude simavr libsimavr-dev libelf-dev arduino-core-avr
   clang libclang-rt-14-dev
   ser2net
+  prometheus
 )
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

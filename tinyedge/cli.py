@@ -33,8 +33,9 @@ import tinyedge
 from tinyedge.boards import DEFAULT_BOARD, get_board, load_boards
 from tinyedge.errors import TinyedgeError
 from tinyedge.outputs import check_output_dir, check_output_file, guard_outputs, write_atomically
-from tinyedge.render import (board_table, boards_table, budget_table, doctor_tables, inspect_tables, kib,
-                             ops_support_table, ports_table, quantize_table, shrink_table, validation_table)
+from tinyedge.render import (board_table, boards_table, budget_table, doctor_tables, fleet_table, inspect_tables, kib,
+                             ops_support_table, ports_table, quantize_table, shrink_table, status_table,
+                             validation_table)
 
 # The stage modules load NumPy (and quantize/shrink TensorFlow) when imported: each command imports
 # the ones it runs, so `tinyedge --help` and the light commands start fast.
@@ -374,12 +375,14 @@ def generate(
     runtime: Optional[str] = shared_option("--runtime"),
     tflm_dir: Optional[Path] = shared_option("--tflm-dir"),
     arena_kb: Optional[int] = typer.Option(None, "--arena-kb", help="Tensor arena size in KiB (default: measured)."),
+    updatable: Optional[bool] = typer.Option(None, "--updatable/--not-updatable", help="Keep the model in one of two slots that `tinyedge update` replaces (default: the profile's `updatable`)."),
 ) -> None:
     """Generate a firmware project for a board: sources, build files and the tinyedge.json manifest."""
     from tinyedge.generate import generate as generate_project  # NumPy, Jinja
 
     check_output_dir(out_dir, "-o")
-    generate_project(model, board, out_dir, runtime=runtime, tflm_dir=tflm_dir, arena_kb=arena_kb, report=say_plain)
+    generate_project(model, board, out_dir, runtime=runtime, tflm_dir=tflm_dir, arena_kb=arena_kb, report=say_plain,
+                     updatable=updatable)
 
 
 @command
@@ -541,6 +544,168 @@ def deploy(
         counted.stop()
         show_validation(result.validation)
     result.validation.raise_for_verdict()
+
+
+# --- lifecycle commands: bundle / update / status ---
+
+
+@command
+def bundle(
+    model: Path = typer.Argument(..., help="The retrained full-int8 .tflite."),
+    version: int = typer.Option(..., "--version", help="The model's version: updates only go up."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the bundle."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Self-test inputs .npy (default: seeded random inputs)."),
+    vectors: int = typer.Option(4, "--vectors", help="How many self-test inputs the board checks bit for bit before using the model."),
+    sign: Optional[Path] = typer.Option(None, "--sign", help="Ed25519 private key (PEM) to sign the bundle with."),
+) -> None:
+    """Package a model update: the model, its version and SHA-256, self-test vectors, a signature."""
+    from tinyedge.bundle import make_bundle  # NumPy, tflite-micro
+
+    check_output_file(output, "-o")
+    made = make_bundle(model, version, output, data, vectors, sign)
+    console.print(f"bundle {output}: version {made.version}, model sha256 {made.model_sha256}, "
+                  f"{len(made.inputs)} self-test vectors{', signed' if made.signature else ''}", highlight=False)
+
+
+@command
+def update(
+    bundle_path: Path = typer.Argument(..., metavar="BUNDLE", help="A bundle made by `tinyedge bundle`."),
+    port: Optional[str] = typer.Option(None, "--port", help="Serial port: a path, socket://host:port or rfc2217://host:port."),
+    allow_downgrade: bool = typer.Option(False, "--allow-downgrade", help="Accept a version not above the board's."),
+    shadow: Optional[int] = typer.Option(None, "--shadow", help="Run the new model beside the old one on the next N live inferences before promoting it."),
+    min_agreement: float = typer.Option(1.0, "--min-agreement", help="With --shadow: the share of top-1 agreement (0-1) needed to promote."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    baud: int = typer.Option(115200, "--baud", help="Baud rate."),
+    timeout: Optional[float] = shared_option("--timeout"),
+    place: Optional[str] = shared_option("--place"),
+    coordinator: Optional[str] = shared_option("--coordinator"),
+) -> None:
+    """Replace the model on a board running updatable firmware, proven on the board before it is used."""
+    from tinyedge.bundle import load_bundle
+    from tinyedge.protocol import Device
+    from tinyedge.update import update_board
+
+    if not port and not place:
+        raise TinyedgeError("update needs the board: give --port (a path or URL) or --place (a labgrid place).")
+    loaded = load_bundle(bundle_path)
+    with held_port(port, place, coordinator) as url, Device(url, baud=baud, timeout=timeout or 5.0) as device:
+        report = update_board(device, loaded, allow_downgrade, shadow=shadow, min_agreement=min_agreement)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    if shadow is not None:
+        console.print(f"[green]✔[/] {report.board} on {report.url} keeps version {report.previous_version} active and runs "
+                      f"version {report.version} beside it on its next {shadow} inferences; it is promoted at "
+                      f"{min_agreement:.0%} top-1 agreement, else dropped (`tinyedge status` shows how it goes)",
+                      highlight=False)
+        return
+    console.print(f"[green]✔[/] {report.board} on {report.url} runs version {report.version} "
+                  f"(sha256 {report.model_sha256}, slot {report.slot}), was version {report.previous_version}; "
+                  f"{report.sent_bytes:,} bytes in {report.transfer_s:.2f} s, self-test {report.commit_s:.2f} s",
+                  highlight=False)
+
+
+@command
+def status(
+    port: Optional[str] = typer.Option(None, "--port", help="Serial port: a path, socket://host:port or rfc2217://host:port."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    baud: int = typer.Option(115200, "--baud", help="Baud rate."),
+    timeout: Optional[float] = shared_option("--timeout"),
+    place: Optional[str] = shared_option("--place"),
+    coordinator: Optional[str] = shared_option("--coordinator"),
+) -> None:
+    """What the board runs (model version, sha256, slot, firmware) and how it has done since boot."""
+    from tinyedge.telemetry import board_status
+
+    if not port and not place:
+        raise TinyedgeError("status needs the board: give --port (a path or URL) or --place (a labgrid place).")
+    with held_port(port, place, coordinator) as url:
+        report = board_status(url, baud, timeout or 5.0).as_dict()
+    if as_json:
+        print_json(report)
+    else:
+        console.print(status_table(report))
+
+
+@command
+def monitor(
+    ports_: list[str] = typer.Option([], "--port", help="A board's serial port (repeat for several boards)."),
+    places: list[str] = typer.Option([], "--place", help="A labgrid place to hold and watch (repeatable)."),
+    prometheus: str = typer.Option(..., "--prometheus", help="HOST:PORT to serve the metrics on, for Prometheus to scrape."),
+    interval: float = typer.Option(5.0, "--interval", help="Seconds between two polls of every board."),
+    baud: int = typer.Option(115200, "--baud", help="Baud rate."),
+    timeout: Optional[float] = shared_option("--timeout"),
+    coordinator: Optional[str] = shared_option("--coordinator"),
+) -> None:
+    """Serve every board's telemetry as OpenMetrics (tinyedge_inferences_total, ...) until stopped."""
+    from tinyedge.places import port_or_place
+    from tinyedge.telemetry import BoardsCollector, serve_metrics
+
+    if not ports_ and not places:
+        raise TinyedgeError("monitor needs boards: give --port (a path or URL) or --place (a labgrid place), once per board.")
+    with contextlib.ExitStack() as held:
+        urls = list(ports_) + [held.enter_context(port_or_place(None, place, coordinator, say=say_dim)) for place in places]
+        collector = BoardsCollector(urls, baud, timeout or 5.0)
+        stop = threading.Event()
+        serve_metrics(collector, prometheus, interval, stop,
+                      on_listen=lambda url: console.print(f"serving {len(urls)} boards' metrics on {url}", highlight=False),
+                      on_poll=lambda c: [say_dim(f"{url}: {why}") for url, why in c.errors.items()])
+
+
+fleet_app = typer.Typer(cls=UsageErrorsExitOne, help="Every board of a labgrid lab: what it runs, and staged rollouts.",
+                        no_args_is_help=True)
+app.add_typer(fleet_app, name="fleet")
+
+
+def show_fleet(report: Any, as_json: bool, json_out: Optional[Path], junit_out: Optional[Path]) -> None:
+    from tinyedge.fleet import write_fleet_reports
+
+    write_fleet_reports(report, json_out, junit_out)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        console.print(fleet_table(report.as_dict()))
+
+
+@fleet_app.command("status")
+@user_errors
+def fleet_status(
+    coordinator: Optional[str] = shared_option("--coordinator"),
+    match: list[str] = typer.Option([], "--match", help="Only places tagged KEY=VALUE (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Every place: its board, model version, sha256, slot and last validation."""
+    from tinyedge.fleet import fleet_status as read_fleet
+
+    report = read_fleet(coordinator, match)
+    show_fleet(report, as_json, None, None)
+    if report.failed:
+        raise typer.Exit(3)
+
+
+@fleet_app.command("update")
+@user_errors
+def fleet_update(
+    bundle_path: Path = typer.Argument(..., metavar="BUNDLE", help="A bundle made by `tinyedge bundle`."),
+    coordinator: Optional[str] = shared_option("--coordinator"),
+    match: list[str] = typer.Option([], "--match", help="Only places tagged KEY=VALUE (repeatable), such as board=host."),
+    canary: int = typer.Option(1, "--canary", help="Places updated and validated one by one first."),
+    parallel: int = typer.Option(1, "--parallel", help="Places updated at a time after the canaries."),
+    allow_downgrade: bool = typer.Option(False, "--allow-downgrade", help="Accept a version not above a board's."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    json_out: Optional[Path] = typer.Option(None, "--report", help="Also write the JSON report to this file."),
+    junit_out: Optional[Path] = shared_option("--junit"),
+) -> None:
+    """Roll a bundle out: canaries first, each board validated with the bundle's vectors, stop at the first failure."""
+    from tinyedge.bundle import load_bundle
+    from tinyedge.fleet import fleet_update as roll_out
+
+    loaded = load_bundle(bundle_path)
+    report = roll_out(loaded, coordinator, match, canary, parallel, allow_downgrade,
+                      progress=lambda row: say_dim(f"{row.place}: {row.result}" + (f" ({row.why})" if row.why else "")))
+    show_fleet(report, as_json, json_out, junit_out)
+    if report.failed:
+        raise typer.Exit(3)
 
 
 # --- host commands: ports / doctor (MCU-frameworks engineer) ---

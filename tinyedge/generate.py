@@ -15,6 +15,7 @@ from tinyedge.paths import FIRMWARE_DIR, tflm_dir_from_env
 from tinyedge.plugins import RUNTIMES, get_framework, get_runtime
 from tinyedge.project import MANIFEST, Project
 from tinyedge.runtimes import RuntimeSources
+from tinyedge.slots import check_updatable, write_updatable_source
 from tinyedge.templating import copy_if_changed, render, write_if_changed
 from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite
 
@@ -138,8 +139,9 @@ def write_firmware_sources(model: TfliteModel, board: Board, model_name: str, sr
 
 def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None = None,
              tflm_dir: Path | None = None, arena_kb: int | None = None, report: StepReporter | None = None,
-             arena_bytes: int | None = None) -> Project:
-    """Write a firmware project for `board_id` running `model_path` into `out_dir`; returns its manifest."""
+             arena_bytes: int | None = None, updatable: bool | None = None) -> Project:
+    """Write a firmware project for `board_id` running `model_path` into `out_dir`; returns its manifest.
+    `updatable` (default: the profile's `updatable`) keeps the model in a slot `tinyedge update` replaces."""
     board = get_board(board_id)
     model_path, out_dir = Path(model_path), Path(out_dir)
     guard_outputs({"MODEL": model_path, "--tflm-dir": tflm_dir}, {}, {"-o": out_dir})
@@ -149,6 +151,9 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     if arena_kb is not None and arena_kb <= 0:
         raise TinyedgeError(f"--arena-kb must be a positive number of KiB (got {arena_kb}).")
     chosen = choose_runtime(board, runtime, tflm_dir, report)
+    updatable = bool(board.extra.get("updatable", False)) if updatable is None else updatable
+    if updatable:
+        check_updatable(board, chosen)
     framework, runtime_plugin = get_framework(board.framework), get_runtime(chosen)
     checked = runtime_plugin.check(model, board, model_name, framework.allowance, tflm_dir)
     port = port_name(board, framework) if framework.compiles_firmware else ""
@@ -160,6 +165,7 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     if arena_bytes is None and arena_kb is not None:
         arena_bytes = arena_kb * 1024
     sources: RuntimeSources = runtime_plugin.write_sources(model, board, out_dir, arena_bytes, tflm_dir, checked)
+    slots = write_updatable_source(checked, out_dir) if updatable else None
     tree = sources.tflm_dir
     ctx = RenderContext(board=board, model=model, model_name=model_name, runtime=chosen, out_dir=out_dir,
                         runtime_sources=sources, common_sources=common,
@@ -172,7 +178,8 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
                       tflm_dir=str(tree) if tree else None,
                       extra={"framework": board.framework, "port": port, "tinyedge_version": tinyedge.__version__,
                              "model_bytes": len(model.data), "uses_cpp": sources.uses_cpp,
-                             "sources": sources.sources})
+                             "sources": sources.sources,
+                             "updatable": slots.manifest() if slots else None})
     project.save()
     say(report, f"generated {out_dir} for {board.name}: {chosen} runtime, "
                  f"{len(model.data):,}-byte model, {sources.arena_bytes:,}-byte arena, ops {', '.join(project.ops)}")

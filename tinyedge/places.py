@@ -105,6 +105,21 @@ def port_or_place(port: str | None, place: str | None, coordinator: str | None =
                 f"could not release labgrid place {lease.place}: run `labgrid-client -p {lease.place} release`")
 
 
+@dataclass(frozen=True)
+class PlaceSummary:
+    name: str
+    tags: dict[str, str]
+    acquired: str | None   # who holds it, or None
+
+
+def list_places(coordinator: str | None = None) -> list[PlaceSummary]:
+    """Every place on the coordinator, by name, with its tags (`labgrid-client -p P set-tags KEY=VALUE`)."""
+    address = coordinator_address(coordinator)
+    with _session(address, "") as session:
+        places = [PlaceSummary(p.name, dict(p.tags), p.acquired or None) for p in session.places.values()]
+    return sorted(places, key=lambda p: p.name)
+
+
 # ---------------------------------------------------------------- labgrid session
 
 

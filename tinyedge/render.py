@@ -265,3 +265,39 @@ def doctor_tables(report: DoctorReport) -> list[Table]:
                       for p in serial.ports) or "none connected"
     environment.add_row("", "serial ports", escape(ports))
     return [tools, environment]
+
+
+def status_table(report: dict[str, Any]) -> Table:
+    """`tinyedge status`: one board's telemetry (telemetry.BoardStatus.as_dict())."""
+    table = Table(title=f"{report['board']} on {report['port']}", header_style="bold", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    slot = "built into the firmware" if report["slot"] is None else f"slot {report['slot']}"
+    latency = report["latency"]
+    table.add_row("model", f"version {report['model_version']}, sha256 {report['model_sha256']} ({slot})")
+    table.add_row("firmware", f"{report['firmware_version']} ({report['runtime']} {report['runtime_version']})")
+    table.add_row("uptime", f"{report['uptime_s']:.1f} s, "
+                  + (f"{report['resets']} resets" if report["resets_persist"] else "resets not kept (no persistent store)"))
+    table.add_row("inferences", f"{report['inferences']} ({report['errors']} errors)")
+    table.add_row("latency", "not measured" if latency["count"] == 0 else
+                  f"min {latency['min_us']} µs, mean {latency['mean_us']} µs, max {latency['max_us']} µs")
+    table.add_row("arena", f"{report['arena_high_water_bytes']:,} of {report['arena_bytes']:,} bytes (high-water)")
+    return table
+
+
+def fleet_table(report: dict[str, Any]) -> Table:
+    """`tinyedge fleet status|update`: one row per labgrid place (fleet.FleetReport.as_dict())."""
+    title = f"Fleet on {report['coordinator']}" + (f": version {report['bundle_version']}" if report["bundle_version"] else "")
+    table = Table(title=title, header_style="bold")
+    for column in ("place", "board", "result", "version", "model sha256", "slot", "last validation", "why"):
+        table.add_column(column)
+    for row in report["places"]:
+        check = row["last_validation"]
+        validation = (f"v{check['version']} {'passed' if check['passed'] else 'FAILED'} {check['when']}" if check else "-")
+        color = {"ok": "green", "updated": "green", "skipped": "yellow"}.get(row["result"], "red")
+        table.add_row(row["place"], row["board"] or "-", f"[{color}]{row['result']}[/]",
+                      "-" if row["model_version"] is None else str(row["model_version"]),
+                      row["model_sha256"] or "-", "-" if row["slot"] is None else str(row["slot"]), validation,
+                      row["why"] or "")
+    table.caption = f"{len(report['places'])} places in {report['seconds']:.1f} s"
+    return table

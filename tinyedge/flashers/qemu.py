@@ -78,7 +78,9 @@ class QemuFlasher(Flasher):
         tcp_port = free_tcp_port()
         if progress:
             progress(0, 1, f"starting QEMU {emulator_facts(board).machine}")
-        with serving(qemu_command(board, elf, tcp_port, icount), READY_MARKER, 20.0, "QEMU"):
+        # In the project's directory: semihosting opens the board's persistent store there
+        # (model_slots.flash, firmware/protocol/te_store.h), so it survives QEMU's restarts.
+        with serving(qemu_command(board, elf, tcp_port, icount), READY_MARKER, 20.0, "QEMU", cwd=project.dir):
             if progress:
                 progress(1, 1, "QEMU running")
             yield f"socket://127.0.0.1:{tcp_port}"

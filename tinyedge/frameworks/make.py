@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+import tinyedge
 from tinyedge.boards import Board
 from tinyedge.elf import elf_sizes
 from tinyedge.errors import TinyedgeError
@@ -47,7 +48,8 @@ class MakeFramework(Framework):
     def base_defines(self, ctx: RenderContext) -> dict[str, str]:
         board = ctx.board
         return {"TE_BAUD": f"{board.baud}u", "TE_RX_BUFFER_BYTES": str(board.rx_buffer_bytes),
-                "TE_PROTO_RX_BUFFER": str(board.rx_buffer_bytes), **ctx.runtime_sources.defines}
+                "TE_PROTO_RX_BUFFER": str(board.rx_buffer_bytes),
+                "TE_FIRMWARE_VERSION": f"'\"tinyedge-{tinyedge.__version__}\"'", **ctx.runtime_sources.defines}
 
     def extra_files(self, ctx: RenderContext) -> None:
         """Board files beyond the Makefile and main.c (linker scripts...)."""

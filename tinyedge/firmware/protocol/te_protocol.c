@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "te_lifecycle.h"
 #include "tinyedge_model_info.h"
 #include "tinyedge_port.h"
 #include "tinyedge_runtime.h"
@@ -172,6 +173,24 @@ static void send_nak(uint32_t id, uint8_t status) {
   tx_end();
 }
 
+/* For replies composed outside this file (te_lifecycle.c): same framing, same streaming; `id` is the
+ * request's, which the reply echoes (it is the request being handled: checked, not trusted). */
+void te_proto_reply_begin(uint8_t type, uint32_t id, uint8_t status) {
+  (void)id;
+  reply_begin(type, status);
+}
+void te_proto_put(const void *data, uint32_t len) { put_bytes((const uint8_t *)data, len); }
+void te_proto_reply_end(void) { tx_end(); }
+
+/* Builds without te_lifecycle.c (the Uno) keep these defaults: no STATS, nothing counted. */
+__attribute__((weak)) void te_lifecycle_boot(void) {}
+__attribute__((weak)) void te_lifecycle_before_invoke(void) {}
+__attribute__((weak)) void te_lifecycle_on_infer(uint8_t status, uint32_t micros) { (void)status; (void)micros; }
+__attribute__((weak)) uint8_t te_lifecycle_dispatch(uint8_t type, uint32_t id, const uint8_t *body, uint32_t len) {
+  (void)type; (void)id; (void)body; (void)len;
+  return 0;
+}
+
 /* ---- receive ---- */
 
 static uint32_t get_u32(const uint8_t *p) {
@@ -326,6 +345,7 @@ static void handle_infer(const uint8_t *body, te_len_t len) {
     return;
   }
   received_end = 0;
+  te_lifecycle_before_invoke();
   micros0 = te_port_micros();
   cycles0 = te_port_cycles();
   status = (uint8_t)te_runtime_invoke();
@@ -335,6 +355,7 @@ static void handle_infer(const uint8_t *body, te_len_t len) {
   if (status == TE_OK && !outputs_ready()) {
     status = TE_ERR_INVOKE;
   }
+  te_lifecycle_on_infer(status, replay_micros);
   if (status != TE_OK) {
     reply_status(TE_MSG_INFER, status);
     return;
@@ -394,7 +415,9 @@ static void dispatch(uint8_t type, uint32_t id, const uint8_t *body, te_len_t le
       reply_status(TE_MSG_RESET_STATE, (uint8_t)te_runtime_reset_state());
       break;
     default:
-      send_nak(id, TE_PROTO_BAD_TYPE);
+      if (!te_lifecycle_dispatch(type, id, body, len)) {
+        send_nak(id, TE_PROTO_BAD_TYPE);
+      }
       break;
   }
 }

@@ -82,6 +82,11 @@ void te_protocol_rx_byte(uint8_t byte);
 /* te_protocol_begin(TE_OK) unless it was already called, then poll forever. */
 void te_protocol_serve_forever(void);
 
+/* A reply composed outside te_protocol.c (te_lifecycle.c): begin it, stream its body, end it. */
+void te_proto_reply_begin(uint8_t type, uint32_t id, uint8_t status);
+void te_proto_put(const void *data, uint32_t len);
+void te_proto_reply_end(void);
+
 /* The boot sequence every board uses (te_main.c):
  * te_port_init(baud); status = te_runtime_init(); te_port_boot_banner(TE_BOOT_BANNER);
  * te_protocol_begin(status). te_main() then serves forever; Arduino sketches call te_setup()

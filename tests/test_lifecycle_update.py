@@ -1,0 +1,270 @@
+"""Model updates without reflashing: `generate --updatable`, `tinyedge bundle`, `tinyedge update`,
+on the host board and under QEMU — a retrained model proven on the board before it is used, every
+refusal in one sentence, and the power cut at many bytes of an update, after which the board boots
+a whole model (the old or, once activated, the new one), never a mix."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import quantized_session_model, require_tools, run_tinyedge
+from fixtures.posix_firmware import start_firmware
+
+from tinyedge.build import build
+from tinyedge.bundle import load_bundle, make_bundle
+from tinyedge.errors import DeviceError
+from tinyedge.flash import flash
+from tinyedge.generate import generate
+from tinyedge.protocol import Device
+from tinyedge.reference import Reference
+from tinyedge.tflite_model import load_tflite
+from tinyedge.update import UpdateFailed, update_board
+
+STORE_FILE = "model_slots.flash"
+PROBES = [np.array([[v]], np.int8) for v in range(-128, 128, 17)]
+
+
+@pytest.fixture(scope="module")
+def retrained(sine_model, tmp_path_factory) -> Path:
+    """The sine model trained longer: the same graph, other weights and quantization parameters."""
+    import models
+
+    x, y = models.sine_data(300, seed=5)
+    out = tmp_path_factory.mktemp("retrained")
+    return quantized_session_model(out, "sine", models.sine_mlp(epochs=60), x, y, 200).int8
+
+
+@pytest.fixture(scope="module")
+def other_graph(tmp_path_factory) -> Path:
+    import models
+
+    x, y = models.blobs_images(60, seed=4)
+    return quantized_session_model(tmp_path_factory.mktemp("other"), "cnn", models.small_cnn(epochs=1), x, y, 40).int8
+
+
+@pytest.fixture(scope="module")
+def bundles(retrained, sine_model, other_graph, tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("bundles")
+    made = {"v2": make_bundle(retrained, 2, out / "v2.bundle", data=sine_model.eval_x, vectors=8).path,
+            "v1-again": make_bundle(sine_model.int8, 1, out / "v1.bundle", vectors=4).path,
+            "other-graph": make_bundle(other_graph, 3, out / "cnn.bundle", vectors=2).path}
+    return made
+
+
+@pytest.fixture(scope="module")
+def host_updatable(sine_model, tmp_path_factory) -> Path:
+    require_tools("cc", "make")
+    project = tmp_path_factory.mktemp("host-updatable") / "fw"
+    generate(sine_model.int8, "host", project, runtime="aot", updatable=True)
+    build(project)
+    return project
+
+
+def runs_exactly(device: Device, model: Path, probes: list[np.ndarray] = PROBES) -> bool:
+    reference = Reference(load_tflite(model))
+    return all([device.infer(x.tobytes()).output == reference.run([x])[0].tobytes() for x in probes])
+
+
+def fresh_store(project: Path) -> None:
+    (project / STORE_FILE).unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("board,tools", [("host", ("cc", "make")),
+                                         ("qemu-cortex-m4", ("arm-none-eabi-gcc", "make", "qemu-system-arm"))])
+def test_a_retrained_model_is_updated_proven_and_kept_across_a_power_cut(board, tools, sine_model, retrained,
+                                                                       bundles, tmp_path):
+    require_tools(*tools)
+    project = tmp_path / "fw"
+    generate(sine_model.int8, board, project, runtime="aot", updatable=True)
+    build(project)
+    with flash(project) as url:
+        result = run_tinyedge("update", bundles["v2"], "--port", url, "--json")
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        with Device(url) as device:
+            assert runs_exactly(device, retrained), "the board runs the new model, bit for bit"
+            stats = device.stats()
+    assert report["version"] == 2 and report["previous_version"] == 0
+    assert report["model_sha256"] == load_tflite(retrained).sha256 == stats.model_sha256
+    assert stats.slot == report["slot"] == 1
+
+    with flash(project) as url:   # power off, power on
+        status = json.loads(run_tinyedge("status", "--port", url, "--json").stdout)
+        with Device(url) as device:
+            assert runs_exactly(device, retrained)
+    assert (status["model_version"], status["slot"]) == (2, 1)
+
+    with flash(project) as url:   # the same version again, and an older one, are refused
+        again = run_tinyedge("update", bundles["v2"], "--port", url)
+        older = run_tinyedge("update", bundles["v1-again"], "--port", url)
+        back = run_tinyedge("update", bundles["v1-again"], "--port", url, "--allow-downgrade", "--json")
+    assert again.returncode == 3 and "is not above version 2" in again.stderr
+    assert older.returncode == 3 and "--allow-downgrade" in older.stderr
+    assert back.returncode == 0, back.stderr
+    assert json.loads(back.stdout)["slot"] == 0
+
+
+def test_refusals_leave_the_old_model_running(host_updatable, bundles, sine_model, tmp_path):
+    fresh_store(host_updatable)
+    with flash(host_updatable) as url:
+        other = run_tinyedge("update", bundles["other-graph"], "--port", url)
+        corrupt = tmp_path / "corrupt.bundle"
+        data = bytearray(bundles["v2"].read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        corrupt.write_bytes(bytes(data))
+        broken = run_tinyedge("update", corrupt, "--port", url)
+        truncated = tmp_path / "truncated.bundle"
+        truncated.write_bytes(bundles["v2"].read_bytes()[:300])
+        cut = run_tinyedge("update", truncated, "--port", url)
+        with Device(url) as device:
+            assert runs_exactly(device, sine_model.int8)
+            assert device.stats().model_version == 0
+    assert other.returncode == 3 and "this firmware was compiled for another graph: deploy it" in other.stderr
+    for result in (broken, cut):
+        assert result.returncode == 1 and "not a readable model bundle" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_a_model_that_fails_its_self_test_is_never_activated(host_updatable, retrained, sine_model, tmp_path):
+    fresh_store(host_updatable)
+    bundle = make_bundle(retrained, 5, tmp_path / "v5.bundle", vectors=3)
+    # Expected outputs that the model does not produce: as if the board computed differently.
+    lying = bundle.__class__(**{**bundle.__dict__, "outputs": [bytes((o[0] ^ 1,)) for o in bundle.outputs]})
+    with flash(host_updatable) as url, Device(url) as device:
+        with pytest.raises(UpdateFailed, match="self-test vector 0"):
+            update_board(device, lying)
+        assert device.stats().model_version == 0
+        assert runs_exactly(device, sine_model.int8)
+
+
+def test_firmware_without_slots_says_to_deploy_updatable_firmware(sine_model, bundles, tmp_path):
+    require_tools("cc", "make")
+    project = tmp_path / "fw"
+    generate(sine_model.int8, "host", project, runtime="aot")
+    build(project)
+    with flash(project) as url:
+        result = run_tinyedge("update", bundles["v2"], "--port", url)
+    assert result.returncode == 3
+    assert "has no model slots: generate it with --updatable and deploy it" in result.stderr
+
+
+def test_the_uno_has_no_room_for_slots(sine_model, tmp_path):
+    result = run_tinyedge("generate", sine_model.int8, "--board", "arduino-uno", "--updatable", "-o", tmp_path / "fw")
+    assert result.returncode == 1 and "no room for updatable firmware" in result.stderr
+
+
+def test_an_interrupted_transfer_resumes_where_it_stopped(host_updatable, bundles, retrained):
+    fresh_store(host_updatable)
+    bundle = load_bundle(bundles["v2"])
+    with flash(host_updatable) as url:
+        with Device(url) as device:
+            device.info()
+            device._info = device.info().__class__(**{**device.info().__dict__, "max_chunk": 100})
+
+            def unplug(done: int, total: int) -> None:
+                if done >= 300:
+                    raise KeyboardInterrupt   # the user gave up, or the link died
+            with pytest.raises(KeyboardInterrupt):
+                update_board(device, bundle, progress=unplug)
+        with Device(url) as device:
+            report = update_board(device, bundle)
+            assert runs_exactly(device, retrained)
+    assert report.resumed_from >= 300 and report.sent_bytes == report.image_bytes - report.resumed_from
+
+
+def test_power_cut_at_any_byte_of_an_update_boots_a_whole_model(host_updatable, bundles, sine_model, retrained,
+                                                                  tmp_path):
+    """The host board cuts its power when the Nth byte is about to reach its flash: before the image,
+    inside it, inside the activating record write, after it. Every boot afterwards runs one whole
+    model: the old one until the record that activates the new one was written whole."""
+    binary = host_updatable / "build" / "firmware"
+    clean = tmp_path / "clean.flash"
+    with start_firmware(binary, env={"TE_POSIX_FLASH": str(clean)}) as firmware:   # first boot: built-in saved
+        with Device(firmware.url) as device:
+            assert device.stats().slot == 0
+    bundle = load_bundle(bundles["v2"])
+    record_bytes = 200   # sizeof(te_boot_record_t)
+    with start_firmware(binary, env={"TE_POSIX_FLASH": str(shutil.copy(clean, tmp_path / "probe.flash"))}) as fw:
+        with Device(fw.url) as device:
+            image_bytes = update_board(device, bundle).image_bytes
+    total = record_bytes + image_bytes + record_bytes   # the boot's record, the image, the activating record
+    cuts = sorted({*range(1, total + 2, 23), record_bytes + 1, record_bytes + image_bytes,
+                   record_bytes + image_bytes + 1, record_bytes + image_bytes + 100, total, total + 1})
+    outcomes = {}
+    for cut in cuts:
+        store = shutil.copy(clean, tmp_path / f"cut-{cut}.flash")
+        reported_ok = False
+        with start_firmware(binary, env={"TE_POSIX_FLASH": str(store), "TE_POSIX_POWER_CUT_AT": str(cut)}) as fw:
+            try:
+                with Device(fw.url, timeout=2.0, retries=0, boot_timeout=3.0) as device:
+                    update_board(device, bundle)
+                    reported_ok = True
+            except DeviceError:
+                pass
+        with start_firmware(binary, env={"TE_POSIX_FLASH": str(store)}) as fw, Device(fw.url) as device:
+            stats = device.stats()
+            model = retrained if stats.model_version == 2 else sine_model.int8
+            assert stats.model_sha256 == load_tflite(model).sha256
+            assert runs_exactly(device, model), f"cut at byte {cut}: the board runs a mix of models"
+        if reported_ok:
+            assert stats.model_version == 2, f"cut at byte {cut}: the update was reported but did not stay"
+        outcomes[cut] = stats.model_version
+    assert outcomes[cuts[0]] == 0 and outcomes[total + 1] == 2
+    assert outcomes[record_bytes + image_bytes] == 0, "the image alone never activates it"
+    assert outcomes[record_bytes + image_bytes + 100] == 0, "half an activating record leaves the old model"
+
+
+def test_qemu_killed_during_an_update_boots_the_old_model(sine_model, retrained, bundles, tmp_path):
+    """QEMU's flash is a semihosting file in the project: killing QEMU mid-transfer is a power cut."""
+    import os
+    import signal
+
+    from pipeline_support import children_of
+
+    require_tools("arm-none-eabi-gcc", "make", "qemu-system-arm")
+    project = tmp_path / "fw"
+    generate(sine_model.int8, "qemu-cortex-m4", project, runtime="aot", updatable=True)
+    build(project)
+    bundle = load_bundle(bundles["v2"])
+    for kill_after in (64, 256, 512, 700):
+        with flash(project) as url, Device(url, timeout=2.0, retries=0) as device:
+            device._info = device.info().__class__(**{**device.info().__dict__, "max_chunk": 64})
+            emulators = children_of(os.getpid())
+
+            def power_cut(done: int, total: int) -> None:
+                if done >= kill_after:
+                    for pid in emulators:
+                        os.kill(pid, signal.SIGKILL)
+            with pytest.raises(DeviceError):
+                update_board(device, bundle, progress=power_cut)
+        with flash(project) as url, Device(url) as device:
+            assert device.stats().model_version == 0, f"killed after {kill_after} bytes"
+            assert runs_exactly(device, sine_model.int8)
+    with flash(project) as url, Device(url) as device:
+        assert update_board(device, bundle).version == 2
+    with flash(project) as url, Device(url) as device:
+        assert device.stats().model_version == 2 and runs_exactly(device, retrained)
+
+
+@pytest.mark.parametrize("min_agreement,outcome,version", [(0.0, "promoted", 2), (0.9, "dropped", 0)])
+def test_shadow_runs_the_new_model_beside_the_old_one_before_promoting_it(
+        min_agreement, outcome, version, host_updatable, bundles, sine_model, retrained):
+    fresh_store(host_updatable)
+    with flash(host_updatable) as url:
+        staged = run_tinyedge("update", bundles["v2"], "--port", url, "--shadow", "6",
+                              "--min-agreement", str(min_agreement))
+        assert staged.returncode == 0, staged.stderr
+        assert "runs version 2 beside it on its next 6 inferences" in staged.stdout
+        with Device(url) as device:   # the application's live inferences, answered by the old model
+            assert runs_exactly(device, sine_model.int8, PROBES[:6]), "the old model answers while the new one is shadowed"
+            trial = device.stats().shadow
+        status = json.loads(run_tinyedge("status", "--port", url, "--json").stdout)
+        with Device(url) as device:
+            assert runs_exactly(device, retrained if version == 2 else sine_model.int8)
+    assert trial.done == 6 and trial.outcome == outcome
+    assert trial.exact < 6, "the retrained model's outputs differ from the old one's on most inputs"
+    assert status["model_version"] == version and status["shadow"]["outcome"] == outcome

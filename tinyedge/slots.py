@@ -1,0 +1,191 @@
+"""Updatable firmware: the model's data separated from the code it was compiled for.
+
+The AOT runtime compiles a graph to C. In updatable firmware (`generate --updatable`) the data an
+update may change — every numeric constant array (weights, biases, multipliers, shifts, tables)
+and the numbers inside the per-op parameter structs (zero points, activation ranges, rescalings) —
+lives in RAM, loaded at boot from the active slot of the board's persistent store
+(firmware/protocol/te_slots.c). What remains (the op calls, the arena plan, the geometry) is the
+*graph*: its SHA-256 is compiled in, and an image for another graph is refused.
+
+A slot image is: header (magic "TESL", kind u8 = 1 (aot), 3 reserved, graph SHA-256, array bytes
+u32, scalar count u32), each array's bytes padded to 4, the scalars as i32, then the self-test
+vectors (count u32, input bytes u32, output bytes u32, then each vector's inputs and expected
+outputs, all concatenated). docs/protocol.md, "Updates", describes how it travels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from tinyedge.aot.compiler import MODEL_SOURCE, AotProgram
+from tinyedge.aot.lowering import Table
+from tinyedge.boards import Board
+from tinyedge.errors import TinyedgeError
+
+IMAGE_MAGIC = b"TESL"
+KIND_AOT = 1
+HEADER = struct.Struct("<4sB3x32sII")
+VECTORS_HEADER = struct.Struct("<III")
+
+# Numeric arrays whose values an update replaces, by C type (numpy dtype for the image's bytes).
+SLOT_DTYPES = {"int8_t": "<i1", "uint8_t": "<u1", "int16_t": "<i2", "uint16_t": "<u2", "int32_t": "<i4",
+               "uint32_t": "<u4"}
+# Structs that are geometry, hence graph: kept as compiled.
+GRAPH_STRUCTS = frozenset({"te_window_t"})
+INT32 = (-(1 << 31), (1 << 31) - 1)
+
+
+@dataclass(frozen=True)
+class SlotLayout:
+    """The data of one compiled model that goes into a slot, and the graph it belongs to."""
+    graph_sha256: bytes
+    arrays: list[Table]
+    structs: list[Table]
+    scalars: list[int]
+
+    @property
+    def array_bytes(self) -> int:
+        return sum(_padded(len(_array_bytes(t))) for t in self.arrays)
+
+    def manifest(self) -> dict[str, object]:
+        """What tinyedge.json records of an updatable project."""
+        return {"graph_sha256": self.graph_sha256.hex(), "payload_bytes": len(self.payload()),
+                "arrays": len(self.arrays), "scalars": len(self.scalars)}
+
+    def payload(self) -> bytes:
+        """The image without its self-test vectors."""
+        header = HEADER.pack(IMAGE_MAGIC, KIND_AOT, self.graph_sha256, self.array_bytes, len(self.scalars))
+        arrays = b"".join(_array_bytes(t).ljust(_padded(len(_array_bytes(t))), b"\0") for t in self.arrays)
+        return header + arrays + struct.pack(f"<{len(self.scalars)}i", *self.scalars)
+
+
+def check_updatable(board: Board, runtime: str) -> None:
+    """Refuse, in one sentence, the boards and runtimes without model slots."""
+    if board.framework == "avr" or board.progmem:
+        raise TinyedgeError(f"the {board.id} board has no room for updatable firmware (two model slots): "
+                            "drop --updatable and re-flash to change its model.")
+    if runtime != "aot":
+        raise TinyedgeError(f"updatable firmware is built for the aot runtime only so far, not {runtime}: "
+                            "pass --runtime aot, or drop --updatable.")
+
+
+def _padded(n: int) -> int:
+    return (n + 3) & ~3
+
+
+def _array_bytes(table: Table) -> bytes:
+    return np.asarray(table.values, dtype=SLOT_DTYPES[table.c_type]).tobytes()
+
+
+def _is_slot_array(table: Table) -> bool:
+    return (not table.struct and table.in_flash and table.c_type in SLOT_DTYPES
+            and all(isinstance(v, int) for v in table.values))
+
+
+def _is_slot_struct(table: Table) -> bool:
+    return table.struct and table.in_flash and table.c_type not in GRAPH_STRUCTS
+
+
+def _numbers(values: Sequence) -> list[int]:
+    found: list[int] = []
+    for value in values:
+        if isinstance(value, tuple):
+            found += _numbers(value)
+        elif isinstance(value, int):
+            found.append(value)
+    return found
+
+
+def _initializer(values: Sequence, number: "callable") -> str:
+    parts = []
+    for value in values:
+        if isinstance(value, tuple):
+            parts.append(_initializer(value, number))
+        elif isinstance(value, int):
+            parts.append(number(value))
+        else:
+            parts.append(str(value))
+    return "{" + ", ".join(parts) + "}"
+
+
+def slot_layout(program: AotProgram) -> SlotLayout:
+    arrays = [t for t in program.tables if _is_slot_array(t)]
+    structs = [t for t in program.tables if _is_slot_struct(t)]
+    scalars = [v for t in structs for v in _numbers(t.values)]
+    if any(not INT32[0] <= v <= INT32[1] for v in scalars):
+        raise TinyedgeError("this model has a parameter outside the int32 range, which a slot cannot carry: "
+                            "generate it without --updatable.")
+    graph = hashlib.sha256(_graph_text(program, arrays, structs).encode()).digest()
+    return SlotLayout(graph, arrays, structs, scalars)
+
+
+def _graph_text(program: AotProgram, arrays: list[Table], structs: list[Table]) -> str:
+    """te_model.c and .h with every number a slot carries elided and the comments (model name, hash,
+    tensor names) dropped: two models with the same graph give the same text."""
+    text = program.source
+    for table in arrays:
+        text = text.replace(table.render(), f"{table.c_type} {table.name}[{len(table.values)}];\n")
+    for table in structs:
+        text = text.replace(table.render(), f"{table.c_type} {table.name} = {_initializer(table.values, lambda v: '#')};\n")
+    return re.sub(r"/\*.*?\*/", "", text + program.header, flags=re.S)
+
+
+def updatable_source(program: AotProgram, layout: SlotLayout) -> str:
+    """te_model.c whose slot data lives in RAM (initialised with this model: the built-in one) and
+    that describes it to te_slots.c through te_model_slot_layout()."""
+    text = program.source
+    for table in layout.arrays:
+        text = text.replace(table.render(), table.render().replace("static const ", "static ").replace(" TE_CONST", ""))
+    for table in layout.structs:
+        text = text.replace(table.render(), table.render().replace("static const ", "static ").replace(" TE_CONST", ""))
+    counter = iter(range(len(layout.scalars)))
+    assignments = "\n".join(
+        f"  {t.name} = ({t.c_type}){_initializer(t.values, lambda v: f'te_slot_scalars[{next(counter)}]')};"
+        for t in layout.structs)
+    arrays = ",\n".join(f"  {{{t.name}, sizeof {t.name}}}" for t in layout.arrays) or "  {0, 0}"
+    graph = ", ".join(f"0x{b:02x}" for b in layout.graph_sha256)
+    scalars = ", ".join(map(str, layout.scalars)) or "0"
+    return text + f"""
+/* ---- updatable firmware: the data a model update replaces (tinyedge/slots.py, te_slots.c) ---- */
+#include "te_lifecycle.h"
+
+static int32_t te_slot_scalars[{max(1, len(layout.scalars))}] = {{{scalars}}};
+
+static const te_slot_array_t te_slot_arrays[] = {{
+{arrays}
+}};
+
+static void te_slot_apply_scalars(void) {{
+{assignments}
+}}
+
+static const te_slot_layout_t te_slot_layout = {{
+  {{{graph}}},
+  te_slot_arrays, {len(layout.arrays)}u, te_slot_scalars, {len(layout.scalars)}u, te_slot_apply_scalars
+}};
+
+const te_slot_layout_t *te_model_slot_layout(void) {{ return &te_slot_layout; }}
+"""
+
+
+def write_updatable_source(program: AotProgram, out_dir: Path, subdir: str = "aot") -> SlotLayout:
+    """Rewrite the generated te_model.c as updatable firmware; returns its slot layout."""
+    layout = slot_layout(program)
+    (Path(out_dir) / subdir / MODEL_SOURCE).write_text(updatable_source(program, layout))
+    return layout
+
+
+def vectors_bytes(inputs: list[bytes], outputs: list[bytes], input_bytes: int, output_bytes: int) -> bytes:
+    """The image's self-test section: each input followed by the outputs the host reference computed."""
+    if any(len(x) != input_bytes for x in inputs) or any(len(y) != output_bytes for y in outputs):
+        raise TinyedgeError("the bundle's self-test vectors do not match the model's input and output sizes: "
+                            "make the bundle again with `tinyedge bundle`.")
+    return VECTORS_HEADER.pack(len(inputs), input_bytes, output_bytes) + b"".join(
+        x + y for x, y in zip(inputs, outputs))

@@ -1,0 +1,207 @@
+"""`tinyedge update`: a bundle onto a board running updatable firmware, without reflashing.
+
+The image for the board's runtime (tinyedge.slots: the AOT data of the bundle's model compiled for
+the board, plus the bundle's self-test vectors) goes in chunks into the inactive slot; the board
+checks its size and SHA-256, runs the vectors on the new model bit for bit and only then makes it
+active (docs/protocol.md, "Updates"). A transfer cut off is resumed where it stopped. Any failure
+leaves the old model active and raises UpdateFailed (exit 3) saying why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tinyedge.boards import get_board
+from tinyedge.bundle import Bundle
+from tinyedge.errors import DeviceError
+from tinyedge.protocol import (BAD_SEQUENCE, BAD_TYPE, MSG_ROLLBACK, MSG_UPDATE_BEGIN, MSG_UPDATE_COMMIT,
+                               MSG_UPDATE_DATA, STATUS_OK, Device, DeviceStats)
+from tinyedge.runtimes.aot import compile_for
+from tinyedge.slots import SlotLayout, slot_layout, vectors_bytes
+
+FLAG_ALLOW_DOWNGRADE = 1
+COMMIT_SHADOW = 1
+
+NO_SLOTS, DOWNGRADE, TOO_BIG, BAD_HASH, OTHER_GRAPH, SELF_TEST, NO_UPDATE, STORE, BAD_IMAGE, NO_PREVIOUS = range(0x20, 0x2A)
+
+REASONS = {
+    NO_SLOTS: "the firmware on {url} has no model slots: generate it with --updatable and deploy it",
+    DOWNGRADE: "version {version} is not above version {active} that {url} runs: bundle a higher version, "
+               "or pass --allow-downgrade to go back",
+    TOO_BIG: "the model's image ({image_bytes:,} bytes) does not fit a slot of {url}: deploy it instead",
+    BAD_HASH: "the image arrived on {url} with another SHA-256 than it was sent with: run the update again",
+    OTHER_GRAPH: "this firmware was compiled for another graph: deploy it",
+    SELF_TEST: "the new model's outputs on {url} differ from the host reference's for self-test vector {vector}: "
+               "the old model stays active; check the bundle's model and this board's firmware",
+    NO_UPDATE: "{url} lost the update (it reset in between): run the update again",
+    STORE: "the persistent store of {url} failed to read or write: check the board's flash",
+    BAD_IMAGE: "{url} refused the image as malformed: update tinyedge and make the bundle again",
+    NO_PREVIOUS: "{url} has no previous model to roll back to",
+}
+
+
+class UpdateFailed(DeviceError):
+    """The board refused or could not complete the update; its old model stays active."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class UpdateReport:
+    url: str
+    board: str
+    version: int
+    model_sha256: str
+    previous_version: int
+    previous_model_sha256: str
+    slot: int
+    image_bytes: int
+    sent_bytes: int          # image bytes sent this time (less than image_bytes when resumed)
+    resumed_from: int
+    transfer_s: float
+    commit_s: float
+    shadow: int | None = None         # the model runs beside the old one on this many live inferences first
+    min_agreement: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Image:
+    layout: SlotLayout
+    data: bytes
+
+    @property
+    def sha256(self) -> bytes:
+        return hashlib.sha256(self.data).digest()
+
+
+def build_image(bundle: Bundle, board_id: str, input_bytes: int, output_bytes: int) -> Image:
+    """The slot image of the bundle's model for this board: its AOT data and the self-test vectors."""
+    model = bundle.model
+    if (sum(t.nbytes for t in model.input_tensors), sum(t.nbytes for t in model.output_tensors)) != (
+            input_bytes, output_bytes):
+        raise UpdateFailed("this firmware was compiled for another graph: deploy it", OTHER_GRAPH)
+    layout = slot_layout(compile_for(model, get_board(board_id)))
+    return Image(layout, layout.payload() + vectors_bytes(bundle.inputs, bundle.outputs, input_bytes, output_bytes))
+
+
+def _failure(status: int, url: str, **facts: Any) -> UpdateFailed:
+    template = REASONS.get(status)
+    if template is None:
+        return UpdateFailed(f"{url} refused the update with status 0x{status:02x}: update tinyedge and the "
+                            "board's firmware together.", status)
+    return UpdateFailed(template.format(url=url, **facts) + ".", status)
+
+
+def board_stats(device: Device) -> DeviceStats:
+    """STATS, or the sentence that the firmware has no model slots."""
+    try:
+        stats = device.stats()
+    except DeviceError as exc:
+        if exc.status == BAD_TYPE:
+            raise _failure(NO_SLOTS, device.url) from None
+        raise
+    if stats.slot is None:
+        raise _failure(NO_SLOTS, device.url)
+    return stats
+
+
+def update_board(device: Device, bundle: Bundle, allow_downgrade: bool = False,
+                 progress: Callable[[int, int], None] | None = None, shadow: int | None = None,
+                 min_agreement: float = 1.0) -> UpdateReport:
+    """Send `bundle` to the board on `device` and make it active there, or raise UpdateFailed.
+    With `shadow`, the board keeps the old model active and runs the new one beside it on its next
+    `shadow` live inferences, then promotes it when they agreed on at least `min_agreement` of them
+    (top-1 of the first output for a classifier, every byte for a single-value output), else drops
+    it (STATS' `shadow` says how it went)."""
+    if shadow is not None and shadow < 1:
+        raise UpdateFailed("--shadow must be at least 1 inference.")
+    if not 0.0 <= min_agreement <= 1.0:
+        raise UpdateFailed(f"--min-agreement must be between 0 and 1 (got {min_agreement:g}).")
+    info = device.info(refresh=True)
+    before = board_stats(device)
+    if info.runtime != "aot":
+        raise UpdateFailed(f"updates of the {info.runtime} runtime are not supported yet: deploy the model instead.")
+    image = build_image(bundle, info.board_id, info.input_bytes, info.output_bytes)
+    if not allow_downgrade and bundle.version <= before.model_version:
+        raise _failure(DOWNGRADE, device.url, version=bundle.version, active=before.model_version)
+    started = time.monotonic()
+    slot, resumed_from = _begin(device, bundle, image, allow_downgrade)
+    _send(device, image.data, resumed_from, progress)
+    transfer_s = time.monotonic() - started
+    started = time.monotonic()
+    mode = b"" if shadow is None else struct.pack("<BIH", COMMIT_SHADOW, shadow, round(min_agreement * 1000))
+    _commit(device, bundle, len(bundle.inputs), mode)
+    return UpdateReport(device.url, info.board_id, bundle.version, bundle.model_sha256, before.model_version,
+                        before.model_sha256, slot, len(image.data), len(image.data) - resumed_from, resumed_from,
+                        round(transfer_s, 3), round(time.monotonic() - started, 3), shadow,
+                        None if shadow is None else min_agreement)
+
+
+def _begin(device: Device, bundle: Bundle, image: Image, allow_downgrade: bool) -> tuple[int, int]:
+    body = struct.pack("<IIIB", bundle.version, len(image.data), len(image.layout.payload()),
+                       FLAG_ALLOW_DOWNGRADE if allow_downgrade else 0)
+    body += image.sha256 + bytes.fromhex(bundle.model_sha256) + image.layout.graph_sha256
+    status, rest = _request(device, MSG_UPDATE_BEGIN, body, "UPDATE_BEGIN")
+    if status != STATUS_OK:
+        raise _failure(status, device.url, version=bundle.version, active=device.stats().model_version,
+                       image_bytes=len(image.data))
+    slot, received = struct.unpack("<BI", rest[:5])
+    return slot, received
+
+
+def _send(device: Device, data: bytes, offset: int, progress: Callable[[int, int], None] | None) -> None:
+    chunk = max(1, device.info().max_chunk)
+    while offset < len(data):
+        piece = data[offset:offset + chunk]
+        status, _ = _request(device, MSG_UPDATE_DATA, struct.pack("<I", offset) + piece, "UPDATE_DATA")
+        if status == BAD_SEQUENCE:
+            raise _failure(NO_UPDATE, device.url)
+        if status != STATUS_OK:
+            raise _failure(status, device.url)
+        offset += len(piece)
+        if progress:
+            progress(offset, len(data))
+
+
+def _commit(device: Device, bundle: Bundle, vectors: int, mode: bytes = b"") -> None:
+    per_inference = max(device.timeout, device.infer_timeout or 0.0)
+    status, rest = _request(device, MSG_UPDATE_COMMIT, mode, "UPDATE_COMMIT",
+                            timeout=device.timeout + vectors * per_inference)
+    if status == NO_UPDATE:
+        # The reply to a COMMIT that worked was lost and the COMMIT went again: the board says which model runs.
+        after = device.stats()
+        if (after.model_version, after.model_sha256) == (bundle.version, bundle.model_sha256) or (
+                mode and after.shadow and after.shadow.version == bundle.version):
+            return
+    if status != STATUS_OK:
+        vector = struct.unpack("<I", rest[:4])[0] if status == SELF_TEST and len(rest) >= 4 else "?"
+        raise _failure(status, device.url, vector=vector)
+
+
+def rollback(device: Device) -> DeviceStats:
+    """Make the board's previous model active again (fleet update rolls back a board that failed)."""
+    board_stats(device)
+    status, _ = _request(device, MSG_ROLLBACK, b"", "ROLLBACK")
+    if status != STATUS_OK:
+        raise _failure(status, device.url)
+    return device.stats()
+
+
+def _request(device: Device, msg_type: int, body: bytes, op: str, timeout: float | None = None) -> tuple[int, bytes]:
+    try:
+        return device.request(msg_type, body, op, timeout)
+    except DeviceError as exc:
+        if exc.status == BAD_TYPE:
+            raise _failure(NO_SLOTS, device.url) from None
+        raise
+
