@@ -52,6 +52,24 @@ class Board:
         value = self.extra.get(name)
         return value if isinstance(value, dict) else {}
 
+    def route(self, runtime: str) -> dict[str, Any]:
+        """The profile's `by_runtime` entry for a runtime built another way than the board's default (empty if none)."""
+        entry = self.section("by_runtime").get(runtime)
+        return entry if isinstance(entry, dict) else {}
+
+    def framework_for(self, runtime: str) -> str:
+        """The framework that builds this runtime: `by_runtime.<runtime>.framework`, else `framework`."""
+        return str(self.route(runtime).get("framework", self.framework))
+
+    def port_for(self, runtime: str) -> str:
+        """The firmware port for this runtime: `by_runtime.<runtime>.port`, else `port` (empty: the framework's default)."""
+        return str(self.route(runtime).get("port") or self.extra.get("port") or "")
+
+    @property
+    def image_id(self) -> str:
+        """The board id the firmware reports: `image_of` when the board runs another board's image unchanged."""
+        return str(self.extra.get("image_of", self.id))
+
     @property
     def emulator(self) -> dict[str, Any]:
         return self.section("emulator")
@@ -123,6 +141,10 @@ def _check_optional(path: Path, board_id: str, raw: dict[str, Any]) -> None:
     running = raw.get("uf2", {}).get("running_usb_id") if isinstance(raw.get("uf2"), dict) else None
     if running is not None and not (isinstance(running, str) and USB_ID.match(running)):
         raise _problem(path, board_id, "uf2.running_usb_id", f"{running!r} is not a VID:PID pair such as '2E8A:000A'")
+    for runtime, route in (raw.get("by_runtime") or {}).items():
+        if runtime not in raw["runtimes"] or not isinstance(route, dict) or route.get("framework") not in FRAMEWORKS:
+            raise _problem(path, board_id, f"by_runtime.{runtime}",
+                           f"must be a listed runtime with a `framework` among {', '.join(FRAMEWORKS)} (got {route!r})")
     index_url = raw.get("arduino", {}).get("index_url") if isinstance(raw.get("arduino"), dict) else None
     if index_url is not None and not (isinstance(index_url, str) and URL.match(index_url)):
         raise _problem(path, board_id, "arduino.index_url", f"{index_url!r} is not an http(s) URL")

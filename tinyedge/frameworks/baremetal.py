@@ -9,13 +9,14 @@ from typing import Any
 
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
-from tinyedge.frameworks import RenderContext
+from tinyedge.frameworks import BuildResult, RenderContext
 from tinyedge.frameworks.make import BUILD_ESSENTIAL, MakeFramework
 from tinyedge.paths import FIRMWARE_DIR
 from tinyedge.project import Project
 from tinyedge.runtimes import FirmwareAllowance
 from tinyedge.templating import render_file, write_if_changed
 from tinyedge.tools import Tool
+from tinyedge.uf2 import RP2040_FAMILY_ID, bin_to_uf2
 
 LINKER_SCRIPT = "link.ld"
 
@@ -94,6 +95,19 @@ class BaremetalFramework(MakeFramework):
 
     def artifacts(self, project: Project) -> dict[str, Path]:
         return {"bin": project.dir / "build" / "firmware.bin"}
+
+    def build(self, project: Project) -> BuildResult:
+        """The make build; a board whose profile has a `uf2` section (the RP2040s) also gets firmware.uf2,
+        the flat image from the flash base in UF2 blocks of the profile's family id."""
+        result = super().build(project)
+        uf2 = project.board.section("uf2")
+        if uf2:
+            image = result.artifacts["bin"]
+            out = image.with_suffix(".uf2")
+            out.write_bytes(bin_to_uf2(image.read_bytes(), int(uf2["flash_base"]),
+                                       int(uf2.get("family_id", RP2040_FAMILY_ID))))
+            result.artifacts["uf2"] = out
+        return result
 
     def tools(self, board: Board) -> list[Tool]:
         gcc, gxx, _ = self.compilers(board)
