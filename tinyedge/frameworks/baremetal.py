@@ -59,7 +59,10 @@ class BaremetalFramework(MakeFramework):
     allowance = FirmwareAllowance(flash_bytes=32 * 1024, ram_bytes=24 * 1024)
 
     def prefix(self, board: Board) -> str:
-        return board.toolchain if board.toolchain.endswith("-") else board.toolchain + "-"
+        """The GCC prefix: the `baremetal` section's `prefix` (a board whose default framework is another's),
+        else the profile's `toolchain`."""
+        toolchain = str(board.section("baremetal").get("prefix") or board.toolchain)
+        return toolchain if toolchain.endswith("-") else toolchain + "-"
 
     def compilers(self, board: Board) -> tuple[str, str, str]:
         prefix = self.prefix(board)
