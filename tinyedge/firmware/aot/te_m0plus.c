@@ -52,28 +52,96 @@ static inline int8_t te_m0_output(int32_t acc, const int32_t *bias, int32_t chan
   return (int8_t)acc;
 }
 
-/* Two rows of int8 weights (f0, f1) against n int8 inputs, each loaded once; four at a time. */
+#if defined(__thumb__) && !defined(__thumb2__)
+/* words words of four int8 inputs against two rows of weights, all word-aligned: per word three
+ * LDMs, SXTB / LSRS+SXTB / ASRS to take the bytes apart, and one MUL and ADD per product (43 cycles
+ * for 8 products). The accumulators and the end pointer live in high registers. */
+static void te_m0_dot2_words(const uint32_t *x, const uint32_t *f0, const uint32_t *f1, int32_t words,
+                             int32_t *a0, int32_t *a1) {
+  const uint32_t *end = x + words;
+  int32_t s0 = *a0, s1 = *a1;
+  uint32_t xv, v0, v1, t, u;
+  if (words <= 0) {
+    return;
+  }
+  /* GCC wraps Thumb-1 inline assembly in divided syntax: this block is unified, and says so. */
+  __asm__ volatile(
+      ".syntax unified\n"
+      "1:\n\t"
+      "ldm %[x]!, {%[xv]}\n\t"
+      "ldm %[f0]!, {%[v0]}\n\t"
+      "ldm %[f1]!, {%[v1]}\n\t"
+      "sxtb %[t], %[xv]\n\t"
+      "sxtb %[u], %[v0]\n\t"
+      "muls %[u], %[t], %[u]\n\t"
+      "add %[s0], %[u]\n\t"
+      "sxtb %[u], %[v1]\n\t"
+      "muls %[u], %[t], %[u]\n\t"
+      "add %[s1], %[u]\n\t"
+      "lsrs %[t], %[xv], #8\n\t"
+      "sxtb %[t], %[t]\n\t"
+      "lsrs %[u], %[v0], #8\n\t"
+      "sxtb %[u], %[u]\n\t"
+      "muls %[u], %[t], %[u]\n\t"
+      "add %[s0], %[u]\n\t"
+      "lsrs %[u], %[v1], #8\n\t"
+      "sxtb %[u], %[u]\n\t"
+      "muls %[u], %[t], %[u]\n\t"
+      "add %[s1], %[u]\n\t"
+      "lsrs %[t], %[xv], #16\n\t"
+      "sxtb %[t], %[t]\n\t"
+      "lsrs %[u], %[v0], #16\n\t"
+      "sxtb %[u], %[u]\n\t"
+      "muls %[u], %[t], %[u]\n\t"
+      "add %[s0], %[u]\n\t"
+      "lsrs %[u], %[v1], #16\n\t"
+      "sxtb %[u], %[u]\n\t"
+      "muls %[u], %[t], %[u]\n\t"
+      "add %[s1], %[u]\n\t"
+      "asrs %[t], %[xv], #24\n\t"
+      "asrs %[u], %[v0], #24\n\t"
+      "muls %[u], %[t], %[u]\n\t"
+      "add %[s0], %[u]\n\t"
+      "asrs %[u], %[v1], #24\n\t"
+      "muls %[u], %[t], %[u]\n\t"
+      "add %[s1], %[u]\n\t"
+      "cmp %[x], %[end]\n\t"
+      "bne 1b\n\t"
+      ".syntax divided\n"
+      : [x] "+l"(x), [f0] "+l"(f0), [f1] "+l"(f1), [s0] "+h"(s0), [s1] "+h"(s1), [xv] "=&l"(xv),
+        [v0] "=&l"(v0), [v1] "=&l"(v1), [t] "=&l"(t), [u] "=&l"(u)
+      : [end] "h"(end)
+      : "cc", "memory");
+  *a0 = s0;
+  *a1 = s1;
+}
+#else
+/* The same in C, for the host tests (and any core that is not an armv6-m Thumb core). */
+static void te_m0_dot2_words(const uint32_t *x, const uint32_t *f0, const uint32_t *f1, int32_t words,
+                             int32_t *a0, int32_t *a1) {
+  int32_t i, k;
+  for (i = 0; i < words; ++i) {
+    for (k = 0; k < 32; k += 8) {
+      const int32_t v = (int8_t)(x[i] >> k);
+      *a0 += (int8_t)(f0[i] >> k) * v;
+      *a1 += (int8_t)(f1[i] >> k) * v;
+    }
+  }
+}
+#endif
+
+/* Two rows of int8 weights (f0, f1) against n int8 inputs, each input loaded once for both rows;
+ * word-aligned data goes a word (four values) per load. */
 static void te_m0_dot2_s8(const int8_t *x, const int8_t *f0, const int8_t *f1, int32_t n, int32_t *s0,
                           int32_t *s1) {
   int32_t a0 = 0, a1 = 0;
-  const int8_t *end4 = x + (n & ~3);
   const int8_t *end = x + n;
-  while (x < end4) {
-    int32_t v = x[0];
-    a0 += f0[0] * v;
-    a1 += f1[0] * v;
-    v = x[1];
-    a0 += f0[1] * v;
-    a1 += f1[1] * v;
-    v = x[2];
-    a0 += f0[2] * v;
-    a1 += f1[2] * v;
-    v = x[3];
-    a0 += f0[3] * v;
-    a1 += f1[3] * v;
-    x += 4;
-    f0 += 4;
-    f1 += 4;
+  if ((((uintptr_t)x | (uintptr_t)f0 | (uintptr_t)f1) & 3u) == 0 && n >= 4) {
+    const int32_t words = n >> 2;
+    te_m0_dot2_words((const uint32_t *)x, (const uint32_t *)f0, (const uint32_t *)f1, words, &a0, &a1);
+    x += 4 * words;
+    f0 += 4 * words;
+    f1 += 4 * words;
   }
   while (x < end) {
     const int32_t v = *x++;
@@ -238,92 +306,143 @@ void te_m0_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int
   }
 }
 
-/* One depthwise output of one channel: the valid part of the window (bounds found once per row and
- * column, not per tap) of `src`, whose pixels are `pixel_stride` bytes apart, against `taps` (k_h*k_w
- * int32, the channel's weights). */
-static int32_t te_m0_depthwise_window(const int8_t *src, int32_t pixel_stride, const int32_t *taps,
-                                      const te_window_t *w, int16_t iy0, int16_t ix0, int32_t input_offset) {
-  int16_t ky0 = 0, ky1 = w->k_h, kx0 = 0, kx1 = w->k_w, ky, kx;
-  int32_t acc = 0;
-  while (ky0 < ky1 && iy0 + w->dil_h * ky0 < 0) ++ky0;
-  while (ky1 > ky0 && iy0 + w->dil_h * (ky1 - 1) >= w->in_h) --ky1;
-  while (kx0 < kx1 && ix0 + w->dil_w * kx0 < 0) ++kx0;
-  while (kx1 > kx0 && ix0 + w->dil_w * (kx1 - 1) >= w->in_w) --kx1;
-  for (ky = ky0; ky < ky1; ++ky) {
-    const int8_t *row = src + ((int32_t)(iy0 + w->dil_h * ky) * w->in_w + ix0) * pixel_stride;
-    const int32_t *tap = taps + (int32_t)ky * w->k_w;
-    const int32_t step = w->dil_w * pixel_stride;
-    for (kx = kx0; kx < kx1; ++kx) {
-      acc += tap[kx] * (row[kx * step] + input_offset);
-    }
-  }
-  return acc;
+/* A channel's input plane with its padding, for the depthwise kernels: every window lies inside it. */
+typedef struct {
+  int8_t *cells;
+  int32_t width;   /* bytes per row */
+} te_m0_plane_t;
+
+/* Rows and columns of the padded plane: all the rows and columns any output window reads. */
+static int32_t te_m0_plane_rows(const te_window_t *w) {
+  return (int32_t)(w->out_h - 1) * w->stride_h + (int32_t)(w->k_h - 1) * w->dil_h + 1;
 }
 
-/* Channel `oc`'s k_h*k_w weights (filter is [k_h][k_w][out_c]) as int32, for te_m0_depthwise_window. */
-static void te_m0_taps(int32_t *taps, const int8_t *filter, const te_window_t *w, int32_t oc) {
-  int32_t t, count = (int32_t)w->k_h * w->k_w;
+static int32_t te_m0_plane_cols(const te_window_t *w) {
+  return (int32_t)(w->out_w - 1) * w->stride_w + (int32_t)(w->k_w - 1) * w->dil_w + 1;
+}
+
+/* Channel `c` of `src` (pixels `pixel_stride` bytes apart) into the plane, outside the input filled
+ * with the input's zero point (-input_offset), which adds nothing once the offset is added. */
+static void te_m0_fill_plane(te_m0_plane_t *plane, int32_t rows, const int8_t *src, int32_t pixel_stride,
+                             const te_window_t *w, int16_t input_offset) {
+  int32_t y, x;
+  memset(plane->cells, (int8_t)-input_offset, (size_t)(rows * plane->width));
+  for (y = 0; y < w->in_h; ++y) {
+    const int32_t py = y + w->pad_h;
+    int8_t *row;
+    const int8_t *in_row = src + (int32_t)y * w->in_w * pixel_stride;
+    if (py < 0 || py >= rows) {
+      continue;
+    }
+    row = plane->cells + py * plane->width;
+    for (x = 0; x < w->in_w; ++x) {
+      const int32_t px = x + w->pad_w;
+      if (px >= 0 && px < plane->width) {
+        row[px] = in_row[x * pixel_stride];
+      }
+    }
+  }
+}
+
+/* Channel `oc`'s k_h*k_w weights (filter is [k_h][k_w][out_c]) as int32, and their sum. */
+static int32_t te_m0_taps(int32_t *taps, const int8_t *filter, const te_window_t *w, int32_t oc) {
+  int32_t t, sum = 0, count = (int32_t)w->k_h * w->k_w;
   for (t = 0; t < count; ++t) {
     taps[t] = TE_RD_S8(filter + t * w->out_c + oc);
+    sum += taps[t];
+  }
+  return sum;
+}
+
+/* Every output of one channel: sum(tap * (x + offset)) = sum(tap * x) + offset * sum(taps), the
+ * window always whole in the padded plane; written `out_stride` bytes apart from `out`. */
+static void te_m0_depthwise_channel(int8_t *out, int32_t out_stride, const te_m0_plane_t *plane,
+                                    const int32_t *taps, int32_t tap_sum, const te_window_t *w,
+                                    const int32_t *bias, int32_t oc, const te_requant_t *q) {
+  const int32_t base = tap_sum * q->input_offset;
+  const int32_t row_step = (int32_t)w->dil_h * plane->width;
+  int16_t oy, ox, ky, kx;
+  for (oy = 0; oy < w->out_h; ++oy) {
+    const int8_t *window_row = plane->cells + (int32_t)oy * w->stride_h * plane->width;
+    for (ox = 0; ox < w->out_w; ++ox) {
+      const int8_t *row = window_row + (int32_t)ox * w->stride_w;
+      const int32_t *tap = taps;
+      int32_t acc = base;
+      for (ky = 0; ky < w->k_h; ++ky) {
+        if (w->k_w == 3 && w->dil_w == 1) {
+          acc += tap[0] * row[0] + tap[1] * row[1] + tap[2] * row[2];
+        } else {
+          for (kx = 0; kx < w->k_w; ++kx) {
+            acc += tap[kx] * row[kx * w->dil_w];
+          }
+        }
+        tap += w->k_w;
+        row += row_step;
+      }
+      *out = te_m0_output(acc, bias, oc, q);
+      out += out_stride;
+    }
   }
 }
 
 #define TE_M0_TAPS_MAX 64
+#define TE_M0_PLANE_MAX 3072
+
+static int te_m0_depthwise_fits(const te_window_t *w) {
+  return (int32_t)w->k_h * w->k_w <= TE_M0_TAPS_MAX && te_m0_plane_rows(w) * te_m0_plane_cols(w) <= TE_M0_PLANE_MAX;
+}
 
 void te_m0_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                             const te_window_t *window, int16_t depth_multiplier, const te_requant_t *requant) {
   te_window_t w;
   te_requant_t q;
   int32_t taps[TE_M0_TAPS_MAX];
-  int16_t oy, ox, ic, m;
+  int8_t cells[TE_M0_PLANE_MAX];
+  te_m0_plane_t plane;
+  int32_t rows;
+  int16_t ic, m;
   memcpy(&w, window, sizeof w);
   memcpy(&q, requant, sizeof q);
-  if ((int32_t)w.k_h * w.k_w > TE_M0_TAPS_MAX) {
+  if (!te_m0_depthwise_fits(&w)) {
     te_depthwise_conv2d(out, in, filter, bias, window, depth_multiplier, requant);
     return;
   }
+  plane.cells = cells;
+  plane.width = te_m0_plane_cols(&w);
+  rows = te_m0_plane_rows(&w);
   for (ic = 0; ic < w.in_c; ++ic) {
+    te_m0_fill_plane(&plane, rows, in + ic, w.in_c, &w, q.input_offset);
     for (m = 0; m < depth_multiplier; ++m) {
       const int16_t oc = (int16_t)(ic * depth_multiplier + m);
-      te_m0_taps(taps, filter, &w, oc);
-      for (oy = 0; oy < w.out_h; ++oy) {
-        const int16_t iy0 = (int16_t)(oy * w.stride_h - w.pad_h);
-        for (ox = 0; ox < w.out_w; ++ox) {
-          const int16_t ix0 = (int16_t)(ox * w.stride_w - w.pad_w);
-          const int32_t acc = te_m0_depthwise_window(in + ic, w.in_c, taps, &w, iy0, ix0, q.input_offset);
-          out[((int32_t)oy * w.out_w + ox) * w.out_c + oc] = te_m0_output(acc, bias, oc, &q);
-        }
-      }
+      const int32_t sum = te_m0_taps(taps, filter, &w, oc);
+      te_m0_depthwise_channel(out + oc, w.out_c, &plane, taps, sum, &w, bias, oc, &q);
     }
   }
 }
 
+/* Channel by channel: a channel's plane is copied out before its outputs overwrite its slots (out_c
+ * == in_c, so no other channel's input is touched); the plane replaces the portable kernel's scratch. */
 void te_m0_depthwise_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *filter, const int32_t *bias,
                                     const te_window_t *window, const te_requant_t *requant) {
   te_window_t w;
   te_requant_t q;
   int32_t taps[TE_M0_TAPS_MAX];
-  int32_t p, pixels;
-  int16_t c, oy, ox;
+  int8_t cells[TE_M0_PLANE_MAX];
+  te_m0_plane_t plane;
+  int32_t rows;
+  int16_t c;
   memcpy(&w, window, sizeof w);
   memcpy(&q, requant, sizeof q);
-  if ((int32_t)w.k_h * w.k_w > TE_M0_TAPS_MAX) {
+  if (!te_m0_depthwise_fits(&w)) {
     te_depthwise_conv2d_inplace(data, scratch, filter, bias, window, requant);
     return;
   }
-  pixels = (int32_t)w.in_h * w.in_w;
+  plane.cells = cells;
+  plane.width = te_m0_plane_cols(&w);
+  rows = te_m0_plane_rows(&w);
   for (c = 0; c < w.in_c; ++c) {
-    for (p = 0; p < pixels; ++p) {
-      scratch[p] = data[p * w.in_c + c];
-    }
-    te_m0_taps(taps, filter, &w, c);
-    for (oy = 0; oy < w.out_h; ++oy) {
-      const int16_t iy0 = (int16_t)(oy * w.stride_h - w.pad_h);
-      for (ox = 0; ox < w.out_w; ++ox) {
-        const int16_t ix0 = (int16_t)(ox * w.stride_w - w.pad_w);
-        const int32_t acc = te_m0_depthwise_window(scratch, 1, taps, &w, iy0, ix0, q.input_offset);
-        data[((int32_t)oy * w.out_w + ox) * w.out_c + c] = te_m0_output(acc, bias, c, &q);
-      }
-    }
+    const int32_t sum = te_m0_taps(taps, filter, &w, c);
+    te_m0_fill_plane(&plane, rows, data + c, w.in_c, &w, q.input_offset);
+    te_m0_depthwise_channel(data + c, w.out_c, &plane, taps, sum, &w, bias, c, &q);
   }
 }
