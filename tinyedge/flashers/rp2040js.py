@@ -1,8 +1,10 @@
 """The `rp2040js` flasher: "flashing" the emulated Pico is starting Node on the packaged runner
 (firmware/host_tools/rp2040js-runner/runner.mjs) with rp2040js, Wokwi's RP2040 emulator from npm, on the
 build's UF2; the runner bridges UART0 to a local TCP port and the yielded URL is `socket://127.0.0.1:PORT`.
-`firmware` runs a MicroPython UF2 instead (its REPL on USB CDC, through the RP2040 boot ROM the user
-supplies, which the npm package lacks). The runner is owned: stopped on exit, on Ctrl-C and with tinyedge."""
+`firmware` runs a MicroPython UF2 instead (its REPL on USB CDC), which needs the RP2040 boot ROM the npm
+package lacks: the user gives it in $TINYEDGE_RP2040_BOOTROM. With that ROM, the AOT image too boots as on
+a real Pico (boot2's CRC checked, boot2 run); without it, at its vector table. The runner is owned:
+stopped on exit, on Ctrl-C and with tinyedge."""
 
 from __future__ import annotations
 
@@ -63,20 +65,25 @@ def require_rp2040_uf2(image: Path) -> None:
                             "UF2 built for a Raspberry Pi Pico (MicroPython's rp2-pico download).")
 
 
-def bootrom_path() -> Path:
+def given_bootrom() -> Path | None:
+    """$TINYEDGE_RP2040_BOOTROM when it names a file."""
     value = os.environ.get(BOOTROM_ENV)
-    if not value or not Path(value).is_file():
+    return Path(value) if value and Path(value).is_file() else None
+
+
+def bootrom_path() -> Path:
+    path = given_bootrom()
+    if path is None:
         raise TinyedgeError(f"running MicroPython in rp2040js needs the RP2040 boot ROM, which the npm package does "
                             f"not ship: set {BOOTROM_ENV} to a 16 KiB boot ROM image (rp2040js's repository has it "
                             "as demo/bootrom.ts; a Pico's ROM is documented in the RP2040 datasheet).")
-    return Path(value)
+    return path
 
 
-def runner_command(board: Board, image: Path, bootrom: Path | None) -> list[str]:
-    command = ["node", str(RUNNER), "--rp2040js", str(rp2040js_dir(board)), "--image", str(image), "--port", "0"]
-    if bootrom is not None:
-        command += ["--bootrom", str(bootrom), "--serial", "usb-cdc"]
-    return command
+def runner_command(board: Board, image: Path, bootrom: Path | None, serial: str = "uart0") -> list[str]:
+    command = ["node", str(RUNNER), "--rp2040js", str(rp2040js_dir(board)), "--image", str(image), "--port", "0",
+               "--serial", serial]
+    return command + (["--bootrom", str(bootrom)] if bootrom is not None else [])
 
 
 class Rp2040jsFlasher(Flasher):
@@ -99,10 +106,11 @@ class Rp2040jsFlasher(Flasher):
         require_tools(self.tools(board), needed_for=board.name)
         image = Path(firmware) if firmware is not None else project.artifact("uf2")
         require_rp2040_uf2(image)
-        bootrom = bootrom_path() if firmware is not None else None
+        bootrom = bootrom_path() if firmware is not None else given_bootrom()
+        command = runner_command(board, image, bootrom, "usb-cdc" if firmware is not None else "uart0")
         if progress:
             progress(0, 1, f"starting rp2040js on {image.name}")
-        with serving(runner_command(board, image, bootrom), READY_MARKER, START_TIMEOUT_S, "rp2040js") as address:
+        with serving(command, READY_MARKER, START_TIMEOUT_S, "rp2040js") as address:
             if progress:
                 progress(1, 1, "rp2040js running")
             yield f"socket://{address}"

@@ -5,7 +5,11 @@
 //
 // Without --bootrom (the npm package ships none) the image boots as boot2 would leave it: VTOR at the
 // vector table that follows boot2 (0x10000100), SP and PC from it. With --bootrom (a 16 KiB RP2040 boot
-// ROM image the user has) the ROM boots the image itself. UART0 (or the USB CDC port, for MicroPython)
+// ROM image the user has; MicroPython calls its routines) the image boots as the ROM would start it:
+// boot2's CRC32 checked, then boot2 run (from flash: rp2040js has one core and no SSI to copy it with)
+// with lr = 0, so it vectors into the image. The ROM's flash_range_erase and flash_range_program are
+// performed here on the emulated flash (rp2040js ignores the SSI commands they would send), and its
+// other flash calls return at once. UART0 (or the USB CDC port, for MicroPython)
 // is bridged to the client; host bytes are queued and fed only while the emulated receive FIFO has
 // room, since rp2040js drops bytes pushed into a full FIFO. Every instruction is counted at 125 MHz
 // (rp2040js's fixed rate); while the core sleeps (WFI) with nothing to receive, emulated time is paced
@@ -25,6 +29,9 @@ const RP2040_FAMILY_ID = 0xe48bff56;
 const FLASH_BASE = 0x10000000;
 const FLASH_BYTES = 16 * 1024 * 1024;
 const VECTOR_TABLE = FLASH_BASE + 0x100;
+const BOOT2_CODE_BYTES = 252;
+const SRAM_END = 0x20042000;
+const ROM_BYTES = 16 * 1024;
 const CYCLE_NANOS = 8; // rp2040js runs every instruction at 125 MHz
 const SLICE_INSTRUCTIONS = 100000;
 const FEED_EVERY = 32;
@@ -71,6 +78,45 @@ export function loadUf2(data, flash) {
   }
 }
 
+/** The boot ROM's check of boot2: CRC32 (polynomial 0x04C11DB7, initial 0xFFFFFFFF, no reflection). */
+function boot2Crc(flash) {
+  let crc = 0xffffffff;
+  for (let i = 0; i < BOOT2_CODE_BYTES; i++) {
+    crc ^= flash[i] << 24;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x80000000 ? (crc << 1) ^ 0x04c11db7 : crc << 1;
+  }
+  return crc >>> 0;
+}
+
+/** Addresses of the ROM's functions by two-letter code, from its function table (datasheet 2.8.3). */
+function romFunctions(mcu) {
+  const table = mcu.readUint16(0x14);
+  const found = new Map();
+  for (let entry = table; ; entry += 4) {
+    const code = mcu.readUint16(entry);
+    if (code === 0) break;
+    found.set(String.fromCharCode(code & 0xff, code >> 8), mcu.readUint16(entry + 2) & ~1);
+  }
+  return found;
+}
+
+/** PC -> what to do instead of the ROM's flash routine there (then return to lr). */
+function romFlashHooks(mcu) {
+  const rom = romFunctions(mcu);
+  const core = mcu.core;
+  const hooks = new Map();
+  const erase = () => mcu.flash.fill(0xff, core.registers[0], core.registers[0] + core.registers[1]);
+  const program = () => {
+    const [offset, data, count] = [core.registers[0], core.registers[1], core.registers[2]];
+    for (let i = 0; i < count; i++) mcu.flash[offset + i] = mcu.readUint8(data + i);
+  };
+  const nothing = () => {};
+  for (const [code, action] of [['RE', erase], ['RP', program], ['IF', nothing], ['EX', nothing], ['FC', nothing], ['CX', nothing]]) {
+    if (rom.has(code)) hooks.set(rom.get(code), action);
+  }
+  return hooks;
+}
+
 class HostBytes {
   constructor() {
     this.chunks = [];
@@ -106,6 +152,7 @@ function uartBridge(mcu, input, output) {
 }
 
 function usbCdcBridge(rp2040js, mcu, input, output) {
+  // USBCDC's transmit FIFO drops bytes when full, as the UART's does: feed it only while it has room.
   const cdc = new rp2040js.USBCDC(mcu.usbCtrl);
   let connected = false;
   cdc.onDeviceConnected = () => {
@@ -117,8 +164,7 @@ function usbCdcBridge(rp2040js, mcu, input, output) {
   };
   return () => {
     if (!connected) return;
-    // The CDC endpoint takes at most 64 bytes a transfer; give it one packet at a time.
-    for (let n = 0; n < 64 && !input.empty; n++) cdc.sendSerialByte(input.shift());
+    while (!input.empty && !cdc.txFIFO.full) cdc.sendSerialByte(input.shift());
   };
 }
 
@@ -136,11 +182,22 @@ async function main() {
   mcu.logger = new rp2040js.ConsoleLogger(rp2040js.LogLevel.Error, true);
   if (args.bootrom) {
     const rom = readFileSync(args.bootrom);
+    if (rom.length !== ROM_BYTES) fail(`${args.bootrom} is ${rom.length} bytes, not a 16 KiB RP2040 boot ROM image`);
     mcu.loadBootrom(new Uint32Array(rom.buffer, rom.byteOffset, Math.floor(rom.length / 4)));
   }
   loadUf2(readFileSync(args.image), mcu.flash);
   const core = mcu.core;
-  if (!args.bootrom) {
+  let hooks = null;
+  if (args.bootrom) {
+    const stored = mcu.flashView.getUint32(BOOT2_CODE_BYTES, true);
+    if (boot2Crc(mcu.flash) !== stored) {
+      fail(`boot2's CRC32 is 0x${stored.toString(16)}, not 0x${boot2Crc(mcu.flash).toString(16)}: the boot ROM would not start this image`);
+    }
+    hooks = romFlashHooks(mcu);
+    core.SP = SRAM_END;
+    core.LR = 0;
+    core.PC = FLASH_BASE;
+  } else {
     core.VTOR = VECTOR_TABLE;
     core.SP = mcu.readUint32(VECTOR_TABLE);
     core.PC = mcu.readUint32(VECTOR_TABLE + 4) & ~1;
@@ -172,6 +229,11 @@ async function main() {
           return;
         }
       } else {
+        if (hooks && core.PC < ROM_BYTES && hooks.has(core.PC)) {
+          hooks.get(core.PC)();
+          core.PC = core.LR & ~1;
+          continue;
+        }
         clock.tick(core.executeInstruction() * CYCLE_NANOS);
       }
     }
