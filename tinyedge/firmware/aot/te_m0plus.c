@@ -354,6 +354,33 @@ static int32_t te_m0_taps(int32_t *taps, const int8_t *filter, const te_window_t
   return sum;
 }
 
+/* 3x3 windows with dilation 1 (the depthwise layers of DS-CNNs and MobileNets): the nine taps in
+ * locals, three row pointers walking the plane. */
+static void te_m0_depthwise_3x3(int8_t *out, int32_t out_stride, const te_m0_plane_t *plane, const int32_t *taps,
+                                int32_t base, const te_window_t *w, const int32_t *bias, int32_t oc,
+                                const te_requant_t *q) {
+  const int32_t t0 = taps[0], t1 = taps[1], t2 = taps[2], t3 = taps[3], t4 = taps[4], t5 = taps[5];
+  const int32_t t6 = taps[6], t7 = taps[7], t8 = taps[8];
+  const int32_t step = w->stride_w;
+  const int32_t row_step = (int32_t)w->dil_h * plane->width;
+  int16_t oy, ox;
+  for (oy = 0; oy < w->out_h; ++oy) {
+    const int8_t *r0 = plane->cells + (int32_t)oy * w->stride_h * plane->width;
+    const int8_t *r1 = r0 + row_step;
+    const int8_t *r2 = r1 + row_step;
+    for (ox = 0; ox < w->out_w; ++ox) {
+      int32_t acc = base + t0 * r0[0] + t1 * r0[1] + t2 * r0[2];
+      acc += t3 * r1[0] + t4 * r1[1] + t5 * r1[2];
+      acc += t6 * r2[0] + t7 * r2[1] + t8 * r2[2];
+      *out = te_m0_output(acc, bias, oc, q);
+      out += out_stride;
+      r0 += step;
+      r1 += step;
+      r2 += step;
+    }
+  }
+}
+
 /* Every output of one channel: sum(tap * (x + offset)) = sum(tap * x) + offset * sum(taps), the
  * window always whole in the padded plane; written `out_stride` bytes apart from `out`. */
 static void te_m0_depthwise_channel(int8_t *out, int32_t out_stride, const te_m0_plane_t *plane,
@@ -362,6 +389,10 @@ static void te_m0_depthwise_channel(int8_t *out, int32_t out_stride, const te_m0
   const int32_t base = tap_sum * q->input_offset;
   const int32_t row_step = (int32_t)w->dil_h * plane->width;
   int16_t oy, ox, ky, kx;
+  if (w->k_h == 3 && w->k_w == 3 && w->dil_w == 1) {
+    te_m0_depthwise_3x3(out, out_stride, plane, taps, base, w, bias, oc, q);
+    return;
+  }
   for (oy = 0; oy < w->out_h; ++oy) {
     const int8_t *window_row = plane->cells + (int32_t)oy * w->stride_h * plane->width;
     for (ox = 0; ox < w->out_w; ++ox) {
@@ -369,12 +400,8 @@ static void te_m0_depthwise_channel(int8_t *out, int32_t out_stride, const te_m0
       const int32_t *tap = taps;
       int32_t acc = base;
       for (ky = 0; ky < w->k_h; ++ky) {
-        if (w->k_w == 3 && w->dil_w == 1) {
-          acc += tap[0] * row[0] + tap[1] * row[1] + tap[2] * row[2];
-        } else {
-          for (kx = 0; kx < w->k_w; ++kx) {
-            acc += tap[kx] * row[kx * w->dil_w];
-          }
+        for (kx = 0; kx < w->k_w; ++kx) {
+          acc += tap[kx] * row[kx * w->dil_w];
         }
         tap += w->k_w;
         row += row_step;
