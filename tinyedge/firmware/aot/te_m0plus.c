@@ -27,10 +27,22 @@ static inline int32_t te_m0_srdhm(int32_t a, int32_t b) {
   return (int32_t)(((uint32_t)hi << 1) | (sum >> 31));
 }
 
+/* SRDHM for a multiplier in [2^30, 2^31) (every TFLM multiplier but 0): with x = xh*2^16 + xl and
+ * m = mh*2^16 + ml, floor((x*m + 2^30) / 2^31) = 2*xh*mh + floor((xh*ml + xl*mh + (xl*ml >> 16) + 2^14) / 2^15),
+ * the floors nested exactly; the sum's non-negative part is added unsigned, so nothing overflows. */
+static inline int32_t te_m0_srdhm_normal(int32_t x, int32_t m) {
+  const int32_t xh = x >> 16, mh = m >> 16;
+  const uint32_t xl = (uint32_t)x & 0xFFFFu, ml = (uint32_t)m & 0xFFFFu;
+  const int32_t a = xh * (int32_t)ml;
+  const uint32_t rest = xl * (uint32_t)mh + ((xl * ml) >> 16) + 0x4000u + ((uint32_t)a & 0x7FFFu);
+  return 2 * xh * mh + (a >> 15) + (int32_t)(rest >> 15);
+}
+
 int32_t te_m0_mul_by_quantized_multiplier(int32_t x, int32_t multiplier, int8_t shift) {
   const int8_t left = shift > 0 ? shift : 0;
   const int8_t right = shift > 0 ? 0 : (int8_t)-shift;
-  const int32_t v = te_m0_srdhm((int32_t)((uint32_t)x << left), multiplier);
+  const int32_t shifted = (int32_t)((uint32_t)x << left);
+  const int32_t v = multiplier >= 0x40000000 ? te_m0_srdhm_normal(shifted, multiplier) : te_m0_srdhm(shifted, multiplier);
   const int32_t mask = (int32_t)(((uint32_t)1 << right) - 1u);
   const int32_t threshold = (mask >> 1) + (v < 0 ? 1 : 0);
   return (v >> right) + ((v & mask) > threshold ? 1 : 0);
