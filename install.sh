@@ -14,6 +14,7 @@ APT_PACKAGES=(
   gcc-avr avr-libc avrdude simavr libsimavr-dev libelf-dev arduino-core-avr
   clang libclang-rt-14-dev
   ser2net
+  nodejs npm
   prometheus
 )
 
@@ -27,6 +28,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "==> apt: installing ${missing[*]}"
   sudo_if_needed apt-get update -qq
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# rp2040js (Wokwi's RP2040 emulator, the pico-emulated board) from npm, into the folder the board's
+# profile names (emulator.dir; TINYEDGE_RP2040JS overrides it): nothing is downloaded at run time.
+RP2040JS_DIR="${TINYEDGE_RP2040JS:-$HOME/.local/share/tinyedge/rp2040js}"
+if [ ! -f "$RP2040JS_DIR/node_modules/rp2040js/package.json" ] || \
+   ! grep -q '"version": "1.4.1"' "$RP2040JS_DIR/node_modules/rp2040js/package.json"; then
+  echo "==> npm: installing rp2040js@1.4.1 into $RP2040JS_DIR"
+  mkdir -p "$RP2040JS_DIR"
+  npm install --prefix "$RP2040JS_DIR" --no-audit --no-fund --silent rp2040js@1.4.1
 fi
 
 if [ ! -x .venv/bin/python ]; then

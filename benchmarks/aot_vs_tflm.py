@@ -60,6 +60,7 @@ from tinyedge.errors import TinyedgeError
 from tinyedge.flash import flash
 from tinyedge.generate import generate
 from tinyedge.project import Project
+from tinyedge.sections import EmulatorSettings, EnergySettings
 from tinyedge.protocol import Device
 from tinyedge.reference import Reference
 from tinyedge.tflite_model import TfliteModel, load_tflite
@@ -208,7 +209,7 @@ def random_input(model: TfliteModel, rng: np.random.Generator) -> list[np.ndarra
 def timed_board(project: Project, windows: int) -> Iterator[tuple[str, Callable[[], dict[str, int] | None]]]:
     """The board under `-icount shift=0`, and a function giving the estimated cycles of the first
     `windows` inferences (None when the installed QEMU cannot load our plugin)."""
-    if not trace.plugins_supported(project.board.emulator["program"]):
+    if not trace.plugins_supported(project.board.settings(EmulatorSettings).program):
         print("note: the installed QEMU cannot load TCG plugins (built without --enable-plugins): "
               "no cycle estimate", file=sys.stderr)
         with flash(project.dir, icount=True) as url:
@@ -336,7 +337,7 @@ def print_figures(rows: list[Row]) -> None:
 
 def energy_datasheet() -> dict:
     """The datasheet figures energy_uj_estimate uses, with the board they come from."""
-    return {"board": ENERGY_BOARD, **get_board(ENERGY_BOARD).section("energy")}
+    return {"board": ENERGY_BOARD, **get_board(ENERGY_BOARD).settings(EnergySettings).as_dict()}
 
 
 def energy_from_cycles(cycles: dict[str, int] | None) -> dict[str, float] | None:

@@ -14,7 +14,7 @@ import yaml
 from tinyedge.errors import TinyedgeError
 from tinyedge.paths import boards_file
 from tinyedge.plugins import FLASHERS, FRAMEWORKS, RUNTIMES
-from tinyedge.sections import SECTIONS, Section, SectionError
+from tinyedge.sections import SECTIONS, Route, Section, SectionError
 
 S = TypeVar("S", bound=Section)
 TFLM_SOURCES = ("tree", "component", "arduino-library", "lib_deps", "none")
@@ -27,7 +27,7 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "tflm": dict, "rx_buffer_bytes": int,
 }
 _CHOICES = {"framework": FRAMEWORKS, "flasher": FLASHERS}
-_OPTIONAL: dict[str, type] = {"progmem": bool, "port": str}
+_OPTIONAL: dict[str, type] = {"progmem": bool, "port": str, "image_of": str, "updatable": bool, "by_runtime": dict}
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,12 @@ class Board:
     """Constants must be placed in program memory explicitly (AVR's Harvard architecture)."""
     port: str | None = None
     """The firmware port folder (firmware/ports/<port>) when not the framework's default."""
+    image_of: str | None = None
+    """The board whose image this one runs unchanged (the firmware reports that board's id)."""
+    updatable: bool = False
+    """Firmware generated for it keeps its model in A/B slots unless `generate --no-updatable`."""
+    by_runtime: dict[str, Route] = field(default_factory=dict)
+    """A runtime built another way than the board's default framework: runtime -> framework and port."""
     sections: dict[str, Section] = field(default_factory=dict)
     raw_sections: dict[str, Any] = field(default_factory=dict)
 
@@ -69,6 +75,21 @@ class Board:
 
     def has_section(self, kind: type[Section]) -> bool:
         return kind.name in self.sections
+
+    def framework_for(self, runtime: str) -> str:
+        """The framework that builds this runtime: `by_runtime.<runtime>.framework`, else `framework`."""
+        route = self.by_runtime.get(runtime)
+        return route.framework if route else self.framework
+
+    def port_for(self, runtime: str) -> str:
+        """The firmware port for this runtime: `by_runtime.<runtime>.port`, else `port` (empty: the framework's default)."""
+        route = self.by_runtime.get(runtime)
+        return (route.port if route else "") or self.port or ""
+
+    @property
+    def image_id(self) -> str:
+        """The board id the firmware reports: `image_of` when the board runs another board's image unchanged."""
+        return self.image_of or self.id
 
     @property
     def emulator_kind(self) -> str | None:
@@ -139,7 +160,24 @@ def _check_optional(path: Path, board_id: str, raw: dict[str, Any]) -> dict[str,
         if name in raw and not isinstance(raw[name], kind):
             raise _problem(path, board_id, name, f"must be {'true or false' if kind is bool else 'a ' + kind.__name__} "
                                                  f"(got {raw[name]!r})")
-    return {name: raw[name] for name in _OPTIONAL if name in raw}
+    found = {name: raw[name] for name in _OPTIONAL if name in raw}
+    if "by_runtime" in found:
+        found["by_runtime"] = _check_routes(path, board_id, raw)
+    return found
+
+
+def _check_routes(path: Path, board_id: str, raw: dict[str, Any]) -> dict[str, Route]:
+    routes = {}
+    for runtime, entry in raw["by_runtime"].items():
+        try:
+            route = Route.parse(entry, f"by_runtime.{runtime}")
+        except SectionError as exc:
+            raise _problem(path, board_id, exc.field, exc.what) from None
+        if runtime not in raw["runtimes"] or route.framework not in FRAMEWORKS:
+            raise _problem(path, board_id, f"by_runtime.{runtime}",
+                           f"must be a listed runtime with a `framework` among {', '.join(FRAMEWORKS)} (got {entry!r})")
+        routes[str(runtime)] = route
+    return routes
 
 
 def _check_sections(path: Path, board_id: str, raw: dict[str, Any]) -> dict[str, Section]:

@@ -38,7 +38,7 @@ def build(project_dir: Path, on_built: BuildFigures | None = None) -> BuildResul
     """Build a generated project with its board's framework; records the image in the manifest.
     `on_built` sees the figures before a budget error is raised."""
     project = Project.load(project_dir)
-    framework = get_framework(project.board.framework)
+    framework = get_framework(project.board.framework_for(project.runtime))
     started = time.monotonic()
     result = framework.build(project)
     result.seconds = result.seconds or time.monotonic() - started

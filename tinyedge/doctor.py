@@ -79,7 +79,8 @@ def needed_tools(boards: dict[str, Board]) -> tuple[dict[str, tuple[Tool, list[s
     tools: dict[str, tuple[Tool, list[str]]] = {}
     unavailable: list[str] = []
     for board in boards.values():
-        for kind, name in (("framework", board.framework), ("flasher", board.flasher)):
+        frameworks = dict.fromkeys([board.framework, *(board.framework_for(r) for r in board.runtimes)])
+        for kind, name in [*(("framework", f) for f in frameworks), ("flasher", board.flasher)]:
             try:
                 component = _load(kind, name)
                 board_tools = component.tools(board)

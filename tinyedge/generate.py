@@ -60,8 +60,8 @@ def choose_runtime(board: Board, runtime: str | None, tflm_dir: Path | None, rep
     return "tflm"
 
 
-def port_name(board: Board, framework: Framework) -> str:
-    name = board.port or framework.default_port
+def port_name(board: Board, framework: Framework, runtime: str) -> str:
+    name = board.port_for(runtime) or framework.default_port
     if not name:
         return ""
     if not (FIRMWARE_DIR / "ports" / name).is_dir():
@@ -121,7 +121,7 @@ def tensor_info(t: Tensor) -> dict[str, Any]:
 
 def render_model_info(model: TfliteModel, board: Board, model_name: str) -> str:
     return render("common/model_info.c.j2",
-        model_name=model_name, board_id=board.id, clock_hz=board.clock_hz,
+        model_name=model_name, board_id=board.image_id, clock_hz=board.clock_hz,
         sha256_bytes=list(bytes.fromhex(model.sha256)),
         inputs=[tensor_info(t) for t in model.input_tensors],
         outputs=[tensor_info(t) for t in model.output_tensors])
@@ -151,12 +151,12 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     if arena_kb is not None and arena_kb <= 0:
         raise TinyedgeError(f"--arena-kb must be a positive number of KiB (got {arena_kb}).")
     chosen = choose_runtime(board, runtime, tflm_dir, report)
-    updatable = bool(board.extra.get("updatable", False)) if updatable is None else updatable
+    updatable = board.updatable if updatable is None else updatable
     if updatable:
         check_updatable(board, chosen)
-    framework, runtime_plugin = get_framework(board.framework), get_runtime(chosen)
+    framework, runtime_plugin = get_framework(board.framework_for(chosen)), get_runtime(chosen)
     checked = runtime_plugin.check(model, board, model_name, framework.allowance, tflm_dir)
-    port = port_name(board, framework) if framework.compiles_firmware else ""
+    port = port_name(board, framework, chosen) if framework.compiles_firmware else ""
 
     prepare_out_dir(out_dir, board.id, chosen)
     common: list[str] = []
@@ -176,7 +176,7 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     project = Project(dir=out_dir, board_id=board.id, runtime=chosen, model_name=model_name,
                       model_sha256=model.sha256, arena_bytes=sources.arena_bytes, ops=model.op_names(),
                       tflm_dir=str(tree) if tree else None,
-                      extra={"framework": board.framework, "port": port, "tinyedge_version": tinyedge.__version__,
+                      extra={"framework": board.framework_for(chosen), "port": port, "tinyedge_version": tinyedge.__version__,
                              "model_bytes": len(model.data), "uses_cpp": sources.uses_cpp,
                              "sources": sources.sources,
                              "updatable": slots.manifest() if slots else None})

@@ -146,7 +146,7 @@ def board_fit(model: TfliteModel, board: Board, arena_bytes: int) -> BoardFit:
 def _aot_needs(model: TfliteModel, board: Board, fallback_arena: int) -> tuple[int, int, str]:
     """Flash and RAM of the AOT firmware, as `tinyedge generate` checks them: the memory plan and
     constants plus the framework's firmware allowance (the host arena when the AOT compiler refuses the model)."""
-    allowance = get_framework(board.framework).allowance
+    allowance = get_framework(board.framework_for("aot")).allowance
     try:
         stats = compile_for(model, board).stats
     except TinyedgeError:

@@ -25,6 +25,7 @@ FRAMEWORKS = {
 FLASHERS = {
     "host": "tinyedge.flashers.host:FLASHER",
     "qemu": "tinyedge.flashers.qemu:FLASHER",
+    "rp2040js": "tinyedge.flashers.rp2040js:FLASHER",
     "esptool": "tinyedge.flashers.esptool:FLASHER",
     "arduino-cli": "tinyedge.flashers.arduino_cli:FLASHER",
     "bossac": "tinyedge.flashers.bossac:FLASHER",

@@ -132,6 +132,7 @@ class ToolchainSettings(Section):
     name: ClassVar[str] = "baremetal"
     family: str
     install: str
+    prefix: str = ""            # the GCC prefix, when the profile's `toolchain` names another framework's tool
     cpp_package: str = ""
     specs: tuple[str, ...] = ()
     link_specs: tuple[str, ...] = ()
@@ -165,6 +166,9 @@ class EmulatorSettings(Section):
     install: str = ""
     args: tuple[str, ...] = ()
     bootloader_hex: str = ""
+    package: str = ""           # an npm package (rp2040js@1.4.1), installed into `dir`
+    dir: str = ""
+    node_install: str = ""
 
 
 # --- ESP32 (espidf framework, esptool flasher) -------------------------------------------------
@@ -268,7 +272,36 @@ class MicropythonSettings(Section):
     firmware_offset: int = 0x1000
 
 
-SECTIONS: dict[str, type[Section]] = {cls.name: cls for cls in (
+# --- energy (validate's and the benchmarks' energy_uj_estimate) --------------------------------
+
+
+@dataclass(frozen=True)
+class EnergySettings(Section):
+    """The chip datasheet's run-mode current at `supply_v` and `clock_hz`, and the `source` it is from."""
+
+    name: ClassVar[str] = "energy"
+    run_current_ma: float
+    supply_v: float
+    clock_hz: int | None = None
+    source: str = ""
+
+    @property
+    def watts(self) -> float:
+        return self.run_current_ma / 1000 * self.supply_v
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Route(Section):
+    """`by_runtime.<runtime>`: a runtime built another way than the board's default framework."""
+
+    framework: str
+    port: str = ""
+
+
+SECTIONS: dict[str, type[Section]] = {cls.name: cls for cls in (EnergySettings,
     MemorySettings, ToolchainSettings, UartSettings, TimerSettings, EmulatorSettings, EsptoolSettings,
     EspidfSettings, ArduinoSettings, PlatformioSettings, Uf2Settings, AvrSettings, MicropythonSettings)}
 """Every optional section a profile may have, by its key."""

@@ -26,6 +26,9 @@ class Tool:
     command: str
     install: str
     version_args: tuple[str, ...] = ("--version",)
+    # A library rather than a program (an npm package): present when this file exists; its version is
+    # read from the file (package.json). `command` then only names it.
+    file: str = ""
 
 
 ARDUINO_CLI_INSTALL = ("install arduino-cli (curl -fsSL https://raw.githubusercontent.com/arduino/arduino-cli/master/"
@@ -47,6 +50,8 @@ def missing_tool(command: str, install: str = "", needed_for: str = "") -> Tinye
 
 
 def tool_path(tool: Tool) -> str | None:
+    if tool.file:
+        return tool.file if os.path.isfile(tool.file) else None
     return shutil.which(tool.command)
 
 
@@ -66,6 +71,9 @@ def tool_version(tool: Tool, timeout_s: float = 20.0) -> str | None:
     path = tool_path(tool)
     if path is None:
         return None
+    if tool.file:
+        return _version_line([line.strip() for line in Path(path).read_text(errors="replace").splitlines()
+                              if '"version"' in line])
     try:
         done = subprocess.run([path, *tool.version_args], capture_output=True, text=True, timeout=timeout_s)
     except (OSError, subprocess.TimeoutExpired):
@@ -73,6 +81,12 @@ def tool_version(tool: Tool, timeout_s: float = 20.0) -> str | None:
     lines = [line.strip() for line in (done.stdout + "\n" + done.stderr).splitlines() if line.strip()]
     if not lines:
         return "ok" if done.returncode == 0 else None
+    return _version_line(lines)
+
+
+def _version_line(lines: list[str]) -> str | None:
+    if not lines:
+        return None
     # A dotted number first: licence blurbs ("GPL version 3 or later") follow the real version line.
     for pattern in (r"\d+\.\d+", r"version\s*:?\s*v?\d"):
         for line in lines:

@@ -29,6 +29,7 @@ from tinyedge.protocol import Device, infer_timeout
 from tinyedge.quantize import (cosine_similarity, dequantize, load_array, load_float_model, pair_outputs, quantize_input,
                                run_float)
 from tinyedge.reference import Reference
+from tinyedge.sections import EnergySettings
 from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite
 
 
@@ -473,13 +474,13 @@ class Latency:
 def energy_estimate(board_id: str, seconds: float | None) -> dict[str, Any]:
     """energy_uj_estimate per inference from the profile's datasheet run-mode power, when it has one."""
     try:
-        energy = get_board(board_id).section("energy")
+        board = get_board(board_id)
     except TinyedgeError:
         return {}
-    if not energy or seconds is None:
+    if not board.has_section(EnergySettings) or seconds is None:
         return {}
-    watts = energy["run_current_ma"] / 1000 * energy["supply_v"]
-    return {"energy_uj_estimate": round(seconds * watts * 1e6, 3), "energy_datasheet": dict(energy)}
+    energy = board.settings(EnergySettings)
+    return {"energy_uj_estimate": round(seconds * energy.watts * 1e6, 3), "energy_datasheet": energy.as_dict()}
 
 
 def float_model_outputs(float_model: Path, data: Arrays, model: TfliteModel,

@@ -22,6 +22,7 @@ from tinyedge.flashers.qemu import READY_MARKER, free_tcp_port, qemu_command
 from tinyedge.paths import cache_dir
 from tinyedge.processes import serving
 from tinyedge.project import Project
+from tinyedge.sections import EmulatorSettings
 
 PLUGIN_DIR = Path(__file__).resolve().parent
 PLUGIN_SOURCES = ("tb_counts.c", "qemu_plugin_api.h")
@@ -165,7 +166,7 @@ def estimate_from_counts(elf: Path, counts: Path) -> CycleEstimate:
 @contextmanager
 def traced_qemu(project: Project, windows: int, counts: Path) -> Iterator[str]:
     """QEMU with `-icount shift=0` and the plugin counting the first `windows` inferences into `counts`."""
-    if not plugins_supported(project.board.emulator["program"]):
+    if not plugins_supported(project.board.settings(EmulatorSettings).program):
         raise TinyedgeError("the installed QEMU cannot load TCG plugins (built without --enable-plugins): "
                             "no cycle estimate; install a QEMU with plugin support.")
     elf = project.artifact("elf")

@@ -9,14 +9,15 @@ from typing import Any
 
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
-from tinyedge.frameworks import RenderContext
+from tinyedge.frameworks import BuildResult, RenderContext
 from tinyedge.frameworks.make import BUILD_ESSENTIAL, MakeFramework
 from tinyedge.paths import FIRMWARE_DIR
 from tinyedge.project import Project
-from tinyedge.sections import MemorySettings, TimerSettings, ToolchainSettings, UartSettings
 from tinyedge.runtimes import FirmwareAllowance
+from tinyedge.sections import MemorySettings, TimerSettings, ToolchainSettings, UartSettings, Uf2Settings
 from tinyedge.templating import render_file, write_if_changed
 from tinyedge.tools import Tool
+from tinyedge.uf2 import bin_to_uf2
 
 LINKER_SCRIPT = "link.ld"
 
@@ -46,12 +47,15 @@ def link_script_template(port: str) -> Path:
 
 class BaremetalFramework(MakeFramework):
     name = "baremetal"
-    sections = (MemorySettings, ToolchainSettings, UartSettings, TimerSettings)
+    sections = (MemorySettings, ToolchainSettings, UartSettings, TimerSettings, Uf2Settings)
     default_port = "mps2"
     allowance = FirmwareAllowance(flash_bytes=32 * 1024, ram_bytes=24 * 1024)
 
     def prefix(self, board: Board) -> str:
-        return board.toolchain if board.toolchain.endswith("-") else board.toolchain + "-"
+        """The GCC prefix: the `baremetal` section's `prefix` (a board whose default framework is another's),
+        else the profile's `toolchain`."""
+        toolchain = board.settings(ToolchainSettings).prefix or board.toolchain
+        return toolchain if toolchain.endswith("-") else toolchain + "-"
 
     def compilers(self, board: Board) -> tuple[str, str, str]:
         prefix = self.prefix(board)
@@ -87,6 +91,18 @@ class BaremetalFramework(MakeFramework):
 
     def artifacts(self, project: Project) -> dict[str, Path]:
         return {"bin": project.dir / "build" / "firmware.bin"}
+
+    def build(self, project: Project) -> BuildResult:
+        """The make build; a board whose profile has a `uf2` section (the RP2040s) also gets firmware.uf2,
+        the flat image from the flash base in UF2 blocks of the profile's family id."""
+        result = super().build(project)
+        if project.board.has_section(Uf2Settings):
+            uf2 = project.board.settings(Uf2Settings)
+            image = result.artifacts["bin"]
+            out = image.with_suffix(".uf2")
+            out.write_bytes(bin_to_uf2(image.read_bytes(), uf2.flash_base, uf2.family_id))
+            result.artifacts["uf2"] = out
+        return result
 
     def tools(self, board: Board) -> list[Tool]:
         gcc, gxx, _ = self.compilers(board)

@@ -10,6 +10,7 @@ from typing import Any
 from tinyedge.aot.compiler import (
     DSP_FILES, KERNEL_FILES, MODEL_HEADER, MODEL_SOURCE, NONLINEAR_FILES, AotProgram, AotStats, compile_model,
 )
+from tinyedge.aot.m0plus import M0PLUS_ARCHITECTURES, M0PLUS_FILES, use_m0plus_kernels, uses_m0plus_kernels
 from tinyedge.aot.recurrent import LOWERINGS as RECURRENT_LOWERINGS
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
@@ -30,6 +31,8 @@ def copy_kernel_sources(dest: Path, program: AotProgram) -> list[str]:
         names += NONLINEAR_FILES
     if program.uses_dsp:
         names += DSP_FILES
+    if uses_m0plus_kernels(program):
+        names += M0PLUS_FILES
     dest.mkdir(parents=True, exist_ok=True)
     for name in names:
         shutil.copyfile(FIRMWARE_DIR / "aot" / name, dest / name)
@@ -49,7 +52,8 @@ RECURRENT_OPS = frozenset(RECURRENT_LOWERINGS)
 
 
 def compile_for(model: TfliteModel, board: Board) -> AotProgram:
-    return compile_model(model, progmem=board.progmem, dsp=has_dsp(board))
+    program = compile_model(model, progmem=board.progmem, dsp=has_dsp(board))
+    return use_m0plus_kernels(program) if board.arch in M0PLUS_ARCHITECTURES else program
 
 
 def check_fits(program: AotProgram, board: Board, model_name: str, allowance: FirmwareAllowance) -> None:
@@ -98,6 +102,7 @@ def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: 
     names = copy_kernel_sources(dest, program)
     sources = [f"{SUBDIR}/{MODEL_SOURCE}"] + [f"{SUBDIR}/{n}" for n in names if n.endswith(".c")]
     speed = [f"{SUBDIR}/{n}" for n in DSP_FILES if n.endswith(".c") and program.uses_dsp]
+    speed += [f"{SUBDIR}/{n}" for n in M0PLUS_FILES if n.endswith(".c") and uses_m0plus_kernels(program)]
     if program.uses_dsp and any(op.opcode in RECURRENT_OPS for op in model.operators):
         speed.append(f"{SUBDIR}/te_recurrent.c")
     return RuntimeSources(sources=sources, include_dirs=[SUBDIR], arena_bytes=program.plan.arena_bytes,

@@ -1,0 +1,487 @@
+/* int8 kernels of the AOT runtime for the Cortex-M0+; see te_m0plus.h. */
+#include "te_m0plus.h"
+
+#include <string.h>
+
+/* The signed 64-bit product a*b as (hi, lo) from four 16x16 multiplies (Hacker's Delight, mulhs). */
+static inline void te_m0_mul64(int32_t a, int32_t b, int32_t *hi, uint32_t *lo) {
+  const uint32_t al = (uint32_t)a & 0xFFFFu, bl = (uint32_t)b & 0xFFFFu;
+  const int32_t ah = a >> 16, bh = b >> 16;
+  const uint32_t ll = al * bl;
+  const int32_t t1 = (int32_t)al * bh + (int32_t)(ll >> 16);
+  const int32_t t2 = ah * (int32_t)bl + (t1 & 0xFFFF);
+  *hi = ah * bh + (t1 >> 16) + (t2 >> 16);
+  *lo = ((uint32_t)t2 << 16) | (ll & 0xFFFFu);
+}
+
+/* gemmlowp's SaturatingRoundingDoublingHighMul: for both signs, floor((a*b + 2^30) / 2^31). */
+static inline int32_t te_m0_srdhm(int32_t a, int32_t b) {
+  int32_t hi;
+  uint32_t lo, sum;
+  if (a == INT32_MIN && b == INT32_MIN) {
+    return INT32_MAX;
+  }
+  te_m0_mul64(a, b, &hi, &lo);
+  sum = lo + 0x40000000u;
+  hi += sum < lo;
+  return (int32_t)(((uint32_t)hi << 1) | (sum >> 31));
+}
+
+/* SRDHM for a multiplier in [2^30, 2^31) (every TFLM multiplier but 0): with x = xh*2^16 + xl and
+ * m = mh*2^16 + ml, floor((x*m + 2^30) / 2^31) = 2*xh*mh + floor((xh*ml + xl*mh + (xl*ml >> 16) + 2^14) / 2^15),
+ * the floors nested exactly; the sum's non-negative part is added unsigned, so nothing overflows. */
+static inline int32_t te_m0_srdhm_normal(int32_t x, int32_t m) {
+  const int32_t xh = x >> 16, mh = m >> 16;
+  const uint32_t xl = (uint32_t)x & 0xFFFFu, ml = (uint32_t)m & 0xFFFFu;
+  const int32_t a = xh * (int32_t)ml;
+  const uint32_t rest = xl * (uint32_t)mh + ((xl * ml) >> 16) + 0x4000u + ((uint32_t)a & 0x7FFFu);
+  return 2 * xh * mh + (a >> 15) + (int32_t)(rest >> 15);
+}
+
+int32_t te_m0_mul_by_quantized_multiplier(int32_t x, int32_t multiplier, int8_t shift) {
+  const int8_t left = shift > 0 ? shift : 0;
+  const int8_t right = shift > 0 ? 0 : (int8_t)-shift;
+  const int32_t shifted = (int32_t)((uint32_t)x << left);
+  const int32_t v = multiplier >= 0x40000000 ? te_m0_srdhm_normal(shifted, multiplier) : te_m0_srdhm(shifted, multiplier);
+  const int32_t mask = (int32_t)(((uint32_t)1 << right) - 1u);
+  const int32_t threshold = (mask >> 1) + (v < 0 ? 1 : 0);
+  return (v >> right) + ((v & mask) > threshold ? 1 : 0);
+}
+
+static inline int8_t te_m0_output(int32_t acc, const int32_t *bias, int32_t channel, const te_requant_t *q) {
+  const int32_t i = (q->per_channel & TE_REQUANT_PER_CHANNEL) ? channel : 0;
+  if (bias) {
+    acc += TE_RD_S32(bias + channel);
+  }
+  acc = te_m0_mul_by_quantized_multiplier(acc, TE_RD_S32(q->multiplier + i), TE_RD_S8(q->shift + i)) +
+        q->output_offset;
+  if (acc < q->act_min) {
+    acc = q->act_min;
+  }
+  if (acc > q->act_max) {
+    acc = q->act_max;
+  }
+  return (int8_t)acc;
+}
+
+#if defined(__thumb__) && !defined(__thumb2__)
+/* words words of four int8 inputs against two rows of weights, all word-aligned: per word three
+ * LDMs, SXTB / LSRS+SXTB / ASRS to take the bytes apart, and one MUL and ADD per product (43 cycles
+ * for 8 products). The accumulators and the end pointer live in high registers. */
+static void te_m0_dot2_words(const uint32_t *x, const uint32_t *f0, const uint32_t *f1, int32_t words,
+                             int32_t *a0, int32_t *a1) {
+  const uint32_t *end = x + words;
+  int32_t s0 = *a0, s1 = *a1;
+  uint32_t xv, v0, v1, t, u;
+  if (words <= 0) {
+    return;
+  }
+  /* GCC wraps Thumb-1 inline assembly in divided syntax: this block is unified, and says so. */
+  __asm__ volatile(
+      ".syntax unified\n"
+      "1:\n\t"
+      "ldm %[x]!, {%[xv]}\n\t"
+      "ldm %[f0]!, {%[v0]}\n\t"
+      "ldm %[f1]!, {%[v1]}\n\t"
+      "sxtb %[t], %[xv]\n\t"
+      "sxtb %[u], %[v0]\n\t"
+      "muls %[u], %[t], %[u]\n\t"
+      "add %[s0], %[u]\n\t"
+      "sxtb %[u], %[v1]\n\t"
+      "muls %[u], %[t], %[u]\n\t"
+      "add %[s1], %[u]\n\t"
+      "lsrs %[t], %[xv], #8\n\t"
+      "sxtb %[t], %[t]\n\t"
+      "lsrs %[u], %[v0], #8\n\t"
+      "sxtb %[u], %[u]\n\t"
+      "muls %[u], %[t], %[u]\n\t"
+      "add %[s0], %[u]\n\t"
+      "lsrs %[u], %[v1], #8\n\t"
+      "sxtb %[u], %[u]\n\t"
+      "muls %[u], %[t], %[u]\n\t"
+      "add %[s1], %[u]\n\t"
+      "lsrs %[t], %[xv], #16\n\t"
+      "sxtb %[t], %[t]\n\t"
+      "lsrs %[u], %[v0], #16\n\t"
+      "sxtb %[u], %[u]\n\t"
+      "muls %[u], %[t], %[u]\n\t"
+      "add %[s0], %[u]\n\t"
+      "lsrs %[u], %[v1], #16\n\t"
+      "sxtb %[u], %[u]\n\t"
+      "muls %[u], %[t], %[u]\n\t"
+      "add %[s1], %[u]\n\t"
+      "asrs %[t], %[xv], #24\n\t"
+      "asrs %[u], %[v0], #24\n\t"
+      "muls %[u], %[t], %[u]\n\t"
+      "add %[s0], %[u]\n\t"
+      "asrs %[u], %[v1], #24\n\t"
+      "muls %[u], %[t], %[u]\n\t"
+      "add %[s1], %[u]\n\t"
+      "cmp %[x], %[end]\n\t"
+      "bne 1b\n\t"
+      ".syntax divided\n"
+      : [x] "+l"(x), [f0] "+l"(f0), [f1] "+l"(f1), [s0] "+h"(s0), [s1] "+h"(s1), [xv] "=&l"(xv),
+        [v0] "=&l"(v0), [v1] "=&l"(v1), [t] "=&l"(t), [u] "=&l"(u)
+      : [end] "h"(end)
+      : "cc", "memory");
+  *a0 = s0;
+  *a1 = s1;
+}
+#else
+/* The same in C, for the host tests (and any core that is not an armv6-m Thumb core). */
+static void te_m0_dot2_words(const uint32_t *x, const uint32_t *f0, const uint32_t *f1, int32_t words,
+                             int32_t *a0, int32_t *a1) {
+  int32_t i, k;
+  for (i = 0; i < words; ++i) {
+    for (k = 0; k < 32; k += 8) {
+      const int32_t v = (int8_t)(x[i] >> k);
+      *a0 += (int8_t)(f0[i] >> k) * v;
+      *a1 += (int8_t)(f1[i] >> k) * v;
+    }
+  }
+}
+#endif
+
+/* Two rows of int8 weights (f0, f1) against n int8 inputs, each input loaded once for both rows;
+ * word-aligned data goes a word (four values) per load. */
+static void te_m0_dot2_s8(const int8_t *x, const int8_t *f0, const int8_t *f1, int32_t n, int32_t *s0,
+                          int32_t *s1) {
+  int32_t a0 = 0, a1 = 0;
+  const int8_t *end = x + n;
+  if ((((uintptr_t)x | (uintptr_t)f0 | (uintptr_t)f1) & 3u) == 0 && n >= 4) {
+    const int32_t words = n >> 2;
+    te_m0_dot2_words((const uint32_t *)x, (const uint32_t *)f0, (const uint32_t *)f1, words, &a0, &a1);
+    x += 4 * words;
+    f0 += 4 * words;
+    f1 += 4 * words;
+  }
+  while (x < end) {
+    const int32_t v = *x++;
+    a0 += *f0++ * v;
+    a1 += *f1++ * v;
+  }
+  *s0 = a0;
+  *s1 = a1;
+}
+
+/* The same with int16 inputs (the offset already added): gathered windows. */
+static void te_m0_dot2_s16(const int16_t *x, const int8_t *f0, const int8_t *f1, int32_t n, int32_t *s0,
+                           int32_t *s1) {
+  int32_t a0 = 0, a1 = 0;
+  const int16_t *end4 = x + (n & ~3);
+  const int16_t *end = x + n;
+  while (x < end4) {
+    int32_t v = x[0];
+    a0 += f0[0] * v;
+    a1 += f1[0] * v;
+    v = x[1];
+    a0 += f0[1] * v;
+    a1 += f1[1] * v;
+    v = x[2];
+    a0 += f0[2] * v;
+    a1 += f1[2] * v;
+    v = x[3];
+    a0 += f0[3] * v;
+    a1 += f1[3] * v;
+    x += 4;
+    f0 += 4;
+    f1 += 4;
+  }
+  while (x < end) {
+    const int32_t v = *x++;
+    a0 += *f0++ * v;
+    a1 += *f1++ * v;
+  }
+  *s0 = a0;
+  *s1 = a1;
+}
+
+/* out[oc] for every output channel of one input vector `x` (int8, input offset folded into the bias
+ * when 0) against filter rows of n weights; `wide` holds n int16 values when the offset is not 0. */
+static void te_m0_rows(int8_t *out, int32_t out_step, const int8_t *x, int16_t *wide, const int8_t *filter,
+                       int32_t n, int32_t out_c, const int32_t *bias, const te_requant_t *q) {
+  int32_t oc, i, s0, s1;
+  if (q->input_offset != 0) {
+    for (i = 0; i < n; ++i) {
+      wide[i] = (int16_t)(x[i] + q->input_offset);
+    }
+  }
+  for (oc = 0; oc + 1 < out_c; oc += 2) {
+    const int8_t *f0 = filter + oc * n;
+    if (q->input_offset != 0) {
+      te_m0_dot2_s16(wide, f0, f0 + n, n, &s0, &s1);
+    } else {
+      te_m0_dot2_s8(x, f0, f0 + n, n, &s0, &s1);
+    }
+    out[oc * out_step] = te_m0_output(s0, bias, oc, q);
+    out[(oc + 1) * out_step] = te_m0_output(s1, bias, oc + 1, q);
+  }
+  if (oc < out_c) {
+    const int8_t *f0 = filter + oc * n;
+    if (q->input_offset != 0) {
+      te_m0_dot2_s16(wide, f0, f0, n, &s0, &s1);
+    } else {
+      te_m0_dot2_s8(x, f0, f0, n, &s0, &s1);
+    }
+    out[oc * out_step] = te_m0_output(s0, bias, oc, q);
+  }
+}
+
+void te_m0_pointwise_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *filter, const int32_t *bias,
+                                    const te_window_t *window, const te_requant_t *requant) {
+  te_window_t w;
+  te_requant_t q;
+  int16_t wide[TE_M0_WINDOW_MAX];
+  int32_t p, pixels;
+  memcpy(&w, window, sizeof w);
+  memcpy(&q, requant, sizeof q);
+  if (w.in_c > TE_M0_WINDOW_MAX) {
+    te_pointwise_conv2d_inplace(data, scratch, filter, bias, window, requant);
+    return;
+  }
+  pixels = (int32_t)w.in_h * w.in_w;
+  for (p = 0; p < pixels; ++p) {
+    te_m0_rows(scratch, 1, data + p * w.in_c, wide, filter, w.in_c, w.out_c, bias, &q);
+    memcpy(data + p * w.out_c, scratch, (size_t)w.out_c);
+  }
+}
+
+void te_m0_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                           int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *requant) {
+  te_requant_t q;
+  int16_t wide[TE_M0_WINDOW_MAX];
+  int16_t b;
+  memcpy(&q, requant, sizeof q);
+  if (accum_depth > TE_M0_WINDOW_MAX && q.input_offset != 0) {
+    te_fully_connected(out, in, filter, bias, batches, accum_depth, out_depth, requant);
+    return;
+  }
+  for (b = 0; b < batches; ++b) {
+    te_m0_rows(out, 1, in, wide, filter, accum_depth, out_depth, bias, &q);
+    out += out_depth;
+    in += accum_depth;
+  }
+}
+
+/* The window of output (oy, ox) gathered as int16 in TFLM's filter order (ky, kx, ic), the input
+ * offset added, zero where the window leaves the input (a padded tap adds nothing). */
+static void te_m0_gather(int16_t *col, const int8_t *in, const te_window_t *w, int16_t oy, int16_t ox,
+                         int16_t input_offset) {
+  const int16_t iy0 = (int16_t)(oy * w->stride_h - w->pad_h);
+  const int16_t ix0 = (int16_t)(ox * w->stride_w - w->pad_w);
+  int16_t ky, kx, c;
+  for (ky = 0; ky < w->k_h; ++ky) {
+    const int16_t iy = (int16_t)(iy0 + w->dil_h * ky);
+    for (kx = 0; kx < w->k_w; ++kx) {
+      const int16_t ix = (int16_t)(ix0 + w->dil_w * kx);
+      if (iy < 0 || iy >= w->in_h || ix < 0 || ix >= w->in_w) {
+        memset(col, 0, (size_t)w->in_c * sizeof *col);
+      } else {
+        const int8_t *src = in + ((int32_t)iy * w->in_w + ix) * w->in_c;
+        for (c = 0; c < w->in_c; ++c) {
+          col[c] = (int16_t)(src[c] + input_offset);
+        }
+      }
+      col += w->in_c;
+    }
+  }
+}
+
+void te_m0_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                  const te_window_t *window, const te_requant_t *requant) {
+  te_window_t w;
+  te_requant_t q;
+  int16_t col[TE_M0_WINDOW_MAX];
+  int32_t n, oc, s0, s1;
+  int16_t oy, ox;
+  memcpy(&w, window, sizeof w);
+  memcpy(&q, requant, sizeof q);
+  n = (int32_t)w.k_h * w.k_w * w.in_c;
+  if (n > TE_M0_WINDOW_MAX) {
+    te_conv2d(out, in, filter, bias, window, requant);
+    return;
+  }
+  for (oy = 0; oy < w.out_h; ++oy) {
+    for (ox = 0; ox < w.out_w; ++ox) {
+      te_m0_gather(col, in, &w, oy, ox, q.input_offset);
+      for (oc = 0; oc + 1 < w.out_c; oc += 2) {
+        te_m0_dot2_s16(col, filter + oc * n, filter + (oc + 1) * n, n, &s0, &s1);
+        out[oc] = te_m0_output(s0, bias, oc, &q);
+        out[oc + 1] = te_m0_output(s1, bias, oc + 1, &q);
+      }
+      if (oc < w.out_c) {
+        te_m0_dot2_s16(col, filter + oc * n, filter + oc * n, n, &s0, &s1);
+        out[oc] = te_m0_output(s0, bias, oc, &q);
+      }
+      out += w.out_c;
+    }
+  }
+}
+
+/* A channel's input plane with its padding, for the depthwise kernels: every window lies inside it. */
+typedef struct {
+  int8_t *cells;
+  int32_t width;   /* bytes per row */
+} te_m0_plane_t;
+
+/* Rows and columns of the padded plane: all the rows and columns any output window reads. */
+static int32_t te_m0_plane_rows(const te_window_t *w) {
+  return (int32_t)(w->out_h - 1) * w->stride_h + (int32_t)(w->k_h - 1) * w->dil_h + 1;
+}
+
+static int32_t te_m0_plane_cols(const te_window_t *w) {
+  return (int32_t)(w->out_w - 1) * w->stride_w + (int32_t)(w->k_w - 1) * w->dil_w + 1;
+}
+
+/* Channel `c` of `src` (pixels `pixel_stride` bytes apart) into the plane, outside the input filled
+ * with the input's zero point (-input_offset), which adds nothing once the offset is added. */
+static void te_m0_fill_plane(te_m0_plane_t *plane, int32_t rows, const int8_t *src, int32_t pixel_stride,
+                             const te_window_t *w, int16_t input_offset) {
+  int32_t y, x;
+  memset(plane->cells, (int8_t)-input_offset, (size_t)(rows * plane->width));
+  for (y = 0; y < w->in_h; ++y) {
+    const int32_t py = y + w->pad_h;
+    int8_t *row;
+    const int8_t *in_row = src + (int32_t)y * w->in_w * pixel_stride;
+    if (py < 0 || py >= rows) {
+      continue;
+    }
+    row = plane->cells + py * plane->width;
+    for (x = 0; x < w->in_w; ++x) {
+      const int32_t px = x + w->pad_w;
+      if (px >= 0 && px < plane->width) {
+        row[px] = in_row[x * pixel_stride];
+      }
+    }
+  }
+}
+
+/* Channel `oc`'s k_h*k_w weights (filter is [k_h][k_w][out_c]) as int32, and their sum. */
+static int32_t te_m0_taps(int32_t *taps, const int8_t *filter, const te_window_t *w, int32_t oc) {
+  int32_t t, sum = 0, count = (int32_t)w->k_h * w->k_w;
+  for (t = 0; t < count; ++t) {
+    taps[t] = TE_RD_S8(filter + t * w->out_c + oc);
+    sum += taps[t];
+  }
+  return sum;
+}
+
+/* 3x3 windows with dilation 1 (the depthwise layers of DS-CNNs and MobileNets): the nine taps in
+ * locals, three row pointers walking the plane. */
+static void te_m0_depthwise_3x3(int8_t *out, int32_t out_stride, const te_m0_plane_t *plane, const int32_t *taps,
+                                int32_t base, const te_window_t *w, const int32_t *bias, int32_t oc,
+                                const te_requant_t *q) {
+  const int32_t t0 = taps[0], t1 = taps[1], t2 = taps[2], t3 = taps[3], t4 = taps[4], t5 = taps[5];
+  const int32_t t6 = taps[6], t7 = taps[7], t8 = taps[8];
+  const int32_t step = w->stride_w;
+  const int32_t row_step = (int32_t)w->dil_h * plane->width;
+  int16_t oy, ox;
+  for (oy = 0; oy < w->out_h; ++oy) {
+    const int8_t *r0 = plane->cells + (int32_t)oy * w->stride_h * plane->width;
+    const int8_t *r1 = r0 + row_step;
+    const int8_t *r2 = r1 + row_step;
+    for (ox = 0; ox < w->out_w; ++ox) {
+      int32_t acc = base + t0 * r0[0] + t1 * r0[1] + t2 * r0[2];
+      acc += t3 * r1[0] + t4 * r1[1] + t5 * r1[2];
+      acc += t6 * r2[0] + t7 * r2[1] + t8 * r2[2];
+      *out = te_m0_output(acc, bias, oc, q);
+      out += out_stride;
+      r0 += step;
+      r1 += step;
+      r2 += step;
+    }
+  }
+}
+
+/* Every output of one channel: sum(tap * (x + offset)) = sum(tap * x) + offset * sum(taps), the
+ * window always whole in the padded plane; written `out_stride` bytes apart from `out`. */
+static void te_m0_depthwise_channel(int8_t *out, int32_t out_stride, const te_m0_plane_t *plane,
+                                    const int32_t *taps, int32_t tap_sum, const te_window_t *w,
+                                    const int32_t *bias, int32_t oc, const te_requant_t *q) {
+  const int32_t base = tap_sum * q->input_offset;
+  const int32_t row_step = (int32_t)w->dil_h * plane->width;
+  int16_t oy, ox, ky, kx;
+  if (w->k_h == 3 && w->k_w == 3 && w->dil_w == 1) {
+    te_m0_depthwise_3x3(out, out_stride, plane, taps, base, w, bias, oc, q);
+    return;
+  }
+  for (oy = 0; oy < w->out_h; ++oy) {
+    const int8_t *window_row = plane->cells + (int32_t)oy * w->stride_h * plane->width;
+    for (ox = 0; ox < w->out_w; ++ox) {
+      const int8_t *row = window_row + (int32_t)ox * w->stride_w;
+      const int32_t *tap = taps;
+      int32_t acc = base;
+      for (ky = 0; ky < w->k_h; ++ky) {
+        for (kx = 0; kx < w->k_w; ++kx) {
+          acc += tap[kx] * row[kx * w->dil_w];
+        }
+        tap += w->k_w;
+        row += row_step;
+      }
+      *out = te_m0_output(acc, bias, oc, q);
+      out += out_stride;
+    }
+  }
+}
+
+#define TE_M0_TAPS_MAX 64
+#define TE_M0_PLANE_MAX 3072
+
+static int te_m0_depthwise_fits(const te_window_t *w) {
+  return (int32_t)w->k_h * w->k_w <= TE_M0_TAPS_MAX && te_m0_plane_rows(w) * te_m0_plane_cols(w) <= TE_M0_PLANE_MAX;
+}
+
+void te_m0_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                            const te_window_t *window, int16_t depth_multiplier, const te_requant_t *requant) {
+  te_window_t w;
+  te_requant_t q;
+  int32_t taps[TE_M0_TAPS_MAX];
+  int8_t cells[TE_M0_PLANE_MAX];
+  te_m0_plane_t plane;
+  int32_t rows;
+  int16_t ic, m;
+  memcpy(&w, window, sizeof w);
+  memcpy(&q, requant, sizeof q);
+  if (!te_m0_depthwise_fits(&w)) {
+    te_depthwise_conv2d(out, in, filter, bias, window, depth_multiplier, requant);
+    return;
+  }
+  plane.cells = cells;
+  plane.width = te_m0_plane_cols(&w);
+  rows = te_m0_plane_rows(&w);
+  for (ic = 0; ic < w.in_c; ++ic) {
+    te_m0_fill_plane(&plane, rows, in + ic, w.in_c, &w, q.input_offset);
+    for (m = 0; m < depth_multiplier; ++m) {
+      const int16_t oc = (int16_t)(ic * depth_multiplier + m);
+      const int32_t sum = te_m0_taps(taps, filter, &w, oc);
+      te_m0_depthwise_channel(out + oc, w.out_c, &plane, taps, sum, &w, bias, oc, &q);
+    }
+  }
+}
+
+/* Channel by channel: a channel's plane is copied out before its outputs overwrite its slots (out_c
+ * == in_c, so no other channel's input is touched); the plane replaces the portable kernel's scratch. */
+void te_m0_depthwise_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *filter, const int32_t *bias,
+                                    const te_window_t *window, const te_requant_t *requant) {
+  te_window_t w;
+  te_requant_t q;
+  int32_t taps[TE_M0_TAPS_MAX];
+  int8_t cells[TE_M0_PLANE_MAX];
+  te_m0_plane_t plane;
+  int32_t rows;
+  int16_t c;
+  memcpy(&w, window, sizeof w);
+  memcpy(&q, requant, sizeof q);
+  if (!te_m0_depthwise_fits(&w)) {
+    te_depthwise_conv2d_inplace(data, scratch, filter, bias, window, requant);
+    return;
+  }
+  plane.cells = cells;
+  plane.width = te_m0_plane_cols(&w);
+  rows = te_m0_plane_rows(&w);
+  for (c = 0; c < w.in_c; ++c) {
+    const int32_t sum = te_m0_taps(taps, filter, &w, c);
+    te_m0_fill_plane(&plane, rows, data + c, w.in_c, &w, q.input_offset);
+    te_m0_depthwise_channel(data + c, w.out_c, &plane, taps, sum, &w, bias, c, &q);
+  }
+}
