@@ -13,7 +13,6 @@ import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
@@ -96,8 +95,8 @@ class Rp2040jsFlasher(Flasher):
     def tools(self, board: Board) -> list[Tool]:
         facts = emulator_facts(board)
         package = rp2040js_dir(board) / "node_modules" / "rp2040js" / "package.json"
-        return [Tool("Node.js", "node", facts["node_install"]),
-                Tool(facts["package"], "rp2040js", facts["install"], file=str(package))]
+        return [Tool("Node.js", "node", facts.node_install),
+                Tool(facts.package, "rp2040js", facts.install, file=str(package))]
 
     @contextmanager
     def flash(self, project: Project, port: str | None, progress: ProgressCallback | None = None,
