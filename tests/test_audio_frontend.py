@@ -12,7 +12,6 @@ import wave
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from conftest import real_model, require_tools, requires_tflm, run_tinyedge
 from tinyedge.tflite_model import load_tflite
