@@ -92,13 +92,14 @@ def test_the_built_firmware_keeps_the_weights_in_flash(big_weights, tmp_path):
     """What the check assumes, measured on the ELF: RAM (data + bss) holds the arena, not the 3.3 MB of weights."""
     require_tools("arm-none-eabi-gcc")
     from tinyedge.aot.compiler import compile_model
+    from tinyedge.project import Project
     from tinyedge.tflite_model import load_tflite
 
     stats = compile_model(load_tflite(big_weights), dsp=True).stats
     assert run_tinyedge("generate", big_weights, "--board", BOARD, "--runtime", "aot", "-o", tmp_path / "fw").returncode == 0
     built = run_tinyedge("build", tmp_path / "fw", timeout=1800)
     assert built.returncode == 0, built.stdout + built.stderr
-    build = json.loads((tmp_path / "fw" / "tinyedge.json").read_text())["build"]
+    build = Project.load(tmp_path / "fw").extra["build"]
     assert build["flash_bytes"] > stats.constant_bytes
     assert stats.arena_bytes <= build["ram_bytes"] < stats.arena_bytes + stats.scratch_bytes + 64 * 1024
 

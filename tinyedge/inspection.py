@@ -10,10 +10,10 @@ import numpy as np
 
 from tinyedge.boards import Board, get_board
 from tinyedge.errors import TinyedgeError
+from tinyedge.generate import choose_runtime
 from tinyedge.ops.registry import runtimes_for
 from tinyedge.plugins import get_framework
 from tinyedge.reference import check_runs_in_tflm, measure_arena
-from tinyedge.generate import choose_runtime
 from tinyedge.runtimes.aot import compile_for, ram_breakdown
 from tinyedge.tflite_model import Operator, TfliteModel, load_tflite
 
