@@ -52,12 +52,12 @@ def test_every_board_generates_an_aot_project(sine_model, tmp_path, board_id):
     assert loaded.ops == ["FULLY_CONNECTED"]
     assert loaded.arena_bytes == project.arena_bytes > 0
     assert loaded.artifacts == {} and loaded.elf_path is None
-    assert loaded.extra["framework"] == board.framework
+    assert loaded.extra["framework"] == board.framework_for("aot")
 
     from tinyedge.frameworks import get_framework
-    src = tmp_path / "fw" / get_framework(board.framework).source_dir
+    src = tmp_path / "fw" / get_framework(board.framework_for("aot")).source_dir
     info = (src / "model_info.c").read_text()
-    assert f'"{board_id}"' in info
+    assert f'"{board.image_id}"' in info   # a board that runs another's image reports that board
     assert ", ".join(f"0x{b:02x}" for b in bytes.fromhex(model.sha256)) in info
     assert f"{board.clock_hz}u" in info
     for header in ("tinyedge_port.h", "tinyedge_runtime.h", "tinyedge_model_info.h", "te_protocol.h"):

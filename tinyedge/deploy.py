@@ -82,9 +82,9 @@ class DeployPlan:
     @property
     def work_files(self) -> dict[str, Path | None]:
         """The files the deploy writes in its -o directory, besides the reports and the firmware project."""
-        data = self.validation_data
+        data = self.validation_data or []
         return {f"-o ({name})": self.out_dir / name for name in (
-            f"{self.model.stem}_int8.tflite", *(f"{data.stem}_{layout}.npy" for layout in ("nhwc", "nchw") if data))}
+            f"{self.model.stem}_int8.tflite", *(f"{path.stem}_{layout}.npy" for path in data for layout in ("nhwc", "nchw")))}
 
     @property
     def reports(self) -> ReportFiles:

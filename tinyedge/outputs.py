@@ -140,7 +140,13 @@ def overwrites_input(flag: str, path: Path, in_flag: str, in_path: Path) -> Tiny
 
 
 def present(named: Named) -> list[tuple[str, Path]]:
-    return [(flag, Path(path)) for flag, path in named.items() if path is not None and str(path) != ""]
+    """The named paths given (a flag that takes several, e.g. --data per input, once per path)."""
+    found = []
+    for flag, value in named.items():
+        for path in value if isinstance(value, (list, tuple)) else [value]:
+            if path is not None and str(path) != "":
+                found.append((flag, Path(path)))
+    return found
 
 
 def real(path: Path) -> Path:

@@ -49,7 +49,7 @@ class MakeFramework(Framework):
         board = ctx.board
         return {"TE_BAUD": f"{board.baud}u", "TE_RX_BUFFER_BYTES": str(board.rx_buffer_bytes),
                 "TE_PROTO_RX_BUFFER": str(board.rx_buffer_bytes),
-                "TE_FIRMWARE_VERSION": f"'\"tinyedge-{tinyedge.__version__}\"'", **ctx.runtime_sources.defines}
+                "TE_FIRMWARE_VERSION": f"tinyedge-{tinyedge.__version__}", **ctx.runtime_sources.defines}
 
     def extra_files(self, ctx: RenderContext) -> None:
         """Board files beyond the Makefile and main.c (linker scripts...)."""

@@ -17,8 +17,13 @@
 #include "tinyedge_port.h"
 #include "tinyedge_runtime.h"
 
-#ifndef TE_FIRMWARE_VERSION
-#define TE_FIRMWARE_VERSION "tinyedge"
+/* -DTE_FIRMWARE_VERSION=tinyedge-0.1.0 (a bare word: no quotes to survive make and the shell). */
+#define TE_STRINGIFY_(x) #x
+#define TE_STRINGIFY(x) TE_STRINGIFY_(x)
+#ifdef TE_FIRMWARE_VERSION
+#define TE_FIRMWARE_VERSION_STRING TE_STRINGIFY(TE_FIRMWARE_VERSION)
+#else
+#define TE_FIRMWARE_VERSION_STRING "tinyedge"
 #endif
 
 #define NO_MICROS 0xFFFFFFFFUL
@@ -188,7 +193,7 @@ static void handle_stats(uint32_t id) {
   put_u32(record.active.version);
   te_proto_put(record.active.model_sha256, 32);
   put_u8(te_slots_updatable() ? record.active.slot : TE_SLOT_BUILT_IN);
-  put_string(TE_FIRMWARE_VERSION);
+  put_string(TE_FIRMWARE_VERSION_STRING);
   put_u64(uptime_us / 1000u);
   put_u8(persistent);
   put_u32(record.boots ? record.boots - 1u : 0u);
