@@ -146,9 +146,7 @@ def main() -> int:
                 continue
             model_path = args.models / f"{stem}.tflite"
             model = load_tflite(model_path)
-            rng = np.random.default_rng(1)
-            inputs = ([mlperf_tiny.random_inputs(model, rng) for _ in range(args.samples)]
-                      + mlperf_tiny.real_inputs(model, args.models, stem))
+            inputs = mlperf_tiny.checked_inputs(model, args.models, stem, args.samples)
             row = results.setdefault(stem, {})
             row["aot"] = run(model_path, BOARD, "aot", None, Path(tmp) / stem / "aot", inputs, args.runs)
             print(f"{stem}: aot {row['aot'].cycles:,} cycles", flush=True)

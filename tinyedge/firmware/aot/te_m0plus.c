@@ -427,12 +427,12 @@ static void te_m0_depthwise_channel(int8_t *out, int32_t out_stride, const te_m0
 #define TE_M0_TAPS_MAX 64
 #define TE_M0_PLANE_MAX 3072
 
-static int te_m0_depthwise_fits(const te_window_t *w) {
-  return (int32_t)w->k_h * w->k_w <= TE_M0_TAPS_MAX && te_m0_plane_rows(w) * te_m0_plane_cols(w) <= TE_M0_PLANE_MAX;
-}
-
-void te_m0_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
-                            const te_window_t *window, int16_t depth_multiplier, const te_requant_t *requant) {
+/* The depthwise convolution, channel by channel through a padded plane; 0 (nothing done) when the
+ * window or the plane is larger than the stack buffers. `out` may be `in` when depth_multiplier is 1:
+ * a channel's plane is copied out before its outputs overwrite its slots, and out_c == in_c, so no other
+ * channel's input is touched. */
+static int te_m0_depthwise(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                           const te_window_t *window, int16_t depth_multiplier, const te_requant_t *requant) {
   te_window_t w;
   te_requant_t q;
   int32_t taps[TE_M0_TAPS_MAX];
@@ -442,9 +442,8 @@ void te_m0_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter,
   int16_t ic, m;
   memcpy(&w, window, sizeof w);
   memcpy(&q, requant, sizeof q);
-  if (!te_m0_depthwise_fits(&w)) {
-    te_depthwise_conv2d(out, in, filter, bias, window, depth_multiplier, requant);
-    return;
+  if ((int32_t)w.k_h * w.k_w > TE_M0_TAPS_MAX || te_m0_plane_rows(&w) * te_m0_plane_cols(&w) > TE_M0_PLANE_MAX) {
+    return 0;
   }
   plane.cells = cells;
   plane.width = te_m0_plane_cols(&w);
@@ -457,31 +456,20 @@ void te_m0_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter,
       te_m0_depthwise_channel(out + oc, w.out_c, &plane, taps, sum, &w, bias, oc, &q);
     }
   }
+  return 1;
 }
 
-/* Channel by channel: a channel's plane is copied out before its outputs overwrite its slots (out_c
- * == in_c, so no other channel's input is touched); the plane replaces the portable kernel's scratch. */
+void te_m0_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                            const te_window_t *window, int16_t depth_multiplier, const te_requant_t *requant) {
+  if (!te_m0_depthwise(out, in, filter, bias, window, depth_multiplier, requant)) {
+    te_depthwise_conv2d(out, in, filter, bias, window, depth_multiplier, requant);
+  }
+}
+
+/* The plane replaces the portable kernel's scratch. */
 void te_m0_depthwise_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *filter, const int32_t *bias,
                                     const te_window_t *window, const te_requant_t *requant) {
-  te_window_t w;
-  te_requant_t q;
-  int32_t taps[TE_M0_TAPS_MAX];
-  int8_t cells[TE_M0_PLANE_MAX];
-  te_m0_plane_t plane;
-  int32_t rows;
-  int16_t c;
-  memcpy(&w, window, sizeof w);
-  memcpy(&q, requant, sizeof q);
-  if (!te_m0_depthwise_fits(&w)) {
+  if (!te_m0_depthwise(data, data, filter, bias, window, 1, requant)) {
     te_depthwise_conv2d_inplace(data, scratch, filter, bias, window, requant);
-    return;
-  }
-  plane.cells = cells;
-  plane.width = te_m0_plane_cols(&w);
-  rows = te_m0_plane_rows(&w);
-  for (c = 0; c < w.in_c; ++c) {
-    const int32_t sum = te_m0_taps(taps, filter, &w, c);
-    te_m0_fill_plane(&plane, rows, data + c, w.in_c, &w, q.input_offset);
-    te_m0_depthwise_channel(data + c, w.out_c, &plane, taps, sum, &w, bias, c, &q);
   }
 }

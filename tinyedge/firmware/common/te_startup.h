@@ -37,4 +37,15 @@ static inline __attribute__((always_inline)) void te_start_c_runtime(void) {
   for (void (**f)(void) = __init_array_start; f < __init_array_end; f++) (*f)();
 }
 
+/* For ports that link C++ (TFLM): objects register destructors that never run on a board that never
+ * exits. Expanded once, in the port's startup file. */
+#define TE_CXX_RUNTIME_STUBS                                            \
+  void *__dso_handle = 0;                                               \
+  int __cxa_atexit(void (*destructor)(void *), void *object, void *dso) { \
+    (void)destructor;                                                   \
+    (void)object;                                                       \
+    (void)dso;                                                          \
+    return 0;                                                           \
+  }
+
 #endif

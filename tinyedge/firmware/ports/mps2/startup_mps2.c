@@ -15,14 +15,7 @@ void UART0RX_Handler(void);
 
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 
-/* C++ objects (TFLM) register destructors that never run on a board that never exits. */
-void *__dso_handle = 0;
-int __cxa_atexit(void (*destructor)(void *), void *object, void *dso) {
-  (void)destructor;
-  (void)object;
-  (void)dso;
-  return 0;
-}
+TE_CXX_RUNTIME_STUBS
 
 __attribute__((section(".isr_vector"), used))
 void (*const te_vector_table[16 + 32])(void) = {

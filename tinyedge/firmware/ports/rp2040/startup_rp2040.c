@@ -60,14 +60,7 @@ void UART0_IRQ_Handler(void);
 #error "TE_CPU_HZ must be the clk_sys the PLL settings give (125 MHz)"
 #endif
 
-/* C++ objects (TFLM, for benchmarks/m0plus.py) register destructors that never run on a board that never exits. */
-void *__dso_handle = 0;
-int __cxa_atexit(void (*destructor)(void *), void *object, void *dso) {
-  (void)destructor;
-  (void)object;
-  (void)dso;
-  return 0;
-}
+TE_CXX_RUNTIME_STUBS
 
 __attribute__((section(".isr_vector"), used))
 void (*const te_vector_table[16 + 32])(void) = {
