@@ -123,16 +123,10 @@ static void start_clocks(void) {
   REG(CLK_PERI_CTRL) = CLK_PERI_ENABLE;
 }
 
-static inline __attribute__((always_inline)) void paint_stack(void) {
-  uint32_t *sp;
-  __asm__ volatile("mov %0, sp" : "=r"(sp));
-  te_paint_stack_below(sp);
-}
-
 uint32_t te_port_stack_used(void) { return te_painted_stack_used(); }
 
 __attribute__((noreturn)) void Reset_Handler(void) {
-  paint_stack();
+  te_paint_free_stack();
   start_clocks();
   te_start_c_runtime();
   main();
