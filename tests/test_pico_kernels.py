@@ -61,6 +61,7 @@ int main(void) {
     {6, 5, 7, 6, 5, 7, 1, 1, 1, 1, 1, 1, 0, 0},
     {6, 5, 64, 6, 5, 48, 1, 1, 1, 1, 1, 1, 0, 0},
     {4, 4, 5, 4, 4, 5, 3, 1, 1, 1, 1, 1, 1, 0},
+    {49, 40, 1, 25, 20, 1, 10, 8, 2, 2, 1, 1, 4, 3},
   };
   for (int round = 0; round < 40; ++round) {
     for (unsigned g = 0; g < sizeof geometries / sizeof geometries[0]; ++g) {
