@@ -122,7 +122,7 @@ def print_table(results: dict[str, dict[str, Result]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=Path, required=True, help="folder of .tflite models (and inputs/)")
-    parser.add_argument("--tflm-cmsis-dir", type=Path, default=os.environ.get("TINYEDGE_TFLM_CMSIS_DIR"),
+    parser.add_argument("--tflm-cmsis-dir", type=Path, default=os.environ.get("TINYEDGE_TFLM_CMSIS_DIR") or None,
                         help="a CMSIS-NN TFLM tree (default: $TINYEDGE_TFLM_CMSIS_DIR); without it, AOT only")
     parser.add_argument("--only", help="run only the models whose file stem contains this text")
     parser.add_argument("--json", type=Path, help="write the figures to this JSON file")

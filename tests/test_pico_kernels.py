@@ -87,6 +87,13 @@ int main(void) {
         compare(out_a, out_b, w.out_h * w.out_w * w.out_c, "depthwise x2");
         w = geometries[g];
       }
+      if (w.stride_h == 1 && w.stride_w == 1 && w.dil_h == 1 && w.dil_w == 1 && w.out_h == w.in_h &&
+          w.out_w == w.in_w && w.out_c == w.in_c) {
+        memcpy(data_a, in, (size_t)in_bytes); memcpy(data_b, in, (size_t)in_bytes);
+        te_conv2d_inplace(data_a, scratch, filter, bias, &w, &q);
+        te_m0_conv2d_inplace(data_b, scratch, filter, bias, &w, &q);
+        compare(data_a, data_b, in_bytes, "conv2d in place");
+      }
       if (w.k_h == 1 && w.k_w == 1) {
         memcpy(data_a, in, (size_t)in_bytes); memcpy(data_b, in, (size_t)in_bytes);
         te_pointwise_conv2d_inplace(data_a, scratch, filter, bias, &w, &q);

@@ -315,69 +315,119 @@ void te_m0_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, 
   }
 }
 
-/* The window of output (oy, ox) gathered as int16 in TFLM's filter order (ky, kx, ic), the input
- * offset added, zero where the window leaves the input (a padded tap adds nothing). */
-static void te_m0_gather(int16_t *col, const int8_t *in, const te_window_t *w, int16_t oy, int16_t ox,
+#define TE_M0_ROWS_PER_WINDOW 32
+
+/* One output's window gathered as int16 in TFLM's filter order (ky, kx, ic), the input offset added,
+ * zero where the window leaves the input (a padded tap adds nothing). rows[ky] is the input row the
+ * window's row ky reads, or 0 above or below the input; ix0 the window's first column. */
+static void te_m0_gather(int16_t *col, const int8_t *const *rows, const te_window_t *w, int16_t ix0,
                          int16_t input_offset) {
-  const int16_t iy0 = (int16_t)(oy * w->stride_h - w->pad_h);
-  const int16_t ix0 = (int16_t)(ox * w->stride_w - w->pad_w);
   int16_t ky, kx, c;
   if (w->in_c == 1) {   /* one value per tap: no per-tap copy loop */
     for (ky = 0; ky < w->k_h; ++ky) {
-      const int16_t iy = (int16_t)(iy0 + w->dil_h * ky);
-      const int8_t *row = in + (int32_t)iy * w->in_w;
-      const int row_inside = iy >= 0 && iy < w->in_h;
+      const int8_t *row = rows[ky];
       for (kx = 0; kx < w->k_w; ++kx) {
         const int16_t ix = (int16_t)(ix0 + w->dil_w * kx);
-        *col++ = (int16_t)(row_inside && ix >= 0 && ix < w->in_w ? row[ix] + input_offset : 0);
+        *col++ = (int16_t)(row && ix >= 0 && ix < w->in_w ? row[ix] + input_offset : 0);
       }
     }
     return;
   }
   for (ky = 0; ky < w->k_h; ++ky) {
-    const int16_t iy = (int16_t)(iy0 + w->dil_h * ky);
+    const int8_t *row = rows[ky];
     for (kx = 0; kx < w->k_w; ++kx) {
       const int16_t ix = (int16_t)(ix0 + w->dil_w * kx);
-      if (iy < 0 || iy >= w->in_h || ix < 0 || ix >= w->in_w) {
-        memset(col, 0, (size_t)w->in_c * sizeof *col);
-      } else {
-        const int8_t *src = in + ((int32_t)iy * w->in_w + ix) * w->in_c;
+      if (!row || ix < 0 || ix >= w->in_w) {
         for (c = 0; c < w->in_c; ++c) {
-          col[c] = (int16_t)(src[c] + input_offset);
+          *col++ = 0;
+        }
+      } else {
+        const int8_t *src = row + (int32_t)ix * w->in_c;
+        for (c = 0; c < w->in_c; ++c) {
+          *col++ = (int16_t)(src[c] + input_offset);
         }
       }
-      col += w->in_c;
+    }
+  }
+}
+
+/* The output channels of one pixel from its gathered window: two filter rows of n weights per pass. */
+static void te_m0_pixel(int8_t *out, const int16_t *col, const int8_t *filter, int32_t n, const int32_t *bias,
+                        int32_t out_c, const te_requant_t *q) {
+  int32_t oc, s0, s1;
+  for (oc = 0; oc < out_c; oc += 2) {
+    const int8_t *f0 = filter + oc * n;
+    const int8_t *f1 = oc + 1 < out_c ? f0 + n : f0;
+    te_m0_dot2_s16(col, f0, f1, n, &s0, &s1);
+    out[oc] = te_m0_output(s0, bias, oc, q);
+    if (oc + 1 < out_c) {
+      out[oc + 1] = te_m0_output(s1, bias, oc + 1, q);
     }
   }
 }
 
 /* The convolution with filter rows of k_h*k_w*in_c weights (TFLM's order): each output pixel's window
- * gathered once, then two output channels per pass. 0 (nothing done) when the window passes the buffer. */
+ * gathered once, then two output channels per pass. 0 (nothing done) when the window passes the buffers. */
 static int te_m0_convolve(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                           const te_window_t *w, const te_requant_t *q) {
   int16_t col[TE_M0_WINDOW_MAX] __attribute__((aligned(4)));
+  const int8_t *rows[TE_M0_ROWS_PER_WINDOW];
   const int32_t n = (int32_t)w->k_h * w->k_w * w->in_c;
-  int32_t oc, s0, s1;
-  int16_t oy, ox;
-  if (n > TE_M0_WINDOW_MAX) {
+  const int32_t row_bytes = (int32_t)w->in_w * w->in_c;
+  int16_t oy, ox, ky;
+  if (n > TE_M0_WINDOW_MAX || w->k_h > TE_M0_ROWS_PER_WINDOW) {
     return 0;
   }
   for (oy = 0; oy < w->out_h; ++oy) {
+    for (ky = 0; ky < w->k_h; ++ky) {
+      const int16_t iy = (int16_t)(oy * w->stride_h - w->pad_h + w->dil_h * ky);
+      rows[ky] = iy >= 0 && iy < w->in_h ? in + (int32_t)iy * row_bytes : 0;
+    }
     for (ox = 0; ox < w->out_w; ++ox) {
-      te_m0_gather(col, in, w, oy, ox, q->input_offset);
-      for (oc = 0; oc < w->out_c; oc += 2) {
-        const int8_t *f0 = filter + oc * n;
-        const int8_t *f1 = oc + 1 < w->out_c ? f0 + n : f0;
-        te_m0_dot2_s16(col, f0, f1, n, &s0, &s1);
-        out[oc] = te_m0_output(s0, bias, oc, q);
-        if (oc + 1 < w->out_c) {
-          out[oc + 1] = te_m0_output(s1, bias, oc + 1, q);
-        }
-      }
+      te_m0_gather(col, rows, w, (int16_t)(ox * w->stride_w - w->pad_w), q->input_offset);
+      te_m0_pixel(out, col, filter, n, bias, w->out_c, q);
       out += w->out_c;
     }
   }
   return 1;
+}
+
+/* te_conv2d_inplace's contract (stride 1, same height and width, out_c == in_c; `scratch` holds the
+ * pad_h input rows above the current one as a ring, then one output row), windows gathered as above. */
+void te_m0_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *filter, const int32_t *bias,
+                          const te_window_t *window, const te_requant_t *requant) {
+  te_window_t w;
+  te_requant_t q;
+  int16_t col[TE_M0_WINDOW_MAX] __attribute__((aligned(4)));
+  const int8_t *rows[TE_M0_ROWS_PER_WINDOW];
+  int32_t n, row_bytes;
+  int8_t *row_out;
+  int16_t oy, ox, ky;
+  memcpy(&w, window, sizeof w);
+  memcpy(&q, requant, sizeof q);
+  n = (int32_t)w.k_h * w.k_w * w.in_c;
+  if (n > TE_M0_WINDOW_MAX || w.k_h > TE_M0_ROWS_PER_WINDOW) {
+    te_conv2d_inplace(data, scratch, filter, bias, window, requant);
+    return;
+  }
+  row_bytes = (int32_t)w.in_w * w.in_c;
+  row_out = scratch + (int32_t)w.pad_h * row_bytes;
+  for (oy = 0; oy < w.out_h; ++oy) {
+    for (ky = 0; ky < w.k_h; ++ky) {
+      const int16_t iy = (int16_t)(oy - w.pad_h + ky);
+      /* Rows above this one were overwritten: their input lives in the ring. */
+      rows[ky] = iy < 0 || iy >= w.in_h ? 0
+                 : iy < oy ? scratch + (int32_t)(iy % w.pad_h) * row_bytes : data + (int32_t)iy * row_bytes;
+    }
+    for (ox = 0; ox < w.out_w; ++ox) {
+      te_m0_gather(col, rows, &w, (int16_t)(ox - w.pad_w), q.input_offset);
+      te_m0_pixel(row_out + (int32_t)ox * w.out_c, col, filter, n, bias, w.out_c, &q);
+    }
+    if (w.pad_h > 0) {
+      memcpy(scratch + (int32_t)(oy % w.pad_h) * row_bytes, data + (int32_t)oy * row_bytes, (size_t)row_bytes);
+    }
+    memcpy(data + (int32_t)oy * row_bytes, row_out, (size_t)row_bytes);
+  }
 }
 
 void te_m0_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,

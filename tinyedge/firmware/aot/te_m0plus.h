@@ -19,10 +19,13 @@
 extern "C" {
 #endif
 
-#define TE_M0_WINDOW_MAX 512
+#define TE_M0_WINDOW_MAX 1024
 
 void te_m0_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                   const te_window_t *w, const te_requant_t *q);
+
+void te_m0_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *filter, const int32_t *bias,
+                          const te_window_t *w, const te_requant_t *q);
 
 void te_m0_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                             const te_window_t *w, int16_t depth_multiplier, const te_requant_t *q);
