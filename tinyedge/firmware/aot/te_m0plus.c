@@ -323,9 +323,17 @@ void te_m0_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, 
 static void te_m0_gather(int16_t *col, const int8_t *const *rows, const te_window_t *w, int16_t ix0,
                          int16_t input_offset) {
   int16_t ky, kx, c;
+  const int inside = ix0 >= 0 && ix0 + w->dil_w * (w->k_w - 1) < w->in_w;   /* no column leaves the input */
   if (w->in_c == 1) {   /* one value per tap: no per-tap copy loop */
     for (ky = 0; ky < w->k_h; ++ky) {
       const int8_t *row = rows[ky];
+      if (row && inside && w->dil_w == 1) {
+        const int8_t *src = row + ix0;
+        for (kx = 0; kx < w->k_w; ++kx) {
+          *col++ = (int16_t)(src[kx] + input_offset);
+        }
+        continue;
+      }
       for (kx = 0; kx < w->k_w; ++kx) {
         const int16_t ix = (int16_t)(ix0 + w->dil_w * kx);
         *col++ = (int16_t)(row && ix >= 0 && ix < w->in_w ? row[ix] + input_offset : 0);
