@@ -65,9 +65,27 @@ static inline int8_t te_m0_output(int32_t acc, const int32_t *bias, int32_t chan
 }
 
 #if defined(__thumb__) && !defined(__thumb2__)
-/* words words of four int8 inputs against two rows of weights, all word-aligned: per word three
- * LDMs, SXTB / LSRS+SXTB / ASRS to take the bytes apart, and one MUL and ADD per product (43 cycles
- * for 8 products). The accumulators and the end pointer live in high registers. */
+/* The inner steps of the two Thumb-1 dot-product loops below: the input value in t times byte k of the
+ * weight words v0 and v1 (SXTB for byte 0, LSRS+SXTB for 1 and 2, ASRS for 3), added to s0 and s1.
+ * GCC wraps Thumb-1 inline assembly in divided syntax: the loops are unified, and say so. */
+#define TE_M0_MAC_BYTE0 \
+  "sxtb %[u], %[v0]\n\tmuls %[u], %[t], %[u]\n\tadd %[s0], %[u]\n\t" \
+  "sxtb %[u], %[v1]\n\tmuls %[u], %[t], %[u]\n\tadd %[s1], %[u]\n\t"
+#define TE_M0_MAC_BYTE(shift) \
+  "lsrs %[u], %[v0], #" shift "\n\tsxtb %[u], %[u]\n\tmuls %[u], %[t], %[u]\n\tadd %[s0], %[u]\n\t" \
+  "lsrs %[u], %[v1], #" shift "\n\tsxtb %[u], %[u]\n\tmuls %[u], %[t], %[u]\n\tadd %[s1], %[u]\n\t"
+#define TE_M0_MAC_BYTE3 \
+  "asrs %[u], %[v0], #24\n\tmuls %[u], %[t], %[u]\n\tadd %[s0], %[u]\n\t" \
+  "asrs %[u], %[v1], #24\n\tmuls %[u], %[t], %[u]\n\tadd %[s1], %[u]\n\t"
+#define TE_M0_DOT_OPERANDS                                                                                  \
+  : [x] "+l"(x), [f0] "+l"(f0), [f1] "+l"(f1), [s0] "+h"(s0), [s1] "+h"(s1), [xv] "=&l"(xv), [v0] "=&l"(v0), \
+    [v1] "=&l"(v1), [t] "=&l"(t), [u] "=&l"(u)                                                             \
+  : [end] "h"(end)                                                                                         \
+  : "cc", "memory"
+
+/* `words` words of four int8 inputs against two rows of weights, all word-aligned: per word three LDMs
+ * and one MUL and ADD per product (43 cycles for 8 products). Accumulators and the end pointer live in
+ * high registers. */
 static void te_m0_dot2_words(const uint32_t *x, const uint32_t *f0, const uint32_t *f1, int32_t words,
                              int32_t *a0, int32_t *a1) {
   const uint32_t *end = x + words;
@@ -76,54 +94,15 @@ static void te_m0_dot2_words(const uint32_t *x, const uint32_t *f0, const uint32
   if (words <= 0) {
     return;
   }
-  /* GCC wraps Thumb-1 inline assembly in divided syntax: this block is unified, and says so. */
-  __asm__ volatile(
-      ".syntax unified\n"
-      "1:\n\t"
-      "ldm %[x]!, {%[xv]}\n\t"
-      "ldm %[f0]!, {%[v0]}\n\t"
-      "ldm %[f1]!, {%[v1]}\n\t"
-      "sxtb %[t], %[xv]\n\t"
-      "sxtb %[u], %[v0]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s0], %[u]\n\t"
-      "sxtb %[u], %[v1]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s1], %[u]\n\t"
-      "lsrs %[t], %[xv], #8\n\t"
-      "sxtb %[t], %[t]\n\t"
-      "lsrs %[u], %[v0], #8\n\t"
-      "sxtb %[u], %[u]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s0], %[u]\n\t"
-      "lsrs %[u], %[v1], #8\n\t"
-      "sxtb %[u], %[u]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s1], %[u]\n\t"
-      "lsrs %[t], %[xv], #16\n\t"
-      "sxtb %[t], %[t]\n\t"
-      "lsrs %[u], %[v0], #16\n\t"
-      "sxtb %[u], %[u]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s0], %[u]\n\t"
-      "lsrs %[u], %[v1], #16\n\t"
-      "sxtb %[u], %[u]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s1], %[u]\n\t"
-      "asrs %[t], %[xv], #24\n\t"
-      "asrs %[u], %[v0], #24\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s0], %[u]\n\t"
-      "asrs %[u], %[v1], #24\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s1], %[u]\n\t"
-      "cmp %[x], %[end]\n\t"
-      "bne 1b\n\t"
-      ".syntax divided\n"
-      : [x] "+l"(x), [f0] "+l"(f0), [f1] "+l"(f1), [s0] "+h"(s0), [s1] "+h"(s1), [xv] "=&l"(xv),
-        [v0] "=&l"(v0), [v1] "=&l"(v1), [t] "=&l"(t), [u] "=&l"(u)
-      : [end] "h"(end)
-      : "cc", "memory");
+  __asm__ volatile(".syntax unified\n"
+                   "1:\n\t"
+                   "ldm %[x]!, {%[xv]}\n\tldm %[f0]!, {%[v0]}\n\tldm %[f1]!, {%[v1]}\n\t"
+                   "sxtb %[t], %[xv]\n\t" TE_M0_MAC_BYTE0
+                   "lsrs %[t], %[xv], #8\n\tsxtb %[t], %[t]\n\t" TE_M0_MAC_BYTE("8")
+                   "lsrs %[t], %[xv], #16\n\tsxtb %[t], %[t]\n\t" TE_M0_MAC_BYTE("16")
+                   "asrs %[t], %[xv], #24\n\t" TE_M0_MAC_BYTE3
+                   "cmp %[x], %[end]\n\tbne 1b\n\t"
+                   ".syntax divided\n" TE_M0_DOT_OPERANDS);
   *a0 = s0;
   *a1 = s1;
 }
@@ -165,7 +144,7 @@ static void te_m0_dot2_s8(const int8_t *x, const int8_t *f0, const int8_t *f1, i
 }
 
 #if defined(__thumb__) && !defined(__thumb2__)
-/* pairs of int16 inputs (two per word: SXTH, ASRS) against two rows of int8 weights (a word of four per
+/* Pairs of int16 inputs (two per word: SXTH, ASRS) against two rows of int8 weights (a word of four per
  * LDM), `quads` groups of four, all word-aligned: 43 cycles for 8 products. */
 static void te_m0_dot2_halves(const uint32_t *x, const uint32_t *f0, const uint32_t *f1, int32_t quads,
                               int32_t *a0, int32_t *a1) {
@@ -175,52 +154,16 @@ static void te_m0_dot2_halves(const uint32_t *x, const uint32_t *f0, const uint3
   if (quads <= 0) {
     return;
   }
-  __asm__ volatile(
-      ".syntax unified\n"
-      "1:\n\t"
-      "ldm %[f0]!, {%[v0]}\n\t"
-      "ldm %[f1]!, {%[v1]}\n\t"
-      "ldm %[x]!, {%[xv]}\n\t"
-      "sxth %[t], %[xv]\n\t"
-      "sxtb %[u], %[v0]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s0], %[u]\n\t"
-      "sxtb %[u], %[v1]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s1], %[u]\n\t"
-      "asrs %[t], %[xv], #16\n\t"
-      "lsrs %[u], %[v0], #8\n\t"
-      "sxtb %[u], %[u]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s0], %[u]\n\t"
-      "lsrs %[u], %[v1], #8\n\t"
-      "sxtb %[u], %[u]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s1], %[u]\n\t"
-      "ldm %[x]!, {%[xv]}\n\t"
-      "sxth %[t], %[xv]\n\t"
-      "lsrs %[u], %[v0], #16\n\t"
-      "sxtb %[u], %[u]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s0], %[u]\n\t"
-      "lsrs %[u], %[v1], #16\n\t"
-      "sxtb %[u], %[u]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s1], %[u]\n\t"
-      "asrs %[t], %[xv], #16\n\t"
-      "asrs %[u], %[v0], #24\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s0], %[u]\n\t"
-      "asrs %[u], %[v1], #24\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s1], %[u]\n\t"
-      "cmp %[x], %[end]\n\t"
-      "bne 1b\n\t"
-      ".syntax divided\n"
-      : [x] "+l"(x), [f0] "+l"(f0), [f1] "+l"(f1), [s0] "+h"(s0), [s1] "+h"(s1), [xv] "=&l"(xv),
-        [v0] "=&l"(v0), [v1] "=&l"(v1), [t] "=&l"(t), [u] "=&l"(u)
-      : [end] "h"(end)
-      : "cc", "memory");
+  __asm__ volatile(".syntax unified\n"
+                   "1:\n\t"
+                   "ldm %[f0]!, {%[v0]}\n\tldm %[f1]!, {%[v1]}\n\tldm %[x]!, {%[xv]}\n\t"
+                   "sxth %[t], %[xv]\n\t" TE_M0_MAC_BYTE0
+                   "asrs %[t], %[xv], #16\n\t" TE_M0_MAC_BYTE("8")
+                   "ldm %[x]!, {%[xv]}\n\t"
+                   "sxth %[t], %[xv]\n\t" TE_M0_MAC_BYTE("16")
+                   "asrs %[t], %[xv], #16\n\t" TE_M0_MAC_BYTE3
+                   "cmp %[x], %[end]\n\tbne 1b\n\t"
+                   ".syntax divided\n" TE_M0_DOT_OPERANDS);
   *a0 = s0;
   *a1 = s1;
 }
