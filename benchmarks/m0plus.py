@@ -122,7 +122,7 @@ def print_table(results: dict[str, dict[str, Result]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=Path, required=True, help="folder of .tflite models (and inputs/)")
-    parser.add_argument("--tflm-cmsis-dir", type=Path, default=os.environ.get("TINYEDGE_TFLM_CMSIS_DIR"),
+    parser.add_argument("--tflm-cmsis-dir", type=Path, default=os.environ.get("TINYEDGE_TFLM_CMSIS_DIR") or None,
                         help="a CMSIS-NN TFLM tree (default: $TINYEDGE_TFLM_CMSIS_DIR); without it, AOT only")
     parser.add_argument("--only", help="run only the models whose file stem contains this text")
     parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
@@ -146,9 +146,7 @@ def main() -> int:
                 continue
             model_path = args.models / f"{stem}.tflite"
             model = load_tflite(model_path)
-            rng = np.random.default_rng(1)
-            inputs = ([mlperf_tiny.random_inputs(model, rng) for _ in range(args.samples)]
-                      + mlperf_tiny.real_inputs(model, args.models, stem))
+            inputs = mlperf_tiny.checked_inputs(model, args.models, stem, args.samples)
             row = results.setdefault(stem, {})
             row["aot"] = run(model_path, BOARD, "aot", None, Path(tmp) / stem / "aot", inputs, args.runs)
             print(f"{stem}: aot {row['aot'].cycles:,} cycles", flush=True)

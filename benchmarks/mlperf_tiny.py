@@ -103,6 +103,12 @@ def real_inputs(model: TfliteModel, models_dir: Path, stem: str) -> list[list[np
     return samples
 
 
+def checked_inputs(model: TfliteModel, models_dir: Path, stem: str, samples: int) -> list[list[np.ndarray]]:
+    """`samples` random inputs (seeded) and the model's shipped real ones: what every benchmark checks against tflite-micro."""
+    rng = np.random.default_rng(1)
+    return [random_inputs(model, rng) for _ in range(samples)] + real_inputs(model, models_dir, stem)
+
+
 def measure(project, model: TfliteModel, inputs: list[list[np.ndarray]], runs: int) -> Result:
     reference = Reference(model)
     flash_bytes, static_ram, _reserved = method.static_sizes(project)

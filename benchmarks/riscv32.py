@@ -21,7 +21,6 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -73,9 +72,7 @@ def main() -> int:
                 continue
             model_path = args.models / f"{stem}.tflite"
             model = load_tflite(model_path)
-            rng = np.random.default_rng(1)
-            inputs = ([mlperf_tiny.random_inputs(model, rng) for _ in range(args.samples)]
-                      + mlperf_tiny.real_inputs(model, args.models, stem))
+            inputs = mlperf_tiny.checked_inputs(model, args.models, stem, args.samples)
             for board in BOARDS:
                 try:
                     result = measure(model_path, board, Path(tmp) / stem / board, inputs, args.runs)

@@ -292,7 +292,7 @@ def compile_jobs(project: Path, board_id: str, stand_ins: Path, tflm: Path | Non
 
 
 @pytest.mark.parametrize("key", ["esp32-devkitc/tflm", "esp32-s3-devkitc/aot", "arduino-nano-33-ble/tflm",
-                                 "arduino-nano-33-ble/aot", "raspberry-pi-pico/tflm", "raspberry-pi-pico/aot"])
+                                 "arduino-nano-33-ble/aot", "raspberry-pi-pico/tflm"])
 def test_generated_sources_compile_with_werror_on_a_stand_in_arm_toolchain(projects, key, tmp_path):
     """Every source of ours a generated project holds (port, protocol, model info, AOT model and kernels, TFLM
     glue), compiled with the project's own defines and its framework's flags under -Werror. Debian's Arm GCC
@@ -325,7 +325,7 @@ def test_only_the_runtime_defines_the_arena_size(projects):
     """te_model.h writes `#define TE_ARENA_BYTES`: a -D of the same name from the build files is a redefinition."""
     for key, project in projects.items():
         assert not any(name.startswith("TE_ARENA") for name in project_defines(project)), key
-    assert "#define TE_ARENA_BYTES" in (projects["raspberry-pi-pico/aot"] / "src" / "te_model.h").read_text()
+    assert "#define TE_ARENA_BYTES" in (projects["raspberry-pi-pico/aot"] / "aot" / "te_model.h").read_text()
 
 
 # --- PlatformIO --------------------------------------------------------------------------------
@@ -347,10 +347,9 @@ def test_platformio_ini_comes_from_the_board_profile(projects):
     assert "te_setup(115200u);" in main and "te_protocol_poll();" in main
     assert "#include <Chirale_TensorFlowLite.h>" in main
 
-    aot = configparser.ConfigParser()
-    aot.read(projects["raspberry-pi-pico/aot"] / "platformio.ini")
-    assert "lib_deps" not in aot["env:raspberry-pi-pico"]
-    assert not list(projects["raspberry-pi-pico/aot"].glob("aot")), "runtime sources were moved into src/"
+    # --runtime aot is the bare-metal image pico-emulated runs (tests/test_pico.py): no PlatformIO.
+    assert not (projects["raspberry-pi-pico/aot"] / "platformio.ini").exists()
+    assert "PREFIX := arm-none-eabi-" in (projects["raspberry-pi-pico/aot"] / "Makefile").read_text()
 
 
 def test_the_pico_takes_a_tflm_library_that_builds_for_rp2040(projects):
@@ -374,6 +373,9 @@ def project_defines(project: Path) -> dict[str, str]:
         ini.read(project / "platformio.ini")
         flags = ini[f"env:{ini['platformio']['default_envs']}"]["build_flags"].split()
         return dict(flag[2:].split("=", 1) for flag in flags if flag.startswith("-D"))
+    if (project / "Makefile").is_file():
+        defines = re.search(r"^DEFINES := (.*)$", (project / "Makefile").read_text(), re.MULTILINE).group(1).split()
+        return dict(flag[2:].split("=", 1) for flag in defines)
     block = re.search(r"target_compile_definitions\(\$\{COMPONENT_LIB\} PRIVATE(.*?)\)",
                       (project / "main" / "CMakeLists.txt").read_text(), re.DOTALL)
     return dict(line.strip().split("=", 1) for line in block.group(1).splitlines() if line.strip())
@@ -394,7 +396,7 @@ def test_tflm_under_esp_idf_keeps_its_error_strings_on_the_silenced_console(proj
 
 
 def test_platformio_build_without_pio_says_how_to_install_it(projects):
-    result = run_tinyedge("build", projects["raspberry-pi-pico/aot"], env={"PATH": "/usr/bin:/bin"})
+    result = run_tinyedge("build", projects["raspberry-pi-pico/tflm"], env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 1
     assert "pip install platformio" in " ".join(result.stderr.split())
 
@@ -603,8 +605,9 @@ def test_an_esp32_profile_on_the_arduino_core_renders_a_sketch(sine_model, tmp_p
 def test_regenerating_with_another_runtime_leaves_no_stale_sources_to_compile(sine_model, tmp_path):
     project = tmp_path / "pico"
     generate(sine_model.int8, "raspberry-pi-pico", project, runtime="aot")
-    assert (project / "src" / "te_model.c").is_file()
+    assert (project / "aot" / "te_model.c").is_file() and (project / "src" / "startup_rp2040.c").is_file()
     generate(sine_model.int8, "raspberry-pi-pico", project, runtime="tflm")
     compiled = {p.name for p in (project / "src").iterdir() if p.suffix in (".c", ".cc", ".cpp")}
-    assert "te_model.c" not in compiled and "te_kernels.c" not in compiled
+    assert "te_model.c" not in compiled and "te_kernels.c" not in compiled and "startup_rp2040.c" not in compiled
+    assert not (project / "aot").exists()
     assert {"te_tflm_runtime.cc", "te_tflm_model_data.cc", "main.cpp", "port_arduino.cpp"} <= compiled

@@ -61,6 +61,7 @@ int main(void) {
     {6, 5, 7, 6, 5, 7, 1, 1, 1, 1, 1, 1, 0, 0},
     {6, 5, 64, 6, 5, 48, 1, 1, 1, 1, 1, 1, 0, 0},
     {4, 4, 5, 4, 4, 5, 3, 1, 1, 1, 1, 1, 1, 0},
+    {49, 40, 1, 25, 20, 1, 10, 8, 2, 2, 1, 1, 4, 3},
   };
   for (int round = 0; round < 40; ++round) {
     for (unsigned g = 0; g < sizeof geometries / sizeof geometries[0]; ++g) {
@@ -85,6 +86,13 @@ int main(void) {
         te_m0_depthwise_conv2d(out_b, in, filter, bias, &w, 2, &q);
         compare(out_a, out_b, w.out_h * w.out_w * w.out_c, "depthwise x2");
         w = geometries[g];
+      }
+      if (w.stride_h == 1 && w.stride_w == 1 && w.dil_h == 1 && w.dil_w == 1 && w.out_h == w.in_h &&
+          w.out_w == w.in_w && w.out_c == w.in_c) {
+        memcpy(data_a, in, (size_t)in_bytes); memcpy(data_b, in, (size_t)in_bytes);
+        te_conv2d_inplace(data_a, scratch, filter, bias, &w, &q);
+        te_m0_conv2d_inplace(data_b, scratch, filter, bias, &w, &q);
+        compare(data_a, data_b, in_bytes, "conv2d in place");
       }
       if (w.k_h == 1 && w.k_w == 1) {
         memcpy(data_a, in, (size_t)in_bytes); memcpy(data_b, in, (size_t)in_bytes);

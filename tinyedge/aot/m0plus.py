@@ -13,8 +13,8 @@ from tinyedge.aot.compiler import AotProgram
 
 M0PLUS_FILES = ("te_m0plus.h", "te_m0plus.c")
 M0PLUS_ARCHITECTURES = frozenset({"armv6-m"})
-RETARGETED = ("conv2d", "depthwise_conv2d", "depthwise_conv2d_inplace", "pointwise_conv2d_inplace",
-              "fully_connected")
+RETARGETED = ("conv2d", "conv2d_inplace", "depthwise_conv2d", "depthwise_conv2d_inplace",
+              "pointwise_conv2d_inplace", "fully_connected")
 _CALL = re.compile(r"\bte_(" + "|".join(RETARGETED) + r")\(")
 _KERNELS_INCLUDE = '#include "te_kernels.h"'
 # int8 constant arrays (the weights) word-aligned, so te_m0plus.c reads them four at a time.

@@ -65,9 +65,27 @@ static inline int8_t te_m0_output(int32_t acc, const int32_t *bias, int32_t chan
 }
 
 #if defined(__thumb__) && !defined(__thumb2__)
-/* words words of four int8 inputs against two rows of weights, all word-aligned: per word three
- * LDMs, SXTB / LSRS+SXTB / ASRS to take the bytes apart, and one MUL and ADD per product (43 cycles
- * for 8 products). The accumulators and the end pointer live in high registers. */
+/* The inner steps of the two Thumb-1 dot-product loops below: the input value in t times byte k of the
+ * weight words v0 and v1 (SXTB for byte 0, LSRS+SXTB for 1 and 2, ASRS for 3), added to s0 and s1.
+ * GCC wraps Thumb-1 inline assembly in divided syntax: the loops are unified, and say so. */
+#define TE_M0_MAC_BYTE0 \
+  "sxtb %[u], %[v0]\n\tmuls %[u], %[t], %[u]\n\tadd %[s0], %[u]\n\t" \
+  "sxtb %[u], %[v1]\n\tmuls %[u], %[t], %[u]\n\tadd %[s1], %[u]\n\t"
+#define TE_M0_MAC_BYTE(shift) \
+  "lsrs %[u], %[v0], #" shift "\n\tsxtb %[u], %[u]\n\tmuls %[u], %[t], %[u]\n\tadd %[s0], %[u]\n\t" \
+  "lsrs %[u], %[v1], #" shift "\n\tsxtb %[u], %[u]\n\tmuls %[u], %[t], %[u]\n\tadd %[s1], %[u]\n\t"
+#define TE_M0_MAC_BYTE3 \
+  "asrs %[u], %[v0], #24\n\tmuls %[u], %[t], %[u]\n\tadd %[s0], %[u]\n\t" \
+  "asrs %[u], %[v1], #24\n\tmuls %[u], %[t], %[u]\n\tadd %[s1], %[u]\n\t"
+#define TE_M0_DOT_OPERANDS                                                                                  \
+  : [x] "+l"(x), [f0] "+l"(f0), [f1] "+l"(f1), [s0] "+h"(s0), [s1] "+h"(s1), [xv] "=&l"(xv), [v0] "=&l"(v0), \
+    [v1] "=&l"(v1), [t] "=&l"(t), [u] "=&l"(u)                                                             \
+  : [end] "h"(end)                                                                                         \
+  : "cc", "memory"
+
+/* `words` words of four int8 inputs against two rows of weights, all word-aligned: per word three LDMs
+ * and one MUL and ADD per product (43 cycles for 8 products). Accumulators and the end pointer live in
+ * high registers. */
 static void te_m0_dot2_words(const uint32_t *x, const uint32_t *f0, const uint32_t *f1, int32_t words,
                              int32_t *a0, int32_t *a1) {
   const uint32_t *end = x + words;
@@ -76,54 +94,15 @@ static void te_m0_dot2_words(const uint32_t *x, const uint32_t *f0, const uint32
   if (words <= 0) {
     return;
   }
-  /* GCC wraps Thumb-1 inline assembly in divided syntax: this block is unified, and says so. */
-  __asm__ volatile(
-      ".syntax unified\n"
-      "1:\n\t"
-      "ldm %[x]!, {%[xv]}\n\t"
-      "ldm %[f0]!, {%[v0]}\n\t"
-      "ldm %[f1]!, {%[v1]}\n\t"
-      "sxtb %[t], %[xv]\n\t"
-      "sxtb %[u], %[v0]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s0], %[u]\n\t"
-      "sxtb %[u], %[v1]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s1], %[u]\n\t"
-      "lsrs %[t], %[xv], #8\n\t"
-      "sxtb %[t], %[t]\n\t"
-      "lsrs %[u], %[v0], #8\n\t"
-      "sxtb %[u], %[u]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s0], %[u]\n\t"
-      "lsrs %[u], %[v1], #8\n\t"
-      "sxtb %[u], %[u]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s1], %[u]\n\t"
-      "lsrs %[t], %[xv], #16\n\t"
-      "sxtb %[t], %[t]\n\t"
-      "lsrs %[u], %[v0], #16\n\t"
-      "sxtb %[u], %[u]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s0], %[u]\n\t"
-      "lsrs %[u], %[v1], #16\n\t"
-      "sxtb %[u], %[u]\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s1], %[u]\n\t"
-      "asrs %[t], %[xv], #24\n\t"
-      "asrs %[u], %[v0], #24\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s0], %[u]\n\t"
-      "asrs %[u], %[v1], #24\n\t"
-      "muls %[u], %[t], %[u]\n\t"
-      "add %[s1], %[u]\n\t"
-      "cmp %[x], %[end]\n\t"
-      "bne 1b\n\t"
-      ".syntax divided\n"
-      : [x] "+l"(x), [f0] "+l"(f0), [f1] "+l"(f1), [s0] "+h"(s0), [s1] "+h"(s1), [xv] "=&l"(xv),
-        [v0] "=&l"(v0), [v1] "=&l"(v1), [t] "=&l"(t), [u] "=&l"(u)
-      : [end] "h"(end)
-      : "cc", "memory");
+  __asm__ volatile(".syntax unified\n"
+                   "1:\n\t"
+                   "ldm %[x]!, {%[xv]}\n\tldm %[f0]!, {%[v0]}\n\tldm %[f1]!, {%[v1]}\n\t"
+                   "sxtb %[t], %[xv]\n\t" TE_M0_MAC_BYTE0
+                   "lsrs %[t], %[xv], #8\n\tsxtb %[t], %[t]\n\t" TE_M0_MAC_BYTE("8")
+                   "lsrs %[t], %[xv], #16\n\tsxtb %[t], %[t]\n\t" TE_M0_MAC_BYTE("16")
+                   "asrs %[t], %[xv], #24\n\t" TE_M0_MAC_BYTE3
+                   "cmp %[x], %[end]\n\tbne 1b\n\t"
+                   ".syntax divided\n" TE_M0_DOT_OPERANDS);
   *a0 = s0;
   *a1 = s1;
 }
@@ -164,28 +143,56 @@ static void te_m0_dot2_s8(const int8_t *x, const int8_t *f0, const int8_t *f1, i
   *s1 = a1;
 }
 
+#if defined(__thumb__) && !defined(__thumb2__)
+/* Pairs of int16 inputs (two per word: SXTH, ASRS) against two rows of int8 weights (a word of four per
+ * LDM), `quads` groups of four, all word-aligned: 43 cycles for 8 products. */
+static void te_m0_dot2_halves(const uint32_t *x, const uint32_t *f0, const uint32_t *f1, int32_t quads,
+                              int32_t *a0, int32_t *a1) {
+  const uint32_t *end = x + 2 * quads;
+  int32_t s0 = *a0, s1 = *a1;
+  uint32_t xv, v0, v1, t, u;
+  if (quads <= 0) {
+    return;
+  }
+  __asm__ volatile(".syntax unified\n"
+                   "1:\n\t"
+                   "ldm %[f0]!, {%[v0]}\n\tldm %[f1]!, {%[v1]}\n\tldm %[x]!, {%[xv]}\n\t"
+                   "sxth %[t], %[xv]\n\t" TE_M0_MAC_BYTE0
+                   "asrs %[t], %[xv], #16\n\t" TE_M0_MAC_BYTE("8")
+                   "ldm %[x]!, {%[xv]}\n\t"
+                   "sxth %[t], %[xv]\n\t" TE_M0_MAC_BYTE("16")
+                   "asrs %[t], %[xv], #16\n\t" TE_M0_MAC_BYTE3
+                   "cmp %[x], %[end]\n\tbne 1b\n\t"
+                   ".syntax divided\n" TE_M0_DOT_OPERANDS);
+  *a0 = s0;
+  *a1 = s1;
+}
+#else
+static void te_m0_dot2_halves(const uint32_t *x, const uint32_t *f0, const uint32_t *f1, int32_t quads,
+                              int32_t *a0, int32_t *a1) {
+  const int16_t *h = (const int16_t *)x;
+  int32_t i, k;
+  for (i = 0; i < quads; ++i) {
+    for (k = 0; k < 4; ++k) {
+      const int32_t v = h[4 * i + k];
+      *a0 += (int8_t)(f0[i] >> (8 * k)) * v;
+      *a1 += (int8_t)(f1[i] >> (8 * k)) * v;
+    }
+  }
+}
+#endif
+
 /* The same with int16 inputs (the offset already added): gathered windows. */
 static void te_m0_dot2_s16(const int16_t *x, const int8_t *f0, const int8_t *f1, int32_t n, int32_t *s0,
                            int32_t *s1) {
   int32_t a0 = 0, a1 = 0;
-  const int16_t *end4 = x + (n & ~3);
   const int16_t *end = x + n;
-  while (x < end4) {
-    int32_t v = x[0];
-    a0 += f0[0] * v;
-    a1 += f1[0] * v;
-    v = x[1];
-    a0 += f0[1] * v;
-    a1 += f1[1] * v;
-    v = x[2];
-    a0 += f0[2] * v;
-    a1 += f1[2] * v;
-    v = x[3];
-    a0 += f0[3] * v;
-    a1 += f1[3] * v;
-    x += 4;
-    f0 += 4;
-    f1 += 4;
+  if ((((uintptr_t)x | (uintptr_t)f0 | (uintptr_t)f1) & 3u) == 0 && n >= 4) {
+    const int32_t quads = n >> 2;
+    te_m0_dot2_halves((const uint32_t *)x, (const uint32_t *)f0, (const uint32_t *)f1, quads, &a0, &a1);
+    x += 4 * quads;
+    f0 += 4 * quads;
+    f1 += 4 * quads;
   }
   while (x < end) {
     const int32_t v = *x++;
@@ -196,34 +203,32 @@ static void te_m0_dot2_s16(const int16_t *x, const int8_t *f0, const int8_t *f1,
   *s1 = a1;
 }
 
-/* out[oc] for every output channel of one input vector `x` (int8, input offset folded into the bias
- * when 0) against filter rows of n weights; `wide` holds n int16 values when the offset is not 0. */
-static void te_m0_rows(int8_t *out, int32_t out_step, const int8_t *x, int16_t *wide, const int8_t *filter,
-                       int32_t n, int32_t out_c, const int32_t *bias, const te_requant_t *q) {
-  int32_t oc, i, s0, s1;
-  if (q->input_offset != 0) {
-    for (i = 0; i < n; ++i) {
-      wide[i] = (int16_t)(x[i] + q->input_offset);
-    }
+/* The sum of a row of n weights: with it, sum(f * (x + offset)) = sum(f * x) + offset * sum(f). */
+static int32_t te_m0_row_sum(const int8_t *f, int32_t n) {
+  int32_t sum = 0;
+  while (n-- > 0) {
+    sum += *f++;
   }
-  for (oc = 0; oc + 1 < out_c; oc += 2) {
+  return sum;
+}
+
+/* out[oc] (`out_step` bytes apart) for every output channel of one int8 input vector `x` against filter
+ * rows of n weights, two rows per pass; a nonzero input offset is applied through the rows' sums. */
+static void te_m0_rows(int8_t *out, int32_t out_step, const int8_t *x, const int8_t *filter, int32_t n,
+                       int32_t out_c, const int32_t *bias, const te_requant_t *q) {
+  int32_t oc, s0, s1;
+  for (oc = 0; oc < out_c; oc += 2) {
     const int8_t *f0 = filter + oc * n;
+    const int8_t *f1 = oc + 1 < out_c ? f0 + n : f0;
+    te_m0_dot2_s8(x, f0, f1, n, &s0, &s1);
     if (q->input_offset != 0) {
-      te_m0_dot2_s16(wide, f0, f0 + n, n, &s0, &s1);
-    } else {
-      te_m0_dot2_s8(x, f0, f0 + n, n, &s0, &s1);
+      s0 += q->input_offset * te_m0_row_sum(f0, n);
+      s1 += q->input_offset * te_m0_row_sum(f1, n);
     }
     out[oc * out_step] = te_m0_output(s0, bias, oc, q);
-    out[(oc + 1) * out_step] = te_m0_output(s1, bias, oc + 1, q);
-  }
-  if (oc < out_c) {
-    const int8_t *f0 = filter + oc * n;
-    if (q->input_offset != 0) {
-      te_m0_dot2_s16(wide, f0, f0, n, &s0, &s1);
-    } else {
-      te_m0_dot2_s8(x, f0, f0, n, &s0, &s1);
+    if (oc + 1 < out_c) {
+      out[(oc + 1) * out_step] = te_m0_output(s1, bias, oc + 1, q);
     }
-    out[oc * out_step] = te_m0_output(s0, bias, oc, q);
   }
 }
 
@@ -231,17 +236,12 @@ void te_m0_pointwise_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t 
                                     const te_window_t *window, const te_requant_t *requant) {
   te_window_t w;
   te_requant_t q;
-  int16_t wide[TE_M0_WINDOW_MAX];
   int32_t p, pixels;
   memcpy(&w, window, sizeof w);
   memcpy(&q, requant, sizeof q);
-  if (w.in_c > TE_M0_WINDOW_MAX) {
-    te_pointwise_conv2d_inplace(data, scratch, filter, bias, window, requant);
-    return;
-  }
   pixels = (int32_t)w.in_h * w.in_w;
   for (p = 0; p < pixels; ++p) {
-    te_m0_rows(scratch, 1, data + p * w.in_c, wide, filter, w.in_c, w.out_c, bias, &q);
+    te_m0_rows(scratch, 1, data + p * w.in_c, filter, w.in_c, w.out_c, bias, &q);
     memcpy(data + p * w.out_c, scratch, (size_t)w.out_c);
   }
 }
@@ -249,41 +249,135 @@ void te_m0_pointwise_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t 
 void te_m0_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                            int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *requant) {
   te_requant_t q;
-  int16_t wide[TE_M0_WINDOW_MAX];
   int16_t b;
   memcpy(&q, requant, sizeof q);
-  if (accum_depth > TE_M0_WINDOW_MAX && q.input_offset != 0) {
-    te_fully_connected(out, in, filter, bias, batches, accum_depth, out_depth, requant);
-    return;
-  }
   for (b = 0; b < batches; ++b) {
-    te_m0_rows(out, 1, in, wide, filter, accum_depth, out_depth, bias, &q);
+    te_m0_rows(out, 1, in, filter, accum_depth, out_depth, bias, &q);
     out += out_depth;
     in += accum_depth;
   }
 }
 
-/* The window of output (oy, ox) gathered as int16 in TFLM's filter order (ky, kx, ic), the input
- * offset added, zero where the window leaves the input (a padded tap adds nothing). */
-static void te_m0_gather(int16_t *col, const int8_t *in, const te_window_t *w, int16_t oy, int16_t ox,
+#define TE_M0_ROWS_PER_WINDOW 32
+
+/* One output's window gathered as int16 in TFLM's filter order (ky, kx, ic), the input offset added,
+ * zero where the window leaves the input (a padded tap adds nothing). rows[ky] is the input row the
+ * window's row ky reads, or 0 above or below the input; ix0 the window's first column. */
+static void te_m0_gather(int16_t *col, const int8_t *const *rows, const te_window_t *w, int16_t ix0,
                          int16_t input_offset) {
-  const int16_t iy0 = (int16_t)(oy * w->stride_h - w->pad_h);
-  const int16_t ix0 = (int16_t)(ox * w->stride_w - w->pad_w);
   int16_t ky, kx, c;
+  const int inside = ix0 >= 0 && ix0 + w->dil_w * (w->k_w - 1) < w->in_w;   /* no column leaves the input */
+  if (w->in_c == 1) {   /* one value per tap: no per-tap copy loop */
+    for (ky = 0; ky < w->k_h; ++ky) {
+      const int8_t *row = rows[ky];
+      if (row && inside && w->dil_w == 1) {
+        const int8_t *src = row + ix0;
+        for (kx = 0; kx < w->k_w; ++kx) {
+          *col++ = (int16_t)(src[kx] + input_offset);
+        }
+        continue;
+      }
+      for (kx = 0; kx < w->k_w; ++kx) {
+        const int16_t ix = (int16_t)(ix0 + w->dil_w * kx);
+        *col++ = (int16_t)(row && ix >= 0 && ix < w->in_w ? row[ix] + input_offset : 0);
+      }
+    }
+    return;
+  }
   for (ky = 0; ky < w->k_h; ++ky) {
-    const int16_t iy = (int16_t)(iy0 + w->dil_h * ky);
+    const int8_t *row = rows[ky];
     for (kx = 0; kx < w->k_w; ++kx) {
       const int16_t ix = (int16_t)(ix0 + w->dil_w * kx);
-      if (iy < 0 || iy >= w->in_h || ix < 0 || ix >= w->in_w) {
-        memset(col, 0, (size_t)w->in_c * sizeof *col);
-      } else {
-        const int8_t *src = in + ((int32_t)iy * w->in_w + ix) * w->in_c;
+      if (!row || ix < 0 || ix >= w->in_w) {
         for (c = 0; c < w->in_c; ++c) {
-          col[c] = (int16_t)(src[c] + input_offset);
+          *col++ = 0;
+        }
+      } else {
+        const int8_t *src = row + (int32_t)ix * w->in_c;
+        for (c = 0; c < w->in_c; ++c) {
+          *col++ = (int16_t)(src[c] + input_offset);
         }
       }
-      col += w->in_c;
     }
+  }
+}
+
+/* The output channels of one pixel from its gathered window: two filter rows of n weights per pass. */
+static void te_m0_pixel(int8_t *out, const int16_t *col, const int8_t *filter, int32_t n, const int32_t *bias,
+                        int32_t out_c, const te_requant_t *q) {
+  int32_t oc, s0, s1;
+  for (oc = 0; oc < out_c; oc += 2) {
+    const int8_t *f0 = filter + oc * n;
+    const int8_t *f1 = oc + 1 < out_c ? f0 + n : f0;
+    te_m0_dot2_s16(col, f0, f1, n, &s0, &s1);
+    out[oc] = te_m0_output(s0, bias, oc, q);
+    if (oc + 1 < out_c) {
+      out[oc + 1] = te_m0_output(s1, bias, oc + 1, q);
+    }
+  }
+}
+
+/* The convolution with filter rows of k_h*k_w*in_c weights (TFLM's order): each output pixel's window
+ * gathered once, then two output channels per pass. 0 (nothing done) when the window passes the buffers. */
+static int te_m0_convolve(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                          const te_window_t *w, const te_requant_t *q) {
+  int16_t col[TE_M0_WINDOW_MAX] __attribute__((aligned(4)));
+  const int8_t *rows[TE_M0_ROWS_PER_WINDOW];
+  const int32_t n = (int32_t)w->k_h * w->k_w * w->in_c;
+  const int32_t row_bytes = (int32_t)w->in_w * w->in_c;
+  int16_t oy, ox, ky;
+  if (n > TE_M0_WINDOW_MAX || w->k_h > TE_M0_ROWS_PER_WINDOW) {
+    return 0;
+  }
+  for (oy = 0; oy < w->out_h; ++oy) {
+    for (ky = 0; ky < w->k_h; ++ky) {
+      const int16_t iy = (int16_t)(oy * w->stride_h - w->pad_h + w->dil_h * ky);
+      rows[ky] = iy >= 0 && iy < w->in_h ? in + (int32_t)iy * row_bytes : 0;
+    }
+    for (ox = 0; ox < w->out_w; ++ox) {
+      te_m0_gather(col, rows, w, (int16_t)(ox * w->stride_w - w->pad_w), q->input_offset);
+      te_m0_pixel(out, col, filter, n, bias, w->out_c, q);
+      out += w->out_c;
+    }
+  }
+  return 1;
+}
+
+/* te_conv2d_inplace's contract (stride 1, same height and width, out_c == in_c; `scratch` holds the
+ * pad_h input rows above the current one as a ring, then one output row), windows gathered as above. */
+void te_m0_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *filter, const int32_t *bias,
+                          const te_window_t *window, const te_requant_t *requant) {
+  te_window_t w;
+  te_requant_t q;
+  int16_t col[TE_M0_WINDOW_MAX] __attribute__((aligned(4)));
+  const int8_t *rows[TE_M0_ROWS_PER_WINDOW];
+  int32_t n, row_bytes;
+  int8_t *row_out;
+  int16_t oy, ox, ky;
+  memcpy(&w, window, sizeof w);
+  memcpy(&q, requant, sizeof q);
+  n = (int32_t)w.k_h * w.k_w * w.in_c;
+  if (n > TE_M0_WINDOW_MAX || w.k_h > TE_M0_ROWS_PER_WINDOW) {
+    te_conv2d_inplace(data, scratch, filter, bias, window, requant);
+    return;
+  }
+  row_bytes = (int32_t)w.in_w * w.in_c;
+  row_out = scratch + (int32_t)w.pad_h * row_bytes;
+  for (oy = 0; oy < w.out_h; ++oy) {
+    for (ky = 0; ky < w.k_h; ++ky) {
+      const int16_t iy = (int16_t)(oy - w.pad_h + ky);
+      /* Rows above this one were overwritten: their input lives in the ring. */
+      rows[ky] = iy < 0 || iy >= w.in_h ? 0
+                 : iy < oy ? scratch + (int32_t)(iy % w.pad_h) * row_bytes : data + (int32_t)iy * row_bytes;
+    }
+    for (ox = 0; ox < w.out_w; ++ox) {
+      te_m0_gather(col, rows, &w, (int16_t)(ox - w.pad_w), q.input_offset);
+      te_m0_pixel(row_out + (int32_t)ox * w.out_c, col, filter, n, bias, w.out_c, &q);
+    }
+    if (w.pad_h > 0) {
+      memcpy(scratch + (int32_t)(oy % w.pad_h) * row_bytes, data + (int32_t)oy * row_bytes, (size_t)row_bytes);
+    }
+    memcpy(data + (int32_t)oy * row_bytes, row_out, (size_t)row_bytes);
   }
 }
 
@@ -291,31 +385,30 @@ void te_m0_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int
                   const te_window_t *window, const te_requant_t *requant) {
   te_window_t w;
   te_requant_t q;
-  int16_t col[TE_M0_WINDOW_MAX];
-  int32_t n, oc, s0, s1;
-  int16_t oy, ox;
   memcpy(&w, window, sizeof w);
   memcpy(&q, requant, sizeof q);
-  n = (int32_t)w.k_h * w.k_w * w.in_c;
-  if (n > TE_M0_WINDOW_MAX) {
+  if (!te_m0_convolve(out, in, filter, bias, &w, &q)) {
     te_conv2d(out, in, filter, bias, window, requant);
-    return;
   }
-  for (oy = 0; oy < w.out_h; ++oy) {
-    for (ox = 0; ox < w.out_w; ++ox) {
-      te_m0_gather(col, in, &w, oy, ox, q.input_offset);
-      for (oc = 0; oc + 1 < w.out_c; oc += 2) {
-        te_m0_dot2_s16(col, filter + oc * n, filter + (oc + 1) * n, n, &s0, &s1);
-        out[oc] = te_m0_output(s0, bias, oc, &q);
-        out[oc + 1] = te_m0_output(s1, bias, oc + 1, &q);
-      }
-      if (oc < w.out_c) {
-        te_m0_dot2_s16(col, filter + oc * n, filter + oc * n, n, &s0, &s1);
-        out[oc] = te_m0_output(s0, bias, oc, &q);
-      }
-      out += w.out_c;
+}
+
+/* A depthwise convolution of a one-channel input (micro_speech's first layer) is a convolution whose
+ * filter rows are the depthwise filter ([k_h][k_w][out_c]) transposed: done so when that fits. */
+#define TE_M0_ROWS_MAX 2048
+static int te_m0_single_channel_depthwise(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                                          const te_window_t *w, const te_requant_t *q) {
+  int8_t rows[TE_M0_ROWS_MAX] __attribute__((aligned(4)));
+  const int32_t taps = (int32_t)w->k_h * w->k_w;
+  int32_t t, oc;
+  if (w->in_c != 1 || taps * w->out_c > TE_M0_ROWS_MAX) {
+    return 0;
+  }
+  for (oc = 0; oc < w->out_c; ++oc) {
+    for (t = 0; t < taps; ++t) {
+      rows[oc * taps + t] = TE_RD_S8(filter + t * w->out_c + oc);
     }
   }
+  return te_m0_convolve(out, in, rows, bias, w, q);
 }
 
 /* A channel's input plane with its padding, for the depthwise kernels: every window lies inside it. */
@@ -412,8 +505,14 @@ static void te_m0_depthwise_channel(int8_t *out, int32_t out_stride, const te_m0
       const int32_t *tap = taps;
       int32_t acc = base;
       for (ky = 0; ky < w->k_h; ++ky) {
-        for (kx = 0; kx < w->k_w; ++kx) {
-          acc += tap[kx] * row[kx * w->dil_w];
+        if (w->dil_w == 1) {
+          for (kx = 0; kx < w->k_w; ++kx) {
+            acc += tap[kx] * row[kx];
+          }
+        } else {
+          for (kx = 0; kx < w->k_w; ++kx) {
+            acc += tap[kx] * row[kx * w->dil_w];
+          }
         }
         tap += w->k_w;
         row += row_step;
@@ -424,15 +523,15 @@ static void te_m0_depthwise_channel(int8_t *out, int32_t out_stride, const te_m0
   }
 }
 
-#define TE_M0_TAPS_MAX 64
+#define TE_M0_TAPS_MAX 128
 #define TE_M0_PLANE_MAX 3072
 
-static int te_m0_depthwise_fits(const te_window_t *w) {
-  return (int32_t)w->k_h * w->k_w <= TE_M0_TAPS_MAX && te_m0_plane_rows(w) * te_m0_plane_cols(w) <= TE_M0_PLANE_MAX;
-}
-
-void te_m0_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
-                            const te_window_t *window, int16_t depth_multiplier, const te_requant_t *requant) {
+/* The depthwise convolution, channel by channel through a padded plane; 0 (nothing done) when the
+ * window or the plane is larger than the stack buffers. `out` may be `in` when depth_multiplier is 1:
+ * a channel's plane is copied out before its outputs overwrite its slots, and out_c == in_c, so no other
+ * channel's input is touched. */
+static int te_m0_depthwise(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                           const te_window_t *window, int16_t depth_multiplier, const te_requant_t *requant) {
   te_window_t w;
   te_requant_t q;
   int32_t taps[TE_M0_TAPS_MAX];
@@ -442,9 +541,8 @@ void te_m0_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter,
   int16_t ic, m;
   memcpy(&w, window, sizeof w);
   memcpy(&q, requant, sizeof q);
-  if (!te_m0_depthwise_fits(&w)) {
-    te_depthwise_conv2d(out, in, filter, bias, window, depth_multiplier, requant);
-    return;
+  if ((int32_t)w.k_h * w.k_w > TE_M0_TAPS_MAX || te_m0_plane_rows(&w) * te_m0_plane_cols(&w) > TE_M0_PLANE_MAX) {
+    return 0;
   }
   plane.cells = cells;
   plane.width = te_m0_plane_cols(&w);
@@ -457,31 +555,27 @@ void te_m0_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter,
       te_m0_depthwise_channel(out + oc, w.out_c, &plane, taps, sum, &w, bias, oc, &q);
     }
   }
+  return 1;
 }
 
-/* Channel by channel: a channel's plane is copied out before its outputs overwrite its slots (out_c
- * == in_c, so no other channel's input is touched); the plane replaces the portable kernel's scratch. */
-void te_m0_depthwise_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *filter, const int32_t *bias,
-                                    const te_window_t *window, const te_requant_t *requant) {
+void te_m0_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                            const te_window_t *window, int16_t depth_multiplier, const te_requant_t *requant) {
   te_window_t w;
   te_requant_t q;
-  int32_t taps[TE_M0_TAPS_MAX];
-  int8_t cells[TE_M0_PLANE_MAX];
-  te_m0_plane_t plane;
-  int32_t rows;
-  int16_t c;
   memcpy(&w, window, sizeof w);
   memcpy(&q, requant, sizeof q);
-  if (!te_m0_depthwise_fits(&w)) {
-    te_depthwise_conv2d_inplace(data, scratch, filter, bias, window, requant);
+  if (te_m0_single_channel_depthwise(out, in, filter, bias, &w, &q)) {
     return;
   }
-  plane.cells = cells;
-  plane.width = te_m0_plane_cols(&w);
-  rows = te_m0_plane_rows(&w);
-  for (c = 0; c < w.in_c; ++c) {
-    const int32_t sum = te_m0_taps(taps, filter, &w, c);
-    te_m0_fill_plane(&plane, rows, data + c, w.in_c, &w, q.input_offset);
-    te_m0_depthwise_channel(data + c, w.out_c, &plane, taps, sum, &w, bias, c, &q);
+  if (!te_m0_depthwise(out, in, filter, bias, window, depth_multiplier, requant)) {
+    te_depthwise_conv2d(out, in, filter, bias, window, depth_multiplier, requant);
+  }
+}
+
+/* The plane replaces the portable kernel's scratch. */
+void te_m0_depthwise_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *filter, const int32_t *bias,
+                                    const te_window_t *window, const te_requant_t *requant) {
+  if (!te_m0_depthwise(data, data, filter, bias, window, 1, requant)) {
+    te_depthwise_conv2d_inplace(data, scratch, filter, bias, window, requant);
   }
 }

@@ -5,8 +5,9 @@
  * window row instead of per tap, padded windows are gathered (offset added, zeros outside) before
  * the dot products, and the requantization's 64-bit product is built from four 16x16 MULs instead
  * of libgcc's __muldi3. Same signatures as the te_kernels.h functions they replace; the generator
- * calls them on armv6-m boards (tinyedge.runtimes.aot's M0+ hook). Windows larger than the stack
- * buffer (TE_M0_WINDOW_MAX values) fall back to the portable kernels. */
+ * calls them on armv6-m boards (tinyedge.aot.m0plus, applied by the aot runtime). Convolution windows
+ * larger than the stack buffer (TE_M0_WINDOW_MAX values), and depthwise ones over 128 taps or whose
+ * padded plane passes 3 KiB, fall back to the portable kernels. */
 #ifndef TE_M0PLUS_H
 #define TE_M0PLUS_H
 
@@ -18,10 +19,13 @@
 extern "C" {
 #endif
 
-#define TE_M0_WINDOW_MAX 512
+#define TE_M0_WINDOW_MAX 1024
 
 void te_m0_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                   const te_window_t *w, const te_requant_t *q);
+
+void te_m0_conv2d_inplace(int8_t *data, int8_t *scratch, const int8_t *filter, const int32_t *bias,
+                          const te_window_t *w, const te_requant_t *q);
 
 void te_m0_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                             const te_window_t *w, int16_t depth_multiplier, const te_requant_t *q);

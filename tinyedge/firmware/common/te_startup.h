@@ -22,6 +22,15 @@ static inline __attribute__((always_inline)) void te_paint_stack_below(uint32_t 
   for (volatile uint32_t *word = &__bss_end; word < sp; word++) *word = TE_STACK_PAINT;
 }
 
+#ifdef __arm__
+/* Paint below the stack pointer of the caller, the reset handler (always inlined: no frame of its own). */
+static inline __attribute__((always_inline)) void te_paint_free_stack(void) {
+  uint32_t *sp;
+  __asm__ volatile("mov %0, sp" : "=r"(sp));
+  te_paint_stack_below(sp);
+}
+#endif
+
 /* Bytes of stack ever used since reset: from the top down to the lowest word no longer painted. */
 static inline uint32_t te_painted_stack_used(void) {
   const volatile uint32_t *word = &__bss_end;
@@ -36,5 +45,16 @@ static inline __attribute__((always_inline)) void te_start_c_runtime(void) {
   for (void (**f)(void) = __preinit_array_start; f < __preinit_array_end; f++) (*f)();
   for (void (**f)(void) = __init_array_start; f < __init_array_end; f++) (*f)();
 }
+
+/* For ports that link C++ (TFLM): objects register destructors that never run on a board that never
+ * exits. Expanded once, in the port's startup file. */
+#define TE_CXX_RUNTIME_STUBS                                            \
+  void *__dso_handle = 0;                                               \
+  int __cxa_atexit(void (*destructor)(void *), void *object, void *dso) { \
+    (void)destructor;                                                   \
+    (void)object;                                                       \
+    (void)dso;                                                          \
+    return 0;                                                           \
+  }
 
 #endif

@@ -15,14 +15,7 @@ void UART0RX_Handler(void);
 
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 
-/* C++ objects (TFLM) register destructors that never run on a board that never exits. */
-void *__dso_handle = 0;
-int __cxa_atexit(void (*destructor)(void *), void *object, void *dso) {
-  (void)destructor;
-  (void)object;
-  (void)dso;
-  return 0;
-}
+TE_CXX_RUNTIME_STUBS
 
 __attribute__((section(".isr_vector"), used))
 void (*const te_vector_table[16 + 32])(void) = {
@@ -52,16 +45,10 @@ static void semihosting_exit(int status) {
   __asm__ volatile("bkpt 0xab" : : "r"(r0), "r"(r1) : "memory");
 }
 
-static inline __attribute__((always_inline)) void paint_stack(void) {
-  uint32_t *sp;
-  __asm__ volatile("mov %0, sp" : "=r"(sp));
-  te_paint_stack_below(sp);
-}
-
 uint32_t te_port_stack_used(void) { return te_painted_stack_used(); }
 
 __attribute__((noreturn)) void Reset_Handler(void) {
-  paint_stack();
+  te_paint_free_stack();
   SCB_CPACR |= 0xFu << 20;   /* CP10 and CP11 full access: before any float instruction */
   __asm__ volatile("dsb\n\tisb" ::: "memory");
   te_start_c_runtime();

@@ -60,14 +60,7 @@ void UART0_IRQ_Handler(void);
 #error "TE_CPU_HZ must be the clk_sys the PLL settings give (125 MHz)"
 #endif
 
-/* C++ objects (TFLM, for benchmarks/m0plus.py) register destructors that never run on a board that never exits. */
-void *__dso_handle = 0;
-int __cxa_atexit(void (*destructor)(void *), void *object, void *dso) {
-  (void)destructor;
-  (void)object;
-  (void)dso;
-  return 0;
-}
+TE_CXX_RUNTIME_STUBS
 
 __attribute__((section(".isr_vector"), used))
 void (*const te_vector_table[16 + 32])(void) = {
@@ -130,16 +123,10 @@ static void start_clocks(void) {
   REG(CLK_PERI_CTRL) = CLK_PERI_ENABLE;
 }
 
-static inline __attribute__((always_inline)) void paint_stack(void) {
-  uint32_t *sp;
-  __asm__ volatile("mov %0, sp" : "=r"(sp));
-  te_paint_stack_below(sp);
-}
-
 uint32_t te_port_stack_used(void) { return te_painted_stack_used(); }
 
 __attribute__((noreturn)) void Reset_Handler(void) {
-  paint_stack();
+  te_paint_free_stack();
   start_clocks();
   te_start_c_runtime();
   main();
