@@ -268,3 +268,36 @@ def test_shadow_runs_the_new_model_beside_the_old_one_before_promoting_it(
     assert trial.done == 6 and trial.outcome == outcome
     assert trial.exact < 6, "the retrained model's outputs differ from the old one's on most inputs"
     assert status["model_version"] == version and status["shadow"]["outcome"] == outcome
+
+
+def test_firmware_generated_with_a_key_takes_only_bundles_signed_with_it(sine_model, retrained, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    require_tools("cc", "make")
+    keys = {}
+    for name in ("ours", "theirs"):
+        private = Ed25519PrivateKey.generate()
+        keys[name] = tmp_path / f"{name}.pem"
+        keys[name].write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption()))
+    public = tmp_path / "ours.pub.pem"
+    public.write_bytes(Ed25519PrivateKey.from_private_bytes(
+        serialization.load_pem_private_key(keys["ours"].read_bytes(), None).private_bytes_raw()).public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    project = tmp_path / "fw"
+    made = run_tinyedge("generate", sine_model.int8, "--board", "host", "--runtime", "aot", "--updatable",
+                        "--signing-key", public, "-o", project)
+    assert made.returncode == 0, made.stderr
+    build(project)
+    for name, key in (("unsigned", None), ("theirs", keys["theirs"]), ("ours", keys["ours"])):
+        args = ("--sign", key) if key else ()
+        assert run_tinyedge("bundle", retrained, "--version", "2", "--vectors", "2", "-o", tmp_path / f"{name}.bundle",
+                            *args).returncode == 0
+    with flash(project) as url:
+        unsigned = run_tinyedge("update", tmp_path / "unsigned.bundle", "--port", url)
+        theirs = run_tinyedge("update", tmp_path / "theirs.bundle", "--port", url)
+        ours = run_tinyedge("update", tmp_path / "ours.bundle", "--port", url)
+    assert unsigned.returncode == 3 and "is not signed" in unsigned.stderr
+    assert theirs.returncode == 3 and "signature does not match" in theirs.stderr
+    assert ours.returncode == 0, ours.stderr

@@ -330,13 +330,14 @@ def generate(
     tflm_dir: Optional[Path] = shared_option("--tflm-dir"),
     arena_kb: Optional[int] = typer.Option(None, "--arena-kb", help="Tensor arena size in KiB (default: measured)."),
     updatable: Optional[bool] = typer.Option(None, "--updatable/--not-updatable", help="Keep the model in one of two slots that `tinyedge update` replaces (default: the profile's `updatable`)."),
+    signing_key: Optional[Path] = typer.Option(None, "--signing-key", help="Updatable firmware: take only bundles signed with this Ed25519 public key's private key (PEM)."),
 ) -> None:
     """Generate a firmware project for a board: sources, build files and the tinyedge.json manifest."""
     from tinyedge.generate import generate as generate_project  # NumPy, Jinja
 
     check_output_dir(out_dir, "-o")
     generate_project(model, board, out_dir, runtime=runtime, tflm_dir=tflm_dir, arena_kb=arena_kb, report=say_plain,
-                     updatable=updatable)
+                     updatable=updatable, signing_key=signing_key)
 
 
 @command

@@ -175,10 +175,31 @@ const te_slot_layout_t *te_model_slot_layout(void) {{ return &te_slot_layout; }}
 """
 
 
-def write_updatable_source(program: AotProgram, out_dir: Path, subdir: str = "aot") -> SlotLayout:
+def signing_key_source(key_path: Path) -> str:
+    """te_model_signing_key() returning the raw Ed25519 public key read from a PEM file."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
+
+    try:
+        key = load_pem_public_key(Path(key_path).read_bytes())
+    except (OSError, ValueError, UnsupportedAlgorithm) as exc:
+        raise TinyedgeError(f"cannot read the public key {key_path} ({exc}): give an Ed25519 public key in PEM "
+                            "(`openssl pkey -in KEY -pubout`).") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise TinyedgeError(f"{key_path} is not an Ed25519 public key: make one with `openssl pkey -in KEY -pubout`.")
+    raw = ", ".join(f"0x{b:02x}" for b in key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+    return ("\n/* Updates must be signed with this Ed25519 key (generate --signing-key). */\n"
+            f"static const uint8_t te_signing_key[32] = {{{raw}}};\n"
+            "const uint8_t *te_model_signing_key(void) { return te_signing_key; }\n")
+
+
+def write_updatable_source(program: AotProgram, out_dir: Path, signing_key: Path | None = None,
+                           subdir: str = "aot") -> SlotLayout:
     """Rewrite the generated te_model.c as updatable firmware; returns its slot layout."""
     layout = slot_layout(program)
-    (Path(out_dir) / subdir / MODEL_SOURCE).write_text(updatable_source(program, layout))
+    key = signing_key_source(signing_key) if signing_key else ""
+    (Path(out_dir) / subdir / MODEL_SOURCE).write_text(updatable_source(program, layout) + key)
     return layout
 
 

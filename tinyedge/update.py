@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tinyedge.boards import get_board
-from tinyedge.bundle import Bundle
-from tinyedge.errors import DeviceError
+from tinyedge.bundle import Bundle, verify
+from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.protocol import (BAD_SEQUENCE, BAD_TYPE, MSG_ROLLBACK, MSG_UPDATE_BEGIN, MSG_UPDATE_COMMIT,
                                MSG_UPDATE_DATA, STATUS_OK, Device, DeviceStats)
 from tinyedge.runtimes.aot import compile_for
@@ -129,6 +129,11 @@ def update_board(device: Device, bundle: Bundle, allow_downgrade: bool = False,
         raise UpdateFailed(f"--min-agreement must be between 0 and 1 (got {min_agreement:g}).")
     info = device.info(refresh=True)
     before = board_stats(device)
+    if before.signing_key is not None:
+        try:
+            verify(bundle, before.signing_key)
+        except TinyedgeError as exc:
+            raise UpdateFailed(str(exc)) from None
     if info.runtime != "aot":
         raise UpdateFailed(f"updates of the {info.runtime} runtime are not supported yet: deploy the model instead.")
     image = build_image(bundle, info.board_id, info.input_bytes, info.output_bytes)
