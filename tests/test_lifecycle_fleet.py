@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import zipfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,22 +14,13 @@ from pathlib import Path
 import pytest
 from conftest import quantized_session_model, require_tools, run_tinyedge
 from fixtures.posix_firmware import start_firmware
-from remote_rigs import labgrid_client, labgrid_coordinator, labgrid_exporter
+from remote_rigs import labgrid_client, labgrid_coordinator, labgrid_exporter, wait_until
 
 from tinyedge.build import build
 from tinyedge.bundle import make_bundle
 from tinyedge.generate import generate
 
 PLACES = ("edge-a", "edge-b", "edge-c")
-
-
-def wait_until(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
 def holders(coordinator: str) -> list[str]:

@@ -301,3 +301,20 @@ def test_firmware_generated_with_a_key_takes_only_bundles_signed_with_it(sine_mo
     assert unsigned.returncode == 3 and "is not signed" in unsigned.stderr
     assert theirs.returncode == 3 and "signature does not match" in theirs.stderr
     assert ours.returncode == 0, ours.stderr
+
+
+def test_two_updates_of_one_board_at_once_one_goes_through(host_updatable, bundles, retrained):
+    import subprocess
+
+    from conftest import TINYEDGE
+
+    fresh_store(host_updatable)
+    with flash(host_updatable) as url:
+        runs = [subprocess.Popen([*TINYEDGE, "update", str(bundles["v2"]), "--port", url], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+        with Device(url) as device:
+            assert device.stats().model_version == 2 and runs_exactly(device, retrained)
+    assert sorted(code for code, _ in results) == [0, 3]
+    refused = next(err for code, err in results if code == 3)
+    assert ("another update of the board" in refused or "is not above version 2" in refused), refused

@@ -166,12 +166,20 @@ SHARED_OPTIONS: dict[str, tuple[Any, str]] = {
                         "at the board's clock)."),
     "--place": (None, "A labgrid place to acquire for this command; its NetworkSerialPort is the port."),
     "--coordinator": (None, "labgrid coordinator HOST:PORT for --place (default: $LG_COORDINATOR, else 127.0.0.1:20408)."),
+    "--board-port": (None, "Serial port: a path, socket://host:port or rfc2217://host:port."),
+    "--link-baud": (115200, "Baud rate."),
 }
 
 
 def shared_option(flag: str) -> Any:
     default, help_text = SHARED_OPTIONS[flag]
-    return typer.Option(default, flag, help=help_text)
+    shown = {"--board-port": "--port", "--link-baud": "--baud"}.get(flag, flag)
+    return typer.Option(default, shown, help=help_text)
+
+
+def one_board(command_name: str, port: Optional[str], place: Optional[str]) -> None:
+    if not port and not place:
+        raise TinyedgeError(f"{command_name} needs the board: give --port (a path or URL) or --place (a labgrid place).")
 
 
 def say_dim(line: str) -> None:
@@ -525,12 +533,12 @@ def bundle(
 @command
 def update(
     bundle_path: Path = typer.Argument(..., metavar="BUNDLE", help="A bundle made by `tinyedge bundle`."),
-    port: Optional[str] = typer.Option(None, "--port", help="Serial port: a path, socket://host:port or rfc2217://host:port."),
+    port: Optional[str] = shared_option("--board-port"),
     allow_downgrade: bool = typer.Option(False, "--allow-downgrade", help="Accept a version not above the board's."),
     shadow: Optional[int] = typer.Option(None, "--shadow", help="Run the new model beside the old one on the next N live inferences before promoting it."),
     min_agreement: float = typer.Option(1.0, "--min-agreement", help="With --shadow: the share of top-1 agreement (0-1) needed to promote."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    baud: int = typer.Option(115200, "--baud", help="Baud rate."),
+    baud: int = shared_option("--link-baud"),
     timeout: Optional[float] = shared_option("--timeout"),
     place: Optional[str] = shared_option("--place"),
     coordinator: Optional[str] = shared_option("--coordinator"),
@@ -538,12 +546,12 @@ def update(
     """Replace the model on a board running updatable firmware, proven on the board before it is used."""
     from tinyedge.bundle import load_bundle
     from tinyedge.protocol import Device
-    from tinyedge.update import update_board
+    from tinyedge.update import one_update_at_a_time, update_board
 
-    if not port and not place:
-        raise TinyedgeError("update needs the board: give --port (a path or URL) or --place (a labgrid place).")
+    one_board("update", port, place)
     loaded = load_bundle(bundle_path)
-    with held_port(port, place, coordinator) as url, Device(url, baud=baud, timeout=timeout or 5.0) as device:
+    with held_port(port, place, coordinator) as url, one_update_at_a_time(url), \
+            Device(url, baud=baud, timeout=timeout or 5.0) as device:
         report = update_board(device, loaded, allow_downgrade, shadow=shadow, min_agreement=min_agreement)
     if as_json:
         print_json(report.as_dict())
@@ -562,9 +570,9 @@ def update(
 
 @command
 def status(
-    port: Optional[str] = typer.Option(None, "--port", help="Serial port: a path, socket://host:port or rfc2217://host:port."),
+    port: Optional[str] = shared_option("--board-port"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    baud: int = typer.Option(115200, "--baud", help="Baud rate."),
+    baud: int = shared_option("--link-baud"),
     timeout: Optional[float] = shared_option("--timeout"),
     place: Optional[str] = shared_option("--place"),
     coordinator: Optional[str] = shared_option("--coordinator"),
@@ -572,8 +580,7 @@ def status(
     """What the board runs (model version, sha256, slot, firmware) and how it has done since boot."""
     from tinyedge.telemetry import board_status
 
-    if not port and not place:
-        raise TinyedgeError("status needs the board: give --port (a path or URL) or --place (a labgrid place).")
+    one_board("status", port, place)
     with held_port(port, place, coordinator) as url:
         report = board_status(url, baud, timeout or 5.0).as_dict()
     if as_json:
@@ -588,7 +595,7 @@ def monitor(
     places: list[str] = typer.Option([], "--place", help="A labgrid place to hold and watch (repeatable)."),
     prometheus: str = typer.Option(..., "--prometheus", help="HOST:PORT to serve the metrics on, for Prometheus to scrape."),
     interval: float = typer.Option(5.0, "--interval", help="Seconds between two polls of every board."),
-    baud: int = typer.Option(115200, "--baud", help="Baud rate."),
+    baud: int = shared_option("--link-baud"),
     timeout: Optional[float] = shared_option("--timeout"),
     coordinator: Optional[str] = shared_option("--coordinator"),
 ) -> None:
