@@ -318,3 +318,26 @@ def test_two_updates_of_one_board_at_once_one_goes_through(host_updatable, bundl
     assert sorted(code for code, _ in results) == [0, 3]
     refused = next(err for code, err in results if code == 3)
     assert ("another update of the board" in refused or "is not above version 2" in refused), refused
+
+
+def test_a_board_without_a_persistent_store_is_told_so(sine_model, tmp_path):
+    result = run_tinyedge("generate", sine_model.int8, "--board", "qemu-riscv32", "--updatable", "-o", tmp_path / "fw")
+    assert result.returncode == 1 and "no persistent store for model slots yet" in result.stderr
+
+
+def test_a_profile_can_make_updatable_firmware_the_default(sine_model, tmp_path):
+    import yaml
+
+    from tinyedge.paths import boards_file
+
+    boards = yaml.safe_load(boards_file().read_text())
+    boards["boards"]["host"]["updatable"] = True
+    custom = tmp_path / "boards.yaml"
+    custom.write_text(yaml.safe_dump(boards))
+    env = {"TINYEDGE_BOARDS": str(custom)}
+    assert run_tinyedge("generate", sine_model.int8, "--board", "host", "--runtime", "aot", "-o", tmp_path / "on",
+                        env=env).returncode == 0
+    assert run_tinyedge("generate", sine_model.int8, "--board", "host", "--runtime", "aot", "--not-updatable",
+                        "-o", tmp_path / "off", env=env).returncode == 0
+    assert json.loads((tmp_path / "on" / "tinyedge.json").read_text())["extra"]["updatable"]["graph_sha256"]
+    assert json.loads((tmp_path / "off" / "tinyedge.json").read_text())["extra"]["updatable"] is None

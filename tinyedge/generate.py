@@ -154,11 +154,11 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     updatable = bool(board.extra.get("updatable", False)) if updatable is None else updatable
     if signing_key is not None and not updatable:
         raise TinyedgeError("--signing-key applies to updatable firmware: add --updatable.")
-    if updatable:
-        check_updatable(board, chosen)
     framework, runtime_plugin = get_framework(board.framework), get_runtime(chosen)
     checked = runtime_plugin.check(model, board, model_name, framework.allowance, tflm_dir)
     port = port_name(board, framework) if framework.compiles_firmware else ""
+    if updatable:
+        check_updatable(board, chosen, port)
 
     prepare_out_dir(out_dir, board.id, chosen)
     common: list[str] = []

@@ -28,6 +28,7 @@ from tinyedge.aot.compiler import MODEL_SOURCE, AotProgram
 from tinyedge.aot.lowering import Table
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
+from tinyedge.paths import FIRMWARE_DIR
 
 IMAGE_MAGIC = b"TESL"
 KIND_AOT = 1
@@ -66,11 +67,14 @@ class SlotLayout:
         return header + arrays + struct.pack(f"<{len(self.scalars)}i", *self.scalars)
 
 
-def check_updatable(board: Board, runtime: str) -> None:
+def check_updatable(board: Board, runtime: str, port: str) -> None:
     """Refuse, in one sentence, the boards and runtimes without model slots."""
     if board.framework == "avr" or board.progmem:
         raise TinyedgeError(f"the {board.id} board has no room for updatable firmware (two model slots): "
                             "drop --updatable and re-flash to change its model.")
+    if not port or not any((FIRMWARE_DIR / "ports" / port).glob("te_store_*.c")):
+        raise TinyedgeError(f"the {board.id} board's port has no persistent store for model slots yet (only the host "
+                            "board and qemu-cortex-m4 have one): drop --updatable and re-flash to change its model.")
     if runtime != "aot":
         raise TinyedgeError(f"updatable firmware is built for the aot runtime only so far, not {runtime}: "
                             "pass --runtime aot, or drop --updatable.")
