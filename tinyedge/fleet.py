@@ -18,7 +18,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from tinyedge.bundle import Bundle
-from tinyedge.errors import DeviceError, TinyedgeError
+from tinyedge.errors import TinyedgeError
 from tinyedge.outputs import write_atomically
 from tinyedge.paths import cache_dir
 from tinyedge.places import Lease, PlaceSummary, acquired_place, coordinator_address, list_places
