@@ -341,3 +341,28 @@ def test_a_profile_can_make_updatable_firmware_the_default(sine_model, tmp_path)
                         "-o", tmp_path / "off", env=env).returncode == 0
     assert json.loads((tmp_path / "on" / "tinyedge.json").read_text())["extra"]["updatable"]["graph_sha256"]
     assert json.loads((tmp_path / "off" / "tinyedge.json").read_text())["extra"]["updatable"] is None
+
+
+@pytest.mark.parametrize("board,tools", [("host", ("cc", "make")),
+                                         ("qemu-cortex-m4", ("arm-none-eabi-gcc", "make", "qemu-system-arm"))])
+def test_a_retrained_cnn_with_new_softmax_and_pooling_parameters_is_the_same_graph(board, tools, cnn_model, tmp_path):
+    """Retraining moves quantization parameters that the AOT code passes as literals (softmax's
+    rescaling, pooling's activation range): they travel in the slot too, on the DSP kernels as well."""
+    import models
+
+    require_tools(*tools)
+    x, y = models.blobs_images(160, seed=9)
+    (tmp_path / "retrained").mkdir()
+    retrained_cnn = quantized_session_model(tmp_path / "retrained", "cnn", models.small_cnn(epochs=1), x, y, 100).int8
+    project = tmp_path / "fw"
+    generate(cnn_model.int8, board, project, runtime="aot", updatable=True)
+    build(project)
+    bundle = make_bundle(retrained_cnn, 2, tmp_path / "cnn.bundle", data=cnn_model.eval_x, vectors=3)
+    inputs = np.load(cnn_model.eval_x)[:3]
+    reference = Reference(load_tflite(retrained_cnn))
+    tensor = load_tflite(retrained_cnn).input_tensors[0]
+    with flash(project) as url, Device(url, timeout=30) as device:
+        assert update_board(device, bundle).version == 2
+        for sample in inputs:
+            q = np.clip(np.round(sample / tensor.scale[0] + tensor.zero_point[0]), -128, 127).astype(np.int8)[None]
+            assert device.infer(q.tobytes()).output == reference.run([q])[0].tobytes()

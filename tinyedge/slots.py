@@ -43,13 +43,21 @@ GRAPH_STRUCTS = frozenset({"te_window_t"})
 INT32 = (-(1 << 31), (1 << 31) - 1)
 
 
+# An integer literal in an op's call (a softmax's rescaling, a pooling's activation range, a dimension),
+# except an arena offset, which belongs to the graph's memory plan.
+OP_LITERAL = re.compile(r"(?<![\w.])(?<!te_arena \+ )(?<!te_scratch \+ )-?\d+(?![\w.])")
+COMMENT = re.compile(r"(/\*.*?\*/)", re.S)
+
+
 @dataclass(frozen=True)
 class SlotLayout:
-    """The data of one compiled model that goes into a slot, and the graph it belongs to."""
+    """The data of one compiled model that goes into a slot, and the graph it belongs to. `scalars`
+    holds the numbers of the parameter structs, then the integer literals of the op calls."""
     graph_sha256: bytes
     arrays: list[Table]
     structs: list[Table]
     scalars: list[int]
+    op_lines: list[str]
 
     @property
     def array_bytes(self) -> int:
@@ -119,6 +127,14 @@ def _initializer(values: Sequence, number: "callable") -> str:
     return "{" + ", ".join(parts) + "}"
 
 
+def _op_literals(line: str, replace: "callable") -> str:
+    """`line` with each int32 literal of its code (not its comments) replaced by replace(value)."""
+    def one(match: re.Match) -> str:
+        value = int(match.group())
+        return replace(value) if INT32[0] <= value <= INT32[1] else match.group()
+    return "".join(part if COMMENT.fullmatch(part) else OP_LITERAL.sub(one, part) for part in COMMENT.split(line))
+
+
 def slot_layout(program: AotProgram) -> SlotLayout:
     arrays = [t for t in program.tables if _is_slot_array(t)]
     structs = [t for t in program.tables if _is_slot_struct(t)]
@@ -126,8 +142,10 @@ def slot_layout(program: AotProgram) -> SlotLayout:
     if any(not INT32[0] <= v <= INT32[1] for v in scalars):
         raise TinyedgeError("this model has a parameter outside the int32 range, which a slot cannot carry: "
                             "generate it without --updatable.")
+    for line in program.op_lines:
+        _op_literals(line, lambda v: scalars.append(v) or "")
     graph = hashlib.sha256(_graph_text(program, arrays, structs).encode()).digest()
-    return SlotLayout(graph, arrays, structs, scalars)
+    return SlotLayout(graph, arrays, structs, scalars, list(program.op_lines))
 
 
 def _graph_text(program: AotProgram, arrays: list[Table], structs: list[Table]) -> str:
@@ -138,6 +156,8 @@ def _graph_text(program: AotProgram, arrays: list[Table], structs: list[Table]) 
         text = text.replace(table.render(), f"{table.c_type} {table.name}[{len(table.values)}];\n")
     for table in structs:
         text = text.replace(table.render(), f"{table.c_type} {table.name} = {_initializer(table.values, lambda v: '#')};\n")
+    for line in program.op_lines:
+        text = text.replace(line, _op_literals(line, lambda v: "#"))
     return re.sub(r"/\*.*?\*/", "", text + program.header, flags=re.S)
 
 
@@ -149,7 +169,15 @@ def updatable_source(program: AotProgram, layout: SlotLayout) -> str:
         text = text.replace(table.render(), table.render().replace("static const ", "static ").replace(" TE_CONST", ""))
     for table in layout.structs:
         text = text.replace(table.render(), table.render().replace("static const ", "static ").replace(" TE_CONST", ""))
-    counter = iter(range(len(layout.scalars)))
+    count = max(1, len(layout.scalars))
+    text = text.replace("void te_model_invoke(void) {",
+                        f"/* The slot's numbers: the structs' fields, then the op calls' literals. */\n"
+                        f"static int32_t te_slot_scalars[{count}];\n\nvoid te_model_invoke(void) {{", 1)
+    in_structs = sum(len(_numbers(t.values)) for t in layout.structs)
+    in_ops = iter(range(in_structs, len(layout.scalars)))
+    for line in layout.op_lines:
+        text = text.replace(line, _op_literals(line, lambda v: f"te_slot_scalars[{next(in_ops)}]"))
+    counter = iter(range(in_structs))
     assignments = "\n".join(
         f"  {t.name} = ({t.c_type}){_initializer(t.values, lambda v: f'te_slot_scalars[{next(counter)}]')};"
         for t in layout.structs)
