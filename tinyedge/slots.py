@@ -1,9 +1,9 @@
 """Updatable firmware: the model's data separated from the code it was compiled for.
 
 The AOT runtime compiles a graph to C. In updatable firmware (`generate --updatable`) the data an
-update may change — every numeric constant array (weights, biases, multipliers, shifts, tables)
-and the numbers inside the per-op parameter structs (zero points, activation ranges, rescalings) —
-lives in RAM, loaded at boot from the active slot of the board's persistent store
+update may change — every numeric constant array (weights, biases, multipliers, shifts, tables),
+the numbers inside the per-op parameter structs (zero points, activation ranges, rescalings) and
+the integer literals of the op calls but the arena offsets — lives in RAM, loaded at boot from the active slot of the board's persistent store
 (firmware/protocol/te_slots.c). What remains (the op calls, the arena plan, the geometry) is the
 *graph*: its SHA-256 is compiled in, and an image for another graph is refused.
 
