@@ -118,6 +118,14 @@ def test_1_fleet_status_lists_every_place_and_releases_them(lab):
     assert holders(lab["coordinator"]) == []
 
 
+def test_1b_status_of_one_place(lab):
+    result = run_tinyedge("status", "--place", PLACES[1], "--coordinator", lab["coordinator"], "--json", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["model_version"] == 0
+    assert f"released labgrid place {PLACES[1]}" in " ".join(result.stderr.split())
+    assert holders(lab["coordinator"]) == []
+
+
 def test_2_a_canary_then_the_rest_two_at_a_time(lab, retrained_bundle, tmp_path):
     junit = tmp_path / "fleet.xml"
     result = fleet(lab["coordinator"], "update", str(retrained_bundle), "--match", "board=host", "--canary", "1",
