@@ -176,3 +176,12 @@ def labgrid_client(coordinator: str, *args: str, user: str | None = None,
         env["LG_USERNAME"] = user
     return subprocess.run([labgrid_tool("labgrid-client"), *args], capture_output=True, text=True,
                           env=env, timeout=timeout)
+
+
+def wait_until(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")

@@ -7,35 +7,57 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
+import subprocess
 import zipfile
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 from conftest import quantized_session_model, require_tools, run_tinyedge
 from fixtures.posix_firmware import start_firmware
-from remote_rigs import labgrid_client, labgrid_coordinator, labgrid_exporter
+from remote_rigs import (free_port, labgrid_client, labgrid_exporter, labgrid_tool, stop_service, wait_listening,
+                         wait_until)
 
 from tinyedge.build import build
-from tinyedge.bundle import make_bundle
+from tinyedge.bundle import load_bundle, make_bundle
 from tinyedge.generate import generate
 
 PLACES = ("edge-a", "edge-b", "edge-c")
 
 
-def wait_until(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-
-
 def holders(coordinator: str) -> list[str]:
     shown = labgrid_client(coordinator, "places", "-v").stdout
     return [line for line in shown.splitlines() if "acquired:" in line and "None" not in line]
+
+
+class Coordinator:
+    """labgrid-coordinator on a fixed loopback port and working directory, so it can be restarted."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.address = f"127.0.0.1:{free_port()}"
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = (self.workdir / "coordinator.log").open("a")
+        self.process = subprocess.Popen([labgrid_tool("labgrid-coordinator"), "--listen", self.address],
+                                        cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        wait_listening(int(self.address.rsplit(":", 1)[1]), self.process, "labgrid-coordinator")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_service(self.process)
+
+
+@contextmanager
+def coordinator_at(workdir: Path):
+    coordinator = Coordinator(workdir)
+    coordinator.start()
+    try:
+        yield coordinator
+    finally:
+        coordinator.stop()
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +68,17 @@ def lab(sine_model, tmp_path_factory):
     generate(sine_model.int8, "host", project, runtime="aot", updatable=True)
     build(project)
     with ExitStack() as stack:
-        coordinator = stack.enter_context(labgrid_coordinator(out / "coordinator"))
-        exporters = {}
+        service = stack.enter_context(coordinator_at(out / "coordinator"))
+        coordinator = service.address
+        exporters, boards = {}, {}
         for index, place in enumerate(PLACES):
             board = stack.enter_context(start_firmware(project / "build" / "firmware",
                                                        env={"TE_POSIX_FLASH": str(out / f"{place}.flash")}))
+            boards[place] = board.url
             exporters[place] = ExitStack()
             exporters[place].enter_context(labgrid_exporter(coordinator, board.url, out / f"exporter-{place}",
                                                             exporter_name=f"rig{index}"))
-            stack.callback(exporters[place].close)
+        stack.callback(lambda: [exporter.close() for exporter in exporters.values()])   # those running at the end
         wait_until(lambda: all(f"rig{i}/board" in labgrid_client(coordinator, "resources").stdout
                                for i in range(len(PLACES))), 30, "the exporters' resources")
         for index, place in enumerate(PLACES):
@@ -62,7 +86,7 @@ def lab(sine_model, tmp_path_factory):
                             ("set-tags", "board=host")):
                 made = labgrid_client(coordinator, "-p", place, *command)
                 assert made.returncode == 0, made.stderr
-        yield {"coordinator": coordinator, "exporters": exporters, "out": out}
+        yield {"coordinator": coordinator, "service": service, "exporters": exporters, "boards": boards, "out": out}
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +99,12 @@ def retrained_bundle(sine_model, tmp_path_factory) -> Path:
     return make_bundle(model, 2, out / "v2.bundle", data=sine_model.eval_x, vectors=4).path
 
 
+def _model_file(bundle: Path, tmp_path: Path) -> Path:
+    model = tmp_path / "model.tflite"
+    model.write_bytes(load_bundle(bundle).model_bytes)
+    return model
+
+
 def fleet(coordinator: str, *args: str):
     return run_tinyedge("fleet", *args, "--coordinator", coordinator, timeout=600)
 
@@ -85,6 +115,14 @@ def test_1_fleet_status_lists_every_place_and_releases_them(lab):
     rows = {row["place"]: row for row in json.loads(result.stdout)["places"]}
     assert set(rows) == set(PLACES)
     assert all(row["board"] == "host" and row["model_version"] == 0 and row["slot"] == 0 for row in rows.values())
+    assert holders(lab["coordinator"]) == []
+
+
+def test_1b_status_of_one_place(lab):
+    result = run_tinyedge("status", "--place", PLACES[1], "--coordinator", lab["coordinator"], "--json", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["model_version"] == 0
+    assert f"released labgrid place {PLACES[1]}" in " ".join(result.stderr.split())
     assert holders(lab["coordinator"]) == []
 
 
@@ -136,11 +174,40 @@ def test_3_a_failing_canary_stops_the_rollout(lab, retrained_bundle, tmp_path):
     assert [row["model_version"] for row in status["places"]] == [2, 2, 2], "every board keeps a working model"
 
 
-def test_4_a_place_whose_exporter_disappears_is_reported(lab, retrained_bundle, tmp_path):
+def test_4_a_place_that_disappears_mid_rollout_is_reported_with_what_each_board_runs(lab, retrained_bundle, tmp_path):
     lab["exporters"][PLACES[2]].close()   # its exporter stops: the place has no serial port any more
-    result = fleet(lab["coordinator"], "status", "--json")
-    assert result.returncode == 3
+    v3 = make_bundle(_model_file(retrained_bundle, tmp_path), 3,
+                     tmp_path / "v3.bundle", vectors=2).path
+    result = fleet(lab["coordinator"], "update", str(v3), "--match", "board=host", "--canary", "1", "--parallel", "2",
+                   "--json")
+    assert result.returncode == 3, result.stderr
     rows = {row["place"]: row for row in json.loads(result.stdout)["places"]}
+    assert rows[PLACES[0]]["result"] == rows[PLACES[1]]["result"] == "updated"
     assert rows[PLACES[2]]["result"] == "unreachable" and rows[PLACES[2]]["why"]
-    assert [rows[p]["model_version"] for p in PLACES[:2]] == [2, 2]
+    assert holders(lab["coordinator"]) == []
+    status = {row["place"]: row for row in json.loads(fleet(lab["coordinator"], "status", "--json").stdout)["places"]}
+    assert [status[p]["model_version"] for p in PLACES[:2]] == [3, 3]
+    assert status[PLACES[2]]["result"] == "unreachable"
+
+
+def test_5_a_coordinator_restart_loses_no_place_and_no_board(lab):
+    lab["service"].stop()
+    down = fleet(lab["coordinator"], "status", "--json")
+    assert down.returncode == 3 and "cannot reach the labgrid coordinator" in down.stderr
+    assert "Traceback" not in down.stderr
+    lab["service"].start()   # the same address and working directory: its places come back
+    orphaned = fleet(lab["coordinator"], "status", "--json")   # labgrid's exporters do not reconnect by themselves
+    rows = {row["place"]: row for row in json.loads(orphaned.stdout)["places"]}
+    assert orphaned.returncode == 3 and set(rows) == set(PLACES)
+    assert all(row["result"] == "unreachable" and row["why"] for row in rows.values())
+    for index, place in enumerate(PLACES[:2]):   # the lab restarts its exporters
+        restarted = ExitStack()
+        restarted.enter_context(labgrid_exporter(lab["coordinator"], lab["boards"][place],
+                                                 lab["out"] / f"exporter-{place}-again", exporter_name=f"rig{index}"))
+        lab["exporters"][place] = restarted
+    wait_until(lambda: all(f"rig{i}/board" in labgrid_client(lab["coordinator"], "resources").stdout
+                           for i in range(2)), 60, "the restarted exporters")
+    result = fleet(lab["coordinator"], "status", "--json")
+    rows = {row["place"]: row for row in json.loads(result.stdout)["places"]}
+    assert [rows[p]["model_version"] for p in PLACES[:2]] == [3, 3], "every board kept its model"
     assert holders(lab["coordinator"]) == []

@@ -268,3 +268,101 @@ def test_shadow_runs_the_new_model_beside_the_old_one_before_promoting_it(
     assert trial.done == 6 and trial.outcome == outcome
     assert trial.exact < 6, "the retrained model's outputs differ from the old one's on most inputs"
     assert status["model_version"] == version and status["shadow"]["outcome"] == outcome
+
+
+def test_firmware_generated_with_a_key_takes_only_bundles_signed_with_it(sine_model, retrained, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    require_tools("cc", "make")
+    keys = {}
+    for name in ("ours", "theirs"):
+        private = Ed25519PrivateKey.generate()
+        keys[name] = tmp_path / f"{name}.pem"
+        keys[name].write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption()))
+    public = tmp_path / "ours.pub.pem"
+    public.write_bytes(Ed25519PrivateKey.from_private_bytes(
+        serialization.load_pem_private_key(keys["ours"].read_bytes(), None).private_bytes_raw()).public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    project = tmp_path / "fw"
+    made = run_tinyedge("generate", sine_model.int8, "--board", "host", "--runtime", "aot", "--updatable",
+                        "--signing-key", public, "-o", project)
+    assert made.returncode == 0, made.stderr
+    build(project)
+    for name, key in (("unsigned", None), ("theirs", keys["theirs"]), ("ours", keys["ours"])):
+        args = ("--sign", key) if key else ()
+        assert run_tinyedge("bundle", retrained, "--version", "2", "--vectors", "2", "-o", tmp_path / f"{name}.bundle",
+                            *args).returncode == 0
+    with flash(project) as url:
+        unsigned = run_tinyedge("update", tmp_path / "unsigned.bundle", "--port", url)
+        theirs = run_tinyedge("update", tmp_path / "theirs.bundle", "--port", url)
+        ours = run_tinyedge("update", tmp_path / "ours.bundle", "--port", url)
+    assert unsigned.returncode == 3 and "is not signed" in unsigned.stderr
+    assert theirs.returncode == 3 and "signature does not match" in theirs.stderr
+    assert ours.returncode == 0, ours.stderr
+
+
+def test_two_updates_of_one_board_at_once_one_goes_through(host_updatable, bundles, retrained):
+    import subprocess
+
+    from conftest import TINYEDGE
+
+    fresh_store(host_updatable)
+    with flash(host_updatable) as url:
+        runs = [subprocess.Popen([*TINYEDGE, "update", str(bundles["v2"]), "--port", url], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+        with Device(url) as device:
+            assert device.stats().model_version == 2 and runs_exactly(device, retrained)
+    assert sorted(code for code, _ in results) == [0, 3]
+    refused = next(err for code, err in results if code == 3)
+    assert ("another update of the board" in refused or "is not above version 2" in refused), refused
+
+
+def test_a_board_without_a_persistent_store_is_told_so(sine_model, tmp_path):
+    result = run_tinyedge("generate", sine_model.int8, "--board", "qemu-riscv32", "--updatable", "-o", tmp_path / "fw")
+    assert result.returncode == 1 and "no persistent store for model slots yet" in result.stderr
+
+
+def test_a_profile_can_make_updatable_firmware_the_default(sine_model, tmp_path):
+    import yaml
+
+    from tinyedge.paths import boards_file
+
+    boards = yaml.safe_load(boards_file().read_text())
+    boards["boards"]["host"]["updatable"] = True
+    custom = tmp_path / "boards.yaml"
+    custom.write_text(yaml.safe_dump(boards))
+    env = {"TINYEDGE_BOARDS": str(custom)}
+    assert run_tinyedge("generate", sine_model.int8, "--board", "host", "--runtime", "aot", "-o", tmp_path / "on",
+                        env=env).returncode == 0
+    assert run_tinyedge("generate", sine_model.int8, "--board", "host", "--runtime", "aot", "--not-updatable",
+                        "-o", tmp_path / "off", env=env).returncode == 0
+    assert json.loads((tmp_path / "on" / "tinyedge.json").read_text())["extra"]["updatable"]["graph_sha256"]
+    assert json.loads((tmp_path / "off" / "tinyedge.json").read_text())["extra"]["updatable"] is None
+
+
+@pytest.mark.parametrize("board,tools", [("host", ("cc", "make")),
+                                         ("qemu-cortex-m4", ("arm-none-eabi-gcc", "make", "qemu-system-arm"))])
+def test_a_retrained_cnn_with_new_softmax_and_pooling_parameters_is_the_same_graph(board, tools, cnn_model, tmp_path):
+    """Retraining moves quantization parameters that the AOT code passes as literals (softmax's
+    rescaling, pooling's activation range): they travel in the slot too, on the DSP kernels as well."""
+    import models
+
+    require_tools(*tools)
+    x, y = models.blobs_images(160, seed=9)
+    (tmp_path / "retrained").mkdir()
+    retrained_cnn = quantized_session_model(tmp_path / "retrained", "cnn", models.small_cnn(epochs=1), x, y, 100).int8
+    project = tmp_path / "fw"
+    generate(cnn_model.int8, board, project, runtime="aot", updatable=True)
+    build(project)
+    bundle = make_bundle(retrained_cnn, 2, tmp_path / "cnn.bundle", data=cnn_model.eval_x, vectors=3)
+    inputs = np.load(cnn_model.eval_x)[:3]
+    reference = Reference(load_tflite(retrained_cnn))
+    tensor = load_tflite(retrained_cnn).input_tensors[0]
+    with flash(project) as url, Device(url, timeout=30) as device:
+        assert update_board(device, bundle).version == 2
+        for sample in inputs:
+            q = np.clip(np.round(sample / tensor.scale[0] + tensor.zero_point[0]), -128, 127).astype(np.int8)[None]
+            assert device.infer(q.tobytes()).output == reference.run([q])[0].tobytes()

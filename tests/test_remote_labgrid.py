@@ -13,7 +13,7 @@ import pytest
 
 from conftest import TINYEDGE, run_tinyedge
 from remote_rigs import (free_port, hello_world_host_rig, hello_world_inputs, labgrid_client, labgrid_coordinator,
-                         labgrid_exporter, running_host_board)
+                         labgrid_exporter, running_host_board, wait_until)
 
 PLACE = "uno"
 
@@ -25,15 +25,6 @@ def holder(coordinator: str) -> str | None:
     line = next(line for line in shown.stdout.splitlines() if line.strip().startswith("acquired:"))
     value = line.split(":", 1)[1].strip()
     return None if value == "None" else value
-
-
-def wait_until(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -120,16 +120,16 @@ def sign(message: bytes, key_path: Path) -> bytes:
     return key.sign(message)
 
 
-def verify(bundle: Bundle, public_key_pem: bytes) -> None:
-    """Raise unless the bundle carries a valid signature by the key."""
+def verify(bundle: Bundle, public_key: bytes) -> None:
+    """Raise unless the bundle carries a valid signature by the raw Ed25519 public key."""
     from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     if bundle.signature is None:
         raise TinyedgeError(f"{bundle.path.name} is not signed, and the firmware was generated with a signing key: "
                             "make the bundle with `tinyedge bundle --sign KEY`.")
     try:
-        load_pem_public_key(public_key_pem).verify(bundle.signature, bundle.manifest_bytes)
+        Ed25519PublicKey.from_public_bytes(public_key).verify(bundle.signature, bundle.manifest_bytes)
     except InvalidSignature:
         raise TinyedgeError(f"{bundle.path.name}'s signature does not match the firmware's key: sign it with the "
                             "key the firmware was generated with.") from None

@@ -193,12 +193,20 @@ SHARED_OPTIONS: dict[str, tuple[Any, str]] = {
                         "at the board's clock)."),
     "--place": (None, "A labgrid place to acquire for this command; its NetworkSerialPort is the port."),
     "--coordinator": (None, "labgrid coordinator HOST:PORT for --place (default: $LG_COORDINATOR, else 127.0.0.1:20408)."),
+    "--board-port": (None, "Serial port: a path, socket://host:port or rfc2217://host:port."),
+    "--link-baud": (115200, "Baud rate."),
 }
 
 
 def shared_option(flag: str) -> Any:
     default, help_text = SHARED_OPTIONS[flag]
-    return typer.Option(default, flag, help=help_text)
+    shown = {"--board-port": "--port", "--link-baud": "--baud"}.get(flag, flag)
+    return typer.Option(default, shown, help=help_text)
+
+
+def one_board(command_name: str, port: Optional[str], place: Optional[str]) -> None:
+    if not port and not place:
+        raise TinyedgeError(f"{command_name} needs the board: give --port (a path or URL) or --place (a labgrid place).")
 
 
 def say_dim(line: str) -> None:
@@ -376,13 +384,14 @@ def generate(
     tflm_dir: Optional[Path] = shared_option("--tflm-dir"),
     arena_kb: Optional[int] = typer.Option(None, "--arena-kb", help="Tensor arena size in KiB (default: measured)."),
     updatable: Optional[bool] = typer.Option(None, "--updatable/--not-updatable", help="Keep the model in one of two slots that `tinyedge update` replaces (default: the profile's `updatable`)."),
+    signing_key: Optional[Path] = typer.Option(None, "--signing-key", help="Updatable firmware: take only bundles signed with this Ed25519 public key's private key (PEM)."),
 ) -> None:
     """Generate a firmware project for a board: sources, build files and the tinyedge.json manifest."""
     from tinyedge.generate import generate as generate_project  # NumPy, Jinja
 
     check_output_dir(out_dir, "-o")
     generate_project(model, board, out_dir, runtime=runtime, tflm_dir=tflm_dir, arena_kb=arena_kb, report=say_plain,
-                     updatable=updatable)
+                     updatable=updatable, signing_key=signing_key)
 
 
 @command
@@ -570,12 +579,12 @@ def bundle(
 @command
 def update(
     bundle_path: Path = typer.Argument(..., metavar="BUNDLE", help="A bundle made by `tinyedge bundle`."),
-    port: Optional[str] = typer.Option(None, "--port", help="Serial port: a path, socket://host:port or rfc2217://host:port."),
+    port: Optional[str] = shared_option("--board-port"),
     allow_downgrade: bool = typer.Option(False, "--allow-downgrade", help="Accept a version not above the board's."),
     shadow: Optional[int] = typer.Option(None, "--shadow", help="Run the new model beside the old one on the next N live inferences before promoting it."),
     min_agreement: float = typer.Option(1.0, "--min-agreement", help="With --shadow: the share of top-1 agreement (0-1) needed to promote."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    baud: int = typer.Option(115200, "--baud", help="Baud rate."),
+    baud: int = shared_option("--link-baud"),
     timeout: Optional[float] = shared_option("--timeout"),
     place: Optional[str] = shared_option("--place"),
     coordinator: Optional[str] = shared_option("--coordinator"),
@@ -583,12 +592,12 @@ def update(
     """Replace the model on a board running updatable firmware, proven on the board before it is used."""
     from tinyedge.bundle import load_bundle
     from tinyedge.protocol import Device
-    from tinyedge.update import update_board
+    from tinyedge.update import one_update_at_a_time, update_board
 
-    if not port and not place:
-        raise TinyedgeError("update needs the board: give --port (a path or URL) or --place (a labgrid place).")
+    one_board("update", port, place)
     loaded = load_bundle(bundle_path)
-    with held_port(port, place, coordinator) as url, Device(url, baud=baud, timeout=timeout or 5.0) as device:
+    with held_port(port, place, coordinator) as url, one_update_at_a_time(url), \
+            Device(url, baud=baud, timeout=timeout or 5.0) as device:
         report = update_board(device, loaded, allow_downgrade, shadow=shadow, min_agreement=min_agreement)
     if as_json:
         print_json(report.as_dict())
@@ -607,9 +616,9 @@ def update(
 
 @command
 def status(
-    port: Optional[str] = typer.Option(None, "--port", help="Serial port: a path, socket://host:port or rfc2217://host:port."),
+    port: Optional[str] = shared_option("--board-port"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    baud: int = typer.Option(115200, "--baud", help="Baud rate."),
+    baud: int = shared_option("--link-baud"),
     timeout: Optional[float] = shared_option("--timeout"),
     place: Optional[str] = shared_option("--place"),
     coordinator: Optional[str] = shared_option("--coordinator"),
@@ -617,8 +626,7 @@ def status(
     """What the board runs (model version, sha256, slot, firmware) and how it has done since boot."""
     from tinyedge.telemetry import board_status
 
-    if not port and not place:
-        raise TinyedgeError("status needs the board: give --port (a path or URL) or --place (a labgrid place).")
+    one_board("status", port, place)
     with held_port(port, place, coordinator) as url:
         report = board_status(url, baud, timeout or 5.0).as_dict()
     if as_json:
@@ -633,7 +641,7 @@ def monitor(
     places: list[str] = typer.Option([], "--place", help="A labgrid place to hold and watch (repeatable)."),
     prometheus: str = typer.Option(..., "--prometheus", help="HOST:PORT to serve the metrics on, for Prometheus to scrape."),
     interval: float = typer.Option(5.0, "--interval", help="Seconds between two polls of every board."),
-    baud: int = typer.Option(115200, "--baud", help="Baud rate."),
+    baud: int = shared_option("--link-baud"),
     timeout: Optional[float] = shared_option("--timeout"),
     coordinator: Optional[str] = shared_option("--coordinator"),
 ) -> None:

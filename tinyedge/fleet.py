@@ -18,13 +18,13 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from tinyedge.bundle import Bundle
-from tinyedge.errors import DeviceError, TinyedgeError
+from tinyedge.errors import TinyedgeError
 from tinyedge.outputs import write_atomically
 from tinyedge.paths import cache_dir
 from tinyedge.places import Lease, PlaceSummary, acquired_place, coordinator_address, list_places
 from tinyedge.protocol import Device
 from tinyedge.telemetry import read_status
-from tinyedge.update import rollback, update_board
+from tinyedge.update import one_update_at_a_time, rollback, update_board
 
 VALIDATIONS_FILE = "fleet-validations.json"
 
@@ -168,7 +168,7 @@ def _update_row(place: str, coordinator: str, bundle: Bundle, allow_downgrade: b
     row = PlaceRow(place)
     started = time.monotonic()
     try:
-        with held(place, coordinator) as lease, Device(lease.url) as device:
+        with held(place, coordinator) as lease, one_update_at_a_time(lease.url), Device(lease.url) as device:
             _update_and_validate(device, bundle, allow_downgrade, row, coordinator)
     except TinyedgeError as exc:
         if row.result == "pending":

@@ -139,9 +139,11 @@ def write_firmware_sources(model: TfliteModel, board: Board, model_name: str, sr
 
 def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None = None,
              tflm_dir: Path | None = None, arena_kb: int | None = None, report: StepReporter | None = None,
-             arena_bytes: int | None = None, updatable: bool | None = None) -> Project:
+             arena_bytes: int | None = None, updatable: bool | None = None,
+             signing_key: Path | None = None) -> Project:
     """Write a firmware project for `board_id` running `model_path` into `out_dir`; returns its manifest.
-    `updatable` (default: the profile's `updatable`) keeps the model in a slot `tinyedge update` replaces."""
+    `updatable` (default: the profile's `updatable`) keeps the model in a slot `tinyedge update` replaces;
+    `signing_key` (an Ed25519 public key, PEM) makes it take only bundles signed with its private key."""
     board = get_board(board_id)
     model_path, out_dir = Path(model_path), Path(out_dir)
     guard_outputs({"MODEL": model_path, "--tflm-dir": tflm_dir}, {}, {"-o": out_dir})
@@ -152,11 +154,13 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
         raise TinyedgeError(f"--arena-kb must be a positive number of KiB (got {arena_kb}).")
     chosen = choose_runtime(board, runtime, tflm_dir, report)
     updatable = board.updatable if updatable is None else updatable
-    if updatable:
-        check_updatable(board, chosen)
+    if signing_key is not None and not updatable:
+        raise TinyedgeError("--signing-key applies to updatable firmware: add --updatable.")
     framework, runtime_plugin = get_framework(board.framework_for(chosen)), get_runtime(chosen)
     checked = runtime_plugin.check(model, board, model_name, framework.allowance, tflm_dir)
     port = port_name(board, framework, chosen) if framework.compiles_firmware else ""
+    if updatable:
+        check_updatable(board, chosen, port)
 
     prepare_out_dir(out_dir, board.id, chosen)
     common: list[str] = []
@@ -165,7 +169,7 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     if arena_bytes is None and arena_kb is not None:
         arena_bytes = arena_kb * 1024
     sources: RuntimeSources = runtime_plugin.write_sources(model, board, out_dir, arena_bytes, tflm_dir, checked)
-    slots = write_updatable_source(checked, out_dir) if updatable else None
+    slots = write_updatable_source(checked, out_dir, signing_key) if updatable else None
     tree = sources.tflm_dir
     ctx = RenderContext(board=board, model=model, model_name=model_name, runtime=chosen, out_dir=out_dir,
                         runtime_sources=sources, common_sources=common,

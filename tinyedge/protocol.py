@@ -193,6 +193,7 @@ class DeviceStats:
     arena_high_water: int
     arena_size: int
     shadow: ShadowTrial | None = None   # a model on trial beside the active one, or its outcome
+    signing_key: bytes | None = None    # the raw Ed25519 public key updates must be signed with
 
     @property
     def latency_mean_us(self) -> float | None:
@@ -213,10 +214,13 @@ def parse_stats(body: bytes) -> DeviceStats:
     if r.remaining() >= 21:
         outcome, *figures = r.u8(), *(r.u32() for _ in range(5))
         shadow = ShadowTrial(SHADOW_OUTCOMES[outcome], *figures) if outcome in SHADOW_OUTCOMES else None
+    signing_key = None
+    if r.remaining() > 32 and r.u8():
+        signing_key = r.take(32)
     r.rest()
     return DeviceStats(version, sha, None if slot == SLOT_BUILT_IN else slot, firmware, uptime_ms, bool(persistent),
                        resets, inferences, errors, count, low if count else None, high if count else None, total,
-                       high_water, arena, shadow)
+                       high_water, arena, shadow, signing_key)
 
 
 @dataclass(frozen=True)

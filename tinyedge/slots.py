@@ -1,9 +1,9 @@
 """Updatable firmware: the model's data separated from the code it was compiled for.
 
 The AOT runtime compiles a graph to C. In updatable firmware (`generate --updatable`) the data an
-update may change — every numeric constant array (weights, biases, multipliers, shifts, tables)
-and the numbers inside the per-op parameter structs (zero points, activation ranges, rescalings) —
-lives in RAM, loaded at boot from the active slot of the board's persistent store
+update may change — every numeric constant array (weights, biases, multipliers, shifts, tables),
+the numbers inside the per-op parameter structs (zero points, activation ranges, rescalings) and
+the integer literals of the op calls but the arena offsets — lives in RAM, loaded at boot from the active slot of the board's persistent store
 (firmware/protocol/te_slots.c). What remains (the op calls, the arena plan, the geometry) is the
 *graph*: its SHA-256 is compiled in, and an image for another graph is refused.
 
@@ -28,6 +28,7 @@ from tinyedge.aot.compiler import MODEL_SOURCE, AotProgram
 from tinyedge.aot.lowering import Table
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
+from tinyedge.paths import FIRMWARE_DIR
 
 IMAGE_MAGIC = b"TESL"
 KIND_AOT = 1
@@ -42,13 +43,21 @@ GRAPH_STRUCTS = frozenset({"te_window_t"})
 INT32 = (-(1 << 31), (1 << 31) - 1)
 
 
+# An integer literal in an op's call (a softmax's rescaling, a pooling's activation range, a dimension),
+# except an arena offset, which belongs to the graph's memory plan.
+OP_LITERAL = re.compile(r"(?<![\w.])(?<!te_arena \+ )(?<!te_scratch \+ )-?\d+(?![\w.])")
+COMMENT = re.compile(r"(/\*.*?\*/)", re.S)
+
+
 @dataclass(frozen=True)
 class SlotLayout:
-    """The data of one compiled model that goes into a slot, and the graph it belongs to."""
+    """The data of one compiled model that goes into a slot, and the graph it belongs to. `scalars`
+    holds the numbers of the parameter structs, then the integer literals of the op calls."""
     graph_sha256: bytes
     arrays: list[Table]
     structs: list[Table]
     scalars: list[int]
+    op_lines: list[str]
 
     @property
     def array_bytes(self) -> int:
@@ -66,11 +75,14 @@ class SlotLayout:
         return header + arrays + struct.pack(f"<{len(self.scalars)}i", *self.scalars)
 
 
-def check_updatable(board: Board, runtime: str) -> None:
+def check_updatable(board: Board, runtime: str, port: str) -> None:
     """Refuse, in one sentence, the boards and runtimes without model slots."""
     if board.framework == "avr" or board.progmem:
         raise TinyedgeError(f"the {board.id} board has no room for updatable firmware (two model slots): "
                             "drop --updatable and re-flash to change its model.")
+    if not port or not any((FIRMWARE_DIR / "ports" / port).glob("te_store_*.c")):
+        raise TinyedgeError(f"the {board.id} board's port has no persistent store for model slots yet (only the host "
+                            "board and qemu-cortex-m4 have one): drop --updatable and re-flash to change its model.")
     if runtime != "aot":
         raise TinyedgeError(f"updatable firmware is built for the aot runtime only so far, not {runtime}: "
                             "pass --runtime aot, or drop --updatable.")
@@ -115,6 +127,14 @@ def _initializer(values: Sequence, number: "callable") -> str:
     return "{" + ", ".join(parts) + "}"
 
 
+def _op_literals(line: str, replace: "callable") -> str:
+    """`line` with each int32 literal of its code (not its comments) replaced by replace(value)."""
+    def one(match: re.Match) -> str:
+        value = int(match.group())
+        return replace(value) if INT32[0] <= value <= INT32[1] else match.group()
+    return "".join(part if COMMENT.fullmatch(part) else OP_LITERAL.sub(one, part) for part in COMMENT.split(line))
+
+
 def slot_layout(program: AotProgram) -> SlotLayout:
     arrays = [t for t in program.tables if _is_slot_array(t)]
     structs = [t for t in program.tables if _is_slot_struct(t)]
@@ -122,8 +142,10 @@ def slot_layout(program: AotProgram) -> SlotLayout:
     if any(not INT32[0] <= v <= INT32[1] for v in scalars):
         raise TinyedgeError("this model has a parameter outside the int32 range, which a slot cannot carry: "
                             "generate it without --updatable.")
+    for line in program.op_lines:
+        _op_literals(line, lambda v: scalars.append(v) or "")
     graph = hashlib.sha256(_graph_text(program, arrays, structs).encode()).digest()
-    return SlotLayout(graph, arrays, structs, scalars)
+    return SlotLayout(graph, arrays, structs, scalars, list(program.op_lines))
 
 
 def _graph_text(program: AotProgram, arrays: list[Table], structs: list[Table]) -> str:
@@ -134,6 +156,8 @@ def _graph_text(program: AotProgram, arrays: list[Table], structs: list[Table]) 
         text = text.replace(table.render(), f"{table.c_type} {table.name}[{len(table.values)}];\n")
     for table in structs:
         text = text.replace(table.render(), f"{table.c_type} {table.name} = {_initializer(table.values, lambda v: '#')};\n")
+    for line in program.op_lines:
+        text = text.replace(line, _op_literals(line, lambda v: "#"))
     return re.sub(r"/\*.*?\*/", "", text + program.header, flags=re.S)
 
 
@@ -145,7 +169,15 @@ def updatable_source(program: AotProgram, layout: SlotLayout) -> str:
         text = text.replace(table.render(), table.render().replace("static const ", "static ").replace(" TE_CONST", ""))
     for table in layout.structs:
         text = text.replace(table.render(), table.render().replace("static const ", "static ").replace(" TE_CONST", ""))
-    counter = iter(range(len(layout.scalars)))
+    count = max(1, len(layout.scalars))
+    text = text.replace("void te_model_invoke(void) {",
+                        f"/* The slot's numbers: the structs' fields, then the op calls' literals. */\n"
+                        f"static int32_t te_slot_scalars[{count}];\n\nvoid te_model_invoke(void) {{", 1)
+    in_structs = sum(len(_numbers(t.values)) for t in layout.structs)
+    in_ops = iter(range(in_structs, len(layout.scalars)))
+    for line in layout.op_lines:
+        text = text.replace(line, _op_literals(line, lambda v: f"te_slot_scalars[{next(in_ops)}]"))
+    counter = iter(range(in_structs))
     assignments = "\n".join(
         f"  {t.name} = ({t.c_type}){_initializer(t.values, lambda v: f'te_slot_scalars[{next(counter)}]')};"
         for t in layout.structs)
@@ -175,10 +207,31 @@ const te_slot_layout_t *te_model_slot_layout(void) {{ return &te_slot_layout; }}
 """
 
 
-def write_updatable_source(program: AotProgram, out_dir: Path, subdir: str = "aot") -> SlotLayout:
+def signing_key_source(key_path: Path) -> str:
+    """te_model_signing_key() returning the raw Ed25519 public key read from a PEM file."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
+
+    try:
+        key = load_pem_public_key(Path(key_path).read_bytes())
+    except (OSError, ValueError, UnsupportedAlgorithm) as exc:
+        raise TinyedgeError(f"cannot read the public key {key_path} ({exc}): give an Ed25519 public key in PEM "
+                            "(`openssl pkey -in KEY -pubout`).") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise TinyedgeError(f"{key_path} is not an Ed25519 public key: make one with `openssl pkey -in KEY -pubout`.")
+    raw = ", ".join(f"0x{b:02x}" for b in key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+    return ("\n/* Updates must be signed with this Ed25519 key (generate --signing-key). */\n"
+            f"static const uint8_t te_signing_key[32] = {{{raw}}};\n"
+            "const uint8_t *te_model_signing_key(void) { return te_signing_key; }\n")
+
+
+def write_updatable_source(program: AotProgram, out_dir: Path, signing_key: Path | None = None,
+                           subdir: str = "aot") -> SlotLayout:
     """Rewrite the generated te_model.c as updatable firmware; returns its slot layout."""
     layout = slot_layout(program)
-    (Path(out_dir) / subdir / MODEL_SOURCE).write_text(updatable_source(program, layout))
+    key = signing_key_source(signing_key) if signing_key else ""
+    (Path(out_dir) / subdir / MODEL_SOURCE).write_text(updatable_source(program, layout) + key)
     return layout
 
 

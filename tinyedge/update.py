@@ -9,16 +9,19 @@ leaves the old model active and raises UpdateFailed (exit 3) saying why.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from tinyedge.boards import get_board
-from tinyedge.bundle import Bundle
-from tinyedge.errors import DeviceError
+from tinyedge.bundle import Bundle, verify
+from tinyedge.errors import DeviceError, TinyedgeError
+from tinyedge.paths import cache_dir
 from tinyedge.protocol import (BAD_SEQUENCE, BAD_TYPE, MSG_ROLLBACK, MSG_UPDATE_BEGIN, MSG_UPDATE_COMMIT,
                                MSG_UPDATE_DATA, STATUS_OK, Device, DeviceStats)
 from tinyedge.runtimes.aot import compile_for
@@ -115,6 +118,27 @@ def board_stats(device: Device) -> DeviceStats:
     return stats
 
 
+@contextlib.contextmanager
+def one_update_at_a_time(url: str) -> Iterator[None]:
+    """Hold this host's lock on the board at `url` for an update, from before the port is opened (two
+    programs reading one port steal each other's replies): a second update started meanwhile is
+    refused in one sentence. (Updates from other hosts are kept apart by the board itself: an image
+    mixed from two transfers fails its SHA-256 check and is never activated.)"""
+    locks = cache_dir() / "update-locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    path = locks / hashlib.sha256(url.encode()).hexdigest()[:16]
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UpdateFailed(f"another update of the board on {url} is running: wait for it to finish, "
+                               "then check `tinyedge status`.") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def update_board(device: Device, bundle: Bundle, allow_downgrade: bool = False,
                  progress: Callable[[int, int], None] | None = None, shadow: int | None = None,
                  min_agreement: float = 1.0) -> UpdateReport:
@@ -122,13 +146,18 @@ def update_board(device: Device, bundle: Bundle, allow_downgrade: bool = False,
     With `shadow`, the board keeps the old model active and runs the new one beside it on its next
     `shadow` live inferences, then promotes it when they agreed on at least `min_agreement` of them
     (top-1 of the first output for a classifier, every byte for a single-value output), else drops
-    it (STATS' `shadow` says how it went)."""
+    it (STATS' `shadow` says how it went). Hold one_update_at_a_time(url) around opening the Device."""
     if shadow is not None and shadow < 1:
         raise UpdateFailed("--shadow must be at least 1 inference.")
     if not 0.0 <= min_agreement <= 1.0:
         raise UpdateFailed(f"--min-agreement must be between 0 and 1 (got {min_agreement:g}).")
     info = device.info(refresh=True)
     before = board_stats(device)
+    if before.signing_key is not None:
+        try:
+            verify(bundle, before.signing_key)
+        except TinyedgeError as exc:
+            raise UpdateFailed(str(exc)) from None
     if info.runtime != "aot":
         raise UpdateFailed(f"updates of the {info.runtime} runtime are not supported yet: deploy the model instead.")
     image = build_image(bundle, info.board_id, info.input_bytes, info.output_bytes)

@@ -57,6 +57,8 @@ __attribute__((weak)) int te_store_write(uint32_t offset, const void *data, uint
   return -1;
 }
 
+__attribute__((weak)) const uint8_t *te_model_signing_key(void) { return NULL; }
+
 static uint32_t crc32_of(const void *data, uint32_t len) {
   const uint8_t *p = (const uint8_t *)data;
   uint32_t crc = 0xFFFFFFFFUL;
@@ -214,6 +216,10 @@ static void handle_stats(uint32_t id) {
     put_u32(shadow.done);
     put_u32(shadow.exact);
     put_u32(shadow.top1);
+  }
+  put_u8(te_model_signing_key() != NULL);
+  if (te_model_signing_key() != NULL) {
+    te_proto_put(te_model_signing_key(), 32);
   }
   te_proto_reply_end();
 }

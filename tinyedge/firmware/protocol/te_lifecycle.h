@@ -76,6 +76,9 @@ typedef struct {
 
 const te_slot_layout_t *te_model_slot_layout(void);
 
+/* The Ed25519 public key updates must be signed with (generate --signing-key), or NULL (weak). */
+const uint8_t *te_model_signing_key(void);
+
 /* te_slots.c: at boot, load the active slot (or save the built-in model into slot 0); a request. */
 void te_slots_boot(uint8_t persistent);
 uint8_t te_slots_dispatch(uint8_t type, uint32_t id, const uint8_t *body, uint32_t len);
