@@ -79,3 +79,16 @@ def test_an_unknown_activation_type_is_refused_in_one_sentence(tmp_path):
                           "--activations", "int4", "-o", tmp_path / "o.tflite")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "--activations must be int8 or int16 (TFLite's 16x8), not 'int4'" in " ".join(result.stderr.split())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board, runtime", [("micropython-unix", "viper"), ("qemu-cortex-m4", "aot")])
+def test_generate_for_a_runtime_without_16x8_refuses_before_writing_anything(sine, tmp_path, board, runtime):
+    result = run_tinyedge("generate", sine / "sine_int16.tflite", "--board", board, "--runtime", runtime,
+                          "-o", tmp_path / "project")
+    if result.returncode == 0:
+        pytest.skip(f"the {runtime} runtime now runs this 16x8 model")
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 1 and message.startswith("error:") and "Traceback" not in result.stderr
+    assert "int16" in message or "non-int8" in message
+    assert not (tmp_path / "project").exists(), "the runtime's check refuses before generate writes"
