@@ -43,7 +43,8 @@ def two_heads(tmp_path_factory) -> Path:
 def deploy(model: Path, board: str, runtime: str, data: list[Path], out: Path, *extra: str):
     args = [a for path in data for a in ("--data", path)]
     return run_tinyedge("deploy", model, "--board", board, "--runtime", runtime, *args, "-o", out,
-                        "--json", out.parent / f"{out.name}.json", *extra)
+                        "--json", out.parent / f"{out.name}.json", *extra,
+                        timeout=1800 if runtime == "tflm" else 600)   # TFLM's first build is long on a busy machine
 
 
 def passed_report(result, out: Path) -> dict:
@@ -117,3 +118,21 @@ def test_several_inputs_and_outputs_run_bit_exact_on_qemu(add_model, two_heads, 
                   tmp_path / "add")
     passed_report(deploy(two_heads, "qemu-cortex-m4", runtime, [two_heads.parent / "x.npy"], tmp_path / "heads"),
                   tmp_path / "heads")
+
+
+def test_a_two_input_run_cut_short_resumes_from_its_journal(add_model, tmp_path):
+    """The journal names the run by all its inputs: a run given as two .npy resumes when given as the .npz."""
+    from tinyedge.deploy import DeployPlan, deployed
+    from tinyedge.validate import ReportFiles, validate_and_report
+
+    folder = add_model.parent
+    plan = DeployPlan(add_model, "host", tmp_path / "out", data=[folder / "input0.npy", folder / "input1.npy"],
+                      runtime="aot")
+    with deployed(plan) as result:
+        assert result.validation.passed
+        journal = tmp_path / "out" / "validate.jsonl"
+        kept = journal.read_text().splitlines()[:1 + SAMPLES // 2]
+        journal.write_text("\n".join(kept) + "\n")   # as an interrupted run leaves it
+        run = validate_and_report(result.port, add_model, folder / "inputs.npz", reports=ReportFiles(journal=journal),
+                                  resume=True, baud=result.baud)
+    assert run.passed and run.report.samples == SAMPLES and run.report.resumed_samples == SAMPLES // 2

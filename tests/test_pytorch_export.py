@@ -46,3 +46,17 @@ def test_a_default_torch_onnx_export_deploys_or_is_refused_naming_the_op(name, t
     assert any(op in message for op in MAY_BE_REFUSED[name])
     for how_it_was_saved in ("not regular file", "external data", "not a valid ONNX model", "opset"):
         assert how_it_was_saved not in message
+
+
+def test_the_legacy_exporters_opset_13_graph_deploys_bit_exact(tmp_path):
+    """torch.onnx.export(..., dynamo=False, opset_version=13): the TorchScript exporter's graph, weights inlined."""
+    import onnx
+
+    model, shape = torch_models.export("mobilenet_style", tmp_path, dynamo=False, opset_version=13)
+    assert onnx.load(str(model)).opset_import[0].version == 13
+    np.save(tmp_path / "cal.npy", np.random.default_rng(1).normal(0, 1, (40, *shape[1:])).astype(np.float32))
+    result = run_tinyedge("deploy", model, "--board", "host", "--runtime", "aot", "--calibration", tmp_path / "cal.npy",
+                          "-o", tmp_path / "out", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["passed"] and report["bit_exact"] == 1.0

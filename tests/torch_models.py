@@ -86,8 +86,9 @@ def _modules():
 MODELS = ("mobilenet_style", "keyword_conv1d", "grouped_hardswish_cnn", "activations_mlp", "lstm", "gru")
 
 
-def export(name: str, folder: Path) -> tuple[Path, tuple[int, ...]]:
-    """Export the model as a user would (default arguments); returns the .onnx and its input shape."""
+def export(name: str, folder: Path, **options) -> tuple[Path, tuple[int, ...]]:
+    """Export the model as a user would (default arguments, unless `options` are given, e.g. the legacy
+    exporter's dynamo=False); returns the .onnx and its input shape."""
     import torch
 
     build, shape = _modules()[name]
@@ -99,5 +100,5 @@ def export(name: str, folder: Path) -> tuple[Path, tuple[int, ...]]:
                 module.running_mean.uniform_(-0.2, 0.2)
                 module.running_var.uniform_(0.5, 1.5)
     path = folder / f"{name}.onnx"
-    torch.onnx.export(model, (torch.randn(*shape),), str(path))
+    torch.onnx.export(model, (torch.randn(*shape),), str(path), **options)
     return path, shape

@@ -232,8 +232,9 @@ def quantize(
     labels: Optional[Path] = typer.Option(None, "--labels", help="Labels for the evaluation inputs: class indices, one-hot or regression targets."),
     samples: Optional[int] = typer.Option(None, "--samples", help="Use at most N calibration samples."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
+    activations: str = typer.Option("int8", "--activations", help="int8, or int16 for TFLite's 16x8 quantization (int16 activations, int8 weights)."),
 ) -> None:
-    """Quantize a float model to full int8 and report the accuracy it lost."""
+    """Quantize a float model to full int8 (or 16x8) and report the accuracy it lost."""
     from tinyedge import quantize as q  # NumPy, and TensorFlow when it runs
 
     guard_outputs({"MODEL": model, "--calibration": calibration, "--eval": eval_data, "--labels": labels},
@@ -248,7 +249,8 @@ def quantize(
                   console=err_console, transient=True) as bar:
         task = bar.add_task("calibrating", total=None)
         report = q.quantize_model(model, cal, output, ev, lab, samples,
-                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+                                  progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                  activations=activations)
     for warning in report.warnings:
         err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
     console.print(quantize_table(report))

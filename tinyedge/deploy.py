@@ -152,7 +152,8 @@ def board_inputs(model: Path, data_paths: list[Path], out_dir: Path) -> tuple[li
     arrays in the layout the ONNX model declares (NCHW) are transposed to the board's (NHWC) into out_dir.
     A .tflite's inputs are checked against the model now, before anything is built or flashed."""
     if is_tflite(model):
-        quantized_inputs(load_tflite(model), load_inputs(data_paths, load_tflite(model)))
+        tflite = load_tflite(model)
+        quantized_inputs(tflite, load_inputs(data_paths, tflite))
     if not is_onnx(model):
         return data_paths, None
     onnx_model = OnnxModel(model)

@@ -27,6 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+# --activations: int8 (full int8), or int16 (TFLite's 16x8: int16 activations and I/O, int8 weights).
+ACTIVATIONS = ("int8", "int16")
 HOLDOUT_FRACTION = 0.2
 
 
@@ -47,6 +49,7 @@ class QuantizeReport:
     ops: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     float_reference: str = "TensorFlow"   # what ran the float model: TensorFlow, or ONNX Runtime for .onnx
+    activations: str = "int8"             # int16: TFLite's 16x8 quantization
     input_layout: str | None = None       # for .onnx: the layout the int8 model takes, and what was transposed
 
     def as_dict(self) -> dict[str, Any]:
@@ -116,15 +119,18 @@ def calibration_warnings(calibration: np.ndarray) -> list[str]:
 # ---------------------------------------------------------------- conversion
 
 
-def convert(float_model: FloatModel, calibration: np.ndarray | None, progress: CountProgress | None = None) -> bytes:
-    """Convert to .tflite: full int8 when calibration data is given, float otherwise."""
+def convert(float_model: FloatModel, calibration: np.ndarray | None, progress: CountProgress | None = None,
+            activations: str = "int8") -> bytes:
+    """Convert to .tflite: full int8 (or 16x8 with int16 activations) when calibration data is given,
+    float otherwise."""
     tf = tensorflow()
     converter = tf.lite.TFLiteConverter.from_keras_model(float_model.keras_model)
     if calibration is not None:
+        sixteen = activations == "int16"
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+                                               if sixteen else tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int16 if sixteen else tf.int8
         converter.representative_dataset = lambda: _representative(calibration, progress)
     with captured_native_output() as log:
         try:
@@ -251,7 +257,10 @@ def quantize_model(
     labels: np.ndarray | None = None,
     samples: int | None = None,
     progress: CountProgress | None = None,
+    activations: str = "int8",
 ) -> QuantizeReport:
+    if activations not in ACTIVATIONS:
+        raise TinyedgeError(f"--activations must be int8 or int16 (TFLite's 16x8), not {activations!r}.")
     guard_outputs({"MODEL": model_path}, {"-o": out_path})
     float_model = load_float_model(model_path)
     if len(float_model.input_shapes) != 1:
@@ -274,14 +283,10 @@ def quantize_model(
         cal = cal[:samples]
 
     float_bytes = convert(float_model, None)
-    int8_bytes = convert(float_model, cal, progress)
+    int8_bytes = convert(float_model, cal, progress, activations)
     int8_model = parse_tflite(int8_bytes, name=str(out_path))
     check_runs_in_tflm(int8_model)
-    if not int8_model.is_full_int8():
-        raise TinyedgeError(
-            f"the converter could not make the model full int8 ({'; '.join(int8_model.full_int8_problems())}): "
-            "replace the layers that have no int8 kernel."
-        )
+    check_quantized(int8_model, activations)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(int8_bytes)
@@ -302,8 +307,21 @@ def quantize_model(
         calibration_samples=len(cal), eval_samples=len(eval_data), eval_source=eval_source,
         rmse=rmse, cosine=cosine, top1_agreement=top1, accuracy=accuracy, label_rmse=label_rmse,
         ops=int8_model.op_names(), warnings=warnings,
-        float_reference=float_model.reference_name, input_layout=layout_note,
+        float_reference=float_model.reference_name, input_layout=layout_note, activations=activations,
     )
+
+
+def check_quantized(model: TfliteModel, activations: str) -> None:
+    """Refuse a conversion that left part of the model in float, or I/O of another type than asked."""
+    if activations == "int8":
+        problems = model.full_int8_problems()
+    else:
+        problems = [f"{kind} '{t.name}' is {t.type_name.lower()}" for kind, tensors in
+                    (("input", model.input_tensors), ("output", model.output_tensors))
+                    for t in tensors if t.type_name != "INT16"] + model.float_inside_problems()
+    if problems:
+        raise TinyedgeError(f"the converter could not make the model full {activations} ({'; '.join(problems)}): "
+                            f"replace the layers that have no {activations} kernel.")
 
 
 def input_layout_note(float_model: Any, data: np.ndarray) -> str | None:

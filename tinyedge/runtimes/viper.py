@@ -12,7 +12,7 @@ from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.paths import TEMPLATES_DIR
 from tinyedge.protocol import max_chunk_for_rx_buffer
-from tinyedge.runtimes import Runtime, RuntimeSources
+from tinyedge.runtimes import FirmwareAllowance, Runtime, RuntimeSources
 from tinyedge.tflite_model import TfliteModel
 from tinyedge.viper.generator import MODEL_MODULE, generate_program
 from tinyedge.viper.kernels import KERNEL_MODULE, kernel_source
@@ -22,9 +22,14 @@ SERVER_FILE = "te_server.py"
 STATS_FILE = "viper.json"
 
 
+def compile_for(model: TfliteModel, board: Board) -> Any:
+    """The model as MicroPython code; refuses (in one sentence) a model the viper runtime cannot serve."""
+    return generate_program(model, board.id, board.clock_hz, max_chunk_for_rx_buffer(board.rx_buffer_bytes))
+
+
 def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: int | None,
-                  tflm_dir: Path | None) -> RuntimeSources:
-    program = generate_program(model, board.id, board.clock_hz, max_chunk_for_rx_buffer(board.rx_buffer_bytes))
+                  tflm_dir: Path | None, program: Any = None) -> RuntimeSources:
+    program = program or compile_for(model, board)
     if arena_bytes is not None and arena_bytes < program.stats.arena_bytes:
         raise TinyedgeError(f"the viper runtime plans a {program.stats.arena_bytes}-byte arena for this model and "
                             f"cannot use {arena_bytes} bytes: drop --arena-kb.")
@@ -43,9 +48,13 @@ def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: 
 class ViperRuntime(Runtime):
     name = "viper"
 
+    def check(self, model: TfliteModel, board: Board, model_name: str, allowance: FirmwareAllowance,
+              tflm_dir: Path | None = None) -> Any:
+        return compile_for(model, board)
+
     def write_sources(self, model: TfliteModel, board: Board, out_dir: Path, arena_bytes: int | None,
                       tflm_dir: Path | None, checked: Any = None) -> RuntimeSources:
-        return write_sources(model, board, out_dir, arena_bytes, tflm_dir)
+        return write_sources(model, board, out_dir, arena_bytes, tflm_dir, checked)
 
 
 RUNTIME = ViperRuntime()
