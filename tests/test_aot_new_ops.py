@@ -61,11 +61,14 @@ def test_a_model_with_every_new_op_deploys_bit_exact_on_qemu_cortex_m4(tmp_path)
     def every_new_op(x):
         a, b = x[:, :, :4], x[:, :, 4:]
         mixed = tf.maximum(a, b) - tf.minimum(a, 0.5)
-        gated = tf.nn.relu6(tf.nn.leaky_relu(mixed, alpha=0.2) * 3.0) + tf.nn.relu(tf.reverse(b, [1]) - 0.25)
-        return tf.slice(gated[:, 1::2, :], [0, 0, 1], [1, -1, 2])
+        leaky = tf.nn.leaky_relu(mixed, alpha=0.2)
+        swish = leaky * tf.nn.relu6(leaky + 3.0) / 6.0
+        clipped = tf.nn.relu6(swish[:, ::-1, :]) + tf.nn.relu(tf.reshape(b, (1, 6, 4)))
+        return tf.slice(clipped[:, 1::2, :], [0, 0, 1], [1, -1, 2])
 
     model = convert(Case(every_new_op, [(6, 8)], [2.0]))
-    assert {"SUB", "MAXIMUM", "MINIMUM", "LEAKY_RELU", "RELU6", "STRIDED_SLICE", "SLICE"} <= set(model.op_names())
+    assert {"SUB", "MAXIMUM", "MINIMUM", "LEAKY_RELU", "HARD_SWISH", "RELU", "RELU6", "STRIDED_SLICE",
+            "SLICE"} <= set(model.op_names()), model.op_names()
     (tmp_path / "model.tflite").write_bytes(model.data)
     np.save(tmp_path / "x.npy", np.random.default_rng(4).uniform(-2, 2, (6, 6, 8)).astype(np.float32))
     result = run_tinyedge("deploy", tmp_path / "model.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, c_int, op_prefix, require, table
-from tinyedge.ops.opdata import BroadcastData, GatherData, LutData, OpData
+from tinyedge.ops.opdata import BroadcastData, GatherData, LutData, OpData, PadData
 from tinyedge.tflite_model import Operator, TfliteModel
 
 Prepare = Callable[[TfliteModel, Operator], OpData]
@@ -23,6 +23,8 @@ def render(data: OpData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lo
         return _lut(data, model, op, ptr)
     if isinstance(data, BroadcastData):
         return _broadcast(data, model, op, ptr)
+    if isinstance(data, PadData):
+        return _pad(data, op, ptr)
     return _gather(data, model, op, ptr)
 
 
@@ -48,6 +50,15 @@ def _broadcast(data: BroadcastData, model: TfliteModel, op: Operator, ptr: Point
     a_t = model.tensors[a]
     inplace = not a_t.is_constant and a_t.size == model.tensors[dst].size
     return Lowered(tables, f"te_{data.kernel}({', '.join(args)});", inplace_ok=inplace)
+
+
+def _pad(data: PadData, op: Operator, ptr: PointerOf) -> Lowered:
+    prefix = op_prefix(op)
+    tables = [table("te_dim", f"{prefix}in_dims", data.in_dims), table("te_dim", f"{prefix}out_dims", data.out_dims),
+              table("te_dim", f"{prefix}before", data.before)]
+    call = (f"te_pad({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}in_dims, {prefix}out_dims, "
+            f"{prefix}before, {data.value});")
+    return Lowered(tables, call)
 
 
 def _gather(data: GatherData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:

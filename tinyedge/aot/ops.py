@@ -330,28 +330,6 @@ def _lower_pool(kernel: str):
     return lower
 
 
-def lower_pad(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
-    in_t, out_t = _int8_tensors(model, op)
-    paddings = model.tensors[op.inputs[1]].data
-    require(paddings is not None and len(in_t.shape) <= 4, op, "has computed paddings or more than 4 dimensions")
-    lead = 4 - len(in_t.shape)
-    in_dims = [1] * lead + list(in_t.shape)
-    out_dims = [1] * lead + list(out_t.shape)
-    before = [0] * lead + [int(p[0]) for p in np.asarray(paddings).reshape(-1, 2)]
-    if len(op.inputs) > 2 and op.inputs[2] >= 0:
-        constant = model.tensors[op.inputs[2]].data
-        require(constant is not None, op, "has a computed pad value")
-        pad_value = int(np.asarray(constant).ravel()[0])
-    else:
-        pad_value = int(out_t.zero_point[0])
-    prefix = op_prefix(op)
-    tables = [table("te_dim", f"{prefix}in_dims", in_dims), table("te_dim", f"{prefix}out_dims", out_dims),
-              table("te_dim", f"{prefix}before", before)]
-    call = (f"te_pad({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}in_dims, {prefix}out_dims, "
-            f"{prefix}before, {pad_value});")
-    return Lowered(tables, call)
-
-
 def lower_concatenation(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     out_t = model.tensors[op.outputs[0]]
     require(op.activation == "NONE", op, "has a fused activation")
@@ -378,36 +356,15 @@ def lower_alias(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     return Lowered()
 
 
-def lower_transpose(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
-    """TRANSPOSE (e.g. NHWC back to NCHW before an ONNX model's Flatten): the output is walked in order,
-    the input with its strides permuted."""
-    in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
-    perm = model.tensors[op.inputs[1]].data
-    require(perm is not None and len(in_t.shape) <= 4 and in_t.dtype.itemsize == 1 and not in_t.is_constant, op,
-            "has a computed permutation, more than 4 dimensions, wider than 8-bit or constant data")
-    rank, lead = len(in_t.shape), 4 - len(in_t.shape)
-    axes = [int(p) % rank for p in np.asarray(perm).ravel()]
-    in_strides = [int(np.prod(in_t.shape[k + 1:], dtype=np.int64)) for k in range(rank)]
-    out_dims = [1] * lead + [int(in_t.shape[p]) for p in axes]
-    strides = [0] * lead + [in_strides[p] for p in axes]
-    require(out_dims[lead:] == [int(d) for d in out_t.shape], op, "has an output shape that is not its permuted input")
-    prefix = op_prefix(op)
-    tables = [table("te_dim", f"{prefix}out_dims", out_dims), table("int32_t", f"{prefix}in_strides", strides)]
-    return Lowered(tables, f"te_transpose({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}out_dims, {prefix}in_strides);")
-
-
 CORE_LOWERINGS: dict[str, Lowering] = {
     "CONV_2D": lower_conv2d,
     "DEPTHWISE_CONV_2D": lower_depthwise_conv2d,
     "FULLY_CONNECTED": lower_fully_connected,
     "AVERAGE_POOL_2D": _lower_pool("te_average_pool"),
     "MAX_POOL_2D": _lower_pool("te_max_pool"),
-    "PAD": lower_pad,
-    "PADV2": lower_pad,
     "CONCATENATION": lower_concatenation,
     "RESHAPE": lower_alias,
     "SQUEEZE": lower_alias,
-    "TRANSPOSE": lower_transpose,
 }
 
 

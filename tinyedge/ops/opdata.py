@@ -3,6 +3,7 @@ generation time, for the AOT C emitter (tinyedge.aot.opdata) and the viper emitt
 
 - `LutData`: an int8 -> int8 op whose output depends on the input byte alone, as its 256-entry table.
 - `BroadcastData`: a binary elementwise op over a broadcast walk (tinyedge.aot.nonlinear's geometry).
+- `PadData`: a 4-D constant pad.
 - `GatherData`: a layout op that walks its output in order and reads its input at an offset plus
   strides (slices, permutations), in 4 dimensions.
 """
@@ -33,4 +34,12 @@ class GatherData:
     in_offset: int                          # input elements before the first one read
 
 
-OpData = LutData | BroadcastData | GatherData
+@dataclass(frozen=True)
+class PadData:
+    in_dims: tuple[int, int, int, int]
+    out_dims: tuple[int, int, int, int]
+    before: tuple[int, int, int, int]       # leading padding per dimension
+    value: int
+
+
+OpData = LutData | BroadcastData | GatherData | PadData

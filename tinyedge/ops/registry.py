@@ -40,8 +40,6 @@ LOWERED_OPS: tuple[OpSupport, ...] = (
     OpSupport("MAX_POOL_2D", "core"),
     OpSupport("MEAN", "nonlinear"),
     OpSupport("MUL", "nonlinear"),
-    OpSupport("PAD", "core"),
-    OpSupport("PADV2", "core"),
     OpSupport("QUANTIZE", "nonlinear", ("float32->int8", "int8->int8", "int16->int8", "int8->int16", "int8->int32",
                                         "int16->int16", "int16->int32", "int32->int8", "int32->int16"),
               viper_variants=("int8->int8",)),
@@ -50,7 +48,6 @@ LOWERED_OPS: tuple[OpSupport, ...] = (
     OpSupport("SQUEEZE", "core", ("any",)),
     OpSupport("SVDF", "recurrent", viper=STATEFUL_VIPER),
     OpSupport("TANH", "nonlinear"),
-    OpSupport("TRANSPOSE", "core", ("int8", "uint8")),
     OpSupport("UNIDIRECTIONAL_SEQUENCE_LSTM", "recurrent", ("int8 (int16 cell state)",),
               dsp="te_lstm_s8 (SMLAD weights)", viper=STATEFUL_VIPER),
 )
