@@ -1,6 +1,7 @@
 """The ops added as one module each (tinyedge/ops/*.py): SUB, RELU, RELU6, LEAKY_RELU, HARD_SWISH, MAXIMUM, MINIMUM,
-STRIDED_SLICE and SLICE, compiled by the AOT runtime and run natively (portable and DSP paths) give the
-bytes tflite-micro's interpreter gives; a model with all of them deploys bit-exact on qemu-cortex-m4."""
+STRIDED_SLICE and SLICE, and grouped CONV_2D, compiled by the AOT runtime and run natively (portable and DSP
+paths) give the bytes tflite-micro's interpreter gives; models with all of them deploy bit-exact on
+qemu-cortex-m4."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import shutil
 
 import numpy as np
 import pytest
-from aot_harness import NativeModel, assert_matches_reference
+from aot_harness import NativeModel, assert_matches_reference, to_int8
 from conftest import run_tinyedge
 from test_aot_nonlinear import Case, convert
 
@@ -72,6 +73,38 @@ def test_a_model_with_every_new_op_deploys_bit_exact_on_qemu_cortex_m4(tmp_path)
     (tmp_path / "model.tflite").write_bytes(model.data)
     np.save(tmp_path / "x.npy", np.random.default_rng(4).uniform(-2, 2, (6, 6, 8)).astype(np.float32))
     result = run_tinyedge("deploy", tmp_path / "model.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",
+                          "-o", tmp_path / "out", "--data", tmp_path / "x.npy", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["runtime"], report["passed"], report["bit_exact"]) == ("aot", True, 1.0)
+
+
+def _grouped_convolutions():
+    """PyTorch's Conv2d/Conv1d with groups, as Keras writes them: 3x3 with 4 groups, then 1x1 with 2, then a
+    1-D convolution (kernel 3, 3 groups) over the flattened rows."""
+    k = _tf().keras
+    k.utils.set_random_seed(3)
+    inputs = k.Input((6, 6, 8))
+    x = k.layers.Conv2D(12, 3, padding="same", groups=4, activation="relu")(inputs)
+    x = k.layers.Conv2D(6, 1, groups=2)(x)
+    x = k.layers.Conv1D(9, 3, groups=3, padding="same")(k.layers.Reshape((36, 6))(x))
+    return to_int8(k.Model(inputs, x))
+
+
+@pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])
+def test_grouped_conv2d_is_bit_exact_with_tflite_micro(dsp: bool, tmp_path):
+    model = _grouped_convolutions()
+    native = NativeModel(model, tmp_path, dsp=dsp)
+    assert native.program.source.count("te_conv2d_grouped(") == 3
+    assert_matches_reference(model, native, samples=6)
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="needs qemu-system-arm and arm-none-eabi-gcc")
+def test_grouped_convolutions_deploy_bit_exact_on_qemu_cortex_m4(tmp_path):
+    (tmp_path / "grouped.tflite").write_bytes(_grouped_convolutions().data)
+    np.save(tmp_path / "x.npy", np.random.default_rng(6).uniform(-1, 1, (5, 6, 6, 8)).astype(np.float32))
+    result = run_tinyedge("deploy", tmp_path / "grouped.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",
                           "-o", tmp_path / "out", "--data", tmp_path / "x.npy", "--json", tmp_path / "report.json")
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "report.json").read_text())

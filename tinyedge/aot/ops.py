@@ -93,7 +93,8 @@ def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     in_t, out_t = _int8_tensors(model, op)
     filter_t = model.tensors[op.inputs[1]]
     require(len(in_t.shape) == 4 and in_t.shape[0] == 1, op, "has a batch other than 1")
-    require(filter_t.shape[3] == in_t.shape[3], op, "is grouped")
+    if filter_t.shape[3] != in_t.shape[3]:
+        return _grouped_conv2d(model, op, ptr, in_t, out_t, filter_t)
     prefix, o = op_prefix(op), op.options
     k_h, k_w, dil_h, dil_w = filter_t.shape[1], filter_t.shape[2], int(o.dilationHFactor), int(o.dilationWFactor)
     inside = window(in_t, out_t, k_h, k_w, o, dil_h, dil_w).inside
@@ -114,6 +115,24 @@ def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     call = (f"te_conv2d({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
             f"&{prefix}win, &{prefix}q);")
     return Lowered(tables, call, inplace_ok=bool(inplace_kernel))
+
+
+def _grouped_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, in_t: Tensor, out_t: Tensor,
+                    filter_t: Tensor) -> Lowered:
+    """CONV_2D with groups (PyTorch's Conv1d/Conv2d with groups > 1): te_conv2d_grouped, on every core."""
+    groups = in_t.shape[3] // filter_t.shape[3]
+    require(in_t.shape[3] % filter_t.shape[3] == 0 and out_t.shape[3] % groups == 0, op,
+            "has channels that do not divide into its groups")
+    prefix, o = op_prefix(op), op.options
+    k_h, k_w, dil_h, dil_w = filter_t.shape[1], filter_t.shape[2], int(o.dilationHFactor), int(o.dilationWFactor)
+    inside = window(in_t, out_t, k_h, k_w, o, dil_h, dil_w).inside
+    bias_tables, bias, input_offset = _bias_and_offset(model, op, ptr, in_t, prefix, inside)
+    multipliers = per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3])
+    tables = [_window(op, in_t, out_t, k_h, k_w, o, dil_h, dil_w), *bias_tables,
+              *_requant_tables(prefix, multipliers, input_offset, out_t, op.activation)]
+    call = (f"te_conv2d_grouped({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
+            f"&{prefix}win, {groups}, &{prefix}q);")
+    return Lowered(tables, call)
 
 
 DSP_MAX_K_H = LIMITS["TE_DSP_MAX_K_H"]
@@ -259,6 +278,8 @@ def streamed_fc(model: TfliteModel, op: Operator) -> Operator | None:
     if op.opcode == "DEPTHWISE_CONV_2D" and (len(in_t.shape) != 4 or in_t.shape[3] != 1):
         return None
     if filter_t.data is None or len(filter_t.shape) != 4 or filter_t.shape[1] > DSP_MAX_K_H:
+        return None
+    if op.opcode == "CONV_2D" and (len(in_t.shape) != 4 or filter_t.shape[3] != in_t.shape[3]):   # grouped
         return None
     out = op.outputs[0]
     readers = [o for o in model.operators if out in o.inputs]

@@ -374,3 +374,40 @@ void te_transpose(int8_t *out, const int8_t *in, const te_dim *out_dims, const i
     }
   }
 }
+
+void te_conv2d_grouped(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                       const te_window_t *window, int16_t groups, const te_requant_t *requant) {
+  te_window_t w;
+  te_requant_t q;
+  te_dim oy, ox, oc, ky, kx;
+  int16_t depth, per_group;
+  TE_LOAD(&w, window, sizeof w);
+  TE_LOAD(&q, requant, sizeof q);
+  depth = (int16_t)(w.in_c / groups);
+  per_group = (int16_t)(w.out_c / groups);
+  for (oy = 0; oy < w.out_h; ++oy) {
+    const int16_t iy0 = (int16_t)(oy * w.stride_h - w.pad_h);
+    for (ox = 0; ox < w.out_w; ++ox) {
+      const int16_t ix0 = (int16_t)(ox * w.stride_w - w.pad_w);
+      for (oc = 0; oc < w.out_c; ++oc) {
+        const int16_t channel0 = (int16_t)(oc / per_group * depth);
+        int32_t acc = 0;
+        for (ky = 0; ky < w.k_h; ++ky) {
+          const int16_t iy = (int16_t)(iy0 + w.dil_h * ky);
+          if (iy < 0 || iy >= w.in_h) {
+            continue;
+          }
+          for (kx = 0; kx < w.k_w; ++kx) {
+            const int16_t ix = (int16_t)(ix0 + w.dil_w * kx);
+            if (ix < 0 || ix >= w.in_w) {
+              continue;
+            }
+            acc += te_dot(in + ((int32_t)iy * w.in_w + ix) * w.in_c + channel0,
+                          filter + (((int32_t)oc * w.k_h + ky) * w.k_w + kx) * depth, depth, q.input_offset);
+          }
+        }
+        *out++ = te_output(acc, bias, oc, &q);
+      }
+    }
+  }
+}

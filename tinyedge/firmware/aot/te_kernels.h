@@ -24,6 +24,11 @@ int32_t te_mul_by_quantized_multiplier(int32_t x, int32_t multiplier, int8_t shi
 void te_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                const te_window_t *w, const te_requant_t *q);
 
+/* CONV_2D with groups (TFLM's ConvPerChannel with filter depth in_c / groups): output channel oc reads
+ * the input channels of its group, (oc / (out_c / groups)) * depth onwards. */
+void te_conv2d_grouped(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                       const te_window_t *w, int16_t groups, const te_requant_t *q);
+
 void te_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                          const te_window_t *w, int16_t depth_multiplier, const te_requant_t *q);
 
