@@ -1,7 +1,7 @@
-"""The ops added as one module each (tinyedge/ops/*.py): SUB, RELU, RELU6, LEAKY_RELU, HARD_SWISH, MAXIMUM, MINIMUM,
-STRIDED_SLICE and SLICE, and grouped CONV_2D, compiled by the AOT runtime and run natively (portable and DSP
-paths) give the bytes tflite-micro's interpreter gives; models with all of them deploy bit-exact on
-qemu-cortex-m4."""
+"""The ops added as one module each (tinyedge/ops/*.py): SUB, RELU, RELU6, LEAKY_RELU, HARD_SWISH, MAXIMUM,
+MINIMUM, STRIDED_SLICE, SLICE, RESIZE_NEAREST_NEIGHBOR, GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH and grouped
+CONV_2D, compiled by the AOT runtime and run natively (portable and DSP paths) give the bytes tflite-micro's
+interpreter gives; models with all of them deploy bit-exact on qemu-cortex-m4."""
 
 from __future__ import annotations
 
@@ -41,6 +41,18 @@ CASES: dict[str, tuple[str, Case]] = {
     "minimum_const": ("MINIMUM", Case(lambda x: _tf().minimum(x, 0.25), [(12,)], [1.0])),
     "strided_slice": ("STRIDED_SLICE", Case(lambda x: x[:, 1:6:2, ::-1, 1:], [(7, 5, 4)], [1.0])),
     "strided_slice_shrink": ("STRIDED_SLICE", Case(lambda x: x[:, 2, -3:], [(5, 6)], [1.0])),
+    "resize_nearest": ("RESIZE_NEAREST_NEIGHBOR", Case(lambda x: _tf().image.resize(x, (7, 10), "nearest") * 2.0,
+                                                       [(3, 4, 5)], [1.0])),
+    "resize_nearest_half_pixel": ("RESIZE_NEAREST_NEIGHBOR", Case(
+        lambda x: _tf().compat.v1.image.resize_nearest_neighbor(x, (8, 5), half_pixel_centers=True) + 0.5,
+        [(4, 3, 2)], [1.0])),
+    "resize_nearest_align_corners": ("RESIZE_NEAREST_NEIGHBOR", Case(
+        lambda x: _tf().compat.v1.image.resize_nearest_neighbor(x, (9, 7), align_corners=True) - 0.5,
+        [(4, 3, 2)], [1.0])),
+    "gather_channels": ("GATHER", Case(lambda x: _tf().gather(x * 2.0, [3, 0, 2, 2], axis=2), [(4, 5)], [1.0])),
+    "gather_rows": ("GATHER", Case(lambda x: _tf().gather(x * 2.0, [1, 0, 4], axis=1), [(5, 3)], [1.0])),
+    "depth_to_space": ("DEPTH_TO_SPACE", Case(lambda x: _tf().nn.depth_to_space(x * 2.0, 2), [(3, 2, 8)], [1.0])),
+    "space_to_depth": ("SPACE_TO_DEPTH", Case(lambda x: _tf().nn.space_to_depth(x * 2.0, 2), [(4, 6, 3)], [1.0])),
     "slice": ("SLICE", Case(lambda x: _tf().slice(x, [0, 1, 2], [1, 3, -1]), [(4, 6)], [1.0])),
 }
 
@@ -72,6 +84,27 @@ def test_a_model_with_every_new_op_deploys_bit_exact_on_qemu_cortex_m4(tmp_path)
             "SLICE"} <= set(model.op_names()), model.op_names()
     (tmp_path / "model.tflite").write_bytes(model.data)
     np.save(tmp_path / "x.npy", np.random.default_rng(4).uniform(-2, 2, (6, 6, 8)).astype(np.float32))
+    result = run_tinyedge("deploy", tmp_path / "model.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",
+                          "-o", tmp_path / "out", "--data", tmp_path / "x.npy", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["runtime"], report["passed"], report["bit_exact"]) == ("aot", True, 1.0)
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="needs qemu-system-arm and arm-none-eabi-gcc")
+def test_the_row_gathering_ops_deploy_bit_exact_on_qemu_cortex_m4(tmp_path):
+    tf = _tf()
+
+    def rearranged(x):
+        up = tf.image.resize(x, (8, 8), "nearest")
+        shuffled = tf.gather(tf.nn.space_to_depth(up, 2), [3, 1, 0, 2, 7, 5, 4, 6], axis=3)
+        return tf.nn.depth_to_space(shuffled * 2.0, 2)
+
+    model = convert(Case(rearranged, [(4, 4, 2)], [1.0]))
+    assert {"RESIZE_NEAREST_NEIGHBOR", "GATHER", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE"} <= set(model.op_names())
+    (tmp_path / "model.tflite").write_bytes(model.data)
+    np.save(tmp_path / "x.npy", np.random.default_rng(8).uniform(-1, 1, (5, 4, 4, 2)).astype(np.float32))
     result = run_tinyedge("deploy", tmp_path / "model.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",
                           "-o", tmp_path / "out", "--data", tmp_path / "x.npy", "--json", tmp_path / "report.json")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, c_int, op_prefix, require, table
-from tinyedge.ops.opdata import BroadcastData, GatherData, LutData, OpData, PadData
+from tinyedge.ops.opdata import BroadcastData, GatherData, LutData, OpData, PadData, RowGatherData
 from tinyedge.tflite_model import Operator, TfliteModel
 
 Prepare = Callable[[TfliteModel, Operator], OpData]
@@ -25,6 +25,8 @@ def render(data: OpData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lo
         return _broadcast(data, model, op, ptr)
     if isinstance(data, PadData):
         return _pad(data, op, ptr)
+    if isinstance(data, RowGatherData):
+        return _row_gather(data, model, op, ptr)
     return _gather(data, model, op, ptr)
 
 
@@ -59,6 +61,15 @@ def _pad(data: PadData, op: Operator, ptr: PointerOf) -> Lowered:
     call = (f"te_pad({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}in_dims, {prefix}out_dims, "
             f"{prefix}before, {data.value});")
     return Lowered(tables, call)
+
+
+def _row_gather(data: RowGatherData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """te_gather_rows: output row i is input row rows[i], row_bytes each."""
+    require(not model.tensors[op.inputs[0]].is_constant, op, "reads constant data")
+    name = f"{op_prefix(op)}rows"
+    call = (f"te_gather_rows((uint8_t *){ptr(op.outputs[0])}, (const uint8_t *){ptr(op.inputs[0])}, {name}, "
+            f"{len(data.rows)}, {data.row_bytes});")
+    return Lowered([table("int32_t", name, data.rows)], call)
 
 
 def _gather(data: GatherData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:

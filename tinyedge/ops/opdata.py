@@ -4,6 +4,8 @@ generation time, for the AOT C emitter (tinyedge.aot.opdata) and the viper emitt
 - `LutData`: an int8 -> int8 op whose output depends on the input byte alone, as its 256-entry table.
 - `BroadcastData`: a binary elementwise op over a broadcast walk (tinyedge.aot.nonlinear's geometry).
 - `PadData`: a 4-D constant pad.
+- `RowGatherData`: a layout op that copies whole rows (runs of bytes) of its input, in any order
+  (resizing, gathering, depth/space rearrangements).
 - `GatherData`: a layout op that walks its output in order and reads its input at an offset plus
   strides (slices, permutations), in 4 dimensions.
 """
@@ -42,4 +44,10 @@ class PadData:
     value: int
 
 
-OpData = LutData | BroadcastData | GatherData | PadData
+@dataclass(frozen=True)
+class RowGatherData:
+    rows: tuple[int, ...]       # output row i is input row rows[i]
+    row_bytes: int
+
+
+OpData = LutData | BroadcastData | GatherData | PadData | RowGatherData

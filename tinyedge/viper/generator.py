@@ -25,7 +25,7 @@ from tinyedge.aot.quant import activation_range, per_channel_multipliers, quanti
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
 from tinyedge.ops.conv import accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
-from tinyedge.ops.opdata import GatherData, LutData, PadData
+from tinyedge.ops.opdata import GatherData, LutData, PadData, RowGatherData
 from tinyedge.ops.registry import PREPARED, viper_ops, viper_refusal
 from tinyedge.protocol import DeviceInfo, TensorInfo, encode_info
 from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel
@@ -282,6 +282,10 @@ def _emit_prepared(e: _Emitter, op: Operator) -> None:
     elif isinstance(data, PadData):
         params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *data.in_dims, *data.out_dims, *data.before, data.value]
         e.calls.append(f"k.pad(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+    elif isinstance(data, RowGatherData):
+        rows = e.const(f"R{op.index}", i32_bytes(data.rows))
+        params = [e.at(op.inputs[0]), e.at(op.outputs[0]), len(data.rows), data.row_bytes]
+        e.calls.append(f"k.gather_rows(A, {rows}, {e.const(f'P{op.index}', i32_bytes(params))})")
     elif isinstance(data, GatherData):
         params = [e.at(op.inputs[0]) + data.in_offset, e.at(op.outputs[0]), *data.out_dims, *data.in_strides]
         e.calls.append(f"k.transpose(A, {e.const(f'P{op.index}', i32_bytes(params))})")

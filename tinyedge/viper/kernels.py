@@ -396,6 +396,16 @@ def _maxmin() -> list[str]:
         """, 20))
 
 
+def _gather_rows() -> list[str]:
+    """out row i = in row R[i] (R: packed int32), `row` bytes each."""
+    return ["@micropython.viper", "def gather_rows(A: ptr8, R: ptr8, P: ptr8):", *_params("src dst count row"),
+            "    for i in range(count):",
+            f"        x = src + {rd32('R', '4 * i')} * row",
+            "        d = dst + i * row",
+            "        for c in range(row):",
+            "            A[d + c] = A[x + c]"]
+
+
 def _copy_blocks() -> list[str]:
     """CONCATENATION, one input at a time: `outer` blocks of `block` bytes from X (the arena or a
     constant's bytes) into the arena, `stride` bytes apart."""
@@ -527,6 +537,6 @@ def kernel_source() -> str:
              "import micropython", RECIPROCAL.strip("\n")]
     for lines in (_fully_connected(), _conv2d(), _depthwise_conv2d(), _depthwise_multiplier(), _pool("average_pool", True),
                   _pool("max_pool", False), _add(), _lut(), _softmax(), _copy_blocks(), _mean(), _mul(), _pad(),
-                  _transpose(), _requantize(), _add("sub", "-"), _maxmin()):
+                  _transpose(), _requantize(), _add("sub", "-"), _maxmin(), _gather_rows()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"

@@ -411,3 +411,10 @@ void te_conv2d_grouped(int8_t *out, const int8_t *in, const int8_t *filter, cons
     }
   }
 }
+
+void te_gather_rows(uint8_t *out, const uint8_t *in, const int32_t *rows, int32_t count, int32_t row_bytes) {
+  int32_t i;
+  for (i = 0; i < count; ++i) {
+    memcpy(out + i * row_bytes, in + TE_RD_S32(rows + i) * row_bytes, (size_t)row_bytes);
+  }
+}

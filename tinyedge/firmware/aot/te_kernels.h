@@ -67,6 +67,10 @@ void te_copy_blocks(uint8_t *dst, const uint8_t *src, int32_t outer, int32_t blo
 /* The same with src a TE_CONST array. */
 void te_copy_blocks_const(uint8_t *dst, const uint8_t *src, int32_t outer, int32_t block, int32_t dst_stride);
 
+/* out row i = in row rows[i] (rows: TE_CONST), row_bytes bytes each: RESIZE_NEAREST_NEIGHBOR, GATHER,
+ * DEPTH_TO_SPACE and SPACE_TO_DEPTH. */
+void te_gather_rows(uint8_t *out, const uint8_t *in, const int32_t *rows, int32_t count, int32_t row_bytes);
+
 /* 4-D transpose: out[a][b][c][d] = in[a*in_strides[0] + b*in_strides[1] + c*in_strides[2] + d*in_strides[3]],
  * the input's strides taken in the permutation's order. */
 void te_transpose(int8_t *out, const int8_t *in, const te_dim *out_dims, const int32_t *in_strides);
