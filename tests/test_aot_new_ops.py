@@ -1,7 +1,7 @@
 """The ops added as one module each (tinyedge/ops/*.py): SUB, RELU, RELU6, LEAKY_RELU, HARD_SWISH, MAXIMUM,
-MINIMUM, STRIDED_SLICE, SLICE, RESIZE_NEAREST_NEIGHBOR, GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH and grouped
-CONV_2D, compiled by the AOT runtime and run natively (portable and DSP paths) give the bytes tflite-micro's
-interpreter gives; models with all of them deploy bit-exact on qemu-cortex-m4."""
+MINIMUM, STRIDED_SLICE, SLICE, RESIZE_NEAREST_NEIGHBOR, GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH, TRANSPOSE_CONV
+and grouped CONV_2D, compiled by the AOT runtime and run natively (portable and DSP paths) give the bytes
+tflite-micro's interpreter gives; models with all of them deploy bit-exact on qemu-cortex-m4."""
 
 from __future__ import annotations
 
@@ -112,6 +112,24 @@ def test_the_row_gathering_ops_deploy_bit_exact_on_qemu_cortex_m4(tmp_path):
     assert (report["runtime"], report["passed"], report["bit_exact"]) == ("aot", True, 1.0)
 
 
+def _transpose_convolutions():
+    """A U-Net-style decoder: strided transposed convolutions, SAME and VALID, with and without bias."""
+    k = _tf().keras
+    k.utils.set_random_seed(4)
+    inputs = k.Input((5, 4, 3))
+    x = k.layers.Conv2DTranspose(6, 3, strides=2, padding="same", activation="relu")(inputs)
+    x = k.layers.Conv2DTranspose(4, (2, 3), strides=(1, 2), padding="valid", use_bias=False)(x)
+    return to_int8(k.Model(inputs, x))
+
+
+@pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])
+def test_transpose_conv_is_bit_exact_with_tflite_micro(dsp: bool, tmp_path):
+    model = _transpose_convolutions()
+    native = NativeModel(model, tmp_path, dsp=dsp)
+    assert native.program.source.count("te_transpose_conv(") == 2
+    assert_matches_reference(model, native, samples=6)
+
+
 def _grouped_convolutions():
     """PyTorch's Conv2d/Conv1d with groups, as Keras writes them: 3x3 with 4 groups, then 1x1 with 2, then a
     1-D convolution (kernel 3, 3 groups) over the flattened rows."""
@@ -134,10 +152,13 @@ def test_grouped_conv2d_is_bit_exact_with_tflite_micro(dsp: bool, tmp_path):
 
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
                     reason="needs qemu-system-arm and arm-none-eabi-gcc")
-def test_grouped_convolutions_deploy_bit_exact_on_qemu_cortex_m4(tmp_path):
-    (tmp_path / "grouped.tflite").write_bytes(_grouped_convolutions().data)
-    np.save(tmp_path / "x.npy", np.random.default_rng(6).uniform(-1, 1, (5, 6, 6, 8)).astype(np.float32))
-    result = run_tinyedge("deploy", tmp_path / "grouped.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",
+@pytest.mark.parametrize("name", ["grouped_conv2d", "transpose_conv"])
+def test_grouped_and_transposed_convolutions_deploy_bit_exact_on_qemu_cortex_m4(name: str, tmp_path):
+    model = {"grouped_conv2d": _grouped_convolutions, "transpose_conv": _transpose_convolutions}[name]()
+    (tmp_path / "model.tflite").write_bytes(model.data)
+    shape = model.input_tensors[0].shape[1:]
+    np.save(tmp_path / "x.npy", np.random.default_rng(6).uniform(-1, 1, (5, *shape)).astype(np.float32))
+    result = run_tinyedge("deploy", tmp_path / "model.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",
                           "-o", tmp_path / "out", "--data", tmp_path / "x.npy", "--json", tmp_path / "report.json")
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "report.json").read_text())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, c_int, op_prefix, require, table
-from tinyedge.ops.opdata import BroadcastData, GatherData, LutData, OpData, PadData, RowGatherData
+from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, c_int, op_prefix, requant_tables, require, table
+from tinyedge.ops.opdata import BroadcastData, GatherData, LutData, OpData, PadData, RowGatherData, TransposeConvData
 from tinyedge.tflite_model import Operator, TfliteModel
 
 Prepare = Callable[[TfliteModel, Operator], OpData]
@@ -27,6 +27,8 @@ def render(data: OpData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lo
         return _pad(data, op, ptr)
     if isinstance(data, RowGatherData):
         return _row_gather(data, model, op, ptr)
+    if isinstance(data, TransposeConvData):
+        return _transpose_conv(data, model, op, ptr)
     return _gather(data, model, op, ptr)
 
 
@@ -70,6 +72,17 @@ def _row_gather(data: RowGatherData, model: TfliteModel, op: Operator, ptr: Poin
     call = (f"te_gather_rows((uint8_t *){ptr(op.outputs[0])}, (const uint8_t *){ptr(op.inputs[0])}, {name}, "
             f"{len(data.rows)}, {data.row_bytes});")
     return Lowered([table("int32_t", name, data.rows)], call)
+
+
+def _transpose_conv(data: TransposeConvData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """te_transpose_conv over an int32 accumulator per output element in the scratch buffer."""
+    prefix = op_prefix(op)
+    tables = [Table("te_window_t", f"{prefix}win", data.window, struct=True),
+              *requant_tables(prefix, data.multipliers, data.input_offset, data.output_offset, data.activation_range)]
+    bias = ptr(op.inputs[3]) if len(op.inputs) > 3 and op.inputs[3] >= 0 else "0"
+    call = (f"te_transpose_conv({ptr(op.outputs[0])}, {ptr(op.inputs[2])}, {ptr(op.inputs[1])}, {bias}, "
+            f"&{prefix}win, &{prefix}q, (int32_t *)te_scratch);")
+    return Lowered(tables, call, scratch_bytes=4 * model.tensors[op.outputs[0]].size)
 
 
 def _gather(data: GatherData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:

@@ -7,14 +7,16 @@ from __future__ import annotations
 import numpy as np
 
 from tinyedge.aot import nonlinear, opdata, recurrent
-from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, op_prefix, require, table, uses_dsp
+from tinyedge.aot.lowering import (
+    Lowered, Lowering, PointerOf, Table, op_prefix, requant_tables, require, table, uses_dsp,
+)
 from tinyedge.aot.quant import activation_range, per_channel_multipliers, same_or_valid_padding
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops import registry
 from tinyedge.ops.conv import (
     accumulator_bounds, bias_values, fc_multipliers, fits_int32, fold_bias, has_bias, window,
 )
-from tinyedge.ops.cstructs import LIMITS, REQUANT_FLAGS
+from tinyedge.ops.cstructs import LIMITS
 from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel, refuse_custom_ops
 
 # Ops whose output is the input's bytes under another shape: no code, one buffer.
@@ -23,17 +25,9 @@ ALIAS_OPS = frozenset({"RESHAPE", "SQUEEZE"})
 
 def _requant_tables(prefix: str, multipliers: list[tuple[int, int]], input_offset: int, output_t: Tensor,
                    activation: str, bounded: bool = False) -> list[Table]:
-    """te_requant_t and its tables. `bounded` (te_kernels.h's TE_REQUANT_BOUNDED) says every
-    accumulator of the op, shifted left by its channel's left shift, stays below 2^30 in magnitude."""
-    act_min, act_max = activation_range(activation, output_t)
-    per_channel = ((REQUANT_FLAGS["TE_REQUANT_PER_CHANNEL"] if len(multipliers) > 1 else 0)
-                   | (REQUANT_FLAGS["TE_REQUANT_BOUNDED"] if bounded else 0))
-    return [
-        table("int32_t", f"{prefix}mult", [m for m, _ in multipliers]),
-        table("int8_t", f"{prefix}shift", [s for _, s in multipliers]),
-        Table("te_requant_t", f"{prefix}q", (f"{prefix}mult", f"{prefix}shift", per_channel, input_offset,
-                                             int(output_t.zero_point[0]), act_min, act_max), struct=True),
-    ]
+    """te_requant_t and its tables, with the fused activation's range on the output tensor."""
+    return requant_tables(prefix, multipliers, input_offset, int(output_t.zero_point[0]),
+                          activation_range(activation, output_t), bounded)
 
 
 def accumulators_bounded(model: TfliteModel, op: Operator, rows: np.ndarray | None,

@@ -4,6 +4,8 @@ generation time, for the AOT C emitter (tinyedge.aot.opdata) and the viper emitt
 - `LutData`: an int8 -> int8 op whose output depends on the input byte alone, as its 256-entry table.
 - `BroadcastData`: a binary elementwise op over a broadcast walk (tinyedge.aot.nonlinear's geometry).
 - `PadData`: a 4-D constant pad.
+- `TransposeConvData`: TRANSPOSE_CONV's geometry (te_window_t's fields, the output as the window's
+  output) and requantization.
 - `RowGatherData`: a layout op that copies whole rows (runs of bytes) of its input, in any order
   (resizing, gathering, depth/space rearrangements).
 - `GatherData`: a layout op that walks its output in order and reads its input at an offset plus
@@ -50,4 +52,13 @@ class RowGatherData:
     row_bytes: int
 
 
-OpData = LutData | BroadcastData | GatherData | PadData | RowGatherData
+@dataclass(frozen=True)
+class TransposeConvData:
+    window: tuple[int, ...]                  # te_window_t's fields
+    multipliers: tuple[tuple[int, int], ...]
+    input_offset: int
+    output_offset: int
+    activation_range: tuple[int, int]
+
+
+OpData = LutData | BroadcastData | GatherData | PadData | RowGatherData | TransposeConvData

@@ -418,3 +418,43 @@ void te_gather_rows(uint8_t *out, const uint8_t *in, const int32_t *rows, int32_
     memcpy(out + i * row_bytes, in + TE_RD_S32(rows + i) * row_bytes, (size_t)row_bytes);
   }
 }
+
+void te_transpose_conv(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                       const te_window_t *window, const te_requant_t *requant, int32_t *scratch) {
+  te_window_t w;
+  te_requant_t q;
+  te_dim iy, ix, ky, kx, oc;
+  int32_t i, n;
+  TE_LOAD(&w, window, sizeof w);
+  TE_LOAD(&q, requant, sizeof q);
+  n = (int32_t)w.out_h * w.out_w * w.out_c;
+  for (i = 0; i < n; ++i) {
+    scratch[i] = 0;
+  }
+  for (iy = 0; iy < w.in_h; ++iy) {
+    const int16_t oy0 = (int16_t)(iy * w.stride_h - w.pad_h);
+    for (ix = 0; ix < w.in_w; ++ix) {
+      const int16_t ox0 = (int16_t)(ix * w.stride_w - w.pad_w);
+      const int8_t *x = in + ((int32_t)iy * w.in_w + ix) * w.in_c;
+      for (ky = 0; ky < w.k_h; ++ky) {
+        const int16_t oy = (int16_t)(oy0 + ky);
+        if (oy < 0 || oy >= w.out_h) {
+          continue;
+        }
+        for (kx = 0; kx < w.k_w; ++kx) {
+          const int16_t ox = (int16_t)(ox0 + kx);
+          int32_t *acc = scratch + ((int32_t)oy * w.out_w + ox) * w.out_c;
+          if (ox < 0 || ox >= w.out_w) {
+            continue;
+          }
+          for (oc = 0; oc < w.out_c; ++oc) {
+            acc[oc] += te_dot(x, filter + (((int32_t)oc * w.k_h + ky) * w.k_w + kx) * w.in_c, w.in_c, q.input_offset);
+          }
+        }
+      }
+    }
+  }
+  for (i = 0; i < n; ++i) {
+    out[i] = te_output(scratch[i], bias, (int16_t)(i % w.out_c), &q);
+  }
+}
