@@ -57,6 +57,17 @@ CASES: dict[str, tuple[str, Case]] = {
 }
 
 
+def assert_deploys_bit_exact_on_qemu_cortex_m4(model, x: np.ndarray, tmp_path) -> None:
+    """`tinyedge deploy --runtime aot` on qemu-cortex-m4 with float inputs x: every output bit-exact."""
+    (tmp_path / "model.tflite").write_bytes(model.data)
+    np.save(tmp_path / "x.npy", np.asarray(x, dtype=np.float32))
+    result = run_tinyedge("deploy", tmp_path / "model.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",
+                          "-o", tmp_path / "out", "--data", tmp_path / "x.npy", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["runtime"], report["passed"], report["bit_exact"]) == ("aot", True, 1.0)
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])
 def test_new_ops_are_bit_exact_with_tflite_micro(name: str, dsp: bool, tmp_path):
@@ -82,13 +93,7 @@ def test_a_model_with_every_new_op_deploys_bit_exact_on_qemu_cortex_m4(tmp_path)
     model = convert(Case(every_new_op, [(6, 8)], [2.0]))
     assert {"SUB", "MAXIMUM", "MINIMUM", "LEAKY_RELU", "HARD_SWISH", "RELU", "RELU6", "STRIDED_SLICE",
             "SLICE"} <= set(model.op_names()), model.op_names()
-    (tmp_path / "model.tflite").write_bytes(model.data)
-    np.save(tmp_path / "x.npy", np.random.default_rng(4).uniform(-2, 2, (6, 6, 8)).astype(np.float32))
-    result = run_tinyedge("deploy", tmp_path / "model.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",
-                          "-o", tmp_path / "out", "--data", tmp_path / "x.npy", "--json", tmp_path / "report.json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert (report["runtime"], report["passed"], report["bit_exact"]) == ("aot", True, 1.0)
+    assert_deploys_bit_exact_on_qemu_cortex_m4(model, np.random.default_rng(4).uniform(-2, 2, (6, 6, 8)), tmp_path)
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
@@ -103,13 +108,7 @@ def test_the_row_gathering_ops_deploy_bit_exact_on_qemu_cortex_m4(tmp_path):
 
     model = convert(Case(rearranged, [(4, 4, 2)], [1.0]))
     assert {"RESIZE_NEAREST_NEIGHBOR", "GATHER", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE"} <= set(model.op_names())
-    (tmp_path / "model.tflite").write_bytes(model.data)
-    np.save(tmp_path / "x.npy", np.random.default_rng(8).uniform(-1, 1, (5, 4, 4, 2)).astype(np.float32))
-    result = run_tinyedge("deploy", tmp_path / "model.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",
-                          "-o", tmp_path / "out", "--data", tmp_path / "x.npy", "--json", tmp_path / "report.json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert (report["runtime"], report["passed"], report["bit_exact"]) == ("aot", True, 1.0)
+    assert_deploys_bit_exact_on_qemu_cortex_m4(model, np.random.default_rng(8).uniform(-1, 1, (5, 4, 4, 2)), tmp_path)
 
 
 def _transpose_convolutions():
@@ -120,14 +119,6 @@ def _transpose_convolutions():
     x = k.layers.Conv2DTranspose(6, 3, strides=2, padding="same", activation="relu")(inputs)
     x = k.layers.Conv2DTranspose(4, (2, 3), strides=(1, 2), padding="valid", use_bias=False)(x)
     return to_int8(k.Model(inputs, x))
-
-
-@pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])
-def test_transpose_conv_is_bit_exact_with_tflite_micro(dsp: bool, tmp_path):
-    model = _transpose_convolutions()
-    native = NativeModel(model, tmp_path, dsp=dsp)
-    assert native.program.source.count("te_transpose_conv(") == 2
-    assert_matches_reference(model, native, samples=6)
 
 
 def _grouped_convolutions():
@@ -142,24 +133,25 @@ def _grouped_convolutions():
     return to_int8(k.Model(inputs, x))
 
 
+# name -> (builder, the kernel its layers lower to, how many of them)
+KERAS_MODELS = {"grouped_conv2d": (_grouped_convolutions, "te_conv2d_grouped(", 3),
+                "transpose_conv": (_transpose_convolutions, "te_transpose_conv(", 2)}
+
+
+@pytest.mark.parametrize("name", sorted(KERAS_MODELS))
 @pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])
-def test_grouped_conv2d_is_bit_exact_with_tflite_micro(dsp: bool, tmp_path):
-    model = _grouped_convolutions()
+def test_grouped_and_transposed_convolutions_are_bit_exact_with_tflite_micro(name: str, dsp: bool, tmp_path):
+    build, kernel, count = KERAS_MODELS[name]
+    model = build()
     native = NativeModel(model, tmp_path, dsp=dsp)
-    assert native.program.source.count("te_conv2d_grouped(") == 3
+    assert native.program.source.count(kernel) == count
     assert_matches_reference(model, native, samples=6)
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
                     reason="needs qemu-system-arm and arm-none-eabi-gcc")
-@pytest.mark.parametrize("name", ["grouped_conv2d", "transpose_conv"])
+@pytest.mark.parametrize("name", sorted(KERAS_MODELS))
 def test_grouped_and_transposed_convolutions_deploy_bit_exact_on_qemu_cortex_m4(name: str, tmp_path):
-    model = {"grouped_conv2d": _grouped_convolutions, "transpose_conv": _transpose_convolutions}[name]()
-    (tmp_path / "model.tflite").write_bytes(model.data)
-    shape = model.input_tensors[0].shape[1:]
-    np.save(tmp_path / "x.npy", np.random.default_rng(6).uniform(-1, 1, (5, *shape)).astype(np.float32))
-    result = run_tinyedge("deploy", tmp_path / "model.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",
-                          "-o", tmp_path / "out", "--data", tmp_path / "x.npy", "--json", tmp_path / "report.json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert (report["runtime"], report["passed"], report["bit_exact"]) == ("aot", True, 1.0)
+    model = KERAS_MODELS[name][0]()
+    x = np.random.default_rng(6).uniform(-1, 1, (5, *model.input_tensors[0].shape[1:]))
+    assert_deploys_bit_exact_on_qemu_cortex_m4(model, x, tmp_path)

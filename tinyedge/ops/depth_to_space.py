@@ -3,8 +3,8 @@ is the run of out_c channels at (by*b + bx)*out_c in input pixel (h, w)."""
 
 from __future__ import annotations
 
-from tinyedge.aot.lowering import require
 from tinyedge.ops.opdata import RowGatherData
+from tinyedge.ops.space_to_depth import block_shapes
 from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, TfliteModel
 
@@ -12,12 +12,7 @@ SUPPORTS = (OpSupport("DEPTH_TO_SPACE", "core", ("int8", "uint8")),)
 
 
 def prepare(model: TfliteModel, op: Operator) -> RowGatherData:
-    in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
-    require(len(in_t.shape) == 4 and in_t.shape[0] == 1 and in_t.dtype.itemsize == 1, op,
-            "is not an 8-bit NHWC tensor of batch 1")
-    b = int(op.options.blockSize)
-    _, out_h, out_w, out_c = (int(d) for d in out_t.shape)
-    in_w = int(in_t.shape[2])
+    b, (_, _, in_w, _), (_, out_h, out_w, out_c) = block_shapes(model, op)
     # Rows of out_c bytes: input pixel (h, w) holds b*b of them, (by, bx) at by*b + bx.
     rows = tuple(((y // b) * in_w + x // b) * b * b + (y % b) * b + x % b for y in range(out_h) for x in range(out_w))
     return RowGatherData(rows, out_c)
