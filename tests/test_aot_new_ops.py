@@ -1,7 +1,7 @@
 """The ops added as one module each (tinyedge/ops/*.py): SUB, RELU, RELU6, LEAKY_RELU, HARD_SWISH, MAXIMUM,
-MINIMUM, STRIDED_SLICE, SLICE, RESIZE_NEAREST_NEIGHBOR, GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH, TRANSPOSE_CONV
-and grouped CONV_2D, compiled by the AOT runtime and run natively (portable and DSP paths) give the bytes
-tflite-micro's interpreter gives; models with all of them deploy bit-exact on qemu-cortex-m4."""
+MINIMUM, PRELU, STRIDED_SLICE, SLICE, RESIZE_NEAREST_NEIGHBOR, GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH,
+TRANSPOSE_CONV and grouped CONV_2D, compiled by the AOT runtime and run natively (portable and DSP paths),
+give the bytes tflite-micro's interpreter gives; models with all of them deploy bit-exact on qemu-cortex-m4."""
 
 from __future__ import annotations
 
@@ -133,8 +133,20 @@ def _grouped_convolutions():
     return to_int8(k.Model(inputs, x))
 
 
+def _prelu():
+    """Keras' PReLU: one learned slope per channel (a constant alpha broadcast over the pixels)."""
+    k = _tf().keras
+    k.utils.set_random_seed(5)
+    inputs = k.Input((5, 6, 4))
+    x = k.layers.Conv2D(4, 3, padding="same")(inputs)
+    slopes = k.initializers.Constant(np.array([0.05, -0.4, 0.9, 2.5], dtype=np.float32))
+    x = k.layers.PReLU(alpha_initializer=slopes, shared_axes=[1, 2])(x)
+    return to_int8(k.Model(inputs, k.layers.Conv2D(3, 1)(x)))
+
+
 # name -> (builder, the kernel its layers lower to, how many of them)
 KERAS_MODELS = {"grouped_conv2d": (_grouped_convolutions, "te_conv2d_grouped(", 3),
+                "prelu": (_prelu, "te_prelu_s8(", 1),
                 "transpose_conv": (_transpose_convolutions, "te_transpose_conv(", 2)}
 
 

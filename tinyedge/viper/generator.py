@@ -274,6 +274,16 @@ def _emit_add(e: _Emitter, op: Operator, kernel: str = "add", rescaling: Sequenc
     e.calls.append(f"k.{kernel}(A, {sources[0][0]}, {sources[1][0]}, {p})")
 
 
+def _emit_prelu(e: _Emitter, op: Operator, rescaling: Sequence[int]) -> None:
+    sources, walk = _binary_operands(e, op)
+    a_off, b_off, o_zp, m1, s1, m2, s2 = rescaling
+    _check_shifted(op, 128 + abs(a_off), s1)
+    _check_shifted(op, (128 + abs(a_off)) * (128 + abs(b_off)), s2)
+    params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk, a_off, b_off, o_zp, *_split(m1), s1,
+              *_split(m2), s2]
+    e.calls.append(f"k.prelu(A, {sources[0][0]}, {sources[1][0]}, {e.const(f'P{op.index}', i32_bytes(params))})")
+
+
 def _emit_prepared(e: _Emitter, op: Operator) -> None:
     """An op module's OpData (tinyedge.ops.opdata), as viper calls."""
     data = PREPARED[op.opcode].prepare(e.model, op)
@@ -291,6 +301,8 @@ def _emit_prepared(e: _Emitter, op: Operator) -> None:
         e.calls.append(f"k.transpose(A, {e.const(f'P{op.index}', i32_bytes(params))})")
     elif data.kernel == "sub_s8":
         _emit_add(e, op, "sub", data.params)
+    elif data.kernel == "prelu_s8":
+        _emit_prelu(e, op, data.params)
     else:
         sources, walk = _binary_operands(e, op)
         params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk, data.flag]

@@ -382,6 +382,16 @@ def _softmax() -> list[str]:
     return lines
 
 
+def _prelu() -> list[str]:
+    """PRELU: Y is alpha; the input's sign picks the identity or the alpha rescaling."""
+    body = [f"{WALK_INDENT}acc = ((X[xi] ^ 128) - 128) + aoff", f"{WALK_INDENT}if acc >= 0:"]
+    body += requant_lines("acc", "m1h", "m1l", "s1", WALK_INDENT + "    ")
+    body += [f"{WALK_INDENT}else:", f"{WALK_INDENT}    acc = acc * (((Y[yi] ^ 128) - 128) + boff)"]
+    body += requant_lines("acc", "m2h", "m2l", "s2", WALK_INDENT + "    ")
+    body += [f"{WALK_INDENT}lo = -128", f"{WALK_INDENT}hi = 127"] + _store("acc", "d", WALK_INDENT)
+    return _broadcast("prelu", "aoff boff ozp m1h m1l s1 m2h m2l s2", body)
+
+
 def _maxmin() -> list[str]:
     """MAXIMUM (mx 1) or MINIMUM (mx 0) of the raw values."""
     return _broadcast("maxmin", "mx", _code("""
@@ -537,6 +547,6 @@ def kernel_source() -> str:
              "import micropython", RECIPROCAL.strip("\n")]
     for lines in (_fully_connected(), _conv2d(), _depthwise_conv2d(), _depthwise_multiplier(), _pool("average_pool", True),
                   _pool("max_pool", False), _add(), _lut(), _softmax(), _copy_blocks(), _mean(), _mul(), _pad(),
-                  _transpose(), _requantize(), _add("sub", "-"), _maxmin(), _gather_rows()):
+                  _transpose(), _requantize(), _add("sub", "-"), _maxmin(), _gather_rows(), _prelu()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"

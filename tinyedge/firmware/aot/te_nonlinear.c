@@ -381,3 +381,12 @@ void te_maxmin_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *
     te_nl_walk_next(&w);
   }
 }
+
+void te_prelu_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
+                 const te_prelu_params_t *params, uint8_t const_mask) {
+  te_prelu_params_t p;
+  TE_NL_BROADCAST(p, params, geom, const_mask, a, b,
+    const int32_t raw = a_val >= 0 ? te_mul_by_quantized_multiplier(a_val, p.multiplier_1, (int8_t)p.shift_1)
+                                   : te_mul_by_quantized_multiplier(a_val * b_val, p.multiplier_2, (int8_t)p.shift_2);
+    out[i] = (int8_t)te_nl_clamp(raw + p.out_offset, -128, 127););
+}
