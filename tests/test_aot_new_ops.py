@@ -167,3 +167,12 @@ def test_grouped_and_transposed_convolutions_deploy_bit_exact_on_qemu_cortex_m4(
     model = KERAS_MODELS[name][0]()
     x = np.random.default_rng(6).uniform(-1, 1, (5, *model.input_tensors[0].shape[1:]))
     assert_deploys_bit_exact_on_qemu_cortex_m4(model, x, tmp_path)
+
+
+def test_inspect_counts_the_macs_of_transposed_convolutions():
+    from tinyedge.inspection import op_macs
+
+    model = _transpose_convolutions()
+    for op in (o for o in model.operators if o.opcode == "TRANSPOSE_CONV"):
+        out_c, k_h, k_w, _ = model.tensors[op.inputs[1]].shape
+        assert op_macs(model, op) == model.tensors[op.inputs[2]].size * out_c * k_h * k_w > 0
