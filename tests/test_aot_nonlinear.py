@@ -515,8 +515,8 @@ __attribute__((section(".vectors"), used)) static const void *const te_vectors[2
 }
 
 DEVICE_BUILD = {
-    "atmega328p": lambda src, elf: [*CROSS_COMPILERS["avr"], "-I", str(AOT_DIR), str(src), str(KERNELS_C), str(FIXED_POINT_C),
-                                    "-o", str(elf)],
+    "atmega328p": lambda src, elf: [*CROSS_COMPILERS["avr"], "-ffunction-sections", "-Wl,--gc-sections", "-I",
+                                    str(AOT_DIR), str(src), str(KERNELS_C), str(FIXED_POINT_C), "-o", str(elf)],
     "cortex-m4": lambda src, elf: [*CROSS_COMPILERS["cortex-m4"], "-mfloat-abi=soft", "-ffreestanding", "-nostdlib",
                                    "-ffunction-sections", "-Wl,--gc-sections",
                                    "-T", str(src.parent / "link.ld"), "-I", str(AOT_DIR), str(src), str(KERNELS_C),

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import run_tinyedge
 from test_aot_new_ops import CASES as NEW_OP_CASES
+from test_aot_new_ops import KERAS_MODELS
 from test_aot_nonlinear import CASES, Case, convert
 from viper_hostrun import run_on_unix_port
 
@@ -71,6 +72,12 @@ def test_the_op_modules_ops_run_bit_exact_as_viper_code(name: str):
     """SUB, RELU, RELU6, LEAKY_RELU, MAXIMUM, MINIMUM, STRIDED_SLICE, SLICE: the same prepare step as the AOT's."""
     model = convert(NEW_OP_CASES[name][1])
     assert not unsupported_ops(model)
+    assert_bit_exact(model)
+
+
+def test_prelu_runs_bit_exact_as_viper_code():
+    model = KERAS_MODELS["prelu"][0]()
+    assert "PRELU" in model.op_names() and not unsupported_ops(model)
     assert_bit_exact(model)
 
 

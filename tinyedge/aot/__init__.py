@@ -1,12 +1,16 @@
 """The AOT runtime: an int8 .tflite compiled ahead of time to plain C99, bit-exact with TFLM's reference kernels.
 
 - `compiler.compile_model(model)`: the whole model as one C function over one static arena (te_model.c/.h).
-- `ops`: the op registry by family (`LOWERINGS_BY_FAMILY`: core ops here, `nonlinear.LOWERINGS`,
+- `ops`: the lowerings by family (`LOWERINGS_BY_FAMILY`: core ops here, `nonlinear.LOWERINGS`,
   `recurrent.LOWERINGS` with SVDF and UNIDIRECTIONAL_SEQUENCE_LSTM, whose state persists across
-  inferences), `lowerings()` and `check_supported(model)`.
+  inferences), plus the op modules of tinyedge/ops/ rendered by `opdata`; `lowerings()` and
+  `check_supported(model)`, which read the op registry (tinyedge.ops.registry).
+- `opdata`: the C rendering of the OpData an op module's prepare step returns.
 - `planner.plan_memory(buffers)`: the arena plan from tensor lifetimes.
 - `quant`: TFLM's multiplier, activation-range and padding arithmetic, done at generation time.
-- `lowering`: the contract between the compiler and the per-op lowerings (`Lowered`, `Table`, `require`).
+- `lowering`: the contract between the compiler and the per-op lowerings (`Lowered`, `Table`, `require`);
+  parameter structs are written with designated initializers from tinyedge.ops.cstructs, the one spec
+  of firmware/aot/te_params.h.
 The kernels themselves live in firmware/aot/ (te_kernels.c, te_nonlinear.c, te_recurrent.c, and te_dsp.c
 for cores with the Arm DSP extension), each taking its output first and its parameters as typed structs.
 """

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from tinyedge.errors import TinyedgeError
-from tinyedge.ops.cstructs import c_sizeof, designated
+from tinyedge.ops.cstructs import REQUANT_FLAGS, c_sizeof, designated
 from tinyedge.tflite_model import Operator, TfliteModel
 
 PointerOf = Callable[[int], str]
@@ -82,6 +82,21 @@ def table(c_type: str, name: str, values: Sequence[int] | np.ndarray, per_line: 
 
 def render_tables(tables: Sequence[Table]) -> str:
     return "".join(t.render() for t in tables)
+
+
+def requant_tables(prefix: str, multipliers: Sequence[tuple[int, int]], input_offset: int, output_offset: int,
+                   activation_range: tuple[int, int], bounded: bool = False) -> list[Table]:
+    """te_requant_t `{prefix}q` and its multiplier and shift tables (one entry, or one per channel).
+    `bounded` (TE_REQUANT_BOUNDED) says every accumulator of the op, shifted left by its channel's left
+    shift, stays below 2^30 in magnitude."""
+    per_channel = ((REQUANT_FLAGS["TE_REQUANT_PER_CHANNEL"] if len(multipliers) > 1 else 0)
+                   | (REQUANT_FLAGS["TE_REQUANT_BOUNDED"] if bounded else 0))
+    return [
+        table("int32_t", f"{prefix}mult", [m for m, _ in multipliers]),
+        table("int8_t", f"{prefix}shift", [s for _, s in multipliers]),
+        Table("te_requant_t", f"{prefix}q", (f"{prefix}mult", f"{prefix}shift", per_channel, input_offset,
+                                             output_offset, *activation_range), struct=True),
+    ]
 
 
 @dataclass

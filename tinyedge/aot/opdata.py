@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, c_int, op_prefix, require, table
-from tinyedge.ops.opdata import BroadcastData, GatherData, LutData, OpData
+from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, c_int, op_prefix, requant_tables, require, table
+from tinyedge.ops.opdata import BroadcastData, GatherData, LutData, OpData, PadData, RowGatherData, TransposeConvData
 from tinyedge.tflite_model import Operator, TfliteModel
 
 Prepare = Callable[[TfliteModel, Operator], OpData]
@@ -23,6 +23,12 @@ def render(data: OpData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lo
         return _lut(data, model, op, ptr)
     if isinstance(data, BroadcastData):
         return _broadcast(data, model, op, ptr)
+    if isinstance(data, PadData):
+        return _pad(data, op, ptr)
+    if isinstance(data, RowGatherData):
+        return _row_gather(data, model, op, ptr)
+    if isinstance(data, TransposeConvData):
+        return _transpose_conv(data, model, op, ptr)
     return _gather(data, model, op, ptr)
 
 
@@ -48,6 +54,35 @@ def _broadcast(data: BroadcastData, model: TfliteModel, op: Operator, ptr: Point
     a_t = model.tensors[a]
     inplace = not a_t.is_constant and a_t.size == model.tensors[dst].size
     return Lowered(tables, f"te_{data.kernel}({', '.join(args)});", inplace_ok=inplace)
+
+
+def _pad(data: PadData, op: Operator, ptr: PointerOf) -> Lowered:
+    prefix = op_prefix(op)
+    tables = [table("te_dim", f"{prefix}in_dims", data.in_dims), table("te_dim", f"{prefix}out_dims", data.out_dims),
+              table("te_dim", f"{prefix}before", data.before)]
+    call = (f"te_pad({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}in_dims, {prefix}out_dims, "
+            f"{prefix}before, {data.value});")
+    return Lowered(tables, call)
+
+
+def _row_gather(data: RowGatherData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """te_gather_rows: output row i is input row rows[i], row_bytes each."""
+    require(not model.tensors[op.inputs[0]].is_constant, op, "reads constant data")
+    name = f"{op_prefix(op)}rows"
+    call = (f"te_gather_rows((uint8_t *){ptr(op.outputs[0])}, (const uint8_t *){ptr(op.inputs[0])}, {name}, "
+            f"{len(data.rows)}, {data.row_bytes});")
+    return Lowered([table("int32_t", name, data.rows)], call)
+
+
+def _transpose_conv(data: TransposeConvData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """te_transpose_conv over an int32 accumulator per output element in the scratch buffer."""
+    prefix = op_prefix(op)
+    tables = [Table("te_window_t", f"{prefix}win", data.window, struct=True),
+              *requant_tables(prefix, data.multipliers, data.input_offset, data.output_offset, data.activation_range)]
+    bias = ptr(op.inputs[3]) if len(op.inputs) > 3 and op.inputs[3] >= 0 else "0"
+    call = (f"te_transpose_conv({ptr(op.outputs[0])}, {ptr(op.inputs[2])}, {ptr(op.inputs[1])}, {bias}, "
+            f"&{prefix}win, &{prefix}q, (int32_t *)te_scratch);")
+    return Lowered(tables, call, scratch_bytes=4 * model.tensors[op.outputs[0]].size)
 
 
 def _gather(data: GatherData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:

@@ -7,14 +7,16 @@ from __future__ import annotations
 import numpy as np
 
 from tinyedge.aot import nonlinear, opdata, recurrent
-from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, op_prefix, require, table, uses_dsp
+from tinyedge.aot.lowering import (
+    Lowered, Lowering, PointerOf, Table, op_prefix, requant_tables, require, table, uses_dsp,
+)
 from tinyedge.aot.quant import activation_range, per_channel_multipliers, same_or_valid_padding
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops import registry
 from tinyedge.ops.conv import (
     accumulator_bounds, bias_values, fc_multipliers, fits_int32, fold_bias, has_bias, window,
 )
-from tinyedge.ops.cstructs import LIMITS, REQUANT_FLAGS
+from tinyedge.ops.cstructs import LIMITS
 from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel, refuse_custom_ops
 
 # Ops whose output is the input's bytes under another shape: no code, one buffer.
@@ -23,17 +25,9 @@ ALIAS_OPS = frozenset({"RESHAPE", "SQUEEZE"})
 
 def _requant_tables(prefix: str, multipliers: list[tuple[int, int]], input_offset: int, output_t: Tensor,
                    activation: str, bounded: bool = False) -> list[Table]:
-    """te_requant_t and its tables. `bounded` (te_kernels.h's TE_REQUANT_BOUNDED) says every
-    accumulator of the op, shifted left by its channel's left shift, stays below 2^30 in magnitude."""
-    act_min, act_max = activation_range(activation, output_t)
-    per_channel = ((REQUANT_FLAGS["TE_REQUANT_PER_CHANNEL"] if len(multipliers) > 1 else 0)
-                   | (REQUANT_FLAGS["TE_REQUANT_BOUNDED"] if bounded else 0))
-    return [
-        table("int32_t", f"{prefix}mult", [m for m, _ in multipliers]),
-        table("int8_t", f"{prefix}shift", [s for _, s in multipliers]),
-        Table("te_requant_t", f"{prefix}q", (f"{prefix}mult", f"{prefix}shift", per_channel, input_offset,
-                                             int(output_t.zero_point[0]), act_min, act_max), struct=True),
-    ]
+    """te_requant_t and its tables, with the fused activation's range on the output tensor."""
+    return requant_tables(prefix, multipliers, input_offset, int(output_t.zero_point[0]),
+                          activation_range(activation, output_t), bounded)
 
 
 def accumulators_bounded(model: TfliteModel, op: Operator, rows: np.ndarray | None,
@@ -93,7 +87,8 @@ def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     in_t, out_t = _int8_tensors(model, op)
     filter_t = model.tensors[op.inputs[1]]
     require(len(in_t.shape) == 4 and in_t.shape[0] == 1, op, "has a batch other than 1")
-    require(filter_t.shape[3] == in_t.shape[3], op, "is grouped")
+    if filter_t.shape[3] != in_t.shape[3]:
+        return _grouped_conv2d(model, op, ptr, in_t, out_t, filter_t)
     prefix, o = op_prefix(op), op.options
     k_h, k_w, dil_h, dil_w = filter_t.shape[1], filter_t.shape[2], int(o.dilationHFactor), int(o.dilationWFactor)
     inside = window(in_t, out_t, k_h, k_w, o, dil_h, dil_w).inside
@@ -114,6 +109,24 @@ def lower_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     call = (f"te_conv2d({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
             f"&{prefix}win, &{prefix}q);")
     return Lowered(tables, call, inplace_ok=bool(inplace_kernel))
+
+
+def _grouped_conv2d(model: TfliteModel, op: Operator, ptr: PointerOf, in_t: Tensor, out_t: Tensor,
+                    filter_t: Tensor) -> Lowered:
+    """CONV_2D with groups (PyTorch's Conv1d/Conv2d with groups > 1): te_conv2d_grouped, on every core."""
+    groups = in_t.shape[3] // filter_t.shape[3]
+    require(in_t.shape[3] % filter_t.shape[3] == 0 and out_t.shape[3] % groups == 0, op,
+            "has channels that do not divide into its groups")
+    prefix, o = op_prefix(op), op.options
+    k_h, k_w, dil_h, dil_w = filter_t.shape[1], filter_t.shape[2], int(o.dilationHFactor), int(o.dilationWFactor)
+    inside = window(in_t, out_t, k_h, k_w, o, dil_h, dil_w).inside
+    bias_tables, bias, input_offset = _bias_and_offset(model, op, ptr, in_t, prefix, inside)
+    multipliers = per_channel_multipliers(in_t, filter_t, out_t, out_t.shape[3])
+    tables = [_window(op, in_t, out_t, k_h, k_w, o, dil_h, dil_w), *bias_tables,
+              *_requant_tables(prefix, multipliers, input_offset, out_t, op.activation)]
+    call = (f"te_conv2d_grouped({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {bias}, "
+            f"&{prefix}win, {groups}, &{prefix}q);")
+    return Lowered(tables, call)
 
 
 DSP_MAX_K_H = LIMITS["TE_DSP_MAX_K_H"]
@@ -261,6 +274,8 @@ def streamed_fc(model: TfliteModel, op: Operator) -> Operator | None:
         return None
     if filter_t.data is None or len(filter_t.shape) != 4 or filter_t.shape[1] > DSP_MAX_K_H:
         return None
+    if op.opcode == "CONV_2D" and (len(in_t.shape) != 4 or filter_t.shape[3] != in_t.shape[3]):   # grouped
+        return None
     out = op.outputs[0]
     readers = [o for o in model.operators if out in o.inputs]
     if out in model.outputs or len(readers) != 1:
@@ -331,28 +346,6 @@ def _lower_pool(kernel: str):
     return lower
 
 
-def lower_pad(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
-    in_t, out_t = _int8_tensors(model, op)
-    paddings = model.tensors[op.inputs[1]].data
-    require(paddings is not None and len(in_t.shape) <= 4, op, "has computed paddings or more than 4 dimensions")
-    lead = 4 - len(in_t.shape)
-    in_dims = [1] * lead + list(in_t.shape)
-    out_dims = [1] * lead + list(out_t.shape)
-    before = [0] * lead + [int(p[0]) for p in np.asarray(paddings).reshape(-1, 2)]
-    if len(op.inputs) > 2 and op.inputs[2] >= 0:
-        constant = model.tensors[op.inputs[2]].data
-        require(constant is not None, op, "has a computed pad value")
-        pad_value = int(np.asarray(constant).ravel()[0])
-    else:
-        pad_value = int(out_t.zero_point[0])
-    prefix = op_prefix(op)
-    tables = [table("te_dim", f"{prefix}in_dims", in_dims), table("te_dim", f"{prefix}out_dims", out_dims),
-              table("te_dim", f"{prefix}before", before)]
-    call = (f"te_pad({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}in_dims, {prefix}out_dims, "
-            f"{prefix}before, {pad_value});")
-    return Lowered(tables, call)
-
-
 def lower_concatenation(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     out_t = model.tensors[op.outputs[0]]
     require(op.activation == "NONE", op, "has a fused activation")
@@ -379,36 +372,15 @@ def lower_alias(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     return Lowered()
 
 
-def lower_transpose(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
-    """TRANSPOSE (e.g. NHWC back to NCHW before an ONNX model's Flatten): the output is walked in order,
-    the input with its strides permuted."""
-    in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
-    perm = model.tensors[op.inputs[1]].data
-    require(perm is not None and len(in_t.shape) <= 4 and in_t.dtype.itemsize == 1 and not in_t.is_constant, op,
-            "has a computed permutation, more than 4 dimensions, wider than 8-bit or constant data")
-    rank, lead = len(in_t.shape), 4 - len(in_t.shape)
-    axes = [int(p) % rank for p in np.asarray(perm).ravel()]
-    in_strides = [int(np.prod(in_t.shape[k + 1:], dtype=np.int64)) for k in range(rank)]
-    out_dims = [1] * lead + [int(in_t.shape[p]) for p in axes]
-    strides = [0] * lead + [in_strides[p] for p in axes]
-    require(out_dims[lead:] == [int(d) for d in out_t.shape], op, "has an output shape that is not its permuted input")
-    prefix = op_prefix(op)
-    tables = [table("te_dim", f"{prefix}out_dims", out_dims), table("int32_t", f"{prefix}in_strides", strides)]
-    return Lowered(tables, f"te_transpose({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}out_dims, {prefix}in_strides);")
-
-
 CORE_LOWERINGS: dict[str, Lowering] = {
     "CONV_2D": lower_conv2d,
     "DEPTHWISE_CONV_2D": lower_depthwise_conv2d,
     "FULLY_CONNECTED": lower_fully_connected,
     "AVERAGE_POOL_2D": _lower_pool("te_average_pool"),
     "MAX_POOL_2D": _lower_pool("te_max_pool"),
-    "PAD": lower_pad,
-    "PADV2": lower_pad,
     "CONCATENATION": lower_concatenation,
     "RESHAPE": lower_alias,
     "SQUEEZE": lower_alias,
-    "TRANSPOSE": lower_transpose,
 }
 
 

@@ -59,6 +59,8 @@ STRUCTS: tuple[Struct, ...] = (
                               "out_shift out_offset act_min act_max")),
     Struct("te_mul_params_t", "MUL's rescaling (reference_integer_ops::MulElementwise).",
            _fields("int32_t", "a_offset b_offset out_multiplier out_shift out_offset act_min act_max")),
+    Struct("te_prelu_params_t", "PRELU's rescalings (reference_ops::BroadcastPrelu4DSlow): a is the input, b alpha.",
+           _fields("int32_t", "a_offset b_offset out_offset multiplier_1 shift_1 multiplier_2 shift_2")),
     Struct("te_svdf_params_t", "SVDF's geometry and rescalings (PrepareSvdf).",
            _fields("int32_t", "n_input n_filter n_memory rank input_zp state_zp output_zp multiplier_1 shift_1 "
                               "multiplier_2 shift_2")),

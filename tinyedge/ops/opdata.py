@@ -3,6 +3,11 @@ generation time, for the AOT C emitter (tinyedge.aot.opdata) and the viper emitt
 
 - `LutData`: an int8 -> int8 op whose output depends on the input byte alone, as its 256-entry table.
 - `BroadcastData`: a binary elementwise op over a broadcast walk (tinyedge.aot.nonlinear's geometry).
+- `PadData`: a 4-D constant pad.
+- `TransposeConvData`: TRANSPOSE_CONV's geometry (te_window_t's fields, the output as the window's
+  output) and requantization.
+- `RowGatherData`: a layout op that copies whole rows (runs of bytes) of its input, in any order
+  (resizing, gathering, depth/space rearrangements).
 - `GatherData`: a layout op that walks its output in order and reads its input at an offset plus
   strides (slices, permutations), in 4 dimensions.
 """
@@ -33,4 +38,27 @@ class GatherData:
     in_offset: int                          # input elements before the first one read
 
 
-OpData = LutData | BroadcastData | GatherData
+@dataclass(frozen=True)
+class PadData:
+    in_dims: tuple[int, int, int, int]
+    out_dims: tuple[int, int, int, int]
+    before: tuple[int, int, int, int]       # leading padding per dimension
+    value: int
+
+
+@dataclass(frozen=True)
+class RowGatherData:
+    rows: tuple[int, ...]       # output row i is input row rows[i]
+    row_bytes: int
+
+
+@dataclass(frozen=True)
+class TransposeConvData:
+    window: tuple[int, ...]                  # te_window_t's fields
+    multipliers: tuple[tuple[int, int], ...]
+    input_offset: int
+    output_offset: int
+    activation_range: tuple[int, int]
+
+
+OpData = LutData | BroadcastData | GatherData | PadData | RowGatherData | TransposeConvData

@@ -25,7 +25,7 @@ from tinyedge.aot.quant import activation_range, per_channel_multipliers, quanti
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops.conv import accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
 from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
-from tinyedge.ops.opdata import GatherData, LutData
+from tinyedge.ops.opdata import GatherData, LutData, PadData, RowGatherData
 from tinyedge.ops.registry import PREPARED, viper_ops, viper_refusal
 from tinyedge.protocol import DeviceInfo, PROTOCOL_VERSION, TensorInfo, encode_info
 from tinyedge.templating import hash_comment
@@ -275,16 +275,35 @@ def _emit_add(e: _Emitter, op: Operator, kernel: str = "add", rescaling: Sequenc
     e.calls.append(f"k.{kernel}(A, {sources[0][0]}, {sources[1][0]}, {p})")
 
 
+def _emit_prelu(e: _Emitter, op: Operator, rescaling: Sequence[int]) -> None:
+    sources, walk = _binary_operands(e, op)
+    a_off, b_off, o_zp, m1, s1, m2, s2 = rescaling
+    _check_shifted(op, 128 + abs(a_off), s1)
+    _check_shifted(op, (128 + abs(a_off)) * (128 + abs(b_off)), s2)
+    params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk, a_off, b_off, o_zp, *_split(m1), s1,
+              *_split(m2), s2]
+    e.calls.append(f"k.prelu(A, {sources[0][0]}, {sources[1][0]}, {e.const(f'P{op.index}', i32_bytes(params))})")
+
+
 def _emit_prepared(e: _Emitter, op: Operator) -> None:
     """An op module's OpData (tinyedge.ops.opdata), as viper calls."""
     data = PREPARED[op.opcode].prepare(e.model, op)
     if isinstance(data, LutData):
         _emit_table(e, op, list(data.table))
+    elif isinstance(data, PadData):
+        params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *data.in_dims, *data.out_dims, *data.before, data.value]
+        e.calls.append(f"k.pad(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+    elif isinstance(data, RowGatherData):
+        rows = e.const(f"R{op.index}", i32_bytes(data.rows))
+        params = [e.at(op.inputs[0]), e.at(op.outputs[0]), len(data.rows), data.row_bytes]
+        e.calls.append(f"k.gather_rows(A, {rows}, {e.const(f'P{op.index}', i32_bytes(params))})")
     elif isinstance(data, GatherData):
         params = [e.at(op.inputs[0]) + data.in_offset, e.at(op.outputs[0]), *data.out_dims, *data.in_strides]
         e.calls.append(f"k.transpose(A, {e.const(f'P{op.index}', i32_bytes(params))})")
     elif data.kernel == "sub_s8":
         _emit_add(e, op, "sub", data.params)
+    elif data.kernel == "prelu_s8":
+        _emit_prelu(e, op, data.params)
     else:
         sources, walk = _binary_operands(e, op)
         params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk, data.flag]
@@ -338,39 +357,6 @@ def _emit_mean(e: _Emitter, op: Operator) -> None:
               *geometry.kept_strides, *[1] * reduced, *geometry.reduced_sizes, *[0] * reduced, *geometry.reduced_strides,
               int(inp.zero_point[0]) * geometry.count, *_split(multiplier), shift, int(out.zero_point[0])]
     e.calls.append(f"k.mean(A, {e.const(f'P{op.index}', i32_bytes(params))})")
-
-
-def _emit_pad(e: _Emitter, op: Operator) -> None:
-    in_t, out_t = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
-    paddings = e.model.tensors[op.inputs[1]].data
-    if paddings is None or len(in_t.shape) > 4:
-        raise _refuse(op, "has computed paddings or more than 4 dimensions")
-    lead = 4 - len(in_t.shape)
-    before = [0] * lead + [int(p[0]) for p in np.asarray(paddings).reshape(-1, 2)]
-    value = int(out_t.zero_point[0])
-    if len(op.inputs) > 2 and op.inputs[2] >= 0:
-        constant = e.model.tensors[op.inputs[2]].data
-        if constant is None:
-            raise _refuse(op, "has a computed pad value")
-        value = int(np.asarray(constant).ravel()[0])
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *[1] * lead, *in_t.shape, *[1] * lead, *out_t.shape, *before,
-              value]
-    e.calls.append(f"k.pad(A, {e.const(f'P{op.index}', i32_bytes(params))})")
-
-
-def _emit_transpose(e: _Emitter, op: Operator) -> None:
-    in_t, out_t = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
-    perm = e.model.tensors[op.inputs[1]].data
-    if perm is None or len(in_t.shape) > 4:
-        raise _refuse(op, "has a computed permutation or more than 4 dimensions")
-    rank, lead = len(in_t.shape), 4 - len(in_t.shape)
-    axes = [int(p) % rank for p in np.asarray(perm).ravel()]
-    in_strides = [math.prod(in_t.shape[k + 1:]) for k in range(rank)]
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *[1] * lead, *(int(in_t.shape[p]) for p in axes),
-              *[0] * lead, *(in_strides[p] for p in axes)]
-    if [int(in_t.shape[p]) for p in axes] != [int(d) for d in out_t.shape]:
-        raise _refuse(op, "has an output shape that is not its permuted input")
-    e.calls.append(f"k.transpose(A, {e.const(f'P{op.index}', i32_bytes(params))})")
 
 
 def _emit_quantize(e: _Emitter, op: Operator) -> None:
@@ -443,7 +429,7 @@ def _emit(e: _Emitter, op: Operator) -> None:
 
 
 SIMPLE_EMITTERS = {"ADD": _emit_add, "MUL": _emit_mul, "CONCATENATION": _emit_concatenation, "MEAN": _emit_mean,
-                   "PAD": _emit_pad, "PADV2": _emit_pad, "TRANSPOSE": _emit_transpose, "QUANTIZE": _emit_quantize}
+                   "QUANTIZE": _emit_quantize}
 
 
 def tensor_infos(tensors: list[Tensor]) -> list[TensorInfo]:

@@ -302,29 +302,35 @@ def _pool(name: str, average: bool) -> list[str]:
     return lines
 
 
-def _add(name: str = "add", combine: str = "+") -> list[str]:
-    """ADD (SUB: `combine` "-") with broadcasting over up to 4 merged dims: X and Y are the arena or a
-    constant's bytes."""
-    lines = ["@micropython.viper", f"def {name}(A: ptr8, X: ptr8, Y: ptr8, P: ptr8):"]
-    lines += _params("xa ya dst n0 n1 n2 n3 xs0 xs1 xs2 xs3 ys0 ys1 ys2 ys3 "
-                     "aoff amh aml ash boff bmh bml bsh lsh omh oml osh ozp lo hi")
+BROADCAST_WALK = "xa ya dst n0 n1 n2 n3 xs0 xs1 xs2 xs3 ys0 ys1 ys2 ys3"
+
+
+def _broadcast(name: str, params: str, body: list[str]) -> list[str]:
+    """A binary elementwise kernel over up to 4 merged broadcast dims: X and Y are the arena or a
+    constant's bytes; `body` (at the innermost loop's indentation) reads X[xi] and Y[yi] and stores A[d]."""
+    lines = ["@micropython.viper", f"def {name}(A: ptr8, X: ptr8, Y: ptr8, P: ptr8):", *_params(f"{BROADCAST_WALK} {params}")]
     lines += ["    d = dst",
               "    for i0 in range(n0):",
               "        for i1 in range(n1):",
               "            for i2 in range(n2):",
               "                xi = xa + i0 * xs0 + i1 * xs1 + i2 * xs2",
               "                yi = ya + i0 * ys0 + i1 * ys1 + i2 * ys2",
-              "                for i3 in range(n3):",
-              "                    r1 = (((X[xi] ^ 128) - 128) + aoff) << lsh",
-              "                    r2 = (((Y[yi] ^ 128) - 128) + boff) << lsh"]
-    indent = " " * 20
-    lines += requant_lines("r1", "amh", "aml", "ash", indent)
-    lines += requant_lines("r2", "bmh", "bml", "bsh", indent)
-    lines += [f"{indent}acc = r1 {combine} r2"]
-    lines += requant_lines("acc", "omh", "oml", "osh", indent)
-    lines += _store("acc", "d", indent)
-    lines += [f"{indent}d += 1", f"{indent}xi += xs3", f"{indent}yi += ys3"]
-    return lines
+              "                for i3 in range(n3):"]
+    return lines + body + [f"{WALK_INDENT}d += 1", f"{WALK_INDENT}xi += xs3", f"{WALK_INDENT}yi += ys3"]
+
+
+WALK_INDENT = " " * 20
+
+
+def _add(name: str = "add", combine: str = "+") -> list[str]:
+    """ADD (SUB: `combine` "-"): both inputs rescaled onto twice the larger scale, combined, rescaled."""
+    body = [f"{WALK_INDENT}r1 = (((X[xi] ^ 128) - 128) + aoff) << lsh",
+            f"{WALK_INDENT}r2 = (((Y[yi] ^ 128) - 128) + boff) << lsh"]
+    body += requant_lines("r1", "amh", "aml", "ash", WALK_INDENT)
+    body += requant_lines("r2", "bmh", "bml", "bsh", WALK_INDENT)
+    body += [f"{WALK_INDENT}acc = r1 {combine} r2"]
+    body += requant_lines("acc", "omh", "oml", "osh", WALK_INDENT) + _store("acc", "d", WALK_INDENT)
+    return _broadcast(name, "aoff amh aml ash boff bmh bml bsh lsh omh oml osh ozp lo hi", body)
 
 
 def _lut() -> list[str]:
@@ -376,30 +382,38 @@ def _softmax() -> list[str]:
     return lines
 
 
+def _prelu() -> list[str]:
+    """PRELU: Y is alpha; the input's sign picks the identity or the alpha rescaling."""
+    body = [f"{WALK_INDENT}acc = ((X[xi] ^ 128) - 128) + aoff", f"{WALK_INDENT}if acc >= 0:"]
+    body += requant_lines("acc", "m1h", "m1l", "s1", WALK_INDENT + "    ")
+    body += [f"{WALK_INDENT}else:", f"{WALK_INDENT}    acc = acc * (((Y[yi] ^ 128) - 128) + boff)"]
+    body += requant_lines("acc", "m2h", "m2l", "s2", WALK_INDENT + "    ")
+    body += [f"{WALK_INDENT}lo = -128", f"{WALK_INDENT}hi = 127"] + _store("acc", "d", WALK_INDENT)
+    return _broadcast("prelu", "aoff boff ozp m1h m1l s1 m2h m2l s2", body)
+
+
 def _maxmin() -> list[str]:
-    """MAXIMUM (mx 1) or MINIMUM (mx 0) of the raw values, with broadcasting as `add`."""
-    return ["@micropython.viper", "def maxmin(A: ptr8, X: ptr8, Y: ptr8, P: ptr8):",
-            *_params("xa ya dst n0 n1 n2 n3 xs0 xs1 xs2 xs3 ys0 ys1 ys2 ys3 mx"),
-            *_code("""
-                d = dst
-                for i0 in range(n0):
-                    for i1 in range(n1):
-                        for i2 in range(n2):
-                            xi = xa + i0 * xs0 + i1 * xs1 + i2 * xs2
-                            yi = ya + i0 * ys0 + i1 * ys1 + i2 * ys2
-                            for i3 in range(n3):
-                                x = (X[xi] ^ 128) - 128
-                                y = (Y[yi] ^ 128) - 128
-                                if mx == 1:
-                                    if y > x:
-                                        x = y
-                                elif y < x:
-                                    x = y
-                                A[d] = x
-                                d += 1
-                                xi += xs3
-                                yi += ys3
-                """, 4)]
+    """MAXIMUM (mx 1) or MINIMUM (mx 0) of the raw values."""
+    return _broadcast("maxmin", "mx", _code("""
+        x = (X[xi] ^ 128) - 128
+        y = (Y[yi] ^ 128) - 128
+        if mx == 1:
+            if y > x:
+                x = y
+        elif y < x:
+            x = y
+        A[d] = x
+        """, 20))
+
+
+def _gather_rows() -> list[str]:
+    """out row i = in row R[i] (R: packed int32), `row` bytes each."""
+    return ["@micropython.viper", "def gather_rows(A: ptr8, R: ptr8, P: ptr8):", *_params("src dst count row"),
+            "    for i in range(count):",
+            f"        x = src + {rd32('R', '4 * i')} * row",
+            "        d = dst + i * row",
+            "        for c in range(row):",
+            "            A[d + c] = A[x + c]"]
 
 
 def _copy_blocks() -> list[str]:
@@ -440,22 +454,10 @@ def _mean() -> list[str]:
 
 
 def _mul() -> list[str]:
-    """MUL (MulElementwise) with broadcasting over up to 4 merged dims, as `add`."""
-    lines = ["@micropython.viper", "def mul(A: ptr8, X: ptr8, Y: ptr8, P: ptr8):"]
-    lines += _params("xa ya dst n0 n1 n2 n3 xs0 xs1 xs2 xs3 ys0 ys1 ys2 ys3 aoff boff mh ml sh ozp lo hi")
-    lines += _code("""
-        d = dst
-        for i0 in range(n0):
-            for i1 in range(n1):
-                for i2 in range(n2):
-                    xi = xa + i0 * xs0 + i1 * xs1 + i2 * xs2
-                    yi = ya + i0 * ys0 + i1 * ys1 + i2 * ys2
-                    for i3 in range(n3):
-                        acc = (((X[xi] ^ 128) - 128) + aoff) * (((Y[yi] ^ 128) - 128) + boff)
-        """, 4)
-    indent = " " * 20
-    lines += requant_lines("acc", "mh", "ml", "sh", indent) + _store("acc", "d", indent)
-    return lines + [f"{indent}d += 1", f"{indent}xi += xs3", f"{indent}yi += ys3"]
+    """MUL (MulElementwise)."""
+    body = [f"{WALK_INDENT}acc = (((X[xi] ^ 128) - 128) + aoff) * (((Y[yi] ^ 128) - 128) + boff)"]
+    body += requant_lines("acc", "mh", "ml", "sh", WALK_INDENT) + _store("acc", "d", WALK_INDENT)
+    return _broadcast("mul", "aoff boff mh ml sh ozp lo hi", body)
 
 
 def _pad() -> list[str]:
@@ -545,6 +547,6 @@ def kernel_source() -> str:
              "import micropython", RECIPROCAL.strip("\n")]
     for lines in (_fully_connected(), _conv2d(), _depthwise_conv2d(), _depthwise_multiplier(), _pool("average_pool", True),
                   _pool("max_pool", False), _add(), _lut(), _softmax(), _copy_blocks(), _mean(), _mul(), _pad(),
-                  _transpose(), _requantize(), _add("sub", "-"), _maxmin()):
+                  _transpose(), _requantize(), _add("sub", "-"), _maxmin(), _gather_rows(), _prelu()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"

@@ -30,7 +30,7 @@ TE_FP_STATIC int32_t te_srdhm(int32_t a, int32_t b) {
 }
 
 /* gemmlowp's RoundingDivideByPOT: round half away from zero, exponent in [0, 31]. */
-TE_FP_STATIC int32_t te_rounding_divide_by_pot(int32_t x, int8_t exponent) {
+TE_FP_STATIC int32_t te_rounding_divide_by_pot(int32_t x, int32_t exponent) {
   const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u);
   const int32_t remainder = x & mask;
   const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);

@@ -374,3 +374,87 @@ void te_transpose(int8_t *out, const int8_t *in, const te_dim *out_dims, const i
     }
   }
 }
+
+void te_conv2d_grouped(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                       const te_window_t *window, int16_t groups, const te_requant_t *requant) {
+  te_window_t w;
+  te_requant_t q;
+  te_dim oy, ox, oc, ky, kx;
+  int16_t depth, per_group;
+  TE_LOAD(&w, window, sizeof w);
+  TE_LOAD(&q, requant, sizeof q);
+  depth = (int16_t)(w.in_c / groups);
+  per_group = (int16_t)(w.out_c / groups);
+  for (oy = 0; oy < w.out_h; ++oy) {
+    const int16_t iy0 = (int16_t)(oy * w.stride_h - w.pad_h);
+    for (ox = 0; ox < w.out_w; ++ox) {
+      const int16_t ix0 = (int16_t)(ox * w.stride_w - w.pad_w);
+      for (oc = 0; oc < w.out_c; ++oc) {
+        const int16_t channel0 = (int16_t)(oc / per_group * depth);
+        int32_t acc = 0;
+        for (ky = 0; ky < w.k_h; ++ky) {
+          const int16_t iy = (int16_t)(iy0 + w.dil_h * ky);
+          if (iy < 0 || iy >= w.in_h) {
+            continue;
+          }
+          for (kx = 0; kx < w.k_w; ++kx) {
+            const int16_t ix = (int16_t)(ix0 + w.dil_w * kx);
+            if (ix < 0 || ix >= w.in_w) {
+              continue;
+            }
+            acc += te_dot(in + ((int32_t)iy * w.in_w + ix) * w.in_c + channel0,
+                          filter + (((int32_t)oc * w.k_h + ky) * w.k_w + kx) * depth, depth, q.input_offset);
+          }
+        }
+        *out++ = te_output(acc, bias, oc, &q);
+      }
+    }
+  }
+}
+
+void te_gather_rows(uint8_t *out, const uint8_t *in, const int32_t *rows, int32_t count, int32_t row_bytes) {
+  int32_t i;
+  for (i = 0; i < count; ++i) {
+    memcpy(out + i * row_bytes, in + TE_RD_S32(rows + i) * row_bytes, (size_t)row_bytes);
+  }
+}
+
+void te_transpose_conv(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                       const te_window_t *window, const te_requant_t *requant, int32_t *scratch) {
+  te_window_t w;
+  te_requant_t q;
+  te_dim iy, ix, ky, kx, oc;
+  int32_t i, n;
+  TE_LOAD(&w, window, sizeof w);
+  TE_LOAD(&q, requant, sizeof q);
+  n = (int32_t)w.out_h * w.out_w * w.out_c;
+  for (i = 0; i < n; ++i) {
+    scratch[i] = 0;
+  }
+  for (iy = 0; iy < w.in_h; ++iy) {
+    const int16_t oy0 = (int16_t)(iy * w.stride_h - w.pad_h);
+    for (ix = 0; ix < w.in_w; ++ix) {
+      const int16_t ox0 = (int16_t)(ix * w.stride_w - w.pad_w);
+      const int8_t *x = in + ((int32_t)iy * w.in_w + ix) * w.in_c;
+      for (ky = 0; ky < w.k_h; ++ky) {
+        const int16_t oy = (int16_t)(oy0 + ky);
+        if (oy < 0 || oy >= w.out_h) {
+          continue;
+        }
+        for (kx = 0; kx < w.k_w; ++kx) {
+          const int16_t ox = (int16_t)(ox0 + kx);
+          int32_t *acc = scratch + ((int32_t)oy * w.out_w + ox) * w.out_c;
+          if (ox < 0 || ox >= w.out_w) {
+            continue;
+          }
+          for (oc = 0; oc < w.out_c; ++oc) {
+            acc[oc] += te_dot(x, filter + (((int32_t)oc * w.k_h + ky) * w.k_w + kx) * w.in_c, w.in_c, q.input_offset);
+          }
+        }
+      }
+    }
+  }
+  for (i = 0; i < n; ++i) {
+    out[i] = te_output(scratch[i], bias, (int16_t)(i % w.out_c), &q);
+  }
+}

@@ -24,6 +24,11 @@ int32_t te_mul_by_quantized_multiplier(int32_t x, int32_t multiplier, int8_t shi
 void te_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                const te_window_t *w, const te_requant_t *q);
 
+/* CONV_2D with groups (TFLM's ConvPerChannel with filter depth in_c / groups): output channel oc reads
+ * the input channels of its group, (oc / (out_c / groups)) * depth onwards. */
+void te_conv2d_grouped(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                       const te_window_t *w, int16_t groups, const te_requant_t *q);
+
 void te_depthwise_conv2d(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
                          const te_window_t *w, int16_t depth_multiplier, const te_requant_t *q);
 
@@ -61,6 +66,16 @@ void te_pad(int8_t *out, const int8_t *in, const te_dim *in_dims, const te_dim *
 void te_copy_blocks(uint8_t *dst, const uint8_t *src, int32_t outer, int32_t block, int32_t dst_stride);
 /* The same with src a TE_CONST array. */
 void te_copy_blocks_const(uint8_t *dst, const uint8_t *src, int32_t outer, int32_t block, int32_t dst_stride);
+
+/* TRANSPOSE_CONV (reference_integer_ops::TransposeConv): every input pixel's products scattered into
+ * `scratch` (an int32 per output element, out_h * out_w * out_c), then each requantized. The window's
+ * in_* are the input's, out_* the output's; dilation 1. */
+void te_transpose_conv(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                       const te_window_t *w, const te_requant_t *q, int32_t *scratch);
+
+/* out row i = in row rows[i] (rows: TE_CONST), row_bytes bytes each: RESIZE_NEAREST_NEIGHBOR, GATHER,
+ * DEPTH_TO_SPACE and SPACE_TO_DEPTH. */
+void te_gather_rows(uint8_t *out, const uint8_t *in, const int32_t *rows, int32_t count, int32_t row_bytes);
 
 /* 4-D transpose: out[a][b][c][d] = in[a*in_strides[0] + b*in_strides[1] + c*in_strides[2] + d*in_strides[3]],
  * the input's strides taken in the permutation's order. */

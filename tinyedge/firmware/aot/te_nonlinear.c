@@ -273,14 +273,21 @@ static void te_nl_walk_next(te_nl_walk *w) {
     }                                                                                             \
   } while (0)
 
+/* ADD's (AddFunc) and SUB's (SubElementwise) arithmetic: both inputs rescaled onto twice the larger
+ * input scale, then combined with `combine` (+ or -) and rescaled to the output. */
+#define TE_NL_ADD_OR_SUB(out, a, b, geom, params, const_mask, combine)                                            \
+  do {                                                                                                            \
+    te_add_params_t p;                                                                                            \
+    TE_NL_BROADCAST(p, params, geom, const_mask, a, b,                                                            \
+      const int32_t scaled_a = te_nl_mbqm_lt1(a_val * ((int32_t)1 << p.left_shift), p.a_multiplier, p.a_shift);  \
+      const int32_t scaled_b = te_nl_mbqm_lt1(b_val * ((int32_t)1 << p.left_shift), p.b_multiplier, p.b_shift);  \
+      const int32_t raw = te_nl_mbqm_lt1(scaled_a combine scaled_b, p.out_multiplier, p.out_shift) + p.out_offset; \
+      out[i] = (int8_t)te_nl_clamp(raw, p.act_min, p.act_max););                                                  \
+  } while (0)
+
 void te_add_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
                const te_add_params_t *params, uint8_t const_mask) {
-  te_add_params_t p;
-  TE_NL_BROADCAST(p, params, geom, const_mask, a, b,
-    const int32_t scaled_a = te_nl_mbqm_lt1(a_val * ((int32_t)1 << p.left_shift), p.a_multiplier, p.a_shift);
-    const int32_t scaled_b = te_nl_mbqm_lt1(b_val * ((int32_t)1 << p.left_shift), p.b_multiplier, p.b_shift);
-    const int32_t raw = te_nl_mbqm_lt1(scaled_a + scaled_b, p.out_multiplier, p.out_shift) + p.out_offset;
-    out[i] = (int8_t)te_nl_clamp(raw, p.act_min, p.act_max););
+  TE_NL_ADD_OR_SUB(out, a, b, geom, params, const_mask, +);
 }
 
 void te_mul_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
@@ -359,12 +366,7 @@ void te_dequantize_s8_f32(float *out, const int8_t *in, int32_t count, float sca
 
 void te_sub_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
                const te_add_params_t *params, uint8_t const_mask) {
-  te_add_params_t p;
-  TE_NL_BROADCAST(p, params, geom, const_mask, a, b,
-    const int32_t scaled_a = te_nl_mbqm_lt1(a_val * ((int32_t)1 << p.left_shift), p.a_multiplier, p.a_shift);
-    const int32_t scaled_b = te_nl_mbqm_lt1(b_val * ((int32_t)1 << p.left_shift), p.b_multiplier, p.b_shift);
-    const int32_t raw = te_nl_mbqm_lt1(scaled_a - scaled_b, p.out_multiplier, p.out_shift) + p.out_offset;
-    out[i] = (int8_t)te_nl_clamp(raw, p.act_min, p.act_max););
+  TE_NL_ADD_OR_SUB(out, a, b, geom, params, const_mask, -);
 }
 
 void te_maxmin_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom, uint8_t const_mask,
@@ -378,4 +380,13 @@ void te_maxmin_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *
     out[i] = maximum ? (x > y ? x : y) : (x < y ? x : y);
     te_nl_walk_next(&w);
   }
+}
+
+void te_prelu_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
+                 const te_prelu_params_t *params, uint8_t const_mask) {
+  te_prelu_params_t p;
+  TE_NL_BROADCAST(p, params, geom, const_mask, a, b,
+    const int32_t raw = a_val >= 0 ? te_mul_by_quantized_multiplier(a_val, p.multiplier_1, (int8_t)p.shift_1)
+                                   : te_mul_by_quantized_multiplier(a_val * b_val, p.multiplier_2, (int8_t)p.shift_2);
+    out[i] = (int8_t)te_nl_clamp(raw + p.out_offset, -128, 127););
 }

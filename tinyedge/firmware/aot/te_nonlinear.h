@@ -1,5 +1,5 @@
 /* AOT kernels for the nonlinear and elementwise int8 ops: SOFTMAX, LOGISTIC, TANH, MEAN, ADD, SUB, MUL,
- * MAXIMUM, MINIMUM, QUANTIZE and DEQUANTIZE (and the lookup tables of RELU, RELU6, LEAKY_RELU),
+ * MAXIMUM, MINIMUM, PRELU, QUANTIZE and DEQUANTIZE (and the lookup tables of RELU, RELU6, LEAKY_RELU),
  * bit-exact with TFLM's reference kernels.
  *
  * Every multiplier, shift and table is computed at generation time by tinyedge/aot/nonlinear.py,
@@ -63,6 +63,10 @@ void te_sub_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geo
 /* MAXIMUM (maximum 1) or MINIMUM (0) of the raw values (reference_ops::MaximumMinimumBroadcastSlow). */
 void te_maxmin_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom, uint8_t const_mask,
                   uint8_t maximum);
+
+/* PRELU (reference_ops::BroadcastPrelu4DSlow): b is alpha, params TE_CONST. */
+void te_prelu_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
+                 const te_prelu_params_t *params, uint8_t const_mask);
 
 /* QUANTIZE float32 -> int8 (reference_ops::AffineQuantize). */
 void te_quantize_f32_s8(int8_t *out, const float *in, int32_t count, float scale, int32_t zero_point);

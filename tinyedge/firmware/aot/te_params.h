@@ -72,6 +72,17 @@ typedef struct {
   int32_t act_max;
 } te_mul_params_t;
 
+/* PRELU's rescalings (reference_ops::BroadcastPrelu4DSlow): a is the input, b alpha. */
+typedef struct {
+  int32_t a_offset;
+  int32_t b_offset;
+  int32_t out_offset;
+  int32_t multiplier_1;
+  int32_t shift_1;
+  int32_t multiplier_2;
+  int32_t shift_2;
+} te_prelu_params_t;
+
 /* SVDF's geometry and rescalings (PrepareSvdf). */
 typedef struct {
   int32_t n_input;
