@@ -24,7 +24,7 @@ from tinyedge.errors import TinyedgeError
 from tinyedge.quantize import load_array
 from tinyedge.reference import Reference
 from tinyedge.tflite_model import TfliteModel, load_tflite, parse_tflite
-from tinyedge.validate import quantized_inputs
+from tinyedge.validate import quantized_inputs, sample_inputs
 
 FORMAT = 1
 DEFAULT_VECTORS = 4
@@ -52,11 +52,11 @@ def _self_test_inputs(model: TfliteModel, data: Path | None, count: int) -> list
     """`count` samples of --data (quantized as validate does), else seeded random ones over the
     input's whole range."""
     if data is not None:
-        samples = quantized_inputs(model, load_array(data, "--data"))
-        if len(samples) < count:
-            raise TinyedgeError(f"--data holds {len(samples)} samples but --vectors asks for {count}: "
+        inputs = quantized_inputs(model, load_array(data, "--data"))   # one array per input tensor
+        if len(inputs[0]) < count:
+            raise TinyedgeError(f"--data holds {len(inputs[0])} samples but --vectors asks for {count}: "
                                 "give more data or fewer vectors.")
-        return [[s] for s in samples[:count]]
+        return [sample_inputs(inputs, index) for index in range(count)]
     rng = np.random.default_rng(VECTOR_SEED)
     vectors = []
     for _ in range(count):
