@@ -925,7 +925,7 @@ def _open_port(url: str, baud: int):
     try:
         port = serial.serial_for_url(with_rfc2217_defaults(url), baudrate=baud, timeout=READ_SLICE_S,
                                      **open_options(url))
-    except (serial.SerialException, OSError, ValueError) as exc:
+    except (*_serial_exception(), OSError, ValueError) as exc:   # termios: the board's pty closed as it opened
         if is_rfc2217(url):
             raise DeviceError(f"cannot reach the RFC 2217 server at {url} ({exc}): check the host and port, and "
                               "that its ser2net or labgrid exporter is running.") from None
