@@ -90,7 +90,7 @@ NO_MICROS = 0xFFFFFFFF
 QUIET_GAP_S = 0.2
 # After an unreadable frame or a NAK, retransmit once the line has been quiet this long: one damaged
 # request may come back as several NAKs (a 0x00 inserted into it splits it), answered by one copy.
-SETTLE_S = 0.1
+SETTLE_S = 0.03
 READ_SLICE_S = 0.05
 
 # Attempts per request when frames come back corrupted (cheap: each is noticed at once), on top of
