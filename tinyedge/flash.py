@@ -13,6 +13,7 @@ from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
 from tinyedge.plugins import get_flasher
+from tinyedge.processes import wait_while_served
 from tinyedge.project import Project
 
 # Set to 1 to run QEMU-emulated boards with `-icount shift=0` unless --icount/--no-icount says otherwise.
@@ -60,3 +61,9 @@ def flash(project_dir: Path, port: str | None = None, progress: ProgressCallback
         options["firmware"] = Path(firmware)
     with flasher.flash(project, port, progress, **options) as url:
         yield url
+
+
+def keep_serving(url: str) -> None:
+    """Block while the emulator that `flash` started runs (the user stops it with Ctrl-C); a DeviceError
+    (exit 3) saying so when it dies on its own."""
+    wait_while_served(url)

@@ -13,6 +13,7 @@ INFER from the outputs it computed. What the link did is counted in `Device.link
 from __future__ import annotations
 
 import errno
+import math
 import secrets
 import struct
 import time
@@ -21,8 +22,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from tinyedge.errors import DeviceError
-from tinyedge.ports import is_rfc2217, open_options, with_rfc2217_defaults
+from tinyedge.errors import DeviceError, TinyedgeError
+from tinyedge.ports import is_rfc2217, open_options, port_holders, with_rfc2217_defaults
 
 PROTOCOL_VERSION = 2
 
@@ -258,6 +259,15 @@ class FrameSplitter:
         self._partial.clear()
 
 
+def check_link_options(baud: int | None = None, timeout: float | None = None) -> None:
+    """Refuse, in one sentence, a baud rate or a timeout no link can use (a NaN or infinite timeout
+    would never end a wait)."""
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise TinyedgeError(f"--timeout must be more than 0 seconds, a finite number (got {timeout:g}).")
+    if baud is not None and baud <= 0:
+        raise TinyedgeError(f"--baud must be a baud rate of more than 0, such as 115200 (got {baud}).")
+
+
 def infer_timeout(base: float, macs: int, clock_hz: int, wire_bytes: int = 0, baud: int = 115200) -> float:
     """How long to wait for an INFER reply: `base` plus the model's compute time budgeted at
     CYCLES_PER_MAC cycles per MAC on a `clock_hz` board, plus the time its bytes take on the wire."""
@@ -434,6 +444,9 @@ class Device:
     def __init__(self, url: str, baud: int = 115200, timeout: float = 5.0, retries: int = 3,
                  boot_timeout: float = 10.0, infer_timeout: float | None = None,
                  corruption_retries: int = CORRUPTION_RETRIES) -> None:
+        check_link_options(baud, timeout)
+        if infer_timeout is not None:
+            check_link_options(timeout=infer_timeout)
         self.url = url
         self.baud = baud
         self.timeout = timeout
@@ -824,6 +837,14 @@ def _open_port(url: str, baud: int):
         port = serial.serial_for_url(with_rfc2217_defaults(url), baudrate=baud, timeout=READ_SLICE_S,
                                      **open_options(url))
     except (serial.SerialException, OSError, ValueError) as exc:
+        if isinstance(exc, ValueError) and "baud" in str(exc).lower():
+            raise TinyedgeError(f"--baud {baud} is not a baud rate {url} can be opened at: give one such as "
+                                "115200.") from None
+        holders = port_holders(url) if "exclusively lock" in str(exc) else []
+        if holders or "exclusively lock" in str(exc):
+            who = ", ".join(holders) or "another program"
+            raise DeviceError(f"serial port {url} is in use by {who}: wait for it to finish or stop it, "
+                              "as two programs cannot share one board.") from None
         if is_rfc2217(url):
             raise DeviceError(f"cannot reach the RFC 2217 server at {url} ({exc}): check the host and port, and "
                               "that its ser2net or labgrid exporter is running.") from None

@@ -23,7 +23,7 @@ from tinyedge.checks import check_integer_input, check_numeric_samples, class_la
 from tinyedge.errors import DeviceError, TinyedgeError, ValidationFailed
 from tinyedge.inspection import op_macs
 from tinyedge.outputs import check_output_file, remove_stale, write_atomically
-from tinyedge.protocol import Device, infer_timeout
+from tinyedge.protocol import Device, check_link_options, infer_timeout
 from tinyedge.quantize import (cosine_similarity, dequantize, load_array, load_float_model, pair_outputs, quantize_input,
                                run_float)
 from tinyedge.reference import Reference
@@ -437,8 +437,7 @@ def validate(
     model = load_tflite(model_path)
     if tolerance_lsb < 0:
         raise TinyedgeError(f"--tolerance-lsb must be 0 or more (got {tolerance_lsb}).")
-    if timeout is not None and timeout <= 0:
-        raise TinyedgeError(f"--timeout must be more than 0 seconds (got {timeout:g}).")
+    check_link_options(baud, timeout)
     inputs = quantized_inputs(model, data)
     outputs = Outputs(model)
     classes = class_labels(labels, len(inputs), int(outputs.bounds[1])) if labels is not None else None
