@@ -92,3 +92,28 @@ def _children(pid: int) -> list[str]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         children += (task / "children").read_text().split()
     return children
+
+
+@pytest.mark.parametrize("edit", ["3.9", "NaN", "200", "true", "\"5\""], ids=["fraction", "nan", "out-of-range", "bool", "text"])
+def test_a_journal_output_that_no_board_sends_is_refused_on_resume(host_board, cnn_model, tmp_path, edit):
+    """The journal holds the board's int8 outputs: 3.9 is not truncated to 3, NaN does not become a
+    difference of 9,223,372,036,854,775,680 LSB; the run says the journal is damaged (exit 1)."""
+    import json
+
+    from tinyedge.validate import validate
+
+    data = np.load(cnn_model.eval_x)[:6]
+    np.save(tmp_path / "data.npy", data)
+    journal = tmp_path / "run.jsonl"
+    assert validate(host_board, cnn_model.int8, data, journal_path=journal).passed
+    lines = journal.read_text().splitlines()
+    row = json.loads(lines[3])
+    lines[3] = json.dumps(row).replace(f'"output": [{row["output"][0]},', f'"output": [{edit},', 1)
+    assert lines[3] != json.dumps(row)
+    journal.write_text("\n".join(lines) + "\n")
+    result = run_tinyedge("validate", "--port", host_board, "--model", cnn_model.int8, "--data", tmp_path / "data.npy",
+                          "--journal", journal, "--resume", "--json", tmp_path / "report.json")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "damaged result line (sample 2)" in output and "Traceback" not in output
+    assert "9223372036854775" not in output
