@@ -102,15 +102,15 @@ def test_a_journal_output_that_no_board_sends_is_refused_on_resume(host_board, c
 
     from tinyedge.validate import validate
 
-    data = np.load(cnn_model.eval_x)[:6]
-    np.save(tmp_path / "data.npy", data)
+    data_path = tmp_path / "data.npy"
+    np.save(data_path, np.load(cnn_model.eval_x)[:6])
     journal = tmp_path / "run.jsonl"
-    assert validate(host_board, cnn_model.int8, data, journal_path=journal).passed
-    lines = journal.read_text().splitlines()
-    row = json.loads(lines[3])
-    lines[3] = json.dumps(row).replace(f'"output": [{row["output"][0]},', f'"output": [{edit},', 1)
-    assert lines[3] != json.dumps(row)
-    journal.write_text("\n".join(lines) + "\n")
+    assert validate(host_board, cnn_model.int8, np.load(data_path), journal_path=journal).passed
+    header, *rows = journal.read_text().splitlines()
+    first = json.loads(rows[2])["output"][0]
+    edited = rows[2].replace(f'"output": [{first},', f'"output": [{edit},', 1)
+    assert edited != rows[2]
+    journal.write_text("\n".join([header, *rows[:2], edited, *rows[3:]]) + "\n")
     result = run_tinyedge("validate", "--port", host_board, "--model", cnn_model.int8, "--data", tmp_path / "data.npy",
                           "--journal", journal, "--resume", "--json", tmp_path / "report.json")
     output = result.stdout + result.stderr
