@@ -747,7 +747,8 @@ class Device:
                 return frame
             now = time.monotonic()
             quiet = now - self._last_data
-            if not patient and (corrupted or nak is not None) and quiet > SETTLE_S and now - sent_at > SETTLE_S:
+            settling = not patient and (corrupted or nak is not None)
+            if settling and quiet > SETTLE_S and now - sent_at > SETTLE_S:
                 return _Nak(nak) if nak is not None else _Timeout(True)
             if not patient and self._splitter.pending and self._last_data > sent_at and quiet > stall_gap:
                 return _Stalled()
@@ -756,7 +757,7 @@ class Device:
                 self._write(b"\x00")
             if deadline - now <= 0:
                 return _Timeout(corrupted or nak is not None)
-            self._receive()
+            self._receive(SETTLE_S / 3 if settling else READ_SLICE_S)
 
     def _next_id(self) -> int:
         self._id = (self._id + 1) % ID_SPACE or 1  # id 0 is what the device puts in an unreadable frame's NAK
@@ -775,9 +776,14 @@ class Device:
             raise self._lost_error(exc) from None
         self.bytes_sent += len(wire)
 
-    def _receive(self) -> None:
+    def _receive(self, wait: float = READ_SLICE_S) -> None:
+        """Read what has arrived, waiting up to `wait` seconds for a first byte."""
         port = self._port()
         try:
+            if wait < READ_SLICE_S and not port.in_waiting:  # a short wait: poll rather than block a slice
+                time.sleep(wait)
+                if not port.in_waiting:
+                    return
             data = port.read(max(1, port.in_waiting))
         except (OSError, *_serial_exception()) as exc:
             raise self._lost_error(exc) from None
