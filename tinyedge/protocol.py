@@ -459,6 +459,7 @@ class Device:
         self.payload_received = 0
         self.link = LinkStats()
         self._id = secrets.randbelow(ID_SPACE)  # a fresh start per session: no reply of an earlier one fits
+        self._probes: set[int] = set()  # the ids of the PINGs sent while the board was booting
         self._info: DeviceInfo | None = None
         self._chunk: int | None = None  # the chunk in use: the device's max, shrunk on a noisy line
         self._clean_in_a_row = 0
@@ -679,7 +680,7 @@ class Device:
         """Probe with PING until the firmware answers (it may still be booting)."""
         deadline = time.monotonic() + boot_timeout
         probe_every = max(0.05, min(0.5, self.timeout))
-        probes: set[int] = set()
+        probes = self._probes
         while (remaining := deadline - time.monotonic()) > 0:
             probe = self._next_id()
             probes.add(probe)
@@ -740,7 +741,8 @@ class Device:
                     nak = frame.body[0]
                     continue
                 if frame.request_id != request_id or frame.type not in (reply_type, MSG_NAK):
-                    self.link.stale += count
+                    # (a late answer to one of several boot probes is expected, not stale)
+                    self.link.stale += count and frame.request_id not in self._probes
                     continue
                 if frame.type == MSG_NAK:
                     return _Nak(frame.body[0] if frame.body else BAD_FRAME)
