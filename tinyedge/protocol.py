@@ -741,8 +741,8 @@ class Device:
                     nak = frame.body[0]
                     continue
                 if frame.request_id != request_id or frame.type not in (reply_type, MSG_NAK):
-                    # (a late answer to one of several boot probes is expected, not stale)
-                    self.link.stale += count and frame.request_id not in self._probes
+                    if count and frame.request_id not in self._probes:  # a late answer to a boot probe is expected
+                        self.link.stale += 1
                     continue
                 if frame.type == MSG_NAK:
                     return _Nak(frame.body[0] if frame.body else BAD_FRAME)
