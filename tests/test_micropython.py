@@ -363,3 +363,29 @@ def test_the_micropython_server_answers_reset_state(sine_model, tmp_path):
         device.reset_state()
         device.reset_state()
         assert device.info().runtime == "viper"
+
+
+def test_the_micropython_server_binds_replies_to_requests_and_replays_a_repeated_infer(sine_model, tmp_path):
+    """The MicroPython server speaks protocol 2 like the C firmware: a relay's old INFER replies are
+    discarded as stale, and a corrupted INFER reply is answered again from the outputs computed."""
+    from fixtures.fault_proxy import FaultProxy
+    from tinyedge.build import build
+    from tinyedge.flash import flash
+    from tinyedge.generate import generate
+    from tinyedge.protocol import MSG_INFER, MSG_REPLY, Device
+
+    generate(sine_model.int8, "micropython-unix", tmp_path / "fw")
+    build(tmp_path / "fw")
+    model = load_tflite(sine_model.int8)
+    reference = Reference(model)
+    inputs = np.load(sine_model.eval_x)[:12]
+    scale, zero_point = model.input_tensors[0].scale[0], model.input_tensors[0].zero_point[0]
+    with flash(tmp_path / "fw") as url, \
+            FaultProxy(url, replay_replies=(MSG_INFER | MSG_REPLY,), corrupt_replies={MSG_INFER | MSG_REPLY: 3}) as proxy, \
+            Device(proxy.url, timeout=10.0) as device:
+        for x in inputs:
+            q = np.clip(np.round(x / scale) + zero_point, -128, 127).astype(np.int8).reshape(model.input_tensors[0].shape)
+            expected = b"".join(np.asarray(a).tobytes() for a in reference.run([q]))
+            assert device.infer(q.tobytes()).output == expected
+        assert proxy.corrupter.done[MSG_INFER | MSG_REPLY] == 3
+        assert device.link.stale >= proxy.replayer.replayed >= len(inputs) - 1

@@ -56,7 +56,8 @@ def test_lab_servers_get_ign_set_control_and_no_write_timeout():
     assert with_rfc2217_defaults("socket://127.0.0.1:5000") == "socket://127.0.0.1:5000"
     assert with_rfc2217_defaults("/dev/ttyACM0") == "/dev/ttyACM0"
     assert open_options("rfc2217://lab:4000") == {}
-    assert open_options("/dev/ttyACM0") == {"write_timeout": 30}
+    assert open_options("/dev/ttyACM0") == {"write_timeout": 30, "exclusive": True}  # one run per board
+    assert open_options("socket://127.0.0.1:5000") == {"write_timeout": 30}
 
 
 def test_validate_without_port_or_place_says_to_give_one(host_firmware, tmp_path):

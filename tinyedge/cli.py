@@ -415,7 +415,7 @@ def flash(
 ) -> None:
     """Flash the firmware; an emulated board keeps running here, printing its URL, until Ctrl-C."""
     from tinyedge.flash import flash as flash_project  # NumPy
-    from tinyedge.flash import is_emulated, load_built_project
+    from tinyedge.flash import is_emulated, keep_serving, load_built_project
     from tinyedge.plugins import get_flasher
 
     project = load_built_project(project_dir)
@@ -428,8 +428,7 @@ def flash(
             return
         console.print(f"{escape(project.board.name)} is running: the firmware answers on [bold]{escape(url)}[/] (Ctrl-C stops it)")
         sys.stdout.flush()
-        while True:
-            time.sleep(3600)
+        keep_serving(url)
 
 
 # --- device commands: validate / deploy (lead) ---

@@ -23,7 +23,7 @@ from tinyedge.generate import generate
 from tinyedge.onnx_import import OnnxModel, is_onnx
 from tinyedge.outputs import check_output_dir
 from tinyedge.places import port_or_place
-from tinyedge.protocol import Device
+from tinyedge.protocol import Device, check_link_options
 from tinyedge.quantize import input_layout_note, load_array, quantize_model
 from tinyedge.tflite_model import TFLITE_IDENTIFIER, load_tflite
 from tinyedge.tflm_tree import fit_arena
@@ -202,6 +202,7 @@ class ValidationInputs:
 def prepare(plan: DeployPlan) -> ValidationInputs | None:
     """Refuse, before any work, what cannot run (an --icount off QEMU, an output that cannot be
     written, inputs of the wrong shape); the validation inputs, or None for a plan without data."""
+    check_link_options(timeout=plan.timeout)
     if plan.icount and get_board(plan.board).flasher != "qemu":
         raise TinyedgeError(f"--icount only applies to QEMU-emulated boards, not {plan.board}: drop it.")
     data = plan.validation_data

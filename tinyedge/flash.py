@@ -16,6 +16,7 @@ from tinyedge.errors import TinyedgeError
 from tinyedge.flashers import Flasher, ProgressCallback
 from tinyedge.paths import cache_dir
 from tinyedge.plugins import get_flasher
+from tinyedge.processes import wait_while_served
 from tinyedge.project import Project
 
 # Set to 1 to run QEMU-emulated boards with `-icount shift=0` unless --icount/--no-icount says otherwise.
@@ -94,3 +95,9 @@ def emulator_counts_instructions(url: str) -> bool | None:
     except (OSError, ValueError, KeyError):
         return None
     return bool(note["icount"]) if note.get("url") == url else None
+
+
+def keep_serving(url: str) -> None:
+    """Block while the emulator that `flash` started runs (the user stops it with Ctrl-C); a DeviceError
+    (exit 3) saying so when it dies on its own."""
+    wait_while_served(url)

@@ -100,8 +100,41 @@ def with_rfc2217_defaults(url: str) -> str:
 
 def open_options(url: str) -> dict[str, object]:
     """Extra pyserial options for opening `url`: a write timeout, except over RFC 2217, whose pyserial
-    implementation refuses one (pyserial#412)."""
-    return {} if is_rfc2217(url) else {"write_timeout": 30}
+    implementation refuses one (pyserial#412); a local device is opened exclusively (an advisory
+    flock on POSIX), so two runs never share one board."""
+    options: dict[str, object] = {} if is_rfc2217(url) else {"write_timeout": 30}
+    if is_device_path(url) and os.name == "posix":
+        options["exclusive"] = True
+    return options
+
+
+def port_holders(device: str) -> list[str]:
+    """Who holds an exclusive (flock) lock on `device`, as "pid N (command line)", from /proc/locks;
+    empty when that cannot be told."""
+    try:
+        stat = os.stat(device)
+        with open("/proc/locks") as locks:
+            lines = locks.read().splitlines()
+    except OSError:
+        return []
+    holders = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[4] == "->":
+            continue
+        pid, inode = fields[4], fields[5].rsplit(":", 1)[-1]
+        if inode.isdigit() and int(inode) == stat.st_ino and pid.isdigit():
+            holders.append(f"pid {pid} ({_command_line(int(pid))})")
+    return sorted(set(holders))
+
+
+def _command_line(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            words = cmdline.read().split(b"\0")
+    except OSError:
+        return "unknown program"
+    return " ".join(word.decode(errors="replace") for word in words if word)[:200] or "unknown program"
 
 
 def wait_for_port(device: str, timeout_s: float = 10.0, poll_s: float = 0.1) -> bool:

@@ -13,13 +13,15 @@ import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import IO
 
-from tinyedge.errors import TinyedgeError
+from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.tools import missing_tool
 
 PR_SET_PDEATHSIG = 1
 _owned: "weakref.WeakSet[subprocess.Popen]" = weakref.WeakSet()
+SERVED_POLL_S = 0.2
 # Resolved in the parent: the child, between fork and exec, only makes the call.
 _prctl = ctypes.CDLL(None, use_errno=True).prctl
 
@@ -140,15 +142,45 @@ def wait_until(predicate, timeout_s: float, poll_s: float = 0.05) -> bool:
     return predicate()
 
 
+@dataclass
+class _Served:
+    process: subprocess.Popen
+    what: str
+    output: list[str]
+
+
+_served: list[_Served] = []  # the children `serving` runs now, innermost last
+
+
 @contextmanager
 def serving(command: Sequence[str], marker: str, timeout_s: float, what: str, **popen_kwargs) -> Iterator[str]:
     """Start an owned child, wait for its line holding `marker` and yield what follows the marker there;
-    its output keeps draining while the caller works, and the child is stopped on leaving."""
+    its output keeps draining while the caller works (wait_while_served() notices when it dies), and the
+    child is stopped on leaving."""
     process = start_owned(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, **popen_kwargs)
+    served = _Served(process, what, [])
     try:
         line = read_line_matching(process, process.stdout, marker, timeout_s, what)
-        drain(process.stdout)
+        drain(process.stdout, served.output, limit=20)
+        _served.append(served)
         yield line.split(marker, 1)[1].strip()
     finally:
+        if served in _served:
+            _served.remove(served)
         stop(process)
+
+
+def wait_while_served(url: str) -> None:
+    """Block while every child `serving` runs is alive (an emulator the user works with); when one
+    exits, raise a DeviceError saying so. Returns at once when nothing is being served."""
+    while _served:
+        for served in list(_served):
+            if served.process.poll() is not None:
+                time.sleep(SERVED_POLL_S)  # let the drain thread read its last words
+                tail = "; ".join(line for line in served.output[-3:] if line.strip()) or "no output"
+                code = served.process.returncode
+                how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+                raise DeviceError(f"{served.what} {how} (last output: {tail}), so nothing answers on {url} any "
+                                  "more: run `tinyedge flash` again.")
+        time.sleep(SERVED_POLL_S)

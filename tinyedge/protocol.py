@@ -13,6 +13,7 @@ INFER from the outputs it computed. What the link did is counted in `Device.link
 from __future__ import annotations
 
 import errno
+import math
 import secrets
 import struct
 import time
@@ -21,8 +22,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from tinyedge.errors import DeviceError
-from tinyedge.ports import is_rfc2217, open_options, with_rfc2217_defaults
+from tinyedge.errors import DeviceError, TinyedgeError
+from tinyedge.ports import is_rfc2217, open_options, port_holders, with_rfc2217_defaults
 
 PROTOCOL_VERSION = 2
 
@@ -95,7 +96,7 @@ NO_MICROS = 0xFFFFFFFF
 QUIET_GAP_S = 0.2
 # After an unreadable frame or a NAK, retransmit once the line has been quiet this long: one damaged
 # request may come back as several NAKs (a 0x00 inserted into it splits it), answered by one copy.
-SETTLE_S = 0.1
+SETTLE_S = 0.03
 READ_SLICE_S = 0.05
 
 # Attempts per request when frames come back corrupted (cheap: each is noticed at once), on top of
@@ -332,6 +333,15 @@ class FrameSplitter:
         self._partial.clear()
 
 
+def check_link_options(baud: int | None = None, timeout: float | None = None) -> None:
+    """Refuse, in one sentence, a baud rate or a timeout no link can use (a NaN or infinite timeout
+    would never end a wait)."""
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise TinyedgeError(f"--timeout must be more than 0 seconds, a finite number (got {timeout:g}).")
+    if baud is not None and baud <= 0:
+        raise TinyedgeError(f"--baud must be a baud rate of more than 0, such as 115200 (got {baud}).")
+
+
 def infer_timeout(base: float, macs: int, clock_hz: int, wire_bytes: int = 0, baud: int = 115200) -> float:
     """How long to wait for an INFER reply: `base` plus the model's compute time budgeted at
     CYCLES_PER_MAC cycles per MAC on a `clock_hz` board, plus the time its bytes take on the wire."""
@@ -508,6 +518,9 @@ class Device:
     def __init__(self, url: str, baud: int = 115200, timeout: float = 5.0, retries: int = 3,
                  boot_timeout: float = 10.0, infer_timeout: float | None = None,
                  corruption_retries: int = CORRUPTION_RETRIES) -> None:
+        check_link_options(baud, timeout)
+        if infer_timeout is not None:
+            check_link_options(timeout=infer_timeout)
         self.url = url
         self.baud = baud
         self.timeout = timeout
@@ -520,6 +533,7 @@ class Device:
         self.payload_received = 0
         self.link = LinkStats()
         self._id = secrets.randbelow(ID_SPACE)  # a fresh start per session: no reply of an earlier one fits
+        self._probes: set[int] = set()  # the ids of the PINGs sent while the board was booting
         self._info: DeviceInfo | None = None
         self._chunk: int | None = None  # the chunk in use: the device's max, shrunk on a noisy line
         self._clean_in_a_row = 0
@@ -768,7 +782,7 @@ class Device:
         """Probe with PING until the firmware answers (it may still be booting)."""
         deadline = time.monotonic() + boot_timeout
         probe_every = max(0.05, min(0.5, self.timeout))
-        probes: set[int] = set()
+        probes = self._probes
         while (remaining := deadline - time.monotonic()) > 0:
             probe = self._next_id()
             probes.add(probe)
@@ -829,14 +843,16 @@ class Device:
                     nak = frame.body[0]
                     continue
                 if frame.request_id != request_id or frame.type not in (reply_type, MSG_NAK):
-                    self.link.stale += count
+                    if count and frame.request_id not in self._probes:  # a late answer to a boot probe is expected
+                        self.link.stale += 1
                     continue
                 if frame.type == MSG_NAK:
                     return _Nak(frame.body[0] if frame.body else BAD_FRAME)
                 return frame
             now = time.monotonic()
             quiet = now - self._last_data
-            if not patient and (corrupted or nak is not None) and quiet > SETTLE_S and now - sent_at > SETTLE_S:
+            settling = not patient and (corrupted or nak is not None)
+            if settling and quiet > SETTLE_S and now - sent_at > SETTLE_S:
                 return _Nak(nak) if nak is not None else _Timeout(True)
             if not patient and self._splitter.pending and self._last_data > sent_at and quiet > stall_gap:
                 return _Stalled()
@@ -845,7 +861,7 @@ class Device:
                 self._write(b"\x00")
             if deadline - now <= 0:
                 return _Timeout(corrupted or nak is not None)
-            self._receive()
+            self._receive(SETTLE_S / 3 if settling else READ_SLICE_S)
 
     def _next_id(self) -> int:
         self._id = (self._id + 1) % ID_SPACE or 1  # id 0 is what the device puts in an unreadable frame's NAK
@@ -864,9 +880,14 @@ class Device:
             raise self._lost_error(exc) from None
         self.bytes_sent += len(wire)
 
-    def _receive(self) -> None:
+    def _receive(self, wait: float = READ_SLICE_S) -> None:
+        """Read what has arrived, waiting up to `wait` seconds for a first byte."""
         port = self._port()
         try:
+            if wait < READ_SLICE_S and not port.in_waiting:  # a short wait: poll rather than block a slice
+                time.sleep(wait)
+                if not port.in_waiting:
+                    return
             data = port.read(max(1, port.in_waiting))
         except (OSError, *_serial_exception()) as exc:
             raise self._lost_error(exc) from None
@@ -926,6 +947,14 @@ def _open_port(url: str, baud: int):
         port = serial.serial_for_url(with_rfc2217_defaults(url), baudrate=baud, timeout=READ_SLICE_S,
                                      **open_options(url))
     except (*_serial_exception(), OSError, ValueError) as exc:   # termios: the board's pty closed as it opened
+        if isinstance(exc, ValueError) and "baud" in str(exc).lower():
+            raise TinyedgeError(f"--baud {baud} is not a baud rate {url} can be opened at: give one such as "
+                                "115200.") from None
+        holders = port_holders(url) if "exclusively lock" in str(exc) else []
+        if holders or "exclusively lock" in str(exc):
+            who = ", ".join(holders) or "another program"
+            raise DeviceError(f"serial port {url} is in use by {who}: wait for it to finish or stop it, "
+                              "as two programs cannot share one board.") from None
         if is_rfc2217(url):
             raise DeviceError(f"cannot reach the RFC 2217 server at {url} ({exc}): check the host and port, and "
                               "that its ser2net or labgrid exporter is running.") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from tinyedge.errors import DeviceError, TinyedgeError, ValidationFailed
 from tinyedge.flash import emulator_counts_instructions
 from tinyedge.inspection import op_macs
 from tinyedge.outputs import Named, check_output_file, guard_outputs, remove_stale, write_atomically
-from tinyedge.protocol import Device, infer_timeout
+from tinyedge.protocol import Device, check_link_options, infer_timeout
 from tinyedge.quantize import (cosine_similarity, dequantize, load_array, load_float_model, pair_outputs, quantize_input,
                                run_float)
 from tinyedge.reference import Reference
@@ -199,6 +200,22 @@ class Outputs:
             offset += t.nbytes
         return values
 
+    def can_hold(self, values: list[Any]) -> bool:
+        """Whether `values` could be a board's outputs: one per output value, integers within their
+        tensor's type (a journal holds integers) or, for a float output, finite numbers."""
+        if len(values) != self.bounds[-1]:
+            return False
+        for t, a, b in zip(self.tensors, self.bounds, self.bounds[1:]):
+            kind = np.dtype(t.dtype)
+            for v in values[a:b]:
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    return False
+                if kind.kind in "iu" and not (isinstance(v, int) and np.iinfo(kind).min <= v <= np.iinfo(kind).max):
+                    return False
+                if kind.kind == "f" and not math.isfinite(v):
+                    return False
+        return True
+
     def flatten(self, arrays: list[np.ndarray]) -> list[float | int]:
         return [v for t, a in zip(self.tensors, arrays) for v in np.asarray(a, dtype=t.dtype).ravel().tolist()]
 
@@ -258,18 +275,19 @@ class Journal:
     runtime), then one line per sample. On resume only the board's outputs are read back; every
     comparison is made again against the host reference."""
 
-    def __init__(self, path: Path, identity: RunIdentity, resume: bool, recheck: Recheck, output_values: int):
+    def __init__(self, path: Path, identity: RunIdentity, resume: bool, recheck: Recheck,
+                 can_hold: Callable[[list[Any]], bool]):
         self.path = path
         self.done: dict[int, SampleResult] = {}
         if resume and path.exists():
-            self._load(identity, recheck, output_values)
+            self._load(identity, recheck, can_hold)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             header = {"journal": "tinyedge-validate", "version": JOURNAL_FORMAT, **asdict(identity)}
             path.write_text(json.dumps(header) + "\n")
         self._handle = path.open("a")
 
-    def _load(self, identity: RunIdentity, recheck: Recheck, output_values: int) -> None:
+    def _load(self, identity: RunIdentity, recheck: Recheck, can_hold: Callable[[list[Any]], bool]) -> None:
         lines = self.path.read_text().splitlines()
         header = self._header(lines[0] if lines else "")
         for key, name in IDENTITY_NAMES.items():
@@ -284,7 +302,7 @@ class Journal:
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line cut short by the interruption
             if not (isinstance(index, int) and 0 <= index < identity.samples and isinstance(output, list)
-                    and len(output) == output_values and all(isinstance(v, (int, float)) for v in output)):
+                    and can_hold(output)):
                 raise TinyedgeError(f"{self.path} has a damaged result line (sample {index!r}): drop --resume to validate afresh.")
             result = recheck(index, output, int(row.get("cycles") or 0), row.get("micros"))
             self.done[index] = result
@@ -522,8 +540,7 @@ def validate(
     model = load_tflite(model_path)
     if tolerance_lsb < 0:
         raise TinyedgeError(f"--tolerance-lsb must be 0 or more (got {tolerance_lsb}).")
-    if timeout is not None and timeout <= 0:
-        raise TinyedgeError(f"--timeout must be more than 0 seconds (got {timeout:g}).")
+    check_link_options(baud, timeout)
     inputs = quantized_inputs(model, data)
     samples = len(inputs[0])
     outputs = Outputs(model)
@@ -544,8 +561,7 @@ def validate(
         if on_info:
             on_info(info)
         identity = replace(identity, board=info.board_id, runtime=info.runtime)
-        journal = Journal(Path(journal_path or "tinyedge-validate.jsonl"), identity, resume, compare,
-                          int(outputs.bounds[-1]))
+        journal = Journal(Path(journal_path or "tinyedge-validate.jsonl"), identity, resume, compare, outputs.can_hold)
         resumed = len(journal.done)
         results: list[SampleResult] = list(journal.done.values())
         if model.is_stateful:
