@@ -9,12 +9,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import flatbuffers
 import pytest
 import yaml
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 from conftest import require_tools, run_tinyedge
+from models import edit_flatbuffer
 from tinyedge import templating
 from tinyedge.boards import load_boards
 from tinyedge.errors import TinyedgeError
@@ -26,13 +26,11 @@ HOSTILE_TENSOR = 'x */ #error PWNED\n"; ??/\n${PWNED} $(shell touch PWNED) `touc
 
 def renamed(model_bytes: bytes, name: str) -> bytes:
     """The model with every tensor renamed to `name` plus its index."""
-    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
-    for subgraph in model.subgraphs:
-        for i, tensor in enumerate(subgraph.tensors):
-            tensor.name = f"{name}{i}".encode()
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    def rename(model: schema.ModelT) -> None:
+        for subgraph in model.subgraphs:
+            for i, tensor in enumerate(subgraph.tensors):
+                tensor.name = f"{name}{i}".encode()
+    return edit_flatbuffer(model_bytes, rename)
 
 
 @pytest.fixture
