@@ -159,3 +159,35 @@ def test_generate_refuses_a_tflm_tree_path_make_cannot_hold(sine_model, tmp_path
                           "-o", tmp_path / "p", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     no_pwned(tmp_path)
+
+
+def hostile_profiles(tmp_path: Path, **host_fields) -> Path:
+    """boards.yaml with the host board's fields replaced."""
+    from tinyedge.paths import PACKAGE_DIR
+
+    profiles = yaml.safe_load((PACKAGE_DIR / "boards.yaml").read_text())
+    profiles["boards"]["host"].update(host_fields)
+    path = tmp_path / "boards.yaml"
+    path.write_text(yaml.safe_dump(profiles))
+    return path
+
+
+def test_a_board_profile_with_a_hostile_name_builds_inert_firmware(sine_model, tmp_path):
+    require_tools("cc", "make")
+    profiles = hostile_profiles(tmp_path, name='Host\n$(shell touch PWNED)\n*/ #error "x')
+    env = {"TINYEDGE_BOARDS": str(profiles)}
+    made = run_tinyedge("generate", sine_model.int8, "--board", "host", "--runtime", "aot", "-o", tmp_path / "p",
+                        cwd=tmp_path, env=env)
+    assert made.returncode == 0, made.stderr
+    built = run_tinyedge("build", tmp_path / "p", cwd=tmp_path, env=env)
+    assert built.returncode == 0, built.stderr
+    no_pwned(tmp_path)
+
+
+def test_a_board_profile_flag_make_would_run_is_refused(sine_model, tmp_path):
+    profiles = hostile_profiles(tmp_path, cpu_flags=["-O2", "$(shell touch PWNED)"])
+    result = run_tinyedge("generate", sine_model.int8, "--board", "host", "--runtime", "aot", "-o", tmp_path / "p",
+                          cwd=tmp_path, env={"TINYEDGE_BOARDS": str(profiles)})
+    assert result.returncode == 1, result.stderr
+    assert "cannot be written into a Makefile" in " ".join(result.stderr.split())
+    no_pwned(tmp_path)
