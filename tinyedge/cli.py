@@ -113,6 +113,7 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def ignore_further_interrupts() -> None:
+    """While tinyedge leaves after a Ctrl-C or SIGTERM, further ones are ignored."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
