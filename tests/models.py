@@ -73,3 +73,15 @@ def small_cnn(epochs: int = 3):
     x, y = blobs_images()
     model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
     return model
+
+
+def edit_flatbuffer(data: bytes, edit) -> bytes:
+    """A .tflite's bytes with `edit(model)` applied to its unpacked schema object (ModelT), repacked."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    edit(model)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

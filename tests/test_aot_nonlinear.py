@@ -170,14 +170,9 @@ def _bounds(r: float | tuple[float, float]) -> tuple[float, float]:
 
 
 def _edit_flatbuffer(data: bytes, edit: Callable) -> bytes:
-    import flatbuffers
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+    from models import edit_flatbuffer
 
-    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
-    edit(model)
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return edit_flatbuffer(data, edit)
 
 
 class Zoo:

@@ -7,22 +7,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-import flatbuffers
 import numpy as np
 import pytest
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 from conftest import run_tinyedge
+from models import edit_flatbuffer
 
 Damage = Callable[[schema.ModelT], None]
 
 
 def damaged(model_bytes: bytes, damage: Damage) -> bytes:
-    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
-    damage(model)
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return edit_flatbuffer(model_bytes, damage)
 
 
 def first_weights(model: schema.ModelT) -> schema.TensorT:

@@ -9,12 +9,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import flatbuffers
 import pytest
 import yaml
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 from conftest import require_tools, run_tinyedge
+from models import edit_flatbuffer
 from tinyedge import templating
 from tinyedge.boards import load_boards
 from tinyedge.errors import TinyedgeError
@@ -26,13 +26,11 @@ HOSTILE_TENSOR = 'x */ #error PWNED\n"; ??/\n${PWNED} $(shell touch PWNED) `touc
 
 def renamed(model_bytes: bytes, name: str) -> bytes:
     """The model with every tensor renamed to `name` plus its index."""
-    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
-    for subgraph in model.subgraphs:
-        for i, tensor in enumerate(subgraph.tensors):
-            tensor.name = f"{name}{i}".encode()
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    def rename(model: schema.ModelT) -> None:
+        for subgraph in model.subgraphs:
+            for i, tensor in enumerate(subgraph.tensors):
+                tensor.name = f"{name}{i}".encode()
+    return edit_flatbuffer(model_bytes, rename)
 
 
 @pytest.fixture
@@ -160,4 +158,36 @@ def test_generate_refuses_a_tflm_tree_path_make_cannot_hold(sine_model, tmp_path
     result = run_tinyedge("generate", sine_model.int8, "--board", "host", "--runtime", "tflm", "--tflm-dir", tree,
                           "-o", tmp_path / "p", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
+    no_pwned(tmp_path)
+
+
+def hostile_profiles(tmp_path: Path, **host_fields) -> Path:
+    """boards.yaml with the host board's fields replaced."""
+    from tinyedge.paths import PACKAGE_DIR
+
+    profiles = yaml.safe_load((PACKAGE_DIR / "boards.yaml").read_text())
+    profiles["boards"]["host"].update(host_fields)
+    path = tmp_path / "boards.yaml"
+    path.write_text(yaml.safe_dump(profiles))
+    return path
+
+
+def test_a_board_profile_with_a_hostile_name_builds_inert_firmware(sine_model, tmp_path):
+    require_tools("cc", "make")
+    profiles = hostile_profiles(tmp_path, name='Host\n$(shell touch PWNED)\n*/ #error "x')
+    env = {"TINYEDGE_BOARDS": str(profiles)}
+    made = run_tinyedge("generate", sine_model.int8, "--board", "host", "--runtime", "aot", "-o", tmp_path / "p",
+                        cwd=tmp_path, env=env)
+    assert made.returncode == 0, made.stderr
+    built = run_tinyedge("build", tmp_path / "p", cwd=tmp_path, env=env)
+    assert built.returncode == 0, built.stderr
+    no_pwned(tmp_path)
+
+
+def test_a_board_profile_flag_make_would_run_is_refused(sine_model, tmp_path):
+    profiles = hostile_profiles(tmp_path, cpu_flags=["-O2", "$(shell touch PWNED)"])
+    result = run_tinyedge("generate", sine_model.int8, "--board", "host", "--runtime", "aot", "-o", tmp_path / "p",
+                          cwd=tmp_path, env={"TINYEDGE_BOARDS": str(profiles)})
+    assert result.returncode == 1, result.stderr
+    assert "cannot be written into a Makefile" in " ".join(result.stderr.split())
     no_pwned(tmp_path)

@@ -122,6 +122,7 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
+            ignore_further_interrupts()   # a second Ctrl-C while we leave must not turn 130 into a traceback
             err_console.print("[yellow]interrupted[/]")
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort, SystemExit):
@@ -135,6 +136,13 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(70) from None
 
     return wrapper
+
+
+def ignore_further_interrupts() -> None:
+    """While tinyedge leaves after a Ctrl-C or SIGTERM, further ones are ignored."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from tinyedge.flash import counts_instructions, flash
 from tinyedge.generate import generate
 from tinyedge.onnx_import import OnnxModel, is_onnx
 from tinyedge.outputs import check_output_dir
+from tinyedge.reference import check_pinned_reference
 from tinyedge.places import port_or_place
 from tinyedge.protocol import Device, check_link_options
 from tinyedge.quantize import input_layout_note, load_array, quantize_model
@@ -212,6 +213,7 @@ def prepare(plan: DeployPlan) -> ValidationInputs | None:
     check_output_dir(plan.out_dir, "-o")
     if data is None:
         return None
+    check_pinned_reference()   # before the build, not after it
     float_model = plan.model if plan.labels and not is_tflite(plan.model) else None
     board_data, layout = board_inputs(plan.model, data, plan.out_dir)
     return ValidationInputs(board_data, plan.labels, float_model, layout)

@@ -124,7 +124,7 @@ def guard_outputs(inputs: Named, outputs: Named, cleared: Named | None = None) -
                 raise overwrites_input(flag, path, in_flag, in_path)
     for i, (flag, path) in enumerate(given_outputs):
         for other_flag, other in given_outputs[i + 1:]:
-            if same_file(path, other):
+            if same_file(path, other) and not is_special(path):   # two reports to /dev/stdout are fine
                 raise TinyedgeError(f"{flag} and {other_flag} both name {path}: give each output its own file.")
     for flag, directory in present(cleared or {}):
         for in_flag, in_path in given_inputs:
@@ -161,6 +161,11 @@ def same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:   # one of them does not exist yet
         return False
+
+
+def is_special(path: Path) -> bool:
+    """A device or a pipe (/dev/stdout, /dev/null, a FIFO): written through, never destroyed."""
+    return path.exists() and not path.is_file() and not path.is_dir()
 
 
 def inside(path: Path, directory: Path) -> bool:

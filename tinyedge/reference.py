@@ -11,10 +11,12 @@ import re
 import sys
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
 
+from tinyedge.aot import TFLM_COMMIT as AOT_TFLM_COMMIT
 from tinyedge.errors import TinyedgeError
 from tinyedge.tflite_model import TfliteModel, parse_tflite
 
@@ -148,3 +150,62 @@ def _explain_failure(model: TfliteModel, log: list[str], exc: Exception) -> Tiny
 def _last_line(log: list[str], exc: Exception) -> str:
     meaningful = [line.strip() for line in log if line.strip()]
     return meaningful[-1] if meaningful else str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+# ---------------------------------------------------------------- which tflite-micro the reference is
+
+PIN_ENV = "TINYEDGE_REFERENCE_VERSION"
+_PACKAGE_COMMIT = re.compile(r"-g([0-9a-f]{7,40})$")
+_COMMIT = re.compile(r"[0-9a-f]{7,40}")
+
+
+@dataclass(frozen=True)
+class ReferenceVersion:
+    """The installed host reference: the PyPI `tflite_micro` package and the commit it was built from."""
+    package: str           # e.g. "0.dev20261023182759-g8f6596d"
+    commit: str | None     # e.g. "8f6596d"
+
+    def __str__(self) -> str:
+        return f"tflite_micro {self.package}"
+
+
+def reference_version() -> ReferenceVersion:
+    try:
+        from tflite_micro.python.tflite_micro._version import __version__ as package
+    except ImportError:  # pragma: no cover - an older wheel without _version.py
+        from importlib.metadata import version
+
+        package = version("tflite_micro")
+    found = _PACKAGE_COMMIT.search(package)
+    return ReferenceVersion(package, found.group(1) if found else None)
+
+
+def board_tflm_commit(runtime: str, runtime_version: str) -> str | None:
+    """The tflite-micro commit whose arithmetic a board runs, when INFO says it: the tflm runtime
+    reports its tree's commit; the AOT runtime states the one it reproduces."""
+    if runtime == "aot":
+        return AOT_TFLM_COMMIT
+    if runtime != "tflm":
+        return None
+    found = re.match(r"([0-9a-f]{7,40})\b", runtime_version.strip())
+    return found.group(1) if found else None
+
+
+def same_commit(a: str, b: str) -> bool:
+    """Two abbreviations of one commit: one is a prefix of the other."""
+    return a.startswith(b) or b.startswith(a)
+
+
+def check_pinned_reference(pinned: str | None = None) -> ReferenceVersion:
+    """The installed reference, refused in one sentence when it is not the one pinned (the argument,
+    else $TINYEDGE_REFERENCE_VERSION: a package version or a commit)."""
+    installed = reference_version()
+    pinned = (pinned or os.environ.get(PIN_ENV, "")).strip()
+    if not pinned:
+        return installed
+    if pinned == installed.package or pinned == installed.package.split("-g")[0] or (
+            installed.commit and _COMMIT.fullmatch(pinned) and same_commit(pinned, installed.commit)):
+        return installed
+    raise TinyedgeError(f"the host reference is {installed} (commit {installed.commit or 'unknown'}), not the "
+                        f"{pinned} pinned by {PIN_ENV}: install that tflite_micro version (pip install "
+                        f"tflite_micro==VERSION) or unset {PIN_ENV}.")

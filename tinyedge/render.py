@@ -177,6 +177,11 @@ def validation_table(report: Any) -> Table:
                               f"{link['resyncs']} resyncs, {link['timeouts']} timeouts, "
                               f"{link.get('stale', 0)} stale replies")
     table.add_row("model sha256", escape(report.model_sha256))
+    if getattr(report, "reference_version", ""):
+        board_tflm = f" · board: tflite-micro {report.board_tflm_commit}" if report.board_tflm_commit else ""
+        table.add_row("host reference", escape(report.reference_version + board_tflm))
+    if getattr(report, "fails_by_version", False):
+        table.add_row("version mismatch", f"[yellow]{escape(report.version_note())}[/]")
     if report.resumed_samples:
         table.add_row("from the journal", f"{report.resumed_samples} samples (re-checked against the host reference)")
     if report.error:

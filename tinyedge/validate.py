@@ -29,7 +29,7 @@ from tinyedge.outputs import Named, check_output_file, guard_outputs, remove_sta
 from tinyedge.protocol import Device, check_link_options, infer_timeout
 from tinyedge.quantize import (cosine_similarity, dequantize, load_array, load_float_model, pair_outputs, quantize_input,
                                run_float)
-from tinyedge.reference import Reference
+from tinyedge.reference import PIN_ENV, Reference, ReferenceVersion, board_tflm_commit, check_pinned_reference, same_commit
 from tinyedge.sections import EnergySettings
 from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite
 
@@ -76,7 +76,25 @@ class ValidationReport:
     energy_uj_estimate: float | None = None   # per inference (median latency x the datasheet's run power)
     energy_datasheet: dict[str, Any] | None = None   # the profile's figures the estimate used
     link: dict[str, Any] | None = None   # what the serial link did: retries, crc_errors, resyncs, timeouts, ...
+    reference_version: str = ""           # the host reference: the tflite_micro package (and its commit)
+    reference_commit: str | None = None
+    board_tflm_commit: str | None = None  # the tflite-micro commit the board's arithmetic comes from, when known
+    version_mismatch: bool | None = None  # the two commits differ (None: the board's is unknown)
     extra: dict[str, Any] = field(default_factory=dict)   # e.g. deploy --fit-arena's figures
+
+    @property
+    def fails_by_version(self) -> bool:
+        """Outputs differ, and the board runs another tflite-micro than the host reference."""
+        return bool(self.failures) and bool(self.version_mismatch)
+
+    def version_note(self) -> str:
+        """Why differing outputs may be the reference's doing, not the board's ('' when they cannot be)."""
+        if not self.fails_by_version:
+            return ""
+        return (f"the board runs tflite-micro {self.board_tflm_commit} but the host reference is {self.reference_version}: "
+                f"a version mismatch, not necessarily a board fault (build the board from tflite-micro "
+                f"{self.reference_commit}, or install the reference of {self.board_tflm_commit} and pin it with "
+                f"{PIN_ENV})")
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -538,6 +556,7 @@ def validate(
     the board answered INFO raises StoppedByDevice, whose report describes the partial run.
     `on_start` is called once the run is sure to start (the board answered, the journal is accepted)."""
     model = load_tflite(model_path)
+    reference_version = check_pinned_reference()
     if tolerance_lsb < 0:
         raise TinyedgeError(f"--tolerance-lsb must be 0 or more (got {tolerance_lsb}).")
     check_link_options(baud, timeout)
@@ -583,11 +602,20 @@ def validate(
     report = summarize(model, info, results, tolerance_lsb, classes, float_outputs, samples, interrupted,
                        str(error) if error else None, icount)
     report.link = {**device.link.as_dict(), "baud": device.baud, "infer_timeout_s": round(device.infer_timeout, 3)}
+    name_versions(report, reference_version)
     report.data_sha256 = identity.data_sha256
     report.resumed_samples = resumed
     if error is not None:
         raise StoppedByDevice(str(error), report) from None
     return report
+
+
+def name_versions(report: ValidationReport, reference: ReferenceVersion) -> None:
+    """Which tflite-micro the reference and the board each are, and whether they differ."""
+    report.reference_version, report.reference_commit = str(reference), reference.commit
+    report.board_tflm_commit = board_tflm_commit(report.runtime, report.runtime_version)
+    if report.board_tflm_commit and reference.commit:
+        report.version_mismatch = not same_commit(report.board_tflm_commit, reference.commit)
 
 
 def link_options(baud: int | None, timeout: float | None) -> dict[str, Any]:
@@ -665,9 +693,11 @@ class ValidationRun:
         if self.report.interrupted:
             raise KeyboardInterrupt
         if not self.report.passed:
+            note = self.report.version_note()
             raise ValidationFailed(
                 f"{len(self.report.failures)} of {self.report.samples} samples differ from the host reference by more "
-                f"than {self.report.tolerance_lsb} LSB (max {self.report.max_abs_diff_lsb}): see {self.journal}."
+                f"than {self.report.tolerance_lsb} LSB (max {self.report.max_abs_diff_lsb})"
+                + (f"; {note}" if note else "") + f": see {self.journal}."
             )
 
 
@@ -729,8 +759,10 @@ def write_junit(report: ValidationReport, path: Path, seconds: float = 0.0) -> N
     suite = ET.Element("testsuite", name=f"tinyedge.validate.{report.board}", timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
                        time=f"{seconds:.3f}")
     props = ET.SubElement(suite, "properties")
-    for key in ("board", "runtime", "model_sha256", "data_sha256", "arena_bytes", "samples", "bit_exact", "max_abs_diff_lsb"):
-        ET.SubElement(props, "property", name=key, value=str(getattr(report, key)))
+    for key in ("board", "runtime", "runtime_version", "reference_version", "board_tflm_commit", "model_sha256",
+                "data_sha256", "arena_bytes", "samples", "bit_exact", "max_abs_diff_lsb"):
+        value = getattr(report, key)
+        ET.SubElement(props, "property", name=key, value="" if value is None else str(value))
     for key, value in (report.link or {}).items():
         ET.SubElement(props, "property", name=f"link_{key}", value=str(value))
     cases = []
@@ -738,7 +770,7 @@ def write_junit(report: ValidationReport, path: Path, seconds: float = 0.0) -> N
     if report.failures:
         failure = ET.SubElement(agreement, "failure", message=(
             f"{len(report.failures)} of {report.samples} samples differ by more than {report.tolerance_lsb} LSB "
-            f"(max {report.max_abs_diff_lsb} LSB)"))
+            f"(max {report.max_abs_diff_lsb} LSB)" + (f"; {report.version_note()}" if report.fails_by_version else "")))
         failure.text = "first differing samples: " + ", ".join(map(str, report.failures[:20]))
     cases.append(agreement)
     complete = ET.Element("testcase", classname=f"tinyedge.{report.board}.{report.runtime}", name="all_samples_ran")

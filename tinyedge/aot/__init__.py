@@ -14,3 +14,8 @@
 The kernels themselves live in firmware/aot/ (te_kernels.c, te_nonlinear.c, te_recurrent.c, and te_dsp.c
 for cores with the Arm DSP extension), each taking its output first and its parameters as typed structs.
 """
+
+# The tflite-micro commit whose reference-kernel arithmetic the AOT runtime reproduces bit for bit:
+# the host reference (PyPI tflite_micro 0.dev20261023182759-g8f6596d) its tests and fuzzers compare
+# it with. Reports name it as the board's TFLM when the runtime is aot.
+TFLM_COMMIT = "8f6596d"

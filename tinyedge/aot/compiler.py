@@ -9,6 +9,7 @@ from functools import lru_cache
 import numpy as np
 
 from tinyedge import __version__
+from tinyedge.aot import TFLM_COMMIT
 from tinyedge.aot.lowering import Lowered, Table
 from tinyedge.aot.ops import ALIAS_OPS, CORE_LOWERINGS, check_supported, lowerings
 from tinyedge.aot.planner import Buffer, MemoryPlan, plan_memory, shared_buffer
@@ -298,7 +299,8 @@ def _op_line(model: TfliteModel, op: Operator, low: Lowered) -> str:
 
 def _render(name: str, plan: MemoryPlan, **context) -> str:
     """templates/aot/NAME with the arena's planned and declared sizes (at least one byte)."""
-    return render(f"aot/{name}", arena_bytes=plan.arena_bytes, arena_size=max(plan.arena_bytes, 1), **context)
+    return render(f"aot/{name}", arena_bytes=plan.arena_bytes, arena_size=max(plan.arena_bytes, 1),
+                  tflm_commit=TFLM_COMMIT, **context)
 
 
 @dataclass(frozen=True)

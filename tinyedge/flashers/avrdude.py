@@ -54,13 +54,30 @@ def run_avrdude(board: Board, port: str, hex_path: Path, progress: ProgressCallb
         raise TinyedgeError(f"avrdude did not finish within {FLASH_TIMEOUT_S} s on {port}: "
                             "press reset on the board and try again.") from None
     if result.returncode != 0:
-        errors = [line.strip() for line in result.stderr.splitlines() if "error" in line.lower()]
-        last = errors[-1] if errors else (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise TinyedgeError(f"avrdude could not flash {board.name} on {port} ({last}): "
-                            "check the port and the board, then try again.")
+        raise avrdude_failure(board, port, result.stderr)
     if progress:
         progress(size, size, f"flashed and verified in {time.monotonic() - started:.1f} s")
     return time.monotonic() - started
+
+
+# avrdude toggles DTR to reset the board before each sync attempt; a pseudo-terminal has no modem
+# lines, so every attempt logs these, whatever the outcome: they never say why a flash failed.
+MODEM_LINE_NOISE = ('ioctl("TIOCMGET")', 'ioctl("TIOCMSET")')
+LOST_SYNC = ("not in sync", "not responding", "protocol expects sync")
+
+
+def avrdude_failure(board: Board, port: str, stderr: str) -> TinyedgeError:
+    """One sentence saying why avrdude failed: a bootloader that does not answer (lost sync), else
+    avrdude's last error line, never the modem-line noise of a pty."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip() and not any(n in line for n in MODEM_LINE_NOISE)]
+    lost = [line for line in lines if any(sign in line for sign in LOST_SYNC)]
+    if lost:
+        return TinyedgeError(f"the bootloader of {board.name} on {port} did not answer avrdude ({lost[-1]}): press reset "
+                             "(or replug the board) just before flashing, check the port, then try again.")
+    errors = [line for line in lines if "error" in line.lower()]
+    last = errors[-1] if errors else (lines or ["no output"])[-1]
+    return TinyedgeError(f"avrdude could not flash {board.name} on {port} ({last}): "
+                         "check the port and the board, then try again.")
 
 
 def launcher_path() -> Path:

@@ -7,7 +7,11 @@
  * usage: simavr-uno BOOTLOADER.hex [FREQUENCY_HZ]
  * prints "simavr-uno: uart on /dev/pts/N" once the pty exists, then runs until killed.
  * The CPU starts only when the first byte arrives on the pty, so the bootloader's
- * one-second window cannot elapse before avrdude has connected.
+ * one-second window cannot elapse before avrdude has connected; and while the bootloader waits
+ * for avrdude with that one-second watchdog, the emulator keeps the watchdog from firing, so a
+ * host too busy to send avrdude's next byte within a second cannot make the bootloader give up
+ * halfway through a flash (on a real Uno it would; here the wait is the host's, not the board's).
+ * Optiboot's 16 ms watchdog after avrdude's last command still resets into the application.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -23,11 +27,15 @@
 
 #include <sim_avr.h>
 #include <avr_ioport.h>
+#include <avr_watchdog.h>
 #include <uart_pty.h>
 
 #define BOOT_PC 0x7E00u
 #define MCUSR_ADDR 0x54u   /* MCUSR, I/O 0x34 + 0x20 */
 #define MCUSR_EXTRF 0x02u
+#define WDTCSR_ADDR 0x60u
+#define WDTCSR_PRESCALER 0x27u   /* WDP3 (bit 5), WDP2..0 */
+#define WDT_ONE_SECOND 0x06u     /* WDP2 | WDP1: Optiboot's WATCHDOG_1S */
 
 static uart_pty_t uart;
 
@@ -85,6 +93,11 @@ static int hold_slave_open(const char *name) {
     tcsetattr(fd, TCSANOW, &tio);
   }
   return fd;
+}
+
+/* Optiboot waiting for the programmer: running from the boot section with its one-second watchdog. */
+static int bootloader_waits(const avr_t *avr) {
+  return avr->pc >= BOOT_PC && (avr->data[WDTCSR_ADDR] & WDTCSR_PRESCALER) == WDT_ONE_SECOND;
 }
 
 static uint64_t now_ns(void) {
@@ -155,6 +168,7 @@ int main(int argc, char **argv) {
   for (;;) {
     int state = avr_run(avr);
     if (avr->cycle >= next_pace_cycle) {
+      if (bootloader_waits(avr)) avr_ioctl(avr, AVR_IOCTL_WATCHDOG_RESET, 0);
       pace(avr, start_ns);
       next_pace_cycle = avr->cycle + avr->frequency / 1000u;
     }
