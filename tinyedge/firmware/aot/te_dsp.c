@@ -456,10 +456,35 @@ TE_DSP_NOINLINE static void te_dsp_dot_chunk_solo(int32_t *acc, const int16_t *c
 TE_DSP_NOINLINE static void te_dsp_requantize_chunk(int8_t *out0, int8_t *out1, const int32_t *acc, te_dim oc0,
                                                     te_dim n, const te_requant_t *q, const te_dsp_clamp_t *clamp) {
   const te_dsp_clamp_t c = *clamp;
-  te_dim i;
+  te_dim i = 0;
+  if (c.act_max == 127 && (q->per_channel & TE_REQUANT_BOUNDED) && out1 != 0) {
+    /* Two pixels, every channel with a right shift (the usual case), in a loop of its own: the
+     * per-channel tables walked by pointer and the output pointers in registers. */
+    const int32_t step = (q->per_channel & TE_REQUANT_PER_CHANNEL) ? 1 : 0;
+    const int8_t *shifts = q->shift + step * oc0;
+    const int32_t *multipliers = q->multiplier + step * oc0;
+    int8_t *o0 = out0 + oc0, *o1 = out1 + oc0;
+    const int32_t *a = acc;
+    const int32_t *const end = acc + n;
+    for (; a < end; ++a, shifts += step, multipliers += step) {
+      const int32_t shift = TE_RD_S8(shifts);
+      const int32_t multiplier = TE_RD_S32(multipliers), right = -shift;
+      if (shift >= 0) {
+        break;
+      }
+      *o0++ = (int8_t)te_dsp_requantize_fast127(a[0], multiplier, right, (int32_t)1 << (right - 1), c.output_offset,
+                                                c.act_min);
+      *o1++ = (int8_t)te_dsp_requantize_fast127(a[TE_DSP_OC_CHUNK], multiplier, right, (int32_t)1 << (right - 1),
+                                                c.output_offset, c.act_min);
+    }
+    if (a == end) {
+      return;
+    }
+    i = (te_dim)(a - acc);   /* a channel without a right shift: the general loop goes on from it */
+  }
   if (c.act_max == 127 && (q->per_channel & TE_REQUANT_BOUNDED)) {
     const uint8_t per_channel = q->per_channel & TE_REQUANT_PER_CHANNEL;
-    for (i = 0; i < n; ++i) {
+    for (; i < n; ++i) {
       const int32_t k = per_channel ? oc0 + i : 0;
       const int32_t shift = TE_RD_S8(q->shift + k);
       if (shift < 0) {
