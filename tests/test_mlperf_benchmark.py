@@ -30,6 +30,12 @@ def test_mlperf_benchmark_writes_the_contracted_json(tmp_path):
         == {"instructions": int, "flash_bytes": int, "ram_bytes": int, "weights_bytes": int, "bit_exact": float}
     assert figures["bit_exact"] == 1.0 and figures["weights_bytes"] > 0 and figures["instructions"] > 1000
     # estimated Cortex-M4 cycles: a range around more cycles than instructions (no M4 instruction takes < 1)
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from cycle_model.trace import plugins_supported
+
+    if not plugins_supported():
+        assert figures["cycles_estimate"] is None and "cannot load TCG plugins" in result.stderr
+        return
     cycles = figures["cycles_estimate"]
     assert set(cycles) == {"low", "mid", "high"}
     assert figures["instructions"] * 0.9 < cycles["low"] <= cycles["mid"] <= cycles["high"] < 4 * figures["instructions"]
