@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, require_tools, run_tinyedge
+from conftest import require_tools, run_tinyedge
 from remote_rigs import require_hello_world
 
 BOARD = "pico-emulated"

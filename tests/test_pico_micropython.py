@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import REPO, TINYEDGE, run_tinyedge

@@ -11,7 +11,7 @@ import numpy as np
 from tinyedge import __version__
 from tinyedge.aot import TFLM_COMMIT
 from tinyedge.aot.lowering import Lowered, Table
-from tinyedge.aot.ops import ALIAS_OPS, CORE_LOWERINGS, check_supported, lowerings
+from tinyedge.aot.ops import ALIAS_OPS, check_supported, lowerings
 from tinyedge.aot.planner import Buffer, MemoryPlan, plan_memory, shared_buffer
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops import registry
