@@ -10,6 +10,8 @@ import subprocess
 import time
 from xml.etree import ElementTree as ET
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -149,9 +151,8 @@ def test_fit_arena_finds_the_smallest_working_arena_on_the_emulated_cortex_m4(cn
     assert "smallest working arena on the target" in " ".join(result.stdout.split())
 
 
-def test_a_model_whose_io_stayed_float_runs_and_validates_in_lsb(sine_model, tmp_path):
-    """int8 inside, float at the edges (QUANTIZE in, DEQUANTIZE out): the AOT runtime runs it and |Δ| is
-    still counted in output LSB."""
+def float_io_model(sine_model, path: Path) -> Path:
+    """The sine model with int8 inside and float at the edges (QUANTIZE in, DEQUANTIZE out)."""
     import tensorflow as tf
 
     keras_model = tf.keras.models.load_model(sine_model.keras)
@@ -160,10 +161,16 @@ def test_a_model_whose_io_stayed_float_runs_and_validates_in_lsb(sine_model, tmp
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     calibration = np.load(sine_model.calibration)
     converter.representative_dataset = lambda: ([calibration[i:i + 1]] for i in range(50))
-    path = tmp_path / "float_io.tflite"
     path.write_bytes(converter.convert())
+    return path
+
+
+def test_a_model_whose_io_stayed_float_runs_and_validates_in_lsb(sine_model, tmp_path):
+    """int8 inside, float at the edges (QUANTIZE in, DEQUANTIZE out): the AOT runtime runs it and |Δ| is
+    still counted in output LSB."""
     from tinyedge.tflite_model import load_tflite
 
+    path = float_io_model(sine_model, tmp_path / "float_io.tflite")
     model = load_tflite(path)
     assert model.io_types() == ["FLOAT32", "FLOAT32"] and {"QUANTIZE", "DEQUANTIZE"} <= set(model.op_names())
     generate(path, "host", tmp_path / "fw", runtime="aot")
@@ -172,6 +179,25 @@ def test_a_model_whose_io_stayed_float_runs_and_validates_in_lsb(sine_model, tmp
         report = validate(url, path, np.load(sine_model.eval_x), journal_path=tmp_path / "j.jsonl")
     assert report.passed and report.bit_exact == 1.0 and report.max_abs_diff_lsb == 0
     assert report.samples == len(np.load(sine_model.eval_x))
+
+
+def test_a_nan_from_the_board_fails_its_sample_and_is_named_not_counted_as_lsb(sine_model, tmp_path):
+    """A float output that is NaN or infinite has no LSB distance: it fails its sample, is counted as such,
+    and the figures are the real outputs' (not 9223372036854775680 LSB)."""
+    from types import SimpleNamespace
+
+    from tinyedge.tflite_model import load_tflite
+    from tinyedge.validate import SampleResult, summarize
+
+    model = load_tflite(float_io_model(sine_model, tmp_path / "float_io.tflite"))
+    results = [SampleResult(0, [0.5], [0.5], 0, 10, None), SampleResult(1, [float("nan")], [0.25], 0, 10, None),
+               SampleResult(2, [float("inf")], [0.75], 0, 10, None)]
+    report = summarize(model, SimpleNamespace(cycle_hz=0, clock_hz=0, board_id="host", runtime="aot", arena_used=0,
+                                              runtime_version="", model_sha256=model.sha256),
+                       results, 0, None, None, 3, False)
+    assert report.failures == [1, 2] and not report.passed
+    assert report.non_finite_outputs == 2
+    assert report.max_abs_diff_lsb == 0 and report.rmse == 0.0
 
 
 def test_a_model_with_two_heads_validates_every_output(tmp_path):

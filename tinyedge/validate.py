@@ -45,6 +45,9 @@ class SampleResult:
     micros: int | None
 
 
+NOT_A_NUMBER_LSB = 1 << 33   # the code of a NaN/infinite float output: beyond every int32, no int64 overflow
+
+
 @dataclass
 class ValidationReport:
     samples: int
@@ -76,6 +79,7 @@ class ValidationReport:
     energy_uj_estimate: float | None = None   # per inference (median latency x the datasheet's run power)
     energy_datasheet: dict[str, Any] | None = None   # the profile's figures the estimate used
     link: dict[str, Any] | None = None   # what the serial link did: retries, crc_errors, resyncs, timeouts, ...
+    non_finite_outputs: int = 0          # board output values that were NaN or infinite (each fails its sample)
     reference_version: str = ""           # the host reference: the tflite_micro package (and its commit)
     reference_commit: str | None = None
     board_tflm_commit: str | None = None  # the tflite-micro commit the board's arithmetic comes from, when known
@@ -189,12 +193,17 @@ class OutputUnits:
         self.quantized = source.is_quantized
 
     def lsb(self, values: np.ndarray) -> np.ndarray:
+        """Output codes; a NaN or infinite float output is NOT_A_NUMBER_LSB, farther than any real code."""
         values = np.asarray(values)
         if not self.is_float:
             return values.astype(np.int64)
+        finite = np.isfinite(values.astype(np.float64))
+        safe = np.where(finite, values, 0.0)
         if self.quantized:
-            return np.round(values.astype(np.float64) / self.scale).astype(np.int64) + self.zero_point
-        return values.astype(np.float32).view(np.int32).astype(np.int64)  # no scale: compare float bit patterns
+            codes = np.round(safe.astype(np.float64) / self.scale).astype(np.int64) + self.zero_point
+        else:
+            codes = safe.astype(np.float32).view(np.int32).astype(np.int64)  # no scale: compare float bit patterns
+        return np.where(finite, codes, NOT_A_NUMBER_LSB)
 
     def real(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64)
@@ -446,6 +455,8 @@ def summarize(model: TfliteModel, info: Any, results: list[SampleResult], tolera
     host = np.array([r.expected for r in results], dtype=np.float64).reshape(len(results), width)
     diffs = np.abs(outputs.lsb(board) - outputs.lsb(host)) if len(results) else np.zeros((0, 1))
     per_sample = diffs.max(axis=1) if len(results) else np.zeros(0)
+    numbers = np.isfinite(board) & np.isfinite(host)
+    non_finite = int(np.sum(~np.isfinite(board)))
     board_f, host_f = outputs.real(board), outputs.real(host)
     board, host = outputs.first(board), outputs.first(host)
     top1 = float(np.mean(board.argmax(1) == host.argmax(1))) if len(results) and board.shape[1] > 1 else None
@@ -462,10 +473,11 @@ def summarize(model: TfliteModel, info: Any, results: list[SampleResult], tolera
     return ValidationReport(
         samples=len(results),
         bit_exact=float(np.mean(per_sample == 0)) if len(results) else 0.0,
-        max_abs_diff_lsb=int(diffs.max()) if diffs.size else 0,
-        mean_abs_diff_lsb=float(diffs.mean()) if diffs.size else 0.0,
-        rmse=float(np.sqrt(np.mean((board_f - host_f) ** 2))) if len(results) else 0.0,
-        cosine=cosine_similarity(board_f, host_f) if len(results) else 0.0,
+        max_abs_diff_lsb=int(diffs[numbers].max()) if numbers.any() else 0,
+        mean_abs_diff_lsb=float(diffs[numbers].mean()) if numbers.any() else 0.0,
+        non_finite_outputs=non_finite,
+        rmse=float(np.sqrt(np.mean((board_f - host_f)[numbers] ** 2))) if numbers.any() else 0.0,
+        cosine=cosine_similarity(np.where(numbers, board_f, 0.0), np.where(numbers, host_f, 0.0)) if len(results) else 0.0,
         top1_agreement=top1,
         accuracy=accuracy,
         latency_us=latency.micros,
@@ -697,6 +709,8 @@ class ValidationRun:
             raise ValidationFailed(
                 f"{len(self.report.failures)} of {self.report.samples} samples differ from the host reference by more "
                 f"than {self.report.tolerance_lsb} LSB (max {self.report.max_abs_diff_lsb})"
+                + (f"; {self.report.non_finite_outputs} output values were NaN or infinite"
+                   if self.report.non_finite_outputs else "")
                 + (f"; {note}" if note else "") + f": see {self.journal}."
             )
 
