@@ -49,7 +49,7 @@ LOWERED_OPS: tuple[OpSupport, ...] = (
     OpSupport("RESHAPE", "core", ("any",)),
     OpSupport("SOFTMAX", "nonlinear", ("int8", "int8->int16")),
     OpSupport("SQUEEZE", "core", ("any",)),
-    OpSupport("SVDF", "recurrent", viper=STATEFUL_VIPER),
+    OpSupport("SVDF", "recurrent", ("int8", "int8 (int16 time weights and state)"), viper=STATEFUL_VIPER),
     OpSupport("TANH", "nonlinear"),
     OpSupport("UNIDIRECTIONAL_SEQUENCE_LSTM", "recurrent", ("int8 (int16 cell state)",),
               dsp="te_lstm_s8 (SMLAD weights)", viper=STATEFUL_VIPER),
