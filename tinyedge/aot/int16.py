@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyedge.aot import opdata
 from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, c_int, op_prefix, requant_tables, require, table
 from tinyedge.aot.nonlinear import add_parameters, broadcast_geometry, mul_parameters
 from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier, zero_point
@@ -80,16 +81,12 @@ def lower_leaky_relu(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowere
 
 
 def lower_pad(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
-    """PAD/PADV2 of int16 data: the int8 op module's geometry, 2-byte elements."""
+    """PAD/PADV2 of int16 data: the int8 op module's geometry and rendering, the 2-byte kernel."""
     in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
     require(out_t.type_name == "INT16", op, "mixes int16 with other types")
-    data = pad.geometry(model, op, in_t, out_t)
-    prefix = op_prefix(op)
-    tables = [table("te_dim", f"{prefix}in_dims", data.in_dims), table("te_dim", f"{prefix}out_dims", data.out_dims),
-              table("te_dim", f"{prefix}before", data.before)]
-    call = (f"te_pad_s16({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {prefix}in_dims, {prefix}out_dims, "
-            f"{prefix}before, {data.value});")
-    return Lowered(tables, call)
+    lowered = opdata.render(pad.geometry(model, op, in_t, out_t), model, op, ptr)
+    lowered.call = lowered.call.replace("te_pad(", "te_pad_s16(", 1)
+    return lowered
 
 
 def lower_strided_slice(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:

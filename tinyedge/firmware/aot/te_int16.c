@@ -75,41 +75,42 @@ static void te_s16_walk_next(te_s16_walk *w) {
   }
 }
 
+/* Runs `body` once per output element i of a broadcast ADD, SUB or MUL, with `p` (a local of the params'
+ * type) read from TE_CONST and a_val, b_val the two operands plus their offsets. */
+#define TE_S16_BROADCAST(p, params, geom, const_mask, a, b, body)                                 \
+  do {                                                                                            \
+    te_s16_walk w;                                                                                \
+    const int32_t total = te_s16_walk_begin(&w, (geom));                                          \
+    const uint8_t a_const = (const_mask) & TE_S16_A_CONST, b_const = (const_mask) & TE_S16_B_CONST; \
+    int32_t i;                                                                                    \
+    TE_S16_LOAD(&(p), (params), sizeof(p));                                                       \
+    for (i = 0; i < total; i++) {                                                                 \
+      const int32_t a_val = (p).a_offset + TE_S16_LOAD_ELEM((a) + w.offset_a, a_const);          \
+      const int32_t b_val = (p).b_offset + TE_S16_LOAD_ELEM((b) + w.offset_b, b_const);          \
+      body                                                                                        \
+      te_s16_walk_next(&w);                                                                       \
+    }                                                                                             \
+  } while (0)
+
 void te_add_s16(int16_t *out, const int16_t *a, const int16_t *b, const int32_t *geom,
                 const te_add_params_t *params, uint8_t const_mask, int8_t sign) {
-  te_s16_walk w;
   te_add_params_t p;
-  const int32_t total = te_s16_walk_begin(&w, geom);
-  const uint8_t a_const = const_mask & TE_S16_A_CONST, b_const = const_mask & TE_S16_B_CONST;
-  int32_t i;
-  TE_S16_LOAD(&p, params, sizeof p);
-  for (i = 0; i < total; i++) {
-    const int32_t a_val = p.a_offset + TE_S16_LOAD_ELEM(a + w.offset_a, a_const);
-    const int32_t b_val = p.b_offset + TE_S16_LOAD_ELEM(b + w.offset_b, b_const);
+  TE_S16_BROADCAST(p, params, geom, const_mask, a, b, {
     const int32_t scaled_a = te_s16_mbqm_lt1(a_val * ((int32_t)1 << p.left_shift), p.a_multiplier, p.a_shift);
     const int32_t scaled_b = te_s16_mbqm_lt1(b_val * ((int32_t)1 << p.left_shift), p.b_multiplier, p.b_shift);
     const int32_t combined = sign > 0 ? scaled_a + scaled_b : scaled_a - scaled_b;
     const int32_t raw = te_s16_mbqm_lt1(combined, p.out_multiplier, p.out_shift) + p.out_offset;
     out[i] = (int16_t)te_s16_clamp(raw, p.act_min, p.act_max);
-    te_s16_walk_next(&w);
-  }
+  });
 }
 
 void te_mul_s16(int16_t *out, const int16_t *a, const int16_t *b, const int32_t *geom,
                 const te_mul_params_t *params, uint8_t const_mask) {
-  te_s16_walk w;
   te_mul_params_t p;
-  const int32_t total = te_s16_walk_begin(&w, geom);
-  const uint8_t a_const = const_mask & TE_S16_A_CONST, b_const = const_mask & TE_S16_B_CONST;
-  int32_t i;
-  TE_S16_LOAD(&p, params, sizeof p);
-  for (i = 0; i < total; i++) {
-    const int32_t a_val = p.a_offset + TE_S16_LOAD_ELEM(a + w.offset_a, a_const);
-    const int32_t b_val = p.b_offset + TE_S16_LOAD_ELEM(b + w.offset_b, b_const);
+  TE_S16_BROADCAST(p, params, geom, const_mask, a, b, {
     const int32_t raw = p.out_offset + te_s16_mbqm(a_val * b_val, p.out_multiplier, p.out_shift);
     out[i] = (int16_t)te_s16_clamp(raw, p.act_min, p.act_max);
-    te_s16_walk_next(&w);
-  }
+  });
 }
 
 void te_leaky_relu_s16(int16_t *out, const int16_t *in, int32_t count, const int32_t *params) {
