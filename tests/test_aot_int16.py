@@ -102,6 +102,17 @@ def test_tinyedge_ops_lists_the_int16_variants():
         assert "te_int16.c" in detail[op]["aot"]["c_files"], op
 
 
+def test_a_16x8_model_validates_bit_exact_on_the_host_board_in_int16_lsb(tmp_path):
+    model = to_16x8(_conv, [(5, 5, 4)])
+    (tmp_path / "model.tflite").write_bytes(model.data)
+    np.save(tmp_path / "x.npy", np.random.default_rng(5).uniform(-2, 2, (6, 5, 5, 4)).astype(np.float32))
+    result = run_tinyedge("deploy", tmp_path / "model.tflite", "--board", "host", "--runtime", "aot",
+                          "-o", tmp_path / "out", "--data", tmp_path / "x.npy", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["runtime"], report["passed"], report["bit_exact"], report["max_abs_diff_lsb"]) == ("aot", True, 1.0, 0)
+
+
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
                     reason="needs qemu-system-arm and arm-none-eabi-gcc")
 def test_a_16x8_model_deploys_bit_exact_on_qemu_cortex_m4(tmp_path):
