@@ -28,8 +28,8 @@ def _tf():
     return tf
 
 
-def to_16x8(fn, shapes: list[tuple[int, ...]], span: float = 2.0, seed: int = 0) -> TfliteModel:
-    """The function converted as TFLite's 16x8 model: int16 activations and I/O, int8 weights."""
+def to_16x8(fn, shapes: list[tuple[int, ...]], span: float = 2.0, seed: int = 0, float_io: bool = False) -> TfliteModel:
+    """The function converted as TFLite's 16x8 model: int16 activations and I/O (or float I/O), int8 weights."""
     tf = _tf()
     concrete = tf.function(fn).get_concrete_function(*[tf.TensorSpec([1, *s], tf.float32) for s in shapes])
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
@@ -38,8 +38,9 @@ def to_16x8(fn, shapes: list[tuple[int, ...]], span: float = 2.0, seed: int = 0)
     converter.representative_dataset = lambda: ([rng.uniform(-span, span, (1, *s)).astype(np.float32) for s in shapes]
                                                 for _ in range(32))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    converter.inference_input_type = tf.int16
-    converter.inference_output_type = tf.int16
+    if not float_io:
+        converter.inference_input_type = tf.int16
+        converter.inference_output_type = tf.int16
     return parse_tflite(converter.convert())
 
 
@@ -88,6 +89,14 @@ def test_16x8_ops_are_bit_exact_with_tflite_micro(name: str, tmp_path):
     model = to_16x8(fn, shapes)
     assert ops <= set(model.op_names()), model.op_names()
     assert {t.type_name for t in model.input_tensors + model.output_tensors} == {"INT16"}
+    assert_matches_reference(model, NativeModel(model, tmp_path), samples=6)
+
+
+def test_a_16x8_model_with_float_io_is_bit_exact_with_tflite_micro(tmp_path):
+    model = to_16x8(_depthwise, [(6, 5, 4)], float_io=True)
+    opcodes = [op.opcode for op in model.operators]
+    assert (opcodes[0], opcodes[-1]) == ("QUANTIZE", "DEQUANTIZE"), opcodes
+    assert {t.type_name for t in model.input_tensors + model.output_tensors} == {"FLOAT32"}
     assert_matches_reference(model, NativeModel(model, tmp_path), samples=6)
 
 

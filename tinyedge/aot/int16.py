@@ -14,7 +14,7 @@ import numpy as np
 
 from tinyedge.aot import opdata
 from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, c_int, op_prefix, requant_tables, require, table
-from tinyedge.aot.nonlinear import add_parameters, broadcast_geometry, mul_parameters
+from tinyedge.aot.nonlinear import add_parameters, broadcast_geometry, c_float, mul_parameters
 from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier, zero_point
 from tinyedge.ops import pad, strided_slice, transpose_conv
 from tinyedge.ops.conv import fc_multipliers, window
@@ -213,7 +213,27 @@ def _pool(kernel: str) -> Lowering:
     return lower
 
 
-# op -> its int16 lowering, taken when the op's first input is int16.
+def lower_quantize(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """QUANTIZE float32 -> int16 (a 16x8 model that kept float I/O)."""
+    src, dst = op.inputs[0], op.outputs[0]
+    out = model.tensors[dst]
+    require(not out.per_channel, op, "has a per-channel output")
+    call = (f"te_quantize_f32_s16({ptr(dst)}, {ptr(src)}, {c_int(out.size)}, {c_float(float(np.float32(out.scale[0])))}, "
+            f"{c_int(zero_point(out))});")
+    return Lowered(call=call)
+
+
+def lower_dequantize(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """DEQUANTIZE int16 -> float32."""
+    src, dst = op.inputs[0], op.outputs[0]
+    inp = model.tensors[src]
+    require(model.tensors[dst].type_name == "FLOAT32", op, "has an output that is not float32")
+    call = (f"te_dequantize_s16_f32({ptr(dst)}, {ptr(src)}, {c_int(inp.size)}, {c_float(float(np.float32(inp.scale[0])))}, "
+            f"{c_int(zero_point(inp))});")
+    return Lowered(call=call)
+
+
+# op -> its int16 lowering, taken when the op's activation input is int16 (QUANTIZE: float32 -> int16).
 LOWERINGS: dict[str, Lowering] = {
     "ADD": _add_or_sub(1),
     "SUB": _add_or_sub(-1),
@@ -228,6 +248,8 @@ LOWERINGS: dict[str, Lowering] = {
     "TRANSPOSE_CONV": lower_transpose_conv,
     "AVERAGE_POOL_2D": _pool("te_average_pool_s16"),
     "MAX_POOL_2D": _pool("te_max_pool_s16"),
+    "QUANTIZE": lower_quantize,
+    "DEQUANTIZE": lower_dequantize,
 }
 
 # The variant each op gains here, as the op registry lists it.
@@ -236,6 +258,8 @@ VARIANTS: dict[str, str] = {
                                   "AVERAGE_POOL_2D", "MAX_POOL_2D")},
     **{name: "16x8 (int16 activations, int8 weights)" for name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
                                                                    "TRANSPOSE_CONV")},
+    "QUANTIZE": "float32->int16",
+    "DEQUANTIZE": "int16->float32",
 }
 
 
@@ -244,14 +268,23 @@ def activation_input(op: Operator) -> int:
     return op.inputs[transpose_conv.INPUT] if op.opcode == "TRANSPOSE_CONV" else op.inputs[0]
 
 
+def is_int16_variant(model: TfliteModel, op: Operator) -> bool:
+    """The op runs its int16 variant: its activation input is int16 (QUANTIZE: float32 in, int16 out;
+    QUANTIZE from int16 requantizes in tinyedge.aot.nonlinear)."""
+    in_type, out_type = model.tensors[activation_input(op)].type_name, model.tensors[op.outputs[0]].type_name
+    if op.opcode == "QUANTIZE":
+        return (in_type, out_type) == ("FLOAT32", "INT16")
+    return in_type == "INT16"
+
+
 def dispatch(name: str, int8: Lowering) -> Lowering:
-    """The op's lowering: its int16 one when its activation input is int16, else `int8`."""
+    """The op's lowering: its int16 one when it runs its int16 variant, else `int8`."""
     int16 = LOWERINGS.get(name)
     if int16 is None:
         return int8
 
     def lower(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
-        if model.tensors[activation_input(op)].type_name == "INT16":
+        if is_int16_variant(model, op):
             return int16(model, op, ptr)
         return int8(model, op, ptr)
     return lower

@@ -69,6 +69,11 @@ void te_average_pool_s16(int16_t *out, const int16_t *in, const te_window_t *win
                          int16_t act_max);
 void te_max_pool_s16(int16_t *out, const int16_t *in, const te_window_t *window, int16_t act_min, int16_t act_max);
 
+/* QUANTIZE float32 -> int16 (AffineQuantize: val / scale in float, rounded half away, plus the zero point)
+ * and DEQUANTIZE int16 -> float32 (scale * (val - zero point)). */
+void te_quantize_f32_s16(int16_t *out, const float *in, int32_t count, float scale, int32_t zero_point);
+void te_dequantize_s16_f32(float *out, const int16_t *in, int32_t count, float scale, int32_t zero_point);
+
 #ifdef __cplusplus
 }
 #endif
