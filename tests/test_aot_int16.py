@@ -111,14 +111,19 @@ def test_tinyedge_ops_lists_the_int16_variants():
         assert "te_int16.c" in detail[op]["aot"]["c_files"], op
 
 
-def test_a_16x8_model_validates_bit_exact_on_the_host_board_in_int16_lsb(tmp_path):
-    model = to_16x8(_conv, [(5, 5, 4)])
+def _deploy(model: TfliteModel, board: str, x: np.ndarray, tmp_path: Path) -> dict:
+    """`tinyedge deploy --runtime aot` of the model to the board with the float samples x: its JSON report."""
     (tmp_path / "model.tflite").write_bytes(model.data)
-    np.save(tmp_path / "x.npy", np.random.default_rng(5).uniform(-2, 2, (6, 5, 5, 4)).astype(np.float32))
-    result = run_tinyedge("deploy", tmp_path / "model.tflite", "--board", "host", "--runtime", "aot",
+    np.save(tmp_path / "x.npy", x.astype(np.float32))
+    result = run_tinyedge("deploy", tmp_path / "model.tflite", "--board", board, "--runtime", "aot",
                           "-o", tmp_path / "out", "--data", tmp_path / "x.npy", "--json", tmp_path / "report.json")
     assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads((tmp_path / "report.json").read_text())
+    return json.loads((tmp_path / "report.json").read_text())
+
+
+def test_a_16x8_model_validates_bit_exact_on_the_host_board_in_int16_lsb(tmp_path):
+    model = to_16x8(_conv, [(5, 5, 4)])
+    report = _deploy(model, "host", np.random.default_rng(5).uniform(-2, 2, (6, 5, 5, 4)), tmp_path)
     assert (report["runtime"], report["passed"], report["bit_exact"], report["max_abs_diff_lsb"]) == ("aot", True, 1.0, 0)
 
 
@@ -133,12 +138,7 @@ def test_a_16x8_model_deploys_bit_exact_on_qemu_cortex_m4(tmp_path):
 
     model = to_16x8(audio_block, [(1, 12, 4)])
     assert {"PAD", "CONV_2D", "LEAKY_RELU", "STRIDED_SLICE", "SUB", "TRANSPOSE_CONV", "ADD"} <= set(model.op_names())
-    (tmp_path / "model.tflite").write_bytes(model.data)
-    np.save(tmp_path / "x.npy", np.random.default_rng(3).uniform(-2, 2, (5, 1, 12, 4)).astype(np.float32))
-    result = run_tinyedge("deploy", tmp_path / "model.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",
-                          "-o", tmp_path / "out", "--data", tmp_path / "x.npy", "--json", tmp_path / "report.json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads((tmp_path / "report.json").read_text())
+    report = _deploy(model, "qemu-cortex-m4", np.random.default_rng(3).uniform(-2, 2, (5, 1, 12, 4)), tmp_path)
     assert (report["runtime"], report["passed"], report["bit_exact"]) == ("aot", True, 1.0)
 
 

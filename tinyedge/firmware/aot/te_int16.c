@@ -392,24 +392,8 @@ void te_max_pool_s16(int16_t *out, const int16_t *in, const te_window_t *window,
 void te_quantize_f32_s16(int16_t *out, const float *in, int32_t count, float scale, int32_t zero_point) {
   int32_t i;
   for (i = 0; i < count; i++) {
-    const float r = in[i] / scale;
-    int32_t q;
-    /* far outside int16 (or NaN): saturate, where TFLM's float->int32 cast is undefined */
-    if (r != r || r <= -262144.0f) {
-      q = -262144L;
-    } else if (r >= 262144.0f) {
-      q = 262144L;
-    } else {
-      /* TfLiteRound: halves away from zero; r - trunc(r) is exact in float */
-      const float frac = r - (float)(int32_t)r;
-      q = (int32_t)r;
-      if (frac >= 0.5f) {
-        q++;
-      } else if (frac <= -0.5f) {
-        q--;
-      }
-    }
-    out[i] = (int16_t)te_s16_clamp(q + zero_point, -32768, 32767);
+    /* far outside int16 (or NaN): saturated */
+    out[i] = (int16_t)te_s16_clamp(te_round_f32(in[i] / scale, 262144L) + zero_point, -32768, 32767);
   }
 }
 
