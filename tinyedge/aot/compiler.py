@@ -19,11 +19,12 @@ from tinyedge.paths import FIRMWARE_DIR
 from tinyedge.templating import c_comment, render
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
-C_TYPES = {"INT8": "int8_t", "UINT8": "uint8_t", "INT16": "int16_t", "INT32": "int32_t", "FLOAT32": "float"}
+C_TYPES = {"INT8": "int8_t", "UINT8": "uint8_t", "INT16": "int16_t", "INT32": "int32_t", "INT64": "int64_t",
+           "FLOAT32": "float"}
 MODEL_SOURCE = "te_model.c"
 MODEL_HEADER = "te_model.h"
 KERNEL_FILES = ("te_params.h", "te_fixedpoint.h", "te_pgm.h", "te_dsp_insn.h", "te_kernels.h", "te_kernels.c")
-NONLINEAR_FILES = ("te_nonlinear.h", "te_nonlinear.c", "te_recurrent.h", "te_recurrent.c")
+NONLINEAR_FILES = ("te_nonlinear.h", "te_nonlinear.c", "te_recurrent.h", "te_recurrent.c", "te_int16.h", "te_int16.c")
 DSP_FILES = ("te_dsp.h", "te_dsp.c")
 AVR_POINTER_BYTES = 2
 
@@ -103,7 +104,9 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
     constants = _constant_tables(model, sorted(pointers.constants_used))
     tables = [t for low in lowered for t in low.tables]
     op_lines = [_op_line(model, op, low) for op, low in zip(model.operators, lowered)]
-    uses_nonlinear = any(registry.OPS[op.opcode].family != "core" for op in model.operators)
+    uses_nonlinear = (any(registry.OPS[op.opcode].family != "core" for op in model.operators)
+                      or any(declared_kernels().get(k) in NONLINEAR_FILES for low in lowered
+                             for k in re.findall(r"\b(te_\w+)\(", low.call)))
     scratch = max((low.scratch_bytes for low in lowered), default=0)
     source = _render("te_model.c.j2", plan,
                      version=__version__, model_name=model.path.name if model.path else "model", sha256=model.sha256,

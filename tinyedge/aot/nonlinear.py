@@ -285,23 +285,25 @@ def broadcast_geometry(a_shape: tuple[int, ...], b_shape: tuple[int, ...], out_s
     return [len(dims), *[d[0] for d in dims], *[d[1] for d in dims], *[d[2] for d in dims]]
 
 
-def add_parameters(a: Tensor, b: Tensor, out: Tensor, activation: str) -> list[int]:
-    """CalculateOpDataAdd for int8: the order te_add_s8 reads them in."""
+def add_parameters(a: Tensor, b: Tensor, out: Tensor, activation: str, left_shift: int = ADD_LEFT_SHIFT,
+                   limits: tuple[int, int] = (INT8_MIN, INT8_MAX)) -> list[int]:
+    """CalculateOpDataAdd for int8 (int16: left shift 15, the int16 limits): the order te_add_s8 reads them in."""
     a_scale, b_scale, out_scale = _scale(a), _scale(b), _scale(out)
     twice_max_input_scale = 2 * max(a_scale, b_scale)
     a_multiplier, a_shift = quantize_multiplier_smaller_than_one(a_scale / twice_max_input_scale)
     b_multiplier, b_shift = quantize_multiplier_smaller_than_one(b_scale / twice_max_input_scale)
     out_multiplier, out_shift = quantize_multiplier_smaller_than_one(
-        twice_max_input_scale / ((1 << ADD_LEFT_SHIFT) * out_scale))
-    act_min, act_max = activation_range(activation, out)
-    return [-zero_point(a), a_multiplier, a_shift, -zero_point(b), b_multiplier, b_shift, ADD_LEFT_SHIFT,
+        twice_max_input_scale / ((1 << left_shift) * out_scale))
+    act_min, act_max = activation_range(activation, out, limits)
+    return [-zero_point(a), a_multiplier, a_shift, -zero_point(b), b_multiplier, b_shift, left_shift,
             out_multiplier, out_shift, zero_point(out), act_min, act_max]
 
 
-def mul_parameters(a: Tensor, b: Tensor, out: Tensor, activation: str) -> list[int]:
-    """CalculateOpDataMul for int8: the order te_mul_s8 reads them in."""
+def mul_parameters(a: Tensor, b: Tensor, out: Tensor, activation: str,
+                   limits: tuple[int, int] = (INT8_MIN, INT8_MAX)) -> list[int]:
+    """CalculateOpDataMul for int8 (or int16, with its limits): the order te_mul_s8 reads them in."""
     multiplier, shift = quantize_multiplier(_scale(a) * _scale(b) / _scale(out))
-    act_min, act_max = activation_range(activation, out)
+    act_min, act_max = activation_range(activation, out, limits)
     return [-zero_point(a), -zero_point(b), multiplier, shift, zero_point(out), act_min, act_max]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyedge.aot import nonlinear, opdata, recurrent
+from tinyedge.aot import int16, nonlinear, opdata, recurrent
 from tinyedge.aot.lowering import (
     Lowered, Lowering, PointerOf, Table, op_prefix, requant_tables, require, table, uses_dsp,
 )
@@ -397,7 +397,8 @@ LOWERINGS_BY_FAMILY: dict[str, dict[str, Lowering]] = {
 def lowerings() -> dict[str, Lowering]:
     """Every op's lowering: the families' above and the op modules' (tinyedge/ops/*.py) prepare steps."""
     modules = {name: opdata.lowering(module.prepare) for name, module in registry.PREPARED.items()}
-    return {**modules, **{op: lower for family in LOWERINGS_BY_FAMILY.values() for op, lower in family.items()}}
+    every = {**modules, **{op: lower for family in LOWERINGS_BY_FAMILY.values() for op, lower in family.items()}}
+    return {name: int16.dispatch(name, lower) for name, lower in every.items()}
 
 
 def supported_ops() -> list[str]:

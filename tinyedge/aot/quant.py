@@ -62,19 +62,20 @@ def _quantize_f32(value: float, scale: float, zero_point: int) -> int:
     return zero_point + round_half_away(float(np.float32(value) / np.float32(scale)))
 
 
-def activation_range(activation: str, output_t: Tensor) -> tuple[int, int]:
-    """CalculateActivationRangeQuantized for an int8 output."""
+def activation_range(activation: str, output_t: Tensor, limits: tuple[int, int] = (INT8_MIN, INT8_MAX)) -> tuple[int, int]:
+    """CalculateActivationRangeQuantized for an int8 output (or, with `limits`, an int16 one)."""
     scale, zero_point = _f32(output_t.scale[0]), int(output_t.zero_point[0])
+    low, high = limits
     if activation == "RELU":
-        return max(INT8_MIN, _quantize_f32(0.0, scale, zero_point)), INT8_MAX
+        return max(low, _quantize_f32(0.0, scale, zero_point)), high
     if activation == "RELU6":
-        return (max(INT8_MIN, _quantize_f32(0.0, scale, zero_point)),
-                min(INT8_MAX, _quantize_f32(6.0, scale, zero_point)))
+        return (max(low, _quantize_f32(0.0, scale, zero_point)),
+                min(high, _quantize_f32(6.0, scale, zero_point)))
     if activation == "RELU_N1_TO_1":
-        return (max(INT8_MIN, _quantize_f32(-1.0, scale, zero_point)),
-                min(INT8_MAX, _quantize_f32(1.0, scale, zero_point)))
+        return (max(low, _quantize_f32(-1.0, scale, zero_point)),
+                min(high, _quantize_f32(1.0, scale, zero_point)))
     if activation == "NONE":
-        return INT8_MIN, INT8_MAX
+        return low, high
     raise TinyedgeError(f"the fused activation {activation} has no int8 kernel in TFLM: "
                         "apply it as a separate layer instead.")
 

@@ -39,6 +39,8 @@ def lower_svdf(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     if inp is None or weights_feature is None or weights_time is None or state is None:
         raise unsupported(op, "lacks one of its input, weights or state tensors")
     kinds = (inp.type_name, weights_feature.type_name, weights_time.type_name, state.type_name, out.type_name)
+    if kinds == SVDF_INT16_STATE:
+        return _lower_svdf_s16(model, op, ptr)
     if kinds != ("INT8",) * 5:
         raise unsupported(op, f"is not int8 throughout (input, weights, state, output: {', '.join(k.lower() for k in kinds)})")
     if len(inp.shape) != 2 or inp.shape[0] != 1:
@@ -60,6 +62,33 @@ def lower_svdf(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
             f"&{prefix}params);")
     return Lowered([Table("te_svdf_params_t", f"{prefix}params", tuple(params), struct=True),
                     table("int32_t", f"{prefix}folds", folds)], call)
+
+
+# input, feature weights, time weights, state, output: TFLM's keyword model (EvalIntegerSvdfReference<int16_t>).
+SVDF_INT16_STATE = ("INT8", "INT8", "INT16", "INT16", "INT8")
+
+
+def _lower_svdf_s16(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """SVDF with int16 time weights and state: te_svdf_s16, PrepareSvdf's parameters."""
+    inp, weights_feature, weights_time, state = (model.tensors[op.inputs[i]] for i in (
+        SVDF_INPUT, SVDF_WEIGHTS_FEATURE, SVDF_WEIGHTS_TIME, SVDF_STATE))
+    out = model.tensors[op.outputs[0]]
+    if len(inp.shape) != 2 or inp.shape[0] != 1:
+        raise unsupported(op, f"has an input of shape {list(inp.shape)} rather than one batch [1, n]")
+    if not state.is_variable:
+        raise unsupported(op, "has a state tensor that is not a variable")
+    has_bias = len(op.inputs) > SVDF_BIAS and op.inputs[SVDF_BIAS] >= 0
+    if has_bias and model.tensors[op.inputs[SVDF_BIAS]].type_name != "INT32":
+        raise unsupported(op, "has a bias that is not int32")
+    n_filter, n_input = weights_feature.shape
+    (m1, s1), (m2, s2) = svdf_multipliers(inp, weights_feature, weights_time, state, out)
+    prefix = op_prefix(op)
+    params = [n_input, n_filter, weights_time.shape[1], int(getattr(op.options, "rank", 1)), zero_point(inp),
+              zero_point(state), zero_point(out), m1, s1, m2, s2]
+    bias = ptr(op.inputs[SVDF_BIAS]) if has_bias else "0"
+    call = (f"te_svdf_s16({ptr(op.outputs[0])}, {ptr(op.inputs[SVDF_INPUT])}, {ptr(op.inputs[SVDF_STATE])}, "
+            f"{ptr(op.inputs[SVDF_WEIGHTS_FEATURE])}, {ptr(op.inputs[SVDF_WEIGHTS_TIME])}, {bias}, &{prefix}params);")
+    return Lowered([Table("te_svdf_params_t", f"{prefix}params", tuple(params), struct=True)], call)
 
 
 # ---------------------------------------------------------------------------------------------

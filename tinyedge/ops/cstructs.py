@@ -89,7 +89,7 @@ ABI_32 = Abi("32-bit (Arm, RISC-V, Xtensa)", 4, 4)
 ABI_AVR = Abi("AVR", 2, 1)
 ABI_HOST = Abi("64-bit host", 8, 8)
 SCALAR_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "te_dim": 2, "int32_t": 4, "uint32_t": 4,
-                "float": 4}
+                "int64_t": 8, "float": 4}
 
 
 def _size_align(c_type: str, abi: Abi) -> tuple[int, int]:

@@ -8,14 +8,18 @@ import numpy as np
 from tinyedge.aot.lowering import require, require_types
 from tinyedge.ops.opdata import PadData
 from tinyedge.ops.support import OpSupport
-from tinyedge.tflite_model import Operator, TfliteModel
+from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
-SUPPORTS = (OpSupport("PAD", "core"), OpSupport("PADV2", "core"))
+SUPPORTS = (OpSupport("PAD", "core"), OpSupport("PADV2", "core"))   # int16: tinyedge.aot.int16
 
 
 def prepare(model: TfliteModel, op: Operator) -> PadData:
     require_types(model, op, {op.inputs[0]: "INT8", op.outputs[0]: "INT8"})
-    in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
+    return geometry(model, op, model.tensors[op.inputs[0]], model.tensors[op.outputs[0]])
+
+
+def geometry(model: TfliteModel, op: Operator, in_t: Tensor, out_t: Tensor) -> PadData:
+    """The pad of any element type (the int16 variant's too: tinyedge.aot.int16)."""
     paddings = model.tensors[op.inputs[1]].data
     require(paddings is not None and len(in_t.shape) <= 4, op, "has computed paddings or more than 4 dimensions")
     lead = 4 - len(in_t.shape)

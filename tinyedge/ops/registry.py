@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from dataclasses import replace
 from types import ModuleType
 
 from tinyedge import ops as ops_package
 from tinyedge import plugins
+from tinyedge.aot.int16 import VARIANTS as INT16_VARIANTS
 from tinyedge.ops.support import NOT_YET_VIPER, OpRegistryError, OpSupport  # noqa: F401  (the registry's vocabulary)
 from tinyedge.tflm import OP_TABLE
 
@@ -47,7 +49,7 @@ LOWERED_OPS: tuple[OpSupport, ...] = (
     OpSupport("RESHAPE", "core", ("any",)),
     OpSupport("SOFTMAX", "nonlinear", ("int8", "int8->int16")),
     OpSupport("SQUEEZE", "core", ("any",)),
-    OpSupport("SVDF", "recurrent", viper=STATEFUL_VIPER),
+    OpSupport("SVDF", "recurrent", ("int8", "int8 (int16 time weights and state)"), viper=STATEFUL_VIPER),
     OpSupport("TANH", "nonlinear"),
     OpSupport("UNIDIRECTIONAL_SEQUENCE_LSTM", "recurrent", ("int8 (int16 cell state)",),
               dsp="te_lstm_s8 (SMLAD weights)", viper=STATEFUL_VIPER),
@@ -66,8 +68,16 @@ def _op_modules() -> tuple[ModuleType, ...]:
 OP_MODULES = _op_modules()
 # op name -> the op module whose `prepare(model, op)` gives its OpData (tinyedge.ops.opdata).
 PREPARED: dict[str, ModuleType] = {support.name: module for module in OP_MODULES for support in module.SUPPORTS}
-AOT_OPS: tuple[OpSupport, ...] = tuple(sorted(LOWERED_OPS + tuple(s for m in OP_MODULES for s in m.SUPPORTS),
-                                              key=lambda op: op.name))
+
+
+def _with_int16(op: OpSupport) -> OpSupport:
+    """The op with its int16 variant (tinyedge.aot.int16), if it has one."""
+    variant = INT16_VARIANTS.get(op.name)
+    return replace(op, variants=op.variants + (variant,)) if variant and variant not in op.variants else op
+
+
+AOT_OPS: tuple[OpSupport, ...] = tuple(sorted((_with_int16(op) for op in LOWERED_OPS + tuple(
+    s for m in OP_MODULES for s in m.SUPPORTS)), key=lambda op: op.name))
 OPS: dict[str, OpSupport] = {op.name: op for op in AOT_OPS}
 
 

@@ -11,6 +11,8 @@ FAMILY_FILES: dict[str, tuple[str, ...]] = {
     "recurrent": ("te_recurrent.h", "te_recurrent.c"),
 }
 DSP_FILES = ("te_dsp.h", "te_dsp.c")
+INT16_FILES = ("te_int16.h", "te_int16.c")   # the int16 and 16x8 variants' kernels (tinyedge.aot.int16)
+INT16_FILE_VARIANTS = ("int16", "float32->int16", "int16->float32")   # and every "16x8 ..." variant
 
 NOT_YET_VIPER = "not yet written for the viper runtime (the AOT and tflm runtimes run it)"
 
@@ -31,7 +33,8 @@ class OpSupport:
 
     @property
     def c_files(self) -> tuple[str, ...]:
-        return FAMILY_FILES[self.family] + (DSP_FILES if self.dsp else ())
+        int16 = any(v in INT16_FILE_VARIANTS or v.startswith("16x8") for v in self.variants)
+        return FAMILY_FILES[self.family] + (DSP_FILES if self.dsp else ()) + (INT16_FILES if int16 else ())
 
     @property
     def aot_paths(self) -> tuple[str, ...]:

@@ -21,6 +21,11 @@ def conv_out_size(padding: str, size: int, filter_size: int, stride: int) -> int
 
 def prepare(model: TfliteModel, op: Operator) -> TransposeConvData:
     require_types(model, op, {op.inputs[INPUT]: "INT8", op.inputs[WEIGHTS]: "INT8", op.outputs[0]: "INT8"})
+    return prepare_geometry(model, op)
+
+
+def prepare_geometry(model: TfliteModel, op: Operator) -> TransposeConvData:
+    """The geometry and multipliers of any activation type (the 16x8 variant's too: tinyedge.aot.int16)."""
     in_t, filter_t, out_t = (model.tensors[i] for i in (op.inputs[INPUT], op.inputs[WEIGHTS], op.outputs[0]))
     require(len(in_t.shape) == 4 and in_t.shape[0] == 1 and filter_t.data is not None, op,
             "has a batch other than 1 or weights computed at run time")

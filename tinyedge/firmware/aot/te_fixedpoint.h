@@ -11,6 +11,27 @@
 #define TE_FP_STATIC static __attribute__((unused))
 #else
 #define TE_FP_STATIC static
+/* TfLiteRound (std::round: halves away from zero) of a float, as an int32 saturated to +-limit (and NaN to
+ * -limit) where TFLM's float->int32 cast would be undefined; r - trunc(r) is exact in float. */
+TE_FP_STATIC int32_t te_round_f32(float r, int32_t limit) {
+  float frac;
+  int32_t q;
+  if (r != r || r <= -(float)limit) {
+    return -limit;
+  }
+  if (r >= (float)limit) {
+    return limit;
+  }
+  frac = r - (float)(int32_t)r;
+  q = (int32_t)r;
+  if (frac >= 0.5f) {
+    q++;
+  } else if (frac <= -0.5f) {
+    q--;
+  }
+  return q;
+}
+
 #endif
 
 /* gemmlowp's SaturatingRoundingDoublingHighMul; the division by 2^31 truncates toward zero. */
@@ -52,6 +73,27 @@ static inline int32_t te_mbqm_positive(int32_t x, int32_t multiplier, int32_t sh
   remainder = high & mask;
   threshold = (mask >> 1) + (high < 0 ? 1 : 0);
   return (high >> right) + (remainder > threshold ? 1 : 0);
+}
+
+/* TfLiteRound (std::round: halves away from zero) of a float, as an int32 saturated to +-limit (and NaN to
+ * -limit) where TFLM's float->int32 cast would be undefined; r - trunc(r) is exact in float. */
+TE_FP_STATIC int32_t te_round_f32(float r, int32_t limit) {
+  float frac;
+  int32_t q;
+  if (r != r || r <= -(float)limit) {
+    return -limit;
+  }
+  if (r >= (float)limit) {
+    return limit;
+  }
+  frac = r - (float)(int32_t)r;
+  q = (int32_t)r;
+  if (frac >= 0.5f) {
+    q++;
+  } else if (frac <= -0.5f) {
+    q--;
+  }
+  return q;
 }
 
 #endif

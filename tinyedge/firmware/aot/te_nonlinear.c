@@ -301,24 +301,8 @@ void te_mul_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geo
 void te_quantize_f32_s8(int8_t *out, const float *in, int32_t count, float scale, int32_t zero_point) {
   int32_t i;
   for (i = 0; i < count; i++) {
-    const float r = in[i] / scale;
-    int32_t q;
-    /* far outside int8 (or NaN): saturate, where TFLM's float->int32 cast is undefined */
-    if (r != r || r <= -1024.0f) {
-      q = -1024;
-    } else if (r >= 1024.0f) {
-      q = 1024;
-    } else {
-      /* std::round: halves away from zero; r - trunc(r) is exact in float */
-      const float frac = r - (float)(int32_t)r;
-      q = (int32_t)r;
-      if (frac >= 0.5f) {
-        q++;
-      } else if (frac <= -0.5f) {
-        q--;
-      }
-    }
-    out[i] = (int8_t)te_nl_clamp(q + zero_point, -128, 127);
+    /* far outside int8 (or NaN): saturated */
+    out[i] = (int8_t)te_nl_clamp(te_round_f32(in[i] / scale, 1024) + zero_point, -128, 127);
   }
 }
 

@@ -184,6 +184,43 @@ void te_svdf_s8(int8_t *out, const int8_t *in, int8_t *state, const int8_t *weig
   }
 }
 
+void te_svdf_s16(int8_t *out, const int8_t *in, int16_t *state, const int8_t *weights_feature,
+                 const int16_t *weights_time, const int32_t *bias, const te_svdf_params_t *params) {
+  const int32_t n_input = TE_RD_S32(&params->n_input), n_filter = TE_RD_S32(&params->n_filter);
+  const int32_t n_memory = TE_RD_S32(&params->n_memory), rank = TE_RD_S32(&params->rank);
+  const int32_t input_zp = TE_RD_S32(&params->input_zp), state_zp = TE_RD_S32(&params->state_zp);
+  const int32_t output_zp = TE_RD_S32(&params->output_zp);
+  const int32_t multiplier_1 = TE_RD_S32(&params->multiplier_1), multiplier_2 = TE_RD_S32(&params->multiplier_2);
+  const int32_t shift_1 = TE_RD_S32(&params->shift_1), shift_2 = TE_RD_S32(&params->shift_2);
+  uint32_t acc = 0;
+  int32_t filter, j;
+  /* Per filter (TFLM does each step over all filters; the rows are independent): the feature dot
+   * product requantized into the newest state slot of its row, the row shifted, the time dot product. */
+  for (filter = 0; filter < n_filter; ++filter) {
+    const int8_t *wf = weights_feature + filter * n_input;
+    const int16_t *wt = weights_time + filter * n_memory;
+    int16_t *row = state + filter * n_memory;
+    uint32_t dot = 0, time = 0;
+    for (j = 0; j < n_input; ++j) {
+      dot += (uint32_t)((int32_t)TE_RD_S8(wf + j) * ((int32_t)in[j] - input_zp));
+    }
+    for (j = 0; j + 1 < n_memory; ++j) {
+      row[j] = row[j + 1];
+    }
+    row[n_memory - 1] = (int16_t)(state_zp + te_clamp16(te_mbqm_positive((int32_t)dot, multiplier_1, shift_1)));
+    for (j = 0; j < n_memory; ++j) {
+      time += (uint32_t)((int32_t)TE_RD_S16(wt + j) * ((int32_t)row[j] - state_zp));
+    }
+    if (filter % rank == 0) {
+      acc = bias ? (uint32_t)TE_RD_S32(bias + filter / rank) : 0u;
+    }
+    acc += time;
+    if ((filter + 1) % rank == 0) {
+      out[filter / rank] = (int8_t)te_clamp32(te_mbqm_positive((int32_t)acc, multiplier_2, shift_2) + output_zp, -128, 127);
+    }
+  }
+}
+
 static int32_t te_mul16(int32_t a, int32_t b, int32_t multiplier, int32_t shift) {
   return te_mbqm_positive(a * b, multiplier, shift);
 }

@@ -24,6 +24,11 @@ extern "C" {
 void te_svdf_s8(int8_t *out, const int8_t *in, int8_t *state, const int8_t *weights_feature,
                 const int8_t *weights_time, const int32_t *bias, const int32_t *folds, const te_svdf_params_t *params);
 
+/* SVDF, int8 input and feature weights, int16 time weights and state (EvalIntegerSvdfReference<int16_t>,
+ * TFLM's keyword model), batch 1: params and bias as te_svdf_s8's; the int32 sums wrap as TFLM's do. */
+void te_svdf_s16(int8_t *out, const int8_t *in, int16_t *state, const int8_t *weights_feature,
+                 const int16_t *weights_time, const int32_t *bias, const te_svdf_params_t *params);
+
 /* UNIDIRECTIONAL_SEQUENCE_LSTM, int8 activations and weights, int16 cell state, int32 biases
  * (EvalLstm<int8_t, int8_t, int16_t, int32_t>), batch 1, no peepholes, projection or layer norm.
  * weights: {input->input, input->forget, input->cell, input->output,
