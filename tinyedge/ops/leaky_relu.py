@@ -19,10 +19,12 @@ def prepare(model: TfliteModel, op: Operator) -> LutData:
     src, dst = op.inputs[0], op.outputs[0]
     require_types(model, op, {src: "INT8", dst: "INT8"})
     inp, out = model.tensors[src], model.tensors[dst]
-    in_scale, out_scale = np.float32(inp.scale[0]), np.float32(out.scale[0])
-    alpha = np.float32(getattr(op.options, "alpha", 0.2))
-    alpha_m, alpha_s = quantize_multiplier(float(in_scale * alpha / out_scale))   # float products, then double
-    identity_m, identity_s = quantize_multiplier(float(in_scale / out_scale))
+    # In double from the float32 scales and alpha, as tflite-micro's interpreter (the reference) computes
+    # them; the int16 variant does the same (aot/int16.py), and TFLM's seanet goldens show the difference.
+    in_scale, out_scale = float(np.float32(inp.scale[0])), float(np.float32(out.scale[0]))
+    alpha = float(np.float32(getattr(op.options, "alpha", 0.2)))
+    alpha_m, alpha_s = quantize_multiplier(in_scale * alpha / out_scale)
+    identity_m, identity_s = quantize_multiplier(in_scale / out_scale)
     table = []
     for byte in range(INT8_MIN, INT8_MAX + 1):
         x = byte - zero_point(inp)
