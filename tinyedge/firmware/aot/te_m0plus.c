@@ -38,7 +38,7 @@ static inline int32_t te_m0_srdhm_normal(int32_t x, int32_t m) {
   return 2 * xh * mh + (a >> 15) + (int32_t)(rest >> 15);
 }
 
-int32_t te_m0_mul_by_quantized_multiplier(int32_t x, int32_t multiplier, int8_t shift) {
+static inline int32_t te_m0_requantize(int32_t x, int32_t multiplier, int8_t shift) {
   const int8_t left = shift > 0 ? shift : 0;
   const int8_t right = shift > 0 ? 0 : (int8_t)-shift;
   const int32_t shifted = (int32_t)((uint32_t)x << left);
@@ -48,12 +48,16 @@ int32_t te_m0_mul_by_quantized_multiplier(int32_t x, int32_t multiplier, int8_t 
   return (v >> right) + ((v & mask) > threshold ? 1 : 0);
 }
 
-static inline int8_t te_m0_output(int32_t acc, const int32_t *bias, int32_t channel, const te_requant_t *q) {
+int32_t te_m0_mul_by_quantized_multiplier(int32_t x, int32_t multiplier, int8_t shift) {
+  return te_m0_requantize(x, multiplier, shift);
+}
+
+static inline __attribute__((always_inline)) int8_t te_m0_output(int32_t acc, const int32_t *bias, int32_t channel, const te_requant_t *q) {
   const int32_t i = (q->per_channel & TE_REQUANT_PER_CHANNEL) ? channel : 0;
   if (bias) {
     acc += TE_RD_S32(bias + channel);
   }
-  acc = te_m0_mul_by_quantized_multiplier(acc, TE_RD_S32(q->multiplier + i), TE_RD_S8(q->shift + i)) +
+  acc = te_m0_requantize(acc, TE_RD_S32(q->multiplier + i), TE_RD_S8(q->shift + i)) +
         q->output_offset;
   if (acc < q->act_min) {
     acc = q->act_min;
@@ -265,37 +269,60 @@ void te_m0_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, 
  * window's row ky reads, or 0 above or below the input; ix0 the window's first column. */
 static void te_m0_gather(int16_t *col, const int8_t *const *rows, const te_window_t *w, int16_t ix0,
                          int16_t input_offset) {
-  int16_t ky, kx, c;
-  const int inside = ix0 >= 0 && ix0 + w->dil_w * (w->k_w - 1) < w->in_w;   /* no column leaves the input */
-  if (w->in_c == 1) {   /* one value per tap: no per-tap copy loop */
-    for (ky = 0; ky < w->k_h; ++ky) {
+  /* The window's fields in locals: the int16 stores to col could otherwise alias them. */
+  const int32_t k_h = w->k_h, k_w = w->k_w, dil_w = w->dil_w, in_w = w->in_w, in_c = w->in_c;
+  const int32_t offset = input_offset;
+  const int inside = ix0 >= 0 && ix0 + dil_w * (k_w - 1) < in_w;   /* no column leaves the input */
+  int32_t ky, kx, c;
+  if (in_c == 1 && dil_w == 1) {   /* one value per tap: the row's taps inside the input, zeros around */
+    const int32_t first = ix0 >= 0 ? 0 : -ix0 < k_w ? -ix0 : k_w;
+    const int32_t last = in_w - ix0 < k_w ? in_w - ix0 : k_w;   /* taps [first, last) are inside */
+    for (ky = 0; ky < k_h; ++ky) {
       const int8_t *row = rows[ky];
-      if (row && inside && w->dil_w == 1) {
+      if (row && inside) {
         const int8_t *src = row + ix0;
-        for (kx = 0; kx < w->k_w; ++kx) {
-          *col++ = (int16_t)(src[kx] + input_offset);
+        const int8_t *pairs_end = src + (k_w & ~1);
+        while (src < pairs_end) {
+          const int32_t a = src[0] + offset, b = src[1] + offset;
+          col[0] = (int16_t)a;
+          col[1] = (int16_t)b;
+          col += 2;
+          src += 2;
+        }
+        if (k_w & 1) {
+          *col++ = (int16_t)(*src + offset);
         }
         continue;
       }
-      for (kx = 0; kx < w->k_w; ++kx) {
-        const int16_t ix = (int16_t)(ix0 + w->dil_w * kx);
-        *col++ = (int16_t)(row && ix >= 0 && ix < w->in_w ? row[ix] + input_offset : 0);
+      if (!row) {
+        memset(col, 0, (size_t)k_w * sizeof *col);
+        col += k_w;
+        continue;
+      }
+      for (kx = 0; kx < first; ++kx) {
+        *col++ = 0;
+      }
+      for (; kx < last; ++kx) {
+        *col++ = (int16_t)(row[ix0 + kx] + offset);
+      }
+      for (; kx < k_w; ++kx) {
+        *col++ = 0;
       }
     }
     return;
   }
-  for (ky = 0; ky < w->k_h; ++ky) {
+  for (ky = 0; ky < k_h; ++ky) {
     const int8_t *row = rows[ky];
-    for (kx = 0; kx < w->k_w; ++kx) {
-      const int16_t ix = (int16_t)(ix0 + w->dil_w * kx);
-      if (!row || ix < 0 || ix >= w->in_w) {
-        for (c = 0; c < w->in_c; ++c) {
+    for (kx = 0; kx < k_w; ++kx) {
+      const int32_t ix = ix0 + dil_w * kx;
+      if (!row || ix < 0 || ix >= in_w) {
+        for (c = 0; c < in_c; ++c) {
           *col++ = 0;
         }
       } else {
-        const int8_t *src = row + (int32_t)ix * w->in_c;
-        for (c = 0; c < w->in_c; ++c) {
-          *col++ = (int16_t)(src[c] + input_offset);
+        const int8_t *src = row + ix * in_c;
+        for (c = 0; c < in_c; ++c) {
+          *col++ = (int16_t)(src[c] + offset);
         }
       }
     }
@@ -304,8 +331,11 @@ static void te_m0_gather(int16_t *col, const int8_t *const *rows, const te_windo
 
 /* The output channels of one pixel from its gathered window: two filter rows of n weights per pass. */
 static void te_m0_pixel(int8_t *out, const int16_t *col, const int8_t *filter, int32_t n, const int32_t *bias,
-                        int32_t out_c, const te_requant_t *q) {
+                        int32_t out_c, const te_requant_t *requant) {
+  te_requant_t local;   /* a copy the int8 stores to out cannot alias: its fields stay in registers */
+  const te_requant_t *q = &local;
   int32_t oc, s0, s1;
+  memcpy(&local, requant, sizeof local);
   for (oc = 0; oc < out_c; oc += 2) {
     const int8_t *f0 = filter + oc * n;
     const int8_t *f1 = oc + 1 < out_c ? f0 + n : f0;
