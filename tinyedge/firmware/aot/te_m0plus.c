@@ -347,6 +347,78 @@ static void te_m0_pixel(int8_t *out, const int16_t *col, const int8_t *filter, i
   }
 }
 
+#define TE_M0_CHANNELS_MAX 32
+
+/* One output channel's bias and requantization, resolved once per layer. */
+typedef struct {
+  int32_t bias;
+  int32_t multiplier;
+  int32_t left;    /* the left shift before the multiply */
+  int32_t right;   /* the rounding right shift after it */
+} te_m0_channel_t;
+
+typedef struct {
+  te_m0_channel_t channel[TE_M0_CHANNELS_MAX];
+  int32_t output_offset, act_min, act_max;
+} te_m0_channels_t;
+
+/* The layer's per-channel figures; 0 when it has more output channels than the table holds. */
+static int te_m0_resolve_channels(te_m0_channels_t *t, const int32_t *bias, int32_t out_c, const te_requant_t *q) {
+  int32_t oc;
+  if (out_c > TE_M0_CHANNELS_MAX) {
+    return 0;
+  }
+  for (oc = 0; oc < out_c; ++oc) {
+    const int32_t i = (q->per_channel & TE_REQUANT_PER_CHANNEL) ? oc : 0;
+    const int32_t shift = TE_RD_S8(q->shift + i);
+    t->channel[oc].bias = bias ? TE_RD_S32(bias + oc) : 0;
+    t->channel[oc].multiplier = TE_RD_S32(q->multiplier + i);
+    t->channel[oc].left = shift > 0 ? shift : 0;
+    t->channel[oc].right = shift > 0 ? 0 : -shift;
+  }
+  t->output_offset = q->output_offset;
+  t->act_min = q->act_min;
+  t->act_max = q->act_max;
+  return 1;
+}
+
+/* te_m0_output's result from a resolved channel. */
+static inline __attribute__((always_inline)) int8_t te_m0_channel_output(int32_t acc, const te_m0_channel_t *c,
+                                                                         int32_t output_offset, int32_t act_min,
+                                                                         int32_t act_max) {
+  const int32_t x = (int32_t)((uint32_t)(acc + c->bias) << c->left);
+  const int32_t m = c->multiplier;
+  const int32_t v = m >= 0x40000000 ? te_m0_srdhm_normal(x, m) : te_m0_srdhm(x, m);
+  const int32_t right = c->right;
+  const int32_t mask = (int32_t)(((uint32_t)1 << right) - 1u);
+  const int32_t threshold = (mask >> 1) + (int32_t)((uint32_t)v >> 31);
+  int32_t r = (v >> right) + ((v & mask) > threshold ? 1 : 0) + output_offset;
+  if (r < act_min) {
+    r = act_min;
+  }
+  if (r > act_max) {
+    r = act_max;
+  }
+  return (int8_t)r;
+}
+
+/* te_m0_pixel with the layer's channels resolved. */
+static void te_m0_pixel_resolved(int8_t *out, const int16_t *col, const int8_t *filter, int32_t n, int32_t out_c,
+                                 const te_m0_channels_t *t) {
+  const int32_t output_offset = t->output_offset, act_min = t->act_min, act_max = t->act_max;
+  const te_m0_channel_t *c = t->channel;
+  int32_t oc, s0, s1;
+  for (oc = 0; oc < out_c; oc += 2) {
+    const int8_t *f0 = filter + oc * n;
+    const int8_t *f1 = oc + 1 < out_c ? f0 + n : f0;
+    te_m0_dot2_s16(col, f0, f1, n, &s0, &s1);
+    out[oc] = te_m0_channel_output(s0, c + oc, output_offset, act_min, act_max);
+    if (oc + 1 < out_c) {
+      out[oc + 1] = te_m0_channel_output(s1, c + oc + 1, output_offset, act_min, act_max);
+    }
+  }
+}
+
 /* The convolution with filter rows of k_h*k_w*in_c weights (TFLM's order): each output pixel's window
  * gathered once, then two output channels per pass. 0 (nothing done) when the window passes the buffers. */
 static int te_m0_convolve(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
@@ -355,10 +427,13 @@ static int te_m0_convolve(int8_t *out, const int8_t *in, const int8_t *filter, c
   const int8_t *rows[TE_M0_ROWS_PER_WINDOW];
   const int32_t n = (int32_t)w->k_h * w->k_w * w->in_c;
   const int32_t row_bytes = (int32_t)w->in_w * w->in_c;
+  te_m0_channels_t channels;
+  int resolved;
   int16_t oy, ox, ky;
   if (n > TE_M0_WINDOW_MAX || w->k_h > TE_M0_ROWS_PER_WINDOW) {
     return 0;
   }
+  resolved = te_m0_resolve_channels(&channels, bias, w->out_c, q);
   for (oy = 0; oy < w->out_h; ++oy) {
     for (ky = 0; ky < w->k_h; ++ky) {
       const int16_t iy = (int16_t)(oy * w->stride_h - w->pad_h + w->dil_h * ky);
@@ -366,7 +441,11 @@ static int te_m0_convolve(int8_t *out, const int8_t *in, const int8_t *filter, c
     }
     for (ox = 0; ox < w->out_w; ++ox) {
       te_m0_gather(col, rows, w, (int16_t)(ox * w->stride_w - w->pad_w), q->input_offset);
-      te_m0_pixel(out, col, filter, n, bias, w->out_c, q);
+      if (resolved) {
+        te_m0_pixel_resolved(out, col, filter, n, w->out_c, &channels);
+      } else {
+        te_m0_pixel(out, col, filter, n, bias, w->out_c, q);
+      }
       out += w->out_c;
     }
   }
