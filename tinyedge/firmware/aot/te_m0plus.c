@@ -407,15 +407,103 @@ static void te_m0_pixel_resolved(int8_t *out, const int16_t *col, const int8_t *
                                  const te_m0_channels_t *t) {
   const int32_t output_offset = t->output_offset, act_min = t->act_min, act_max = t->act_max;
   const te_m0_channel_t *c = t->channel;
+  /* Whole aligned quads (col is word-aligned): the assembly loop without te_m0_dot2_s16's checks. */
+  const int quads_only = (n & 3) == 0 && ((uintptr_t)filter & 3u) == 0;
   int32_t oc, s0, s1;
   for (oc = 0; oc < out_c; oc += 2) {
     const int8_t *f0 = filter + oc * n;
     const int8_t *f1 = oc + 1 < out_c ? f0 + n : f0;
-    te_m0_dot2_s16(col, f0, f1, n, &s0, &s1);
+    if (quads_only) {
+      s0 = 0;
+      s1 = 0;
+      te_m0_dot2_halves((const uint32_t *)col, (const uint32_t *)f0, (const uint32_t *)f1, n >> 2, &s0, &s1);
+    } else {
+      te_m0_dot2_s16(col, f0, f1, n, &s0, &s1);
+    }
     out[oc] = te_m0_channel_output(s0, c + oc, output_offset, act_min, act_max);
     if (oc + 1 < out_c) {
       out[oc + 1] = te_m0_channel_output(s1, c + oc + 1, output_offset, act_min, act_max);
     }
+  }
+}
+
+#define TE_M0_BAND_MAX 512
+
+/* For a one-channel input with dilation 1: the k_h input rows one output row's windows read, as int16
+ * with the input offset added and 0 for padding, `cols` values per row (band column c is input column
+ * c - pad_w). Each window is then k_h runs of k_w values, copied word by word. */
+static void te_m0_fill_band(int16_t *band, int32_t cols, const int8_t *const *rows, const te_window_t *w,
+                            int32_t offset) {
+  const int32_t k_h = w->k_h, pad_w = w->pad_w, in_w = w->in_w;
+  const int32_t first = pad_w < cols ? pad_w : cols;                          /* columns before the input */
+  const int32_t last = pad_w + in_w < cols ? pad_w + in_w : cols;           /* end of the input's columns */
+  int32_t ky, c;
+  for (ky = 0; ky < k_h; ++ky) {
+    int16_t *dst = band + ky * cols;
+    const int8_t *row = rows[ky];
+    if (!row) {
+      memset(dst, 0, (size_t)cols * sizeof *dst);
+      continue;
+    }
+    for (c = 0; c < first; ++c) {
+      dst[c] = 0;
+    }
+    for (; c < last; ++c) {
+      dst[c] = (int16_t)(row[c - pad_w] + offset);
+    }
+    for (; c < cols; ++c) {
+      dst[c] = 0;
+    }
+  }
+}
+
+/* `words` words from src to dst, both word-aligned: four per LDM/STM pair on Thumb-1. */
+static inline __attribute__((always_inline)) void te_m0_copy_words(uint32_t *dst, const uint32_t *src, int32_t words) {
+#if defined(__thumb__) && !defined(__thumb2__)
+  while (words >= 4) {
+    uint32_t a, b, c, d;
+    __asm__ volatile(".syntax unified\n\tldm %[s]!, {%[a], %[b], %[c], %[d]}\n\t"
+                     "stm %[o]!, {%[a], %[b], %[c], %[d]}\n\t.syntax divided\n"
+                     : [s] "+l"(src), [o] "+l"(dst), [a] "=&l"(a), [b] "=&l"(b), [c] "=&l"(c), [d] "=&l"(d)
+                     :
+                     : "memory");
+    words -= 4;
+  }
+#endif
+  while (words-- > 0) {
+    *dst++ = *src++;
+  }
+}
+
+/* One window (k_h runs of k_w values) from the band, starting at band column `start`. */
+static void te_m0_window_from_band(int16_t *col, const int16_t *band, int32_t cols, int32_t start,
+                                   int32_t k_h, int32_t k_w) {
+  const int16_t *src = band + start;
+  int32_t ky, kx;
+  if (((start | cols) & 1) == 0 && k_w == 8) {   /* four words a row: one LDM/STM pair */
+    const uint32_t *from = (const uint32_t *)src;
+    uint32_t *to = (uint32_t *)col;
+    const int32_t skip = (cols - 8) >> 1;   /* words between two window rows */
+    for (ky = 0; ky < k_h; ++ky) {
+      te_m0_copy_words(to, from, 4);
+      to += 4;
+      from += 4 + skip;
+    }
+    return;
+  }
+  if (((start | cols | k_w) & 1) == 0) {
+    for (ky = 0; ky < k_h; ++ky) {
+      te_m0_copy_words((uint32_t *)col, (const uint32_t *)src, k_w >> 1);
+      col += k_w;
+      src += cols;
+    }
+    return;
+  }
+  for (ky = 0; ky < k_h; ++ky) {
+    for (kx = 0; kx < k_w; ++kx) {
+      *col++ = src[kx];
+    }
+    src += cols;
   }
 }
 
@@ -427,20 +515,31 @@ static int te_m0_convolve(int8_t *out, const int8_t *in, const int8_t *filter, c
   const int8_t *rows[TE_M0_ROWS_PER_WINDOW];
   const int32_t n = (int32_t)w->k_h * w->k_w * w->in_c;
   const int32_t row_bytes = (int32_t)w->in_w * w->in_c;
+  int16_t band[TE_M0_BAND_MAX] __attribute__((aligned(4)));
   te_m0_channels_t channels;
-  int resolved;
+  int resolved, banded;
+  int32_t band_cols;
   int16_t oy, ox, ky;
   if (n > TE_M0_WINDOW_MAX || w->k_h > TE_M0_ROWS_PER_WINDOW) {
     return 0;
   }
   resolved = te_m0_resolve_channels(&channels, bias, w->out_c, q);
+  band_cols = (int32_t)(w->out_w - 1) * w->stride_w + w->k_w;
+  banded = w->in_c == 1 && w->dil_w == 1 && (int32_t)w->k_h * band_cols <= TE_M0_BAND_MAX;
   for (oy = 0; oy < w->out_h; ++oy) {
     for (ky = 0; ky < w->k_h; ++ky) {
       const int16_t iy = (int16_t)(oy * w->stride_h - w->pad_h + w->dil_h * ky);
       rows[ky] = iy >= 0 && iy < w->in_h ? in + (int32_t)iy * row_bytes : 0;
     }
+    if (banded) {
+      te_m0_fill_band(band, band_cols, rows, w, q->input_offset);
+    }
     for (ox = 0; ox < w->out_w; ++ox) {
-      te_m0_gather(col, rows, w, (int16_t)(ox * w->stride_w - w->pad_w), q->input_offset);
+      if (banded) {
+        te_m0_window_from_band(col, band, band_cols, (int32_t)ox * w->stride_w, w->k_h, w->k_w);
+      } else {
+        te_m0_gather(col, rows, w, (int16_t)(ox * w->stride_w - w->pad_w), q->input_offset);
+      }
       if (resolved) {
         te_m0_pixel_resolved(out, col, filter, n, w->out_c, &channels);
       } else {
