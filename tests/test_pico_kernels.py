@@ -62,6 +62,9 @@ int main(void) {
     {6, 5, 64, 6, 5, 48, 1, 1, 1, 1, 1, 1, 0, 0},
     {4, 4, 5, 4, 4, 5, 3, 1, 1, 1, 1, 1, 1, 0},
     {49, 40, 1, 25, 20, 1, 10, 8, 2, 2, 1, 1, 4, 3},
+    /* one-channel windows from a band: odd starts (copied value by value), and a band too wide (gathered) */
+    {20, 9, 1, 20, 9, 4, 3, 3, 1, 1, 1, 1, 1, 1},
+    {40, 60, 1, 20, 30, 2, 10, 8, 2, 2, 1, 1, 4, 3},
   };
   for (int round = 0; round < 40; ++round) {
     for (unsigned g = 0; g < sizeof geometries / sizeof geometries[0]; ++g) {

@@ -2,7 +2,8 @@
 a 16 KiB ROM image in TINYEDGE_RP2040_BOOTROM (rp2040js's repository has it as demo/bootrom.ts). Then the
 AOT image boots as on a real Pico (boot2's CRC checked, boot2 run), and a MicroPython UF2 the user supplies
 (TINYEDGE_MICROPYTHON_UF2: MicroPython's rp2-pico download) runs under `flash --firmware`, so
-rp2040-micropython deploys run against it over socket://. Skipped, saying which, without those files."""
+rp2040-micropython deploys run against it over socket://, and an idle REPL there leaves the host's cores
+alone. Skipped, saying which, without those files."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import serial
 
 from conftest import REPO, TINYEDGE, run_tinyedge
 from remote_rigs import require_hello_world
@@ -64,7 +68,9 @@ def test_flashing_micropython_without_the_boot_rom_says_where_to_put_it(tmp_path
     assert f"set {BOOTROM_ENV} to a 16 KiB boot ROM image" in message and "Traceback" not in result.stderr
 
 
-def test_a_micropython_uf2_runs_on_the_emulated_pico_and_rp2040_micropython_deploys_to_it(tmp_path):
+@contextmanager
+def micropython_on_the_emulated_pico(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`tinyedge flash PROJECT --firmware rp2-pico.uf2` running: its socket:// URL and the process."""
     require_emulator()
     require_bootrom()
     firmware = require_file(MICROPYTHON_ENV, "MicroPython's rp2-pico UF2")
@@ -84,12 +90,43 @@ def test_a_micropython_uf2_runs_on_the_emulated_pico_and_rp2040_micropython_depl
             found = re.search(r"socket://[0-9.]+:\d+", line)
             url = found.group(0) if found else None
         assert url, "the emulator printed no socket:// URL"
+        yield url, emulator
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=30)
+
+
+def test_a_micropython_uf2_runs_on_the_emulated_pico_and_rp2040_micropython_deploys_to_it(tmp_path):
+    with micropython_on_the_emulated_pico(tmp_path) as (url, _):
         report = tmp_path / "report.json"
         result = run_tinyedge("deploy", require_hello_world(), "--board", "rp2040-micropython", "--port", url,
                               "--data", hello_world_inputs(tmp_path / "x.npy"), "-o", tmp_path / "mp",
                               "--json", report, timeout=1200)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "PASS" in result.stdout
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=30)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def read_until(port: serial.Serial, marker: bytes, seconds: float) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while marker not in seen and time.monotonic() < deadline:
+        seen += port.read(256)
+    return seen
+
+
+def test_an_idle_micropython_repl_leaves_the_host_cores_alone(tmp_path):
+    with micropython_on_the_emulated_pico(tmp_path) as (url, emulator):
+        runner = int(Path(f"/proc/{emulator.pid}/task/{emulator.pid}/children").read_text().split()[0])
+        with serial.serial_for_url(url, timeout=0.2) as port:
+            assert b">>> " in read_until(port, b">>> ", 60)
+            start_cpu, start = cpu_seconds(runner), time.monotonic()
+            time.sleep(5)
+            used = cpu_seconds(runner) - start_cpu
+            assert used < 0.25 * (time.monotonic() - start), f"the idle REPL took {used:.1f} s of CPU in 5 s"
+            port.write(b"print(6 * 7)\r\n")
+            assert b"42" in read_until(port, b"42\r\n", 30)

@@ -38,7 +38,7 @@ static inline int32_t te_m0_srdhm_normal(int32_t x, int32_t m) {
   return 2 * xh * mh + (a >> 15) + (int32_t)(rest >> 15);
 }
 
-int32_t te_m0_mul_by_quantized_multiplier(int32_t x, int32_t multiplier, int8_t shift) {
+static inline int32_t te_m0_requantize(int32_t x, int32_t multiplier, int8_t shift) {
   const int8_t left = shift > 0 ? shift : 0;
   const int8_t right = shift > 0 ? 0 : (int8_t)-shift;
   const int32_t shifted = (int32_t)((uint32_t)x << left);
@@ -48,12 +48,16 @@ int32_t te_m0_mul_by_quantized_multiplier(int32_t x, int32_t multiplier, int8_t 
   return (v >> right) + ((v & mask) > threshold ? 1 : 0);
 }
 
-static inline int8_t te_m0_output(int32_t acc, const int32_t *bias, int32_t channel, const te_requant_t *q) {
+int32_t te_m0_mul_by_quantized_multiplier(int32_t x, int32_t multiplier, int8_t shift) {
+  return te_m0_requantize(x, multiplier, shift);
+}
+
+static inline __attribute__((always_inline)) int8_t te_m0_output(int32_t acc, const int32_t *bias, int32_t channel, const te_requant_t *q) {
   const int32_t i = (q->per_channel & TE_REQUANT_PER_CHANNEL) ? channel : 0;
   if (bias) {
     acc += TE_RD_S32(bias + channel);
   }
-  acc = te_m0_mul_by_quantized_multiplier(acc, TE_RD_S32(q->multiplier + i), TE_RD_S8(q->shift + i)) +
+  acc = te_m0_requantize(acc, TE_RD_S32(q->multiplier + i), TE_RD_S8(q->shift + i)) +
         q->output_offset;
   if (acc < q->act_min) {
     acc = q->act_min;
@@ -265,37 +269,60 @@ void te_m0_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter, 
  * window's row ky reads, or 0 above or below the input; ix0 the window's first column. */
 static void te_m0_gather(int16_t *col, const int8_t *const *rows, const te_window_t *w, int16_t ix0,
                          int16_t input_offset) {
-  int16_t ky, kx, c;
-  const int inside = ix0 >= 0 && ix0 + w->dil_w * (w->k_w - 1) < w->in_w;   /* no column leaves the input */
-  if (w->in_c == 1) {   /* one value per tap: no per-tap copy loop */
-    for (ky = 0; ky < w->k_h; ++ky) {
+  /* The window's fields in locals: the int16 stores to col could otherwise alias them. */
+  const int32_t k_h = w->k_h, k_w = w->k_w, dil_w = w->dil_w, in_w = w->in_w, in_c = w->in_c;
+  const int32_t offset = input_offset;
+  const int inside = ix0 >= 0 && ix0 + dil_w * (k_w - 1) < in_w;   /* no column leaves the input */
+  int32_t ky, kx, c;
+  if (in_c == 1 && dil_w == 1) {   /* one value per tap: the row's taps inside the input, zeros around */
+    const int32_t first = ix0 >= 0 ? 0 : -ix0 < k_w ? -ix0 : k_w;
+    const int32_t last = in_w - ix0 < k_w ? in_w - ix0 : k_w;   /* taps [first, last) are inside */
+    for (ky = 0; ky < k_h; ++ky) {
       const int8_t *row = rows[ky];
-      if (row && inside && w->dil_w == 1) {
+      if (row && inside) {
         const int8_t *src = row + ix0;
-        for (kx = 0; kx < w->k_w; ++kx) {
-          *col++ = (int16_t)(src[kx] + input_offset);
+        const int8_t *pairs_end = src + (k_w & ~1);
+        while (src < pairs_end) {
+          const int32_t a = src[0] + offset, b = src[1] + offset;
+          col[0] = (int16_t)a;
+          col[1] = (int16_t)b;
+          col += 2;
+          src += 2;
+        }
+        if (k_w & 1) {
+          *col++ = (int16_t)(*src + offset);
         }
         continue;
       }
-      for (kx = 0; kx < w->k_w; ++kx) {
-        const int16_t ix = (int16_t)(ix0 + w->dil_w * kx);
-        *col++ = (int16_t)(row && ix >= 0 && ix < w->in_w ? row[ix] + input_offset : 0);
+      if (!row) {
+        memset(col, 0, (size_t)k_w * sizeof *col);
+        col += k_w;
+        continue;
+      }
+      for (kx = 0; kx < first; ++kx) {
+        *col++ = 0;
+      }
+      for (; kx < last; ++kx) {
+        *col++ = (int16_t)(row[ix0 + kx] + offset);
+      }
+      for (; kx < k_w; ++kx) {
+        *col++ = 0;
       }
     }
     return;
   }
-  for (ky = 0; ky < w->k_h; ++ky) {
+  for (ky = 0; ky < k_h; ++ky) {
     const int8_t *row = rows[ky];
-    for (kx = 0; kx < w->k_w; ++kx) {
-      const int16_t ix = (int16_t)(ix0 + w->dil_w * kx);
-      if (!row || ix < 0 || ix >= w->in_w) {
-        for (c = 0; c < w->in_c; ++c) {
+    for (kx = 0; kx < k_w; ++kx) {
+      const int32_t ix = ix0 + dil_w * kx;
+      if (!row || ix < 0 || ix >= in_w) {
+        for (c = 0; c < in_c; ++c) {
           *col++ = 0;
         }
       } else {
-        const int8_t *src = row + (int32_t)ix * w->in_c;
-        for (c = 0; c < w->in_c; ++c) {
-          *col++ = (int16_t)(src[c] + input_offset);
+        const int8_t *src = row + ix * in_c;
+        for (c = 0; c < in_c; ++c) {
+          *col++ = (int16_t)(src[c] + offset);
         }
       }
     }
@@ -304,8 +331,11 @@ static void te_m0_gather(int16_t *col, const int8_t *const *rows, const te_windo
 
 /* The output channels of one pixel from its gathered window: two filter rows of n weights per pass. */
 static void te_m0_pixel(int8_t *out, const int16_t *col, const int8_t *filter, int32_t n, const int32_t *bias,
-                        int32_t out_c, const te_requant_t *q) {
+                        int32_t out_c, const te_requant_t *requant) {
+  te_requant_t local;   /* a copy the int8 stores to out cannot alias: its fields stay in registers */
+  const te_requant_t *q = &local;
   int32_t oc, s0, s1;
+  memcpy(&local, requant, sizeof local);
   for (oc = 0; oc < out_c; oc += 2) {
     const int8_t *f0 = filter + oc * n;
     const int8_t *f1 = oc + 1 < out_c ? f0 + n : f0;
@@ -317,6 +347,166 @@ static void te_m0_pixel(int8_t *out, const int16_t *col, const int8_t *filter, i
   }
 }
 
+#define TE_M0_CHANNELS_MAX 32
+
+/* One output channel's bias and requantization, resolved once per layer. */
+typedef struct {
+  int32_t bias;
+  int32_t multiplier;
+  int32_t left;    /* the left shift before the multiply */
+  int32_t right;   /* the rounding right shift after it */
+} te_m0_channel_t;
+
+typedef struct {
+  te_m0_channel_t channel[TE_M0_CHANNELS_MAX];
+  int32_t output_offset, act_min, act_max;
+} te_m0_channels_t;
+
+/* The layer's per-channel figures; 0 when it has more output channels than the table holds. */
+static int te_m0_resolve_channels(te_m0_channels_t *t, const int32_t *bias, int32_t out_c, const te_requant_t *q) {
+  int32_t oc;
+  if (out_c > TE_M0_CHANNELS_MAX) {
+    return 0;
+  }
+  for (oc = 0; oc < out_c; ++oc) {
+    const int32_t i = (q->per_channel & TE_REQUANT_PER_CHANNEL) ? oc : 0;
+    const int32_t shift = TE_RD_S8(q->shift + i);
+    t->channel[oc].bias = bias ? TE_RD_S32(bias + oc) : 0;
+    t->channel[oc].multiplier = TE_RD_S32(q->multiplier + i);
+    t->channel[oc].left = shift > 0 ? shift : 0;
+    t->channel[oc].right = shift > 0 ? 0 : -shift;
+  }
+  t->output_offset = q->output_offset;
+  t->act_min = q->act_min;
+  t->act_max = q->act_max;
+  return 1;
+}
+
+/* te_m0_output's result from a resolved channel. */
+static inline __attribute__((always_inline)) int8_t te_m0_channel_output(int32_t acc, const te_m0_channel_t *c,
+                                                                         int32_t output_offset, int32_t act_min,
+                                                                         int32_t act_max) {
+  const int32_t x = (int32_t)((uint32_t)(acc + c->bias) << c->left);
+  const int32_t m = c->multiplier;
+  const int32_t v = m >= 0x40000000 ? te_m0_srdhm_normal(x, m) : te_m0_srdhm(x, m);
+  const int32_t right = c->right;
+  const int32_t mask = (int32_t)(((uint32_t)1 << right) - 1u);
+  const int32_t threshold = (mask >> 1) + (int32_t)((uint32_t)v >> 31);
+  int32_t r = (v >> right) + ((v & mask) > threshold ? 1 : 0) + output_offset;
+  if (r < act_min) {
+    r = act_min;
+  }
+  if (r > act_max) {
+    r = act_max;
+  }
+  return (int8_t)r;
+}
+
+/* te_m0_pixel with the layer's channels resolved. */
+static void te_m0_pixel_resolved(int8_t *out, const int16_t *col, const int8_t *filter, int32_t n, int32_t out_c,
+                                 const te_m0_channels_t *t) {
+  const int32_t output_offset = t->output_offset, act_min = t->act_min, act_max = t->act_max;
+  const te_m0_channel_t *c = t->channel;
+  /* Whole aligned quads (col is word-aligned): the assembly loop without te_m0_dot2_s16's checks. */
+  const int quads_only = (n & 3) == 0 && ((uintptr_t)filter & 3u) == 0;
+  int32_t oc, s0, s1;
+  for (oc = 0; oc < out_c; oc += 2) {
+    const int8_t *f0 = filter + oc * n;
+    const int8_t *f1 = oc + 1 < out_c ? f0 + n : f0;
+    if (quads_only) {
+      s0 = 0;
+      s1 = 0;
+      te_m0_dot2_halves((const uint32_t *)col, (const uint32_t *)f0, (const uint32_t *)f1, n >> 2, &s0, &s1);
+    } else {
+      te_m0_dot2_s16(col, f0, f1, n, &s0, &s1);
+    }
+    out[oc] = te_m0_channel_output(s0, c + oc, output_offset, act_min, act_max);
+    if (oc + 1 < out_c) {
+      out[oc + 1] = te_m0_channel_output(s1, c + oc + 1, output_offset, act_min, act_max);
+    }
+  }
+}
+
+#define TE_M0_BAND_MAX 512
+
+/* For a one-channel input with dilation 1: the k_h input rows one output row's windows read, as int16
+ * with the input offset added and 0 for padding, `cols` values per row (band column c is input column
+ * c - pad_w). Each window is then k_h runs of k_w values, copied word by word. */
+static void te_m0_fill_band(int16_t *band, int32_t cols, const int8_t *const *rows, const te_window_t *w,
+                            int32_t offset) {
+  const int32_t k_h = w->k_h, pad_w = w->pad_w, in_w = w->in_w;
+  const int32_t first = pad_w < cols ? pad_w : cols;                          /* columns before the input */
+  const int32_t last = pad_w + in_w < cols ? pad_w + in_w : cols;           /* end of the input's columns */
+  int32_t ky, c;
+  for (ky = 0; ky < k_h; ++ky) {
+    int16_t *dst = band + ky * cols;
+    const int8_t *row = rows[ky];
+    if (!row) {
+      memset(dst, 0, (size_t)cols * sizeof *dst);
+      continue;
+    }
+    for (c = 0; c < first; ++c) {
+      dst[c] = 0;
+    }
+    for (; c < last; ++c) {
+      dst[c] = (int16_t)(row[c - pad_w] + offset);
+    }
+    for (; c < cols; ++c) {
+      dst[c] = 0;
+    }
+  }
+}
+
+/* `words` words from src to dst, both word-aligned: four per LDM/STM pair on Thumb-1. */
+static inline __attribute__((always_inline)) void te_m0_copy_words(uint32_t *dst, const uint32_t *src, int32_t words) {
+#if defined(__thumb__) && !defined(__thumb2__)
+  while (words >= 4) {
+    uint32_t a, b, c, d;
+    __asm__ volatile(".syntax unified\n\tldm %[s]!, {%[a], %[b], %[c], %[d]}\n\t"
+                     "stm %[o]!, {%[a], %[b], %[c], %[d]}\n\t.syntax divided\n"
+                     : [s] "+l"(src), [o] "+l"(dst), [a] "=&l"(a), [b] "=&l"(b), [c] "=&l"(c), [d] "=&l"(d)
+                     :
+                     : "memory");
+    words -= 4;
+  }
+#endif
+  while (words-- > 0) {
+    *dst++ = *src++;
+  }
+}
+
+/* One window (k_h runs of k_w values) from the band, starting at band column `start`. */
+static void te_m0_window_from_band(int16_t *col, const int16_t *band, int32_t cols, int32_t start,
+                                   int32_t k_h, int32_t k_w) {
+  const int16_t *src = band + start;
+  int32_t ky, kx;
+  if (((start | cols) & 1) == 0 && k_w == 8) {   /* four words a row: one LDM/STM pair */
+    const uint32_t *from = (const uint32_t *)src;
+    uint32_t *to = (uint32_t *)col;
+    const int32_t skip = (cols - 8) >> 1;   /* words between two window rows */
+    for (ky = 0; ky < k_h; ++ky) {
+      te_m0_copy_words(to, from, 4);
+      to += 4;
+      from += 4 + skip;
+    }
+    return;
+  }
+  if (((start | cols | k_w) & 1) == 0) {
+    for (ky = 0; ky < k_h; ++ky) {
+      te_m0_copy_words((uint32_t *)col, (const uint32_t *)src, k_w >> 1);
+      col += k_w;
+      src += cols;
+    }
+    return;
+  }
+  for (ky = 0; ky < k_h; ++ky) {
+    for (kx = 0; kx < k_w; ++kx) {
+      *col++ = src[kx];
+    }
+    src += cols;
+  }
+}
+
 /* The convolution with filter rows of k_h*k_w*in_c weights (TFLM's order): each output pixel's window
  * gathered once, then two output channels per pass. 0 (nothing done) when the window passes the buffers. */
 static int te_m0_convolve(int8_t *out, const int8_t *in, const int8_t *filter, const int32_t *bias,
@@ -325,18 +515,36 @@ static int te_m0_convolve(int8_t *out, const int8_t *in, const int8_t *filter, c
   const int8_t *rows[TE_M0_ROWS_PER_WINDOW];
   const int32_t n = (int32_t)w->k_h * w->k_w * w->in_c;
   const int32_t row_bytes = (int32_t)w->in_w * w->in_c;
+  int16_t band[TE_M0_BAND_MAX] __attribute__((aligned(4)));
+  te_m0_channels_t channels;
+  int resolved, banded;
+  int32_t band_cols;
   int16_t oy, ox, ky;
   if (n > TE_M0_WINDOW_MAX || w->k_h > TE_M0_ROWS_PER_WINDOW) {
     return 0;
   }
+  resolved = te_m0_resolve_channels(&channels, bias, w->out_c, q);
+  band_cols = (int32_t)(w->out_w - 1) * w->stride_w + w->k_w;
+  banded = w->in_c == 1 && w->dil_w == 1 && (int32_t)w->k_h * band_cols <= TE_M0_BAND_MAX;
   for (oy = 0; oy < w->out_h; ++oy) {
     for (ky = 0; ky < w->k_h; ++ky) {
       const int16_t iy = (int16_t)(oy * w->stride_h - w->pad_h + w->dil_h * ky);
       rows[ky] = iy >= 0 && iy < w->in_h ? in + (int32_t)iy * row_bytes : 0;
     }
+    if (banded) {
+      te_m0_fill_band(band, band_cols, rows, w, q->input_offset);
+    }
     for (ox = 0; ox < w->out_w; ++ox) {
-      te_m0_gather(col, rows, w, (int16_t)(ox * w->stride_w - w->pad_w), q->input_offset);
-      te_m0_pixel(out, col, filter, n, bias, w->out_c, q);
+      if (banded) {
+        te_m0_window_from_band(col, band, band_cols, (int32_t)ox * w->stride_w, w->k_h, w->k_w);
+      } else {
+        te_m0_gather(col, rows, w, (int16_t)(ox * w->stride_w - w->pad_w), q->input_offset);
+      }
+      if (resolved) {
+        te_m0_pixel_resolved(out, col, filter, n, w->out_c, &channels);
+      } else {
+        te_m0_pixel(out, col, filter, n, bias, w->out_c, q);
+      }
       out += w->out_c;
     }
   }

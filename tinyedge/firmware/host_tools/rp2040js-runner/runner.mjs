@@ -11,7 +11,8 @@
 // performed here on the emulated flash (rp2040js ignores the SSI commands they would send), and its
 // other flash calls return at once. UART0 (or the USB CDC port, for MicroPython)
 // is bridged to the client; host bytes are queued and fed only while the emulated receive FIFO has
-// room, since rp2040js drops bytes pushed into a full FIFO. Every instruction is counted at 125 MHz
+// room, since rp2040js drops bytes pushed into a full FIFO; on USB the firmware's reads are answered only
+// once host bytes are there, as a real host does. Every instruction is counted at 125 MHz
 // (rp2040js's fixed rate); while the core sleeps (WFI) with nothing to receive, emulated time is paced
 // to wall time so the firmware's timeouts mean what they say. Prints "rp2040js: listening on HOST:PORT"
 // when ready; on SIGTERM or SIGINT prints the cycles run and exits.
@@ -162,9 +163,25 @@ function usbCdcBridge(rp2040js, mcu, input, output) {
   cdc.onSerialData = (bytes) => {
     for (const value of bytes) output.push(value);
   };
+  // A host sends on the OUT endpoint only when it has bytes: USBCDC would answer every read at once with
+  // an empty packet, which the firmware re-arms at once, so an idle REPL would keep a host core busy.
+  const answerRead = mcu.usbCtrl.onEndpointRead;
+  let heldRead = null;
+  mcu.usbCtrl.onEndpointRead = (endpoint, size) => {
+    if (endpoint === cdc.outEndpoint && cdc.txFIFO.empty) {
+      heldRead = size;
+      return;
+    }
+    answerRead(endpoint, size);
+  };
   return () => {
     if (!connected) return;
     while (!input.empty && !cdc.txFIFO.full) cdc.sendSerialByte(input.shift());
+    if (heldRead !== null && !cdc.txFIFO.empty) {
+      const size = heldRead;
+      heldRead = null;
+      answerRead(cdc.outEndpoint, size);
+    }
   };
 }
 
