@@ -122,3 +122,25 @@ def test_a_residual_cnn_deploys_to_micropython_unix(residual_cnn, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert (report["runtime"], report["passed"], report["bit_exact"]) == ("viper", True, 1.0)
+
+
+@pytest.mark.parametrize("name", ["grouped_conv2d", "transpose_conv"])
+def test_grouped_and_transposed_convolutions_run_bit_exact_as_viper_code(name: str):
+    """The AOT's OpData for TRANSPOSE_CONV, and grouped CONV_2D (PyTorch's groups), as viper kernels."""
+    model = KERAS_MODELS[name][0]()
+    assert not unsupported_ops(model)
+    assert_bit_exact(model, samples=6)
+
+
+@pytest.mark.parametrize("name", ["grouped_conv2d", "transpose_conv"])
+def test_grouped_and_transposed_convolutions_deploy_to_micropython_unix(name: str, tmp_path):
+    model = KERAS_MODELS[name][0]()
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(model.data)
+    shape = model.input_tensors[0].shape
+    np.save(tmp_path / "data.npy", np.random.default_rng(2).uniform(-1, 1, (4, *shape[1:])).astype(np.float32))
+    result = run_tinyedge("deploy", path, "--board", "micropython-unix", "-o", tmp_path / "out",
+                          "--data", tmp_path / "data.npy", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["runtime"], report["passed"], report["bit_exact"]) == ("viper", True, 1.0)

@@ -34,7 +34,7 @@ LOWERED_OPS: tuple[OpSupport, ...] = (
     OpSupport("AVERAGE_POOL_2D", "core"),
     OpSupport("CONCATENATION", "core", ("int8", "uint8", "int16", "int32")),
     OpSupport("CONV_2D", "core", ("int8", "int8 grouped (portable kernel)"), dsp="te_dsp_conv2d",
-              viper_variants=("int8 (not grouped)",)),
+              viper_variants=("int8", "int8 grouped")),
     OpSupport("DEPTHWISE_CONV_2D", "core", dsp="te_dsp_depthwise_conv2d"),
     OpSupport("DEQUANTIZE", "nonlinear", ("int8->float32",),
               viper="MicroPython's viper code has no float32 arithmetic on the arena's bytes, and its model I/O is int8"),

@@ -25,8 +25,11 @@ from tinyedge.aot.quant import activation_range, per_channel_multipliers, quanti
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops.conv import accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
 from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
-from tinyedge.ops.opdata import GatherData, LutData, PadData, RowGatherData
+from tinyedge.ops.opdata import GatherData, LutData, PadData, RowGatherData, TransposeConvData
 from tinyedge.ops.registry import PREPARED, viper_ops, viper_refusal
+from tinyedge.ops.transpose_conv import BIAS as TRANSPOSE_CONV_BIAS
+from tinyedge.ops.transpose_conv import INPUT as TRANSPOSE_CONV_INPUT
+from tinyedge.ops.transpose_conv import WEIGHTS as TRANSPOSE_CONV_WEIGHTS
 from tinyedge.protocol import DeviceInfo, PROTOCOL_VERSION, TensorInfo, encode_info
 from tinyedge.templating import hash_comment
 from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel
@@ -163,6 +166,15 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
     if not depthwise and pointwise and filter_t.shape[3] == in_t.shape[3] and out_t.shape[1:3] == in_t.shape[1:3]:
         _emit_dense(e, op, weights.reshape(out_c, -1), multipliers, in_t.shape[1] * in_t.shape[2])
         return
+    if not depthwise and filter_t.shape[3] != in_t.shape[3]:
+        groups = in_t.shape[3] // filter_t.shape[3]
+        if in_t.shape[3] % filter_t.shape[3] or out_c % groups:
+            raise _refuse(op, "has channels that do not divide into its groups")
+        offsets = (input_offset, int(out_t.zero_point[0]), activation_range(op.activation, out_t))
+        _emit_signed_conv(e, op, "conv2d_grouped", weights.reshape(out_c, -1), bias, multipliers, geometry.values(),
+                          offsets, [filter_t.shape[3], out_c // groups])
+        e.macs += out_t.size * k_h * k_w * filter_t.shape[3]
+        return
     span = 128 + abs(input_offset)
     depth_multiplier = out_c // in_t.shape[3]
     _check_accumulator(op, per_channel_weights, bias, span, multipliers)
@@ -172,8 +184,6 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
         bias = _folded(op, bias, per_channel_weights, input_offset)
         k = 128 - input_offset          # the input zero point in offset binary
         _check_accumulator(op, per_channel_weights, bias, span, multipliers, offset_binary=not depthwise)
-    if not depthwise and filter_t.shape[3] != in_t.shape[3]:
-        raise _refuse(op, "is a grouped convolution")
     act_min, act_max = activation_range(op.activation, out_t)
     params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *geometry.values(), k, int(out_t.zero_point[0]), act_min, act_max,
               int(len(multipliers) > 1)]
@@ -191,6 +201,36 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
     e.calls.append(call)
     taps = k_h * k_w * (1 if depthwise else in_t.shape[3])
     e.macs += out_t.size * taps
+
+
+def _emit_signed_conv(e: _Emitter, op: Operator, kernel: str, weights: np.ndarray, bias: np.ndarray,
+                      multipliers: Sequence[tuple[int, int]], geometry: Sequence[int],
+                      offsets: tuple[int, int, tuple[int, int]], extra: Sequence[int] = ()) -> None:
+    """A convolution kernel that sums (x + input offset) * w over the taps inside the input, with signed
+    weights (one row per output channel) and the raw bias: grouped CONV_2D and TRANSPOSE_CONV.
+    `offsets`: the input offset, the output zero point and the activation range."""
+    multipliers = list(multipliers)
+    input_offset, output_offset, (act_min, act_max) = offsets
+    _check_accumulator(op, weights, bias, 128 + abs(input_offset), multipliers)
+    src = op.inputs[TRANSPOSE_CONV_INPUT] if op.opcode == "TRANSPOSE_CONV" else op.inputs[0]
+    params = [e.at(src), e.at(op.outputs[0]), *geometry, input_offset, output_offset, act_min, act_max,
+              int(len(multipliers) > 1), *extra]
+    n = op.index
+    w, b = e.const(f"W{n}", np.asarray(weights, dtype=np.int8).tobytes()), e.const(f"B{n}", i32_bytes(bias))
+    q, p = e.const(f"Q{n}", _requant_table(multipliers)), e.const(f"P{n}", i32_bytes(params))
+    e.calls.append(f"k.{kernel}(A, {w}, {b}, {q}, {p})")
+
+
+def _emit_transpose_conv(e: _Emitter, op: Operator, data: TransposeConvData) -> None:
+    """TRANSPOSE_CONV from the AOT's OpData (tinyedge.ops.transpose_conv): weights [out_c, k_h, k_w, in_c]."""
+    in_h, in_w, in_c, _, _, out_c, k_h, k_w = data.window[:8]
+    weights = np.asarray(e.model.tensors[op.inputs[TRANSPOSE_CONV_WEIGHTS]].data, dtype=np.int8).reshape(out_c, -1)
+    has_bias = len(op.inputs) > TRANSPOSE_CONV_BIAS and op.inputs[TRANSPOSE_CONV_BIAS] >= 0
+    bias = (np.asarray(e.model.tensors[op.inputs[TRANSPOSE_CONV_BIAS]].data, dtype=np.int64).reshape(-1) if has_bias
+            else np.zeros(out_c, dtype=np.int64))
+    _emit_signed_conv(e, op, "transpose_conv", weights, bias, data.multipliers, data.window,
+                      (data.input_offset, data.output_offset, data.activation_range))
+    e.macs += in_h * in_w * in_c * k_h * k_w * out_c
 
 
 def _emit_fully_connected(e: _Emitter, op: Operator) -> None:
@@ -297,6 +337,8 @@ def _emit_prepared(e: _Emitter, op: Operator) -> None:
         rows = e.const(f"R{op.index}", i32_bytes(data.rows))
         params = [e.at(op.inputs[0]), e.at(op.outputs[0]), len(data.rows), data.row_bytes]
         e.calls.append(f"k.gather_rows(A, {rows}, {e.const(f'P{op.index}', i32_bytes(params))})")
+    elif isinstance(data, TransposeConvData):
+        _emit_transpose_conv(e, op, data)
     elif isinstance(data, GatherData):
         params = [e.at(op.inputs[0]) + data.in_offset, e.at(op.outputs[0]), *data.out_dims, *data.in_strides]
         e.calls.append(f"k.transpose(A, {e.const(f'P{op.index}', i32_bytes(params))})")

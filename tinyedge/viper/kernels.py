@@ -255,6 +255,73 @@ def _depthwise_multiplier() -> list[str]:
     return lines + _output("oc", "dst + (oy * out_w + ox) * out_c + oc", " " * 16)
 
 
+def _signed(buf: str, at: str) -> str:
+    """The int8 at byte `at` of `buf`, sign-extended."""
+    return f"(({buf}[{at}] ^ 128) - 128)"
+
+
+def _conv2d_grouped() -> list[str]:
+    """CONV_2D with groups (TFLM's reference conv): output channel oc reads the fd input channels of its
+    group oc // fpg; acc = sum((x + ioff) * w) over the taps inside the input (a tap in the padding adds 0)."""
+    lines = ["@micropython.viper", "def conv2d_grouped(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params(_WINDOW + " ioff ozp lo hi pc fd fpg")
+    lines += _code(f"""
+        for oy in range(out_h):
+            iy0 = oy * s_h - pad_h
+            for ox in range(out_w):
+                ix0 = ox * s_w - pad_w
+                for oc in range(out_c):
+                    g0 = src + (oc // fpg) * fd
+                    acc = 0
+                    for ky in range(k_h):
+                        iy = iy0 + d_h * ky
+                        if iy < 0 or iy >= in_h:
+                            continue
+                        for kx in range(k_w):
+                            ix = ix0 + d_w * kx
+                            if ix < 0 or ix >= in_w:
+                                continue
+                            x0 = g0 + (iy * in_w + ix) * in_c
+                            w0 = ((oc * k_h + ky) * k_w + kx) * fd
+                            for c in range(fd):
+                                acc += ({_signed('A', 'x0 + c')} + ioff) * {_signed('W', 'w0 + c')}
+        """, 4)
+    return lines + _output("oc", "dst + (oy * out_w + ox) * out_c + oc", " " * 16)
+
+
+def _transpose_conv() -> list[str]:
+    """TRANSPOSE_CONV (TFLM's reference transpose_conv), gathered per output element instead of scattered
+    into a scratch buffer: output (oy, ox) takes filter tap (fy, fx) from input (iy, ix) where
+    iy * s_h - pad_h + fy = oy, ix * s_w - pad_w + fx = ox; the same integer sum in another order."""
+    lines = ["@micropython.viper", "def transpose_conv(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params(_WINDOW + " ioff ozp lo hi pc")
+    lines += _code(f"""
+        for oy in range(out_h):
+            for ox in range(out_w):
+                for oc in range(out_c):
+                    acc = 0
+                    for fy in range(k_h):
+                        t = oy + pad_h - fy
+                        if t < 0:
+                            continue
+                        iy = t // s_h
+                        if iy * s_h != t or iy >= in_h:
+                            continue
+                        for fx in range(k_w):
+                            u = ox + pad_w - fx
+                            if u < 0:
+                                continue
+                            ix = u // s_w
+                            if ix * s_w != u or ix >= in_w:
+                                continue
+                            x0 = src + (iy * in_w + ix) * in_c
+                            w0 = ((oc * k_h + fy) * k_w + fx) * in_c
+                            for c in range(in_c):
+                                acc += ({_signed('A', 'x0 + c')} + ioff) * {_signed('W', 'w0 + c')}
+        """, 4)
+    return lines + _output("oc", "dst + (oy * out_w + ox) * out_c + oc", " " * 16)
+
+
 def _pool(name: str, average: bool) -> list[str]:
     lines = ["@micropython.viper", f"def {name}(A: ptr8, P: ptr8):"]
     lines += _params(_WINDOW + " ozp lo hi")
@@ -547,6 +614,7 @@ def kernel_source() -> str:
              "import micropython", RECIPROCAL.strip("\n")]
     for lines in (_fully_connected(), _conv2d(), _depthwise_conv2d(), _depthwise_multiplier(), _pool("average_pool", True),
                   _pool("max_pool", False), _add(), _lut(), _softmax(), _copy_blocks(), _mean(), _mul(), _pad(),
-                  _transpose(), _requantize(), _add("sub", "-"), _maxmin(), _gather_rows(), _prelu()):
+                  _transpose(), _requantize(), _add("sub", "-"), _maxmin(), _gather_rows(), _prelu(),
+                  _conv2d_grouped(), _transpose_conv()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"
