@@ -144,3 +144,55 @@ def test_grouped_and_transposed_convolutions_deploy_to_micropython_unix(name: st
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert (report["runtime"], report["passed"], report["bit_exact"]) == ("viper", True, 1.0)
+
+
+@pytest.fixture(scope="module")
+def keyword_svdf(tmp_path_factory):
+    """One SVDF of the real keyword model (its state 8 frames per filter), tamed so its outputs vary."""
+    from test_aot_recurrent import KEYWORD, _real, sub_model, tamed
+
+    path = tmp_path_factory.mktemp("svdf") / "svdf.tflite"
+    path.write_bytes(tamed(sub_model(_real(KEYWORD), 1)).data)
+    return path
+
+
+def test_svdfs_run_bit_exact_as_viper_code_across_invocations():
+    """The state carries over: 24 invocations in a row shift every slot of it out several times."""
+    from test_aot_recurrent import KEYWORD, _rank_two, _real, sub_model, tamed
+
+    model = _real(KEYWORD)
+    for op_model in (tamed(sub_model(model, 1)), tamed(sub_model(model, 3)), tamed(_rank_two(sub_model(model, 1)))):
+        assert op_model.op_names() == ["SVDF"] and not unsupported_ops(op_model)
+        assert_bit_exact(op_model, samples=24, seed=op_model.operators[0].inputs[0])
+
+
+def test_the_micropython_server_resets_the_svdf_state(keyword_svdf, tmp_path):
+    """RESET_STATE puts the state back to its first values: the same inputs then give the same outputs."""
+    from tinyedge.build import build
+    from tinyedge.flash import flash
+    from tinyedge.generate import generate
+    from tinyedge.protocol import Device
+
+    model = load_tflite(keyword_svdf)
+    rng = np.random.default_rng(3)
+    inputs = [rng.integers(-128, 128, size=model.input_tensors[0].shape, dtype=np.int8).tobytes() for _ in range(6)]
+    generate(keyword_svdf, "micropython-unix", tmp_path / "fw")
+    build(tmp_path / "fw")
+    with flash(tmp_path / "fw") as url, Device(url) as device:
+        first = [device.infer(x).output for x in inputs]
+        device.reset_state()
+        again = [device.infer(x).output for x in inputs]
+    reference = Reference(model)
+    expected = [reference.run([np.frombuffer(x, dtype=np.int8).reshape(model.input_tensors[0].shape)])[0].tobytes()
+                for x in inputs]
+    assert first == expected and again == expected and len(set(first)) > 1
+
+
+def test_an_svdf_deploys_to_micropython_unix_bit_exact(keyword_svdf, tmp_path):
+    shape = load_tflite(keyword_svdf).input_tensors[0].shape
+    np.save(tmp_path / "data.npy", np.random.default_rng(4).uniform(-1, 1, (5, *shape[1:])).astype(np.float32))
+    result = run_tinyedge("deploy", keyword_svdf, "--board", "micropython-unix", "-o", tmp_path / "out",
+                          "--data", tmp_path / "data.npy", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["runtime"], report["passed"], report["bit_exact"]) == ("viper", True, 1.0)

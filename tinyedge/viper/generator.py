@@ -16,12 +16,13 @@ from typing import Sequence
 import numpy as np
 
 from tinyedge import __version__
-from tinyedge.aot.compiler import compile_model
+from tinyedge.aot.compiler import compile_model, state_tensors
 from tinyedge.aot.nonlinear import (
     add_parameters, broadcast_geometry, logistic_table, mean_geometry, mean_multiplier, mul_parameters, softmax_parameters,
     tanh_table,
 )
-from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier
+from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier, zero_point
+from tinyedge.aot.recurrent import SVDF_INPUT, SVDF_STATE, svdf_multipliers
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops.conv import accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
 from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
@@ -470,8 +471,40 @@ def _emit(e: _Emitter, op: Operator) -> None:
         e.calls[-1] += f"  # {op.index}: {code}"
 
 
+def _emit_svdf(e: _Emitter, op: Operator) -> None:
+    """SVDF with the AOT's multipliers (tinyedge.aot.recurrent), its state a variable tensor in the arena."""
+    tensors = [e.model.tensors[i] if i >= 0 else None for i in list(op.inputs) + [-1] * 5]
+    inp, weights_feature, weights_time, bias, state = tensors[:5]
+    out = e.model.tensors[op.outputs[0]]
+    if inp is None or weights_feature is None or weights_time is None or state is None or not state.is_variable:
+        raise _refuse(op, "lacks one of its input, weights or variable state tensors")
+    if any(t.type_name != "INT8" for t in (inp, weights_feature, weights_time, state, out)):
+        raise _refuse(op, "is not int8 throughout (the int16-state variant has no viper kernel yet)")
+    if len(inp.shape) != 2 or inp.shape[0] != 1:
+        raise _refuse(op, "has an input other than one batch [1, n]")
+    rank = int(getattr(op.options, "rank", 1))
+    n_filter, n_input = weights_feature.shape
+    n_memory = weights_time.shape[1]
+    (m1, s1), (m2, s2) = svdf_multipliers(inp, weights_feature, weights_time, state, out)
+    feature = np.asarray(weights_feature.data, dtype=np.int64)
+    time = np.asarray(weights_time.data, dtype=np.int64).reshape(n_filter, -1)
+    biases = (np.asarray(bias.data, dtype=np.int64).reshape(-1) if bias is not None
+              else np.zeros(n_filter // rank, dtype=np.int64))
+    _check_shifted(op, int(np.abs(feature).sum(axis=1).max()) * 255, s1)
+    unit_time = np.abs(time).sum(axis=1).reshape(-1, rank).sum(axis=1) * 255
+    _check_shifted(op, int((np.abs(biases) + unit_time).max()), s2)
+    params = [e.at(op.inputs[SVDF_INPUT]), e.offsets[op.inputs[SVDF_STATE]], e.at(op.outputs[0]), n_input, n_filter,
+              n_memory, rank, zero_point(inp), zero_point(state), zero_point(out), *_split(m1), s1, *_split(m2), s2]
+    n = op.index
+    wf = e.const(f"W{n}", feature.astype(np.int8).tobytes())
+    wt = e.const(f"T{n}", time.astype(np.int8).tobytes())
+    b, p = e.const(f"B{n}", i32_bytes(biases)), e.const(f"P{n}", i32_bytes(params))
+    e.calls.append(f"k.svdf(A, {wf}, {wt}, {b}, {p})")
+    e.macs += n_filter * (n_input + n_memory)
+
+
 SIMPLE_EMITTERS = {"ADD": _emit_add, "MUL": _emit_mul, "CONCATENATION": _emit_concatenation, "MEAN": _emit_mean,
-                   "QUANTIZE": _emit_quantize}
+                   "QUANTIZE": _emit_quantize, "SVDF": _emit_svdf}
 
 
 def tensor_infos(tensors: list[Tensor]) -> list[TensorInfo]:
@@ -511,6 +544,18 @@ def generate_program(model: TfliteModel, board_id: str = "micropython-unix", clo
         f"OUTPUTS = {tuple((o, model.tensors[i].nbytes) for o, i in zip(outputs, model.outputs))!r}",
         f"INFO = {info!r}",
         *emitter.constants,
+        "",
+        "",
+        f"STATES = {tuple((s.offset, s.value, s.nbytes) for s in state_tensors(model, plan.tensor_offsets))!r}",
+        "",
+        "",
+        "def reset():",
+        '    """The state tensors to their first values (TFLM\'s ResetVariableTensors)."""',
+        "    for offset, value, size in STATES:",
+        "        A[offset:offset + size] = bytes((value,)) * size",
+        "",
+        "",
+        "reset()",
         "",
         "",
         "def invoke():",

@@ -322,6 +322,48 @@ def _transpose_conv() -> list[str]:
     return lines + _output("oc", "dst + (oy * out_w + ox) * out_c + oc", " " * 16)
 
 
+def _clamp(var: str, lo: str, hi: str, indent: str) -> list[str]:
+    return [f"{indent}if {var} < {lo}:", f"{indent}    {var} = {lo}", f"{indent}if {var} > {hi}:",
+            f"{indent}    {var} = {hi}"]
+
+
+def _svdf() -> list[str]:
+    """int8 SVDF (TFLM's EvalIntegerSvdfReference), per filter: the feature dot product requantized and
+    clamped to int8, plus the state zero point, appended to the filter's state row after shifting it left
+    by one, then the time dot product; every `rank` filters' sums plus the unit's bias requantized into
+    one output."""
+    lines = ["@micropython.viper", "def svdf(A: ptr8, WF: ptr8, WT: ptr8, B: ptr8, P: ptr8):"]
+    lines += _params("src state dst n_input n_filter n_memory rank izp szp ozp m1h m1l s1 m2h m2l s2")
+    lines += _code(f"""
+        lo = -128
+        hi = 127
+        unit = 0
+        done = 0
+        acc = 0
+        for f in range(n_filter):
+            dot = 0
+            w0 = f * n_input
+            for j in range(n_input):
+                dot += {_signed('WF', 'w0 + j')} * ({_signed('A', 'src + j')} - izp)
+        """, 4)
+    indent = " " * 8
+    lines += requant_lines("dot", "m1h", "m1l", "s1", indent) + _clamp("dot", "lo", "hi", indent)
+    lines += _code(f"""
+        r0 = state + f * n_memory
+        for j in range(n_memory - 1):
+            A[r0 + j] = A[r0 + j + 1]
+        A[r0 + n_memory - 1] = dot + szp
+        t0 = f * n_memory
+        if done == 0:
+            acc = {rd32('B', '4 * unit')}
+        for j in range(n_memory):
+            acc += {_signed('WT', 't0 + j')} * ({_signed('A', 'r0 + j')} - szp)
+        done += 1
+        if done == rank:
+        """, 8)
+    lines += requant_lines("acc", "m2h", "m2l", "s2", indent + "    ") + _store("acc", "dst + unit", indent + "    ")
+    return lines + [f"{indent}    unit += 1", f"{indent}    done = 0"]
+
 def _pool(name: str, average: bool) -> list[str]:
     lines = ["@micropython.viper", f"def {name}(A: ptr8, P: ptr8):"]
     lines += _params(_WINDOW + " ozp lo hi")
@@ -615,6 +657,6 @@ def kernel_source() -> str:
     for lines in (_fully_connected(), _conv2d(), _depthwise_conv2d(), _depthwise_multiplier(), _pool("average_pool", True),
                   _pool("max_pool", False), _add(), _lut(), _softmax(), _copy_blocks(), _mean(), _mul(), _pad(),
                   _transpose(), _requantize(), _add("sub", "-"), _maxmin(), _gather_rows(), _prelu(),
-                  _conv2d_grouped(), _transpose_conv()):
+                  _conv2d_grouped(), _transpose_conv(), _svdf()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"
