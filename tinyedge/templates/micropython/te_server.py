@@ -143,6 +143,7 @@ class Server:
             self.send(SET_ARENA | REPLY, rid, bytes((UNSUPPORTED,)) + _u32(len(te_model.A)) * 2)
         elif msg_type == RESET_STATE:
             te_model.reset()
+            self.received_end = 0
             self.send(RESET_STATE | REPLY, rid, b"\x00")
         elif msg_type == QUIT:
             self.send(QUIT | REPLY, rid, b"\x00")
