@@ -196,3 +196,27 @@ def test_an_svdf_deploys_to_micropython_unix_bit_exact(keyword_svdf, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert (report["runtime"], report["passed"], report["bit_exact"]) == ("viper", True, 1.0)
+
+
+def test_the_int8_lstm_runs_bit_exact_as_viper_code_across_invocations():
+    """The trained LSTM's UNIDIRECTIONAL_SEQUENCE_LSTM alone (its hidden and cell states carry over), then
+    the whole model (LSTM, RESHAPE, FULLY_CONNECTED, SOFTMAX)."""
+    from test_aot_recurrent import LSTM, _real, sub_model
+
+    model = _real(LSTM)
+    lstm = sub_model(model, 0)
+    assert lstm.op_names() == ["UNIDIRECTIONAL_SEQUENCE_LSTM"] and not unsupported_ops(lstm)
+    assert_bit_exact(lstm, samples=10, seed=5)
+    assert_bit_exact(model, samples=10, seed=6)
+
+
+def test_the_trained_lstm_deploys_to_micropython_unix_bit_exact(tmp_path):
+    from test_aot_recurrent import LSTM, _real
+
+    shape = _real(LSTM).input_tensors[0].shape
+    np.save(tmp_path / "data.npy", np.random.default_rng(7).uniform(-1, 1, (4, *shape[1:])).astype(np.float32))
+    result = run_tinyedge("deploy", LSTM, "--board", "micropython-unix", "-o", tmp_path / "out",
+                          "--data", tmp_path / "data.npy", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["runtime"], report["passed"], report["bit_exact"]) == ("viper", True, 1.0)

@@ -25,8 +25,6 @@ from tinyedge.ops.support import NOT_YET_VIPER, OpRegistryError, OpSupport  # no
 from tinyedge.tflm import OP_TABLE
 
 RUNTIMES = tuple(sorted(plugins.RUNTIMES))   # aot, tflm, viper
-STATEFUL_VIPER = ("it keeps state across inferences, and the MicroPython protocol server answers RESET_STATE "
-                  "without resetting anything yet (templates/micropython/te_server.py)")
 
 # The ops lowered by tinyedge.aot's own modules (ops.py, nonlinear.py, recurrent.py).
 LOWERED_OPS: tuple[OpSupport, ...] = (
@@ -53,7 +51,7 @@ LOWERED_OPS: tuple[OpSupport, ...] = (
               viper_variants=("int8",)),
     OpSupport("TANH", "nonlinear"),
     OpSupport("UNIDIRECTIONAL_SEQUENCE_LSTM", "recurrent", ("int8 (int16 cell state)",),
-              dsp="te_lstm_s8 (SMLAD weights)", viper=STATEFUL_VIPER),
+              dsp="te_lstm_s8 (SMLAD weights)"),
 )
 
 # Modules of this package that are not op modules.

@@ -22,7 +22,10 @@ from tinyedge.aot.nonlinear import (
     tanh_table,
 )
 from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier, zero_point
-from tinyedge.aot.recurrent import SVDF_INPUT, SVDF_STATE, svdf_multipliers
+from tinyedge.aot.recurrent import (
+    LSTM_CELL, LSTM_HIDDEN, LSTM_INPUT, LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS, SVDF_INPUT, SVDF_STATE,
+    folded_gate_biases, lstm_parameters, sigmoid_table, svdf_multipliers,
+)
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops.conv import accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
 from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
@@ -503,8 +506,39 @@ def _emit_svdf(e: _Emitter, op: Operator) -> None:
     e.macs += n_filter * (n_input + n_memory)
 
 
+def _emit_lstm(e: _Emitter, op: Operator) -> None:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM as the AOT lowers it (tinyedge.aot.recurrent, whose checks compile_model
+    has already applied): its parameters, folded gate biases and TFLM's sigmoid table; hidden and cell
+    states are variable tensors in the arena."""
+    params = lstm_parameters(e.model, op)
+    steps, n_input, n_state = params[:3]
+    gates, (fm, fs, im, is_, om, os_, hzp, clip, tanh_m, tanh_s, sigmoid) = params[5:21], params[21:]
+    biases = folded_gate_biases(e.model, op)
+    weights = [np.asarray(e.model.tensors[op.inputs[i]].data, dtype=np.int64)
+               for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS]
+    for g in range(4):
+        for bias, rows, (_, shift) in ((biases[g], weights[g], gates[4 * g:4 * g + 2]),
+                                       (biases[4 + g], weights[4 + g], gates[4 * g + 2:4 * g + 4])):
+            _check_shifted(op, int((np.abs(bias) + 128 * np.abs(rows).sum(axis=1)).max()), shift)
+    for shift in (fs, is_, os_):
+        _check_shifted(op, 1 << 30, shift)
+    _check_shifted(op, 32768 * tanh_m + (1 << max(tanh_s - 1, 0)), 0)
+    split_gates = [v for g in range(4) for m, s in (gates[4 * g:4 * g + 2], gates[4 * g + 2:4 * g + 4])
+                   for v in (*_split(m), s)]
+    p_values = [e.at(op.inputs[LSTM_INPUT]), e.offsets[op.inputs[LSTM_HIDDEN]], e.offsets[op.inputs[LSTM_CELL]],
+                e.at(op.outputs[0]), steps, n_input, n_state, *split_gates, *_split(fm), fs, *_split(im), is_,
+                *_split(om), os_, hzp, clip, tanh_m, tanh_s, sigmoid]
+    n = op.index
+    w = e.const(f"W{n}", b"".join(rows.astype(np.int8).tobytes() for rows in weights))
+    g_table = e.const(f"G{n}", i32_bytes(np.concatenate(biases)))
+    lut = e.const(f"L{n}", struct.pack(f"<{len(sigmoid_table())}H", *sigmoid_table()))
+    e.calls.append(f"k.lstm(A, {w}, {g_table}, {lut}, {e.const(f'P{n}', i32_bytes(p_values))})")
+    e.macs += steps * 4 * n_state * (n_input + n_state)
+
+
 SIMPLE_EMITTERS = {"ADD": _emit_add, "MUL": _emit_mul, "CONCATENATION": _emit_concatenation, "MEAN": _emit_mean,
-                   "QUANTIZE": _emit_quantize, "SVDF": _emit_svdf}
+                   "QUANTIZE": _emit_quantize, "SVDF": _emit_svdf,
+                   "UNIDIRECTIONAL_SEQUENCE_LSTM": _emit_lstm}
 
 
 def tensor_infos(tensors: list[Tensor]) -> list[TensorInfo]:

@@ -364,6 +364,118 @@ def _svdf() -> list[str]:
     lines += requant_lines("acc", "m2h", "m2l", "s2", indent + "    ") + _store("acc", "dst + unit", indent + "    ")
     return lines + [f"{indent}    unit += 1", f"{indent}    done = 0"]
 
+def _u16(buf: str, at: str) -> str:
+    return f"({buf}[{at}] | ({buf}[{at} + 1] << 8))"
+
+
+def _sigmoid16(x: str, out: str, indent: str) -> list[str]:
+    """reference_integer_ops::Logistic on int16 with TFLM's power-of-two input (te_sigmoid16): L is
+    TFLM's sigmoid_table_uint16."""
+    return _code(f"""
+        inp = {x} * 3
+        mag = inp
+        if inp < 0:
+            mag = 0 - inp
+        uh = mag >> 9
+        if uh >= 255:
+            res = 32767 << 10
+        else:
+            ua = {_u16('L', '2 * uh')}
+            res = (ua << 9) + (mag & 511) * ({_u16('L', '2 * uh + 2')} - ua)
+        if inp >= 0:
+            res = res + 512
+        else:
+            res = (1 << 25) - res + 511
+        {out} = res >> 10
+        """, len(indent))
+
+
+def _tanh16(x: str, multiplier: str, right_shift: str, out: str, indent: str) -> list[str]:
+    """reference_integer_ops::Tanh on int16 (te_tanh16): the input scaled, rounded, looked up."""
+    return _code(f"""
+        rnd = 0
+        if {right_shift} > 0:
+            rnd = 1 << ({right_shift} - 1)
+        inp = ({x} * {multiplier} + rnd) >> {right_shift}
+        mag = inp
+        if inp < 0:
+            mag = 0 - inp
+        uh = mag >> 8
+        if uh >= 255:
+            res = 65535 << 8
+        else:
+            ua = {_u16('L', '2 * uh')}
+            res = (ua << 8) + (mag & 255) * ({_u16('L', '2 * uh + 2')} - ua)
+        if inp >= 0:
+            res = res - (1 << 23) + 128
+        else:
+            res = (1 << 23) + 127 - res
+        {out} = res >> 8
+        """, len(indent))
+
+
+LSTM_PARAMS = ("src hid cell dst steps n_input n_state "
+               + " ".join(f"x{g}h x{g}l x{g}s r{g}h r{g}l r{g}s" for g in range(4))
+               + " fmh fml fsh imh iml ish omh oml osh hzp clip tm ts sig")
+
+
+def _lstm_gate(g: int, indent: str) -> list[str]:
+    """Gate g's pre-activation (its input and recurrent FCs, each requantized to int16, summed), then its
+    activation into a{g}: the sigmoid, or for the cell gate (2) tanh unless `sig`."""
+    lines = _code(f"""
+        gx = {rd32('G', f'4 * ({g} * n_state + u)')}
+        w0 = ({g} * n_state + u) * n_input
+        for j in range(n_input):
+            gx += {_signed('W', 'w0 + j')} * {_signed('A', 'x0 + j')}
+        gh = {rd32('G', f'4 * ({4 + g} * n_state + u)')}
+        w0 = xw + ({g} * n_state + u) * n_state
+        for j in range(n_state):
+            gh += {_signed('W', 'w0 + j')} * {_signed('A', 'hid + j')}
+        """, len(indent))
+    lines += requant_lines("gx", f"x{g}h", f"x{g}l", f"x{g}s", indent) + _clamp("gx", "-32768", "32767", indent)
+    lines += requant_lines("gh", f"r{g}h", f"r{g}l", f"r{g}s", indent) + _clamp("gh", "-32768", "32767", indent)
+    lines += [f"{indent}v = gx + gh"] + _clamp("v", "-32768", "32767", indent)
+    if g != 2:
+        return lines + _sigmoid16("v", f"a{g}", indent)
+    return (lines + [f"{indent}if sig == 1:"] + _sigmoid16("v", "a2", indent + "    ") + [f"{indent}else:"]
+            + _tanh16("v", "3", "0", "a2", indent + "    "))
+
+
+def _lstm() -> list[str]:
+    """int8 UNIDIRECTIONAL_SEQUENCE_LSTM with an int16 cell state, as te_lstm_s8 (TFLM's lstm_eval.cc):
+    per step and unit the four gates (biases with the input offsets folded in, G), the cell update with its
+    clip, the new hidden value written to the output row; the hidden state copied from it after the step.
+    W: the four gates' input weights, then their recurrent weights; L: TFLM's sigmoid table."""
+    lines = ["@micropython.viper", "def lstm(A: ptr8, W: ptr8, G: ptr8, L: ptr8, P: ptr8):", *_params(LSTM_PARAMS)]
+    lines += _code("""
+        lo = -128
+        hi = 127
+        xw = 4 * n_state * n_input
+        for step in range(steps):
+            x0 = src + step * n_input
+            h0 = dst + step * n_state
+            for u in range(n_state):
+        """, 4)
+    indent = " " * 12
+    for g in range(4):
+        lines += _lstm_gate(g, indent)
+    lines += _code(f"""
+        cu = cell + 2 * u
+        c = a1 * (A[cu] | ({_signed('A', 'cu + 1')} << 8))
+        """, 12)
+    lines += requant_lines("c", "fmh", "fml", "fsh", indent) + _clamp("c", "-32768", "32767", indent)
+    lines += [f"{indent}d = a0 * a2"] + requant_lines("d", "imh", "iml", "ish", indent)
+    lines += _clamp("d", "-32768", "32767", indent) + [f"{indent}c = c + d"] + _clamp("c", "-32768", "32767", indent)
+    lines += [f"{indent}if clip > 0:"] + _clamp("c", "0 - clip", "clip", indent + "    ")
+    lines += [f"{indent}A[cu] = c", f"{indent}A[cu + 1] = c >> 8"] + _tanh16("c", "tm", "ts", "th", indent)
+    lines += [f"{indent}acc = th * a3"] + requant_lines("acc", "omh", "oml", "osh", indent)
+    lines += [f"{indent}ozp = hzp"] + _store("acc", "h0 + u", indent)
+    return lines + _code("""
+        for u in range(n_state):
+            A[hid + u] = A[h0 + u]
+        """, 8)
+
+
 def _pool(name: str, average: bool) -> list[str]:
     lines = ["@micropython.viper", f"def {name}(A: ptr8, P: ptr8):"]
     lines += _params(_WINDOW + " ozp lo hi")
@@ -657,6 +769,6 @@ def kernel_source() -> str:
     for lines in (_fully_connected(), _conv2d(), _depthwise_conv2d(), _depthwise_multiplier(), _pool("average_pool", True),
                   _pool("max_pool", False), _add(), _lut(), _softmax(), _copy_blocks(), _mean(), _mul(), _pad(),
                   _transpose(), _requantize(), _add("sub", "-"), _maxmin(), _gather_rows(), _prelu(),
-                  _conv2d_grouped(), _transpose_conv(), _svdf()):
+                  _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"
