@@ -197,6 +197,7 @@ class Int32:
     __or__ = lambda s, o: s._op(o, lambda a, b: a | b)  # noqa: E731
     __ror__ = __or__
     __floordiv__ = lambda s, o: s._op(o, lambda a, b: a // b)  # noqa: E731
+    __rfloordiv__ = lambda s, o: s._op(o, lambda a, b: b // a)  # noqa: E731
     __ge__ = lambda s, o: s.v >= (o.v if isinstance(o, Int32) else o)  # noqa: E731
     __le__ = lambda s, o: s.v <= (o.v if isinstance(o, Int32) else o)  # noqa: E731
     __eq__ = lambda s, o: s.v == (o.v if isinstance(o, Int32) else o)  # noqa: E731

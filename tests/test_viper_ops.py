@@ -220,3 +220,27 @@ def test_the_trained_lstm_deploys_to_micropython_unix_bit_exact(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert (report["runtime"], report["passed"], report["bit_exact"]) == ("viper", True, 1.0)
+
+
+def test_the_new_kernels_keep_every_intermediate_inside_int32_like_a_32_bit_board(monkeypatch):
+    """Grouped CONV_2D, TRANSPOSE_CONV, SVDF and the LSTM run in CPython on int32 machine words that fail on
+    overflow (tests/test_micropython.py's emulation), over two invocations, equal to tflite-micro's."""
+    import types
+
+    from test_aot_recurrent import KEYWORD, LSTM, _real, sub_model, tamed
+    from test_micropython import Memory, load_viper_emulation
+
+    models = [KERAS_MODELS["grouped_conv2d"][0](), KERAS_MODELS["transpose_conv"][0](),
+              tamed(sub_model(_real(KEYWORD), 1)), sub_model(_real(LSTM), 0)]
+    for model in models:
+        load_viper_emulation(monkeypatch, Memory())
+        module = types.ModuleType("te_model")
+        exec(compile(generate_program(model).model_source, "te_model.py", "exec"), module.__dict__)
+        rng, reference = np.random.default_rng(9), Reference(model)
+        for _ in range(2):
+            x = rng.integers(-128, 128, size=model.input_tensors[0].shape, dtype=np.int8)
+            (at, n), = module.INPUTS
+            module.A[at:at + n] = x.tobytes()
+            module.invoke()
+            got = np.concatenate([np.frombuffer(bytes(module.A[o:o + m]), dtype=np.int8) for o, m in module.OUTPUTS])
+            assert np.array_equal(got, np.concatenate([o.reshape(-1) for o in reference.run([x])])), model.op_names()
