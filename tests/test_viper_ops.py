@@ -117,8 +117,18 @@ def test_a_residual_cnn_with_concatenation_and_mean_runs_bit_exact(residual_cnn)
 
 
 def test_a_residual_cnn_deploys_to_micropython_unix(residual_cnn, tmp_path):
-    result = run_tinyedge("deploy", residual_cnn / "residual_int8.tflite", "--board", "micropython-unix",
-                          "-o", tmp_path / "out", "--data", residual_cnn / "data.npy", "--json", tmp_path / "report.json")
+    assert_deploys_bit_exact(residual_cnn / "residual_int8.tflite", residual_cnn / "data.npy", tmp_path)
+
+
+def assert_deploys_bit_exact(path, data, tmp_path) -> None:
+    """`tinyedge deploy` of the model to micropython-unix validates bit-exact with the viper runtime; `data`:
+    an .npy file, or how many random float samples to make."""
+    if isinstance(data, int):
+        shape = load_tflite(path).input_tensors[0].shape
+        np.save(tmp_path / "data.npy", np.random.default_rng(data).uniform(-1, 1, (data, *shape[1:])).astype(np.float32))
+        data = tmp_path / "data.npy"
+    result = run_tinyedge("deploy", path, "--board", "micropython-unix", "-o", tmp_path / "out", "--data", data,
+                          "--json", tmp_path / "report.json")
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert (report["runtime"], report["passed"], report["bit_exact"]) == ("viper", True, 1.0)
@@ -134,16 +144,9 @@ def test_grouped_and_transposed_convolutions_run_bit_exact_as_viper_code(name: s
 
 @pytest.mark.parametrize("name", ["grouped_conv2d", "transpose_conv"])
 def test_grouped_and_transposed_convolutions_deploy_to_micropython_unix(name: str, tmp_path):
-    model = KERAS_MODELS[name][0]()
     path = tmp_path / f"{name}.tflite"
-    path.write_bytes(model.data)
-    shape = model.input_tensors[0].shape
-    np.save(tmp_path / "data.npy", np.random.default_rng(2).uniform(-1, 1, (4, *shape[1:])).astype(np.float32))
-    result = run_tinyedge("deploy", path, "--board", "micropython-unix", "-o", tmp_path / "out",
-                          "--data", tmp_path / "data.npy", "--json", tmp_path / "report.json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert (report["runtime"], report["passed"], report["bit_exact"]) == ("viper", True, 1.0)
+    path.write_bytes(KERAS_MODELS[name][0]().data)
+    assert_deploys_bit_exact(path, 4, tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -189,13 +192,7 @@ def test_the_micropython_server_resets_the_svdf_state(keyword_svdf, tmp_path):
 
 
 def test_an_svdf_deploys_to_micropython_unix_bit_exact(keyword_svdf, tmp_path):
-    shape = load_tflite(keyword_svdf).input_tensors[0].shape
-    np.save(tmp_path / "data.npy", np.random.default_rng(4).uniform(-1, 1, (5, *shape[1:])).astype(np.float32))
-    result = run_tinyedge("deploy", keyword_svdf, "--board", "micropython-unix", "-o", tmp_path / "out",
-                          "--data", tmp_path / "data.npy", "--json", tmp_path / "report.json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert (report["runtime"], report["passed"], report["bit_exact"]) == ("viper", True, 1.0)
+    assert_deploys_bit_exact(keyword_svdf, 5, tmp_path)
 
 
 def test_the_int8_lstm_runs_bit_exact_as_viper_code_across_invocations():
@@ -213,34 +210,16 @@ def test_the_int8_lstm_runs_bit_exact_as_viper_code_across_invocations():
 def test_the_trained_lstm_deploys_to_micropython_unix_bit_exact(tmp_path):
     from test_aot_recurrent import LSTM, _real
 
-    shape = _real(LSTM).input_tensors[0].shape
-    np.save(tmp_path / "data.npy", np.random.default_rng(7).uniform(-1, 1, (4, *shape[1:])).astype(np.float32))
-    result = run_tinyedge("deploy", LSTM, "--board", "micropython-unix", "-o", tmp_path / "out",
-                          "--data", tmp_path / "data.npy", "--json", tmp_path / "report.json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert (report["runtime"], report["passed"], report["bit_exact"]) == ("viper", True, 1.0)
+    _real(LSTM)   # skips when the real models are absent
+    assert_deploys_bit_exact(LSTM, 4, tmp_path)
 
 
 def test_the_new_kernels_keep_every_intermediate_inside_int32_like_a_32_bit_board(monkeypatch):
     """Grouped CONV_2D, TRANSPOSE_CONV, SVDF and the LSTM run in CPython on int32 machine words that fail on
     overflow (tests/test_micropython.py's emulation), over two invocations, equal to tflite-micro's."""
-    import types
-
     from test_aot_recurrent import KEYWORD, LSTM, _real, sub_model, tamed
-    from test_micropython import Memory, load_viper_emulation
+    from test_micropython import assert_exact_on_int32_words
 
-    models = [KERAS_MODELS["grouped_conv2d"][0](), KERAS_MODELS["transpose_conv"][0](),
-              tamed(sub_model(_real(KEYWORD), 1)), sub_model(_real(LSTM), 0)]
-    for model in models:
-        load_viper_emulation(monkeypatch, Memory())
-        module = types.ModuleType("te_model")
-        exec(compile(generate_program(model).model_source, "te_model.py", "exec"), module.__dict__)
-        rng, reference = np.random.default_rng(9), Reference(model)
-        for _ in range(2):
-            x = rng.integers(-128, 128, size=model.input_tensors[0].shape, dtype=np.int8)
-            (at, n), = module.INPUTS
-            module.A[at:at + n] = x.tobytes()
-            module.invoke()
-            got = np.concatenate([np.frombuffer(bytes(module.A[o:o + m]), dtype=np.int8) for o, m in module.OUTPUTS])
-            assert np.array_equal(got, np.concatenate([o.reshape(-1) for o in reference.run([x])])), model.op_names()
+    for model in (KERAS_MODELS["grouped_conv2d"][0](), KERAS_MODELS["transpose_conv"][0](),
+                  tamed(sub_model(_real(KEYWORD), 1)), sub_model(_real(LSTM), 0)):
+        assert_exact_on_int32_words(model, monkeypatch, seed=9)

@@ -368,26 +368,34 @@ def _u16(buf: str, at: str) -> str:
     return f"({buf}[{at}] | ({buf}[{at} + 1] << 8))"
 
 
+def _lut16(inp: str, bits: int, saturated: str, rounded: tuple[str, str], out: str, out_shift: int,
+           indent: str) -> list[str]:
+    """TFLM's int16 table interpolation (te_sigmoid16, te_tanh16): |inp| split into the table index
+    (above `bits` bits) and the fraction, `saturated` from index 255 on, then the sign's own rounding
+    (`rounded`: for inp >= 0, for inp < 0, of res) shifted right by `out_shift` into `out`."""
+    return _code(f"""
+        mag = {inp}
+        if {inp} < 0:
+            mag = 0 - {inp}
+        uh = mag >> {bits}
+        if uh >= 255:
+            res = {saturated}
+        else:
+            ua = {_u16('L', '2 * uh')}
+            res = (ua << {bits}) + (mag & {(1 << bits) - 1}) * ({_u16('L', '2 * uh + 2')} - ua)
+        if {inp} >= 0:
+            res = {rounded[0]}
+        else:
+            res = {rounded[1]}
+        {out} = res >> {out_shift}
+        """, len(indent))
+
+
 def _sigmoid16(x: str, out: str, indent: str) -> list[str]:
     """reference_integer_ops::Logistic on int16 with TFLM's power-of-two input (te_sigmoid16): L is
     TFLM's sigmoid_table_uint16."""
-    return _code(f"""
-        inp = {x} * 3
-        mag = inp
-        if inp < 0:
-            mag = 0 - inp
-        uh = mag >> 9
-        if uh >= 255:
-            res = 32767 << 10
-        else:
-            ua = {_u16('L', '2 * uh')}
-            res = (ua << 9) + (mag & 511) * ({_u16('L', '2 * uh + 2')} - ua)
-        if inp >= 0:
-            res = res + 512
-        else:
-            res = (1 << 25) - res + 511
-        {out} = res >> 10
-        """, len(indent))
+    return [f"{indent}inp = {x} * 3"] + _lut16("inp", 9, "32767 << 10", ("res + 512", "(1 << 25) - res + 511"),
+                                              out, 10, indent)
 
 
 def _tanh16(x: str, multiplier: str, right_shift: str, out: str, indent: str) -> list[str]:
@@ -397,21 +405,8 @@ def _tanh16(x: str, multiplier: str, right_shift: str, out: str, indent: str) ->
         if {right_shift} > 0:
             rnd = 1 << ({right_shift} - 1)
         inp = ({x} * {multiplier} + rnd) >> {right_shift}
-        mag = inp
-        if inp < 0:
-            mag = 0 - inp
-        uh = mag >> 8
-        if uh >= 255:
-            res = 65535 << 8
-        else:
-            ua = {_u16('L', '2 * uh')}
-            res = (ua << 8) + (mag & 255) * ({_u16('L', '2 * uh + 2')} - ua)
-        if inp >= 0:
-            res = res - (1 << 23) + 128
-        else:
-            res = (1 << 23) + 127 - res
-        {out} = res >> 8
-        """, len(indent))
+        """, len(indent)) + _lut16("inp", 8, "65535 << 8",
+                                                 ("res - (1 << 23) + 128", "(1 << 23) + 127 - res"), out, 8, indent)
 
 
 LSTM_PARAMS = ("src hid cell dst steps n_input n_state "
