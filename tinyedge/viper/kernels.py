@@ -260,6 +260,18 @@ def _signed(buf: str, at: str) -> str:
     return f"(({buf}[{at}] ^ 128) - 128)"
 
 
+def _signed_tap(start: str, ky: str, kx: str, depth: str) -> list[str]:
+    """The innermost loop of the signed-weight convolutions: acc += (x + ioff) * w over the `depth` input
+    channels from `start` at input pixel (iy, ix) and filter tap (ky, kx) of channel oc; then, once the
+    taps are summed, the output."""
+    return _code(f"""
+        x0 = {start} + (iy * in_w + ix) * in_c
+        w0 = ((oc * k_h + {ky}) * k_w + {kx}) * {depth}
+        for c in range({depth}):
+            acc += ({_signed('A', 'x0 + c')} + ioff) * {_signed('W', 'w0 + c')}
+        """, 24) + _output("oc", "dst + (oy * out_w + ox) * out_c + oc", " " * 16)
+
+
 def _conv2d_grouped() -> list[str]:
     """CONV_2D with groups (TFLM's reference conv): output channel oc reads the fd input channels of its
     group oc // fpg; acc = sum((x + ioff) * w) over the taps inside the input (a tap in the padding adds 0)."""
@@ -281,12 +293,21 @@ def _conv2d_grouped() -> list[str]:
                             ix = ix0 + d_w * kx
                             if ix < 0 or ix >= in_w:
                                 continue
-                            x0 = g0 + (iy * in_w + ix) * in_c
-                            w0 = ((oc * k_h + ky) * k_w + kx) * fd
-                            for c in range(fd):
-                                acc += ({_signed('A', 'x0 + c')} + ioff) * {_signed('W', 'w0 + c')}
         """, 4)
-    return lines + _output("oc", "dst + (oy * out_w + ox) * out_c + oc", " " * 16)
+    return lines + _signed_tap("g0", "ky", "kx", "fd")
+
+
+def _transposed_tap(index: str, position: str, stride: str, size: str, indent: int) -> list[str]:
+    """`index` = the input row (or column) whose stride lands `position` on the tap, or the next tap when
+    none does or it is outside the input."""
+    return _code(f"""
+        t = {position}
+        if t < 0:
+            continue
+        {index} = t // {stride}
+        if {index} * {stride} != t or {index} >= {size}:
+            continue
+        """, indent)
 
 
 def _transpose_conv() -> list[str]:
@@ -295,31 +316,16 @@ def _transpose_conv() -> list[str]:
     iy * s_h - pad_h + fy = oy, ix * s_w - pad_w + fx = ox; the same integer sum in another order."""
     lines = ["@micropython.viper", "def transpose_conv(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
     lines += _params(_WINDOW + " ioff ozp lo hi pc")
-    lines += _code(f"""
+    lines += _code("""
         for oy in range(out_h):
             for ox in range(out_w):
                 for oc in range(out_c):
                     acc = 0
                     for fy in range(k_h):
-                        t = oy + pad_h - fy
-                        if t < 0:
-                            continue
-                        iy = t // s_h
-                        if iy * s_h != t or iy >= in_h:
-                            continue
-                        for fx in range(k_w):
-                            u = ox + pad_w - fx
-                            if u < 0:
-                                continue
-                            ix = u // s_w
-                            if ix * s_w != u or ix >= in_w:
-                                continue
-                            x0 = src + (iy * in_w + ix) * in_c
-                            w0 = ((oc * k_h + fy) * k_w + fx) * in_c
-                            for c in range(in_c):
-                                acc += ({_signed('A', 'x0 + c')} + ioff) * {_signed('W', 'w0 + c')}
         """, 4)
-    return lines + _output("oc", "dst + (oy * out_w + ox) * out_c + oc", " " * 16)
+    lines += _transposed_tap("iy", "oy + pad_h - fy", "s_h", "in_h", 20) + [" " * 20 + "for fx in range(k_w):"]
+    lines += _transposed_tap("ix", "ox + pad_w - fx", "s_w", "in_w", 24)
+    return lines + _signed_tap("src", "fy", "fx", "in_c")
 
 
 def _clamp(var: str, lo: str, hi: str, indent: str) -> list[str]:
