@@ -117,8 +117,109 @@ def test_a_residual_cnn_with_concatenation_and_mean_runs_bit_exact(residual_cnn)
 
 
 def test_a_residual_cnn_deploys_to_micropython_unix(residual_cnn, tmp_path):
-    result = run_tinyedge("deploy", residual_cnn / "residual_int8.tflite", "--board", "micropython-unix",
-                          "-o", tmp_path / "out", "--data", residual_cnn / "data.npy", "--json", tmp_path / "report.json")
+    assert_deploys_bit_exact(residual_cnn / "residual_int8.tflite", residual_cnn / "data.npy", tmp_path)
+
+
+def assert_deploys_bit_exact(path, data, tmp_path) -> None:
+    """`tinyedge deploy` of the model to micropython-unix validates bit-exact with the viper runtime; `data`:
+    an .npy file, or how many random float samples to make."""
+    if isinstance(data, int):
+        shape = load_tflite(path).input_tensors[0].shape
+        np.save(tmp_path / "data.npy", np.random.default_rng(data).uniform(-1, 1, (data, *shape[1:])).astype(np.float32))
+        data = tmp_path / "data.npy"
+    result = run_tinyedge("deploy", path, "--board", "micropython-unix", "-o", tmp_path / "out", "--data", data,
+                          "--json", tmp_path / "report.json")
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert (report["runtime"], report["passed"], report["bit_exact"]) == ("viper", True, 1.0)
+
+
+@pytest.mark.parametrize("name", ["grouped_conv2d", "transpose_conv"])
+def test_grouped_and_transposed_convolutions_run_bit_exact_as_viper_code(name: str):
+    """The AOT's OpData for TRANSPOSE_CONV, and grouped CONV_2D (PyTorch's groups), as viper kernels."""
+    model = KERAS_MODELS[name][0]()
+    assert not unsupported_ops(model)
+    assert_bit_exact(model, samples=6)
+
+
+@pytest.mark.parametrize("name", ["grouped_conv2d", "transpose_conv"])
+def test_grouped_and_transposed_convolutions_deploy_to_micropython_unix(name: str, tmp_path):
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(KERAS_MODELS[name][0]().data)
+    assert_deploys_bit_exact(path, 4, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def keyword_svdf(tmp_path_factory):
+    """One SVDF of the real keyword model (its state 8 frames per filter), tamed so its outputs vary."""
+    from test_aot_recurrent import KEYWORD, _real, sub_model, tamed
+
+    path = tmp_path_factory.mktemp("svdf") / "svdf.tflite"
+    path.write_bytes(tamed(sub_model(_real(KEYWORD), 1)).data)
+    return path
+
+
+def test_svdfs_run_bit_exact_as_viper_code_across_invocations():
+    """The state carries over: 24 invocations in a row shift every slot of it out several times."""
+    from test_aot_recurrent import KEYWORD, _rank_two, _real, sub_model, tamed
+
+    model = _real(KEYWORD)
+    for op_model in (tamed(sub_model(model, 1)), tamed(sub_model(model, 3)), tamed(_rank_two(sub_model(model, 1)))):
+        assert op_model.op_names() == ["SVDF"] and not unsupported_ops(op_model)
+        assert_bit_exact(op_model, samples=24, seed=op_model.operators[0].inputs[0])
+
+
+def test_the_micropython_server_resets_the_svdf_state(keyword_svdf, tmp_path):
+    """RESET_STATE puts the state back to its first values: the same inputs then give the same outputs."""
+    from tinyedge.build import build
+    from tinyedge.flash import flash
+    from tinyedge.generate import generate
+    from tinyedge.protocol import Device
+
+    model = load_tflite(keyword_svdf)
+    rng = np.random.default_rng(3)
+    inputs = [rng.integers(-128, 128, size=model.input_tensors[0].shape, dtype=np.int8).tobytes() for _ in range(6)]
+    generate(keyword_svdf, "micropython-unix", tmp_path / "fw")
+    build(tmp_path / "fw")
+    with flash(tmp_path / "fw") as url, Device(url) as device:
+        first = [device.infer(x).output for x in inputs]
+        device.reset_state()
+        again = [device.infer(x).output for x in inputs]
+    reference = Reference(model)
+    expected = [reference.run([np.frombuffer(x, dtype=np.int8).reshape(model.input_tensors[0].shape)])[0].tobytes()
+                for x in inputs]
+    assert first == expected and again == expected and len(set(first)) > 1
+
+
+def test_an_svdf_deploys_to_micropython_unix_bit_exact(keyword_svdf, tmp_path):
+    assert_deploys_bit_exact(keyword_svdf, 5, tmp_path)
+
+
+def test_the_int8_lstm_runs_bit_exact_as_viper_code_across_invocations():
+    """The trained LSTM's UNIDIRECTIONAL_SEQUENCE_LSTM alone (its hidden and cell states carry over), then
+    the whole model (LSTM, RESHAPE, FULLY_CONNECTED, SOFTMAX)."""
+    from test_aot_recurrent import LSTM, _real, sub_model
+
+    model = _real(LSTM)
+    lstm = sub_model(model, 0)
+    assert lstm.op_names() == ["UNIDIRECTIONAL_SEQUENCE_LSTM"] and not unsupported_ops(lstm)
+    assert_bit_exact(lstm, samples=10, seed=5)
+    assert_bit_exact(model, samples=10, seed=6)
+
+
+def test_the_trained_lstm_deploys_to_micropython_unix_bit_exact(tmp_path):
+    from test_aot_recurrent import LSTM, _real
+
+    _real(LSTM)   # skips when the real models are absent
+    assert_deploys_bit_exact(LSTM, 4, tmp_path)
+
+
+def test_the_new_kernels_keep_every_intermediate_inside_int32_like_a_32_bit_board(monkeypatch):
+    """Grouped CONV_2D, TRANSPOSE_CONV, SVDF and the LSTM run in CPython on int32 machine words that fail on
+    overflow (tests/test_micropython.py's emulation), over two invocations, equal to tflite-micro's."""
+    from test_aot_recurrent import KEYWORD, LSTM, _real, sub_model, tamed
+    from test_micropython import assert_exact_on_int32_words
+
+    for model in (KERAS_MODELS["grouped_conv2d"][0](), KERAS_MODELS["transpose_conv"][0](),
+                  tamed(sub_model(_real(KEYWORD), 1)), sub_model(_real(LSTM), 0)):
+        assert_exact_on_int32_words(model, monkeypatch, seed=9)

@@ -111,7 +111,7 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
     source = _render("te_model.c.j2", plan,
                      version=__version__, model_name=model.path.name if model.path else "model", sha256=model.sha256,
                      uses_nonlinear=uses_nonlinear, uses_dsp=dsp, scratch_bytes=scratch, constants=constants,
-                     tables=tables, op_lines=op_lines, states=_states(model, offsets),
+                     tables=tables, op_lines=op_lines, states=state_tensors(model, offsets),
                      input_offsets=[offsets[i] for i in model.inputs], output_offsets=[offsets[i] for i in model.outputs])
     stats = AotStats(
         arena_bytes=plan.arena_bytes,
@@ -307,7 +307,7 @@ def _render(name: str, plan: MemoryPlan, **context) -> str:
 
 
 @dataclass(frozen=True)
-class _State:
+class StateTensor:
     """A state (variable) tensor and the byte te_runtime_reset_state fills it with."""
     offset: int
     value: int
@@ -315,12 +315,12 @@ class _State:
     label: str
 
 
-def _states(model: TfliteModel, offsets: dict[int, int]) -> list[_State]:
+def state_tensors(model: TfliteModel, offsets: dict[int, int]) -> list[StateTensor]:
     """The state tensors, reset as TFLM's ResetVariableTensors does: every byte to an int8 tensor's
     zero point, to 0 for others."""
     states = []
     for index in sorted(t for t in offsets if model.tensors[t].is_variable):
         t = model.tensors[index]
         value = int(t.zero_point[0]) & 0xFF if t.type_name == "INT8" and t.zero_point.size else 0
-        states.append(_State(offsets[index], value, t.nbytes, tensor_label(t)))
+        states.append(StateTensor(offsets[index], value, t.nbytes, tensor_label(t)))
     return states

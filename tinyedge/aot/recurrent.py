@@ -176,7 +176,7 @@ def lower_lstm(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
         weights, wide_tables, wide_ptr = [ptr(op.inputs[i]) for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS], [], "0"
     else:
         weights, wide_tables, wide_ptr = ["0"] * 8, [table("int32_t", f"{prefix}wide", wide)], f"{prefix}wide"
-    biases = [table("int32_t", f"{prefix}bias{i}", values) for i, values in enumerate(_folded_gate_biases(model, op))]
+    biases = [table("int32_t", f"{prefix}bias{i}", values) for i, values in enumerate(folded_gate_biases(model, op))]
     tables = [_lstm_params_table(f"{prefix}params", lstm_parameters(model, op)), *biases, *wide_tables,
               Table("int8_t *const", f"{prefix}weights", tuple(weights), in_flash=False),
               Table("int32_t *const", f"{prefix}biases", tuple(b.name for b in biases), in_flash=False),
@@ -208,7 +208,7 @@ def _smlad_weights(model: TfliteModel, op: Operator) -> list[int] | None:
     return list(np.concatenate([p.reshape(units, -1) for p in parts], axis=1).ravel().astype(np.int64))
 
 
-def _folded_gate_biases(model: TfliteModel, op: Operator) -> list[np.ndarray]:
+def folded_gate_biases(model: TfliteModel, op: Operator) -> list[np.ndarray]:
     """Per gate, the input FC's bias plus input_offset * row sums, then per gate the recurrent FC's
     hidden_offset * row sums (it has no bias): the kernel then multiplies raw int8 values. Exact: the
     same integer sums as TFLM's sum of w * (x + offset) + bias."""

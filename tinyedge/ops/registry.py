@@ -25,8 +25,6 @@ from tinyedge.ops.support import NOT_YET_VIPER, OpRegistryError, OpSupport  # no
 from tinyedge.tflm import OP_TABLE
 
 RUNTIMES = tuple(sorted(plugins.RUNTIMES))   # aot, tflm, viper
-STATEFUL_VIPER = ("it keeps state across inferences, and the MicroPython protocol server answers RESET_STATE "
-                  "without resetting anything yet (templates/micropython/te_server.py)")
 
 # The ops lowered by tinyedge.aot's own modules (ops.py, nonlinear.py, recurrent.py).
 LOWERED_OPS: tuple[OpSupport, ...] = (
@@ -34,7 +32,7 @@ LOWERED_OPS: tuple[OpSupport, ...] = (
     OpSupport("AVERAGE_POOL_2D", "core"),
     OpSupport("CONCATENATION", "core", ("int8", "uint8", "int16", "int32")),
     OpSupport("CONV_2D", "core", ("int8", "int8 grouped (portable kernel)"), dsp="te_dsp_conv2d",
-              viper_variants=("int8 (not grouped)",)),
+              viper_variants=("int8", "int8 grouped")),
     OpSupport("DEPTHWISE_CONV_2D", "core", dsp="te_dsp_depthwise_conv2d"),
     OpSupport("DEQUANTIZE", "nonlinear", ("int8->float32",),
               viper="MicroPython's viper code has no float32 arithmetic on the arena's bytes, and its model I/O is int8"),
@@ -49,10 +47,11 @@ LOWERED_OPS: tuple[OpSupport, ...] = (
     OpSupport("RESHAPE", "core", ("any",)),
     OpSupport("SOFTMAX", "nonlinear", ("int8", "int8->int16")),
     OpSupport("SQUEEZE", "core", ("any",)),
-    OpSupport("SVDF", "recurrent", ("int8", "int8 (int16 time weights and state)"), viper=STATEFUL_VIPER),
+    OpSupport("SVDF", "recurrent", ("int8", "int8 (int16 time weights and state)"),
+              viper_variants=("int8",)),
     OpSupport("TANH", "nonlinear"),
     OpSupport("UNIDIRECTIONAL_SEQUENCE_LSTM", "recurrent", ("int8 (int16 cell state)",),
-              dsp="te_lstm_s8 (SMLAD weights)", viper=STATEFUL_VIPER),
+              dsp="te_lstm_s8 (SMLAD weights)"),
 )
 
 # Modules of this package that are not op modules.

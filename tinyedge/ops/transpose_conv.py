@@ -7,10 +7,10 @@ from __future__ import annotations
 from tinyedge.aot.lowering import require, require_types
 from tinyedge.aot.quant import activation_range, per_channel_multipliers, same_or_valid_padding, zero_point
 from tinyedge.ops.opdata import TransposeConvData
-from tinyedge.ops.support import NOT_YET_VIPER, OpSupport
+from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import PADDINGS, Operator, TfliteModel
 
-SUPPORTS = (OpSupport("TRANSPOSE_CONV", "core", viper=NOT_YET_VIPER),)
+SUPPORTS = (OpSupport("TRANSPOSE_CONV", "core"),)
 OUTPUT_SHAPE, WEIGHTS, INPUT, BIAS = range(4)
 
 

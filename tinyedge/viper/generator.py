@@ -16,17 +16,24 @@ from typing import Sequence
 import numpy as np
 
 from tinyedge import __version__
-from tinyedge.aot.compiler import compile_model
+from tinyedge.aot.compiler import compile_model, state_tensors
 from tinyedge.aot.nonlinear import (
     add_parameters, broadcast_geometry, logistic_table, mean_geometry, mean_multiplier, mul_parameters, softmax_parameters,
     tanh_table,
 )
-from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier
+from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier, zero_point
+from tinyedge.aot.recurrent import (
+    LSTM_CELL, LSTM_HIDDEN, LSTM_INPUT, LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS, SVDF_INPUT, SVDF_STATE,
+    folded_gate_biases, lstm_parameters, sigmoid_table, svdf_multipliers,
+)
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops.conv import accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
 from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
-from tinyedge.ops.opdata import GatherData, LutData, PadData, RowGatherData
+from tinyedge.ops.opdata import GatherData, LutData, PadData, RowGatherData, TransposeConvData
 from tinyedge.ops.registry import PREPARED, viper_ops, viper_refusal
+from tinyedge.ops.transpose_conv import BIAS as TRANSPOSE_CONV_BIAS
+from tinyedge.ops.transpose_conv import INPUT as TRANSPOSE_CONV_INPUT
+from tinyedge.ops.transpose_conv import WEIGHTS as TRANSPOSE_CONV_WEIGHTS
 from tinyedge.protocol import DeviceInfo, PROTOCOL_VERSION, TensorInfo, encode_info
 from tinyedge.templating import hash_comment
 from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel
@@ -163,6 +170,15 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
     if not depthwise and pointwise and filter_t.shape[3] == in_t.shape[3] and out_t.shape[1:3] == in_t.shape[1:3]:
         _emit_dense(e, op, weights.reshape(out_c, -1), multipliers, in_t.shape[1] * in_t.shape[2])
         return
+    if not depthwise and filter_t.shape[3] != in_t.shape[3]:
+        groups = in_t.shape[3] // filter_t.shape[3]
+        if in_t.shape[3] % filter_t.shape[3] or out_c % groups:
+            raise _refuse(op, "has channels that do not divide into its groups")
+        offsets = (input_offset, int(out_t.zero_point[0]), activation_range(op.activation, out_t))
+        _emit_signed_conv(e, op, "conv2d_grouped", weights.reshape(out_c, -1), bias, multipliers, geometry.values(),
+                          offsets, [filter_t.shape[3], out_c // groups])
+        e.macs += out_t.size * k_h * k_w * filter_t.shape[3]
+        return
     span = 128 + abs(input_offset)
     depth_multiplier = out_c // in_t.shape[3]
     _check_accumulator(op, per_channel_weights, bias, span, multipliers)
@@ -172,8 +188,6 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
         bias = _folded(op, bias, per_channel_weights, input_offset)
         k = 128 - input_offset          # the input zero point in offset binary
         _check_accumulator(op, per_channel_weights, bias, span, multipliers, offset_binary=not depthwise)
-    if not depthwise and filter_t.shape[3] != in_t.shape[3]:
-        raise _refuse(op, "is a grouped convolution")
     act_min, act_max = activation_range(op.activation, out_t)
     params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *geometry.values(), k, int(out_t.zero_point[0]), act_min, act_max,
               int(len(multipliers) > 1)]
@@ -191,6 +205,36 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
     e.calls.append(call)
     taps = k_h * k_w * (1 if depthwise else in_t.shape[3])
     e.macs += out_t.size * taps
+
+
+def _emit_signed_conv(e: _Emitter, op: Operator, kernel: str, weights: np.ndarray, bias: np.ndarray,
+                      multipliers: Sequence[tuple[int, int]], geometry: Sequence[int],
+                      offsets: tuple[int, int, tuple[int, int]], extra: Sequence[int] = ()) -> None:
+    """A convolution kernel that sums (x + input offset) * w over the taps inside the input, with signed
+    weights (one row per output channel) and the raw bias: grouped CONV_2D and TRANSPOSE_CONV.
+    `offsets`: the input offset, the output zero point and the activation range."""
+    multipliers = list(multipliers)
+    input_offset, output_offset, (act_min, act_max) = offsets
+    _check_accumulator(op, weights, bias, 128 + abs(input_offset), multipliers)
+    src = op.inputs[TRANSPOSE_CONV_INPUT] if op.opcode == "TRANSPOSE_CONV" else op.inputs[0]
+    params = [e.at(src), e.at(op.outputs[0]), *geometry, input_offset, output_offset, act_min, act_max,
+              int(len(multipliers) > 1), *extra]
+    n = op.index
+    w, b = e.const(f"W{n}", np.asarray(weights, dtype=np.int8).tobytes()), e.const(f"B{n}", i32_bytes(bias))
+    q, p = e.const(f"Q{n}", _requant_table(multipliers)), e.const(f"P{n}", i32_bytes(params))
+    e.calls.append(f"k.{kernel}(A, {w}, {b}, {q}, {p})")
+
+
+def _emit_transpose_conv(e: _Emitter, op: Operator, data: TransposeConvData) -> None:
+    """TRANSPOSE_CONV from the AOT's OpData (tinyedge.ops.transpose_conv): weights [out_c, k_h, k_w, in_c]."""
+    in_h, in_w, in_c, _, _, out_c, k_h, k_w = data.window[:8]
+    weights = np.asarray(e.model.tensors[op.inputs[TRANSPOSE_CONV_WEIGHTS]].data, dtype=np.int8).reshape(out_c, -1)
+    has_bias = len(op.inputs) > TRANSPOSE_CONV_BIAS and op.inputs[TRANSPOSE_CONV_BIAS] >= 0
+    bias = (np.asarray(e.model.tensors[op.inputs[TRANSPOSE_CONV_BIAS]].data, dtype=np.int64).reshape(-1) if has_bias
+            else np.zeros(out_c, dtype=np.int64))
+    _emit_signed_conv(e, op, "transpose_conv", weights, bias, data.multipliers, data.window,
+                      (data.input_offset, data.output_offset, data.activation_range))
+    e.macs += in_h * in_w * in_c * k_h * k_w * out_c
 
 
 def _emit_fully_connected(e: _Emitter, op: Operator) -> None:
@@ -297,6 +341,8 @@ def _emit_prepared(e: _Emitter, op: Operator) -> None:
         rows = e.const(f"R{op.index}", i32_bytes(data.rows))
         params = [e.at(op.inputs[0]), e.at(op.outputs[0]), len(data.rows), data.row_bytes]
         e.calls.append(f"k.gather_rows(A, {rows}, {e.const(f'P{op.index}', i32_bytes(params))})")
+    elif isinstance(data, TransposeConvData):
+        _emit_transpose_conv(e, op, data)
     elif isinstance(data, GatherData):
         params = [e.at(op.inputs[0]) + data.in_offset, e.at(op.outputs[0]), *data.out_dims, *data.in_strides]
         e.calls.append(f"k.transpose(A, {e.const(f'P{op.index}', i32_bytes(params))})")
@@ -428,8 +474,71 @@ def _emit(e: _Emitter, op: Operator) -> None:
         e.calls[-1] += f"  # {op.index}: {code}"
 
 
+def _emit_svdf(e: _Emitter, op: Operator) -> None:
+    """SVDF with the AOT's multipliers (tinyedge.aot.recurrent), its state a variable tensor in the arena."""
+    tensors = [e.model.tensors[i] if i >= 0 else None for i in list(op.inputs) + [-1] * 5]
+    inp, weights_feature, weights_time, bias, state = tensors[:5]
+    out = e.model.tensors[op.outputs[0]]
+    if inp is None or weights_feature is None or weights_time is None or state is None or not state.is_variable:
+        raise _refuse(op, "lacks one of its input, weights or variable state tensors")
+    if any(t.type_name != "INT8" for t in (inp, weights_feature, weights_time, state, out)):
+        raise _refuse(op, "is not int8 throughout (the int16-state variant has no viper kernel yet)")
+    if len(inp.shape) != 2 or inp.shape[0] != 1:
+        raise _refuse(op, "has an input other than one batch [1, n]")
+    rank = int(getattr(op.options, "rank", 1))
+    n_filter, n_input = weights_feature.shape
+    n_memory = weights_time.shape[1]
+    (m1, s1), (m2, s2) = svdf_multipliers(inp, weights_feature, weights_time, state, out)
+    feature = np.asarray(weights_feature.data, dtype=np.int64)
+    time = np.asarray(weights_time.data, dtype=np.int64).reshape(n_filter, -1)
+    biases = (np.asarray(bias.data, dtype=np.int64).reshape(-1) if bias is not None
+              else np.zeros(n_filter // rank, dtype=np.int64))
+    _check_shifted(op, int(np.abs(feature).sum(axis=1).max()) * 255, s1)
+    unit_time = np.abs(time).sum(axis=1).reshape(-1, rank).sum(axis=1) * 255
+    _check_shifted(op, int((np.abs(biases) + unit_time).max()), s2)
+    params = [e.at(op.inputs[SVDF_INPUT]), e.offsets[op.inputs[SVDF_STATE]], e.at(op.outputs[0]), n_input, n_filter,
+              n_memory, rank, zero_point(inp), zero_point(state), zero_point(out), *_split(m1), s1, *_split(m2), s2]
+    n = op.index
+    wf = e.const(f"W{n}", feature.astype(np.int8).tobytes())
+    wt = e.const(f"T{n}", time.astype(np.int8).tobytes())
+    b, p = e.const(f"B{n}", i32_bytes(biases)), e.const(f"P{n}", i32_bytes(params))
+    e.calls.append(f"k.svdf(A, {wf}, {wt}, {b}, {p})")
+    e.macs += n_filter * (n_input + n_memory)
+
+
+def _emit_lstm(e: _Emitter, op: Operator) -> None:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM as the AOT lowers it (tinyedge.aot.recurrent, whose checks compile_model
+    has already applied): its parameters, folded gate biases and TFLM's sigmoid table; hidden and cell
+    states are variable tensors in the arena."""
+    params = lstm_parameters(e.model, op)
+    steps, n_input, n_state = params[:3]
+    gates, (fm, fs, im, is_, om, os_, hzp, clip, tanh_m, tanh_s, sigmoid) = params[5:21], params[21:]
+    biases = folded_gate_biases(e.model, op)
+    weights = [np.asarray(e.model.tensors[op.inputs[i]].data, dtype=np.int64)
+               for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS]
+    for g in range(4):
+        for bias, rows, (_, shift) in ((biases[g], weights[g], gates[4 * g:4 * g + 2]),
+                                       (biases[4 + g], weights[4 + g], gates[4 * g + 2:4 * g + 4])):
+            _check_shifted(op, int((np.abs(bias) + 128 * np.abs(rows).sum(axis=1)).max()), shift)
+    for shift in (fs, is_, os_):
+        _check_shifted(op, 1 << 30, shift)
+    _check_shifted(op, 32768 * tanh_m + (1 << max(tanh_s - 1, 0)), 0)
+    split_gates = [v for g in range(4) for m, s in (gates[4 * g:4 * g + 2], gates[4 * g + 2:4 * g + 4])
+                   for v in (*_split(m), s)]
+    p_values = [e.at(op.inputs[LSTM_INPUT]), e.offsets[op.inputs[LSTM_HIDDEN]], e.offsets[op.inputs[LSTM_CELL]],
+                e.at(op.outputs[0]), steps, n_input, n_state, *split_gates, *_split(fm), fs, *_split(im), is_,
+                *_split(om), os_, hzp, clip, tanh_m, tanh_s, sigmoid]
+    n = op.index
+    w = e.const(f"W{n}", b"".join(rows.astype(np.int8).tobytes() for rows in weights))
+    g_table = e.const(f"G{n}", i32_bytes(np.concatenate(biases)))
+    lut = e.const(f"L{n}", struct.pack(f"<{len(sigmoid_table())}H", *sigmoid_table()))
+    e.calls.append(f"k.lstm(A, {w}, {g_table}, {lut}, {e.const(f'P{n}', i32_bytes(p_values))})")
+    e.macs += steps * 4 * n_state * (n_input + n_state)
+
+
 SIMPLE_EMITTERS = {"ADD": _emit_add, "MUL": _emit_mul, "CONCATENATION": _emit_concatenation, "MEAN": _emit_mean,
-                   "QUANTIZE": _emit_quantize}
+                   "QUANTIZE": _emit_quantize, "SVDF": _emit_svdf,
+                   "UNIDIRECTIONAL_SEQUENCE_LSTM": _emit_lstm}
 
 
 def tensor_infos(tensors: list[Tensor]) -> list[TensorInfo]:
@@ -469,6 +578,18 @@ def generate_program(model: TfliteModel, board_id: str = "micropython-unix", clo
         f"OUTPUTS = {tuple((o, model.tensors[i].nbytes) for o, i in zip(outputs, model.outputs))!r}",
         f"INFO = {info!r}",
         *emitter.constants,
+        "",
+        "",
+        f"STATES = {tuple((s.offset, s.value, s.nbytes) for s in state_tensors(model, plan.tensor_offsets))!r}",
+        "",
+        "",
+        "def reset():",
+        '    """The state tensors to their first values (TFLM\'s ResetVariableTensors)."""',
+        "    for offset, value, size in STATES:",
+        "        A[offset:offset + size] = bytes((value,)) * size",
+        "",
+        "",
+        "reset()",
         "",
         "",
         "def invoke():",

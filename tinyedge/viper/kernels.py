@@ -255,6 +255,228 @@ def _depthwise_multiplier() -> list[str]:
     return lines + _output("oc", "dst + (oy * out_w + ox) * out_c + oc", " " * 16)
 
 
+def _signed(buf: str, at: str) -> str:
+    """The int8 at byte `at` of `buf`, sign-extended."""
+    return f"(({buf}[{at}] ^ 128) - 128)"
+
+
+def _signed_tap(start: str, ky: str, kx: str, depth: str) -> list[str]:
+    """The innermost loop of the signed-weight convolutions: acc += (x + ioff) * w over the `depth` input
+    channels from `start` at input pixel (iy, ix) and filter tap (ky, kx) of channel oc; then, once the
+    taps are summed, the output."""
+    return _code(f"""
+        x0 = {start} + (iy * in_w + ix) * in_c
+        w0 = ((oc * k_h + {ky}) * k_w + {kx}) * {depth}
+        for c in range({depth}):
+            acc += ({_signed('A', 'x0 + c')} + ioff) * {_signed('W', 'w0 + c')}
+        """, 24) + _output("oc", "dst + (oy * out_w + ox) * out_c + oc", " " * 16)
+
+
+def _conv2d_grouped() -> list[str]:
+    """CONV_2D with groups (TFLM's reference conv): output channel oc reads the fd input channels of its
+    group oc // fpg; acc = sum((x + ioff) * w) over the taps inside the input (a tap in the padding adds 0)."""
+    lines = ["@micropython.viper", "def conv2d_grouped(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params(_WINDOW + " ioff ozp lo hi pc fd fpg")
+    lines += _code(f"""
+        for oy in range(out_h):
+            iy0 = oy * s_h - pad_h
+            for ox in range(out_w):
+                ix0 = ox * s_w - pad_w
+                for oc in range(out_c):
+                    g0 = src + (oc // fpg) * fd
+                    acc = 0
+                    for ky in range(k_h):
+                        iy = iy0 + d_h * ky
+                        if iy < 0 or iy >= in_h:
+                            continue
+                        for kx in range(k_w):
+                            ix = ix0 + d_w * kx
+                            if ix < 0 or ix >= in_w:
+                                continue
+        """, 4)
+    return lines + _signed_tap("g0", "ky", "kx", "fd")
+
+
+def _transposed_tap(index: str, position: str, stride: str, size: str, indent: int) -> list[str]:
+    """`index` = the input row (or column) whose stride lands `position` on the tap, or the next tap when
+    none does or it is outside the input."""
+    return _code(f"""
+        t = {position}
+        if t < 0:
+            continue
+        {index} = t // {stride}
+        if {index} * {stride} != t or {index} >= {size}:
+            continue
+        """, indent)
+
+
+def _transpose_conv() -> list[str]:
+    """TRANSPOSE_CONV (TFLM's reference transpose_conv), gathered per output element instead of scattered
+    into a scratch buffer: output (oy, ox) takes filter tap (fy, fx) from input (iy, ix) where
+    iy * s_h - pad_h + fy = oy, ix * s_w - pad_w + fx = ox; the same integer sum in another order."""
+    lines = ["@micropython.viper", "def transpose_conv(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params(_WINDOW + " ioff ozp lo hi pc")
+    lines += _code("""
+        for oy in range(out_h):
+            for ox in range(out_w):
+                for oc in range(out_c):
+                    acc = 0
+                    for fy in range(k_h):
+        """, 4)
+    lines += _transposed_tap("iy", "oy + pad_h - fy", "s_h", "in_h", 20) + [" " * 20 + "for fx in range(k_w):"]
+    lines += _transposed_tap("ix", "ox + pad_w - fx", "s_w", "in_w", 24)
+    return lines + _signed_tap("src", "fy", "fx", "in_c")
+
+
+def _clamp(var: str, lo: str, hi: str, indent: str) -> list[str]:
+    return [f"{indent}if {var} < {lo}:", f"{indent}    {var} = {lo}", f"{indent}if {var} > {hi}:",
+            f"{indent}    {var} = {hi}"]
+
+
+def _svdf() -> list[str]:
+    """int8 SVDF (TFLM's EvalIntegerSvdfReference), per filter: the feature dot product requantized and
+    clamped to int8, plus the state zero point, appended to the filter's state row after shifting it left
+    by one, then the time dot product; every `rank` filters' sums plus the unit's bias requantized into
+    one output."""
+    lines = ["@micropython.viper", "def svdf(A: ptr8, WF: ptr8, WT: ptr8, B: ptr8, P: ptr8):"]
+    lines += _params("src state dst n_input n_filter n_memory rank izp szp ozp m1h m1l s1 m2h m2l s2")
+    lines += _code(f"""
+        lo = -128
+        hi = 127
+        unit = 0
+        done = 0
+        acc = 0
+        for f in range(n_filter):
+            dot = 0
+            w0 = f * n_input
+            for j in range(n_input):
+                dot += {_signed('WF', 'w0 + j')} * ({_signed('A', 'src + j')} - izp)
+        """, 4)
+    indent = " " * 8
+    lines += requant_lines("dot", "m1h", "m1l", "s1", indent) + _clamp("dot", "lo", "hi", indent)
+    lines += _code(f"""
+        r0 = state + f * n_memory
+        for j in range(n_memory - 1):
+            A[r0 + j] = A[r0 + j + 1]
+        A[r0 + n_memory - 1] = dot + szp
+        t0 = f * n_memory
+        if done == 0:
+            acc = {rd32('B', '4 * unit')}
+        for j in range(n_memory):
+            acc += {_signed('WT', 't0 + j')} * ({_signed('A', 'r0 + j')} - szp)
+        done += 1
+        if done == rank:
+        """, 8)
+    lines += requant_lines("acc", "m2h", "m2l", "s2", indent + "    ") + _store("acc", "dst + unit", indent + "    ")
+    return lines + [f"{indent}    unit += 1", f"{indent}    done = 0"]
+
+def _u16(buf: str, at: str) -> str:
+    return f"({buf}[{at}] | ({buf}[{at} + 1] << 8))"
+
+
+def _lut16(inp: str, bits: int, saturated: str, rounded: tuple[str, str], out: str, out_shift: int,
+           indent: str) -> list[str]:
+    """TFLM's int16 table interpolation (te_sigmoid16, te_tanh16): |inp| split into the table index
+    (above `bits` bits) and the fraction, `saturated` from index 255 on, then the sign's own rounding
+    (`rounded`: for inp >= 0, for inp < 0, of res) shifted right by `out_shift` into `out`."""
+    return _code(f"""
+        mag = {inp}
+        if {inp} < 0:
+            mag = 0 - {inp}
+        uh = mag >> {bits}
+        if uh >= 255:
+            res = {saturated}
+        else:
+            ua = {_u16('L', '2 * uh')}
+            res = (ua << {bits}) + (mag & {(1 << bits) - 1}) * ({_u16('L', '2 * uh + 2')} - ua)
+        if {inp} >= 0:
+            res = {rounded[0]}
+        else:
+            res = {rounded[1]}
+        {out} = res >> {out_shift}
+        """, len(indent))
+
+
+def _sigmoid16(x: str, out: str, indent: str) -> list[str]:
+    """reference_integer_ops::Logistic on int16 with TFLM's power-of-two input (te_sigmoid16): L is
+    TFLM's sigmoid_table_uint16."""
+    return [f"{indent}inp = {x} * 3"] + _lut16("inp", 9, "32767 << 10", ("res + 512", "(1 << 25) - res + 511"),
+                                              out, 10, indent)
+
+
+def _tanh16(x: str, multiplier: str, right_shift: str, out: str, indent: str) -> list[str]:
+    """reference_integer_ops::Tanh on int16 (te_tanh16): the input scaled, rounded, looked up."""
+    return _code(f"""
+        rnd = 0
+        if {right_shift} > 0:
+            rnd = 1 << ({right_shift} - 1)
+        inp = ({x} * {multiplier} + rnd) >> {right_shift}
+        """, len(indent)) + _lut16("inp", 8, "65535 << 8",
+                                                 ("res - (1 << 23) + 128", "(1 << 23) + 127 - res"), out, 8, indent)
+
+
+LSTM_PARAMS = ("src hid cell dst steps n_input n_state "
+               + " ".join(f"x{g}h x{g}l x{g}s r{g}h r{g}l r{g}s" for g in range(4))
+               + " fmh fml fsh imh iml ish omh oml osh hzp clip tm ts sig")
+
+
+def _lstm_gate(g: int, indent: str) -> list[str]:
+    """Gate g's pre-activation (its input and recurrent FCs, each requantized to int16, summed), then its
+    activation into a{g}: the sigmoid, or for the cell gate (2) tanh unless `sig`."""
+    lines = _code(f"""
+        gx = {rd32('G', f'4 * ({g} * n_state + u)')}
+        w0 = ({g} * n_state + u) * n_input
+        for j in range(n_input):
+            gx += {_signed('W', 'w0 + j')} * {_signed('A', 'x0 + j')}
+        gh = {rd32('G', f'4 * ({4 + g} * n_state + u)')}
+        w0 = xw + ({g} * n_state + u) * n_state
+        for j in range(n_state):
+            gh += {_signed('W', 'w0 + j')} * {_signed('A', 'hid + j')}
+        """, len(indent))
+    lines += requant_lines("gx", f"x{g}h", f"x{g}l", f"x{g}s", indent) + _clamp("gx", "-32768", "32767", indent)
+    lines += requant_lines("gh", f"r{g}h", f"r{g}l", f"r{g}s", indent) + _clamp("gh", "-32768", "32767", indent)
+    lines += [f"{indent}v = gx + gh"] + _clamp("v", "-32768", "32767", indent)
+    if g != 2:
+        return lines + _sigmoid16("v", f"a{g}", indent)
+    return (lines + [f"{indent}if sig == 1:"] + _sigmoid16("v", "a2", indent + "    ") + [f"{indent}else:"]
+            + _tanh16("v", "3", "0", "a2", indent + "    "))
+
+
+def _lstm() -> list[str]:
+    """int8 UNIDIRECTIONAL_SEQUENCE_LSTM with an int16 cell state, as te_lstm_s8 (TFLM's lstm_eval.cc):
+    per step and unit the four gates (biases with the input offsets folded in, G), the cell update with its
+    clip, the new hidden value written to the output row; the hidden state copied from it after the step.
+    W: the four gates' input weights, then their recurrent weights; L: TFLM's sigmoid table."""
+    lines = ["@micropython.viper", "def lstm(A: ptr8, W: ptr8, G: ptr8, L: ptr8, P: ptr8):", *_params(LSTM_PARAMS)]
+    lines += _code("""
+        lo = -128
+        hi = 127
+        xw = 4 * n_state * n_input
+        for step in range(steps):
+            x0 = src + step * n_input
+            h0 = dst + step * n_state
+            for u in range(n_state):
+        """, 4)
+    indent = " " * 12
+    for g in range(4):
+        lines += _lstm_gate(g, indent)
+    lines += _code(f"""
+        cu = cell + 2 * u
+        c = a1 * (A[cu] | ({_signed('A', 'cu + 1')} << 8))
+        """, 12)
+    lines += requant_lines("c", "fmh", "fml", "fsh", indent) + _clamp("c", "-32768", "32767", indent)
+    lines += [f"{indent}d = a0 * a2"] + requant_lines("d", "imh", "iml", "ish", indent)
+    lines += _clamp("d", "-32768", "32767", indent) + [f"{indent}c = c + d"] + _clamp("c", "-32768", "32767", indent)
+    lines += [f"{indent}if clip > 0:"] + _clamp("c", "0 - clip", "clip", indent + "    ")
+    lines += [f"{indent}A[cu] = c", f"{indent}A[cu + 1] = c >> 8"] + _tanh16("c", "tm", "ts", "th", indent)
+    lines += [f"{indent}acc = th * a3"] + requant_lines("acc", "omh", "oml", "osh", indent)
+    lines += [f"{indent}ozp = hzp"] + _store("acc", "h0 + u", indent)
+    return lines + _code("""
+        for u in range(n_state):
+            A[hid + u] = A[h0 + u]
+        """, 8)
+
+
 def _pool(name: str, average: bool) -> list[str]:
     lines = ["@micropython.viper", f"def {name}(A: ptr8, P: ptr8):"]
     lines += _params(_WINDOW + " ozp lo hi")
@@ -547,6 +769,7 @@ def kernel_source() -> str:
              "import micropython", RECIPROCAL.strip("\n")]
     for lines in (_fully_connected(), _conv2d(), _depthwise_conv2d(), _depthwise_multiplier(), _pool("average_pool", True),
                   _pool("max_pool", False), _add(), _lut(), _softmax(), _copy_blocks(), _mean(), _mul(), _pad(),
-                  _transpose(), _requantize(), _add("sub", "-"), _maxmin(), _gather_rows(), _prelu()):
+                  _transpose(), _requantize(), _add("sub", "-"), _maxmin(), _gather_rows(), _prelu(),
+                  _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"

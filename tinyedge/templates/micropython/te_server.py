@@ -141,7 +141,9 @@ class Server:
             self.infer(rid, body)
         elif msg_type == SET_ARENA:
             self.send(SET_ARENA | REPLY, rid, bytes((UNSUPPORTED,)) + _u32(len(te_model.A)) * 2)
-        elif msg_type == RESET_STATE:  # viper kernels keep no state between inferences
+        elif msg_type == RESET_STATE:
+            te_model.reset()
+            self.received_end = 0
             self.send(RESET_STATE | REPLY, rid, b"\x00")
         elif msg_type == QUIT:
             self.send(QUIT | REPLY, rid, b"\x00")
