@@ -50,7 +50,7 @@ from tinyedge.project import Project  # noqa: E402
 from tinyedge.protocol import Device  # noqa: E402
 from tinyedge.reference import Reference  # noqa: E402
 from tinyedge.tflite_model import TfliteModel, load_tflite  # noqa: E402
-from tinyedge.tflm import find_tflm_tree, is_cmsis_nn_tree  # noqa: E402
+from tinyedge.tflm_tree import find_tflm_tree, is_cmsis_nn_tree  # noqa: E402
 
 BOARD = "pico-emulated"
 TFLM_BOARD = "pico-emulated-tflm"

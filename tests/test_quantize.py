@@ -150,5 +150,6 @@ def test_a_savedmodel_directory_quantizes_like_its_keras_model(cnn_model, tmp_pa
 
 
 def test_a_directory_that_is_not_a_savedmodel(tmp_path, sine_model):
+    (tmp_path / "not-a-model").mkdir()
     with pytest.raises(TinyedgeError, match="without saved_model.pb"):
-        quantize_model(tmp_path, np.load(sine_model.calibration), tmp_path / "q.tflite")
+        quantize_model(tmp_path / "not-a-model", np.load(sine_model.calibration), tmp_path / "q.tflite")

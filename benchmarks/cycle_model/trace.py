@@ -65,15 +65,39 @@ def plugins_supported(qemu: str = "qemu-system-arm") -> bool:
     return "qemu_plugin_register_vcpu_tb_exec_cb" in symbols
 
 
+# The lifecycle's self-test and shadow runs (te_slots.c, te_lifecycle.c) call te_runtime_invoke too;
+# the timed window is the INFER handler's call, so calls made inside their functions are left out.
+LIFECYCLE_SOURCES = ("te_slots.c", "te_lifecycle.c")
+
+
+def lifecycle_functions() -> set[str]:
+    """The functions the lifecycle's C files define (static or not)."""
+    from tinyedge.paths import FIRMWARE_DIR
+
+    names: set[str] = set()
+    for name in LIFECYCLE_SOURCES:
+        source = FIRMWARE_DIR / "protocol" / name
+        if source.is_file():
+            names |= set(re.findall(r"^(?:static\s+)?[\w\s\*]+?\b(\w+)\([^;]*\)\s*\{", source.read_text(), re.M))
+    return names
+
+
 def window(elf: Path) -> tuple[int, int]:
-    """(entry of te_runtime_invoke, the address its caller resumes at)."""
+    """(entry of te_runtime_invoke, the address the INFER handler resumes at)."""
     text = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True, text=True,
                           check=True).stdout
+    skipped = lifecycle_functions()
     start = calls = None
+    function = ""
+    header = re.compile(r"^[0-9a-f]+ <([\w.]+)>:$")
     call = re.compile(rf"^\s*([0-9a-f]+):\s+((?:[0-9a-f]{{4}}\s)+)\s*bl\s+([0-9a-f]+) <{WINDOW_FUNCTION}>")
     for line in text.splitlines():
+        named = header.match(line)
+        if named:
+            function = named.group(1).split(".")[0]
+            continue
         match = call.match(line)
-        if match:
+        if match and function not in skipped:
             if calls is not None:
                 raise TinyedgeError(f"{elf} calls {WINDOW_FUNCTION} from more than one place: no single timed window.")
             calls = int(match.group(1), 16) + 2 * len(match.group(2).split())

@@ -21,9 +21,11 @@ class AvrFramework(MakeFramework):
     name = "avr"
     sections = (AvrSettings,)
     default_port = "avr"
-    # RAM: the firmware's own data + bss (~330 B measured with a 256-byte input) and the 192 B that
-    # `build` keeps free for the stack.
-    allowance = FirmwareAllowance(flash_bytes=6 * 1024, ram_bytes=640)
+    # RAM: the firmware's own data + bss (~330 B measured with a 256-byte input; 344 B for hello_world)
+    # and the 192 B that `build` keeps free for the stack, with ~80 B to spare. The AOT's pointer
+    # tables are counted apart (they are the model's): trained_lstm_int8's 1,404 B arena + 32 B of
+    # tables + this fits 2,048 B, and it runs bit-exact on the emulated Uno.
+    allowance = FirmwareAllowance(flash_bytes=6 * 1024, ram_bytes=608)
     # The ELF's data + bss leave out the stack: keep this much free for it (and the protocol's calls).
     stack_reserve_bytes = 192
 

@@ -22,7 +22,7 @@ from tinyedge import ops as ops_package
 from tinyedge import plugins
 from tinyedge.aot.int16 import VARIANTS as INT16_VARIANTS
 from tinyedge.ops.support import NOT_YET_VIPER, OpRegistryError, OpSupport  # noqa: F401  (the registry's vocabulary)
-from tinyedge.tflm import OP_TABLE
+from tinyedge.tflm_tree import OP_TABLE
 
 RUNTIMES = tuple(sorted(plugins.RUNTIMES))   # aot, tflm, viper
 
