@@ -14,9 +14,13 @@ APT_PACKAGES=(
   gcc-avr avr-libc avrdude simavr libsimavr-dev libelf-dev arduino-core-avr
   clang libclang-rt-14-dev
   ser2net
-  nodejs npm
   prometheus
 )
+# Node.js and npm (rp2040js): Debian's, unless a Node.js with its own npm is already there (NodeSource's
+# nodejs package bundles npm, and Debian's npm package conflicts with it).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  APT_PACKAGES+=(nodejs npm)
+fi
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
