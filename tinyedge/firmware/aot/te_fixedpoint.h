@@ -11,27 +11,6 @@
 #define TE_FP_STATIC static __attribute__((unused))
 #else
 #define TE_FP_STATIC static
-/* TfLiteRound (std::round: halves away from zero) of a float, as an int32 saturated to +-limit (and NaN to
- * -limit) where TFLM's float->int32 cast would be undefined; r - trunc(r) is exact in float. */
-TE_FP_STATIC int32_t te_round_f32(float r, int32_t limit) {
-  float frac;
-  int32_t q;
-  if (r != r || r <= -(float)limit) {
-    return -limit;
-  }
-  if (r >= (float)limit) {
-    return limit;
-  }
-  frac = r - (float)(int32_t)r;
-  q = (int32_t)r;
-  if (frac >= 0.5f) {
-    q++;
-  } else if (frac <= -0.5f) {
-    q--;
-  }
-  return q;
-}
-
 #endif
 
 /* gemmlowp's SaturatingRoundingDoublingHighMul; the division by 2^31 truncates toward zero. */
