@@ -277,7 +277,7 @@ def _conv2d_grouped() -> list[str]:
     group oc // fpg; acc = sum((x + ioff) * w) over the taps inside the input (a tap in the padding adds 0)."""
     lines = ["@micropython.viper", "def conv2d_grouped(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
     lines += _params(_WINDOW + " ioff ozp lo hi pc fd fpg")
-    lines += _code(f"""
+    lines += _code("""
         for oy in range(out_h):
             iy0 = oy * s_h - pad_h
             for ox in range(out_w):
