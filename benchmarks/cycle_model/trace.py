@@ -198,5 +198,6 @@ def traced_qemu(project: Project, windows: int, counts: Path) -> Iterator[str]:
     plugin = f"{build_plugin()},start={start:#x},end={end:#x},windows={windows},out={counts}"
     port = free_tcp_port()
     command = qemu_command(project.board, elf, port, icount=True) + ["-plugin", plugin]
-    with serving(command, READY_MARKER, 20.0, "QEMU"):
+    # In the project's directory, as the qemu flasher runs it: semihosting opens the board's store there.
+    with serving(command, READY_MARKER, 20.0, "QEMU", cwd=project.dir):
         yield f"socket://127.0.0.1:{port}"
