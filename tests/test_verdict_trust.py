@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import REPO, TINYEDGE, require_tools, run_tinyedge
 from tinyedge.build import build
@@ -96,6 +97,21 @@ def test_a_journal_without_what_it_measured_is_refused(board, cnn_model, tmp_pat
 
 
 # ---------------------------------------------------------------- 3. no stale report
+
+
+def test_a_deploy_whose_build_fails_leaves_no_report_of_the_previous_run(cnn_model, tmp_path):
+    require_tools("cc", "make")
+    profiles = yaml.safe_load((REPO / "tinyedge" / "boards.yaml").read_text())
+    profiles["boards"]["host"]["cpu_flags"] = ["-mno-such-option-tinyedge"]   # the compiler refuses it
+    (tmp_path / "boards.yaml").write_text(yaml.safe_dump(profiles))
+    a_passing_report(tmp_path / "report.json")
+    (tmp_path / "report.xml").write_text("<testsuite failures='0'/>")
+    result = run_tinyedge("deploy", cnn_model.int8, "--board", "host", "--runtime", "aot", "--data", cnn_model.eval_x,
+                          "-o", tmp_path / "out", "--json", tmp_path / "report.json", "--junit", tmp_path / "report.xml",
+                          env={"TINYEDGE_BOARDS": str(tmp_path / "boards.yaml")})
+    assert result.returncode not in (0, 2), result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "report.json").exists() and not (tmp_path / "report.xml").exists()
 
 
 def start_validation(board: str, model: Path, data: Path, out: Path, *extra: str) -> subprocess.Popen:

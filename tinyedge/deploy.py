@@ -231,6 +231,8 @@ def deployed(plan: DeployPlan, report: StepReporter | None = None, notes: StepRe
     board (or its emulator) is live. `report` hears each stage as it ends, `notes` what a stage says
     along the way (the runtime chosen, the labgrid place held), `on_built` the build's figures."""
     inputs = prepare(plan)
+    if inputs is not None:   # a build or flash that fails from here on must not leave the last run's PASS on disk
+        plan.reports.remove_stale()
     report = report or no_report
     notes = notes or no_report
     with port_or_place(plan.port, plan.place, plan.coordinator, say=lambda line: notes("place", line)) as port, \
