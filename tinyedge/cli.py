@@ -261,6 +261,8 @@ def quantize(
                                   activations=activations)
     for warning in report.warnings:
         err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
+    for rewrite in report.rewrites:
+        err_console.print(f"[bold]rewritten:[/] {escape(rewrite)}", highlight=False)
     console.print(quantize_table(report))
     if json_out:
         write_atomically(json_out, json.dumps(report.as_dict(), indent=2) + "\n", "--json")

@@ -142,6 +142,7 @@ def ensure_int8(plan: DeployPlan, report: StepReporter) -> tuple[Path, str | Non
     if result.accuracy:
         lost = f", accuracy {100 * result.accuracy['float']:.1f} % → {100 * result.accuracy['int8']:.1f} %"
     warnings = "".join(f"; warning: {warning}" for warning in result.warnings)
+    warnings += "".join(f"; {rewrite}" for rewrite in result.rewrites)
     reference = "" if result.float_reference == "TensorFlow" else f" ({result.float_reference})"
     report("quantize", f"quantized to full int8: {result.float_bytes:,} → {result.int8_bytes:,} bytes, "
                        f"cosine {result.cosine:.4f} vs float{reference}{lost}{warnings}")

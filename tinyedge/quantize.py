@@ -19,6 +19,7 @@ from tinyedge.checks import class_labels
 from tinyedge.errors import TinyedgeError
 from tinyedge.float_models import FloatModel, load_keras_model, load_saved_model, tensorflow
 from tinyedge.onnx_import import OnnxModel
+from tinyedge.int8_rewrites import rewrite_for_tflm
 from tinyedge.outputs import guard_outputs
 from tinyedge.reference import Reference, captured_native_output, check_runs_in_tflm
 from tinyedge.tflite_model import TFLITE_IDENTIFIER, TfliteModel, parse_tflite
@@ -51,6 +52,7 @@ class QuantizeReport:
     float_reference: str = "TensorFlow"   # what ran the float model: TensorFlow, or ONNX Runtime for .onnx
     activations: str = "int8"             # int16: TFLite's 16x8 quantization
     input_layout: str | None = None       # for .onnx: the layout the int8 model takes, and what was transposed
+    rewrites: list[str] = field(default_factory=list)   # what tinyedge.int8_rewrites changed in the converter's model
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -283,7 +285,7 @@ def quantize_model(
         cal = cal[:samples]
 
     float_bytes = convert(float_model, None)
-    int8_bytes = convert(float_model, cal, progress, activations)
+    int8_bytes, rewrites = rewrite_for_tflm(convert(float_model, cal, progress, activations))
     int8_model = parse_tflite(int8_bytes, name=str(out_path))
     check_runs_in_tflm(int8_model)
     check_quantized(int8_model, activations)
@@ -308,6 +310,7 @@ def quantize_model(
         rmse=rmse, cosine=cosine, top1_agreement=top1, accuracy=accuracy, label_rmse=label_rmse,
         ops=int8_model.op_names(), warnings=warnings,
         float_reference=float_model.reference_name, input_layout=layout_note, activations=activations,
+        rewrites=rewrites,
     )
 
 
