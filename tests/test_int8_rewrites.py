@@ -16,6 +16,7 @@ from conftest import run_tinyedge
 from tinyedge.int8_rewrites import rewrite_for_tflm
 from tinyedge.reference import Reference
 from tinyedge.tflite_model import parse_tflite
+from tinyedge.viper.bridge import micropython_program
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -129,3 +130,8 @@ def test_quantize_says_what_it_rewrote_and_the_model_deploys_bit_exact(tmp_path)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     validation = json.loads((tmp_path / "report.json").read_text())
     assert validation["passed"] and validation["bit_exact"] == 1.0 and validation["samples"] == 64
+    if micropython_program() is not None:   # the viper runtime runs ELU's table too
+        viper = run_tinyedge("deploy", tmp_path / "gates_int8.tflite", "--board", "micropython-unix", "--data",
+                             tmp_path / "cal.npy", "-o", tmp_path / "viper", "--json", tmp_path / "viper.json")
+        assert viper.returncode == 0, viper.stdout + viper.stderr
+        assert json.loads((tmp_path / "viper.json").read_text())["bit_exact"] == 1.0
