@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Callable
 
 from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, c_int, op_prefix, requant_tables, require, table
-from tinyedge.ops.opdata import BroadcastData, GatherData, LutData, OpData, PadData, RowGatherData, TransposeConvData
+from tinyedge.ops.opdata import (BroadcastData, GatherData, LutData, OpData, PadData, ReduceData, RowGatherData,
+                                 TransposeConvData)
 from tinyedge.tflite_model import Operator, TfliteModel
 
 Prepare = Callable[[TfliteModel, Operator], OpData]
@@ -29,6 +30,8 @@ def render(data: OpData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lo
         return _row_gather(data, model, op, ptr)
     if isinstance(data, TransposeConvData):
         return _transpose_conv(data, model, op, ptr)
+    if isinstance(data, ReduceData):
+        return _reduce(data, op, ptr)
     return _gather(data, model, op, ptr)
 
 
@@ -83,6 +86,13 @@ def _transpose_conv(data: TransposeConvData, model: TfliteModel, op: Operator, p
     call = (f"te_transpose_conv({ptr(op.outputs[0])}, {ptr(op.inputs[2])}, {ptr(op.inputs[1])}, {bias}, "
             f"&{prefix}win, &{prefix}q, (int32_t *)te_scratch);")
     return Lowered(tables, call, scratch_bytes=4 * model.tensors[op.outputs[0]].size)
+
+
+def _reduce(data: ReduceData, op: Operator, ptr: PointerOf) -> Lowered:
+    """te_reduce_minmax_s8 over MEAN's kept/reduced geometry."""
+    name = f"{op_prefix(op)}geom"
+    call = f"te_reduce_minmax_s8({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {name}, {int(data.is_max)});"
+    return Lowered([table("int32_t", name, data.geometry)], call)
 
 
 def _gather(data: GatherData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:

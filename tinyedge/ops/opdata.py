@@ -8,6 +8,8 @@ generation time, for the AOT C emitter (tinyedge.aot.opdata) and the viper emitt
   output) and requantization.
 - `RowGatherData`: a layout op that copies whole rows (runs of bytes) of its input, in any order
   (resizing, gathering, depth/space rearrangements).
+- `ReduceData`: a reduction over some dimensions by max or min (TFLM's ReduceGeneric), on the
+  kept/reduced geometry MEAN uses.
 - `GatherData`: a layout op that walks its output in order and reads its input at an offset plus
   strides (slices, permutations), in 4 dimensions.
 """
@@ -53,6 +55,12 @@ class RowGatherData:
 
 
 @dataclass(frozen=True)
+class ReduceData:
+    geometry: tuple[int, ...]   # {kept count, reduced count, kept sizes, kept strides, reduced sizes, reduced strides}
+    is_max: bool
+
+
+@dataclass(frozen=True)
 class TransposeConvData:
     window: tuple[int, ...]                  # te_window_t's fields
     multipliers: tuple[tuple[int, int], ...]
@@ -61,4 +69,4 @@ class TransposeConvData:
     activation_range: tuple[int, int]
 
 
-OpData = LutData | BroadcastData | GatherData | PadData | RowGatherData | TransposeConvData
+OpData = LutData | BroadcastData | GatherData | PadData | ReduceData | RowGatherData | TransposeConvData

@@ -15,14 +15,36 @@ from tinyedge.tflite_model import Operator, TfliteModel
 SUPPORTS = (OpSupport("TRANSPOSE", "core", ("int8", "uint8")),)
 
 
+def simplified(shape: list[int], axes: list[int]) -> tuple[list[int], list[int]]:
+    """The same permutation over fewer dimensions: size-1 dimensions dropped and input dimensions that stay
+    neighbours in the output merged (ShuffleNet's 5-D channel shuffle is a 3-D transpose)."""
+    order = [a for a in axes if shape[a] != 1]
+    if not order:
+        return [1], [0]
+    runs: list[list[int]] = []
+    for axis in order:
+        if runs and axis == runs[-1][-1] + 1:
+            runs[-1].append(axis)
+        else:
+            runs.append([axis])
+    by_input = sorted(runs, key=lambda run: run[0])
+    sizes = [math.prod(shape[a] for a in run) for run in by_input]
+    position = {run[0]: index for index, run in enumerate(by_input)}
+    return sizes, [position[run[0]] for run in runs]
+
+
 def prepare(model: TfliteModel, op: Operator) -> GatherData:
     in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
     perm = model.tensors[op.inputs[1]].data
-    require(perm is not None and len(in_t.shape) <= 4 and in_t.dtype.itemsize == 1 and not in_t.is_constant, op,
-            "has a computed permutation, more than 4 dimensions, wider than 8-bit or constant data")
-    rank, lead = len(in_t.shape), 4 - len(in_t.shape)
+    require(perm is not None and in_t.dtype.itemsize == 1 and not in_t.is_constant, op,
+            "has a computed permutation, is wider than 8-bit or reads constant data")
+    rank = len(in_t.shape)
     axes = [int(p) % rank for p in np.asarray(perm).ravel()]
-    in_strides = [math.prod(in_t.shape[k + 1:]) for k in range(rank)]
-    out_dims = [int(in_t.shape[p]) for p in axes]
-    require(out_dims == [int(d) for d in out_t.shape], op, "has an output shape that is not its permuted input")
+    require([int(in_t.shape[p]) for p in axes] == [int(d) for d in out_t.shape], op,
+            "has an output shape that is not its permuted input")
+    shape, axes = simplified([int(d) for d in in_t.shape], axes)
+    require(len(shape) <= 4, op, f"permutes {len(shape)} dimensions that cannot be merged into 4")
+    rank, lead = len(shape), 4 - len(shape)
+    in_strides = [math.prod(shape[k + 1:]) for k in range(rank)]
+    out_dims = [shape[p] for p in axes]
     return GatherData(tuple([1] * lead + out_dims), tuple([0] * lead + [in_strides[p] for p in axes]), 0)

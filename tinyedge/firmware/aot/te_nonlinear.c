@@ -226,6 +226,34 @@ void te_mean_s8(int8_t *out, const int8_t *in, const int32_t *geom, int32_t inpu
   } while (te_nl_step(kept_index, kept_sizes, kept_strides, kept_strides, &base, &unused, n_kept));
 }
 
+void te_reduce_minmax_s8(int8_t *out, const int8_t *in, const int32_t *geom, int32_t is_max) {
+  int32_t kept_sizes[TE_NL_MAX_DIMS], kept_strides[TE_NL_MAX_DIMS], kept_index[TE_NL_MAX_DIMS];
+  int32_t red_sizes[TE_NL_MAX_DIMS], red_strides[TE_NL_MAX_DIMS], red_index[TE_NL_MAX_DIMS];
+  const int32_t n_kept = TE_RD_S32(geom);
+  const int32_t n_red = TE_RD_S32(geom + 1);
+  int32_t base = 0, unused = 0, o = 0, d;
+  te_nl_read_s32(kept_sizes, geom + 2, n_kept);
+  te_nl_read_s32(kept_strides, geom + 2 + n_kept, n_kept);
+  te_nl_read_s32(red_sizes, geom + 2 + 2 * n_kept, n_red);
+  te_nl_read_s32(red_strides, geom + 2 + 2 * n_kept + n_red, n_red);
+  for (d = 0; d < n_kept; d++) {
+    kept_index[d] = 0;
+  }
+  do {
+    int32_t best = is_max ? -128 : 127, offset = base, unused_red = 0;
+    for (d = 0; d < n_red; d++) {
+      red_index[d] = 0;
+    }
+    do {
+      const int32_t value = in[offset];
+      if (is_max ? value > best : value < best) {
+        best = value;
+      }
+    } while (te_nl_step(red_index, red_sizes, red_strides, red_strides, &offset, &unused_red, n_red));
+    out[o++] = (int8_t)best;
+  } while (te_nl_step(kept_index, kept_sizes, kept_strides, kept_strides, &base, &unused, n_kept));
+}
+
 /* One broadcast walk shared by ADD and MUL. */
 typedef struct {
   int32_t ndim;

@@ -41,6 +41,10 @@ void te_softmax_s8_s16(int16_t *out, const int8_t *in, int32_t outer, int32_t de
  *    reduced_sizes[n_reduced], reduced_strides[n_reduced]}
  * with strides in input elements; outputs are produced in row-major order of the kept dims.
  * count is the number of reduced elements per output; multiplier/shift already include 1/count. */
+/* REDUCE_MAX (is_max 1) and REDUCE_MIN (0) over te_mean_s8's geometry: input and output share their
+ * quantization (TFLM requires it), so the extreme byte is the result. */
+void te_reduce_minmax_s8(int8_t *out, const int8_t *in, const int32_t *geom, int32_t is_max);
+
 void te_mean_s8(int8_t *out, const int8_t *in, const int32_t *geom, int32_t input_zero_point,
                 int32_t count, int32_t multiplier, int32_t shift, int32_t output_zero_point);
 

@@ -1,0 +1,55 @@
+"""REDUCE_MAX and REDUCE_MIN on the AOT runtime (PyTorch's amax/amin and AdaptiveMaxPool2d(1) as onnx2tf
+writes them, Keras' GlobalMaxPooling): bit-exact with tflite-micro natively, and on qemu-cortex-m4.
+Before, the AOT runtime refused them ("REDUCE_MAX, which is not supported by the AOT runtime")."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from aot_harness import NativeModel, assert_matches_reference
+from test_aot_new_ops import assert_deploys_bit_exact_on_qemu_cortex_m4
+from test_aot_nonlinear import Case, convert
+
+from tinyedge.ops.registry import runtime_ops
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+CASES = {
+    "global_max_pool": ("REDUCE_MAX", Case(lambda x: _tf().reduce_max(x, axis=[1, 2]), [(5, 6, 8)], [2.0])),
+    "max_keep_dims": ("REDUCE_MAX", Case(lambda x: _tf().reduce_max(x, axis=[2], keepdims=True), [(4, 7, 3)], [1.0])),
+    "max_first_and_last": ("REDUCE_MAX", Case(lambda x: _tf().reduce_max(x, axis=[1, 3]), [(3, 4, 5)], [1.0])),
+    "max_negative_axis": ("REDUCE_MAX", Case(lambda x: _tf().reduce_max(x, axis=-1), [(6, 10)], [(-3.0, -1.0)])),
+    "min_channels": ("REDUCE_MIN", Case(lambda x: _tf().reduce_min(x, axis=[3]), [(4, 4, 6)], [1.0])),
+    "min_all": ("REDUCE_MIN", Case(lambda x: _tf().reduce_min(x, axis=[1, 2]), [(9, 2)], [(0.5, 4.0)])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])
+def test_reductions_are_bit_exact_with_tflite_micro(name: str, dsp: bool, tmp_path):
+    opcode, case = CASES[name]
+    model = convert(case)
+    assert opcode in model.op_names() and opcode in runtime_ops("aot")
+    assert_matches_reference(model, NativeModel(model, tmp_path, dsp=dsp), samples=8)
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="needs qemu-system-arm and arm-none-eabi-gcc")
+def test_a_channel_shuffle_net_with_a_global_max_pool_deploys_bit_exact_on_qemu_cortex_m4(tmp_path):
+    tf = _tf()
+
+    def shuffled_max(x):
+        groups = tf.transpose(tf.reshape(x, (1, 4, 4, 2, 3)), (0, 1, 2, 4, 3))
+        y = tf.nn.relu(tf.reshape(groups, (1, 4, 4, 6)))
+        return tf.concat([tf.reduce_max(y, axis=[1, 2]), tf.reduce_min(x, axis=[1, 2])], axis=-1)
+
+    model = convert(Case(shuffled_max, [(4, 4, 6)], [1.0]))
+    assert {"REDUCE_MAX", "REDUCE_MIN"} <= set(model.op_names()), model.op_names()
+    assert_deploys_bit_exact_on_qemu_cortex_m4(model, np.random.default_rng(2).uniform(-1, 1, (6, 4, 4, 6)), tmp_path)
