@@ -1,6 +1,7 @@
-"""REDUCE_MAX and REDUCE_MIN on the AOT runtime (PyTorch's amax/amin and AdaptiveMaxPool2d(1) as onnx2tf
-writes them, Keras' GlobalMaxPooling): bit-exact with tflite-micro natively, and on qemu-cortex-m4.
-Before, the AOT runtime refused them ("REDUCE_MAX, which is not supported by the AOT runtime")."""
+"""REDUCE_MAX and REDUCE_MIN (PyTorch's amax/amin and AdaptiveMaxPool2d(1) as onnx2tf writes them,
+Keras' GlobalMaxPooling), MIRROR_PAD (PyTorch's reflect padding) and a 5-D TRANSPOSE (ShuffleNet's
+channel shuffle) on the AOT runtime: bit-exact with tflite-micro natively, and on qemu-cortex-m4.
+Before, the AOT runtime refused each ("REDUCE_MAX, which is not supported by the AOT runtime")."""
 
 from __future__ import annotations
 
@@ -47,9 +48,30 @@ def test_a_channel_shuffle_net_with_a_global_max_pool_deploys_bit_exact_on_qemu_
 
     def shuffled_max(x):
         groups = tf.transpose(tf.reshape(x, (1, 4, 4, 2, 3)), (0, 1, 2, 4, 3))
-        y = tf.nn.relu(tf.reshape(groups, (1, 4, 4, 6)))
+        y = tf.pad(tf.nn.relu(tf.reshape(groups, (1, 4, 4, 6))), [[0, 0], [1, 1], [2, 0], [0, 0]], mode="REFLECT")
         return tf.concat([tf.reduce_max(y, axis=[1, 2]), tf.reduce_min(x, axis=[1, 2])], axis=-1)
 
     model = convert(Case(shuffled_max, [(4, 4, 6)], [1.0]))
-    assert {"REDUCE_MAX", "REDUCE_MIN"} <= set(model.op_names()), model.op_names()
+    assert {"REDUCE_MAX", "REDUCE_MIN", "MIRROR_PAD", "TRANSPOSE"} <= set(model.op_names()), model.op_names()
     assert_deploys_bit_exact_on_qemu_cortex_m4(model, np.random.default_rng(2).uniform(-1, 1, (6, 4, 4, 6)), tmp_path)
+
+
+def _mirror_pad(mode: str, paddings):
+    return lambda x: _tf().pad(x * 2.0, paddings, mode=mode)
+
+
+MIRROR_PADS = {
+    "reflect_time": _mirror_pad("REFLECT", [[0, 0], [3, 2], [0, 0]]),
+    "symmetric_time": _mirror_pad("SYMMETRIC", [[0, 0], [2, 4], [0, 0]]),
+    "reflect_image": _mirror_pad("REFLECT", [[0, 0], [1, 2], [2, 1], [0, 0]]),
+    "symmetric_channels": _mirror_pad("SYMMETRIC", [[0, 0], [1, 0], [0, 0], [2, 3]]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MIRROR_PADS))
+def test_mirror_pad_is_bit_exact_with_tflite_micro(name: str, tmp_path):
+    """PyTorch's reflect padding (SEANet-style audio, U-Nets), as TFLite's MIRROR_PAD. Before: refused."""
+    shape = (9, 4) if "time" in name else (5, 4, 6)
+    model = convert(Case(MIRROR_PADS[name], [shape], [1.0]))
+    assert "MIRROR_PAD" in model.op_names() and "MIRROR_PAD" in runtime_ops("aot")
+    assert_matches_reference(model, NativeModel(model, tmp_path), samples=8)
