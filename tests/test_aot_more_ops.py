@@ -75,3 +75,24 @@ def test_mirror_pad_is_bit_exact_with_tflite_micro(name: str, tmp_path):
     model = convert(Case(MIRROR_PADS[name], [shape], [1.0]))
     assert "MIRROR_PAD" in model.op_names() and "MIRROR_PAD" in runtime_ops("aot")
     assert_matches_reference(model, NativeModel(model, tmp_path), samples=8)
+
+
+ARGS = {
+    "argmax_classes": ("ARG_MAX", Case(lambda x: _tf().math.argmax(x * 3.0, axis=-1, output_type=_tf().int32),
+                                       [(10,)], [1.0])),
+    "argmax_segmentation": ("ARG_MAX", Case(lambda x: _tf().math.argmax(x, axis=3, output_type=_tf().int32),
+                                            [(4, 5, 6)], [1.0])),
+    "argmin_middle": ("ARG_MIN", Case(lambda x: _tf().math.argmin(x, axis=1, output_type=_tf().int32),
+                                      [(7, 3)], [(-2.0, 2.0)])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARGS))
+def test_arg_max_and_min_are_bit_exact_with_tflite_micro(name: str, tmp_path):
+    """A model that ends in its argmax (a label, a segmentation map); the all-equal inputs of
+    assert_matches_reference check that ties keep the first index. Before: refused by the AOT runtime."""
+    opcode, case = ARGS[name]
+    model = convert(case)
+    assert opcode in model.op_names() and opcode in runtime_ops("aot")
+    assert model.output_tensors[0].type_name == "INT32"
+    assert_matches_reference(model, NativeModel(model, tmp_path), samples=8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, c_int, op_prefix, requant_tables, require, table
-from tinyedge.ops.opdata import (BroadcastData, GatherData, LutData, OpData, PadData, ReduceData, RowGatherData,
+from tinyedge.ops.opdata import (ArgData, BroadcastData, GatherData, LutData, OpData, PadData, ReduceData, RowGatherData,
                                  TransposeConvData)
 from tinyedge.tflite_model import Operator, TfliteModel
 
@@ -32,6 +32,8 @@ def render(data: OpData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lo
         return _transpose_conv(data, model, op, ptr)
     if isinstance(data, ReduceData):
         return _reduce(data, op, ptr)
+    if isinstance(data, ArgData):
+        return _arg(data, op, ptr)
     return _gather(data, model, op, ptr)
 
 
@@ -93,6 +95,12 @@ def _reduce(data: ReduceData, op: Operator, ptr: PointerOf) -> Lowered:
     name = f"{op_prefix(op)}geom"
     call = f"te_reduce_minmax_s8({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {name}, {int(data.is_max)});"
     return Lowered([table("int32_t", name, data.geometry)], call)
+
+
+def _arg(data: ArgData, op: Operator, ptr: PointerOf) -> Lowered:
+    call = (f"te_arg_minmax_s8({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {c_int(data.outer)}, {c_int(data.axis_size)}, "
+            f"{c_int(data.inner)}, {int(data.is_max)});")
+    return Lowered([], call)
 
 
 def _gather(data: GatherData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:

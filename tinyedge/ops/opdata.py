@@ -10,6 +10,7 @@ generation time, for the AOT C emitter (tinyedge.aot.opdata) and the viper emitt
   (resizing, gathering, depth/space rearrangements).
 - `ReduceData`: a reduction over some dimensions by max or min (TFLM's ReduceGeneric), on the
   kept/reduced geometry MEAN uses.
+- `ArgData`: ARG_MAX/ARG_MIN's walk: the index of the first largest (smallest) value along one axis.
 - `GatherData`: a layout op that walks its output in order and reads its input at an offset plus
   strides (slices, permutations), in 4 dimensions.
 """
@@ -55,6 +56,14 @@ class RowGatherData:
 
 
 @dataclass(frozen=True)
+class ArgData:
+    outer: int        # elements before the axis
+    axis_size: int
+    inner: int        # elements after it
+    is_max: bool
+
+
+@dataclass(frozen=True)
 class ReduceData:
     geometry: tuple[int, ...]   # {kept count, reduced count, kept sizes, kept strides, reduced sizes, reduced strides}
     is_max: bool
@@ -69,4 +78,4 @@ class TransposeConvData:
     activation_range: tuple[int, int]
 
 
-OpData = LutData | BroadcastData | GatherData | PadData | ReduceData | RowGatherData | TransposeConvData
+OpData = ArgData | LutData | BroadcastData | GatherData | PadData | ReduceData | RowGatherData | TransposeConvData

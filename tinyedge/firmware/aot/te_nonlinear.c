@@ -254,6 +254,24 @@ void te_reduce_minmax_s8(int8_t *out, const int8_t *in, const int32_t *geom, int
   } while (te_nl_step(kept_index, kept_sizes, kept_strides, kept_strides, &base, &unused, n_kept));
 }
 
+void te_arg_minmax_s8(int32_t *out, const int8_t *in, int32_t outer, int32_t axis_size, int32_t inner, int32_t is_max) {
+  int32_t o, j, i;
+  for (o = 0; o < outer; o++) {
+    for (j = 0; j < inner; j++) {
+      const int8_t *row = in + o * axis_size * inner + j;
+      int32_t best = row[0], index = 0;
+      for (i = 1; i < axis_size; i++) {
+        const int32_t value = row[i * inner];
+        if (is_max ? value > best : value < best) {
+          best = value;
+          index = i;
+        }
+      }
+      out[o * inner + j] = index;
+    }
+  }
+}
+
 /* One broadcast walk shared by ADD and MUL. */
 typedef struct {
   int32_t ndim;

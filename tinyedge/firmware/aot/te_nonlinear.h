@@ -45,6 +45,10 @@ void te_softmax_s8_s16(int16_t *out, const int8_t *in, int32_t outer, int32_t de
  * quantization (TFLM requires it), so the extreme byte is the result. */
 void te_reduce_minmax_s8(int8_t *out, const int8_t *in, const int32_t *geom, int32_t is_max);
 
+/* ARG_MAX (is_max 1) and ARG_MIN (0) as TFLM's arg_min_max.cc: per (outer, inner), the index along
+ * the axis of the first largest (smallest) value, as int32. */
+void te_arg_minmax_s8(int32_t *out, const int8_t *in, int32_t outer, int32_t axis_size, int32_t inner, int32_t is_max);
+
 void te_mean_s8(int8_t *out, const int8_t *in, const int32_t *geom, int32_t input_zero_point,
                 int32_t count, int32_t multiplier, int32_t shift, int32_t output_zero_point);
 
