@@ -170,7 +170,7 @@ def test_the_keyword_models_int16_and_int32_tail_ops_are_bit_exact(opcode, tmp_p
 
 
 def test_tflm_sigmoid_table_is_read_back_from_tflite_micro():
-    from tinyedge.aot.recurrent import sigmoid_table
+    from tinyedge.ops.lstm import sigmoid_table
 
     table = sigmoid_table()
     assert len(table) == 256 and table[0] == 32768 and table[-1] == 65535

@@ -41,6 +41,13 @@ def zero_point(t: Tensor) -> int:
     return int(t.zero_point[0]) if t.zero_point.size else 0
 
 
+def tensor_scale(t: Tensor) -> float:
+    """The tensor's float32 scale, widened to double as static_cast<double>(params.scale) does."""
+    if t.scale.size == 0:
+        raise TinyedgeError(f"tensor '{t.name}' has no quantization parameters: quantize the model to full int8 first.")
+    return float(np.float32(t.scale[0]))
+
+
 def _f32(x: float | np.floating) -> float:
     return float(np.float32(x))
 

@@ -4,7 +4,8 @@ scale) with the second scaled input subtracted, over a broadcast walk (te_nonlin
 from __future__ import annotations
 
 from tinyedge.aot.lowering import require_types
-from tinyedge.aot.nonlinear import add_parameters, broadcast_geometry
+from tinyedge.ops.add import add_parameters
+from tinyedge.ops.broadcast import broadcast_geometry
 from tinyedge.ops.opdata import BroadcastData
 from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, TfliteModel
