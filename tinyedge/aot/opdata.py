@@ -9,7 +9,7 @@ from tinyedge.aot.lowering import (
 )
 from tinyedge.ops.opdata import (
     AliasData, BroadcastData, ConcatData, FloatQuantizeData, GatherData, LstmData, LutData, MeanData, OpData, PadData,
-    PoolData, RequantizeData, RowGatherData, SoftmaxData, SvdfData, TransposeConvData,
+    PoolData, RequantizeData, RowGatherData, SigmoidTableData, Softmax16Data, SoftmaxData, SvdfData, TransposeConvData,
 )
 from tinyedge.tflite_model import Operator, TfliteModel
 
@@ -123,7 +123,8 @@ def _alias(data: AliasData, model: TfliteModel, op: Operator, ptr: PointerOf) ->
 
 def _mean(data: MeanData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     name = f"{op_prefix(op)}geom"
-    call = (f"te_mean_s8({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {name}, {c_int(data.input_zero_point)}, "
+    kernel = "te_mean_s16" if data.element_type == "int16" else "te_mean_s8"
+    call = (f"{kernel}({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {name}, {c_int(data.input_zero_point)}, "
             f"{c_int(data.count)}, {c_int(data.multiplier)}, {c_int(data.shift)}, {c_int(data.output_zero_point)});")
     return Lowered([table("int32_t", name, data.geometry)], call)
 
@@ -133,6 +134,22 @@ def _softmax(data: SoftmaxData, model: TfliteModel, op: Operator, ptr: PointerOf
     call = (f"{kernel}({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {c_int(data.outer)}, {c_int(data.depth)}, "
             f"{c_int(data.multiplier)}, {c_int(data.left_shift)}, {c_int(data.diff_min)});")
     return Lowered(call=call, inplace_ok=data.output_type == "int8")
+
+
+def _softmax16(data: Softmax16Data, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    prefix = op_prefix(op)
+    tables = [table("int16_t", f"{prefix}exp_lut", data.exp_lut),
+              table("int16_t", f"{prefix}recip_lut", data.one_over_one_plus_x_lut)]
+    call = (f"te_softmax_s16({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {c_int(data.outer)}, {c_int(data.depth)}, "
+            f"{c_int(data.input_multiplier)}, {c_int(data.input_left_shift)}, {prefix}exp_lut, {prefix}recip_lut);")
+    return Lowered(tables, call)
+
+
+def _sigmoid_table(data: SigmoidTableData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    name = f"{op_prefix(op)}sigmoid"
+    call = (f"te_{data.kernel}({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {c_int(model.tensors[op.inputs[0]].size)}, "
+            f"{c_int(data.input_multiplier)}, {c_int(data.input_left_shift)}, {name});")
+    return Lowered([table("uint16_t", name, data.table)], call, inplace_ok=True)
 
 
 def _requantize(data: RequantizeData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
@@ -199,6 +216,6 @@ def _lstm(data: LstmData, model: TfliteModel, op: Operator, ptr: PointerOf) -> L
 RENDERINGS: dict[type, Callable[[OpData, TfliteModel, Operator, PointerOf], Lowered]] = {
     LutData: _lut, BroadcastData: _broadcast, PadData: _pad, RowGatherData: _row_gather,
     TransposeConvData: _transpose_conv, GatherData: _gather, PoolData: _pool, ConcatData: _concat, AliasData: _alias,
-    MeanData: _mean, SoftmaxData: _softmax, RequantizeData: _requantize, FloatQuantizeData: _float_quantize,
+    MeanData: _mean, SoftmaxData: _softmax, Softmax16Data: _softmax16, SigmoidTableData: _sigmoid_table, RequantizeData: _requantize, FloatQuantizeData: _float_quantize,
     SvdfData: _svdf, LstmData: _lstm,
 }

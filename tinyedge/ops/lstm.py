@@ -10,7 +10,7 @@ from functools import lru_cache
 import numpy as np
 
 from tinyedge.aot.lowering import unsupported
-from tinyedge.aot.quant import quantize_multiplier, zero_point
+from tinyedge.aot.quant import checked_log2, quantize_multiplier, zero_point
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops.opdata import LstmData
 from tinyedge.ops.support import OpSupport
@@ -45,12 +45,6 @@ def _mul_multiplier(scale_1: float, scale_2: float, out_scale: float) -> tuple[i
     return quantize_multiplier(float(_f32(scale_1)) * float(_f32(scale_2)) / float(_f32(out_scale)))
 
 
-def _checked_log2(x: float) -> int:
-    """tflite::CheckedLog2's rounded result: logf(x) * (1 / logf(2)) in float, rounded half away."""
-    value = np.float32(np.log(np.float32(x))) * (np.float32(1.0) / np.float32(np.log(np.float32(2.0))))
-    return int(np.copysign(np.floor(abs(float(value)) + 0.5), float(value)))
-
-
 def lstm_parameters(model: TfliteModel, op: Operator) -> list[int]:
     """te_lstm_s8's params, from UnidirectionalSequenceLstmPrepare (PrepareGateParametersInteger)."""
     t = {i: model.tensors[op.inputs[i]] for i in range(len(op.inputs)) if op.inputs[i] >= 0}
@@ -68,7 +62,7 @@ def lstm_parameters(model: TfliteModel, op: Operator) -> list[int]:
                zero_point(hidden)]
     cell_clip = float(np.float32(getattr(op.options, "cellClip", 0.0)))
     quantized_clip = int(min(max(cell_clip / cell_scale, -32768.0), 32767.0)) if cell_clip > 0 else 0
-    tanh_shift = 15 + _checked_log2(cell_scale) - 3
+    tanh_shift = 15 + checked_log2(cell_scale)[0] - 3
     tanh = (3, -tanh_shift) if tanh_shift < 0 else (3 << tanh_shift, 0)
     activation = int(getattr(op.options, "fusedActivationFunction", ACTIVATION_TANH))
     return params + [quantized_clip, *tanh, int(activation == ACTIVATION_SIGMOID)]

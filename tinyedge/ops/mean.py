@@ -1,6 +1,6 @@
 """MEAN (int8), as TFLM's reduce_common.cc: the axes resolved (ResolveAxis), neighbouring dims of the same
 kind merged, the sum of each output's elements rescaled by in/out folded with 1/count as
-QuantizedMeanOrSum does (te_nonlinear.c's te_mean_s8)."""
+QuantizedMeanOrSum does (te_nonlinear.c's te_mean_s8; int16: te_int16.c's te_mean_s16)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tinyedge.ops.opdata import MeanData
 from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, TfliteModel
 
-SUPPORTS = (OpSupport("MEAN", "nonlinear"),)
+SUPPORTS = (OpSupport("MEAN", "nonlinear", ("int8", "int16")),)
 MAX_DIMS = LIMITS["TE_NL_MAX_DIMS"]
 
 
@@ -73,7 +73,8 @@ def mean_multiplier(input_scale: float, output_scale: float, count: int) -> tupl
 
 def prepare(model: TfliteModel, op: Operator) -> MeanData:
     src, axis_index, dst = op.inputs[0], op.inputs[1], op.outputs[0]
-    require_types(model, op, {src: "INT8", dst: "INT8"})
+    element_type = "INT16" if model.tensors[src].type_name == "INT16" else "INT8"
+    require_types(model, op, {src: element_type, dst: element_type})
     inp, out, axis_t = model.tensors[src], model.tensors[dst], model.tensors[axis_index]
     if axis_t.data is None:
         raise TinyedgeError(f"MEAN (operator {op.index}) takes its axes at run time, which the AOT runtime cannot "
@@ -84,4 +85,5 @@ def prepare(model: TfliteModel, op: Operator) -> MeanData:
                             f"{math.prod(geometry.kept_sizes)}: the model is inconsistent, convert it again.")
     multiplier, shift = mean_multiplier(tensor_scale(inp), tensor_scale(out), geometry.count)
     return MeanData(tuple(geometry.kept_sizes), tuple(geometry.kept_strides), tuple(geometry.reduced_sizes),
-                    tuple(geometry.reduced_strides), geometry.count, zero_point(inp), multiplier, shift, zero_point(out))
+                    tuple(geometry.reduced_strides), geometry.count, zero_point(inp), multiplier, shift, zero_point(out),
+                    element_type.lower())

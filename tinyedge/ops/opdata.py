@@ -10,8 +10,9 @@ generation time, for the AOT C emitter (tinyedge.aot.opdata) and the viper emitt
   (resizing, gathering, depth/space rearrangements).
 - `GatherData`: a layout op that walks its output in order and reads its input at an offset plus
   strides (slices, permutations), in 4 dimensions.
-- `PoolData`, `ConcatData`, `AliasData` (RESHAPE/SQUEEZE), `MeanData`, `SoftmaxData`, `RequantizeData`,
-  `FloatQuantizeData`, `SvdfData`, `LstmData`: one op's (or op pair's) own preparation.
+- `PoolData`, `ConcatData`, `AliasData` (RESHAPE/SQUEEZE), `MeanData`, `SoftmaxData`, `Softmax16Data`,
+  `SigmoidTableData` (int16 LOGISTIC/TANH), `RequantizeData`, `FloatQuantizeData`, `SvdfData`, `LstmData`:
+  one op's (or op pair's) own preparation.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class MeanData:
     multiplier: int
     shift: int
     output_zero_point: int
+    element_type: str = "int8"               # or "int16" (te_mean_s16)
 
     @property
     def geometry(self) -> tuple[int, ...]:
@@ -111,6 +113,26 @@ class SoftmaxData:
     left_shift: int
     diff_min: int
     output_type: str                         # "int8", or "int16" (int8 -> int16)
+
+
+@dataclass(frozen=True)
+class Softmax16Data:
+    """SOFTMAX int16 -> int16: TFLM's two 513-entry LUTs (computed at its Prepare) and the input rescaling."""
+    outer: int
+    depth: int
+    input_multiplier: int
+    input_left_shift: int
+    exp_lut: tuple[int, ...]
+    one_over_one_plus_x_lut: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SigmoidTableData:
+    """LOGISTIC or TANH int16 (`kernel` "logistic_s16" / "tanh_s16"): TFLM's sigmoid table, interpolated."""
+    kernel: str
+    input_multiplier: int                    # 0: a power-of-two input scale
+    input_left_shift: int
+    table: tuple[int, ...]                   # sigmoid_table_uint16
 
 
 @dataclass(frozen=True)
@@ -150,4 +172,5 @@ class LstmData:
 
 
 OpData = (LutData | BroadcastData | GatherData | PadData | RowGatherData | TransposeConvData | PoolData | ConcatData
-          | AliasData | MeanData | SoftmaxData | RequantizeData | FloatQuantizeData | SvdfData | LstmData)
+          | AliasData | MeanData | SoftmaxData | Softmax16Data | SigmoidTableData | RequantizeData | FloatQuantizeData
+          | SvdfData | LstmData)

@@ -24,7 +24,7 @@ from tinyedge.ops.broadcast import broadcast_geometry
 from tinyedge.ops.lstm import LSTM_CELL, LSTM_HIDDEN, LSTM_INPUT, LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS
 from tinyedge.ops.opdata import (
     AliasData, BroadcastData, ConcatData, GatherData, LstmData, LutData, MeanData, PadData, PoolData, RequantizeData,
-    RowGatherData, SoftmaxData, SvdfData, TransposeConvData,
+    RowGatherData, SigmoidTableData, Softmax16Data, SoftmaxData, SvdfData, TransposeConvData,
 )
 from tinyedge.ops.registry import PREPARED, viper_ops, viper_refusal
 from tinyedge.ops.transpose_conv import BIAS as TRANSPOSE_CONV_BIAS
@@ -503,10 +503,17 @@ def _emit_lstm(e: _Emitter, op: Operator, data: LstmData) -> None:
     e.macs += steps * 4 * n_state * (n_input + n_state)
 
 
+def _refuse_int16(e: _Emitter, op: Operator, data: SigmoidTableData | Softmax16Data) -> None:
+    """An int16 variant: the viper runtime computes int8 only (`at` says so)."""
+    e.at(op.inputs[0])
+    raise _refuse(op, "is int16")
+
+
 # The OpData kinds of one op each, and their viper rendering (the other kinds: _emit_prepared).
 PREPARED_EMITTERS = {PoolData: _emit_pool, ConcatData: _emit_concatenation, AliasData: _emit_alias,
                      MeanData: _emit_mean, SoftmaxData: _emit_softmax, RequantizeData: _emit_quantize,
-                     SvdfData: _emit_svdf, LstmData: _emit_lstm}
+                     SvdfData: _emit_svdf, LstmData: _emit_lstm, SigmoidTableData: _refuse_int16,
+                     Softmax16Data: _refuse_int16}
 
 
 def tensor_infos(tensors: list[Tensor]) -> list[TensorInfo]:

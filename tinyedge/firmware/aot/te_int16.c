@@ -3,6 +3,7 @@
 #include "te_int16.h"
 
 #include "te_fixedpoint.h"
+#include "te_kernels.h"
 
 #include <string.h>
 
@@ -404,4 +405,142 @@ void te_dequantize_s16_f32(float *out, const int16_t *in, int32_t count, float s
   for (i = 0; i < count; i++) {
     out[i] = scale * (float)((int32_t)in[i] - zero_point);
   }
+}
+
+/* The input of reference_integer_ops::Logistic / Tanh for int16, rescaled (the power-of-two case folded in). */
+static void te_s16_sigmoid_scale(int32_t *multiplier, int32_t *left_shift, int32_t *round) {
+  if (*multiplier == 0) {
+    *multiplier = (int32_t)3 << *left_shift;
+    *left_shift = 0;
+  }
+  *round = *left_shift > 0 ? (int32_t)1 << (*left_shift - 1) : 0;
+}
+
+/* sigmoid_table_uint16 between entries uh and uh + 1, `ut` of 2^frac_bits of the way: (ua << frac_bits) + ut * (ub - ua). */
+static uint32_t te_s16_sigmoid_at(const uint16_t *table, uint32_t uh, uint32_t ut, int32_t frac_bits) {
+  const uint32_t ua = TE_RD_U16(table + uh), ub = TE_RD_U16(table + uh + 1);
+  return (ua << frac_bits) + ut * (ub - ua);
+}
+
+void te_logistic_s16(int16_t *out, const int16_t *in, int32_t count, int32_t input_multiplier,
+                     int32_t input_left_shift, const uint16_t *table) {
+  int32_t i, round;
+  te_s16_sigmoid_scale(&input_multiplier, &input_left_shift, &round);
+  for (i = 0; i < count; i++) {
+    const int32_t x = ((int32_t)in[i] * input_multiplier + round) >> input_left_shift;
+    const uint32_t ax = (uint32_t)(x < 0 ? -x : x);
+    const uint32_t uh = ax >> 9;
+    uint32_t result = uh >= 255u ? (uint32_t)0x7FFF << 10 : te_s16_sigmoid_at(table, uh, ax & 0x1FFu, 9);
+    result = x >= 0 ? result + (1u << 9) : ((uint32_t)1 << 25) - result + (1u << 9) - 1u;
+    out[i] = (int16_t)(result >> 10);
+  }
+}
+
+void te_tanh_s16(int16_t *out, const int16_t *in, int32_t count, int32_t input_multiplier, int32_t input_left_shift,
+                 const uint16_t *table) {
+  int32_t i, round;
+  te_s16_sigmoid_scale(&input_multiplier, &input_left_shift, &round);
+  for (i = 0; i < count; i++) {
+    const int32_t x = ((int32_t)in[i] * input_multiplier + round) >> input_left_shift;
+    const uint32_t ax = (uint32_t)(x < 0 ? -x : x);
+    const uint32_t uh = ax >> 8;
+    int32_t result = uh >= 255u ? (int32_t)0xFFFF << 8 : (int32_t)te_s16_sigmoid_at(table, uh, ax & 0xFFu, 8);
+    result = x >= 0 ? result - ((int32_t)1 << 23) + (1 << 7) : -result + ((int32_t)1 << 23) + (1 << 7) - 1;
+    out[i] = (int16_t)(result >> 8);
+  }
+}
+
+/* TFLM's LUTLookup for int16: 512 intervals, lut[index + 1] only for the slope. */
+static int16_t te_s16_lut(int16_t value, const int16_t *lut) {
+  const uint16_t index = (uint16_t)(256 + (value >> 7));
+  const int16_t offset = (int16_t)(value & 0x7F);
+  const int16_t base = TE_RD_S16(lut + index);
+  const int16_t slope = (int16_t)(TE_RD_S16(lut + index + 1) - base);
+  const int32_t delta = ((int32_t)slope * offset + 64) >> 7;
+  return (int16_t)(base + delta);
+}
+
+static int32_t te_s16_clz32(uint32_t x) {
+  int32_t n = 0;
+  if (x == 0u) {
+    return 32;
+  }
+  while ((x & 0x80000000UL) == 0u) {
+    x <<= 1;
+    n++;
+  }
+  return n;
+}
+
+void te_softmax_s16(int16_t *out, const int16_t *in, int32_t outer, int32_t depth, int32_t input_multiplier,
+                    int32_t input_left_shift, const int16_t *exp_lut, const int16_t *one_over_one_plus_x_lut) {
+  int32_t i, c;
+  for (i = 0; i < outer; i++) {
+    const int16_t *row = in + (int32_t)i * depth;
+    int16_t *exps = out + (int32_t)i * depth;
+    int16_t max_in_row = -32768, reciprocal;
+    int32_t sum_of_exps = 0, shifted_sum, headroom_plus_one, right_shift;
+    for (c = 0; c < depth; c++) {
+      max_in_row = row[c] > max_in_row ? row[c] : max_in_row;
+    }
+    for (c = 0; c < depth; c++) {
+      const int32_t scaled = te_mul_by_quantized_multiplier(row[c] - max_in_row, input_multiplier,
+                                                            (int8_t)input_left_shift);
+      exps[c] = te_s16_lut((int16_t)te_s16_clamp(scaled + 32767, -32768, 32767), exp_lut);
+      sum_of_exps += exps[c];
+    }
+    headroom_plus_one = te_s16_clz32((uint32_t)sum_of_exps);
+    shifted_sum = (int32_t)((((int64_t)sum_of_exps << (headroom_plus_one - 1)) + ((int64_t)1 << 13)) >> 14);
+    reciprocal = te_s16_lut((int16_t)te_s16_clamp(shifted_sum - (((int32_t)1 << 15) + ((int32_t)1 << 16)), -32768, 32767),
+                            one_over_one_plus_x_lut);
+    right_shift = 31 - headroom_plus_one;
+    for (c = 0; c < depth; c++) {
+      const int64_t round = (int64_t)1 << (right_shift - 1);
+      const int32_t result = (int32_t)(((int64_t)exps[c] * reciprocal + round) >> right_shift);
+      exps[c] = (int16_t)te_s16_clamp(result, 0, 32767);
+    }
+  }
+}
+
+/* One step of an n-dimensional walk (te_nonlinear.c's te_nl_step over one stride set): 0 when done. */
+static int32_t te_s16_step(int32_t *index, const int32_t *sizes, const int32_t *strides, int32_t *offset, int32_t n) {
+  int32_t d;
+  for (d = n - 1; d >= 0; d--) {
+    if (++index[d] < sizes[d]) {
+      *offset += strides[d];
+      return 1;
+    }
+    index[d] = 0;
+    *offset -= (sizes[d] - 1) * strides[d];
+  }
+  return 0;
+}
+
+void te_mean_s16(int16_t *out, const int16_t *in, const int32_t *geom, int32_t input_zero_point, int32_t count,
+                 int32_t multiplier, int32_t shift, int32_t output_zero_point) {
+  int32_t kept_sizes[TE_NL_MAX_DIMS], kept_strides[TE_NL_MAX_DIMS], kept_index[TE_NL_MAX_DIMS];
+  int32_t red_sizes[TE_NL_MAX_DIMS], red_strides[TE_NL_MAX_DIMS], red_index[TE_NL_MAX_DIMS];
+  const int32_t n_kept = TE_RD_S32(geom), n_red = TE_RD_S32(geom + 1);
+  int32_t base = 0, o = 0, d;
+  for (d = 0; d < n_kept; d++) {
+    kept_sizes[d] = TE_RD_S32(geom + 2 + d);
+    kept_strides[d] = TE_RD_S32(geom + 2 + n_kept + d);
+    kept_index[d] = 0;
+  }
+  for (d = 0; d < n_red; d++) {
+    red_sizes[d] = TE_RD_S32(geom + 2 + 2 * n_kept + d);
+    red_strides[d] = TE_RD_S32(geom + 2 + 2 * n_kept + n_red + d);
+  }
+  do {
+    int32_t sum = 0, offset = base;
+    for (d = 0; d < n_red; d++) {
+      red_index[d] = 0;
+    }
+    do {
+      sum += in[offset];
+    } while (te_s16_step(red_index, red_sizes, red_strides, &offset, n_red));
+    sum -= input_zero_point * count;
+    out[o++] = (int16_t)te_s16_clamp(te_mul_by_quantized_multiplier(sum, multiplier, (int8_t)shift) + output_zero_point,
+                                     -32768, 32767);
+  } while (te_s16_step(kept_index, kept_sizes, kept_strides, &base, n_kept));
 }

@@ -74,6 +74,24 @@ void te_max_pool_s16(int16_t *out, const int16_t *in, const te_window_t *window,
 void te_quantize_f32_s16(int16_t *out, const float *in, int32_t count, float scale, int32_t zero_point);
 void te_dequantize_s16_f32(float *out, const int16_t *in, int32_t count, float scale, int32_t zero_point);
 
+/* LOGISTIC and TANH int16 (reference_integer_ops::Logistic / Tanh for int16): the input rescaled by
+ * input_multiplier >> input_left_shift (multiplier 0: a power-of-two input scale, 3 << left shift), then
+ * TFLM's sigmoid_table_uint16 (`table`, 256 entries, TE_CONST) interpolated; output scale 2^-15. */
+void te_logistic_s16(int16_t *out, const int16_t *in, int32_t count, int32_t input_multiplier,
+                     int32_t input_left_shift, const uint16_t *table);
+void te_tanh_s16(int16_t *out, const int16_t *in, int32_t count, int32_t input_multiplier, int32_t input_left_shift,
+                 const uint16_t *table);
+
+/* SOFTMAX int16 -> int16 (reference_ops::SoftmaxInt16): exp of the rescaled differences from the row's
+ * maximum and the reciprocal of their sum through the two 513-entry LUTs TFLM's Prepare computes
+ * (exp_lut, one_over_one_plus_x_lut; TE_CONST), output scale 2^-15. */
+void te_softmax_s16(int16_t *out, const int16_t *in, int32_t outer, int32_t depth, int32_t input_multiplier,
+                    int32_t input_left_shift, const int16_t *exp_lut, const int16_t *one_over_one_plus_x_lut);
+
+/* MEAN int16 (QuantizedMeanOrSum<int16_t>): geom and parameters as te_nonlinear.c's te_mean_s8. */
+void te_mean_s16(int16_t *out, const int16_t *in, const int32_t *geom, int32_t input_zero_point, int32_t count,
+                 int32_t multiplier, int32_t shift, int32_t output_zero_point);
+
 #ifdef __cplusplus
 }
 #endif
