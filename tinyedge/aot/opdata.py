@@ -195,6 +195,8 @@ def _lstm(data: LstmData, model: TfliteModel, op: Operator, ptr: PointerOf) -> L
     """te_lstm_s8 over its parameters (the four gates' rescalings grouped), folded biases and sigmoid table;
     on DSP cores its weights as SMLAD pairs (`wide`) where every row is a multiple of 4 long."""
     prefix = op_prefix(op)
+    if data.activations == "int16":
+        return _lstm_16x8(data, op, ptr)
     if data.wide is None or not uses_dsp(ptr):
         weights, wide_tables, wide_ptr = [ptr(op.inputs[i]) for i in LSTM_WEIGHTS], [], "0"
     else:
@@ -209,6 +211,21 @@ def _lstm(data: LstmData, model: TfliteModel, op: Operator, ptr: PointerOf) -> L
               table("uint16_t", f"{prefix}sigmoid", data.sigmoid)]
     call = (f"te_lstm_s8({ptr(op.outputs[0])}, {ptr(op.inputs[LSTM_INPUT])}, {ptr(op.inputs[LSTM_HIDDEN])}, "
             f"{ptr(op.inputs[LSTM_CELL])}, {prefix}weights, {wide_ptr}, {prefix}biases, &{prefix}params, {prefix}sigmoid);")
+    return Lowered(tables, call)
+
+
+def _lstm_16x8(data: LstmData, op: Operator, ptr: PointerOf) -> Lowered:
+    """te_lstm_s16 (te_int16.c): the same parameters, int64 input biases, the weights as they are."""
+    prefix = op_prefix(op)
+    params = data.params
+    gates = tuple(tuple(params[5 + 4 * g:9 + 4 * g]) for g in range(4))
+    biases = [table("int64_t", f"{prefix}bias{i}", values) for i, values in enumerate(data.biases)]
+    tables = [Table("te_lstm_params_t", f"{prefix}params", (*params[:5], gates, *params[21:]), struct=True), *biases,
+              Table("int8_t *const", f"{prefix}weights", tuple(ptr(op.inputs[i]) for i in LSTM_WEIGHTS), in_flash=False),
+              Table("int64_t *const", f"{prefix}biases", tuple(b.name for b in biases), in_flash=False),
+              table("uint16_t", f"{prefix}sigmoid", data.sigmoid)]
+    call = (f"te_lstm_s16({ptr(op.outputs[0])}, {ptr(op.inputs[LSTM_INPUT])}, {ptr(op.inputs[LSTM_HIDDEN])}, "
+            f"{ptr(op.inputs[LSTM_CELL])}, {prefix}weights, {prefix}biases, &{prefix}params, {prefix}sigmoid);")
     return Lowered(tables, call)
 
 

@@ -17,7 +17,8 @@ from tinyedge.ops.support import OpSupport
 from tinyedge.reference import tflm_interpreter
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
-SUPPORTS = (OpSupport("UNIDIRECTIONAL_SEQUENCE_LSTM", "recurrent", ("int8 (int16 cell state)",),
+SUPPORTS = (OpSupport("UNIDIRECTIONAL_SEQUENCE_LSTM", "recurrent",
+                      ("int8 (int16 cell state)", "16x8 (int16 activations and cell state, int8 weights)"),
                       dsp="te_lstm_s8 (SMLAD weights)"),)
 
 
@@ -68,7 +69,11 @@ def lstm_parameters(model: TfliteModel, op: Operator) -> list[int]:
     return params + [quantized_clip, *tanh, int(activation == ACTIVATION_SIGMOID)]
 
 
-def _check_lstm(model: TfliteModel, op: Operator) -> None:
+# The tensor types of each variant: input and hidden state (and output), biases.
+VARIANT_TYPES = {"int8": ("INT8", "INT32"), "int16": ("INT16", "INT64")}
+
+
+def _check_lstm(model: TfliteModel, op: Operator, activations: str = "int8") -> None:
     inputs = list(op.inputs) + [-1] * (24 - len(op.inputs))
     if any(inputs[i] >= 0 for i in LSTM_ABSENT):
         raise unsupported(op, "has peephole, projection or layer-norm tensors")
@@ -76,11 +81,15 @@ def _check_lstm(model: TfliteModel, op: Operator) -> None:
     if any(inputs[i] < 0 for i in needed):
         raise unsupported(op, "lacks one of its gates' weights or biases (a CIFG LSTM)")
     t = {i: model.tensors[inputs[i]] for i in needed}
-    expected = {LSTM_INPUT: "INT8", LSTM_HIDDEN: "INT8", LSTM_CELL: "INT16",
-                **{i: "INT8" for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS}, **{i: "INT32" for i in LSTM_BIASES}}
+    activation, bias = VARIANT_TYPES[activations]
+    expected = {LSTM_INPUT: activation, LSTM_HIDDEN: activation, LSTM_CELL: "INT16",
+                **{i: "INT8" for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS}, **{i: bias for i in LSTM_BIASES}}
     wrong = [i for i, kind in expected.items() if t[i].type_name != kind]
-    if wrong or model.tensors[op.outputs[0]].type_name != "INT8":
-        raise unsupported(op, "is not int8 with an int16 cell state and int32 biases")
+    if wrong or model.tensors[op.outputs[0]].type_name != activation:
+        raise unsupported(op, "is not int8 with an int16 cell state and int32 biases" if activations == "int8" else
+                          "is not 16x8 (int16 input, state and output, int8 weights, int64 biases)")
+    if activations == "int16" and any(zero_point(x) for x in (t[LSTM_INPUT], t[LSTM_HIDDEN], model.tensors[op.outputs[0]])):
+        raise unsupported(op, "has an int16 tensor with a non-zero zero point")
     if any(t[i].per_channel for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS):
         raise unsupported(op, "has per-channel weights")
     inp = t[LSTM_INPUT]
@@ -180,6 +189,11 @@ def _tanh_int16_model(scale: float, count: int) -> bytes:
 
 
 def prepare(model: TfliteModel, op: Operator) -> LstmData:
+    if model.tensors[op.inputs[LSTM_INPUT]].type_name == "INT16":
+        _check_lstm(model, op, "int16")
+        biases = tuple(tuple(int(v) for v in np.asarray(model.tensors[op.inputs[i]].data, dtype=np.int64))
+                       for i in LSTM_BIASES)
+        return LstmData(tuple(lstm_parameters(model, op)), biases, None, sigmoid_table(), "int16")
     _check_lstm(model, op)
     wide = _smlad_weights(model, op)
     return LstmData(tuple(lstm_parameters(model, op)), tuple(tuple(int(v) for v in b) for b in folded_gate_biases(model, op)),

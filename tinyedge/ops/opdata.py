@@ -166,9 +166,10 @@ class SvdfData:
 @dataclass(frozen=True)
 class LstmData:
     params: tuple[int, ...]                  # te_lstm_s8's parameters, in lstm_parameters' order
-    biases: tuple[tuple[int, ...], ...]      # the eight folded gate biases
+    biases: tuple[tuple[int, ...], ...]      # the eight folded gate biases (16x8: the four input biases)
     wide: tuple[int, ...] | None             # the weights as SMLAD pairs (DSP cores), None where rows are not 4n long
     sigmoid: tuple[int, ...]                 # TFLM's sigmoid_table_uint16
+    activations: str = "int8"                # or "int16" (16x8: the four input biases, int64; te_lstm_s16)
 
 
 OpData = (LutData | BroadcastData | GatherData | PadData | RowGatherData | TransposeConvData | PoolData | ConcatData

@@ -477,6 +477,7 @@ def _emit_svdf(e: _Emitter, op: Operator, data: SvdfData) -> None:
 def _emit_lstm(e: _Emitter, op: Operator, data: LstmData) -> None:
     """UNIDIRECTIONAL_SEQUENCE_LSTM from the AOT's OpData (tinyedge.ops.lstm): its parameters, folded gate
     biases and TFLM's sigmoid table; hidden and cell states are variable tensors in the arena."""
+    e.at(op.inputs[LSTM_INPUT])   # the 16x8 variant: int16, which viper does not compute
     params = data.params
     steps, n_input, n_state = params[:3]
     gates, (fm, fs, im, is_, om, os_, hzp, clip, tanh_m, tanh_s, sigmoid) = params[5:21], params[21:]

@@ -422,17 +422,30 @@ static uint32_t te_s16_sigmoid_at(const uint16_t *table, uint32_t uh, uint32_t u
   return (ua << frac_bits) + ut * (ub - ua);
 }
 
+/* One reference_integer_ops::Logistic output, the input already rescaled. */
+static int16_t te_s16_logistic(int32_t x, const uint16_t *table) {
+  const uint32_t ax = (uint32_t)(x < 0 ? -x : x);
+  const uint32_t uh = ax >> 9;
+  uint32_t result = uh >= 255u ? (uint32_t)0x7FFF << 10 : te_s16_sigmoid_at(table, uh, ax & 0x1FFu, 9);
+  result = x >= 0 ? result + (1u << 9) : ((uint32_t)1 << 25) - result + (1u << 9) - 1u;
+  return (int16_t)(result >> 10);
+}
+
+/* One reference_integer_ops::Tanh output, the input already rescaled. */
+static int16_t te_s16_tanh(int32_t x, const uint16_t *table) {
+  const uint32_t ax = (uint32_t)(x < 0 ? -x : x);
+  const uint32_t uh = ax >> 8;
+  int32_t result = uh >= 255u ? (int32_t)0xFFFF << 8 : (int32_t)te_s16_sigmoid_at(table, uh, ax & 0xFFu, 8);
+  result = x >= 0 ? result - ((int32_t)1 << 23) + (1 << 7) : -result + ((int32_t)1 << 23) + (1 << 7) - 1;
+  return (int16_t)(result >> 8);
+}
+
 void te_logistic_s16(int16_t *out, const int16_t *in, int32_t count, int32_t input_multiplier,
                      int32_t input_left_shift, const uint16_t *table) {
   int32_t i, round;
   te_s16_sigmoid_scale(&input_multiplier, &input_left_shift, &round);
   for (i = 0; i < count; i++) {
-    const int32_t x = ((int32_t)in[i] * input_multiplier + round) >> input_left_shift;
-    const uint32_t ax = (uint32_t)(x < 0 ? -x : x);
-    const uint32_t uh = ax >> 9;
-    uint32_t result = uh >= 255u ? (uint32_t)0x7FFF << 10 : te_s16_sigmoid_at(table, uh, ax & 0x1FFu, 9);
-    result = x >= 0 ? result + (1u << 9) : ((uint32_t)1 << 25) - result + (1u << 9) - 1u;
-    out[i] = (int16_t)(result >> 10);
+    out[i] = te_s16_logistic(((int32_t)in[i] * input_multiplier + round) >> input_left_shift, table);
   }
 }
 
@@ -441,12 +454,7 @@ void te_tanh_s16(int16_t *out, const int16_t *in, int32_t count, int32_t input_m
   int32_t i, round;
   te_s16_sigmoid_scale(&input_multiplier, &input_left_shift, &round);
   for (i = 0; i < count; i++) {
-    const int32_t x = ((int32_t)in[i] * input_multiplier + round) >> input_left_shift;
-    const uint32_t ax = (uint32_t)(x < 0 ? -x : x);
-    const uint32_t uh = ax >> 8;
-    int32_t result = uh >= 255u ? (int32_t)0xFFFF << 8 : (int32_t)te_s16_sigmoid_at(table, uh, ax & 0xFFu, 8);
-    result = x >= 0 ? result - ((int32_t)1 << 23) + (1 << 7) : -result + ((int32_t)1 << 23) + (1 << 7) - 1;
-    out[i] = (int16_t)(result >> 8);
+    out[i] = te_s16_tanh(((int32_t)in[i] * input_multiplier + round) >> input_left_shift, table);
   }
 }
 
@@ -543,4 +551,66 @@ void te_mean_s16(int16_t *out, const int16_t *in, const int32_t *geom, int32_t i
     out[o++] = (int16_t)te_s16_clamp(te_mul_by_quantized_multiplier(sum, multiplier, (int8_t)shift) + output_zero_point,
                                      -32768, 32767);
   } while (te_s16_step(kept_index, kept_sizes, kept_strides, &base, n_kept));
+}
+
+/* One LSTM gate's pre-activation (CalculateLstmGate for int16 input): the input FC (int64 bias) and the
+ * recurrent FC (no bias), each requantized with the int64 MultiplyByQuantizedMultiplier to int16, summed. */
+static int16_t te_s16_lstm_gate(const int16_t *x, const int16_t *h, const int8_t *w_x, const int8_t *w_h,
+                                const int64_t *bias, int32_t n_input, int32_t n_state, const te_lstm_gate_t *q) {
+  int64_t acc_x = TE_RD_S64(bias), acc_h = 0;
+  int32_t i;
+  for (i = 0; i < n_input; i++) {
+    acc_x += (int32_t)x[i] * TE_RD_S8(w_x + i);
+  }
+  for (i = 0; i < n_state; i++) {
+    acc_h += (int32_t)h[i] * TE_RD_S8(w_h + i);
+  }
+  return (int16_t)te_s16_clamp(
+      te_s16_clamp(te_s16_mbqm64(acc_x, TE_RD_S32(&q->input_multiplier), TE_RD_S32(&q->input_shift)), -32768, 32767)
+          + te_s16_clamp(te_s16_mbqm64(acc_h, TE_RD_S32(&q->recurrent_multiplier), TE_RD_S32(&q->recurrent_shift)),
+                         -32768, 32767),
+      -32768, 32767);
+}
+
+void te_lstm_s16(int16_t *out, const int16_t *in, int16_t *hidden, int16_t *cell, const int8_t *const *weights,
+                 const int64_t *const *biases, const te_lstm_params_t *params, const uint16_t *lut) {
+  const int32_t steps = TE_RD_S32(&params->steps), n_input = TE_RD_S32(&params->n_input);
+  const int32_t n_state = TE_RD_S32(&params->n_state), cell_clip = TE_RD_S32(&params->quantized_cell_clip);
+  const int32_t tanh_multiplier = TE_RD_S32(&params->cell_tanh_multiplier);
+  const int32_t tanh_shift = TE_RD_S32(&params->cell_tanh_right_shift);
+  const int32_t tanh_round = tanh_shift > 0 ? (int32_t)1 << (tanh_shift - 1) : 0;
+  const int32_t cell_sigmoid = TE_RD_S32(&params->cell_gate_is_sigmoid);
+  const int32_t hidden_zp = TE_RD_S32(&params->hidden_zero_point);
+  int32_t t, u, g;
+  for (t = 0; t < steps; ++t) {
+    const int16_t *x = in + t * n_input;
+    int16_t *h_new = out + t * n_state;
+    /* Every gate reads the previous hidden state: the new one goes to the output row first. */
+    for (u = 0; u < n_state; ++u) {
+      int16_t gate[4];
+      int32_t c;
+      for (g = 0; g < 4; ++g) {
+        const int16_t pre = te_s16_lstm_gate(x, hidden, weights[g] + u * n_input, weights[4 + g] + u * n_state,
+                                             biases[g] + u, n_input, n_state, &params->gate[g]);
+        gate[g] = g == 2 && !cell_sigmoid ? te_s16_tanh((int32_t)pre * 3, lut) : te_s16_logistic((int32_t)pre * 3, lut);
+      }
+      c = te_s16_clamp(te_mbqm_positive((int32_t)gate[1] * cell[u], TE_RD_S32(&params->forget_mul_multiplier),
+                                        TE_RD_S32(&params->forget_mul_shift)), -32768, 32767);
+      c = te_s16_clamp(c + te_s16_clamp(te_mbqm_positive((int32_t)gate[0] * gate[2],
+                                                         TE_RD_S32(&params->input_mul_multiplier),
+                                                         TE_RD_S32(&params->input_mul_shift)), -32768, 32767),
+                       -32768, 32767);
+      if (cell_clip > 0) {
+        c = te_s16_clamp(c, -cell_clip, cell_clip);
+      }
+      cell[u] = (int16_t)c;
+      h_new[u] = (int16_t)te_s16_clamp(
+          te_mbqm_positive((int32_t)te_s16_tanh(((int32_t)c * tanh_multiplier + tanh_round) >> tanh_shift, lut) * gate[3],
+                           TE_RD_S32(&params->output_mul_multiplier), TE_RD_S32(&params->output_mul_shift)) + hidden_zp,
+          -32768, 32767);
+    }
+    for (u = 0; u < n_state; ++u) {
+      hidden[u] = h_new[u];
+    }
+  }
 }

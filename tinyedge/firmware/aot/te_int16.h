@@ -92,6 +92,13 @@ void te_softmax_s16(int16_t *out, const int16_t *in, int32_t outer, int32_t dept
 void te_mean_s16(int16_t *out, const int16_t *in, const int32_t *geom, int32_t input_zero_point, int32_t count,
                  int32_t multiplier, int32_t shift, int32_t output_zero_point);
 
+/* UNIDIRECTIONAL_SEQUENCE_LSTM 16x8 (EvalLstm<int16_t, int8_t, int16_t, int64_t>): int16 input, hidden state
+ * and output (zero point 0), int8 weights (`weights`: the input then the recurrent weights of the input,
+ * forget, cell and output gates), int64 input biases (`biases`, four), int16 cell state; batch 1, no
+ * peepholes, projection or layer norm. params as te_recurrent.h's te_lstm_s8; lut: TFLM's sigmoid table. */
+void te_lstm_s16(int16_t *out, const int16_t *in, int16_t *hidden, int16_t *cell, const int8_t *const *weights,
+                 const int64_t *const *biases, const te_lstm_params_t *params, const uint16_t *lut);
+
 #ifdef __cplusplus
 }
 #endif
