@@ -4,10 +4,9 @@ te_add_s8; on DSP cores te_dsp.c's te_dsp_add_s8 where the shapes are equal)."""
 
 from __future__ import annotations
 
-from tinyedge.aot.lowering import require_types
 from tinyedge.aot.quant import INT8_MAX, INT8_MIN, activation_range, quantize_multiplier, tensor_scale, zero_point
 from tinyedge.errors import TinyedgeError
-from tinyedge.ops.broadcast import broadcast_geometry
+from tinyedge.ops.broadcast import int8_operands, walk
 from tinyedge.ops.opdata import BroadcastData
 from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
@@ -39,11 +38,8 @@ def add_parameters(a: Tensor, b: Tensor, out: Tensor, activation: str, left_shif
 
 
 def prepare(model: TfliteModel, op: Operator) -> BroadcastData:
-    a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
-    require_types(model, op, {a: "INT8", b: "INT8", dst: "INT8"})
-    tensors = [model.tensors[i] for i in (a, b, dst)]
+    tensors = int8_operands(model, op)
     params = add_parameters(*tensors, op.activation)
     same_shapes = len({t.shape for t in tensors}) == 1 and not any(t.is_constant for t in tensors)
     dsp = "dsp_add_s8" if same_shapes and (255 << (params[6] + 1)) < (1 << 31) else ""
-    return BroadcastData("add_s8", tuple(broadcast_geometry(*(t.shape for t in tensors))), "te_add_params_t",
-                         tuple(params), dsp_kernel=dsp)
+    return BroadcastData("add_s8", walk(tensors), "te_add_params_t", tuple(params), dsp_kernel=dsp)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 
+from tinyedge.aot.lowering import require_types
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops.cstructs import LIMITS
+from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
 MAX_DIMS = LIMITS["TE_NL_MAX_DIMS"]
 
@@ -41,3 +43,15 @@ def broadcast_geometry(a_shape: tuple[int, ...], b_shape: tuple[int, ...], out_s
         raise TinyedgeError(f"broadcasting {a_shape} with {b_shape} needs more than {MAX_DIMS} dimensions in the AOT "
                             "runtime: reshape the operands to fewer dimensions first.")
     return [len(dims), *[d[0] for d in dims], *[d[1] for d in dims], *[d[2] for d in dims]]
+
+
+def int8_operands(model: TfliteModel, op: Operator) -> tuple[Tensor, Tensor, Tensor]:
+    """A binary elementwise op's two inputs and output, refused unless all are int8."""
+    a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
+    require_types(model, op, {a: "INT8", b: "INT8", dst: "INT8"})
+    return model.tensors[a], model.tensors[b], model.tensors[dst]
+
+
+def walk(tensors: tuple[Tensor, Tensor, Tensor]) -> tuple[int, ...]:
+    """The broadcast walk of the op whose inputs and output these are."""
+    return tuple(broadcast_geometry(*(t.shape for t in tensors)))

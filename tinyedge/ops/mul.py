@@ -3,9 +3,8 @@ in1 * in2 / out, over a broadcast walk (te_nonlinear.c's te_mul_s8)."""
 
 from __future__ import annotations
 
-from tinyedge.aot.lowering import require_types
 from tinyedge.aot.quant import INT8_MAX, INT8_MIN, activation_range, quantize_multiplier, tensor_scale, zero_point
-from tinyedge.ops.broadcast import broadcast_geometry
+from tinyedge.ops.broadcast import int8_operands, walk
 from tinyedge.ops.opdata import BroadcastData
 from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
@@ -22,8 +21,5 @@ def mul_parameters(a: Tensor, b: Tensor, out: Tensor, activation: str,
 
 
 def prepare(model: TfliteModel, op: Operator) -> BroadcastData:
-    a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
-    require_types(model, op, {a: "INT8", b: "INT8", dst: "INT8"})
-    tensors = [model.tensors[i] for i in (a, b, dst)]
-    return BroadcastData("mul_s8", tuple(broadcast_geometry(*(t.shape for t in tensors))), "te_mul_params_t",
-                         tuple(mul_parameters(*tensors, op.activation)))
+    tensors = int8_operands(model, op)
+    return BroadcastData("mul_s8", walk(tensors), "te_mul_params_t", tuple(mul_parameters(*tensors, op.activation)))

@@ -468,18 +468,6 @@ static int16_t te_s16_lut(int16_t value, const int16_t *lut) {
   return (int16_t)(base + delta);
 }
 
-static int32_t te_s16_clz32(uint32_t x) {
-  int32_t n = 0;
-  if (x == 0u) {
-    return 32;
-  }
-  while ((x & 0x80000000UL) == 0u) {
-    x <<= 1;
-    n++;
-  }
-  return n;
-}
-
 void te_softmax_s16(int16_t *out, const int16_t *in, int32_t outer, int32_t depth, int32_t input_multiplier,
                     int32_t input_left_shift, const int16_t *exp_lut, const int16_t *one_over_one_plus_x_lut) {
   int32_t i, c;
@@ -497,7 +485,7 @@ void te_softmax_s16(int16_t *out, const int16_t *in, int32_t outer, int32_t dept
       exps[c] = te_s16_lut((int16_t)te_s16_clamp(scaled + 32767, -32768, 32767), exp_lut);
       sum_of_exps += exps[c];
     }
-    headroom_plus_one = te_s16_clz32((uint32_t)sum_of_exps);
+    headroom_plus_one = te_clz32((uint32_t)sum_of_exps);
     shifted_sum = (int32_t)((((int64_t)sum_of_exps << (headroom_plus_one - 1)) + ((int64_t)1 << 13)) >> 14);
     reciprocal = te_s16_lut((int16_t)te_s16_clamp(shifted_sum - (((int32_t)1 << 15) + ((int32_t)1 << 16)), -32768, 32767),
                             one_over_one_plus_x_lut);
