@@ -3,7 +3,8 @@
  * QuantizeLeakyRelu<int16_t>, reference_integer_ops::ConvPerChannel and TransposeConv for int16 input).
  *
  * int16 activations are symmetric (zero point 0), as TFLM requires for 16x8. Multipliers, shifts and
- * geometry come from tinyedge/aot/int16.py. Arrays marked TE_CONST may live in program memory (AVR). */
+ * geometry come from tinyedge/aot/int16.py and the op modules of tinyedge/ops/ (LOGISTIC, TANH, SOFTMAX, MEAN,
+ * UNIDIRECTIONAL_SEQUENCE_LSTM). Arrays marked TE_CONST may live in program memory (AVR). */
 #ifndef TE_INT16_H
 #define TE_INT16_H
 
