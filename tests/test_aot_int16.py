@@ -80,6 +80,10 @@ CASES = {
     "fully_connected": (_fully_connected, [(3, 4)], {"FULLY_CONNECTED"}),
     "transpose_conv": (_transpose_conv, [(4, 3, 4)], {"TRANSPOSE_CONV"}),
     "pools": (_pools, [(5, 5, 4)], {"AVERAGE_POOL_2D", "MAX_POOL_2D"}),
+    "logistic": (lambda x: _tf().sigmoid(x * 3.0), [(4, 9)], {"LOGISTIC"}),
+    "tanh": (lambda x: _tf().tanh(x * 2.0), [(4, 9)], {"TANH"}),
+    "softmax": (lambda x: _tf().nn.softmax(x * 2.0), [(3, 10)], {"SOFTMAX"}),
+    "mean": (lambda x: _tf().reduce_mean(x, axis=[1, 2]), [(5, 6, 4)], {"MEAN"}),
 }
 
 
@@ -90,6 +94,62 @@ def test_16x8_ops_are_bit_exact_with_tflite_micro(name: str, tmp_path):
     assert ops <= set(model.op_names()), model.op_names()
     assert {t.type_name for t in model.input_tensors + model.output_tensors} == {"INT16"}
     assert_matches_reference(model, NativeModel(model, tmp_path), samples=6)
+
+
+def _int16_activation(opcode: str, in_scale: float, out_scale: float, beta: float = 1.0) -> TfliteModel:
+    """One int16 LOGISTIC, TANH or SOFTMAX over a [256, 256] tensor (every int16 value once), zero points 0."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    def tensor(name: str, scale: float):
+        t = schema.TensorT()
+        t.shape, t.type, t.buffer, t.name = [256, 256], schema.TensorType.INT16, 0, name
+        t.quantization = schema.QuantizationParametersT()
+        t.quantization.scale, t.quantization.zeroPoint = [scale], [0]
+        return t
+
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = getattr(schema.BuiltinOperator, opcode)
+    code.version = 1
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
+    if opcode == "SOFTMAX":
+        op.builtinOptionsType = schema.BuiltinOptions.SoftmaxOptions
+        op.builtinOptions = schema.SoftmaxOptionsT()
+        op.builtinOptions.beta = beta
+    graph = schema.SubGraphT()
+    graph.tensors = [tensor("x", in_scale), tensor("y", out_scale)]
+    graph.inputs, graph.outputs, graph.operators = [0], [1], [op]
+    model = schema.ModelT()
+    model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [code], [graph], [schema.BufferT()]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return parse_tflite(bytes(builder.Output()))
+
+
+# Input scales: powers of two that TFLM folds into 3 << shift (LOGISTIC: 2^-12; TANH: 2^-12, 2^-11), others
+# it rescales to 1/(3*4096), one that saturates most inputs; SOFTMAX with two betas.
+INT16_ACTIVATIONS = [("LOGISTIC", 2.0 ** -12, 2.0 ** -15, 1.0), ("LOGISTIC", 2.0 ** -13, 2.0 ** -15, 1.0),
+                     ("LOGISTIC", 1 / 3000, 2.0 ** -15, 1.0), ("LOGISTIC", 0.01, 2.0 ** -15, 1.0),
+                     ("TANH", 2.0 ** -12, 2.0 ** -15, 1.0), ("TANH", 2.0 ** -11, 2.0 ** -15, 1.0),
+                     ("TANH", 1 / 3000, 2.0 ** -15, 1.0), ("TANH", 0.003, 2.0 ** -15, 1.0),
+                     ("SOFTMAX", 1 / 3000, 1 / 32768, 1.0), ("SOFTMAX", 10 / 32768, 1 / 32768, 0.5),
+                     ("SOFTMAX", 0.002, 1 / 32768, 1.0)]
+
+
+@pytest.mark.parametrize("opcode, in_scale, out_scale, beta", INT16_ACTIVATIONS)
+def test_int16_logistic_tanh_softmax_are_bit_exact_for_every_input_value(opcode, in_scale, out_scale, beta, tmp_path):
+    from tinyedge.reference import Reference
+
+    model = _int16_activation(opcode, in_scale, out_scale, beta)
+    x = np.arange(-32768, 32768, dtype=np.int16).reshape(256, 256)
+    inputs = [x, np.ascontiguousarray(x.T), np.random.default_rng(0).permutation(x.ravel()).reshape(256, 256)]
+    native, reference = NativeModel(model, tmp_path), Reference(model)
+    for case in inputs if opcode == "SOFTMAX" else inputs[:1]:
+        want, got = reference.run([case])[0], native.run([case])[0]
+        diff = np.flatnonzero(want.ravel() != got.ravel())
+        assert diff.size == 0, f"{diff.size} values differ, first at input {case.ravel()[diff[0]]}: " \
+                               f"tflm {want.ravel()[diff[0]]} vs aot {got.ravel()[diff[0]]}"
 
 
 def test_a_16x8_model_with_float_io_is_bit_exact_with_tflite_micro(tmp_path):
@@ -104,7 +164,8 @@ def test_tinyedge_ops_lists_the_int16_variants():
     result = run_tinyedge("ops", "--runtime", "aot", "--json")
     assert result.returncode == 0, result.stderr
     detail = json.loads(result.stdout)["detail"]
-    for op in ("ADD", "SUB", "MUL", "LEAKY_RELU", "PAD", "PADV2", "STRIDED_SLICE", "AVERAGE_POOL_2D", "MAX_POOL_2D"):
+    for op in ("ADD", "SUB", "MUL", "LEAKY_RELU", "PAD", "PADV2", "STRIDED_SLICE", "AVERAGE_POOL_2D", "MAX_POOL_2D",
+               "LOGISTIC", "TANH", "SOFTMAX", "MEAN"):
         assert "int16" in detail[op]["aot"]["variants"], op
     for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
         assert any(v.startswith("16x8") for v in detail[op]["aot"]["variants"]), op
@@ -139,6 +200,20 @@ def test_a_16x8_model_deploys_bit_exact_on_qemu_cortex_m4(tmp_path):
     model = to_16x8(audio_block, [(1, 12, 4)])
     assert {"PAD", "CONV_2D", "LEAKY_RELU", "STRIDED_SLICE", "SUB", "TRANSPOSE_CONV", "ADD"} <= set(model.op_names())
     report = _deploy(model, "qemu-cortex-m4", np.random.default_rng(3).uniform(-2, 2, (5, 1, 12, 4)), tmp_path)
+    assert (report["runtime"], report["passed"], report["bit_exact"]) == ("aot", True, 1.0)
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="needs qemu-system-arm and arm-none-eabi-gcc")
+def test_int16_logistic_tanh_softmax_mean_deploy_bit_exact_on_qemu_cortex_m4(tmp_path):
+    tf = _tf()
+
+    def head(x):
+        return tf.reduce_mean(tf.nn.softmax(tf.tanh(x * 2.0) * 3.0) * tf.sigmoid(x), axis=[1])
+
+    model = to_16x8(head, [(4, 8)])
+    assert {"LOGISTIC", "TANH", "SOFTMAX", "MEAN"} <= set(model.op_names())
+    report = _deploy(model, "qemu-cortex-m4", np.random.default_rng(4).uniform(-2, 2, (5, 1, 4, 8)), tmp_path)
     assert (report["runtime"], report["passed"], report["bit_exact"]) == ("aot", True, 1.0)
 
 

@@ -2,7 +2,7 @@
 bit-exact against tflite-micro's reference kernels.
 
 Each case converts a tiny TF graph to full int8 with the real TFLite converter, lowers every operator
-with tinyedge.aot.nonlinear, compiles the generated C with te_nonlinear.c into a native program
+with their op modules (tinyedge/ops/), compiles the generated C with te_nonlinear.c into a native program
 (cc -O2 -Wall -Wextra -Werror), feeds it hundreds of random inputs including the int8 extremes, and
 compares every output byte with what tflite-micro's interpreter answers for the same input. The same
 generated code then runs on a simulated ATmega328P (simavr) and Cortex-M4 (qemu mps2-an386) against
@@ -24,9 +24,12 @@ import numpy as np
 import pytest
 
 from tinyedge.aot.lowering import Lowered
-from tinyedge.aot.nonlinear import (
-    LOWERINGS, broadcast_geometry, logistic_table, mean_geometry, quantize_multiplier, softmax_parameters,
-)
+from tinyedge.aot.ops import lowerings
+from tinyedge.aot.quant import quantize_multiplier
+from tinyedge.ops.broadcast import broadcast_geometry
+from tinyedge.ops.logistic import logistic_table
+from tinyedge.ops.mean import mean_geometry
+from tinyedge.ops.softmax import softmax_parameters
 from tinyedge.errors import TinyedgeError
 from tinyedge.paths import FIRMWARE_DIR
 from tinyedge.reference import Reference
@@ -38,6 +41,7 @@ FIXED_POINT_C = AOT_DIR / "te_kernels.c"   # te_mul_by_quantized_multiplier, whi
 CC = os.environ.get("CC", shutil.which("cc") or "gcc")
 HOST_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
 SAMPLES = 300
+LOWERINGS = lowerings()
 C_TYPES = {"INT8": "int8_t", "FLOAT32": "float", "INT32": "int32_t"}
 
 
@@ -259,7 +263,7 @@ class Harness:
 
     def _lower(self, op) -> Lowered:
         if op.opcode not in LOWERINGS:
-            raise AssertionError(f"{op.opcode} has no lowering in tinyedge.aot.nonlinear")
+            raise AssertionError(f"{op.opcode} has no AOT lowering")
         return LOWERINGS[op.opcode](self.model, op, self.ptr)
 
     def ptr(self, index: int) -> str:

@@ -58,6 +58,12 @@ def test_every_op_is_lowered_once_and_the_registry_knows_it():
     assert set(lowerings()) == set(registry.OPS)
 
 
+def test_every_op_but_the_convolutions_is_one_module():
+    assert {op.name for op in registry.LOWERED_OPS} == {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
+    assert set(registry.PREPARED) == set(registry.OPS) - {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
+    assert all(callable(module.prepare) for module in registry.OP_MODULES)
+
+
 @needs_real
 def test_an_op_registered_in_the_wrong_family_fails_in_python(monkeypatch):
     model = load_tflite(REAL / "kws_ref_model.tflite")

@@ -1,10 +1,9 @@
 """The AOT runtime: an int8 .tflite compiled ahead of time to plain C99, bit-exact with TFLM's reference kernels.
 
 - `compiler.compile_model(model)`: the whole model as one C function over one static arena (te_model.c/.h).
-- `ops`: the lowerings by family (`LOWERINGS_BY_FAMILY`: core ops here, `nonlinear.LOWERINGS`,
-  `recurrent.LOWERINGS` with SVDF and UNIDIRECTIONAL_SEQUENCE_LSTM, whose state persists across
-  inferences), plus the op modules of tinyedge/ops/ rendered by `opdata`; `lowerings()` and
-  `check_supported(model)`, which read the op registry (tinyedge.ops.registry).
+- `ops`: the convolutions' and FULLY_CONNECTED's lowerings, plus every other op from its op module of
+  tinyedge/ops/ rendered by `opdata` (SVDF and UNIDIRECTIONAL_SEQUENCE_LSTM keep their state across
+  inferences); `lowerings()` and `check_supported(model)`, which read the op registry (tinyedge.ops.registry).
 - `opdata`: the C rendering of the OpData an op module's prepare step returns.
 - `planner.plan_memory(buffers)`: the arena plan from tensor lifetimes.
 - `quant`: TFLM's multiplier, activation-range and padding arithmetic, done at generation time.

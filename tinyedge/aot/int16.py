@@ -13,11 +13,15 @@ from __future__ import annotations
 import numpy as np
 
 from tinyedge.aot import opdata
-from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, c_int, op_prefix, requant_tables, require, table
-from tinyedge.aot.nonlinear import add_parameters, broadcast_geometry, c_float, mul_parameters
+from tinyedge.aot.lowering import (
+    Lowered, Lowering, PointerOf, Table, c_float, c_int, op_prefix, requant_tables, require, table,
+)
 from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier, zero_point
 from tinyedge.ops import pad, strided_slice, transpose_conv
+from tinyedge.ops.add import add_parameters
+from tinyedge.ops.broadcast import broadcast_geometry
 from tinyedge.ops.conv import fc_multipliers, window
+from tinyedge.ops.mul import mul_parameters
 from tinyedge.ops.opdata import GatherData
 from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel
 
@@ -270,7 +274,7 @@ def activation_input(op: Operator) -> int:
 
 def is_int16_variant(model: TfliteModel, op: Operator) -> bool:
     """The op runs its int16 variant: its activation input is int16 (QUANTIZE: float32 in, int16 out;
-    QUANTIZE from int16 requantizes in tinyedge.aot.nonlinear)."""
+    QUANTIZE from int16 requantizes in tinyedge.ops.quantize)."""
     in_type, out_type = model.tensors[activation_input(op)].type_name, model.tensors[op.outputs[0]].type_name
     if op.opcode == "QUANTIZE":
         return (in_type, out_type) == ("FLOAT32", "INT16")

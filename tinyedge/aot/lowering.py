@@ -37,6 +37,13 @@ def c_int(value: int) -> str:
     return "(-2147483647 - 1)" if value == INT32_MIN else str(value)
 
 
+def c_float(value: float) -> str:
+    """An exact C99 hexadecimal literal for a float32 value, e.g. 0x1.813d8ap-6f."""
+    mantissa, exponent = float(np.float32(value)).hex().split("p")
+    mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
+    return f"{mantissa}p{exponent}f"
+
+
 def c_array(values: Sequence[int] | np.ndarray, per_line: int = 16) -> str:
     flat = [c_int(v) for v in np.asarray(values).ravel()]
     lines = [", ".join(flat[i:i + per_line]) for i in range(0, len(flat), per_line)]

@@ -1,12 +1,12 @@
-"""The AOT op registry, by op family: the core lowerings of this module (convolutions, pools, FC,
-layout ops; te_kernels.c and te_dsp.c), the nonlinear and elementwise ones of `tinyedge.aot.nonlinear`
-and the recurrent ones of `tinyedge.aot.recurrent`; and the check that refuses the rest."""
+"""The AOT lowerings of the convolutions and FULLY_CONNECTED (te_kernels.c and te_dsp.c), every other op's
+lowering from its op module (tinyedge/ops/*.py, rendered by `tinyedge.aot.opdata`), and the check that
+refuses the rest."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from tinyedge.aot import int16, nonlinear, opdata, recurrent
+from tinyedge.aot import int16, opdata
 from tinyedge.aot.lowering import (
     Lowered, Lowering, PointerOf, Table, op_prefix, requant_tables, require, table, uses_dsp,
 )
@@ -336,66 +336,21 @@ def lower_fully_connected(model: TfliteModel, op: Operator, ptr: PointerOf) -> L
     return Lowered(tables, call)
 
 
-def _lower_pool(kernel: str):
-    def lower(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
-        in_t, out_t = _int8_tensors(model, op)
-        o, prefix = op.options, op_prefix(op)
-        window = _window(op, in_t, out_t, int(o.filterHeight), int(o.filterWidth), o)
-        act_min, act_max = activation_range(op.activation, out_t)
-        return Lowered([window], f"{kernel}({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, &{prefix}win, {act_min}, {act_max});")
-    return lower
-
-
-def lower_concatenation(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
-    out_t = model.tensors[op.outputs[0]]
-    require(op.activation == "NONE", op, "has a fused activation")
-    axis = int(op.options.axis) % len(out_t.shape)
-    outer = int(np.prod(out_t.shape[:axis], dtype=np.int64))
-    row = int(np.prod(out_t.shape[axis:], dtype=np.int64)) * out_t.dtype.itemsize
-    calls, column = [], 0
-    for index in op.inputs:
-        t = model.tensors[index]
-        block = int(np.prod(t.shape[axis:], dtype=np.int64)) * t.dtype.itemsize
-        kernel = "te_copy_blocks_const" if t.is_constant else "te_copy_blocks"
-        calls.append(f"{kernel}((uint8_t *){ptr(op.outputs[0])} + {column}, (const uint8_t *){ptr(index)}, "
-                     f"{outer}, {block}, {row});")
-        column += block
-    return Lowered([], " ".join(calls))
-
-
-def lower_alias(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
-    """RESHAPE/SQUEEZE share their input's buffer; only a constant input needs copying."""
-    source = model.tensors[op.inputs[0]]
-    if source.is_constant:
-        return Lowered([], f"te_copy_blocks_const((uint8_t *){ptr(op.outputs[0])}, (const uint8_t *){ptr(op.inputs[0])}, "
-                           f"1, {source.nbytes}, {source.nbytes});")
-    return Lowered()
-
-
 CORE_LOWERINGS: dict[str, Lowering] = {
     "CONV_2D": lower_conv2d,
     "DEPTHWISE_CONV_2D": lower_depthwise_conv2d,
     "FULLY_CONNECTED": lower_fully_connected,
-    "AVERAGE_POOL_2D": _lower_pool("te_average_pool"),
-    "MAX_POOL_2D": _lower_pool("te_max_pool"),
-    "CONCATENATION": lower_concatenation,
-    "RESHAPE": lower_alias,
-    "SQUEEZE": lower_alias,
 }
 
 
-# Every op the AOT compiler lowers, by family: the kernels of te_kernels.c (and te_dsp.c), of
-# te_nonlinear.c and of te_recurrent.c. tinyedge.ops.registry says the same per op (its family, C files,
-# DSP kernel and which other runtimes run it); a test keeps the two in step.
-LOWERINGS_BY_FAMILY: dict[str, dict[str, Lowering]] = {
-    "core": CORE_LOWERINGS,
-    "nonlinear": nonlinear.LOWERINGS,
-    "recurrent": recurrent.LOWERINGS,
-}
+# The ops this module lowers, by family (te_kernels.c and te_dsp.c's); tinyedge.ops.registry's LOWERED_OPS
+# says the same per op (its family, C files, DSP kernel and which other runtimes run it); a test keeps the
+# two in step.
+LOWERINGS_BY_FAMILY: dict[str, dict[str, Lowering]] = {"core": CORE_LOWERINGS}
 
 
 def lowerings() -> dict[str, Lowering]:
-    """Every op's lowering: the families' above and the op modules' (tinyedge/ops/*.py) prepare steps."""
+    """Every op's lowering: the convolutions' above and the op modules' (tinyedge/ops/*.py) prepare steps."""
     modules = {name: opdata.lowering(module.prepare) for name, module in registry.PREPARED.items()}
     every = {**modules, **{op: lower for family in LOWERINGS_BY_FAMILY.values() for op, lower in family.items()}}
     return {name: int16.dispatch(name, lower) for name, lower in every.items()}

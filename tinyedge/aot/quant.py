@@ -41,6 +41,21 @@ def zero_point(t: Tensor) -> int:
     return int(t.zero_point[0]) if t.zero_point.size else 0
 
 
+def checked_log2(x: float) -> tuple[int, bool]:
+    """tflite::CheckedLog2: logf(x) * (1 / logf(2)) in float rounded half away, and whether x is a power of
+    two (the log within 1e-3 of that integer)."""
+    value = np.float32(np.log(np.float32(x))) * (np.float32(1.0) / np.float32(np.log(np.float32(2.0))))
+    rounded = np.float32(math.copysign(math.floor(abs(float(value)) + 0.5), float(value)))
+    return int(rounded), abs(float(np.float32(value - rounded))) < float(np.float32(1e-3))
+
+
+def tensor_scale(t: Tensor) -> float:
+    """The tensor's float32 scale, widened to double as static_cast<double>(params.scale) does."""
+    if t.scale.size == 0:
+        raise TinyedgeError(f"tensor '{t.name}' has no quantization parameters: quantize the model to full int8 first.")
+    return float(np.float32(t.scale[0]))
+
+
 def _f32(x: float | np.floating) -> float:
     return float(np.float32(x))
 

@@ -4,6 +4,8 @@ it (LOGISTIC, TANH) and the viper generator its SOFTMAX exponentials; the tests 
 
 from __future__ import annotations
 
+import math
+
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 
 
@@ -120,3 +122,10 @@ def tanh(a: int, integer_bits: int) -> int:
     if a == 0:
         return 0
     return wrap32(-t) if a < 0 else t
+
+
+def calculate_input_radius(input_integer_bits: int, input_left_shift: int, total_signed_bits: int = 31) -> int:
+    """TFLM's CalculateInputRadius: the largest input magnitude the rescaled fixed-point input can hold."""
+    max_input_rescaled = (1.0 * ((1 << input_integer_bits) - 1) * (1 << (total_signed_bits - input_integer_bits))
+                          / (1 << input_left_shift))
+    return math.floor(max_input_rescaled)

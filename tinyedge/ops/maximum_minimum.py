@@ -4,7 +4,7 @@ the converter gives inputs and output one quantization), over a broadcast walk (
 from __future__ import annotations
 
 from tinyedge.aot.lowering import require_types
-from tinyedge.aot.nonlinear import broadcast_geometry
+from tinyedge.ops.broadcast import broadcast_geometry
 from tinyedge.ops.opdata import BroadcastData
 from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, TfliteModel

@@ -2,7 +2,7 @@
 generation time, for the AOT C emitter (tinyedge.aot.opdata) and the viper emitter to render.
 
 - `LutData`: an int8 -> int8 op whose output depends on the input byte alone, as its 256-entry table.
-- `BroadcastData`: a binary elementwise op over a broadcast walk (tinyedge.aot.nonlinear's geometry).
+- `BroadcastData`: a binary elementwise op over a broadcast walk (tinyedge.ops.broadcast's geometry).
 - `PadData`: a 4-D constant pad.
 - `TransposeConvData`: TRANSPOSE_CONV's geometry (te_window_t's fields, the output as the window's
   output) and requantization.
@@ -13,6 +13,9 @@ generation time, for the AOT C emitter (tinyedge.aot.opdata) and the viper emitt
 - `ArgData`: ARG_MAX/ARG_MIN's walk: the index of the first largest (smallest) value along one axis.
 - `GatherData`: a layout op that walks its output in order and reads its input at an offset plus
   strides (slices, permutations), in 4 dimensions.
+- `PoolData`, `ConcatData`, `AliasData` (RESHAPE/SQUEEZE), `MeanData`, `SoftmaxData`, `Softmax16Data`,
+  `SigmoidTableData` (int16 LOGISTIC/TANH), `RequantizeData`, `FloatQuantizeData`, `SvdfData`, `LstmData`:
+  one op's (or op pair's) own preparation.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class BroadcastData:
     params_type: str = ""        # a struct of tinyedge.ops.cstructs, or "" for none
     params: tuple[int, ...] = ()
     flag: int = 0                # one extra small argument (MAXIMUM: 1, MINIMUM: 0)
+    dsp_kernel: str = ""         # te_dsp.c's short form (same shapes, no broadcast), on cores with the DSP extension
 
 
 @dataclass(frozen=True)
@@ -78,4 +82,113 @@ class TransposeConvData:
     activation_range: tuple[int, int]
 
 
-OpData = ArgData | LutData | BroadcastData | GatherData | PadData | ReduceData | RowGatherData | TransposeConvData
+@dataclass(frozen=True)
+class PoolData:
+    kernel: str                              # "average_pool" or "max_pool"
+    window: tuple[int, ...]                  # te_window_t's fields
+    activation_range: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class ConcatData:
+    outer: int                               # blocks per input (the dims before the axis)
+    row_bytes: int                           # bytes of one output row (the dims from the axis)
+    block_bytes: tuple[int, ...]             # bytes of each input's block, in input order
+
+
+@dataclass(frozen=True)
+class AliasData:
+    """The output is the input's bytes under another shape: no code, unless the input is a constant."""
+    copy_bytes: int                          # bytes to copy from a constant input (0: shares its input's buffer)
+
+
+@dataclass(frozen=True)
+class MeanData:
+    kept_sizes: tuple[int, ...]
+    kept_strides: tuple[int, ...]
+    reduced_sizes: tuple[int, ...]
+    reduced_strides: tuple[int, ...]
+    count: int                               # elements averaged into each output
+    input_zero_point: int
+    multiplier: int
+    shift: int
+    output_zero_point: int
+    element_type: str = "int8"               # or "int16" (te_mean_s16)
+
+    @property
+    def geometry(self) -> tuple[int, ...]:
+        """te_mean_s8's `geom` table."""
+        return (len(self.kept_sizes), len(self.reduced_sizes), *self.kept_sizes, *self.kept_strides,
+                *self.reduced_sizes, *self.reduced_strides)
+
+
+@dataclass(frozen=True)
+class SoftmaxData:
+    outer: int
+    depth: int
+    multiplier: int
+    left_shift: int
+    diff_min: int
+    output_type: str                         # "int8", or "int16" (int8 -> int16)
+
+
+@dataclass(frozen=True)
+class Softmax16Data:
+    """SOFTMAX int16 -> int16: TFLM's two 513-entry LUTs (computed at its Prepare) and the input rescaling."""
+    outer: int
+    depth: int
+    input_multiplier: int
+    input_left_shift: int
+    exp_lut: tuple[int, ...]
+    one_over_one_plus_x_lut: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SigmoidTableData:
+    """LOGISTIC or TANH int16 (`kernel` "logistic_s16" / "tanh_s16"): TFLM's sigmoid table, interpolated."""
+    kernel: str
+    input_multiplier: int                    # 0: a power-of-two input scale
+    input_left_shift: int
+    table: tuple[int, ...]                   # sigmoid_table_uint16
+
+
+@dataclass(frozen=True)
+class RequantizeData:
+    """QUANTIZE between integer types: out = requantized(in - in_zp) + out_zp."""
+    count: int
+    input_zero_point: int
+    multiplier: int
+    shift: int
+    output_zero_point: int
+    input_bytes: int = 1
+    output_bytes: int = 1
+
+
+@dataclass(frozen=True)
+class FloatQuantizeData:
+    """QUANTIZE from float32 (`kernel` "quantize_f32_s8") or DEQUANTIZE to float32 ("dequantize_s8_f32")."""
+    kernel: str
+    count: int
+    scale: float
+    zero_point: int
+
+
+@dataclass(frozen=True)
+class SvdfData:
+    params: tuple[int, ...]                  # te_svdf_params_t's fields
+    folds: tuple[int, ...] | None            # per filter: the input and state offsets times the weight sums (int8)
+    int16_state: bool = False                # int16 time weights and state (te_svdf_s16)
+
+
+@dataclass(frozen=True)
+class LstmData:
+    params: tuple[int, ...]                  # te_lstm_s8's parameters, in lstm_parameters' order
+    biases: tuple[tuple[int, ...], ...]      # the eight folded gate biases (16x8: the four input biases)
+    wide: tuple[int, ...] | None             # the weights as SMLAD pairs (DSP cores), None where rows are not 4n long
+    sigmoid: tuple[int, ...]                 # TFLM's sigmoid_table_uint16
+    activations: str = "int8"                # or "int16" (16x8: the four input biases, int64; te_lstm_s16)
+
+
+OpData = (LutData | BroadcastData | GatherData | PadData | RowGatherData | TransposeConvData | PoolData | ConcatData
+          | AliasData | MeanData | SoftmaxData | Softmax16Data | SigmoidTableData | RequantizeData | FloatQuantizeData
+          | SvdfData | LstmData | ReduceData | ArgData)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyedge.aot.lowering import require_types
-from tinyedge.aot.nonlinear import broadcast_geometry
+from tinyedge.ops.broadcast import broadcast_geometry
 from tinyedge.aot.quant import quantize_multiplier, zero_point
 from tinyedge.ops.opdata import BroadcastData
 from tinyedge.ops.support import OpSupport

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from tinyedge.aot.lowering import require, require_types
-from tinyedge.aot.nonlinear import mean_geometry
+from tinyedge.ops.mean import mean_geometry
 from tinyedge.ops.opdata import ReduceData
 from tinyedge.ops.support import NOT_YET_VIPER, OpSupport
 from tinyedge.tflite_model import Operator, TfliteModel
@@ -27,4 +27,6 @@ def prepare(model: TfliteModel, op: Operator) -> ReduceData:
             "has an output quantized unlike its input")
     geometry = mean_geometry(inp.shape, [int(a) for a in np.asarray(axes.data).reshape(-1)])
     require(math.prod(geometry.kept_sizes) == out.size, op, "has an output shape its axes do not give")
-    return ReduceData(tuple(geometry.as_array()), op.opcode == "REDUCE_MAX")
+    table = (len(geometry.kept_sizes), len(geometry.reduced_sizes), *geometry.kept_sizes, *geometry.kept_strides,
+             *geometry.reduced_sizes, *geometry.reduced_strides)
+    return ReduceData(table, op.opcode == "REDUCE_MAX")

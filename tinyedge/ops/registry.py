@@ -26,36 +26,16 @@ from tinyedge.tflm_tree import OP_TABLE
 
 RUNTIMES = tuple(sorted(plugins.RUNTIMES))   # aot, tflm, viper
 
-# The ops lowered by tinyedge.aot's own modules (ops.py, nonlinear.py, recurrent.py).
+# The ops lowered by tinyedge.aot.ops (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED: te_kernels.c and te_dsp.c).
 LOWERED_OPS: tuple[OpSupport, ...] = (
-    OpSupport("ADD", "nonlinear", dsp="te_dsp_add_s8"),
-    OpSupport("AVERAGE_POOL_2D", "core"),
-    OpSupport("CONCATENATION", "core", ("int8", "uint8", "int16", "int32")),
     OpSupport("CONV_2D", "core", ("int8", "int8 grouped (portable kernel)"), dsp="te_dsp_conv2d",
               viper_variants=("int8", "int8 grouped")),
     OpSupport("DEPTHWISE_CONV_2D", "core", dsp="te_dsp_depthwise_conv2d"),
-    OpSupport("DEQUANTIZE", "nonlinear", ("int8->float32",),
-              viper="MicroPython's viper code has no float32 arithmetic on the arena's bytes, and its model I/O is int8"),
     OpSupport("FULLY_CONNECTED", "core", dsp="te_dsp_fully_connected"),
-    OpSupport("LOGISTIC", "nonlinear"),
-    OpSupport("MAX_POOL_2D", "core"),
-    OpSupport("MEAN", "nonlinear"),
-    OpSupport("MUL", "nonlinear"),
-    OpSupport("QUANTIZE", "nonlinear", ("float32->int8", "int8->int8", "int16->int8", "int8->int16", "int8->int32",
-                                        "int16->int16", "int16->int32", "int32->int8", "int32->int16"),
-              viper_variants=("int8->int8",)),
-    OpSupport("RESHAPE", "core", ("any",)),
-    OpSupport("SOFTMAX", "nonlinear", ("int8", "int8->int16")),
-    OpSupport("SQUEEZE", "core", ("any",)),
-    OpSupport("SVDF", "recurrent", ("int8", "int8 (int16 time weights and state)"),
-              viper_variants=("int8",)),
-    OpSupport("TANH", "nonlinear"),
-    OpSupport("UNIDIRECTIONAL_SEQUENCE_LSTM", "recurrent", ("int8 (int16 cell state)",),
-              dsp="te_lstm_s8 (SMLAD weights)"),
 )
 
 # Modules of this package that are not op modules.
-NOT_OP_MODULES = frozenset({"conv", "cstructs", "fixedpoint", "opdata", "registry", "support"})
+NOT_OP_MODULES = frozenset({"broadcast", "conv", "cstructs", "fixedpoint", "opdata", "registry", "support"})
 
 
 def _op_modules() -> tuple[ModuleType, ...]:

@@ -3,8 +3,8 @@ scale) with the second scaled input subtracted, over a broadcast walk (te_nonlin
 
 from __future__ import annotations
 
-from tinyedge.aot.lowering import require_types
-from tinyedge.aot.nonlinear import add_parameters, broadcast_geometry
+from tinyedge.ops.add import add_parameters
+from tinyedge.ops.broadcast import int8_operands, walk
 from tinyedge.ops.opdata import BroadcastData
 from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, TfliteModel
@@ -13,8 +13,5 @@ SUPPORTS = (OpSupport("SUB", "nonlinear"),)
 
 
 def prepare(model: TfliteModel, op: Operator) -> BroadcastData:
-    a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
-    require_types(model, op, {a: "INT8", b: "INT8", dst: "INT8"})
-    tensors = [model.tensors[i] for i in (a, b, dst)]
-    return BroadcastData("sub_s8", tuple(broadcast_geometry(*(t.shape for t in tensors))), "te_add_params_t",
-                         tuple(add_parameters(*tensors, op.activation)))
+    tensors = int8_operands(model, op)
+    return BroadcastData("sub_s8", walk(tensors), "te_add_params_t", tuple(add_parameters(*tensors, op.activation)))

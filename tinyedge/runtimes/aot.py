@@ -11,9 +11,9 @@ from tinyedge.aot.compiler import (
     DSP_FILES, KERNEL_FILES, MODEL_HEADER, MODEL_SOURCE, NONLINEAR_FILES, AotProgram, AotStats, compile_model,
 )
 from tinyedge.aot.m0plus import M0PLUS_ARCHITECTURES, M0PLUS_FILES, use_m0plus_kernels, uses_m0plus_kernels
-from tinyedge.aot.recurrent import LOWERINGS as RECURRENT_LOWERINGS
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
+from tinyedge.ops import registry
 from tinyedge.paths import FIRMWARE_DIR
 from tinyedge.runtimes import FirmwareAllowance, Runtime, RuntimeSources, check_model_fits_flash
 from tinyedge.tflite_model import TfliteModel
@@ -48,7 +48,7 @@ def has_dsp(board: Board) -> bool:
     return board.arch in DSP_ARCHITECTURES
 
 
-RECURRENT_OPS = frozenset(RECURRENT_LOWERINGS)
+RECURRENT_OPS = frozenset(name for name, op in registry.OPS.items() if op.family == "recurrent")
 
 
 def compile_for(model: TfliteModel, board: Board) -> AotProgram:

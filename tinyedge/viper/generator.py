@@ -8,7 +8,6 @@ Weights become `bytes`, per-op tables packed int32 `bytes`, the arena one `bytea
 
 from __future__ import annotations
 
-import math
 import struct
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -17,22 +16,20 @@ import numpy as np
 
 from tinyedge import __version__
 from tinyedge.aot.compiler import compile_model, state_tensors
-from tinyedge.aot.nonlinear import (
-    add_parameters, broadcast_geometry, logistic_table, mean_geometry, mean_multiplier, mul_parameters, softmax_parameters,
-    tanh_table,
-)
-from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier, zero_point
-from tinyedge.aot.recurrent import (
-    LSTM_CELL, LSTM_HIDDEN, LSTM_INPUT, LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS, SVDF_INPUT, SVDF_STATE,
-    folded_gate_biases, lstm_parameters, sigmoid_table, svdf_multipliers,
-)
+from tinyedge.aot.quant import activation_range, per_channel_multipliers
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops.conv import accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
 from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
-from tinyedge.ops.opdata import GatherData, LutData, PadData, RowGatherData, TransposeConvData
+from tinyedge.ops.broadcast import broadcast_geometry
+from tinyedge.ops.lstm import LSTM_CELL, LSTM_HIDDEN, LSTM_INPUT, LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS
+from tinyedge.ops.opdata import (
+    AliasData, BroadcastData, ConcatData, GatherData, LstmData, LutData, MeanData, PadData, PoolData, RequantizeData,
+    RowGatherData, SigmoidTableData, Softmax16Data, SoftmaxData, SvdfData, TransposeConvData,
+)
 from tinyedge.ops.registry import PREPARED, viper_ops, viper_refusal
 from tinyedge.ops.transpose_conv import BIAS as TRANSPOSE_CONV_BIAS
 from tinyedge.ops.transpose_conv import INPUT as TRANSPOSE_CONV_INPUT
+from tinyedge.ops.svdf import SVDF_INPUT, SVDF_STATE
 from tinyedge.ops.transpose_conv import WEIGHTS as TRANSPOSE_CONV_WEIGHTS
 from tinyedge.protocol import DeviceInfo, PROTOCOL_VERSION, TensorInfo, encode_info
 from tinyedge.templating import hash_comment
@@ -270,13 +267,10 @@ def _emit_dense(e: _Emitter, op: Operator, weights: np.ndarray, multipliers: lis
     e.macs += batches * depth * n_out
 
 
-def _emit_pool(e: _Emitter, op: Operator, kernel: str) -> None:
-    in_t, out_t = _require_4d(op, e.model)
-    o = op.options
-    act_min, act_max = activation_range(op.activation, out_t)
-    geometry = window(in_t, out_t, int(o.filterHeight), int(o.filterWidth), o)
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *geometry.values(), 0, act_min, act_max]
-    e.calls.append(f"k.{kernel}(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+def _emit_pool(e: _Emitter, op: Operator, data: PoolData) -> None:
+    _require_4d(op, e.model)
+    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *data.window, 0, *data.activation_range]
+    e.calls.append(f"k.{data.kernel}(A, {e.const(f'P{op.index}', i32_bytes(params))})")
 
 
 def _source(e: _Emitter, op: Operator, index: int) -> tuple[str, int]:
@@ -307,11 +301,10 @@ def _split(multiplier: int) -> list[int]:
     return [multiplier >> 16, multiplier & 0xFFFF]
 
 
-def _emit_add(e: _Emitter, op: Operator, kernel: str = "add", rescaling: Sequence[int] = ()) -> None:
-    """ADD, or SUB (kernel "sub") with its prepared rescalings (te_add_params_t's fields)."""
+def _emit_add(e: _Emitter, op: Operator, kernel: str, rescaling: Sequence[int]) -> None:
+    """ADD, or SUB (kernel "sub"), with its prepared rescalings (te_add_params_t's fields)."""
     sources, walk = _binary_operands(e, op)
-    (a_off, a_mult, a_shift, b_off, b_mult, b_shift, left, o_mult, o_shift, o_zp, act_min, act_max) = rescaling or \
-        add_parameters(*(e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])), op.activation)
+    (a_off, a_mult, a_shift, b_off, b_mult, b_shift, left, o_mult, o_shift, o_zp, act_min, act_max) = rescaling
     params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk,
               a_off, *_split(a_mult), a_shift, b_off, *_split(b_mult), b_shift, left,
               *_split(o_mult), o_shift, o_zp, act_min, act_max]
@@ -332,7 +325,10 @@ def _emit_prelu(e: _Emitter, op: Operator, rescaling: Sequence[int]) -> None:
 def _emit_prepared(e: _Emitter, op: Operator) -> None:
     """An op module's OpData (tinyedge.ops.opdata), as viper calls."""
     data = PREPARED[op.opcode].prepare(e.model, op)
-    if isinstance(data, LutData):
+    emit = PREPARED_EMITTERS.get(type(data))
+    if emit is not None:
+        emit(e, op, data)
+    elif isinstance(data, LutData):
         _emit_table(e, op, list(data.table))
     elif isinstance(data, PadData):
         params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *data.in_dims, *data.out_dims, *data.before, data.value]
@@ -346,8 +342,10 @@ def _emit_prepared(e: _Emitter, op: Operator) -> None:
     elif isinstance(data, GatherData):
         params = [e.at(op.inputs[0]) + data.in_offset, e.at(op.outputs[0]), *data.out_dims, *data.in_strides]
         e.calls.append(f"k.transpose(A, {e.const(f'P{op.index}', i32_bytes(params))})")
-    elif data.kernel == "sub_s8":
-        _emit_add(e, op, "sub", data.params)
+    elif data.kernel in ("add_s8", "sub_s8"):
+        _emit_add(e, op, data.kernel[:3], data.params)
+    elif data.kernel == "mul_s8":
+        _emit_mul(e, op, data)
     elif data.kernel == "prelu_s8":
         _emit_prelu(e, op, data.params)
     else:
@@ -362,56 +360,42 @@ def _check_shifted(op: Operator, magnitude: int, shift: int) -> None:
         raise _refuse(op, f"could reach {magnitude << max(shift, 0):,} before its rescaling, beyond int32")
 
 
-def _emit_mul(e: _Emitter, op: Operator) -> None:
+def _emit_mul(e: _Emitter, op: Operator, data: BroadcastData) -> None:
     sources, walk = _binary_operands(e, op)
-    a_off, b_off, multiplier, shift, o_zp, act_min, act_max = mul_parameters(
-        *(e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])), op.activation)
+    a_off, b_off, multiplier, shift, o_zp, act_min, act_max = data.params
     _check_shifted(op, (128 + abs(a_off)) * (128 + abs(b_off)), shift)
     params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk, a_off, b_off, *_split(multiplier), shift,
               o_zp, act_min, act_max]
     e.calls.append(f"k.mul(A, {sources[0][0]}, {sources[1][0]}, {e.const(f'P{op.index}', i32_bytes(params))})")
 
 
-def _emit_concatenation(e: _Emitter, op: Operator) -> None:
-    """One block copy per input, as the AOT's te_copy_blocks."""
-    out_t = e.model.tensors[op.outputs[0]]
-    if op.activation != "NONE":
-        raise _refuse(op, "has a fused activation")
-    axis = int(op.options.axis) % len(out_t.shape)
-    outer, row = math.prod(out_t.shape[:axis]), math.prod(out_t.shape[axis:])
+def _emit_concatenation(e: _Emitter, op: Operator, data: ConcatData) -> None:
+    """One block copy per input, as the AOT's te_copy_blocks (int8: bytes are elements)."""
     dst, column, calls = e.at(op.outputs[0]), 0, []
-    for index in op.inputs:
-        block = math.prod(e.model.tensors[index].shape[axis:])
+    for index, block in zip(op.inputs, data.block_bytes):
         buffer, offset = _source(e, op, index)
-        p = e.const(f"P{op.index}_{index}", i32_bytes([dst + column, offset, outer, block, row]))
+        p = e.const(f"P{op.index}_{index}", i32_bytes([dst + column, offset, data.outer, block, data.row_bytes]))
         calls.append(f"k.copy_blocks(A, {buffer}, {p})")
         column += block
     e.calls.append("; ".join(calls))
 
 
-def _emit_mean(e: _Emitter, op: Operator) -> None:
-    inp, out, axes = (e.model.tensors[i] for i in (op.inputs[0], op.outputs[0], op.inputs[1]))
-    if axes.data is None:
-        raise _refuse(op, "takes its axes at run time")
-    geometry = mean_geometry(inp.shape, [int(a) for a in np.asarray(axes.data).reshape(-1)])
-    if len(geometry.kept_sizes) > 3 or len(geometry.reduced_sizes) > 3:
+def _emit_mean(e: _Emitter, op: Operator, data: MeanData) -> None:
+    if len(data.kept_sizes) > 3 or len(data.reduced_sizes) > 3:
         raise _refuse(op, "keeps or reduces more than 3 separate dimensions")
-    multiplier, shift = mean_multiplier(float(np.float32(inp.scale[0])), float(np.float32(out.scale[0])), geometry.count)
-    _check_shifted(op, 256 * geometry.count, shift)
-    kept, reduced = 3 - len(geometry.kept_sizes), 3 - len(geometry.reduced_sizes)
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *[1] * kept, *geometry.kept_sizes, *[0] * kept,
-              *geometry.kept_strides, *[1] * reduced, *geometry.reduced_sizes, *[0] * reduced, *geometry.reduced_strides,
-              int(inp.zero_point[0]) * geometry.count, *_split(multiplier), shift, int(out.zero_point[0])]
+    _check_shifted(op, 256 * data.count, data.shift)
+    kept, reduced = 3 - len(data.kept_sizes), 3 - len(data.reduced_sizes)
+    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *[1] * kept, *data.kept_sizes, *[0] * kept,
+              *data.kept_strides, *[1] * reduced, *data.reduced_sizes, *[0] * reduced, *data.reduced_strides,
+              data.input_zero_point * data.count, *_split(data.multiplier), data.shift, data.output_zero_point]
     e.calls.append(f"k.mean(A, {e.const(f'P{op.index}', i32_bytes(params))})")
 
 
-def _emit_quantize(e: _Emitter, op: Operator) -> None:
+def _emit_quantize(e: _Emitter, op: Operator, data: RequantizeData) -> None:
     """QUANTIZE int8 -> int8 (a requantization); other types never reach here (`at` refuses them)."""
-    inp, out = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
     src, dst = e.at(op.inputs[0]), e.at(op.outputs[0])
-    multiplier, shift = quantize_multiplier(float(np.float32(inp.scale[0])) / float(np.float32(out.scale[0])))
-    _check_shifted(op, 256, shift)
-    params = [src, dst, inp.size, int(inp.zero_point[0]), *_split(multiplier), shift, int(out.zero_point[0])]
+    _check_shifted(op, 256, data.shift)
+    params = [src, dst, data.count, data.input_zero_point, *_split(data.multiplier), data.shift, data.output_zero_point]
     e.calls.append(f"k.requantize(A, {e.const(f'P{op.index}', i32_bytes(params))})")
 
 
@@ -428,17 +412,14 @@ def softmax_exp_table(multiplier: int, left_shift: int, diff_min: int) -> list[i
     return table
 
 
-def _emit_softmax(e: _Emitter, op: Operator) -> None:
-    inp, out = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
-    if int(out.zero_point[0]) != -128 or np.float32(out.scale[0]) != np.float32(1.0 / 256):
+def _emit_softmax(e: _Emitter, op: Operator, data: SoftmaxData) -> None:
+    if data.output_type != "int8":
         raise _refuse(op, "has an output not quantized with scale 1/256 and zero point -128")
-    depth = inp.shape[-1]
-    if depth > SOFTMAX_MAX_DEPTH:
-        raise _refuse(op, f"has {depth} classes (more than {SOFTMAX_MAX_DEPTH})")
-    beta = float(getattr(op.options, "beta", 1.0))
-    table = softmax_exp_table(*softmax_parameters(beta, float(np.float32(inp.scale[0]))))
+    if data.depth > SOFTMAX_MAX_DEPTH:
+        raise _refuse(op, f"has {data.depth} classes (more than {SOFTMAX_MAX_DEPTH})")
+    table = softmax_exp_table(data.multiplier, data.left_shift, data.diff_min)
     t = e.const(f"E{op.index}", i32_bytes(table))
-    e.calls.append(f"k.softmax(A, {t}, {inp.size // depth}, {e.at(op.inputs[0])}, {e.at(op.outputs[0])}, {depth})")
+    e.calls.append(f"k.softmax(A, {t}, {data.outer}, {e.at(op.inputs[0])}, {e.at(op.outputs[0])}, {data.depth})")
 
 
 def _emit_table(e: _Emitter, op: Operator, table: list[int]) -> None:
@@ -448,34 +429,24 @@ def _emit_table(e: _Emitter, op: Operator, table: list[int]) -> None:
 
 
 def _emit(e: _Emitter, op: Operator) -> None:
-    model = e.model
     code = op.opcode
     if code in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         _emit_conv(e, op, depthwise=code == "DEPTHWISE_CONV_2D")
     elif code == "FULLY_CONNECTED":
         _emit_fully_connected(e, op)
-    elif code in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
-        _emit_pool(e, op, "average_pool" if code == "AVERAGE_POOL_2D" else "max_pool")
-    elif code in SIMPLE_EMITTERS:
-        SIMPLE_EMITTERS[code](e, op)
     elif code in PREPARED:
         _emit_prepared(e, op)
-    elif code == "SOFTMAX":
-        _emit_softmax(e, op)
-    elif code in ("LOGISTIC", "TANH"):
-        inp, out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
-        if code == "LOGISTIC" and int(out.zero_point[0]) != -128:
-            raise _refuse(op, "has an output zero point other than -128")
-        make = logistic_table if code == "LOGISTIC" else tanh_table
-        _emit_table(e, op, make(float(np.float32(inp.scale[0])), int(inp.zero_point[0])))
-    elif code in ("RESHAPE", "SQUEEZE"):
-        e.at(op.inputs[0])   # shares its input's bytes; a constant input is refused there
     if code not in ("RESHAPE", "SQUEEZE"):
         e.calls[-1] += f"  # {op.index}: {code}"
 
 
-def _emit_svdf(e: _Emitter, op: Operator) -> None:
-    """SVDF with the AOT's multipliers (tinyedge.aot.recurrent), its state a variable tensor in the arena."""
+def _emit_alias(e: _Emitter, op: Operator, data: AliasData) -> None:
+    """RESHAPE/SQUEEZE share their input's bytes; a constant input is refused there."""
+    e.at(op.inputs[0])
+
+
+def _emit_svdf(e: _Emitter, op: Operator, data: SvdfData) -> None:
+    """SVDF from the AOT's OpData (tinyedge.ops.svdf), its state a variable tensor in the arena."""
     tensors = [e.model.tensors[i] if i >= 0 else None for i in list(op.inputs) + [-1] * 5]
     inp, weights_feature, weights_time, bias, state = tensors[:5]
     out = e.model.tensors[op.outputs[0]]
@@ -485,10 +456,7 @@ def _emit_svdf(e: _Emitter, op: Operator) -> None:
         raise _refuse(op, "is not int8 throughout (the int16-state variant has no viper kernel yet)")
     if len(inp.shape) != 2 or inp.shape[0] != 1:
         raise _refuse(op, "has an input other than one batch [1, n]")
-    rank = int(getattr(op.options, "rank", 1))
-    n_filter, n_input = weights_feature.shape
-    n_memory = weights_time.shape[1]
-    (m1, s1), (m2, s2) = svdf_multipliers(inp, weights_feature, weights_time, state, out)
+    n_input, n_filter, n_memory, rank, in_zp, state_zp, out_zp, m1, s1, m2, s2 = data.params
     feature = np.asarray(weights_feature.data, dtype=np.int64)
     time = np.asarray(weights_time.data, dtype=np.int64).reshape(n_filter, -1)
     biases = (np.asarray(bias.data, dtype=np.int64).reshape(-1) if bias is not None
@@ -497,7 +465,7 @@ def _emit_svdf(e: _Emitter, op: Operator) -> None:
     unit_time = np.abs(time).sum(axis=1).reshape(-1, rank).sum(axis=1) * 255
     _check_shifted(op, int((np.abs(biases) + unit_time).max()), s2)
     params = [e.at(op.inputs[SVDF_INPUT]), e.offsets[op.inputs[SVDF_STATE]], e.at(op.outputs[0]), n_input, n_filter,
-              n_memory, rank, zero_point(inp), zero_point(state), zero_point(out), *_split(m1), s1, *_split(m2), s2]
+              n_memory, rank, in_zp, state_zp, out_zp, *_split(m1), s1, *_split(m2), s2]
     n = op.index
     wf = e.const(f"W{n}", feature.astype(np.int8).tobytes())
     wt = e.const(f"T{n}", time.astype(np.int8).tobytes())
@@ -506,14 +474,14 @@ def _emit_svdf(e: _Emitter, op: Operator) -> None:
     e.macs += n_filter * (n_input + n_memory)
 
 
-def _emit_lstm(e: _Emitter, op: Operator) -> None:
-    """UNIDIRECTIONAL_SEQUENCE_LSTM as the AOT lowers it (tinyedge.aot.recurrent, whose checks compile_model
-    has already applied): its parameters, folded gate biases and TFLM's sigmoid table; hidden and cell
-    states are variable tensors in the arena."""
-    params = lstm_parameters(e.model, op)
+def _emit_lstm(e: _Emitter, op: Operator, data: LstmData) -> None:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM from the AOT's OpData (tinyedge.ops.lstm): its parameters, folded gate
+    biases and TFLM's sigmoid table; hidden and cell states are variable tensors in the arena."""
+    e.at(op.inputs[LSTM_INPUT])   # the 16x8 variant: int16, which viper does not compute
+    params = data.params
     steps, n_input, n_state = params[:3]
     gates, (fm, fs, im, is_, om, os_, hzp, clip, tanh_m, tanh_s, sigmoid) = params[5:21], params[21:]
-    biases = folded_gate_biases(e.model, op)
+    biases = [np.asarray(b, dtype=np.int64) for b in data.biases]
     weights = [np.asarray(e.model.tensors[op.inputs[i]].data, dtype=np.int64)
                for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS]
     for g in range(4):
@@ -531,14 +499,22 @@ def _emit_lstm(e: _Emitter, op: Operator) -> None:
     n = op.index
     w = e.const(f"W{n}", b"".join(rows.astype(np.int8).tobytes() for rows in weights))
     g_table = e.const(f"G{n}", i32_bytes(np.concatenate(biases)))
-    lut = e.const(f"L{n}", struct.pack(f"<{len(sigmoid_table())}H", *sigmoid_table()))
+    lut = e.const(f"L{n}", struct.pack(f"<{len(data.sigmoid)}H", *data.sigmoid))
     e.calls.append(f"k.lstm(A, {w}, {g_table}, {lut}, {e.const(f'P{n}', i32_bytes(p_values))})")
     e.macs += steps * 4 * n_state * (n_input + n_state)
 
 
-SIMPLE_EMITTERS = {"ADD": _emit_add, "MUL": _emit_mul, "CONCATENATION": _emit_concatenation, "MEAN": _emit_mean,
-                   "QUANTIZE": _emit_quantize, "SVDF": _emit_svdf,
-                   "UNIDIRECTIONAL_SEQUENCE_LSTM": _emit_lstm}
+def _refuse_int16(e: _Emitter, op: Operator, data: SigmoidTableData | Softmax16Data) -> None:
+    """An int16 variant: the viper runtime computes int8 only (`at` says so)."""
+    e.at(op.inputs[0])
+    raise _refuse(op, "is int16")
+
+
+# The OpData kinds of one op each, and their viper rendering (the other kinds: _emit_prepared).
+PREPARED_EMITTERS = {PoolData: _emit_pool, ConcatData: _emit_concatenation, AliasData: _emit_alias,
+                     MeanData: _emit_mean, SoftmaxData: _emit_softmax, RequantizeData: _emit_quantize,
+                     SvdfData: _emit_svdf, LstmData: _emit_lstm, SigmoidTableData: _refuse_int16,
+                     Softmax16Data: _refuse_int16}
 
 
 def tensor_infos(tensors: list[Tensor]) -> list[TensorInfo]:

@@ -29,6 +29,19 @@ TE_FP_STATIC int32_t te_srdhm(int32_t a, int32_t b) {
   return (int32_t)(ab >> 31);
 }
 
+/* CountLeadingZeros of a uint32 (32 for 0), without a 32-bit builtin (int is 16 bits on AVR). */
+TE_FP_STATIC int32_t te_clz32(uint32_t x) {
+  int32_t n = 0;
+  if (x == 0u) {
+    return 32;
+  }
+  while ((x & 0x80000000UL) == 0u) {
+    x <<= 1;
+    n++;
+  }
+  return n;
+}
+
 /* gemmlowp's RoundingDivideByPOT: round half away from zero, exponent in [0, 31]. */
 TE_FP_STATIC int32_t te_rounding_divide_by_pot(int32_t x, int32_t exponent) {
   const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u);

@@ -3,6 +3,7 @@
 #include "te_int16.h"
 
 #include "te_fixedpoint.h"
+#include "te_kernels.h"
 
 #include <string.h>
 
@@ -403,5 +404,201 @@ void te_dequantize_s16_f32(float *out, const int16_t *in, int32_t count, float s
    * integer fits a double, so one float multiply rounds to the same value. */
   for (i = 0; i < count; i++) {
     out[i] = scale * (float)((int32_t)in[i] - zero_point);
+  }
+}
+
+/* The input of reference_integer_ops::Logistic / Tanh for int16, rescaled (the power-of-two case folded in). */
+static void te_s16_sigmoid_scale(int32_t *multiplier, int32_t *left_shift, int32_t *round) {
+  if (*multiplier == 0) {
+    *multiplier = (int32_t)3 << *left_shift;
+    *left_shift = 0;
+  }
+  *round = *left_shift > 0 ? (int32_t)1 << (*left_shift - 1) : 0;
+}
+
+/* sigmoid_table_uint16 between entries uh and uh + 1, `ut` of 2^frac_bits of the way: (ua << frac_bits) + ut * (ub - ua). */
+static uint32_t te_s16_sigmoid_at(const uint16_t *table, uint32_t uh, uint32_t ut, int32_t frac_bits) {
+  const uint32_t ua = TE_RD_U16(table + uh), ub = TE_RD_U16(table + uh + 1);
+  return (ua << frac_bits) + ut * (ub - ua);
+}
+
+/* One reference_integer_ops::Logistic output, the input already rescaled. */
+static int16_t te_s16_logistic(int32_t x, const uint16_t *table) {
+  const uint32_t ax = (uint32_t)(x < 0 ? -x : x);
+  const uint32_t uh = ax >> 9;
+  uint32_t result = uh >= 255u ? (uint32_t)0x7FFF << 10 : te_s16_sigmoid_at(table, uh, ax & 0x1FFu, 9);
+  result = x >= 0 ? result + (1u << 9) : ((uint32_t)1 << 25) - result + (1u << 9) - 1u;
+  return (int16_t)(result >> 10);
+}
+
+/* One reference_integer_ops::Tanh output, the input already rescaled. */
+static int16_t te_s16_tanh(int32_t x, const uint16_t *table) {
+  const uint32_t ax = (uint32_t)(x < 0 ? -x : x);
+  const uint32_t uh = ax >> 8;
+  int32_t result = uh >= 255u ? (int32_t)0xFFFF << 8 : (int32_t)te_s16_sigmoid_at(table, uh, ax & 0xFFu, 8);
+  result = x >= 0 ? result - ((int32_t)1 << 23) + (1 << 7) : -result + ((int32_t)1 << 23) + (1 << 7) - 1;
+  return (int16_t)(result >> 8);
+}
+
+void te_logistic_s16(int16_t *out, const int16_t *in, int32_t count, int32_t input_multiplier,
+                     int32_t input_left_shift, const uint16_t *table) {
+  int32_t i, round;
+  te_s16_sigmoid_scale(&input_multiplier, &input_left_shift, &round);
+  for (i = 0; i < count; i++) {
+    out[i] = te_s16_logistic(((int32_t)in[i] * input_multiplier + round) >> input_left_shift, table);
+  }
+}
+
+void te_tanh_s16(int16_t *out, const int16_t *in, int32_t count, int32_t input_multiplier, int32_t input_left_shift,
+                 const uint16_t *table) {
+  int32_t i, round;
+  te_s16_sigmoid_scale(&input_multiplier, &input_left_shift, &round);
+  for (i = 0; i < count; i++) {
+    out[i] = te_s16_tanh(((int32_t)in[i] * input_multiplier + round) >> input_left_shift, table);
+  }
+}
+
+/* TFLM's LUTLookup for int16: 512 intervals, lut[index + 1] only for the slope. */
+static int16_t te_s16_lut(int16_t value, const int16_t *lut) {
+  const uint16_t index = (uint16_t)(256 + (value >> 7));
+  const int16_t offset = (int16_t)(value & 0x7F);
+  const int16_t base = TE_RD_S16(lut + index);
+  const int16_t slope = (int16_t)(TE_RD_S16(lut + index + 1) - base);
+  const int32_t delta = ((int32_t)slope * offset + 64) >> 7;
+  return (int16_t)(base + delta);
+}
+
+void te_softmax_s16(int16_t *out, const int16_t *in, int32_t outer, int32_t depth, int32_t input_multiplier,
+                    int32_t input_left_shift, const int16_t *exp_lut, const int16_t *one_over_one_plus_x_lut) {
+  int32_t i, c;
+  for (i = 0; i < outer; i++) {
+    const int16_t *row = in + (int32_t)i * depth;
+    int16_t *exps = out + (int32_t)i * depth;
+    int16_t max_in_row = -32768, reciprocal;
+    int32_t sum_of_exps = 0, shifted_sum, headroom_plus_one, right_shift;
+    for (c = 0; c < depth; c++) {
+      max_in_row = row[c] > max_in_row ? row[c] : max_in_row;
+    }
+    for (c = 0; c < depth; c++) {
+      const int32_t scaled = te_mul_by_quantized_multiplier(row[c] - max_in_row, input_multiplier,
+                                                            (int8_t)input_left_shift);
+      exps[c] = te_s16_lut((int16_t)te_s16_clamp(scaled + 32767, -32768, 32767), exp_lut);
+      sum_of_exps += exps[c];
+    }
+    headroom_plus_one = te_clz32((uint32_t)sum_of_exps);
+    shifted_sum = (int32_t)((((int64_t)sum_of_exps << (headroom_plus_one - 1)) + ((int64_t)1 << 13)) >> 14);
+    reciprocal = te_s16_lut((int16_t)te_s16_clamp(shifted_sum - (((int32_t)1 << 15) + ((int32_t)1 << 16)), -32768, 32767),
+                            one_over_one_plus_x_lut);
+    right_shift = 31 - headroom_plus_one;
+    for (c = 0; c < depth; c++) {
+      const int64_t round = (int64_t)1 << (right_shift - 1);
+      const int32_t result = (int32_t)(((int64_t)exps[c] * reciprocal + round) >> right_shift);
+      exps[c] = (int16_t)te_s16_clamp(result, 0, 32767);
+    }
+  }
+}
+
+/* One step of an n-dimensional walk (te_nonlinear.c's te_nl_step over one stride set): 0 when done. */
+static int32_t te_s16_step(int32_t *index, const int32_t *sizes, const int32_t *strides, int32_t *offset, int32_t n) {
+  int32_t d;
+  for (d = n - 1; d >= 0; d--) {
+    if (++index[d] < sizes[d]) {
+      *offset += strides[d];
+      return 1;
+    }
+    index[d] = 0;
+    *offset -= (sizes[d] - 1) * strides[d];
+  }
+  return 0;
+}
+
+void te_mean_s16(int16_t *out, const int16_t *in, const int32_t *geom, int32_t input_zero_point, int32_t count,
+                 int32_t multiplier, int32_t shift, int32_t output_zero_point) {
+  int32_t kept_sizes[TE_NL_MAX_DIMS], kept_strides[TE_NL_MAX_DIMS], kept_index[TE_NL_MAX_DIMS];
+  int32_t red_sizes[TE_NL_MAX_DIMS], red_strides[TE_NL_MAX_DIMS], red_index[TE_NL_MAX_DIMS];
+  const int32_t n_kept = TE_RD_S32(geom), n_red = TE_RD_S32(geom + 1);
+  int32_t base = 0, o = 0, d;
+  for (d = 0; d < n_kept; d++) {
+    kept_sizes[d] = TE_RD_S32(geom + 2 + d);
+    kept_strides[d] = TE_RD_S32(geom + 2 + n_kept + d);
+    kept_index[d] = 0;
+  }
+  for (d = 0; d < n_red; d++) {
+    red_sizes[d] = TE_RD_S32(geom + 2 + 2 * n_kept + d);
+    red_strides[d] = TE_RD_S32(geom + 2 + 2 * n_kept + n_red + d);
+  }
+  do {
+    int32_t sum = 0, offset = base;
+    for (d = 0; d < n_red; d++) {
+      red_index[d] = 0;
+    }
+    do {
+      sum += in[offset];
+    } while (te_s16_step(red_index, red_sizes, red_strides, &offset, n_red));
+    sum -= input_zero_point * count;
+    out[o++] = (int16_t)te_s16_clamp(te_mul_by_quantized_multiplier(sum, multiplier, (int8_t)shift) + output_zero_point,
+                                     -32768, 32767);
+  } while (te_s16_step(kept_index, kept_sizes, kept_strides, &base, n_kept));
+}
+
+/* One LSTM gate's pre-activation (CalculateLstmGate for int16 input): the input FC (int64 bias) and the
+ * recurrent FC (no bias), each requantized with the int64 MultiplyByQuantizedMultiplier to int16, summed. */
+static int16_t te_s16_lstm_gate(const int16_t *x, const int16_t *h, const int8_t *w_x, const int8_t *w_h,
+                                const int64_t *bias, int32_t n_input, int32_t n_state, const te_lstm_gate_t *q) {
+  int64_t acc_x = TE_RD_S64(bias), acc_h = 0;
+  int32_t i;
+  for (i = 0; i < n_input; i++) {
+    acc_x += (int32_t)x[i] * TE_RD_S8(w_x + i);
+  }
+  for (i = 0; i < n_state; i++) {
+    acc_h += (int32_t)h[i] * TE_RD_S8(w_h + i);
+  }
+  return (int16_t)te_s16_clamp(
+      te_s16_clamp(te_s16_mbqm64(acc_x, TE_RD_S32(&q->input_multiplier), TE_RD_S32(&q->input_shift)), -32768, 32767)
+          + te_s16_clamp(te_s16_mbqm64(acc_h, TE_RD_S32(&q->recurrent_multiplier), TE_RD_S32(&q->recurrent_shift)),
+                         -32768, 32767),
+      -32768, 32767);
+}
+
+void te_lstm_s16(int16_t *out, const int16_t *in, int16_t *hidden, int16_t *cell, const int8_t *const *weights,
+                 const int64_t *const *biases, const te_lstm_params_t *params, const uint16_t *lut) {
+  const int32_t steps = TE_RD_S32(&params->steps), n_input = TE_RD_S32(&params->n_input);
+  const int32_t n_state = TE_RD_S32(&params->n_state), cell_clip = TE_RD_S32(&params->quantized_cell_clip);
+  const int32_t tanh_multiplier = TE_RD_S32(&params->cell_tanh_multiplier);
+  const int32_t tanh_shift = TE_RD_S32(&params->cell_tanh_right_shift);
+  const int32_t tanh_round = tanh_shift > 0 ? (int32_t)1 << (tanh_shift - 1) : 0;
+  const int32_t cell_sigmoid = TE_RD_S32(&params->cell_gate_is_sigmoid);
+  const int32_t hidden_zp = TE_RD_S32(&params->hidden_zero_point);
+  int32_t t, u, g;
+  for (t = 0; t < steps; ++t) {
+    const int16_t *x = in + t * n_input;
+    int16_t *h_new = out + t * n_state;
+    /* Every gate reads the previous hidden state: the new one goes to the output row first. */
+    for (u = 0; u < n_state; ++u) {
+      int16_t gate[4];
+      int32_t c;
+      for (g = 0; g < 4; ++g) {
+        const int16_t pre = te_s16_lstm_gate(x, hidden, weights[g] + u * n_input, weights[4 + g] + u * n_state,
+                                             biases[g] + u, n_input, n_state, &params->gate[g]);
+        gate[g] = g == 2 && !cell_sigmoid ? te_s16_tanh((int32_t)pre * 3, lut) : te_s16_logistic((int32_t)pre * 3, lut);
+      }
+      c = te_s16_clamp(te_mbqm_positive((int32_t)gate[1] * cell[u], TE_RD_S32(&params->forget_mul_multiplier),
+                                        TE_RD_S32(&params->forget_mul_shift)), -32768, 32767);
+      c = te_s16_clamp(c + te_s16_clamp(te_mbqm_positive((int32_t)gate[0] * gate[2],
+                                                         TE_RD_S32(&params->input_mul_multiplier),
+                                                         TE_RD_S32(&params->input_mul_shift)), -32768, 32767),
+                       -32768, 32767);
+      if (cell_clip > 0) {
+        c = te_s16_clamp(c, -cell_clip, cell_clip);
+      }
+      cell[u] = (int16_t)c;
+      h_new[u] = (int16_t)te_s16_clamp(
+          te_mbqm_positive((int32_t)te_s16_tanh(((int32_t)c * tanh_multiplier + tanh_round) >> tanh_shift, lut) * gate[3],
+                           TE_RD_S32(&params->output_mul_multiplier), TE_RD_S32(&params->output_mul_shift)) + hidden_zp,
+          -32768, 32767);
+    }
+    for (u = 0; u < n_state; ++u) {
+      hidden[u] = h_new[u];
+    }
   }
 }

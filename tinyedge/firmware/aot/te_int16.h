@@ -3,7 +3,8 @@
  * QuantizeLeakyRelu<int16_t>, reference_integer_ops::ConvPerChannel and TransposeConv for int16 input).
  *
  * int16 activations are symmetric (zero point 0), as TFLM requires for 16x8. Multipliers, shifts and
- * geometry come from tinyedge/aot/int16.py. Arrays marked TE_CONST may live in program memory (AVR). */
+ * geometry come from tinyedge/aot/int16.py and the op modules of tinyedge/ops/ (LOGISTIC, TANH, SOFTMAX, MEAN,
+ * UNIDIRECTIONAL_SEQUENCE_LSTM). Arrays marked TE_CONST may live in program memory (AVR). */
 #ifndef TE_INT16_H
 #define TE_INT16_H
 
@@ -73,6 +74,31 @@ void te_max_pool_s16(int16_t *out, const int16_t *in, const te_window_t *window,
  * and DEQUANTIZE int16 -> float32 (scale * (val - zero point)). */
 void te_quantize_f32_s16(int16_t *out, const float *in, int32_t count, float scale, int32_t zero_point);
 void te_dequantize_s16_f32(float *out, const int16_t *in, int32_t count, float scale, int32_t zero_point);
+
+/* LOGISTIC and TANH int16 (reference_integer_ops::Logistic / Tanh for int16): the input rescaled by
+ * input_multiplier >> input_left_shift (multiplier 0: a power-of-two input scale, 3 << left shift), then
+ * TFLM's sigmoid_table_uint16 (`table`, 256 entries, TE_CONST) interpolated; output scale 2^-15. */
+void te_logistic_s16(int16_t *out, const int16_t *in, int32_t count, int32_t input_multiplier,
+                     int32_t input_left_shift, const uint16_t *table);
+void te_tanh_s16(int16_t *out, const int16_t *in, int32_t count, int32_t input_multiplier, int32_t input_left_shift,
+                 const uint16_t *table);
+
+/* SOFTMAX int16 -> int16 (reference_ops::SoftmaxInt16): exp of the rescaled differences from the row's
+ * maximum and the reciprocal of their sum through the two 513-entry LUTs TFLM's Prepare computes
+ * (exp_lut, one_over_one_plus_x_lut; TE_CONST), output scale 2^-15. */
+void te_softmax_s16(int16_t *out, const int16_t *in, int32_t outer, int32_t depth, int32_t input_multiplier,
+                    int32_t input_left_shift, const int16_t *exp_lut, const int16_t *one_over_one_plus_x_lut);
+
+/* MEAN int16 (QuantizedMeanOrSum<int16_t>): geom and parameters as te_nonlinear.c's te_mean_s8. */
+void te_mean_s16(int16_t *out, const int16_t *in, const int32_t *geom, int32_t input_zero_point, int32_t count,
+                 int32_t multiplier, int32_t shift, int32_t output_zero_point);
+
+/* UNIDIRECTIONAL_SEQUENCE_LSTM 16x8 (EvalLstm<int16_t, int8_t, int16_t, int64_t>): int16 input, hidden state
+ * and output (zero point 0), int8 weights (`weights`: the input then the recurrent weights of the input,
+ * forget, cell and output gates), int64 input biases (`biases`, four), int16 cell state; batch 1, no
+ * peepholes, projection or layer norm. params as te_recurrent.h's te_lstm_s8; lut: TFLM's sigmoid table. */
+void te_lstm_s16(int16_t *out, const int16_t *in, int16_t *hidden, int16_t *cell, const int8_t *const *weights,
+                 const int64_t *const *biases, const te_lstm_params_t *params, const uint16_t *lut);
 
 #ifdef __cplusplus
 }

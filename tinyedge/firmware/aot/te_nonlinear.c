@@ -45,18 +45,6 @@ static int32_t te_nl_rounding_half_sum(int32_t a, int32_t b) {
   return (int32_t)((sum + sign) / 2);
 }
 
-static int32_t te_nl_clz32(uint32_t x) {
-  int32_t n = 0;
-  if (x == 0u) {
-    return 32;
-  }
-  while ((x & 0x80000000UL) == 0u) {
-    x <<= 1;
-    n++;
-  }
-  return n;
-}
-
 /* gemmlowp::exp_on_interval_between_negative_one_quarter_and_0_excl, Q0.31 in and out. */
 static int32_t te_nl_exp_quarter(int32_t a) {
   const int32_t constant_term = (int32_t)1895147668L;   /* exp(-1/8) */
@@ -141,7 +129,7 @@ static void te_nl_softmax(int8_t *out8, int16_t *out16, const int8_t *in, int32_
       }
     }
     /* GetReciprocal(sum_of_exps, 12, &num_bits_over_unit) */
-    headroom_plus_one = te_nl_clz32((uint32_t)sum_of_exps);
+    headroom_plus_one = te_clz32((uint32_t)sum_of_exps);
     shifted_scale = te_nl_one_over_one_plus_x(
         (int32_t)(((uint32_t)sum_of_exps << headroom_plus_one) - 0x80000000UL));
     exponent = (12 - headroom_plus_one) + 31 - out_bits;

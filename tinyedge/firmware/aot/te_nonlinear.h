@@ -2,7 +2,7 @@
  * MAXIMUM, MINIMUM, PRELU, QUANTIZE and DEQUANTIZE (and the lookup tables of RELU, RELU6, LEAKY_RELU),
  * bit-exact with TFLM's reference kernels.
  *
- * Every multiplier, shift and table is computed at generation time by tinyedge/aot/nonlinear.py,
+ * Every multiplier, shift and table is computed at generation time by the op modules of tinyedge/ops/,
  * exactly as TFLM's Prepare functions compute them. Arrays marked "TE_CONST" below may live in
  * program memory (AVR) and are read with the TE_RD_* macros. */
 #ifndef TE_NONLINEAR_H

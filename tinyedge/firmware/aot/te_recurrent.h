@@ -1,7 +1,7 @@
 /* AOT kernels for the recurrent int8 ops: SVDF and UNIDIRECTIONAL_SEQUENCE_LSTM, bit-exact with TFLM's
  * reference kernels (svdf_common.cc, lstm_eval.cc). Their state tensors (TFLM's variable tensors)
  * live in the arena for the whole program, so they persist across invocations as in TFLM.
- * Multipliers and shifts are computed at generation time by tinyedge/aot/recurrent.py; arrays
+ * Multipliers and shifts are computed at generation time by tinyedge/ops/svdf.py and lstm.py; arrays
  * marked TE_CONST may live in program memory (AVR). */
 #ifndef TE_RECURRENT_H
 #define TE_RECURRENT_H

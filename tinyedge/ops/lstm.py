@@ -1,9 +1,7 @@
-"""AOT lowerings for the recurrent ops: SVDF (and UNIDIRECTIONAL_SEQUENCE_LSTM), with TFLM's int8
-semantics (svdf_common.cc, lstm_eval.cc), run by firmware/aot/te_recurrent.c.
-
-Their state is a variable tensor: the compiler keeps it in the arena for the whole program, zeroed at
-start, so it persists across invocations exactly as TFLM's variable tensors do.
-"""
+"""UNIDIRECTIONAL_SEQUENCE_LSTM (int8 with an int16 cell state), as TFLM's unidirectional_sequence_lstm.cc
+and lstm_eval.cc: PrepareGateParametersInteger's rescalings, the gates' biases folded with the input and
+hidden offsets, TFLM's sigmoid table (te_recurrent.c's te_lstm_s8; on DSP cores its weights as SMLAD pairs).
+Hidden and cell states are variable tensors the compiler keeps in the arena for the whole program."""
 
 from __future__ import annotations
 
@@ -11,88 +9,22 @@ from functools import lru_cache
 
 import numpy as np
 
-from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, op_prefix, table, unsupported, uses_dsp
-from tinyedge.aot.quant import quantize_multiplier, zero_point
+from tinyedge.aot.lowering import unsupported
+from tinyedge.aot.quant import checked_log2, quantize_multiplier, zero_point
 from tinyedge.errors import TinyedgeError
+from tinyedge.ops.opdata import LstmData
+from tinyedge.ops.support import OpSupport
 from tinyedge.reference import tflm_interpreter
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
-SVDF_INPUT, SVDF_WEIGHTS_FEATURE, SVDF_WEIGHTS_TIME, SVDF_BIAS, SVDF_STATE = range(5)
+SUPPORTS = (OpSupport("UNIDIRECTIONAL_SEQUENCE_LSTM", "recurrent",
+                      ("int8 (int16 cell state)", "16x8 (int16 activations and cell state, int8 weights)"),
+                      dsp="te_lstm_s8 (SMLAD weights)"),)
 
 
 def _f32(x: float | np.floating) -> np.float32:
     return np.float32(x)
 
-
-def svdf_multipliers(inp: Tensor, weights_feature: Tensor, weights_time: Tensor, state: Tensor,
-                     out: Tensor) -> tuple[tuple[int, int], tuple[int, int]]:
-    """PrepareSvdf's effective scales: products and quotients of float32 scales in float, then double."""
-    scale_1 = float(_f32(inp.scale[0]) * _f32(weights_feature.scale[0]) / _f32(state.scale[0]))
-    scale_2 = float(_f32(state.scale[0]) * _f32(weights_time.scale[0]) / _f32(out.scale[0]))
-    return quantize_multiplier(scale_1), quantize_multiplier(scale_2)
-
-
-def lower_svdf(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
-    tensors = [model.tensors[i] if i >= 0 else None for i in op.inputs]
-    inp, weights_feature, weights_time, bias, state = (tensors + [None] * 5)[:5]
-    out = model.tensors[op.outputs[0]]
-    if inp is None or weights_feature is None or weights_time is None or state is None:
-        raise unsupported(op, "lacks one of its input, weights or state tensors")
-    kinds = (inp.type_name, weights_feature.type_name, weights_time.type_name, state.type_name, out.type_name)
-    if kinds == SVDF_INT16_STATE:
-        return _lower_svdf_s16(model, op, ptr)
-    if kinds != ("INT8",) * 5:
-        raise unsupported(op, f"is not int8 throughout (input, weights, state, output: {', '.join(k.lower() for k in kinds)})")
-    if len(inp.shape) != 2 or inp.shape[0] != 1:
-        raise unsupported(op, f"has an input of shape {list(inp.shape)} rather than one batch [1, n]")
-    if not state.is_variable:
-        raise unsupported(op, "has a state tensor that is not a variable")
-    rank = int(getattr(op.options, "rank", 1))
-    n_filter, n_input = weights_feature.shape
-    n_memory = weights_time.shape[1]
-    (m1, s1), (m2, s2) = svdf_multipliers(inp, weights_feature, weights_time, state, out)
-    prefix = op_prefix(op)
-    params = [n_input, n_filter, n_memory, rank, zero_point(inp), zero_point(state), zero_point(out), m1, s1, m2, s2]
-    bias_ptr = ptr(op.inputs[SVDF_BIAS]) if bias is not None else "0"
-    feature_sums = weights_feature.data.astype(np.int64).sum(axis=1)
-    time_sums = weights_time.data.astype(np.int64).sum(axis=1)
-    folds = np.stack([-zero_point(inp) * feature_sums, -zero_point(state) * time_sums], axis=1).ravel()
-    call = (f"te_svdf_s8({ptr(op.outputs[0])}, {ptr(op.inputs[SVDF_INPUT])}, {ptr(op.inputs[SVDF_STATE])}, "
-            f"{ptr(op.inputs[SVDF_WEIGHTS_FEATURE])}, {ptr(op.inputs[SVDF_WEIGHTS_TIME])}, {bias_ptr}, {prefix}folds, "
-            f"&{prefix}params);")
-    return Lowered([Table("te_svdf_params_t", f"{prefix}params", tuple(params), struct=True),
-                    table("int32_t", f"{prefix}folds", folds)], call)
-
-
-# input, feature weights, time weights, state, output: TFLM's keyword model (EvalIntegerSvdfReference<int16_t>).
-SVDF_INT16_STATE = ("INT8", "INT8", "INT16", "INT16", "INT8")
-
-
-def _lower_svdf_s16(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
-    """SVDF with int16 time weights and state: te_svdf_s16, PrepareSvdf's parameters."""
-    inp, weights_feature, weights_time, state = (model.tensors[op.inputs[i]] for i in (
-        SVDF_INPUT, SVDF_WEIGHTS_FEATURE, SVDF_WEIGHTS_TIME, SVDF_STATE))
-    out = model.tensors[op.outputs[0]]
-    if len(inp.shape) != 2 or inp.shape[0] != 1:
-        raise unsupported(op, f"has an input of shape {list(inp.shape)} rather than one batch [1, n]")
-    if not state.is_variable:
-        raise unsupported(op, "has a state tensor that is not a variable")
-    has_bias = len(op.inputs) > SVDF_BIAS and op.inputs[SVDF_BIAS] >= 0
-    if has_bias and model.tensors[op.inputs[SVDF_BIAS]].type_name != "INT32":
-        raise unsupported(op, "has a bias that is not int32")
-    n_filter, n_input = weights_feature.shape
-    (m1, s1), (m2, s2) = svdf_multipliers(inp, weights_feature, weights_time, state, out)
-    prefix = op_prefix(op)
-    params = [n_input, n_filter, weights_time.shape[1], int(getattr(op.options, "rank", 1)), zero_point(inp),
-              zero_point(state), zero_point(out), m1, s1, m2, s2]
-    bias = ptr(op.inputs[SVDF_BIAS]) if has_bias else "0"
-    call = (f"te_svdf_s16({ptr(op.outputs[0])}, {ptr(op.inputs[SVDF_INPUT])}, {ptr(op.inputs[SVDF_STATE])}, "
-            f"{ptr(op.inputs[SVDF_WEIGHTS_FEATURE])}, {ptr(op.inputs[SVDF_WEIGHTS_TIME])}, {bias}, &{prefix}params);")
-    return Lowered([Table("te_svdf_params_t", f"{prefix}params", tuple(params), struct=True)], call)
-
-
-# ---------------------------------------------------------------------------------------------
-# UNIDIRECTIONAL_SEQUENCE_LSTM
 
 LSTM_INPUT, LSTM_HIDDEN, LSTM_CELL = 0, 18, 19
 LSTM_INPUT_WEIGHTS = (1, 2, 3, 4)       # to the input, forget, cell and output gates
@@ -114,12 +46,6 @@ def _mul_multiplier(scale_1: float, scale_2: float, out_scale: float) -> tuple[i
     return quantize_multiplier(float(_f32(scale_1)) * float(_f32(scale_2)) / float(_f32(out_scale)))
 
 
-def _checked_log2(x: float) -> int:
-    """tflite::CheckedLog2's rounded result: logf(x) * (1 / logf(2)) in float, rounded half away."""
-    value = np.float32(np.log(np.float32(x))) * (np.float32(1.0) / np.float32(np.log(np.float32(2.0))))
-    return int(np.copysign(np.floor(abs(float(value)) + 0.5), float(value)))
-
-
 def lstm_parameters(model: TfliteModel, op: Operator) -> list[int]:
     """te_lstm_s8's params, from UnidirectionalSequenceLstmPrepare (PrepareGateParametersInteger)."""
     t = {i: model.tensors[op.inputs[i]] for i in range(len(op.inputs)) if op.inputs[i] >= 0}
@@ -137,13 +63,17 @@ def lstm_parameters(model: TfliteModel, op: Operator) -> list[int]:
                zero_point(hidden)]
     cell_clip = float(np.float32(getattr(op.options, "cellClip", 0.0)))
     quantized_clip = int(min(max(cell_clip / cell_scale, -32768.0), 32767.0)) if cell_clip > 0 else 0
-    tanh_shift = 15 + _checked_log2(cell_scale) - 3
+    tanh_shift = 15 + checked_log2(cell_scale)[0] - 3
     tanh = (3, -tanh_shift) if tanh_shift < 0 else (3 << tanh_shift, 0)
     activation = int(getattr(op.options, "fusedActivationFunction", ACTIVATION_TANH))
     return params + [quantized_clip, *tanh, int(activation == ACTIVATION_SIGMOID)]
 
 
-def _check_lstm(model: TfliteModel, op: Operator) -> None:
+# The tensor types of each variant: input and hidden state (and output), biases.
+VARIANT_TYPES = {"int8": ("INT8", "INT32"), "int16": ("INT16", "INT64")}
+
+
+def _check_lstm(model: TfliteModel, op: Operator, activations: str = "int8") -> None:
     inputs = list(op.inputs) + [-1] * (24 - len(op.inputs))
     if any(inputs[i] >= 0 for i in LSTM_ABSENT):
         raise unsupported(op, "has peephole, projection or layer-norm tensors")
@@ -151,11 +81,15 @@ def _check_lstm(model: TfliteModel, op: Operator) -> None:
     if any(inputs[i] < 0 for i in needed):
         raise unsupported(op, "lacks one of its gates' weights or biases (a CIFG LSTM)")
     t = {i: model.tensors[inputs[i]] for i in needed}
-    expected = {LSTM_INPUT: "INT8", LSTM_HIDDEN: "INT8", LSTM_CELL: "INT16",
-                **{i: "INT8" for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS}, **{i: "INT32" for i in LSTM_BIASES}}
+    activation, bias = VARIANT_TYPES[activations]
+    expected = {LSTM_INPUT: activation, LSTM_HIDDEN: activation, LSTM_CELL: "INT16",
+                **{i: "INT8" for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS}, **{i: bias for i in LSTM_BIASES}}
     wrong = [i for i, kind in expected.items() if t[i].type_name != kind]
-    if wrong or model.tensors[op.outputs[0]].type_name != "INT8":
-        raise unsupported(op, "is not int8 with an int16 cell state and int32 biases")
+    if wrong or model.tensors[op.outputs[0]].type_name != activation:
+        raise unsupported(op, "is not int8 with an int16 cell state and int32 biases" if activations == "int8" else
+                          "is not 16x8 (int16 input, state and output, int8 weights, int64 biases)")
+    if activations == "int16" and any(zero_point(x) for x in (t[LSTM_INPUT], t[LSTM_HIDDEN], model.tensors[op.outputs[0]])):
+        raise unsupported(op, "has an int16 tensor with a non-zero zero point")
     if any(t[i].per_channel for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS):
         raise unsupported(op, "has per-channel weights")
     inp = t[LSTM_INPUT]
@@ -166,30 +100,6 @@ def _check_lstm(model: TfliteModel, op: Operator) -> None:
         raise unsupported(op, "has state tensors that are not variables")
     if int(getattr(op.options, "fusedActivationFunction", ACTIVATION_TANH)) not in (ACTIVATION_TANH, ACTIVATION_SIGMOID):
         raise unsupported(op, "has a cell activation other than tanh or sigmoid")
-
-
-def lower_lstm(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
-    _check_lstm(model, op)
-    prefix = op_prefix(op)
-    wide = _smlad_weights(model, op) if uses_dsp(ptr) else None
-    if wide is None:
-        weights, wide_tables, wide_ptr = [ptr(op.inputs[i]) for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS], [], "0"
-    else:
-        weights, wide_tables, wide_ptr = ["0"] * 8, [table("int32_t", f"{prefix}wide", wide)], f"{prefix}wide"
-    biases = [table("int32_t", f"{prefix}bias{i}", values) for i, values in enumerate(folded_gate_biases(model, op))]
-    tables = [_lstm_params_table(f"{prefix}params", lstm_parameters(model, op)), *biases, *wide_tables,
-              Table("int8_t *const", f"{prefix}weights", tuple(weights), in_flash=False),
-              Table("int32_t *const", f"{prefix}biases", tuple(b.name for b in biases), in_flash=False),
-              table("uint16_t", f"{prefix}sigmoid", sigmoid_table())]
-    call = (f"te_lstm_s8({ptr(op.outputs[0])}, {ptr(op.inputs[LSTM_INPUT])}, {ptr(op.inputs[LSTM_HIDDEN])}, "
-            f"{ptr(op.inputs[LSTM_CELL])}, {prefix}weights, {wide_ptr}, {prefix}biases, &{prefix}params, {prefix}sigmoid);")
-    return Lowered(tables, call)
-
-
-def _lstm_params_table(name: str, params: list[int]) -> Table:
-    """te_recurrent.h's te_lstm_params_t: lstm_parameters' values with the four gates' rescalings grouped."""
-    gates = tuple(tuple(params[5 + 4 * g:9 + 4 * g]) for g in range(4))
-    return Table("te_lstm_params_t", name, (*params[:5], gates, *params[21:]), struct=True)
 
 
 def _smlad_weights(model: TfliteModel, op: Operator) -> list[int] | None:
@@ -278,7 +188,13 @@ def _tanh_int16_model(scale: float, count: int) -> bytes:
     return bytes(builder.Output())
 
 
-LOWERINGS: dict[str, Lowering] = {
-    "SVDF": lower_svdf,
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": lower_lstm,
-}
+def prepare(model: TfliteModel, op: Operator) -> LstmData:
+    if model.tensors[op.inputs[LSTM_INPUT]].type_name == "INT16":
+        _check_lstm(model, op, "int16")
+        biases = tuple(tuple(int(v) for v in np.asarray(model.tensors[op.inputs[i]].data, dtype=np.int64))
+                       for i in LSTM_BIASES)
+        return LstmData(tuple(lstm_parameters(model, op)), biases, None, sigmoid_table(), "int16")
+    _check_lstm(model, op)
+    wide = _smlad_weights(model, op)
+    return LstmData(tuple(lstm_parameters(model, op)), tuple(tuple(int(v) for v in b) for b in folded_gate_biases(model, op)),
+                    None if wide is None else tuple(int(v) for v in wide), sigmoid_table())
