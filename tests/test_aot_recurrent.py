@@ -353,3 +353,20 @@ def test_the_lstm_is_bit_exact_on_the_emulated_cortex_m4_with_its_weights_relaid
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["samples"] == 12 and report["bit_exact"] == 1.0
+
+
+def test_a_16x8_lstm_deploys_bit_exact_on_the_emulated_cortex_m4(tmp_path):
+    """The 16x8 LSTM (te_lstm_s16, portable on every core): 8 sequences in a row on qemu-cortex-m4."""
+    import json
+
+    from conftest import require_tools, run_tinyedge
+
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+    lstm = as_16x8_lstm(sub_model(_real(LSTM), 0))
+    (tmp_path / "lstm16.tflite").write_bytes(lstm.data)
+    np.save(tmp_path / "x.npy", np.random.default_rng(29).integers(-32768, 32768, (8, 1, 28, 28)).astype(np.int16))
+    result = run_tinyedge("deploy", tmp_path / "lstm16.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",
+                          "--data", tmp_path / "x.npy", "-o", tmp_path / "out", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["samples"] == 8 and report["bit_exact"] == 1.0
