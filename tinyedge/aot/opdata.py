@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Callable
 
 from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, c_int, op_prefix, requant_tables, require, table
-from tinyedge.ops.opdata import BroadcastData, GatherData, LutData, OpData, PadData, RowGatherData, TransposeConvData
+from tinyedge.ops.opdata import (
+    BatchMatMulData, BlockCopyData, BroadcastData, GatherData, LutData, OpData, PadData, ResizeBilinearData, RowGatherData,
+    TransposeConvData,
+)
 from tinyedge.tflite_model import Operator, TfliteModel
 
 Prepare = Callable[[TfliteModel, Operator], OpData]
@@ -29,6 +32,12 @@ def render(data: OpData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lo
         return _row_gather(data, model, op, ptr)
     if isinstance(data, TransposeConvData):
         return _transpose_conv(data, model, op, ptr)
+    if isinstance(data, BlockCopyData):
+        return _block_copies(data, op, ptr)
+    if isinstance(data, ResizeBilinearData):
+        return _resize_bilinear(data, op, ptr)
+    if isinstance(data, BatchMatMulData):
+        return _batch_matmul(data, model, op, ptr)
     return _gather(data, model, op, ptr)
 
 
@@ -93,4 +102,34 @@ def _gather(data: GatherData, model: TfliteModel, op: Operator, ptr: PointerOf) 
     tables = [table("te_dim", f"{prefix}out_dims", data.out_dims), table("int32_t", f"{prefix}in_strides", data.in_strides)]
     source = f"({ptr(op.inputs[0])} + {data.in_offset})" if data.in_offset else ptr(op.inputs[0])
     call = f"te_transpose({ptr(op.outputs[0])}, {source}, {prefix}out_dims, {prefix}in_strides);"
+    return Lowered(tables, call)
+
+
+def _block_copies(data: BlockCopyData, op: Operator, ptr: PointerOf) -> Lowered:
+    """te_copy_strided once per (input, output) pair."""
+    def at(pointer: str, offset: int) -> str:
+        return f"(uint8_t *){pointer} + {offset}" if offset else f"(uint8_t *){pointer}"
+
+    calls = [f"te_copy_strided({at(ptr(op.outputs[c.dst]), c.dst_offset)}, {at(ptr(op.inputs[c.src]), c.src_offset)}, "
+             f"{c.outer}, {c.block}, {c.dst_stride}, {c.src_stride});" for c in data.copies]
+    return Lowered([], "\n  ".join(calls))
+
+
+def _resize_bilinear(data: ResizeBilinearData, op: Operator, ptr: PointerOf) -> Lowered:
+    prefix = op_prefix(op)
+    tables = [Table("te_resize_bilinear_t", f"{prefix}geom", data.geometry, struct=True),
+              table("int16_t", f"{prefix}ys", data.ys, per_line=15), table("int16_t", f"{prefix}xs", data.xs, per_line=15)]
+    call = (f"te_resize_bilinear_s8({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, &{prefix}geom, {prefix}ys, "
+            f"{prefix}xs);")
+    return Lowered(tables, call)
+
+
+def _batch_matmul(data: BatchMatMulData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    prefix = op_prefix(op)
+    tables = [Table("te_batch_matmul_t", f"{prefix}params", data.params, struct=True),
+              table("int32_t", f"{prefix}offsets", data.offsets)]
+    consts = [flag for index, flag in ((op.inputs[0], "TE_MATMUL_LHS_CONST"), (op.inputs[1], "TE_MATMUL_RHS_CONST"))
+              if model.tensors[index].is_constant]
+    call = (f"te_batch_matmul_s8({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, &{prefix}params, "
+            f"{prefix}offsets, {' | '.join(consts) if consts else '0u'});")
     return Lowered(tables, call)

@@ -1,0 +1,100 @@
+"""The ops with several inputs or outputs and the resize/matrix ops of the shape family (te_shape.c):
+SPLIT, SPLIT_V, PACK, UNPACK, RESIZE_BILINEAR and BATCH_MATMUL, compiled by the AOT runtime and run
+natively (portable and DSP builds), give the bytes tflite-micro's interpreter gives; a model with each
+deploys bit-exact on qemu-cortex-m4; ops whose outputs are all model outputs keep them apart."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from aot_harness import NativeModel, assert_matches_reference
+from test_aot_new_ops import assert_deploys_bit_exact_on_qemu_cortex_m4
+from test_aot_nonlinear import Case, convert
+
+from tinyedge.ops.registry import runtime_ops
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def _random_rhs(shape: tuple[int, ...]):
+    return _tf().constant(np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32))
+
+
+CASES: dict[str, tuple[str, Case]] = {
+    "split": ("SPLIT", Case(lambda x: [t * 2.0 for t in _tf().split(x, 3, axis=2)], [(4, 6)], [(0.0, 1.0)])),
+    "split_outer_axis": ("SPLIT", Case(lambda x: [t + 0.5 for t in _tf().split(x, 2, axis=1)], [(4, 3, 2)], [1.0])),
+    "split_outputs_are_model_outputs": ("SPLIT", Case(lambda x: _tf().split(x, 2, axis=2), [(3, 8)], [1.0])),
+    "split_v": ("SPLIT_V", Case(lambda x: [t * 2.0 for t in _tf().split(x, [1, 3, 2], axis=2)], [(4, 6)], [1.0])),
+    "split_v_outputs_are_model_outputs": ("SPLIT_V", Case(lambda x: _tf().split(x, [3, 1], axis=1), [(4, 5)], [1.0])),
+    "pack": ("PACK", Case(lambda x, y: _tf().stack([x * 2.0, y * 2.0], axis=1), [(4, 6), (4, 6)], [1.0, 1.0])),
+    "pack_last_axis": ("PACK", Case(lambda x: _tf().stack([x, x * 0.5, x + 0.25], axis=-1), [(3, 4)], [1.0])),
+    "unpack": ("UNPACK", Case(lambda x: [t * 2.0 for t in _tf().unstack(x, axis=1)], [(3, 5)], [1.0])),
+    "unpack_outputs_are_model_outputs": ("UNPACK", Case(lambda x: _tf().unstack(x, axis=2), [(2, 3, 4)], [1.0])),
+    "resize_bilinear_half_pixel": ("RESIZE_BILINEAR", Case(lambda x: _tf().image.resize(x, (7, 10), "bilinear"),
+                                                           [(3, 4, 5)], [(-0.5, 2.0)])),
+    "resize_bilinear_down": ("RESIZE_BILINEAR", Case(lambda x: _tf().image.resize(x, (3, 2), "bilinear"),
+                                                     [(7, 5, 3)], [1.0])),
+    "resize_bilinear_align_corners": ("RESIZE_BILINEAR", Case(
+        lambda x: _tf().compat.v1.image.resize_bilinear(x, (7, 9), align_corners=True), [(3, 4, 5)], [1.0])),
+    "resize_bilinear_plain": ("RESIZE_BILINEAR", Case(
+        lambda x: _tf().compat.v1.image.resize_bilinear(x, (8, 6), half_pixel_centers=False), [(3, 4, 2)], [1.0])),
+    "batch_matmul": ("BATCH_MATMUL", Case(lambda x, y: _tf().matmul(x, y), [(3, 4), (4, 5)], [(0.0, 1.0), (-1.0, 0.5)])),
+    "batch_matmul_adjoint": ("BATCH_MATMUL", Case(lambda x, y: _tf().matmul(x, y, transpose_a=True, transpose_b=True),
+                                                  [(4, 3), (5, 4)], [1.0, (-0.2, 1.0)])),
+    "batch_matmul_broadcast": ("BATCH_MATMUL", Case(lambda x, y: _tf().matmul(x, y), [(2, 3, 4), (1, 4, 5)],
+                                                    [1.0, 1.0])),
+    "batch_matmul_constant_rhs": ("BATCH_MATMUL", Case(lambda x: _tf().matmul(x, _random_rhs((2, 4, 5))),
+                                                       [(2, 3, 4)], [(-0.3, 1.0)])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])
+def test_shape_ops_are_bit_exact_with_tflite_micro(name: str, dsp: bool, tmp_path):
+    opcode, case = CASES[name]
+    model = convert(case)
+    assert opcode in model.op_names() and opcode in runtime_ops("aot")
+    assert_matches_reference(model, NativeModel(model, tmp_path, dsp=dsp), samples=8)
+
+
+def test_a_split_whose_outputs_are_all_model_outputs_writes_each_apart(tmp_path):
+    model = convert(CASES["split_outputs_are_model_outputs"][1])
+    assert model.op_names() == ["SPLIT"] and len(model.outputs) == 2
+    native = NativeModel(model, tmp_path)
+    x = np.arange(-12, 12, dtype=np.int8).reshape(1, 3, 8)
+    halves = native.run([x])
+    assert sorted(h.tobytes() for h in halves) == sorted([x[:, :, :4].tobytes(), x[:, :, 4:].tobytes()])
+
+
+def test_inspect_counts_the_macs_of_batch_matmul():
+    from tinyedge.inspection import op_macs
+
+    model = convert(CASES["batch_matmul_broadcast"][1])
+    (op,) = model.operators
+    assert op_macs(model, op) == 2 * 3 * 5 * 4
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="needs qemu-system-arm and arm-none-eabi-gcc")
+def test_a_model_with_every_shape_op_deploys_bit_exact_on_qemu_cortex_m4(tmp_path):
+    tf = _tf()
+
+    def every_shape_op(x):
+        up = tf.image.resize(x, (6, 8), "bilinear")
+        left, right = tf.split(up, 2, axis=2)
+        rows = tf.unstack(left, axis=1)
+        stacked = tf.stack([rows[0] + rows[5], rows[2] * 2.0], axis=1)
+        a, b = tf.split(right, [1, 3], axis=3)
+        product = tf.matmul(tf.reshape(stacked, (1, 8, 4)), tf.reshape(b, (1, 4, 18)))
+        return product, a
+
+    model = convert(Case(every_shape_op, [(3, 4, 4)], [1.0]))
+    assert {"RESIZE_BILINEAR", "SPLIT", "SPLIT_V", "UNPACK", "PACK", "BATCH_MATMUL"} <= set(model.op_names()), \
+        model.op_names()
+    assert_deploys_bit_exact_on_qemu_cortex_m4(model, np.random.default_rng(5).uniform(-1, 1, (5, 3, 4, 4)), tmp_path)
