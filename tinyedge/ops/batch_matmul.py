@@ -10,10 +10,10 @@ import math
 from tinyedge.aot.lowering import require
 from tinyedge.aot.quant import per_tensor_fc_multiplier, zero_point
 from tinyedge.ops.opdata import BatchMatMulData
-from tinyedge.ops.support import NOT_YET_VIPER, OpSupport
+from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
-SUPPORTS = (OpSupport("BATCH_MATMUL", "shape", ("int8",), viper=NOT_YET_VIPER),)
+SUPPORTS = (OpSupport("BATCH_MATMUL", "shape", ("int8",)),)
 
 
 def _batch_offsets(shape: list[int], batch: tuple[int, ...]) -> int:

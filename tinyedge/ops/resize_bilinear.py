@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from tinyedge.aot.lowering import require
 from tinyedge.ops.opdata import ResizeBilinearData
-from tinyedge.ops.support import NOT_YET_VIPER, OpSupport
+from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, TfliteModel
 
-SUPPORTS = (OpSupport("RESIZE_BILINEAR", "shape", ("int8",), viper=NOT_YET_VIPER),)
+SUPPORTS = (OpSupport("RESIZE_BILINEAR", "shape", ("int8",)),)
 
 ONE = 1 << 10   # the interpolation's unit: 1/1024th of an input pixel
 

@@ -29,7 +29,9 @@ from tinyedge.aot.recurrent import (
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops.conv import accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
 from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
-from tinyedge.ops.opdata import GatherData, LutData, PadData, RowGatherData, TransposeConvData
+from tinyedge.ops.opdata import (
+    BatchMatMulData, BlockCopyData, GatherData, LutData, PadData, ResizeBilinearData, RowGatherData, TransposeConvData,
+)
 from tinyedge.ops.registry import PREPARED, viper_ops, viper_refusal
 from tinyedge.ops.transpose_conv import BIAS as TRANSPOSE_CONV_BIAS
 from tinyedge.ops.transpose_conv import INPUT as TRANSPOSE_CONV_INPUT
@@ -343,6 +345,14 @@ def _emit_prepared(e: _Emitter, op: Operator) -> None:
         e.calls.append(f"k.gather_rows(A, {rows}, {e.const(f'P{op.index}', i32_bytes(params))})")
     elif isinstance(data, TransposeConvData):
         _emit_transpose_conv(e, op, data)
+    elif isinstance(data, BlockCopyData):
+        _emit_block_copies(e, op, data)
+    elif isinstance(data, ResizeBilinearData):
+        params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *data.geometry]
+        ys, xs = e.const(f"Y{op.index}", i32_bytes(data.ys)), e.const(f"X{op.index}", i32_bytes(data.xs))
+        e.calls.append(f"k.resize_bilinear(A, {ys}, {xs}, {e.const(f'P{op.index}', i32_bytes(params))})")
+    elif isinstance(data, BatchMatMulData):
+        _emit_batch_matmul(e, op, data)
     elif isinstance(data, GatherData):
         params = [e.at(op.inputs[0]) + data.in_offset, e.at(op.outputs[0]), *data.out_dims, *data.in_strides]
         e.calls.append(f"k.transpose(A, {e.const(f'P{op.index}', i32_bytes(params))})")
@@ -354,6 +364,27 @@ def _emit_prepared(e: _Emitter, op: Operator) -> None:
         sources, walk = _binary_operands(e, op)
         params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk, data.flag]
         e.calls.append(f"k.maxmin(A, {sources[0][0]}, {sources[1][0]}, {e.const(f'P{op.index}', i32_bytes(params))})")
+
+
+def _emit_block_copies(e: _Emitter, op: Operator, data: BlockCopyData) -> None:
+    """SPLIT, SPLIT_V, UNPACK, PACK: one strided copy per (input, output) pair, within the arena."""
+    calls = []
+    for k, c in enumerate(data.copies):
+        params = [e.at(op.outputs[c.dst]) + c.dst_offset, e.at(op.inputs[c.src]) + c.src_offset, c.outer, c.block,
+                  c.dst_stride, c.src_stride]
+        calls.append(f"k.copy_strided(A, {e.const(f'P{op.index}_{k}', i32_bytes(params))})")
+    e.calls.append("; ".join(calls))
+
+
+def _emit_batch_matmul(e: _Emitter, op: Operator, data: BatchMatMulData) -> None:
+    batches, rows, cols, depth, *strides, lhs_offset, rhs_offset, out_offset, multiplier, shift = data.params
+    _check_shifted(op, depth * (128 + abs(lhs_offset)) * (128 + abs(rhs_offset)), shift)
+    (lhs, lhs_at), (rhs, rhs_at) = _source(e, op, op.inputs[0]), _source(e, op, op.inputs[1])
+    params = [lhs_at, rhs_at, e.at(op.outputs[0]), batches, rows, cols, depth, *strides, lhs_offset, rhs_offset,
+              out_offset, *_split(multiplier), shift]
+    offsets = e.const(f"O{op.index}", i32_bytes(data.offsets))
+    e.calls.append(f"k.batch_matmul(A, {lhs}, {rhs}, {offsets}, {e.const(f'P{op.index}', i32_bytes(params))})")
+    e.macs += batches * rows * cols * depth
 
 
 def _check_shifted(op: Operator, magnitude: int, shift: int) -> None:
