@@ -6,6 +6,7 @@ deploys bit-exact on qemu-cortex-m4; ops whose outputs are all model outputs kee
 from __future__ import annotations
 
 import shutil
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -61,6 +62,29 @@ def test_shape_ops_are_bit_exact_with_tflite_micro(name: str, dsp: bool, tmp_pat
     model = convert(case)
     assert opcode in model.op_names() and opcode in runtime_ops("aot")
     assert_matches_reference(model, NativeModel(model, tmp_path, dsp=dsp), samples=8)
+
+
+# The int16 variants, as TFLite's 16x8 models (int16 activations and I/O): copies, and BATCH_MATMUL's
+# int64 accumulator (RESIZE_BILINEAR has no int16 kernel in TFLM).
+CASES_16X8: dict[str, tuple[str, Callable, list[tuple[int, ...]]]] = {
+    "split": ("SPLIT", lambda x: [t * 2.0 for t in _tf().split(x, 3, axis=2)], [(4, 6)]),
+    "split_v": ("SPLIT_V", lambda x: [t * 2.0 for t in _tf().split(x, [1, 3, 2], axis=2)], [(4, 6)]),
+    "pack": ("PACK", lambda x, y: _tf().stack([x * 2.0, y * 2.0], axis=1), [(4, 6), (4, 6)]),
+    "unpack": ("UNPACK", lambda x: [t * 2.0 for t in _tf().unstack(x, axis=1)], [(3, 5)]),
+    "batch_matmul": ("BATCH_MATMUL", lambda x, y: _tf().matmul(x, y, transpose_b=True), [(2, 3, 4), (1, 5, 4)]),
+    "batch_matmul_constant_rhs": ("BATCH_MATMUL", lambda x: _tf().matmul(x, _random_rhs((2, 4, 5))), [(2, 3, 4)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES_16X8))
+def test_the_int16_variants_are_bit_exact_with_tflite_micro(name: str, tmp_path):
+    from test_aot_int16 import to_16x8
+
+    opcode, fn, shapes = CASES_16X8[name]
+    model = to_16x8(fn, shapes)
+    op = next(o for o in model.operators if o.opcode == opcode)
+    assert model.tensors[op.outputs[0]].type_name == "INT16"
+    assert_matches_reference(model, NativeModel(model, tmp_path), samples=8)
 
 
 def test_a_split_whose_outputs_are_all_model_outputs_writes_each_apart(tmp_path):

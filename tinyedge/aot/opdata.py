@@ -130,6 +130,7 @@ def _batch_matmul(data: BatchMatMulData, model: TfliteModel, op: Operator, ptr: 
               table("int32_t", f"{prefix}offsets", data.offsets)]
     consts = [flag for index, flag in ((op.inputs[0], "TE_MATMUL_LHS_CONST"), (op.inputs[1], "TE_MATMUL_RHS_CONST"))
               if model.tensors[index].is_constant]
-    call = (f"te_batch_matmul_s8({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, &{prefix}params, "
+    kernel = "te_batch_matmul_s16" if model.tensors[op.outputs[0]].type_name == "INT16" else "te_batch_matmul_s8"
+    call = (f"{kernel}({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, &{prefix}params, "
             f"{prefix}offsets, {' | '.join(consts) if consts else '0u'});")
     return Lowered(tables, call)

@@ -1,6 +1,7 @@
-"""BATCH_MATMUL (int8), as TFLM's batch_matmul.cc: reference_ops::BatchMatMul with per-tensor scales, any
-operand an activation or a constant, adj_x/adj_y, the batch dimensions (up to 3 before the matrices)
-broadcast. The transposes TFLM makes are strides here; each output matrix's operand offsets are a table."""
+"""BATCH_MATMUL (int8, and int16 with zero points 0), as TFLM's batch_matmul.cc: reference_ops::BatchMatMul
+with per-tensor scales, any operand an activation or a constant, adj_x/adj_y, the batch dimensions (up to 3
+before the matrices) broadcast. The transposes TFLM makes are strides here; each output matrix's operand
+offsets are a table."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tinyedge.ops.opdata import BatchMatMulData
 from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
-SUPPORTS = (OpSupport("BATCH_MATMUL", "shape", ("int8",)),)
+SUPPORTS = (OpSupport("BATCH_MATMUL", "shape", ("int8", "int16")),)
 
 
 def _batch_offsets(shape: list[int], batch: tuple[int, ...]) -> int:
@@ -27,7 +28,10 @@ def _extended(t: Tensor, rank: int) -> list[int]:
 
 def prepare(model: TfliteModel, op: Operator) -> BatchMatMulData:
     lhs_t, rhs_t, out_t = (model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    require(all(t.type_name == "INT8" for t in (lhs_t, rhs_t, out_t)), op, "is not int8 throughout")
+    require(lhs_t.type_name == rhs_t.type_name == out_t.type_name in ("INT8", "INT16"), op,
+            "is not int8 or int16 throughout")
+    require(lhs_t.type_name == "INT8" or not any(zero_point(t) for t in (lhs_t, rhs_t, out_t)), op,
+            "has an int16 tensor with a non-zero zero point")
     require(lhs_t.scale.size == 1 and rhs_t.scale.size == 1, op, "has per-channel scales")
     rank = max(len(lhs_t.shape), len(rhs_t.shape))
     require(2 <= min(len(lhs_t.shape), len(rhs_t.shape)) and rank <= 5, op, "has operands of rank outside 2..5")

@@ -42,6 +42,8 @@ def _fields(c_type: str, names: str) -> tuple[Field, ...]:
 LIMITS: dict[str, int] = {"TE_DSP_MAX_K_H": 16, "TE_DSP_MAX_TAP_PAIRS": 16, "TE_NL_MAX_DIMS": 6}
 # te_requant_t.per_channel's bits.
 REQUANT_FLAGS: dict[str, int] = {"TE_REQUANT_PER_CHANNEL": 1, "TE_REQUANT_BOUNDED": 2}
+# The batch matmul kernels' `consts` bits: which operands are TE_CONST arrays.
+MATMUL_FLAGS: dict[str, int] = {"TE_MATMUL_LHS_CONST": 1, "TE_MATMUL_RHS_CONST": 2}
 
 STRUCTS: tuple[Struct, ...] = (
     Struct("te_window_t", "The geometry shared by convolutions and pools (NHWC, batch 1).",
@@ -147,7 +149,7 @@ def render_header() -> str:
              " * initializers and counts their bytes from the same spec (tests/test_aot_params.py compiles them). */",
              "#ifndef TE_PARAMS_H", "#define TE_PARAMS_H", "", "#include <stdint.h>", "",
              "typedef int16_t te_dim;", ""]
-    lines += [f"#define {name} {value}" for name, value in {**LIMITS, **REQUANT_FLAGS}.items()]
+    lines += [f"#define {name} {value}" for name, value in {**LIMITS, **REQUANT_FLAGS, **MATMUL_FLAGS}.items()]
     for struct in STRUCTS:
         lines += ["", f"/* {struct.doc} */", "typedef struct {"]
         for f in struct.fields:

@@ -378,9 +378,10 @@ def _emit_block_copies(e: _Emitter, op: Operator, data: BlockCopyData) -> None:
 
 def _emit_batch_matmul(e: _Emitter, op: Operator, data: BatchMatMulData) -> None:
     batches, rows, cols, depth, *strides, lhs_offset, rhs_offset, out_offset, multiplier, shift = data.params
+    dst = e.at(op.outputs[0])   # refuses an int16 variant
     _check_shifted(op, depth * (128 + abs(lhs_offset)) * (128 + abs(rhs_offset)), shift)
     (lhs, lhs_at), (rhs, rhs_at) = _source(e, op, op.inputs[0]), _source(e, op, op.inputs[1])
-    params = [lhs_at, rhs_at, e.at(op.outputs[0]), batches, rows, cols, depth, *strides, lhs_offset, rhs_offset,
+    params = [lhs_at, rhs_at, dst, batches, rows, cols, depth, *strides, lhs_offset, rhs_offset,
               out_offset, *_split(multiplier), shift]
     offsets = e.const(f"O{op.index}", i32_bytes(data.offsets))
     e.calls.append(f"k.batch_matmul(A, {lhs}, {rhs}, {offsets}, {e.const(f'P{op.index}', i32_bytes(params))})")

@@ -74,6 +74,11 @@ void te_max_pool_s16(int16_t *out, const int16_t *in, const te_window_t *window,
 void te_quantize_f32_s16(int16_t *out, const float *in, int32_t count, float scale, int32_t zero_point);
 void te_dequantize_s16_f32(float *out, const int16_t *in, int32_t count, float scale, int32_t zero_point);
 
+/* BATCH_MATMUL int16 (reference_ops::BatchMatMul<int16_t, int64_t>): te_shape.h's te_batch_matmul_s8 with an
+ * int64 accumulator, the int64 MultiplyByQuantizedMultiplier and every zero point 0 (TFLM requires it). */
+void te_batch_matmul_s16(int16_t *out, const int16_t *lhs, const int16_t *rhs, const te_batch_matmul_t *params,
+                         const int32_t *offsets, uint8_t consts);
+
 #ifdef __cplusplus
 }
 #endif

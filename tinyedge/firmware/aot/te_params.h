@@ -13,6 +13,8 @@ typedef int16_t te_dim;
 #define TE_NL_MAX_DIMS 6
 #define TE_REQUANT_PER_CHANNEL 1
 #define TE_REQUANT_BOUNDED 2
+#define TE_MATMUL_LHS_CONST 1
+#define TE_MATMUL_RHS_CONST 2
 
 /* The geometry shared by convolutions and pools (NHWC, batch 1). */
 typedef struct {

@@ -29,9 +29,11 @@ void te_resize_bilinear_s8(int8_t *out, const int8_t *in, const te_resize_biline
   for (b = 0; b < p.batches; ++b) {
     const int8_t *image = in + (int32_t)b * p.in_h * p.in_w * p.channels;
     for (y = 0; y < p.out_h; ++y) {
-      const int32_t y0 = TE_RD_S16(ys + 3 * y), y1 = TE_RD_S16(ys + 3 * y + 1), dy = TE_RD_S16(ys + 3 * y + 2);
+      const int16_t *yp = ys + (int32_t)3 * y;
+      const int32_t y0 = TE_RD_S16(yp), y1 = TE_RD_S16(yp + 1), dy = TE_RD_S16(yp + 2);
       for (x = 0; x < p.out_w; ++x) {
-        const int32_t x0 = TE_RD_S16(xs + 3 * x), x1 = TE_RD_S16(xs + 3 * x + 1), dx = TE_RD_S16(xs + 3 * x + 2);
+        const int16_t *xp = xs + (int32_t)3 * x;
+        const int32_t x0 = TE_RD_S16(xp), x1 = TE_RD_S16(xp + 1), dx = TE_RD_S16(xp + 2);
         const int32_t w00 = (1024 - dy) * (1024 - dx), w10 = dy * (1024 - dx);
         const int32_t w01 = (1024 - dy) * dx, w11 = dy * dx;
         const int8_t *p00 = image + (y0 * p.in_w + x0) * p.channels, *p10 = image + (y1 * p.in_w + x0) * p.channels;

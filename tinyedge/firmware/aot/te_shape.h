@@ -16,10 +16,6 @@
 extern "C" {
 #endif
 
-/* te_batch_matmul_t's operands that are TE_CONST arrays (read through te_pgm.h). */
-#define TE_MATMUL_LHS_CONST 1u
-#define TE_MATMUL_RHS_CONST 2u
-
 /* `outer` blocks of `block` bytes from src, src_stride bytes apart, to dst, dst_stride bytes apart. */
 void te_copy_strided(uint8_t *dst, const uint8_t *src, int32_t outer, int32_t block, int32_t dst_stride,
                      int32_t src_stride);
@@ -32,7 +28,8 @@ void te_resize_bilinear_s8(int8_t *out, const int8_t *in, const te_resize_biline
 
 /* BATCH_MATMUL int8: for each of params->batches output matrices, `offsets` (TE_CONST) holds the lhs and
  * rhs element offsets of its operands (the batch dimensions broadcast); `consts` says which operands are
- * TE_CONST arrays. */
+ * TE_CONST arrays (TE_MATMUL_LHS_CONST, TE_MATMUL_RHS_CONST of te_params.h). The int16 variant is
+ * te_int16.h's te_batch_matmul_s16. */
 void te_batch_matmul_s8(int8_t *out, const int8_t *lhs, const int8_t *rhs, const te_batch_matmul_t *params,
                         const int32_t *offsets, uint8_t consts);
 
