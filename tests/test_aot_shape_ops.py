@@ -137,3 +137,12 @@ def test_shape_ops_run_bit_exact_as_viper_code(name: str):
     model = convert(CASES[name][1])
     assert not unsupported_ops(model)
     assert_bit_exact(model)
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="needs qemu-system-arm and arm-none-eabi-gcc")
+def test_a_split_whose_outputs_are_all_model_outputs_deploys_bit_exact_on_qemu_cortex_m4(tmp_path):
+    model = convert(Case(lambda x: _tf().split(_tf().image.resize(x, (4, 6), "bilinear"), [2, 1], axis=3),
+                         [(2, 3, 3)], [1.0]))
+    assert model.op_names() == ["RESIZE_BILINEAR", "SPLIT_V"] and len(model.outputs) == 2
+    assert_deploys_bit_exact_on_qemu_cortex_m4(model, np.random.default_rng(7).uniform(-1, 1, (4, 2, 3, 3)), tmp_path)

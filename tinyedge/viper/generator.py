@@ -367,12 +367,17 @@ def _emit_prepared(e: _Emitter, op: Operator) -> None:
 
 
 def _emit_block_copies(e: _Emitter, op: Operator, data: BlockCopyData) -> None:
-    """SPLIT, SPLIT_V, UNPACK, PACK: one strided copy per (input, output) pair, within the arena."""
+    """SPLIT, SPLIT_V, UNPACK (blocks read strided, written in order: a 2-D `transpose` walk) and PACK (blocks
+    read in order, written strided: `copy_blocks`), one call per (input, output) pair."""
     calls = []
     for k, c in enumerate(data.copies):
-        params = [e.at(op.outputs[c.dst]) + c.dst_offset, e.at(op.inputs[c.src]) + c.src_offset, c.outer, c.block,
-                  c.dst_stride, c.src_stride]
-        calls.append(f"k.copy_strided(A, {e.const(f'P{op.index}_{k}', i32_bytes(params))})")
+        dst, src = e.at(op.outputs[c.dst]) + c.dst_offset, e.at(op.inputs[c.src]) + c.src_offset
+        if c.dst_stride == c.block:
+            p = e.const(f"P{op.index}_{k}", i32_bytes([src, dst, 1, 1, c.outer, c.block, 0, 0, c.src_stride, 1]))
+            calls.append(f"k.transpose(A, {p})")
+        else:
+            p = e.const(f"P{op.index}_{k}", i32_bytes([dst, src, c.outer, c.block, c.dst_stride]))
+            calls.append(f"k.copy_blocks(A, A, {p})")
     e.calls.append("; ".join(calls))
 
 

@@ -651,20 +651,6 @@ def _copy_blocks() -> list[str]:
                 """, 4)]
 
 
-def _copy_strided() -> list[str]:
-    """SPLIT, SPLIT_V, UNPACK and PACK, one (input, output) pair at a time: `outer` blocks of `block` bytes
-    from src, `src_stride` bytes apart, to dst, `dst_stride` bytes apart, within the arena."""
-    return ["@micropython.viper", "def copy_strided(A: ptr8, P: ptr8):",
-            *_params("dst src outer block dst_stride src_stride"),
-            *_code("""
-                for o in range(outer):
-                    d = dst + o * dst_stride
-                    x = src + o * src_stride
-                    for i in range(block):
-                        A[d + i] = A[x + i]
-                """, 4)]
-
-
 def _resize_bilinear() -> list[str]:
     """RESIZE_BILINEAR int8 (ResizeBilinearInteger): Y and X hold per output row and column (lower, upper,
     input position - 1024 * lower) as packed int32; the weighted sum (below 2**29 in magnitude) is rounded
@@ -831,7 +817,7 @@ def kernel_source() -> str:
     for lines in (_fully_connected(), _conv2d(), _depthwise_conv2d(), _depthwise_multiplier(), _pool("average_pool", True),
                   _pool("max_pool", False), _add(), _lut(), _softmax(), _copy_blocks(), _mean(), _mul(), _pad(),
                   _transpose(), _requantize(), _add("sub", "-"), _maxmin(), _gather_rows(), _prelu(),
-                  _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm(), _copy_strided(), _resize_bilinear(),
+                  _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm(), _resize_bilinear(),
                   _batch_matmul()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"
