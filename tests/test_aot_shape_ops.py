@@ -96,6 +96,19 @@ def test_a_split_whose_outputs_are_all_model_outputs_writes_each_apart(tmp_path)
     assert sorted(h.tobytes() for h in halves) == sorted([x[:, :, :4].tobytes(), x[:, :, 4:].tobytes()])
 
 
+def test_a_split_along_the_outermost_axis_copies_nothing_and_stays_exact_under_in_place_ops(tmp_path):
+    """Its outputs are views of the input's bytes; an in-place op on one view must not clobber the other,
+    still to be read."""
+    tf = _tf()
+    model = convert(Case(lambda x: (lambda a, b: tf.nn.leaky_relu(a, 0.2) + b * 2.0)(*tf.split(x * 2.0, 2, axis=1)),
+                         [(4, 6)], [1.0]))
+    split = next(op.index for op in model.operators if op.opcode == "SPLIT")
+    native = NativeModel(model, tmp_path)
+    assert "te_copy_strided" not in native.program.source
+    assert "shares its input's bytes" in native.program.op_lines[split], native.program.op_lines
+    assert_matches_reference(model, native, samples=8)
+
+
 def test_inspect_counts_the_macs_of_batch_matmul():
     from tinyedge.inspection import op_macs
 

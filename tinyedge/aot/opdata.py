@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, c_int, op_prefix, requant_tables, require, table
+from tinyedge.aot.lowering import (
+    Lowered, Lowering, PointerOf, Table, c_int, op_prefix, requant_tables, require, table, viewed,
+)
 from tinyedge.ops.opdata import (
     BatchMatMulData, BlockCopyData, BroadcastData, GatherData, LutData, OpData, PadData, ResizeBilinearData, RowGatherData,
     TransposeConvData,
@@ -33,7 +35,7 @@ def render(data: OpData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lo
     if isinstance(data, TransposeConvData):
         return _transpose_conv(data, model, op, ptr)
     if isinstance(data, BlockCopyData):
-        return _block_copies(data, op, ptr)
+        return _block_copies(data, model, op, ptr)
     if isinstance(data, ResizeBilinearData):
         return _resize_bilinear(data, op, ptr)
     if isinstance(data, BatchMatMulData):
@@ -105,14 +107,19 @@ def _gather(data: GatherData, model: TfliteModel, op: Operator, ptr: PointerOf) 
     return Lowered(tables, call)
 
 
-def _block_copies(data: BlockCopyData, op: Operator, ptr: PointerOf) -> Lowered:
-    """te_copy_strided once per (input, output) pair."""
+def _block_copies(data: BlockCopyData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """te_copy_strided once per (input, output) pair, but for an output that is one run of its input's bytes
+    (a split along its outermost axis), which the plan may make a view of them."""
     def at(pointer: str, offset: int) -> str:
         return f"(uint8_t *){pointer} + {offset}" if offset else f"(uint8_t *){pointer}"
 
+    views = tuple((c.dst, c.src, c.src_offset) for c in data.copies
+                  if c.dst_offset == 0 and (c.outer == 1 or c.src_stride == c.block)
+                  and c.outer * c.block == model.tensors[op.outputs[c.dst]].nbytes)
     calls = [f"te_copy_strided({at(ptr(op.outputs[c.dst]), c.dst_offset)}, {at(ptr(op.inputs[c.src]), c.src_offset)}, "
-             f"{c.outer}, {c.block}, {c.dst_stride}, {c.src_stride});" for c in data.copies]
-    return Lowered([], "\n  ".join(calls))
+             f"{c.outer}, {c.block}, {c.dst_stride}, {c.src_stride});" for c in data.copies
+             if not viewed(ptr, op.outputs[c.dst], op.inputs[c.src], c.src_offset)]
+    return Lowered([], "\n  ".join(calls), views=views)
 
 
 def _resize_bilinear(data: ResizeBilinearData, op: Operator, ptr: PointerOf) -> Lowered:

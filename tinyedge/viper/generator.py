@@ -372,13 +372,15 @@ def _emit_block_copies(e: _Emitter, op: Operator, data: BlockCopyData) -> None:
     calls = []
     for k, c in enumerate(data.copies):
         dst, src = e.at(op.outputs[c.dst]) + c.dst_offset, e.at(op.inputs[c.src]) + c.src_offset
+        if dst == src:   # the plan made this output a view of the input's bytes
+            continue
         if c.dst_stride == c.block:
             p = e.const(f"P{op.index}_{k}", i32_bytes([src, dst, 1, 1, c.outer, c.block, 0, 0, c.src_stride, 1]))
             calls.append(f"k.transpose(A, {p})")
         else:
             p = e.const(f"P{op.index}_{k}", i32_bytes([dst, src, c.outer, c.block, c.dst_stride]))
             calls.append(f"k.copy_blocks(A, A, {p})")
-    e.calls.append("; ".join(calls))
+    e.calls.append("; ".join(calls) or "pass")
 
 
 def _emit_batch_matmul(e: _Emitter, op: Operator, data: BatchMatMulData) -> None:
