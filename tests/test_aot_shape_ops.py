@@ -87,6 +87,17 @@ def test_the_int16_variants_are_bit_exact_with_tflite_micro(name: str, tmp_path)
     assert_matches_reference(model, NativeModel(model, tmp_path), samples=8)
 
 
+def test_an_int16_resize_bilinear_is_refused_naming_that_no_runtime_runs_it():
+    from test_aot_int16 import to_16x8
+
+    from tinyedge.aot.compiler import compile_model
+    from tinyedge.errors import TinyedgeError
+
+    model = to_16x8(lambda x: _tf().image.resize(x, (7, 10), "bilinear"), [(3, 4, 5)])
+    with pytest.raises(TinyedgeError, match=r"RESIZE_BILINEAR \(operator 0\) is int16, which no runtime runs"):
+        compile_model(model)
+
+
 def test_a_split_whose_outputs_are_all_model_outputs_writes_each_apart(tmp_path):
     model = convert(CASES["split_outputs_are_model_outputs"][1])
     assert model.op_names() == ["SPLIT"] and len(model.outputs) == 2

@@ -5,6 +5,7 @@ computed here once per output row and column; the four-tap sums run in te_resize
 from __future__ import annotations
 
 from tinyedge.aot.lowering import require
+from tinyedge.errors import TinyedgeError
 from tinyedge.ops.opdata import ResizeBilinearData
 from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, TfliteModel
@@ -40,6 +41,9 @@ def interpolation_points(in_size: int, out_size: int, align_corners: bool, half_
 
 def prepare(model: TfliteModel, op: Operator) -> ResizeBilinearData:
     in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
+    if in_t.type_name != "INT8" and in_t.type_name != "FLOAT32":
+        raise TinyedgeError(f"RESIZE_BILINEAR (operator {op.index}) is {in_t.type_name.lower()}, which no runtime runs "
+                            "(TFLM's kernel takes float32 and int8 only): quantize the model to int8 activations.")
     require(len(in_t.shape) == 4 and in_t.type_name == out_t.type_name == "INT8", op, "is not an int8 NHWC image")
     require(not in_t.is_constant, op, "resizes constant data")
     corners, half = bool(op.options.alignCorners), bool(op.options.halfPixelCenters)
