@@ -5,6 +5,7 @@ deploys bit-exact on qemu-cortex-m4; ops whose outputs are all model outputs kee
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from typing import Callable
 
@@ -170,3 +171,38 @@ def test_a_split_whose_outputs_are_all_model_outputs_deploys_bit_exact_on_qemu_c
                          [(2, 3, 3)], [1.0]))
     assert model.op_names() == ["RESIZE_BILINEAR", "SPLIT_V"] and len(model.outputs) == 2
     assert_deploys_bit_exact_on_qemu_cortex_m4(model, np.random.default_rng(7).uniform(-1, 1, (4, 2, 3, 3)), tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None or importlib.util.find_spec("onnxscript") is None,
+                    reason="needs PyTorch and onnxscript (torch.onnx.export's default exporter): "
+                           "pip install torch onnxscript (not in install.sh: the wheel is GBs)")
+def test_a_pytorch_attention_block_exported_by_default_deploys_bit_exact_with_the_aot(tmp_path):
+    """F.interpolate (bilinear), torch.chunk, torch.bmm of two activations and torch.stack, as a PyTorch
+    user writes them and torch.onnx.export saves them (opset 18+, external data)."""
+    import json
+
+    import torch
+    import torch.nn.functional as F
+    from conftest import run_tinyedge
+
+    class Attention(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(4, 8, 3, padding=1)
+
+        def forward(self, x):
+            a, b = torch.chunk(F.interpolate(self.conv(x), scale_factor=2, mode="bilinear"), 2, dim=1)
+            scores = torch.bmm(a.flatten(2), b.flatten(2).transpose(1, 2))
+            return torch.stack([scores, scores * 0.5], dim=1)
+
+    torch.manual_seed(0)
+    torch.onnx.export(Attention().eval(), (torch.randn(1, 4, 4, 4),), str(tmp_path / "attention.onnx"))
+    np.save(tmp_path / "cal.npy", np.random.default_rng(0).normal(0, 1, (40, 4, 4, 4)).astype(np.float32))
+    result = run_tinyedge("deploy", tmp_path / "attention.onnx", "--board", "host", "--runtime", "aot", "--calibration",
+                          tmp_path / "cal.npy", "-o", tmp_path / "out", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["runtime"], report["passed"], report["bit_exact"]) == ("aot", True, 1.0)
+    source = next((tmp_path / "out").rglob("te_model.c")).read_text()
+    assert all(f": {op} (" in source for op in ("RESIZE_BILINEAR", "SPLIT", "BATCH_MATMUL"))
