@@ -137,7 +137,7 @@ def test_a_model_with_every_shape_op_deploys_bit_exact_on_qemu_cortex_m4(tmp_pat
     def every_shape_op(x):
         up = tf.image.resize(x, (6, 8), "bilinear")
         left, right = tf.split(up, 2, axis=2)
-        rows = tf.unstack(left, axis=1)   # every row used: the converter leaves unused outputs float
+        rows = tf.unstack(left, axis=1)   # every row used: with rows unused the converter runs the split in float
         stacked = tf.stack([rows[0] + rows[1] + rows[2], rows[3] + rows[4] - rows[5]], axis=1)
         a, b = tf.split(right, [1, 3], axis=3)
         product = tf.matmul(tf.reshape(stacked, (1, 8, 4)), tf.reshape(b, (1, 4, 18)))
