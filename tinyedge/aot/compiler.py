@@ -24,7 +24,8 @@ C_TYPES = {"INT8": "int8_t", "UINT8": "uint8_t", "INT16": "int16_t", "INT32": "i
 MODEL_SOURCE = "te_model.c"
 MODEL_HEADER = "te_model.h"
 KERNEL_FILES = ("te_params.h", "te_fixedpoint.h", "te_pgm.h", "te_dsp_insn.h", "te_kernels.h", "te_kernels.c")
-NONLINEAR_FILES = ("te_nonlinear.h", "te_nonlinear.c", "te_recurrent.h", "te_recurrent.c", "te_int16.h", "te_int16.c")
+NONLINEAR_FILES = ("te_nonlinear.h", "te_nonlinear.c", "te_recurrent.h", "te_recurrent.c", "te_int16.h", "te_int16.c",
+                   "te_shape.h", "te_shape.c")
 DSP_FILES = ("te_dsp.h", "te_dsp.c")
 AVR_POINTER_BYTES = 2
 
@@ -94,10 +95,12 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
     for low in first_pass:
         low.grows_in_place = low.grows_in_place and grow
     streamed = {op.outputs[0] for op, low in zip(model.operators, first_pass) if low.streams_output}
-    groups = {t: root for t, root in _buffer_groups(model, first_pass).items() if t not in streamed}
-    buffers = _buffers(model, groups)
+    grouped = _buffer_groups(model, first_pass)
+    groups = {t: root for t, (root, _) in grouped.items() if t not in streamed}
+    deltas = {t: delta for t, (_, delta) in grouped.items()}
+    buffers = _buffers(model, groups, deltas)
     plan = plan_memory(buffers)
-    offsets = {t: plan.offsets[root] for t, root in groups.items()}
+    offsets = {t: plan.offsets[root] + deltas[t] for t, root in groups.items()}
     pointers = _Pointers(model, offsets, dsp=dsp)
     lowered = [available[op.opcode](model, op, pointers) for op in model.operators]
     check_kernel_families(model, lowered)
@@ -195,21 +198,35 @@ def _activation_tensors(model: TfliteModel) -> list[int]:
     return list(seen)
 
 
-def _buffer_groups(model: TfliteModel, first_pass: list[Lowered]) -> dict[int, int]:
-    """tensor index -> the tensor whose buffer it uses (aliases and in-place outputs share one)."""
+def _buffer_groups(model: TfliteModel, first_pass: list[Lowered]) -> dict[int, tuple[int, int]]:
+    """tensor index -> (the tensor whose buffer it uses, its byte offset in that buffer): aliases, in-place
+    outputs and views share one."""
     root = {t: t for t in _activation_tensors(model)}
+    delta = {t: 0 for t in root}   # bytes from the tensor it points at
     last_reader = _last_readers(model)
     model_inputs = set(model.inputs)
     for op, low in zip(model.operators, first_pass):
+        for out_position, in_position, offset in low.views:
+            source, out = op.inputs[in_position], op.outputs[out_position]
+            if source in root and root[out] == out and not model.tensors[source].is_variable:
+                root[out], delta[out] = source, offset
         source = op.inputs[0] if op.inputs else -1
         if source not in root or not op.outputs:
             continue
         out = op.outputs[0]
         if op.opcode in ALIAS_OPS:
-            root[out] = root[source]
+            root[out] = source
         elif low.inplace_ok and _can_share(model, op, source, out, root, last_reader, model_inputs, low.grows_in_place):
-            root[out] = root[source]
-    return {t: _find(root, t) for t in root}
+            root[out] = source
+    return {t: _find_with_delta(root, delta, t) for t in root}
+
+
+def _find_with_delta(root: dict[int, int], delta: dict[int, int], t: int) -> tuple[int, int]:
+    offset = 0
+    while root[t] != t:
+        offset += delta[t]
+        t = root[t]
+    return t, offset
 
 
 def _find(root: dict[int, int], t: int) -> int:
@@ -244,8 +261,9 @@ def _last_readers(model: TfliteModel) -> dict[int, int]:
     return last
 
 
-def _buffers(model: TfliteModel, groups: dict[int, int]) -> list[Buffer]:
-    """One buffer per group, planned by the size of its member tensors over their lifetimes."""
+def _buffers(model: TfliteModel, groups: dict[int, int], deltas: dict[int, int]) -> list[Buffer]:
+    """One buffer per group, planned by the size of its member tensors (from the buffer's start to their
+    end: a view's bytes before it count too) over their lifetimes."""
     first: dict[int, int] = {}
     last: dict[int, int] = {}
 
@@ -268,7 +286,7 @@ def _buffers(model: TfliteModel, groups: dict[int, int]) -> list[Buffer]:
     members: dict[int, list[int]] = {}
     for tensor in first:
         members.setdefault(groups[tensor], []).append(tensor)
-    return [shared_buffer(g, [(first[t], last[t], model.tensors[t].nbytes) for t in tensors],
+    return [shared_buffer(g, [(first[t], last[t], deltas[t] + model.tensors[t].nbytes) for t in tensors],
                           max(model.tensors[t].dtype.itemsize for t in tensors))
             for g, tensors in sorted(members.items())]
 

@@ -11,7 +11,8 @@ firmware/aot/*.h (te_window_t, te_requant_t, te_add_params_t, ...) by pointer; p
 `inplace_ok` (in the compiler's first, probing pass every arena pointer is offset 0, so that answer must
 come from the op's shape alone); in the second pass it runs in place when `ptr(output) == ptr(input)`,
 and may then use the model's one `te_scratch` buffer, sized to the largest `scratch_bytes`;
-`grows_in_place` lets an output larger than its input share it too. Table names start with
+`grows_in_place` lets an output larger than its input share it too; `views` names outputs that may be a
+run of an input's bytes (no copy, planned inside the input's buffer). Table names start with
 `op_prefix(op)` (`op{index}_`) so they never collide.
 """
 
@@ -114,6 +115,10 @@ class Lowered:
     scratch_bytes: int = 0     # bytes of the shared `te_scratch` buffer the call uses (an in-place kernel's)
     grows_in_place: bool = False   # with inplace_ok: also when the output is larger (the input at its start)
     streams_output: bool = False   # the output is consumed as it is made (fused into its one reader): no memory
+    # (output position, input position, byte offset): outputs that may be a view of an input's bytes from
+    # that offset (a split along its outermost axis); in the second pass the op then copies only what is
+    # not (`viewed` says which copies the plan made views).
+    views: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def decls(self) -> str:
@@ -122,6 +127,12 @@ class Lowered:
 
 
 Lowering = Callable[[TfliteModel, Operator, PointerOf], Lowered]
+
+
+def viewed(ptr: PointerOf, output: int, source: int, offset: int) -> bool:
+    """The plan put tensor `output` at tensor `source`'s bytes from `offset` on (a view: nothing to copy)."""
+    offsets = getattr(ptr, "offsets", {})
+    return not getattr(ptr, "probing", True) and offsets.get(output) == offsets.get(source, -1) + offset
 
 
 def uses_dsp(ptr: PointerOf) -> bool:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Callable
 
 from tinyedge.aot.lowering import (
-    Lowered, Lowering, PointerOf, Table, c_float, c_int, op_prefix, requant_tables, require, table, uses_dsp,
+    Lowered, Lowering, PointerOf, Table, c_float, c_int, op_prefix, requant_tables, require, table, uses_dsp, viewed,
 )
 from tinyedge.ops.opdata import (
-    AliasData, ArgData, BroadcastData, ConcatData, FloatQuantizeData, GatherData, LstmData, LutData, MeanData, OpData,
-    PadData, PoolData, ReduceData, RequantizeData, RowGatherData, SigmoidTableData, Softmax16Data, SoftmaxData, SvdfData,
-    TransposeConvData,
+    AliasData, ArgData, BatchMatMulData, BlockCopyData, BroadcastData, ConcatData, FloatQuantizeData, GatherData,
+    LstmData, LutData, MeanData, OpData, PadData, PoolData, ReduceData, RequantizeData, ResizeBilinearData,
+    RowGatherData, SigmoidTableData, Softmax16Data, SoftmaxData, SvdfData, TransposeConvData,
 )
 from tinyedge.tflite_model import Operator, TfliteModel
 
@@ -230,7 +230,6 @@ def _lstm_16x8(data: LstmData, op: Operator, ptr: PointerOf) -> Lowered:
     return Lowered(tables, call)
 
 
-# Each kind of OpData, and its rendering as C.
 def _reduce(data: ReduceData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     """te_reduce_minmax_s8 over MEAN's kept/reduced geometry."""
     name = f"{op_prefix(op)}geom"
@@ -244,9 +243,48 @@ def _arg(data: ArgData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Low
     return Lowered([], call)
 
 
+def _block_copies(data: BlockCopyData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """te_copy_strided once per (input, output) pair, but for an output that is one run of its input's bytes
+    (a split along its outermost axis), which the plan may make a view of them."""
+    def at(pointer: str, offset: int) -> str:
+        return f"(uint8_t *){pointer} + {offset}" if offset else f"(uint8_t *){pointer}"
+
+    views = tuple((c.dst, c.src, c.src_offset) for c in data.copies
+                  if c.dst_offset == 0 and (c.outer == 1 or c.src_stride == c.block)
+                  and c.outer * c.block == model.tensors[op.outputs[c.dst]].nbytes)
+    calls = [f"te_copy_strided({at(ptr(op.outputs[c.dst]), c.dst_offset)}, {at(ptr(op.inputs[c.src]), c.src_offset)}, "
+             f"{c.outer}, {c.block}, {c.dst_stride}, {c.src_stride});" for c in data.copies
+             if not viewed(ptr, op.outputs[c.dst], op.inputs[c.src], c.src_offset)]
+    return Lowered([], "\n  ".join(calls), views=views)
+
+
+def _resize_bilinear(data: ResizeBilinearData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    prefix = op_prefix(op)
+    tables = [Table("te_resize_bilinear_t", f"{prefix}geom", data.geometry, struct=True),
+              table("int16_t", f"{prefix}ys", data.ys, per_line=15), table("int16_t", f"{prefix}xs", data.xs, per_line=15)]
+    call = (f"te_resize_bilinear_s8({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, &{prefix}geom, {prefix}ys, "
+            f"{prefix}xs);")
+    return Lowered(tables, call)
+
+
+def _batch_matmul(data: BatchMatMulData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    prefix = op_prefix(op)
+    tables = [Table("te_batch_matmul_t", f"{prefix}params", data.params, struct=True),
+              table("int32_t", f"{prefix}offsets", data.offsets)]
+    consts = [flag for index, flag in ((op.inputs[0], "TE_MATMUL_LHS_CONST"), (op.inputs[1], "TE_MATMUL_RHS_CONST"))
+              if model.tensors[index].is_constant]
+    kernel = "te_batch_matmul_s16" if model.tensors[op.outputs[0]].type_name == "INT16" else "te_batch_matmul_s8"
+    call = (f"{kernel}({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {ptr(op.inputs[1])}, &{prefix}params, "
+            f"{prefix}offsets, {' | '.join(consts) if consts else '0u'});")
+    return Lowered(tables, call)
+
+
+# Each kind of OpData, and its rendering as C.
 RENDERINGS: dict[type, Callable[[OpData, TfliteModel, Operator, PointerOf], Lowered]] = {
     LutData: _lut, BroadcastData: _broadcast, PadData: _pad, RowGatherData: _row_gather,
     TransposeConvData: _transpose_conv, GatherData: _gather, PoolData: _pool, ConcatData: _concat, AliasData: _alias,
-    MeanData: _mean, SoftmaxData: _softmax, Softmax16Data: _softmax16, SigmoidTableData: _sigmoid_table, RequantizeData: _requantize, FloatQuantizeData: _float_quantize,
-    SvdfData: _svdf, LstmData: _lstm, ReduceData: _reduce, ArgData: _arg,
+    MeanData: _mean, SoftmaxData: _softmax, Softmax16Data: _softmax16, SigmoidTableData: _sigmoid_table,
+    RequantizeData: _requantize, FloatQuantizeData: _float_quantize,
+    SvdfData: _svdf, LstmData: _lstm, ReduceData: _reduce, ArgData: _arg, BlockCopyData: _block_copies,
+    ResizeBilinearData: _resize_bilinear, BatchMatMulData: _batch_matmul,
 }

@@ -42,6 +42,8 @@ def _fields(c_type: str, names: str) -> tuple[Field, ...]:
 LIMITS: dict[str, int] = {"TE_DSP_MAX_K_H": 16, "TE_DSP_MAX_TAP_PAIRS": 16, "TE_NL_MAX_DIMS": 6}
 # te_requant_t.per_channel's bits.
 REQUANT_FLAGS: dict[str, int] = {"TE_REQUANT_PER_CHANNEL": 1, "TE_REQUANT_BOUNDED": 2}
+# The batch matmul kernels' `consts` bits: which operands are TE_CONST arrays.
+MATMUL_FLAGS: dict[str, int] = {"TE_MATMUL_LHS_CONST": 1, "TE_MATMUL_RHS_CONST": 2}
 
 STRUCTS: tuple[Struct, ...] = (
     Struct("te_window_t", "The geometry shared by convolutions and pools (NHWC, batch 1).",
@@ -61,6 +63,13 @@ STRUCTS: tuple[Struct, ...] = (
            _fields("int32_t", "a_offset b_offset out_multiplier out_shift out_offset act_min act_max")),
     Struct("te_prelu_params_t", "PRELU's rescalings (reference_ops::BroadcastPrelu4DSlow): a is the input, b alpha.",
            _fields("int32_t", "a_offset b_offset out_offset multiplier_1 shift_1 multiplier_2 shift_2")),
+    Struct("te_resize_bilinear_t", "RESIZE_BILINEAR's geometry (reference_ops::ResizeBilinearInteger; te_shape.c).",
+           _fields("te_dim", "batches in_h in_w out_h out_w channels")),
+    Struct("te_batch_matmul_t", "BATCH_MATMUL's geometry and rescaling (reference_ops::BatchMatMul; te_shape.c): out[b][m][n]\n"
+                                " * = sum over k of (lhs[m*lhs_row_stride + k*lhs_depth_stride] + lhs_offset) *\n"
+                                " * (rhs[k*rhs_depth_stride + n*rhs_col_stride] + rhs_offset), requantized.",
+           _fields("int32_t", "batches rows cols depth lhs_row_stride lhs_depth_stride rhs_depth_stride rhs_col_stride "
+                              "lhs_offset rhs_offset out_offset multiplier shift")),
     Struct("te_svdf_params_t", "SVDF's geometry and rescalings (PrepareSvdf).",
            _fields("int32_t", "n_input n_filter n_memory rank input_zp state_zp output_zp multiplier_1 shift_1 "
                               "multiplier_2 shift_2")),
@@ -140,7 +149,7 @@ def render_header() -> str:
              " * initializers and counts their bytes from the same spec (tests/test_aot_params.py compiles them). */",
              "#ifndef TE_PARAMS_H", "#define TE_PARAMS_H", "", "#include <stdint.h>", "",
              "typedef int16_t te_dim;", ""]
-    lines += [f"#define {name} {value}" for name, value in {**LIMITS, **REQUANT_FLAGS}.items()]
+    lines += [f"#define {name} {value}" for name, value in {**LIMITS, **REQUANT_FLAGS, **MATMUL_FLAGS}.items()]
     for struct in STRUCTS:
         lines += ["", f"/* {struct.doc} */", "typedef struct {"]
         for f in struct.fields:

@@ -16,6 +16,10 @@ generation time, for the AOT C emitter (tinyedge.aot.opdata) and the viper emitt
 - `PoolData`, `ConcatData`, `AliasData` (RESHAPE/SQUEEZE), `MeanData`, `SoftmaxData`, `Softmax16Data`,
   `SigmoidTableData` (int16 LOGISTIC/TANH), `RequantizeData`, `FloatQuantizeData`, `SvdfData`, `LstmData`:
   one op's (or op pair's) own preparation.
+- `BlockCopyData`: an op with several inputs or outputs whose every output byte is an input byte
+  (SPLIT, SPLIT_V, UNPACK, PACK): strided block copies, one per (input, output) pair.
+- `ResizeBilinearData`: RESIZE_BILINEAR's geometry and its integer interpolation points.
+- `BatchMatMulData`: BATCH_MATMUL's geometry, rescaling and per-batch operand offsets.
 """
 
 from __future__ import annotations
@@ -189,6 +193,37 @@ class LstmData:
     activations: str = "int8"                # or "int16" (16x8: the four input biases, int64; te_lstm_s16)
 
 
+@dataclass(frozen=True)
+class BlockCopy:
+    """`outer` blocks of `block` bytes from input `src` (its position in the op's inputs) to output `dst`."""
+    dst: int
+    src: int
+    outer: int
+    block: int
+    dst_offset: int     # bytes
+    dst_stride: int
+    src_offset: int
+    src_stride: int
+
+
+@dataclass(frozen=True)
+class BlockCopyData:
+    copies: tuple[BlockCopy, ...]
+
+
+@dataclass(frozen=True)
+class ResizeBilinearData:
+    geometry: tuple[int, ...]   # te_resize_bilinear_t's fields: batches in_h in_w out_h out_w channels
+    ys: tuple[int, ...]         # per output row: y0, y1, input_y - 1024 * y0
+    xs: tuple[int, ...]         # per output column: x0, x1, input_x - 1024 * x0
+
+
+@dataclass(frozen=True)
+class BatchMatMulData:
+    params: tuple[int, ...]     # te_batch_matmul_t's fields
+    offsets: tuple[int, ...]    # per output matrix: its lhs and its rhs element offset
+
+
 OpData = (LutData | BroadcastData | GatherData | PadData | RowGatherData | TransposeConvData | PoolData | ConcatData
           | AliasData | MeanData | SoftmaxData | Softmax16Data | SigmoidTableData | RequantizeData | FloatQuantizeData
-          | SvdfData | LstmData | ReduceData | ArgData)
+          | SvdfData | LstmData | ReduceData | ArgData | BlockCopyData | ResizeBilinearData | BatchMatMulData)

@@ -23,8 +23,9 @@ from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
 from tinyedge.ops.broadcast import broadcast_geometry
 from tinyedge.ops.lstm import LSTM_CELL, LSTM_HIDDEN, LSTM_INPUT, LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS
 from tinyedge.ops.opdata import (
-    AliasData, BroadcastData, ConcatData, GatherData, LstmData, LutData, MeanData, PadData, PoolData, RequantizeData,
-    RowGatherData, SigmoidTableData, Softmax16Data, SoftmaxData, SvdfData, TransposeConvData,
+    AliasData, BatchMatMulData, BlockCopyData, BroadcastData, ConcatData, GatherData, LstmData, LutData, MeanData,
+    PadData, PoolData, RequantizeData, ResizeBilinearData, RowGatherData, SigmoidTableData, Softmax16Data, SoftmaxData,
+    SvdfData, TransposeConvData,
 )
 from tinyedge.ops.registry import PREPARED, viper_ops, viper_refusal
 from tinyedge.ops.transpose_conv import BIAS as TRANSPOSE_CONV_BIAS
@@ -339,6 +340,14 @@ def _emit_prepared(e: _Emitter, op: Operator) -> None:
         e.calls.append(f"k.gather_rows(A, {rows}, {e.const(f'P{op.index}', i32_bytes(params))})")
     elif isinstance(data, TransposeConvData):
         _emit_transpose_conv(e, op, data)
+    elif isinstance(data, BlockCopyData):
+        _emit_block_copies(e, op, data)
+    elif isinstance(data, ResizeBilinearData):
+        params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *data.geometry]
+        ys, xs = e.const(f"Y{op.index}", i32_bytes(data.ys)), e.const(f"X{op.index}", i32_bytes(data.xs))
+        e.calls.append(f"k.resize_bilinear(A, {ys}, {xs}, {e.const(f'P{op.index}', i32_bytes(params))})")
+    elif isinstance(data, BatchMatMulData):
+        _emit_batch_matmul(e, op, data)
     elif isinstance(data, GatherData):
         params = [e.at(op.inputs[0]) + data.in_offset, e.at(op.outputs[0]), *data.out_dims, *data.in_strides]
         e.calls.append(f"k.transpose(A, {e.const(f'P{op.index}', i32_bytes(params))})")
@@ -352,6 +361,35 @@ def _emit_prepared(e: _Emitter, op: Operator) -> None:
         sources, walk = _binary_operands(e, op)
         params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk, data.flag]
         e.calls.append(f"k.maxmin(A, {sources[0][0]}, {sources[1][0]}, {e.const(f'P{op.index}', i32_bytes(params))})")
+
+
+def _emit_block_copies(e: _Emitter, op: Operator, data: BlockCopyData) -> None:
+    """SPLIT, SPLIT_V, UNPACK (blocks read strided, written in order: a 2-D `transpose` walk) and PACK (blocks
+    read in order, written strided: `copy_blocks`), one call per (input, output) pair."""
+    calls = []
+    for k, c in enumerate(data.copies):
+        dst, src = e.at(op.outputs[c.dst]) + c.dst_offset, e.at(op.inputs[c.src]) + c.src_offset
+        if dst == src:   # the plan made this output a view of the input's bytes
+            continue
+        if c.dst_stride == c.block:
+            p = e.const(f"P{op.index}_{k}", i32_bytes([src, dst, 1, 1, c.outer, c.block, 0, 0, c.src_stride, 1]))
+            calls.append(f"k.transpose(A, {p})")
+        else:
+            p = e.const(f"P{op.index}_{k}", i32_bytes([dst, src, c.outer, c.block, c.dst_stride]))
+            calls.append(f"k.copy_blocks(A, A, {p})")
+    e.calls.append("; ".join(calls) or "pass")
+
+
+def _emit_batch_matmul(e: _Emitter, op: Operator, data: BatchMatMulData) -> None:
+    batches, rows, cols, depth, *strides, lhs_offset, rhs_offset, out_offset, multiplier, shift = data.params
+    dst = e.at(op.outputs[0])   # refuses an int16 variant
+    _check_shifted(op, depth * (128 + abs(lhs_offset)) * (128 + abs(rhs_offset)), shift)
+    (lhs, lhs_at), (rhs, rhs_at) = _source(e, op, op.inputs[0]), _source(e, op, op.inputs[1])
+    params = [lhs_at, rhs_at, dst, batches, rows, cols, depth, *strides, lhs_offset, rhs_offset,
+              out_offset, *_split(multiplier), shift]
+    offsets = e.const(f"O{op.index}", i32_bytes(data.offsets))
+    e.calls.append(f"k.batch_matmul(A, {lhs}, {rhs}, {offsets}, {e.const(f'P{op.index}', i32_bytes(params))})")
+    e.macs += batches * rows * cols * depth
 
 
 def _check_shifted(op: Operator, magnitude: int, shift: int) -> None:

@@ -651,6 +651,53 @@ def _copy_blocks() -> list[str]:
                 """, 4)]
 
 
+def _resize_bilinear() -> list[str]:
+    """RESIZE_BILINEAR int8 (ResizeBilinearInteger): Y and X hold per output row and column (lower, upper,
+    input position - 1024 * lower) as packed int32; the weighted sum (below 2**29 in magnitude) is rounded
+    half away from zero at 2**20."""
+    lines = ["@micropython.viper", "def resize_bilinear(A: ptr8, Y: ptr8, X: ptr8, P: ptr8):",
+             *_params("src dst batches in_h in_w out_h out_w ch"), "    d = dst",
+             "    for b in range(batches):", "        img = src + b * in_h * in_w * ch", "        for y in range(out_h):"]
+    lines += [f"            {name} = {rd32('Y', f'12 * y + {4 * i}')}" for i, name in enumerate(("y0", "y1", "dy"))]
+    lines += ["            for x in range(out_w):"]
+    lines += [f"                {name} = {rd32('X', f'12 * x + {4 * i}')}" for i, name in enumerate(("x0", "x1", "dx"))]
+    return lines + _code("""
+        w00 = (1024 - dy) * (1024 - dx)
+        w10 = dy * (1024 - dx)
+        w01 = (1024 - dy) * dx
+        w11 = dy * dx
+        p00 = img + (y0 * in_w + x0) * ch
+        p10 = img + (y1 * in_w + x0) * ch
+        p01 = img + (y0 * in_w + x1) * ch
+        p11 = img + (y1 * in_w + x1) * ch
+        for c in range(ch):
+            s = (((A[p00 + c] ^ 128) - 128) * w00 + ((A[p10 + c] ^ 128) - 128) * w10
+                 + ((A[p01 + c] ^ 128) - 128) * w01 + ((A[p11 + c] ^ 128) - 128) * w11)
+            if s > 0:
+                A[d] = (s + 524288) >> 20
+            else:
+                A[d] = 0 - ((524288 - s) >> 20)
+            d += 1
+        """, 16)
+
+
+def _batch_matmul() -> list[str]:
+    """BATCH_MATMUL int8 (reference_ops::BatchMatMul): L and R are the arena or a constant's bytes, O the
+    per-batch (lhs, rhs) element offsets as packed int32; the generator proves the sums stay in int32."""
+    lines = ["@micropython.viper", "def batch_matmul(A: ptr8, L: ptr8, R: ptr8, O: ptr8, P: ptr8):",
+             *_params("lhs rhs dst batches rows cols depth lrs lds rds rcs loff roff ozp mh ml sh"),
+             "    lo = -128", "    hi = 127", "    d = dst", "    for b in range(batches):",
+             f"        lb = lhs + {rd32('O', '8 * b')}", f"        rb = rhs + {rd32('O', '8 * b + 4')}"]
+    lines += _code("""
+        for m in range(rows):
+            for n in range(cols):
+                acc = 0
+                for k in range(depth):
+                    acc += (((L[lb + m * lrs + k * lds] ^ 128) - 128) + loff) * (((R[rb + k * rds + n * rcs] ^ 128) - 128) + roff)
+        """, 8)
+    return lines + requant_lines("acc", "mh", "ml", "sh", " " * 16) + _store("acc", "d", " " * 16) + ["                d += 1"]
+
+
 def _mean() -> list[str]:
     """MEAN (QuantizedMeanOrSum) over up to 3 reduced dims for each of up to 3 kept dims (merged and
     padded with size-1 dims by the generator); izc is the input zero point times the count."""
@@ -770,6 +817,7 @@ def kernel_source() -> str:
     for lines in (_fully_connected(), _conv2d(), _depthwise_conv2d(), _depthwise_multiplier(), _pool("average_pool", True),
                   _pool("max_pool", False), _add(), _lut(), _softmax(), _copy_blocks(), _mean(), _mul(), _pad(),
                   _transpose(), _requantize(), _add("sub", "-"), _maxmin(), _gather_rows(), _prelu(),
-                  _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm()):
+                  _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm(), _resize_bilinear(),
+                  _batch_matmul()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"

@@ -599,6 +599,23 @@ void te_lstm_s16(int16_t *out, const int16_t *in, int16_t *hidden, int16_t *cell
     }
     for (u = 0; u < n_state; ++u) {
       hidden[u] = h_new[u];
+void te_batch_matmul_s16(int16_t *out, const int16_t *lhs, const int16_t *rhs, const te_batch_matmul_t *params,
+                         const int32_t *offsets, uint8_t consts) {
+  te_batch_matmul_t p;
+  int32_t b, m, n, k;
+  const uint8_t lhs_const = (consts & TE_MATMUL_LHS_CONST) != 0, rhs_const = (consts & TE_MATMUL_RHS_CONST) != 0;
+  TE_S16_LOAD(&p, params, sizeof p);
+  for (b = 0; b < p.batches; ++b) {
+    const int16_t *l = lhs + TE_RD_S32(offsets + 2 * b), *r = rhs + TE_RD_S32(offsets + 2 * b + 1);
+    for (m = 0; m < p.rows; ++m) {
+      for (n = 0; n < p.cols; ++n) {
+        int64_t acc = 0;
+        for (k = 0; k < p.depth; ++k) {
+          acc += (int32_t)TE_S16_LOAD_ELEM(l + m * p.lhs_row_stride + k * p.lhs_depth_stride, lhs_const)
+                 * (int32_t)TE_S16_LOAD_ELEM(r + k * p.rhs_depth_stride + n * p.rhs_col_stride, rhs_const);
+        }
+        *out++ = (int16_t)te_s16_clamp(te_s16_mbqm64(acc, p.multiplier, p.shift), -32768, 32767);
+      }
     }
   }
 }

@@ -99,6 +99,10 @@ void te_mean_s16(int16_t *out, const int16_t *in, const int32_t *geom, int32_t i
  * peepholes, projection or layer norm. params as te_recurrent.h's te_lstm_s8; lut: TFLM's sigmoid table. */
 void te_lstm_s16(int16_t *out, const int16_t *in, int16_t *hidden, int16_t *cell, const int8_t *const *weights,
                  const int64_t *const *biases, const te_lstm_params_t *params, const uint16_t *lut);
+/* BATCH_MATMUL int16 (reference_ops::BatchMatMul<int16_t, int64_t>): te_shape.h's te_batch_matmul_s8 with an
+ * int64 accumulator, the int64 MultiplyByQuantizedMultiplier and every zero point 0 (TFLM requires it). */
+void te_batch_matmul_s16(int16_t *out, const int16_t *lhs, const int16_t *rhs, const te_batch_matmul_t *params,
+                         const int32_t *offsets, uint8_t consts);
 
 #ifdef __cplusplus
 }

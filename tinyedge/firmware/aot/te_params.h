@@ -13,6 +13,8 @@ typedef int16_t te_dim;
 #define TE_NL_MAX_DIMS 6
 #define TE_REQUANT_PER_CHANNEL 1
 #define TE_REQUANT_BOUNDED 2
+#define TE_MATMUL_LHS_CONST 1
+#define TE_MATMUL_RHS_CONST 2
 
 /* The geometry shared by convolutions and pools (NHWC, batch 1). */
 typedef struct {
@@ -82,6 +84,35 @@ typedef struct {
   int32_t multiplier_2;
   int32_t shift_2;
 } te_prelu_params_t;
+
+/* RESIZE_BILINEAR's geometry (reference_ops::ResizeBilinearInteger; te_shape.c). */
+typedef struct {
+  te_dim batches;
+  te_dim in_h;
+  te_dim in_w;
+  te_dim out_h;
+  te_dim out_w;
+  te_dim channels;
+} te_resize_bilinear_t;
+
+/* BATCH_MATMUL's geometry and rescaling (reference_ops::BatchMatMul; te_shape.c): out[b][m][n]
+ * = sum over k of (lhs[m*lhs_row_stride + k*lhs_depth_stride] + lhs_offset) *
+ * (rhs[k*rhs_depth_stride + n*rhs_col_stride] + rhs_offset), requantized. */
+typedef struct {
+  int32_t batches;
+  int32_t rows;
+  int32_t cols;
+  int32_t depth;
+  int32_t lhs_row_stride;
+  int32_t lhs_depth_stride;
+  int32_t rhs_depth_stride;
+  int32_t rhs_col_stride;
+  int32_t lhs_offset;
+  int32_t rhs_offset;
+  int32_t out_offset;
+  int32_t multiplier;
+  int32_t shift;
+} te_batch_matmul_t;
 
 /* SVDF's geometry and rescalings (PrepareSvdf). */
 typedef struct {
