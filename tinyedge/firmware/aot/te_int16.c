@@ -599,6 +599,10 @@ void te_lstm_s16(int16_t *out, const int16_t *in, int16_t *hidden, int16_t *cell
     }
     for (u = 0; u < n_state; ++u) {
       hidden[u] = h_new[u];
+    }
+  }
+}
+
 void te_batch_matmul_s16(int16_t *out, const int16_t *lhs, const int16_t *rhs, const te_batch_matmul_t *params,
                          const int32_t *offsets, uint8_t consts) {
   te_batch_matmul_t p;
