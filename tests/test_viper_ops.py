@@ -223,3 +223,40 @@ def test_the_new_kernels_keep_every_intermediate_inside_int32_like_a_32_bit_boar
     for model in (KERAS_MODELS["grouped_conv2d"][0](), KERAS_MODELS["transpose_conv"][0](),
                   tamed(sub_model(_real(KEYWORD), 1)), sub_model(_real(LSTM), 0)):
         assert_exact_on_int32_words(model, monkeypatch, seed=9)
+
+
+@pytest.fixture
+def kernel_text(monkeypatch):
+    """Edit te_kernels.py's text for one test: set a kernels-module global; the signatures are re-read."""
+    from tinyedge.viper import kernels
+
+    def edit(name: str, value) -> None:
+        monkeypatch.setattr(kernels, name, value)
+        kernels.kernel_signatures.cache_clear()
+
+    yield edit
+    monkeypatch.undo()
+    kernels.kernel_signatures.cache_clear()
+
+
+def test_the_generator_passes_each_kernel_its_fields_by_the_names_the_kernel_reads(kernel_text):
+    """A kernel that reads its window's in_w before its in_h (P fields swapped in te_kernels.py alone) still
+    gets each value where it reads it: the conv, pool and window kernels run bit-exact on a 5x6 input."""
+    from tinyedge.viper import kernels
+
+    kernel_text("_WINDOW", kernels._WINDOW.replace("in_h in_w", "in_w in_h"))
+    assert kernels.kernel_signatures()["conv2d"].params[2:4] == ("in_w", "in_h")
+    model = KERAS_MODELS["prelu"][0]()
+    assert model.input_tensors[0].shape[1:3] == (5, 6)
+    assert_bit_exact(model)
+
+
+@pytest.mark.parametrize("edit, said", [(" spare", "left out spare"), ("remove pad_w", "gave unknown pad_w")])
+def test_a_kernel_field_the_generator_does_not_give_or_the_kernel_does_not_read_fails_at_generate(
+        kernel_text, edit, said):
+    from tinyedge.viper import kernels
+    from tinyedge.viper.kernels import KernelContractError
+
+    kernel_text("_WINDOW", kernels._WINDOW + edit if edit.startswith(" ") else kernels._WINDOW.replace(" pad_w", ""))
+    with pytest.raises(KernelContractError, match=f"viper kernel conv2d takes the P fields .*; the generator {said}"):
+        generate_program(KERAS_MODELS["prelu"][0]())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from tinyedge.aot.recurrent import (
     folded_gate_biases, lstm_parameters, sigmoid_table, svdf_multipliers,
 )
 from tinyedge.errors import TinyedgeError
-from tinyedge.ops.conv import accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
+from tinyedge.ops.conv import Window, accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
 from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
 from tinyedge.ops.opdata import GatherData, LutData, PadData, RowGatherData, TransposeConvData
 from tinyedge.ops.registry import PREPARED, viper_ops, viper_refusal
@@ -37,7 +37,7 @@ from tinyedge.ops.transpose_conv import WEIGHTS as TRANSPOSE_CONV_WEIGHTS
 from tinyedge.protocol import DeviceInfo, PROTOCOL_VERSION, TensorInfo, encode_info
 from tinyedge.templating import hash_comment
 from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel
-from tinyedge.viper.kernels import KERNEL_MODULE
+from tinyedge.viper.kernels import KERNEL_MODULE, call_text, packed_params
 
 MODEL_MODULE = "te_model"
 INT32_LIMIT = 1 << 31
@@ -108,6 +108,30 @@ class _Emitter:
         return self.offsets[index]
 
 
+def _kernel(e: _Emitter, op: Operator, kernel: str, buffers: Mapping[str, str],
+            params: Mapping[str, int] | None = None, table: str = "") -> str:
+    """The call of a viper kernel, its arguments and P fields given by name and put in the order the kernel
+    declares them (tinyedge.viper.kernels checks the names: a mismatch is a bug, caught here); P becomes
+    the constant `table` (P<op index> by default)."""
+    args = dict(buffers)
+    if params is not None:
+        args["P"] = e.const(table or f"P{op.index}", i32_bytes(packed_params(kernel, params)))
+    return call_text(kernel, args)
+
+
+def _halves(prefix: str, multiplier: int) -> dict[str, int]:
+    """A Q31 multiplier as the kernels' (high, low) 16-bit halves, named prefix + "h" and prefix + "l"."""
+    return {f"{prefix}h": multiplier >> 16, f"{prefix}l": multiplier & 0xFFFF}
+
+
+def _window_fields(geometry: Window) -> dict[str, int]:
+    """te_window_t's fields under the kernels' names."""
+    g = geometry
+    return {"in_h": g.in_h, "in_w": g.in_w, "in_c": g.in_c, "out_h": g.out_h, "out_w": g.out_w, "out_c": g.out_c,
+            "k_h": g.k_h, "k_w": g.k_w, "s_h": g.stride_h, "s_w": g.stride_w, "d_h": g.dil_h, "d_w": g.dil_w,
+            "pad_h": g.pad_h, "pad_w": g.pad_w}
+
+
 def _refuse(op: Operator, what: str) -> TinyedgeError:
     return TinyedgeError(f"{op.opcode} (operator {op.index}) {what}, which the viper runtime cannot run exactly: "
                          "use a C board with `--runtime aot` or `--runtime tflm` for this model.")
@@ -175,8 +199,8 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
         if in_t.shape[3] % filter_t.shape[3] or out_c % groups:
             raise _refuse(op, "has channels that do not divide into its groups")
         offsets = (input_offset, int(out_t.zero_point[0]), activation_range(op.activation, out_t))
-        _emit_signed_conv(e, op, "conv2d_grouped", weights.reshape(out_c, -1), bias, multipliers, geometry.values(),
-                          offsets, [filter_t.shape[3], out_c // groups])
+        _emit_signed_conv(e, op, "conv2d_grouped", weights.reshape(out_c, -1), bias, multipliers, geometry,
+                          offsets, {"fd": filter_t.shape[3], "fpg": out_c // groups})
         e.macs += out_t.size * k_h * k_w * filter_t.shape[3]
         return
     span = 128 + abs(input_offset)
@@ -189,27 +213,26 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
         k = 128 - input_offset          # the input zero point in offset binary
         _check_accumulator(op, per_channel_weights, bias, span, multipliers, offset_binary=not depthwise)
     act_min, act_max = activation_range(op.activation, out_t)
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *geometry.values(), k, int(out_t.zero_point[0]), act_min, act_max,
-              int(len(multipliers) > 1)]
+    params = {"src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0]), **_window_fields(geometry),
+              "ozp": int(out_t.zero_point[0]), "lo": act_min, "hi": act_max, "pc": int(len(multipliers) > 1)}
     if depthwise and depth_multiplier != 1:
-        params.append(depth_multiplier)
+        kernel = "depthwise_multiplier"
+        params.update(k=k, dm=depth_multiplier)
+    else:
+        kernel = "depthwise_conv2d" if depthwise else "conv2d"
+        params["zpu"] = k
     n = op.index
     w = e.const(f"W{n}", weights.tobytes() if depthwise else offset_binary(weights))
     b = e.const(f"B{n}", i32_bytes(bias))
     q = e.const(f"Q{n}", _requant_table(multipliers))
-    p = e.const(f"P{n}", i32_bytes(params))
-    if depthwise and depth_multiplier != 1:
-        call = f"k.depthwise_multiplier(A, {w}, {b}, {q}, {p})"
-    else:
-        call = f"k.{'depthwise_conv2d' if depthwise else 'conv2d'}(0, 0, A, {w}, {b}, {q}, {p})"
-    e.calls.append(call)
+    e.calls.append(_kernel(e, op, kernel, {"A": "A", "W": w, "B": b, "Q": q}, params))
     taps = k_h * k_w * (1 if depthwise else in_t.shape[3])
     e.macs += out_t.size * taps
 
 
 def _emit_signed_conv(e: _Emitter, op: Operator, kernel: str, weights: np.ndarray, bias: np.ndarray,
-                      multipliers: Sequence[tuple[int, int]], geometry: Sequence[int],
-                      offsets: tuple[int, int, tuple[int, int]], extra: Sequence[int] = ()) -> None:
+                      multipliers: Sequence[tuple[int, int]], geometry: Window,
+                      offsets: tuple[int, int, tuple[int, int]], extra: Mapping[str, int] | None = None) -> None:
     """A convolution kernel that sums (x + input offset) * w over the taps inside the input, with signed
     weights (one row per output channel) and the raw bias: grouped CONV_2D and TRANSPOSE_CONV.
     `offsets`: the input offset, the output zero point and the activation range."""
@@ -217,12 +240,12 @@ def _emit_signed_conv(e: _Emitter, op: Operator, kernel: str, weights: np.ndarra
     input_offset, output_offset, (act_min, act_max) = offsets
     _check_accumulator(op, weights, bias, 128 + abs(input_offset), multipliers)
     src = op.inputs[TRANSPOSE_CONV_INPUT] if op.opcode == "TRANSPOSE_CONV" else op.inputs[0]
-    params = [e.at(src), e.at(op.outputs[0]), *geometry, input_offset, output_offset, act_min, act_max,
-              int(len(multipliers) > 1), *extra]
+    params = {"src": e.at(src), "dst": e.at(op.outputs[0]), **_window_fields(geometry), "ioff": input_offset,
+              "ozp": output_offset, "lo": act_min, "hi": act_max, "pc": int(len(multipliers) > 1), **(extra or {})}
     n = op.index
     w, b = e.const(f"W{n}", np.asarray(weights, dtype=np.int8).tobytes()), e.const(f"B{n}", i32_bytes(bias))
-    q, p = e.const(f"Q{n}", _requant_table(multipliers)), e.const(f"P{n}", i32_bytes(params))
-    e.calls.append(f"k.{kernel}(A, {w}, {b}, {q}, {p})")
+    q = e.const(f"Q{n}", _requant_table(multipliers))
+    e.calls.append(_kernel(e, op, kernel, {"A": "A", "W": w, "B": b, "Q": q}, params))
 
 
 def _emit_transpose_conv(e: _Emitter, op: Operator, data: TransposeConvData) -> None:
@@ -232,7 +255,7 @@ def _emit_transpose_conv(e: _Emitter, op: Operator, data: TransposeConvData) -> 
     has_bias = len(op.inputs) > TRANSPOSE_CONV_BIAS and op.inputs[TRANSPOSE_CONV_BIAS] >= 0
     bias = (np.asarray(e.model.tensors[op.inputs[TRANSPOSE_CONV_BIAS]].data, dtype=np.int64).reshape(-1) if has_bias
             else np.zeros(out_c, dtype=np.int64))
-    _emit_signed_conv(e, op, "transpose_conv", weights, bias, data.multipliers, data.window,
+    _emit_signed_conv(e, op, "transpose_conv", weights, bias, data.multipliers, Window(*data.window),
                       (data.input_offset, data.output_offset, data.activation_range))
     e.macs += in_h * in_w * in_c * k_h * k_w * out_c
 
@@ -261,12 +284,13 @@ def _emit_dense(e: _Emitter, op: Operator, weights: np.ndarray, multipliers: lis
     _check_accumulator(op, weights, bias, 128 + abs(input_offset), multipliers, offset_binary=True)
     k = 128 - input_offset
     act_min, act_max = activation_range(op.activation, out_t)
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), batches, depth, n_out, k, int(out_t.zero_point[0]),
-              act_min, act_max, int(len(multipliers) > 1)]
+    params = {"src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0]), "batches": batches, "depth": depth,
+              "n_out": n_out, "zpu": k, "ozp": int(out_t.zero_point[0]), "lo": act_min, "hi": act_max,
+              "pc": int(len(multipliers) > 1)}
     n = op.index
     w, b = e.const(f"W{n}", offset_binary(weights)), e.const(f"B{n}", i32_bytes(bias))
-    q, p = e.const(f"Q{n}", _requant_table(multipliers)), e.const(f"P{n}", i32_bytes(params))
-    e.calls.append(f"k.fully_connected(0, 0, A, {w}, {b}, {q}, {p})")
+    q = e.const(f"Q{n}", _requant_table(multipliers))
+    e.calls.append(_kernel(e, op, "fully_connected", {"A": "A", "W": w, "B": b, "Q": q}, params))
     e.macs += batches * depth * n_out
 
 
@@ -275,8 +299,9 @@ def _emit_pool(e: _Emitter, op: Operator, kernel: str) -> None:
     o = op.options
     act_min, act_max = activation_range(op.activation, out_t)
     geometry = window(in_t, out_t, int(o.filterHeight), int(o.filterWidth), o)
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *geometry.values(), 0, act_min, act_max]
-    e.calls.append(f"k.{kernel}(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+    params = {"src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0]), **_window_fields(geometry), "ozp": 0,
+              "lo": act_min, "hi": act_max}
+    e.calls.append(_kernel(e, op, kernel, {"A": "A"}, params))
 
 
 def _source(e: _Emitter, op: Operator, index: int) -> tuple[str, int]:
@@ -287,8 +312,9 @@ def _source(e: _Emitter, op: Operator, index: int) -> tuple[str, int]:
     return "A", e.at(index)
 
 
-def _binary_operands(e: _Emitter, op: Operator) -> tuple[list[tuple[str, int]], list[int]]:
-    """ADD's and MUL's operands and their broadcast walk padded to 4 dims: sizes, then each operand's strides."""
+def _binary_operands(e: _Emitter, op: Operator) -> tuple[dict[str, str], dict[str, int]]:
+    """A binary elementwise op's operand buffers (X, Y) and its broadcast walk padded to 4 dims (the
+    kernels' xa, ya, dst, sizes n0..n3 and each operand's strides xs0..xs3, ys0..ys3)."""
     tensors = [e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])]
     if any(t.type_name != "INT8" for t in tensors):
         raise _refuse(op, "is not int8")
@@ -297,36 +323,33 @@ def _binary_operands(e: _Emitter, op: Operator) -> tuple[list[tuple[str, int]], 
     if ndim > 4:
         raise _refuse(op, "broadcasts over more than 4 dimensions")
     pad = 4 - ndim
-    walk = ([1] * pad + geometry[1:1 + ndim] + [0] * pad + geometry[1 + ndim:1 + 2 * ndim]
-            + [0] * pad + geometry[1 + 2 * ndim:1 + 3 * ndim])
-    return [_source(e, op, op.inputs[0]), _source(e, op, op.inputs[1])], walk
-
-
-def _split(multiplier: int) -> list[int]:
-    """A Q31 multiplier as the kernels' (high, low) 16-bit halves."""
-    return [multiplier >> 16, multiplier & 0xFFFF]
+    sizes, x_strides, y_strides = ([fill] * pad + geometry[1 + k * ndim:1 + (k + 1) * ndim]
+                                   for k, fill in enumerate((1, 0, 0)))
+    (x, xa), (y, ya) = _source(e, op, op.inputs[0]), _source(e, op, op.inputs[1])
+    walk = {"xa": xa, "ya": ya, "dst": e.at(op.outputs[0]), **{f"n{d}": v for d, v in enumerate(sizes)},
+            **{f"xs{d}": v for d, v in enumerate(x_strides)}, **{f"ys{d}": v for d, v in enumerate(y_strides)}}
+    return {"A": "A", "X": x, "Y": y}, walk
 
 
 def _emit_add(e: _Emitter, op: Operator, kernel: str = "add", rescaling: Sequence[int] = ()) -> None:
     """ADD, or SUB (kernel "sub") with its prepared rescalings (te_add_params_t's fields)."""
-    sources, walk = _binary_operands(e, op)
+    buffers, walk = _binary_operands(e, op)
     (a_off, a_mult, a_shift, b_off, b_mult, b_shift, left, o_mult, o_shift, o_zp, act_min, act_max) = rescaling or \
         add_parameters(*(e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])), op.activation)
-    params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk,
-              a_off, *_split(a_mult), a_shift, b_off, *_split(b_mult), b_shift, left,
-              *_split(o_mult), o_shift, o_zp, act_min, act_max]
-    p = e.const(f"P{op.index}", i32_bytes(params))
-    e.calls.append(f"k.{kernel}(A, {sources[0][0]}, {sources[1][0]}, {p})")
+    params = {**walk, "aoff": a_off, **_halves("am", a_mult), "ash": a_shift, "boff": b_off, **_halves("bm", b_mult),
+              "bsh": b_shift, "lsh": left, **_halves("om", o_mult), "osh": o_shift, "ozp": o_zp, "lo": act_min,
+              "hi": act_max}
+    e.calls.append(_kernel(e, op, kernel, buffers, params))
 
 
 def _emit_prelu(e: _Emitter, op: Operator, rescaling: Sequence[int]) -> None:
-    sources, walk = _binary_operands(e, op)
+    buffers, walk = _binary_operands(e, op)
     a_off, b_off, o_zp, m1, s1, m2, s2 = rescaling
     _check_shifted(op, 128 + abs(a_off), s1)
     _check_shifted(op, (128 + abs(a_off)) * (128 + abs(b_off)), s2)
-    params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk, a_off, b_off, o_zp, *_split(m1), s1,
-              *_split(m2), s2]
-    e.calls.append(f"k.prelu(A, {sources[0][0]}, {sources[1][0]}, {e.const(f'P{op.index}', i32_bytes(params))})")
+    params = {**walk, "aoff": a_off, "boff": b_off, "ozp": o_zp, **_halves("m1", m1), "s1": s1, **_halves("m2", m2),
+              "s2": s2}
+    e.calls.append(_kernel(e, op, "prelu", buffers, params))
 
 
 def _emit_prepared(e: _Emitter, op: Operator) -> None:
@@ -335,25 +358,31 @@ def _emit_prepared(e: _Emitter, op: Operator) -> None:
     if isinstance(data, LutData):
         _emit_table(e, op, list(data.table))
     elif isinstance(data, PadData):
-        params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *data.in_dims, *data.out_dims, *data.before, data.value]
-        e.calls.append(f"k.pad(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+        params = {"src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0]), **_numbered("i", data.in_dims),
+                  **_numbered("o", data.out_dims), **_numbered("b", data.before), "value": data.value}
+        e.calls.append(_kernel(e, op, "pad", {"A": "A"}, params))
     elif isinstance(data, RowGatherData):
         rows = e.const(f"R{op.index}", i32_bytes(data.rows))
-        params = [e.at(op.inputs[0]), e.at(op.outputs[0]), len(data.rows), data.row_bytes]
-        e.calls.append(f"k.gather_rows(A, {rows}, {e.const(f'P{op.index}', i32_bytes(params))})")
+        params = {"src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0]), "count": len(data.rows), "row": data.row_bytes}
+        e.calls.append(_kernel(e, op, "gather_rows", {"A": "A", "R": rows}, params))
     elif isinstance(data, TransposeConvData):
         _emit_transpose_conv(e, op, data)
     elif isinstance(data, GatherData):
-        params = [e.at(op.inputs[0]) + data.in_offset, e.at(op.outputs[0]), *data.out_dims, *data.in_strides]
-        e.calls.append(f"k.transpose(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+        params = {"src": e.at(op.inputs[0]) + data.in_offset, "dst": e.at(op.outputs[0]), **_numbered("o", data.out_dims),
+                  **_numbered("s", data.in_strides)}
+        e.calls.append(_kernel(e, op, "transpose", {"A": "A"}, params))
     elif data.kernel == "sub_s8":
         _emit_add(e, op, "sub", data.params)
     elif data.kernel == "prelu_s8":
         _emit_prelu(e, op, data.params)
     else:
-        sources, walk = _binary_operands(e, op)
-        params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk, data.flag]
-        e.calls.append(f"k.maxmin(A, {sources[0][0]}, {sources[1][0]}, {e.const(f'P{op.index}', i32_bytes(params))})")
+        buffers, walk = _binary_operands(e, op)
+        e.calls.append(_kernel(e, op, "maxmin", buffers, {**walk, "mx": data.flag}))
+
+
+def _numbered(prefix: str, values: Sequence[int]) -> dict[str, int]:
+    """values as the kernel fields prefix0, prefix1, ..."""
+    return {f"{prefix}{i}": v for i, v in enumerate(values)}
 
 
 def _check_shifted(op: Operator, magnitude: int, shift: int) -> None:
@@ -363,13 +392,13 @@ def _check_shifted(op: Operator, magnitude: int, shift: int) -> None:
 
 
 def _emit_mul(e: _Emitter, op: Operator) -> None:
-    sources, walk = _binary_operands(e, op)
+    buffers, walk = _binary_operands(e, op)
     a_off, b_off, multiplier, shift, o_zp, act_min, act_max = mul_parameters(
         *(e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])), op.activation)
     _check_shifted(op, (128 + abs(a_off)) * (128 + abs(b_off)), shift)
-    params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk, a_off, b_off, *_split(multiplier), shift,
-              o_zp, act_min, act_max]
-    e.calls.append(f"k.mul(A, {sources[0][0]}, {sources[1][0]}, {e.const(f'P{op.index}', i32_bytes(params))})")
+    params = {**walk, "aoff": a_off, "boff": b_off, **_halves("m", multiplier), "sh": shift, "ozp": o_zp,
+              "lo": act_min, "hi": act_max}
+    e.calls.append(_kernel(e, op, "mul", buffers, params))
 
 
 def _emit_concatenation(e: _Emitter, op: Operator) -> None:
@@ -383,8 +412,8 @@ def _emit_concatenation(e: _Emitter, op: Operator) -> None:
     for index in op.inputs:
         block = math.prod(e.model.tensors[index].shape[axis:])
         buffer, offset = _source(e, op, index)
-        p = e.const(f"P{op.index}_{index}", i32_bytes([dst + column, offset, outer, block, row]))
-        calls.append(f"k.copy_blocks(A, {buffer}, {p})")
+        params = {"dst": dst + column, "src": offset, "outer": outer, "block": block, "stride": row}
+        calls.append(_kernel(e, op, "copy_blocks", {"A": "A", "X": buffer}, params, f"P{op.index}_{index}"))
         column += block
     e.calls.append("; ".join(calls))
 
@@ -399,10 +428,13 @@ def _emit_mean(e: _Emitter, op: Operator) -> None:
     multiplier, shift = mean_multiplier(float(np.float32(inp.scale[0])), float(np.float32(out.scale[0])), geometry.count)
     _check_shifted(op, 256 * geometry.count, shift)
     kept, reduced = 3 - len(geometry.kept_sizes), 3 - len(geometry.reduced_sizes)
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *[1] * kept, *geometry.kept_sizes, *[0] * kept,
-              *geometry.kept_strides, *[1] * reduced, *geometry.reduced_sizes, *[0] * reduced, *geometry.reduced_strides,
-              int(inp.zero_point[0]) * geometry.count, *_split(multiplier), shift, int(out.zero_point[0])]
-    e.calls.append(f"k.mean(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+    params = {"src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0]),
+              **_numbered("k", [1] * kept + geometry.kept_sizes), **_numbered("ks", [0] * kept + geometry.kept_strides),
+              **_numbered("r", [1] * reduced + geometry.reduced_sizes),
+              **_numbered("rs", [0] * reduced + geometry.reduced_strides),
+              "izc": int(inp.zero_point[0]) * geometry.count, **_halves("m", multiplier), "sh": shift,
+              "ozp": int(out.zero_point[0])}
+    e.calls.append(_kernel(e, op, "mean", {"A": "A"}, params))
 
 
 def _emit_quantize(e: _Emitter, op: Operator) -> None:
@@ -411,8 +443,9 @@ def _emit_quantize(e: _Emitter, op: Operator) -> None:
     src, dst = e.at(op.inputs[0]), e.at(op.outputs[0])
     multiplier, shift = quantize_multiplier(float(np.float32(inp.scale[0])) / float(np.float32(out.scale[0])))
     _check_shifted(op, 256, shift)
-    params = [src, dst, inp.size, int(inp.zero_point[0]), *_split(multiplier), shift, int(out.zero_point[0])]
-    e.calls.append(f"k.requantize(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+    params = {"src": src, "dst": dst, "n": inp.size, "izp": int(inp.zero_point[0]), **_halves("m", multiplier),
+              "sh": shift, "ozp": int(out.zero_point[0])}
+    e.calls.append(_kernel(e, op, "requantize", {"A": "A"}, params))
 
 
 def softmax_exp_table(multiplier: int, left_shift: int, diff_min: int) -> list[int]:
@@ -437,14 +470,15 @@ def _emit_softmax(e: _Emitter, op: Operator) -> None:
         raise _refuse(op, f"has {depth} classes (more than {SOFTMAX_MAX_DEPTH})")
     beta = float(getattr(op.options, "beta", 1.0))
     table = softmax_exp_table(*softmax_parameters(beta, float(np.float32(inp.scale[0]))))
-    t = e.const(f"E{op.index}", i32_bytes(table))
-    e.calls.append(f"k.softmax(A, {t}, {inp.size // depth}, {e.at(op.inputs[0])}, {e.at(op.outputs[0])}, {depth})")
+    args = {"A": "A", "E": e.const(f"E{op.index}", i32_bytes(table)), "outer": inp.size // depth,
+            "src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0]), "depth": depth}
+    e.calls.append(_kernel(e, op, "softmax", {name: str(value) for name, value in args.items()}))
 
 
 def _emit_table(e: _Emitter, op: Operator, table: list[int]) -> None:
     t = e.const(f"T{op.index}", bytes(v & 0xFF for v in table))
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), e.model.tensors[op.inputs[0]].size]
-    e.calls.append(f"k.lut(A, {t}, {e.const(f'P{op.index}', i32_bytes(params))})")
+    params = {"src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0]), "n": e.model.tensors[op.inputs[0]].size}
+    e.calls.append(_kernel(e, op, "lut", {"A": "A", "T": t}, params))
 
 
 def _emit(e: _Emitter, op: Operator) -> None:
@@ -496,13 +530,15 @@ def _emit_svdf(e: _Emitter, op: Operator) -> None:
     _check_shifted(op, int(np.abs(feature).sum(axis=1).max()) * 255, s1)
     unit_time = np.abs(time).sum(axis=1).reshape(-1, rank).sum(axis=1) * 255
     _check_shifted(op, int((np.abs(biases) + unit_time).max()), s2)
-    params = [e.at(op.inputs[SVDF_INPUT]), e.offsets[op.inputs[SVDF_STATE]], e.at(op.outputs[0]), n_input, n_filter,
-              n_memory, rank, zero_point(inp), zero_point(state), zero_point(out), *_split(m1), s1, *_split(m2), s2]
+    params = {"src": e.at(op.inputs[SVDF_INPUT]), "state": e.offsets[op.inputs[SVDF_STATE]], "dst": e.at(op.outputs[0]),
+              "n_input": n_input, "n_filter": n_filter, "n_memory": n_memory, "rank": rank, "izp": zero_point(inp),
+              "szp": zero_point(state), "ozp": zero_point(out), **_halves("m1", m1), "s1": s1, **_halves("m2", m2),
+              "s2": s2}
     n = op.index
     wf = e.const(f"W{n}", feature.astype(np.int8).tobytes())
     wt = e.const(f"T{n}", time.astype(np.int8).tobytes())
-    b, p = e.const(f"B{n}", i32_bytes(biases)), e.const(f"P{n}", i32_bytes(params))
-    e.calls.append(f"k.svdf(A, {wf}, {wt}, {b}, {p})")
+    b = e.const(f"B{n}", i32_bytes(biases))
+    e.calls.append(_kernel(e, op, "svdf", {"A": "A", "WF": wf, "WT": wt, "B": b}, params))
     e.macs += n_filter * (n_input + n_memory)
 
 
@@ -523,16 +559,19 @@ def _emit_lstm(e: _Emitter, op: Operator) -> None:
     for shift in (fs, is_, os_):
         _check_shifted(op, 1 << 30, shift)
     _check_shifted(op, 32768 * tanh_m + (1 << max(tanh_s - 1, 0)), 0)
-    split_gates = [v for g in range(4) for m, s in (gates[4 * g:4 * g + 2], gates[4 * g + 2:4 * g + 4])
-                   for v in (*_split(m), s)]
-    p_values = [e.at(op.inputs[LSTM_INPUT]), e.offsets[op.inputs[LSTM_HIDDEN]], e.offsets[op.inputs[LSTM_CELL]],
-                e.at(op.outputs[0]), steps, n_input, n_state, *split_gates, *_split(fm), fs, *_split(im), is_,
-                *_split(om), os_, hzp, clip, tanh_m, tanh_s, sigmoid]
+    gate_fields = {}
+    for g in range(4):
+        for kind, (m, s) in (("x", gates[4 * g:4 * g + 2]), ("r", gates[4 * g + 2:4 * g + 4])):
+            gate_fields.update({**_halves(f"{kind}{g}", m), f"{kind}{g}s": s})
+    params = {"src": e.at(op.inputs[LSTM_INPUT]), "hid": e.offsets[op.inputs[LSTM_HIDDEN]],
+              "cell": e.offsets[op.inputs[LSTM_CELL]], "dst": e.at(op.outputs[0]), "steps": steps, "n_input": n_input,
+              "n_state": n_state, **gate_fields, **_halves("fm", fm), "fsh": fs, **_halves("im", im), "ish": is_,
+              **_halves("om", om), "osh": os_, "hzp": hzp, "clip": clip, "tm": tanh_m, "ts": tanh_s, "sig": sigmoid}
     n = op.index
     w = e.const(f"W{n}", b"".join(rows.astype(np.int8).tobytes() for rows in weights))
     g_table = e.const(f"G{n}", i32_bytes(np.concatenate(biases)))
     lut = e.const(f"L{n}", struct.pack(f"<{len(sigmoid_table())}H", *sigmoid_table()))
-    e.calls.append(f"k.lstm(A, {w}, {g_table}, {lut}, {e.const(f'P{n}', i32_bytes(p_values))})")
+    e.calls.append(_kernel(e, op, "lstm", {"A": "A", "W": w, "G": g_table, "L": lut}, params))
     e.macs += steps * 4 * n_state * (n_input + n_state)
 
 

@@ -13,9 +13,15 @@ Every buffer goes in as `ptr8`: the arena (a bytearray), the weights and the pac
 
 from __future__ import annotations
 
+import ast
+import functools
 import textwrap
+from dataclasses import dataclass
+from typing import Mapping
 
 KERNEL_MODULE = "te_kernels"
+# A kernel's leading int arguments that only seed locals viper keeps in registers: the caller passes 0.
+REGISTER_ARGS = ("p", "acc")
 
 
 def rd32(buf: str, at: str) -> str:
@@ -773,3 +779,77 @@ def kernel_source() -> str:
                   _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"
+
+
+class KernelContractError(Exception):
+    """A bug, not a user error: the generator called a viper kernel with arguments or P fields it does not
+    declare, or without ones it does."""
+
+
+@dataclass(frozen=True)
+class KernelSignature:
+    """What a kernel of te_kernels.py takes, read from its own text: its arguments (name, annotation) and
+    the fields it reads from its packed int32 table P, in order."""
+    name: str
+    args: tuple[tuple[str, str], ...]
+    params: tuple[str, ...]
+
+
+def _p_offset(node: ast.AST) -> int | None:
+    """The smallest constant byte index `P[i]` the expression reads, if any."""
+    offsets = [n.slice.value for n in ast.walk(node) if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name)
+               and n.value.id == "P" and isinstance(n.slice, ast.Constant) and isinstance(n.slice.value, int)]
+    return min(offsets) if offsets else None
+
+
+def _signature(node: ast.FunctionDef) -> KernelSignature:
+    args = tuple((a.arg, ast.unparse(a.annotation) if a.annotation else "") for a in node.args.args)
+    params: list[str] = []
+    for statement in node.body:
+        offset = _p_offset(statement.value) if isinstance(statement, ast.Assign) else None
+        if offset is None or len(statement.targets) != 1 or not isinstance(statement.targets[0], ast.Name):
+            break
+        if offset != 4 * len(params):
+            raise KernelContractError(f"viper kernel {node.name} reads P field {statement.targets[0].id} at byte "
+                                      f"{offset}, not {4 * len(params)}")
+        params.append(statement.targets[0].id)
+    return KernelSignature(node.name, args, tuple(params))
+
+
+@functools.cache
+def kernel_signatures() -> dict[str, KernelSignature]:
+    """Every function of te_kernels.py, by name, as its text declares it."""
+    tree = ast.parse(kernel_source())
+    return {node.name: _signature(node) for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def _signature_of(kernel: str) -> KernelSignature:
+    signature = kernel_signatures().get(kernel)
+    if signature is None:
+        raise KernelContractError(f"te_kernels.py has no kernel {kernel}")
+    return signature
+
+
+def _check_names(kernel: str, what: str, declared: tuple[str, ...], given: Mapping[str, object]) -> None:
+    missing = [name for name in declared if name not in given]
+    unknown = [name for name in given if name not in declared]
+    if missing or unknown:
+        raise KernelContractError(
+            f"viper kernel {kernel} takes {what} ({' '.join(declared)}); the generator "
+            + "; ".join(part for part in (f"left out {', '.join(missing)}" if missing else "",
+                                          f"gave unknown {', '.join(unknown)}" if unknown else "") if part))
+
+
+def packed_params(kernel: str, values: Mapping[str, int]) -> list[int]:
+    """The kernel's P table from its fields by name, in the order the kernel reads them."""
+    declared = _signature_of(kernel).params
+    _check_names(kernel, "the P fields", declared, values)
+    return [int(values[name]) for name in declared]
+
+
+def call_text(kernel: str, args: Mapping[str, str]) -> str:
+    """`k.kernel(...)` with each argument given by name (its Python text) put where the kernel declares it;
+    the register seeds (REGISTER_ARGS) are passed 0."""
+    declared = tuple(name for name, _ in _signature_of(kernel).args if name not in REGISTER_ARGS)
+    _check_names(kernel, "the arguments", declared, args)
+    return f"k.{kernel}({', '.join('0' if name in REGISTER_ARGS else args[name] for name, _ in _signature_of(kernel).args)})"
