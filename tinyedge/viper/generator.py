@@ -368,8 +368,8 @@ def _emit_prepared(e: _Emitter, op: Operator) -> None:
     elif isinstance(data, TransposeConvData):
         _emit_transpose_conv(e, op, data)
     elif isinstance(data, GatherData):
-        params = {"src": e.at(op.inputs[0]) + data.in_offset, "dst": e.at(op.outputs[0]), **_numbered("o", data.out_dims),
-                  **_numbered("s", data.in_strides)}
+        params = {"src": e.at(op.inputs[0]) + data.in_offset, "dst": e.at(op.outputs[0]),
+                  **_numbered("o", data.out_dims), **_numbered("s", data.in_strides)}
         e.calls.append(_kernel(e, op, "transpose", {"A": "A"}, params))
     elif data.kernel == "sub_s8":
         _emit_add(e, op, "sub", data.params)

@@ -850,6 +850,6 @@ def packed_params(kernel: str, values: Mapping[str, int]) -> list[int]:
 def call_text(kernel: str, args: Mapping[str, str]) -> str:
     """`k.kernel(...)` with each argument given by name (its Python text) put where the kernel declares it;
     the register seeds (REGISTER_ARGS) are passed 0."""
-    declared = tuple(name for name, _ in _signature_of(kernel).args if name not in REGISTER_ARGS)
-    _check_names(kernel, "the arguments", declared, args)
-    return f"k.{kernel}({', '.join('0' if name in REGISTER_ARGS else args[name] for name, _ in _signature_of(kernel).args)})"
+    names = [name for name, _ in _signature_of(kernel).args]
+    _check_names(kernel, "the arguments", tuple(name for name in names if name not in REGISTER_ARGS), args)
+    return f"k.{kernel}({', '.join('0' if name in REGISTER_ARGS else args[name] for name in names)})"
