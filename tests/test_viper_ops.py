@@ -260,3 +260,48 @@ def test_a_kernel_field_the_generator_does_not_give_or_the_kernel_does_not_read_
     kernel_text("_WINDOW", kernels._WINDOW + edit if edit.startswith(" ") else kernels._WINDOW.replace(" pad_w", ""))
     with pytest.raises(KernelContractError, match=f"viper kernel conv2d takes the P fields .*; the generator {said}"):
         generate_program(KERAS_MODELS["prelu"][0]())
+
+
+def _tflm_keyword_model() -> TfliteModel:
+    """TFLM's keyword_scrambled.tflite: seven SVDFs with int8 input and int16 time weights and state."""
+    import os
+    from pathlib import Path
+
+    source = os.environ.get("TINYEDGE_TFLM_SRC", "")
+    path = Path(source) / "tensorflow/lite/micro/models/keyword_scrambled.tflite"
+    if not source or not path.is_file():
+        pytest.skip("set TINYEDGE_TFLM_SRC to a tflite-micro checkout to run TFLM's keyword model")
+    return load_tflite(path)
+
+
+def test_the_int16_state_svdfs_of_tflms_keyword_model_run_bit_exact_as_viper_code():
+    """Each SVDF as it is (its scrambled weights overflow int32 in the time sum, which te_svdf_s16 and
+    TFLM wrap, and so does the viper kernel) and tamed, 20 invocations in a row: the state carries over."""
+    from test_aot_recurrent import sub_model, tamed
+
+    model = _tflm_keyword_model()
+    svdfs = [op.index for op in model.operators if op.opcode == "SVDF"]
+    assert len(svdfs) == 7
+    for index in svdfs:
+        for op_model in (sub_model(model, index), tamed(sub_model(model, index))):
+            assert not unsupported_ops(op_model)
+            assert "k.svdf_s16(" in generate_program(op_model).model_source
+            assert_bit_exact(op_model, samples=20, seed=index)
+
+
+def test_an_int16_state_svdf_keeps_every_intermediate_inside_int32_like_a_32_bit_board(monkeypatch):
+    from test_aot_recurrent import sub_model, tamed
+    from test_micropython import assert_exact_on_int32_words
+
+    model = _tflm_keyword_model()
+    for op_model in (sub_model(model, 1), tamed(sub_model(model, 10))):
+        assert_exact_on_int32_words(op_model, monkeypatch, invocations=4, seed=2)
+
+
+def test_an_int16_state_svdf_deploys_to_micropython_unix_and_resets_its_state(tmp_path):
+    """deploy validates with RESET_STATE before its ordered samples, as for every stateful model."""
+    from test_aot_recurrent import sub_model, tamed
+
+    path = tmp_path / "svdf16.tflite"
+    path.write_bytes(tamed(sub_model(_tflm_keyword_model(), 3)).data)
+    assert_deploys_bit_exact(path, 5, tmp_path)

@@ -48,7 +48,7 @@ LOWERED_OPS: tuple[OpSupport, ...] = (
     OpSupport("SOFTMAX", "nonlinear", ("int8", "int8->int16")),
     OpSupport("SQUEEZE", "core", ("any",)),
     OpSupport("SVDF", "recurrent", ("int8", "int8 (int16 time weights and state)"),
-              viper_variants=("int8",)),
+              viper_variants=("int8", "int8 (int16 time weights and state)")),
     OpSupport("TANH", "nonlinear"),
     OpSupport("UNIDIRECTIONAL_SEQUENCE_LSTM", "recurrent", ("int8 (int16 cell state)",),
               dsp="te_lstm_s8 (SMLAD weights)"),

@@ -23,7 +23,7 @@ from tinyedge.aot.nonlinear import (
 )
 from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier, zero_point
 from tinyedge.aot.recurrent import (
-    LSTM_CELL, LSTM_HIDDEN, LSTM_INPUT, LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS, SVDF_INPUT, SVDF_STATE,
+    LSTM_CELL, LSTM_HIDDEN, LSTM_INPUT, LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS, SVDF_INPUT, SVDF_INT16_STATE, SVDF_STATE,
     folded_gate_biases, lstm_parameters, sigmoid_table, svdf_multipliers,
 )
 from tinyedge.errors import TinyedgeError
@@ -515,8 +515,9 @@ def _emit_svdf(e: _Emitter, op: Operator) -> None:
     out = e.model.tensors[op.outputs[0]]
     if inp is None or weights_feature is None or weights_time is None or state is None or not state.is_variable:
         raise _refuse(op, "lacks one of its input, weights or variable state tensors")
-    if any(t.type_name != "INT8" for t in (inp, weights_feature, weights_time, state, out)):
-        raise _refuse(op, "is not int8 throughout (the int16-state variant has no viper kernel yet)")
+    kinds = tuple(t.type_name for t in (inp, weights_feature, weights_time, state, out))
+    if kinds not in (("INT8",) * 5, SVDF_INT16_STATE):
+        raise _refuse(op, "is neither int8 throughout nor int8 with int16 time weights and state")
     if len(inp.shape) != 2 or inp.shape[0] != 1:
         raise _refuse(op, "has an input other than one batch [1, n]")
     rank = int(getattr(op.options, "rank", 1))
@@ -528,17 +529,24 @@ def _emit_svdf(e: _Emitter, op: Operator) -> None:
     biases = (np.asarray(bias.data, dtype=np.int64).reshape(-1) if bias is not None
               else np.zeros(n_filter // rank, dtype=np.int64))
     _check_shifted(op, int(np.abs(feature).sum(axis=1).max()) * 255, s1)
-    unit_time = np.abs(time).sum(axis=1).reshape(-1, rank).sum(axis=1) * 255
-    _check_shifted(op, int((np.abs(biases) + unit_time).max()), s2)
+    wide = kinds == SVDF_INT16_STATE
+    if wide:
+        # te_svdf_s16 sums in wrapping int32, as the kernel does: each product must fit, and no left shift
+        _check_shifted(op, int(np.abs(time).max(initial=0)) * (32768 + abs(zero_point(state))), 0)
+        if s2 > 0:
+            raise _refuse(op, "rescales its wrapping int32 sum up (a positive shift)")
+    else:
+        unit_time = np.abs(time).sum(axis=1).reshape(-1, rank).sum(axis=1) * 255
+        _check_shifted(op, int((np.abs(biases) + unit_time).max()), s2)
     params = {"src": e.at(op.inputs[SVDF_INPUT]), "state": e.offsets[op.inputs[SVDF_STATE]], "dst": e.at(op.outputs[0]),
               "n_input": n_input, "n_filter": n_filter, "n_memory": n_memory, "rank": rank, "izp": zero_point(inp),
               "szp": zero_point(state), "ozp": zero_point(out), **_halves("m1", m1), "s1": s1, **_halves("m2", m2),
               "s2": s2}
     n = op.index
     wf = e.const(f"W{n}", feature.astype(np.int8).tobytes())
-    wt = e.const(f"T{n}", time.astype(np.int8).tobytes())
+    wt = e.const(f"T{n}", time.astype("<i2" if wide else np.int8).tobytes())
     b = e.const(f"B{n}", i32_bytes(biases))
-    e.calls.append(_kernel(e, op, "svdf", {"A": "A", "WF": wf, "WT": wt, "B": b}, params))
+    e.calls.append(_kernel(e, op, "svdf_s16" if wide else "svdf", {"A": "A", "WF": wf, "WT": wt, "B": b}, params))
     e.macs += n_filter * (n_input + n_memory)
 
 

@@ -376,6 +376,59 @@ def _svdf() -> list[str]:
     lines += requant_lines("acc", "m2h", "m2l", "s2", indent + "    ") + _store("acc", "dst + unit", indent + "    ")
     return lines + [f"{indent}    unit += 1", f"{indent}    done = 0"]
 
+def _s16(buf: str, at: str) -> str:
+    """The int16 stored little-endian at byte `at` of `buf`, sign-extended."""
+    return f"({buf}[{at}] | ({_signed(buf, f'{at} + 1')} << 8))"
+
+
+def _svdf_s16() -> list[str]:
+    """SVDF with int16 time weights and state (TFLM's EvalIntegerSvdfReference<int16_t>, te_svdf_s16): the
+    feature dot product requantized and clamped to int16 into the newest slot of the filter's state row, then
+    the time dot product, summed with the unit's bias as the C kernel does, in wrapping int32 arithmetic:
+    each product (inside int32, the generator proves it) is added as its high and low 16 bits apart, and
+    the sum is put back together modulo 2**32."""
+    lines = ["@micropython.viper", "def svdf_s16(A: ptr8, WF: ptr8, WT: ptr8, B: ptr8, P: ptr8):"]
+    lines += _params("src state dst n_input n_filter n_memory rank izp szp ozp m1h m1l s1 m2h m2l s2")
+    lines += _code(f"""
+        lo = -128
+        hi = 127
+        unit = 0
+        done = 0
+        ah = 0
+        al = 0
+        for f in range(n_filter):
+            dot = 0
+            w0 = f * n_input
+            for j in range(n_input):
+                dot += {_signed('WF', 'w0 + j')} * ({_signed('A', 'src + j')} - izp)
+        """, 4)
+    indent = " " * 8
+    lines += requant_lines("dot", "m1h", "m1l", "s1", indent) + _clamp("dot", "-32768", "32767", indent)
+    lines += _code(f"""
+        r0 = state + 2 * f * n_memory
+        for j in range(2 * n_memory - 2):
+            A[r0 + j] = A[r0 + j + 2]
+        dot += szp
+        A[r0 + 2 * n_memory - 2] = dot
+        A[r0 + 2 * n_memory - 1] = dot >> 8
+        if done == 0:
+            acc = {rd32('B', '4 * unit')}
+            ah = acc >> 16
+            al = acc & 65535
+        t0 = 2 * f * n_memory
+        for j in range(n_memory):
+            t = {_s16('WT', 't0 + 2 * j')} * ({_s16('A', 'r0 + 2 * j')} - szp)
+            ah += t >> 16
+            al += t & 65535
+        done += 1
+        if done == rank:
+            ah += al >> 16
+            acc = ((((ah & 65535) ^ 32768) - 32768) << 16) + (al & 65535)
+        """, 8)
+    lines += requant_lines("acc", "m2h", "m2l", "s2", indent + "    ") + _store("acc", "dst + unit", indent + "    ")
+    return lines + [f"{indent}    unit += 1", f"{indent}    done = 0"]
+
+
 def _u16(buf: str, at: str) -> str:
     return f"({buf}[{at}] | ({buf}[{at} + 1] << 8))"
 
@@ -776,7 +829,7 @@ def kernel_source() -> str:
     for lines in (_fully_connected(), _conv2d(), _depthwise_conv2d(), _depthwise_multiplier(), _pool("average_pool", True),
                   _pool("max_pool", False), _add(), _lut(), _softmax(), _copy_blocks(), _mean(), _mul(), _pad(),
                   _transpose(), _requantize(), _add("sub", "-"), _maxmin(), _gather_rows(), _prelu(),
-                  _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm()):
+                  _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm(), _svdf_s16()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"
 
