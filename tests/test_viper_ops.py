@@ -24,15 +24,19 @@ pytestmark = pytest.mark.skipif(micropython_program() is None,
 
 
 def assert_bit_exact(model: TfliteModel, samples: int = 4, seed: int = 0) -> None:
+    """Random inputs over each input's whole integer range (int8 or int16), then all-min and all-max: the
+    unix port's output bytes equal tflite-micro's, sample by sample."""
     rng = np.random.default_rng(seed)
-    inputs = [[rng.integers(-128, 128, size=t.shape, dtype=np.int8) for t in model.input_tensors]
-              for _ in range(samples)]
-    inputs += [[np.full(t.shape, v, dtype=np.int8) for t in model.input_tensors] for v in (-128, 127)]
+    ranges = [np.iinfo(t.dtype) for t in model.input_tensors]
+    inputs = [[rng.integers(r.min, int(r.max) + 1, size=t.shape, dtype=t.dtype)
+               for t, r in zip(model.input_tensors, ranges)] for _ in range(samples)]
+    inputs += [[np.full(t.shape, getattr(r, end), dtype=t.dtype) for t, r in zip(model.input_tensors, ranges)]
+               for end in ("min", "max")]
     run = run_on_unix_port(generate_program(model), [b"".join(x.tobytes() for x in sample) for sample in inputs])
-    got = np.frombuffer(run.outputs, dtype=np.int8).reshape(len(inputs), -1)
+    got = np.frombuffer(run.outputs, dtype=np.uint8).reshape(len(inputs), -1)
     reference = Reference(model)
     for i, sample in enumerate(inputs):
-        expected = np.concatenate([o.reshape(-1) for o in reference.run(sample)])
+        expected = np.frombuffer(b"".join(o.tobytes() for o in reference.run(sample)), dtype=np.uint8)
         assert np.array_equal(got[i], expected), f"sample {i}: {got[i][:8]} vs {expected[:8]}"
 
 
@@ -305,3 +309,38 @@ def test_an_int16_state_svdf_deploys_to_micropython_unix_and_resets_its_state(tm
     path = tmp_path / "svdf16.tflite"
     path.write_bytes(tamed(sub_model(_tflm_keyword_model(), 3)).data)
     assert_deploys_bit_exact(path, 5, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["add_broadcast", "sub", "mul", "conv2d", "depthwise_conv2d", "fully_connected",
+                                  "pools", "pad", "strided_slice"])
+def test_16x8_ops_run_bit_exact_as_viper_code(name: str):
+    """TFLite's 16x8 models (int16 activations and I/O, int8 weights), as the AOT's int16 tests convert them."""
+    from test_aot_int16 import CASES, to_16x8
+
+    fn, shapes, ops = CASES[name]
+    model = to_16x8(fn, shapes)
+    assert ops <= set(model.op_names()) and {t.type_name for t in model.input_tensors} == {"INT16"}
+    assert not unsupported_ops(model)
+    assert_bit_exact(model, samples=6)
+
+
+def test_16x8_kernels_keep_every_intermediate_inside_int32_like_a_32_bit_board(monkeypatch):
+    """The int64 accumulators and rescaling of TFLM's 16x8 convolutions, in int32 limbs."""
+    from test_aot_int16 import CASES, to_16x8
+    from test_micropython import assert_exact_on_int32_words
+
+    for name in ("conv2d", "depthwise_conv2d", "fully_connected", "pools", "mul"):
+        fn, shapes, _ = CASES[name]
+        model = to_16x8(fn, shapes)
+        if len(model.input_tensors) == 1:
+            assert_exact_on_int32_words(model, monkeypatch, seed=4)
+
+
+def test_a_16x8_model_deploys_to_micropython_unix_bit_exact(tmp_path):
+    """int16 inputs and outputs through the MicroPython server; validate compares in int16 LSB."""
+    from test_aot_int16 import CASES, to_16x8
+
+    fn, shapes, _ = CASES["conv2d"]
+    path = tmp_path / "conv16.tflite"
+    path.write_bytes(to_16x8(fn, shapes).data)
+    assert_deploys_bit_exact(path, 4, tmp_path)

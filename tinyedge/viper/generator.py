@@ -17,6 +17,7 @@ import numpy as np
 
 from tinyedge import __version__
 from tinyedge.aot.compiler import compile_model, state_tensors
+from tinyedge.aot.int16 import INT16_ADD_LEFT_SHIFT, INT16_LIMITS, activation_input
 from tinyedge.aot.nonlinear import (
     add_parameters, broadcast_geometry, logistic_table, mean_geometry, mean_multiplier, mul_parameters, softmax_parameters,
     tanh_table,
@@ -30,6 +31,7 @@ from tinyedge.errors import TinyedgeError
 from tinyedge.ops.conv import Window, accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
 from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
 from tinyedge.ops.opdata import GatherData, LutData, PadData, RowGatherData, TransposeConvData
+from tinyedge.ops import pad, strided_slice
 from tinyedge.ops.registry import PREPARED, viper_ops, viper_refusal
 from tinyedge.ops.transpose_conv import BIAS as TRANSPOSE_CONV_BIAS
 from tinyedge.ops.transpose_conv import INPUT as TRANSPOSE_CONV_INPUT
@@ -42,6 +44,12 @@ from tinyedge.viper.kernels import KERNEL_MODULE, call_text, packed_params
 MODEL_MODULE = "te_model"
 INT32_LIMIT = 1 << 31
 SOFTMAX_MAX_DEPTH = 511   # above this the sum of exps can need a right shift past 31 (TFLM asserts)
+INT16 = "INT16"
+IO_TYPES = ("INT8", INT16)
+ELEMENT_BYTES = {"INT8": 1, INT16: 2}
+ELEMENT_DTYPES = {"INT8": "<i1", INT16: "<i2"}
+HALF_RANGE = {"INT8": 128, INT16: 32768}     # the largest magnitude of an element
+LIMITS = {"INT8": (-128, 127), INT16: INT16_LIMITS}
 DTYPE_NAMES = {"INT8": "int8", "UINT8": "uint8", "INT16": "int16", "INT32": "int32", "FLOAT32": "float32"}
 
 
@@ -75,9 +83,10 @@ def check_supported(model: TfliteModel) -> None:
                             f"({reasons}; it runs {', '.join(viper_ops())}): use a C board with `--runtime aot` or "
                             "`--runtime tflm` for this model.")
     for t in model.input_tensors + model.output_tensors:
-        if t.type_name != "INT8":
+        if t.type_name not in IO_TYPES:
             raise TinyedgeError(f"model I/O tensor '{t.name}' is {t.type_name.lower()}, but the viper runtime "
-                                "serves int8 inputs and outputs only: quantize the model to full int8.")
+                                "serves int8 and int16 inputs and outputs only: quantize the model to full int8 "
+                                "(or 16x8).")
 
 
 def i32_bytes(values) -> bytes:
@@ -97,14 +106,15 @@ class _Emitter:
         self.constant_bytes += len(data)
         return name
 
-    def at(self, index: int) -> int:
+    def at(self, index: int, type_name: str = "INT8") -> int:
+        """The arena offset of an activation tensor of the type the op's kernel computes in."""
         t = self.model.tensors[index]
         if t.is_constant:
             raise TinyedgeError(f"tensor '{t.name}' is a constant where the viper runtime expects an activation: "
                                 "use a C board with `--runtime aot` for this model.")
-        if t.type_name != "INT8":
-            raise TinyedgeError(f"tensor '{t.name}' is {t.type_name.lower()}, but the viper runtime computes int8 "
-                                "only: quantize the model to full int8.")
+        if t.type_name != type_name:
+            raise TinyedgeError(f"tensor '{t.name}' is {t.type_name.lower()} where the viper runtime computes "
+                                f"{type_name.lower()}: quantize the model to full int8 (or 16x8).")
         return self.offsets[index]
 
 
@@ -304,20 +314,21 @@ def _emit_pool(e: _Emitter, op: Operator, kernel: str) -> None:
     e.calls.append(_kernel(e, op, kernel, {"A": "A"}, params))
 
 
-def _source(e: _Emitter, op: Operator, index: int) -> tuple[str, int]:
-    """(buffer, byte offset) of an operand: the arena, or a constant's own bytes."""
+def _source(e: _Emitter, op: Operator, index: int, type_name: str = "INT8") -> tuple[str, int]:
+    """(buffer, byte offset) of an operand: the arena, or a constant's own bytes (little-endian)."""
     t = e.model.tensors[index]
     if t.is_constant:
-        return e.const(f"X{op.index}_{index}", np.asarray(t.data, dtype=np.int8).tobytes()), 0
-    return "A", e.at(index)
+        return e.const(f"X{op.index}_{index}", np.asarray(t.data).astype(ELEMENT_DTYPES[type_name]).tobytes()), 0
+    return "A", e.at(index, type_name)
 
 
-def _binary_operands(e: _Emitter, op: Operator) -> tuple[dict[str, str], dict[str, int]]:
+def _binary_operands(e: _Emitter, op: Operator, type_name: str = "INT8") -> tuple[dict[str, str], dict[str, int]]:
     """A binary elementwise op's operand buffers (X, Y) and its broadcast walk padded to 4 dims (the
-    kernels' xa, ya, dst, sizes n0..n3 and each operand's strides xs0..xs3, ys0..ys3)."""
+    kernels' xa, ya, dst, sizes n0..n3 and each operand's strides xs0..xs3, ys0..ys3, in bytes)."""
     tensors = [e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])]
-    if any(t.type_name != "INT8" for t in tensors):
-        raise _refuse(op, "is not int8")
+    if any(t.type_name != type_name for t in tensors):
+        raise _refuse(op, f"is not {type_name.lower()} throughout")
+    size = ELEMENT_BYTES[type_name]
     geometry = broadcast_geometry(*(t.shape for t in tensors))
     ndim = geometry[0]
     if ndim > 4:
@@ -325,17 +336,19 @@ def _binary_operands(e: _Emitter, op: Operator) -> tuple[dict[str, str], dict[st
     pad = 4 - ndim
     sizes, x_strides, y_strides = ([fill] * pad + geometry[1 + k * ndim:1 + (k + 1) * ndim]
                                    for k, fill in enumerate((1, 0, 0)))
-    (x, xa), (y, ya) = _source(e, op, op.inputs[0]), _source(e, op, op.inputs[1])
-    walk = {"xa": xa, "ya": ya, "dst": e.at(op.outputs[0]), **{f"n{d}": v for d, v in enumerate(sizes)},
-            **{f"xs{d}": v for d, v in enumerate(x_strides)}, **{f"ys{d}": v for d, v in enumerate(y_strides)}}
+    (x, xa), (y, ya) = (_source(e, op, op.inputs[k], type_name) for k in (0, 1))
+    walk = {"xa": xa, "ya": ya, "dst": e.at(op.outputs[0], type_name), **_numbered("n", sizes),
+            **_numbered("xs", [size * v for v in x_strides]), **_numbered("ys", [size * v for v in y_strides])}
     return {"A": "A", "X": x, "Y": y}, walk
 
 
-def _emit_add(e: _Emitter, op: Operator, kernel: str = "add", rescaling: Sequence[int] = ()) -> None:
-    """ADD, or SUB (kernel "sub") with its prepared rescalings (te_add_params_t's fields)."""
-    buffers, walk = _binary_operands(e, op)
+def _emit_add(e: _Emitter, op: Operator, kernel: str = "add", rescaling: Sequence[int] = (),
+              type_name: str = "INT8") -> None:
+    """ADD, or SUB (kernel "sub") with its prepared rescalings (te_add_params_t's fields); int16: add16, sub16."""
+    buffers, walk = _binary_operands(e, op, type_name)
     (a_off, a_mult, a_shift, b_off, b_mult, b_shift, left, o_mult, o_shift, o_zp, act_min, act_max) = rescaling or \
         add_parameters(*(e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])), op.activation)
+    _check_shifted(op, HALF_RANGE[type_name] + max(abs(a_off), abs(b_off)), left)
     params = {**walk, "aoff": a_off, **_halves("am", a_mult), "ash": a_shift, "boff": b_off, **_halves("bm", b_mult),
               "bsh": b_shift, "lsh": left, **_halves("om", o_mult), "osh": o_shift, "ozp": o_zp, "lo": act_min,
               "hi": act_max}
@@ -391,14 +404,16 @@ def _check_shifted(op: Operator, magnitude: int, shift: int) -> None:
         raise _refuse(op, f"could reach {magnitude << max(shift, 0):,} before its rescaling, beyond int32")
 
 
-def _emit_mul(e: _Emitter, op: Operator) -> None:
-    buffers, walk = _binary_operands(e, op)
+def _emit_mul(e: _Emitter, op: Operator, type_name: str = "INT8") -> None:
+    buffers, walk = _binary_operands(e, op, type_name)
     a_off, b_off, multiplier, shift, o_zp, act_min, act_max = mul_parameters(
-        *(e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])), op.activation)
-    _check_shifted(op, (128 + abs(a_off)) * (128 + abs(b_off)), shift)
+        *(e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])), op.activation,
+        LIMITS[type_name])
+    half = HALF_RANGE[type_name]
+    _check_shifted(op, (half + abs(a_off)) * (half + abs(b_off)), shift)
     params = {**walk, "aoff": a_off, "boff": b_off, **_halves("m", multiplier), "sh": shift, "ozp": o_zp,
               "lo": act_min, "hi": act_max}
-    e.calls.append(_kernel(e, op, "mul", buffers, params))
+    e.calls.append(_kernel(e, op, "mul" if type_name == "INT8" else "mul16", buffers, params))
 
 
 def _emit_concatenation(e: _Emitter, op: Operator) -> None:
@@ -438,8 +453,12 @@ def _emit_mean(e: _Emitter, op: Operator) -> None:
 
 
 def _emit_quantize(e: _Emitter, op: Operator) -> None:
-    """QUANTIZE int8 -> int8 (a requantization); other types never reach here (`at` refuses them)."""
+    """QUANTIZE int8 -> int8 (a requantization), or between int8 and int16 (requantize_int); other types
+    never reach here (`at` refuses them)."""
     inp, out = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    if (inp.type_name, out.type_name) != ("INT8", "INT8"):
+        _emit_requantize_int(e, op)
+        return
     src, dst = e.at(op.inputs[0]), e.at(op.outputs[0])
     multiplier, shift = quantize_multiplier(float(np.float32(inp.scale[0])) / float(np.float32(out.scale[0])))
     _check_shifted(op, 256, shift)
@@ -484,7 +503,9 @@ def _emit_table(e: _Emitter, op: Operator, table: list[int]) -> None:
 def _emit(e: _Emitter, op: Operator) -> None:
     model = e.model
     code = op.opcode
-    if code in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+    if _runs_int16(model, op):
+        _emit_int16(e, op)
+    elif code in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         _emit_conv(e, op, depthwise=code == "DEPTHWISE_CONV_2D")
     elif code == "FULLY_CONNECTED":
         _emit_fully_connected(e, op)
@@ -502,8 +523,8 @@ def _emit(e: _Emitter, op: Operator) -> None:
             raise _refuse(op, "has an output zero point other than -128")
         make = logistic_table if code == "LOGISTIC" else tanh_table
         _emit_table(e, op, make(float(np.float32(inp.scale[0])), int(inp.zero_point[0])))
-    elif code in ("RESHAPE", "SQUEEZE"):
-        e.at(op.inputs[0])   # shares its input's bytes; a constant input is refused there
+    elif code in ("RESHAPE", "SQUEEZE"):   # shares its input's bytes; a constant input is refused there
+        e.at(op.inputs[0], INT16 if model.tensors[op.inputs[0]].type_name == INT16 else "INT8")
     if code not in ("RESHAPE", "SQUEEZE"):
         e.calls[-1] += f"  # {op.index}: {code}"
 
@@ -583,6 +604,175 @@ def _emit_lstm(e: _Emitter, op: Operator) -> None:
     e.macs += steps * 4 * n_state * (n_input + n_state)
 
 
+# ---------------------------------------------------------------------------------------------
+# int16 activations (TFLite's 16x8): the op's activation input is int16 (tinyedge.aot.int16's rule)
+
+def _runs_int16(model: TfliteModel, op: Operator) -> bool:
+    """The op runs its int16 variant (QUANTIZE, RESHAPE and SQUEEZE handle int16 themselves)."""
+    return (op.opcode not in ("QUANTIZE", "RESHAPE", "SQUEEZE")
+            and model.tensors[activation_input(op)].type_name == INT16)
+
+
+def _require_symmetric(op: Operator, tensors: Sequence[Tensor]) -> None:
+    """TFLM's 16x8 kernels assume int16 zero points of 0."""
+    if any(t.type_name == INT16 and zero_point(t) != 0 for t in tensors):
+        raise _refuse(op, "has an int16 tensor with a non-zero zero point")
+
+
+def _bias_16x8(e: _Emitter, op: Operator, channels: int, int32_allowed: bool) -> tuple[np.ndarray, bool]:
+    """The op's bias per channel and whether TFLM takes its int64 path (`wide`): int64 biases and none;
+    an int32 bias (CONV_2D only) runs the int32 path."""
+    if not (len(op.inputs) > 2 and op.inputs[2] >= 0):
+        return np.zeros(channels, dtype=np.int64), True
+    bias_t = e.model.tensors[op.inputs[2]]
+    if bias_t.data is None or bias_t.type_name not in (("INT64", "INT32") if int32_allowed else ("INT64",)):
+        raise _refuse(op, f"has a {bias_t.type_name.lower()} bias")
+    return np.asarray(bias_t.data, dtype=np.int64).reshape(-1), bias_t.type_name == "INT64"
+
+
+def _requant_16x8(op: Operator, rows: np.ndarray, bias: np.ndarray, multipliers: list[tuple[int, int]],
+                  wide: bool) -> bytes:
+    """The Q table of a 16x8 kernel, per channel (reduced, ts, 0) for TFLM's int64 path or (mh, ml, shift),
+    after proving the accumulator (and the int64 path's rescaled value) stays inside int32."""
+    bounds = accumulator_bounds(rows, bias, 32768, [(m, 0 if wide else s) for m, s in multipliers])
+    worst = int(bounds.max(initial=0))
+    if worst >= INT32_LIMIT:
+        raise _refuse(op, f"could accumulate {worst:,}, beyond int32")
+    if not wide:
+        return _requant_table(multipliers)
+    values = []
+    for multiplier, shift in multipliers:
+        reduced = (multiplier + (1 << 15)) >> 16 if multiplier < 0x7FFF0000 else 0x7FFF
+        total_shift = 15 - shift
+        if not 1 <= total_shift <= 46 or (total_shift <= 15 and worst * reduced >= 1 << (30 + total_shift)):
+            raise _refuse(op, "rescales beyond what its int32 arithmetic can hold")
+        values += [reduced, total_shift, 0]
+    return i32_bytes(values)
+
+
+def _emit_mac_16x8(e: _Emitter, op: Operator, kernel: str, rows: np.ndarray, multipliers: list[tuple[int, int]],
+                   fields: Mapping[str, int], int32_bias: bool = False) -> None:
+    """A 16x8 multiply-accumulate kernel: int8 weights W (as stored), bias B as int32, Q, P."""
+    out_t = e.model.tensors[op.outputs[0]]
+    bias, wide = _bias_16x8(e, op, rows.shape[0], int32_bias)
+    q_table = _requant_16x8(op, rows, bias, multipliers, wide)
+    act_min, act_max = activation_range(op.activation, out_t, INT16_LIMITS)
+    params = {"src": e.at(op.inputs[0], INT16), "dst": e.at(op.outputs[0], INT16), **fields, "ozp": 0, "lo": act_min,
+              "hi": act_max, "pc": int(len(multipliers) > 1), "wide": int(wide)}
+    n = op.index
+    w = e.const(f"W{n}", np.asarray(e.model.tensors[op.inputs[1]].data, dtype=np.int8).tobytes())
+    b, q = e.const(f"B{n}", i32_bytes(bias)), e.const(f"Q{n}", q_table)
+    e.calls.append(_kernel(e, op, kernel, {"A": "A", "W": w, "B": b, "Q": q}, params))
+
+
+def _emit_conv_16x8(e: _Emitter, op: Operator) -> None:
+    """CONV_2D (grouped too) and DEPTHWISE_CONV_2D with int16 activations and int8 weights."""
+    in_t, out_t = _require_4d(op, e.model)
+    filter_t = e.model.tensors[op.inputs[1]]
+    _require_symmetric(op, (in_t, out_t))
+    if filter_t.type_name != "INT8" or filter_t.data is None:
+        raise _refuse(op, "has weights that are not constant int8")
+    o, out_c = op.options, out_t.shape[3]
+    k_h, k_w = filter_t.shape[1], filter_t.shape[2]
+    geometry = window(in_t, out_t, k_h, k_w, o, int(o.dilationHFactor), int(o.dilationWFactor))
+    weights = np.asarray(filter_t.data, dtype=np.int8)
+    multipliers = per_channel_multipliers(in_t, filter_t, out_t, out_c)
+    if op.opcode == "DEPTHWISE_CONV_2D":
+        fields = {**_window_fields(geometry), "dm": out_c // in_t.shape[3]}
+        _emit_mac_16x8(e, op, "depthwise_conv2d_s16", weights.reshape(-1, out_c).T, multipliers, fields)
+        e.macs += out_t.size * k_h * k_w
+        return
+    depth = filter_t.shape[3]
+    groups = in_t.shape[3] // depth
+    if in_t.shape[3] % depth or out_c % groups:
+        raise _refuse(op, "has channels that do not divide into its groups")
+    fields = {**_window_fields(geometry), "fd": depth, "fpg": out_c // groups}
+    _emit_mac_16x8(e, op, "conv2d_s16", weights.reshape(out_c, -1), multipliers, fields, int32_bias=True)
+    e.macs += out_t.size * k_h * k_w * depth
+
+
+def _emit_fully_connected_16x8(e: _Emitter, op: Operator) -> None:
+    in_t, out_t = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    filter_t = e.model.tensors[op.inputs[1]]
+    _require_symmetric(op, (in_t, out_t))
+    if filter_t.type_name != "INT8" or len(filter_t.shape) != 2 or filter_t.data is None:
+        raise _refuse(op, "has no constant 2-D int8 weights")
+    n_out, depth = filter_t.shape
+    fields = {"batches": in_t.size // depth, "depth": depth, "n_out": n_out}
+    _emit_mac_16x8(e, op, "fully_connected_s16", np.asarray(filter_t.data, dtype=np.int8),
+                   fc_multipliers(in_t, filter_t, out_t), fields)
+    e.macs += in_t.size * n_out
+
+
+def _emit_pool_16x8(e: _Emitter, op: Operator) -> None:
+    in_t, out_t = _require_4d(op, e.model)
+    _require_symmetric(op, (in_t, out_t))
+    o = op.options
+    act_min, act_max = activation_range(op.activation, out_t, INT16_LIMITS)
+    geometry = window(in_t, out_t, int(o.filterHeight), int(o.filterWidth), o)
+    params = {"src": e.at(op.inputs[0], INT16), "dst": e.at(op.outputs[0], INT16), **_window_fields(geometry),
+              "ozp": 0, "lo": act_min, "hi": act_max}
+    kernel = "average_pool16" if op.opcode == "AVERAGE_POOL_2D" else "max_pool16"
+    e.calls.append(_kernel(e, op, kernel, {"A": "A"}, params))
+
+
+def _emit_pad_16x8(e: _Emitter, op: Operator) -> None:
+    """PAD/PADV2 of int16 data as the byte kernel over pairs of bytes (the pad value's two bytes equal)."""
+    in_t, out_t = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    data = pad.geometry(e.model, op, in_t, out_t)
+    low, high = data.value & 0xFF, (data.value >> 8) & 0xFF
+    if low != high:
+        raise _refuse(op, f"pads with {data.value}, whose two bytes differ")
+    params = {"src": e.at(op.inputs[0], INT16), "dst": e.at(op.outputs[0], INT16),
+              **_numbered("i", [*data.in_dims[:3], 2 * data.in_dims[3]]),
+              **_numbered("o", [*data.out_dims[:3], 2 * data.out_dims[3]]),
+              **_numbered("b", [*data.before[:3], 2 * data.before[3]]), "value": low}
+    e.calls.append(_kernel(e, op, "pad", {"A": "A"}, params))
+
+
+def _emit_strided_slice_16x8(e: _Emitter, op: Operator) -> None:
+    data = strided_slice.prepare(e.model, op)
+    params = {"src": e.at(op.inputs[0], INT16) + 2 * data.in_offset, "dst": e.at(op.outputs[0], INT16),
+              **_numbered("o", data.out_dims), **_numbered("s", data.in_strides)}
+    e.calls.append(_kernel(e, op, "transpose16", {"A": "A"}, params))
+
+
+def _emit_requantize_int(e: _Emitter, op: Operator) -> None:
+    """QUANTIZE int16 -> int8, int8 -> int16 or int16 -> int16 (te_requantize_int)."""
+    inp, out = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    if inp.type_name not in IO_TYPES or out.type_name not in IO_TYPES or out.per_channel:
+        raise _refuse(op, f"quantizes {inp.type_name.lower()} to {out.type_name.lower()}")
+    multiplier, shift = quantize_multiplier(float(np.float32(inp.scale[0])) / float(np.float32(out.scale[0])))
+    _check_shifted(op, HALF_RANGE[inp.type_name] + abs(zero_point(inp)), shift)
+    lo, hi = LIMITS[out.type_name]
+    params = {"src": e.at(op.inputs[0], inp.type_name), "dst": e.at(op.outputs[0], out.type_name), "n": inp.size,
+              "isz": ELEMENT_BYTES[inp.type_name], "osz": ELEMENT_BYTES[out.type_name], "izp": zero_point(inp),
+              **_halves("m", multiplier), "sh": shift, "ozp": zero_point(out), "lo": lo, "hi": hi}
+    e.calls.append(_kernel(e, op, "requantize_int", {"A": "A"}, params))
+
+
+def _emit_add_16x8(e: _Emitter, op: Operator) -> None:
+    tensors = [e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])]
+    rescaling = add_parameters(*tensors, op.activation, INT16_ADD_LEFT_SHIFT, INT16_LIMITS)
+    _emit_add(e, op, "add16" if op.opcode == "ADD" else "sub16", rescaling, INT16)
+
+
+INT16_EMITTERS = {
+    "ADD": _emit_add_16x8, "SUB": _emit_add_16x8, "MUL": lambda e, op: _emit_mul(e, op, INT16),
+    "CONV_2D": _emit_conv_16x8, "DEPTHWISE_CONV_2D": _emit_conv_16x8, "FULLY_CONNECTED": _emit_fully_connected_16x8,
+    "AVERAGE_POOL_2D": _emit_pool_16x8, "MAX_POOL_2D": _emit_pool_16x8, "PAD": _emit_pad_16x8,
+    "PADV2": _emit_pad_16x8, "STRIDED_SLICE": _emit_strided_slice_16x8,
+}
+
+
+def _emit_int16(e: _Emitter, op: Operator) -> None:
+    emit = INT16_EMITTERS.get(op.opcode)
+    if emit is None:
+        raise _refuse(op, f"has int16 activations, which the viper runtime runs for {', '.join(sorted(INT16_EMITTERS))} "
+                          "(and QUANTIZE, RESHAPE, SQUEEZE) only")
+    emit(e, op)
+
+
 SIMPLE_EMITTERS = {"ADD": _emit_add, "MUL": _emit_mul, "CONCATENATION": _emit_concatenation, "MEAN": _emit_mean,
                    "QUANTIZE": _emit_quantize, "SVDF": _emit_svdf,
                    "UNIDIRECTIONAL_SEQUENCE_LSTM": _emit_lstm}
@@ -611,7 +801,7 @@ def generate_program(model: TfliteModel, board_id: str = "micropython-unix", clo
     for op in model.operators:
         _emit(emitter, op)
     arena = max(plan.plan.arena_bytes, 1)
-    inputs = [emitter.at(i) for i in model.inputs]
+    inputs = [emitter.at(i, model.tensors[i].type_name) for i in model.inputs]
     outputs = [plan.tensor_offsets[i] for i in model.outputs]
     info = info_body(model, board_id, clock_hz, max_chunk, arena)
     name = model.path.name if model.path else "model"

@@ -72,6 +72,23 @@ def _store(acc: str, dst: str, indent: str) -> list[str]:
             f"{indent}if {acc} > hi:", f"{indent}    {acc} = hi", f"{indent}A[{dst}] = {acc}"]
 
 
+def _load(buf: str, at: str, size: int) -> str:
+    """The int8 (size 1) or int16 (size 2) at byte `at` of `buf`, sign-extended."""
+    return f"(({buf}[{at}] ^ 128) - 128)" if size == 1 else _s16(buf, at)
+
+
+def _store16(acc: str, dst: str, indent: str) -> list[str]:
+    """acc + output zero point, clamped to the activation range, stored as an int16 at byte `dst`."""
+    return [f"{indent}{acc} += ozp", f"{indent}if {acc} < lo:", f"{indent}    {acc} = lo",
+            f"{indent}if {acc} > hi:", f"{indent}    {acc} = hi", f"{indent}A[{dst}] = {acc}",
+            f"{indent}A[{dst} + 1] = {acc} >> 8"]
+
+
+def _store_sized(acc: str, dst: str, indent: str, size: int) -> list[str]:
+    """_store (int8 at element `dst`) or _store16 (int16 at byte `dst`)."""
+    return _store(acc, dst, indent) if size == 1 else _store16(acc, dst, indent)
+
+
 def _code(text: str, indent: int) -> list[str]:
     """The lines of an indented block of viper code, re-indented to start `indent` spaces in."""
     return [" " * indent + line for line in textwrap.dedent(text).strip("\n").splitlines()]
@@ -536,7 +553,8 @@ def _lstm() -> list[str]:
         """, 8)
 
 
-def _pool(name: str, average: bool) -> list[str]:
+def _pool(name: str, average: bool, size: int = 1) -> list[str]:
+    """AVERAGE_POOL_2D / MAX_POOL_2D over int8 (size 1) or int16 (size 2) elements."""
     lines = ["@micropython.viper", f"def {name}(A: ptr8, P: ptr8):"]
     lines += _params(_WINDOW + " ozp lo hi")
     lines += ["    ozp = 0",
@@ -557,13 +575,13 @@ def _pool(name: str, average: bool) -> list[str]:
               "            if k_w < x1:",
               "                x1 = k_w",
               "            for c in range(in_c):",
-              "                acc = 0" if average else "                acc = -128",
+              "                acc = 0" if average else f"                acc = {-128 if size == 1 else -32768}",
               "                count = 0",
               "                fy = y0",
               "                while fy < y1:",
               "                    fx = x0",
               "                    while fx < x1:",
-              "                        v = (A[src + ((iy0 + fy) * in_w + ix0 + fx) * in_c + c] ^ 128) - 128"]
+              f"                        v = {_pool_load(size)}"]
     if average:
         lines += ["                        acc += v",
                   "                        count += 1",
@@ -579,16 +597,23 @@ def _pool(name: str, average: bool) -> list[str]:
                   "                            acc = v",
                   "                        fx += 1",
                   "                    fy += 1"]
-    lines += _store("acc", "dst + (oy * out_w + ox) * out_c + c", " " * 16)
+    at = "(oy * out_w + ox) * out_c + c"
+    lines += _store_sized("acc", f"dst + {at}" if size == 1 else f"dst + 2 * ({at})", " " * 16, size)
     return lines
+
+
+def _pool_load(size: int) -> str:
+    at = "((iy0 + fy) * in_w + ix0 + fx) * in_c + c"
+    return f"(A[src + {at}] ^ 128) - 128" if size == 1 else _s16("A", f"src + 2 * ({at})")
 
 
 BROADCAST_WALK = "xa ya dst n0 n1 n2 n3 xs0 xs1 xs2 xs3 ys0 ys1 ys2 ys3"
 
 
-def _broadcast(name: str, params: str, body: list[str]) -> list[str]:
+def _broadcast(name: str, params: str, body: list[str], size: int = 1) -> list[str]:
     """A binary elementwise kernel over up to 4 merged broadcast dims: X and Y are the arena or a
-    constant's bytes; `body` (at the innermost loop's indentation) reads X[xi] and Y[yi] and stores A[d]."""
+    constant's bytes; `body` (at the innermost loop's indentation) reads X[xi] and Y[yi] and stores A[d].
+    Elements of `size` bytes (int16: 2): offsets and strides in bytes."""
     lines = ["@micropython.viper", f"def {name}(A: ptr8, X: ptr8, Y: ptr8, P: ptr8):", *_params(f"{BROADCAST_WALK} {params}")]
     lines += ["    d = dst",
               "    for i0 in range(n0):",
@@ -597,21 +622,22 @@ def _broadcast(name: str, params: str, body: list[str]) -> list[str]:
               "                xi = xa + i0 * xs0 + i1 * xs1 + i2 * xs2",
               "                yi = ya + i0 * ys0 + i1 * ys1 + i2 * ys2",
               "                for i3 in range(n3):"]
-    return lines + body + [f"{WALK_INDENT}d += 1", f"{WALK_INDENT}xi += xs3", f"{WALK_INDENT}yi += ys3"]
+    return lines + body + [f"{WALK_INDENT}d += {size}", f"{WALK_INDENT}xi += xs3", f"{WALK_INDENT}yi += ys3"]
 
 
 WALK_INDENT = " " * 20
 
 
-def _add(name: str = "add", combine: str = "+") -> list[str]:
-    """ADD (SUB: `combine` "-"): both inputs rescaled onto twice the larger scale, combined, rescaled."""
-    body = [f"{WALK_INDENT}r1 = (((X[xi] ^ 128) - 128) + aoff) << lsh",
-            f"{WALK_INDENT}r2 = (((Y[yi] ^ 128) - 128) + boff) << lsh"]
+def _add(name: str = "add", combine: str = "+", size: int = 1) -> list[str]:
+    """ADD (SUB: `combine` "-"): both inputs rescaled onto twice the larger scale, combined, rescaled;
+    int8 or int16 (`size` 2) elements."""
+    body = [f"{WALK_INDENT}r1 = ({_load('X', 'xi', size)} + aoff) << lsh",
+            f"{WALK_INDENT}r2 = ({_load('Y', 'yi', size)} + boff) << lsh"]
     body += requant_lines("r1", "amh", "aml", "ash", WALK_INDENT)
     body += requant_lines("r2", "bmh", "bml", "bsh", WALK_INDENT)
     body += [f"{WALK_INDENT}acc = r1 {combine} r2"]
-    body += requant_lines("acc", "omh", "oml", "osh", WALK_INDENT) + _store("acc", "d", WALK_INDENT)
-    return _broadcast(name, "aoff amh aml ash boff bmh bml bsh lsh omh oml osh ozp lo hi", body)
+    body += requant_lines("acc", "omh", "oml", "osh", WALK_INDENT) + _store_sized("acc", "d", WALK_INDENT, size)
+    return _broadcast(name, "aoff amh aml ash boff bmh bml bsh lsh omh oml osh ozp lo hi", body, size)
 
 
 def _lut() -> list[str]:
@@ -734,11 +760,11 @@ def _mean() -> list[str]:
     return lines + requant_lines("acc", "mh", "ml", "sh", indent) + _store("acc", "d", indent) + [f"{indent}d += 1"]
 
 
-def _mul() -> list[str]:
-    """MUL (MulElementwise)."""
-    body = [f"{WALK_INDENT}acc = (((X[xi] ^ 128) - 128) + aoff) * (((Y[yi] ^ 128) - 128) + boff)"]
-    body += requant_lines("acc", "mh", "ml", "sh", WALK_INDENT) + _store("acc", "d", WALK_INDENT)
-    return _broadcast("mul", "aoff boff mh ml sh ozp lo hi", body)
+def _mul(name: str = "mul", size: int = 1) -> list[str]:
+    """MUL (MulElementwise), int8 or int16 (`size` 2) elements."""
+    body = [f"{WALK_INDENT}acc = ({_load('X', 'xi', size)} + aoff) * ({_load('Y', 'yi', size)} + boff)"]
+    body += requant_lines("acc", "mh", "ml", "sh", WALK_INDENT) + _store_sized("acc", "d", WALK_INDENT, size)
+    return _broadcast(name, "aoff boff mh ml sh ozp lo hi", body, size)
 
 
 def _pad() -> list[str]:
@@ -781,6 +807,149 @@ def _requantize() -> list[str]:
              "    lo = -128", "    hi = 127", "    for i in range(n):",
              "        acc = ((A[src + i] ^ 128) - 128) - izp"]
     return lines + requant_lines("acc", "mh", "ml", "sh", " " * 8) + _store("acc", "dst + i", " " * 8)
+
+
+def requant64_lines(acc: str, reduced: str, total_shift: str, indent: str) -> list[str]:
+    """TFLM's MultiplyByQuantizedMultiplier(int64_t x, M, shift) of the 16x8 kernels on an int32 `acc`, in
+    place: (acc * reduced + 2**(ts - 1)) >> ts with reduced (M rounded to 15 bits) and ts = 15 - shift
+    precomputed (1 <= ts <= 46), from 16-bit limbs of acc so every part stays inside int32 (the generator
+    proves the result does)."""
+    return _code(f"""
+        t_h = ({acc} >> 16) * {reduced}
+        t_l = ({acc} & 65535) * {reduced}
+        t_h += t_l >> 16
+        t_l = t_l & 65535
+        if {total_shift} >= 17:
+            {acc} = (t_h + (1 << ({total_shift} - 17))) >> ({total_shift} - 16)
+        elif {total_shift} == 16:
+            {acc} = t_h + ((t_l + 32768) >> 16)
+        else:
+            {acc} = (t_h << (16 - {total_shift})) + ((t_l + (1 << ({total_shift} - 1))) >> {total_shift})
+        """, len(indent))
+
+
+def _output16(channel: str, dst: str, indent: str) -> list[str]:
+    """A 16x8 output: acc + the channel's bias (B, int32), requantized with its row of Q — (reduced, ts, 0)
+    for TFLM's int64 path (`wide`), (mh, ml, shift) for its int32 one — and stored as int16 at byte dst."""
+    lines = [f"{indent}acc += {rd32('B', f'4 * {channel}')}", f"{indent}qa = 12 * {channel} * pc",
+             f"{indent}if wide == 1:", f"{indent}    t_r = {rd32('Q', 'qa')}", f"{indent}    t_ts = {rd32('Q', 'qa + 4')}"]
+    lines += requant64_lines("acc", "t_r", "t_ts", indent + "    ") + [f"{indent}else:"]
+    return lines + _requant_from_table("acc", "Q", "qa", indent + "    ") + _store16("acc", dst, indent)
+
+
+def _conv2d_s16() -> list[str]:
+    """CONV_2D 16x8, grouped too (TFLM's reference ConvPerChannel for int16 input): output channel oc reads
+    the fd input channels of its group oc // fpg over the taps inside the input (zero points are 0)."""
+    lines = ["@micropython.viper", "def conv2d_s16(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params(_WINDOW + " ozp lo hi pc fd fpg wide")
+    lines += _code(f"""
+        for oy in range(out_h):
+            iy0 = oy * s_h - pad_h
+            for ox in range(out_w):
+                ix0 = ox * s_w - pad_w
+                for oc in range(out_c):
+                    g0 = src + 2 * (oc // fpg) * fd
+                    acc = 0
+                    for ky in range(k_h):
+                        iy = iy0 + d_h * ky
+                        if iy < 0 or iy >= in_h:
+                            continue
+                        for kx in range(k_w):
+                            ix = ix0 + d_w * kx
+                            if ix < 0 or ix >= in_w:
+                                continue
+                            x0 = g0 + 2 * (iy * in_w + ix) * in_c
+                            w0 = ((oc * k_h + ky) * k_w + kx) * fd
+                            for c in range(fd):
+                                acc += {_s16('A', 'x0 + 2 * c')} * {_signed('W', 'w0 + c')}
+        """, 4)
+    return lines + _output16("oc", "dst + 2 * ((oy * out_w + ox) * out_c + oc)", " " * 16)
+
+
+def _depthwise_conv2d_s16() -> list[str]:
+    """DEPTHWISE_CONV_2D 16x8 (DepthwiseConvPerChannel for int16 input), any depth multiplier dm."""
+    lines = ["@micropython.viper", "def depthwise_conv2d_s16(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params(_WINDOW + " ozp lo hi pc dm wide")
+    lines += _code(f"""
+        for oy in range(out_h):
+            iy0 = oy * s_h - pad_h
+            for ox in range(out_w):
+                ix0 = ox * s_w - pad_w
+                for oc in range(out_c):
+                    ic = oc // dm
+                    acc = 0
+                    for ky in range(k_h):
+                        iy = iy0 + d_h * ky
+                        if iy < 0 or iy >= in_h:
+                            continue
+                        for kx in range(k_w):
+                            ix = ix0 + d_w * kx
+                            if ix < 0 or ix >= in_w:
+                                continue
+                            acc += {_s16('A', 'src + 2 * ((iy * in_w + ix) * in_c + ic)')} * {_signed('W', '(ky * k_w + kx) * out_c + oc')}
+        """, 4)
+    return lines + _output16("oc", "dst + 2 * ((oy * out_w + ox) * out_c + oc)", " " * 16)
+
+
+def _fully_connected_s16() -> list[str]:
+    """FULLY_CONNECTED 16x8."""
+    lines = ["@micropython.viper", "def fully_connected_s16(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params("src dst batches depth n_out ozp lo hi pc wide")
+    lines += _code(f"""
+        for b in range(batches):
+            x0 = src + 2 * b * depth
+            for o in range(n_out):
+                acc = 0
+                w0 = o * depth
+                for j in range(depth):
+                    acc += {_s16('A', 'x0 + 2 * j')} * {_signed('W', 'w0 + j')}
+        """, 4)
+    return lines + _output16("o", "dst + 2 * (b * n_out + o)", " " * 12)
+
+
+def _requantize_int() -> list[str]:
+    """QUANTIZE between int8 and int16 (isz, osz: 1 or 2 bytes; reference_ops::Requantize)."""
+    lines = ["@micropython.viper", "def requantize_int(A: ptr8, P: ptr8):",
+             *_params("src dst n isz osz izp mh ml sh ozp lo hi")]
+    lines += _code(f"""
+        for i in range(n):
+            if isz == 1:
+                acc = {_load('A', 'src + i', 1)}
+            else:
+                acc = {_s16('A', 'src + 2 * i')}
+            acc -= izp
+        """, 4)
+    lines += requant_lines("acc", "mh", "ml", "sh", " " * 8)
+    return lines + [" " * 8 + "if osz == 1:"] + _store("acc", "dst + i", " " * 12) + [" " * 8 + "else:"] + \
+        _store16("acc", "dst + 2 * i", " " * 12)
+
+
+def _leaky_relu_s16() -> list[str]:
+    """LEAKY_RELU int16 (te_leaky_relu_s16): the identity or the |alpha| rescaling, negated for alpha < 0."""
+    lines = ["@micropython.viper", "def leaky_relu_s16(A: ptr8, P: ptr8):",
+             *_params("src dst n izp ozp imh iml ish amh aml ash neg"), "    lo = -32768", "    hi = 32767",
+             "    for i in range(n):", f"        acc = {_s16('A', 'src + 2 * i')} - izp", "        if acc >= 0:"]
+    lines += requant_lines("acc", "imh", "iml", "ish", " " * 12) + [" " * 8 + "else:"]
+    lines += requant_lines("acc", "amh", "aml", "ash", " " * 12)
+    lines += [" " * 12 + "if neg == 1:", " " * 16 + "acc = 0 - acc"]
+    return lines + _store16("acc", "dst + 2 * i", " " * 8)
+
+
+def _transpose16() -> list[str]:
+    """TRANSPOSE / STRIDED_SLICE's gather in 4-D over int16 elements (strides in elements)."""
+    return ["@micropython.viper", "def transpose16(A: ptr8, P: ptr8):",
+            *_params("src dst o0 o1 o2 o3 s0 s1 s2 s3"),
+            *_code("""
+                d = dst
+                for a in range(o0):
+                    for b in range(o1):
+                        for c in range(o2):
+                            x = src + 2 * (a * s0 + b * s1 + c * s2)
+                            for e in range(o3):
+                                A[d] = A[x + 2 * e * s3]
+                                A[d + 1] = A[x + 2 * e * s3 + 1]
+                                d += 2
+                """, 4)]
 
 
 RECIPROCAL = '''
@@ -829,7 +998,10 @@ def kernel_source() -> str:
     for lines in (_fully_connected(), _conv2d(), _depthwise_conv2d(), _depthwise_multiplier(), _pool("average_pool", True),
                   _pool("max_pool", False), _add(), _lut(), _softmax(), _copy_blocks(), _mean(), _mul(), _pad(),
                   _transpose(), _requantize(), _add("sub", "-"), _maxmin(), _gather_rows(), _prelu(),
-                  _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm(), _svdf_s16()):
+                  _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm(), _svdf_s16(),
+                  _add("add16", "+", 2), _add("sub16", "-", 2), _mul("mul16", 2), _pool("average_pool16", True, 2),
+                  _pool("max_pool16", False, 2), _conv2d_s16(), _depthwise_conv2d_s16(), _fully_connected_s16(),
+                  _requantize_int(), _leaky_relu_s16(), _transpose16()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"
 
