@@ -312,7 +312,7 @@ def test_an_int16_state_svdf_deploys_to_micropython_unix_and_resets_its_state(tm
 
 
 @pytest.mark.parametrize("name", ["add_broadcast", "sub", "mul", "conv2d", "depthwise_conv2d", "fully_connected",
-                                  "pools", "pad", "strided_slice"])
+                                  "pools", "pad", "strided_slice", "leaky_relu", "transpose_conv"])
 def test_16x8_ops_run_bit_exact_as_viper_code(name: str):
     """TFLite's 16x8 models (int16 activations and I/O, int8 weights), as the AOT's int16 tests convert them."""
     from test_aot_int16 import CASES, to_16x8
@@ -329,7 +329,7 @@ def test_16x8_kernels_keep_every_intermediate_inside_int32_like_a_32_bit_board(m
     from test_aot_int16 import CASES, to_16x8
     from test_micropython import assert_exact_on_int32_words
 
-    for name in ("conv2d", "depthwise_conv2d", "fully_connected", "pools", "mul"):
+    for name in ("conv2d", "depthwise_conv2d", "fully_connected", "pools", "transpose_conv", "leaky_relu"):
         fn, shapes, _ = CASES[name]
         model = to_16x8(fn, shapes)
         if len(model.input_tensors) == 1:
@@ -344,3 +344,61 @@ def test_a_16x8_model_deploys_to_micropython_unix_bit_exact(tmp_path):
     path = tmp_path / "conv16.tflite"
     path.write_bytes(to_16x8(fn, shapes).data)
     assert_deploys_bit_exact(path, 4, tmp_path)
+
+
+def _requantize_chain() -> TfliteModel:
+    """int16 in -> QUANTIZE to int8 -> QUANTIZE to int16 -> QUANTIZE to int16 of another scale: TFLM's
+    integer requantizations between int8 and int16 (zero points as TFLM allows them)."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    from tinyedge.tflite_model import parse_tflite
+
+    def tensor(name: str, kind: int, scale: float, zp: int):
+        t = schema.TensorT()
+        t.shape, t.type, t.buffer, t.name = [1, 24], kind, 0, name
+        t.quantization = schema.QuantizationParametersT()
+        t.quantization.scale, t.quantization.zeroPoint = [scale], [zp]
+        return t
+
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.QUANTIZE
+    code.version = 2
+    graph = schema.SubGraphT()
+    graph.tensors = [tensor("x", schema.TensorType.INT16, 0.0007, 0), tensor("q8", schema.TensorType.INT8, 0.09, 5),
+                     tensor("q16", schema.TensorType.INT16, 0.0003, 0), tensor("y", schema.TensorType.INT16, 0.0011, 0)]
+    graph.operators = []
+    for i in range(3):
+        op = schema.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = 0, [i], [i + 1]
+        graph.operators.append(op)
+    graph.inputs, graph.outputs = [0], [3]
+    model = schema.ModelT()
+    model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [code], [graph], [schema.BufferT()]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return parse_tflite(bytes(builder.Output()))
+
+
+def test_quantize_between_int8_and_int16_runs_bit_exact_as_viper_code(monkeypatch):
+    from test_micropython import assert_exact_on_int32_words
+
+    model = _requantize_chain()
+    assert [op.opcode for op in model.operators] == ["QUANTIZE"] * 3 and not unsupported_ops(model)
+    assert generate_program(model).model_source.count("k.requantize_int(") == 3
+    assert_bit_exact(model, samples=8)
+    assert_exact_on_int32_words(model, monkeypatch, seed=3)
+
+
+def test_tinyedge_ops_lists_the_viper_int16_variants_the_generator_emits():
+    from tinyedge.viper.generator import INT16_EMITTERS
+    from tinyedge.viper.variants import INT16_OPS
+
+    assert sorted(INT16_EMITTERS) == sorted(INT16_OPS)
+    result = run_tinyedge("ops", "--runtime", "viper", "--json")
+    assert result.returncode == 0, result.stderr
+    detail = json.loads(result.stdout)["detail"]
+    for op in INT16_OPS:
+        assert any(v == "int16" or v.startswith("16x8") for v in detail[op]["viper"]["variants"]), op
+    assert "int8 (int16 time weights and state)" in detail["SVDF"]["viper"]["variants"]
+    assert "int16->int8" in detail["QUANTIZE"]["viper"]["variants"]

@@ -17,21 +17,22 @@ import numpy as np
 
 from tinyedge import __version__
 from tinyedge.aot.compiler import compile_model, state_tensors
-from tinyedge.aot.int16 import INT16_ADD_LEFT_SHIFT, INT16_LIMITS, activation_input
+from tinyedge.aot.int16 import INT16_ADD_LEFT_SHIFT, INT16_LIMITS, activation_input, leaky_relu_parameters
 from tinyedge.aot.nonlinear import (
     add_parameters, broadcast_geometry, logistic_table, mean_geometry, mean_multiplier, mul_parameters, softmax_parameters,
     tanh_table,
 )
 from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier, zero_point
 from tinyedge.aot.recurrent import (
-    LSTM_CELL, LSTM_HIDDEN, LSTM_INPUT, LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS, SVDF_INPUT, SVDF_INT16_STATE, SVDF_STATE,
+    LSTM_CELL, LSTM_HIDDEN, LSTM_INPUT, LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS, SVDF_INPUT, SVDF_INT16_STATE,
+    SVDF_STATE,
     folded_gate_biases, lstm_parameters, sigmoid_table, svdf_multipliers,
 )
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops.conv import Window, accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
 from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
 from tinyedge.ops.opdata import GatherData, LutData, PadData, RowGatherData, TransposeConvData
-from tinyedge.ops import pad, strided_slice
+from tinyedge.ops import pad, strided_slice, transpose_conv
 from tinyedge.ops.registry import PREPARED, viper_ops, viper_refusal
 from tinyedge.ops.transpose_conv import BIAS as TRANSPOSE_CONV_BIAS
 from tinyedge.ops.transpose_conv import INPUT as TRANSPOSE_CONV_INPUT
@@ -620,14 +621,16 @@ def _require_symmetric(op: Operator, tensors: Sequence[Tensor]) -> None:
 
 
 def _bias_16x8(e: _Emitter, op: Operator, channels: int, int32_allowed: bool) -> tuple[np.ndarray, bool]:
-    """The op's bias per channel and whether TFLM takes its int64 path (`wide`): int64 biases and none;
-    an int32 bias (CONV_2D only) runs the int32 path."""
-    if not (len(op.inputs) > 2 and op.inputs[2] >= 0):
+    """The op's bias per channel and whether TFLM takes its int64 path (`wide`): int64 biases (TRANSPOSE_CONV's
+    int16 ones widened) and none; an int32 bias (CONV_2D only) runs the int32 path."""
+    position = TRANSPOSE_CONV_BIAS if op.opcode == "TRANSPOSE_CONV" else 2
+    if not (len(op.inputs) > position and op.inputs[position] >= 0):
         return np.zeros(channels, dtype=np.int64), True
-    bias_t = e.model.tensors[op.inputs[2]]
-    if bias_t.data is None or bias_t.type_name not in (("INT64", "INT32") if int32_allowed else ("INT64",)):
+    bias_t = e.model.tensors[op.inputs[position]]
+    allowed = ("INT64", "INT32" if int32_allowed else "INT16" if op.opcode == "TRANSPOSE_CONV" else "INT64")
+    if bias_t.data is None or bias_t.type_name not in allowed:
         raise _refuse(op, f"has a {bias_t.type_name.lower()} bias")
-    return np.asarray(bias_t.data, dtype=np.int64).reshape(-1), bias_t.type_name == "INT64"
+    return np.asarray(bias_t.data, dtype=np.int64).reshape(-1), bias_t.type_name != "INT32"
 
 
 def _requant_16x8(op: Operator, rows: np.ndarray, bias: np.ndarray, multipliers: list[tuple[int, int]],
@@ -657,8 +660,8 @@ def _emit_mac_16x8(e: _Emitter, op: Operator, kernel: str, rows: np.ndarray, mul
     bias, wide = _bias_16x8(e, op, rows.shape[0], int32_bias)
     q_table = _requant_16x8(op, rows, bias, multipliers, wide)
     act_min, act_max = activation_range(op.activation, out_t, INT16_LIMITS)
-    params = {"src": e.at(op.inputs[0], INT16), "dst": e.at(op.outputs[0], INT16), **fields, "ozp": 0, "lo": act_min,
-              "hi": act_max, "pc": int(len(multipliers) > 1), "wide": int(wide)}
+    params = {"src": e.at(activation_input(op), INT16), "dst": e.at(op.outputs[0], INT16), **fields, "ozp": 0,
+              "lo": act_min, "hi": act_max, "pc": int(len(multipliers) > 1), "wide": int(wide)}
     n = op.index
     w = e.const(f"W{n}", np.asarray(e.model.tensors[op.inputs[1]].data, dtype=np.int8).tobytes())
     b, q = e.const(f"B{n}", i32_bytes(bias)), e.const(f"Q{n}", q_table)
@@ -689,6 +692,17 @@ def _emit_conv_16x8(e: _Emitter, op: Operator) -> None:
     fields = {**_window_fields(geometry), "fd": depth, "fpg": out_c // groups}
     _emit_mac_16x8(e, op, "conv2d_s16", weights.reshape(out_c, -1), multipliers, fields, int32_bias=True)
     e.macs += out_t.size * k_h * k_w * depth
+
+
+def _emit_transpose_conv_16x8(e: _Emitter, op: Operator) -> None:
+    """TRANSPOSE_CONV 16x8 from the op module's geometry and multipliers (as the AOT's int16 lowering)."""
+    _require_symmetric(op, [e.model.tensors[i] for i in (op.inputs[TRANSPOSE_CONV_INPUT], op.outputs[0])])
+    data = transpose_conv.prepare_geometry(e.model, op)
+    geometry = Window(*data.window)
+    weights = np.asarray(e.model.tensors[op.inputs[TRANSPOSE_CONV_WEIGHTS]].data, dtype=np.int8)
+    _emit_mac_16x8(e, op, "transpose_conv_s16", weights.reshape(geometry.out_c, -1), list(data.multipliers),
+                   _window_fields(geometry))
+    e.macs += geometry.in_h * geometry.in_w * geometry.in_c * geometry.k_h * geometry.k_w * geometry.out_c
 
 
 def _emit_fully_connected_16x8(e: _Emitter, op: Operator) -> None:
@@ -751,6 +765,17 @@ def _emit_requantize_int(e: _Emitter, op: Operator) -> None:
     e.calls.append(_kernel(e, op, "requantize_int", {"A": "A"}, params))
 
 
+def _emit_leaky_relu_16x8(e: _Emitter, op: Operator) -> None:
+    """LEAKY_RELU int16 with the AOT's parameters (te_leaky_relu_s16's), |alpha| rescaled then negated."""
+    izp, ozp, identity_m, identity_s, alpha_m, alpha_s = leaky_relu_parameters(e.model, op)
+    for shift in (identity_s, alpha_s):
+        _check_shifted(op, 32768 + abs(izp), shift)
+    params = {"src": e.at(op.inputs[0], INT16), "dst": e.at(op.outputs[0], INT16),
+              "n": e.model.tensors[op.inputs[0]].size, "izp": izp, "ozp": ozp, **_halves("im", identity_m),
+              "ish": identity_s, **_halves("am", abs(alpha_m)), "ash": alpha_s, "neg": int(alpha_m < 0)}
+    e.calls.append(_kernel(e, op, "leaky_relu_s16", {"A": "A"}, params))
+
+
 def _emit_add_16x8(e: _Emitter, op: Operator) -> None:
     tensors = [e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])]
     rescaling = add_parameters(*tensors, op.activation, INT16_ADD_LEFT_SHIFT, INT16_LIMITS)
@@ -761,15 +786,16 @@ INT16_EMITTERS = {
     "ADD": _emit_add_16x8, "SUB": _emit_add_16x8, "MUL": lambda e, op: _emit_mul(e, op, INT16),
     "CONV_2D": _emit_conv_16x8, "DEPTHWISE_CONV_2D": _emit_conv_16x8, "FULLY_CONNECTED": _emit_fully_connected_16x8,
     "AVERAGE_POOL_2D": _emit_pool_16x8, "MAX_POOL_2D": _emit_pool_16x8, "PAD": _emit_pad_16x8,
-    "PADV2": _emit_pad_16x8, "STRIDED_SLICE": _emit_strided_slice_16x8,
+    "PADV2": _emit_pad_16x8, "STRIDED_SLICE": _emit_strided_slice_16x8, "LEAKY_RELU": _emit_leaky_relu_16x8,
+    "TRANSPOSE_CONV": _emit_transpose_conv_16x8,
 }
 
 
 def _emit_int16(e: _Emitter, op: Operator) -> None:
     emit = INT16_EMITTERS.get(op.opcode)
     if emit is None:
-        raise _refuse(op, f"has int16 activations, which the viper runtime runs for {', '.join(sorted(INT16_EMITTERS))} "
-                          "(and QUANTIZE, RESHAPE, SQUEEZE) only")
+        raise _refuse(op, f"has int16 activations (viper's int16 ops: {', '.join(sorted(INT16_EMITTERS))}, QUANTIZE, "
+                          "RESHAPE, SQUEEZE)")
     emit(e, op)
 
 

@@ -886,8 +886,31 @@ def _depthwise_conv2d_s16() -> list[str]:
                             ix = ix0 + d_w * kx
                             if ix < 0 or ix >= in_w:
                                 continue
-                            acc += {_s16('A', 'src + 2 * ((iy * in_w + ix) * in_c + ic)')} * {_signed('W', '(ky * k_w + kx) * out_c + oc')}
+                            x0 = src + 2 * ((iy * in_w + ix) * in_c + ic)
+                            acc += {_s16('A', 'x0')} * {_signed('W', '(ky * k_w + kx) * out_c + oc')}
         """, 4)
+    return lines + _output16("oc", "dst + 2 * ((oy * out_w + ox) * out_c + oc)", " " * 16)
+
+
+def _transpose_conv_s16() -> list[str]:
+    """TRANSPOSE_CONV 16x8, gathered per output element as `transpose_conv` (TFLM scatters into int64)."""
+    lines = ["@micropython.viper", "def transpose_conv_s16(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params(_WINDOW + " ozp lo hi pc wide")
+    lines += _code("""
+        for oy in range(out_h):
+            for ox in range(out_w):
+                for oc in range(out_c):
+                    acc = 0
+                    for fy in range(k_h):
+        """, 4)
+    lines += _transposed_tap("iy", "oy + pad_h - fy", "s_h", "in_h", 20) + [" " * 20 + "for fx in range(k_w):"]
+    lines += _transposed_tap("ix", "ox + pad_w - fx", "s_w", "in_w", 24)
+    lines += _code(f"""
+        x0 = src + 2 * (iy * in_w + ix) * in_c
+        w0 = ((oc * k_h + fy) * k_w + fx) * in_c
+        for c in range(in_c):
+            acc += {_s16('A', 'x0 + 2 * c')} * {_signed('W', 'w0 + c')}
+        """, 24)
     return lines + _output16("oc", "dst + 2 * ((oy * out_w + ox) * out_c + oc)", " " * 16)
 
 
@@ -1001,7 +1024,7 @@ def kernel_source() -> str:
                   _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm(), _svdf_s16(),
                   _add("add16", "+", 2), _add("sub16", "-", 2), _mul("mul16", 2), _pool("average_pool16", True, 2),
                   _pool("max_pool16", False, 2), _conv2d_s16(), _depthwise_conv2d_s16(), _fully_connected_s16(),
-                  _requantize_int(), _leaky_relu_s16(), _transpose16()):
+                  _requantize_int(), _leaky_relu_s16(), _transpose16(), _transpose_conv_s16()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"
 
