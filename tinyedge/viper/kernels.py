@@ -298,15 +298,22 @@ def _signed_tap(start: str, ky: str, kx: str, depth: str) -> list[str]:
 def _conv2d_grouped() -> list[str]:
     """CONV_2D with groups (TFLM's reference conv): output channel oc reads the fd input channels of its
     group oc // fpg; acc = sum((x + ioff) * w) over the taps inside the input (a tap in the padding adds 0)."""
-    lines = ["@micropython.viper", "def conv2d_grouped(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
-    lines += _params(_WINDOW + " ioff ozp lo hi pc fd fpg")
-    lines += _code("""
+    return _window_taps("conv2d_grouped", " ioff ozp lo hi pc fd fpg", "g0 = src + (oc // fpg) * fd") + \
+        _signed_tap("g0", "ky", "kx", "fd")
+
+
+def _window_taps(name: str, fields: str, setup: str) -> list[str]:
+    """A convolution kernel up to its innermost loop (at 24 spaces): per output pixel and channel oc,
+    `setup`, then every filter tap (ky, kx) inside the input (iy, ix); a tap in the padding is skipped."""
+    lines = ["@micropython.viper", f"def {name}(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params(_WINDOW + fields)
+    return lines + _code(f"""
         for oy in range(out_h):
             iy0 = oy * s_h - pad_h
             for ox in range(out_w):
                 ix0 = ox * s_w - pad_w
                 for oc in range(out_c):
-                    g0 = src + (oc // fpg) * fd
+                    {setup}
                     acc = 0
                     for ky in range(k_h):
                         iy = iy0 + d_h * ky
@@ -317,7 +324,6 @@ def _conv2d_grouped() -> list[str]:
                             if ix < 0 or ix >= in_w:
                                 continue
         """, 4)
-    return lines + _signed_tap("g0", "ky", "kx", "fd")
 
 
 def _transposed_tap(index: str, position: str, stride: str, size: str, indent: int) -> list[str]:
@@ -337,8 +343,14 @@ def _transpose_conv() -> list[str]:
     """TRANSPOSE_CONV (TFLM's reference transpose_conv), gathered per output element instead of scattered
     into a scratch buffer: output (oy, ox) takes filter tap (fy, fx) from input (iy, ix) where
     iy * s_h - pad_h + fy = oy, ix * s_w - pad_w + fx = ox; the same integer sum in another order."""
-    lines = ["@micropython.viper", "def transpose_conv(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
-    lines += _params(_WINDOW + " ioff ozp lo hi pc")
+    return _transposed_taps("transpose_conv", " ioff ozp lo hi pc") + _signed_tap("src", "fy", "fx", "in_c")
+
+
+def _transposed_taps(name: str, fields: str) -> list[str]:
+    """A TRANSPOSE_CONV kernel up to its innermost loop (at 24 spaces): per output element, each filter
+    tap (fy, fx) and the input pixel (iy, ix) it takes."""
+    lines = ["@micropython.viper", f"def {name}(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params(_WINDOW + fields)
     lines += _code("""
         for oy in range(out_h):
             for ox in range(out_w):
@@ -347,8 +359,7 @@ def _transpose_conv() -> list[str]:
                     for fy in range(k_h):
         """, 4)
     lines += _transposed_tap("iy", "oy + pad_h - fy", "s_h", "in_h", 20) + [" " * 20 + "for fx in range(k_w):"]
-    lines += _transposed_tap("ix", "ox + pad_w - fx", "s_w", "in_w", 24)
-    return lines + _signed_tap("src", "fy", "fx", "in_c")
+    return lines + _transposed_tap("ix", "ox + pad_w - fx", "s_w", "in_w", 24)
 
 
 def _clamp(var: str, lo: str, hi: str, indent: str) -> list[str]:
@@ -356,19 +367,13 @@ def _clamp(var: str, lo: str, hi: str, indent: str) -> list[str]:
             f"{indent}    {var} = {hi}"]
 
 
-def _svdf() -> list[str]:
-    """int8 SVDF (TFLM's EvalIntegerSvdfReference), per filter: the feature dot product requantized and
-    clamped to int8, plus the state zero point, appended to the filter's state row after shifting it left
-    by one, then the time dot product; every `rank` filters' sums plus the unit's bias requantized into
-    one output."""
-    lines = ["@micropython.viper", "def svdf(A: ptr8, WF: ptr8, WT: ptr8, B: ptr8, P: ptr8):"]
+def _svdf_feature(name: str, accumulators: tuple[str, ...], state_range: tuple[str, str]) -> list[str]:
+    """An SVDF kernel's start: its fields, its output range, its zeroed `accumulators`, and per filter f the
+    feature dot product requantized and clamped to `state_range` in `dot`."""
+    lines = ["@micropython.viper", f"def {name}(A: ptr8, WF: ptr8, WT: ptr8, B: ptr8, P: ptr8):"]
     lines += _params("src state dst n_input n_filter n_memory rank izp szp ozp m1h m1l s1 m2h m2l s2")
+    lines += ["    lo = -128", "    hi = 127", "    unit = 0", "    done = 0", *[f"    {var} = 0" for var in accumulators]]
     lines += _code(f"""
-        lo = -128
-        hi = 127
-        unit = 0
-        done = 0
-        acc = 0
         for f in range(n_filter):
             dot = 0
             w0 = f * n_input
@@ -376,7 +381,16 @@ def _svdf() -> list[str]:
                 dot += {_signed('WF', 'w0 + j')} * ({_signed('A', 'src + j')} - izp)
         """, 4)
     indent = " " * 8
-    lines += requant_lines("dot", "m1h", "m1l", "s1", indent) + _clamp("dot", "lo", "hi", indent)
+    return lines + requant_lines("dot", "m1h", "m1l", "s1", indent) + _clamp("dot", *state_range, indent)
+
+
+def _svdf() -> list[str]:
+    """int8 SVDF (TFLM's EvalIntegerSvdfReference), per filter: the feature dot product requantized and
+    clamped to int8, plus the state zero point, appended to the filter's state row after shifting it left
+    by one, then the time dot product; every `rank` filters' sums plus the unit's bias requantized into
+    one output."""
+    lines = _svdf_feature("svdf", ("acc",), ("lo", "hi"))
+    indent = " " * 8
     lines += _code(f"""
         r0 = state + f * n_memory
         for j in range(n_memory - 1):
@@ -393,6 +407,7 @@ def _svdf() -> list[str]:
     lines += requant_lines("acc", "m2h", "m2l", "s2", indent + "    ") + _store("acc", "dst + unit", indent + "    ")
     return lines + [f"{indent}    unit += 1", f"{indent}    done = 0"]
 
+
 def _s16(buf: str, at: str) -> str:
     """The int16 stored little-endian at byte `at` of `buf`, sign-extended."""
     return f"({buf}[{at}] | ({_signed(buf, f'{at} + 1')} << 8))"
@@ -404,23 +419,8 @@ def _svdf_s16() -> list[str]:
     the time dot product, summed with the unit's bias as the C kernel does, in wrapping int32 arithmetic:
     each product (inside int32, the generator proves it) is added as its high and low 16 bits apart, and
     the sum is put back together modulo 2**32."""
-    lines = ["@micropython.viper", "def svdf_s16(A: ptr8, WF: ptr8, WT: ptr8, B: ptr8, P: ptr8):"]
-    lines += _params("src state dst n_input n_filter n_memory rank izp szp ozp m1h m1l s1 m2h m2l s2")
-    lines += _code(f"""
-        lo = -128
-        hi = 127
-        unit = 0
-        done = 0
-        ah = 0
-        al = 0
-        for f in range(n_filter):
-            dot = 0
-            w0 = f * n_input
-            for j in range(n_input):
-                dot += {_signed('WF', 'w0 + j')} * ({_signed('A', 'src + j')} - izp)
-        """, 4)
+    lines = _svdf_feature("svdf_s16", ("ah", "al"), ("-32768", "32767"))
     indent = " " * 8
-    lines += requant_lines("dot", "m1h", "m1l", "s1", indent) + _clamp("dot", "-32768", "32767", indent)
     lines += _code(f"""
         r0 = state + 2 * f * n_memory
         for j in range(2 * n_memory - 2):
@@ -837,74 +837,35 @@ def _output16(channel: str, dst: str, indent: str) -> list[str]:
     return lines + _requant_from_table("acc", "Q", "qa", indent + "    ") + _store16("acc", dst, indent)
 
 
+def _window_kernel_s16(name: str, fields: str, setup: str, tap: list[str]) -> list[str]:
+    """A 16x8 window kernel: per output pixel and channel oc, `setup`, then `tap` (at 24 spaces) at every
+    filter tap (ky, kx) inside the input (zero points are 0, so the padding adds nothing), then the output."""
+    lines = _window_taps(name, f" ozp lo hi pc {fields} wide", setup)
+    return lines + tap + _output16("oc", "dst + 2 * ((oy * out_w + ox) * out_c + oc)", " " * 16)
+
+
 def _conv2d_s16() -> list[str]:
     """CONV_2D 16x8, grouped too (TFLM's reference ConvPerChannel for int16 input): output channel oc reads
-    the fd input channels of its group oc // fpg over the taps inside the input (zero points are 0)."""
-    lines = ["@micropython.viper", "def conv2d_s16(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
-    lines += _params(_WINDOW + " ozp lo hi pc fd fpg wide")
-    lines += _code(f"""
-        for oy in range(out_h):
-            iy0 = oy * s_h - pad_h
-            for ox in range(out_w):
-                ix0 = ox * s_w - pad_w
-                for oc in range(out_c):
-                    g0 = src + 2 * (oc // fpg) * fd
-                    acc = 0
-                    for ky in range(k_h):
-                        iy = iy0 + d_h * ky
-                        if iy < 0 or iy >= in_h:
-                            continue
-                        for kx in range(k_w):
-                            ix = ix0 + d_w * kx
-                            if ix < 0 or ix >= in_w:
-                                continue
-                            x0 = g0 + 2 * (iy * in_w + ix) * in_c
-                            w0 = ((oc * k_h + ky) * k_w + kx) * fd
-                            for c in range(fd):
-                                acc += {_s16('A', 'x0 + 2 * c')} * {_signed('W', 'w0 + c')}
-        """, 4)
-    return lines + _output16("oc", "dst + 2 * ((oy * out_w + ox) * out_c + oc)", " " * 16)
+    the fd input channels of its group oc // fpg."""
+    return _window_kernel_s16("conv2d_s16", "fd fpg", "g0 = src + 2 * (oc // fpg) * fd", _code(f"""
+        x0 = g0 + 2 * (iy * in_w + ix) * in_c
+        w0 = ((oc * k_h + ky) * k_w + kx) * fd
+        for c in range(fd):
+            acc += {_s16('A', 'x0 + 2 * c')} * {_signed('W', 'w0 + c')}
+        """, 24))
 
 
 def _depthwise_conv2d_s16() -> list[str]:
     """DEPTHWISE_CONV_2D 16x8 (DepthwiseConvPerChannel for int16 input), any depth multiplier dm."""
-    lines = ["@micropython.viper", "def depthwise_conv2d_s16(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
-    lines += _params(_WINDOW + " ozp lo hi pc dm wide")
-    lines += _code(f"""
-        for oy in range(out_h):
-            iy0 = oy * s_h - pad_h
-            for ox in range(out_w):
-                ix0 = ox * s_w - pad_w
-                for oc in range(out_c):
-                    ic = oc // dm
-                    acc = 0
-                    for ky in range(k_h):
-                        iy = iy0 + d_h * ky
-                        if iy < 0 or iy >= in_h:
-                            continue
-                        for kx in range(k_w):
-                            ix = ix0 + d_w * kx
-                            if ix < 0 or ix >= in_w:
-                                continue
-                            x0 = src + 2 * ((iy * in_w + ix) * in_c + ic)
-                            acc += {_s16('A', 'x0')} * {_signed('W', '(ky * k_w + kx) * out_c + oc')}
-        """, 4)
-    return lines + _output16("oc", "dst + 2 * ((oy * out_w + ox) * out_c + oc)", " " * 16)
+    return _window_kernel_s16("depthwise_conv2d_s16", "dm", "ic = oc // dm", _code(f"""
+        x0 = src + 2 * ((iy * in_w + ix) * in_c + ic)
+        acc += {_s16('A', 'x0')} * {_signed('W', '(ky * k_w + kx) * out_c + oc')}
+        """, 24))
 
 
 def _transpose_conv_s16() -> list[str]:
     """TRANSPOSE_CONV 16x8, gathered per output element as `transpose_conv` (TFLM scatters into int64)."""
-    lines = ["@micropython.viper", "def transpose_conv_s16(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
-    lines += _params(_WINDOW + " ozp lo hi pc wide")
-    lines += _code("""
-        for oy in range(out_h):
-            for ox in range(out_w):
-                for oc in range(out_c):
-                    acc = 0
-                    for fy in range(k_h):
-        """, 4)
-    lines += _transposed_tap("iy", "oy + pad_h - fy", "s_h", "in_h", 20) + [" " * 20 + "for fx in range(k_w):"]
-    lines += _transposed_tap("ix", "ox + pad_w - fx", "s_w", "in_w", 24)
+    lines = _transposed_taps("transpose_conv_s16", " ozp lo hi pc wide")
     lines += _code(f"""
         x0 = src + 2 * (iy * in_w + ix) * in_c
         w0 = ((oc * k_h + fy) * k_w + fx) * in_c
