@@ -402,3 +402,32 @@ def test_tinyedge_ops_lists_the_viper_int16_variants_the_generator_emits():
         assert any(v == "int16" or v.startswith("16x8") for v in detail[op]["viper"]["variants"]), op
     assert "int8 (int16 time weights and state)" in detail["SVDF"]["viper"]["variants"]
     assert "int16->int8" in detail["QUANTIZE"]["viper"]["variants"]
+
+
+def test_tflms_keyword_model_runs_bit_exact_as_viper_code_layer_by_layer():
+    """keyword_scrambled.tflite whole — int16 in (QUANTIZE to int8), seven int16-state SVDFs, FCs, SOFTMAX
+    int8 -> int16, QUANTIZE int16 -> int32 out — every layer's output compared, 20 invocations in a row."""
+    from test_aot_int16 import _every_output
+
+    model = _every_output(_tflm_keyword_model().data)
+    assert {t.type_name for t in model.output_tensors} == {"INT8", "INT16", "INT32"}
+    assert not unsupported_ops(model)
+    source = generate_program(model).model_source
+    assert "k.softmax16(" in source and source.count("k.requantize_int(") == 2
+    assert_bit_exact(model, samples=20)
+
+
+def test_tflms_keyword_model_deploys_to_micropython_unix_bit_exact(tmp_path):
+    """int16 audio features in, int32 scores out, the state reset before the ordered samples."""
+    (tmp_path / "keyword.tflite").write_bytes(_tflm_keyword_model().data)
+    np.save(tmp_path / "x.npy", np.random.default_rng(22).integers(-3000, 3000, (12, 1, 96)).astype(np.int16))
+    assert_deploys_bit_exact(tmp_path / "keyword.tflite", tmp_path / "x.npy", tmp_path)
+
+
+def test_the_8_bit_keyword_model_runs_bit_exact_as_viper_code():
+    """keyword_scrambled_8bit.tflite whole: int16 in, int8 SVDFs, SOFTMAX to int16, int32 out."""
+    from test_aot_recurrent import KEYWORD, _real
+
+    model = _real(KEYWORD)
+    assert not unsupported_ops(model)
+    assert_bit_exact(model, samples=12, seed=8)

@@ -47,7 +47,8 @@ INT32_LIMIT = 1 << 31
 SOFTMAX_MAX_DEPTH = 511   # above this the sum of exps can need a right shift past 31 (TFLM asserts)
 INT16 = "INT16"
 IO_TYPES = ("INT8", INT16)
-ELEMENT_BYTES = {"INT8": 1, INT16: 2}
+OUTPUT_TYPES = (*IO_TYPES, "INT32")   # an int32 output comes from QUANTIZE (TFLM's keyword model)
+ELEMENT_BYTES = {"INT8": 1, INT16: 2, "INT32": 4}
 ELEMENT_DTYPES = {"INT8": "<i1", INT16: "<i2"}
 HALF_RANGE = {"INT8": 128, INT16: 32768}     # the largest magnitude of an element
 LIMITS = {"INT8": (-128, 127), INT16: INT16_LIMITS}
@@ -83,11 +84,11 @@ def check_supported(model: TfliteModel) -> None:
         raise TinyedgeError(f"{name} uses {', '.join(missing)}, which {verb} not supported by the viper runtime "
                             f"({reasons}; it runs {', '.join(viper_ops())}): use a C board with `--runtime aot` or "
                             "`--runtime tflm` for this model.")
-    for t in model.input_tensors + model.output_tensors:
-        if t.type_name not in IO_TYPES:
+    for t, types in [(t, IO_TYPES) for t in model.input_tensors] + [(t, OUTPUT_TYPES) for t in model.output_tensors]:
+        if t.type_name not in types:
             raise TinyedgeError(f"model I/O tensor '{t.name}' is {t.type_name.lower()}, but the viper runtime "
-                                "serves int8 and int16 inputs and outputs only: quantize the model to full int8 "
-                                "(or 16x8).")
+                                "serves int8 and int16 inputs and int8, int16 and int32 outputs only: quantize the "
+                                "model to full int8 (or 16x8).")
 
 
 def i32_bytes(values) -> bytes:
@@ -483,7 +484,10 @@ def softmax_exp_table(multiplier: int, left_shift: int, diff_min: int) -> list[i
 
 def _emit_softmax(e: _Emitter, op: Operator) -> None:
     inp, out = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
-    if int(out.zero_point[0]) != -128 or np.float32(out.scale[0]) != np.float32(1.0 / 256):
+    wide = out.type_name == INT16
+    if wide and (zero_point(out) != -32768 or abs(float(np.float32(out.scale[0])) - 1 / 65536) > 0.001 / 65536):
+        raise _refuse(op, "has an int16 output not quantized with scale 1/65536 and zero point -32768")
+    if not wide and (int(out.zero_point[0]) != -128 or np.float32(out.scale[0]) != np.float32(1.0 / 256)):
         raise _refuse(op, "has an output not quantized with scale 1/256 and zero point -128")
     depth = inp.shape[-1]
     if depth > SOFTMAX_MAX_DEPTH:
@@ -491,8 +495,8 @@ def _emit_softmax(e: _Emitter, op: Operator) -> None:
     beta = float(getattr(op.options, "beta", 1.0))
     table = softmax_exp_table(*softmax_parameters(beta, float(np.float32(inp.scale[0]))))
     args = {"A": "A", "E": e.const(f"E{op.index}", i32_bytes(table)), "outer": inp.size // depth,
-            "src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0]), "depth": depth}
-    e.calls.append(_kernel(e, op, "softmax", {name: str(value) for name, value in args.items()}))
+            "src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0], out.type_name), "depth": depth}
+    e.calls.append(_kernel(e, op, "softmax16" if wide else "softmax", {name: str(v) for name, v in args.items()}))
 
 
 def _emit_table(e: _Emitter, op: Operator, table: list[int]) -> None:
@@ -752,13 +756,15 @@ def _emit_strided_slice_16x8(e: _Emitter, op: Operator) -> None:
 
 
 def _emit_requantize_int(e: _Emitter, op: Operator) -> None:
-    """QUANTIZE int16 -> int8, int8 -> int16 or int16 -> int16 (te_requantize_int)."""
+    """QUANTIZE int16 -> int8, int8 -> int16, int16 -> int16, or int8/int16 -> int32 (te_requantize_int)."""
     inp, out = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
-    if inp.type_name not in IO_TYPES or out.type_name not in IO_TYPES or out.per_channel:
+    if inp.type_name not in IO_TYPES or out.type_name not in OUTPUT_TYPES or out.per_channel:
         raise _refuse(op, f"quantizes {inp.type_name.lower()} to {out.type_name.lower()}")
     multiplier, shift = quantize_multiplier(float(np.float32(inp.scale[0])) / float(np.float32(out.scale[0])))
-    _check_shifted(op, HALF_RANGE[inp.type_name] + abs(zero_point(inp)), shift)
-    lo, hi = LIMITS[out.type_name]
+    magnitude = HALF_RANGE[inp.type_name] + abs(zero_point(inp))
+    _check_shifted(op, magnitude, shift)
+    _check_shifted(op, (magnitude << max(shift, 0)) + abs(zero_point(out)), 0)   # int32: stored as computed
+    lo, hi = LIMITS.get(out.type_name, (0, 0))
     params = {"src": e.at(op.inputs[0], inp.type_name), "dst": e.at(op.outputs[0], out.type_name), "n": inp.size,
               "isz": ELEMENT_BYTES[inp.type_name], "osz": ELEMENT_BYTES[out.type_name], "izp": zero_point(inp),
               **_halves("m", multiplier), "sh": shift, "ozp": zero_point(out), "lo": lo, "hi": hi}

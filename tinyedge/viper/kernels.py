@@ -372,7 +372,7 @@ def _svdf_feature(name: str, accumulators: tuple[str, ...], state_range: tuple[s
     feature dot product requantized and clamped to `state_range` in `dot`."""
     lines = ["@micropython.viper", f"def {name}(A: ptr8, WF: ptr8, WT: ptr8, B: ptr8, P: ptr8):"]
     lines += _params("src state dst n_input n_filter n_memory rank izp szp ozp m1h m1l s1 m2h m2l s2")
-    lines += ["    lo = -128", "    hi = 127", "    unit = 0", "    done = 0", *[f"    {var} = 0" for var in accumulators]]
+    lines += ["    lo = -128", "    hi = 127", "    unit = 0", "    done = 0"] + [f"    {var} = 0" for var in accumulators]
     lines += _code(f"""
         for f in range(n_filter):
             dot = 0
@@ -664,29 +664,47 @@ def _softmax() -> list[str]:
              "        s += (e >> 12) + (1 if (e & 4095) > 2047 else 0)",
              "    return s",
              "",
-             "@micropython.viper",
-             "def _softmax_out(A: ptr8, E: ptr8, x0: int, y0: int, depth: int, scale_h: int, scale_l: int, "
-             "ex: int):",
-             "    mx = -128",
-             "    for c in range(depth):",
-             "        v = (A[x0 + c] ^ 128) - 128",
-             "        if v > mx:",
-             "            mx = v",
-             "    ozp = -128",
-             "    lo = -128",
-             "    hi = 127",
-             "    for c in range(depth):",
-             "        v = (A[x0 + c] ^ 128) - 128",
-             f"        acc = {rd32('E', '4 * (mx - v)')}",
-             "        sh = 0 - ex"]
-    lines += requant_lines("acc", "scale_h", "scale_l", "sh", " " * 8)
-    lines += _store("acc", "y0 + c", " " * 8)
-    lines += ["", "def softmax(A, E, outer, src, dst, depth):",
+             *_softmax_out("_softmax_out", 1),
+             "", "def softmax(A, E, outer, src, dst, depth):",
               "    for row in range(outer):",
               "        s = _softmax_sum(A, E, src + row * depth, depth)",
               "        scale, ex = _reciprocal(s)",
               "        _softmax_out(A, E, src + row * depth, dst + row * depth, depth, scale >> 16, scale & 65535, ex)"]
     return lines
+
+
+def _softmax_out(name: str, size: int) -> list[str]:
+    """The outputs of one softmax row, int8 (size 1) or int16 (size 2, at byte y0 + 2 * c): the exp of each
+    diff times the row's reciprocal, shifted right by ex, plus the output zero point (the type's minimum)."""
+    low, high = (-128, 127) if size == 1 else (-32768, 32767)
+    lines = ["@micropython.viper",
+             f"def {name}(A: ptr8, E: ptr8, x0: int, y0: int, depth: int, scale_h: int, scale_l: int, ex: int):",
+             "    mx = -128",
+             "    for c in range(depth):",
+             "        v = (A[x0 + c] ^ 128) - 128",
+             "        if v > mx:",
+             "            mx = v",
+             f"    ozp = {low}",
+             f"    lo = {low}",
+             f"    hi = {high}",
+             "    for c in range(depth):",
+             "        v = (A[x0 + c] ^ 128) - 128",
+             f"        acc = {rd32('E', '4 * (mx - v)')}",
+             "        sh = 0 - ex"]
+    lines += requant_lines("acc", "scale_h", "scale_l", "sh", " " * 8)
+    return lines + _store_sized("acc", "y0 + c" if size == 1 else "y0 + 2 * c", " " * 8, size)
+
+
+def _softmax16() -> list[str]:
+    """SOFTMAX int8 -> int16 (TFLM's int8 softmax with an int16 output: scale 1/65536, zero point -32768):
+    the int8 one's sums and reciprocal, 8 bits more of the output kept."""
+    return _softmax_out("_softmax_out16", 2) + [
+        "", "def softmax16(A, E, outer, src, dst, depth):",
+        "    for row in range(outer):",
+        "        s = _softmax_sum(A, E, src + row * depth, depth)",
+        "        scale, ex = _reciprocal(s)",
+        "        _softmax_out16(A, E, src + row * depth, dst + 2 * row * depth, depth, scale >> 16, scale & 65535, "
+        "ex - 8)"]
 
 
 def _prelu() -> list[str]:
@@ -832,7 +850,8 @@ def _output16(channel: str, dst: str, indent: str) -> list[str]:
     """A 16x8 output: acc + the channel's bias (B, int32), requantized with its row of Q — (reduced, ts, 0)
     for TFLM's int64 path (`wide`), (mh, ml, shift) for its int32 one — and stored as int16 at byte dst."""
     lines = [f"{indent}acc += {rd32('B', f'4 * {channel}')}", f"{indent}qa = 12 * {channel} * pc",
-             f"{indent}if wide == 1:", f"{indent}    t_r = {rd32('Q', 'qa')}", f"{indent}    t_ts = {rd32('Q', 'qa + 4')}"]
+             f"{indent}if wide == 1:", f"{indent}    t_r = {rd32('Q', 'qa')}",
+             f"{indent}    t_ts = {rd32('Q', 'qa + 4')}"]
     lines += requant64_lines("acc", "t_r", "t_ts", indent + "    ") + [f"{indent}else:"]
     return lines + _requant_from_table("acc", "Q", "qa", indent + "    ") + _store16("acc", dst, indent)
 
@@ -892,7 +911,8 @@ def _fully_connected_s16() -> list[str]:
 
 
 def _requantize_int() -> list[str]:
-    """QUANTIZE between int8 and int16 (isz, osz: 1 or 2 bytes; reference_ops::Requantize)."""
+    """QUANTIZE between int8 and int16, and from them to int32 (isz: 1 or 2 bytes, osz: 1, 2 or 4;
+    reference_ops::Requantize; an int32 output is stored unclamped, the generator proves it in range)."""
     lines = ["@micropython.viper", "def requantize_int(A: ptr8, P: ptr8):",
              *_params("src dst n isz osz izp mh ml sh ozp lo hi")]
     lines += _code(f"""
@@ -904,8 +924,12 @@ def _requantize_int() -> list[str]:
             acc -= izp
         """, 4)
     lines += requant_lines("acc", "mh", "ml", "sh", " " * 8)
-    return lines + [" " * 8 + "if osz == 1:"] + _store("acc", "dst + i", " " * 12) + [" " * 8 + "else:"] + \
-        _store16("acc", "dst + 2 * i", " " * 12)
+    lines += [" " * 8 + "if osz == 1:"] + _store("acc", "dst + i", " " * 12) + [" " * 8 + "elif osz == 2:"]
+    return lines + _store16("acc", "dst + 2 * i", " " * 12) + [" " * 8 + "else:"] + _code("""
+        acc += ozp
+        for b in range(4):
+            A[dst + 4 * i + b] = acc >> (8 * b)
+        """, 12)
 
 
 def _leaky_relu_s16() -> list[str]:
@@ -985,7 +1009,7 @@ def kernel_source() -> str:
                   _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm(), _svdf_s16(),
                   _add("add16", "+", 2), _add("sub16", "-", 2), _mul("mul16", 2), _pool("average_pool16", True, 2),
                   _pool("max_pool16", False, 2), _conv2d_s16(), _depthwise_conv2d_s16(), _fully_connected_s16(),
-                  _requantize_int(), _leaky_relu_s16(), _transpose16(), _transpose_conv_s16()):
+                  _requantize_int(), _leaky_relu_s16(), _transpose16(), _transpose_conv_s16(), _softmax16()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"
 
