@@ -151,6 +151,17 @@ def test_generated_modules_compile_for_the_rp2040_and_esp32_architectures(tmp_pa
             assert out.stat().st_size > 0
 
 
+def test_a_model_ships_only_the_kernels_it_calls(sine_model, tmp_path):
+    """The kernel module is the largest thing on a board's heap: the sine MLP's holds fully_connected alone,
+    so it fits the ESP32's 112 KiB heap with room to spare (the whole module, every op's kernels, would not)."""
+    result = run_tinyedge("generate", sine_model.int8, "--board", "esp32-micropython", "-o", tmp_path / "fw")
+    assert result.returncode == 0, result.stdout + result.stderr
+    kernels = (tmp_path / "fw" / "device" / "te_kernels.py").read_text()
+    assert [line.split("(")[0] for line in kernels.splitlines() if line.startswith("def ")] == ["def fully_connected"]
+    size = compile_module(tmp_path / "fw" / "device" / "te_kernels.py", tmp_path / "k.mpy", "xtensawin").stat().st_size
+    assert size < 8 * 1024, size
+
+
 def test_the_unix_port_reports_the_mpy_format_mpy_cross_emits():
     import subprocess
 

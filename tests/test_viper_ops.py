@@ -431,3 +431,26 @@ def test_the_8_bit_keyword_model_runs_bit_exact_as_viper_code():
     model = _real(KEYWORD)
     assert not unsupported_ops(model)
     assert_bit_exact(model, samples=12, seed=8)
+
+
+def test_16x8_and_int16_state_kernels_run_bit_exact_on_micropython_on_the_emulated_pico(tmp_path):
+    """The same kernels on a 32-bit armv6m MicroPython (rp2040js running MicroPython's rp2-pico UF2): a 16x8
+    convolution and an int16-state SVDF deploy to rp2040-micropython bit-exact."""
+    from test_aot_int16 import CASES, to_16x8
+    from test_aot_recurrent import sub_model, tamed
+    from test_pico_micropython import micropython_on_the_emulated_pico
+
+    fn, shapes, _ = CASES["conv2d"]
+    (tmp_path / "conv16.tflite").write_bytes(to_16x8(fn, shapes).data)
+    (tmp_path / "svdf16.tflite").write_bytes(tamed(sub_model(_tflm_keyword_model(), 3)).data)
+    with micropython_on_the_emulated_pico(tmp_path) as (url, _):
+        for name, samples in (("conv16", 3), ("svdf16", 4)):
+            shape = load_tflite(tmp_path / f"{name}.tflite").input_tensors[0].shape
+            data = np.random.default_rng(1).uniform(-1, 1, (samples, *shape[1:])).astype(np.float32)
+            np.save(tmp_path / f"{name}.npy", data)
+            result = run_tinyedge("deploy", tmp_path / f"{name}.tflite", "--board", "rp2040-micropython", "--port", url,
+                                  "--data", tmp_path / f"{name}.npy", "-o", tmp_path / name,
+                                  "--json", tmp_path / f"{name}.json", timeout=1200)
+            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+            report = json.loads((tmp_path / f"{name}.json").read_text())
+            assert (report["runtime"], report["passed"], report["bit_exact"]) == ("viper", True, 1.0), name

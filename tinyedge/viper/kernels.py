@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 import textwrap
 from dataclasses import dataclass
 from typing import Mapping
@@ -1086,3 +1087,35 @@ def call_text(kernel: str, args: Mapping[str, str]) -> str:
     names = [name for name, _ in _signature_of(kernel).args]
     _check_names(kernel, "the arguments", tuple(name for name in names if name not in REGISTER_ARGS), args)
     return f"k.{kernel}({', '.join('0' if name in REGISTER_ARGS else args[name] for name in names)})"
+
+
+def _top_level_names(node: ast.stmt) -> list[str]:
+    if isinstance(node, ast.FunctionDef):
+        return [node.name]
+    if isinstance(node, ast.Assign):
+        return [t.id for t in node.targets if isinstance(t, ast.Name)]
+    return []
+
+
+def kernels_for(model_source: str) -> str:
+    """te_kernels.py with only the kernels a model module calls (`k.name(`) and what they use, in the
+    whole module's order: the module is the largest thing on a board's heap, and most models need few."""
+    source = kernel_source()
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    defined = {name: node for node in tree.body for name in _top_level_names(node)}
+    wanted, pending = set(), set(re.findall(r"\bk\.(\w+)\(", model_source))
+    while pending:
+        name = pending.pop()
+        if name in wanted or name not in defined:
+            continue
+        wanted.add(name)
+        pending |= {n.id for n in ast.walk(defined[name]) if isinstance(n, ast.Name) and n.id in defined}
+    kept = []
+    for node in tree.body:
+        names = _top_level_names(node)
+        if names and not set(names) & wanted:
+            continue
+        start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        kept.append("\n".join(lines[start - 1:node.end_lineno]))
+    return "\n\n\n".join(kept) + "\n"
