@@ -324,6 +324,14 @@ def test_16x8_ops_run_bit_exact_as_viper_code(name: str):
     assert_bit_exact(model, samples=6)
 
 
+def test_a_16x8_concatenation_with_its_requantized_input_runs_bit_exact_as_viper_code():
+    from test_aot_int16 import to_16x8
+
+    model = to_16x8(lambda x, y: _tf().concat([x, y * 2.0], axis=1) + 0.5, [(3, 4), (2, 4)])
+    assert {"CONCATENATION", "QUANTIZE", "MUL", "ADD"} <= set(model.op_names()) and not unsupported_ops(model)
+    assert_bit_exact(model, samples=6)
+
+
 def test_16x8_kernels_keep_every_intermediate_inside_int32_like_a_32_bit_board(monkeypatch):
     """The int64 accumulators and rescaling of TFLM's 16x8 convolutions, in int32 limbs."""
     from test_aot_int16 import CASES, to_16x8

@@ -418,17 +418,18 @@ def _emit_mul(e: _Emitter, op: Operator, type_name: str = "INT8") -> None:
     e.calls.append(_kernel(e, op, "mul" if type_name == "INT8" else "mul16", buffers, params))
 
 
-def _emit_concatenation(e: _Emitter, op: Operator) -> None:
-    """One block copy per input, as the AOT's te_copy_blocks."""
+def _emit_concatenation(e: _Emitter, op: Operator, type_name: str = "INT8") -> None:
+    """One block copy per input, as the AOT's te_copy_blocks (int16: blocks of twice the bytes)."""
     out_t = e.model.tensors[op.outputs[0]]
     if op.activation != "NONE":
         raise _refuse(op, "has a fused activation")
     axis = int(op.options.axis) % len(out_t.shape)
-    outer, row = math.prod(out_t.shape[:axis]), math.prod(out_t.shape[axis:])
-    dst, column, calls = e.at(op.outputs[0]), 0, []
+    size = ELEMENT_BYTES[type_name]
+    outer, row = math.prod(out_t.shape[:axis]), size * math.prod(out_t.shape[axis:])
+    dst, column, calls = e.at(op.outputs[0], type_name), 0, []
     for index in op.inputs:
-        block = math.prod(e.model.tensors[index].shape[axis:])
-        buffer, offset = _source(e, op, index)
+        block = size * math.prod(e.model.tensors[index].shape[axis:])
+        buffer, offset = _source(e, op, index, type_name)
         params = {"dst": dst + column, "src": offset, "outer": outer, "block": block, "stride": row}
         calls.append(_kernel(e, op, "copy_blocks", {"A": "A", "X": buffer}, params, f"P{op.index}_{index}"))
         column += block
@@ -793,7 +794,7 @@ INT16_EMITTERS = {
     "CONV_2D": _emit_conv_16x8, "DEPTHWISE_CONV_2D": _emit_conv_16x8, "FULLY_CONNECTED": _emit_fully_connected_16x8,
     "AVERAGE_POOL_2D": _emit_pool_16x8, "MAX_POOL_2D": _emit_pool_16x8, "PAD": _emit_pad_16x8,
     "PADV2": _emit_pad_16x8, "STRIDED_SLICE": _emit_strided_slice_16x8, "LEAKY_RELU": _emit_leaky_relu_16x8,
-    "TRANSPOSE_CONV": _emit_transpose_conv_16x8,
+    "TRANSPOSE_CONV": _emit_transpose_conv_16x8, "CONCATENATION": lambda e, op: _emit_concatenation(e, op, INT16),
 }
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 from tinyedge.aot.int16 import VARIANTS as AOT_INT16_VARIANTS
 
 # Ops whose int16-activation variant the generator emits (its INT16_EMITTERS).
-INT16_OPS = ("ADD", "AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "LEAKY_RELU", "MAX_POOL_2D",
+INT16_OPS = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "LEAKY_RELU", "MAX_POOL_2D",
              "MUL", "PAD", "PADV2", "STRIDED_SLICE", "SUB", "TRANSPOSE_CONV")
 QUANTIZE_PAIRS = ("int16->int8", "int8->int16", "int16->int16", "int8->int32", "int16->int32")
 
 VIPER_VARIANTS: dict[str, tuple[str, ...]] = {
-    **{name: (AOT_INT16_VARIANTS[name],) for name in INT16_OPS},
+    **{name: (AOT_INT16_VARIANTS.get(name, "int16"),) for name in INT16_OPS},
     "QUANTIZE": QUANTIZE_PAIRS,
     "SVDF": ("int8 (int16 time weights and state)",),
     "SOFTMAX": ("int8->int16",),
