@@ -804,20 +804,23 @@ def _pad() -> list[str]:
                 """, 4)]
 
 
-def _transpose() -> list[str]:
-    """TRANSPOSE in 4-D: the output walked in order, the input with its strides permuted."""
-    return ["@micropython.viper", "def transpose(A: ptr8, P: ptr8):",
+def _transpose(name: str = "transpose", size: int = 1) -> list[str]:
+    """TRANSPOSE in 4-D: the output walked in order, the input with its strides permuted (in elements:
+    int8, or int16 with `size` 2, as STRIDED_SLICE's int16 gather uses it)."""
+    offset = "a * s0 + b * s1 + c * s2"
+    step = "e * s3" if size == 1 else f"{size} * e * s3"
+    copies = [f"A[d{f' + {k}' if k else ''}] = A[x + {step}{f' + {k}' if k else ''}]" for k in range(size)]
+    return ["@micropython.viper", f"def {name}(A: ptr8, P: ptr8):",
             *_params("src dst o0 o1 o2 o3 s0 s1 s2 s3"),
-            *_code("""
+            *_code(f"""
                 d = dst
                 for a in range(o0):
                     for b in range(o1):
                         for c in range(o2):
-                            x = src + a * s0 + b * s1 + c * s2
+                            x = src + {offset if size == 1 else f"{size} * ({offset})"}
                             for e in range(o3):
-                                A[d] = A[x + e * s3]
-                                d += 1
-                """, 4)]
+                """, 4),
+            *[" " * 20 + line for line in copies], " " * 20 + f"d += {size}"]
 
 
 def _requantize() -> list[str]:
@@ -944,23 +947,6 @@ def _leaky_relu_s16() -> list[str]:
     return lines + _store16("acc", "dst + 2 * i", " " * 8)
 
 
-def _transpose16() -> list[str]:
-    """TRANSPOSE / STRIDED_SLICE's gather in 4-D over int16 elements (strides in elements)."""
-    return ["@micropython.viper", "def transpose16(A: ptr8, P: ptr8):",
-            *_params("src dst o0 o1 o2 o3 s0 s1 s2 s3"),
-            *_code("""
-                d = dst
-                for a in range(o0):
-                    for b in range(o1):
-                        for c in range(o2):
-                            x = src + 2 * (a * s0 + b * s1 + c * s2)
-                            for e in range(o3):
-                                A[d] = A[x + 2 * e * s3]
-                                A[d + 1] = A[x + 2 * e * s3 + 1]
-                                d += 2
-                """, 4)]
-
-
 RECIPROCAL = '''
 _I32_MAX = 2147483647
 
@@ -1010,7 +996,7 @@ def kernel_source() -> str:
                   _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm(), _svdf_s16(),
                   _add("add16", "+", 2), _add("sub16", "-", 2), _mul("mul16", 2), _pool("average_pool16", True, 2),
                   _pool("max_pool16", False, 2), _conv2d_s16(), _depthwise_conv2d_s16(), _fully_connected_s16(),
-                  _requantize_int(), _leaky_relu_s16(), _transpose16(), _transpose_conv_s16(), _softmax16()):
+                  _requantize_int(), _leaky_relu_s16(), _transpose("transpose16", 2), _transpose_conv_s16(), _softmax16()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"
 
