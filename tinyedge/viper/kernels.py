@@ -373,7 +373,8 @@ def _svdf_feature(name: str, accumulators: tuple[str, ...], state_range: tuple[s
     feature dot product requantized and clamped to `state_range` in `dot`."""
     lines = ["@micropython.viper", f"def {name}(A: ptr8, WF: ptr8, WT: ptr8, B: ptr8, P: ptr8):"]
     lines += _params("src state dst n_input n_filter n_memory rank izp szp ozp m1h m1l s1 m2h m2l s2")
-    lines += ["    lo = -128", "    hi = 127", "    unit = 0", "    done = 0"] + [f"    {var} = 0" for var in accumulators]
+    lines += ["    lo = -128", "    hi = 127", "    unit = 0", "    done = 0"]
+    lines += [f"    {var} = 0" for var in accumulators]
     lines += _code(f"""
         for f in range(n_filter):
             dot = 0
@@ -996,7 +997,8 @@ def kernel_source() -> str:
                   _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm(), _svdf_s16(),
                   _add("add16", "+", 2), _add("sub16", "-", 2), _mul("mul16", 2), _pool("average_pool16", True, 2),
                   _pool("max_pool16", False, 2), _conv2d_s16(), _depthwise_conv2d_s16(), _fully_connected_s16(),
-                  _requantize_int(), _leaky_relu_s16(), _transpose("transpose16", 2), _transpose_conv_s16(), _softmax16()):
+                  _requantize_int(), _leaky_relu_s16(), _transpose("transpose16", 2), _transpose_conv_s16(),
+                  _softmax16()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"
 
