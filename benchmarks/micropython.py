@@ -64,7 +64,7 @@ def measure(path: Path, runs: int) -> dict:
     micros = statistics.median(run.micros)
     with tempfile.TemporaryDirectory() as tmp:
         arm = armv6m_bytes(program.model_source, Path(tmp), "te_model") + armv6m_bytes(
-            kernels.kernel_source(), Path(tmp), "te_kernels")
+            kernels.kernels_for(program.model_source), Path(tmp), "te_kernels")
     return {"model": path.name, "macs": program.stats.macs, "median_us": micros,
             "mmac_per_s": program.stats.macs / micros if micros else None, "heap_used": run.heap_used,
             "arena_bytes": program.stats.arena_bytes, "mpy_bytes_x64": sum(run.mpy_bytes.values()),

@@ -24,15 +24,19 @@ pytestmark = pytest.mark.skipif(micropython_program() is None,
 
 
 def assert_bit_exact(model: TfliteModel, samples: int = 4, seed: int = 0) -> None:
+    """Random inputs over each input's whole integer range (int8 or int16), then all-min and all-max: the
+    unix port's output bytes equal tflite-micro's, sample by sample."""
     rng = np.random.default_rng(seed)
-    inputs = [[rng.integers(-128, 128, size=t.shape, dtype=np.int8) for t in model.input_tensors]
-              for _ in range(samples)]
-    inputs += [[np.full(t.shape, v, dtype=np.int8) for t in model.input_tensors] for v in (-128, 127)]
+    ranges = [np.iinfo(t.dtype) for t in model.input_tensors]
+    inputs = [[rng.integers(r.min, int(r.max) + 1, size=t.shape, dtype=t.dtype)
+               for t, r in zip(model.input_tensors, ranges)] for _ in range(samples)]
+    inputs += [[np.full(t.shape, getattr(r, end), dtype=t.dtype) for t, r in zip(model.input_tensors, ranges)]
+               for end in ("min", "max")]
     run = run_on_unix_port(generate_program(model), [b"".join(x.tobytes() for x in sample) for sample in inputs])
-    got = np.frombuffer(run.outputs, dtype=np.int8).reshape(len(inputs), -1)
+    got = np.frombuffer(run.outputs, dtype=np.uint8).reshape(len(inputs), -1)
     reference = Reference(model)
     for i, sample in enumerate(inputs):
-        expected = np.concatenate([o.reshape(-1) for o in reference.run(sample)])
+        expected = np.frombuffer(b"".join(o.tobytes() for o in reference.run(sample)), dtype=np.uint8)
         assert np.array_equal(got[i], expected), f"sample {i}: {got[i][:8]} vs {expected[:8]}"
 
 
@@ -223,3 +227,239 @@ def test_the_new_kernels_keep_every_intermediate_inside_int32_like_a_32_bit_boar
     for model in (KERAS_MODELS["grouped_conv2d"][0](), KERAS_MODELS["transpose_conv"][0](),
                   tamed(sub_model(_real(KEYWORD), 1)), sub_model(_real(LSTM), 0)):
         assert_exact_on_int32_words(model, monkeypatch, seed=9)
+
+
+@pytest.fixture
+def kernel_text(monkeypatch):
+    """Edit te_kernels.py's text for one test: set a kernels-module global; the signatures are re-read."""
+    from tinyedge.viper import kernels
+
+    def edit(name: str, value) -> None:
+        monkeypatch.setattr(kernels, name, value)
+        kernels.kernel_signatures.cache_clear()
+
+    yield edit
+    monkeypatch.undo()
+    kernels.kernel_signatures.cache_clear()
+
+
+def test_the_generator_passes_each_kernel_its_fields_by_the_names_the_kernel_reads(kernel_text):
+    """A kernel that reads its window's in_w before its in_h (P fields swapped in te_kernels.py alone) still
+    gets each value where it reads it: the conv, pool and window kernels run bit-exact on a 5x6 input."""
+    from tinyedge.viper import kernels
+
+    kernel_text("_WINDOW", kernels._WINDOW.replace("in_h in_w", "in_w in_h"))
+    assert kernels.kernel_signatures()["conv2d"].params[2:4] == ("in_w", "in_h")
+    model = KERAS_MODELS["prelu"][0]()
+    assert model.input_tensors[0].shape[1:3] == (5, 6)
+    assert_bit_exact(model)
+
+
+@pytest.mark.parametrize("edit, said", [(" spare", "left out spare"), ("remove pad_w", "gave unknown pad_w")])
+def test_a_kernel_field_the_generator_does_not_give_or_the_kernel_does_not_read_fails_at_generate(
+        kernel_text, edit, said):
+    from tinyedge.viper import kernels
+    from tinyedge.viper.kernels import KernelContractError
+
+    kernel_text("_WINDOW", kernels._WINDOW + edit if edit.startswith(" ") else kernels._WINDOW.replace(" pad_w", ""))
+    with pytest.raises(KernelContractError, match=f"viper kernel conv2d takes the P fields .*; the generator {said}"):
+        generate_program(KERAS_MODELS["prelu"][0]())
+
+
+def _tflm_keyword_model() -> TfliteModel:
+    """TFLM's keyword_scrambled.tflite: seven SVDFs with int8 input and int16 time weights and state."""
+    import os
+    from pathlib import Path
+
+    source = os.environ.get("TINYEDGE_TFLM_SRC", "")
+    path = Path(source) / "tensorflow/lite/micro/models/keyword_scrambled.tflite"
+    if not source or not path.is_file():
+        pytest.skip("set TINYEDGE_TFLM_SRC to a tflite-micro checkout to run TFLM's keyword model")
+    return load_tflite(path)
+
+
+def test_the_int16_state_svdfs_of_tflms_keyword_model_run_bit_exact_as_viper_code():
+    """Each SVDF as it is (its scrambled weights overflow int32 in the time sum, which te_svdf_s16 and
+    TFLM wrap, and so does the viper kernel) and tamed, 20 invocations in a row: the state carries over."""
+    from test_aot_recurrent import sub_model, tamed
+
+    model = _tflm_keyword_model()
+    svdfs = [op.index for op in model.operators if op.opcode == "SVDF"]
+    assert len(svdfs) == 7
+    for index in svdfs:
+        for op_model in (sub_model(model, index), tamed(sub_model(model, index))):
+            assert not unsupported_ops(op_model)
+            assert "k.svdf_s16(" in generate_program(op_model).model_source
+            assert_bit_exact(op_model, samples=20, seed=index)
+
+
+def test_an_int16_state_svdf_keeps_every_intermediate_inside_int32_like_a_32_bit_board(monkeypatch):
+    from test_aot_recurrent import sub_model, tamed
+    from test_micropython import assert_exact_on_int32_words
+
+    model = _tflm_keyword_model()
+    for op_model in (sub_model(model, 1), tamed(sub_model(model, 10))):
+        assert_exact_on_int32_words(op_model, monkeypatch, invocations=4, seed=2)
+
+
+def test_an_int16_state_svdf_deploys_to_micropython_unix_and_resets_its_state(tmp_path):
+    """deploy validates with RESET_STATE before its ordered samples, as for every stateful model."""
+    from test_aot_recurrent import sub_model, tamed
+
+    path = tmp_path / "svdf16.tflite"
+    path.write_bytes(tamed(sub_model(_tflm_keyword_model(), 3)).data)
+    assert_deploys_bit_exact(path, 5, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["add_broadcast", "sub", "mul", "conv2d", "depthwise_conv2d", "fully_connected",
+                                  "pools", "pad", "strided_slice", "leaky_relu", "transpose_conv"])
+def test_16x8_ops_run_bit_exact_as_viper_code(name: str):
+    """TFLite's 16x8 models (int16 activations and I/O, int8 weights), as the AOT's int16 tests convert them."""
+    from test_aot_int16 import CASES, to_16x8
+
+    fn, shapes, ops = CASES[name]
+    model = to_16x8(fn, shapes)
+    assert ops <= set(model.op_names()) and {t.type_name for t in model.input_tensors} == {"INT16"}
+    assert not unsupported_ops(model)
+    assert_bit_exact(model, samples=6)
+
+
+def test_a_16x8_concatenation_with_its_requantized_input_runs_bit_exact_as_viper_code():
+    from test_aot_int16 import to_16x8
+
+    model = to_16x8(lambda x, y: _tf().concat([x, y * 2.0], axis=1) + 0.5, [(3, 4), (2, 4)])
+    assert {"CONCATENATION", "QUANTIZE", "MUL", "ADD"} <= set(model.op_names()) and not unsupported_ops(model)
+    assert_bit_exact(model, samples=6)
+
+
+def test_16x8_kernels_keep_every_intermediate_inside_int32_like_a_32_bit_board(monkeypatch):
+    """The int64 accumulators and rescaling of TFLM's 16x8 convolutions, in int32 limbs."""
+    from test_aot_int16 import CASES, to_16x8
+    from test_micropython import assert_exact_on_int32_words
+
+    for name in ("conv2d", "depthwise_conv2d", "fully_connected", "pools", "transpose_conv", "leaky_relu"):
+        fn, shapes, _ = CASES[name]
+        model = to_16x8(fn, shapes)
+        if len(model.input_tensors) == 1:
+            assert_exact_on_int32_words(model, monkeypatch, seed=4)
+
+
+def test_a_16x8_model_deploys_to_micropython_unix_bit_exact(tmp_path):
+    """int16 inputs and outputs through the MicroPython server; validate compares in int16 LSB."""
+    from test_aot_int16 import CASES, to_16x8
+
+    fn, shapes, _ = CASES["conv2d"]
+    path = tmp_path / "conv16.tflite"
+    path.write_bytes(to_16x8(fn, shapes).data)
+    assert_deploys_bit_exact(path, 4, tmp_path)
+
+
+def _requantize_chain() -> TfliteModel:
+    """int16 in -> QUANTIZE to int8 -> QUANTIZE to int16 -> QUANTIZE to int16 of another scale: TFLM's
+    integer requantizations between int8 and int16 (zero points as TFLM allows them)."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    from tinyedge.tflite_model import parse_tflite
+
+    def tensor(name: str, kind: int, scale: float, zp: int):
+        t = schema.TensorT()
+        t.shape, t.type, t.buffer, t.name = [1, 24], kind, 0, name
+        t.quantization = schema.QuantizationParametersT()
+        t.quantization.scale, t.quantization.zeroPoint = [scale], [zp]
+        return t
+
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.QUANTIZE
+    code.version = 2
+    graph = schema.SubGraphT()
+    graph.tensors = [tensor("x", schema.TensorType.INT16, 0.0007, 0), tensor("q8", schema.TensorType.INT8, 0.09, 5),
+                     tensor("q16", schema.TensorType.INT16, 0.0003, 0), tensor("y", schema.TensorType.INT16, 0.0011, 0)]
+    graph.operators = []
+    for i in range(3):
+        op = schema.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = 0, [i], [i + 1]
+        graph.operators.append(op)
+    graph.inputs, graph.outputs = [0], [3]
+    model = schema.ModelT()
+    model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [code], [graph], [schema.BufferT()]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return parse_tflite(bytes(builder.Output()))
+
+
+def test_quantize_between_int8_and_int16_runs_bit_exact_as_viper_code(monkeypatch):
+    from test_micropython import assert_exact_on_int32_words
+
+    model = _requantize_chain()
+    assert [op.opcode for op in model.operators] == ["QUANTIZE"] * 3 and not unsupported_ops(model)
+    assert generate_program(model).model_source.count("k.requantize_int(") == 3
+    assert_bit_exact(model, samples=8)
+    assert_exact_on_int32_words(model, monkeypatch, seed=3)
+
+
+def test_tinyedge_ops_lists_the_viper_int16_variants_the_generator_emits():
+    from tinyedge.viper.generator import INT16_EMITTERS
+    from tinyedge.viper.variants import INT16_OPS
+
+    assert sorted(INT16_EMITTERS) == sorted(INT16_OPS)
+    result = run_tinyedge("ops", "--runtime", "viper", "--json")
+    assert result.returncode == 0, result.stderr
+    detail = json.loads(result.stdout)["detail"]
+    for op in INT16_OPS:
+        assert any(v == "int16" or v.startswith("16x8") for v in detail[op]["viper"]["variants"]), op
+    assert "int8 (int16 time weights and state)" in detail["SVDF"]["viper"]["variants"]
+    assert "int16->int8" in detail["QUANTIZE"]["viper"]["variants"]
+
+
+def test_tflms_keyword_model_runs_bit_exact_as_viper_code_layer_by_layer():
+    """keyword_scrambled.tflite whole — int16 in (QUANTIZE to int8), seven int16-state SVDFs, FCs, SOFTMAX
+    int8 -> int16, QUANTIZE int16 -> int32 out — every layer's output compared, 20 invocations in a row."""
+    from test_aot_int16 import _every_output
+
+    model = _every_output(_tflm_keyword_model().data)
+    assert {t.type_name for t in model.output_tensors} == {"INT8", "INT16", "INT32"}
+    assert not unsupported_ops(model)
+    source = generate_program(model).model_source
+    assert "k.softmax16(" in source and source.count("k.requantize_int(") == 2
+    assert_bit_exact(model, samples=20)
+
+
+def test_tflms_keyword_model_deploys_to_micropython_unix_bit_exact(tmp_path):
+    """int16 audio features in, int32 scores out, the state reset before the ordered samples."""
+    (tmp_path / "keyword.tflite").write_bytes(_tflm_keyword_model().data)
+    np.save(tmp_path / "x.npy", np.random.default_rng(22).integers(-3000, 3000, (12, 1, 96)).astype(np.int16))
+    assert_deploys_bit_exact(tmp_path / "keyword.tflite", tmp_path / "x.npy", tmp_path)
+
+
+def test_the_8_bit_keyword_model_runs_bit_exact_as_viper_code():
+    """keyword_scrambled_8bit.tflite whole: int16 in, int8 SVDFs, SOFTMAX to int16, int32 out."""
+    from test_aot_recurrent import KEYWORD, _real
+
+    model = _real(KEYWORD)
+    assert not unsupported_ops(model)
+    assert_bit_exact(model, samples=12, seed=8)
+
+
+def test_16x8_and_int16_state_kernels_run_bit_exact_on_micropython_on_the_emulated_pico(tmp_path):
+    """The same kernels on a 32-bit armv6m MicroPython (rp2040js running MicroPython's rp2-pico UF2): a 16x8
+    convolution and an int16-state SVDF deploy to rp2040-micropython bit-exact."""
+    from test_aot_int16 import CASES, to_16x8
+    from test_aot_recurrent import sub_model, tamed
+    from test_pico_micropython import micropython_on_the_emulated_pico
+
+    fn, shapes, _ = CASES["conv2d"]
+    (tmp_path / "conv16.tflite").write_bytes(to_16x8(fn, shapes).data)
+    (tmp_path / "svdf16.tflite").write_bytes(tamed(sub_model(_tflm_keyword_model(), 3)).data)
+    for name, samples in (("svdf16", 4), ("conv16", 3)):   # one boot each: a fresh board, as a user has it
+        (tmp_path / f"board_{name}").mkdir()
+        with micropython_on_the_emulated_pico(tmp_path / f"board_{name}") as (url, _):
+            shape = load_tflite(tmp_path / f"{name}.tflite").input_tensors[0].shape
+            data = np.random.default_rng(1).uniform(-1, 1, (samples, *shape[1:])).astype(np.float32)
+            np.save(tmp_path / f"{name}.npy", data)
+            result = run_tinyedge("deploy", tmp_path / f"{name}.tflite", "--board", "rp2040-micropython", "--port", url,
+                                  "--data", tmp_path / f"{name}.npy", "-o", tmp_path / name,
+                                  "--json", tmp_path / f"{name}.json", timeout=1200)
+            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+            report = json.loads((tmp_path / f"{name}.json").read_text())
+            assert (report["runtime"], report["passed"], report["bit_exact"]) == ("viper", True, 1.0), name

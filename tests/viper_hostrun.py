@@ -11,7 +11,7 @@ from pathlib import Path
 from tinyedge.errors import TinyedgeError
 from tinyedge.viper.bridge import micropython_program
 from tinyedge.viper.generator import MODEL_MODULE, ViperProgram
-from tinyedge.viper.kernels import KERNEL_MODULE, kernel_source
+from tinyedge.viper.kernels import KERNEL_MODULE, kernels_for
 from tinyedge.viper.mpy import compile_module
 
 RUNNER = """
@@ -51,7 +51,7 @@ def run_on_unix_port(program: ViperProgram, inputs: list[bytes], heap_bytes: int
     with tempfile.TemporaryDirectory(prefix="tinyedge-viper-") as tmp:
         work = Path(tmp)
         sizes = {}
-        for name, text in ((MODEL_MODULE, program.model_source), (KERNEL_MODULE, kernel_source())):
+        for name, text in ((MODEL_MODULE, program.model_source), (KERNEL_MODULE, kernels_for(program.model_source))):
             (work / f"{name}.src.py").write_text(text)
             out = compile_module(work / f"{name}.src.py", work / f"{name}.mpy", "x64")
             sizes[name] = out.stat().st_size

@@ -72,16 +72,21 @@ def lower_leaky_relu(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowere
     scales and alpha (as tflite-micro's interpreter does; TFLM's seanet goldens for 4 of its 20 LEAKY_RELU
     models come from float products instead and differ by one LSB on a few elements)."""
     src, dst = op.inputs[0], op.outputs[0]
-    inp, out = model.tensors[src], model.tensors[dst]
+    name = f"{op_prefix(op)}params"
+    call = f"te_leaky_relu_s16({ptr(dst)}, {ptr(src)}, {c_int(model.tensors[src].size)}, {name});"
+    return Lowered([table("int32_t", name, leaky_relu_parameters(model, op))], call, inplace_ok=True)
+
+
+def leaky_relu_parameters(model: TfliteModel, op: Operator) -> tuple[int, ...]:
+    """LEAKY_RELU int16's (input zero point, output zero point, identity multiplier and shift, alpha
+    multiplier and shift), in te_leaky_relu_s16's order (the viper runtime's kernel takes them too)."""
+    inp, out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
     require(out.type_name == "INT16", op, "mixes int16 with other types")
     in_scale, out_scale = float(np.float32(inp.scale[0])), float(np.float32(out.scale[0]))
     alpha = float(np.float32(getattr(op.options, "alpha", 0.2)))
     alpha_m, alpha_s = quantize_multiplier(in_scale * alpha / out_scale)
     identity_m, identity_s = quantize_multiplier(in_scale / out_scale)
-    name = f"{op_prefix(op)}params"
-    params = (zero_point(inp), zero_point(out), identity_m, identity_s, alpha_m, alpha_s)
-    call = f"te_leaky_relu_s16({ptr(dst)}, {ptr(src)}, {c_int(inp.size)}, {name});"
-    return Lowered([table("int32_t", name, params)], call, inplace_ok=True)
+    return zero_point(inp), zero_point(out), identity_m, identity_s, alpha_m, alpha_s
 
 
 def lower_pad(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:

@@ -23,6 +23,7 @@ from tinyedge import plugins
 from tinyedge.aot.int16 import VARIANTS as INT16_VARIANTS
 from tinyedge.ops.support import NOT_YET_VIPER, OpRegistryError, OpSupport  # noqa: F401  (the registry's vocabulary)
 from tinyedge.tflm_tree import OP_TABLE
+from tinyedge.viper.variants import VIPER_VARIANTS
 
 RUNTIMES = tuple(sorted(plugins.RUNTIMES))   # aot, tflm, viper
 
@@ -55,7 +56,13 @@ def _with_int16(op: OpSupport) -> OpSupport:
     return replace(op, variants=op.variants + (variant,)) if variant and variant not in op.variants else op
 
 
-AOT_OPS: tuple[OpSupport, ...] = tuple(sorted((_with_int16(op) for op in LOWERED_OPS + tuple(
+def _with_viper_variants(op: OpSupport) -> OpSupport:
+    """The op with the variants the viper runtime runs beyond its own list (tinyedge.viper.variants)."""
+    extra = tuple(v for v in VIPER_VARIANTS.get(op.name, ()) if v not in op.viper_variants)
+    return replace(op, viper_variants=op.viper_variants + extra) if extra and op.viper is None else op
+
+
+AOT_OPS: tuple[OpSupport, ...] = tuple(sorted((_with_viper_variants(_with_int16(op)) for op in LOWERED_OPS + tuple(
     s for m in OP_MODULES for s in m.SUPPORTS)), key=lambda op: op.name))
 OPS: dict[str, OpSupport] = {op.name: op for op in AOT_OPS}
 

@@ -15,7 +15,7 @@ from tinyedge.protocol import max_chunk_for_rx_buffer
 from tinyedge.runtimes import FirmwareAllowance, Runtime, RuntimeSources
 from tinyedge.tflite_model import TfliteModel
 from tinyedge.viper.generator import MODEL_MODULE, generate_program
-from tinyedge.viper.kernels import KERNEL_MODULE, kernel_source
+from tinyedge.viper.kernels import KERNEL_MODULE, kernels_for
 
 DEVICE_DIR = "device"
 SERVER_FILE = "te_server.py"
@@ -36,7 +36,7 @@ def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: 
     dest = Path(out_dir) / DEVICE_DIR
     dest.mkdir(parents=True, exist_ok=True)
     (dest / f"{MODEL_MODULE}.py").write_text(program.model_source)
-    (dest / f"{KERNEL_MODULE}.py").write_text(kernel_source())
+    (dest / f"{KERNEL_MODULE}.py").write_text(kernels_for(program.model_source))
     shutil.copyfile(TEMPLATES_DIR / "micropython" / SERVER_FILE, dest / SERVER_FILE)
     stats = {"arena_bytes": program.stats.arena_bytes, "constant_bytes": program.stats.constant_bytes,
              "macs": program.stats.macs, "op_count": program.stats.op_count}

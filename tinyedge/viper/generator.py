@@ -8,38 +8,55 @@ Weights become `bytes`, per-op tables packed int32 `bytes`, the arena one `bytea
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from tinyedge import __version__
 from tinyedge.aot.compiler import compile_model, state_tensors
-from tinyedge.aot.quant import activation_range, per_channel_multipliers
+from tinyedge.aot.int16 import INT16_ADD_LEFT_SHIFT, INT16_LIMITS, activation_input, leaky_relu_parameters
+from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier, zero_point
 from tinyedge.errors import TinyedgeError
-from tinyedge.ops.conv import accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
+from tinyedge.ops.conv import Window, accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
 from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
+from tinyedge.ops.add import add_parameters
 from tinyedge.ops.broadcast import broadcast_geometry
-from tinyedge.ops.lstm import LSTM_CELL, LSTM_HIDDEN, LSTM_INPUT, LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS
-from tinyedge.ops.opdata import (
-    AliasData, BatchMatMulData, BlockCopyData, BroadcastData, ConcatData, GatherData, LstmData, LutData, MeanData,
-    PadData, PoolData, RequantizeData, ResizeBilinearData, RowGatherData, SigmoidTableData, Softmax16Data, SoftmaxData,
-    SvdfData, TransposeConvData,
+from tinyedge.ops.logistic import logistic_table
+from tinyedge.ops.lstm import (
+    LSTM_CELL, LSTM_HIDDEN, LSTM_INPUT, LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS, folded_gate_biases, lstm_parameters,
+    sigmoid_table,
 )
+from tinyedge.ops.mean import mean_geometry, mean_multiplier
+from tinyedge.ops.mul import mul_parameters
+from tinyedge.ops.opdata import (
+    BatchMatMulData, BlockCopyData, GatherData, LutData, PadData, ResizeBilinearData, RowGatherData, TransposeConvData,
+)
+from tinyedge.ops.softmax import softmax_parameters
+from tinyedge.ops.svdf import SVDF_INPUT, SVDF_INT16_STATE, SVDF_STATE, svdf_multipliers
+from tinyedge.ops.tanh import tanh_table
+from tinyedge.ops import pad, strided_slice, transpose_conv
 from tinyedge.ops.registry import PREPARED, viper_ops, viper_refusal
 from tinyedge.ops.transpose_conv import BIAS as TRANSPOSE_CONV_BIAS
 from tinyedge.ops.transpose_conv import INPUT as TRANSPOSE_CONV_INPUT
-from tinyedge.ops.svdf import SVDF_INPUT, SVDF_STATE
 from tinyedge.ops.transpose_conv import WEIGHTS as TRANSPOSE_CONV_WEIGHTS
 from tinyedge.protocol import DeviceInfo, PROTOCOL_VERSION, TensorInfo, encode_info
 from tinyedge.templating import hash_comment
 from tinyedge.tflite_model import PADDINGS, Operator, Tensor, TfliteModel
-from tinyedge.viper.kernels import KERNEL_MODULE
+from tinyedge.viper.kernels import KERNEL_MODULE, call_text, packed_params
 
 MODEL_MODULE = "te_model"
 INT32_LIMIT = 1 << 31
 SOFTMAX_MAX_DEPTH = 511   # above this the sum of exps can need a right shift past 31 (TFLM asserts)
+INT16 = "INT16"
+IO_TYPES = ("INT8", INT16)
+OUTPUT_TYPES = (*IO_TYPES, "INT32")   # an int32 output comes from QUANTIZE (TFLM's keyword model)
+ELEMENT_BYTES = {"INT8": 1, INT16: 2, "INT32": 4}
+ELEMENT_DTYPES = {"INT8": "<i1", INT16: "<i2"}
+HALF_RANGE = {"INT8": 128, INT16: 32768}     # the largest magnitude of an element
+LIMITS = {"INT8": (-128, 127), INT16: INT16_LIMITS}
 DTYPE_NAMES = {"INT8": "int8", "UINT8": "uint8", "INT16": "int16", "INT32": "int32", "FLOAT32": "float32"}
 
 
@@ -72,10 +89,11 @@ def check_supported(model: TfliteModel) -> None:
         raise TinyedgeError(f"{name} uses {', '.join(missing)}, which {verb} not supported by the viper runtime "
                             f"({reasons}; it runs {', '.join(viper_ops())}): use a C board with `--runtime aot` or "
                             "`--runtime tflm` for this model.")
-    for t in model.input_tensors + model.output_tensors:
-        if t.type_name != "INT8":
+    for t, types in [(t, IO_TYPES) for t in model.input_tensors] + [(t, OUTPUT_TYPES) for t in model.output_tensors]:
+        if t.type_name not in types:
             raise TinyedgeError(f"model I/O tensor '{t.name}' is {t.type_name.lower()}, but the viper runtime "
-                                "serves int8 inputs and outputs only: quantize the model to full int8.")
+                                "serves int8 and int16 inputs and int8, int16 and int32 outputs only: quantize the "
+                                "model to full int8 (or 16x8).")
 
 
 def i32_bytes(values) -> bytes:
@@ -95,15 +113,40 @@ class _Emitter:
         self.constant_bytes += len(data)
         return name
 
-    def at(self, index: int) -> int:
+    def at(self, index: int, type_name: str = "INT8") -> int:
+        """The arena offset of an activation tensor of the type the op's kernel computes in."""
         t = self.model.tensors[index]
         if t.is_constant:
             raise TinyedgeError(f"tensor '{t.name}' is a constant where the viper runtime expects an activation: "
                                 "use a C board with `--runtime aot` for this model.")
-        if t.type_name != "INT8":
-            raise TinyedgeError(f"tensor '{t.name}' is {t.type_name.lower()}, but the viper runtime computes int8 "
-                                "only: quantize the model to full int8.")
+        if t.type_name != type_name:
+            raise TinyedgeError(f"tensor '{t.name}' is {t.type_name.lower()} where the viper runtime computes "
+                                f"{type_name.lower()}: quantize the model to full int8 (or 16x8).")
         return self.offsets[index]
+
+
+def _kernel(e: _Emitter, op: Operator, kernel: str, buffers: Mapping[str, str],
+            params: Mapping[str, int] | None = None, table: str = "") -> str:
+    """The call of a viper kernel, its arguments and P fields given by name and put in the order the kernel
+    declares them (tinyedge.viper.kernels checks the names: a mismatch is a bug, caught here); P becomes
+    the constant `table` (P<op index> by default)."""
+    args = dict(buffers)
+    if params is not None:
+        args["P"] = e.const(table or f"P{op.index}", i32_bytes(packed_params(kernel, params)))
+    return call_text(kernel, args)
+
+
+def _halves(prefix: str, multiplier: int) -> dict[str, int]:
+    """A Q31 multiplier as the kernels' (high, low) 16-bit halves, named prefix + "h" and prefix + "l"."""
+    return {f"{prefix}h": multiplier >> 16, f"{prefix}l": multiplier & 0xFFFF}
+
+
+def _window_fields(geometry: Window) -> dict[str, int]:
+    """te_window_t's fields under the kernels' names."""
+    g = geometry
+    return {"in_h": g.in_h, "in_w": g.in_w, "in_c": g.in_c, "out_h": g.out_h, "out_w": g.out_w, "out_c": g.out_c,
+            "k_h": g.k_h, "k_w": g.k_w, "s_h": g.stride_h, "s_w": g.stride_w, "d_h": g.dil_h, "d_w": g.dil_w,
+            "pad_h": g.pad_h, "pad_w": g.pad_w}
 
 
 def _refuse(op: Operator, what: str) -> TinyedgeError:
@@ -173,8 +216,8 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
         if in_t.shape[3] % filter_t.shape[3] or out_c % groups:
             raise _refuse(op, "has channels that do not divide into its groups")
         offsets = (input_offset, int(out_t.zero_point[0]), activation_range(op.activation, out_t))
-        _emit_signed_conv(e, op, "conv2d_grouped", weights.reshape(out_c, -1), bias, multipliers, geometry.values(),
-                          offsets, [filter_t.shape[3], out_c // groups])
+        _emit_signed_conv(e, op, "conv2d_grouped", weights.reshape(out_c, -1), bias, multipliers, geometry,
+                          offsets, {"fd": filter_t.shape[3], "fpg": out_c // groups})
         e.macs += out_t.size * k_h * k_w * filter_t.shape[3]
         return
     span = 128 + abs(input_offset)
@@ -187,27 +230,26 @@ def _emit_conv(e: _Emitter, op: Operator, depthwise: bool) -> None:
         k = 128 - input_offset          # the input zero point in offset binary
         _check_accumulator(op, per_channel_weights, bias, span, multipliers, offset_binary=not depthwise)
     act_min, act_max = activation_range(op.activation, out_t)
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *geometry.values(), k, int(out_t.zero_point[0]), act_min, act_max,
-              int(len(multipliers) > 1)]
+    params = {"src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0]), **_window_fields(geometry),
+              "ozp": int(out_t.zero_point[0]), "lo": act_min, "hi": act_max, "pc": int(len(multipliers) > 1)}
     if depthwise and depth_multiplier != 1:
-        params.append(depth_multiplier)
+        kernel = "depthwise_multiplier"
+        params.update(k=k, dm=depth_multiplier)
+    else:
+        kernel = "depthwise_conv2d" if depthwise else "conv2d"
+        params["zpu"] = k
     n = op.index
     w = e.const(f"W{n}", weights.tobytes() if depthwise else offset_binary(weights))
     b = e.const(f"B{n}", i32_bytes(bias))
     q = e.const(f"Q{n}", _requant_table(multipliers))
-    p = e.const(f"P{n}", i32_bytes(params))
-    if depthwise and depth_multiplier != 1:
-        call = f"k.depthwise_multiplier(A, {w}, {b}, {q}, {p})"
-    else:
-        call = f"k.{'depthwise_conv2d' if depthwise else 'conv2d'}(0, 0, A, {w}, {b}, {q}, {p})"
-    e.calls.append(call)
+    e.calls.append(_kernel(e, op, kernel, {"A": "A", "W": w, "B": b, "Q": q}, params))
     taps = k_h * k_w * (1 if depthwise else in_t.shape[3])
     e.macs += out_t.size * taps
 
 
 def _emit_signed_conv(e: _Emitter, op: Operator, kernel: str, weights: np.ndarray, bias: np.ndarray,
-                      multipliers: Sequence[tuple[int, int]], geometry: Sequence[int],
-                      offsets: tuple[int, int, tuple[int, int]], extra: Sequence[int] = ()) -> None:
+                      multipliers: Sequence[tuple[int, int]], geometry: Window,
+                      offsets: tuple[int, int, tuple[int, int]], extra: Mapping[str, int] | None = None) -> None:
     """A convolution kernel that sums (x + input offset) * w over the taps inside the input, with signed
     weights (one row per output channel) and the raw bias: grouped CONV_2D and TRANSPOSE_CONV.
     `offsets`: the input offset, the output zero point and the activation range."""
@@ -215,12 +257,12 @@ def _emit_signed_conv(e: _Emitter, op: Operator, kernel: str, weights: np.ndarra
     input_offset, output_offset, (act_min, act_max) = offsets
     _check_accumulator(op, weights, bias, 128 + abs(input_offset), multipliers)
     src = op.inputs[TRANSPOSE_CONV_INPUT] if op.opcode == "TRANSPOSE_CONV" else op.inputs[0]
-    params = [e.at(src), e.at(op.outputs[0]), *geometry, input_offset, output_offset, act_min, act_max,
-              int(len(multipliers) > 1), *extra]
+    params = {"src": e.at(src), "dst": e.at(op.outputs[0]), **_window_fields(geometry), "ioff": input_offset,
+              "ozp": output_offset, "lo": act_min, "hi": act_max, "pc": int(len(multipliers) > 1), **(extra or {})}
     n = op.index
     w, b = e.const(f"W{n}", np.asarray(weights, dtype=np.int8).tobytes()), e.const(f"B{n}", i32_bytes(bias))
-    q, p = e.const(f"Q{n}", _requant_table(multipliers)), e.const(f"P{n}", i32_bytes(params))
-    e.calls.append(f"k.{kernel}(A, {w}, {b}, {q}, {p})")
+    q = e.const(f"Q{n}", _requant_table(multipliers))
+    e.calls.append(_kernel(e, op, kernel, {"A": "A", "W": w, "B": b, "Q": q}, params))
 
 
 def _emit_transpose_conv(e: _Emitter, op: Operator, data: TransposeConvData) -> None:
@@ -230,7 +272,7 @@ def _emit_transpose_conv(e: _Emitter, op: Operator, data: TransposeConvData) -> 
     has_bias = len(op.inputs) > TRANSPOSE_CONV_BIAS and op.inputs[TRANSPOSE_CONV_BIAS] >= 0
     bias = (np.asarray(e.model.tensors[op.inputs[TRANSPOSE_CONV_BIAS]].data, dtype=np.int64).reshape(-1) if has_bias
             else np.zeros(out_c, dtype=np.int64))
-    _emit_signed_conv(e, op, "transpose_conv", weights, bias, data.multipliers, data.window,
+    _emit_signed_conv(e, op, "transpose_conv", weights, bias, data.multipliers, Window(*data.window),
                       (data.input_offset, data.output_offset, data.activation_range))
     e.macs += in_h * in_w * in_c * k_h * k_w * out_c
 
@@ -259,85 +301,90 @@ def _emit_dense(e: _Emitter, op: Operator, weights: np.ndarray, multipliers: lis
     _check_accumulator(op, weights, bias, 128 + abs(input_offset), multipliers, offset_binary=True)
     k = 128 - input_offset
     act_min, act_max = activation_range(op.activation, out_t)
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), batches, depth, n_out, k, int(out_t.zero_point[0]),
-              act_min, act_max, int(len(multipliers) > 1)]
+    params = {"src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0]), "batches": batches, "depth": depth,
+              "n_out": n_out, "zpu": k, "ozp": int(out_t.zero_point[0]), "lo": act_min, "hi": act_max,
+              "pc": int(len(multipliers) > 1)}
     n = op.index
     w, b = e.const(f"W{n}", offset_binary(weights)), e.const(f"B{n}", i32_bytes(bias))
-    q, p = e.const(f"Q{n}", _requant_table(multipliers)), e.const(f"P{n}", i32_bytes(params))
-    e.calls.append(f"k.fully_connected(0, 0, A, {w}, {b}, {q}, {p})")
+    q = e.const(f"Q{n}", _requant_table(multipliers))
+    e.calls.append(_kernel(e, op, "fully_connected", {"A": "A", "W": w, "B": b, "Q": q}, params))
     e.macs += batches * depth * n_out
 
 
-def _emit_pool(e: _Emitter, op: Operator, data: PoolData) -> None:
-    _require_4d(op, e.model)
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *data.window, 0, *data.activation_range]
-    e.calls.append(f"k.{data.kernel}(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+def _emit_pool(e: _Emitter, op: Operator, kernel: str) -> None:
+    in_t, out_t = _require_4d(op, e.model)
+    o = op.options
+    act_min, act_max = activation_range(op.activation, out_t)
+    geometry = window(in_t, out_t, int(o.filterHeight), int(o.filterWidth), o)
+    params = {"src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0]), **_window_fields(geometry), "ozp": 0,
+              "lo": act_min, "hi": act_max}
+    e.calls.append(_kernel(e, op, kernel, {"A": "A"}, params))
 
 
-def _source(e: _Emitter, op: Operator, index: int) -> tuple[str, int]:
-    """(buffer, byte offset) of an operand: the arena, or a constant's own bytes."""
+def _source(e: _Emitter, op: Operator, index: int, type_name: str = "INT8") -> tuple[str, int]:
+    """(buffer, byte offset) of an operand: the arena, or a constant's own bytes (little-endian)."""
     t = e.model.tensors[index]
     if t.is_constant:
-        return e.const(f"X{op.index}_{index}", np.asarray(t.data, dtype=np.int8).tobytes()), 0
-    return "A", e.at(index)
+        return e.const(f"X{op.index}_{index}", np.asarray(t.data).astype(ELEMENT_DTYPES[type_name]).tobytes()), 0
+    return "A", e.at(index, type_name)
 
 
-def _binary_operands(e: _Emitter, op: Operator) -> tuple[list[tuple[str, int]], list[int]]:
-    """ADD's and MUL's operands and their broadcast walk padded to 4 dims: sizes, then each operand's strides."""
+def _binary_operands(e: _Emitter, op: Operator, type_name: str = "INT8") -> tuple[dict[str, str], dict[str, int]]:
+    """A binary elementwise op's operand buffers (X, Y) and its broadcast walk padded to 4 dims (the
+    kernels' xa, ya, dst, sizes n0..n3 and each operand's strides xs0..xs3, ys0..ys3, in bytes)."""
     tensors = [e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])]
-    if any(t.type_name != "INT8" for t in tensors):
-        raise _refuse(op, "is not int8")
+    if any(t.type_name != type_name for t in tensors):
+        raise _refuse(op, f"is not {type_name.lower()} throughout")
+    size = ELEMENT_BYTES[type_name]
     geometry = broadcast_geometry(*(t.shape for t in tensors))
     ndim = geometry[0]
     if ndim > 4:
         raise _refuse(op, "broadcasts over more than 4 dimensions")
     pad = 4 - ndim
-    walk = ([1] * pad + geometry[1:1 + ndim] + [0] * pad + geometry[1 + ndim:1 + 2 * ndim]
-            + [0] * pad + geometry[1 + 2 * ndim:1 + 3 * ndim])
-    return [_source(e, op, op.inputs[0]), _source(e, op, op.inputs[1])], walk
+    sizes, x_strides, y_strides = ([fill] * pad + geometry[1 + k * ndim:1 + (k + 1) * ndim]
+                                   for k, fill in enumerate((1, 0, 0)))
+    (x, xa), (y, ya) = (_source(e, op, op.inputs[k], type_name) for k in (0, 1))
+    walk = {"xa": xa, "ya": ya, "dst": e.at(op.outputs[0], type_name), **_numbered("n", sizes),
+            **_numbered("xs", [size * v for v in x_strides]), **_numbered("ys", [size * v for v in y_strides])}
+    return {"A": "A", "X": x, "Y": y}, walk
 
 
-def _split(multiplier: int) -> list[int]:
-    """A Q31 multiplier as the kernels' (high, low) 16-bit halves."""
-    return [multiplier >> 16, multiplier & 0xFFFF]
-
-
-def _emit_add(e: _Emitter, op: Operator, kernel: str, rescaling: Sequence[int]) -> None:
-    """ADD, or SUB (kernel "sub"), with its prepared rescalings (te_add_params_t's fields)."""
-    sources, walk = _binary_operands(e, op)
-    (a_off, a_mult, a_shift, b_off, b_mult, b_shift, left, o_mult, o_shift, o_zp, act_min, act_max) = rescaling
-    params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk,
-              a_off, *_split(a_mult), a_shift, b_off, *_split(b_mult), b_shift, left,
-              *_split(o_mult), o_shift, o_zp, act_min, act_max]
-    p = e.const(f"P{op.index}", i32_bytes(params))
-    e.calls.append(f"k.{kernel}(A, {sources[0][0]}, {sources[1][0]}, {p})")
+def _emit_add(e: _Emitter, op: Operator, kernel: str = "add", rescaling: Sequence[int] = (),
+              type_name: str = "INT8") -> None:
+    """ADD, or SUB (kernel "sub") with its prepared rescalings (te_add_params_t's fields); int16: add16, sub16."""
+    buffers, walk = _binary_operands(e, op, type_name)
+    (a_off, a_mult, a_shift, b_off, b_mult, b_shift, left, o_mult, o_shift, o_zp, act_min, act_max) = rescaling or \
+        add_parameters(*(e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])), op.activation)
+    _check_shifted(op, HALF_RANGE[type_name] + max(abs(a_off), abs(b_off)), left)
+    params = {**walk, "aoff": a_off, **_halves("am", a_mult), "ash": a_shift, "boff": b_off, **_halves("bm", b_mult),
+              "bsh": b_shift, "lsh": left, **_halves("om", o_mult), "osh": o_shift, "ozp": o_zp, "lo": act_min,
+              "hi": act_max}
+    e.calls.append(_kernel(e, op, kernel, buffers, params))
 
 
 def _emit_prelu(e: _Emitter, op: Operator, rescaling: Sequence[int]) -> None:
-    sources, walk = _binary_operands(e, op)
+    buffers, walk = _binary_operands(e, op)
     a_off, b_off, o_zp, m1, s1, m2, s2 = rescaling
     _check_shifted(op, 128 + abs(a_off), s1)
     _check_shifted(op, (128 + abs(a_off)) * (128 + abs(b_off)), s2)
-    params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk, a_off, b_off, o_zp, *_split(m1), s1,
-              *_split(m2), s2]
-    e.calls.append(f"k.prelu(A, {sources[0][0]}, {sources[1][0]}, {e.const(f'P{op.index}', i32_bytes(params))})")
+    params = {**walk, "aoff": a_off, "boff": b_off, "ozp": o_zp, **_halves("m1", m1), "s1": s1, **_halves("m2", m2),
+              "s2": s2}
+    e.calls.append(_kernel(e, op, "prelu", buffers, params))
 
 
 def _emit_prepared(e: _Emitter, op: Operator) -> None:
     """An op module's OpData (tinyedge.ops.opdata), as viper calls."""
     data = PREPARED[op.opcode].prepare(e.model, op)
-    emit = PREPARED_EMITTERS.get(type(data))
-    if emit is not None:
-        emit(e, op, data)
-    elif isinstance(data, LutData):
+    if isinstance(data, LutData):
         _emit_table(e, op, list(data.table))
     elif isinstance(data, PadData):
-        params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *data.in_dims, *data.out_dims, *data.before, data.value]
-        e.calls.append(f"k.pad(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+        params = {"src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0]), **_numbered("i", data.in_dims),
+                  **_numbered("o", data.out_dims), **_numbered("b", data.before), "value": data.value}
+        e.calls.append(_kernel(e, op, "pad", {"A": "A"}, params))
     elif isinstance(data, RowGatherData):
         rows = e.const(f"R{op.index}", i32_bytes(data.rows))
-        params = [e.at(op.inputs[0]), e.at(op.outputs[0]), len(data.rows), data.row_bytes]
-        e.calls.append(f"k.gather_rows(A, {rows}, {e.const(f'P{op.index}', i32_bytes(params))})")
+        params = {"src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0]), "count": len(data.rows), "row": data.row_bytes}
+        e.calls.append(_kernel(e, op, "gather_rows", {"A": "A", "R": rows}, params))
     elif isinstance(data, TransposeConvData):
         _emit_transpose_conv(e, op, data)
     elif isinstance(data, BlockCopyData):
@@ -349,18 +396,21 @@ def _emit_prepared(e: _Emitter, op: Operator) -> None:
     elif isinstance(data, BatchMatMulData):
         _emit_batch_matmul(e, op, data)
     elif isinstance(data, GatherData):
-        params = [e.at(op.inputs[0]) + data.in_offset, e.at(op.outputs[0]), *data.out_dims, *data.in_strides]
-        e.calls.append(f"k.transpose(A, {e.const(f'P{op.index}', i32_bytes(params))})")
-    elif data.kernel in ("add_s8", "sub_s8"):
-        _emit_add(e, op, data.kernel[:3], data.params)
-    elif data.kernel == "mul_s8":
-        _emit_mul(e, op, data)
+        params = {"src": e.at(op.inputs[0]) + data.in_offset, "dst": e.at(op.outputs[0]),
+                  **_numbered("o", data.out_dims), **_numbered("s", data.in_strides)}
+        e.calls.append(_kernel(e, op, "transpose", {"A": "A"}, params))
+    elif data.kernel == "sub_s8":
+        _emit_add(e, op, "sub", data.params)
     elif data.kernel == "prelu_s8":
         _emit_prelu(e, op, data.params)
     else:
-        sources, walk = _binary_operands(e, op)
-        params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk, data.flag]
-        e.calls.append(f"k.maxmin(A, {sources[0][0]}, {sources[1][0]}, {e.const(f'P{op.index}', i32_bytes(params))})")
+        buffers, walk = _binary_operands(e, op)
+        e.calls.append(_kernel(e, op, "maxmin", buffers, {**walk, "mx": data.flag}))
+
+
+def _numbered(prefix: str, values: Sequence[int]) -> dict[str, int]:
+    """values as the kernel fields prefix0, prefix1, ..."""
+    return {f"{prefix}{i}": v for i, v in enumerate(values)}
 
 
 def _emit_block_copies(e: _Emitter, op: Operator, data: BlockCopyData) -> None:
@@ -386,7 +436,7 @@ def _emit_batch_matmul(e: _Emitter, op: Operator, data: BatchMatMulData) -> None
     _check_shifted(op, depth * (128 + abs(lhs_offset)) * (128 + abs(rhs_offset)), shift)
     (lhs, lhs_at), (rhs, rhs_at) = _source(e, op, op.inputs[0]), _source(e, op, op.inputs[1])
     params = [lhs_at, rhs_at, dst, batches, rows, cols, depth, *strides, lhs_offset, rhs_offset,
-              out_offset, *_split(multiplier), shift]
+              out_offset, multiplier >> 16, multiplier & 0xFFFF, shift]   # the Q31 multiplier in 16-bit halves
     offsets = e.const(f"O{op.index}", i32_bytes(data.offsets))
     e.calls.append(f"k.batch_matmul(A, {lhs}, {rhs}, {offsets}, {e.const(f'P{op.index}', i32_bytes(params))})")
     e.macs += batches * rows * cols * depth
@@ -398,43 +448,68 @@ def _check_shifted(op: Operator, magnitude: int, shift: int) -> None:
         raise _refuse(op, f"could reach {magnitude << max(shift, 0):,} before its rescaling, beyond int32")
 
 
-def _emit_mul(e: _Emitter, op: Operator, data: BroadcastData) -> None:
-    sources, walk = _binary_operands(e, op)
-    a_off, b_off, multiplier, shift, o_zp, act_min, act_max = data.params
-    _check_shifted(op, (128 + abs(a_off)) * (128 + abs(b_off)), shift)
-    params = [sources[0][1], sources[1][1], e.at(op.outputs[0]), *walk, a_off, b_off, *_split(multiplier), shift,
-              o_zp, act_min, act_max]
-    e.calls.append(f"k.mul(A, {sources[0][0]}, {sources[1][0]}, {e.const(f'P{op.index}', i32_bytes(params))})")
+def _emit_mul(e: _Emitter, op: Operator, type_name: str = "INT8") -> None:
+    buffers, walk = _binary_operands(e, op, type_name)
+    a_off, b_off, multiplier, shift, o_zp, act_min, act_max = mul_parameters(
+        *(e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])), op.activation,
+        LIMITS[type_name])
+    half = HALF_RANGE[type_name]
+    _check_shifted(op, (half + abs(a_off)) * (half + abs(b_off)), shift)
+    params = {**walk, "aoff": a_off, "boff": b_off, **_halves("m", multiplier), "sh": shift, "ozp": o_zp,
+              "lo": act_min, "hi": act_max}
+    e.calls.append(_kernel(e, op, "mul" if type_name == "INT8" else "mul16", buffers, params))
 
 
-def _emit_concatenation(e: _Emitter, op: Operator, data: ConcatData) -> None:
-    """One block copy per input, as the AOT's te_copy_blocks (int8: bytes are elements)."""
-    dst, column, calls = e.at(op.outputs[0]), 0, []
-    for index, block in zip(op.inputs, data.block_bytes):
-        buffer, offset = _source(e, op, index)
-        p = e.const(f"P{op.index}_{index}", i32_bytes([dst + column, offset, data.outer, block, data.row_bytes]))
-        calls.append(f"k.copy_blocks(A, {buffer}, {p})")
+def _emit_concatenation(e: _Emitter, op: Operator, type_name: str = "INT8") -> None:
+    """One block copy per input, as the AOT's te_copy_blocks (int16: blocks of twice the bytes)."""
+    out_t = e.model.tensors[op.outputs[0]]
+    if op.activation != "NONE":
+        raise _refuse(op, "has a fused activation")
+    axis = int(op.options.axis) % len(out_t.shape)
+    size = ELEMENT_BYTES[type_name]
+    outer, row = math.prod(out_t.shape[:axis]), size * math.prod(out_t.shape[axis:])
+    dst, column, calls = e.at(op.outputs[0], type_name), 0, []
+    for index in op.inputs:
+        block = size * math.prod(e.model.tensors[index].shape[axis:])
+        buffer, offset = _source(e, op, index, type_name)
+        params = {"dst": dst + column, "src": offset, "outer": outer, "block": block, "stride": row}
+        calls.append(_kernel(e, op, "copy_blocks", {"A": "A", "X": buffer}, params, f"P{op.index}_{index}"))
         column += block
     e.calls.append("; ".join(calls))
 
 
-def _emit_mean(e: _Emitter, op: Operator, data: MeanData) -> None:
-    if len(data.kept_sizes) > 3 or len(data.reduced_sizes) > 3:
+def _emit_mean(e: _Emitter, op: Operator) -> None:
+    inp, out, axes = (e.model.tensors[i] for i in (op.inputs[0], op.outputs[0], op.inputs[1]))
+    if axes.data is None:
+        raise _refuse(op, "takes its axes at run time")
+    geometry = mean_geometry(inp.shape, [int(a) for a in np.asarray(axes.data).reshape(-1)])
+    if len(geometry.kept_sizes) > 3 or len(geometry.reduced_sizes) > 3:
         raise _refuse(op, "keeps or reduces more than 3 separate dimensions")
-    _check_shifted(op, 256 * data.count, data.shift)
-    kept, reduced = 3 - len(data.kept_sizes), 3 - len(data.reduced_sizes)
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), *[1] * kept, *data.kept_sizes, *[0] * kept,
-              *data.kept_strides, *[1] * reduced, *data.reduced_sizes, *[0] * reduced, *data.reduced_strides,
-              data.input_zero_point * data.count, *_split(data.multiplier), data.shift, data.output_zero_point]
-    e.calls.append(f"k.mean(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+    multiplier, shift = mean_multiplier(float(np.float32(inp.scale[0])), float(np.float32(out.scale[0])), geometry.count)
+    _check_shifted(op, 256 * geometry.count, shift)
+    kept, reduced = 3 - len(geometry.kept_sizes), 3 - len(geometry.reduced_sizes)
+    params = {"src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0]),
+              **_numbered("k", [1] * kept + geometry.kept_sizes), **_numbered("ks", [0] * kept + geometry.kept_strides),
+              **_numbered("r", [1] * reduced + geometry.reduced_sizes),
+              **_numbered("rs", [0] * reduced + geometry.reduced_strides),
+              "izc": int(inp.zero_point[0]) * geometry.count, **_halves("m", multiplier), "sh": shift,
+              "ozp": int(out.zero_point[0])}
+    e.calls.append(_kernel(e, op, "mean", {"A": "A"}, params))
 
 
-def _emit_quantize(e: _Emitter, op: Operator, data: RequantizeData) -> None:
-    """QUANTIZE int8 -> int8 (a requantization); other types never reach here (`at` refuses them)."""
+def _emit_quantize(e: _Emitter, op: Operator) -> None:
+    """QUANTIZE int8 -> int8 (a requantization), or between int8 and int16 (requantize_int); other types
+    never reach here (`at` refuses them)."""
+    inp, out = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    if (inp.type_name, out.type_name) != ("INT8", "INT8"):
+        _emit_requantize_int(e, op)
+        return
     src, dst = e.at(op.inputs[0]), e.at(op.outputs[0])
-    _check_shifted(op, 256, data.shift)
-    params = [src, dst, data.count, data.input_zero_point, *_split(data.multiplier), data.shift, data.output_zero_point]
-    e.calls.append(f"k.requantize(A, {e.const(f'P{op.index}', i32_bytes(params))})")
+    multiplier, shift = quantize_multiplier(float(np.float32(inp.scale[0])) / float(np.float32(out.scale[0])))
+    _check_shifted(op, 256, shift)
+    params = {"src": src, "dst": dst, "n": inp.size, "izp": int(inp.zero_point[0]), **_halves("m", multiplier),
+              "sh": shift, "ozp": int(out.zero_point[0])}
+    e.calls.append(_kernel(e, op, "requantize", {"A": "A"}, params))
 
 
 def softmax_exp_table(multiplier: int, left_shift: int, diff_min: int) -> list[int]:
@@ -450,76 +525,108 @@ def softmax_exp_table(multiplier: int, left_shift: int, diff_min: int) -> list[i
     return table
 
 
-def _emit_softmax(e: _Emitter, op: Operator, data: SoftmaxData) -> None:
-    if data.output_type != "int8":
+def _emit_softmax(e: _Emitter, op: Operator) -> None:
+    inp, out = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    wide = out.type_name == INT16
+    if wide and (zero_point(out) != -32768 or abs(float(np.float32(out.scale[0])) - 1 / 65536) > 0.001 / 65536):
+        raise _refuse(op, "has an int16 output not quantized with scale 1/65536 and zero point -32768")
+    if not wide and (int(out.zero_point[0]) != -128 or np.float32(out.scale[0]) != np.float32(1.0 / 256)):
         raise _refuse(op, "has an output not quantized with scale 1/256 and zero point -128")
-    if data.depth > SOFTMAX_MAX_DEPTH:
-        raise _refuse(op, f"has {data.depth} classes (more than {SOFTMAX_MAX_DEPTH})")
-    table = softmax_exp_table(data.multiplier, data.left_shift, data.diff_min)
-    t = e.const(f"E{op.index}", i32_bytes(table))
-    e.calls.append(f"k.softmax(A, {t}, {data.outer}, {e.at(op.inputs[0])}, {e.at(op.outputs[0])}, {data.depth})")
+    depth = inp.shape[-1]
+    if depth > SOFTMAX_MAX_DEPTH:
+        raise _refuse(op, f"has {depth} classes (more than {SOFTMAX_MAX_DEPTH})")
+    beta = float(getattr(op.options, "beta", 1.0))
+    table = softmax_exp_table(*softmax_parameters(beta, float(np.float32(inp.scale[0]))))
+    args = {"A": "A", "E": e.const(f"E{op.index}", i32_bytes(table)), "outer": inp.size // depth,
+            "src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0], out.type_name), "depth": depth}
+    e.calls.append(_kernel(e, op, "softmax16" if wide else "softmax", {name: str(v) for name, v in args.items()}))
 
 
 def _emit_table(e: _Emitter, op: Operator, table: list[int]) -> None:
     t = e.const(f"T{op.index}", bytes(v & 0xFF for v in table))
-    params = [e.at(op.inputs[0]), e.at(op.outputs[0]), e.model.tensors[op.inputs[0]].size]
-    e.calls.append(f"k.lut(A, {t}, {e.const(f'P{op.index}', i32_bytes(params))})")
+    params = {"src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0]), "n": e.model.tensors[op.inputs[0]].size}
+    e.calls.append(_kernel(e, op, "lut", {"A": "A", "T": t}, params))
 
 
 def _emit(e: _Emitter, op: Operator) -> None:
+    model = e.model
     code = op.opcode
-    if code in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+    if _runs_int16(model, op):
+        _emit_int16(e, op)
+    elif code in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         _emit_conv(e, op, depthwise=code == "DEPTHWISE_CONV_2D")
     elif code == "FULLY_CONNECTED":
         _emit_fully_connected(e, op)
-    elif code in PREPARED:
+    elif code in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+        _emit_pool(e, op, "average_pool" if code == "AVERAGE_POOL_2D" else "max_pool")
+    elif code in SIMPLE_EMITTERS:
+        SIMPLE_EMITTERS[code](e, op)
+    elif code == "SOFTMAX":
+        _emit_softmax(e, op)
+    elif code in ("LOGISTIC", "TANH"):
+        inp, out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
+        if code == "LOGISTIC" and int(out.zero_point[0]) != -128:
+            raise _refuse(op, "has an output zero point other than -128")
+        make = logistic_table if code == "LOGISTIC" else tanh_table
+        _emit_table(e, op, make(float(np.float32(inp.scale[0])), int(inp.zero_point[0])))
+    elif code in ("RESHAPE", "SQUEEZE"):   # shares its input's bytes; a constant input is refused there
+        e.at(op.inputs[0], INT16 if model.tensors[op.inputs[0]].type_name == INT16 else "INT8")
+    elif code in PREPARED:   # the op modules viper has no emitter of its own for
         _emit_prepared(e, op)
     if code not in ("RESHAPE", "SQUEEZE"):
         e.calls[-1] += f"  # {op.index}: {code}"
 
 
-def _emit_alias(e: _Emitter, op: Operator, data: AliasData) -> None:
-    """RESHAPE/SQUEEZE share their input's bytes; a constant input is refused there."""
-    e.at(op.inputs[0])
-
-
-def _emit_svdf(e: _Emitter, op: Operator, data: SvdfData) -> None:
-    """SVDF from the AOT's OpData (tinyedge.ops.svdf), its state a variable tensor in the arena."""
+def _emit_svdf(e: _Emitter, op: Operator) -> None:
+    """SVDF with the AOT's multipliers (tinyedge.aot.recurrent), its state a variable tensor in the arena."""
     tensors = [e.model.tensors[i] if i >= 0 else None for i in list(op.inputs) + [-1] * 5]
     inp, weights_feature, weights_time, bias, state = tensors[:5]
     out = e.model.tensors[op.outputs[0]]
     if inp is None or weights_feature is None or weights_time is None or state is None or not state.is_variable:
         raise _refuse(op, "lacks one of its input, weights or variable state tensors")
-    if any(t.type_name != "INT8" for t in (inp, weights_feature, weights_time, state, out)):
-        raise _refuse(op, "is not int8 throughout (the int16-state variant has no viper kernel yet)")
+    kinds = tuple(t.type_name for t in (inp, weights_feature, weights_time, state, out))
+    if kinds not in (("INT8",) * 5, SVDF_INT16_STATE):
+        raise _refuse(op, "is neither int8 throughout nor int8 with int16 time weights and state")
     if len(inp.shape) != 2 or inp.shape[0] != 1:
         raise _refuse(op, "has an input other than one batch [1, n]")
-    n_input, n_filter, n_memory, rank, in_zp, state_zp, out_zp, m1, s1, m2, s2 = data.params
+    rank = int(getattr(op.options, "rank", 1))
+    n_filter, n_input = weights_feature.shape
+    n_memory = weights_time.shape[1]
+    (m1, s1), (m2, s2) = svdf_multipliers(inp, weights_feature, weights_time, state, out)
     feature = np.asarray(weights_feature.data, dtype=np.int64)
     time = np.asarray(weights_time.data, dtype=np.int64).reshape(n_filter, -1)
     biases = (np.asarray(bias.data, dtype=np.int64).reshape(-1) if bias is not None
               else np.zeros(n_filter // rank, dtype=np.int64))
     _check_shifted(op, int(np.abs(feature).sum(axis=1).max()) * 255, s1)
-    unit_time = np.abs(time).sum(axis=1).reshape(-1, rank).sum(axis=1) * 255
-    _check_shifted(op, int((np.abs(biases) + unit_time).max()), s2)
-    params = [e.at(op.inputs[SVDF_INPUT]), e.offsets[op.inputs[SVDF_STATE]], e.at(op.outputs[0]), n_input, n_filter,
-              n_memory, rank, in_zp, state_zp, out_zp, *_split(m1), s1, *_split(m2), s2]
+    wide = kinds == SVDF_INT16_STATE
+    if wide:
+        # te_svdf_s16 sums in wrapping int32, as the kernel does: each product must fit, and no left shift
+        _check_shifted(op, int(np.abs(time).max(initial=0)) * (32768 + abs(zero_point(state))), 0)
+        if s2 > 0:
+            raise _refuse(op, "rescales its wrapping int32 sum up (a positive shift)")
+    else:
+        unit_time = np.abs(time).sum(axis=1).reshape(-1, rank).sum(axis=1) * 255
+        _check_shifted(op, int((np.abs(biases) + unit_time).max()), s2)
+    params = {"src": e.at(op.inputs[SVDF_INPUT]), "state": e.offsets[op.inputs[SVDF_STATE]], "dst": e.at(op.outputs[0]),
+              "n_input": n_input, "n_filter": n_filter, "n_memory": n_memory, "rank": rank, "izp": zero_point(inp),
+              "szp": zero_point(state), "ozp": zero_point(out), **_halves("m1", m1), "s1": s1, **_halves("m2", m2),
+              "s2": s2}
     n = op.index
     wf = e.const(f"W{n}", feature.astype(np.int8).tobytes())
-    wt = e.const(f"T{n}", time.astype(np.int8).tobytes())
-    b, p = e.const(f"B{n}", i32_bytes(biases)), e.const(f"P{n}", i32_bytes(params))
-    e.calls.append(f"k.svdf(A, {wf}, {wt}, {b}, {p})")
+    wt = e.const(f"T{n}", time.astype("<i2" if wide else np.int8).tobytes())
+    b = e.const(f"B{n}", i32_bytes(biases))
+    e.calls.append(_kernel(e, op, "svdf_s16" if wide else "svdf", {"A": "A", "WF": wf, "WT": wt, "B": b}, params))
     e.macs += n_filter * (n_input + n_memory)
 
 
-def _emit_lstm(e: _Emitter, op: Operator, data: LstmData) -> None:
-    """UNIDIRECTIONAL_SEQUENCE_LSTM from the AOT's OpData (tinyedge.ops.lstm): its parameters, folded gate
-    biases and TFLM's sigmoid table; hidden and cell states are variable tensors in the arena."""
-    e.at(op.inputs[LSTM_INPUT])   # the 16x8 variant: int16, which viper does not compute
-    params = data.params
+def _emit_lstm(e: _Emitter, op: Operator) -> None:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM as the AOT lowers it (tinyedge.aot.recurrent, whose checks compile_model
+    has already applied): its parameters, folded gate biases and TFLM's sigmoid table; hidden and cell
+    states are variable tensors in the arena."""
+    params = lstm_parameters(e.model, op)
     steps, n_input, n_state = params[:3]
     gates, (fm, fs, im, is_, om, os_, hzp, clip, tanh_m, tanh_s, sigmoid) = params[5:21], params[21:]
-    biases = [np.asarray(b, dtype=np.int64) for b in data.biases]
+    biases = folded_gate_biases(e.model, op)
     weights = [np.asarray(e.model.tensors[op.inputs[i]].data, dtype=np.int64)
                for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS]
     for g in range(4):
@@ -529,30 +636,221 @@ def _emit_lstm(e: _Emitter, op: Operator, data: LstmData) -> None:
     for shift in (fs, is_, os_):
         _check_shifted(op, 1 << 30, shift)
     _check_shifted(op, 32768 * tanh_m + (1 << max(tanh_s - 1, 0)), 0)
-    split_gates = [v for g in range(4) for m, s in (gates[4 * g:4 * g + 2], gates[4 * g + 2:4 * g + 4])
-                   for v in (*_split(m), s)]
-    p_values = [e.at(op.inputs[LSTM_INPUT]), e.offsets[op.inputs[LSTM_HIDDEN]], e.offsets[op.inputs[LSTM_CELL]],
-                e.at(op.outputs[0]), steps, n_input, n_state, *split_gates, *_split(fm), fs, *_split(im), is_,
-                *_split(om), os_, hzp, clip, tanh_m, tanh_s, sigmoid]
+    gate_fields = {}
+    for g in range(4):
+        for kind, (m, s) in (("x", gates[4 * g:4 * g + 2]), ("r", gates[4 * g + 2:4 * g + 4])):
+            gate_fields.update({**_halves(f"{kind}{g}", m), f"{kind}{g}s": s})
+    params = {"src": e.at(op.inputs[LSTM_INPUT]), "hid": e.offsets[op.inputs[LSTM_HIDDEN]],
+              "cell": e.offsets[op.inputs[LSTM_CELL]], "dst": e.at(op.outputs[0]), "steps": steps, "n_input": n_input,
+              "n_state": n_state, **gate_fields, **_halves("fm", fm), "fsh": fs, **_halves("im", im), "ish": is_,
+              **_halves("om", om), "osh": os_, "hzp": hzp, "clip": clip, "tm": tanh_m, "ts": tanh_s, "sig": sigmoid}
     n = op.index
     w = e.const(f"W{n}", b"".join(rows.astype(np.int8).tobytes() for rows in weights))
     g_table = e.const(f"G{n}", i32_bytes(np.concatenate(biases)))
-    lut = e.const(f"L{n}", struct.pack(f"<{len(data.sigmoid)}H", *data.sigmoid))
-    e.calls.append(f"k.lstm(A, {w}, {g_table}, {lut}, {e.const(f'P{n}', i32_bytes(p_values))})")
+    lut = e.const(f"L{n}", struct.pack(f"<{len(sigmoid_table())}H", *sigmoid_table()))
+    e.calls.append(_kernel(e, op, "lstm", {"A": "A", "W": w, "G": g_table, "L": lut}, params))
     e.macs += steps * 4 * n_state * (n_input + n_state)
 
 
-def _refuse_int16(e: _Emitter, op: Operator, data: SigmoidTableData | Softmax16Data) -> None:
-    """An int16 variant: the viper runtime computes int8 only (`at` says so)."""
-    e.at(op.inputs[0])
-    raise _refuse(op, "is int16")
+# ---------------------------------------------------------------------------------------------
+# int16 activations (TFLite's 16x8): the op's activation input is int16 (tinyedge.aot.int16's rule)
+
+def _runs_int16(model: TfliteModel, op: Operator) -> bool:
+    """The op runs its int16 variant (QUANTIZE, RESHAPE and SQUEEZE handle int16 themselves)."""
+    return (op.opcode not in ("QUANTIZE", "RESHAPE", "SQUEEZE")
+            and model.tensors[activation_input(op)].type_name == INT16)
 
 
-# The OpData kinds of one op each, and their viper rendering (the other kinds: _emit_prepared).
-PREPARED_EMITTERS = {PoolData: _emit_pool, ConcatData: _emit_concatenation, AliasData: _emit_alias,
-                     MeanData: _emit_mean, SoftmaxData: _emit_softmax, RequantizeData: _emit_quantize,
-                     SvdfData: _emit_svdf, LstmData: _emit_lstm, SigmoidTableData: _refuse_int16,
-                     Softmax16Data: _refuse_int16}
+def _require_symmetric(op: Operator, tensors: Sequence[Tensor]) -> None:
+    """TFLM's 16x8 kernels assume int16 zero points of 0."""
+    if any(t.type_name == INT16 and zero_point(t) != 0 for t in tensors):
+        raise _refuse(op, "has an int16 tensor with a non-zero zero point")
+
+
+def _bias_16x8(e: _Emitter, op: Operator, channels: int, int32_allowed: bool) -> tuple[np.ndarray, bool]:
+    """The op's bias per channel and whether TFLM takes its int64 path (`wide`): int64 biases (TRANSPOSE_CONV's
+    int16 ones widened) and none; an int32 bias (CONV_2D only) runs the int32 path."""
+    position = TRANSPOSE_CONV_BIAS if op.opcode == "TRANSPOSE_CONV" else 2
+    if not (len(op.inputs) > position and op.inputs[position] >= 0):
+        return np.zeros(channels, dtype=np.int64), True
+    bias_t = e.model.tensors[op.inputs[position]]
+    allowed = ("INT64", "INT32" if int32_allowed else "INT16" if op.opcode == "TRANSPOSE_CONV" else "INT64")
+    if bias_t.data is None or bias_t.type_name not in allowed:
+        raise _refuse(op, f"has a {bias_t.type_name.lower()} bias")
+    return np.asarray(bias_t.data, dtype=np.int64).reshape(-1), bias_t.type_name != "INT32"
+
+
+def _requant_16x8(op: Operator, rows: np.ndarray, bias: np.ndarray, multipliers: list[tuple[int, int]],
+                  wide: bool) -> bytes:
+    """The Q table of a 16x8 kernel, per channel (reduced, ts, 0) for TFLM's int64 path or (mh, ml, shift),
+    after proving the accumulator (and the int64 path's rescaled value) stays inside int32."""
+    bounds = accumulator_bounds(rows, bias, 32768, [(m, 0 if wide else s) for m, s in multipliers])
+    worst = int(bounds.max(initial=0))
+    if worst >= INT32_LIMIT:
+        raise _refuse(op, f"could accumulate {worst:,}, beyond int32")
+    if not wide:
+        return _requant_table(multipliers)
+    values = []
+    for multiplier, shift in multipliers:
+        reduced = (multiplier + (1 << 15)) >> 16 if multiplier < 0x7FFF0000 else 0x7FFF
+        total_shift = 15 - shift
+        if not 1 <= total_shift <= 46 or (total_shift <= 15 and worst * reduced >= 1 << (30 + total_shift)):
+            raise _refuse(op, "rescales beyond what its int32 arithmetic can hold")
+        values += [reduced, total_shift, 0]
+    return i32_bytes(values)
+
+
+def _emit_mac_16x8(e: _Emitter, op: Operator, kernel: str, rows: np.ndarray, multipliers: list[tuple[int, int]],
+                   fields: Mapping[str, int], int32_bias: bool = False) -> None:
+    """A 16x8 multiply-accumulate kernel: int8 weights W (as stored), bias B as int32, Q, P."""
+    out_t = e.model.tensors[op.outputs[0]]
+    bias, wide = _bias_16x8(e, op, rows.shape[0], int32_bias)
+    q_table = _requant_16x8(op, rows, bias, multipliers, wide)
+    act_min, act_max = activation_range(op.activation, out_t, INT16_LIMITS)
+    params = {"src": e.at(activation_input(op), INT16), "dst": e.at(op.outputs[0], INT16), **fields, "ozp": 0,
+              "lo": act_min, "hi": act_max, "pc": int(len(multipliers) > 1), "wide": int(wide)}
+    n = op.index
+    w = e.const(f"W{n}", np.asarray(e.model.tensors[op.inputs[1]].data, dtype=np.int8).tobytes())
+    b, q = e.const(f"B{n}", i32_bytes(bias)), e.const(f"Q{n}", q_table)
+    e.calls.append(_kernel(e, op, kernel, {"A": "A", "W": w, "B": b, "Q": q}, params))
+
+
+def _emit_conv_16x8(e: _Emitter, op: Operator) -> None:
+    """CONV_2D (grouped too) and DEPTHWISE_CONV_2D with int16 activations and int8 weights."""
+    in_t, out_t = _require_4d(op, e.model)
+    filter_t = e.model.tensors[op.inputs[1]]
+    _require_symmetric(op, (in_t, out_t))
+    if filter_t.type_name != "INT8" or filter_t.data is None:
+        raise _refuse(op, "has weights that are not constant int8")
+    o, out_c = op.options, out_t.shape[3]
+    k_h, k_w = filter_t.shape[1], filter_t.shape[2]
+    geometry = window(in_t, out_t, k_h, k_w, o, int(o.dilationHFactor), int(o.dilationWFactor))
+    weights = np.asarray(filter_t.data, dtype=np.int8)
+    multipliers = per_channel_multipliers(in_t, filter_t, out_t, out_c)
+    if op.opcode == "DEPTHWISE_CONV_2D":
+        fields = {**_window_fields(geometry), "dm": out_c // in_t.shape[3]}
+        _emit_mac_16x8(e, op, "depthwise_conv2d_s16", weights.reshape(-1, out_c).T, multipliers, fields)
+        e.macs += out_t.size * k_h * k_w
+        return
+    depth = filter_t.shape[3]
+    groups = in_t.shape[3] // depth
+    if in_t.shape[3] % depth or out_c % groups:
+        raise _refuse(op, "has channels that do not divide into its groups")
+    fields = {**_window_fields(geometry), "fd": depth, "fpg": out_c // groups}
+    _emit_mac_16x8(e, op, "conv2d_s16", weights.reshape(out_c, -1), multipliers, fields, int32_bias=True)
+    e.macs += out_t.size * k_h * k_w * depth
+
+
+def _emit_transpose_conv_16x8(e: _Emitter, op: Operator) -> None:
+    """TRANSPOSE_CONV 16x8 from the op module's geometry and multipliers (as the AOT's int16 lowering)."""
+    _require_symmetric(op, [e.model.tensors[i] for i in (op.inputs[TRANSPOSE_CONV_INPUT], op.outputs[0])])
+    data = transpose_conv.prepare_geometry(e.model, op)
+    geometry = Window(*data.window)
+    weights = np.asarray(e.model.tensors[op.inputs[TRANSPOSE_CONV_WEIGHTS]].data, dtype=np.int8)
+    _emit_mac_16x8(e, op, "transpose_conv_s16", weights.reshape(geometry.out_c, -1), list(data.multipliers),
+                   _window_fields(geometry))
+    e.macs += geometry.in_h * geometry.in_w * geometry.in_c * geometry.k_h * geometry.k_w * geometry.out_c
+
+
+def _emit_fully_connected_16x8(e: _Emitter, op: Operator) -> None:
+    in_t, out_t = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    filter_t = e.model.tensors[op.inputs[1]]
+    _require_symmetric(op, (in_t, out_t))
+    if filter_t.type_name != "INT8" or len(filter_t.shape) != 2 or filter_t.data is None:
+        raise _refuse(op, "has no constant 2-D int8 weights")
+    n_out, depth = filter_t.shape
+    fields = {"batches": in_t.size // depth, "depth": depth, "n_out": n_out}
+    _emit_mac_16x8(e, op, "fully_connected_s16", np.asarray(filter_t.data, dtype=np.int8),
+                   fc_multipliers(in_t, filter_t, out_t), fields)
+    e.macs += in_t.size * n_out
+
+
+def _emit_pool_16x8(e: _Emitter, op: Operator) -> None:
+    in_t, out_t = _require_4d(op, e.model)
+    _require_symmetric(op, (in_t, out_t))
+    o = op.options
+    act_min, act_max = activation_range(op.activation, out_t, INT16_LIMITS)
+    geometry = window(in_t, out_t, int(o.filterHeight), int(o.filterWidth), o)
+    params = {"src": e.at(op.inputs[0], INT16), "dst": e.at(op.outputs[0], INT16), **_window_fields(geometry),
+              "ozp": 0, "lo": act_min, "hi": act_max}
+    kernel = "average_pool16" if op.opcode == "AVERAGE_POOL_2D" else "max_pool16"
+    e.calls.append(_kernel(e, op, kernel, {"A": "A"}, params))
+
+
+def _emit_pad_16x8(e: _Emitter, op: Operator) -> None:
+    """PAD/PADV2 of int16 data as the byte kernel over pairs of bytes (the pad value's two bytes equal)."""
+    in_t, out_t = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    data = pad.geometry(e.model, op, in_t, out_t)
+    low, high = data.value & 0xFF, (data.value >> 8) & 0xFF
+    if low != high:
+        raise _refuse(op, f"pads with {data.value}, whose two bytes differ")
+    params = {"src": e.at(op.inputs[0], INT16), "dst": e.at(op.outputs[0], INT16),
+              **_numbered("i", [*data.in_dims[:3], 2 * data.in_dims[3]]),
+              **_numbered("o", [*data.out_dims[:3], 2 * data.out_dims[3]]),
+              **_numbered("b", [*data.before[:3], 2 * data.before[3]]), "value": low}
+    e.calls.append(_kernel(e, op, "pad", {"A": "A"}, params))
+
+
+def _emit_strided_slice_16x8(e: _Emitter, op: Operator) -> None:
+    data = strided_slice.prepare(e.model, op)
+    params = {"src": e.at(op.inputs[0], INT16) + 2 * data.in_offset, "dst": e.at(op.outputs[0], INT16),
+              **_numbered("o", data.out_dims), **_numbered("s", data.in_strides)}
+    e.calls.append(_kernel(e, op, "transpose16", {"A": "A"}, params))
+
+
+def _emit_requantize_int(e: _Emitter, op: Operator) -> None:
+    """QUANTIZE int16 -> int8, int8 -> int16, int16 -> int16, or int8/int16 -> int32 (te_requantize_int)."""
+    inp, out = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    if inp.type_name not in IO_TYPES or out.type_name not in OUTPUT_TYPES or out.per_channel:
+        raise _refuse(op, f"quantizes {inp.type_name.lower()} to {out.type_name.lower()}")
+    multiplier, shift = quantize_multiplier(float(np.float32(inp.scale[0])) / float(np.float32(out.scale[0])))
+    magnitude = HALF_RANGE[inp.type_name] + abs(zero_point(inp))
+    _check_shifted(op, magnitude, shift)
+    _check_shifted(op, (magnitude << max(shift, 0)) + abs(zero_point(out)), 0)   # int32: stored as computed
+    lo, hi = LIMITS.get(out.type_name, (0, 0))
+    params = {"src": e.at(op.inputs[0], inp.type_name), "dst": e.at(op.outputs[0], out.type_name), "n": inp.size,
+              "isz": ELEMENT_BYTES[inp.type_name], "osz": ELEMENT_BYTES[out.type_name], "izp": zero_point(inp),
+              **_halves("m", multiplier), "sh": shift, "ozp": zero_point(out), "lo": lo, "hi": hi}
+    e.calls.append(_kernel(e, op, "requantize_int", {"A": "A"}, params))
+
+
+def _emit_leaky_relu_16x8(e: _Emitter, op: Operator) -> None:
+    """LEAKY_RELU int16 with the AOT's parameters (te_leaky_relu_s16's), |alpha| rescaled then negated."""
+    izp, ozp, identity_m, identity_s, alpha_m, alpha_s = leaky_relu_parameters(e.model, op)
+    for shift in (identity_s, alpha_s):
+        _check_shifted(op, 32768 + abs(izp), shift)
+    params = {"src": e.at(op.inputs[0], INT16), "dst": e.at(op.outputs[0], INT16),
+              "n": e.model.tensors[op.inputs[0]].size, "izp": izp, "ozp": ozp, **_halves("im", identity_m),
+              "ish": identity_s, **_halves("am", abs(alpha_m)), "ash": alpha_s, "neg": int(alpha_m < 0)}
+    e.calls.append(_kernel(e, op, "leaky_relu_s16", {"A": "A"}, params))
+
+
+def _emit_add_16x8(e: _Emitter, op: Operator) -> None:
+    tensors = [e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])]
+    rescaling = add_parameters(*tensors, op.activation, INT16_ADD_LEFT_SHIFT, INT16_LIMITS)
+    _emit_add(e, op, "add16" if op.opcode == "ADD" else "sub16", rescaling, INT16)
+
+
+INT16_EMITTERS = {
+    "ADD": _emit_add_16x8, "SUB": _emit_add_16x8, "MUL": lambda e, op: _emit_mul(e, op, INT16),
+    "CONV_2D": _emit_conv_16x8, "DEPTHWISE_CONV_2D": _emit_conv_16x8, "FULLY_CONNECTED": _emit_fully_connected_16x8,
+    "AVERAGE_POOL_2D": _emit_pool_16x8, "MAX_POOL_2D": _emit_pool_16x8, "PAD": _emit_pad_16x8,
+    "PADV2": _emit_pad_16x8, "STRIDED_SLICE": _emit_strided_slice_16x8, "LEAKY_RELU": _emit_leaky_relu_16x8,
+    "TRANSPOSE_CONV": _emit_transpose_conv_16x8, "CONCATENATION": lambda e, op: _emit_concatenation(e, op, INT16),
+}
+
+
+def _emit_int16(e: _Emitter, op: Operator) -> None:
+    emit = INT16_EMITTERS.get(op.opcode)
+    if emit is None:
+        raise _refuse(op, f"has int16 activations (viper's int16 ops: {', '.join(sorted(INT16_EMITTERS))}, QUANTIZE, "
+                          "RESHAPE, SQUEEZE)")
+    emit(e, op)
+
+
+SIMPLE_EMITTERS = {"ADD": _emit_add, "MUL": _emit_mul, "CONCATENATION": _emit_concatenation, "MEAN": _emit_mean,
+                   "QUANTIZE": _emit_quantize, "SVDF": _emit_svdf,
+                   "UNIDIRECTIONAL_SEQUENCE_LSTM": _emit_lstm}
 
 
 def tensor_infos(tensors: list[Tensor]) -> list[TensorInfo]:
@@ -578,7 +876,7 @@ def generate_program(model: TfliteModel, board_id: str = "micropython-unix", clo
     for op in model.operators:
         _emit(emitter, op)
     arena = max(plan.plan.arena_bytes, 1)
-    inputs = [emitter.at(i) for i in model.inputs]
+    inputs = [emitter.at(i, model.tensors[i].type_name) for i in model.inputs]
     outputs = [plan.tensor_offsets[i] for i in model.outputs]
     info = info_body(model, board_id, clock_hz, max_chunk, arena)
     name = model.path.name if model.path else "model"

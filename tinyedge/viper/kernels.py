@@ -13,9 +13,16 @@ Every buffer goes in as `ptr8`: the arena (a bytearray), the weights and the pac
 
 from __future__ import annotations
 
+import ast
+import functools
+import re
 import textwrap
+from dataclasses import dataclass
+from typing import Mapping
 
 KERNEL_MODULE = "te_kernels"
+# A kernel's leading int arguments that only seed locals viper keeps in registers: the caller passes 0.
+REGISTER_ARGS = ("p", "acc")
 
 
 def rd32(buf: str, at: str) -> str:
@@ -64,6 +71,23 @@ def _store(acc: str, dst: str, indent: str) -> list[str]:
     """acc + output zero point, clamped to the activation range, stored as one byte."""
     return [f"{indent}{acc} += ozp", f"{indent}if {acc} < lo:", f"{indent}    {acc} = lo",
             f"{indent}if {acc} > hi:", f"{indent}    {acc} = hi", f"{indent}A[{dst}] = {acc}"]
+
+
+def _load(buf: str, at: str, size: int) -> str:
+    """The int8 (size 1) or int16 (size 2) at byte `at` of `buf`, sign-extended."""
+    return f"(({buf}[{at}] ^ 128) - 128)" if size == 1 else _s16(buf, at)
+
+
+def _store16(acc: str, dst: str, indent: str) -> list[str]:
+    """acc + output zero point, clamped to the activation range, stored as an int16 at byte `dst`."""
+    return [f"{indent}{acc} += ozp", f"{indent}if {acc} < lo:", f"{indent}    {acc} = lo",
+            f"{indent}if {acc} > hi:", f"{indent}    {acc} = hi", f"{indent}A[{dst}] = {acc}",
+            f"{indent}A[{dst} + 1] = {acc} >> 8"]
+
+
+def _store_sized(acc: str, dst: str, indent: str, size: int) -> list[str]:
+    """_store (int8 at element `dst`) or _store16 (int16 at byte `dst`)."""
+    return _store(acc, dst, indent) if size == 1 else _store16(acc, dst, indent)
 
 
 def _code(text: str, indent: int) -> list[str]:
@@ -275,15 +299,22 @@ def _signed_tap(start: str, ky: str, kx: str, depth: str) -> list[str]:
 def _conv2d_grouped() -> list[str]:
     """CONV_2D with groups (TFLM's reference conv): output channel oc reads the fd input channels of its
     group oc // fpg; acc = sum((x + ioff) * w) over the taps inside the input (a tap in the padding adds 0)."""
-    lines = ["@micropython.viper", "def conv2d_grouped(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
-    lines += _params(_WINDOW + " ioff ozp lo hi pc fd fpg")
-    lines += _code("""
+    return _window_taps("conv2d_grouped", " ioff ozp lo hi pc fd fpg", "g0 = src + (oc // fpg) * fd") + \
+        _signed_tap("g0", "ky", "kx", "fd")
+
+
+def _window_taps(name: str, fields: str, setup: str) -> list[str]:
+    """A convolution kernel up to its innermost loop (at 24 spaces): per output pixel and channel oc,
+    `setup`, then every filter tap (ky, kx) inside the input (iy, ix); a tap in the padding is skipped."""
+    lines = ["@micropython.viper", f"def {name}(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params(_WINDOW + fields)
+    return lines + _code(f"""
         for oy in range(out_h):
             iy0 = oy * s_h - pad_h
             for ox in range(out_w):
                 ix0 = ox * s_w - pad_w
                 for oc in range(out_c):
-                    g0 = src + (oc // fpg) * fd
+                    {setup}
                     acc = 0
                     for ky in range(k_h):
                         iy = iy0 + d_h * ky
@@ -294,7 +325,6 @@ def _conv2d_grouped() -> list[str]:
                             if ix < 0 or ix >= in_w:
                                 continue
         """, 4)
-    return lines + _signed_tap("g0", "ky", "kx", "fd")
 
 
 def _transposed_tap(index: str, position: str, stride: str, size: str, indent: int) -> list[str]:
@@ -314,8 +344,14 @@ def _transpose_conv() -> list[str]:
     """TRANSPOSE_CONV (TFLM's reference transpose_conv), gathered per output element instead of scattered
     into a scratch buffer: output (oy, ox) takes filter tap (fy, fx) from input (iy, ix) where
     iy * s_h - pad_h + fy = oy, ix * s_w - pad_w + fx = ox; the same integer sum in another order."""
-    lines = ["@micropython.viper", "def transpose_conv(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
-    lines += _params(_WINDOW + " ioff ozp lo hi pc")
+    return _transposed_taps("transpose_conv", " ioff ozp lo hi pc") + _signed_tap("src", "fy", "fx", "in_c")
+
+
+def _transposed_taps(name: str, fields: str) -> list[str]:
+    """A TRANSPOSE_CONV kernel up to its innermost loop (at 24 spaces): per output element, each filter
+    tap (fy, fx) and the input pixel (iy, ix) it takes."""
+    lines = ["@micropython.viper", f"def {name}(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params(_WINDOW + fields)
     lines += _code("""
         for oy in range(out_h):
             for ox in range(out_w):
@@ -324,8 +360,7 @@ def _transpose_conv() -> list[str]:
                     for fy in range(k_h):
         """, 4)
     lines += _transposed_tap("iy", "oy + pad_h - fy", "s_h", "in_h", 20) + [" " * 20 + "for fx in range(k_w):"]
-    lines += _transposed_tap("ix", "ox + pad_w - fx", "s_w", "in_w", 24)
-    return lines + _signed_tap("src", "fy", "fx", "in_c")
+    return lines + _transposed_tap("ix", "ox + pad_w - fx", "s_w", "in_w", 24)
 
 
 def _clamp(var: str, lo: str, hi: str, indent: str) -> list[str]:
@@ -333,19 +368,14 @@ def _clamp(var: str, lo: str, hi: str, indent: str) -> list[str]:
             f"{indent}    {var} = {hi}"]
 
 
-def _svdf() -> list[str]:
-    """int8 SVDF (TFLM's EvalIntegerSvdfReference), per filter: the feature dot product requantized and
-    clamped to int8, plus the state zero point, appended to the filter's state row after shifting it left
-    by one, then the time dot product; every `rank` filters' sums plus the unit's bias requantized into
-    one output."""
-    lines = ["@micropython.viper", "def svdf(A: ptr8, WF: ptr8, WT: ptr8, B: ptr8, P: ptr8):"]
+def _svdf_feature(name: str, accumulators: tuple[str, ...], state_range: tuple[str, str]) -> list[str]:
+    """An SVDF kernel's start: its fields, its output range, its zeroed `accumulators`, and per filter f the
+    feature dot product requantized and clamped to `state_range` in `dot`."""
+    lines = ["@micropython.viper", f"def {name}(A: ptr8, WF: ptr8, WT: ptr8, B: ptr8, P: ptr8):"]
     lines += _params("src state dst n_input n_filter n_memory rank izp szp ozp m1h m1l s1 m2h m2l s2")
+    lines += ["    lo = -128", "    hi = 127", "    unit = 0", "    done = 0"]
+    lines += [f"    {var} = 0" for var in accumulators]
     lines += _code(f"""
-        lo = -128
-        hi = 127
-        unit = 0
-        done = 0
-        acc = 0
         for f in range(n_filter):
             dot = 0
             w0 = f * n_input
@@ -353,7 +383,16 @@ def _svdf() -> list[str]:
                 dot += {_signed('WF', 'w0 + j')} * ({_signed('A', 'src + j')} - izp)
         """, 4)
     indent = " " * 8
-    lines += requant_lines("dot", "m1h", "m1l", "s1", indent) + _clamp("dot", "lo", "hi", indent)
+    return lines + requant_lines("dot", "m1h", "m1l", "s1", indent) + _clamp("dot", *state_range, indent)
+
+
+def _svdf() -> list[str]:
+    """int8 SVDF (TFLM's EvalIntegerSvdfReference), per filter: the feature dot product requantized and
+    clamped to int8, plus the state zero point, appended to the filter's state row after shifting it left
+    by one, then the time dot product; every `rank` filters' sums plus the unit's bias requantized into
+    one output."""
+    lines = _svdf_feature("svdf", ("acc",), ("lo", "hi"))
+    indent = " " * 8
     lines += _code(f"""
         r0 = state + f * n_memory
         for j in range(n_memory - 1):
@@ -369,6 +408,45 @@ def _svdf() -> list[str]:
         """, 8)
     lines += requant_lines("acc", "m2h", "m2l", "s2", indent + "    ") + _store("acc", "dst + unit", indent + "    ")
     return lines + [f"{indent}    unit += 1", f"{indent}    done = 0"]
+
+
+def _s16(buf: str, at: str) -> str:
+    """The int16 stored little-endian at byte `at` of `buf`, sign-extended."""
+    return f"({buf}[{at}] | ({_signed(buf, f'{at} + 1')} << 8))"
+
+
+def _svdf_s16() -> list[str]:
+    """SVDF with int16 time weights and state (TFLM's EvalIntegerSvdfReference<int16_t>, te_svdf_s16): the
+    feature dot product requantized and clamped to int16 into the newest slot of the filter's state row, then
+    the time dot product, summed with the unit's bias as the C kernel does, in wrapping int32 arithmetic:
+    each product (inside int32, the generator proves it) is added as its high and low 16 bits apart, and
+    the sum is put back together modulo 2**32."""
+    lines = _svdf_feature("svdf_s16", ("ah", "al"), ("-32768", "32767"))
+    indent = " " * 8
+    lines += _code(f"""
+        r0 = state + 2 * f * n_memory
+        for j in range(2 * n_memory - 2):
+            A[r0 + j] = A[r0 + j + 2]
+        dot += szp
+        A[r0 + 2 * n_memory - 2] = dot
+        A[r0 + 2 * n_memory - 1] = dot >> 8
+        if done == 0:
+            acc = {rd32('B', '4 * unit')}
+            ah = acc >> 16
+            al = acc & 65535
+        t0 = 2 * f * n_memory
+        for j in range(n_memory):
+            t = {_s16('WT', 't0 + 2 * j')} * ({_s16('A', 'r0 + 2 * j')} - szp)
+            ah += t >> 16
+            al += t & 65535
+        done += 1
+        if done == rank:
+            ah += al >> 16
+            acc = ((((ah & 65535) ^ 32768) - 32768) << 16) + (al & 65535)
+        """, 8)
+    lines += requant_lines("acc", "m2h", "m2l", "s2", indent + "    ") + _store("acc", "dst + unit", indent + "    ")
+    return lines + [f"{indent}    unit += 1", f"{indent}    done = 0"]
+
 
 def _u16(buf: str, at: str) -> str:
     return f"({buf}[{at}] | ({buf}[{at} + 1] << 8))"
@@ -477,7 +555,8 @@ def _lstm() -> list[str]:
         """, 8)
 
 
-def _pool(name: str, average: bool) -> list[str]:
+def _pool(name: str, average: bool, size: int = 1) -> list[str]:
+    """AVERAGE_POOL_2D / MAX_POOL_2D over int8 (size 1) or int16 (size 2) elements."""
     lines = ["@micropython.viper", f"def {name}(A: ptr8, P: ptr8):"]
     lines += _params(_WINDOW + " ozp lo hi")
     lines += ["    ozp = 0",
@@ -498,13 +577,13 @@ def _pool(name: str, average: bool) -> list[str]:
               "            if k_w < x1:",
               "                x1 = k_w",
               "            for c in range(in_c):",
-              "                acc = 0" if average else "                acc = -128",
+              "                acc = 0" if average else f"                acc = {-128 if size == 1 else -32768}",
               "                count = 0",
               "                fy = y0",
               "                while fy < y1:",
               "                    fx = x0",
               "                    while fx < x1:",
-              "                        v = (A[src + ((iy0 + fy) * in_w + ix0 + fx) * in_c + c] ^ 128) - 128"]
+              f"                        v = {_pool_load(size)}"]
     if average:
         lines += ["                        acc += v",
                   "                        count += 1",
@@ -520,16 +599,23 @@ def _pool(name: str, average: bool) -> list[str]:
                   "                            acc = v",
                   "                        fx += 1",
                   "                    fy += 1"]
-    lines += _store("acc", "dst + (oy * out_w + ox) * out_c + c", " " * 16)
+    at = "(oy * out_w + ox) * out_c + c"
+    lines += _store_sized("acc", f"dst + {at}" if size == 1 else f"dst + 2 * ({at})", " " * 16, size)
     return lines
+
+
+def _pool_load(size: int) -> str:
+    at = "((iy0 + fy) * in_w + ix0 + fx) * in_c + c"
+    return f"(A[src + {at}] ^ 128) - 128" if size == 1 else _s16("A", f"src + 2 * ({at})")
 
 
 BROADCAST_WALK = "xa ya dst n0 n1 n2 n3 xs0 xs1 xs2 xs3 ys0 ys1 ys2 ys3"
 
 
-def _broadcast(name: str, params: str, body: list[str]) -> list[str]:
+def _broadcast(name: str, params: str, body: list[str], size: int = 1) -> list[str]:
     """A binary elementwise kernel over up to 4 merged broadcast dims: X and Y are the arena or a
-    constant's bytes; `body` (at the innermost loop's indentation) reads X[xi] and Y[yi] and stores A[d]."""
+    constant's bytes; `body` (at the innermost loop's indentation) reads X[xi] and Y[yi] and stores A[d].
+    Elements of `size` bytes (int16: 2): offsets and strides in bytes."""
     lines = ["@micropython.viper", f"def {name}(A: ptr8, X: ptr8, Y: ptr8, P: ptr8):", *_params(f"{BROADCAST_WALK} {params}")]
     lines += ["    d = dst",
               "    for i0 in range(n0):",
@@ -538,21 +624,22 @@ def _broadcast(name: str, params: str, body: list[str]) -> list[str]:
               "                xi = xa + i0 * xs0 + i1 * xs1 + i2 * xs2",
               "                yi = ya + i0 * ys0 + i1 * ys1 + i2 * ys2",
               "                for i3 in range(n3):"]
-    return lines + body + [f"{WALK_INDENT}d += 1", f"{WALK_INDENT}xi += xs3", f"{WALK_INDENT}yi += ys3"]
+    return lines + body + [f"{WALK_INDENT}d += {size}", f"{WALK_INDENT}xi += xs3", f"{WALK_INDENT}yi += ys3"]
 
 
 WALK_INDENT = " " * 20
 
 
-def _add(name: str = "add", combine: str = "+") -> list[str]:
-    """ADD (SUB: `combine` "-"): both inputs rescaled onto twice the larger scale, combined, rescaled."""
-    body = [f"{WALK_INDENT}r1 = (((X[xi] ^ 128) - 128) + aoff) << lsh",
-            f"{WALK_INDENT}r2 = (((Y[yi] ^ 128) - 128) + boff) << lsh"]
+def _add(name: str = "add", combine: str = "+", size: int = 1) -> list[str]:
+    """ADD (SUB: `combine` "-"): both inputs rescaled onto twice the larger scale, combined, rescaled;
+    int8 or int16 (`size` 2) elements."""
+    body = [f"{WALK_INDENT}r1 = ({_load('X', 'xi', size)} + aoff) << lsh",
+            f"{WALK_INDENT}r2 = ({_load('Y', 'yi', size)} + boff) << lsh"]
     body += requant_lines("r1", "amh", "aml", "ash", WALK_INDENT)
     body += requant_lines("r2", "bmh", "bml", "bsh", WALK_INDENT)
     body += [f"{WALK_INDENT}acc = r1 {combine} r2"]
-    body += requant_lines("acc", "omh", "oml", "osh", WALK_INDENT) + _store("acc", "d", WALK_INDENT)
-    return _broadcast(name, "aoff amh aml ash boff bmh bml bsh lsh omh oml osh ozp lo hi", body)
+    body += requant_lines("acc", "omh", "oml", "osh", WALK_INDENT) + _store_sized("acc", "d", WALK_INDENT, size)
+    return _broadcast(name, "aoff amh aml ash boff bmh bml bsh lsh omh oml osh ozp lo hi", body, size)
 
 
 def _lut() -> list[str]:
@@ -579,29 +666,47 @@ def _softmax() -> list[str]:
              "        s += (e >> 12) + (1 if (e & 4095) > 2047 else 0)",
              "    return s",
              "",
-             "@micropython.viper",
-             "def _softmax_out(A: ptr8, E: ptr8, x0: int, y0: int, depth: int, scale_h: int, scale_l: int, "
-             "ex: int):",
-             "    mx = -128",
-             "    for c in range(depth):",
-             "        v = (A[x0 + c] ^ 128) - 128",
-             "        if v > mx:",
-             "            mx = v",
-             "    ozp = -128",
-             "    lo = -128",
-             "    hi = 127",
-             "    for c in range(depth):",
-             "        v = (A[x0 + c] ^ 128) - 128",
-             f"        acc = {rd32('E', '4 * (mx - v)')}",
-             "        sh = 0 - ex"]
-    lines += requant_lines("acc", "scale_h", "scale_l", "sh", " " * 8)
-    lines += _store("acc", "y0 + c", " " * 8)
-    lines += ["", "def softmax(A, E, outer, src, dst, depth):",
+             *_softmax_out("_softmax_out", 1),
+             "", "def softmax(A, E, outer, src, dst, depth):",
               "    for row in range(outer):",
               "        s = _softmax_sum(A, E, src + row * depth, depth)",
               "        scale, ex = _reciprocal(s)",
               "        _softmax_out(A, E, src + row * depth, dst + row * depth, depth, scale >> 16, scale & 65535, ex)"]
     return lines
+
+
+def _softmax_out(name: str, size: int) -> list[str]:
+    """The outputs of one softmax row, int8 (size 1) or int16 (size 2, at byte y0 + 2 * c): the exp of each
+    diff times the row's reciprocal, shifted right by ex, plus the output zero point (the type's minimum)."""
+    low, high = (-128, 127) if size == 1 else (-32768, 32767)
+    lines = ["@micropython.viper",
+             f"def {name}(A: ptr8, E: ptr8, x0: int, y0: int, depth: int, scale_h: int, scale_l: int, ex: int):",
+             "    mx = -128",
+             "    for c in range(depth):",
+             "        v = (A[x0 + c] ^ 128) - 128",
+             "        if v > mx:",
+             "            mx = v",
+             f"    ozp = {low}",
+             f"    lo = {low}",
+             f"    hi = {high}",
+             "    for c in range(depth):",
+             "        v = (A[x0 + c] ^ 128) - 128",
+             f"        acc = {rd32('E', '4 * (mx - v)')}",
+             "        sh = 0 - ex"]
+    lines += requant_lines("acc", "scale_h", "scale_l", "sh", " " * 8)
+    return lines + _store_sized("acc", "y0 + c" if size == 1 else "y0 + 2 * c", " " * 8, size)
+
+
+def _softmax16() -> list[str]:
+    """SOFTMAX int8 -> int16 (TFLM's int8 softmax with an int16 output: scale 1/65536, zero point -32768):
+    the int8 one's sums and reciprocal, 8 bits more of the output kept."""
+    return _softmax_out("_softmax_out16", 2) + [
+        "", "def softmax16(A, E, outer, src, dst, depth):",
+        "    for row in range(outer):",
+        "        s = _softmax_sum(A, E, src + row * depth, depth)",
+        "        scale, ex = _reciprocal(s)",
+        "        _softmax_out16(A, E, src + row * depth, dst + 2 * row * depth, depth, scale >> 16, scale & 65535, "
+        "ex - 8)"]
 
 
 def _prelu() -> list[str]:
@@ -722,11 +827,11 @@ def _mean() -> list[str]:
     return lines + requant_lines("acc", "mh", "ml", "sh", indent) + _store("acc", "d", indent) + [f"{indent}d += 1"]
 
 
-def _mul() -> list[str]:
-    """MUL (MulElementwise)."""
-    body = [f"{WALK_INDENT}acc = (((X[xi] ^ 128) - 128) + aoff) * (((Y[yi] ^ 128) - 128) + boff)"]
-    body += requant_lines("acc", "mh", "ml", "sh", WALK_INDENT) + _store("acc", "d", WALK_INDENT)
-    return _broadcast("mul", "aoff boff mh ml sh ozp lo hi", body)
+def _mul(name: str = "mul", size: int = 1) -> list[str]:
+    """MUL (MulElementwise), int8 or int16 (`size` 2) elements."""
+    body = [f"{WALK_INDENT}acc = ({_load('X', 'xi', size)} + aoff) * ({_load('Y', 'yi', size)} + boff)"]
+    body += requant_lines("acc", "mh", "ml", "sh", WALK_INDENT) + _store_sized("acc", "d", WALK_INDENT, size)
+    return _broadcast(name, "aoff boff mh ml sh ozp lo hi", body, size)
 
 
 def _pad() -> list[str]:
@@ -747,20 +852,23 @@ def _pad() -> list[str]:
                 """, 4)]
 
 
-def _transpose() -> list[str]:
-    """TRANSPOSE in 4-D: the output walked in order, the input with its strides permuted."""
-    return ["@micropython.viper", "def transpose(A: ptr8, P: ptr8):",
+def _transpose(name: str = "transpose", size: int = 1) -> list[str]:
+    """TRANSPOSE in 4-D: the output walked in order, the input with its strides permuted (in elements:
+    int8, or int16 with `size` 2, as STRIDED_SLICE's int16 gather uses it)."""
+    offset = "a * s0 + b * s1 + c * s2"
+    step = "e * s3" if size == 1 else f"{size} * e * s3"
+    copies = [f"A[d{f' + {k}' if k else ''}] = A[x + {step}{f' + {k}' if k else ''}]" for k in range(size)]
+    return ["@micropython.viper", f"def {name}(A: ptr8, P: ptr8):",
             *_params("src dst o0 o1 o2 o3 s0 s1 s2 s3"),
-            *_code("""
+            *_code(f"""
                 d = dst
                 for a in range(o0):
                     for b in range(o1):
                         for c in range(o2):
-                            x = src + a * s0 + b * s1 + c * s2
+                            x = src + {offset if size == 1 else f"{size} * ({offset})"}
                             for e in range(o3):
-                                A[d] = A[x + e * s3]
-                                d += 1
-                """, 4)]
+                """, 4),
+            *[" " * 20 + line for line in copies], " " * 20 + f"d += {size}"]
 
 
 def _requantize() -> list[str]:
@@ -769,6 +877,122 @@ def _requantize() -> list[str]:
              "    lo = -128", "    hi = 127", "    for i in range(n):",
              "        acc = ((A[src + i] ^ 128) - 128) - izp"]
     return lines + requant_lines("acc", "mh", "ml", "sh", " " * 8) + _store("acc", "dst + i", " " * 8)
+
+
+def requant64_lines(acc: str, reduced: str, total_shift: str, indent: str) -> list[str]:
+    """TFLM's MultiplyByQuantizedMultiplier(int64_t x, M, shift) of the 16x8 kernels on an int32 `acc`, in
+    place: (acc * reduced + 2**(ts - 1)) >> ts with reduced (M rounded to 15 bits) and ts = 15 - shift
+    precomputed (1 <= ts <= 46), from 16-bit limbs of acc so every part stays inside int32 (the generator
+    proves the result does)."""
+    return _code(f"""
+        t_h = ({acc} >> 16) * {reduced}
+        t_l = ({acc} & 65535) * {reduced}
+        t_h += t_l >> 16
+        t_l = t_l & 65535
+        if {total_shift} >= 17:
+            {acc} = (t_h + (1 << ({total_shift} - 17))) >> ({total_shift} - 16)
+        elif {total_shift} == 16:
+            {acc} = t_h + ((t_l + 32768) >> 16)
+        else:
+            {acc} = (t_h << (16 - {total_shift})) + ((t_l + (1 << ({total_shift} - 1))) >> {total_shift})
+        """, len(indent))
+
+
+def _output16(channel: str, dst: str, indent: str) -> list[str]:
+    """A 16x8 output: acc + the channel's bias (B, int32), requantized with its row of Q — (reduced, ts, 0)
+    for TFLM's int64 path (`wide`), (mh, ml, shift) for its int32 one — and stored as int16 at byte dst."""
+    lines = [f"{indent}acc += {rd32('B', f'4 * {channel}')}", f"{indent}qa = 12 * {channel} * pc",
+             f"{indent}if wide == 1:", f"{indent}    t_r = {rd32('Q', 'qa')}",
+             f"{indent}    t_ts = {rd32('Q', 'qa + 4')}"]
+    lines += requant64_lines("acc", "t_r", "t_ts", indent + "    ") + [f"{indent}else:"]
+    return lines + _requant_from_table("acc", "Q", "qa", indent + "    ") + _store16("acc", dst, indent)
+
+
+def _window_kernel_s16(name: str, fields: str, setup: str, tap: list[str]) -> list[str]:
+    """A 16x8 window kernel: per output pixel and channel oc, `setup`, then `tap` (at 24 spaces) at every
+    filter tap (ky, kx) inside the input (zero points are 0, so the padding adds nothing), then the output."""
+    lines = _window_taps(name, f" ozp lo hi pc {fields} wide", setup)
+    return lines + tap + _output16("oc", "dst + 2 * ((oy * out_w + ox) * out_c + oc)", " " * 16)
+
+
+def _conv2d_s16() -> list[str]:
+    """CONV_2D 16x8, grouped too (TFLM's reference ConvPerChannel for int16 input): output channel oc reads
+    the fd input channels of its group oc // fpg."""
+    return _window_kernel_s16("conv2d_s16", "fd fpg", "g0 = src + 2 * (oc // fpg) * fd", _code(f"""
+        x0 = g0 + 2 * (iy * in_w + ix) * in_c
+        w0 = ((oc * k_h + ky) * k_w + kx) * fd
+        for c in range(fd):
+            acc += {_s16('A', 'x0 + 2 * c')} * {_signed('W', 'w0 + c')}
+        """, 24))
+
+
+def _depthwise_conv2d_s16() -> list[str]:
+    """DEPTHWISE_CONV_2D 16x8 (DepthwiseConvPerChannel for int16 input), any depth multiplier dm."""
+    return _window_kernel_s16("depthwise_conv2d_s16", "dm", "ic = oc // dm", _code(f"""
+        x0 = src + 2 * ((iy * in_w + ix) * in_c + ic)
+        acc += {_s16('A', 'x0')} * {_signed('W', '(ky * k_w + kx) * out_c + oc')}
+        """, 24))
+
+
+def _transpose_conv_s16() -> list[str]:
+    """TRANSPOSE_CONV 16x8, gathered per output element as `transpose_conv` (TFLM scatters into int64)."""
+    lines = _transposed_taps("transpose_conv_s16", " ozp lo hi pc wide")
+    lines += _code(f"""
+        x0 = src + 2 * (iy * in_w + ix) * in_c
+        w0 = ((oc * k_h + fy) * k_w + fx) * in_c
+        for c in range(in_c):
+            acc += {_s16('A', 'x0 + 2 * c')} * {_signed('W', 'w0 + c')}
+        """, 24)
+    return lines + _output16("oc", "dst + 2 * ((oy * out_w + ox) * out_c + oc)", " " * 16)
+
+
+def _fully_connected_s16() -> list[str]:
+    """FULLY_CONNECTED 16x8."""
+    lines = ["@micropython.viper", "def fully_connected_s16(A: ptr8, W: ptr8, B: ptr8, Q: ptr8, P: ptr8):"]
+    lines += _params("src dst batches depth n_out ozp lo hi pc wide")
+    lines += _code(f"""
+        for b in range(batches):
+            x0 = src + 2 * b * depth
+            for o in range(n_out):
+                acc = 0
+                w0 = o * depth
+                for j in range(depth):
+                    acc += {_s16('A', 'x0 + 2 * j')} * {_signed('W', 'w0 + j')}
+        """, 4)
+    return lines + _output16("o", "dst + 2 * (b * n_out + o)", " " * 12)
+
+
+def _requantize_int() -> list[str]:
+    """QUANTIZE between int8 and int16, and from them to int32 (isz: 1 or 2 bytes, osz: 1, 2 or 4;
+    reference_ops::Requantize; an int32 output is stored unclamped, the generator proves it in range)."""
+    lines = ["@micropython.viper", "def requantize_int(A: ptr8, P: ptr8):",
+             *_params("src dst n isz osz izp mh ml sh ozp lo hi")]
+    lines += _code(f"""
+        for i in range(n):
+            if isz == 1:
+                acc = {_load('A', 'src + i', 1)}
+            else:
+                acc = {_s16('A', 'src + 2 * i')}
+            acc -= izp
+        """, 4)
+    lines += requant_lines("acc", "mh", "ml", "sh", " " * 8)
+    lines += [" " * 8 + "if osz == 1:"] + _store("acc", "dst + i", " " * 12) + [" " * 8 + "elif osz == 2:"]
+    return lines + _store16("acc", "dst + 2 * i", " " * 12) + [" " * 8 + "else:"] + _code("""
+        acc += ozp
+        for b in range(4):
+            A[dst + 4 * i + b] = acc >> (8 * b)
+        """, 12)
+
+
+def _leaky_relu_s16() -> list[str]:
+    """LEAKY_RELU int16 (te_leaky_relu_s16): the identity or the |alpha| rescaling, negated for alpha < 0."""
+    lines = ["@micropython.viper", "def leaky_relu_s16(A: ptr8, P: ptr8):",
+             *_params("src dst n izp ozp imh iml ish amh aml ash neg"), "    lo = -32768", "    hi = 32767",
+             "    for i in range(n):", f"        acc = {_s16('A', 'src + 2 * i')} - izp", "        if acc >= 0:"]
+    lines += requant_lines("acc", "imh", "iml", "ish", " " * 12) + [" " * 8 + "else:"]
+    lines += requant_lines("acc", "amh", "aml", "ash", " " * 12)
+    lines += [" " * 12 + "if neg == 1:", " " * 16 + "acc = 0 - acc"]
+    return lines + _store16("acc", "dst + 2 * i", " " * 8)
 
 
 RECIPROCAL = '''
@@ -817,7 +1041,116 @@ def kernel_source() -> str:
     for lines in (_fully_connected(), _conv2d(), _depthwise_conv2d(), _depthwise_multiplier(), _pool("average_pool", True),
                   _pool("max_pool", False), _add(), _lut(), _softmax(), _copy_blocks(), _mean(), _mul(), _pad(),
                   _transpose(), _requantize(), _add("sub", "-"), _maxmin(), _gather_rows(), _prelu(),
-                  _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm(), _resize_bilinear(),
-                  _batch_matmul()):
+                  _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm(), _svdf_s16(),
+                  _add("add16", "+", 2), _add("sub16", "-", 2), _mul("mul16", 2), _pool("average_pool16", True, 2),
+                  _pool("max_pool16", False, 2), _conv2d_s16(), _depthwise_conv2d_s16(), _fully_connected_s16(),
+                  _requantize_int(), _leaky_relu_s16(), _transpose("transpose16", 2), _transpose_conv_s16(),
+                  _softmax16(), _resize_bilinear(), _batch_matmul()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"
+
+
+class KernelContractError(Exception):
+    """A bug, not a user error: the generator called a viper kernel with arguments or P fields it does not
+    declare, or without ones it does."""
+
+
+@dataclass(frozen=True)
+class KernelSignature:
+    """What a kernel of te_kernels.py takes, read from its own text: its arguments (name, annotation) and
+    the fields it reads from its packed int32 table P, in order."""
+    name: str
+    args: tuple[tuple[str, str], ...]
+    params: tuple[str, ...]
+
+
+def _p_offset(node: ast.AST) -> int | None:
+    """The smallest constant byte index `P[i]` the expression reads, if any."""
+    offsets = [n.slice.value for n in ast.walk(node) if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name)
+               and n.value.id == "P" and isinstance(n.slice, ast.Constant) and isinstance(n.slice.value, int)]
+    return min(offsets) if offsets else None
+
+
+def _signature(node: ast.FunctionDef) -> KernelSignature:
+    args = tuple((a.arg, ast.unparse(a.annotation) if a.annotation else "") for a in node.args.args)
+    params: list[str] = []
+    for statement in node.body:
+        offset = _p_offset(statement.value) if isinstance(statement, ast.Assign) else None
+        if offset is None or len(statement.targets) != 1 or not isinstance(statement.targets[0], ast.Name):
+            break
+        if offset != 4 * len(params):
+            raise KernelContractError(f"viper kernel {node.name} reads P field {statement.targets[0].id} at byte "
+                                      f"{offset}, not {4 * len(params)}")
+        params.append(statement.targets[0].id)
+    return KernelSignature(node.name, args, tuple(params))
+
+
+@functools.cache
+def kernel_signatures() -> dict[str, KernelSignature]:
+    """Every function of te_kernels.py, by name, as its text declares it."""
+    tree = ast.parse(kernel_source())
+    return {node.name: _signature(node) for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def _signature_of(kernel: str) -> KernelSignature:
+    signature = kernel_signatures().get(kernel)
+    if signature is None:
+        raise KernelContractError(f"te_kernels.py has no kernel {kernel}")
+    return signature
+
+
+def _check_names(kernel: str, what: str, declared: tuple[str, ...], given: Mapping[str, object]) -> None:
+    missing = [name for name in declared if name not in given]
+    unknown = [name for name in given if name not in declared]
+    if missing or unknown:
+        raise KernelContractError(
+            f"viper kernel {kernel} takes {what} ({' '.join(declared)}); the generator "
+            + "; ".join(part for part in (f"left out {', '.join(missing)}" if missing else "",
+                                          f"gave unknown {', '.join(unknown)}" if unknown else "") if part))
+
+
+def packed_params(kernel: str, values: Mapping[str, int]) -> list[int]:
+    """The kernel's P table from its fields by name, in the order the kernel reads them."""
+    declared = _signature_of(kernel).params
+    _check_names(kernel, "the P fields", declared, values)
+    return [int(values[name]) for name in declared]
+
+
+def call_text(kernel: str, args: Mapping[str, str]) -> str:
+    """`k.kernel(...)` with each argument given by name (its Python text) put where the kernel declares it;
+    the register seeds (REGISTER_ARGS) are passed 0."""
+    names = [name for name, _ in _signature_of(kernel).args]
+    _check_names(kernel, "the arguments", tuple(name for name in names if name not in REGISTER_ARGS), args)
+    return f"k.{kernel}({', '.join('0' if name in REGISTER_ARGS else args[name] for name in names)})"
+
+
+def _top_level_names(node: ast.stmt) -> list[str]:
+    if isinstance(node, ast.FunctionDef):
+        return [node.name]
+    if isinstance(node, ast.Assign):
+        return [t.id for t in node.targets if isinstance(t, ast.Name)]
+    return []
+
+
+def kernels_for(model_source: str) -> str:
+    """te_kernels.py with only the kernels a model module calls (`k.name(`) and what they use, in the
+    whole module's order: the module is the largest thing on a board's heap, and most models need few."""
+    source = kernel_source()
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    defined = {name: node for node in tree.body for name in _top_level_names(node)}
+    wanted, pending = set(), set(re.findall(r"\bk\.(\w+)\(", model_source))
+    while pending:
+        name = pending.pop()
+        if name in wanted or name not in defined:
+            continue
+        wanted.add(name)
+        pending |= {n.id for n in ast.walk(defined[name]) if isinstance(n, ast.Name) and n.id in defined}
+    kept = []
+    for node in tree.body:
+        names = _top_level_names(node)
+        if names and not set(names) & wanted:
+            continue
+        start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        kept.append("\n".join(lines[start - 1:node.end_lineno]))
+    return "\n\n\n".join(kept) + "\n"
