@@ -1,7 +1,9 @@
 """The host reference: tflite-micro's own Python interpreter, running TFLM's reference kernels.
 
 Everything that says what a board *should* answer goes through here, so a board that runs TFLM's
-reference kernels must match it bit for bit.
+reference kernels must match it bit for bit. A model with an op tflite-micro has no int8 kernel for but
+TFLite has (GELU, RELU_N1_TO_1, int8 EXP: `tflite_only_ops`) is run in TFLite's interpreter instead, with
+its reference kernels: that is the stated reference of those ops, and reports name it.
 """
 
 from __future__ import annotations
@@ -53,11 +55,60 @@ def tflm_interpreter(model_bytes: bytes, arena_size: int | None = None):
     return runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=arena_size)
 
 
+TFLITE_MICRO = "tflite-micro"
+TFLITE = "tflite"
+# Ops tflite-micro has no kernel for (or, EXP, no int8 kernel), whose int8 kernel in TFLite the AOT
+# runtime reproduces: a model with one is checked against TFLite's interpreter.
+_TFLITE_ONLY = frozenset({"GELU", "RELU_N1_TO_1"})
+
+
+def tflite_only_ops(model: TfliteModel) -> list[str]:
+    """The model's ops that only TFLite's interpreter runs (tflite-micro lacks their int8 kernel)."""
+    found = {op.opcode for op in model.operators if op.opcode in _TFLITE_ONLY or (
+        op.opcode == "EXP" and model.tensors[op.inputs[0]].dtype != np.float32)}
+    return sorted(found)
+
+
+class TfliteInterpreter:
+    """TFLite's own interpreter (tensorflow's tf.lite, its builtin reference kernels), with
+    tflite-micro's wrapper's calls."""
+
+    def __init__(self, model_bytes: bytes):
+        import tensorflow as tf
+
+        self.version = tf.__version__
+        self._interp = tf.lite.Interpreter(
+            model_content=bytes(model_bytes),
+            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+        self._interp.allocate_tensors()
+        self._inputs = [d["index"] for d in self._interp.get_input_details()]
+        self._outputs = [d["index"] for d in self._interp.get_output_details()]
+
+    def set_input(self, array: np.ndarray, index: int) -> None:
+        self._interp.set_tensor(self._inputs[index], array)
+
+    def invoke(self) -> None:
+        self._interp.invoke()
+
+    def get_output(self, index: int) -> np.ndarray:
+        return self._interp.get_tensor(self._outputs[index])
+
+
 class Reference:
-    """Runs one model in tflite-micro's interpreter, one sample at a time."""
+    """Runs one model in tflite-micro's interpreter (TFLite's for a model with an op tflite-micro
+    cannot run: `interpreter` and `description` say which), one sample at a time."""
 
     def __init__(self, model: TfliteModel | bytes, arena_size: int | None = None):
         self.model = model if isinstance(model, TfliteModel) else parse_tflite(model)
+        self.tflite_only = tflite_only_ops(self.model)
+        self.interpreter = TFLITE if self.tflite_only else TFLITE_MICRO
+        self.description = TFLITE_MICRO
+        if self.tflite_only:
+            with captured_native_output():
+                self._interp = TfliteInterpreter(self.model.data)
+            self.description = (f"TFLite's interpreter (tensorflow {self._interp.version}, reference kernels): "
+                                f"tflite-micro has no int8 kernel for {', '.join(self.tflite_only)}")
+            return
         arena = arena_size or max(len(self.model.data) * 10, 1 << 20)
         with captured_native_output() as log:
             try:
@@ -82,7 +133,7 @@ class Reference:
             else:
                 failure = None
         if failure is not None:
-            raise TinyedgeError(f"tflite-micro failed to run the model ({_last_line(log, failure)}).")
+            raise TinyedgeError(f"{self.description} failed to run the model ({_last_line(log, failure)}).")
         return [np.array(self._interp.get_output(i)) for i in range(len(self.model.outputs))]
 
     def run_one(self, x: np.ndarray) -> np.ndarray:
@@ -98,6 +149,9 @@ def check_runs_in_tflm(model: TfliteModel) -> None:
 def measure_arena(model: TfliteModel, upper: int | None = None) -> int:
     """Smallest tensor arena (bytes, rounded up to 16) for which tflite-micro's host interpreter can
     allocate and invoke the model. This is a 64-bit host figure: 32-bit targets need less."""
+    if tflite_only_ops(model):
+        raise TinyedgeError(f"tflite-micro has no int8 kernel for {', '.join(tflite_only_ops(model))}: use "
+                            f"--runtime aot, which runs {'it' if len(tflite_only_ops(model)) == 1 else 'them'}.")
     hi = upper or max(len(model.data) * 10, 1 << 20)
     if not _arena_works(model, hi):
         Reference(model, hi)  # raises with the reason

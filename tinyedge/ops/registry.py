@@ -55,7 +55,7 @@ LOWERED_OPS: tuple[OpSupport, ...] = (
 )
 
 # Modules of this package that are not op modules.
-NOT_OP_MODULES = frozenset({"conv", "cstructs", "fixedpoint", "opdata", "registry", "support"})
+NOT_OP_MODULES = frozenset({"conv", "cstructs", "fixedpoint", "float_lut", "opdata", "registry", "support"})
 
 
 def _op_modules() -> tuple[ModuleType, ...]:
@@ -121,7 +121,7 @@ def op_detail(name: str) -> dict[str, object]:
     if op is None:
         return {**detail, "aot": None, "viper": None}
     detail["aot"] = {"variants": list(op.variants), "paths": list(op.aot_paths), "c_files": list(op.c_files),
-                     "dsp_kernel": op.dsp or None}
+                     "dsp_kernel": op.dsp or None, "reference": op.reference}
     detail["viper"] = {"variants": list(op.viper_variants)} if op.viper is None else {"refused": op.viper}
     return detail
 

@@ -30,6 +30,8 @@ class OpSupport:
     dsp: str = ""                            # the te_dsp.c kernel on cores with the DSP extension
     viper: str | None = None                 # None: viper runs it; else why it does not
     viper_variants: tuple[str, ...] = ("int8",)
+    reference: str = "tflite-micro"          # what its bit-exactness is checked against ("tflite": TFLite's
+                                             # interpreter, for ops tflite-micro has no int8 kernel for)
 
     @property
     def c_files(self) -> tuple[str, ...]:
