@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -77,9 +78,11 @@ class TfliteInterpreter:
         import tensorflow as tf
 
         self.version = tf.__version__
-        self._interp = tf.lite.Interpreter(
-            model_content=bytes(model_bytes),
-            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+        with warnings.catch_warnings():   # "tf.lite.Interpreter is deprecated": it is still TFLite's own
+            warnings.simplefilter("ignore")
+            self._interp = tf.lite.Interpreter(
+                model_content=bytes(model_bytes),
+                experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
         self._interp.allocate_tensors()
         self._inputs = [d["index"] for d in self._interp.get_input_details()]
         self._outputs = [d["index"] for d in self._interp.get_output_details()]

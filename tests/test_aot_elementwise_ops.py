@@ -1,0 +1,61 @@
+"""RELU_N1_TO_1, SQUARED_DIFFERENCE, RSQRT, EXP, L2_NORMALIZATION and GELU (int8) compiled by the AOT
+runtime and run natively (portable and DSP builds) give the bytes of their reference: tflite-micro's
+interpreter, or TFLite's for the ops tflite-micro has no int8 kernel for (GELU, RELU_N1_TO_1, EXP), which
+`validate` then names; a model with each deploys bit-exact on qemu-cortex-m4, and so does a PyTorch
+nn.GELU MLP exported the default way."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from aot_harness import NativeModel, assert_matches_reference
+from conftest import run_tinyedge
+from test_aot_nonlinear import Case, convert
+
+from tinyedge.ops.registry import OPS, runtime_ops
+from tinyedge.reference import Reference
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def _gelu(approximate: bool):
+    return lambda x: _tf().nn.gelu(x, approximate=approximate)
+
+
+CASES: dict[str, tuple[str, Case]] = {
+    "relu_n1_to_1": ("RELU_N1_TO_1", Case(lambda x: _tf().clip_by_value(_tf().reshape(x, (4, 5)), -1.0, 1.0),
+                                          [(20,)], [2.0])),
+    "relu_n1_to_1_narrow": ("RELU_N1_TO_1", Case(lambda x: _tf().clip_by_value(x, -1.0, 1.0), [(21,)], [(-0.3, 0.6)])),
+    "squared_difference": ("SQUARED_DIFFERENCE", Case(lambda x, y: _tf().math.squared_difference(x, y),
+                                                      [(3, 6), (3, 6)], [1.0, 3.0])),
+    "squared_difference_broadcast": ("SQUARED_DIFFERENCE", Case(lambda x, y: _tf().math.squared_difference(x, y),
+                                                                [(4, 1, 3), (1, 5, 3)], [(0.0, 2.0), 0.5])),
+    "squared_difference_const": ("SQUARED_DIFFERENCE", Case(
+        lambda x: _tf().math.squared_difference(x, np.linspace(-1, 1, 6).astype(np.float32)), [(3, 6)], [1.0])),
+    "rsqrt": ("RSQRT", Case(lambda x: _tf().math.rsqrt(x + 1.5), [(12,)], [1.0])),
+    "rsqrt_wide": ("RSQRT", Case(lambda x: _tf().math.rsqrt(_tf().nn.relu(x) + 0.01), [(4, 5)], [8.0])),
+    "exp": ("EXP", Case(lambda x: _tf().exp(x), [(12,)], [2.0])),
+    "exp_negative": ("EXP", Case(lambda x: _tf().exp(x), [(3, 5)], [(-6.0, 0.5)])),
+    "l2_normalization": ("L2_NORMALIZATION", Case(lambda x: _tf().math.l2_normalize(x, axis=-1), [(3, 8)], [2.0])),
+    "l2_normalization_4d": ("L2_NORMALIZATION", Case(lambda x: _tf().math.l2_normalize(x * 3.0 + 0.5, axis=-1),
+                                                     [(2, 3, 5)], [1.0])),
+    "gelu": ("GELU", Case(_gelu(False), [(4, 6)], [3.0])),
+    "gelu_approximate": ("GELU", Case(_gelu(True), [(24,)], [(-1.0, 5.0)])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])
+def test_elementwise_ops_are_bit_exact_with_their_reference(name: str, dsp: bool, tmp_path):
+    opcode, case = CASES[name]
+    model = convert(case)
+    assert opcode in model.op_names() and opcode in runtime_ops("aot")
+    assert Reference(model).interpreter == OPS[opcode].reference
+    assert_matches_reference(model, NativeModel(model, tmp_path, dsp=dsp), samples=8)
