@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Callable
 
 from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, c_int, op_prefix, requant_tables, require, table
-from tinyedge.ops.opdata import BroadcastData, GatherData, LutData, OpData, PadData, RowGatherData, TransposeConvData
+from tinyedge.ops.opdata import (BroadcastData, GatherData, LutData, OpData, PadData, RowGatherData, RowNormData,
+                                 TransposeConvData)
 from tinyedge.tflite_model import Operator, TfliteModel
 
 Prepare = Callable[[TfliteModel, Operator], OpData]
@@ -29,6 +30,8 @@ def render(data: OpData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lo
         return _row_gather(data, model, op, ptr)
     if isinstance(data, TransposeConvData):
         return _transpose_conv(data, model, op, ptr)
+    if isinstance(data, RowNormData):
+        return _row_norm(data, op, ptr)
     return _gather(data, model, op, ptr)
 
 
@@ -54,6 +57,12 @@ def _broadcast(data: BroadcastData, model: TfliteModel, op: Operator, ptr: Point
     a_t = model.tensors[a]
     inplace = not a_t.is_constant and a_t.size == model.tensors[dst].size
     return Lowered(tables, f"te_{data.kernel}({', '.join(args)});", inplace_ok=inplace)
+
+
+def _row_norm(data: RowNormData, op: Operator, ptr: PointerOf) -> Lowered:
+    call = (f"te_{data.kernel}({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {data.outer}, {data.depth}, "
+            f"{data.input_zero_point});")
+    return Lowered([], call, inplace_ok=True)
 
 
 def _pad(data: PadData, op: Operator, ptr: PointerOf) -> Lowered:

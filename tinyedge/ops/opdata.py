@@ -8,6 +8,7 @@ generation time, for the AOT C emitter (tinyedge.aot.opdata) and the viper emitt
   output) and requantization.
 - `RowGatherData`: a layout op that copies whole rows (runs of bytes) of its input, in any order
   (resizing, gathering, depth/space rearrangements).
+- `RowNormData`: an op that normalizes each row of the last dimension (L2_NORMALIZATION).
 - `GatherData`: a layout op that walks its output in order and reads its input at an offset plus
   strides (slices, permutations), in 4 dimensions.
 """
@@ -53,6 +54,14 @@ class RowGatherData:
 
 
 @dataclass(frozen=True)
+class RowNormData:
+    kernel: str                  # the kernel's name without its runtime's prefix, e.g. "l2_normalization_s8"
+    outer: int                   # rows
+    depth: int                   # values per row (the last dimension)
+    input_zero_point: int
+
+
+@dataclass(frozen=True)
 class TransposeConvData:
     window: tuple[int, ...]                  # te_window_t's fields
     multipliers: tuple[tuple[int, int], ...]
@@ -61,4 +70,4 @@ class TransposeConvData:
     activation_range: tuple[int, int]
 
 
-OpData = LutData | BroadcastData | GatherData | PadData | RowGatherData | TransposeConvData
+OpData = LutData | BroadcastData | GatherData | PadData | RowGatherData | RowNormData | TransposeConvData

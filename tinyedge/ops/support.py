@@ -9,6 +9,7 @@ FAMILY_FILES: dict[str, tuple[str, ...]] = {
     "core": ("te_kernels.h", "te_kernels.c"),
     "nonlinear": ("te_nonlinear.h", "te_nonlinear.c"),
     "recurrent": ("te_recurrent.h", "te_recurrent.c"),
+    "elementwise": ("te_elementwise.h", "te_elementwise.c"),
 }
 DSP_FILES = ("te_dsp.h", "te_dsp.c")
 INT16_FILES = ("te_int16.h", "te_int16.c")   # the int16 and 16x8 variants' kernels (tinyedge.aot.int16)
