@@ -57,5 +57,31 @@ def test_elementwise_ops_are_bit_exact_with_their_reference(name: str, dsp: bool
     opcode, case = CASES[name]
     model = convert(case)
     assert opcode in model.op_names() and opcode in runtime_ops("aot")
-    assert Reference(model).interpreter == OPS[opcode].reference
+    assert (Reference(model).interpreter != "tflite-micro") == (OPS[opcode].reference == "tflite")
     assert_matches_reference(model, NativeModel(model, tmp_path, dsp=dsp), samples=8)
+
+
+def _every_elementwise_op(x):
+    tf = _tf()
+    gelu = tf.nn.gelu(x, approximate=False)
+    difference = tf.math.squared_difference(gelu, x[:, ::-1, :])
+    inverse_root = tf.math.rsqrt(difference + 0.5)
+    normalized = tf.math.l2_normalize(inverse_root * 3.0 + 0.5, axis=-1)
+    return tf.clip_by_value(tf.exp(tf.reshape(normalized, (1, 48)) * 2.0), -1.0, 1.0)
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="needs qemu-system-arm and arm-none-eabi-gcc")
+def test_a_model_with_every_elementwise_op_deploys_bit_exact_on_qemu_cortex_m4(tmp_path):
+    model = convert(Case(_every_elementwise_op, [(6, 8)], [2.0]))
+    assert {"GELU", "SQUARED_DIFFERENCE", "RSQRT", "EXP", "L2_NORMALIZATION", "RELU_N1_TO_1"} <= set(model.op_names())
+    (tmp_path / "model.tflite").write_bytes(model.data)
+    np.save(tmp_path / "x.npy", np.random.default_rng(5).uniform(-2, 2, (6, 6, 8)).astype(np.float32))
+    result = run_tinyedge("deploy", tmp_path / "model.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",
+                          "-o", tmp_path / "out", "--data", tmp_path / "x.npy", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["runtime"], report["passed"], report["bit_exact"]) == ("aot", True, 1.0)
+    # tflite-micro for the ops it runs, TFLite's interpreter for the three it has no int8 kernel for
+    assert report["reference"] == "tflite-micro+tflite"
+    assert "TFLite's interpreter" in report["reference_version"] and "EXP, GELU, RELU_N1_TO_1" in report["reference_version"]

@@ -58,6 +58,7 @@ def tflm_interpreter(model_bytes: bytes, arena_size: int | None = None):
 
 TFLITE_MICRO = "tflite-micro"
 TFLITE = "tflite"
+MIXED = "tflite-micro+tflite"   # each op in its own reference: tflite-micro, or TFLite for the ops it lacks
 # Ops tflite-micro has no kernel for (or, EXP, no int8 kernel), whose int8 kernel in TFLite the AOT
 # runtime reproduces: a model with one is checked against TFLite's interpreter.
 _TFLITE_ONLY = frozenset({"GELU", "RELU_N1_TO_1"})
@@ -97,22 +98,101 @@ class TfliteInterpreter:
         return self._interp.get_tensor(self._outputs[index])
 
 
+class Segment:
+    """A run of the model's operators as a model of its own: its inputs are the tensors it reads that an
+    earlier segment (or the caller) wrote, its outputs those a later segment or the caller reads."""
+
+    def __init__(self, model: TfliteModel, operators: list[int], in_tflite: bool, arena: int):
+        self.inputs, self.outputs = _segment_io(model, operators)
+        self.in_tflite = in_tflite
+        data = _submodel(model.data, operators, self.inputs, self.outputs)
+        with captured_native_output() as log:
+            try:
+                self.interp = TfliteInterpreter(data) if in_tflite else tflm_interpreter(data, arena)
+            except Exception as exc:
+                failure = exc
+            else:
+                failure = None
+        if failure is not None:
+            raise _explain_failure(model, log, failure)
+
+
+def _segment_io(model: TfliteModel, operators: list[int]) -> tuple[list[int], list[int]]:
+    inside = set(operators)
+    written = {t for i in operators for t in model.operators[i].outputs}
+    read_later = {t for i, op in enumerate(model.operators) if i not in inside and i > min(inside) for t in op.inputs}
+    inputs = list(dict.fromkeys(t for i in operators for t in model.operators[i].inputs
+                                if t >= 0 and t not in written and not model.tensors[t].is_constant))
+    outputs = [t for t in dict.fromkeys(t for i in operators for t in model.operators[i].outputs)
+               if t in read_later or t in model.outputs]
+    return inputs, outputs
+
+
+def _submodel(data: bytes, operators: list[int], inputs: list[int], outputs: list[int]) -> bytes:
+    """The model's bytes with only `operators` in its graph, reading `inputs` and writing `outputs`."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    graph = model.subgraphs[0]
+    graph.operators = [graph.operators[i] for i in operators]
+    graph.inputs, graph.outputs = list(inputs), list(outputs)
+    model.signatureDefs = []
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _segments(model: TfliteModel) -> list[tuple[list[int], bool]]:
+    """The operators in runs of those tflite-micro runs and those only TFLite runs (True)."""
+    only = set(tflite_only_ops(model))
+    runs: list[tuple[list[int], bool]] = []
+    for index, op in enumerate(model.operators):
+        in_tflite = op.opcode in only and (op.opcode != "EXP" or model.tensors[op.inputs[0]].dtype != np.float32)
+        if runs and runs[-1][1] == in_tflite:
+            runs[-1][0].append(index)
+        else:
+            runs.append(([index], in_tflite))
+    return runs
+
+
+class SegmentedInterpreter:
+    """tflite-micro for every op it has a kernel for, TFLite's interpreter for the others (GELU...), one
+    segment after the other, the tensors between them handed over: each op checked against its own
+    reference. A stateful model runs whole in TFLite's interpreter (its state lives in one interpreter)."""
+
+    def __init__(self, model: TfliteModel, arena: int):
+        self.model = model
+        self.segments = [Segment(model, ops, in_tflite, arena) for ops, in_tflite in _segments(model)]
+        self.values: dict[int, np.ndarray] = {}
+
+    def set_input(self, array: np.ndarray, index: int) -> None:
+        self.values[self.model.inputs[index]] = array
+
+    def invoke(self) -> None:
+        for segment in self.segments:
+            for position, tensor in enumerate(segment.inputs):
+                segment.interp.set_input(self.values[tensor], position)
+            segment.interp.invoke()
+            for position, tensor in enumerate(segment.outputs):
+                self.values[tensor] = np.array(segment.interp.get_output(position))
+
+    def get_output(self, index: int) -> np.ndarray:
+        return self.values[self.model.outputs[index]]
+
+
 class Reference:
-    """Runs one model in tflite-micro's interpreter (TFLite's for a model with an op tflite-micro
-    cannot run: `interpreter` and `description` say which), one sample at a time."""
+    """Runs one model in tflite-micro's interpreter, one sample at a time; a model with an op only TFLite
+    runs (`tflite_only`) has those ops run by TFLite's interpreter (`interpreter` and `description` say so)."""
 
     def __init__(self, model: TfliteModel | bytes, arena_size: int | None = None):
         self.model = model if isinstance(model, TfliteModel) else parse_tflite(model)
         self.tflite_only = tflite_only_ops(self.model)
-        self.interpreter = TFLITE if self.tflite_only else TFLITE_MICRO
-        self.description = TFLITE_MICRO
-        if self.tflite_only:
-            with captured_native_output():
-                self._interp = TfliteInterpreter(self.model.data)
-            self.description = (f"TFLite's interpreter (tensorflow {self._interp.version}, reference kernels): "
-                                f"tflite-micro has no int8 kernel for {', '.join(self.tflite_only)}")
-            return
+        self.interpreter, self.description, self.tflite_part = TFLITE_MICRO, TFLITE_MICRO, ""
         arena = arena_size or max(len(self.model.data) * 10, 1 << 20)
+        if self.tflite_only:
+            self._interp = self._mixed(arena)
+            return
         with captured_native_output() as log:
             try:
                 self._interp = tflm_interpreter(self.model.data, arena)
@@ -122,6 +202,20 @@ class Reference:
                 failure = None
         if failure is not None:
             raise _explain_failure(self.model, log, failure)
+
+    def _mixed(self, arena: int):
+        with captured_native_output():
+            tflite = TfliteInterpreter(self.model.data)   # loads the whole model: an op TFLite lacks is named here
+        lacking = ", ".join(self.tflite_only)
+        tflite_kernels = f"TFLite's interpreter (tensorflow {tflite.version}, reference kernels)"
+        if self.model.is_stateful or all(op.opcode in self.tflite_only for op in self.model.operators):
+            self.interpreter = TFLITE
+            self.description = f"{tflite_kernels}: tflite-micro has no int8 kernel for {lacking}"
+            return tflite
+        self.interpreter = MIXED
+        self.tflite_part = f"{tflite_kernels} for {lacking}, which tflite-micro has no int8 kernel for"
+        self.description = f"tflite-micro, and {self.tflite_part}"
+        return SegmentedInterpreter(self.model, arena)
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One inference: inputs as arrays of the model's input dtype (batch of 1), outputs likewise."""
