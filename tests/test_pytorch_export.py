@@ -25,7 +25,7 @@ pytestmark = [
 
 # The models a runtime (or onnx2tf) may still refuse, and the ops one of which the refusal must name.
 MAY_BE_REFUSED = {"keyword_conv1d": ("CONV_2D",), "grouped_hardswish_cnn": ("CONV_2D", "HARD_SWISH"),
-                  "activations_mlp": ("GELU", "HARD_SWISH"), "lstm": ("LSTM",), "gru": ("GRU",)}
+                  "lstm": ("LSTM",), "gru": ("GRU",)}
 
 
 @pytest.mark.parametrize("name", torch_models.MODELS)

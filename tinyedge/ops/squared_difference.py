@@ -10,10 +10,10 @@ from tinyedge.aot.lowering import require_types
 from tinyedge.aot.nonlinear import broadcast_geometry, quantize_multiplier_smaller_than_one
 from tinyedge.aot.quant import INT8_MAX, INT8_MIN, quantize_multiplier, zero_point
 from tinyedge.ops.opdata import BroadcastData
-from tinyedge.ops.support import NOT_YET_VIPER, OpSupport
+from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, TfliteModel
 
-SUPPORTS = (OpSupport("SQUARED_DIFFERENCE", "nonlinear", viper=NOT_YET_VIPER),)
+SUPPORTS = (OpSupport("SQUARED_DIFFERENCE", "nonlinear"),)
 LEFT_SHIFT = 7
 
 

@@ -348,6 +348,8 @@ def _emit_prepared(e: _Emitter, op: Operator) -> None:
         e.calls.append(f"k.transpose(A, {e.const(f'P{op.index}', i32_bytes(params))})")
     elif data.kernel == "sub_s8":
         _emit_add(e, op, "sub", data.params)
+    elif data.kernel == "squared_difference_s8":
+        _emit_add(e, op, "squared_difference", data.params)
     elif data.kernel == "prelu_s8":
         _emit_prelu(e, op, data.params)
     else:

@@ -555,6 +555,13 @@ def _add(name: str = "add", combine: str = "+") -> list[str]:
     return _broadcast(name, "aoff amh aml ash boff bmh bml bsh lsh omh oml osh ozp lo hi", body)
 
 
+def _squared_difference() -> list[str]:
+    """SQUARED_DIFFERENCE: SUB's kernel with the difference squared before the output rescaling."""
+    lines = _add("squared_difference", "-")
+    at = lines.index(f"{WALK_INDENT}acc = r1 - r2") + 1
+    return lines[:at] + [f"{WALK_INDENT}acc = acc * acc"] + lines[at:]
+
+
 def _lut() -> list[str]:
     return ["@micropython.viper", "def lut(A: ptr8, T: ptr8, P: ptr8):",
             *_params("src dst n"),
@@ -770,6 +777,6 @@ def kernel_source() -> str:
     for lines in (_fully_connected(), _conv2d(), _depthwise_conv2d(), _depthwise_multiplier(), _pool("average_pool", True),
                   _pool("max_pool", False), _add(), _lut(), _softmax(), _copy_blocks(), _mean(), _mul(), _pad(),
                   _transpose(), _requantize(), _add("sub", "-"), _maxmin(), _gather_rows(), _prelu(),
-                  _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm()):
+                  _conv2d_grouped(), _transpose_conv(), _svdf(), _lstm(), _squared_difference()):
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"
