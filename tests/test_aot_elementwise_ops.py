@@ -88,7 +88,8 @@ def test_a_model_with_every_elementwise_op_deploys_bit_exact_on_qemu_cortex_m4(t
 
 
 VIPER_CASES = ("relu_n1_to_1", "relu_n1_to_1_narrow", "squared_difference", "squared_difference_broadcast",
-               "squared_difference_const", "rsqrt", "exp", "gelu", "gelu_approximate")
+               "squared_difference_const", "rsqrt", "exp", "gelu", "gelu_approximate", "l2_normalization",
+               "l2_normalization_4d")
 
 
 @pytest.mark.parametrize("name", VIPER_CASES)

@@ -10,10 +10,10 @@ import math
 from tinyedge.aot.lowering import require, require_types
 from tinyedge.aot.quant import zero_point
 from tinyedge.ops.opdata import RowNormData
-from tinyedge.ops.support import NOT_YET_VIPER, OpSupport
+from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, TfliteModel
 
-SUPPORTS = (OpSupport("L2_NORMALIZATION", "elementwise", viper=NOT_YET_VIPER),)
+SUPPORTS = (OpSupport("L2_NORMALIZATION", "elementwise"),)
 
 
 def prepare(model: TfliteModel, op: Operator) -> RowNormData:

@@ -29,7 +29,7 @@ from tinyedge.aot.recurrent import (
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops.conv import accumulator_bounds, bias_values, fc_multipliers, fold_bias, window
 from tinyedge.ops.fixedpoint import exp_on_negative_values, srdhm, wrap32
-from tinyedge.ops.opdata import GatherData, LutData, PadData, RowGatherData, TransposeConvData
+from tinyedge.ops.opdata import GatherData, LutData, PadData, RowGatherData, RowNormData, TransposeConvData
 from tinyedge.ops.registry import PREPARED, viper_ops, viper_refusal
 from tinyedge.ops.transpose_conv import BIAS as TRANSPOSE_CONV_BIAS
 from tinyedge.ops.transpose_conv import INPUT as TRANSPOSE_CONV_INPUT
@@ -343,6 +343,9 @@ def _emit_prepared(e: _Emitter, op: Operator) -> None:
         e.calls.append(f"k.gather_rows(A, {rows}, {e.const(f'P{op.index}', i32_bytes(params))})")
     elif isinstance(data, TransposeConvData):
         _emit_transpose_conv(e, op, data)
+    elif isinstance(data, RowNormData):
+        e.calls.append(f"k.{data.kernel.removesuffix('_s8')}(A, {data.outer}, {e.at(op.inputs[0])}, "
+                       f"{e.at(op.outputs[0])}, {data.depth}, {data.input_zero_point})")
     elif isinstance(data, GatherData):
         params = [e.at(op.inputs[0]) + data.in_offset, e.at(op.outputs[0]), *data.out_dims, *data.in_strides]
         e.calls.append(f"k.transpose(A, {e.const(f'P{op.index}', i32_bytes(params))})")
