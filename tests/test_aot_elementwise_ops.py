@@ -111,3 +111,13 @@ def test_elementwise_ops_run_bit_exact_as_viper_code(name: str):
     reference = Reference(model)
     for i, sample in enumerate(samples):
         assert np.array_equal(got[i], np.concatenate([o.reshape(-1) for o in reference.run(sample)])), f"sample {i}"
+
+
+def test_inspect_names_the_runtimes_of_a_gelu_model_and_the_aots_arena(tmp_path):
+    model = convert(CASES["gelu"][1])
+    (tmp_path / "gelu.tflite").write_bytes(model.data)
+    result = run_tinyedge("inspect", tmp_path / "gelu.tflite", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["runtimes"]["GELU"] == ["aot", "viper"]
+    assert summary["arena_bytes_host"] > 0 and "planned by the AOT runtime" in summary["arena_note"]
