@@ -121,3 +121,13 @@ def test_inspect_names_the_runtimes_of_a_gelu_model_and_the_aots_arena(tmp_path)
     summary = json.loads(result.stdout)
     assert summary["runtimes"]["GELU"] == ["aot", "viper"]
     assert summary["arena_bytes_host"] > 0 and "planned by the AOT runtime" in summary["arena_note"]
+
+
+@pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])
+def test_int16_squared_difference_is_bit_exact_with_tflite_micro(dsp: bool, tmp_path):
+    from test_aot_int16 import to_16x8
+
+    model = to_16x8(lambda x, y: _tf().math.squared_difference(x, y * 1.5), [(3, 6), (1, 6)])
+    assert {model.tensors[i].type_name for i in model.operators[-1].inputs} == {"INT16"}
+    assert "int16" in OPS["SQUARED_DIFFERENCE"].variants
+    assert_matches_reference(model, NativeModel(model, tmp_path, dsp=dsp), samples=8)

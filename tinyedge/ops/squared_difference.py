@@ -17,17 +17,23 @@ SUPPORTS = (OpSupport("SQUARED_DIFFERENCE", "nonlinear"),)
 LEFT_SHIFT = 7
 
 
-def prepare(model: TfliteModel, op: Operator) -> BroadcastData:
-    a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
-    require_types(model, op, {a: "INT8", b: "INT8", dst: "INT8"})
-    tensors = [model.tensors[i] for i in (a, b, dst)]
+def parameters(model: TfliteModel, op: Operator, left_shift: int = LEFT_SHIFT,
+               limits: tuple[int, int] = (INT8_MIN, INT8_MAX)) -> tuple[int, ...]:
+    """PrepareQuantized's rescalings in te_add_params_t's order (int16: left shift 0, the int16 limits)."""
+    tensors = [model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0])]
     a_scale, b_scale, out_scale = (np.float32(t.scale[0]) for t in tensors)
     twice_max_input_scale = 2.0 * float(max(a_scale, b_scale))
     a_multiplier, a_shift = quantize_multiplier_smaller_than_one(float(a_scale) / twice_max_input_scale)
     b_multiplier, b_shift = quantize_multiplier_smaller_than_one(float(b_scale) / twice_max_input_scale)
     out_multiplier, out_shift = quantize_multiplier(
-        twice_max_input_scale * twice_max_input_scale / float(np.float32(1 << (2 * LEFT_SHIFT)) * out_scale))
-    params = (-zero_point(tensors[0]), a_multiplier, a_shift, -zero_point(tensors[1]), b_multiplier, b_shift,
-              LEFT_SHIFT, out_multiplier, out_shift, zero_point(tensors[2]), INT8_MIN, INT8_MAX)
-    return BroadcastData("squared_difference_s8", tuple(broadcast_geometry(*(t.shape for t in tensors))),
-                         "te_add_params_t", params)
+        twice_max_input_scale * twice_max_input_scale / float(np.float32(1 << (2 * left_shift)) * out_scale))
+    return (-zero_point(tensors[0]), a_multiplier, a_shift, -zero_point(tensors[1]), b_multiplier, b_shift,
+            left_shift, out_multiplier, out_shift, zero_point(tensors[2]), *limits)
+
+
+def prepare(model: TfliteModel, op: Operator) -> BroadcastData:
+    a, b, dst = op.inputs[0], op.inputs[1], op.outputs[0]
+    require_types(model, op, {a: "INT8", b: "INT8", dst: "INT8"})
+    shapes = [model.tensors[i].shape for i in (a, b, dst)]
+    return BroadcastData("squared_difference_s8", tuple(broadcast_geometry(*shapes)), "te_add_params_t",
+                         parameters(model, op))
