@@ -16,7 +16,7 @@ from conftest import run_tinyedge
 from test_aot_nonlinear import Case, convert
 
 from tinyedge.ops.registry import OPS, runtime_ops
-from tinyedge.reference import Reference
+from tinyedge.reference import TFLITE_REFERENCED, Reference
 
 
 def _tf():
@@ -131,3 +131,7 @@ def test_int16_squared_difference_is_bit_exact_with_tflite_micro(dsp: bool, tmp_
     assert {model.tensors[i].type_name for i in model.operators[-1].inputs} == {"INT16"}
     assert "int16" in OPS["SQUARED_DIFFERENCE"].variants
     assert_matches_reference(model, NativeModel(model, tmp_path, dsp=dsp), samples=8)
+
+
+def test_the_ops_checked_against_tflite_are_the_registrys():
+    assert TFLITE_REFERENCED == {op.name for op in OPS.values() if op.reference == "tflite"}

@@ -21,7 +21,7 @@ import numpy as np
 
 from tinyedge.aot import TFLM_COMMIT as AOT_TFLM_COMMIT
 from tinyedge.errors import TinyedgeError
-from tinyedge.tflite_model import TfliteModel, parse_tflite
+from tinyedge.tflite_model import Operator, TfliteModel, parse_tflite
 
 _MISSING_OP = re.compile(r"Didn't find op for builtin opcode '([A-Z0-9_]+)'|Failed to get registration from op code ([A-Z0-9_]+)")
 
@@ -59,16 +59,19 @@ def tflm_interpreter(model_bytes: bytes, arena_size: int | None = None):
 TFLITE_MICRO = "tflite-micro"
 TFLITE = "tflite"
 MIXED = "tflite-micro+tflite"   # each op in its own reference: tflite-micro, or TFLite for the ops it lacks
-# Ops tflite-micro has no kernel for (or, EXP, no int8 kernel), whose int8 kernel in TFLite the AOT
-# runtime reproduces: a model with one is checked against TFLite's interpreter.
-_TFLITE_ONLY = frozenset({"GELU", "RELU_N1_TO_1"})
+# Ops tflite-micro has no int8 kernel for (none for GELU and RELU_N1_TO_1, a float32 one for EXP), whose
+# int8 kernel in TFLite the AOT runtime reproduces (the op registry's reference="tflite"): a model with
+# one is checked against TFLite's interpreter for them.
+TFLITE_REFERENCED = frozenset({"GELU", "RELU_N1_TO_1", "EXP"})
+
+
+def _tflite_only(model: TfliteModel, op: Operator) -> bool:
+    return op.opcode in TFLITE_REFERENCED and model.tensors[op.inputs[0]].dtype != np.float32
 
 
 def tflite_only_ops(model: TfliteModel) -> list[str]:
     """The model's ops that only TFLite's interpreter runs (tflite-micro lacks their int8 kernel)."""
-    found = {op.opcode for op in model.operators if op.opcode in _TFLITE_ONLY or (
-        op.opcode == "EXP" and model.tensors[op.inputs[0]].dtype != np.float32)}
-    return sorted(found)
+    return sorted({op.opcode for op in model.operators if _tflite_only(model, op)})
 
 
 class TfliteInterpreter:
@@ -145,10 +148,9 @@ def _submodel(data: bytes, operators: list[int], inputs: list[int], outputs: lis
 
 def _segments(model: TfliteModel) -> list[tuple[list[int], bool]]:
     """The operators in runs of those tflite-micro runs and those only TFLite runs (True)."""
-    only = set(tflite_only_ops(model))
     runs: list[tuple[list[int], bool]] = []
     for index, op in enumerate(model.operators):
-        in_tflite = op.opcode in only and (op.opcode != "EXP" or model.tensors[op.inputs[0]].dtype != np.float32)
+        in_tflite = _tflite_only(model, op)
         if runs and runs[-1][1] == in_tflite:
             runs[-1][0].append(index)
         else:
