@@ -1,9 +1,10 @@
 """The host reference: tflite-micro's own Python interpreter, running TFLM's reference kernels.
 
 Everything that says what a board *should* answer goes through here, so a board that runs TFLM's
-reference kernels must match it bit for bit. A model with an op tflite-micro has no int8 kernel for but
-TFLite has (GELU, RELU_N1_TO_1, int8 EXP: `tflite_only_ops`) is run in TFLite's interpreter instead, with
-its reference kernels: that is the stated reference of those ops, and reports name it.
+reference kernels must match it bit for bit. The ops tflite-micro has no int8 kernel for but TFLite has
+(GELU, RELU_N1_TO_1, int8 EXP: `tflite_only_ops`) run in TFLite's interpreter, with its reference kernels:
+that is their stated reference. A model with them runs in segments, each op in its own reference
+(`SegmentedInterpreter`), and reports name it.
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def tflite_only_ops(model: TfliteModel) -> list[str]:
 
 
 class TfliteInterpreter:
-    """TFLite's own interpreter (tensorflow's tf.lite, its builtin reference kernels), with
-    tflite-micro's wrapper's calls."""
+    """TFLite's own interpreter (tensorflow's tf.lite, its builtin reference kernels), called as
+    tflite-micro's Python wrapper is (set_input, invoke, get_output)."""
 
     def __init__(self, model_bytes: bytes):
         import tensorflow as tf
@@ -107,7 +108,6 @@ class Segment:
 
     def __init__(self, model: TfliteModel, operators: list[int], in_tflite: bool, arena: int):
         self.inputs, self.outputs = _segment_io(model, operators)
-        self.in_tflite = in_tflite
         data = _submodel(model.data, operators, self.inputs, self.outputs)
         with captured_native_output() as log:
             try:
@@ -206,9 +206,17 @@ class Reference:
             raise _explain_failure(self.model, log, failure)
 
     def _mixed(self, arena: int):
-        with captured_native_output():
-            tflite = TfliteInterpreter(self.model.data)   # loads the whole model: an op TFLite lacks is named here
         lacking = ", ".join(self.tflite_only)
+        failure: Exception | None = None
+        with captured_native_output() as log:
+            try:
+                tflite = TfliteInterpreter(self.model.data)
+            except (RuntimeError, ValueError) as exc:
+                failure = exc
+        if failure is not None:
+            raise TinyedgeError(f"TFLite's interpreter, the reference of {lacking} (tflite-micro has no int8 kernel "
+                                f"for it), cannot load the model ({_last_line(log, failure)}): check that it "
+                                "converted cleanly.")
         tflite_kernels = f"TFLite's interpreter (tensorflow {tflite.version}, reference kernels)"
         if self.model.is_stateful or all(op.opcode in self.tflite_only for op in self.model.operators):
             self.interpreter = TFLITE
