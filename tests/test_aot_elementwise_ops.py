@@ -135,3 +135,16 @@ def test_int16_squared_difference_is_bit_exact_with_tflite_micro(dsp: bool, tmp_
 
 def test_the_ops_checked_against_tflite_are_the_registrys():
     assert TFLITE_REFERENCED == {op.name for op in OPS.values() if op.reference == "tflite"}
+
+
+def test_a_16x8_gelu_is_refused_in_one_sentence_that_does_not_point_at_tflm(tmp_path):
+    from test_aot_int16 import to_16x8
+
+    model = to_16x8(lambda x: _tf().nn.gelu(x), [(3, 6)])
+    (tmp_path / "gelu16.tflite").write_bytes(model.data)
+    result = run_tinyedge("generate", tmp_path / "gelu16.tflite", "--board", "host", "--runtime", "aot",
+                          "-o", tmp_path / "out")
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "TFLite's int8 GELU only" in message and "quantize the model to full int8" in message
+    assert "--runtime tflm" not in message and not (tmp_path / "out").exists()

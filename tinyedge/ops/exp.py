@@ -3,9 +3,8 @@ variant's stated reference): a 256-entry table of expf, built as LUTPopulate<int
 
 from __future__ import annotations
 
-from tinyedge.aot.lowering import require_types
 from tinyedge.aot.quant import zero_point
-from tinyedge.ops.float_lut import expf, lut_populate
+from tinyedge.ops.float_lut import expf, lut_populate, require_int8
 from tinyedge.ops.opdata import LutData
 from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, TfliteModel
@@ -15,6 +14,6 @@ SUPPORTS = (OpSupport("EXP", "nonlinear", reference="tflite"),)
 
 def prepare(model: TfliteModel, op: Operator) -> LutData:
     src, dst = op.inputs[0], op.outputs[0]
-    require_types(model, op, {src: "INT8", dst: "INT8"})
+    require_int8(model, op)
     inp, out = model.tensors[src], model.tensors[dst]
     return LutData(lut_populate(inp.scale[0], zero_point(inp), out.scale[0], zero_point(out), expf))

@@ -12,6 +12,8 @@ from typing import Callable
 import numpy as np
 
 from tinyedge.aot.quant import INT8_MAX, INT8_MIN
+from tinyedge.errors import TinyedgeError
+from tinyedge.tflite_model import Operator, TfliteModel
 
 F32 = np.float32
 _LIBM = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
@@ -24,6 +26,15 @@ def _libm_float(name: str) -> Callable[[np.float32], np.float32]:
 
 
 erfcf, tanhf, expf = (_libm_float(name) for name in ("erfcf", "tanhf", "expf"))
+
+
+def require_int8(model: TfliteModel, op: Operator) -> None:
+    """Refuse an op only TFLite runs (no tflite-micro kernel: the tflm runtime is no way out) unless int8."""
+    for t in (model.tensors[i] for i in (op.inputs[0], op.outputs[0])):
+        if t.type_name != "INT8":
+            raise TinyedgeError(f"{op.opcode} (operator {op.index}) has a {t.type_name.lower()} tensor '{t.name}', and "
+                                f"the AOT runtime runs TFLite's int8 {op.opcode} only (tflite-micro has no int8 kernel "
+                                "for it, so the tflm runtime cannot run it either): quantize the model to full int8.")
 
 
 def lut_populate(input_scale: float, input_zero_point: int, output_scale: float, output_zero_point: int,

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import math
 
-from tinyedge.aot.lowering import require_types
 from tinyedge.aot.quant import zero_point
-from tinyedge.ops.float_lut import F32, erfcf, lut_populate, tanhf
+from tinyedge.ops.float_lut import F32, erfcf, lut_populate, require_int8, tanhf
 from tinyedge.ops.opdata import LutData
 from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, TfliteModel
@@ -28,7 +27,7 @@ def gelu_approximate(x: F32) -> F32:
 
 def prepare(model: TfliteModel, op: Operator) -> LutData:
     src, dst = op.inputs[0], op.outputs[0]
-    require_types(model, op, {src: "INT8", dst: "INT8"})
+    require_int8(model, op)
     inp, out = model.tensors[src], model.tensors[dst]
     approximate = bool(getattr(op.options, "approximate", False))
     return LutData(lut_populate(inp.scale[0], zero_point(inp), out.scale[0], zero_point(out),

@@ -4,10 +4,9 @@ QuantizedReluX's clamp to [-1, 1] quantized with the output's scale (roundf). A 
 
 from __future__ import annotations
 
-from tinyedge.aot.lowering import require_types
 from tinyedge.aot.quant import INT8_MAX, INT8_MIN, quantize_multiplier, zero_point
 from tinyedge.ops.fixedpoint import multiply_by_quantized_multiplier
-from tinyedge.ops.float_lut import F32, round_half_away_f32
+from tinyedge.ops.float_lut import F32, require_int8, round_half_away_f32
 from tinyedge.ops.opdata import LutData
 from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, TfliteModel
@@ -17,7 +16,7 @@ SUPPORTS = (OpSupport("RELU_N1_TO_1", "nonlinear", reference="tflite"),)
 
 def prepare(model: TfliteModel, op: Operator) -> LutData:
     src, dst = op.inputs[0], op.outputs[0]
-    require_types(model, op, {src: "INT8", dst: "INT8"})
+    require_int8(model, op)
     inp, out = model.tensors[src], model.tensors[dst]
     multiplier, shift = quantize_multiplier(float(F32(inp.scale[0])) / float(F32(out.scale[0])))
     lower = max(INT8_MIN, zero_point(out) + round_half_away_f32(F32(-1) / F32(out.scale[0])))
