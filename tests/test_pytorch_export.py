@@ -4,14 +4,17 @@ bit-exact, or are refused in one sentence naming the op; none fails for how it w
 
 from __future__ import annotations
 
-import json
 import importlib.util
+import json
+import shutil
 
 import numpy as np
 import pytest
 
 import torch_models
 from conftest import run_tinyedge
+
+from tinyedge.tflite_model import load_tflite
 
 pytestmark = [
     pytest.mark.slow,
@@ -22,7 +25,7 @@ pytestmark = [
 
 # The models a runtime (or onnx2tf) may still refuse, and the ops one of which the refusal must name.
 MAY_BE_REFUSED = {"keyword_conv1d": ("CONV_2D",), "grouped_hardswish_cnn": ("CONV_2D", "HARD_SWISH"),
-                  "activations_mlp": ("GELU", "HARD_SWISH"), "lstm": ("LSTM",), "gru": ("GRU",)}
+                  "lstm": ("LSTM",), "gru": ("GRU",)}
 
 
 @pytest.mark.parametrize("name", torch_models.MODELS)
@@ -60,3 +63,20 @@ def test_the_legacy_exporters_opset_13_graph_deploys_bit_exact(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["passed"] and report["bit_exact"] == 1.0
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="needs qemu-system-arm and arm-none-eabi-gcc")
+def test_a_pytorch_gelu_mlp_deploys_bit_exact_on_qemu_cortex_m4_against_tflites_gelu(tmp_path):
+    """nn.GELU() and nn.GELU(approximate="tanh") quantize to one GELU op each, which tflite-micro has no kernel
+    for: the AOT runs TFLite's int8 GELU, checked against TFLite's interpreter (tflite-micro for the rest)."""
+    model, shape = torch_models.export("gelu_mlp", tmp_path)
+    np.save(tmp_path / "cal.npy", np.random.default_rng(2).normal(0, 1, (40, *shape[1:])).astype(np.float32))
+    result = run_tinyedge("deploy", model, "--board", "qemu-cortex-m4", "--runtime", "aot", "--calibration",
+                          tmp_path / "cal.npy", "-o", tmp_path / "out", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["passed"] and report["bit_exact"] == 1.0
+    assert report["reference"] == "tflite-micro+tflite" and "for GELU" in report["reference_version"]
+    gelus = [op for op in load_tflite(tmp_path / "out" / "gelu_mlp_int8.tflite").operators if op.opcode == "GELU"]
+    assert [op.options.approximate for op in gelus] == [False, True]

@@ -64,6 +64,17 @@ def _modules():
         def forward(self, x):
             return self.net(x)
 
+    class GeluMlp(nn.Module):
+        """A transformer-style feed-forward block: Linear, GELU (exact, then the tanh approximation), Linear."""
+
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 32), nn.GELU(approximate="tanh"),
+                                     nn.Linear(32, 4))
+
+        def forward(self, x):
+            return self.net(x)
+
     class Recurrent(nn.Module):
         def __init__(self, cell):
             super().__init__()
@@ -78,6 +89,7 @@ def _modules():
         "keyword_conv1d": (KeywordConv1d, (1, 10, 20)),
         "grouped_hardswish_cnn": (GroupedHardswishCnn, (1, 4, 8, 8)),
         "activations_mlp": (ActivationsMlp, (1, 12)),
+        "gelu_mlp": (GeluMlp, (1, 16)),
         "lstm": (lambda: Recurrent(nn.LSTM), (1, 10, 8)),
         "gru": (lambda: Recurrent(nn.GRU), (1, 10, 8)),
     }

@@ -8,12 +8,13 @@ from typing import Any
 
 import numpy as np
 
+from tinyedge.aot.compiler import compile_model
 from tinyedge.boards import Board, get_board
 from tinyedge.errors import TinyedgeError
 from tinyedge.generate import choose_runtime
 from tinyedge.ops.registry import runtimes_for
 from tinyedge.plugins import get_framework
-from tinyedge.reference import check_runs_in_tflm, measure_arena
+from tinyedge.reference import check_runs_in_tflm, measure_arena, tflite_only_ops
 from tinyedge.runtimes.aot import compile_for, ram_breakdown
 from tinyedge.tflite_model import Operator, TfliteModel, load_tflite
 
@@ -181,11 +182,20 @@ def zeros_note(fraction: float) -> str | None:
             "(both store and multiply dense arrays): narrow the layers with `tinyedge shrink` instead.")
 
 
+def _arena(model: TfliteModel) -> tuple[int, str]:
+    """tflite-micro's arena on this host; the AOT runtime's planned one for a model tflite-micro cannot run."""
+    lacking = tflite_only_ops(model)
+    if not lacking:
+        return measure_arena(model), HOST_ARENA_NOTE
+    return compile_model(model).plan.arena_bytes, (f"arena planned by the AOT runtime: tflite-micro has no int8 "
+                                                   f"kernel for {', '.join(lacking)}, so it cannot measure one")
+
+
 def inspect_model(path: str | Path, board_id: str | None = None) -> ModelSummary:
     model = load_tflite(path)
     board = get_board(board_id) if board_id else None
     check_runs_in_tflm(model)
-    arena = measure_arena(model)
+    arena, arena_note = _arena(model)
     return ModelSummary(
         path=str(path),
         model_bytes=len(model.data),
@@ -201,6 +211,7 @@ def inspect_model(path: str | Path, board_id: str | None = None) -> ModelSummary
         full_int8=model.is_full_int8(),
         not_full_int8_because=model.full_int8_problems(),
         arena_bytes_host=arena,
+        arena_note=arena_note,
         board_fit=board_fit(model, board, arena) if board else None,
         zero_weights=zero_weight_fraction(model),
         zeros_note=zeros_note(zero_weight_fraction(model)),

@@ -1,7 +1,10 @@
 """The host reference: tflite-micro's own Python interpreter, running TFLM's reference kernels.
 
 Everything that says what a board *should* answer goes through here, so a board that runs TFLM's
-reference kernels must match it bit for bit.
+reference kernels must match it bit for bit. The ops tflite-micro has no int8 kernel for but TFLite has
+(GELU, RELU_N1_TO_1, int8 EXP: `tflite_only_ops`) run in TFLite's interpreter, with its reference kernels:
+that is their stated reference. A model with them runs in segments, each op in its own reference
+(`SegmentedInterpreter`), and reports name it.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -18,7 +22,7 @@ import numpy as np
 
 from tinyedge.aot import TFLM_COMMIT as AOT_TFLM_COMMIT
 from tinyedge.errors import TinyedgeError
-from tinyedge.tflite_model import TfliteModel, parse_tflite
+from tinyedge.tflite_model import Operator, TfliteModel, parse_tflite
 
 _MISSING_OP = re.compile(r"Didn't find op for builtin opcode '([A-Z0-9_]+)'|Failed to get registration from op code ([A-Z0-9_]+)")
 
@@ -53,12 +57,144 @@ def tflm_interpreter(model_bytes: bytes, arena_size: int | None = None):
     return runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=arena_size)
 
 
+TFLITE_MICRO = "tflite-micro"
+TFLITE = "tflite"
+MIXED = "tflite-micro+tflite"   # each op in its own reference: tflite-micro, or TFLite for the ops it lacks
+# Ops tflite-micro has no int8 kernel for (none for GELU and RELU_N1_TO_1, a float32 one for EXP), whose
+# int8 kernel in TFLite the AOT runtime reproduces (the op registry's reference="tflite"): a model with
+# one is checked against TFLite's interpreter for them.
+TFLITE_REFERENCED = frozenset({"GELU", "RELU_N1_TO_1", "EXP"})
+
+
+def _tflite_only(model: TfliteModel, op: Operator) -> bool:
+    return op.opcode in TFLITE_REFERENCED and model.tensors[op.inputs[0]].dtype != np.float32
+
+
+def tflite_only_ops(model: TfliteModel) -> list[str]:
+    """The model's ops that only TFLite's interpreter runs (tflite-micro lacks their int8 kernel)."""
+    return sorted({op.opcode for op in model.operators if _tflite_only(model, op)})
+
+
+class TfliteInterpreter:
+    """TFLite's own interpreter (tensorflow's tf.lite, its builtin reference kernels), called as
+    tflite-micro's Python wrapper is (set_input, invoke, get_output)."""
+
+    def __init__(self, model_bytes: bytes):
+        import tensorflow as tf
+
+        self.version = tf.__version__
+        with warnings.catch_warnings():   # "tf.lite.Interpreter is deprecated": it is still TFLite's own
+            warnings.simplefilter("ignore")
+            self._interp = tf.lite.Interpreter(
+                model_content=bytes(model_bytes),
+                experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+        self._interp.allocate_tensors()
+        self._inputs = [d["index"] for d in self._interp.get_input_details()]
+        self._outputs = [d["index"] for d in self._interp.get_output_details()]
+
+    def set_input(self, array: np.ndarray, index: int) -> None:
+        self._interp.set_tensor(self._inputs[index], array)
+
+    def invoke(self) -> None:
+        self._interp.invoke()
+
+    def get_output(self, index: int) -> np.ndarray:
+        return self._interp.get_tensor(self._outputs[index])
+
+
+class Segment:
+    """A run of the model's operators as a model of its own: its inputs are the tensors it reads that an
+    earlier segment (or the caller) wrote, its outputs those a later segment or the caller reads."""
+
+    def __init__(self, model: TfliteModel, operators: list[int], in_tflite: bool, arena: int):
+        self.inputs, self.outputs = _segment_io(model, operators)
+        data = _submodel(model.data, operators, self.inputs, self.outputs)
+        with captured_native_output() as log:
+            try:
+                self.interp = TfliteInterpreter(data) if in_tflite else tflm_interpreter(data, arena)
+            except Exception as exc:
+                failure = exc
+            else:
+                failure = None
+        if failure is not None:
+            raise _explain_failure(model, log, failure)
+
+
+def _segment_io(model: TfliteModel, operators: list[int]) -> tuple[list[int], list[int]]:
+    inside = set(operators)
+    written = {t for i in operators for t in model.operators[i].outputs}
+    read_later = {t for i, op in enumerate(model.operators) if i not in inside and i > min(inside) for t in op.inputs}
+    inputs = list(dict.fromkeys(t for i in operators for t in model.operators[i].inputs
+                                if t >= 0 and t not in written and not model.tensors[t].is_constant))
+    outputs = [t for t in dict.fromkeys(t for i in operators for t in model.operators[i].outputs)
+               if t in read_later or t in model.outputs]
+    return inputs, outputs
+
+
+def _submodel(data: bytes, operators: list[int], inputs: list[int], outputs: list[int]) -> bytes:
+    """The model's bytes with only `operators` in its graph, reading `inputs` and writing `outputs`."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    graph = model.subgraphs[0]
+    graph.operators = [graph.operators[i] for i in operators]
+    graph.inputs, graph.outputs = list(inputs), list(outputs)
+    model.signatureDefs = []
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _segments(model: TfliteModel) -> list[tuple[list[int], bool]]:
+    """The operators in runs of those tflite-micro runs and those only TFLite runs (True)."""
+    runs: list[tuple[list[int], bool]] = []
+    for index, op in enumerate(model.operators):
+        in_tflite = _tflite_only(model, op)
+        if runs and runs[-1][1] == in_tflite:
+            runs[-1][0].append(index)
+        else:
+            runs.append(([index], in_tflite))
+    return runs
+
+
+class SegmentedInterpreter:
+    """tflite-micro for every op it has a kernel for, TFLite's interpreter for the others (GELU...), one
+    segment after the other, the tensors between them handed over: each op checked against its own
+    reference. A stateful model runs whole in TFLite's interpreter (its state lives in one interpreter)."""
+
+    def __init__(self, model: TfliteModel, arena: int):
+        self.model = model
+        self.segments = [Segment(model, ops, in_tflite, arena) for ops, in_tflite in _segments(model)]
+        self.values: dict[int, np.ndarray] = {}
+
+    def set_input(self, array: np.ndarray, index: int) -> None:
+        self.values[self.model.inputs[index]] = array
+
+    def invoke(self) -> None:
+        for segment in self.segments:
+            for position, tensor in enumerate(segment.inputs):
+                segment.interp.set_input(self.values[tensor], position)
+            segment.interp.invoke()
+            for position, tensor in enumerate(segment.outputs):
+                self.values[tensor] = np.array(segment.interp.get_output(position))
+
+    def get_output(self, index: int) -> np.ndarray:
+        return self.values[self.model.outputs[index]]
+
+
 class Reference:
-    """Runs one model in tflite-micro's interpreter, one sample at a time."""
+    """Runs one model in tflite-micro's interpreter, one sample at a time; a model with an op only TFLite
+    runs (`tflite_only`) has those ops run by TFLite's interpreter (`interpreter` and `description` say so)."""
 
     def __init__(self, model: TfliteModel | bytes, arena_size: int | None = None):
         self.model = model if isinstance(model, TfliteModel) else parse_tflite(model)
+        self.tflite_only = tflite_only_ops(self.model)
+        self.interpreter, self.description, self.tflite_part = TFLITE_MICRO, TFLITE_MICRO, ""
         arena = arena_size or max(len(self.model.data) * 10, 1 << 20)
+        if self.tflite_only:
+            self._interp = self._mixed(arena)
+            return
         with captured_native_output() as log:
             try:
                 self._interp = tflm_interpreter(self.model.data, arena)
@@ -68,6 +204,28 @@ class Reference:
                 failure = None
         if failure is not None:
             raise _explain_failure(self.model, log, failure)
+
+    def _mixed(self, arena: int):
+        lacking = ", ".join(self.tflite_only)
+        failure: Exception | None = None
+        with captured_native_output() as log:
+            try:
+                tflite = TfliteInterpreter(self.model.data)
+            except (RuntimeError, ValueError) as exc:
+                failure = exc
+        if failure is not None:
+            raise TinyedgeError(f"TFLite's interpreter, the reference of {lacking} (tflite-micro has no int8 kernel "
+                                f"for it), cannot load the model ({_last_line(log, failure)}): check that it "
+                                "converted cleanly.")
+        tflite_kernels = f"TFLite's interpreter (tensorflow {tflite.version}, reference kernels)"
+        if self.model.is_stateful or all(op.opcode in self.tflite_only for op in self.model.operators):
+            self.interpreter = TFLITE
+            self.description = f"{tflite_kernels}: tflite-micro has no int8 kernel for {lacking}"
+            return tflite
+        self.interpreter = MIXED
+        self.tflite_part = f"{tflite_kernels} for {lacking}, which tflite-micro has no int8 kernel for"
+        self.description = f"tflite-micro, and {self.tflite_part}"
+        return SegmentedInterpreter(self.model, arena)
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One inference: inputs as arrays of the model's input dtype (batch of 1), outputs likewise."""
@@ -82,7 +240,7 @@ class Reference:
             else:
                 failure = None
         if failure is not None:
-            raise TinyedgeError(f"tflite-micro failed to run the model ({_last_line(log, failure)}).")
+            raise TinyedgeError(f"{self.description} failed to run the model ({_last_line(log, failure)}).")
         return [np.array(self._interp.get_output(i)) for i in range(len(self.model.outputs))]
 
     def run_one(self, x: np.ndarray) -> np.ndarray:
@@ -98,6 +256,9 @@ def check_runs_in_tflm(model: TfliteModel) -> None:
 def measure_arena(model: TfliteModel, upper: int | None = None) -> int:
     """Smallest tensor arena (bytes, rounded up to 16) for which tflite-micro's host interpreter can
     allocate and invoke the model. This is a 64-bit host figure: 32-bit targets need less."""
+    if tflite_only_ops(model):
+        raise TinyedgeError(f"tflite-micro has no int8 kernel for {', '.join(tflite_only_ops(model))}: use "
+                            f"--runtime aot, which runs {'it' if len(tflite_only_ops(model)) == 1 else 'them'}.")
     hi = upper or max(len(model.data) * 10, 1 << 20)
     if not _arena_works(model, hi):
         Reference(model, hi)  # raises with the reason

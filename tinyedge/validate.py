@@ -29,7 +29,7 @@ from tinyedge.outputs import Named, check_output_file, guard_outputs, remove_sta
 from tinyedge.protocol import Device, check_link_options, infer_timeout
 from tinyedge.quantize import (cosine_similarity, dequantize, load_array, load_float_model, pair_outputs, quantize_input,
                                run_float)
-from tinyedge.reference import PIN_ENV, Reference, ReferenceVersion, board_tflm_commit, check_pinned_reference, same_commit
+from tinyedge.reference import MIXED, PIN_ENV, TFLITE, Reference, ReferenceVersion, board_tflm_commit, check_pinned_reference, same_commit
 from tinyedge.sections import EnergySettings
 from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite
 
@@ -81,6 +81,8 @@ class ValidationReport:
     link: dict[str, Any] | None = None   # what the serial link did: retries, crc_errors, resyncs, timeouts, ...
     non_finite_outputs: int = 0          # board output values that were NaN or infinite (each fails its sample)
     reference_version: str = ""           # the host reference: the tflite_micro package (and its commit)
+    reference: str = "tflite-micro"       # what computed the expected outputs ("tflite": TFLite's interpreter;
+                                          # "tflite-micro+tflite": TFLite's for the ops tflite-micro lacks)
     reference_commit: str | None = None
     board_tflm_commit: str | None = None  # the tflite-micro commit the board's arithmetic comes from, when known
     version_mismatch: bool | None = None  # the two commits differ (None: the board's is unknown)
@@ -615,6 +617,7 @@ def validate(
                        str(error) if error else None, icount)
     report.link = {**device.link.as_dict(), "baud": device.baud, "infer_timeout_s": round(device.infer_timeout, 3)}
     name_versions(report, reference_version)
+    name_interpreter(report, reference)
     report.data_sha256 = identity.data_sha256
     report.resumed_samples = resumed
     if error is not None:
@@ -628,6 +631,16 @@ def name_versions(report: ValidationReport, reference: ReferenceVersion) -> None
     report.board_tflm_commit = board_tflm_commit(report.runtime, report.runtime_version)
     if report.board_tflm_commit and reference.commit:
         report.version_mismatch = not same_commit(report.board_tflm_commit, reference.commit)
+
+
+def name_interpreter(report: ValidationReport, reference: Reference) -> None:
+    """A model checked against TFLite's interpreter, whole or for the ops tflite-micro lacks, says so (whole: no
+    tflite-micro commit comparison applies)."""
+    report.reference = reference.interpreter
+    if reference.interpreter == TFLITE:
+        report.reference_version, report.reference_commit, report.version_mismatch = reference.description, None, None
+    elif reference.interpreter == MIXED:
+        report.reference_version += f", and {reference.tflite_part}"
 
 
 def link_options(baud: int | None, timeout: float | None) -> dict[str, Any]:

@@ -10,8 +10,9 @@
 - `lowering`: the contract between the compiler and the per-op lowerings (`Lowered`, `Table`, `require`);
   parameter structs are written with designated initializers from tinyedge.ops.cstructs, the one spec
   of firmware/aot/te_params.h.
-The kernels themselves live in firmware/aot/ (te_kernels.c, te_nonlinear.c, te_recurrent.c, and te_dsp.c
-for cores with the Arm DSP extension), each taking its output first and its parameters as typed structs.
+The kernels themselves live in firmware/aot/ (te_kernels.c, te_nonlinear.c, te_recurrent.c, te_elementwise.c,
+and te_dsp.c for cores with the Arm DSP extension), each taking its output first and its parameters as typed
+structs. GELU, RELU_N1_TO_1 and int8 EXP reproduce TFLite's kernels (tflite-micro has no int8 one).
 """
 
 # The tflite-micro commit whose reference-kernel arithmetic the AOT runtime reproduces bit for bit:

@@ -25,7 +25,7 @@ MODEL_SOURCE = "te_model.c"
 MODEL_HEADER = "te_model.h"
 KERNEL_FILES = ("te_params.h", "te_fixedpoint.h", "te_pgm.h", "te_dsp_insn.h", "te_kernels.h", "te_kernels.c")
 NONLINEAR_FILES = ("te_nonlinear.h", "te_nonlinear.c", "te_recurrent.h", "te_recurrent.c", "te_int16.h", "te_int16.c",
-                   "te_shape.h", "te_shape.c")
+                   "te_shape.h", "te_shape.c", "te_elementwise.h", "te_elementwise.c")
 DSP_FILES = ("te_dsp.h", "te_dsp.c")
 AVR_POINTER_BYTES = 2
 

@@ -17,7 +17,7 @@ from tinyedge.aot.lowering import (
     Lowered, Lowering, PointerOf, Table, c_float, c_int, op_prefix, requant_tables, require, table,
 )
 from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier, zero_point
-from tinyedge.ops import pad, strided_slice, transpose_conv
+from tinyedge.ops import pad, squared_difference, strided_slice, transpose_conv
 from tinyedge.ops.add import add_parameters
 from tinyedge.ops.broadcast import broadcast_geometry
 from tinyedge.ops.conv import fc_multipliers, window
@@ -59,6 +59,13 @@ def _add_or_sub(sign: int) -> Lowering:
         params = add_parameters(*tensors, op.activation, INT16_ADD_LEFT_SHIFT, INT16_LIMITS)
         return _binary(model, op, ptr, "te_add_s16", "te_add_params_t", params, str(sign))
     return lower
+
+
+def lower_squared_difference(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """SQUARED_DIFFERENCE int16: PrepareQuantized with left shift 0 (ops/squared_difference.py)."""
+    _require_int16(model, op, [op.inputs[0], op.inputs[1], op.outputs[0]])
+    params = squared_difference.parameters(model, op, left_shift=0, limits=INT16_LIMITS)
+    return _binary(model, op, ptr, "te_squared_difference_s16", "te_add_params_t", list(params))
 
 
 def lower_mul(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
@@ -247,6 +254,7 @@ LOWERINGS: dict[str, Lowering] = {
     "ADD": _add_or_sub(1),
     "SUB": _add_or_sub(-1),
     "MUL": lower_mul,
+    "SQUARED_DIFFERENCE": lower_squared_difference,
     "LEAKY_RELU": lower_leaky_relu,
     "PAD": lower_pad,
     "PADV2": lower_pad,
@@ -264,7 +272,7 @@ LOWERINGS: dict[str, Lowering] = {
 # The variant each op gains here, as the op registry lists it.
 VARIANTS: dict[str, str] = {
     **{name: "int16" for name in ("ADD", "SUB", "MUL", "LEAKY_RELU", "PAD", "PADV2", "STRIDED_SLICE",
-                                  "AVERAGE_POOL_2D", "MAX_POOL_2D")},
+                                  "AVERAGE_POOL_2D", "MAX_POOL_2D", "SQUARED_DIFFERENCE")},
     **{name: "16x8 (int16 activations, int8 weights)" for name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
                                                                    "TRANSPOSE_CONV")},
     "QUANTIZE": "float32->int16",

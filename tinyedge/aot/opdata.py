@@ -10,7 +10,7 @@ from tinyedge.aot.lowering import (
 from tinyedge.ops.opdata import (
     AliasData, ArgData, BatchMatMulData, BlockCopyData, BroadcastData, ConcatData, FloatQuantizeData, GatherData,
     LstmData, LutData, MeanData, OpData, PadData, PoolData, ReduceData, RequantizeData, ResizeBilinearData,
-    RowGatherData, SigmoidTableData, Softmax16Data, SoftmaxData, SvdfData, TransposeConvData,
+    RowGatherData, RowNormData, SigmoidTableData, Softmax16Data, SoftmaxData, SvdfData, TransposeConvData,
 )
 from tinyedge.tflite_model import Operator, TfliteModel
 
@@ -54,6 +54,12 @@ def _broadcast(data: BroadcastData, model: TfliteModel, op: Operator, ptr: Point
         call = f"te_{data.dsp_kernel}({ptr(dst)}, {ptr(a)}, {ptr(b)}, {c_int(model.tensors[dst].size)}, &{prefix}params);"
         return Lowered(tables[1:], call, inplace_ok=inplace)
     return Lowered(tables, f"te_{data.kernel}({', '.join(args)});", inplace_ok=inplace)
+
+
+def _row_norm(data: RowNormData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    call = (f"te_{data.kernel}({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {data.outer}, {data.depth}, "
+            f"{data.input_zero_point});")
+    return Lowered([], call, inplace_ok=True)
 
 
 def _pad(data: PadData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
@@ -286,5 +292,5 @@ RENDERINGS: dict[type, Callable[[OpData, TfliteModel, Operator, PointerOf], Lowe
     MeanData: _mean, SoftmaxData: _softmax, Softmax16Data: _softmax16, SigmoidTableData: _sigmoid_table,
     RequantizeData: _requantize, FloatQuantizeData: _float_quantize,
     SvdfData: _svdf, LstmData: _lstm, ReduceData: _reduce, ArgData: _arg, BlockCopyData: _block_copies,
-    ResizeBilinearData: _resize_bilinear, BatchMatMulData: _batch_matmul,
+    ResizeBilinearData: _resize_bilinear, BatchMatMulData: _batch_matmul, RowNormData: _row_norm,
 }

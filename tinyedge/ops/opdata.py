@@ -10,6 +10,7 @@ generation time, for the AOT C emitter (tinyedge.aot.opdata) and the viper emitt
   (resizing, gathering, depth/space rearrangements).
 - `ReduceData`: a reduction over some dimensions by max or min (TFLM's ReduceGeneric), on the
   kept/reduced geometry MEAN uses.
+- `RowNormData`: an op that normalizes each row of the last dimension (L2_NORMALIZATION).
 - `ArgData`: ARG_MAX/ARG_MIN's walk: the index of the first largest (smallest) value along one axis.
 - `GatherData`: a layout op that walks its output in order and reads its input at an offset plus
   strides (slices, permutations), in 4 dimensions.
@@ -61,6 +62,14 @@ class PadData:
 class RowGatherData:
     rows: tuple[int, ...]       # output row i is input row rows[i]
     row_bytes: int
+
+
+@dataclass(frozen=True)
+class RowNormData:
+    kernel: str                  # the kernel's name without its runtime's prefix, e.g. "l2_normalization_s8"
+    outer: int                   # rows
+    depth: int                   # values per row (the last dimension)
+    input_zero_point: int
 
 
 @dataclass(frozen=True)
@@ -226,4 +235,4 @@ class BatchMatMulData:
 
 OpData = (LutData | BroadcastData | GatherData | PadData | RowGatherData | TransposeConvData | PoolData | ConcatData
           | AliasData | MeanData | SoftmaxData | Softmax16Data | SigmoidTableData | RequantizeData | FloatQuantizeData
-          | SvdfData | LstmData | ReduceData | ArgData | BlockCopyData | ResizeBilinearData | BatchMatMulData)
+          | SvdfData | LstmData | ReduceData | ArgData | RowNormData | BlockCopyData | ResizeBilinearData | BatchMatMulData)

@@ -36,7 +36,8 @@ LOWERED_OPS: tuple[OpSupport, ...] = (
 )
 
 # Modules of this package that are not op modules.
-NOT_OP_MODULES = frozenset({"broadcast", "conv", "cstructs", "fixedpoint", "opdata", "registry", "support"})
+NOT_OP_MODULES = frozenset({"broadcast", "conv", "cstructs", "fixedpoint", "float_lut", "opdata", "registry",
+                            "support"})
 
 
 def _op_modules() -> tuple[ModuleType, ...]:
@@ -108,7 +109,7 @@ def op_detail(name: str) -> dict[str, object]:
     if op is None:
         return {**detail, "aot": None, "viper": None}
     detail["aot"] = {"variants": list(op.variants), "paths": list(op.aot_paths), "c_files": list(op.c_files),
-                     "dsp_kernel": op.dsp or None}
+                     "dsp_kernel": op.dsp or None, "reference": op.reference}
     detail["viper"] = {"variants": list(op.viper_variants)} if op.viper is None else {"refused": op.viper}
     return detail
 
@@ -126,8 +127,10 @@ def markdown_table() -> str:
     for op in AOT_OPS:
         viper = (", ".join(op.viper_variants) if op.viper is None
                  else "not yet" if op.viper == NOT_YET_VIPER else "no: " + op.viper)
-        lines.append(f"| {op.name} | {', '.join(op.variants)} | {op.dsp or '—'} | {viper} | "
-                     f"{'yes' if op.name in tflm_ops() else 'no'} |")
+        tflm = "yes" if op.name in tflm_ops() else "no"
+        if op.reference != "tflite-micro":   # tflite-micro lacks the int8 kernel: TFLite's is the reference
+            tflm = f"{'float32 only' if tflm == 'yes' else 'no'} (int8 reference: TFLite's interpreter)"
+        lines.append(f"| {op.name} | {', '.join(op.variants)} | {op.dsp or '—'} | {viper} | {tflm} |")
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,7 @@ FAMILY_FILES: dict[str, tuple[str, ...]] = {
     "nonlinear": ("te_nonlinear.h", "te_nonlinear.c"),
     "recurrent": ("te_recurrent.h", "te_recurrent.c"),
     "shape": ("te_shape.h", "te_shape.c"),
+    "elementwise": ("te_elementwise.h", "te_elementwise.c"),
 }
 DSP_FILES = ("te_dsp.h", "te_dsp.c")
 INT16_FILES = ("te_int16.h", "te_int16.c")   # the int16 and 16x8 variants' kernels (tinyedge.aot.int16)
@@ -31,6 +32,8 @@ class OpSupport:
     dsp: str = ""                            # the te_dsp.c kernel on cores with the DSP extension
     viper: str | None = None                 # None: viper runs it; else why it does not
     viper_variants: tuple[str, ...] = ("int8",)
+    reference: str = "tflite-micro"          # what its bit-exactness is checked against ("tflite": TFLite's
+                                             # interpreter, for ops tflite-micro has no int8 kernel for)
 
     @property
     def c_files(self) -> tuple[str, ...]:

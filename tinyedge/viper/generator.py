@@ -32,7 +32,8 @@ from tinyedge.ops.lstm import (
 from tinyedge.ops.mean import mean_geometry, mean_multiplier
 from tinyedge.ops.mul import mul_parameters
 from tinyedge.ops.opdata import (
-    BatchMatMulData, BlockCopyData, GatherData, LutData, PadData, ResizeBilinearData, RowGatherData, TransposeConvData,
+    BatchMatMulData, BlockCopyData, GatherData, LutData, PadData, ResizeBilinearData, RowGatherData, RowNormData,
+    TransposeConvData,
 )
 from tinyedge.ops.softmax import softmax_parameters
 from tinyedge.ops.svdf import SVDF_INPUT, SVDF_INT16_STATE, SVDF_STATE, svdf_multipliers
@@ -395,12 +396,17 @@ def _emit_prepared(e: _Emitter, op: Operator) -> None:
         e.calls.append(f"k.resize_bilinear(A, {ys}, {xs}, {e.const(f'P{op.index}', i32_bytes(params))})")
     elif isinstance(data, BatchMatMulData):
         _emit_batch_matmul(e, op, data)
+    elif isinstance(data, RowNormData):
+        e.calls.append(f"k.{data.kernel.removesuffix('_s8')}(A, {data.outer}, {e.at(op.inputs[0])}, "
+                       f"{e.at(op.outputs[0])}, {data.depth}, {data.input_zero_point})")
     elif isinstance(data, GatherData):
         params = {"src": e.at(op.inputs[0]) + data.in_offset, "dst": e.at(op.outputs[0]),
                   **_numbered("o", data.out_dims), **_numbered("s", data.in_strides)}
         e.calls.append(_kernel(e, op, "transpose", {"A": "A"}, params))
     elif data.kernel == "sub_s8":
         _emit_add(e, op, "sub", data.params)
+    elif data.kernel == "squared_difference_s8":
+        _emit_add(e, op, "squared_difference", data.params)
     elif data.kernel == "prelu_s8":
         _emit_prelu(e, op, data.params)
     else:
@@ -578,7 +584,7 @@ def _emit(e: _Emitter, op: Operator) -> None:
 
 
 def _emit_svdf(e: _Emitter, op: Operator) -> None:
-    """SVDF with the AOT's multipliers (tinyedge.aot.recurrent), its state a variable tensor in the arena."""
+    """SVDF with the AOT's multipliers (tinyedge.ops.svdf), its state a variable tensor in the arena."""
     tensors = [e.model.tensors[i] if i >= 0 else None for i in list(op.inputs) + [-1] * 5]
     inp, weights_feature, weights_time, bias, state = tensors[:5]
     out = e.model.tensors[op.outputs[0]]
@@ -620,7 +626,7 @@ def _emit_svdf(e: _Emitter, op: Operator) -> None:
 
 
 def _emit_lstm(e: _Emitter, op: Operator) -> None:
-    """UNIDIRECTIONAL_SEQUENCE_LSTM as the AOT lowers it (tinyedge.aot.recurrent, whose checks compile_model
+    """UNIDIRECTIONAL_SEQUENCE_LSTM as the AOT lowers it (tinyedge.ops.lstm, whose checks compile_model
     has already applied): its parameters, folded gate biases and TFLM's sigmoid table; hidden and cell
     states are variable tensors in the arena."""
     params = lstm_parameters(e.model, op)

@@ -105,6 +105,17 @@ void te_add_s16(int16_t *out, const int16_t *a, const int16_t *b, const int32_t 
   });
 }
 
+void te_squared_difference_s16(int16_t *out, const int16_t *a, const int16_t *b, const int32_t *geom,
+                               const te_add_params_t *params, uint8_t const_mask) {
+  te_add_params_t p;
+  TE_S16_BROADCAST(p, params, geom, const_mask, a, b, {
+    const int32_t diff = te_s16_mbqm_lt1(a_val * ((int32_t)1 << p.left_shift), p.a_multiplier, p.a_shift) -
+                         te_s16_mbqm_lt1(b_val * ((int32_t)1 << p.left_shift), p.b_multiplier, p.b_shift);
+    const int32_t raw = te_s16_mbqm(diff * diff, p.out_multiplier, p.out_shift) + p.out_offset;
+    out[i] = (int16_t)te_s16_clamp(raw, p.act_min, p.act_max);
+  });
+}
+
 void te_mul_s16(int16_t *out, const int16_t *a, const int16_t *b, const int32_t *geom,
                 const te_mul_params_t *params, uint8_t const_mask) {
   te_mul_params_t p;

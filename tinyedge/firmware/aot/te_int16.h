@@ -61,6 +61,11 @@ void te_transpose_conv_s16(int16_t *out, const int16_t *in, const int8_t *filter
                            const te_window_t *window, const te_requant_t *requant, int16_t act_min,
                            int16_t act_max, int64_t *scratch);
 
+/* SQUARED_DIFFERENCE int16 over a broadcast walk (squared_difference.cc, left shift 0): params as
+ * te_nonlinear.c's te_squared_difference_s8. */
+void te_squared_difference_s16(int16_t *out, const int16_t *a, const int16_t *b, const int32_t *geom,
+                               const te_add_params_t *params, uint8_t const_mask);
+
 /* MUL int16 over a broadcast walk: params as te_nonlinear.c's te_mul_s8. */
 void te_mul_s16(int16_t *out, const int16_t *a, const int16_t *b, const int32_t *geom,
                 const te_mul_params_t *params, uint8_t const_mask);

@@ -387,6 +387,16 @@ void te_sub_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geo
   TE_NL_ADD_OR_SUB(out, a, b, geom, params, const_mask, -);
 }
 
+void te_squared_difference_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
+                              const te_add_params_t *params, uint8_t const_mask) {
+  te_add_params_t p;
+  TE_NL_BROADCAST(p, params, geom, const_mask, a, b,
+    const int32_t diff = te_nl_mbqm_lt1(a_val * ((int32_t)1 << p.left_shift), p.a_multiplier, p.a_shift) -
+                         te_nl_mbqm_lt1(b_val * ((int32_t)1 << p.left_shift), p.b_multiplier, p.b_shift);
+    const int32_t raw = te_mul_by_quantized_multiplier(diff * diff, p.out_multiplier, (int8_t)p.out_shift) + p.out_offset;
+    out[i] = (int8_t)te_nl_clamp(raw, p.act_min, p.act_max););
+}
+
 void te_maxmin_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom, uint8_t const_mask,
                   uint8_t maximum) {
   te_nl_walk w;

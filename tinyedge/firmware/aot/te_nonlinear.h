@@ -68,6 +68,11 @@ void te_mul_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geo
 void te_sub_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
                const te_add_params_t *params, uint8_t const_mask);
 
+/* SQUARED_DIFFERENCE (squared_difference.cc's SquaredDifference<int8_t>): ADD's input rescalings (left
+ * shift 7), the difference squared and rescaled with MultiplyByQuantizedMultiplier. */
+void te_squared_difference_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
+                              const te_add_params_t *params, uint8_t const_mask);
+
 /* MAXIMUM (maximum 1) or MINIMUM (0) of the raw values (reference_ops::MaximumMinimumBroadcastSlow). */
 void te_maxmin_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom, uint8_t const_mask,
                   uint8_t maximum);
