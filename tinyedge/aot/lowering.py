@@ -107,6 +107,7 @@ class Lowered:
     scratch_bytes: int = 0     # bytes of the shared `te_scratch` buffer the call uses (an in-place kernel's)
     grows_in_place: bool = False   # with inplace_ok: also when the output is larger (the input at its start)
     streams_output: bool = False   # the output is consumed as it is made (fused into its one reader): no memory
+    kept_tensors: tuple[int, ...] = ()   # outputs that are the op's state: never reused, zeroed on reset
 
     @property
     def decls(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, c_int, op_prefix, requant_tables, require, table
-from tinyedge.ops.opdata import BroadcastData, GatherData, LutData, OpData, PadData, RowGatherData, TransposeConvData
+from tinyedge.ops.opdata import BroadcastData, CallData, GatherData, LutData, OpData, PadData, RowGatherData, TransposeConvData
 from tinyedge.tflite_model import Operator, TfliteModel
 
 Prepare = Callable[[TfliteModel, Operator], OpData]
@@ -29,6 +29,8 @@ def render(data: OpData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lo
         return _row_gather(data, model, op, ptr)
     if isinstance(data, TransposeConvData):
         return _transpose_conv(data, model, op, ptr)
+    if isinstance(data, CallData):
+        return _call(data, op, ptr)
     return _gather(data, model, op, ptr)
 
 
@@ -94,3 +96,31 @@ def _gather(data: GatherData, model: TfliteModel, op: Operator, ptr: PointerOf) 
     source = f"({ptr(op.inputs[0])} + {data.in_offset})" if data.in_offset else ptr(op.inputs[0])
     call = f"te_transpose({ptr(op.outputs[0])}, {source}, {prefix}out_dims, {prefix}in_strides);"
     return Lowered(tables, call)
+
+
+class _CallNames(dict):
+    """The names a CallData argument may use, computed when used: in0.., out0.. (tensor pointers), p (prefix)."""
+
+    def __init__(self, op: Operator, ptr: PointerOf):
+        super().__init__(p=op_prefix(op))
+        self.op, self.ptr = op, ptr
+
+    def __missing__(self, key: str) -> str:
+        if key.startswith("in"):
+            return self.ptr(self.op.inputs[int(key[2:])])
+        if key.startswith("out"):
+            return self.ptr(self.op.outputs[int(key[3:])])
+        raise KeyError(key)
+
+
+def _call(data: CallData, op: Operator, ptr: PointerOf) -> Lowered:
+    """One kernel call with the op's arrays and options struct; kept outputs persist across invocations."""
+    prefix = op_prefix(op)
+    tables = [table(a.c_type, f"{prefix}{a.name}", a.values) for a in data.arrays]
+    if data.params_type:
+        tables.append(Table(data.params_type, f"{prefix}{data.params_name}", data.params, struct=True))
+    names = _CallNames(op, ptr)
+    args = [c_int(a) if isinstance(a, int) else a.format_map(names) for a in data.args]
+    call = f"{data.kernel}({', '.join(args)});"
+    return Lowered(tables, call, inplace_ok=data.inplace_ok, scratch_bytes=data.scratch_bytes,
+                   kept_tensors=tuple(op.outputs[k] for k in data.kept_outputs))

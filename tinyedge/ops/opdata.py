@@ -10,6 +10,8 @@ generation time, for the AOT C emitter (tinyedge.aot.opdata) and the viper emitt
   (resizing, gathering, depth/space rearrangements).
 - `GatherData`: a layout op that walks its output in order and reads its input at an offset plus
   strides (slices, permutations), in 4 dimensions.
+- `CallData`: one kernel call over the op's tensors, its own constant arrays and options struct (the
+  signal-library ops and the integer glue around them, te_signal.c).
 """
 
 from __future__ import annotations
@@ -61,4 +63,26 @@ class TransposeConvData:
     activation_range: tuple[int, int]
 
 
-OpData = LutData | BroadcastData | GatherData | PadData | RowGatherData | TransposeConvData
+@dataclass(frozen=True)
+class ConstArray:
+    c_type: str
+    name: str                    # without the op's prefix
+    values: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CallData:
+    """`kernel(args)`: each arg is an integer or C text in which {inK}/{outK} stand for the op's K-th
+    input/output tensor and {p} for the op's prefix of its `arrays` and `params` (e.g. "&{p}params")."""
+    kernel: str
+    args: tuple[str | int, ...]
+    arrays: tuple[ConstArray, ...] = ()
+    params_type: str = ""        # a struct of tinyedge.ops.cstructs
+    params_name: str = "params"
+    params: tuple[int, ...] = ()
+    scratch_bytes: int = 0
+    kept_outputs: tuple[int, ...] = ()   # output positions whose bytes persist across invocations (state)
+    inplace_ok: bool = False
+
+
+OpData = CallData | LutData | BroadcastData | GatherData | PadData | RowGatherData | TransposeConvData
