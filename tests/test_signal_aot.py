@@ -1,0 +1,183 @@
+"""The audio front end in the AOT runtime: TFLM's signal-library ops (window, FFT auto-scale, int16 RFFT,
+energy, filter bank, square root, spectral subtraction, PCAN, log) and the int32 glue of
+`audio_preprocessor_int8.tflite`, compiled to C (te_signal.c) and bit-exact with tflite-micro's Python
+interpreter at every stage: on the 49 windows of `yes_1000ms.wav`, on noise, silence and full-scale
+tones (the saturating paths), with the spectral subtraction's noise estimate carried across windows and
+reset by RESET_STATE. Then the preprocessor deployed with `--runtime aot` on qemu-cortex-m4 feeds
+micro_speech on the board, which hears "yes"."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import flatbuffers
+import numpy as np
+
+from aot_harness import NativeModel
+from conftest import real_model, require_tools, run_tinyedge
+from test_audio_frontend import WINDOW, WINDOWS, YES, audio_windows, board_outputs
+from tinyedge.reference import Reference
+from tinyedge.tflite_model import TfliteModel, load_tflite, parse_tflite
+
+PREPROCESSOR = "audio_preprocessor_int8.tflite"
+# SignalEnergy writes only its bins start_index..end_index (5..241 here); TFLM leaves the others as the
+# arena held them, and the graph slices them off. Those stages are compared on the bins written.
+ENERGY_BINS = slice(5, 241)
+ENERGY_STAGES = ("signal_energy", "Cast")
+
+
+def every_stage_model(path: Path, leave_out: tuple[str, ...] = ()) -> TfliteModel:
+    """The model with every operator's outputs (but those named in `leave_out`) made model outputs, so
+    each stage can be compared."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    raw = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    sub = raw.subgraphs[0]
+    sub.outputs = [int(o) for op in sub.operators for o in op.outputs
+                   if sub.tensors[int(o)].name.decode() not in leave_out]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(raw.Pack(builder), file_identifier=b"TFL3")
+    return parse_tflite(bytes(builder.Output()))
+
+
+def with_custom_code(path: Path, old: bytes, new: bytes) -> bytes:
+    """The model's bytes with one custom op's code renamed (another signal-library op the AOT does not run)."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    raw = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    for code in raw.operatorCodes:
+        if code.customCode == old:
+            code.customCode = new
+    builder = flatbuffers.Builder(0)
+    builder.Finish(raw.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def clips() -> dict[str, np.ndarray]:
+    """Sequences of 480-sample windows: speech, noise, silence, and tones that saturate."""
+    rng = np.random.default_rng(16)
+    t = np.arange(WINDOW * 12)
+    sine = np.round(32767 * np.sin(2 * np.pi * 1000 * t / 16000)).astype(np.int16)
+    square = np.where(np.sin(2 * np.pi * 440 * t / 16000) >= 0, 32767, -32768).astype(np.int16)
+    return {
+        "yes": audio_windows(real_model("inputs/yes_1000ms.wav")),
+        "noise": rng.integers(-32768, 32768, size=(12, WINDOW), dtype=np.int16),
+        "quiet noise": rng.integers(-40, 41, size=(12, WINDOW), dtype=np.int16),
+        "silence": np.zeros((6, WINDOW), dtype=np.int16),
+        "full-scale sine": sine.reshape(12, WINDOW),
+        "full-scale square": square.reshape(12, WINDOW),
+        "most negative": np.full((4, WINDOW), -32768, dtype=np.int16),
+    }
+
+
+def stage_mismatches(model: TfliteModel, native: NativeModel, windows: np.ndarray) -> dict[str, int]:
+    """Per stage (output tensor name), how many windows differ from tflite-micro's interpreter; both
+    run the windows in order from a fresh state."""
+    reference = Reference(model)
+    names = [model.tensors[i].name for i in model.outputs]
+    wrong: dict[str, int] = {}
+    for window in windows:
+        expected, actual = reference.run([window.reshape(1, WINDOW)]), native.run([window.reshape(1, WINDOW)])
+        for name, want, got in zip(names, expected, actual):
+            if name in ENERGY_STAGES:
+                want, got = want.ravel()[ENERGY_BINS], got.ravel()[ENERGY_BINS]
+            if not np.array_equal(want, got):
+                wrong[name] = wrong.get(name, 0) + 1
+    return wrong
+
+
+def test_every_stage_of_the_preprocessor_is_bit_exact_with_tflite_micro(tmp_path):
+    model = every_stage_model(real_model(PREPROCESSOR))
+    assert {"SignalRfft", "SignalPCAN", "SignalFilterBankLog"} <= set(model.op_names())
+    for name, windows in clips().items():
+        native = NativeModel(model, tmp_path / name.replace(" ", "_"))   # a fresh state per clip
+        assert stage_mismatches(model, native, windows) == {}, name
+
+
+def test_the_dsp_build_is_bit_exact_too(tmp_path):
+    model = every_stage_model(real_model(PREPROCESSOR))
+    native = NativeModel(model, tmp_path / "dsp", dsp=True)
+    assert stage_mismatches(model, native, clips()["yes"]) == {}
+
+
+def test_reset_state_forgets_the_noise_estimate(tmp_path):
+    model = load_tflite(real_model(PREPROCESSOR))
+    windows = clips()["yes"]
+    native = NativeModel(model, tmp_path / "native")
+    first = native.run([windows[0].reshape(1, WINDOW)])[0]
+    later = [native.run([w.reshape(1, WINDOW)])[0] for w in windows[1:20]]
+    again = native.run([windows[0].reshape(1, WINDOW)])[0]
+    assert not np.array_equal(first, again)   # the estimate carried over: the same audio, other features
+    assert native.lib.te_runtime_reset_state() == 0
+    assert np.array_equal(native.run([windows[0].reshape(1, WINDOW)])[0], first)
+    assert later   # (the windows between moved the estimate)
+    assert "memset" in native.program.source.split("te_runtime_reset_state")[1].split("}")[0]
+
+
+def test_the_generated_c_keeps_tables_in_flash_and_the_state_in_the_arena():
+    from tinyedge.aot.compiler import compile_model
+
+    program = compile_model(load_tflite(real_model(PREPROCESSOR)))
+    source = program.source
+    assert "te_signal_rfft_s16(" in source and "op3_twiddles[512] TE_CONST" in source
+    assert "te_rfft_params_t op3_params TE_CONST" in source
+    assert "te_spectral_subtraction_params_t op11_params TE_CONST" in source
+    assert program.stats.scratch_bytes == 2048   # the padded frame and the half-length complex FFT
+    reset = source.split("int te_runtime_reset_state(void) {")[1].split("}")[0]
+    assert "signal_filter_bank_spectral_subtraction1" in reset and ", 0, 160);" in reset
+
+
+def test_a_signal_op_the_aot_does_not_compile_is_sent_to_the_tflm_runtime(tmp_path):
+    model = tmp_path / "framer.tflite"
+    model.write_bytes(with_custom_code(real_model(PREPROCESSOR), b"SignalWindow", b"SignalFramer"))
+    result = run_tinyedge("generate", model, "--board", "qemu-cortex-m4", "--runtime", "aot", "-o", tmp_path / "out")
+    assert result.returncode == 1, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "SignalFramer" in message and "signal library" in message and "--runtime tflm" in message
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_micro_speech_runs_from_raw_audio_with_the_aot_runtime_on_the_cortex_m4(tmp_path):
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+    windows = tmp_path / "yes_windows.npy"
+    np.save(windows, audio_windows(real_model("inputs/yes_1000ms.wav")))
+
+    # Stage 1: raw audio -> 49 x 40 features with the AOT runtime, every window against tflite-micro.
+    front = tmp_path / "front"
+    result = run_tinyedge("deploy", real_model(PREPROCESSOR), "--board", "qemu-cortex-m4", "--runtime", "aot",
+                          "--data", windows, "-o", front, "--json", tmp_path / "front.json", timeout=3600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((tmp_path / "front.json").read_text())
+    assert report["passed"] and report["samples"] == WINDOWS and report["bit_exact"] == 1.0
+    features = board_outputs(front / "validate.jsonl")
+    shipped = np.load(real_model("inputs/micro_speech_quantized_real2.npy"))[0]
+    assert np.array_equal(features.reshape(-1), shipped)
+
+    # Stage 2: the board's features -> the keyword, on the board.
+    spectrogram, label = tmp_path / "features.npy", tmp_path / "label.npy"
+    np.save(spectrogram, features.reshape(1, -1))
+    np.save(label, np.array([YES]))
+    result = run_tinyedge("deploy", real_model("micro_speech_quantized.tflite"), "--board", "qemu-cortex-m4",
+                          "--runtime", "aot", "--data", spectrogram, "--labels", label, "-o", tmp_path / "kws",
+                          "--json", tmp_path / "kws.json", timeout=1800)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((tmp_path / "kws.json").read_text())
+    assert report["passed"] and report["bit_exact"] == 1.0 and report["accuracy"]["board"] == 1.0
+
+
+def test_every_stage_runs_bit_exact_on_the_cortex_m4(tmp_path):
+    """The preprocessor with each stage an output, deployed: every stage's bytes on the board equal
+    tflite-micro's (validate compares every output; the energy stages, whose unwritten bins hold what
+    TFLM's arena held, are left out)."""
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+    staged = tmp_path / "stages.tflite"
+    staged.write_bytes(every_stage_model(real_model(PREPROCESSOR), leave_out=ENERGY_STAGES).data)
+    windows = tmp_path / "windows.npy"
+    np.save(windows, audio_windows(real_model("inputs/yes_1000ms.wav"))[:12])
+    result = run_tinyedge("deploy", staged, "--board", "qemu-cortex-m4", "--runtime", "aot", "--data", windows,
+                          "-o", tmp_path / "out", "--json", tmp_path / "report.json", timeout=3600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["passed"] and report["samples"] == 12 and report["bit_exact"] == 1.0
+
