@@ -40,16 +40,6 @@ def test_the_preprocessor_is_stateful_because_spectral_subtraction_keeps_its_noi
     assert model.is_stateful
 
 
-def test_the_aot_runtime_sends_the_signal_library_to_the_tflm_runtime(tmp_path):
-    result = run_tinyedge("generate", real_model("audio_preprocessor_int8.tflite"), "--board", "qemu-cortex-m4",
-                          "--runtime", "aot", "-o", tmp_path / "out")
-    assert result.returncode == 1, result.stderr
-    message = " ".join(result.stderr.split())
-    assert "SignalRfft" in message and "SignalFilterBankLog" in message and "signal library" in message
-    assert "--runtime tflm" in message
-    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
-
-
 @requires_tflm
 def test_micro_speech_runs_from_raw_audio_on_the_cortex_m4_stage_by_stage(tmp_path):
     require_tools("arm-none-eabi-gcc", "qemu-system-arm")
