@@ -12,8 +12,11 @@ typedef struct {
   int16_t im;
 } te_cplx16;
 
-/* Bits needed to hold x; 32 for 0, as the reference's __builtin_clz path gives. */
+/* Bits needed to hold x; 32 (64) for 0, as the reference's __builtin_clz path gives. */
 static uint32_t te_bit_length32(uint32_t x) {
+#if defined(__GNUC__)
+  return x ? 32u - (uint32_t)__builtin_clz(x) : 32u;   /* CLZ on Arm */
+#else
   uint32_t bits = 0;
   if (x == 0) {
     return 32;
@@ -23,18 +26,15 @@ static uint32_t te_bit_length32(uint32_t x) {
     ++bits;
   }
   return bits;
+#endif
 }
 
 static uint32_t te_bit_length64(uint64_t x) {
-  uint32_t bits = 0;
+  uint32_t high = (uint32_t)(x >> 32);
   if (x == 0) {
     return 64;
   }
-  while (x) {
-    x >>= 1;
-    ++bits;
-  }
-  return bits;
+  return high ? 32u + te_bit_length32(high) : te_bit_length32((uint32_t)x);
 }
 
 /* ------------------------------------------------------------------ window, auto scale, energy */
