@@ -66,7 +66,7 @@ void te_signal_fft_auto_scale(int16_t *out, int32_t *scale_bits, const int16_t *
     bits = 0;
   }
   for (i = 0; i < count; ++i) {
-    out[i] = (int16_t)(in[i] * (1 << bits));
+    out[i] = (int16_t)(in[i] * ((int32_t)1 << bits));
   }
   *scale_bits = bits;
 }
@@ -351,7 +351,7 @@ static uint32_t te_isqrt32(uint32_t x) {
     return 0;
   }
   top = (int32_t)(32 - te_bit_length32(x)) | 1;
-  bit = 1u << (31 - top);
+  bit = (uint32_t)1 << (31 - top);
   steps = (31 - top) / 2 + 1;
   while (steps--) {
     if (x >= root + bit) {
@@ -514,8 +514,8 @@ void te_signal_filter_bank_log(int16_t *out, const uint32_t *in, int32_t count, 
 
 static int32_t te_load_int(const void *p, int32_t i, int8_t bytes, int8_t is_signed) {
   switch (bytes) {
-    case 1: return is_signed ? ((const int8_t *)p)[i] : ((const uint8_t *)p)[i];
-    case 2: return is_signed ? ((const int16_t *)p)[i] : ((const uint16_t *)p)[i];
+    case 1: return is_signed ? (int32_t)((const int8_t *)p)[i] : (int32_t)((const uint8_t *)p)[i];
+    case 2: return is_signed ? (int32_t)((const int16_t *)p)[i] : (int32_t)((const uint16_t *)p)[i];
     default: return ((const int32_t *)p)[i];
   }
 }
