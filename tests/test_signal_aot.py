@@ -14,7 +14,7 @@ from pathlib import Path
 import flatbuffers
 import numpy as np
 
-from aot_harness import NativeModel
+from aot_harness import NativeModel, SanitizedModel, sanitized_kernels
 from conftest import real_model, require_tools, run_tinyedge
 from test_audio_frontend import WINDOW, WINDOWS, YES, audio_windows, board_outputs
 from tinyedge.reference import Reference
@@ -102,6 +102,22 @@ def test_the_dsp_build_is_bit_exact_too(tmp_path):
     model = every_stage_model(real_model(PREPROCESSOR))
     native = NativeModel(model, tmp_path / "dsp", dsp=True)
     assert stage_mismatches(model, native, clips()["yes"]) == {}
+
+
+def test_each_op_stays_in_its_own_bytes_under_the_sanitizers(tmp_path):
+    """ASan + UBSan (misaligned uint64 loads, overflow, shifts), each op held to its own tensors' arena
+    bytes and its declared share of the scratch, on speech and the saturating clips."""
+    model = every_stage_model(real_model(PREPROCESSOR))
+    sanitized = SanitizedModel(model, tmp_path / "model", sanitized_kernels(tmp_path / "kernels"))
+    for name in ("yes", "full-scale square", "most negative", "noise"):
+        windows = clips()[name]
+        outputs = sanitized.run([[w.reshape(1, WINDOW)] for w in windows])
+        reference = Reference(model)
+        for window, got in zip(windows, outputs):
+            for k, (want, have) in enumerate(zip(reference.run([window.reshape(1, WINDOW)]), got)):
+                if model.tensors[model.outputs[k]].name in ENERGY_STAGES:
+                    want, have = want.ravel()[ENERGY_BINS], have.ravel()[ENERGY_BINS]
+                assert np.array_equal(want, have), (name, model.tensors[model.outputs[k]].name)
 
 
 def test_reset_state_forgets_the_noise_estimate(tmp_path):
