@@ -13,10 +13,11 @@ from pathlib import Path
 
 import flatbuffers
 import numpy as np
+import pytest
 
 from aot_harness import NativeModel, SanitizedModel, sanitized_kernels
 from conftest import real_model, require_tools, run_tinyedge
-from test_audio_frontend import WINDOW, WINDOWS, YES, audio_windows, board_outputs
+from test_audio_frontend import WINDOW, assert_micro_speech_hears_yes, audio_windows, features_on_the_board
 from tinyedge.reference import Reference
 from tinyedge.tflite_model import TfliteModel, load_tflite, parse_tflite
 
@@ -55,6 +56,33 @@ def with_custom_code(path: Path, old: bytes, new: bytes) -> bytes:
     builder = flatbuffers.Builder(0)
     builder.Finish(raw.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def one_custom_op_model(code: bytes, options: dict, shape: tuple[int, ...]) -> TfliteModel:
+    """A model of one signal-library op from an int16 tensor of `shape` to one of the same shape, its
+    options written as the flexbuffer map TFLM reads."""
+    from flatbuffers import flexbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    code_t = schema.OperatorCodeT()
+    code_t.builtinCode, code_t.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM, schema.BuiltinOperator.CUSTOM
+    code_t.customCode, code_t.version = code, 1
+    tensors = []
+    for index, name in enumerate((b"in", b"out")):
+        t = schema.TensorT()
+        t.shape, t.type, t.buffer, t.name = list(shape), schema.TensorType.INT16, index + 1, name
+        tensors.append(t)
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
+    op.customOptions = list(flexbuffers.Dumps(options))
+    sub = schema.SubGraphT()
+    sub.tensors, sub.operators, sub.inputs, sub.outputs = tensors, [op], [0], [1]
+    model = schema.ModelT()
+    model.version, model.operatorCodes, model.subgraphs = 3, [code_t], [sub]
+    model.buffers = [schema.BufferT() for _ in range(3)]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return parse_tflite(bytes(builder.Output()))
 
 
 def clips() -> dict[str, np.ndarray]:
@@ -120,6 +148,22 @@ def test_each_op_stays_in_its_own_bytes_under_the_sanitizers(tmp_path):
                 assert np.array_equal(want, have), (name, model.tensors[model.outputs[k]].name)
 
 
+@pytest.mark.parametrize("shape, delay", [((2, 8), 3), ((8,), 8), ((3, 4), 10), ((1, 480), 160)])
+def test_signal_delay_is_bit_exact_across_invocations_and_reset(tmp_path, shape, delay):
+    model = one_custom_op_model(b"SignalDelay", {"delay_length": delay}, shape)
+    native = NativeModel(model, tmp_path / "delay")
+    rng = np.random.default_rng(delay)
+    frames = [rng.integers(-32768, 32768, size=shape, dtype=np.int16) for _ in range(6)]
+    reference = Reference(model)
+    for frame in frames:
+        assert np.array_equal(native.run([frame])[0], reference.run([frame])[0])
+    assert native.lib.te_runtime_reset_state() == 0
+    fresh = Reference(model)
+    for frame in frames[:3]:
+        assert np.array_equal(native.run([frame])[0], fresh.run([frame])[0])
+    assert native.program.stats.state_bytes == 2 * delay * (shape[0] if len(shape) == 2 else 1)
+
+
 def test_reset_state_forgets_the_noise_estimate(tmp_path):
     model = load_tflite(real_model(PREPROCESSOR))
     windows = clips()["yes"]
@@ -147,6 +191,15 @@ def test_the_generated_c_keeps_tables_in_flash_and_the_state_in_the_arena():
     assert "signal_filter_bank_spectral_subtraction1" in reset and ", 0, 160);" in reset
 
 
+def test_inspect_says_the_aot_runs_the_signal_ops(tmp_path):
+    result = run_tinyedge("inspect", real_model(PREPROCESSOR), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert "CUSTOM" not in summary["ops"] and summary["operators"].count("SignalRfft") == 1
+    for name in ("SignalWindow", "SignalRfft", "SignalFilterBankSpectralSubtraction", "SignalPCAN", "CAST", "DIV"):
+        assert {"aot", "tflm"} <= set(summary["runtimes"][name]), name
+
+
 def test_a_signal_op_the_aot_does_not_compile_is_sent_to_the_tflm_runtime(tmp_path):
     model = tmp_path / "framer.tflite"
     model.write_bytes(with_custom_code(real_model(PREPROCESSOR), b"SignalWindow", b"SignalFramer"))
@@ -159,30 +212,7 @@ def test_a_signal_op_the_aot_does_not_compile_is_sent_to_the_tflm_runtime(tmp_pa
 
 def test_micro_speech_runs_from_raw_audio_with_the_aot_runtime_on_the_cortex_m4(tmp_path):
     require_tools("arm-none-eabi-gcc", "qemu-system-arm")
-    windows = tmp_path / "yes_windows.npy"
-    np.save(windows, audio_windows(real_model("inputs/yes_1000ms.wav")))
-
-    # Stage 1: raw audio -> 49 x 40 features with the AOT runtime, every window against tflite-micro.
-    front = tmp_path / "front"
-    result = run_tinyedge("deploy", real_model(PREPROCESSOR), "--board", "qemu-cortex-m4", "--runtime", "aot",
-                          "--data", windows, "-o", front, "--json", tmp_path / "front.json", timeout=3600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    report = json.loads((tmp_path / "front.json").read_text())
-    assert report["passed"] and report["samples"] == WINDOWS and report["bit_exact"] == 1.0
-    features = board_outputs(front / "validate.jsonl")
-    shipped = np.load(real_model("inputs/micro_speech_quantized_real2.npy"))[0]
-    assert np.array_equal(features.reshape(-1), shipped)
-
-    # Stage 2: the board's features -> the keyword, on the board.
-    spectrogram, label = tmp_path / "features.npy", tmp_path / "label.npy"
-    np.save(spectrogram, features.reshape(1, -1))
-    np.save(label, np.array([YES]))
-    result = run_tinyedge("deploy", real_model("micro_speech_quantized.tflite"), "--board", "qemu-cortex-m4",
-                          "--runtime", "aot", "--data", spectrogram, "--labels", label, "-o", tmp_path / "kws",
-                          "--json", tmp_path / "kws.json", timeout=1800)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    report = json.loads((tmp_path / "kws.json").read_text())
-    assert report["passed"] and report["bit_exact"] == 1.0 and report["accuracy"]["board"] == 1.0
+    assert_micro_speech_hears_yes(features_on_the_board("aot", tmp_path), tmp_path)
 
 
 def test_every_stage_runs_bit_exact_on_the_cortex_m4(tmp_path):

@@ -126,9 +126,10 @@ class TfliteModel:
         return sorted({op.custom_code or "?" if op.opcode == "CUSTOM" else op.opcode for op in self.operators})
 
     def op_versions(self) -> dict[str, int]:
+        """Each op's highest version, a custom op under its custom code (as `op_names`)."""
         versions: dict[str, int] = {}
         for op in self.operators:
-            versions[op.opcode] = max(versions.get(op.opcode, 0), op.version)
+            versions[op.kind] = max(versions.get(op.kind, 0), op.version)
         return dict(sorted(versions.items()))
 
     @property

@@ -39,13 +39,14 @@ class AotStats:
     progmem: bool
     scratch_bytes: int = 0        # the one scratch buffer of the in-place convolutions (0: none)
     ram_table_bytes: int = 0      # constant tables that still land in RAM (AVR's arrays of pointers)
+    state_bytes: int = 0          # ops' own state arrays outside the arena (e.g. SignalDelay's history)
 
     @property
     def ram_bytes(self) -> int:
         """Static RAM the model needs: the arena, the scratch and the few constant tables kept in RAM.
         Weights and the other TE_CONST tables are read from flash on every target (`const` data in
         .rodata on Arm, RISC-V and Xtensa, PROGMEM on AVR), so they count against flash only."""
-        return self.arena_bytes + self.scratch_bytes + self.ram_table_bytes
+        return self.arena_bytes + self.scratch_bytes + self.ram_table_bytes + self.state_bytes
 
 
 @dataclass
@@ -110,10 +111,12 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
                       or any(declared_kernels().get(k) in NONLINEAR_FILES for low in lowered
                              for k in re.findall(r"\b(te_\w+)\(", low.call)))
     scratch = max((low.scratch_bytes for low in lowered), default=0)
+    state_arrays = [low.state for low in lowered if low.state is not None]
     source = _render("te_model.c.j2", plan,
                      version=__version__, model_name=model.path.name if model.path else "model", sha256=model.sha256,
                      uses_nonlinear=uses_nonlinear, uses_dsp=dsp, scratch_bytes=scratch, constants=constants,
                      tables=tables, op_lines=op_lines, states=state_tensors(model, offsets, kept),
+                     state_arrays=state_arrays,
                      input_offsets=[offsets[i] for i in model.inputs], output_offsets=[offsets[i] for i in model.outputs])
     stats = AotStats(
         arena_bytes=plan.arena_bytes,
@@ -121,6 +124,7 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
         constant_bytes=sum(t.nbytes for t in constants + tables),
         op_count=len(model.operators), progmem=progmem, scratch_bytes=scratch,
         ram_table_bytes=sum(AVR_POINTER_BYTES * len(t.values) for t in tables if not t.in_flash) if progmem else 0,
+        state_bytes=sum(a.nbytes for a in state_arrays),
     )
     return AotProgram(source, _render("te_model.h.j2", plan), plan, buffers, offsets, stats, uses_nonlinear, dsp, op_lines,
                       constants + tables, [low.scratch_bytes for low in lowered])

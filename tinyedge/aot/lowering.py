@@ -99,6 +99,18 @@ def requant_tables(prefix: str, multipliers: Sequence[tuple[int, int]], input_of
     ]
 
 
+@dataclass(frozen=True)
+class StateArray:
+    """A static array an op keeps from call to call (outside the arena), zeroed by te_runtime_reset_state."""
+    c_type: str
+    name: str
+    count: int
+
+    @property
+    def nbytes(self) -> int:
+        return c_sizeof(self.c_type) * self.count
+
+
 @dataclass
 class Lowered:
     tables: list[Table] = field(default_factory=list)
@@ -108,6 +120,7 @@ class Lowered:
     grows_in_place: bool = False   # with inplace_ok: also when the output is larger (the input at its start)
     streams_output: bool = False   # the output is consumed as it is made (fused into its one reader): no memory
     kept_tensors: tuple[int, ...] = ()   # outputs that are the op's state: never reused, zeroed on reset
+    state: "StateArray | None" = None    # the op's own state array (static RAM), zeroed on reset
 
     @property
     def decls(self) -> str:

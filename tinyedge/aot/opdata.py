@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table, c_int, op_prefix, requant_tables, require, table
+from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, StateArray, Table, c_int, op_prefix, requant_tables, require, table
 from tinyedge.ops.opdata import BroadcastData, CallData, GatherData, LutData, OpData, PadData, RowGatherData, TransposeConvData
 from tinyedge.tflite_model import Operator, TfliteModel
 
@@ -122,5 +122,6 @@ def _call(data: CallData, op: Operator, ptr: PointerOf) -> Lowered:
     names = _CallNames(op, ptr)
     args = [c_int(a) if isinstance(a, int) else a.format_map(names) for a in data.args]
     call = f"{data.kernel}({', '.join(args)});"
+    state = StateArray(data.state[0], f"{prefix}state", data.state[1]) if data.state[1] else None
     return Lowered(tables, call, inplace_ok=data.inplace_ok, scratch_bytes=data.scratch_bytes,
-                   kept_tensors=tuple(op.outputs[k] for k in data.kept_outputs))
+                   kept_tensors=tuple(op.outputs[k] for k in data.kept_outputs), state=state)

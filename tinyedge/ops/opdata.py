@@ -82,6 +82,7 @@ class CallData:
     params: tuple[int, ...] = ()
     scratch_bytes: int = 0
     kept_outputs: tuple[int, ...] = ()   # output positions whose bytes persist across invocations (state)
+    state: tuple[str, int] = ("", 0)     # (C type, count): the op's own zero-reset state array, "{p}state"
     inplace_ok: bool = False
 
 

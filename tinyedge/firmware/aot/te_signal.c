@@ -344,15 +344,17 @@ void te_signal_filter_bank(uint64_t *out, const uint32_t *in, const int16_t *wei
   }
 }
 
-static uint32_t te_isqrt32(uint32_t x) {
-  uint32_t root = 0, bit;
+/* The rounded integer square root, digit by digit from the highest even bit of a `width`-bit x (32 or
+ * 64: the reference's 32-bit variant, used whenever x fits, caps its root at 0xFFFF). */
+static uint32_t te_isqrt(uint64_t x, int32_t width) {
+  uint64_t root = 0, bit, cap = width == 32 ? 0xFFFFu : 0xFFFFFFFFu;
   int32_t top, steps;
   if (x == 0) {
     return 0;
   }
-  top = (int32_t)(32 - te_bit_length32(x)) | 1;
-  bit = (uint32_t)1 << (31 - top);
-  steps = (31 - top) / 2 + 1;
+  top = (int32_t)((uint32_t)width - te_bit_length64(x)) | 1;
+  bit = (uint64_t)1 << (width - 1 - top);
+  steps = (width - 1 - top) / 2 + 1;
   while (steps--) {
     if (x >= root + bit) {
       x -= root + bit;
@@ -362,34 +364,14 @@ static uint32_t te_isqrt32(uint32_t x) {
     }
     bit >>= 2;
   }
-  if (x > root && root != 0xFFFF) {
+  if (x > root && root != cap) {
     ++root;
   }
-  return root & 0xFFFFu;   /* the reference returns it as uint16 */
+  return (uint32_t)(root & cap);
 }
 
 static uint32_t te_isqrt64(uint64_t x) {
-  uint64_t root = 0, bit;
-  int32_t top, steps;
-  if ((x >> 32) == 0) {
-    return te_isqrt32((uint32_t)x);
-  }
-  top = (int32_t)(64 - te_bit_length64(x)) | 1;
-  bit = (uint64_t)1 << (63 - top);
-  steps = (63 - top) / 2 + 1;
-  while (steps--) {
-    if (x >= root + bit) {
-      x -= root + bit;
-      root = (root >> 1) + bit;
-    } else {
-      root >>= 1;
-    }
-    bit >>= 2;
-  }
-  if (x > root && root != 0xFFFFFFFFu) {
-    ++root;
-  }
-  return (uint32_t)root;
+  return te_isqrt(x, (x >> 32) == 0 ? 32 : 64);
 }
 
 void te_signal_filter_bank_sqrt(uint32_t *out, const uint64_t *in, const int32_t *scale_bits, int32_t count) {
@@ -506,6 +488,23 @@ void te_signal_filter_bank_log(int16_t *out, const uint32_t *in, int32_t count, 
       out[i] = (int16_t)(v < 32767u ? v : 32767u);
     } else {
       out[i] = 0;
+    }
+  }
+}
+
+void te_signal_delay(int16_t *out, const int16_t *in, int16_t *history, int32_t rows, int32_t frame, int32_t delay) {
+  int32_t r, j;
+  for (r = 0; r < rows; ++r, in += frame, out += frame, history += delay) {
+    /* The row as it streams: the history, then the new frame; out is its first `frame` samples and the
+     * history becomes its last `delay`. */
+    for (j = 0; j < frame; ++j) {
+      out[j] = j < delay ? history[j] : in[j - delay];
+    }
+    if (frame >= delay) {
+      memcpy(history, in + frame - delay, sizeof(int16_t) * (size_t)delay);
+    } else {
+      memmove(history, history + frame, sizeof(int16_t) * (size_t)(delay - frame));
+      memcpy(history + delay - frame, in, sizeof(int16_t) * (size_t)frame);
     }
   }
 }

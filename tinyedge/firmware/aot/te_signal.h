@@ -64,6 +64,10 @@ void te_signal_pcan(uint32_t *out, const uint32_t *in, const uint32_t *noise, co
 void te_signal_filter_bank_log(int16_t *out, const uint32_t *in, int32_t count, int32_t output_scale,
                                int32_t correction_bits);
 
+/* SignalDelay (int16): each of `rows` rows of `frame` samples delayed by `delay` samples across
+ * invocations; history holds each row's last `delay` samples (zeroed on reset). */
+void te_signal_delay(int16_t *out, const int16_t *in, int16_t *history, int32_t rows, int32_t frame, int32_t delay);
+
 /* CAST between integer types of 1, 2 or 4 bytes (C conversions: sign-extend, truncate). */
 void te_cast(void *out, const void *in, int32_t count, int8_t out_bytes, int8_t out_signed, int8_t in_bytes,
              int8_t in_signed);
