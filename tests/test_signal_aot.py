@@ -58,9 +58,10 @@ def with_custom_code(path: Path, old: bytes, new: bytes) -> bytes:
     return bytes(builder.Output())
 
 
-def one_custom_op_model(code: bytes, options: dict, shape: tuple[int, ...]) -> TfliteModel:
-    """A model of one signal-library op from an int16 tensor of `shape` to one of the same shape, its
-    options written as the flexbuffer map TFLM reads."""
+def one_custom_op_model(code: bytes, options: dict, shape: tuple[int, ...],
+                        outputs: tuple[tuple[tuple[int, ...], str], ...] = ()) -> TfliteModel:
+    """A model of one signal-library op from an int16 tensor of `shape` to `outputs` ((shape, TFLite type)
+    each; by default one int16 tensor of `shape`), its options written as the flexbuffer map TFLM reads."""
     from flatbuffers import flexbuffers
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
@@ -68,18 +69,19 @@ def one_custom_op_model(code: bytes, options: dict, shape: tuple[int, ...]) -> T
     code_t.builtinCode, code_t.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM, schema.BuiltinOperator.CUSTOM
     code_t.customCode, code_t.version = code, 1
     tensors = []
-    for index, name in enumerate((b"in", b"out")):
+    for index, (tensor_shape, type_name) in enumerate(((shape, "INT16"), *(outputs or ((shape, "INT16"),)))):
         t = schema.TensorT()
-        t.shape, t.type, t.buffer, t.name = list(shape), schema.TensorType.INT16, index + 1, name
+        t.shape, t.type = list(tensor_shape), getattr(schema.TensorType, type_name)
+        t.buffer, t.name = index + 1, f"t{index}".encode()
         tensors.append(t)
     op = schema.OperatorT()
-    op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0], list(range(1, len(tensors)))
     op.customOptions = list(flexbuffers.Dumps(options))
     sub = schema.SubGraphT()
-    sub.tensors, sub.operators, sub.inputs, sub.outputs = tensors, [op], [0], [1]
+    sub.tensors, sub.operators, sub.inputs, sub.outputs = tensors, [op], [0], op.outputs
     model = schema.ModelT()
     model.version, model.operatorCodes, model.subgraphs = 3, [code_t], [sub]
-    model.buffers = [schema.BufferT() for _ in range(3)]
+    model.buffers = [schema.BufferT() for _ in range(len(tensors) + 1)]
     builder = flatbuffers.Builder(0)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return parse_tflite(bytes(builder.Output()))
@@ -162,6 +164,27 @@ def test_signal_delay_is_bit_exact_across_invocations_and_reset(tmp_path, shape,
     for frame in frames[:3]:
         assert np.array_equal(native.run([frame])[0], fresh.run([frame])[0])
     assert native.program.stats.state_bytes == 2 * delay * (shape[0] if len(shape) == 2 else 1)
+
+
+@pytest.mark.parametrize("channels, left, right, step", [(4, 2, 1, 1), (40, 0, 0, 1), (3, 3, 2, 2), (2, 1, 1, 3)])
+def test_signal_stacker_is_bit_exact_across_invocations_and_reset(tmp_path, channels, left, right, step):
+    width = left + right + 1
+    options = {"num_channels": channels, "stacker_left_context": left, "stacker_right_context": right,
+               "stacker_step": step}
+    model = one_custom_op_model(b"SignalStacker", options, (channels,), (((width * channels,), "INT16"), ((), "BOOL")))
+    native = NativeModel(model, tmp_path / "stacker")
+    rng = np.random.default_rng(channels + left)
+    frames = [rng.integers(-32768, 32768, size=(channels,), dtype=np.int16) for _ in range(10)]
+    for run in range(2):   # from boot, then after RESET_STATE
+        reference, made = Reference(model), 0
+        for frame in frames:
+            (want, want_valid), (got, got_valid) = reference.run([frame]), native.run([frame])
+            assert bool(got_valid) == bool(want_valid)
+            if want_valid:   # (an invalid call leaves the stack as it was)
+                assert np.array_equal(got, want)
+                made += 1
+        assert made >= 1
+        assert native.lib.te_runtime_reset_state() == 0
 
 
 def test_reset_state_forgets_the_noise_estimate(tmp_path):

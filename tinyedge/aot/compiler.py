@@ -20,7 +20,7 @@ from tinyedge.templating import c_comment, render
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
 C_TYPES = {"INT8": "int8_t", "UINT8": "uint8_t", "INT16": "int16_t", "INT32": "int32_t", "INT64": "int64_t",
-           "UINT32": "uint32_t", "UINT64": "uint64_t", "FLOAT32": "float"}
+           "UINT32": "uint32_t", "UINT64": "uint64_t", "BOOL": "uint8_t", "FLOAT32": "float"}
 MODEL_SOURCE = "te_model.c"
 MODEL_HEADER = "te_model.h"
 KERNEL_FILES = ("te_params.h", "te_fixedpoint.h", "te_pgm.h", "te_dsp_insn.h", "te_kernels.h", "te_kernels.c")

@@ -509,6 +509,27 @@ void te_signal_delay(int16_t *out, const int16_t *in, int16_t *history, int32_t 
   }
 }
 
+void te_signal_stacker(int16_t *out, uint8_t *valid, const int16_t *in, int16_t *state, int32_t channels,
+                       int32_t left_context, int32_t width, int32_t step) {
+  int16_t *held = state + 2;
+  int32_t count = state[0], size = width * channels, k;
+  memcpy(held + count, in, sizeof(int16_t) * (size_t)channels);
+  count += channels;
+  if (!state[1]) {   /* the first frame padded to the left by itself */
+    for (k = 0; k < left_context; ++k, count += channels) {
+      memcpy(held + count, in, sizeof(int16_t) * (size_t)channels);
+    }
+    state[1] = 1;
+  }
+  *valid = (uint8_t)(count >= size);
+  if (count >= size) {
+    memcpy(out, held, sizeof(int16_t) * (size_t)size);
+    memmove(held, held + step * channels, sizeof(int16_t) * (size_t)(count - step * channels));
+    count -= step * channels;
+  }
+  state[0] = (int16_t)count;
+}
+
 /* ------------------------------------------------------------------ the integer glue */
 
 static int32_t te_load_int(const void *p, int32_t i, int8_t bytes, int8_t is_signed) {

@@ -68,6 +68,13 @@ void te_signal_filter_bank_log(int16_t *out, const uint32_t *in, int32_t count, 
  * invocations; history holds each row's last `delay` samples (zeroed on reset). */
 void te_signal_delay(int16_t *out, const int16_t *in, int16_t *history, int32_t rows, int32_t frame, int32_t delay);
 
+/* SignalStacker (int16): frames of `channels` samples stacked `width` frames deep (left context + 1 +
+ * right context; the first frame repeated left-context times), out every `step` frames once `width` are
+ * in; *valid says whether out was written. state: [0] samples held, [1] first frame seen, then the
+ * width * channels samples (zeroed on reset). */
+void te_signal_stacker(int16_t *out, uint8_t *valid, const int16_t *in, int16_t *state, int32_t channels,
+                       int32_t left_context, int32_t width, int32_t step);
+
 /* CAST between integer types of 1, 2 or 4 bytes (C conversions: sign-extend, truncate). */
 void te_cast(void *out, const void *in, int32_t count, int8_t out_bytes, int8_t out_signed, int8_t in_bytes,
              int8_t in_signed);
