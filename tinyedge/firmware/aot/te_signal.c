@@ -530,6 +530,28 @@ void te_signal_stacker(int16_t *out, uint8_t *valid, const int16_t *in, int16_t 
   state[0] = (int16_t)count;
 }
 
+void te_signal_framer(int16_t *out, uint8_t *valid, const int16_t *in, int16_t *state, int32_t rows,
+                      int32_t n_frames, int32_t frame_size, int32_t step, int32_t prefill, int32_t capacity) {
+  int32_t r, f;
+  *valid = 1;
+  for (r = 0; r < rows; ++r, state += 1 + capacity) {
+    int16_t *held = state + 1;
+    int32_t count = state[0] + prefill;
+    for (f = 0; f < n_frames; ++f, in += step) {
+      memcpy(held + count, in, sizeof(int16_t) * (size_t)step);
+      count += step;
+      if (count >= frame_size) {
+        memcpy(out + (r * n_frames + f) * frame_size, held, sizeof(int16_t) * (size_t)frame_size);
+        memmove(held, held + step, sizeof(int16_t) * (size_t)(count - step));
+        count -= step;
+      } else {
+        *valid = 0;
+      }
+    }
+    state[0] = (int16_t)(count - prefill);
+  }
+}
+
 /* ------------------------------------------------------------------ the integer glue */
 
 static int32_t te_load_int(const void *p, int32_t i, int8_t bytes, int8_t is_signed) {

@@ -75,6 +75,13 @@ void te_signal_delay(int16_t *out, const int16_t *in, int16_t *history, int32_t 
 void te_signal_stacker(int16_t *out, uint8_t *valid, const int16_t *in, int16_t *state, int32_t channels,
                        int32_t left_context, int32_t width, int32_t step);
 
+/* SignalFramer (int16): each of `rows` rows of n_frames * step new samples cut into n_frames frames of
+ * frame_size samples, step apart, across invocations; *valid is 0 when a frame was not yet complete
+ * (that frame's output left as it was). state per row: [0] samples held less `prefill` (so zeroed state
+ * is the prefilled one: prefill zeros held), then `capacity` samples. */
+void te_signal_framer(int16_t *out, uint8_t *valid, const int16_t *in, int16_t *state, int32_t rows,
+                      int32_t n_frames, int32_t frame_size, int32_t step, int32_t prefill, int32_t capacity);
+
 /* CAST between integer types of 1, 2 or 4 bytes (C conversions: sign-extend, truncate). */
 void te_cast(void *out, const void *in, int32_t count, int8_t out_bytes, int8_t out_signed, int8_t in_bytes,
              int8_t in_signed);
