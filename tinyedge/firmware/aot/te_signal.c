@@ -552,6 +552,22 @@ void te_signal_framer(int16_t *out, uint8_t *valid, const int16_t *in, int16_t *
   }
 }
 
+void te_signal_overlap_add(int16_t *out, const int16_t *in, int16_t *sums, int32_t rows, int32_t n_frames,
+                           int32_t frame_size, int32_t frame_step) {
+  int32_t r, f, i;
+  for (r = 0; r < rows; ++r, sums += frame_size) {
+    for (f = 0; f < n_frames; ++f, in += frame_size, out += frame_step) {
+      for (i = 0; i < frame_size; ++i) {
+        int32_t v = (int32_t)in[i] + sums[i];
+        sums[i] = (int16_t)(v < -32768 ? -32768 : v > 32767 ? 32767 : v);
+      }
+      memcpy(out, sums, sizeof(int16_t) * (size_t)frame_step);
+      memmove(sums, sums + frame_step, sizeof(int16_t) * (size_t)(frame_size - frame_step));
+      memset(sums + frame_size - frame_step, 0, sizeof(int16_t) * (size_t)frame_step);
+    }
+  }
+}
+
 /* ------------------------------------------------------------------ the integer glue */
 
 static int32_t te_load_int(const void *p, int32_t i, int8_t bytes, int8_t is_signed) {

@@ -82,6 +82,11 @@ void te_signal_stacker(int16_t *out, uint8_t *valid, const int16_t *in, int16_t 
 void te_signal_framer(int16_t *out, uint8_t *valid, const int16_t *in, int16_t *state, int32_t rows,
                       int32_t n_frames, int32_t frame_size, int32_t step, int32_t prefill, int32_t capacity);
 
+/* SignalOverlapAdd (int16): each row's frames of frame_size samples added (saturating) into the row's
+ * running sum (`sums`, frame_size per row, zeroed on reset), frame_step samples out per frame. */
+void te_signal_overlap_add(int16_t *out, const int16_t *in, int16_t *sums, int32_t rows, int32_t n_frames,
+                           int32_t frame_size, int32_t frame_step);
+
 /* CAST between integer types of 1, 2 or 4 bytes (C conversions: sign-extend, truncate). */
 void te_cast(void *out, const void *in, int32_t count, int8_t out_bytes, int8_t out_signed, int8_t in_bytes,
              int8_t in_signed);
