@@ -76,6 +76,9 @@ STRUCTS: tuple[Struct, ...] = (
     Struct("te_rfft_params_t", "SignalRfft's geometry (te_signal.c): frames of input_length samples, zero-padded to\n"
                                " * fft_length, each to output_bins complex bins.",
            _fields("int32_t", "fft_length input_length frames output_bins")),
+    Struct("te_irfft_params_t", "SignalIrfft's geometry (te_signal.c): frames of input_bins complex bins to\n"
+                                " * output_length samples each.",
+           _fields("int32_t", "fft_length input_bins frames output_length")),
     Struct("te_spectral_subtraction_params_t", "SignalFilterBankSpectralSubtraction's options (its flexbuffer, read "
                                                "at generation time).",
            _fields("int32_t", "num_channels smoothing one_minus_smoothing min_signal_remaining alternate_smoothing "

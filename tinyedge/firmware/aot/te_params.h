@@ -137,6 +137,15 @@ typedef struct {
   int32_t output_bins;
 } te_rfft_params_t;
 
+/* SignalIrfft's geometry (te_signal.c): frames of input_bins complex bins to
+ * output_length samples each. */
+typedef struct {
+  int32_t fft_length;
+  int32_t input_bins;
+  int32_t frames;
+  int32_t output_length;
+} te_irfft_params_t;
+
 /* SignalFilterBankSpectralSubtraction's options (its flexbuffer, read at generation time). */
 typedef struct {
   int32_t num_channels;

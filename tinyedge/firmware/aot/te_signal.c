@@ -5,7 +5,6 @@
 
 #include <string.h>
 
-#define TE_SIGNAL_MAX_RADIX 64   /* the largest prime factor of a generic butterfly (tinyedge/ops/signal_rfft.py) */
 
 typedef struct {
   int16_t re;
@@ -123,8 +122,9 @@ static void te_cscale(te_cplx16 *c, int32_t radix) {
 }
 
 typedef struct {
-  const int16_t *twiddles;   /* n complex: cos, sin of -2 pi k / n in Q15 (TE_CONST) */
+  const int16_t *twiddles;   /* n complex: cos, sin of -/+2 pi k / n in Q15 (TE_CONST) */
   int32_t n;
+  int32_t inverse;           /* the inverse transform (its twiddles are the conjugates) */
 } te_fft_plan;
 
 static te_cplx16 te_twiddled(const te_fft_plan *plan, te_cplx16 x, int32_t k) {
@@ -186,6 +186,10 @@ static void te_radix4(te_cplx16 *f, int32_t stride, int32_t m, const te_fft_plan
     diff = te_csub(tb, td);
     *c = te_csub(*a, sum);
     *a = te_cadd(*a, sum);
+    if (plan->inverse) {   /* the quarter turn the other way */
+      diff.re = (int16_t)-diff.re;
+      diff.im = (int16_t)-diff.im;
+    }
     b->re = (int16_t)(near.re + diff.im);
     b->im = (int16_t)(near.im - diff.re);
     d->re = (int16_t)(near.re - diff.im);
@@ -232,29 +236,6 @@ static void te_radix5(te_cplx16 *f, int32_t stride, int32_t m, const te_fft_plan
   }
 }
 
-/* Any other radix: the direct DFT of each group of `radix` points. */
-static void te_radix_any(te_cplx16 *f, int32_t stride, int32_t m, int32_t radix, const te_fft_plan *plan) {
-  te_cplx16 group[TE_SIGNAL_MAX_RADIX];
-  int32_t u, q, r;
-  for (u = 0; u < m; ++u) {
-    for (q = 0; q < radix; ++q) {
-      group[q] = f[u + q * m];
-      te_cscale(&group[q], radix);
-    }
-    for (q = 0; q < radix; ++q) {
-      int32_t k = u + q * m, w = 0;
-      f[k] = group[0];
-      for (r = 1; r < radix; ++r) {
-        w += stride * k;
-        if (w >= plan->n) {
-          w -= plan->n;
-        }
-        f[k] = te_cadd(f[k], te_twiddled(plan, group[r], w));
-      }
-    }
-  }
-}
-
 /* The decimation-in-time FFT of `in` (read every `stride` points) into `out`, by the radix stages of
  * `factors` ({radix, remaining length} pairs), depth first. */
 static void te_fft_stage(te_cplx16 *out, const te_cplx16 *in, int32_t stride, const int16_t *factors,
@@ -273,8 +254,7 @@ static void te_fft_stage(te_cplx16 *out, const te_cplx16 *in, int32_t stride, co
     case 2: te_radix2(out, stride, m, plan); break;
     case 3: te_radix3(out, stride, m, plan); break;
     case 4: te_radix4(out, stride, m, plan); break;
-    case 5: te_radix5(out, stride, m, plan); break;
-    default: te_radix_any(out, stride, m, radix, plan); break;
+    default: te_radix5(out, stride, m, plan); break;   /* radices are 2..5 (tinyedge/ops/signal_fft.py) */
   }
 }
 
@@ -287,6 +267,7 @@ static void te_real_fft(te_cplx16 *bins, const int16_t *frame, te_cplx16 *half, 
   te_cplx16 dc;
   plan.twiddles = twiddles;
   plan.n = n;
+  plan.inverse = 0;
   te_fft_stage(half, (const te_cplx16 *)(const void *)frame, 1, factors, &plan);
   dc = half[0];
   te_cscale(&dc, 2);
@@ -321,6 +302,45 @@ void te_signal_rfft_s16(int16_t *out, const int16_t *in, const te_rfft_params_t 
                 split_twiddles);
   }
 }
+
+/* The inverse of te_real_fft: n + 1 bins (`bins`) to 2n samples, through the half-length inverse
+ * complex FFT of the recombined even/odd spectra (`half`, n complex). */
+static void te_real_ifft(int16_t *samples, const te_cplx16 *bins, te_cplx16 *half, int32_t n, const int16_t *factors,
+                         const int16_t *twiddles, const int16_t *split_twiddles) {
+  te_fft_plan plan;
+  int32_t k;
+  half[0].re = (int16_t)(bins[0].re + bins[n].re);
+  half[0].im = (int16_t)(bins[0].re - bins[n].re);
+  te_cscale(&half[0], 2);
+  for (k = 1; k <= n / 2; ++k) {
+    te_cplx16 fk = bins[k], fnk, even, odd;
+    fnk.re = bins[n - k].re;
+    fnk.im = (int16_t)-bins[n - k].im;
+    te_cscale(&fk, 2);
+    te_cscale(&fnk, 2);
+    even = te_cadd(fk, fnk);
+    odd = te_cmul(te_csub(fk, fnk), TE_RD_S16(split_twiddles + 2 * (k - 1)),
+                  TE_RD_S16(split_twiddles + 2 * (k - 1) + 1));
+    half[k] = te_cadd(even, odd);
+    half[n - k] = te_csub(even, odd);
+    half[n - k].im = (int16_t)-half[n - k].im;
+  }
+  plan.twiddles = twiddles;
+  plan.n = n;
+  plan.inverse = 1;
+  te_fft_stage((te_cplx16 *)(void *)samples, half, 1, factors, &plan);
+}
+
+void te_signal_irfft_s16(int16_t *out, const int16_t *in, const te_irfft_params_t *p, const int16_t *factors,
+                        const int16_t *twiddles, const int16_t *split_twiddles, int16_t *work) {
+  int32_t fft_length = TE_RD_S32(&p->fft_length), bins = TE_RD_S32(&p->input_bins);
+  int32_t frames = TE_RD_S32(&p->frames), length = TE_RD_S32(&p->output_length), frame;
+  for (frame = 0; frame < frames; ++frame) {
+    te_real_ifft(out + frame * length, (const te_cplx16 *)(const void *)(in + 2 * frame * bins), (te_cplx16 *)(void *)work,
+                 fft_length / 2, factors, twiddles, split_twiddles);
+  }
+}
+
 
 /* ------------------------------------------------------------------ filter bank and after */
 

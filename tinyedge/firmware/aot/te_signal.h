@@ -36,6 +36,12 @@ void te_signal_fft_auto_scale(int16_t *out, int32_t *scale_bits, const int16_t *
 void te_signal_rfft_s16(int16_t *out, const int16_t *in, const te_rfft_params_t *p, const int16_t *factors,
                        const int16_t *twiddles, const int16_t *split_twiddles, int16_t *work);
 
+/* SignalIrfft (int16): each frame of p->input_bins complex bins (fft_length / 2 + 1) to
+ * p->output_length (fft_length) samples, by the inverse of te_signal_rfft_s16's steps with the
+ * conjugate twiddles. work: fft_length / 2 complex int16. */
+void te_signal_irfft_s16(int16_t *out, const int16_t *in, const te_irfft_params_t *p, const int16_t *factors,
+                        const int16_t *twiddles, const int16_t *split_twiddles, int16_t *work);
+
 /* SignalEnergy: out[i] = re^2 + im^2 of complex bin i for start <= i < end; 0 elsewhere (count bins). */
 void te_signal_energy(uint32_t *out, const int16_t *spectrum, int32_t start, int32_t end, int32_t count);
 
