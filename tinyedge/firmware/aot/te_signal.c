@@ -123,7 +123,6 @@ static void te_cscale(te_cplx16 *c, int32_t radix) {
 
 typedef struct {
   const int16_t *twiddles;   /* n complex: cos, sin of -/+2 pi k / n in Q15 (TE_CONST) */
-  int32_t n;
   int32_t inverse;           /* the inverse transform (its twiddles are the conjugates) */
 } te_fft_plan;
 
@@ -266,7 +265,6 @@ static void te_real_fft(te_cplx16 *bins, const int16_t *frame, te_cplx16 *half, 
   int32_t k;
   te_cplx16 dc;
   plan.twiddles = twiddles;
-  plan.n = n;
   plan.inverse = 0;
   te_fft_stage(half, (const te_cplx16 *)(const void *)frame, 1, factors, &plan);
   dc = half[0];
@@ -326,7 +324,6 @@ static void te_real_ifft(int16_t *samples, const te_cplx16 *bins, te_cplx16 *hal
     half[n - k].im = (int16_t)-half[n - k].im;
   }
   plan.twiddles = twiddles;
-  plan.n = n;
   plan.inverse = 1;
   te_fft_stage((te_cplx16 *)(void *)samples, half, 1, factors, &plan);
 }
