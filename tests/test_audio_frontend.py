@@ -40,26 +40,14 @@ def test_the_preprocessor_is_stateful_because_spectral_subtraction_keeps_its_noi
     assert model.is_stateful
 
 
-def test_the_aot_runtime_sends_the_signal_library_to_the_tflm_runtime(tmp_path):
-    result = run_tinyedge("generate", real_model("audio_preprocessor_int8.tflite"), "--board", "qemu-cortex-m4",
-                          "--runtime", "aot", "-o", tmp_path / "out")
-    assert result.returncode == 1, result.stderr
-    message = " ".join(result.stderr.split())
-    assert "SignalRfft" in message and "SignalFilterBankLog" in message and "signal library" in message
-    assert "--runtime tflm" in message
-    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
-
-
-@requires_tflm
-def test_micro_speech_runs_from_raw_audio_on_the_cortex_m4_stage_by_stage(tmp_path):
-    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+def features_on_the_board(runtime: str, tmp_path: Path) -> np.ndarray:
+    """Stage 1: raw audio (49 windows of yes_1000ms.wav) -> 49 x 40 features on qemu-cortex-m4 with the
+    runtime, every window bit-exact with tflite-micro's interpreter; the features the board computed."""
     windows = tmp_path / "yes_windows.npy"
     np.save(windows, audio_windows(real_model("inputs/yes_1000ms.wav")))
-
-    # Stage 1: raw audio -> 49 x 40 features, on the board, every window against tflite-micro's interpreter.
     front = tmp_path / "front"
     result = run_tinyedge("deploy", real_model("audio_preprocessor_int8.tflite"), "--board", "qemu-cortex-m4",
-                          "--runtime", "tflm", "--data", windows, "-o", front, "--json", tmp_path / "front.json",
+                          "--runtime", runtime, "--data", windows, "-o", front, "--json", tmp_path / "front.json",
                           timeout=3600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((tmp_path / "front.json").read_text())
@@ -69,8 +57,11 @@ def test_micro_speech_runs_from_raw_audio_on_the_cortex_m4_stage_by_stage(tmp_pa
     # The features the TFLM example's own test feeds micro_speech (made with the Python interpreter).
     shipped = np.load(real_model("inputs/micro_speech_quantized_real2.npy"))[0]
     assert np.array_equal(features.reshape(-1), shipped)
+    return features
 
-    # Stage 2: the board's own features -> the keyword, on the board (the default AOT runtime).
+
+def assert_micro_speech_hears_yes(features: np.ndarray, tmp_path: Path) -> None:
+    """Stage 2: the board's own features -> the keyword, on the board (the default AOT runtime)."""
     spectrogram, label = tmp_path / "features.npy", tmp_path / "label.npy"
     np.save(spectrogram, features.reshape(1, -1))
     np.save(label, np.array([YES]))
@@ -81,3 +72,9 @@ def test_micro_speech_runs_from_raw_audio_on_the_cortex_m4_stage_by_stage(tmp_pa
     report = json.loads((tmp_path / "kws.json").read_text())
     assert report["passed"] and report["bit_exact"] == 1.0
     assert report["accuracy"]["board"] == 1.0
+
+
+@requires_tflm
+def test_micro_speech_runs_from_raw_audio_on_the_cortex_m4_stage_by_stage(tmp_path):
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+    assert_micro_speech_hears_yes(features_on_the_board("tflm", tmp_path), tmp_path)

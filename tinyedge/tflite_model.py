@@ -23,7 +23,7 @@ _TENSOR_TYPES = {v: k for k, v in vars(schema.TensorType).items() if not k.start
 _NUMPY_TYPES = {
     "FLOAT32": np.float32, "FLOAT16": np.float16, "INT32": np.int32, "UINT8": np.uint8,
     "INT64": np.int64, "INT16": np.int16, "INT8": np.int8, "BOOL": np.bool_, "UINT32": np.uint32,
-    "FLOAT64": np.float64, "UINT16": np.uint16,
+    "FLOAT64": np.float64, "UINT16": np.uint16, "UINT64": np.uint64,
 }
 ACTIVATIONS = {v: k for k, v in vars(schema.ActivationFunctionType).items() if not k.startswith("_")}
 PADDINGS = {v: k for k, v in vars(schema.Padding).items() if not k.startswith("_")}
@@ -75,6 +75,12 @@ class Operator:
     outputs: tuple[int, ...]
     options: Any
     custom_code: str | None = None
+    custom_options: bytes = b""     # a custom op's options (a flexbuffer for TFLM's signal library)
+
+    @property
+    def kind(self) -> str:
+        """The op's name in registries: its custom code for a custom op (e.g. SignalRfft), else the opcode."""
+        return (self.custom_code or "?") if self.opcode == "CUSTOM" else self.opcode
 
     @property
     def activation(self) -> str:
@@ -120,9 +126,10 @@ class TfliteModel:
         return sorted({op.custom_code or "?" if op.opcode == "CUSTOM" else op.opcode for op in self.operators})
 
     def op_versions(self) -> dict[str, int]:
+        """Each op's highest version, a custom op under its custom code (as `op_names`)."""
         versions: dict[str, int] = {}
         for op in self.operators:
-            versions[op.opcode] = max(versions.get(op.opcode, 0), op.version)
+            versions[op.kind] = max(versions.get(op.kind, 0), op.version)
         return dict(sorted(versions.items()))
 
     @property
@@ -290,6 +297,7 @@ def _from_schema(raw: Any, data: bytes) -> TfliteModel:
             inputs=tuple(int(x) for x in (op.inputs if op.inputs is not None else [])),
             outputs=tuple(int(x) for x in (op.outputs if op.outputs is not None else [])),
             options=op.builtinOptions, custom_code=custom,
+            custom_options=bytes(np.asarray(op.customOptions, dtype=np.uint8)) if custom is not None and op.customOptions is not None else b"",
         ))
     return TfliteModel(
         path=None, data=data, tensors=tensors, operators=operators,

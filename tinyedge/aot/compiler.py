@@ -20,12 +20,12 @@ from tinyedge.templating import c_comment, render
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
 
 C_TYPES = {"INT8": "int8_t", "UINT8": "uint8_t", "INT16": "int16_t", "INT32": "int32_t", "INT64": "int64_t",
-           "FLOAT32": "float"}
+           "UINT32": "uint32_t", "UINT64": "uint64_t", "BOOL": "uint8_t", "FLOAT32": "float"}
 MODEL_SOURCE = "te_model.c"
 MODEL_HEADER = "te_model.h"
 KERNEL_FILES = ("te_params.h", "te_fixedpoint.h", "te_pgm.h", "te_dsp_insn.h", "te_kernels.h", "te_kernels.c")
 NONLINEAR_FILES = ("te_nonlinear.h", "te_nonlinear.c", "te_recurrent.h", "te_recurrent.c", "te_int16.h", "te_int16.c",
-                   "te_shape.h", "te_shape.c", "te_elementwise.h", "te_elementwise.c")
+                   "te_shape.h", "te_shape.c", "te_elementwise.h", "te_elementwise.c", "te_signal.h", "te_signal.c")
 DSP_FILES = ("te_dsp.h", "te_dsp.c")
 AVR_POINTER_BYTES = 2
 
@@ -39,13 +39,14 @@ class AotStats:
     progmem: bool
     scratch_bytes: int = 0        # the one scratch buffer of the in-place convolutions (0: none)
     ram_table_bytes: int = 0      # constant tables that still land in RAM (AVR's arrays of pointers)
+    state_bytes: int = 0          # ops' own state arrays outside the arena (e.g. SignalDelay's history)
 
     @property
     def ram_bytes(self) -> int:
         """Static RAM the model needs: the arena, the scratch and the few constant tables kept in RAM.
         Weights and the other TE_CONST tables are read from flash on every target (`const` data in
         .rodata on Arm, RISC-V and Xtensa, PROGMEM on AVR), so they count against flash only."""
-        return self.arena_bytes + self.scratch_bytes + self.ram_table_bytes
+        return self.arena_bytes + self.scratch_bytes + self.ram_table_bytes + self.state_bytes
 
 
 @dataclass
@@ -88,33 +89,36 @@ def compile_model(model: TfliteModel, progmem: bool = False, inplace_with_scratc
 def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp: bool, grow: bool = False) -> AotProgram:
     available = lowerings()
     probe = _Pointers(model, {}, probing=True, dsp=dsp)
-    first_pass = [available[op.opcode](model, op, probe) for op in model.operators]
+    first_pass = [available[op.kind](model, op, probe) for op in model.operators]
     if not inplace_with_scratch:
         for low in first_pass:
             low.inplace_ok = low.inplace_ok and low.scratch_bytes == 0
     for low in first_pass:
         low.grows_in_place = low.grows_in_place and grow
     streamed = {op.outputs[0] for op, low in zip(model.operators, first_pass) if low.streams_output}
-    grouped = _buffer_groups(model, first_pass)
+    kept = {t for low in first_pass for t in low.kept_tensors}
+    grouped = _buffer_groups(model, first_pass, kept)
     groups = {t: root for t, (root, _) in grouped.items() if t not in streamed}
     deltas = {t: delta for t, (_, delta) in grouped.items()}
-    buffers = _buffers(model, groups, deltas)
+    buffers = _buffers(model, groups, deltas, kept)
     plan = plan_memory(buffers)
     offsets = {t: plan.offsets[root] + deltas[t] for t, root in groups.items()}
     pointers = _Pointers(model, offsets, dsp=dsp)
-    lowered = [available[op.opcode](model, op, pointers) for op in model.operators]
+    lowered = [available[op.kind](model, op, pointers) for op in model.operators]
     check_kernel_families(model, lowered)
     constants = _constant_tables(model, sorted(pointers.constants_used))
     tables = [t for low in lowered for t in low.tables]
     op_lines = [_op_line(model, op, low) for op, low in zip(model.operators, lowered)]
-    uses_nonlinear = (any(registry.OPS[op.opcode].family != "core" for op in model.operators)
+    uses_nonlinear = (any(registry.OPS[op.kind].family != "core" for op in model.operators)
                       or any(declared_kernels().get(k) in NONLINEAR_FILES for low in lowered
                              for k in re.findall(r"\b(te_\w+)\(", low.call)))
     scratch = max((low.scratch_bytes for low in lowered), default=0)
+    state_arrays = [low.state for low in lowered if low.state is not None]
     source = _render("te_model.c.j2", plan,
                      version=__version__, model_name=model.path.name if model.path else "model", sha256=model.sha256,
                      uses_nonlinear=uses_nonlinear, uses_dsp=dsp, scratch_bytes=scratch, constants=constants,
-                     tables=tables, op_lines=op_lines, states=state_tensors(model, offsets),
+                     tables=tables, op_lines=op_lines, states=state_tensors(model, offsets, kept),
+                     state_arrays=state_arrays,
                      input_offsets=[offsets[i] for i in model.inputs], output_offsets=[offsets[i] for i in model.outputs])
     stats = AotStats(
         arena_bytes=plan.arena_bytes,
@@ -122,6 +126,7 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
         constant_bytes=sum(t.nbytes for t in constants + tables),
         op_count=len(model.operators), progmem=progmem, scratch_bytes=scratch,
         ram_table_bytes=sum(AVR_POINTER_BYTES * len(t.values) for t in tables if not t.in_flash) if progmem else 0,
+        state_bytes=sum(a.nbytes for a in state_arrays),
     )
     return AotProgram(source, _render("te_model.h.j2", plan), plan, buffers, offsets, stats, uses_nonlinear, dsp, op_lines,
                       constants + tables, [low.scratch_bytes for low in lowered])
@@ -141,12 +146,12 @@ def check_kernel_families(model: TfliteModel, lowered: list[Lowered]) -> None:
     """Every kernel an op's call names is declared by a header of its family in the op registry (or
     te_dsp.h for an op with a DSP kernel): an op lowered in the wrong family fails here, not at link time."""
     for op, low in zip(model.operators, lowered):
-        support = registry.OPS[op.opcode]
+        support = registry.OPS[op.kind]
         headers = {name for name in support.c_files if name.endswith(".h")}
         for kernel in re.findall(r"\b(te_\w+)\(", low.call):
             if declared_kernels().get(kernel) not in headers:
                 raise registry.OpRegistryError(
-                    f"{op.opcode} calls {kernel}, declared in {declared_kernels().get(kernel, 'no header')}, but the op "
+                    f"{op.kind} calls {kernel}, declared in {declared_kernels().get(kernel, 'no header')}, but the op "
                     f"registry gives it the files {', '.join(support.c_files)}: fix its family in tinyedge/ops/registry.py.")
 
 
@@ -198,7 +203,7 @@ def _activation_tensors(model: TfliteModel) -> list[int]:
     return list(seen)
 
 
-def _buffer_groups(model: TfliteModel, first_pass: list[Lowered]) -> dict[int, tuple[int, int]]:
+def _buffer_groups(model: TfliteModel, first_pass: list[Lowered], kept: set[int]) -> dict[int, tuple[int, int]]:
     """tensor index -> (the tensor whose buffer it uses, its byte offset in that buffer): aliases, in-place
     outputs and views share one."""
     root = {t: t for t in _activation_tensors(model)}
@@ -216,7 +221,8 @@ def _buffer_groups(model: TfliteModel, first_pass: list[Lowered]) -> dict[int, t
         out = op.outputs[0]
         if op.opcode in ALIAS_OPS:
             root[out] = source
-        elif low.inplace_ok and _can_share(model, op, source, out, root, last_reader, model_inputs, low.grows_in_place):
+        elif low.inplace_ok and _can_share(model, op, source, out, root, last_reader, model_inputs | kept,
+                                           low.grows_in_place):
             root[out] = source
     return {t: _find_with_delta(root, delta, t) for t in root}
 
@@ -238,8 +244,9 @@ def _find(root: dict[int, int], t: int) -> int:
 def _can_share(model: TfliteModel, op: Operator, source: int, out: int, root: dict[int, int],
                last_reader: dict[int, int], model_inputs: set[int], grows: bool = False) -> bool:
     """An op that can run in place (elementwise ops, some convolutions) may write over its first input
-    when nothing reads that buffer afterwards, the buffer is no model input or output, no other input
-    of the op lives there, and the output is not larger (unless the op `grows` in place)."""
+    when nothing reads that buffer afterwards, the buffer is no model input or output (nor an op's kept
+    state, which `model_inputs` includes), no other input of the op lives there, and the output is not
+    larger (unless the op `grows` in place)."""
     group = _find(root, source)
     members = [t for t in root if _find(root, t) == group]
     if any(t in model_inputs or t in model.outputs or model.tensors[t].is_variable for t in members):
@@ -261,7 +268,8 @@ def _last_readers(model: TfliteModel) -> dict[int, int]:
     return last
 
 
-def _buffers(model: TfliteModel, groups: dict[int, int], deltas: dict[int, int]) -> list[Buffer]:
+def _buffers(model: TfliteModel, groups: dict[int, int], deltas: dict[int, int],
+             kept: set[int] = frozenset()) -> list[Buffer]:
     """One buffer per group, planned by the size of its member tensors (from the buffer's start to their
     end: a view's bytes before it count too) over their lifetimes."""
     first: dict[int, int] = {}
@@ -280,7 +288,7 @@ def _buffers(model: TfliteModel, groups: dict[int, int], deltas: dict[int, int])
     for index in model.outputs:
         touch(index, len(model.operators))
     for index in groups:
-        if model.tensors[index].is_variable:   # state kept across invocations: its bytes are never reused
+        if model.tensors[index].is_variable or index in kept:   # state kept across invocations: never reused
             touch(index, -1)
             touch(index, len(model.operators))
     members: dict[int, list[int]] = {}
@@ -312,7 +320,7 @@ def tensor_label(t: Tensor) -> str:
 
 def _op_line(model: TfliteModel, op: Operator, low: Lowered) -> str:
     names = lambda indices: ", ".join(tensor_label(model.tensors[i]) for i in indices if i >= 0)  # noqa: E731
-    comment = f"/* {op.index}: {op.opcode} ({names(op.inputs)}) -> ({names(op.outputs)}) */"
+    comment = f"/* {op.index}: {op.kind} ({names(op.inputs)}) -> ({names(op.outputs)}) */"
     if not low.call:
         return f"  {comment} /* shares its input's bytes */"
     return f"  {comment}\n  {low.call}"
@@ -333,11 +341,12 @@ class StateTensor:
     label: str
 
 
-def state_tensors(model: TfliteModel, offsets: dict[int, int]) -> list[StateTensor]:
+def state_tensors(model: TfliteModel, offsets: dict[int, int], kept: set[int] = frozenset()) -> list[StateTensor]:
     """The state tensors, reset as TFLM's ResetVariableTensors does: every byte to an int8 tensor's
-    zero point, to 0 for others."""
+    zero point, to 0 for others; an op's kept outputs (its state, e.g. a noise estimate) to 0 as its
+    Reset does."""
     states = []
-    for index in sorted(t for t in offsets if model.tensors[t].is_variable):
+    for index in sorted(t for t in offsets if model.tensors[t].is_variable or t in kept):
         t = model.tensors[index]
         value = int(t.zero_point[0]) & 0xFF if t.type_name == "INT8" and t.zero_point.size else 0
         states.append(StateTensor(offsets[index], value, t.nbytes, tensor_label(t)))

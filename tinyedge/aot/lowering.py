@@ -107,6 +107,18 @@ def requant_tables(prefix: str, multipliers: Sequence[tuple[int, int]], input_of
     ]
 
 
+@dataclass(frozen=True)
+class StateArray:
+    """A static array an op keeps from call to call (outside the arena), zeroed by te_runtime_reset_state."""
+    c_type: str
+    name: str
+    count: int
+
+    @property
+    def nbytes(self) -> int:
+        return c_sizeof(self.c_type) * self.count
+
+
 @dataclass
 class Lowered:
     tables: list[Table] = field(default_factory=list)
@@ -119,6 +131,8 @@ class Lowered:
     # that offset (a split along its outermost axis); in the second pass the op then copies only what is
     # not (`viewed` says which copies the plan made views).
     views: tuple[tuple[int, int, int], ...] = ()
+    kept_tensors: tuple[int, ...] = ()   # outputs that are the op's state: never reused, zeroed on reset
+    state: "StateArray | None" = None    # the op's own state array (static RAM), zeroed on reset
 
     @property
     def decls(self) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Callable
 
 from tinyedge.aot.lowering import (
-    Lowered, Lowering, PointerOf, Table, c_float, c_int, op_prefix, requant_tables, require, table, uses_dsp, viewed,
+    Lowered, Lowering, PointerOf, StateArray, Table, c_float, c_int, op_prefix, requant_tables, require, table, uses_dsp,
+    viewed,
 )
 from tinyedge.ops.opdata import (
-    AliasData, ArgData, BatchMatMulData, BlockCopyData, BroadcastData, ConcatData, FloatQuantizeData, GatherData,
+    AliasData, ArgData, BatchMatMulData, BlockCopyData, BroadcastData, CallData, ConcatData, FloatQuantizeData, GatherData,
     LstmData, LutData, MeanData, OpData, PadData, PoolData, ReduceData, RequantizeData, ResizeBilinearData,
     RowGatherData, RowNormData, SigmoidTableData, Softmax16Data, SoftmaxData, SvdfData, TransposeConvData,
 )
@@ -285,6 +286,35 @@ def _batch_matmul(data: BatchMatMulData, model: TfliteModel, op: Operator, ptr: 
     return Lowered(tables, call)
 
 
+class _CallNames(dict):
+    """The names a CallData argument may use, computed when used: in0.., out0.. (tensor pointers), p (prefix)."""
+
+    def __init__(self, op: Operator, ptr: PointerOf):
+        super().__init__(p=op_prefix(op))
+        self.op, self.ptr = op, ptr
+
+    def __missing__(self, key: str) -> str:
+        if key.startswith("in"):
+            return self.ptr(self.op.inputs[int(key[2:])])
+        if key.startswith("out"):
+            return self.ptr(self.op.outputs[int(key[3:])])
+        raise KeyError(key)
+
+
+def _call(data: CallData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """One kernel call with the op's arrays and options struct; kept outputs persist across invocations."""
+    prefix = op_prefix(op)
+    tables = [table(a.c_type, f"{prefix}{a.name}", a.values) for a in data.arrays]
+    if data.params_type:
+        tables.append(Table(data.params_type, f"{prefix}{data.params_name}", data.params, struct=True))
+    names = _CallNames(op, ptr)
+    args = [c_int(a) if isinstance(a, int) else a.format_map(names) for a in data.args]
+    call = f"{data.kernel}({', '.join(args)});"
+    state = StateArray(data.state[0], f"{prefix}state", data.state[1]) if data.state[1] else None
+    return Lowered(tables, call, inplace_ok=data.inplace_ok, scratch_bytes=data.scratch_bytes,
+                   kept_tensors=tuple(op.outputs[k] for k in data.kept_outputs), state=state)
+
+
 # Each kind of OpData, and its rendering as C.
 RENDERINGS: dict[type, Callable[[OpData, TfliteModel, Operator, PointerOf], Lowered]] = {
     LutData: _lut, BroadcastData: _broadcast, PadData: _pad, RowGatherData: _row_gather,
@@ -293,4 +323,5 @@ RENDERINGS: dict[type, Callable[[OpData, TfliteModel, Operator, PointerOf], Lowe
     RequantizeData: _requantize, FloatQuantizeData: _float_quantize,
     SvdfData: _svdf, LstmData: _lstm, ReduceData: _reduce, ArgData: _arg, BlockCopyData: _block_copies,
     ResizeBilinearData: _resize_bilinear, BatchMatMulData: _batch_matmul, RowNormData: _row_norm,
+    CallData: _call,
 }

@@ -12,7 +12,7 @@ from tinyedge.aot.lowering import (
 )
 from tinyedge.aot.quant import activation_range, per_channel_multipliers, same_or_valid_padding
 from tinyedge.errors import TinyedgeError
-from tinyedge.ops import registry
+from tinyedge.ops import int32_ops, registry
 from tinyedge.ops.conv import (
     accumulator_bounds, bias_values, fc_multipliers, fits_int32, fold_bias, has_bias, window,
 )
@@ -353,7 +353,18 @@ def lowerings() -> dict[str, Lowering]:
     """Every op's lowering: the convolutions' above and the op modules' (tinyedge/ops/*.py) prepare steps."""
     modules = {name: opdata.lowering(module.prepare) for name, module in registry.PREPARED.items()}
     every = {**modules, **{op: lower for family in LOWERINGS_BY_FAMILY.values() for op, lower in family.items()}}
-    return {name: int16.dispatch(name, lower) for name, lower in every.items()}
+    return {name: _int32_dispatch(name, int16.dispatch(name, lower)) for name, lower in every.items()}
+
+
+def _int32_dispatch(name: str, other: Lowering) -> Lowering:
+    """The op's lowering: its plain int32 variant (tinyedge.ops.int32_ops) on int32 tensors, else `other`."""
+    if name not in int32_ops.INT32_OPS:
+        return other
+    int32 = opdata.lowering(int32_ops.prepare_int32)
+
+    def lower(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+        return (int32 if int32_ops.is_int32_variant(model, op) else other)(model, op, ptr)
+    return lower
 
 
 def supported_ops() -> list[str]:
@@ -361,12 +372,12 @@ def supported_ops() -> list[str]:
 
 
 def unsupported_ops(model: TfliteModel) -> list[str]:
-    return sorted({op.opcode for op in model.operators} - set(registry.OPS))
+    return sorted({op.kind for op in model.operators} - set(registry.OPS))
 
 
 def check_supported(model: TfliteModel) -> None:
     """Refuse, naming the ops, a model the AOT compiler cannot compile."""
-    refuse_custom_ops(model)
+    refuse_custom_ops(model, {name for name in registry.OPS if name.startswith("Signal")})
     missing = unsupported_ops(model)
     if missing:
         name = model.path.name if model.path else "the model"

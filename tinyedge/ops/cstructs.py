@@ -82,6 +82,16 @@ STRUCTS: tuple[Struct, ...] = (
            + _fields("int32_t", "forget_mul_multiplier forget_mul_shift input_mul_multiplier input_mul_shift "
                                 "output_mul_multiplier output_mul_shift hidden_zero_point quantized_cell_clip "
                                 "cell_tanh_multiplier cell_tanh_right_shift cell_gate_is_sigmoid")),
+    Struct("te_rfft_params_t", "SignalRfft's geometry (te_signal.c): frames of input_length samples, zero-padded to\n"
+                               " * fft_length, each to output_bins complex bins.",
+           _fields("int32_t", "fft_length input_length frames output_bins")),
+    Struct("te_irfft_params_t", "SignalIrfft's geometry (te_signal.c): frames of input_bins complex bins to\n"
+                                " * output_length samples each.",
+           _fields("int32_t", "fft_length input_bins frames output_length")),
+    Struct("te_spectral_subtraction_params_t", "SignalFilterBankSpectralSubtraction's options (its flexbuffer, read "
+                                               "at generation time).",
+           _fields("int32_t", "num_channels smoothing one_minus_smoothing min_signal_remaining alternate_smoothing "
+                              "alternate_one_minus_smoothing smoothing_bits spectral_subtraction_bits clamping")),
 )
 STRUCTS_BY_NAME: dict[str, Struct] = {s.name: s for s in STRUCTS}
 

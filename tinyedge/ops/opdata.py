@@ -11,6 +11,8 @@ generation time, for the AOT C emitter (tinyedge.aot.opdata) and the viper emitt
 - `ReduceData`: a reduction over some dimensions by max or min (TFLM's ReduceGeneric), on the
   kept/reduced geometry MEAN uses.
 - `RowNormData`: an op that normalizes each row of the last dimension (L2_NORMALIZATION).
+- `CallData`: one kernel call over the op's tensors, its own constant arrays and options struct (the
+  signal-library ops and the integer glue around them, te_signal.c).
 - `ArgData`: ARG_MAX/ARG_MIN's walk: the index of the first largest (smallest) value along one axis.
 - `GatherData`: a layout op that walks its output in order and reads its input at an offset plus
   strides (slices, permutations), in 4 dimensions.
@@ -62,6 +64,29 @@ class PadData:
 class RowGatherData:
     rows: tuple[int, ...]       # output row i is input row rows[i]
     row_bytes: int
+
+
+@dataclass(frozen=True)
+class ConstArray:
+    c_type: str
+    name: str                    # without the op's prefix
+    values: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CallData:
+    """`kernel(args)`: each arg is an integer or C text in which {inK}/{outK} stand for the op's K-th
+    input/output tensor and {p} for the op's prefix of its `arrays` and `params` (e.g. "&{p}params")."""
+    kernel: str
+    args: tuple[str | int, ...]
+    arrays: tuple[ConstArray, ...] = ()
+    params_type: str = ""        # a struct of tinyedge.ops.cstructs
+    params_name: str = "params"
+    params: tuple[int, ...] = ()
+    scratch_bytes: int = 0
+    kept_outputs: tuple[int, ...] = ()   # output positions whose bytes persist across invocations (state)
+    state: tuple[str, int] = ("", 0)     # (C type, count): the op's own zero-reset state array, "{p}state"
+    inplace_ok: bool = False
 
 
 @dataclass(frozen=True)
@@ -235,4 +260,4 @@ class BatchMatMulData:
 
 OpData = (LutData | BroadcastData | GatherData | PadData | RowGatherData | TransposeConvData | PoolData | ConcatData
           | AliasData | MeanData | SoftmaxData | Softmax16Data | SigmoidTableData | RequantizeData | FloatQuantizeData
-          | SvdfData | LstmData | ReduceData | ArgData | RowNormData | BlockCopyData | ResizeBilinearData | BatchMatMulData)
+          | SvdfData | LstmData | ReduceData | ArgData | RowNormData | CallData | BlockCopyData | ResizeBilinearData | BatchMatMulData)

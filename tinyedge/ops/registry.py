@@ -21,7 +21,8 @@ from types import ModuleType
 from tinyedge import ops as ops_package
 from tinyedge import plugins
 from tinyedge.aot.int16 import VARIANTS as INT16_VARIANTS
-from tinyedge.ops.support import NOT_YET_VIPER, OpRegistryError, OpSupport  # noqa: F401  (the registry's vocabulary)
+from tinyedge.ops.int32_ops import INT32_OPS
+from tinyedge.ops.support import INT32_VARIANT, NOT_YET_VIPER, OpRegistryError, OpSupport  # noqa: F401  (the registry's vocabulary)
 from tinyedge.tflm_tree import OP_TABLE
 from tinyedge.viper.variants import VIPER_VARIANTS
 
@@ -37,7 +38,7 @@ LOWERED_OPS: tuple[OpSupport, ...] = (
 
 # Modules of this package that are not op modules.
 NOT_OP_MODULES = frozenset({"broadcast", "conv", "cstructs", "fixedpoint", "float_lut", "opdata", "registry",
-                            "support"})
+                            "signal_common", "support"})
 
 
 def _op_modules() -> tuple[ModuleType, ...]:
@@ -52,9 +53,14 @@ PREPARED: dict[str, ModuleType] = {support.name: module for module in OP_MODULES
 
 
 def _with_int16(op: OpSupport) -> OpSupport:
-    """The op with its int16 variant (tinyedge.aot.int16), if it has one."""
+    """The op with its int16 variant (tinyedge.aot.int16) and its plain int32 one (tinyedge.ops.int32_ops),
+    if it has them."""
     variant = INT16_VARIANTS.get(op.name)
-    return replace(op, variants=op.variants + (variant,)) if variant and variant not in op.variants else op
+    if variant and variant not in op.variants:
+        op = replace(op, variants=op.variants + (variant,))
+    if op.name in INT32_OPS and INT32_VARIANT not in op.variants:
+        op = replace(op, variants=op.variants + (INT32_VARIANT,))
+    return op
 
 
 def _with_viper_variants(op: OpSupport) -> OpSupport:

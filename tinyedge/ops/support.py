@@ -11,10 +11,12 @@ FAMILY_FILES: dict[str, tuple[str, ...]] = {
     "recurrent": ("te_recurrent.h", "te_recurrent.c"),
     "shape": ("te_shape.h", "te_shape.c"),
     "elementwise": ("te_elementwise.h", "te_elementwise.c"),
+    "signal": ("te_signal.h", "te_signal.c"),
 }
 DSP_FILES = ("te_dsp.h", "te_dsp.c")
 INT16_FILES = ("te_int16.h", "te_int16.c")   # the int16 and 16x8 variants' kernels (tinyedge.aot.int16)
 INT16_FILE_VARIANTS = ("int16", "float32->int16", "int16->float32")   # and every "16x8 ..." variant
+INT32_VARIANT = "int32"   # the plain int32 elementwise variants (tinyedge.aot.int32), in te_signal.c
 
 NOT_YET_VIPER = "not yet written for the viper runtime (the AOT and tflm runtimes run it)"
 
@@ -38,7 +40,9 @@ class OpSupport:
     @property
     def c_files(self) -> tuple[str, ...]:
         int16 = any(v in INT16_FILE_VARIANTS or v.startswith("16x8") for v in self.variants)
-        return FAMILY_FILES[self.family] + (DSP_FILES if self.dsp else ()) + (INT16_FILES if int16 else ())
+        int32 = INT32_VARIANT in self.variants and self.family != "signal"
+        return (FAMILY_FILES[self.family] + (DSP_FILES if self.dsp else ()) + (INT16_FILES if int16 else ())
+                + (FAMILY_FILES["signal"] if int32 else ()))
 
     @property
     def aot_paths(self) -> tuple[str, ...]:

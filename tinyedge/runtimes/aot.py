@@ -105,6 +105,8 @@ def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: 
     speed += [f"{SUBDIR}/{n}" for n in M0PLUS_FILES if n.endswith(".c") and uses_m0plus_kernels(program)]
     if program.uses_dsp and any(op.opcode in RECURRENT_OPS for op in model.operators):
         speed.append(f"{SUBDIR}/te_recurrent.c")
+    if program.uses_dsp and any(op.kind.startswith("Signal") for op in model.operators):   # the audio front end
+        speed.append(f"{SUBDIR}/te_signal.c")
     return RuntimeSources(sources=sources, include_dirs=[SUBDIR], arena_bytes=program.plan.arena_bytes,
                           uses_cpp=False, needs_tflm_tree=False, speed_sources=speed)
 

@@ -159,4 +159,35 @@ typedef struct {
   int32_t cell_gate_is_sigmoid;
 } te_lstm_params_t;
 
+/* SignalRfft's geometry (te_signal.c): frames of input_length samples, zero-padded to
+ * fft_length, each to output_bins complex bins. */
+typedef struct {
+  int32_t fft_length;
+  int32_t input_length;
+  int32_t frames;
+  int32_t output_bins;
+} te_rfft_params_t;
+
+/* SignalIrfft's geometry (te_signal.c): frames of input_bins complex bins to
+ * output_length samples each. */
+typedef struct {
+  int32_t fft_length;
+  int32_t input_bins;
+  int32_t frames;
+  int32_t output_length;
+} te_irfft_params_t;
+
+/* SignalFilterBankSpectralSubtraction's options (its flexbuffer, read at generation time). */
+typedef struct {
+  int32_t num_channels;
+  int32_t smoothing;
+  int32_t one_minus_smoothing;
+  int32_t min_signal_remaining;
+  int32_t alternate_smoothing;
+  int32_t alternate_one_minus_smoothing;
+  int32_t smoothing_bits;
+  int32_t spectral_subtraction_bits;
+  int32_t clamping;
+} te_spectral_subtraction_params_t;
+
 #endif
