@@ -261,6 +261,19 @@ static void te_dsp_im2col(int16_t *col, uint8_t slot, const int8_t *const *rows,
  * two filter words (channels 0 and 1) into the four accumulators, the same SMLADs as the C loop
  * below. Six LDRs in a row pipeline (the TRM: one cycle each after the first); LDM cannot be used,
  * it fills registers in register-number order and the compiler picks the registers. */
+/* One group at byte offsets X and F from x and f: four column words (pixels 0 and 1, even and odd
+ * elements) and two filter words (channels 0 and 1) into the four accumulators, the same SMLADs as
+ * the C loop below. Six LDRs in a row pipeline (the TRM: one cycle each after the first); LDM cannot
+ * be used, it fills registers in register-number order and the compiler picks the registers. The
+ * first group of a pass loads with post-increment (TE_DSP_DOT_LOADS_POST: x and f step past the
+ * pass's groups), the others at negative offsets from there, so no ADD moves the pointers. */
+#define TE_DSP_DOT_LOADS_POST(XSTEP, FSTEP)          \
+  "ldr %[x0e], [%[x]], #" #XSTEP "\n\t"             \
+  "ldr %[x0o], [%[x], #4-" #XSTEP "]\n\t"           \
+  "ldr %[x1e], [%[x], #8-" #XSTEP "]\n\t"           \
+  "ldr %[x1o], [%[x], #12-" #XSTEP "]\n\t"          \
+  "ldr %[w0], [%[f]], #" #FSTEP "\n\t"              \
+  "ldr %[w1], [%[f], #4-" #FSTEP "]\n\t"
 #define TE_DSP_DOT_LOADS(X, F)                       \
   "ldr %[x0e], [%[x], #" #X "]\n\t"                 \
   "ldr %[x0o], [%[x], #" #X "+4]\n\t"               \
@@ -291,23 +304,26 @@ static void te_dsp_im2col(int16_t *col, uint8_t slot, const int8_t *const *rows,
 
 /* The dot chunk's inner loop, priced with the Cortex-M4 TRM: the six words of a group in six
  * pipelined LDRs (7 cycles) where the compiler's three LDRDs took 9 plus two pointer ADDs, a
- * down-counter's SUBS sets the flags the loop branch needs, and two groups a pass halve the pointer
- * ADDs and the taken branches (1+P each): 22 cycles per 16 MACs instead of 27 (mid). Returns f
- * past the groups. */
+ * down-counter's SUBS sets the flags the loop branch needs, four groups a pass and post-increment
+ * loads: 20 cycles per 16 MACs (mid), was 27 with the compiler's loop and 22 with two groups a pass
+ * and pointer ADDs. The remaining groups (groups % 4) one a pass. Returns f past the groups. */
 static inline const int32_t *te_dsp_dot_groups(int32_t *p00, int32_t *p01, int32_t *p10, int32_t *p11,
                                                const int32_t *x, const int32_t *f, int32_t groups) {
   int32_t a00 = *p00, a01 = *p01, a10 = *p10, a11 = *p11;
   int32_t x0e, x0o, x1e, x1o, w0, w1, v;
-  int32_t n = groups >> 1;
+  int32_t n = groups >> 2;
   if (n > 0) {
-    __asm__ volatile("1:\n\t" TE_DSP_DOT_LOADS(0, 0) TE_DSP_DOT_MACS TE_DSP_DOT_LOADS(16, 8)
-                     "add %[x], %[x], #32\n\t"
-                     "add %[f], %[f], #16\n\t" TE_DSP_DOT_MACS
+    __asm__ volatile("1:\n\t" TE_DSP_DOT_LOADS_POST(64, 32) TE_DSP_DOT_MACS TE_DSP_DOT_LOADS(-48, -24)
+                     TE_DSP_DOT_MACS TE_DSP_DOT_LOADS(-32, -16) TE_DSP_DOT_MACS TE_DSP_DOT_LOADS(-16, -8)
+                     TE_DSP_DOT_MACS
                      "subs %[n], %[n], #1\n\t"
                      "bne 1b\n\t" TE_DSP_DOT_OPERANDS);
   }
-  if (groups & 1) {
-    __asm__ volatile(TE_DSP_DOT_LOADS(0, 0) "add %[f], %[f], #8\n\t" TE_DSP_DOT_MACS TE_DSP_DOT_OPERANDS);
+  n = groups & 3;
+  if (n > 0) {
+    __asm__ volatile("1:\n\t" TE_DSP_DOT_LOADS_POST(16, 8) TE_DSP_DOT_MACS
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t" TE_DSP_DOT_OPERANDS);
   }
   *p00 = a00;
   *p01 = a01;
@@ -382,11 +398,17 @@ TE_DSP_NOINLINE static void te_dsp_dot_chunk(int32_t *acc, const int16_t *col, c
 /* One group of a TE_DSP_SOLO column at byte offsets X and F: two column words (even and odd
  * elements) and two filter words (channels 0 and 1), the same SMLADs as the C loop in
  * te_dsp_dot_chunk_solo. */
-#define TE_DSP_DOT_SOLO_GROUP(X, F)                  \
+#define TE_DSP_DOT_SOLO_LOADS_POST(STEP)             \
+  "ldr %[xe], [%[x]], #" #STEP "\n\t"              \
+  "ldr %[xo], [%[x], #4-" #STEP "]\n\t"            \
+  "ldr %[w0], [%[f]], #" #STEP "\n\t"              \
+  "ldr %[w1], [%[f], #4-" #STEP "]\n\t"
+#define TE_DSP_DOT_SOLO_LOADS(X, F)                  \
   "ldr %[xe], [%[x], #" #X "]\n\t"                  \
   "ldr %[xo], [%[x], #" #X "+4]\n\t"                \
   "ldr %[w0], [%[f], #" #F "]\n\t"                  \
-  "ldr %[w1], [%[f], #" #F "+4]\n\t"                \
+  "ldr %[w1], [%[f], #" #F "+4]\n\t"
+#define TE_DSP_DOT_SOLO_MACS                         \
   "sxtb16 %[v], %[w0]\n\t"                          \
   "smlad %[a0], %[xe], %[v], %[a0]\n\t"             \
   "sxtb16 %[w0], %[w0], ror #8\n\t"                 \
@@ -403,22 +425,26 @@ TE_DSP_NOINLINE static void te_dsp_dot_chunk(int32_t *acc, const int16_t *col, c
   : "cc", "memory"
 
 /* te_dsp_dot_chunk_solo's inner loop, as te_dsp_dot_groups: four pipelined LDRs (5 cycles) where
- * two LDRDs (6) and two pointer ADDs were, SUBS for the CMP, two groups a pass: 15 cycles per 8
- * MACs instead of 20 (mid). */
+ * two LDRDs (6) and two pointer ADDs were, SUBS for the CMP, four groups a pass with post-increment
+ * loads: 14 cycles per 8 MACs (mid), was 20 with the compiler's loop and 16 with two groups a pass
+ * and pointer ADDs. */
 static inline void te_dsp_dot_groups_solo(int32_t *p0, int32_t *p1, const int32_t *x, const int32_t *f,
                                           int32_t groups) {
   int32_t a0 = *p0, a1 = *p1;
   int32_t xe, xo, w0, w1, v;
-  int32_t n = groups >> 1;
+  int32_t n = groups >> 2;
   if (n > 0) {
-    __asm__ volatile("1:\n\t" TE_DSP_DOT_SOLO_GROUP(0, 0) TE_DSP_DOT_SOLO_GROUP(8, 8)
-                     "add %[x], %[x], #16\n\t"
-                     "add %[f], %[f], #16\n\t"
+    __asm__ volatile("1:\n\t" TE_DSP_DOT_SOLO_LOADS_POST(32) TE_DSP_DOT_SOLO_MACS TE_DSP_DOT_SOLO_LOADS(-24, -24)
+                     TE_DSP_DOT_SOLO_MACS TE_DSP_DOT_SOLO_LOADS(-16, -16) TE_DSP_DOT_SOLO_MACS
+                     TE_DSP_DOT_SOLO_LOADS(-8, -8) TE_DSP_DOT_SOLO_MACS
                      "subs %[n], %[n], #1\n\t"
                      "bne 1b\n\t" TE_DSP_DOT_SOLO_OPERANDS);
   }
-  if (groups & 1) {
-    __asm__ volatile(TE_DSP_DOT_SOLO_GROUP(0, 0) TE_DSP_DOT_SOLO_OPERANDS);
+  n = groups & 3;
+  if (n > 0) {
+    __asm__ volatile("1:\n\t" TE_DSP_DOT_SOLO_LOADS_POST(8) TE_DSP_DOT_SOLO_MACS
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t" TE_DSP_DOT_SOLO_OPERANDS);
   }
   *p0 = a0;
   *p1 = a1;
