@@ -479,6 +479,49 @@ TE_DSP_NOINLINE static void te_dsp_dot_chunk_solo(int32_t *acc, const int16_t *c
   }
 }
 
+#if TE_DSP_INSN
+/* One output of te_dsp_requantize_fast127 on register A (multiplier m, right shift s, half h). */
+#define TE_DSP_RQ127(A)                            \
+  "lsl %[" A "], %[" A "], #1\n\t"                \
+  "smmulr %[" A "], %[" A "], %[m]\n\t"           \
+  "sub %[" A "], %[" A "], %[" A "], lsr #31\n\t" \
+  "add %[" A "], %[" A "], %[h]\n\t"              \
+  "asr %[" A "], %[" A "], %[s]\n\t"              \
+  "add %[" A "], %[" A "], %[off]\n\t"            \
+  "ssat %[" A "], #8, %[" A "]\n\t"               \
+  "cmp %[" A "], %[lo]\n\t"                       \
+  "it lt\n\t"                                     \
+  "movlt %[" A "], %[lo]\n\t"
+
+/* The two-pixel chunk loop of te_dsp_requantize_chunk for per-channel tables (STEP 1) or one
+ * per-tensor entry (STEP 0): per channel, its two accumulators, multiplier and shift in four
+ * pipelined post-increment LDRs, half = 2^(right-1) in three instructions, and the short exact form
+ * on each: 36 cycles a channel (mid) where the compiler's loop, reloading its end and steps from
+ * the stack, took 46. Stops at the first channel without a right shift (leaving `a` one past it). */
+#define TE_DSP_RQ_PAIR_LOOP(STEP)                                                                     \
+  __asm__ volatile("1:\n\t"                                                                           \
+                   "ldr %[a0], [%[a]], #4\n\t"                                                        \
+                   "ldr %[a1], [%[a], #4 * " TE_DSP_STR(TE_DSP_OC_CHUNK) " - 4]\n\t"                  \
+                   "ldr %[m], [%[mult]], #4 * " #STEP "\n\t"                                          \
+                   "ldrsb %[s], [%[shift]], #" #STEP "\n\t"                                           \
+                   "rsbs %[s], %[s], #0\n\t"                                                          \
+                   "ble 2f\n\t"                                                                       \
+                   "mov %[h], #1\n\t"                                                                 \
+                   "lsl %[h], %[h], %[s]\n\t"                                                         \
+                   "lsr %[h], %[h], #1\n\t" TE_DSP_RQ127("a0") "strb %[a0], [%[o0]], #1\n\t"          \
+                   TE_DSP_RQ127("a1") "strb %[a1], [%[o1]], #1\n\t"                                   \
+                   "cmp %[a], %[end]\n\t"                                                             \
+                   "bne 1b\n\t"                                                                       \
+                   "2:\n\t"                                                                           \
+                   : [a] "+r"(a), [mult] "+r"(multipliers), [shift] "+r"(shifts), [o0] "+r"(o0),      \
+                     [o1] "+r"(o1), [a0] "=&r"(a0), [a1] "=&r"(a1), [m] "=&r"(m), [s] "=&r"(sh),      \
+                     [h] "=&r"(h)                                                                     \
+                   : [end] "r"(end), [off] "r"(c.output_offset), [lo] "r"(c.act_min)                 \
+                   : "cc", "memory")
+#define TE_DSP_STR_(x) #x
+#define TE_DSP_STR(x) TE_DSP_STR_(x)
+#endif
+
 TE_DSP_NOINLINE static void te_dsp_requantize_chunk(int8_t *out0, int8_t *out1, const int32_t *acc, te_dim oc0,
                                                     te_dim n, const te_requant_t *q, const te_dsp_clamp_t *clamp) {
   const te_dsp_clamp_t c = *clamp;
@@ -492,6 +535,18 @@ TE_DSP_NOINLINE static void te_dsp_requantize_chunk(int8_t *out0, int8_t *out1, 
     int8_t *o0 = out0 + oc0, *o1 = out1 + oc0;
     const int32_t *a = acc;
     const int32_t *const end = acc + n;
+#if TE_DSP_INSN
+    int32_t a0, a1, m, sh, h;
+    if (step) {
+      TE_DSP_RQ_PAIR_LOOP(1);
+    } else {
+      TE_DSP_RQ_PAIR_LOOP(0);
+    }
+    if (a == end && sh > 0) {
+      return;
+    }
+    i = (te_dim)(a - 1 - acc);   /* a channel without a right shift: the general loop goes on from it */
+#else
     for (; a < end; ++a, shifts += step, multipliers += step) {
       const int32_t shift = TE_RD_S8(shifts);
       const int32_t multiplier = TE_RD_S32(multipliers), right = -shift;
@@ -507,6 +562,7 @@ TE_DSP_NOINLINE static void te_dsp_requantize_chunk(int8_t *out0, int8_t *out1, 
       return;
     }
     i = (te_dim)(a - acc);   /* a channel without a right shift: the general loop goes on from it */
+#endif
   }
   if (c.act_max == 127 && (q->per_channel & TE_REQUANT_BOUNDED)) {
     const uint8_t per_channel = q->per_channel & TE_REQUANT_PER_CHANNEL;
