@@ -537,15 +537,24 @@ TE_DSP_NOINLINE static void te_dsp_requantize_chunk(int8_t *out0, int8_t *out1, 
     const int32_t *const end = acc + n;
 #if TE_DSP_INSN
     int32_t a0, a1, m, sh, h;
-    if (step) {
-      TE_DSP_RQ_PAIR_LOOP(1);
-    } else {
-      TE_DSP_RQ_PAIR_LOOP(0);
+    for (;;) {
+      te_dsp_scale_t general;
+      if (step) {
+        TE_DSP_RQ_PAIR_LOOP(1);
+      } else {
+        TE_DSP_RQ_PAIR_LOOP(0);
+      }
+      if (sh > 0) {
+        return;
+      }
+      /* Channel a - 1 has no right shift: the general form, then the loop goes on after it. */
+      general = te_dsp_scale(q, (int32_t)oc0 + (int32_t)(a - 1 - acc));
+      *o0++ = te_dsp_requantize(a[-1], general, c);
+      *o1++ = te_dsp_requantize(a[TE_DSP_OC_CHUNK - 1], general, c);
+      if (a == end) {
+        return;
+      }
     }
-    if (a == end && sh > 0) {
-      return;
-    }
-    i = (te_dim)(a - 1 - acc);   /* a channel without a right shift: the general loop goes on from it */
 #else
     for (; a < end; ++a, shifts += step, multipliers += step) {
       const int32_t shift = TE_RD_S8(shifts);
