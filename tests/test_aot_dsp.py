@@ -113,3 +113,16 @@ def test_conv_streams_into_the_fully_connected_after_it(tmp_path):
     assert program.stats.arena_bytes + program.stats.scratch_bytes < 3000
     native = NativeModel(model, tmp_path, dsp=True)
     assert_matches_reference(model, native, samples=3)
+
+
+def test_pruned_channels_keep_the_short_requantization():
+    """vww_96_int8 has pruned channels (all-zero weights, bias ±2^30) in most pointwise convolutions: their
+    biases are replaced by ±(2^30 - 1), which requantize to the same output, so every DSP convolution
+    keeps TE_REQUANT_BOUNDED (the short exact requantization) and the outputs stay tflite-micro's."""
+    import re
+
+    source = compile_model(_real("vww_96_int8"), dsp=True).source
+    flags = dict(re.findall(r"te_requant_t (op\d+)_q TE_CONST = \{[^}]*\.per_channel = (\d+)", source))
+    convs = re.findall(r"te_dsp_(?:pointwise_)?conv2d\([^;]*&(op\d+)_q", source)
+    assert len(convs) > 10
+    assert {op: int(flags[op]) & 2 for op in convs} == {op: 2 for op in convs}
