@@ -83,12 +83,12 @@ def _keras_single_channel():
 
 
 def _keras_wide_windows():
-    """3x3 windows over 96 channels: two im2col columns would exceed the scratch budget, so these
+    """3x3 windows over 144 channels: two im2col columns would exceed the scratch budget, so these
     convolutions run one pixel at a time (in place through the row ring, and out of place)."""
     import tensorflow as tf
 
-    inputs = tf.keras.Input((6, 5, 96))
-    x = tf.keras.layers.Conv2D(96, 3, padding="same", activation="relu")(inputs)
+    inputs = tf.keras.Input((6, 5, 144))
+    x = tf.keras.layers.Conv2D(144, 3, padding="same", activation="relu")(inputs)
     x = tf.keras.layers.Conv2D(7, 3, strides=2, padding="same")(x)
     x = tf.keras.layers.Flatten()(x)
     return tf.keras.Model(inputs, tf.keras.layers.Dense(3)(x))
