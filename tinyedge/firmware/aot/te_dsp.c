@@ -270,6 +270,41 @@ static inline int32_t *te_dsp_widen_run(int32_t *dst, const int8_t *src, int32_t
   return dst;
 }
 
+/* Channel counts that are not a multiple of four but window rows that are (k_w * in_c, e.g. micro_speech's
+ * 10x8 window over one channel): each row widened as a run of whole groups straight from the input
+ * (through `row` only where it leaves the input), not copied byte by byte with memcpy calls first. */
+#define TE_DSP_ROW_SPAN_MAX 64
+static void te_dsp_im2col_rows(int32_t *dst, int32_t step, const int8_t *const *rows, int16_t ix0,
+                               const te_window_t *w, int32_t offsets, int8_t zero_point) {
+  const int32_t in_c = w->in_c, span = (int32_t)w->k_w * in_c, groups = span >> 2;
+  int8_t row[TE_DSP_ROW_SPAN_MAX];
+  int32_t g;
+  te_dim ky, kx;
+  for (ky = 0; ky < w->k_h; ++ky) {
+    if (rows[ky] == 0) {
+      for (g = 0; g < groups; ++g) {
+        dst[0] = 0;
+        dst[1] = 0;
+        dst += step;
+      }
+    } else if (w->dil_w == 1 && ix0 >= 0 && ix0 + w->k_w <= w->in_w) {
+      dst = te_dsp_widen_run(dst, rows[ky] + (int32_t)ix0 * in_c, groups, step, offsets);
+    } else {
+      int8_t *out = row;
+      for (kx = 0; kx < w->k_w; ++kx) {
+        const int16_t ix = (int16_t)(ix0 + w->dil_w * kx);
+        const int8_t *src = rows[ky] + (int32_t)ix * in_c;
+        const uint8_t inside = ix >= 0 && ix < w->in_w;
+        int32_t c;
+        for (c = 0; c < in_c; ++c) {   /* a few bytes: no memcpy call */
+          *out++ = inside ? src[c] : zero_point;
+        }
+      }
+      dst = te_dsp_widen_run(dst, row, groups, step, offsets);
+    }
+  }
+}
+
 /* Pixel `slot`'s column: the window whose rows are `rows[ky]` (0 outside the input) starting at
  * input column ix0, widened with the input offset; taps outside the input are 0. */
 static void te_dsp_im2col(int16_t *col, uint8_t slot, const int8_t *const *rows, int16_t ix0,
@@ -280,7 +315,11 @@ static void te_dsp_im2col(int16_t *col, uint8_t slot, const int8_t *const *rows,
   int32_t *dst = (int32_t *)(void *)col + (slot == TE_DSP_SOLO ? 0 : slot * 2);
   te_dim ky, kx;
   if ((in_c & 3) != 0) {
-    te_dsp_im2col_bytes(col, slot, rows, ix0, w, input_offset);
+    if ((((int32_t)w->k_w * in_c) & 3) == 0 && (int32_t)w->k_w * in_c <= TE_DSP_ROW_SPAN_MAX) {
+      te_dsp_im2col_rows(dst, step, rows, ix0, w, offsets, (int8_t)-input_offset);
+    } else {
+      te_dsp_im2col_bytes(col, slot, rows, ix0, w, input_offset);
+    }
     return;
   }
   for (ky = 0; ky < w->k_h; ++ky) {
