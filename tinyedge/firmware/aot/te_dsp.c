@@ -870,6 +870,10 @@ void te_dsp_conv2d(int8_t *out, const int8_t *in, const int32_t *filter, const i
 static void te_dsp_widen_pixel(int16_t *col, uint8_t slot, const int8_t *in, int32_t p, const te_window_t *w,
                                int16_t input_offset) {
   const int8_t *row = in + p * w->in_c;
+  if ((w->in_c & 3) == 0 && slot != TE_DSP_SOLO) {   /* the pixel's channels are the column: one run */
+    te_dsp_widen_run((int32_t *)(void *)col + slot * 2, row, w->in_c >> 2, 4, te_pair(input_offset, input_offset));
+    return;
+  }
   te_dsp_im2col(col, slot, &row, 0, w, input_offset);
 }
 
