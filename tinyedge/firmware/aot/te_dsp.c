@@ -472,12 +472,19 @@ __asm__(".text\n\t.syntax unified\n\t.thumb\n\t.align 2\n\t"
         "str r4, [sp, #8]\n\t"
         "mov r2, r0\n\t"
         "mov r3, r1\n\t"
-        "lsrs lr, lr, #2\n\t"
-        "beq 3f\n"
-        "2:\n\t" TE_DSP_PAIRS_LOADS_POST(64, 32) TE_DSP_PAIRS_MACS TE_DSP_PAIRS_LOADS(-48, -24) TE_DSP_PAIRS_MACS
+        "lsrs lr, lr, #3\n\t"
+        "beq 6f\n"
+        "2:\n\t" TE_DSP_PAIRS_LOADS_POST(128, 64) TE_DSP_PAIRS_MACS TE_DSP_PAIRS_LOADS(-112, -56) TE_DSP_PAIRS_MACS
+        TE_DSP_PAIRS_LOADS(-96, -48) TE_DSP_PAIRS_MACS TE_DSP_PAIRS_LOADS(-80, -40) TE_DSP_PAIRS_MACS
+        TE_DSP_PAIRS_LOADS(-64, -32) TE_DSP_PAIRS_MACS TE_DSP_PAIRS_LOADS(-48, -24) TE_DSP_PAIRS_MACS
         TE_DSP_PAIRS_LOADS(-32, -16) TE_DSP_PAIRS_MACS TE_DSP_PAIRS_LOADS(-16, -8) TE_DSP_PAIRS_MACS
         "subs lr, lr, #1\n\t"
         "bne 2b\n"
+        "6:\n\t"
+        "ldr lr, [sp, #12]\n\t"
+        "tst lr, #4\n\t"
+        "beq 3f\n\t" TE_DSP_PAIRS_LOADS_POST(64, 32) TE_DSP_PAIRS_MACS TE_DSP_PAIRS_LOADS(-48, -24) TE_DSP_PAIRS_MACS
+        TE_DSP_PAIRS_LOADS(-32, -16) TE_DSP_PAIRS_MACS TE_DSP_PAIRS_LOADS(-16, -8) TE_DSP_PAIRS_MACS
         "3:\n\t"
         "ldr lr, [sp, #12]\n\t"
         "ands lr, lr, #3\n\t"
