@@ -178,6 +178,18 @@ static inline void te_dsp_widen_group(int32_t *dst, int32_t v, int32_t offsets) 
   dst[1] = te_sxtab16_ror8(offsets, v);
 }
 
+/* memcpy for the few bytes of a window row (ResNet-8's first 3x3x3 window: 9): a word at a time
+ * with unaligned word accesses, then the tail, where newlib's memcpy call went byte by byte. */
+static inline void te_dsp_copy_short(int8_t *dst, const int8_t *src, int32_t n) {
+  for (; n >= 4; n -= 4, dst += 4, src += 4) {
+    const int32_t v = te_read_s8x4(src);
+    memcpy(dst, &v, 4);
+  }
+  for (; n > 0; --n) {
+    *dst++ = *src++;
+  }
+}
+
 /* Channel counts that are not a multiple of four: the window is first copied as bytes (taps
  * outside the input hold the input zero point, which widens to 0) into the bytes after the two
  * columns, then widened a word at a time. */
@@ -199,7 +211,7 @@ static void te_dsp_im2col_bytes(int16_t *col, uint8_t slot, const int8_t *const 
     if (rows[ky] == 0) {
       memset(dst, zero_point, (size_t)span);
     } else if (w->dil_w == 1 && ix0 >= 0 && ix0 + w->k_w <= w->in_w) {
-      memcpy(dst, rows[ky] + (int32_t)ix0 * in_c, (size_t)span);
+      te_dsp_copy_short(dst, rows[ky] + (int32_t)ix0 * in_c, span);
     } else {
       for (kx = 0; kx < w->k_w; ++kx) {
         const int16_t ix = (int16_t)(ix0 + w->dil_w * kx);
@@ -1612,49 +1624,52 @@ void te_dsp_add_s8(int8_t *out, const int8_t *a, const int8_t *b, int32_t count,
     const int32_t a_base = (int32_t)((uint32_t)a_offset << left), b_base = (int32_t)((uint32_t)b_offset << left);
     const int8_t *const end = a + count;
     int32_t t, u, v;
-    __asm__ volatile("1:\n\t"
-                     "ldrsb %[t], [%[a]], #1\n\t"
-                     "ldrsb %[u], [%[b]], #1\n\t"
-                     "mla %[t], %[t], %[scale], %[abase]\n\t"
-                     "mla %[u], %[u], %[scale], %[bbase]\n\t"
-                     "smmulr %[t], %[t], %[am]\n\t"
-                     "smmulr %[u], %[u], %[bm]\n\t"
-                     "ldr %[v], [%[k], #32]\n\t"
-                     "and %[v], %[v], %[t], lsr #31\n\t"
-                     "sub %[t], %[t], %[v]\n\t"
-                     "ldr %[v], [%[k], #36]\n\t"
-                     "and %[v], %[v], %[u], lsr #31\n\t"
-                     "sub %[u], %[u], %[v]\n\t"
-                     "ldr %[v], [%[k]]\n\t"
-                     "add %[t], %[t], %[v]\n\t"
-                     "ldr %[v], [%[k], #4]\n\t"
-                     "asr %[t], %[t], %[v]\n\t"
-                     "ldr %[v], [%[k], #8]\n\t"
-                     "add %[u], %[u], %[v]\n\t"
-                     "ldr %[v], [%[k], #12]\n\t"
-                     "asr %[u], %[u], %[v]\n\t"
-                     "add %[t], %[t], %[u]\n\t"
-                     "lsl %[t], %[t], #1\n\t"
-                     "smmulr %[t], %[t], %[om]\n\t"
-                     "sub %[t], %[t], %[t], lsr #31\n\t"
-                     "ldr %[v], [%[k], #16]\n\t"
-                     "add %[t], %[t], %[v]\n\t"
-                     "ldr %[v], [%[k], #20]\n\t"
-                     "asr %[t], %[t], %[v]\n\t"
-                     "ldr %[v], [%[k], #24]\n\t"
-                     "add %[t], %[t], %[v]\n\t"
-                     "ssat %[t], #8, %[t]\n\t"
-                     "ldr %[v], [%[k], #28]\n\t"
-                     "cmp %[t], %[v]\n\t"
-                     "it lt\n\t"
-                     "movlt %[t], %[v]\n\t"
-                     "strb %[t], [%[out]], #1\n\t"
-                     "cmp %[a], %[end]\n\t"
-                     "bne 1b\n\t"
-                     : [a] "+r"(a), [b] "+r"(b), [out] "+r"(out), [t] "=&r"(t), [u] "=&r"(u), [v] "=&r"(v)
-                     : [end] "r"(end), [k] "r"(k), [scale] "r"(scale), [abase] "r"(a_base), [bbase] "r"(b_base),
-                       [am] "r"(a_mult), [bm] "r"(b_mult), [om] "r"(out_mult)
-                     : "cc", "memory");
+#define TE_DSP_ADD_LOOP(CLAMP)                                                                  \
+  __asm__ volatile("1:\n\t" \
+                     "ldrsb %[t], [%[a]], #1\n\t" \
+                     "ldrsb %[u], [%[b]], #1\n\t" \
+                     "mla %[t], %[t], %[scale], %[abase]\n\t" \
+                     "mla %[u], %[u], %[scale], %[bbase]\n\t" \
+                     "smmulr %[t], %[t], %[am]\n\t" \
+                     "smmulr %[u], %[u], %[bm]\n\t" \
+                     "ldr %[v], [%[k], #32]\n\t" \
+                     "and %[v], %[v], %[t], lsr #31\n\t" \
+                     "sub %[t], %[t], %[v]\n\t" \
+                     "ldr %[v], [%[k], #36]\n\t" \
+                     "and %[v], %[v], %[u], lsr #31\n\t" \
+                     "sub %[u], %[u], %[v]\n\t" \
+                     "ldr %[v], [%[k]]\n\t" \
+                     "add %[t], %[t], %[v]\n\t" \
+                     "ldr %[v], [%[k], #4]\n\t" \
+                     "asr %[t], %[t], %[v]\n\t" \
+                     "ldr %[v], [%[k], #8]\n\t" \
+                     "add %[u], %[u], %[v]\n\t" \
+                     "ldr %[v], [%[k], #12]\n\t" \
+                     "asr %[u], %[u], %[v]\n\t" \
+                     "add %[t], %[t], %[u]\n\t" \
+                     "lsl %[t], %[t], #1\n\t" \
+                     "smmulr %[t], %[t], %[om]\n\t" \
+                     "sub %[t], %[t], %[t], lsr #31\n\t" \
+                     "ldr %[v], [%[k], #16]\n\t" \
+                     "add %[t], %[t], %[v]\n\t" \
+                     "ldr %[v], [%[k], #20]\n\t" \
+                     "asr %[t], %[t], %[v]\n\t" \
+                     "ldr %[v], [%[k], #24]\n\t" \
+                     "add %[t], %[t], %[v]\n\t" \
+                     "ssat %[t], #8, %[t]\n\t" \
+                     CLAMP \
+                     "strb %[t], [%[out]], #1\n\t" \
+                     "cmp %[a], %[end]\n\t" \
+                     "bne 1b\n\t" \
+                     : [a] "+r"(a), [b] "+r"(b), [out] "+r"(out), [t] "=&r"(t), [u] "=&r"(u), [v] "=&r"(v) \
+                     : [end] "r"(end), [k] "r"(k), [scale] "r"(scale), [abase] "r"(a_base), [bbase] "r"(b_base), \
+                       [am] "r"(a_mult), [bm] "r"(b_mult), [om] "r"(out_mult) \
+                     : "cc", "memory")
+    if (lo <= -128) {
+      TE_DSP_ADD_LOOP("");
+    } else {
+      TE_DSP_ADD_LOOP("ldr %[v], [%[k], #28]\n\tcmp %[t], %[v]\n\tit lt\n\tmovlt %[t], %[v]\n\t");
+    }
     return;
   }
 #endif
