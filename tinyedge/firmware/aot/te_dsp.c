@@ -362,7 +362,7 @@ static void te_dsp_im2col(int16_t *col, uint8_t slot, const int8_t *const *rows,
 
 /* Output channels are computed a chunk at a time: accumulators first, then their requantization,
  * each loop in its own function so that it keeps its values in registers. */
-#define TE_DSP_OC_CHUNK 16
+#define TE_DSP_OC_CHUNK 32
 
 #if TE_DSP_INSN
 /* One group at byte offsets X and F: four column words (pixels 0 and 1, even and odd elements) and
