@@ -1624,7 +1624,7 @@ void te_dsp_add_s8(int8_t *out, const int8_t *a, const int8_t *b, int32_t count,
     const int32_t a_base = (int32_t)((uint32_t)a_offset << left), b_base = (int32_t)((uint32_t)b_offset << left);
     const int8_t *const end = a + count;
     int32_t t, u, v;
-#define TE_DSP_ADD_LOOP(CLAMP)                                                                  \
+#define TE_DSP_ADD_LOOP(BROUND, CLAMP)                                                                \
   __asm__ volatile("1:\n\t" \
                      "ldrsb %[t], [%[a]], #1\n\t" \
                      "ldrsb %[u], [%[b]], #1\n\t" \
@@ -1635,17 +1635,11 @@ void te_dsp_add_s8(int8_t *out, const int8_t *a, const int8_t *b, int32_t count,
                      "ldr %[v], [%[k], #32]\n\t" \
                      "and %[v], %[v], %[t], lsr #31\n\t" \
                      "sub %[t], %[t], %[v]\n\t" \
-                     "ldr %[v], [%[k], #36]\n\t" \
-                     "and %[v], %[v], %[u], lsr #31\n\t" \
-                     "sub %[u], %[u], %[v]\n\t" \
                      "ldr %[v], [%[k]]\n\t" \
                      "add %[t], %[t], %[v]\n\t" \
                      "ldr %[v], [%[k], #4]\n\t" \
                      "asr %[t], %[t], %[v]\n\t" \
-                     "ldr %[v], [%[k], #8]\n\t" \
-                     "add %[u], %[u], %[v]\n\t" \
-                     "ldr %[v], [%[k], #12]\n\t" \
-                     "asr %[u], %[u], %[v]\n\t" \
+                     BROUND \
                      "add %[t], %[t], %[u]\n\t" \
                      "lsl %[t], %[t], #1\n\t" \
                      "smmulr %[t], %[t], %[om]\n\t" \
@@ -1665,10 +1659,20 @@ void te_dsp_add_s8(int8_t *out, const int8_t *a, const int8_t *b, int32_t count,
                      : [end] "r"(end), [k] "r"(k), [scale] "r"(scale), [abase] "r"(a_base), [bbase] "r"(b_base), \
                        [am] "r"(a_mult), [bm] "r"(b_mult), [om] "r"(out_mult) \
                      : "cc", "memory")
-    if (lo <= -128) {
-      TE_DSP_ADD_LOOP("");
+#define TE_DSP_ADD_B_ROUND                                                                          \
+  "ldr %[v], [%[k], #36]\n\tand %[v], %[v], %[u], lsr #31\n\tsub %[u], %[u], %[v]\n\t"                  \
+  "ldr %[v], [%[k], #8]\n\tadd %[u], %[u], %[v]\n\tldr %[v], [%[k], #12]\n\tasr %[u], %[u], %[v]\n\t"
+#define TE_DSP_ADD_CLAMP "ldr %[v], [%[k], #28]\n\tcmp %[t], %[v]\n\tit lt\n\tmovlt %[t], %[v]\n\t"
+    /* b's rescaling without a right shift (TFLite gives the input of the larger scale shift 0) is
+     * its SMMULR alone; act_min -128 needs no clamp beyond SSAT. */
+    if (b_r == 0 && lo <= -128) {
+      TE_DSP_ADD_LOOP("", "");
+    } else if (b_r == 0) {
+      TE_DSP_ADD_LOOP("", TE_DSP_ADD_CLAMP);
+    } else if (lo <= -128) {
+      TE_DSP_ADD_LOOP(TE_DSP_ADD_B_ROUND, "");
     } else {
-      TE_DSP_ADD_LOOP("ldr %[v], [%[k], #28]\n\tcmp %[t], %[v]\n\tit lt\n\tmovlt %[t], %[v]\n\t");
+      TE_DSP_ADD_LOOP(TE_DSP_ADD_B_ROUND, TE_DSP_ADD_CLAMP);
     }
     return;
   }
