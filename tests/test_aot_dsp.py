@@ -126,3 +126,27 @@ def test_pruned_channels_keep_the_short_requantization():
     convs = re.findall(r"te_dsp_(?:pointwise_)?conv2d\([^;]*&(op\d+)_q", source)
     assert len(convs) > 10
     assert {op: int(flags[op]) & 2 for op in convs} == {op: 2 for op in convs}
+
+
+@pytest.mark.parametrize("build", [_keras_odd_shapes, _keras_single_channel, _keras_wide_windows])
+def test_dsp_assembly_on_the_emulated_m4_matches_tflite_micro(build, tmp_path):
+    """The same models on qemu-cortex-m4, where te_dsp.c's loops are the assembly ones (on the host they
+    are C): every tail of the dot, requantization, im2col, depthwise, FULLY_CONNECTED and ADD loops."""
+    from conftest import require_tools
+    from tinyedge.build import build as build_firmware
+    from tinyedge.flash import flash
+    from tinyedge.generate import generate
+    from tinyedge.protocol import Device
+    from tinyedge.reference import Reference
+
+    require_tools("arm-none-eabi-gcc", "make", "qemu-system-arm")
+    model = to_int8(build(), samples=8)
+    path = tmp_path / "model.tflite"
+    path.write_bytes(model.data)
+    generate(path, "qemu-cortex-m4", tmp_path / "fw", runtime="aot")
+    build_firmware(tmp_path / "fw")
+    reference, rng = Reference(model), np.random.default_rng(3)
+    with flash(tmp_path / "fw", icount=True) as url, Device(url, timeout=120) as device:
+        for _ in range(4):
+            x = [rng.integers(-128, 128, size=t.shape, dtype=np.int8) for t in model.input_tensors]
+            assert device.infer(x[0].tobytes()).output == reference.run(x)[0].tobytes()
