@@ -460,6 +460,10 @@ static inline const int32_t *te_dsp_dot_groups(int32_t *p00, int32_t *p01, int32
   "sxtb16 r8, r8, ror #8\n\tsmlad r0, r5, r8, r0\n\tsmlad r2, r7, r8, r2\n\t"                        \
   "sxtb16 r10, r9\n\tsmlad r1, r4, r10, r1\n\tsmlad r3, r6, r10, r3\n\t"                             \
   "sxtb16 r9, r9, ror #8\n\tsmlad r1, r5, r9, r1\n\tsmlad r3, r7, r9, r3\n\t"
+/* The last three groups of a pass of four or eight, at negative offsets from the stepped pointers. */
+#define TE_DSP_PAIRS_LAST3                                                                           \
+  TE_DSP_PAIRS_LOADS(-48, -24) TE_DSP_PAIRS_MACS TE_DSP_PAIRS_LOADS(-32, -16) TE_DSP_PAIRS_MACS        \
+  TE_DSP_PAIRS_LOADS(-16, -8) TE_DSP_PAIRS_MACS
 void te_dsp_dot_pairs(int32_t *acc, const int32_t *col, const int32_t *f, const int32_t *bias, int32_t groups,
                       int32_t pairs);
 __asm__(".text\n\t.syntax unified\n\t.thumb\n\t.align 2\n\t"
@@ -488,15 +492,13 @@ __asm__(".text\n\t.syntax unified\n\t.thumb\n\t.align 2\n\t"
         "beq 6f\n"
         "2:\n\t" TE_DSP_PAIRS_LOADS_POST(128, 64) TE_DSP_PAIRS_MACS TE_DSP_PAIRS_LOADS(-112, -56) TE_DSP_PAIRS_MACS
         TE_DSP_PAIRS_LOADS(-96, -48) TE_DSP_PAIRS_MACS TE_DSP_PAIRS_LOADS(-80, -40) TE_DSP_PAIRS_MACS
-        TE_DSP_PAIRS_LOADS(-64, -32) TE_DSP_PAIRS_MACS TE_DSP_PAIRS_LOADS(-48, -24) TE_DSP_PAIRS_MACS
-        TE_DSP_PAIRS_LOADS(-32, -16) TE_DSP_PAIRS_MACS TE_DSP_PAIRS_LOADS(-16, -8) TE_DSP_PAIRS_MACS
+        TE_DSP_PAIRS_LOADS(-64, -32) TE_DSP_PAIRS_MACS TE_DSP_PAIRS_LAST3
         "subs lr, lr, #1\n\t"
         "bne 2b\n"
         "6:\n\t"
         "ldr lr, [sp, #12]\n\t"
         "tst lr, #4\n\t"
-        "beq 3f\n\t" TE_DSP_PAIRS_LOADS_POST(64, 32) TE_DSP_PAIRS_MACS TE_DSP_PAIRS_LOADS(-48, -24) TE_DSP_PAIRS_MACS
-        TE_DSP_PAIRS_LOADS(-32, -16) TE_DSP_PAIRS_MACS TE_DSP_PAIRS_LOADS(-16, -8) TE_DSP_PAIRS_MACS
+        "beq 3f\n\t" TE_DSP_PAIRS_LOADS_POST(64, 32) TE_DSP_PAIRS_MACS TE_DSP_PAIRS_LAST3
         "3:\n\t"
         "ldr lr, [sp, #12]\n\t"
         "ands lr, lr, #3\n\t"
