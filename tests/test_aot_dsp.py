@@ -83,12 +83,12 @@ def _keras_single_channel():
 
 
 def _keras_wide_windows():
-    """3x3 windows over 96 channels: two im2col columns would exceed the scratch budget, so these
+    """3x3 windows over 144 channels: two im2col columns would exceed the scratch budget, so these
     convolutions run one pixel at a time (in place through the row ring, and out of place)."""
     import tensorflow as tf
 
-    inputs = tf.keras.Input((6, 5, 96))
-    x = tf.keras.layers.Conv2D(96, 3, padding="same", activation="relu")(inputs)
+    inputs = tf.keras.Input((6, 5, 144))
+    x = tf.keras.layers.Conv2D(144, 3, padding="same", activation="relu")(inputs)
     x = tf.keras.layers.Conv2D(7, 3, strides=2, padding="same")(x)
     x = tf.keras.layers.Flatten()(x)
     return tf.keras.Model(inputs, tf.keras.layers.Dense(3)(x))
@@ -113,3 +113,40 @@ def test_conv_streams_into_the_fully_connected_after_it(tmp_path):
     assert program.stats.arena_bytes + program.stats.scratch_bytes < 3000
     native = NativeModel(model, tmp_path, dsp=True)
     assert_matches_reference(model, native, samples=3)
+
+
+def test_pruned_channels_keep_the_short_requantization():
+    """vww_96_int8 has pruned channels (all-zero weights, bias ±2^30) in most pointwise convolutions: their
+    biases are replaced by ±(2^30 - 1), which requantize to the same output, so every DSP convolution
+    keeps TE_REQUANT_BOUNDED (the short exact requantization) and the outputs stay tflite-micro's."""
+    import re
+
+    source = compile_model(_real("vww_96_int8"), dsp=True).source
+    flags = dict(re.findall(r"te_requant_t (op\d+)_q TE_CONST = \{[^}]*\.per_channel = (\d+)", source))
+    convs = re.findall(r"te_dsp_(?:pointwise_)?conv2d\([^;]*&(op\d+)_q", source)
+    assert len(convs) > 10
+    assert {op: int(flags[op]) & 2 for op in convs} == {op: 2 for op in convs}
+
+
+@pytest.mark.parametrize("build", [_keras_odd_shapes, _keras_single_channel, _keras_wide_windows])
+def test_dsp_assembly_on_the_emulated_m4_matches_tflite_micro(build, tmp_path):
+    """The same models on qemu-cortex-m4, where te_dsp.c's loops are the assembly ones (on the host they
+    are C): every tail of the dot, requantization, im2col, depthwise, FULLY_CONNECTED and ADD loops."""
+    from conftest import require_tools
+    from tinyedge.build import build as build_firmware
+    from tinyedge.flash import flash
+    from tinyedge.generate import generate
+    from tinyedge.protocol import Device
+    from tinyedge.reference import Reference
+
+    require_tools("arm-none-eabi-gcc", "make", "qemu-system-arm")
+    model = to_int8(build(), samples=8)
+    path = tmp_path / "model.tflite"
+    path.write_bytes(model.data)
+    generate(path, "qemu-cortex-m4", tmp_path / "fw", runtime="aot")
+    build_firmware(tmp_path / "fw")
+    reference, rng = Reference(model), np.random.default_rng(3)
+    with flash(tmp_path / "fw", icount=True) as url, Device(url, timeout=120) as device:
+        for _ in range(4):
+            x = [rng.integers(-128, 128, size=t.shape, dtype=np.int8) for t in model.input_tensors]
+            assert device.infer(x[0].tobytes()).output == reference.run(x)[0].tobytes()
