@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tinyedge.errors import TinyedgeError
+from tinyedge.float_models import tensorflow
 
 RECURRENT_OPS = ("LSTM", "GRU")
 CONV_OPS = ("Conv",)
@@ -669,8 +670,6 @@ HANDLERS: dict[str, Callable[[Converter, int, Any], None]] = {
 
 def convert_recurrent(proto: Any, board_channels_last: bool) -> Any:
     """The ONNX graph as a tf_keras model with the board's input layout (batch of 1)."""
-    from tinyedge.float_models import tensorflow
-
     tf = tensorflow()
     keras = tf_keras()
     if len(data_inputs(proto)) != 1:
