@@ -79,11 +79,12 @@ def _modules():
             return self.head(y if self.sequence else y[:, -1])
 
     class ConvGru(nn.Module):
-        """A Conv1d front end over (features, time), then a GRU over time and a Linear head."""
+        """A CRNN: a Conv1d+BatchNorm+ReLU+MaxPool front end over (features, time), then a GRU over time and a
+        Linear head."""
 
         def __init__(self):
             super().__init__()
-            self.conv = nn.Sequential(nn.Conv1d(10, 12, 3, padding=1), nn.ReLU())
+            self.conv = nn.Sequential(nn.Conv1d(10, 12, 3, padding=1), nn.BatchNorm1d(12), nn.ReLU(), nn.MaxPool1d(2))
             self.rnn = nn.GRU(12, 16, batch_first=True)
             self.head = nn.Linear(16, 3)
 

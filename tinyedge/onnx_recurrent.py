@@ -501,6 +501,36 @@ def conv(c: Converter, index: int, node: Any) -> None:
     c.put(node, Value(out, channels_last, shape))
 
 
+def batch_norm(c: Converter, index: int, node: Any) -> None:
+    """Inference BatchNormalization as a per-channel scale and shift (the converter folds them into a
+    Conv before it)."""
+    value = c.value(node.input[0])
+    scale, shift, mean, var = (c.constant(n, "statistics of a BatchNormalization").astype(np.float64) for n in node.input[1:5])
+    factor = scale / np.sqrt(var + attributes(node).get("epsilon", 1e-5))
+    per_channel = lambda v: v.reshape((v.size,) + (1,) * (value.rank - 2))
+    tensor = c.tf.multiply(value.tensor, c.tf.constant(stored_constant(per_channel(factor), value)))
+    tensor = c.tf.add(tensor, c.tf.constant(stored_constant(per_channel(shift - mean * factor), value)))
+    c.put(node, Value(tensor, value.perm, value.shape))
+
+
+def pool(c: Converter, index: int, node: Any) -> None:
+    """MaxPool/AveragePool without padding, over channels-last data."""
+    value = c.value(node.input[0])
+    spatial, attrs = value.rank - 2, attributes(node)
+    if spatial not in (1, 2) or any(attrs.get("pads", [])) or attrs.get("ceil_mode", 0) \
+            or any(d != 1 for d in attrs.get("dilations", [])) or text(attrs.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID"):
+        raise TinyedgeError(f"the {node.op_type} node {node.name} pads, dilates or rounds up: tinyedge converts "
+                            "1-D and 2-D pools without padding in models with LSTM/GRU.")
+    channels_last = (0, *range(2, value.rank), 1)
+    kinds = {("MaxPool", 1): "MaxPooling1D", ("MaxPool", 2): "MaxPooling2D",
+             ("AveragePool", 1): "AveragePooling1D", ("AveragePool", 2): "AveragePooling2D"}
+    layer = getattr(c.keras.layers, kinds[node.op_type, spatial])(tuple(attrs["kernel_shape"]),
+                                                                  strides=tuple(attrs.get("strides", attrs["kernel_shape"])))
+    out = layer(in_layout(c.tf, value, channels_last))
+    stored = tuple(out.shape)
+    c.put(node, Value(out, channels_last, (stored[0], stored[-1], *stored[1:-1])))
+
+
 # ---------------------------------------------------------------- recurrent layers
 
 
@@ -663,7 +693,8 @@ HANDLERS: dict[str, Callable[[Converter, int, Any], None]] = {
     "Softmax": softmax,
     "Transpose": transpose, "Reshape": reshape, "Squeeze": squeeze, "Unsqueeze": unsqueeze, "Flatten": flatten,
     "Gather": gather, "Slice": slice_, "Concat": concat,
-    "Gemm": gemm, "MatMul": matmul, "Conv": conv,
+    "Gemm": gemm, "MatMul": matmul, "Conv": conv, "BatchNormalization": batch_norm,
+    "MaxPool": pool, "AveragePool": pool,
     "LSTM": lstm, "GRU": gru,
 }
 
