@@ -487,12 +487,14 @@ def conv(c: Converter, index: int, node: Any) -> None:
     groups = attrs.get("group", 1)
     channels_last = (0, *range(2, value.rank), 1)
     tensor = in_layout(c.tf, value, channels_last)
-    if any(pads):
+    same = all(s == 1 for s in strides) and all(
+        pads[i] == pads[i + spatial] == dilations[i] * (kernel_shape[i] - 1) // 2 for i in range(spatial))
+    if any(pads) and not same:
         padding = [[0, 0]] + [[pads[i], pads[i + spatial]] for i in range(spatial)] + [[0, 0]]
         tensor = c.tf.pad(tensor, padding)
     layer_type = c.keras.layers.Conv1D if spatial == 1 else c.keras.layers.Conv2D
     layer = layer_type(weights.shape[0], kernel_shape, strides=strides, dilation_rate=dilations, groups=groups,
-                       padding="valid", use_bias=bias is not None)
+                       padding="same" if same and any(pads) else "valid", use_bias=bias is not None)
     out = layer(tensor)
     kernel = weights.transpose(*range(2, 2 + spatial), 1, 0)
     layer.set_weights([kernel] + ([bias] if bias is not None else []))
