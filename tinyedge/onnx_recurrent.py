@@ -28,7 +28,7 @@ from tinyedge.float_models import tensorflow
 
 RECURRENT_OPS = ("LSTM", "GRU")
 CONV_OPS = ("Conv",)
-# The ops that move data without computing; they pass a GRU's per-step outputs along.
+# The activations PyTorch's layers use (ONNX's defaults); others are refused.
 DEFAULT_ACTIVATIONS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"]}
 
 
@@ -288,8 +288,6 @@ def binary(op: str) -> Callable[[Converter, int, Any], None]:
     def handle(c: Converter, index: int, node: Any) -> None:
         tf = c.tf
         a_name, b_name = node.input[0], node.input[1]
-        if a_name in c.constants and b_name in c.constants:
-            raise AssertionError("folded before")
         if a_name in c.constants or b_name in c.constants:
             swapped = a_name in c.constants
             value = c.value(b_name if swapped else a_name)
