@@ -133,3 +133,37 @@ def with_opset(model_path: Path, opset: int) -> Path:
             entry.version = opset
     onnx.save(model, str(model_path))
     return model_path
+
+
+def recurrent(path: Path, op: str = "LSTM", linear_before_reset: int = 1, direction: str = "forward",
+              steps: int = 12, features: int = 6, hidden: int = 8, classes: int = 3, seed: int = 2) -> Path:
+    """An ONNX LSTM or GRU over (1, steps, features) with zero initial states given, then a Linear head on the
+    last step, laid out as PyTorch writes it: Transpose to time-major, the layer, Squeeze (Reshape when
+    bidirectional), Transpose back, Gather the last step, MatMul + Add. (ONNX Runtime runs layout 0 only.)"""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(seed)
+    gates, directions = (4 if op == "LSTM" else 3), (2 if direction == "bidirectional" else 1)
+    initializers = [
+        _init("W", rng.normal(0, 0.4, (directions, gates * hidden, features))),
+        _init("R", rng.normal(0, 0.4, (directions, gates * hidden, hidden))),
+        _init("B", rng.normal(0, 0.2, (directions, 2 * gates * hidden))),
+        _init("h0", np.zeros((directions, 1, hidden))),
+        _init("fc_w", rng.normal(0, 0.3, (directions * hidden, classes))), _init("fc_b", rng.normal(0, 0.1, classes)),
+        helper.make_tensor("last", TensorProto.INT64, [], [-1]),
+        helper.make_tensor("axis1", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("time_major_shape", TensorProto.INT64, [3], [steps, 1, directions * hidden]),
+    ]
+    states = ["h0", "h0"] if op == "LSTM" else ["h0"]
+    extra = {"linear_before_reset": linear_before_reset} if op == "GRU" else {}
+    nodes = [helper.make_node("Transpose", ["x"], ["time_major"], perm=[1, 0, 2]),
+             helper.make_node(op, ["time_major", "W", "R", "B", "", *states], ["y"], hidden_size=hidden,
+                              direction=direction, **extra),
+             helper.make_node("Squeeze", ["y", "axis1"], ["squeezed"]) if directions == 1
+             else helper.make_node("Reshape", ["y", "time_major_shape"], ["squeezed"]),
+             helper.make_node("Transpose", ["squeezed"], ["seq"], perm=[1, 0, 2]),
+             helper.make_node("Gather", ["seq", "last"], ["final"], axis=1),
+             helper.make_node("MatMul", ["final", "fc_w"], ["mm"]),
+             helper.make_node("Add", ["mm", "fc_b"], ["logits"])]
+    return _save(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, steps, features])],
+                 [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])], initializers, path, op.lower())

@@ -76,13 +76,31 @@ def _modules():
             return self.net(x)
 
     class Recurrent(nn.Module):
-        def __init__(self, cell):
+        """A keyword-style recurrent net: 20 frames of 10 features, an LSTM or GRU, a Linear head on the last
+        step (or on every step, `sequence`)."""
+
+        def __init__(self, cell, layers=1, sequence=False, bidirectional=False):
             super().__init__()
-            self.rnn = cell(8, 16, batch_first=True)
+            self.rnn = cell(10, 16, num_layers=layers, batch_first=True, bidirectional=bidirectional)
+            self.head = nn.Linear(32 if bidirectional else 16, 3)
+            self.sequence = sequence
+
+        def forward(self, x):
+            y = self.rnn(x)[0]
+            return self.head(y if self.sequence else y[:, -1])
+
+    class ConvGru(nn.Module):
+        """A CRNN: a Conv1d+BatchNorm+ReLU+MaxPool front end over (features, time), then a GRU over time and a
+        Linear head."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Sequential(nn.Conv1d(10, 12, 3, padding=1), nn.BatchNorm1d(12), nn.ReLU(), nn.MaxPool1d(2))
+            self.rnn = nn.GRU(12, 16, batch_first=True)
             self.head = nn.Linear(16, 3)
 
         def forward(self, x):
-            return self.head(self.rnn(x)[0][:, -1])
+            return self.head(self.rnn(self.conv(x).transpose(1, 2))[0][:, -1])
 
     return {
         "mobilenet_style": (MobileNetStyle, (1, 3, 16, 16)),
@@ -90,12 +108,17 @@ def _modules():
         "grouped_hardswish_cnn": (GroupedHardswishCnn, (1, 4, 8, 8)),
         "activations_mlp": (ActivationsMlp, (1, 12)),
         "gelu_mlp": (GeluMlp, (1, 16)),
-        "lstm": (lambda: Recurrent(nn.LSTM), (1, 10, 8)),
-        "gru": (lambda: Recurrent(nn.GRU), (1, 10, 8)),
+        "lstm": (lambda: Recurrent(nn.LSTM), (1, 20, 10)),
+        "gru": (lambda: Recurrent(nn.GRU), (1, 20, 10)),
+        "conv_gru": (ConvGru, (1, 10, 20)),
+        "lstm_2_layers_sequence": (lambda: Recurrent(nn.LSTM, layers=2, sequence=True), (1, 20, 10)),
+        "bidirectional_gru": (lambda: Recurrent(nn.GRU, bidirectional=True), (1, 20, 10)),
     }
 
 
 MODELS = ("mobilenet_style", "keyword_conv1d", "grouped_hardswish_cnn", "activations_mlp", "lstm", "gru")
+# PyTorch's recurrent layers: tinyedge converts these itself (onnx2tf cannot).
+RECURRENT = ("lstm", "gru", "conv_gru", "lstm_2_layers_sequence")
 
 
 def export(name: str, folder: Path, **options) -> tuple[Path, tuple[int, ...]]:

@@ -27,6 +27,7 @@ import numpy as np
 from tinyedge.checks import check_samples
 from tinyedge.errors import TinyedgeError
 from tinyedge.float_models import load_saved_model
+from tinyedge.onnx_recurrent import conv_reads_input, convert_recurrent, has_recurrent_op
 
 ONNX_SUFFIX = ".onnx"
 # The file onnx2tf's download_test_image_data() reads from its working directory before it
@@ -36,6 +37,10 @@ ONNX2TF_SAMPLES = 20
 # The oldest ONNX opset onnx2tf's op handlers read; the newest is the one the installed onnx package
 # (which onnx2tf reads graphs with) knows.
 MIN_OPSET = 7
+# tinyedge's own conversion of LSTM/GRU graphs is checked against ONNX Runtime in float on this many
+# random inputs, to this relative error (float32 rounding over a few dozen time steps).
+FLOAT_CHECKS = 3
+FLOAT_TOLERANCE = 1e-4
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # The exception a Python traceback ends with, e.g. "ValueError: An `initial_state` was passed ...".
 EXCEPTION_LINE = re.compile(r"^((?:\w+\.)*\w+(?:Error|Exception): .+)$", re.MULTILINE)
@@ -79,7 +84,10 @@ class OnnxModel:
         self.input_name = inputs[0].name
         self.onnx_shape = _fixed_shape(path, inputs[0].shape)
         rank = len(self.onnx_shape)
-        self.channels_last = rank >= 3
+        # LSTM/GRU graphs are converted by tinyedge (onnx_recurrent): channels-last only into a Conv.
+        self.recurrent = has_recurrent_op(self.proto)
+        self.channels_last = rank >= 3 and (not self.recurrent or conv_reads_input(self.proto))
+        self.outputs_channels_last = self.channels_last and not self.recurrent
         self.input_shapes = [tuple(self.onnx_shape[a] for a in channels_last_axes(rank)) if self.channels_last
                              else self.onnx_shape]
         self._workdir: tempfile.TemporaryDirectory | None = None
@@ -121,13 +129,17 @@ class OnnxModel:
         if self.channels_last:
             x = x.transpose(channels_first_axes(x.ndim))
         outputs = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})
-        return [np.asarray(o).transpose(channels_last_axes(o.ndim)) if self.channels_last and o.ndim >= 3
+        return [np.asarray(o).transpose(channels_last_axes(o.ndim)) if self.outputs_channels_last and o.ndim >= 3
                 else np.asarray(o) for o in outputs]
 
     # -- the converted float model, for tinyedge's quantizer
 
     @cached_property
     def keras_model(self) -> Any:
+        if self.recurrent:
+            model = convert_recurrent(self.proto, self.channels_last)
+            self.check_float_agreement(model)
+            return model
         saved_model = self.convert_to_saved_model()
         converted = load_saved_model(saved_model)
         if converted.input_shapes[0] != self.input_shapes[0]:
@@ -136,6 +148,20 @@ class OnnxModel:
                 f"{self.input_shapes[0]}: export the model with a {self.onnx_layout} input."
             )
         return converted.keras_model
+
+    def check_float_agreement(self, model: Any) -> None:
+        """tinyedge's own conversion must compute what ONNX Runtime computes, before anything is quantized."""
+        rng = np.random.default_rng(0)
+        for _ in range(FLOAT_CHECKS):
+            x = rng.normal(0, 1, self.input_shapes[0]).astype(np.float32)
+            expected = self.predict([x])
+            got = model(x, training=False)
+            got = [np.asarray(g) for g in (got if isinstance(got, (list, tuple)) else [got])]
+            for e, g in zip(expected, got):
+                error = float(np.max(np.abs(e.ravel() - g.ravel()))) / max(1.0, float(np.max(np.abs(e))))
+                if e.size != g.size or error > FLOAT_TOLERANCE:
+                    raise TinyedgeError(f"tinyedge's conversion of {self.path.name} differs from ONNX Runtime's outputs "
+                                        f"(relative error {error:.2g}): export the recurrent part alone and report it.")
 
     def convert_to_saved_model(self) -> Path:
         """Run onnx2tf on a copy of the model, in a directory that holds its sample image file."""

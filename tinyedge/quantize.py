@@ -175,6 +175,8 @@ def run_int8(model: TfliteModel, samples: np.ndarray) -> list[np.ndarray]:
     tin = model.input_tensors[0]
     per_sample = []
     for x in samples:
+        if model.is_stateful:   # each sample from the first state, as the float model computes it
+            ref.reset()
         q = quantize_input(x.astype(np.float32), tin.scale[0], int(tin.zero_point[0]), tin.dtype)
         per_sample.append(ref.run([q.reshape(tin.shape)]))
     return [np.stack([dequantize(outs[i], t.scale[0], int(t.zero_point[0])).ravel() for outs in per_sample])

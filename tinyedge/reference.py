@@ -243,6 +243,10 @@ class Reference:
             raise TinyedgeError(f"{self.description} failed to run the model ({_last_line(log, failure)}).")
         return [np.array(self._interp.get_output(i)) for i in range(len(self.model.outputs))]
 
+    def reset(self) -> None:
+        """Every state tensor (LSTM, SVDF) back to its first value, as TFLM's ResetVariableTensors does."""
+        self._interp.reset()
+
     def run_one(self, x: np.ndarray) -> np.ndarray:
         """Single-input, single-output convenience."""
         return self.run([x])[0]
