@@ -9,23 +9,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import quantized_session_model, require_tools, requires_tflm, run_tinyedge, tflm_tree
-from lifecycle_support import ed25519_keys, update_killed_after
+from lifecycle_support import check_power_cuts, ed25519_keys, runs_exactly, update_killed_after
 
 from tinyedge.build import build
 from tinyedge.bundle import load_bundle, make_bundle
 from tinyedge.flash import flash
 from tinyedge.generate import generate
 from tinyedge.protocol import Device
-from tinyedge.reference import Reference
 from tinyedge.tflite_model import load_tflite
 from tinyedge.update import rollback, update_board
 
 pytestmark = requires_tflm
 QEMU_TOOLS = ("arm-none-eabi-gcc", "make", "qemu-system-arm")
-PROBES = [np.array([[v]], np.int8) for v in range(-128, 128, 17)]
 
 
 def mlp(widths: list[int], activation: str = "relu", epochs: int = 20):
@@ -68,11 +65,6 @@ def bundles(models_, sine_model, tmp_path_factory) -> dict[str, Path]:
     versions = {"retrained": 2, "reshaped": 3, "tanh": 4, "wide": 5}
     return {name: make_bundle(models_[name], version, out / f"{name}.bundle", data=sine_model.eval_x,
                               vectors=4).path for name, version in versions.items()}
-
-
-def runs_exactly(device: Device, model: Path) -> bool:
-    reference = Reference(load_tflite(model))
-    return all([device.infer(x.tobytes()).output == reference.run([x])[0].tobytes() for x in PROBES])
 
 
 def updatable_tflm(model: Path, board: str, out: Path, **options) -> Path:
@@ -179,3 +171,10 @@ def test_keyed_tflm_firmware_checks_that_the_signed_model_is_the_one_in_its_slot
         assert device.stats().model_version == 0 and runs_exactly(device, models_["built-in"])
         assert update_board(device, signed, host_check=False).version == 3
         assert runs_exactly(device, models_["reshaped"])
+
+
+def test_power_cut_at_any_byte_of_a_tflm_update_boots_a_whole_model(models_, bundles, tmp_path):
+    require_tools("cc", "make")
+    project = updatable_tflm(models_["built-in"], "host", tmp_path / "fw")
+    check_power_cuts(project / "build" / "firmware", load_bundle(bundles["retrained"]), models_["built-in"], tmp_path,
+                     step=97)

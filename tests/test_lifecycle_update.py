@@ -6,18 +6,15 @@ a whole model (the old or, once activated, the new one), never a mix."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import quantized_session_model, require_tools, run_tinyedge
-from fixtures.posix_firmware import start_firmware
-from lifecycle_support import ed25519_keys, update_killed_after
+from lifecycle_support import PROBES, check_power_cuts, ed25519_keys, runs_exactly, update_killed_after
 
 from tinyedge.build import build
 from tinyedge.bundle import load_bundle, make_bundle
-from tinyedge.errors import DeviceError
 from tinyedge.flash import flash
 from tinyedge.generate import generate
 from tinyedge.protocol import Device
@@ -26,7 +23,6 @@ from tinyedge.tflite_model import load_tflite
 from tinyedge.update import UpdateFailed, update_board
 
 STORE_FILE = "model_slots.flash"
-PROBES = [np.array([[v]], np.int8) for v in range(-128, 128, 17)]
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +59,6 @@ def host_updatable(sine_model, tmp_path_factory) -> Path:
     generate(sine_model.int8, "host", project, runtime="aot", updatable=True)
     build(project)
     return project
-
-
-def runs_exactly(device: Device, model: Path, probes: list[np.ndarray] = PROBES) -> bool:
-    reference = Reference(load_tflite(model))
-    return all([device.infer(x.tobytes()).output == reference.run([x])[0].tobytes() for x in probes])
 
 
 def fresh_store(project: Path) -> None:
@@ -179,44 +170,8 @@ def test_an_interrupted_transfer_resumes_where_it_stopped(host_updatable, bundle
 
 def test_power_cut_at_any_byte_of_an_update_boots_a_whole_model(host_updatable, bundles, sine_model, retrained,
                                                                   tmp_path):
-    """The host board cuts its power when the Nth byte is about to reach its flash: before the image,
-    inside it, inside the activating record write, after it. Every boot afterwards runs one whole
-    model: the old one until the record that activates the new one was written whole."""
-    binary = host_updatable / "build" / "firmware"
-    clean = tmp_path / "clean.flash"
-    with start_firmware(binary, env={"TE_POSIX_FLASH": str(clean)}) as firmware:   # first boot: built-in saved
-        with Device(firmware.url) as device:
-            assert device.stats().slot == 0
-    bundle = load_bundle(bundles["v2"])
-    record_bytes = 200   # sizeof(te_boot_record_t)
-    with start_firmware(binary, env={"TE_POSIX_FLASH": str(shutil.copy(clean, tmp_path / "probe.flash"))}) as fw:
-        with Device(fw.url) as device:
-            image_bytes = update_board(device, bundle).image_bytes
-    total = record_bytes + image_bytes + record_bytes   # the boot's record, the image, the activating record
-    cuts = sorted({*range(1, total + 2, 23), record_bytes + 1, record_bytes + image_bytes,
-                   record_bytes + image_bytes + 1, record_bytes + image_bytes + 100, total, total + 1})
-    outcomes = {}
-    for cut in cuts:
-        store = shutil.copy(clean, tmp_path / f"cut-{cut}.flash")
-        reported_ok = False
-        with start_firmware(binary, env={"TE_POSIX_FLASH": str(store), "TE_POSIX_POWER_CUT_AT": str(cut)}) as fw:
-            try:
-                with Device(fw.url, timeout=2.0, retries=0, boot_timeout=3.0) as device:
-                    update_board(device, bundle)
-                    reported_ok = True
-            except DeviceError:
-                pass
-        with start_firmware(binary, env={"TE_POSIX_FLASH": str(store)}) as fw, Device(fw.url) as device:
-            stats = device.stats()
-            model = retrained if stats.model_version == 2 else sine_model.int8
-            assert stats.model_sha256 == load_tflite(model).sha256
-            assert runs_exactly(device, model), f"cut at byte {cut}: the board runs a mix of models"
-        if reported_ok:
-            assert stats.model_version == 2, f"cut at byte {cut}: the update was reported but did not stay"
-        outcomes[cut] = stats.model_version
-    assert outcomes[cuts[0]] == 0 and outcomes[total + 1] == 2
-    assert outcomes[record_bytes + image_bytes] == 0, "the image alone never activates it"
-    assert outcomes[record_bytes + image_bytes + 100] == 0, "half an activating record leaves the old model"
+    """A power cut at any of ~50 bytes of an update boots one whole model (lifecycle_support)."""
+    check_power_cuts(host_updatable / "build" / "firmware", load_bundle(bundles["v2"]), sine_model.int8, tmp_path)
 
 
 def test_qemu_killed_during_an_update_boots_the_old_model(sine_model, retrained, bundles, tmp_path):
