@@ -6,17 +6,15 @@ a whole model (the old or, once activated, the new one), never a mix."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import quantized_session_model, require_tools, run_tinyedge
-from fixtures.posix_firmware import start_firmware
+from lifecycle_support import PROBES, check_power_cuts, ed25519_keys, runs_exactly, update_killed_after
 
 from tinyedge.build import build
 from tinyedge.bundle import load_bundle, make_bundle
-from tinyedge.errors import DeviceError
 from tinyedge.flash import flash
 from tinyedge.generate import generate
 from tinyedge.protocol import Device
@@ -25,7 +23,6 @@ from tinyedge.tflite_model import load_tflite
 from tinyedge.update import UpdateFailed, update_board
 
 STORE_FILE = "model_slots.flash"
-PROBES = [np.array([[v]], np.int8) for v in range(-128, 128, 17)]
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +59,6 @@ def host_updatable(sine_model, tmp_path_factory) -> Path:
     generate(sine_model.int8, "host", project, runtime="aot", updatable=True)
     build(project)
     return project
-
-
-def runs_exactly(device: Device, model: Path, probes: list[np.ndarray] = PROBES) -> bool:
-    reference = Reference(load_tflite(model))
-    return all([device.infer(x.tobytes()).output == reference.run([x])[0].tobytes() for x in probes])
 
 
 def fresh_store(project: Path) -> None:
@@ -178,69 +170,19 @@ def test_an_interrupted_transfer_resumes_where_it_stopped(host_updatable, bundle
 
 def test_power_cut_at_any_byte_of_an_update_boots_a_whole_model(host_updatable, bundles, sine_model, retrained,
                                                                   tmp_path):
-    """The host board cuts its power when the Nth byte is about to reach its flash: before the image,
-    inside it, inside the activating record write, after it. Every boot afterwards runs one whole
-    model: the old one until the record that activates the new one was written whole."""
-    binary = host_updatable / "build" / "firmware"
-    clean = tmp_path / "clean.flash"
-    with start_firmware(binary, env={"TE_POSIX_FLASH": str(clean)}) as firmware:   # first boot: built-in saved
-        with Device(firmware.url) as device:
-            assert device.stats().slot == 0
-    bundle = load_bundle(bundles["v2"])
-    record_bytes = 200   # sizeof(te_boot_record_t)
-    with start_firmware(binary, env={"TE_POSIX_FLASH": str(shutil.copy(clean, tmp_path / "probe.flash"))}) as fw:
-        with Device(fw.url) as device:
-            image_bytes = update_board(device, bundle).image_bytes
-    total = record_bytes + image_bytes + record_bytes   # the boot's record, the image, the activating record
-    cuts = sorted({*range(1, total + 2, 23), record_bytes + 1, record_bytes + image_bytes,
-                   record_bytes + image_bytes + 1, record_bytes + image_bytes + 100, total, total + 1})
-    outcomes = {}
-    for cut in cuts:
-        store = shutil.copy(clean, tmp_path / f"cut-{cut}.flash")
-        reported_ok = False
-        with start_firmware(binary, env={"TE_POSIX_FLASH": str(store), "TE_POSIX_POWER_CUT_AT": str(cut)}) as fw:
-            try:
-                with Device(fw.url, timeout=2.0, retries=0, boot_timeout=3.0) as device:
-                    update_board(device, bundle)
-                    reported_ok = True
-            except DeviceError:
-                pass
-        with start_firmware(binary, env={"TE_POSIX_FLASH": str(store)}) as fw, Device(fw.url) as device:
-            stats = device.stats()
-            model = retrained if stats.model_version == 2 else sine_model.int8
-            assert stats.model_sha256 == load_tflite(model).sha256
-            assert runs_exactly(device, model), f"cut at byte {cut}: the board runs a mix of models"
-        if reported_ok:
-            assert stats.model_version == 2, f"cut at byte {cut}: the update was reported but did not stay"
-        outcomes[cut] = stats.model_version
-    assert outcomes[cuts[0]] == 0 and outcomes[total + 1] == 2
-    assert outcomes[record_bytes + image_bytes] == 0, "the image alone never activates it"
-    assert outcomes[record_bytes + image_bytes + 100] == 0, "half an activating record leaves the old model"
+    """A power cut at any of ~50 bytes of an update boots one whole model (lifecycle_support)."""
+    check_power_cuts(host_updatable / "build" / "firmware", load_bundle(bundles["v2"]), sine_model.int8, tmp_path)
 
 
 def test_qemu_killed_during_an_update_boots_the_old_model(sine_model, retrained, bundles, tmp_path):
     """QEMU's flash is a semihosting file in the project: killing QEMU mid-transfer is a power cut."""
-    import os
-    import signal
-
-    from pipeline_support import children_of
-
     require_tools("arm-none-eabi-gcc", "make", "qemu-system-arm")
     project = tmp_path / "fw"
     generate(sine_model.int8, "qemu-cortex-m4", project, runtime="aot", updatable=True)
     build(project)
     bundle = load_bundle(bundles["v2"])
     for kill_after in (64, 256, 512, 700):
-        with flash(project) as url, Device(url, timeout=2.0, retries=0) as device:
-            device._info = device.info().__class__(**{**device.info().__dict__, "max_chunk": 64})
-            emulators = children_of(os.getpid())
-
-            def power_cut(done: int, total: int) -> None:
-                if done >= kill_after:
-                    for pid in emulators:
-                        os.kill(pid, signal.SIGKILL)
-            with pytest.raises(DeviceError):
-                update_board(device, bundle, progress=power_cut)
+        update_killed_after(project, bundle, kill_after)
         with flash(project) as url, Device(url) as device:
             assert device.stats().model_version == 0, f"killed after {kill_after} bytes"
             assert runs_exactly(device, sine_model.int8)
@@ -271,20 +213,8 @@ def test_shadow_runs_the_new_model_beside_the_old_one_before_promoting_it(
 
 
 def test_firmware_generated_with_a_key_takes_only_bundles_signed_with_it(sine_model, retrained, tmp_path):
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     require_tools("cc", "make")
-    keys = {}
-    for name in ("ours", "theirs"):
-        private = Ed25519PrivateKey.generate()
-        keys[name] = tmp_path / f"{name}.pem"
-        keys[name].write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                     serialization.NoEncryption()))
-    public = tmp_path / "ours.pub.pem"
-    public.write_bytes(Ed25519PrivateKey.from_private_bytes(
-        serialization.load_pem_private_key(keys["ours"].read_bytes(), None).private_bytes_raw()).public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    keys, public = ed25519_keys(tmp_path, "ours", "theirs")
     project = tmp_path / "fw"
     made = run_tinyedge("generate", sine_model.int8, "--board", "host", "--runtime", "aot", "--updatable",
                         "--signing-key", public, "-o", project)
@@ -366,3 +296,31 @@ def test_a_retrained_cnn_with_new_softmax_and_pooling_parameters_is_the_same_gra
         for sample in inputs:
             q = np.clip(np.round(sample / tensor.scale[0] + tensor.zero_point[0]), -128, 127).astype(np.int8)[None]
             assert device.infer(q.tobytes()).output == reference.run([q])[0].tobytes()
+
+
+@pytest.mark.parametrize("board,tools", [("host", ("cc", "make")),
+                                         ("qemu-cortex-m4", ("arm-none-eabi-gcc", "make", "qemu-system-arm"))])
+def test_a_keyed_board_verifies_signatures_itself_when_the_host_skips_it(board, tools, sine_model, retrained,
+                                                                         tmp_path):
+    """Firmware generated with --signing-key checks the bundle's Ed25519 signature with its own verifier
+    (te_ed25519.c): a host that skips the check still cannot make it run an unsigned bundle, one signed
+    with another key, or a signed manifest with another model's image."""
+    require_tools(*tools)
+    keys, public = ed25519_keys(tmp_path, "ours", "theirs")
+    project = tmp_path / "fw"
+    generate(sine_model.int8, board, project, runtime="aot", updatable=True, signing_key=public)
+    build(project)
+    unsigned = make_bundle(retrained, 2, tmp_path / "unsigned.bundle", vectors=2)
+    theirs = make_bundle(retrained, 2, tmp_path / "theirs.bundle", vectors=2, sign_key=keys["theirs"])
+    ours = make_bundle(retrained, 2, tmp_path / "ours.bundle", vectors=2, sign_key=keys["ours"])
+    swapped = ours.__class__(**{**ours.__dict__, "model_bytes": sine_model.int8.read_bytes()})
+    with flash(project) as url, Device(url) as device:
+        for bundle in (unsigned, theirs):
+            with pytest.raises(UpdateFailed, match="not signed with the key its firmware was generated with"):
+                update_board(device, bundle, host_check=False)
+            assert device.stats().model_version == 0 and runs_exactly(device, sine_model.int8)
+        with pytest.raises(UpdateFailed):
+            update_board(device, swapped, host_check=False)
+        assert device.stats().model_version == 0 and runs_exactly(device, sine_model.int8)
+        assert update_board(device, ours, host_check=False).version == 2
+        assert runs_exactly(device, retrained)

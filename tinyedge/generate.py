@@ -15,7 +15,8 @@ from tinyedge.paths import FIRMWARE_DIR, tflm_dir_from_env
 from tinyedge.plugins import RUNTIMES, get_framework, get_runtime
 from tinyedge.project import MANIFEST, Project
 from tinyedge.runtimes import RuntimeSources
-from tinyedge.slots import check_updatable, write_updatable_source
+from tinyedge.slots import (SLOT_FLATBUFFER, check_updatable, slot_content, tflm_slot_defines, tflm_slot_sizes,
+                             write_signing_key, write_updatable_source)
 from tinyedge.templating import copy_if_changed, render, write_if_changed
 from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite
 
@@ -137,6 +138,19 @@ def write_firmware_sources(model: TfliteModel, board: Board, model_name: str, sr
     return common
 
 
+def updatable_manifest(checked: Any, out_dir: Path, signing_key: Path | None, sources: RuntimeSources,
+                       slot_buffer: int) -> dict[str, Any]:
+    """Make the generated sources updatable; returns what tinyedge.json records of the slots."""
+    if signing_key is not None:
+        sources.defines["TE_SIGNED_UPDATES"] = "1"   # the board verifies signatures itself (te_ed25519.c)
+    if not slot_buffer:
+        return write_updatable_source(checked, out_dir, signing_key).manifest()
+    sources.defines.update(tflm_slot_defines(slot_buffer))
+    if signing_key is not None:
+        sources.sources.append(write_signing_key(out_dir, signing_key))
+    return {"runtime": "tflm", "model_buffer_bytes": slot_buffer, "arena_bytes": sources.arena_bytes}
+
+
 def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None = None,
              tflm_dir: Path | None = None, arena_kb: int | None = None, report: StepReporter | None = None,
              arena_bytes: int | None = None, updatable: bool | None = None,
@@ -168,8 +182,11 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
         common = write_firmware_sources(model, board, model_name, out_dir / framework.source_dir, port, out_dir)
     if arena_bytes is None and arena_kb is not None:
         arena_bytes = arena_kb * 1024
+    slot_buffer = 0
+    if updatable and slot_content(chosen) == SLOT_FLATBUFFER:
+        slot_buffer, arena_bytes = tflm_slot_sizes(model, arena_bytes)
     sources: RuntimeSources = runtime_plugin.write_sources(model, board, out_dir, arena_bytes, tflm_dir, checked)
-    slots = write_updatable_source(checked, out_dir, signing_key) if updatable else None
+    slots = updatable_manifest(checked, out_dir, signing_key, sources, slot_buffer) if updatable else None
     tree = sources.tflm_dir
     ctx = RenderContext(board=board, model=model, model_name=model_name, runtime=chosen, out_dir=out_dir,
                         runtime_sources=sources, common_sources=common,
@@ -183,7 +200,7 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
                       extra={"framework": board.framework_for(chosen), "port": port, "tinyedge_version": tinyedge.__version__,
                              "model_bytes": len(model.data), "uses_cpp": sources.uses_cpp,
                              "sources": sources.sources,
-                             "updatable": slots.manifest() if slots else None})
+                             "updatable": slots})
     project.save()
     say(report, f"generated {out_dir} for {board.name}: {chosen} runtime, "
                  f"{len(model.data):,}-byte model, {sources.arena_bytes:,}-byte arena, ops {', '.join(project.ops)}")

@@ -7,9 +7,13 @@ the integer literals of the op calls but the arena offsets — lives in RAM, loa
 (firmware/protocol/te_slots.c). What remains (the op calls, the arena plan, the geometry) is the
 *graph*: its SHA-256 is compiled in, and an image for another graph is refused.
 
-A slot image is: header (magic "TESL", kind u8 = 1 (aot), 3 reserved, graph SHA-256, array bytes
-u32, scalar count u32), each array's bytes padded to 4, the scalars as i32, then the self-test
-vectors (count u32, input bytes u32, output bytes u32, then each vector's inputs and expected
+The TFLM runtime is not compiled for a graph: its slot holds the .tflite flatbuffer itself, read at
+boot (and after an update) into a RAM buffer the interpreter is rebuilt on; a model whose ops the
+firmware's op resolver lacks, or that does not fit its tensor arena, is refused by the board.
+
+A slot image is: header (magic "TESL", kind u8 = 1 (aot) or 2 (tflm), 3 reserved, graph SHA-256
+(zeros for tflm), array bytes u32 (tflm: the flatbuffer's length), scalar count u32), each array's
+bytes padded to 4, the scalars as i32, then the self-test vectors (count u32, input bytes u32, output bytes u32, then each vector's inputs and expected
 outputs, all concatenated). docs/protocol.md, "Updates", describes how it travels.
 """
 
@@ -29,9 +33,20 @@ from tinyedge.aot.lowering import Table
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.paths import FIRMWARE_DIR
+from tinyedge.plugins import RUNTIMES, get_runtime
+from tinyedge.reference import measure_arena
+from tinyedge.tflite_model import TfliteModel
 
 IMAGE_MAGIC = b"TESL"
 KIND_AOT = 1
+KIND_TFLM = 2
+SLOT_COMPILED, SLOT_FLATBUFFER = "compiled", "flatbuffer"
+NO_GRAPH = bytes(32)
+# Updatable TFLM firmware: room for a model this many times the built-in one (at least the minimum),
+# and an arena this many times what the built-in model measures, so a retrained or reshaped model fits.
+TFLM_GROWTH = 4
+TFLM_MIN_SLOT_MODEL = 64 * 1024
+TFLM_MIN_ARENA = 32 * 1024
 HEADER = struct.Struct("<4sB3x32sII")
 VECTORS_HEADER = struct.Struct("<III")
 
@@ -75,6 +90,45 @@ class SlotLayout:
         return header + arrays + struct.pack(f"<{len(self.scalars)}i", *self.scalars)
 
 
+@dataclass(frozen=True)
+class TflmSlotLayout:
+    """A TFLM slot: the flatbuffer itself, with no graph to match."""
+    model: bytes
+    graph_sha256: bytes = NO_GRAPH
+
+    def payload(self) -> bytes:
+        header = HEADER.pack(IMAGE_MAGIC, KIND_TFLM, NO_GRAPH, len(self.model), 0)
+        return header + self.model.ljust(_padded(len(self.model)), b"\0")
+
+
+def tflm_slot_sizes(model: TfliteModel, arena_bytes: int | None) -> tuple[int, int]:
+    """(model buffer bytes, arena bytes) of updatable TFLM firmware: both grown beyond the built-in
+    model's needs (an explicit --arena-kb wins for the arena), in multiples of 16."""
+    def align(n: int) -> int:
+        return (n + 15) // 16 * 16
+    buffer = align(max(TFLM_GROWTH * len(model.data), TFLM_MIN_SLOT_MODEL))
+    if arena_bytes:
+        return buffer, align(arena_bytes)
+    return buffer, align(max(TFLM_GROWTH * measure_arena(model), TFLM_MIN_ARENA))
+
+
+def tflm_slot_defines(buffer_bytes: int) -> dict[str, str]:
+    """The build defines that make te_tflm_runtime.cc updatable (a slot's model read into RAM)."""
+    return {"TE_TFLM_SLOT_MODEL_BYTES": f"{buffer_bytes}u"}
+
+
+def write_signing_key(out_dir: Path, signing_key: Path) -> str:
+    """te_model_signing_key() in its own source file (TFLM firmware); returns its path in out_dir."""
+    name = "te_signing_key.cc"
+    (Path(out_dir) / name).write_text('#include "te_lifecycle.h"\n' + signing_key_source(signing_key))
+    return name
+
+
+def slot_content(runtime: str) -> str:
+    """What the runtime's model slot holds: SLOT_COMPILED, SLOT_FLATBUFFER, or "" (no slots)."""
+    return get_runtime(runtime).slot_content
+
+
 def check_updatable(board: Board, runtime: str, port: str) -> None:
     """Refuse, in one sentence, the boards and runtimes without model slots."""
     if board.framework == "avr" or board.progmem:
@@ -83,9 +137,10 @@ def check_updatable(board: Board, runtime: str, port: str) -> None:
     if not port or not any((FIRMWARE_DIR / "ports" / port).glob("te_store_*.c")):
         raise TinyedgeError(f"the {board.id} board's port has no persistent store for model slots yet (only the host "
                             "board and qemu-cortex-m4 have one): drop --updatable and re-flash to change its model.")
-    if runtime != "aot":
-        raise TinyedgeError(f"updatable firmware is built for the aot runtime only so far, not {runtime}: "
-                            "pass --runtime aot, or drop --updatable.")
+    if not slot_content(runtime):
+        updatable = " or ".join(name for name in RUNTIMES if slot_content(name))
+        raise TinyedgeError(f"updatable firmware is built for the {updatable} runtime, not {runtime}: "
+                            f"pass --runtime {updatable}, or drop --updatable.")
 
 
 def _padded(n: int) -> int:
@@ -200,7 +255,8 @@ static void te_slot_apply_scalars(void) {{
 
 static const te_slot_layout_t te_slot_layout = {{
   {{{graph}}},
-  te_slot_arrays, {len(layout.arrays)}u, te_slot_scalars, {len(layout.scalars)}u, te_slot_apply_scalars
+  te_slot_arrays, {len(layout.arrays)}u, te_slot_scalars, {len(layout.scalars)}u, te_slot_apply_scalars,
+  TE_SLOT_KIND_AOT, 0, 0u, 0, 0
 }};
 
 const te_slot_layout_t *te_model_slot_layout(void) {{ return &te_slot_layout; }}

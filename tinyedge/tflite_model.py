@@ -306,6 +306,11 @@ def _from_schema(raw: Any, data: bytes) -> TfliteModel:
     )
 
 
+def builtin_op_name(code: int) -> str:
+    """The name of a TFLite builtin operator code (CONV_2D for 3)."""
+    return _OPCODE_NAMES.get(code, f"builtin op {code}")
+
+
 def _opcode_name(oc: Any) -> str:
     code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
     return _OPCODE_NAMES.get(code, f"UNKNOWN_{code}")

@@ -1,7 +1,7 @@
 """`tinyedge update`: a bundle onto a board running updatable firmware, without reflashing.
 
 The image for the board's runtime (tinyedge.slots: the AOT data of the bundle's model compiled for
-the board, plus the bundle's self-test vectors) goes in chunks into the inactive slot; the board
+the board, or for TFLM the .tflite itself, plus the bundle's self-test vectors) goes in chunks into the inactive slot; the board
 checks its size and SHA-256, runs the vectors on the new model bit for bit and only then makes it
 active (docs/protocol.md, "Updates"). A transfer cut off is resumed where it stopped. Any failure
 leaves the old model active and raises UpdateFailed (exit 3) saying why.
@@ -23,14 +23,19 @@ from tinyedge.bundle import Bundle, verify
 from tinyedge.errors import DeviceError, TinyedgeError
 from tinyedge.paths import cache_dir
 from tinyedge.protocol import (BAD_SEQUENCE, BAD_TYPE, MSG_ROLLBACK, MSG_UPDATE_BEGIN, MSG_UPDATE_COMMIT,
-                               MSG_UPDATE_DATA, STATUS_OK, Device, DeviceStats)
+                               MSG_UPDATE_DATA, MSG_UPDATE_SIGNATURE, STATUS_OK, Device, DeviceStats)
 from tinyedge.runtimes.aot import compile_for
-from tinyedge.slots import SlotLayout, slot_layout, vectors_bytes
+from tinyedge.plugins import RUNTIMES
+from tinyedge.slots import (SLOT_COMPILED, SLOT_FLATBUFFER, SlotLayout, TflmSlotLayout, slot_content, slot_layout,
+                            vectors_bytes)
+from tinyedge.tflite_model import builtin_op_name
 
 FLAG_ALLOW_DOWNGRADE = 1
 COMMIT_SHADOW = 1
 
-NO_SLOTS, DOWNGRADE, TOO_BIG, BAD_HASH, OTHER_GRAPH, SELF_TEST, NO_UPDATE, STORE, BAD_IMAGE, NO_PREVIOUS = range(0x20, 0x2A)
+(NO_SLOTS, DOWNGRADE, TOO_BIG, BAD_HASH, OTHER_GRAPH, SELF_TEST, NO_UPDATE, STORE, BAD_IMAGE, NO_PREVIOUS,
+ MISSING_OP, ARENA, BAD_SIGNATURE) = range(0x20, 0x2D)
+DETAILED = (SELF_TEST, MISSING_OP, ARENA)   # a COMMIT refused with these says which vector, op or arena
 
 REASONS = {
     NO_SLOTS: "the firmware on {url} has no model slots: generate it with --updatable and deploy it",
@@ -45,6 +50,12 @@ REASONS = {
     STORE: "the persistent store of {url} failed to read or write: check the board's flash",
     BAD_IMAGE: "{url} refused the image as malformed: update tinyedge and make the bundle again",
     NO_PREVIOUS: "{url} has no previous model to roll back to",
+    MISSING_OP: "the new model needs the {detail} op, which the firmware on {url} was not built with: "
+                "the old model stays active; deploy the new model instead",
+    ARENA: "the new model does not fit the {detail:,}-byte tensor arena of the firmware on {url}: "
+           "the old model stays active; deploy the new model instead",
+    BAD_SIGNATURE: "{url} refused the bundle: it is not signed with the key its firmware was generated with, "
+                   "by its own check; the old model stays active; make it with `tinyedge bundle --sign KEY`",
 }
 
 
@@ -79,7 +90,7 @@ class UpdateReport:
 
 @dataclass(frozen=True)
 class Image:
-    layout: SlotLayout
+    layout: SlotLayout | TflmSlotLayout
     data: bytes
 
     @property
@@ -87,13 +98,21 @@ class Image:
         return hashlib.sha256(self.data).digest()
 
 
-def build_image(bundle: Bundle, board_id: str, input_bytes: int, output_bytes: int) -> Image:
-    """The slot image of the bundle's model for this board: its AOT data and the self-test vectors."""
+def build_image(bundle: Bundle, board_id: str, input_bytes: int, output_bytes: int,
+                content: str = SLOT_COMPILED) -> Image:
+    """The slot image of the bundle's model for this board: its AOT data (or, for TFLM, the .tflite)
+    and the self-test vectors."""
     model = bundle.model
-    if (sum(t.nbytes for t in model.input_tensors), sum(t.nbytes for t in model.output_tensors)) != (
-            input_bytes, output_bytes):
+    sizes = (sum(t.nbytes for t in model.input_tensors), sum(t.nbytes for t in model.output_tensors))
+    if sizes != (input_bytes, output_bytes) and content == SLOT_FLATBUFFER:
+        raise UpdateFailed(f"the bundle's model takes {sizes[0]:,} input bytes and gives {sizes[1]:,} output bytes, "
+                           f"this firmware's model {input_bytes:,} and {output_bytes:,}: deploy it instead.", BAD_IMAGE)
+    if sizes != (input_bytes, output_bytes):
         raise UpdateFailed("this firmware was compiled for another graph: deploy it", OTHER_GRAPH)
-    layout = slot_layout(compile_for(model, get_board(board_id)))
+    if content == SLOT_FLATBUFFER:
+        layout = TflmSlotLayout(bundle.model_bytes)
+    else:
+        layout = slot_layout(compile_for(model, get_board(board_id)))
     return Image(layout, layout.payload() + vectors_bytes(bundle.inputs, bundle.outputs, input_bytes, output_bytes))
 
 
@@ -141,30 +160,35 @@ def one_update_at_a_time(url: str) -> Iterator[None]:
 
 def update_board(device: Device, bundle: Bundle, allow_downgrade: bool = False,
                  progress: Callable[[int, int], None] | None = None, shadow: int | None = None,
-                 min_agreement: float = 1.0) -> UpdateReport:
+                 min_agreement: float = 1.0, host_check: bool = True) -> UpdateReport:
     """Send `bundle` to the board on `device` and make it active there, or raise UpdateFailed.
     With `shadow`, the board keeps the old model active and runs the new one beside it on its next
     `shadow` live inferences, then promotes it when they agreed on at least `min_agreement` of them
     (top-1 of the first output for a classifier, every byte for a single-value output), else drops
-    it (STATS' `shadow` says how it went). Hold one_update_at_a_time(url) around opening the Device."""
+    it (STATS' `shadow` says how it went). Firmware generated with a key gets the bundle's signature and
+    verifies it itself; `host_check=False` leaves that check to the board alone.
+    Hold one_update_at_a_time(url) around opening the Device."""
     if shadow is not None and shadow < 1:
         raise UpdateFailed("--shadow must be at least 1 inference.")
     if not 0.0 <= min_agreement <= 1.0:
         raise UpdateFailed(f"--min-agreement must be between 0 and 1 (got {min_agreement:g}).")
     info = device.info(refresh=True)
     before = board_stats(device)
-    if before.signing_key is not None:
+    if before.signing_key is not None and host_check:
         try:
             verify(bundle, before.signing_key)
         except TinyedgeError as exc:
             raise UpdateFailed(str(exc)) from None
-    if info.runtime != "aot":
+    content = slot_content(info.runtime) if info.runtime in RUNTIMES else ""
+    if not content:
         raise UpdateFailed(f"updates of the {info.runtime} runtime are not supported yet: deploy the model instead.")
-    image = build_image(bundle, info.board_id, info.input_bytes, info.output_bytes)
+    image = build_image(bundle, info.board_id, info.input_bytes, info.output_bytes, content)
     if not allow_downgrade and bundle.version <= before.model_version:
         raise _failure(DOWNGRADE, device.url, version=bundle.version, active=before.model_version)
     started = time.monotonic()
     slot, resumed_from = _begin(device, bundle, image, allow_downgrade)
+    if before.signing_key is not None and bundle.signature is not None:
+        _send_signature(device, bundle)
     _send(device, image.data, resumed_from, progress)
     transfer_s = time.monotonic() - started
     started = time.monotonic()
@@ -186,6 +210,13 @@ def _begin(device: Device, bundle: Bundle, image: Image, allow_downgrade: bool) 
                        image_bytes=len(image.data))
     slot, received = struct.unpack("<BI", rest[:5])
     return slot, received
+
+
+def _send_signature(device: Device, bundle: Bundle) -> None:
+    """The bundle's signature and the manifest it signs, for the board to verify with its own key."""
+    status, _ = _request(device, MSG_UPDATE_SIGNATURE, bundle.signature + bundle.manifest_bytes, "UPDATE_SIGNATURE")
+    if status != STATUS_OK:
+        raise _failure(status, device.url)
 
 
 def _send(device: Device, data: bytes, offset: int, progress: Callable[[int, int], None] | None) -> None:
@@ -213,8 +244,9 @@ def _commit(device: Device, bundle: Bundle, vectors: int, mode: bytes = b"") -> 
                 mode and after.shadow and after.shadow.version == bundle.version):
             return
     if status != STATUS_OK:
-        vector = struct.unpack("<I", rest[:4])[0] if status == SELF_TEST and len(rest) >= 4 else "?"
-        raise _failure(status, device.url, vector=vector)
+        detail = struct.unpack("<I", rest[:4])[0] if status in DETAILED and len(rest) >= 4 else "?"
+        raise _failure(status, device.url, vector=detail,
+                       detail=builtin_op_name(detail) if status == MISSING_OP and detail != "?" else detail)
 
 
 def rollback(device: Device) -> DeviceStats:

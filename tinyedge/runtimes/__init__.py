@@ -43,6 +43,9 @@ class FirmwareAllowance:
 
 class Runtime(ABC):
     name: ClassVar[str]
+    # What an updatable firmware's model slot holds for this runtime (tinyedge.slots): "compiled"
+    # (the data of a model compiled for one graph), "flatbuffer" (the .tflite itself), "" (no slots).
+    slot_content: ClassVar[str] = ""
 
     def check(self, model: TfliteModel, board: Board, model_name: str, allowance: FirmwareAllowance,
               tflm_dir: Path | None = None) -> Any:

@@ -113,6 +113,7 @@ def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: 
 
 class AotRuntime(Runtime):
     name = "aot"
+    slot_content = "compiled"
 
     def check(self, model: TfliteModel, board: Board, model_name: str, allowance: FirmwareAllowance,
               tflm_dir: Path | None = None) -> AotProgram:

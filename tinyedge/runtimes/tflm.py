@@ -142,6 +142,7 @@ def _render(out_dir: Path, **context: object) -> None:
 
 class TflmRuntime(Runtime):
     name = "tflm"
+    slot_content = "flatbuffer"
 
     def check(self, model: TfliteModel, board: Board, model_name: str, allowance: FirmwareAllowance,
               tflm_dir: Path | None = None) -> Path | None:

@@ -17,6 +17,7 @@ extern "C" {
 #define TE_MSG_UPDATE_DATA 0x12    /* offset u32, image bytes -> status */
 #define TE_MSG_UPDATE_COMMIT 0x13  /* -> status, failing vector u32: check, self-test, activate */
 #define TE_MSG_ROLLBACK 0x14       /* -> status: the previous model active again */
+#define TE_MSG_UPDATE_SIGNATURE 0x15 /* Ed25519 signature[64], the bundle's manifest -> status */
 
 #define TE_STATS_VERSION 1
 #define TE_SLOT_BUILT_IN 0xFFu     /* the model compiled into the firmware, not a slot */
@@ -32,7 +33,10 @@ enum te_lifecycle_status {
   TE_LC_NO_UPDATE = 0x26,      /* DATA/COMMIT without a BEGIN (or after a reset): begin again */
   TE_LC_STORE = 0x27,          /* the persistent store failed to read or write */
   TE_LC_BAD_IMAGE = 0x28,      /* the image is malformed (header, sizes, vectors) */
-  TE_LC_NO_PREVIOUS = 0x29     /* ROLLBACK without a previous model */
+  TE_LC_NO_PREVIOUS = 0x29,    /* ROLLBACK without a previous model */
+  TE_LC_MISSING_OP = 0x2A,     /* the model needs an op the firmware lacks (detail: its builtin code) */
+  TE_LC_ARENA = 0x2B,          /* the model does not fit the tensor arena (detail: the arena's bytes) */
+  TE_LC_BAD_SIGNATURE = 0x2C   /* the image's Ed25519 signature is missing or wrong */
 };
 
 /* What survives a reset: written alternately to two places, each sealed by its CRC-32, so a power
@@ -59,7 +63,12 @@ extern te_boot_record_t te_lifecycle_record;
 int te_lifecycle_write_record(void);
 
 /* Updatable firmware: the model's data that an update replaces, described by the generated
- * te_model.c (AOT) or the TFLM runtime. Firmware that is not updatable has none (weak NULL). */
+ * te_model.c (AOT) or the TFLM runtime. Firmware that is not updatable has none (weak NULL).
+ * AOT (kind 1): fixed arrays and scalars, loaded in place, for the compiled graph.
+ * TFLM (kind 2): one array, the built-in .tflite (what slot 0 starts with); an image's model of any
+ * size up to `capacity` is read into `buffer` and `reload` rebuilds the interpreter on it. */
+#define TE_SLOT_KIND_AOT 1u
+#define TE_SLOT_KIND_TFLM 2u
 typedef struct {
   void *data;
   uint32_t bytes;
@@ -72,6 +81,13 @@ typedef struct {
   int32_t *scalars;                /* the built-in values until a slot is loaded */
   uint16_t scalar_count;
   void (*apply_scalars)(void);     /* copy `scalars` into the model's parameter structs */
+  uint8_t kind;                    /* TE_SLOT_KIND_* */
+  uint8_t *buffer;                 /* TFLM: where a slot's model is loaded */
+  uint32_t capacity;               /* TFLM: the buffer's bytes */
+  /* TFLM: run the model now in `buffer` (its first `bytes`); a TE_LC_* status, *detail as documented. */
+  uint8_t (*reload)(uint32_t bytes, uint32_t *detail);
+  /* TFLM: stop using `buffer` before it is overwritten (the interpreter reads its model until destroyed). */
+  void (*release)(void);
 } te_slot_layout_t;
 
 const te_slot_layout_t *te_model_slot_layout(void);

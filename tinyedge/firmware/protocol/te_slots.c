@@ -16,6 +16,9 @@
 
 #include "te_protocol.h"
 #include "te_sha256.h"
+#ifdef TE_SIGNED_UPDATES
+#include "te_ed25519.h"
+#endif
 #include "te_store.h"
 #include "tinyedge_model_info.h"
 #include "tinyedge_runtime.h"
@@ -23,6 +26,7 @@
 #define SLOTS_BASE 4096u
 #define IMAGE_MAGIC 0x4C534554UL     /* "TESL" */
 #define HEADER_BYTES 48u             /* magic u32, kind u8, 3 reserved, graph[32], array bytes u32, scalar count u32 */
+#define PAD4(n) (((n) + 3u) & ~3u)
 #define VECTORS_HEADER 12u           /* count u32, input bytes u32, output bytes u32 */
 #define CHUNK 64u
 /* version u32, image bytes u32, payload bytes u32, flags u8, image sha[32], model sha[32], graph[32] */
@@ -33,6 +37,7 @@ __attribute__((weak)) const te_slot_layout_t *te_model_slot_layout(void) { retur
 
 static const te_slot_layout_t *layout;
 static uint8_t usable;
+static uint32_t load_detail;   /* what the last failed load reports beside its status (TFLM: op, arena) */
 
 /* The update in progress (RAM only: a reset drops it, and the host begins again). */
 static struct {
@@ -45,6 +50,16 @@ static struct {
   uint8_t image_sha256[32];
   uint8_t model_sha256[32];
 } update;
+
+#ifdef TE_SIGNED_UPDATES
+/* What the bundle's signed manifest says of the update in progress (UPDATE_SIGNATURE). */
+static struct {
+  uint8_t verified;
+  uint32_t version;
+  uint8_t model_sha256[32];
+  uint8_t vectors_sha256[32];
+} signed_manifest;
+#endif
 
 /* A model on trial beside the active one (UPDATE_COMMIT in shadow mode); RAM only: a reset drops it. */
 #define COMMIT_SHADOW 1u
@@ -76,6 +91,11 @@ static uint32_t arrays_bytes(void) {
 
 static uint32_t payload_bytes(void) { return HEADER_BYTES + arrays_bytes() + 4u * layout->scalar_count; }
 
+static uint8_t is_tflm(void) { return layout->kind == TE_SLOT_KIND_TFLM; }
+
+/* The header's "array bytes": AOT, every array padded; TFLM, the flatbuffer's exact length. */
+static uint32_t built_in_array_bytes(void) { return is_tflm() ? layout->arrays[0].bytes : arrays_bytes(); }
+
 uint8_t te_slots_updatable(void) { return usable; }
 
 /* SHA-256 of `len` stored bytes at `at`. */
@@ -102,16 +122,35 @@ static uint8_t check_header(uint32_t at) {
   if (te_store_read(at, header, HEADER_BYTES) != 0) {
     return TE_LC_STORE;
   }
-  if (get_u32(header) != IMAGE_MAGIC) {
+  if (get_u32(header) != IMAGE_MAGIC || header[4] != layout->kind) {
     return TE_LC_BAD_IMAGE;
   }
   if (memcmp(header + 8, layout->graph, 32) != 0) {
     return TE_LC_OTHER_GRAPH;
   }
-  if (get_u32(header + 40) != arrays_bytes() || get_u32(header + 44) != layout->scalar_count) {
+  if (is_tflm() ? get_u32(header + 40) == 0u || get_u32(header + 40) > layout->capacity
+                : get_u32(header + 40) != arrays_bytes()) {
+    return TE_LC_BAD_IMAGE;
+  }
+  if (get_u32(header + 44) != layout->scalar_count) {
     return TE_LC_BAD_IMAGE;
   }
   return TE_OK;
+}
+
+/* TFLM: the image's flatbuffer into the model buffer, and the interpreter rebuilt on it. */
+static uint8_t load_flatbuffer(uint32_t at) {
+  uint8_t header[HEADER_BYTES];
+  uint32_t bytes;
+  if (te_store_read(at, header, HEADER_BYTES) != 0) {
+    return TE_LC_STORE;
+  }
+  bytes = get_u32(header + 40);
+  layout->release();
+  if (te_store_read(at + HEADER_BYTES, layout->buffer, bytes) != 0) {
+    return TE_LC_STORE;
+  }
+  return layout->reload(bytes, &load_detail);
 }
 
 /* Read the model's data from the image at `at` into the model (arrays, then the scalars). */
@@ -121,6 +160,9 @@ static uint8_t load_image(uint32_t at) {
   if (status != TE_OK) {
     return status;
   }
+  if (is_tflm()) {
+    return load_flatbuffer(at);
+  }
   at += HEADER_BYTES;
   for (i = 0; i < layout->array_count; i++) {
     if (te_store_read(at, layout->arrays[i].data, layout->arrays[i].bytes) != 0) {
@@ -128,7 +170,7 @@ static uint8_t load_image(uint32_t at) {
     }
     at += (layout->arrays[i].bytes + 3u) & ~3u;
   }
-  if (te_store_read(at, layout->scalars, 4u * layout->scalar_count) != 0) {
+  if (layout->scalar_count && te_store_read(at, layout->scalars, 4u * layout->scalar_count) != 0) {
     return TE_LC_STORE;
   }
   layout->apply_scalars();
@@ -161,10 +203,10 @@ static int save_built_in(void) {
   memset(header, 0, sizeof header);
   memset(vectors, 0, sizeof vectors);
   header[0] = 'T'; header[1] = 'E'; header[2] = 'S'; header[3] = 'L';
-  header[4] = 1u;
+  header[4] = layout->kind;
   memcpy(header + 8, layout->graph, 32);
   for (i = 0; i < 4u; i++) {
-    header[40u + i] = (uint8_t)(arrays_bytes() >> (8u * i));
+    header[40u + i] = (uint8_t)(built_in_array_bytes() >> (8u * i));
     header[44u + i] = (uint8_t)((uint32_t)layout->scalar_count >> (8u * i));
   }
   te_sha256_init(&sha);
@@ -178,7 +220,9 @@ static int save_built_in(void) {
       EMIT(&pad, 4u - (n & 3u));
     }
   }
-  EMIT(layout->scalars, 4u * layout->scalar_count);
+  if (layout->scalar_count) {
+    EMIT(layout->scalars, 4u * layout->scalar_count);
+  }
   EMIT(vectors, VECTORS_HEADER);
 #undef EMIT
   te_lifecycle_record.active.slot = 0;
@@ -238,9 +282,9 @@ static void handle_begin(uint32_t id, const uint8_t *body, uint32_t len) {
     status = TE_LC_OTHER_GRAPH;
   } else if (!(body[12] & FLAG_ALLOW_DOWNGRADE) && version <= active->version) {
     status = TE_LC_DOWNGRADE;
-  } else if (image_bytes > slot_bytes()) {
+  } else if (image_bytes > slot_bytes() || (is_tflm() && payload > HEADER_BYTES + PAD4(layout->capacity))) {
     status = TE_LC_TOO_BIG;
-  } else if (payload != payload_bytes() || image_bytes < payload + VECTORS_HEADER) {
+  } else if ((!is_tflm() && payload != payload_bytes()) || image_bytes < payload + VECTORS_HEADER) {
     status = TE_LC_BAD_IMAGE;
   }
   if (status != TE_OK) {
@@ -251,6 +295,9 @@ static void handle_begin(uint32_t id, const uint8_t *body, uint32_t len) {
   resume = update.open && update.version == version && update.image_bytes == image_bytes &&
            memcmp(update.image_sha256, body + 13, 32) == 0;
   if (!resume) {
+#ifdef TE_SIGNED_UPDATES
+    signed_manifest.verified = 0;
+#endif
     update.open = 1;
     update.slot = active->slot == 0u ? 1u : 0u;
     update.version = version;
@@ -298,8 +345,7 @@ static uint8_t accept_data(const uint8_t *body, uint32_t len) {
   return TE_OK;
 }
 
-/* Run the image's self-test vectors on the model now loaded; returns the first failing one's index
- * + 1 in *failed (0: none failed). */
+/* Run the image's self-test vectors on the model now loaded; a failing one's index goes to *failed. */
 static uint8_t self_test(uint32_t at, uint32_t end, uint32_t *failed) {
   uint8_t header[VECTORS_HEADER];
   uint32_t count, in_bytes = 0, out_bytes = 0, v;
@@ -322,7 +368,7 @@ static uint8_t self_test(uint32_t at, uint32_t end, uint32_t *failed) {
       at += te_model_info.inputs[i].bytes;
     }
     if (te_runtime_reset_state() != TE_OK || te_runtime_invoke() != TE_OK) {
-      *failed = v + 1u;
+      *failed = v;
       return TE_LC_SELF_TEST;
     }
     for (i = 0; i < te_model_info.num_outputs; i++) {
@@ -333,7 +379,7 @@ static uint8_t self_test(uint32_t at, uint32_t end, uint32_t *failed) {
         uint32_t part = n - done < CHUNK ? n - done : CHUNK;
         if (te_store_read(at + done, expected, part) != 0) return TE_LC_STORE;
         if (out == NULL || memcmp(out + done, expected, part) != 0) {
-          *failed = v + 1u;
+          *failed = v;
           return TE_LC_SELF_TEST;
         }
         done += part;
@@ -394,6 +440,85 @@ static uint8_t start_shadow(const uint8_t *body, uint32_t len) {
   return TE_OK;
 }
 
+#ifdef TE_SIGNED_UPDATES
+/* The value of `"key": ` in the manifest (json.dumps of flat keys): a pointer past it, or NULL. */
+static const uint8_t *manifest_value(const uint8_t *manifest, uint32_t len, const char *key) {
+  uint32_t n = (uint32_t)strlen(key), i;
+  for (i = 0; i + n + 4u <= len; i++) {
+    if (manifest[i] == '"' && memcmp(manifest + i + 1, key, n) == 0 && manifest[i + 1 + n] == '"' &&
+        manifest[i + 2 + n] == ':' && manifest[i + 3 + n] == ' ') {
+      return manifest + i + 4 + n;
+    }
+  }
+  return NULL;
+}
+
+static int hex_digest(const uint8_t *text, const uint8_t *end, uint8_t digest[32]) {
+  uint32_t i;
+  if (text == NULL || end - text < 66 || text[0] != '"') return -1;
+  for (i = 0; i < 64u; i++) {
+    uint8_t c = text[1 + i];
+    uint8_t v = c >= '0' && c <= '9' ? (uint8_t)(c - '0') : c >= 'a' && c <= 'f' ? (uint8_t)(c - 'a' + 10) : 0xFFu;
+    if (v == 0xFFu) return -1;
+    digest[i / 2u] = (uint8_t)((i & 1u) ? digest[i / 2u] | v : v << 4);
+  }
+  return 0;
+}
+
+/* UPDATE_SIGNATURE: the manifest must be signed by the firmware's key; what it names is then
+ * checked against the image at COMMIT. */
+static uint8_t accept_signature(const uint8_t *body, uint32_t len) {
+  const uint8_t *key = te_model_signing_key(), *manifest = body + 64, *end = body + len, *version;
+  uint32_t value = 0;
+  if (!update.open) return TE_LC_NO_UPDATE;
+  if (key == NULL) return TE_OK;   /* no key: nothing to check */
+  signed_manifest.verified = 0;
+  if (len <= 64u || !te_ed25519_verify(body, key, manifest, len - 64u)) return TE_LC_BAD_SIGNATURE;
+  version = manifest_value(manifest, len - 64u, "version");
+  if (version == NULL || hex_digest(manifest_value(manifest, len - 64u, "model_sha256"), end,
+                                    signed_manifest.model_sha256) != 0 ||
+      hex_digest(manifest_value(manifest, len - 64u, "vectors_sha256"), end, signed_manifest.vectors_sha256) != 0) {
+    return TE_LC_BAD_SIGNATURE;
+  }
+  while (version < end && *version >= '0' && *version <= '9') value = value * 10u + (uint32_t)(*version++ - '0');
+  signed_manifest.version = value;
+  signed_manifest.verified = 1;
+  return TE_OK;
+}
+
+/* Firmware with a key activates only what its signed manifest names: this version, this model
+ * (TFLM: the flatbuffer in the slot; AOT: the model named at BEGIN, whose compiled data must then
+ * reproduce the signed self-test outputs) and these self-test vectors. */
+static uint8_t check_signed(uint32_t base) {
+  uint8_t digest[32], header[HEADER_BYTES];
+  if (te_model_signing_key() == NULL) return TE_OK;
+  if (!signed_manifest.verified || signed_manifest.version != update.version ||
+      memcmp(signed_manifest.model_sha256, update.model_sha256, 32) != 0) {
+    return TE_LC_BAD_SIGNATURE;
+  }
+  if (hash_stored(base + update.payload_bytes + VECTORS_HEADER,
+                  update.image_bytes - update.payload_bytes - VECTORS_HEADER, digest) != 0) {
+    return TE_LC_STORE;
+  }
+  if (memcmp(digest, signed_manifest.vectors_sha256, 32) != 0) return TE_LC_BAD_SIGNATURE;
+  if (is_tflm()) {
+    if (te_store_read(base, header, HEADER_BYTES) != 0 ||
+        hash_stored(base + HEADER_BYTES, get_u32(header + 40), digest) != 0) {
+      return TE_LC_STORE;
+    }
+    if (get_u32(header + 40) > update.payload_bytes || memcmp(digest, signed_manifest.model_sha256, 32) != 0) {
+      return TE_LC_BAD_SIGNATURE;
+    }
+  }
+  return TE_OK;
+}
+#else
+static uint8_t check_signed(uint32_t base) {
+  (void)base;
+  return TE_OK;
+}
+#endif
+
 static uint8_t commit(const uint8_t *body, uint32_t len, uint32_t *failed) {
   te_boot_record_t *record = &te_lifecycle_record;
   uint32_t base = slot_base(update.slot);
@@ -414,7 +539,14 @@ static uint8_t commit(const uint8_t *body, uint32_t len, uint32_t *failed) {
     update.open = 0;
     return TE_LC_BAD_HASH;
   }
+  status = check_signed(base);
+  if (status != TE_OK) {
+    update.open = 0;
+    return status;
+  }
+  load_detail = 0;
   status = load_image(base);
+  *failed = load_detail;
   if (status == TE_OK) {
     status = self_test(base + update.payload_bytes, base + update.image_bytes, failed);
   }
@@ -594,7 +726,7 @@ fail:
 uint8_t te_slots_dispatch(uint8_t type, uint32_t id, const uint8_t *body, uint32_t len) {
   uint32_t failed;
   uint8_t status;
-  if (type < TE_MSG_UPDATE_BEGIN || type > TE_MSG_ROLLBACK) {
+  if (type < TE_MSG_UPDATE_BEGIN || type > TE_MSG_UPDATE_SIGNATURE) {
     return 0;
   }
   if (!usable) {
@@ -611,15 +743,22 @@ uint8_t te_slots_dispatch(uint8_t type, uint32_t id, const uint8_t *body, uint32
     case TE_MSG_UPDATE_COMMIT:
       status = commit(body, len, &failed);
       te_proto_reply_begin(type, id, status);
-      if (status == TE_LC_SELF_TEST) {
-        uint8_t bytes[4];
-        bytes[0] = (uint8_t)(failed - 1u);
-        bytes[1] = (uint8_t)((failed - 1u) >> 8);
-        bytes[2] = (uint8_t)((failed - 1u) >> 16);
-        bytes[3] = (uint8_t)((failed - 1u) >> 24);
+      if (status == TE_LC_SELF_TEST || status == TE_LC_MISSING_OP || status == TE_LC_ARENA) {
+        uint8_t bytes[4];   /* the failing vector, the missing op's builtin code, the arena's bytes */
+        bytes[0] = (uint8_t)failed;
+        bytes[1] = (uint8_t)(failed >> 8);
+        bytes[2] = (uint8_t)(failed >> 16);
+        bytes[3] = (uint8_t)(failed >> 24);
         te_proto_put(bytes, 4);
       }
       te_proto_reply_end();
+      break;
+    case TE_MSG_UPDATE_SIGNATURE:
+#ifdef TE_SIGNED_UPDATES
+      reply(type, id, accept_signature(body, len));
+#else
+      reply(type, id, te_model_signing_key() == NULL ? TE_OK : TE_LC_BAD_SIGNATURE);
+#endif
       break;
     default:
       reply(type, id, rollback());
