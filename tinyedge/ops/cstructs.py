@@ -39,6 +39,7 @@ def _fields(c_type: str, names: str) -> tuple[Field, ...]:
 
 # The limits both sides rely on: the DSP kernels' largest filter height and tap pairs (te_dsp.c) and the
 # most dimensions a broadcast or reduction keeps after merging (te_nonlinear.c).
+TE_DIM_MAX = (1 << 15) - 1   # te_dim is int16_t
 LIMITS: dict[str, int] = {"TE_DSP_MAX_K_H": 16, "TE_DSP_MAX_TAP_PAIRS": 16, "TE_NL_MAX_DIMS": 6}
 # te_requant_t.per_channel's bits.
 REQUANT_FLAGS: dict[str, int] = {"TE_REQUANT_PER_CHANNEL": 1, "TE_REQUANT_BOUNDED": 2}

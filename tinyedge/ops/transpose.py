@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from tinyedge.aot.lowering import require
+from tinyedge.ops.cstructs import TE_DIM_MAX
 from tinyedge.ops.opdata import GatherData
 from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, TfliteModel
@@ -15,15 +16,16 @@ from tinyedge.tflite_model import Operator, TfliteModel
 SUPPORTS = (OpSupport("TRANSPOSE", "core", ("int8", "uint8")),)
 
 
-def simplified(shape: list[int], axes: list[int]) -> tuple[list[int], list[int]]:
+def simplified(shape: list[int], axes: list[int], largest: int = TE_DIM_MAX) -> tuple[list[int], list[int]]:
     """The same permutation over fewer dimensions: size-1 dimensions dropped and input dimensions that stay
-    neighbours in the output merged (ShuffleNet's 5-D channel shuffle is a 3-D transpose)."""
+    neighbours in the output merged (ShuffleNet's 5-D channel shuffle is a 3-D transpose), while a merged
+    dimension stays within `largest` (the kernels' te_dim)."""
     order = [a for a in axes if shape[a] != 1]
     if not order:
         return [1], [0]
     runs: list[list[int]] = []
     for axis in order:
-        if runs and axis == runs[-1][-1] + 1:
+        if runs and axis == runs[-1][-1] + 1 and math.prod(shape[a] for a in runs[-1]) * shape[axis] <= largest:
             runs[-1].append(axis)
         else:
             runs.append([axis])
@@ -43,7 +45,9 @@ def prepare(model: TfliteModel, op: Operator) -> GatherData:
     require([int(in_t.shape[p]) for p in axes] == [int(d) for d in out_t.shape], op,
             "has an output shape that is not its permuted input")
     shape, axes = simplified([int(d) for d in in_t.shape], axes)
-    require(len(shape) <= 4, op, f"permutes {len(shape)} dimensions that cannot be merged into 4")
+    require(len(shape) <= 4 and max(shape) <= TE_DIM_MAX, op,
+            f"permutes {len(shape)} dimensions (largest {max(shape):,}) that cannot be merged into 4 of at most "
+            f"{TE_DIM_MAX:,}")
     rank, lead = len(shape), 4 - len(shape)
     in_strides = [math.prod(shape[k + 1:]) for k in range(rank)]
     out_dims = [shape[p] for p in axes]
