@@ -10,11 +10,12 @@ import numpy as np
 
 from tinyedge import __version__
 from tinyedge.aot import TFLM_COMMIT
-from tinyedge.aot.lowering import Lowered, Table
+from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table
 from tinyedge.aot.ops import ALIAS_OPS, check_supported, lowerings
 from tinyedge.aot.planner import Buffer, MemoryPlan, plan_memory, shared_buffer
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops import registry
+from tinyedge.ops.cstructs import DoesNotFit
 from tinyedge.paths import FIRMWARE_DIR
 from tinyedge.templating import c_comment, render
 from tinyedge.tflite_model import Operator, Tensor, TfliteModel
@@ -86,10 +87,19 @@ def compile_model(model: TfliteModel, progmem: bool = False, inplace_with_scratc
     return best
 
 
+def _lower(available: dict[str, Lowering], model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """The op's C, or one sentence when one of its numbers does not fit the C type its kernel holds it in."""
+    try:
+        return available[op.kind](model, op, ptr)
+    except DoesNotFit as exc:
+        raise TinyedgeError(f"{op.kind} (operator {op.index}) cannot be compiled by the AOT runtime: {exc}; build the "
+                            "model with `--runtime tflm` instead.") from None
+
+
 def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp: bool, grow: bool = False) -> AotProgram:
     available = lowerings()
     probe = _Pointers(model, {}, probing=True, dsp=dsp)
-    first_pass = [available[op.kind](model, op, probe) for op in model.operators]
+    first_pass = [_lower(available, model, op, probe) for op in model.operators]
     if not inplace_with_scratch:
         for low in first_pass:
             low.inplace_ok = low.inplace_ok and low.scratch_bytes == 0
@@ -104,7 +114,7 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
     plan = plan_memory(buffers)
     offsets = {t: plan.offsets[root] + deltas[t] for t, root in groups.items()}
     pointers = _Pointers(model, offsets, dsp=dsp)
-    lowered = [available[op.kind](model, op, pointers) for op in model.operators]
+    lowered = [_lower(available, model, op, pointers) for op in model.operators]
     check_kernel_families(model, lowered)
     constants = _constant_tables(model, sorted(pointers.constants_used))
     tables = [t for low in lowered for t in low.tables]

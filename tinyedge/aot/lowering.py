@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from tinyedge.errors import TinyedgeError
-from tinyedge.ops.cstructs import REQUANT_FLAGS, c_sizeof, designated
+from tinyedge.ops.cstructs import REQUANT_FLAGS, c_sizeof, check_fits, designated
 from tinyedge.tflite_model import Operator, TfliteModel
 
 PointerOf = Callable[[int], str]
@@ -66,6 +66,10 @@ class Table:
     per_line: int = 16
     comment: str = ""
 
+    def __post_init__(self) -> None:
+        if self.struct:
+            designated(self.c_type, self.values)   # every field must fit its C type (raises DoesNotFit)
+
     @property
     def nbytes(self) -> int:
         """The TE_CONST bytes the table takes."""
@@ -84,8 +88,11 @@ class Table:
 
 
 def table(c_type: str, name: str, values: Sequence[int] | np.ndarray, per_line: int = 16) -> Table:
-    """A TE_CONST array of integers."""
-    return Table(c_type, name, tuple(int(v) for v in np.asarray(values).ravel()), per_line=per_line)
+    """A TE_CONST array of integers (each must fit `c_type`: C would truncate it silently)."""
+    numbers = tuple(int(v) for v in np.asarray(values).ravel())
+    for value in (min(numbers, default=0), max(numbers, default=0)):
+        check_fits(c_type, value, f"a value of {name}")
+    return Table(c_type, name, numbers, per_line=per_line)
 
 
 def render_tables(tables: Sequence[Table]) -> str:

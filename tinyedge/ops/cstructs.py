@@ -138,6 +138,24 @@ def c_sizeof(c_type: str, abi: Abi = ABI_32) -> int:
     return _size_align(c_type, abi)[0]
 
 
+INTEGER_RANGES = {"int8_t": (-(1 << 7), (1 << 7) - 1), "uint8_t": (0, (1 << 8) - 1), "int16_t": (-(1 << 15), TE_DIM_MAX),
+                  "te_dim": (-(1 << 15), TE_DIM_MAX), "uint16_t": (0, (1 << 16) - 1),
+                  "int32_t": (-(1 << 31), (1 << 31) - 1), "uint32_t": (0, (1 << 32) - 1),
+                  "int64_t": (-(1 << 63), (1 << 63) - 1)}
+
+
+class DoesNotFit(ValueError):
+    """A value the generator would write into a C integer type too small for it."""
+
+
+def check_fits(c_type: str, value: object, where: str) -> None:
+    """Refuse to write an integer into a C type that cannot hold it (C would truncate it silently)."""
+    bounds = INTEGER_RANGES.get(c_type)
+    if bounds is not None and isinstance(value, int) and not bounds[0] <= value <= bounds[1]:
+        raise DoesNotFit(f"{where} is {value:,}, beyond the {c_type} the AOT kernels hold it in "
+                         f"({bounds[0]:,} to {bounds[1]:,})")
+
+
 def designated(struct_name: str, values: Sequence) -> str:
     """A struct value as a C99 designated initializer, e.g. {.in_h = 8, ...}; a field that is an array
     of structs takes a tuple of tuples."""
@@ -150,6 +168,7 @@ def designated(struct_name: str, values: Sequence) -> str:
             inner = ", ".join(designated(f.c_type, v) if f.c_type in STRUCTS_BY_NAME else str(v) for v in value)
             parts.append(f".{f.name} = {{{inner}}}")
         else:
+            check_fits(f.c_type, value, f"{struct_name}.{f.name}")
             parts.append(f".{f.name} = {value}")
     return "{" + ", ".join(parts) + "}"
 
