@@ -260,6 +260,13 @@ extern "C" int te_runtime_invoke(void) {
   if (!g_ready) {
     return TE_ERR_INIT;
   }
+#if TE_RESET_STATE_EACH_INFERENCE
+  // The model is marked to start every inference from its first state (tinyedge_reset_state metadata):
+  // Reset() is ResetVariableTensors plus each op's own state, as RESET_STATE does.
+  if (g_interpreter->Reset() != kTfLiteOk) {
+    return TE_ERR_INVOKE;
+  }
+#endif
   return g_interpreter->Invoke() == kTfLiteOk ? TE_OK : TE_ERR_INVOKE;
 }
 
