@@ -18,7 +18,7 @@ from tinyedge.runtimes import RuntimeSources
 from tinyedge.slots import (SLOT_FLATBUFFER, check_updatable, slot_content, tflm_slot_defines, tflm_slot_sizes,
                              write_signing_key, write_updatable_source)
 from tinyedge.templating import copy_if_changed, render, write_if_changed
-from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite, with_reset_each_inference
+from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite, parse_tflite, with_reset_each_inference
 
 if TYPE_CHECKING:
     from tinyedge.events import StepReporter
@@ -154,24 +154,26 @@ def updatable_manifest(checked: Any, out_dir: Path, signing_key: Path | None, so
     return {"runtime": "tflm", "model_buffer_bytes": slot_buffer, "arena_bytes": sources.arena_bytes}
 
 
-def check_reset_each_inference(model: TfliteModel, model_path: Path) -> None:
+def marked_model(model: TfliteModel, model_path: Path, out_dir: Path) -> TfliteModel:
+    """The model marked to reset its state before each inference, to be written into the project (the user's
+    file is never modified): the board runs it and `validate --model` takes it."""
     if not model.is_stateful:
         raise TinyedgeError(f"--reset-state-each-inference applies to models that keep state (LSTM, SVDF, resource "
                             f"variables), and {model_path.name} keeps none: drop the flag.")
-
-
-def marked_model(model: TfliteModel, model_path: Path, out_dir: Path, report: StepReporter | None) -> TfliteModel:
-    """The model marked to reset its state before each inference, written into the project (the user's file
-    is never modified): the board runs it and `validate --model` takes it."""
     if model.resets_state_each_inference:
         return model
     path = out_dir / f"{model_path.stem}{RESET_EACH_INFERENCE_SUFFIX}"
-    marked = with_reset_each_inference(model.data)
-    if not path.is_file() or path.read_bytes() != marked:   # unchanged: an incremental rebuild stays incremental
-        path.write_bytes(marked)
+    marked = parse_tflite(with_reset_each_inference(model.data), name=str(path))
+    marked.path = path
+    return marked
+
+
+def write_marked_model(model: TfliteModel, model_path: Path, report: StepReporter | None) -> None:
+    path = model.path
+    if not path.is_file() or path.read_bytes() != model.data:   # unchanged: an incremental rebuild stays incremental
+        path.write_bytes(model.data)
     say(report, f"the board resets {model_path.name}'s state before every inference; it runs {path} "
                 "(the model marked so): validate with that file")
-    return load_tflite(path)
 
 
 def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None = None,
@@ -189,7 +191,7 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     model = load_tflite(model_path)
     model_name = model_path.name
     if reset_state_each_inference:
-        check_reset_each_inference(model, model_path)
+        model = marked_model(model, model_path, out_dir)
     model.require_int8_inside(f"running it on the {board.id} board")
     if arena_kb is not None and arena_kb <= 0:
         raise TinyedgeError(f"--arena-kb must be a positive number of KiB (got {arena_kb}).")
@@ -205,9 +207,9 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
 
     prepare_out_dir(out_dir, board.id, chosen)
     model_file = None
-    if reset_state_each_inference:
-        model = marked_model(model, model_path, out_dir, report)
-        model_file = model.path.name if model.path and model.path.parent == out_dir else None
+    if model.path != model_path:   # marked here
+        write_marked_model(model, model_path, report)
+        model_file = model.path.name
     common: list[str] = []
     if framework.compiles_firmware:
         common = write_firmware_sources(model, board, model_name, out_dir / framework.source_dir, port, out_dir)
