@@ -127,8 +127,7 @@ def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: 
     return RuntimeSources(
         sources=[f"{MODEL_ARRAY}.cc", "te_tflm_ops.cc", GLUE.name],
         include_dirs=["."],
-        defines={"TF_LITE_STATIC_MEMORY": "1",
-                 **({"TE_RESET_STATE_EACH_INFERENCE": "1"} if model.resets_state_each_inference else {})},
+        defines={"TF_LITE_STATIC_MEMORY": "1"},
         arena_bytes=arena,
         uses_cpp=True,
         needs_tflm_tree=needs_tree,
