@@ -74,6 +74,8 @@ def test_quantize_marks_an_exported_lstm_to_reset_its_state_each_inference(expor
     x = samples(model, 1)[0]
     reference = Reference(model)
     assert reference.run([x])[0].tobytes() == reference.run([x])[0].tobytes() == reset_reference(model, [x])[0]
+    result = run_tinyedge("inspect", exported_lstm, "--json")
+    assert result.returncode == 0 and json.loads(result.stdout)["state"] == "reset_each_inference"
 
 
 @pytest.mark.parametrize("board", ["host", "qemu-cortex-m4"])
@@ -128,6 +130,7 @@ def test_a_user_marks_a_stateful_model_with_generate(tmp_path):
     svdfs = tmp_path / "keyword_svdfs.tflite"
     svdfs.write_bytes(tamed(sub_model(_real(KEYWORD), 0, 11)).data)
     x = samples(load_tflite(svdfs), 1)[0]
+    assert json.loads(run_tinyedge("inspect", svdfs, "--json").stdout)["state"] == "carried"
     result = run_tinyedge("generate", svdfs, "--board", "host", "--runtime", "aot", "-o", tmp_path / "fw",
                           "--reset-state-each-inference")
     assert result.returncode == 0, result.stdout + result.stderr
