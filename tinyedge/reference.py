@@ -230,7 +230,7 @@ class Reference:
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One inference: inputs as arrays of the model's input dtype (batch of 1), outputs likewise. A model
         marked to reset its state each inference starts from its first state, as the board does."""
-        if self.model.resets_state_each_inference:
+        if self.model.resets_state_each_inference and self.model.is_stateful:
             self._interp.reset()
         for index, (tensor, value) in enumerate(zip(self.model.input_tensors, inputs)):
             array = np.asarray(value, dtype=tensor.dtype).reshape(tensor.shape)
