@@ -181,3 +181,20 @@ def test_the_viper_model_module_resets_a_marked_model_in_invoke(exported_lstm):
     got = [run.outputs[i * size:(i + 1) * size] for i in range(len(inputs))]
     assert got == reset_reference(model, inputs)
     assert parse_tflite(model.data).resets_state_each_inference
+
+
+def test_deploy_with_the_flag_validates_the_marked_model(tmp_path):
+    """The same input three times: bit-exact with a reference reset before each, so the board reset too."""
+    from test_aot_recurrent import KEYWORD, _real, sub_model, tamed
+
+    require_tools("cc", "make")
+    svdfs = tmp_path / "keyword_svdfs.tflite"
+    svdfs.write_bytes(tamed(sub_model(_real(KEYWORD), 0, 11)).data)
+    x = samples(load_tflite(svdfs), 1)[0]
+    np.save(tmp_path / "x.npy", np.stack([x, x, x]))
+    result = run_tinyedge("deploy", svdfs, "--board", "host", "--runtime", "aot", "--data", tmp_path / "x.npy",
+                          "-o", tmp_path / "out", "--json", tmp_path / "report.json", "--reset-state-each-inference")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    marked = load_tflite(next((tmp_path / "out" / "firmware").glob("*.reset-each-inference.tflite")))
+    assert report["bit_exact"] == 1.0 and report["model_sha256"] == marked.sha256
