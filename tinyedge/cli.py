@@ -203,6 +203,9 @@ SHARED_OPTIONS: dict[str, tuple[Any, str]] = {
     "--coordinator": (None, "labgrid coordinator HOST:PORT for --place (default: $LG_COORDINATOR, else 127.0.0.1:20408)."),
     "--board-port": (None, "Serial port: a path, socket://host:port or rfc2217://host:port."),
     "--link-baud": (115200, "Baud rate."),
+    "--reset-state-each-inference": (False, "Start every inference from the model's first state (LSTM/SVDF state "
+                                            "zeroed before each), as a PyTorch model does; the project holds the "
+                                            "model marked so, which validate then takes."),
 }
 
 
@@ -397,13 +400,14 @@ def generate(
     arena_kb: Optional[int] = typer.Option(None, "--arena-kb", help="Tensor arena size in KiB (default: measured)."),
     updatable: Optional[bool] = typer.Option(None, "--updatable/--not-updatable", help="Keep the model in one of two slots that `tinyedge update` replaces (default: the profile's `updatable`)."),
     signing_key: Optional[Path] = typer.Option(None, "--signing-key", help="Updatable firmware: take only bundles signed with this Ed25519 public key's private key (PEM)."),
+    reset_state: bool = shared_option("--reset-state-each-inference"),
 ) -> None:
     """Generate a firmware project for a board: sources, build files and the tinyedge.json manifest."""
     from tinyedge.generate import generate as generate_project  # NumPy, Jinja
 
     check_output_dir(out_dir, "-o")
     generate_project(model, board, out_dir, runtime=runtime, tflm_dir=tflm_dir, arena_kb=arena_kb, report=say_plain,
-                     updatable=updatable, signing_key=signing_key)
+                     updatable=updatable, signing_key=signing_key, reset_state_each_inference=reset_state)
 
 
 @command
@@ -545,6 +549,7 @@ def deploy(
     coordinator: Optional[str] = shared_option("--coordinator"),
     timeout: Optional[float] = shared_option("--timeout"),
     firmware: Optional[Path] = shared_option("--firmware"),
+    reset_state: bool = shared_option("--reset-state-each-inference"),
 ) -> None:
     """Quantize, emit, generate, build, flash and validate, in one command."""
     from tinyedge.deploy import DeployPlan, deployed  # NumPy
@@ -553,7 +558,8 @@ def deploy(
         raise TinyedgeError("deploy validates on the board: give --data X.npy (or --calibration, which is used when --data is absent).")
     plan = DeployPlan(model, board, out_dir, calibration, data or None, labels, runtime, port, tflm_dir, arena_kb, fit_arena,
                       firmware, icount=icount or None, tolerance_lsb=tolerance_lsb, json=json_out, junit=junit_out,
-                      plot=plot, timeout=timeout, place=place, coordinator=coordinator)
+                      plot=plot, timeout=timeout, place=place, coordinator=coordinator,
+                      reset_state_each_inference=reset_state)
     started = time.monotonic()
 
     def step(name: str, message: str) -> None:

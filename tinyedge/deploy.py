@@ -60,6 +60,7 @@ class DeployPlan:
     timeout: float | None = None      # seconds to wait for each reply (default: from the model's MACs)
     place: str | None = None          # a labgrid place to hold while deploying; its serial port is the port
     coordinator: str | None = None
+    reset_state_each_inference: bool = False   # the board starts every inference from the model's first state
 
     def __post_init__(self) -> None:
         for name in ("model", "out_dir", "calibration", "labels", "tflm_dir", "firmware", "json", "junit", "plot"):
@@ -279,7 +280,9 @@ def flashed(plan: DeployPlan, port: str | None, report: StepReporter, notes: Ste
     tflite, float_reference = ensure_int8(plan, report)
     project_dir = plan.out_dir / "firmware"
     project = generate(tflite, plan.board, project_dir, runtime=plan.runtime, tflm_dir=plan.tflm_dir,
-                       arena_kb=plan.arena_kb, report=notes)
+                       arena_kb=plan.arena_kb, report=notes, reset_state_each_inference=plan.reset_state_each_inference)
+    if project.extra.get("model_file"):   # the model marked to reset its state, which the board runs
+        tflite = project_dir / project.extra["model_file"]
     report("generate", f"generated {project.runtime} firmware for {plan.board} in {project_dir}")
     built = build(project_dir, on_built)
     report("build", f"built {built.elf.name}: flash {built.flash_bytes:,} B, RAM {built.ram_bytes:,} B in {built.seconds:.1f} s")
@@ -292,7 +295,7 @@ def flashed(plan: DeployPlan, port: str | None, report: StepReporter, notes: Ste
         report("fit-arena", f"smallest working arena on the target: {result.fitted_arena:,} B; rebuilding with "
                             f"{result.arena_with_margin:,} B (+{FIT_ARENA_MARGIN:.0%}, at least {FIT_ARENA_MIN_MARGIN} B)")
         project = generate(tflite, plan.board, project_dir, runtime=project.runtime, tflm_dir=plan.tflm_dir,
-                           report=notes, arena_bytes=result.arena_with_margin)
+                           report=notes, arena_bytes=result.arena_with_margin)   # tflite: already marked
         result.build = build(project_dir, on_built)
     result.icount = counts_instructions(project.board, plan.icount)
     with flash(project_dir, port, progress, icount=plan.icount, firmware=plan.firmware) as url:

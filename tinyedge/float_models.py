@@ -41,6 +41,9 @@ class FloatModel:
     input_shapes: list[tuple[int, ...]]
     reference_name = "TensorFlow"   # what computes the float outputs the int8 model is compared with
     channels_last = False           # True when user arrays may come channels-first (ONNX models)
+    # True when every call starts its recurrent layers from zero state (an ONNX LSTM/GRU graph), so the
+    # int8 model is marked to reset its state before each inference.
+    starts_from_zero_state = False
 
     def predict(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         result = self.keras_model(inputs if len(inputs) > 1 else inputs[0], training=False)

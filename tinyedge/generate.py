@@ -18,7 +18,7 @@ from tinyedge.runtimes import RuntimeSources
 from tinyedge.slots import (SLOT_FLATBUFFER, check_updatable, slot_content, tflm_slot_defines, tflm_slot_sizes,
                              write_signing_key, write_updatable_source)
 from tinyedge.templating import copy_if_changed, render, write_if_changed
-from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite
+from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite, parse_tflite, with_reset_each_inference
 
 if TYPE_CHECKING:
     from tinyedge.events import StepReporter
@@ -27,6 +27,9 @@ DTYPE_CODES = {"INT8": 1, "UINT8": 2, "INT16": 3, "INT32": 4, "FLOAT32": 5}
 MAX_DIMS = 6
 PORT_SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".h", ".S", ".s")
 C_SUFFIXES = (".c", ".cc", ".cpp", ".S", ".s")
+
+
+RESET_EACH_INFERENCE_SUFFIX = ".reset-each-inference.tflite"
 
 
 def say(report: StepReporter | None, message: str) -> None:
@@ -151,18 +154,44 @@ def updatable_manifest(checked: Any, out_dir: Path, signing_key: Path | None, so
     return {"runtime": "tflm", "model_buffer_bytes": slot_buffer, "arena_bytes": sources.arena_bytes}
 
 
+def marked_model(model: TfliteModel, model_path: Path, out_dir: Path) -> TfliteModel:
+    """The model marked to reset its state before each inference, to be written into the project (the user's
+    file is never modified): the board runs it and `validate --model` takes it."""
+    if not model.is_stateful:
+        raise TinyedgeError(f"--reset-state-each-inference applies to models that keep state (LSTM, SVDF, resource "
+                            f"variables), and {model_path.name} keeps none: drop the flag.")
+    if model.resets_state_each_inference:
+        return model
+    path = out_dir / f"{model_path.stem}{RESET_EACH_INFERENCE_SUFFIX}"
+    marked = parse_tflite(with_reset_each_inference(model.data), name=str(path))
+    marked.path = path
+    return marked
+
+
+def write_marked_model(model: TfliteModel, model_path: Path, report: StepReporter | None) -> None:
+    path = model.path
+    if not path.is_file() or path.read_bytes() != model.data:   # unchanged: an incremental rebuild stays incremental
+        path.write_bytes(model.data)
+    say(report, f"the board resets {model_path.name}'s state before every inference; it runs {path} "
+                "(the model marked so): validate with that file")
+
+
 def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None = None,
              tflm_dir: Path | None = None, arena_kb: int | None = None, report: StepReporter | None = None,
              arena_bytes: int | None = None, updatable: bool | None = None,
-             signing_key: Path | None = None) -> Project:
+             signing_key: Path | None = None, reset_state_each_inference: bool = False) -> Project:
     """Write a firmware project for `board_id` running `model_path` into `out_dir`; returns its manifest.
     `updatable` (default: the profile's `updatable`) keeps the model in a slot `tinyedge update` replaces;
-    `signing_key` (an Ed25519 public key, PEM) makes it take only bundles signed with its private key."""
+    `signing_key` (an Ed25519 public key, PEM) makes it take only bundles signed with its private key;
+    `reset_state_each_inference` makes every inference start from the model's first state (the project
+    then holds the model marked so, `Project.extra["model_file"]`, which the board runs)."""
     board = get_board(board_id)
     model_path, out_dir = Path(model_path), Path(out_dir)
     guard_outputs({"MODEL": model_path, "--tflm-dir": tflm_dir}, {}, {"-o": out_dir})
     model = load_tflite(model_path)
     model_name = model_path.name
+    if reset_state_each_inference:
+        model = marked_model(model, model_path, out_dir)
     model.require_int8_inside(f"running it on the {board.id} board")
     if arena_kb is not None and arena_kb <= 0:
         raise TinyedgeError(f"--arena-kb must be a positive number of KiB (got {arena_kb}).")
@@ -177,6 +206,10 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
         check_updatable(board, chosen, port)
 
     prepare_out_dir(out_dir, board.id, chosen)
+    model_file = None
+    if model.path != model_path:   # marked here
+        write_marked_model(model, model_path, report)
+        model_file = model.path.name
     common: list[str] = []
     if framework.compiles_firmware:
         common = write_firmware_sources(model, board, model_name, out_dir / framework.source_dir, port, out_dir)
@@ -200,7 +233,7 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
                       extra={"framework": board.framework_for(chosen), "port": port, "tinyedge_version": tinyedge.__version__,
                              "model_bytes": len(model.data), "uses_cpp": sources.uses_cpp,
                              "sources": sources.sources,
-                             "updatable": slots})
+                             "updatable": slots, **({"model_file": model_file} if model_file else {})})
     project.save()
     say(report, f"generated {out_dir} for {board.name}: {chosen} runtime, "
                  f"{len(model.data):,}-byte model, {sources.arena_bytes:,}-byte arena, ops {', '.join(project.ops)}")

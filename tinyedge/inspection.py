@@ -72,6 +72,7 @@ class ModelSummary:
     board_fit: BoardFit | None = None
     zero_weights: float = 0.0
     zeros_note: str | None = None
+    state: str = "none"   # none, carried (from one inference to the next) or reset_each_inference
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -215,4 +216,11 @@ def inspect_model(path: str | Path, board_id: str | None = None) -> ModelSummary
         board_fit=board_fit(model, board, arena) if board else None,
         zero_weights=zero_weight_fraction(model),
         zeros_note=zeros_note(zero_weight_fraction(model)),
+        state=state_kind(model),
     )
+
+
+def state_kind(model: TfliteModel) -> str:
+    if not model.is_stateful:
+        return "none"
+    return "reset_each_inference" if model.resets_state_each_inference else "carried"

@@ -86,6 +86,7 @@ class OnnxModel:
         rank = len(self.onnx_shape)
         # LSTM/GRU graphs are converted by tinyedge (onnx_recurrent): channels-last only into a Conv.
         self.recurrent = has_recurrent_op(self.proto)
+        self.starts_from_zero_state = self.recurrent   # a non-zero initial state is refused on conversion
         self.channels_last = rank >= 3 and (not self.recurrent or conv_reads_input(self.proto))
         self.outputs_channels_last = self.channels_last and not self.recurrent
         self.input_shapes = [tuple(self.onnx_shape[a] for a in channels_last_axes(rank)) if self.channels_last

@@ -22,7 +22,7 @@ from tinyedge.onnx_import import OnnxModel
 from tinyedge.int8_rewrites import rewrite_for_tflm
 from tinyedge.outputs import guard_outputs
 from tinyedge.reference import Reference, captured_native_output, check_runs_in_tflm
-from tinyedge.tflite_model import TFLITE_IDENTIFIER, TfliteModel, parse_tflite
+from tinyedge.tflite_model import TFLITE_IDENTIFIER, TfliteModel, parse_tflite, with_reset_each_inference
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -288,6 +288,10 @@ def quantize_model(
 
     float_bytes = convert(float_model, None)
     int8_bytes, rewrites = rewrite_for_tflm(convert(float_model, cal, progress, activations))
+    if float_model.starts_from_zero_state and parse_tflite(int8_bytes).is_stateful:
+        int8_bytes = with_reset_each_inference(int8_bytes)   # the board computes what the source computes
+        rewrites.append("marked the model to reset its recurrent state before every inference (metadata "
+                        "tinyedge_reset_state), as the ONNX model starts each call from zero state")
     int8_model = parse_tflite(int8_bytes, name=str(out_path))
     check_runs_in_tflm(int8_model)
     check_quantized(int8_model, activations)

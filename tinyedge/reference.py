@@ -228,7 +228,10 @@ class Reference:
         return SegmentedInterpreter(self.model, arena)
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """One inference: inputs as arrays of the model's input dtype (batch of 1), outputs likewise."""
+        """One inference: inputs as arrays of the model's input dtype (batch of 1), outputs likewise. A model
+        marked to reset its state each inference starts from its first state, as the board does."""
+        if self.model.resets_state_each_inference and self.model.is_stateful:
+            self._interp.reset()
         for index, (tensor, value) in enumerate(zip(self.model.input_tensors, inputs)):
             array = np.asarray(value, dtype=tensor.dtype).reshape(tensor.shape)
             self._interp.set_input(array, index)

@@ -48,6 +48,10 @@ def quantize_table(report: Any) -> Table:
     return table
 
 
+STATE_TEXT = {"carried": "carried from one inference to the next (validate resets it before the first sample)",
+              "reset_each_inference": "reset before each inference (tinyedge_reset_state)"}
+
+
 def inspect_tables(summary: Any) -> list[Table]:
     head = Table(title=escape(str(summary.path)), show_header=False)
     head.add_column(style="bold")
@@ -58,6 +62,8 @@ def inspect_tables(summary: Any) -> list[Table]:
     head.add_row("MACs / inference", f"{summary.macs:,}")
     head.add_row("full int8", "yes" if summary.full_int8 else "no: " + escape("; ".join(summary.not_full_int8_because)))
     head.add_row("tensor arena", f"{summary.arena_bytes_host:,} B (host, 64-bit)")
+    if summary.state != "none":
+        head.add_row("state", STATE_TEXT[summary.state])
     head.caption = escape(summary.arena_note)
     if summary.zeros_note:
         head.add_row("zero weights", escape(summary.zeros_note))

@@ -11,6 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import flatbuffers
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
@@ -107,6 +108,7 @@ class TfliteModel:
     outputs: list[int]
     opcodes: list[tuple[str, int]] = field(default_factory=list)
     subgraph_count: int = 1
+    metadata: dict[str, bytes] = field(default_factory=dict)   # the flatbuffer's named metadata buffers
 
     @cached_property
     def sha256(self) -> str:
@@ -137,6 +139,18 @@ class TfliteModel:
         """True when an inference depends on the ones before it: variable tensors (SVDF and LSTM
         state) or resource variables, which the board keeps from boot."""
         return any(t.is_variable for t in self.tensors) or not STATEFUL_OPS.isdisjoint(self.op_names())
+
+    @property
+    def resets_state_each_inference(self) -> bool:
+        """True when the model is marked to start every inference from its first state (RESET_STATE_METADATA),
+        as the PyTorch model an LSTM was converted from does."""
+        return self.metadata.get(RESET_STATE_METADATA) == RESET_EACH_INFERENCE
+
+    @property
+    def carries_state(self) -> bool:
+        """True when an inference's outputs depend on the inferences before it: stateful and not reset
+        at the start of each inference."""
+        return self.is_stateful and not self.resets_state_each_inference
 
     def parameter_count(self) -> int:
         return sum(t.size for t in self.tensors if t.is_constant)
@@ -184,6 +198,59 @@ class TfliteModel:
 
     def is_full_int8(self) -> bool:
         return not self.full_int8_problems()
+
+
+# The metadata entry (name -> buffer) that makes every runtime reset the model's state before each inference.
+RESET_STATE_METADATA = "tinyedge_reset_state"
+RESET_EACH_INFERENCE = b"each_inference"
+_BUFFER_ALIGNMENT = 16   # as TFLite's converter aligns buffers, so TFLM reads int32/int64 data in place
+
+
+def with_reset_each_inference(data: bytes) -> bytes:
+    """The model `data` with the RESET_STATE_METADATA entry set to each_inference (everything else unchanged;
+    buffers stay 16-byte aligned). TFLite and TFLM ignore metadata they do not know."""
+    raw = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    if any(int(getattr(b, "offset", 0) or 0) > 1 for b in raw.buffers or []):
+        raise TinyedgeError("the model keeps its weights outside the flatbuffer (a model over 2 GB), which cannot be "
+                            "marked to reset its state: export it again as one flatbuffer.")
+    raw.metadata = [m for m in raw.metadata or [] if _metadata_name(m) != RESET_STATE_METADATA]
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = RESET_STATE_METADATA, len(raw.buffers)
+    marker = schema.BufferT()
+    marker.data = np.frombuffer(RESET_EACH_INFERENCE, dtype=np.uint8)
+    raw.buffers = [_AlignedBuffer(b) for b in raw.buffers] + [_AlignedBuffer(marker)]
+    raw.metadata.append(entry)
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(raw.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
+    return bytes(builder.Output())
+
+
+class _AlignedBuffer(schema.BufferT):
+    """A buffer whose data the builder places on a 16-byte boundary (the bindings' own Pack aligns to 1)."""
+
+    def __init__(self, source: Any) -> None:
+        super().__init__()
+        self.data, self.offset, self.size = source.data, source.offset, source.size
+
+    def Pack(self, builder: flatbuffers.Builder) -> int:
+        data = None
+        if self.data is not None and len(self.data):
+            payload = bytes(np.asarray(self.data, dtype=np.uint8))
+            builder.StartVector(1, len(payload), _BUFFER_ALIGNMENT)
+            builder.head -= len(payload)
+            builder.Bytes[builder.head:builder.head + len(payload)] = payload
+            data = builder.EndVector(len(payload))
+        schema.BufferStart(builder)
+        if data is not None:
+            schema.BufferAddData(builder, data)
+        schema.BufferAddOffset(builder, self.offset)
+        schema.BufferAddSize(builder, self.size)
+        return schema.BufferEnd(builder)
+
+
+def _metadata_name(entry: Any) -> str:
+    name = entry.name
+    return name.decode(errors="replace") if isinstance(name, bytes) else str(name or "")
 
 
 def load_tflite(path: str | Path) -> TfliteModel:
@@ -302,8 +369,13 @@ def _from_schema(raw: Any, data: bytes) -> TfliteModel:
     return TfliteModel(
         path=None, data=data, tensors=tensors, operators=operators,
         inputs=[int(x) for x in sub.inputs], outputs=[int(x) for x in sub.outputs],
-        opcodes=opcodes, subgraph_count=len(raw.subgraphs),
+        opcodes=opcodes, subgraph_count=len(raw.subgraphs), metadata=_metadata(raw, buffers, data),
     )
+
+
+def _metadata(raw: Any, buffers: list, data: bytes) -> dict[str, bytes]:
+    return {_metadata_name(m): _buffer_bytes(buffers[int(m.buffer)], data)
+            for m in raw.metadata or [] if 0 <= int(m.buffer) < len(buffers)}
 
 
 def builtin_op_name(code: int) -> str:

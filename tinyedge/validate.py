@@ -597,14 +597,14 @@ def validate(
         journal = Journal(Path(journal_path or "tinyedge-validate.jsonl"), identity, resume, compare, outputs.can_hold)
         resumed = len(journal.done)
         results: list[SampleResult] = list(journal.done.values())
-        if model.is_stateful:
+        if model.carries_state:
             start_from_boot_state(device, journal)
         try:
             if on_start:
                 on_start()
             if progress:
                 progress(resumed, samples)
-            for result in run_samples(device, inputs, compare, journal, progress, model.is_stateful):
+            for result in run_samples(device, inputs, compare, journal, progress, model.carries_state):
                 results.append(result)
         except KeyboardInterrupt:
             interrupted = True

@@ -128,7 +128,7 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
                      version=__version__, model_name=model.path.name if model.path else "model", sha256=model.sha256,
                      uses_nonlinear=uses_nonlinear, uses_dsp=dsp, scratch_bytes=scratch, constants=constants,
                      tables=tables, op_lines=op_lines, states=state_tensors(model, offsets, kept),
-                     state_arrays=state_arrays,
+                     state_arrays=state_arrays, reset_each_inference=model.resets_state_each_inference,
                      input_offsets=[offsets[i] for i in model.inputs], output_offsets=[offsets[i] for i in model.outputs])
     stats = AotStats(
         arena_bytes=plan.arena_bytes,

@@ -911,6 +911,7 @@ def generate_program(model: TfliteModel, board_id: str = "micropython-unix", clo
         "",
         "",
         "def invoke():",
+        *(["    reset()"] if model.resets_state_each_inference else []),
         *[f"    {call}" for call in emitter.calls],
         "    return 0" if not emitter.calls else "",
     ]) + "\n"

@@ -118,9 +118,33 @@ size_t smallest_usable_arena() {
   return tflite::MicroAllocator::GetDefaultTailUsage(false) + kArenaAlign;
 }
 
+// True when the model carries tinyedge's mark "reset the state before each inference": the metadata
+// entry tinyedge_reset_state whose buffer reads each_inference (an exported PyTorch LSTM). Read from the
+// model itself, so a model an update brings decides for itself.
+bool resets_state_each_inference(const tflite::Model *model) {
+  static const char kName[] = "tinyedge_reset_state";
+  static const char kValue[] = "each_inference";
+  const auto *metadata = model->metadata();
+  const auto *buffers = model->buffers();
+  if (metadata == nullptr || buffers == nullptr) {
+    return false;
+  }
+  for (const tflite::Metadata *entry : *metadata) {
+    if (entry->name() == nullptr || strcmp(entry->name()->c_str(), kName) != 0 || entry->buffer() >= buffers->size()) {
+      continue;
+    }
+    const auto *data = buffers->Get(entry->buffer())->data();
+    return data != nullptr && data->size() == sizeof kValue - 1 && memcmp(data->data(), kValue, sizeof kValue - 1) == 0;
+  }
+  return false;
+}
+
+bool g_reset_each_inference = false;
+
 int create_interpreter() {
   destroy_interpreter();
   const tflite::Model *model = tflite::GetModel(g_model);
+  g_reset_each_inference = resets_state_each_inference(model);
   const tflite::MicroOpResolver *resolver = te_tflm_op_resolver();
   if (model->version() != TFLITE_SCHEMA_VERSION || resolver == nullptr) {
     return TE_ERR_INIT;
@@ -259,6 +283,11 @@ extern "C" const uint8_t *te_runtime_output(uint8_t index) {
 extern "C" int te_runtime_invoke(void) {
   if (!g_ready) {
     return TE_ERR_INIT;
+  }
+  // A marked model starts every inference from its first state: Reset() is TFLM's ResetVariableTensors
+  // plus each op's own state, as RESET_STATE does.
+  if (g_reset_each_inference && g_interpreter->Reset() != kTfLiteOk) {
+    return TE_ERR_INVOKE;
   }
   return g_interpreter->Invoke() == kTfLiteOk ? TE_OK : TE_ERR_INVOKE;
 }
