@@ -1,6 +1,6 @@
 """The op registry as a user meets it: `tinyedge ops` says which runtime runs which op, `inspect` says it
 per op of a model and counts the recurrent ops' MACs, the README's table is the registry's, and the AOT
-compiler's lowerings agree with it (an op lowered in the wrong family fails in Python, not at link time)."""
+compiler lowers every op from its one module (an op lowered in the wrong family fails in Python, not at link time)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import yaml
 
 from tests.conftest import run_tinyedge
 from tinyedge.aot.compiler import compile_model
-from tinyedge.aot.ops import LOWERINGS_BY_FAMILY, lowerings
+from tinyedge.aot.ops import lowerings
 from tinyedge.inspection import inspect_model, op_macs
 from tinyedge.ops import registry
 from tinyedge.paths import FIRMWARE_DIR
@@ -50,18 +50,12 @@ def test_readme_op_table_is_the_registrys():
     assert table == registry.markdown_table(), "paste `python -m tinyedge.ops.registry` into README.md's op table"
 
 
-def test_every_op_is_lowered_once_and_the_registry_knows_it():
-    lowered = {op: family for family, ops in LOWERINGS_BY_FAMILY.items() for op in ops}
-    assert not set(lowered) & set(registry.PREPARED)
-    assert {**lowered, **{name: registry.OPS[name].family for name in registry.PREPARED}} == {
-        name: op.family for name, op in registry.OPS.items()}
-    assert set(lowerings()) == set(registry.OPS)
-
-
-def test_every_op_but_the_convolutions_is_one_module():
-    assert {op.name for op in registry.LOWERED_OPS} == {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
-    assert set(registry.PREPARED) == set(registry.OPS) - {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
+def test_every_op_is_one_module_and_lowered_from_it():
+    assert not hasattr(registry, "LOWERED_OPS")
+    assert set(registry.PREPARED) == set(registry.OPS) == set(lowerings())
     assert all(callable(module.prepare) for module in registry.OP_MODULES)
+    assert {registry.PREPARED[name].__name__ for name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")} == {
+        "tinyedge.ops.conv2d", "tinyedge.ops.depthwise_conv2d", "tinyedge.ops.fully_connected"}
 
 
 @needs_real

@@ -1,7 +1,8 @@
 """The shape of the package, read from its source: plug-ins (frameworks, flashers, runtimes) only plug in.
 They import no stage and no sibling plug-in, the registry is the one list of their names, and every
 registered plug-in loads and declares what its base class asks. No module (but the CLI's and the pytest
-plug-in's, for start-up time) hides an import inside a function to dodge a cycle."""
+plug-in's, for start-up time) hides an import inside a function to dodge a cycle. Every op is one module
+of tinyedge/ops/: the one place that declares it and prepares it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tinyedge import boards, plugins
 from tinyedge.boards import load_boards
 from tinyedge.flashers import Flasher
 from tinyedge.frameworks import Framework
+from tinyedge.ops import registry as op_registry
 from tinyedge.paths import FIRMWARE_DIR
 from tinyedge.runtimes import FirmwareAllowance, Runtime
 from tinyedge.tools import Tool
@@ -219,3 +221,23 @@ def test_no_module_reads_a_profile_section_as_a_raw_dict():
                 offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert not offenders
     assert not hasattr(load_boards()["qemu-cortex-m4"], "extra")
+
+
+def op_declarations() -> dict[str, list[str]]:
+    """module -> the op names it declares with `OpSupport("NAME", ...)`, for every module of the package."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "OpSupport" and node.args
+                    and isinstance(node.args[0], ast.Constant)):
+                found.setdefault(module_name(path), []).append(node.args[0].value)
+    return found
+
+
+def test_every_op_is_declared_and_prepared_in_its_own_op_module():
+    declared = op_declarations()
+    op_modules = {module.__name__ for module in op_registry.OP_MODULES}
+    assert set(declared) <= op_modules, f"ops declared outside tinyedge/ops/<op>.py: {sorted(set(declared) - op_modules)}"
+    assert sorted(name for names in declared.values() for name in names) == sorted(op_registry.OPS)
+    assert {name: module.__name__ for name, module in op_registry.PREPARED.items()} == {
+        name: module for module, names in declared.items() for name in names}

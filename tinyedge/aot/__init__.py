@@ -1,10 +1,11 @@
 """The AOT runtime: an int8 .tflite compiled ahead of time to plain C99, bit-exact with TFLM's reference kernels.
 
 - `compiler.compile_model(model)`: the whole model as one C function over one static arena (te_model.c/.h).
-- `ops`: the convolutions' and FULLY_CONNECTED's lowerings, plus every other op from its op module of
-  tinyedge/ops/ rendered by `opdata` (SVDF and UNIDIRECTIONAL_SEQUENCE_LSTM keep their state across
-  inferences); `lowerings()` and `check_supported(model)`, which read the op registry (tinyedge.ops.registry).
-- `opdata`: the C rendering of the OpData an op module's prepare step returns.
+- `ops`: every op's lowering, from its op module of tinyedge/ops/ rendered by `opdata` (SVDF and
+  UNIDIRECTIONAL_SEQUENCE_LSTM keep their state across inferences), with its int16 (`int16`) and int32
+  variants; `lowerings()` and `check_supported(model)`, which read the op registry (tinyedge.ops.registry).
+- `opdata`: the C rendering of the OpData an op module's prepare step returns (`convolutions`: CONV_2D's,
+  DEPTHWISE_CONV_2D's and FULLY_CONNECTED's, on te_kernels.c and te_dsp.c).
 - `planner.plan_memory(buffers)`: the arena plan from tensor lifetimes.
 - `quant`: TFLM's multiplier, activation-range and padding arithmetic, done at generation time.
 - `lowering`: the contract between the compiler and the per-op lowerings (`Lowered`, `Table`, `require`);

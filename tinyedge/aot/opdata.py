@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Callable
 
+from tinyedge.aot.convolutions import render_conv, render_fully_connected
 from tinyedge.aot.lowering import (
     Lowered, Lowering, PointerOf, StateArray, Table, c_float, c_int, op_prefix, requant_tables, require, table, uses_dsp,
     viewed,
 )
 from tinyedge.ops.opdata import (
-    AliasData, ArgData, BatchMatMulData, BlockCopyData, BroadcastData, CallData, ConcatData, FloatQuantizeData, GatherData,
+    AliasData, ArgData, BatchMatMulData, BlockCopyData, BroadcastData, CallData, ConcatData, ConvData, FloatQuantizeData,
+    FullyConnectedData, GatherData,
     LstmData, LutData, MeanData, OpData, PadData, PoolData, ReduceData, RequantizeData, ResizeBilinearData,
     RowGatherData, RowNormData, SigmoidTableData, Softmax16Data, SoftmaxData, SvdfData, TransposeConvData,
 )
@@ -323,5 +325,5 @@ RENDERINGS: dict[type, Callable[[OpData, TfliteModel, Operator, PointerOf], Lowe
     RequantizeData: _requantize, FloatQuantizeData: _float_quantize,
     SvdfData: _svdf, LstmData: _lstm, ReduceData: _reduce, ArgData: _arg, BlockCopyData: _block_copies,
     ResizeBilinearData: _resize_bilinear, BatchMatMulData: _batch_matmul, RowNormData: _row_norm,
-    CallData: _call,
+    CallData: _call, ConvData: render_conv, FullyConnectedData: render_fully_connected,
 }

@@ -23,11 +23,19 @@ generation time, for the AOT C emitter (tinyedge.aot.opdata) and the viper emitt
   (SPLIT, SPLIT_V, UNPACK, PACK): strided block copies, one per (input, output) pair.
 - `ResizeBilinearData`: RESIZE_BILINEAR's geometry and its integer interpolation points.
 - `BatchMatMulData`: BATCH_MATMUL's geometry, rescaling and per-batch operand offsets.
+- `ConvData`: CONV_2D (grouped too) or DEPTHWISE_CONV_2D: the window, the requantization and bias each kind of
+  target runs it with (`ConvTarget`: portable, and cores with the Arm DSP extension), the weights per output
+  channel, the in-place kernel and the FULLY_CONNECTED it may compute as its outputs come (on DSP cores).
+- `FullyConnectedData`: FULLY_CONNECTED's shape, requantization and bias per kind of target.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tinyedge.tflite_model import Operator
 
 
 @dataclass(frozen=True)
@@ -258,6 +266,51 @@ class BatchMatMulData:
     offsets: tuple[int, ...]    # per output matrix: its lhs and its rhs element offset
 
 
+@dataclass(frozen=True)
+class Requant:
+    """te_requant_t's values (its tables' names aside): one multiplier and shift, or one per output channel."""
+    multipliers: tuple[tuple[int, int], ...]
+    input_offset: int                        # the kernel's (0 where the bias has it folded in)
+    output_offset: int
+    activation_range: tuple[int, int]
+    bounded: bool = False                    # TE_REQUANT_BOUNDED: every accumulator, shifted left, is below 2^30
+
+
+@dataclass(frozen=True)
+class ConvTarget:
+    """How one kind of target runs a convolution or FULLY_CONNECTED: its requantization and its bias."""
+    requant: Requant
+    bias: tuple[int, ...] | None = None      # the op's own bias table (input offset folded in, or pruned channels'
+                                             # bias tamed); None: the op's bias tensor as it is (or none)
+
+
+@dataclass(frozen=True)
+class ConvData:
+    kind: str                                # "conv2d", "conv2d_grouped" or "depthwise_conv2d"
+    window: tuple[int, ...]                  # te_window_t's fields
+    portable: ConvTarget
+    dsp: ConvTarget                          # on cores with the Arm DSP extension
+    weights: np.ndarray | None = field(default=None, compare=False)   # per output channel; None: not constant
+    groups: int = 1
+    depth_multiplier: int = 1
+    inplace_kernel: str = ""                 # the kernel that may write over the input, and its scratch bytes
+    inplace_scratch: int = 0
+    streamed_fc: Operator | None = field(default=None, compare=False)   # the FULLY_CONNECTED computed as the
+    fc_requant: Requant | None = None                                   # outputs come (DSP cores), its requant
+
+
+@dataclass(frozen=True)
+class FullyConnectedData:
+    batches: int
+    accum_depth: int
+    out_depth: int
+    portable: ConvTarget
+    dsp: ConvTarget
+    weights: np.ndarray | None = field(default=None, compare=False)   # per output row; None: not constant
+    streamed_by: int | None = None           # the conv whose te_dsp_conv2d_fc computes it on DSP cores
+
+
 OpData = (LutData | BroadcastData | GatherData | PadData | RowGatherData | TransposeConvData | PoolData | ConcatData
           | AliasData | MeanData | SoftmaxData | Softmax16Data | SigmoidTableData | RequantizeData | FloatQuantizeData
-          | SvdfData | LstmData | ReduceData | ArgData | RowNormData | CallData | BlockCopyData | ResizeBilinearData | BatchMatMulData)
+          | SvdfData | LstmData | ReduceData | ArgData | RowNormData | CallData | BlockCopyData | ResizeBilinearData | BatchMatMulData
+          | ConvData | FullyConnectedData)

@@ -6,7 +6,7 @@ the te_dsp.c kernel cores with the Arm DSP extension run instead of the portable
 when the viper runtime runs the op, else the reason it refuses it. The tflm runtime runs what
 tinyedge's TFLM build registers (firmware/tflm/ops.yaml).
 
-An op added since is one module of this package (found here, nothing else to edit): its `SUPPORTS`
+Every op is one module of this package (found here, nothing else to edit): its `SUPPORTS`
 and its `prepare(model, op)`, which returns the typed OpData (tinyedge.ops.opdata) that the AOT and
 viper emitters render; its C kernel, if it needs a new one, goes in its family's file.
 """
@@ -27,14 +27,6 @@ from tinyedge.tflm_tree import OP_TABLE
 from tinyedge.viper.variants import VIPER_VARIANTS
 
 RUNTIMES = tuple(sorted(plugins.RUNTIMES))   # aot, tflm, viper
-
-# The ops lowered by tinyedge.aot.ops (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED: te_kernels.c and te_dsp.c).
-LOWERED_OPS: tuple[OpSupport, ...] = (
-    OpSupport("CONV_2D", "core", ("int8", "int8 grouped (portable kernel)"), dsp="te_dsp_conv2d",
-              viper_variants=("int8", "int8 grouped")),
-    OpSupport("DEPTHWISE_CONV_2D", "core", dsp="te_dsp_depthwise_conv2d"),
-    OpSupport("FULLY_CONNECTED", "core", dsp="te_dsp_fully_connected"),
-)
 
 # Modules of this package that are not op modules.
 NOT_OP_MODULES = frozenset({"broadcast", "conv", "cstructs", "fixedpoint", "float_lut", "opdata", "registry",
@@ -69,8 +61,8 @@ def _with_viper_variants(op: OpSupport) -> OpSupport:
     return replace(op, viper_variants=op.viper_variants + extra) if extra and op.viper is None else op
 
 
-AOT_OPS: tuple[OpSupport, ...] = tuple(sorted((_with_viper_variants(_with_int16(op)) for op in LOWERED_OPS + tuple(
-    s for m in OP_MODULES for s in m.SUPPORTS)), key=lambda op: op.name))
+AOT_OPS: tuple[OpSupport, ...] = tuple(sorted((_with_viper_variants(_with_int16(op)) for m in OP_MODULES
+                                               for op in m.SUPPORTS), key=lambda op: op.name))
 OPS: dict[str, OpSupport] = {op.name: op for op in AOT_OPS}
 
 
