@@ -245,6 +245,44 @@ void te_svdf_s8(int8_t *out, const int8_t *in, int8_t *state, const int8_t *weig
   }
 }
 
+#ifdef TE_RECURRENT_DSP
+/* sum of w[i] * (x[i] + offset), n a multiple of 4: x widened with its offset added (SXTAB16; the
+ * int16 halves hold x + offset exactly), two products per SMLAD, the sum wrapping as TFLM's. */
+static int32_t te_dot_s8_offset(const int8_t *x, const int8_t *w, int32_t n, int32_t offset) {
+  const int32_t offsets = (int32_t)(((uint32_t)offset & 0xFFFFu) * 0x10001u);
+  int32_t acc = 0, i;
+  for (i = 0; i < n; i += 4) {
+    const int32_t xw = te_read_s8x4(x + i), ww = te_read_s8x4(w + i);
+    acc = te_smlad(te_sxtab16(offsets, xw), te_sxtb16(ww), acc);
+    acc = te_smlad(te_sxtab16_ror8(offsets, xw), te_sxtb16_ror8(ww), acc);
+  }
+  return acc;
+}
+
+/* te_svdf_shift_dot for an int16 row (n even) whose zero point is 0: a word (two values) at a time,
+ * each word taking the next one's low half as its top half, multiplied with the time weights' pair
+ * as it is stored. */
+static int32_t te_svdf_shift_dot16(int16_t *row, int16_t newest, const int16_t *weights_time, int32_t n) {
+  int32_t acc = 0, shifted;
+  int16_t *const last = row + n - 2;
+  uint32_t word, next;
+  memcpy(&word, row, 4);
+  for (; row < last; row += 2, weights_time += 2) {
+    int32_t weights;
+    memcpy(&next, row + 2, 4);
+    memcpy(&weights, weights_time, 4);
+    shifted = (int32_t)((word >> 16) | (next << 16));
+    memcpy(row, &shifted, 4);
+    acc = te_smlad(shifted, weights, acc);
+    word = next;
+  }
+  shifted = (int32_t)((word >> 16) | ((uint32_t)(uint16_t)newest << 16));
+  memcpy(row, &shifted, 4);
+  memcpy(&next, weights_time, 4);
+  return te_smlad(shifted, (int32_t)next, acc);
+}
+#endif
+
 void te_svdf_s16(int8_t *out, const int8_t *in, int16_t *state, const int8_t *weights_feature,
                  const int16_t *weights_time, const int32_t *bias, const te_svdf_params_t *params) {
   const int32_t n_input = TE_RD_S32(&params->n_input), n_filter = TE_RD_S32(&params->n_filter);
@@ -254,30 +292,44 @@ void te_svdf_s16(int8_t *out, const int8_t *in, int16_t *state, const int8_t *we
   const int32_t multiplier_1 = TE_RD_S32(&params->multiplier_1), multiplier_2 = TE_RD_S32(&params->multiplier_2);
   const int32_t shift_1 = TE_RD_S32(&params->shift_1), shift_2 = TE_RD_S32(&params->shift_2);
   uint32_t acc = 0;
-  int32_t filter, j;
+  int32_t filter, j, unit = 0, left = rank;
+#ifdef TE_RECURRENT_DSP
+  const int fast = state_zp == 0 && (n_memory & 1) == 0 && (n_input & 3) == 0;
+#endif
   /* Per filter (TFLM does each step over all filters; the rows are independent): the feature dot
-   * product requantized into the newest state slot of its row, the row shifted, the time dot product. */
+   * product requantized into the newest state slot of its row, the row shifted, the time dot product.
+   * `left` counts the filters of the current unit still to come (no division by the rank). */
   for (filter = 0; filter < n_filter; ++filter) {
     const int8_t *wf = weights_feature + filter * n_input;
     const int16_t *wt = weights_time + filter * n_memory;
     int16_t *row = state + filter * n_memory;
     uint32_t dot = 0, time = 0;
-    for (j = 0; j < n_input; ++j) {
-      dot += (uint32_t)((int32_t)TE_RD_S8(wf + j) * ((int32_t)in[j] - input_zp));
+#ifdef TE_RECURRENT_DSP
+    if (fast) {
+      dot = (uint32_t)te_dot_s8_offset(in, wf, n_input, -input_zp);
+      time = (uint32_t)te_svdf_shift_dot16(row, te_clamp16(te_mbqm_positive((int32_t)dot, multiplier_1, shift_1)),
+                                           wt, n_memory);
+    } else
+#endif
+    {
+      for (j = 0; j < n_input; ++j) {
+        dot += (uint32_t)((int32_t)TE_RD_S8(wf + j) * ((int32_t)in[j] - input_zp));
+      }
+      for (j = 0; j + 1 < n_memory; ++j) {
+        row[j] = row[j + 1];
+      }
+      row[n_memory - 1] = (int16_t)(state_zp + te_clamp16(te_mbqm_positive((int32_t)dot, multiplier_1, shift_1)));
+      for (j = 0; j < n_memory; ++j) {
+        time += (uint32_t)((int32_t)TE_RD_S16(wt + j) * ((int32_t)row[j] - state_zp));
+      }
     }
-    for (j = 0; j + 1 < n_memory; ++j) {
-      row[j] = row[j + 1];
-    }
-    row[n_memory - 1] = (int16_t)(state_zp + te_clamp16(te_mbqm_positive((int32_t)dot, multiplier_1, shift_1)));
-    for (j = 0; j < n_memory; ++j) {
-      time += (uint32_t)((int32_t)TE_RD_S16(wt + j) * ((int32_t)row[j] - state_zp));
-    }
-    if (filter % rank == 0) {
-      acc = bias ? (uint32_t)TE_RD_S32(bias + filter / rank) : 0u;
+    if (left == rank) {
+      acc = bias ? (uint32_t)TE_RD_S32(bias + unit) : 0u;
     }
     acc += time;
-    if ((filter + 1) % rank == 0) {
-      out[filter / rank] = (int8_t)te_clamp32(te_mbqm_positive((int32_t)acc, multiplier_2, shift_2) + output_zp, -128, 127);
+    if (--left == 0) {
+      out[unit++] = (int8_t)te_clamp32(te_mbqm_positive((int32_t)acc, multiplier_2, shift_2) + output_zp, -128, 127);
+      left = rank;
     }
   }
 }
