@@ -135,32 +135,12 @@ static void te_dot4_s8(const int8_t *x, const int8_t *w0, const int8_t *w1, cons
                        int32_t n, int32_t *acc) {
   int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], i = 0;
 #ifdef TE_RECURRENT_DSP
-  /* As assembly: the compiler's loop spilled x's pointer and an accumulator (36.7 cycles per 16 MACs,
-   * mid); this one keeps them all in registers, each row's word widened in place (31). */
-  int32_t count = n >> 2;
-  if (count > 0) {
-    const int8_t *xp = x, *p0 = w0, *p1 = w1, *p2 = w2, *p3 = w3;
-    int32_t xe, xo, p, q;
-    __asm__ volatile("1:\n\t"
-                     "ldr %[xe], [%[x]], #4\n\t"
-                     "ldr %[p], [%[p0]], #4\n\t"
-                     "sxtb16 %[xo], %[xe], ror #8\n\t"
-                     "sxtb16 %[xe], %[xe]\n\t"
-                     TE_REC_ROW("a0")
-                     "ldr %[p], [%[p1]], #4\n\t"
-                     TE_REC_ROW("a1")
-                     "ldr %[p], [%[p2]], #4\n\t"
-                     TE_REC_ROW("a2")
-                     "ldr %[p], [%[p3]], #4\n\t"
-                     TE_REC_ROW("a3")
-                     "subs %[n], %[n], #1\n\t"
-                     "bne 1b\n\t"
-                     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(xp), [p0] "+r"(p0),
-                       [p1] "+r"(p1), [p2] "+r"(p2), [p3] "+r"(p3), [n] "+r"(count), [xe] "=&r"(xe), [xo] "=&r"(xo),
-                       [p] "=&r"(p), [q] "=&r"(q)
-                     :
-                     : "cc", "memory");
-    i = n & ~3;
+  for (; i + 4 <= n; i += 4) {
+    const int32_t xw = te_read_s8x4(x + i), x_even = te_sxtb16(xw), x_odd = te_sxtb16_ror8(xw);
+    a0 = te_rec_smlad_widened(x_even, x_odd, te_read_s8x4(w0 + i), a0);
+    a1 = te_rec_smlad_widened(x_even, x_odd, te_read_s8x4(w1 + i), a1);
+    a2 = te_rec_smlad_widened(x_even, x_odd, te_read_s8x4(w2 + i), a2);
+    a3 = te_rec_smlad_widened(x_even, x_odd, te_read_s8x4(w3 + i), a3);
   }
 #endif
   for (; i < n; ++i) {
@@ -175,6 +155,39 @@ static void te_dot4_s8(const int8_t *x, const int8_t *w0, const int8_t *w1, cons
   acc[2] = a2;
   acc[3] = a3;
 }
+
+#ifdef TE_RECURRENT_DSP
+/* acc[r] = sum of w[r * n + i] * x[i] for four consecutive rows of n (a multiple of 4, > 0), as
+ * assembly: the compiler's loop spilled x's pointer and an accumulator (36.7 cycles per 16 MACs, mid);
+ * this one keeps them all in 13 registers (rows 1 and 3 by a register offset from rows 0 and 2), each
+ * row's word widened in place (31). */
+static void te_svdf_dot4(const int8_t *x, const int8_t *w, int32_t n, int32_t *acc) {
+  int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, count = n >> 2, xe, xo, p, q;
+  const int8_t *w2 = w + 2 * n;
+  __asm__ volatile("1:\n\t"
+                   "ldr %[xe], [%[x]], #4\n\t"
+                   "ldr %[p], [%[w]], #4\n\t"
+                   "sxtb16 %[xo], %[xe], ror #8\n\t"
+                   "sxtb16 %[xe], %[xe]\n\t"
+                   TE_REC_ROW("a0")
+                   "ldr %[p], [%[w], %[n]]\n\t"
+                   TE_REC_ROW("a1")
+                   "ldr %[p], [%[w2]], #4\n\t"
+                   TE_REC_ROW("a2")
+                   "ldr %[p], [%[w2], %[n]]\n\t"
+                   TE_REC_ROW("a3")
+                   "subs %[count], %[count], #1\n\t"
+                   "bne 1b\n\t"
+                   : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w),
+                     [w2] "+r"(w2), [count] "+r"(count), [xe] "=&r"(xe), [xo] "=&r"(xo), [p] "=&r"(p), [q] "=&r"(q)
+                   : [n] "r"(n - 4)
+                   : "cc", "memory");
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+}
+#endif
 
 /* Shifts one filter's state row left by one, appends newest, and returns the row's dot product with
  * its time weights. On Cortex-M4 a row of whole words moves a word at a time (each word takes the
@@ -223,7 +236,14 @@ void te_svdf_s8(int8_t *out, const int8_t *in, int8_t *state, const int8_t *weig
     const int8_t *wf = weights_feature + filter * n_input;
     if (filter + 4 <= n_filter) {
       block = 4;
-      te_dot4_s8(in, wf, wf + n_input, wf + 2 * n_input, wf + 3 * n_input, n_input, dots);
+#ifdef TE_RECURRENT_DSP
+      if ((n_input & 3) == 0) {
+        te_svdf_dot4(in, wf, n_input, dots);
+      } else
+#endif
+      {
+        te_dot4_s8(in, wf, wf + n_input, wf + 2 * n_input, wf + 3 * n_input, n_input, dots);
+      }
     } else {
       block = 1;
       dots[0] = te_dot_s8(in, wf, n_input);
