@@ -15,15 +15,19 @@ from tinyedge.tflite_model import Operator, TfliteModel
 SUPPORTS = (OpSupport("TRANSPOSE", "core", ("int8", "uint8")),)
 
 
+TE_DIM_MAX = 32767   # te_dim is int16_t: a merged dimension must fit it
+
+
 def simplified(shape: list[int], axes: list[int]) -> tuple[list[int], list[int]]:
     """The same permutation over fewer dimensions: size-1 dimensions dropped and input dimensions that stay
-    neighbours in the output merged (ShuffleNet's 5-D channel shuffle is a 3-D transpose)."""
+    neighbours in the output merged (ShuffleNet's 5-D channel shuffle is a 3-D transpose), as long as the
+    merged size fits a te_dim (an NCHW image's 224 x 224 pixels would not)."""
     order = [a for a in axes if shape[a] != 1]
     if not order:
         return [1], [0]
     runs: list[list[int]] = []
     for axis in order:
-        if runs and axis == runs[-1][-1] + 1:
+        if runs and axis == runs[-1][-1] + 1 and math.prod(shape[a] for a in runs[-1]) * shape[axis] <= TE_DIM_MAX:
             runs[-1].append(axis)
         else:
             runs.append([axis])
