@@ -95,46 +95,21 @@ def test_missing_tflm_op_is_named(tmp_path):
     assert "TFLM has no kernel for" in " ".join(result.stderr.split())
 
 
-def _softmax_model(input_scale: float) -> bytes:
-    """One int8 SOFTMAX of 4 values, its input at `input_scale` (output scale 1/256, zero point -128)."""
-    import flatbuffers
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
-
-    def tensor(name: str, scale: float, zero_point: int):
-        t = schema.TensorT()
-        t.shape, t.type, t.buffer, t.name = [1, 4], schema.TensorType.INT8, 0, name
-        t.quantization = schema.QuantizationParametersT()
-        t.quantization.scale, t.quantization.zeroPoint = [scale], [zero_point]
-        return t
-
-    code = schema.OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.SOFTMAX
-    code.version = 1
-    op = schema.OperatorT()
-    op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
-    op.builtinOptionsType = schema.BuiltinOptions.SoftmaxOptions
-    op.builtinOptions = schema.SoftmaxOptionsT()
-    op.builtinOptions.beta = 1.0
-    graph = schema.SubGraphT()
-    graph.tensors = [tensor("logits", input_scale, 0), tensor("probabilities", 1 / 256, -128)]
-    graph.inputs, graph.outputs, graph.operators = [0], [1], [op]
-    model = schema.ModelT()
-    model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [code], [graph], [schema.BufferT()]
-    builder = flatbuffers.Builder(0)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
 def test_a_softmax_tflite_micro_would_abort_on_is_one_sentence(tmp_path):
     """A model whose logits barely vary (an untrained MobileNetV2 with random calibration: input scale
     7.8e-9) makes tflite-micro's int8 SOFTMAX fail a TFLITE_CHECK, which aborts the whole process with
     no message: tinyedge says why before loading it."""
+    from test_aot_recurrent import KEYWORD, _real, rewritten
+
+    model = _real(KEYWORD)
+    softmax = next(op for op in model.operators if op.opcode == "SOFTMAX")
+    logits = softmax.inputs[0]
+    flat = rewritten(model, scales={logits: 7.843235e-09 / float(model.tensors[logits].scale[0])})
     path = tmp_path / "flat_logits.tflite"
-    path.write_bytes(_softmax_model(7.843235e-09))
+    path.write_bytes(flat.data)
     result = run_tinyedge("inspect", path)
     message = " ".join(result.stderr.split())
     assert result.returncode == 1, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr
-    assert "tflite-micro aborts on this model" in message and "SOFTMAX (operator 0)" in message
-    path.write_bytes(_softmax_model(1 / 16))
-    assert run_tinyedge("inspect", path).returncode == 0
+    assert f"tflite-micro aborts on this model: the input scale of SOFTMAX (operator {softmax.index})" in message
+    assert run_tinyedge("inspect", KEYWORD).returncode == 0
