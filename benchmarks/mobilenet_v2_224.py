@@ -1,9 +1,10 @@
 """A held-out MobileNetV2 at 224x224 (Keras's architecture, random weights, int8 with random
-calibration; built here, never downloaded) through the AOT runtime on the emulated Cortex-M4 (QEMU
+calibration; built here, never downloaded; or with `--model` a given int8 .tflite, such as TFLM's own
+PyTorch-exported, trained mobilenet_v2_quantized_1x3x224x224.tflite) through the AOT runtime on the emulated Cortex-M4 (QEMU
 mps2-an386: 4 MiB for code and weights, 4 MiB for data): flash, RAM, instructions, estimated cycles
 and bit-exactness against tflite-micro, as benchmarks/aot_vs_tflm.py measures them.
 
-    .venv/bin/python benchmarks/mobilenet_v2_224.py [--json OUT] [--samples 2] [--keep DIR]
+    .venv/bin/python benchmarks/mobilenet_v2_224.py [--model INT8_TFLITE] [--json OUT] [--samples 2] [--keep DIR]
 
 It exits 0 when the model fits the board, runs and matches tflite-micro bit for bit on every input.
 An inference is about 300 M MACs: expect minutes under QEMU and tflite-micro's Python interpreter.
@@ -45,13 +46,16 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=2, help="random inputs checked against tflite-micro")
     parser.add_argument("--calibration", type=int, default=4, help="calibration samples for quantization")
     parser.add_argument("--keep", type=Path, help="keep the generated project in this directory")
+    parser.add_argument("--model", type=Path, help="an int8 MobileNetV2 224 .tflite to measure instead of building "
+                                                   "Keras's (whose random weights give logits tflite-micro aborts on)")
     args = parser.parse_args()
     board = get_board(BOARD)
     with tempfile.TemporaryDirectory(prefix="tinyedge-mobilenet-") as tmp:
         out = args.keep or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        model_path = quantized(Workload("mobilenet_v2 224", mobilenet_v2, calibration), out, args.calibration)
+        model_path = args.model or quantized(Workload("mobilenet_v2 224", mobilenet_v2, calibration), out,
+                                             args.calibration)
         model = load_tflite(model_path)
         project, seconds = generate_and_build(model_path, out / "aot", "aot", None)
         figures = measure_on_target(project, model, 1, args.samples, seconds)

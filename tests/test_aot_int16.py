@@ -280,3 +280,26 @@ def test_tflm_keyword_model_with_int16_svdf_state_is_bit_exact_layer_by_layer(tm
         x = rng.normal(0, 3000, model.input_tensors[0].shape).clip(-32768, 32767).astype(np.int16)
         for layer, (got, want) in enumerate(zip(native.run([x]), reference.run([x]))):
             assert np.array_equal(got, want), f"invocation {step}, operator {layer} ({model.operators[layer].opcode})"
+
+
+@pytest.mark.skipif(not TFLM_SRC, reason="set TINYEDGE_TFLM_SRC to a tflite-micro checkout to run TFLM's keyword model")
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_tflm_keyword_model_with_int16_svdf_state_deploys_bit_exact_on_qemu_cortex_m4(tmp_path):
+    """On a DSP core the int16-state SVDF takes its SMLAD path (x widened with its offset, the state row
+    shifted a word at a time): every layer's output of keyword_scrambled.tflite, 20 invocations in a
+    row on qemu-cortex-m4, the state carrying over."""
+    import json
+
+    from conftest import run_tinyedge
+
+    model = _every_output((Path(TFLM_SRC) / "tensorflow/lite/micro/models/keyword_scrambled.tflite").read_bytes())
+    (tmp_path / "keyword.tflite").write_bytes(model.data)
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 3000, (20, *model.input_tensors[0].shape)).clip(-32768, 32767).astype(np.int16)
+    np.save(tmp_path / "x.npy", x)
+    result = run_tinyedge("deploy", tmp_path / "keyword.tflite", "--board", "qemu-cortex-m4", "--runtime", "aot",
+                          "--data", tmp_path / "x.npy", "-o", tmp_path / "out", "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["samples"] == 20 and report["bit_exact"] == 1.0

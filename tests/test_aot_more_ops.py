@@ -96,3 +96,12 @@ def test_arg_max_and_min_are_bit_exact_with_tflite_micro(name: str, tmp_path):
     assert opcode in model.op_names() and opcode in runtime_ops("aot")
     assert model.output_tensors[0].type_name == "INT32"
     assert_matches_reference(model, NativeModel(model, tmp_path), samples=8)
+
+
+def test_an_nchw_image_transposed_to_nhwc_is_bit_exact_with_tflite_micro(tmp_path):
+    """A PyTorch model's NCHW input moved to NHWC (TFLM's PyTorch-exported MobileNetV2 224 starts so):
+    its 200 x 200 pixels are one input run, but 40,000 does not fit the kernel's int16 dimension, so the
+    run stays two dimensions. Before, the merged size wrapped and almost every output value was wrong."""
+    model = convert(Case(lambda x: _tf().nn.relu(_tf().transpose(x, (0, 2, 3, 1))), [(3, 200, 200)], [1.0]))
+    assert "TRANSPOSE" in model.op_names()
+    assert_matches_reference(model, NativeModel(model, tmp_path), samples=2)

@@ -93,3 +93,23 @@ def test_missing_tflm_op_is_named(tmp_path):
     result = run_tinyedge("inspect", path)
     assert result.returncode == 1
     assert "TFLM has no kernel for" in " ".join(result.stderr.split())
+
+
+def test_a_softmax_tflite_micro_would_abort_on_is_one_sentence(tmp_path):
+    """A model whose logits barely vary (an untrained MobileNetV2 with random calibration: input scale
+    7.8e-9) makes tflite-micro's int8 SOFTMAX fail a TFLITE_CHECK, which aborts the whole process with
+    no message: tinyedge says why before loading it."""
+    from test_aot_recurrent import KEYWORD, _real, rewritten
+
+    model = _real(KEYWORD)
+    softmax = next(op for op in model.operators if op.opcode == "SOFTMAX")
+    logits = softmax.inputs[0]
+    flat = rewritten(model, scales={logits: 7.843235e-09 / float(model.tensors[logits].scale[0])})
+    path = tmp_path / "flat_logits.tflite"
+    path.write_bytes(flat.data)
+    result = run_tinyedge("inspect", path)
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert f"tflite-micro aborts on this model: the input scale of SOFTMAX (operator {softmax.index})" in message
+    assert run_tinyedge("inspect", KEYWORD).returncode == 0

@@ -189,6 +189,9 @@ class Reference:
 
     def __init__(self, model: TfliteModel | bytes, arena_size: int | None = None):
         self.model = model if isinstance(model, TfliteModel) else parse_tflite(model)
+        abort = tflm_abort_reason(self.model)
+        if abort:
+            raise TinyedgeError(abort)
         self.tflite_only = tflite_only_ops(self.model)
         self.interpreter, self.description, self.tflite_part = TFLITE_MICRO, TFLITE_MICRO, ""
         arena = arena_size or max(len(self.model.data) * 10, 1 << 20)
@@ -253,6 +256,22 @@ class Reference:
     def run_one(self, x: np.ndarray) -> np.ndarray:
         """Single-input, single-output convenience."""
         return self.run([x])[0]
+
+
+def tflm_abort_reason(model: TfliteModel) -> str | None:
+    """What would make tflite-micro abort the whole process (a TFLITE_CHECK, not an error status) on
+    preparing this model, as one sentence; None when nothing known would. Its int8 SOFTMAX's
+    PreprocessSoftmaxScaling needs beta * input scale * 2^26 > 1 (QuantizeMultiplierGreaterThanOne)."""
+    for op in model.operators:
+        if op.opcode != "SOFTMAX" or model.tensors[op.inputs[0]].type_name != "INT8":
+            continue
+        beta = float(np.float32(getattr(op.options, "beta", 1.0)))
+        scale = float(np.float32(model.tensors[op.inputs[0]].scale[0]))
+        if beta * scale * (1 << 26) <= 1.0:
+            return (f"tflite-micro aborts on this model: the input scale of SOFTMAX (operator {op.index}) times its beta "
+                    f"is {beta * scale:.3g}, under the 2^-26 its int8 kernel needs, so the layer before it gives "
+                    "(nearly) constant outputs: train the model, or quantize it with representative calibration data.")
+    return None
 
 
 def check_runs_in_tflm(model: TfliteModel) -> None:

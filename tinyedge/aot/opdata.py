@@ -207,20 +207,21 @@ def _lstm(data: LstmData, model: TfliteModel, op: Operator, ptr: PointerOf) -> L
     prefix = op_prefix(op)
     if data.activations == "int16":
         return _lstm_16x8(data, op, ptr)
-    if data.wide is None or not uses_dsp(ptr):
-        weights, wide_tables, wide_ptr = [ptr(op.inputs[i]) for i in LSTM_WEIGHTS], [], "0"
-    else:
-        weights, wide_tables, wide_ptr = ["0"] * 8, [table("int32_t", f"{prefix}wide", data.wide)], f"{prefix}wide"
-    biases = [table("int32_t", f"{prefix}bias{i}", values) for i, values in enumerate(data.biases)]
     params = data.params
     gates = tuple(tuple(params[5 + 4 * g:9 + 4 * g]) for g in range(4))
     tables = [Table("te_lstm_params_t", f"{prefix}params", (*params[:5], gates, *params[21:]), struct=True),
-              *biases, *wide_tables,
-              Table("int8_t *const", f"{prefix}weights", tuple(weights), in_flash=False),
-              Table("int32_t *const", f"{prefix}biases", tuple(b.name for b in biases), in_flash=False),
               table("uint16_t", f"{prefix}sigmoid", data.sigmoid)]
+    if data.wide is None or not uses_dsp(ptr):
+        biases = [table("int32_t", f"{prefix}bias{i}", values) for i, values in enumerate(data.biases)]
+        tables += [*biases, Table("int8_t *const", f"{prefix}weights", tuple(ptr(op.inputs[i]) for i in LSTM_WEIGHTS),
+                                  in_flash=False),
+                   Table("int32_t *const", f"{prefix}biases", tuple(b.name for b in biases), in_flash=False)]
+        operands = f"{prefix}weights, 0, {prefix}biases"
+    else:   # the biases live in `wide`, at the head of each unit's rows
+        tables.append(table("int32_t", f"{prefix}wide", data.wide))
+        operands = f"0, {prefix}wide, 0"
     call = (f"te_lstm_s8({ptr(op.outputs[0])}, {ptr(op.inputs[LSTM_INPUT])}, {ptr(op.inputs[LSTM_HIDDEN])}, "
-            f"{ptr(op.inputs[LSTM_CELL])}, {prefix}weights, {wide_ptr}, {prefix}biases, &{prefix}params, {prefix}sigmoid);")
+            f"{ptr(op.inputs[LSTM_CELL])}, {operands}, &{prefix}params, {prefix}sigmoid);")
     return Lowered(tables, call)
 
 

@@ -102,20 +102,23 @@ def _check_lstm(model: TfliteModel, op: Operator, activations: str = "int8") -> 
         raise unsupported(op, "has a cell activation other than tanh or sigmoid")
 
 
-def _smlad_weights(model: TfliteModel, op: Operator) -> list[int] | None:
-    """te_lstm_s8's `wide` table (see te_recurrent.h), or None when a row is not a multiple of 4 long.
-    Exact: the same products, in pairs of sign-extended int16 for SMLAD."""
+def _smlad_weights(model: TfliteModel, op: Operator, biases: list[np.ndarray]) -> list[int] | None:
+    """te_lstm_s8's `wide` table (see te_recurrent.h), or None when a row is not a multiple of 4 long:
+    per unit, the input FCs' four folded biases, then its input rows, then the recurrent FCs' four
+    folded biases, then its recurrent rows, so one pointer walks it. Exact: the same products, in
+    pairs of sign-extended int16 for SMLAD."""
     parts = []
-    for weights_at in (LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS):
+    for half, weights_at in enumerate((LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS)):
         gates = np.stack([model.tensors[op.inputs[i]].data.astype(np.int64) for i in weights_at])  # gate, unit, column
         if gates.shape[2] % 4:
             return None
         quads = gates.reshape(4, gates.shape[1], -1, 4)                      # gate, unit, chunk, byte
         low, high = quads[..., [0, 1]], quads[..., [2, 3]]                   # (w0, w1), (w2, w3)
         pairs = ((low & 0xFFFF) | ((high & 0xFFFF) << 16)).astype(np.uint32).view(np.int32)
-        parts.append(pairs.transpose(1, 2, 0, 3))                            # unit, chunk, gate, pair
-    units = parts[0].shape[0]
-    return list(np.concatenate([p.reshape(units, -1) for p in parts], axis=1).ravel().astype(np.int64))
+        units = gates.shape[1]
+        parts.append(np.stack(biases[4 * half:4 * half + 4], axis=1).astype(np.int64))   # unit, gate
+        parts.append(pairs.transpose(1, 2, 0, 3).reshape(units, -1).astype(np.int64))     # unit, chunk, gate, pair
+    return list(np.concatenate(parts, axis=1).ravel())
 
 
 def folded_gate_biases(model: TfliteModel, op: Operator) -> list[np.ndarray]:
@@ -195,6 +198,7 @@ def prepare(model: TfliteModel, op: Operator) -> LstmData:
                        for i in LSTM_BIASES)
         return LstmData(tuple(lstm_parameters(model, op)), biases, None, sigmoid_table(), "int16")
     _check_lstm(model, op)
-    wide = _smlad_weights(model, op)
-    return LstmData(tuple(lstm_parameters(model, op)), tuple(tuple(int(v) for v in b) for b in folded_gate_biases(model, op)),
+    biases = folded_gate_biases(model, op)
+    wide = _smlad_weights(model, op, biases)
+    return LstmData(tuple(lstm_parameters(model, op)), tuple(tuple(int(v) for v in b) for b in biases),
                     None if wide is None else tuple(int(v) for v in wide), sigmoid_table())

@@ -34,8 +34,9 @@ void te_svdf_s16(int8_t *out, const int8_t *in, int16_t *state, const int8_t *we
  * weights: {input->input, input->forget, input->cell, input->output,
  *           recurrent->input, recurrent->forget, recurrent->cell, recurrent->output} (TE_CONST data);
  * wide: 0, or (cores with the Arm DSP extension, n_input and n_state multiples of 4) the same weights
- *   re-laid for SMLAD, which then replace `weights` (0): per unit, its input rows then its recurrent
- *   rows, per four columns and per gate the int16 pairs (w0, w2) and (w1, w3);
+ *   re-laid for SMLAD, which then replace `weights` and `biases` (0): per unit, its four input biases,
+ *   its input rows, its four recurrent biases, its recurrent rows; the rows per four columns and per
+ *   gate the int16 pairs (w0, w2) and (w1, w3);
  * biases (TE_CONST data): per gate (input, forget, cell, output) the input FC's bias plus its input
  *   offset times the weights' row sums, then per gate the recurrent FC's hidden offset times its row sums;
  * params: TE_CONST;
