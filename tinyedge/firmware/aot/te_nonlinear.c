@@ -187,59 +187,76 @@ static void te_nl_read_s32(int32_t *dst, const int32_t *src, int32_t n) {
   }
 }
 
-void te_mean_s8(int8_t *out, const int8_t *in, const int32_t *geom, int32_t input_zero_point,
-                int32_t count, int32_t multiplier, int32_t shift, int32_t output_zero_point) {
+/* MEAN's and REDUCE_MAX/MIN's walk (geom as te_nonlinear.h says): the kept dims in order, and for each
+ * kept position the reduced dims, from `base`. */
+typedef struct {
+  int32_t n_kept, n_red, base, unused;
   int32_t kept_sizes[TE_NL_MAX_DIMS], kept_strides[TE_NL_MAX_DIMS], kept_index[TE_NL_MAX_DIMS];
   int32_t red_sizes[TE_NL_MAX_DIMS], red_strides[TE_NL_MAX_DIMS], red_index[TE_NL_MAX_DIMS];
-  const int32_t n_kept = TE_RD_S32(geom);
-  const int32_t n_red = TE_RD_S32(geom + 1);
-  int32_t base = 0, unused = 0, o = 0, d;
-  te_nl_read_s32(kept_sizes, geom + 2, n_kept);
-  te_nl_read_s32(kept_strides, geom + 2 + n_kept, n_kept);
-  te_nl_read_s32(red_sizes, geom + 2 + 2 * n_kept, n_red);
-  te_nl_read_s32(red_strides, geom + 2 + 2 * n_kept + n_red, n_red);
-  for (d = 0; d < n_kept; d++) {
-    kept_index[d] = 0;
+} te_nl_reduction;
+
+static void te_nl_reduction_begin(te_nl_reduction *r, const int32_t *geom) {
+  int32_t d;
+  r->n_kept = TE_RD_S32(geom);
+  r->n_red = TE_RD_S32(geom + 1);
+  te_nl_read_s32(r->kept_sizes, geom + 2, r->n_kept);
+  te_nl_read_s32(r->kept_strides, geom + 2 + r->n_kept, r->n_kept);
+  te_nl_read_s32(r->red_sizes, geom + 2 + 2 * r->n_kept, r->n_red);
+  te_nl_read_s32(r->red_strides, geom + 2 + 2 * r->n_kept + r->n_red, r->n_red);
+  for (d = 0; d < r->n_kept; d++) {
+    r->kept_index[d] = 0;
   }
+  r->base = 0;
+  r->unused = 0;
+}
+
+/* Starts the walk over the reduced dims of the current kept position. */
+static void te_nl_reduced_begin(te_nl_reduction *r) {
+  int32_t d;
+  for (d = 0; d < r->n_red; d++) {
+    r->red_index[d] = 0;
+  }
+}
+
+static int32_t te_nl_reduced_next(te_nl_reduction *r, int32_t *offset, int32_t *unused) {
+  return te_nl_step(r->red_index, r->red_sizes, r->red_strides, r->red_strides, offset, unused, r->n_red);
+}
+
+static int32_t te_nl_kept_next(te_nl_reduction *r) {
+  return te_nl_step(r->kept_index, r->kept_sizes, r->kept_strides, r->kept_strides, &r->base, &r->unused, r->n_kept);
+}
+
+void te_mean_s8(int8_t *out, const int8_t *in, const int32_t *geom, int32_t input_zero_point,
+                int32_t count, int32_t multiplier, int32_t shift, int32_t output_zero_point) {
+  te_nl_reduction r;
+  int32_t o = 0;
+  te_nl_reduction_begin(&r, geom);
   do {
-    int32_t sum = 0, offset = base, unused_red = 0;
-    for (d = 0; d < n_red; d++) {
-      red_index[d] = 0;
-    }
+    int32_t sum = 0, offset = r.base, unused = 0;
+    te_nl_reduced_begin(&r);
     do {
       sum += in[offset];
-    } while (te_nl_step(red_index, red_sizes, red_strides, red_strides, &offset, &unused_red, n_red));
+    } while (te_nl_reduced_next(&r, &offset, &unused));
     sum -= input_zero_point * count;
     out[o++] = (int8_t)te_nl_clamp(te_mul_by_quantized_multiplier(sum, multiplier, shift) + output_zero_point, -128, 127);
-  } while (te_nl_step(kept_index, kept_sizes, kept_strides, kept_strides, &base, &unused, n_kept));
+  } while (te_nl_kept_next(&r));
 }
 
 void te_reduce_minmax_s8(int8_t *out, const int8_t *in, const int32_t *geom, int32_t is_max) {
-  int32_t kept_sizes[TE_NL_MAX_DIMS], kept_strides[TE_NL_MAX_DIMS], kept_index[TE_NL_MAX_DIMS];
-  int32_t red_sizes[TE_NL_MAX_DIMS], red_strides[TE_NL_MAX_DIMS], red_index[TE_NL_MAX_DIMS];
-  const int32_t n_kept = TE_RD_S32(geom);
-  const int32_t n_red = TE_RD_S32(geom + 1);
-  int32_t base = 0, unused = 0, o = 0, d;
-  te_nl_read_s32(kept_sizes, geom + 2, n_kept);
-  te_nl_read_s32(kept_strides, geom + 2 + n_kept, n_kept);
-  te_nl_read_s32(red_sizes, geom + 2 + 2 * n_kept, n_red);
-  te_nl_read_s32(red_strides, geom + 2 + 2 * n_kept + n_red, n_red);
-  for (d = 0; d < n_kept; d++) {
-    kept_index[d] = 0;
-  }
+  te_nl_reduction r;
+  int32_t o = 0;
+  te_nl_reduction_begin(&r, geom);
   do {
-    int32_t best = is_max ? -128 : 127, offset = base, unused_red = 0;
-    for (d = 0; d < n_red; d++) {
-      red_index[d] = 0;
-    }
+    int32_t best = is_max ? -128 : 127, offset = r.base, unused = 0;
+    te_nl_reduced_begin(&r);
     do {
       const int32_t value = in[offset];
       if (is_max ? value > best : value < best) {
         best = value;
       }
-    } while (te_nl_step(red_index, red_sizes, red_strides, red_strides, &offset, &unused_red, n_red));
+    } while (te_nl_reduced_next(&r, &offset, &unused));
     out[o++] = (int8_t)best;
-  } while (te_nl_step(kept_index, kept_sizes, kept_strides, kept_strides, &base, &unused, n_kept));
+  } while (te_nl_kept_next(&r));
 }
 
 void te_arg_minmax_s8(int32_t *out, const int8_t *in, int32_t outer, int32_t axis_size, int32_t inner, int32_t is_max) {
