@@ -125,3 +125,24 @@ def test_firmware_that_is_not_updatable_answers_stats(sine_model, tmp_path):
         status = json.loads(run_tinyedge("status", "--port", url, "--json").stdout)
     assert status["model_version"] == 0 and status["slot"] is None
     assert status["model_sha256"] == json.loads((project / "tinyedge.json").read_text())["model_sha256"]
+
+
+def test_rp2040_micropython_on_the_emulated_pico_takes_a_model_of_another_graph(sine_model, tmp_path):
+    """The slot is the whole model module: on MicroPython another graph is welcome (its INFO comes along)."""
+    from remote_rigs import require_hello_world
+    from test_pico_micropython import micropython_on_the_emulated_pico
+
+    from tinyedge.tflite_model import load_tflite
+
+    project = tmp_path / "mp"
+    generate(require_hello_world(), "rp2040-micropython", project, updatable=True)
+    build(project)
+    bundle = make_bundle(sine_model.int8, 3, tmp_path / "v3.bundle", vectors=4)
+    with micropython_on_the_emulated_pico(tmp_path) as (pico, _):
+        with flash(project, port=pico) as url, Device(url, timeout=30.0) as device:
+            assert device.stats().model_sha256 == load_tflite(require_hello_world()).sha256
+            report = update_board(device, bundle)
+            assert device.info(refresh=True).model_sha256 == bundle.model_sha256
+            assert runs_exactly(device, sine_model.int8)
+            stats = device.stats()
+    assert (report.slot, stats.slot, stats.model_version) == (1, 1, 3)
