@@ -68,7 +68,7 @@ static int find_rom(void) {
 }
 
 /* Runs from RAM (.data): nothing may be fetched from flash between exit_xip and enter_xip. */
-__attribute__((noinline, section(".data.te_flash_ramfunc")))
+__attribute__((noinline, section(".ramfunc.te_flash")))
 static void rewrite_sector(const rom_flash_t *fn, uint32_t flash_offset, const uint8_t *data) {
   uint32_t page;
   __asm__ volatile("cpsid i" ::: "memory");
