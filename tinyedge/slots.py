@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from tinyedge.aot.compiler import MODEL_SOURCE, AotProgram
 from tinyedge.aot.lowering import Table
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
-from tinyedge.paths import FIRMWARE_DIR
+from tinyedge.paths import FIRMWARE_DIR, TEMPLATES_DIR
 from tinyedge.plugins import RUNTIMES, get_runtime
 from tinyedge.reference import measure_arena
 from tinyedge.tflite_model import TfliteModel
@@ -42,6 +43,7 @@ KIND_AOT = 1
 KIND_TFLM = 2
 KIND_MODULE = 3
 SLOT_COMPILED, SLOT_FLATBUFFER, SLOT_MODULE = "compiled", "flatbuffer", "module"
+MODULE_SLOTS_FILE = "te_slots.py"   # the MicroPython server's slots, in updatable firmware only
 NO_GRAPH = bytes(32)
 # Updatable TFLM firmware: room for a model this many times the built-in one (at least the minimum),
 # and an arena this many times what the built-in model measures, so a retrained or reshaped model fits.
@@ -117,7 +119,9 @@ class ModuleSlotLayout:
 
 def make_module_server_updatable(server: Path, builtin_sha256: str) -> dict[str, object]:
     """Switch the MicroPython server (templates/micropython/te_server.py, copied into the project) to
-    two model slots in the board's filesystem; returns what tinyedge.json records."""
+    two model slots in the board's filesystem, kept by te_slots.py (copied beside it); returns what
+    tinyedge.json records."""
+    shutil.copyfile(TEMPLATES_DIR / "micropython" / MODULE_SLOTS_FILE, Path(server).parent / MODULE_SLOTS_FILE)
     text = Path(server).read_text()
     for line, value in (("UPDATABLE = False", "UPDATABLE = True"),
                         ('BUILTIN_SHA256 = ""', f'BUILTIN_SHA256 = "{builtin_sha256}"')):
