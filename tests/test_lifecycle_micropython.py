@@ -12,16 +12,15 @@ from pathlib import Path
 
 import pytest
 from conftest import quantized_session_model, run_tinyedge
-from lifecycle_support import runs_exactly
+from lifecycle_support import check_a_lying_bundle_is_refused, runs_exactly, update_killed_after
 from pipeline_support import process_table
 
 from tinyedge.build import build
 from tinyedge.bundle import load_bundle, make_bundle
-from tinyedge.errors import DeviceError
 from tinyedge.flash import flash
 from tinyedge.generate import generate
 from tinyedge.protocol import Device
-from tinyedge.update import UpdateFailed, update_board
+from tinyedge.update import update_board
 from tinyedge.viper.bridge import micropython_program
 
 pytestmark = pytest.mark.skipif(micropython_program() is None,
@@ -85,29 +84,13 @@ def test_a_retrained_model_replaces_the_module_and_stays_across_a_restart(board,
 
 
 def test_a_bundle_that_fails_its_self_test_leaves_the_old_module_answering(board, retrained, sine_model, tmp_path):
-    bundle = make_bundle(retrained, 5, tmp_path / "v5.bundle", vectors=3)
-    lying = bundle.__class__(**{**bundle.__dict__, "outputs": [bytes((o[0] ^ 1,)) for o in bundle.outputs]})
-    with flash(board) as url, Device(url) as device:
-        with pytest.raises(UpdateFailed, match="self-test vector 0"):
-            update_board(device, lying)
-        assert device.stats().model_version == 0
-        assert runs_exactly(device, sine_model.int8)
-    with flash(board) as url, Device(url) as device:
-        assert device.stats().model_version == 0
-        assert runs_exactly(device, sine_model.int8)
+    check_a_lying_bundle_is_refused(board, retrained, sine_model.int8, tmp_path)
 
 
 def test_the_unix_port_killed_mid_update_boots_the_old_model(board, v2, retrained, sine_model):
     bundle = load_bundle(v2)
     for kill_after in (64, 1024, 10**9):   # early, in the middle, with the whole image sent (no COMMIT)
-        with flash(board) as url, Device(url, timeout=2.0, retries=0) as device:
-            device._info = device.info().__class__(**{**device.info().__dict__, "max_chunk": 256})
-
-            def power_cut(done: int, total: int) -> None:
-                if done >= min(kill_after, total):
-                    kill_micropython()
-            with pytest.raises(DeviceError):
-                update_board(device, bundle, progress=power_cut)
+        update_killed_after(board, bundle, kill_after, kill_micropython, chunk=256)
         with flash(board) as url, Device(url) as device:
             assert device.stats().model_version == 0, f"killed after {kill_after} bytes"
             assert runs_exactly(device, sine_model.int8)

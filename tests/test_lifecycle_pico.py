@@ -10,13 +10,12 @@ import signal
 from pathlib import Path
 
 import pytest
-from lifecycle_support import runs_exactly
+from lifecycle_support import runs_exactly, update_killed_after
 from pipeline_support import process_table
 from test_pico import require_emulator
 
 from tinyedge.build import build
 from tinyedge.bundle import make_bundle
-from tinyedge.errors import DeviceError
 from tinyedge.flash import flash
 from tinyedge.generate import generate
 from tinyedge.protocol import Device
@@ -68,12 +67,7 @@ def test_an_update_is_written_to_the_picos_flash_and_kept_across_a_restart(pico,
 def test_rp2040js_killed_mid_update_boots_the_old_model(pico, sine_model, retrained, tmp_path):
     bundle = make_bundle(retrained, 2, tmp_path / "v2.bundle", vectors=2)
     for kill_after in (64, 10**9):   # early, and with the whole image sent but no COMMIT
-        with flash(pico) as url, Device(url, timeout=5.0, retries=0) as device:
-            def power_cut(done: int, total: int) -> None:
-                if done >= min(kill_after, total):
-                    kill_rp2040js()
-            with pytest.raises(DeviceError):
-                update_board(device, bundle, progress=power_cut)
+        update_killed_after(pico, bundle, kill_after, kill_rp2040js, chunk=256, timeout=5.0)
         with flash(pico) as url, Device(url, timeout=30) as device:
             assert device.stats().model_version == 0, f"killed after {kill_after} bytes"
             assert runs_exactly(device, sine_model.int8)
