@@ -129,3 +129,6 @@ def test_rp2040_micropython_on_the_emulated_pico_takes_a_model_of_another_graph(
             assert runs_exactly(device, sine_model.int8)
             stats = device.stats()
     assert (report.slot, stats.slot, stats.model_version) == (1, 1, 3)
+    with micropython_on_the_emulated_pico(tmp_path, fresh=False) as (pico, _):   # the Pico restarted
+        with flash(project, port=pico) as url, Device(url, timeout=30.0) as device:
+            assert device.stats().model_version == 3 and runs_exactly(device, sine_model.int8)

@@ -112,8 +112,8 @@ class Rp2040jsFlasher(Flasher):
         require_rp2040_uf2(image)
         bootrom = bootrom_path() if firmware is not None else given_bootrom()
         # The emulated QSPI flash is a file in the project: what the firmware stores there (model slots, the
-        # boot record) survives a restart of the emulator, as on a Pico.
-        flash_file = project.dir / FLASH_FILE if firmware is None else None
+        # boot record, MicroPython's filesystem) survives a restart of the emulator, as on a Pico.
+        flash_file = project.dir / FLASH_FILE
         command = runner_command(board, image, bootrom, "usb-cdc" if firmware is not None else "uart0", flash_file)
         if progress:
             progress(0, 1, f"starting rp2040js on {image.name}")
