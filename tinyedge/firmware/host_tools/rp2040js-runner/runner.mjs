@@ -15,7 +15,7 @@
 // through the ROM (the lifecycle's store, ports/rp2040/te_store_rp2040.c) runs. With --flash-file the
 // emulated flash is that host file: read at start (the UF2 is then written over it), and every erase
 // or program the firmware makes is written through to it before the call returns, so what the
-// firmware stored survives the emulator being killed and restarted. UART0 (or the USB CDC port, for MicroPython)
+// firmware stored (model slots, MicroPython's filesystem) survives the emulator being killed and restarted. UART0 (or the USB CDC port, for MicroPython)
 // is bridged to the client; host bytes are queued and fed only while the emulated receive FIFO has
 // room, since rp2040js drops bytes pushed into a full FIFO; on USB the firmware's reads are answered only
 // once host bytes are there, as a real host does. Every instruction is counted at 125 MHz
