@@ -67,6 +67,21 @@ def update_killed_after(project: Path, bundle: Bundle, kill_after: int, kill: Ca
             update_board(device, bundle, progress=power_cut)
 
 
+def check_killed_updates(project: Path, bundle: Bundle, old: Path, new: Path, cuts: tuple[int, ...],
+                         kill: Callable[[], None] = kill_emulators, chunk: int = 64, timeout: float = 2.0) -> None:
+    """An update cut off by `kill` after each of `cuts` bytes boots the old model, bit for bit; then a
+    whole update makes the new one active, and it stays across a restart."""
+    for kill_after in cuts:
+        update_killed_after(project, bundle, kill_after, kill, chunk, timeout)
+        with flash(project) as url, Device(url, timeout=30) as device:
+            assert device.stats().model_version == 0, f"killed after {kill_after} bytes"
+            assert runs_exactly(device, old)
+    with flash(project) as url, Device(url, timeout=30) as device:
+        assert update_board(device, bundle).version == bundle.version
+    with flash(project) as url, Device(url, timeout=30) as device:
+        assert device.stats().model_version == bundle.version and runs_exactly(device, new)
+
+
 def check_a_lying_bundle_is_refused(project: Path, model: Path, old: Path, folder: Path) -> None:
     """A bundle whose expected outputs the model does not produce (as if the board computed differently)
     fails its self-test on the board, and the old model stays active, now and after a restart."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import quantized_session_model, run_tinyedge
-from lifecycle_support import check_a_lying_bundle_is_refused, runs_exactly, update_killed_after
+from lifecycle_support import check_a_lying_bundle_is_refused, check_killed_updates, runs_exactly
 from pipeline_support import process_table
 
 from tinyedge.build import build
@@ -88,16 +88,9 @@ def test_a_bundle_that_fails_its_self_test_leaves_the_old_module_answering(board
 
 
 def test_the_unix_port_killed_mid_update_boots_the_old_model(board, v2, retrained, sine_model):
-    bundle = load_bundle(v2)
-    for kill_after in (64, 1024, 10**9):   # early, in the middle, with the whole image sent (no COMMIT)
-        update_killed_after(board, bundle, kill_after, kill_micropython, chunk=256)
-        with flash(board) as url, Device(url) as device:
-            assert device.stats().model_version == 0, f"killed after {kill_after} bytes"
-            assert runs_exactly(device, sine_model.int8)
-    with flash(board) as url, Device(url) as device:
-        assert update_board(device, bundle).version == 2
-    with flash(board) as url, Device(url) as device:
-        assert device.stats().model_version == 2 and runs_exactly(device, retrained)
+    # early, in the middle, with the whole image sent (no COMMIT)
+    check_killed_updates(board, load_bundle(v2), sine_model.int8, retrained, (64, 1024, 10**9), kill_micropython,
+                         chunk=256)
 
 
 def test_firmware_that_is_not_updatable_answers_stats(sine_model, tmp_path):
