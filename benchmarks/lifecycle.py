@@ -58,7 +58,11 @@ def built(model: Path, board: str, out: Path, updatable: bool, lifecycle: bool =
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, action="append")
+    parser.add_argument("--micropython-only", action="store_true", help="only the MicroPython table")
     args = parser.parse_args()
+    if args.micropython_only:
+        micropython_table(args.model or MODELS)
+        return 0
     print("| model | board | flash / RAM without lifecycle | + STATS | + slots (updatable) | image | transfer | per KiB | check + self-test |")
     print("|---|---|---|---|---|---|---|---|---|")
     for model in args.model or MODELS:
@@ -77,7 +81,32 @@ def main() -> int:
                       f"+{stats[1] - bare[1]:,} | +{slots[0] - stats[0]:,} / +{slots[1] - stats[1]:,} | "
                       f"{report.image_bytes:,} B | {report.transfer_s:.3f} s | {report.transfer_s / kib * 1000:.1f} ms | "
                       f"{report.commit_s:.3f} s |", flush=True)
+    micropython_table(args.model or MODELS)
     return 0
+
+
+def micropython_table(models: list[Path]) -> None:
+    """MicroPython's unix port (micropython-unix): the server module's size without and with slots,
+    and an update of the model's own modules (compiled by mpy-cross) over the pseudo-terminal."""
+    print("\n| model | micropython-unix: te_server.mpy | updatable | image (2 .mpy + vectors) | transfer | per KiB | "
+          "check + import + self-test |")
+    print("|---|---|---|---|---|---|---|")
+    for model in models:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            plain, slots = tmp / "plain", tmp / "slots"
+            generate(model, "micropython-unix", plain)
+            generate(model, "micropython-unix", slots, updatable=True)
+            build(plain)
+            build(slots)
+            server = [(p / "build" / "te_server.mpy").stat().st_size for p in (plain, slots)]
+            bundle = make_bundle(model, 1, tmp / "m.bundle", vectors=4)
+            with flash(slots) as url, Device(url, timeout=60) as device:
+                report = update_board(device, bundle)
+            kib = report.image_bytes / 1024
+            print(f"| {model.name} | {server[0]:,} B | {server[1]:,} B | {report.image_bytes:,} B | "
+                  f"{report.transfer_s:.3f} s | {report.transfer_s / kib * 1000:.1f} ms | {report.commit_s:.3f} s |",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -5,19 +5,20 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fixtures.posix_firmware import start_firmware
 
-from tinyedge.bundle import Bundle
+from tinyedge.bundle import Bundle, make_bundle
 from tinyedge.errors import DeviceError
 from tinyedge.flash import flash
 from tinyedge.protocol import Device
 from tinyedge.reference import Reference
 from tinyedge.tflite_model import load_tflite
-from tinyedge.update import update_board
+from tinyedge.update import UpdateFailed, update_board
 
 PROBES = [np.array([[v]], np.int8) for v in range(-128, 128, 17)]
 RECORD_BYTES = 200   # sizeof(te_boot_record_t)
@@ -44,21 +45,55 @@ def ed25519_keys(folder: Path, *names: str) -> tuple[dict[str, Path], Path]:
     return keys, public
 
 
-def update_killed_after(project: Path, bundle: Bundle, kill_after: int) -> None:
-    """Start an update in 64-byte chunks and kill QEMU (a power cut) once `kill_after` bytes (at most
-    the whole image, COMMIT not yet sent) went out."""
+def kill_emulators() -> None:
+    """Cut the power of the emulated board this test started (QEMU, the host board's process)."""
     from pipeline_support import children_of
 
-    with flash(project) as url, Device(url, timeout=2.0, retries=0) as device:
-        device._info = device.info().__class__(**{**device.info().__dict__, "max_chunk": 64})
-        emulators = children_of(os.getpid())
+    for pid in children_of(os.getpid()):
+        os.kill(pid, signal.SIGKILL)
+
+
+def update_killed_after(project: Path, bundle: Bundle, kill_after: int, kill: Callable[[], None] = kill_emulators,
+                        chunk: int = 64, timeout: float = 2.0) -> None:
+    """Start an update in `chunk`-byte chunks and cut the board's power with `kill` once `kill_after`
+    bytes (at most the whole image, COMMIT not yet sent) went out."""
+    with flash(project) as url, Device(url, timeout=timeout, retries=0) as device:
+        device._info = device.info().__class__(**{**device.info().__dict__, "max_chunk": chunk})
 
         def power_cut(done: int, total: int) -> None:
             if done >= min(kill_after, total):
-                for pid in emulators:
-                    os.kill(pid, signal.SIGKILL)
+                kill()
         with pytest.raises(DeviceError):
             update_board(device, bundle, progress=power_cut)
+
+
+def check_killed_updates(project: Path, bundle: Bundle, old: Path, new: Path, cuts: tuple[int, ...],
+                         kill: Callable[[], None] = kill_emulators, chunk: int = 64, timeout: float = 2.0) -> None:
+    """An update cut off by `kill` after each of `cuts` bytes boots the old model, bit for bit; then a
+    whole update makes the new one active, and it stays across a restart."""
+    for kill_after in cuts:
+        update_killed_after(project, bundle, kill_after, kill, chunk, timeout)
+        with flash(project) as url, Device(url, timeout=30) as device:
+            assert device.stats().model_version == 0, f"killed after {kill_after} bytes"
+            assert runs_exactly(device, old)
+    with flash(project) as url, Device(url, timeout=30) as device:
+        assert update_board(device, bundle).version == bundle.version
+    with flash(project) as url, Device(url, timeout=30) as device:
+        assert device.stats().model_version == bundle.version and runs_exactly(device, new)
+
+
+def check_a_lying_bundle_is_refused(project: Path, model: Path, old: Path, folder: Path) -> None:
+    """A bundle whose expected outputs the model does not produce (as if the board computed differently)
+    fails its self-test on the board, and the old model stays active, now and after a restart."""
+    bundle = make_bundle(model, 5, folder / "v5.bundle", vectors=3)
+    lying = bundle.__class__(**{**bundle.__dict__, "outputs": [bytes((o[0] ^ 1,)) for o in bundle.outputs]})
+    with flash(project) as url, Device(url) as device:
+        with pytest.raises(UpdateFailed, match="self-test vector 0"):
+            update_board(device, lying)
+        assert device.stats().model_version == 0
+        assert runs_exactly(device, old)
+    with flash(project) as url, Device(url) as device:
+        assert device.stats().model_version == 0 and runs_exactly(device, old)
 
 
 def check_power_cuts(binary: Path, bundle: Bundle, old: Path, folder: Path, step: int = 23) -> None:

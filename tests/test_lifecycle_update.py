@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import quantized_session_model, require_tools, run_tinyedge
-from lifecycle_support import PROBES, check_power_cuts, ed25519_keys, runs_exactly, update_killed_after
+from lifecycle_support import (PROBES, check_a_lying_bundle_is_refused, check_killed_updates, check_power_cuts,
+                               ed25519_keys, runs_exactly)
 
 from tinyedge.build import build
 from tinyedge.bundle import load_bundle, make_bundle
@@ -123,14 +124,7 @@ def test_refusals_leave_the_old_model_running(host_updatable, bundles, sine_mode
 
 def test_a_model_that_fails_its_self_test_is_never_activated(host_updatable, retrained, sine_model, tmp_path):
     fresh_store(host_updatable)
-    bundle = make_bundle(retrained, 5, tmp_path / "v5.bundle", vectors=3)
-    # Expected outputs that the model does not produce: as if the board computed differently.
-    lying = bundle.__class__(**{**bundle.__dict__, "outputs": [bytes((o[0] ^ 1,)) for o in bundle.outputs]})
-    with flash(host_updatable) as url, Device(url) as device:
-        with pytest.raises(UpdateFailed, match="self-test vector 0"):
-            update_board(device, lying)
-        assert device.stats().model_version == 0
-        assert runs_exactly(device, sine_model.int8)
+    check_a_lying_bundle_is_refused(host_updatable, retrained, sine_model.int8, tmp_path)
 
 
 def test_firmware_without_slots_says_to_deploy_updatable_firmware(sine_model, bundles, tmp_path):
@@ -180,16 +174,7 @@ def test_qemu_killed_during_an_update_boots_the_old_model(sine_model, retrained,
     project = tmp_path / "fw"
     generate(sine_model.int8, "qemu-cortex-m4", project, runtime="aot", updatable=True)
     build(project)
-    bundle = load_bundle(bundles["v2"])
-    for kill_after in (64, 256, 512, 700):
-        update_killed_after(project, bundle, kill_after)
-        with flash(project) as url, Device(url) as device:
-            assert device.stats().model_version == 0, f"killed after {kill_after} bytes"
-            assert runs_exactly(device, sine_model.int8)
-    with flash(project) as url, Device(url) as device:
-        assert update_board(device, bundle).version == 2
-    with flash(project) as url, Device(url) as device:
-        assert device.stats().model_version == 2 and runs_exactly(device, retrained)
+    check_killed_updates(project, load_bundle(bundles["v2"]), sine_model.int8, retrained, (64, 256, 512, 700))
 
 
 @pytest.mark.parametrize("min_agreement,outcome,version", [(0.0, "promoted", 2), (0.9, "dropped", 0)])

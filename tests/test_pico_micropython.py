@@ -69,14 +69,16 @@ def test_flashing_micropython_without_the_boot_rom_says_where_to_put_it(tmp_path
 
 
 @contextmanager
-def micropython_on_the_emulated_pico(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`tinyedge flash PROJECT --firmware rp2-pico.uf2` running: its socket:// URL and the process."""
+def micropython_on_the_emulated_pico(tmp_path: Path, fresh: bool = True) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`tinyedge flash PROJECT --firmware rp2-pico.uf2` running: its socket:// URL and the process.
+    `fresh=False` starts it again on the flash (qspi_flash.bin) the last run in tmp_path left."""
     require_emulator()
     require_bootrom()
     firmware = require_file(MICROPYTHON_ENV, "MicroPython's rp2-pico UF2")
     project = tmp_path / "fw"
-    assert run_tinyedge("generate", require_hello_world(), "--board", BOARD, "-o", project).returncode == 0
-    assert run_tinyedge("build", project).returncode == 0
+    if fresh:
+        assert run_tinyedge("generate", require_hello_world(), "--board", BOARD, "-o", project).returncode == 0
+        assert run_tinyedge("build", project).returncode == 0
     emulator = subprocess.Popen([*TINYEDGE, "flash", str(project), "--firmware", str(firmware)], cwd=REPO,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env={**os.environ, "COLUMNS": "200"})

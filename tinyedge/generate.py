@@ -15,7 +15,10 @@ from tinyedge.paths import FIRMWARE_DIR, tflm_dir_from_env
 from tinyedge.plugins import RUNTIMES, get_framework, get_runtime
 from tinyedge.project import MANIFEST, Project
 from tinyedge.runtimes import RuntimeSources
-from tinyedge.slots import (SLOT_FLATBUFFER, check_updatable, slot_content, tflm_slot_defines, tflm_slot_sizes,
+from tinyedge.runtimes.viper import DEVICE_DIR as VIPER_DEVICE_DIR
+from tinyedge.runtimes.viper import SERVER_FILE as VIPER_SERVER_FILE
+from tinyedge.slots import (MODULE_SLOTS_FILE, SLOT_FLATBUFFER, SLOT_MODULE, check_updatable, make_module_server_updatable, slot_content,
+                             tflm_slot_defines, tflm_slot_sizes,
                              write_signing_key, write_updatable_source)
 from tinyedge.templating import copy_if_changed, render, write_if_changed
 from tinyedge.tflite_model import Tensor, TfliteModel, load_tflite, parse_tflite, with_reset_each_inference
@@ -142,10 +145,15 @@ def write_firmware_sources(model: TfliteModel, board: Board, model_name: str, sr
 
 
 def updatable_manifest(checked: Any, out_dir: Path, signing_key: Path | None, sources: RuntimeSources,
-                       slot_buffer: int) -> dict[str, Any]:
+                       slot_buffer: int, runtime: str, builtin_sha256: str) -> dict[str, Any]:
     """Make the generated sources updatable; returns what tinyedge.json records of the slots."""
     if signing_key is not None:
         sources.defines["TE_SIGNED_UPDATES"] = "1"   # the board verifies signatures itself (te_ed25519.c)
+    if slot_content(runtime) == SLOT_MODULE:
+        if signing_key is not None:
+            raise TinyedgeError("MicroPython boards do not verify signed updates yet: drop --signing-key.")
+        sources.sources.append(f"{VIPER_DEVICE_DIR}/{MODULE_SLOTS_FILE}")
+        return make_module_server_updatable(out_dir / VIPER_DEVICE_DIR / VIPER_SERVER_FILE, builtin_sha256)
     if not slot_buffer:
         return write_updatable_source(checked, out_dir, signing_key).manifest()
     sources.defines.update(tflm_slot_defines(slot_buffer))
@@ -219,7 +227,8 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     if updatable and slot_content(chosen) == SLOT_FLATBUFFER:
         slot_buffer, arena_bytes = tflm_slot_sizes(model, arena_bytes)
     sources: RuntimeSources = runtime_plugin.write_sources(model, board, out_dir, arena_bytes, tflm_dir, checked)
-    slots = updatable_manifest(checked, out_dir, signing_key, sources, slot_buffer) if updatable else None
+    slots = updatable_manifest(checked, out_dir, signing_key, sources, slot_buffer, chosen,
+                               model.sha256) if updatable else None
     tree = sources.tflm_dir
     ctx = RenderContext(board=board, model=model, model_name=model_name, runtime=chosen, out_dir=out_dir,
                         runtime_sources=sources, common_sources=common,

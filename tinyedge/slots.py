@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from tinyedge.aot.compiler import MODEL_SOURCE, AotProgram
 from tinyedge.aot.lowering import Table
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
-from tinyedge.paths import FIRMWARE_DIR
+from tinyedge.paths import FIRMWARE_DIR, TEMPLATES_DIR
 from tinyedge.plugins import RUNTIMES, get_runtime
 from tinyedge.reference import measure_arena
 from tinyedge.tflite_model import TfliteModel
@@ -40,7 +41,9 @@ from tinyedge.tflite_model import TfliteModel
 IMAGE_MAGIC = b"TESL"
 KIND_AOT = 1
 KIND_TFLM = 2
-SLOT_COMPILED, SLOT_FLATBUFFER = "compiled", "flatbuffer"
+KIND_MODULE = 3
+SLOT_COMPILED, SLOT_FLATBUFFER, SLOT_MODULE = "compiled", "flatbuffer", "module"
+MODULE_SLOTS_FILE = "te_slots.py"   # the MicroPython server's slots, in updatable firmware only
 NO_GRAPH = bytes(32)
 # Updatable TFLM firmware: room for a model this many times the built-in one (at least the minimum),
 # and an arena this many times what the built-in model measures, so a retrained or reshaped model fits.
@@ -101,6 +104,34 @@ class TflmSlotLayout:
         return header + self.model.ljust(_padded(len(self.model)), b"\0")
 
 
+@dataclass(frozen=True)
+class ModuleSlotLayout:
+    """A MicroPython board's slot: the model's two modules compiled to .mpy for the board (te_model,
+    whose `import te_kernels` the board binds to the slot's own kernels module, and te_kernels)."""
+    model_mpy: bytes
+    kernels_mpy: bytes
+    graph_sha256: bytes = NO_GRAPH
+
+    def payload(self) -> bytes:
+        modules = struct.pack("<II", len(self.model_mpy), len(self.kernels_mpy)) + self.model_mpy + self.kernels_mpy
+        return HEADER.pack(IMAGE_MAGIC, KIND_MODULE, NO_GRAPH, len(modules), 0) + modules.ljust(_padded(len(modules)), b"\0")
+
+
+def make_module_server_updatable(server: Path, builtin_sha256: str) -> dict[str, object]:
+    """Switch the MicroPython server (templates/micropython/te_server.py, copied into the project) to
+    two model slots in the board's filesystem, kept by te_slots.py (copied beside it); returns what
+    tinyedge.json records."""
+    shutil.copyfile(TEMPLATES_DIR / "micropython" / MODULE_SLOTS_FILE, Path(server).parent / MODULE_SLOTS_FILE)
+    text = Path(server).read_text()
+    for line, value in (("UPDATABLE = False", "UPDATABLE = True"),
+                        ('BUILTIN_SHA256 = ""', f'BUILTIN_SHA256 = "{builtin_sha256}"')):
+        if line not in text:
+            raise TinyedgeError(f"{server} is not tinyedge's MicroPython server: generate the project again.")
+        text = text.replace(line, value, 1)
+    Path(server).write_text(text)
+    return {"runtime": "viper", "slots": "te_slot0_*.mpy, te_slot1_*.mpy", "boot_record": "te_boot0.rec, te_boot1.rec"}
+
+
 def tflm_slot_sizes(model: TfliteModel, arena_bytes: int | None) -> tuple[int, int]:
     """(model buffer bytes, arena bytes) of updatable TFLM firmware: both grown beyond the built-in
     model's needs (an explicit --arena-kb wins for the arena), in multiples of 16."""
@@ -131,12 +162,14 @@ def slot_content(runtime: str) -> str:
 
 def check_updatable(board: Board, runtime: str, port: str) -> None:
     """Refuse, in one sentence, the boards and runtimes without model slots."""
+    if slot_content(runtime) == SLOT_MODULE:
+        return     # MicroPython boards keep their slots in their own filesystem
     if board.framework == "avr" or board.progmem:
         raise TinyedgeError(f"the {board.id} board has no room for updatable firmware (two model slots): "
                             "drop --updatable and re-flash to change its model.")
     if not port or not any((FIRMWARE_DIR / "ports" / port).glob("te_store_*.c")):
         raise TinyedgeError(f"the {board.id} board's port has no persistent store for model slots yet (only the host "
-                            "board and qemu-cortex-m4 have one): drop --updatable and re-flash to change its model.")
+                            "board, qemu-cortex-m4 and the RP2040 have one): drop --updatable and re-flash to change its model.")
     if not slot_content(runtime):
         updatable = " or ".join(name for name in RUNTIMES if slot_content(name))
         raise TinyedgeError(f"updatable firmware is built for the {updatable} runtime, not {runtime}: "

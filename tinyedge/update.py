@@ -25,9 +25,11 @@ from tinyedge.paths import cache_dir
 from tinyedge.protocol import (BAD_SEQUENCE, BAD_TYPE, MSG_ROLLBACK, MSG_UPDATE_BEGIN, MSG_UPDATE_COMMIT,
                                MSG_UPDATE_DATA, MSG_UPDATE_SIGNATURE, STATUS_OK, Device, DeviceStats)
 from tinyedge.runtimes.aot import compile_for
+from tinyedge.runtimes.viper import slot_modules
+from tinyedge.sections import MicropythonSettings
 from tinyedge.plugins import RUNTIMES
-from tinyedge.slots import (SLOT_COMPILED, SLOT_FLATBUFFER, SlotLayout, TflmSlotLayout, slot_content, slot_layout,
-                            vectors_bytes)
+from tinyedge.slots import (SLOT_COMPILED, SLOT_FLATBUFFER, SLOT_MODULE, ModuleSlotLayout, SlotLayout, TflmSlotLayout,
+                            slot_content, slot_layout, vectors_bytes)
 from tinyedge.tflite_model import builtin_op_name
 
 FLAG_ALLOW_DOWNGRADE = 1
@@ -90,7 +92,7 @@ class UpdateReport:
 
 @dataclass(frozen=True)
 class Image:
-    layout: SlotLayout | TflmSlotLayout
+    layout: SlotLayout | TflmSlotLayout | ModuleSlotLayout
     data: bytes
 
     @property
@@ -100,10 +102,15 @@ class Image:
 
 def build_image(bundle: Bundle, board_id: str, input_bytes: int, output_bytes: int,
                 content: str = SLOT_COMPILED) -> Image:
-    """The slot image of the bundle's model for this board: its AOT data (or, for TFLM, the .tflite)
-    and the self-test vectors."""
+    """The slot image of the bundle's model for this board: its AOT data (for TFLM, the .tflite; for a
+    MicroPython board, its modules compiled for the board) and the self-test vectors."""
     model = bundle.model
     sizes = (sum(t.nbytes for t in model.input_tensors), sum(t.nbytes for t in model.output_tensors))
+    if content == SLOT_MODULE:
+        # The modules carry their own INFO: another graph, other inputs and outputs are all welcome.
+        board = get_board(board_id)
+        modules = ModuleSlotLayout(*slot_modules(model, board, board.settings(MicropythonSettings).arch))
+        return Image(modules, modules.payload() + vectors_bytes(bundle.inputs, bundle.outputs, *sizes))
     if sizes != (input_bytes, output_bytes) and content == SLOT_FLATBUFFER:
         raise UpdateFailed(f"the bundle's model takes {sizes[0]:,} input bytes and gives {sizes[1]:,} output bytes, "
                            f"this firmware's model {input_bytes:,} and {output_bytes:,}: deploy it instead.", BAD_IMAGE)
@@ -182,6 +189,8 @@ def update_board(device: Device, bundle: Bundle, allow_downgrade: bool = False,
     content = slot_content(info.runtime) if info.runtime in RUNTIMES else ""
     if not content:
         raise UpdateFailed(f"updates of the {info.runtime} runtime are not supported yet: deploy the model instead.")
+    if shadow is not None and content == SLOT_MODULE:
+        raise UpdateFailed("MicroPython boards do not run shadow trials yet: update without --shadow.")
     image = build_image(bundle, info.board_id, info.input_bytes, info.output_bytes, content)
     if not allow_downgrade and bundle.version <= before.model_version:
         raise _failure(DOWNGRADE, device.url, version=bundle.version, active=before.model_version)

@@ -25,6 +25,7 @@ from tinyedge.tools import Tool, require_tools
 from tinyedge.uf2 import RP2040_FAMILY_ID, UF2_BLOCK_BYTES, UF2_FLAG_FAMILY_ID_PRESENT, UF2_MAGIC_START0
 
 RUNNER = HOST_TOOLS_DIR / "rp2040js-runner" / "runner.mjs"
+FLASH_FILE = "qspi_flash.bin"   # the emulated Pico's 2 MiB flash
 READY_MARKER = "rp2040js: listening on "
 DIR_ENV = "TINYEDGE_RP2040JS"
 BOOTROM_ENV = "TINYEDGE_RP2040_BOOTROM"
@@ -80,9 +81,11 @@ def bootrom_path() -> Path:
     return path
 
 
-def runner_command(board: Board, image: Path, bootrom: Path | None, serial: str = "uart0") -> list[str]:
+def runner_command(board: Board, image: Path, bootrom: Path | None, serial: str = "uart0",
+                   flash_file: Path | None = None) -> list[str]:
     command = ["node", str(RUNNER), "--rp2040js", str(rp2040js_dir(board)), "--image", str(image), "--port", "0",
                "--serial", serial]
+    command += ["--flash-file", str(flash_file)] if flash_file is not None else []
     return command + (["--bootrom", str(bootrom)] if bootrom is not None else [])
 
 
@@ -108,7 +111,10 @@ class Rp2040jsFlasher(Flasher):
         image = Path(firmware) if firmware is not None else project.artifact("uf2")
         require_rp2040_uf2(image)
         bootrom = bootrom_path() if firmware is not None else given_bootrom()
-        command = runner_command(board, image, bootrom, "usb-cdc" if firmware is not None else "uart0")
+        # The emulated QSPI flash is a file in the project: what the firmware stores there (model slots, the
+        # boot record, MicroPython's filesystem) survives a restart of the emulator, as on a Pico.
+        flash_file = project.dir / FLASH_FILE
+        command = runner_command(board, image, bootrom, "usb-cdc" if firmware is not None else "uart0", flash_file)
         if progress:
             progress(0, 1, f"starting rp2040js on {image.name}")
         with serving(command, READY_MARKER, START_TIMEOUT_S, "rp2040js") as address:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from tinyedge.runtimes import FirmwareAllowance, Runtime, RuntimeSources
 from tinyedge.tflite_model import TfliteModel
 from tinyedge.viper.generator import MODEL_MODULE, generate_program
 from tinyedge.viper.kernels import KERNEL_MODULE, kernels_for
+from tinyedge.viper.mpy import compile_module
 
 DEVICE_DIR = "device"
 SERVER_FILE = "te_server.py"
@@ -45,8 +47,22 @@ def write_sources(model: TfliteModel, board: Board, out_dir: Path, arena_bytes: 
     return RuntimeSources(sources=sources, arena_bytes=program.stats.arena_bytes)
 
 
+def slot_modules(model: TfliteModel, board: Board, arch: str) -> tuple[bytes, bytes]:
+    """The model's two modules (te_model, te_kernels) compiled by mpy-cross for `arch`: what an update
+    puts into a MicroPython board's slot."""
+    program = compile_for(model, board)
+    with tempfile.TemporaryDirectory(prefix="tinyedge-slot-") as folder:
+        built = []
+        for name, source in ((MODEL_MODULE, program.model_source), (KERNEL_MODULE, kernels_for(program.model_source))):
+            path = Path(folder) / f"{name}.py"
+            path.write_text(source)
+            built.append(compile_module(path, Path(folder) / f"{name}.mpy", arch).read_bytes())
+    return built[0], built[1]
+
+
 class ViperRuntime(Runtime):
     name = "viper"
+    slot_content = "module"
 
     def check(self, model: TfliteModel, board: Board, model_name: str, allowance: FirmwareAllowance,
               tflm_dir: Path | None = None) -> Any:

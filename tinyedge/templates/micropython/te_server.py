@@ -5,12 +5,17 @@ rCOBS(type, request id u32 LE, body, CRC-32 LE) + 0x00, exactly as the C firmwar
 reply echoes its request's id, and a re-sent INFER (same id and CRC) is answered from the outputs
 already computed. Ctrl-C is
 disabled while serving (frames may hold 0x03); a QUIT request (0x7E) hands the REPL back.
+
+STATS answers on every board. Updatable firmware (`generate --updatable`: UPDATABLE below) also runs
+te_slots.py: two model slots in the board's filesystem (docs/protocol.md, "Updates on MicroPython
+boards").
 """
 import sys
 import time
 
 import micropython
-import te_model
+
+from binascii import hexlify, unhexlify
 
 try:
     from binascii import crc32
@@ -21,6 +26,13 @@ PING, INFO, WRITE, INFER, SET_ARENA, RESET_STATE = 0x01, 0x02, 0x03, 0x04, 0x05,
 QUIT, REPLY, NAK = 0x7E, 0x80, 0xFF
 BAD_CRC, BAD_LENGTH, BAD_FRAME, BAD_TYPE, BAD_SEQUENCE, UNSUPPORTED = 0x10, 0x11, 0x12, 0x13, 0x14, 0x03
 MAX_FRAME = 8192
+STATS, UPDATE_BEGIN, UPDATE_DATA, UPDATE_COMMIT, ROLLBACK, UPDATE_SIGNATURE = 0x10, 0x11, 0x12, 0x13, 0x14, 0x15
+(NO_SLOTS, DOWNGRADE, TOO_BIG, BAD_HASH, OTHER_GRAPH, SELF_TEST, NO_UPDATE, STORE, BAD_IMAGE,
+ NO_PREVIOUS) = range(0x20, 0x2A)
+BUILT_IN = 0xFF
+# Updatable firmware: `generate --updatable` sets these two lines.
+UPDATABLE = False
+BUILTIN_SHA256 = ""
 
 
 def _crc32_slow(data):
@@ -38,6 +50,15 @@ def _crc(data):
 
 def _u32(value):
     return bytes((value & 255, (value >> 8) & 255, (value >> 16) & 255, (value >> 24) & 255))
+
+
+def _get32(data, at=0):
+    return data[at] | (data[at + 1] << 8) | (data[at + 2] << 16) | (data[at + 3] << 24)
+
+
+def _model_sha(module):
+    """The SHA-256 (hex) of the .tflite a model module was generated from, read from its INFO."""
+    return hexlify(module.INFO[22:54]).decode()
 
 
 def _encode(raw):
@@ -78,12 +99,24 @@ def _decode(enc):
 
 
 class Server:
-    def __init__(self, out):
+    def __init__(self, out, model=None, slots=None):
         self.out = out
+        self.slots = slots
+        self.model = model if model is not None else slots.model
         self.received_end = 0
-        self.input_bytes = sum(n for _, n in te_model.INPUTS)
+        self.input_bytes = sum(n for _, n in self.model.INPUTS)
         self.last = None       # (id, CRC) of the request handled last
         self.replay = None     # the last INFER's reply body, while no other request came
+        self.started = time.ticks_ms()
+        self.uptime_ms = 0
+        self.inferences = self.errors = self.latency_count = self.latency_sum = self.latency_max = 0
+        self.latency_min = 0xFFFFFFFF
+
+    def use(self, model):
+        """Serve `model` from now on (an update made it active)."""
+        self.model = model
+        self.input_bytes = sum(n for _, n in model.INPUTS)
+        self.received_end = 0
 
     def send(self, msg_type, request_id, body=b""):
         raw = bytes((msg_type,)) + _u32(request_id) + body
@@ -101,12 +134,12 @@ class Server:
         if end > self.input_bytes or (is_last and end != self.input_bytes):
             return BAD_LENGTH
         at, base = 4, 0
-        for arena_offset, n in te_model.INPUTS:
+        for arena_offset, n in self.model.INPUTS:
             nxt = base + n
             if offset < nxt and offset < end:
                 count = min(end, nxt) - offset
                 start = arena_offset + offset - base
-                te_model.A[start:start + count] = body[at:at + count]
+                self.model.A[start:start + count] = body[at:at + count]
                 at += count
                 offset += count
             base = nxt
@@ -120,9 +153,10 @@ class Server:
             return
         self.received_end = 0
         t0 = time.ticks_us()
-        te_model.invoke()
+        self.model.invoke()
         micros = time.ticks_diff(time.ticks_us(), t0)
-        outputs = b"".join(bytes(te_model.A[o:o + n]) for o, n in te_model.OUTPUTS)
+        self.count_inference(micros)
+        outputs = b"".join(bytes(self.model.A[o:o + n]) for o, n in self.model.OUTPUTS)
         self.replay = b"\x00" + _u32(micros) + _u32(micros) + outputs
         self.send(INFER | REPLY, rid, self.replay)
 
@@ -134,23 +168,50 @@ class Server:
         if msg_type == PING:
             self.send(PING | REPLY, rid, b"\x00\x02")
         elif msg_type == INFO:
-            self.send(INFO | REPLY, rid, b"\x00" + te_model.INFO)
+            self.send(INFO | REPLY, rid, b"\x00" + self.model.INFO)
         elif msg_type == WRITE:
             self.send(WRITE | REPLY, rid, bytes((self.accept_input(body, False),)))
         elif msg_type == INFER:
             self.infer(rid, body)
         elif msg_type == SET_ARENA:
-            self.send(SET_ARENA | REPLY, rid, bytes((UNSUPPORTED,)) + _u32(len(te_model.A)) * 2)
+            self.send(SET_ARENA | REPLY, rid, bytes((UNSUPPORTED,)) + _u32(len(self.model.A)) * 2)
         elif msg_type == RESET_STATE:
-            te_model.reset()
+            self.model.reset()
             self.received_end = 0
             self.send(RESET_STATE | REPLY, rid, b"\x00")
+        elif msg_type == STATS:
+            self.send(STATS | REPLY, rid, self.stats() if not body else bytes((BAD_LENGTH,)))
+        elif UPDATE_BEGIN <= msg_type <= UPDATE_SIGNATURE and self.slots is not None:
+            self.send(msg_type | REPLY, rid, self.slots.request(self, msg_type, body))
         elif msg_type == QUIT:
             self.send(QUIT | REPLY, rid, b"\x00")
             return False
         else:
             self.send(NAK, rid, bytes((BAD_TYPE,)))
         return True
+
+    def count_inference(self, micros):
+        self.inferences += 1
+        self.latency_count += 1
+        self.latency_sum += micros
+        self.latency_min = min(self.latency_min, micros)
+        self.latency_max = max(self.latency_max, micros)
+
+    def stats(self):
+        now = time.ticks_ms()
+        self.uptime_ms += time.ticks_diff(now, self.started)
+        self.started = now
+        record = self.slots.record if self.slots else None
+        active = record["active"] if record else {"version": 0, "sha": _model_sha(self.model), "slot": BUILT_IN}
+        count = self.latency_count
+        arena = len(self.model.A)
+        firmware = "tinyedge viper"
+        return (b"\x00\x01" + _u32(active["version"]) + unhexlify(active["sha"]) + bytes((active["slot"],))
+                + bytes((len(firmware),)) + firmware.encode() + _u32(self.uptime_ms) + _u32(self.uptime_ms >> 32)
+                + bytes((1 if record else 0,)) + _u32(record["boots"] - 1 if record else 0)
+                + _u32(self.inferences) + _u32(self.errors) + _u32(count) + _u32(self.latency_min if count else 0)
+                + _u32(self.latency_max) + _u32(self.latency_sum) + _u32(self.latency_sum >> 32)
+                + _u32(arena) + _u32(arena) + bytes(21) + b"\x00")
 
     def handle(self, encoded):
         raw = _decode(encoded)
@@ -169,7 +230,12 @@ class Server:
 def serve():
     """Answer requests on stdin/stdout until QUIT."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    server = Server(stdout)
+    if UPDATABLE:
+        import te_slots
+        server = Server(stdout, slots=te_slots.Slots(BUILTIN_SHA256))
+    else:
+        import te_model
+        server = Server(stdout, te_model)
     frame = bytearray()
     micropython.kbd_intr(-1)
     try:

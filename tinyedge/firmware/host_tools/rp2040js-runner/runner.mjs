@@ -2,6 +2,7 @@
 // flash, boots it and bridges a serial port to one TCP client at a time.
 //
 //   node runner.mjs --rp2040js DIR --image FILE.uf2 [--port N] [--bootrom FILE] [--serial uart0|usb-cdc]
+//                   [--flash-file FILE]
 //
 // Without --bootrom (the npm package ships none) the image boots as boot2 would leave it: VTOR at the
 // vector table that follows boot2 (0x10000100), SP and PC from it. With --bootrom (a 16 KiB RP2040 boot
@@ -9,14 +10,19 @@
 // boot2's CRC32 checked, then boot2 run (from flash: rp2040js has one core and no SSI to copy it with)
 // with lr = 0, so it vectors into the image. The ROM's flash_range_erase and flash_range_program are
 // performed here on the emulated flash (rp2040js ignores the SSI commands they would send), and its
-// other flash calls return at once. UART0 (or the USB CDC port, for MicroPython)
+// other flash calls return at once. Without --bootrom the ROM holds only a function table naming those
+// six flash functions (datasheet 2.8.3), performed the same way, so firmware that programs its flash
+// through the ROM (the lifecycle's store, ports/rp2040/te_store_rp2040.c) runs. With --flash-file the
+// emulated flash is that host file: read at start (the UF2 is then written over it), and every erase
+// or program the firmware makes is written through to it before the call returns, so what the
+// firmware stored (model slots, MicroPython's filesystem) survives the emulator being killed and restarted. UART0 (or the USB CDC port, for MicroPython)
 // is bridged to the client; host bytes are queued and fed only while the emulated receive FIFO has
 // room, since rp2040js drops bytes pushed into a full FIFO; on USB the firmware's reads are answered only
 // once host bytes are there, as a real host does. Every instruction is counted at 125 MHz
 // (rp2040js's fixed rate); while the core sleeps (WFI) with nothing to receive, emulated time is paced
 // to wall time so the firmware's timeouts mean what they say. Prints "rp2040js: listening on HOST:PORT"
 // when ready; on SIGTERM or SIGINT prints the cycles run and exits.
-import { readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -29,6 +35,8 @@ const UF2_FLAG_FAMILY_ID = 0x2000;
 const RP2040_FAMILY_ID = 0xe48bff56;
 const FLASH_BASE = 0x10000000;
 const FLASH_BYTES = 16 * 1024 * 1024;
+const PICO_FLASH_BYTES = 2 * 1024 * 1024; // what --flash-file holds: a Pico's W25Q16
+
 const VECTOR_TABLE = FLASH_BASE + 0x100;
 const BOOT2_CODE_BYTES = 252;
 const SRAM_END = 0x20042000;
@@ -47,7 +55,7 @@ function parseArgs(argv) {
   const args = { port: '0', serial: 'uart0' };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '');
-    if (!['rp2040js', 'image', 'port', 'bootrom', 'serial'].includes(key) || i + 1 >= argv.length) {
+    if (!['rp2040js', 'image', 'port', 'bootrom', 'serial', 'flash-file'].includes(key) || i + 1 >= argv.length) {
       fail(`unknown or incomplete option ${argv[i]}`);
     }
     args[key] = argv[i + 1];
@@ -101,18 +109,56 @@ function romFunctions(mcu) {
   return found;
 }
 
+const FLASH_CODES = ['RE', 'RP', 'IF', 'EX', 'FC', 'CX'];
+const TABLE_AT = 0x100;
+const STUBS_AT = 0x200;
+
+/** A 16 KiB ROM that holds only the function table of the six flash functions, each a `bx lr`. */
+function flashFunctionsRom() {
+  const rom = new Uint8Array(ROM_BYTES);
+  const view = new DataView(rom.buffer);
+  view.setUint16(0x14, TABLE_AT, true);
+  FLASH_CODES.forEach((code, i) => {
+    view.setUint16(TABLE_AT + 4 * i, code.charCodeAt(0) | (code.charCodeAt(1) << 8), true);
+    view.setUint16(TABLE_AT + 4 * i + 2, (STUBS_AT + 2 * i) | 1, true);
+    view.setUint16(STUBS_AT + 2 * i, 0x4770, true); // bx lr
+  });
+  return new Uint32Array(rom.buffer);
+}
+
+/** The emulated flash backed by a host file: loaded now, written through on every change. */
+function backFlash(mcu, file) {
+  mcu.flash.fill(0xff, 0, PICO_FLASH_BYTES); // erased, until the file says otherwise
+  if (existsSync(file)) {
+    const fd = openSync(file, 'r');
+    readSync(fd, mcu.flash, 0, PICO_FLASH_BYTES, 0);
+    closeSync(fd);
+  }
+  const fd = openSync(file, existsSync(file) ? 'r+' : 'w+');
+  return (offset, count) => {
+    const end = Math.min(offset + count, PICO_FLASH_BYTES);
+    if (end > offset) writeSync(fd, mcu.flash, offset, end - offset, offset);
+  };
+}
+
 /** PC -> what to do instead of the ROM's flash routine there (then return to lr). */
-function romFlashHooks(mcu) {
+function romFlashHooks(mcu, written = () => {}) {
   const rom = romFunctions(mcu);
   const core = mcu.core;
   const hooks = new Map();
-  const erase = () => mcu.flash.fill(0xff, core.registers[0], core.registers[0] + core.registers[1]);
+  const erase = () => {
+    const [offset, count] = [core.registers[0], core.registers[1]];
+    mcu.flash.fill(0xff, offset, offset + count);
+    written(offset, count);
+  };
   const program = () => {
     const [offset, data, count] = [core.registers[0], core.registers[1], core.registers[2]];
     for (let i = 0; i < count; i++) mcu.flash[offset + i] = mcu.readUint8(data + i);
+    written(offset, count);
   };
   const nothing = () => {};
-  for (const [code, action] of [['RE', erase], ['RP', program], ['IF', nothing], ['EX', nothing], ['FC', nothing], ['CX', nothing]]) {
+  const actions = { RE: erase, RP: program, IF: nothing, EX: nothing, FC: nothing, CX: nothing };
+  for (const [code, action] of Object.entries(actions)) {
     if (rom.has(code)) hooks.set(rom.get(code), action);
   }
   return hooks;
@@ -201,16 +247,19 @@ async function main() {
     const rom = readFileSync(args.bootrom);
     if (rom.length !== ROM_BYTES) fail(`${args.bootrom} is ${rom.length} bytes, not a 16 KiB RP2040 boot ROM image`);
     mcu.loadBootrom(new Uint32Array(rom.buffer, rom.byteOffset, Math.floor(rom.length / 4)));
+  } else {
+    mcu.loadBootrom(flashFunctionsRom());
   }
+  const written = args['flash-file'] ? backFlash(mcu, args['flash-file']) : () => {};
   loadUf2(readFileSync(args.image), mcu.flash);
+  written(0, PICO_FLASH_BYTES);
   const core = mcu.core;
-  let hooks = null;
+  const hooks = romFlashHooks(mcu, written);
   if (args.bootrom) {
     const stored = mcu.flashView.getUint32(BOOT2_CODE_BYTES, true);
     if (boot2Crc(mcu.flash) !== stored) {
       fail(`boot2's CRC32 is 0x${stored.toString(16)}, not 0x${boot2Crc(mcu.flash).toString(16)}: the boot ROM would not start this image`);
     }
-    hooks = romFlashHooks(mcu);
     core.SP = SRAM_END;
     core.LR = 0;
     core.PC = FLASH_BASE;
@@ -246,7 +295,7 @@ async function main() {
           return;
         }
       } else {
-        if (hooks && core.PC < ROM_BYTES && hooks.has(core.PC)) {
+        if (core.PC < ROM_BYTES && hooks.has(core.PC)) {
           hooks.get(core.PC)();
           core.PC = core.LR & ~1;
           continue;
