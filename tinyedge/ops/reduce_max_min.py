@@ -11,11 +11,11 @@ import numpy as np
 from tinyedge.aot.lowering import require, require_types
 from tinyedge.ops.mean import mean_geometry
 from tinyedge.ops.opdata import ReduceData
-from tinyedge.ops.support import NOT_YET_VIPER, OpSupport
+from tinyedge.ops.support import OpSupport
 from tinyedge.tflite_model import Operator, TfliteModel
 
-SUPPORTS = (OpSupport("REDUCE_MAX", "nonlinear", viper=NOT_YET_VIPER),
-            OpSupport("REDUCE_MIN", "nonlinear", viper=NOT_YET_VIPER))
+SUPPORTS = (OpSupport("REDUCE_MAX", "nonlinear"),
+            OpSupport("REDUCE_MIN", "nonlinear"))
 
 
 def prepare(model: TfliteModel, op: Operator) -> ReduceData:

@@ -32,8 +32,8 @@ from tinyedge.ops.lstm import (
 from tinyedge.ops.mean import mean_geometry, mean_multiplier
 from tinyedge.ops.mul import mul_parameters
 from tinyedge.ops.opdata import (
-    BatchMatMulData, BlockCopyData, GatherData, LutData, PadData, ResizeBilinearData, RowGatherData, RowNormData,
-    TransposeConvData,
+    ArgData, BatchMatMulData, BlockCopyData, GatherData, LutData, PadData, ReduceData, ResizeBilinearData,
+    RowGatherData, RowNormData, TransposeConvData,
 )
 from tinyedge.ops.softmax import softmax_parameters
 from tinyedge.ops.svdf import SVDF_INPUT, SVDF_INT16_STATE, SVDF_STATE, svdf_multipliers
@@ -396,6 +396,10 @@ def _emit_prepared(e: _Emitter, op: Operator) -> None:
         e.calls.append(f"k.resize_bilinear(A, {ys}, {xs}, {e.const(f'P{op.index}', i32_bytes(params))})")
     elif isinstance(data, BatchMatMulData):
         _emit_batch_matmul(e, op, data)
+    elif isinstance(data, ReduceData):
+        _emit_reduce(e, op, data)
+    elif isinstance(data, ArgData):
+        _emit_arg(e, op, data)
     elif isinstance(data, RowNormData):
         e.calls.append(f"k.{data.kernel.removesuffix('_s8')}(A, {data.outer}, {e.at(op.inputs[0])}, "
                        f"{e.at(op.outputs[0])}, {data.depth}, {data.input_zero_point})")
@@ -501,6 +505,28 @@ def _emit_mean(e: _Emitter, op: Operator) -> None:
               "izc": int(inp.zero_point[0]) * geometry.count, **_halves("m", multiplier), "sh": shift,
               "ozp": int(out.zero_point[0])}
     e.calls.append(_kernel(e, op, "mean", {"A": "A"}, params))
+
+
+def _emit_reduce(e: _Emitter, op: Operator, data: ReduceData) -> None:
+    """REDUCE_MAX/MIN on MEAN's walk, its geometry padded to 3 kept and 3 reduced dims."""
+    n_kept, n_red = data.geometry[0], data.geometry[1]
+    if n_kept > 3 or n_red > 3:
+        raise _refuse(op, "keeps or reduces more than 3 separate dimensions")
+    kept_sizes, kept_strides = data.geometry[2:2 + n_kept], data.geometry[2 + n_kept:2 + 2 * n_kept]
+    red_sizes = data.geometry[2 + 2 * n_kept:2 + 2 * n_kept + n_red]
+    red_strides = data.geometry[2 + 2 * n_kept + n_red:]
+    kept, reduced = 3 - n_kept, 3 - n_red
+    params = {"src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0]),
+              **_numbered("k", [1] * kept + list(kept_sizes)), **_numbered("ks", [0] * kept + list(kept_strides)),
+              **_numbered("r", [1] * reduced + list(red_sizes)), **_numbered("rs", [0] * reduced + list(red_strides)),
+              "mx": int(data.is_max)}
+    e.calls.append(_kernel(e, op, "reduce_minmax", {"A": "A"}, params))
+
+
+def _emit_arg(e: _Emitter, op: Operator, data: ArgData) -> None:
+    params = {"src": e.at(op.inputs[0]), "dst": e.at(op.outputs[0], "INT32"), "outer": data.outer,
+              "axis": data.axis_size, "inner": data.inner, "mx": int(data.is_max)}
+    e.calls.append(_kernel(e, op, "arg_minmax", {"A": "A"}, params))
 
 
 def _emit_quantize(e: _Emitter, op: Operator) -> None:
