@@ -75,6 +75,10 @@ CASES = {
     "leaky_relu": (lambda x: _tf().nn.leaky_relu(x, 0.1), [(3, 7)], {"LEAKY_RELU"}),
     "pad": (lambda x: _tf().pad(x, [[0, 0], [1, 2], [0, 1]]), [(3, 7)], {"PAD"}),
     "strided_slice": (lambda x: x[:, 1:6:2, ::-1, 1:], [(7, 5, 4)], {"STRIDED_SLICE"}),
+    "slice": (lambda x: _tf().slice(x, [0, 1, 0, 1], [1, 3, -1, 2]), [(5, 4, 3)], {"SLICE"}),
+    "transpose": (lambda x: _tf().transpose(x, [0, 3, 1, 2]), [(3, 4, 5)], {"TRANSPOSE"}),
+    "resize_nearest_neighbor": (lambda x: _tf().image.resize(x, (7, 9), method="nearest"), [(3, 4, 2)],
+                                {"RESIZE_NEAREST_NEIGHBOR"}),
     "conv2d": (_conv, [(5, 5, 4)], {"CONV_2D"}),
     "depthwise_conv2d": (_depthwise, [(6, 5, 4)], {"DEPTHWISE_CONV_2D"}),
     "fully_connected": (_fully_connected, [(3, 4)], {"FULLY_CONNECTED"}),
@@ -165,7 +169,7 @@ def test_tinyedge_ops_lists_the_int16_variants():
     assert result.returncode == 0, result.stderr
     detail = json.loads(result.stdout)["detail"]
     for op in ("ADD", "SUB", "MUL", "LEAKY_RELU", "PAD", "PADV2", "STRIDED_SLICE", "AVERAGE_POOL_2D", "MAX_POOL_2D",
-               "LOGISTIC", "TANH", "SOFTMAX", "MEAN"):
+               "SLICE", "TRANSPOSE", "RESIZE_NEAREST_NEIGHBOR", "LOGISTIC", "TANH", "SOFTMAX", "MEAN"):
         assert "int16" in detail[op]["aot"]["variants"], op
     for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
         assert any(v.startswith("16x8") for v in detail[op]["aot"]["variants"]), op

@@ -17,7 +17,8 @@ from tinyedge.aot.lowering import (
     Lowered, Lowering, PointerOf, Table, c_float, c_int, op_prefix, requant_tables, require, table,
 )
 from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier, zero_point
-from tinyedge.ops import pad, squared_difference, strided_slice, transpose_conv
+from tinyedge.ops import pad, squared_difference, strided_slice, transpose, transpose_conv
+from tinyedge.ops import slice as slice_op
 from tinyedge.ops.add import add_parameters
 from tinyedge.ops.broadcast import broadcast_geometry
 from tinyedge.ops.conv import fc_multipliers, window
@@ -105,10 +106,12 @@ def lower_pad(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     return lowered
 
 
-def lower_strided_slice(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
-    """STRIDED_SLICE of int16 data: the op module's gather, 2-byte elements."""
-    require(model.tensors[op.outputs[0]].type_name == "INT16", op, "mixes int16 with other types")
-    return _gather(strided_slice.prepare(model, op), model, op, ptr)
+def _gather_op(prepare) -> Lowering:
+    """STRIDED_SLICE, SLICE and TRANSPOSE of int16 data: the op module's gather, 2-byte elements."""
+    def lower(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+        require(model.tensors[op.outputs[0]].type_name == "INT16", op, "mixes int16 with other types")
+        return _gather(prepare(model, op), model, op, ptr)
+    return lower
 
 
 def _gather(data: GatherData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
@@ -258,7 +261,9 @@ LOWERINGS: dict[str, Lowering] = {
     "LEAKY_RELU": lower_leaky_relu,
     "PAD": lower_pad,
     "PADV2": lower_pad,
-    "STRIDED_SLICE": lower_strided_slice,
+    "STRIDED_SLICE": _gather_op(strided_slice.prepare),
+    "SLICE": _gather_op(slice_op.prepare),
+    "TRANSPOSE": _gather_op(transpose.prepare),
     "CONV_2D": lower_conv2d,
     "DEPTHWISE_CONV_2D": lower_depthwise_conv2d,
     "FULLY_CONNECTED": lower_fully_connected,
@@ -272,7 +277,7 @@ LOWERINGS: dict[str, Lowering] = {
 # The variant each op gains here, as the op registry lists it.
 VARIANTS: dict[str, str] = {
     **{name: "int16" for name in ("ADD", "SUB", "MUL", "LEAKY_RELU", "PAD", "PADV2", "STRIDED_SLICE",
-                                  "AVERAGE_POOL_2D", "MAX_POOL_2D", "SQUARED_DIFFERENCE")},
+                                  "SLICE", "TRANSPOSE", "RESIZE_NEAREST_NEIGHBOR", "AVERAGE_POOL_2D", "MAX_POOL_2D", "SQUARED_DIFFERENCE")},
     **{name: "16x8 (int16 activations, int8 weights)" for name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
                                                                    "TRANSPOSE_CONV")},
     "QUANTIZE": "float32->int16",
