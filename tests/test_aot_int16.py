@@ -79,6 +79,9 @@ CASES = {
     "transpose": (lambda x: _tf().transpose(x, [0, 3, 1, 2]), [(3, 4, 5)], {"TRANSPOSE"}),
     "resize_nearest_neighbor": (lambda x: _tf().image.resize(x, (7, 9), method="nearest"), [(3, 4, 2)],
                                 {"RESIZE_NEAREST_NEIGHBOR"}),
+    "maximum_broadcast": (lambda x, y: _tf().maximum(x, y), [(3, 6), (1, 6)], {"MAXIMUM"}),
+    "minimum": (lambda x, y: _tf().minimum(x, y), [(3, 6), (3, 6)], {"MINIMUM"}),
+    "relu": (lambda x: _tf().nn.relu(x), [(4, 9)], {"RELU"}),
     "conv2d": (_conv, [(5, 5, 4)], {"CONV_2D"}),
     "depthwise_conv2d": (_depthwise, [(6, 5, 4)], {"DEPTHWISE_CONV_2D"}),
     "fully_connected": (_fully_connected, [(3, 4)], {"FULLY_CONNECTED"}),
@@ -101,7 +104,7 @@ def test_16x8_ops_are_bit_exact_with_tflite_micro(name: str, tmp_path):
 
 
 def _int16_activation(opcode: str, in_scale: float, out_scale: float, beta: float = 1.0) -> TfliteModel:
-    """One int16 LOGISTIC, TANH or SOFTMAX over a [256, 256] tensor (every int16 value once), zero points 0."""
+    """One int16 LOGISTIC, TANH, SOFTMAX, RELU or RELU6 over a [256, 256] tensor (every int16 value once), zero points 0."""
     import flatbuffers
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
@@ -156,6 +159,18 @@ def test_int16_logistic_tanh_softmax_are_bit_exact_for_every_input_value(opcode,
                                f"tflm {want.ravel()[diff[0]]} vs aot {got.ravel()[diff[0]]}"
 
 
+# RELU requantizes (the output scale differs from the input's); RELU6 clamps at 6.0 (in range, then beyond it).
+@pytest.mark.parametrize("opcode, in_scale, out_scale", [("RELU", 1 / 3000, 1 / 1700), ("RELU", 0.002, 0.0005),
+                                                         ("RELU6", 1 / 2000, 1 / 2000), ("RELU6", 1 / 5000, 1 / 5000)])
+def test_int16_relu_and_relu6_are_bit_exact_for_every_input_value(opcode, in_scale, out_scale, tmp_path):
+    from tinyedge.reference import Reference
+
+    model = _int16_activation(opcode, in_scale, out_scale)
+    x = np.arange(-32768, 32768, dtype=np.int16).reshape(256, 256)
+    want, got = Reference(model).run([x])[0], NativeModel(model, tmp_path).run([x])[0]
+    assert np.array_equal(want, got), f"{np.count_nonzero(want != got)} values differ"
+
+
 def test_a_16x8_model_with_float_io_is_bit_exact_with_tflite_micro(tmp_path):
     model = to_16x8(_depthwise, [(6, 5, 4)], float_io=True)
     opcodes = [op.opcode for op in model.operators]
@@ -169,7 +184,7 @@ def test_tinyedge_ops_lists_the_int16_variants():
     assert result.returncode == 0, result.stderr
     detail = json.loads(result.stdout)["detail"]
     for op in ("ADD", "SUB", "MUL", "LEAKY_RELU", "PAD", "PADV2", "STRIDED_SLICE", "AVERAGE_POOL_2D", "MAX_POOL_2D",
-               "SLICE", "TRANSPOSE", "RESIZE_NEAREST_NEIGHBOR", "LOGISTIC", "TANH", "SOFTMAX", "MEAN"):
+               "SLICE", "TRANSPOSE", "RESIZE_NEAREST_NEIGHBOR", "MAXIMUM", "MINIMUM", "RELU", "RELU6", "LOGISTIC", "TANH", "SOFTMAX", "MEAN"):
         assert "int16" in detail[op]["aot"]["variants"], op
     for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
         assert any(v.startswith("16x8") for v in detail[op]["aot"]["variants"]), op

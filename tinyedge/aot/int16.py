@@ -16,7 +16,9 @@ from tinyedge.aot import opdata
 from tinyedge.aot.lowering import (
     Lowered, Lowering, PointerOf, Table, c_float, c_int, op_prefix, requant_tables, require, table,
 )
-from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier, zero_point
+from tinyedge.aot.quant import (
+    activation_range, per_channel_multipliers, quantize_multiplier, round_half_away, zero_point,
+)
 from tinyedge.ops import pad, squared_difference, strided_slice, transpose, transpose_conv
 from tinyedge.ops import slice as slice_op
 from tinyedge.ops.add import add_parameters
@@ -95,6 +97,22 @@ def leaky_relu_parameters(model: TfliteModel, op: Operator) -> tuple[int, ...]:
     alpha_m, alpha_s = quantize_multiplier(in_scale * alpha / out_scale)
     identity_m, identity_s = quantize_multiplier(in_scale / out_scale)
     return zero_point(inp), zero_point(out), identity_m, identity_s, alpha_m, alpha_s
+
+
+def lower_relu(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """RELU int16 (CalculateReluOpData<int16_t>: the multiplier from the scales' quotient taken in double, as
+    tflite-micro's interpreter computes it (a float32 quotient rounds ties the other way), output clamped at 0) and RELU6 int16 (Relu6Prepare: the raw input clamped to [0, 6.0 quantized])."""
+    inp, out = _require_int16(model, op, [op.inputs[0], op.outputs[0]])
+    in_scale = np.float32(inp.scale[0])
+    if op.opcode == "RELU6":
+        multiplier, shift = 0, 0
+        act_max = min(max(round_half_away(float(np.float32(6.0) / in_scale)), INT16_LIMITS[0]), INT16_LIMITS[1])
+    else:
+        multiplier, shift = quantize_multiplier(float(in_scale) / float(np.float32(out.scale[0])))
+        act_max = INT16_LIMITS[1]
+    call = (f"te_relu_s16({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {c_int(inp.size)}, {c_int(multiplier)}, {shift}, "
+            f"0, {act_max});")
+    return Lowered(call=call, inplace_ok=True)
 
 
 def lower_pad(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
@@ -259,6 +277,8 @@ LOWERINGS: dict[str, Lowering] = {
     "MUL": lower_mul,
     "SQUARED_DIFFERENCE": lower_squared_difference,
     "LEAKY_RELU": lower_leaky_relu,
+    "RELU": lower_relu,
+    "RELU6": lower_relu,
     "PAD": lower_pad,
     "PADV2": lower_pad,
     "STRIDED_SLICE": _gather_op(strided_slice.prepare),
@@ -277,7 +297,8 @@ LOWERINGS: dict[str, Lowering] = {
 # The variant each op gains here, as the op registry lists it.
 VARIANTS: dict[str, str] = {
     **{name: "int16" for name in ("ADD", "SUB", "MUL", "LEAKY_RELU", "PAD", "PADV2", "STRIDED_SLICE",
-                                  "SLICE", "TRANSPOSE", "RESIZE_NEAREST_NEIGHBOR", "AVERAGE_POOL_2D", "MAX_POOL_2D", "SQUARED_DIFFERENCE")},
+                                  "SLICE", "TRANSPOSE", "RESIZE_NEAREST_NEIGHBOR", "MAXIMUM", "MINIMUM",
+                                  "RELU", "RELU6", "AVERAGE_POOL_2D", "MAX_POOL_2D", "SQUARED_DIFFERENCE")},
     **{name: "16x8 (int16 activations, int8 weights)" for name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
                                                                    "TRANSPOSE_CONV")},
     "QUANTIZE": "float32->int16",
