@@ -1,5 +1,5 @@
 """MAXIMUM and MINIMUM (int8 and int16), as TFLM's maximum_minimum.cc: the raw values compared (no rescaling:
-the converter gives inputs and output one quantization), over a broadcast walk (te_maxmin_s8, te_int16.c's te_maxmin_s16)."""
+the converter gives inputs and output one quantization), over a broadcast walk (te_maxmin_s8, te_maxmin_s16)."""
 
 from __future__ import annotations
 

@@ -143,19 +143,6 @@ void te_leaky_relu_s16(int16_t *out, const int16_t *in, int32_t count, const int
   }
 }
 
-void te_maxmin_s16(int16_t *out, const int16_t *a, const int16_t *b, const int32_t *geom, uint8_t const_mask,
-                   uint8_t maximum) {
-  te_s16_walk w;
-  const int32_t total = te_s16_walk_begin(&w, geom);
-  const uint8_t a_const = const_mask & TE_S16_A_CONST, b_const = const_mask & TE_S16_B_CONST;
-  int32_t i;
-  for (i = 0; i < total; i++) {
-    const int16_t x = TE_S16_LOAD_ELEM(a + w.offset_a, a_const), y = TE_S16_LOAD_ELEM(b + w.offset_b, b_const);
-    out[i] = maximum ? (x > y ? x : y) : (x < y ? x : y);
-    te_s16_walk_next(&w);
-  }
-}
-
 void te_relu_s16(int16_t *out, const int16_t *in, int32_t count, int32_t multiplier, int32_t shift, int16_t act_min,
                  int16_t act_max) {
   int32_t i;

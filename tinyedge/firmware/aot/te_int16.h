@@ -30,11 +30,6 @@ void te_add_s16(int16_t *out, const int16_t *a, const int16_t *b, const int32_t 
  * alpha multiplier, alpha shift} (TE_CONST). */
 void te_leaky_relu_s16(int16_t *out, const int16_t *in, int32_t count, const int32_t *params);
 
-/* MAXIMUM (maximum 1) or MINIMUM (0) of two int16 tensors over a broadcast walk (te_nonlinear.c's
- * te_maxmin_s8): the raw values compared. */
-void te_maxmin_s16(int16_t *out, const int16_t *a, const int16_t *b, const int32_t *geom, uint8_t const_mask,
-                   uint8_t maximum);
-
 /* RELU int16 (ReluQuantized<int16_t>, zero points 0): each value times multiplier >> shift (TFLM's
  * int32 MultiplyByQuantizedMultiplier), clamped to [act_min, act_max]; RELU6 (Relu6Quantized) passes
  * multiplier 0: the raw value clamped. */
