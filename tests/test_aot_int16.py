@@ -103,16 +103,19 @@ def test_16x8_ops_are_bit_exact_with_tflite_micro(name: str, tmp_path):
     assert_matches_reference(model, NativeModel(model, tmp_path), samples=6)
 
 
-def _int16_activation(opcode: str, in_scale: float, out_scale: float, beta: float = 1.0) -> TfliteModel:
-    """One int16 LOGISTIC, TANH, SOFTMAX, RELU or RELU6 over a [256, 256] tensor (every int16 value once), zero points 0."""
+def _int16_activation(opcode: str, in_scale: float, out_scale: float, beta: float = 1.0,
+                      int8_zero_points: tuple[int, int] | None = None) -> TfliteModel:
+    """One int16 LOGISTIC, TANH, SOFTMAX, RELU or RELU6 over a [256, 256] tensor (every int16 value once), zero points 0;
+    with int8_zero_points, one int8 op over a [1, 256] tensor (every int8 value once) with those zero points."""
     import flatbuffers
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-    def tensor(name: str, scale: float):
+    def tensor(name: str, scale: float, zero_point: int):
         t = schema.TensorT()
-        t.shape, t.type, t.buffer, t.name = [256, 256], schema.TensorType.INT16, 0, name
+        t.shape, t.type = ([1, 256], schema.TensorType.INT8) if int8_zero_points else ([256, 256], schema.TensorType.INT16)
+        t.buffer, t.name = 0, name
         t.quantization = schema.QuantizationParametersT()
-        t.quantization.scale, t.quantization.zeroPoint = [scale], [0]
+        t.quantization.scale, t.quantization.zeroPoint = [scale], [zero_point]
         return t
 
     code = schema.OperatorCodeT()
@@ -125,7 +128,8 @@ def _int16_activation(opcode: str, in_scale: float, out_scale: float, beta: floa
         op.builtinOptions = schema.SoftmaxOptionsT()
         op.builtinOptions.beta = beta
     graph = schema.SubGraphT()
-    graph.tensors = [tensor("x", in_scale), tensor("y", out_scale)]
+    zero_points = int8_zero_points or (0, 0)
+    graph.tensors = [tensor("x", in_scale, zero_points[0]), tensor("y", out_scale, zero_points[1])]
     graph.inputs, graph.outputs, graph.operators = [0], [1], [op]
     model = schema.ModelT()
     model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [code], [graph], [schema.BufferT()]
@@ -167,6 +171,17 @@ def test_int16_relu_and_relu6_are_bit_exact_for_every_input_value(opcode, in_sca
 
     model = _int16_activation(opcode, in_scale, out_scale)
     x = np.arange(-32768, 32768, dtype=np.int16).reshape(256, 256)
+    want, got = Reference(model).run([x])[0], NativeModel(model, tmp_path).run([x])[0]
+    assert np.array_equal(want, got), f"{np.count_nonzero(want != got)} values differ"
+
+
+def test_int8_relu_rounds_its_multiplier_as_tflite_micro_does(tmp_path):
+    """CalculateReluOpData's multiplier comes out of tflite-micro's interpreter as the double quotient of the
+    scales: with these scales a float32 quotient rounded 4 of the 256 int8 values the other way."""
+    from tinyedge.reference import Reference
+
+    model = _int16_activation("RELU", 1 / 3000, 1 / 1700, int8_zero_points=(-3, -128))
+    x = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
     want, got = Reference(model).run([x])[0], NativeModel(model, tmp_path).run([x])[0]
     assert np.array_equal(want, got), f"{np.count_nonzero(want != got)} values differ"
 
