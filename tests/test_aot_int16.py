@@ -75,6 +75,13 @@ CASES = {
     "leaky_relu": (lambda x: _tf().nn.leaky_relu(x, 0.1), [(3, 7)], {"LEAKY_RELU"}),
     "pad": (lambda x: _tf().pad(x, [[0, 0], [1, 2], [0, 1]]), [(3, 7)], {"PAD"}),
     "strided_slice": (lambda x: x[:, 1:6:2, ::-1, 1:], [(7, 5, 4)], {"STRIDED_SLICE"}),
+    "slice": (lambda x: _tf().slice(x, [0, 1, 0, 1], [1, 3, -1, 2]), [(5, 4, 3)], {"SLICE"}),
+    "transpose": (lambda x: _tf().transpose(x, [0, 3, 1, 2]), [(3, 4, 5)], {"TRANSPOSE"}),
+    "resize_nearest_neighbor": (lambda x: _tf().image.resize(x, (7, 9), method="nearest"), [(3, 4, 2)],
+                                {"RESIZE_NEAREST_NEIGHBOR"}),
+    "maximum_broadcast": (lambda x, y: _tf().maximum(x, y), [(3, 6), (1, 6)], {"MAXIMUM"}),
+    "minimum": (lambda x, y: _tf().minimum(x, y), [(3, 6), (3, 6)], {"MINIMUM"}),
+    "relu": (lambda x: _tf().nn.relu(x), [(4, 9)], {"RELU"}),
     "conv2d": (_conv, [(5, 5, 4)], {"CONV_2D"}),
     "depthwise_conv2d": (_depthwise, [(6, 5, 4)], {"DEPTHWISE_CONV_2D"}),
     "fully_connected": (_fully_connected, [(3, 4)], {"FULLY_CONNECTED"}),
@@ -96,16 +103,19 @@ def test_16x8_ops_are_bit_exact_with_tflite_micro(name: str, tmp_path):
     assert_matches_reference(model, NativeModel(model, tmp_path), samples=6)
 
 
-def _int16_activation(opcode: str, in_scale: float, out_scale: float, beta: float = 1.0) -> TfliteModel:
-    """One int16 LOGISTIC, TANH or SOFTMAX over a [256, 256] tensor (every int16 value once), zero points 0."""
+def _int16_activation(opcode: str, in_scale: float, out_scale: float, beta: float = 1.0,
+                      int8_zero_points: tuple[int, int] | None = None) -> TfliteModel:
+    """One int16 LOGISTIC, TANH, SOFTMAX, RELU or RELU6 over a [256, 256] tensor (every int16 value once), zero points 0;
+    with int8_zero_points, one int8 op over a [1, 256] tensor (every int8 value once) with those zero points."""
     import flatbuffers
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-    def tensor(name: str, scale: float):
+    def tensor(name: str, scale: float, zero_point: int):
         t = schema.TensorT()
-        t.shape, t.type, t.buffer, t.name = [256, 256], schema.TensorType.INT16, 0, name
+        t.shape, t.type = ([1, 256], schema.TensorType.INT8) if int8_zero_points else ([256, 256], schema.TensorType.INT16)
+        t.buffer, t.name = 0, name
         t.quantization = schema.QuantizationParametersT()
-        t.quantization.scale, t.quantization.zeroPoint = [scale], [0]
+        t.quantization.scale, t.quantization.zeroPoint = [scale], [zero_point]
         return t
 
     code = schema.OperatorCodeT()
@@ -118,7 +128,8 @@ def _int16_activation(opcode: str, in_scale: float, out_scale: float, beta: floa
         op.builtinOptions = schema.SoftmaxOptionsT()
         op.builtinOptions.beta = beta
     graph = schema.SubGraphT()
-    graph.tensors = [tensor("x", in_scale), tensor("y", out_scale)]
+    zero_points = int8_zero_points or (0, 0)
+    graph.tensors = [tensor("x", in_scale, zero_points[0]), tensor("y", out_scale, zero_points[1])]
     graph.inputs, graph.outputs, graph.operators = [0], [1], [op]
     model = schema.ModelT()
     model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [code], [graph], [schema.BufferT()]
@@ -152,6 +163,29 @@ def test_int16_logistic_tanh_softmax_are_bit_exact_for_every_input_value(opcode,
                                f"tflm {want.ravel()[diff[0]]} vs aot {got.ravel()[diff[0]]}"
 
 
+# RELU requantizes (the output scale differs from the input's); RELU6 clamps at 6.0 (in range, then beyond it).
+@pytest.mark.parametrize("opcode, in_scale, out_scale", [("RELU", 1 / 3000, 1 / 1700), ("RELU", 0.002, 0.0005),
+                                                         ("RELU6", 1 / 2000, 1 / 2000), ("RELU6", 1 / 5000, 1 / 5000)])
+def test_int16_relu_and_relu6_are_bit_exact_for_every_input_value(opcode, in_scale, out_scale, tmp_path):
+    from tinyedge.reference import Reference
+
+    model = _int16_activation(opcode, in_scale, out_scale)
+    x = np.arange(-32768, 32768, dtype=np.int16).reshape(256, 256)
+    want, got = Reference(model).run([x])[0], NativeModel(model, tmp_path).run([x])[0]
+    assert np.array_equal(want, got), f"{np.count_nonzero(want != got)} values differ"
+
+
+def test_int8_relu_rounds_its_multiplier_as_tflite_micro_does(tmp_path):
+    """CalculateReluOpData's multiplier comes out of tflite-micro's interpreter as the double quotient of the
+    scales: with these scales a float32 quotient rounded 4 of the 256 int8 values the other way."""
+    from tinyedge.reference import Reference
+
+    model = _int16_activation("RELU", 1 / 3000, 1 / 1700, int8_zero_points=(-3, -128))
+    x = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    want, got = Reference(model).run([x])[0], NativeModel(model, tmp_path).run([x])[0]
+    assert np.array_equal(want, got), f"{np.count_nonzero(want != got)} values differ"
+
+
 def test_a_16x8_model_with_float_io_is_bit_exact_with_tflite_micro(tmp_path):
     model = to_16x8(_depthwise, [(6, 5, 4)], float_io=True)
     opcodes = [op.opcode for op in model.operators]
@@ -165,7 +199,7 @@ def test_tinyedge_ops_lists_the_int16_variants():
     assert result.returncode == 0, result.stderr
     detail = json.loads(result.stdout)["detail"]
     for op in ("ADD", "SUB", "MUL", "LEAKY_RELU", "PAD", "PADV2", "STRIDED_SLICE", "AVERAGE_POOL_2D", "MAX_POOL_2D",
-               "LOGISTIC", "TANH", "SOFTMAX", "MEAN"):
+               "SLICE", "TRANSPOSE", "RESIZE_NEAREST_NEIGHBOR", "MAXIMUM", "MINIMUM", "RELU", "RELU6", "LOGISTIC", "TANH", "SOFTMAX", "MEAN"):
         assert "int16" in detail[op]["aot"]["variants"], op
     for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
         assert any(v.startswith("16x8") for v in detail[op]["aot"]["variants"]), op

@@ -16,8 +16,11 @@ from tinyedge.aot import opdata
 from tinyedge.aot.lowering import (
     Lowered, Lowering, PointerOf, Table, c_float, c_int, op_prefix, requant_tables, require, table,
 )
-from tinyedge.aot.quant import activation_range, per_channel_multipliers, quantize_multiplier, zero_point
-from tinyedge.ops import pad, squared_difference, strided_slice, transpose_conv
+from tinyedge.aot.quant import (
+    activation_range, per_channel_multipliers, quantize_multiplier, round_half_away, zero_point,
+)
+from tinyedge.ops import pad, squared_difference, strided_slice, transpose, transpose_conv
+from tinyedge.ops import slice as slice_op
 from tinyedge.ops.add import add_parameters
 from tinyedge.ops.broadcast import broadcast_geometry
 from tinyedge.ops.conv import fc_multipliers, window
@@ -96,6 +99,22 @@ def leaky_relu_parameters(model: TfliteModel, op: Operator) -> tuple[int, ...]:
     return zero_point(inp), zero_point(out), identity_m, identity_s, alpha_m, alpha_s
 
 
+def lower_relu(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+    """RELU int16 (CalculateReluOpData<int16_t>: the multiplier from the scales' quotient taken in double, as
+    tflite-micro's interpreter computes it (a float32 quotient rounds ties the other way), output clamped at 0) and RELU6 int16 (Relu6Prepare: the raw input clamped to [0, 6.0 quantized])."""
+    inp, out = _require_int16(model, op, [op.inputs[0], op.outputs[0]])
+    in_scale = np.float32(inp.scale[0])
+    if op.opcode == "RELU6":
+        multiplier, shift = 0, 0
+        act_max = min(max(round_half_away(float(np.float32(6.0) / in_scale)), INT16_LIMITS[0]), INT16_LIMITS[1])
+    else:
+        multiplier, shift = quantize_multiplier(float(in_scale) / float(np.float32(out.scale[0])))
+        act_max = INT16_LIMITS[1]
+    call = (f"te_relu_s16({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {c_int(inp.size)}, {c_int(multiplier)}, {shift}, "
+            f"0, {act_max});")
+    return Lowered(call=call, inplace_ok=True)
+
+
 def lower_pad(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     """PAD/PADV2 of int16 data: the int8 op module's geometry and rendering, the 2-byte kernel."""
     in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
@@ -105,10 +124,12 @@ def lower_pad(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
     return lowered
 
 
-def lower_strided_slice(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
-    """STRIDED_SLICE of int16 data: the op module's gather, 2-byte elements."""
-    require(model.tensors[op.outputs[0]].type_name == "INT16", op, "mixes int16 with other types")
-    return _gather(strided_slice.prepare(model, op), model, op, ptr)
+def _gather_op(prepare) -> Lowering:
+    """STRIDED_SLICE, SLICE and TRANSPOSE of int16 data: the op module's gather, 2-byte elements."""
+    def lower(model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
+        require(model.tensors[op.outputs[0]].type_name == "INT16", op, "mixes int16 with other types")
+        return _gather(prepare(model, op), model, op, ptr)
+    return lower
 
 
 def _gather(data: GatherData, model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
@@ -256,9 +277,13 @@ LOWERINGS: dict[str, Lowering] = {
     "MUL": lower_mul,
     "SQUARED_DIFFERENCE": lower_squared_difference,
     "LEAKY_RELU": lower_leaky_relu,
+    "RELU": lower_relu,
+    "RELU6": lower_relu,
     "PAD": lower_pad,
     "PADV2": lower_pad,
-    "STRIDED_SLICE": lower_strided_slice,
+    "STRIDED_SLICE": _gather_op(strided_slice.prepare),
+    "SLICE": _gather_op(slice_op.prepare),
+    "TRANSPOSE": _gather_op(transpose.prepare),
     "CONV_2D": lower_conv2d,
     "DEPTHWISE_CONV_2D": lower_depthwise_conv2d,
     "FULLY_CONNECTED": lower_fully_connected,
@@ -272,7 +297,8 @@ LOWERINGS: dict[str, Lowering] = {
 # The variant each op gains here, as the op registry lists it.
 VARIANTS: dict[str, str] = {
     **{name: "int16" for name in ("ADD", "SUB", "MUL", "LEAKY_RELU", "PAD", "PADV2", "STRIDED_SLICE",
-                                  "AVERAGE_POOL_2D", "MAX_POOL_2D", "SQUARED_DIFFERENCE")},
+                                  "SLICE", "TRANSPOSE", "RESIZE_NEAREST_NEIGHBOR", "MAXIMUM", "MINIMUM",
+                                  "RELU", "RELU6", "AVERAGE_POOL_2D", "MAX_POOL_2D", "SQUARED_DIFFERENCE")},
     **{name: "16x8 (int16 activations, int8 weights)" for name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
                                                                    "TRANSPOSE_CONV")},
     "QUANTIZE": "float32->int16",

@@ -1,4 +1,4 @@
-"""RELU and RELU6 (int8), as TFLM's activations.cc: RELU requantizes (CalculateReluOpData), RELU6 clamps
+"""RELU and RELU6 (int8), as TFLM's activations.cc: RELU requantizes (CalculateReluOpData; int16 in tinyedge.aot.int16), RELU6 clamps
 the raw input between its zero point and 6.0 quantized with the input's scale (Relu6Prepare). Both
 depend on the input byte alone: a 256-entry table."""
 
@@ -33,7 +33,8 @@ def prepare(model: TfliteModel, op: Operator) -> LutData:
         lower = zero_point(inp)
         upper = _clamp(round_half_away(float(_f32(6.0) / _f32(inp.scale[0]))) + zero_point(inp))
         return LutData(tuple(_clamp(x, lower, upper) for x in BYTES))
-    multiplier, shift = quantize_multiplier(float(_f32(inp.scale[0]) / _f32(out.scale[0])))
+    # The scales' quotient in double, as tflite-micro's interpreter computes it (float32 rounds some ties the other way).
+    multiplier, shift = quantize_multiplier(float(_f32(inp.scale[0])) / float(_f32(out.scale[0])))
     act_min = max(INT8_MIN, zero_point(out))
     return LutData(tuple(
         _clamp(zero_point(out) + multiply_by_quantized_multiplier(x - zero_point(inp), multiplier, shift), act_min)

@@ -1,4 +1,4 @@
-"""TRANSPOSE (8-bit), as TFLM's transpose.cc (e.g. NHWC back to NCHW before an ONNX model's Flatten): the
+"""TRANSPOSE (8-bit; int16 in tinyedge.aot.int16), as TFLM's transpose.cc (e.g. NHWC back to NCHW before an ONNX model's Flatten): the
 output walked in order, the input with its strides permuted (a gather, te_transpose)."""
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ def simplified(shape: list[int], axes: list[int], largest: int = TE_DIM_MAX) -> 
 def prepare(model: TfliteModel, op: Operator) -> GatherData:
     in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
     perm = model.tensors[op.inputs[1]].data
-    require(perm is not None and in_t.dtype.itemsize == 1 and not in_t.is_constant, op,
-            "has a computed permutation, is wider than 8-bit or reads constant data")
+    require(perm is not None and in_t.dtype.itemsize in (1, 2) and not in_t.is_constant, op,
+            "has a computed permutation, is wider than 16-bit or reads constant data")
     rank = len(in_t.shape)
     axes = [int(p) % rank for p in np.asarray(perm).ravel()]
     require([int(in_t.shape[p]) for p in axes] == [int(d) for d in out_t.shape], op,

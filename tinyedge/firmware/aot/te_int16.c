@@ -143,6 +143,15 @@ void te_leaky_relu_s16(int16_t *out, const int16_t *in, int32_t count, const int
   }
 }
 
+void te_relu_s16(int16_t *out, const int16_t *in, int32_t count, int32_t multiplier, int32_t shift, int16_t act_min,
+                 int16_t act_max) {
+  int32_t i;
+  for (i = 0; i < count; i++) {
+    const int32_t y = multiplier ? te_s16_mbqm(in[i], multiplier, shift) : in[i];
+    out[i] = (int16_t)te_s16_clamp(y, act_min, act_max);
+  }
+}
+
 void te_pad_s16(int16_t *out, const int16_t *in, const te_dim *in_dims, const te_dim *out_dims,
                 const te_dim *pad_before, int16_t pad_value) {
   te_dim id[4], od[4], pb[4];

@@ -30,6 +30,12 @@ void te_add_s16(int16_t *out, const int16_t *a, const int16_t *b, const int32_t 
  * alpha multiplier, alpha shift} (TE_CONST). */
 void te_leaky_relu_s16(int16_t *out, const int16_t *in, int32_t count, const int32_t *params);
 
+/* RELU int16 (ReluQuantized<int16_t>, zero points 0): each value times multiplier >> shift (TFLM's
+ * int32 MultiplyByQuantizedMultiplier), clamped to [act_min, act_max]; RELU6 (Relu6Quantized) passes
+ * multiplier 0: the raw value clamped. */
+void te_relu_s16(int16_t *out, const int16_t *in, int32_t count, int32_t multiplier, int32_t shift, int16_t act_min,
+                 int16_t act_max);
+
 /* PAD/PADV2 of 2-byte elements over 4 dimensions (te_kernels.c's te_pad). */
 void te_pad_s16(int16_t *out, const int16_t *in, const te_dim *in_dims, const te_dim *out_dims,
                 const te_dim *pad_before, int16_t pad_value);

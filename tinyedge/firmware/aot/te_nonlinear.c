@@ -414,17 +414,30 @@ void te_squared_difference_s8(int8_t *out, const int8_t *a, const int8_t *b, con
     out[i] = (int8_t)te_nl_clamp(raw, p.act_min, p.act_max););
 }
 
+/* The body of te_maxmin_s8/_s16: element type T, `load` reading one (TE_CONST when is_const). */
+#define TE_NL_MAXMIN(T, load)                                                                     \
+  do {                                                                                            \
+    te_nl_walk w;                                                                                 \
+    const int32_t total = te_nl_walk_begin(&w, geom);                                             \
+    const uint8_t a_const = const_mask & TE_NL_A_CONST, b_const = const_mask & TE_NL_B_CONST;     \
+    int32_t i;                                                                                    \
+    for (i = 0; i < total; i++) {                                                                 \
+      const T x = load(a + w.offset_a, a_const), y = load(b + w.offset_b, b_const);               \
+      out[i] = maximum ? (x > y ? x : y) : (x < y ? x : y);                                       \
+      te_nl_walk_next(&w);                                                                        \
+    }                                                                                             \
+  } while (0)
+
+#define TE_NL_LOAD_S16(p, in_const) ((in_const) ? TE_RD_S16(p) : *(p))
+
 void te_maxmin_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom, uint8_t const_mask,
                   uint8_t maximum) {
-  te_nl_walk w;
-  const int32_t total = te_nl_walk_begin(&w, geom);
-  const uint8_t a_const = const_mask & TE_NL_A_CONST, b_const = const_mask & TE_NL_B_CONST;
-  int32_t i;
-  for (i = 0; i < total; i++) {
-    const int8_t x = TE_NL_LOAD_S8(a + w.offset_a, a_const), y = TE_NL_LOAD_S8(b + w.offset_b, b_const);
-    out[i] = maximum ? (x > y ? x : y) : (x < y ? x : y);
-    te_nl_walk_next(&w);
-  }
+  TE_NL_MAXMIN(int8_t, TE_NL_LOAD_S8);
+}
+
+void te_maxmin_s16(int16_t *out, const int16_t *a, const int16_t *b, const int32_t *geom, uint8_t const_mask,
+                   uint8_t maximum) {
+  TE_NL_MAXMIN(int16_t, TE_NL_LOAD_S16);
 }
 
 void te_prelu_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,

@@ -73,9 +73,12 @@ void te_sub_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geo
 void te_squared_difference_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
                               const te_add_params_t *params, uint8_t const_mask);
 
-/* MAXIMUM (maximum 1) or MINIMUM (0) of the raw values (reference_ops::MaximumMinimumBroadcastSlow). */
+/* MAXIMUM (maximum 1) or MINIMUM (0) of the raw values (reference_ops::MaximumMinimumBroadcastSlow), int8
+ * and int16. */
 void te_maxmin_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom, uint8_t const_mask,
                   uint8_t maximum);
+void te_maxmin_s16(int16_t *out, const int16_t *a, const int16_t *b, const int32_t *geom, uint8_t const_mask,
+                   uint8_t maximum);
 
 /* PRELU (reference_ops::BroadcastPrelu4DSlow): b is alpha, params TE_CONST. */
 void te_prelu_s8(int8_t *out, const int8_t *a, const int8_t *b, const int32_t *geom,
