@@ -57,6 +57,9 @@ def window(in_t: Tensor, out_t: Tensor, k_h: int, k_w: int, options, dil_h: int 
     _, in_h, in_w, in_c = in_t.shape
     _, out_h, out_w, out_c = out_t.shape
     s_h, s_w = int(options.strideH), int(options.strideW)
+    # With one output row (column) the stride is never used: a pool as large as its input may have a stride
+    # te_window_t's int8_t cannot hold, which then stands as 1.
+    s_h, s_w = (1 if out_h == 1 and s_h > 127 else s_h), (1 if out_w == 1 and s_w > 127 else s_w)
     pad_h = same_or_valid_padding(in_h, k_h, s_h, dil_h, out_h)
     pad_w = same_or_valid_padding(in_w, k_w, s_w, dil_w, out_w)
     return Window(*(int(v) for v in (in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, s_h, s_w, dil_h, dil_w,
