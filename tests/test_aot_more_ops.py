@@ -10,10 +10,9 @@ import shutil
 import numpy as np
 import pytest
 from aot_harness import NativeModel, assert_matches_reference
-from test_aot_new_ops import assert_deploys_bit_exact_on_qemu_cortex_m4
+from test_aot_new_ops import assert_deploys_bit_exact_on_qemu_cortex_m4, assert_op_bit_exact
 from test_aot_nonlinear import Case, convert
 
-from tinyedge.ops.registry import runtime_ops
 
 
 def _tf():
@@ -35,10 +34,7 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])
 def test_reductions_are_bit_exact_with_tflite_micro(name: str, dsp: bool, tmp_path):
-    opcode, case = CASES[name]
-    model = convert(case)
-    assert opcode in model.op_names() and opcode in runtime_ops("aot")
-    assert_matches_reference(model, NativeModel(model, tmp_path, dsp=dsp), samples=8)
+    assert_op_bit_exact(*CASES[name], tmp_path, dsp)
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
@@ -72,9 +68,7 @@ MIRROR_PADS = {
 def test_mirror_pad_is_bit_exact_with_tflite_micro(name: str, tmp_path):
     """PyTorch's reflect padding (SEANet-style audio, U-Nets), as TFLite's MIRROR_PAD. Before: refused."""
     shape = (9, 4) if "time" in name else (5, 4, 6)
-    model = convert(Case(MIRROR_PADS[name], [shape], [1.0]))
-    assert "MIRROR_PAD" in model.op_names() and "MIRROR_PAD" in runtime_ops("aot")
-    assert_matches_reference(model, NativeModel(model, tmp_path), samples=8)
+    assert_op_bit_exact("MIRROR_PAD", Case(MIRROR_PADS[name], [shape], [1.0]), tmp_path)
 
 
 ARGS = {
@@ -91,11 +85,8 @@ ARGS = {
 def test_arg_max_and_min_are_bit_exact_with_tflite_micro(name: str, tmp_path):
     """A model that ends in its argmax (a label, a segmentation map); the all-equal inputs of
     assert_matches_reference check that ties keep the first index. Before: refused by the AOT runtime."""
-    opcode, case = ARGS[name]
-    model = convert(case)
-    assert opcode in model.op_names() and opcode in runtime_ops("aot")
+    model = assert_op_bit_exact(*ARGS[name], tmp_path)
     assert model.output_tensors[0].type_name == "INT32"
-    assert_matches_reference(model, NativeModel(model, tmp_path), samples=8)
 
 
 def test_an_nchw_image_transposed_to_nhwc_is_bit_exact_with_tflite_micro(tmp_path):

@@ -71,10 +71,15 @@ def assert_deploys_bit_exact_on_qemu_cortex_m4(model, x: np.ndarray, tmp_path) -
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])
 def test_new_ops_are_bit_exact_with_tflite_micro(name: str, dsp: bool, tmp_path):
-    opcode, case = CASES[name]
+    assert_op_bit_exact(*CASES[name], tmp_path, dsp)
+
+
+def assert_op_bit_exact(opcode: str, case: Case, tmp_path, dsp: bool = False):
+    """The case's model uses the op, the AOT runtime runs it, and its C gives tflite-micro's bytes."""
     model = convert(case)
     assert opcode in model.op_names() and opcode in runtime_ops("aot")
     assert_matches_reference(model, NativeModel(model, tmp_path, dsp=dsp), samples=8)
+    return model
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
