@@ -447,7 +447,7 @@ static inline const int32_t *te_dsp_dot_groups(int32_t *p00, int32_t *p01, int32
  * (all 14: a00 a01 a10 a11 = r0-r3, the six loaded words and a temporary = r4-r10, x, f, n = r11,
  * r12, lr); the caller's arguments live in a 20-byte frame. Per pair ~22 cycles (mid) around the dot
  * loop where the compiler's loop, spilling and reloading its variables, took ~40.
- *   void te_dsp_dot_pairs(int32_t *acc, const int32_t *col, const int32_t *f, const int32_t *bias,
+ *   void te_dsp_dot_pairs(int32_t *acc, const int16_t *col, const int32_t *f, const int32_t *bias,
  *                         int32_t groups, int32_t pairs)   -- groups > 0, pairs > 0, bias != 0 */
 #define TE_DSP_PAIRS_LOADS_POST(XS, FS)                                                              \
   "ldr r4, [r11], #" #XS "\n\tldr r5, [r11, #4-" #XS "]\n\tldr r6, [r11, #8-" #XS "]\n\t"            \
@@ -464,7 +464,7 @@ static inline const int32_t *te_dsp_dot_groups(int32_t *p00, int32_t *p01, int32
 #define TE_DSP_PAIRS_LAST3                                                                           \
   TE_DSP_PAIRS_LOADS(-48, -24) TE_DSP_PAIRS_MACS TE_DSP_PAIRS_LOADS(-32, -16) TE_DSP_PAIRS_MACS        \
   TE_DSP_PAIRS_LOADS(-16, -8) TE_DSP_PAIRS_MACS
-void te_dsp_dot_pairs(int32_t *acc, const int32_t *col, const int32_t *f, const int32_t *bias, int32_t groups,
+void te_dsp_dot_pairs(int32_t *acc, const int16_t *col, const int32_t *f, const int32_t *bias, int32_t groups,
                       int32_t pairs);
 __asm__(".text\n\t.syntax unified\n\t.thumb\n\t.align 2\n\t"
         ".global te_dsp_dot_pairs\n\t.thumb_func\n\t.type te_dsp_dot_pairs, %function\n"
