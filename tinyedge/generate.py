@@ -233,7 +233,7 @@ def generate(model_path: Path, board_id: str, out_dir: Path, runtime: str | None
     ctx = RenderContext(board=board, model=model, model_name=model_name, runtime=chosen, out_dir=out_dir,
                         runtime_sources=sources, common_sources=common,
                         include_dirs=[framework.source_dir] if framework.compiles_firmware else [], tflm_dir=tree,
-                        extra={"port": port})
+                        extra={"port": port, "updatable": bool(slots)})
     framework.render(ctx)
 
     project = Project(dir=out_dir, board_id=board.id, runtime=chosen, model_name=model_name,

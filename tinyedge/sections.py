@@ -193,6 +193,23 @@ class EspidfSettings(Section):
     target: str = ""
 
 
+@dataclass(frozen=True)
+class StoreSettings(Section):
+    """The flash a board's persistent store (firmware/protocol/te_store.h) takes for the lifecycle's boot record
+    and model slots: `bytes` of it, which updatable firmware cannot use for code, backed by the port's
+    `te_store_<source>.c` (default: the port's own name, as te_store_rp2040.c)."""
+
+    name: ClassVar[str] = "store"
+    bytes: int
+    source: str = ""
+
+    def check(self, where: str) -> None:
+        if self.bytes <= 0 or self.bytes % 4096:
+            raise SectionError(f"{where}.bytes", f"must be a positive multiple of 4096 (got {self.bytes})")
+        if self.source and not re.fullmatch(r"[a-z0-9_]+", self.source):
+            raise SectionError(f"{where}.source", f"must name a te_store_<source>.c: lower-case letters, digits, _ (got {self.source!r})")
+
+
 # --- Arduino, PlatformIO, UF2, AVR --------------------------------------------------------------
 
 
@@ -303,5 +320,6 @@ class Route(Section):
 
 SECTIONS: dict[str, type[Section]] = {cls.name: cls for cls in (EnergySettings,
     MemorySettings, ToolchainSettings, UartSettings, TimerSettings, EmulatorSettings, EsptoolSettings,
-    EspidfSettings, ArduinoSettings, PlatformioSettings, Uf2Settings, AvrSettings, MicropythonSettings)}
+    EspidfSettings, ArduinoSettings, PlatformioSettings, Uf2Settings, AvrSettings, MicropythonSettings,
+    StoreSettings)}
 """Every optional section a profile may have, by its key."""

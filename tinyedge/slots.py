@@ -36,6 +36,7 @@ from tinyedge.errors import TinyedgeError
 from tinyedge.paths import FIRMWARE_DIR, TEMPLATES_DIR
 from tinyedge.plugins import RUNTIMES, get_runtime
 from tinyedge.reference import measure_arena
+from tinyedge.sections import StoreSettings
 from tinyedge.tflite_model import TfliteModel
 
 IMAGE_MAGIC = b"TESL"
@@ -167,9 +168,12 @@ def check_updatable(board: Board, runtime: str, port: str) -> None:
     if board.framework == "avr" or board.progmem:
         raise TinyedgeError(f"the {board.id} board has no room for updatable firmware (two model slots): "
                             "drop --updatable and re-flash to change its model.")
-    if not port or not any((FIRMWARE_DIR / "ports" / port).glob("te_store_*.c")):
-        raise TinyedgeError(f"the {board.id} board's port has no persistent store for model slots yet (only the host "
-                            "board, qemu-cortex-m4 and the RP2040 have one): drop --updatable and re-flash to change its model.")
+    # The port's te_store_<port>.c, or the one the profile's `store.source` names (a port serving several chips).
+    source = board.settings(StoreSettings).source if board.has_section(StoreSettings) else ""
+    if not port or not (FIRMWARE_DIR / "ports" / port / f"te_store_{source or port}.c").is_file():
+        raise TinyedgeError(f"the {board.id} board's port has no persistent store for model slots yet (the host board, "
+                            "qemu-cortex-m4, the RP2040, the ESP32s and the nRF52840 have one): drop --updatable and "
+                            "re-flash to change its model.")
     if not slot_content(runtime):
         updatable = " or ".join(name for name in RUNTIMES if slot_content(name))
         raise TinyedgeError(f"updatable firmware is built for the {updatable} runtime, not {runtime}: "

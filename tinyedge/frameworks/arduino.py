@@ -6,6 +6,10 @@ are installed by `build` with `arduino-cli core install` / `arduino-cli lib inst
 include folders reach every compilation unit through the cores' `compiler.{c,cpp}.extra_flags`
 build properties, so they reach the libraries too: the tflm runtime is built without TFLM's error
 strings, since the library's DebugLog prints on `Serial`, the port the protocol speaks on.
+
+The port's persistent stores are chip-specific (te_store_nrf52.c: the nRF52840's NVMC, compiled only where
+the core defines NRF52840_XXAA); a profile's `store` section names the one that backs the board, and
+updatable firmware must end below it (the build checks the ELF against `flash_bytes - store.bytes`).
 """
 
 from __future__ import annotations
@@ -18,10 +22,10 @@ from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.frameworks import BuildResult, Framework, RenderContext
 from tinyedge.frameworks.mcu_support import (
-    drop_stale_sources, firmware_defines, firmware_outputs, gather_into, project_sources,
+    check_clear_of_store, drop_stale_sources, firmware_defines, firmware_outputs, gather_into, project_sources,
 )
 from tinyedge.project import Project
-from tinyedge.sections import ArduinoSettings
+from tinyedge.sections import ArduinoSettings, StoreSettings
 from tinyedge.templating import render_to
 from tinyedge.tools import ARDUINO_CLI, require_tool, run_build_step
 
@@ -46,7 +50,7 @@ def additional_urls(config: dict) -> list[str]:
 
 class ArduinoFramework(Framework):
     name = "arduino"
-    sections = (ArduinoSettings,)
+    sections = (ArduinoSettings, StoreSettings)
     source_dir = f"{SKETCH}/src"
     default_port = "arduino"
     required_tools = (ARDUINO_CLI,)
@@ -98,7 +102,9 @@ class ArduinoFramework(Framework):
         for library in config["libraries"]:
             run_build_step([cli, "lib", "install", library], project.dir, log, f"arduino-cli lib install {library}")
         run_build_step(self.compile_command(cli, project.dir), project.dir, log, "arduino-cli compile")
-        return collect_outputs(project, time.monotonic() - started)
+        result = collect_outputs(project, time.monotonic() - started)
+        check_clear_of_store(project, result)
+        return result
 
 
 def collect_outputs(project: Project, seconds: float) -> BuildResult:

@@ -7,9 +7,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from tinyedge.boards import Board
 from tinyedge.elf import elf_sizes
 from tinyedge.errors import TinyedgeError
 from tinyedge.frameworks import BuildResult, RenderContext
+from tinyedge.project import Project
+from tinyedge.sections import StoreSettings
 
 SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".S")
 HEADER_SUFFIXES = (".h", ".hpp", ".hh", ".inc")
@@ -105,3 +108,22 @@ def firmware_outputs(elf: Path, seconds: float, tool: str, log: Path) -> BuildRe
                  if elf.with_suffix(f".{suffix}").is_file()}
     flash, ram = elf_sizes(elf)
     return BuildResult(elf=elf, flash_bytes=flash, ram_bytes=ram, seconds=seconds, artifacts=artifacts)
+
+
+def updatable_flash_budget(board: Board) -> int:
+    """The flash updatable firmware's code may take: the profile's budget less its persistent store's
+    `store.bytes` (the boot record and the two model slots), which sits at the end of that flash."""
+    return board.flash_bytes - board.settings(StoreSettings).bytes
+
+
+def check_clear_of_store(project: Project, result: BuildResult) -> None:
+    """Updatable firmware whose image reaches into the board's store would be overwritten by an update
+    (the store answers size 0 then and keeps nothing): refuse it at build time, in one sentence."""
+    board = project.board
+    if not project.extra.get("updatable") or not board.has_section(StoreSettings):
+        return
+    budget = updatable_flash_budget(board)
+    if result.flash_bytes > budget:
+        raise TinyedgeError(f"the updatable firmware needs {result.flash_bytes:,} bytes of flash but the {board.id} "
+                            f"board keeps its model slots in the top {board.settings(StoreSettings).bytes:,} bytes, "
+                            f"leaving {budget:,}: use a smaller model or generate without --updatable.")

@@ -1,0 +1,138 @@
+"""The Arduino Nano 33 BLE's persistent store (firmware/ports/arduino/te_store_nrf52.c, on the nRF52840's NVMC).
+
+No nRF52840 and no Arduino mbed core here, so: the store compiles for the board's CPU under -Werror; its very
+code runs on QEMU's `microbit` machine, whose emulated nRF51 NVMC (hw/nvram/nrf51_nvm.c) has the nRF52840's
+registers (READY 0x400, CONFIG 0x504, ERASEPAGE 0x508) with 1 KiB pages instead of 4 KiB, flash that a write
+only clears bits of, and contents that survive a system reset; and `generate --updatable` for the board
+writes a sketch holding it, with the flash budget the store leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import require_tools, run_tinyedge
+from tinyedge.boards import get_board
+from tinyedge.errors import TinyedgeError
+from tinyedge.frameworks import BuildResult
+from tinyedge.frameworks.mcu_support import check_clear_of_store, updatable_flash_budget
+from tinyedge.project import Project
+
+REPO = Path(__file__).resolve().parent.parent
+STORE = REPO / "tinyedge" / "firmware" / "ports" / "arduino" / "te_store_nrf52.c"
+PROTOCOL = REPO / "tinyedge" / "firmware" / "protocol"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Os"]
+# The micro:bit's nRF51822: 1 KiB pages; the store's 8 KiB at the top of its 256 KiB flash.
+NRF51_STORE = ["-DTE_STORE_NRF", "-DTE_NRF_PAGE_BYTES=1024u", "-DTE_NRF_STORE_START=0x3E000u",
+               "-DTE_NRF_STORE_BYTES=0x2000u"]
+
+
+def compile_store(flags: list[str], out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["arm-none-eabi-gcc", *STRICT, *flags, f"-I{PROTOCOL}", "-c", str(STORE), "-o", str(out)],
+                          capture_output=True, text=True)
+
+
+def test_the_nrf52_store_compiles_warning_free_for_the_nano_33_ble(tmp_path):
+    """As the mbed core compiles it: the board's cpu_flags and NRF52840_XXAA (the core's defines.txt)."""
+    require_tools("arm-none-eabi-gcc")
+    board = get_board("arduino-nano-33-ble")
+    done = compile_store([*board.cpu_flags, "-DNRF52840_XXAA"], tmp_path / "store.o")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    symbols = subprocess.run(["arm-none-eabi-nm", str(tmp_path / "store.o")], capture_output=True, text=True).stdout
+    assert {"te_store_size", "te_store_read", "te_store_write"} <= {line.split()[-1] for line in symbols.splitlines()}
+
+
+def test_the_nrf52_store_is_empty_on_the_arduino_ports_other_chips(tmp_path):
+    """The arduino port serves the Pico and the ESP32s too: there the file defines nothing (the weak
+    no-store defaults of te_lifecycle.c stay), still warning-free."""
+    require_tools("arm-none-eabi-gcc")
+    done = compile_store(list(get_board("raspberry-pi-pico").cpu_flags), tmp_path / "store.o")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    symbols = subprocess.run(["arm-none-eabi-nm", str(tmp_path / "store.o")], capture_output=True, text=True).stdout
+    assert "te_store" not in symbols
+
+
+def build_nrf51_check(tmp_path: Path, store: Path = STORE) -> Path:
+    elf = tmp_path / "nrf_store_check.elf"
+    done = subprocess.run(
+        ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-Os", "-mcpu=cortex-m0", "-mthumb",
+         "-ffreestanding", "-nostartfiles", *NRF51_STORE, f"-I{PROTOCOL}", "-T", str(FIXTURES / "nrf_store_check.ld"),
+         str(FIXTURES / "nrf_store_check.c"), str(store), "--specs=nano.specs", "-lc", "-lnosys", "-o", str(elf)],
+        capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return elf
+
+
+def run_on_microbit(elf: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["qemu-system-arm", "-M", "microbit", "-nographic", "-monitor", "none", "-serial", "null",
+                           "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_nrf52_stores_code_on_qemus_emulated_nrf51_nvmc_keeps_every_byte_across_a_reset(tmp_path):
+    """Record copies in pages of their own, writes across page boundaries, overwrites that need an erase,
+    byte writes into erased flash, the ends of the store; then a chip reset and every byte read back."""
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+    run = run_on_microbit(build_nrf51_check(tmp_path))
+    said = run.stdout + run.stderr    # QEMU's semihosting console
+    assert run.returncode == 0, said
+    assert "first boot: written; resetting" in said
+    assert "second boot: the store kept every byte across the reset" in said
+
+
+def test_the_emulated_nvmc_catches_a_store_that_never_erases(tmp_path):
+    """The check is not vacuous: QEMU's flash only clears bits on a write, so a store without its erase fails."""
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+    broken = tmp_path / "te_store_nrf52.c"
+    text = STORE.read_text()
+    assert "  NVMC_ERASEPAGE = address;\n" in text
+    broken.write_text(text.replace("  NVMC_ERASEPAGE = address;\n", "  (void)address;\n"))
+    run = run_on_microbit(build_nrf51_check(tmp_path, broken))
+    assert run.returncode != 0 and "FAIL" in run.stdout + run.stderr, run.stdout + run.stderr
+
+
+# --- generate --updatable --board arduino-nano-33-ble ---------------------------------------------
+
+
+def test_updatable_firmware_for_the_nano_33_ble_holds_the_nrf52_store(sine_model, tmp_path):
+    out = tmp_path / "nano"
+    done = run_tinyedge("generate", sine_model.int8, "--board", "arduino-nano-33-ble", "--runtime", "aot",
+                        "--updatable", "-o", out)
+    assert done.returncode == 0, done.stderr
+    src = out / "firmware" / "src"
+    assert (src / "te_store_nrf52.c").read_text() == STORE.read_text()
+    assert (src / "te_slots.c").is_file()
+    manifest = json.loads((out / "tinyedge.json").read_text())
+    assert manifest["extra"]["updatable"]["graph_sha256"]
+
+
+def test_the_nano_33_ble_budgets_updatable_firmware_below_its_store(sine_model, tmp_path):
+    """The sketch's flash (1 MiB less the bootloader's 64 KiB) less the store's 256 KiB at the top
+    (0xC0000-0xFFFFF, te_store_nrf52.c's default place): an image reaching into it is refused at build time."""
+    board = get_board("arduino-nano-33-ble")
+    assert board.flash_bytes == 0x100000 - 0x10000
+    assert updatable_flash_budget(board) == 0xC0000 - 0x10000
+    out = tmp_path / "nano"
+    done = run_tinyedge("generate", sine_model.int8, "--board", board.id, "--runtime", "aot", "--updatable", "-o", out)
+    assert done.returncode == 0, done.stderr
+    project = Project.load(out)
+    elf = out / "build" / "firmware.ino.elf"
+    fits = BuildResult(elf=elf, flash_bytes=updatable_flash_budget(board), ram_bytes=0, seconds=0)
+    check_clear_of_store(project, fits)
+    with pytest.raises(TinyedgeError, match=r"top 262,144 bytes, leaving 720,896: use a smaller model"):
+        check_clear_of_store(project, BuildResult(elf=elf, flash_bytes=updatable_flash_budget(board) + 1,
+                                                  ram_bytes=0, seconds=0))
+
+
+@pytest.mark.parametrize("board_id, runtime", [("raspberry-pi-pico", "tflm")])
+def test_the_arduino_ports_other_boards_stay_without_slots(sine_model, tmp_path, board_id, runtime):
+    """The Pico's TFLM route compiles the arduino port, whose only store is the nRF52840's: still refused."""
+    done = run_tinyedge("generate", sine_model.int8, "--board", board_id, "--runtime", runtime, "--updatable",
+                        "-o", tmp_path / "p")
+    assert done.returncode != 0
+    assert "has no persistent store for model slots yet" in done.stderr
