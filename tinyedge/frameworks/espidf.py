@@ -15,7 +15,10 @@ not reset the chip).
 
 Flash: the project brings its own partitions.csv whose factory app partition, at the profile's app offset,
 is exactly the profile's `flash_bytes` (the chip, `esptool.flash_size`, less what lies below the app), so
-the budget `inspect --board` checks is the one `idf.py build` enforces.
+the budget `inspect --board` checks is the one `idf.py build` enforces. Updatable firmware (`generate
+--updatable`) gives the profile's `store.bytes` of it to a `tinyedge` data partition at the chip's end, the
+persistent store of its boot record and model slots (firmware/ports/espidf/te_store_espidf.c, on ESP-IDF's
+esp_partition API, compiled only then; `main` then requires the esp_partition component).
 
 TFLM's DebugLog (esp-tflite-micro) writes to stderr, which CONFIG_ESP_CONSOLE_NONE sends nowhere: its
 error text cannot reach the protocol's port, so TFLM keeps its error strings here.
@@ -39,7 +42,7 @@ from tinyedge.frameworks.mcu_support import (
     drop_stale_sources, firmware_defines, gather_into, project_sources,
 )
 from tinyedge.project import Project
-from tinyedge.sections import EspidfSettings, EsptoolSettings
+from tinyedge.sections import EspidfSettings, EsptoolSettings, StoreSettings
 from tinyedge.templating import render_to
 from tinyedge.tools import Tool, require_tool, run_build_step
 
@@ -55,6 +58,10 @@ IDF_INSTALL = (f"install ESP-IDF v5.3 or newer (git clone -b {IDF_RELEASE} --rec
 PARTITION_TABLE = "partitions.csv"
 # Below the app: bootloader, partition table (0x8000), nvs and phy_init, as in ESP-IDF's own tables.
 DATA_PARTITIONS = (("nvs", "data", "nvs", 0x9000, 0x6000), ("phy_init", "data", "phy", 0xF000, 0x1000))
+# Updatable firmware's persistent store: a data partition of ESP-IDF's "undefined" subtype, found by its label.
+STORE_PARTITION = ("tinyedge", "data", "undefined")
+STORE_SOURCE = "te_store_espidf.c"
+STORE_REQUIRES = ("esp_partition",)
 ESP_FLASH_SIZES_MIB = (1, 2, 4, 8, 16, 32, 64, 128)
 IDF = Tool("ESP-IDF", "idf.py", IDF_INSTALL, ("--version",))
 # The images esptool writes, and their keys in ESP-IDF's build/flasher_args.json.
@@ -94,9 +101,22 @@ def app_partition(board: Board) -> tuple[int, int]:
     return offset, board.flash_bytes
 
 
+def store_partition_bytes(board: Board) -> int:
+    """The size of updatable firmware's `tinyedge` partition: the profile's `store.bytes`, an even number of
+    4 KiB sectors (te_store_espidf.c gives the boot record two and each slot half the rest)."""
+    if not board.has_section(StoreSettings):
+        raise TinyedgeError(f"board '{board.id}' has no `store` section for its model slots: add one to its profile "
+                            "in boards.yaml, or drop --updatable.")
+    size = board.settings(StoreSettings).bytes
+    if size % 0x2000 or size < 0x4000 or size >= board.flash_bytes:
+        raise TinyedgeError(f"board '{board.id}': store.bytes {size} must be a multiple of 8192, at least 16384 and "
+                            f"less than flash_bytes ({board.flash_bytes}): fix boards.yaml.")
+    return size
+
+
 class EspIdfFramework(Framework):
     name = "espidf"
-    sections = (EspidfSettings, EsptoolSettings)
+    sections = (EspidfSettings, EsptoolSettings, StoreSettings)
     source_dir = "main"
     default_port = "espidf"
     required_tools = (IDF,)
@@ -106,14 +126,19 @@ class EspIdfFramework(Framework):
         main_dir = out / self.source_dir
         name = project_name(ctx.model_name)
         render_to(main_dir / ENTRY_SOURCE, "espidf/main/tinyedge_app_main.c.j2", board=board)
+        store_bytes = store_partition_bytes(board) if ctx.extra.get("updatable") else 0
         sources = list(dict.fromkeys([p.name for p in project_sources(ctx, self.source_dir)] + [ENTRY_SOURCE]))
         drop_stale_sources(main_dir, sources)
         gather_into(ctx, self.source_dir, main_dir)
+        if not store_bytes and STORE_SOURCE in sources:   # the store lives in updatable firmware's partition only
+            sources.remove(STORE_SOURCE)
+            (main_dir / STORE_SOURCE).unlink()
         tflm = board.tflm if ctx.runtime == "tflm" else {}
         render_to(out / "CMakeLists.txt", "espidf/CMakeLists.txt.j2", board=board,
                   idf_target=idf_target(board), project_name=name)
         render_to(main_dir / "CMakeLists.txt", "espidf/main/CMakeLists.txt.j2", runtime=ctx.runtime,
-                  sources=sources, include_dirs=["."], requires=MAIN_REQUIRES, defines=firmware_defines(ctx))
+                  sources=sources, include_dirs=["."], requires=MAIN_REQUIRES + (STORE_REQUIRES if store_bytes else ()),
+                  defines=firmware_defines(ctx))
         render_to(main_dir / "idf_component.yml", "espidf/main/idf_component.yml.j2",
                   idf_version=IDF_VERSION, component=tflm.get("component"),
                   component_version=tflm.get("version", "*"))
@@ -121,8 +146,9 @@ class EspIdfFramework(Framework):
                   idf_target=idf_target(board), main_stack_bytes=MAIN_STACK_BYTES,
                   flash_size=flash_size_name(board), partition_table=PARTITION_TABLE)
         app_offset, app_bytes = app_partition(board)
-        render_to(out / PARTITION_TABLE, "espidf/partitions.csv.j2", board=board,
-                  data_partitions=DATA_PARTITIONS, app_offset=app_offset, app_bytes=app_bytes)
+        store = [(*STORE_PARTITION, app_offset + app_bytes - store_bytes, store_bytes)] if store_bytes else []
+        render_to(out / PARTITION_TABLE, "espidf/partitions.csv.j2", board=board, data_partitions=DATA_PARTITIONS,
+                  app_offset=app_offset, app_bytes=app_bytes - store_bytes, store_partitions=store)
 
     def build(self, project: Project) -> BuildResult:
         board = project.board

@@ -1,0 +1,129 @@
+"""The ESP32s' persistent store: `generate --updatable` gives the profile's `store.bytes` of the chip to a
+`tinyedge` data partition, backed by firmware/ports/espidf/te_store_espidf.c on ESP-IDF's esp_partition API.
+
+No ESP-IDF or Xtensa toolchain here: the generated partition table is checked with the rules of ESP-IDF's
+gen_esp32part.py (and with the script itself, and the store against ESP-IDF's own headers, where IDF_PATH
+names an ESP-IDF tree).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_tinyedge
+from tinyedge.boards import get_board
+from tinyedge.sections import EsptoolSettings, StoreSettings
+
+REPO = Path(__file__).resolve().parent.parent
+STORE = REPO / "tinyedge" / "firmware" / "ports" / "espidf" / "te_store_espidf.c"
+CMAKE_SRCS = re.compile(r"SRCS(.*?)INCLUDE_DIRS(.*?)PRIV_REQUIRES([^\n]*)", re.DOTALL)
+BOARDS = [("esp32-devkitc", "4MB"), ("esp32-s3-devkitc", "8MB")]
+
+
+def partition_table(path: Path) -> list[tuple[str, str, str, int, int]]:
+    rows = [line.split(",") for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return [(name.strip(), kind.strip(), sub.strip(), int(offset, 0), int(size, 0))
+            for name, kind, sub, offset, size, *_ in rows]
+
+
+def generate(model: Path, board_id: str, out: Path, *flags: str) -> Path:
+    done = run_tinyedge("generate", model, "--board", board_id, "--runtime", "aot", *flags, "-o", out)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def cmake_component(project: Path) -> tuple[list[str], list[str]]:
+    srcs, _, requires = CMAKE_SRCS.search((project / "main" / "CMakeLists.txt").read_text()).groups()
+    return re.findall(r'"([^"]+)"', srcs), requires.split()
+
+
+@pytest.fixture(scope="module")
+def updatable(sine_model, tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("espidf-updatable")
+    return {board_id: generate(sine_model.int8, board_id, out / board_id, "--updatable") for board_id, _ in BOARDS}
+
+
+@pytest.mark.parametrize("board_id, flash_size", BOARDS)
+def test_updatable_esp32_firmware_keeps_its_slots_in_a_tinyedge_partition_at_the_chips_end(updatable, board_id,
+                                                                                          flash_size):
+    board = get_board(board_id)
+    chip = int(flash_size[:-2]) << 20
+    store = board.settings(StoreSettings).bytes
+    table = partition_table(updatable[board_id] / "partitions.csv")
+    rows = {row[0]: row for row in table}
+    assert rows["tinyedge"] == ("tinyedge", "data", "undefined", chip - store, store)
+    assert rows["factory"] == ("factory", "app", "factory", board.settings(EsptoolSettings).app_offset,
+                               board.flash_bytes - store), "the app partition gives the store its bytes"
+    assert store % 0x2000 == 0, "te_store_espidf.c wants an even number of 4 KiB sectors"
+
+
+@pytest.mark.parametrize("board_id, flash_size", BOARDS)
+def test_the_partition_table_keeps_gen_esp32parts_rules(updatable, board_id, flash_size):
+    """ESP-IDF's gen_esp32part.py: app partitions at 64 KiB boundaries and whole 4 KiB sectors long, data
+    partitions at 4 KiB boundaries, none below the table's end (0x9000), none overlapping, all on the chip."""
+    table = partition_table(updatable[board_id] / "partitions.csv")
+    for name, kind, _, offset, size in table:
+        assert offset % (0x10000 if kind == "app" else 0x1000) == 0, name
+        assert kind != "app" or size % 0x1000 == 0, name
+        assert offset >= 0x9000, name
+    spans = sorted((offset, offset + size) for *_, offset, size in table)
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
+    assert spans[-1][1] == int(flash_size[:-2]) << 20, "the store ends where the chip does"
+
+
+@pytest.mark.parametrize("board_id", [b for b, _ in BOARDS])
+def test_updatable_esp32_firmware_compiles_the_store_and_requires_esp_partition(updatable, board_id):
+    sources, requires = cmake_component(updatable[board_id])
+    assert "te_store_espidf.c" in sources and "esp_partition" in requires
+    assert (updatable[board_id] / "main" / "te_store_espidf.c").read_text() == STORE.read_text()
+    assert '#define PARTITION_LABEL "tinyedge"' in STORE.read_text(), "the label the partition table gives it"
+
+
+def test_firmware_that_is_not_updatable_has_no_store_and_the_whole_budget(sine_model, tmp_path):
+    board = get_board("esp32-devkitc")
+    project = generate(sine_model.int8, board.id, tmp_path / "plain")
+    sources, requires = cmake_component(project)
+    assert "te_store_espidf.c" not in sources and "esp_partition" not in requires
+    assert not (project / "main" / "te_store_espidf.c").exists()
+    table = partition_table(project / "partitions.csv")
+    assert [row[0] for row in table] == ["nvs", "phy_init", "factory"] and table[-1][4] == board.flash_bytes
+    generate(sine_model.int8, board.id, tmp_path / "plain", "--updatable")   # regenerated in place: the store is back
+    assert "te_store_espidf.c" in cmake_component(project)[0]
+    assert "tinyedge" in [row[0] for row in partition_table(project / "partitions.csv")]
+
+
+def idf_path() -> Path:
+    path = os.environ.get("IDF_PATH")
+    if not path:
+        pytest.skip("set IDF_PATH to an ESP-IDF tree (its partition_table and esp_partition components) to check "
+                    "against ESP-IDF itself")
+    return Path(path)
+
+
+@pytest.mark.parametrize("board_id, flash_size", BOARDS)
+def test_esp_idfs_own_gen_esp32part_accepts_the_table(updatable, board_id, flash_size, tmp_path):
+    script = idf_path() / "components" / "partition_table" / "gen_esp32part.py"
+    done = subprocess.run([sys.executable, str(script), "--flash-size", flash_size,
+                           str(updatable[board_id] / "partitions.csv"), str(tmp_path / "table.bin")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    back = subprocess.run([sys.executable, str(script), str(tmp_path / "table.bin")], capture_output=True, text=True)
+    assert "tinyedge,data,undefined," in back.stdout
+
+
+def test_the_store_compiles_against_esp_idfs_headers(tmp_path):
+    """-fsyntax-only with the host's GCC: ESP-IDF's esp_partition.h and esp_err.h (and esp_blockdev.h from v6.1),
+    sdkconfig.h being the build's own output (empty here)."""
+    components = idf_path() / "components"
+    (tmp_path / "sdkconfig.h").write_text("")
+    includes = [tmp_path, components / "esp_common" / "include", components / "esp_partition" / "include",
+                components / "esp_blockdev" / "include", REPO / "tinyedge" / "firmware" / "protocol"]
+    done = subprocess.run(["gcc", "-std=gnu17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only",
+                           *(f"-I{d}" for d in includes), str(STORE)], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
