@@ -11,10 +11,9 @@
  *
  * A write reads each page it touches into RAM and programs the words that change; a page whose
  * changed words are not all erased (0xFFFFFFFF) is erased first and programmed back whole, so no
- * word is written twice between erases. The lifecycle's two boot-record copies (logical offsets 0
- * and 256) get a page each, so a power cut between an erase and its program loses one copy at most,
- * and the other (the previous record) stays in force; the slots (logical offsets from 4096) follow,
- * each a whole number of pages, so rewriting the inactive slot never erases a page of the active one.
+ * word is written twice between erases. The pages are laid out as te_store_layout.h says (a page per
+ * boot-record copy, whole pages per slot), so a power cut between an erase and its program never
+ * costs the record in force or the active slot.
  *
  * Compiled only for the nRF52840 (the mbed core defines NRF52840_XXAA), or where TE_STORE_NRF is
  * defined with the page size and the store's place (the test that runs it on QEMU's nRF51 NVMC). */
@@ -24,6 +23,7 @@
 #include <string.h>
 
 #include "te_store.h"
+#include "te_store_layout.h"
 
 #ifndef TE_NRF_PAGE_BYTES
 #define TE_NRF_PAGE_BYTES 4096u
@@ -37,13 +37,10 @@
 
 #define PAGE TE_NRF_PAGE_BYTES
 #define WORDS (PAGE / 4u)
-#define SLOTS_BASE 4096u          /* te_slots.c's SLOTS_BASE: the boot records live below it */
-#define RECORD_COPY 256u          /* te_lifecycle.c's RECORD_SPACING */
-#define RECORD_PAGES 2u
 #define ERASED 0xFFFFFFFFu
 
 typedef char te_store_pages_pair[((TE_NRF_STORE_BYTES / PAGE) % 2u == 0u && TE_NRF_STORE_START % PAGE == 0u
-                                  && PAGE >= RECORD_COPY) ? 1 : -1];
+                                  && PAGE >= TE_STORE_RECORD_COPY) ? 1 : -1];
 
 #define NVMC_BASE 0x4001E000u
 #define NVMC_READY (*(volatile uint32_t *)(NVMC_BASE + 0x400u))
@@ -91,46 +88,22 @@ static void program_words(uint32_t address, uint32_t first, uint32_t last, int o
   set_mode(CONFIG_READ);
 }
 
-/* The flash address of a logical store offset, or 0 outside the store. */
-static uint32_t physical(uint32_t offset) {
-  if (offset < SLOTS_BASE) {
-    uint32_t copy = offset / RECORD_COPY;
-    return copy < RECORD_PAGES ? TE_NRF_STORE_START + copy * PAGE + offset % RECORD_COPY : 0u;
-  }
-  if (offset - SLOTS_BASE >= TE_NRF_STORE_BYTES - RECORD_PAGES * PAGE) {
-    return 0u;
-  }
-  return TE_NRF_STORE_START + RECORD_PAGES * PAGE + (offset - SLOTS_BASE);
-}
-
-/* Bytes from `offset` to the end of its page's run (a record copy ends at 256 bytes). */
-static uint32_t run_at(uint32_t offset, uint32_t address) {
-  uint32_t run = PAGE - address % PAGE;
-  if (offset < SLOTS_BASE && run > RECORD_COPY - offset % RECORD_COPY) {
-    run = RECORD_COPY - offset % RECORD_COPY;
-  }
-  return run;
-}
-
 uint32_t te_store_size(void) {
   uint32_t image_end = (uint32_t)(uintptr_t)__etext + (uint32_t)(__data_end__ - __data_start__);
   if (image_end > TE_NRF_STORE_START) {
     return 0;   /* the firmware reaches into the store */
   }
-  return SLOTS_BASE + TE_NRF_STORE_BYTES - RECORD_PAGES * PAGE;
+  return te_store_layout_size(TE_NRF_STORE_BYTES, PAGE);
 }
 
 int te_store_read(uint32_t offset, void *data, uint32_t len) {
   uint8_t *out = (uint8_t *)data;
   while (len > 0u) {
-    uint32_t at = physical(offset);
-    uint32_t run;
-    if (at == 0u) {
+    uint32_t at = 0u, run = te_store_layout_locate(offset, len, TE_NRF_STORE_BYTES, PAGE, &at);
+    if (run == 0u) {
       return -1;
     }
-    run = run_at(offset, at);
-    if (run > len) run = len;
-    memcpy(out, (const void *)(uintptr_t)at, run);
+    memcpy(out, (const void *)(uintptr_t)(TE_NRF_STORE_START + at), run);
     out += run;
     offset += run;
     len -= run;
@@ -168,14 +141,11 @@ int te_store_write(uint32_t offset, const void *data, uint32_t len) {
     return -1;
   }
   while (len > 0u) {
-    uint32_t at = physical(offset);
-    uint32_t run;
-    if (at == 0u) {
+    uint32_t at = 0u, run = te_store_layout_locate(offset, len, TE_NRF_STORE_BYTES, PAGE, &at);
+    if (run == 0u) {
       return -1;
     }
-    run = run_at(offset, at);
-    if (run > len) run = len;
-    rewrite(at - at % PAGE, at % PAGE, in, run);
+    rewrite(TE_NRF_STORE_START + at - at % PAGE, at % PAGE, in, run);
     in += run;
     offset += run;
     len -= run;

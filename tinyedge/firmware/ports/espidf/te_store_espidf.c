@@ -4,23 +4,20 @@
  *
  * SPI NOR flash erases 4 KiB sectors and a write only clears bits, so a write reads each sector it
  * touches into RAM; when every byte it changes is erased (0xFF) it programs just those bytes, otherwise
- * it erases the sector and programs it back whole. The lifecycle's two boot-record copies (logical
- * offsets 0 and 256) get a sector each, so a power cut between an erase and its program loses one copy
- * at most, and the other (the previous record) stays in force; the slots (logical offsets from 4096)
- * follow, each a whole number of sectors (the partition holds an even number of them), so rewriting
- * the inactive slot never erases a sector of the active one. Without the partition (firmware not
+ * it erases the sector and programs it back whole. The sectors are laid out as te_store_layout.h says
+ * (a sector per boot-record copy, whole sectors per slot: the partition holds an even number of
+ * them), so a power cut between an erase and its program never costs the record in force or the
+ * active slot. Without the partition (firmware not
  * generated --updatable, or a table of one's own) or with flash encryption on it, the store is empty. */
 #include <stdint.h>
 #include <string.h>
 
 #include "esp_partition.h"
 #include "te_store.h"
+#include "te_store_layout.h"
 
 #define PARTITION_LABEL "tinyedge"
 #define SECTOR 4096u
-#define SLOTS_BASE 4096u          /* te_slots.c's SLOTS_BASE: the boot records live below it */
-#define RECORD_COPY 256u          /* te_lifecycle.c's RECORD_SPACING */
-#define RECORD_SECTORS 2u
 #define ERASED 0xFFu
 
 static const esp_partition_t *partition;
@@ -39,30 +36,9 @@ static const esp_partition_t *store_partition(void) {
   return partition;
 }
 
-/* The partition offset of a logical store offset, or -1 outside the store. */
-static int64_t physical(uint32_t offset) {
-  if (offset < SLOTS_BASE) {
-    uint32_t copy = offset / RECORD_COPY;
-    return copy < RECORD_SECTORS ? (int64_t)copy * SECTOR + offset % RECORD_COPY : -1;
-  }
-  if (offset - SLOTS_BASE >= partition->size - RECORD_SECTORS * SECTOR) {
-    return -1;
-  }
-  return (int64_t)RECORD_SECTORS * SECTOR + (offset - SLOTS_BASE);
-}
-
-/* Bytes from `offset` to the end of its sector's run (a record copy ends at 256 bytes). */
-static uint32_t run_at(uint32_t offset, uint32_t at) {
-  uint32_t run = SECTOR - at % SECTOR;
-  if (offset < SLOTS_BASE && run > RECORD_COPY - offset % RECORD_COPY) {
-    run = RECORD_COPY - offset % RECORD_COPY;
-  }
-  return run;
-}
-
 uint32_t te_store_size(void) {
   const esp_partition_t *p = store_partition();
-  return p == NULL ? 0u : SLOTS_BASE + p->size - RECORD_SECTORS * SECTOR;
+  return p == NULL ? 0u : te_store_layout_size((uint32_t)p->size, SECTOR);
 }
 
 int te_store_read(uint32_t offset, void *data, uint32_t len) {
@@ -71,14 +47,8 @@ int te_store_read(uint32_t offset, void *data, uint32_t len) {
     return -1;
   }
   while (len > 0u) {
-    int64_t at = physical(offset);
-    uint32_t run;
-    if (at < 0) {
-      return -1;
-    }
-    run = run_at(offset, (uint32_t)at);
-    if (run > len) run = len;
-    if (esp_partition_read(partition, (size_t)at, out, run) != ESP_OK) {
+    uint32_t at = 0u, run = te_store_layout_locate(offset, len, (uint32_t)partition->size, SECTOR, &at);
+    if (run == 0u || esp_partition_read(partition, at, out, run) != ESP_OK) {
       return -1;
     }
     out += run;
@@ -123,14 +93,8 @@ int te_store_write(uint32_t offset, const void *data, uint32_t len) {
     return -1;
   }
   while (len > 0u) {
-    int64_t at = physical(offset);
-    uint32_t run;
-    if (at < 0) {
-      return -1;
-    }
-    run = run_at(offset, (uint32_t)at);
-    if (run > len) run = len;
-    if (rewrite((uint32_t)at - (uint32_t)at % SECTOR, (uint32_t)at % SECTOR, in, run) != 0) {
+    uint32_t at = 0u, run = te_store_layout_locate(offset, len, (uint32_t)partition->size, SECTOR, &at);
+    if (run == 0u || rewrite(at - at % SECTOR, at % SECTOR, in, run) != 0) {
       return -1;
     }
     in += run;
