@@ -3,13 +3,15 @@
 No nRF52840 and no Arduino mbed core here, so: the store compiles for the board's CPU under -Werror; its very
 code runs on QEMU's `microbit` machine, whose emulated nRF51 NVMC (hw/nvram/nrf51_nvm.c) has the nRF52840's
 registers (READY 0x400, CONFIG 0x504, ERASEPAGE 0x508) with 1 KiB pages instead of 4 KiB, flash that a write
-only clears bits of, and contents that survive a system reset; and `generate --updatable` for the board
-writes a sketch holding it, with the flash budget the store leaves.
+only clears bits of, and contents that survive a system reset (so a reset in the middle of a write is a power
+cut), under the real te_lifecycle.c too; and `generate --updatable` for the board writes a sketch holding it,
+with the flash budget the store leaves.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from tinyedge.project import Project
 REPO = Path(__file__).resolve().parent.parent
 STORE = REPO / "tinyedge" / "firmware" / "ports" / "arduino" / "te_store_nrf52.c"
 PROTOCOL = REPO / "tinyedge" / "firmware" / "protocol"
+COMMON = REPO / "tinyedge" / "firmware" / "common"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Os"]
 # The micro:bit's nRF51822: 1 KiB pages; the store's 8 KiB at the top of its 256 KiB flash.
@@ -68,9 +71,24 @@ def build_nrf51_check(tmp_path: Path, store: Path = STORE) -> Path:
     return elf
 
 
+def build_powercut_check(tmp_path: Path, layout_dir: Path | None = None) -> Path:
+    """nrf_powercut_check.c with the real te_lifecycle.c over the store (`layout_dir`: another te_store_layout.h)."""
+    elf = tmp_path / "nrf_powercut_check.elf"
+    includes = ([f"-I{layout_dir}"] if layout_dir else []) + [f"-I{PROTOCOL}", f"-I{COMMON}", f"-I{FIXTURES}"]
+    done = subprocess.run(
+        ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-Os", "-mcpu=cortex-m0", "-mthumb",
+         "-ffreestanding", "-nostartfiles", *NRF51_STORE, *includes, "-T", str(FIXTURES / "nrf_store_check.ld"),
+         str(FIXTURES / "nrf_powercut_check.c"), str(PROTOCOL / "te_lifecycle.c"), str(FIXTURES / "fixture_model_info.c"),
+         str(STORE), "--specs=nano.specs", "-lc", "-lgcc", "-lnosys", "-o", str(elf)],
+        capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return elf
+
+
 def run_on_microbit(elf: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["qemu-system-arm", "-M", "microbit", "-nographic", "-monitor", "none", "-serial", "null",
-                           "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
+    """-icount: the emulated clock follows the instructions, so SysTick's cut points repeat run to run."""
+    return subprocess.run(["qemu-system-arm", "-M", "microbit", "-icount", "shift=2", "-nographic", "-monitor", "none",
+                           "-serial", "null", "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
                           capture_output=True, text=True, timeout=300)
 
 
@@ -94,6 +112,33 @@ def test_the_emulated_nvmc_catches_a_store_that_never_erases(tmp_path):
     broken.write_text(text.replace("  NVMC_ERASEPAGE = address;\n", "  (void)address;\n"))
     run = run_on_microbit(build_nrf51_check(tmp_path, broken))
     assert run.returncode != 0 and "FAIL" in run.stdout + run.stderr, run.stdout + run.stderr
+
+
+def test_power_cuts_anywhere_in_a_boot_record_write_on_the_emulated_nvmc_never_lose_a_completed_boot(tmp_path):
+    """te_lifecycle.c counts every boot in its record over the store; a SysTick interrupt resets the chip at
+    points swept across te_lifecycle_boot() (reading, erasing, programming): 101 of 117 armed rounds cut it; every boot must
+    load the record with every boot that completed before it."""
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+    run = run_on_microbit(build_powercut_check(tmp_path))
+    said = run.stdout + run.stderr
+    assert run.returncode == 0, said
+    found = re.search(r"boots counted: (\d+), power cuts: (\d+)", said)
+    assert found, said
+    boots, cuts = map(int, found.groups())
+    assert cuts >= 100 and boots >= 4, said
+
+
+def test_the_power_cut_check_catches_record_copies_that_share_a_page(tmp_path):
+    """Not vacuous: with both copies in one page, a cut between that page's erase and its program loses both."""
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+    layout = (PROTOCOL / "te_store_layout.h").read_text()
+    line = "    *at = copy * page + offset % TE_STORE_RECORD_COPY;\n"
+    assert line in layout
+    (tmp_path / "te_store_layout.h").write_text(
+        layout.replace(line, "    *at = copy * TE_STORE_RECORD_COPY + offset % TE_STORE_RECORD_COPY;\n"))
+    run = run_on_microbit(build_powercut_check(tmp_path, layout_dir=tmp_path))
+    said = run.stdout + run.stderr
+    assert run.returncode != 0 and "a power cut lost or corrupted the boot record" in said, said
 
 
 # --- generate --updatable --board arduino-nano-33-ble ---------------------------------------------
