@@ -1,9 +1,11 @@
 """The ESP32s' persistent store: `generate --updatable` gives the profile's `store.bytes` of the chip to a
 `tinyedge` data partition, backed by firmware/ports/espidf/te_store_espidf.c on ESP-IDF's esp_partition API.
 
-No ESP-IDF or Xtensa toolchain here: the generated partition table is checked with the rules of ESP-IDF's
-gen_esp32part.py (and with the script itself, and the store against ESP-IDF's own headers, where IDF_PATH
-names an ESP-IDF tree).
+No ESP-IDF, Xtensa toolchain or ESP32 emulator here: the generated partition table is checked with the rules
+of ESP-IDF's gen_esp32part.py (and with the script itself, and the store against ESP-IDF's own headers, where
+IDF_PATH names an ESP-IDF tree); and the store's code runs on the host over a model of a partition of SPI NOR
+flash behind the esp_partition API (tests/fixtures/esp_partition_nor: erases of whole 4 KiB sectors, writes
+that only clear bits, power cuts at any erase or byte), with the real te_lifecycle.c.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from tinyedge.sections import EsptoolSettings, StoreSettings
 
 REPO = Path(__file__).resolve().parent.parent
 STORE = REPO / "tinyedge" / "firmware" / "ports" / "espidf" / "te_store_espidf.c"
+PROTOCOL = REPO / "tinyedge" / "firmware" / "protocol"
+COMMON = REPO / "tinyedge" / "firmware" / "common"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+NOR = FIXTURES / "esp_partition_nor"
 CMAKE_SRCS = re.compile(r"SRCS(.*?)INCLUDE_DIRS(.*?)PRIV_REQUIRES([^\n]*)", re.DOTALL)
 BOARDS = [("esp32-devkitc", "4MB"), ("esp32-s3-devkitc", "8MB")]
 
@@ -127,3 +133,59 @@ def test_the_store_compiles_against_esp_idfs_headers(tmp_path):
     done = subprocess.run(["gcc", "-std=gnu17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only",
                            *(f"-I{d}" for d in includes), str(STORE)], capture_output=True, text=True)
     assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+# --- the store's code over a model of NOR flash ----------------------------------------------------------
+
+
+def build_nor_check(tmp_path: Path, store: Path = STORE, layout_dir: Path | None = None) -> Path:
+    binary = tmp_path / "espidf_store_check"
+    includes = ([layout_dir] if layout_dir else []) + [NOR, PROTOCOL, COMMON, FIXTURES]
+    done = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", *(f"-I{d}" for d in includes),
+                           str(NOR / "espidf_store_check.c"), str(NOR / "nor_partition.c"), str(store),
+                           str(PROTOCOL / "te_lifecycle.c"), str(FIXTURES / "fixture_model_info.c"),
+                           str(FIXTURES / "lifecycle_alone.c"), "-o", str(binary)], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    return binary
+
+
+def run_check(binary: Path, mode: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(binary), mode], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("mode, says", [
+    ("layout", "every byte as written"),
+    ("powercut", "none lost"),
+    ("absent", "no store"), ("encrypted", "no store"), ("odd", "no store"),
+])
+def test_the_esp32_stores_code_over_a_nor_flash_partition(tmp_path, mode, says):
+    """layout: record copies in sectors of their own, writes across sectors, overwrites, byte writes into erased
+    flash (no erase), the store's ends, no write that needs a 0 bit to become 1, and an update rewriting slot 1
+    in 64-byte chunks never erasing a sector of slot 0; powercut: te_lifecycle.c's boots counted while a cut hits
+    every erase and every byte of a record write in turn (4,097 cuts), none lost; a missing or encrypted
+    partition, or one of an odd number of sectors: no store."""
+    run = run_check(build_nor_check(tmp_path), mode)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert says in run.stdout and run.stdout.endswith("ok\n"), run.stdout
+
+
+def test_the_nor_checks_catch_a_store_that_never_erases_and_records_sharing_a_sector(tmp_path):
+    """Not vacuous: without its erase the store's bytes are wrong; with both record copies in one sector a cut
+    between that sector's erase and its program loses both."""
+    text = STORE.read_text()
+    line = "      erase |= sector_buffer[within + i] != ERASED;\n"
+    assert line in text
+    (tmp_path / "no_erase").mkdir()
+    never_erases = tmp_path / "no_erase" / "te_store_espidf.c"
+    never_erases.write_text(text.replace(line, "      (void)erase;\n"))
+    run = run_check(build_nor_check(tmp_path / "no_erase", store=never_erases), "layout")
+    assert run.returncode != 0 and "FAIL" in run.stdout, run.stdout
+
+    layout = (PROTOCOL / "te_store_layout.h").read_text()
+    line = "    *at = copy * page + offset % TE_STORE_RECORD_COPY;\n"
+    assert line in layout
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "te_store_layout.h").write_text(
+        layout.replace(line, "    *at = copy * TE_STORE_RECORD_COPY + offset % TE_STORE_RECORD_COPY;\n"))
+    run = run_check(build_nor_check(tmp_path / "shared", layout_dir=tmp_path / "shared"), "powercut")
+    assert run.returncode != 0 and "a power cut lost or corrupted the boot record" in run.stdout, run.stdout

@@ -78,7 +78,8 @@ def build_powercut_check(tmp_path: Path, layout_dir: Path | None = None) -> Path
     done = subprocess.run(
         ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-Os", "-mcpu=cortex-m0", "-mthumb",
          "-ffreestanding", "-nostartfiles", *NRF51_STORE, *includes, "-T", str(FIXTURES / "nrf_store_check.ld"),
-         str(FIXTURES / "nrf_powercut_check.c"), str(PROTOCOL / "te_lifecycle.c"), str(FIXTURES / "fixture_model_info.c"),
+         str(FIXTURES / "nrf_powercut_check.c"), str(PROTOCOL / "te_lifecycle.c"),
+         str(FIXTURES / "fixture_model_info.c"), str(FIXTURES / "lifecycle_alone.c"),
          str(STORE), "--specs=nano.specs", "-lc", "-lgcc", "-lnosys", "-o", str(elf)],
         capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -116,8 +117,8 @@ def test_the_emulated_nvmc_catches_a_store_that_never_erases(tmp_path):
 
 def test_power_cuts_anywhere_in_a_boot_record_write_on_the_emulated_nvmc_never_lose_a_completed_boot(tmp_path):
     """te_lifecycle.c counts every boot in its record over the store; a SysTick interrupt resets the chip at
-    points swept across te_lifecycle_boot() (reading, erasing, programming): 101 of 117 armed rounds cut it; every boot must
-    load the record with every boot that completed before it."""
+    points swept across te_lifecycle_boot() (reading, erasing, programming): 101 of 117 armed rounds cut it;
+    every boot must load the record with every boot that completed before it."""
     require_tools("arm-none-eabi-gcc", "qemu-system-arm")
     run = run_on_microbit(build_powercut_check(tmp_path))
     said = run.stdout + run.stderr

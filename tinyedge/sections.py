@@ -207,7 +207,8 @@ class StoreSettings(Section):
         if self.bytes <= 0 or self.bytes % 4096:
             raise SectionError(f"{where}.bytes", f"must be a positive multiple of 4096 (got {self.bytes})")
         if self.source and not re.fullmatch(r"[a-z0-9_]+", self.source):
-            raise SectionError(f"{where}.source", f"must name a te_store_<source>.c: lower-case letters, digits, _ (got {self.source!r})")
+            raise SectionError(f"{where}.source",
+                               f"must name a te_store_<source>.c: lower-case letters, digits, _ (got {self.source!r})")
 
 
 # --- Arduino, PlatformIO, UF2, AVR --------------------------------------------------------------

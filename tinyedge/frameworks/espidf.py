@@ -137,8 +137,8 @@ class EspIdfFramework(Framework):
         render_to(out / "CMakeLists.txt", "espidf/CMakeLists.txt.j2", board=board,
                   idf_target=idf_target(board), project_name=name)
         render_to(main_dir / "CMakeLists.txt", "espidf/main/CMakeLists.txt.j2", runtime=ctx.runtime,
-                  sources=sources, include_dirs=["."], requires=MAIN_REQUIRES + (STORE_REQUIRES if store_bytes else ()),
-                  defines=firmware_defines(ctx))
+                  sources=sources, include_dirs=["."], defines=firmware_defines(ctx),
+                  requires=MAIN_REQUIRES + (STORE_REQUIRES if store_bytes else ()))
         render_to(main_dir / "idf_component.yml", "espidf/main/idf_component.yml.j2",
                   idf_version=IDF_VERSION, component=tflm.get("component"),
                   component_version=tflm.get("version", "*"))
