@@ -28,6 +28,7 @@ PROTOCOL = REPO / "tinyedge" / "firmware" / "protocol"
 COMMON = REPO / "tinyedge" / "firmware" / "common"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 NOR = FIXTURES / "esp_partition_nor"
+NOR_BYTES = 16 * 4096   # the modelled partition: 16 sectors (records, and 7 per slot)
 CMAKE_SRCS = re.compile(r"SRCS(.*?)INCLUDE_DIRS(.*?)PRIV_REQUIRES([^\n]*)", re.DOTALL)
 BOARDS = [("esp32-devkitc", "4MB"), ("esp32-s3-devkitc", "8MB")]
 
@@ -142,7 +143,10 @@ def build_nor_check(tmp_path: Path, store: Path = STORE, layout_dir: Path | None
     binary = tmp_path / "espidf_store_check"
     includes = ([layout_dir] if layout_dir else []) + [NOR, PROTOCOL, COMMON, FIXTURES]
     done = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", *(f"-I{d}" for d in includes),
-                           str(NOR / "espidf_store_check.c"), str(NOR / "nor_partition.c"), str(store),
+                           "-DSTORE_CHECK_PAGE=4096u", f"-DSTORE_CHECK_FLASH_BYTES={NOR_BYTES}u",
+                           f"-DNOR_PARTITION_BYTES={NOR_BYTES}u",
+                           str(NOR / "espidf_store_check.c"), str(NOR / "nor_partition.c"),
+                           str(FIXTURES / "store_checks.c"), str(store),
                            str(PROTOCOL / "te_lifecycle.c"), str(FIXTURES / "fixture_model_info.c"),
                            str(FIXTURES / "lifecycle_alone.c"), "-o", str(binary)], capture_output=True, text=True)
     assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -32,7 +32,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Os"]
 # The micro:bit's nRF51822: 1 KiB pages; the store's 8 KiB at the top of its 256 KiB flash.
 NRF51_STORE = ["-DTE_STORE_NRF", "-DTE_NRF_PAGE_BYTES=1024u", "-DTE_NRF_STORE_START=0x3E000u",
-               "-DTE_NRF_STORE_BYTES=0x2000u"]
+               "-DTE_NRF_STORE_BYTES=0x2000u", "-DSTORE_CHECK_PAGE=1024u", "-DSTORE_CHECK_FLASH_BYTES=0x2000u"]
 
 
 def compile_store(flags: list[str], out: Path) -> subprocess.CompletedProcess:
@@ -60,30 +60,30 @@ def test_the_nrf52_store_is_empty_on_the_arduino_ports_other_chips(tmp_path):
     assert "te_store" not in symbols
 
 
-def build_nrf51_check(tmp_path: Path, store: Path = STORE) -> Path:
-    elf = tmp_path / "nrf_store_check.elf"
+def build_for_microbit(tmp_path: Path, program: str, sources: list[Path], store: Path = STORE,
+                       layout_dir: Path | None = None) -> Path:
+    """A check program (tests/fixtures) for QEMU's micro:bit, linked with the store (`layout_dir`: another
+    te_store_layout.h) and microbit.c's start-up and semihosting."""
+    elf = tmp_path / f"{program}.elf"
+    includes = ([layout_dir] if layout_dir else []) + [PROTOCOL, COMMON, FIXTURES]
     done = subprocess.run(
         ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-Os", "-mcpu=cortex-m0", "-mthumb",
-         "-ffreestanding", "-nostartfiles", *NRF51_STORE, f"-I{PROTOCOL}", "-T", str(FIXTURES / "nrf_store_check.ld"),
-         str(FIXTURES / "nrf_store_check.c"), str(store), "--specs=nano.specs", "-lc", "-lnosys", "-o", str(elf)],
+         "-ffreestanding", "-nostartfiles", *NRF51_STORE, *(f"-I{d}" for d in includes),
+         "-T", str(FIXTURES / "nrf_store_check.ld"), str(FIXTURES / f"{program}.c"), str(FIXTURES / "microbit.c"),
+         *map(str, sources), str(store), "--specs=nano.specs", "-lc", "-lgcc", "-lnosys", "-o", str(elf)],
         capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return elf
+
+
+def build_nrf51_check(tmp_path: Path, store: Path = STORE) -> Path:
+    return build_for_microbit(tmp_path, "nrf_store_check", [FIXTURES / "store_checks.c"], store)
 
 
 def build_powercut_check(tmp_path: Path, layout_dir: Path | None = None) -> Path:
-    """nrf_powercut_check.c with the real te_lifecycle.c over the store (`layout_dir`: another te_store_layout.h)."""
-    elf = tmp_path / "nrf_powercut_check.elf"
-    includes = ([f"-I{layout_dir}"] if layout_dir else []) + [f"-I{PROTOCOL}", f"-I{COMMON}", f"-I{FIXTURES}"]
-    done = subprocess.run(
-        ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-Os", "-mcpu=cortex-m0", "-mthumb",
-         "-ffreestanding", "-nostartfiles", *NRF51_STORE, *includes, "-T", str(FIXTURES / "nrf_store_check.ld"),
-         str(FIXTURES / "nrf_powercut_check.c"), str(PROTOCOL / "te_lifecycle.c"),
-         str(FIXTURES / "fixture_model_info.c"), str(FIXTURES / "lifecycle_alone.c"),
-         str(STORE), "--specs=nano.specs", "-lc", "-lgcc", "-lnosys", "-o", str(elf)],
-        capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return elf
+    """nrf_powercut_check.c with the real te_lifecycle.c over the store."""
+    return build_for_microbit(tmp_path, "nrf_powercut_check", [PROTOCOL / "te_lifecycle.c",
+                              FIXTURES / "fixture_model_info.c", FIXTURES / "lifecycle_alone.c"], layout_dir=layout_dir)
 
 
 def run_on_microbit(elf: Path) -> subprocess.CompletedProcess:
