@@ -1,5 +1,5 @@
 /* The nRF52840's persistent store (Arduino Nano 33 BLE): the top 256 KiB of its 1 MiB flash, written
- * through the NVMC (nRF52840 Product Specification 4.3: NVMC at 0x4001E000; READY 0x400, CONFIG 0x504
+ * through the NVMC (nRF52840 Product Specification, NVMC chapter: at 0x4001E000; READY 0x400, CONFIG 0x504
  * with WEN = 1 / EEN = 2, ERASEPAGE 0x508; 4 KiB pages; only whole 32-bit words are written, a write
  * only turns bits from 1 to 0, and a word may be written twice at most between erases). The CPU
  * stalls while the flash is busy, so the code may run from flash; every operation waits for READY.
@@ -8,6 +8,8 @@
  * (variants/ARDUINO_NANO33BLE/linker_script.ld) and keeps nothing of its own there, so the store
  * takes the sketch's last 256 KiB: the board's profile budgets updatable firmware 256 KiB less
  * (`store.bytes`), and te_store_size() answers 0, persisting nothing, if the image reaches into it.
+ * The core's target (variants/ARDUINO_NANO33BLE/defines.txt) has no SoftDevice (TARGET_SOFTDEVICE_NONE)
+ * and no MPU (no DEVICE_MPU, so mbed's ROM write protection is off): the NVMC is ours to drive.
  *
  * A write reads each page it touches into RAM and programs the words that change; a page whose
  * changed words are not all erased (0xFFFFFFFF) is erased first and programmed back whole, so no
