@@ -17,9 +17,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import run_tinyedge
 from tinyedge.boards import get_board
+from tinyedge.paths import boards_file
 from tinyedge.sections import EsptoolSettings, StoreSettings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -193,3 +195,18 @@ def test_the_nor_checks_catch_a_store_that_never_erases_and_records_sharing_a_se
         layout.replace(line, "    *at = copy * TE_STORE_RECORD_COPY + offset % TE_STORE_RECORD_COPY;\n"))
     run = run_check(build_nor_check(tmp_path / "shared", layout_dir=tmp_path / "shared"), "powercut")
     assert run.returncode != 0 and "a power cut lost or corrupted the boot record" in run.stdout, run.stdout
+
+
+@pytest.mark.parametrize("store, says", [
+    ({"bytes": 12288}, "store.bytes 12288 must be a multiple of 8192, at least 16384 and less than flash_bytes"),
+    ({"bytes": 1000}, "field 'store.bytes': must be a positive multiple of 4096 (got 1000)"),
+    ({"bytes": 65536, "source": "../x"}, "field 'store.source': must name a te_store_<source>.c"),
+])
+def test_a_profile_with_a_store_esp_idf_cannot_partition_is_told_what_to_fix(sine_model, tmp_path, store, says):
+    boards = yaml.safe_load(boards_file().read_text())
+    boards["boards"]["esp32-devkitc"]["store"] = store
+    (tmp_path / "boards.yaml").write_text(yaml.safe_dump(boards))
+    result = run_tinyedge("generate", sine_model.int8, "--board", "esp32-devkitc", "--runtime", "aot", "--updatable",
+                          "-o", tmp_path / "esp32", env={"TINYEDGE_BOARDS": str(tmp_path / "boards.yaml")})
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert says in " ".join(result.stderr.split()), result.stderr
