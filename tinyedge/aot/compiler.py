@@ -68,13 +68,15 @@ class AotProgram:
 
 
 def compile_model(model: TfliteModel, progmem: bool = False, inplace_with_scratch: bool = True,
-                  dsp: bool = False) -> AotProgram:
+                  dsp: bool = False, fuse_residual_blocks: bool = True) -> AotProgram:
     """C for the whole model. `progmem` says the target is AVR, whose `const` data not marked
     TE_CONST (PROGMEM) is copied to RAM: the arrays of pointers to tables then count in `stats`' RAM.
     The C is the same either way.
     Convolutions that can write over their input do so (with one shared scratch buffer) when that
     takes less RAM than running them out of place; `inplace_with_scratch=False` never lets them.
-    `dsp` lowers the convolutions and FC to te_dsp.c (the target has the Arm DSP extension)."""
+    `dsp` lowers the convolutions and FC to te_dsp.c (the target has the Arm DSP extension).
+    Residual blocks run as one row-streamed op (tinyedge.aot.residual) when that takes less RAM, unless
+    `fuse_residual_blocks` is False."""
     check_supported(model)
     _check_io(model)
     out_of_place = _compile(model, progmem, inplace_with_scratch=False, dsp=dsp)
@@ -83,7 +85,7 @@ def compile_model(model: TfliteModel, progmem: bool = False, inplace_with_scratc
     best = out_of_place
     # A growing in-place op makes its whole buffer group as large as its output: tried with and without;
     # residual blocks fused into row loops (not on AVR, whose kernels read their windows from flash) too.
-    fusing = (False, True) if not progmem and find_blocks(model) else (False,)
+    fusing = (False, True) if fuse_residual_blocks and not progmem and find_blocks(model) else (False,)
     for fuse in fusing:
         for grow in (False, True):
             in_place = _compile(model, progmem, inplace_with_scratch=True, dsp=dsp, grow=grow, fuse=fuse)
