@@ -177,44 +177,25 @@ def _align4(n: int) -> int:
 def render_block(block: ResidualBlock, model: TfliteModel, conv: Lowering, ptr: PointerOf) -> Lowered:
     """The block's C (a row loop in the ADD's place), its tables and scratch: the convolutions' own scratch
     (their im2col columns) first, then the band of the first conv's rows, the second conv's row and the
-    shortcut's row."""
+    shortcut's row. On DSP cores the band is a ring the convolutions read through row pointers
+    (te_dsp_conv2d_row); elsewhere the kernels take row windows over a band kept in order (te_band_advance)."""
+    if uses_dsp(ptr):
+        ring = _ring_convs(block, model, conv, ptr)
+        if ring is not None:
+            return _render(block, model, ptr, ring, _ring_loop)
+    return _render(block, model, ptr, _band_convs(block, model, conv, ptr), _band_loop)
+
+
+def _band_convs(block: ResidualBlock, model: TfliteModel, conv: Lowering, ptr: PointerOf) -> list[Lowered]:
+    """The convolutions' own kernels on row windows (`w`, `w2`) over rows of x and of the band."""
     g = _geometry(model, block)
-    x, out = ptr(block.x), ptr(block.add.outputs[0])
+    x_rows = f"{ptr(block.x)} + (int32_t)iy * {g.x_row}"
     y1, y2 = block.conv1.outputs[0], block.conv2.outputs[0]
-    x_rows = f"{x} + (int32_t)iy * {g.x_row}"
     convs = [_row_call(conv, model, block.conv1, _Renamed(ptr, {block.x: x_rows, y1: f"band + (int32_t)(hi - lo) * {g.y1_row}"}), "w"),
              _row_call(conv, model, block.conv2, _Renamed(ptr, {y1: "band", y2: "y2"}), "w2")]
     if block.shortcut:
         convs.append(_row_call(conv, model, block.shortcut, _Renamed(ptr, {block.x: x_rows, block.shortcut.outputs[0]: "s"}), "w"))
-    band_at = _align4(max(low.scratch_bytes for low in convs))
-    y2_at = band_at + _align4(g.band_rows * g.y1_row)
-    s_at = y2_at + _align4(g.out_row)
-    scratch = s_at + (_align4(g.out_row) if block.shortcut else 0)
-    other = {block.shortcut.outputs[0]: "s"} if block.shortcut else {block.x: f"{x} + (int32_t)r * {g.x_row}"}
-    add_tables, add_call = _row_add(block, model, ptr, {y2: "y2", **other}, f"{out} + (int32_t)r * {g.out_row}",
-                                    g.out_row)
-    ops = ", ".join(str(op.index) for op in (*block.inner, block.add))
-    lines = [f"{{ /* residual block (ops {ops}) row by row: te_residual.h */",
-             f"    int8_t *const band = te_scratch + {band_at};",
-             f"    int8_t *const y2 = te_scratch + {y2_at};",
-             *([f"    int8_t *const s = te_scratch + {s_at};"] if block.shortcut else []),
-             "    te_window_t w, w2;",
-             "    te_dim r, iy, need, lo = 0, hi = 0;",
-             f"    for (r = 0; r < {g.out_h}; ++r) {{",
-             f"      need = te_band_advance(&w2, &{op_prefix(block.conv2)}win, r, band, {g.y1_row}, &lo, &hi);",
-             "      for (; hi < need; ++hi) {",
-             f"        iy = te_row_window(&w, &{op_prefix(block.conv1)}win, hi);",
-             f"        {convs[0].call}",
-             "      }",
-             f"      {convs[1].call}",
-             *([f"      iy = te_row_window(&w, &{op_prefix(block.shortcut)}win, r);",
-                f"      {convs[2].call}"] if block.shortcut else []),
-             f"      {add_call}",
-             "    }",
-             "  }"]
-    tables = [t for low in convs for t in low.tables] + add_tables
-    return Lowered(tables, "\n".join(lines), inplace_ok=writes_over_input_safely(model, block), scratch_bytes=scratch,
-                   inplace_source=block.x, reads=(block.x,), fused=tuple(op.kind for op in block.inner))
+    return convs
 
 
 def _row_call(conv: Lowering, model: TfliteModel, op: Operator, ptr: _Renamed, window: str) -> Lowered:
@@ -225,6 +206,92 @@ def _row_call(conv: Lowering, model: TfliteModel, op: Operator, ptr: _Renamed, w
         raise NotFusable(f"operator {op.index} renders to {low.call.split('(')[0]}, which a fused block cannot call")
     low.call = low.call.replace(whole, f"&{window},")
     return low
+
+
+def _ring_convs(block: ResidualBlock, model: TfliteModel, conv: Lowering, ptr: PointerOf) -> list[Lowered] | None:
+    """The convolutions' te_dsp.c kernels as te_dsp_conv2d_row calls on `rows`, or None when one of them
+    does not lower to te_dsp.c's convolution."""
+    g = _geometry(model, block)
+    outputs = {block.conv1: f"ring + (int32_t)(hi % {g.band_rows}) * {g.y1_row}", block.conv2: "y2",
+               block.shortcut: "s"}
+    convs = []
+    for op in block.inner:
+        low = conv(model, op, _Renamed(ptr, {op.inputs[0]: "rows", op.outputs[0]: outputs[op]}))
+        if low.call.startswith("te_dsp_conv2d("):
+            low.call = low.call.replace("te_dsp_conv2d(", "te_dsp_conv2d_row(", 1)
+        elif low.call.startswith("te_dsp_pointwise_conv2d(") and low.call.endswith(");"):
+            low.call = "te_dsp_conv2d_row(" + low.call[len("te_dsp_pointwise_conv2d("):-2] + ", 0);"
+        else:
+            return None
+        convs.append(low)
+    return convs
+
+
+def _band_loop(block: ResidualBlock, model: TfliteModel, ptr: PointerOf, calls: list[str], at: dict[str, int],
+               add_call: str) -> list[str]:
+    g = _geometry(model, block)
+    return [f"    int8_t *const band = te_scratch + {at['band']};",
+            *_row_pointers(block, at),
+            "    te_window_t w, w2;",
+            "    te_dim r, iy, need, lo = 0, hi = 0;",
+            f"    for (r = 0; r < {g.out_h}; ++r) {{",
+            f"      need = te_band_advance(&w2, &{op_prefix(block.conv2)}win, r, band, {g.y1_row}, &lo, &hi);",
+            "      for (; hi < need; ++hi) {",
+            f"        iy = te_row_window(&w, &{op_prefix(block.conv1)}win, hi);",
+            f"        {calls[0]}",
+            "      }",
+            f"      {calls[1]}",
+            *([f"      iy = te_row_window(&w, &{op_prefix(block.shortcut)}win, r);",
+               f"      {calls[2]}"] if block.shortcut else []),
+            f"      {add_call}",
+            "    }"]
+
+
+def _ring_loop(block: ResidualBlock, model: TfliteModel, ptr: PointerOf, calls: list[str], at: dict[str, int],
+               add_call: str) -> list[str]:
+    g = _geometry(model, block)
+    x = ptr(block.x)
+    k_max = max(model.tensors[op.inputs[1]].shape[1] for op in block.inner)
+    return [f"    int8_t *const ring = te_scratch + {at['band']};",
+            *_row_pointers(block, at),
+            f"    const int8_t *rows[{k_max}];",
+            "    te_dim r, hi = 0, need;",
+            f"    for (r = 0; r < {g.out_h}; ++r) {{",
+            f"      need = te_rows_end(&{op_prefix(block.conv2)}win, r);",
+            "      for (; hi < need; ++hi) {",
+            f"        te_row_pointers(rows, &{op_prefix(block.conv1)}win, hi, {x}, {g.x_row}, 0);",
+            f"        {calls[0]}",
+            "      }",
+            f"      te_row_pointers(rows, &{op_prefix(block.conv2)}win, r, ring, {g.y1_row}, {g.band_rows});",
+            f"      {calls[1]}",
+            *([f"      te_row_pointers(rows, &{op_prefix(block.shortcut)}win, r, {x}, {g.x_row}, 0);",
+               f"      {calls[2]}"] if block.shortcut else []),
+            f"      {add_call}",
+            "    }"]
+
+
+def _row_pointers(block: ResidualBlock, at: dict[str, int]) -> list[str]:
+    return [f"    int8_t *const y2 = te_scratch + {at['y2']};",
+            *([f"    int8_t *const s = te_scratch + {at['s']};"] if block.shortcut else [])]
+
+
+def _render(block: ResidualBlock, model: TfliteModel, ptr: PointerOf, convs: list[Lowered], loop) -> Lowered:
+    g = _geometry(model, block)
+    y2 = block.conv2.outputs[0]
+    at = {"band": _align4(max(low.scratch_bytes for low in convs))}
+    at["y2"] = at["band"] + _align4(g.band_rows * g.y1_row)
+    at["s"] = at["y2"] + _align4(g.out_row)
+    scratch = at["s"] + (_align4(g.out_row) if block.shortcut else 0)
+    x, out = ptr(block.x), ptr(block.add.outputs[0])
+    other = {block.shortcut.outputs[0]: "s"} if block.shortcut else {block.x: f"{x} + (int32_t)r * {g.x_row}"}
+    add_tables, add_call = _row_add(block, model, ptr, {y2: "y2", **other}, f"{out} + (int32_t)r * {g.out_row}",
+                                    g.out_row)
+    ops = ", ".join(str(op.index) for op in (*block.inner, block.add))
+    lines = [f"{{ /* residual block (ops {ops}) row by row: te_residual.h */",
+             *loop(block, model, ptr, [low.call for low in convs], at, add_call), "  }"]
+    tables = [t for low in convs for t in low.tables] + add_tables
+    return Lowered(tables, "\n".join(lines), inplace_ok=writes_over_input_safely(model, block), scratch_bytes=scratch,
+                   inplace_source=block.x, reads=(block.x,), fused=tuple(op.kind for op in block.inner))
 
 
 def _row_add(block: ResidualBlock, model: TfliteModel, ptr: PointerOf, names: dict[int, str], out: str,
