@@ -89,41 +89,36 @@ def compile_model(model: TfliteModel, progmem: bool = False, inplace_with_scratc
     for fuse in fusing:
         for grow in (False, True):
             in_place = _compile(model, progmem, inplace_with_scratch=True, dsp=dsp, grow=grow, fuse=fuse)
-            if in_place.stats.arena_bytes + in_place.stats.scratch_bytes < best.stats.arena_bytes + best.stats.scratch_bytes:
+            if _planned_ram(in_place) < _planned_ram(best):
                 best = in_place
     return best
 
 
-def _lower(available: dict[str, Lowering], model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
-    """The op's C, or one sentence when one of its numbers does not fit the C type its kernel holds it in."""
+def _planned_ram(program: AotProgram) -> int:
+    return program.stats.arena_bytes + program.stats.scratch_bytes
+
+
+def _lower(available: dict[str, Lowering], model: TfliteModel, op: Operator, ptr: PointerOf,
+           fused: dict[int, Lowering] | None = None) -> Lowered:
+    """The op's C (its fused block's, for an op of `fused`), or one sentence when one of its numbers does
+    not fit the C type its kernel holds it in."""
     try:
-        return (available.lowering_of(op) if isinstance(available, _ByOp) else available[op.kind])(model, op, ptr)
+        return (fused or {}).get(op.index, available[op.kind])(model, op, ptr)
     except DoesNotFit as exc:
         raise TinyedgeError(f"{op.kind} (operator {op.index}) cannot be compiled by the AOT runtime: {exc}; build the "
                             "model with `--runtime tflm` instead.") from None
 
 
-def _fused_lowerings(available: dict[str, Lowering], blocks: list[ResidualBlock]) -> dict[str, Lowering]:
-    """Every op's lowering, those of the residual blocks' ops replaced: the ADD's runs the block, the
-    others' outputs are never stored."""
+def _fused_lowerings(available: dict[str, Lowering], blocks: list[ResidualBlock]) -> dict[int, Lowering]:
+    """op index -> the lowering of the residual blocks' ops: the ADD's runs the block, the others' outputs
+    are never stored."""
     by_op: dict[int, Lowering] = {}
     for block in blocks:
         for inner in block.inner:
             by_op[inner.index] = lambda model, op, ptr, at=block.add.index: Lowered(
                 call=f"/* computed by op {at}'s residual block */", streams_output=True)
         by_op[block.add.index] = lambda model, op, ptr, b=block: render_block(b, model, available["CONV_2D"], ptr)
-    return _ByOp(available, by_op)
-
-
-class _ByOp(dict):
-    """op kind -> lowering, with some ops' own (by index) first."""
-
-    def __init__(self, available: dict[str, Lowering], by_op: dict[int, Lowering]):
-        super().__init__(available)
-        self.by_op = by_op
-
-    def lowering_of(self, op: Operator) -> Lowering:
-        return self.by_op.get(op.index) or self[op.kind]
+    return by_op
 
 
 def _fusable(model: TfliteModel, available: dict[str, Lowering], probe: "_Pointers") -> list[ResidualBlock]:
@@ -142,8 +137,8 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
     available = lowerings()
     probe = _Pointers(model, {}, probing=True, dsp=dsp)
     blocks = _fusable(model, available, probe) if fuse else []
-    available = _fused_lowerings(available, blocks)
-    first_pass = [_lower(available, model, op, probe) for op in model.operators]
+    fused = _fused_lowerings(available, blocks)
+    first_pass = [_lower(available, model, op, probe, fused) for op in model.operators]
     if not inplace_with_scratch:
         for low in first_pass:
             low.inplace_ok = low.inplace_ok and low.scratch_bytes == 0
@@ -159,7 +154,7 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
     plan = plan_memory(buffers)
     offsets = {t: plan.offsets[root] + deltas[t] for t, root in groups.items()}
     pointers = _Pointers(model, offsets, dsp=dsp)
-    lowered = [_lower(available, model, op, pointers) for op in model.operators]
+    lowered = [_lower(available, model, op, pointers, fused) for op in model.operators]
     check_kernel_families(model, lowered)
     constants = _constant_tables(model, sorted(pointers.constants_used))
     tables = [t for low in lowered for t in low.tables]

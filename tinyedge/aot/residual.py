@@ -4,10 +4,11 @@ convolution's whole output at once (ResNet's peak: two same-size tensors alive t
 The pattern: CONV_2D (any window, stride and SAME/VALID padding) -> CONV_2D (stride 1) -> ADD of that with
 the block's input x, or with a CONV_2D of x (the "shortcut", e.g. 1x1 stride 2), each intermediate read by
 the next op alone. The block runs where the ADD stands, one output row at a time (firmware/aot/te_residual.c):
-the first conv's rows go into a band of the second conv's k_h rows in te_scratch, each computed once; the
+the first conv's rows go into a band of the second conv's k_h rows in te_scratch, each computed once (on DSP
+cores a ring, read through row pointers by te_dsp_conv2d_row, so no row is moved); the
 second conv's row, the shortcut's row and the ADD's row follow, and the row is stored, over x's own bytes
 when no later row reads them (checked here for the block's strides). Every call is the op's own kernel
-(its lowering, as it renders alone) on a window of whole rows: the same int32 sums and requantization in
+(its lowering, as it renders alone) on whole rows: the same int32 sums and requantization in
 another order, bit for bit. The compiler plans with and without fusion and keeps the smaller memory.
 """
 
@@ -190,11 +191,13 @@ def _band_convs(block: ResidualBlock, model: TfliteModel, conv: Lowering, ptr: P
     """The convolutions' own kernels on row windows (`w`, `w2`) over rows of x and of the band."""
     g = _geometry(model, block)
     x_rows = f"{ptr(block.x)} + (int32_t)iy * {g.x_row}"
+    band_row = f"band + (int32_t)(hi - lo) * {g.y1_row}"
     y1, y2 = block.conv1.outputs[0], block.conv2.outputs[0]
-    convs = [_row_call(conv, model, block.conv1, _Renamed(ptr, {block.x: x_rows, y1: f"band + (int32_t)(hi - lo) * {g.y1_row}"}), "w"),
+    convs = [_row_call(conv, model, block.conv1, _Renamed(ptr, {block.x: x_rows, y1: band_row}), "w"),
              _row_call(conv, model, block.conv2, _Renamed(ptr, {y1: "band", y2: "y2"}), "w2")]
     if block.shortcut:
-        convs.append(_row_call(conv, model, block.shortcut, _Renamed(ptr, {block.x: x_rows, block.shortcut.outputs[0]: "s"}), "w"))
+        names = {block.x: x_rows, block.shortcut.outputs[0]: "s"}
+        convs.append(_row_call(conv, model, block.shortcut, _Renamed(ptr, names), "w"))
     return convs
 
 
@@ -231,7 +234,7 @@ def _band_loop(block: ResidualBlock, model: TfliteModel, ptr: PointerOf, calls: 
                add_call: str) -> list[str]:
     g = _geometry(model, block)
     return [f"    int8_t *const band = te_scratch + {at['band']};",
-            *_row_pointers(block, at),
+            *_row_buffers(block, at),
             "    te_window_t w, w2;",
             "    te_dim r, iy, need, lo = 0, hi = 0;",
             f"    for (r = 0; r < {g.out_h}; ++r) {{",
@@ -253,7 +256,7 @@ def _ring_loop(block: ResidualBlock, model: TfliteModel, ptr: PointerOf, calls: 
     x = ptr(block.x)
     k_max = max(model.tensors[op.inputs[1]].shape[1] for op in block.inner)
     return [f"    int8_t *const ring = te_scratch + {at['band']};",
-            *_row_pointers(block, at),
+            *_row_buffers(block, at),
             f"    const int8_t *rows[{k_max}];",
             "    te_dim r, hi = 0, need;",
             f"    for (r = 0; r < {g.out_h}; ++r) {{",
@@ -270,7 +273,8 @@ def _ring_loop(block: ResidualBlock, model: TfliteModel, ptr: PointerOf, calls: 
             "    }"]
 
 
-def _row_pointers(block: ResidualBlock, at: dict[str, int]) -> list[str]:
+def _row_buffers(block: ResidualBlock, at: dict[str, int]) -> list[str]:
+    """The second conv's and the shortcut's output rows in te_scratch."""
     return [f"    int8_t *const y2 = te_scratch + {at['y2']};",
             *([f"    int8_t *const s = te_scratch + {at['s']};"] if block.shortcut else [])]
 
