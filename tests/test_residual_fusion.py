@@ -50,11 +50,26 @@ def _strided_block(relu: bool):
     return tf.keras.Model(inputs, tf.keras.layers.Dense(5)(out))
 
 
+def _valid_block(relu: bool):
+    """[3x3 stride-2 VALID conv -> 1x1 conv] + a 3x3 stride-2 VALID conv of x, 13x10 (rows read overlap)."""
+    import tensorflow as tf
+
+    inputs = tf.keras.Input((13, 10, 1))
+    x = tf.keras.layers.Conv2D(12, 3, padding="same", activation="relu")(inputs)
+    y = tf.keras.layers.Conv2D(20, 3, strides=2, padding="valid", activation="relu")(x)
+    y = tf.keras.layers.Conv2D(20, 1)(y)
+    out = tf.keras.layers.Add()([y, tf.keras.layers.Conv2D(20, 3, strides=2, padding="valid")(x)])
+    if relu:
+        out = tf.keras.layers.ReLU()(out)
+    return tf.keras.Model(inputs, tf.keras.layers.Dense(3)(tf.keras.layers.Flatten()(out)))
+
+
 MODELS = {
     "identity, ADD with RELU": (_identity_block, True),
     "identity, ADD without RELU": (_identity_block, False),
     "stride 2 + 1x1 shortcut, ADD with RELU": (_strided_block, True),
     "stride 2 + 1x1 shortcut, ADD without RELU": (_strided_block, False),
+    "VALID stride 2 + 3x3 shortcut, 1x1 second conv": (_valid_block, True),
 }
 
 
