@@ -397,7 +397,7 @@ INPLACE_MODELS = {
     "depthwise_stride2": (_pointwise_depthwise(2, 1, "same"), ["te_depthwise_conv2d_inplace"]),
     "depthwise_dilated": (_pointwise_depthwise(1, 2, "valid"), ["te_depthwise_conv2d_inplace"]),
     "depthwise_5x5_stride2": (_pointwise_depthwise(2, 1, "same", kernel=5), ["te_depthwise_conv2d_inplace"]),
-    "residual_block": (_residual_block, ["te_conv2d_inplace"]),
+    "residual_block": (_residual_block, ["te_band_advance"]),   # fused: tests/test_residual_fusion.py
     "conv_kernel_shapes": (_conv_kernel_shapes, ["te_conv2d_inplace", "te_pointwise_conv2d_inplace"]),
 }
 
@@ -433,7 +433,7 @@ def test_convolutions_written_over_their_input_are_bit_exact(name, inplace_model
 
 def test_in_place_convolutions_share_their_input_buffer_and_size_the_scratch(inplace_models):
     model = inplace_models("residual_block")
-    program = compile_model(model)
+    program = compile_model(model, fuse_residual_blocks=False)
     convs = [op for op in model.operators if op.opcode == "CONV_2D"]
     first, block_conv1, block_conv2 = convs[:3]
     offsets = program.tensor_offsets

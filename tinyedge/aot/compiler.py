@@ -13,6 +13,7 @@ from tinyedge.aot import TFLM_COMMIT
 from tinyedge.aot.lowering import Lowered, Lowering, PointerOf, Table
 from tinyedge.aot.ops import ALIAS_OPS, check_supported, lowerings
 from tinyedge.aot.planner import Buffer, MemoryPlan, plan_memory, shared_buffer
+from tinyedge.aot.residual import RESIDUAL_FILES, NotFusable, ResidualBlock, find_blocks, render_block
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops import registry
 from tinyedge.ops.cstructs import DoesNotFit
@@ -63,43 +64,81 @@ class AotProgram:
     op_lines: list[str] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)   # every constant array of te_model.c, as data
     op_scratch_bytes: list[int] = field(default_factory=list)   # bytes of te_scratch each op's call uses
+    uses_residual: bool = False   # te_residual.c's row loop helpers (fused residual blocks)
 
 
 def compile_model(model: TfliteModel, progmem: bool = False, inplace_with_scratch: bool = True,
-                  dsp: bool = False) -> AotProgram:
+                  dsp: bool = False, fuse_residual_blocks: bool = True) -> AotProgram:
     """C for the whole model. `progmem` says the target is AVR, whose `const` data not marked
     TE_CONST (PROGMEM) is copied to RAM: the arrays of pointers to tables then count in `stats`' RAM.
     The C is the same either way.
     Convolutions that can write over their input do so (with one shared scratch buffer) when that
     takes less RAM than running them out of place; `inplace_with_scratch=False` never lets them.
-    `dsp` lowers the convolutions and FC to te_dsp.c (the target has the Arm DSP extension)."""
+    `dsp` lowers the convolutions and FC to te_dsp.c (the target has the Arm DSP extension).
+    Residual blocks run as one row-streamed op (tinyedge.aot.residual) when that takes less RAM, unless
+    `fuse_residual_blocks` is False."""
     check_supported(model)
     _check_io(model)
     out_of_place = _compile(model, progmem, inplace_with_scratch=False, dsp=dsp)
     if not inplace_with_scratch:
         return out_of_place
     best = out_of_place
-    # A growing in-place op makes its whole buffer group as large as its output: tried with and without.
-    for grow in (False, True):
-        in_place = _compile(model, progmem, inplace_with_scratch=True, dsp=dsp, grow=grow)
-        if in_place.stats.arena_bytes + in_place.stats.scratch_bytes < best.stats.arena_bytes + best.stats.scratch_bytes:
-            best = in_place
+    # A growing in-place op makes its whole buffer group as large as its output: tried with and without;
+    # residual blocks fused into row loops (not on AVR, whose kernels read their windows from flash) too.
+    fusing = (False, True) if fuse_residual_blocks and not progmem and find_blocks(model) else (False,)
+    for fuse in fusing:
+        for grow in (False, True):
+            in_place = _compile(model, progmem, inplace_with_scratch=True, dsp=dsp, grow=grow, fuse=fuse)
+            if _planned_ram(in_place) < _planned_ram(best):
+                best = in_place
     return best
 
 
-def _lower(available: dict[str, Lowering], model: TfliteModel, op: Operator, ptr: PointerOf) -> Lowered:
-    """The op's C, or one sentence when one of its numbers does not fit the C type its kernel holds it in."""
+def _planned_ram(program: AotProgram) -> int:
+    return program.stats.arena_bytes + program.stats.scratch_bytes
+
+
+def _lower(available: dict[str, Lowering], model: TfliteModel, op: Operator, ptr: PointerOf,
+           fused: dict[int, Lowering] | None = None) -> Lowered:
+    """The op's C (its fused block's, for an op of `fused`), or one sentence when one of its numbers does
+    not fit the C type its kernel holds it in."""
     try:
-        return available[op.kind](model, op, ptr)
+        return (fused or {}).get(op.index, available[op.kind])(model, op, ptr)
     except DoesNotFit as exc:
         raise TinyedgeError(f"{op.kind} (operator {op.index}) cannot be compiled by the AOT runtime: {exc}; build the "
                             "model with `--runtime tflm` instead.") from None
 
 
-def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp: bool, grow: bool = False) -> AotProgram:
+def _fused_lowerings(available: dict[str, Lowering], blocks: list[ResidualBlock]) -> dict[int, Lowering]:
+    """op index -> the lowering of the residual blocks' ops: the ADD's runs the block, the others' outputs
+    are never stored."""
+    by_op: dict[int, Lowering] = {}
+    for block in blocks:
+        for inner in block.inner:
+            by_op[inner.index] = lambda model, op, ptr, at=block.add.index: Lowered(
+                call=f"/* computed by op {at}'s residual block */", streams_output=True)
+        by_op[block.add.index] = lambda model, op, ptr, b=block: render_block(b, model, available["CONV_2D"], ptr)
+    return by_op
+
+
+def _fusable(model: TfliteModel, available: dict[str, Lowering], probe: "_Pointers") -> list[ResidualBlock]:
+    blocks = []
+    for block in find_blocks(model):
+        try:
+            render_block(block, model, available["CONV_2D"], probe)
+        except (NotFusable, TinyedgeError, DoesNotFit):   # it then runs op by op, or says why not
+            continue
+        blocks.append(block)
+    return blocks
+
+
+def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp: bool, grow: bool = False,
+             fuse: bool = False) -> AotProgram:
     available = lowerings()
     probe = _Pointers(model, {}, probing=True, dsp=dsp)
-    first_pass = [_lower(available, model, op, probe) for op in model.operators]
+    blocks = _fusable(model, available, probe) if fuse else []
+    fused = _fused_lowerings(available, blocks)
+    first_pass = [_lower(available, model, op, probe, fused) for op in model.operators]
     if not inplace_with_scratch:
         for low in first_pass:
             low.inplace_ok = low.inplace_ok and low.scratch_bytes == 0
@@ -107,14 +146,15 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
         low.grows_in_place = low.grows_in_place and grow
     streamed = {op.outputs[0] for op, low in zip(model.operators, first_pass) if low.streams_output}
     kept = {t for low in first_pass for t in low.kept_tensors}
-    grouped = _buffer_groups(model, first_pass, kept)
+    reads = {op.index: low.reads for op, low in zip(model.operators, first_pass) if low.reads}
+    grouped = _buffer_groups(model, first_pass, kept, reads)
     groups = {t: root for t, (root, _) in grouped.items() if t not in streamed}
     deltas = {t: delta for t, (_, delta) in grouped.items()}
-    buffers = _buffers(model, groups, deltas, kept)
+    buffers = _buffers(model, groups, deltas, kept, reads)
     plan = plan_memory(buffers)
     offsets = {t: plan.offsets[root] + deltas[t] for t, root in groups.items()}
     pointers = _Pointers(model, offsets, dsp=dsp)
-    lowered = [_lower(available, model, op, pointers) for op in model.operators]
+    lowered = [_lower(available, model, op, pointers, fused) for op in model.operators]
     check_kernel_families(model, lowered)
     constants = _constant_tables(model, sorted(pointers.constants_used))
     tables = [t for low in lowered for t in low.tables]
@@ -126,7 +166,8 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
     state_arrays = [low.state for low in lowered if low.state is not None]
     source = _render("te_model.c.j2", plan,
                      version=__version__, model_name=model.path.name if model.path else "model", sha256=model.sha256,
-                     uses_nonlinear=uses_nonlinear, uses_dsp=dsp, scratch_bytes=scratch, constants=constants,
+                     uses_nonlinear=uses_nonlinear, uses_dsp=dsp, uses_residual=bool(blocks), scratch_bytes=scratch,
+                     constants=constants,
                      tables=tables, op_lines=op_lines, states=state_tensors(model, offsets, kept),
                      state_arrays=state_arrays, reset_each_inference=model.resets_state_each_inference,
                      input_offsets=[offsets[i] for i in model.inputs], output_offsets=[offsets[i] for i in model.outputs])
@@ -139,7 +180,7 @@ def _compile(model: TfliteModel, progmem: bool, inplace_with_scratch: bool, dsp:
         state_bytes=sum(a.nbytes for a in state_arrays),
     )
     return AotProgram(source, _render("te_model.h.j2", plan), plan, buffers, offsets, stats, uses_nonlinear, dsp, op_lines,
-                      constants + tables, [low.scratch_bytes for low in lowered])
+                      constants + tables, [low.scratch_bytes for low in lowered], bool(blocks))
 
 
 @lru_cache(maxsize=1)
@@ -157,7 +198,8 @@ def check_kernel_families(model: TfliteModel, lowered: list[Lowered]) -> None:
     te_dsp.h for an op with a DSP kernel): an op lowered in the wrong family fails here, not at link time."""
     for op, low in zip(model.operators, lowered):
         support = registry.OPS[op.kind]
-        headers = {name for name in support.c_files if name.endswith(".h")}
+        files = support.c_files + tuple(f for kind in low.fused for f in registry.OPS[kind].c_files)
+        headers = {name for name in files + (RESIDUAL_FILES if low.fused else ()) if name.endswith(".h")}
         for kernel in re.findall(r"\b(te_\w+)\(", low.call):
             if declared_kernels().get(kernel) not in headers:
                 raise registry.OpRegistryError(
@@ -213,19 +255,20 @@ def _activation_tensors(model: TfliteModel) -> list[int]:
     return list(seen)
 
 
-def _buffer_groups(model: TfliteModel, first_pass: list[Lowered], kept: set[int]) -> dict[int, tuple[int, int]]:
+def _buffer_groups(model: TfliteModel, first_pass: list[Lowered], kept: set[int],
+                   reads: dict[int, tuple[int, ...]]) -> dict[int, tuple[int, int]]:
     """tensor index -> (the tensor whose buffer it uses, its byte offset in that buffer): aliases, in-place
     outputs and views share one."""
     root = {t: t for t in _activation_tensors(model)}
     delta = {t: 0 for t in root}   # bytes from the tensor it points at
-    last_reader = _last_readers(model)
+    last_reader = _last_readers(model, reads)
     model_inputs = set(model.inputs)
     for op, low in zip(model.operators, first_pass):
         for out_position, in_position, offset in low.views:
             source, out = op.inputs[in_position], op.outputs[out_position]
             if source in root and root[out] == out and not model.tensors[source].is_variable:
                 root[out], delta[out] = source, offset
-        source = op.inputs[0] if op.inputs else -1
+        source = low.inplace_source if low.inplace_source is not None else op.inputs[0] if op.inputs else -1
         if source not in root or not op.outputs:
             continue
         out = op.outputs[0]
@@ -268,10 +311,10 @@ def _can_share(model: TfliteModel, op: Operator, source: int, out: int, root: di
     return grows or model.tensors[out].nbytes <= model.tensors[source].nbytes
 
 
-def _last_readers(model: TfliteModel) -> dict[int, int]:
+def _last_readers(model: TfliteModel, reads: dict[int, tuple[int, ...]]) -> dict[int, int]:
     last: dict[int, int] = {}
     for op in model.operators:
-        for index in op.inputs:
+        for index in op.inputs + reads.get(op.index, ()):
             last[index] = op.index
     for index in model.outputs:
         last[index] = len(model.operators)
@@ -279,7 +322,7 @@ def _last_readers(model: TfliteModel) -> dict[int, int]:
 
 
 def _buffers(model: TfliteModel, groups: dict[int, int], deltas: dict[int, int],
-             kept: set[int] = frozenset()) -> list[Buffer]:
+             kept: set[int] = frozenset(), reads: dict[int, tuple[int, ...]] | None = None) -> list[Buffer]:
     """One buffer per group, planned by the size of its member tensors (from the buffer's start to their
     end: a view's bytes before it count too) over their lifetimes."""
     first: dict[int, int] = {}
@@ -292,7 +335,7 @@ def _buffers(model: TfliteModel, groups: dict[int, int], deltas: dict[int, int],
     for index in model.inputs:
         touch(index, -1)
     for op in model.operators:
-        for index in op.inputs + op.outputs:
+        for index in op.inputs + op.outputs + (reads or {}).get(op.index, ()):
             if index in groups:
                 touch(index, op.index)
     for index in model.outputs:

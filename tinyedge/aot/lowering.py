@@ -140,6 +140,11 @@ class Lowered:
     views: tuple[tuple[int, int, int], ...] = ()
     kept_tensors: tuple[int, ...] = ()   # outputs that are the op's state: never reused, zeroed on reset
     state: "StateArray | None" = None    # the op's own state array (static RAM), zeroed on reset
+    # A fused op (tinyedge.aot.residual): the input its output may share instead of the first, the
+    # tensors its call reads beyond its own inputs, and the ops whose kernels its call runs.
+    inplace_source: int | None = None
+    reads: tuple[int, ...] = ()
+    fused: tuple[str, ...] = ()
 
     @property
     def decls(self) -> str:

@@ -11,6 +11,7 @@ from tinyedge.aot.compiler import (
     DSP_FILES, KERNEL_FILES, MODEL_HEADER, MODEL_SOURCE, NONLINEAR_FILES, AotProgram, AotStats, compile_model,
 )
 from tinyedge.aot.m0plus import M0PLUS_ARCHITECTURES, M0PLUS_FILES, use_m0plus_kernels, uses_m0plus_kernels
+from tinyedge.aot.residual import RESIDUAL_FILES
 from tinyedge.boards import Board
 from tinyedge.errors import TinyedgeError
 from tinyedge.ops import registry
@@ -31,6 +32,8 @@ def copy_kernel_sources(dest: Path, program: AotProgram) -> list[str]:
         names += NONLINEAR_FILES
     if program.uses_dsp:
         names += DSP_FILES
+    if program.uses_residual:
+        names += RESIDUAL_FILES
     if uses_m0plus_kernels(program):
         names += M0PLUS_FILES
     dest.mkdir(parents=True, exist_ok=True)

@@ -942,6 +942,32 @@ void te_dsp_pointwise_conv2d(int8_t *out, const int8_t *in, const int32_t *filte
   }
 }
 
+/* One output row from the k_h input rows its windows read (rows[ky], 0 for a padding row). */
+static void te_dsp_conv_row(int8_t *row_out, const int8_t *const *rows, const int32_t *filter, const int32_t *bias,
+                            const te_window_t *w, const te_requant_t *q, int16_t *col, uint8_t solo,
+                            int32_t groups, te_dsp_clamp_t clamp) {
+  const int16_t stride_w = w->stride_w;
+  te_dim ox;
+  for (ox = 0; solo && ox < w->out_w; ++ox) {
+    te_dsp_im2col(col, TE_DSP_SOLO, rows, (int16_t)(ox * stride_w - w->pad_w), w, q->input_offset);
+    te_dsp_conv_pixels_any(row_out + (int32_t)ox * w->out_c, 0, col, filter, bias, groups, w->out_c, q, clamp, 1);
+  }
+  for (ox = 0; !solo && ox < w->out_w; ox += 2) {
+    const uint8_t pair = ox + 1 < w->out_w;
+    te_dsp_im2col(col, 0, rows, (int16_t)(ox * stride_w - w->pad_w), w, q->input_offset);
+    if (pair) {
+      te_dsp_im2col(col, 1, rows, (int16_t)((ox + 1) * stride_w - w->pad_w), w, q->input_offset);
+    }
+    te_dsp_conv_pixels(row_out + (int32_t)ox * w->out_c, pair ? row_out + (int32_t)(ox + 1) * w->out_c : 0, col,
+                       filter, bias, groups, w->out_c, q, clamp);
+  }
+}
+
+void te_dsp_conv2d_row(int8_t *out, const int8_t *const *rows, const int32_t *packed, const int32_t *bias,
+                       const te_window_t *w, const te_requant_t *q, int16_t *col, uint8_t solo) {
+  te_dsp_conv_row(out, rows, packed, bias, w, q, col, solo, te_dsp_groups(w), te_dsp_clamp(q));
+}
+
 void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int32_t *filter, const int32_t *bias,
                            const te_window_t *w, const te_requant_t *q, int16_t *col, uint8_t solo) {
   const int32_t groups = te_dsp_groups(w);
@@ -949,7 +975,7 @@ void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int32_t *filter, co
   const te_dsp_clamp_t clamp = te_dsp_clamp(q);
   int8_t *row_out = ring + (int32_t)w->pad_h * row_bytes;
   const int8_t *rows[TE_DSP_MAX_K_H];
-  te_dim oy, ox, ky;
+  te_dim oy, ky;
   for (oy = 0; oy < w->out_h; ++oy) {
     for (ky = 0; ky < w->k_h; ++ky) {
       const int16_t iy = (int16_t)(oy - w->pad_h + ky);
@@ -958,19 +984,7 @@ void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int32_t *filter, co
                  : iy < oy               ? ring + (int32_t)(iy % w->pad_h) * row_bytes
                                          : data + (int32_t)iy * row_bytes;
     }
-    for (ox = 0; solo && ox < w->out_w; ++ox) {
-      te_dsp_im2col(col, TE_DSP_SOLO, rows, (int16_t)(ox - w->pad_w), w, q->input_offset);
-      te_dsp_conv_pixels_any(row_out + (int32_t)ox * w->out_c, 0, col, filter, bias, groups, w->out_c, q, clamp, 1);
-    }
-    for (ox = 0; !solo && ox < w->out_w; ox += 2) {
-      const uint8_t pair = ox + 1 < w->out_w;
-      te_dsp_im2col(col, 0, rows, (int16_t)(ox - w->pad_w), w, q->input_offset);
-      if (pair) {
-        te_dsp_im2col(col, 1, rows, (int16_t)(ox + 1 - w->pad_w), w, q->input_offset);
-      }
-      te_dsp_conv_pixels(row_out + (int32_t)ox * w->out_c, pair ? row_out + (int32_t)(ox + 1) * w->out_c : 0, col,
-                         filter, bias, groups, w->out_c, q, clamp);
-    }
+    te_dsp_conv_row(row_out, rows, filter, bias, w, q, col, solo, groups, clamp);
     if (w->pad_h > 0) {
       memcpy(ring + (int32_t)(oy % w->pad_h) * row_bytes, data + (int32_t)oy * row_bytes, (size_t)row_bytes);
     }

@@ -41,6 +41,12 @@ void te_dsp_pointwise_conv2d(int8_t *out, const int8_t *in, const int32_t *packe
 void te_dsp_conv2d_inplace(int8_t *data, int8_t *ring, const int32_t *packed, const int32_t *bias,
                            const te_window_t *w, const te_requant_t *q, int16_t *col, uint8_t solo);
 
+/* One output row of te_dsp_conv2d (any stride_w, padding and dilation across; k_h <= 16) from the k_h
+ * input rows its windows read: rows[ky] (0 for a padding row); w's in_h, out_h and pad_h are not used.
+ * `col` and `solo` as there. The rows of a fused residual block (te_residual.h). */
+void te_dsp_conv2d_row(int8_t *out, const int8_t *const *rows, const int32_t *packed, const int32_t *bias,
+                       const te_window_t *w, const te_requant_t *q, int16_t *col, uint8_t solo);
+
 /* int16 elements of the `rows` buffer te_dsp_depthwise_conv2d needs. */
 #define TE_DSP_DEPTHWISE_ROWS(k_h, k_w, out_w, stride_w) \
   ((int32_t)(k_h) * (((int32_t)(out_w) - 1) * (stride_w) + (k_w) + 2))
