@@ -168,8 +168,9 @@ def check_updatable(board: Board, runtime: str, port: str) -> None:
         raise TinyedgeError(f"the {board.id} board has no room for updatable firmware (two model slots): "
                             "drop --updatable and re-flash to change its model.")
     if not port or not any((FIRMWARE_DIR / "ports" / port).glob("te_store_*.c")):
-        raise TinyedgeError(f"the {board.id} board's port has no persistent store for model slots yet (only the host "
-                            "board, qemu-cortex-m4 and the RP2040 have one): drop --updatable and re-flash to change its model.")
+        stored = ", ".join(sorted(p.parent.name for p in (FIRMWARE_DIR / "ports").glob("*/te_store_*.c")))
+        raise TinyedgeError(f"the {board.id} board's port ({port or 'none'}) has no persistent store for model slots yet "
+                            f"(the ports with one: {stored}): drop --updatable and re-flash to change its model.")
     if not slot_content(runtime):
         updatable = " or ".join(name for name in RUNTIMES if slot_content(name))
         raise TinyedgeError(f"updatable firmware is built for the {updatable} runtime, not {runtime}: "
