@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import quantized_session_model, run_tinyedge
-from lifecycle_support import check_a_lying_bundle_is_refused, check_killed_updates, runs_exactly
+from lifecycle_support import PROBES, check_a_lying_bundle_is_refused, check_killed_updates, runs_exactly
 from pipeline_support import process_table
 
 from tinyedge.build import build
@@ -125,3 +125,39 @@ def test_rp2040_micropython_on_the_emulated_pico_takes_a_model_of_another_graph(
     with micropython_on_the_emulated_pico(tmp_path, fresh=False) as (pico, _):   # the Pico restarted
         with flash(project, port=pico) as url, Device(url, timeout=30.0) as device:
             assert device.stats().model_version == 3 and runs_exactly(device, sine_model.int8)
+
+
+@pytest.mark.parametrize("min_agreement,outcome,version", [(0.0, "promoted", 2), (0.9, "dropped", 0)])
+def test_shadow_runs_the_new_module_beside_the_old_one_before_promoting_it(
+        min_agreement, outcome, version, board, v2, sine_model, retrained):
+    """`update --shadow` as on the C firmware: the old module answers the application's next 6
+    inferences while the new one runs beside it; promoted (the boot record written) or dropped."""
+    with flash(board) as url:
+        staged = run_tinyedge("update", v2, "--port", url, "--shadow", "6", "--min-agreement", str(min_agreement))
+        assert staged.returncode == 0, staged.stderr
+        assert "runs version 2 beside it on its next 6 inferences" in staged.stdout
+        with Device(url) as device:
+            running = device.stats().shadow
+            assert runs_exactly(device, sine_model.int8, PROBES[:6]), "the old module answers during the trial"
+            trial = device.stats().shadow
+        status = json.loads(run_tinyedge("status", "--port", url, "--json").stdout)
+        with Device(url) as device:
+            assert runs_exactly(device, retrained if version == 2 else sine_model.int8)
+    assert (running.outcome, running.version, running.target, running.done) == ("running", 2, 6, 0)
+    assert trial.done == 6 and trial.outcome == outcome
+    assert trial.exact < 6, "the retrained model's outputs differ from the old one's on most inputs"
+    assert status["model_version"] == version and status["shadow"]["outcome"] == outcome
+    with flash(board) as url, Device(url) as device:   # a restart: the outcome was kept (or not) for good
+        assert device.stats().model_version == version and device.stats().shadow is None
+        assert runs_exactly(device, retrained if version == 2 else sine_model.int8)
+
+
+def test_a_shadow_trial_of_a_model_with_other_inputs_is_refused_in_one_sentence(board, cnn_model, tmp_path):
+    bundle = make_bundle(cnn_model.int8, 2, tmp_path / "cnn.bundle", vectors=2).path
+    with flash(board) as url:
+        result = run_tinyedge("update", bundle, "--port", url, "--shadow", "4")
+        with Device(url) as device:
+            assert device.stats().model_version == 0
+    assert result.returncode == 3
+    assert "a shadow trial runs the new model on the live inputs of the active one" in result.stderr
+    assert "update without --shadow" in result.stderr and "Traceback" not in result.stderr

@@ -100,12 +100,18 @@ class Image:
         return hashlib.sha256(self.data).digest()
 
 
+def _io_sizes(bundle: Bundle) -> tuple[int, int]:
+    """(input bytes, output bytes) of the bundle's model, all tensors."""
+    model = bundle.model
+    return sum(t.nbytes for t in model.input_tensors), sum(t.nbytes for t in model.output_tensors)
+
+
 def build_image(bundle: Bundle, board_id: str, input_bytes: int, output_bytes: int,
                 content: str = SLOT_COMPILED) -> Image:
     """The slot image of the bundle's model for this board: its AOT data (for TFLM, the .tflite; for a
     MicroPython board, its modules compiled for the board) and the self-test vectors."""
     model = bundle.model
-    sizes = (sum(t.nbytes for t in model.input_tensors), sum(t.nbytes for t in model.output_tensors))
+    sizes = _io_sizes(bundle)
     if content == SLOT_MODULE:
         # The modules carry their own INFO: another graph, other inputs and outputs are all welcome.
         board = get_board(board_id)
@@ -189,9 +195,9 @@ def update_board(device: Device, bundle: Bundle, allow_downgrade: bool = False,
     content = slot_content(info.runtime) if info.runtime in RUNTIMES else ""
     if not content:
         raise UpdateFailed(f"updates of the {info.runtime} runtime are not supported yet: deploy the model instead.")
-    if shadow is not None and content == SLOT_MODULE:
-        raise UpdateFailed("MicroPython boards do not run shadow trials yet: update without --shadow.")
     image = build_image(bundle, info.board_id, info.input_bytes, info.output_bytes, content)
+    if shadow is not None and content == SLOT_MODULE:
+        _check_shadow_sizes(bundle, info.input_bytes, info.output_bytes)
     if not allow_downgrade and bundle.version <= before.model_version:
         raise _failure(DOWNGRADE, device.url, version=bundle.version, active=before.model_version)
     started = time.monotonic()
@@ -207,6 +213,16 @@ def update_board(device: Device, bundle: Bundle, allow_downgrade: bool = False,
                         before.model_sha256, slot, len(image.data), len(image.data) - resumed_from, resumed_from,
                         round(transfer_s, 3), round(time.monotonic() - started, 3), shadow,
                         None if shadow is None else min_agreement)
+
+
+def _check_shadow_sizes(bundle: Bundle, input_bytes: int, output_bytes: int) -> None:
+    """A MicroPython board takes a model of another graph, but a shadow trial runs the new model on the
+    active one's live inputs and compares their outputs: their sizes must match."""
+    sizes = _io_sizes(bundle)
+    if sizes != (input_bytes, output_bytes):
+        raise UpdateFailed(f"a shadow trial runs the new model on the live inputs of the active one, but it takes "
+                           f"{sizes[0]:,} input bytes and gives {sizes[1]:,} output bytes where the board's model takes "
+                           f"{input_bytes:,} and gives {output_bytes:,}: update without --shadow.", BAD_IMAGE)
 
 
 def _begin(device: Device, bundle: Bundle, image: Image, allow_downgrade: bool) -> tuple[int, int]:

@@ -152,12 +152,17 @@ class Server:
             self.send(INFER | REPLY, rid, bytes((status,)))
             return
         self.received_end = 0
+        shadowing = self.slots is not None and self.slots.shadowing()
+        if shadowing:     # the input, for the model on trial: the active model's run may overwrite it
+            inputs = b"".join(bytes(self.model.A[o:o + n]) for o, n in self.model.INPUTS)
         t0 = time.ticks_us()
         self.model.invoke()
         micros = time.ticks_diff(time.ticks_us(), t0)
         self.count_inference(micros)
         outputs = b"".join(bytes(self.model.A[o:o + n]) for o, n in self.model.OUTPUTS)
         self.replay = b"\x00" + _u32(micros) + _u32(micros) + outputs
+        if shadowing:
+            self.slots.after_inference(self, inputs, outputs)
         self.send(INFER | REPLY, rid, self.replay)
 
     def dispatch(self, msg_type, rid, body, check):
@@ -211,7 +216,7 @@ class Server:
                 + bytes((1 if record else 0,)) + _u32(record["boots"] - 1 if record else 0)
                 + _u32(self.inferences) + _u32(self.errors) + _u32(count) + _u32(self.latency_min if count else 0)
                 + _u32(self.latency_max) + _u32(self.latency_sum) + _u32(self.latency_sum >> 32)
-                + _u32(arena) + _u32(arena) + bytes(21) + b"\x00")
+                + _u32(arena) + _u32(arena) + (self.slots.shadow_report() if self.slots else bytes(21)) + b"\x00")
 
     def handle(self, encoded):
         raw = _decode(encoded)
