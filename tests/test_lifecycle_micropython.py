@@ -161,3 +161,41 @@ def test_a_shadow_trial_of_a_model_with_other_inputs_is_refused_in_one_sentence(
     assert result.returncode == 3
     assert "a shadow trial runs the new model on the live inputs of the active one" in result.stderr
     assert "update without --shadow" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_keyed_micropython_board_verifies_signatures_itself(sine_model, retrained, tmp_path):
+    """Firmware generated with --signing-key ships te_ed25519.py and checks the bundle's Ed25519 signature
+    on the board: the CLI refuses unsigned and foreign bundles (exit 3), and a host that skips its own
+    check cannot make the board run them, nor a signed manifest with another model's image."""
+    from lifecycle_support import ed25519_keys
+
+    from tinyedge.update import UpdateFailed
+
+    keys, public = ed25519_keys(tmp_path, "ours", "theirs")
+    project = tmp_path / "fw"
+    made = run_tinyedge("generate", sine_model.int8, "--board", "micropython-unix", "--updatable",
+                        "--signing-key", public, "-o", project)
+    assert made.returncode == 0, made.stderr
+    build(project)
+    assert (project / "build" / "te_ed25519.mpy").is_file()
+    unsigned = make_bundle(retrained, 2, tmp_path / "unsigned.bundle", vectors=2)
+    theirs = make_bundle(retrained, 2, tmp_path / "theirs.bundle", vectors=2, sign_key=keys["theirs"])
+    ours = make_bundle(retrained, 2, tmp_path / "ours.bundle", vectors=2, sign_key=keys["ours"])
+    swapped = ours.__class__(**{**ours.__dict__, "model_bytes": sine_model.int8.read_bytes()})
+    with flash(project) as url:
+        cli = {name: run_tinyedge("update", bundle.path, "--port", url) for name, bundle in
+               (("unsigned", unsigned), ("theirs", theirs))}
+        with Device(url) as device:
+            assert device.stats().signing_key is not None
+            for bundle, refusal in ((unsigned, "not signed with the key its firmware was generated with"),
+                                    (theirs, "not signed with the key its firmware was generated with"),
+                                    (swapped, "refused the image")):   # its module's INFO names another model
+                with pytest.raises(UpdateFailed, match=refusal):
+                    update_board(device, bundle, host_check=False)
+                assert device.stats().model_version == 0 and runs_exactly(device, sine_model.int8)
+            assert update_board(device, ours, host_check=False).version == 2
+            assert runs_exactly(device, retrained)
+    assert cli["unsigned"].returncode == 3 and "is not signed" in cli["unsigned"].stderr
+    assert cli["theirs"].returncode == 3 and "signature does not match" in cli["theirs"].stderr
+    with flash(project) as url, Device(url) as device:
+        assert device.stats().model_version == 2 and runs_exactly(device, retrained)

@@ -7,15 +7,16 @@ import gc
 import hashlib
 import json
 import sys
-from binascii import hexlify
+from binascii import hexlify, unhexlify
 
-from te_server import (BAD_HASH, BAD_IMAGE, BAD_LENGTH, BAD_SEQUENCE, BAD_TYPE, DOWNGRADE, NO_PREVIOUS, NO_UPDATE,
-                       ROLLBACK, SELF_TEST, STORE, UPDATE_BEGIN, UPDATE_COMMIT, UPDATE_DATA, _crc, _get32,
-                       _model_sha, _u32)
+from te_server import (BAD_HASH, BAD_IMAGE, BAD_LENGTH, BAD_SEQUENCE, BAD_SIGNATURE, BAD_TYPE, DOWNGRADE, NO_PREVIOUS,
+                       NO_UPDATE, ROLLBACK, SELF_TEST, SIGNING_KEY, STORE, UPDATE_BEGIN, UPDATE_COMMIT, UPDATE_DATA,
+                       UPDATE_SIGNATURE, _crc, _get32, _model_sha, _u32)
 
 RECORDS = ("te_boot0.rec", "te_boot1.rec")
 INCOMING = "te_incoming.img"
 IMAGE_HEADER = 48          # "TESL", kind, 3 reserved, graph SHA-256, payload bytes, 0
+VECTORS_HEADER = 12        # vector count, input bytes, output bytes
 KIND_MODULE = 3
 BUILT_IN_STATE = ("te_model", "te_kernels")
 COMMIT_SHADOW = 1
@@ -146,6 +147,7 @@ class Slots:
         self.builtin = builtin_sha256
         self.update = None     # [version, image bytes, payload bytes, image sha, model sha, received, slot]
         self.shadow = None     # the last shadow trial (Shadow), running or done
+        self.signed = None     # (version, model sha, vectors sha) of this update's verified signed manifest
         self.record = self.read_record()
         if self.record is None or self.record["builtin"] != self.builtin:
             state = {"version": 0, "sha": self.builtin, "slot": 0, "files": "", "builtin": 1}
@@ -219,6 +221,8 @@ class Slots:
             return bytes((status,)) + _u32(detail)
         if msg_type == ROLLBACK:
             return bytes((self.rollback(server),))
+        if msg_type == UPDATE_SIGNATURE:
+            return bytes((self.accept_signature(body),))
         return bytes((BAD_TYPE,))
 
     def begin(self, body):
@@ -236,6 +240,7 @@ class Slots:
         if u is None or u[0] != version or u[1] != image_bytes or u[3] != sha:
             slot = 1 - self.record["active"]["slot"] if not self.record["active"].get("builtin") else 1
             u = self.update = [version, image_bytes, payload, sha, model_sha, 0, slot]
+            self.signed = None
             try:
                 open(INCOMING, "wb").close()
             except OSError:
@@ -277,6 +282,8 @@ class Slots:
         try:
             if _file_sha256(INCOMING, 0, u[1]) != u[3]:
                 return BAD_HASH, 0
+            if not self.signed_as_sent(u):
+                return BAD_SIGNATURE, 0
             with open(INCOMING, "rb") as f:
                 header = f.read(IMAGE_HEADER + 8)
             if header[:4] != b"TESL" or header[4] != KIND_MODULE:
@@ -370,6 +377,35 @@ class Slots:
         if self.shadow.model is not None:
             self.forget(self.names(self.shadow.state["slot"]))
         self.shadow.model = None
+
+    def accept_signature(self, body):
+        """UPDATE_SIGNATURE: the bundle's signature (64 bytes) and the manifest it signs. With a key the
+        signature must verify; what the manifest names is then checked against the image at COMMIT."""
+        if self.update is None:
+            return NO_UPDATE
+        if not SIGNING_KEY:
+            return 0       # no key: nothing to check
+        self.signed = None
+        import te_ed25519
+        if len(body) <= 64 or not te_ed25519.verify(unhexlify(SIGNING_KEY), body[:64], body[64:]):
+            return BAD_SIGNATURE
+        try:
+            manifest = json.loads(bytes(body[64:]))
+            self.signed = (int(manifest["version"]), manifest["model_sha256"], manifest["vectors_sha256"])
+        except (ValueError, KeyError, TypeError):
+            return BAD_SIGNATURE
+        return 0
+
+    def signed_as_sent(self, u):
+        """With a key, an update activates only what its verified manifest names: this version, the model
+        announced at BEGIN (whose module's INFO must name it, and whose outputs must reproduce the signed
+        self-test) and these self-test vectors."""
+        if not SIGNING_KEY:
+            return True
+        if self.signed is None or self.signed[0] != u[0] or self.signed[1] != u[4]:
+            return False
+        vectors = _file_sha256(INCOMING, u[2] + VECTORS_HEADER, u[1])
+        return hexlify(vectors).decode() == self.signed[2]
 
     def self_test(self, model, at):
         """Run the image's vectors (at byte `at` of the incoming image) on `model`, bit for bit."""
