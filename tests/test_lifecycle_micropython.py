@@ -199,3 +199,32 @@ def test_a_keyed_micropython_board_verifies_signatures_itself(sine_model, retrai
     assert cli["theirs"].returncode == 3 and "signature does not match" in cli["theirs"].stderr
     with flash(project) as url, Device(url) as device:
         assert device.stats().model_version == 2 and runs_exactly(device, retrained)
+
+
+def test_the_emulated_picos_micropython_verifies_a_signed_bundle_and_shadows_it(sine_model, retrained, tmp_path):
+    """rp2040-micropython (the emulated Pico's real armv6m MicroPython) generated with a key: it refuses an
+    unsigned bundle by its own check, takes a signed one as a shadow trial and promotes it after 3 live
+    inferences, and runs it after a restart."""
+    from lifecycle_support import ed25519_keys
+    from test_pico_micropython import micropython_on_the_emulated_pico
+
+    from tinyedge.update import UpdateFailed
+
+    keys, public = ed25519_keys(tmp_path, "ours")
+    project = tmp_path / "mp"
+    generate(sine_model.int8, "rp2040-micropython", project, updatable=True, signing_key=public)
+    build(project)
+    unsigned = make_bundle(retrained, 2, tmp_path / "unsigned.bundle", vectors=2)
+    signed = make_bundle(retrained, 2, tmp_path / "signed.bundle", data=sine_model.eval_x, vectors=2,
+                         sign_key=keys["ours"])
+    with micropython_on_the_emulated_pico(tmp_path) as (pico, _):
+        with flash(project, port=pico) as url, Device(url, timeout=60.0, boot_timeout=60.0) as device:
+            with pytest.raises(UpdateFailed, match="not signed with the key its firmware was generated with"):
+                update_board(device, unsigned, host_check=False)
+            update_board(device, signed, shadow=3, min_agreement=0.0)
+            assert runs_exactly(device, sine_model.int8, PROBES[:3]), "the old module answers during the trial"
+            stats = device.stats()
+    assert (stats.shadow.outcome, stats.shadow.done, stats.model_version) == ("promoted", 3, 2)
+    with micropython_on_the_emulated_pico(tmp_path, fresh=False) as (pico, _):   # the Pico restarted
+        with flash(project, port=pico) as url, Device(url, timeout=60.0, boot_timeout=60.0) as device:
+            assert device.stats().model_version == 2 and runs_exactly(device, retrained)
