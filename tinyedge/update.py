@@ -34,6 +34,9 @@ from tinyedge.tflite_model import builtin_op_name
 
 FLAG_ALLOW_DOWNGRADE = 1
 COMMIT_SHADOW = 1
+# Time a board may take to verify a signature beyond the link's timeout: MicroPython's pure-Python
+# Ed25519 takes ~1.3 s on a 125 MHz Pico, several seconds on a busy emulator.
+VERIFY_SECONDS = 30.0
 
 (NO_SLOTS, DOWNGRADE, TOO_BIG, BAD_HASH, OTHER_GRAPH, SELF_TEST, NO_UPDATE, STORE, BAD_IMAGE, NO_PREVIOUS,
  MISSING_OP, ARENA, BAD_SIGNATURE) = range(0x20, 0x2D)
@@ -239,7 +242,8 @@ def _begin(device: Device, bundle: Bundle, image: Image, allow_downgrade: bool) 
 
 def _send_signature(device: Device, bundle: Bundle) -> None:
     """The bundle's signature and the manifest it signs, for the board to verify with its own key."""
-    status, _ = _request(device, MSG_UPDATE_SIGNATURE, bundle.signature + bundle.manifest_bytes, "UPDATE_SIGNATURE")
+    status, _ = _request(device, MSG_UPDATE_SIGNATURE, bundle.signature + bundle.manifest_bytes, "UPDATE_SIGNATURE",
+                         timeout=device.timeout + VERIFY_SECONDS)
     if status != STATUS_OK:
         raise _failure(status, device.url)
 
