@@ -122,10 +122,10 @@ def make_module_server_updatable(server: Path, builtin_sha256: str, signing_key:
     """Switch the MicroPython server (templates/micropython/te_server.py, copied into the project) to
     two model slots in the board's filesystem, kept by te_slots.py (copied beside it) and, with a
     signing key, checked by te_ed25519.py (copied too); returns the modules it added."""
+    key = raw_public_key(signing_key).hex() if signing_key else ""
     added = [MODULE_SLOTS_FILE, MODULE_VERIFIER_FILE] if signing_key else [MODULE_SLOTS_FILE]
     for name in added:
         shutil.copyfile(TEMPLATES_DIR / "micropython" / name, Path(server).parent / name)
-    key = raw_public_key(signing_key).hex() if signing_key else ""
     text = Path(server).read_text()
     for line, value in (("UPDATABLE = False", "UPDATABLE = True"),
                         ('BUILTIN_SHA256 = ""', f'BUILTIN_SHA256 = "{builtin_sha256}"'),
