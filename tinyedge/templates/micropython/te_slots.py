@@ -20,7 +20,7 @@ VECTORS_HEADER = 12        # vector count, input bytes, output bytes
 KIND_MODULE = 3
 BUILT_IN_STATE = ("te_model", "te_kernels")
 COMMIT_SHADOW = 1
-SHADOW_NONE, SHADOW_RUNNING, SHADOW_PROMOTED, SHADOW_DROPPED = 0, 1, 2, 3
+SHADOW_RUNNING, SHADOW_PROMOTED, SHADOW_DROPPED = 1, 2, 3   # STATS: 0 is no trial
 INT8 = 1                   # INFO's dtype code of an int8 tensor
 
 
