@@ -1,8 +1,8 @@
 """The model lifecycle's costs, measured: firmware size without the lifecycle (TE_LIFECYCLE=0),
 with STATS (the default), and updatable (two slots); and the time an update takes per KiB of slot
-image over the board's link (QEMU mps2's UART on a TCP socket, the host board's pseudo-terminal).
+image over the board's link (QEMU's UART on a TCP socket, the host board's pseudo-terminal).
 
-    .venv/bin/python benchmarks/lifecycle.py [--model PATH ...]
+    .venv/bin/python benchmarks/lifecycle.py [--model PATH ...] [--board B ...] [--micropython-only]
 
 Default models: TFLM's hello_world and MLPerf Tiny's keyword-spotting DS-CNN (/work/shared/models/real).
 Each update sends the model's own slot image (its weights, per-layer constants and 4 self-test
@@ -34,12 +34,13 @@ REAL = REPO.parent / "shared" / "models" / "real"
 if not REAL.is_dir():
     REAL = REPO.parent.parent / "shared" / "models" / "real"
 MODELS = [REAL / "hello_world_int8.tflite", REAL / "kws_ref_model.tflite"]
-BOARDS = ("qemu-cortex-m4", "host")
+BOARDS = ("qemu-cortex-m4", "qemu-riscv32", "host")
+SIZE_TOOLS = {"qemu-cortex-m4": "arm-none-eabi-size", "qemu-riscv32": "riscv64-unknown-elf-size"}
 
 
 def sizes(project: Path, board: str) -> tuple[int, int]:
     """(flash = text + data, RAM = data + bss) of the built ELF."""
-    size = "arm-none-eabi-size" if board.startswith("qemu") else "size"
+    size = SIZE_TOOLS.get(board, "size")
     elf = Project.load(project).artifact("elf")
     out = subprocess.run([size, str(elf)], capture_output=True, text=True, check=True).stdout
     text, data, bss = map(int, out.splitlines()[1].split()[:3])
@@ -58,6 +59,7 @@ def built(model: Path, board: str, out: Path, updatable: bool, lifecycle: bool =
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, action="append")
+    parser.add_argument("--board", action="append", choices=BOARDS, help="only these C boards (default: all)")
     parser.add_argument("--micropython-only", action="store_true", help="only the MicroPython table")
     args = parser.parse_args()
     if args.micropython_only:
@@ -66,7 +68,7 @@ def main() -> int:
     print("| model | board | flash / RAM without lifecycle | + STATS | + slots (updatable) | image | transfer | per KiB | check + self-test |")
     print("|---|---|---|---|---|---|---|---|---|")
     for model in args.model or MODELS:
-        for board in BOARDS:
+        for board in args.board or BOARDS:
             with tempfile.TemporaryDirectory() as tmp:
                 tmp = Path(tmp)
                 bare = sizes(built(model, board, tmp / "bare", False, lifecycle=False), board)
@@ -81,7 +83,8 @@ def main() -> int:
                       f"+{stats[1] - bare[1]:,} | +{slots[0] - stats[0]:,} / +{slots[1] - stats[1]:,} | "
                       f"{report.image_bytes:,} B | {report.transfer_s:.3f} s | {report.transfer_s / kib * 1000:.1f} ms | "
                       f"{report.commit_s:.3f} s |", flush=True)
-    micropython_table(args.model or MODELS)
+    if not args.board:
+        micropython_table(args.model or MODELS)
     return 0
 
 

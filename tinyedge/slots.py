@@ -45,6 +45,7 @@ KIND_TFLM = 2
 KIND_MODULE = 3
 SLOT_COMPILED, SLOT_FLATBUFFER, SLOT_MODULE = "compiled", "flatbuffer", "module"
 MODULE_SLOTS_FILE = "te_slots.py"   # the MicroPython server's slots, in updatable firmware only
+MODULE_VERIFIER_FILE = "te_ed25519.py"   # its Ed25519 verifier, in firmware generated with --signing-key only
 NO_GRAPH = bytes(32)
 # Updatable TFLM firmware: room for a model this many times the built-in one (at least the minimum),
 # and an arena this many times what the built-in model measures, so a retrained or reshaped model fits.
@@ -118,19 +119,27 @@ class ModuleSlotLayout:
         return HEADER.pack(IMAGE_MAGIC, KIND_MODULE, NO_GRAPH, len(modules), 0) + modules.ljust(_padded(len(modules)), b"\0")
 
 
-def make_module_server_updatable(server: Path, builtin_sha256: str) -> dict[str, object]:
+def make_module_server_updatable(server: Path, builtin_sha256: str, signing_key: Path | None = None) -> list[str]:
     """Switch the MicroPython server (templates/micropython/te_server.py, copied into the project) to
-    two model slots in the board's filesystem, kept by te_slots.py (copied beside it); returns what
-    tinyedge.json records."""
-    shutil.copyfile(TEMPLATES_DIR / "micropython" / MODULE_SLOTS_FILE, Path(server).parent / MODULE_SLOTS_FILE)
+    two model slots in the board's filesystem, kept by te_slots.py (copied beside it) and, with a
+    signing key, checked by te_ed25519.py (copied too); returns the modules it added."""
+    key = raw_public_key(signing_key).hex() if signing_key else ""
+    added = [MODULE_SLOTS_FILE, MODULE_VERIFIER_FILE] if signing_key else [MODULE_SLOTS_FILE]
+    for name in added:
+        shutil.copyfile(TEMPLATES_DIR / "micropython" / name, Path(server).parent / name)
     text = Path(server).read_text()
     for line, value in (("UPDATABLE = False", "UPDATABLE = True"),
-                        ('BUILTIN_SHA256 = ""', f'BUILTIN_SHA256 = "{builtin_sha256}"')):
+                        ('BUILTIN_SHA256 = ""', f'BUILTIN_SHA256 = "{builtin_sha256}"'),
+                        ('SIGNING_KEY = ""', f'SIGNING_KEY = "{key}"')):
         if line not in text:
             raise TinyedgeError(f"{server} is not tinyedge's MicroPython server: generate the project again.")
         text = text.replace(line, value, 1)
     Path(server).write_text(text)
-    return {"runtime": "viper", "slots": "te_slot0_*.mpy, te_slot1_*.mpy", "boot_record": "te_boot0.rec, te_boot1.rec"}
+    return added
+
+
+MODULE_SLOTS_MANIFEST = {"runtime": "viper", "slots": "te_slot0_*.mpy, te_slot1_*.mpy",
+                         "boot_record": "te_boot0.rec, te_boot1.rec"}
 
 
 def tflm_slot_sizes(model: TfliteModel, arena_bytes: int | None) -> tuple[int, int]:
@@ -171,9 +180,9 @@ def check_updatable(board: Board, runtime: str, port: str) -> None:
     # The port's te_store_<port>.c, or the one the profile's `store.source` names (a port serving several chips).
     source = board.settings(StoreSettings).source if board.has_section(StoreSettings) else ""
     if not port or not (FIRMWARE_DIR / "ports" / port / f"te_store_{source or port}.c").is_file():
-        raise TinyedgeError(f"the {board.id} board's port has no persistent store for model slots yet (the host board, "
-                            "qemu-cortex-m4, the RP2040, the ESP32s and the nRF52840 have one): drop --updatable and "
-                            "re-flash to change its model.")
+        stored = ", ".join(sorted(p.parent.name for p in (FIRMWARE_DIR / "ports").glob("*/te_store_*.c")))
+        raise TinyedgeError(f"the {board.id} board's port ({port or 'none'}) has no persistent store for model slots yet "
+                            f"(the ports with one: {stored}): drop --updatable and re-flash to change its model.")
     if not slot_content(runtime):
         updatable = " or ".join(name for name in RUNTIMES if slot_content(name))
         raise TinyedgeError(f"updatable firmware is built for the {updatable} runtime, not {runtime}: "
@@ -302,6 +311,14 @@ const te_slot_layout_t *te_model_slot_layout(void) {{ return &te_slot_layout; }}
 
 def signing_key_source(key_path: Path) -> str:
     """te_model_signing_key() returning the raw Ed25519 public key read from a PEM file."""
+    raw = ", ".join(f"0x{b:02x}" for b in raw_public_key(key_path))
+    return ("\n/* Updates must be signed with this Ed25519 key (generate --signing-key). */\n"
+            f"static const uint8_t te_signing_key[32] = {{{raw}}};\n"
+            "const uint8_t *te_model_signing_key(void) { return te_signing_key; }\n")
+
+
+def raw_public_key(key_path: Path) -> bytes:
+    """The 32 raw bytes of the Ed25519 public key in a PEM file."""
     from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
@@ -313,10 +330,7 @@ def signing_key_source(key_path: Path) -> str:
                             "(`openssl pkey -in KEY -pubout`).") from None
     if not isinstance(key, Ed25519PublicKey):
         raise TinyedgeError(f"{key_path} is not an Ed25519 public key: make one with `openssl pkey -in KEY -pubout`.")
-    raw = ", ".join(f"0x{b:02x}" for b in key.public_bytes(Encoding.Raw, PublicFormat.Raw))
-    return ("\n/* Updates must be signed with this Ed25519 key (generate --signing-key). */\n"
-            f"static const uint8_t te_signing_key[32] = {{{raw}}};\n"
-            "const uint8_t *te_model_signing_key(void) { return te_signing_key; }\n")
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 def write_updatable_source(program: AotProgram, out_dir: Path, signing_key: Path | None = None,

@@ -34,6 +34,9 @@ from tinyedge.tflite_model import builtin_op_name
 
 FLAG_ALLOW_DOWNGRADE = 1
 COMMIT_SHADOW = 1
+# Time a board may take to verify a signature beyond the link's timeout: MicroPython's pure-Python
+# Ed25519 takes ~1.3 s on a 125 MHz Pico, several seconds on a busy emulator.
+VERIFY_SECONDS = 30.0
 
 (NO_SLOTS, DOWNGRADE, TOO_BIG, BAD_HASH, OTHER_GRAPH, SELF_TEST, NO_UPDATE, STORE, BAD_IMAGE, NO_PREVIOUS,
  MISSING_OP, ARENA, BAD_SIGNATURE) = range(0x20, 0x2D)
@@ -100,12 +103,18 @@ class Image:
         return hashlib.sha256(self.data).digest()
 
 
+def _io_sizes(bundle: Bundle) -> tuple[int, int]:
+    """(input bytes, output bytes) of the bundle's model, all tensors."""
+    model = bundle.model
+    return sum(t.nbytes for t in model.input_tensors), sum(t.nbytes for t in model.output_tensors)
+
+
 def build_image(bundle: Bundle, board_id: str, input_bytes: int, output_bytes: int,
                 content: str = SLOT_COMPILED) -> Image:
     """The slot image of the bundle's model for this board: its AOT data (for TFLM, the .tflite; for a
     MicroPython board, its modules compiled for the board) and the self-test vectors."""
     model = bundle.model
-    sizes = (sum(t.nbytes for t in model.input_tensors), sum(t.nbytes for t in model.output_tensors))
+    sizes = _io_sizes(bundle)
     if content == SLOT_MODULE:
         # The modules carry their own INFO: another graph, other inputs and outputs are all welcome.
         board = get_board(board_id)
@@ -189,9 +198,9 @@ def update_board(device: Device, bundle: Bundle, allow_downgrade: bool = False,
     content = slot_content(info.runtime) if info.runtime in RUNTIMES else ""
     if not content:
         raise UpdateFailed(f"updates of the {info.runtime} runtime are not supported yet: deploy the model instead.")
-    if shadow is not None and content == SLOT_MODULE:
-        raise UpdateFailed("MicroPython boards do not run shadow trials yet: update without --shadow.")
     image = build_image(bundle, info.board_id, info.input_bytes, info.output_bytes, content)
+    if shadow is not None and content == SLOT_MODULE:
+        _check_shadow_sizes(bundle, info.input_bytes, info.output_bytes)
     if not allow_downgrade and bundle.version <= before.model_version:
         raise _failure(DOWNGRADE, device.url, version=bundle.version, active=before.model_version)
     started = time.monotonic()
@@ -209,6 +218,16 @@ def update_board(device: Device, bundle: Bundle, allow_downgrade: bool = False,
                         None if shadow is None else min_agreement)
 
 
+def _check_shadow_sizes(bundle: Bundle, input_bytes: int, output_bytes: int) -> None:
+    """A MicroPython board takes a model of another graph, but a shadow trial runs the new model on the
+    active one's live inputs and compares their outputs: their sizes must match."""
+    sizes = _io_sizes(bundle)
+    if sizes != (input_bytes, output_bytes):
+        raise UpdateFailed(f"a shadow trial runs the new model on the live inputs of the active one, but it takes "
+                           f"{sizes[0]:,} input bytes and gives {sizes[1]:,} output bytes where the board's model takes "
+                           f"{input_bytes:,} and gives {output_bytes:,}: update without --shadow.", BAD_IMAGE)
+
+
 def _begin(device: Device, bundle: Bundle, image: Image, allow_downgrade: bool) -> tuple[int, int]:
     body = struct.pack("<IIIB", bundle.version, len(image.data), len(image.layout.payload()),
                        FLAG_ALLOW_DOWNGRADE if allow_downgrade else 0)
@@ -223,7 +242,8 @@ def _begin(device: Device, bundle: Bundle, image: Image, allow_downgrade: bool) 
 
 def _send_signature(device: Device, bundle: Bundle) -> None:
     """The bundle's signature and the manifest it signs, for the board to verify with its own key."""
-    status, _ = _request(device, MSG_UPDATE_SIGNATURE, bundle.signature + bundle.manifest_bytes, "UPDATE_SIGNATURE")
+    status, _ = _request(device, MSG_UPDATE_SIGNATURE, bundle.signature + bundle.manifest_bytes, "UPDATE_SIGNATURE",
+                         timeout=device.timeout + VERIFY_SECONDS)
     if status != STATUS_OK:
         raise _failure(status, device.url)
 

@@ -1,7 +1,7 @@
 /* The board's persistent store: a few KiB to a few MiB of flash that survive a reset and a power
  * cut, where the lifecycle keeps its boot record (and, in updatable firmware, the model slots).
  * The emulated boards back it with a file on the host named `model_slots.flash` (the host board:
- * a plain file; QEMU mps2: a semihosting file in QEMU's working directory). A port without one
+ * a plain file; QEMU mps2 and riscv_virt: a semihosting file in QEMU's working directory). A port without one
  * links the weak default in te_lifecycle.c: size 0, nothing persists. */
 #ifndef TE_STORE_H
 #define TE_STORE_H

@@ -29,10 +29,13 @@ MAX_FRAME = 8192
 STATS, UPDATE_BEGIN, UPDATE_DATA, UPDATE_COMMIT, ROLLBACK, UPDATE_SIGNATURE = 0x10, 0x11, 0x12, 0x13, 0x14, 0x15
 (NO_SLOTS, DOWNGRADE, TOO_BIG, BAD_HASH, OTHER_GRAPH, SELF_TEST, NO_UPDATE, STORE, BAD_IMAGE,
  NO_PREVIOUS) = range(0x20, 0x2A)
+BAD_SIGNATURE = 0x2C
 BUILT_IN = 0xFF
-# Updatable firmware: `generate --updatable` sets these two lines.
+# Updatable firmware: `generate --updatable` sets these lines (the last, the raw Ed25519 public key in
+# hex, with --signing-key: te_slots.py then takes only updates signed with it, checked by te_ed25519.py).
 UPDATABLE = False
 BUILTIN_SHA256 = ""
+SIGNING_KEY = ""
 
 
 def _crc32_slow(data):
@@ -152,12 +155,17 @@ class Server:
             self.send(INFER | REPLY, rid, bytes((status,)))
             return
         self.received_end = 0
+        shadowing = self.slots is not None and self.slots.shadowing()
+        if shadowing:     # the input, for the model on trial: the active model's run may overwrite it
+            inputs = b"".join(bytes(self.model.A[o:o + n]) for o, n in self.model.INPUTS)
         t0 = time.ticks_us()
         self.model.invoke()
         micros = time.ticks_diff(time.ticks_us(), t0)
         self.count_inference(micros)
         outputs = b"".join(bytes(self.model.A[o:o + n]) for o, n in self.model.OUTPUTS)
         self.replay = b"\x00" + _u32(micros) + _u32(micros) + outputs
+        if shadowing:
+            self.slots.after_inference(self, inputs, outputs)
         self.send(INFER | REPLY, rid, self.replay)
 
     def dispatch(self, msg_type, rid, body, check):
@@ -211,7 +219,8 @@ class Server:
                 + bytes((1 if record else 0,)) + _u32(record["boots"] - 1 if record else 0)
                 + _u32(self.inferences) + _u32(self.errors) + _u32(count) + _u32(self.latency_min if count else 0)
                 + _u32(self.latency_max) + _u32(self.latency_sum) + _u32(self.latency_sum >> 32)
-                + _u32(arena) + _u32(arena) + bytes(21) + b"\x00")
+                + _u32(arena) + _u32(arena) + (self.slots.shadow_report() if self.slots else bytes(21))
+                + (b"\x01" + unhexlify(SIGNING_KEY) if SIGNING_KEY else b"\x00"))
 
     def handle(self, encoded):
         raw = _decode(encoded)
