@@ -76,4 +76,19 @@ int te_store_write(uint32_t offset, const void *data, uint32_t len) {
   return te_semihost_call(TE_SH_WRITE, block) == 0u ? 0 : -1;
 }
 
+/* Erased flash reads 0xFF: written over the range a small block at a time. */
+int te_store_erase(uint32_t offset, uint32_t len) {
+  uint8_t erased[64];
+  memset(erased, 0xFF, sizeof erased);
+  while (len > 0u) {
+    uint32_t n = len < sizeof erased ? len : (uint32_t)sizeof erased;
+    if (te_store_write(offset, erased, n) != 0) {
+      return -1;
+    }
+    offset += n;
+    len -= n;
+  }
+  return 0;
+}
+
 #endif

@@ -56,6 +56,10 @@ __attribute__((weak)) int te_store_write(uint32_t offset, const void *data, uint
   (void)offset; (void)data; (void)len;
   return -1;
 }
+__attribute__((weak)) int te_store_erase(uint32_t offset, uint32_t len) {
+  (void)offset; (void)len;
+  return -1;
+}
 
 __attribute__((weak)) const uint8_t *te_model_signing_key(void) { return NULL; }
 

@@ -47,6 +47,7 @@ static struct {
   uint32_t image_bytes;
   uint32_t payload_bytes;
   uint32_t received;
+  uint32_t erased;      /* bytes of the slot erased for this update (from its start) */
   uint8_t image_sha256[32];
   uint8_t model_sha256[32];
 } update;
@@ -304,6 +305,7 @@ static void handle_begin(uint32_t id, const uint8_t *body, uint32_t len) {
     update.image_bytes = image_bytes;
     update.payload_bytes = payload;
     update.received = 0;
+    update.erased = 0;
     memcpy(update.image_sha256, body + 13, 32);
     memcpy(update.model_sha256, body + 45, 32);
   }
@@ -318,6 +320,26 @@ static void handle_begin(uint32_t id, const uint8_t *body, uint32_t len) {
     te_proto_put(received, 4);
   }
   te_proto_reply_end();
+}
+
+/* Each page of the inactive slot is erased once per update, when the first chunk reaches it (a
+ * TE_STORE_ERASE_BYTES granule at a time, never past the slot): the chunks then program erased flash
+ * without an erase of their own, and the erase time spreads over the transfer. A resumed transfer goes
+ * on from what was erased and arrived; a rewrite of arrived bytes takes the store's read-modify-write. */
+static int erase_through(uint32_t end) {
+  uint32_t upto;
+  if (end <= update.erased) {
+    return 0;
+  }
+  upto = (end + TE_STORE_ERASE_BYTES - 1u) / TE_STORE_ERASE_BYTES * TE_STORE_ERASE_BYTES;
+  if (upto > slot_bytes()) {
+    upto = slot_bytes();
+  }
+  if (te_store_erase(slot_base(update.slot) + update.erased, upto - update.erased) != 0) {
+    return -1;
+  }
+  update.erased = upto;
+  return 0;
 }
 
 static uint8_t accept_data(const uint8_t *body, uint32_t len) {
@@ -336,7 +358,7 @@ static uint8_t accept_data(const uint8_t *body, uint32_t len) {
   if (end > update.image_bytes) {
     return TE_PROTO_BAD_LENGTH;
   }
-  if (te_store_write(slot_base(update.slot) + offset, body + 4, len - 4u) != 0) {
+  if (erase_through(end) != 0 || te_store_write(slot_base(update.slot) + offset, body + 4, len - 4u) != 0) {
     return TE_LC_STORE;
   }
   if (end > update.received) {

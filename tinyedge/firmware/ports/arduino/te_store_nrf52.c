@@ -13,7 +13,8 @@
  *
  * A write reads each page it touches into RAM and programs the words that change; a page whose
  * changed words are not all erased (0xFFFFFFFF) is erased first and programmed back whole, so no
- * word is written twice between erases. The pages are laid out as te_store_layout.h says (a page per
+ * word is written twice between erases. te_store_erase() erases whole pages ahead of writes (te_slots.c,
+ * once per page per update), so the writes that follow only program. The pages are laid out as te_store_layout.h says (a page per
  * boot-record copy, whole pages per slot), so a power cut between an erase and its program never
  * costs the record in force or the active slot.
  *
@@ -149,6 +150,23 @@ int te_store_write(uint32_t offset, const void *data, uint32_t len) {
     }
     rewrite(TE_NRF_STORE_START + at - at % PAGE, at % PAGE, in, run);
     in += run;
+    offset += run;
+    len -= run;
+  }
+  return 0;
+}
+
+/* Erase the whole pages the range touches (ERASEPAGE each). */
+int te_store_erase(uint32_t offset, uint32_t len) {
+  if (te_store_size() == 0u) {
+    return -1;
+  }
+  while (len > 0u) {
+    uint32_t at = 0u, run = te_store_layout_locate(offset, len, TE_NRF_STORE_BYTES, PAGE, &at);
+    if (run == 0u) {
+      return -1;
+    }
+    erase_page(TE_NRF_STORE_START + at - at % PAGE);
     offset += run;
     len -= run;
   }

@@ -4,7 +4,8 @@
  *
  * SPI NOR flash erases 4 KiB sectors and a write only clears bits, so a write reads each sector it
  * touches into RAM; when every byte it changes is erased (0xFF) it programs just those bytes, otherwise
- * it erases the sector and programs it back whole. The sectors are laid out as te_store_layout.h says
+ * it erases the sector and programs it back whole; te_store_erase() erases whole sectors ahead of writes
+ * (te_slots.c: once per sector per update), so the writes that follow only program. The sectors are laid out as te_store_layout.h says
  * (a sector per boot-record copy, whole sectors per slot: the partition holds an even number of
  * them), so a power cut between an erase and its program never costs the record in force or the
  * active slot. Without the partition (firmware not
@@ -98,6 +99,22 @@ int te_store_write(uint32_t offset, const void *data, uint32_t len) {
       return -1;
     }
     in += run;
+    offset += run;
+    len -= run;
+  }
+  return 0;
+}
+
+/* Erase the whole sectors the range touches. */
+int te_store_erase(uint32_t offset, uint32_t len) {
+  if (store_partition() == NULL) {
+    return -1;
+  }
+  while (len > 0u) {
+    uint32_t at = 0u, run = te_store_layout_locate(offset, len, (uint32_t)partition->size, SECTOR, &at);
+    if (run == 0u || esp_partition_erase_range(partition, at - at % SECTOR, SECTOR) != ESP_OK) {
+      return -1;
+    }
     offset += run;
     len -= run;
   }

@@ -4,11 +4,13 @@
  *
  * TE_POSIX_POWER_CUT_AT=N cuts the power when the Nth byte (1-based) since boot is about to be
  * written to the store: the bytes before it are written, then the process exits at once (status 99),
- * as a board whose supply fails in the middle of a flash write. */
+ * as a board whose supply fails in the middle of a flash write. An erase (0xFF written over the range)
+ * is not counted: it only ever touches the inactive slot. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,4 +68,21 @@ int te_store_write(uint32_t offset, const void *data, uint32_t len) {
   }
   written += len;
   return pwrite(store_fd, data, len, (off_t)offset) == (ssize_t)len ? 0 : -1;
+}
+
+int te_store_erase(uint32_t offset, uint32_t len) {
+  unsigned char erased[256];
+  if (store_open() < 0 || (uint64_t)offset + len > TE_POSIX_STORE_BYTES) {
+    return -1;
+  }
+  memset(erased, 0xFF, sizeof erased);
+  while (len > 0u) {
+    uint32_t n = len < sizeof erased ? len : (uint32_t)sizeof erased;
+    if (pwrite(store_fd, erased, n, (off_t)offset) != (ssize_t)n) {
+      return -1;
+    }
+    offset += n;
+    len -= n;
+  }
+  return 0;
 }

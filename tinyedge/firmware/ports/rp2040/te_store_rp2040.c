@@ -4,8 +4,10 @@
  * ROM's function table and called from RAM with interrupts off, since the flash cannot be read (XIP)
  * while it is erased or programmed. Reads go through XIP.
  *
- * Flash erases 4 KiB sectors, so a write reads its sector into RAM, changes it, erases the sector and
- * programs it back. The lifecycle's two boot-record copies (logical offsets 0 and 256) each get a
+ * Flash erases 4 KiB sectors, so a write reads its sector into RAM and changes it; when every byte it
+ * changes is erased (0xFF) it programs just the 256-byte pages holding them (the rest of each page
+ * programmed with what the flash holds: no change), otherwise it erases the sector and programs it back
+ * whole. te_store_erase() erases whole sectors ahead of writes (te_slots.c: once per sector per update). The lifecycle's two boot-record copies (logical offsets 0 and 256) each get a
  * sector of their own, so a power cut between an erase and its program loses one copy at most, and
  * the other (the previous record) stays in force. Logical offsets from 4096 on (the slots) follow.
  * Under rp2040js the flasher's runner performs the ROM's flash functions on the emulated flash and
@@ -67,15 +69,19 @@ static int find_rom(void) {
   return rom_found == 1u ? 0 : -1;
 }
 
-/* Runs from RAM (.data): nothing may be fetched from flash between exit_xip and enter_xip. */
+/* Runs from RAM (.data): nothing may be fetched from flash between exit_xip and enter_xip. With `erase`,
+ * erases the sector at `flash_offset` first; then programs its pages [first, last) from `data` (the sector). */
 __attribute__((noinline, section(".ramfunc.te_flash")))
-static void rewrite_sector(const rom_flash_t *fn, uint32_t flash_offset, const uint8_t *data) {
+static void rewrite_sector(const rom_flash_t *fn, uint32_t flash_offset, const uint8_t *data, uint32_t first,
+                           uint32_t last, int erase) {
   uint32_t page;
   __asm__ volatile("cpsid i" ::: "memory");
   fn->connect();
   fn->exit_xip();
-  fn->erase(flash_offset, SECTOR, SECTOR, BLOCK_ERASE_CMD);
-  for (page = 0; page < SECTOR; page += PAGE) {
+  if (erase) {
+    fn->erase(flash_offset, SECTOR, SECTOR, BLOCK_ERASE_CMD);
+  }
+  for (page = first; page < last; page += PAGE) {
     fn->program(flash_offset + page, data + page, PAGE);
   }
   fn->flush();
@@ -84,7 +90,8 @@ static void rewrite_sector(const rom_flash_t *fn, uint32_t flash_offset, const u
 }
 
 /* Called through a pointer: a Thumb BL from flash cannot reach RAM. */
-static void (*volatile const rewrite_in_ram)(const rom_flash_t *, uint32_t, const uint8_t *) = rewrite_sector;
+static void (*volatile const rewrite_in_ram)(const rom_flash_t *, uint32_t, const uint8_t *, uint32_t, uint32_t,
+                                             int) = rewrite_sector;
 
 /* The flash offset of a logical store offset, or -1 outside the store. */
 static int64_t physical(uint32_t offset) {
@@ -123,6 +130,17 @@ int te_store_read(uint32_t offset, void *data, uint32_t len) {
   return 0;
 }
 
+/* Whether writing `in` over `now` changes a byte that is not erased. */
+static int needs_erase(const uint8_t *now, const uint8_t *in, uint32_t run) {
+  uint32_t i;
+  for (i = 0; i < run; i++) {
+    if (now[i] != in[i] && now[i] != 0xFFu) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
 int te_store_write(uint32_t offset, const void *data, uint32_t len) {
   const uint8_t *in = (const uint8_t *)data;
   if (te_store_size() == 0u) {
@@ -141,10 +159,35 @@ int te_store_write(uint32_t offset, const void *data, uint32_t len) {
     if (run > len) run = len;
     memcpy(sector_buffer, (const void *)(uintptr_t)(XIP_BASE + sector), SECTOR);
     if (memcmp(sector_buffer + within, in, run) != 0) {
+      int erase = needs_erase(sector_buffer + within, in, run);
       memcpy(sector_buffer + within, in, run);
-      rewrite_in_ram(&rom, sector, sector_buffer);
+      if (erase) {
+        rewrite_in_ram(&rom, sector, sector_buffer, 0u, SECTOR, 1);
+      } else {
+        rewrite_in_ram(&rom, sector, sector_buffer, within & ~(PAGE - 1u), (within + run + PAGE - 1u) & ~(PAGE - 1u), 0);
+      }
     }
     in += run;
+    offset += run;
+    len -= run;
+  }
+  return 0;
+}
+
+/* Erase the whole sectors the range touches. */
+int te_store_erase(uint32_t offset, uint32_t len) {
+  if (te_store_size() == 0u) {
+    return -1;
+  }
+  while (len > 0u) {
+    int64_t at = physical(offset);
+    uint32_t run;
+    if (at < 0) {
+      return -1;
+    }
+    run = offset < SECTOR ? RECORD_COPY - offset % RECORD_COPY : SECTOR - (uint32_t)at % SECTOR;
+    if (run > len) run = len;
+    rewrite_in_ram(&rom, (uint32_t)at & ~(SECTOR - 1u), sector_buffer, 0u, 0u, 1);
     offset += run;
     len -= run;
   }
