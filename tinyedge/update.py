@@ -249,7 +249,9 @@ def _send_signature(device: Device, bundle: Bundle) -> None:
 
 
 def _send(device: Device, data: bytes, offset: int, progress: Callable[[int, int], None] | None) -> None:
+    # Whole 32-bit words per chunk: a flash that programs words (the nRF52840's) then programs each word once.
     chunk = max(1, device.info().max_chunk)
+    chunk = chunk - chunk % 4 or chunk
     while offset < len(data):
         piece = data[offset:offset + chunk]
         status, _ = _request(device, MSG_UPDATE_DATA, struct.pack("<I", offset) + piece, "UPDATE_DATA")
