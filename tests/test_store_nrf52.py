@@ -61,14 +61,14 @@ def test_the_nrf52_store_is_empty_on_the_arduino_ports_other_chips(tmp_path):
 
 
 def build_for_microbit(tmp_path: Path, program: str, sources: list[Path], store: Path = STORE,
-                       layout_dir: Path | None = None) -> Path:
+                       layout_dir: Path | None = None, defines: tuple[str, ...] = ()) -> Path:
     """A check program (tests/fixtures) for QEMU's micro:bit, linked with the store (`layout_dir`: another
     te_store_layout.h) and microbit.c's start-up and semihosting."""
     elf = tmp_path / f"{program}.elf"
     includes = ([layout_dir] if layout_dir else []) + [PROTOCOL, COMMON, FIXTURES]
     done = subprocess.run(
         ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-Os", "-mcpu=cortex-m0", "-mthumb",
-         "-ffreestanding", "-nostartfiles", *NRF51_STORE, *(f"-I{d}" for d in includes),
+         "-ffreestanding", "-nostartfiles", *NRF51_STORE, *defines, *(f"-I{d}" for d in includes),
          "-T", str(FIXTURES / "nrf_store_check.ld"), str(FIXTURES / f"{program}.c"), str(FIXTURES / "microbit.c"),
          *map(str, sources), str(store), "--specs=nano.specs", "-lc", "-lgcc", "-lnosys", "-o", str(elf)],
         capture_output=True, text=True)
@@ -86,11 +86,13 @@ def build_powercut_check(tmp_path: Path, layout_dir: Path | None = None) -> Path
                               FIXTURES / "fixture_model_info.c", FIXTURES / "lifecycle_alone.c"], layout_dir=layout_dir)
 
 
-def run_on_microbit(elf: Path) -> subprocess.CompletedProcess:
-    """-icount: the emulated clock follows the instructions, so SysTick's cut points repeat run to run."""
+def run_on_microbit(elf: Path, trace: Path | None = None) -> subprocess.CompletedProcess:
+    """-icount: the emulated clock follows the instructions, so SysTick's cut points repeat run to run.
+    `trace`: where QEMU logs every MMIO write (its memory_region_ops_write trace event)."""
+    tracing = ["-trace", f"memory_region_ops_write,file={trace}"] if trace else []
     return subprocess.run(["qemu-system-arm", "-M", "microbit", "-icount", "shift=2", "-nographic", "-monitor", "none",
-                           "-serial", "null", "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
-                          capture_output=True, text=True, timeout=300)
+                           "-serial", "null", "-semihosting-config", "enable=on,target=native", *tracing,
+                           "-kernel", str(elf)], capture_output=True, text=True, timeout=300)
 
 
 def test_the_nrf52_stores_code_on_qemus_emulated_nrf51_nvmc_keeps_every_byte_across_a_reset(tmp_path):
@@ -140,6 +142,66 @@ def test_the_power_cut_check_catches_record_copies_that_share_a_page(tmp_path):
     run = run_on_microbit(build_powercut_check(tmp_path, layout_dir=tmp_path))
     said = run.stdout + run.stderr
     assert run.returncode != 0 and "a power cut lost or corrupted the boot record" in said, said
+
+
+# --- flash wear: an update erases each page of the inactive slot once ---------------------------------
+
+TRACED_WRITE = re.compile(r"memory_region_ops_write .*addr (0x[0-9a-f]+) value (0x[0-9a-f]+) size \d+ name '([^']+)'")
+GPIO_OUT, NVMC_ERASEPAGE = 0x50000504, 0x4001E508
+NRF51_SLOT_PAGES = [[0x3E800, 0x3EC00, 0x3F000], [0x3F400, 0x3F800, 0x3FC00]]   # 3 KiB per slot, 1 KiB pages
+
+
+def erases_per_update(trace: Path) -> dict[int, dict[int, int]]:
+    """Phase (nrf_update_check.c's GPIO OUT writes: 0 the first boot, N the update to version N) -> page -> erases."""
+    phases: dict[int, dict[int, int]] = {}
+    phase = -1
+    for address, value, name in TRACED_WRITE.findall(trace.read_text()):
+        if int(address, 16) == GPIO_OUT and name.endswith("gpio"):
+            phase = int(value, 16)
+        elif int(address, 16) == NVMC_ERASEPAGE and name.endswith("nvmc"):
+            pages = phases.setdefault(phase, {})
+            pages[int(value, 16)] = pages.get(int(value, 16), 0) + 1
+    return phases
+
+
+def build_update_check(tmp_path: Path, slots: Path = PROTOCOL / "te_slots.c") -> Path:
+    """nrf_update_check.c with the real te_slots.c and te_lifecycle.c over the store: 2,060-byte images."""
+    return build_for_microbit(tmp_path, "nrf_update_check",
+                              [FIXTURES / "slots_update.c", slots, PROTOCOL / "te_lifecycle.c", PROTOCOL / "te_sha256.c",
+                               FIXTURES / "fixture_runtime.c", FIXTURES / "fixture_model_info.c"],
+                              defines=("-DFIXTURE_ARENA_BYTES=512", "-DSLOTS_UPDATE_ARRAY=2000u"))
+
+
+def test_an_update_on_the_emulated_nvmc_erases_each_page_of_the_inactive_slot_once(tmp_path):
+    """Three updates alternate between the slots (the second interrupted: a chunk sent twice and a resuming
+    BEGIN), each active after its COMMIT; QEMU's trace of the NVMC's ERASEPAGE writes shows each update erasing
+    the 3 pages its 2,060-byte image occupies in the inactive slot, once each, and one boot-record copy's page
+    (the activating record write)."""
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+    trace = tmp_path / "mmio.trace"
+    run = run_on_microbit(build_update_check(tmp_path), trace)
+    said = run.stdout + run.stderr
+    assert run.returncode == 0 and "each active\nok" in said, said
+    phases = erases_per_update(trace)
+    for version in (1, 2, 3):
+        slot = 1 if version % 2 else 0
+        record_pages = {page: n for page, n in phases[version].items() if page in (0x3E000, 0x3E400)}
+        slot_pages = {page: n for page, n in phases[version].items() if page not in record_pages}
+        assert slot_pages == dict.fromkeys(NRF51_SLOT_PAGES[slot], 1), f"update {version}: {phases[version]}"
+        assert list(record_pages.values()) == [1], "the activating record write: one copy's page"
+
+
+def test_the_nvmc_wear_check_catches_an_update_that_erases_per_chunk(tmp_path):
+    """Not vacuous: te_slots.c without its erase ahead of the chunks erases a page per chunk landing in it."""
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+    text = (PROTOCOL / "te_slots.c").read_text()
+    line = "  if (erase_through(end) != 0 || te_store_write("
+    assert line in text
+    (tmp_path / "te_slots.c").write_text(text.replace(line, "  if ((erase_through(0u) != 0) || te_store_write("))
+    trace = tmp_path / "mmio.trace"
+    run = run_on_microbit(build_update_check(tmp_path, tmp_path / "te_slots.c"), trace)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert max(erases_per_update(trace)[1].values()) > 1
 
 
 # --- generate --updatable --board arduino-nano-33-ble ---------------------------------------------
