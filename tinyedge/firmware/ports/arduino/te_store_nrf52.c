@@ -138,8 +138,9 @@ static void rewrite(uint32_t page, uint32_t within, const uint8_t *in, uint32_t 
   }
 }
 
-int te_store_write(uint32_t offset, const void *data, uint32_t len) {
-  const uint8_t *in = (const uint8_t *)data;
+/* Write `in` over [offset, offset + len), or with `in` NULL erase the whole pages the range touches,
+ * a page (record copy) at a time. */
+static int over_pages(uint32_t offset, const uint8_t *in, uint32_t len) {
   if (te_store_size() == 0u) {
     return -1;
   }
@@ -148,30 +149,23 @@ int te_store_write(uint32_t offset, const void *data, uint32_t len) {
     if (run == 0u) {
       return -1;
     }
-    rewrite(TE_NRF_STORE_START + at - at % PAGE, at % PAGE, in, run);
-    in += run;
+    if (in != NULL) {
+      rewrite(TE_NRF_STORE_START + at - at % PAGE, at % PAGE, in, run);
+      in += run;
+    } else {
+      erase_page(TE_NRF_STORE_START + at - at % PAGE);
+    }
     offset += run;
     len -= run;
   }
   return 0;
 }
 
-/* Erase the whole pages the range touches (ERASEPAGE each). */
-int te_store_erase(uint32_t offset, uint32_t len) {
-  if (te_store_size() == 0u) {
-    return -1;
-  }
-  while (len > 0u) {
-    uint32_t at = 0u, run = te_store_layout_locate(offset, len, TE_NRF_STORE_BYTES, PAGE, &at);
-    if (run == 0u) {
-      return -1;
-    }
-    erase_page(TE_NRF_STORE_START + at - at % PAGE);
-    offset += run;
-    len -= run;
-  }
-  return 0;
+int te_store_write(uint32_t offset, const void *data, uint32_t len) {
+  return over_pages(offset, (const uint8_t *)data, len);
 }
+
+int te_store_erase(uint32_t offset, uint32_t len) { return over_pages(offset, NULL, len); }
 
 #else
 typedef int te_store_nrf52_not_this_chip;   /* an empty translation unit is not ISO C */
