@@ -9,7 +9,8 @@
 // ROM image the user has; MicroPython calls its routines) the image boots as the ROM would start it:
 // boot2's CRC32 checked, then boot2 run (from flash: rp2040js has one core and no SSI to copy it with)
 // with lr = 0, so it vectors into the image. The ROM's flash_range_erase and flash_range_program are
-// performed here on the emulated flash (rp2040js ignores the SSI commands they would send), and its
+// performed here on the emulated flash as NOR flash does them (an erase sets its bytes to 0xFF, a program
+// only clears bits; rp2040js ignores the SSI commands they would send), and its
 // other flash calls return at once. Without --bootrom the ROM holds only a function table naming those
 // six flash functions (datasheet 2.8.3), performed the same way, so firmware that programs its flash
 // through the ROM (the lifecycle's store, ports/rp2040/te_store_rp2040.c) runs. With --flash-file the
@@ -153,7 +154,7 @@ function romFlashHooks(mcu, written = () => {}) {
   };
   const program = () => {
     const [offset, data, count] = [core.registers[0], core.registers[1], core.registers[2]];
-    for (let i = 0; i < count; i++) mcu.flash[offset + i] = mcu.readUint8(data + i);
+    for (let i = 0; i < count; i++) mcu.flash[offset + i] &= mcu.readUint8(data + i); // NOR: a program only clears bits
     written(offset, count);
   };
   const nothing = () => {};
