@@ -326,3 +326,27 @@ def test_a_keyed_board_verifies_signatures_itself_when_the_host_skips_it(board, 
         assert device.stats().model_version == 0 and runs_exactly(device, sine_model.int8)
         assert update_board(device, ours, host_check=False).version == 2
         assert runs_exactly(device, retrained)
+
+
+def test_the_host_sends_update_chunks_of_whole_words(sine_model, bundles, tmp_path, monkeypatch):
+    """A profile whose receive buffer gives a chunk that is not a multiple of 4 (rx_buffer_bytes 249: 233
+    bytes) still gets whole 32-bit words per UPDATE_DATA, so a flash that programs whole words once between
+    erases (the nRF52840's) programs each word of the slot once, in the erased page."""
+    import yaml
+
+    from tinyedge.paths import boards_file
+
+    require_tools("cc", "make")
+    boards = yaml.safe_load(boards_file().read_text())
+    boards["boards"]["host"]["rx_buffer_bytes"] = 249
+    (tmp_path / "boards.yaml").write_text(yaml.safe_dump(boards))
+    monkeypatch.setenv("TINYEDGE_BOARDS", str(tmp_path / "boards.yaml"))
+    project = tmp_path / "fw"
+    generate(sine_model.int8, "host", project, runtime="aot", updatable=True)
+    build(project)
+    sent: list[int] = []
+    with flash(project) as url, Device(url) as device:
+        assert device.info().max_chunk % 4 != 0
+        report = update_board(device, load_bundle(bundles["v2"]), progress=lambda done, total: sent.append(done))
+    assert sent[-1] == report.image_bytes and len(sent) > 1
+    assert all(done % 4 == 0 for done in sent[:-1]), sent
