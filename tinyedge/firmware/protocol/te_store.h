@@ -21,14 +21,14 @@ uint32_t te_store_size(void);
 int te_store_read(uint32_t offset, void *data, uint32_t len);
 int te_store_write(uint32_t offset, const void *data, uint32_t len);
 
-/* Erase granule of the slots' area: every flash store's page (sector) divides it, and logical offsets
- * from the slots' start (4096) that are multiples of it begin a page. */
+/* What te_slots.c erases at a time, counted from a slot's start: every flash store's page (sector)
+ * divides it, and each slot starts a page (te_store_layout.h). */
 #define TE_STORE_ERASE_BYTES 4096u
 
 /* Erase [offset, offset + len): afterwards those bytes read 0xFF, so writes into them program without
  * erasing (one erase per page however many writes land in it); 0 on success, durable once it returns.
- * Flash stores erase whole pages: give offsets and lengths aligned to TE_STORE_ERASE_BYTES from 4096
- * on (a store may round to its page, erasing the whole pages the range touches). */
+ * Flash stores erase the whole pages the range touches: give whole pages (slot-relative multiples of
+ * TE_STORE_ERASE_BYTES, up to the slot's end). */
 int te_store_erase(uint32_t offset, uint32_t len);
 
 #ifdef __cplusplus

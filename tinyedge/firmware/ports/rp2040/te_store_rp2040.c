@@ -7,9 +7,10 @@
  * Flash erases 4 KiB sectors, so a write reads its sector into RAM and changes it; when every byte it
  * changes is erased (0xFF) it programs just the 256-byte pages holding them (the rest of each page
  * programmed with what the flash holds: no change), otherwise it erases the sector and programs it back
- * whole. te_store_erase() erases whole sectors ahead of writes (te_slots.c: once per sector per update). The lifecycle's two boot-record copies (logical offsets 0 and 256) each get a
- * sector of their own, so a power cut between an erase and its program loses one copy at most, and
- * the other (the previous record) stays in force. Logical offsets from 4096 on (the slots) follow.
+ * whole. te_store_erase() erases whole sectors ahead of writes (te_slots.c: once per sector per update).
+ * The lifecycle's two boot-record copies (logical offsets 0 and 256) each get a sector of their own, so
+ * a power cut between an erase and its program loses one copy at most, and the other (the previous
+ * record) stays in force. Logical offsets from 4096 on (the slots) follow.
  * Under rp2040js the flasher's runner performs the ROM's flash functions on the emulated flash and
  * keeps it in a host file (`qspi_flash.bin` in the project), so the store survives a restart. */
 #include <stdint.h>
