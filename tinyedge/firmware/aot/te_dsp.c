@@ -1496,8 +1496,7 @@ static inline const int32_t *te_dsp_fc_rows4(int32_t *acc, const int8_t *x, cons
  * each output is requantized as its row block leaves the loop: ~12 cycles an output where the
  * per-channel lookups of te_dsp_store_block4 took ~80. */
 void te_dsp_fc_packed_per_tensor(int8_t *out, const int8_t *in, const int32_t *packed, const int32_t *bias,
-                                 int32_t batches, int32_t accum_depth, int32_t out_depth, const te_requant_t *q) {
-  const int32_t groups = accum_depth >> 2;
+                                 int32_t batches, int32_t groups, int32_t out_depth, const te_requant_t *q) {
   const int32_t offset = q->output_offset, lo = q->act_min, hi = q->act_max;
   te_dsp_fast_t f;
   int32_t b, oc, r;

@@ -75,7 +75,7 @@ void te_dsp_fc_packed_general(int8_t *out, const int8_t *in, const int32_t *pack
                               int32_t batches, int32_t accum_depth, int32_t out_depth, const te_requant_t *q);
 /* Its usual case (no input offset, one per-tensor scale with the short form; DSP cores only). */
 void te_dsp_fc_packed_per_tensor(int8_t *out, const int8_t *in, const int32_t *packed, const int32_t *bias,
-                                 int32_t batches, int32_t accum_depth, int32_t out_depth, const te_requant_t *q);
+                                 int32_t batches, int32_t groups, int32_t out_depth, const te_requant_t *q);
 
 /* Which of the two runs is decided here, inline in the caller: no frame of a function that only
  * chooses between them sits on the stack under the kernel's. */
@@ -86,7 +86,7 @@ static inline void te_dsp_fully_connected_packed(int8_t *out, const int8_t *in, 
 #if TE_DSP_INSN
   if (q->input_offset == 0 && (accum_depth >> 2) > 0 && (q->per_channel & TE_REQUANT_PER_CHANNEL) == 0 &&
       (q->per_channel & TE_REQUANT_BOUNDED) && TE_RD_S8(q->shift) < 0) {
-    te_dsp_fc_packed_per_tensor(out, in, packed, bias, batches, accum_depth, out_depth, q);
+    te_dsp_fc_packed_per_tensor(out, in, packed, bias, batches, accum_depth >> 2, out_depth, q);
     return;
   }
 #endif
