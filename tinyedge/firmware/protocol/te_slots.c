@@ -8,9 +8,6 @@
 #if !defined(TE_LIFECYCLE) && !defined(__AVR__)
 #define TE_LIFECYCLE 1
 #endif
-#if defined(TE_SIGNED_UPDATES) && !defined(TE_UPDATABLE)
-#define TE_UPDATABLE 1
-#endif
 
 /* Only updatable firmware (generate --updatable defines TE_UPDATABLE) holds the slots' state;
  * te_slots_none.c answers for the rest. */

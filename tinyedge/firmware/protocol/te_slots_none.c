@@ -6,9 +6,6 @@
 #if !defined(TE_LIFECYCLE) && !defined(__AVR__)
 #define TE_LIFECYCLE 1
 #endif
-#if defined(TE_SIGNED_UPDATES) && !defined(TE_UPDATABLE)
-#define TE_UPDATABLE 1
-#endif
 
 #if TE_LIFECYCLE && !defined(TE_UPDATABLE)
 
