@@ -110,7 +110,9 @@ static void load_record(void) {
   uint8_t valid0 = read_record(0);
   if (valid0 || valid1) {
     record_copy = (valid0 && valid1) ? (uint8_t)((int32_t)(seq1 - record.seq) > 0) : valid1;
-    if ((record_copy == 1u && !read_record(1)) ||   /* copy 1 no longer reads back: start over */
+    /* The newer copy, checked a moment ago, read again even when it is copy 0 (already in place): a boot
+     * takes as long whichever copy is newer. A store that no longer reads starts over. */
+    if (te_store_read((uint32_t)record_copy * RECORD_SPACING, &record, sizeof record) != 0 ||
         memcmp(record.firmware_sha256, te_model_info.model_sha256, 32) != 0) {
       fresh_record();
     }
