@@ -221,7 +221,7 @@ def build_update_check(tmp_path: Path, slots: Path = PROTOCOL / "te_slots.c") ->
     binary = tmp_path / "espidf_update_check"
     done = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1",
                            *(f"-I{d}" for d in (NOR, PROTOCOL, COMMON, FIXTURES)), f"-DNOR_PARTITION_BYTES={NOR_BYTES}u",
-                           str(NOR / "espidf_update_check.c"), str(NOR / "nor_partition.c"),
+                           "-DTE_UPDATABLE=1", str(NOR / "espidf_update_check.c"), str(NOR / "nor_partition.c"),
                            str(FIXTURES / "slots_update.c"), str(STORE), str(slots), str(PROTOCOL / "te_lifecycle.c"),
                            str(PROTOCOL / "te_sha256.c"), str(FIXTURES / "fixture_runtime.c"),
                            str(FIXTURES / "fixture_model_info.c"), "-o", str(binary)], capture_output=True, text=True)

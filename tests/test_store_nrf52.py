@@ -169,7 +169,7 @@ def build_update_check(tmp_path: Path, slots: Path = PROTOCOL / "te_slots.c") ->
     return build_for_microbit(tmp_path, "nrf_update_check",
                               [FIXTURES / "slots_update.c", slots, PROTOCOL / "te_lifecycle.c", PROTOCOL / "te_sha256.c",
                                FIXTURES / "fixture_runtime.c", FIXTURES / "fixture_model_info.c"],
-                              defines=("-DFIXTURE_ARENA_BYTES=512", "-DSLOTS_UPDATE_ARRAY=2000u"))
+                              defines=("-DTE_UPDATABLE=1", "-DFIXTURE_ARENA_BYTES=512", "-DSLOTS_UPDATE_ARRAY=2000u"))
 
 
 def test_an_update_on_the_emulated_nvmc_erases_each_page_of_the_inactive_slot_once(tmp_path):

@@ -153,6 +153,7 @@ def updatable_manifest(checked: Any, out_dir: Path, signing_key: Path | None, so
         added = make_module_server_updatable(out_dir / VIPER_DEVICE_DIR / VIPER_SERVER_FILE, builtin_sha256, signing_key)
         sources.sources += [f"{VIPER_DEVICE_DIR}/{name}" for name in added]
         return MODULE_SLOTS_MANIFEST
+    sources.defines["TE_UPDATABLE"] = "1"   # te_slots.c, not te_slots_none.c: only this firmware holds the slots' RAM
     if not slot_buffer:
         return write_updatable_source(checked, out_dir, signing_key).manifest()
     sources.defines.update(tflm_slot_defines(slot_buffer))

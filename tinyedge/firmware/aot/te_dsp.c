@@ -114,17 +114,21 @@ typedef struct {
   int32_t multiplier, left, right, half;
 } te_dsp_fast_t;
 
+/* The short form's constants for scale i (its shift is negative). */
+static inline void te_dsp_fast_fill(const te_requant_t *q, int32_t i, te_dsp_fast_t *f) {
+  f->multiplier = TE_RD_S32(q->multiplier + i);
+  f->left = 1;
+  f->right = -TE_RD_S8(q->shift + i);
+  f->half = (int32_t)1 << (f->right - 1);
+}
+
 /* The short form's constants for channel i, or 0 where it does not apply. */
 static inline uint8_t te_dsp_fast_scale(const te_requant_t *q, int32_t channel, te_dsp_fast_t *f) {
   const int32_t i = (q->per_channel & TE_REQUANT_PER_CHANNEL) ? channel : 0;
-  const int32_t shift = TE_RD_S8(q->shift + i);
-  if (!(q->per_channel & TE_REQUANT_BOUNDED) || shift >= 0) {
+  if (!(q->per_channel & TE_REQUANT_BOUNDED) || TE_RD_S8(q->shift + i) >= 0) {
     return 0;
   }
-  f->multiplier = TE_RD_S32(q->multiplier + i);
-  f->left = 1;
-  f->right = -shift;
-  f->half = (int32_t)1 << (f->right - 1);
+  te_dsp_fast_fill(q, i, f);
   return 1;
 }
 
@@ -1491,13 +1495,12 @@ static inline const int32_t *te_dsp_fc_rows4(int32_t *acc, const int8_t *x, cons
  * per-tensor scale with the short exact form. The scale's constants are read once per call and
  * each output is requantized as its row block leaves the loop: ~12 cycles an output where the
  * per-channel lookups of te_dsp_store_block4 took ~80. */
-TE_DSP_NOINLINE static void te_dsp_fc_packed_per_tensor(int8_t *out, const int8_t *in, const int32_t *packed,
-                                                        const int32_t *bias, int32_t batches, int32_t groups,
-                                                        int32_t out_depth, const te_dsp_fast_t *fast,
-                                                        const te_dsp_clamp_t *clamp) {
-  const te_dsp_fast_t f = *fast;
-  const int32_t offset = clamp->output_offset, lo = clamp->act_min, hi = clamp->act_max;
+void te_dsp_fc_packed_per_tensor(int8_t *out, const int8_t *in, const int32_t *packed, const int32_t *bias,
+                                 int32_t batches, int32_t groups, int32_t out_depth, const te_requant_t *q) {
+  const int32_t offset = q->output_offset, lo = q->act_min, hi = q->act_max;
+  te_dsp_fast_t f;
   int32_t b, oc, r;
+  te_dsp_fast_fill(q, 0, &f);   /* te_dsp_fully_connected_packed checked that the short form applies */
   for (b = 0; b < batches; ++b) {
     const int32_t *w = packed;
     for (oc = 0; oc < out_depth; oc += 4) {
@@ -1517,19 +1520,13 @@ TE_DSP_NOINLINE static void te_dsp_fc_packed_per_tensor(int8_t *out, const int8_
 }
 #endif
 
-void te_dsp_fully_connected_packed(int8_t *out, const int8_t *in, const int32_t *packed, const int32_t *bias,
-                                   int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *q) {
+void te_dsp_fc_packed_general(int8_t *out, const int8_t *in, const int32_t *packed, const int32_t *bias,
+                              int32_t batches, int32_t accum_depth, int32_t out_depth, const te_requant_t *q) {
   const int32_t groups = accum_depth >> 2;
   const int32_t offsets = te_pair(q->input_offset, q->input_offset);
   const te_dsp_clamp_t clamp = te_dsp_clamp(q);
-  int16_t b, oc, r;
-#if TE_DSP_INSN
-  te_dsp_fast_t fast;
-  if (offsets == 0 && groups > 0 && !(q->per_channel & TE_REQUANT_PER_CHANNEL) && te_dsp_fast_scale(q, 0, &fast)) {
-    te_dsp_fc_packed_per_tensor(out, in, packed, bias, batches, groups, out_depth, &fast, &clamp);
-    return;
-  }
-#endif
+  int16_t b, oc;
+  int32_t r;
   for (b = 0; b < batches; ++b) {
     for (oc = 0; oc < out_depth; oc += 4) {
       const int32_t *f = packed + (int32_t)oc * groups;

@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "te_dsp_insn.h"
 #include "te_kernels.h"
 
 #ifdef __cplusplus
@@ -70,8 +71,27 @@ void te_dsp_fully_connected(int8_t *out, const int8_t *in, const int8_t *filter,
 
 /* The same for accum_depth a multiple of four with the filter re-laid by the generator: rows padded
  * with zeros to a multiple of four, rows 4i..4i+3 interleaved one int32 word at a time. */
-void te_dsp_fully_connected_packed(int8_t *out, const int8_t *in, const int32_t *packed, const int32_t *bias,
-                                   int16_t batches, int16_t accum_depth, int16_t out_depth, const te_requant_t *q);
+void te_dsp_fc_packed_general(int8_t *out, const int8_t *in, const int32_t *packed, const int32_t *bias,
+                              int32_t batches, int32_t accum_depth, int32_t out_depth, const te_requant_t *q);
+/* Its usual case (no input offset, one per-tensor scale with the short form; DSP cores only). */
+void te_dsp_fc_packed_per_tensor(int8_t *out, const int8_t *in, const int32_t *packed, const int32_t *bias,
+                                 int32_t batches, int32_t groups, int32_t out_depth, const te_requant_t *q);
+
+/* Which of the two runs is decided here, inline in the caller: no frame of a function that only
+ * chooses between them sits on the stack under the kernel's. */
+__attribute__((always_inline))
+static inline void te_dsp_fully_connected_packed(int8_t *out, const int8_t *in, const int32_t *packed,
+                                                 const int32_t *bias, int32_t batches, int32_t accum_depth,
+                                                 int32_t out_depth, const te_requant_t *q) {
+#if TE_DSP_INSN
+  if (q->input_offset == 0 && (accum_depth >> 2) > 0 && (q->per_channel & TE_REQUANT_PER_CHANNEL) == 0 &&
+      (q->per_channel & TE_REQUANT_BOUNDED) && TE_RD_S8(q->shift) < 0) {
+    te_dsp_fc_packed_per_tensor(out, in, packed, bias, batches, accum_depth >> 2, out_depth, q);
+    return;
+  }
+#endif
+  te_dsp_fc_packed_general(out, in, packed, bias, batches, accum_depth, out_depth, q);
+}
 
 /* te_dsp_conv2d whose output goes straight into the FULLY_CONNECTED reading it (batch 1): the conv's
  * outputs are made two pixels at a time into `values` (2 * out_c bytes) and added into the FC's

@@ -76,11 +76,13 @@ static uint32_t crc32_of(const void *data, uint32_t len) {
   return ~crc;
 }
 
-static int read_record(uint8_t copy, te_boot_record_t *out) {
-  if (te_store_read((uint32_t)copy * RECORD_SPACING, out, sizeof *out) != 0) {
+/* Read a copy into `record` itself: the boot record is read in place, never onto the stack (two copies
+ * there were the deepest stack of small models' firmware). Returns whether it is valid. */
+static uint8_t read_record(uint8_t copy) {
+  if (te_store_read((uint32_t)copy * RECORD_SPACING, &record, sizeof record) != 0) {
     return 0;
   }
-  return out->magic == RECORD_MAGIC && out->crc == crc32_of(out, offsetof(te_boot_record_t, crc));
+  return record.magic == RECORD_MAGIC && record.crc == crc32_of(&record, offsetof(te_boot_record_t, crc));
 }
 
 int te_lifecycle_write_record(void) {
@@ -107,18 +109,21 @@ static void fresh_record(void) {
 
 /* The newer valid copy; a fresh record when there is none or another firmware wrote it (a re-flash). */
 static void load_record(void) {
-  te_boot_record_t copies[2];
-  uint8_t valid0 = read_record(0, &copies[0]);
-  uint8_t valid1 = read_record(1, &copies[1]);
+  uint8_t valid1 = read_record(1);
+  uint32_t seq1 = record.seq;
+  uint8_t valid0 = read_record(0);
   if (valid0 || valid1) {
-    record_copy = (valid0 && valid1) ? (uint8_t)((int32_t)(copies[1].seq - copies[0].seq) > 0) : valid1;
-    record = copies[record_copy];
-    if (memcmp(record.firmware_sha256, te_model_info.model_sha256, 32) != 0) {
+    record_copy = (valid0 && valid1) ? (uint8_t)((int32_t)(seq1 - record.seq) > 0) : valid1;
+    /* The newer copy, checked a moment ago, read again even when it is copy 0 (already in place): a boot
+     * takes as long whichever copy is newer. A store that no longer reads starts over. */
+    if (te_store_read((uint32_t)record_copy * RECORD_SPACING, &record, sizeof record) != 0 ||
+        memcmp(record.firmware_sha256, te_model_info.model_sha256, 32) != 0) {
       fresh_record();
     }
     return;
   }
   record_copy = 1;   /* the first record goes to copy 0 */
+  record.seq = 0;
   fresh_record();
 }
 

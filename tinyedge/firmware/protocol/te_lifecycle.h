@@ -8,6 +8,12 @@
 
 #include <stdint.h>
 
+/* Updatable firmware (generate --updatable) links te_slots.c, the rest te_slots_none.c; signed updates
+ * are updates. */
+#if defined(TE_SIGNED_UPDATES) && !defined(TE_UPDATABLE)
+#define TE_UPDATABLE 1
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

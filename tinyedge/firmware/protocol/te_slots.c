@@ -9,7 +9,9 @@
 #define TE_LIFECYCLE 1
 #endif
 
-#if TE_LIFECYCLE
+/* Only updatable firmware (generate --updatable defines TE_UPDATABLE) holds the slots' state;
+ * te_slots_none.c answers for the rest. */
+#if TE_LIFECYCLE && defined(TE_UPDATABLE)
 
 #include <stddef.h>
 #include <string.h>
