@@ -271,7 +271,7 @@ def test_the_generated_c_keeps_tables_in_flash_and_the_state_in_the_arena():
     assert "te_signal_rfft_s16(" in source and "op3_twiddles[512] TE_CONST" in source
     assert "te_rfft_params_t op3_params TE_CONST" in source
     assert "te_spectral_subtraction_params_t op11_params TE_CONST" in source
-    assert program.stats.scratch_bytes == 2048   # the padded frame and the half-length complex FFT
+    assert program.stats.scratch_bytes == 1024   # the padded frame (the half-length FFT runs in the output)
     reset = source.split("int te_runtime_reset_state(void) {")[1].split("}")[0]
     assert "signal_filter_bank_spectral_subtraction1" in reset and ", 0, 160);" in reset
 

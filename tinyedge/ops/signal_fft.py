@@ -91,7 +91,7 @@ def _prepare_rfft(model: TfliteModel, op: Operator) -> CallData:
     return CallData("te_signal_rfft_s16", ("{out0}", "{in0}", "&{p}params", "{p}radix", "{p}twiddles", "{p}split",
                                            "(int16_t *)te_scratch"),
                     arrays, "te_rfft_params_t", "params", (fft_length, input_length, frames, bins),
-                    scratch_bytes=2 * fft_length + 4 * n)
+                    scratch_bytes=2 * fft_length)
 
 
 def _prepare_irfft(model: TfliteModel, op: Operator) -> CallData:

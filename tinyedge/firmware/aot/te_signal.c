@@ -258,15 +258,18 @@ static void te_fft_stage(te_cplx16 *out, const te_cplx16 *in, int32_t stride, co
 }
 
 /* One real frame of p->fft_length samples (`frame`) to p->fft_length / 2 + 1 bins in `bins`: the
- * half-length complex FFT of the even/odd pairs, then the split into the real signal's spectrum. */
-static void te_real_fft(te_cplx16 *bins, const int16_t *frame, te_cplx16 *half, int32_t n, const int16_t *factors,
+ * half-length complex FFT of the even/odd pairs into `bins` itself, then the split into the real
+ * signal's spectrum in place (bin k and bin n - k are read from the half-length spectrum's k and n - k
+ * before either is written). */
+static void te_real_fft(te_cplx16 *bins, const int16_t *frame, int32_t n, const int16_t *factors,
                         const int16_t *twiddles, const int16_t *split_twiddles) {
   te_fft_plan plan;
+  const te_cplx16 *half = bins;
   int32_t k;
   te_cplx16 dc;
   plan.twiddles = twiddles;
   plan.inverse = 0;
-  te_fft_stage(half, (const te_cplx16 *)(const void *)frame, 1, factors, &plan);
+  te_fft_stage(bins, (const te_cplx16 *)(const void *)frame, 1, factors, &plan);
   dc = half[0];
   te_cscale(&dc, 2);
   bins[0].re = (int16_t)(dc.re + dc.im);
@@ -292,12 +295,10 @@ void te_signal_rfft_s16(int16_t *out, const int16_t *in, const te_rfft_params_t 
                        const int16_t *twiddles, const int16_t *split_twiddles, int16_t *work) {
   int32_t fft_length = TE_RD_S32(&p->fft_length), input_length = TE_RD_S32(&p->input_length);
   int32_t frames = TE_RD_S32(&p->frames), bins = TE_RD_S32(&p->output_bins), frame;
-  te_cplx16 *half = (te_cplx16 *)(void *)(work + fft_length);
   for (frame = 0; frame < frames; ++frame) {
     memcpy(work, in + frame * input_length, sizeof(int16_t) * (size_t)input_length);
     memset(work + input_length, 0, sizeof(int16_t) * (size_t)(fft_length - input_length));
-    te_real_fft((te_cplx16 *)(void *)(out + 2 * frame * bins), work, half, fft_length / 2, factors, twiddles,
-                split_twiddles);
+    te_real_fft((te_cplx16 *)(void *)(out + 2 * frame * bins), work, fft_length / 2, factors, twiddles, split_twiddles);
   }
 }
 

@@ -31,8 +31,8 @@ void te_signal_fft_auto_scale(int16_t *out, int32_t *scale_bits, const int16_t *
  * p->output_bins complex bins (fft_length / 2 + 1, interleaved real, imaginary). The half-length complex
  * FFT runs by the radix stages of `factors` ({radix, remaining length} pairs) with `twiddles`
  * (fft_length / 2 of them) and the split into the real spectrum with `split_twiddles` (fft_length / 4),
- * each a Q15 {cos, sin} pair (TE_CONST). work: fft_length int16 for the padded frame, then
- * fft_length / 2 complex int16. */
+ * each a Q15 {cos, sin} pair (TE_CONST). work: fft_length int16 for the padded frame (the half-length
+ * spectrum is computed in `out` and split there in place). */
 void te_signal_rfft_s16(int16_t *out, const int16_t *in, const te_rfft_params_t *p, const int16_t *factors,
                        const int16_t *twiddles, const int16_t *split_twiddles, int16_t *work);
 
