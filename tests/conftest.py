@@ -72,6 +72,20 @@ def quantized_session_model(out: Path, name: str, keras_model, x: np.ndarray, y:
                       out / f"{name}_int8.tflite")
 
 
+def run_temp_dir(tmp_path_factory) -> Path:
+    """This run's temporary folder, the same for every pytest-xdist worker (each has its own subfolder)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kernel_object_cache(tmp_path_factory) -> None:
+    """The AOT kernel objects the native test builds link (aot_harness.kernel_objects), compiled once per run."""
+    import aot_harness
+
+    aot_harness.OBJECT_CACHE = run_temp_dir(tmp_path_factory) / "kernel-objects"
+
+
 @pytest.fixture(scope="session")
 def sine_model(tmp_path_factory) -> ModelFiles:
     import models
