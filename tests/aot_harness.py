@@ -46,24 +46,38 @@ def _compiler_identity(compiler: str) -> bytes:
     return f"{os.path.realpath(found)}\n{version}".encode()
 
 
-def kernel_objects(work_dir: Path, names: Sequence[str]) -> list[Path]:
-    """The objects of the kernel library files a project holds (`names`, copied into work_dir by
-    copy_kernel_sources), compiled with OBJECT_FLAGS where only those files (and firmware/common) can
-    be included: compiled once per run for each set of files and their contents, then reused."""
+def kernel_objects(source_dir: Path, names: Sequence[str], flags: Sequence[str] = OBJECT_FLAGS,
+                   include_common: bool = True) -> list[Path]:
+    """The objects of the .c files among `names` (kernel library files in source_dir, e.g. those
+    copy_kernel_sources copied into a project), compiled with CC and `flags` where only those files
+    (and firmware/common) can be included: compiled once per run for each set of files, their
+    contents and the flags, then reused."""
     import hashlib
     import tempfile
 
     global OBJECT_CACHE
     if OBJECT_CACHE is None:
         OBJECT_CACHE = Path(tempfile.mkdtemp(prefix="te-kernel-objects-"))
-    common = FIRMWARE_DIR / "common"
-    digest = hashlib.sha256(_compiler_identity(CC) + " ".join(OBJECT_FLAGS).encode())
-    for path in [*(work_dir / n for n in sorted(names)), *sorted(common.iterdir())]:
+    common = [FIRMWARE_DIR / "common"] if include_common else []
+    digest = hashlib.sha256(_compiler_identity(CC) + " ".join(flags).encode())
+    for path in [*(source_dir / n for n in sorted(names)), *(p for d in common for p in sorted(d.iterdir()))]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     folder = OBJECT_CACHE / digest.hexdigest()[:20]
     objects = [folder / f"{Path(n).stem}.o" for n in sorted(names) if n.endswith(".c")]
     if folder.is_dir():
         return objects
+    OBJECT_CACHE.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=folder.name, dir=OBJECT_CACHE))
+    for name in names:
+        shutil.copyfile(source_dir / name, staging / name)
+    for name in (n for n in names if n.endswith(".c")):
+        compile_object([CC, *flags, f"-I{staging}", *(f"-I{d}" for d in common)], staging / name,
+                       staging / f"{Path(name).stem}.o")
+    try:
+        staging.rename(folder)
+    except OSError:  # another pytest-xdist worker put the same objects there first
+        shutil.rmtree(staging, ignore_errors=True)
+    return objects
     OBJECT_CACHE.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=folder.name, dir=OBJECT_CACHE))
     for name in names:
