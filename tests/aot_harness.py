@@ -78,18 +78,6 @@ def kernel_objects(source_dir: Path, names: Sequence[str], flags: Sequence[str] 
     except OSError:  # another pytest-xdist worker put the same objects there first
         shutil.rmtree(staging, ignore_errors=True)
     return objects
-    OBJECT_CACHE.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=folder.name, dir=OBJECT_CACHE))
-    for name in names:
-        shutil.copyfile(work_dir / name, staging / name)
-    for name in (n for n in names if n.endswith(".c")):
-        compile_object([CC, *OBJECT_FLAGS, f"-I{staging}", f"-I{common}"], staging / name,
-                       staging / f"{Path(name).stem}.o")
-    try:
-        staging.rename(folder)
-    except OSError:  # another pytest-xdist worker put the same objects there first
-        shutil.rmtree(staging, ignore_errors=True)
-    return objects
 
 
 def to_int8(model, samples: int = 32, seed: int = 0) -> TfliteModel:
