@@ -15,6 +15,7 @@ APT_PACKAGES=(
   clang libclang-rt-14-dev
   ser2net
   prometheus
+  ccache  # the test suite compiles the same firmware sources for model after model: tests/conftest.py
 )
 # Node.js and npm (rp2040js): Debian's, unless a Node.js with its own npm is already there (NodeSource's
 # nodejs package bundles npm, and Debian's npm package conflicts with it).

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import shutil
 import subprocess
@@ -23,6 +24,60 @@ from tinyedge.tflite_model import TfliteModel, parse_tflite
 
 CC = os.environ.get("CC", shutil.which("cc") or "gcc")
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared"]
+OBJECT_FLAGS = [flag for flag in CFLAGS if flag != "-shared"] + ["-c"]
+
+# Where kernel objects compiled once per run are kept (tests/conftest.py points it into the run's
+# temporary folder, shared by pytest-xdist's workers); a private temporary folder otherwise.
+OBJECT_CACHE: Path | None = None
+
+
+def compile_object(command: list[str], source: Path, obj: Path) -> Path:
+    """`command` (a compiler and its flags, with -c) compiles source into obj, or the test fails with its errors."""
+    result = subprocess.run([*command, str(source), "-o", str(obj)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AssertionError(f"C does not compile:\n{' '.join(command)} {source}\n{result.stderr}")
+    return obj
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_identity(compiler: str) -> bytes:
+    found = shutil.which(compiler) or compiler
+    version = subprocess.run([found, "--version"], capture_output=True, text=True).stdout
+    return f"{os.path.realpath(found)}\n{version}".encode()
+
+
+def kernel_objects(source_dir: Path, names: Sequence[str], flags: Sequence[str] = OBJECT_FLAGS,
+                   include_common: bool = True) -> list[Path]:
+    """The objects of the .c files among `names` (kernel library files in source_dir, e.g. those
+    copy_kernel_sources copied into a project), compiled with CC and `flags` where only those files
+    (and firmware/common) can be included: compiled once per run for each set of files, their
+    contents and the flags, then reused."""
+    import hashlib
+    import tempfile
+
+    global OBJECT_CACHE
+    if OBJECT_CACHE is None:
+        OBJECT_CACHE = Path(tempfile.mkdtemp(prefix="te-kernel-objects-"))
+    common = [FIRMWARE_DIR / "common"] if include_common else []
+    digest = hashlib.sha256(_compiler_identity(CC) + " ".join(flags).encode())
+    for path in [*(source_dir / n for n in sorted(names)), *(p for d in common for p in sorted(d.iterdir()))]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    folder = OBJECT_CACHE / digest.hexdigest()[:20]
+    objects = [folder / f"{Path(n).stem}.o" for n in sorted(names) if n.endswith(".c")]
+    if folder.is_dir():
+        return objects
+    OBJECT_CACHE.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=folder.name, dir=OBJECT_CACHE))
+    for name in names:
+        shutil.copyfile(source_dir / name, staging / name)
+    for name in (n for n in names if n.endswith(".c")):
+        compile_object([CC, *flags, f"-I{staging}", *(f"-I{d}" for d in common)], staging / name,
+                       staging / f"{Path(name).stem}.o")
+    try:
+        staging.rename(folder)
+    except OSError:  # another pytest-xdist worker put the same objects there first
+        shutil.rmtree(staging, ignore_errors=True)
+    return objects
 
 
 def to_int8(model, samples: int = 32, seed: int = 0) -> TfliteModel:
@@ -91,13 +146,14 @@ class NativeModel:
         work_dir.mkdir(parents=True, exist_ok=True)
         (work_dir / "te_model.c").write_text(self.program.source)
         (work_dir / "te_model.h").write_text(self.program.header)
-        sources = [work_dir / "te_model.c"] + [work_dir / name for name in copy_kernel_sources(work_dir, self.program)]
+        kernels = kernel_objects(work_dir, copy_kernel_sources(work_dir, self.program))
+        model_object = compile_object([CC, *OBJECT_FLAGS, f"-I{work_dir}", f"-I{FIRMWARE_DIR / 'common'}"],
+                                      work_dir / "te_model.c", work_dir / "te_model.o")
         self.library_path = work_dir / "libmodel.so"
-        command = [CC, *CFLAGS, f"-I{work_dir}", f"-I{FIRMWARE_DIR / 'common'}",
-                   *[str(s) for s in sources if s.suffix == ".c"], "-o", str(self.library_path), "-lm"]
+        command = [CC, "-shared", str(model_object), *map(str, kernels), "-o", str(self.library_path), "-lm"]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
-            raise AssertionError(f"generated C does not compile:\n{' '.join(command)}\n{result.stderr}")
+            raise AssertionError(f"generated C does not link:\n{' '.join(command)}\n{result.stderr}")
         self.lib = ctypes.CDLL(str(self.library_path))
         self.lib.te_runtime_input.restype = ctypes.c_void_p
         self.lib.te_runtime_output.restype = ctypes.c_void_p

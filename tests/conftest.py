@@ -72,6 +72,51 @@ def quantized_session_model(out: Path, name: str, keras_model, x: np.ndarray, y:
                       out / f"{name}_int8.tflite")
 
 
+def run_temp_dir(tmp_path_factory) -> Path:
+    """This run's temporary folder, the same for every pytest-xdist worker (each has its own subfolder)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kernel_object_cache(tmp_path_factory) -> None:
+    """The AOT kernel objects the native test builds link (aot_harness.kernel_objects), compiled once per run."""
+    import aot_harness
+
+    aot_harness.OBJECT_CACHE = run_temp_dir(tmp_path_factory) / "kernel-objects"
+
+
+# The C and C++ compilers the firmware builds and the tests call, by the names they call them.
+COMPILERS = ("cc", "gcc", "c++", "g++", "clang", "arm-none-eabi-gcc", "arm-none-eabi-g++", "avr-gcc", "avr-g++",
+             "riscv64-unknown-elf-gcc", "riscv64-unknown-elf-g++")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiler_cache(tmp_path_factory):
+    """Where ccache is installed, every compiler the run calls by name goes through it (ccache's own
+    "masquerade" links, first on PATH), with a cache for this run alone: a file compiled again with
+    the same compiler, flags and preprocessed text (the AOT kernels and firmware sources of each
+    board, built for model after model) is the object the compiler gave the first time, warnings
+    included; what differs is compiled. Without ccache the compilers are called directly."""
+    ccache = shutil.which("ccache")
+    if ccache is None:
+        yield
+        return
+    run = run_temp_dir(tmp_path_factory)
+    links = run / "ccache-bin"
+    links.mkdir(exist_ok=True)
+    for name in (c for c in COMPILERS if shutil.which(c)):
+        try:
+            (links / name).symlink_to(ccache)
+        except FileExistsError:  # made by another pytest-xdist worker
+            pass
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{links}{os.pathsep}{os.environ.get('PATH', '')}")
+        patch.setenv("CCACHE_DIR", str(run / "ccache"))
+        patch.setenv("CCACHE_NOCOMPRESS", "1")
+        yield
+
+
 @pytest.fixture(scope="session")
 def sine_model(tmp_path_factory) -> ModelFiles:
     import models

@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 import pytest
+from aot_harness import kernel_objects
 
 from tinyedge.aot.lowering import Lowered
 from tinyedge.aot.ops import lowerings
@@ -304,7 +305,10 @@ class Harness:
         c_file = workdir / "harness.c"
         c_file.write_text(self.source())
         exe = workdir / "harness"
-        result = subprocess.run([CC, *HOST_FLAGS, "-I", str(AOT_DIR), str(c_file), str(KERNELS_C), str(FIXED_POINT_C), "-o", str(exe)],
+        headers = [h.name for h in AOT_DIR.glob("*.h")]
+        kernels = kernel_objects(AOT_DIR, [KERNELS_C.name, FIXED_POINT_C.name, *headers], [*HOST_FLAGS, "-c"],
+                                 include_common=False)
+        result = subprocess.run([CC, *HOST_FLAGS, "-I", str(AOT_DIR), str(c_file), *map(str, kernels), "-o", str(exe)],
                                 capture_output=True, text=True)
         assert result.returncode == 0, f"harness did not compile:\n{result.stderr}\n{self.source()}"
         return exe

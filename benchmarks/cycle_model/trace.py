@@ -7,6 +7,7 @@ the ELF with arm-none-eabi-objdump."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -51,8 +52,11 @@ def build_plugin() -> Path:
     out = cache_dir() / "qemu-plugins" / f"tb_counts-{hashlib.sha256(source.encode()).hexdigest()[:12]}.so"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([cc, "-O2", "-Wall", "-shared", "-fPIC", "-fvisibility=hidden", "-o", str(out),
+        # Built under a name of its own, then renamed: a concurrent run never loads a half-written plugin.
+        partial = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+        subprocess.run([cc, "-O2", "-Wall", "-shared", "-fPIC", "-fvisibility=hidden", "-o", str(partial),
                         str(PLUGIN_DIR / "tb_counts.c")], check=True, capture_output=True, text=True)
+        os.replace(partial, out)
     return out
 
 
