@@ -100,6 +100,25 @@ static te_cplx16 te_cmul(te_cplx16 a, int16_t b_re, int16_t b_im) {
   return r;
 }
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* te_cmul by a twiddle read as one word: SMUSD gives re*re - im*im and SMUADX re*im + im*re, each
+ * the exact 32-bit sum te_cmul wraps to (the only overflow, 2^31, wraps alike). */
+static te_cplx16 te_cmul_packed(te_cplx16 a, const int16_t *twiddle) {
+  uint32_t x, w, re, im;
+  te_cplx16 r;
+  memcpy(&x, &a, sizeof x);
+  memcpy(&w, twiddle, sizeof w);
+  __asm__("smusd %0, %1, %2" : "=r"(re) : "r"(x), "r"(w));
+  __asm__("smuadx %0, %1, %2" : "=r"(im) : "r"(x), "r"(w));
+  r.re = te_q15_round(re);
+  r.im = te_q15_round(im);
+  return r;
+}
+#define TE_TWIDDLE(x, twiddles, k) te_cmul_packed((x), (twiddles) + 2 * (k))
+#else
+#define TE_TWIDDLE(x, twiddles, k) te_cmul((x), TE_RD_S16((twiddles) + 2 * (k)), TE_RD_S16((twiddles) + 2 * (k) + 1))
+#endif
+
 static te_cplx16 te_cadd(te_cplx16 a, te_cplx16 b) {
   te_cplx16 r;
   r.re = (int16_t)(a.re + b.re);
@@ -127,7 +146,7 @@ typedef struct {
 } te_fft_plan;
 
 static te_cplx16 te_twiddled(const te_fft_plan *plan, te_cplx16 x, int32_t k) {
-  return te_cmul(x, TE_RD_S16(plan->twiddles + 2 * k), TE_RD_S16(plan->twiddles + 2 * k + 1));
+  return TE_TWIDDLE(x, plan->twiddles, k);
 }
 
 static void te_radix2(te_cplx16 *f, int32_t stride, int32_t m, const te_fft_plan *plan) {
