@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -84,6 +85,15 @@ def kernel_object_cache(tmp_path_factory) -> None:
     import aot_harness
 
     aot_harness.OBJECT_CACHE = run_temp_dir(tmp_path_factory) / "kernel-objects"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_reaches_the_processes_tests_start() -> None:
+    """A child inherits an ignored SIGINT: pytest-xdist's workers ignore it, and so does a job a
+    non-interactive shell starts in the background. The tests that press Ctrl-C on a tinyedge process
+    need it at its default, as in a terminal."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # The C and C++ compilers the firmware builds and the tests call, by the names they call them.

@@ -62,8 +62,9 @@ def test_session_cnn_counts_its_windows_and_requantizations_as_compiled(cnn_mode
 
 
 KERNEL_DECLARATION = re.compile(r"^void\s+(te_\w+)\s*\(([^)]*)\)\s*;", re.MULTILINE)
-# What a kernel writes: its output, or the data it transforms in place.
-FIRST_PARAMETER = re.compile(r"^(?:u?int(?:8|16|32|64)_t|float|void) \*(?:out|dst|data|fc_out)$")
+# What a kernel writes: its output, or the data it transforms in place (or a table of row pointers:
+# te_row_pointers).
+FIRST_PARAMETER = re.compile(r"^(?:(?:u?int(?:8|16|32|64)_t|float|void) \*(?:out|dst|data|fc_out)|const int8_t \*\*out)$")
 
 
 def test_every_kernel_takes_its_output_first():

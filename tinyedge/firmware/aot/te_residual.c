@@ -34,12 +34,12 @@ te_dim te_rows_end(const te_window_t *w, te_dim oy) {
   return (te_dim)(end > w->in_h ? w->in_h : end);
 }
 
-void te_row_pointers(const int8_t **rows, const te_window_t *w, te_dim oy, const int8_t *in, int32_t row_bytes,
+void te_row_pointers(const int8_t **out, const te_window_t *w, te_dim oy, const int8_t *in, int32_t row_bytes,
                      te_dim ring) {
   const int16_t start = (int16_t)(oy * w->stride_h - w->pad_h);
   te_dim ky;
   for (ky = 0; ky < w->k_h; ++ky) {
     const int16_t iy = (int16_t)(start + w->dil_h * ky);
-    rows[ky] = iy < 0 || iy >= w->in_h ? 0 : in + (int32_t)(ring ? iy % ring : iy) * row_bytes;
+    out[ky] = iy < 0 || iy >= w->in_h ? 0 : in + (int32_t)(ring ? iy % ring : iy) * row_bytes;
   }
 }

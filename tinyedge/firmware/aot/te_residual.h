@@ -30,10 +30,10 @@ te_dim te_band_advance(te_window_t *row, const te_window_t *w, te_dim r, int8_t 
 /* The end of the input rows that output row `oy` of convolution `w` reads. */
 te_dim te_rows_end(const te_window_t *w, te_dim oy);
 
-/* rows[ky] = the input row output row `oy` of convolution `w` reads at tap row ky, 0 for a padding row:
+/* out[ky] = the input row output row `oy` of convolution `w` reads at tap row ky, 0 for a padding row:
  * input row iy at in + iy * row_bytes, or with `ring` rows in a ring, at in + (iy % ring) * row_bytes
  * (for te_dsp_conv2d_row). */
-void te_row_pointers(const int8_t **rows, const te_window_t *w, te_dim oy, const int8_t *in, int32_t row_bytes,
+void te_row_pointers(const int8_t **out, const te_window_t *w, te_dim oy, const int8_t *in, int32_t row_bytes,
                      te_dim ring);
 
 #ifdef __cplusplus
